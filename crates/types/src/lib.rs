@@ -1,1 +1,21 @@
-//! placeholder
+//! Exodus's vocabulary: addresses, amounts, transactions and their canonical binary codec.
+//!
+//! Everything here is plain data with a frozen, bounded encoding (Commonware codec). Nothing
+//! hashes or signs JSON: the bytes a validator signs or hashes are exactly the bytes produced
+//! here, and every decoder rejects oversize or trailing input instead of allocating blindly.
+//!
+//! This crate must never do I/O, read a clock, draw randomness or depend on an async runtime.
+
+mod amount;
+mod codec;
+mod tx;
+
+pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
+pub use codec::{read_bounded_bytes, read_bounded_string, write_bytes};
+pub use tx::{
+    Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_TX_BYTES, PrivateKey, Signature, SignedTx,
+    TX_NAMESPACE, TxHash, UnsignedTx, address_from_hex, address_to_hex, hash_bytes,
+};
+
+/// The SHA-256 digest used for transaction and block hashes.
+pub type Digest = commonware_cryptography::sha256::Digest;

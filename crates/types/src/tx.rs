@@ -1,0 +1,275 @@
+//! Transactions: `{chain_id, sender, nonce, fee, action, signature}`.
+
+use crate::{
+    Amount, Digest,
+    codec::{bytes_encode_size, read_bounded_string, write_bytes},
+};
+use bytes::BufMut;
+use commonware_codec::{Buf, Encode, EncodeSize, Error, Read, ReadExt, Write};
+use commonware_cryptography::{Hasher, Sha256, Signer, Verifier, ed25519};
+
+pub use ed25519::{PrivateKey, Signature};
+
+/// An account address is its ed25519 public key.
+pub type Address = ed25519::PublicKey;
+/// The hash of a signed transaction's canonical encoding.
+pub type TxHash = Digest;
+/// The name of a chain; transactions signed for another chain are rejected.
+pub type ChainId = String;
+
+/// Signatures over transactions use this namespace, so that no signature made for consensus
+/// or for the network handshake can ever authorize spending.
+pub const TX_NAMESPACE: &[u8] = b"exodus-tx-v1";
+/// Longest chain id, in bytes.
+pub const MAX_CHAIN_ID_LEN: usize = 32;
+/// Largest encoded transaction, in bytes. Bigger ones are refused before decoding.
+pub const MAX_TX_BYTES: usize = 16 * 1024;
+
+/// What a transaction does.
+///
+/// Tags are frozen: a new action takes the next free tag, and an old tag is never reused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Moves `amount` from the sender to `to`.
+    Transfer { to: Address, amount: Amount },
+}
+
+impl Action {
+    const TAG_TRANSFER: u8 = 0;
+
+    /// A short name for logs, receipts and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Transfer { .. } => "transfer",
+        }
+    }
+}
+
+impl Write for Action {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Transfer { to, amount } => {
+                Self::TAG_TRANSFER.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Action {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Transfer { to, amount } => to.encode_size() + amount.encode_size(),
+        }
+    }
+}
+
+impl Read for Action {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        match u8::read(buf)? {
+            Self::TAG_TRANSFER => Ok(Self::Transfer {
+                to: Address::read(buf)?,
+                amount: Amount::read(buf)?,
+            }),
+            tag => Err(Error::InvalidEnum(tag)),
+        }
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsignedTx {
+    pub chain_id: ChainId,
+    pub sender: Address,
+    pub nonce: u64,
+    pub fee: Amount,
+    pub action: Action,
+}
+
+impl UnsignedTx {
+    /// Signs with `key`, which must be the sender's.
+    pub fn sign(self, key: &PrivateKey) -> SignedTx {
+        let signature = key.sign(TX_NAMESPACE, &self.encode());
+        SignedTx {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+impl Write for UnsignedTx {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_bytes(self.chain_id.as_bytes(), buf);
+        self.sender.write(buf);
+        self.nonce.write(buf);
+        self.fee.write(buf);
+        self.action.write(buf);
+    }
+}
+
+impl EncodeSize for UnsignedTx {
+    fn encode_size(&self) -> usize {
+        bytes_encode_size(self.chain_id.as_bytes())
+            + self.sender.encode_size()
+            + self.nonce.encode_size()
+            + self.fee.encode_size()
+            + self.action.encode_size()
+    }
+}
+
+impl Read for UnsignedTx {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        Ok(Self {
+            chain_id: read_bounded_string(buf, MAX_CHAIN_ID_LEN)?,
+            sender: Address::read(buf)?,
+            nonce: u64::read(buf)?,
+            fee: Amount::read(buf)?,
+            action: Action::read(buf)?,
+        })
+    }
+}
+
+/// A transaction with the sender's signature over the encoding of [`UnsignedTx`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTx {
+    pub tx: UnsignedTx,
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// The transaction hash: SHA-256 of the full signed encoding.
+    pub fn hash(&self) -> TxHash {
+        hash_bytes(&self.encode())
+    }
+
+    /// Checks the signature alone (one verification; blocks use batch verification instead).
+    pub fn verify_signature(&self) -> bool {
+        self.tx
+            .sender
+            .verify(TX_NAMESPACE, &self.tx.encode(), &self.signature)
+    }
+
+    /// Decodes a transaction from untrusted bytes, refusing anything over [`MAX_TX_BYTES`].
+    pub fn decode_untrusted(bytes: &[u8]) -> Result<Self, Error> {
+        use commonware_codec::DecodeExt;
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(Error::InvalidLength(bytes.len()));
+        }
+        Self::decode(bytes.to_vec())
+    }
+}
+
+impl Write for SignedTx {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.tx.write(buf);
+        self.signature.write(buf);
+    }
+}
+
+impl EncodeSize for SignedTx {
+    fn encode_size(&self) -> usize {
+        self.tx.encode_size() + self.signature.encode_size()
+    }
+}
+
+impl Read for SignedTx {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        Ok(Self {
+            tx: UnsignedTx::read(buf)?,
+            signature: Signature::read(buf)?,
+        })
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn hash_bytes(bytes: &[u8]) -> Digest {
+    Sha256::hash(&[bytes])
+}
+
+/// Lower-case hex of an address (64 characters).
+pub fn address_to_hex(address: &Address) -> String {
+    hex::encode(address.encode())
+}
+
+/// Parses a 64-character hex address.
+pub fn address_from_hex(text: &str) -> Option<Address> {
+    use commonware_codec::DecodeExt;
+    let bytes = hex::decode(text.trim()).ok()?;
+    Address::decode(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_codec::DecodeExt;
+
+    fn key(seed: u64) -> PrivateKey {
+        PrivateKey::from_seed(seed)
+    }
+
+    fn sample() -> SignedTx {
+        UnsignedTx {
+            chain_id: "exo-test".into(),
+            sender: key(1).public_key(),
+            nonce: 7,
+            fee: Amount(1_000),
+            action: Action::Transfer {
+                to: key(2).public_key(),
+                amount: Amount::from_exo(5),
+            },
+        }
+        .sign(&key(1))
+    }
+
+    /// Freezes the transaction format. Changing these bytes is a decision that goes into the
+    /// commit message: every signature and hash ever made depends on them.
+    #[test]
+    fn golden_transfer_bytes_and_hash() {
+        let tx = sample();
+        assert_eq!(
+            hex::encode(tx.encode()),
+            include_str!("../tests/golden/transfer.hex").trim()
+        );
+        assert_eq!(
+            hex::encode(tx.hash()),
+            include_str!("../tests/golden/transfer.hash").trim()
+        );
+    }
+
+    #[test]
+    fn round_trip_and_signature() {
+        let tx = sample();
+        let decoded = SignedTx::decode(tx.encode()).unwrap();
+        assert_eq!(decoded, tx);
+        assert!(decoded.verify_signature());
+        let mut forged = tx.clone();
+        forged.tx.nonce += 1;
+        assert!(!forged.verify_signature());
+    }
+
+    #[test]
+    fn rejects_oversize_and_trailing_bytes() {
+        let mut bytes = sample().encode().to_vec();
+        bytes.push(0);
+        assert!(SignedTx::decode_untrusted(&bytes).is_err());
+        assert!(SignedTx::decode_untrusted(&vec![0u8; MAX_TX_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn address_hex_round_trip() {
+        let address = key(3).public_key();
+        assert_eq!(address_from_hex(&address_to_hex(&address)), Some(address));
+        assert_eq!(address_from_hex("zz"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = SignedTx::decode_untrusted(&bytes);
+        }
+    }
+}
