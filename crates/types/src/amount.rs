@@ -138,14 +138,26 @@ mod tests {
         assert_eq!(Amount::parse_exo("1").unwrap(), Amount(1_000_000_000));
         assert_eq!(Amount::parse_exo("0.5").unwrap(), Amount(500_000_000));
         assert_eq!(Amount::parse_exo(".25").unwrap(), Amount(250_000_000));
-        assert_eq!(Amount::parse_exo("3.000000001").unwrap(), Amount(3_000_000_001));
+        assert_eq!(
+            Amount::parse_exo("3.000000001").unwrap(),
+            Amount(3_000_000_001)
+        );
         assert_eq!(
             Amount::parse_exo("1.0000000001"),
             Err(AmountError::TooPrecise("1.0000000001".into()))
         );
-        assert!(matches!(Amount::parse_exo("-1"), Err(AmountError::NotANumber(_))));
-        assert!(matches!(Amount::parse_exo("1e9"), Err(AmountError::NotANumber(_))));
-        assert!(matches!(Amount::parse_exo("."), Err(AmountError::NotANumber(_))));
+        assert!(matches!(
+            Amount::parse_exo("-1"),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Amount::parse_exo("1e9"),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Amount::parse_exo("."),
+            Err(AmountError::NotANumber(_))
+        ));
         assert!(matches!(
             Amount::parse_exo("999999999999999999999999999999999999"),
             Err(AmountError::TooLarge(_))
@@ -170,6 +182,9 @@ mod tests {
     fn encoding_is_sixteen_big_endian_bytes() {
         use commonware_codec::{Encode, EncodeSize};
         assert_eq!(Amount(1).encode().len(), Amount(1).encode_size());
-        assert_eq!(hex::encode(Amount(258).encode()), "00000000000000000000000000000102");
+        assert_eq!(
+            hex::encode(Amount(258).encode()),
+            "00000000000000000000000000000102"
+        );
     }
 }

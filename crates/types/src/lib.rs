@@ -11,7 +11,7 @@ mod codec;
 mod tx;
 
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
-pub use codec::{read_bounded_bytes, read_bounded_string, write_bytes};
+pub use codec::{bytes_encode_size, read_bounded_bytes, read_bounded_string, write_bytes};
 pub use tx::{
     Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_TX_BYTES, PrivateKey, Signature, SignedTx,
     TX_NAMESPACE, TxHash, UnsignedTx, address_from_hex, address_to_hex, hash_bytes,

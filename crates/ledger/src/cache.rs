@@ -1,0 +1,139 @@
+//! What the ledger knows of the state while it executes a block.
+
+use crate::keys::Key;
+use std::collections::BTreeMap;
+
+/// The ledger needed a key the cache does not hold yet. The caller fetches it and retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("state key {} is not loaded", hex_prefix(.0))]
+pub struct Missing(pub Key);
+
+fn hex_prefix(key: &Key) -> String {
+    key.iter().take(9).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads fetched from the store and writes made by the block so far.
+///
+/// Writes are journaled so a transaction that hits [`Missing`] halfway can be rolled back to
+/// its [`Checkpoint`] and executed again once the key is loaded.
+#[derive(Debug, Default, Clone)]
+pub struct StateCache {
+    loaded: BTreeMap<Key, Option<Vec<u8>>>,
+    writes: BTreeMap<Key, Option<Vec<u8>>>,
+    undo: Vec<(Key, Option<Option<Vec<u8>>>)>,
+}
+
+/// A point to roll the writes back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint(usize);
+
+impl StateCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the stored value of `key`, as fetched by the caller.
+    pub fn load(&mut self, key: Key, value: Option<Vec<u8>>) {
+        self.loaded.insert(key, value);
+    }
+
+    /// The current value of `key`: the block's own write, else the loaded value.
+    pub fn get(&self, key: &Key) -> Result<Option<&[u8]>, Missing> {
+        if let Some(value) = self.writes.get(key) {
+            return Ok(value.as_deref());
+        }
+        match self.loaded.get(key) {
+            Some(value) => Ok(value.as_deref()),
+            None => Err(Missing(*key)),
+        }
+    }
+
+    /// Writes (or with `None`, deletes) `key`.
+    pub fn put(&mut self, key: Key, value: Option<Vec<u8>>) {
+        let previous = self.writes.insert(key, value);
+        self.undo.push((key, previous));
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.undo.len())
+    }
+
+    /// Undoes every write made since `checkpoint`.
+    pub fn rollback(&mut self, checkpoint: Checkpoint) {
+        while self.undo.len() > checkpoint.0 {
+            let Some((key, previous)) = self.undo.pop() else {
+                break;
+            };
+            match previous {
+                Some(value) => self.writes.insert(key, value),
+                None => self.writes.remove(&key),
+            };
+        }
+    }
+
+    /// The block's net writes, in key order.
+    pub fn writes(&self) -> &BTreeMap<Key, Option<Vec<u8>>> {
+        &self.writes
+    }
+
+    /// Consumes the cache, giving its net writes in key order.
+    pub fn into_writes(self) -> BTreeMap<Key, Option<Vec<u8>>> {
+        self.writes
+    }
+}
+
+/// An in-memory store for tests, simulations and tools: resolves [`Missing`] synchronously.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MemoryBacking {
+    pub entries: BTreeMap<Key, Vec<u8>>,
+}
+
+impl MemoryBacking {
+    /// Runs `step` against `cache`, loading missing keys from this store until it succeeds.
+    pub fn resolve<T>(
+        &self,
+        cache: &mut StateCache,
+        mut step: impl FnMut(&mut StateCache) -> Result<T, Missing>,
+    ) -> T {
+        loop {
+            let checkpoint = cache.checkpoint();
+            match step(cache) {
+                Ok(value) => return value,
+                Err(Missing(key)) => {
+                    cache.rollback(checkpoint);
+                    cache.load(key, self.entries.get(&key).cloned());
+                }
+            }
+        }
+    }
+
+    /// Applies a block's net writes.
+    pub fn apply(&mut self, writes: BTreeMap<Key, Option<Vec<u8>>>) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.entries.insert(key, value),
+                None => self.entries.remove(&key),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_earlier_writes() {
+        let mut cache = StateCache::new();
+        let a = [1u8; 33];
+        cache.load(a, None);
+        cache.put(a, Some(vec![1]));
+        let cp = cache.checkpoint();
+        cache.put(a, Some(vec![2]));
+        cache.put([2u8; 33], Some(vec![3]));
+        cache.rollback(cp);
+        assert_eq!(cache.get(&a).unwrap(), Some(&[1u8][..]));
+        assert_eq!(cache.get(&[2u8; 33]), Err(Missing([2u8; 33])));
+        assert_eq!(cache.writes().len(), 1);
+    }
+}
