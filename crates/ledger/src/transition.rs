@@ -128,7 +128,8 @@ impl Ledger {
     /// Executes transaction `index` of the block and records its receipt.
     ///
     /// `signature_ok` comes from the chain's batch verification. `encoded_len` is the size of
-    /// the transaction as it travelled.
+    /// the transaction as it travelled. Returns `None`, and changes nothing, for a transaction
+    /// that already has a receipt: executing it again would overwrite the record of what it did.
     pub fn apply_tx(
         &mut self,
         cache: &mut StateCache,
@@ -136,8 +137,11 @@ impl Ledger {
         tx: &SignedTx,
         signature_ok: bool,
         encoded_len: usize,
-    ) -> Result<Receipt, Missing> {
+    ) -> Result<Option<Receipt>, Missing> {
         let hash = tx.hash();
+        if cache.get(&Tag::Receipt.key_of(&hash))?.is_some() {
+            return Ok(None);
+        }
         let (status, fee_paid) = self.execute(cache, tx, signature_ok, encoded_len)?;
         let receipt = Receipt {
             height: self.env.height,
@@ -147,7 +151,7 @@ impl Ledger {
         };
         cache.put(Tag::Receipt.key_of(&hash), Some(receipt.encode().to_vec()));
         self.meta.tx_count = self.meta.tx_count.saturating_add(1);
-        Ok(receipt)
+        Ok(Some(receipt))
     }
 
     /// Checks and executes a transaction. Rejections before the fee is paid leave the state

@@ -82,7 +82,9 @@ impl Harness {
                 Ok((attempt, receipt))
             });
             ledger = receipt.0;
-            statuses.push(receipt.1.status);
+            if let Some(receipt) = receipt.1 {
+                statuses.push(receipt.status);
+            }
         }
         ledger.finish(&mut cache);
         self.store.apply(cache.into_writes());
@@ -166,7 +168,7 @@ fn every_rejection_has_its_reason() {
             (transfer(1, 0, 2, 0, 1_000), true),
             (transfer(1, 1, 2, 1_000_000, 1_000), true),
             (transfer(1, 2, 3, 5_000, 1_000), true),
-            (transfer(1, 0, 2, 1, 1_000), true),
+            (transfer(1, 0, 2, 1, 1_001), true),
         ],
     );
     assert_eq!(rejected(&statuses[0]), &Rejection::BadSignature);
@@ -213,6 +215,16 @@ fn every_rejection_has_its_reason() {
     );
     assert_eq!(h.account(9).balance, Amount(3_000));
     assert_eq!(h.total_balance(), h.supply());
+}
+
+#[test]
+fn a_transaction_executes_once() {
+    let mut h = Harness::new(&[(1, 1_000_000)]);
+    let tx = transfer(1, 0, 2, 5, 1_000);
+    let statuses = h.block(9, &[(tx.clone(), true), (tx.clone(), true)]);
+    assert_eq!(statuses, vec![TxStatus::Ok]);
+    assert!(h.block(9, &[(tx, true)]).is_empty());
+    assert_eq!(h.account(1).nonce, 1);
 }
 
 #[test]

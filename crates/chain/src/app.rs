@@ -1,0 +1,408 @@
+//! The application: executes blocks with the ledger on speculative QMDB batches.
+
+use crate::{
+    block::{Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS},
+    evidence::EvidenceProof,
+    events::{ChainEvents, FinalizedBlock},
+    mempool::Mempool,
+    store::{StateDatabases, StateKey, StateUnmerkleized},
+};
+use commonware_codec::EncodeSize;
+use commonware_consensus::{
+    Heightable, marshal::ancestry::Ancestry, simplex::scheme::ed25519::Scheme,
+};
+use commonware_cryptography::{BatchEntry, BatchVerifier, Digestible, ed25519, sha256};
+use commonware_glue::stateful::{
+    Application, Finality, Input, Proposed,
+    db::{DatabaseSet, Merkleized as _, Unmerkleized as _},
+};
+use commonware_parallel::Sequential;
+use commonware_runtime::Spawner;
+use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
+use commonware_utils::{non_empty_range, ordered::Set};
+use exo_ledger::{
+    BlockEnv, Genesis, Ledger, Missing, Receipt, Rejection, StateCache, TxStatus,
+};
+use exo_types::{SignedTx, TX_NAMESPACE};
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use tracing::{debug, warn};
+
+/// Why a block could not be executed. Any of these makes a candidate block invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("state read failed: {0}")]
+    Store(String),
+    #[error("block has no parent in its ancestry")]
+    NoParent,
+    #[error("block is for another chain")]
+    WrongChain,
+    #[error("block carries {0} transactions, over the limit")]
+    TooManyTxs(usize),
+    #[error("block carries invalid evidence")]
+    BadEvidence,
+}
+
+/// Faults seen by this validator's consensus engine, waiting to be included in a block.
+#[derive(Clone, Default)]
+pub struct EvidencePool {
+    pending: Arc<Mutex<Vec<EvidenceProof>>>,
+}
+
+impl EvidencePool {
+    /// Bound on unincluded evidence: a flood of faults cannot grow memory without limit.
+    const MAX_PENDING: usize = 256;
+
+    pub fn push(&self, proof: EvidenceProof) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() < Self::MAX_PENDING && !pending.contains(&proof) {
+            pending.push(proof);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<EvidenceProof> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn remove(&self, included: &[EvidenceProof]) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| !included.contains(p));
+    }
+}
+
+/// What proposals draw from: the mempool and the evidence pool.
+#[derive(Clone)]
+pub struct Sources {
+    pub mempool: Mempool,
+    pub evidence: EvidencePool,
+}
+
+/// The Exodus application driven by `commonware_glue::stateful`.
+#[derive(Clone)]
+pub struct App {
+    genesis: Arc<Genesis>,
+    genesis_hash: sha256::Digest,
+    genesis_block: Block,
+    committee: Set<ed25519::PublicKey>,
+    verifier: Scheme,
+    events: ChainEvents,
+    sources: Sources,
+}
+
+impl App {
+    pub fn new(
+        genesis: Arc<Genesis>,
+        genesis_block: Block,
+        committee: Set<ed25519::PublicKey>,
+        namespace: &[u8],
+        events: ChainEvents,
+        sources: Sources,
+    ) -> Self {
+        Self {
+            sources,
+            genesis_hash: genesis.hash(),
+            verifier: Scheme::verifier(namespace, committee.clone()),
+            genesis,
+            genesis_block,
+            committee,
+            events,
+        }
+    }
+}
+
+/// Runs `step` until it stops asking for state, loading each missing key from the batch.
+async fn resolve<E, T>(
+    batch: &StateUnmerkleized<E>,
+    cache: &mut StateCache,
+    mut step: impl FnMut(&mut StateCache) -> Result<T, Missing>,
+) -> Result<T, ExecError>
+where
+    E: StorageContext + Spawner,
+{
+    loop {
+        let checkpoint = cache.checkpoint();
+        match step(cache) {
+            Ok(value) => return Ok(value),
+            Err(Missing(key)) => {
+                cache.rollback(checkpoint);
+                let value = batch
+                    .get(&StateKey::new(key))
+                    .await
+                    .map_err(|e| ExecError::Store(e.to_string()))?;
+                cache.load(key, value);
+            }
+        }
+    }
+}
+
+/// Checks every signature of a block with one batch verification; on failure, finds the bad
+/// ones one by one (a block with a bad signature is rare and its proposer pays the cost).
+fn verify_signatures(rng: &mut impl rand::CryptoRng, txs: &[SignedTx]) -> Vec<bool> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    let messages: Vec<bytes::Bytes> = txs
+        .iter()
+        .map(|t| commonware_codec::Encode::encode(&t.tx))
+        .collect();
+    let all_ok = ed25519::PublicKey::verify_batch(
+        rng,
+        txs,
+        |i, tx| BatchEntry {
+            namespace: TX_NAMESPACE,
+            message: &messages[i],
+            public_key: &tx.tx.sender,
+            signature: &tx.signature,
+        },
+        &Sequential,
+    );
+    if all_ok {
+        return vec![true; txs.len()];
+    }
+    txs.iter().map(SignedTx::verify_signature).collect()
+}
+
+impl App {
+    /// Executes `txs` and `evidence` on `batch` as block `height` proposed by `proposer`.
+    ///
+    /// When `building`, transactions the ledger would reject before charging a fee are left
+    /// out of the block (and, when they can never succeed, dropped from the mempool), and
+    /// duplicate evidence is skipped. When verifying, everything in the block is executed as it
+    /// is, and invalid evidence makes the block invalid.
+    async fn execute<E>(
+        &self,
+        rng: &mut impl rand::CryptoRng,
+        height: u64,
+        proposer: ed25519::PublicKey,
+        mut batch: StateUnmerkleized<E>,
+        txs: Vec<SignedTx>,
+        evidence: Vec<EvidenceProof>,
+        building: Option<&Mempool>,
+    ) -> Result<(Vec<SignedTx>, Vec<EvidenceProof>, StateUnmerkleized<E>, usize), ExecError>
+    where
+        E: StorageContext + Spawner,
+    {
+        let env = BlockEnv {
+            height,
+            proposer,
+        };
+        let mut cache = StateCache::new();
+        let mut ledger = resolve(&batch, &mut cache, |c| {
+            Ledger::begin(c, &self.genesis, env.clone())
+        })
+        .await?;
+
+        let mut included_evidence = Vec::new();
+        for proof in evidence {
+            let Some(record) = proof.verify(rng, &self.verifier, &self.committee) else {
+                if building.is_some() {
+                    continue;
+                }
+                return Err(ExecError::BadEvidence);
+            };
+            let (next, new) = resolve(&batch, &mut cache, |c| {
+                let mut attempt = ledger.clone();
+                let new = attempt.record_evidence(c, &record)?;
+                Ok((attempt, new))
+            })
+            .await?;
+            ledger = next;
+            if new || building.is_none() {
+                included_evidence.push(proof);
+            }
+        }
+
+        let signatures = match building {
+            // The mempool admits only transactions whose signature it checked.
+            Some(_) => vec![true; txs.len()],
+            None => verify_signatures(rng, &txs),
+        };
+        let max_txs = (ledger.params().max_block_txs as usize).min(MAX_BLOCK_TXS);
+        let mut included = Vec::with_capacity(txs.len().min(max_txs));
+        let mut block_bytes = 0usize;
+        let mut evicted = Vec::new();
+        for (tx, signature_ok) in txs.into_iter().zip(signatures) {
+            let size = tx.encode_size();
+            if building.is_some() && (included.len() >= max_txs || block_bytes + size > MAX_BLOCK_BYTES) {
+                break;
+            }
+            let index = included.len() as u32;
+            let checkpoint = cache.checkpoint();
+            let (next, receipt) = resolve(&batch, &mut cache, |c| {
+                let mut attempt = ledger.clone();
+                let receipt = attempt.apply_tx(c, index, &tx, signature_ok, size)?;
+                Ok((attempt, receipt))
+            })
+            .await?;
+            if building.is_some() {
+                match &receipt {
+                    None => {
+                        evicted.push(tx.hash());
+                        cache.rollback(checkpoint);
+                        continue;
+                    }
+                    Some(Receipt {
+                        status: TxStatus::Rejected(reason),
+                        fee_paid,
+                        ..
+                    }) if fee_paid.0 == 0 => {
+                        if !matches!(
+                            reason,
+                            Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. }
+                        ) {
+                            evicted.push(tx.hash());
+                        }
+                        cache.rollback(checkpoint);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            ledger = next;
+            block_bytes += size;
+            included.push(tx);
+        }
+        if let Some(mempool) = building
+            && !evicted.is_empty()
+        {
+            debug!(count = evicted.len(), "dropping transactions that can never execute");
+            mempool.remove(evicted);
+        }
+        ledger.finish(&mut cache);
+        let writes = cache.into_writes();
+        let write_count = writes.len();
+        for (key, value) in writes {
+            batch = batch.write(StateKey::new(key), value);
+        }
+        Ok((included, included_evidence, batch, write_count))
+    }
+}
+
+impl<E> Application<E> for App
+where
+    E: StorageContext + Spawner + rand::CryptoRng + Clone,
+{
+    type SigningScheme = Scheme;
+    type Context = BlockContext;
+    type Block = Block;
+    type Databases = StateDatabases<E>;
+    type Captured = ();
+    type Provider = Sources;
+    type Input = ();
+
+    fn sync_targets(block: &Block) -> <Self::Databases as DatabaseSet<E>>::SyncTargets {
+        Target::new(block.state_root, block.state_range.clone())
+    }
+
+    async fn genesis(&mut self) -> Block {
+        self.genesis_block.clone()
+    }
+
+    async fn propose(
+        &mut self,
+        (mut context, consensus): (E, BlockContext),
+        ancestry: impl Ancestry<Block>,
+        batches: <Self::Databases as DatabaseSet<E>>::Unmerkleized,
+        input: Input<(), Sources>,
+    ) -> Option<Proposed<Self, E>> {
+        let mut ancestry = Box::pin(ancestry);
+        let parent = ancestry.next().await?;
+        let height = parent.height().next();
+        let sources = input.provider;
+        let candidates = sources.mempool.candidates(MAX_BLOCK_TXS);
+        let mut evidence = sources.evidence.snapshot();
+        evidence.truncate(MAX_BLOCK_EVIDENCE);
+        let (txs, evidence, batch, _) = match self
+            .execute(
+                &mut context,
+                height.get(),
+                consensus.leader.clone(),
+                batches,
+                candidates,
+                evidence,
+                Some(&sources.mempool),
+            )
+            .await
+        {
+            Ok(done) => done,
+            Err(err) => {
+                warn!(%err, height = height.get(), "cannot build a block");
+                return None;
+            }
+        };
+        let merkleized = batch.merkleize().await.ok()?;
+        let bounds = merkleized.bounds();
+        let block = Block {
+            context: consensus,
+            parent: parent.digest(),
+            height,
+            chain: self.genesis_hash,
+            state_root: merkleized.root(),
+            state_range: non_empty_range!(bounds.inactivity_floor, bounds.tip.size),
+            txs,
+            evidence,
+        };
+        self.events.proposed(height.get(), block.txs.len());
+        Some(Proposed { block, merkleized })
+    }
+
+    async fn process(
+        &mut self,
+        (mut context, _consensus): (E, BlockContext),
+        ancestry: impl Ancestry<Block>,
+        batches: <Self::Databases as DatabaseSet<E>>::Unmerkleized,
+        _finality: Finality,
+    ) -> Option<<Self::Databases as DatabaseSet<E>>::Merkleized> {
+        let block = ancestry.peek()?.inner().clone();
+        if block.chain != self.genesis_hash {
+            warn!(height = block.height.get(), "rejecting a block of another chain");
+            return None;
+        }
+        if block.txs.len() > MAX_BLOCK_TXS || block.evidence.len() > MAX_BLOCK_EVIDENCE {
+            return None;
+        }
+        let (_, _, batch, _) = match self
+            .execute(
+                &mut context,
+                block.height.get(),
+                block.context.leader.clone(),
+                batches,
+                block.txs.clone(),
+                block.evidence.clone(),
+                None,
+            )
+            .await
+        {
+            Ok(done) => done,
+            Err(err) => {
+                warn!(%err, height = block.height.get(), "block does not execute");
+                return None;
+            }
+        };
+        batch.merkleize().await.ok()
+    }
+
+    async fn capture(
+        &mut self,
+        _context: (E, BlockContext),
+        _block: &Block,
+        _batches: &<Self::Databases as DatabaseSet<E>>::Merkleized,
+        _readers: <Self::Databases as DatabaseSet<E>>::Readers,
+    ) {
+    }
+
+    async fn finalized(
+        &mut self,
+        _context: (E, BlockContext),
+        block: &Block,
+        _captured: (),
+        _readers: <Self::Databases as DatabaseSet<E>>::Readers,
+    ) {
+        let summary = FinalizedBlock::from_block(block);
+        self.sources.mempool.remove(summary.tx_hashes.iter().copied());
+        self.sources.evidence.remove(&block.evidence);
+        self.events.finalized(summary);
+    }
+}

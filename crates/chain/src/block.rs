@@ -1,0 +1,164 @@
+//! Blocks: consensus context, parent, height, the state commitment, transactions, evidence.
+
+use crate::evidence::EvidenceProof;
+use bytes::BufMut;
+use commonware_codec::{
+    Buf, Encode, EncodeSize, Error as CodecError, FixedSize, MaxEncodeSize, RangeCfg, Read,
+    ReadExt, Write,
+};
+use commonware_consensus::{
+    Block as ConsensusBlock, BoundedBlock, CertifiableBlock, Heightable,
+    simplex::types::Context,
+    types::{Epoch, Height, Round, View},
+};
+use commonware_cryptography::{Digest as _, Digestible, Hasher, Sha256, ed25519, sha256};
+use commonware_storage::mmr::Location;
+use commonware_utils::range::NonEmptyRange;
+use exo_types::SignedTx;
+
+/// The digest of a block.
+pub type BlockDigest = sha256::Digest;
+/// The consensus context embedded in every block (round, leader, parent view).
+pub type BlockContext = Context<sha256::Digest, ed25519::PublicKey>;
+
+/// Most transactions in one block, whatever the chain parameters say.
+pub const MAX_BLOCK_TXS: usize = 10_000;
+/// Most evidence records in one block.
+pub const MAX_BLOCK_EVIDENCE: usize = 16;
+/// Largest encoded block, in bytes. Proposers stop adding transactions before it.
+pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+
+/// A block of the Exodus chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Round and leader this block was proposed in; verified by consensus.
+    pub context: BlockContext,
+    pub parent: BlockDigest,
+    pub height: Height,
+    /// Hash of the genesis this chain started from: blocks of another chain never verify.
+    pub chain: sha256::Digest,
+    /// Root of the authenticated state after this block.
+    pub state_root: sha256::Digest,
+    /// Operation range of the state store after this block (the state-sync target).
+    pub state_range: NonEmptyRange<Location>,
+    pub txs: Vec<SignedTx>,
+    /// Proven consensus faults, recorded by the ledger for slashing.
+    pub evidence: Vec<EvidenceProof>,
+}
+
+impl Block {
+    /// The block every validator starts from: height zero, empty state.
+    pub fn genesis(
+        chain: sha256::Digest,
+        state_root: sha256::Digest,
+        state_range: NonEmptyRange<Location>,
+        leader: ed25519::PublicKey,
+    ) -> Self {
+        Self {
+            context: Context {
+                round: Round::new(Epoch::zero(), View::zero()),
+                leader,
+                parent: (View::zero(), sha256::Digest::EMPTY),
+            },
+            parent: sha256::Digest::EMPTY,
+            height: Height::zero(),
+            chain,
+            state_root,
+            state_range,
+            txs: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// The hashes of the block's transactions, in order.
+    pub fn tx_hashes(&self) -> Vec<exo_types::TxHash> {
+        self.txs.iter().map(SignedTx::hash).collect()
+    }
+}
+
+impl Write for Block {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.context.write(buf);
+        self.parent.write(buf);
+        self.height.write(buf);
+        self.chain.write(buf);
+        self.state_root.write(buf);
+        self.state_range.write(buf);
+        self.txs.write(buf);
+        self.evidence.write(buf);
+    }
+}
+
+impl EncodeSize for Block {
+    fn encode_size(&self) -> usize {
+        self.context.encode_size()
+            + self.parent.encode_size()
+            + self.height.encode_size()
+            + self.chain.encode_size()
+            + self.state_root.encode_size()
+            + self.state_range.encode_size()
+            + self.txs.encode_size()
+            + self.evidence.encode_size()
+    }
+}
+
+impl Read for Block {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let block = Self {
+            context: BlockContext::read(buf)?,
+            parent: sha256::Digest::read(buf)?,
+            height: Height::read(buf)?,
+            chain: sha256::Digest::read(buf)?,
+            state_root: sha256::Digest::read(buf)?,
+            state_range: NonEmptyRange::read(buf)?,
+            txs: Vec::<SignedTx>::read_cfg(buf, &(RangeCfg::new(0..=MAX_BLOCK_TXS), ()))?,
+            evidence: Vec::<EvidenceProof>::read_cfg(
+                buf,
+                &(RangeCfg::new(0..=MAX_BLOCK_EVIDENCE), ()),
+            )?,
+        };
+        Ok(block)
+    }
+}
+
+impl Digestible for Block {
+    type Digest = sha256::Digest;
+
+    fn digest(&self) -> sha256::Digest {
+        Sha256::hash(&[&self.encode()])
+    }
+}
+
+impl Heightable for Block {
+    fn height(&self) -> Height {
+        self.height
+    }
+}
+
+impl ConsensusBlock for Block {
+    fn parent(&self) -> sha256::Digest {
+        self.parent
+    }
+}
+
+impl CertifiableBlock for Block {
+    type Context = BlockContext;
+
+    fn context(&self) -> BlockContext {
+        self.context.clone()
+    }
+}
+
+impl BoundedBlock for Block {
+    fn max_encode_size(_: &()) -> usize {
+        // Proposers never exceed MAX_BLOCK_BYTES; the fixed header is added so that the bound
+        // also covers the largest header.
+        MAX_BLOCK_BYTES
+            + BlockContext::MAX_ENCODE_SIZE
+            + 3 * sha256::Digest::SIZE
+            + Height::MAX_ENCODE_SIZE
+            + NonEmptyRange::<Location>::MAX_ENCODE_SIZE
+    }
+}

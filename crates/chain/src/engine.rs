@@ -1,0 +1,482 @@
+//! One validator's service stack: simplex, marshal, block broadcast, backfill, the stateful
+//! application, state-sync serving and mempool gossip.
+//!
+//! [`start`] is generic over the runtime context and the p2p network, so the same wiring runs
+//! under the deterministic simulator (tests) and over authenticated TCP (nodes).
+
+use crate::{
+    app::{App, EvidencePool, Sources},
+    block::Block,
+    events::ChainEvents,
+    evidence::EvidenceProof,
+    mempool::{Mempool, MempoolLimits},
+    store::{StateReader, state_config},
+};
+use commonware_broadcast::buffered;
+use commonware_codec::{Decode, Encode, RangeCfg};
+use commonware_consensus::{
+    Reporter, Reporters,
+    marshal::{
+        self, Identifier,
+        core::{Actor as MarshalActor, Mailbox as MarshalMailbox},
+        resolver::p2p as marshal_resolver,
+        standard::{Deferred, Standard},
+    },
+    simplex::{
+        self,
+        config::{ForwardPolicy, SkipPolicy},
+        elector::RoundRobin,
+        scheme::ed25519::Scheme,
+        types::Activity,
+    },
+    types::{Epoch, FixedEpocher, Height, ViewDelta},
+};
+use commonware_cryptography::{
+    Digestible, Sha256, Signer as _,
+    certificate::{ConstantProvider, Verifier as _},
+    ed25519, sha256,
+};
+use commonware_glue::stateful::{
+    Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
+    db::{DatabaseSet, SyncEngineConfig},
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    Clock, Handle, Metrics, Spawner, buffer::paged::CacheRef,
+};
+use commonware_storage::{Context as StorageContext, archive::prunable, translator::TwoCap};
+use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
+use exo_ledger::Genesis;
+use exo_types::{MAX_TX_BYTES, SignedTx};
+use futures::{StreamExt, channel::mpsc};
+use std::{num::NonZeroUsize, sync::Arc, time::Duration};
+use tracing::{debug, info, warn};
+
+/// Namespace of consensus signatures, distinct from transaction signatures.
+pub const CONSENSUS_NAMESPACE: &[u8] = b"exodus-consensus-v1";
+
+/// The p2p channels a validator uses, in this order.
+pub mod channel {
+    pub const VOTES: u64 = 0;
+    pub const CERTIFICATES: u64 = 1;
+    pub const RESOLVER: u64 = 2;
+    pub const BACKFILL: u64 = 3;
+    pub const BROADCAST: u64 = 4;
+    pub const MEMPOOL: u64 = 5;
+    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BROADCAST, MEMPOOL];
+}
+
+/// Registered p2p channels, in the order of [`channel::ALL`].
+pub struct Channels<S, R> {
+    pub votes: (S, R),
+    pub certificates: (S, R),
+    pub resolver: (S, R),
+    pub backfill: (S, R),
+    pub broadcast: (S, R),
+    pub mempool: (S, R),
+}
+
+impl<S, R> Channels<S, R> {
+    /// Builds the set from pairs registered in the order of [`channel::ALL`].
+    pub fn from_ordered(pairs: Vec<(S, R)>) -> Option<Self> {
+        let mut it = pairs.into_iter();
+        Some(Self {
+            votes: it.next()?,
+            certificates: it.next()?,
+            resolver: it.next()?,
+            backfill: it.next()?,
+            broadcast: it.next()?,
+            mempool: it.next()?,
+        })
+    }
+}
+
+/// Timeouts of the consensus engine.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub leader: Duration,
+    pub certification: Duration,
+    pub retry: Duration,
+    pub skip: Duration,
+    pub fetch: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            leader: Duration::from_millis(1_000),
+            certification: Duration::from_millis(2_000),
+            retry: Duration::from_millis(500),
+            skip: Duration::from_secs(5),
+            fetch: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything one validator needs to start.
+#[derive(Clone)]
+pub struct ValidatorConfig {
+    pub signer: ed25519::PrivateKey,
+    pub genesis: Arc<Genesis>,
+    /// Storage partitions are named under this prefix.
+    pub partition_prefix: String,
+    pub mempool: MempoolLimits,
+    pub timeouts: Timeouts,
+    /// Finalized blocks kept by marshal beyond what it needs, for lagging peers.
+    pub retained_blocks: usize,
+}
+
+/// A running validator.
+pub struct ValidatorHandle<E: StorageContext + Spawner> {
+    pub public_key: ed25519::PublicKey,
+    pub consensus: Handle<()>,
+    pub mempool: Mempool,
+    pub events: ChainEvents,
+    pub state: StateReader<E>,
+    pub blocks: BlockReader,
+    gossip: mpsc::Sender<SignedTx>,
+}
+
+impl<E: StorageContext + Spawner> ValidatorHandle<E> {
+    /// Admits a transaction whose signature the caller checked, and gossips it to the other
+    /// validators. Gossip is best-effort: a full queue only delays it until a local proposal.
+    pub fn submit(&self, tx: SignedTx) -> Result<exo_types::TxHash, crate::MempoolError> {
+        let hash = self.mempool.insert(tx.clone())?;
+        let _ = self.gossip.clone().try_send(tx);
+        Ok(hash)
+    }
+}
+
+/// Reads finalized blocks through marshal.
+#[derive(Clone)]
+pub struct BlockReader {
+    marshal: MarshalMailbox<Scheme, Standard<Block>>,
+}
+
+impl BlockReader {
+    pub async fn by_height(&self, height: u64) -> Option<Block> {
+        self.marshal
+            .get_block(Identifier::Height(Height::new(height)))
+            .await
+            .map(|b| b.inner().clone())
+    }
+}
+
+/// The committee of the genesis, as the ordered set consensus uses.
+pub fn committee(genesis: &Genesis) -> Result<Set<ed25519::PublicKey>, String> {
+    let validators = genesis.validators().map_err(|e| e.to_string())?;
+    Set::try_from(validators).map_err(|_| "duplicate validator".to_string())
+}
+
+/// The genesis block every validator of `genesis` starts from.
+pub fn genesis_block<E: StorageContext + Spawner>(genesis: &Genesis) -> Result<Block, String> {
+    let committee = committee(genesis)?;
+    let leader = committee
+        .iter()
+        .next()
+        .cloned()
+        .ok_or_else(|| "empty committee".to_string())?;
+    let target = <crate::StateDatabases<E> as DatabaseSet<E>>::initial_sync_targets();
+    Ok(Block::genesis(genesis.hash(), target.root, target.range, leader))
+}
+
+/// The largest message any channel carries, for the network configuration.
+pub fn max_message_size(validators: u32) -> u32 {
+    commonware_p2p::max_message_size(&[
+        simplex::max_payload_size::<Scheme, sha256::Digest>(validators),
+        marshal::max_payload_size::<Standard<Block>, Scheme>(validators, &()),
+        MAX_GOSSIP_TXS * MAX_TX_BYTES + 64,
+    ])
+}
+
+const STATE_SYNC_BATCH: std::num::NonZeroU64 = NZU64!(256);
+const MAX_GOSSIP_TXS: usize = 256;
+const IO_BUFFER: NonZeroUsize = NZUsize!(64 * 1024);
+
+fn archive_config<C>(prefix: &str, name: &str, page_cache: CacheRef, codec: C) -> prunable::Config<TwoCap, C> {
+    prunable::Config {
+        translator: TwoCap,
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        key_partition: format!("{prefix}-{name}-key"),
+        key_page_cache: page_cache,
+        value_partition: format!("{prefix}-{name}-value"),
+        compression: None,
+        codec_config: codec,
+        items_per_section: NZU64!(1024),
+        key_write_buffer: IO_BUFFER,
+        value_write_buffer: IO_BUFFER,
+        replay_buffer: IO_BUFFER,
+    }
+}
+
+/// Sends consensus faults to the evidence pool.
+#[derive(Clone)]
+struct EvidenceReporter {
+    pool: EvidencePool,
+}
+
+impl Reporter for EvidenceReporter {
+    type Activity = Activity<Scheme, sha256::Digest>;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        if let Some(proof) = EvidenceProof::from_activity(&activity) {
+            warn!("consensus fault observed; queuing evidence");
+            self.pool.push(proof);
+        }
+        commonware_actor::Feedback::Ok
+    }
+}
+
+/// Starts a validator. Every actor is a child of `context`, so aborting the returned consensus
+/// handle's parent task tears the whole validator down.
+pub async fn start<E, P, B, S, R>(
+    context: E,
+    config: ValidatorConfig,
+    peers: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> Result<ValidatorHandle<E>, String>
+where
+    E: StorageContext + Spawner + Clock + Metrics + rand::CryptoRng + Clone,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let public_key = config.signer.public_key();
+    let committee = committee(&config.genesis)?;
+    let scheme = Scheme::signer(CONSENSUS_NAMESPACE, committee.clone(), config.signer.clone())
+        .ok_or_else(|| "this key is not in the genesis committee".to_string())?;
+    let prefix = config.partition_prefix.clone();
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let genesis_block = genesis_block::<E>(&config.genesis)?;
+    let genesis_digest = genesis_block.digest();
+
+    // Backfill of missing blocks from peers.
+    let resolver = marshal_resolver::init(
+        context.child("marshal_resolver"),
+        marshal_resolver::Config {
+            public_key: public_key.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: NZUsize!(1024),
+            fetch_timeout: NZDuration!(config.timeouts.fetch),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+
+    // Gossip of proposed blocks.
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: public_key.clone(),
+            mailbox_size: NZUsize!(1024),
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(channels.broadcast);
+
+    let finalizations = prunable::Archive::init(
+        context.child("finalizations"),
+        archive_config(
+            &prefix,
+            "finalizations",
+            page_cache.clone(),
+            Scheme::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|e| format!("finalizations archive: {e}"))?;
+    let blocks = prunable::Archive::init(
+        context.child("blocks"),
+        archive_config(&prefix, "blocks", page_cache.clone(), ()),
+    )
+    .await
+    .map_err(|e| format!("blocks archive: {e}"))?;
+
+    let plan = SyncPlan::init(context.child("sync_plan"), prefix.clone()).await;
+    let provider = ConstantProvider::new(scheme.clone());
+    let (marshal_actor, marshal_mailbox, floor) =
+        MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
+            context.child("marshal"),
+            finalizations,
+            blocks,
+            marshal::Config {
+                provider: provider.clone(),
+                epocher: epocher.clone(),
+                start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
+                    genesis_block.clone(),
+                    genesis_digest,
+                )),
+                partition_prefix: prefix.clone(),
+                mailbox_size: NZUsize!(1024),
+                view_retention: ViewDelta::new(64),
+                prunable_items_per_section: NZU64!(1024),
+                page_cache: page_cache.clone(),
+                replay_buffer: IO_BUFFER,
+                key_write_buffer: IO_BUFFER,
+                value_write_buffer: IO_BUFFER,
+                block_codec_config: (),
+                max_repair: NZUsize!(64),
+                max_pending_acks: NZUsize!(16),
+                strategy: Sequential,
+            },
+        )
+        .await;
+
+    let events = ChainEvents::default();
+    let mempool = Mempool::new(config.mempool);
+    let evidence = EvidencePool::default();
+    let sources = Sources {
+        mempool: mempool.clone(),
+        evidence: evidence.clone(),
+    };
+    let app = App::new(
+        config.genesis.clone(),
+        genesis_block.clone(),
+        committee.clone(),
+        CONSENSUS_NAMESPACE,
+        events.clone(),
+        sources.clone(),
+    );
+    let (stateful, stateful_mailbox) = Stateful::new(
+        context.child("stateful"),
+        StatefulConfig {
+            application: app,
+            db_config: state_config(&prefix, page_cache.clone()),
+            provider: sources,
+            marshal: (marshal_mailbox.clone(), floor),
+            mailbox_size: NZUsize!(1024),
+            plan,
+            resolvers: crate::store::NoStateSync::<E>::default(),
+            sync_config: SyncEngineConfig {
+                fetch_batch_size: STATE_SYNC_BATCH,
+                apply_batch_size: NZU64!(1024),
+                max_outstanding_requests: NZUsize!(8),
+            },
+            prune_config: Some(PruneConfig {
+                maintenance_interval: NZUsize!(64),
+                retained_marshal_blocks: config.retained_blocks,
+                retained_qmdb_blocks: 0,
+            }),
+            strategy: Sequential,
+        },
+    );
+    let deferred = Deferred::new(
+        context.child("deferred"),
+        stateful_mailbox.clone(),
+        marshal_mailbox.clone(),
+        epocher,
+    );
+    marshal_actor.start(stateful_mailbox.clone(), buffer, resolver);
+    stateful.start();
+
+    let reporter: Reporters<_, _> =
+        (deferred.clone(), EvidenceReporter { pool: evidence }).into();
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: deferred.clone(),
+            relay: deferred,
+            reporter,
+            strategy: Sequential,
+            partition: format!("{prefix}-consensus-0"),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            replay_buffer: IO_BUFFER,
+            write_buffer: IO_BUFFER,
+            page_cache,
+            leader_timeout: config.timeouts.leader,
+            certification_timeout: config.timeouts.certification,
+            timeout_retry: config.timeouts.retry,
+            view_retention: ViewDelta::new(64),
+            skip: SkipPolicy::Enabled {
+                timeout: config.timeouts.skip,
+                budget: simplex::SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(config.timeouts.fetch),
+            fetch_retry_delay: Duration::from_millis(500),
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    let consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
+
+    let databases = stateful_mailbox.subscribe_databases().await;
+    let gossip = start_gossip(context.child("mempool_gossip"), mempool.clone(), channels.mempool);
+    info!(validator = %public_key, "validator started");
+    Ok(ValidatorHandle {
+        public_key,
+        consensus,
+        mempool,
+        events,
+        state: StateReader::new(databases),
+        blocks: BlockReader {
+            marshal: marshal_mailbox,
+        },
+        gossip,
+    })
+}
+
+/// Relays admitted transactions to the other validators and admits theirs.
+fn start_gossip<E, S, R>(context: E, mempool: Mempool, (mut sender, mut receiver): (S, R)) -> mpsc::Sender<SignedTx>
+where
+    E: Spawner,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let (queue, mut outgoing) = mpsc::channel::<SignedTx>(16 * 1024);
+    context.child("send").spawn(move |_| async move {
+        while let Some(first) = outgoing.next().await {
+            // Whatever else is queued goes in the same message, so that load batches itself.
+            let mut batch = vec![first];
+            while batch.len() < MAX_GOSSIP_TXS {
+                match outgoing.try_recv() {
+                    Ok(tx) => batch.push(tx),
+                    _ => break,
+                }
+            }
+            sender.send(Recipients::All, batch.encode(), false);
+        }
+    });
+    context.child("receive").spawn(move |_| async move {
+        loop {
+            let (peer, message) = match receiver.recv().await {
+                Ok(m) => m,
+                Err(err) => {
+                    debug!(%err, "mempool gossip closed");
+                    return;
+                }
+            };
+            let txs = match Vec::<SignedTx>::decode_cfg(
+                message,
+                &(RangeCfg::new(1..=MAX_GOSSIP_TXS), ()),
+            ) {
+                Ok(txs) => txs,
+                Err(err) => {
+                    warn!(%peer, %err, "undecodable mempool gossip");
+                    continue;
+                }
+            };
+            for tx in txs {
+                if tx.verify_signature() {
+                    let _ = mempool.insert(tx);
+                }
+            }
+        }
+    });
+    queue
+}
