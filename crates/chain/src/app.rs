@@ -2,8 +2,8 @@
 
 use crate::{
     block::{Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS},
-    evidence::EvidenceProof,
     events::{ChainEvents, FinalizedBlock},
+    evidence::EvidenceProof,
     mempool::Mempool,
     store::{StateDatabases, StateKey, StateUnmerkleized},
 };
@@ -20,9 +20,7 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
-use exo_ledger::{
-    BlockEnv, Genesis, Ledger, Missing, Receipt, Rejection, StateCache, TxStatus,
-};
+use exo_ledger::{BlockEnv, Genesis, Ledger, Missing, Receipt, Rejection, StateCache, TxStatus};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -61,7 +59,10 @@ impl EvidencePool {
     }
 
     fn snapshot(&self) -> Vec<EvidenceProof> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn remove(&self, included: &[EvidenceProof]) {
@@ -180,14 +181,19 @@ impl App {
         txs: Vec<SignedTx>,
         evidence: Vec<EvidenceProof>,
         building: Option<&Mempool>,
-    ) -> Result<(Vec<SignedTx>, Vec<EvidenceProof>, StateUnmerkleized<E>, usize), ExecError>
+    ) -> Result<
+        (
+            Vec<SignedTx>,
+            Vec<EvidenceProof>,
+            StateUnmerkleized<E>,
+            usize,
+        ),
+        ExecError,
+    >
     where
         E: StorageContext + Spawner,
     {
-        let env = BlockEnv {
-            height,
-            proposer,
-        };
+        let env = BlockEnv { height, proposer };
         let mut cache = StateCache::new();
         let mut ledger = resolve(&batch, &mut cache, |c| {
             Ledger::begin(c, &self.genesis, env.clone())
@@ -225,7 +231,9 @@ impl App {
         let mut evicted = Vec::new();
         for (tx, signature_ok) in txs.into_iter().zip(signatures) {
             let size = tx.encode_size();
-            if building.is_some() && (included.len() >= max_txs || block_bytes + size > MAX_BLOCK_BYTES) {
+            if building.is_some()
+                && (included.len() >= max_txs || block_bytes + size > MAX_BLOCK_BYTES)
+            {
                 break;
             }
             let index = included.len() as u32;
@@ -267,7 +275,10 @@ impl App {
         if let Some(mempool) = building
             && !evicted.is_empty()
         {
-            debug!(count = evicted.len(), "dropping transactions that can never execute");
+            debug!(
+                count = evicted.len(),
+                "dropping transactions that can never execute"
+            );
             mempool.remove(evicted);
         }
         ledger.finish(&mut cache);
@@ -282,7 +293,7 @@ impl App {
 
 impl<E> Application<E> for App
 where
-    E: StorageContext + Spawner + rand::CryptoRng + Clone,
+    E: StorageContext + Spawner + rand::CryptoRng,
 {
     type SigningScheme = Scheme;
     type Context = BlockContext;
@@ -357,7 +368,10 @@ where
     ) -> Option<<Self::Databases as DatabaseSet<E>>::Merkleized> {
         let block = ancestry.peek()?.inner().clone();
         if block.chain != self.genesis_hash {
-            warn!(height = block.height.get(), "rejecting a block of another chain");
+            warn!(
+                height = block.height.get(),
+                "rejecting a block of another chain"
+            );
             return None;
         }
         if block.txs.len() > MAX_BLOCK_TXS || block.evidence.len() > MAX_BLOCK_EVIDENCE {
@@ -401,7 +415,9 @@ where
         _readers: <Self::Databases as DatabaseSet<E>>::Readers,
     ) {
         let summary = FinalizedBlock::from_block(block);
-        self.sources.mempool.remove(summary.tx_hashes.iter().copied());
+        self.sources
+            .mempool
+            .remove(summary.tx_hashes.iter().copied());
         self.sources.evidence.remove(&block.evidence);
         self.events.finalized(summary);
     }

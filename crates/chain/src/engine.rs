@@ -42,9 +42,7 @@ use commonware_glue::stateful::{
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
 use commonware_parallel::Sequential;
-use commonware_runtime::{
-    Clock, Handle, Metrics, Spawner, buffer::paged::CacheRef,
-};
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, buffer::paged::CacheRef};
 use commonware_storage::{Context as StorageContext, archive::prunable, translator::TwoCap};
 use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
 use exo_ledger::Genesis;
@@ -178,7 +176,12 @@ pub fn genesis_block<E: StorageContext + Spawner>(genesis: &Genesis) -> Result<B
         .cloned()
         .ok_or_else(|| "empty committee".to_string())?;
     let target = <crate::StateDatabases<E> as DatabaseSet<E>>::initial_sync_targets();
-    Ok(Block::genesis(genesis.hash(), target.root, target.range, leader))
+    Ok(Block::genesis(
+        genesis.hash(),
+        target.root,
+        target.range,
+        leader,
+    ))
 }
 
 /// The largest message any channel carries, for the network configuration.
@@ -194,7 +197,12 @@ const STATE_SYNC_BATCH: std::num::NonZeroU64 = NZU64!(256);
 const MAX_GOSSIP_TXS: usize = 256;
 const IO_BUFFER: NonZeroUsize = NZUsize!(64 * 1024);
 
-fn archive_config<C>(prefix: &str, name: &str, page_cache: CacheRef, codec: C) -> prunable::Config<TwoCap, C> {
+fn archive_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec: C,
+) -> prunable::Config<TwoCap, C> {
     prunable::Config {
         translator: TwoCap,
         metadata_partition: format!("{prefix}-{name}-metadata"),
@@ -238,7 +246,7 @@ pub async fn start<E, P, B, S, R>(
     channels: Channels<S, R>,
 ) -> Result<ValidatorHandle<E>, String>
 where
-    E: StorageContext + Spawner + Clock + Metrics + rand::CryptoRng + Clone,
+    E: StorageContext + Spawner + Clock + Metrics + rand::CryptoRng,
     P: Provider<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey>,
     S: Sender<PublicKey = ed25519::PublicKey>,
@@ -246,8 +254,12 @@ where
 {
     let public_key = config.signer.public_key();
     let committee = committee(&config.genesis)?;
-    let scheme = Scheme::signer(CONSENSUS_NAMESPACE, committee.clone(), config.signer.clone())
-        .ok_or_else(|| "this key is not in the genesis committee".to_string())?;
+    let scheme = Scheme::signer(
+        CONSENSUS_NAMESPACE,
+        committee.clone(),
+        config.signer.clone(),
+    )
+    .ok_or_else(|| "this key is not in the genesis committee".to_string())?;
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
     let epocher = FixedEpocher::new(NZU64!(u64::MAX));
@@ -380,8 +392,7 @@ where
     marshal_actor.start(stateful_mailbox.clone(), buffer, resolver);
     stateful.start();
 
-    let reporter: Reporters<_, _> =
-        (deferred.clone(), EvidenceReporter { pool: evidence }).into();
+    let reporter: Reporters<_, _> = (deferred.clone(), EvidenceReporter { pool: evidence }).into();
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::Config {
@@ -416,7 +427,11 @@ where
     let consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
 
     let databases = stateful_mailbox.subscribe_databases().await;
-    let gossip = start_gossip(context.child("mempool_gossip"), mempool.clone(), channels.mempool);
+    let gossip = start_gossip(
+        context.child("mempool_gossip"),
+        mempool.clone(),
+        channels.mempool,
+    );
     info!(validator = %public_key, "validator started");
     Ok(ValidatorHandle {
         public_key,
@@ -432,7 +447,11 @@ where
 }
 
 /// Relays admitted transactions to the other validators and admits theirs.
-fn start_gossip<E, S, R>(context: E, mempool: Mempool, (mut sender, mut receiver): (S, R)) -> mpsc::Sender<SignedTx>
+fn start_gossip<E, S, R>(
+    context: E,
+    mempool: Mempool,
+    (mut sender, mut receiver): (S, R),
+) -> mpsc::Sender<SignedTx>
 where
     E: Spawner,
     S: Sender<PublicKey = ed25519::PublicKey>,

@@ -75,7 +75,10 @@ impl ChainEvents {
     }
 
     pub fn status(&self) -> ChainStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn proposed(&self, height: u64, _txs: usize) {

@@ -1,5 +1,7 @@
 //! The authenticated state store: one QMDB `any` database of ledger keys to encoded records.
 
+use commonware_codec::RangeCfg;
+use commonware_cryptography::Sha256;
 use commonware_glue::stateful::db::{DatabaseSet, Shared};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Spawner, buffer::paged::CacheRef};
@@ -11,8 +13,6 @@ use commonware_storage::{
     qmdb::any::{VariableConfig, unordered::variable},
     translator::{EightCap, Hashed},
 };
-use commonware_codec::RangeCfg;
-use commonware_cryptography::Sha256;
 use commonware_utils::{NZU64, NZUsize, sequence::FixedBytes};
 use exo_ledger::{KEY_LEN, Key};
 use std::num::NonZeroUsize;
@@ -85,7 +85,9 @@ impl<E: StorageContext + Spawner> StateReader<E> {
     /// The finalized value of `key`.
     pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, String> {
         let db = self.databases.read().await;
-        db.get(&StateKey::new(*key)).await.map_err(|e| e.to_string())
+        db.get(&StateKey::new(*key))
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -1,1 +1,319 @@
-//! placeholder
+//! Deterministic simulation of whole Exodus clusters.
+//!
+//! A [`Cluster`] runs N validators in one process under Commonware's deterministic runtime and
+//! simulated network: clock, randomness, storage and links all come from the runtime, so a
+//! seed reproduces a run exactly, including crashes, partitions and byzantine peers.
+//!
+//! Test-only code: nothing in a node depends on this crate.
+
+use commonware_consensus::simplex::{mocks::conflicter, scheme::ed25519::Scheme};
+use commonware_cryptography::{Sha256, Signer as _, ed25519};
+use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_runtime::{Clock, Handle, Quota, Spawner, Supervisor as _, deterministic};
+use commonware_utils::{NZU32, NZUsize};
+use exo_chain::{
+    ChainStatus,
+    engine::{self, CONSENSUS_NAMESPACE, Channels, Timeouts, ValidatorConfig, ValidatorHandle},
+};
+use exo_ledger::{Genesis, GenesisAccount, Params, decode_account};
+use exo_types::{Action, Address, Amount, PrivateKey, SignedTx, UnsignedTx, address_to_hex};
+use futures::channel::oneshot;
+use std::{sync::Arc, time::Duration};
+
+/// The chain id of simulated clusters.
+pub const CHAIN_ID: &str = "exo-sim";
+/// Seed of the funded test account's key.
+pub const FAUCET_SEED: u64 = 1_000;
+
+const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
+
+/// Deterministic validator keys.
+pub fn validator_key(i: usize) -> PrivateKey {
+    PrivateKey::from_seed(i as u64)
+}
+
+/// The funded account's key.
+pub fn faucet_key() -> PrivateKey {
+    PrivateKey::from_seed(FAUCET_SEED)
+}
+
+/// A deterministic account key.
+pub fn account_key(seed: u64) -> PrivateKey {
+    PrivateKey::from_seed(10_000 + seed)
+}
+
+/// A genesis for `n` validators with the faucet funded with a million EXO.
+pub fn genesis(n: usize) -> Genesis {
+    Genesis {
+        chain_id: CHAIN_ID.into(),
+        params: Params::default(),
+        accounts: vec![GenesisAccount {
+            address: address_to_hex(&faucet_key().public_key()),
+            balance: Amount::from_exo(1_000_000),
+        }],
+        validators: (0..n)
+            .map(|i| address_to_hex(&validator_key(i).public_key()))
+            .collect(),
+    }
+}
+
+/// A signed transfer.
+pub fn transfer(from: &PrivateKey, nonce: u64, to: &Address, amount: Amount) -> SignedTx {
+    UnsignedTx {
+        chain_id: CHAIN_ID.into(),
+        sender: from.public_key(),
+        nonce,
+        fee: Amount(1_000),
+        action: Action::Transfer {
+            to: to.clone(),
+            amount,
+        },
+    }
+    .sign(from)
+}
+
+struct Member {
+    key: PrivateKey,
+    task: Option<Handle<()>>,
+    handle: Option<ValidatorHandle<deterministic::Context>>,
+}
+
+/// A simulated cluster of validators.
+pub struct Cluster {
+    context: deterministic::Context,
+    oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
+    genesis: Arc<Genesis>,
+    members: Vec<Member>,
+    restarts: usize,
+}
+
+impl Cluster {
+    /// Starts `n` validators, all linked, with `byzantine` of them (the last ones) replaced by
+    /// equivocators that sign conflicting votes.
+    pub async fn start(context: deterministic::Context, n: usize, byzantine: usize) -> Self {
+        let genesis = Arc::new(genesis(n));
+        let keys: Vec<PrivateKey> = (0..n).map(validator_key).collect();
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: engine::max_message_size(n as u32),
+                max_peers_per_set: NZUsize!(64),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            keys.iter().map(|k| k.public_key()),
+        )
+        .await;
+        network.start();
+        let mut cluster = Self {
+            context,
+            oracle,
+            genesis,
+            members: keys
+                .into_iter()
+                .map(|key| Member {
+                    key,
+                    task: None,
+                    handle: None,
+                })
+                .collect(),
+            restarts: 0,
+        };
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    cluster.link(a, b).await;
+                }
+            }
+        }
+        for i in 0..n {
+            if i >= n - byzantine {
+                cluster.start_equivocator(i).await;
+            } else {
+                cluster.start_validator(i).await;
+            }
+        }
+        cluster
+    }
+
+    async fn link(&self, a: usize, b: usize) {
+        let link = Link {
+            latency: Duration::from_millis(10),
+            jitter: Duration::from_millis(3),
+            success_rate: commonware_utils::probability!(1.0),
+        };
+        let _ = self
+            .oracle
+            .add_link(
+                self.members[a].key.public_key(),
+                self.members[b].key.public_key(),
+                link,
+            )
+            .await;
+    }
+
+    async fn channels(
+        &self,
+        i: usize,
+    ) -> Channels<
+        simulated::Sender<ed25519::PublicKey, deterministic::Context>,
+        simulated::Receiver<ed25519::PublicKey>,
+    > {
+        let control = self.oracle.control(self.members[i].key.public_key());
+        let mut pairs = Vec::new();
+        for ch in engine::channel::ALL {
+            pairs.push(control.register(ch, QUOTA).await.expect("register channel"));
+        }
+        Channels::from_ordered(pairs).expect("all channels")
+    }
+
+    /// Starts (or restarts, from its storage) validator `i`.
+    pub async fn start_validator(&mut self, i: usize) {
+        let channels = self.channels(i).await;
+        let config = ValidatorConfig {
+            signer: self.members[i].key.clone(),
+            genesis: self.genesis.clone(),
+            partition_prefix: format!("validator-{i}"),
+            mempool: Default::default(),
+            timeouts: Timeouts::default(),
+            retained_blocks: 1_024,
+        };
+        let peers = self.oracle.manager();
+        let blocker = self.oracle.control(self.members[i].key.public_key());
+        let (tx, rx) = oneshot::channel();
+        let run = self.restarts;
+        self.restarts += 1;
+        let context = self
+            .context
+            .child("validator")
+            .with_attribute("index", i)
+            .with_attribute("run", run);
+        let task = context.spawn(move |ctx| async move {
+            let handle = engine::start(ctx, config, peers, blocker, channels)
+                .await
+                .expect("validator starts");
+            let _ = tx.send(handle);
+            futures::future::pending::<()>().await;
+        });
+        self.members[i].task = Some(task);
+        self.members[i].handle = Some(rx.await.expect("validator handle"));
+    }
+
+    async fn start_equivocator(&mut self, i: usize) {
+        let channels = self.channels(i).await;
+        let committee = engine::committee(&self.genesis).expect("committee");
+        let scheme = Scheme::signer(CONSENSUS_NAMESPACE, committee, self.members[i].key.clone())
+            .expect("member");
+        let equivocator = conflicter::Conflicter::<_, _, Sha256>::new(
+            self.context.child("equivocator").with_attribute("index", i),
+            conflicter::Config { scheme },
+        );
+        self.members[i].task = Some(equivocator.start(channels.votes));
+    }
+
+    /// Stops validator `i` as a crash would: its tasks end, its storage stays.
+    pub async fn crash(&mut self, i: usize) {
+        self.members[i].handle = None;
+        if let Some(mut task) = self.members[i].task.take() {
+            task.abort();
+            let _ = (&mut task).await;
+        }
+        // Give aborted children a moment to drop their storage handles.
+        self.context.sleep(Duration::from_millis(10)).await;
+    }
+
+    /// Cuts every link between `group` and the rest.
+    pub async fn partition(&self, group: &[usize]) {
+        for a in 0..self.members.len() {
+            for b in 0..self.members.len() {
+                if group.contains(&a) != group.contains(&b) {
+                    let _ = self
+                        .oracle
+                        .remove_link(
+                            self.members[a].key.public_key(),
+                            self.members[b].key.public_key(),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub async fn heal(&self) {
+        for a in 0..self.members.len() {
+            for b in 0..self.members.len() {
+                if a != b {
+                    let _ = self
+                        .oracle
+                        .remove_link(
+                            self.members[a].key.public_key(),
+                            self.members[b].key.public_key(),
+                        )
+                        .await;
+                    self.link(a, b).await;
+                }
+            }
+        }
+    }
+
+    pub fn validator(&self, i: usize) -> &ValidatorHandle<deterministic::Context> {
+        self.members[i]
+            .handle
+            .as_ref()
+            .expect("validator is running")
+    }
+
+    /// Indices of running honest validators.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|i| self.members[*i].handle.is_some())
+            .collect()
+    }
+
+    pub fn status(&self, i: usize) -> ChainStatus {
+        self.validator(i).events.status()
+    }
+
+    /// Waits until every running validator has finalized `height`, or panics after `limit`
+    /// of simulated time.
+    pub async fn wait_for_height(&self, height: u64, limit: Duration) {
+        let deadline = self.context.current() + limit;
+        loop {
+            if self
+                .running()
+                .iter()
+                .all(|i| self.status(*i).finalized_height >= height)
+            {
+                return;
+            }
+            if self.context.current() > deadline {
+                let heights: Vec<u64> = self
+                    .running()
+                    .iter()
+                    .map(|i| self.status(*i).finalized_height)
+                    .collect();
+                panic!("validators did not reach height {height}: {heights:?}");
+            }
+            self.context.sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The finalized balance of `address` on validator `i`.
+    pub async fn balance(&self, i: usize, address: &Address) -> Amount {
+        let key = exo_ledger::account_key(address);
+        self.validator(i)
+            .state
+            .get(&key)
+            .await
+            .expect("state read")
+            .and_then(|b| decode_account(&b))
+            .unwrap_or_default()
+            .balance
+    }
+
+    /// Sleeps in simulated time.
+    pub async fn sleep(&self, duration: Duration) {
+        self.context.sleep(duration).await;
+    }
+}
