@@ -312,6 +312,22 @@ impl Cluster {
             .balance
     }
 
+    /// The number of consensus faults recorded in validator `i`'s finalized state.
+    pub async fn evidence_count(&self, i: usize) -> u64 {
+        self.validator(i)
+            .state
+            .get(&exo_ledger::chain_meta_key())
+            .await
+            .expect("state read")
+            .and_then(|b| exo_ledger::decode_meta(&b))
+            .map_or(0, |m| m.evidence_count)
+    }
+
+    /// The runtime's fingerprint of everything that happened so far.
+    pub fn auditor_state(&self) -> String {
+        self.context.auditor().state()
+    }
+
     /// Sleeps in simulated time.
     pub async fn sleep(&self, duration: Duration) {
         self.context.sleep(duration).await;

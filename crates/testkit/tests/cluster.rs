@@ -36,3 +36,127 @@ fn four_validators_finalize_transfers_with_one_state_root() {
         println!("{roots:?}");
     });
 }
+
+#[test]
+fn three_validators_go_on_when_one_crashes() {
+    runner(2).start(|context| async move {
+        let mut cluster = Cluster::start(context, 4, 0).await;
+        cluster.wait_for_height(3, Duration::from_secs(60)).await;
+        cluster.crash(3).await;
+        let before = cluster.status(0).finalized_height;
+        let faucet = faucet_key();
+        let bob = account_key(2).public_key();
+        cluster
+            .validator(0)
+            .submit(transfer(&faucet, 0, &bob, Amount::from_exo(7)))
+            .expect("admitted");
+        cluster.wait_for_height(before + 8, Duration::from_secs(120)).await;
+        for i in 0..3 {
+            assert_eq!(cluster.balance(i, &bob).await, Amount::from_exo(7));
+        }
+    });
+}
+
+#[test]
+fn a_restarted_validator_recovers_from_disk_and_catches_up() {
+    runner(3).start(|context| async move {
+        let mut cluster = Cluster::start(context, 4, 0).await;
+        let faucet = faucet_key();
+        let carol = account_key(3).public_key();
+        cluster
+            .validator(1)
+            .submit(transfer(&faucet, 0, &carol, Amount::from_exo(3)))
+            .expect("admitted");
+        cluster.wait_for_height(5, Duration::from_secs(60)).await;
+        cluster.crash(2).await;
+        cluster
+            .validator(0)
+            .submit(transfer(&faucet, 1, &carol, Amount::from_exo(4)))
+            .expect("admitted");
+        let target = cluster.status(0).finalized_height + 10;
+        cluster.wait_for_height(target, Duration::from_secs(120)).await;
+        cluster.start_validator(2).await;
+        // The restarted validator reopens its state, backfills the blocks it missed and
+        // executes them to the same root as the others.
+        cluster.wait_for_height(target + 3, Duration::from_secs(120)).await;
+        assert_eq!(cluster.balance(2, &carol).await, Amount::from_exo(7));
+        let height = cluster.status(2).finalized_height;
+        let block_0 = cluster.validator(0).blocks.by_height(height).await.expect("block");
+        let block_2 = cluster.validator(2).blocks.by_height(height).await.expect("block");
+        assert_eq!(block_0.state_root, block_2.state_root);
+    });
+}
+
+#[test]
+fn a_partition_stalls_finality_and_healing_resumes_it() {
+    runner(4).start(|context| async move {
+        let cluster = Cluster::start(context, 4, 0).await;
+        cluster.wait_for_height(3, Duration::from_secs(60)).await;
+        // Two against two: neither side has the 3 votes a quorum of 4 needs.
+        cluster.partition(&[0, 1]).await;
+        cluster.sleep(Duration::from_secs(2)).await;
+        let stalled = cluster.status(0).finalized_height;
+        cluster.sleep(Duration::from_secs(10)).await;
+        assert!(cluster.status(0).finalized_height <= stalled + 1);
+        cluster.heal().await;
+        cluster.wait_for_height(stalled + 5, Duration::from_secs(120)).await;
+        let roots: Vec<_> = (0..4)
+            .map(|i| cluster.status(i).finalized_height)
+            .collect();
+        assert!(roots.iter().all(|h| *h >= stalled + 5));
+    });
+}
+
+#[test]
+fn an_equivocating_validator_is_recorded_and_safety_holds() {
+    runner(5).start(|context| async move {
+        let cluster = Cluster::start(context, 4, 1).await;
+        cluster.wait_for_height(10, Duration::from_secs(120)).await;
+        // Safety: the honest validators agree on every finalized block.
+        for height in 1..=10 {
+            let digests: Vec<_> = futures::future::join_all(
+                (0..3).map(|i| cluster.validator(i).blocks.by_height(height)),
+            )
+            .await
+            .into_iter()
+            .map(|b| b.expect("finalized block").state_root)
+            .collect();
+            assert!(digests.windows(2).all(|w| w[0] == w[1]), "fork at {height}");
+        }
+        // The equivocator's conflicting votes were proven and recorded in the ledger.
+        let mut recorded = 0;
+        for _ in 0..100 {
+            recorded = cluster.evidence_count(0).await;
+            if recorded > 0 {
+                break;
+            }
+            cluster.sleep(Duration::from_millis(500)).await;
+        }
+        assert!(recorded > 0, "no evidence recorded");
+    });
+}
+
+#[test]
+fn the_same_seed_gives_the_same_state_root() {
+    fn run(seed: u64) -> (String, String) {
+        let runner = runner(seed);
+        runner.start(|context| async move {
+            let cluster = Cluster::start(context, 4, 0).await;
+            let faucet = faucet_key();
+            for nonce in 0..10 {
+                let to = account_key(nonce).public_key();
+                cluster
+                    .validator(0)
+                    .submit(transfer(&faucet, nonce, &to, Amount::from_exo(1)))
+                    .expect("admitted");
+            }
+            cluster.wait_for_height(8, Duration::from_secs(60)).await;
+            let block = cluster.validator(0).blocks.by_height(8).await.expect("block");
+            let auditor = cluster.auditor_state();
+            (format!("{:?}", block.state_root), auditor)
+        })
+    }
+    let first = run(42);
+    let second = run(42);
+    assert_eq!(first, second);
+}
