@@ -50,7 +50,9 @@ fn three_validators_go_on_when_one_crashes() {
             .validator(0)
             .submit(transfer(&faucet, 0, &bob, Amount::from_exo(7)))
             .expect("admitted");
-        cluster.wait_for_height(before + 8, Duration::from_secs(120)).await;
+        cluster
+            .wait_for_height(before + 8, Duration::from_secs(120))
+            .await;
         for i in 0..3 {
             assert_eq!(cluster.balance(i, &bob).await, Amount::from_exo(7));
         }
@@ -74,15 +76,29 @@ fn a_restarted_validator_recovers_from_disk_and_catches_up() {
             .submit(transfer(&faucet, 1, &carol, Amount::from_exo(4)))
             .expect("admitted");
         let target = cluster.status(0).finalized_height + 10;
-        cluster.wait_for_height(target, Duration::from_secs(120)).await;
+        cluster
+            .wait_for_height(target, Duration::from_secs(120))
+            .await;
         cluster.start_validator(2).await;
         // The restarted validator reopens its state, backfills the blocks it missed and
         // executes them to the same root as the others.
-        cluster.wait_for_height(target + 3, Duration::from_secs(120)).await;
+        cluster
+            .wait_for_height(target + 3, Duration::from_secs(120))
+            .await;
         assert_eq!(cluster.balance(2, &carol).await, Amount::from_exo(7));
         let height = cluster.status(2).finalized_height;
-        let block_0 = cluster.validator(0).blocks.by_height(height).await.expect("block");
-        let block_2 = cluster.validator(2).blocks.by_height(height).await.expect("block");
+        let block_0 = cluster
+            .validator(0)
+            .blocks
+            .by_height(height)
+            .await
+            .expect("block");
+        let block_2 = cluster
+            .validator(2)
+            .blocks
+            .by_height(height)
+            .await
+            .expect("block");
         assert_eq!(block_0.state_root, block_2.state_root);
     });
 }
@@ -99,10 +115,10 @@ fn a_partition_stalls_finality_and_healing_resumes_it() {
         cluster.sleep(Duration::from_secs(10)).await;
         assert!(cluster.status(0).finalized_height <= stalled + 1);
         cluster.heal().await;
-        cluster.wait_for_height(stalled + 5, Duration::from_secs(120)).await;
-        let roots: Vec<_> = (0..4)
-            .map(|i| cluster.status(i).finalized_height)
-            .collect();
+        cluster
+            .wait_for_height(stalled + 5, Duration::from_secs(120))
+            .await;
+        let roots: Vec<_> = (0..4).map(|i| cluster.status(i).finalized_height).collect();
         assert!(roots.iter().all(|h| *h >= stalled + 5));
     });
 }
@@ -151,7 +167,12 @@ fn the_same_seed_gives_the_same_state_root() {
                     .expect("admitted");
             }
             cluster.wait_for_height(8, Duration::from_secs(60)).await;
-            let block = cluster.validator(0).blocks.by_height(8).await.expect("block");
+            let block = cluster
+                .validator(0)
+                .blocks
+                .by_height(8)
+                .await
+                .expect("block");
             let auditor = cluster.auditor_state();
             (format!("{:?}", block.state_root), auditor)
         })

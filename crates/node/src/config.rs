@@ -1,0 +1,80 @@
+//! The node's configuration file.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// Another validator to connect to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Hex public key.
+    pub public_key: String,
+    pub address: SocketAddr,
+}
+
+/// `config.toml` of one validator. Relative paths are relative to the file's directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The validator's private key file.
+    pub key_file: PathBuf,
+    /// The genesis file shared by all validators.
+    pub genesis_file: PathBuf,
+    /// Where the validator keeps its chain and state.
+    pub data_dir: PathBuf,
+    /// Address for validator-to-validator traffic.
+    pub p2p_listen: SocketAddr,
+    /// Address of the HTTP API.
+    pub api_listen: SocketAddr,
+    /// The other validators.
+    pub peers: Vec<PeerConfig>,
+    /// Tokio worker threads; two keep a 4-validator devnet light on a small machine.
+    #[serde(default = "default_threads")]
+    pub worker_threads: usize,
+}
+
+fn default_threads() -> usize {
+    2
+}
+
+impl NodeConfig {
+    /// Reads a configuration and makes its paths absolute.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut config: Self = toml::from_str(&text)
+            .with_context(|| format!("config {} is not valid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.key_file,
+            &mut config.genesis_file,
+            &mut config.data_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, toml::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// Reads a genesis file (TOML).
+pub fn load_genesis(path: &Path) -> anyhow::Result<exo_ledger::Genesis> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read genesis {}", path.display()))?;
+    let genesis: exo_ledger::Genesis = toml::from_str(&text)
+        .with_context(|| format!("genesis {} is not valid", path.display()))?;
+    genesis
+        .validate()
+        .with_context(|| format!("genesis {} is not usable", path.display()))?;
+    Ok(genesis)
+}

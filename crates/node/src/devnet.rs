@@ -1,0 +1,229 @@
+//! A local network: keys, genesis and one configuration per validator under one directory,
+//! and the validators run as separate `exo node` processes.
+
+use crate::{
+    config::{NodeConfig, PeerConfig},
+    keyfile,
+};
+use anyhow::{Context, bail};
+use commonware_cryptography::Signer as _;
+use commonware_math::algebra::Random as _;
+use exo_ledger::{Genesis, GenesisAccount, Params};
+use exo_types::{Amount, PrivateKey, address_to_hex};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// The chain id of local networks.
+pub const DEVNET_CHAIN_ID: &str = "exo-devnet";
+/// What the development account holds at genesis.
+pub const FAUCET_BALANCE_EXO: u64 = 1_000_000_000;
+
+/// How to lay out a devnet.
+#[derive(Clone, Debug)]
+pub struct DevnetOptions {
+    pub validators: usize,
+    pub data_dir: PathBuf,
+    /// Validator i serves its API on `api_port + i`.
+    pub api_port: u16,
+    /// Validator i listens for peers on `p2p_port + i`.
+    pub p2p_port: u16,
+}
+
+/// Where a devnet's files are.
+#[derive(Clone, Debug)]
+pub struct DevnetLayout {
+    pub data_dir: PathBuf,
+    pub genesis: PathBuf,
+    pub faucet_key: PathBuf,
+    pub configs: Vec<PathBuf>,
+    pub api_urls: Vec<String>,
+    /// True when the directory already held a devnet that is resumed.
+    pub resumed: bool,
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Writes keys, genesis and configurations, or finds those of an earlier run.
+pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
+    if options.validators == 0 || options.validators > 64 {
+        bail!(
+            "a devnet has 1 to 64 validators, not {}",
+            options.validators
+        );
+    }
+    let last_port = |base: u16| base.checked_add(options.validators as u16 - 1);
+    if last_port(options.api_port).is_none() || last_port(options.p2p_port).is_none() {
+        bail!("ports overflow past 65535");
+    }
+    let dir = &options.data_dir;
+    let genesis_path = dir.join("genesis.toml");
+    let faucet_path = dir.join("faucet.key");
+    let config_path = |i: usize| dir.join(format!("node-{i}")).join("config.toml");
+    let resumed = genesis_path.exists();
+    if resumed {
+        let genesis = crate::config::load_genesis(&genesis_path)?;
+        if genesis.validators.len() != options.validators {
+            bail!(
+                "{} holds a devnet of {} validators; pass --validators {} or use another --data",
+                dir.display(),
+                genesis.validators.len(),
+                genesis.validators.len()
+            );
+        }
+    } else {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut rng = rand::rng();
+        let keys: Vec<PrivateKey> = (0..options.validators)
+            .map(|_| PrivateKey::random(&mut rng))
+            .collect();
+        let faucet = PrivateKey::random(&mut rng);
+        keyfile::write(&faucet_path, &faucet)?;
+        let genesis = Genesis {
+            chain_id: DEVNET_CHAIN_ID.into(),
+            params: Params::default(),
+            accounts: vec![GenesisAccount {
+                address: address_to_hex(&faucet.public_key()),
+                balance: Amount::from_exo(FAUCET_BALANCE_EXO),
+            }],
+            validators: keys
+                .iter()
+                .map(|k| address_to_hex(&k.public_key()))
+                .collect(),
+        };
+        std::fs::write(&genesis_path, toml::to_string_pretty(&genesis)?)
+            .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+        for (i, key) in keys.iter().enumerate() {
+            let node_dir = dir.join(format!("node-{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            keyfile::write(&node_dir.join("validator.key"), key)?;
+            let peers = keys
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, k)| PeerConfig {
+                    public_key: address_to_hex(&k.public_key()),
+                    address: localhost(options.p2p_port + j as u16),
+                })
+                .collect();
+            let config = NodeConfig {
+                key_file: PathBuf::from("validator.key"),
+                genesis_file: PathBuf::from("../genesis.toml"),
+                data_dir: PathBuf::from("data"),
+                p2p_listen: localhost(options.p2p_port + i as u16),
+                api_listen: localhost(options.api_port + i as u16),
+                peers,
+                worker_threads: 2,
+            };
+            config.save(&config_path(i))?;
+        }
+    }
+    let configs: Vec<PathBuf> = (0..options.validators).map(config_path).collect();
+    let mut api_urls = Vec::new();
+    for path in &configs {
+        let config = NodeConfig::load(path)?;
+        api_urls.push(format!("http://{}", config.api_listen));
+    }
+    Ok(DevnetLayout {
+        data_dir: dir.clone(),
+        genesis: genesis_path,
+        faucet_key: faucet_path,
+        configs,
+        api_urls,
+        resumed,
+    })
+}
+
+/// The validator processes of a running devnet; dropping it stops them.
+pub struct DevnetProcesses {
+    children: Vec<(usize, Child)>,
+}
+
+impl DevnetProcesses {
+    /// Starts `exe node --config ...` for every validator, logging to `node-<i>/node.log`.
+    pub fn spawn(exe: &Path, layout: &DevnetLayout) -> anyhow::Result<Self> {
+        let mut children = Vec::new();
+        for (i, config) in layout.configs.iter().enumerate() {
+            let log_path = config.with_file_name("node.log");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("cannot open {}", log_path.display()))?;
+            let child = Command::new(exe)
+                .arg("node")
+                .arg("--config")
+                .arg(config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start validator {i}"))?;
+            children.push((i, child));
+        }
+        Ok(Self { children })
+    }
+
+    /// Process ids of the validators, for measurements.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    /// Validators that exited, with their status.
+    pub fn exited(&mut self) -> Vec<(usize, String)> {
+        self.children
+            .iter_mut()
+            .filter_map(|(i, c)| match c.try_wait() {
+                Ok(Some(status)) => Some((*i, status.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Stops every validator: a polite signal first, then a kill.
+    pub fn stop(&mut self) {
+        for (_, child) in &mut self.children {
+            #[cfg(unix)]
+            {
+                // SIGTERM lets a validator finish its current durable write.
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+            }
+            #[cfg(not(unix))]
+            let _ = child.kill();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for (_, child) in &mut self.children {
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for DevnetProcesses {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Peak resident memory of a process in MiB (Linux), from `/proc/<pid>/status`.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

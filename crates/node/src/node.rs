@@ -1,0 +1,136 @@
+//! One validator process: tokio runtime, authenticated p2p, the chain engine and the API.
+
+use crate::config::{NodeConfig, load_genesis};
+use anyhow::{Context, anyhow};
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
+use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
+use commonware_runtime::{Quota, Runner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use exo_chain::engine::{self, Channels, Timeouts, ValidatorConfig, ValidatorHandle};
+use exo_types::address_from_hex;
+use std::{sync::Arc, time::Duration};
+use tracing::info;
+
+/// Namespace of the p2p handshake, so that no other protocol's handshake can be replayed here.
+const P2P_NAMESPACE: &[u8] = b"exodus-p2p-v1";
+
+/// What the node shares with the API once the validator runs.
+pub type Validator = ValidatorHandle<cw_tokio::Context>;
+
+/// Runs the validator described by `config` until the process is stopped.
+///
+/// `serve` is called once the validator runs, on the same tokio runtime, and typically starts
+/// the HTTP API; it returns when the node should stop.
+pub fn run<F, Fut>(config: NodeConfig, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Validator>, NodeInfo) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let genesis = Arc::new(load_genesis(&config.genesis_file)?);
+    let signer = crate::keyfile::read(&config.key_file)?;
+    let committee = engine::committee(&genesis).map_err(|e| anyhow!(e))?;
+    if committee.position(&signer.public_key()).is_none() {
+        return Err(anyhow!(
+            "key {} is not a validator in {}",
+            config.key_file.display(),
+            config.genesis_file.display()
+        ));
+    }
+    let mut peers = Vec::new();
+    for peer in &config.peers {
+        let key = address_from_hex(&peer.public_key)
+            .ok_or_else(|| anyhow!("peer key {:?} is not a hex public key", peer.public_key))?;
+        peers.push((key, Address::Symmetric(peer.address)));
+    }
+    peers.push((signer.public_key(), Address::Symmetric(config.p2p_listen)));
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+
+    let runtime = cw_tokio::Config::new()
+        .with_storage_directory(config.data_dir.clone())
+        .with_worker_threads(config.worker_threads.max(1))
+        .with_max_blocking_threads(4)
+        .with_thread_stack_size(STACK_BYTES)
+        .with_catch_panics(false);
+    let info = NodeInfo {
+        chain_id: genesis.chain_id.clone(),
+        validators: committee.len(),
+    };
+    // Consensus futures are deep, especially in debug builds: the root task gets its own thread
+    // with the same generous stack as the runtime's workers.
+    let root = std::thread::Builder::new()
+        .name("exo-node".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            cw_tokio::Runner::new(runtime).start(|context| async move {
+        let validators = committee.len() as u32;
+        let mut p2p = lookup::Config::local(
+            Cups::<_, ChaCha20Poly1305>::new(
+                Sake {
+                    signer: signer.clone(),
+                    synchrony_bound: Duration::from_secs(5),
+                    max_handshake_age: Duration::from_secs(10),
+                    version: sake::Version::V1,
+                },
+                cups::Version::V1,
+            ),
+            P2P_NAMESPACE,
+            config.p2p_listen,
+            // Inbound buffers are sized by peers x quota burst, so both stay small: a devnet
+            // or committee of up to 32 validators.
+            NZUsize!(32),
+            engine::max_message_size(validators),
+            NZUsize!(4_096),
+        );
+        p2p.tracked_peer_sets = NZUsize!(1);
+        p2p.dial_frequency = Duration::from_millis(250);
+        p2p.peer_connection_cooldown = Duration::from_millis(250);
+        let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
+        let mut pairs = Vec::new();
+        for ch in engine::channel::ALL {
+            pairs.push(network.register(ch, Quota::per_second(NZU32!(1_024))));
+        }
+        let channels = Channels::from_ordered(pairs).ok_or_else(|| anyhow!("p2p channels"))?;
+        let peer_map: Map<ed25519::PublicKey, Address> = Map::try_from(peers)
+            .map_err(|_| anyhow!("a peer is listed twice"))?;
+        let _ = oracle.track(0, peer_map);
+        network.start();
+
+        let validator = engine::start(
+            context.child("validator"),
+            ValidatorConfig {
+                signer,
+                genesis,
+                partition_prefix: "exodus".into(),
+                mempool: Default::default(),
+                timeouts: Timeouts::default(),
+                retained_blocks: 100_000,
+            },
+            oracle.clone(),
+            oracle,
+            channels,
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
+        info!(validator = %validator.public_key, api = %config.api_listen, "validator running");
+        serve(Arc::new(validator), info).await
+    })
+        })
+        .context("cannot start the node thread")?;
+    root.join()
+        .map_err(|_| anyhow!("the node thread panicked"))?
+}
+
+/// Stack of every runtime thread.
+const STACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Facts the API reports about the node.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub chain_id: String,
+    pub validators: usize,
+}
