@@ -140,7 +140,7 @@ where
 
 /// Checks every signature of a block with one batch verification; on failure, finds the bad
 /// ones one by one (a block with a bad signature is rare and its proposer pays the cost).
-fn verify_signatures(rng: &mut impl rand::CryptoRng, txs: &[SignedTx]) -> Vec<bool> {
+pub(crate) fn verify_signatures(rng: &mut impl rand::CryptoRng, txs: &[SignedTx]) -> Vec<bool> {
     if txs.is_empty() {
         return Vec::new();
     }

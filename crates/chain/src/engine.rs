@@ -453,7 +453,7 @@ fn start_gossip<E, S, R>(
     (mut sender, mut receiver): (S, R),
 ) -> mpsc::Sender<SignedTx>
 where
-    E: Spawner,
+    E: Spawner + rand::CryptoRng,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
@@ -471,7 +471,7 @@ where
             sender.send(Recipients::All, batch.encode(), false);
         }
     });
-    context.child("receive").spawn(move |_| async move {
+    context.child("receive").spawn(move |mut rng| async move {
         loop {
             let (peer, message) = match receiver.recv().await {
                 Ok(m) => m,
@@ -490,9 +490,13 @@ where
                     continue;
                 }
             };
-            for tx in txs {
-                if tx.verify_signature() {
+            // One batch verification per message; a bad batch is sorted out one by one.
+            let verified = crate::app::verify_signatures(&mut rng, &txs);
+            for (tx, ok) in txs.into_iter().zip(verified) {
+                if ok {
                     let _ = mempool.insert(tx);
+                } else {
+                    warn!(%peer, "gossiped transaction with a bad signature");
                 }
             }
         }

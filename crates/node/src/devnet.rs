@@ -31,6 +31,8 @@ pub struct DevnetOptions {
     pub api_port: u16,
     /// Validator i listens for peers on `p2p_port + i`.
     pub p2p_port: u16,
+    /// Accounts funded at genesis besides the faucet (benchmarks and tests).
+    pub extra_accounts: Vec<GenesisAccount>,
 }
 
 /// Where a devnet's files are.
@@ -87,10 +89,12 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
         let genesis = Genesis {
             chain_id: DEVNET_CHAIN_ID.into(),
             params: Params::default(),
-            accounts: vec![GenesisAccount {
+            accounts: std::iter::once(GenesisAccount {
                 address: address_to_hex(&faucet.public_key()),
                 balance: Amount::from_exo(FAUCET_BALANCE_EXO),
-            }],
+            })
+            .chain(options.extra_accounts.iter().cloned())
+            .collect(),
             validators: keys
                 .iter()
                 .map(|k| address_to_hex(&k.public_key()))

@@ -7,6 +7,7 @@
 //! Business logic lives in the ledger and the chain; this crate only reads files, opens
 //! sockets and starts things.
 
+pub mod bench;
 pub mod config;
 pub mod devnet;
 pub mod keyfile;

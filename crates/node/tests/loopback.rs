@@ -13,6 +13,7 @@ fn four_nodes_finalize_over_loopback() {
         data_dir: dir.clone(),
         api_port: 28_080,
         p2p_port: 29_000,
+        extra_accounts: Vec::new(),
     })
     .expect("devnet layout");
     let mut threads = Vec::new();

@@ -1,0 +1,291 @@
+//! `exo bench chain`: finalized transfers per second and finality latency of a local network
+//! of validators over loopback TCP, beside the machine's ceiling for signature verification.
+//!
+//! Transactions are signed before the clock starts and handed to the validators' mempools
+//! directly, so the figures measure the chain (gossip, consensus, execution, storage), not the
+//! HTTP front end.
+
+use crate::{
+    NodeConfig,
+    devnet::{self, DevnetOptions, peak_rss_mib},
+    node::{self, Validator},
+};
+use anyhow::{Context, anyhow};
+use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
+use commonware_parallel::Sequential;
+use exo_ledger::GenesisAccount;
+use exo_types::{
+    Action, Amount, PrivateKey, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx, address_to_hex,
+};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct ChainBenchOptions {
+    pub validators: usize,
+    pub txs: usize,
+    /// Transactions of the latency phase, sent one every `latency_interval`.
+    pub latency_txs: usize,
+    pub api_port: u16,
+    pub p2p_port: u16,
+}
+
+impl Default for ChainBenchOptions {
+    fn default() -> Self {
+        Self {
+            validators: 4,
+            txs: 20_000,
+            latency_txs: 200,
+            api_port: 38_080,
+            p2p_port: 39_000,
+        }
+    }
+}
+
+/// The figures, with their units in the names.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChainBenchReport {
+    pub validators: usize,
+    pub txs: usize,
+    pub tx_per_sec: f64,
+    pub finality_p50_ms: f64,
+    pub finality_p99_ms: f64,
+    pub verify_ceiling_per_sec: f64,
+    pub blocks: u64,
+    pub peak_rss_mib: f64,
+}
+
+const SENDERS: usize = 1_000;
+
+fn sender_key(i: usize) -> PrivateKey {
+    PrivateKey::from_seed(0xbe_0000 + i as u64)
+}
+
+fn sign_transfers(chain_id: &str, count: usize, first_nonce: &mut [u64]) -> Vec<SignedTx> {
+    let sink = PrivateKey::from_seed(0xbe_ffff).public_key();
+    (0..count)
+        .map(|n| {
+            let s = n % SENDERS;
+            let key = sender_key(s);
+            let nonce = first_nonce[s];
+            first_nonce[s] += 1;
+            UnsignedTx {
+                chain_id: chain_id.to_string(),
+                sender: key.public_key(),
+                nonce,
+                fee: Amount(1_000),
+                action: Action::Transfer {
+                    to: sink.clone(),
+                    amount: Amount(1),
+                },
+            }
+            .sign(&key)
+        })
+        .collect()
+}
+
+/// Signatures one core verifies per second in batches of 1,000 (the ceiling for any chain
+/// that checks every transaction's signature).
+pub fn verify_ceiling_per_sec() -> f64 {
+    let txs = sign_transfers("bench", 4_000, &mut vec![0; SENDERS]);
+    let messages: Vec<bytes::Bytes> = txs
+        .iter()
+        .map(|t| commonware_codec::Encode::encode(&t.tx))
+        .collect();
+    let mut rng = rand::rng();
+    let start = Instant::now();
+    let mut verified = 0usize;
+    while start.elapsed() < Duration::from_secs(2) {
+        for chunk in (0..txs.len()).collect::<Vec<_>>().chunks(1_000) {
+            let ok = ed25519::PublicKey::verify_batch(
+                &mut rng,
+                chunk,
+                |_, i| BatchEntry {
+                    namespace: TX_NAMESPACE,
+                    message: &messages[*i],
+                    public_key: &txs[*i].tx.sender,
+                    signature: &txs[*i].signature,
+                },
+                &Sequential,
+            );
+            assert!(ok, "benchmark signatures verify");
+            verified += chunk.len();
+        }
+    }
+    verified as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark. Progress goes to `progress`.
+pub fn chain(
+    options: &ChainBenchOptions,
+    progress: impl Fn(&str),
+) -> anyhow::Result<ChainBenchReport> {
+    let dir = std::env::temp_dir().join(format!("exo-bench-chain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let balance = Amount::from_exo(1_000_000);
+    let layout = devnet::init(&DevnetOptions {
+        validators: options.validators,
+        data_dir: dir.clone(),
+        api_port: options.api_port,
+        p2p_port: options.p2p_port,
+        extra_accounts: (0..SENDERS)
+            .map(|i| GenesisAccount {
+                address: address_to_hex(&sender_key(i).public_key()),
+                balance,
+            })
+            .collect(),
+    })?;
+    progress("signing transactions");
+    let mut nonces = vec![0u64; SENDERS];
+    let load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.txs, &mut nonces);
+    let latency_load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.latency_txs, &mut nonces);
+
+    // Each validator runs on its own runtime and thread, as separate processes would.
+    let finalized_at: Arc<Mutex<HashMap<TxHash, Instant>>> = Arc::default();
+    let (handles_tx, handles_rx) = mpsc::channel::<Arc<Validator>>();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let stop_rx = Arc::new(Mutex::new(stop_rx));
+    let mut threads = Vec::new();
+    for (i, path) in layout.configs.iter().enumerate() {
+        let config = NodeConfig::load(path)?;
+        let handles_tx = handles_tx.clone();
+        let finalized_at = finalized_at.clone();
+        let stop_rx = stop_rx.clone();
+        threads.push(std::thread::spawn(move || {
+            node::run(config, move |validator, _| async move {
+                if i == 0 {
+                    validator.events.subscribe(move |block| {
+                        let now = Instant::now();
+                        let mut map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
+                        for hash in &block.tx_hashes {
+                            map.insert(*hash, now);
+                        }
+                    });
+                }
+                let _ = handles_tx.send(validator);
+                // Stay up until the benchmark is done.
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let stop = stop_rx.lock().unwrap_or_else(|p| p.into_inner());
+                    if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                        return Ok(());
+                    }
+                }
+            })
+        }));
+    }
+    drop(handles_tx);
+    let validators: Vec<Arc<Validator>> = (0..options.validators)
+        .map(|_| handles_rx.recv_timeout(Duration::from_secs(60)))
+        .collect::<Result<_, _>>()
+        .context("validators did not start")?;
+    let wait_height = |h: u64, limit: Duration| -> anyhow::Result<()> {
+        let start = Instant::now();
+        while validators
+            .iter()
+            .any(|v| v.events.status().finalized_height < h)
+        {
+            if start.elapsed() > limit {
+                return Err(anyhow!("validators did not reach height {h}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    };
+    wait_height(2, Duration::from_secs(60))?;
+
+    progress("throughput phase");
+    let start_height = validators[0].events.status().finalized_height;
+    let start = Instant::now();
+    for (n, tx) in load.iter().enumerate() {
+        let target = &validators[n % validators.len()];
+        if let Err(err) = target.submit(tx.clone()) {
+            return Err(anyhow!("mempool refused a benchmark transaction: {err}"));
+        }
+    }
+    let hashes: Vec<TxHash> = load.iter().map(SignedTx::hash).collect();
+    let limit = Duration::from_secs(120 + options.txs as u64 / 100);
+    loop {
+        let done = {
+            let map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
+            hashes.iter().filter(|h| map.contains_key(h)).count()
+        };
+        if done == hashes.len() {
+            break;
+        }
+        if start.elapsed() > limit {
+            return Err(anyhow!(
+                "only {done} of {} transactions finalized",
+                hashes.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let last = {
+        let map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
+        hashes.iter().filter_map(|h| map.get(h)).max().copied()
+    }
+    .unwrap_or_else(Instant::now);
+    let tx_per_sec = options.txs as f64 / last.duration_since(start).as_secs_f64();
+    let blocks = validators[0].events.status().finalized_height - start_height;
+
+    progress("latency phase");
+    let mut sent = Vec::with_capacity(latency_load.len());
+    for (n, tx) in latency_load.iter().enumerate() {
+        let at = Instant::now();
+        validators[n % validators.len()]
+            .submit(tx.clone())
+            .map_err(|e| anyhow!("mempool refused a benchmark transaction: {e}"))?;
+        sent.push((tx.hash(), at));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut latencies_ms = loop {
+        let map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
+        let lat: Vec<f64> = sent
+            .iter()
+            .filter_map(|(h, at)| {
+                map.get(h)
+                    .map(|f| f.duration_since(*at).as_secs_f64() * 1e3)
+            })
+            .collect();
+        if lat.len() == sent.len() || Instant::now() > deadline {
+            break lat;
+        }
+        drop(map);
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    latencies_ms.sort_by(f64::total_cmp);
+    let peak_rss_mib = peak_rss_mib(std::process::id()).unwrap_or(f64::NAN);
+    for _ in 0..options.validators {
+        let _ = stop_tx.send(());
+    }
+    drop(validators);
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    progress("signature verification ceiling");
+    Ok(ChainBenchReport {
+        validators: options.validators,
+        txs: options.txs,
+        tx_per_sec,
+        finality_p50_ms: percentile(&latencies_ms, 0.5),
+        finality_p99_ms: percentile(&latencies_ms, 0.99),
+        verify_ceiling_per_sec: verify_ceiling_per_sec(),
+        blocks,
+        peak_rss_mib,
+    })
+}
