@@ -10,6 +10,7 @@ use crate::{
     events::ChainEvents,
     evidence::EvidenceProof,
     mempool::{Mempool, MempoolLimits},
+    orchestrator::EpochChannels,
     store::{StateReader, state_config},
 };
 use commonware_broadcast::buffered;
@@ -29,7 +30,7 @@ use commonware_consensus::{
         scheme::ed25519::Scheme,
         types::Activity,
     },
-    types::{Epoch, FixedEpocher, Height, ViewDelta},
+    types::{Epoch, Epocher as _, FixedEpocher, Height, ViewDelta},
 };
 use commonware_cryptography::{
     Digestible, Sha256, Signer as _,
@@ -262,7 +263,9 @@ where
     .ok_or_else(|| "this key is not in the genesis committee".to_string())?;
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
-    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let epoch_length = std::num::NonZeroU64::new(config.genesis.params.epoch_length)
+        .ok_or_else(|| "epoch length must be positive".to_string())?;
+    let epocher = FixedEpocher::new(epoch_length);
     let genesis_block = genesis_block::<E>(&config.genesis)?;
     let genesis_digest = genesis_block.digest();
 
@@ -387,44 +390,85 @@ where
         context.child("deferred"),
         stateful_mailbox.clone(),
         marshal_mailbox.clone(),
-        epocher,
+        epocher.clone(),
     );
     marshal_actor.start(stateful_mailbox.clone(), buffer, resolver);
     stateful.start();
 
     let reporter: Reporters<_, _> = (deferred.clone(), EvidenceReporter { pool: evidence }).into();
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
-        simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker,
-            automaton: deferred.clone(),
-            relay: deferred,
-            reporter,
-            strategy: Sequential,
-            partition: format!("{prefix}-consensus-0"),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: simplex::config::Floor::Genesis(genesis_digest),
-            replay_buffer: IO_BUFFER,
-            write_buffer: IO_BUFFER,
-            page_cache,
-            leader_timeout: config.timeouts.leader,
-            certification_timeout: config.timeouts.certification,
-            timeout_retry: config.timeouts.retry,
-            view_retention: ViewDelta::new(64),
-            skip: SkipPolicy::Enabled {
-                timeout: config.timeouts.skip,
-                budget: simplex::SkipBudget::Participants,
+
+    // Boundary blocks reach the orchestrator from the finalized-block hook.
+    let (boundary_tx, boundaries) = mpsc::channel::<(Height, sha256::Digest)>(64);
+    {
+        let epocher = epocher.clone();
+        let boundary_tx = std::sync::Mutex::new(boundary_tx);
+        events.subscribe(move |block| {
+            let height = Height::new(block.height);
+            if epocher
+                .containing(height)
+                .is_some_and(|info| info.last() == height)
+            {
+                let mut tx = boundary_tx.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = tx.try_send((height, block.digest));
+            }
+        });
+    }
+    let processed = marshal_mailbox
+        .get_processed()
+        .await
+        .map_or(Height::zero(), |p| p.height());
+    let timeouts = config.timeouts;
+    let start_engine = move |context: E,
+                             epoch: Epoch,
+                             floor: sha256::Digest,
+                             votes: EpochChannels<S>,
+                             certificates: EpochChannels<S>,
+                             resolver: EpochChannels<S>| {
+        simplex::Engine::new(
+            context,
+            simplex::Config {
+                scheme: scheme.clone(),
+                elector: RoundRobin::<Sha256>::default(),
+                blocker: blocker.clone(),
+                automaton: deferred.clone(),
+                relay: deferred.clone(),
+                reporter: reporter.clone(),
+                strategy: Sequential,
+                partition: format!("{prefix}-consensus-{}", epoch.get()),
+                mailbox_size: NZUsize!(1024),
+                epoch,
+                floor: simplex::config::Floor::Genesis(floor),
+                replay_buffer: IO_BUFFER,
+                write_buffer: IO_BUFFER,
+                page_cache: page_cache.clone(),
+                leader_timeout: timeouts.leader,
+                certification_timeout: timeouts.certification,
+                timeout_retry: timeouts.retry,
+                view_retention: ViewDelta::new(64),
+                skip: SkipPolicy::Enabled {
+                    timeout: timeouts.skip,
+                    budget: simplex::SkipBudget::Participants,
+                },
+                fetch_timeout: NZDuration!(timeouts.fetch),
+                fetch_retry_delay: Duration::from_millis(500),
+                forward: ForwardPolicy::Disabled,
+                track_historical_votes: false,
             },
-            fetch_timeout: NZDuration!(config.timeouts.fetch),
-            fetch_retry_delay: Duration::from_millis(500),
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
+        )
+        .start(votes, certificates, resolver)
+    };
+    let consensus = crate::orchestrator::start(
+        context.child("orchestrator"),
+        crate::orchestrator::Setup {
+            epocher: epocher.clone(),
+            genesis: genesis_digest,
+            processed,
+            marshal: marshal_mailbox.clone(),
+            boundaries,
         },
+        start_engine,
+        (channels.votes, channels.certificates, channels.resolver),
     );
-    let consensus = engine.start(channels.votes, channels.certificates, channels.resolver);
 
     let databases = stateful_mailbox.subscribe_databases().await;
     let gossip = start_gossip(

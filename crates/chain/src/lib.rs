@@ -19,6 +19,7 @@ pub mod app;
 pub mod engine;
 pub mod events;
 pub mod mempool;
+pub mod orchestrator;
 pub mod store;
 
 pub use app::{App, EvidencePool, Sources};

@@ -8,7 +8,10 @@
 
 use commonware_consensus::simplex::{mocks::conflicter, scheme::ed25519::Scheme};
 use commonware_cryptography::{Sha256, Signer as _, ed25519};
-use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_p2p::{
+    simulated::{self, Link, Network, Oracle},
+    utils::mux::Muxer,
+};
 use commonware_runtime::{Clock, Handle, Quota, Spawner, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize};
 use exo_chain::{
@@ -42,11 +45,17 @@ pub fn account_key(seed: u64) -> PrivateKey {
     PrivateKey::from_seed(10_000 + seed)
 }
 
+/// Blocks per epoch in simulations: short, so that every test crosses epoch boundaries.
+pub const EPOCH_LENGTH: u64 = 20;
+
 /// A genesis for `n` validators with the faucet funded with a million EXO.
 pub fn genesis(n: usize) -> Genesis {
     Genesis {
         chain_id: CHAIN_ID.into(),
-        params: Params::default(),
+        params: Params {
+            epoch_length: EPOCH_LENGTH,
+            ..Params::default()
+        },
         accounts: vec![GenesisAccount {
             address: address_to_hex(&faucet_key().public_key()),
             balance: Amount::from_exo(1_000_000),
@@ -208,7 +217,17 @@ impl Cluster {
             self.context.child("equivocator").with_attribute("index", i),
             conflicter::Config { scheme },
         );
-        self.members[i].task = Some(equivocator.start(channels.votes));
+        // Votes travel on per-epoch subchannels; the equivocator speaks in epoch 0.
+        let (mux, mut handle) = Muxer::new(
+            self.context
+                .child("equivocator_mux")
+                .with_attribute("index", i),
+            channels.votes.0,
+            channels.votes.1,
+        );
+        mux.start();
+        let votes = handle.register(0).await.expect("epoch 0 votes");
+        self.members[i].task = Some(equivocator.start(votes));
     }
 
     /// Stops validator `i` as a crash would: its tasks end, its storage stays.

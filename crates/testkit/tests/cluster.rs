@@ -31,9 +31,25 @@ fn four_validators_finalize_transfers_with_one_state_root() {
         for i in 0..4 {
             assert_eq!(cluster.balance(i, &alice).await, Amount::from_exo(20));
         }
-        cluster.wait_for_height(12, Duration::from_secs(60)).await;
-        let roots: Vec<_> = (0..4).map(|i| cluster.status(i)).collect();
-        println!("{roots:?}");
+        // Past two epoch boundaries: each epoch runs its own engine from the last one's block.
+        cluster.wait_for_height(45, Duration::from_secs(120)).await;
+        let statuses: Vec<_> = (0..4).map(|i| cluster.status(i)).collect();
+        assert!(statuses.iter().all(|s| s.epoch >= 2), "{statuses:?}");
+        let block = cluster
+            .validator(0)
+            .blocks
+            .by_height(45)
+            .await
+            .expect("block");
+        for i in 1..4 {
+            let other = cluster
+                .validator(i)
+                .blocks
+                .by_height(45)
+                .await
+                .expect("block");
+            assert_eq!(block, other);
+        }
     });
 }
 
