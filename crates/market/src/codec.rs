@@ -527,6 +527,7 @@ impl Write for Explanation {
         self.live_offers.write(buf);
         self.excluded_by.write(buf);
         self.passed.write(buf);
+        self.passed_exact.write(buf);
         self.best_ask.write(buf);
         self.max_price_per_unit.write(buf);
         self.reason.write(buf);
@@ -537,6 +538,7 @@ impl EncodeSize for Explanation {
         u64::SIZE
             + ExclusionCounts::SIZE
             + u64::SIZE
+            + bool::SIZE
             + self.best_ask.encode_size()
             + u128::SIZE
             + self.reason.encode_size()
@@ -549,6 +551,7 @@ impl Read for Explanation {
             live_offers: u64::read(buf)?,
             excluded_by: ExclusionCounts::read(buf)?,
             passed: u64::read(buf)?,
+            passed_exact: bool::read(buf)?,
             best_ask: Option::<u128>::read(buf)?,
             max_price_per_unit: u128::read(buf)?,
             reason: Reason::read(buf)?,

@@ -5,6 +5,11 @@ use std::fmt;
 use crate::order::{Constraint, GpuRequirement, Requirements};
 use crate::resources::{DeviceClass, Runtime};
 
+/// How far explanations count the offers that meet every requirement. Counting all of them
+/// would cost a sweep of the book per unmatched demand; past this many the exact number no
+/// longer changes what a requester should do.
+pub const PASSED_COUNT_LIMIT: u64 = 100;
+
 /// How many live offers each requirement excludes, counted independently: an offer with too
 /// few cores and the wrong region counts under both. Independent counts show which requirement
 /// is the binding one, which a first-failure attribution would hide behind list order.
@@ -143,8 +148,11 @@ pub struct Explanation {
     /// Offers not expired at the batch height.
     pub live_offers: u64,
     pub excluded_by: ExclusionCounts,
-    /// Offers meeting every requirement, from providers not excluded from the unit.
+    /// Offers meeting every requirement, from providers not excluded from the unit, counted up
+    /// to about [`PASSED_COUNT_LIMIT`].
     pub passed: u64,
+    /// False when counting stopped at the limit: then there are at least `passed` such offers.
+    pub passed_exact: bool,
     /// Lowest ask among the `passed` offers.
     pub best_ask: Option<u128>,
     pub max_price_per_unit: u128,
@@ -159,6 +167,7 @@ impl Explanation {
         live_offers: u64,
         excluded_by: ExclusionCounts,
         passed: u64,
+        passed_exact: bool,
         best_ask: Option<u128>,
         max_price_per_unit: u128,
     ) -> Self {
@@ -177,9 +186,21 @@ impl Explanation {
             live_offers,
             excluded_by,
             passed,
+            passed_exact,
             best_ask,
             max_price_per_unit,
             reason,
+        }
+    }
+}
+
+impl Explanation {
+    /// `passed` as a human reads it: "at least 100" when the count stopped at the limit.
+    fn passed_text(&self) -> String {
+        if self.passed_exact {
+            self.passed.to_string()
+        } else {
+            format!("at least {}", self.passed)
         }
     }
 }
@@ -216,7 +237,8 @@ impl fmt::Display for Explanation {
                 write!(
                     f,
                     "best ask {ask} > max price {} ({} of {n} offers meet the requirements)",
-                    self.max_price_per_unit, self.passed
+                    self.max_price_per_unit,
+                    self.passed_text()
                 )
             }
             Reason::SlotsTaken => {
@@ -225,7 +247,8 @@ impl fmt::Display for Explanation {
                     f,
                     "all matching slots taken ({} of {n} offers meet the requirements, best ask \
                      {ask} <= max price {})",
-                    self.passed, self.max_price_per_unit
+                    self.passed_text(),
+                    self.max_price_per_unit
                 )
             }
         }

@@ -2,21 +2,17 @@
 //!
 //! Explanations are only needed for slots that stayed unmatched, so everything here is built
 //! lazily on the first one, and what depends only on a demand's requirements is computed once
-//! per distinct requirements and shared by every unit and replica that has them.
+//! per distinct requirements and shared by every unit and replica that has them. What depends
+//! on a unit's exclusion list is then a lookup of the few excluded providers' offers.
 
 use std::collections::BTreeMap;
 
-use crate::explain::{ExclusionCounts, Explanation};
-use crate::index::{Index, Query};
+use crate::explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT};
+use crate::index::{Index, OfferKey, Query};
 use crate::order::{Constraint, Requirements};
-use crate::resources::Runtime;
 
-/// How many of the cheapest passing offers are remembered per requirements, to find the best
-/// ask outside a unit's exclusion list without another sweep. Exclusion lists are short, so
-/// the sweep fallback is rare.
-const CHEAPEST: usize = 32;
-
-/// Per-field views of the live book, for counting each requirement's exclusions on its own.
+/// Per-field views of the live book, for counting each requirement's exclusions on its own
+/// with a binary search instead of a sweep.
 #[derive(Debug)]
 struct Columns {
     cores: Vec<u32>,
@@ -25,85 +21,59 @@ struct Columns {
     fuel: Vec<u64>,
     reputation: Vec<u32>,
     /// Offers per class tag and per runtime tag.
-    classes: [u64; 5],
+    classes: [u64; 8],
     runtimes: [u64; 8],
-    /// Positions grouped by region id (in price order within a region), and where each
-    /// region's run starts: region `r` is `by_region[region_start[r]..region_start[r + 1]]`.
-    by_region: Vec<u32>,
-    region_start: Vec<usize>,
     /// (model id, count, memory) of each offer with a GPU, sorted.
     gpus: Vec<(u32, u32, u64)>,
     /// (provider, position) of every offer, sorted, to look up an excluded provider's offers.
     by_provider: Vec<(u64, u32)>,
 }
 
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v
+}
+
+/// Offers with a value below `min` in an ascending column.
+fn below<T: Ord>(column: &[T], min: &T) -> u64 {
+    column.partition_point(|v| v < min) as u64
+}
+
 impl Columns {
-    fn new(index: &Index<'_>) -> Self {
+    fn new(index: &Index) -> Self {
         let slim = &index.slim;
-        let sorted = |mut v: Vec<u64>| {
-            v.sort_unstable();
-            v
-        };
-        let mut cores: Vec<u32> = slim.iter().map(|s| s.cores).collect();
-        cores.sort_unstable();
-        let mut reputation: Vec<u32> = slim.iter().map(|s| s.reputation).collect();
-        reputation.sort_unstable();
-        let mut classes = [0u64; 5];
+        let mut classes = [0u64; 8];
         let mut runtimes = [0u64; 8];
-        let mut region_count = vec![0usize; index.regions.len()];
-        let mut gpus = Vec::new();
-        let mut by_provider = Vec::with_capacity(slim.len());
-        for (pos, s) in slim.iter().enumerate() {
-            for (tag, n) in classes.iter_mut().enumerate() {
-                if s.class_bit & (1 << tag) != 0 {
-                    *n += 1;
-                }
+        for s in slim {
+            if let Some(n) = classes.get_mut(s.class as usize) {
+                *n += 1;
             }
             for (tag, n) in runtimes.iter_mut().enumerate() {
                 if s.runtimes & (1 << tag) != 0 {
                     *n += 1;
                 }
             }
-            if let Some(n) = region_count.get_mut(s.region as usize) {
-                *n += 1;
-            }
-            if s.gpu_count > 0 {
-                gpus.push((s.gpu_model, s.gpu_count, s.gpu_memory));
-            }
-            by_provider.push((s.provider, pos as u32));
-        }
-        gpus.sort_unstable();
-        by_provider.sort_unstable();
-        // A counting sort by region keeps each region's offers in price order.
-        let mut region_start = Vec::with_capacity(region_count.len() + 1);
-        let mut acc = 0usize;
-        region_start.push(0);
-        for n in &region_count {
-            acc += n;
-            region_start.push(acc);
-        }
-        let mut fill = region_start.clone();
-        let mut by_region = vec![0u32; slim.len()];
-        for (pos, s) in slim.iter().enumerate() {
-            if let Some(next) = fill.get_mut(s.region as usize) {
-                if let Some(slot) = by_region.get_mut(*next) {
-                    *slot = pos as u32;
-                }
-                *next += 1;
-            }
         }
         Columns {
-            cores,
+            cores: sorted(slim.iter().map(|s| s.cores).collect()),
             memory: sorted(slim.iter().map(|s| s.memory).collect()),
             cpu: sorted(slim.iter().map(|s| s.cpu).collect()),
             fuel: sorted(slim.iter().map(|s| s.fuel).collect()),
-            reputation,
+            reputation: sorted(slim.iter().map(|s| s.reputation).collect()),
             classes,
             runtimes,
-            by_region,
-            region_start,
-            gpus,
-            by_provider,
+            gpus: sorted(
+                slim.iter()
+                    .filter(|s| s.gpu_count > 0)
+                    .map(|s| (s.gpu_model, s.gpu_count, s.gpu_memory))
+                    .collect(),
+            ),
+            by_provider: sorted(
+                slim.iter()
+                    .enumerate()
+                    .map(|(pos, s)| (s.provider, pos as u32))
+                    .collect(),
+            ),
         }
     }
 
@@ -119,9 +89,13 @@ impl Columns {
 struct Shared {
     query: Query,
     counts: ExclusionCounts,
+    /// Offers meeting every requirement, counted up to [`PASSED_COUNT_LIMIT`].
     passed: u64,
-    /// Positions of the cheapest passing offers, in price order.
-    cheapest: Vec<u32>,
+    /// Position of the cheapest of them.
+    best: Option<usize>,
+    /// The explanation for a unit with nothing excluded at the last max price asked: most
+    /// unmatched units of a demand that found nothing are exactly that.
+    plain: Option<Explanation>,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +109,7 @@ impl<'a> Explainer<'a> {
     /// providers excluded from it (sorted, including those that took its other replicas).
     pub(crate) fn explain(
         &mut self,
-        index: &Index<'_>,
+        index: &Index,
         req: &'a Requirements,
         max_price: u128,
         excluded: &[u64],
@@ -145,6 +119,13 @@ impl<'a> Explainer<'a> {
             .shared
             .entry(req)
             .or_insert_with(|| share(index, columns, req));
+        if excluded.is_empty()
+            && let Some(plain) = &shared.plain
+            && plain.max_price_per_unit == max_price
+        {
+            return plain.clone();
+        }
+        let query = &shared.query;
 
         let mut counts = shared.counts;
         let mut excluded_offers = 0u64;
@@ -152,17 +133,12 @@ impl<'a> Explainer<'a> {
         for &provider in excluded {
             for &(_, pos) in columns.offers_of(provider) {
                 excluded_offers += 1;
-                if index
-                    .slim
-                    .get(pos as usize)
-                    .is_some_and(|s| shared.query.admits(s))
-                {
+                if index.slim.get(pos as usize).is_some_and(|s| query.admits(s)) {
                     excluded_passing += 1;
                 }
             }
         }
         counts.set(Constraint::Excluded, excluded_offers);
-        let passed = shared.passed.saturating_sub(excluded_passing);
 
         let is_excluded = |pos: usize| {
             index
@@ -170,76 +146,88 @@ impl<'a> Explainer<'a> {
                 .get(pos)
                 .is_some_and(|s| excluded.binary_search(&s.provider).is_ok())
         };
-        let mut best = shared
-            .cheapest
-            .iter()
-            .map(|&p| p as usize)
-            .find(|&p| !is_excluded(p));
-        if best.is_none() && passed > 0 {
-            // Every remembered offer belongs to an excluded provider: sweep for the next one.
-            best = sweep(index, columns, &shared.query, req, |p| !is_excluded(p), 1)
-                .1
-                .first()
-                .map(|&p| p as usize);
+        let exact = shared.passed < PASSED_COUNT_LIMIT;
+        let mut passed = shared.passed.saturating_sub(excluded_passing);
+        let mut best = shared.best;
+        if best.is_some_and(is_excluded) {
+            // The cheapest passing offer is from an excluded provider: look group by group for
+            // the cheapest one that is not.
+            best = index
+                .candidates(query)
+                .filter_map(|g| index.first_any(g, query, |pos| !is_excluded(pos)))
+                .min_by_key(|&pos| key(index, pos));
         }
-        let best_ask = best.and_then(|p| index.prices.get(p).copied());
-        Explanation::new(
+        if !exact && passed == 0 && best.is_some() {
+            // The count stopped at the limit and the exclusions ate all of it; at least the
+            // best offer is left.
+            passed = 1;
+        }
+        let explanation = Explanation::new(
             req,
             index.len() as u64,
             counts,
             passed,
-            best_ask,
+            exact,
+            best.and_then(|p| index.keys.get(p).map(|k| k.0)),
             max_price,
-        )
+        );
+        if excluded.is_empty() {
+            shared.plain = Some(explanation.clone());
+        }
+        explanation
     }
 }
 
+/// The offer order of the offer at `pos`.
+fn key(index: &Index, pos: usize) -> Option<OfferKey> {
+    index.keys.get(pos).copied()
+}
+
 /// Counts each requirement's exclusions independently, and the offers meeting all of them.
-fn share(index: &Index<'_>, c: &Columns, req: &Requirements) -> Shared {
+fn share(index: &Index, c: &Columns, req: &Requirements) -> Shared {
     let query = index.query(req);
-    let live = index.slim.len() as u64;
-    let below = |n: usize| n as u64;
+    let live = index.len() as u64;
     let mut counts = ExclusionCounts::default();
-    counts.set(
-        Constraint::Cores,
-        below(c.cores.partition_point(|&v| v < req.min_cores)),
-    );
-    counts.set(
-        Constraint::Memory,
-        below(c.memory.partition_point(|&v| v < req.min_memory_mib)),
-    );
-    counts.set(
-        Constraint::Cpu,
-        below(c.cpu.partition_point(|&v| v < req.min_cpu_score)),
-    );
-    counts.set(
-        Constraint::Fuel,
-        below(c.fuel.partition_point(|&v| v < req.fuel_limit)),
-    );
+    counts.set(Constraint::Cores, below(&c.cores, &req.min_cores));
+    counts.set(Constraint::Memory, below(&c.memory, &req.min_memory_mib));
+    counts.set(Constraint::Cpu, below(&c.cpu, &req.min_cpu_score));
+    counts.set(Constraint::Fuel, below(&c.fuel, &req.fuel_limit));
     counts.set(
         Constraint::Reputation,
-        below(c.reputation.partition_point(|&v| v < req.min_reputation)),
+        below(&c.reputation, &req.min_reputation),
     );
     if let Some(class) = req.class {
         let have = c.classes.get(class.tag() as usize).copied().unwrap_or(0);
         counts.set(Constraint::Class, live.saturating_sub(have));
     }
-    let have = runtime_count(c, req.runtime);
+    let have = c
+        .runtimes
+        .get(req.runtime.tag() as usize)
+        .copied()
+        .unwrap_or(0);
     counts.set(Constraint::Runtime, live.saturating_sub(have));
     if let Some(region) = &req.region {
-        let have = region_range(index, c, region).map_or(0, |r| r.len() as u64);
+        let have: u64 = index.region_id(region).map_or(0, |id| {
+            index
+                .groups
+                .iter()
+                .filter(|g| g.region == id)
+                .map(|g| (g.end - g.start) as u64)
+                .sum()
+        });
         counts.set(Constraint::Region, live.saturating_sub(have));
     }
     if let Some(g) = &req.gpu {
-        let model = g.model.as_deref().map(|m| index.gpu_models_id(m));
-        let candidates: &[(u32, u32, u64)] = match model {
+        let candidates: &[(u32, u32, u64)] = match g.model.as_deref() {
             None => &c.gpus,
-            Some(None) => &[],
-            Some(Some(id)) => {
-                let lo = c.gpus.partition_point(|&(m, _, _)| m < id);
-                let hi = c.gpus.partition_point(|&(m, _, _)| m <= id);
-                c.gpus.get(lo..hi).unwrap_or(&[])
-            }
+            Some(name) => match index.gpu_model_id(name) {
+                None => &[],
+                Some(id) => {
+                    let lo = c.gpus.partition_point(|&(m, _, _)| m < id);
+                    let hi = c.gpus.partition_point(|&(m, _, _)| m <= id);
+                    c.gpus.get(lo..hi).unwrap_or(&[])
+                }
+            },
         };
         let have = candidates
             .iter()
@@ -247,58 +235,25 @@ fn share(index: &Index<'_>, c: &Columns, req: &Requirements) -> Shared {
             .count() as u64;
         counts.set(Constraint::Gpu, live.saturating_sub(have));
     }
-    let (passed, cheapest) = sweep(index, c, &query, req, |_| true, CHEAPEST);
+
+    let mut passed = 0u64;
+    let mut best: Option<usize> = None;
+    for g in index.candidates(&query) {
+        let Some(first) = index.first_any(g, &query, |_| true) else {
+            continue;
+        };
+        if best.is_none_or(|b| key(index, first) < key(index, b)) {
+            best = Some(first);
+        }
+        if passed < PASSED_COUNT_LIMIT {
+            passed += index.count_any(g, &query, PASSED_COUNT_LIMIT - passed);
+        }
+    }
     Shared {
         query,
         counts,
         passed,
-        cheapest,
+        best,
+        plain: None,
     }
-}
-
-fn runtime_count(c: &Columns, runtime: Runtime) -> u64 {
-    c.runtimes.get(runtime.tag() as usize).copied().unwrap_or(0)
-}
-
-/// The positions of `region`'s offers, if any offer is in it.
-fn region_range<'c>(index: &Index<'_>, c: &'c Columns, region: &str) -> Option<&'c [u32]> {
-    let id = index.regions_id(region)? as usize;
-    let lo = *c.region_start.get(id)?;
-    let hi = *c.region_start.get(id + 1)?;
-    c.by_region.get(lo..hi)
-}
-
-/// Counts the offers meeting `query` and accepted by `keep` (ignoring slots), and returns the
-/// first `limit` of them in price order. A region requirement narrows the sweep to that region.
-fn sweep(
-    index: &Index<'_>,
-    c: &Columns,
-    query: &Query,
-    req: &Requirements,
-    keep: impl Fn(usize) -> bool,
-    limit: usize,
-) -> (u64, Vec<u32>) {
-    let mut passed = 0u64;
-    let mut cheapest = Vec::new();
-    let mut visit = |pos: usize| {
-        if index.slim.get(pos).is_some_and(|s| query.admits(s)) && keep(pos) {
-            passed += 1;
-            if cheapest.len() < limit {
-                cheapest.push(pos as u32);
-            }
-        }
-    };
-    match &req.region {
-        Some(region) => {
-            for &pos in region_range(index, c, region).unwrap_or(&[]) {
-                visit(pos as usize);
-            }
-        }
-        None => {
-            for pos in 0..index.slim.len() {
-                visit(pos);
-            }
-        }
-    }
-    (passed, cheapest)
 }

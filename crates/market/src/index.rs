@@ -1,24 +1,31 @@
 //! The matcher's index over one batch's live offers.
 //!
-//! Offers are laid out in price order (price, then posted height, then id) in a compact
-//! array, cut into buckets of [`BUCKET`] offers. A binary tree over the buckets keeps, for each
-//! subtree, the largest value of every numeric resource and the union of every categorical one
-//! (classes, runtimes, hashed regions and GPU models) among offers that still have free slots.
-//! A search for "the cheapest offer at or after position p that meets these requirements"
-//! descends the tree and skips every subtree whose summary already fails, so that whole runs
-//! of unsuitable or exhausted offers cost one comparison instead of one per offer. When an
-//! offer's last slot is taken its bucket and the bucket's ancestors are recomputed, which keeps
-//! the summaries exact upper bounds without ever scanning the book again.
+//! Offers are partitioned into groups by (region, device class), the two requirements that
+//! split the book most evenly, so a demand pinned to a region or class only ever looks at its
+//! own groups. Inside a group offers are laid out in price order (price, then posted height,
+//! then id) in a compact array cut into buckets of [`BUCKET`] offers, with a binary tree over
+//! the buckets. Each tree node keeps, for its subtree, the largest value of every numeric
+//! resource and the union of the GPU models and runtimes. A search for "the cheapest offer at
+//! or after position p that meets these requirements" descends the tree and skips every subtree
+//! whose summary already fails, so that a run of unsuitable offers costs one comparison instead
+//! of one per offer.
 //!
-//! A passing summary is only a hint (the largest core count and the right region may come from
+//! Each group has two trees. The *live* tree summarises only offers with free slots; when an
+//! offer's last slot is taken its bucket and the bucket's ancestors are recomputed, so later
+//! searches skip it without rescanning. The *static* tree summarises every live offer whatever
+//! its slots, for explanations, which describe the market rather than what is left of it.
+//!
+//! A passing summary is only a hint (the largest core count and the right GPU may come from
 //! different offers), so every candidate is confirmed with the exact per-offer check.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use crate::order::{Offer, Requirements};
+use crate::resources::MAX_NAME_LEN;
 
 /// Offers per leaf bucket. Scanning 16 compact offers linearly is cheaper than two more tree
-/// levels, and keeps the tree small enough to stay in cache at a million offers.
+/// levels, and keeps the trees small enough to stay in cache at a million offers.
 pub(crate) const BUCKET: usize = 16;
 
 /// Region or GPU-model id meaning "any" in a query.
@@ -31,10 +38,6 @@ const NO_GPU: u32 = u32::MAX - 2;
 /// Bit of the GPU-model summary reserved for offers without a GPU, so that a subtree holding
 /// only CPU machines still has a non-empty GPU set. Models hash into the other 63 bits.
 const NO_GPU_BIT: u64 = 1 << 63;
-
-fn region_bit(id: u32) -> u128 {
-    1u128 << (id % 128)
-}
 
 fn gpu_bit(id: u32) -> u64 {
     if id == NO_GPU {
@@ -57,7 +60,7 @@ pub(crate) struct Slim {
     pub gpu_count: u32,
     pub region: u32,
     pub gpu_model: u32,
-    pub class_bit: u8,
+    pub class: u8,
     pub runtimes: u8,
 }
 
@@ -68,22 +71,22 @@ pub(crate) struct Query {
     cpu: u64,
     fuel: u64,
     gpu_memory: u64,
+    gpu_bits: u64,
     cores: u32,
     reputation: u32,
     gpu_count: u32,
     region: u32,
     gpu_model: u32,
-    classes: u8,
+    /// Class tag, or `None` for any class.
+    class: Option<u8>,
     runtime: u8,
-    region_bits: u128,
-    gpu_bits: u64,
 }
 
 impl Query {
+    /// The exact check, equivalent to [`Requirements::admits`] on the original offer.
     #[inline]
     pub(crate) fn admits(&self, s: &Slim) -> bool {
-        (s.class_bit & self.classes) != 0
-            && (s.runtimes & self.runtime) != 0
+        (s.runtimes & self.runtime) != 0
             && s.cores >= self.cores
             && s.memory >= self.memory
             && s.cpu >= self.cpu
@@ -93,12 +96,13 @@ impl Query {
             && s.gpu_memory >= self.gpu_memory
             && (self.region == ANY || s.region == self.region)
             && (self.gpu_model == ANY || s.gpu_model == self.gpu_model)
+            && self.class.is_none_or(|c| c == s.class)
     }
 
+    /// Whether some offer under `n` may pass. Region and class are settled by the group.
     #[inline]
     fn may_admit(&self, n: &Summary) -> bool {
-        (n.classes & self.classes) != 0
-            && (n.runtimes & self.runtime) != 0
+        (n.runtimes & self.runtime) != 0
             && n.cores >= self.cores
             && n.memory >= self.memory
             && n.cpu >= self.cpu
@@ -106,16 +110,14 @@ impl Query {
             && n.reputation >= self.reputation
             && n.gpu_count >= self.gpu_count
             && n.gpu_memory >= self.gpu_memory
-            && (n.regions & self.region_bits) != 0
             && (n.gpus & self.gpu_bits) != 0
     }
 }
 
-/// Upper bounds over the offers with free slots in a subtree. An empty subtree has no class
-/// bit, which fails every query.
+/// Upper bounds over the offers of a subtree. An empty subtree has no runtime bit, which
+/// fails every query.
 #[derive(Clone, Copy, Debug, Default)]
 struct Summary {
-    regions: u128,
     memory: u64,
     cpu: u64,
     fuel: u64,
@@ -124,13 +126,11 @@ struct Summary {
     cores: u32,
     reputation: u32,
     gpu_count: u32,
-    classes: u8,
     runtimes: u8,
 }
 
 impl Summary {
     fn add(&mut self, s: &Slim) {
-        self.regions |= region_bit(s.region);
         self.memory = self.memory.max(s.memory);
         self.cpu = self.cpu.max(s.cpu);
         self.fuel = self.fuel.max(s.fuel);
@@ -139,13 +139,11 @@ impl Summary {
         self.cores = self.cores.max(s.cores);
         self.reputation = self.reputation.max(s.reputation);
         self.gpu_count = self.gpu_count.max(s.gpu_count);
-        self.classes |= s.class_bit;
         self.runtimes |= s.runtimes;
     }
 
     fn merge(a: &Summary, b: &Summary) -> Summary {
         Summary {
-            regions: a.regions | b.regions,
             memory: a.memory.max(b.memory),
             cpu: a.cpu.max(b.cpu),
             fuel: a.fuel.max(b.fuel),
@@ -154,96 +152,135 @@ impl Summary {
             cores: a.cores.max(b.cores),
             reputation: a.reputation.max(b.reputation),
             gpu_count: a.gpu_count.max(b.gpu_count),
-            classes: a.classes | b.classes,
             runtimes: a.runtimes | b.runtimes,
         }
     }
 }
 
+/// A name (at most [`MAX_NAME_LEN`] bytes, checked by the caller) packed into two integers, so
+/// that interning compares integers instead of chasing every offer's string to `memcmp` it.
+/// Big-endian packing of the zero-padded bytes keeps the names' byte order; valid names hold no
+/// zero byte, so padding cannot make two names equal.
+type NameKey = (u128, u128);
+
+fn name_key(name: &str) -> NameKey {
+    let mut bytes = [0u8; 32];
+    for (dst, src) in bytes.iter_mut().zip(name.as_bytes()) {
+        *dst = *src;
+    }
+    let (hi, lo) = bytes.split_at(16);
+    let mut a = [0u8; 16];
+    let mut b = [0u8; 16];
+    a.copy_from_slice(hi);
+    b.copy_from_slice(lo);
+    (u128::from_be_bytes(a), u128::from_be_bytes(b))
+}
+
 /// Names seen in the batch, with ids in sorted-name order so the index does not depend on
 /// arrival order.
 #[derive(Debug, Default)]
-pub(crate) struct Names {
-    sorted: Vec<String>,
+struct Names {
+    sorted: Vec<NameKey>,
 }
 
 impl Names {
     fn id(&self, name: &str) -> u32 {
-        match self.sorted.binary_search_by(|n| n.as_str().cmp(name)) {
-            // The number of names is at most the number of offers, which fits a u32 (checked
-            // when the index is built), and stays below the reserved ids.
+        if name.len() > MAX_NAME_LEN {
+            return MISSING;
+        }
+        match self.sorted.binary_search(&name_key(name)) {
+            // At most one name per offer, and the batch holds fewer offers than the reserved
+            // ids (`MAX_BATCH_OFFERS`), so the id fits and never collides with them.
             Ok(i) => i as u32,
             Err(_) => MISSING,
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.sorted.len()
     }
 }
 
 /// Builds the name table and gives each offer its name's id.
 fn intern<'a>(names: impl Iterator<Item = Option<&'a str>>) -> (Names, Vec<u32>) {
-    let mut first_seen: BTreeMap<&str, u32> = BTreeMap::new();
-    let mut provisional = Vec::new();
+    let mut first_seen: BTreeMap<NameKey, u32> = BTreeMap::new();
+    let mut ids = Vec::new();
     for name in names {
         let id = match name {
             None => NO_GPU,
             Some(n) => {
                 let next = first_seen.len() as u32;
-                *first_seen.entry(n).or_insert(next)
+                *first_seen.entry(name_key(n)).or_insert(next)
             }
         };
-        provisional.push(id);
+        ids.push(id);
     }
-    // Renumber in sorted order: BTreeMap iterates by name.
+    // Renumber in sorted order: BTreeMap iterates by key, which is name order.
     let mut rank = vec![0u32; first_seen.len()];
     let mut sorted = Vec::with_capacity(first_seen.len());
-    for (r, (name, id)) in first_seen.iter().enumerate() {
+    for (r, (key, id)) in first_seen.iter().enumerate() {
         if let Some(slot) = rank.get_mut(*id as usize) {
             *slot = r as u32;
         }
-        sorted.push((*name).to_owned());
+        sorted.push(*key);
     }
-    for id in &mut provisional {
+    for id in &mut ids {
         if *id != NO_GPU {
             *id = rank.get(*id as usize).copied().unwrap_or(MISSING);
         }
     }
-    (Names { sorted }, provisional)
+    (Names { sorted }, ids)
 }
 
-/// The index over one batch's live offers.
+/// The offers of one (region, class), positions `start..end`, with their trees.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Group {
+    pub region: u32,
+    pub class: u8,
+    pub start: usize,
+    pub end: usize,
+    /// Leaves in this group's trees (a power of two), and where its nodes start in the shared
+    /// tree arrays. Node `i` (1-based, heap order) is at `nodes + i`.
+    leaves: usize,
+    nodes: usize,
+}
+
+/// The offer order: price, then posted height, then offer id.
+pub(crate) type OfferKey = (u128, u64, u64);
+
+/// The index over one batch's live offers. Positions number the offers by group, then in
+/// offer order within a group; every per-offer array is indexed by position.
 #[derive(Debug)]
-pub(crate) struct Index<'a> {
-    /// Live offers, in price order.
-    pub offers: Vec<&'a Offer>,
+pub(crate) struct Index {
     pub slim: Vec<Slim>,
-    pub prices: Vec<u128>,
+    /// Each offer's [`OfferKey`]: its price, and what breaks ties between equal prices.
+    pub keys: Vec<OfferKey>,
+    /// Slots each offer had when the batch started.
+    pub initial_slots: Vec<u32>,
     /// Free slots per position; decremented as the batch assigns.
     pub slots: Vec<u32>,
-    pub regions: Names,
-    pub gpu_models: Names,
-    /// Summaries, heap-ordered: node 1 is the root, node `leaves + b` is bucket `b`.
-    tree: Vec<Summary>,
-    leaves: usize,
+    pub groups: Vec<Group>,
+    regions: Names,
+    gpu_models: Names,
+    live: Vec<Summary>,
+    fixed: Vec<Summary>,
 }
 
-impl<'a> Index<'a> {
-    /// Indexes `live`, which the caller has already sorted into price order.
-    pub(crate) fn new(live: Vec<&'a Offer>) -> Self {
-        let (regions, region_ids) = intern(live.iter().map(|o| Some(o.resources.region.as_str())));
+impl Index {
+    /// Indexes `live`, the offers live at the batch height, in any order. Their names must
+    /// be valid (the caller validates every offer) and their ids unique.
+    pub(crate) fn new(live: &[&Offer]) -> Self {
+        let (regions, region_ids) =
+            intern(live.iter().map(|o| Some(o.resources.region.as_str())));
         let (gpu_models, gpu_ids) = intern(
             live.iter()
                 .map(|o| o.resources.gpu.as_ref().map(|g| g.model.as_str())),
         );
-        let mut slim = Vec::with_capacity(live.len());
-        let mut prices = Vec::with_capacity(live.len());
-        let mut slots = Vec::with_capacity(live.len());
-        for ((o, region), gpu_model) in live.iter().zip(region_ids).zip(gpu_ids) {
+        // Read every offer once, in input order (sequential memory access), into its compact
+        // form; everything after this works on compact arrays only.
+        let n = live.len();
+        let mut rows: Vec<(Slim, OfferKey, u32)> = Vec::with_capacity(n);
+        for ((o, &region), &gpu_model) in live.iter().zip(&region_ids).zip(&gpu_ids) {
             let r = &o.resources;
-            let (gpu_count, gpu_memory) = r.gpu.as_ref().map_or((0, 0), |g| (g.count, g.memory_mib));
-            slim.push(Slim {
+            let (gpu_count, gpu_memory) =
+                r.gpu.as_ref().map_or((0, 0), |g| (g.count, g.memory_mib));
+            let slim = Slim {
                 memory: r.memory_mib,
                 cpu: r.cpu_score,
                 fuel: r.max_unit_fuel,
@@ -254,58 +291,146 @@ impl<'a> Index<'a> {
                 gpu_count,
                 region,
                 gpu_model,
-                class_bit: 1 << r.class.tag(),
+                class: r.class.tag(),
                 runtimes: r.runtimes.bits(),
-            });
-            prices.push(o.price_per_unit);
-            slots.push(o.slots);
+            };
+            rows.push((slim, (o.price_per_unit, o.posted_height, o.id.0), o.slots));
         }
-        let buckets = live.len().div_ceil(BUCKET).max(1);
-        let leaves = buckets.next_power_of_two();
+        drop(region_ids);
+        drop(gpu_ids);
+
+        // Counting sort by group, then a sort of each group by offer order: the small sorts
+        // compare only offer keys and stay in cache. Offer ids are unique, so the order is
+        // total.
+        let mut group_of: BTreeMap<(u32, u8), usize> = BTreeMap::new();
+        for (slim, ..) in &rows {
+            *group_of.entry((slim.region, slim.class)).or_insert(0) += 1;
+        }
+        let mut starts = Vec::with_capacity(group_of.len());
+        let mut acc = 0usize;
+        for count in group_of.values_mut() {
+            starts.push(acc);
+            acc += *count;
+            // From here on the value is the group's number, not its size.
+            *count = starts.len() - 1;
+        }
+        let mut fill = starts.clone();
+        let mut order: Vec<(OfferKey, u32)> = vec![((0, 0, 0), 0); n];
+        for (i, (slim, key, _)) in rows.iter().enumerate() {
+            let g = group_of.get(&(slim.region, slim.class)).copied().unwrap_or(0);
+            if let Some(next) = fill.get_mut(g) {
+                if let Some(slot) = order.get_mut(*next) {
+                    *slot = (*key, i as u32);
+                }
+                *next += 1;
+            }
+        }
+        for (g, &start) in starts.iter().enumerate() {
+            let end = starts.get(g + 1).copied().unwrap_or(n);
+            if let Some(run) = order.get_mut(start..end) {
+                run.sort_unstable();
+            }
+        }
+
+        let mut slim = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut initial_slots = Vec::with_capacity(n);
+        for &(_, i) in &order {
+            if let Some((s, key, slots)) = rows.get(i as usize) {
+                slim.push(*s);
+                keys.push(*key);
+                initial_slots.push(*slots);
+            }
+        }
+        drop(rows);
+        drop(order);
+
+        let mut groups = Vec::new();
+        let mut nodes = 0usize;
+        let mut start = 0usize;
+        while let Some(first) = slim.get(start) {
+            let (region, class) = (first.region, first.class);
+            let len = slim
+                .get(start..)
+                .unwrap_or(&[])
+                .partition_point(|s| (s.region, s.class) == (region, class));
+            let leaves = len.div_ceil(BUCKET).next_power_of_two();
+            groups.push(Group {
+                region,
+                class,
+                start,
+                end: start + len,
+                leaves,
+                nodes,
+            });
+            nodes += 2 * leaves;
+            start += len;
+        }
+
         let mut index = Index {
-            offers: live,
             slim,
-            prices,
-            slots,
+            keys,
+            slots: initial_slots.clone(),
+            initial_slots,
+            groups,
             regions,
             gpu_models,
-            tree: vec![Summary::default(); 2 * leaves],
-            leaves,
+            live: vec![Summary::default(); nodes],
+            fixed: vec![Summary::default(); nodes],
         };
-        for b in 0..buckets {
-            index.refresh_leaf(b);
-        }
-        for node in (1..leaves).rev() {
-            index.tree[node] = Summary::merge(&index.tree[2 * node], &index.tree[2 * node + 1]);
+        for g in 0..index.groups.len() {
+            index.build(g);
         }
         index
     }
 
+    fn build(&mut self, g: usize) {
+        let group = self.groups[g];
+        for b in 0..group.leaves {
+            let (live, fixed) = self.bucket_summaries(&group, b);
+            self.live[group.nodes + group.leaves + b] = live;
+            self.fixed[group.nodes + group.leaves + b] = fixed;
+        }
+        for node in (1..group.leaves).rev() {
+            let (l, r, at) = (group.nodes + 2 * node, group.nodes + 2 * node + 1, group.nodes + node);
+            self.live[at] = Summary::merge(&self.live[l], &self.live[r]);
+            self.fixed[at] = Summary::merge(&self.fixed[l], &self.fixed[r]);
+        }
+    }
+
+    /// The positions of bucket `b` of `group`.
+    fn bucket(group: &Group, b: usize) -> std::ops::Range<usize> {
+        let start = (group.start + b * BUCKET).min(group.end);
+        let end = (start + BUCKET).min(group.end);
+        start..end
+    }
+
+    /// Summaries of bucket `b`: over offers with free slots, and over all.
+    fn bucket_summaries(&self, group: &Group, b: usize) -> (Summary, Summary) {
+        let mut live = Summary::default();
+        let mut fixed = Summary::default();
+        for pos in Self::bucket(group, b) {
+            fixed.add(&self.slim[pos]);
+            if self.slots[pos] > 0 {
+                live.add(&self.slim[pos]);
+            }
+        }
+        (live, fixed)
+    }
+
+    /// Number of live offers.
     pub(crate) fn len(&self) -> usize {
         self.slim.len()
     }
 
     /// The id of a region some live offer is in.
-    pub(crate) fn regions_id(&self, name: &str) -> Option<u32> {
+    pub(crate) fn region_id(&self, name: &str) -> Option<u32> {
         Some(self.regions.id(name)).filter(|&id| id != MISSING)
     }
 
     /// The id of a GPU model some live offer has.
-    pub(crate) fn gpu_models_id(&self, name: &str) -> Option<u32> {
+    pub(crate) fn gpu_model_id(&self, name: &str) -> Option<u32> {
         Some(self.gpu_models.id(name)).filter(|&id| id != MISSING)
-    }
-
-    /// Recomputes bucket `b`'s summary from its offers that still have free slots.
-    fn refresh_leaf(&mut self, b: usize) {
-        let start = b * BUCKET;
-        let end = (start + BUCKET).min(self.slim.len());
-        let mut summary = Summary::default();
-        for pos in start..end {
-            if self.slots[pos] > 0 {
-                summary.add(&self.slim[pos]);
-            }
-        }
-        self.tree[self.leaves + b] = summary;
     }
 
     /// Translates requirements into a query against this batch's names.
@@ -324,83 +449,184 @@ impl<'a> Index<'a> {
                     .map_or(ANY, |name| self.gpu_models.id(name)),
             ),
         };
-        let classes = req.class.map_or(0b1_1111, |c| 1 << c.tag());
         Query {
             memory: req.min_memory_mib,
             cpu: req.min_cpu_score,
             fuel: req.fuel_limit,
             gpu_memory,
-            cores: req.min_cores,
-            reputation: req.min_reputation,
-            gpu_count,
-            region,
-            gpu_model,
-            classes,
-            runtime: req.runtime.bit(),
-            region_bits: match region {
-                ANY => u128::MAX,
-                MISSING => 0,
-                id => region_bit(id),
-            },
             gpu_bits: match gpu_model {
                 ANY => u64::MAX,
                 MISSING => 0,
                 id => gpu_bit(id),
             },
+            cores: req.min_cores,
+            reputation: req.min_reputation,
+            gpu_count,
+            region,
+            gpu_model,
+            class: req.class.map(|c| c.tag()),
+            runtime: req.runtime.bit(),
         }
     }
 
-    /// Number of positions whose price is at most `max_price`: the search range of a demand.
-    pub(crate) fn price_cutoff(&self, max_price: u128) -> usize {
-        self.prices.partition_point(|&p| p <= max_price)
+    /// The groups a query can match, by region and class.
+    pub(crate) fn candidates<'q>(&'q self, q: &'q Query) -> impl Iterator<Item = usize> + 'q {
+        let range = match q.region {
+            ANY => 0..self.groups.len(),
+            region => {
+                let lo = self.groups.partition_point(|g| g.region < region);
+                let hi = self.groups.partition_point(|g| g.region <= region);
+                lo..hi
+            }
+        };
+        range.filter(move |&g| {
+            self.groups
+                .get(g)
+                .is_some_and(|group| q.class.is_none_or(|c| c == group.class))
+        })
     }
 
-    /// The first position in `from..to` whose offer has a free slot and meets `q`.
-    pub(crate) fn find(&self, q: &Query, from: usize, to: usize) -> Option<usize> {
-        let to = to.min(self.slim.len());
+    /// The end of group `g`'s positions asking at most `max_price`.
+    pub(crate) fn cutoff(&self, g: usize, max_price: u128) -> usize {
+        let group = self.groups[g];
+        let keys = self.keys.get(group.start..group.end).unwrap_or(&[]);
+        group.start + keys.partition_point(|&(price, ..)| price <= max_price)
+    }
+
+    /// The first position in `from..to` of group `g` whose offer has a free slot and meets `q`.
+    pub(crate) fn find(&self, g: usize, q: &Query, from: usize, to: usize) -> Option<usize> {
+        let group = self.groups.get(g)?;
+        let to = to.min(group.end);
+        let from = from.max(group.start);
         if from >= to {
             return None;
         }
-        self.search(q, 1, 0, self.leaves, from, to)
+        let mut found = None;
+        let _ = self.walk(&self.live, group, q, 1, 0, group.leaves, from, to, &mut |pos| {
+            if self.slots[pos] == 0 {
+                return ControlFlow::Continue(());
+            }
+            found = Some(pos);
+            ControlFlow::Break(())
+        });
+        found
     }
 
-    fn search(
+    /// The first position of group `g` whose offer meets `q` and `keep`, slots or not.
+    pub(crate) fn first_any(
         &self,
+        g: usize,
+        q: &Query,
+        keep: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let group = self.groups.get(g)?;
+        let mut found = None;
+        let _ = self.walk(
+            &self.fixed,
+            group,
+            q,
+            1,
+            0,
+            group.leaves,
+            group.start,
+            group.end,
+            &mut |pos| {
+                if keep(pos) {
+                    found = Some(pos);
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        found
+    }
+
+    /// Counts the offers of group `g` meeting `q`, slots or not, stopping at `limit`.
+    pub(crate) fn count_any(&self, g: usize, q: &Query, limit: u64) -> u64 {
+        let Some(group) = self.groups.get(g) else {
+            return 0;
+        };
+        let mut n = 0u64;
+        if limit == 0 {
+            return 0;
+        }
+        let _ = self.walk(
+            &self.fixed,
+            group,
+            q,
+            1,
+            0,
+            group.leaves,
+            group.start,
+            group.end,
+            &mut |_| {
+                n += 1;
+                if n >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        n
+    }
+
+    /// Visits, in order, the positions in `from..to` under `node` (covering buckets `lo..hi`)
+    /// whose offers meet `q`, skipping subtrees whose summary fails.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        tree: &[Summary],
+        group: &Group,
         q: &Query,
         node: usize,
         lo: usize,
         hi: usize,
         from: usize,
         to: usize,
-    ) -> Option<usize> {
-        if hi * BUCKET <= from || lo * BUCKET >= to || !q.may_admit(&self.tree[node]) {
-            return None;
+        visit: &mut impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let first = group.start + lo * BUCKET;
+        let last = group.start + hi * BUCKET;
+        if last <= from || first >= to || !q.may_admit(&tree[group.nodes + node]) {
+            return ControlFlow::Continue(());
         }
-        if node >= self.leaves {
-            let start = (lo * BUCKET).max(from);
-            let end = (hi * BUCKET).min(to);
-            return (start..end).find(|&pos| self.slots[pos] > 0 && q.admits(&self.slim[pos]));
+        if node >= group.leaves {
+            for pos in first.max(from)..last.min(to) {
+                if q.admits(&self.slim[pos]) {
+                    visit(pos)?;
+                }
+            }
+            return ControlFlow::Continue(());
         }
         let mid = (lo + hi) / 2;
-        self.search(q, 2 * node, lo, mid, from, to)
-            .or_else(|| self.search(q, 2 * node + 1, mid, hi, from, to))
+        self.walk(tree, group, q, 2 * node, lo, mid, from, to, visit)?;
+        self.walk(tree, group, q, 2 * node + 1, mid, hi, from, to, visit)
     }
 
-    /// Takes one slot of the offer at `pos`. When that was its last, the summaries above it are
-    /// recomputed so later searches skip it.
-    pub(crate) fn take(&mut self, pos: usize) {
+    /// Takes one slot of the offer at `pos` in group `g`. When that was its last, the live
+    /// summaries above it are recomputed so later searches skip it.
+    pub(crate) fn take(&mut self, g: usize, pos: usize) {
+        let Some(group) = self.groups.get(g).copied() else {
+            return;
+        };
         let Some(slots) = self.slots.get_mut(pos) else {
             return;
         };
         debug_assert!(*slots > 0, "the matcher only takes from offers with free slots");
         *slots = slots.saturating_sub(1);
         if *slots == 0 {
-            let b = pos / BUCKET;
-            self.refresh_leaf(b);
-            let mut node = (self.leaves + b) / 2;
-            while node >= 1 {
-                self.tree[node] = Summary::merge(&self.tree[2 * node], &self.tree[2 * node + 1]);
+            let b = (pos - group.start) / BUCKET;
+            let (live, _) = self.bucket_summaries(&group, b);
+            let mut node = group.leaves + b;
+            self.live[group.nodes + node] = live;
+            while node > 1 {
                 node /= 2;
+                self.live[group.nodes + node] = Summary::merge(
+                    &self.live[group.nodes + 2 * node],
+                    &self.live[group.nodes + 2 * node + 1],
+                );
             }
         }
     }

@@ -75,7 +75,7 @@ mod resources;
 
 pub mod bench;
 
-pub use explain::{ExclusionCounts, Explanation, Reason, Requirement};
+pub use explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT, Reason, Requirement};
 pub use ids::{FUEL_PER_UNIT, JobId, OfferId, ProviderId};
 pub use matching::{
     Assignment, MAX_BATCH_OFFERS, MatchError, MatchOutcome, OfferFill, Unmatched, match_batch,
