@@ -343,3 +343,384 @@ impl Heads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::{Reason, Requirement};
+    use crate::order::{Constraint, GpuRequirement, Requirements, UnitDemand};
+    use crate::resources::{DeviceClass, Gpu, Resources, Runtime, RuntimeSet};
+
+    fn machine() -> Resources {
+        Resources {
+            cores: 8,
+            cpu_score: 1_000,
+            memory_mib: 8_192,
+            gpu: None,
+            class: DeviceClass::Pc,
+            region: "eu-west".into(),
+            runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
+            max_unit_fuel: 1_000_000,
+        }
+    }
+
+    fn offer(id: u64, provider: u64, price: u128, slots: u32) -> Offer {
+        Offer {
+            id: OfferId(id),
+            provider: ProviderId(provider),
+            resources: machine(),
+            reputation: 100,
+            slots,
+            price_per_unit: price,
+            posted_height: 1,
+            expiry_height: 100,
+        }
+    }
+
+    fn any() -> Requirements {
+        Requirements {
+            min_cores: 1,
+            min_memory_mib: 0,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: None,
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 1_000,
+            min_reputation: 0,
+        }
+    }
+
+    /// A demand for `units` units (0..units) of `replicas` replicas each.
+    fn demand(job: u64, max_price: u128, units: u32, replicas: u32) -> Demand {
+        Demand {
+            job: JobId(job),
+            requirements: any(),
+            max_price_per_unit: max_price,
+            submitted_height: 1,
+            units: (0..units)
+                .map(|unit| UnitDemand {
+                    unit,
+                    replicas: (0..replicas).collect(),
+                    exclude: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn run(offers: &[Offer], demands: &[Demand]) -> MatchOutcome {
+        let out = match_batch(offers, demands, 10).expect("valid batch");
+        assert_eq!(
+            out.assignments.len() + out.unmatched.len(),
+            demands.iter().map(Demand::slot_count).sum::<usize>(),
+            "every slot is assigned or explained"
+        );
+        out
+    }
+
+    fn takers(out: &MatchOutcome) -> Vec<(u32, u32, u64)> {
+        out.assignments
+            .iter()
+            .map(|a| (a.unit, a.replica, a.offer.0))
+            .collect()
+    }
+
+    #[test]
+    fn cheapest_then_oldest_then_lowest_id() {
+        let mut old = offer(3, 3, 5, 1);
+        old.posted_height = 0;
+        let offers = [offer(1, 1, 7, 1), offer(2, 2, 5, 1), old, offer(4, 4, 5, 1)];
+        let out = run(&offers, &[demand(1, 10, 4, 1)]);
+        // Price 5 before 7; among the 5s the older offer 3, then ids 2 and 4.
+        assert_eq!(
+            takers(&out),
+            vec![(0, 0, 3), (1, 0, 2), (2, 0, 4), (3, 0, 1)]
+        );
+        assert!(out.assignments.iter().all(|a| a.price_per_unit
+            == offers.iter().find(|o| o.id == a.offer).map_or(0, |o| o.price_per_unit)));
+    }
+
+    #[test]
+    fn demand_fills_partially_across_providers_and_respects_slots() {
+        let offers = [offer(1, 1, 5, 2), offer(2, 2, 6, 1)];
+        let out = run(&offers, &[demand(1, 10, 5, 1)]);
+        assert_eq!(takers(&out), vec![(0, 0, 1), (1, 0, 1), (2, 0, 2)]);
+        assert_eq!(out.unmatched.len(), 2);
+        assert_eq!(out.unmatched[0].reason.reason, Reason::SlotsTaken);
+        assert_eq!(
+            out.fills,
+            vec![
+                OfferFill {
+                    offer: OfferId(1),
+                    provider: ProviderId(1),
+                    assigned: 2,
+                    remaining_slots: 0
+                },
+                OfferFill {
+                    offer: OfferId(2),
+                    provider: ProviderId(2),
+                    assigned: 1,
+                    remaining_slots: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn replicas_of_a_unit_go_to_distinct_providers() {
+        // Provider 1 has two cheap offers with room for everything; replicas must still spread.
+        let offers = [offer(1, 1, 1, 5), offer(2, 1, 2, 5), offer(3, 2, 3, 5), offer(4, 3, 9, 5)];
+        let out = run(&offers, &[demand(1, 10, 2, 3)]);
+        assert_eq!(
+            takers(&out),
+            vec![(0, 0, 1), (0, 1, 3), (0, 2, 4), (1, 0, 1), (1, 1, 3), (1, 2, 4)]
+        );
+    }
+
+    #[test]
+    fn a_replica_with_no_distinct_provider_left_is_explained() {
+        let offers = [offer(1, 1, 1, 5), offer(2, 1, 2, 5)];
+        let out = run(&offers, &[demand(1, 10, 1, 2)]);
+        assert_eq!(takers(&out), vec![(0, 0, 1)]);
+        let why = &out.unmatched[0].reason;
+        assert_eq!(
+            why.reason,
+            Reason::NoProvider {
+                binding: Requirement::Excluded
+            }
+        );
+        assert_eq!(why.excluded_by.get(Constraint::Excluded), 2);
+        assert_eq!(
+            why.to_string(),
+            "every provider that meets the requirements is excluded from this unit (2 of 2 offers excluded)"
+        );
+    }
+
+    #[test]
+    fn excluded_providers_never_get_the_unit() {
+        let offers = [offer(1, 1, 1, 5), offer(2, 2, 2, 5)];
+        let mut d = demand(1, 10, 2, 1);
+        d.units[0].exclude = vec![ProviderId(1)];
+        let out = run(&offers, &[d]);
+        // Unit 0 skips provider 1; unit 1 may use it again.
+        assert_eq!(takers(&out), vec![(0, 0, 2), (1, 0, 1)]);
+    }
+
+    #[test]
+    fn higher_max_price_is_served_first_then_older_then_lower_job() {
+        let offers = [offer(1, 1, 5, 1), offer(2, 2, 6, 1), offer(3, 3, 7, 1)];
+        let mut young = demand(3, 10, 1, 1);
+        young.submitted_height = 5;
+        let demands = [demand(1, 8, 1, 1), young, demand(2, 10, 1, 1)];
+        let out = run(&offers, &demands);
+        let by_job: Vec<(u64, u64)> = out
+            .assignments
+            .iter()
+            .map(|a| (a.job.0, a.offer.0))
+            .collect();
+        assert_eq!(by_job, vec![(2, 1), (3, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn expired_offers_are_ignored_and_listed() {
+        let mut gone = offer(1, 1, 1, 5);
+        gone.expiry_height = 10;
+        let mut future = offer(3, 3, 1, 5);
+        future.posted_height = 11;
+        future.expiry_height = 20;
+        let offers = [gone, offer(2, 2, 5, 5), future];
+        let out = run(&offers, &[demand(1, 10, 1, 1)]);
+        assert_eq!(takers(&out), vec![(0, 0, 2)]);
+        assert_eq!(out.expired, vec![OfferId(1), OfferId(3)]);
+    }
+
+    #[test]
+    fn price_above_max_is_explained_with_the_best_ask() {
+        let offers = [offer(1, 1, 12, 1), offer(2, 2, 15, 1)];
+        let out = run(&offers, &[demand(1, 10, 1, 1)]);
+        let why = &out.unmatched[0].reason;
+        assert_eq!(why.reason, Reason::PriceTooLow);
+        assert_eq!(why.best_ask, Some(12));
+        assert_eq!(
+            why.to_string(),
+            "best ask 12 > max price 10 (2 of 2 offers meet the requirements)"
+        );
+    }
+
+    #[test]
+    fn a_missing_gpu_is_explained() {
+        let offers = [offer(1, 1, 1, 1), offer(2, 2, 1, 1), offer(3, 3, 1, 1)];
+        let mut d = demand(1, 10, 1, 1);
+        d.requirements.gpu = Some(GpuRequirement {
+            model: Some("rtx4090".into()),
+            min_count: 1,
+            min_memory_mib: 0,
+        });
+        let out = run(&offers, &[d]);
+        assert_eq!(
+            out.unmatched[0].reason.to_string(),
+            "no provider with gpu rtx4090 (3 of 3 offers excluded by gpu)"
+        );
+    }
+
+    #[test]
+    fn each_requirement_excludes_and_is_counted() {
+        let mut gpu_box = offer(1, 1, 1, 1);
+        gpu_box.resources.gpu = Some(Gpu {
+            model: "a100".into(),
+            count: 2,
+            memory_mib: 40_960,
+        });
+        gpu_box.resources.class = DeviceClass::Server;
+        gpu_box.resources.cores = 64;
+        let mut phone = offer(2, 2, 1, 1);
+        phone.resources.class = DeviceClass::Phone;
+        phone.resources.region = "us-east".into();
+        phone.resources.cores = 4;
+        phone.reputation = 5;
+        let mut p2 = offer(3, 3, 1, 1);
+        p2.resources.runtimes = RuntimeSet::only(Runtime::Wasm32Wasip1).with(Runtime::Wasm32Wasip2);
+        p2.resources.max_unit_fuel = 1_000;
+        p2.resources.cpu_score = 10;
+        p2.resources.memory_mib = 512;
+        let offers = [gpu_box, phone, p2];
+
+        let cases: Vec<(Requirements, Constraint, u64)> = vec![
+            (Requirements { min_cores: 16, ..any() }, Constraint::Cores, 2),
+            (Requirements { min_memory_mib: 1024, ..any() }, Constraint::Memory, 1),
+            (Requirements { min_cpu_score: 100, ..any() }, Constraint::Cpu, 1),
+            (
+                Requirements {
+                    gpu: Some(GpuRequirement { model: None, min_count: 1, min_memory_mib: 0 }),
+                    ..any()
+                },
+                Constraint::Gpu,
+                2,
+            ),
+            (Requirements { class: Some(DeviceClass::Laptop), ..any() }, Constraint::Class, 3),
+            (Requirements { region: Some("ap-south".into()), ..any() }, Constraint::Region, 3),
+            (Requirements { runtime: Runtime::Wasm32Wasip2, ..any() }, Constraint::Runtime, 2),
+            (Requirements { fuel_limit: 1_001, ..any() }, Constraint::Fuel, 1),
+            (Requirements { min_reputation: 50, ..any() }, Constraint::Reputation, 1),
+        ];
+        for (req, constraint, excluded) in cases {
+            // A max price of 0 leaves every slot unmatched, so each one is explained.
+            let mut d = demand(1, 0, 1, 1);
+            d.requirements = req.clone();
+            let out = run(&offers, &[d]);
+            let why = &out.unmatched[0].reason;
+            for c in Constraint::ALL {
+                let expected = if c == constraint { excluded } else { 0 };
+                assert_eq!(why.excluded_by.get(c), expected, "{c} under {req:?}");
+            }
+            let passed = offers.iter().filter(|o| req.admits(o)).count() as u64;
+            assert_eq!(why.passed, passed, "{req:?}");
+            assert_eq!(why.live_offers, 3);
+        }
+    }
+
+    #[test]
+    fn requirements_no_single_offer_meets_are_explained_by_the_largest_exclusion() {
+        let mut big = offer(1, 1, 1, 1);
+        big.resources.cores = 64;
+        big.resources.region = "us-east".into();
+        let small = offer(2, 2, 1, 1);
+        let mut d = demand(1, 10, 1, 1);
+        d.requirements.min_cores = 32;
+        d.requirements.region = Some("eu-west".into());
+        d.requirements.min_reputation = 101;
+        let out = run(&[big, small], &[d]);
+        assert_eq!(
+            out.unmatched[0].reason.to_string(),
+            "no provider with a reputation of at least 101 (2 of 2 offers excluded by reputation)"
+        );
+
+        let mut big = offer(1, 1, 1, 1);
+        big.resources.cores = 64;
+        big.resources.region = "us-east".into();
+        let mut d = demand(1, 10, 1, 1);
+        d.requirements.min_cores = 32;
+        d.requirements.region = Some("eu-west".into());
+        let out = run(&[big, offer(2, 2, 1, 1), offer(3, 3, 1, 1)], &[d]);
+        assert_eq!(
+            out.unmatched[0].reason.to_string(),
+            "no provider meets all requirements at once; at least 32 cores excludes the most (2 of 3 offers)"
+        );
+    }
+
+    #[test]
+    fn an_empty_book_is_explained() {
+        let out = run(&[], &[demand(1, 10, 1, 2)]);
+        assert_eq!(out.unmatched.len(), 2);
+        assert_eq!(out.unmatched[0].reason.reason, Reason::EmptyBook);
+        assert_eq!(out.unmatched[0].reason.to_string(), "no live offers on the book");
+    }
+
+    #[test]
+    fn slots_taken_by_a_higher_priority_demand_are_explained() {
+        let offers = [offer(1, 1, 5, 1)];
+        let out = run(&offers, &[demand(1, 10, 1, 1), demand(2, 9, 1, 1)]);
+        assert_eq!(out.assignments[0].job, JobId(1));
+        assert_eq!(
+            out.unmatched[0].reason.to_string(),
+            "all matching slots taken (1 of 1 offers meet the requirements, best ask 5 <= max price 9)"
+        );
+    }
+
+    #[test]
+    fn busy_offers_take_nothing_but_count_as_matching() {
+        let out = run(&[offer(1, 1, 5, 0)], &[demand(1, 10, 1, 1)]);
+        assert!(out.assignments.is_empty());
+        assert_eq!(out.unmatched[0].reason.reason, Reason::SlotsTaken);
+        assert!(out.fills.is_empty());
+    }
+
+    #[test]
+    fn bad_batches_are_refused() {
+        let d = demand(1, 10, 1, 1);
+        assert_eq!(
+            match_batch(&[offer(1, 1, 5, 1), offer(1, 2, 5, 1)], &[], 10),
+            Err(MatchError::DuplicateOffer(OfferId(1)))
+        );
+        assert_eq!(
+            match_batch(&[], &[d.clone(), d.clone()], 10),
+            Err(MatchError::DuplicateJob(JobId(1)))
+        );
+        let mut bad = d.clone();
+        bad.units[0].replicas.clear();
+        assert_eq!(
+            match_batch(&[], &[bad], 10),
+            Err(MatchError::InvalidDemand {
+                job: JobId(1),
+                error: DemandError::NoReplica { unit: 0 }
+            })
+        );
+        let mut bad = offer(1, 1, 5, 1);
+        bad.resources.cores = 0;
+        assert!(matches!(
+            match_batch(&[bad], &[d], 10),
+            Err(MatchError::InvalidOffer { offer: OfferId(1), .. })
+        ));
+    }
+
+    #[test]
+    fn many_offers_exercise_the_tree() {
+        // 500 offers in one group: several tree levels. Only every 37th offer has 16 cores.
+        let offers: Vec<Offer> = (0..500u64)
+            .map(|i| {
+                let mut o = offer(i, i, u128::from(1000 - i), 1);
+                o.resources.cores = if i % 37 == 0 { 16 } else { 2 };
+                o
+            })
+            .collect();
+        let mut d = demand(1, 1000, 20, 1);
+        d.requirements.min_cores = 16;
+        let out = run(&offers, &[d]);
+        let mut expected: Vec<&Offer> = offers.iter().filter(|o| o.resources.cores == 16).collect();
+        expected.sort_by_key(|o| o.price_per_unit);
+        let got: Vec<u64> = out.assignments.iter().map(|a| a.offer.0).collect();
+        let want: Vec<u64> = expected.iter().map(|o| o.id.0).collect();
+        assert_eq!(got, want);
+        assert_eq!(out.unmatched.len(), 20 - want.len());
+    }
+}
