@@ -20,7 +20,11 @@ pub struct XorShift(u64);
 impl XorShift {
     /// A generator from `seed`; zero, a fixed point of xorshift, is replaced.
     pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -134,9 +138,7 @@ pub fn machine(rng: &mut XorShift) -> Resources {
 /// needs, some pinned to a region or class, a few needing a GPU.
 pub fn requirements(rng: &mut XorShift) -> Requirements {
     let gpu = rng.chance(10).then(|| GpuRequirement {
-        model: rng
-            .chance(70)
-            .then(|| (*rng.pick(&GPU_MODELS)).to_owned()),
+        model: rng.chance(70).then(|| (*rng.pick(&GPU_MODELS)).to_owned()),
         min_count: rng.between(1, 2) as u32,
         min_memory_mib: if rng.chance(30) { 16_384 } else { 0 },
     });
@@ -146,9 +148,7 @@ pub fn requirements(rng: &mut XorShift) -> Requirements {
         min_cpu_score: *rng.pick(&[0, 0, 1_000_000_000, 2_000_000_000]),
         gpu,
         class: rng.chance(20).then(|| *rng.pick(&DeviceClass::ALL)),
-        region: rng
-            .chance(40)
-            .then(|| (*rng.pick(&REGIONS)).to_owned()),
+        region: rng.chance(40).then(|| (*rng.pick(&REGIONS)).to_owned()),
         runtime: if rng.chance(3) {
             Runtime::Wasm32Wasip2
         } else {

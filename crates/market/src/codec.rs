@@ -20,7 +20,9 @@ use crate::resources::{
     DeviceClass, Gpu, MAX_NAME_LEN, Resources, Runtime, RuntimeSet, validate_name,
 };
 
-fn wrap<E: std::error::Error + Send + Sync + 'static>(context: &'static str) -> impl Fn(E) -> Error {
+fn wrap<E: std::error::Error + Send + Sync + 'static>(
+    context: &'static str,
+) -> impl Fn(E) -> Error {
     move |e| Error::Wrapped(context, Box::new(e))
 }
 
@@ -111,10 +113,8 @@ impl Write for RuntimeSet {
 impl Read for RuntimeSet {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
-        RuntimeSet::from_bits(u8::read(buf)?).ok_or(Error::Invalid(
-            "RuntimeSet",
-            "a bit names no known runtime",
-        ))
+        RuntimeSet::from_bits(u8::read(buf)?)
+            .ok_or(Error::Invalid("RuntimeSet", "a bit names no known runtime"))
     }
 }
 impl FixedSize for RuntimeSet {
@@ -317,10 +317,7 @@ impl Read for UnitDemand {
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
         Ok(UnitDemand {
             unit: u32::read(buf)?,
-            replicas: Vec::<u32>::read_cfg(
-                buf,
-                &(RangeCfg::new(1..=MAX_REPLICAS as usize), ()),
-            )?,
+            replicas: Vec::<u32>::read_cfg(buf, &(RangeCfg::new(1..=MAX_REPLICAS as usize), ()))?,
             exclude: Vec::<ProviderId>::read_cfg(
                 buf,
                 &(RangeCfg::new(0..=MAX_EXCLUDE_PER_UNIT), ()),
@@ -581,5 +578,420 @@ impl Read for Unmatched {
             replica: u32::read(buf)?,
             reason: Explanation::read(buf)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::PASSED_COUNT_LIMIT;
+    use commonware_codec::{Decode, DecodeExt, Encode};
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn resources() -> Resources {
+        Resources {
+            cores: 16,
+            cpu_score: 2_000_000_000,
+            memory_mib: 65_536,
+            gpu: Some(Gpu {
+                model: "rtx4090".into(),
+                count: 2,
+                memory_mib: 24_576,
+            }),
+            class: DeviceClass::Server,
+            region: "eu-west".into(),
+            runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1).with(Runtime::Wasm32Wasip2),
+            max_unit_fuel: 1_000_000_000_000,
+        }
+    }
+
+    fn offer() -> Offer {
+        Offer {
+            id: OfferId(42),
+            provider: ProviderId(7),
+            resources: resources(),
+            reputation: 900,
+            slots: 4,
+            price_per_unit: 12,
+            posted_height: 100,
+            expiry_height: 1_100,
+        }
+    }
+
+    fn requirements() -> Requirements {
+        Requirements {
+            min_cores: 4,
+            min_memory_mib: 8_192,
+            min_cpu_score: 1_000_000_000,
+            gpu: Some(GpuRequirement {
+                model: Some("rtx4090".into()),
+                min_count: 1,
+                min_memory_mib: 16_384,
+            }),
+            class: Some(DeviceClass::Pc),
+            region: Some("eu-west".into()),
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 5_000_000_000,
+            min_reputation: 100,
+        }
+    }
+
+    fn loose() -> Requirements {
+        Requirements {
+            min_cores: 1,
+            min_memory_mib: 0,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: None,
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 1,
+            min_reputation: 0,
+        }
+    }
+
+    fn demand() -> Demand {
+        Demand {
+            job: JobId(9),
+            requirements: loose(),
+            max_price_per_unit: 10,
+            submitted_height: 50,
+            units: vec![
+                UnitDemand {
+                    unit: 0,
+                    replicas: vec![0, 1],
+                    exclude: vec![],
+                },
+                UnitDemand {
+                    unit: 5,
+                    replicas: vec![2],
+                    exclude: vec![ProviderId(3)],
+                },
+            ],
+        }
+    }
+
+    fn explanation() -> Explanation {
+        let mut counts = ExclusionCounts::default();
+        counts.set(Constraint::Gpu, 3);
+        Explanation {
+            live_offers: 3,
+            excluded_by: counts,
+            passed: 0,
+            passed_exact: true,
+            best_ask: None,
+            max_price_per_unit: 10,
+            reason: Reason::NoProvider {
+                binding: Requirement::Gpu(GpuRequirement {
+                    model: Some("rtx4090".into()),
+                    min_count: 1,
+                    min_memory_mib: 0,
+                }),
+            },
+        }
+    }
+
+    /// Checks the encoding against frozen bytes and that it decodes back to the value.
+    fn golden<T>(value: &T, expected: &str)
+    where
+        T: Encode + Decode<Cfg = ()> + PartialEq + std::fmt::Debug,
+    {
+        let bytes = value.encode();
+        assert_eq!(hex(&bytes), expected, "the encoding of {value:?} changed");
+        assert_eq!(&T::decode(bytes).expect("decodes"), value);
+    }
+
+    #[test]
+    fn golden_ids_and_tags() {
+        golden(&ProviderId(7), "0000000000000007");
+        golden(&OfferId(0x0102_0304_0506_0708), "0102030405060708");
+        golden(&JobId(u64::MAX), "ffffffffffffffff");
+        golden(&DeviceClass::Server, "00");
+        golden(&DeviceClass::Iot, "04");
+        golden(&Runtime::Wasm32Wasip1, "00");
+        golden(&Runtime::Wasm32Wasip2, "01");
+        golden(&RuntimeSet::only(Runtime::Wasm32Wasip2), "02");
+    }
+
+    #[test]
+    fn golden_resources() {
+        // cores u32 | cpu u64 | memory u64 | gpu option (1, len 7 "rtx4090", count u32, mem u64)
+        // | class | region (len 7 "eu-west") | runtimes | max unit fuel u64
+        golden(&resources(), RESOURCES_HEX);
+    }
+
+    const RESOURCES_HEX: &str = concat!(
+        "00000010",
+        "0000000077359400",
+        "0000000000010000",
+        "01",
+        "07",
+        "72747834303930",
+        "00000002",
+        "0000000000006000",
+        "00",
+        "07",
+        "65752d77657374",
+        "03",
+        "000000e8d4a51000",
+    );
+
+    const LOOSE_HEX: &str = concat!(
+        "00000001",         // min cores
+        "0000000000000000", // min memory
+        "0000000000000000", // min cpu score
+        "00",               // no gpu
+        "00",               // any class
+        "00",               // any region
+        "00",               // wasm32-wasip1
+        "0000000000000001", // fuel limit
+        "00000000",         // min reputation
+    );
+
+    /// Ten u64 exclusion counts, all zero but gpu (index 3) at 3.
+    const COUNTS_HEX: &str = concat!(
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000003",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+    );
+
+    #[test]
+    fn golden_offer() {
+        let expected = [
+            "000000000000002a", // id
+            "0000000000000007", // provider
+            RESOURCES_HEX,
+            "00000384",                         // reputation 900
+            "00000004",                         // slots
+            "0000000000000000000000000000000c", // price 12
+            "0000000000000064",                 // posted at 100
+            "000000000000044c",                 // expires at 1100
+        ]
+        .concat();
+        golden(&offer(), &expected);
+    }
+
+    #[test]
+    fn golden_requirements() {
+        let expected = [
+            "00000004",         // min cores
+            "0000000000002000", // min memory 8192
+            "000000003b9aca00", // min cpu score 10^9
+            "01",               // gpu:
+            "01",               //   model
+            "07",
+            "72747834303930",   //   "rtx4090"
+            "00000001",         //   min count
+            "0000000000004000", //   min memory 16384
+            "0101",             // class pc
+            "01",               // region
+            "07",
+            "65752d77657374",   // "eu-west"
+            "00",               // wasm32-wasip1
+            "000000012a05f200", // fuel limit 5 * 10^9
+            "00000064",         // min reputation 100
+        ]
+        .concat();
+        golden(&requirements(), &expected);
+        golden(&loose(), LOOSE_HEX);
+    }
+
+    #[test]
+    fn golden_demand() {
+        let expected = [
+            "0000000000000009", // job
+            LOOSE_HEX,
+            "0000000000000000000000000000000a", // max price 10
+            "0000000000000032",                 // submitted at 50
+            "02",                               // two units:
+            "00000000",                         //   unit 0
+            "02",
+            "00000000",
+            "00000001", //   replicas 0, 1
+            "00",       //   nothing excluded
+            "00000005", //   unit 5
+            "01",
+            "00000002", //   replica 2
+            "01",
+            "0000000000000003", //   excludes provider 3
+        ]
+        .concat();
+        golden(&demand(), &expected);
+    }
+
+    #[test]
+    fn golden_outcome_records() {
+        let assignment = [
+            "0000000000000009",                 // job
+            "00000005",                         // unit
+            "00000002",                         // replica
+            "0000000000000007",                 // provider
+            "000000000000002a",                 // offer
+            "0000000000000000000000000000000c", // price 12
+        ]
+        .concat();
+        golden(
+            &Assignment {
+                job: JobId(9),
+                unit: 5,
+                replica: 2,
+                provider: ProviderId(7),
+                offer: OfferId(42),
+                price_per_unit: 12,
+            },
+            &assignment,
+        );
+        golden(
+            &OfferFill {
+                offer: OfferId(42),
+                provider: ProviderId(7),
+                assigned: 3,
+                remaining_slots: 1,
+            },
+            "000000000000002a00000000000000070000000300000001",
+        );
+        let explanation_hex = [
+            "0000000000000003", // live offers
+            COUNTS_HEX,
+            "0000000000000000",                 // passed
+            "01",                               // exact
+            "00",                               // no best ask
+            "0000000000000000000000000000000a", // max price 10
+            "01",                               // no provider, binding:
+            "03",                               //   gpu
+            "01",
+            "07",
+            "72747834303930",   //   "rtx4090"
+            "00000001",         //   min count
+            "0000000000000000", //   min memory
+        ]
+        .concat();
+        golden(&explanation(), &explanation_hex);
+        let unmatched = [
+            "0000000000000009", // job
+            "00000005",         // unit
+            "00000002",         // replica
+            "0000000000000003", // live offers
+            COUNTS_HEX,
+            "0000000000000064", // passed: at least 100
+            "00",               // not exact
+            "01",
+            "0000000000000000000000000000000c", // best ask 12
+            "0000000000000000000000000000000a", // max price 10
+            "02",                               // price too low
+        ]
+        .concat();
+        golden(
+            &Unmatched {
+                job: JobId(9),
+                unit: 5,
+                replica: 2,
+                reason: Explanation {
+                    reason: Reason::PriceTooLow,
+                    passed: PASSED_COUNT_LIMIT,
+                    passed_exact: false,
+                    best_ask: Some(12),
+                    ..explanation()
+                },
+            },
+            &unmatched,
+        );
+    }
+
+    #[test]
+    fn decoding_rejects_bad_input() {
+        // Unknown tags and bits.
+        assert!(matches!(
+            DeviceClass::decode(vec![5u8]),
+            Err(Error::InvalidEnum(5))
+        ));
+        assert!(RuntimeSet::decode(vec![0b100u8]).is_err());
+        // Trailing bytes.
+        let mut bytes = ProviderId(1).encode().to_vec();
+        bytes.push(0);
+        assert!(matches!(
+            ProviderId::decode(bytes),
+            Err(Error::ExtraData(1))
+        ));
+        // Truncated input.
+        let bytes = offer().encode();
+        assert!(Offer::decode(bytes.slice(..bytes.len() - 1)).is_err());
+
+        // A name longer than the bound is refused before it is read.
+        let mut long = resources();
+        long.region = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(
+            Resources::decode(long.encode()),
+            Err(Error::InvalidLength(33))
+        ));
+        // A non-canonical name.
+        let mut upper = resources();
+        upper.region = "EU".into();
+        assert!(Resources::decode(upper.encode()).is_err());
+        // Values `validate` rejects.
+        let mut zero = resources();
+        zero.cores = 0;
+        assert!(Resources::decode(zero.encode()).is_err());
+        let mut expired = offer();
+        expired.expiry_height = expired.posted_height;
+        assert!(Offer::decode(expired.encode()).is_err());
+        let mut bad = requirements();
+        bad.fuel_limit = 0;
+        assert!(Requirements::decode(bad.encode()).is_err());
+        // Non-canonical or oversized demands.
+        let mut unordered = demand();
+        unordered.units.swap(0, 1);
+        assert!(Demand::decode(unordered.encode()).is_err());
+        let mut many = demand();
+        many.units[0].replicas = (0..=MAX_REPLICAS).collect();
+        assert!(matches!(
+            Demand::decode(many.encode()),
+            Err(Error::InvalidLength(17))
+        ));
+        let mut empty = demand();
+        empty.units.clear();
+        assert!(matches!(
+            Demand::decode(empty.encode()),
+            Err(Error::InvalidLength(0))
+        ));
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        let req = requirements();
+        for c in Constraint::ALL {
+            let binding = Requirement::of(&req, c);
+            let e = Explanation {
+                reason: Reason::NoProvider { binding },
+                ..explanation()
+            };
+            assert_eq!(Explanation::decode(e.encode()).expect("decodes"), e);
+        }
+        for reason in [Reason::EmptyBook, Reason::PriceTooLow, Reason::SlotsTaken] {
+            let e = Explanation {
+                reason,
+                ..explanation()
+            };
+            assert_eq!(Explanation::decode(e.encode()).expect("decodes"), e);
+        }
+        for class in DeviceClass::ALL {
+            assert_eq!(DeviceClass::decode(class.encode()).expect("decodes"), class);
+        }
+        let mut cpu_only = resources();
+        cpu_only.gpu = None;
+        assert_eq!(
+            Resources::decode(cpu_only.encode()).expect("decodes"),
+            cpu_only
+        );
     }
 }

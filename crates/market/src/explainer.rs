@@ -133,7 +133,11 @@ impl<'a> Explainer<'a> {
         for &provider in excluded {
             for &(_, pos) in columns.offers_of(provider) {
                 excluded_offers += 1;
-                if index.slim.get(pos as usize).is_some_and(|s| query.admits(s)) {
+                if index
+                    .slim
+                    .get(pos as usize)
+                    .is_some_and(|s| query.admits(s))
+                {
                     excluded_passing += 1;
                 }
             }

@@ -266,8 +266,7 @@ impl Index {
     /// Indexes `live`, the offers live at the batch height, in any order. Their names must
     /// be valid (the caller validates every offer) and their ids unique.
     pub(crate) fn new(live: &[&Offer]) -> Self {
-        let (regions, region_ids) =
-            intern(live.iter().map(|o| Some(o.resources.region.as_str())));
+        let (regions, region_ids) = intern(live.iter().map(|o| Some(o.resources.region.as_str())));
         let (gpu_models, gpu_ids) = intern(
             live.iter()
                 .map(|o| o.resources.gpu.as_ref().map(|g| g.model.as_str())),
@@ -317,7 +316,10 @@ impl Index {
         let mut fill = starts.clone();
         let mut order: Vec<(OfferKey, u32)> = vec![((0, 0, 0), 0); n];
         for (i, (slim, key, _)) in rows.iter().enumerate() {
-            let g = group_of.get(&(slim.region, slim.class)).copied().unwrap_or(0);
+            let g = group_of
+                .get(&(slim.region, slim.class))
+                .copied()
+                .unwrap_or(0);
             if let Some(next) = fill.get_mut(g) {
                 if let Some(slot) = order.get_mut(*next) {
                     *slot = (*key, i as u32);
@@ -392,7 +394,11 @@ impl Index {
             self.fixed[group.nodes + group.leaves + b] = fixed;
         }
         for node in (1..group.leaves).rev() {
-            let (l, r, at) = (group.nodes + 2 * node, group.nodes + 2 * node + 1, group.nodes + node);
+            let (l, r, at) = (
+                group.nodes + 2 * node,
+                group.nodes + 2 * node + 1,
+                group.nodes + node,
+            );
             self.live[at] = Summary::merge(&self.live[l], &self.live[r]);
             self.fixed[at] = Summary::merge(&self.fixed[l], &self.fixed[r]);
         }
@@ -502,13 +508,23 @@ impl Index {
             return None;
         }
         let mut found = None;
-        let _ = self.walk(&self.live, group, q, 1, 0, group.leaves, from, to, &mut |pos| {
-            if self.slots[pos] == 0 {
-                return ControlFlow::Continue(());
-            }
-            found = Some(pos);
-            ControlFlow::Break(())
-        });
+        let _ = self.walk(
+            &self.live,
+            group,
+            q,
+            1,
+            0,
+            group.leaves,
+            from,
+            to,
+            &mut |pos| {
+                if self.slots[pos] == 0 {
+                    return ControlFlow::Continue(());
+                }
+                found = Some(pos);
+                ControlFlow::Break(())
+            },
+        );
         found
     }
 
@@ -614,7 +630,10 @@ impl Index {
         let Some(slots) = self.slots.get_mut(pos) else {
             return;
         };
-        debug_assert!(*slots > 0, "the matcher only takes from offers with free slots");
+        debug_assert!(
+            *slots > 0,
+            "the matcher only takes from offers with free slots"
+        );
         *slots = slots.saturating_sub(1);
         if *slots == 0 {
             let b = (pos - group.start) / BUCKET;

@@ -87,11 +87,7 @@ pub const MAX_BATCH_OFFERS: usize = u32::MAX as usize / 2;
 /// The order in which demands are served: highest max price first, then oldest, then lowest
 /// job id. Job ids are unique in a batch, so this is a total order.
 fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
-    (
-        Reverse(d.max_price_per_unit),
-        d.submitted_height,
-        d.job,
-    )
+    (Reverse(d.max_price_per_unit), d.submitted_height, d.job)
 }
 
 /// Matches `demands` against `offers` at `height`.
@@ -112,9 +108,10 @@ pub fn match_batch(
         return Err(MatchError::TooManyOffers(offers.len()));
     }
     for offer in offers {
-        offer
-            .validate()
-            .map_err(|error| MatchError::InvalidOffer { offer: offer.id, error })?;
+        offer.validate().map_err(|error| MatchError::InvalidOffer {
+            offer: offer.id,
+            error,
+        })?;
     }
     // The ledger hands offers over in id order (its state is keyed by id), so the usual check
     // is one pass; any other order is sorted first.
@@ -128,7 +125,8 @@ pub fn match_batch(
     drop(ids);
 
     for d in demands {
-        d.validate().map_err(|error| MatchError::InvalidDemand { job: d.job, error })?;
+        d.validate()
+            .map_err(|error| MatchError::InvalidDemand { job: d.job, error })?;
     }
     let mut order: Vec<&Demand> = demands.iter().collect();
     order.sort_unstable_by_key(|d| d.job);
@@ -255,7 +253,8 @@ impl Heads {
         };
         let in_group = index.groups.get(c.group).is_some_and(|g| pos < g.end);
         if let (true, Some(&key)) = (in_group, index.keys.get(pos)) {
-            self.heap.push(Reverse((key, verified, cursor, pos, c.version)));
+            self.heap
+                .push(Reverse((key, verified, cursor, pos, c.version)));
         }
     }
 
@@ -436,8 +435,13 @@ mod tests {
             takers(&out),
             vec![(0, 0, 3), (1, 0, 2), (2, 0, 4), (3, 0, 1)]
         );
-        assert!(out.assignments.iter().all(|a| a.price_per_unit
-            == offers.iter().find(|o| o.id == a.offer).map_or(0, |o| o.price_per_unit)));
+        assert!(out.assignments.iter().all(|a| {
+            a.price_per_unit
+                == offers
+                    .iter()
+                    .find(|o| o.id == a.offer)
+                    .map_or(0, |o| o.price_per_unit)
+        }));
     }
 
     #[test]
@@ -469,11 +473,23 @@ mod tests {
     #[test]
     fn replicas_of_a_unit_go_to_distinct_providers() {
         // Provider 1 has two cheap offers with room for everything; replicas must still spread.
-        let offers = [offer(1, 1, 1, 5), offer(2, 1, 2, 5), offer(3, 2, 3, 5), offer(4, 3, 9, 5)];
+        let offers = [
+            offer(1, 1, 1, 5),
+            offer(2, 1, 2, 5),
+            offer(3, 2, 3, 5),
+            offer(4, 3, 9, 5),
+        ];
         let out = run(&offers, &[demand(1, 10, 2, 3)]);
         assert_eq!(
             takers(&out),
-            vec![(0, 0, 1), (0, 1, 3), (0, 2, 4), (1, 0, 1), (1, 1, 3), (1, 2, 4)]
+            vec![
+                (0, 0, 1),
+                (0, 1, 3),
+                (0, 2, 4),
+                (1, 0, 1),
+                (1, 1, 3),
+                (1, 2, 4)
+            ]
         );
     }
 
@@ -586,22 +602,82 @@ mod tests {
         let offers = [gpu_box, phone, p2];
 
         let cases: Vec<(Requirements, Constraint, u64)> = vec![
-            (Requirements { min_cores: 16, ..any() }, Constraint::Cores, 2),
-            (Requirements { min_memory_mib: 1024, ..any() }, Constraint::Memory, 1),
-            (Requirements { min_cpu_score: 100, ..any() }, Constraint::Cpu, 1),
             (
                 Requirements {
-                    gpu: Some(GpuRequirement { model: None, min_count: 1, min_memory_mib: 0 }),
+                    min_cores: 16,
+                    ..any()
+                },
+                Constraint::Cores,
+                2,
+            ),
+            (
+                Requirements {
+                    min_memory_mib: 1024,
+                    ..any()
+                },
+                Constraint::Memory,
+                1,
+            ),
+            (
+                Requirements {
+                    min_cpu_score: 100,
+                    ..any()
+                },
+                Constraint::Cpu,
+                1,
+            ),
+            (
+                Requirements {
+                    gpu: Some(GpuRequirement {
+                        model: None,
+                        min_count: 1,
+                        min_memory_mib: 0,
+                    }),
                     ..any()
                 },
                 Constraint::Gpu,
                 2,
             ),
-            (Requirements { class: Some(DeviceClass::Laptop), ..any() }, Constraint::Class, 3),
-            (Requirements { region: Some("ap-south".into()), ..any() }, Constraint::Region, 3),
-            (Requirements { runtime: Runtime::Wasm32Wasip2, ..any() }, Constraint::Runtime, 2),
-            (Requirements { fuel_limit: 1_001, ..any() }, Constraint::Fuel, 1),
-            (Requirements { min_reputation: 50, ..any() }, Constraint::Reputation, 1),
+            (
+                Requirements {
+                    class: Some(DeviceClass::Laptop),
+                    ..any()
+                },
+                Constraint::Class,
+                3,
+            ),
+            (
+                Requirements {
+                    region: Some("ap-south".into()),
+                    ..any()
+                },
+                Constraint::Region,
+                3,
+            ),
+            (
+                Requirements {
+                    runtime: Runtime::Wasm32Wasip2,
+                    ..any()
+                },
+                Constraint::Runtime,
+                2,
+            ),
+            (
+                Requirements {
+                    fuel_limit: 1_001,
+                    ..any()
+                },
+                Constraint::Fuel,
+                1,
+            ),
+            (
+                Requirements {
+                    min_reputation: 50,
+                    ..any()
+                },
+                Constraint::Reputation,
+                1,
+            ),
         ];
         for (req, constraint, excluded) in cases {
             // A max price of 0 leaves every slot unmatched, so each one is explained.
@@ -653,7 +729,10 @@ mod tests {
         let out = run(&[], &[demand(1, 10, 1, 2)]);
         assert_eq!(out.unmatched.len(), 2);
         assert_eq!(out.unmatched[0].reason.reason, Reason::EmptyBook);
-        assert_eq!(out.unmatched[0].reason.to_string(), "no live offers on the book");
+        assert_eq!(
+            out.unmatched[0].reason.to_string(),
+            "no live offers on the book"
+        );
     }
 
     #[test]
@@ -699,7 +778,10 @@ mod tests {
         bad.resources.cores = 0;
         assert!(matches!(
             match_batch(&[bad], &[d], 10),
-            Err(MatchError::InvalidOffer { offer: OfferId(1), .. })
+            Err(MatchError::InvalidOffer {
+                offer: OfferId(1),
+                ..
+            })
         ));
     }
 

@@ -182,7 +182,9 @@ impl ConstraintSet {
     }
     /// Members in [`Constraint::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Constraint> {
-        Constraint::ALL.into_iter().filter(move |c| self.contains(*c))
+        Constraint::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 
@@ -317,7 +319,9 @@ pub enum DemandError {
     Requirements(#[from] RequirementsError),
     #[error("a demand must list 1 to {MAX_UNITS_PER_DEMAND} units, but lists {0}")]
     UnitCount(usize),
-    #[error("units must be listed in strictly increasing order, but unit {unit} follows {previous}")]
+    #[error(
+        "units must be listed in strictly increasing order, but unit {unit} follows {previous}"
+    )]
     UnitOrder { previous: u32, unit: u32 },
     #[error("unit {unit} lists no replica to assign")]
     NoReplica { unit: u32 },
@@ -472,26 +476,146 @@ mod tests {
             })
         };
         let cases: Vec<(Requirements, Option<Constraint>)> = vec![
-            (Requirements { min_cores: 8, ..loose() }, None),
-            (Requirements { min_cores: 9, ..loose() }, Some(Constraint::Cores)),
-            (Requirements { min_memory_mib: 16_384, ..loose() }, None),
-            (Requirements { min_memory_mib: 16_385, ..loose() }, Some(Constraint::Memory)),
-            (Requirements { min_cpu_score: 1_000, ..loose() }, None),
-            (Requirements { min_cpu_score: 1_001, ..loose() }, Some(Constraint::Cpu)),
-            (Requirements { gpu: gpu(Some("rtx4090"), 1, 24_576), ..loose() }, None),
-            (Requirements { gpu: gpu(None, 1, 0), ..loose() }, None),
-            (Requirements { gpu: gpu(Some("a100"), 1, 0), ..loose() }, Some(Constraint::Gpu)),
-            (Requirements { gpu: gpu(None, 2, 0), ..loose() }, Some(Constraint::Gpu)),
-            (Requirements { gpu: gpu(None, 1, 24_577), ..loose() }, Some(Constraint::Gpu)),
-            (Requirements { class: Some(DeviceClass::Pc), ..loose() }, None),
-            (Requirements { class: Some(DeviceClass::Server), ..loose() }, Some(Constraint::Class)),
-            (Requirements { region: Some("eu-west".into()), ..loose() }, None),
-            (Requirements { region: Some("us-east".into()), ..loose() }, Some(Constraint::Region)),
-            (Requirements { runtime: Runtime::Wasm32Wasip2, ..loose() }, Some(Constraint::Runtime)),
-            (Requirements { fuel_limit: 1_000_000, ..loose() }, None),
-            (Requirements { fuel_limit: 1_000_001, ..loose() }, Some(Constraint::Fuel)),
-            (Requirements { min_reputation: 7, ..loose() }, None),
-            (Requirements { min_reputation: 8, ..loose() }, Some(Constraint::Reputation)),
+            (
+                Requirements {
+                    min_cores: 8,
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    min_cores: 9,
+                    ..loose()
+                },
+                Some(Constraint::Cores),
+            ),
+            (
+                Requirements {
+                    min_memory_mib: 16_384,
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    min_memory_mib: 16_385,
+                    ..loose()
+                },
+                Some(Constraint::Memory),
+            ),
+            (
+                Requirements {
+                    min_cpu_score: 1_000,
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    min_cpu_score: 1_001,
+                    ..loose()
+                },
+                Some(Constraint::Cpu),
+            ),
+            (
+                Requirements {
+                    gpu: gpu(Some("rtx4090"), 1, 24_576),
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    gpu: gpu(None, 1, 0),
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    gpu: gpu(Some("a100"), 1, 0),
+                    ..loose()
+                },
+                Some(Constraint::Gpu),
+            ),
+            (
+                Requirements {
+                    gpu: gpu(None, 2, 0),
+                    ..loose()
+                },
+                Some(Constraint::Gpu),
+            ),
+            (
+                Requirements {
+                    gpu: gpu(None, 1, 24_577),
+                    ..loose()
+                },
+                Some(Constraint::Gpu),
+            ),
+            (
+                Requirements {
+                    class: Some(DeviceClass::Pc),
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    class: Some(DeviceClass::Server),
+                    ..loose()
+                },
+                Some(Constraint::Class),
+            ),
+            (
+                Requirements {
+                    region: Some("eu-west".into()),
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    region: Some("us-east".into()),
+                    ..loose()
+                },
+                Some(Constraint::Region),
+            ),
+            (
+                Requirements {
+                    runtime: Runtime::Wasm32Wasip2,
+                    ..loose()
+                },
+                Some(Constraint::Runtime),
+            ),
+            (
+                Requirements {
+                    fuel_limit: 1_000_000,
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    fuel_limit: 1_000_001,
+                    ..loose()
+                },
+                Some(Constraint::Fuel),
+            ),
+            (
+                Requirements {
+                    min_reputation: 7,
+                    ..loose()
+                },
+                None,
+            ),
+            (
+                Requirements {
+                    min_reputation: 8,
+                    ..loose()
+                },
+                Some(Constraint::Reputation),
+            ),
         ];
         for (req, expected) in cases {
             let expected = expected.map_or(ConstraintSet::default(), only);
@@ -583,11 +707,17 @@ mod tests {
 
         let mut d = demand();
         d.units[1].exclude.reverse();
-        assert!(matches!(d.validate(), Err(DemandError::ExcludeOrder { .. })));
+        assert!(matches!(
+            d.validate(),
+            Err(DemandError::ExcludeOrder { .. })
+        ));
 
         let mut d = demand();
         d.units[1].exclude = (0..=MAX_EXCLUDE_PER_UNIT as u64).map(ProviderId).collect();
-        assert!(matches!(d.validate(), Err(DemandError::ExcludeCount { .. })));
+        assert!(matches!(
+            d.validate(),
+            Err(DemandError::ExcludeCount { .. })
+        ));
 
         let mut d = demand();
         d.units.clear();
@@ -632,6 +762,9 @@ mod tests {
             slots: MAX_SLOTS_PER_OFFER + 1,
             ..offer
         };
-        assert_eq!(bad.validate(), Err(OfferError::Slots(MAX_SLOTS_PER_OFFER + 1)));
+        assert_eq!(
+            bad.validate(),
+            Err(OfferError::Slots(MAX_SLOTS_PER_OFFER + 1))
+        );
     }
 }

@@ -20,7 +20,10 @@ fn requirement(req: &Requirements, c: Constraint) -> Requirement {
         Constraint::Cores => Requirement::Cores(req.min_cores),
         Constraint::Memory => Requirement::Memory(req.min_memory_mib),
         Constraint::Cpu => Requirement::Cpu(req.min_cpu_score),
-        Constraint::Gpu => req.gpu.clone().map_or(Requirement::Excluded, Requirement::Gpu),
+        Constraint::Gpu => req
+            .gpu
+            .clone()
+            .map_or(Requirement::Excluded, Requirement::Gpu),
         Constraint::Class => req.class.map_or(Requirement::Excluded, Requirement::Class),
         Constraint::Region => req
             .region
@@ -197,11 +200,24 @@ fn check_invariants(offers: &[Offer], demands: &[Demand], height: u64, out: &Mat
         assert_eq!(o.provider, a.provider);
         assert_eq!(a.price_per_unit, o.price_per_unit, "paid as asked");
         assert!(a.price_per_unit <= d.max_price_per_unit, "price above max");
-        assert!(d.requirements.admits(o), "assigned to an offer failing requirements");
-        let unit = d.units.iter().find(|u| u.unit == a.unit).expect("unit exists");
-        assert!(!unit.exclude.contains(&a.provider), "assigned to an excluded provider");
         assert!(
-            holders.entry((a.job, a.unit)).or_default().insert(a.provider),
+            d.requirements.admits(o),
+            "assigned to an offer failing requirements"
+        );
+        let unit = d
+            .units
+            .iter()
+            .find(|u| u.unit == a.unit)
+            .expect("unit exists");
+        assert!(
+            !unit.exclude.contains(&a.provider),
+            "assigned to an excluded provider"
+        );
+        assert!(
+            holders
+                .entry((a.job, a.unit))
+                .or_default()
+                .insert(a.provider),
             "two replicas of one unit on {}",
             a.provider
         );
@@ -252,27 +268,37 @@ fn resources() -> impl Strategy<Value = Resources> {
         select(vec![512u64, 2_048, 8_192]),
         prop::option::weighted(
             0.3,
-            (select(MODELS.to_vec()), 1u32..=2, select(vec![8_192u64, 24_576])),
+            (
+                select(MODELS.to_vec()),
+                1u32..=2,
+                select(vec![8_192u64, 24_576]),
+            ),
         ),
-        select(vec![DeviceClass::Pc, DeviceClass::Server, DeviceClass::Phone]),
+        select(vec![
+            DeviceClass::Pc,
+            DeviceClass::Server,
+            DeviceClass::Phone,
+        ]),
         select(REGIONS.to_vec()),
         select(vec![1u8, 1, 3]),
         select(vec![1_000u64, 1_000_000]),
     )
-        .prop_map(|(cores, cpu, mem, gpu, class, region, rt, fuel)| Resources {
-            cores,
-            cpu_score: cpu,
-            memory_mib: mem,
-            gpu: gpu.map(|(model, count, memory_mib)| Gpu {
-                model: model.into(),
-                count,
-                memory_mib,
-            }),
-            class,
-            region: region.into(),
-            runtimes: RuntimeSet::from_bits(rt).unwrap_or_default(),
-            max_unit_fuel: fuel,
-        })
+        .prop_map(
+            |(cores, cpu, mem, gpu, class, region, rt, fuel)| Resources {
+                cores,
+                cpu_score: cpu,
+                memory_mib: mem,
+                gpu: gpu.map(|(model, count, memory_mib)| Gpu {
+                    model: model.into(),
+                    count,
+                    memory_mib,
+                }),
+                class,
+                region: region.into(),
+                runtimes: RuntimeSet::from_bits(rt).unwrap_or_default(),
+                max_unit_fuel: fuel,
+            },
+        )
 }
 
 fn offers(max: usize) -> impl Strategy<Value = Vec<Offer>> {
@@ -322,7 +348,11 @@ fn requirements() -> impl Strategy<Value = Requirements> {
         ),
         prop::option::weighted(
             0.3,
-            select(vec![DeviceClass::Pc, DeviceClass::Server, DeviceClass::Laptop]),
+            select(vec![
+                DeviceClass::Pc,
+                DeviceClass::Server,
+                DeviceClass::Laptop,
+            ]),
         ),
         prop::option::weighted(0.3, select(vec!["eu-west", "us-east", "ap-south"])),
         prop::bool::weighted(0.1),
@@ -377,22 +407,20 @@ fn unit_demands() -> impl Strategy<Value = Vec<UnitDemand>> {
 }
 
 fn demands() -> impl Strategy<Value = Vec<Demand>> {
-    prop::collection::vec(
-        (requirements(), 0u128..=14, 0u64..=4, unit_demands()),
-        0..8,
+    prop::collection::vec((requirements(), 0u128..=14, 0u64..=4, unit_demands()), 0..8).prop_map(
+        |rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (requirements, max_price, submitted, units))| Demand {
+                    job: JobId(i as u64),
+                    requirements,
+                    max_price_per_unit: max_price,
+                    submitted_height: submitted,
+                    units,
+                })
+                .collect()
+        },
     )
-    .prop_map(|rows| {
-        rows.into_iter()
-            .enumerate()
-            .map(|(i, (requirements, max_price, submitted, units))| Demand {
-                job: JobId(i as u64),
-                requirements,
-                max_price_per_unit: max_price,
-                submitted_height: submitted,
-                units,
-            })
-            .collect()
-    })
 }
 
 fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
