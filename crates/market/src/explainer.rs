@@ -1,80 +1,138 @@
 //! Computes [`Explanation`]s for unmatched slots.
 //!
-//! Explanations are only needed for slots that stayed unmatched, so everything here is built
-//! lazily on the first one, and what depends only on a demand's requirements is computed once
-//! per distinct requirements and shared by every unit and replica that has them. What depends
-//! on a unit's exclusion list is then a lookup of the few excluded providers' offers.
+//! Explanations describe the book as it was at the start of the batch (ignoring slots), so
+//! they need not be computed while matching: failed units are queued and explained at the end,
+//! all together. That lets one pass over the book gather everything the queued demands will
+//! ask about (how many offers fall below each threshold they use, the offers of the providers
+//! they exclude) instead of sorting whole columns. What depends only on a demand's requirements
+//! is then computed once per distinct requirements and shared by every unit with them; what
+//! depends on a unit's exclusion list is a lookup of the few excluded providers' offers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT};
 use crate::index::{Index, OfferKey, Query};
-use crate::order::{Constraint, Requirements};
+use crate::matching::Unmatched;
+use crate::order::{Constraint, Demand, Requirements, UnitDemand};
 
-/// Per-field views of the live book, for counting each requirement's exclusions on its own
-/// with a binary search instead of a sweep.
-#[derive(Debug)]
+/// How many offers fall below each threshold the queued demands use for one numeric field.
+#[derive(Debug, Default)]
+struct Field {
+    /// Distinct thresholds, ascending.
+    thresholds: Vec<u64>,
+    /// `below[k]` offers have a value below `thresholds[k]`.
+    below: Vec<u64>,
+}
+
+impl Field {
+    fn new(thresholds: BTreeSet<u64>) -> Self {
+        let thresholds: Vec<u64> = thresholds.into_iter().collect();
+        Field {
+            below: vec![0; thresholds.len() + 1],
+            thresholds,
+        }
+    }
+
+    /// Records one offer's value. Values are bucketed by how many thresholds they reach; the
+    /// prefix sums in `finish` turn buckets into "below threshold k" counts.
+    fn add(&mut self, value: u64) {
+        let bucket = self.thresholds.partition_point(|&t| t <= value);
+        if let Some(n) = self.below.get_mut(bucket) {
+            *n += 1;
+        }
+    }
+
+    fn finish(&mut self) {
+        let mut acc = 0u64;
+        for n in &mut self.below {
+            acc += *n;
+            *n = acc;
+        }
+    }
+
+    /// Offers with a value below `threshold`, which must be one of the recorded thresholds.
+    fn below(&self, threshold: u64) -> u64 {
+        match self.thresholds.binary_search(&threshold) {
+            Ok(k) => self.below.get(k).copied().unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// What one pass over the book gathers for the queued demands.
+#[derive(Debug, Default)]
 struct Columns {
-    cores: Vec<u32>,
-    memory: Vec<u64>,
-    cpu: Vec<u64>,
-    fuel: Vec<u64>,
-    reputation: Vec<u32>,
+    cores: Field,
+    memory: Field,
+    cpu: Field,
+    fuel: Field,
+    reputation: Field,
     /// Offers per class tag and per runtime tag.
     classes: [u64; 8],
     runtimes: [u64; 8],
     /// (model id, count, memory) of each offer with a GPU, sorted.
     gpus: Vec<(u32, u32, u64)>,
-    /// (provider, position) of every offer, sorted, to look up an excluded provider's offers.
+    /// (provider, position) of the offers of every provider some queued unit excludes, sorted.
     by_provider: Vec<(u64, u32)>,
 }
 
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort_unstable();
-    v
-}
-
-/// Offers with a value below `min` in an ascending column.
-fn below<T: Ord>(column: &[T], min: &T) -> u64 {
-    column.partition_point(|v| v < min) as u64
-}
-
 impl Columns {
-    fn new(index: &Index) -> Self {
-        let slim = &index.slim;
-        let mut classes = [0u64; 8];
-        let mut runtimes = [0u64; 8];
-        for s in slim {
-            if let Some(n) = classes.get_mut(s.class as usize) {
+    fn new(index: &Index, pending: &[Pending<'_>]) -> Self {
+        let mut thresholds: [BTreeSet<u64>; 5] = Default::default();
+        let mut excluded: BTreeSet<u64> = BTreeSet::new();
+        for p in pending {
+            let r = &p.demand.requirements;
+            let [cores, memory, cpu, fuel, reputation] = &mut thresholds;
+            cores.insert(u64::from(r.min_cores));
+            memory.insert(r.min_memory_mib);
+            cpu.insert(r.min_cpu_score);
+            fuel.insert(r.fuel_limit);
+            reputation.insert(u64::from(r.min_reputation));
+            excluded.extend(p.excluded.iter().copied());
+        }
+        let [cores, memory, cpu, fuel, reputation] = thresholds.map(Field::new);
+        let excluded: Vec<u64> = excluded.into_iter().collect();
+        let mut c = Columns {
+            cores,
+            memory,
+            cpu,
+            fuel,
+            reputation,
+            ..Columns::default()
+        };
+        for (pos, s) in index.slim.iter().enumerate() {
+            c.cores.add(u64::from(s.cores));
+            c.memory.add(s.memory);
+            c.cpu.add(s.cpu);
+            c.fuel.add(s.fuel);
+            c.reputation.add(u64::from(s.reputation));
+            if let Some(n) = c.classes.get_mut(s.class as usize) {
                 *n += 1;
             }
-            for (tag, n) in runtimes.iter_mut().enumerate() {
+            for (tag, n) in c.runtimes.iter_mut().enumerate() {
                 if s.runtimes & (1 << tag) != 0 {
                     *n += 1;
                 }
             }
+            if s.gpu_count > 0 {
+                c.gpus.push((s.gpu_model, s.gpu_count, s.gpu_memory));
+            }
+            if excluded.binary_search(&s.provider).is_ok() {
+                c.by_provider.push((s.provider, pos as u32));
+            }
         }
-        Columns {
-            cores: sorted(slim.iter().map(|s| s.cores).collect()),
-            memory: sorted(slim.iter().map(|s| s.memory).collect()),
-            cpu: sorted(slim.iter().map(|s| s.cpu).collect()),
-            fuel: sorted(slim.iter().map(|s| s.fuel).collect()),
-            reputation: sorted(slim.iter().map(|s| s.reputation).collect()),
-            classes,
-            runtimes,
-            gpus: sorted(
-                slim.iter()
-                    .filter(|s| s.gpu_count > 0)
-                    .map(|s| (s.gpu_model, s.gpu_count, s.gpu_memory))
-                    .collect(),
-            ),
-            by_provider: sorted(
-                slim.iter()
-                    .enumerate()
-                    .map(|(pos, s)| (s.provider, pos as u32))
-                    .collect(),
-            ),
+        for f in [
+            &mut c.cores,
+            &mut c.memory,
+            &mut c.cpu,
+            &mut c.fuel,
+            &mut c.reputation,
+        ] {
+            f.finish();
         }
+        c.gpus.sort_unstable();
+        c.by_provider.sort_unstable();
+        c
     }
 
     fn offers_of(&self, provider: u64) -> &[(u64, u32)] {
@@ -82,6 +140,16 @@ impl Columns {
         let hi = self.by_provider.partition_point(|&(p, _)| p <= provider);
         self.by_provider.get(lo..hi).unwrap_or(&[])
     }
+}
+
+/// A unit that found no slot: its replicas from `from` on are unmatched.
+#[derive(Debug)]
+struct Pending<'a> {
+    demand: &'a Demand,
+    unit: &'a UnitDemand,
+    from: usize,
+    /// Providers excluded from the unit when it failed, sorted.
+    excluded: Vec<u64>,
 }
 
 /// What depends only on the requirements.
@@ -98,88 +166,134 @@ struct Shared {
     plain: Option<Explanation>,
 }
 
+/// Queues failed units during matching and explains them afterwards.
 #[derive(Debug, Default)]
 pub(crate) struct Explainer<'a> {
-    columns: Option<Columns>,
-    shared: BTreeMap<&'a Requirements, Shared>,
+    pending: Vec<Pending<'a>>,
 }
 
 impl<'a> Explainer<'a> {
-    /// Explains why a unit of a demand with `req` and `max_price` found no slot, given the
-    /// providers excluded from it (sorted, including those that took its other replicas).
-    pub(crate) fn explain(
+    /// Queues the replicas of `unit` from index `from` on, which found no slot with the
+    /// providers in `excluded` (sorted) kept out.
+    pub(crate) fn defer(
         &mut self,
-        index: &Index,
-        req: &'a Requirements,
-        max_price: u128,
+        demand: &'a Demand,
+        unit: &'a UnitDemand,
+        from: usize,
         excluded: &[u64],
-    ) -> Explanation {
-        let columns = self.columns.get_or_insert_with(|| Columns::new(index));
-        let shared = self
-            .shared
-            .entry(req)
-            .or_insert_with(|| share(index, columns, req));
-        if excluded.is_empty()
-            && let Some(plain) = &shared.plain
-            && plain.max_price_per_unit == max_price
-        {
-            return plain.clone();
-        }
-        let query = &shared.query;
+    ) {
+        self.pending.push(Pending {
+            demand,
+            unit,
+            from,
+            excluded: excluded.to_vec(),
+        });
+    }
 
-        let mut counts = shared.counts;
-        let mut excluded_offers = 0u64;
-        let mut excluded_passing = 0u64;
-        for &provider in excluded {
-            for &(_, pos) in columns.offers_of(provider) {
-                excluded_offers += 1;
-                if index
-                    .slim
-                    .get(pos as usize)
-                    .is_some_and(|s| query.admits(s))
-                {
-                    excluded_passing += 1;
-                }
+    /// Explains every queued unit, in the order they were queued.
+    pub(crate) fn finish(self, index: &Index) -> Vec<Unmatched> {
+        let mut out = Vec::new();
+        if self.pending.is_empty() {
+            return out;
+        }
+        let columns = Columns::new(index, &self.pending);
+        let mut shared: BTreeMap<&Requirements, Shared> = BTreeMap::new();
+        for p in &self.pending {
+            let req = &p.demand.requirements;
+            let entry = shared
+                .entry(req)
+                .or_insert_with(|| share(index, &columns, req));
+            let why = explain(
+                index,
+                &columns,
+                entry,
+                req,
+                p.demand.max_price_per_unit,
+                &p.excluded,
+            );
+            for &replica in p.unit.replicas.get(p.from..).unwrap_or(&[]) {
+                out.push(Unmatched {
+                    job: p.demand.job,
+                    unit: p.unit.unit,
+                    replica,
+                    reason: why.clone(),
+                });
             }
         }
-        counts.set(Constraint::Excluded, excluded_offers);
-
-        let is_excluded = |pos: usize| {
-            index
-                .slim
-                .get(pos)
-                .is_some_and(|s| excluded.binary_search(&s.provider).is_ok())
-        };
-        let exact = shared.passed < PASSED_COUNT_LIMIT;
-        let mut passed = shared.passed.saturating_sub(excluded_passing);
-        let mut best = shared.best;
-        if best.is_some_and(is_excluded) {
-            // The cheapest passing offer is from an excluded provider: look group by group for
-            // the cheapest one that is not.
-            best = index
-                .candidates(query)
-                .filter_map(|g| index.first_any(g, query, |pos| !is_excluded(pos)))
-                .min_by_key(|&pos| key(index, pos));
-        }
-        if !exact && passed == 0 && best.is_some() {
-            // The count stopped at the limit and the exclusions ate all of it; at least the
-            // best offer is left.
-            passed = 1;
-        }
-        let explanation = Explanation::new(
-            req,
-            index.len() as u64,
-            counts,
-            passed,
-            exact,
-            best.and_then(|p| index.keys.get(p).map(|k| k.0)),
-            max_price,
-        );
-        if excluded.is_empty() {
-            shared.plain = Some(explanation.clone());
-        }
-        explanation
+        out
     }
+}
+
+/// Explains why a unit of a demand with `req` and `max_price` found no slot, given the
+/// providers excluded from it (sorted, including those that took its other replicas).
+fn explain(
+    index: &Index,
+    columns: &Columns,
+    shared: &mut Shared,
+    req: &Requirements,
+    max_price: u128,
+    excluded: &[u64],
+) -> Explanation {
+    if excluded.is_empty()
+        && let Some(plain) = &shared.plain
+        && plain.max_price_per_unit == max_price
+    {
+        return plain.clone();
+    }
+    let query = &shared.query;
+
+    let mut counts = shared.counts;
+    let mut excluded_offers = 0u64;
+    let mut excluded_passing = 0u64;
+    for &provider in excluded {
+        for &(_, pos) in columns.offers_of(provider) {
+            excluded_offers += 1;
+            if index
+                .slim
+                .get(pos as usize)
+                .is_some_and(|s| query.admits(s))
+            {
+                excluded_passing += 1;
+            }
+        }
+    }
+    counts.set(Constraint::Excluded, excluded_offers);
+
+    let is_excluded = |pos: usize| {
+        index
+            .slim
+            .get(pos)
+            .is_some_and(|s| excluded.binary_search(&s.provider).is_ok())
+    };
+    let exact = shared.passed < PASSED_COUNT_LIMIT;
+    let mut passed = shared.passed.saturating_sub(excluded_passing);
+    let mut best = shared.best;
+    if best.is_some_and(is_excluded) {
+        // The cheapest passing offer is from an excluded provider: look group by group for
+        // the cheapest one that is not.
+        best = index
+            .candidates(query)
+            .filter_map(|g| index.first_any(g, query, |pos| !is_excluded(pos)))
+            .min_by_key(|&pos| key(index, pos));
+    }
+    if !exact && passed == 0 && best.is_some() {
+        // The count stopped at the limit and the exclusions ate all of it; at least the
+        // best offer is left.
+        passed = 1;
+    }
+    let explanation = Explanation::new(
+        req,
+        index.len() as u64,
+        counts,
+        passed,
+        exact,
+        best.and_then(|p| index.keys.get(p).map(|k| k.0)),
+        max_price,
+    );
+    if excluded.is_empty() {
+        shared.plain = Some(explanation.clone());
+    }
+    explanation
 }
 
 /// The offer order of the offer at `pos`.
@@ -192,13 +306,13 @@ fn share(index: &Index, c: &Columns, req: &Requirements) -> Shared {
     let query = index.query(req);
     let live = index.len() as u64;
     let mut counts = ExclusionCounts::default();
-    counts.set(Constraint::Cores, below(&c.cores, &req.min_cores));
-    counts.set(Constraint::Memory, below(&c.memory, &req.min_memory_mib));
-    counts.set(Constraint::Cpu, below(&c.cpu, &req.min_cpu_score));
-    counts.set(Constraint::Fuel, below(&c.fuel, &req.fuel_limit));
+    counts.set(Constraint::Cores, c.cores.below(u64::from(req.min_cores)));
+    counts.set(Constraint::Memory, c.memory.below(req.min_memory_mib));
+    counts.set(Constraint::Cpu, c.cpu.below(req.min_cpu_score));
+    counts.set(Constraint::Fuel, c.fuel.below(req.fuel_limit));
     counts.set(
         Constraint::Reputation,
-        below(&c.reputation, &req.min_reputation),
+        c.reputation.below(u64::from(req.min_reputation)),
     );
     if let Some(class) = req.class {
         let have = c.classes.get(class.tag() as usize).copied().unwrap_or(0);

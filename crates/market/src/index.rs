@@ -48,7 +48,7 @@ fn gpu_bit(id: u32) -> u64 {
 }
 
 /// One live offer, reduced to what the constraint check reads: 64 bytes, one cache line.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Slim {
     pub memory: u64,
     pub cpu: u64,
@@ -197,36 +197,37 @@ impl Names {
     }
 }
 
-/// Builds the name table and gives each offer its name's id.
-fn intern<'a>(names: impl Iterator<Item = Option<&'a str>>) -> (Names, Vec<u32>) {
-    let mut first_seen: BTreeMap<NameKey, u32> = BTreeMap::new();
-    let mut ids = Vec::new();
-    for name in names {
-        let id = match name {
-            None => NO_GPU,
-            Some(n) => {
-                let next = first_seen.len() as u32;
-                *first_seen.entry(name_key(n)).or_insert(next)
-            }
-        };
-        ids.push(id);
-    }
-    // Renumber in sorted order: BTreeMap iterates by key, which is name order.
-    let mut rank = vec![0u32; first_seen.len()];
-    let mut sorted = Vec::with_capacity(first_seen.len());
-    for (r, (key, id)) in first_seen.iter().enumerate() {
-        if let Some(slot) = rank.get_mut(*id as usize) {
-            *slot = r as u32;
-        }
-        sorted.push(*key);
-    }
-    for id in &mut ids {
-        if *id != NO_GPU {
-            *id = rank.get(*id as usize).copied().unwrap_or(MISSING);
-        }
-    }
-    (Names { sorted }, ids)
+/// Gives names ids in the order they are first seen, then renumbers them in name order so
+/// that nothing depends on the order offers arrived in.
+#[derive(Debug, Default)]
+struct Interner {
+    first_seen: BTreeMap<NameKey, u32>,
 }
+
+impl Interner {
+    /// The provisional id of `name`.
+    fn id(&mut self, name: &str) -> u32 {
+        let next = self.first_seen.len() as u32;
+        *self.first_seen.entry(name_key(name)).or_insert(next)
+    }
+
+    /// The name table, and each provisional id's final id.
+    fn finish(self) -> (Names, Vec<u32>) {
+        let mut rank = vec![0u32; self.first_seen.len()];
+        let mut sorted = Vec::with_capacity(self.first_seen.len());
+        // BTreeMap iterates by key, which is name order.
+        for (r, (key, id)) in self.first_seen.iter().enumerate() {
+            if let Some(slot) = rank.get_mut(*id as usize) {
+                *slot = r as u32;
+            }
+            sorted.push(*key);
+        }
+        (Names { sorted }, rank)
+    }
+}
+
+/// Class tags fit in three bits; a group's number is `region * CLASS_SLOTS + class`.
+const CLASS_SLOTS: usize = 8;
 
 /// The offers of one (region, class), positions `start..end`, with their trees.
 #[derive(Clone, Copy, Debug)]
@@ -266,19 +267,28 @@ impl Index {
     /// Indexes `live`, the offers live at the batch height, in any order. Their names must
     /// be valid (the caller validates every offer) and their ids unique.
     pub(crate) fn new(live: &[&Offer]) -> Self {
-        let (regions, region_ids) = intern(live.iter().map(|o| Some(o.resources.region.as_str())));
-        let (gpu_models, gpu_ids) = intern(
-            live.iter()
-                .map(|o| o.resources.gpu.as_ref().map(|g| g.model.as_str())),
-        );
-        // Read every offer once, in input order (sequential memory access), into its compact
-        // form; everything after this works on compact arrays only.
+        // One sequential pass over the offers: everything after it works on compact rows.
+        // Names get provisional ids here and final ones (in name order) below.
         let n = live.len();
+        let mut regions = Interner::default();
+        let mut gpu_models = Interner::default();
         let mut rows: Vec<(Slim, OfferKey, u32)> = Vec::with_capacity(n);
-        for ((o, &region), &gpu_model) in live.iter().zip(&region_ids).zip(&gpu_ids) {
+        let mut group_sizes: Vec<usize> = Vec::new();
+        for o in live {
             let r = &o.resources;
-            let (gpu_count, gpu_memory) =
-                r.gpu.as_ref().map_or((0, 0), |g| (g.count, g.memory_mib));
+            let region = regions.id(&r.region);
+            let (gpu_count, gpu_memory, gpu_model) = match &r.gpu {
+                Some(g) => (g.count, g.memory_mib, gpu_models.id(&g.model)),
+                None => (0, 0, NO_GPU),
+            };
+            let class = r.class.tag();
+            let g = region as usize * CLASS_SLOTS + class as usize;
+            if group_sizes.len() <= g {
+                group_sizes.resize(g + CLASS_SLOTS, 0);
+            }
+            if let Some(size) = group_sizes.get_mut(g) {
+                *size += 1;
+            }
             let slim = Slim {
                 memory: r.memory_mib,
                 cpu: r.cpu_score,
@@ -290,83 +300,95 @@ impl Index {
                 gpu_count,
                 region,
                 gpu_model,
-                class: r.class.tag(),
+                class,
                 runtimes: r.runtimes.bits(),
             };
             rows.push((slim, (o.price_per_unit, o.posted_height, o.id.0), o.slots));
         }
-        drop(region_ids);
-        drop(gpu_ids);
+        let (regions, region_rank) = regions.finish();
+        let (gpu_models, gpu_rank) = gpu_models.finish();
 
-        // Counting sort by group, then a sort of each group by offer order: the small sorts
-        // compare only offer keys and stay in cache. Offer ids are unique, so the order is
-        // total.
-        let mut group_of: BTreeMap<(u32, u8), usize> = BTreeMap::new();
-        for (slim, ..) in &rows {
-            *group_of.entry((slim.region, slim.class)).or_insert(0) += 1;
+        // Lay the groups out in (region name, class) order, then scatter the rows into them (a
+        // counting sort: sequential reads, one write stream per group).
+        let mut by_rank = vec![0u32; region_rank.len()];
+        for (provisional, &rank) in region_rank.iter().enumerate() {
+            if let Some(slot) = by_rank.get_mut(rank as usize) {
+                *slot = provisional as u32;
+            }
         }
-        let mut starts = Vec::with_capacity(group_of.len());
+        let mut group_start = vec![0usize; group_sizes.len()];
+        // (region, class, start, end) of each group, in layout order.
+        let mut spans: Vec<(u32, u8, usize, usize)> = Vec::new();
         let mut acc = 0usize;
-        for count in group_of.values_mut() {
-            starts.push(acc);
-            acc += *count;
-            // From here on the value is the group's number, not its size.
-            *count = starts.len() - 1;
+        for (rank, &provisional) in by_rank.iter().enumerate() {
+            for class in 0..CLASS_SLOTS {
+                let g = provisional as usize * CLASS_SLOTS + class;
+                let size = group_sizes.get(g).copied().unwrap_or(0);
+                if size > 0 {
+                    if let Some(start) = group_start.get_mut(g) {
+                        *start = acc;
+                    }
+                    spans.push((rank as u32, class as u8, acc, acc + size));
+                    acc += size;
+                }
+            }
         }
-        let mut fill = starts.clone();
-        let mut order: Vec<(OfferKey, u32)> = vec![((0, 0, 0), 0); n];
-        for (i, (slim, key, _)) in rows.iter().enumerate() {
-            let g = group_of
-                .get(&(slim.region, slim.class))
+        // Every placeholder is overwritten by the scatter: the group sizes add up to `n`.
+        let mut grouped: Vec<(Slim, OfferKey, u32)> = vec![(Slim::default(), (0, 0, 0), 0); n];
+        for (mut slim, key, slots) in rows {
+            let g = slim.region as usize * CLASS_SLOTS + slim.class as usize;
+            slim.region = region_rank
+                .get(slim.region as usize)
                 .copied()
-                .unwrap_or(0);
-            if let Some(next) = fill.get_mut(g) {
-                if let Some(slot) = order.get_mut(*next) {
-                    *slot = (*key, i as u32);
+                .unwrap_or(MISSING);
+            if slim.gpu_model != NO_GPU {
+                slim.gpu_model = gpu_rank
+                    .get(slim.gpu_model as usize)
+                    .copied()
+                    .unwrap_or(MISSING);
+            }
+            if let Some(next) = group_start.get_mut(g) {
+                if let Some(row) = grouped.get_mut(*next) {
+                    *row = (slim, key, slots);
                 }
                 *next += 1;
             }
         }
-        for (g, &start) in starts.iter().enumerate() {
-            let end = starts.get(g + 1).copied().unwrap_or(n);
-            if let Some(run) = order.get_mut(start..end) {
-                run.sort_unstable();
-            }
-        }
 
+        // Sort each group into offer order. A group's rows are a few megabytes at most, so the
+        // sort and the gather stay in cache. Offer ids are unique, so the order is total.
         let mut slim = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
         let mut initial_slots = Vec::with_capacity(n);
-        for &(_, i) in &order {
-            if let Some((s, key, slots)) = rows.get(i as usize) {
-                slim.push(*s);
-                keys.push(*key);
-                initial_slots.push(*slots);
+        let mut order: Vec<(OfferKey, u32)> = Vec::new();
+        for &(_, _, start, end) in &spans {
+            let rows = grouped.get(start..end).unwrap_or(&[]);
+            order.clear();
+            order.extend(rows.iter().enumerate().map(|(i, row)| (row.1, i as u32)));
+            order.sort_unstable();
+            for &(_, i) in &order {
+                if let Some((s, key, slots)) = rows.get(i as usize) {
+                    slim.push(*s);
+                    keys.push(*key);
+                    initial_slots.push(*slots);
+                }
             }
         }
-        drop(rows);
-        drop(order);
+        drop(grouped);
 
-        let mut groups = Vec::new();
+        let mut groups = Vec::with_capacity(spans.len());
         let mut nodes = 0usize;
-        let mut start = 0usize;
-        while let Some(first) = slim.get(start) {
-            let (region, class) = (first.region, first.class);
-            let len = slim
-                .get(start..)
-                .unwrap_or(&[])
-                .partition_point(|s| (s.region, s.class) == (region, class));
-            let leaves = len.div_ceil(BUCKET).next_power_of_two();
+        for &(region, class, start, end) in &spans {
+            let leaves = (end - start).div_ceil(BUCKET).next_power_of_two();
             groups.push(Group {
                 region,
                 class,
                 start,
-                end: start + len,
+                end,
                 leaves,
                 nodes,
             });
             nodes += 2 * leaves;
-            start += len;
         }
 
         let mut index = Index {

@@ -152,8 +152,7 @@ pub fn match_batch(
     let mut displaced: Vec<usize> = Vec::new();
 
     for demand in order {
-        let req = &demand.requirements;
-        let query = index.query(req);
+        let query = index.query(&demand.requirements);
         book.start(&index, &query, demand.max_price_per_unit);
         // Set when a search with nothing excluded found nothing: no later unit can do better.
         let mut exhausted = false;
@@ -162,46 +161,39 @@ pub fn match_batch(
             excluded.clear();
             excluded.extend(unit.exclude.iter().map(|p| p.0));
             displaced.clear();
-            let mut reason: Option<Explanation> = None;
 
-            for &replica in &unit.replicas {
-                if reason.is_none() && !exhausted {
-                    match book.place(&mut index, &query, &excluded, &mut displaced) {
-                        Some(pos) => {
-                            let provider = index.slim[pos].provider;
-                            let (price_per_unit, _, offer) = index.keys[pos];
-                            if let Err(at) = excluded.binary_search(&provider) {
-                                excluded.insert(at, provider);
-                            }
-                            out.assignments.push(Assignment {
-                                job: demand.job,
-                                unit: unit.unit,
-                                replica,
-                                provider: ProviderId(provider),
-                                offer: OfferId(offer),
-                                price_per_unit,
-                            });
-                            continue;
-                        }
-                        None => exhausted |= excluded.is_empty(),
-                    }
+            for (i, &replica) in unit.replicas.iter().enumerate() {
+                let placed = if exhausted {
+                    None
+                } else {
+                    book.place(&mut index, &query, &excluded, &mut displaced)
+                };
+                let Some(pos) = placed else {
+                    exhausted |= excluded.is_empty();
+                    // Later replicas of this unit face the same exclusions and no more free
+                    // slots, so they fail too, for the same reason.
+                    explainer.defer(demand, unit, i, &excluded);
+                    break;
+                };
+                let provider = index.slim[pos].provider;
+                let (price_per_unit, _, offer) = index.keys[pos];
+                if let Err(at) = excluded.binary_search(&provider) {
+                    excluded.insert(at, provider);
                 }
-                // Later replicas of this unit face the same exclusions and no more free slots,
-                // so they share the first failure's explanation.
-                let why = reason.get_or_insert_with(|| {
-                    explainer.explain(&index, req, demand.max_price_per_unit, &excluded)
-                });
-                out.unmatched.push(Unmatched {
+                out.assignments.push(Assignment {
                     job: demand.job,
                     unit: unit.unit,
                     replica,
-                    reason: why.clone(),
+                    provider: ProviderId(provider),
+                    offer: OfferId(offer),
+                    price_per_unit,
                 });
             }
             book.restore(&index, &mut displaced);
         }
     }
 
+    out.unmatched = explainer.finish(&index);
     for (pos, (&initial, &remaining)) in index.initial_slots.iter().zip(&index.slots).enumerate() {
         if remaining != initial {
             out.fills.push(OfferFill {
