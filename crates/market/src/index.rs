@@ -521,15 +521,27 @@ impl Index {
         group.start + keys.partition_point(|&(price, ..)| price <= max_price)
     }
 
-    /// The first position in `from..to` of group `g` whose offer has a free slot and meets `q`.
-    pub(crate) fn find(&self, g: usize, q: &Query, from: usize, to: usize) -> Option<usize> {
-        let group = self.groups.get(g)?;
+    /// The first position in `from..to` of group `g` whose offer has a free slot, meets `q`
+    /// and is not from a provider in `excluded` (sorted). Also says whether an offer was
+    /// skipped only because of `excluded`, which makes the answer specific to that list.
+    pub(crate) fn find(
+        &self,
+        g: usize,
+        q: &Query,
+        from: usize,
+        to: usize,
+        excluded: &[u64],
+    ) -> (Option<usize>, bool) {
+        let Some(group) = self.groups.get(g) else {
+            return (None, false);
+        };
         let to = to.min(group.end);
         let from = from.max(group.start);
         if from >= to {
-            return None;
+            return (None, false);
         }
         let mut found = None;
+        let mut skipped = false;
         let _ = self.walk(
             &self.live,
             group,
@@ -543,11 +555,16 @@ impl Index {
                 if self.slots[pos] == 0 {
                     return ControlFlow::Continue(());
                 }
+                if !excluded.is_empty() && excluded.binary_search(&self.slim[pos].provider).is_ok()
+                {
+                    skipped = true;
+                    return ControlFlow::Continue(());
+                }
                 found = Some(pos);
                 ControlFlow::Break(())
             },
         );
-        found
+        (found, skipped)
     }
 
     /// The first position of group `g` whose offer meets `q` and `keep`, slots or not.

@@ -163,10 +163,11 @@ pub fn match_batch(
             displaced.clear();
 
             for (i, &replica) in unit.replicas.iter().enumerate() {
+                let more = i + 1 < unit.replicas.len();
                 let placed = if exhausted {
                     None
                 } else {
-                    book.place(&mut index, &query, &excluded, &mut displaced)
+                    book.place(&mut index, &query, &mut excluded, more, &mut displaced)
                 };
                 let Some(pos) = placed else {
                     exhausted |= excluded.is_empty();
@@ -175,16 +176,12 @@ pub fn match_batch(
                     explainer.defer(demand, unit, i, &excluded);
                     break;
                 };
-                let provider = index.slim[pos].provider;
                 let (price_per_unit, _, offer) = index.keys[pos];
-                if let Err(at) = excluded.binary_search(&provider) {
-                    excluded.insert(at, provider);
-                }
                 out.assignments.push(Assignment {
                     job: demand.job,
                     unit: unit.unit,
                     replica,
-                    provider: ProviderId(provider),
+                    provider: ProviderId(index.slim[pos].provider),
                     offer: OfferId(offer),
                     price_per_unit,
                 });
@@ -218,6 +215,9 @@ struct Cursor {
     /// free slot. Slots only decrease within a batch, so this stays true for the whole demand
     /// and searches can resume there instead of at the group's cheapest offer.
     base: usize,
+    /// Whether the offer at `base` is known to meet the requirements within the max price,
+    /// so that while it has a free slot it is the group's head without another search.
+    base_admitted: bool,
     /// Bumped to invalidate the cursor's entries in the heap.
     version: u32,
 }
@@ -260,6 +260,7 @@ impl Heads {
                 group,
                 end: None,
                 base: start,
+                base_admitted: false,
                 version: 0,
             });
             self.push(index, self.cursors.len() - 1, start, false);
@@ -267,13 +268,15 @@ impl Heads {
     }
 
     /// Takes a slot for one replica: the cheapest acceptable offer whose provider is not in
-    /// `excluded`. Groups whose head was skipped for an excluded provider are recorded in
-    /// `displaced`, because their heap entry now points past offers that later units may use.
+    /// `excluded`, and adds that provider to `excluded`. `more` says whether more replicas of
+    /// the unit follow. Groups whose heap entry was moved past offers that later units may
+    /// still use (offers of excluded providers) are recorded in `displaced`.
     fn place(
         &mut self,
         index: &mut Index,
         query: &Query,
-        excluded: &[u64],
+        excluded: &mut Vec<u64>,
+        more: bool,
         displaced: &mut Vec<usize>,
     ) -> Option<usize> {
         while let Some(Reverse((key, verified, c, pos, version))) = self.heap.pop() {
@@ -283,31 +286,56 @@ impl Heads {
             if version != cursor.version {
                 continue;
             }
+            let group = cursor.group;
+            let end = *cursor
+                .end
+                .get_or_insert_with(|| index.cutoff(group, self.max_price));
             if !verified {
                 if key.0 > self.max_price {
                     // Offers are in price order within a group: the rest cost more too.
                     continue;
                 }
-                let group = cursor.group;
-                let end = *cursor
-                    .end
-                    .get_or_insert_with(|| index.cutoff(group, self.max_price));
-                if let Some(head) = index.find(group, query, pos, end) {
-                    if pos == cursor.base {
-                        cursor.base = head;
-                    }
+                let (head, skipped) = index.find(group, query, pos, end, excluded);
+                if skipped {
+                    displaced.push(c);
+                } else if let Some(head) = head
+                    && pos == cursor.base
+                {
+                    cursor.base = head;
+                    cursor.base_admitted = true;
+                }
+                if let Some(head) = head {
                     self.push(index, c, head, true);
                 }
                 continue;
             }
-            let group = cursor.group;
-            if excluded.binary_search(&index.slim[pos].provider).is_ok() {
+            let provider = index.slim[pos].provider;
+            if excluded.binary_search(&provider).is_ok() {
                 displaced.push(c);
-                self.push(index, c, pos + 1, false);
+                if let (Some(next), _) = index.find(group, query, pos + 1, end, excluded) {
+                    self.push(index, c, next, true);
+                }
                 continue;
             }
             index.take(group, pos);
-            if index.slots[pos] > 0 {
+            if let Err(at) = excluded.binary_search(&provider) {
+                excluded.insert(at, provider);
+            }
+            let left = index.slots[pos] > 0;
+            if more {
+                // The next replica cannot go to this provider: search on past it now rather
+                // than pop this offer again only to skip it.
+                if left {
+                    displaced.push(c);
+                }
+                let (next, skipped) = index.find(group, query, pos + 1, end, excluded);
+                if skipped {
+                    displaced.push(c);
+                }
+                if let Some(next) = next {
+                    self.push(index, c, next, true);
+                }
+            } else if left {
                 self.push(index, c, pos, true);
             } else {
                 self.push(index, c, pos + 1, false);
@@ -330,7 +358,8 @@ impl Heads {
             // below the wrap-around, so a stale entry can never look current.
             cursor.version = cursor.version.wrapping_add(1);
             let base = cursor.base;
-            self.push(index, c, base, false);
+            let head = cursor.base_admitted && index.slots.get(base).is_some_and(|&n| n > 0);
+            self.push(index, c, base, head);
         }
     }
 }
