@@ -254,3 +254,75 @@ impl fmt::Display for Explanation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> Requirements {
+        Requirements {
+            min_cores: 1,
+            min_memory_mib: 0,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: None,
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 1,
+            min_reputation: 0,
+        }
+    }
+
+    #[test]
+    fn requirements_read_as_phrases() {
+        let gpu = |model: Option<&str>, min_count, min_memory_mib| {
+            Requirement::Gpu(GpuRequirement {
+                model: model.map(Into::into),
+                min_count,
+                min_memory_mib,
+            })
+        };
+        assert_eq!(gpu(Some("h100"), 1, 0).to_string(), "gpu h100");
+        assert_eq!(
+            gpu(Some("h100"), 2, 81_920).to_string(),
+            "gpu h100 x2 with 81920 MiB each"
+        );
+        assert_eq!(gpu(None, 1, 0).to_string(), "a gpu");
+        assert_eq!(Requirement::Cores(8).to_string(), "at least 8 cores");
+        assert_eq!(
+            Requirement::Class(DeviceClass::Server).to_string(),
+            "device class server"
+        );
+        assert_eq!(
+            Requirement::Runtime(Runtime::Wasm32Wasip2).to_string(),
+            "runtime wasm32-wasip2"
+        );
+    }
+
+    #[test]
+    fn the_verdict_follows_the_numbers() {
+        let mut counts = ExclusionCounts::default();
+        counts.set(Constraint::Memory, 4);
+        counts.set(Constraint::Region, 4);
+        // Ties go to the earlier constraint.
+        assert_eq!(counts.largest(), (Constraint::Memory, 4));
+
+        let e = Explanation::new(&req(), 0, counts, 0, true, None, 5);
+        assert_eq!(e.reason, Reason::EmptyBook);
+        let e = Explanation::new(&req(), 4, counts, 0, true, None, 5);
+        assert_eq!(
+            e.reason,
+            Reason::NoProvider {
+                binding: Requirement::Memory(0)
+            }
+        );
+        let e = Explanation::new(&req(), 4000, counts, PASSED_COUNT_LIMIT, false, Some(9), 5);
+        assert_eq!(e.reason, Reason::PriceTooLow);
+        assert_eq!(
+            e.to_string(),
+            "best ask 9 > max price 5 (at least 100 of 4000 offers meet the requirements)"
+        );
+        let e = Explanation::new(&req(), 4, counts, 2, true, Some(5), 5);
+        assert_eq!(e.reason, Reason::SlotsTaken);
+    }
+}

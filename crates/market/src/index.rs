@@ -1,8 +1,8 @@
 //! The matcher's index over one batch's live offers.
 //!
-//! Offers are partitioned into groups by (region, device class), the two requirements that
-//! split the book most evenly, so a demand pinned to a region or class only ever looks at its
-//! own groups. Inside a group offers are laid out in price order (price, then posted height,
+//! Offers are partitioned into groups by (region, device class), the two categorical
+//! requirements that cut the book into the most even parts, so a demand pinned to a region or
+//! class only ever looks at its own groups, and an unpinned one merges a few dozen groups. Inside a group offers are laid out in price order (price, then posted height,
 //! then id) in a compact array cut into buckets of [`BUCKET`] offers, with a binary tree over
 //! the buckets. Each tree node keeps, for its subtree, the largest value of every numeric
 //! resource and the union of the GPU models and runtimes. A search for "the cheapest offer at

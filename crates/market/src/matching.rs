@@ -94,11 +94,11 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
 ///
 /// Offers not live at `height` are ignored and listed in `expired`. Demands are served in
 /// [`demand_key`] order; each demand's units in unit order, each unit's replicas in replica
-/// order; each slot takes the first offer in (price, posted height, offer id) order that meets the
-/// requirements,
-/// asks at most the demand's max price, has a free slot, and belongs to a provider that is
-/// neither excluded from the unit nor already holding another replica of it. Both inputs are
-/// sorted internally, so the outcome does not depend on their order.
+/// order; each slot takes the first offer in (price, posted height, offer id) order that meets
+/// the requirements, asks at most the demand's max price, has a free slot, and belongs to a
+/// provider that is neither excluded from the unit nor already holding another replica of it.
+/// Both inputs are sorted internally, so the outcome (and the error, if any) does not depend on
+/// their order.
 pub fn match_batch(
     offers: &[Offer],
     demands: &[Demand],
@@ -106,12 +106,6 @@ pub fn match_batch(
 ) -> Result<MatchOutcome, MatchError> {
     if offers.len() > MAX_BATCH_OFFERS {
         return Err(MatchError::TooManyOffers(offers.len()));
-    }
-    for offer in offers {
-        offer.validate().map_err(|error| MatchError::InvalidOffer {
-            offer: offer.id,
-            error,
-        })?;
     }
     // The ledger hands offers over in id order (its state is keyed by id), so the usual check
     // is one pass; any other order is sorted first.
@@ -123,15 +117,25 @@ pub fn match_batch(
         return Err(MatchError::DuplicateOffer(pair[0]));
     }
     drop(ids);
-
-    for d in demands {
-        d.validate()
-            .map_err(|error| MatchError::InvalidDemand { job: d.job, error })?;
+    // Ids are unique now, so "the invalid offer with the lowest id" is well defined.
+    if let Some((offer, error)) = offers
+        .iter()
+        .filter_map(|o| o.validate().err().map(|e| (o.id, e)))
+        .min_by_key(|(id, _)| *id)
+    {
+        return Err(MatchError::InvalidOffer { offer, error });
     }
+
     let mut order: Vec<&Demand> = demands.iter().collect();
     order.sort_unstable_by_key(|d| d.job);
     if let Some(pair) = order.windows(2).find(|w| w[0].job == w[1].job) {
         return Err(MatchError::DuplicateJob(pair[0].job));
+    }
+    if let Some((job, error)) = order
+        .iter()
+        .find_map(|d| d.validate().err().map(|e| (d.job, e)))
+    {
+        return Err(MatchError::InvalidDemand { job, error });
     }
     order.sort_unstable_by_key(|d| demand_key(d));
 
@@ -804,6 +808,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_error_does_not_depend_on_arrival_order() {
+        let mut a = offer(5, 1, 5, 1);
+        a.resources.cores = 0;
+        let mut b = offer(2, 1, 5, 1);
+        b.resources.memory_mib = 0;
+        for offers in [[a.clone(), b.clone()], [b, a]] {
+            assert!(matches!(
+                match_batch(&offers, &[], 10),
+                Err(MatchError::InvalidOffer {
+                    offer: OfferId(2),
+                    ..
+                })
+            ));
+        }
+        let mut x = demand(7, 10, 1, 1);
+        x.units[0].replicas.clear();
+        let mut y = demand(3, 10, 1, 1);
+        y.requirements.fuel_limit = 0;
+        for demands in [[x.clone(), y.clone()], [y, x]] {
+            assert!(matches!(
+                match_batch(&[], &demands, 10),
+                Err(MatchError::InvalidDemand { job: JobId(3), .. })
+            ));
+        }
     }
 
     #[test]
