@@ -247,7 +247,7 @@ pub fn run(sizes: &[usize]) -> BenchReport {
     for &n in sizes {
         let book = synthetic(n, n, 0x5EED ^ n as u64);
         let orders = book.orders();
-        let runs = (2_000_000 / n.max(1)).clamp(2, 20);
+        let runs = (2_000_000 / n.max(1)).clamp(3, 20);
         let mut best = Duration::MAX;
         for _ in 0..runs {
             let best_run = time(|| {

@@ -267,49 +267,29 @@ impl Index {
     /// Indexes `live`, the offers live at the batch height, in any order. Their names must
     /// be valid (the caller validates every offer) and their ids unique.
     pub(crate) fn new(live: &[&Offer]) -> Self {
-        // One sequential pass over the offers: everything after it works on compact rows.
-        // Names get provisional ids here and final ones (in name order) below.
+        // First pass: name ids (provisional, in order of first sight) and group sizes.
         let n = live.len();
         let mut regions = Interner::default();
         let mut gpu_models = Interner::default();
-        let mut rows: Vec<(Slim, OfferKey, u32)> = Vec::with_capacity(n);
+        let mut names: Vec<(u32, u32)> = Vec::with_capacity(n);
         let mut group_sizes: Vec<usize> = Vec::new();
         for o in live {
             let r = &o.resources;
             let region = regions.id(&r.region);
-            let (gpu_count, gpu_memory, gpu_model) = match &r.gpu {
-                Some(g) => (g.count, g.memory_mib, gpu_models.id(&g.model)),
-                None => (0, 0, NO_GPU),
-            };
-            let class = r.class.tag();
-            let g = region as usize * CLASS_SLOTS + class as usize;
+            let gpu_model = r.gpu.as_ref().map_or(NO_GPU, |g| gpu_models.id(&g.model));
+            names.push((region, gpu_model));
+            let g = region as usize * CLASS_SLOTS + r.class.tag() as usize;
             if group_sizes.len() <= g {
                 group_sizes.resize(g + CLASS_SLOTS, 0);
             }
             if let Some(size) = group_sizes.get_mut(g) {
                 *size += 1;
             }
-            let slim = Slim {
-                memory: r.memory_mib,
-                cpu: r.cpu_score,
-                fuel: r.max_unit_fuel,
-                gpu_memory,
-                provider: o.provider.0,
-                cores: r.cores,
-                reputation: o.reputation,
-                gpu_count,
-                region,
-                gpu_model,
-                class,
-                runtimes: r.runtimes.bits(),
-            };
-            rows.push((slim, (o.price_per_unit, o.posted_height, o.id.0), o.slots));
         }
         let (regions, region_rank) = regions.finish();
         let (gpu_models, gpu_rank) = gpu_models.finish();
 
-        // Lay the groups out in (region name, class) order, then scatter the rows into them (a
-        // counting sort: sequential reads, one write stream per group).
+        // Lay the groups out in (region name, class) order.
         let mut by_rank = vec![0u32; region_rank.len()];
         for (provisional, &rank) in region_rank.iter().enumerate() {
             if let Some(slot) = by_rank.get_mut(rank as usize) {
@@ -333,27 +313,46 @@ impl Index {
                 }
             }
         }
-        // Every placeholder is overwritten by the scatter: the group sizes add up to `n`.
+
+        // Second pass: each offer's compact row, written straight into its group (a counting
+        // sort: sequential reads, one write stream per group). Every placeholder is
+        // overwritten, since the group sizes add up to `n`.
         let mut grouped: Vec<(Slim, OfferKey, u32)> = vec![(Slim::default(), (0, 0, 0), 0); n];
-        for (mut slim, key, slots) in rows {
-            let g = slim.region as usize * CLASS_SLOTS + slim.class as usize;
-            slim.region = region_rank
-                .get(slim.region as usize)
-                .copied()
-                .unwrap_or(MISSING);
-            if slim.gpu_model != NO_GPU {
-                slim.gpu_model = gpu_rank
-                    .get(slim.gpu_model as usize)
-                    .copied()
-                    .unwrap_or(MISSING);
-            }
+        for (o, &(region, gpu_model)) in live.iter().zip(&names) {
+            let r = &o.resources;
+            let class = r.class.tag();
+            let g = region as usize * CLASS_SLOTS + class as usize;
+            let (gpu_count, gpu_memory, gpu_model) = match &r.gpu {
+                Some(gpu) => (
+                    gpu.count,
+                    gpu.memory_mib,
+                    gpu_rank.get(gpu_model as usize).copied().unwrap_or(MISSING),
+                ),
+                None => (0, 0, NO_GPU),
+            };
+            let slim = Slim {
+                memory: r.memory_mib,
+                cpu: r.cpu_score,
+                fuel: r.max_unit_fuel,
+                gpu_memory,
+                provider: o.provider.0,
+                cores: r.cores,
+                reputation: o.reputation,
+                gpu_count,
+                region: region_rank.get(region as usize).copied().unwrap_or(MISSING),
+                gpu_model,
+                class,
+                runtimes: r.runtimes.bits(),
+            };
+            let key = (o.price_per_unit, o.posted_height, o.id.0);
             if let Some(next) = group_start.get_mut(g) {
                 if let Some(row) = grouped.get_mut(*next) {
-                    *row = (slim, key, slots);
+                    *row = (slim, key, o.slots);
                 }
                 *next += 1;
             }
         }
+        drop(names);
 
         // Sort each group into offer order. A group's rows are a few megabytes at most, so the
         // sort and the gather stay in cache. Offer ids are unique, so the order is total.

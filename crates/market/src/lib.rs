@@ -54,15 +54,23 @@
 //! # Why a slot went unmatched
 //!
 //! Every unmatched slot carries an [`Explanation`]: how many live offers each requirement
-//! excludes, how many pass them all, and the best ask among those, whose `Display` is one
-//! sentence such as "no provider with gpu rtx4090 (3 of 3 offers excluded by gpu)" or
-//! "best ask 12 > max price 10 (4 of 9 offers meet the requirements)".
+//! excludes on its own, how many pass them all (counted up to [`PASSED_COUNT_LIMIT`]), and
+//! the best ask among those, whose `Display` is one sentence such as
+//! "no provider with gpu rtx4090 (3 of 3 offers excluded by gpu)" or
+//! "best ask 12 > max price 10 (4 of 9 offers meet the requirements)". Explanations describe
+//! the book at the start of the batch, so they are computed after matching, all at once.
 //!
 //! # Cost
 //!
-//! The matcher builds a price-ordered index with per-subtree summaries (see `index.rs`) so a
-//! slot costs a tree descent, not a scan of the book; [`bench::run`] measures it. The index is
-//! rebuilt on every call, which keeps the API a pure function of the book.
+//! `match_batch` indexes the book on every call, which keeps it a pure function of its input:
+//! offers are grouped by (region, class), laid out in price order, and summarised by a tree
+//! of per-subtree maxima (see `index.rs`), so a slot costs a heap pop and a tree descent in
+//! one group rather than a scan of the book. [`bench::run`] measures it; on the synthetic
+//! books of [`bench::synthetic`] it processes a few million orders (offers plus demand slots)
+//! per second per core, up to a million resting offers. The summaries prune on each
+//! requirement separately, so a demand whose requirements are each common but rare in
+//! combination may scan many offers of the groups it can match: such books are slower, never
+//! answered wrongly.
 
 mod codec;
 mod explain;
