@@ -5,6 +5,7 @@
 //! orders (offers plus demand slots) per batch.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use exo_market::bench::{XorShift, requirements, synthetic};
@@ -13,6 +14,7 @@ use exo_market::match_batch;
 fn batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("match_batch");
     group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
     for n in [10_000usize, 100_000] {
         let book = synthetic(n, n, 0x5EED ^ n as u64);
         group.throughput(Throughput::Elements(book.orders() as u64));
