@@ -198,11 +198,12 @@ impl<'a> Explainer<'a> {
         }
         let columns = Columns::new(index, &self.pending);
         let mut shared: BTreeMap<&Requirements, Shared> = BTreeMap::new();
+        let mut gpu_counts = BTreeMap::new();
         for p in &self.pending {
             let req = &p.demand.requirements;
             let entry = shared
                 .entry(req)
-                .or_insert_with(|| share(index, &columns, req));
+                .or_insert_with(|| share(index, &columns, &mut gpu_counts, req));
             let why = explain(
                 index,
                 &columns,
@@ -301,8 +302,12 @@ fn key(index: &Index, pos: usize) -> Option<OfferKey> {
     index.keys.get(pos).copied()
 }
 
+/// Offers with a GPU meeting a (model id, min count, min memory) requirement, by requirement:
+/// counting them scans the GPU offers, and demands share a handful of GPU requirements.
+type GpuCounts = BTreeMap<(Option<Option<u32>>, u32, u64), u64>;
+
 /// Counts each requirement's exclusions independently, and the offers meeting all of them.
-fn share(index: &Index, c: &Columns, req: &Requirements) -> Shared {
+fn share(index: &Index, c: &Columns, gpu_counts: &mut GpuCounts, req: &Requirements) -> Shared {
     let query = index.query(req);
     let live = index.len() as u64;
     let mut counts = ExclusionCounts::default();
@@ -336,21 +341,25 @@ fn share(index: &Index, c: &Columns, req: &Requirements) -> Shared {
         counts.set(Constraint::Region, live.saturating_sub(have));
     }
     if let Some(g) = &req.gpu {
-        let candidates: &[(u32, u32, u64)] = match g.model.as_deref() {
-            None => &c.gpus,
-            Some(name) => match index.gpu_model_id(name) {
-                None => &[],
-                Some(id) => {
-                    let lo = c.gpus.partition_point(|&(m, _, _)| m < id);
-                    let hi = c.gpus.partition_point(|&(m, _, _)| m <= id);
-                    c.gpus.get(lo..hi).unwrap_or(&[])
-                }
-            },
-        };
-        let have = candidates
-            .iter()
-            .filter(|&&(_, n, mem)| n >= g.min_count && mem >= g.min_memory_mib)
-            .count() as u64;
+        // `None`: any model; `Some(None)`: a model no live offer has.
+        let model = g.model.as_deref().map(|name| index.gpu_model_id(name));
+        let have = *gpu_counts
+            .entry((model, g.min_count, g.min_memory_mib))
+            .or_insert_with(|| {
+                let candidates: &[(u32, u32, u64)] = match model {
+                    None => &c.gpus,
+                    Some(None) => &[],
+                    Some(Some(id)) => {
+                        let lo = c.gpus.partition_point(|&(m, _, _)| m < id);
+                        let hi = c.gpus.partition_point(|&(m, _, _)| m <= id);
+                        c.gpus.get(lo..hi).unwrap_or(&[])
+                    }
+                };
+                candidates
+                    .iter()
+                    .filter(|&&(_, n, mem)| n >= g.min_count && mem >= g.min_memory_mib)
+                    .count() as u64
+            });
         counts.set(Constraint::Gpu, live.saturating_sub(have));
     }
 
