@@ -7,7 +7,7 @@
 //! get the same bytes out. So it does no I/O, reads no clock, draws no randomness, uses no
 //! floats, never iterates a hash map, and is not async. Arithmetic on input values is checked
 //! or saturating, and no input can make it panic: bad input is a typed error. The one exception
-//! to "no clock" is the [`bench`] module, which times the matcher for humans and is never
+//! to "no clock" is the [`bench`](mod@bench) module, which times the matcher for humans and is never
 //! called by the ledger.
 //!
 //! # The model
@@ -66,8 +66,8 @@
 //! offers are grouped by (region, class), laid out in price order, and summarised by a tree
 //! of per-subtree maxima (see `index.rs`), so a slot costs a heap pop and a tree descent in
 //! one group rather than a scan of the book. [`bench::run`] measures it; on the synthetic
-//! books of [`bench::synthetic`] it processes a few million orders (offers plus demand slots)
-//! per second per core, up to a million resting offers. The summaries prune on each
+//! books of [`bench::synthetic`] it processes two to five million orders (offers plus demand
+//! slots) per second on one core, up to a million resting offers. The summaries prune on each
 //! requirement separately, so a demand whose requirements are each common but rare in
 //! combination may scan many offers of the groups it can match: such books are slower, never
 //! answered wrongly.
