@@ -95,8 +95,9 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
 /// Offers not live at `height` are ignored and listed in `expired`. Demands are served in
 /// (max price descending, submitted height, job id) order; each demand's units in unit order,
 /// each unit's replicas in replica order; each slot takes the first offer in (price, posted
-/// height, offer id) order that meets the requirements, asks at most the demand's max price, has a free slot, and belongs to a
-/// provider that is neither excluded from the unit nor already holding another replica of it.
+/// height, offer id) order that meets the requirements, asks at most the demand's max price,
+/// has a free slot, and belongs to a provider that is neither excluded from the unit nor
+/// already holding another replica of it.
 /// Both inputs are sorted internally, so the outcome (and the error, if any) does not depend on
 /// their order.
 pub fn match_batch(
