@@ -1,1 +1,43 @@
-//! placeholder
+//! The HTTP API of an Exodus node: JSON over HTTP for status, transactions, accounts,
+//! finalized blocks, server-sent events and Prometheus metrics.
+//!
+//! The API sees the node only through the [`NodeView`] trait, so it knows nothing of the
+//! Commonware runtime, and tests run every route against an in-memory node. Before a
+//! transaction reaches the mempool the API makes the checks the ledger would make against
+//! finalized state, so that a transaction certain to fail costs no block space; the ledger
+//! stays the authority and repeats every check.
+//!
+//! [`wire`] holds the JSON types and is all a client needs: build with
+//! `default-features = false` to get it without axum or the chain.
+//!
+//! This crate must never panic on a request, hold an unbounded collection a client can grow,
+//! change state other than through [`NodeView::submit`], or spawn long-lived tasks (the node
+//! runs [`serve`]).
+
+pub mod wire;
+
+#[cfg(feature = "server")]
+mod error;
+#[cfg(feature = "server")]
+mod limits;
+#[cfg(feature = "server")]
+mod metrics;
+#[cfg(feature = "server")]
+mod node;
+#[cfg(feature = "server")]
+pub mod openapi;
+#[cfg(feature = "server")]
+mod server;
+#[cfg(feature = "server")]
+pub mod service;
+
+#[cfg(feature = "server")]
+pub use error::ApiError;
+#[cfg(feature = "server")]
+pub use limits::{ApiLimits, RateLimiter};
+#[cfg(feature = "server")]
+pub use metrics::ApiMetrics;
+#[cfg(feature = "server")]
+pub use node::NodeView;
+#[cfg(feature = "server")]
+pub use server::{router, serve};
