@@ -41,3 +41,5 @@ pub use metrics::ApiMetrics;
 pub use node::NodeView;
 #[cfg(feature = "server")]
 pub use server::{router, serve};
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -72,8 +72,8 @@ impl RateLimiter {
     }
 
     fn refill(&self, bucket: &mut Bucket, now: Instant) {
-        let elapsed_us = u64::try_from(now.duration_since(bucket.refilled).as_micros())
-            .unwrap_or(u64::MAX);
+        let elapsed_us =
+            u64::try_from(now.duration_since(bucket.refilled).as_micros()).unwrap_or(u64::MAX);
         // rate_per_sec requests per second is rate_per_sec milli-requests per millisecond.
         let added = elapsed_us.saturating_mul(u64::from(self.limits.rate_per_sec)) / MILLI;
         if added > 0 {
@@ -153,10 +153,20 @@ mod tests {
         }
         assert_eq!(limiter.check_at(ip, t0), Err(1));
         // Ten per second: one more after 100 ms, not before.
-        assert!(limiter.check_at(ip, t0 + Duration::from_millis(99)).is_err());
-        assert_eq!(limiter.check_at(ip, t0 + Duration::from_millis(100)), Ok(()));
+        assert!(
+            limiter
+                .check_at(ip, t0 + Duration::from_millis(99))
+                .is_err()
+        );
+        assert_eq!(
+            limiter.check_at(ip, t0 + Duration::from_millis(100)),
+            Ok(())
+        );
         // Another client has its own bucket.
-        assert_eq!(limiter.check_at(Some(IpAddr::from([10, 0, 0, 1])), t0), Ok(()));
+        assert_eq!(
+            limiter.check_at(Some(IpAddr::from([10, 0, 0, 1])), t0),
+            Ok(())
+        );
     }
 
     #[test]

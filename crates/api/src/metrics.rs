@@ -88,7 +88,9 @@ impl ApiMetrics {
     /// The counters in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP exo_api_requests_total HTTP requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP exo_api_requests_total HTTP requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE exo_api_requests_total counter\n");
         let requests = self
             .inner
@@ -119,7 +121,10 @@ impl ApiMetrics {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for (code, count) in refused {
-            let _ = writeln!(out, "exo_api_txs_refused_total{{reason=\"{code}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "exo_api_txs_refused_total{{reason=\"{code}\"}} {count}"
+            );
         }
         out.push_str("# HELP exo_api_event_streams Open event streams.\n");
         out.push_str("# TYPE exo_api_event_streams gauge\n");

@@ -197,7 +197,10 @@ async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {
     }
     text.push_str(&api.metrics.render());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()

@@ -101,7 +101,10 @@ pub async fn admit<N: NodeView>(
     // A transaction rejected before paying its fee leaves the nonce unused, so the nonce check
     // alone does not catch a resubmission of it; its receipt does.
     let hash = signed.hash();
-    if read_state(node, limits, receipt_key(&hash)).await?.is_some() {
+    if read_state(node, limits, receipt_key(&hash))
+        .await?
+        .is_some()
+    {
         return Err(ApiError::AlreadyFinalized(wire::digest_to_hex(&hash)));
     }
     node.submit(signed).map_err(ApiError::Mempool)
@@ -120,8 +123,8 @@ pub async fn receipt<N: NodeView>(
     limits: &ApiLimits,
     hash_text: &str,
 ) -> Result<wire::Receipt, ApiError> {
-    let hash = wire::digest_from_hex(hash_text)
-        .ok_or_else(|| ApiError::BadHash(truncate(hash_text)))?;
+    let hash =
+        wire::digest_from_hex(hash_text).ok_or_else(|| ApiError::BadHash(truncate(hash_text)))?;
     // Look at the mempool first: a transaction that leaves it between the two looks has been
     // finalized, and the state read then finds its receipt.
     let pending = node.pending(&hash);
@@ -166,8 +169,8 @@ pub async fn account<N: NodeView>(
     limits: &ApiLimits,
     address_text: &str,
 ) -> Result<wire::Account, ApiError> {
-    let address =
-        address_from_hex(address_text).ok_or_else(|| ApiError::BadAddress(truncate(address_text)))?;
+    let address = address_from_hex(address_text)
+        .ok_or_else(|| ApiError::BadAddress(truncate(address_text)))?;
     let account = read_account(node, limits, &address).await?;
     Ok(wire::Account {
         address,
@@ -197,7 +200,8 @@ fn parse_height(text: &str) -> Result<u64, ApiError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::BadHeight(truncate(text)));
     }
-    text.parse().map_err(|_| ApiError::BadHeight(truncate(text)))
+    text.parse()
+        .map_err(|_| ApiError::BadHeight(truncate(text)))
 }
 
 /// The JSON form of a finalized block.
