@@ -263,6 +263,7 @@ pub mod hex_address {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use exo_types::hash_bytes;

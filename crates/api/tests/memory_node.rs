@@ -1,5 +1,8 @@
 //! The in-memory node behaves like a chain: submitted transfers finalize with receipts.
 
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use axum::{
     body::Body,
     http::{Request, StatusCode, header},

@@ -1,5 +1,8 @@
 //! Every route and every refusal, against an in-memory node.
 
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use axum::{
     Router,
     body::Body,
