@@ -1,1 +1,14 @@
-fn main() {}
+//! The `exo` binary: parses the command line and hands each subcommand to the library.
+
+use clap::Parser;
+use exo_cli::{Cli, Command, account, finish, key};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key(command) => key::run(command, &cli.global),
+        Command::Account(command) => account::run(command, &cli.global),
+    };
+    finish(&cli.global, result)
+}

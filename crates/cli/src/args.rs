@@ -1,0 +1,141 @@
+//! The command line, declared with clap. Each subcommand's arguments live here; what it does
+//! lives in its own module.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exodus: a decentralized compute market.
+#[derive(Debug, Parser)]
+#[command(name = "exo", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Clone, Debug, Args)]
+pub struct GlobalArgs {
+    /// URL of the node's API.
+    #[arg(
+        long,
+        global = true,
+        env = "EXO_NODE",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub node: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Read balances and send transfers.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new ed25519 key and write it to a new file (mode 0600).
+    New {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the address of a key file.
+    Show {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Print an account's finalized balance.
+    Balance {
+        /// Account address, 64 hex characters.
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+    /// Sign and submit a transfer.
+    Transfer(TransferArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct TransferArgs {
+    /// Key file of the sender.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Recipient address, 64 hex characters.
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: String,
+    /// Amount in EXO, with up to 9 decimals.
+    #[arg(long, value_name = "EXO")]
+    pub amount: String,
+    /// Fee in EXO; the chain's minimum fee if not given.
+    #[arg(long, value_name = "EXO")]
+    pub fee: Option<String>,
+    /// Nonce to use instead of the account's next finalized nonce (to queue several
+    /// transfers before the first is finalized).
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the transfer is finalized and report its outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, how long to wait, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "exo",
+            "account",
+            "balance",
+            "ab",
+            "--json",
+            "--node",
+            "http://n:1",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.node, "http://n:1");
+        let cli = Cli::try_parse_from(["exo", "--json", "key", "show", "k"]).unwrap();
+        assert!(cli.global.json);
+        assert!(matches!(cli.command, Command::Key(KeyCommand::Show { .. })));
+    }
+
+    #[test]
+    fn transfer_requires_key_to_and_amount() {
+        assert!(Cli::try_parse_from(["exo", "account", "transfer", "--to", "ab"]).is_err());
+        let cli = Cli::try_parse_from([
+            "exo", "account", "transfer", "--key", "k", "--to", "ab", "--amount", "1.5", "--wait",
+        ])
+        .unwrap();
+        let Command::Account(AccountCommand::Transfer(args)) = cli.command else {
+            panic!("not a transfer");
+        };
+        assert!(args.wait);
+        assert_eq!(args.fee, None);
+        assert_eq!(args.timeout, 60);
+    }
+}
