@@ -50,6 +50,7 @@ struct FakeNode {
     mempool: Mempool,
     events: broadcast::Sender<FinalizedBlock>,
     finalized_height: u64,
+    panics: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeNode {
@@ -64,6 +65,7 @@ impl FakeNode {
             }),
             events: broadcast::channel(4).0,
             finalized_height: 2,
+            panics: Arc::default(),
         }
     }
 
@@ -85,6 +87,9 @@ impl FakeNode {
 
 impl NodeView for FakeNode {
     fn status(&self) -> wire::Status {
+        if self.panics.load(Ordering::SeqCst) {
+            panic!("status exploded");
+        }
         wire::Status {
             chain_id: CHAIN.into(),
             height: self.finalized_height + 1,
@@ -864,4 +869,15 @@ async fn arbitrary_bodies_never_panic() {
         let (status, _) = post(&app, "/v1/txs", body).await;
         assert!(status.is_client_error(), "{status}");
     }
+}
+
+#[tokio::test]
+async fn a_panicking_node_gives_a_json_500() {
+    let node = FakeNode::new();
+    node.panics.store(true, Ordering::SeqCst);
+    assert_error(
+        get(&app(&node), "/v1/status").await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    );
 }
