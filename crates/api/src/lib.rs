@@ -7,8 +7,10 @@
 //! finalized state, so that a transaction certain to fail costs no block space; the ledger
 //! stays the authority and repeats every check.
 //!
-//! [`wire`] holds the JSON types and is all a client needs: build with
-//! `default-features = false` to get it without axum or the chain.
+//! Features: `server` (default) is the HTTP server; without it the crate is only [`wire`],
+//! the JSON types a client needs, free of axum and the chain. `testing` adds
+//! `testing::MemoryNode`, a node in memory (real ledger and mempool, no consensus) for tests
+//! of the API's users.
 //!
 //! This crate must never panic on a request, hold an unbounded collection a client can grow,
 //! change state other than through [`NodeView::submit`], or spawn long-lived tasks (the node

@@ -81,8 +81,7 @@ pub async fn serve<N: NodeView>(
     .with_graceful_shutdown(async move {
         let _ = stopped.await;
     });
-    let server = std::pin::pin!(server.into_future());
-    let mut server = server;
+    let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = &mut server => return result,
         () = shutdown => {
