@@ -66,6 +66,7 @@ impl MemoryNode {
         let env = BlockEnv {
             height: 0,
             proposer: proposer.clone(),
+            seed: [0; 32],
         };
         let ledger = store.resolve(&mut cache, |c| Ledger::begin(c, &genesis, env.clone()));
         ledger.finish(&mut cache);
@@ -120,6 +121,7 @@ impl MemoryNode {
         let env = BlockEnv {
             height,
             proposer: self.proposer.clone(),
+            seed: [height as u8; 32],
         };
         let mut cache = StateCache::new();
         let genesis = chain.genesis.clone();
@@ -164,6 +166,11 @@ impl MemoryNode {
                 }
             }
         }
+        let ledger = chain.store.resolve(&mut cache, |c| {
+            let mut attempt = ledger.clone();
+            attempt.end_block(c)?;
+            Ok(attempt)
+        });
         ledger.finish(&mut cache);
         chain.store.apply(cache.into_writes());
         let parent = chain

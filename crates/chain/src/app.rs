@@ -126,13 +126,17 @@ where
         let checkpoint = cache.checkpoint();
         match step(cache) {
             Ok(value) => return Ok(value),
-            Err(Missing(key)) => {
+            Err(Missing(keys)) => {
                 cache.rollback(checkpoint);
-                let value = batch
-                    .get(&StateKey::new(key))
+                let store_keys: Vec<StateKey> = keys.iter().map(|k| StateKey::new(*k)).collect();
+                let refs: Vec<&StateKey> = store_keys.iter().collect();
+                let values = batch
+                    .get_many(&refs)
                     .await
                     .map_err(|e| ExecError::Store(e.to_string()))?;
-                cache.load(key, value);
+                for (key, value) in keys.into_iter().zip(values) {
+                    cache.load(key, value);
+                }
             }
         }
     }
@@ -177,6 +181,7 @@ impl App {
         rng: &mut impl rand::CryptoRng,
         height: u64,
         proposer: ed25519::PublicKey,
+        parent: sha256::Digest,
         mut batch: StateUnmerkleized<E>,
         txs: Vec<SignedTx>,
         evidence: Vec<EvidenceProof>,
@@ -193,7 +198,13 @@ impl App {
     where
         E: StorageContext + Spawner,
     {
-        let env = BlockEnv { height, proposer };
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(parent.as_ref());
+        let env = BlockEnv {
+            height,
+            proposer,
+            seed,
+        };
         let mut cache = StateCache::new();
         let mut ledger = resolve(&batch, &mut cache, |c| {
             Ledger::begin(c, &self.genesis, env.clone())
@@ -281,6 +292,12 @@ impl App {
             );
             mempool.remove(evicted);
         }
+        let ledger = resolve(&batch, &mut cache, |c| {
+            let mut attempt = ledger.clone();
+            attempt.end_block(c)?;
+            Ok(attempt)
+        })
+        .await?;
         ledger.finish(&mut cache);
         let writes = cache.into_writes();
         let write_count = writes.len();
@@ -330,6 +347,7 @@ where
                 &mut context,
                 height.get(),
                 consensus.leader.clone(),
+                parent.digest(),
                 batches,
                 candidates,
                 evidence,
@@ -382,6 +400,7 @@ where
                 &mut context,
                 block.height.get(),
                 block.context.leader.clone(),
+                block.parent,
                 batches,
                 block.txs.clone(),
                 block.evidence.clone(),

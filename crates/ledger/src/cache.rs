@@ -3,14 +3,10 @@
 use crate::keys::Key;
 use std::collections::BTreeMap;
 
-/// The ledger needed a key the cache does not hold yet. The caller fetches it and retries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("state key {} is not loaded", hex_prefix(.0))]
-pub struct Missing(pub Key);
-
-fn hex_prefix(key: &Key) -> String {
-    key.iter().take(9).map(|b| format!("{b:02x}")).collect()
-}
+/// The ledger needed keys the cache does not hold yet. The caller fetches them and retries.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} state keys are not loaded", .0.len())]
+pub struct Missing(pub Vec<Key>);
 
 /// Reads fetched from the store and writes made by the block so far.
 ///
@@ -44,7 +40,21 @@ impl StateCache {
         }
         match self.loaded.get(key) {
             Some(value) => Ok(value.as_deref()),
-            None => Err(Missing(*key)),
+            None => Err(Missing(vec![*key])),
+        }
+    }
+
+    /// Fails with every key of `keys` the cache does not hold, so that the caller loads them
+    /// in one round instead of one retry per key.
+    pub fn require(&self, keys: impl IntoIterator<Item = Key>) -> Result<(), Missing> {
+        let missing: Vec<Key> = keys
+            .into_iter()
+            .filter(|k| !self.writes.contains_key(k) && !self.loaded.contains_key(k))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Missing(missing))
         }
     }
 
@@ -99,9 +109,11 @@ impl MemoryBacking {
             let checkpoint = cache.checkpoint();
             match step(cache) {
                 Ok(value) => return value,
-                Err(Missing(key)) => {
+                Err(Missing(keys)) => {
                     cache.rollback(checkpoint);
-                    cache.load(key, self.entries.get(&key).cloned());
+                    for key in keys {
+                        cache.load(key, self.entries.get(&key).cloned());
+                    }
                 }
             }
         }
@@ -133,7 +145,7 @@ mod tests {
         cache.put([2u8; 33], Some(vec![3]));
         cache.rollback(cp);
         assert_eq!(cache.get(&a).unwrap(), Some(&[1u8][..]));
-        assert_eq!(cache.get(&[2u8; 33]), Err(Missing([2u8; 33])));
+        assert_eq!(cache.get(&[2u8; 33]), Err(Missing(vec![[2u8; 33]])));
         assert_eq!(cache.writes().len(), 1);
     }
 }

@@ -6,8 +6,11 @@ use exo_types::{Address, Amount, address_from_hex, write_bytes};
 use serde::{Deserialize, Serialize};
 
 /// Chain parameters. Stored in state at genesis; later governance may change them.
+///
+/// The compute-market parameters, and why they have these defaults, are described in
+/// ARCHITECTURE.md ("Proof of task").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Params {
     /// Smallest fee a transaction may offer, in base units.
     #[serde(with = "base_units")]
@@ -16,6 +19,34 @@ pub struct Params {
     pub max_block_txs: u32,
     /// Blocks per epoch: the committee can change only at an epoch boundary.
     pub epoch_length: u64,
+    /// Smallest bond a provider locks to register.
+    #[serde(with = "base_units")]
+    pub min_provider_bond: Amount,
+    /// Blocks a replica has to commit its result after assignment.
+    pub commit_window: u64,
+    /// Blocks replicas have to reveal once every replica of the unit committed.
+    pub reveal_window: u64,
+    /// Replicas a unit may get beyond its trust level before it fails.
+    pub extra_replicas: u32,
+    /// Chance, in parts per million, that a unit given to a trusted provider alone also gets a
+    /// hidden audit replica.
+    pub audit_ppm: u32,
+    /// Reputation from which a provider's result weighs 2 instead of 1.
+    pub trusted_reputation: u32,
+    /// Valid results a provider needs before its result weighs 2.
+    pub trusted_min_valid: u64,
+    /// Share of provider payments paid to the block's proposer, in basis points.
+    pub protocol_fee_bps: u32,
+    /// Share of its bond a provider loses for a wrong result, in basis points.
+    pub slash_wrong_bps: u32,
+    /// Share of its bond a provider loses for a missed deadline, in basis points.
+    pub slash_no_show_bps: u32,
+    /// Most offers on the book.
+    pub max_open_offers: u32,
+    /// Most live offers of one provider.
+    pub max_offers_per_provider: u32,
+    /// Most open jobs.
+    pub max_open_jobs: u32,
 }
 
 impl Default for Params {
@@ -24,6 +55,19 @@ impl Default for Params {
             min_fee: Amount(1_000),
             max_block_txs: 5_000,
             epoch_length: 100_000,
+            min_provider_bond: Amount::from_exo(10),
+            commit_window: 600,
+            reveal_window: 300,
+            extra_replicas: 2,
+            audit_ppm: 100_000,
+            trusted_reputation: 800,
+            trusted_min_valid: 20,
+            protocol_fee_bps: 200,
+            slash_wrong_bps: 2_000,
+            slash_no_show_bps: 200,
+            max_open_offers: 10_000,
+            max_offers_per_provider: 8,
+            max_open_jobs: 1_000,
         }
     }
 }
@@ -33,11 +77,24 @@ impl Write for Params {
         self.min_fee.write(buf);
         self.max_block_txs.write(buf);
         self.epoch_length.write(buf);
+        self.min_provider_bond.write(buf);
+        self.commit_window.write(buf);
+        self.reveal_window.write(buf);
+        self.extra_replicas.write(buf);
+        self.audit_ppm.write(buf);
+        self.trusted_reputation.write(buf);
+        self.trusted_min_valid.write(buf);
+        self.protocol_fee_bps.write(buf);
+        self.slash_wrong_bps.write(buf);
+        self.slash_no_show_bps.write(buf);
+        self.max_open_offers.write(buf);
+        self.max_offers_per_provider.write(buf);
+        self.max_open_jobs.write(buf);
     }
 }
 impl EncodeSize for Params {
     fn encode_size(&self) -> usize {
-        16 + 4 + 8
+        16 + 4 + 8 + 16 + 8 + 8 + 4 + 4 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 4
     }
 }
 impl Read for Params {
@@ -47,6 +104,19 @@ impl Read for Params {
             min_fee: Amount::read(buf)?,
             max_block_txs: u32::read(buf)?,
             epoch_length: u64::read(buf)?,
+            min_provider_bond: Amount::read(buf)?,
+            commit_window: u64::read(buf)?,
+            reveal_window: u64::read(buf)?,
+            extra_replicas: u32::read(buf)?,
+            audit_ppm: u32::read(buf)?,
+            trusted_reputation: u32::read(buf)?,
+            trusted_min_valid: u64::read(buf)?,
+            protocol_fee_bps: u32::read(buf)?,
+            slash_wrong_bps: u32::read(buf)?,
+            slash_no_show_bps: u32::read(buf)?,
+            max_open_offers: u32::read(buf)?,
+            max_offers_per_provider: u32::read(buf)?,
+            max_open_jobs: u32::read(buf)?,
         })
     }
 }
@@ -91,6 +161,12 @@ pub enum GenesisError {
     EpochLength,
     #[error("max_block_txs must be at least 1")]
     BlockTxs,
+    #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
+    Replicas,
+    #[error("commit and reveal windows must be at least 2 blocks")]
+    Windows,
+    #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
+    Shares,
 }
 
 impl Genesis {
@@ -142,8 +218,22 @@ impl Genesis {
         if self.params.epoch_length < 2 {
             return Err(GenesisError::EpochLength);
         }
-        if self.params.max_block_txs == 0 {
+        let p = &self.params;
+        if p.max_block_txs == 0 {
             return Err(GenesisError::BlockTxs);
+        }
+        if p.extra_replicas > 9 {
+            return Err(GenesisError::Replicas);
+        }
+        if p.commit_window < 2 || p.reveal_window < 2 {
+            return Err(GenesisError::Windows);
+        }
+        if p.protocol_fee_bps > 10_000
+            || p.slash_wrong_bps > 10_000
+            || p.slash_no_show_bps > 10_000
+            || p.audit_ppm > 1_000_000
+        {
+            return Err(GenesisError::Shares);
         }
         Ok(())
     }

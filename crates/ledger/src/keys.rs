@@ -21,6 +21,20 @@ pub enum Tag {
     Evidence = 3,
     /// A validator by public key.
     Validator = 4,
+    /// A provider by id.
+    Provider = 5,
+    /// A provider id by owner address.
+    ProviderOwner = 6,
+    /// An offer by id.
+    Offer = 7,
+    /// A job by id.
+    Job = 8,
+    /// A work unit by job id and unit index.
+    Unit = 9,
+    /// An app by module hash.
+    App = 10,
+    /// The deadlines falling due at a height.
+    Deadline = 11,
 }
 
 impl Tag {
@@ -49,6 +63,30 @@ impl Tag {
         key[25..].copy_from_slice(&id.to_be_bytes());
         key
     }
+}
+
+/// The key of a work unit.
+pub fn unit_key(job: u64, unit: u32) -> Key {
+    let mut key = [0u8; KEY_LEN];
+    key[0] = Tag::Unit as u8;
+    key[1..9].copy_from_slice(&job.to_be_bytes());
+    key[9..13].copy_from_slice(&unit.to_be_bytes());
+    key
+}
+
+/// The key of the id counters.
+pub(crate) fn counters_key() -> Key {
+    Tag::Meta.key_u64(2)
+}
+
+/// The key of the list of offers on the book.
+pub fn book_key() -> Key {
+    Tag::Meta.key_u64(3)
+}
+
+/// The key of the list of open jobs.
+pub fn open_jobs_key() -> Key {
+    Tag::Meta.key_u64(4)
 }
 
 /// The key of the chain metadata record.

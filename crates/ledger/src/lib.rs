@@ -13,15 +13,21 @@
 //! tokio, axum, wasmtime or serde_json.
 
 mod cache;
+pub mod compute;
 mod genesis;
+mod jobs;
 mod keys;
 mod records;
 mod transition;
 
 pub use cache::{Checkpoint, MemoryBacking, Missing, StateCache};
 pub use genesis::{Genesis, GenesisAccount, Params};
-pub use keys::{KEY_LEN, Key, Tag};
-pub use records::{Account, ChainMeta, Evidence, EvidenceKind, Receipt, Rejection, TxStatus};
+pub use jobs::{REPUTATION_MAX, REPUTATION_START, fuel_cost, worst_case_escrow};
+pub use keys::{KEY_LEN, Key, Tag, book_key, open_jobs_key, unit_key};
+pub use records::{
+    Account, ChainMeta, Evidence, EvidenceKind, MAX_DETAIL_LEN, Receipt, Refusal, Rejection,
+    TxStatus,
+};
 pub use transition::{
     BlockEnv, Ledger, account_key, chain_meta_key, decode_account, decode_meta, decode_receipt,
     receipt_key,

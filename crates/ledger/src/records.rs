@@ -44,6 +44,8 @@ pub struct ChainMeta {
     pub supply: Amount,
     /// Consensus faults recorded so far.
     pub evidence_count: u64,
+    /// Provider bond burnt by slashing so far (already taken out of `supply`).
+    pub slashed: Amount,
 }
 
 impl Write for ChainMeta {
@@ -52,11 +54,12 @@ impl Write for ChainMeta {
         self.tx_count.write(buf);
         self.supply.write(buf);
         self.evidence_count.write(buf);
+        self.slashed.write(buf);
     }
 }
 impl EncodeSize for ChainMeta {
     fn encode_size(&self) -> usize {
-        8 + 8 + 16 + 8
+        8 + 8 + 16 + 8 + 16
     }
 }
 impl Read for ChainMeta {
@@ -67,6 +70,7 @@ impl Read for ChainMeta {
             tx_count: u64::read(buf)?,
             supply: Amount::read(buf)?,
             evidence_count: u64::read(buf)?,
+            slashed: Amount::read(buf)?,
         })
     }
 }
@@ -75,15 +79,147 @@ impl Read for ChainMeta {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
     BadSignature,
-    WrongChain { expected: String },
-    Oversize { size: u32, max: u32 },
-    ReplayedNonce { expected: u64, got: u64 },
-    GappedNonce { expected: u64, got: u64 },
-    FeeTooLow { min: Amount, got: Amount },
-    InsufficientFunds { needed: Amount, available: Amount },
+    WrongChain {
+        expected: String,
+    },
+    Oversize {
+        size: u32,
+        max: u32,
+    },
+    ReplayedNonce {
+        expected: u64,
+        got: u64,
+    },
+    GappedNonce {
+        expected: u64,
+        got: u64,
+    },
+    FeeTooLow {
+        min: Amount,
+        got: Amount,
+    },
+    InsufficientFunds {
+        needed: Amount,
+        available: Amount,
+    },
     Overflow,
     ZeroAmount,
+    /// A compute-market action refused, with a sentence that says why.
+    Refused {
+        refusal: Refusal,
+        detail: String,
+    },
 }
+
+/// Why a compute-market action was refused. Codes are frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    InvalidResources = 1,
+    ProviderExists = 2,
+    NotAProvider = 3,
+    ProviderRetired = 4,
+    BondTooLow = 5,
+    ProviderBusy = 6,
+    InvalidOffer = 7,
+    TooManyOffers = 8,
+    BookFull = 9,
+    UnknownOffer = 10,
+    NotYourOffer = 11,
+    InvalidJob = 12,
+    UnknownApp = 13,
+    TooManyJobs = 14,
+    UnknownJob = 15,
+    NotYourJob = 16,
+    JobClosed = 17,
+    AppExists = 18,
+    InvalidApp = 19,
+    UnknownReplica = 20,
+    NotYourReplica = 21,
+    CommitClosed = 22,
+    RevealNotOpen = 23,
+    CommitmentMismatch = 24,
+}
+
+impl Refusal {
+    const ALL: [Self; 24] = [
+        Self::InvalidResources,
+        Self::ProviderExists,
+        Self::NotAProvider,
+        Self::ProviderRetired,
+        Self::BondTooLow,
+        Self::ProviderBusy,
+        Self::InvalidOffer,
+        Self::TooManyOffers,
+        Self::BookFull,
+        Self::UnknownOffer,
+        Self::NotYourOffer,
+        Self::InvalidJob,
+        Self::UnknownApp,
+        Self::TooManyJobs,
+        Self::UnknownJob,
+        Self::NotYourJob,
+        Self::JobClosed,
+        Self::AppExists,
+        Self::InvalidApp,
+        Self::UnknownReplica,
+        Self::NotYourReplica,
+        Self::CommitClosed,
+        Self::RevealNotOpen,
+        Self::CommitmentMismatch,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidResources => "invalid_resources",
+            Self::ProviderExists => "provider_exists",
+            Self::NotAProvider => "not_a_provider",
+            Self::ProviderRetired => "provider_retired",
+            Self::BondTooLow => "bond_too_low",
+            Self::ProviderBusy => "provider_busy",
+            Self::InvalidOffer => "invalid_offer",
+            Self::TooManyOffers => "too_many_offers",
+            Self::BookFull => "book_full",
+            Self::UnknownOffer => "unknown_offer",
+            Self::NotYourOffer => "not_your_offer",
+            Self::InvalidJob => "invalid_job",
+            Self::UnknownApp => "unknown_app",
+            Self::TooManyJobs => "too_many_jobs",
+            Self::UnknownJob => "unknown_job",
+            Self::NotYourJob => "not_your_job",
+            Self::JobClosed => "job_closed",
+            Self::AppExists => "app_exists",
+            Self::InvalidApp => "invalid_app",
+            Self::UnknownReplica => "unknown_replica",
+            Self::NotYourReplica => "not_your_replica",
+            Self::CommitClosed => "commit_closed",
+            Self::RevealNotOpen => "reveal_not_open",
+            Self::CommitmentMismatch => "commitment_mismatch",
+        }
+    }
+
+    fn from_u16(code: u16) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| *r as u16 == code)
+    }
+
+    /// The rejection with its explanation.
+    pub fn because(self, detail: impl Into<String>) -> Rejection {
+        let mut detail = detail.into();
+        if detail.len() > MAX_DETAIL_LEN {
+            let mut cut = MAX_DETAIL_LEN;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+        }
+        Rejection::Refused {
+            refusal: self,
+            detail,
+        }
+    }
+}
+
+/// Longest explanation kept in a receipt.
+pub const MAX_DETAIL_LEN: usize = 256;
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,6 +246,7 @@ impl fmt::Display for Rejection {
             }
             Self::Overflow => write!(f, "amount overflow"),
             Self::ZeroAmount => write!(f, "amount must be greater than zero"),
+            Self::Refused { detail, .. } => write!(f, "{detail}"),
         }
     }
 }
@@ -127,6 +264,7 @@ impl Rejection {
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::Overflow => "overflow",
             Self::ZeroAmount => "zero_amount",
+            Self::Refused { refusal, .. } => refusal.code(),
         }
     }
 }
@@ -166,6 +304,11 @@ impl Write for Rejection {
             }
             Self::Overflow => 7u8.write(buf),
             Self::ZeroAmount => 8u8.write(buf),
+            Self::Refused { refusal, detail } => {
+                9u8.write(buf);
+                (*refusal as u16).write(buf);
+                write_bytes(detail.as_bytes(), buf);
+            }
         }
     }
 }
@@ -177,6 +320,7 @@ impl EncodeSize for Rejection {
             Self::Oversize { .. } => 8,
             Self::ReplayedNonce { .. } | Self::GappedNonce { .. } => 16,
             Self::FeeTooLow { .. } | Self::InsufficientFunds { .. } => 32,
+            Self::Refused { detail, .. } => 2 + exo_types::bytes_encode_size(detail.as_bytes()),
         }
     }
 }
@@ -210,6 +354,11 @@ impl Read for Rejection {
             },
             7 => Self::Overflow,
             8 => Self::ZeroAmount,
+            9 => Self::Refused {
+                refusal: Refusal::from_u16(u16::read(buf)?)
+                    .ok_or(Error::Invalid("Refusal", "unknown code"))?,
+                detail: read_bounded_string(buf, MAX_DETAIL_LEN)?,
+            },
             tag => return Err(Error::InvalidEnum(tag)),
         })
     }

@@ -7,7 +7,7 @@ use crate::{
     keys::{Tag, meta_key, params_key},
 };
 use commonware_codec::{DecodeExt, Encode};
-use exo_types::{Action, Address, Amount, Digest, MAX_TX_BYTES, SignedTx};
+use exo_types::{Address, Amount, Digest, MAX_TX_BYTES, SignedTx};
 
 /// What the chain tells the ledger about the block being executed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub struct BlockEnv {
     pub height: u64,
     /// The leader that proposed the block; it collects the block's fees.
     pub proposer: Address,
+    /// Unpredictable before the block: the parent block's digest. Draws hidden audits.
+    pub seed: [u8; 32],
 }
 
 /// Executes one block. Created by [`Ledger::begin`], finished by [`Ledger::finish`].
@@ -23,10 +25,10 @@ pub struct BlockEnv {
 /// caller rolls the cache back to its checkpoint, loads the key and calls again.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    chain_id: String,
-    params: Params,
-    meta: ChainMeta,
-    env: BlockEnv,
+    pub(crate) chain_id: String,
+    pub(crate) params: Params,
+    pub(crate) meta: ChainMeta,
+    pub(crate) env: BlockEnv,
 }
 
 fn decode<T: DecodeExt<()>>(bytes: &[u8], what: &'static str) -> T {
@@ -111,7 +113,7 @@ impl Ledger {
         &self.meta
     }
 
-    fn account(cache: &StateCache, address: &Address) -> Result<Account, Missing> {
+    pub(crate) fn account(cache: &StateCache, address: &Address) -> Result<Account, Missing> {
         Ok(cache
             .get(&Tag::Account.key_of(address))?
             .map(|b| decode::<Account>(b, "account"))
@@ -158,7 +160,7 @@ impl Ledger {
     /// untouched; rejections of the action itself still charge the fee and use the nonce, so
     /// that spam is never free.
     fn execute(
-        &self,
+        &mut self,
         cache: &mut StateCache,
         signed: &SignedTx,
         signature_ok: bool,
@@ -205,40 +207,52 @@ impl Ledger {
                 available: sender.balance,
             });
         };
-        // Check the action against the state before the fee is taken.
-        let action_result = match &tx.action {
-            Action::Transfer { to, amount } => {
-                let recipient = if *to == tx.sender {
-                    None
-                } else {
-                    Some(Self::account(cache, to)?)
-                };
-                Self::check_transfer(balance_after_fee, recipient.as_ref(), *amount)
-            }
-        };
-
-        // The fee is paid and the nonce used from here on. Each account is read again right
-        // before it is written, so that a recipient who is also the proposer (or the sender)
-        // sees every earlier credit. A `Missing` after a write is safe: the caller rolls the
-        // whole transaction back.
+        // The fee is paid and the nonce used from here on; a refused action is rolled back
+        // to this point and keeps only those.
         sender.balance = balance_after_fee;
         sender.nonce = sender.nonce.saturating_add(1);
         Self::put_account(cache, &tx.sender, &sender);
-        let status = match (action_result, &tx.action) {
-            (Ok(()), Action::Transfer { to, amount }) => {
-                Self::debit(cache, &tx.sender, *amount)?;
-                Self::credit(cache, to, *amount)?;
-                TxStatus::Ok
+        let checkpoint = cache.checkpoint();
+        let status = match self.apply_action(cache, &tx.sender, &tx.action)? {
+            Ok(()) => TxStatus::Ok,
+            Err(rejection) => {
+                cache.rollback(checkpoint);
+                TxStatus::Rejected(rejection)
             }
-            (Err(rejection), _) => TxStatus::Rejected(rejection),
         };
         Self::credit(cache, &self.env.proposer, tx.fee)?;
         Ok((status, tx.fee))
     }
 
+    /// Moves `amount` from `from` to `to`, or says why not.
+    pub(crate) fn transfer(
+        cache: &mut StateCache,
+        from: &Address,
+        to: &Address,
+        amount: Amount,
+    ) -> Result<Result<(), Rejection>, Missing> {
+        if amount == Amount::ZERO {
+            return Ok(Err(Rejection::ZeroAmount));
+        }
+        let available = Self::account(cache, from)?.balance;
+        if available < amount {
+            return Ok(Err(Rejection::InsufficientFunds {
+                needed: amount,
+                available,
+            }));
+        }
+        Self::debit(cache, from, amount)?;
+        Self::credit(cache, to, amount)?;
+        Ok(Ok(()))
+    }
+
     /// Adds to an account. Supply is conserved and fits in u128, so no balance can overflow
     /// here; a failure would be a broken invariant.
-    fn credit(cache: &mut StateCache, address: &Address, amount: Amount) -> Result<(), Missing> {
+    pub(crate) fn credit(
+        cache: &mut StateCache,
+        address: &Address,
+        amount: Amount,
+    ) -> Result<(), Missing> {
         let mut account = Self::account(cache, address)?;
         account.balance = account
             .balance
@@ -249,35 +263,17 @@ impl Ledger {
     }
 
     /// Takes from an account whose balance was checked beforehand.
-    fn debit(cache: &mut StateCache, address: &Address, amount: Amount) -> Result<(), Missing> {
+    pub(crate) fn debit(
+        cache: &mut StateCache,
+        address: &Address,
+        amount: Amount,
+    ) -> Result<(), Missing> {
         let mut account = Self::account(cache, address)?;
         account.balance = account
             .balance
             .checked_sub(amount)
             .unwrap_or_else(|| panic!("debit of an unchecked balance"));
         Self::put_account(cache, address, &account);
-        Ok(())
-    }
-
-    fn check_transfer(
-        available: Amount,
-        recipient: Option<&Account>,
-        amount: Amount,
-    ) -> Result<(), Rejection> {
-        if amount == Amount::ZERO {
-            return Err(Rejection::ZeroAmount);
-        }
-        if available < amount {
-            return Err(Rejection::InsufficientFunds {
-                needed: amount,
-                available,
-            });
-        }
-        if let Some(recipient) = recipient
-            && recipient.balance.checked_add(amount).is_none()
-        {
-            return Err(Rejection::Overflow);
-        }
         Ok(())
     }
 

@@ -68,6 +68,7 @@ impl Harness {
         let env = BlockEnv {
             height: self.height,
             proposer: addr(proposer),
+            seed: [self.height as u8; 32],
         };
         let mut cache = StateCache::new();
         let mut ledger = self
@@ -86,6 +87,11 @@ impl Harness {
                 statuses.push(receipt.status);
             }
         }
+        let ledger = self.store.resolve(&mut cache, |c| {
+            let mut attempt = ledger.clone();
+            attempt.end_block(c)?;
+            Ok(attempt)
+        });
         ledger.finish(&mut cache);
         self.store.apply(cache.into_writes());
         statuses

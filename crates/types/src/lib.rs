@@ -8,10 +8,17 @@
 
 mod amount;
 mod codec;
+mod market;
 mod tx;
 
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
 pub use codec::{bytes_encode_size, read_bounded_bytes, read_bounded_string, write_bytes};
+pub use exo_market;
+pub use market::{
+    Hash32, InputRef, JobSpec, MAX_APP_NAME_LEN, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS, MAX_JOB_UNITS,
+    MAX_RESULTS_PER_TX, MAX_TRUST, MAX_UNIT_ARGS_LEN, ResultCommit, ResultReveal,
+    result_commitment,
+};
 pub use tx::{
     Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_TX_BYTES, PrivateKey, Signature, SignedTx,
     TX_NAMESPACE, TxHash, UnsignedTx, address_from_hex, address_to_hex, hash_bytes,

@@ -3,10 +3,12 @@
 use crate::{
     Amount, Digest,
     codec::{bytes_encode_size, read_bounded_string, write_bytes},
+    market::{Hash32, JobSpec, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal},
 };
 use bytes::BufMut;
-use commonware_codec::{Buf, Encode, EncodeSize, Error, Read, ReadExt, Write};
+use commonware_codec::{Buf, Encode, EncodeSize, Error, RangeCfg, Read, ReadExt, Write};
 use commonware_cryptography::{Hasher, Sha256, Signer, Verifier, ed25519};
+use exo_market::Resources;
 
 pub use ed25519::{PrivateKey, Signature};
 
@@ -23,7 +25,7 @@ pub const TX_NAMESPACE: &[u8] = b"exodus-tx-v1";
 /// Longest chain id, in bytes.
 pub const MAX_CHAIN_ID_LEN: usize = 32;
 /// Largest encoded transaction, in bytes. Bigger ones are refused before decoding.
-pub const MAX_TX_BYTES: usize = 16 * 1024;
+pub const MAX_TX_BYTES: usize = 64 * 1024;
 
 /// What a transaction does.
 ///
@@ -32,15 +34,64 @@ pub const MAX_TX_BYTES: usize = 16 * 1024;
 pub enum Action {
     /// Moves `amount` from the sender to `to`.
     Transfer { to: Address, amount: Amount },
+    /// Registers the sender's machine as a provider, locking `bond`.
+    RegisterProvider { resources: Resources, bond: Amount },
+    /// Replaces the sender's provider description; offers posted later carry it.
+    UpdateProvider { resources: Resources },
+    /// Retires the sender's provider and returns its bond once no assignment is running.
+    RetireProvider,
+    /// Offers `slots` concurrent units at `price_per_unit` until `expiry_height`.
+    PostOffer {
+        slots: u32,
+        price_per_unit: Amount,
+        expiry_height: u64,
+    },
+    /// Withdraws one of the sender's offers.
+    CancelOffer { offer: u64 },
+    /// Submits a job; its worst-case cost goes into escrow.
+    SubmitJob(Box<JobSpec>),
+    /// Cancels the sender's job: unassigned units are refunded.
+    CancelJob { job: u64 },
+    /// Publishes a task app so jobs can name it by its module hash.
+    PublishApp {
+        module_hash: Hash32,
+        name: String,
+        version: String,
+        royalty_per_unit: Amount,
+    },
+    /// Commits to results of assigned replicas.
+    CommitResults(Vec<ResultCommit>),
+    /// Opens earlier commitments.
+    RevealResults(Vec<ResultReveal>),
 }
 
 impl Action {
     const TAG_TRANSFER: u8 = 0;
+    const TAG_REGISTER_PROVIDER: u8 = 1;
+    const TAG_UPDATE_PROVIDER: u8 = 2;
+    const TAG_RETIRE_PROVIDER: u8 = 3;
+    const TAG_POST_OFFER: u8 = 4;
+    const TAG_CANCEL_OFFER: u8 = 5;
+    const TAG_SUBMIT_JOB: u8 = 6;
+    const TAG_CANCEL_JOB: u8 = 7;
+    const TAG_PUBLISH_APP: u8 = 8;
+    const TAG_COMMIT_RESULTS: u8 = 9;
+    const TAG_REVEAL_RESULTS: u8 = 10;
 
     /// A short name for logs, receipts and metrics.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Transfer { .. } => "transfer",
+            Self::RegisterProvider { .. } => "register_provider",
+            Self::UpdateProvider { .. } => "update_provider",
+            Self::RetireProvider => "retire_provider",
+            Self::PostOffer { .. } => "post_offer",
+            Self::CancelOffer { .. } => "cancel_offer",
+            Self::SubmitJob(_) => "submit_job",
+            Self::CancelJob { .. } => "cancel_job",
+            Self::PublishApp { .. } => "publish_app",
+            Self::CommitResults(_) => "commit_results",
+            Self::RevealResults(_) => "reveal_results",
         }
     }
 }
@@ -53,6 +104,58 @@ impl Write for Action {
                 to.write(buf);
                 amount.write(buf);
             }
+            Self::RegisterProvider { resources, bond } => {
+                Self::TAG_REGISTER_PROVIDER.write(buf);
+                resources.write(buf);
+                bond.write(buf);
+            }
+            Self::UpdateProvider { resources } => {
+                Self::TAG_UPDATE_PROVIDER.write(buf);
+                resources.write(buf);
+            }
+            Self::RetireProvider => Self::TAG_RETIRE_PROVIDER.write(buf),
+            Self::PostOffer {
+                slots,
+                price_per_unit,
+                expiry_height,
+            } => {
+                Self::TAG_POST_OFFER.write(buf);
+                slots.write(buf);
+                price_per_unit.write(buf);
+                expiry_height.write(buf);
+            }
+            Self::CancelOffer { offer } => {
+                Self::TAG_CANCEL_OFFER.write(buf);
+                offer.write(buf);
+            }
+            Self::SubmitJob(spec) => {
+                Self::TAG_SUBMIT_JOB.write(buf);
+                spec.write(buf);
+            }
+            Self::CancelJob { job } => {
+                Self::TAG_CANCEL_JOB.write(buf);
+                job.write(buf);
+            }
+            Self::PublishApp {
+                module_hash,
+                name,
+                version,
+                royalty_per_unit,
+            } => {
+                Self::TAG_PUBLISH_APP.write(buf);
+                module_hash.write(buf);
+                write_bytes(name.as_bytes(), buf);
+                write_bytes(version.as_bytes(), buf);
+                royalty_per_unit.write(buf);
+            }
+            Self::CommitResults(commits) => {
+                Self::TAG_COMMIT_RESULTS.write(buf);
+                commits.write(buf);
+            }
+            Self::RevealResults(reveals) => {
+                Self::TAG_REVEAL_RESULTS.write(buf);
+                reveals.write(buf);
+            }
         }
     }
 }
@@ -61,6 +164,19 @@ impl EncodeSize for Action {
     fn encode_size(&self) -> usize {
         1 + match self {
             Self::Transfer { to, amount } => to.encode_size() + amount.encode_size(),
+            Self::RegisterProvider { resources, bond } => {
+                resources.encode_size() + bond.encode_size()
+            }
+            Self::UpdateProvider { resources } => resources.encode_size(),
+            Self::RetireProvider => 0,
+            Self::PostOffer { .. } => 4 + 16 + 8,
+            Self::CancelOffer { .. } | Self::CancelJob { .. } => 8,
+            Self::SubmitJob(spec) => spec.encode_size(),
+            Self::PublishApp { name, version, .. } => {
+                32 + bytes_encode_size(name.as_bytes()) + bytes_encode_size(version.as_bytes()) + 16
+            }
+            Self::CommitResults(commits) => commits.encode_size(),
+            Self::RevealResults(reveals) => reveals.encode_size(),
         }
     }
 }
@@ -68,11 +184,44 @@ impl EncodeSize for Action {
 impl Read for Action {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        let results = (RangeCfg::new(1..=MAX_RESULTS_PER_TX), ());
         match u8::read(buf)? {
             Self::TAG_TRANSFER => Ok(Self::Transfer {
                 to: Address::read(buf)?,
                 amount: Amount::read(buf)?,
             }),
+            Self::TAG_REGISTER_PROVIDER => Ok(Self::RegisterProvider {
+                resources: crate::market::read_resources(buf)?,
+                bond: Amount::read(buf)?,
+            }),
+            Self::TAG_UPDATE_PROVIDER => Ok(Self::UpdateProvider {
+                resources: crate::market::read_resources(buf)?,
+            }),
+            Self::TAG_RETIRE_PROVIDER => Ok(Self::RetireProvider),
+            Self::TAG_POST_OFFER => Ok(Self::PostOffer {
+                slots: u32::read(buf)?,
+                price_per_unit: Amount::read(buf)?,
+                expiry_height: u64::read(buf)?,
+            }),
+            Self::TAG_CANCEL_OFFER => Ok(Self::CancelOffer {
+                offer: u64::read(buf)?,
+            }),
+            Self::TAG_SUBMIT_JOB => Ok(Self::SubmitJob(Box::new(JobSpec::read(buf)?))),
+            Self::TAG_CANCEL_JOB => Ok(Self::CancelJob {
+                job: u64::read(buf)?,
+            }),
+            Self::TAG_PUBLISH_APP => Ok(Self::PublishApp {
+                module_hash: Hash32::read(buf)?,
+                name: crate::market::read_app_text(buf)?,
+                version: crate::market::read_app_text(buf)?,
+                royalty_per_unit: Amount::read(buf)?,
+            }),
+            Self::TAG_COMMIT_RESULTS => Ok(Self::CommitResults(Vec::<ResultCommit>::read_cfg(
+                buf, &results,
+            )?)),
+            Self::TAG_REVEAL_RESULTS => Ok(Self::RevealResults(Vec::<ResultReveal>::read_cfg(
+                buf, &results,
+            )?)),
             tag => Err(Error::InvalidEnum(tag)),
         }
     }

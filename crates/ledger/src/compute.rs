@@ -1,0 +1,550 @@
+//! Records of the compute market: providers, offers, apps, jobs, units and replicas.
+//!
+//! Encodings are frozen like every state record: the state root commits to these bytes.
+
+use bytes::{Buf as _, Bytes};
+use commonware_codec::{Error, RangeCfg, Read, ReadExt, Write};
+use exo_market::{Offer, Resources};
+use exo_types::{Address, Amount, Hash32, JobSpec, read_bounded_string, write_bytes};
+
+/// A record's encoding: written with Commonware's codec field by field.
+pub trait Record: Sized {
+    fn put(&self, out: &mut Vec<u8>);
+    fn take(buf: &mut Bytes) -> Result<Self, Error>;
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.put(&mut out);
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut buf = Bytes::copy_from_slice(bytes);
+        let value = Self::take(&mut buf)?;
+        if buf.has_remaining() {
+            return Err(Error::ExtraData(buf.remaining()));
+        }
+        Ok(value)
+    }
+}
+
+fn put_vec<T>(items: &[T], out: &mut Vec<u8>, put: impl Fn(&T, &mut Vec<u8>)) {
+    items.len().write(out);
+    for item in items {
+        put(item, out);
+    }
+}
+
+fn take_vec<T>(
+    buf: &mut Bytes,
+    max: usize,
+    take: impl Fn(&mut Bytes) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let len = usize::read_cfg(buf, &RangeCfg::new(0..=max))?;
+    let mut items = Vec::with_capacity(len.min(1024));
+    for _ in 0..len {
+        items.push(take(buf)?);
+    }
+    Ok(items)
+}
+
+fn put_opt<T>(value: &Option<T>, out: &mut Vec<u8>, put: impl Fn(&T, &mut Vec<u8>)) {
+    match value {
+        None => 0u8.write(out),
+        Some(v) => {
+            1u8.write(out);
+            put(v, out);
+        }
+    }
+}
+
+fn take_opt<T>(
+    buf: &mut Bytes,
+    take: impl Fn(&mut Bytes) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    match u8::read(buf)? {
+        0 => Ok(None),
+        1 => Ok(Some(take(buf)?)),
+        tag => Err(Error::InvalidEnum(tag)),
+    }
+}
+
+/// Upper bound on replicas of one unit (trust plus extra replicas plus an audit).
+pub const MAX_UNIT_REPLICAS: usize = 16;
+/// Upper bound on the providers paid by one job that a job record lists.
+pub const MAX_PAID_PROVIDERS: usize = 4_096;
+/// Longest waiting reason kept on a job.
+pub const MAX_REASON_LEN: usize = 512;
+
+/// A registered provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    pub id: u64,
+    pub owner: Address,
+    pub resources: Resources,
+    pub bond: Amount,
+    /// 0 to [`crate::REPUTATION_MAX`]; new providers start in the middle.
+    pub reputation: u32,
+    /// Replicas assigned and not yet finished.
+    pub active: u32,
+    pub valid: u64,
+    pub invalid: u64,
+    pub missed: u64,
+    pub retired: bool,
+    pub registered_height: u64,
+}
+
+impl Record for Provider {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.id.write(out);
+        self.owner.write(out);
+        self.resources.write(out);
+        self.bond.write(out);
+        self.reputation.write(out);
+        self.active.write(out);
+        self.valid.write(out);
+        self.invalid.write(out);
+        self.missed.write(out);
+        self.retired.write(out);
+        self.registered_height.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            id: u64::read(buf)?,
+            owner: Address::read(buf)?,
+            resources: Resources::read(buf)?,
+            bond: Amount::read(buf)?,
+            reputation: u32::read(buf)?,
+            active: u32::read(buf)?,
+            valid: u64::read(buf)?,
+            invalid: u64::read(buf)?,
+            missed: u64::read(buf)?,
+            retired: bool::read(buf)?,
+            registered_height: u64::read(buf)?,
+        })
+    }
+}
+
+/// An offer on the book, with the account that may cancel it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferRecord {
+    pub owner: Address,
+    pub offer: Offer,
+}
+
+impl Record for OfferRecord {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.owner.write(out);
+        self.offer.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            owner: Address::read(buf)?,
+            offer: Offer::read(buf)?,
+        })
+    }
+}
+
+/// A published task app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    pub module_hash: Hash32,
+    pub developer: Address,
+    pub name: String,
+    pub version: String,
+    pub royalty_per_unit: Amount,
+    pub published_height: u64,
+}
+
+impl Record for App {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.module_hash.write(out);
+        self.developer.write(out);
+        write_bytes(self.name.as_bytes(), out);
+        write_bytes(self.version.as_bytes(), out);
+        self.royalty_per_unit.write(out);
+        self.published_height.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            module_hash: Hash32::read(buf)?,
+            developer: Address::read(buf)?,
+            name: read_bounded_string(buf, exo_types::MAX_APP_NAME_LEN)?,
+            version: read_bounded_string(buf, exo_types::MAX_APP_NAME_LEN)?,
+            royalty_per_unit: Amount::read(buf)?,
+            published_height: u64::read(buf)?,
+        })
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Units are waiting, running or being verified.
+    Open = 0,
+    /// Every unit is accepted or failed; the unspent escrow went back.
+    Done = 1,
+    /// The requester cancelled: no new assignments; the escrow returns once running units end.
+    Cancelled = 2,
+}
+
+impl JobState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a job's escrow went, token for token: `escrowed = paid + royalties + fees + refunded
+/// + held`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobAccounts {
+    pub escrowed: Amount,
+    /// Paid to each provider, by provider id.
+    pub paid: Vec<(u64, Amount)>,
+    pub royalties: Amount,
+    pub fees: Amount,
+    pub refunded: Amount,
+    /// Still in escrow.
+    pub held: Amount,
+}
+
+impl JobAccounts {
+    /// Total paid to providers.
+    pub fn paid_total(&self) -> Amount {
+        Amount(self.paid.iter().map(|(_, a)| a.0).sum())
+    }
+}
+
+impl Record for JobAccounts {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.escrowed.write(out);
+        put_vec(&self.paid, out, |(p, a), out| {
+            p.write(out);
+            a.write(out);
+        });
+        self.royalties.write(out);
+        self.fees.write(out);
+        self.refunded.write(out);
+        self.held.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            escrowed: Amount::read(buf)?,
+            paid: take_vec(buf, MAX_PAID_PROVIDERS, |b| {
+                Ok((u64::read(b)?, Amount::read(b)?))
+            })?,
+            royalties: Amount::read(buf)?,
+            fees: Amount::read(buf)?,
+            refunded: Amount::read(buf)?,
+            held: Amount::read(buf)?,
+        })
+    }
+}
+
+/// A unit that needs providers: the replica indices to fill and who must not get them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingUnit {
+    pub unit: u32,
+    pub replicas: Vec<u32>,
+    pub exclude: Vec<u64>,
+}
+
+impl Record for WaitingUnit {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.unit.write(out);
+        put_vec(&self.replicas, out, |r, out| r.write(out));
+        put_vec(&self.exclude, out, |p, out| p.write(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            unit: u32::read(buf)?,
+            replicas: take_vec(buf, MAX_UNIT_REPLICAS, |b| u32::read(b))?,
+            exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, |b| u64::read(b))?,
+        })
+    }
+}
+
+/// A job and its progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+    pub requester: Address,
+    pub spec: JobSpec,
+    /// Fuel limit of each unit (from the requirements).
+    pub fuel_limit: u64,
+    /// The app's developer and royalty when the job was submitted.
+    pub developer: Address,
+    pub royalty_per_unit: Amount,
+    /// Most replicas any unit may get: trust plus extra replicas plus one audit.
+    pub max_replicas: u32,
+    pub submitted_height: u64,
+    pub state: JobState,
+    pub accounts: JobAccounts,
+    /// Units that need providers, in unit order.
+    pub waiting: Vec<WaitingUnit>,
+    /// Units with at least one replica assigned and no verdict yet, in unit order.
+    pub running: Vec<u32>,
+    pub accepted: u32,
+    pub failed: u32,
+    /// Why waiting units got no provider at the last batch.
+    pub wait_reason: Option<String>,
+}
+
+impl Record for Job {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.id.write(out);
+        self.requester.write(out);
+        self.spec.write(out);
+        self.fuel_limit.write(out);
+        self.developer.write(out);
+        self.royalty_per_unit.write(out);
+        self.max_replicas.write(out);
+        self.submitted_height.write(out);
+        (self.state as u8).write(out);
+        self.accounts.put(out);
+        put_vec(&self.waiting, out, |w, out| w.put(out));
+        put_vec(&self.running, out, |u, out| u.write(out));
+        self.accepted.write(out);
+        self.failed.write(out);
+        put_opt(&self.wait_reason, out, |r, out| {
+            write_bytes(r.as_bytes(), out)
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        let max_units = exo_types::MAX_JOB_UNITS as usize;
+        Ok(Self {
+            id: u64::read(buf)?,
+            requester: Address::read(buf)?,
+            spec: JobSpec::read(buf)?,
+            fuel_limit: u64::read(buf)?,
+            developer: Address::read(buf)?,
+            royalty_per_unit: Amount::read(buf)?,
+            max_replicas: u32::read(buf)?,
+            submitted_height: u64::read(buf)?,
+            state: match u8::read(buf)? {
+                0 => JobState::Open,
+                1 => JobState::Done,
+                2 => JobState::Cancelled,
+                tag => return Err(Error::InvalidEnum(tag)),
+            },
+            accounts: JobAccounts::take(buf)?,
+            waiting: take_vec(buf, max_units, WaitingUnit::take)?,
+            running: take_vec(buf, max_units, |b| u32::read(b))?,
+            accepted: u32::read(buf)?,
+            failed: u32::read(buf)?,
+            wait_reason: take_opt(buf, |b| read_bounded_string(b, MAX_REASON_LEN))?,
+        })
+    }
+}
+
+/// What became of one replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaStatus {
+    /// Assigned; the provider has not committed yet.
+    Assigned = 0,
+    Committed = 1,
+    Revealed = 2,
+    /// Its result was accepted (it agreed with the accepted result) and it was paid.
+    Agreed = 3,
+    /// Its result disagreed with the accepted one, or no result reached agreement.
+    Disagreed = 4,
+    /// It missed a deadline and was replaced.
+    NoShow = 5,
+    /// The job was cancelled before it committed.
+    Cancelled = 6,
+}
+
+impl ReplicaStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Assigned => "assigned",
+            Self::Committed => "committed",
+            Self::Revealed => "revealed",
+            Self::Agreed => "agreed",
+            Self::Disagreed => "disagreed",
+            Self::NoShow => "no_show",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the replica still holds one of its provider's slots.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Assigned | Self::Committed | Self::Revealed)
+    }
+}
+
+/// One provider's copy of one unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    pub index: u32,
+    pub provider: u64,
+    pub offer: u64,
+    pub price_per_unit: Amount,
+    pub assigned_height: u64,
+    pub commit_deadline: u64,
+    pub commitment: Option<Hash32>,
+    pub reveal: Option<(Hash32, u64)>,
+    pub status: ReplicaStatus,
+}
+
+impl Record for Replica {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.index.write(out);
+        self.provider.write(out);
+        self.offer.write(out);
+        self.price_per_unit.write(out);
+        self.assigned_height.write(out);
+        self.commit_deadline.write(out);
+        put_opt(&self.commitment, out, |c, out| c.write(out));
+        put_opt(&self.reveal, out, |(d, f), out| {
+            d.write(out);
+            f.write(out);
+        });
+        (self.status as u8).write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            index: u32::read(buf)?,
+            provider: u64::read(buf)?,
+            offer: u64::read(buf)?,
+            price_per_unit: Amount::read(buf)?,
+            assigned_height: u64::read(buf)?,
+            commit_deadline: u64::read(buf)?,
+            commitment: take_opt(buf, |b| Hash32::read(b))?,
+            reveal: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
+            status: match u8::read(buf)? {
+                0 => ReplicaStatus::Assigned,
+                1 => ReplicaStatus::Committed,
+                2 => ReplicaStatus::Revealed,
+                3 => ReplicaStatus::Agreed,
+                4 => ReplicaStatus::Disagreed,
+                5 => ReplicaStatus::NoShow,
+                6 => ReplicaStatus::Cancelled,
+                tag => return Err(Error::InvalidEnum(tag)),
+            },
+        })
+    }
+}
+
+/// Where a unit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitState {
+    Running = 0,
+    Accepted = 1,
+    Failed = 2,
+}
+
+impl UnitState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Accepted => "accepted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A unit that has had at least one replica assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub job: u64,
+    pub unit: u32,
+    pub state: UnitState,
+    pub replicas: Vec<Replica>,
+    /// Set once every open replica committed: reveals are due by this height.
+    pub reveal_deadline: Option<u64>,
+    /// The accepted result digest and fuel.
+    pub accepted: Option<(Hash32, u64)>,
+}
+
+impl Record for Unit {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.job.write(out);
+        self.unit.write(out);
+        (self.state as u8).write(out);
+        put_vec(&self.replicas, out, |r, out| r.put(out));
+        put_opt(&self.reveal_deadline, out, |h, out| h.write(out));
+        put_opt(&self.accepted, out, |(d, f), out| {
+            d.write(out);
+            f.write(out);
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            job: u64::read(buf)?,
+            unit: u32::read(buf)?,
+            state: match u8::read(buf)? {
+                0 => UnitState::Running,
+                1 => UnitState::Accepted,
+                2 => UnitState::Failed,
+                tag => return Err(Error::InvalidEnum(tag)),
+            },
+            replicas: take_vec(buf, MAX_UNIT_REPLICAS, Replica::take)?,
+            reveal_deadline: take_opt(buf, |b| u64::read(b))?,
+            accepted: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
+        })
+    }
+}
+
+/// A list of ids (the offer book, the active jobs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdList(pub Vec<u64>);
+
+impl Record for IdList {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |id, out| id.write(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, 1 << 20, |b| u64::read(b))?))
+    }
+}
+
+/// What falls due at one height: (job, unit, replica) commit deadlines, and unit reveal
+/// deadlines (replica [`REVEAL_DEADLINE`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
+
+/// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
+pub const REVEAL_DEADLINE: u32 = u32::MAX;
+
+impl Record for DeadlineList {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |(j, u, r), out| {
+            j.write(out);
+            u.write(out);
+            r.write(out);
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, 1 << 20, |b| {
+            Ok((u64::read(b)?, u32::read(b)?, u32::read(b)?))
+        })?))
+    }
+}
+
+/// Id counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub next_provider: u64,
+    pub next_offer: u64,
+    pub next_job: u64,
+}
+
+impl Record for Counters {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.next_provider.write(out);
+        self.next_offer.write(out);
+        self.next_job.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            next_provider: u64::read(buf)?,
+            next_offer: u64::read(buf)?,
+            next_job: u64::read(buf)?,
+        })
+    }
+}

@@ -1,0 +1,1285 @@
+//! The compute market in the ledger: providers, offers, apps, jobs, the batch match at the end
+//! of every block, commit-reveal of results, acceptance, reputation and settlement.
+//!
+//! The rules, in short (ARCHITECTURE.md, "Proof of task", says why):
+//! - A job's worst case goes into escrow: every unit at `max_replicas` replicas, each paid
+//!   `fuel_limit` at the job's maximum price plus the protocol fee, plus the app royalty.
+//! - A unit starts with one replica. When it is matched, the provider's weight (2 for a trusted
+//!   provider, else 1) decides whether more replicas are needed to reach the job's trust level;
+//!   a unit trusted to one provider draws a hidden audit replica with probability `audit_ppm`,
+//!   from the block seed, which nobody knows before the block.
+//! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
+//!   unit committed, reveals open. A reveal that does not match its commitment is refused.
+//! - Revealed (digest, fuel) pairs are grouped; the first group whose weight reaches the trust
+//!   level is accepted. Its replicas are paid `fuel x their price`, the developer gets the
+//!   royalty once, the proposer the protocol fee. Other revealed replicas lose part of their
+//!   bond (burnt) and reputation. With every replica revealed and no agreement, the unit gets
+//!   another replica, up to `max_replicas`, then fails.
+//! - A replica that misses its commit or reveal deadline is a no-show: it loses a little bond
+//!   and reputation, and a replacement is sought from another provider.
+//! - When every unit is accepted or failed (or, for a cancelled job, nothing runs any more),
+//!   the unspent escrow returns to the requester.
+
+use crate::{
+    Ledger, Missing, Rejection, StateCache,
+    compute::{
+        App, Counters, DeadlineList, IdList, Job, JobAccounts, JobState, OfferRecord, Provider,
+        REVEAL_DEADLINE, Record, Replica, ReplicaStatus, Unit, UnitState, WaitingUnit,
+    },
+    keys::{Key, Tag, book_key, counters_key, open_jobs_key, unit_key},
+    records::Refusal,
+};
+use exo_market::{Demand, FUEL_PER_UNIT, JobId, Offer, OfferId, ProviderId, Resources, UnitDemand};
+use exo_types::{
+    Action, Address, Amount, Hash32, JobSpec, MAX_JOB_UNITS, MAX_TRUST, ResultCommit, ResultReveal,
+    result_commitment,
+};
+
+/// Highest reputation.
+pub const REPUTATION_MAX: u32 = 1_000;
+/// Reputation of a new provider.
+pub const REPUTATION_START: u32 = 500;
+const REPUTATION_VALID: u32 = 10;
+const REPUTATION_WRONG: u32 = 200;
+const REPUTATION_NO_SHOW: u32 = 50;
+
+/// What a handler returns: the state could not be read yet, or the action's verdict.
+type Verdict = Result<Result<(), Rejection>, Missing>;
+
+fn corrupt(what: &str, err: commonware_codec::Error) -> ! {
+    // Records are written only by this crate: one that does not decode is corruption, a fault.
+    panic!("corrupt {what} record in state: {err}")
+}
+
+fn load<T: Record>(cache: &StateCache, key: &Key, what: &str) -> Result<Option<T>, Missing> {
+    Ok(cache
+        .get(key)?
+        .map(|b| T::from_bytes(b).unwrap_or_else(|e| corrupt(what, e))))
+}
+
+fn store<T: Record>(cache: &mut StateCache, key: Key, value: &T) {
+    cache.put(key, Some(value.to_bytes()));
+}
+
+/// The base units `fuel` costs at `price_per_unit` (per 10^9 fuel), rounded up.
+pub fn fuel_cost(fuel: u64, price_per_unit: Amount) -> Option<Amount> {
+    let product = price_per_unit.0.checked_mul(u128::from(fuel))?;
+    let cu = u128::from(FUEL_PER_UNIT);
+    Some(Amount(product.div_ceil(cu)))
+}
+
+fn bps(amount: Amount, bps: u32) -> Amount {
+    // amount < 2^128 / 10^4 is not guaranteed; saturate rather than overflow.
+    Amount(
+        amount
+            .0
+            .checked_mul(u128::from(bps))
+            .map_or(amount.0 / 10_000 * u128::from(bps), |v| v / 10_000),
+    )
+}
+
+/// The worst-case escrow of a job: every unit at `max_replicas` replicas paid the full fuel
+/// limit at the maximum price, plus the protocol fee on that, plus one royalty per unit.
+pub fn worst_case_escrow(
+    units: u32,
+    max_replicas: u32,
+    fuel_limit: u64,
+    max_price: Amount,
+    royalty: Amount,
+    fee_bps: u32,
+) -> Option<Amount> {
+    let pay = fuel_cost(fuel_limit, max_price)?;
+    let pay_and_fee = pay.checked_add(bps(pay, fee_bps).checked_add(Amount(1))?)?;
+    let per_unit = pay_and_fee
+        .checked_mul(u128::from(max_replicas))?
+        .checked_add(fuel_cost(fuel_limit, royalty)?)?;
+    per_unit.checked_mul(u128::from(units))
+}
+
+fn hash32(bytes: &[u8]) -> Hash32 {
+    let digest = exo_types::hash_bytes(bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+impl Ledger {
+    fn counters(cache: &StateCache) -> Result<Counters, Missing> {
+        Ok(load(cache, &counters_key(), "counters")?.unwrap_or_default())
+    }
+
+    fn id_list(cache: &StateCache, key: Key) -> Result<IdList, Missing> {
+        Ok(load(cache, &key, "id list")?.unwrap_or_default())
+    }
+
+    fn provider_of(cache: &StateCache, owner: &Address) -> Result<Option<Provider>, Missing> {
+        let Some(bytes) = cache.get(&Tag::ProviderOwner.key_of(owner))? else {
+            return Ok(None);
+        };
+        let id = u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
+        load(cache, &Tag::Provider.key_u64(id), "provider")
+    }
+
+    fn provider(cache: &StateCache, id: u64) -> Result<Provider, Missing> {
+        Ok(
+            load::<Provider>(cache, &Tag::Provider.key_u64(id), "provider")?
+                .unwrap_or_else(|| panic!("provider {id} referenced but missing")),
+        )
+    }
+
+    /// Whether a provider's result weighs 2: a long record of valid results.
+    fn weight(&self, provider: &Provider) -> u32 {
+        if provider.reputation >= self.params.trusted_reputation
+            && provider.valid >= self.params.trusted_min_valid
+        {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Executes a transaction's action for `sender`, who has paid the fee.
+    pub(crate) fn apply_action(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        action: &Action,
+    ) -> Verdict {
+        match action {
+            Action::Transfer { to, amount } => Self::transfer(cache, sender, to, *amount),
+            Action::RegisterProvider { resources, bond } => {
+                self.register_provider(cache, sender, resources, *bond)
+            }
+            Action::UpdateProvider { resources } => Self::update_provider(cache, sender, resources),
+            Action::RetireProvider => Self::retire_provider(cache, sender),
+            Action::PostOffer {
+                slots,
+                price_per_unit,
+                expiry_height,
+            } => self.post_offer(cache, sender, *slots, *price_per_unit, *expiry_height),
+            Action::CancelOffer { offer } => Self::cancel_offer(cache, sender, *offer),
+            Action::SubmitJob(spec) => self.submit_job(cache, sender, spec),
+            Action::CancelJob { job } => self.cancel_job(cache, sender, *job),
+            Action::PublishApp {
+                module_hash,
+                name,
+                version,
+                royalty_per_unit,
+            } => self.publish_app(cache, sender, module_hash, name, version, *royalty_per_unit),
+            Action::CommitResults(commits) => self.commit_results(cache, sender, commits),
+            Action::RevealResults(reveals) => self.reveal_results(cache, sender, reveals),
+        }
+    }
+
+    fn register_provider(
+        &mut self,
+        cache: &mut StateCache,
+        owner: &Address,
+        resources: &Resources,
+        bond: Amount,
+    ) -> Verdict {
+        if let Err(err) = resources.validate() {
+            return Ok(Err(Refusal::InvalidResources.because(err.to_string())));
+        }
+        if Self::provider_of(cache, owner)?.is_some() {
+            return Ok(Err(Refusal::ProviderExists.because(
+                "this account already registered a provider; use update instead",
+            )));
+        }
+        if bond < self.params.min_provider_bond {
+            return Ok(Err(Refusal::BondTooLow.because(format!(
+                "bond {} is below the minimum {}",
+                bond, self.params.min_provider_bond
+            ))));
+        }
+        let available = Self::account(cache, owner)?.balance;
+        if available < bond {
+            return Ok(Err(Rejection::InsufficientFunds {
+                needed: bond,
+                available,
+            }));
+        }
+        let mut counters = Self::counters(cache)?;
+        let id = counters.next_provider;
+        counters.next_provider += 1;
+        Self::debit(cache, owner, bond)?;
+        let provider = Provider {
+            id,
+            owner: owner.clone(),
+            resources: resources.clone(),
+            bond,
+            reputation: REPUTATION_START,
+            active: 0,
+            valid: 0,
+            invalid: 0,
+            missed: 0,
+            retired: false,
+            registered_height: self.env.height,
+        };
+        store(cache, Tag::Provider.key_u64(id), &provider);
+        cache.put(
+            Tag::ProviderOwner.key_of(owner),
+            Some(id.to_be_bytes().to_vec()),
+        );
+        store(cache, counters_key(), &counters);
+        Ok(Ok(()))
+    }
+
+    fn update_provider(cache: &mut StateCache, owner: &Address, resources: &Resources) -> Verdict {
+        if let Err(err) = resources.validate() {
+            return Ok(Err(Refusal::InvalidResources.because(err.to_string())));
+        }
+        let Some(mut provider) = Self::provider_of(cache, owner)? else {
+            return Ok(Err(
+                Refusal::NotAProvider.because("this account has no provider")
+            ));
+        };
+        if provider.retired {
+            return Ok(Err(
+                Refusal::ProviderRetired.because("the provider is retired")
+            ));
+        }
+        provider.resources = resources.clone();
+        store(cache, Tag::Provider.key_u64(provider.id), &provider);
+        Ok(Ok(()))
+    }
+
+    fn retire_provider(cache: &mut StateCache, owner: &Address) -> Verdict {
+        let Some(mut provider) = Self::provider_of(cache, owner)? else {
+            return Ok(Err(
+                Refusal::NotAProvider.because("this account has no provider")
+            ));
+        };
+        if provider.retired {
+            return Ok(Err(
+                Refusal::ProviderRetired.because("the provider is already retired")
+            ));
+        }
+        if provider.active > 0 {
+            return Ok(Err(Refusal::ProviderBusy.because(format!(
+                "the provider still runs {} assignments; retire once they end",
+                provider.active
+            ))));
+        }
+        // Its offers leave the book with it.
+        let mut book = Self::id_list(cache, book_key())?;
+        let keys: Vec<Key> = book.0.iter().map(|id| Tag::Offer.key_u64(*id)).collect();
+        cache.require(keys)?;
+        let mut kept = Vec::with_capacity(book.0.len());
+        for id in book.0 {
+            let record: OfferRecord = load(cache, &Tag::Offer.key_u64(id), "offer")?
+                .unwrap_or_else(|| panic!("offer {id} on the book but missing"));
+            if record.offer.provider.0 == provider.id {
+                cache.put(Tag::Offer.key_u64(id), None);
+            } else {
+                kept.push(id);
+            }
+        }
+        book.0 = kept;
+        store(cache, book_key(), &book);
+        Self::credit(cache, owner, provider.bond)?;
+        provider.bond = Amount::ZERO;
+        provider.retired = true;
+        store(cache, Tag::Provider.key_u64(provider.id), &provider);
+        Ok(Ok(()))
+    }
+
+    fn post_offer(
+        &mut self,
+        cache: &mut StateCache,
+        owner: &Address,
+        slots: u32,
+        price_per_unit: Amount,
+        expiry_height: u64,
+    ) -> Verdict {
+        let Some(provider) = Self::provider_of(cache, owner)? else {
+            return Ok(Err(
+                Refusal::NotAProvider.because("register a provider before posting offers")
+            ));
+        };
+        if provider.retired {
+            return Ok(Err(
+                Refusal::ProviderRetired.because("the provider is retired")
+            ));
+        }
+        if provider.bond < self.params.min_provider_bond {
+            return Ok(Err(Refusal::BondTooLow.because(format!(
+                "the provider's bond {} fell below the minimum {}",
+                provider.bond, self.params.min_provider_bond
+            ))));
+        }
+        let mut counters = Self::counters(cache)?;
+        let offer = Offer {
+            id: OfferId(counters.next_offer),
+            provider: ProviderId(provider.id),
+            resources: provider.resources.clone(),
+            reputation: provider.reputation,
+            slots,
+            price_per_unit: price_per_unit.0,
+            posted_height: self.env.height,
+            expiry_height,
+        };
+        if let Err(err) = offer.validate() {
+            return Ok(Err(Refusal::InvalidOffer.because(err.to_string())));
+        }
+        if expiry_height <= self.env.height {
+            return Ok(Err(Refusal::InvalidOffer.because(format!(
+                "expiry height {expiry_height} is not after the current height {}",
+                self.env.height
+            ))));
+        }
+        let mut book = Self::id_list(cache, book_key())?;
+        if book.0.len() >= self.params.max_open_offers as usize {
+            return Ok(Err(Refusal::BookFull.because(format!(
+                "the book holds its maximum of {} offers",
+                self.params.max_open_offers
+            ))));
+        }
+        cache.require(book.0.iter().map(|id| Tag::Offer.key_u64(*id)))?;
+        let mine = book
+            .0
+            .iter()
+            .filter_map(|id| {
+                load::<OfferRecord>(cache, &Tag::Offer.key_u64(*id), "offer")
+                    .ok()
+                    .flatten()
+            })
+            .filter(|r| r.offer.provider.0 == provider.id)
+            .count();
+        if mine >= self.params.max_offers_per_provider as usize {
+            return Ok(Err(Refusal::TooManyOffers.because(format!(
+                "the provider already has {mine} offers on the book"
+            ))));
+        }
+        counters.next_offer += 1;
+        store(cache, counters_key(), &counters);
+        book.0.push(offer.id.0);
+        store(cache, book_key(), &book);
+        store(
+            cache,
+            Tag::Offer.key_u64(offer.id.0),
+            &OfferRecord {
+                owner: owner.clone(),
+                offer,
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    fn cancel_offer(cache: &mut StateCache, owner: &Address, id: u64) -> Verdict {
+        let Some(record) = load::<OfferRecord>(cache, &Tag::Offer.key_u64(id), "offer")? else {
+            return Ok(Err(
+                Refusal::UnknownOffer.because(format!("offer {id} is not on the book"))
+            ));
+        };
+        if record.owner != *owner {
+            return Ok(Err(
+                Refusal::NotYourOffer.because(format!("offer {id} belongs to another account"))
+            ));
+        }
+        let mut book = Self::id_list(cache, book_key())?;
+        book.0.retain(|o| *o != id);
+        store(cache, book_key(), &book);
+        cache.put(Tag::Offer.key_u64(id), None);
+        Ok(Ok(()))
+    }
+
+    fn publish_app(
+        &mut self,
+        cache: &mut StateCache,
+        developer: &Address,
+        module_hash: &Hash32,
+        name: &str,
+        version: &str,
+        royalty_per_unit: Amount,
+    ) -> Verdict {
+        let key = Tag::App.key(module_hash);
+        if cache.get(&key)?.is_some() {
+            return Ok(Err(
+                Refusal::AppExists.because("an app with this module is already published")
+            ));
+        }
+        let printable = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic());
+        if !printable(name) || !printable(version) {
+            return Ok(Err(Refusal::InvalidApp.because(
+                "name and version must be 1 to 64 printable characters without spaces",
+            )));
+        }
+        if royalty_per_unit > Amount::from_exo(1_000) {
+            return Ok(Err(
+                Refusal::InvalidApp.because("royalty is over 1000 EXO per compute unit")
+            ));
+        }
+        store(
+            cache,
+            key,
+            &App {
+                module_hash: *module_hash,
+                developer: developer.clone(),
+                name: name.to_string(),
+                version: version.to_string(),
+                royalty_per_unit,
+                published_height: self.env.height,
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    fn submit_job(
+        &mut self,
+        cache: &mut StateCache,
+        requester: &Address,
+        spec: &JobSpec,
+    ) -> Verdict {
+        let refuse = |detail: String| Ok(Err(Refusal::InvalidJob.because(detail)));
+        if spec.units == 0 || spec.units > MAX_JOB_UNITS {
+            return refuse(format!(
+                "a job has 1 to {MAX_JOB_UNITS} units, not {}",
+                spec.units
+            ));
+        }
+        if spec.trust == 0 || spec.trust > MAX_TRUST {
+            return refuse(format!(
+                "trust must be 1 to {MAX_TRUST}, not {}",
+                spec.trust
+            ));
+        }
+        if !spec.unit_args.is_empty() && spec.unit_args.len() != spec.units as usize {
+            return refuse(format!(
+                "unit arguments list {} lines for {} units",
+                spec.unit_args.len(),
+                spec.units
+            ));
+        }
+        if let Err(err) = spec.requirements.validate() {
+            return refuse(err.to_string());
+        }
+        if spec.requirements.fuel_limit == 0 {
+            return refuse("the fuel limit must be positive".into());
+        }
+        if spec.max_price_per_unit == Amount::ZERO {
+            return refuse("the maximum price must be positive".into());
+        }
+        let mut names: Vec<&str> = spec.inputs.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n != "."
+                && n != ".."
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        if names.windows(2).any(|w| w[0] == w[1]) || !names.iter().all(|n| valid_name(n)) {
+            return refuse("input names must be distinct plain file names".into());
+        }
+        let Some(app) = load::<App>(cache, &Tag::App.key(&spec.app), "app")? else {
+            return Ok(Err(Refusal::UnknownApp.because(format!(
+                "no app is published with module {}",
+                hex_short(&spec.app)
+            ))));
+        };
+        let mut open = Self::id_list(cache, open_jobs_key())?;
+        if open.0.len() >= self.params.max_open_jobs as usize {
+            return Ok(Err(Refusal::TooManyJobs.because(format!(
+                "the chain already runs its maximum of {} jobs",
+                self.params.max_open_jobs
+            ))));
+        }
+        let max_replicas = u32::from(spec.trust) + self.params.extra_replicas + 1;
+        let Some(escrow) = worst_case_escrow(
+            spec.units,
+            max_replicas,
+            spec.requirements.fuel_limit,
+            spec.max_price_per_unit,
+            app.royalty_per_unit,
+            self.params.protocol_fee_bps,
+        ) else {
+            return Ok(Err(Rejection::Overflow));
+        };
+        let available = Self::account(cache, requester)?.balance;
+        if available < escrow {
+            return Ok(Err(Rejection::InsufficientFunds {
+                needed: escrow,
+                available,
+            }));
+        }
+        Self::debit(cache, requester, escrow)?;
+        let mut counters = Self::counters(cache)?;
+        let id = counters.next_job;
+        counters.next_job += 1;
+        store(cache, counters_key(), &counters);
+        open.0.push(id);
+        store(cache, open_jobs_key(), &open);
+        let job = Job {
+            id,
+            requester: requester.clone(),
+            spec: spec.clone(),
+            fuel_limit: spec.requirements.fuel_limit,
+            developer: app.developer,
+            royalty_per_unit: app.royalty_per_unit,
+            max_replicas,
+            submitted_height: self.env.height,
+            state: JobState::Open,
+            accounts: JobAccounts {
+                escrowed: escrow,
+                held: escrow,
+                ..JobAccounts::default()
+            },
+            waiting: (0..spec.units)
+                .map(|unit| WaitingUnit {
+                    unit,
+                    replicas: vec![0],
+                    exclude: Vec::new(),
+                })
+                .collect(),
+            running: Vec::new(),
+            accepted: 0,
+            failed: 0,
+            wait_reason: None,
+        };
+        store(cache, Tag::Job.key_u64(id), &job);
+        Ok(Ok(()))
+    }
+
+    fn cancel_job(&mut self, cache: &mut StateCache, requester: &Address, id: u64) -> Verdict {
+        let Some(mut job) = load::<Job>(cache, &Tag::Job.key_u64(id), "job")? else {
+            return Ok(Err(
+                Refusal::UnknownJob.because(format!("job {id} does not exist"))
+            ));
+        };
+        if job.requester != *requester {
+            return Ok(Err(
+                Refusal::NotYourJob.because(format!("job {id} belongs to another account"))
+            ));
+        }
+        if job.state != JobState::Open {
+            return Ok(Err(
+                Refusal::JobClosed.because(format!("job {id} is already {}", job.state.name()))
+            ));
+        }
+        job.state = JobState::Cancelled;
+        job.failed += job
+            .waiting
+            .iter()
+            .filter(|w| !job.running.contains(&w.unit))
+            .count() as u32;
+        job.waiting.clear();
+        self.maybe_close_job(cache, &mut job)?;
+        store(cache, Tag::Job.key_u64(id), &job);
+        Ok(Ok(()))
+    }
+
+    /// Refunds the unspent escrow of a job nothing runs for any more.
+    fn maybe_close_job(&mut self, cache: &mut StateCache, job: &mut Job) -> Result<(), Missing> {
+        let finished = job.waiting.is_empty() && job.running.is_empty();
+        if !finished {
+            return Ok(());
+        }
+        if job.state == JobState::Open {
+            job.state = JobState::Done;
+        }
+        let refund = job.accounts.held;
+        if refund > Amount::ZERO {
+            Self::credit(cache, &job.requester, refund)?;
+            job.accounts.refunded = job
+                .accounts
+                .refunded
+                .checked_add(refund)
+                .unwrap_or(job.accounts.refunded);
+            job.accounts.held = Amount::ZERO;
+        }
+        let mut open = Self::id_list(cache, open_jobs_key())?;
+        open.0.retain(|j| *j != job.id);
+        store(cache, open_jobs_key(), &open);
+        Ok(())
+    }
+
+    fn unit(cache: &StateCache, job: u64, unit: u32) -> Result<Option<Unit>, Missing> {
+        load(cache, &unit_key(job, unit), "unit")
+    }
+
+    fn commit_results(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        commits: &[ResultCommit],
+    ) -> Verdict {
+        let Some(provider) = Self::provider_of(cache, sender)? else {
+            return Ok(Err(
+                Refusal::NotAProvider.because("this account has no provider")
+            ));
+        };
+        cache.require(commits.iter().map(|c| unit_key(c.job, c.unit)))?;
+        for commit in commits {
+            let Some(mut unit) = Self::unit(cache, commit.job, commit.unit)? else {
+                return Ok(Err(Refusal::UnknownReplica.because(format!(
+                    "job {} unit {} has no assignments",
+                    commit.job, commit.unit
+                ))));
+            };
+            let Some(replica) = unit.replicas.iter_mut().find(|r| r.index == commit.replica) else {
+                return Ok(Err(Refusal::UnknownReplica.because(format!(
+                    "job {} unit {} has no replica {}",
+                    commit.job, commit.unit, commit.replica
+                ))));
+            };
+            if replica.provider != provider.id {
+                return Ok(Err(Refusal::NotYourReplica.because(format!(
+                    "replica {} of job {} unit {} is assigned to another provider",
+                    commit.replica, commit.job, commit.unit
+                ))));
+            }
+            if replica.status != ReplicaStatus::Assigned {
+                return Ok(Err(Refusal::CommitClosed.because(format!(
+                    "replica {} of job {} unit {} is {}, not awaiting a commitment",
+                    commit.replica,
+                    commit.job,
+                    commit.unit,
+                    replica.status.name()
+                ))));
+            }
+            replica.commitment = Some(commit.commitment);
+            replica.status = ReplicaStatus::Committed;
+            self.maybe_open_reveals(cache, &mut unit)?;
+            store(cache, unit_key(unit.job, unit.unit), &unit);
+        }
+        Ok(Ok(()))
+    }
+
+    /// Opens the reveal phase once every open replica committed and none is still sought.
+    fn maybe_open_reveals(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+    ) -> Result<(), Missing> {
+        if unit.reveal_deadline.is_some() || unit.state != UnitState::Running {
+            return Ok(());
+        }
+        if unit
+            .replicas
+            .iter()
+            .any(|r| r.status == ReplicaStatus::Assigned)
+        {
+            return Ok(());
+        }
+        let job: Job = load(cache, &Tag::Job.key_u64(unit.job), "job")?
+            .unwrap_or_else(|| panic!("unit of missing job {}", unit.job));
+        if job.waiting.iter().any(|w| w.unit == unit.unit) {
+            return Ok(());
+        }
+        if !unit
+            .replicas
+            .iter()
+            .any(|r| r.status == ReplicaStatus::Committed)
+        {
+            return Ok(());
+        }
+        let deadline = self.env.height + self.params.reveal_window;
+        unit.reveal_deadline = Some(deadline);
+        self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)
+    }
+
+    fn add_deadline(
+        &mut self,
+        cache: &mut StateCache,
+        height: u64,
+        job: u64,
+        unit: u32,
+        replica: u32,
+    ) -> Result<(), Missing> {
+        let key = Tag::Deadline.key_u64(height);
+        let mut list: DeadlineList = load(cache, &key, "deadlines")?.unwrap_or_default();
+        list.0.push((job, unit, replica));
+        store(cache, key, &list);
+        Ok(())
+    }
+
+    fn reveal_results(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        reveals: &[ResultReveal],
+    ) -> Verdict {
+        let Some(provider) = Self::provider_of(cache, sender)? else {
+            return Ok(Err(
+                Refusal::NotAProvider.because("this account has no provider")
+            ));
+        };
+        cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
+        for reveal in reveals {
+            let Some(mut unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                return Ok(Err(Refusal::UnknownReplica.because(format!(
+                    "job {} unit {} has no assignments",
+                    reveal.job, reveal.unit
+                ))));
+            };
+            let reveal_open = unit.reveal_deadline.is_some();
+            let Some(replica) = unit.replicas.iter_mut().find(|r| r.index == reveal.replica) else {
+                return Ok(Err(Refusal::UnknownReplica.because(format!(
+                    "job {} unit {} has no replica {}",
+                    reveal.job, reveal.unit, reveal.replica
+                ))));
+            };
+            if replica.provider != provider.id {
+                return Ok(Err(Refusal::NotYourReplica.because(format!(
+                    "replica {} of job {} unit {} is assigned to another provider",
+                    reveal.replica, reveal.job, reveal.unit
+                ))));
+            }
+            if replica.status != ReplicaStatus::Committed || !reveal_open {
+                return Ok(Err(Refusal::RevealNotOpen.because(format!(
+                    "replica {} of job {} unit {} cannot reveal now ({}; reveals open once every replica committed)",
+                    reveal.replica,
+                    reveal.job,
+                    reveal.unit,
+                    replica.status.name()
+                ))));
+            }
+            let expected = result_commitment(&reveal.digest, reveal.fuel, &reveal.salt, sender);
+            if replica.commitment != Some(expected) {
+                return Ok(Err(Refusal::CommitmentMismatch.because(format!(
+                    "the reveal for replica {} of job {} unit {} does not open its commitment",
+                    reveal.replica, reveal.job, reveal.unit
+                ))));
+            }
+            replica.reveal = Some((reveal.digest, reveal.fuel));
+            replica.status = ReplicaStatus::Revealed;
+            let all_revealed = !unit
+                .replicas
+                .iter()
+                .any(|r| matches!(r.status, ReplicaStatus::Assigned | ReplicaStatus::Committed));
+            self.evaluate(cache, &mut unit, all_revealed)?;
+            store(cache, unit_key(unit.job, unit.unit), &unit);
+        }
+        Ok(Ok(()))
+    }
+
+    /// Accepts, extends or fails a unit from its revealed results. `final_round` is set when no
+    /// more reveals can arrive for the current replicas.
+    fn evaluate(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+        final_round: bool,
+    ) -> Result<(), Missing> {
+        if unit.state != UnitState::Running {
+            return Ok(());
+        }
+        let mut job: Job = load(cache, &Tag::Job.key_u64(unit.job), "job")?
+            .unwrap_or_else(|| panic!("unit of missing job {}", unit.job));
+        let providers: Vec<u64> = unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed)
+            .map(|r| r.provider)
+            .collect();
+        cache.require(providers.iter().map(|p| Tag::Provider.key_u64(*p)))?;
+        // Group the revealed results; the groups are ordered by first appearance, so that the
+        // outcome does not depend on anything but the unit's own record.
+        let mut groups: Vec<((Hash32, u64), u32)> = Vec::new();
+        for replica in unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed)
+        {
+            let Some(result) = replica.reveal else {
+                continue;
+            };
+            let weight = self.weight(&Self::provider(cache, replica.provider)?);
+            match groups.iter_mut().find(|(r, _)| *r == result) {
+                Some((_, w)) => *w += weight,
+                None => groups.push((result, weight)),
+            }
+        }
+        let trust = u32::from(job.spec.trust);
+        let winner = groups.iter().find(|(_, w)| *w >= trust).map(|(r, _)| *r);
+        if let Some(result) = winner {
+            self.accept(cache, &mut job, unit, result)?;
+        } else if final_round {
+            // No agreement among the replicas there are: add one, or give up.
+            let used = unit.replicas.len() as u32;
+            let open_replicas = unit
+                .replicas
+                .iter()
+                .any(|r| matches!(r.status, ReplicaStatus::Assigned | ReplicaStatus::Committed));
+            if open_replicas {
+                return Ok(());
+            }
+            if used < job.max_replicas && job.state == JobState::Open {
+                self.seek_replica(&mut job, unit);
+            } else {
+                self.fail(cache, &mut job, unit)?;
+            }
+        }
+        self.maybe_close_job(cache, &mut job)?;
+        store(cache, Tag::Job.key_u64(job.id), &job);
+        Ok(())
+    }
+
+    /// Asks the next batch for one more replica of `unit`, excluding every provider that had
+    /// one.
+    fn seek_replica(&self, job: &mut Job, unit: &mut Unit) {
+        if unit.replicas.len() + 1 >= crate::compute::MAX_UNIT_REPLICAS {
+            return;
+        }
+        let next = unit.replicas.iter().map(|r| r.index + 1).max().unwrap_or(0);
+        let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
+        exclude.sort_unstable();
+        exclude.dedup();
+        exclude.truncate(exo_market::MAX_EXCLUDE_PER_UNIT);
+        unit.reveal_deadline = None;
+        match job.waiting.iter_mut().find(|w| w.unit == unit.unit) {
+            Some(w) => {
+                w.replicas.push(next);
+                w.exclude = exclude;
+            }
+            None => {
+                let at = job.waiting.partition_point(|w| w.unit < unit.unit);
+                job.waiting.insert(
+                    at,
+                    WaitingUnit {
+                        unit: unit.unit,
+                        replicas: vec![next],
+                        exclude,
+                    },
+                );
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+        result: (Hash32, u64),
+    ) -> Result<(), Missing> {
+        let (_, fuel) = result;
+        // Never bill past the fuel limit, whatever a replica claims.
+        let fuel = fuel.min(job.fuel_limit);
+        let developer = job.developer.clone();
+        let royalty = fuel_cost(fuel, job.royalty_per_unit).unwrap_or(Amount::ZERO);
+        let mut spent = Amount::ZERO;
+        for replica in unit.replicas.iter_mut() {
+            if !replica.status.is_open() {
+                continue;
+            }
+            let mut provider = Self::provider(cache, replica.provider)?;
+            if replica.reveal == Some(result) {
+                let pay = fuel_cost(fuel, replica.price_per_unit).unwrap_or(Amount::ZERO);
+                let fee = bps(pay, self.params.protocol_fee_bps);
+                Self::credit(cache, &provider.owner, pay)?;
+                Self::credit(cache, &self.env.proposer.clone(), fee)?;
+                spent = spent
+                    .checked_add(pay)
+                    .and_then(|s| s.checked_add(fee))
+                    .unwrap_or(spent);
+                job.accounts.fees = job
+                    .accounts
+                    .fees
+                    .checked_add(fee)
+                    .unwrap_or(job.accounts.fees);
+                let paid = &mut job.accounts.paid;
+                match paid.iter().position(|(p, _)| *p == provider.id) {
+                    Some(i) => paid[i].1 = paid[i].1.checked_add(pay).unwrap_or(paid[i].1),
+                    None if paid.len() < crate::compute::MAX_PAID_PROVIDERS => {
+                        paid.push((provider.id, pay))
+                    }
+                    // Beyond the listed providers the payment still happens; only the
+                    // per-provider breakdown is capped.
+                    None => {}
+                }
+                replica.status = ReplicaStatus::Agreed;
+                provider.valid += 1;
+                provider.reputation = (provider.reputation + REPUTATION_VALID).min(REPUTATION_MAX);
+            } else if replica.status == ReplicaStatus::Revealed {
+                replica.status = ReplicaStatus::Disagreed;
+                self.punish(&mut provider, self.params.slash_wrong_bps, REPUTATION_WRONG);
+                provider.invalid += 1;
+            } else {
+                // Still running when the verdict came: released, unpaid, unpunished.
+                replica.status = ReplicaStatus::Cancelled;
+            }
+            provider.active = provider.active.saturating_sub(1);
+            self.release_slot(cache, replica.offer)?;
+            store(cache, Tag::Provider.key_u64(provider.id), &provider);
+        }
+        if royalty > Amount::ZERO {
+            Self::credit(cache, &developer, royalty)?;
+        }
+        spent = spent.checked_add(royalty).unwrap_or(spent);
+        job.accounts.royalties = job
+            .accounts
+            .royalties
+            .checked_add(royalty)
+            .unwrap_or(job.accounts.royalties);
+        // The escrow covers the worst case, so it always covers what was spent.
+        job.accounts.held = job
+            .accounts
+            .held
+            .checked_sub(spent)
+            .unwrap_or_else(|| panic!("job {} spent more than its escrow", job.id));
+        unit.state = UnitState::Accepted;
+        unit.accepted = Some((result.0, fuel));
+        job.accepted += 1;
+        job.running.retain(|u| *u != unit.unit);
+        job.waiting.retain(|w| w.unit != unit.unit);
+        Ok(())
+    }
+
+    fn fail(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+    ) -> Result<(), Missing> {
+        for replica in unit.replicas.iter_mut() {
+            if replica.status == ReplicaStatus::Revealed {
+                // Nobody agreed with it either: no pay, no punishment without a verdict.
+                replica.status = ReplicaStatus::Disagreed;
+                let mut provider = Self::provider(cache, replica.provider)?;
+                provider.active = provider.active.saturating_sub(1);
+                self.release_slot(cache, replica.offer)?;
+                store(cache, Tag::Provider.key_u64(provider.id), &provider);
+            }
+        }
+        unit.state = UnitState::Failed;
+        job.failed += 1;
+        job.running.retain(|u| *u != unit.unit);
+        job.waiting.retain(|w| w.unit != unit.unit);
+        Ok(())
+    }
+
+    /// Burns part of a provider's bond and lowers its reputation. Burnt tokens leave the supply.
+    fn punish(&mut self, provider: &mut Provider, slash_bps: u32, reputation: u32) {
+        let slash = bps(provider.bond, slash_bps);
+        provider.bond = provider.bond.checked_sub(slash).unwrap_or(Amount::ZERO);
+        self.meta.supply = self
+            .meta
+            .supply
+            .checked_sub(slash)
+            .unwrap_or(self.meta.supply);
+        self.meta.slashed = self
+            .meta
+            .slashed
+            .checked_add(slash)
+            .unwrap_or(self.meta.slashed);
+        provider.reputation = provider.reputation.saturating_sub(reputation);
+    }
+
+    /// Gives a finished replica's slot back to its offer, if the offer is still on the book.
+    fn release_slot(&mut self, cache: &mut StateCache, offer: u64) -> Result<(), Missing> {
+        let key = Tag::Offer.key_u64(offer);
+        if let Some(mut record) = load::<OfferRecord>(cache, &key, "offer")? {
+            record.offer.slots = record
+                .offer
+                .slots
+                .saturating_add(1)
+                .min(exo_market::MAX_SLOTS_PER_OFFER);
+            store(cache, key, &record);
+        }
+        Ok(())
+    }
+
+    /// End of block: deadlines, then the batch match.
+    pub fn end_block(&mut self, cache: &mut StateCache) -> Result<(), Missing> {
+        self.process_deadlines(cache)?;
+        self.match_book(cache)
+    }
+
+    fn process_deadlines(&mut self, cache: &mut StateCache) -> Result<(), Missing> {
+        let key = Tag::Deadline.key_u64(self.env.height);
+        let Some(list) = load::<DeadlineList>(cache, &key, "deadlines")? else {
+            return Ok(());
+        };
+        cache.require(list.0.iter().map(|(j, u, _)| unit_key(*j, *u)))?;
+        cache.require(list.0.iter().map(|(j, _, _)| Tag::Job.key_u64(*j)))?;
+        for (job_id, unit_index, replica_index) in list.0 {
+            let Some(mut unit) = Self::unit(cache, job_id, unit_index)? else {
+                continue;
+            };
+            if unit.state != UnitState::Running {
+                continue;
+            }
+            let mut no_shows = Vec::new();
+            if replica_index == REVEAL_DEADLINE {
+                if unit.reveal_deadline != Some(self.env.height) {
+                    continue;
+                }
+                for replica in unit.replicas.iter_mut() {
+                    if replica.status == ReplicaStatus::Committed {
+                        replica.status = ReplicaStatus::NoShow;
+                        no_shows.push((replica.provider, replica.offer));
+                    }
+                }
+            } else if let Some(replica) =
+                unit.replicas.iter_mut().find(|r| r.index == replica_index)
+                && replica.status == ReplicaStatus::Assigned
+                && replica.commit_deadline == self.env.height
+            {
+                replica.status = ReplicaStatus::NoShow;
+                no_shows.push((replica.provider, replica.offer));
+            }
+            if no_shows.is_empty() {
+                continue;
+            }
+            cache.require(no_shows.iter().map(|(p, _)| Tag::Provider.key_u64(*p)))?;
+            for (provider_id, offer) in &no_shows {
+                let mut provider = Self::provider(cache, *provider_id)?;
+                self.punish(
+                    &mut provider,
+                    self.params.slash_no_show_bps,
+                    REPUTATION_NO_SHOW,
+                );
+                provider.missed += 1;
+                provider.active = provider.active.saturating_sub(1);
+                store(cache, Tag::Provider.key_u64(provider.id), &provider);
+                self.release_slot(cache, *offer)?;
+            }
+            let mut job: Job = load(cache, &Tag::Job.key_u64(job_id), "job")?
+                .unwrap_or_else(|| panic!("unit of missing job {job_id}"));
+            if replica_index == REVEAL_DEADLINE {
+                // Judge what was revealed; without agreement a new replica is sought.
+                store(cache, Tag::Job.key_u64(job_id), &job);
+                self.evaluate(cache, &mut unit, true)?;
+            } else {
+                // Replace each no-show with a replica from someone else.
+                for _ in &no_shows {
+                    if (unit.replicas.len() as u32) < job.max_replicas + 2
+                        && job.state == JobState::Open
+                    {
+                        self.seek_replica(&mut job, &mut unit);
+                    }
+                }
+                if !job.waiting.iter().any(|w| w.unit == unit.unit)
+                    && !unit.replicas.iter().any(|r| r.status.is_open())
+                {
+                    self.fail(cache, &mut job, &mut unit)?;
+                }
+                self.maybe_open_reveals_with(cache, &mut unit, &job)?;
+                self.maybe_close_job(cache, &mut job)?;
+                store(cache, Tag::Job.key_u64(job_id), &job);
+            }
+            store(cache, unit_key(job_id, unit_index), &unit);
+        }
+        cache.put(key, None);
+        Ok(())
+    }
+
+    fn maybe_open_reveals_with(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+        job: &Job,
+    ) -> Result<(), Missing> {
+        if unit.reveal_deadline.is_some()
+            || unit.state != UnitState::Running
+            || job.waiting.iter().any(|w| w.unit == unit.unit)
+            || unit
+                .replicas
+                .iter()
+                .any(|r| r.status == ReplicaStatus::Assigned)
+            || !unit
+                .replicas
+                .iter()
+                .any(|r| r.status == ReplicaStatus::Committed)
+        {
+            return Ok(());
+        }
+        let deadline = self.env.height + self.params.reveal_window;
+        unit.reveal_deadline = Some(deadline);
+        self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)
+    }
+
+    /// The batch match of every open job's waiting units against the book.
+    fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Missing> {
+        let open = Self::id_list(cache, open_jobs_key())?;
+        let mut book = Self::id_list(cache, book_key())?;
+        cache.require(
+            open.0
+                .iter()
+                .map(|id| Tag::Job.key_u64(*id))
+                .chain(book.0.iter().map(|id| Tag::Offer.key_u64(*id))),
+        )?;
+        let mut jobs: Vec<Job> = Vec::new();
+        for id in &open.0 {
+            let job: Job = load(cache, &Tag::Job.key_u64(*id), "job")?
+                .unwrap_or_else(|| panic!("open job {id} missing"));
+            if job.state == JobState::Open && !job.waiting.is_empty() {
+                jobs.push(job);
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut offers: Vec<Offer> = Vec::with_capacity(book.0.len());
+        for id in &book.0 {
+            let record: OfferRecord = load(cache, &Tag::Offer.key_u64(*id), "offer")?
+                .unwrap_or_else(|| panic!("offer {id} on the book but missing"));
+            offers.push(record.offer);
+        }
+        offers.sort_by_key(|o| o.id);
+        let demands: Vec<Demand> = jobs
+            .iter()
+            .map(|job| Demand {
+                job: JobId(job.id),
+                requirements: job.spec.requirements.clone(),
+                max_price_per_unit: job.spec.max_price_per_unit.0,
+                submitted_height: job.submitted_height,
+                units: job
+                    .waiting
+                    .iter()
+                    .map(|w| UnitDemand {
+                        unit: w.unit,
+                        replicas: w.replicas.clone(),
+                        exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
+            Ok(outcome) => outcome,
+            // Orders are validated on the way in, so this is a ledger bug: stop loudly.
+            Err(err) => panic!("the batch matcher refused the book: {err}"),
+        };
+        // Offers that expired leave the book.
+        if !outcome.expired.is_empty() {
+            book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
+            for id in &outcome.expired {
+                cache.put(Tag::Offer.key_u64(id.0), None);
+            }
+            store(cache, book_key(), &book);
+        }
+        for fill in &outcome.fills {
+            let key = Tag::Offer.key_u64(fill.offer.0);
+            if let Some(mut record) = load::<OfferRecord>(cache, &key, "offer")? {
+                record.offer.slots = fill.remaining_slots;
+                store(cache, key, &record);
+            }
+        }
+        // Load what the assignments touch, then write them.
+        cache.require(outcome.assignments.iter().flat_map(|a| {
+            [
+                unit_key(a.job.0, a.unit),
+                Tag::Provider.key_u64(a.provider.0),
+            ]
+        }))?;
+        let mut extra: Vec<(u64, u32, u32)> = Vec::new();
+        for assignment in &outcome.assignments {
+            let Some(job) = jobs.iter_mut().find(|j| j.id == assignment.job.0) else {
+                continue;
+            };
+            let mut provider = Self::provider(cache, assignment.provider.0)?;
+            provider.active += 1;
+            let weight = self.weight(&provider);
+            store(cache, Tag::Provider.key_u64(provider.id), &provider);
+            let mut unit = Self::unit(cache, job.id, assignment.unit)?.unwrap_or(Unit {
+                job: job.id,
+                unit: assignment.unit,
+                state: UnitState::Running,
+                replicas: Vec::new(),
+                reveal_deadline: None,
+                accepted: None,
+            });
+            let first = unit.replicas.is_empty();
+            let commit_deadline = self.env.height + self.params.commit_window;
+            unit.replicas.push(Replica {
+                index: assignment.replica,
+                provider: provider.id,
+                offer: assignment.offer.0,
+                price_per_unit: Amount(assignment.price_per_unit),
+                assigned_height: self.env.height,
+                commit_deadline,
+                commitment: None,
+                reveal: None,
+                status: ReplicaStatus::Assigned,
+            });
+            self.add_deadline(
+                cache,
+                commit_deadline,
+                job.id,
+                assignment.unit,
+                assignment.replica,
+            )?;
+            if let Some(w) = job.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
+                w.replicas.retain(|r| *r != assignment.replica);
+                if !w.exclude.contains(&provider.id) {
+                    let at = w.exclude.partition_point(|p| *p < provider.id);
+                    w.exclude.insert(at, provider.id);
+                }
+            }
+            job.waiting.retain(|w| !w.replicas.is_empty());
+            if let Err(at) = job.running.binary_search(&assignment.unit) {
+                job.running.insert(at, assignment.unit);
+            }
+            // The first replica decides how many more the unit needs: enough weight to reach
+            // the trust level, or, when one provider is trusted enough, a hidden audit by
+            // chance.
+            if first {
+                let trust = u32::from(job.spec.trust);
+                let more = if weight >= trust {
+                    u32::from(self.draw_audit(job.id, assignment.unit))
+                } else {
+                    trust - weight
+                };
+                for k in 0..more {
+                    extra.push((job.id, assignment.unit, assignment.replica + 1 + k));
+                }
+            }
+            store(cache, unit_key(job.id, assignment.unit), &unit);
+        }
+        for (job_id, unit_index, replica) in extra {
+            let Some(job) = jobs.iter_mut().find(|j| j.id == job_id) else {
+                continue;
+            };
+            let unit = Self::unit(cache, job_id, unit_index)?;
+            let mut exclude: Vec<u64> = unit
+                .map(|u| u.replicas.iter().map(|r| r.provider).collect())
+                .unwrap_or_default();
+            exclude.sort_unstable();
+            exclude.dedup();
+            match job.waiting.iter_mut().find(|w| w.unit == unit_index) {
+                Some(w) => w.replicas.push(replica),
+                None => {
+                    let at = job.waiting.partition_point(|w| w.unit < unit_index);
+                    job.waiting.insert(
+                        at,
+                        WaitingUnit {
+                            unit: unit_index,
+                            replicas: vec![replica],
+                            exclude,
+                        },
+                    );
+                }
+            }
+        }
+        // Explanations: one sentence per job, from its first unmatched slot.
+        for job in jobs.iter_mut() {
+            job.wait_reason = outcome
+                .unmatched
+                .iter()
+                .find(|u| u.job.0 == job.id)
+                .map(|u| u.reason.to_string());
+            store(cache, Tag::Job.key_u64(job.id), job);
+        }
+        Ok(())
+    }
+
+    /// Whether a unit trusted to one provider also gets a hidden audit replica. Drawn from the
+    /// block seed, which nobody knows before the block, so a provider cannot tell whether its
+    /// unit will be audited when it computes it.
+    fn draw_audit(&self, job: u64, unit: u32) -> bool {
+        let mut bytes = Vec::with_capacity(32 + 12 + 5);
+        bytes.extend_from_slice(b"audit");
+        bytes.extend_from_slice(&self.env.seed);
+        bytes.extend_from_slice(&job.to_be_bytes());
+        bytes.extend_from_slice(&unit.to_be_bytes());
+        let h = hash32(&bytes);
+        let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
+        draw < self.params.audit_ppm
+    }
+}
+
+fn hex_short(hash: &Hash32) -> String {
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
