@@ -3,7 +3,7 @@
 //!
 //! Modes (first argument): `escape` (read and write outside `/in` and `/out`, open a socket),
 //! `sleep <ms>` (block in `poll_oneoff`), `spin` (loop forever), `membomb` (allocate without end),
-//! `stdout <bytes>` (flood stdout), `write <bytes>` (write a large file to `/out`), `time` (print
+//! `stdout <bytes>` (flood stdout), `write <bytes>` (write a large file to `/out`), `fill` (write to `/out` without end), `time` (print
 //! clocks and random bytes, which must be fixed per unit).
 
 use std::io::Write;
@@ -96,6 +96,18 @@ fn main() {
                 std::process::exit(3);
             }
         }
+        Some("fill") => {
+            // Many small writes that never end: only the sandbox's watch on /out stops them.
+            let chunk = vec![7u8; 64 << 10];
+            let Ok(mut f) = std::fs::File::create("/out/fill.bin") else {
+                std::process::exit(3)
+            };
+            loop {
+                if f.write_all(&chunk).is_err() {
+                    std::process::exit(3);
+                }
+            }
+        }
         Some("time") => {
             let wall = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -112,7 +124,7 @@ fn main() {
         }
         _ => exo_guest::fail(
             64,
-            "usage: probe escape|sleep|spin|membomb|stdout|write|time",
+            "usage: probe escape|sleep|spin|membomb|stdout|write|fill|time",
         ),
     }
 }
