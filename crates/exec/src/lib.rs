@@ -27,6 +27,7 @@ mod error;
 mod host;
 mod outputs;
 mod sandbox;
+mod scratch;
 mod spec;
 
 pub use cache::CacheStats;

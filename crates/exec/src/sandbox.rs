@@ -6,6 +6,7 @@ use crate::cache::{CacheStats, Compiled, ModuleCache, Source};
 use crate::error::ExecError;
 use crate::host::{self, FixedMono, FixedWall, Limiter, OutWatch, SeededRandom, State};
 use crate::outputs::{self, Collected};
+use crate::scratch::{ScratchPool, Slot};
 use crate::spec::{
     ModuleHash, ModuleSource, Outcome, OutputStream, TrapCode, UnitResult, UnitSpec,
 };
@@ -13,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig, Store,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, OptLevel,
+    PoolingAllocationConfig, Store, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -29,8 +30,10 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 pub struct SandboxConfig {
     /// Where compiled modules are kept across restarts.
     pub cache_dir: PathBuf,
-    /// Where each run's private `/in` and `/out` are created (and removed afterwards). Defaults to
-    /// the system temporary directory.
+    /// Where the sandbox's private directory of per-run `/in` and `/out` slots is created
+    /// (removed when the sandbox is dropped). Defaults to the system temporary directory; a
+    /// size-limited tmpfs is best: directory operations are fast there and the kernel bounds
+    /// what a guest can write between two checks of `/out`.
     pub scratch_dir: Option<PathBuf>,
     /// How many units may run at once: the pool's instance and memory slots.
     pub max_concurrent_units: u32,
@@ -68,7 +71,7 @@ pub struct Sandbox {
     linker: Linker<State>,
     cache: ModuleCache,
     config: SandboxConfig,
-    scratch: PathBuf,
+    scratch: ScratchPool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -128,12 +131,11 @@ impl Sandbox {
         host::add_shadows(&mut linker).map_err(engine_err)?;
 
         let cache = ModuleCache::open(&config.cache_dir, &engine)?;
-        let scratch = config
+        let scratch_parent = config
             .scratch_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        std::fs::create_dir_all(&scratch)
-            .map_err(|e| ExecError::io("create scratch dir", &scratch, e))?;
+        let scratch = ScratchPool::new(&scratch_parent)?;
         spawn_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))?;
         Ok(Sandbox {
             engine,
@@ -242,16 +244,23 @@ impl Sandbox {
             }
         };
         let started = Instant::now();
-        let scratch = tempfile::Builder::new()
-            .prefix("exo-unit-")
-            .tempdir_in(&self.scratch)
-            .map_err(|e| ExecError::io("create unit dir", &self.scratch, e))?;
-        let in_dir = scratch.path().join("in");
-        let out_dir = scratch.path().join("out");
-        for d in [&in_dir, &out_dir] {
-            std::fs::create_dir(d).map_err(|e| ExecError::io("create unit dir", d, e))?;
-        }
-        outputs::stage_inputs(&in_dir, &spec.inputs, self.config.max_input_bytes)?;
+        let slot = self.scratch.take()?;
+        let result = self.execute_in(spec, hash, pre, cache_hit, started, &slot);
+        self.scratch.give_back(slot);
+        result
+    }
+
+    fn execute_in(
+        &self,
+        spec: &UnitSpec<'_>,
+        hash: ModuleHash,
+        pre: &InstancePre<State>,
+        cache_hit: bool,
+        started: Instant,
+        slot: &Slot,
+    ) -> Result<UnitResult, ExecError> {
+        let (in_dir, out_dir) = (&slot.in_dir, &slot.out_dir);
+        outputs::stage_inputs(in_dir, &spec.inputs, self.config.max_input_bytes)?;
 
         // One byte more than allowed: the pipe filling up is how an overflow is seen.
         let stdio_cap = spec.max_stdio_bytes as usize + 1;
@@ -273,9 +282,9 @@ impl Sandbox {
             .secure_random(SeededRandom::new(spec.seed, spec.unit_index, "secure"))
             .insecure_random(SeededRandom::new(spec.seed, spec.unit_index, "insecure"))
             .insecure_random_seed(u128::from(spec.seed) << 64 | u128::from(spec.unit_index));
-        b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
+        b.preopened_dir(in_dir, "/in", FsPerms::ReadOnly)
             .map_err(|e| ExecError::Engine(format!("preopen /in: {e:#}")))?;
-        b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
+        b.preopened_dir(out_dir, "/out", FsPerms::ReadWrite)
             .map_err(|e| ExecError::Engine(format!("preopen /out: {e:#}")))?;
         let state = State {
             wasi: b.build_p1(),
@@ -355,7 +364,7 @@ impl Sandbox {
 
         let (mut files, mut dirs) = (Vec::new(), Vec::new());
         if outcome.keeps_outputs() {
-            match outputs::collect(&out_dir, spec.max_output_bytes)? {
+            match outputs::collect(out_dir, spec.max_output_bytes)? {
                 Collected::Ok { files: f, dirs: d } => {
                     files = f;
                     dirs = d;
@@ -368,7 +377,6 @@ impl Sandbox {
         let digest_stdout: &[u8] = if keeps { &stdout_bytes } else { &[] };
         let digest = crate::digest::result_digest(&outcome, digest_stdout, &files, &dirs);
         let wall_time_us = started.elapsed().as_micros() as u64;
-        drop(scratch);
         Ok(UnitResult {
             outcome,
             digest,
