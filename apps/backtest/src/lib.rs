@@ -301,6 +301,7 @@ pub fn rank(rows: &mut [Row]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -174,6 +174,7 @@ fn normal_pair(rng: &mut Rng) -> (f64, f64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

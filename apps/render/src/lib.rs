@@ -95,7 +95,7 @@ impl TileParams {
 pub fn render_tile(scene: &Scene, p: &TileParams) -> Vec<u8> {
     let camera = scene.camera_for(p.width, p.height, p.frame);
     let mut out = Vec::with_capacity(p.tile_w as usize * p.tile_h as usize * 3);
-    let frame_seed = exo_guest::splitmix64(&mut (p.frame as u64 ^ 0x5EED_0F_F4A3E));
+    let frame_seed = exo_guest::splitmix64(&mut (p.frame as u64 ^ 0x05EE_D0FF_4A3E));
     for y in p.tile_y..p.tile_y + p.tile_h {
         for x in p.tile_x..p.tile_x + p.tile_w {
             let pixel = y as u64 * p.width as u64 + x as u64;
@@ -122,6 +122,7 @@ fn to_u8(linear: f64) -> u8 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

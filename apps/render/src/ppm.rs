@@ -44,6 +44,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u32, u32, &[u8]), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn round_trip() {

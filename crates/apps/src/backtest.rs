@@ -50,6 +50,7 @@ pub fn rank(outputs: &[&[u8]]) -> Result<Vec<Row>, CombineError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -33,9 +33,12 @@ pub(crate) struct Compiled {
     pub pre: Result<InstancePre<State>, String>,
 }
 
+/// Compiled modules by hash, and their insertion order for eviction.
+type MemoryCache = (BTreeMap<ModuleHash, Arc<Compiled>>, Vec<ModuleHash>);
+
 pub(crate) struct ModuleCache {
     dir: PathBuf,
-    memory: Mutex<(BTreeMap<ModuleHash, Arc<Compiled>>, Vec<ModuleHash>)>,
+    memory: Mutex<MemoryCache>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     compiles: AtomicU64,

@@ -59,6 +59,7 @@ fn put_str(h: &mut blake3::Hasher, s: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

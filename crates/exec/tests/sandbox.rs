@@ -1,6 +1,8 @@
 //! Sandbox behaviour against hostile and honest guests: WAT modules written inline and the Rust
 //! task apps' wasm. Workloads are small on purpose.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 use exo_exec::{
     ExecError, ModuleSource, Outcome, OutputStream, Sandbox, SandboxConfig, TrapCode, UnitSpec,
 };

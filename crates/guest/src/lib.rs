@@ -119,6 +119,7 @@ pub fn fail(code: i32, msg: &str) -> ! {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
