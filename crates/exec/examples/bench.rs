@@ -38,6 +38,12 @@ fn main() -> anyhow::Result<()> {
             k.same_output_without_canon,
         );
     }
+    for k in &b.kernels {
+        println!(
+            "{}: fuel with canonicalisation {}, without {:?}",
+            k.name, k.fuel, k.fuel_without_canon
+        );
+    }
     println!(
         "slowdown (worst kernel, fuel + epochs + NaN canonicalisation): {:.2}x",
         b.slowdown

@@ -74,6 +74,9 @@ pub struct KernelBench {
     /// Whether the run without canonicalisation produced the same output (a NaN-free kernel
     /// should).
     pub same_output_without_canon: Option<bool>,
+    /// Fuel without canonicalisation: fuel counts wasm operators, not machine instructions, so
+    /// it must equal `fuel`.
+    pub fuel_without_canon: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -225,12 +228,12 @@ pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
     for k in kernels(cfg)? {
         let (native_us, native_out) = best_native(&k, cfg.repeats);
         let (wasm_us, fuel, wasm_out) = best_wasm(&sb, &k, cfg.repeats)?;
-        let (wasm_no_canon_us, same_output_without_canon) = match &raw {
+        let (wasm_no_canon_us, same_output_without_canon, fuel_without_canon) = match &raw {
             Some(r) => {
-                let (us, _, out) = best_wasm(r, &k, cfg.repeats)?;
-                (Some(us), Some(out == wasm_out))
+                let (us, fuel, out) = best_wasm(r, &k, cfg.repeats)?;
+                (Some(us), Some(out == wasm_out), Some(fuel))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         figures.push(KernelBench {
             name: k.name,
@@ -241,6 +244,7 @@ pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
             fuel,
             same_output_as_native: native_out == wasm_out,
             same_output_without_canon,
+            fuel_without_canon,
         });
     }
 

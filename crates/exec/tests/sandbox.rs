@@ -506,5 +506,6 @@ fn bench_runs_on_small_sizes() {
         assert!(k.fuel > 0, "{k:?}");
         // Neither kernel looks at NaN bits, so canonicalisation must not change its output.
         assert_eq!(k.same_output_without_canon, Some(true), "{k:?}");
+        assert_eq!(k.fuel_without_canon, Some(k.fuel), "{k:?}");
     }
 }
