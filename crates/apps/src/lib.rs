@@ -1,0 +1,51 @@
+//! `exo-apps`: the example task apps, compiled to `wasm32-wasip1` and embedded, with the
+//! requester-side helpers that split a job into units and combine the units' outputs.
+//!
+//! - `render`: [`RENDER_WASM`]; [`render::plan_tiles`] splits a frame, [`render::assemble_png`]
+//!   turns the tiles' `tile.ppm` outputs into a PNG.
+//! - `backtest`: [`BACKTEST_WASM`]; [`backtest::split_grid`] spreads a parameter grid over units,
+//!   [`backtest::rank`] merges and ranks their `results.csv` outputs.
+//! - `montecarlo`: [`MONTECARLO_WASM`]; [`montecarlo::merge`] reduces the units' `sums.txt`
+//!   exactly.
+//! - `hello` and `probe`: a minimal app and a hostile one, for benchmarks and sandbox tests.
+//!
+//! The wasm is built by `build.rs` with a separate cargo invocation. This crate never runs a
+//! module: that is `exo-exec`'s job. It must stay free of I/O so that every helper is a pure
+//! function of its inputs.
+
+include!(concat!(env!("OUT_DIR"), "/wasm.rs"));
+
+/// The Stanford bunny (public domain), the `render` demo's mesh; pass it as input `scene.obj`.
+pub const BUNNY_OBJ: &str = include_str!("../../../apps/data/bunny.obj");
+/// Daily S&P 500 bars 2000–2020 (`date,open,high,low,close,adjclose,volume`); pass it as input
+/// `prices.csv` to `backtest`.
+pub const SP500_CSV: &str = include_str!("../../../apps/data/sp500-daily-2000-2020.csv");
+
+pub mod backtest;
+pub mod montecarlo;
+pub mod render;
+
+/// Why a unit's output could not be combined.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CombineError {
+    #[error("unit {unit}: {reason}")]
+    BadOutput { unit: usize, reason: String },
+    #[error("tile {unit} ({x},{y} {w}x{h}) does not fit the {width}x{height} frame")]
+    TileOutOfFrame {
+        unit: usize,
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        width: u32,
+        height: u32,
+    },
+    #[error("pixel ({x},{y}) is covered by more than one tile")]
+    Overlap { x: u32, y: u32 },
+    #[error("{missing} pixels are covered by no tile")]
+    Missing { missing: u64 },
+    #[error("bad plan: {0}")]
+    BadPlan(String),
+    #[error("PNG encoding failed: {0}")]
+    Png(String),
+}

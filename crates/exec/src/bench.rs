@@ -1,0 +1,279 @@
+//! `exo bench`: how much slower the sandbox runs real kernels than native code on this machine,
+//! and how long a tiny unit takes end to end.
+//!
+//! The same Rust kernels (the `render` path tracer and the `backtest` grid) are called natively
+//! as library functions and run as the embedded `wasm32-wasip1` apps, both doing the whole job
+//! (parse the input, compute, encode the output). Each figure is the best of `repeats` runs.
+
+use crate::error::ExecError;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::spec::{Outcome, UnitSpec};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Compile cache (a subdirectory per engine configuration is used).
+    pub cache_dir: PathBuf,
+    pub repeats: u32,
+    /// Render: frame width and height (the whole frame is one tile) and samples per pixel.
+    pub render_size: (u32, u32),
+    pub render_samples: u32,
+    /// Backtest grid: (fast lo, hi, step), (slow lo, hi, step).
+    pub backtest_fast: (u32, u32, u32),
+    pub backtest_slow: (u32, u32, u32),
+    /// Runs of the tiny module for the latency figure.
+    pub tiny_runs: u32,
+    /// Also run the wasm kernels without NaN canonicalisation, to measure its cost.
+    pub compare_nan_canonicalization: bool,
+}
+
+impl BenchConfig {
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        BenchConfig {
+            cache_dir: cache_dir.into(),
+            repeats: 3,
+            render_size: (96, 72),
+            render_samples: 8,
+            backtest_fast: (2, 60, 1),
+            backtest_slow: (10, 250, 5),
+            tiny_runs: 200,
+            compare_nan_canonicalization: true,
+        }
+    }
+
+    /// Small sizes for tests.
+    pub fn quick(cache_dir: impl Into<PathBuf>) -> Self {
+        BenchConfig {
+            repeats: 1,
+            render_size: (16, 12),
+            render_samples: 1,
+            backtest_fast: (5, 10, 5),
+            backtest_slow: (20, 40, 20),
+            tiny_runs: 5,
+            ..BenchConfig::new(cache_dir)
+        }
+    }
+}
+
+/// One kernel's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelBench {
+    pub name: &'static str,
+    pub native_us: u64,
+    /// In the sandbox as configured for the network: fuel, epochs, NaN canonicalisation.
+    pub wasm_us: u64,
+    /// The same without NaN canonicalisation, if measured.
+    pub wasm_no_canon_us: Option<u64>,
+    /// `wasm_us / native_us`.
+    pub slowdown: f64,
+    pub fuel: u64,
+    /// Whether the wasm output equals the native one byte for byte (libm differences in
+    /// transcendental functions can legitimately change a few pixels).
+    pub same_output_as_native: bool,
+    /// Whether the run without canonicalisation produced the same output (a NaN-free kernel
+    /// should).
+    pub same_output_without_canon: Option<bool>,
+    /// Fuel without canonicalisation: fuel counts wasm operators, not machine instructions, so
+    /// it must equal `fuel`.
+    pub fuel_without_canon: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecBench {
+    /// The worst kernel's wasm/native ratio: what a provider's benchmark score should use.
+    pub slowdown: f64,
+    pub kernels: Vec<KernelBench>,
+    /// Mean end-to-end latency of running a tiny module (scratch dirs, WASI context, pooled
+    /// instantiation, `_start`, output collection), from a warm cache.
+    pub instantiate_us: f64,
+    /// The same for the `hello` app (a Rust program with std, writing one output file).
+    pub hello_us: f64,
+    /// First compile of the render module, and its load from the disk cache in a new sandbox.
+    pub compile_ms: f64,
+    pub cache_load_ms: f64,
+}
+
+struct Kernel {
+    name: &'static str,
+    wasm: &'static [u8],
+    args: Vec<String>,
+    input: (&'static str, &'static [u8]),
+    output: &'static str,
+    native: Box<dyn Fn() -> Vec<u8>>,
+}
+
+fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
+    let (w, h) = cfg.render_size;
+    let render_args: Vec<String> = [w, h, 0, 0, w, h, cfg.render_samples, 0]
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let params =
+        exo_app_render::TileParams::from_args(&render_args).map_err(ExecError::InvalidSpec)?;
+    let (f, s) = (cfg.backtest_fast, cfg.backtest_slow);
+    let bt_args: Vec<String> = [f.0, f.1, f.2, s.0, s.1, s.2, 5]
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let grid = exo_app_backtest::Grid::from_args(&bt_args).map_err(ExecError::InvalidSpec)?;
+    Ok(vec![
+        Kernel {
+            name: "render",
+            wasm: exo_apps::RENDER_WASM,
+            args: render_args,
+            input: ("scene.obj", exo_apps::BUNNY_OBJ.as_bytes()),
+            output: "tile.ppm",
+            native: Box::new(move || {
+                let mesh = exo_app_render::parse_obj(exo_apps::BUNNY_OBJ).ok();
+                let scene = exo_app_render::Scene::demo(mesh);
+                let px = exo_app_render::render_tile(&scene, &params);
+                exo_app_render::ppm::encode(params.tile_w, params.tile_h, &px)
+            }),
+        },
+        Kernel {
+            name: "backtest",
+            wasm: exo_apps::BACKTEST_WASM,
+            args: bt_args,
+            input: ("prices.csv", exo_apps::SP500_CSV.as_bytes()),
+            output: "results.csv",
+            native: Box::new(move || {
+                let bars = exo_app_backtest::parse_csv(exo_apps::SP500_CSV).unwrap_or_default();
+                exo_app_backtest::format_rows(&exo_app_backtest::run_grid(&bars, &grid))
+                    .into_bytes()
+            }),
+        },
+    ])
+}
+
+fn best_native(k: &Kernel, repeats: u32) -> (u64, Vec<u8>) {
+    let mut best = u64::MAX;
+    let mut out = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        out = std::hint::black_box((k.native)());
+        best = best.min(t.elapsed().as_micros() as u64);
+    }
+    (best, out)
+}
+
+fn best_wasm(sb: &Sandbox, k: &Kernel, repeats: u32) -> Result<(u64, u64, Vec<u8>), ExecError> {
+    let spec = UnitSpec::wasm(k.wasm)
+        .args(k.args.iter().cloned())
+        .input(k.input.0, k.input.1)
+        .fuel(u64::MAX / 4)
+        .timeout_ms(600_000);
+    // Warm the compile cache outside the timing.
+    sb.prepare(k.wasm)?;
+    let mut best = u64::MAX;
+    let mut fuel = 0;
+    let mut out = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let r = sb.run(&spec)?;
+        if r.outcome != Outcome::Ok {
+            return Err(ExecError::Engine(format!(
+                "bench kernel {} ended with {}",
+                k.name, r.outcome
+            )));
+        }
+        best = best.min(r.wall_time_us);
+        fuel = r.fuel_used;
+        out = r.output(k.output).unwrap_or_default().to_vec();
+    }
+    Ok((best, fuel, out))
+}
+
+fn sandbox(cfg: &BenchConfig, canon: bool, sub: &str) -> Result<Sandbox, ExecError> {
+    Sandbox::new(SandboxConfig {
+        nan_canonicalization: canon,
+        max_concurrent_units: 2,
+        ..SandboxConfig::new(cfg.cache_dir.join(sub))
+    })
+}
+
+/// `(module (memory (export "memory") 1) (func (export "_start")))`, assembled by hand so that
+/// the library needs no WAT parser (the sandbox accepts binary modules only).
+pub const TINY_WASM: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1 page
+    0x07, 0x13, 0x02, // exports: 2
+    0x06, b'm', b'e', b'm', b'o', b'r', b'y', 0x02, 0x00, // "memory" memory 0
+    0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // "_start" func 0
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+];
+
+/// Runs the benchmark. Takes a few seconds with [`BenchConfig::new`].
+pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
+    let sb = sandbox(cfg, true, "canon")?;
+    let raw = if cfg.compare_nan_canonicalization {
+        Some(sandbox(cfg, false, "no-canon")?)
+    } else {
+        None
+    };
+
+    // Compile and cache-load times, from a cache directory of their own.
+    let fresh = tempfile::tempdir_in(&cfg.cache_dir)
+        .map_err(|e| ExecError::io("bench tempdir", &cfg.cache_dir, e))?;
+    let t = Instant::now();
+    Sandbox::new(SandboxConfig::new(fresh.path()))?.prepare(exo_apps::RENDER_WASM)?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let again = Sandbox::new(SandboxConfig::new(fresh.path()))?;
+    let t = Instant::now();
+    again.prepare(exo_apps::RENDER_WASM)?;
+    let cache_load_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    let mut figures = Vec::new();
+    for k in kernels(cfg)? {
+        let (native_us, native_out) = best_native(&k, cfg.repeats);
+        let (wasm_us, fuel, wasm_out) = best_wasm(&sb, &k, cfg.repeats)?;
+        let (wasm_no_canon_us, same_output_without_canon, fuel_without_canon) = match &raw {
+            Some(r) => {
+                let (us, fuel, out) = best_wasm(r, &k, cfg.repeats)?;
+                (Some(us), Some(out == wasm_out), Some(fuel))
+            }
+            None => (None, None, None),
+        };
+        figures.push(KernelBench {
+            name: k.name,
+            native_us,
+            wasm_us,
+            wasm_no_canon_us,
+            slowdown: wasm_us as f64 / native_us.max(1) as f64,
+            fuel,
+            same_output_as_native: native_out == wasm_out,
+            same_output_without_canon,
+            fuel_without_canon,
+        });
+    }
+
+    let instantiate_us = mean_run_us(&sb, &UnitSpec::wasm(TINY_WASM), cfg.tiny_runs)?;
+    let hello_us = mean_run_us(&sb, &UnitSpec::wasm(exo_apps::HELLO_WASM), cfg.tiny_runs)?;
+
+    let slowdown = figures.iter().map(|k| k.slowdown).fold(0.0, f64::max);
+    Ok(ExecBench {
+        slowdown,
+        kernels: figures,
+        instantiate_us,
+        hello_us,
+        compile_ms,
+        cache_load_ms,
+    })
+}
+
+fn mean_run_us(sb: &Sandbox, spec: &UnitSpec<'_>, runs: u32) -> Result<f64, ExecError> {
+    sb.run(spec)?; // compile outside the timing
+    let runs = runs.max(1);
+    let t = Instant::now();
+    for _ in 0..runs {
+        let r = sb.run(spec)?;
+        if r.outcome != Outcome::Ok {
+            return Err(ExecError::Engine(format!(
+                "tiny module ended with {}",
+                r.outcome
+            )));
+        }
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e6 / runs as f64)
+}

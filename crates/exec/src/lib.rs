@@ -1,0 +1,42 @@
+//! `exo-exec`: the Exodus execution sandbox. It runs a requester's work unit — a WASI preview 1
+//! (`wasm32-wasip1`) command module — on a provider's machine and reports a typed outcome, the
+//! fuel it used and a digest of its results.
+//!
+//! Replicas of a unit run on different machines and are accepted only when their digests and
+//! fuel agree exactly, and providers are paid by fuel. So a run must be **deterministic** (NaN
+//! canonicalisation, no threads, no relaxed SIMD, fixed clocks, randomness seeded by the unit,
+//! sleeps that return at once), **metered** (fuel), and **bounded** (memory, wall time, output,
+//! stdout and stderr). The digest is BLAKE3 over the outcome, stdout and a canonical listing of
+//! `/out` (see [`digest`]).
+//!
+//! What this crate must never do:
+//! - give a guest the network, the host filesystem outside its own `/in` (read-only) and `/out`,
+//!   the host's clock or environment, or OS randomness;
+//! - follow a symlink or read anything but regular files when it collects `/out`;
+//! - panic, hang or grow without bound on any module, input or guest behaviour;
+//! - deserialize a compiled artifact it did not write itself (see [`cache`]).
+//!
+//! Entry points: [`Sandbox::new`] and [`Sandbox::run`]; [`cli::run_local`] for `exo exec run`;
+//! [`bench::run`] for `exo bench`.
+
+pub mod bench;
+pub mod cache;
+pub mod cli;
+pub mod digest;
+mod error;
+mod host;
+mod outputs;
+mod sandbox;
+mod scratch;
+mod spec;
+
+pub use cache::CacheStats;
+pub use error::ExecError;
+pub use sandbox::{Sandbox, SandboxConfig};
+pub use spec::{
+    Input, InputData, ModuleHash, ModuleSource, Outcome, OutputFile, OutputStream, TrapCode,
+    UnitResult, UnitSpec,
+};
+
+/// One compute unit, the market's fungible unit of work, is 10^9 fuel.
+pub const FUEL_PER_COMPUTE_UNIT: u64 = 1_000_000_000;
