@@ -548,3 +548,75 @@ impl Record for Counters {
         })
     }
 }
+
+/// Open replicas of one provider: (job, unit, replica).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkList(pub Vec<(u64, u32, u32)>);
+
+impl Record for WorkList {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |(j, u, r), out| {
+            j.write(out);
+            u.write(out);
+            r.write(out);
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, 1 << 16, |b| {
+            Ok((u64::read(b)?, u32::read(b)?, u32::read(b)?))
+        })?))
+    }
+}
+
+/// One assignment made by a block's batch match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentRecord {
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    pub provider: u64,
+    pub price_per_unit: Amount,
+    pub commit_deadline: u64,
+}
+
+/// The assignments of one block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssignmentList(pub Vec<AssignmentRecord>);
+
+impl Record for AssignmentList {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |a, out| {
+            a.job.write(out);
+            a.unit.write(out);
+            a.replica.write(out);
+            a.provider.write(out);
+            a.price_per_unit.write(out);
+            a.commit_deadline.write(out);
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, 1 << 20, |b| {
+            Ok(AssignmentRecord {
+                job: u64::read(b)?,
+                unit: u32::read(b)?,
+                replica: u32::read(b)?,
+                provider: u64::read(b)?,
+                price_per_unit: Amount::read(b)?,
+                commit_deadline: u64::read(b)?,
+            })
+        })?))
+    }
+}
+
+/// Module hashes of published apps, in publication order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppList(pub Vec<Hash32>);
+
+impl Record for AppList {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |h, out| h.write(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, 1 << 16, |b| Hash32::read(b))?))
+    }
+}

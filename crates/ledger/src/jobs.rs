@@ -23,10 +23,11 @@
 use crate::{
     Ledger, Missing, Rejection, StateCache,
     compute::{
-        App, Counters, DeadlineList, IdList, Job, JobAccounts, JobState, OfferRecord, Provider,
-        REVEAL_DEADLINE, Record, Replica, ReplicaStatus, Unit, UnitState, WaitingUnit,
+        App, AppList, AssignmentList, AssignmentRecord, Counters, DeadlineList, IdList, Job,
+        JobAccounts, JobState, OfferRecord, Provider, REVEAL_DEADLINE, Record, Replica,
+        ReplicaStatus, Unit, UnitState, WaitingUnit, WorkList,
     },
-    keys::{Key, Tag, book_key, counters_key, open_jobs_key, unit_key},
+    keys::{Key, Tag, apps_key, book_key, counters_key, open_jobs_key, unit_key},
     records::Refusal,
 };
 use exo_market::{Demand, FUEL_PER_UNIT, JobId, Offer, OfferId, ProviderId, Resources, UnitDemand};
@@ -34,6 +35,9 @@ use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, MAX_JOB_UNITS, MAX_TRUST, ResultCommit, ResultReveal,
     result_commitment,
 };
+
+/// Most published apps.
+pub const MAX_APPS: usize = 10_000;
 
 /// Highest reputation.
 pub const REPUTATION_MAX: u32 = 1_000;
@@ -410,6 +414,14 @@ impl Ledger {
                 Refusal::InvalidApp.because("royalty is over 1000 EXO per compute unit")
             ));
         }
+        let mut apps: AppList = load(cache, &apps_key(), "app list")?.unwrap_or_default();
+        if apps.0.len() >= MAX_APPS {
+            return Ok(Err(Refusal::InvalidApp.because(format!(
+                "the chain holds its maximum of {MAX_APPS} apps"
+            ))));
+        }
+        apps.0.push(*module_hash);
+        store(cache, apps_key(), &apps);
         store(
             cache,
             key,
@@ -901,7 +913,7 @@ impl Ledger {
                 replica.status = ReplicaStatus::Cancelled;
             }
             provider.active = provider.active.saturating_sub(1);
-            self.release_slot(cache, replica.offer)?;
+            self.release_slot(cache, unit.job, unit.unit, replica)?;
             store(cache, Tag::Provider.key_u64(provider.id), &provider);
         }
         if royalty > Amount::ZERO {
@@ -939,7 +951,7 @@ impl Ledger {
                 replica.status = ReplicaStatus::Disagreed;
                 let mut provider = Self::provider(cache, replica.provider)?;
                 provider.active = provider.active.saturating_sub(1);
-                self.release_slot(cache, replica.offer)?;
+                self.release_slot(cache, unit.job, unit.unit, replica)?;
                 store(cache, Tag::Provider.key_u64(provider.id), &provider);
             }
         }
@@ -967,9 +979,37 @@ impl Ledger {
         provider.reputation = provider.reputation.saturating_sub(reputation);
     }
 
+    /// Adds or removes an open replica on its provider's work list.
+    fn set_work(
+        cache: &mut StateCache,
+        provider: u64,
+        item: (u64, u32, u32),
+        open: bool,
+    ) -> Result<(), Missing> {
+        let key = Tag::Work.key_u64(provider);
+        let mut list: WorkList = load(cache, &key, "work list")?.unwrap_or_default();
+        list.0.retain(|w| *w != item);
+        if open {
+            list.0.push(item);
+        }
+        if list.0.is_empty() {
+            cache.put(key, None);
+        } else {
+            store(cache, key, &list);
+        }
+        Ok(())
+    }
+
     /// Gives a finished replica's slot back to its offer, if the offer is still on the book.
-    fn release_slot(&mut self, cache: &mut StateCache, offer: u64) -> Result<(), Missing> {
-        let key = Tag::Offer.key_u64(offer);
+    fn release_slot(
+        &mut self,
+        cache: &mut StateCache,
+        job: u64,
+        unit: u32,
+        replica: &Replica,
+    ) -> Result<(), Missing> {
+        Self::set_work(cache, replica.provider, (job, unit, replica.index), false)?;
+        let key = Tag::Offer.key_u64(replica.offer);
         if let Some(mut record) = load::<OfferRecord>(cache, &key, "offer")? {
             record.offer.slots = record
                 .offer
@@ -1009,7 +1049,7 @@ impl Ledger {
                 for replica in unit.replicas.iter_mut() {
                     if replica.status == ReplicaStatus::Committed {
                         replica.status = ReplicaStatus::NoShow;
-                        no_shows.push((replica.provider, replica.offer));
+                        no_shows.push(replica.clone());
                     }
                 }
             } else if let Some(replica) =
@@ -1018,14 +1058,14 @@ impl Ledger {
                 && replica.commit_deadline == self.env.height
             {
                 replica.status = ReplicaStatus::NoShow;
-                no_shows.push((replica.provider, replica.offer));
+                no_shows.push(replica.clone());
             }
             if no_shows.is_empty() {
                 continue;
             }
-            cache.require(no_shows.iter().map(|(p, _)| Tag::Provider.key_u64(*p)))?;
-            for (provider_id, offer) in &no_shows {
-                let mut provider = Self::provider(cache, *provider_id)?;
+            cache.require(no_shows.iter().map(|r| Tag::Provider.key_u64(r.provider)))?;
+            for replica in &no_shows {
+                let mut provider = Self::provider(cache, replica.provider)?;
                 self.punish(
                     &mut provider,
                     self.params.slash_no_show_bps,
@@ -1034,7 +1074,7 @@ impl Ledger {
                 provider.missed += 1;
                 provider.active = provider.active.saturating_sub(1);
                 store(cache, Tag::Provider.key_u64(provider.id), &provider);
-                self.release_slot(cache, *offer)?;
+                self.release_slot(cache, job_id, unit_index, replica)?;
             }
             let mut job: Job = load(cache, &Tag::Job.key_u64(job_id), "job")?
                 .unwrap_or_else(|| panic!("unit of missing job {job_id}"));
@@ -1164,6 +1204,14 @@ impl Ledger {
                 Tag::Provider.key_u64(a.provider.0),
             ]
         }))?;
+        cache.require(
+            outcome
+                .assignments
+                .iter()
+                .map(|a| Tag::Work.key_u64(a.provider.0))
+                .chain(std::iter::once(Tag::Assignments.key_u64(self.env.height))),
+        )?;
+        let mut log = AssignmentList::default();
         let mut extra: Vec<(u64, u32, u32)> = Vec::new();
         for assignment in &outcome.assignments {
             let Some(job) = jobs.iter_mut().find(|j| j.id == assignment.job.0) else {
@@ -1201,6 +1249,20 @@ impl Ledger {
                 assignment.unit,
                 assignment.replica,
             )?;
+            Self::set_work(
+                cache,
+                provider.id,
+                (job.id, assignment.unit, assignment.replica),
+                true,
+            )?;
+            log.0.push(AssignmentRecord {
+                job: job.id,
+                unit: assignment.unit,
+                replica: assignment.replica,
+                provider: provider.id,
+                price_per_unit: Amount(assignment.price_per_unit),
+                commit_deadline,
+            });
             if let Some(w) = job.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
                 w.replicas.retain(|r| *r != assignment.replica);
                 if !w.exclude.contains(&provider.id) {
@@ -1252,6 +1314,9 @@ impl Ledger {
                     );
                 }
             }
+        }
+        if !log.0.is_empty() {
+            store(cache, Tag::Assignments.key_u64(self.env.height), &log);
         }
         // Explanations: one sentence per job, from its first unmatched slot.
         for job in jobs.iter_mut() {

@@ -35,6 +35,10 @@ pub enum Tag {
     App = 10,
     /// The deadlines falling due at a height.
     Deadline = 11,
+    /// A provider's open replicas, by provider id: what its worker must do.
+    Work = 12,
+    /// The assignments made by the batch match of a block, by height.
+    Assignments = 13,
 }
 
 impl Tag {
@@ -75,7 +79,7 @@ pub fn unit_key(job: u64, unit: u32) -> Key {
 }
 
 /// The key of the id counters.
-pub(crate) fn counters_key() -> Key {
+pub fn counters_key() -> Key {
     Tag::Meta.key_u64(2)
 }
 
@@ -87,6 +91,11 @@ pub fn book_key() -> Key {
 /// The key of the list of open jobs.
 pub fn open_jobs_key() -> Key {
     Tag::Meta.key_u64(4)
+}
+
+/// The key of the list of published apps.
+pub fn apps_key() -> Key {
+    Tag::Meta.key_u64(5)
 }
 
 /// The key of the chain metadata record.

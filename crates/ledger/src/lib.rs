@@ -23,7 +23,7 @@ mod transition;
 pub use cache::{Checkpoint, MemoryBacking, Missing, StateCache};
 pub use genesis::{Genesis, GenesisAccount, Params};
 pub use jobs::{REPUTATION_MAX, REPUTATION_START, fuel_cost, worst_case_escrow};
-pub use keys::{KEY_LEN, Key, Tag, book_key, open_jobs_key, unit_key};
+pub use keys::{KEY_LEN, Key, Tag, apps_key, book_key, counters_key, open_jobs_key, unit_key};
 pub use records::{
     Account, ChainMeta, Evidence, EvidenceKind, MAX_DETAIL_LEN, Receipt, Refusal, Rejection,
     TxStatus,
