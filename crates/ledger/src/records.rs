@@ -519,15 +519,18 @@ impl Inclusion {
         match receipt {
             None => Self::Drop,
             Some(Receipt {
-                status: TxStatus::Rejected(reason),
+                status:
+                    TxStatus::Rejected(
+                        Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. },
+                    ),
                 fee_paid,
                 ..
-            }) if fee_paid.0 == 0 => match reason {
-                Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. } => {
-                    Self::LeaveOut
-                }
-                _ => Self::Drop,
-            },
+            }) if fee_paid.0 == 0 => Self::LeaveOut,
+            Some(Receipt {
+                status: TxStatus::Rejected(_),
+                fee_paid,
+                ..
+            }) if fee_paid.0 == 0 => Self::Drop,
             Some(_) => Self::Include,
         }
     }
