@@ -16,12 +16,17 @@
 //! change state other than through [`NodeView::submit`], or spawn long-lived tasks (the node
 //! runs [`serve`]).
 
+pub mod outputs;
 pub mod wire;
 
+#[cfg(feature = "server")]
+pub mod blobs;
 #[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 mod limits;
+#[cfg(feature = "server")]
+pub mod market;
 #[cfg(feature = "server")]
 mod metrics;
 #[cfg(feature = "server")]
@@ -34,6 +39,8 @@ mod server;
 pub mod service;
 
 #[cfg(feature = "server")]
+pub use blobs::BlobStore;
+#[cfg(feature = "server")]
 pub use error::ApiError;
 #[cfg(feature = "server")]
 pub use limits::{ApiLimits, RateLimiter};
@@ -42,6 +49,6 @@ pub use metrics::ApiMetrics;
 #[cfg(feature = "server")]
 pub use node::NodeView;
 #[cfg(feature = "server")]
-pub use server::{router, serve};
+pub use server::{ApiConfig, router, router_with, serve, serve_with};
 #[cfg(feature = "testing")]
 pub mod testing;
