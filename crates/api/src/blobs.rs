@@ -321,10 +321,7 @@ impl BlobStore {
     }
 
     fn index_path(&self, job: u64, unit: u32) -> PathBuf {
-        self.inner
-            .dir
-            .join("outputs")
-            .join(format!("{job}-{unit}"))
+        self.inner.dir.join("outputs").join(format!("{job}-{unit}"))
     }
 
     /// The archives offered for a unit (none if it has no index).
@@ -490,7 +487,10 @@ mod tests {
             Err(ApiError::HashMismatch { .. })
         ));
         assert_eq!(store.used_bytes(), 5);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         // Reopening counts what is on disk.
         let reopened = BlobStore::open(dir.path(), 10).unwrap();
         assert_eq!(reopened.used_bytes(), 5);

@@ -434,7 +434,9 @@ pub async fn work<N: NodeView>(
             .get(job_id)
             .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))?;
         let unit = unit.ok_or_else(|| {
-            ApiError::Internal(format!("work lists job {job_id} unit {unit_index}, which has no record"))
+            ApiError::Internal(format!(
+                "work lists job {job_id} unit {unit_index}, which has no record"
+            ))
         })?;
         let replica = unit
             .replicas
@@ -773,9 +775,14 @@ pub async fn assignments<N: NodeView>(
     height: u64,
     provider: Option<u64>,
 ) -> Result<Vec<wire::AssignmentEvent>, ApiError> {
-    let list: AssignmentList = read(node, limits, Tag::Assignments.key_u64(height), "assignments")
-        .await?
-        .unwrap_or_default();
+    let list: AssignmentList = read(
+        node,
+        limits,
+        Tag::Assignments.key_u64(height),
+        "assignments",
+    )
+    .await?
+    .unwrap_or_default();
     Ok(list
         .0
         .iter()
@@ -821,7 +828,8 @@ pub async fn put_outputs<N: NodeView>(
         });
     };
     let bytes = store.read(&request.archive, limits.max_blob_bytes).await?;
-    let archive = crate::outputs::unpack(&bytes).map_err(|e| ApiError::BadArchive(e.to_string()))?;
+    let archive =
+        crate::outputs::unpack(&bytes).map_err(|e| ApiError::BadArchive(e.to_string()))?;
     let digest = archive.result_digest();
     let candidate = crate::blobs::OutputCandidate {
         archive: request.archive,

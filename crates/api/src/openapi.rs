@@ -39,7 +39,10 @@ fn query_param(name: &str, description: &str) -> Value {
 fn page_params(from: &str) -> Value {
     json!([
         query_param("from", from),
-        query_param("limit", "Items of the page, 1 to the node's maximum (1000 by default); 100 if absent.")
+        query_param(
+            "limit",
+            "Items of the page, 1 to the node's maximum (1000 by default); 100 if absent."
+        )
     ])
 }
 
@@ -199,7 +202,8 @@ fn market_paths() -> Value {
 /// The schemas of the compute market's bodies.
 fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
     let int = json!({ "type": "integer", "format": "int64", "minimum": 0 });
-    let int_or_null = json!({ "type": "integer", "format": "int64", "minimum": 0, "nullable": true });
+    let int_or_null =
+        json!({ "type": "integer", "format": "int64", "minimum": 0, "nullable": true });
     let text = json!({ "type": "string" });
     let text_or_null = json!({ "type": "string", "nullable": true });
     let hex_or_null = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "nullable": true });
@@ -207,86 +211,327 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
     let array = |items: Value| json!({ "type": "array", "items": items });
     let next = json!({ "type": "integer", "format": "int64", "nullable": true, "description": "The `from` of the next page; null on the last." });
     let schemas: Vec<(&str, Value)> = vec![
-        ("Resources", obj(&["cores", "cpu_score", "memory_mib", "gpu", "class", "region", "runtimes", "max_unit_fuel"], json!({
-            "cores": int, "cpu_score": int, "memory_mib": int,
-            "gpu": { "type": "object", "nullable": true, "required": ["model", "count", "memory_mib"],
-                     "properties": { "model": text, "count": int, "memory_mib": int } },
-            "class": { "type": "string", "enum": ["server", "pc", "laptop", "phone", "iot"] },
-            "region": text, "runtimes": array(text.clone()), "max_unit_fuel": int
-        }))),
-        ("Requirements", obj(&["min_cores", "min_memory_mib", "min_cpu_score", "gpu", "class", "region", "runtime", "fuel_limit", "min_reputation"], json!({
-            "min_cores": int, "min_memory_mib": int, "min_cpu_score": int,
-            "gpu": { "type": "object", "nullable": true, "required": ["model", "min_count", "min_memory_mib"],
-                     "properties": { "model": text_or_null, "min_count": int, "min_memory_mib": int } },
-            "class": text_or_null, "region": text_or_null, "runtime": text, "fuel_limit": int, "min_reputation": int
-        }))),
-        ("Provider", obj(&["id", "owner", "resources", "bond", "reputation", "reputation_max", "trusted", "active", "valid", "invalid", "missed", "retired", "registered_height"], json!({
-            "id": int, "owner": hex32, "resources": schema_ref("Resources"), "bond": base_units,
-            "reputation": int, "reputation_max": int, "trusted": boolean, "active": int,
-            "valid": int, "invalid": int, "missed": int, "retired": boolean, "registered_height": int
-        }))),
-        ("ProviderPage", obj(&["providers", "next"], json!({ "providers": array(schema_ref("Provider")), "next": next }))),
-        ("ProviderOf", obj(&["address", "provider"], json!({ "address": hex32, "provider": int }))),
-        ("InputRef", obj(&["name", "hash", "size"], json!({ "name": text, "hash": hex32, "size": int }))),
-        ("WorkItem", obj(&["job", "unit", "replica", "status", "assigned_height", "commit_deadline", "reveal_open", "reveal_deadline", "app", "inputs", "args", "fuel_limit", "memory_mib", "price_per_unit"], json!({
-            "job": int, "unit": int, "replica": int,
-            "status": { "type": "string", "enum": ["assigned", "committed", "revealed"] },
-            "assigned_height": int, "commit_deadline": int, "reveal_open": boolean, "reveal_deadline": int_or_null,
-            "app": hex32, "inputs": array(schema_ref("InputRef")),
-            "args": { "type": "array", "items": text, "nullable": true },
-            "fuel_limit": int, "memory_mib": int, "price_per_unit": base_units
-        }))),
-        ("WorkPage", obj(&["provider", "height", "work", "next"], json!({ "provider": int, "height": int, "work": array(schema_ref("WorkItem")), "next": next }))),
-        ("Offer", obj(&["id", "provider", "owner", "resources", "reputation", "slots", "price_per_unit", "posted_height", "expiry_height"], json!({
-            "id": int, "provider": int, "owner": hex32, "resources": schema_ref("Resources"), "reputation": int,
-            "slots": int, "price_per_unit": base_units, "posted_height": int, "expiry_height": int
-        }))),
-        ("OfferPage", obj(&["offers", "next"], json!({ "offers": array(schema_ref("Offer")), "next": next }))),
-        ("Depth", obj(&["height", "levels"], json!({ "height": int, "levels": array(obj(&["price_per_unit", "slots", "offers"], json!({
+        (
+            "Resources",
+            obj(
+                &[
+                    "cores",
+                    "cpu_score",
+                    "memory_mib",
+                    "gpu",
+                    "class",
+                    "region",
+                    "runtimes",
+                    "max_unit_fuel",
+                ],
+                json!({
+                    "cores": int, "cpu_score": int, "memory_mib": int,
+                    "gpu": { "type": "object", "nullable": true, "required": ["model", "count", "memory_mib"],
+                             "properties": { "model": text, "count": int, "memory_mib": int } },
+                    "class": { "type": "string", "enum": ["server", "pc", "laptop", "phone", "iot"] },
+                    "region": text, "runtimes": array(text.clone()), "max_unit_fuel": int
+                }),
+            ),
+        ),
+        (
+            "Requirements",
+            obj(
+                &[
+                    "min_cores",
+                    "min_memory_mib",
+                    "min_cpu_score",
+                    "gpu",
+                    "class",
+                    "region",
+                    "runtime",
+                    "fuel_limit",
+                    "min_reputation",
+                ],
+                json!({
+                    "min_cores": int, "min_memory_mib": int, "min_cpu_score": int,
+                    "gpu": { "type": "object", "nullable": true, "required": ["model", "min_count", "min_memory_mib"],
+                             "properties": { "model": text_or_null, "min_count": int, "min_memory_mib": int } },
+                    "class": text_or_null, "region": text_or_null, "runtime": text, "fuel_limit": int, "min_reputation": int
+                }),
+            ),
+        ),
+        (
+            "Provider",
+            obj(
+                &[
+                    "id",
+                    "owner",
+                    "resources",
+                    "bond",
+                    "reputation",
+                    "reputation_max",
+                    "trusted",
+                    "active",
+                    "valid",
+                    "invalid",
+                    "missed",
+                    "retired",
+                    "registered_height",
+                ],
+                json!({
+                    "id": int, "owner": hex32, "resources": schema_ref("Resources"), "bond": base_units,
+                    "reputation": int, "reputation_max": int, "trusted": boolean, "active": int,
+                    "valid": int, "invalid": int, "missed": int, "retired": boolean, "registered_height": int
+                }),
+            ),
+        ),
+        (
+            "ProviderPage",
+            obj(
+                &["providers", "next"],
+                json!({ "providers": array(schema_ref("Provider")), "next": next }),
+            ),
+        ),
+        (
+            "ProviderOf",
+            obj(
+                &["address", "provider"],
+                json!({ "address": hex32, "provider": int }),
+            ),
+        ),
+        (
+            "InputRef",
+            obj(
+                &["name", "hash", "size"],
+                json!({ "name": text, "hash": hex32, "size": int }),
+            ),
+        ),
+        (
+            "WorkItem",
+            obj(
+                &[
+                    "job",
+                    "unit",
+                    "replica",
+                    "status",
+                    "assigned_height",
+                    "commit_deadline",
+                    "reveal_open",
+                    "reveal_deadline",
+                    "app",
+                    "inputs",
+                    "args",
+                    "fuel_limit",
+                    "memory_mib",
+                    "price_per_unit",
+                ],
+                json!({
+                    "job": int, "unit": int, "replica": int,
+                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed"] },
+                    "assigned_height": int, "commit_deadline": int, "reveal_open": boolean, "reveal_deadline": int_or_null,
+                    "app": hex32, "inputs": array(schema_ref("InputRef")),
+                    "args": { "type": "array", "items": text, "nullable": true },
+                    "fuel_limit": int, "memory_mib": int, "price_per_unit": base_units
+                }),
+            ),
+        ),
+        (
+            "WorkPage",
+            obj(
+                &["provider", "height", "work", "next"],
+                json!({ "provider": int, "height": int, "work": array(schema_ref("WorkItem")), "next": next }),
+            ),
+        ),
+        (
+            "Offer",
+            obj(
+                &[
+                    "id",
+                    "provider",
+                    "owner",
+                    "resources",
+                    "reputation",
+                    "slots",
+                    "price_per_unit",
+                    "posted_height",
+                    "expiry_height",
+                ],
+                json!({
+                    "id": int, "provider": int, "owner": hex32, "resources": schema_ref("Resources"), "reputation": int,
+                    "slots": int, "price_per_unit": base_units, "posted_height": int, "expiry_height": int
+                }),
+            ),
+        ),
+        (
+            "OfferPage",
+            obj(
+                &["offers", "next"],
+                json!({ "offers": array(schema_ref("Offer")), "next": next }),
+            ),
+        ),
+        (
+            "Depth",
+            obj(
+                &["height", "levels"],
+                json!({ "height": int, "levels": array(obj(&["price_per_unit", "slots", "offers"], json!({
             "price_per_unit": base_units, "slots": int, "offers": int
-        }))) }))),
-        ("App", obj(&["module_hash", "developer", "name", "version", "royalty_per_unit", "published_height"], json!({
-            "module_hash": hex32, "developer": hex32, "name": text, "version": text, "royalty_per_unit": base_units, "published_height": int
-        }))),
-        ("AppPage", obj(&["apps", "next"], json!({ "apps": array(schema_ref("App")), "next": next }))),
-        ("UnitCounts", obj(&["waiting", "running", "accepted", "failed"], json!({ "waiting": int, "running": int, "accepted": int, "failed": int }))),
-        ("Replica", obj(&["index", "provider", "offer", "price_per_unit", "assigned_height", "commit_deadline", "status", "commitment", "revealed_digest", "revealed_fuel"], json!({
-            "index": int, "provider": int, "offer": int, "price_per_unit": base_units, "assigned_height": int, "commit_deadline": int,
-            "status": { "type": "string", "enum": ["assigned", "committed", "revealed", "agreed", "disagreed", "no_show", "cancelled"] },
-            "commitment": hex_or_null, "revealed_digest": hex_or_null, "revealed_fuel": int_or_null
-        }))),
-        ("Unit", obj(&["unit", "state", "reason", "replicas", "reveal_deadline", "accepted_digest", "accepted_fuel"], json!({
-            "unit": int,
-            "state": { "type": "string", "enum": ["waiting", "running", "accepted", "failed", "cancelled"] },
-            "reason": text_or_null, "replicas": array(schema_ref("Replica")), "reveal_deadline": int_or_null,
-            "accepted_digest": hex_or_null, "accepted_fuel": int_or_null
-        }))),
-        ("Job", obj(&["id", "requester", "state", "app", "inputs", "unit_args", "unit_count", "requirements", "max_price_per_unit", "trust", "fuel_limit", "max_replicas", "developer", "royalty_per_unit", "submitted_height", "accounts", "counts", "wait_reason", "units", "next_unit"], json!({
-            "id": int, "requester": hex32,
-            "state": { "type": "string", "enum": ["open", "done", "cancelled"] },
-            "app": hex32, "inputs": array(schema_ref("InputRef")), "unit_args": boolean, "unit_count": int,
-            "requirements": schema_ref("Requirements"), "max_price_per_unit": base_units, "trust": int,
-            "fuel_limit": int, "max_replicas": int, "developer": hex32, "royalty_per_unit": base_units, "submitted_height": int,
-            "accounts": obj(&["escrowed", "paid", "paid_total", "royalties", "fees", "refunded", "held"], json!({
-                "escrowed": base_units, "paid": array(obj(&["provider", "amount"], json!({ "provider": int, "amount": base_units }))),
-                "paid_total": base_units, "royalties": base_units, "fees": base_units, "refunded": base_units, "held": base_units
-            })),
-            "counts": schema_ref("UnitCounts"), "wait_reason": text_or_null,
-            "units": array(schema_ref("Unit")), "next_unit": next
-        }))),
-        ("JobPage", obj(&["jobs", "next"], json!({ "jobs": array(obj(&["id", "requester", "state", "app", "submitted_height", "unit_count", "counts"], json!({
+        }))) }),
+            ),
+        ),
+        (
+            "App",
+            obj(
+                &[
+                    "module_hash",
+                    "developer",
+                    "name",
+                    "version",
+                    "royalty_per_unit",
+                    "published_height",
+                ],
+                json!({
+                    "module_hash": hex32, "developer": hex32, "name": text, "version": text, "royalty_per_unit": base_units, "published_height": int
+                }),
+            ),
+        ),
+        (
+            "AppPage",
+            obj(
+                &["apps", "next"],
+                json!({ "apps": array(schema_ref("App")), "next": next }),
+            ),
+        ),
+        (
+            "UnitCounts",
+            obj(
+                &["waiting", "running", "accepted", "failed"],
+                json!({ "waiting": int, "running": int, "accepted": int, "failed": int }),
+            ),
+        ),
+        (
+            "Replica",
+            obj(
+                &[
+                    "index",
+                    "provider",
+                    "offer",
+                    "price_per_unit",
+                    "assigned_height",
+                    "commit_deadline",
+                    "status",
+                    "commitment",
+                    "revealed_digest",
+                    "revealed_fuel",
+                ],
+                json!({
+                    "index": int, "provider": int, "offer": int, "price_per_unit": base_units, "assigned_height": int, "commit_deadline": int,
+                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed", "agreed", "disagreed", "no_show", "cancelled"] },
+                    "commitment": hex_or_null, "revealed_digest": hex_or_null, "revealed_fuel": int_or_null
+                }),
+            ),
+        ),
+        (
+            "Unit",
+            obj(
+                &[
+                    "unit",
+                    "state",
+                    "reason",
+                    "replicas",
+                    "reveal_deadline",
+                    "accepted_digest",
+                    "accepted_fuel",
+                ],
+                json!({
+                    "unit": int,
+                    "state": { "type": "string", "enum": ["waiting", "running", "accepted", "failed", "cancelled"] },
+                    "reason": text_or_null, "replicas": array(schema_ref("Replica")), "reveal_deadline": int_or_null,
+                    "accepted_digest": hex_or_null, "accepted_fuel": int_or_null
+                }),
+            ),
+        ),
+        (
+            "Job",
+            obj(
+                &[
+                    "id",
+                    "requester",
+                    "state",
+                    "app",
+                    "inputs",
+                    "unit_args",
+                    "unit_count",
+                    "requirements",
+                    "max_price_per_unit",
+                    "trust",
+                    "fuel_limit",
+                    "max_replicas",
+                    "developer",
+                    "royalty_per_unit",
+                    "submitted_height",
+                    "accounts",
+                    "counts",
+                    "wait_reason",
+                    "units",
+                    "next_unit",
+                ],
+                json!({
+                    "id": int, "requester": hex32,
+                    "state": { "type": "string", "enum": ["open", "done", "cancelled"] },
+                    "app": hex32, "inputs": array(schema_ref("InputRef")), "unit_args": boolean, "unit_count": int,
+                    "requirements": schema_ref("Requirements"), "max_price_per_unit": base_units, "trust": int,
+                    "fuel_limit": int, "max_replicas": int, "developer": hex32, "royalty_per_unit": base_units, "submitted_height": int,
+                    "accounts": obj(&["escrowed", "paid", "paid_total", "royalties", "fees", "refunded", "held"], json!({
+                        "escrowed": base_units, "paid": array(obj(&["provider", "amount"], json!({ "provider": int, "amount": base_units }))),
+                        "paid_total": base_units, "royalties": base_units, "fees": base_units, "refunded": base_units, "held": base_units
+                    })),
+                    "counts": schema_ref("UnitCounts"), "wait_reason": text_or_null,
+                    "units": array(schema_ref("Unit")), "next_unit": next
+                }),
+            ),
+        ),
+        (
+            "JobPage",
+            obj(
+                &["jobs", "next"],
+                json!({ "jobs": array(obj(&["id", "requester", "state", "app", "submitted_height", "unit_count", "counts"], json!({
             "id": int, "requester": hex32, "state": text, "app": hex32, "submitted_height": int, "unit_count": int, "counts": schema_ref("UnitCounts")
-        }))), "next": next }))),
-        ("AssignmentEvent", obj(&["height", "job", "unit", "replica", "provider", "price_per_unit", "commit_deadline"], json!({
-            "height": int, "job": int, "unit": int, "replica": int, "provider": int, "price_per_unit": base_units, "commit_deadline": int
-        }))),
-        ("BlobStored", obj(&["hash", "size"], json!({ "hash": hex32, "size": int }))),
+        }))), "next": next }),
+            ),
+        ),
+        (
+            "AssignmentEvent",
+            obj(
+                &[
+                    "height",
+                    "job",
+                    "unit",
+                    "replica",
+                    "provider",
+                    "price_per_unit",
+                    "commit_deadline",
+                ],
+                json!({
+                    "height": int, "job": int, "unit": int, "replica": int, "provider": int, "price_per_unit": base_units, "commit_deadline": int
+                }),
+            ),
+        ),
+        (
+            "BlobStored",
+            obj(&["hash", "size"], json!({ "hash": hex32, "size": int })),
+        ),
         ("OutputsPut", obj(&["archive"], json!({ "archive": hex32 }))),
-        ("Outputs", obj(&["job", "unit", "archive", "size", "digest", "accepted"], json!({
-            "job": int, "unit": int, "archive": hex32, "size": int, "digest": hex32, "accepted": boolean
-        }))),
+        (
+            "Outputs",
+            obj(
+                &["job", "unit", "archive", "size", "digest", "accepted"],
+                json!({
+                    "job": int, "unit": int, "archive": hex32, "size": int, "digest": hex32, "accepted": boolean
+                }),
+            ),
+        ),
     ];
-    Value::Object(schemas.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Value::Object(
+        schemas
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// The OpenAPI document served at `GET /v1/openapi.json`.

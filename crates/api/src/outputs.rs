@@ -123,7 +123,8 @@ impl Archive {
     /// Sorts the entries into canonical order.
     pub fn sort(&mut self) {
         self.dirs.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        self.files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        self.files
+            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     }
 
     /// Checks the bounds and the canonical order.
@@ -408,7 +409,16 @@ mod tests {
 
     #[test]
     fn paths_must_stay_inside() {
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a\\b", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a/",
+        ] {
             let archive = Archive {
                 outcome: "ok".into(),
                 files: vec![(bad.into(), vec![])],

@@ -53,10 +53,13 @@ pub struct ApiConfig {
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does); without it all
 /// clients share one bucket.
 pub fn router<N: NodeView>(node: N, limits: ApiLimits) -> Router {
-    router_with(node, ApiConfig {
-        limits,
-        blobs: None,
-    })
+    router_with(
+        node,
+        ApiConfig {
+            limits,
+            blobs: None,
+        },
+    )
 }
 
 /// The API's routes over `node`, as `config` says.
@@ -241,44 +244,46 @@ fn chain_events<N: NodeView>(
     provider: Option<u64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = (api, receiver, slot, VecDeque::<Event>::new());
-    futures::stream::unfold(state, move |(api, mut receiver, slot, mut queue)| async move {
-        loop {
-            if let Some(event) = queue.pop_front() {
-                return Some((Ok(event), (api, receiver, slot, queue)));
-            }
-            match receiver.recv().await {
-                Ok(block) => {
-                    queue.push_back(json_event(
-                        Event::default()
-                            .event("block")
-                            .id(block.height.to_string()),
-                        &service::block_json(&block),
-                    ));
-                    match market::assignments(&api.node, &api.limits, block.height, provider).await
-                    {
-                        Ok(assignments) => {
-                            for assignment in &assignments {
-                                queue.push_back(json_event(
-                                    Event::default().event("assignment"),
-                                    assignment,
-                                ));
-                            }
-                        }
-                        // The block is out; say in the stream that its assignments are not.
-                        Err(err) => queue.push_back(json_event(
-                            Event::default().event("error"),
-                            &err.body(),
-                        )),
-                    }
+    futures::stream::unfold(
+        state,
+        move |(api, mut receiver, slot, mut queue)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok(event), (api, receiver, slot, queue)));
                 }
-                Err(RecvError::Lagged(skipped)) => queue.push_back(json_event(
-                    Event::default().event("lagged"),
-                    &wire::Lagged { skipped },
-                )),
-                Err(RecvError::Closed) => return None,
+                match receiver.recv().await {
+                    Ok(block) => {
+                        queue.push_back(json_event(
+                            Event::default().event("block").id(block.height.to_string()),
+                            &service::block_json(&block),
+                        ));
+                        match market::assignments(&api.node, &api.limits, block.height, provider)
+                            .await
+                        {
+                            Ok(assignments) => {
+                                for assignment in &assignments {
+                                    queue.push_back(json_event(
+                                        Event::default().event("assignment"),
+                                        assignment,
+                                    ));
+                                }
+                            }
+                            // The block is out; say in the stream that its assignments are not.
+                            Err(err) => queue.push_back(json_event(
+                                Event::default().event("error"),
+                                &err.body(),
+                            )),
+                        }
+                    }
+                    Err(RecvError::Lagged(skipped)) => queue.push_back(json_event(
+                        Event::default().event("lagged"),
+                        &wire::Lagged { skipped },
+                    )),
+                    Err(RecvError::Closed) => return None,
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 fn json_event(event: Event, data: &impl serde::Serialize) -> Event {
@@ -352,9 +357,7 @@ async fn jobs<N: NodeView>(
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::JobPage>, ApiError> {
     let query = Query::parse(query.as_deref())?;
-    market::jobs(&api.node, &api.limits, &query)
-        .await
-        .map(Json)
+    market::jobs(&api.node, &api.limits, &query).await.map(Json)
 }
 
 async fn job<N: NodeView>(
@@ -373,9 +376,7 @@ async fn apps<N: NodeView>(
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::AppPage>, ApiError> {
     let query = Query::parse(query.as_deref())?;
-    market::apps(&api.node, &api.limits, &query)
-        .await
-        .map(Json)
+    market::apps(&api.node, &api.limits, &query).await.map(Json)
 }
 
 async fn app<N: NodeView>(
@@ -390,9 +391,8 @@ fn store<N>(api: &Api<N>) -> Result<&BlobStore, ApiError> {
 }
 
 fn content_hash(text: &str) -> Result<exo_types::Hash32, ApiError> {
-    wire::hash32_from_hex(text).ok_or_else(|| {
-        ApiError::BadContentHash(text.chars().take(80).collect())
-    })
+    wire::hash32_from_hex(text)
+        .ok_or_else(|| ApiError::BadContentHash(text.chars().take(80).collect()))
 }
 
 /// `PUT /v1/blobs[?hash=HEX]`: stores the body. Its bound is the blob bound, not the

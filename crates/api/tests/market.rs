@@ -20,8 +20,8 @@ use exo_api::{
 use exo_ledger::{Genesis, GenesisAccount, Params};
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal,
-    UnsignedTx, address_to_hex, result_commitment,
+    Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx,
+    address_to_hex, result_commitment,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -98,7 +98,10 @@ async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn get(app: &Router, path: &str) -> (StatusCode, Value) {
@@ -301,7 +304,11 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         .await;
     let (_, apps) = get(&chain.app, "/v1/apps").await;
     assert_eq!(apps["apps"][0]["name"], "render");
-    let (status, app) = get(&chain.app, &format!("/v1/apps/{}", hex::encode(module_hash))).await;
+    let (status, app) = get(
+        &chain.app,
+        &format!("/v1/apps/{}", hex::encode(module_hash)),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app["royalty_per_unit"], "10");
     assert_eq!(app["developer"], alice_hex);
@@ -335,7 +342,11 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     };
     let args = vec!["--frame 0".into(), "--frame  1".into(), String::new()];
     chain
-        .send(&alice(), 1, Action::SubmitJob(Box::new(spec(3, None, args))))
+        .send(
+            &alice(),
+            1,
+            Action::SubmitJob(Box::new(spec(3, None, args))),
+        )
         .await;
     let submitted = chain.node.status().finalized_height;
     chain
@@ -350,7 +361,10 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(status, StatusCode::OK, "{job}");
     assert_eq!(job["state"], "open");
     assert_eq!(job["requester"], alice_hex);
-    assert_eq!(job["counts"], json!({ "waiting": 1, "running": 2, "accepted": 0, "failed": 0 }));
+    assert_eq!(
+        job["counts"],
+        json!({ "waiting": 1, "running": 2, "accepted": 0, "failed": 0 })
+    );
     assert_eq!(job["units"][0]["state"], "running");
     assert_eq!(job["units"][0]["replicas"][0]["provider"], 0);
     assert_eq!(job["units"][0]["replicas"][0]["status"], "assigned");
@@ -487,7 +501,10 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(exo_api::outputs::unpack(&bytes).unwrap().result_digest(), digest);
+    assert_eq!(
+        exo_api::outputs::unpack(&bytes).unwrap().result_digest(),
+        digest
+    );
 
     // Another archive for the accepted unit is refused.
     let wrong = pack(&unit_output(9)).unwrap();
@@ -515,7 +532,10 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     .await;
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(metrics.contains("route=\"/v1/jobs/{id}\""), "{metrics}");
-    assert!(metrics.contains("method=\"PUT\",route=\"/v1/blobs\""), "{metrics}");
+    assert!(
+        metrics.contains("method=\"PUT\",route=\"/v1/blobs\""),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -525,17 +545,37 @@ async fn bad_ids_queries_and_missing_records_are_4xx() {
         ("/v1/providers/x", StatusCode::BAD_REQUEST, "bad_id"),
         ("/v1/providers/99", StatusCode::NOT_FOUND, "not_found"),
         ("/v1/providers/99/work", StatusCode::NOT_FOUND, "not_found"),
-        ("/v1/providers?limit=0", StatusCode::BAD_REQUEST, "bad_query"),
-        ("/v1/providers?limit=5000", StatusCode::BAD_REQUEST, "bad_query"),
+        (
+            "/v1/providers?limit=0",
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
+        (
+            "/v1/providers?limit=5000",
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
         ("/v1/providers?frm=1", StatusCode::BAD_REQUEST, "bad_query"),
         ("/v1/jobs/-1", StatusCode::BAD_REQUEST, "bad_id"),
         ("/v1/jobs/0", StatusCode::NOT_FOUND, "not_found"),
-        ("/v1/jobs?requester=zz&height=1", StatusCode::BAD_REQUEST, "bad_address"),
+        (
+            "/v1/jobs?requester=zz&height=1",
+            StatusCode::BAD_REQUEST,
+            "bad_address",
+        ),
         ("/v1/apps/abc", StatusCode::BAD_REQUEST, "bad_hash"),
         ("/v1/market/depth?x=1", StatusCode::BAD_REQUEST, "bad_query"),
-        ("/v1/accounts/xyz/provider", StatusCode::BAD_REQUEST, "bad_address"),
+        (
+            "/v1/accounts/xyz/provider",
+            StatusCode::BAD_REQUEST,
+            "bad_address",
+        ),
         ("/v1/outputs/0/x", StatusCode::BAD_REQUEST, "bad_id"),
-        ("/v1/events?provider=x", StatusCode::BAD_REQUEST, "bad_query"),
+        (
+            "/v1/events?provider=x",
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
     ] {
         let (got, body) = get(&chain.app, path).await;
         assert_eq!(got, status, "{path}: {body}");
@@ -568,7 +608,8 @@ async fn blobs_round_trip_with_ranges() {
     assert_eq!(hash, blake3::hash(&bytes).to_hex().as_str());
     let path = format!("/v1/blobs/{hash}");
 
-    let (status, headers, body) = raw(&chain.app, Request::get(&path).body(Body::empty()).unwrap()).await;
+    let (status, headers, body) =
+        raw(&chain.app, Request::get(&path).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, bytes);
     assert_eq!(headers[header::CONTENT_LENGTH], "1000");
@@ -671,9 +712,7 @@ async fn blob_bounds_are_the_blob_bounds() {
     };
     let chain = chain_with(limits, 150);
     // A body without a declared length is cut off at the bound as it streams in.
-    let chunks = futures::stream::iter(
-        (0..3).map(|_| Ok::<_, std::io::Error>(vec![3u8; 40])),
-    );
+    let chunks = futures::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![3u8; 40])));
     let (status, body) = call(
         &chain.app,
         Request::put("/v1/blobs")
@@ -711,7 +750,7 @@ async fn without_a_store_blob_routes_say_so() {
     let (status, body) = put_blob(&app, b"x").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "blobs_disabled");
-    let (status, _) = get(&app, &format!("/v1/outputs/0/0")).await;
+    let (status, _) = get(&app, "/v1/outputs/0/0").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 

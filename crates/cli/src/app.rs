@@ -142,7 +142,9 @@ pub async fn publish(client: &Client, args: &PublishArgs) -> Result<Report, CliE
     )
     .await?;
     if report.success {
-        report.text.push_str(&format!("\napp {}", hex::encode(hash)));
+        report
+            .text
+            .push_str(&format!("\napp {}", hex::encode(hash)));
     }
     Ok(report)
 }
@@ -164,7 +166,11 @@ pub async fn list(client: &Client, args: &ListArgs) -> Result<Report, CliError> 
     let text = if page.apps.is_empty() {
         "no apps".to_string()
     } else {
-        page.apps.iter().map(app_line).collect::<Vec<_>>().join("\n")
+        page.apps
+            .iter()
+            .map(app_line)
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let json = serde_json::to_value(&page).map_err(|e| CliError::Other(e.to_string()))?;
     Ok(Report::ok(text, json))

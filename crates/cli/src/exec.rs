@@ -66,10 +66,9 @@ pub fn run_unit(args: &RunArgs) -> Result<Report, CliError> {
     }
     let mut inputs = Vec::with_capacity(args.inputs.len());
     for path in &args.inputs {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| CliError::Invalid(format!("input {} has no file name", path.display())))?;
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            CliError::Invalid(format!("input {} has no file name", path.display()))
+        })?;
         inputs.push((name.to_string(), path.clone()));
     }
     let local = LocalRun {

@@ -354,7 +354,11 @@ async fn ensure_app(
 }
 
 /// `exo job submit`.
-pub async fn submit(client: &Client, args: &SubmitArgs, show_progress: bool) -> Result<Report, CliError> {
+pub async fn submit(
+    client: &Client,
+    args: &SubmitArgs,
+    show_progress: bool,
+) -> Result<Report, CliError> {
     let prepared = prepare(args)?;
     let (key, options) = args.tx.load()?;
     let (app, published) = ensure_app(client, &key, &options, &prepared.app).await?;
@@ -381,7 +385,11 @@ pub async fn submit(client: &Client, args: &SubmitArgs, show_progress: bool) -> 
     // The job id is known only once the transaction is in a block: always wait for it.
     let options = tx::TxOptions {
         wait: true,
-        nonce: if published.is_some() { None } else { options.nonce },
+        nonce: if published.is_some() {
+            None
+        } else {
+            options.nonce
+        },
         ..options
     };
     let sent = tx::send(client, &key, Action::SubmitJob(Box::new(spec)), &options).await?;
@@ -398,8 +406,15 @@ pub async fn submit(client: &Client, args: &SubmitArgs, show_progress: bool) -> 
     report.json["job_id"] = json!(id);
     report.text = format!("job {id}\n{}", report.text);
     if args.wait {
-        let job = follow(client, id, show_progress, Duration::from_secs(args.wait_timeout)).await?;
-        report.json["job"] = serde_json::to_value(&job).map_err(|e| CliError::Other(e.to_string()))?;
+        let job = follow(
+            client,
+            id,
+            show_progress,
+            Duration::from_secs(args.wait_timeout),
+        )
+        .await?;
+        report.json["job"] =
+            serde_json::to_value(&job).map_err(|e| CliError::Other(e.to_string()))?;
         report.text.push('\n');
         report.text.push_str(&job_summary(&job));
     }
@@ -630,7 +645,10 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
         if missing.is_empty() {
             String::new()
         } else {
-            format!("; {} accepted units have no outputs on the nodes asked", missing.len())
+            format!(
+                "; {} accepted units have no outputs on the nodes asked",
+                missing.len()
+            )
         }
     );
     let success = missing.is_empty();
@@ -662,7 +680,10 @@ mod tests {
         assert_eq!(gpu.model.as_deref(), Some("rtx4090"));
         assert_eq!((gpu.min_count, gpu.min_memory_mib), (1, 0));
         let gpu = parse_gpu_requirement("any:2:8192").unwrap();
-        assert_eq!((gpu.model, gpu.min_count, gpu.min_memory_mib), (None, 2, 8192));
+        assert_eq!(
+            (gpu.model, gpu.min_count, gpu.min_memory_mib),
+            (None, 2, 8192)
+        );
         assert!(parse_gpu_requirement("a:b").is_err());
     }
 

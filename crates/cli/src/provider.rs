@@ -107,7 +107,11 @@ pub struct RetireArgs {
 #[derive(Clone, Debug, Args)]
 pub struct ShowArgs {
     /// Provider id.
-    #[arg(value_name = "ID", required_unless_present = "key", conflicts_with = "key")]
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "key",
+        conflicts_with = "key"
+    )]
     pub id: Option<u64>,
     /// Key file of the provider's owner.
     #[arg(long, value_name = "FILE")]
@@ -229,13 +233,7 @@ pub async fn update(client: &Client, args: &UpdateArgs) -> Result<Report, CliErr
     let resources = args.resources.resources()?;
     let (key, options) = args.tx.load()?;
     let fields = json!({ "resources": resources_json(&resources) });
-    let sent = tx::send(
-        client,
-        &key,
-        Action::UpdateProvider { resources },
-        &options,
-    )
-    .await?;
+    let sent = tx::send(client, &key, Action::UpdateProvider { resources }, &options).await?;
     let report = tx::report(&sent, fields, "updated");
     Ok(with_provider_id(client, &sent, report).await)
 }
@@ -254,7 +252,9 @@ pub async fn offer(client: &Client, args: &OfferArgs) -> Result<Report, CliError
         return Err(CliError::ZeroAmount);
     }
     if args.expiry_blocks == 0 {
-        return Err(CliError::Invalid("--expiry-blocks must be at least 1".into()));
+        return Err(CliError::Invalid(
+            "--expiry-blocks must be at least 1".into(),
+        ));
     }
     let (key, options) = args.tx.load()?;
     // The offer is posted in a block after the finalized one: count from there.
@@ -388,7 +388,10 @@ mod tests {
     #[test]
     fn gpus_parse() {
         let gpu = parse_gpu("rtx4090:2:24576").unwrap();
-        assert_eq!((gpu.model.as_str(), gpu.count, gpu.memory_mib), ("rtx4090", 2, 24576));
+        assert_eq!(
+            (gpu.model.as_str(), gpu.count, gpu.memory_mib),
+            ("rtx4090", 2, 24576)
+        );
         assert_eq!(parse_gpu("a100:1").unwrap().memory_mib, 1);
         for bad in ["rtx4090", "rtx:x", "rtx:1:y", "rtx:1:2:3"] {
             assert!(parse_gpu(bad).is_err(), "{bad}");
@@ -413,7 +416,10 @@ mod tests {
         }
         .resources()
         .unwrap_err();
-        assert!(err.to_string().starts_with("invalid resources: the region name is invalid"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid resources: the region name is invalid")
+        );
         let err = ResourceArgs {
             cores: 0,
             ..args.clone()

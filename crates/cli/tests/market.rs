@@ -112,8 +112,19 @@ fn provider_offer_job_submit_and_status() {
     let url = node.url.as_str();
 
     let registered = exo(&[
-        "provider", "register", "--key", pk, "--cores", "4", "--memory-mib", "4096",
-        "--region", "eu-west", "--node", url, "--json",
+        "provider",
+        "register",
+        "--key",
+        pk,
+        "--cores",
+        "4",
+        "--memory-mib",
+        "4096",
+        "--region",
+        "eu-west",
+        "--node",
+        url,
+        "--json",
     ]);
     assert!(registered.status.success(), "{}", stderr(&registered));
     let registered = json(&registered);
@@ -144,10 +155,27 @@ fn provider_offer_job_submit_and_status() {
     let args_file = dir.path().join("args.txt");
     std::fs::write(&args_file, "--frame 0\n--frame 1\n--frame 2\n").unwrap();
     let submitted = exo(&[
-        "job", "submit", "--key", rk, "--app", module.to_str().unwrap(), "--units", "3",
-        "--memory-mib", "128", "--max-price", "0.000002", "--fuel-limit", "1000000000",
-        "--input", input.to_str().unwrap(), "--unit-args", args_file.to_str().unwrap(),
-        "--node", url, "--json",
+        "job",
+        "submit",
+        "--key",
+        rk,
+        "--app",
+        module.to_str().unwrap(),
+        "--units",
+        "3",
+        "--memory-mib",
+        "128",
+        "--max-price",
+        "0.000002",
+        "--fuel-limit",
+        "1000000000",
+        "--input",
+        input.to_str().unwrap(),
+        "--unit-args",
+        args_file.to_str().unwrap(),
+        "--node",
+        url,
+        "--json",
     ]);
     assert!(submitted.status.success(), "{}", stderr(&submitted));
     let submitted = json(&submitted);
@@ -178,8 +206,21 @@ fn provider_offer_job_submit_and_status() {
 
     // A job nobody can run says why.
     let gpu = exo(&[
-        "job", "submit", "--key", rk, "--app", module.to_str().unwrap(), "--units", "1",
-        "--gpu", "rtx4090", "--max-price", "0.000002", "--node", url, "--json",
+        "job",
+        "submit",
+        "--key",
+        rk,
+        "--app",
+        module.to_str().unwrap(),
+        "--units",
+        "1",
+        "--gpu",
+        "rtx4090",
+        "--max-price",
+        "0.000002",
+        "--node",
+        url,
+        "--json",
     ]);
     assert!(gpu.status.success(), "{}", stderr(&gpu));
     let gpu_id = json(&gpu)["job_id"].as_u64().unwrap().to_string();
@@ -195,7 +236,9 @@ fn provider_offer_job_submit_and_status() {
     assert!(reason.starts_with("no provider with gpu"), "{reason}");
 
     // Cancelling it refunds the escrow.
-    let cancelled = exo(&["job", "cancel", "--key", rk, &gpu_id, "--node", url, "--json"]);
+    let cancelled = exo(&[
+        "job", "cancel", "--key", rk, &gpu_id, "--node", url, "--json",
+    ]);
     assert!(cancelled.status.success(), "{}", stderr(&cancelled));
     assert_eq!(json(&cancelled)["status"], "ok");
     let out = exo(&["job", "status", &gpu_id, "--node", url, "--json"]);
@@ -206,7 +249,13 @@ fn provider_offer_job_submit_and_status() {
 
     // No outputs yet.
     let results = exo(&[
-        "job", "results", "0", "--out", dir.path().join("out").to_str().unwrap(), "--node", url,
+        "job",
+        "results",
+        "0",
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--node",
+        url,
     ]);
     assert_eq!(results.status.code(), Some(0), "{}", stderr(&results));
 }
@@ -220,35 +269,113 @@ fn argument_errors_are_one_line_before_any_round_trip() {
     let node = "http://127.0.0.1:9";
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec!["provider", "register", "--key", key, "--cores", "0", "--memory-mib", "1"],
+            vec![
+                "provider",
+                "register",
+                "--key",
+                key,
+                "--cores",
+                "0",
+                "--memory-mib",
+                "1",
+            ],
             "error: invalid resources: cores must be between",
         ),
         (
-            vec!["provider", "register", "--key", key, "--cores", "2", "--memory-mib", "1", "--region", "EU"],
+            vec![
+                "provider",
+                "register",
+                "--key",
+                key,
+                "--cores",
+                "2",
+                "--memory-mib",
+                "1",
+                "--region",
+                "EU",
+            ],
             "error: invalid resources: the region name is invalid",
         ),
         (
-            vec!["provider", "register", "--key", key, "--cores", "2", "--memory-mib", "1", "--gpu", "rtx"],
+            vec![
+                "provider",
+                "register",
+                "--key",
+                key,
+                "--cores",
+                "2",
+                "--memory-mib",
+                "1",
+                "--gpu",
+                "rtx",
+            ],
             "error: --gpu \"rtx\": expected MODEL:COUNT[:MEM_MIB]",
         ),
         (
-            vec!["provider", "offer", "--key", key, "--slots", "0", "--price", "1"],
+            vec![
+                "provider", "offer", "--key", key, "--slots", "0", "--price", "1",
+            ],
             "error: --slots must be 1 to",
         ),
         (
-            vec!["job", "submit", "--key", key, "--app", "nothing", "--units", "1", "--max-price", "1"],
+            vec![
+                "job",
+                "submit",
+                "--key",
+                key,
+                "--app",
+                "nothing",
+                "--units",
+                "1",
+                "--max-price",
+                "1",
+            ],
             "is neither a file nor a 64-character hex module hash",
         ),
         (
-            vec!["job", "submit", "--key", key, "--app", "x", "--units", "0", "--max-price", "1"],
+            vec![
+                "job",
+                "submit",
+                "--key",
+                key,
+                "--app",
+                "x",
+                "--units",
+                "0",
+                "--max-price",
+                "1",
+            ],
             "error: --units must be 1 to",
         ),
         (
-            vec!["job", "submit", "--key", key, "--app", "x", "--units", "1", "--max-price", "1", "--trust", "9"],
+            vec![
+                "job",
+                "submit",
+                "--key",
+                key,
+                "--app",
+                "x",
+                "--units",
+                "1",
+                "--max-price",
+                "1",
+                "--trust",
+                "9",
+            ],
             "error: --trust must be 1 to 4",
         ),
         (
-            vec!["app", "publish", "/nonexistent.wasm", "--key", key, "--name", "a b", "--royalty", "0"],
+            vec![
+                "app",
+                "publish",
+                "/nonexistent.wasm",
+                "--key",
+                key,
+                "--name",
+                "a b",
+                "--royalty",
+                "0",
+            ],
             "must be 1 to 64 printable characters without spaces",
         ),
         (
@@ -271,13 +398,31 @@ fn argument_errors_are_one_line_before_any_round_trip() {
     let args_file = dir.path().join("args");
     std::fs::write(&args_file, "a\nb\n").unwrap();
     let out = exo(&[
-        "job", "submit", "--key", key, "--app", module.to_str().unwrap(), "--units", "3",
-        "--max-price", "1", "--unit-args", args_file.to_str().unwrap(), "--node", node, "--json",
+        "job",
+        "submit",
+        "--key",
+        key,
+        "--app",
+        module.to_str().unwrap(),
+        "--units",
+        "3",
+        "--max-price",
+        "1",
+        "--unit-args",
+        args_file.to_str().unwrap(),
+        "--node",
+        node,
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let body = json(&out);
     assert_eq!(body["error"], "invalid_argument");
-    assert!(body["message"].as_str().unwrap().contains("2 lines for 3 units"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 lines for 3 units")
+    );
     // clap refuses what it can: usage errors exit 2.
     let out = exo(&["provider", "show"]);
     assert_eq!(out.status.code(), Some(2));
@@ -291,7 +436,11 @@ fn exec_run_reports_outcome_digest_and_fuel() {
     let module = dir.path().join("hello.wasm");
     std::fs::write(&module, exo_apps_hello()).unwrap();
     let out = exo(&[
-        "exec", "run", module.to_str().unwrap(), "--json", "--cache-dir",
+        "exec",
+        "run",
+        module.to_str().unwrap(),
+        "--json",
+        "--cache-dir",
         dir.path().join("cache").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));

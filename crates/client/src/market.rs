@@ -162,12 +162,14 @@ impl Client {
             .await
             .map_err(|e| self.transport(e))?;
         let status = response.status();
-        let body = self.read_limited(response, crate::MAX_RESPONSE_BYTES).await?;
+        let body = self
+            .read_limited(response, crate::MAX_RESPONSE_BYTES)
+            .await?;
         if !status.is_success() {
             return Err(self.refusal(status, &body));
         }
-        let stored: wire::BlobStored = serde_json::from_slice(&body)
-            .map_err(|e| self.protocol(format!("v1/blobs: {e}")))?;
+        let stored: wire::BlobStored =
+            serde_json::from_slice(&body).map_err(|e| self.protocol(format!("v1/blobs: {e}")))?;
         if stored.hash != hash {
             return Err(self.protocol("node stored the blob under another hash"));
         }

@@ -81,7 +81,11 @@ async fn execute(node: &MemoryNode, client: &Client, key: &PrivateKey, action: A
     let hash = client.submit(&tx).await.unwrap();
     node.produce_block();
     let receipt = client.receipt(&hash).await.unwrap().unwrap();
-    assert_eq!(receipt.status, exo_client::wire::TxStatus::Ok, "{receipt:?}");
+    assert_eq!(
+        receipt.status,
+        exo_client::wire::TxStatus::Ok,
+        "{receipt:?}"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +97,10 @@ async fn blobs_round_trip_and_are_checked() {
     assert_eq!(client.get_blob(&hash).await.unwrap(), bytes);
     assert_eq!(client.blob_size(&hash).await.unwrap(), Some(5_000));
     assert_eq!(
-        client.get_blob_range(&hash, Some((100, 199))).await.unwrap(),
+        client
+            .get_blob_range(&hash, Some((100, 199)))
+            .await
+            .unwrap(),
         bytes[100..200]
     );
     let unknown = blob_hash(b"never stored");
@@ -133,7 +140,10 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         },
     )
     .await;
-    assert_eq!(client.provider_of(&bob().public_key()).await.unwrap(), Some(0));
+    assert_eq!(
+        client.provider_of(&bob().public_key()).await.unwrap(),
+        Some(0)
+    );
     let provider = client.provider(0).await.unwrap().unwrap();
     assert_eq!(provider.resources.class, "server");
     execute(
@@ -207,7 +217,10 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     }
     assert_eq!(assigned, vec![0, 1]);
 
-    let jobs = client.jobs_since(&alice().public_key(), height).await.unwrap();
+    let jobs = client
+        .jobs_since(&alice().public_key(), height)
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, 0);
     let work = client.provider_work(0).await.unwrap();
@@ -266,5 +279,8 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     assert_eq!(err.code(), Some("not_accepted"));
     // A digest that is not the accepted one is caught by the client too.
     let err = client.fetch_outputs(0, 0, &[0; 32]).await.unwrap_err();
-    assert!(err.to_string().contains("do not have the accepted digest"), "{err}");
+    assert!(
+        err.to_string().contains("do not have the accepted digest"),
+        "{err}"
+    );
 }
