@@ -464,3 +464,189 @@ fn exo_apps_hello() -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// Plays the provider's worker from the test: runs nothing, but uploads an outputs archive
+/// for each assigned replica, commits and reveals, until `units` units are revealed.
+fn play_worker(node: &Node, units: usize) {
+    use exo_client::{
+        Client,
+        outputs::{Archive, pack},
+    };
+    use exo_types::{ResultCommit, ResultReveal, UnsignedTx, result_commitment};
+    let key = PrivateKey::from_seed(2);
+    let client = Client::new(&node.url).unwrap();
+    let send = |action: exo_types::Action| {
+        node._runtime.block_on(async {
+            let nonce = client.account(&key.public_key()).await.unwrap().nonce;
+            let tx = UnsignedTx {
+                chain_id: CHAIN.into(),
+                sender: key.public_key(),
+                nonce,
+                fee: Amount(1_000),
+                action,
+            }
+            .sign(&key);
+            let hash = client.submit(&tx).await.unwrap();
+            let receipt = client
+                .wait_for_receipt(&hash, Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert_eq!(
+                receipt.status,
+                exo_client::wire::TxStatus::Ok,
+                "{receipt:?}"
+            );
+        })
+    };
+    let salt = [5u8; 32];
+    let fuel = 1_000;
+    let mut revealed = 0;
+    for _ in 0..400 {
+        if revealed == units {
+            return;
+        }
+        let work = node._runtime.block_on(client.provider_work(0)).unwrap();
+        for item in work {
+            let archive = Archive {
+                outcome: "ok".into(),
+                stdout: format!("unit {} args {:?}\n", item.unit, item.args).into_bytes(),
+                dirs: vec![],
+                files: vec![("frame.txt".into(), vec![b'0' + item.unit as u8])],
+            };
+            let digest = archive.result_digest();
+            match item.status.as_str() {
+                "assigned" => {
+                    node._runtime.block_on(async {
+                        let hash = client.put_blob(pack(&archive).unwrap()).await.unwrap();
+                        client
+                            .put_outputs(item.job, item.unit, &hash)
+                            .await
+                            .unwrap();
+                    });
+                    send(exo_types::Action::CommitResults(vec![ResultCommit {
+                        job: item.job,
+                        unit: item.unit,
+                        replica: item.replica,
+                        commitment: result_commitment(&digest, fuel, &salt, &key.public_key()),
+                    }]));
+                }
+                "committed" if item.reveal_open => {
+                    send(exo_types::Action::RevealResults(vec![ResultReveal {
+                        job: item.job,
+                        unit: item.unit,
+                        replica: item.replica,
+                        digest,
+                        fuel,
+                        salt,
+                    }]));
+                    revealed += 1;
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the worker revealed {revealed} of {units} units");
+}
+
+#[test]
+fn job_submit_waits_for_the_job_and_results_are_fetched_and_checked() {
+    let node = start_node();
+    let dir = tempfile::tempdir().unwrap();
+    let provider_key = write_key(dir.path(), "provider.key", 2);
+    let requester_key = write_key(dir.path(), "requester.key", 1);
+    let pk = provider_key.to_str().unwrap();
+    let url = node.url.as_str();
+    for args in [
+        vec![
+            "provider",
+            "register",
+            "--key",
+            pk,
+            "--cores",
+            "2",
+            "--memory-mib",
+            "1024",
+        ],
+        vec![
+            "provider", "offer", "--key", pk, "--slots", "2", "--price", "0.000001",
+        ],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--node", url]);
+        let out = exo(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let module = dir.path().join("mc.wasm");
+    std::fs::write(&module, b"\0asm monte carlo").unwrap();
+    let args_file = dir.path().join("args");
+    std::fs::write(&args_file, "--seed 1\n--seed 2\n").unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_exo"))
+        .args([
+            "job",
+            "submit",
+            "--key",
+            requester_key.to_str().unwrap(),
+            "--app",
+            module.to_str().unwrap(),
+            "--units",
+            "2",
+            "--max-price",
+            "0.000002",
+            "--fuel-limit",
+            "1000000",
+            "--unit-args",
+            args_file.to_str().unwrap(),
+            "--wait",
+            "--wait-timeout",
+            "60",
+            "--node",
+            url,
+            "--json",
+        ])
+        .env_remove("EXO_NODE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    play_worker(&node, 2);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["job_id"], 0, "{report}");
+    assert_eq!(report["job"]["state"], "done", "{report}");
+    assert_eq!(report["job"]["counts"]["accepted"], 2);
+    let accounts = &report["job"]["accounts"];
+    assert_eq!(accounts["held"], "0");
+    assert_ne!(accounts["paid_total"], "0");
+    assert_eq!(accounts["paid"][0]["provider"], 0);
+
+    let out_dir = dir.path().join("results");
+    let results = exo(&[
+        "job",
+        "results",
+        "0",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--node",
+        url,
+        "--json",
+    ]);
+    assert!(results.status.success(), "{}", stderr(&results));
+    let results = json(&results);
+    assert_eq!(results["units"].as_array().unwrap().len(), 2, "{results}");
+    assert_eq!(results["missing"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("unit-1/stdout")).unwrap(),
+        "unit 1 args Some([\"--seed\", \"2\"])\n"
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("unit-0/out/frame.txt")).unwrap(),
+        b"0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("unit-0/outcome")).unwrap(),
+        "ok\n"
+    );
+}
