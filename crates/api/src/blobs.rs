@@ -30,6 +30,9 @@ use tokio::io::AsyncWriteExt;
 pub const MAX_OUTPUT_CANDIDATES: usize = 16;
 /// Size of the chunks hashed and served.
 const CHUNK_BYTES: usize = 256 * 1024;
+/// Blobs read whole into memory at once (to unpack an archive): with 64 MiB blobs, this bounds
+/// what such reads hold to 256 MiB however many clients ask.
+const MAX_WHOLE_READS: usize = 4;
 
 /// A blob store on disk. Cheap to clone; clones share the disk-use counter.
 #[derive(Clone, Debug)]
@@ -46,6 +49,7 @@ struct Inner {
     next_temp: AtomicU64,
     /// Serialises read-modify-write of output indices.
     outputs: tokio::sync::Mutex<()>,
+    whole_reads: tokio::sync::Semaphore,
 }
 
 /// One archive offered for a unit.
@@ -129,6 +133,7 @@ impl BlobStore {
                 used_bytes: Mutex::new(used),
                 next_temp: AtomicU64::new(0),
                 outputs: tokio::sync::Mutex::new(()),
+                whole_reads: tokio::sync::Semaphore::new(MAX_WHOLE_READS),
             }),
         })
     }
@@ -277,6 +282,12 @@ impl BlobStore {
 
     /// The verified content of blob `hash`, refused if over `max_bytes`.
     pub async fn read(&self, hash: &Hash32, max_bytes: u64) -> Result<Vec<u8>, ApiError> {
+        let _permit = self
+            .inner
+            .whole_reads
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("blob store closed".into()))?;
         let size = self.size(hash).await?;
         if size > max_bytes {
             return Err(ApiError::BlobTooLarge { max: max_bytes });

@@ -115,3 +115,43 @@ pub fn run_unit(args: &RunArgs) -> Result<Report, CliError> {
         }),
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use exo_client::outputs::Archive;
+    use exo_exec::{Outcome, OutputFile, digest::result_digest};
+
+    /// The outputs archive recomputes the sandbox's result digest: what a worker uploads can
+    /// be checked against what the chain accepted.
+    #[test]
+    fn archive_digest_is_the_sandbox_digest() {
+        let files = vec![
+            OutputFile {
+                path: "frames/1.png".into(),
+                bytes: vec![1, 2, 3],
+            },
+            OutputFile {
+                path: "a.txt".into(),
+                bytes: b"alpha".to_vec(),
+            },
+        ];
+        let dirs = vec!["frames".to_string(), "empty".to_string()];
+        for outcome in [Outcome::Ok, Outcome::Exit(3), Outcome::OutOfFuel] {
+            let archive = Archive {
+                outcome: outcome.code(),
+                stdout: b"some output\n".to_vec(),
+                dirs: dirs.clone(),
+                files: files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.bytes.clone()))
+                    .collect(),
+            };
+            assert_eq!(
+                archive.result_digest(),
+                result_digest(&outcome, b"some output\n", &files, &dirs),
+                "{outcome}"
+            );
+        }
+    }
+}
