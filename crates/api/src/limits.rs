@@ -37,7 +37,7 @@ pub struct ApiLimits {
 impl Default for ApiLimits {
     fn default() -> Self {
         Self {
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: 2 * exo_types::MAX_TX_BYTES + 1024,
             rate_per_sec: 200,
             rate_burst: 400,
             max_tracked_clients: 10_000,

@@ -20,7 +20,7 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
-use exo_ledger::{BlockEnv, Genesis, Ledger, Missing, Receipt, Rejection, StateCache, TxStatus};
+use exo_ledger::{BlockEnv, Genesis, Inclusion, Ledger, Missing, StateCache};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -256,27 +256,17 @@ impl App {
             })
             .await?;
             if building.is_some() {
-                match &receipt {
-                    None => {
+                match Inclusion::of(&receipt) {
+                    Inclusion::Include => {}
+                    Inclusion::LeaveOut => {
+                        cache.rollback(checkpoint);
+                        continue;
+                    }
+                    Inclusion::Drop => {
                         evicted.push(tx.hash());
                         cache.rollback(checkpoint);
                         continue;
                     }
-                    Some(Receipt {
-                        status: TxStatus::Rejected(reason),
-                        fee_paid,
-                        ..
-                    }) if fee_paid.0 == 0 => {
-                        if !matches!(
-                            reason,
-                            Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. }
-                        ) {
-                            evicted.push(tx.hash());
-                        }
-                        cache.rollback(checkpoint);
-                        continue;
-                    }
-                    Some(_) => {}
                 }
             }
             ledger = next;
