@@ -33,6 +33,18 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Register a provider, describe its machine, post and cancel offers, retire.
+    #[command(subcommand)]
+    Provider(crate::provider::ProviderCommand),
+    /// Publish and list task apps.
+    #[command(subcommand)]
+    App(crate::app::AppCommand),
+    /// Submit jobs, follow and cancel them, fetch their outputs.
+    #[command(subcommand)]
+    Job(crate::job::JobCommand),
+    /// Run a work unit in the sandbox on this machine.
+    #[command(subcommand)]
+    Exec(crate::exec::ExecCommand),
     /// Create and inspect key files.
     #[command(subcommand)]
     Key(KeyCommand),

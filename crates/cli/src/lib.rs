@@ -20,6 +20,13 @@ use exo_client::{ClientError, keyfile::KeyFileError};
 use serde_json::{Value, json};
 use std::{future::Future, io::Write, process::ExitCode};
 
+// The compute market's commands and the shared transaction helper.
+pub mod app;
+pub mod exec;
+pub mod job;
+pub mod provider;
+pub mod tx;
+
 /// Exit code of a transaction that was finalized but rejected.
 pub const EXIT_REJECTED: u8 = 3;
 
@@ -59,6 +66,12 @@ pub enum CliError {
     ZeroAmount,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// An argument the command cannot use, found before any round trip.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the command names does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// For subcommands whose failures are not worth a variant of their own.
     #[error("{0}")]
     Other(String),
@@ -81,6 +94,8 @@ impl CliError {
             Self::BadAddress(_) => "bad_address".into(),
             Self::BadAmount(_) | Self::ZeroAmount => "bad_amount".into(),
             Self::Runtime(_) => "runtime".into(),
+            Self::Invalid(_) => "invalid_argument".into(),
+            Self::NotFound(_) => "not_found".into(),
             Self::Other(_) => "error".into(),
         }
     }

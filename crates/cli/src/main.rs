@@ -7,6 +7,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Provider(command) => exo_cli::provider::run(command, &cli.global),
+        Command::App(command) => exo_cli::app::run(command, &cli.global),
+        Command::Job(command) => exo_cli::job::run(command, &cli.global),
+        Command::Exec(command) => exo_cli::exec::run(command, &cli.global),
         Command::Key(command) => key::run(command, &cli.global),
         Command::Account(command) => account::run(command, &cli.global),
     };
