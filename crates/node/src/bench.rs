@@ -4,21 +4,26 @@
 //! Transactions are signed before the clock starts and handed to the validators' mempools
 //! directly, so the figures measure the chain (gossip, consensus, execution, storage), not the
 //! HTTP front end.
+//!
+//! [`devnet_memory`] measures something else: the peak resident memory of a real devnet (one
+//! `exo node` process per validator) under a light load through the HTTP API.
 
 use crate::{
     NodeConfig,
-    devnet::{self, DevnetOptions, peak_rss_mib},
+    devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
     node::{self, Validator},
 };
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
 use commonware_parallel::Sequential;
 use exo_ledger::GenesisAccount;
 use exo_types::{
     Action, Amount, PrivateKey, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx, address_to_hex,
 };
+use exo_client::{Client, keyfile};
 use std::{
     collections::HashMap,
+    path::Path,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
@@ -56,7 +61,11 @@ pub struct ChainBenchReport {
     pub finality_p99_ms: f64,
     pub verify_ceiling_per_sec: f64,
     pub blocks: u64,
+    /// Peak resident memory of the benchmark process (all validators in one process).
     pub peak_rss_mib: f64,
+    /// Sum of the peak resident memory of a real devnet's validator processes, from
+    /// [`devnet_memory`]; `None` when not measured.
+    pub devnet_peak_rss_mib: Option<f64>,
 }
 
 const SENDERS: usize = 1_000;
@@ -287,5 +296,143 @@ pub fn chain(
         verify_ceiling_per_sec: verify_ceiling_per_sec(),
         blocks,
         peak_rss_mib,
+        devnet_peak_rss_mib: None,
     })
+}
+
+/// How to load the devnet whose memory is measured.
+#[derive(Clone, Debug)]
+pub struct DevnetMemoryOptions {
+    pub validators: usize,
+    pub api_port: u16,
+    pub p2p_port: u16,
+    /// How long transfers are sent.
+    pub load: Duration,
+    /// Transfers sent per second, spread over the validators' APIs.
+    pub tx_per_sec: u32,
+}
+
+impl Default for DevnetMemoryOptions {
+    fn default() -> Self {
+        Self {
+            validators: 4,
+            api_port: 38_180,
+            p2p_port: 39_100,
+            load: Duration::from_secs(15),
+            tx_per_sec: 30,
+        }
+    }
+}
+
+/// Peak memory of a devnet's validator processes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DevnetMemoryReport {
+    pub validators: usize,
+    /// Transfers sent (and finalized) during the load.
+    pub transfers: u64,
+    pub finalized_height: u64,
+    /// `VmHWM` of each validator process, in MiB.
+    pub per_validator_mib: Vec<f64>,
+    /// Their sum: what the devnet needs at its peak.
+    pub total_mib: f64,
+}
+
+/// Starts a devnet of `exe node` processes in a temporary directory, sends transfers from the
+/// faucet to new accounts through the validators' APIs for `options.load`, waits until the
+/// last is finalized and sums the processes' peak resident memory (Linux `VmHWM`).
+pub fn devnet_memory(
+    exe: &Path,
+    options: &DevnetMemoryOptions,
+    progress: impl Fn(&str),
+) -> anyhow::Result<DevnetMemoryReport> {
+    let dir = std::env::temp_dir().join(format!("exo-bench-devnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let layout = devnet::init(&DevnetOptions {
+        validators: options.validators,
+        data_dir: dir.clone(),
+        api_port: options.api_port,
+        p2p_port: options.p2p_port,
+        extra_accounts: Vec::new(),
+    })?;
+    progress("starting a devnet of validator processes");
+    let mut processes = DevnetProcesses::spawn(exe, &layout)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    let load = runtime.block_on(drive_transfers(&layout, &mut processes, options, &progress));
+    let per_validator_mib: Vec<f64> = processes
+        .pids()
+        .into_iter()
+        .map(|pid| peak_rss_mib(pid).unwrap_or(f64::NAN))
+        .collect();
+    processes.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (transfers, finalized_height) = load?;
+    Ok(DevnetMemoryReport {
+        validators: options.validators,
+        transfers,
+        finalized_height,
+        total_mib: per_validator_mib.iter().sum(),
+        per_validator_mib,
+    })
+}
+
+/// Sends transfers at the configured rate; returns how many and the final height.
+async fn drive_transfers(
+    layout: &devnet::DevnetLayout,
+    processes: &mut DevnetProcesses,
+    options: &DevnetMemoryOptions,
+    progress: &impl Fn(&str),
+) -> anyhow::Result<(u64, u64)> {
+    let mut alive = || match processes.exited().first() {
+        Some((i, status)) => bail!(
+            "validator {i} exited ({status}); see {}",
+            layout.log_path(*i).display()
+        ),
+        None => Ok(()),
+    };
+    devnet::wait_for_height(&layout.api_urls, 1, Duration::from_secs(120), &mut alive).await?;
+    progress("sending transfers through the API");
+    let clients = layout
+        .api_urls
+        .iter()
+        .map(|url| Client::new(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let faucet = keyfile::read(&layout.faucet_key)?;
+    let status = clients[0].status().await?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(options.tx_per_sec.max(1)));
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    let mut last = None;
+    while start.elapsed() < options.load {
+        let tx = UnsignedTx {
+            chain_id: status.chain_id.clone(),
+            sender: faucet.public_key(),
+            nonce: sent,
+            fee: status.min_fee,
+            action: Action::Transfer {
+                to: PrivateKey::from_seed(0xde_0000 + sent).public_key(),
+                amount: Amount::from_exo(1),
+            },
+        }
+        .sign(&faucet);
+        let client = &clients[sent as usize % clients.len()];
+        last = Some(
+            client
+                .submit(&tx)
+                .await
+                .with_context(|| format!("{} refused transfer {sent}", client.url()))?,
+        );
+        sent += 1;
+        alive()?;
+        tokio::time::sleep_until(start + interval * sent as u32).await;
+    }
+    if let Some(hash) = last {
+        clients[0]
+            .wait_for_receipt(&hash, Duration::from_secs(60))
+            .await?;
+    }
+    let height = clients[0].status().await?.finalized_height;
+    Ok((sent, height))
 }

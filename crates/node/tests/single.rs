@@ -11,6 +11,7 @@ fn single_node_memory() {
         data_dir: dir.clone(),
         api_port: 28_180,
         p2p_port: 29_100,
+        extra_accounts: Vec::new(),
     })
     .unwrap();
     let config = NodeConfig::load(&layout.configs[0]).unwrap();
