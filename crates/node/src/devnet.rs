@@ -260,12 +260,16 @@ impl DevnetProcesses {
     /// Stops every validator: a polite signal first, then a kill.
     pub fn stop(&mut self) {
         for (_, child) in &mut self.children {
+            if let Ok(Some(_)) = child.try_wait() {
+                continue;
+            }
             #[cfg(unix)]
             {
                 // SIGTERM lets a validator finish its current durable write.
                 let _ = Command::new("kill")
                     .arg("-TERM")
                     .arg(child.id().to_string())
+                    .stderr(Stdio::null())
                     .status();
             }
             #[cfg(not(unix))]

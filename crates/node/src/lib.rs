@@ -16,12 +16,14 @@ pub mod node;
 
 pub use config::{NodeConfig, PeerConfig};
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `info`). Safe to call twice.
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`), colored only on a
+/// terminal. Safe to call twice.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
