@@ -46,7 +46,11 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
         .map_err(|e| CliError::Other(format!("cannot find the exo binary: {e}")))?;
     note(&format!(
         "{} a devnet of {} validators in {} (logs in node-<i>/node.log)",
-        if layout.resumed { "resuming" } else { "starting" },
+        if layout.resumed {
+            "resuming"
+        } else {
+            "starting"
+        },
         layout.configs.len(),
         layout.data_dir.display()
     ));
@@ -115,7 +119,10 @@ async fn supervise(
         }
     };
     let Some(statuses) = started else {
-        return Ok(Report::ok("devnet stopped before it started", summary.clone()));
+        return Ok(Report::ok(
+            "devnet stopped before it started",
+            summary.clone(),
+        ));
     };
     let height = statuses
         .iter()

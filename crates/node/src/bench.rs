@@ -16,11 +16,11 @@ use crate::{
 use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
 use commonware_parallel::Sequential;
+use exo_client::{Client, keyfile};
 use exo_ledger::GenesisAccount;
 use exo_types::{
     Action, Amount, PrivateKey, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx, address_to_hex,
 };
-use exo_client::{Client, keyfile};
 use std::{
     collections::HashMap,
     path::Path,

@@ -191,6 +191,10 @@ pub async fn wait_for_height(
     }
 }
 
+/// How long validators get to exit after SIGTERM before they are killed: longer than a node's
+/// own shutdown (API grace plus the runtime's stop grace).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The validator processes of a running devnet; dropping it stops them.
 pub struct DevnetProcesses {
     children: Vec<(usize, Child)>,
@@ -275,9 +279,9 @@ impl DevnetProcesses {
             #[cfg(not(unix))]
             let _ = child.kill();
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + STOP_TIMEOUT;
         for (_, child) in &mut self.children {
-            while std::time::Instant::now() < deadline {
+            while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
