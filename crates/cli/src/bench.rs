@@ -59,7 +59,7 @@ pub fn chain(args: &BenchChainArgs) -> Result<Report, CliError> {
         "devnet_peak_rss_mib": GOAL_DEVNET_MIB,
     });
     let mut text = format!(
-        "chain of {} validators, {} transfers in {} blocks\n\
+        "chain of {} validators, {} transfers in {} blocks ({:.0} per block, {:.0} ms apart)\n\
          throughput         {:>10.0} tx/s    goal >= {GOAL_TX_PER_SEC:.0} ({:.2}x)\n\
          finality p50       {:>10.1} ms      goal <= {GOAL_FINALITY_P50_MS:.0}\n\
          finality p99       {:>10.1} ms\n\
@@ -68,6 +68,8 @@ pub fn chain(args: &BenchChainArgs) -> Result<Report, CliError> {
         report.validators,
         report.txs,
         report.blocks,
+        report.mean_block_txs,
+        report.block_interval_ms,
         report.tx_per_sec,
         report.tx_per_sec / GOAL_TX_PER_SEC,
         report.finality_p50_ms,

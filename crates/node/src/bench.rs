@@ -11,7 +11,7 @@
 use crate::{
     NodeConfig,
     devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
-    node::{self, Validator},
+    node::{self, MetricsSource, Validator},
 };
 use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
@@ -24,7 +24,11 @@ use exo_types::{
 use std::{
     collections::HashMap,
     path::Path,
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -61,6 +65,10 @@ pub struct ChainBenchReport {
     pub finality_p99_ms: f64,
     pub verify_ceiling_per_sec: f64,
     pub blocks: u64,
+    /// Transactions per non-empty block of the throughput phase.
+    pub mean_block_txs: f64,
+    /// Time between finalized blocks during the throughput phase.
+    pub block_interval_ms: f64,
     /// Peak resident memory of the benchmark process (all validators in one process).
     pub peak_rss_mib: f64,
     /// Sum of the peak resident memory of a real devnet's validator processes, from
@@ -163,7 +171,9 @@ pub fn chain(
 
     // Each validator runs on its own runtime and thread, as separate processes would.
     let finalized_at: Arc<Mutex<HashMap<TxHash, Instant>>> = Arc::default();
-    let (handles_tx, handles_rx) = mpsc::channel::<Arc<Validator>>();
+    let finalized_txs = Arc::new(AtomicUsize::new(0));
+    let block_log: Arc<Mutex<Vec<(u64, usize, Instant)>>> = Arc::default();
+    let (handles_tx, handles_rx) = mpsc::channel::<(Arc<Validator>, MetricsSource)>();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let stop_rx = Arc::new(Mutex::new(stop_rx));
     let mut threads = Vec::new();
@@ -171,9 +181,11 @@ pub fn chain(
         let config = NodeConfig::load(path)?;
         let handles_tx = handles_tx.clone();
         let finalized_at = finalized_at.clone();
+        let finalized_txs = finalized_txs.clone();
+        let block_log = block_log.clone();
         let stop_rx = stop_rx.clone();
         threads.push(std::thread::spawn(move || {
-            node::run(config, move |validator, _| async move {
+            node::run(config, move |validator, info| async move {
                 if i == 0 {
                     validator.events.subscribe(move |block| {
                         let now = Instant::now();
@@ -181,9 +193,15 @@ pub fn chain(
                         for hash in &block.tx_hashes {
                             map.insert(*hash, now);
                         }
+                        finalized_txs.fetch_add(block.tx_hashes.len(), Ordering::Relaxed);
+                        block_log.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            block.height,
+                            block.tx_hashes.len(),
+                            now,
+                        ));
                     });
                 }
-                let _ = handles_tx.send(validator);
+                let _ = handles_tx.send((validator, info.metrics));
                 // Stay up until the benchmark is done.
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -196,10 +214,12 @@ pub fn chain(
         }));
     }
     drop(handles_tx);
-    let validators: Vec<Arc<Validator>> = (0..options.validators)
+    let (validators, metrics): (Vec<Arc<Validator>>, Vec<MetricsSource>) = (0..options.validators)
         .map(|_| handles_rx.recv_timeout(Duration::from_secs(60)))
-        .collect::<Result<_, _>>()
-        .context("validators did not start")?;
+        .collect::<Result<Vec<_>, _>>()
+        .context("validators did not start")?
+        .into_iter()
+        .unzip();
     let wait_height = |h: u64, limit: Duration| -> anyhow::Result<()> {
         let start = Instant::now();
         while validators
@@ -226,12 +246,11 @@ pub fn chain(
     }
     let hashes: Vec<TxHash> = load.iter().map(SignedTx::hash).collect();
     let limit = Duration::from_secs(120 + options.txs as u64 / 100);
+    // Only benchmark transactions are ever submitted, so counting finalized transactions is
+    // enough (and cheap: the harness shares the cores with the validators).
     loop {
-        let done = {
-            let map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
-            hashes.iter().filter(|h| map.contains_key(h)).count()
-        };
-        if done == hashes.len() {
+        let done = finalized_txs.load(Ordering::Relaxed);
+        if done >= hashes.len() {
             break;
         }
         if start.elapsed() > limit {
@@ -248,7 +267,26 @@ pub fn chain(
     }
     .unwrap_or_else(Instant::now);
     let tx_per_sec = options.txs as f64 / last.duration_since(start).as_secs_f64();
-    let blocks = validators[0].events.status().finalized_height - start_height;
+    let end_height = validators[0].events.status().finalized_height;
+    let blocks = end_height - start_height;
+    let phase: Vec<(u64, usize, Instant)> = block_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(h, _, _)| *h > start_height && *h <= end_height)
+        .copied()
+        .collect();
+    let full: Vec<usize> = phase.iter().map(|b| b.1).filter(|n| *n > 0).collect();
+    let mean_block_txs = full.iter().sum::<usize>() as f64 / full.len().max(1) as f64;
+    let block_interval_ms = match (phase.first(), phase.last()) {
+        (Some(first), Some(last)) if phase.len() > 1 => {
+            last.2.duration_since(first.2).as_secs_f64() * 1e3 / (phase.len() - 1) as f64
+        }
+        _ => f64::NAN,
+    };
+    if let Some(dir) = std::env::var_os("EXO_BENCH_TRACE") {
+        write_trace(Path::new(&dir), start, &phase, &metrics)?;
+    }
 
     progress("latency phase");
     let mut sent = Vec::with_capacity(latency_load.len());
@@ -295,9 +333,33 @@ pub fn chain(
         finality_p99_ms: percentile(&latencies_ms, 0.99),
         verify_ceiling_per_sec: verify_ceiling_per_sec(),
         blocks,
+        mean_block_txs,
+        block_interval_ms,
         peak_rss_mib,
         devnet_peak_rss_mib: None,
     })
+}
+
+/// With `EXO_BENCH_TRACE=DIR`: the throughput phase's finalized blocks (`blocks.csv`: height,
+/// transactions, milliseconds since the phase started) and each validator's metrics at its end
+/// (`metrics-<i>.txt`), to see where the time goes.
+fn write_trace(
+    dir: &Path,
+    start: Instant,
+    blocks: &[(u64, usize, Instant)],
+    metrics: &[MetricsSource],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut csv = String::from("height,txs,ms\n");
+    for (height, txs, at) in blocks {
+        let ms = at.duration_since(start).as_secs_f64() * 1e3;
+        csv.push_str(&format!("{height},{txs},{ms:.1}\n"));
+    }
+    std::fs::write(dir.join("blocks.csv"), csv)?;
+    for (i, source) in metrics.iter().enumerate() {
+        std::fs::write(dir.join(format!("metrics-{i}.txt")), source.render())?;
+    }
+    Ok(())
 }
 
 /// How to load the devnet whose memory is measured.
