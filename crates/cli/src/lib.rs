@@ -1,4 +1,6 @@
-//! The `exo` command line: key files, balances and transfers, through the node's public API.
+//! The `exo` command line: key files, balances and transfers through a node's public API, and
+//! the commands that run things: a validator (`exo node`), a local network (`exo devnet`) and
+//! benchmarks (`exo bench`), whose work is done by `exo-node`.
 //!
 //! `main.rs` only parses arguments and dispatches to one `run` function per subcommand; each
 //! returns a [`Report`] (text and JSON forms of its result) or a [`CliError`], and [`finish`]
@@ -7,12 +9,16 @@
 //!
 //! Exit codes: 0 success, 1 error, 2 bad usage, 3 a transaction finalized as rejected.
 //!
-//! This crate must never reach a node other than through `exo-client`, nor print a backtrace
-//! or panic on bad input: every failure is one line starting with `error:`.
+//! This crate must never reach a node other than through `exo-client` (running one is
+//! `exo-node`'s job), nor print a backtrace or panic on bad input: every failure is one line
+//! starting with `error:`.
 
 pub mod account;
 pub mod args;
+pub mod bench;
+pub mod devnet;
 pub mod key;
+pub mod node;
 
 pub use args::{Cli, Command, GlobalArgs};
 
@@ -99,6 +105,11 @@ impl CliError {
             Self::Other(_) => "error".into(),
         }
     }
+}
+
+/// Keeps an error's whole chain of causes (`{:#}`) as a [`CliError::Other`].
+pub fn other(err: impl std::fmt::Display) -> CliError {
+    CliError::Other(format!("{err:#}"))
 }
 
 /// Runs a future on a small runtime of its own, for commands that talk to a node.

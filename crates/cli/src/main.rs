@@ -1,7 +1,7 @@
 //! The `exo` binary: parses the command line and hands each subcommand to the library.
 
 use clap::Parser;
-use exo_cli::{Cli, Command, account, finish, key};
+use exo_cli::{Cli, Command, account, bench, devnet, finish, key, node};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         Command::Exec(command) => exo_cli::exec::run(command, &cli.global),
         Command::Key(command) => key::run(command, &cli.global),
         Command::Account(command) => account::run(command, &cli.global),
+        Command::Node(args) => node::run(args, &cli.global),
+        Command::Devnet(args) => devnet::run(args, &cli.global),
+        Command::Bench(command) => bench::run(command, &cli.global),
     };
     finish(&cli.global, result)
 }
