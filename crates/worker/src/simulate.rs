@@ -53,6 +53,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Stop after this many blocks even if jobs are still open.
     pub max_blocks: u64,
+    /// Most reveals in one transaction. A batch is refused whole when one of its reveals is
+    /// stale (another reveal in the same block settled that unit), and the ledger does not roll
+    /// back the supply and slashed counters an action changed before it was refused: batches
+    /// of more than one reveal can break the supply bookkeeping (see docs/proof-of-task.md).
+    pub reveal_batch: usize,
 }
 
 impl SimConfig {
@@ -77,6 +82,7 @@ impl SimConfig {
             },
             seed: 1,
             max_blocks: 5_000,
+            reveal_batch: 1,
         }
     }
 }
@@ -115,13 +121,16 @@ pub struct SimReport {
     /// Balances + bonds + escrow held + slashed at the end.
     pub accounted: u128,
     pub slashed: u128,
+    /// The ledger's own supply figure (genesis supply less what was burnt).
+    pub supply: u128,
     /// By kind name (`honest`, `wrong-result`, ...).
     pub kinds: BTreeMap<String, KindStats>,
 }
 
 impl SimReport {
+    /// Whether every token is accounted for, and the ledger's own supply figure agrees.
     pub fn conserved(&self) -> bool {
-        self.genesis_supply == self.accounted
+        self.genesis_supply == self.accounted && self.supply + self.slashed == self.genesis_supply
     }
 
     pub fn replicas_per_unit(&self) -> f64 {
@@ -462,6 +471,7 @@ fn provider_txs(
     let work: WorkList = chain.get(&Tag::Work.key_u64(id)).unwrap_or_default();
     let mut commits = Vec::new();
     let mut reveals = Vec::new();
+    p.sealed.retain(|slot, _| work.0.contains(slot));
     for (job, unit_index, replica_index) in work.0 {
         let Some(unit) = chain.get::<Unit>(&unit_key(job, unit_index)) else {
             continue;
@@ -472,6 +482,11 @@ fn provider_txs(
         let slot = (job, unit_index, replica_index);
         match replica.status {
             ReplicaStatus::Assigned => {
+                if let Some(sealed) = p.sealed.get(&slot) {
+                    // A commit in a batch refused whole is sent again.
+                    commits.push(sealed.commit(&p.address));
+                    continue;
+                }
                 let (digest, fuel) = true_result(job, unit_index);
                 let claim = match p.kind {
                     Some(Misbehave::Copy) => unit
@@ -495,7 +510,9 @@ fn provider_txs(
                 }
             }
             ReplicaStatus::Committed if unit.reveal_deadline.is_some() => {
-                if let Some(sealed) = p.sealed.remove(&slot) {
+                // Kept until the replica leaves the work list: a reveal in a batch refused
+                // whole is sent again.
+                if let Some(sealed) = p.sealed.get(&slot) {
                     reveals.push(sealed.reveal());
                 }
             }
@@ -511,7 +528,7 @@ fn provider_txs(
         ));
         nonce += 1;
     }
-    for chunk in reveals.chunks(MAX_RESULTS_PER_TX) {
+    for chunk in reveals.chunks(cfg.reveal_batch.clamp(1, MAX_RESULTS_PER_TX)) {
         out.push(tx(
             &p.key,
             nonce,
@@ -580,6 +597,7 @@ fn report(
         .and_then(|b| exo_ledger::decode_meta(b))
         .unwrap_or_default();
     r.slashed = meta.slashed.0;
+    r.supply = meta.supply.0;
     r.accounted = balances + bonds + held + meta.slashed.0;
     for p in providers {
         let name = p.kind.map_or("honest", Misbehave::name).to_string();
@@ -607,6 +625,63 @@ fn report(
     r
 }
 
+/// One row of the proof-of-task table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub liars: f64,
+    pub trust: u8,
+    pub report: SimReport,
+}
+
+/// Runs `units` units over `providers` providers for each liar share and trust level.
+pub fn matrix(providers: u32, units: u32, liars: &[f64], trusts: &[u8], seed: u64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &l in liars {
+        for &trust in trusts {
+            let mut cfg = SimConfig::liars(providers, l, units, trust);
+            cfg.seed = seed;
+            rows.push(Row {
+                liars: l,
+                trust,
+                report: run(&cfg),
+            });
+        }
+    }
+    rows
+}
+
+/// The rows as a markdown table.
+pub fn markdown_table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| liars | trust | units | accepted | failed | bad accepted | bad per 10,000 | replicas/unit | liars caught (invalid) | blocks | conserved |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
+    );
+    for row in rows {
+        let r = &row.report;
+        let caught: u64 = r
+            .kinds
+            .iter()
+            .filter(|(k, _)| k.as_str() != "honest")
+            .map(|(_, s)| s.invalid)
+            .sum();
+        out.push_str(&format!(
+            "| {:.0}% | {} | {} | {} | {} | {} | {:.1} | {:.3} | {} | {} | {} |\n",
+            row.liars * 100.0,
+            row.trust,
+            r.units,
+            r.accepted,
+            r.failed + r.unfinished,
+            r.bad_accepted,
+            r.bad_per_10k(),
+            r.replicas_per_unit(),
+            caught,
+            r.blocks,
+            if r.conserved() { "yes" } else { "NO" },
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,5 +698,17 @@ mod tests {
         assert!(r.conserved(), "{r:?}");
         assert_eq!(r.rejected_txs, 0, "{r:?}");
         assert!(r.replicas_per_unit() >= 2.0);
+    }
+
+    /// Fails while the ledger keeps the supply counters of a refused action: a reveal batch
+    /// refused after one of its reveals slashed someone leaves `slashed` counted twice. Un-ignore
+    /// once `Ledger::execute` restores `meta` on a refusal.
+    #[test]
+    #[ignore = "ledger bug: refused actions keep their changes to the supply counters"]
+    fn batched_reveals_conserve_tokens() {
+        let mut cfg = SimConfig::liars(20, 0.3, 400, 2);
+        cfg.reveal_batch = MAX_RESULTS_PER_TX;
+        let r = run(&cfg);
+        assert!(r.conserved(), "{r:?}");
     }
 }
