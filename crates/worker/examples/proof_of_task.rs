@@ -13,12 +13,19 @@ fn main() {
     let providers: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let start = std::time::Instant::now();
-    let rows = exo_worker::simulate::matrix(providers, units, &[0.1, 0.3], &[1, 2, 3], seed);
+    use exo_worker::{Misbehave, simulate::Behaviour};
+    let kinds = [
+        Behaviour::Worker(Misbehave::WrongResult),
+        Behaviour::IndependentLiar,
+    ];
+    let rows =
+        exo_worker::simulate::matrix(providers, units, &kinds, &[0.1, 0.3], &[1, 2, 3], seed);
     print!("{}", exo_worker::simulate::markdown_table(&rows));
     for row in &rows {
         let r = &row.report;
         eprintln!(
-            "{:.0}% trust {}: rejected txs {}, unfinished {}, genesis {} accounted {} (diff {}), supply+slashed {}: {:?}",
+            "{} {:.0}% trust {}: rejected txs {}, unfinished {}, genesis {} accounted {} (diff {}), supply+slashed {}: {:?}",
+            row.liar.name(),
             row.liars * 100.0,
             row.trust,
             r.rejected_txs,

@@ -32,12 +32,47 @@ const CHAIN: &str = "exo-sim";
 /// Fuel limit of every simulated unit.
 const FUEL_LIMIT: u64 = 1_000_000;
 
+/// How a simulated provider behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Honest,
+    /// As the worker misbehaves. [`Misbehave::WrongResult`] liars all commit BLAKE3 of the true
+    /// digest, so two of them on one unit agree: they collude.
+    Worker(Misbehave),
+    /// Commits a wrong digest of its own (BLAKE3 of the true digest and its address): liars
+    /// that do not collude.
+    IndependentLiar,
+}
+
+impl Behaviour {
+    pub fn name(self) -> &'static str {
+        match self {
+            Behaviour::Honest => "honest",
+            Behaviour::Worker(m) => m.name(),
+            Behaviour::IndependentLiar => "independent-liar",
+        }
+    }
+
+    fn claim(self, address: &Address, digest: Hash32, fuel: u64) -> Option<(Hash32, u64)> {
+        match self {
+            Behaviour::Honest => Some((digest, fuel)),
+            Behaviour::Worker(m) => Misbehave::claim(Some(m), digest, fuel),
+            Behaviour::IndependentLiar => {
+                let mut h = blake3::Hasher::new();
+                h.update(&digest);
+                h.update(address.as_ref());
+                Some((*h.finalize().as_bytes(), fuel))
+            }
+        }
+    }
+}
+
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub honest: u32,
     /// Misbehaving providers of each kind.
-    pub misbehaving: Vec<(Misbehave, u32)>,
+    pub misbehaving: Vec<(Behaviour, u32)>,
     pub jobs: u32,
     pub units_per_job: u32,
     /// The jobs' trust level.
@@ -58,17 +93,19 @@ pub struct SimConfig {
     /// back the supply and slashed counters an action changed before it was refused: batches
     /// of more than one reveal can break the supply bookkeeping (see docs/proof-of-task.md).
     pub reveal_batch: usize,
+    /// Misbehaving providers ask half the honest price, so the matcher serves them first.
+    pub cheap_misbehavers: bool,
 }
 
 impl SimConfig {
     /// `units` units in jobs of 100 over `providers` providers, a fraction `liars` of which
-    /// commit wrong results (colluding: every liar lies the same way), at trust `trust`.
-    pub fn liars(providers: u32, liars: f64, units: u32, trust: u8) -> Self {
+    /// lie as `liar` does, at trust `trust`.
+    pub fn liars(providers: u32, liars: f64, liar: Behaviour, units: u32, trust: u8) -> Self {
         let bad = (f64::from(providers) * liars).round() as u32;
         let per_job = units.clamp(1, 100);
         Self {
             honest: providers - bad,
-            misbehaving: vec![(Misbehave::WrongResult, bad)],
+            misbehaving: vec![(liar, bad)],
             jobs: units.div_ceil(per_job),
             units_per_job: per_job,
             trust,
@@ -83,6 +120,7 @@ impl SimConfig {
             seed: 1,
             max_blocks: 5_000,
             reveal_batch: 1,
+            cheap_misbehavers: false,
         }
     }
 }
@@ -185,7 +223,7 @@ impl Rng {
 struct SimProvider {
     key: PrivateKey,
     address: Address,
-    kind: Option<Misbehave>,
+    kind: Behaviour,
     id: Option<u64>,
     offer_expiry: u64,
     sealed: BTreeMap<(u64, u32, u32), Sealed>,
@@ -286,10 +324,10 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let provider_funds = Amount::from_exo(1_000).0;
     let requester_funds = Amount::from_exo(1_000_000_000).0;
     let mut providers: Vec<SimProvider> = Vec::new();
-    let kinds = std::iter::repeat_n(None, cfg.honest as usize).chain(
+    let kinds = std::iter::repeat_n(Behaviour::Honest, cfg.honest as usize).chain(
         cfg.misbehaving
             .iter()
-            .flat_map(|(m, n)| std::iter::repeat_n(Some(*m), *n as usize)),
+            .flat_map(|(m, n)| std::iter::repeat_n(*m, *n as usize)),
     );
     for (i, kind) in kinds.enumerate() {
         let key = PrivateKey::from_seed(1_000 + i as u64);
@@ -461,7 +499,11 @@ fn provider_txs(
             fee,
             Action::PostOffer {
                 slots: cfg.slots,
-                price_per_unit: Amount::from_exo(1),
+                price_per_unit: if cfg.cheap_misbehavers && p.kind != Behaviour::Honest {
+                    Amount(Amount::from_exo(1).0 / 2)
+                } else {
+                    Amount::from_exo(1)
+                },
                 expiry_height: expiry,
             },
         ));
@@ -489,12 +531,12 @@ fn provider_txs(
                 }
                 let (digest, fuel) = true_result(job, unit_index);
                 let claim = match p.kind {
-                    Some(Misbehave::Copy) => unit
+                    Behaviour::Worker(Misbehave::Copy) => unit
                         .replicas
                         .iter()
                         .filter(|r| r.index != replica_index)
                         .find_map(|r| r.reveal),
-                    kind => Misbehave::claim(kind, digest, fuel),
+                    kind => kind.claim(&p.address, digest, fuel),
                 };
                 if let Some((digest, fuel)) = claim {
                     let sealed = Sealed {
@@ -600,7 +642,7 @@ fn report(
     r.supply = meta.supply.0;
     r.accounted = balances + bonds + held + meta.slashed.0;
     for p in providers {
-        let name = p.kind.map_or("honest", Misbehave::name).to_string();
+        let name = p.kind.name().to_string();
         let stats = r.kinds.entry(name).or_default();
         stats.providers += 1;
         let Some(id) = p.id else { continue };
@@ -628,23 +670,35 @@ fn report(
 /// One row of the proof-of-task table.
 #[derive(Clone, Debug)]
 pub struct Row {
+    pub liar: Behaviour,
     pub liars: f64,
     pub trust: u8,
     pub report: SimReport,
 }
 
-/// Runs `units` units over `providers` providers for each liar share and trust level.
-pub fn matrix(providers: u32, units: u32, liars: &[f64], trusts: &[u8], seed: u64) -> Vec<Row> {
+/// Runs `units` units over `providers` providers for each kind of liar, liar share and trust
+/// level.
+pub fn matrix(
+    providers: u32,
+    units: u32,
+    kinds: &[Behaviour],
+    liars: &[f64],
+    trusts: &[u8],
+    seed: u64,
+) -> Vec<Row> {
     let mut rows = Vec::new();
-    for &l in liars {
-        for &trust in trusts {
-            let mut cfg = SimConfig::liars(providers, l, units, trust);
-            cfg.seed = seed;
-            rows.push(Row {
-                liars: l,
-                trust,
-                report: run(&cfg),
-            });
+    for &liar in kinds {
+        for &l in liars {
+            for &trust in trusts {
+                let mut cfg = SimConfig::liars(providers, l, liar, units, trust);
+                cfg.seed = seed;
+                rows.push(Row {
+                    liar,
+                    liars: l,
+                    trust,
+                    report: run(&cfg),
+                });
+            }
         }
     }
     rows
@@ -653,8 +707,8 @@ pub fn matrix(providers: u32, units: u32, liars: &[f64], trusts: &[u8], seed: u6
 /// The rows as a markdown table.
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| liars | trust | units | accepted | failed | bad accepted | bad per 10,000 | replicas/unit | liars caught (invalid) | blocks | conserved |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
+        "| liars | share | trust | units | accepted | failed | bad accepted | bad per 10,000 | replicas/unit | liars caught (invalid) | blocks | conserved |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
     );
     for row in rows {
         let r = &row.report;
@@ -665,7 +719,8 @@ pub fn markdown_table(rows: &[Row]) -> String {
             .map(|(_, s)| s.invalid)
             .sum();
         out.push_str(&format!(
-            "| {:.0}% | {} | {} | {} | {} | {} | {:.1} | {:.3} | {} | {} | {} |\n",
+            "| {} | {:.0}% | {} | {} | {} | {} | {} | {:.1} | {:.3} | {} | {} | {} |\n",
+            row.liar.name(),
             row.liars * 100.0,
             row.trust,
             r.units,
@@ -688,7 +743,7 @@ mod tests {
 
     #[test]
     fn honest_only_accepts_everything_and_conserves() {
-        let mut cfg = SimConfig::liars(6, 0.0, 40, 2);
+        let mut cfg = SimConfig::liars(6, 0.0, Behaviour::IndependentLiar, 40, 2);
         cfg.units_per_job = 10;
         cfg.jobs = 4;
         let r = run(&cfg);
@@ -706,7 +761,7 @@ mod tests {
     #[test]
     #[ignore = "ledger bug: refused actions keep their changes to the supply counters"]
     fn batched_reveals_conserve_tokens() {
-        let mut cfg = SimConfig::liars(20, 0.3, 400, 2);
+        let mut cfg = SimConfig::liars(20, 0.3, Behaviour::Worker(Misbehave::WrongResult), 400, 2);
         cfg.reveal_batch = MAX_RESULTS_PER_TX;
         let r = run(&cfg);
         assert!(r.conserved(), "{r:?}");
