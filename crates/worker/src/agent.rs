@@ -73,6 +73,7 @@ pub(crate) struct Agent {
     running: HashSet<String>,
     attempts: HashMap<String, u32>,
     slots: Arc<Semaphore>,
+    downloads: Downloads,
     paused: Option<String>,
     /// After a rejected batch, send one result per transaction until a batch goes through.
     singles: bool,
@@ -120,6 +121,7 @@ impl Agent {
             height: 0,
             running: HashSet::new(),
             attempts: HashMap::new(),
+            downloads: Downloads::default(),
             paused: None,
             singles: false,
             done,
@@ -389,11 +391,14 @@ impl Agent {
         let slots = self.slots.clone();
         let done = self.done.clone();
         let blob_dir = self.store.dir().join("blobs");
+        let downloads = self.downloads.clone();
         let timeout = self.bench.timeout_for(item.fuel_limit);
         debug!(%key, "starting");
         tokio::spawn(async move {
             let result = match slots.acquire_owned().await {
-                Ok(_permit) => run_unit(&api, &sandbox, &blob_dir, &item, timeout).await,
+                Ok(_permit) => {
+                    run_unit(&api, &downloads, &sandbox, &blob_dir, &item, timeout).await
+                }
                 Err(_) => Err("the worker is stopping".into()),
             };
             let _ = done.send(RunDone { key, item, result }).await;
@@ -647,14 +652,30 @@ impl IntoAction for Vec<ResultReveal> {
     }
 }
 
+/// One download at a time per blob, so parallel units that need the same blob share it.
+#[derive(Clone, Default)]
+pub(crate) struct Downloads(Arc<std::sync::Mutex<HashMap<Hash32, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl Downloads {
+    fn lock_for(&self, hash: &Hash32) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget locks nobody holds, so the map stays small.
+        map.retain(|_, m| Arc::strong_count(m) > 1);
+        map.entry(*hash).or_default().clone()
+    }
+}
+
 /// Fetches blob `hash` into the cache unless it is there.
 async fn fetch(
     api: &NodeApi,
+    downloads: &Downloads,
     blob_dir: &std::path::Path,
     hash: &Hash32,
     max: u64,
 ) -> Result<std::path::PathBuf, String> {
     let path = blob_dir.join(hex::encode(hash));
+    let lock = downloads.lock_for(hash);
+    let _guard = lock.lock().await;
     if !path.exists() {
         api.download_blob(hash, max, &path)
             .await
@@ -679,13 +700,14 @@ fn read_verified(path: &std::path::Path, hash: &Hash32) -> Result<Vec<u8>, Strin
 /// Fetches a unit's module and inputs, verifies them and runs the unit in the sandbox.
 async fn run_unit(
     api: &NodeApi,
+    downloads: &Downloads,
     sandbox: &Arc<Sandbox>,
     blob_dir: &std::path::Path,
     item: &WorkItem,
     timeout: Duration,
 ) -> Result<RunOutput, String> {
     let app = parse_hash(&item.app).ok_or_else(|| format!("bad app hash {:?}", item.app))?;
-    let module_path = fetch(api, blob_dir, &app, MAX_MODULE_BYTES).await?;
+    let module_path = fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?;
     let mut inputs = BTreeMap::new();
     for input in &item.inputs {
         let hash =
@@ -695,7 +717,7 @@ async fn run_unit(
         } else {
             MAX_INPUT_BYTES
         };
-        let path = fetch(api, blob_dir, &hash, max).await?;
+        let path = fetch(api, downloads, blob_dir, &hash, max).await?;
         inputs.insert(input.name.clone(), (path, hash));
     }
     let sandbox = sandbox.clone();

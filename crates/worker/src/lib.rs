@@ -79,6 +79,9 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Use these measurements instead of benchmarking (tests).
     pub benchmark: Option<Benchmark>,
+    /// The sandbox's compile cache; `<data_dir>/sandbox` when `None`. Workers on one machine
+    /// may share one (entries are written atomically).
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for WorkerConfig {
@@ -119,6 +122,7 @@ impl WorkerConfig {
             fee: None,
             poll_interval: Duration::from_secs(2),
             benchmark: None,
+            compile_cache: None,
         }
     }
 }
@@ -159,7 +163,11 @@ pub async fn run(
         path: data_dir.clone(),
         source,
     })?;
-    let mut sandbox_config = SandboxConfig::new(store.sandbox_dir());
+    let cache_dir = config
+        .compile_cache
+        .clone()
+        .unwrap_or_else(|| store.sandbox_dir());
+    let mut sandbox_config = SandboxConfig::new(cache_dir);
     sandbox_config.max_concurrent_units = config.slots + 1;
     let sandbox = Arc::new(
         tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))

@@ -280,8 +280,21 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     )
     .await;
 
-    // Three workers; the liar asks the lowest price, so it is matched first.
+    // Three workers; the liar asks the lowest price, so it is matched first. They share a
+    // compile cache, warmed here: a debug build compiles wasm slowly.
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut config = exo_exec::SandboxConfig::new(cache_dir);
+        config.max_concurrent_units = 5;
+        exo_exec::Sandbox::new(config)
+            .unwrap()
+            .prepare(wasm)
+            .unwrap();
+    })
+    .await
+    .unwrap();
     let bench = Benchmark {
         fuel_per_second: 1_000_000_000,
         cores: 2,
@@ -295,6 +308,7 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         cfg.slots = 4;
         cfg.benchmark = Some(bench.clone());
         cfg.poll_interval = Duration::from_millis(200);
+        cfg.compile_cache = Some(cache.path().to_path_buf());
         if i == 0 {
             cfg.misbehave = Some(Misbehave::WrongResult);
             cfg.price_per_unit = Amount::from_exo(1);
@@ -412,4 +426,56 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
             "honest worker not paid: {balance}"
         );
     }
+}
+
+/// A blob whose bytes do not hash to its name is refused and never reaches the cache; a good
+/// one is kept.
+#[tokio::test]
+async fn blobs_that_do_not_match_their_hash_are_refused() {
+    let good = b"good bytes".to_vec();
+    let good_hash = *blake3::hash(&good).as_bytes();
+    let bad_hash = *blake3::hash(b"what was asked for").as_bytes();
+    let served: HashMap<Hash32, Vec<u8>> = HashMap::from([
+        (good_hash, good.clone()),
+        (bad_hash, b"something else".to_vec()),
+    ]);
+    let extra_blobs = Arc::new(Mutex::new(served));
+    let routes =
+        Router::new()
+            .route(
+                "/v1/blobs/{hash}",
+                get(
+                    |State(b): State<Arc<Mutex<HashMap<Hash32, Vec<u8>>>>>,
+                     Path(h): Path<String>| async move {
+                        let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
+                        b.lock().unwrap().get(&h).cloned().unwrap_or_default()
+                    },
+                ),
+            )
+            .with_state(extra_blobs);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let api = exo_worker::api::NodeApi::new(&url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("bad");
+    let err = api
+        .download_blob(&bad_hash, 1_000, &dest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, exo_worker::api::CallError::HashMismatch(_)),
+        "{err}"
+    );
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Over its declared size: refused too.
+    let err = api.download_blob(&good_hash, 3, &dest).await.unwrap_err();
+    assert!(
+        matches!(err, exo_worker::api::CallError::TooLarge { .. }),
+        "{err}"
+    );
+    let dest = dir.path().join("good");
+    api.download_blob(&good_hash, 1_000, &dest).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), good);
 }
