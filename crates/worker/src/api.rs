@@ -358,15 +358,9 @@ impl NodeApi {
             .await
         {
             Ok(()) => Ok(Uploaded::Outputs),
-            Err(e)
-                if matches!(
-                    e,
-                    CallError::Status {
-                        status: 404 | 405,
-                        ..
-                    }
-                ) =>
-            {
+            Err(CallError::Status {
+                status: 404 | 405, ..
+            }) => {
                 self.put_blob(archive).await?;
                 Ok(Uploaded::Blob)
             }

@@ -43,11 +43,14 @@ use std::{
 
 const CHAIN: &str = "exo-worker-e2e";
 
+type Blobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
+type Outputs = Arc<Mutex<HashMap<(u64, u32), Vec<Vec<u8>>>>>;
+
 #[derive(Clone)]
 struct Extra {
     node: MemoryNode,
-    blobs: Arc<Mutex<HashMap<Hash32, Vec<u8>>>>,
-    outputs: Arc<Mutex<HashMap<(u64, u32), Vec<Vec<u8>>>>>,
+    blobs: Blobs,
+    outputs: Outputs,
 }
 
 impl Extra {
@@ -440,19 +443,15 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
         (bad_hash, b"something else".to_vec()),
     ]);
     let extra_blobs = Arc::new(Mutex::new(served));
-    let routes =
-        Router::new()
-            .route(
-                "/v1/blobs/{hash}",
-                get(
-                    |State(b): State<Arc<Mutex<HashMap<Hash32, Vec<u8>>>>>,
-                     Path(h): Path<String>| async move {
-                        let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
-                        b.lock().unwrap().get(&h).cloned().unwrap_or_default()
-                    },
-                ),
-            )
-            .with_state(extra_blobs);
+    let routes = Router::new()
+        .route(
+            "/v1/blobs/{hash}",
+            get(|State(b): State<Blobs>, Path(h): Path<String>| async move {
+                let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
+                b.lock().unwrap().get(&h).cloned().unwrap_or_default()
+            }),
+        )
+        .with_state(extra_blobs);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, routes).await });
