@@ -686,12 +686,26 @@ pub fn matrix(
     trusts: &[u8],
     seed: u64,
 ) -> Vec<Row> {
+    matrix_with(providers, units, kinds, liars, trusts, seed, &|_| {})
+}
+
+/// [`matrix`] with each configuration changed by `tweak` (parameters, job requirements).
+pub fn matrix_with(
+    providers: u32,
+    units: u32,
+    kinds: &[Behaviour],
+    liars: &[f64],
+    trusts: &[u8],
+    seed: u64,
+    tweak: &dyn Fn(&mut SimConfig),
+) -> Vec<Row> {
     let mut rows = Vec::new();
     for &liar in kinds {
         for &l in liars {
             for &trust in trusts {
                 let mut cfg = SimConfig::liars(providers, l, liar, units, trust);
                 cfg.seed = seed;
+                tweak(&mut cfg);
                 rows.push(Row {
                     liar,
                     liars: l,
