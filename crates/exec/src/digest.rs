@@ -25,6 +25,18 @@ pub fn result_digest(
     files: &[OutputFile],
     dirs: &[String],
 ) -> [u8; 32] {
+    result_digest_of_code(&outcome.code(), stdout, files, dirs)
+}
+
+/// [`result_digest`] from an outcome's code ([`Outcome::code`]) rather than the outcome itself:
+/// what a requester recomputes from a downloaded outputs archive to check it against the
+/// accepted digest.
+pub fn result_digest_of_code(
+    outcome_code: &str,
+    stdout: &[u8],
+    files: &[OutputFile],
+    dirs: &[String],
+) -> [u8; 32] {
     let mut entries: Vec<(&str, u8, u64, [u8; 32])> = Vec::with_capacity(files.len() + dirs.len());
     for f in files {
         entries.push((
@@ -40,7 +52,7 @@ pub fn result_digest(
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
 
     let mut h = blake3::Hasher::new_derive_key(CONTEXT);
-    put_str(&mut h, &outcome.code());
+    put_str(&mut h, outcome_code);
     h.update(&(stdout.len() as u64).to_le_bytes());
     h.update(blake3::hash(stdout).as_bytes());
     h.update(&(entries.len() as u64).to_le_bytes());

@@ -1,0 +1,241 @@
+//! `exo-worker`: the provider agent behind `exo worker`.
+//!
+//! [`run`] benchmarks the machine ([`bench`]), registers it as a provider (or updates its
+//! resources), keeps an offer of `slots` units on the book, and follows the provider's open
+//! replicas on the node (`GET /v1/providers/{id}/work`, polled on every finalized block and
+//! every two seconds). For each assigned replica it fetches the app module and inputs from the
+//! node's blob store, verifies their BLAKE3 hashes, runs the unit in the deterministic sandbox
+//! (`exo-exec`) with the unit's seed ([`commit::unit_seed`]), uploads the outputs as one
+//! archive ([`outputs`]), seals the result with a random salt and keeps it on disk
+//! ([`store`]), commits, and reveals once the unit's reveals open. Commits and reveals are
+//! batched, at most 256 per transaction.
+//!
+//! Outcomes: every outcome the sandbox calls attestable (ok, exit codes, traps, out of fuel,
+//! out of memory, invalid module or outputs) is a result and is committed: its code is part of
+//! the sandbox's digest. A timeout or a stack overflow depends on the machine, so the worker
+//! does not commit it (the replica becomes a no-show, which costs less than a wrong result).
+//!
+//! The worker never exits on a transient error: a node that does not answer is retried with
+//! backoff, a refused transaction is logged with its reason and derived again from the chain at
+//! the next pass. With [`WorkerConfig::idle_only`] it offers work only while the host is idle
+//! ([`idle`]). [`Misbehave`] makes it lie in controlled ways for tests and simulations;
+//! [`simulate`] measures proof of task against such liars on the real ledger, without network.
+//!
+//! This crate must never run bytes whose hash it has not verified, commit before the sealed
+//! result is durable, or give up on a revealable commitment while the process lives.
+
+mod agent;
+pub mod api;
+pub mod bench;
+pub mod commit;
+pub mod idle;
+pub mod nonce;
+pub mod outputs;
+pub mod simulate;
+pub mod store;
+
+pub use bench::Benchmark;
+pub use commit::{Misbehave, unit_seed};
+pub use idle::{HourWindow, IdlePolicy};
+
+use exo_exec::{Sandbox, SandboxConfig};
+use exo_types::{
+    Amount, PrivateKey,
+    exo_market::{DeviceClass, MAX_SLOTS_PER_OFFER},
+};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// How a worker runs.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// The node's API, such as `http://127.0.0.1:8080`.
+    pub node: String,
+    /// The provider's key: it pays fees and the bond, and is paid.
+    pub key: PrivateKey,
+    /// Units run at once, and the slots of the offer.
+    pub slots: u32,
+    /// Asked price in base units per compute unit (10^9 fuel).
+    pub price_per_unit: Amount,
+    /// Where the worker keeps its state, blob cache, outputs and compile cache.
+    pub data_dir: PathBuf,
+    /// Offer work only while the host is idle.
+    pub idle_only: Option<IdlePolicy>,
+    /// Misbehave on purpose (tests and simulations only).
+    pub misbehave: Option<Misbehave>,
+    /// Bond locked at registration.
+    pub bond: Amount,
+    /// Canonical region name, such as `eu-west`.
+    pub region: String,
+    pub class: DeviceClass,
+    /// Blocks an offer lives; it is posted again when a fifth of that is left.
+    pub expiry_blocks: u64,
+    /// The longest unit, in fuel, this provider accepts.
+    pub max_unit_fuel: u64,
+    /// Transaction fee; the node's minimum when `None`.
+    pub fee: Option<Amount>,
+    /// Fallback poll interval when no block event arrives.
+    pub poll_interval: Duration,
+    /// Use these measurements instead of benchmarking (tests).
+    pub benchmark: Option<Benchmark>,
+    /// The sandbox's compile cache; `<data_dir>/sandbox` when `None`. Workers on one machine
+    /// may share one (entries are written atomically).
+    pub compile_cache: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("WorkerConfig")
+            .field("node", &self.node)
+            .field("slots", &self.slots)
+            .field("price_per_unit", &self.price_per_unit)
+            .field("data_dir", &self.data_dir)
+            .field("idle_only", &self.idle_only)
+            .field("misbehave", &self.misbehave)
+            .field("bond", &self.bond)
+            .field("region", &self.region)
+            .field("class", &self.class)
+            .field("expiry_blocks", &self.expiry_blocks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerConfig {
+    /// A worker with defaults: 1 slot at 1 EXO per compute unit, bond 10 EXO, region `local`,
+    /// class `pc`, offers of 1,000 blocks, units up to 10^12 fuel.
+    pub fn new(node: impl Into<String>, key: PrivateKey, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node: node.into(),
+            key,
+            slots: 1,
+            price_per_unit: Amount::from_exo(1),
+            data_dir: data_dir.into(),
+            idle_only: None,
+            misbehave: None,
+            bond: Amount::from_exo(10),
+            region: "local".into(),
+            class: DeviceClass::Pc,
+            expiry_blocks: 1_000,
+            max_unit_fuel: 1_000_000_000_000,
+            fee: None,
+            poll_interval: Duration::from_secs(2),
+            benchmark: None,
+            compile_cache: None,
+        }
+    }
+}
+
+/// Why the worker could not start. Once running, it stops only when told to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] exo_exec::ExecError),
+}
+
+/// Runs the worker until `shutdown` completes. Running units are abandoned at shutdown; their
+/// replicas are picked up again (or become no-shows) when the worker restarts.
+pub async fn run(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    if config.slots == 0 || config.slots > MAX_SLOTS_PER_OFFER {
+        return Err(WorkerError::Config(format!(
+            "slots must be 1 to {MAX_SLOTS_PER_OFFER}"
+        )));
+    }
+    if config.expiry_blocks < 2 {
+        return Err(WorkerError::Config(
+            "offers must live at least 2 blocks".into(),
+        ));
+    }
+    let data_dir = config.data_dir.clone();
+    let store = store::Store::open(&data_dir).map_err(|source| WorkerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let cache_dir = config
+        .compile_cache
+        .clone()
+        .unwrap_or_else(|| store.sandbox_dir());
+    let mut sandbox_config = SandboxConfig::new(cache_dir);
+    sandbox_config.max_concurrent_units = config.slots + 1;
+    let sandbox = Arc::new(
+        tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
+            .await
+            .map_err(|e| WorkerError::Config(format!("sandbox start panicked: {e}")))??,
+    );
+    let bench = match config.benchmark.clone() {
+        Some(b) => b,
+        None => {
+            let sb = sandbox.clone();
+            let dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || bench::benchmark(&sb, &dir))
+                .await
+                .map_err(|e| WorkerError::Config(format!("benchmark panicked: {e}")))??
+        }
+    };
+    info!(
+        fuel_per_second = bench.fuel_per_second,
+        cores = bench.cores,
+        memory_mib = bench.memory_mib,
+        gpu = ?bench.gpu,
+        misbehave = ?config.misbehave,
+        "worker starting"
+    );
+    let (done_tx, mut done_rx) = mpsc::channel(64);
+    let (tick_tx, mut tick_rx) = mpsc::channel(1);
+    let poll = config.poll_interval;
+    let mut agent = agent::Agent::new(config, store, sandbox, bench, done_tx, tick_tx)?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut failures = 0u32;
+    loop {
+        let step = async {
+            let result = agent.step().await;
+            // Runs that finished meanwhile are recorded before the next pass.
+            while let Ok(done) = done_rx.try_recv() {
+                agent.finish_run(done);
+            }
+            result
+        };
+        let result = tokio::select! {
+            () = &mut shutdown => break,
+            r = step => r,
+        };
+        let wait = match result {
+            Ok(()) => {
+                if failures > 0 {
+                    info!("node reachable again");
+                }
+                failures = 0;
+                poll
+            }
+            Err(err) => {
+                failures += 1;
+                let backoff =
+                    Duration::from_millis(250 << failures.min(7)).min(Duration::from_secs(30));
+                if failures == 1 || failures.is_multiple_of(10) {
+                    warn!("{err}; retrying in {backoff:?}");
+                }
+                backoff
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(done) = done_rx.recv() => agent.finish_run(done),
+            Some(()) = tick_rx.recv(), if failures == 0 => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    info!("worker stopped");
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! What the worker keeps on disk in its data directory:
+//!
+//! - `state.json`: the provider id, the resources it registered, and every sealed result
+//!   (digest, fuel and salt) from before its commitment is sent until the replica is settled,
+//!   so that a restarted worker can still reveal what it committed to;
+//! - `blobs/<hex>`: app modules and inputs by BLAKE3 hash, written only once verified;
+//! - `outputs/<hex>`: packed output archives awaiting upload;
+//! - `benchmark.json`: the cached machine score;
+//! - `sandbox/`: the sandbox's compile cache.
+//!
+//! Every file is written to a temporary name, synced and renamed, so a crash leaves either the
+//! old or the new content.
+
+use crate::commit::Sealed;
+use exo_types::Hash32;
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// A replica this worker holds a result for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// What is committed and revealed (after any misbehaviour).
+    pub sealed: Sealed,
+    /// The sandbox outcome code, for logs.
+    pub outcome: String,
+    /// BLAKE3 of the packed outputs archive, if the unit ran here.
+    #[serde(default, with = "opt_hex32")]
+    pub archive: Option<Hash32>,
+    /// Whether the archive reached the node.
+    #[serde(default)]
+    pub uploaded: bool,
+    /// Whether a commit transaction with it was executed.
+    #[serde(default)]
+    pub committed: bool,
+    /// Whether a reveal transaction with it was executed.
+    #[serde(default)]
+    pub revealed: bool,
+}
+
+/// The worker's durable state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub provider_id: Option<u64>,
+    /// Hex of the encoded resources last registered or updated.
+    #[serde(default)]
+    pub registered_resources: Option<String>,
+    /// Expiry height of the last offer posted.
+    #[serde(default)]
+    pub offer_expiry: Option<u64>,
+    /// Sealed results by `job/unit/replica`.
+    #[serde(default)]
+    pub results: BTreeMap<String, ResultRecord>,
+    /// Replicas this worker gave up on (non-attestable outcome, bad inputs): never retried.
+    #[serde(default)]
+    pub abandoned: BTreeSet<String>,
+}
+
+/// The key of a replica in [`State`].
+pub fn replica_key(job: u64, unit: u32, replica: u32) -> String {
+    format!("{job}/{unit}/{replica}")
+}
+
+/// The data directory.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    pub state: State,
+}
+
+impl Store {
+    /// Opens (creating) `dir` and loads its state.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        for sub in ["blobs", "outputs", "sandbox"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let path = dir.join("state.json");
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            state,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes the state durable.
+    pub fn save(&self) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?;
+        write_atomic(&self.dir.join("state.json"), &json)
+    }
+
+    /// Where a verified blob is kept.
+    pub fn blob_path(&self, hash: &Hash32) -> PathBuf {
+        self.dir.join("blobs").join(hex::encode(hash))
+    }
+
+    /// Where a packed outputs archive waits for its upload.
+    pub fn output_path(&self, hash: &Hash32) -> PathBuf {
+        self.dir.join("outputs").join(hex::encode(hash))
+    }
+
+    pub fn sandbox_dir(&self) -> PathBuf {
+        self.dir.join("sandbox")
+    }
+}
+
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&hex::encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| {
+                crate::commit::parse_hash(&t)
+                    .ok_or_else(|| D::Error::custom(format!("{t:?} is not 32-byte hex")))
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.state, State::default());
+        store.state.provider_id = Some(7);
+        store.state.results.insert(
+            replica_key(1, 2, 0),
+            ResultRecord {
+                sealed: Sealed {
+                    job: 1,
+                    unit: 2,
+                    replica: 0,
+                    digest: [3; 32],
+                    fuel: 4,
+                    salt: [5; 32],
+                },
+                outcome: "ok".into(),
+                archive: Some([6; 32]),
+                uploaded: false,
+                committed: true,
+                revealed: false,
+            },
+        );
+        store.state.abandoned.insert(replica_key(9, 9, 9));
+        store.save().unwrap();
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.state, store.state);
+        std::fs::write(dir.path().join("state.json"), b"{not json").unwrap();
+        assert!(Store::open(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Proof of task against liars and no-shows, on the real ledger (see `docs/proof-of-task.md`).
+//!
+//! Sized for debug builds; the full 10,000-unit run is `examples/proof_of_task.rs` (release),
+//! or `cargo test --release -p exo-worker --test proof_of_task -- --ignored`, which also writes
+//! the table into `docs/proof-of-task.md`.
+
+use exo_worker::{
+    Misbehave,
+    simulate::{Behaviour, SimConfig, markdown_table, matrix, run},
+};
+
+const COLLUDING: Behaviour = Behaviour::Worker(Misbehave::WrongResult);
+
+#[test]
+fn liars_at_trust_1_2_3() {
+    let rows = matrix(
+        20,
+        600,
+        &[COLLUDING, Behaviour::IndependentLiar],
+        &[0.1, 0.3],
+        &[1, 2, 3],
+        7,
+    );
+    println!("{}", markdown_table(&rows));
+    for row in &rows {
+        let r = &row.report;
+        assert!(r.conserved(), "tokens not conserved: {r:?}");
+        assert_eq!(r.unfinished, 0, "{r:?}");
+        assert_eq!(r.accepted + r.failed, r.units, "{r:?}");
+        // Independent liars never agree, so from trust 2 on none of their results passes.
+        if row.liar == Behaviour::IndependentLiar && row.trust >= 2 {
+            assert_eq!(r.bad_accepted, 0, "{} {r:?}", row.trust);
+        }
+        // Colluding liars pass only when they meet on a unit before being caught: rare at
+        // 10% (see the doc for the full-size numbers); never more than 2% of units.
+        if row.liar == COLLUDING && row.trust >= 2 && row.liars < 0.2 {
+            assert!(r.bad_per_10k() <= 200.0, "{r:?}");
+        }
+    }
+}
+
+fn every_misbehaviour(units: u32, slots: u32) -> SimConfig {
+    let mut cfg = SimConfig::liars(12, 0.0, Behaviour::IndependentLiar, units, 2);
+    cfg.misbehaving = Misbehave::ALL
+        .iter()
+        .map(|m| (Behaviour::Worker(*m), 1))
+        .collect();
+    cfg.slots = slots;
+    cfg.cheap_misbehavers = true;
+    cfg
+}
+
+/// With capacity to spare, so that a unit's extra replica is assigned before its first replica
+/// can miss its commit deadline (see the ignored test below for the other case).
+#[test]
+fn no_shows_copiers_and_fuel_liars_are_replaced_and_punished() {
+    let r = run(&every_misbehaviour(60, 16));
+    assert!(r.conserved(), "{r:?}");
+    assert_eq!(r.unfinished, 0, "{r:?}");
+    assert_eq!(r.accepted, r.units, "{r:?}");
+    assert_eq!(r.bad_accepted, 0, "{r:?}");
+    let kind = |name: &str| r.kinds.get(name).cloned().unwrap_or_default();
+    assert!(kind("no-show").missed > 0, "{r:?}");
+    assert_eq!(kind("no-show").valid, 0);
+    assert!(kind("copy").missed > 0, "{r:?}");
+    assert!(kind("wrong-fuel").invalid > 0, "{r:?}");
+    assert_eq!(kind("honest").invalid, 0, "{r:?}");
+    assert_eq!(kind("honest").missed, 0, "{r:?}");
+    for bad in ["no-show", "copy", "wrong-fuel", "wrong-result"] {
+        assert!(kind(bad).earned < 0, "{bad} gained: {r:?}");
+    }
+}
+
+/// A replica that misses its commit deadline while its unit's extra replica still waits for a
+/// provider (capacity is short) makes the ledger ask for the same replica index twice; the
+/// matcher refuses the demand and the ledger panics in `end_block`: the chain halts. Un-ignore
+/// once `seek_replica` numbers new replicas past the waiting ones.
+#[test]
+#[ignore = "ledger bug: a no-show while an extra replica waits halts the chain"]
+fn no_shows_under_saturation_do_not_halt_the_chain() {
+    let r = run(&every_misbehaviour(300, 4));
+    assert!(r.conserved(), "{r:?}");
+    assert_eq!(r.unfinished, 0, "{r:?}");
+}
+
+/// The full run: 10,000 units over 100 providers. Writes the table into the doc.
+#[test]
+#[ignore = "minutes in debug; run with --release -- --ignored"]
+fn full_run_writes_the_doc_table() {
+    let rows = matrix(
+        100,
+        10_000,
+        &[COLLUDING, Behaviour::IndependentLiar],
+        &[0.1, 0.3],
+        &[1, 2, 3],
+        1,
+    );
+    let table = markdown_table(&rows);
+    for row in &rows {
+        assert!(row.report.conserved(), "{:?}", row.report);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-of-task.md");
+    let doc = std::fs::read_to_string(path).expect("docs/proof-of-task.md");
+    let (begin, end) = ("<!-- simulation:begin -->\n", "<!-- simulation:end -->");
+    let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) else {
+        panic!("the doc has no simulation markers");
+    };
+    let updated = format!("{}{begin}{table}{}", &doc[..a], &doc[b..]);
+    std::fs::write(path, updated).expect("write the doc");
+}
