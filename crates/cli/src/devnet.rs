@@ -57,7 +57,6 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     let mut processes = DevnetProcesses::spawn(&exe, &layout).map_err(other)?;
     let outcome = block_on(supervise(&layout, &mut processes, &args, global, &summary));
     processes.stop();
-    note("devnet stopped");
     outcome
 }
 
