@@ -834,7 +834,20 @@ impl Ledger {
         if unit.replicas.len() + 1 >= crate::compute::MAX_UNIT_REPLICAS {
             return;
         }
-        let next = unit.replicas.iter().map(|r| r.index + 1).max().unwrap_or(0);
+        // Past every replica assigned and every replica still sought: an index is never reused.
+        let waiting = job
+            .waiting
+            .iter()
+            .filter(|w| w.unit == unit.unit)
+            .flat_map(|w| w.replicas.iter().copied());
+        let next = unit
+            .replicas
+            .iter()
+            .map(|r| r.index)
+            .chain(waiting)
+            .map(|i| i + 1)
+            .max()
+            .unwrap_or(0);
         let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
         exclude.sort_unstable();
         exclude.dedup();
@@ -872,6 +885,12 @@ impl Ledger {
         let developer = job.developer.clone();
         let royalty = fuel_cost(fuel, job.royalty_per_unit).unwrap_or(Amount::ZERO);
         let mut spent = Amount::ZERO;
+        let confirmed = unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed && r.reveal == Some(result))
+            .count()
+            >= 2;
         for replica in unit.replicas.iter_mut() {
             if !replica.status.is_open() {
                 continue;
@@ -902,8 +921,13 @@ impl Ledger {
                     None => {}
                 }
                 replica.status = ReplicaStatus::Agreed;
-                provider.valid += 1;
-                provider.reputation = (provider.reputation + REPUTATION_VALID).min(REPUTATION_MAX);
+                // Only a result another replica confirmed builds a record: an unchecked
+                // result, accepted on one provider's word, proves nothing about it.
+                if confirmed {
+                    provider.valid += 1;
+                    provider.reputation =
+                        (provider.reputation + REPUTATION_VALID).min(REPUTATION_MAX);
+                }
             } else if replica.status == ReplicaStatus::Revealed {
                 replica.status = ReplicaStatus::Disagreed;
                 self.punish(&mut provider, self.params.slash_wrong_bps, REPUTATION_WRONG);
@@ -1159,6 +1183,19 @@ impl Ledger {
             offers.push(record.offer);
         }
         offers.sort_by_key(|o| o.id);
+        // The book carries a snapshot of each provider; match on what the provider is now, so
+        // a provider caught lying, or whose bond was slashed below the minimum, gets no work.
+        cache.require(offers.iter().map(|o| Tag::Provider.key_u64(o.provider.0)))?;
+        let mut live = Vec::with_capacity(offers.len());
+        for mut offer in offers {
+            let provider = Self::provider(cache, offer.provider.0)?;
+            if provider.retired || provider.bond < self.params.min_provider_bond {
+                continue;
+            }
+            offer.reputation = provider.reputation;
+            live.push(offer);
+        }
+        let offers = live;
         let demands: Vec<Demand> = jobs
             .iter()
             .map(|job| Demand {

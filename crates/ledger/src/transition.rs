@@ -212,11 +212,15 @@ impl Ledger {
         sender.balance = balance_after_fee;
         sender.nonce = sender.nonce.saturating_add(1);
         Self::put_account(cache, &tx.sender, &sender);
+        // A refused action leaves no trace: neither in state nor in the block's counters
+        // (a settlement inside a refused batch may already have burnt a slash).
         let checkpoint = cache.checkpoint();
+        let meta = self.meta.clone();
         let status = match self.apply_action(cache, &tx.sender, &tx.action)? {
             Ok(()) => TxStatus::Ok,
             Err(rejection) => {
                 cache.rollback(checkpoint);
+                self.meta = meta;
                 TxStatus::Rejected(rejection)
             }
         };

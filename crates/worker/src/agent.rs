@@ -7,7 +7,6 @@ use crate::{
     bench::Benchmark,
     commit::{Misbehave, Sealed, new_salt, parse_hash, unit_seed},
     nonce::{NonceCounter, Submitted},
-    outputs::{Archive, pack},
     store::{ResultRecord, Store, replica_key},
 };
 use commonware_codec::Encode;
@@ -738,7 +737,19 @@ async fn run_unit(
             spec = spec.input_path(name.clone(), path.clone());
         }
         let result = sandbox.run(&spec).map_err(|e| e.to_string())?;
-        let archive = pack(&Archive::of(&result));
+        // The archive format is the API's, so that requesters can check it against the
+        // accepted digest.
+        let archive = exo_client::outputs::pack(&exo_client::outputs::Archive {
+            outcome: result.outcome.code(),
+            stdout: result.stdout.clone(),
+            dirs: result.output_dirs.clone(),
+            files: result
+                .outputs
+                .iter()
+                .map(|f| (f.path.clone(), f.bytes.clone()))
+                .collect(),
+        })
+        .map_err(|e| format!("outputs cannot be archived: {e:?}"))?;
         Ok(RunOutput {
             outcome: result.outcome,
             digest: result.digest,

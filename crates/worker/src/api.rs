@@ -346,25 +346,32 @@ impl NodeApi {
         self.put("v1/blobs", bytes).await
     }
 
-    /// `PUT /v1/outputs/{job}/{unit}`, or `PUT /v1/blobs` if the node has no outputs route.
+    /// Uploads a unit's outputs archive to the blob store, then names it for the unit with
+    /// `PUT /v1/outputs/{job}/{unit}` (`{"archive": "<blake3 hex>"}`). A node without the
+    /// outputs route keeps the blob only.
     pub async fn put_outputs(
         &self,
         job: u64,
         unit: u32,
         archive: Vec<u8>,
     ) -> Result<Uploaded, CallError> {
-        match self
-            .put(&format!("v1/outputs/{job}/{unit}"), archive.clone())
+        let hash = hex::encode(blake3::hash(&archive).as_bytes());
+        self.put_blob(archive).await?;
+        let path = format!("v1/outputs/{job}/{unit}");
+        let body = serde_json::json!({ "archive": hash }).to_string();
+        let response = self
+            .http
+            .request(Method::PUT, self.url(&path)?)
+            .timeout(BLOB_TIMEOUT)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
             .await
-        {
-            Ok(()) => Ok(Uploaded::Outputs),
-            Err(CallError::Status {
-                status: 404 | 405, ..
-            }) => {
-                self.put_blob(archive).await?;
-                Ok(Uploaded::Blob)
-            }
-            Err(e) => Err(e),
+            .map_err(|e| self.transport(e))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(Uploaded::Outputs),
+            404 | 405 => Ok(Uploaded::Blob),
+            _ => Err(Self::refusal(&path, response).await),
         }
     }
 

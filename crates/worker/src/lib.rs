@@ -30,7 +30,6 @@ pub mod bench;
 pub mod commit;
 pub mod idle;
 pub mod nonce;
-pub mod outputs;
 pub mod simulate;
 pub mod store;
 

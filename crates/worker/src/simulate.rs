@@ -773,7 +773,6 @@ mod tests {
     /// refused after one of its reveals slashed someone leaves `slashed` counted twice. Un-ignore
     /// once `Ledger::execute` restores `meta` on a refusal.
     #[test]
-    #[ignore = "ledger bug: refused actions keep their changes to the supply counters"]
     fn batched_reveals_conserve_tokens() {
         let mut cfg = SimConfig::liars(20, 0.3, Behaviour::Worker(Misbehave::WrongResult), 400, 2);
         cfg.reveal_batch = MAX_RESULTS_PER_TX;

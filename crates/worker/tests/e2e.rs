@@ -1,8 +1,7 @@
 //! Workers against a node: the real ledger in memory (`exo_api::testing::MemoryNode`) behind the
-//! real API routes, plus the worker routes that `exo-api` does not serve yet (provider lookup,
-//! work list, unit replicas, blobs, outputs), implemented here over the same node state with
-//! the JSON shapes the worker reads. When `exo-api` serves them, this file should drop its own
-//! and use the node's.
+//! real API routes and blob store, plus the one route the `copy` misbehaviour reads that the API
+//! does not serve (the revealed results of a unit's replicas), implemented here over the same
+//! node state.
 //!
 //! Three workers run real units of the `hello` app in the sandbox at trust 2: one lies about
 //! every result (and is the cheapest, so it gets the first replica of every unit), two are
@@ -13,23 +12,21 @@
 
 use axum::{
     Json, Router,
-    body::Bytes,
     extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
-    routing::{get, put},
+    routing::get,
 };
 use commonware_cryptography::Signer;
 use exo_api::{ApiLimits, NodeView, testing::MemoryNode};
 use exo_client::Client;
 use exo_ledger::{
     Genesis, GenesisAccount, Params, Tag,
-    compute::{Job, JobState, Provider, Record, Unit, UnitState, WorkList},
+    compute::{Job, JobState, Provider, Record, Unit, UnitState},
     unit_key,
 };
 use exo_types::{
-    Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, UnsignedTx, address_from_hex,
-    address_to_hex,
+    Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, UnsignedTx, address_to_hex,
     exo_market::{Requirements, Runtime},
 };
 use exo_worker::{Benchmark, Misbehave, WorkerConfig};
@@ -43,14 +40,12 @@ use std::{
 
 const CHAIN: &str = "exo-worker-e2e";
 
-type Blobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
-type Outputs = Arc<Mutex<HashMap<(u64, u32), Vec<Vec<u8>>>>>;
+/// Blobs a fake node serves, by the hash it claims for them.
+type ServedBlobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
 
 #[derive(Clone)]
 struct Extra {
     node: MemoryNode,
-    blobs: Blobs,
-    outputs: Outputs,
 }
 
 impl Extra {
@@ -61,67 +56,6 @@ impl Extra {
             .unwrap()
             .map(|b| T::from_bytes(&b).unwrap())
     }
-}
-
-async fn provider_of(State(x): State<Extra>, Path(address): Path<String>) -> impl IntoResponse {
-    let Some(address) = address_from_hex(&address) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "bad_address", "message": "bad"})),
-        );
-    };
-    match x
-        .node
-        .state(Tag::ProviderOwner.key_of(&address))
-        .await
-        .unwrap()
-    {
-        Some(b) => {
-            let id = u64::from_be_bytes(b.try_into().unwrap());
-            (StatusCode::OK, Json(json!({ "id": id })))
-        }
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not_found", "message": "no provider"})),
-        ),
-    }
-}
-
-async fn work(State(x): State<Extra>, Path(id): Path<u64>) -> Json<Value> {
-    let list: WorkList = x.get(Tag::Work.key_u64(id)).await.unwrap_or_default();
-    let mut items = Vec::new();
-    for (job_id, unit_index, replica_index) in list.0 {
-        let job: Job = x.get(Tag::Job.key_u64(job_id)).await.unwrap();
-        let unit: Unit = x.get(unit_key(job_id, unit_index)).await.unwrap();
-        let replica = unit
-            .replicas
-            .iter()
-            .find(|r| r.index == replica_index)
-            .unwrap();
-        let args = job
-            .spec
-            .unit_args
-            .get(unit_index as usize)
-            .map(|l| l.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>());
-        items.push(json!({
-            "job": job_id,
-            "unit": unit_index,
-            "replica": replica_index,
-            "status": replica.status.name(),
-            "commit_deadline": replica.commit_deadline,
-            "reveal_open": unit.reveal_deadline.is_some(),
-            "reveal_deadline": unit.reveal_deadline,
-            "app": hex::encode(job.spec.app),
-            "inputs": job.spec.inputs.iter().map(|i| json!({
-                "name": i.name, "hash": hex::encode(i.hash), "size": i.size
-            })).collect::<Vec<_>>(),
-            "args": args,
-            "fuel_limit": job.fuel_limit,
-            "memory_mib": job.spec.requirements.min_memory_mib,
-            "price": replica.price_per_unit.0.to_string(),
-        }));
-    }
-    Json(json!({ "provider": id, "work": items }))
 }
 
 async fn unit_replicas(
@@ -147,34 +81,6 @@ async fn unit_replicas(
         })
         .collect();
     (StatusCode::OK, Json(json!({ "replicas": replicas })))
-}
-
-async fn get_blob(State(x): State<Extra>, Path(hash): Path<String>) -> impl IntoResponse {
-    let hash: Hash32 = hex::decode(hash).unwrap().try_into().unwrap();
-    match x.blobs.lock().unwrap().get(&hash) {
-        Some(b) => (StatusCode::OK, b.clone()),
-        None => (StatusCode::NOT_FOUND, b"no blob".to_vec()),
-    }
-}
-
-async fn put_blob(State(x): State<Extra>, body: Bytes) -> Json<Value> {
-    let hash = *blake3::hash(&body).as_bytes();
-    x.blobs.lock().unwrap().insert(hash, body.to_vec());
-    Json(json!({ "hash": hex::encode(hash) }))
-}
-
-async fn put_outputs(
-    State(x): State<Extra>,
-    Path((job, unit)): Path<(u64, u32)>,
-    body: Bytes,
-) -> StatusCode {
-    x.outputs
-        .lock()
-        .unwrap()
-        .entry((job, unit))
-        .or_default()
-        .push(body.to_vec());
-    StatusCode::NO_CONTENT
 }
 
 fn key(seed: u64) -> PrivateKey {
@@ -229,24 +135,20 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         validators: vec![address_to_hex(&validator.public_key())],
     };
     let node = MemoryNode::new(genesis, validator.public_key());
-    let extra = Extra {
-        node: node.clone(),
-        blobs: Arc::default(),
-        outputs: Arc::default(),
-    };
+    let extra = Extra { node: node.clone() };
+    let blob_dir = tempfile::tempdir().unwrap();
     let limits = ApiLimits {
         rate_per_sec: 0,
         ..ApiLimits::default()
     };
+    let config = exo_api::ApiConfig {
+        limits,
+        blobs: Some(exo_api::BlobStore::open(blob_dir.path(), 1 << 30).unwrap()),
+    };
     let routes = Router::new()
-        .route("/v1/accounts/{address}/provider", get(provider_of))
-        .route("/v1/providers/{id}/work", get(work))
         .route("/v1/jobs/{job}/units/{unit}", get(unit_replicas))
-        .route("/v1/blobs/{hash}", get(get_blob))
-        .route("/v1/blobs", put(put_blob))
-        .route("/v1/outputs/{job}/{unit}", put(put_outputs))
         .with_state(extra.clone())
-        .merge(exo_api::router(node.clone(), limits));
+        .merge(exo_api::router_with(node.clone(), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -263,13 +165,9 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     let app = *blake3::hash(wasm).as_bytes();
     let input = b"some input bytes".to_vec();
     let input_hash = *blake3::hash(&input).as_bytes();
-    extra.blobs.lock().unwrap().insert(app, wasm.to_vec());
-    extra
-        .blobs
-        .lock()
-        .unwrap()
-        .insert(input_hash, input.clone());
     let client = Client::new(&url).unwrap();
+    assert_eq!(client.put_blob(wasm.to_vec()).await.unwrap(), app);
+    assert_eq!(client.put_blob(input.clone()).await.unwrap(), input_hash);
     send(
         &client,
         &requester,
@@ -407,18 +305,21 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         let unit: Unit = extra.get(unit_key(0, u)).await.unwrap();
         assert_eq!(unit.state, UnitState::Accepted);
         let (digest, _fuel) = unit.accepted.unwrap();
-        // The outputs every replica uploaded unpack to the accepted digest.
-        let uploads = extra.outputs.lock().unwrap().get(&(0, u)).cloned().unwrap();
-        assert!(uploads.len() >= 2);
-        for archive in &uploads {
-            let a = exo_worker::outputs::unpack(archive).unwrap();
-            assert_eq!(a.result_digest(), digest);
-            assert_eq!(a.outcome, "ok");
-            let text = String::from_utf8(a.file("hello.txt").unwrap().to_vec()).unwrap();
-            assert!(text.contains(&format!("unit={u}")), "{text}");
-            assert!(text.contains(&format!("args=tile {u}")), "{text}");
-            assert!(text.contains("input data.txt 16"), "{text}");
-        }
+        // The node serves the accepted outputs, and they unpack to the accepted digest.
+        let outputs = client
+            .outputs(0, u)
+            .await
+            .unwrap()
+            .expect("accepted outputs");
+        let bytes = client.get_blob(&outputs.archive).await.unwrap();
+        let a = exo_client::outputs::unpack(&bytes).unwrap();
+        assert_eq!(a.result_digest(), digest);
+        assert_eq!(a.outcome, "ok");
+        let file = a.files.iter().find(|(p, _)| p == "hello.txt").unwrap();
+        let text = String::from_utf8(file.1.clone()).unwrap();
+        assert!(text.contains(&format!("unit={u}")), "{text}");
+        assert!(text.contains(&format!("args=tile {u}")), "{text}");
+        assert!(text.contains("input data.txt 16"), "{text}");
     }
     for k in &honest {
         let balance = client.account(&k.public_key()).await.unwrap().balance;
@@ -446,10 +347,12 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
     let routes = Router::new()
         .route(
             "/v1/blobs/{hash}",
-            get(|State(b): State<Blobs>, Path(h): Path<String>| async move {
-                let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
-                b.lock().unwrap().get(&h).cloned().unwrap_or_default()
-            }),
+            get(
+                |State(b): State<ServedBlobs>, Path(h): Path<String>| async move {
+                    let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
+                    b.lock().unwrap().get(&h).cloned().unwrap_or_default()
+                },
+            ),
         )
         .with_state(extra_blobs);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -76,7 +76,6 @@ fn no_shows_copiers_and_fuel_liars_are_replaced_and_punished() {
 /// matcher refuses the demand and the ledger panics in `end_block`: the chain halts. Un-ignore
 /// once `seek_replica` numbers new replicas past the waiting ones.
 #[test]
-#[ignore = "ledger bug: a no-show while an extra replica waits halts the chain"]
 fn no_shows_under_saturation_do_not_halt_the_chain() {
     let r = run(&every_misbehaviour(300, 4));
     assert!(r.conserved(), "{r:?}");
