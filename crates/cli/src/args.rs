@@ -97,6 +97,12 @@ pub enum BenchCommand {
     /// Finalized transfers per second, finality latency and the signature-verification
     /// ceiling of a local network, and the peak memory of a devnet of validator processes.
     Chain(BenchChainArgs),
+    /// Batch-matching throughput at 10k, 100k and 1M resting orders, and the cost of one
+    /// demand-offer constraint check.
+    Market,
+    /// Slowdown of the sandbox against native on the same kernels (fuel metering on), and
+    /// the latency of running a tiny module.
+    Exec,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -18,7 +18,61 @@ pub const GOAL_DEVNET_MIB: f64 = 1_024.0;
 pub fn run(command: BenchCommand, _global: &GlobalArgs) -> Result<Report, CliError> {
     match command {
         BenchCommand::Chain(args) => chain(&args),
+        BenchCommand::Market => market(),
+        BenchCommand::Exec => exec(),
     }
+}
+
+/// Orders per second the batch matcher should reach on one core.
+pub const GOAL_ORDERS_PER_SEC: f64 = 1_000_000.0;
+/// An HTCondor ClassAd match measured through its Python bindings, in nanoseconds.
+pub const CLASSAD_MATCH_NS: f64 = 25_000.0;
+/// Wasm-to-native ratio the sandbox should stay under with fuel metering on.
+pub const GOAL_SLOWDOWN: f64 = 1.4;
+/// Latency of running a tiny module the sandbox should stay under, in microseconds.
+pub const GOAL_INSTANTIATE_US: f64 = 10.0;
+
+/// `exo bench market`.
+pub fn market() -> Result<Report, CliError> {
+    eprintln!("bench: matching synthetic books of 10k, 100k and 1M resting offers");
+    let report = exo_market::bench::run(&[10_000, 100_000, 1_000_000]);
+    let mut text = String::new();
+    for (size, rate) in &report.orders_per_sec {
+        text.push_str(&format!(
+            "{size:>9} resting orders  {rate:>12.0} orders/s   goal >= {GOAL_ORDERS_PER_SEC:.0} ({:.2}x)\n",
+            rate / GOAL_ORDERS_PER_SEC
+        ));
+    }
+    text.push_str(&format!(
+        "constraint check  {:>8.1} ns   ({:.0}x cheaper than a {CLASSAD_MATCH_NS:.0} ns ClassAd match)",
+        report.check_ns,
+        CLASSAD_MATCH_NS / report.check_ns
+    ));
+    let orders: serde_json::Map<String, serde_json::Value> = report
+        .orders_per_sec
+        .iter()
+        .map(|(size, rate)| (size.to_string(), json!(rate)))
+        .collect();
+    Ok(Report::ok(
+        text,
+        json!({ "orders_per_sec": orders, "check_ns": report.check_ns }),
+    ))
+}
+
+/// `exo bench exec`.
+pub fn exec() -> Result<Report, CliError> {
+    let cache = tempfile::tempdir().map_err(other)?;
+    eprintln!("bench: native and sandboxed kernels, and a tiny module");
+    let report =
+        exo_exec::bench::run(&exo_exec::bench::BenchConfig::new(cache.path())).map_err(other)?;
+    let text = format!(
+        "slowdown (worst kernel, fuel on)  {:>6.2}x   goal <= {GOAL_SLOWDOWN}\n         tiny module, end to end          {:>6.1} us  goal <= {GOAL_INSTANTIATE_US}",
+        report.slowdown, report.instantiate_us
+    );
+    Ok(Report::ok(
+        text,
+        json!({ "slowdown": report.slowdown, "instantiate_us": report.instantiate_us }),
+    ))
 }
 
 /// `exo bench chain`: progress goes to standard error, the figures to standard output.
