@@ -61,6 +61,8 @@ pub enum Command {
     /// Measure this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a provider: benchmark, register, offer, and run assigned units until Ctrl-C.
+    Worker(crate::worker::WorkerArgs),
 }
 
 #[derive(Clone, Debug, Args)]
@@ -87,9 +89,21 @@ pub struct DevnetArgs {
     /// Write keys, genesis and configurations, then exit without starting anything.
     #[arg(long)]
     pub init_only: bool,
-    /// Also run a demo job on the network.
+    /// Also run a demo job on the network: render a frame on the workers and write
+    /// DIR/demo/render.png. Implies --workers 3 unless given.
     #[arg(long, conflicts_with = "init_only")]
     pub demo: bool,
+    /// Provider agents (`exo worker`) to run, worker i against validator i mod V; their keys
+    /// are funded at genesis. 0 unless --demo.
+    #[arg(long, value_name = "M")]
+    pub workers: Option<usize>,
+}
+
+impl DevnetArgs {
+    /// Workers to run: `--workers`, or 3 with `--demo`, else 0.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or(if self.demo { 3 } else { 0 })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,10 +1,28 @@
 //! `exo devnet`: a local network of validator processes, in the foreground until Ctrl-C.
 
-use crate::{CliError, GlobalArgs, Report, args::DevnetArgs, block_on, other};
+use crate::{
+    CliError, GlobalArgs, Report,
+    args::DevnetArgs,
+    block_on,
+    job::{self, ResultsArgs, SubmitArgs},
+    other,
+    tx::{self, TxArgs, TxOptions},
+};
+use commonware_cryptography::Signer as _;
+use exo_client::{Client, keyfile};
+use exo_ledger::GenesisAccount;
 use exo_node::devnet::{self, DevnetLayout, DevnetOptions, DevnetProcesses};
-use exo_types::address_to_hex;
+use exo_types::{Action, Amount, address_to_hex};
 use serde_json::{Value, json};
-use std::{io::Write, path::Path, time::Duration};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// What each worker account holds at genesis (or is sent by the faucet on a resumed devnet).
+const WORKER_BALANCE_EXO: u64 = 100_000;
 
 /// How long the validators get to finalize their first block.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -14,15 +32,48 @@ const POLL: Duration = Duration::from_millis(500);
 /// Creates or resumes the devnet of `args.data`; unless `--init-only`, runs its validators
 /// until SIGINT or SIGTERM and then stops them.
 pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
+    let fresh = !args.data.join("genesis.toml").exists();
+    let workers = args.worker_count();
+    // Worker keys: created here; funded at genesis on a fresh devnet, by the faucet later
+    // on a resumed one.
+    let mut extra_accounts = Vec::new();
+    let mut unfunded = Vec::new();
+    for i in 0..workers {
+        let path = worker_key_path(&args.data, i);
+        let existed = path.exists();
+        let key = if existed {
+            keyfile::read(&path)?
+        } else {
+            let dir = worker_dir(&args.data, i);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
+            let key = keyfile::generate();
+            keyfile::write_new(&path, &key)?;
+            key
+        };
+        if fresh {
+            extra_accounts.push(GenesisAccount {
+                address: address_to_hex(&key.public_key()),
+                balance: Amount::from_exo(WORKER_BALANCE_EXO),
+            });
+        } else if !existed {
+            unfunded.push(key.public_key());
+        }
+    }
     let layout = devnet::init(&DevnetOptions {
         validators: args.validators,
         data_dir: args.data.clone(),
         api_port: args.api_port,
         p2p_port: args.p2p_port,
-        extra_accounts: Vec::new(),
+        extra_accounts,
     })
     .map_err(other)?;
-    let summary = summary(&layout)?;
+    let mut summary = summary(&layout)?;
+    summary["workers"] = json!(
+        (0..workers)
+            .map(|i| worker_key_path(&layout.data_dir, i).display().to_string())
+            .collect::<Vec<_>>()
+    );
     if args.init_only {
         let verb = if layout.resumed { "found" } else { "wrote" };
         return Ok(Report::ok(
@@ -55,9 +106,147 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
         layout.data_dir.display()
     ));
     let mut processes = DevnetProcesses::spawn(&exe, &layout).map_err(other)?;
-    let outcome = block_on(supervise(&layout, &mut processes, &args, global, &summary));
+    let mut workers = WorkerProcesses::default();
+    let outcome = block_on(supervise(
+        &layout,
+        &mut processes,
+        &mut workers,
+        &exe,
+        &unfunded,
+        &args,
+        global,
+        &summary,
+    ));
+    // Workers first: they would only retry against stopped validators.
+    workers.stop();
     processes.stop();
     outcome
+}
+
+fn worker_dir(data: &Path, i: usize) -> PathBuf {
+    data.join(format!("worker-{i}"))
+}
+
+fn worker_key_path(data: &Path, i: usize) -> PathBuf {
+    worker_dir(data, i).join("worker.key")
+}
+
+/// The `exo worker` processes of a devnet; dropping it stops them.
+#[derive(Default)]
+struct WorkerProcesses {
+    children: Vec<Child>,
+}
+
+impl WorkerProcesses {
+    /// Starts worker i against validator i mod V, logging to `worker-<i>/worker.log`.
+    fn spawn(&mut self, exe: &Path, layout: &DevnetLayout, count: usize) -> anyhow::Result<()> {
+        for i in 0..count {
+            let dir = worker_dir(&layout.data_dir, i);
+            let log_path = dir.join("worker.log");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", log_path.display()))?;
+            let url = &layout.api_urls[i % layout.api_urls.len()];
+            let child = Command::new(exe)
+                .arg("--node")
+                .arg(url)
+                .arg("worker")
+                .arg("--key")
+                .arg(dir.join("worker.key"))
+                .arg("--data")
+                .arg(dir.join("data"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start worker {i}: {e}"))?;
+            self.children.push(child);
+        }
+        Ok(())
+    }
+
+    /// Workers that exited, with their index and status (each reported once).
+    fn exited(&mut self, reported: &mut Vec<usize>) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if reported.contains(&i) {
+                continue;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                reported.push(i);
+                out.push((i, status.to_string()));
+            }
+        }
+        out
+    }
+
+    fn stop(&mut self) {
+        for child in &mut self.children {
+            if let Ok(Some(_)) = child.try_wait() {
+                continue;
+            }
+            #[cfg(unix)]
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+            #[cfg(not(unix))]
+            let _ = child.kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for child in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for WorkerProcesses {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends each worker account of a resumed devnet its balance from the faucet.
+async fn fund_workers(
+    layout: &DevnetLayout,
+    accounts: &[exo_types::Address],
+) -> Result<(), CliError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let client = Client::new(&layout.api_urls[0])?;
+    let faucet = keyfile::read(&layout.faucet_key)?;
+    let options = TxOptions {
+        fee: None,
+        nonce: None,
+        wait: true,
+        timeout: Duration::from_secs(60),
+    };
+    for to in accounts {
+        let action = Action::Transfer {
+            to: to.clone(),
+            amount: Amount::from_exo(WORKER_BALANCE_EXO),
+        };
+        let sent = tx::send(&client, &faucet, action, &options).await?;
+        if !sent.ok() {
+            return Err(CliError::Other(format!(
+                "funding worker {} failed",
+                address_to_hex(to)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Everything a user needs to reach the devnet.
@@ -96,9 +285,13 @@ fn died(layout: &DevnetLayout, i: usize, status: &str) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     layout: &DevnetLayout,
     processes: &mut DevnetProcesses,
+    workers: &mut WorkerProcesses,
+    exe: &Path,
+    unfunded: &[exo_types::Address],
     args: &DevnetArgs,
     global: &GlobalArgs,
     summary: &Value,
@@ -142,21 +335,52 @@ async fn supervise(
         ready_text(layout, summary, &chain_id, height)
     };
     let _ = writeln!(std::io::stdout().lock(), "{ready}");
-    if args.demo {
-        note(
-            "the demo job is not available yet: the job pipeline has not landed; \
-             the devnet runs without it",
-        );
+    let worker_count = args.worker_count();
+    if worker_count > 0 {
+        if let Err(err) = fund_workers(layout, unfunded).await {
+            note(&format!("cannot fund the new workers: {err}"));
+        }
+        workers.spawn(exe, layout, worker_count).map_err(other)?;
+        note(&format!(
+            "started {worker_count} workers (logs in worker-<i>/worker.log)"
+        ));
     }
+    let mut demo = std::pin::pin!(async {
+        if args.demo {
+            run_demo(layout, worker_count).await
+        } else {
+            Ok(String::new())
+        }
+    });
+    let mut demo_done = !args.demo;
+    let mut workers_reported = Vec::new();
 
     let tolerance = layout.fault_tolerance();
     loop {
         tokio::select! {
             () = &mut stop => break,
+            result = &mut demo, if !demo_done => {
+                demo_done = true;
+                match result {
+                    Ok(text) => {
+                        let _ = writeln!(std::io::stdout().lock(), "{text}");
+                    }
+                    Err(err) => note(&format!("the demo failed: {err}; the devnet keeps running")),
+                }
+                note("Ctrl-C stops the network");
+            }
             () = tokio::time::sleep(POLL) => {}
         }
         for (i, status) in processes.exited() {
             note(&died(layout, i, &status));
+        }
+        for (i, status) in workers.exited(&mut workers_reported) {
+            let log = worker_dir(&layout.data_dir, i).join("worker.log");
+            note(&format!(
+                "worker {i} exited ({status}); its log {} ends with:\n{}",
+                log.display(),
+                log_tail(&log, 8)
+            ));
         }
         let dead = processes.exited_count();
         if dead > tolerance {
@@ -198,4 +422,217 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
         layout.configs.len(),
         layout.api_urls.join(" "),
     )
+}
+
+/// The demo frame: small enough to render in about a minute on two cores.
+const DEMO_WIDTH: u32 = 160;
+const DEMO_HEIGHT: u32 = 120;
+const DEMO_SAMPLES: u32 = 16;
+/// 2 x 4 tiles of 80 x 30: 8 units.
+const DEMO_TILE: (u32, u32) = (80, 30);
+/// How long the workers get to benchmark, register and post their offers.
+const OFFERS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Renders a frame on the devnet's workers as the faucet account and writes
+/// `DIR/demo/render.png`; returns what to print.
+async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliError> {
+    if workers < 2 {
+        return Err(CliError::Invalid(
+            "the demo submits with trust 2, so it needs at least 2 workers".into(),
+        ));
+    }
+    let start = Instant::now();
+    let client = Client::new(&layout.api_urls[0])?;
+    // Wait until every worker has an offer on the book (at least 2 after the timeout).
+    let mut last_note = Instant::now();
+    loop {
+        let mut providers: Vec<u64> = client
+            .offers(0, None)
+            .await
+            .map(|page| page.offers.iter().map(|o| o.provider).collect())
+            .unwrap_or_default();
+        providers.sort_unstable();
+        providers.dedup();
+        if providers.len() >= workers {
+            break;
+        }
+        if start.elapsed() > OFFERS_TIMEOUT {
+            if providers.len() >= 2 {
+                break;
+            }
+            return Err(CliError::Other(format!(
+                "only {} of {workers} workers posted offers within {} s (see worker-<i>/worker.log)",
+                providers.len(),
+                OFFERS_TIMEOUT.as_secs()
+            )));
+        }
+        if last_note.elapsed() > Duration::from_secs(15) || start.elapsed() < Duration::from_secs(1)
+        {
+            note(&format!(
+                "demo: waiting for the workers to benchmark and post offers ({} of {workers})",
+                providers.len()
+            ));
+            last_note = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let offers_after = start.elapsed();
+    let dir = layout.data_dir.join("demo");
+    let io = |path: &Path, e: std::io::Error| {
+        CliError::Other(format!("cannot write {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let module = dir.join("render.wasm");
+    std::fs::write(&module, exo_apps::RENDER_WASM).map_err(|e| io(&module, e))?;
+    let scene = dir.join("scene.obj");
+    std::fs::write(&scene, exo_apps::BUNNY_OBJ).map_err(|e| io(&scene, e))?;
+    let tiles = exo_apps::render::plan_tiles(DEMO_WIDTH, DEMO_HEIGHT, DEMO_TILE.0, DEMO_TILE.1)
+        .map_err(other)?;
+    let lines: Vec<String> = tiles
+        .iter()
+        .map(|t| exo_apps::render::tile_args(DEMO_WIDTH, DEMO_HEIGHT, t, DEMO_SAMPLES, 0).join(" "))
+        .collect();
+    let unit_args = dir.join("unit-args.txt");
+    std::fs::write(&unit_args, lines.join("\n") + "\n").map_err(|e| io(&unit_args, e))?;
+    note(&format!(
+        "demo: {} workers are offering; submitting a {DEMO_WIDTH}x{DEMO_HEIGHT} render of the \
+         bunny, {DEMO_SAMPLES} samples per pixel, {} tiles, trust 2",
+        workers,
+        tiles.len()
+    ));
+    let submit_args = SubmitArgs {
+        tx: TxArgs {
+            key: layout.faucet_key.clone(),
+            fee: None,
+            nonce: None,
+            no_wait: false,
+            timeout: 60,
+        },
+        app: module.display().to_string(),
+        units: tiles.len() as u32,
+        cores: 1,
+        memory_mib: 256,
+        gpu: None,
+        region: None,
+        class: None,
+        max_price: "2".into(),
+        trust: 2,
+        fuel_limit: 50_000_000_000,
+        inputs: vec![scene],
+        unit_args: Some(unit_args),
+        wait: true,
+        wait_timeout: 1_800,
+    };
+    // Blob stores are per node and workers fetch from their own validator: give every
+    // validator the module and the input.
+    for url in &layout.api_urls[1..] {
+        let peer = Client::new(url)?;
+        peer.put_blob(exo_apps::RENDER_WASM.to_vec()).await?;
+        peer.put_blob(exo_apps::BUNNY_OBJ.as_bytes().to_vec()).await?;
+    }
+    let submitted_at = Instant::now();
+    let report = job::submit(&client, &submit_args, true).await?;
+    if !report.success {
+        return Err(CliError::Other(format!("the job was rejected: {}", report.text)));
+    }
+    let id = report.json["job_id"]
+        .as_u64()
+        .ok_or_else(|| CliError::Other("the node did not report the job's id".into()))?;
+    let job_took = submitted_at.elapsed();
+    let results_dir = dir.join("results");
+    let results = job::results(
+        &client,
+        &ResultsArgs {
+            id,
+            out: results_dir.clone(),
+            sources: layout.api_urls[1..].to_vec(),
+        },
+    )
+    .await?;
+    let mut ppms = Vec::with_capacity(tiles.len());
+    for i in 0..tiles.len() {
+        let path = results_dir.join(format!("unit-{i}")).join("out").join("tile.ppm");
+        let bytes = std::fs::read(&path).map_err(|e| {
+            CliError::Other(format!(
+                "tile {i} has no output ({}: {e}); {}",
+                path.display(),
+                results.text
+            ))
+        })?;
+        ppms.push(bytes);
+    }
+    let parts: Vec<_> = tiles
+        .iter()
+        .copied()
+        .zip(ppms.iter().map(Vec::as_slice))
+        .collect();
+    let png = exo_apps::render::assemble_png(DEMO_WIDTH, DEMO_HEIGHT, &parts).map_err(other)?;
+    let png_path = dir.join("render.png");
+    std::fs::write(&png_path, png).map_err(|e| io(&png_path, e))?;
+    let job = client
+        .job(id)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("job {id} does not exist")))?;
+    Ok(demo_text(&job, &png_path, offers_after, job_took, start.elapsed()))
+}
+
+/// The demo's outcome: the job's accounts, which must add up, and where the frame is.
+fn demo_text(
+    job: &exo_client::wire::Job,
+    png: &Path,
+    offers_after: Duration,
+    job_took: Duration,
+    total: Duration,
+) -> String {
+    let a = &job.accounts;
+    let c = &job.counts;
+    let mut text = format!(
+        "\nDemo job {} {}: {} units, {} accepted, {} failed (trust 2)\n\
+         \x20 escrowed   {:>16} EXO\n",
+        job.id,
+        job.state,
+        job.unit_count,
+        c.accepted,
+        c.failed,
+        a.escrowed.to_exo_string()
+    );
+    for p in &a.paid {
+        text.push_str(&format!(
+            "\x20 paid       {:>16} EXO to provider {}\n",
+            p.amount.to_exo_string(),
+            p.provider
+        ));
+    }
+    let sum = [a.paid_total, a.royalties, a.fees, a.refunded, a.held]
+        .into_iter()
+        .try_fold(Amount::ZERO, Amount::checked_add);
+    text.push_str(&format!(
+        "\x20 royalties  {:>16} EXO\n\
+         \x20 fees       {:>16} EXO\n\
+         \x20 refunded   {:>16} EXO\n\
+         \x20 held       {:>16} EXO\n\
+         \x20 {}\n\
+         \x20 frame      {}\n\
+         \x20 time       offers after {:.0} s, job {:.0} s, demo {:.0} s",
+        a.royalties.to_exo_string(),
+        a.fees.to_exo_string(),
+        a.refunded.to_exo_string(),
+        a.held.to_exo_string(),
+        match sum {
+            Some(sum) if sum == a.escrowed => {
+                "paid + royalties + fees + refunded + held = escrowed".to_string()
+            }
+            Some(sum) => format!(
+                "MISMATCH: paid + royalties + fees + refunded + held = {} EXO, escrowed {} EXO",
+                sum.to_exo_string(),
+                a.escrowed.to_exo_string()
+            ),
+            None => "MISMATCH: the accounts overflow".to_string(),
+        },
+        png.display(),
+        offers_after.as_secs_f64(),
+        job_took.as_secs_f64(),
+        total.as_secs_f64(),
+    ));
+    text
 }

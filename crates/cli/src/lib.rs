@@ -32,6 +32,7 @@ pub mod exec;
 pub mod job;
 pub mod provider;
 pub mod tx;
+pub mod worker;
 
 /// Exit code of a transaction that was finalized but rejected.
 pub const EXIT_REJECTED: u8 = 3;

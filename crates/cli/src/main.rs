@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(args, &cli.global),
         Command::Devnet(args) => devnet::run(args, &cli.global),
         Command::Bench(command) => bench::run(command, &cli.global),
+        Command::Worker(args) => exo_cli::worker::run(args, &cli.global),
     };
     finish(&cli.global, result)
 }

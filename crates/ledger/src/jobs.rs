@@ -855,7 +855,9 @@ impl Ledger {
         unit.reveal_deadline = None;
         match job.waiting.iter_mut().find(|w| w.unit == unit.unit) {
             Some(w) => {
-                w.replicas.push(next);
+                if let Err(at) = w.replicas.binary_search(&next) {
+                    w.replicas.insert(at, next);
+                }
                 w.exclude = exclude;
             }
             None => {
@@ -1338,7 +1340,12 @@ impl Ledger {
             exclude.sort_unstable();
             exclude.dedup();
             match job.waiting.iter_mut().find(|w| w.unit == unit_index) {
-                Some(w) => w.replicas.push(replica),
+                // The matcher needs distinct replicas in increasing order.
+                Some(w) => {
+                    if let Err(at) = w.replicas.binary_search(&replica) {
+                        w.replicas.insert(at, replica);
+                    }
+                }
                 None => {
                     let at = job.waiting.partition_point(|w| w.unit < unit_index);
                     job.waiting.insert(

@@ -151,15 +151,26 @@ pub async fn serve(
     limits: ApiLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_blobs(validator, info, limits, None, shutdown).await
+}
+
+/// [`serve`] with a blob store for the blob and output routes.
+pub async fn serve_with_blobs(
+    validator: Arc<Validator>,
+    info: NodeInfo,
+    limits: ApiLimits,
+    blobs: Option<exo_api::BlobStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let address = info.api_listen;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen for the API on {address}"))?;
     info!(%address, "API listening");
-    exo_api::serve(
+    exo_api::serve_with(
         listener,
         ValidatorView::new(validator, info),
-        limits,
+        exo_api::ApiConfig { limits, blobs },
         shutdown,
         SHUTDOWN_GRACE_MS,
     )
@@ -193,11 +204,24 @@ pub async fn shutdown_signal() {
 }
 
 /// `exo node`: runs the validator of `config` and its API until SIGINT or SIGTERM.
+/// The API keeps a blob store (modules, inputs, outputs) under `<data_dir>/blobs`.
 pub fn run_node(config: NodeConfig) -> anyhow::Result<()> {
-    node::run(config, |validator, info| {
-        serve(validator, info, ApiLimits::default(), shutdown_signal())
+    let dir = config.data_dir.join("blobs");
+    let blobs = exo_api::BlobStore::open(&dir, BLOB_STORE_BYTES)
+        .with_context(|| format!("cannot open the blob store {}", dir.display()))?;
+    node::run(config, move |validator, info| {
+        serve_with_blobs(
+            validator,
+            info,
+            ApiLimits::default(),
+            Some(blobs),
+            shutdown_signal(),
+        )
     })
 }
+
+/// Most bytes a node's blob store keeps.
+const BLOB_STORE_BYTES: u64 = 4 << 30;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,67 @@
+//! `exo worker`: the provider agent (`exo-worker`) in the foreground until SIGINT or SIGTERM.
+
+use crate::{CliError, GlobalArgs, Report, other};
+use clap::Args;
+use exo_client::keyfile;
+use exo_types::Amount;
+use exo_worker::{IdlePolicy, Misbehave, WorkerConfig};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Args)]
+pub struct WorkerArgs {
+    /// Key file of the provider: it pays fees and the bond, and is paid.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Units run at once, and the slots of the offer.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub slots: u32,
+    /// Asked price in EXO per compute unit (10^9 fuel).
+    #[arg(long, value_name = "EXO", default_value = "1")]
+    pub price: String,
+    /// Where the worker keeps its state, blob cache, outputs and compile cache.
+    #[arg(long, value_name = "DIR", default_value = "./worker")]
+    pub data: PathBuf,
+    /// Offer work only while the host is idle (low load, on mains power).
+    #[arg(long)]
+    pub idle_only: bool,
+    /// Misbehave on purpose, for tests: wrong-result, wrong-fuel, no-show or copy.
+    #[arg(long, value_name = "HOW", value_parser = parse_misbehave)]
+    pub misbehave: Option<Misbehave>,
+}
+
+fn parse_misbehave(text: &str) -> Result<Misbehave, String> {
+    Misbehave::parse(text).ok_or_else(|| {
+        format!(
+            "expected one of {}",
+            Misbehave::ALL.map(Misbehave::name).join(", ")
+        )
+    })
+}
+
+/// Runs the worker until SIGINT or SIGTERM; logs go to standard error.
+pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
+    let key = keyfile::read(&args.key)?;
+    let address = exo_types::address_to_hex(&keyfile::address(&key));
+    let price = Amount::parse_exo(&args.price)?;
+    if price == Amount::ZERO {
+        return Err(CliError::ZeroAmount);
+    }
+    let mut config = WorkerConfig::new(global.node.clone(), key, args.data.clone());
+    config.slots = args.slots;
+    config.price_per_unit = price;
+    config.idle_only = args.idle_only.then(IdlePolicy::default);
+    config.misbehave = args.misbehave;
+    exo_node::init_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?
+        .block_on(exo_worker::run(config, exo_node::api::shutdown_signal()))
+        .map_err(other)?;
+    Ok(Report::ok(
+        "worker stopped",
+        json!({ "status": "stopped", "address": address, "data": args.data.display().to_string() }),
+    ))
+}
