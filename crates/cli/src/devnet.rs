@@ -528,12 +528,16 @@ async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliEr
     for url in &layout.api_urls[1..] {
         let peer = Client::new(url)?;
         peer.put_blob(exo_apps::RENDER_WASM.to_vec()).await?;
-        peer.put_blob(exo_apps::BUNNY_OBJ.as_bytes().to_vec()).await?;
+        peer.put_blob(exo_apps::BUNNY_OBJ.as_bytes().to_vec())
+            .await?;
     }
     let submitted_at = Instant::now();
     let report = job::submit(&client, &submit_args, true).await?;
     if !report.success {
-        return Err(CliError::Other(format!("the job was rejected: {}", report.text)));
+        return Err(CliError::Other(format!(
+            "the job was rejected: {}",
+            report.text
+        )));
     }
     let id = report.json["job_id"]
         .as_u64()
@@ -551,7 +555,10 @@ async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliEr
     .await?;
     let mut ppms = Vec::with_capacity(tiles.len());
     for i in 0..tiles.len() {
-        let path = results_dir.join(format!("unit-{i}")).join("out").join("tile.ppm");
+        let path = results_dir
+            .join(format!("unit-{i}"))
+            .join("out")
+            .join("tile.ppm");
         let bytes = std::fs::read(&path).map_err(|e| {
             CliError::Other(format!(
                 "tile {i} has no output ({}: {e}); {}",
@@ -573,7 +580,13 @@ async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliEr
         .job(id)
         .await?
         .ok_or_else(|| CliError::NotFound(format!("job {id} does not exist")))?;
-    Ok(demo_text(&job, &png_path, offers_after, job_took, start.elapsed()))
+    Ok(demo_text(
+        &job,
+        &png_path,
+        offers_after,
+        job_took,
+        start.elapsed(),
+    ))
 }
 
 /// The demo's outcome: the job's accounts, which must add up, and where the frame is.

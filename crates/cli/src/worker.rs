@@ -19,6 +19,10 @@ pub struct WorkerArgs {
     /// Asked price in EXO per compute unit (10^9 fuel).
     #[arg(long, value_name = "EXO", default_value = "1")]
     pub price: String,
+    /// Bond locked when the provider registers, in EXO; slashing takes from it, and offers are
+    /// refused once it falls below the chain's minimum.
+    #[arg(long, value_name = "EXO", default_value = "100")]
+    pub bond: String,
     /// Where the worker keeps its state, blob cache, outputs and compile cache.
     #[arg(long, value_name = "DIR", default_value = "./worker")]
     pub data: PathBuf,
@@ -50,6 +54,7 @@ pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     let mut config = WorkerConfig::new(global.node.clone(), key, args.data.clone());
     config.slots = args.slots;
     config.price_per_unit = price;
+    config.bond = Amount::parse_exo(&args.bond)?;
     config.idle_only = args.idle_only.then(IdlePolicy::default);
     config.misbehave = args.misbehave;
     exo_node::init_logging();

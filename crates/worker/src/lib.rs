@@ -102,7 +102,7 @@ impl std::fmt::Debug for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// A worker with defaults: 1 slot at 1 EXO per compute unit, bond 100 EXO, region `local`,
+    /// A worker with defaults: 1 slot at 1 EXO per compute unit, bond 10 EXO, region `local`,
     /// class `pc`, offers of 1,000 blocks, units up to 10^12 fuel.
     pub fn new(node: impl Into<String>, key: PrivateKey, data_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -113,7 +113,7 @@ impl WorkerConfig {
             data_dir: data_dir.into(),
             idle_only: None,
             misbehave: None,
-            bond: Amount::from_exo(100),
+            bond: Amount::from_exo(10),
             region: "local".into(),
             class: DeviceClass::Pc,
             expiry_blocks: 1_000,
