@@ -478,3 +478,191 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
     api.download_blob(&good_hash, 1_000, &dest).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), good);
 }
+
+/// A node with the extra routes, funded keys, blocks every 100 ms, `hello` published and
+/// uploaded with an input. Returns the node, its extra state, its URL and the input's hash.
+async fn start_with_hello(
+    requester: &PrivateKey,
+    providers: &[&PrivateKey],
+) -> (MemoryNode, Extra, String, Hash32) {
+    let validator = key(99);
+    let mut accounts = vec![GenesisAccount {
+        address: address_to_hex(&requester.public_key()),
+        balance: Amount::from_exo(1_000_000),
+    }];
+    for k in providers {
+        accounts.push(GenesisAccount {
+            address: address_to_hex(&k.public_key()),
+            balance: Amount::from_exo(100),
+        });
+    }
+    let genesis = Genesis {
+        chain_id: CHAIN.into(),
+        params: Params::default(),
+        accounts,
+        validators: vec![address_to_hex(&validator.public_key())],
+    };
+    let node = MemoryNode::new(genesis, validator.public_key());
+    let extra = Extra {
+        node: node.clone(),
+        blobs: Arc::default(),
+        outputs: Arc::default(),
+    };
+    let limits = ApiLimits {
+        rate_per_sec: 0,
+        ..ApiLimits::default()
+    };
+    let routes = Router::new()
+        .route("/v1/accounts/{address}/provider", get(provider_of))
+        .route("/v1/providers/{id}/work", get(work))
+        .route("/v1/blobs/{hash}", get(get_blob))
+        .route("/v1/outputs/{job}/{unit}", put(put_outputs))
+        .with_state(extra.clone())
+        .merge(exo_api::router(node.clone(), limits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            routes.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    tokio::spawn(node.clone().run(Duration::from_millis(100)));
+    let wasm = exo_apps::HELLO_WASM;
+    let app = *blake3::hash(wasm).as_bytes();
+    let input = b"restart".to_vec();
+    let input_hash = *blake3::hash(&input).as_bytes();
+    extra.blobs.lock().unwrap().insert(app, wasm.to_vec());
+    extra.blobs.lock().unwrap().insert(input_hash, input);
+    let client = Client::new(&url).unwrap();
+    send(
+        &client,
+        requester,
+        0,
+        Action::PublishApp {
+            module_hash: app,
+            name: "hello".into(),
+            version: "1".into(),
+            royalty_per_unit: Amount(0),
+        },
+    )
+    .await;
+    (node, extra, url, input_hash)
+}
+
+fn spawn_worker(
+    url: &str,
+    key: &PrivateKey,
+    dir: &std::path::Path,
+    cache: &std::path::Path,
+) -> (
+    tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let mut cfg = WorkerConfig::new(url.to_string(), key.clone(), dir);
+    cfg.slots = 2;
+    cfg.benchmark = Some(Benchmark {
+        fuel_per_second: 1_000_000_000,
+        cores: 2,
+        memory_mib: 4_096,
+        gpu: None,
+    });
+    cfg.poll_interval = Duration::from_millis(200);
+    cfg.compile_cache = Some(cache.to_path_buf());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(exo_worker::run(cfg, async move {
+        let _ = stopped.await;
+    }));
+    (handle, stop)
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A worker stopped between its commitment and the opening of reveals reveals after a restart,
+/// from the sealed result it kept on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_worker_reveals_what_it_committed() {
+    let requester = key(1);
+    let (a, b) = (key(21), key(22));
+    let (_node, extra, url, input_hash) = start_with_hello(&requester, &[&a, &b]).await;
+    let client = Client::new(&url).unwrap();
+    let (dir_a, dir_b, cache) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    // Only A runs: it takes replica 0 and commits; replica 1 waits for another provider, so
+    // reveals stay closed.
+    let (worker_a, stop_a) = spawn_worker(&url, &a, dir_a.path(), cache.path());
+    wait_until("A registers and offers", || async {
+        client.account(&a.public_key()).await.unwrap().nonce >= 2
+    })
+    .await;
+    let spec = JobSpec {
+        app: *blake3::hash(exo_apps::HELLO_WASM).as_bytes(),
+        inputs: vec![InputRef {
+            name: "in.txt".into(),
+            hash: input_hash,
+            size: 7,
+        }],
+        unit_args: Vec::new(),
+        units: 1,
+        requirements: Requirements {
+            min_cores: 1,
+            min_memory_mib: 64,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: None,
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 1_000_000_000,
+            min_reputation: 0,
+        },
+        max_price_per_unit: Amount::from_exo(5),
+        trust: 2,
+    };
+    send(&client, &requester, 1, Action::SubmitJob(Box::new(spec))).await;
+    let committed = || async {
+        extra.get::<Unit>(unit_key(0, 0)).await.is_some_and(|u| {
+            u.replicas
+                .iter()
+                .any(|r| r.status == exo_ledger::compute::ReplicaStatus::Committed)
+        })
+    };
+    wait_until("A commits", committed).await;
+    stop_a.send(()).unwrap();
+    worker_a.await.unwrap().unwrap();
+    let sealed = std::fs::read_to_string(dir_a.path().join("state.json")).unwrap();
+    assert!(sealed.contains("\"salt\""), "{sealed}");
+
+    // B takes replica 1 and commits: reveals open. A comes back and reveals.
+    let (worker_b, stop_b) = spawn_worker(&url, &b, dir_b.path(), cache.path());
+    let (worker_a, stop_a) = spawn_worker(&url, &a, dir_a.path(), cache.path());
+    wait_until("the unit is accepted", || async {
+        extra
+            .get::<Unit>(unit_key(0, 0))
+            .await
+            .is_some_and(|u| u.state == UnitState::Accepted)
+    })
+    .await;
+    let unit: Unit = extra.get(unit_key(0, 0)).await.unwrap();
+    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    for r in &unit.replicas {
+        assert_eq!(
+            r.status,
+            exo_ledger::compute::ReplicaStatus::Agreed,
+            "{unit:?}"
+        );
+    }
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    worker_a.await.unwrap().unwrap();
+    worker_b.await.unwrap().unwrap();
+}
