@@ -74,6 +74,8 @@ pub(crate) struct Agent {
     attempts: HashMap<String, u32>,
     slots: Arc<Semaphore>,
     downloads: Downloads,
+    /// Whether the stored provider id was checked against the chain since the start.
+    checked_provider: bool,
     paused: Option<String>,
     /// After a rejected batch, send one result per transaction until a batch goes through.
     singles: bool,
@@ -122,6 +124,7 @@ impl Agent {
             running: HashSet::new(),
             attempts: HashMap::new(),
             downloads: Downloads::default(),
+            checked_provider: false,
             paused: None,
             singles: false,
             done,
@@ -140,9 +143,29 @@ impl Agent {
     /// One pass: chain, provider, offer, work, transactions.
     pub(crate) async fn step(&mut self) -> Result<(), String> {
         let status = self.client.status().await.map_err(|e| e.to_string())?;
-        self.chain_id = status.chain_id;
+        self.chain_id = status.chain_id.clone();
         self.min_fee = status.min_fee;
         self.height = status.finalized_height;
+        if self.store.state.chain_id.as_deref() != Some(status.chain_id.as_str()) {
+            if let Some(old) = &self.store.state.chain_id {
+                warn!(old = %old, new = %status.chain_id, "the node runs another chain: starting afresh");
+            }
+            self.store.state = crate::store::State {
+                chain_id: Some(status.chain_id.clone()),
+                ..crate::store::State::default()
+            };
+            self.checked_provider = false;
+            self.save();
+        }
+        if self
+            .store
+            .state
+            .offer_expiry
+            .is_some_and(|e| e > self.height + self.cfg.expiry_blocks)
+        {
+            // The chain is lower than when the offer was posted: it was started again.
+            self.store.state.offer_expiry = None;
+        }
         let Some(provider) = self.ensure_provider().await? else {
             return Ok(());
         };
@@ -155,6 +178,29 @@ impl Agent {
 
     async fn ensure_provider(&mut self) -> Result<Option<u64>, String> {
         let wanted = hex::encode(self.resources.encode());
+        if let Some(stored) = self.store.state.provider_id
+            && !self.checked_provider
+        {
+            // Once per run: the chain may have been started again from its genesis.
+            let found = self
+                .api
+                .provider_of(&self.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            if found != Some(stored) {
+                warn!(
+                    stored,
+                    found = ?found,
+                    "the chain does not know the provider this worker registered: starting afresh"
+                );
+                self.store.state = crate::store::State {
+                    chain_id: self.store.state.chain_id.clone(),
+                    ..crate::store::State::default()
+                };
+                self.save();
+            }
+            self.checked_provider = true;
+        }
         if self.store.state.provider_id.is_none() {
             match self
                 .api
@@ -305,7 +351,9 @@ impl Agent {
             match item.status.as_str() {
                 "assigned" => {
                     if let Some(record) = self.store.state.results.get(&key) {
-                        if self.height <= item.commit_deadline {
+                        // A commitment already executed is not sent again, even if this
+                        // list is a block behind.
+                        if self.height <= item.commit_deadline && !record.committed {
                             commits.push((key, record.sealed.commit(&self.address)));
                         }
                     } else if !self.store.state.abandoned.contains(&key)
@@ -326,7 +374,9 @@ impl Agent {
                 "committed" => {
                     let open = item.reveal_open || item.reveal_deadline.is_some();
                     match self.store.state.results.get(&key) {
-                        Some(record) if open => reveals.push((key, record.sealed.reveal())),
+                        Some(record) if open && !record.revealed => {
+                            reveals.push((key, record.sealed.reveal()))
+                        }
                         Some(_) => {}
                         None => {
                             if open && self.store.state.abandoned.insert(key.clone()) {
