@@ -62,6 +62,37 @@ pub enum ApiError {
     Timeout(u64),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{text:?} is not a {what} id")]
+    BadId { what: &'static str, text: String },
+    #[error("{0:?} is not a 64-character hex hash")]
+    BadContentHash(String),
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("this node has no blob store")]
+    BlobsDisabled,
+    #[error("blob is over the {max}-byte limit")]
+    BlobTooLarge { max: u64 },
+    #[error("the blob store is full (its limit is {max} bytes)")]
+    StoreFull { max: u64 },
+    #[error("blob {0} was corrupt on disk and has been deleted; upload it again")]
+    BlobCorrupt(String),
+    #[error("range not satisfiable: the blob has {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("the body hashes to {got}, not the expected {expected}")]
+    HashMismatch { expected: String, got: String },
+    #[error("{0}")]
+    BadArchive(String),
+    #[error("the archive's result digest {got} is not the unit's accepted digest {expected}")]
+    DigestMismatch { expected: String, got: String },
+    #[error("unit {unit} of job {job} has no accepted result yet")]
+    NotAccepted { job: u64, unit: u32 },
+    /// A request that conflicts with the state of what it names.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("storage error: {0}")]
+    Storage(String),
 }
 
 impl ApiError {
@@ -92,15 +123,30 @@ impl ApiError {
             Self::Unavailable(_) => "unavailable",
             Self::Timeout(_) => "timeout",
             Self::Internal(_) => "internal",
+            Self::BadId { .. } => "bad_id",
+            Self::BadContentHash(_) => "bad_hash",
+            Self::BadQuery(_) => "bad_query",
+            Self::NotFound(_) => "not_found",
+            Self::BlobsDisabled => "blobs_disabled",
+            Self::BlobTooLarge { .. } => "blob_too_large",
+            Self::StoreFull { .. } => "store_full",
+            Self::BlobCorrupt(_) => "blob_corrupt",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::HashMismatch { .. } => "hash_mismatch",
+            Self::BadArchive(_) => "bad_archive",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::NotAccepted { .. } => "not_accepted",
+            Self::Conflict { code, .. } => code,
+            Self::Storage(_) => "storage",
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BodyTooLarge { .. } | Self::Rejected(Rejection::Oversize { .. }) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::BodyTooLarge { .. }
+            | Self::BlobTooLarge { .. }
+            | Self::Rejected(Rejection::Oversize { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyUnreadable(_)
             | Self::BadJson(_)
             | Self::BadHex(_)
@@ -109,15 +155,28 @@ impl ApiError {
             | Self::NonceTooFar { .. }
             | Self::BadAddress(_)
             | Self::BadHash(_)
-            | Self::BadHeight(_) => StatusCode::BAD_REQUEST,
+            | Self::BadHeight(_)
+            | Self::BadId { .. }
+            | Self::BadContentHash(_)
+            | Self::BadQuery(_)
+            | Self::HashMismatch { .. }
+            | Self::BadArchive(_) => StatusCode::BAD_REQUEST,
             Self::Mempool(MempoolError::Duplicate | MempoolError::Underpriced { .. })
-            | Self::AlreadyFinalized(_) => StatusCode::CONFLICT,
+            | Self::AlreadyFinalized(_)
+            | Self::DigestMismatch { .. }
+            | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Mempool(MempoolError::Full(_) | MempoolError::SenderFull(_))
             | Self::RateLimited { .. }
             | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::TxNotFound(_) | Self::BlockNotFound(_) | Self::RouteNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::TxNotFound(_)
+            | Self::BlockNotFound(_)
+            | Self::RouteNotFound(_)
+            | Self::NotFound(_)
+            | Self::NotAccepted { .. } => StatusCode::NOT_FOUND,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::StoreFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            Self::BlobsDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BlobCorrupt(_) | Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,11 +194,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            Self::RangeNotSatisfiable { size } => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+            }
+            _ => {}
         }
         response
     }

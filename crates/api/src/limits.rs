@@ -26,18 +26,27 @@ pub struct ApiLimits {
     /// How far past the account's next nonce a submitted transaction may reach. The mempool
     /// holds a bounded queue per sender; a nonce beyond it could never be included.
     pub max_nonce_ahead: u64,
+    /// Largest blob `PUT /v1/blobs` stores, in bytes (the bound of that route's body).
+    pub max_blob_bytes: u64,
+    /// Most bytes the blob store holds in all; past it, uploads are refused with 507.
+    pub max_blob_store_bytes: u64,
+    /// Most items of one page of a list (`?limit=`).
+    pub max_page_items: u64,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
         Self {
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: 2 * exo_types::MAX_TX_BYTES + 1024,
             rate_per_sec: 200,
             rate_burst: 400,
             max_tracked_clients: 10_000,
             max_event_streams: 256,
             node_timeout_ms: 5_000,
             max_nonce_ahead: 1_024,
+            max_blob_bytes: 64 * 1024 * 1024,
+            max_blob_store_bytes: 4 * 1024 * 1024 * 1024,
+            max_page_items: 1_000,
         }
     }
 }

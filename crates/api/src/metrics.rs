@@ -47,6 +47,7 @@ impl ApiMetrics {
             "GET" => "GET",
             "POST" => "POST",
             "HEAD" => "HEAD",
+            "PUT" => "PUT",
             _ => "OTHER",
         };
         let mut requests = self

@@ -1,27 +1,30 @@
 //! The axum router: routes, limits, metrics and the server loop.
 
 use crate::{
-    ApiError, ApiLimits, NodeView,
+    ApiError, ApiLimits, BlobStore, NodeView, blobs,
     limits::RateLimiter,
+    market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
     openapi, service, wire,
 };
 use axum::{
     Json, Router,
     body::Body,
-    extract::{ConnectInfo, MatchedPath, Path, Request, State},
-    http::{StatusCode, header},
+    extract::{ConnectInfo, MatchedPath, Path, RawQuery, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use exo_chain::FinalizedBlock;
 use futures::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use std::{
+    collections::VecDeque, convert::Infallible, future::Future, net::SocketAddr, time::Duration,
+};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -32,27 +35,66 @@ struct Api<N> {
     limits: ApiLimits,
     metrics: ApiMetrics,
     limiter: RateLimiter,
+    blobs: Option<BlobStore>,
 }
 
-/// The API's routes over `node`.
+/// What the API serves besides the node: its limits and, if the node keeps one, a blob store
+/// (the node opens it at `<data_dir>/blobs`). Without a store the blob and output routes
+/// answer 503 `blobs_disabled`.
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    pub limits: ApiLimits,
+    pub blobs: Option<BlobStore>,
+}
+
+/// The API's routes over `node`, without a blob store.
 ///
 /// Per-IP rate limiting needs the peer address: serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does); without it all
 /// clients share one bucket.
 pub fn router<N: NodeView>(node: N, limits: ApiLimits) -> Router {
+    router_with(
+        node,
+        ApiConfig {
+            limits,
+            blobs: None,
+        },
+    )
+}
+
+/// The API's routes over `node`, as `config` says.
+pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
+    let limits = config.limits;
     let api = Api {
         node,
         limits,
         metrics: ApiMetrics::default(),
         limiter: RateLimiter::new(limits),
+        blobs: config.blobs,
     };
     Router::new()
         .route("/v1/status", get(status::<N>))
         .route("/v1/txs", post(submit::<N>))
         .route("/v1/txs/{hash}", get(receipt::<N>))
         .route("/v1/accounts/{address}", get(account::<N>))
+        .route("/v1/accounts/{address}/provider", get(provider_of::<N>))
         .route("/v1/blocks/{height}", get(block::<N>))
         .route("/v1/events", get(events::<N>))
+        .route("/v1/providers", get(providers::<N>))
+        .route("/v1/providers/{id}", get(provider::<N>))
+        .route("/v1/providers/{id}/work", get(work::<N>))
+        .route("/v1/market/offers", get(offers::<N>))
+        .route("/v1/market/depth", get(depth::<N>))
+        .route("/v1/jobs", get(jobs::<N>))
+        .route("/v1/jobs/{id}", get(job::<N>))
+        .route("/v1/apps", get(apps::<N>))
+        .route("/v1/apps/{hash}", get(app::<N>))
+        .route("/v1/blobs", put(put_blob::<N>))
+        .route("/v1/blobs/{hash}", get(get_blob::<N>).head(head_blob::<N>))
+        .route(
+            "/v1/outputs/{job}/{unit}",
+            get(get_outputs::<N>).put(put_outputs::<N>),
+        )
         .route("/v1/openapi.json", get(openapi_document))
         .route("/metrics", get(metrics::<N>))
         .fallback(not_found)
@@ -73,10 +115,31 @@ pub async fn serve<N: NodeView>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace_ms: u64,
 ) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        node,
+        ApiConfig {
+            limits,
+            blobs: None,
+        },
+        shutdown,
+        grace_ms,
+    )
+    .await
+}
+
+/// [`serve`] with a blob store (or anything else [`ApiConfig`] holds).
+pub async fn serve_with<N: NodeView>(
+    listener: tokio::net::TcpListener,
+    node: N,
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace_ms: u64,
+) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
-        router(node, limits).into_make_service_with_connect_info::<SocketAddr>(),
+        router_with(node, config).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = stopped.await;
@@ -158,35 +221,291 @@ async fn block<N: NodeView>(
 
 async fn events<N: NodeView>(
     State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    query.only(&["provider"])?;
+    let provider = query.u64("provider")?;
     let slot = api
         .metrics
         .open_stream(api.limits.max_event_streams)
         .ok_or(ApiError::TooManyStreams(api.limits.max_event_streams))?;
-    Ok(Sse::new(block_events(api.node.subscribe(), slot)).keep_alive(KeepAlive::default()))
+    let receiver = api.node.subscribe();
+    Ok(Sse::new(chain_events(api, receiver, slot, provider)).keep_alive(KeepAlive::default()))
 }
 
-/// One `block` event per finalized block, a `lagged` event when the subscriber fell behind.
-/// The stream holds its slot until the client goes away.
-fn block_events(
+/// One `block` event per finalized block, followed by one `assignment` event per replica its
+/// batch match assigned (only `provider`'s, if given); a `lagged` event when the subscriber
+/// fell behind. The stream holds its slot until the client goes away.
+fn chain_events<N: NodeView>(
+    api: Api<N>,
     receiver: broadcast::Receiver<FinalizedBlock>,
     slot: StreamSlot,
+    provider: Option<u64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((receiver, slot), |(mut receiver, slot)| async move {
-        let event = match receiver.recv().await {
-            Ok(block) => Event::default()
-                .event("block")
-                .id(block.height.to_string())
-                .json_data(service::block_json(&block)),
-            Err(RecvError::Lagged(skipped)) => Event::default()
-                .event("lagged")
-                .json_data(wire::Lagged { skipped }),
-            Err(RecvError::Closed) => return None,
-        };
-        // Serializing these plain structs cannot fail; if it ever did, say so in the stream.
-        let event = event.unwrap_or_else(|_| Event::default().event("error").data("encoding"));
-        Some((Ok(event), (receiver, slot)))
-    })
+    let state = (api, receiver, slot, VecDeque::<Event>::new());
+    futures::stream::unfold(
+        state,
+        move |(api, mut receiver, slot, mut queue)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok(event), (api, receiver, slot, queue)));
+                }
+                match receiver.recv().await {
+                    Ok(block) => {
+                        queue.push_back(json_event(
+                            Event::default().event("block").id(block.height.to_string()),
+                            &service::block_json(&block),
+                        ));
+                        match market::assignments(&api.node, &api.limits, block.height, provider)
+                            .await
+                        {
+                            Ok(assignments) => {
+                                for assignment in &assignments {
+                                    queue.push_back(json_event(
+                                        Event::default().event("assignment"),
+                                        assignment,
+                                    ));
+                                }
+                            }
+                            // The block is out; say in the stream that its assignments are not.
+                            Err(err) => queue.push_back(json_event(
+                                Event::default().event("error"),
+                                &err.body(),
+                            )),
+                        }
+                    }
+                    Err(RecvError::Lagged(skipped)) => queue.push_back(json_event(
+                        Event::default().event("lagged"),
+                        &wire::Lagged { skipped },
+                    )),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}
+
+fn json_event(event: Event, data: &impl serde::Serialize) -> Event {
+    // Serializing these plain structs cannot fail; if it ever did, say so in the stream.
+    event
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event("error").data("encoding"))
+}
+
+async fn provider_of<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(address): Path<String>,
+) -> Result<Json<wire::ProviderOf>, ApiError> {
+    market::provider_of(&api.node, &api.limits, &address)
+        .await
+        .map(Json)
+}
+
+async fn providers<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::ProviderPage>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::providers(&api.node, &api.limits, &query)
+        .await
+        .map(Json)
+}
+
+async fn provider<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(id): Path<String>,
+) -> Result<Json<wire::Provider>, ApiError> {
+    market::provider(&api.node, &api.limits, &id)
+        .await
+        .map(Json)
+}
+
+async fn work<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::WorkPage>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::work(&api.node, &api.limits, &id, &query)
+        .await
+        .map(Json)
+}
+
+async fn offers<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::OfferPage>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::offers(&api.node, &api.limits, &query)
+        .await
+        .map(Json)
+}
+
+async fn depth<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::Depth>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::depth(&api.node, &api.limits, &query)
+        .await
+        .map(Json)
+}
+
+async fn jobs<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::JobPage>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::jobs(&api.node, &api.limits, &query).await.map(Json)
+}
+
+async fn job<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::Job>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::job(&api.node, &api.limits, &id, &query)
+        .await
+        .map(Json)
+}
+
+async fn apps<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::AppPage>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    market::apps(&api.node, &api.limits, &query).await.map(Json)
+}
+
+async fn app<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(hash): Path<String>,
+) -> Result<Json<wire::App>, ApiError> {
+    market::app(&api.node, &api.limits, &hash).await.map(Json)
+}
+
+fn store<N>(api: &Api<N>) -> Result<&BlobStore, ApiError> {
+    api.blobs.as_ref().ok_or(ApiError::BlobsDisabled)
+}
+
+fn content_hash(text: &str) -> Result<exo_types::Hash32, ApiError> {
+    wire::hash32_from_hex(text)
+        .ok_or_else(|| ApiError::BadContentHash(text.chars().take(80).collect()))
+}
+
+/// `PUT /v1/blobs[?hash=HEX]`: stores the body. Its bound is the blob bound, not the
+/// transaction bound; a declared length over it is refused before a byte is read.
+async fn put_blob<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<wire::BlobStored>), ApiError> {
+    let store = store(&api)?;
+    let query = Query::parse(query.as_deref())?;
+    query.only(&["hash"])?;
+    let expected = query.text("hash").map(content_hash).transpose()?;
+    let max = api.limits.max_blob_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(ApiError::BlobTooLarge { max });
+    }
+    let stored = store.put(body, max, expected).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+fn blob_headers(response: &mut Response, hash: &exo_types::Hash32) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(hash))) {
+        headers.insert(header::ETAG, etag);
+    }
+    // Content-addressed: the bytes under a hash never change.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+}
+
+/// `GET /v1/blobs/{hash}`, with `Range: bytes=a-b` (206) support. The blob is hashed again
+/// before any byte is served.
+async fn get_blob<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = store(&api)?;
+    let hash = content_hash(&hash)?;
+    let size = store.verify(&hash).await?;
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let (status, start, len) = match blobs::parse_range(range, size)? {
+        None => (StatusCode::OK, 0, size),
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+    };
+    let mut response = Response::new(store.stream(&hash, start, len).await?);
+    *response.status_mut() = status;
+    blob_headers(&mut response, &hash);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{size}", start + len - 1);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `HEAD /v1/blobs/{hash}`: whether the node holds the blob, and its size.
+async fn head_blob<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path(hash): Path<String>,
+    method: Method,
+) -> Result<Response, ApiError> {
+    debug_assert_eq!(method, Method::HEAD);
+    let store = store(&api)?;
+    let hash = content_hash(&hash)?;
+    let size = store.size(&hash).await?;
+    let mut response = Response::new(Body::empty());
+    blob_headers(&mut response, &hash);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok(response)
+}
+
+async fn put_outputs<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path((job, unit)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<wire::Outputs>, ApiError> {
+    let store = store(&api)?;
+    let bytes = read_body(body, api.limits.max_body_bytes).await?;
+    market::put_outputs(&api.node, &api.limits, store, &job, &unit, &bytes)
+        .await
+        .map(Json)
+}
+
+async fn get_outputs<N: NodeView>(
+    State(api): State<Api<N>>,
+    Path((job, unit)): Path<(String, String)>,
+) -> Result<Json<wire::Outputs>, ApiError> {
+    let store = store(&api)?;
+    market::get_outputs(&api.node, &api.limits, store, &job, &unit)
+        .await
+        .map(Json)
 }
 
 async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {

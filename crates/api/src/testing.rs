@@ -11,9 +11,7 @@ use commonware_consensus::types::Height;
 use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
 use exo_chain::{Block, FinalizedBlock, Mempool, MempoolError, MempoolLimits};
-use exo_ledger::{
-    BlockEnv, Genesis, Key, Ledger, MemoryBacking, Receipt, Rejection, StateCache, TxStatus,
-};
+use exo_ledger::{BlockEnv, Genesis, Inclusion, Key, Ledger, MemoryBacking, StateCache};
 use exo_types::{Address, Digest, SignedTx, TxHash, hash_bytes};
 use std::{
     collections::BTreeMap,
@@ -141,28 +139,16 @@ impl MemoryNode {
                 let receipt = attempt.apply_tx(c, index, &tx, ok, size)?;
                 Ok((attempt, receipt))
             });
-            match receipt {
-                None => {
-                    evicted.push(tx.hash());
-                    cache.rollback(checkpoint);
-                }
-                Some(Receipt {
-                    status: TxStatus::Rejected(reason),
-                    fee_paid,
-                    ..
-                }) if fee_paid.0 == 0 => {
-                    // Like a proposer: leave it out; drop it unless it may yet succeed.
-                    if !matches!(
-                        reason,
-                        Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. }
-                    ) {
-                        evicted.push(tx.hash());
-                    }
-                    cache.rollback(checkpoint);
-                }
-                Some(_) => {
+            // Like a proposer: leave out what would not pay, and forget what never can.
+            match Inclusion::of(&receipt) {
+                Inclusion::Include => {
                     ledger = next;
                     included.push(tx);
+                }
+                Inclusion::LeaveOut => cache.rollback(checkpoint),
+                Inclusion::Drop => {
+                    evicted.push(tx.hash());
+                    cache.rollback(checkpoint);
                 }
             }
         }

@@ -7,6 +7,9 @@
 use exo_types::{Address, Amount, Digest, TxHash};
 use serde::{Deserialize, Serialize};
 
+mod market;
+pub use market::*;
+
 /// Every error answer: a stable machine-readable code and one sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

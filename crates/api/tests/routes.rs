@@ -322,8 +322,8 @@ async fn submit_refuses_oversize_bodies_and_transactions() {
         "oversize",
     );
     // A streamed body without a length is cut off at the limit too.
-    let chunks: Vec<Result<&'static [u8], std::io::Error>> =
-        vec![Ok(&[b' '; 40 * 1024]), Ok(&[b' '; 40 * 1024])];
+    let half = vec![b' '; limit / 2 + 1];
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(half.clone()), Ok(half)];
     let body = Body::from_stream(futures::stream::iter(chunks));
     assert_error(
         post(&app, "/v1/txs", body).await,

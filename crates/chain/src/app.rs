@@ -20,7 +20,7 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
-use exo_ledger::{BlockEnv, Genesis, Ledger, Missing, Receipt, Rejection, StateCache, TxStatus};
+use exo_ledger::{BlockEnv, Genesis, Inclusion, Ledger, Missing, StateCache};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -113,6 +113,16 @@ impl App {
     }
 }
 
+/// What a block executes: its place in the chain and its contents.
+struct BlockInput {
+    height: u64,
+    /// The leader that proposed it; it collects fees.
+    proposer: ed25519::PublicKey,
+    parent: sha256::Digest,
+    txs: Vec<SignedTx>,
+    evidence: Vec<EvidenceProof>,
+}
+
 /// Runs `step` until it stops asking for state, loading each missing key from the batch.
 async fn resolve<E, T>(
     batch: &StateUnmerkleized<E>,
@@ -179,25 +189,20 @@ impl App {
     async fn execute<E>(
         &self,
         rng: &mut impl rand::CryptoRng,
-        height: u64,
-        proposer: ed25519::PublicKey,
-        parent: sha256::Digest,
+        block: BlockInput,
         mut batch: StateUnmerkleized<E>,
-        txs: Vec<SignedTx>,
-        evidence: Vec<EvidenceProof>,
         building: Option<&Mempool>,
-    ) -> Result<
-        (
-            Vec<SignedTx>,
-            Vec<EvidenceProof>,
-            StateUnmerkleized<E>,
-            usize,
-        ),
-        ExecError,
-    >
+    ) -> Result<(Vec<SignedTx>, Vec<EvidenceProof>, StateUnmerkleized<E>), ExecError>
     where
         E: StorageContext + Spawner,
     {
+        let BlockInput {
+            height,
+            proposer,
+            parent,
+            txs,
+            evidence,
+        } = block;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(parent.as_ref());
         let env = BlockEnv {
@@ -256,27 +261,17 @@ impl App {
             })
             .await?;
             if building.is_some() {
-                match &receipt {
-                    None => {
+                match Inclusion::of(&receipt) {
+                    Inclusion::Include => {}
+                    Inclusion::LeaveOut => {
+                        cache.rollback(checkpoint);
+                        continue;
+                    }
+                    Inclusion::Drop => {
                         evicted.push(tx.hash());
                         cache.rollback(checkpoint);
                         continue;
                     }
-                    Some(Receipt {
-                        status: TxStatus::Rejected(reason),
-                        fee_paid,
-                        ..
-                    }) if fee_paid.0 == 0 => {
-                        if !matches!(
-                            reason,
-                            Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. }
-                        ) {
-                            evicted.push(tx.hash());
-                        }
-                        cache.rollback(checkpoint);
-                        continue;
-                    }
-                    Some(_) => {}
                 }
             }
             ledger = next;
@@ -299,12 +294,10 @@ impl App {
         })
         .await?;
         ledger.finish(&mut cache);
-        let writes = cache.into_writes();
-        let write_count = writes.len();
-        for (key, value) in writes {
+        for (key, value) in cache.into_writes() {
             batch = batch.write(StateKey::new(key), value);
         }
-        Ok((included, included_evidence, batch, write_count))
+        Ok((included, included_evidence, batch))
     }
 }
 
@@ -342,17 +335,15 @@ where
         let candidates = sources.mempool.candidates(MAX_BLOCK_TXS);
         let mut evidence = sources.evidence.snapshot();
         evidence.truncate(MAX_BLOCK_EVIDENCE);
-        let (txs, evidence, batch, _) = match self
-            .execute(
-                &mut context,
-                height.get(),
-                consensus.leader.clone(),
-                parent.digest(),
-                batches,
-                candidates,
-                evidence,
-                Some(&sources.mempool),
-            )
+        let input = BlockInput {
+            height: height.get(),
+            proposer: consensus.leader.clone(),
+            parent: parent.digest(),
+            txs: candidates,
+            evidence,
+        };
+        let (txs, evidence, batch) = match self
+            .execute(&mut context, input, batches, Some(&sources.mempool))
             .await
         {
             Ok(done) => done,
@@ -395,19 +386,14 @@ where
         if block.txs.len() > MAX_BLOCK_TXS || block.evidence.len() > MAX_BLOCK_EVIDENCE {
             return None;
         }
-        let (_, _, batch, _) = match self
-            .execute(
-                &mut context,
-                block.height.get(),
-                block.context.leader.clone(),
-                block.parent,
-                batches,
-                block.txs.clone(),
-                block.evidence.clone(),
-                None,
-            )
-            .await
-        {
+        let input = BlockInput {
+            height: block.height.get(),
+            proposer: block.context.leader.clone(),
+            parent: block.parent,
+            txs: block.txs.clone(),
+            evidence: block.evidence.clone(),
+        };
+        let (_, _, batch) = match self.execute(&mut context, input, batches, None).await {
             Ok(done) => done,
             Err(err) => {
                 warn!(%err, height = block.height.get(), "block does not execute");

@@ -163,12 +163,12 @@ impl Mempool {
     pub fn remove(&self, hashes: impl IntoIterator<Item = TxHash>) {
         let mut inner = self.lock();
         for hash in hashes {
-            if let Some((sender, nonce)) = inner.by_hash.remove(&hash) {
-                if let Some(queue) = inner.by_sender.get_mut(&sender) {
-                    queue.remove(&nonce);
-                    if queue.is_empty() {
-                        inner.by_sender.remove(&sender);
-                    }
+            if let Some((sender, nonce)) = inner.by_hash.remove(&hash)
+                && let Some(queue) = inner.by_sender.get_mut(&sender)
+            {
+                queue.remove(&nonce);
+                if queue.is_empty() {
+                    inner.by_sender.remove(&sender);
                 }
             }
         }

@@ -32,11 +32,11 @@ pub type StateUnmerkleized<E> = <StateDatabases<E> as DatabaseSet<E>>::Unmerklei
 
 const IO_BUFFER: NonZeroUsize = NZUsize!(64 * 1024);
 
+/// The configuration type of the state database.
+pub type StateConfig = VariableConfig<Hashed<EightCap>, ((), (RangeCfg<usize>, ())), Sequential>;
+
 /// The storage layout of a validator's state database under `prefix`.
-pub fn state_config(
-    prefix: &str,
-    page_cache: CacheRef,
-) -> VariableConfig<Hashed<EightCap>, ((), (RangeCfg<usize>, ())), Sequential> {
+pub fn state_config(prefix: &str, page_cache: CacheRef) -> StateConfig {
     VariableConfig {
         merkle_config: MerkleConfig {
             journal_partition: format!("{prefix}-state-merkle-journal"),

@@ -4,10 +4,10 @@ use crate::{
     CliError, GlobalArgs, Report,
     args::{AccountCommand, TransferArgs},
     block_on,
+    tx::{self, TxOptions},
 };
-use commonware_cryptography::Signer;
-use exo_client::{Client, ClientError, keyfile, wire};
-use exo_types::{Action, Address, Amount, UnsignedTx, address_from_hex, address_to_hex};
+use exo_client::{Client, keyfile};
+use exo_types::{Action, Address, Amount, address_from_hex, address_to_hex};
 use serde_json::json;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub fn run(command: AccountCommand, global: &GlobalArgs) -> Result<Report, CliEr
     }
 }
 
-fn parse_address(text: &str) -> Result<Address, CliError> {
+pub fn parse_address(text: &str) -> Result<Address, CliError> {
     // Only exact 64-character hex: a shorter string that happened to decode is a typo.
     if text.trim().len() != 64 {
         return Err(CliError::BadAddress(text.to_string()));
@@ -42,14 +42,6 @@ pub async fn balance(client: &Client, address: &str) -> Result<Report, CliError>
     ))
 }
 
-/// Keeps the node's reason when it refuses a transaction at submission.
-fn refused(err: ClientError) -> CliError {
-    match err {
-        ClientError::Api { code, message, .. } => CliError::Refused { code, message },
-        other => CliError::Client(other),
-    }
-}
-
 /// `exo account transfer`: reads the chain id, fee and nonce from the node, signs, submits
 /// and, with `--wait`, reports the outcome.
 pub async fn transfer(client: &Client, args: &TransferArgs) -> Result<Report, CliError> {
@@ -60,72 +52,24 @@ pub async fn transfer(client: &Client, args: &TransferArgs) -> Result<Report, Cl
     if amount == Amount::ZERO {
         return Err(CliError::ZeroAmount);
     }
-    let fee = args.fee.as_deref().map(Amount::parse_exo).transpose()?;
-
-    let status = client.status().await?;
-    let fee = fee.unwrap_or(status.min_fee);
-    let sender = key.public_key();
-    let nonce = match args.nonce {
-        Some(nonce) => nonce,
-        None => client.account(&sender).await?.nonce,
+    let options = TxOptions {
+        fee: args.fee.as_deref().map(Amount::parse_exo).transpose()?,
+        nonce: args.nonce,
+        wait: args.wait,
+        timeout: Duration::from_secs(args.timeout),
     };
-    let tx = UnsignedTx {
-        chain_id: status.chain_id,
-        sender: sender.clone(),
-        nonce,
-        fee,
-        action: Action::Transfer {
-            to: to.clone(),
-            amount,
-        },
-    }
-    .sign(&key);
-    let hash = client.submit(&tx).await.map_err(refused)?;
-    let hash_hex = wire::digest_to_hex(&hash);
-    let mut report = json!({
-        "hash": hash_hex,
-        "status": "submitted",
-        "from": address_to_hex(&sender),
-        "to": address_to_hex(&to),
-        "amount": amount.0.to_string(),
-        "amount_exo": amount.to_exo_string(),
-        "fee": fee.0.to_string(),
-        "nonce": nonce,
-    });
-    if !args.wait {
-        return Ok(Report::ok(format!("submitted {hash_hex}"), report));
-    }
-
-    let receipt = client
-        .wait_for_receipt(&hash, Duration::from_secs(args.timeout))
-        .await?;
-    let height = receipt.height.unwrap_or_default();
-    let fee_paid = receipt.fee_paid.unwrap_or_default();
-    report["status"] = json!(receipt.status);
-    report["height"] = json!(height);
-    report["index"] = json!(receipt.index);
-    report["fee_paid"] = json!(fee_paid.0.to_string());
-    match (receipt.status, receipt.reason) {
-        (wire::TxStatus::Rejected, reason) => {
-            let (code, message) = reason
-                .map(|r| (r.code, r.message))
-                .unwrap_or_else(|| ("unknown".into(), "no reason given".into()));
-            report["reason"] = json!({ "code": code, "message": message });
-            Ok(Report {
-                text: format!(
-                    "rejected: {message} ({code})\ntransaction {hash_hex} in block {height}, fee {} EXO",
-                    fee_paid.to_exo_string()
-                ),
-                json: report,
-                success: false,
-            })
-        }
-        _ => Ok(Report::ok(
-            format!(
-                "ok: transaction {hash_hex} finalized in block {height}, fee {} EXO",
-                fee_paid.to_exo_string()
-            ),
-            report,
-        )),
-    }
+    let action = Action::Transfer {
+        to: to.clone(),
+        amount,
+    };
+    let sent = tx::send(client, &key, action, &options).await?;
+    Ok(tx::report(
+        &sent,
+        json!({
+            "to": address_to_hex(&to),
+            "amount": amount.0.to_string(),
+            "amount_exo": amount.to_exo_string(),
+        }),
+        "ok",
+    ))
 }

@@ -31,14 +31,88 @@ pub struct GlobalArgs {
     pub json: bool,
 }
 
+/// The subcommands. Each is one variant with its arguments declared here and its work done by
+/// a `run` function in a module of its own. Still to come: `exec`, `provider`, `job`, `app`
+/// and `worker`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Register a provider, describe its machine, post and cancel offers, retire.
+    #[command(subcommand)]
+    Provider(crate::provider::ProviderCommand),
+    /// Publish and list task apps.
+    #[command(subcommand)]
+    App(crate::app::AppCommand),
+    /// Submit jobs, follow and cancel them, fetch their outputs.
+    #[command(subcommand)]
+    Job(crate::job::JobCommand),
+    /// Run a work unit in the sandbox on this machine.
+    #[command(subcommand)]
+    Exec(crate::exec::ExecCommand),
     /// Create and inspect key files.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Read balances and send transfers.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Run a validator and its HTTP API until SIGINT or SIGTERM.
+    Node(NodeArgs),
+    /// Run a local network of validators, one process each, until Ctrl-C.
+    Devnet(DevnetArgs),
+    /// Measure this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct NodeArgs {
+    /// The validator's config.toml (as `exo devnet` writes them).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DevnetArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Directory of the devnet: created on the first start, resumed on the next ones.
+    #[arg(long, value_name = "DIR", default_value = "./devnet")]
+    pub data: PathBuf,
+    /// Validator i serves its API on this port + i (127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub api_port: u16,
+    /// Validator i listens for its peers on this port + i (127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 9000)]
+    pub p2p_port: u16,
+    /// Write keys, genesis and configurations, then exit without starting anything.
+    #[arg(long)]
+    pub init_only: bool,
+    /// Also run a demo job on the network.
+    #[arg(long, conflicts_with = "init_only")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Finalized transfers per second, finality latency and the signature-verification
+    /// ceiling of a local network, and the peak memory of a devnet of validator processes.
+    Chain(BenchChainArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchChainArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Transfers of the throughput phase.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub txs: usize,
+    /// Transfers of the latency phase, one every 10 ms.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub latency_txs: usize,
+    /// Skip the devnet memory measurement (about 30 s).
+    #[arg(long)]
+    pub no_devnet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,5 +211,25 @@ mod tests {
         assert!(args.wait);
         assert_eq!(args.fee, None);
         assert_eq!(args.timeout, 60);
+    }
+
+    #[test]
+    fn devnet_defaults() {
+        let cli = Cli::try_parse_from(["exo", "devnet"]).unwrap();
+        let Command::Devnet(args) = cli.command else {
+            panic!("not devnet");
+        };
+        assert_eq!(args.validators, 4);
+        assert_eq!(args.data, PathBuf::from("./devnet"));
+        assert_eq!((args.api_port, args.p2p_port), (8080, 9000));
+        assert!(!args.init_only && !args.demo);
+        assert!(Cli::try_parse_from(["exo", "devnet", "--demo", "--init-only"]).is_err());
+        let cli = Cli::try_parse_from(["exo", "bench", "chain", "--json", "--txs", "10"]).unwrap();
+        assert!(cli.global.json);
+        let Command::Bench(BenchCommand::Chain(args)) = cli.command else {
+            panic!("not bench chain");
+        };
+        assert_eq!(args.txs, 10);
+        assert!(Cli::try_parse_from(["exo", "node"]).is_err());
     }
 }

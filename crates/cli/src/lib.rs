@@ -1,4 +1,6 @@
-//! The `exo` command line: key files, balances and transfers, through the node's public API.
+//! The `exo` command line: key files, balances and transfers through a node's public API, and
+//! the commands that run things: a validator (`exo node`), a local network (`exo devnet`) and
+//! benchmarks (`exo bench`), whose work is done by `exo-node`.
 //!
 //! `main.rs` only parses arguments and dispatches to one `run` function per subcommand; each
 //! returns a [`Report`] (text and JSON forms of its result) or a [`CliError`], and [`finish`]
@@ -7,18 +9,29 @@
 //!
 //! Exit codes: 0 success, 1 error, 2 bad usage, 3 a transaction finalized as rejected.
 //!
-//! This crate must never reach a node other than through `exo-client`, nor print a backtrace
-//! or panic on bad input: every failure is one line starting with `error:`.
+//! This crate must never reach a node other than through `exo-client` (running one is
+//! `exo-node`'s job), nor print a backtrace or panic on bad input: every failure is one line
+//! starting with `error:`.
 
 pub mod account;
 pub mod args;
+pub mod bench;
+pub mod devnet;
 pub mod key;
+pub mod node;
 
 pub use args::{Cli, Command, GlobalArgs};
 
 use exo_client::{ClientError, keyfile::KeyFileError};
 use serde_json::{Value, json};
 use std::{future::Future, io::Write, process::ExitCode};
+
+// The compute market's commands and the shared transaction helper.
+pub mod app;
+pub mod exec;
+pub mod job;
+pub mod provider;
+pub mod tx;
 
 /// Exit code of a transaction that was finalized but rejected.
 pub const EXIT_REJECTED: u8 = 3;
@@ -59,6 +72,12 @@ pub enum CliError {
     ZeroAmount,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// An argument the command cannot use, found before any round trip.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the command names does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// For subcommands whose failures are not worth a variant of their own.
     #[error("{0}")]
     Other(String),
@@ -81,9 +100,16 @@ impl CliError {
             Self::BadAddress(_) => "bad_address".into(),
             Self::BadAmount(_) | Self::ZeroAmount => "bad_amount".into(),
             Self::Runtime(_) => "runtime".into(),
+            Self::Invalid(_) => "invalid_argument".into(),
+            Self::NotFound(_) => "not_found".into(),
             Self::Other(_) => "error".into(),
         }
     }
+}
+
+/// Keeps an error's whole chain of causes (`{:#}`) as a [`CliError::Other`].
+pub fn other(err: impl std::fmt::Display) -> CliError {
+    CliError::Other(format!("{err:#}"))
 }
 
 /// Runs a future on a small runtime of its own, for commands that talk to a node.

@@ -1,14 +1,21 @@
 //! The `exo` binary: parses the command line and hands each subcommand to the library.
 
 use clap::Parser;
-use exo_cli::{Cli, Command, account, finish, key};
+use exo_cli::{Cli, Command, account, bench, devnet, finish, key, node};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Provider(command) => exo_cli::provider::run(command, &cli.global),
+        Command::App(command) => exo_cli::app::run(command, &cli.global),
+        Command::Job(command) => exo_cli::job::run(command, &cli.global),
+        Command::Exec(command) => exo_cli::exec::run(command, &cli.global),
         Command::Key(command) => key::run(command, &cli.global),
         Command::Account(command) => account::run(command, &cli.global),
+        Command::Node(args) => node::run(args, &cli.global),
+        Command::Devnet(args) => devnet::run(args, &cli.global),
+        Command::Bench(command) => bench::run(command, &cli.global),
     };
     finish(&cli.global, result)
 }

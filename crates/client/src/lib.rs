@@ -1,6 +1,8 @@
-//! A typed async client of the Exodus node API, and key files.
+//! A typed async client of the Exodus node API, key files, and the outputs archive format
+//! ([`outputs`], shared with the node) in which workers hand over a unit's results.
 //!
-//! Every endpoint of `exo-api` has a method returning the [`wire`] types; every failure is a
+//! Every endpoint of `exo-api` has a method returning the [`wire`] types (the compute market,
+//! blob store and outputs are in `market.rs`); every failure is a
 //! [`ClientError`] that keeps the node's own reason (its error code and message) when the node
 //! refused the request. The CLI, workers and dashboards reach a node only through this crate.
 //!
@@ -8,9 +10,11 @@
 //! nor on OpenSSL: TLS is rustls.
 
 pub mod keyfile;
+mod market;
 pub mod sse;
 
-pub use exo_api::wire;
+pub use exo_api::{outputs, wire};
+pub use market::blob_hash;
 
 use exo_types::{Address, SignedTx, TxHash, address_to_hex};
 use futures::{Stream, StreamExt};
@@ -22,6 +26,10 @@ use std::{collections::VecDeque, time::Duration};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read, in bytes. A block with the most transactions is under 1 MiB of JSON.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest blob read, in bytes: the node's default blob bound.
+pub const MAX_BLOB_BYTES: usize = 64 * 1024 * 1024;
+/// Shortest wait for a blob transfer: a 64 MiB blob needs more than a JSON answer.
+const MIN_BLOB_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest single event read from the event stream, in bytes.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// Longest pause between two polls of [`Client::wait_for_receipt`].
@@ -67,7 +75,8 @@ impl ClientError {
         }
     }
 
-    fn is_not_found(&self) -> bool {
+    /// Whether the node answered 404.
+    pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
     }
 }
@@ -77,6 +86,8 @@ impl ClientError {
 pub enum Event {
     /// A block was finalized.
     Block(Box<wire::Block>),
+    /// A replica was assigned by a finalized block's batch match (sent after its block).
+    Assignment(wire::AssignmentEvent),
     /// This client fell behind and missed `skipped` blocks.
     Lagged { skipped: u64 },
 }
@@ -165,6 +176,26 @@ impl Client {
         }
     }
 
+    fn blob_timeout(&self) -> Duration {
+        self.timeout.max(MIN_BLOB_TIMEOUT)
+    }
+
+    /// Reads a whole answer body of at most `max` bytes.
+    async fn read_limited(
+        &self,
+        mut response: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if bytes.len() + chunk.len() > max {
+                return Err(self.protocol(format!("answer is over the {max}-byte limit")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
     /// Sends a request and reads the whole answer, bounded by [`MAX_RESPONSE_BYTES`].
     async fn call(
         &self,
@@ -181,17 +212,9 @@ impl Client {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let mut response = request.send().await.map_err(|e| self.transport(e))?;
+        let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(self.protocol(format!(
-                    "answer is over the {MAX_RESPONSE_BYTES}-byte limit"
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = self.read_limited(response, MAX_RESPONSE_BYTES).await?;
         Ok((status, bytes))
     }
 
@@ -294,16 +317,29 @@ impl Client {
         self.json(Method::GET, "v1/openapi.json", None).await
     }
 
-    /// `GET /v1/events`: finalized blocks as they come. The stream ends when the node closes
-    /// it; it yields an error and ends if the stream breaks.
+    /// `GET /v1/events`: finalized blocks and their assignments as they come. The stream ends
+    /// when the node closes it; it yields an error and ends if the stream breaks.
     pub async fn events(
         &self,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
+        self.events_for(None).await
+    }
+
+    /// `GET /v1/events?provider=ID`: like [`Client::events`], with only `provider`'s
+    /// assignments when it is given.
+    pub async fn events_for(
+        &self,
+        provider: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
+        let path = match provider {
+            Some(id) => format!("v1/events?provider={id}"),
+            None => "v1/events".to_string(),
+        };
         // Only connecting is bounded by the timeout: the stream itself is open-ended.
         let response = tokio::time::timeout(
             self.timeout,
             self.http
-                .get(self.endpoint("v1/events")?)
+                .get(self.endpoint(&path)?)
                 .header(reqwest::header::ACCEPT, "text/event-stream")
                 .send(),
         )
@@ -369,6 +405,11 @@ impl Client {
             "block" => Some(
                 serde_json::from_str::<wire::Block>(&raw.data)
                     .map(|block| Event::Block(Box::new(block)))
+                    .map_err(bad),
+            ),
+            "assignment" => Some(
+                serde_json::from_str::<wire::AssignmentEvent>(&raw.data)
+                    .map(Event::Assignment)
                     .map_err(bad),
             ),
             "lagged" => Some(

@@ -262,8 +262,8 @@ impl Record for WaitingUnit {
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             unit: u32::read(buf)?,
-            replicas: take_vec(buf, MAX_UNIT_REPLICAS, |b| u32::read(b))?,
-            exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, |b| u64::read(b))?,
+            replicas: take_vec(buf, MAX_UNIT_REPLICAS, u32::read)?,
+            exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, u64::read)?,
         })
     }
 }
@@ -333,7 +333,7 @@ impl Record for Job {
             },
             accounts: JobAccounts::take(buf)?,
             waiting: take_vec(buf, max_units, WaitingUnit::take)?,
-            running: take_vec(buf, max_units, |b| u32::read(b))?,
+            running: take_vec(buf, max_units, u32::read)?,
             accepted: u32::read(buf)?,
             failed: u32::read(buf)?,
             wait_reason: take_opt(buf, |b| read_bounded_string(b, MAX_REASON_LEN))?,
@@ -414,7 +414,7 @@ impl Record for Replica {
             price_per_unit: Amount::read(buf)?,
             assigned_height: u64::read(buf)?,
             commit_deadline: u64::read(buf)?,
-            commitment: take_opt(buf, |b| Hash32::read(b))?,
+            commitment: take_opt(buf, Hash32::read)?,
             reveal: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
             status: match u8::read(buf)? {
                 0 => ReplicaStatus::Assigned,
@@ -484,7 +484,7 @@ impl Record for Unit {
                 tag => return Err(Error::InvalidEnum(tag)),
             },
             replicas: take_vec(buf, MAX_UNIT_REPLICAS, Replica::take)?,
-            reveal_deadline: take_opt(buf, |b| u64::read(b))?,
+            reveal_deadline: take_opt(buf, u64::read)?,
             accepted: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
         })
     }
@@ -499,7 +499,7 @@ impl Record for IdList {
         put_vec(&self.0, out, |id, out| id.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 20, |b| u64::read(b))?))
+        Ok(Self(take_vec(buf, 1 << 20, u64::read)?))
     }
 }
 
@@ -617,6 +617,6 @@ impl Record for AppList {
         put_vec(&self.0, out, |h, out| h.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 16, |b| Hash32::read(b))?))
+        Ok(Self(take_vec(buf, 1 << 16, Hash32::read)?))
     }
 }

@@ -17,6 +17,7 @@ pub mod compute;
 mod genesis;
 mod jobs;
 mod keys;
+mod memory;
 mod records;
 mod transition;
 
@@ -24,9 +25,10 @@ pub use cache::{Checkpoint, MemoryBacking, Missing, StateCache};
 pub use genesis::{Genesis, GenesisAccount, Params};
 pub use jobs::{REPUTATION_MAX, REPUTATION_START, fuel_cost, worst_case_escrow};
 pub use keys::{KEY_LEN, Key, Tag, apps_key, book_key, counters_key, open_jobs_key, unit_key};
+pub use memory::MemoryChain;
 pub use records::{
-    Account, ChainMeta, Evidence, EvidenceKind, MAX_DETAIL_LEN, Receipt, Refusal, Rejection,
-    TxStatus,
+    Account, ChainMeta, Evidence, EvidenceKind, Inclusion, MAX_DETAIL_LEN, Receipt, Refusal,
+    Rejection, TxStatus,
 };
 pub use transition::{
     BlockEnv, Ledger, account_key, chain_meta_key, decode_account, decode_meta, decode_receipt,

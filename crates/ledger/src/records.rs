@@ -498,3 +498,40 @@ impl Read for Evidence {
         })
     }
 }
+
+/// What a block builder does with a transaction it has just executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inclusion {
+    /// It paid its fee: it goes into the block, accepted or rejected.
+    Include,
+    /// It would be rejected before paying (a nonce gap, a balance short of the fee) but may
+    /// succeed later: leave it out and keep it pending.
+    LeaveOut,
+    /// It can never execute (a duplicate, a used nonce, a bad signature, another chain):
+    /// leave it out and forget it.
+    Drop,
+}
+
+impl Inclusion {
+    /// The builder's decision for a transaction whose execution gave `receipt` (`None` for a
+    /// duplicate).
+    pub fn of(receipt: &Option<Receipt>) -> Self {
+        match receipt {
+            None => Self::Drop,
+            Some(Receipt {
+                status:
+                    TxStatus::Rejected(
+                        Rejection::GappedNonce { .. } | Rejection::InsufficientFunds { .. },
+                    ),
+                fee_paid,
+                ..
+            }) if fee_paid.0 == 0 => Self::LeaveOut,
+            Some(Receipt {
+                status: TxStatus::Rejected(_),
+                fee_paid,
+                ..
+            }) if fee_paid.0 == 0 => Self::Drop,
+            Some(_) => Self::Include,
+        }
+    }
+}

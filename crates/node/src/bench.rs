@@ -4,22 +4,31 @@
 //! Transactions are signed before the clock starts and handed to the validators' mempools
 //! directly, so the figures measure the chain (gossip, consensus, execution, storage), not the
 //! HTTP front end.
+//!
+//! [`devnet_memory`] measures something else: the peak resident memory of a real devnet (one
+//! `exo node` process per validator) under a light load through the HTTP API.
 
 use crate::{
     NodeConfig,
-    devnet::{self, DevnetOptions, peak_rss_mib},
-    node::{self, Validator},
+    devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
+    node::{self, MetricsSource, Validator},
 };
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
 use commonware_parallel::Sequential;
+use exo_client::{Client, keyfile};
 use exo_ledger::GenesisAccount;
 use exo_types::{
     Action, Amount, PrivateKey, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx, address_to_hex,
 };
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, mpsc},
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -56,7 +65,15 @@ pub struct ChainBenchReport {
     pub finality_p99_ms: f64,
     pub verify_ceiling_per_sec: f64,
     pub blocks: u64,
+    /// Transactions per non-empty block of the throughput phase.
+    pub mean_block_txs: f64,
+    /// Time between finalized blocks during the throughput phase.
+    pub block_interval_ms: f64,
+    /// Peak resident memory of the benchmark process (all validators in one process).
     pub peak_rss_mib: f64,
+    /// Sum of the peak resident memory of a real devnet's validator processes, from
+    /// [`devnet_memory`]; `None` when not measured.
+    pub devnet_peak_rss_mib: Option<f64>,
 }
 
 const SENDERS: usize = 1_000;
@@ -154,7 +171,9 @@ pub fn chain(
 
     // Each validator runs on its own runtime and thread, as separate processes would.
     let finalized_at: Arc<Mutex<HashMap<TxHash, Instant>>> = Arc::default();
-    let (handles_tx, handles_rx) = mpsc::channel::<Arc<Validator>>();
+    let finalized_txs = Arc::new(AtomicUsize::new(0));
+    let block_log: Arc<Mutex<Vec<(u64, usize, Instant)>>> = Arc::default();
+    let (handles_tx, handles_rx) = mpsc::channel::<(Arc<Validator>, MetricsSource)>();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let stop_rx = Arc::new(Mutex::new(stop_rx));
     let mut threads = Vec::new();
@@ -162,9 +181,11 @@ pub fn chain(
         let config = NodeConfig::load(path)?;
         let handles_tx = handles_tx.clone();
         let finalized_at = finalized_at.clone();
+        let finalized_txs = finalized_txs.clone();
+        let block_log = block_log.clone();
         let stop_rx = stop_rx.clone();
         threads.push(std::thread::spawn(move || {
-            node::run(config, move |validator, _| async move {
+            node::run(config, move |validator, info| async move {
                 if i == 0 {
                     validator.events.subscribe(move |block| {
                         let now = Instant::now();
@@ -172,9 +193,15 @@ pub fn chain(
                         for hash in &block.tx_hashes {
                             map.insert(*hash, now);
                         }
+                        finalized_txs.fetch_add(block.tx_hashes.len(), Ordering::Relaxed);
+                        block_log.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            block.height,
+                            block.tx_hashes.len(),
+                            now,
+                        ));
                     });
                 }
-                let _ = handles_tx.send(validator);
+                let _ = handles_tx.send((validator, info.metrics));
                 // Stay up until the benchmark is done.
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,10 +214,12 @@ pub fn chain(
         }));
     }
     drop(handles_tx);
-    let validators: Vec<Arc<Validator>> = (0..options.validators)
+    let (validators, metrics): (Vec<Arc<Validator>>, Vec<MetricsSource>) = (0..options.validators)
         .map(|_| handles_rx.recv_timeout(Duration::from_secs(60)))
-        .collect::<Result<_, _>>()
-        .context("validators did not start")?;
+        .collect::<Result<Vec<_>, _>>()
+        .context("validators did not start")?
+        .into_iter()
+        .unzip();
     let wait_height = |h: u64, limit: Duration| -> anyhow::Result<()> {
         let start = Instant::now();
         while validators
@@ -217,12 +246,11 @@ pub fn chain(
     }
     let hashes: Vec<TxHash> = load.iter().map(SignedTx::hash).collect();
     let limit = Duration::from_secs(120 + options.txs as u64 / 100);
+    // Only benchmark transactions are ever submitted, so counting finalized transactions is
+    // enough (and cheap: the harness shares the cores with the validators).
     loop {
-        let done = {
-            let map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
-            hashes.iter().filter(|h| map.contains_key(h)).count()
-        };
-        if done == hashes.len() {
+        let done = finalized_txs.load(Ordering::Relaxed);
+        if done >= hashes.len() {
             break;
         }
         if start.elapsed() > limit {
@@ -239,7 +267,26 @@ pub fn chain(
     }
     .unwrap_or_else(Instant::now);
     let tx_per_sec = options.txs as f64 / last.duration_since(start).as_secs_f64();
-    let blocks = validators[0].events.status().finalized_height - start_height;
+    let end_height = validators[0].events.status().finalized_height;
+    let blocks = end_height - start_height;
+    let phase: Vec<(u64, usize, Instant)> = block_log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(h, _, _)| *h > start_height && *h <= end_height)
+        .copied()
+        .collect();
+    let full: Vec<usize> = phase.iter().map(|b| b.1).filter(|n| *n > 0).collect();
+    let mean_block_txs = full.iter().sum::<usize>() as f64 / full.len().max(1) as f64;
+    let block_interval_ms = match (phase.first(), phase.last()) {
+        (Some(first), Some(last)) if phase.len() > 1 => {
+            last.2.duration_since(first.2).as_secs_f64() * 1e3 / (phase.len() - 1) as f64
+        }
+        _ => f64::NAN,
+    };
+    if let Some(dir) = std::env::var_os("EXO_BENCH_TRACE") {
+        write_trace(Path::new(&dir), start, &phase, &metrics)?;
+    }
 
     progress("latency phase");
     let mut sent = Vec::with_capacity(latency_load.len());
@@ -286,6 +333,168 @@ pub fn chain(
         finality_p99_ms: percentile(&latencies_ms, 0.99),
         verify_ceiling_per_sec: verify_ceiling_per_sec(),
         blocks,
+        mean_block_txs,
+        block_interval_ms,
         peak_rss_mib,
+        devnet_peak_rss_mib: None,
     })
+}
+
+/// With `EXO_BENCH_TRACE=DIR`: the throughput phase's finalized blocks (`blocks.csv`: height,
+/// transactions, milliseconds since the phase started) and each validator's metrics at its end
+/// (`metrics-<i>.txt`), to see where the time goes.
+fn write_trace(
+    dir: &Path,
+    start: Instant,
+    blocks: &[(u64, usize, Instant)],
+    metrics: &[MetricsSource],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut csv = String::from("height,txs,ms\n");
+    for (height, txs, at) in blocks {
+        let ms = at.duration_since(start).as_secs_f64() * 1e3;
+        csv.push_str(&format!("{height},{txs},{ms:.1}\n"));
+    }
+    std::fs::write(dir.join("blocks.csv"), csv)?;
+    for (i, source) in metrics.iter().enumerate() {
+        std::fs::write(dir.join(format!("metrics-{i}.txt")), source.render())?;
+    }
+    Ok(())
+}
+
+/// How to load the devnet whose memory is measured.
+#[derive(Clone, Debug)]
+pub struct DevnetMemoryOptions {
+    pub validators: usize,
+    pub api_port: u16,
+    pub p2p_port: u16,
+    /// How long transfers are sent.
+    pub load: Duration,
+    /// Transfers sent per second, spread over the validators' APIs.
+    pub tx_per_sec: u32,
+}
+
+impl Default for DevnetMemoryOptions {
+    fn default() -> Self {
+        Self {
+            validators: 4,
+            api_port: 38_180,
+            p2p_port: 39_100,
+            load: Duration::from_secs(15),
+            tx_per_sec: 30,
+        }
+    }
+}
+
+/// Peak memory of a devnet's validator processes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DevnetMemoryReport {
+    pub validators: usize,
+    /// Transfers sent (and finalized) during the load.
+    pub transfers: u64,
+    pub finalized_height: u64,
+    /// `VmHWM` of each validator process, in MiB.
+    pub per_validator_mib: Vec<f64>,
+    /// Their sum: what the devnet needs at its peak.
+    pub total_mib: f64,
+}
+
+/// Starts a devnet of `exe node` processes in a temporary directory, sends transfers from the
+/// faucet to new accounts through the validators' APIs for `options.load`, waits until the
+/// last is finalized and sums the processes' peak resident memory (Linux `VmHWM`).
+pub fn devnet_memory(
+    exe: &Path,
+    options: &DevnetMemoryOptions,
+    progress: impl Fn(&str),
+) -> anyhow::Result<DevnetMemoryReport> {
+    let dir = std::env::temp_dir().join(format!("exo-bench-devnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let layout = devnet::init(&DevnetOptions {
+        validators: options.validators,
+        data_dir: dir.clone(),
+        api_port: options.api_port,
+        p2p_port: options.p2p_port,
+        extra_accounts: Vec::new(),
+    })?;
+    progress("starting a devnet of validator processes");
+    let mut processes = DevnetProcesses::spawn(exe, &layout)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    let load = runtime.block_on(drive_transfers(&layout, &mut processes, options, &progress));
+    let per_validator_mib: Vec<f64> = processes
+        .pids()
+        .into_iter()
+        .map(|pid| peak_rss_mib(pid).unwrap_or(f64::NAN))
+        .collect();
+    processes.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (transfers, finalized_height) = load?;
+    Ok(DevnetMemoryReport {
+        validators: options.validators,
+        transfers,
+        finalized_height,
+        total_mib: per_validator_mib.iter().sum(),
+        per_validator_mib,
+    })
+}
+
+/// Sends transfers at the configured rate; returns how many and the final height.
+async fn drive_transfers(
+    layout: &devnet::DevnetLayout,
+    processes: &mut DevnetProcesses,
+    options: &DevnetMemoryOptions,
+    progress: &impl Fn(&str),
+) -> anyhow::Result<(u64, u64)> {
+    let mut alive = || match processes.exited().first() {
+        Some((i, status)) => bail!(
+            "validator {i} exited ({status}); see {}",
+            layout.log_path(*i).display()
+        ),
+        None => Ok(()),
+    };
+    devnet::wait_for_height(&layout.api_urls, 1, Duration::from_secs(120), &mut alive).await?;
+    progress("sending transfers through the API");
+    let clients = layout
+        .api_urls
+        .iter()
+        .map(|url| Client::new(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let faucet = keyfile::read(&layout.faucet_key)?;
+    let status = clients[0].status().await?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(options.tx_per_sec.max(1)));
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    let mut last = None;
+    while start.elapsed() < options.load {
+        let tx = UnsignedTx {
+            chain_id: status.chain_id.clone(),
+            sender: faucet.public_key(),
+            nonce: sent,
+            fee: status.min_fee,
+            action: Action::Transfer {
+                to: PrivateKey::from_seed(0xde_0000 + sent).public_key(),
+                amount: Amount::from_exo(1),
+            },
+        }
+        .sign(&faucet);
+        let client = &clients[sent as usize % clients.len()];
+        last = Some(
+            client
+                .submit(&tx)
+                .await
+                .with_context(|| format!("{} refused transfer {sent}", client.url()))?,
+        );
+        sent += 1;
+        alive()?;
+        tokio::time::sleep_until(start + interval * sent as u32).await;
+    }
+    if let Some(hash) = last {
+        clients[0]
+            .wait_for_receipt(&hash, Duration::from_secs(60))
+            .await?;
+    }
+    let height = clients[0].status().await?.finalized_height;
+    Ok((sent, height))
 }

@@ -1,20 +1,17 @@
 //! A local network: keys, genesis and one configuration per validator under one directory,
 //! and the validators run as separate `exo node` processes.
 
-use crate::{
-    config::{NodeConfig, PeerConfig},
-    keyfile,
-};
-use anyhow::{Context, bail};
+use crate::config::{NodeConfig, PeerConfig};
+use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::Signer as _;
-use commonware_math::algebra::Random as _;
+use exo_client::{Client, keyfile, wire};
 use exo_ledger::{Genesis, GenesisAccount, Params};
-use exo_types::{Amount, PrivateKey, address_to_hex};
+use exo_types::{Address, Amount, PrivateKey, address_to_hex};
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// The chain id of local networks.
@@ -80,12 +77,11 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
         }
     } else {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut rng = rand::rng();
         let keys: Vec<PrivateKey> = (0..options.validators)
-            .map(|_| PrivateKey::random(&mut rng))
+            .map(|_| keyfile::generate())
             .collect();
-        let faucet = PrivateKey::random(&mut rng);
-        keyfile::write(&faucet_path, &faucet)?;
+        let faucet = keyfile::generate();
+        keyfile::write_new(&faucet_path, &faucet)?;
         let genesis = Genesis {
             chain_id: DEVNET_CHAIN_ID.into(),
             params: Params::default(),
@@ -105,7 +101,7 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
         for (i, key) in keys.iter().enumerate() {
             let node_dir = dir.join(format!("node-{i}"));
             std::fs::create_dir_all(&node_dir)?;
-            keyfile::write(&node_dir.join("validator.key"), key)?;
+            keyfile::write_new(&node_dir.join("validator.key"), key)?;
             let peers = keys
                 .iter()
                 .enumerate()
@@ -143,9 +139,67 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
     })
 }
 
+impl DevnetLayout {
+    /// The address of the faucet account, funded at genesis.
+    pub fn faucet_address(&self) -> anyhow::Result<Address> {
+        Ok(keyfile::address(&keyfile::read(&self.faucet_key)?))
+    }
+
+    /// The log file of validator `i` when run by [`DevnetProcesses`].
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.configs[i].with_file_name("node.log")
+    }
+
+    /// Validators that may fail while the rest still finalize (`f` of `3f + 1`).
+    pub fn fault_tolerance(&self) -> usize {
+        self.configs.len().saturating_sub(1) / 3
+    }
+}
+
+/// Waits until every API in `urls` reports a finalized height of at least `height`, calling
+/// `check` between polls (to notice a validator process that died). Returns the statuses.
+pub async fn wait_for_height(
+    urls: &[String],
+    height: u64,
+    timeout: Duration,
+    mut check: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<wire::Status>> {
+    let clients = urls
+        .iter()
+        .map(|url| Client::new(url).map(|c| c.with_timeout(Duration::from_secs(2))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = Instant::now();
+    loop {
+        check()?;
+        let mut statuses = Vec::with_capacity(clients.len());
+        for client in &clients {
+            match client.status().await {
+                Ok(status) if status.finalized_height >= height => statuses.push(status),
+                _ => break,
+            }
+        }
+        if statuses.len() == clients.len() {
+            return Ok(statuses);
+        }
+        if start.elapsed() > timeout {
+            return Err(anyhow!(
+                "validators did not all finalize height {height} within {} s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// How long validators get to exit after SIGTERM before they are killed: longer than a node's
+/// own shutdown (API grace plus the runtime's stop grace).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The validator processes of a running devnet; dropping it stops them.
 pub struct DevnetProcesses {
     children: Vec<(usize, Child)>,
+    /// Exit statuses already reported by [`Self::exited`].
+    reported: Vec<usize>,
 }
 
 impl DevnetProcesses {
@@ -170,7 +224,10 @@ impl DevnetProcesses {
                 .with_context(|| format!("cannot start validator {i}"))?;
             children.push((i, child));
         }
-        Ok(Self { children })
+        Ok(Self {
+            children,
+            reported: Vec::new(),
+        })
     }
 
     /// Process ids of the validators, for measurements.
@@ -178,34 +235,53 @@ impl DevnetProcesses {
         self.children.iter().map(|(_, c)| c.id()).collect()
     }
 
-    /// Validators that exited, with their status.
+    /// Validators that exited since the last call, with their exit status.
     pub fn exited(&mut self) -> Vec<(usize, String)> {
-        self.children
-            .iter_mut()
-            .filter_map(|(i, c)| match c.try_wait() {
-                Ok(Some(status)) => Some((*i, status.to_string())),
-                _ => None,
-            })
-            .collect()
+        let mut exited = Vec::new();
+        for (i, child) in &mut self.children {
+            if self.reported.contains(i) {
+                continue;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                self.reported.push(*i);
+                exited.push((*i, status.to_string()));
+            }
+        }
+        exited
+    }
+
+    /// How many validators have exited so far.
+    pub fn exited_count(&self) -> usize {
+        self.reported.len()
+    }
+
+    /// Sum of the validators' peak resident memory (`VmHWM`), in MiB; `None` if a process has
+    /// exited or the platform has no `/proc`.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.pids().into_iter().map(peak_rss_mib).sum()
     }
 
     /// Stops every validator: a polite signal first, then a kill.
     pub fn stop(&mut self) {
         for (_, child) in &mut self.children {
+            if let Ok(Some(_)) = child.try_wait() {
+                continue;
+            }
             #[cfg(unix)]
             {
                 // SIGTERM lets a validator finish its current durable write.
                 let _ = Command::new("kill")
                     .arg("-TERM")
                     .arg(child.id().to_string())
+                    .stderr(Stdio::null())
                     .status();
             }
             #[cfg(not(unix))]
             let _ = child.kill();
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + STOP_TIMEOUT;
         for (_, child) in &mut self.children {
-            while std::time::Instant::now() < deadline {
+            while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }

@@ -4,15 +4,17 @@ use crate::config::{NodeConfig, load_genesis};
 use anyhow::{Context, anyhow};
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
 use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
-use commonware_runtime::{Quota, Runner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_runtime::{
+    Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio,
+};
 use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
 use commonware_utils::{NZU32, NZUsize, ordered::Map};
 use exo_chain::engine::{self, Channels, Timeouts, ValidatorConfig, ValidatorHandle};
-use exo_types::address_from_hex;
-use std::{sync::Arc, time::Duration};
+use exo_types::{Amount, address_from_hex};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tracing::info;
 
 /// Namespace of the p2p handshake, so that no other protocol's handshake can be replayed here.
@@ -24,14 +26,15 @@ pub type Validator = ValidatorHandle<cw_tokio::Context>;
 /// Runs the validator described by `config` until the process is stopped.
 ///
 /// `serve` is called once the validator runs, on the same tokio runtime, and typically starts
-/// the HTTP API; it returns when the node should stop.
+/// the HTTP API; it returns when the node should stop. The runtime is then asked to stop (tasks
+/// see their stop signal, with a bounded wait) before every task is aborted.
 pub fn run<F, Fut>(config: NodeConfig, serve: F) -> anyhow::Result<()>
 where
     F: FnOnce(Arc<Validator>, NodeInfo) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let genesis = Arc::new(load_genesis(&config.genesis_file)?);
-    let signer = crate::keyfile::read(&config.key_file)?;
+    let signer = exo_client::keyfile::read(&config.key_file)?;
     let committee = engine::committee(&genesis).map_err(|e| anyhow!(e))?;
     if committee.position(&signer.public_key()).is_none() {
         return Err(anyhow!(
@@ -56,10 +59,8 @@ where
         .with_max_blocking_threads(4)
         .with_thread_stack_size(STACK_BYTES)
         .with_catch_panics(false);
-    let info = NodeInfo {
-        chain_id: genesis.chain_id.clone(),
-        validators: committee.len(),
-    };
+    let chain_id = genesis.chain_id.clone();
+    let min_fee = genesis.params.min_fee;
     // Consensus futures are deep, especially in debug builds: the root task gets its own thread
     // with the same generous stack as the runtime's workers.
     let root = std::thread::Builder::new()
@@ -67,6 +68,14 @@ where
         .stack_size(STACK_BYTES)
         .spawn(move || {
             cw_tokio::Runner::new(runtime).start(|context| async move {
+        let info = NodeInfo {
+            chain_id,
+            validators: committee.len(),
+            min_fee,
+            api_listen: config.api_listen,
+            metrics: MetricsSource::new(context.child("metrics")),
+        };
+        let shutdown = context.child("shutdown");
         let validators = committee.len() as u32;
         let mut p2p = lookup::Config::local(
             Cups::<_, ChaCha20Poly1305>::new(
@@ -117,7 +126,12 @@ where
         .await
         .map_err(|e| anyhow!(e))?;
         info!(validator = %validator.public_key, api = %config.api_listen, "validator running");
-        serve(Arc::new(validator), info).await
+        let result = serve(Arc::new(validator), info).await;
+        info!("stopping the validator");
+        if let Err(err) = shutdown.stop(0, Some(STOP_GRACE)).await {
+            tracing::warn!(%err, "tasks did not stop in time; aborting them");
+        }
+        result
     })
         })
         .context("cannot start the node thread")?;
@@ -128,9 +142,46 @@ where
 /// Stack of every runtime thread.
 const STACK_BYTES: usize = 16 * 1024 * 1024;
 
+/// How long tasks get to notice the stop signal before they are aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Facts the API reports about the node.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     pub chain_id: String,
+    /// Size of the committee, this validator included.
     pub validators: usize,
+    /// Smallest fee a transaction may offer (genesis parameters).
+    pub min_fee: Amount,
+    /// Where the API should listen.
+    pub api_listen: SocketAddr,
+    /// The runtime's metrics.
+    pub metrics: MetricsSource,
+}
+
+/// Renders the runtime's metrics registry (every validator component, p2p, storage and the
+/// runtime itself) in Prometheus text format.
+#[derive(Clone)]
+pub struct MetricsSource(Arc<dyn Fn() -> String + Send + Sync>);
+
+impl MetricsSource {
+    fn new(context: cw_tokio::Context) -> Self {
+        Self(Arc::new(move || context.encode()))
+    }
+
+    /// A source that renders `text`, for tests.
+    pub fn fixed(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self(Arc::new(move || text.clone()))
+    }
+
+    pub fn render(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for MetricsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsSource")
+    }
 }

@@ -389,6 +389,94 @@ mod tests {
         );
     }
 
+    fn sample_job() -> SignedTx {
+        use exo_market::{DeviceClass, GpuRequirement, Requirements, Runtime};
+        let requirements = Requirements {
+            min_cores: 2,
+            min_memory_mib: 1_024,
+            min_cpu_score: 5,
+            gpu: Some(GpuRequirement {
+                model: Some("rtx4090".into()),
+                min_count: 1,
+                min_memory_mib: 0,
+            }),
+            class: Some(DeviceClass::Pc),
+            region: Some("eu-west".into()),
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: 3_000_000_000,
+            min_reputation: 10,
+        };
+        UnsignedTx {
+            chain_id: "exo-test".into(),
+            sender: key(1).public_key(),
+            nonce: 1,
+            fee: Amount(1_000),
+            action: Action::SubmitJob(Box::new(JobSpec {
+                app: [9; 32],
+                inputs: vec![crate::InputRef {
+                    name: "scene.obj".into(),
+                    hash: [4; 32],
+                    size: 1234,
+                }],
+                unit_args: vec!["a b".into(), "c".into()],
+                units: 2,
+                requirements,
+                max_price_per_unit: Amount(77),
+                trust: 2,
+            })),
+        }
+        .sign(&key(1))
+    }
+
+    fn sample_results() -> Vec<SignedTx> {
+        let commit = UnsignedTx {
+            chain_id: "exo-test".into(),
+            sender: key(2).public_key(),
+            nonce: 3,
+            fee: Amount(1_000),
+            action: Action::CommitResults(vec![ResultCommit {
+                job: 5,
+                unit: 6,
+                replica: 1,
+                commitment: [8; 32],
+            }]),
+        }
+        .sign(&key(2));
+        let reveal = UnsignedTx {
+            chain_id: "exo-test".into(),
+            sender: key(2).public_key(),
+            nonce: 4,
+            fee: Amount(1_000),
+            action: Action::RevealResults(vec![ResultReveal {
+                job: 5,
+                unit: 6,
+                replica: 1,
+                digest: [1; 32],
+                fuel: 99,
+                salt: [2; 32],
+            }]),
+        }
+        .sign(&key(2));
+        vec![commit, reveal]
+    }
+
+    /// Freezes the encodings of the market actions, like the transfer's.
+    #[test]
+    fn golden_market_actions() {
+        let mut lines = vec![hex::encode(sample_job().encode())];
+        lines.extend(sample_results().iter().map(|t| hex::encode(t.encode())));
+        let hashes: Vec<String> = std::iter::once(sample_job())
+            .chain(sample_results())
+            .map(|t| hex::encode(t.hash()))
+            .collect();
+        lines.extend(hashes);
+        let expected = include_str!("../tests/golden/market_actions.hex");
+        assert_eq!(lines.join("\n"), expected.trim());
+        for tx in std::iter::once(sample_job()).chain(sample_results()) {
+            assert_eq!(SignedTx::decode(tx.encode()).unwrap(), tx);
+        }
+    }
+
     #[test]
     fn round_trip_and_signature() {
         let tx = sample();

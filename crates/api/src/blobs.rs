@@ -1,0 +1,510 @@
+//! The node's blob store: content-addressed files (job inputs, app modules, output archives)
+//! that workers and requesters exchange through the API, and the index of each unit's outputs.
+//!
+//! A blob is named by the BLAKE3 of its bytes, computed by the store as it receives them, so a
+//! client cannot store bytes under another hash. It is written to a temporary file and renamed
+//! into place, so a crash never leaves a partial blob under a valid name; and it is hashed
+//! again every time it is served, so a file corrupted on disk is deleted and reported (500),
+//! never served. Total disk use is bounded: a write that would pass the bound is refused (507).
+//!
+//! Layout under the store's directory: `blobs/<hex hash>`, `tmp/` (emptied on open) and
+//! `outputs/<job>-<unit>` (JSON: the archives offered for that unit).
+
+use crate::{ApiError, wire};
+use axum::body::Body;
+use exo_types::Hash32;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::{
+    io::{ErrorKind, Read},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::io::AsyncWriteExt;
+
+/// Archives kept for one unit before it is accepted: one per distinct result its replicas
+/// might reach. A unit has at most 16 replicas.
+pub const MAX_OUTPUT_CANDIDATES: usize = 16;
+/// Size of the chunks hashed and served.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Blobs read whole into memory at once (to unpack an archive): with 64 MiB blobs, this bounds
+/// what such reads hold to 256 MiB however many clients ask.
+const MAX_WHOLE_READS: usize = 4;
+
+/// A blob store on disk. Cheap to clone; clones share the disk-use counter.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    max_total_bytes: u64,
+    /// Bytes of stored blobs plus bytes reserved by uploads in progress.
+    used_bytes: Mutex<u64>,
+    next_temp: AtomicU64,
+    /// Serialises read-modify-write of output indices.
+    outputs: tokio::sync::Mutex<()>,
+    whole_reads: tokio::sync::Semaphore,
+}
+
+/// One archive offered for a unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputCandidate {
+    #[serde(with = "wire::hex32")]
+    pub archive: Hash32,
+    #[serde(with = "wire::hex32")]
+    pub digest: Hash32,
+    pub size: u64,
+}
+
+/// The archives offered for one unit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputIndex {
+    pub candidates: Vec<OutputCandidate>,
+}
+
+fn storage(context: &str, err: std::io::Error) -> ApiError {
+    ApiError::Storage(format!("{context}: {err}"))
+}
+
+/// Releases a reservation of disk bytes when dropped, unless kept.
+struct Reservation<'a> {
+    store: &'a BlobStore,
+    bytes: u64,
+}
+
+impl Reservation<'_> {
+    fn grow(&mut self, bytes: u64) -> Result<(), ApiError> {
+        self.store.reserve(bytes)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// The reserved bytes now belong to a stored blob.
+    fn keep(mut self) {
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.store.release(self.bytes);
+    }
+}
+
+/// Removes a temporary file when dropped, unless it was renamed into place.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store at `dir`, holding at most `max_total_bytes`.
+    /// Leftover temporary files of an earlier run are removed.
+    pub fn open(dir: impl Into<PathBuf>, max_total_bytes: u64) -> std::io::Result<Self> {
+        let dir = dir.into();
+        for sub in ["blobs", "tmp", "outputs"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        for entry in std::fs::read_dir(dir.join("tmp"))? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        let mut used = 0u64;
+        for entry in std::fs::read_dir(dir.join("blobs"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                used = used.saturating_add(entry.metadata()?.len());
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                max_total_bytes,
+                used_bytes: Mutex::new(used),
+                next_temp: AtomicU64::new(0),
+                outputs: tokio::sync::Mutex::new(()),
+                whole_reads: tokio::sync::Semaphore::new(MAX_WHOLE_READS),
+            }),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Bytes of stored blobs and uploads in progress.
+    pub fn used_bytes(&self) -> u64 {
+        *self.lock_used()
+    }
+
+    fn lock_used(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.inner
+            .used_bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reserve(&self, bytes: u64) -> Result<(), ApiError> {
+        let mut used = self.lock_used();
+        match used.checked_add(bytes) {
+            Some(total) if total <= self.inner.max_total_bytes => {
+                *used = total;
+                Ok(())
+            }
+            _ => Err(ApiError::StoreFull {
+                max: self.inner.max_total_bytes,
+            }),
+        }
+    }
+
+    fn release(&self, bytes: u64) {
+        let mut used = self.lock_used();
+        *used = used.saturating_sub(bytes);
+    }
+
+    /// Where the blob `hash` lives.
+    pub fn blob_path(&self, hash: &Hash32) -> PathBuf {
+        self.inner.dir.join("blobs").join(hex::encode(hash))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let n = self.inner.next_temp.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .dir
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()))
+    }
+
+    /// Stores the bytes of `body`, at most `max_blob_bytes` of them, and answers their hash.
+    /// With `expected`, bytes of another hash are refused and nothing is stored.
+    pub async fn put(
+        &self,
+        body: Body,
+        max_blob_bytes: u64,
+        expected: Option<Hash32>,
+    ) -> Result<wire::BlobStored, ApiError> {
+        let temp = TempFile(Some(self.temp_path()));
+        let temp_path = temp.0.clone().unwrap_or_default();
+        let mut file = tokio::fs::File::create(&temp_path)
+            .await
+            .map_err(|e| storage("create a temporary blob", e))?;
+        let mut reservation = Reservation {
+            store: self,
+            bytes: 0,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BodyUnreadable(e.to_string()))?;
+            let len = chunk.len() as u64;
+            size = size.saturating_add(len);
+            if size > max_blob_bytes {
+                return Err(ApiError::BlobTooLarge {
+                    max: max_blob_bytes,
+                });
+            }
+            reservation.grow(len)?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| storage("write a temporary blob", e))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| storage("sync a temporary blob", e))?;
+        drop(file);
+        let hash: Hash32 = *hasher.finalize().as_bytes();
+        if let Some(expected) = expected
+            && expected != hash
+        {
+            return Err(ApiError::HashMismatch {
+                expected: hex::encode(expected),
+                got: hex::encode(hash),
+            });
+        }
+        let path = self.blob_path(&hash);
+        // Renaming over an existing copy replaces it whole; its bytes leave the count.
+        let replaced = match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        };
+        tokio::fs::rename(&temp_path, &path)
+            .await
+            .map_err(|e| storage("move a blob into place", e))?;
+        let mut temp = temp;
+        temp.0 = None;
+        reservation.keep();
+        self.release(replaced);
+        Ok(wire::BlobStored { hash, size })
+    }
+
+    /// The size of blob `hash`, without checking its content.
+    pub async fn size(&self, hash: &Hash32) -> Result<u64, ApiError> {
+        match tokio::fs::metadata(self.blob_path(hash)).await {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(blob_not_found(hash)),
+            Err(e) => Err(storage("read blob metadata", e)),
+        }
+    }
+
+    /// Checks blob `hash` against its name and answers its size. A blob whose content no
+    /// longer has its hash is deleted and reported as corrupt.
+    pub async fn verify(&self, hash: &Hash32) -> Result<u64, ApiError> {
+        let path = self.blob_path(hash);
+        let want = *hash;
+        let checked = tokio::task::spawn_blocking(move || hash_file(&path))
+            .await
+            .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
+        match checked {
+            Ok((got, size)) if got == want => Ok(size),
+            Ok((_, size)) => {
+                let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
+                self.release(size);
+                tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
+                Err(ApiError::BlobCorrupt(hex::encode(hash)))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(blob_not_found(hash)),
+            Err(e) => Err(storage("read a blob", e)),
+        }
+    }
+
+    /// The verified content of blob `hash`, refused if over `max_bytes`.
+    pub async fn read(&self, hash: &Hash32, max_bytes: u64) -> Result<Vec<u8>, ApiError> {
+        let _permit = self
+            .inner
+            .whole_reads
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("blob store closed".into()))?;
+        let size = self.size(hash).await?;
+        if size > max_bytes {
+            return Err(ApiError::BlobTooLarge { max: max_bytes });
+        }
+        let bytes = tokio::fs::read(self.blob_path(hash))
+            .await
+            .map_err(|e| storage("read a blob", e))?;
+        if *blake3::hash(&bytes).as_bytes() != *hash {
+            let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
+            self.release(bytes.len() as u64);
+            tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
+            return Err(ApiError::BlobCorrupt(hex::encode(hash)));
+        }
+        Ok(bytes)
+    }
+
+    /// `len` bytes of blob `hash` from `start`, as a response body.
+    pub async fn stream(&self, hash: &Hash32, start: u64, len: u64) -> Result<Body, ApiError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(self.blob_path(hash))
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => blob_not_found(hash),
+                _ => storage("open a blob", e),
+            })?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| storage("seek in a blob", e))?;
+        let reader = file.take(len);
+        let stream = futures::stream::unfold(reader, |mut reader| async move {
+            let mut buf = vec![0u8; CHUNK_BYTES];
+            match reader.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(buf), reader))
+                }
+                Err(e) => Some((Err(e), reader)),
+            }
+        });
+        Ok(Body::from_stream(stream))
+    }
+
+    fn index_path(&self, job: u64, unit: u32) -> PathBuf {
+        self.inner.dir.join("outputs").join(format!("{job}-{unit}"))
+    }
+
+    /// The archives offered for a unit (none if it has no index).
+    pub async fn output_index(&self, job: u64, unit: u32) -> Result<OutputIndex, ApiError> {
+        match tokio::fs::read(self.index_path(job, unit)).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::Storage(format!("output index of {job}-{unit}: {e}"))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(OutputIndex::default()),
+            Err(e) => Err(storage("read an output index", e)),
+        }
+    }
+
+    /// Records `candidate` for a unit. With `only`, the index keeps that candidate alone (the
+    /// unit is accepted and this is its result); otherwise the candidate joins the others, up
+    /// to [`MAX_OUTPUT_CANDIDATES`].
+    pub async fn add_output(
+        &self,
+        job: u64,
+        unit: u32,
+        candidate: OutputCandidate,
+        only: bool,
+    ) -> Result<(), ApiError> {
+        let _guard = self.inner.outputs.lock().await;
+        let mut index = self.output_index(job, unit).await?;
+        if only {
+            index.candidates = vec![candidate];
+        } else if !index.candidates.contains(&candidate) {
+            index.candidates.retain(|c| c.digest != candidate.digest);
+            if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
+                return Err(ApiError::Conflict {
+                    code: "too_many_candidates",
+                    message: format!(
+                        "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives waiting for its verdict"
+                    ),
+                });
+            }
+            index.candidates.push(candidate);
+        }
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|e| ApiError::Internal(format!("output index: {e}")))?;
+        let temp = TempFile(Some(self.temp_path()));
+        let temp_path = temp.0.clone().unwrap_or_default();
+        tokio::fs::write(&temp_path, &bytes)
+            .await
+            .map_err(|e| storage("write an output index", e))?;
+        tokio::fs::rename(&temp_path, self.index_path(job, unit))
+            .await
+            .map_err(|e| storage("move an output index into place", e))?;
+        let mut temp = temp;
+        temp.0 = None;
+        Ok(())
+    }
+}
+
+fn blob_not_found(hash: &Hash32) -> ApiError {
+    ApiError::NotFound(format!("blob {}", hex::encode(hash)))
+}
+
+/// BLAKE3 and size of a file, read in chunks.
+fn hash_file(path: &Path) -> std::io::Result<(Hash32, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((*hasher.finalize().as_bytes(), size))
+}
+
+/// A byte range of a blob of `size` bytes, from a `Range` header. `Ok(None)`: serve it whole
+/// (no header, or a form this store does not serve, such as several ranges).
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let unsatisfiable = Err(ApiError::RangeNotSatisfiable { size });
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return unsatisfiable;
+    };
+    let number = |text: &str| -> Option<u64> {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    };
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            // The last `n` bytes.
+            let Some(n) = number(suffix) else {
+                return unsatisfiable;
+            };
+            if n == 0 || size == 0 {
+                return unsatisfiable;
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (first, "") => match number(first) {
+            Some(start) if start < size => (start, size - 1),
+            _ => return unsatisfiable,
+        },
+        (first, last) => match (number(first), number(last)) {
+            (Some(start), Some(end)) if start <= end && start < size => (start, end.min(size - 1)),
+            _ => return unsatisfiable,
+        },
+    };
+    Ok(Some((start, end)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10).unwrap(), Some((0, 3)));
+        assert_eq!(parse_range(Some("bytes=4-"), 10).unwrap(), Some((4, 9)));
+        assert_eq!(parse_range(Some("bytes=-3"), 10).unwrap(), Some((7, 9)));
+        assert_eq!(parse_range(Some("bytes=-30"), 10).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range(Some("bytes=5-100"), 10).unwrap(), Some((5, 9)));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10).unwrap(), None);
+        assert_eq!(parse_range(Some("items=0-1"), 10).unwrap(), None);
+        for bad in ["bytes=10-", "bytes=5-4", "bytes=-0", "bytes=x-1", "bytes=1"] {
+            assert!(parse_range(Some(bad), 10).is_err(), "{bad}");
+        }
+        assert!(parse_range(Some("bytes=0-"), 0).is_err());
+    }
+
+    #[tokio::test]
+    async fn store_counts_and_bounds_disk_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 10).unwrap();
+        let stored = store.put(Body::from("hello"), 100, None).await.unwrap();
+        assert_eq!(stored.size, 5);
+        assert_eq!(stored.hash, *blake3::hash(b"hello").as_bytes());
+        assert_eq!(store.used_bytes(), 5);
+        // The same bytes again replace the copy: still 5.
+        store.put(Body::from("hello"), 100, None).await.unwrap();
+        assert_eq!(store.used_bytes(), 5);
+        assert!(matches!(
+            store.put(Body::from("world!"), 100, None).await,
+            Err(ApiError::StoreFull { max: 10 })
+        ));
+        assert_eq!(store.used_bytes(), 5);
+        assert!(matches!(
+            store.put(Body::from("toolong"), 3, None).await,
+            Err(ApiError::BlobTooLarge { max: 3 })
+        ));
+        assert!(matches!(
+            store.put(Body::from("x"), 100, Some([0; 32])).await,
+            Err(ApiError::HashMismatch { .. })
+        ));
+        assert_eq!(store.used_bytes(), 5);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // Reopening counts what is on disk.
+        let reopened = BlobStore::open(dir.path(), 10).unwrap();
+        assert_eq!(reopened.used_bytes(), 5);
+        assert_eq!(reopened.verify(&stored.hash).await.unwrap(), 5);
+    }
+}

@@ -1,0 +1,959 @@
+//! What the compute market's routes do, apart from HTTP: state reads, their JSON forms and
+//! pagination. Handlers extract, call one function here and turn the result into a response.
+//!
+//! Every record is read from finalized state through [`NodeView::state`] and decoded with the
+//! ledger's own codec. A record that does not decode is the node's fault (500), never the
+//! client's.
+
+use crate::{ApiError, ApiLimits, NodeView, wire};
+use commonware_codec::DecodeExt;
+use exo_ledger::{
+    Params, REPUTATION_MAX, Tag, apps_key, book_key,
+    compute::{
+        App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord, Provider,
+        Record, Replica, Unit, WorkList,
+    },
+    counters_key, open_jobs_key, unit_key,
+};
+use exo_types::{Address, Hash32, address_from_hex};
+use futures::{StreamExt, TryStreamExt};
+use std::{collections::BTreeMap, future::Future, time::Duration};
+
+/// Reads in flight at once for one request that reads many records.
+const READ_CONCURRENCY: usize = 16;
+/// Items of a page when the client names no limit.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// Bounds a call into the node.
+async fn bounded<T>(limits: &ApiLimits, fut: impl Future<Output = T>) -> Result<T, ApiError> {
+    tokio::time::timeout(Duration::from_millis(limits.node_timeout_ms), fut)
+        .await
+        .map_err(|_| ApiError::Timeout(limits.node_timeout_ms))
+}
+
+async fn read_raw<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    key: exo_ledger::Key,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    bounded(limits, node.state(key))
+        .await?
+        .map_err(ApiError::Unavailable)
+}
+
+/// A record of finalized state, decoded.
+async fn read<N: NodeView, T: Record>(
+    node: &N,
+    limits: &ApiLimits,
+    key: exo_ledger::Key,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    match read_raw(node, limits, key).await? {
+        None => Ok(None),
+        Some(bytes) => T::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(format!("{what} record does not decode: {e}"))),
+    }
+}
+
+/// Reads many records, a bounded number at a time, in order.
+async fn read_many<N: NodeView, T: Record>(
+    node: &N,
+    limits: &ApiLimits,
+    keys: Vec<exo_ledger::Key>,
+    what: &'static str,
+) -> Result<Vec<Option<T>>, ApiError> {
+    futures::stream::iter(keys)
+        .map(|key| read::<N, T>(node, limits, key, what))
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+async fn params<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Params, ApiError> {
+    // The ledger writes its parameters at genesis under the second meta key.
+    match read_raw(node, limits, Tag::Meta.key_u64(1)).await? {
+        None => Ok(Params::default()),
+        Some(bytes) => Params::decode(bytes)
+            .map_err(|e| ApiError::Internal(format!("params record does not decode: {e}"))),
+    }
+}
+
+/// `?from=&limit=` and the other query parameters of a request.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pairs: BTreeMap<String, String>,
+}
+
+impl Query {
+    /// Parses a raw query string. Values are taken as written: every parameter of these routes
+    /// is a number or hex, which need no percent-decoding.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut pairs = BTreeMap::new();
+        for part in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            if pairs.len() >= 16 {
+                return Err(ApiError::BadQuery("too many query parameters".into()));
+            }
+            pairs.insert(truncate(key), truncate(value));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// Refuses parameters the route does not know, so a typo is not silently ignored.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.pairs.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(key) => Err(ApiError::BadQuery(format!(
+                "unknown query parameter {key:?} (this route takes {})",
+                known.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.pairs
+            .get(name)
+            .map(|text| {
+                parse_u64(text).ok_or_else(|| {
+                    ApiError::BadQuery(format!("{name}={text:?} is not a non-negative integer"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.pairs.get(name).map(String::as_str)
+    }
+
+    /// `from` (default 0) and `limit` (default [`DEFAULT_PAGE`], at most `max_page_items`).
+    pub fn page(&self, limits: &ApiLimits) -> Result<(u64, u64), ApiError> {
+        let from = self.u64("from")?.unwrap_or(0);
+        let max = limits.max_page_items;
+        let limit = self.u64("limit")?.unwrap_or(DEFAULT_PAGE.min(max));
+        if limit == 0 || limit > max {
+            return Err(ApiError::BadQuery(format!(
+                "limit must be 1 to {max}, not {limit}"
+            )));
+        }
+        Ok((from, limit))
+    }
+}
+
+fn parse_u64(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Parses an id in a path.
+pub fn parse_id(what: &'static str, text: &str) -> Result<u64, ApiError> {
+    parse_u64(text).ok_or_else(|| ApiError::BadId {
+        what,
+        text: truncate(text),
+    })
+}
+
+/// Parses a unit index in a path.
+pub fn parse_unit(text: &str) -> Result<u32, ApiError> {
+    parse_u64(text)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ApiError::BadId {
+            what: "unit",
+            text: truncate(text),
+        })
+}
+
+/// Parses a 64-character hex hash in a path.
+pub fn parse_hash(text: &str) -> Result<Hash32, ApiError> {
+    wire::hash32_from_hex(text).ok_or_else(|| ApiError::BadHash(truncate(text)))
+}
+
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    if text.trim().len() != 64 {
+        return Err(ApiError::BadAddress(truncate(text)));
+    }
+    address_from_hex(text).ok_or_else(|| ApiError::BadAddress(truncate(text)))
+}
+
+fn truncate(text: &str) -> String {
+    const MAX_ECHO_CHARS: usize = 80;
+    if text.chars().count() <= MAX_ECHO_CHARS {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(MAX_ECHO_CHARS).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The JSON form of a machine's resources.
+pub fn resources_json(r: &exo_market::Resources) -> wire::Resources {
+    wire::Resources {
+        cores: r.cores,
+        cpu_score: r.cpu_score,
+        memory_mib: r.memory_mib,
+        gpu: r.gpu.as_ref().map(|g| wire::Gpu {
+            model: g.model.clone(),
+            count: g.count,
+            memory_mib: g.memory_mib,
+        }),
+        class: r.class.name().to_string(),
+        region: r.region.clone(),
+        runtimes: r.runtimes.iter().map(|rt| rt.name().to_string()).collect(),
+        max_unit_fuel: r.max_unit_fuel,
+    }
+}
+
+/// The JSON form of a job's requirements.
+pub fn requirements_json(r: &exo_market::Requirements) -> wire::Requirements {
+    wire::Requirements {
+        min_cores: r.min_cores,
+        min_memory_mib: r.min_memory_mib,
+        min_cpu_score: r.min_cpu_score,
+        gpu: r.gpu.as_ref().map(|g| wire::GpuRequirement {
+            model: g.model.clone(),
+            min_count: g.min_count,
+            min_memory_mib: g.min_memory_mib,
+        }),
+        class: r.class.map(|c| c.name().to_string()),
+        region: r.region.clone(),
+        runtime: r.runtime.name().to_string(),
+        fuel_limit: r.fuel_limit,
+        min_reputation: r.min_reputation,
+    }
+}
+
+fn provider_json(p: &Provider, params: &Params) -> wire::Provider {
+    wire::Provider {
+        id: p.id,
+        owner: p.owner.clone(),
+        resources: resources_json(&p.resources),
+        bond: p.bond,
+        reputation: p.reputation,
+        reputation_max: REPUTATION_MAX,
+        trusted: p.reputation >= params.trusted_reputation && p.valid >= params.trusted_min_valid,
+        active: p.active,
+        valid: p.valid,
+        invalid: p.invalid,
+        missed: p.missed,
+        retired: p.retired,
+        registered_height: p.registered_height,
+    }
+}
+
+fn offer_json(r: &OfferRecord) -> wire::Offer {
+    let o = &r.offer;
+    wire::Offer {
+        id: o.id.0,
+        provider: o.provider.0,
+        owner: r.owner.clone(),
+        resources: resources_json(&o.resources),
+        reputation: o.reputation,
+        slots: o.slots,
+        price_per_unit: exo_types::Amount(o.price_per_unit),
+        posted_height: o.posted_height,
+        expiry_height: o.expiry_height,
+    }
+}
+
+fn app_json(a: &App) -> wire::App {
+    wire::App {
+        module_hash: a.module_hash,
+        developer: a.developer.clone(),
+        name: a.name.clone(),
+        version: a.version.clone(),
+        royalty_per_unit: a.royalty_per_unit,
+        published_height: a.published_height,
+    }
+}
+
+fn inputs_json(spec: &exo_types::JobSpec) -> Vec<wire::InputRef> {
+    spec.inputs
+        .iter()
+        .map(|i| wire::InputRef {
+            name: i.name.clone(),
+            hash: i.hash,
+            size: i.size,
+        })
+        .collect()
+}
+
+fn replica_json(r: &Replica) -> wire::ReplicaView {
+    wire::ReplicaView {
+        index: r.index,
+        provider: r.provider,
+        offer: r.offer,
+        price_per_unit: r.price_per_unit,
+        assigned_height: r.assigned_height,
+        commit_deadline: r.commit_deadline,
+        status: r.status.name().to_string(),
+        commitment: r.commitment,
+        revealed_digest: r.reveal.map(|(d, _)| d),
+        revealed_fuel: r.reveal.map(|(_, f)| f),
+    }
+}
+
+fn counts(job: &Job) -> wire::UnitCounts {
+    let waiting = job
+        .waiting
+        .iter()
+        .filter(|w| job.running.binary_search(&w.unit).is_err())
+        .count();
+    wire::UnitCounts {
+        waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
+        running: u32::try_from(job.running.len()).unwrap_or(u32::MAX),
+        accepted: job.accepted,
+        failed: job.failed,
+    }
+}
+
+async fn counters<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Counters, ApiError> {
+    Ok(read(node, limits, counters_key(), "counters")
+        .await?
+        .unwrap_or_default())
+}
+
+/// `GET /v1/providers?from=&limit=`.
+pub async fn providers<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    query: &Query,
+) -> Result<wire::ProviderPage, ApiError> {
+    query.only(&["from", "limit"])?;
+    let (from, limit) = query.page(limits)?;
+    let end = counters(node, limits).await?.next_provider;
+    let last = from.saturating_add(limit).min(end);
+    let keys = (from..last).map(|id| Tag::Provider.key_u64(id)).collect();
+    let params = params(node, limits).await?;
+    let providers = read_many::<N, Provider>(node, limits, keys, "provider")
+        .await?
+        .iter()
+        .flatten()
+        .map(|p| provider_json(p, &params))
+        .collect();
+    Ok(wire::ProviderPage {
+        providers,
+        next: (last < end).then_some(last),
+    })
+}
+
+async fn load_provider<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id: u64,
+) -> Result<Provider, ApiError> {
+    read(node, limits, Tag::Provider.key_u64(id), "provider")
+        .await?
+        .ok_or(ApiError::NotFound(format!("provider {id}")))
+}
+
+/// `GET /v1/providers/{id}`.
+pub async fn provider<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id_text: &str,
+) -> Result<wire::Provider, ApiError> {
+    let id = parse_id("provider", id_text)?;
+    let provider = load_provider(node, limits, id).await?;
+    Ok(provider_json(&provider, &params(node, limits).await?))
+}
+
+/// `GET /v1/accounts/{address}/provider`.
+pub async fn provider_of<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    address_text: &str,
+) -> Result<wire::ProviderOf, ApiError> {
+    let address = parse_address(address_text)?;
+    let bytes = read_raw(node, limits, Tag::ProviderOwner.key_of(&address))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "a provider of account {}",
+                exo_types::address_to_hex(&address)
+            ))
+        })?;
+    let id: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| ApiError::Internal("provider owner record is not 8 bytes".into()))?;
+    Ok(wire::ProviderOf {
+        address,
+        provider: u64::from_be_bytes(id),
+    })
+}
+
+async fn load_job<N: NodeView>(node: &N, limits: &ApiLimits, id: u64) -> Result<Job, ApiError> {
+    read(node, limits, Tag::Job.key_u64(id), "job")
+        .await?
+        .ok_or(ApiError::NotFound(format!("job {id}")))
+}
+
+/// The arguments of one unit: its line split on spaces, or `None` when the job gives none.
+pub fn unit_args(spec: &exo_types::JobSpec, unit: u32) -> Option<Vec<String>> {
+    let line = spec.unit_args.get(usize::try_from(unit).ok()?)?;
+    Some(
+        line.split(' ')
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// `GET /v1/providers/{id}/work?from=&limit=`.
+pub async fn work<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id_text: &str,
+    query: &Query,
+) -> Result<wire::WorkPage, ApiError> {
+    query.only(&["from", "limit"])?;
+    let id = parse_id("provider", id_text)?;
+    let (from, limit) = query.page(limits)?;
+    let height = node.status().finalized_height;
+    load_provider(node, limits, id).await?;
+    let list: WorkList = read(node, limits, Tag::Work.key_u64(id), "work list")
+        .await?
+        .unwrap_or_default();
+    let total = list.0.len() as u64;
+    let start = usize::try_from(from.min(total)).unwrap_or(usize::MAX);
+    let end = usize::try_from(from.saturating_add(limit).min(total)).unwrap_or(usize::MAX);
+    let page = list.0.get(start..end).unwrap_or_default();
+    let mut jobs: BTreeMap<u64, Job> = BTreeMap::new();
+    for (job, _, _) in page {
+        if !jobs.contains_key(job) {
+            jobs.insert(*job, load_job(node, limits, *job).await?);
+        }
+    }
+    let keys = page.iter().map(|(j, u, _)| unit_key(*j, *u)).collect();
+    let units = read_many::<N, Unit>(node, limits, keys, "unit").await?;
+    let mut work = Vec::with_capacity(page.len());
+    for ((job_id, unit_index, replica_index), unit) in page.iter().zip(units) {
+        let job = jobs
+            .get(job_id)
+            .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))?;
+        let unit = unit.ok_or_else(|| {
+            ApiError::Internal(format!(
+                "work lists job {job_id} unit {unit_index}, which has no record"
+            ))
+        })?;
+        let replica = unit
+            .replicas
+            .iter()
+            .find(|r| r.index == *replica_index)
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "work lists replica {replica_index} of job {job_id} unit {unit_index}, which it lacks"
+                ))
+            })?;
+        work.push(wire::WorkItem {
+            job: *job_id,
+            unit: *unit_index,
+            replica: *replica_index,
+            status: replica.status.name().to_string(),
+            assigned_height: replica.assigned_height,
+            commit_deadline: replica.commit_deadline,
+            reveal_open: unit.reveal_deadline.is_some(),
+            reveal_deadline: unit.reveal_deadline,
+            app: job.spec.app,
+            inputs: inputs_json(&job.spec),
+            args: unit_args(&job.spec, *unit_index),
+            fuel_limit: job.fuel_limit,
+            memory_mib: job.spec.requirements.min_memory_mib,
+            price_per_unit: replica.price_per_unit,
+        });
+    }
+    Ok(wire::WorkPage {
+        provider: id,
+        height,
+        work,
+        next: (end < list.0.len()).then_some(end as u64),
+    })
+}
+
+async fn book<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Vec<u64>, ApiError> {
+    let mut ids = read::<N, IdList>(node, limits, book_key(), "offer book")
+        .await?
+        .unwrap_or_default()
+        .0;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// `GET /v1/market/offers?from=&limit=`: offers on the book by id, `from` an offer id.
+pub async fn offers<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    query: &Query,
+) -> Result<wire::OfferPage, ApiError> {
+    query.only(&["from", "limit"])?;
+    let (from, limit) = query.page(limits)?;
+    let ids = book(node, limits).await?;
+    let start = ids.partition_point(|id| *id < from);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let page: Vec<u64> = ids.iter().skip(start).take(limit).copied().collect();
+    let next = ids.get(start.saturating_add(limit)).copied();
+    let keys = page.iter().map(|id| Tag::Offer.key_u64(*id)).collect();
+    let offers = read_many::<N, OfferRecord>(node, limits, keys, "offer")
+        .await?
+        .iter()
+        .flatten()
+        .map(offer_json)
+        .collect();
+    Ok(wire::OfferPage { offers, next })
+}
+
+/// `GET /v1/market/depth`: free slots of offers live at the next block, by price.
+pub async fn depth<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    query: &Query,
+) -> Result<wire::Depth, ApiError> {
+    query.only(&[])?;
+    let height = node.status().finalized_height;
+    let ids = book(node, limits).await?;
+    let keys = ids.iter().map(|id| Tag::Offer.key_u64(*id)).collect();
+    let mut levels: BTreeMap<u128, (u64, u64)> = BTreeMap::new();
+    for record in read_many::<N, OfferRecord>(node, limits, keys, "offer")
+        .await?
+        .iter()
+        .flatten()
+    {
+        let offer = &record.offer;
+        // The next batch runs at the next height: an offer expiring there is already gone.
+        if offer.slots == 0 || !offer.is_live(height.saturating_add(1)) {
+            continue;
+        }
+        let level = levels.entry(offer.price_per_unit).or_default();
+        level.0 = level.0.saturating_add(u64::from(offer.slots));
+        level.1 = level.1.saturating_add(1);
+    }
+    Ok(wire::Depth {
+        height,
+        levels: levels
+            .into_iter()
+            .map(|(price, (slots, offers))| wire::DepthLevel {
+                price_per_unit: exo_types::Amount(price),
+                slots,
+                offers,
+            })
+            .collect(),
+    })
+}
+
+/// `GET /v1/apps?from=&limit=`: apps in publication order, `from` an index.
+pub async fn apps<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    query: &Query,
+) -> Result<wire::AppPage, ApiError> {
+    query.only(&["from", "limit"])?;
+    let (from, limit) = query.page(limits)?;
+    let list: AppList = read(node, limits, apps_key(), "app list")
+        .await?
+        .unwrap_or_default();
+    let total = list.0.len();
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(total);
+    let end = start
+        .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
+        .min(total);
+    let keys = list.0[start..end].iter().map(|h| Tag::App.key(h)).collect();
+    let apps = read_many::<N, App>(node, limits, keys, "app")
+        .await?
+        .iter()
+        .flatten()
+        .map(app_json)
+        .collect();
+    Ok(wire::AppPage {
+        apps,
+        next: (end < total).then_some(end as u64),
+    })
+}
+
+/// `GET /v1/apps/{hash}`.
+pub async fn app<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    hash_text: &str,
+) -> Result<wire::App, ApiError> {
+    let hash = parse_hash(hash_text)?;
+    read::<N, App>(node, limits, Tag::App.key(&hash), "app")
+        .await?
+        .map(|a| app_json(&a))
+        .ok_or_else(|| ApiError::NotFound(format!("app {}", hex::encode(hash))))
+}
+
+/// The JSON form of one unit, from its record (if it has one) and its job.
+fn unit_json(job: &Job, index: u32, unit: Option<&Unit>) -> wire::UnitView {
+    match unit {
+        Some(unit) => wire::UnitView {
+            unit: index,
+            state: unit.state.name().to_string(),
+            reason: None,
+            replicas: unit.replicas.iter().map(replica_json).collect(),
+            reveal_deadline: unit.reveal_deadline,
+            accepted_digest: unit.accepted.map(|(d, _)| d),
+            accepted_fuel: unit.accepted.map(|(_, f)| f),
+        },
+        None => {
+            // A unit without a record never had a replica: it waits for one, or the job was
+            // cancelled before it got any.
+            let waiting = job.waiting.iter().any(|w| w.unit == index);
+            let (state, reason) = if waiting || job.state == JobState::Open {
+                ("waiting", job.wait_reason.clone())
+            } else if job.state == JobState::Cancelled {
+                ("cancelled", None)
+            } else {
+                ("failed", None)
+            };
+            wire::UnitView {
+                unit: index,
+                state: state.to_string(),
+                reason,
+                replicas: Vec::new(),
+                reveal_deadline: None,
+                accepted_digest: None,
+                accepted_fuel: None,
+            }
+        }
+    }
+}
+
+/// `GET /v1/jobs/{id}?from=&limit=`: the job and a page of its units, `from` a unit index.
+pub async fn job<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id_text: &str,
+    query: &Query,
+) -> Result<wire::Job, ApiError> {
+    query.only(&["from", "limit"])?;
+    let id = parse_id("job", id_text)?;
+    let (from, limit) = query.page(limits)?;
+    let job = load_job(node, limits, id).await?;
+    let units = u64::from(job.spec.units);
+    let start = from.min(units);
+    let end = from.saturating_add(limit).min(units);
+    // Both bounds are at most `units`, a u32.
+    let indices: Vec<u32> = (start..end).filter_map(|u| u32::try_from(u).ok()).collect();
+    let keys = indices.iter().map(|u| unit_key(id, *u)).collect();
+    let records = read_many::<N, Unit>(node, limits, keys, "unit").await?;
+    let unit_views = indices
+        .iter()
+        .zip(records.iter())
+        .map(|(index, record)| unit_json(&job, *index, record.as_ref()))
+        .collect();
+    let accounts = &job.accounts;
+    Ok(wire::Job {
+        id,
+        requester: job.requester.clone(),
+        state: job.state.name().to_string(),
+        app: job.spec.app,
+        inputs: inputs_json(&job.spec),
+        unit_args: !job.spec.unit_args.is_empty(),
+        unit_count: job.spec.units,
+        requirements: requirements_json(&job.spec.requirements),
+        max_price_per_unit: job.spec.max_price_per_unit,
+        trust: job.spec.trust,
+        fuel_limit: job.fuel_limit,
+        max_replicas: job.max_replicas,
+        developer: job.developer.clone(),
+        royalty_per_unit: job.royalty_per_unit,
+        submitted_height: job.submitted_height,
+        accounts: wire::JobAccounts {
+            escrowed: accounts.escrowed,
+            paid: accounts
+                .paid
+                .iter()
+                .map(|(provider, amount)| wire::Payment {
+                    provider: *provider,
+                    amount: *amount,
+                })
+                .collect(),
+            paid_total: accounts.paid_total(),
+            royalties: accounts.royalties,
+            fees: accounts.fees,
+            refunded: accounts.refunded,
+            held: accounts.held,
+        },
+        counts: counts(&job),
+        wait_reason: job.wait_reason.clone(),
+        units: unit_views,
+        next_unit: (end < units).then(|| u32::try_from(end).ok()).flatten(),
+    })
+}
+
+/// `GET /v1/jobs?requester=&height=&limit=`: jobs, newest first. With `height`, only jobs
+/// submitted at that height or later are scanned, which is how a requester finds the id of the
+/// job its transaction created (the receipt gives the height). Without it, the open jobs.
+pub async fn jobs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    query: &Query,
+) -> Result<wire::JobPage, ApiError> {
+    query.only(&["requester", "height", "from", "limit"])?;
+    let (from, limit) = query.page(limits)?;
+    let requester = query.text("requester").map(parse_address).transpose()?;
+    let height = query.u64("height")?;
+    let summary = |job: &Job| wire::JobSummary {
+        id: job.id,
+        requester: job.requester.clone(),
+        state: job.state.name().to_string(),
+        app: job.spec.app,
+        submitted_height: job.submitted_height,
+        unit_count: job.spec.units,
+        counts: counts(job),
+    };
+    let wanted = |job: &Job| requester.as_ref().is_none_or(|r| *r == job.requester);
+    let mut jobs = Vec::new();
+    match height {
+        Some(height) => {
+            // Newest first, down to the first job submitted before `height`, at most `limit`
+            // records read.
+            let mut id = counters(node, limits).await?.next_job;
+            let mut read_count = 0;
+            while id > 0 && read_count < limit {
+                id -= 1;
+                read_count += 1;
+                let job = load_job(node, limits, id).await?;
+                if job.submitted_height < height {
+                    break;
+                }
+                if wanted(&job) {
+                    jobs.push(summary(&job));
+                }
+            }
+            Ok(wire::JobPage { jobs, next: None })
+        }
+        None => {
+            let mut open = read::<N, IdList>(node, limits, open_jobs_key(), "open jobs")
+                .await?
+                .unwrap_or_default()
+                .0;
+            open.sort_unstable();
+            let start = open.partition_point(|id| *id < from);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let page: Vec<u64> = open.iter().skip(start).take(limit).copied().collect();
+            let next = open.get(start.saturating_add(limit)).copied();
+            let keys = page.iter().map(|id| Tag::Job.key_u64(*id)).collect();
+            for job in read_many::<N, Job>(node, limits, keys, "job")
+                .await?
+                .iter()
+                .flatten()
+            {
+                if wanted(job) {
+                    jobs.push(summary(job));
+                }
+            }
+            Ok(wire::JobPage { jobs, next })
+        }
+    }
+}
+
+/// The unit record of `job`/`unit`, checking that the job exists and has that unit.
+pub async fn unit<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    job_id: u64,
+    index: u32,
+) -> Result<(Job, Option<Unit>), ApiError> {
+    let job = load_job(node, limits, job_id).await?;
+    if index >= job.spec.units {
+        return Err(ApiError::NotFound(format!(
+            "unit {index} of job {job_id} (it has {} units)",
+            job.spec.units
+        )));
+    }
+    let unit = read(node, limits, unit_key(job_id, index), "unit").await?;
+    Ok((job, unit))
+}
+
+/// The assignment events of the block at `height`, those of `provider` only if given.
+pub async fn assignments<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    height: u64,
+    provider: Option<u64>,
+) -> Result<Vec<wire::AssignmentEvent>, ApiError> {
+    let list: AssignmentList = read(
+        node,
+        limits,
+        Tag::Assignments.key_u64(height),
+        "assignments",
+    )
+    .await?
+    .unwrap_or_default();
+    Ok(list
+        .0
+        .iter()
+        .filter(|a| provider.is_none_or(|p| p == a.provider))
+        .map(|a| wire::AssignmentEvent {
+            height,
+            job: a.job,
+            unit: a.unit,
+            replica: a.replica,
+            provider: a.provider,
+            price_per_unit: a.price_per_unit,
+            commit_deadline: a.commit_deadline,
+        })
+        .collect())
+}
+
+/// `PUT /v1/outputs/{job}/{unit}`: records that the archive `request.archive` (already in the
+/// blob store) holds the outputs of a unit.
+///
+/// The archive must unpack and its recomputed result digest must be the unit's accepted digest
+/// once the unit is accepted. Before that, it is kept as a candidate (at most
+/// [`crate::blobs::MAX_OUTPUT_CANDIDATES`] per unit) and judged when someone asks for it.
+pub async fn put_outputs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    job_text: &str,
+    unit_text: &str,
+    body: &[u8],
+) -> Result<wire::Outputs, ApiError> {
+    let job_id = parse_id("job", job_text)?;
+    let index = parse_unit(unit_text)?;
+    let request: wire::OutputsPut = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadQuery(format!(
+            "the body must be {{\"archive\": \"<hex hash>\"}}: {e}"
+        ))
+    })?;
+    let (_, unit) = self::unit(node, limits, job_id, index).await?;
+    let Some(unit) = unit else {
+        return Err(ApiError::Conflict {
+            code: "not_assigned",
+            message: format!("unit {index} of job {job_id} has no replica assigned"),
+        });
+    };
+    let bytes = store.read(&request.archive, limits.max_blob_bytes).await?;
+    let archive =
+        crate::outputs::unpack(&bytes).map_err(|e| ApiError::BadArchive(e.to_string()))?;
+    let digest = archive.result_digest();
+    let candidate = crate::blobs::OutputCandidate {
+        archive: request.archive,
+        digest,
+        size: bytes.len() as u64,
+    };
+    let accepted = match unit.accepted {
+        Some((expected, _)) if expected != digest => {
+            return Err(ApiError::DigestMismatch {
+                expected: hex::encode(expected),
+                got: hex::encode(digest),
+            });
+        }
+        Some(_) => true,
+        None if unit.state == exo_ledger::compute::UnitState::Failed => {
+            return Err(ApiError::Conflict {
+                code: "unit_failed",
+                message: format!("unit {index} of job {job_id} failed: it has no outputs"),
+            });
+        }
+        None => false,
+    };
+    store.add_output(job_id, index, candidate, accepted).await?;
+    Ok(wire::Outputs {
+        job: job_id,
+        unit: index,
+        archive: request.archive,
+        size: bytes.len() as u64,
+        digest,
+        accepted,
+    })
+}
+
+/// `GET /v1/outputs/{job}/{unit}`: the archive of an accepted unit's outputs, if this node
+/// holds one whose digest is the accepted digest.
+pub async fn get_outputs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    job_text: &str,
+    unit_text: &str,
+) -> Result<wire::Outputs, ApiError> {
+    let job_id = parse_id("job", job_text)?;
+    let index = parse_unit(unit_text)?;
+    let (_, unit) = self::unit(node, limits, job_id, index).await?;
+    let Some((digest, _)) = unit.and_then(|u| u.accepted) else {
+        return Err(ApiError::NotAccepted {
+            job: job_id,
+            unit: index,
+        });
+    };
+    let not_here = || {
+        ApiError::NotFound(format!(
+            "an archive of the outputs of unit {index} of job {job_id} on this node"
+        ))
+    };
+    let entry = store.output_index(job_id, index).await?;
+    let candidate = entry
+        .candidates
+        .iter()
+        .find(|c| c.digest == digest)
+        .ok_or_else(not_here)?;
+    let size = match store.size(&candidate.archive).await {
+        Ok(size) => size,
+        Err(ApiError::NotFound(_)) => return Err(not_here()),
+        Err(err) => return Err(err),
+    };
+    Ok(wire::Outputs {
+        job: job_id,
+        unit: index,
+        archive: candidate.archive,
+        size,
+        digest,
+        accepted: true,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_and_refuse_strangers() {
+        let limits = ApiLimits::default();
+        let q = Query::parse(Some("from=5&limit=20")).unwrap();
+        assert_eq!(q.page(&limits).unwrap(), (5, 20));
+        assert!(q.only(&["from", "limit"]).is_ok());
+        assert!(q.only(&["from"]).is_err());
+        let q = Query::parse(None).unwrap();
+        assert_eq!(q.page(&limits).unwrap(), (0, DEFAULT_PAGE));
+        for bad in ["limit=0", "limit=100000", "from=-1", "from=x", "limit="] {
+            assert!(
+                Query::parse(Some(bad)).unwrap().page(&limits).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unit_args_split_on_spaces() {
+        let mut spec = exo_types::JobSpec {
+            app: [0; 32],
+            inputs: vec![],
+            unit_args: vec![],
+            units: 2,
+            requirements: exo_market::Requirements {
+                min_cores: 1,
+                min_memory_mib: 0,
+                min_cpu_score: 0,
+                gpu: None,
+                class: None,
+                region: None,
+                runtime: exo_market::Runtime::Wasm32Wasip1,
+                fuel_limit: 1,
+                min_reputation: 0,
+            },
+            max_price_per_unit: exo_types::Amount(1),
+            trust: 1,
+        };
+        assert_eq!(unit_args(&spec, 0), None);
+        spec.unit_args = vec!["a  b".into(), String::new()];
+        assert_eq!(unit_args(&spec, 0), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(unit_args(&spec, 1), Some(vec![]));
+        assert_eq!(unit_args(&spec, 2), None);
+    }
+}

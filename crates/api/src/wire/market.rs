@@ -1,0 +1,437 @@
+//! The JSON bodies of the compute market's routes: providers, offers, the book's depth, jobs and
+//! their units, apps, a provider's open work, assignment events, blobs and outputs.
+//!
+//! Like the rest of [`crate::wire`]: amounts are decimal strings of base units, hashes and
+//! addresses lower-case hex, ids and heights JSON numbers. Lists that can be long are pages:
+//! `next` is the `from` of the following page, `null` on the last.
+
+use super::{base_units, hex_address};
+use exo_types::{Address, Amount, Hash32};
+use serde::{Deserialize, Serialize};
+
+/// Serde for 32-byte content hashes (module hashes, blob hashes, result digests) as hex.
+pub mod hex32 {
+    use exo_types::Hash32;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(hash: &Hash32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(hash))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash32, D::Error> {
+        let text = String::deserialize(d)?;
+        super::hash32_from_hex(&text)
+            .ok_or_else(|| D::Error::custom(format!("{text:?} is not a 64-character hex hash")))
+    }
+}
+
+/// Serde for optional 32-byte hashes as hex or `null`.
+pub mod hex32_opt {
+    use exo_types::Hash32;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(hash: &Option<Hash32>, s: S) -> Result<S::Ok, S::Error> {
+        match hash {
+            Some(hash) => s.serialize_some(&hex::encode(hash)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Hash32>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                super::hash32_from_hex(&text).ok_or_else(|| {
+                    D::Error::custom(format!("{text:?} is not a 64-character hex hash"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Parses a 64-character hex hash.
+pub fn hash32_from_hex(text: &str) -> Option<Hash32> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// A machine's GPUs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub model: String,
+    pub count: u32,
+    pub memory_mib: u64,
+}
+
+/// What a provider's machine can do (`exo_market::Resources`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cores: u32,
+    /// Single-core benchmark score, in fuel per second.
+    pub cpu_score: u64,
+    pub memory_mib: u64,
+    pub gpu: Option<Gpu>,
+    /// `server`, `pc`, `laptop`, `phone` or `iot`.
+    pub class: String,
+    pub region: String,
+    /// Runtime names, e.g. `wasm32-wasip1`.
+    pub runtimes: Vec<String>,
+    pub max_unit_fuel: u64,
+}
+
+/// A GPU a job needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuRequirement {
+    /// `null` for any model.
+    pub model: Option<String>,
+    pub min_count: u32,
+    pub min_memory_mib: u64,
+}
+
+/// What a machine must have to run a job's units (`exo_market::Requirements`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    pub min_cores: u32,
+    pub min_memory_mib: u64,
+    pub min_cpu_score: u64,
+    pub gpu: Option<GpuRequirement>,
+    pub class: Option<String>,
+    pub region: Option<String>,
+    pub runtime: String,
+    pub fuel_limit: u64,
+    pub min_reputation: u32,
+}
+
+/// `GET /v1/providers/{id}` and each item of `GET /v1/providers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    pub id: u64,
+    #[serde(with = "hex_address")]
+    pub owner: Address,
+    pub resources: Resources,
+    #[serde(with = "base_units")]
+    pub bond: Amount,
+    /// 0 to `reputation_max`.
+    pub reputation: u32,
+    pub reputation_max: u32,
+    /// Whether its result alone weighs 2 (a long record of valid results).
+    pub trusted: bool,
+    /// Replicas assigned and not yet finished.
+    pub active: u32,
+    pub valid: u64,
+    pub invalid: u64,
+    pub missed: u64,
+    pub retired: bool,
+    pub registered_height: u64,
+}
+
+/// `GET /v1/providers?from=&limit=`: providers by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderPage {
+    pub providers: Vec<Provider>,
+    pub next: Option<u64>,
+}
+
+/// `GET /v1/accounts/{address}/provider`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderOf {
+    #[serde(with = "hex_address")]
+    pub address: Address,
+    pub provider: u64,
+}
+
+/// An input file of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRef {
+    pub name: String,
+    #[serde(with = "hex32")]
+    pub hash: Hash32,
+    pub size: u64,
+}
+
+/// One open replica of a provider, with everything its worker needs to run it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    /// `assigned`, `committed` or `revealed`.
+    pub status: String,
+    pub assigned_height: u64,
+    pub commit_deadline: u64,
+    /// Whether every replica of the unit committed, so reveals are accepted.
+    pub reveal_open: bool,
+    pub reveal_deadline: Option<u64>,
+    /// The app's module hash (BLAKE3 of the wasm, a blob).
+    #[serde(with = "hex32")]
+    pub app: Hash32,
+    pub inputs: Vec<InputRef>,
+    /// The unit's arguments (its line of the job's unit arguments split on spaces), or `null`
+    /// when the job gives none.
+    pub args: Option<Vec<String>>,
+    pub fuel_limit: u64,
+    /// The job's minimum memory, the guest's memory limit.
+    pub memory_mib: u64,
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+}
+
+/// `GET /v1/providers/{id}/work?from=&limit=`: a provider's open replicas, `from` an index into
+/// its work list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkPage {
+    pub provider: u64,
+    /// The finalized height the list was read at.
+    pub height: u64,
+    pub work: Vec<WorkItem>,
+    pub next: Option<u64>,
+}
+
+/// An offer on the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: u64,
+    pub provider: u64,
+    #[serde(with = "hex_address")]
+    pub owner: Address,
+    /// The provider's resources when the offer was posted.
+    pub resources: Resources,
+    pub reputation: u32,
+    /// Units the offer can still take.
+    pub slots: u32,
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+    pub posted_height: u64,
+    /// First height at which the offer is no longer live.
+    pub expiry_height: u64,
+}
+
+/// `GET /v1/market/offers?from=&limit=`: offers by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferPage {
+    pub offers: Vec<Offer>,
+    pub next: Option<u64>,
+}
+
+/// One price level of the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthLevel {
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+    /// Free slots of live offers at this price.
+    pub slots: u64,
+    pub offers: u64,
+}
+
+/// `GET /v1/market/depth`: free slots of live offers by price, cheapest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depth {
+    pub height: u64,
+    pub levels: Vec<DepthLevel>,
+}
+
+/// A published app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    #[serde(with = "hex32")]
+    pub module_hash: Hash32,
+    #[serde(with = "hex_address")]
+    pub developer: Address,
+    pub name: String,
+    pub version: String,
+    #[serde(with = "base_units")]
+    pub royalty_per_unit: Amount,
+    pub published_height: u64,
+}
+
+/// `GET /v1/apps?from=&limit=`: apps in publication order, `from` an index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPage {
+    pub apps: Vec<App>,
+    pub next: Option<u64>,
+}
+
+/// What one provider was paid by a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub provider: u64,
+    #[serde(with = "base_units")]
+    pub amount: Amount,
+}
+
+/// Where a job's escrow went: `escrowed = paid + royalties + fees + refunded + held`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobAccounts {
+    #[serde(with = "base_units")]
+    pub escrowed: Amount,
+    pub paid: Vec<Payment>,
+    #[serde(with = "base_units")]
+    pub paid_total: Amount,
+    #[serde(with = "base_units")]
+    pub royalties: Amount,
+    #[serde(with = "base_units")]
+    pub fees: Amount,
+    #[serde(with = "base_units")]
+    pub refunded: Amount,
+    /// Still in escrow.
+    #[serde(with = "base_units")]
+    pub held: Amount,
+}
+
+/// How many units are where.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitCounts {
+    /// Units no provider runs yet.
+    pub waiting: u32,
+    pub running: u32,
+    pub accepted: u32,
+    /// Units that failed, or were cancelled before they ran.
+    pub failed: u32,
+}
+
+/// One replica of a unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub index: u32,
+    pub provider: u64,
+    pub offer: u64,
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+    pub assigned_height: u64,
+    pub commit_deadline: u64,
+    /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show` or `cancelled`.
+    pub status: String,
+    #[serde(with = "hex32_opt")]
+    pub commitment: Option<Hash32>,
+    #[serde(with = "hex32_opt")]
+    pub revealed_digest: Option<Hash32>,
+    pub revealed_fuel: Option<u64>,
+}
+
+/// One unit of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitView {
+    pub unit: u32,
+    /// `waiting`, `running`, `accepted`, `failed` or `cancelled`.
+    pub state: String,
+    /// Why a waiting unit has no provider yet (from the last batch match).
+    pub reason: Option<String>,
+    pub replicas: Vec<ReplicaView>,
+    pub reveal_deadline: Option<u64>,
+    #[serde(with = "hex32_opt")]
+    pub accepted_digest: Option<Hash32>,
+    pub accepted_fuel: Option<u64>,
+}
+
+/// `GET /v1/jobs/{id}?from=&limit=`: a job, its accounts and a page of its units (`from` a
+/// unit index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    #[serde(with = "hex_address")]
+    pub requester: Address,
+    /// `open`, `done` or `cancelled`.
+    pub state: String,
+    #[serde(with = "hex32")]
+    pub app: Hash32,
+    pub inputs: Vec<InputRef>,
+    /// Whether each unit has its own argument line.
+    pub unit_args: bool,
+    pub unit_count: u32,
+    pub requirements: Requirements,
+    #[serde(with = "base_units")]
+    pub max_price_per_unit: Amount,
+    pub trust: u8,
+    pub fuel_limit: u64,
+    pub max_replicas: u32,
+    #[serde(with = "hex_address")]
+    pub developer: Address,
+    #[serde(with = "base_units")]
+    pub royalty_per_unit: Amount,
+    pub submitted_height: u64,
+    pub accounts: JobAccounts,
+    pub counts: UnitCounts,
+    /// Why waiting units got no provider at the last batch match.
+    pub wait_reason: Option<String>,
+    pub units: Vec<UnitView>,
+    pub next_unit: Option<u32>,
+}
+
+impl Job {
+    /// Whether the job is finished: done or cancelled with nothing left running.
+    pub fn is_finished(&self) -> bool {
+        self.state == "done" || (self.state == "cancelled" && self.counts.running == 0)
+    }
+}
+
+/// An item of `GET /v1/jobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: u64,
+    #[serde(with = "hex_address")]
+    pub requester: Address,
+    pub state: String,
+    #[serde(with = "hex32")]
+    pub app: Hash32,
+    pub submitted_height: u64,
+    pub unit_count: u32,
+    pub counts: UnitCounts,
+}
+
+/// `GET /v1/jobs?requester=&height=&from=&limit=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobSummary>,
+    pub next: Option<u64>,
+}
+
+/// The `assignment` event of `GET /v1/events`: a replica assigned by a block's batch match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentEvent {
+    pub height: u64,
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    pub provider: u64,
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+    pub commit_deadline: u64,
+}
+
+/// `PUT /v1/blobs` answer, and what `HEAD /v1/blobs/{hash}` says in headers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStored {
+    /// BLAKE3 of the bytes.
+    #[serde(with = "hex32")]
+    pub hash: Hash32,
+    pub size: u64,
+}
+
+/// `PUT /v1/outputs/{job}/{unit}` request: the hash of an archive already in the blob store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsPut {
+    #[serde(with = "hex32")]
+    pub archive: Hash32,
+}
+
+/// `PUT` and `GET /v1/outputs/{job}/{unit}`: the archive of a unit's outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    pub job: u64,
+    pub unit: u32,
+    /// Blob hash of the archive.
+    #[serde(with = "hex32")]
+    pub archive: Hash32,
+    pub size: u64,
+    /// The result digest recomputed from the archive.
+    #[serde(with = "hex32")]
+    pub digest: Hash32,
+    /// Whether the digest is the unit's accepted one; `false` for an archive stored before
+    /// the unit was accepted (`PUT` only: `GET` answers only accepted outputs).
+    pub accepted: bool,
+}

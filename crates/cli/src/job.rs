@@ -1,0 +1,705 @@
+//! `exo job`: submit a job (uploading its module and inputs), follow it, cancel it, and fetch
+//! the outputs of its accepted units.
+
+use crate::{
+    CliError, GlobalArgs, Report,
+    app::{MAX_MODULE_BYTES, check_app_text, read_file, upload_and_publish},
+    block_on,
+    provider::parse_class,
+    tx::{self, TxArgs},
+};
+use clap::{Args, Subcommand};
+use exo_client::{Client, outputs::Archive, wire};
+use exo_market::{GpuRequirement, Requirements, Runtime};
+use exo_types::{
+    Action, Amount, Hash32, InputRef, JobSpec, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS, MAX_JOB_UNITS,
+    MAX_TRUST, MAX_UNIT_ARGS_LEN,
+};
+use serde_json::{Value, json};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// Largest input file read from disk: the node's default blob bound.
+const MAX_INPUT_BYTES: u64 = exo_client::MAX_BLOB_BYTES as u64;
+/// Largest unit-arguments file read.
+const MAX_UNIT_ARGS_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Upload a job's module and inputs and submit it.
+    Submit(SubmitArgs),
+    /// Show a job: its accounts and each unit's state.
+    Status(StatusArgs),
+    /// Cancel a job: units not yet assigned are refunded.
+    Cancel(CancelArgs),
+    /// Download the outputs of a job's accepted units, checked against their digests.
+    Results(ResultsArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The app: a wasm file (published first, royalty 0, if no app has it) or the module
+    /// hash of a published app.
+    #[arg(long, value_name = "FILE.wasm|APP_HASH")]
+    pub app: String,
+    /// Number of work units.
+    #[arg(long, value_name = "N")]
+    pub units: u32,
+    /// Cores a provider must have.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cores: u32,
+    /// Memory a provider must have, in MiB; also each unit's memory limit.
+    #[arg(long, value_name = "M", default_value_t = 64)]
+    pub memory_mib: u64,
+    /// A GPU a provider must have: MODEL[:COUNT[:MEM_MIB]].
+    #[arg(long, value_name = "MODEL")]
+    pub gpu: Option<String>,
+    /// Region a provider must be in.
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// Kind of machine required: server, pc, laptop, phone or iot.
+    #[arg(long, value_name = "C")]
+    pub class: Option<String>,
+    /// The most paid a provider, in EXO per compute unit (10^9 fuel).
+    #[arg(long, value_name = "EXO")]
+    pub max_price: String,
+    /// Agreeing replica weight a unit needs (1 trusts one provider's word).
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub trust: u8,
+    /// Fuel each unit may burn.
+    #[arg(long, value_name = "F", default_value_t = 10_000_000_000)]
+    pub fuel_limit: u64,
+    /// An input file, seen by every unit as /in/<file name>. Repeatable.
+    #[arg(long = "input", value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// A file whose line i holds the arguments of unit i (split on spaces); exactly one line
+    /// per unit.
+    #[arg(long, value_name = "FILE")]
+    pub unit_args: Option<PathBuf>,
+    /// Follow the job until it is done, with a progress bar, then print its accounts.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, how long to follow the job, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3_600)]
+    pub wait_timeout: u64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct StatusArgs {
+    /// Job id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// Job id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ResultsArgs {
+    /// Job id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// Directory to write into: `unit-<i>/stdout` and `unit-<i>/out/...` per accepted unit.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Another node to ask for outputs when --node has none. Repeatable.
+    #[arg(long = "source", value_name = "URL")]
+    pub sources: Vec<String>,
+}
+
+pub fn run(command: JobCommand, global: &GlobalArgs) -> Result<Report, CliError> {
+    let client = Client::new(&global.node)?;
+    match command {
+        JobCommand::Submit(args) => block_on(submit(&client, &args, !global.json)),
+        JobCommand::Status(args) => block_on(status(&client, args.id)),
+        JobCommand::Cancel(args) => block_on(cancel(&client, &args)),
+        JobCommand::Results(args) => block_on(results(&client, &args)),
+    }
+}
+
+/// Parses `MODEL[:COUNT[:MEM_MIB]]`.
+fn parse_gpu_requirement(text: &str) -> Result<GpuRequirement, CliError> {
+    let bad = || CliError::Invalid(format!("--gpu {text:?}: expected MODEL[:COUNT[:MEM_MIB]]"));
+    let mut parts = text.split(':');
+    let model = parts.next().unwrap_or_default();
+    let min_count = parts
+        .next()
+        .map(|c| c.parse().map_err(|_| bad()))
+        .transpose()?
+        .unwrap_or(1);
+    let min_memory_mib = parts
+        .next()
+        .map(|m| m.parse().map_err(|_| bad()))
+        .transpose()?
+        .unwrap_or(0);
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(GpuRequirement {
+        model: (!model.is_empty() && model != "any").then(|| model.to_string()),
+        min_count,
+        min_memory_mib,
+    })
+}
+
+/// The unit argument lines of `path`: exactly `units` lines.
+fn read_unit_args(path: &Path, units: u32) -> Result<Vec<String>, CliError> {
+    let bytes = read_file(path, MAX_UNIT_ARGS_FILE_BYTES, "unit arguments")?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CliError::Invalid(format!("unit arguments {} are not UTF-8", path.display()))
+    })?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    if lines.len() != units as usize {
+        return Err(CliError::Invalid(format!(
+            "unit arguments {} hold {} lines for {units} units: give exactly one line per unit",
+            path.display(),
+            lines.len()
+        )));
+    }
+    if let Some((i, _)) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.len() > MAX_UNIT_ARGS_LEN)
+    {
+        return Err(CliError::Invalid(format!(
+            "line {} of {} is over {MAX_UNIT_ARGS_LEN} bytes",
+            i + 1,
+            path.display()
+        )));
+    }
+    Ok(lines)
+}
+
+/// The name an input file gets under /in.
+fn input_name(path: &Path) -> Result<String, CliError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let valid = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= MAX_INPUT_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !valid {
+        return Err(CliError::Invalid(format!(
+            "input {}: file names must be 1 to {MAX_INPUT_NAME_LEN} of a-z A-Z 0-9 . _ -",
+            path.display()
+        )));
+    }
+    Ok(name)
+}
+
+/// What `--app` names.
+enum AppSource {
+    Hash(Hash32),
+    File(PathBuf),
+}
+
+fn app_source(text: &str) -> Result<AppSource, CliError> {
+    let path = PathBuf::from(text);
+    if path.is_file() {
+        return Ok(AppSource::File(path));
+    }
+    match wire::hash32_from_hex(text) {
+        Some(hash) => Ok(AppSource::Hash(hash)),
+        None => Err(CliError::Invalid(format!(
+            "--app {text:?} is neither a file nor a 64-character hex module hash"
+        ))),
+    }
+}
+
+/// Everything about a submission that can be checked without the node.
+struct Prepared {
+    app: AppSource,
+    requirements: Requirements,
+    max_price: Amount,
+    inputs: Vec<(String, PathBuf)>,
+    unit_args: Vec<String>,
+}
+
+fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
+    if args.units == 0 || args.units > MAX_JOB_UNITS {
+        return Err(CliError::Invalid(format!(
+            "--units must be 1 to {MAX_JOB_UNITS}, not {}",
+            args.units
+        )));
+    }
+    if args.trust == 0 || args.trust > MAX_TRUST {
+        return Err(CliError::Invalid(format!(
+            "--trust must be 1 to {MAX_TRUST}, not {}",
+            args.trust
+        )));
+    }
+    let max_price = Amount::parse_exo(&args.max_price)?;
+    if max_price == Amount::ZERO {
+        return Err(CliError::ZeroAmount);
+    }
+    let requirements = Requirements {
+        min_cores: args.cores,
+        min_memory_mib: args.memory_mib,
+        min_cpu_score: 0,
+        gpu: args.gpu.as_deref().map(parse_gpu_requirement).transpose()?,
+        class: args.class.as_deref().map(parse_class).transpose()?,
+        region: args.region.clone(),
+        runtime: Runtime::Wasm32Wasip1,
+        fuel_limit: args.fuel_limit,
+        min_reputation: 0,
+    };
+    requirements
+        .validate()
+        .map_err(|e| CliError::Invalid(format!("invalid requirements: {e}")))?;
+    if args.inputs.len() > MAX_JOB_INPUTS {
+        return Err(CliError::Invalid(format!(
+            "a job takes at most {MAX_JOB_INPUTS} inputs, not {}",
+            args.inputs.len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(args.inputs.len());
+    for path in &args.inputs {
+        let name = input_name(path)?;
+        if inputs.iter().any(|(n, _)| *n == name) {
+            return Err(CliError::Invalid(format!(
+                "two inputs are named {name:?}: input names must differ"
+            )));
+        }
+        inputs.push((name, path.clone()));
+    }
+    let unit_args = args
+        .unit_args
+        .as_deref()
+        .map(|p| read_unit_args(p, args.units))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Prepared {
+        app: app_source(&args.app)?,
+        requirements,
+        max_price,
+        inputs,
+        unit_args,
+    })
+}
+
+/// The app's module hash: uploads the file and publishes it (royalty 0, named after the
+/// file) if no app has it yet.
+async fn ensure_app(
+    client: &Client,
+    key: &exo_types::PrivateKey,
+    options: &tx::TxOptions,
+    app: &AppSource,
+) -> Result<(Hash32, Option<Value>), CliError> {
+    match app {
+        AppSource::Hash(hash) => {
+            if client.app(hash).await?.is_none() {
+                return Err(CliError::NotFound(format!(
+                    "no app is published with module {}",
+                    hex::encode(hash)
+                )));
+            }
+            Ok((*hash, None))
+        }
+        AppSource::File(path) => {
+            let module = read_file(path, MAX_MODULE_BYTES, "module")?;
+            let hash = exo_client::blob_hash(&module);
+            if client.app(&hash).await?.is_some() {
+                // Providers fetch the module from the blob store: make sure this node has it.
+                client.put_blob(module).await?;
+                return Ok((hash, None));
+            }
+            let name: String = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("app")
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(exo_types::MAX_APP_NAME_LEN)
+                .collect();
+            let name = if name.is_empty() { "app".into() } else { name };
+            check_app_text("name", &name)?;
+            let options = tx::TxOptions {
+                nonce: None,
+                wait: true,
+                ..options.clone()
+            };
+            let (hash, report) =
+                upload_and_publish(client, key, &options, module, &name, "1", Amount::ZERO).await?;
+            if !report.success {
+                // Someone published the same module meanwhile: that is as good.
+                if client.app(&hash).await?.is_none() {
+                    return Err(CliError::Other(format!(
+                        "publishing the app failed: {}",
+                        report.text
+                    )));
+                }
+            }
+            Ok((hash, Some(report.json)))
+        }
+    }
+}
+
+/// `exo job submit`.
+pub async fn submit(
+    client: &Client,
+    args: &SubmitArgs,
+    show_progress: bool,
+) -> Result<Report, CliError> {
+    let prepared = prepare(args)?;
+    let (key, options) = args.tx.load()?;
+    let (app, published) = ensure_app(client, &key, &options, &prepared.app).await?;
+    let mut inputs = Vec::with_capacity(prepared.inputs.len());
+    for (name, path) in &prepared.inputs {
+        let bytes = read_file(path, MAX_INPUT_BYTES, "input")?;
+        let size = bytes.len() as u64;
+        let hash = client.put_blob(bytes).await?;
+        inputs.push(InputRef {
+            name: name.clone(),
+            hash,
+            size,
+        });
+    }
+    let spec = JobSpec {
+        app,
+        inputs,
+        unit_args: prepared.unit_args,
+        units: args.units,
+        requirements: prepared.requirements,
+        max_price_per_unit: prepared.max_price,
+        trust: args.trust,
+    };
+    // The job id is known only once the transaction is in a block: always wait for it.
+    let options = tx::TxOptions {
+        wait: true,
+        nonce: if published.is_some() {
+            None
+        } else {
+            options.nonce
+        },
+        ..options
+    };
+    let sent = tx::send(client, &key, Action::SubmitJob(Box::new(spec)), &options).await?;
+    let mut fields = json!({ "app": hex::encode(app), "units": args.units });
+    if let Some(published) = published {
+        fields["published"] = published;
+    }
+    let mut report = tx::report(&sent, fields, "submitted");
+    if !sent.ok() {
+        return Ok(report);
+    }
+    let height = sent.height().unwrap_or_default();
+    let id = find_job(client, &sent.sender, height, &app, args.units).await?;
+    report.json["job_id"] = json!(id);
+    report.text = format!("job {id}\n{}", report.text);
+    if args.wait {
+        let job = follow(
+            client,
+            id,
+            show_progress,
+            Duration::from_secs(args.wait_timeout),
+        )
+        .await?;
+        report.json["job"] =
+            serde_json::to_value(&job).map_err(|e| CliError::Other(e.to_string()))?;
+        report.text.push('\n');
+        report.text.push_str(&job_summary(&job));
+    }
+    Ok(report)
+}
+
+/// The id of the job `requester` submitted at `height` for `app` with `units` units. Jobs are
+/// numbered in order, so the node finds it by scanning down from the newest.
+async fn find_job(
+    client: &Client,
+    requester: &exo_types::Address,
+    height: u64,
+    app: &Hash32,
+    units: u32,
+) -> Result<u64, CliError> {
+    client
+        .jobs_since(requester, height)
+        .await?
+        .iter()
+        .filter(|j| j.submitted_height == height && j.app == *app && j.unit_count == units)
+        .map(|j| j.id)
+        .min()
+        .ok_or_else(|| {
+            CliError::Other(format!(
+                "the job was submitted in block {height}, but the node lists no such job"
+            ))
+        })
+}
+
+/// Polls a job until it is finished, drawing a progress bar when asked.
+async fn follow(
+    client: &Client,
+    id: u64,
+    show_progress: bool,
+    timeout: Duration,
+) -> Result<wire::Job, CliError> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let start = tokio::time::Instant::now();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if show_progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("job {prefix} [{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(id.to_string());
+    loop {
+        let job = client
+            .job_page(id, 0, Some(1))
+            .await?
+            .ok_or_else(|| CliError::NotFound(format!("job {id} does not exist")))?;
+        let c = job.counts;
+        bar.set_length(u64::from(job.unit_count));
+        bar.set_position(u64::from(c.accepted) + u64::from(c.failed));
+        bar.set_message(format!(
+            "waiting {} running {} accepted {} failed {}",
+            c.waiting, c.running, c.accepted, c.failed
+        ));
+        if job.is_finished() {
+            bar.finish();
+            return Ok(job);
+        }
+        if start.elapsed() >= timeout {
+            bar.abandon();
+            return Err(CliError::Other(format!(
+                "job {id} is still {} after {} s (waiting {}, running {}, accepted {}, failed {})",
+                job.state,
+                timeout.as_secs(),
+                c.waiting,
+                c.running,
+                c.accepted,
+                c.failed
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The accounts and counts of a job, for people.
+fn job_summary(job: &wire::Job) -> String {
+    let a = &job.accounts;
+    let c = &job.counts;
+    let mut text = format!(
+        "job {} {}: {} units, waiting {}, running {}, accepted {}, failed {}\nescrowed {} EXO: paid {} EXO to {} providers, royalties {}, fees {}, refunded {}, held {}",
+        job.id,
+        job.state,
+        job.unit_count,
+        c.waiting,
+        c.running,
+        c.accepted,
+        c.failed,
+        a.escrowed.to_exo_string(),
+        a.paid_total.to_exo_string(),
+        a.paid.len(),
+        a.royalties.to_exo_string(),
+        a.fees.to_exo_string(),
+        a.refunded.to_exo_string(),
+        a.held.to_exo_string(),
+    );
+    if let Some(reason) = &job.wait_reason
+        && c.waiting > 0
+    {
+        text.push_str(&format!("\nwaiting because: {reason}"));
+    }
+    text
+}
+
+fn unit_line(unit: &wire::UnitView) -> String {
+    let mut line = format!("unit {}: {}", unit.unit, unit.state);
+    if let Some(reason) = &unit.reason {
+        line.push_str(&format!(" ({reason})"));
+    }
+    if !unit.replicas.is_empty() {
+        let replicas: Vec<String> = unit
+            .replicas
+            .iter()
+            .map(|r| format!("{}@provider {} {}", r.index, r.provider, r.status))
+            .collect();
+        line.push_str(&format!(" replicas [{}]", replicas.join(", ")));
+    }
+    if let (Some(digest), Some(fuel)) = (unit.accepted_digest, unit.accepted_fuel) {
+        line.push_str(&format!(" digest {} fuel {fuel}", hex::encode(digest)));
+    }
+    line
+}
+
+/// `exo job status ID`.
+pub async fn status(client: &Client, id: u64) -> Result<Report, CliError> {
+    let job = client
+        .job(id)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("job {id} does not exist")))?;
+    let mut text = job_summary(&job);
+    for unit in &job.units {
+        text.push('\n');
+        text.push_str(&unit_line(unit));
+    }
+    let json = serde_json::to_value(&job).map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(Report::ok(text, json))
+}
+
+/// `exo job cancel ID`.
+pub async fn cancel(client: &Client, args: &CancelArgs) -> Result<Report, CliError> {
+    let (key, options) = args.tx.load()?;
+    let sent = tx::send(client, &key, Action::CancelJob { job: args.id }, &options).await?;
+    Ok(tx::report(&sent, json!({ "job_id": args.id }), "cancelled"))
+}
+
+/// Writes one unit's outputs under `dir`: `stdout`, `outcome` and `out/<paths>`.
+fn write_unit(dir: &Path, archive: &Archive) -> Result<(), CliError> {
+    let io = |path: &Path, e: std::io::Error| {
+        CliError::Other(format!("cannot write {}: {e}", path.display()))
+    };
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    // Paths were checked by unpack: relative, without `..`, so they stay inside `out`.
+    for d in &archive.dirs {
+        let path = out.join(d);
+        std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
+    }
+    for (name, bytes) in &archive.files {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+    }
+    let stdout = dir.join("stdout");
+    std::fs::write(&stdout, &archive.stdout).map_err(|e| io(&stdout, e))?;
+    let outcome = dir.join("outcome");
+    std::fs::write(&outcome, format!("{}\n", archive.outcome)).map_err(|e| io(&outcome, e))
+}
+
+/// `exo job results ID --out DIR`.
+pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliError> {
+    let mut sources = vec![client.clone()];
+    for url in &args.sources {
+        sources.push(Client::new(url)?);
+    }
+    let job = client
+        .job(args.id)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("job {} does not exist", args.id)))?;
+    let mut fetched = Vec::new();
+    let mut missing = Vec::new();
+    for unit in &job.units {
+        let Some(digest) = unit.accepted_digest else {
+            continue;
+        };
+        let mut last_error = None;
+        let mut archive = None;
+        for source in &sources {
+            match source.fetch_outputs(job.id, unit.unit, &digest).await {
+                Ok(found) => {
+                    archive = Some(found);
+                    break;
+                }
+                Err(err) => last_error = Some(format!("{}: {err}", source.url())),
+            }
+        }
+        match archive {
+            Some(archive) => {
+                let dir = args.out.join(format!("unit-{}", unit.unit));
+                write_unit(&dir, &archive)?;
+                fetched.push(json!({
+                    "unit": unit.unit,
+                    "dir": dir.display().to_string(),
+                    "digest": hex::encode(digest),
+                    "outcome": archive.outcome,
+                    "files": archive.files.len(),
+                }));
+            }
+            None => missing.push(json!({
+                "unit": unit.unit,
+                "error": last_error.unwrap_or_default(),
+            })),
+        }
+    }
+    let text = format!(
+        "job {}: outputs of {} accepted units written to {}{}",
+        job.id,
+        fetched.len(),
+        args.out.display(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} accepted units have no outputs on the nodes asked",
+                missing.len()
+            )
+        }
+    );
+    let success = missing.is_empty();
+    if !success && fetched.is_empty() {
+        return Err(CliError::NotFound(format!(
+            "no outputs of job {} were found on the nodes asked ({})",
+            job.id,
+            missing
+                .first()
+                .and_then(|m| m["error"].as_str())
+                .unwrap_or("no accepted units")
+        )));
+    }
+    Ok(Report {
+        text,
+        json: json!({ "job_id": job.id, "units": fetched, "missing": missing }),
+        success,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_requirements_parse() {
+        let gpu = parse_gpu_requirement("rtx4090").unwrap();
+        assert_eq!(gpu.model.as_deref(), Some("rtx4090"));
+        assert_eq!((gpu.min_count, gpu.min_memory_mib), (1, 0));
+        let gpu = parse_gpu_requirement("any:2:8192").unwrap();
+        assert_eq!(
+            (gpu.model, gpu.min_count, gpu.min_memory_mib),
+            (None, 2, 8192)
+        );
+        assert!(parse_gpu_requirement("a:b").is_err());
+    }
+
+    #[test]
+    fn unit_args_need_one_line_per_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("args");
+        std::fs::write(&path, "a b\nc\n").unwrap();
+        assert_eq!(read_unit_args(&path, 2).unwrap(), vec!["a b", "c"]);
+        let err = read_unit_args(&path, 3).unwrap_err();
+        assert!(err.to_string().contains("2 lines for 3 units"), "{err}");
+    }
+
+    #[test]
+    fn input_names_are_plain() {
+        assert_eq!(input_name(Path::new("/tmp/data.csv")).unwrap(), "data.csv");
+        assert!(input_name(Path::new("/tmp/a b")).is_err());
+    }
+}

@@ -1,0 +1,393 @@
+//! End to end over real sockets on 127.0.0.1: the `exo` binary runs a devnet of four
+//! validator processes, and the tests drive it through the same binary and the client.
+//!
+//! The two tests share the machine's cores, so they take turns. Every process they start is
+//! stopped when a test ends, whether it passes or panics.
+
+#![allow(clippy::unwrap_used)]
+
+use commonware_cryptography::Signer as _;
+use exo_client::{Client, ClientError, keyfile, wire};
+use exo_types::{Action, Amount, SignedTx, UnsignedTx};
+use serde_json::Value;
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+const EXO: &str = env!("CARGO_BIN_EXE_exo");
+const VALIDATORS: usize = 4;
+
+/// One test at a time: each runs four validators on two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Ports `base..base + 10`: APIs at `base + i`, p2p at `base + 5 + i`. Derived from the
+/// process id (and `slot`, one per test) so that concurrent runs rarely meet; checked free.
+fn free_ports(slot: u32) -> u16 {
+    let mut base = 20_000 + ((std::process::id() * 2 + slot) % 1_200) * 10;
+    loop {
+        let all_free = (0..10).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok());
+        if all_free {
+            return base as u16;
+        }
+        base = 20_000 + (base - 20_000 + 10) % 12_000;
+    }
+}
+
+/// Processes started by a test: SIGTERM on drop, SIGKILL if they linger, and the same for
+/// the validators a devnet process started (found by process id, never by name).
+#[derive(Default)]
+struct Processes {
+    children: Vec<Child>,
+    grandchildren: Vec<u32>,
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits for `child` to exit, at most `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Child process ids of `pid` (Linux).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                signal(child.id(), "TERM");
+            }
+        }
+        for child in &mut self.children {
+            if wait_exit(child, Duration::from_secs(15)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for pid in &self.grandchildren {
+            // Only if the id still names an `exo` process (ids are reused).
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.contains("exo") {
+                signal(*pid, "KILL");
+            }
+        }
+    }
+}
+
+/// Starts `exo ARGS` with its output in `log`.
+fn spawn(args: &[&str], log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(EXO)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `exo ARGS --json` to completion; returns the exit code and the JSON it printed.
+fn exo(args: &[&str]) -> (i32, Value) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(EXO).args(args).arg("--json").output().unwrap();
+    let text = String::from_utf8_lossy(&stdout);
+    let json = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "exo {args:?} printed no JSON: {text}\n{}",
+            String::from_utf8_lossy(&stderr)
+        )
+    });
+    (status.code().unwrap_or(-1), json)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn clients(api: u16) -> Vec<Client> {
+    (0..VALIDATORS)
+        .map(|i| Client::new(&format!("http://127.0.0.1:{}", api + i as u16)).unwrap())
+        .collect()
+}
+
+/// Waits until every client in `which` reports a finalized height of at least `height`;
+/// returns the lowest height they report.
+async fn wait_height(clients: &[&Client], height: u64, limit: Duration) -> u64 {
+    let start = Instant::now();
+    loop {
+        let mut lowest = u64::MAX;
+        for client in clients {
+            let h = match client.status().await {
+                Ok(status) => status.finalized_height,
+                Err(_) => 0,
+            };
+            lowest = lowest.min(h);
+        }
+        if lowest >= height {
+            return lowest;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "validators did not reach height {height} in {limit:?} (lowest {lowest})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The state root every client reports for finalized block `height`; all must agree.
+async fn common_state_root(clients: &[&Client], height: u64) -> wire::Block {
+    let mut blocks = Vec::new();
+    for client in clients {
+        blocks.push(client.block(height).await.unwrap().expect("block exists"));
+    }
+    for block in &blocks[1..] {
+        assert_eq!(block.digest, blocks[0].digest, "same block at {height}");
+        assert_eq!(
+            block.state_root, blocks[0].state_root,
+            "same state root at {height}"
+        );
+    }
+    blocks.swap_remove(0)
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+#[test]
+fn devnet_serves_transfers_with_one_state_on_every_validator() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let api = free_ports(0);
+    let (api_port, p2p_port) = (api.to_string(), (api + 5).to_string());
+    let mut processes = Processes::default();
+    processes.children.push(spawn(
+        &[
+            "devnet",
+            "--data",
+            data.to_str().unwrap(),
+            "--validators",
+            "4",
+            "--api-port",
+            &api_port,
+            "--p2p-port",
+            &p2p_port,
+        ],
+        &dir.path().join("devnet.log"),
+    ));
+    let rt = runtime();
+    let clients = clients(api);
+    let all: Vec<&Client> = clients.iter().collect();
+    rt.block_on(wait_height(&all, 2, Duration::from_secs(45)));
+    processes.grandchildren = children_of(processes.children[0].id());
+    assert_eq!(processes.grandchildren.len(), VALIDATORS);
+
+    // A new account receives 12.5 EXO from the faucet.
+    let alice_key = path(dir.path(), "alice.key");
+    let (code, key) = exo(&["key", "new", "--out", &alice_key]);
+    assert_eq!(code, 0);
+    let alice = key["address"].as_str().unwrap().to_string();
+    let faucet_key = path(&data, "faucet.key");
+    let node0 = format!("http://127.0.0.1:{api}");
+    let (code, receipt) = exo(&[
+        "--node",
+        &node0,
+        "account",
+        "transfer",
+        "--key",
+        &faucet_key,
+        "--to",
+        &alice,
+        "--amount",
+        "12.5",
+        "--wait",
+    ]);
+    assert_eq!(code, 0, "{receipt}");
+    assert_eq!(receipt["status"], "ok");
+    let transfer_height = receipt["height"].as_u64().unwrap();
+
+    // Every validator's API agrees on the balance and, at one finalized height, on the state.
+    let height = rt.block_on(wait_height(&all, transfer_height, Duration::from_secs(20)));
+    for client in &clients {
+        let (code, balance) = exo(&["--node", client.url(), "account", "balance", &alice]);
+        assert_eq!(code, 0);
+        assert_eq!(balance["balance_exo"], "12.5", "{}", client.url());
+    }
+    let block = rt.block_on(common_state_root(&all, height));
+    assert_eq!(block.height, height);
+
+    // A transfer of more than the balance is finalized as rejected, with its reason.
+    let (code, rejected) = exo(&[
+        "--node",
+        clients[1].url(),
+        "account",
+        "transfer",
+        "--key",
+        &alice_key,
+        "--to",
+        &alice,
+        "--amount",
+        "1000",
+        "--wait",
+    ]);
+    assert_eq!(code, 3, "{rejected}");
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["reason"]["code"], "insufficient_funds");
+
+    // Transactions for another chain or with a bad signature never reach the mempool.
+    let faucet = keyfile::read(Path::new(&faucet_key)).unwrap();
+    let status = rt.block_on(clients[2].status()).unwrap();
+    let unsigned = |chain_id: &str| UnsignedTx {
+        chain_id: chain_id.to_string(),
+        sender: faucet.public_key(),
+        nonce: 1,
+        fee: status.min_fee,
+        action: Action::Transfer {
+            to: faucet.public_key(),
+            amount: Amount::from_exo(1),
+        },
+    };
+    let wrong_chain = unsigned("another-chain").sign(&faucet);
+    let mut forged = unsigned(&status.chain_id).sign(&faucet);
+    forged.signature = unsigned(&status.chain_id)
+        .sign(&keyfile::generate())
+        .signature;
+    for (tx, expected) in [(wrong_chain, "wrong_chain"), (forged, "bad_signature")] {
+        let tx: SignedTx = tx;
+        match rt.block_on(clients[2].submit(&tx)) {
+            Err(ClientError::Api { status, code, .. }) => {
+                assert!((400..500).contains(&status), "{expected}: {status}");
+                assert_eq!(code, expected);
+            }
+            other => panic!("{expected}: {other:?}"),
+        }
+    }
+
+    // SIGTERM stops the devnet and its validators cleanly.
+    let mut devnet = processes.children.remove(0);
+    signal(devnet.id(), "TERM");
+    let status = wait_exit(&mut devnet, Duration::from_secs(20)).expect("devnet exits");
+    assert!(status.success(), "devnet exit: {status}");
+    for pid in &processes.grandchildren {
+        assert!(
+            !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .unwrap_or_default()
+                    .is_empty(),
+            "validator {pid} outlived the devnet"
+        );
+    }
+    println!("devnet end to end took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_stopped_validator_restarts_and_catches_up() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let api = free_ports(1);
+    let (code, layout) = exo(&[
+        "devnet",
+        "--init-only",
+        "--data",
+        data.to_str().unwrap(),
+        "--api-port",
+        &api.to_string(),
+        "--p2p-port",
+        &(api + 5).to_string(),
+    ]);
+    assert_eq!(code, 0, "{layout}");
+    let configs: Vec<PathBuf> = (0..VALIDATORS)
+        .map(|i| data.join(format!("node-{i}")).join("config.toml"))
+        .collect();
+    let start_node = |i: usize, run: usize| {
+        spawn(
+            &["node", "--config", configs[i].to_str().unwrap()],
+            &dir.path().join(format!("node-{i}-{run}.log")),
+        )
+    };
+    let mut processes = Processes::default();
+    for i in 0..VALIDATORS {
+        processes.children.push(start_node(i, 0));
+    }
+    let rt = runtime();
+    let clients = clients(api);
+    let all: Vec<&Client> = clients.iter().collect();
+    let others: Vec<&Client> = clients[..3].iter().collect();
+    rt.block_on(wait_height(&all, 2, Duration::from_secs(45)));
+
+    // Validator 3 stops cleanly on SIGTERM.
+    signal(processes.children[3].id(), "TERM");
+    let status = wait_exit(&mut processes.children[3], Duration::from_secs(15)).expect("exits");
+    assert!(status.success(), "node exit: {status}");
+
+    // The other three keep finalizing, and state changes while validator 3 is away.
+    let bob_key = path(dir.path(), "bob.key");
+    let (_, key) = exo(&["key", "new", "--out", &bob_key]);
+    let bob = key["address"].as_str().unwrap().to_string();
+    let (code, receipt) = exo(&[
+        "--node",
+        clients[0].url(),
+        "account",
+        "transfer",
+        "--key",
+        &path(&data, "faucet.key"),
+        "--to",
+        &bob,
+        "--amount",
+        "3",
+        "--wait",
+    ]);
+    assert_eq!(code, 0, "{receipt}");
+    let down_at = rt.block_on(clients[0].status()).unwrap().finalized_height;
+    rt.block_on(wait_height(&others, down_at + 30, Duration::from_secs(30)));
+
+    // Restarted, it replays what it missed and agrees on the state.
+    processes.children[3] = start_node(3, 1);
+    let target = rt.block_on(clients[0].status()).unwrap().finalized_height;
+    rt.block_on(wait_height(&all, target, Duration::from_secs(40)));
+    rt.block_on(common_state_root(&all, target));
+    let (code, balance) = exo(&["--node", clients[3].url(), "account", "balance", &bob]);
+    assert_eq!(code, 0);
+    assert_eq!(balance["balance_exo"], "3");
+    println!("restart and catch-up took {:?}", started.elapsed());
+}

@@ -1,0 +1,549 @@
+//! The compute market in the ledger: providers, offers, jobs, matching, commit-reveal,
+//! acceptance, slashing and settlement, executed block by block on an in-memory chain.
+
+use commonware_cryptography::Signer;
+use exo_ledger::{
+    Genesis, GenesisAccount, MemoryChain, Params, Receipt, Refusal, Rejection, Tag, TxStatus,
+    compute::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+    unit_key,
+};
+use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
+use exo_types::{
+    Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
+    UnsignedTx, address_to_hex, result_commitment,
+};
+use std::collections::BTreeMap;
+
+const CHAIN: &str = "exo-test";
+const REQUESTER: u64 = 1;
+const DEVELOPER: u64 = 2;
+const PROPOSER: u64 = 9;
+const PROVIDERS: [u64; 3] = [11, 12, 13];
+const APP: Hash32 = [7u8; 32];
+const FUEL_LIMIT: u64 = 2_000_000_000;
+
+fn key(i: u64) -> PrivateKey {
+    PrivateKey::from_seed(i)
+}
+
+fn addr(i: u64) -> Address {
+    key(i).public_key()
+}
+
+fn resources(cores: u32) -> Resources {
+    Resources {
+        cores,
+        cpu_score: 1_000_000_000,
+        memory_mib: 8_192,
+        gpu: None,
+        class: DeviceClass::Pc,
+        region: "eu-west".into(),
+        runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
+        max_unit_fuel: 1_000_000_000_000,
+    }
+}
+
+fn requirements() -> Requirements {
+    Requirements {
+        min_cores: 1,
+        min_memory_mib: 512,
+        min_cpu_score: 0,
+        gpu: None,
+        class: None,
+        region: None,
+        runtime: Runtime::Wasm32Wasip1,
+        fuel_limit: FUEL_LIMIT,
+        min_reputation: 0,
+    }
+}
+
+fn spec(units: u32, trust: u8) -> JobSpec {
+    JobSpec {
+        app: APP,
+        inputs: Vec::new(),
+        unit_args: Vec::new(),
+        units,
+        requirements: requirements(),
+        max_price_per_unit: Amount::from_exo(2),
+        trust,
+    }
+}
+
+/// The honest result of a unit.
+fn truth(job: u64, unit: u32) -> (Hash32, u64) {
+    let mut digest = [0u8; 32];
+    digest[..8].copy_from_slice(&job.to_be_bytes());
+    digest[8..12].copy_from_slice(&unit.to_be_bytes());
+    (digest, 1_500_000_000)
+}
+
+struct Market {
+    chain: MemoryChain,
+    nonces: BTreeMap<u64, u64>,
+}
+
+impl Market {
+    fn new(params: Params) -> Self {
+        let mut accounts: Vec<GenesisAccount> = [REQUESTER, DEVELOPER]
+            .into_iter()
+            .chain(PROVIDERS)
+            .map(|i| GenesisAccount {
+                address: address_to_hex(&addr(i)),
+                balance: Amount::from_exo(1_000_000),
+            })
+            .collect();
+        accounts.sort_by(|a, b| a.address.cmp(&b.address));
+        let genesis = Genesis {
+            chain_id: CHAIN.into(),
+            params,
+            accounts,
+            validators: vec![address_to_hex(&addr(PROPOSER))],
+        };
+        Self {
+            chain: MemoryChain::new(genesis),
+            nonces: BTreeMap::new(),
+        }
+    }
+
+    fn tx(&mut self, from: u64, action: Action) -> SignedTx {
+        let nonce = self.nonces.entry(from).or_insert(0);
+        let tx = UnsignedTx {
+            chain_id: CHAIN.into(),
+            sender: addr(from),
+            nonce: *nonce,
+            fee: Amount(1_000),
+            action,
+        }
+        .sign(&key(from));
+        *nonce += 1;
+        tx
+    }
+
+    fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxStatus> {
+        self.chain
+            .execute_block(&addr(PROPOSER), &txs)
+            .into_iter()
+            .map(|r: Option<Receipt>| r.expect("fresh transaction").status)
+            .collect()
+    }
+
+    fn ok(&mut self, txs: Vec<SignedTx>) {
+        for status in self.block(txs) {
+            assert_eq!(status, TxStatus::Ok);
+        }
+    }
+
+    fn job(&self, id: u64) -> Job {
+        self.chain.get(&Tag::Job.key_u64(id)).expect("job")
+    }
+
+    fn unit(&self, job: u64, unit: u32) -> Unit {
+        self.chain.get(&unit_key(job, unit)).expect("unit")
+    }
+
+    fn provider(&self, id: u64) -> Provider {
+        self.chain
+            .get(&Tag::Provider.key_u64(id))
+            .expect("provider")
+    }
+
+    fn work(&self, provider: u64) -> Vec<(u64, u32, u32)> {
+        self.chain
+            .get::<WorkList>(&Tag::Work.key_u64(provider))
+            .map(|w| w.0)
+            .unwrap_or_default()
+    }
+
+    /// Every token: balances, provider bonds, job escrow still held. Burnt slashes are gone
+    /// from the supply, so this must equal the supply in the chain's metadata.
+    fn tokens(&self) -> (u128, u128) {
+        let entries = &self.chain.store.entries;
+        let mut total = 0u128;
+        for (key, value) in entries {
+            match key[0] {
+                1 => {
+                    total += exo_ledger::decode_account(value)
+                        .expect("account")
+                        .balance
+                        .0
+                }
+                5 => {
+                    let p =
+                        <Provider as exo_ledger::compute::Record>::from_bytes(value).expect("p");
+                    total += p.bond.0;
+                }
+                8 => {
+                    let j = <Job as exo_ledger::compute::Record>::from_bytes(value).expect("job");
+                    total += j.accounts.held.0;
+                }
+                _ => {}
+            }
+        }
+        let supply = entries
+            .get(&exo_ledger::chain_meta_key())
+            .and_then(|b| exo_ledger::decode_meta(b))
+            .expect("meta")
+            .supply
+            .0;
+        (total, supply)
+    }
+
+    /// Publishes the app and registers `providers` with one offer each.
+    fn setup(&mut self, providers: &[u64]) {
+        let mut txs = vec![self.tx(
+            DEVELOPER,
+            Action::PublishApp {
+                module_hash: APP,
+                name: "render".into(),
+                version: "1.0".into(),
+                royalty_per_unit: Amount(10_000_000),
+            },
+        )];
+        for p in providers {
+            txs.push(self.tx(
+                *p,
+                Action::RegisterProvider {
+                    resources: resources(8),
+                    bond: Amount::from_exo(100),
+                },
+            ));
+            txs.push(self.tx(
+                *p,
+                Action::PostOffer {
+                    slots: 8,
+                    price_per_unit: Amount::from_exo(1),
+                    expiry_height: 10_000,
+                },
+            ));
+        }
+        self.ok(txs);
+    }
+
+    fn commit(&mut self, provider: u64, result: (Hash32, u64), job: u64, unit: u32) -> SignedTx {
+        let replica = self
+            .unit(job, unit)
+            .replicas
+            .iter()
+            .find(|r| r.provider == self.provider_id(provider))
+            .expect("replica")
+            .index;
+        let salt = [provider as u8; 32];
+        self.tx(
+            provider,
+            Action::CommitResults(vec![ResultCommit {
+                job,
+                unit,
+                replica,
+                commitment: result_commitment(&result.0, result.1, &salt, &addr(provider)),
+            }]),
+        )
+    }
+
+    fn reveal(&mut self, provider: u64, result: (Hash32, u64), job: u64, unit: u32) -> SignedTx {
+        let replica = self
+            .unit(job, unit)
+            .replicas
+            .iter()
+            .find(|r| r.provider == self.provider_id(provider))
+            .expect("replica")
+            .index;
+        self.tx(
+            provider,
+            Action::RevealResults(vec![ResultReveal {
+                job,
+                unit,
+                replica,
+                digest: result.0,
+                fuel: result.1,
+                salt: [provider as u8; 32],
+            }]),
+        )
+    }
+
+    fn provider_id(&self, account: u64) -> u64 {
+        PROVIDERS
+            .iter()
+            .position(|p| *p == account)
+            .expect("provider") as u64
+    }
+}
+
+fn refused(status: &TxStatus) -> Refusal {
+    match status {
+        TxStatus::Rejected(Rejection::Refused { refusal, .. }) => *refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_job_runs_from_submission_to_payment_token_for_token() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let requester_before = m.chain.account(&addr(REQUESTER)).balance;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 2))));
+    m.ok(vec![tx]);
+    // Matched in the block that carried it: one replica per unit, weight 1 < trust 2, so each
+    // unit asks for a second replica, matched in the next block on the other provider.
+    let job = m.job(0);
+    assert_eq!(job.running, vec![0, 1, 2]);
+    m.ok(vec![]);
+    for unit in 0..3 {
+        let replicas = m.unit(0, unit).replicas;
+        assert_eq!(replicas.len(), 2);
+        assert_ne!(replicas[0].provider, replicas[1].provider);
+    }
+    assert_eq!(m.work(0).len(), 3);
+    assert_eq!(m.work(1).len(), 3);
+
+    let mut commits = Vec::new();
+    for unit in 0..3 {
+        for p in &PROVIDERS[..2] {
+            commits.push(m.commit(*p, truth(0, unit), 0, unit));
+        }
+    }
+    m.ok(commits);
+    assert!(m.unit(0, 0).reveal_deadline.is_some());
+    let mut reveals = Vec::new();
+    for unit in 0..3 {
+        for p in &PROVIDERS[..2] {
+            reveals.push(m.reveal(*p, truth(0, unit), 0, unit));
+        }
+    }
+    m.ok(reveals);
+
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.accepted, 3);
+    for unit in 0..3 {
+        let unit = m.unit(0, unit);
+        assert_eq!(unit.state, UnitState::Accepted);
+        assert_eq!(unit.accepted, Some(truth(0, unit.unit)));
+        assert!(
+            unit.replicas
+                .iter()
+                .all(|r| r.status == ReplicaStatus::Agreed)
+        );
+    }
+    // 1.5e9 fuel at 1 EXO per 1e9 fuel: 1.5 EXO per replica, 6 replicas.
+    let accounts = &job.accounts;
+    assert_eq!(accounts.paid_total(), Amount(9_000_000_000));
+    assert_eq!(accounts.royalties, Amount(3 * 15_000_000));
+    assert_eq!(accounts.held, Amount::ZERO);
+    assert_eq!(
+        accounts.escrowed.0,
+        accounts.paid_total().0 + accounts.royalties.0 + accounts.fees.0 + accounts.refunded.0
+    );
+    let requester_after = m.chain.account(&addr(REQUESTER)).balance;
+    let spent = requester_before.0 - requester_after.0;
+    assert_eq!(
+        spent,
+        accounts.paid_total().0 + accounts.royalties.0 + accounts.fees.0 + 1_000
+    );
+    assert!(m.work(0).is_empty() && m.work(1).is_empty());
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    m.ok(vec![]);
+    let holders: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
+    let (honest, liar) = (
+        PROVIDERS[holders[0] as usize],
+        PROVIDERS[holders[1] as usize],
+    );
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let commits = vec![
+        m.commit(honest, truth(0, 0), 0, 0),
+        m.commit(liar, lie, 0, 0),
+    ];
+    m.ok(commits);
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, lie, 0, 0),
+    ];
+    m.ok(reveals);
+    // One against one: no agreement, a third replica is sought from the third provider.
+    assert_eq!(m.unit(0, 0).state, UnitState::Running);
+    m.ok(vec![]);
+    let third = m.unit(0, 0).replicas.last().expect("third").provider;
+    let third_account = PROVIDERS[third as usize];
+    assert!(third_account != honest && third_account != liar);
+    let commit = m.commit(third_account, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let reveal = m.reveal(third_account, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Accepted);
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    let liar_record = m.provider(holders[1]);
+    assert_eq!(liar_record.invalid, 1);
+    assert!(liar_record.bond < Amount::from_exo(100));
+    assert!(liar_record.reputation < exo_ledger::REPUTATION_START);
+    assert_eq!(m.provider(holders[0]).valid, 1);
+    let (total, supply) = m.tokens();
+    assert_eq!(
+        total, supply,
+        "slashing burns exactly what leaves the supply"
+    );
+}
+
+#[test]
+fn a_requirement_nobody_meets_waits_with_its_reason() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let mut job = spec(2, 1);
+    job.requirements.gpu = Some(GpuRequirement {
+        model: Some("rtx4090".into()),
+        min_count: 1,
+        min_memory_mib: 0,
+    });
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(job)));
+    m.ok(vec![tx]);
+    let job = m.job(0);
+    assert_eq!(job.waiting.len(), 2);
+    let reason = job.wait_reason.expect("a reason");
+    assert!(reason.contains("gpu"), "{reason}");
+}
+
+#[test]
+fn cancelling_refunds_exactly_what_was_not_spent() {
+    let mut m = Market::new(Params::default());
+    m.setup(&[]);
+    let before = m.chain.account(&addr(REQUESTER)).balance;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(4, 2))));
+    m.ok(vec![tx]);
+    let escrowed = m.job(0).accounts.escrowed;
+    assert_eq!(
+        m.chain.account(&addr(REQUESTER)).balance.0,
+        before.0 - escrowed.0 - 1_000
+    );
+    let tx = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![tx]);
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.accounts.refunded, escrowed);
+    assert_eq!(
+        m.chain.account(&addr(REQUESTER)).balance.0,
+        before.0 - 2_000
+    );
+}
+
+#[test]
+fn a_no_show_is_penalised_and_replaced() {
+    let params = Params {
+        commit_window: 3,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..2]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let first = m.unit(0, 0).replicas[0].provider;
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas[0].status, ReplicaStatus::NoShow);
+    let absent = m.provider(first);
+    assert_eq!(absent.missed, 1);
+    assert!(absent.bond < Amount::from_exo(100));
+    m.ok(vec![]);
+    let unit = m.unit(0, 0);
+    let replacement = unit.replicas.last().expect("replacement");
+    assert_ne!(replacement.provider, first);
+    assert_eq!(replacement.status, ReplicaStatus::Assigned);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..1]);
+    let before = m.chain.account(&addr(REQUESTER)).balance;
+    let txs = vec![
+        m.tx(
+            REQUESTER,
+            Action::RegisterProvider {
+                resources: resources(0),
+                bond: Amount::from_exo(100),
+            },
+        ),
+        m.tx(
+            REQUESTER,
+            Action::PostOffer {
+                slots: 1,
+                price_per_unit: Amount(1),
+                expiry_height: 50,
+            },
+        ),
+        m.tx(REQUESTER, Action::CancelOffer { offer: 0 }),
+        m.tx(
+            REQUESTER,
+            Action::SubmitJob(Box::new(JobSpec {
+                app: [1; 32],
+                ..spec(1, 1)
+            })),
+        ),
+        m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(0, 1)))),
+        m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 9)))),
+        m.tx(
+            REQUESTER,
+            Action::SubmitJob(Box::new(JobSpec {
+                max_price_per_unit: Amount::ZERO,
+                ..spec(1, 1)
+            })),
+        ),
+        m.tx(REQUESTER, Action::CancelJob { job: 42 }),
+        m.tx(
+            REQUESTER,
+            Action::RegisterProvider {
+                resources: resources(4),
+                bond: Amount(1),
+            },
+        ),
+    ];
+    let statuses = m.block(txs);
+    assert_eq!(refused(&statuses[0]), Refusal::InvalidResources);
+    assert_eq!(refused(&statuses[1]), Refusal::NotAProvider);
+    assert_eq!(refused(&statuses[2]), Refusal::NotYourOffer);
+    assert_eq!(refused(&statuses[3]), Refusal::UnknownApp);
+    assert_eq!(refused(&statuses[4]), Refusal::InvalidJob);
+    assert_eq!(refused(&statuses[5]), Refusal::InvalidJob);
+    assert_eq!(refused(&statuses[6]), Refusal::InvalidJob);
+    assert_eq!(refused(&statuses[7]), Refusal::UnknownJob);
+    assert_eq!(refused(&statuses[8]), Refusal::BondTooLow);
+    // Every refusal cost its fee and nothing else.
+    let after = m.chain.account(&addr(REQUESTER)).balance;
+    assert_eq!(before.0 - after.0, 9 * 1_000);
+
+    // A job the requester cannot afford is refused as insufficient funds.
+    let mut huge = spec(10_000, 4);
+    huge.max_price_per_unit = Amount::from_exo(100_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(huge)));
+    let statuses = m.block(vec![tx]);
+    assert!(matches!(
+        statuses[0],
+        TxStatus::Rejected(Rejection::InsufficientFunds { .. })
+    ));
+
+    // A reveal that does not open its commitment is refused.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let job = m
+        .chain
+        .get::<exo_ledger::compute::IdList>(&exo_ledger::open_jobs_key())
+        .expect("open")
+        .0[0];
+    let commit = m.commit(PROVIDERS[0], truth(job, 0), job, 0);
+    m.ok(vec![commit]);
+    let bad = m.reveal(PROVIDERS[0], ([3; 32], 5), job, 0);
+    let statuses = m.block(vec![bad]);
+    assert_eq!(refused(&statuses[0]), Refusal::CommitmentMismatch);
+}

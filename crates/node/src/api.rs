@@ -1,0 +1,223 @@
+//! The HTTP API of a running validator: [`exo_api::NodeView`] over the validator handle, and
+//! the server loop that `exo node` runs until SIGINT or SIGTERM.
+
+use crate::{
+    NodeConfig,
+    node::{self, NodeInfo, Validator},
+};
+use anyhow::Context as _;
+use exo_api::{ApiLimits, NodeView, wire};
+use exo_chain::{Block, FinalizedBlock, MempoolError};
+use exo_ledger::Key;
+use exo_types::{SignedTx, TxHash};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tokio::sync::broadcast;
+use tracing::info;
+
+/// Finalized blocks buffered for event subscribers; a slower subscriber loses the oldest.
+pub const EVENT_CAPACITY: usize = 256;
+/// How long open requests (and event streams) get once the node is asked to stop.
+pub const SHUTDOWN_GRACE_MS: u64 = 2_000;
+/// How long a connected-peer count is reused before the metrics are read again.
+const PEERS_TTL: Duration = Duration::from_secs(1);
+
+/// A running validator as the API sees it; clones share it.
+#[derive(Clone)]
+pub struct ValidatorView {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    validator: Arc<Validator>,
+    info: NodeInfo,
+    blocks: broadcast::Sender<FinalizedBlock>,
+    peers: Mutex<Option<(Instant, u64)>>,
+}
+
+impl ValidatorView {
+    /// Bridges the validator's finalized-block hook into a bounded broadcast channel. The hook
+    /// runs on the chain's finalization path, so it only ever does a non-blocking send.
+    pub fn new(validator: Arc<Validator>, info: NodeInfo) -> Self {
+        let (blocks, _) = broadcast::channel(EVENT_CAPACITY);
+        let sink = blocks.clone();
+        validator.events.subscribe(move |block| {
+            // No subscriber is not an error: the block is simply not wanted.
+            let _ = sink.send(block.clone());
+        });
+        Self {
+            inner: Arc::new(Inner {
+                validator,
+                info,
+                blocks,
+                peers: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Connected peers, from the p2p tracker's metrics, reused for a second; the committee
+    /// size minus one if the metric cannot be found.
+    fn peers(&self) -> u64 {
+        let mut cached = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, peers)) = *cached
+            && at.elapsed() < PEERS_TTL
+        {
+            return peers;
+        }
+        let peers = connected_peers(&self.inner.info.metrics.render())
+            .unwrap_or(self.inner.info.validators.saturating_sub(1) as u64);
+        *cached = Some((Instant::now(), peers));
+        peers
+    }
+}
+
+/// Counts the peers in the p2p tracker's `connected` gauge family (one sample per connected
+/// peer, labelled `peer`). `None` when the family is not in `metrics` at all.
+pub fn connected_peers(metrics: &str) -> Option<u64> {
+    let mut family = false;
+    let mut peers = 0;
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            family |= is_connected_family(name);
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let name = line
+            .split(|c: char| c == '{' || c.is_whitespace())
+            .next()
+            .unwrap_or_default();
+        if is_connected_family(name) && line.contains("peer=") {
+            peers += 1;
+        }
+    }
+    family.then_some(peers)
+}
+
+fn is_connected_family(name: &str) -> bool {
+    name.starts_with("p2p_") && name.ends_with("_connected")
+}
+
+impl NodeView for ValidatorView {
+    fn status(&self) -> wire::Status {
+        let status = self.inner.validator.events.status();
+        wire::Status {
+            chain_id: self.inner.info.chain_id.clone(),
+            height: status.proposed_height.max(status.finalized_height),
+            finalized_height: status.finalized_height,
+            epoch: status.epoch,
+            state_root: status.state_root,
+            peers: self.peers(),
+            min_fee: self.inner.info.min_fee,
+        }
+    }
+
+    fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
+        self.inner.validator.submit(tx)
+    }
+
+    fn pending(&self, hash: &TxHash) -> bool {
+        self.inner.validator.mempool.contains(hash)
+    }
+
+    fn state(&self, key: Key) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send {
+        let state = self.inner.validator.state.clone();
+        async move { state.get(&key).await }
+    }
+
+    fn block(&self, height: u64) -> impl Future<Output = Option<Block>> + Send {
+        let blocks = self.inner.validator.blocks.clone();
+        async move { blocks.by_height(height).await }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<FinalizedBlock> {
+        self.inner.blocks.subscribe()
+    }
+
+    fn metrics(&self) -> String {
+        self.inner.info.metrics.render()
+    }
+}
+
+/// Serves the API of `validator` on `info.api_listen` until `shutdown` completes.
+pub async fn serve(
+    validator: Arc<Validator>,
+    info: NodeInfo,
+    limits: ApiLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = info.api_listen;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for the API on {address}"))?;
+    info!(%address, "API listening");
+    exo_api::serve(
+        listener,
+        ValidatorView::new(validator, info),
+        limits,
+        shutdown,
+        SHUTDOWN_GRACE_MS,
+    )
+    .await
+    .context("the API server failed")?;
+    info!("API stopped");
+    Ok(())
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+                    _ = term.recv() => info!("SIGTERM received"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `exo node`: runs the validator of `config` and its API until SIGINT or SIGTERM.
+pub fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+    node::run(config, |validator, info| {
+        serve(validator, info, ApiLimits::default(), shutdown_signal())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connected_peers;
+
+    #[test]
+    fn counts_connected_peers_from_metrics() {
+        let text = "\
+# HELP p2p_tracker_connected Unix timestamp in milliseconds when each connected peer became active.
+# TYPE p2p_tracker_connected gauge
+p2p_tracker_connected{peer=\"aa\"} 1700000000000
+p2p_tracker_connected{peer=\"bb\"} 1700000000001
+# TYPE p2p_tracker_tracked gauge
+p2p_tracker_tracked 3
+";
+        assert_eq!(connected_peers(text), Some(2));
+        assert_eq!(
+            connected_peers("# TYPE p2p_tracker_connected gauge\n"),
+            Some(0)
+        );
+        assert_eq!(connected_peers("runtime_tasks 3\n"), None);
+    }
+}
