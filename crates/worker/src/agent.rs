@@ -3,21 +3,25 @@
 
 use crate::{
     WorkerConfig, WorkerError,
-    api::{CallError, NodeApi, Uploaded, WorkItem},
+    api::{CallError, NodeApi},
     bench::Benchmark,
-    commit::{Misbehave, Sealed, new_salt, parse_hash, unit_seed},
+    commit::{Misbehave, Sealed, new_salt, unit_seed},
     nonce::{NonceCounter, Submitted},
-    outputs::{Archive, pack},
+    outputs::{archive_of, pack},
     store::{ResultRecord, Store, replica_key},
 };
 use commonware_codec::Encode;
 use commonware_cryptography::Signer;
-use exo_client::{Client, ClientError, wire};
+use exo_client::{
+    Client, ClientError, Event,
+    wire::{self, WorkItem},
+};
 use exo_exec::{Sandbox, UnitSpec};
 use exo_types::{
     Action, Address, Amount, Hash32, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal, UnsignedTx,
     exo_market::Resources,
 };
+use futures::StreamExt;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
@@ -172,7 +176,11 @@ impl Agent {
         self.follow_events(provider);
         self.update_idle();
         self.keep_offer().await?;
-        let work = self.api.work(provider).await.map_err(|e| e.to_string())?;
+        let work = self
+            .client
+            .provider_work(provider)
+            .await
+            .map_err(|e| e.to_string())?;
         self.handle_work(&work).await
     }
 
@@ -183,7 +191,7 @@ impl Agent {
         {
             // Once per run: the chain may have been started again from its genesis.
             let found = self
-                .api
+                .client
                 .provider_of(&self.address)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -203,7 +211,7 @@ impl Agent {
         }
         if self.store.state.provider_id.is_none() {
             match self
-                .api
+                .client
                 .provider_of(&self.address)
                 .await
                 .map_err(|e| e.to_string())?
@@ -251,15 +259,28 @@ impl Agent {
         if self.events.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let api = self.api.clone();
+        let client = self.client.clone();
         let tick = self.tick.clone();
         self.events = Some(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(250);
             loop {
-                match api.follow_events(provider, &tick).await {
-                    Ok(()) => {
-                        debug!("event stream ended; reconnecting");
+                match client.events_for(Some(provider)).await {
+                    Ok(stream) => {
                         backoff = Duration::from_millis(250);
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(event) = stream.next().await {
+                            match event {
+                                Ok(Event::Block(_) | Event::Assignment(_)) => {
+                                    // A full channel already holds a tick.
+                                    let _ = tick.try_send(());
+                                }
+                                Ok(_) => {}
+                                Err(err) => {
+                                    debug!("event stream broke: {err}");
+                                    break;
+                                }
+                            }
+                        }
                     }
                     Err(err) => {
                         debug!("event stream: {err}; retrying in {backoff:?}");
@@ -400,22 +421,29 @@ impl Agent {
 
     /// The `copy` misbehaviour: commit another replica's revealed result, if there is one.
     async fn try_copy(&mut self, item: &WorkItem, key: &str) -> Option<ResultCommit> {
-        let revealed = match self.api.revealed(item.job, item.unit).await {
-            Ok(Some(r)) => r,
+        let job = match self.client.job_page(item.job, item.unit, Some(1)).await {
+            Ok(Some(job)) => job,
             Ok(None) => return None,
             Err(err) => {
                 debug!(%key, "cannot read the unit's replicas: {err}");
                 return None;
             }
         };
-        let other = revealed.into_iter().find(|r| r.replica != item.replica)?;
-        info!(%key, from = other.replica, "copying another replica's revealed result");
+        let unit = job.units.into_iter().find(|u| u.unit == item.unit)?;
+        let (other, digest, fuel) = unit.replicas.iter().find_map(|r| {
+            (r.index != item.replica).then_some(()).and(Some((
+                r.index,
+                r.revealed_digest?,
+                r.revealed_fuel?,
+            )))
+        })?;
+        info!(%key, from = other, "copying another replica's revealed result");
         let sealed = Sealed {
             job: item.job,
             unit: item.unit,
             replica: item.replica,
-            digest: other.digest,
-            fuel: other.fuel,
+            digest,
+            fuel,
             salt: new_salt(),
         };
         let commit = sealed.commit(&self.address);
@@ -538,15 +566,30 @@ impl Agent {
                 }
                 continue;
             };
-            match self.api.put_outputs(job, unit, bytes).await {
-                Ok(Uploaded::Outputs) => info!(%key, "outputs uploaded"),
-                Ok(Uploaded::Blob) => info!(
-                    %key,
-                    hash = %hex::encode(hash),
-                    "the node has no outputs route: outputs stored as a blob"
-                ),
+            let stored = match self.client.put_blob(bytes).await {
+                Ok(stored) => stored,
                 Err(err) => {
                     debug!(%key, "outputs upload failed, will retry: {err}");
+                    continue;
+                }
+            };
+            match self.client.put_outputs(job, unit, &stored).await {
+                Ok(outputs) => info!(
+                    %key,
+                    archive = %hex::encode(&stored[..8]),
+                    accepted = outputs.accepted,
+                    "outputs uploaded"
+                ),
+                Err(ClientError::Api {
+                    status,
+                    code,
+                    message,
+                }) if status < 500 => {
+                    // Refused for good (the unit settled on other outputs, say): stop trying.
+                    warn!(%key, "the node refused the outputs: {message} ({code})");
+                }
+                Err(err) => {
+                    debug!(%key, "outputs registration failed, will retry: {err}");
                     continue;
                 }
             }
@@ -756,12 +799,11 @@ async fn run_unit(
     item: &WorkItem,
     timeout: Duration,
 ) -> Result<RunOutput, String> {
-    let app = parse_hash(&item.app).ok_or_else(|| format!("bad app hash {:?}", item.app))?;
+    let app = item.app;
     let module_path = fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?;
     let mut inputs = BTreeMap::new();
     for input in &item.inputs {
-        let hash =
-            parse_hash(&input.hash).ok_or_else(|| format!("bad input hash {:?}", input.hash))?;
+        let hash = input.hash;
         let max = if input.size > 0 {
             input.size
         } else {
@@ -788,7 +830,7 @@ async fn run_unit(
             spec = spec.input_path(name.clone(), path.clone());
         }
         let result = sandbox.run(&spec).map_err(|e| e.to_string())?;
-        let archive = pack(&Archive::of(&result));
+        let archive = pack(&archive_of(&result)).map_err(|e| format!("outputs archive: {e}"))?;
         Ok(RunOutput {
             outcome: result.outcome,
             digest: result.digest,

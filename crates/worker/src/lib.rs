@@ -6,7 +6,7 @@
 //! every two seconds). For each assigned replica it fetches the app module and inputs from the
 //! node's blob store, verifies their BLAKE3 hashes, runs the unit in the deterministic sandbox
 //! (`exo-exec`) with the unit's seed ([`commit::unit_seed`]), uploads the outputs as one
-//! archive ([`outputs`]), seals the result with a random salt and keeps it on disk
+//! archive in the node's format ([`outputs`]) and registers it with `PUT /v1/outputs`, seals the result with a random salt and keeps it on disk
 //! ([`store`]), commits, and reveals once the unit's reveals open. Commits and reveals are
 //! batched, at most 256 per transaction.
 //!
