@@ -3,20 +3,25 @@
 
 use crate::{
     WorkerConfig, WorkerError,
-    api::{CallError, NodeApi, Uploaded, WorkItem},
+    api::{CallError, NodeApi},
     bench::Benchmark,
-    commit::{Misbehave, Sealed, new_salt, parse_hash, unit_seed},
+    commit::{Misbehave, Sealed, new_salt, unit_seed},
     nonce::{NonceCounter, Submitted},
+    outputs::{archive_of, pack},
     store::{ResultRecord, Store, replica_key},
 };
 use commonware_codec::Encode;
 use commonware_cryptography::Signer;
-use exo_client::{Client, ClientError, wire};
+use exo_client::{
+    Client, ClientError, Event,
+    wire::{self, WorkItem},
+};
 use exo_exec::{Sandbox, UnitSpec};
 use exo_types::{
     Action, Address, Amount, Hash32, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal, UnsignedTx,
     exo_market::Resources,
 };
+use futures::StreamExt;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
@@ -73,6 +78,8 @@ pub(crate) struct Agent {
     attempts: HashMap<String, u32>,
     slots: Arc<Semaphore>,
     downloads: Downloads,
+    /// Whether the stored provider id was checked against the chain since the start.
+    checked_provider: bool,
     paused: Option<String>,
     /// After a rejected batch, send one result per transaction until a batch goes through.
     singles: bool,
@@ -121,6 +128,7 @@ impl Agent {
             running: HashSet::new(),
             attempts: HashMap::new(),
             downloads: Downloads::default(),
+            checked_provider: false,
             paused: None,
             singles: false,
             done,
@@ -139,24 +147,71 @@ impl Agent {
     /// One pass: chain, provider, offer, work, transactions.
     pub(crate) async fn step(&mut self) -> Result<(), String> {
         let status = self.client.status().await.map_err(|e| e.to_string())?;
-        self.chain_id = status.chain_id;
+        self.chain_id = status.chain_id.clone();
         self.min_fee = status.min_fee;
         self.height = status.finalized_height;
+        if self.store.state.chain_id.as_deref() != Some(status.chain_id.as_str()) {
+            if let Some(old) = &self.store.state.chain_id {
+                warn!(old = %old, new = %status.chain_id, "the node runs another chain: starting afresh");
+            }
+            self.store.state = crate::store::State {
+                chain_id: Some(status.chain_id.clone()),
+                ..crate::store::State::default()
+            };
+            self.checked_provider = false;
+            self.save();
+        }
+        if self
+            .store
+            .state
+            .offer_expiry
+            .is_some_and(|e| e > self.height + self.cfg.expiry_blocks)
+        {
+            // The chain is lower than when the offer was posted: it was started again.
+            self.store.state.offer_expiry = None;
+        }
         let Some(provider) = self.ensure_provider().await? else {
             return Ok(());
         };
         self.follow_events(provider);
         self.update_idle();
         self.keep_offer().await?;
-        let work = self.api.work(provider).await.map_err(|e| e.to_string())?;
+        let work = self
+            .client
+            .provider_work(provider)
+            .await
+            .map_err(|e| e.to_string())?;
         self.handle_work(&work).await
     }
 
     async fn ensure_provider(&mut self) -> Result<Option<u64>, String> {
         let wanted = hex::encode(self.resources.encode());
+        if let Some(stored) = self.store.state.provider_id
+            && !self.checked_provider
+        {
+            // Once per run: the chain may have been started again from its genesis.
+            let found = self
+                .client
+                .provider_of(&self.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            if found != Some(stored) {
+                warn!(
+                    stored,
+                    found = ?found,
+                    "the chain does not know the provider this worker registered: starting afresh"
+                );
+                self.store.state = crate::store::State {
+                    chain_id: self.store.state.chain_id.clone(),
+                    ..crate::store::State::default()
+                };
+                self.save();
+            }
+            self.checked_provider = true;
+        }
         if self.store.state.provider_id.is_none() {
             match self
-                .api
+                .client
                 .provider_of(&self.address)
                 .await
                 .map_err(|e| e.to_string())?
@@ -204,15 +259,28 @@ impl Agent {
         if self.events.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let api = self.api.clone();
+        let client = self.client.clone();
         let tick = self.tick.clone();
         self.events = Some(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(250);
             loop {
-                match api.follow_events(provider, &tick).await {
-                    Ok(()) => {
-                        debug!("event stream ended; reconnecting");
+                match client.events_for(Some(provider)).await {
+                    Ok(stream) => {
                         backoff = Duration::from_millis(250);
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(event) = stream.next().await {
+                            match event {
+                                Ok(Event::Block(_) | Event::Assignment(_)) => {
+                                    // A full channel already holds a tick.
+                                    let _ = tick.try_send(());
+                                }
+                                Ok(_) => {}
+                                Err(err) => {
+                                    debug!("event stream broke: {err}");
+                                    break;
+                                }
+                            }
+                        }
                     }
                     Err(err) => {
                         debug!("event stream: {err}; retrying in {backoff:?}");
@@ -304,7 +372,9 @@ impl Agent {
             match item.status.as_str() {
                 "assigned" => {
                     if let Some(record) = self.store.state.results.get(&key) {
-                        if self.height <= item.commit_deadline {
+                        // A commitment already executed is not sent again, even if this
+                        // list is a block behind.
+                        if self.height <= item.commit_deadline && !record.committed {
                             commits.push((key, record.sealed.commit(&self.address)));
                         }
                     } else if !self.store.state.abandoned.contains(&key)
@@ -325,7 +395,9 @@ impl Agent {
                 "committed" => {
                     let open = item.reveal_open || item.reveal_deadline.is_some();
                     match self.store.state.results.get(&key) {
-                        Some(record) if open => reveals.push((key, record.sealed.reveal())),
+                        Some(record) if open && !record.revealed => {
+                            reveals.push((key, record.sealed.reveal()))
+                        }
                         Some(_) => {}
                         None => {
                             if open && self.store.state.abandoned.insert(key.clone()) {
@@ -349,22 +421,29 @@ impl Agent {
 
     /// The `copy` misbehaviour: commit another replica's revealed result, if there is one.
     async fn try_copy(&mut self, item: &WorkItem, key: &str) -> Option<ResultCommit> {
-        let revealed = match self.api.revealed(item.job, item.unit).await {
-            Ok(Some(r)) => r,
+        let job = match self.client.job_page(item.job, item.unit, Some(1)).await {
+            Ok(Some(job)) => job,
             Ok(None) => return None,
             Err(err) => {
                 debug!(%key, "cannot read the unit's replicas: {err}");
                 return None;
             }
         };
-        let other = revealed.into_iter().find(|r| r.replica != item.replica)?;
-        info!(%key, from = other.replica, "copying another replica's revealed result");
+        let unit = job.units.into_iter().find(|u| u.unit == item.unit)?;
+        let (other, digest, fuel) = unit.replicas.iter().find_map(|r| {
+            (r.index != item.replica).then_some(()).and(Some((
+                r.index,
+                r.revealed_digest?,
+                r.revealed_fuel?,
+            )))
+        })?;
+        info!(%key, from = other, "copying another replica's revealed result");
         let sealed = Sealed {
             job: item.job,
             unit: item.unit,
             replica: item.replica,
-            digest: other.digest,
-            fuel: other.fuel,
+            digest,
+            fuel,
             salt: new_salt(),
         };
         let commit = sealed.commit(&self.address);
@@ -487,15 +566,30 @@ impl Agent {
                 }
                 continue;
             };
-            match self.api.put_outputs(job, unit, bytes).await {
-                Ok(Uploaded::Outputs) => info!(%key, "outputs uploaded"),
-                Ok(Uploaded::Blob) => info!(
-                    %key,
-                    hash = %hex::encode(hash),
-                    "the node has no outputs route: outputs stored as a blob"
-                ),
+            let stored = match self.client.put_blob(bytes).await {
+                Ok(stored) => stored,
                 Err(err) => {
                     debug!(%key, "outputs upload failed, will retry: {err}");
+                    continue;
+                }
+            };
+            match self.client.put_outputs(job, unit, &stored).await {
+                Ok(outputs) => info!(
+                    %key,
+                    archive = %hex::encode(&stored[..8]),
+                    accepted = outputs.accepted,
+                    "outputs uploaded"
+                ),
+                Err(ClientError::Api {
+                    status,
+                    code,
+                    message,
+                }) if status < 500 => {
+                    // Refused for good (the unit settled on other outputs, say): stop trying.
+                    warn!(%key, "the node refused the outputs: {message} ({code})");
+                }
+                Err(err) => {
+                    debug!(%key, "outputs registration failed, will retry: {err}");
                     continue;
                 }
             }
@@ -705,12 +799,11 @@ async fn run_unit(
     item: &WorkItem,
     timeout: Duration,
 ) -> Result<RunOutput, String> {
-    let app = parse_hash(&item.app).ok_or_else(|| format!("bad app hash {:?}", item.app))?;
+    let app = item.app;
     let module_path = fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?;
     let mut inputs = BTreeMap::new();
     for input in &item.inputs {
-        let hash =
-            parse_hash(&input.hash).ok_or_else(|| format!("bad input hash {:?}", input.hash))?;
+        let hash = input.hash;
         let max = if input.size > 0 {
             input.size
         } else {
@@ -737,19 +830,7 @@ async fn run_unit(
             spec = spec.input_path(name.clone(), path.clone());
         }
         let result = sandbox.run(&spec).map_err(|e| e.to_string())?;
-        // The archive format is the API's, so that requesters can check it against the
-        // accepted digest.
-        let archive = exo_client::outputs::pack(&exo_client::outputs::Archive {
-            outcome: result.outcome.code(),
-            stdout: result.stdout.clone(),
-            dirs: result.output_dirs.clone(),
-            files: result
-                .outputs
-                .iter()
-                .map(|f| (f.path.clone(), f.bytes.clone()))
-                .collect(),
-        })
-        .map_err(|e| format!("outputs cannot be archived: {e:?}"))?;
+        let archive = pack(&archive_of(&result)).map_err(|e| format!("outputs archive: {e}"))?;
         Ok(RunOutput {
             outcome: result.outcome,
             digest: result.digest,

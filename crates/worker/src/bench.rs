@@ -243,6 +243,21 @@ mod tests {
     }
 
     #[test]
+    fn measures_once_then_reads_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox =
+            Sandbox::new(exo_exec::SandboxConfig::new(dir.path().join("sandbox"))).unwrap();
+        let first = benchmark(&sandbox, dir.path()).unwrap();
+        assert!(first.fuel_per_second > 1_000_000, "{first:?}");
+        assert!(first.cores >= 1 && first.memory_mib >= 1);
+        assert!(dir.path().join(BENCH_FILE).exists());
+        let start = Instant::now();
+        let second = benchmark(&sandbox, dir.path()).unwrap();
+        assert_eq!(second.fuel_per_second, first.fuel_per_second);
+        assert!(start.elapsed() < Duration::from_millis(500));
+    }
+
+    #[test]
     fn resources_and_timeouts() {
         let b = Benchmark {
             fuel_per_second: 1_000_000_000,

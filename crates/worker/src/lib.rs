@@ -2,13 +2,15 @@
 //!
 //! [`run`] benchmarks the machine ([`bench`]), registers it as a provider (or updates its
 //! resources), keeps an offer of `slots` units on the book, and follows the provider's open
-//! replicas on the node (`GET /v1/providers/{id}/work`, polled on every finalized block and
-//! every two seconds). For each assigned replica it fetches the app module and inputs from the
-//! node's blob store, verifies their BLAKE3 hashes, runs the unit in the deterministic sandbox
-//! (`exo-exec`) with the unit's seed ([`commit::unit_seed`]), uploads the outputs as one
-//! archive ([`outputs`]), seals the result with a random salt and keeps it on disk
-//! ([`store`]), commits, and reveals once the unit's reveals open. Commits and reveals are
-//! batched, at most 256 per transaction.
+//! replicas on the node (`GET /v1/providers/{id}/work`, read on every `block` or `assignment`
+//! event of `GET /v1/events?provider=ID` and every two seconds). For each assigned replica it
+//! fetches the app module and inputs from the node's blob store ([`api`]: streamed, bounded,
+//! resumed, verified against their BLAKE3 hash), runs the unit in the deterministic sandbox
+//! (`exo-exec`) with the unit's seed ([`commit::unit_seed`]), stores the outputs as one archive
+//! in the node's format ([`outputs`]) and registers it with `PUT /v1/outputs/{job}/{unit}`,
+//! seals the result with a random salt and keeps it on disk ([`store`]), commits, and reveals
+//! once the unit's reveals open. Commits and reveals are batched, at most 256 per transaction.
+//! Every node call but blob downloads goes through `exo-client`.
 //!
 //! Outcomes: every outcome the sandbox calls attestable (ok, exit codes, traps, out of fuel,
 //! out of memory, invalid module or outputs) is a result and is committed: its code is part of
@@ -30,6 +32,7 @@ pub mod bench;
 pub mod commit;
 pub mod idle;
 pub mod nonce;
+pub mod outputs;
 pub mod simulate;
 pub mod store;
 

@@ -55,6 +55,9 @@ pub struct ResultRecord {
 /// The worker's durable state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// The chain this state belongs to; another chain id starts a fresh state.
+    #[serde(default)]
+    pub chain_id: Option<String>,
     pub provider_id: Option<u64>,
     /// Hex of the encoded resources last registered or updated.
     #[serde(default)]

@@ -1,28 +1,26 @@
 //! Workers against a node: the real ledger in memory (`exo_api::testing::MemoryNode`) behind the
-//! real API routes and blob store, plus the one route the `copy` misbehaviour reads that the API
-//! does not serve (the revealed results of a unit's replicas), implemented here over the same
-//! node state.
+//! real API routes, blob store included.
 //!
 //! Three workers run real units of the `hello` app in the sandbox at trust 2: one lies about
 //! every result (and is the cheapest, so it gets the first replica of every unit), two are
 //! honest. Every unit must be accepted with the sandbox's true digest, the liar slashed, the
-//! honest paid, and the uploaded outputs must unpack to the accepted digest.
+//! honest paid, and the registered outputs must unpack to the accepted digest. A worker stopped
+//! between its commitment and the reveal reveals after a restart. A blob that does not match
+//! its hash is refused.
 
 #![allow(clippy::unwrap_used)]
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
     routing::get,
 };
 use commonware_cryptography::Signer;
-use exo_api::{ApiLimits, NodeView, testing::MemoryNode};
+use exo_api::{ApiConfig, ApiLimits, BlobStore, NodeView, testing::MemoryNode};
 use exo_client::Client;
 use exo_ledger::{
     Genesis, GenesisAccount, Params, Tag,
-    compute::{Job, JobState, Provider, Record, Unit, UnitState},
+    compute::{Job, JobState, Provider, Record, ReplicaStatus, Unit, UnitState},
     unit_key,
 };
 use exo_types::{
@@ -30,57 +28,25 @@ use exo_types::{
     exo_market::{Requirements, Runtime},
 };
 use exo_worker::{Benchmark, Misbehave, WorkerConfig};
-use serde_json::{Value, json};
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    path::{Path as FsPath, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 const CHAIN: &str = "exo-worker-e2e";
+const INPUT: &[u8] = b"some input bytes";
 
-/// Blobs a fake node serves, by the hash it claims for them.
-type ServedBlobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
+type Blobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
 
-#[derive(Clone)]
-struct Extra {
-    node: MemoryNode,
-}
-
-impl Extra {
-    async fn get<T: Record>(&self, key: exo_ledger::Key) -> Option<T> {
-        self.node
-            .state(key)
-            .await
-            .unwrap()
-            .map(|b| T::from_bytes(&b).unwrap())
-    }
-}
-
-async fn unit_replicas(
-    State(x): State<Extra>,
-    Path((job, unit)): Path<(u64, u32)>,
-) -> impl IntoResponse {
-    let Some(unit) = x.get::<Unit>(unit_key(job, unit)).await else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not_found", "message": "no unit"})),
-        );
-    };
-    let replicas: Vec<Value> = unit
-        .replicas
-        .iter()
-        .map(|r| {
-            json!({
-                "replica": r.index,
-                "provider": r.provider,
-                "status": r.status.name(),
-                "reveal": r.reveal.map(|(d, f)| json!({"digest": hex::encode(d), "fuel": f})),
-            })
-        })
-        .collect();
-    (StatusCode::OK, Json(json!({ "replicas": replicas })))
+/// A finalized state record of the node.
+async fn state<T: Record>(node: &MemoryNode, key: exo_ledger::Key) -> Option<T> {
+    node.state(key)
+        .await
+        .unwrap()
+        .map(|b| T::from_bytes(&b).unwrap())
 }
 
 fn key(seed: u64) -> PrivateKey {
@@ -108,227 +74,312 @@ async fn send(client: &Client, signer: &PrivateKey, nonce: u64, action: Action) 
     );
 }
 
+/// A node on loopback with its blob store, funded keys and a block every 100 ms; `hello`
+/// published by `requester` and uploaded with an input; a compile cache warmed with `hello`
+/// (a debug build compiles wasm slowly). The temporary directory holds the store and the cache.
+struct Env {
+    node: MemoryNode,
+    client: Client,
+    url: String,
+    dir: tempfile::TempDir,
+    input: Hash32,
+}
+
+impl Env {
+    async fn start(requester: &PrivateKey, providers: &[&PrivateKey]) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "exo_worker=info".into()))
+            .with_test_writer()
+            .try_init();
+        let validator = key(99);
+        let mut accounts = vec![GenesisAccount {
+            address: address_to_hex(&requester.public_key()),
+            balance: Amount::from_exo(1_000_000),
+        }];
+        for k in providers {
+            accounts.push(GenesisAccount {
+                address: address_to_hex(&k.public_key()),
+                balance: Amount::from_exo(100),
+            });
+        }
+        let genesis = Genesis {
+            chain_id: CHAIN.into(),
+            params: Params::default(),
+            accounts,
+            validators: vec![address_to_hex(&validator.public_key())],
+        };
+        let node = MemoryNode::new(genesis, validator.public_key());
+        let dir = tempfile::tempdir().unwrap();
+        let config = ApiConfig {
+            limits: ApiLimits {
+                rate_per_sec: 0,
+                ..ApiLimits::default()
+            },
+            blobs: Some(BlobStore::open(dir.path().join("store"), 1 << 30).unwrap()),
+        };
+        let routes = exo_api::router_with(node.clone(), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                routes.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        tokio::spawn(node.clone().run(Duration::from_millis(100)));
+        let client = Client::new(&url).unwrap();
+        let wasm = exo_apps::HELLO_WASM;
+        let app = client.put_blob(wasm.to_vec()).await.unwrap();
+        let input = client.put_blob(INPUT.to_vec()).await.unwrap();
+        send(
+            &client,
+            requester,
+            0,
+            Action::PublishApp {
+                module_hash: app,
+                name: "hello".into(),
+                version: "1".into(),
+                royalty_per_unit: Amount(0),
+            },
+        )
+        .await;
+        let cache = dir.path().join("compiled");
+        let warm = cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut config = exo_exec::SandboxConfig::new(warm);
+            config.max_concurrent_units = 5;
+            exo_exec::Sandbox::new(config)
+                .unwrap()
+                .prepare(wasm)
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        Self {
+            node,
+            client,
+            url,
+            dir,
+            input,
+        }
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("compiled")
+    }
+
+    /// A job of `units` units of `hello` at trust `trust`, each with its own arguments.
+    fn job(&self, units: u32, trust: u8) -> JobSpec {
+        JobSpec {
+            app: *blake3::hash(exo_apps::HELLO_WASM).as_bytes(),
+            inputs: vec![InputRef {
+                name: "data.txt".into(),
+                hash: self.input,
+                size: INPUT.len() as u64,
+            }],
+            unit_args: (0..units).map(|u| format!("tile {u}")).collect(),
+            units,
+            requirements: Requirements {
+                min_cores: 1,
+                min_memory_mib: 64,
+                min_cpu_score: 0,
+                gpu: None,
+                class: None,
+                region: None,
+                runtime: Runtime::Wasm32Wasip1,
+                fuel_limit: 1_000_000_000,
+                min_reputation: 0,
+            },
+            max_price_per_unit: Amount::from_exo(5),
+            trust,
+        }
+    }
+
+    /// A worker on `key` with its data in `data`, stopped by sending on the returned channel.
+    fn worker(
+        &self,
+        key: &PrivateKey,
+        data: &FsPath,
+        tweak: impl FnOnce(&mut WorkerConfig),
+    ) -> (
+        tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let mut cfg = WorkerConfig::new(self.url.clone(), key.clone(), data);
+        cfg.slots = 4;
+        cfg.benchmark = Some(Benchmark {
+            fuel_per_second: 1_000_000_000,
+            cores: 2,
+            memory_mib: 4_096,
+            gpu: None,
+        });
+        cfg.poll_interval = Duration::from_millis(200);
+        cfg.compile_cache = Some(self.cache());
+        tweak(&mut cfg);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(exo_worker::run(cfg, async move {
+            let _ = stopped.await;
+        }));
+        (handle, stop)
+    }
+
+    /// Waits until `key` registered and posted an offer (two transactions).
+    async fn offering(&self, key: &PrivateKey) {
+        wait_until("a worker registers and offers", || async {
+            self.client.account(&key.public_key()).await.unwrap().nonce >= 2
+        })
+        .await;
+    }
+
+    async fn provider(&self, key: &PrivateKey) -> Provider {
+        let id = self
+            .client
+            .provider_of(&key.public_key())
+            .await
+            .unwrap()
+            .unwrap();
+        state(&self.node, Tag::Provider.key_u64(id)).await.unwrap()
+    }
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "exo_worker=info".into()))
-        .with_test_writer()
-        .try_init();
     let requester = key(1);
     let liar = key(10);
     let honest = [key(11), key(12)];
-    let validator = key(99);
-    let mut accounts = vec![GenesisAccount {
-        address: address_to_hex(&requester.public_key()),
-        balance: Amount::from_exo(1_000_000),
-    }];
-    for k in std::iter::once(&liar).chain(honest.iter()) {
-        accounts.push(GenesisAccount {
-            address: address_to_hex(&k.public_key()),
-            balance: Amount::from_exo(100),
-        });
+    let env = Env::start(&requester, &[&liar, &honest[0], &honest[1]]).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The liar asks the lowest price, so it gets the first replica of every unit.
+    let mut workers = vec![env.worker(&liar, dirs[0].path(), |c| {
+        c.misbehave = Some(Misbehave::WrongResult);
+        c.price_per_unit = Amount::from_exo(1);
+    })];
+    for (i, k) in honest.iter().enumerate() {
+        workers.push(env.worker(k, dirs[i + 1].path(), |c| {
+            c.price_per_unit = Amount::from_exo(2);
+        }));
     }
-    let genesis = Genesis {
-        chain_id: CHAIN.into(),
-        params: Params::default(),
-        accounts,
-        validators: vec![address_to_hex(&validator.public_key())],
-    };
-    let node = MemoryNode::new(genesis, validator.public_key());
-    let extra = Extra { node: node.clone() };
-    let blob_dir = tempfile::tempdir().unwrap();
-    let limits = ApiLimits {
-        rate_per_sec: 0,
-        ..ApiLimits::default()
-    };
-    let config = exo_api::ApiConfig {
-        limits,
-        blobs: Some(exo_api::BlobStore::open(blob_dir.path(), 1 << 30).unwrap()),
-    };
-    let routes = Router::new()
-        .route("/v1/jobs/{job}/units/{unit}", get(unit_replicas))
-        .with_state(extra.clone())
-        .merge(exo_api::router_with(node.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            routes.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    let blocks = tokio::spawn(node.clone().run(Duration::from_millis(100)));
-
-    // The requester publishes `hello` and uploads it with an input.
-    let wasm = exo_apps::HELLO_WASM;
-    let app = *blake3::hash(wasm).as_bytes();
-    let input = b"some input bytes".to_vec();
-    let input_hash = *blake3::hash(&input).as_bytes();
-    let client = Client::new(&url).unwrap();
-    assert_eq!(client.put_blob(wasm.to_vec()).await.unwrap(), app);
-    assert_eq!(client.put_blob(input.clone()).await.unwrap(), input_hash);
+    for k in std::iter::once(&liar).chain(honest.iter()) {
+        env.offering(k).await;
+    }
+    let units = 3u32;
     send(
-        &client,
+        &env.client,
         &requester,
-        0,
-        Action::PublishApp {
-            module_hash: app,
-            name: "hello".into(),
-            version: "1".into(),
-            royalty_per_unit: Amount(0),
-        },
+        1,
+        Action::SubmitJob(Box::new(env.job(units, 2))),
     )
     .await;
-
-    // Three workers; the liar asks the lowest price, so it is matched first. They share a
-    // compile cache, warmed here: a debug build compiles wasm slowly.
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let cache = tempfile::tempdir().unwrap();
-    let cache_dir = cache.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut config = exo_exec::SandboxConfig::new(cache_dir);
-        config.max_concurrent_units = 5;
-        exo_exec::Sandbox::new(config)
-            .unwrap()
-            .prepare(wasm)
-            .unwrap();
+    wait_until("the job is done", || async {
+        state::<Job>(&env.node, Tag::Job.key_u64(0))
+            .await
+            .is_some_and(|j| j.state != JobState::Open)
     })
-    .await
-    .unwrap();
-    let bench = Benchmark {
-        fuel_per_second: 1_000_000_000,
-        cores: 2,
-        memory_mib: 4_096,
-        gpu: None,
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for (i, k) in std::iter::once(&liar).chain(honest.iter()).enumerate() {
-        let mut cfg = WorkerConfig::new(url.clone(), k.clone(), dirs[i].path());
-        cfg.slots = 4;
-        cfg.benchmark = Some(bench.clone());
-        cfg.poll_interval = Duration::from_millis(200);
-        cfg.compile_cache = Some(cache.path().to_path_buf());
-        if i == 0 {
-            cfg.misbehave = Some(Misbehave::WrongResult);
-            cfg.price_per_unit = Amount::from_exo(1);
-        } else {
-            cfg.price_per_unit = Amount::from_exo(2);
-        }
-        let mut stopped = stopped.clone();
-        workers.push(tokio::spawn(exo_worker::run(cfg, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
+    .await;
+    for (handle, stop) in workers {
+        stop.send(()).unwrap();
+        handle.await.unwrap().unwrap();
     }
 
-    // Wait until every worker registered and posted its offer.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut ready = 0;
-        for k in std::iter::once(&liar).chain(honest.iter()) {
-            if client.account(&k.public_key()).await.unwrap().nonce >= 2 {
-                ready += 1;
-            }
-        }
-        if ready == 3 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "workers did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let units = 3u32;
-    let spec = JobSpec {
-        app,
-        inputs: vec![InputRef {
-            name: "data.txt".into(),
-            hash: input_hash,
-            size: input.len() as u64,
-        }],
-        unit_args: (0..units).map(|u| format!("tile {u}")).collect(),
-        units,
-        requirements: Requirements {
-            min_cores: 1,
-            min_memory_mib: 64,
-            min_cpu_score: 0,
-            gpu: None,
-            class: None,
-            region: None,
-            runtime: Runtime::Wasm32Wasip1,
-            fuel_limit: 1_000_000_000,
-            min_reputation: 0,
-        },
-        max_price_per_unit: Amount::from_exo(5),
-        trust: 2,
-    };
-    send(&client, &requester, 1, Action::SubmitJob(Box::new(spec))).await;
-
-    // The job finishes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let job: Job = loop {
-        let job: Job = extra.get(Tag::Job.key_u64(0)).await.unwrap();
-        if job.state != JobState::Open {
-            break job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job not done: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    stop.send(true).unwrap();
-    for w in workers {
-        w.await.unwrap().unwrap();
-    }
-    blocks.abort();
-
+    let job: Job = state(&env.node, Tag::Job.key_u64(0)).await.unwrap();
     assert_eq!(job.accepted, units, "{job:?}");
-    let liar_provider: Provider = {
-        let id = u64::from_be_bytes(
-            node.state(Tag::ProviderOwner.key_of(&liar.public_key()))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_into()
-                .unwrap(),
-        );
-        extra.get(Tag::Provider.key_u64(id)).await.unwrap()
-    };
+    let liar_provider = env.provider(&liar).await;
     assert_eq!(liar_provider.valid, 0, "{liar_provider:?}");
-    assert!(liar_provider.invalid >= 1, "{liar_provider:?}");
+    assert_eq!(liar_provider.invalid, u64::from(units), "{liar_provider:?}");
     assert!(liar_provider.bond < Amount::from_exo(10));
     for u in 0..units {
-        let unit: Unit = extra.get(unit_key(0, u)).await.unwrap();
+        let unit: Unit = state(&env.node, unit_key(0, u)).await.unwrap();
         assert_eq!(unit.state, UnitState::Accepted);
         let (digest, _fuel) = unit.accepted.unwrap();
-        // The node serves the accepted outputs, and they unpack to the accepted digest.
-        let outputs = client
-            .outputs(0, u)
-            .await
-            .unwrap()
-            .expect("accepted outputs");
-        let bytes = client.get_blob(&outputs.archive).await.unwrap();
-        let a = exo_client::outputs::unpack(&bytes).unwrap();
-        assert_eq!(a.result_digest(), digest);
-        assert_eq!(a.outcome, "ok");
-        let file = a.files.iter().find(|(p, _)| p == "hello.txt").unwrap();
-        let text = String::from_utf8(file.1.clone()).unwrap();
+        // The registered outputs unpack to the accepted digest.
+        let archive = env.client.fetch_outputs(0, u, &digest).await.unwrap();
+        assert_eq!(archive.outcome, "ok");
+        let (_, text) = archive
+            .files
+            .iter()
+            .find(|(p, _)| p == "hello.txt")
+            .unwrap();
+        let text = String::from_utf8(text.clone()).unwrap();
         assert!(text.contains(&format!("unit={u}")), "{text}");
         assert!(text.contains(&format!("args=tile {u}")), "{text}");
         assert!(text.contains("input data.txt 16"), "{text}");
     }
     for k in &honest {
-        let balance = client.account(&k.public_key()).await.unwrap().balance;
-        let bond = Amount::from_exo(10);
-        // Paid for its units (and more than its fees).
+        let p = env.provider(k).await;
+        assert_eq!(
+            (p.valid, p.invalid, p.missed),
+            (u64::from(units), 0, 0),
+            "{p:?}"
+        );
+        let balance = env.client.account(&k.public_key()).await.unwrap().balance;
+        // Paid for its units, more than its fees.
         assert!(
-            balance.0 + bond.0 > Amount::from_exo(100).0,
+            balance.0 + p.bond.0 > Amount::from_exo(100).0,
             "honest worker not paid: {balance}"
         );
+    }
+}
+
+/// A worker stopped between its commitment and the opening of reveals reveals after a restart,
+/// from the sealed result it kept on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_worker_reveals_what_it_committed() {
+    let requester = key(1);
+    let (a, b) = (key(21), key(22));
+    let env = Env::start(&requester, &[&a, &b]).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Only A runs: it takes replica 0 and commits; replica 1 waits for another provider, so
+    // reveals stay closed.
+    let (worker_a, stop_a) = env.worker(&a, dir_a.path(), |_| {});
+    env.offering(&a).await;
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(1, 2))),
+    )
+    .await;
+    wait_until("A commits", || async {
+        state::<Unit>(&env.node, unit_key(0, 0))
+            .await
+            .is_some_and(|u| {
+                u.replicas
+                    .iter()
+                    .any(|r| r.status == ReplicaStatus::Committed)
+            })
+    })
+    .await;
+    stop_a.send(()).unwrap();
+    worker_a.await.unwrap().unwrap();
+    let sealed = std::fs::read_to_string(dir_a.path().join("state.json")).unwrap();
+    assert!(sealed.contains("\"salt\""), "{sealed}");
+
+    // B takes replica 1 and commits: reveals open. A comes back and reveals.
+    let (worker_b, stop_b) = env.worker(&b, dir_b.path(), |_| {});
+    let (worker_a, stop_a) = env.worker(&a, dir_a.path(), |_| {});
+    wait_until("the unit is accepted", || async {
+        state::<Unit>(&env.node, unit_key(0, 0))
+            .await
+            .is_some_and(|u| u.state == UnitState::Accepted)
+    })
+    .await;
+    let unit: Unit = state(&env.node, unit_key(0, 0)).await.unwrap();
+    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    for r in &unit.replicas {
+        assert_eq!(r.status, ReplicaStatus::Agreed, "{unit:?}");
+    }
+    for (handle, stop) in [(worker_a, stop_a), (worker_b, stop_b)] {
+        stop.send(()).unwrap();
+        handle.await.unwrap().unwrap();
     }
 }
 
@@ -347,12 +398,10 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
     let routes = Router::new()
         .route(
             "/v1/blobs/{hash}",
-            get(
-                |State(b): State<ServedBlobs>, Path(h): Path<String>| async move {
-                    let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
-                    b.lock().unwrap().get(&h).cloned().unwrap_or_default()
-                },
-            ),
+            get(|State(b): State<Blobs>, Path(h): Path<String>| async move {
+                let h: Hash32 = hex::decode(h).unwrap().try_into().unwrap();
+                b.lock().unwrap().get(&h).cloned().unwrap_or_default()
+            }),
         )
         .with_state(extra_blobs);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
