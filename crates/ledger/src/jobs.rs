@@ -610,6 +610,31 @@ impl Ledger {
         load(cache, &unit_key(job, unit), "unit")
     }
 
+    /// The unit and the position of `replica` in it, if `provider` holds that replica.
+    fn owned_replica(
+        cache: &StateCache,
+        job: u64,
+        unit: u32,
+        replica: u32,
+        provider: u64,
+    ) -> Result<Result<(Unit, usize), Rejection>, Missing> {
+        let Some(record) = Self::unit(cache, job, unit)? else {
+            return Ok(Err(Refusal::UnknownReplica
+                .because(format!("job {job} unit {unit} has no assignments"))));
+        };
+        let Some(at) = record.replicas.iter().position(|r| r.index == replica) else {
+            return Ok(Err(Refusal::UnknownReplica.because(format!(
+                "job {job} unit {unit} has no replica {replica}"
+            ))));
+        };
+        if record.replicas[at].provider != provider {
+            return Ok(Err(Refusal::NotYourReplica.because(format!(
+                "replica {replica} of job {job} unit {unit} is assigned to another provider"
+            ))));
+        }
+        Ok(Ok((record, at)))
+    }
+
     fn commit_results(
         &mut self,
         cache: &mut StateCache,
@@ -623,24 +648,17 @@ impl Ledger {
         };
         cache.require(commits.iter().map(|c| unit_key(c.job, c.unit)))?;
         for commit in commits {
-            let Some(mut unit) = Self::unit(cache, commit.job, commit.unit)? else {
-                return Ok(Err(Refusal::UnknownReplica.because(format!(
-                    "job {} unit {} has no assignments",
-                    commit.job, commit.unit
-                ))));
+            let (mut unit, at) = match Self::owned_replica(
+                cache,
+                commit.job,
+                commit.unit,
+                commit.replica,
+                provider.id,
+            )? {
+                Ok(found) => found,
+                Err(rejection) => return Ok(Err(rejection)),
             };
-            let Some(replica) = unit.replicas.iter_mut().find(|r| r.index == commit.replica) else {
-                return Ok(Err(Refusal::UnknownReplica.because(format!(
-                    "job {} unit {} has no replica {}",
-                    commit.job, commit.unit, commit.replica
-                ))));
-            };
-            if replica.provider != provider.id {
-                return Ok(Err(Refusal::NotYourReplica.because(format!(
-                    "replica {} of job {} unit {} is assigned to another provider",
-                    commit.replica, commit.job, commit.unit
-                ))));
-            }
+            let replica = &mut unit.replicas[at];
             if replica.status != ReplicaStatus::Assigned {
                 return Ok(Err(Refusal::CommitClosed.because(format!(
                     "replica {} of job {} unit {} is {}, not awaiting a commitment",
@@ -664,31 +682,9 @@ impl Ledger {
         cache: &mut StateCache,
         unit: &mut Unit,
     ) -> Result<(), Missing> {
-        if unit.reveal_deadline.is_some() || unit.state != UnitState::Running {
-            return Ok(());
-        }
-        if unit
-            .replicas
-            .iter()
-            .any(|r| r.status == ReplicaStatus::Assigned)
-        {
-            return Ok(());
-        }
         let job: Job = load(cache, &Tag::Job.key_u64(unit.job), "job")?
             .unwrap_or_else(|| panic!("unit of missing job {}", unit.job));
-        if job.waiting.iter().any(|w| w.unit == unit.unit) {
-            return Ok(());
-        }
-        if !unit
-            .replicas
-            .iter()
-            .any(|r| r.status == ReplicaStatus::Committed)
-        {
-            return Ok(());
-        }
-        let deadline = self.env.height + self.params.reveal_window;
-        unit.reveal_deadline = Some(deadline);
-        self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)
+        self.maybe_open_reveals_with(cache, unit, &job)
     }
 
     fn add_deadline(
@@ -719,25 +715,18 @@ impl Ledger {
         };
         cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
         for reveal in reveals {
-            let Some(mut unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
-                return Ok(Err(Refusal::UnknownReplica.because(format!(
-                    "job {} unit {} has no assignments",
-                    reveal.job, reveal.unit
-                ))));
+            let (mut unit, at) = match Self::owned_replica(
+                cache,
+                reveal.job,
+                reveal.unit,
+                reveal.replica,
+                provider.id,
+            )? {
+                Ok(found) => found,
+                Err(rejection) => return Ok(Err(rejection)),
             };
             let reveal_open = unit.reveal_deadline.is_some();
-            let Some(replica) = unit.replicas.iter_mut().find(|r| r.index == reveal.replica) else {
-                return Ok(Err(Refusal::UnknownReplica.because(format!(
-                    "job {} unit {} has no replica {}",
-                    reveal.job, reveal.unit, reveal.replica
-                ))));
-            };
-            if replica.provider != provider.id {
-                return Ok(Err(Refusal::NotYourReplica.because(format!(
-                    "replica {} of job {} unit {} is assigned to another provider",
-                    reveal.replica, reveal.job, reveal.unit
-                ))));
-            }
+            let replica = &mut unit.replicas[at];
             if replica.status != ReplicaStatus::Committed || !reveal_open {
                 return Ok(Err(Refusal::RevealNotOpen.because(format!(
                     "replica {} of job {} unit {} cannot reveal now ({}; reveals open once every replica committed)",
@@ -1132,6 +1121,8 @@ impl Ledger {
         Ok(())
     }
 
+    /// Opens the reveal phase once every open replica of `unit` committed and `job` seeks no
+    /// further replica of it.
     fn maybe_open_reveals_with(
         &mut self,
         cache: &mut StateCache,
