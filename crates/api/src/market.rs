@@ -5,7 +5,7 @@
 //! ledger's own codec. A record that does not decode is the node's fault (500), never the
 //! client's.
 
-use crate::{ApiError, ApiLimits, NodeView, wire};
+use crate::{ApiError, ApiLimits, NodeView, service::read_state, wire};
 use commonware_codec::DecodeExt;
 use exo_ledger::{
     Params, REPUTATION_MAX, Tag, apps_key, book_key,
@@ -17,29 +17,12 @@ use exo_ledger::{
 };
 use exo_types::{Address, Hash32, address_from_hex};
 use futures::{StreamExt, TryStreamExt};
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use std::collections::BTreeMap;
 
 /// Reads in flight at once for one request that reads many records.
 const READ_CONCURRENCY: usize = 16;
 /// Items of a page when the client names no limit.
 pub const DEFAULT_PAGE: u64 = 100;
-
-/// Bounds a call into the node.
-async fn bounded<T>(limits: &ApiLimits, fut: impl Future<Output = T>) -> Result<T, ApiError> {
-    tokio::time::timeout(Duration::from_millis(limits.node_timeout_ms), fut)
-        .await
-        .map_err(|_| ApiError::Timeout(limits.node_timeout_ms))
-}
-
-async fn read_raw<N: NodeView>(
-    node: &N,
-    limits: &ApiLimits,
-    key: exo_ledger::Key,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    bounded(limits, node.state(key))
-        .await?
-        .map_err(ApiError::Unavailable)
-}
 
 /// A record of finalized state, decoded.
 async fn read<N: NodeView, T: Record>(
@@ -48,7 +31,7 @@ async fn read<N: NodeView, T: Record>(
     key: exo_ledger::Key,
     what: &str,
 ) -> Result<Option<T>, ApiError> {
-    match read_raw(node, limits, key).await? {
+    match read_state(node, limits, key).await? {
         None => Ok(None),
         Some(bytes) => T::from_bytes(&bytes)
             .map(Some)
@@ -72,7 +55,7 @@ async fn read_many<N: NodeView, T: Record>(
 
 async fn params<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Params, ApiError> {
     // The ledger writes its parameters at genesis under the second meta key.
-    match read_raw(node, limits, Tag::Meta.key_u64(1)).await? {
+    match read_state(node, limits, Tag::Meta.key_u64(1)).await? {
         None => Ok(Params::default()),
         Some(bytes) => Params::decode(bytes)
             .map_err(|e| ApiError::Internal(format!("params record does not decode: {e}"))),
@@ -367,7 +350,7 @@ pub async fn provider_of<N: NodeView>(
     address_text: &str,
 ) -> Result<wire::ProviderOf, ApiError> {
     let address = parse_address(address_text)?;
-    let bytes = read_raw(node, limits, Tag::ProviderOwner.key_of(&address))
+    let bytes = read_state(node, limits, Tag::ProviderOwner.key_of(&address))
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(

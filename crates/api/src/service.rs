@@ -8,14 +8,17 @@ use exo_types::{Address, MAX_TX_BYTES, SignedTx, TxHash, address_from_hex};
 use std::{future::Future, time::Duration};
 
 /// Bounds a call into the node.
-async fn bounded<T>(limits: &ApiLimits, fut: impl Future<Output = T>) -> Result<T, ApiError> {
+pub(crate) async fn bounded<T>(
+    limits: &ApiLimits,
+    fut: impl Future<Output = T>,
+) -> Result<T, ApiError> {
     tokio::time::timeout(Duration::from_millis(limits.node_timeout_ms), fut)
         .await
         .map_err(|_| ApiError::Timeout(limits.node_timeout_ms))
 }
 
 /// The finalized value of `key`, within the node timeout.
-async fn read_state<N: NodeView>(
+pub(crate) async fn read_state<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
     key: exo_ledger::Key,

@@ -97,6 +97,40 @@ pub struct DevnetArgs {
     /// are funded at genesis. 0 unless --demo.
     #[arg(long, value_name = "M")]
     pub workers: Option<usize>,
+    /// The demo's frame: width x height x samples per pixel, rendered in tiles of 80 x 60.
+    #[arg(long, value_name = "WxHxS", default_value = "400x300x64", value_parser = parse_frame)]
+    pub demo_frame: DemoFrame,
+}
+
+/// The frame `exo devnet --demo` renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DemoFrame {
+    pub width: u32,
+    pub height: u32,
+    pub samples: u32,
+}
+
+/// Largest demo frame side, in pixels, and most samples per pixel.
+const MAX_DEMO_SIDE: u32 = 4_096;
+const MAX_DEMO_SAMPLES: u32 = 1_024;
+
+/// Parses `WIDTHxHEIGHTxSAMPLES`.
+fn parse_frame(text: &str) -> Result<DemoFrame, String> {
+    let parts: Vec<&str> = text.split('x').collect();
+    let [width, height, samples] = parts.as_slice() else {
+        return Err("expected WIDTHxHEIGHTxSAMPLES, for example 400x300x64".into());
+    };
+    let number = |s: &str, what: &str, max: u32| match s.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{what} must be a whole number from 1 to {max}, not {s:?}"
+        )),
+    };
+    Ok(DemoFrame {
+        width: number(width, "the width", MAX_DEMO_SIDE)?,
+        height: number(height, "the height", MAX_DEMO_SIDE)?,
+        samples: number(samples, "the samples per pixel", MAX_DEMO_SAMPLES)?,
+    })
 }
 
 impl DevnetArgs {

@@ -2,7 +2,7 @@
 
 use crate::{
     CliError, GlobalArgs, Report,
-    args::DevnetArgs,
+    args::{DemoFrame, DevnetArgs},
     block_on,
     job::{self, ResultsArgs, SubmitArgs},
     other,
@@ -11,13 +11,13 @@ use crate::{
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, keyfile};
 use exo_ledger::GenesisAccount;
-use exo_node::devnet::{self, DevnetLayout, DevnetOptions, DevnetProcesses};
+use exo_node::devnet::{self, DevnetLayout, DevnetOptions, DevnetProcesses, Processes};
 use exo_types::{Action, Amount, address_to_hex};
 use serde_json::{Value, json};
 use std::{
+    ffi::OsStr,
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -106,7 +106,7 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
         layout.data_dir.display()
     ));
     let mut processes = DevnetProcesses::spawn(&exe, &layout).map_err(other)?;
-    let mut workers = WorkerProcesses::default();
+    let mut workers = Processes::default();
     let outcome = block_on(supervise(
         &layout,
         &mut processes,
@@ -131,90 +131,32 @@ fn worker_key_path(data: &Path, i: usize) -> PathBuf {
     worker_dir(data, i).join("worker.key")
 }
 
-/// The `exo worker` processes of a devnet; dropping it stops them.
-#[derive(Default)]
-struct WorkerProcesses {
-    children: Vec<Child>,
-}
-
-impl WorkerProcesses {
-    /// Starts worker i against validator i mod V, logging to `worker-<i>/worker.log`.
-    fn spawn(&mut self, exe: &Path, layout: &DevnetLayout, count: usize) -> anyhow::Result<()> {
-        for i in 0..count {
-            let dir = worker_dir(&layout.data_dir, i);
-            let log_path = dir.join("worker.log");
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", log_path.display()))?;
-            let url = &layout.api_urls[i % layout.api_urls.len()];
-            let child = Command::new(exe)
-                .arg("--node")
-                .arg(url)
-                .arg("worker")
-                .arg("--key")
-                .arg(dir.join("worker.key"))
-                .arg("--data")
-                .arg(dir.join("data"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .map_err(|e| anyhow::anyhow!("cannot start worker {i}: {e}"))?;
-            self.children.push(child);
-        }
-        Ok(())
+/// Starts `count` `exo worker` processes: worker i against validator i mod V, logging to
+/// `worker-<i>/worker.log`.
+fn spawn_workers(
+    workers: &mut Processes,
+    exe: &Path,
+    layout: &DevnetLayout,
+    count: usize,
+) -> anyhow::Result<()> {
+    for i in 0..count {
+        let dir = worker_dir(&layout.data_dir, i);
+        let url = &layout.api_urls[i % layout.api_urls.len()];
+        let (key, data) = (dir.join("worker.key"), dir.join("data"));
+        let args = [
+            OsStr::new("--node"),
+            OsStr::new(url),
+            OsStr::new("worker"),
+            OsStr::new("--key"),
+            key.as_os_str(),
+            OsStr::new("--data"),
+            data.as_os_str(),
+        ];
+        workers
+            .start(exe, &args, &dir.join("worker.log"))
+            .map_err(|e| anyhow::anyhow!("cannot start worker {i}: {e:#}"))?;
     }
-
-    /// Workers that exited, with their index and status (each reported once).
-    fn exited(&mut self, reported: &mut Vec<usize>) -> Vec<(usize, String)> {
-        let mut out = Vec::new();
-        for (i, child) in self.children.iter_mut().enumerate() {
-            if reported.contains(&i) {
-                continue;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                reported.push(i);
-                out.push((i, status.to_string()));
-            }
-        }
-        out
-    }
-
-    fn stop(&mut self) {
-        for child in &mut self.children {
-            if let Ok(Some(_)) = child.try_wait() {
-                continue;
-            }
-            #[cfg(unix)]
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
-            #[cfg(not(unix))]
-            let _ = child.kill();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for child in &mut self.children {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for WorkerProcesses {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    Ok(())
 }
 
 /// Sends each worker account of a resumed devnet its balance from the faucet.
@@ -289,7 +231,7 @@ fn died(layout: &DevnetLayout, i: usize, status: &str) -> String {
 async fn supervise(
     layout: &DevnetLayout,
     processes: &mut DevnetProcesses,
-    workers: &mut WorkerProcesses,
+    workers: &mut Processes,
     exe: &Path,
     unfunded: &[exo_types::Address],
     args: &DevnetArgs,
@@ -340,20 +282,19 @@ async fn supervise(
         if let Err(err) = fund_workers(layout, unfunded).await {
             note(&format!("cannot fund the new workers: {err}"));
         }
-        workers.spawn(exe, layout, worker_count).map_err(other)?;
+        spawn_workers(workers, exe, layout, worker_count).map_err(other)?;
         note(&format!(
             "started {worker_count} workers (logs in worker-<i>/worker.log)"
         ));
     }
     let mut demo = std::pin::pin!(async {
         if args.demo {
-            run_demo(layout, worker_count).await
+            run_demo(layout, worker_count, args.demo_frame).await
         } else {
             Ok(String::new())
         }
     });
     let mut demo_done = !args.demo;
-    let mut workers_reported = Vec::new();
 
     let tolerance = layout.fault_tolerance();
     loop {
@@ -374,7 +315,7 @@ async fn supervise(
         for (i, status) in processes.exited() {
             note(&died(layout, i, &status));
         }
-        for (i, status) in workers.exited(&mut workers_reported) {
+        for (i, status) in workers.exited() {
             let log = worker_dir(&layout.data_dir, i).join("worker.log");
             note(&format!(
                 "worker {i} exited ({status}); its log {} ends with:\n{}",
@@ -424,18 +365,23 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
     )
 }
 
-/// The demo frame: small enough to render in about a minute on two cores.
-const DEMO_WIDTH: u32 = 160;
-const DEMO_HEIGHT: u32 = 120;
-const DEMO_SAMPLES: u32 = 16;
-/// 2 x 4 tiles of 80 x 30: 8 units.
-const DEMO_TILE: (u32, u32) = (80, 30);
+/// The demo's tiles: one unit each.
+const DEMO_TILE: (u32, u32) = (80, 60);
 /// How long the workers get to benchmark, register and post their offers.
 const OFFERS_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Renders a frame on the devnet's workers as the faucet account and writes
 /// `DIR/demo/render.png`; returns what to print.
-async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliError> {
+async fn run_demo(
+    layout: &DevnetLayout,
+    workers: usize,
+    frame: DemoFrame,
+) -> Result<String, CliError> {
+    let DemoFrame {
+        width,
+        height,
+        samples,
+    } = frame;
     if workers < 2 {
         return Err(CliError::Invalid(
             "the demo submits with trust 2, so it needs at least 2 workers".into(),
@@ -486,17 +432,17 @@ async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliEr
     std::fs::write(&module, exo_apps::RENDER_WASM).map_err(|e| io(&module, e))?;
     let scene = dir.join("scene.obj");
     std::fs::write(&scene, exo_apps::BUNNY_OBJ).map_err(|e| io(&scene, e))?;
-    let tiles = exo_apps::render::plan_tiles(DEMO_WIDTH, DEMO_HEIGHT, DEMO_TILE.0, DEMO_TILE.1)
-        .map_err(other)?;
+    let tiles =
+        exo_apps::render::plan_tiles(width, height, DEMO_TILE.0, DEMO_TILE.1).map_err(other)?;
     let lines: Vec<String> = tiles
         .iter()
-        .map(|t| exo_apps::render::tile_args(DEMO_WIDTH, DEMO_HEIGHT, t, DEMO_SAMPLES, 0).join(" "))
+        .map(|t| exo_apps::render::tile_args(width, height, t, samples, 0).join(" "))
         .collect();
     let unit_args = dir.join("unit-args.txt");
     std::fs::write(&unit_args, lines.join("\n") + "\n").map_err(|e| io(&unit_args, e))?;
     note(&format!(
-        "demo: {} workers are offering; submitting a {DEMO_WIDTH}x{DEMO_HEIGHT} render of the \
-         bunny, {DEMO_SAMPLES} samples per pixel, {} tiles, trust 2",
+        "demo: {} workers are offering; submitting a {width}x{height} render of the \
+         bunny, {samples} samples per pixel, {} tiles, trust 2",
         workers,
         tiles.len()
     ));
@@ -573,7 +519,7 @@ async fn run_demo(layout: &DevnetLayout, workers: usize) -> Result<String, CliEr
         .copied()
         .zip(ppms.iter().map(Vec::as_slice))
         .collect();
-    let png = exo_apps::render::assemble_png(DEMO_WIDTH, DEMO_HEIGHT, &parts).map_err(other)?;
+    let png = exo_apps::render::assemble_png(width, height, &parts).map_err(other)?;
     let png_path = dir.join("render.png");
     std::fs::write(&png_path, png).map_err(|e| io(&png_path, e))?;
     let job = client

@@ -190,6 +190,15 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// `exo account transfer --wait` of `amount` EXO from `key` to `to`, through `node`; returns the
+/// exit code and the receipt.
+fn transfer(node: &str, key: &str, to: &str, amount: &str) -> (i32, Value) {
+    exo(&[
+        "--node", node, "account", "transfer", "--key", key, "--to", to, "--amount", amount,
+        "--wait",
+    ])
+}
+
 #[test]
 fn devnet_serves_transfers_with_one_state_on_every_validator() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -227,19 +236,7 @@ fn devnet_serves_transfers_with_one_state_on_every_validator() {
     let alice = key["address"].as_str().unwrap().to_string();
     let faucet_key = path(&data, "faucet.key");
     let node0 = format!("http://127.0.0.1:{api}");
-    let (code, receipt) = exo(&[
-        "--node",
-        &node0,
-        "account",
-        "transfer",
-        "--key",
-        &faucet_key,
-        "--to",
-        &alice,
-        "--amount",
-        "12.5",
-        "--wait",
-    ]);
+    let (code, receipt) = transfer(&node0, &faucet_key, &alice, "12.5");
     assert_eq!(code, 0, "{receipt}");
     assert_eq!(receipt["status"], "ok");
     let transfer_height = receipt["height"].as_u64().unwrap();
@@ -255,19 +252,7 @@ fn devnet_serves_transfers_with_one_state_on_every_validator() {
     assert_eq!(block.height, height);
 
     // A transfer of more than the balance is finalized as rejected, with its reason.
-    let (code, rejected) = exo(&[
-        "--node",
-        clients[1].url(),
-        "account",
-        "transfer",
-        "--key",
-        &alice_key,
-        "--to",
-        &alice,
-        "--amount",
-        "1000",
-        "--wait",
-    ]);
+    let (code, rejected) = transfer(clients[1].url(), &alice_key, &alice, "1000");
     assert_eq!(code, 3, "{rejected}");
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["reason"]["code"], "insufficient_funds");
@@ -364,19 +349,7 @@ fn a_stopped_validator_restarts_and_catches_up() {
     let bob_key = path(dir.path(), "bob.key");
     let (_, key) = exo(&["key", "new", "--out", &bob_key]);
     let bob = key["address"].as_str().unwrap().to_string();
-    let (code, receipt) = exo(&[
-        "--node",
-        clients[0].url(),
-        "account",
-        "transfer",
-        "--key",
-        &path(&data, "faucet.key"),
-        "--to",
-        &bob,
-        "--amount",
-        "3",
-        "--wait",
-    ]);
+    let (code, receipt) = transfer(clients[0].url(), &path(&data, "faucet.key"), &bob, "3");
     assert_eq!(code, 0, "{receipt}");
     let down_at = rt.block_on(clients[0].status()).unwrap().finalized_height;
     rt.block_on(wait_height(&others, down_at + 30, Duration::from_secs(30)));
@@ -390,4 +363,236 @@ fn a_stopped_validator_restarts_and_catches_up() {
     assert_eq!(code, 0);
     assert_eq!(balance["balance_exo"], "3");
     println!("restart and catch-up took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let api = free_ports(2);
+    // Two honest workers come with the devnet.
+    let mut processes = Processes::default();
+    processes.children.push(spawn(
+        &[
+            "devnet",
+            "--data",
+            data.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &(api + 5).to_string(),
+        ],
+        &dir.path().join("devnet.log"),
+    ));
+    let rt = runtime();
+    let clients = clients(api);
+    let all: Vec<&Client> = clients.iter().collect();
+    rt.block_on(wait_height(&all, 2, Duration::from_secs(45)));
+    processes.grandchildren = children_of(processes.children[0].id());
+    let node0 = clients[0].url().to_string();
+    let faucet_key = path(&data, "faucet.key");
+
+    // A third worker lies about every result, and asks the lowest price so that it gets a
+    // replica of every unit it has a slot for.
+    let liar_key = path(dir.path(), "liar.key");
+    let (_, key) = exo(&["key", "new", "--out", &liar_key]);
+    let liar = key["address"].as_str().unwrap().to_string();
+    let (code, receipt) = transfer(&node0, &faucet_key, &liar, "1000");
+    assert_eq!(code, 0, "{receipt}");
+    processes.children.push(spawn(
+        &[
+            "--node",
+            &node0,
+            "worker",
+            "--key",
+            &liar_key,
+            "--data",
+            &path(dir.path(), "liar"),
+            "--misbehave",
+            "wrong-result",
+            "--price",
+            "0.5",
+            "--slots",
+            "4",
+        ],
+        &dir.path().join("liar.log"),
+    ));
+    rt.block_on(async {
+        let start = Instant::now();
+        loop {
+            let mut providers: Vec<u64> = clients[0]
+                .offers(0, None)
+                .await
+                .map(|page| page.offers.iter().map(|o| o.provider).collect())
+                .unwrap_or_default();
+            providers.sort_unstable();
+            providers.dedup();
+            if providers.len() == 3 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "only {} of 3 workers offer",
+                providers.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    println!("three workers offer after {:?}", started.elapsed());
+    // A job of 4 units at trust 2; workers fetch from their own validator, so every
+    // validator gets the app and the input.
+    let hello = exo_apps::HELLO_WASM;
+    let input = b"the input of every unit".to_vec();
+    for client in &clients[1..] {
+        rt.block_on(client.put_blob(hello.to_vec())).unwrap();
+        rt.block_on(client.put_blob(input.clone())).unwrap();
+    }
+    let module = dir.path().join("hello.wasm");
+    std::fs::write(&module, hello).unwrap();
+    let input_path = dir.path().join("data.txt");
+    std::fs::write(&input_path, &input).unwrap();
+    let unit_args = dir.path().join("args.txt");
+    std::fs::write(&unit_args, "frame 0\nframe 1\nframe 2\nframe 3\n").unwrap();
+    let (code, submitted) = exo(&[
+        "--node",
+        &node0,
+        "job",
+        "submit",
+        "--key",
+        &faucet_key,
+        "--app",
+        module.to_str().unwrap(),
+        "--units",
+        "4",
+        "--trust",
+        "2",
+        "--max-price",
+        "2",
+        "--input",
+        input_path.to_str().unwrap(),
+        "--unit-args",
+        unit_args.to_str().unwrap(),
+        "--wait",
+        "--wait-timeout",
+        "300",
+    ]);
+    assert_eq!(code, 0, "{submitted}");
+    let id = submitted["job_id"].as_u64().unwrap();
+    println!("job {id} done after {:?}", started.elapsed());
+
+    // Every unit was accepted with the true result: the outputs download and check against
+    // the accepted digests, and they are what the app writes.
+    let out = dir.path().join("results");
+    let mut results = vec![
+        "--node",
+        &node0,
+        "job",
+        "results",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let sources: Vec<String> = clients[1..].iter().map(|c| c.url().to_string()).collect();
+    for source in &sources {
+        results.extend(["--source", source]);
+    }
+    let id_text = id.to_string();
+    results.push(&id_text);
+    let (code, fetched) = exo(&results);
+    assert_eq!(code, 0, "{fetched}");
+    for unit in 0..4 {
+        let text = std::fs::read_to_string(out.join(format!("unit-{unit}/out/hello.txt"))).unwrap();
+        assert!(
+            text.contains(&format!("unit={unit}\nargs=frame {unit}\n")),
+            "{text}"
+        );
+        assert!(text.contains("input data.txt 23"), "{text}");
+    }
+
+    // The liar lost bond and reputation; the job's accounts add up to the escrow.
+    let (code, shown) = exo(&["--node", &node0, "provider", "show", "--key", &liar_key]);
+    assert_eq!(code, 0, "{shown}");
+    let liar = keyfile::read(Path::new(&liar_key)).unwrap().public_key();
+    let provider = rt.block_on(async {
+        let id = clients[0].provider_of(&liar).await.unwrap().unwrap();
+        clients[0].provider(id).await.unwrap().unwrap()
+    });
+    assert!(provider.invalid >= 1, "{provider:?}");
+    assert_eq!(provider.valid, 0, "{provider:?}");
+    assert!(provider.bond < Amount::from_exo(100), "{provider:?}");
+    assert!(
+        provider.reputation < exo_ledger::REPUTATION_START,
+        "{provider:?}"
+    );
+    let job = rt.block_on(clients[0].job(id)).unwrap().unwrap();
+    let a = &job.accounts;
+    let sum = [a.paid_total, a.royalties, a.fees, a.refunded, a.held]
+        .into_iter()
+        .try_fold(Amount::ZERO, Amount::checked_add);
+    assert_eq!(sum, Some(a.escrowed), "{a:?}");
+    assert_eq!(job.counts.accepted, 4, "{job:?}");
+    println!("the liar's devnet took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_demo_renders_a_verified_and_paid_frame() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let api = free_ports(3);
+    let log = dir.path().join("devnet.log");
+    let mut processes = Processes::default();
+    // The README's first command, on a frame of two small tiles.
+    processes.children.push(spawn(
+        &[
+            "devnet",
+            "--demo",
+            "--demo-frame",
+            "160x60x2",
+            "--data",
+            data.to_str().unwrap(),
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &(api + 5).to_string(),
+        ],
+        &log,
+    ));
+    let png = data.join("demo").join("render.png");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("the demo failed") || text.contains("Ctrl-C stops the network\n") {
+            break text;
+        }
+        if let Some(status) = processes.children[0].try_wait().unwrap() {
+            panic!("the devnet exited ({status}):\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not finish:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    processes.grandchildren = children_of(processes.children[0].id());
+    assert!(
+        text.contains("2 units, 2 accepted, 0 failed (trust 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("paid + royalties + fees + refunded + held = escrowed"),
+        "{text}"
+    );
+    // The frame is a PNG of the requested size, assembled from the verified tiles.
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (160, 60));
+    println!("the demo took {:?}", started.elapsed());
 }

@@ -8,6 +8,7 @@ use exo_client::{Client, keyfile, wire};
 use exo_ledger::{Genesis, GenesisAccount, Params};
 use exo_types::{Address, Amount, PrivateKey, address_to_hex};
 use std::{
+    ffi::OsStr,
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -191,79 +192,91 @@ pub async fn wait_for_height(
     }
 }
 
-/// How long validators get to exit after SIGTERM before they are killed: longer than a node's
-/// own shutdown (API grace plus the runtime's stop grace).
+/// How long a child gets to exit after SIGTERM before it is killed: longer than a node's own
+/// shutdown (API grace plus the runtime's stop grace).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The validator processes of a running devnet; dropping it stops them.
-pub struct DevnetProcesses {
-    children: Vec<(usize, Child)>,
-    /// Exit statuses already reported by [`Self::exited`].
+/// Child processes of this one, each appending its output to a log file; dropping it stops
+/// them. Children are numbered in the order they were started.
+#[derive(Default)]
+pub struct Processes {
+    children: Vec<Child>,
+    /// Children whose exit [`Self::exited`] already reported.
     reported: Vec<usize>,
 }
 
-impl DevnetProcesses {
+/// The validator processes of a running devnet.
+pub type DevnetProcesses = Processes;
+
+impl Processes {
     /// Starts `exe node --config ...` for every validator, logging to `node-<i>/node.log`.
     pub fn spawn(exe: &Path, layout: &DevnetLayout) -> anyhow::Result<Self> {
-        let mut children = Vec::new();
+        let mut processes = Self::default();
         for (i, config) in layout.configs.iter().enumerate() {
-            let log_path = config.with_file_name("node.log");
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .with_context(|| format!("cannot open {}", log_path.display()))?;
-            let child = Command::new(exe)
-                .arg("node")
-                .arg("--config")
-                .arg(config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
+            let args = [
+                OsStr::new("node"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ];
+            processes
+                .start(exe, &args, &config.with_file_name("node.log"))
                 .with_context(|| format!("cannot start validator {i}"))?;
-            children.push((i, child));
         }
-        Ok(Self {
-            children,
-            reported: Vec::new(),
-        })
+        Ok(processes)
     }
 
-    /// Process ids of the validators, for measurements.
+    /// Starts `exe ARGS` with standard output and error appended to `log_path`.
+    pub fn start(&mut self, exe: &Path, args: &[&OsStr], log_path: &Path) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Process ids of the children, for measurements.
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(|(_, c)| c.id()).collect()
+        self.children.iter().map(Child::id).collect()
     }
 
-    /// Validators that exited since the last call, with their exit status.
+    /// Children that exited since the last call, with their number and exit status.
     pub fn exited(&mut self) -> Vec<(usize, String)> {
         let mut exited = Vec::new();
-        for (i, child) in &mut self.children {
-            if self.reported.contains(i) {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if self.reported.contains(&i) {
                 continue;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                self.reported.push(*i);
-                exited.push((*i, status.to_string()));
+                self.reported.push(i);
+                exited.push((i, status.to_string()));
             }
         }
         exited
     }
 
-    /// How many validators have exited so far.
+    /// How many children have exited so far.
     pub fn exited_count(&self) -> usize {
         self.reported.len()
     }
 
-    /// Sum of the validators' peak resident memory (`VmHWM`), in MiB; `None` if a process has
+    /// Sum of the children's peak resident memory (`VmHWM`), in MiB; `None` if a process has
     /// exited or the platform has no `/proc`.
     pub fn peak_rss_mib(&self) -> Option<f64> {
         self.pids().into_iter().map(peak_rss_mib).sum()
     }
 
-    /// Stops every validator: a polite signal first, then a kill.
+    /// Stops every child: a polite signal first, then a kill.
     pub fn stop(&mut self) {
-        for (_, child) in &mut self.children {
+        for child in &mut self.children {
             if let Ok(Some(_)) = child.try_wait() {
                 continue;
             }
@@ -280,7 +293,7 @@ impl DevnetProcesses {
             let _ = child.kill();
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
-        for (_, child) in &mut self.children {
+        for child in &mut self.children {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -291,10 +304,11 @@ impl DevnetProcesses {
             let _ = child.wait();
         }
         self.children.clear();
+        self.reported.clear();
     }
 }
 
-impl Drop for DevnetProcesses {
+impl Drop for Processes {
     fn drop(&mut self) {
         self.stop();
     }
