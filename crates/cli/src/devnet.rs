@@ -367,6 +367,8 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
 
 /// The demo's tiles: one unit each.
 const DEMO_TILE: (u32, u32) = (80, 60);
+/// Offers looked at to find the workers' ones (a fresh devnet has only those).
+const OFFERS_PAGE: u64 = 100;
 /// How long the workers get to benchmark, register and post their offers.
 const OFFERS_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -392,13 +394,10 @@ async fn run_demo(
     // Wait until every worker has an offer on the book (at least 2 after the timeout).
     let mut last_note = Instant::now();
     loop {
-        let mut providers: Vec<u64> = client
-            .offers(0, None)
+        let providers = client
+            .offering_providers(OFFERS_PAGE)
             .await
-            .map(|page| page.offers.iter().map(|o| o.provider).collect())
             .unwrap_or_default();
-        providers.sort_unstable();
-        providers.dedup();
         if providers.len() >= workers {
             break;
         }

@@ -190,6 +190,64 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// `devnet EXTRA... --data DATA` with APIs from port `api` and peers from `api + 5`.
+fn devnet_args(data: &Path, api: u16, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["devnet".to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([
+        "--data".into(),
+        data.display().to_string(),
+        "--api-port".into(),
+        api.to_string(),
+        "--p2p-port".into(),
+        (api + 5).to_string(),
+    ]);
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// An `exo devnet` process started by a test in a directory of its own, and its validators'
+/// clients.
+struct Devnet {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    rt: tokio::runtime::Runtime,
+    clients: Vec<Client>,
+    processes: Processes,
+}
+
+impl Devnet {
+    /// `exo devnet EXTRA...` on the ports of `slot`, once every validator finalized height 2.
+    fn start(slot: u32, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("devnet");
+        let api = free_ports(slot);
+        let mut processes = Processes::default();
+        processes.children.push(spawn(
+            &strs(&devnet_args(&data, api, extra)),
+            &dir.path().join("devnet.log"),
+        ));
+        let devnet = Self {
+            dir,
+            data,
+            rt: runtime(),
+            clients: clients(api),
+            processes,
+        };
+        devnet
+            .rt
+            .block_on(wait_height(&devnet.all(), 2, Duration::from_secs(45)));
+        devnet
+    }
+
+    fn all(&self) -> Vec<&Client> {
+        self.clients.iter().collect()
+    }
+}
+
 /// `exo account transfer --wait` of `amount` EXO from `key` to `to`, through `node`; returns the
 /// exit code and the receipt.
 fn transfer(node: &str, key: &str, to: &str, amount: &str) -> (i32, Value) {
@@ -203,29 +261,14 @@ fn transfer(node: &str, key: &str, to: &str, amount: &str) -> (i32, Value) {
 fn devnet_serves_transfers_with_one_state_on_every_validator() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("devnet");
-    let api = free_ports(0);
-    let (api_port, p2p_port) = (api.to_string(), (api + 5).to_string());
-    let mut processes = Processes::default();
-    processes.children.push(spawn(
-        &[
-            "devnet",
-            "--data",
-            data.to_str().unwrap(),
-            "--validators",
-            "4",
-            "--api-port",
-            &api_port,
-            "--p2p-port",
-            &p2p_port,
-        ],
-        &dir.path().join("devnet.log"),
-    ));
-    let rt = runtime();
-    let clients = clients(api);
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start(0, &["--validators", "4"]);
     let all: Vec<&Client> = clients.iter().collect();
-    rt.block_on(wait_height(&all, 2, Duration::from_secs(45)));
     processes.grandchildren = children_of(processes.children[0].id());
     assert_eq!(processes.grandchildren.len(), VALIDATORS);
 
@@ -235,7 +278,7 @@ fn devnet_serves_transfers_with_one_state_on_every_validator() {
     assert_eq!(code, 0);
     let alice = key["address"].as_str().unwrap().to_string();
     let faucet_key = path(&data, "faucet.key");
-    let node0 = format!("http://127.0.0.1:{api}");
+    let node0 = clients[0].url().to_string();
     let (code, receipt) = transfer(&node0, &faucet_key, &alice, "12.5");
     assert_eq!(code, 0, "{receipt}");
     assert_eq!(receipt["status"], "ok");
@@ -310,16 +353,7 @@ fn a_stopped_validator_restarts_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("devnet");
     let api = free_ports(1);
-    let (code, layout) = exo(&[
-        "devnet",
-        "--init-only",
-        "--data",
-        data.to_str().unwrap(),
-        "--api-port",
-        &api.to_string(),
-        "--p2p-port",
-        &(api + 5).to_string(),
-    ]);
+    let (code, layout) = exo(&strs(&devnet_args(&data, api, &["--init-only"])));
     assert_eq!(code, 0, "{layout}");
     let configs: Vec<PathBuf> = (0..VALIDATORS)
         .map(|i| data.join(format!("node-{i}")).join("config.toml"))
@@ -369,29 +403,14 @@ fn a_stopped_validator_restarts_and_catches_up() {
 fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("devnet");
-    let api = free_ports(2);
     // Two honest workers come with the devnet.
-    let mut processes = Processes::default();
-    processes.children.push(spawn(
-        &[
-            "devnet",
-            "--data",
-            data.to_str().unwrap(),
-            "--workers",
-            "2",
-            "--api-port",
-            &api.to_string(),
-            "--p2p-port",
-            &(api + 5).to_string(),
-        ],
-        &dir.path().join("devnet.log"),
-    ));
-    let rt = runtime();
-    let clients = clients(api);
-    let all: Vec<&Client> = clients.iter().collect();
-    rt.block_on(wait_height(&all, 2, Duration::from_secs(45)));
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start(2, &["--workers", "2"]);
     processes.grandchildren = children_of(processes.children[0].id());
     let node0 = clients[0].url().to_string();
     let faucet_key = path(&data, "faucet.key");
@@ -424,13 +443,7 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
     rt.block_on(async {
         let start = Instant::now();
         loop {
-            let mut providers: Vec<u64> = clients[0]
-                .offers(0, None)
-                .await
-                .map(|page| page.offers.iter().map(|o| o.provider).collect())
-                .unwrap_or_default();
-            providers.sort_unstable();
-            providers.dedup();
+            let providers = clients[0].offering_providers(100).await.unwrap_or_default();
             if providers.len() == 3 {
                 break;
             }
@@ -542,27 +555,14 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
 fn the_demo_renders_a_verified_and_paid_frame() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("devnet");
-    let api = free_ports(3);
-    let log = dir.path().join("devnet.log");
-    let mut processes = Processes::default();
     // The README's first command, on a frame of two small tiles.
-    processes.children.push(spawn(
-        &[
-            "devnet",
-            "--demo",
-            "--demo-frame",
-            "160x60x2",
-            "--data",
-            data.to_str().unwrap(),
-            "--api-port",
-            &api.to_string(),
-            "--p2p-port",
-            &(api + 5).to_string(),
-        ],
-        &log,
-    ));
+    let Devnet {
+        dir,
+        data,
+        mut processes,
+        ..
+    } = Devnet::start(3, &["--demo", "--demo-frame", "160x60x2"]);
+    let log = dir.path().join("devnet.log");
     let png = data.join("demo").join("render.png");
     let deadline = Instant::now() + Duration::from_secs(600);
     let text = loop {

@@ -86,6 +86,15 @@ impl Client {
         self.json(Method::GET, &path, None).await
     }
 
+    /// The distinct providers with an offer among the first `limit` offers on the book.
+    pub async fn offering_providers(&self, limit: u64) -> Result<Vec<u64>, ClientError> {
+        let page = self.offers(0, Some(limit)).await?;
+        let mut providers: Vec<u64> = page.offers.iter().map(|o| o.provider).collect();
+        providers.sort_unstable();
+        providers.dedup();
+        Ok(providers)
+    }
+
     /// `GET /v1/market/depth`.
     pub async fn depth(&self) -> Result<wire::Depth, ClientError> {
         self.json(Method::GET, "v1/market/depth", None).await
