@@ -13,7 +13,7 @@
 use crate::{ApiError, wire};
 use axum::body::Body;
 use exo_types::Hash32;
-use futures::StreamExt;
+use futures::{StreamExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use std::{
     io::{ErrorKind, Read},
@@ -33,6 +33,16 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Blobs read whole into memory at once (to unpack an archive): with 64 MiB blobs, this bounds
 /// what such reads hold to 256 MiB however many clients ask.
 const MAX_WHOLE_READS: usize = 4;
+
+/// Other nodes' blob stores, asked when this node misses a blob or a unit's outputs: a client
+/// can then fetch from any node what was uploaded to one. What a peer answers is checked like
+/// an upload: a blob against its hash, an outputs archive against the accepted digest.
+pub trait PeerBlobs: std::fmt::Debug + Send + Sync + 'static {
+    /// The bytes of blob `hash` from some peer, if one holds it in at most `max_bytes`.
+    fn blob(&self, hash: Hash32, max_bytes: u64) -> BoxFuture<'_, Option<Vec<u8>>>;
+    /// The archive some peer holds for the accepted outputs of `unit` of `job`.
+    fn outputs(&self, job: u64, unit: u32) -> BoxFuture<'_, Option<Hash32>>;
+}
 
 /// A blob store on disk. Cheap to clone; clones share the disk-use counter.
 #[derive(Clone, Debug)]

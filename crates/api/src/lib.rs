@@ -46,7 +46,7 @@ mod server;
 pub mod service;
 
 #[cfg(feature = "server")]
-pub use blobs::BlobStore;
+pub use blobs::{BlobStore, PeerBlobs};
 #[cfg(feature = "server")]
 pub use error::ApiError;
 #[cfg(feature = "server")]

@@ -1,7 +1,7 @@
 //! The axum router: routes, limits, metrics and the server loop.
 
 use crate::{
-    ApiError, ApiLimits, BlobStore, NodeView, blobs,
+    ApiError, ApiLimits, BlobStore, NodeView, PeerBlobs, blobs,
     limits::RateLimiter,
     market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
@@ -23,7 +23,8 @@ use exo_chain::FinalizedBlock;
 use futures::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::{
-    collections::VecDeque, convert::Infallible, future::Future, net::SocketAddr, time::Duration,
+    collections::VecDeque, convert::Infallible, future::Future, net::SocketAddr, sync::Arc,
+    time::Duration,
 };
 use tokio::sync::broadcast::{self, error::RecvError};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -36,15 +37,18 @@ struct Api<N> {
     metrics: ApiMetrics,
     limiter: RateLimiter,
     blobs: Option<BlobStore>,
+    peers: Option<Arc<dyn PeerBlobs>>,
 }
 
 /// What the API serves besides the node: its limits and, if the node keeps one, a blob store
 /// (the node opens it at `<data_dir>/blobs`). Without a store the blob and output routes
-/// answer 503 `blobs_disabled`.
+/// answer 503 `blobs_disabled`. With `peers`, a blob or outputs miss is filled from other
+/// nodes, unless the request itself comes from a node ([`wire::PEER_HEADER`]).
 #[derive(Clone, Debug, Default)]
 pub struct ApiConfig {
     pub limits: ApiLimits,
     pub blobs: Option<BlobStore>,
+    pub peers: Option<Arc<dyn PeerBlobs>>,
 }
 
 /// The API's routes over `node`, without a blob store.
@@ -57,7 +61,7 @@ pub fn router<N: NodeView>(node: N, limits: ApiLimits) -> Router {
         node,
         ApiConfig {
             limits,
-            blobs: None,
+            ..ApiConfig::default()
         },
     )
 }
@@ -71,6 +75,7 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
         metrics: ApiMetrics::default(),
         limiter: RateLimiter::new(limits),
         blobs: config.blobs,
+        peers: config.peers,
     };
     Router::new()
         .route("/v1/status", get(status::<N>))
@@ -120,7 +125,7 @@ pub async fn serve<N: NodeView>(
         node,
         ApiConfig {
             limits,
-            blobs: None,
+            ..ApiConfig::default()
         },
         shutdown,
         grace_ms,
@@ -445,7 +450,12 @@ async fn get_blob<N: NodeView>(
 ) -> Result<Response, ApiError> {
     let store = store(&api)?;
     let hash = content_hash(&hash)?;
-    let size = store.verify(&hash).await?;
+    let size = match store.verify(&hash).await {
+        Err(ApiError::NotFound(_)) if pull_blob(&api, store, &hash, &headers).await? => {
+            store.verify(&hash).await?
+        }
+        found => found?,
+    };
     let range = headers
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or("invalid"));
@@ -473,11 +483,17 @@ async fn head_blob<N: NodeView>(
     State(api): State<Api<N>>,
     Path(hash): Path<String>,
     method: Method,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     debug_assert_eq!(method, Method::HEAD);
     let store = store(&api)?;
     let hash = content_hash(&hash)?;
-    let size = store.size(&hash).await?;
+    let size = match store.size(&hash).await {
+        Err(ApiError::NotFound(_)) if pull_blob(&api, store, &hash, &headers).await? => {
+            store.size(&hash).await?
+        }
+        found => found?,
+    };
     let mut response = Response::new(Body::empty());
     blob_headers(&mut response, &hash);
     response
@@ -501,11 +517,77 @@ async fn put_outputs<N: NodeView>(
 async fn get_outputs<N: NodeView>(
     State(api): State<Api<N>>,
     Path((job, unit)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<wire::Outputs>, ApiError> {
     let store = store(&api)?;
-    market::get_outputs(&api.node, &api.limits, store, &job, &unit)
-        .await
-        .map(Json)
+    let outputs = match market::get_outputs(&api.node, &api.limits, store, &job, &unit).await {
+        Err(ApiError::NotFound(_)) if pull_outputs(&api, store, &job, &unit, &headers).await? => {
+            market::get_outputs(&api.node, &api.limits, store, &job, &unit).await
+        }
+        found => found,
+    };
+    outputs.map(Json)
+}
+
+/// The peers to fill a miss from: none for a request that itself comes from a node.
+fn peers_for<'a, N>(api: &'a Api<N>, headers: &HeaderMap) -> Option<&'a dyn PeerBlobs> {
+    if headers.contains_key(wire::PEER_HEADER) {
+        return None;
+    }
+    api.peers.as_deref()
+}
+
+/// Fetches a missing blob from the peers into the store (which checks its hash); whether it
+/// is there now.
+async fn pull_blob<N>(
+    api: &Api<N>,
+    store: &BlobStore,
+    hash: &exo_types::Hash32,
+    headers: &HeaderMap,
+) -> Result<bool, ApiError> {
+    let Some(peers) = peers_for(api, headers) else {
+        return Ok(false);
+    };
+    let max = api.limits.max_blob_bytes;
+    let Some(bytes) = peers.blob(*hash, max).await else {
+        return Ok(false);
+    };
+    match store.put(Body::from(bytes), max, Some(*hash)).await {
+        Ok(_) => Ok(true),
+        // A peer's bytes that do not have the hash: as if no peer held the blob.
+        Err(ApiError::HashMismatch { .. }) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Registers a unit's accepted outputs held by a peer: its archive is fetched into the store
+/// and checked against the accepted digest as an upload would be. Whether it is here now.
+async fn pull_outputs<N: NodeView>(
+    api: &Api<N>,
+    store: &BlobStore,
+    job: &str,
+    unit: &str,
+    headers: &HeaderMap,
+) -> Result<bool, ApiError> {
+    let Some(peers) = peers_for(api, headers) else {
+        return Ok(false);
+    };
+    let (job_id, index) = (market::parse_id("job", job)?, market::parse_unit(unit)?);
+    let Some(archive) = peers.outputs(job_id, index).await else {
+        return Ok(false);
+    };
+    let present = match store.size(&archive).await {
+        Ok(_) => true,
+        Err(ApiError::NotFound(_)) => pull_blob(api, store, &archive, headers).await?,
+        Err(err) => return Err(err),
+    };
+    if !present {
+        return Ok(false);
+    }
+    let body = serde_json::to_vec(&wire::OutputsPut { archive })
+        .map_err(|e| ApiError::Internal(format!("outputs body: {e}")))?;
+    market::put_outputs(&api.node, &api.limits, store, job, unit, &body).await?;
+    Ok(true)
 }
 
 async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 mod market;
 pub use market::*;
 
+/// Header a node sets when it asks another node's API for a blob or a unit's outputs on behalf
+/// of its own client: the other node answers from its own store and never asks its peers in
+/// turn, so a miss cannot bounce between nodes.
+pub const PEER_HEADER: &str = "x-exo-peer";
+
 /// Every error answer: a stable machine-readable code and one sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

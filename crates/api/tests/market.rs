@@ -73,6 +73,7 @@ fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
         ApiConfig {
             limits,
             blobs: Some(blobs),
+            ..ApiConfig::default()
         },
     );
     Chain {
@@ -784,4 +785,94 @@ async fn openapi_lists_the_market_routes() {
             "{name} is referenced but not defined"
         );
     }
+}
+
+/// Another node's store, as [`exo_api::PeerBlobs`] sees it: here a map, with one blob whose
+/// bytes do not match its name (a lying or corrupted peer).
+#[derive(Debug, Default)]
+struct Peer {
+    blobs: std::collections::HashMap<Hash32, Vec<u8>>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl exo_api::PeerBlobs for Peer {
+    fn blob(
+        &self,
+        hash: Hash32,
+        max_bytes: u64,
+    ) -> futures::future::BoxFuture<'_, Option<Vec<u8>>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self
+            .blobs
+            .get(&hash)
+            .filter(|b| b.len() as u64 <= max_bytes)
+            .cloned();
+        Box::pin(async move { found })
+    }
+
+    fn outputs(&self, _job: u64, _unit: u32) -> futures::future::BoxFuture<'_, Option<Hash32>> {
+        Box::pin(async { None })
+    }
+}
+
+#[tokio::test]
+async fn a_missing_blob_is_fetched_from_a_peer_and_checked() {
+    let held = b"held by the other node".to_vec();
+    let held_hash = blob_hash(&held);
+    let forged_hash = blob_hash(b"what the name promises");
+    let peer = std::sync::Arc::new(Peer {
+        blobs: [
+            (held_hash, held.clone()),
+            (forged_hash, b"something else".to_vec()),
+        ]
+        .into(),
+        ..Peer::default()
+    });
+    let node = chain().node;
+    let dir = tempfile::tempdir().unwrap();
+    let app = router_with(
+        node,
+        ApiConfig {
+            limits: ApiLimits {
+                rate_per_sec: 0,
+                ..ApiLimits::default()
+            },
+            blobs: Some(BlobStore::open(dir.path(), 1 << 30).unwrap()),
+            peers: Some(peer.clone()),
+        },
+    );
+    let path = |h: &Hash32| format!("/v1/blobs/{}", hex::encode(h));
+
+    // A node asking on behalf of its client gets this store's answer alone: no bounce.
+    let from_node = Request::get(path(&held_hash))
+        .header(exo_api::wire::PEER_HEADER, "1")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(raw(&app, from_node).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(peer.asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A client gets the peer's blob, which is then kept here.
+    let (status, _, body) = raw(
+        &app,
+        Request::get(path(&held_hash)).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, held);
+    let head = Request::head(path(&held_hash)).body(Body::empty()).unwrap();
+    assert_eq!(raw(&app, head).await.0, StatusCode::OK);
+    assert_eq!(peer.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Bytes that do not have the name's hash are neither stored nor served.
+    for _ in 0..2 {
+        let forged = Request::get(path(&forged_hash))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(raw(&app, forged).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(peer.asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+fn blob_hash(bytes: &[u8]) -> Hash32 {
+    *blake3::hash(bytes).as_bytes()
 }

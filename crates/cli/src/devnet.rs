@@ -468,14 +468,6 @@ async fn run_demo(
         wait: true,
         wait_timeout: 1_800,
     };
-    // Blob stores are per node and workers fetch from their own validator: give every
-    // validator the module and the input.
-    for url in &layout.api_urls[1..] {
-        let peer = Client::new(url)?;
-        peer.put_blob(exo_apps::RENDER_WASM.to_vec()).await?;
-        peer.put_blob(exo_apps::BUNNY_OBJ.as_bytes().to_vec())
-            .await?;
-    }
     let submitted_at = Instant::now();
     let report = job::submit(&client, &submit_args, true).await?;
     if !report.success {
@@ -494,7 +486,7 @@ async fn run_demo(
         &ResultsArgs {
             id,
             out: results_dir.clone(),
-            sources: layout.api_urls[1..].to_vec(),
+            sources: Vec::new(),
         },
     )
     .await?;

@@ -57,6 +57,7 @@ fn start_node() -> Node {
             ..ApiLimits::default()
         },
         blobs: Some(blobs),
+        ..ApiConfig::default()
     };
     runtime.spawn(serve_with(
         listener,

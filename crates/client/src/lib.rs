@@ -104,6 +104,22 @@ impl Client {
     /// A client of the node at `url`, such as `http://127.0.0.1:8080` (a bare `host:port`
     /// means plain HTTP).
     pub fn new(url: &str) -> Result<Self, ClientError> {
+        Self::with_headers(url, reqwest::header::HeaderMap::new())
+    }
+
+    /// A client a node uses to ask another node for blobs and outputs on behalf of its own
+    /// clients: its requests carry [`wire::PEER_HEADER`], so the other node answers from its
+    /// own store alone.
+    pub fn peer(url: &str) -> Result<Self, ClientError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            wire::PEER_HEADER,
+            reqwest::header::HeaderValue::from_static("1"),
+        );
+        Self::with_headers(url, headers)
+    }
+
+    fn with_headers(url: &str, headers: reqwest::header::HeaderMap) -> Result<Self, ClientError> {
         let bad = || ClientError::BadUrl(url.to_string());
         let url_text = url.trim();
         let url_text = if url_text.contains("://") {
@@ -126,6 +142,7 @@ impl Client {
         }
         // No client-wide timeout: the event stream is open-ended. Each request sets its own.
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|_| bad())?;

@@ -56,6 +56,7 @@ async fn start(with_blobs: bool) -> (MemoryNode, Client, tempfile::TempDir) {
             ..ApiLimits::default()
         },
         blobs,
+        ..ApiConfig::default()
     };
     tokio::spawn(serve_with(
         listener,

@@ -6,17 +6,19 @@ use crate::{
     node::{self, NodeInfo, Validator},
 };
 use anyhow::Context as _;
-use exo_api::{ApiLimits, NodeView, wire};
+use exo_api::{ApiLimits, NodeView, PeerBlobs, wire};
 use exo_chain::{Block, FinalizedBlock, MempoolError};
+use exo_client::Client;
 use exo_ledger::Key;
-use exo_types::{SignedTx, TxHash};
+use exo_types::{Hash32, SignedTx, TxHash};
+use futures::future::BoxFuture;
 use std::{
     future::Future,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 use tokio::sync::broadcast;
-use tracing::info;
+use tracing::{debug, info};
 
 /// Finalized blocks buffered for event subscribers; a slower subscriber loses the oldest.
 pub const EVENT_CAPACITY: usize = 256;
@@ -151,15 +153,16 @@ pub async fn serve(
     limits: ApiLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_blobs(validator, info, limits, None, shutdown).await
+    serve_with_blobs(validator, info, limits, None, None, shutdown).await
 }
 
-/// [`serve`] with a blob store for the blob and output routes.
+/// [`serve`] with a blob store for the blob and output routes, filled from `peers` on a miss.
 pub async fn serve_with_blobs(
     validator: Arc<Validator>,
     info: NodeInfo,
     limits: ApiLimits,
     blobs: Option<exo_api::BlobStore>,
+    peers: Option<PeerApis>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let address = info.api_listen;
@@ -170,7 +173,11 @@ pub async fn serve_with_blobs(
     exo_api::serve_with(
         listener,
         ValidatorView::new(validator, info),
-        exo_api::ApiConfig { limits, blobs },
+        exo_api::ApiConfig {
+            limits,
+            blobs,
+            peers: peers.map(|p| Arc::new(p) as Arc<dyn PeerBlobs>),
+        },
         shutdown,
         SHUTDOWN_GRACE_MS,
     )
@@ -204,21 +211,79 @@ pub async fn shutdown_signal() {
 }
 
 /// `exo node`: runs the validator of `config` and its API until SIGINT or SIGTERM.
-/// The API keeps a blob store (modules, inputs, outputs) under `<data_dir>/blobs`.
+/// The API keeps a blob store (modules, inputs, outputs) under `<data_dir>/blobs`, filled on a
+/// miss from the APIs in `config.blob_peers`.
 pub fn run_node(config: NodeConfig) -> anyhow::Result<()> {
     let dir = config.data_dir.join("blobs");
     let blobs = exo_api::BlobStore::open(&dir, BLOB_STORE_BYTES)
         .with_context(|| format!("cannot open the blob store {}", dir.display()))?;
+    let peers = PeerApis::new(&config.blob_peers)?;
     node::run(config, move |validator, info| {
         serve_with_blobs(
             validator,
             info,
             ApiLimits::default(),
             Some(blobs),
+            Some(peers),
             shutdown_signal(),
         )
     })
 }
+
+/// Other nodes' APIs, asked in turn when this node misses a blob or a unit's outputs.
+#[derive(Clone, Debug)]
+pub struct PeerApis {
+    clients: Vec<Client>,
+}
+
+impl PeerApis {
+    pub fn new(urls: &[String]) -> anyhow::Result<Self> {
+        let clients = urls
+            .iter()
+            .map(|url| {
+                Client::peer(url)
+                    .map(|c| c.with_timeout(PEER_TIMEOUT))
+                    .with_context(|| format!("blob peer {url}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { clients })
+    }
+}
+
+impl PeerBlobs for PeerApis {
+    fn blob(&self, hash: Hash32, max_bytes: u64) -> BoxFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            for client in &self.clients {
+                // The size first, so that nothing larger than the bound is downloaded; the
+                // client checks the bytes against the hash, and the store does again.
+                match client.blob_size(&hash).await {
+                    Ok(Some(size)) if size <= max_bytes => {}
+                    _ => continue,
+                }
+                match client.get_blob(&hash).await {
+                    Ok(bytes) => return Some(bytes),
+                    Err(err) => debug!(peer = client.url(), %err, "blob from a peer"),
+                }
+            }
+            None
+        })
+    }
+
+    fn outputs(&self, job: u64, unit: u32) -> BoxFuture<'_, Option<Hash32>> {
+        Box::pin(async move {
+            for client in &self.clients {
+                if let Ok(Some(outputs)) = client.outputs(job, unit).await {
+                    return Some(outputs.archive);
+                }
+            }
+            None
+        })
+    }
+}
+
+/// How long a peer gets to answer one request (a blob download gets the client's blob
+/// timeout).
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most bytes a node's blob store keeps.
 const BLOB_STORE_BYTES: u64 = 4 << 30;

@@ -32,6 +32,10 @@ pub struct NodeConfig {
     pub api_listen: SocketAddr,
     /// The other validators.
     pub peers: Vec<PeerConfig>,
+    /// Other nodes' API URLs: a blob or a unit's outputs missing here is fetched from them
+    /// (and checked) when a client asks for it.
+    #[serde(default)]
+    pub blob_peers: Vec<String>,
     /// Tokio worker threads; two keep a 4-validator devnet light on a small machine.
     #[serde(default = "default_threads")]
     pub worker_threads: usize,

@@ -119,6 +119,10 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
                 p2p_listen: localhost(options.p2p_port + i as u16),
                 api_listen: localhost(options.api_port + i as u16),
                 peers,
+                blob_peers: (0..keys.len())
+                    .filter(|j| *j != i)
+                    .map(|j| format!("http://{}", localhost(options.api_port + j as u16)))
+                    .collect(),
                 worker_threads: 2,
             };
             config.save(&config_path(i))?;

@@ -116,6 +116,7 @@ impl Env {
                 ..ApiLimits::default()
             },
             blobs: Some(BlobStore::open(dir.path().join("store"), 1 << 30).unwrap()),
+            ..ApiConfig::default()
         };
         let routes = exo_api::router_with(node.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
