@@ -3,7 +3,8 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Genesis, GenesisAccount, MemoryChain, Params, Receipt, Refusal, Rejection, Tag, TxStatus,
+    Genesis, GenesisAccount, MemoryChain, Params, REPUTATION_START, Receipt, Refusal, Rejection,
+    Tag, TxStatus,
     compute::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
     unit_key,
 };
@@ -681,4 +682,110 @@ fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
     m.ok(vec![tx]);
     assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
     assert_eq!(m.provider(holders[1]).invalid, 1);
+}
+
+#[test]
+fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
+    // Trusted after one confirmed result, and every unit held by a trusted provider audited.
+    let params = Params {
+        trusted_reputation: REPUTATION_START,
+        trusted_min_valid: 1,
+        audit_ppm: 1_000_000,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS);
+    // Job 0: nobody is trusted, so its unit gets two replicas at once; they agree, and both
+    // providers earn a confirmed result.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let pair: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
+    assert_eq!(pair.len(), 2);
+    let txs: Vec<SignedTx> = pair
+        .iter()
+        .map(|p| m.commit(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .collect();
+    m.ok(txs);
+    let txs: Vec<SignedTx> = pair
+        .iter()
+        .map(|p| m.reveal(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .collect();
+    m.ok(txs);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert!(pair.iter().all(|p| m.provider(*p).valid == 1));
+
+    // Job 1: one trusted provider reaches trust 2 alone; the audit replica comes with it.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    let liar_id = unit.replicas[0].provider;
+    assert!(pair.contains(&liar_id));
+    let liar = PROVIDERS[liar_id as usize];
+    let auditor = PROVIDERS[unit.replicas[1].provider as usize];
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let txs = vec![
+        m.commit(liar, lie, 1, 0),
+        m.commit(auditor, truth(1, 0), 1, 0),
+    ];
+    m.ok(txs);
+    // The liar reveals first: its weight reaches the trust level, but the audit still runs.
+    let tx = m.reveal(liar, lie, 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas[1].status, ReplicaStatus::Committed);
+    // One against one: the trusted liar's weight does not count in a dispute; a third
+    // replica is sought (and matched in the same block, to the provider left).
+    let tx = m.reveal(auditor, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas.len(), 3);
+    let third = PROVIDERS[unit.replicas[2].provider as usize];
+    let tx = m.commit(third, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let tx = m.reveal(third, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Accepted);
+    assert_eq!(unit.accepted, Some(truth(1, 0)));
+    assert_eq!(m.provider(liar_id).invalid, 1);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn probation_and_the_floor_limit_who_gets_work() {
+    let params = Params {
+        audit_ppm: 0,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    // A new provider with eight free slots holds one replica until a result is confirmed.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.work(0).len(), 1);
+    assert_eq!(m.job(0).waiting.len(), 2);
+    // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
+    // missed deadline is enough.
+    let mut m = Market::new(Params {
+        min_match_reputation: REPUTATION_START,
+        commit_window: 3,
+        audit_ppm: 0,
+        ..Params::default()
+    });
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.work(0).len(), 1);
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert!(m.provider(0).reputation < REPUTATION_START);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    assert!(m.work(0).is_empty());
+    assert_eq!(m.job(1).waiting.len(), 1);
 }
