@@ -1220,8 +1220,44 @@ impl Ledger {
         // below the minimum, gets no work. A provider on probation (no confirmed result yet)
         // gets at most `probation_slots` open replicas over all its offers.
         cache.require(offers.iter().map(|o| Tag::Provider.key_u64(o.provider.0)))?;
+        // Probation counts the replicas a provider has yet to commit or reveal: one that
+        // revealed waits for a verdict without working, and may check another unit meanwhile
+        // (else a few new providers could each wait on a unit only another of them can check).
+        let mut newcomers: Vec<u64> = Vec::new();
+        for offer in &offers {
+            let provider = Self::provider(cache, offer.provider.0)?;
+            if provider.valid < self.params.probation_results {
+                newcomers.push(provider.id);
+            }
+        }
+        newcomers.sort_unstable();
+        newcomers.dedup();
+        cache.require(newcomers.iter().map(|p| Tag::Work.key_u64(*p)))?;
+        let mut items: Vec<(u64, u64, u32, u32)> = Vec::new();
+        for p in &newcomers {
+            let list: WorkList =
+                load(cache, &Tag::Work.key_u64(*p), "work list")?.unwrap_or_default();
+            items.extend(list.0.iter().map(|(j, u, r)| (*p, *j, *u, *r)));
+        }
+        cache.require(items.iter().map(|(_, j, u, _)| unit_key(*j, *u)))?;
+        let mut probation: Vec<(u64, u32)> = Vec::with_capacity(newcomers.len());
+        for p in newcomers {
+            let mut working = 0u32;
+            for (_, j, u, r) in items.iter().filter(|i| i.0 == p) {
+                let pending = Self::unit(cache, *j, *u)?.is_some_and(|unit| {
+                    unit.replicas.iter().any(|x| {
+                        x.index == *r
+                            && matches!(
+                                x.status,
+                                ReplicaStatus::Assigned | ReplicaStatus::Committed
+                            )
+                    })
+                });
+                working += u32::from(pending);
+            }
+            probation.push((p, self.params.probation_slots.saturating_sub(working)));
+        }
         let mut live: Vec<(Offer, bool)> = Vec::with_capacity(offers.len());
-        let mut probation: Vec<(u64, u32)> = Vec::new();
         for mut offer in offers {
             let provider = Self::provider(cache, offer.provider.0)?;
             offer.reputation = provider.reputation;
@@ -1235,16 +1271,7 @@ impl Ledger {
                 live.push((offer, false));
                 continue;
             }
-            if provider.valid < self.params.probation_results {
-                let at = match probation.iter().position(|(p, _)| *p == provider.id) {
-                    Some(at) => at,
-                    None => {
-                        let room = self.params.probation_slots.saturating_sub(provider.active);
-                        probation.push((provider.id, room));
-                        probation.len() - 1
-                    }
-                };
-                let room = &mut probation[at].1;
+            if let Some((_, room)) = probation.iter_mut().find(|(p, _)| *p == provider.id) {
                 offer.slots = offer.slots.min(*room);
                 *room -= offer.slots;
             }
