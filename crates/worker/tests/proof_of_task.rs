@@ -107,3 +107,25 @@ fn full_run_writes_the_doc_table() {
     let updated = format!("{}{begin}{table}{}", &doc[..a], &doc[b..]);
     std::fs::write(path, updated).expect("write the doc");
 }
+
+/// The key property at a small scale: with 10% colluding liars at trust 2, no bad unit is
+/// accepted, every liar is caught, and once honest providers are trusted a unit costs little
+/// more than one replica (trust comes after 5 confirmed results here instead of 30, so that a
+/// small run gets there).
+#[test]
+fn colluding_liars_at_trust_2_get_no_bad_unit_through_at_low_cost() {
+    let mut cfg = SimConfig::liars(20, 0.1, COLLUDING, 1_000, 2);
+    cfg.params.trusted_min_valid = 5;
+    cfg.params.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    let r = run(&cfg);
+    assert!(r.conserved(), "{r:?}");
+    assert_eq!(r.unfinished, 0, "{r:?}");
+    assert_eq!(r.accepted, r.units, "{r:?}");
+    assert_eq!(r.bad_accepted, 0, "{r:?}");
+    assert!(r.replicas_per_unit() <= 1.3, "{r:?}");
+    let liars = r.kinds.get("wrong-result").cloned().unwrap_or_default();
+    assert_eq!(liars.providers, 2);
+    assert!(liars.invalid >= 2, "{r:?}");
+    assert_eq!(liars.trusted, 0, "{r:?}");
+    assert_eq!(r.kinds.get("honest").map(|h| h.invalid), Some(0), "{r:?}");
+}
