@@ -116,6 +116,19 @@ fn hash32(bytes: &[u8]) -> Hash32 {
     out
 }
 
+/// The passes of a block's batch match, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
+    Trusted = 0,
+    /// Every provider, probation aside: replicas still sought for running units (a check, a
+    /// replacement, an audit, a dispute's next replica), so that newcomers who each hold a
+    /// replica can still check each other's units.
+    Running = 1,
+    /// Every provider within its probation: a new unit asks for `trust` replicas.
+    Everyone = 2,
+}
+
 impl Ledger {
     fn counters(cache: &StateCache) -> Result<Counters, Missing> {
         Ok(load(cache, &counters_key(), "counters")?.unwrap_or_default())
@@ -1182,12 +1195,10 @@ impl Ledger {
 
     /// The batch match of every open job's waiting units against the book.
     ///
-    /// Two passes, so that a unit starts with the replicas its trust level needs in one
-    /// batch and never holds a slot while it waits for its check (a market whose slots all
-    /// held such units would stall): first only trusted providers (weight 2), a new unit
-    /// asking for `ceil(trust / 2)` of them; then every provider with a slot left, a new unit
-    /// asking for `trust` replicas. Replicas still sought for running units (replacements,
-    /// audits, a dispute's next replica) are offered to trusted providers first too.
+    /// Three passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// needs in one batch and never holds a slot while it waits for its check (a market whose
+    /// slots all held such units would stall): trusted providers first, then replicas still
+    /// sought for running units from anyone, then new units from anyone within probation.
     fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Missing> {
         let open = Self::id_list(cache, open_jobs_key())?;
         let mut book = Self::id_list(cache, book_key())?;
@@ -1217,51 +1228,15 @@ impl Ledger {
         offers.sort_by_key(|o| o.id);
         // The book carries a snapshot of each provider; match on what the provider is now, so
         // a provider caught lying (below the reputation floor), or whose bond was slashed
-        // below the minimum, gets no work. A provider on probation (no confirmed result yet)
-        // gets at most `probation_slots` open replicas over all its offers.
+        // below the minimum, gets no work. A provider on probation (fewer confirmed results
+        // than `probation_results`) starts at most `probation_slots` open replicas.
         cache.require(offers.iter().map(|o| Tag::Provider.key_u64(o.provider.0)))?;
-        // Probation counts the replicas a provider has yet to commit or reveal: one that
-        // revealed waits for a verdict without working, and may check another unit meanwhile
-        // (else a few new providers could each wait on a unit only another of them can check).
-        let mut newcomers: Vec<u64> = Vec::new();
-        for offer in &offers {
-            let provider = Self::provider(cache, offer.provider.0)?;
-            if provider.valid < self.params.probation_results {
-                newcomers.push(provider.id);
-            }
-        }
-        newcomers.sort_unstable();
-        newcomers.dedup();
-        cache.require(newcomers.iter().map(|p| Tag::Work.key_u64(*p)))?;
-        let mut items: Vec<(u64, u64, u32, u32)> = Vec::new();
-        for p in &newcomers {
-            let list: WorkList =
-                load(cache, &Tag::Work.key_u64(*p), "work list")?.unwrap_or_default();
-            items.extend(list.0.iter().map(|(j, u, r)| (*p, *j, *u, *r)));
-        }
-        cache.require(items.iter().map(|(_, j, u, _)| unit_key(*j, *u)))?;
-        let mut probation: Vec<(u64, u32)> = Vec::with_capacity(newcomers.len());
-        for p in newcomers {
-            let mut working = 0u32;
-            for (_, j, u, r) in items.iter().filter(|i| i.0 == p) {
-                let pending = Self::unit(cache, *j, *u)?.is_some_and(|unit| {
-                    unit.replicas.iter().any(|x| {
-                        x.index == *r
-                            && matches!(
-                                x.status,
-                                ReplicaStatus::Assigned | ReplicaStatus::Committed
-                            )
-                    })
-                });
-                working += u32::from(pending);
-            }
-            probation.push((p, self.params.probation_slots.saturating_sub(working)));
-        }
         let mut live: Vec<(Offer, bool)> = Vec::with_capacity(offers.len());
+        // Each newcomer's room for new units.
+        let mut probation: Vec<(u64, u32)> = Vec::new();
         for mut offer in offers {
             let provider = Self::provider(cache, offer.provider.0)?;
             offer.reputation = provider.reputation;
-            let trusted = self.weight(&provider) >= 2;
             if provider.retired
                 || provider.bond < self.params.min_provider_bond
                 || provider.reputation < self.params.min_match_reputation
@@ -1271,62 +1246,78 @@ impl Ledger {
                 live.push((offer, false));
                 continue;
             }
-            if let Some((_, room)) = probation.iter_mut().find(|(p, _)| *p == provider.id) {
-                offer.slots = offer.slots.min(*room);
-                *room -= offer.slots;
+            if provider.valid < self.params.probation_results
+                && !probation.iter().any(|(p, _)| *p == provider.id)
+            {
+                let room = self.params.probation_slots.saturating_sub(provider.active);
+                probation.push((provider.id, room));
             }
-            live.push((offer, trusted));
+            live.push((offer, self.weight(&provider) >= 2));
         }
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
-        for trusted_only in [true, false] {
+        for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
+            let mut room = probation.clone();
             let offers: Vec<Offer> = live
                 .iter()
-                .filter(|(o, trusted)| !trusted_only || (*trusted && o.slots > 0))
-                .map(|(o, _)| o.clone())
+                .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
+                .map(|(o, _)| {
+                    let mut o = o.clone();
+                    if pass == Pass::Everyone
+                        && let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0)
+                    {
+                        o.slots = o.slots.min(*r);
+                        *r -= o.slots;
+                    }
+                    o
+                })
                 .collect();
-            if trusted_only && offers.is_empty() {
-                continue;
-            }
             let demands: Vec<Demand> = jobs
                 .iter()
-                .filter(|job| !job.waiting.is_empty())
-                .map(|job| {
+                .filter_map(|job| {
                     let trust = u32::from(job.spec.trust);
-                    let first = if trusted_only {
+                    let first = if pass == Pass::Trusted {
                         trust.div_ceil(2)
                     } else {
                         trust
                     };
-                    Demand {
+                    let units: Vec<UnitDemand> = job
+                        .waiting
+                        .iter()
+                        .filter_map(|w| {
+                            let running = job.running.binary_search(&w.unit).is_ok();
+                            let replicas = match (running, pass) {
+                                (true, _) => w.replicas.clone(),
+                                (false, Pass::Running) => return None,
+                                (false, _) => (0..first).collect(),
+                            };
+                            Some(UnitDemand {
+                                unit: w.unit,
+                                replicas,
+                                exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
+                            })
+                        })
+                        .collect();
+                    (!units.is_empty()).then(|| Demand {
                         job: JobId(job.id),
                         requirements: job.spec.requirements.clone(),
                         max_price_per_unit: job.spec.max_price_per_unit.0,
                         submitted_height: job.submitted_height,
-                        units: job
-                            .waiting
-                            .iter()
-                            .map(|w| UnitDemand {
-                                unit: w.unit,
-                                replicas: if job.running.binary_search(&w.unit).is_ok() {
-                                    w.replicas.clone()
-                                } else {
-                                    (0..first).collect()
-                                },
-                                exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
-                            })
-                            .collect(),
-                    }
+                        units,
+                    })
                 })
                 .collect();
+            if demands.is_empty() && pass != Pass::Everyone {
+                continue;
+            }
             let mut outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
                 Ok(outcome) => outcome,
                 // Orders are validated on the way in, so this is a ledger bug: stop loudly.
                 Err(err) => panic!("the batch matcher refused the book: {err}"),
             };
-            self.deal_checks(&jobs, &mut outcome.assignments, trusted_only);
+            self.deal_checks(&jobs, &mut outcome.assignments, pass as u8);
             // Offers that expired leave the book (every offer is in the last pass).
-            if !trusted_only && !outcome.expired.is_empty() {
+            if pass == Pass::Everyone && !outcome.expired.is_empty() {
                 book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
                 for id in &outcome.expired {
                     cache.put(Tag::Offer.key_u64(id.0), None);
@@ -1343,6 +1334,9 @@ impl Ledger {
                 }
                 if let Some((offer, _)) = live.iter_mut().find(|(o, _)| o.id == fill.offer) {
                     offer.slots = offer.slots.saturating_sub(fill.assigned);
+                }
+                if let Some((_, r)) = probation.iter_mut().find(|(p, _)| *p == fill.provider.0) {
+                    *r = r.saturating_sub(fill.assigned);
                 }
             }
             self.assign(cache, &mut jobs, &outcome.assignments, &mut log)?;
@@ -1369,7 +1363,7 @@ impl Ledger {
     /// again. Every replica of a job meets the same requirements and price, so any dealing
     /// that keeps a unit's providers distinct and its excluded providers out is a valid match;
     /// when conflicts cannot be swapped away, the job keeps the matcher's assignment.
-    fn deal_checks(&self, jobs: &[Job], assignments: &mut [exo_market::Assignment], pass: bool) {
+    fn deal_checks(&self, jobs: &[Job], assignments: &mut [exo_market::Assignment], pass: u8) {
         for job in jobs {
             let new = |unit: u32| job.running.binary_search(&unit).is_err();
             let checks: Vec<usize> = (0..assignments.len())
@@ -1408,7 +1402,7 @@ impl Ledger {
             bytes.extend_from_slice(b"deal");
             bytes.extend_from_slice(&self.env.seed);
             bytes.extend_from_slice(&job.id.to_be_bytes());
-            bytes.push(u8::from(pass));
+            bytes.push(pass);
             let h = hash32(&bytes);
             let mut state = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
             // splitmix64, drawn below `bound`.
