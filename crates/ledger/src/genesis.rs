@@ -28,12 +28,13 @@ pub struct Params {
     pub reveal_window: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
-    /// Chance, in parts per million, that a unit given to a trusted provider alone also gets a
-    /// hidden audit replica.
+    /// Chance, in parts per million, that a unit held by one provider whose weight reaches the
+    /// job's trust level also gets a hidden audit replica.
     pub audit_ppm: u32,
     /// Reputation from which a provider's result weighs 2 instead of 1.
     pub trusted_reputation: u32,
-    /// Valid results a provider needs before its result weighs 2.
+    /// Confirmed results (results another replica agreed with) a provider needs before its
+    /// result weighs 2.
     pub trusted_min_valid: u64,
     /// Share of provider payments paid to the block's proposer, in basis points.
     pub protocol_fee_bps: u32,
