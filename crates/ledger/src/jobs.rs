@@ -122,9 +122,10 @@ fn hash32(bytes: &[u8]) -> Hash32 {
 enum Pass {
     /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
     Trusted = 0,
-    /// Every provider, probation aside: replicas still sought for running units (a check, a
-    /// replacement, an audit, a dispute's next replica), so that newcomers who each hold a
-    /// replica can still check each other's units.
+    /// Every provider: replicas still sought for running units (a check, a replacement, an
+    /// audit, a dispute's next replica). A newcomer may take `probation_slots` of them in a
+    /// batch whatever it already holds, so that newcomers who each hold a replica can still
+    /// check each other's units.
     Running = 1,
     /// Every provider within its probation: a new unit asks for `trust` replicas.
     Everyone = 2,
@@ -1258,15 +1259,24 @@ impl Ledger {
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
         for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
-            let mut room = probation.clone();
+            // A newcomer's room: for new units, what probation leaves it; for running units'
+            // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
+            // on a verdict can still check), but no more (one liar must not take every
+            // dispute's next replica at once).
+            let mut room: Vec<(u64, u32)> = match pass {
+                Pass::Trusted => Vec::new(),
+                Pass::Running => probation
+                    .iter()
+                    .map(|(p, _)| (*p, self.params.probation_slots))
+                    .collect(),
+                Pass::Everyone => probation.clone(),
+            };
             let offers: Vec<Offer> = live
                 .iter()
                 .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
                 .map(|(o, _)| {
                     let mut o = o.clone();
-                    if pass == Pass::Everyone
-                        && let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0)
-                    {
+                    if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
                         o.slots = o.slots.min(*r);
                         *r -= o.slots;
                     }
