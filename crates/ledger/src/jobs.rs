@@ -13,7 +13,8 @@
 //!   level draws a hidden audit replica with probability `audit_ppm`.
 //! - Providers below `min_match_reputation` are not matched at all; a provider with fewer than
 //!   `probation_results` confirmed results is on probation: it starts new units only while it
-//!   holds fewer than `probation_slots` open replicas (running units' replicas it may take).
+//!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
+//!   replicas of running units per batch.
 //! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
 //!   unit committed, reveals open. Each entry of a commit or reveal batch is applied on its
 //!   own: a stale one (its replica was settled, replaced or already done) is skipped; a wrong
