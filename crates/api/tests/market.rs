@@ -50,6 +50,8 @@ fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
     let params = Params {
         // No hidden audit replicas: the tests count replicas exactly.
         audit_ppm: 0,
+        // No probation: the tests count units running on a new provider.
+        probation_slots: 16,
         ..Params::default()
     };
     let genesis = Genesis {

@@ -33,6 +33,8 @@ fn start_node() -> Node {
         chain_id: CHAIN.into(),
         params: Params {
             audit_ppm: 0,
+            // No probation: the test gives two units at once to a new provider.
+            probation_slots: 16,
             ..Params::default()
         },
         accounts: [1, 2]

@@ -34,6 +34,8 @@ async fn start(with_blobs: bool) -> (MemoryNode, Client, tempfile::TempDir) {
         chain_id: CHAIN.into(),
         params: Params {
             audit_ppm: 0,
+            // No probation: the tests give two units at once to a new provider.
+            probation_slots: 16,
             ..Params::default()
         },
         accounts: [alice(), bob()]

@@ -28,12 +28,13 @@ pub struct Params {
     pub reveal_window: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
-    /// Chance, in parts per million, that a unit given to a trusted provider alone also gets a
-    /// hidden audit replica.
+    /// Chance, in parts per million, that a unit held by one provider whose weight reaches the
+    /// job's trust level also gets a hidden audit replica.
     pub audit_ppm: u32,
     /// Reputation from which a provider's result weighs 2 instead of 1.
     pub trusted_reputation: u32,
-    /// Valid results a provider needs before its result weighs 2.
+    /// Confirmed results (results another replica agreed with) a provider needs before its
+    /// result weighs 2.
     pub trusted_min_valid: u64,
     /// Share of provider payments paid to the block's proposer, in basis points.
     pub protocol_fee_bps: u32,
@@ -47,6 +48,15 @@ pub struct Params {
     pub max_offers_per_provider: u32,
     /// Most open jobs.
     pub max_open_jobs: u32,
+    /// Reputation below which a provider is not matched at all, whatever a job asks: a new
+    /// provider (at [`crate::REPUTATION_START`]) caught with one wrong result falls below it.
+    pub min_match_reputation: u32,
+    /// Most open replicas of a provider on probation: one without a confirmed result (a
+    /// result another replica agreed with). A new identity cannot take many units before its
+    /// first check.
+    pub probation_slots: u32,
+    /// Confirmed results that end a provider's probation.
+    pub probation_results: u64,
 }
 
 impl Default for Params {
@@ -68,6 +78,9 @@ impl Default for Params {
             max_open_offers: 10_000,
             max_offers_per_provider: 8,
             max_open_jobs: 1_000,
+            min_match_reputation: 400,
+            probation_slots: 1,
+            probation_results: 1,
         }
     }
 }
@@ -90,11 +103,14 @@ impl Write for Params {
         self.max_open_offers.write(buf);
         self.max_offers_per_provider.write(buf);
         self.max_open_jobs.write(buf);
+        self.min_match_reputation.write(buf);
+        self.probation_slots.write(buf);
+        self.probation_results.write(buf);
     }
 }
 impl EncodeSize for Params {
     fn encode_size(&self) -> usize {
-        16 + 4 + 8 + 16 + 8 + 8 + 4 + 4 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 4
+        16 + 4 + 8 + 16 + 8 + 8 + 4 + 4 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 8
     }
 }
 impl Read for Params {
@@ -117,6 +133,9 @@ impl Read for Params {
             max_open_offers: u32::read(buf)?,
             max_offers_per_provider: u32::read(buf)?,
             max_open_jobs: u32::read(buf)?,
+            min_match_reputation: u32::read(buf)?,
+            probation_slots: u32::read(buf)?,
+            probation_results: u64::read(buf)?,
         })
     }
 }
@@ -167,6 +186,10 @@ pub enum GenesisError {
     Windows,
     #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
     Shares,
+    #[error(
+        "probation_slots must be at least 1 and min_match_reputation at most the starting reputation"
+    )]
+    Probation,
 }
 
 impl Genesis {
@@ -234,6 +257,9 @@ impl Genesis {
             || p.audit_ppm > 1_000_000
         {
             return Err(GenesisError::Shares);
+        }
+        if p.probation_slots == 0 || p.min_match_reputation > crate::REPUTATION_START {
+            return Err(GenesisError::Probation);
         }
         Ok(())
     }

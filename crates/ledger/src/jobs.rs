@@ -4,16 +4,27 @@
 //! The rules, in short (ARCHITECTURE.md, "Proof of task", says why):
 //! - A job's worst case goes into escrow: every unit at `max_replicas` replicas, each paid
 //!   `fuel_limit` at the job's maximum price plus the protocol fee, plus the app royalty.
-//! - A unit starts with one replica. When it is matched, the provider's weight (2 for a trusted
-//!   provider, else 1) decides whether more replicas are needed to reach the job's trust level;
-//!   a unit trusted to one provider draws a hidden audit replica with probability `audit_ppm`,
-//!   from the block seed, which nobody knows before the block.
+//! - A provider's weight is 2 if it is trusted (reputation and confirmed results), else 1.
+//!   A new unit gets the replicas that reach its trust level in one batch: first from trusted
+//!   providers only (`ceil(trust / 2)` of them), else `trust` replicas from anyone. The
+//!   checking replicas (all but a new unit's first) are dealt at random, from the block seed,
+//!   among the replicas the batch placed for the job, so the book's order cannot pair the same
+//!   providers again and again. A unit held by one provider whose weight reaches the trust
+//!   level draws a hidden audit replica with probability `audit_ppm`.
+//! - Providers below `min_match_reputation` are not matched at all; a provider with fewer than
+//!   `probation_results` confirmed results is on probation: it starts new units only while it
+//!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
+//!   replicas of running units per batch.
 //! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
-//!   unit committed, reveals open. A reveal that does not match its commitment is refused.
-//! - Revealed (digest, fuel) pairs are grouped; the first group whose weight reaches the trust
-//!   level is accepted. Its replicas are paid `fuel x their price`, the developer gets the
-//!   royalty once, the proposer the protocol fee. Other revealed replicas lose part of their
-//!   bond (burnt) and reputation. With every replica revealed and no agreement, the unit gets
+//!   unit committed, reveals open. Each entry of a commit or reveal batch is applied on its
+//!   own: a stale one (its replica was settled, replaced or already done) is skipped; a wrong
+//!   one (not the sender's, unknown, early, not opening its commitment) refuses the batch.
+//! - A unit is judged once no replica can still reveal (all revealed, or the reveal deadline
+//!   passed). Unanimous results are accepted if their weight reaches the trust level. When
+//!   results disagree every replica counts 1, and a result needs at least `max(trust, 2)`
+//!   replicas and more than any other. Accepted replicas are paid `fuel x their price`, the
+//!   developer gets the royalty once, the proposer the protocol fee; replicas with another
+//!   result lose part of their bond (burnt) and reputation. Without a verdict the unit gets
 //!   another replica, up to `max_replicas`, then fails.
 //! - A replica that misses its commit or reveal deadline is a no-show: it loses a little bond
 //!   and reputation, and a replacement is sought from another provider.
@@ -105,6 +116,20 @@ fn hash32(bytes: &[u8]) -> Hash32 {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+/// The passes of a block's batch match, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
+    Trusted = 0,
+    /// Every provider: replicas still sought for running units (a check, a replacement, an
+    /// audit, a dispute's next replica). A newcomer may take `probation_slots` of them in a
+    /// batch whatever it already holds, so that newcomers who each hold a replica can still
+    /// check each other's units.
+    Running = 1,
+    /// Every provider within its probation: a new unit asks for `trust` replicas.
+    Everyone = 2,
 }
 
 impl Ledger {
@@ -635,6 +660,10 @@ impl Ledger {
         Ok(Ok((record, at)))
     }
 
+    /// Records commitments. Each entry is applied on its own: an entry whose replica no longer
+    /// awaits a commitment (another replica's reveal settled the unit, or it missed its
+    /// deadline) is skipped, so that one stale entry does not cost the batch. An entry that is
+    /// wrong (an unknown replica, or another provider's) refuses the whole batch.
     fn commit_results(
         &mut self,
         cache: &mut StateCache,
@@ -659,14 +688,9 @@ impl Ledger {
                 Err(rejection) => return Ok(Err(rejection)),
             };
             let replica = &mut unit.replicas[at];
-            if replica.status != ReplicaStatus::Assigned {
-                return Ok(Err(Refusal::CommitClosed.because(format!(
-                    "replica {} of job {} unit {} is {}, not awaiting a commitment",
-                    commit.replica,
-                    commit.job,
-                    commit.unit,
-                    replica.status.name()
-                ))));
+            if unit.state != UnitState::Running || replica.status != ReplicaStatus::Assigned {
+                // Stale: settled, replaced or already committed while this was on its way.
+                continue;
             }
             replica.commitment = Some(commit.commitment);
             replica.status = ReplicaStatus::Committed;
@@ -702,6 +726,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records reveals. Each entry is applied on its own: an entry whose replica no longer
+    /// awaits a reveal (the unit was settled, the replica missed its deadline or revealed
+    /// already) is skipped. An entry that is wrong refuses the whole batch: an unknown replica,
+    /// another provider's, a reveal before reveals open for a replica that has not revealed,
+    /// or one that does not open its commitment.
     fn reveal_results(
         &mut self,
         cache: &mut StateCache,
@@ -726,8 +755,18 @@ impl Ledger {
                 Err(rejection) => return Ok(Err(rejection)),
             };
             let reveal_open = unit.reveal_deadline.is_some();
+            let running = unit.state == UnitState::Running;
             let replica = &mut unit.replicas[at];
-            if replica.status != ReplicaStatus::Committed || !reveal_open {
+            let awaiting = match replica.status {
+                ReplicaStatus::Committed => true,
+                ReplicaStatus::Assigned => false,
+                // Stale: settled, replaced, or revealed already while this was on its way.
+                _ => continue,
+            };
+            if !running {
+                continue;
+            }
+            if !awaiting || !reveal_open {
                 return Ok(Err(Refusal::RevealNotOpen.because(format!(
                     "replica {} of job {} unit {} cannot reveal now ({}; reveals open once every replica committed)",
                     reveal.replica,
@@ -745,24 +784,29 @@ impl Ledger {
             }
             replica.reveal = Some((reveal.digest, reveal.fuel));
             replica.status = ReplicaStatus::Revealed;
-            let all_revealed = !unit
+            // A unit is judged only once no replica can still reveal: an audit replica is
+            // never cancelled by the result it checks.
+            let pending = unit
                 .replicas
                 .iter()
                 .any(|r| matches!(r.status, ReplicaStatus::Assigned | ReplicaStatus::Committed));
-            self.evaluate(cache, &mut unit, all_revealed)?;
+            if !pending {
+                self.evaluate(cache, &mut unit)?;
+            }
             store(cache, unit_key(unit.job, unit.unit), &unit);
         }
         Ok(Ok(()))
     }
 
-    /// Accepts, extends or fails a unit from its revealed results. `final_round` is set when no
-    /// more reveals can arrive for the current replicas.
-    fn evaluate(
-        &mut self,
-        cache: &mut StateCache,
-        unit: &mut Unit,
-        final_round: bool,
-    ) -> Result<(), Missing> {
+    /// Judges a unit once none of its replicas can still reveal (every one revealed, or the
+    /// reveal deadline passed): accepts a result, asks for another replica, or fails the unit.
+    ///
+    /// When every revealed result agrees, it is accepted if its weight reaches the trust level.
+    /// When results disagree, weights do not count (a trusted provider's bonus must not let it
+    /// outvote its auditor): each replica counts 1, and a result is accepted only with at least
+    /// `max(trust, 2)` replicas and more than any other result. Otherwise the unit gets another
+    /// replica, up to `max_replicas`, then fails.
+    fn evaluate(&mut self, cache: &mut StateCache, unit: &mut Unit) -> Result<(), Missing> {
         if unit.state != UnitState::Running {
             return Ok(());
         }
@@ -775,9 +819,9 @@ impl Ledger {
             .map(|r| r.provider)
             .collect();
         cache.require(providers.iter().map(|p| Tag::Provider.key_u64(*p)))?;
-        // Group the revealed results; the groups are ordered by first appearance, so that the
-        // outcome does not depend on anything but the unit's own record.
-        let mut groups: Vec<((Hash32, u64), u32)> = Vec::new();
+        // Group the revealed results, by first appearance, so that the outcome depends on
+        // nothing but the unit's own record: (result, weight, replicas).
+        let mut groups: Vec<((Hash32, u64), u32, u32)> = Vec::new();
         for replica in unit
             .replicas
             .iter()
@@ -787,30 +831,34 @@ impl Ledger {
                 continue;
             };
             let weight = self.weight(&Self::provider(cache, replica.provider)?);
-            match groups.iter_mut().find(|(r, _)| *r == result) {
-                Some((_, w)) => *w += weight,
-                None => groups.push((result, weight)),
+            match groups.iter_mut().find(|(r, _, _)| *r == result) {
+                Some((_, w, n)) => {
+                    *w += weight;
+                    *n += 1;
+                }
+                None => groups.push((result, weight, 1)),
             }
         }
         let trust = u32::from(job.spec.trust);
-        let winner = groups.iter().find(|(_, w)| *w >= trust).map(|(r, _)| *r);
+        let winner = match groups.as_slice() {
+            [] => None,
+            [(result, weight, _)] => (*weight >= trust).then_some(*result),
+            _ => {
+                let quorum = trust.max(2);
+                groups
+                    .iter()
+                    .find(|(_, _, n)| {
+                        *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
+                    })
+                    .map(|(r, _, _)| *r)
+            }
+        };
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
-        } else if final_round {
-            // No agreement among the replicas there are: add one, or give up.
-            let used = unit.replicas.len() as u32;
-            let open_replicas = unit
-                .replicas
-                .iter()
-                .any(|r| matches!(r.status, ReplicaStatus::Assigned | ReplicaStatus::Committed));
-            if open_replicas {
-                return Ok(());
-            }
-            if used < job.max_replicas && job.state == JobState::Open {
-                self.seek_replica(&mut job, unit);
-            } else {
-                self.fail(cache, &mut job, unit)?;
-            }
+        } else if (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open {
+            self.seek_replica(&mut job, unit);
+        } else {
+            self.fail(cache, &mut job, unit)?;
         }
         self.maybe_close_job(cache, &mut job)?;
         store(cache, Tag::Job.key_u64(job.id), &job);
@@ -1096,7 +1144,7 @@ impl Ledger {
             if replica_index == REVEAL_DEADLINE {
                 // Judge what was revealed; without agreement a new replica is sought.
                 store(cache, Tag::Job.key_u64(job_id), &job);
-                self.evaluate(cache, &mut unit, true)?;
+                self.evaluate(cache, &mut unit)?;
             } else {
                 // Replace each no-show with a replica from someone else.
                 for _ in &no_shows {
@@ -1149,6 +1197,11 @@ impl Ledger {
     }
 
     /// The batch match of every open job's waiting units against the book.
+    ///
+    /// Three passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// needs in one batch and never holds a slot while it waits for its check (a market whose
+    /// slots all held such units would stall): trusted providers first, then replicas still
+    /// sought for running units from anyone, then new units from anyone within probation.
     fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Missing> {
         let open = Self::id_list(cache, open_jobs_key())?;
         let mut book = Self::id_list(cache, book_key())?;
@@ -1177,73 +1230,271 @@ impl Ledger {
         }
         offers.sort_by_key(|o| o.id);
         // The book carries a snapshot of each provider; match on what the provider is now, so
-        // a provider caught lying, or whose bond was slashed below the minimum, gets no work.
+        // a provider caught lying (below the reputation floor), or whose bond was slashed
+        // below the minimum, gets no work. A provider on probation (fewer confirmed results
+        // than `probation_results`) starts at most `probation_slots` open replicas.
         cache.require(offers.iter().map(|o| Tag::Provider.key_u64(o.provider.0)))?;
-        let mut live = Vec::with_capacity(offers.len());
+        let mut live: Vec<(Offer, bool)> = Vec::with_capacity(offers.len());
+        // Each newcomer's room for new units.
+        let mut probation: Vec<(u64, u32)> = Vec::new();
         for mut offer in offers {
             let provider = Self::provider(cache, offer.provider.0)?;
-            if provider.retired || provider.bond < self.params.min_provider_bond {
+            offer.reputation = provider.reputation;
+            if provider.retired
+                || provider.bond < self.params.min_provider_bond
+                || provider.reputation < self.params.min_match_reputation
+            {
+                // Shown with no free slot, so that it still leaves the book when it expires.
+                offer.slots = 0;
+                live.push((offer, false));
                 continue;
             }
-            offer.reputation = provider.reputation;
-            live.push(offer);
+            if provider.valid < self.params.probation_results
+                && !probation.iter().any(|(p, _)| *p == provider.id)
+            {
+                let room = self.params.probation_slots.saturating_sub(provider.active);
+                probation.push((provider.id, room));
+            }
+            live.push((offer, self.weight(&provider) >= 2));
         }
-        let offers = live;
-        let demands: Vec<Demand> = jobs
-            .iter()
-            .map(|job| Demand {
-                job: JobId(job.id),
-                requirements: job.spec.requirements.clone(),
-                max_price_per_unit: job.spec.max_price_per_unit.0,
-                submitted_height: job.submitted_height,
-                units: job
-                    .waiting
+        let mut log = AssignmentList::default();
+        let mut unmatched = Vec::new();
+        for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
+            // A newcomer's room: for new units, what probation leaves it; for running units'
+            // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
+            // on a verdict can still check), but no more (one liar must not take every
+            // dispute's next replica at once).
+            let mut room: Vec<(u64, u32)> = match pass {
+                Pass::Trusted => Vec::new(),
+                Pass::Running => probation
                     .iter()
-                    .map(|w| UnitDemand {
-                        unit: w.unit,
-                        replicas: w.replicas.clone(),
-                        exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
-                    })
+                    .map(|(p, _)| (*p, self.params.probation_slots))
                     .collect(),
-            })
-            .collect();
-        let outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
-            Ok(outcome) => outcome,
-            // Orders are validated on the way in, so this is a ledger bug: stop loudly.
-            Err(err) => panic!("the batch matcher refused the book: {err}"),
-        };
-        // Offers that expired leave the book.
-        if !outcome.expired.is_empty() {
-            book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
-            for id in &outcome.expired {
-                cache.put(Tag::Offer.key_u64(id.0), None);
+                Pass::Everyone => probation.clone(),
+            };
+            let offers: Vec<Offer> = live
+                .iter()
+                .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
+                .map(|(o, _)| {
+                    let mut o = o.clone();
+                    if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
+                        o.slots = o.slots.min(*r);
+                        *r -= o.slots;
+                    }
+                    o
+                })
+                .collect();
+            let demands: Vec<Demand> = jobs
+                .iter()
+                .filter_map(|job| {
+                    let trust = u32::from(job.spec.trust);
+                    let first = if pass == Pass::Trusted {
+                        trust.div_ceil(2)
+                    } else {
+                        trust
+                    };
+                    let units: Vec<UnitDemand> = job
+                        .waiting
+                        .iter()
+                        .filter_map(|w| {
+                            let running = job.running.binary_search(&w.unit).is_ok();
+                            let replicas = match (running, pass) {
+                                (true, _) => w.replicas.clone(),
+                                (false, Pass::Running) => return None,
+                                (false, _) => (0..first).collect(),
+                            };
+                            Some(UnitDemand {
+                                unit: w.unit,
+                                replicas,
+                                exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
+                            })
+                        })
+                        .collect();
+                    (!units.is_empty()).then(|| Demand {
+                        job: JobId(job.id),
+                        requirements: job.spec.requirements.clone(),
+                        max_price_per_unit: job.spec.max_price_per_unit.0,
+                        submitted_height: job.submitted_height,
+                        units,
+                    })
+                })
+                .collect();
+            if demands.is_empty() && pass != Pass::Everyone {
+                continue;
             }
-            store(cache, book_key(), &book);
+            let mut outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
+                Ok(outcome) => outcome,
+                // Orders are validated on the way in, so this is a ledger bug: stop loudly.
+                Err(err) => panic!("the batch matcher refused the book: {err}"),
+            };
+            self.deal_checks(&jobs, &mut outcome.assignments, pass as u8);
+            // Offers that expired leave the book (every offer is in the last pass).
+            if pass == Pass::Everyone && !outcome.expired.is_empty() {
+                book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
+                for id in &outcome.expired {
+                    cache.put(Tag::Offer.key_u64(id.0), None);
+                }
+                store(cache, book_key(), &book);
+            }
+            for fill in &outcome.fills {
+                let key = Tag::Offer.key_u64(fill.offer.0);
+                if let Some(mut record) = load::<OfferRecord>(cache, &key, "offer")? {
+                    // What the batch took; the matcher may have seen fewer slots than the
+                    // record holds (probation).
+                    record.offer.slots = record.offer.slots.saturating_sub(fill.assigned);
+                    store(cache, key, &record);
+                }
+                if let Some((offer, _)) = live.iter_mut().find(|(o, _)| o.id == fill.offer) {
+                    offer.slots = offer.slots.saturating_sub(fill.assigned);
+                }
+                if let Some((_, r)) = probation.iter_mut().find(|(p, _)| *p == fill.provider.0) {
+                    *r = r.saturating_sub(fill.assigned);
+                }
+            }
+            self.assign(cache, &mut jobs, &outcome.assignments, &mut log)?;
+            unmatched = outcome.unmatched;
         }
-        for fill in &outcome.fills {
-            let key = Tag::Offer.key_u64(fill.offer.0);
-            if let Some(mut record) = load::<OfferRecord>(cache, &key, "offer")? {
-                record.offer.slots = fill.remaining_slots;
-                store(cache, key, &record);
+        if !log.0.is_empty() {
+            store(cache, Tag::Assignments.key_u64(self.env.height), &log);
+        }
+        // Explanations: one sentence per job, from its first unmatched slot.
+        for job in jobs.iter_mut() {
+            job.wait_reason = unmatched
+                .iter()
+                .find(|u| u.job.0 == job.id)
+                .map(|u| u.reason.to_string());
+            store(cache, Tag::Job.key_u64(job.id), job);
+        }
+        Ok(())
+    }
+
+    /// Deals the providers of a pass's checking replicas (every replica but a new unit's
+    /// first) at random among the checking replicas the pass placed for the same job, from the
+    /// block seed: the order of the book decides who works, not who checks whom, so providers
+    /// that sit next to each other in it (colluders can arrange that) are not paired again and
+    /// again. Every replica of a job meets the same requirements and price, so any dealing
+    /// that keeps a unit's providers distinct and its excluded providers out is a valid match;
+    /// when conflicts cannot be swapped away, the job keeps the matcher's assignment.
+    fn deal_checks(&self, jobs: &[Job], assignments: &mut [exo_market::Assignment], pass: u8) {
+        for job in jobs {
+            let new = |unit: u32| job.running.binary_search(&unit).is_err();
+            let checks: Vec<usize> = (0..assignments.len())
+                .filter(|&i| {
+                    let a = &assignments[i];
+                    a.job.0 == job.id && !(a.replica == 0 && new(a.unit))
+                })
+                .collect();
+            if checks.len() < 2 {
+                continue;
+            }
+            // Providers each unit must not get again: a new unit's first replica, and those
+            // its waiting entry excludes (the holders of its other replicas).
+            let mut fixed: Vec<(u32, u64)> = assignments
+                .iter()
+                .filter(|a| a.job.0 == job.id && a.replica == 0 && new(a.unit))
+                .map(|a| (a.unit, a.provider.0))
+                .collect();
+            for &i in &checks {
+                let unit = assignments[i].unit;
+                if let Some(w) = job.waiting.iter().find(|w| w.unit == unit) {
+                    fixed.extend(w.exclude.iter().map(|p| (unit, *p)));
+                }
+            }
+            fixed.sort_unstable();
+            fixed.dedup();
+            let units: Vec<u32> = checks.iter().map(|&i| assignments[i].unit).collect();
+            let mut pool: Vec<(ProviderId, OfferId, u128)> = checks
+                .iter()
+                .map(|&i| {
+                    let a = &assignments[i];
+                    (a.provider, a.offer, a.price_per_unit)
+                })
+                .collect();
+            let mut bytes = Vec::with_capacity(32 + 13);
+            bytes.extend_from_slice(b"deal");
+            bytes.extend_from_slice(&self.env.seed);
+            bytes.extend_from_slice(&job.id.to_be_bytes());
+            bytes.push(pass);
+            let h = hash32(&bytes);
+            let mut state = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+            // splitmix64, drawn below `bound`.
+            let mut next = move |bound: usize| -> usize {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                ((z ^ (z >> 31)) % bound as u64) as usize
+            };
+            for k in (1..pool.len()).rev() {
+                pool.swap(k, next(k + 1));
+            }
+            let fits = |k: usize, pool: &[(ProviderId, OfferId, u128)]| {
+                let (unit, provider) = (units[k], pool[k].0.0);
+                fixed.binary_search(&(unit, provider)).is_err()
+                    && !(0..pool.len())
+                        .any(|m| m != k && units[m] == unit && pool[m].0.0 == provider)
+            };
+            let mut dealt = true;
+            for k in 0..pool.len() {
+                if fits(k, &pool) {
+                    continue;
+                }
+                let n = pool.len();
+                let start = next(n);
+                let swap = (0..n).map(|d| (start + d) % n).find(|&m| {
+                    pool.swap(k, m);
+                    let both = fits(k, &pool) && fits(m, &pool);
+                    pool.swap(k, m);
+                    m != k && both
+                });
+                match swap {
+                    Some(m) => pool.swap(k, m),
+                    None => {
+                        dealt = false;
+                        break;
+                    }
+                }
+            }
+            if !dealt {
+                continue;
+            }
+            for (k, &i) in checks.iter().enumerate() {
+                let (provider, offer, price) = pool[k];
+                let a = &mut assignments[i];
+                a.provider = provider;
+                a.offer = offer;
+                a.price_per_unit = price;
             }
         }
+    }
+
+    /// Writes one pass's assignments: the replicas, the providers' work lists, the jobs'
+    /// waiting and running units. A unit that started in this pass and whose replicas' weight
+    /// falls short of its trust level asks for more; one held by a single provider whose
+    /// weight reaches it draws a hidden audit replica.
+    fn assign(
+        &mut self,
+        cache: &mut StateCache,
+        jobs: &mut [Job],
+        assignments: &[exo_market::Assignment],
+        log: &mut AssignmentList,
+    ) -> Result<(), Missing> {
         // Load what the assignments touch, then write them.
-        cache.require(outcome.assignments.iter().flat_map(|a| {
+        cache.require(assignments.iter().flat_map(|a| {
             [
                 unit_key(a.job.0, a.unit),
                 Tag::Provider.key_u64(a.provider.0),
             ]
         }))?;
         cache.require(
-            outcome
-                .assignments
+            assignments
                 .iter()
                 .map(|a| Tag::Work.key_u64(a.provider.0))
                 .chain(std::iter::once(Tag::Assignments.key_u64(self.env.height))),
         )?;
-        let mut log = AssignmentList::default();
-        let mut extra: Vec<(u64, u32, u32)> = Vec::new();
-        for assignment in &outcome.assignments {
+        // Units started by this pass, with the weight of the replicas they got.
+        let mut started: Vec<(u64, u32, u32)> = Vec::new();
+        for assignment in assignments {
             let Some(job) = jobs.iter_mut().find(|j| j.id == assignment.job.0) else {
                 continue;
             };
@@ -1259,7 +1510,15 @@ impl Ledger {
                 reveal_deadline: None,
                 accepted: None,
             });
-            let first = unit.replicas.is_empty();
+            if unit.replicas.is_empty() {
+                started.push((job.id, assignment.unit, 0));
+            }
+            if let Some(s) = started
+                .iter_mut()
+                .find(|(j, u, _)| *j == job.id && *u == assignment.unit)
+            {
+                s.2 += weight;
+            }
             let commit_deadline = self.env.height + self.params.commit_window;
             unit.replicas.push(Replica {
                 index: assignment.replica,
@@ -1304,63 +1563,51 @@ impl Ledger {
             if let Err(at) = job.running.binary_search(&assignment.unit) {
                 job.running.insert(at, assignment.unit);
             }
-            // The first replica decides how many more the unit needs: enough weight to reach
-            // the trust level, or, when one provider is trusted enough, a hidden audit by
-            // chance.
-            if first {
-                let trust = u32::from(job.spec.trust);
-                let more = if weight >= trust {
-                    u32::from(self.draw_audit(job.id, assignment.unit))
-                } else {
-                    trust - weight
-                };
-                for k in 0..more {
-                    extra.push((job.id, assignment.unit, assignment.replica + 1 + k));
-                }
-            }
             store(cache, unit_key(job.id, assignment.unit), &unit);
         }
-        for (job_id, unit_index, replica) in extra {
+        // What the started units got decides how many more they need: enough weight to reach
+        // the trust level, or, when one provider is trusted enough, a hidden audit by chance.
+        for (job_id, unit_index, weight) in started {
             let Some(job) = jobs.iter_mut().find(|j| j.id == job_id) else {
                 continue;
             };
-            let unit = Self::unit(cache, job_id, unit_index)?;
-            let mut exclude: Vec<u64> = unit
-                .map(|u| u.replicas.iter().map(|r| r.provider).collect())
-                .unwrap_or_default();
+            let Some(unit) = Self::unit(cache, job_id, unit_index)? else {
+                continue;
+            };
+            let trust = u32::from(job.spec.trust);
+            let more = if weight >= trust {
+                u32::from(unit.replicas.len() == 1 && self.draw_audit(job_id, unit_index))
+            } else {
+                trust - weight
+            };
+            if more == 0 {
+                continue;
+            }
+            let next = unit.replicas.iter().map(|r| r.index + 1).max().unwrap_or(0);
+            let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
             exclude.sort_unstable();
             exclude.dedup();
-            match job.waiting.iter_mut().find(|w| w.unit == unit_index) {
-                // The matcher needs distinct replicas in increasing order.
+            let at = job.waiting.partition_point(|w| w.unit < unit_index);
+            match job.waiting.get_mut(at).filter(|w| w.unit == unit_index) {
+                // A new unit's waiting entry goes when its first replica is placed; one still
+                // here lists replicas the matcher could not place this pass.
                 Some(w) => {
-                    if let Err(at) = w.replicas.binary_search(&replica) {
-                        w.replicas.insert(at, replica);
+                    for k in 0..more {
+                        if let Err(at) = w.replicas.binary_search(&(next + k)) {
+                            w.replicas.insert(at, next + k);
+                        }
                     }
+                    w.exclude = exclude;
                 }
-                None => {
-                    let at = job.waiting.partition_point(|w| w.unit < unit_index);
-                    job.waiting.insert(
-                        at,
-                        WaitingUnit {
-                            unit: unit_index,
-                            replicas: vec![replica],
-                            exclude,
-                        },
-                    );
-                }
+                None => job.waiting.insert(
+                    at,
+                    WaitingUnit {
+                        unit: unit_index,
+                        replicas: (next..next + more).collect(),
+                        exclude,
+                    },
+                ),
             }
-        }
-        if !log.0.is_empty() {
-            store(cache, Tag::Assignments.key_u64(self.env.height), &log);
-        }
-        // Explanations: one sentence per job, from its first unmatched slot.
-        for job in jobs.iter_mut() {
-            job.wait_reason = outcome
-                .unmatched
-                .iter()
-                .find(|u| u.job.0 == job.id)
-                .map(|u| u.reason.to_string());
-            store(cache, Tag::Job.key_u64(job.id), job);
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Genesis, GenesisAccount, MemoryChain, Params, Receipt, Refusal, Rejection, Tag, TxStatus,
+    Genesis, GenesisAccount, MemoryChain, Params, REPUTATION_START, Receipt, Refusal, Rejection,
+    Tag, TxStatus,
     compute::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
     unit_key,
 };
@@ -154,6 +155,18 @@ impl Market {
             .unwrap_or_default()
     }
 
+    /// The chain's supply and what slashing burnt so far.
+    fn supply_and_slashed(&self) -> (Amount, Amount) {
+        let meta = self
+            .chain
+            .store
+            .entries
+            .get(&exo_ledger::chain_meta_key())
+            .and_then(|b| exo_ledger::decode_meta(b))
+            .expect("meta");
+        (meta.supply, meta.slashed)
+    }
+
     /// Every token: balances, provider bonds, job escrow still held. Burnt slashes are gone
     /// from the supply, so this must equal the supply in the chain's metadata.
     fn tokens(&self) -> (u128, u128) {
@@ -219,45 +232,57 @@ impl Market {
         self.ok(txs);
     }
 
-    fn commit(&mut self, provider: u64, result: (Hash32, u64), job: u64, unit: u32) -> SignedTx {
-        let replica = self
-            .unit(job, unit)
+    /// The index of the replica `provider` holds of a unit.
+    fn replica_of(&self, provider: u64, job: u64, unit: u32) -> u32 {
+        self.unit(job, unit)
             .replicas
             .iter()
             .find(|r| r.provider == self.provider_id(provider))
             .expect("replica")
-            .index;
+            .index
+    }
+
+    fn commit_entry(
+        &self,
+        provider: u64,
+        result: (Hash32, u64),
+        job: u64,
+        unit: u32,
+    ) -> ResultCommit {
         let salt = [provider as u8; 32];
-        self.tx(
-            provider,
-            Action::CommitResults(vec![ResultCommit {
-                job,
-                unit,
-                replica,
-                commitment: result_commitment(&result.0, result.1, &salt, &addr(provider)),
-            }]),
-        )
+        ResultCommit {
+            job,
+            unit,
+            replica: self.replica_of(provider, job, unit),
+            commitment: result_commitment(&result.0, result.1, &salt, &addr(provider)),
+        }
+    }
+
+    fn reveal_entry(
+        &self,
+        provider: u64,
+        result: (Hash32, u64),
+        job: u64,
+        unit: u32,
+    ) -> ResultReveal {
+        ResultReveal {
+            job,
+            unit,
+            replica: self.replica_of(provider, job, unit),
+            digest: result.0,
+            fuel: result.1,
+            salt: [provider as u8; 32],
+        }
+    }
+
+    fn commit(&mut self, provider: u64, result: (Hash32, u64), job: u64, unit: u32) -> SignedTx {
+        let entry = self.commit_entry(provider, result, job, unit);
+        self.tx(provider, Action::CommitResults(vec![entry]))
     }
 
     fn reveal(&mut self, provider: u64, result: (Hash32, u64), job: u64, unit: u32) -> SignedTx {
-        let replica = self
-            .unit(job, unit)
-            .replicas
-            .iter()
-            .find(|r| r.provider == self.provider_id(provider))
-            .expect("replica")
-            .index;
-        self.tx(
-            provider,
-            Action::RevealResults(vec![ResultReveal {
-                job,
-                unit,
-                replica,
-                digest: result.0,
-                fuel: result.1,
-                salt: [provider as u8; 32],
-            }]),
-        )
+        let entry = self.reveal_entry(provider, result, job, unit);
+        self.tx(provider, Action::RevealResults(vec![entry]))
     }
 
     fn provider_id(&self, account: u64) -> u64 {
@@ -277,16 +302,21 @@ fn refused(status: &TxStatus) -> Refusal {
 
 #[test]
 fn a_job_runs_from_submission_to_payment_token_for_token() {
-    let mut m = Market::new(Params::default());
+    // New providers are on probation, one replica at a time; this test is about the money, so
+    // it lets them take all three units at once.
+    let mut m = Market::new(Params {
+        probation_slots: 8,
+        ..Params::default()
+    });
     m.setup(&PROVIDERS[..2]);
     let requester_before = m.chain.account(&addr(REQUESTER)).balance;
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 2))));
     m.ok(vec![tx]);
-    // Matched in the block that carried it: one replica per unit, weight 1 < trust 2, so each
-    // unit asks for a second replica, matched in the next block on the other provider.
+    // Matched in the block that carried it: no provider is trusted (weight 1), so each unit
+    // gets trust = 2 replicas at once, on the two providers.
     let job = m.job(0);
     assert_eq!(job.running, vec![0, 1, 2]);
-    m.ok(vec![]);
+    assert!(job.waiting.is_empty());
     for unit in 0..3 {
         let replicas = m.unit(0, unit).replicas;
         assert_eq!(replicas.len(), 2);
@@ -546,4 +576,216 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     let bad = m.reveal(PROVIDERS[0], ([3; 32], 5), job, 0);
     let statuses = m.block(vec![bad]);
     assert_eq!(refused(&statuses[0]), Refusal::CommitmentMismatch);
+}
+
+#[test]
+fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
+    let params = Params {
+        commit_window: 3,
+        audit_ppm: 0,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..2]);
+    let p = PROVIDERS[0];
+    // Job 0 is matched at height 2 (commit deadline 5) to the first provider. Job 1, at
+    // height 3 (deadline 6), goes to the second: the first is on probation (no confirmed
+    // result yet), so it holds one replica at a time.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let q = PROVIDERS[1];
+    assert_eq!(m.unit(0, 0).replicas[0].provider, m.provider_id(p));
+    assert_eq!(m.unit(1, 0).replicas[0].provider, m.provider_id(q));
+    // Job 0's replica misses its deadline at height 5.
+    m.ok(vec![]);
+    m.ok(vec![]);
+    assert_eq!(m.unit(0, 0).replicas[0].status, ReplicaStatus::NoShow);
+    // At height 6, the first provider's late commitment for job 0 is stale, and so is the
+    // duplicate in the second provider's batch: both batches pass, doing the rest.
+    let stale = m.commit_entry(p, truth(0, 0), 0, 0);
+    let fresh = m.commit_entry(q, truth(1, 0), 1, 0);
+    let txs = vec![
+        m.tx(p, Action::CommitResults(vec![stale])),
+        m.tx(q, Action::CommitResults(vec![fresh.clone(), fresh])),
+    ];
+    m.ok(txs);
+    assert_eq!(m.unit(0, 0).replicas[0].status, ReplicaStatus::NoShow);
+    assert_eq!(m.unit(0, 0).replicas[0].commitment, None);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.replicas[0].status, ReplicaStatus::Committed);
+    assert!(unit.reveal_deadline.is_some());
+    // Reveals: the fresh one, then the same again (stale once the first settled the unit).
+    let reveal = m.reveal_entry(q, truth(1, 0), 1, 0);
+    let tx = m.tx(
+        q,
+        Action::RevealResults(vec![reveal.clone(), reveal.clone()]),
+    );
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Accepted);
+    assert_eq!(unit.accepted, Some(truth(1, 0)));
+    // Sent again later, the whole batch is stale: applied, doing nothing.
+    let tx = m.tx(q, Action::RevealResults(vec![reveal]));
+    m.ok(vec![tx]);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    m.ok(vec![]);
+    let holders: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
+    let (honest, liar) = (
+        PROVIDERS[holders[0] as usize],
+        PROVIDERS[holders[1] as usize],
+    );
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let commits = vec![
+        m.commit(honest, truth(0, 0), 0, 0),
+        m.commit(liar, lie, 0, 0),
+    ];
+    m.ok(commits);
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, lie, 0, 0),
+    ];
+    m.ok(reveals);
+    m.ok(vec![]);
+    let third = PROVIDERS[m.unit(0, 0).replicas[2].provider as usize];
+    let commit = m.commit(third, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let meta_before = m.supply_and_slashed();
+    let liar_before = m.provider(holders[1]);
+    // The third reveal settles the unit and slashes the liar; the batch's second entry names
+    // a replica of another provider, so the whole batch is refused and undone.
+    let good = m.reveal_entry(third, truth(0, 0), 0, 0);
+    let mut wrong = good.clone();
+    wrong.replica = m.replica_of(honest, 0, 0);
+    let tx = m.tx(third, Action::RevealResults(vec![good.clone(), wrong]));
+    let statuses = m.block(vec![tx]);
+    assert_eq!(refused(&statuses[0]), Refusal::NotYourReplica);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas[2].status, ReplicaStatus::Committed);
+    assert_eq!(m.provider(holders[1]), liar_before);
+    assert_eq!(m.supply_and_slashed(), meta_before);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+    // Alone, the reveal goes through.
+    let tx = m.tx(third, Action::RevealResults(vec![good]));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
+    assert_eq!(m.provider(holders[1]).invalid, 1);
+}
+
+#[test]
+fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
+    // Trusted after one confirmed result, and every unit held by a trusted provider audited.
+    let params = Params {
+        trusted_reputation: REPUTATION_START,
+        trusted_min_valid: 1,
+        audit_ppm: 1_000_000,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS);
+    // Job 0: nobody is trusted, so its unit gets two replicas at once; they agree, and both
+    // providers earn a confirmed result.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let pair: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
+    assert_eq!(pair.len(), 2);
+    let txs: Vec<SignedTx> = pair
+        .iter()
+        .map(|p| m.commit(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .collect();
+    m.ok(txs);
+    let txs: Vec<SignedTx> = pair
+        .iter()
+        .map(|p| m.reveal(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .collect();
+    m.ok(txs);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert!(pair.iter().all(|p| m.provider(*p).valid == 1));
+
+    // Job 1: one trusted provider reaches trust 2 alone; the audit replica comes with it.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    let liar_id = unit.replicas[0].provider;
+    assert!(pair.contains(&liar_id));
+    let liar = PROVIDERS[liar_id as usize];
+    let auditor = PROVIDERS[unit.replicas[1].provider as usize];
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let txs = vec![
+        m.commit(liar, lie, 1, 0),
+        m.commit(auditor, truth(1, 0), 1, 0),
+    ];
+    m.ok(txs);
+    // The liar reveals first: its weight reaches the trust level, but the audit still runs.
+    let tx = m.reveal(liar, lie, 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas[1].status, ReplicaStatus::Committed);
+    // One against one: the trusted liar's weight does not count in a dispute; a third
+    // replica is sought (and matched in the same block, to the provider left).
+    let tx = m.reveal(auditor, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas.len(), 3);
+    let third = PROVIDERS[unit.replicas[2].provider as usize];
+    let tx = m.commit(third, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let tx = m.reveal(third, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.state, UnitState::Accepted);
+    assert_eq!(unit.accepted, Some(truth(1, 0)));
+    assert_eq!(m.provider(liar_id).invalid, 1);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn probation_and_the_floor_limit_who_gets_work() {
+    let params = Params {
+        audit_ppm: 0,
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    // A new provider with eight free slots holds one replica until a result is confirmed.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.work(0).len(), 1);
+    assert_eq!(m.job(0).waiting.len(), 2);
+    // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
+    // missed deadline is enough.
+    let mut m = Market::new(Params {
+        min_match_reputation: REPUTATION_START,
+        commit_window: 3,
+        audit_ppm: 0,
+        ..Params::default()
+    });
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.work(0).len(), 1);
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert!(m.provider(0).reputation < REPUTATION_START);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    assert!(m.work(0).is_empty());
+    assert_eq!(m.job(1).waiting.len(), 1);
 }

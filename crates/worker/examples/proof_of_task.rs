@@ -2,55 +2,87 @@
 //! at trust 1, 2 and 3. Run in release:
 //!
 //! ```text
-//! cargo run --release -p exo-worker --example proof_of_task [units] [providers] [seed] \
-//!     [min_reputation] [trusted_reputation] [audit_ppm] [offer_blocks]
+//! cargo run --release -p exo-worker --example proof_of_task [name=value ...]
 //! ```
 //!
-//! The last four change the jobs' minimum reputation, ledger parameters and how long offers
-//! live before providers post them again, to try remedies (defaults: 0, `Params::default()`,
-//! 50).
+//! Names: `units` (10000), `providers` (100), `seed` (1), `shares` (`10,30`, percent of liars),
+//! `trusts` (`1,2,3`), `kinds` (`wrong-result,independent-liar`), and, to try other rules, the
+//! jobs' `min_reputation`, how long offers live (`offer_blocks`), the providers' `bond` in EXO,
+//! and the ledger parameters `trusted_reputation`, `trusted_min_valid`, `audit_ppm`,
+//! `min_match_reputation`, `probation_slots` (defaults: `SimConfig::liars`, `Params::default()`).
 //!
-//! Prints the markdown table of `docs/proof-of-task.md`.
+//! Prints the markdown table of `docs/proof-of-task.md`, and a line per run on stderr.
+
+use exo_types::Amount;
+use exo_worker::{
+    Misbehave,
+    simulate::{Behaviour, SimConfig, markdown_table, matrix_with},
+};
+
+fn list<T: std::str::FromStr>(text: &str) -> Vec<T> {
+    text.split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect()
+}
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let units: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let providers: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let min_reputation: Option<u32> = args.next().and_then(|a| a.parse().ok());
-    let trusted_reputation: Option<u32> = args.next().and_then(|a| a.parse().ok());
-    let audit_ppm: Option<u32> = args.next().and_then(|a| a.parse().ok());
-    let offer_blocks: Option<u64> = args.next().and_then(|a| a.parse().ok());
-    let tweak = move |cfg: &mut exo_worker::simulate::SimConfig| {
-        if let Some(r) = min_reputation {
-            cfg.min_reputation = r;
-        }
-        if let Some(r) = trusted_reputation {
-            cfg.params.trusted_reputation = r;
-        }
-        if let Some(a) = audit_ppm {
-            cfg.params.audit_ppm = a;
-        }
-        if let Some(b) = offer_blocks {
-            cfg.offer_blocks = b;
-        }
-    };
-    let start = std::time::Instant::now();
-    use exo_worker::{Misbehave, simulate::Behaviour};
-    let kinds = [
+    let mut units = 10_000u32;
+    let mut providers = 100u32;
+    let mut seed = 1u64;
+    let mut shares = vec![0.1, 0.3];
+    let mut trusts: Vec<u8> = vec![1, 2, 3];
+    let mut kinds = vec![
         Behaviour::Worker(Misbehave::WrongResult),
         Behaviour::IndependentLiar,
     ];
-    let rows = exo_worker::simulate::matrix_with(
-        providers,
-        units,
-        &kinds,
-        &[0.1, 0.3],
-        &[1, 2, 3],
-        seed,
-        &tweak,
-    );
-    print!("{}", exo_worker::simulate::markdown_table(&rows));
+    let mut tweaks: Vec<(String, u64)> = Vec::new();
+    for arg in std::env::args().skip(1) {
+        let Some((name, value)) = arg.split_once('=') else {
+            eprintln!("ignoring {arg:?}: expected name=value");
+            continue;
+        };
+        match name {
+            "units" => units = value.parse().unwrap_or(units),
+            "providers" => providers = value.parse().unwrap_or(providers),
+            "seed" => seed = value.parse().unwrap_or(seed),
+            "shares" => shares = list::<f64>(value).iter().map(|p| p / 100.0).collect(),
+            "trusts" => trusts = list(value),
+            "kinds" => {
+                kinds = value
+                    .split(',')
+                    .filter_map(|k| match k {
+                        "independent-liar" => Some(Behaviour::IndependentLiar),
+                        other => Misbehave::parse(other).map(Behaviour::Worker),
+                    })
+                    .collect()
+            }
+            _ => match value.parse() {
+                Ok(v) => tweaks.push((name.to_string(), v)),
+                Err(_) => eprintln!("ignoring {arg:?}: not a number"),
+            },
+        }
+    }
+    let tweak = move |cfg: &mut SimConfig| {
+        for (name, value) in &tweaks {
+            let v = *value;
+            let small = u32::try_from(v).unwrap_or(u32::MAX);
+            match name.as_str() {
+                "min_reputation" => cfg.min_reputation = small,
+                "offer_blocks" => cfg.offer_blocks = v,
+                "bond" => cfg.bond = Amount::from_exo(v),
+                "trusted_reputation" => cfg.params.trusted_reputation = small,
+                "trusted_min_valid" => cfg.params.trusted_min_valid = v,
+                "audit_ppm" => cfg.params.audit_ppm = small,
+                "min_match_reputation" => cfg.params.min_match_reputation = small,
+                "probation_slots" => cfg.params.probation_slots = small,
+                "probation_results" => cfg.params.probation_results = v,
+                other => eprintln!("unknown parameter {other}"),
+            }
+        }
+    };
+    let start = std::time::Instant::now();
+    let rows = matrix_with(providers, units, &kinds, &shares, &trusts, seed, &tweak);
+    print!("{}", markdown_table(&rows));
     for row in &rows {
         let r = &row.report;
         eprintln!(

@@ -640,8 +640,9 @@ impl Agent {
                 TxOutcome::Refused => all_ok = false,
             }
         }
-        // A batch is refused whole when one of its results is: retry one by one until a
-        // batch passes again.
+        // The ledger skips stale results (a replica settled or replaced meanwhile) but refuses
+        // a batch whole for a wrong one: retry one by one until a batch passes again, so that
+        // one bad result does not hold back the others.
         self.singles = !all_ok;
         Ok(())
     }

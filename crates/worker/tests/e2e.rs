@@ -259,7 +259,7 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     let honest = [key(11), key(12)];
     let env = Env::start(&requester, &[&liar, &honest[0], &honest[1]]).await;
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    // The liar asks the lowest price, so it gets the first replica of every unit.
+    // The liar asks the lowest price, so it gets the first replica of every unit it can take.
     let mut workers = vec![env.worker(&liar, dirs[0].path(), |c| {
         c.misbehave = Some(Misbehave::WrongResult);
         c.price_per_unit = Amount::from_exo(1);
@@ -295,7 +295,12 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     assert_eq!(job.accepted, units, "{job:?}");
     let liar_provider = env.provider(&liar).await;
     assert_eq!(liar_provider.valid, 0, "{liar_provider:?}");
-    assert_eq!(liar_provider.invalid, u64::from(units), "{liar_provider:?}");
+    // Caught on the first unit it shares with an honest worker; below the matching floor
+    // after that, so it may not see every unit (one more may already be in hand).
+    assert!(
+        (1..=u64::from(units)).contains(&liar_provider.invalid),
+        "{liar_provider:?}"
+    );
     assert!(liar_provider.bond < Amount::from_exo(10));
     for u in 0..units {
         let unit: Unit = state(&env.node, unit_key(0, u)).await.unwrap();
