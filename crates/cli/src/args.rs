@@ -151,6 +151,31 @@ pub enum BenchCommand {
     /// Slowdown of the sandbox against native on the same kernels (fuel metering on), and
     /// the latency of running a tiny module.
     Exec,
+    /// Accepted work units per second and the overhead per unit of the whole market: four
+    /// validators and three provider workers in this process, tiny units at trust 1.
+    Tasks(BenchTasksArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchTasksArgs {
+    /// Units of the throughput phase.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub units: u32,
+    /// Units per job in the throughput phase.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub job_units: u32,
+    /// Single-unit jobs of the latency phase, one every 300 ms.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub latency_jobs: u32,
+    /// Units each worker runs at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub run_slots: u32,
+    /// Slots of each worker's offer (units held from assignment to verdict).
+    #[arg(long, value_name = "N", default_value_t = 1_024)]
+    pub offer_slots: u32,
+    /// The units' app: hello (writes an output file) or tiny (an empty module).
+    #[arg(long, value_name = "APP", default_value = "hello", value_parser = ["hello", "tiny"])]
+    pub app: String,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -285,5 +310,14 @@ mod tests {
         };
         assert_eq!(args.txs, 10);
         assert!(Cli::try_parse_from(["exo", "node"]).is_err());
+        let cli = Cli::try_parse_from(["exo", "bench", "tasks", "--units", "50"]).unwrap();
+        let Command::Bench(BenchCommand::Tasks(args)) = cli.command else {
+            panic!("not bench tasks");
+        };
+        assert_eq!(
+            (args.units, args.job_units, args.app.as_str()),
+            (50, 1_000, "hello")
+        );
+        assert!(Cli::try_parse_from(["exo", "bench", "tasks", "--app", "render"]).is_err());
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::{
     CliError, GlobalArgs, Report,
-    args::{BenchChainArgs, BenchCommand},
+    args::{BenchChainArgs, BenchCommand, BenchTasksArgs},
+    bench_tasks::{self, TaskApp, TasksBenchOptions},
     other,
 };
 use exo_node::bench::{self, ChainBenchOptions, DevnetMemoryOptions};
@@ -20,6 +21,7 @@ pub fn run(command: BenchCommand, _global: &GlobalArgs) -> Result<Report, CliErr
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Market => market(),
         BenchCommand::Exec => exec(),
+        BenchCommand::Tasks(args) => tasks(&args),
     }
 }
 
@@ -138,4 +140,109 @@ pub fn chain(args: &BenchChainArgs) -> Result<Report, CliError> {
         ));
     }
     Ok(Report::ok(text, json))
+}
+
+/// Accepted units per second the market should reach with tiny units.
+pub const GOAL_UNITS_PER_SEC: f64 = 1_000.0;
+/// Jobs per second one BOINC server dispatches, for comparison.
+pub const BOINC_JOBS_PER_SEC: f64 = 100.0;
+
+/// `exo bench tasks`: progress goes to standard error, the figures to standard output.
+pub fn tasks(args: &BenchTasksArgs) -> Result<Report, CliError> {
+    let app = TaskApp::parse(&args.app)
+        .ok_or_else(|| CliError::Invalid(format!("unknown app {:?}", args.app)))?;
+    let options = TasksBenchOptions {
+        units: args.units,
+        job_units: args.job_units,
+        latency_jobs: args.latency_jobs,
+        run_slots: args.run_slots,
+        offer_slots: args.offer_slots,
+        app,
+        ..TasksBenchOptions::default()
+    };
+    if std::env::var_os("RUST_LOG").is_some() {
+        exo_node::init_logging();
+    }
+    let report = bench_tasks::run(&options, |m| eprintln!("bench: {m}")).map_err(other)?;
+    let mut json = serde_json::to_value(&report).map_err(other)?;
+    json["goals"] = json!({
+        "units_per_sec": GOAL_UNITS_PER_SEC,
+        "dispatch_blocks": 0,
+        "boinc_jobs_per_sec": BOINC_JOBS_PER_SEC,
+    });
+    Ok(Report::ok(tasks_text(&report), json))
+}
+
+/// The human form of a tasks report: the figures against the goals, then where the time went.
+pub fn tasks_text(r: &bench_tasks::TasksBenchReport) -> String {
+    let (l, t) = (&r.latency, &r.throughput);
+    let stages = |p: &bench_tasks::PhaseFigures| {
+        let s = &p.stages;
+        format!(
+            "included {:.0} ms | assigned +{:.0} ms ({:.0} blocks) | ran +{:.0} ms | \
+             committed +{:.0} ms ({:.0} blocks) | accepted +{:.0} ms ({:.0} blocks)",
+            s.included_ms,
+            s.assigned_ms,
+            s.assigned_blocks,
+            s.ran_ms,
+            s.committed_ms,
+            s.committed_blocks,
+            s.accepted_ms,
+            s.accepted_blocks
+        )
+    };
+    format!(
+        "tasks: {} validators, {} providers ({} run slots, {} offered slots each), app {}, \
+         trust {} (one replica per unit; {} of {} units drew a hidden audit replica)\n\
+         machine: {} cores, {}\n\
+         throughput       {:>8.0} units/s  goal >= {GOAL_UNITS_PER_SEC:.0} ({:.2}x; one BOINC server: \
+         about {BOINC_JOBS_PER_SEC:.0} jobs/s)\n\
+         \x20                 {} units in {} jobs accepted in {:.1} s, {} blocks ({:.0} ms apart), \
+         {:.0} results per commit/reveal tx\n\
+         overhead p50     {:>8.0} ms       submit to accepted minus execution, light load \
+         ({} single-unit jobs; p90 {:.0} ms)\n\
+         dispatch p50     {:>8.0} blocks   after the block that carried the job, {:.0} ms after submission; \
+         {:.0}% in that very block (goal: within one block; HTCondor negotiates every 5-60 s)\n\
+         execution p50    {:>8.0} us       in the sandbox ({:.0} us handled by the worker)\n\
+         light load, medians:  {}\n\
+         under load, medians:  {}\n\
+         under load: overhead p50 {:.0} ms, dispatch p50 {:.0} ms ({:.0} blocks; units wait for free slots)\n\
+         cpu              {:>8.2} ms/unit  all threads of the run, {:.0}% in the workers and requester: \
+         at most {:.0} units/s on {} cores",
+        r.validators,
+        r.providers,
+        r.run_slots,
+        r.offer_slots,
+        r.app.name(),
+        r.trust,
+        t.audited_units,
+        t.units,
+        r.cores,
+        r.cpu_model,
+        r.units_per_sec,
+        r.units_per_sec / GOAL_UNITS_PER_SEC,
+        t.accepted_units,
+        t.jobs,
+        t.window_ms / 1e3,
+        t.blocks,
+        t.block_interval_ms,
+        t.results_per_tx,
+        r.overhead_p50_ms,
+        l.jobs,
+        r.overhead_p90_ms,
+        r.dispatch_blocks_p50,
+        r.dispatch_p50_ms,
+        l.dispatched_same_block * 100.0,
+        r.exec_p50_us,
+        l.handled_p50_us,
+        stages(l),
+        stages(t),
+        t.overhead_p50_ms,
+        t.dispatch_p50_ms,
+        t.dispatch_blocks_p50,
+        t.cpu_ms_per_unit,
+        t.workers_cpu_share * 100.0,
+        r.cores as f64 * 1e3 / t.cpu_ms_per_unit,
+        r.cores,
+    )
 }

@@ -16,6 +16,7 @@
 pub mod account;
 pub mod args;
 pub mod bench;
+pub mod bench_tasks;
 pub mod devnet;
 pub mod key;
 pub mod node;

@@ -13,9 +13,13 @@ pub struct WorkerArgs {
     /// Key file of the provider: it pays fees and the bond, and is paid.
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    /// Units run at once, and the slots of the offer.
+    /// Units run at once, and the slots of the offer unless --offer-slots is given.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub slots: u32,
+    /// Slots of the offer: units held from assignment until their verdict, a few blocks. For
+    /// tiny units, offer many more than run at once; the extra ones wait for a run slot.
+    #[arg(long, value_name = "N")]
+    pub offer_slots: Option<u32>,
     /// Asked price in EXO per compute unit (10^9 fuel).
     #[arg(long, value_name = "EXO", default_value = "1")]
     pub price: String,
@@ -26,6 +30,10 @@ pub struct WorkerArgs {
     /// Where the worker keeps its state, blob cache, outputs and compile cache.
     #[arg(long, value_name = "DIR", default_value = "./worker")]
     pub data: PathBuf,
+    /// Where each run's /in and /out are made (default: the system temporary directory). A
+    /// tmpfs such as /dev/shm is much faster for short units.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
     /// Offer work only while the host is idle (low load, on mains power).
     #[arg(long)]
     pub idle_only: bool,
@@ -53,6 +61,8 @@ pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     }
     let mut config = WorkerConfig::new(global.node.clone(), key, args.data.clone());
     config.slots = args.slots;
+    config.offer_slots = args.offer_slots;
+    config.scratch_dir = args.scratch.clone();
     config.price_per_unit = price;
     config.bond = Amount::parse_exo(&args.bond)?;
     config.idle_only = args.idle_only.then(IdlePolicy::default);

@@ -9,9 +9,9 @@
 //! `exo node` process per validator) under a light load through the HTTP API.
 
 use crate::{
-    NodeConfig,
     devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
-    node::{self, MetricsSource, Validator},
+    local::LocalNetwork,
+    node::MetricsSource,
 };
 use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
@@ -27,7 +27,6 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
@@ -170,70 +169,31 @@ pub fn chain(
     let latency_load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.latency_txs, &mut nonces);
 
     // Each validator runs on its own runtime and thread, as separate processes would.
+    let network = LocalNetwork::start(&layout, None)?;
     let finalized_at: Arc<Mutex<HashMap<TxHash, Instant>>> = Arc::default();
     let finalized_txs = Arc::new(AtomicUsize::new(0));
     let block_log: Arc<Mutex<Vec<(u64, usize, Instant)>>> = Arc::default();
-    let (handles_tx, handles_rx) = mpsc::channel::<(Arc<Validator>, MetricsSource)>();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let stop_rx = Arc::new(Mutex::new(stop_rx));
-    let mut threads = Vec::new();
-    for (i, path) in layout.configs.iter().enumerate() {
-        let config = NodeConfig::load(path)?;
-        let handles_tx = handles_tx.clone();
+    {
         let finalized_at = finalized_at.clone();
         let finalized_txs = finalized_txs.clone();
         let block_log = block_log.clone();
-        let stop_rx = stop_rx.clone();
-        threads.push(std::thread::spawn(move || {
-            node::run(config, move |validator, info| async move {
-                if i == 0 {
-                    validator.events.subscribe(move |block| {
-                        let now = Instant::now();
-                        let mut map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
-                        for hash in &block.tx_hashes {
-                            map.insert(*hash, now);
-                        }
-                        finalized_txs.fetch_add(block.tx_hashes.len(), Ordering::Relaxed);
-                        block_log.lock().unwrap_or_else(|p| p.into_inner()).push((
-                            block.height,
-                            block.tx_hashes.len(),
-                            now,
-                        ));
-                    });
-                }
-                let _ = handles_tx.send((validator, info.metrics));
-                // Stay up until the benchmark is done.
-                loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    let stop = stop_rx.lock().unwrap_or_else(|p| p.into_inner());
-                    if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                        return Ok(());
-                    }
-                }
-            })
-        }));
-    }
-    drop(handles_tx);
-    let (validators, metrics): (Vec<Arc<Validator>>, Vec<MetricsSource>) = (0..options.validators)
-        .map(|_| handles_rx.recv_timeout(Duration::from_secs(60)))
-        .collect::<Result<Vec<_>, _>>()
-        .context("validators did not start")?
-        .into_iter()
-        .unzip();
-    let wait_height = |h: u64, limit: Duration| -> anyhow::Result<()> {
-        let start = Instant::now();
-        while validators
-            .iter()
-            .any(|v| v.events.status().finalized_height < h)
-        {
-            if start.elapsed() > limit {
-                return Err(anyhow!("validators did not reach height {h}"));
+        network.validators[0].events.subscribe(move |block| {
+            let now = Instant::now();
+            let mut map = finalized_at.lock().unwrap_or_else(|p| p.into_inner());
+            for hash in &block.tx_hashes {
+                map.insert(*hash, now);
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    };
-    wait_height(2, Duration::from_secs(60))?;
+            finalized_txs.fetch_add(block.tx_hashes.len(), Ordering::Relaxed);
+            block_log.lock().unwrap_or_else(|p| p.into_inner()).push((
+                block.height,
+                block.tx_hashes.len(),
+                now,
+            ));
+        });
+    }
+    let validators = &network.validators;
+    let metrics = &network.metrics;
+    network.wait_finalized(2, Duration::from_secs(60))?;
 
     progress("throughput phase");
     let start_height = validators[0].events.status().finalized_height;
@@ -285,7 +245,7 @@ pub fn chain(
         _ => f64::NAN,
     };
     if let Some(dir) = std::env::var_os("EXO_BENCH_TRACE") {
-        write_trace(Path::new(&dir), start, &phase, &metrics)?;
+        write_trace(Path::new(&dir), start, &phase, metrics)?;
     }
 
     progress("latency phase");
@@ -316,13 +276,7 @@ pub fn chain(
     };
     latencies_ms.sort_by(f64::total_cmp);
     let peak_rss_mib = peak_rss_mib(std::process::id()).unwrap_or(f64::NAN);
-    for _ in 0..options.validators {
-        let _ = stop_tx.send(());
-    }
-    drop(validators);
-    for t in threads {
-        let _ = t.join();
-    }
+    let _ = network.stop();
     let _ = std::fs::remove_dir_all(&dir);
     progress("signature verification ceiling");
     Ok(ChainBenchReport {

@@ -16,7 +16,7 @@ use exo_client::{
     Client, ClientError, Event,
     wire::{self, WorkItem},
 };
-use exo_exec::{Sandbox, UnitSpec};
+use exo_exec::{ModuleSource, Sandbox, UnitSpec};
 use exo_types::{
     Action, Address, Amount, Hash32, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal, UnsignedTx,
     exo_market::Resources,
@@ -51,7 +51,33 @@ pub(crate) struct RunOutput {
     digest: Hash32,
     fuel: u64,
     archive: Vec<u8>,
+    /// The sandbox's wall time of the run.
+    exec_us: u64,
+    /// From the start of `run_unit` to the packed archive.
+    handled_us: u64,
 }
+
+/// A commit or reveal transaction sent and not yet finalized.
+struct PendingTx {
+    hash: exo_types::TxHash,
+    commit: bool,
+    keys: Vec<String>,
+    sent: std::time::Instant,
+}
+
+/// How long a transaction the node does not know (neither pending nor in a block) is still
+/// waited for.
+const DROPPED_AFTER: Duration = Duration::from_secs(10);
+/// Items per page of the work list (the API's default maximum).
+const WORK_PAGE: u64 = 1_000;
+/// A replica beyond its job's trust level waits 1/N of its reveal window, at least two blocks,
+/// once reveals open, before revealing.
+const EXTRA_REVEAL_WAIT: u64 = 10;
+/// Time between passes per item of the work list, and its bound.
+const PASS_GAP_PER_ITEM_US: u64 = 50;
+const MAX_PASS_GAP: Duration = Duration::from_millis(500);
+/// Outputs archives uploaded at once.
+const UPLOAD_CONCURRENCY: usize = 32;
 
 /// What became of a transaction.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,11 +104,29 @@ pub(crate) struct Agent {
     attempts: HashMap<String, u32>,
     slots: Arc<Semaphore>,
     downloads: Downloads,
+    modules: Modules,
     /// Whether the stored provider id was checked against the chain since the start.
     checked_provider: bool,
     paused: Option<String>,
-    /// After a rejected batch, send one result per transaction until a batch goes through.
-    singles: bool,
+    /// Results per commit or reveal transaction: halved after a rejected batch (a batch is
+    /// rejected whole when one of its results is), back to the maximum after one executes.
+    batch: usize,
+    /// Commit and reveal transactions in the mempool, not yet seen in a finalized block.
+    pending: Vec<PendingTx>,
+    /// The state changed since it was last saved.
+    dirty: bool,
+    /// Results whose replica a work list left out, and the height of the first such list.
+    absent: HashMap<String, u64>,
+    /// Replicas seen with reveals open, and the height they were first seen so.
+    reveal_seen: HashMap<String, u64>,
+    /// Trust levels of the jobs this worker holds extra replicas of.
+    trust: HashMap<u64, u8>,
+    /// Outputs archives of finished runs until the node has them.
+    archives: HashMap<String, Vec<u8>>,
+    /// Runs finished since the last commitments, with their commit deadlines.
+    fresh: Vec<(String, u64)>,
+    /// Items of the last work list.
+    listed: usize,
     done: mpsc::Sender<RunDone>,
     events: Option<tokio::task::JoinHandle<()>>,
     tick: mpsc::Sender<()>,
@@ -128,19 +172,35 @@ impl Agent {
             running: HashSet::new(),
             attempts: HashMap::new(),
             downloads: Downloads::default(),
+            modules: Modules::default(),
             checked_provider: false,
             paused: None,
-            singles: false,
+            batch: MAX_RESULTS_PER_TX,
+            pending: Vec::new(),
+            dirty: false,
+            absent: HashMap::new(),
+            reveal_seen: HashMap::new(),
+            trust: HashMap::new(),
+            archives: HashMap::new(),
+            fresh: Vec::new(),
+            listed: 0,
             done,
             events: None,
             tick,
         })
     }
 
-    fn save(&self) {
-        if let Err(err) = self.store.save() {
-            // Losing the state loses reveals: say so loudly, keep working.
-            warn!("cannot save the worker state: {err}");
+    fn save(&mut self) -> bool {
+        match self.store.save() {
+            Ok(()) => {
+                self.dirty = false;
+                true
+            }
+            Err(err) => {
+                // Losing the state loses reveals: say so loudly, keep working.
+                warn!("cannot save the worker state: {err}");
+                false
+            }
         }
     }
 
@@ -159,7 +219,7 @@ impl Agent {
                 ..crate::store::State::default()
             };
             self.checked_provider = false;
-            self.save();
+            let _ = self.save();
         }
         if self
             .store
@@ -176,12 +236,8 @@ impl Agent {
         self.follow_events(provider);
         self.update_idle();
         self.keep_offer().await?;
-        let work = self
-            .client
-            .provider_work(provider)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.handle_work(&work).await
+        let (work, consistent) = self.work_list(provider).await?;
+        self.handle_work(&work, consistent).await
     }
 
     async fn ensure_provider(&mut self) -> Result<Option<u64>, String> {
@@ -205,7 +261,7 @@ impl Agent {
                     chain_id: self.store.state.chain_id.clone(),
                     ..crate::store::State::default()
                 };
-                self.save();
+                let _ = self.save();
             }
             self.checked_provider = true;
         }
@@ -219,7 +275,7 @@ impl Agent {
                 Some(id) => {
                     info!(provider = id, "found this key's provider");
                     self.store.state.provider_id = Some(id);
-                    self.save();
+                    let _ = self.save();
                 }
                 None => {
                     info!(
@@ -234,7 +290,7 @@ impl Agent {
                     };
                     if self.send(action).await? == TxOutcome::Ok {
                         self.store.state.registered_resources = Some(wanted.clone());
-                        self.save();
+                        let _ = self.save();
                     }
                     return Ok(None);
                 }
@@ -249,7 +305,7 @@ impl Agent {
                 self.store.state.registered_resources = Some(wanted);
                 // Offers carry the resources they were posted with: post a new one.
                 self.store.state.offer_expiry = None;
-                self.save();
+                let _ = self.save();
             }
         }
         Ok(self.store.state.provider_id)
@@ -321,40 +377,91 @@ impl Agent {
             return Ok(());
         }
         let expiry = self.height + self.cfg.expiry_blocks.max(margin + 1);
+        let slots = self.cfg.offer_slots.unwrap_or(self.cfg.slots);
         info!(
-            slots = self.cfg.slots,
+            slots,
             price = %self.cfg.price_per_unit,
             expiry,
             "posting an offer"
         );
         let action = Action::PostOffer {
-            slots: self.cfg.slots,
+            slots,
             price_per_unit: self.cfg.price_per_unit,
             expiry_height: expiry,
         };
         if self.send(action).await? == TxOutcome::Ok {
             self.store.state.offer_expiry = Some(expiry);
-            self.save();
+            let _ = self.save();
         }
         Ok(())
     }
 
-    async fn handle_work(&mut self, work: &[WorkItem]) -> Result<(), String> {
+    /// Every open replica of `provider`, and whether the pages were all read at one height
+    /// (the list can change between pages, and offsets then skip items).
+    async fn work_list(&self, provider: u64) -> Result<(Vec<WorkItem>, bool), String> {
+        let mut work = Vec::new();
+        let mut from = 0;
+        let mut height = None;
+        let mut consistent = true;
+        loop {
+            let page = self
+                .client
+                .provider_work_page(provider, from, Some(WORK_PAGE))
+                .await
+                .map_err(|e| e.to_string())?;
+            consistent &= *height.get_or_insert(page.height) == page.height;
+            work.extend(page.work);
+            match page.next {
+                Some(next) if next > from => from = next,
+                _ => return Ok((work, consistent)),
+            }
+        }
+    }
+
+    /// The least time between two passes: 50 us per open replica in the last work list, at
+    /// most half a second.
+    pub(crate) fn pass_gap(&self) -> Duration {
+        Duration::from_micros(PASS_GAP_PER_ITEM_US.saturating_mul(self.listed as u64))
+            .min(MAX_PASS_GAP)
+    }
+
+    async fn handle_work(&mut self, work: &[WorkItem], consistent: bool) -> Result<(), String> {
+        self.listed = work.len();
+        self.check_pending().await;
         let open: HashSet<String> = work
             .iter()
             .map(|w| replica_key(w.job, w.unit, w.replica))
             .collect();
-        // Replicas no longer open are settled: forget them and their outputs.
-        let settled: Vec<String> = self
-            .store
-            .state
-            .results
-            .iter()
-            .filter(|(k, r)| !open.contains(*k) && (r.committed || !self.running.contains(*k)))
-            .map(|(k, _)| k.clone())
-            .collect();
+        // Replicas no longer open are settled: forget them and their outputs. Only a listing
+        // of one height says so, and only when two in a row leave the replica out: forgetting
+        // a sealed result too early would make its replica a no-show.
+        let mut settled = Vec::new();
+        if consistent {
+            let gone: Vec<String> = self
+                .store
+                .state
+                .results
+                .iter()
+                .filter(|(k, r)| !open.contains(*k) && (r.committed || !self.running.contains(*k)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut absent = HashMap::new();
+            for key in gone {
+                match self.absent.get(&key) {
+                    Some(h) if *h < self.height => settled.push(key),
+                    Some(h) => {
+                        absent.insert(key, *h);
+                    }
+                    None => {
+                        absent.insert(key, self.height);
+                    }
+                }
+            }
+            self.absent = absent;
+        }
         if !settled.is_empty() {
             for key in &settled {
+                self.archives.remove(key);
                 if let Some(record) = self.store.state.results.remove(key)
                     && let Some(archive) = record.archive
                 {
@@ -362,47 +469,61 @@ impl Agent {
                 }
             }
             self.store.state.abandoned.retain(|k| open.contains(k));
-            self.save();
+            self.dirty = true;
         }
+        // Outputs reach the node before their commitment, so a committed result's outputs
+        // survive this worker.
         self.upload_outputs().await;
+        self.fresh.clear();
+        let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits: Vec<(String, ResultCommit)> = Vec::new();
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
+        let mut to_run = Vec::new();
+        let mut copies = Vec::new();
+        let mut reveal_now = Vec::new();
         for item in work {
             let key = replica_key(item.job, item.unit, item.replica);
+            if in_flight.contains(&key) {
+                continue;
+            }
+            // A transaction lands in a block after the finalized height: one due by then is
+            // too late.
             match item.status.as_str() {
-                "assigned" => {
+                "assigned" if self.height < item.commit_deadline => {
                     if let Some(record) = self.store.state.results.get(&key) {
                         // A commitment already executed is not sent again, even if this
                         // list is a block behind.
-                        if self.height <= item.commit_deadline && !record.committed {
+                        // Outputs reach the node before the commitment.
+                        if !record.committed && (record.uploaded || record.archive.is_none()) {
                             commits.push((key, record.sealed.commit(&self.address)));
                         }
                     } else if !self.store.state.abandoned.contains(&key)
                         && !self.running.contains(&key)
-                        && self.height <= item.commit_deadline
                     {
                         match self.cfg.misbehave {
                             Some(Misbehave::NoShow) => {}
-                            Some(Misbehave::Copy) => {
-                                if let Some(c) = self.try_copy(item, &key).await {
-                                    commits.push((key, c));
-                                }
-                            }
-                            _ => self.start_run(item.clone(), key),
+                            Some(Misbehave::Copy) => copies.push((item.clone(), key)),
+                            _ => to_run.push((item.clone(), key)),
                         }
                     }
                 }
                 "committed" => {
                     let open = item.reveal_open || item.reveal_deadline.is_some();
+                    let late = item.reveal_deadline.is_some_and(|d| d <= self.height);
                     match self.store.state.results.get(&key) {
-                        Some(record) if open && !record.revealed => {
-                            reveals.push((key, record.sealed.reveal()))
+                        Some(record) if open && !late && !record.revealed => {
+                            let seen = *self.reveal_seen.entry(key.clone()).or_insert(self.height);
+                            let wait = item
+                                .reveal_deadline
+                                .map_or(0, |d| d.saturating_sub(seen) / EXTRA_REVEAL_WAIT)
+                                .max(2);
+                            reveal_now.push((item, seen + wait, key, record.sealed.reveal()))
                         }
                         Some(_) => {}
                         None => {
                             if open && self.store.state.abandoned.insert(key.clone()) {
                                 warn!(%key, "committed replica has no sealed result here; it cannot be revealed");
-                                self.save();
+                                self.dirty = true;
                             }
                         }
                     }
@@ -410,15 +531,120 @@ impl Agent {
                 _ => {}
             }
         }
+        for (item, key) in to_run {
+            self.start_run(item, key);
+        }
+        self.reveal_seen.retain(|k, _| open.contains(k));
+        // A unit decided by its first replicas cancels the others, and a reveal of a cancelled
+        // replica is rejected with its whole batch. At trust 1, a hidden audit's replica and
+        // the first one reveal at once and one of them always loses. So a replica beyond its
+        // job's trust level lets the others reveal first and then reveals alone, if its unit
+        // still needs it.
+        let mut alone = Vec::new();
+        for (item, due, key, reveal) in reveal_now {
+            if item.replica == 0 || item.replica < u32::from(self.job_trust(item.job).await) {
+                reveals.push((key, reveal));
+            } else if self.height >= due {
+                alone.push((key, reveal));
+            }
+        }
+        for (item, key) in copies {
+            if let Some(c) = self.try_copy(&item, &key).await {
+                commits.push((key, c));
+            }
+        }
+        // Every sealed result is durable before its commitment leaves.
+        if self.dirty && !self.save() && !commits.is_empty() {
+            return Err("the worker state cannot be saved; not committing".into());
+        }
         if !commits.is_empty() {
             self.send_results(commits, true).await?;
         }
         if !reveals.is_empty() {
             self.send_results(reveals, false).await?;
         }
+        for reveal in alone {
+            self.send_results(vec![reveal], false).await?;
+        }
         Ok(())
     }
 
+    /// The trust level of `job` (1 if it cannot be read: the replica then waits its turn).
+    async fn job_trust(&mut self, job: u64) -> u8 {
+        if let Some(trust) = self.trust.get(&job) {
+            return *trust;
+        }
+        match self.client.job_page(job, 0, Some(1)).await {
+            Ok(Some(page)) => {
+                if self.trust.len() >= 4_096 {
+                    self.trust.clear();
+                }
+                self.trust.insert(job, page.trust);
+                page.trust
+            }
+            _ => 1,
+        }
+    }
+
+    /// Reads the receipts of the commit and reveal transactions in flight: marks what executed,
+    /// halves the batch size after a rejection, forgets a transaction that never made it.
+    async fn check_pending(&mut self) {
+        let mut still = Vec::new();
+        for tx in std::mem::take(&mut self.pending) {
+            let name = if tx.commit {
+                "commit_results"
+            } else {
+                "reveal_results"
+            };
+            match self.client.receipt(&tx.hash).await {
+                Ok(Some(receipt)) if receipt.status == wire::TxStatus::Ok => {
+                    debug!("{name} executed at height {:?}", receipt.height);
+                    for key in &tx.keys {
+                        if let Some(r) = self.store.state.results.get_mut(key) {
+                            if tx.commit {
+                                r.committed = true;
+                            } else {
+                                r.revealed = true;
+                            }
+                        }
+                    }
+                    self.dirty = true;
+                    self.batch = MAX_RESULTS_PER_TX;
+                }
+                Ok(Some(receipt)) if receipt.status.is_final() => {
+                    let (code, message) = receipt
+                        .reason
+                        .map(|r| (r.code, r.message))
+                        .unwrap_or_else(|| ("unknown".into(), "no reason given".into()));
+                    warn!(count = tx.keys.len(), "{name} rejected: {message} ({code})");
+                    if crate::nonce::NONCE_CODES.contains(&code.as_str()) {
+                        self.nonce.reset();
+                    }
+                    // The ledger skips stale results but rejects a batch whole for a wrong
+                    // one: smaller batches until one passes isolate the result at fault.
+                    self.batch = (tx.keys.len() / 2).max(1);
+                }
+                // Unknown to the node for a while: replaced or dropped from its mempool.
+                Ok(None) if tx.sent.elapsed() >= DROPPED_AFTER => {
+                    debug!(
+                        "{name} is no longer known to the node; the chain decides what is sent again"
+                    );
+                    self.nonce.reset();
+                }
+                Ok(_) if tx.sent.elapsed() < RECEIPT_TIMEOUT => still.push(tx),
+                Ok(_) => {
+                    // Dropped from the mempool: the chain decides what is sent again.
+                    warn!("{name} not in a block after {RECEIPT_TIMEOUT:?}; sending again");
+                    self.nonce.reset();
+                }
+                Err(err) => {
+                    debug!("{name}: cannot read the receipt: {err}");
+                    still.push(tx);
+                }
+            }
+        }
+        self.pending = still;
+    }
     /// The `copy` misbehaviour: commit another replica's revealed result, if there is one.
     async fn try_copy(&mut self, item: &WorkItem, key: &str) -> Option<ResultCommit> {
         let job = match self.client.job_page(item.job, item.unit, Some(1)).await {
@@ -458,7 +684,7 @@ impl Agent {
                 revealed: false,
             },
         );
-        self.save();
+        let _ = self.save();
         Some(commit)
     }
 
@@ -470,12 +696,16 @@ impl Agent {
         let done = self.done.clone();
         let blob_dir = self.store.dir().join("blobs");
         let downloads = self.downloads.clone();
+        let modules = self.modules.clone();
         let timeout = self.bench.timeout_for(item.fuel_limit);
         debug!(%key, "starting");
         tokio::spawn(async move {
             let result = match slots.acquire_owned().await {
                 Ok(_permit) => {
-                    run_unit(&api, &downloads, &sandbox, &blob_dir, &item, timeout).await
+                    run_unit(
+                        &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeout,
+                    )
+                    .await
                 }
                 Err(_) => Err("the worker is stopping".into()),
             };
@@ -496,30 +726,40 @@ impl Agent {
                 if *n >= MAX_ATTEMPTS {
                     warn!(%key, "giving up on this replica");
                     self.store.state.abandoned.insert(key);
-                    self.save();
+                    self.dirty = true;
                 }
                 return;
             }
         };
         self.attempts.remove(&key);
+        if let Some(observer) = &self.cfg.on_run {
+            observer(&crate::UnitRun {
+                job: item.job,
+                unit: item.unit,
+                replica: item.replica,
+                exec_us: output.exec_us,
+                handled_us: output.handled_us,
+                fuel: output.fuel,
+                outcome: output.outcome.code(),
+            });
+        }
         if !output.outcome.is_attestable() {
             // Machine-dependent: committing it could contradict honest replicas elsewhere.
             warn!(%key, outcome = %output.outcome, "outcome is not attestable; not committing");
             self.store.state.abandoned.insert(key);
-            self.save();
+            self.dirty = true;
             return;
         }
         let Some((digest, fuel)) = Misbehave::claim(self.cfg.misbehave, output.digest, output.fuel)
         else {
             return;
         };
+        // The archive waits in memory for its upload, which comes before the commitment: a
+        // worker that stops before then runs the unit again.
         let archive_hash = *blake3::hash(&output.archive).as_bytes();
-        let path = self.store.output_path(&archive_hash);
-        let stored = crate::store::write_atomic(&path, &output.archive).is_ok();
-        if !stored {
-            warn!(%key, "cannot keep the outputs archive at {}", path.display());
-        }
-        info!(
+        self.archives.insert(key.clone(), output.archive);
+        self.fresh.push((key.clone(), item.commit_deadline));
+        debug!(
             %key,
             outcome = %output.outcome,
             fuel = output.fuel,
@@ -538,16 +778,47 @@ impl Agent {
                     salt: new_salt(),
                 },
                 outcome: output.outcome.code(),
-                archive: stored.then_some(archive_hash),
-                uploaded: !stored,
+                archive: Some(archive_hash),
+                uploaded: false,
                 committed: false,
                 revealed: false,
             },
         );
-        self.save();
-        let _ = self.tick.try_send(());
+        // Saved once, before the commitments leave.
+        self.dirty = true;
     }
 
+    /// Uploads the outputs of the runs finished since the last pass and commits them, without
+    /// reading the work list again (the next pass sends whatever this one could not).
+    pub(crate) async fn commit_fresh(&mut self) -> Result<(), String> {
+        if self.fresh.is_empty() {
+            return Ok(());
+        }
+        self.upload_outputs().await;
+        let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
+        let mut commits = Vec::new();
+        for (key, deadline) in std::mem::take(&mut self.fresh) {
+            let Some(record) = self.store.state.results.get(&key) else {
+                continue;
+            };
+            if self.height < deadline
+                && record.uploaded
+                && !record.committed
+                && !in_flight.contains(&key)
+            {
+                commits.push((key, record.sealed.commit(&self.address)));
+            }
+        }
+        if commits.is_empty() {
+            return Ok(());
+        }
+        if self.dirty && !self.save() {
+            return Err("the worker state cannot be saved; not committing".into());
+        }
+        self.send_results(commits, true).await
+    }
+
+    /// Uploads the outputs archives not yet on the node, several at once.
     async fn upload_outputs(&mut self) {
         let pending: Vec<(String, u64, u32, Hash32)> = self
             .store
@@ -557,50 +828,60 @@ impl Agent {
             .filter(|(_, r)| !r.uploaded)
             .filter_map(|(k, r)| Some((k.clone(), r.sealed.job, r.sealed.unit, r.archive?)))
             .collect();
-        for (key, job, unit, hash) in pending {
-            let path = self.store.output_path(&hash);
-            let Ok(bytes) = std::fs::read(&path) else {
-                warn!(%key, "outputs archive {} is gone; not uploading", path.display());
-                if let Some(r) = self.store.state.results.get_mut(&key) {
-                    r.uploaded = true;
+        if pending.is_empty() {
+            return;
+        }
+        let (client, store, archives) = (&self.client, &self.store, &self.archives);
+        let done: Vec<(String, Upload)> = futures::stream::iter(pending)
+            .map(|(key, job, unit, hash)| async move {
+                let bytes = match archives.get(&key) {
+                    Some(bytes) => Some(bytes.clone()),
+                    // Kept on disk by an older version of the worker.
+                    None => tokio::fs::read(store.output_path(&hash)).await.ok(),
+                };
+                let upload = match bytes {
+                    // Only the archive whose hash was recorded goes.
+                    Some(bytes) if blake3::hash(&bytes).as_bytes() == &hash => {
+                        upload_archive(client, &key, job, unit, bytes).await
+                    }
+                    _ => Upload::Gone,
+                };
+                (key, upload)
+            })
+            .buffer_unordered(UPLOAD_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, upload) in done {
+            if !matches!(upload, Upload::Retry) {
+                self.archives.remove(&key);
+            }
+            match upload {
+                Upload::Retry => {}
+                Upload::Done => {
+                    if let Some(r) = self.store.state.results.get_mut(&key) {
+                        r.uploaded = true;
+                        self.dirty = true;
+                    }
                 }
-                continue;
-            };
-            let stored = match self.client.put_blob(bytes).await {
-                Ok(stored) => stored,
-                Err(err) => {
-                    debug!(%key, "outputs upload failed, will retry: {err}");
-                    continue;
-                }
-            };
-            match self.client.put_outputs(job, unit, &stored).await {
-                Ok(outputs) => info!(
-                    %key,
-                    archive = %hex::encode(&stored[..8]),
-                    accepted = outputs.accepted,
-                    "outputs uploaded"
-                ),
-                Err(ClientError::Api {
-                    status,
-                    code,
-                    message,
-                }) if status < 500 => {
-                    // Refused for good (the unit settled on other outputs, say): stop trying.
-                    warn!(%key, "the node refused the outputs: {message} ({code})");
-                }
-                Err(err) => {
-                    debug!(%key, "outputs registration failed, will retry: {err}");
-                    continue;
+                Upload::Gone => {
+                    let committed = self.store.state.results.get(&key).map(|r| r.committed);
+                    if committed == Some(false) {
+                        // Not committed yet: run the unit again rather than commit a result
+                        // whose outputs nobody can fetch.
+                        warn!(%key, "outputs archive lost before its upload; running the unit again");
+                        self.store.state.results.remove(&key);
+                    } else if let Some(r) = self.store.state.results.get_mut(&key) {
+                        warn!(%key, "outputs archive is gone; not uploading");
+                        r.uploaded = true;
+                    }
+                    self.dirty = true;
                 }
             }
-            if let Some(r) = self.store.state.results.get_mut(&key) {
-                r.uploaded = true;
-            }
-            self.save();
         }
     }
 
-    /// Sends commitments (`commit`) or reveals in transactions of at most 256 results.
+    /// Sends commitments (`commit`) or reveals in transactions of at most 256 results, without
+    /// waiting for their blocks: [`Self::check_pending`] reads their receipts at the next pass.
     async fn send_results<T: Clone>(
         &mut self,
         items: Vec<(String, T)>,
@@ -609,9 +890,7 @@ impl Agent {
     where
         Vec<T>: IntoAction,
     {
-        let size = if self.singles { 1 } else { MAX_RESULTS_PER_TX };
-        let mut all_ok = true;
-        for chunk in items.chunks(size) {
+        for chunk in items.chunks(self.batch.max(1)) {
             let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
             let results: Vec<T> = chunk.iter().map(|(_, r)| r.clone()).collect();
             let action = results.into_action();
@@ -624,31 +903,50 @@ impl Agent {
                     "revealing results"
                 }
             );
-            match self.send(action).await? {
-                TxOutcome::Ok => {
-                    for key in &keys {
-                        if let Some(r) = self.store.state.results.get_mut(key) {
-                            if commit {
-                                r.committed = true;
-                            } else {
-                                r.revealed = true;
-                            }
-                        }
-                    }
-                    self.save();
-                }
-                TxOutcome::Refused => all_ok = false,
+            if let Some(hash) = self.submit(action).await? {
+                self.pending.push(PendingTx {
+                    hash,
+                    commit,
+                    keys,
+                    sent: std::time::Instant::now(),
+                });
             }
         }
-        // The ledger skips stale results (a replica settled or replaced meanwhile) but refuses
-        // a batch whole for a wrong one: retry one by one until a batch passes again, so that
-        // one bad result does not hold back the others.
-        self.singles = !all_ok;
         Ok(())
     }
 
     /// Signs and submits `action`, waits for its receipt and logs a rejection's reason.
     async fn send(&mut self, action: Action) -> Result<TxOutcome, String> {
+        let name = action.name();
+        let Some(hash) = self.submit(action).await? else {
+            return Ok(TxOutcome::Refused);
+        };
+        match self.client.wait_for_receipt(&hash, RECEIPT_TIMEOUT).await {
+            Ok(receipt) if receipt.status == wire::TxStatus::Ok => {
+                debug!("{name} executed at height {:?}", receipt.height);
+                Ok(TxOutcome::Ok)
+            }
+            Ok(receipt) => {
+                let (code, message) = receipt
+                    .reason
+                    .map(|r| (r.code, r.message))
+                    .unwrap_or_else(|| ("unknown".into(), "no reason given".into()));
+                warn!("{name} rejected: {message} ({code})");
+                if crate::nonce::NONCE_CODES.contains(&code.as_str()) {
+                    self.nonce.reset();
+                }
+                Ok(TxOutcome::Refused)
+            }
+            Err(err) => {
+                self.nonce.reset();
+                Err(format!("{name}: {err}"))
+            }
+        }
+    }
+
+    /// Signs and submits `action` with the next nonce: its hash once the node admitted it, or
+    /// `None` if the node refused it (the reason is logged).
+    async fn submit(&mut self, action: Action) -> Result<Option<exo_types::TxHash>, String> {
         let name = action.name();
         let mut fee = self.cfg.fee.unwrap_or(self.min_fee).max(self.min_fee);
         for _attempt in 0..4 {
@@ -672,10 +970,10 @@ impl Agent {
                 action: action.clone(),
             }
             .sign(&self.cfg.key);
-            let hash = match self.client.submit(&tx).await {
+            match self.client.submit(&tx).await {
                 Ok(hash) => {
                     self.nonce.after(nonce, Submitted::Admitted);
-                    hash
+                    return Ok(Some(hash));
                 }
                 Err(ClientError::Api { code, message, .. }) => {
                     let outcome = NonceCounter::classify(&code);
@@ -694,7 +992,7 @@ impl Agent {
                         }
                         _ => {
                             warn!("{name} refused by the node: {message} ({code})");
-                            return Ok(TxOutcome::Refused);
+                            return Ok(None);
                         }
                     }
                 }
@@ -702,28 +1000,7 @@ impl Agent {
                     self.nonce.after(nonce, Submitted::Unknown);
                     return Err(format!("{name}: {err}"));
                 }
-            };
-            return match self.client.wait_for_receipt(&hash, RECEIPT_TIMEOUT).await {
-                Ok(receipt) if receipt.status == wire::TxStatus::Ok => {
-                    debug!("{name} executed at height {:?}", receipt.height);
-                    Ok(TxOutcome::Ok)
-                }
-                Ok(receipt) => {
-                    let (code, message) = receipt
-                        .reason
-                        .map(|r| (r.code, r.message))
-                        .unwrap_or_else(|| ("unknown".into(), "no reason given".into()));
-                    warn!("{name} rejected: {message} ({code})");
-                    if crate::nonce::NONCE_CODES.contains(&code.as_str()) {
-                        self.nonce.reset();
-                    }
-                    Ok(TxOutcome::Refused)
-                }
-                Err(err) => {
-                    self.nonce.reset();
-                    Err(format!("{name}: {err}"))
-                }
-            };
+            }
         }
         Err(format!("{name}: could not find a usable nonce"))
     }
@@ -743,6 +1020,71 @@ impl IntoAction for Vec<ResultCommit> {
 impl IntoAction for Vec<ResultReveal> {
     fn into_action(self) -> Action {
         Action::RevealResults(self)
+    }
+}
+
+/// What became of an outputs upload.
+enum Upload {
+    /// Registered for the unit, or refused for good (the unit settled on other outputs).
+    Done,
+    /// The node did not take it: try again at the next pass.
+    Retry,
+    /// The archive is lost (the worker stopped before uploading it).
+    Gone,
+}
+
+/// Uploads one unit's outputs archive and registers it for the unit.
+async fn upload_archive(client: &Client, key: &str, job: u64, unit: u32, bytes: Vec<u8>) -> Upload {
+    let stored = match client.put_blob(bytes).await {
+        Ok(stored) => stored,
+        Err(err) => {
+            debug!(%key, "outputs upload failed, will retry: {err}");
+            return Upload::Retry;
+        }
+    };
+    match client.put_outputs(job, unit, &stored).await {
+        Ok(outputs) => {
+            debug!(
+                %key,
+                archive = %hex::encode(&stored[..8]),
+                accepted = outputs.accepted,
+                "outputs uploaded"
+            );
+            Upload::Done
+        }
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) if status < 500 => {
+            // Refused for good (the unit settled on other outputs, say): stop trying.
+            warn!(%key, "the node refused the outputs: {message} ({code})");
+            Upload::Done
+        }
+        Err(err) => {
+            debug!(%key, "outputs registration failed, will retry: {err}");
+            Upload::Retry
+        }
+    }
+}
+
+/// Modules this worker verified and compiled into its sandbox's cache, by hash.
+#[derive(Clone, Default)]
+pub(crate) struct Modules(Arc<std::sync::Mutex<HashSet<Hash32>>>);
+
+impl Modules {
+    fn contains(&self, hash: &Hash32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(hash)
+    }
+
+    fn insert(&self, hash: Hash32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash);
     }
 }
 
@@ -795,13 +1137,19 @@ fn read_verified(path: &std::path::Path, hash: &Hash32) -> Result<Vec<u8>, Strin
 async fn run_unit(
     api: &NodeApi,
     downloads: &Downloads,
+    modules: &Modules,
     sandbox: &Arc<Sandbox>,
     blob_dir: &std::path::Path,
     item: &WorkItem,
     timeout: Duration,
 ) -> Result<RunOutput, String> {
+    let started = std::time::Instant::now();
     let app = item.app;
-    let module_path = fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?;
+    let module_path = if modules.contains(&app) {
+        None
+    } else {
+        Some(fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?)
+    };
     let mut inputs = BTreeMap::new();
     for input in &item.inputs {
         let hash = input.hash;
@@ -815,13 +1163,34 @@ async fn run_unit(
     }
     let sandbox = sandbox.clone();
     let item = item.clone();
+    let modules = modules.clone();
     tokio::task::spawn_blocking(move || {
-        let wasm = read_verified(&module_path, &app)?;
+        // The module is read, verified and compiled into the sandbox's cache once; later runs
+        // name it by that verified hash. One that does not compile runs from its bytes, so
+        // that the run's outcome says so.
+        let wasm = match module_path {
+            Some(path) if !modules.contains(&app) => {
+                let wasm = read_verified(&path, &app)?;
+                match sandbox.prepare(&wasm) {
+                    Ok(hash) if hash == app => {
+                        modules.insert(app);
+                        None
+                    }
+                    Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Some(wasm),
+                    Err(err) => return Err(err.to_string()),
+                }
+            }
+            _ => None,
+        };
         for (path, hash) in inputs.values() {
             // Hash again right before the run: never run bytes that were not verified.
             read_verified(path, hash)?;
         }
-        let mut spec = UnitSpec::wasm(&wasm)
+        let module = match &wasm {
+            Some(wasm) => ModuleSource::Wasm(wasm),
+            None => ModuleSource::Hash(app),
+        };
+        let mut spec = UnitSpec::new(module)
             .args(item.args.clone().unwrap_or_default())
             .unit(u64::from(item.unit), unit_seed(item.job, item.unit))
             .fuel(item.fuel_limit)
@@ -837,6 +1206,8 @@ async fn run_unit(
             digest: result.digest,
             fuel: result.fuel_used,
             archive,
+            exec_us: result.wall_time_us,
+            handled_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         })
     })
     .await

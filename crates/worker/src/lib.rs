@@ -56,8 +56,13 @@ pub struct WorkerConfig {
     pub node: String,
     /// The provider's key: it pays fees and the bond, and is paid.
     pub key: PrivateKey,
-    /// Units run at once, and the slots of the offer.
+    /// Units run at once, and the slots of the offer unless `offer_slots` says otherwise.
     pub slots: u32,
+    /// Slots of the offer, when more units should be held than run at once. A slot is taken
+    /// from assignment until the unit's verdict, a few blocks, so for units that run in
+    /// microseconds a few run slots keep up with many more offered ones; assigned units wait
+    /// for a run slot in order.
+    pub offer_slots: Option<u32>,
     /// Asked price in base units per compute unit (10^9 fuel).
     pub price_per_unit: Amount,
     /// Where the worker keeps its state, blob cache, outputs and compile cache.
@@ -84,7 +89,33 @@ pub struct WorkerConfig {
     /// The sandbox's compile cache; `<data_dir>/sandbox` when `None`. Workers on one machine
     /// may share one (entries are written atomically).
     pub compile_cache: Option<PathBuf>,
+    /// Where the sandbox makes each run's `/in` and `/out`; the system temporary directory
+    /// when `None`. A tmpfs (such as `/dev/shm`) is much faster for short units: every run
+    /// creates and removes files there.
+    pub scratch_dir: Option<PathBuf>,
+    /// Told about every unit this worker ran (benchmarks, monitoring).
+    pub on_run: Option<RunObserver>,
 }
+
+/// A unit this worker ran, as told to [`WorkerConfig::on_run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitRun {
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    /// Host time of the sandbox run: instantiation and execution (`exo_exec`'s wall time).
+    pub exec_us: u64,
+    /// Host time from the start of the unit's handling to its outputs packed: fetching and
+    /// verifying the module and inputs, the sandbox run, packing the outputs archive.
+    pub handled_us: u64,
+    pub fuel: u64,
+    /// The outcome's code (`ok`, `exit:2`, ...).
+    pub outcome: String,
+}
+
+/// Receives a [`UnitRun`] for every unit run; called on the worker's loop, so it must be
+/// quick.
+pub type RunObserver = Arc<dyn Fn(&UnitRun) + Send + Sync>;
 
 impl std::fmt::Debug for WorkerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +123,7 @@ impl std::fmt::Debug for WorkerConfig {
         f.debug_struct("WorkerConfig")
             .field("node", &self.node)
             .field("slots", &self.slots)
+            .field("offer_slots", &self.offer_slots)
             .field("price_per_unit", &self.price_per_unit)
             .field("data_dir", &self.data_dir)
             .field("idle_only", &self.idle_only)
@@ -100,6 +132,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("region", &self.region)
             .field("class", &self.class)
             .field("expiry_blocks", &self.expiry_blocks)
+            .field("scratch_dir", &self.scratch_dir)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +145,7 @@ impl WorkerConfig {
             node: node.into(),
             key,
             slots: 1,
+            offer_slots: None,
             price_per_unit: Amount::from_exo(1),
             data_dir: data_dir.into(),
             idle_only: None,
@@ -125,6 +159,8 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(2),
             benchmark: None,
             compile_cache: None,
+            scratch_dir: None,
+            on_run: None,
         }
     }
 }
@@ -155,6 +191,14 @@ pub async fn run(
             "slots must be 1 to {MAX_SLOTS_PER_OFFER}"
         )));
     }
+    if config
+        .offer_slots
+        .is_some_and(|s| s == 0 || s > MAX_SLOTS_PER_OFFER)
+    {
+        return Err(WorkerError::Config(format!(
+            "offer slots must be 1 to {MAX_SLOTS_PER_OFFER}"
+        )));
+    }
     if config.expiry_blocks < 2 {
         return Err(WorkerError::Config(
             "offers must live at least 2 blocks".into(),
@@ -171,6 +215,7 @@ pub async fn run(
         .unwrap_or_else(|| store.sandbox_dir());
     let mut sandbox_config = SandboxConfig::new(cache_dir);
     sandbox_config.max_concurrent_units = config.slots + 1;
+    sandbox_config.scratch_dir = config.scratch_dir.clone();
     let sandbox = Arc::new(
         tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
             .await
@@ -200,7 +245,8 @@ pub async fn run(
     let mut agent = agent::Agent::new(config, store, sandbox, bench, done_tx, tick_tx)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut failures = 0u32;
-    loop {
+    'passes: loop {
+        let pass_started = tokio::time::Instant::now();
         let step = async {
             let result = agent.step().await;
             // Runs that finished meanwhile are recorded before the next pass.
@@ -210,7 +256,7 @@ pub async fn run(
             result
         };
         let result = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break 'passes,
             r = step => r,
         };
         let wait = match result {
@@ -231,11 +277,41 @@ pub async fn run(
                 backoff
             }
         };
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(done) = done_rx.recv() => agent.finish_run(done),
-            Some(()) = tick_rx.recv(), if failures == 0 => {}
-            () = tokio::time::sleep(wait) => {}
+        // Until the next pass (a block, an assignment, or `wait`), runs that finish are
+        // committed as they come, without reading the work list again.
+        let next_pass = tokio::time::Instant::now() + wait;
+        // A pass reads every open replica: with thousands of them, passes on every block would
+        // keep the node busy answering, so they are spaced by the list's length.
+        let earliest = pass_started + agent.pass_gap();
+        let mut ticked = false;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break 'passes,
+                Some(done) = done_rx.recv() => {
+                    agent.finish_run(done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        agent.finish_run(done);
+                    }
+                    if failures == 0 {
+                        tokio::select! {
+                            () = &mut shutdown => break 'passes,
+                            result = agent.commit_fresh() => {
+                                if let Err(err) = result {
+                                    warn!("{err}");
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(()) = tick_rx.recv(), if failures == 0 && !ticked => {
+                    ticked = true;
+                    if tokio::time::Instant::now() >= earliest {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(earliest), if ticked => break,
+                () = tokio::time::sleep_until(next_pass) => break,
+            }
         }
     }
     info!("worker stopped");

@@ -4,7 +4,9 @@
 //!   (digest, fuel and salt) from before its commitment is sent until the replica is settled,
 //!   so that a restarted worker can still reveal what it committed to;
 //! - `blobs/<hex>`: app modules and inputs by BLAKE3 hash, written only once verified;
-//! - `outputs/<hex>`: packed output archives awaiting upload;
+//! - `outputs/<hex>`: packed output archives awaiting upload, from older versions (archives
+//!   now wait in memory: they are uploaded before their commitment, and a unit whose archive
+//!   was lost in a restart runs again);
 //! - `benchmark.json`: the cached machine score;
 //! - `sandbox/`: the sandbox's compile cache.
 //!
