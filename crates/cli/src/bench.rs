@@ -179,8 +179,8 @@ pub fn tasks_text(r: &bench_tasks::TasksBenchReport) -> String {
     let stages = |p: &bench_tasks::PhaseFigures| {
         let s = &p.stages;
         format!(
-            "included {:.0} ms | assigned +{:.0} ms ({:.0} blocks) | ran +{:.0} ms | \
-             committed +{:.0} ms ({:.0} blocks) | accepted +{:.0} ms ({:.0} blocks)",
+            "included {:.0} ms | assigned {:+.0} ms ({:.0} blocks) | ran {:+.0} ms | \
+             committed {:+.0} ms ({:.0} blocks) | accepted {:+.0} ms ({:.0} blocks)",
             s.included_ms,
             s.assigned_ms,
             s.assigned_blocks,
@@ -206,9 +206,7 @@ pub fn tasks_text(r: &bench_tasks::TasksBenchReport) -> String {
          execution p50    {:>8.0} us       in the sandbox ({:.0} us handled by the worker)\n\
          light load, medians:  {}\n\
          under load, medians:  {}\n\
-         under load: overhead p50 {:.0} ms, dispatch p50 {:.0} ms ({:.0} blocks; units wait for free slots)\n\
-         cpu              {:>8.2} ms/unit  all threads of the run, {:.0}% in the workers and requester: \
-         at most {:.0} units/s on {} cores",
+         under load: overhead p50 {:.0} ms, dispatch p50 {:.0} ms ({:.0} blocks; units wait for free slots){}",
         r.validators,
         r.providers,
         r.run_slots,
@@ -234,15 +232,21 @@ pub fn tasks_text(r: &bench_tasks::TasksBenchReport) -> String {
         r.dispatch_p50_ms,
         l.dispatched_same_block * 100.0,
         r.exec_p50_us,
-        l.handled_p50_us,
+        t.handled_p50_us,
         stages(l),
         stages(t),
         t.overhead_p50_ms,
         t.dispatch_p50_ms,
         t.dispatch_blocks_p50,
-        t.cpu_ms_per_unit,
-        t.workers_cpu_share * 100.0,
-        r.cores as f64 * 1e3 / t.cpu_ms_per_unit,
-        r.cores,
+        match (t.cpu_ms_per_unit, t.workers_cpu_share) {
+            (Some(cpu), Some(share)) => format!(
+                "\ncpu              {cpu:>8.2} ms/unit  all threads of the run, {:.0}% in the workers \
+                 and requester: at most {:.0} units/s on {} cores",
+                share * 100.0,
+                r.cores as f64 * 1e3 / cpu,
+                r.cores
+            ),
+            _ => String::new(),
+        },
     )
 }

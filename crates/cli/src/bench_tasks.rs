@@ -177,11 +177,11 @@ pub struct PhaseFigures {
     pub reveal_txs: usize,
     pub results_per_tx: f64,
     /// CPU time this process (validators, workers, requester) used from the first submission
-    /// until the phase's jobs were done, per accepted unit.
-    pub cpu_ms_per_unit: f64,
+    /// until the phase's jobs were done, per accepted unit (throughput phase, Linux).
+    pub cpu_ms_per_unit: Option<f64>,
     /// Share of that CPU time on the workers' and requester's threads (the sandbox runs
     /// included); the rest is the validators'.
-    pub workers_cpu_share: f64,
+    pub workers_cpu_share: Option<f64>,
 }
 
 /// The report: the headline figures first, with their units in the names.
@@ -285,11 +285,14 @@ fn run_in(
             balance: Amount::from_exo(100_000),
         });
     }
+    // The ports are in the range the kernel hands out to outgoing connections: step past
+    // any in use.
+    let (api_port, p2p_port) = free_ports(options.api_port, options.p2p_port, options.validators)?;
     let layout = devnet::init(&DevnetOptions {
         validators: options.validators,
         data_dir: dir.join("net"),
-        api_port: options.api_port,
-        p2p_port: options.p2p_port,
+        api_port,
+        p2p_port,
         extra_accounts: accounts,
     })?;
     progress("starting validators");
@@ -561,12 +564,8 @@ async fn phases(
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
         let total = after.0.saturating_sub(before.0) as f64 * MS_PER_TICK;
         let workers = after.1.saturating_sub(before.1) as f64 * MS_PER_TICK;
-        throughput.cpu_ms_per_unit = total / throughput.accepted_units.max(1) as f64;
-        throughput.workers_cpu_share = if total > 0.0 {
-            (workers / total).min(1.0)
-        } else {
-            f64::NAN
-        };
+        throughput.cpu_ms_per_unit = Some(total / throughput.accepted_units.max(1) as f64);
+        throughput.workers_cpu_share = (total > 0.0).then(|| (workers / total).min(1.0));
     }
     if let Some(dir) = std::env::var_os("EXO_BENCH_TRACE") {
         write_trace(std::path::Path::new(&dir), network, &rows).await?;
@@ -1014,6 +1013,29 @@ async fn write_trace(
         std::fs::write(dir.join(format!("metrics-{i}.txt")), text)?;
     }
     Ok(())
+}
+
+/// The first bases from `api` and `p2p` on, in steps of 10, with `count` free ports each on
+/// 127.0.0.1.
+fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
+    let free = |base: u16| {
+        (0..count).all(|i| {
+            u16::try_from(i)
+                .ok()
+                .and_then(|i| base.checked_add(i))
+                .is_some_and(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        })
+    };
+    for step in 0..100u16 {
+        let (a, p) = (api.checked_add(step * 10), p2p.checked_add(step * 10));
+        if let (Some(a), Some(p)) = (a, p)
+            && free(a)
+            && free(p)
+        {
+            return Ok((a, p));
+        }
+    }
+    anyhow::bail!("no free ports from {api} and {p2p} on")
 }
 
 /// Length of a clock tick of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).

@@ -62,6 +62,13 @@ fn tasks_bench_accepts_units_and_reports_sane_figures() {
         assert!(phase.commit_txs > 0 && phase.reveal_txs > 0, "{text}");
     }
     assert_eq!(report.overhead_p50_ms, report.latency.overhead_p50_ms);
+    if cfg!(target_os = "linux") {
+        assert!(t.cpu_ms_per_unit.is_some_and(|c| c > 0.0), "{text}");
+        assert!(
+            t.workers_cpu_share.is_some_and(|s| s > 0.0 && s < 1.0),
+            "{text}"
+        );
+    }
     assert_eq!(
         (report.validators, report.providers, report.trust),
         (4, 3, 1)

@@ -28,6 +28,31 @@ pub trait Record: Sized {
     }
 }
 
+/// Reads an address. Decoding one decompresses a curve point (some 10 us), and records name
+/// the same few addresses over and over (a job's requester and developer, the providers'
+/// owners) while the ledger decodes them for every result committed or revealed: the
+/// addresses decoded last are kept, per thread. Only speed depends on it.
+fn read_address(buf: &mut Bytes) -> Result<Address, Error> {
+    use std::{cell::RefCell, collections::BTreeMap};
+    const KEPT: usize = 4_096;
+    thread_local! {
+        static DECODED: RefCell<BTreeMap<[u8; 32], Address>> = const { RefCell::new(BTreeMap::new()) };
+    }
+    let raw = <[u8; 32]>::read(buf)?;
+    if let Some(address) = DECODED.with(|d| d.borrow().get(&raw).cloned()) {
+        return Ok(address);
+    }
+    let address = Address::read(&mut Bytes::copy_from_slice(&raw))?;
+    DECODED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.len() >= KEPT {
+            d.clear();
+        }
+        d.insert(raw, address.clone());
+    });
+    Ok(address)
+}
+
 fn put_vec<T>(items: &[T], out: &mut Vec<u8>, put: impl Fn(&T, &mut Vec<u8>)) {
     items.len().write(out);
     for item in items {
@@ -111,7 +136,7 @@ impl Record for Provider {
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             id: u64::read(buf)?,
-            owner: Address::read(buf)?,
+            owner: read_address(buf)?,
             resources: Resources::read(buf)?,
             bond: Amount::read(buf)?,
             reputation: u32::read(buf)?,
@@ -139,7 +164,7 @@ impl Record for OfferRecord {
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
-            owner: Address::read(buf)?,
+            owner: read_address(buf)?,
             offer: Offer::read(buf)?,
         })
     }
@@ -168,7 +193,7 @@ impl Record for App {
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             module_hash: Hash32::read(buf)?,
-            developer: Address::read(buf)?,
+            developer: read_address(buf)?,
             name: read_bounded_string(buf, exo_types::MAX_APP_NAME_LEN)?,
             version: read_bounded_string(buf, exo_types::MAX_APP_NAME_LEN)?,
             royalty_per_unit: Amount::read(buf)?,
@@ -318,10 +343,10 @@ impl Record for Job {
         let max_units = exo_types::MAX_JOB_UNITS as usize;
         Ok(Self {
             id: u64::read(buf)?,
-            requester: Address::read(buf)?,
+            requester: read_address(buf)?,
             spec: JobSpec::read(buf)?,
             fuel_limit: u64::read(buf)?,
-            developer: Address::read(buf)?,
+            developer: read_address(buf)?,
             royalty_per_unit: Amount::read(buf)?,
             max_replicas: u32::read(buf)?,
             submitted_height: u64::read(buf)?,
@@ -618,5 +643,34 @@ impl Record for AppList {
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self(take_vec(buf, 1 << 16, Hash32::read)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_codec::Encode;
+    use commonware_cryptography::Signer;
+
+    #[test]
+    fn addresses_read_the_same_whether_kept_or_not() {
+        for seed in 0..3u64 {
+            let address = exo_types::PrivateKey::from_seed(seed).public_key();
+            let bytes = address.encode();
+            for _ in 0..2 {
+                let mut buf = Bytes::copy_from_slice(&bytes);
+                assert_eq!(read_address(&mut buf).unwrap(), address);
+                assert!(!buf.has_remaining());
+            }
+        }
+        // Bytes that are no curve point are refused every time, never kept.
+        let bad = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|raw| Address::read(&mut Bytes::copy_from_slice(raw)).is_err())
+            .unwrap();
+        for _ in 0..2 {
+            assert!(read_address(&mut Bytes::copy_from_slice(&bad)).is_err());
+        }
+        assert!(read_address(&mut Bytes::from_static(&[1, 2, 3])).is_err());
     }
 }
