@@ -258,6 +258,7 @@ pub fn run(
     progress: impl Fn(&str),
 ) -> anyhow::Result<TasksBenchReport> {
     anyhow::ensure!(options.providers >= 1, "at least one provider");
+    anyhow::ensure!(options.units >= 1, "at least one unit");
     anyhow::ensure!(
         options.job_units >= 1 && options.job_units <= exo_types::MAX_JOB_UNITS,
         "units per job must be 1 to {}",

@@ -1,6 +1,7 @@
 //! The `exo` command line: key files, balances and transfers through a node's public API, and
 //! the commands that run things: a validator (`exo node`), a local network (`exo devnet`) and
-//! benchmarks (`exo bench`), whose work is done by `exo-node`.
+//! benchmarks (`exo bench`), whose work is done by `exo-node`, but for `exo bench tasks`
+//! ([`bench_tasks`]), which needs the worker too and so lives here.
 //!
 //! `main.rs` only parses arguments and dispatches to one `run` function per subcommand; each
 //! returns a [`Report`] (text and JSON forms of its result) or a [`CliError`], and [`finish`]

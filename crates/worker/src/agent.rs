@@ -566,6 +566,10 @@ impl Agent {
         for reveal in alone {
             self.send_results(vec![reveal], false).await?;
         }
+        // What this pass learnt (transactions executed, outputs uploaded) is kept too.
+        if self.dirty {
+            let _ = self.save();
+        }
         Ok(())
     }
 
