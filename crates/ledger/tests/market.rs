@@ -285,6 +285,37 @@ impl Market {
         self.tx(provider, Action::RevealResults(vec![entry]))
     }
 
+    /// Job 0, one unit at trust 2, on two providers: the first reveals the true result, the
+    /// second a lie, so the unit has no verdict yet. Returns the honest and the lying account
+    /// and their provider ids.
+    fn one_against_one(&mut self) -> (u64, u64, [u64; 2]) {
+        let tx = self.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+        self.ok(vec![tx]);
+        self.ok(vec![]);
+        let holders: Vec<u64> = self
+            .unit(0, 0)
+            .replicas
+            .iter()
+            .map(|r| r.provider)
+            .collect();
+        let (honest, liar) = (
+            PROVIDERS[holders[0] as usize],
+            PROVIDERS[holders[1] as usize],
+        );
+        let lie = ([0xEE; 32], 1_500_000_000);
+        let commits = vec![
+            self.commit(honest, truth(0, 0), 0, 0),
+            self.commit(liar, lie, 0, 0),
+        ];
+        self.ok(commits);
+        let reveals = vec![
+            self.reveal(honest, truth(0, 0), 0, 0),
+            self.reveal(liar, lie, 0, 0),
+        ];
+        self.ok(reveals);
+        (honest, liar, [holders[0], holders[1]])
+    }
+
     fn provider_id(&self, account: u64) -> u64 {
         PROVIDERS
             .iter()
@@ -378,25 +409,7 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
 fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
     let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS);
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
-    m.ok(vec![tx]);
-    m.ok(vec![]);
-    let holders: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
-    let (honest, liar) = (
-        PROVIDERS[holders[0] as usize],
-        PROVIDERS[holders[1] as usize],
-    );
-    let lie = ([0xEE; 32], 1_500_000_000);
-    let commits = vec![
-        m.commit(honest, truth(0, 0), 0, 0),
-        m.commit(liar, lie, 0, 0),
-    ];
-    m.ok(commits);
-    let reveals = vec![
-        m.reveal(honest, truth(0, 0), 0, 0),
-        m.reveal(liar, lie, 0, 0),
-    ];
-    m.ok(reveals);
+    let (honest, liar, holders) = m.one_against_one();
     // One against one: no agreement, a third replica is sought from the third provider.
     assert_eq!(m.unit(0, 0).state, UnitState::Running);
     m.ok(vec![]);
@@ -637,25 +650,7 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
 fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
     let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS);
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
-    m.ok(vec![tx]);
-    m.ok(vec![]);
-    let holders: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
-    let (honest, liar) = (
-        PROVIDERS[holders[0] as usize],
-        PROVIDERS[holders[1] as usize],
-    );
-    let lie = ([0xEE; 32], 1_500_000_000);
-    let commits = vec![
-        m.commit(honest, truth(0, 0), 0, 0),
-        m.commit(liar, lie, 0, 0),
-    ];
-    m.ok(commits);
-    let reveals = vec![
-        m.reveal(honest, truth(0, 0), 0, 0),
-        m.reveal(liar, lie, 0, 0),
-    ];
-    m.ok(reveals);
+    let (honest, _, holders) = m.one_against_one();
     m.ok(vec![]);
     let third = PROVIDERS[m.unit(0, 0).replicas[2].provider as usize];
     let commit = m.commit(third, truth(0, 0), 0, 0);
