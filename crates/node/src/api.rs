@@ -237,6 +237,7 @@ pub struct PeerApis {
 }
 
 impl PeerApis {
+    /// Clients of the APIs at `urls`, asked in that order.
     pub fn new(urls: &[String]) -> anyhow::Result<Self> {
         let clients = urls
             .iter()
