@@ -32,7 +32,7 @@ use exo_node::{
 };
 use exo_types::{
     Action, Amount, Hash32, JobSpec, PrivateKey, TxHash, UnsignedTx, address_to_hex,
-    exo_market::{Requirements, Runtime},
+    exo_market::Requirements,
 };
 use exo_worker::{Benchmark, UnitRun, WorkerConfig};
 use serde::Serialize;
@@ -599,17 +599,7 @@ fn job_spec(app: Hash32, units: u32) -> JobSpec {
         inputs: Vec::new(),
         unit_args: Vec::new(),
         units,
-        requirements: Requirements {
-            min_cores: 1,
-            min_memory_mib: 64,
-            min_cpu_score: 0,
-            gpu: None,
-            class: None,
-            region: None,
-            runtime: Runtime::Wasm32Wasip1,
-            fuel_limit: FUEL_LIMIT,
-            min_reputation: 0,
-        },
+        requirements: Requirements::wasm(64, FUEL_LIMIT),
         max_price_per_unit: MAX_PRICE,
         trust: TRUST,
     }

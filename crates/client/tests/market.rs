@@ -190,17 +190,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         inputs: vec![],
         unit_args: vec![],
         units: 2,
-        requirements: Requirements {
-            min_cores: 1,
-            min_memory_mib: 64,
-            min_cpu_score: 0,
-            gpu: None,
-            class: None,
-            region: None,
-            runtime: Runtime::Wasm32Wasip1,
-            fuel_limit: 1_000_000,
-            min_reputation: 0,
-        },
+        requirements: Requirements::wasm(64, 1_000_000),
         max_price_per_unit: Amount(1_000),
         trust: 1,
     };

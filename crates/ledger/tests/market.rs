@@ -45,17 +45,7 @@ fn resources(cores: u32) -> Resources {
 }
 
 fn requirements() -> Requirements {
-    Requirements {
-        min_cores: 1,
-        min_memory_mib: 512,
-        min_cpu_score: 0,
-        gpu: None,
-        class: None,
-        region: None,
-        runtime: Runtime::Wasm32Wasip1,
-        fuel_limit: FUEL_LIMIT,
-        min_reputation: 0,
-    }
+    Requirements::wasm(512, FUEL_LIMIT)
 }
 
 fn spec(units: u32, trust: u8) -> JobSpec {

@@ -210,6 +210,22 @@ pub enum RequirementsError {
 }
 
 impl Requirements {
+    /// The plainest demand: one core, `min_memory_mib`, units of up to `fuel_limit` in the
+    /// `wasm32-wasip1` runtime, and no other bound (score, GPU, class, region, reputation).
+    pub fn wasm(min_memory_mib: u64, fuel_limit: u64) -> Self {
+        Requirements {
+            min_cores: 1,
+            min_memory_mib,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: None,
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit,
+            min_reputation: 0,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), RequirementsError> {
         if self.min_cores > MAX_CORES {
             return Err(RequirementsError::Cores(self.min_cores));

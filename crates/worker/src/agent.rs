@@ -70,9 +70,6 @@ struct PendingTx {
 const DROPPED_AFTER: Duration = Duration::from_secs(10);
 /// Items per page of the work list (the API's default maximum).
 const WORK_PAGE: u64 = 1_000;
-/// A replica beyond its job's trust level waits 1/N of its reveal window, at least two blocks,
-/// once reveals open, before revealing.
-const EXTRA_REVEAL_WAIT: u64 = 10;
 /// Time between passes per item of the work list, and its bound.
 const PASS_GAP_PER_ITEM_US: u64 = 50;
 const MAX_PASS_GAP: Duration = Duration::from_millis(500);
@@ -117,10 +114,6 @@ pub(crate) struct Agent {
     dirty: bool,
     /// Results whose replica a work list left out, and the height of the first such list.
     absent: HashMap<String, u64>,
-    /// Replicas seen with reveals open, and the height they were first seen so.
-    reveal_seen: HashMap<String, u64>,
-    /// Trust levels of the jobs this worker holds extra replicas of.
-    trust: HashMap<u64, u8>,
     /// Outputs archives of finished runs until the node has them.
     archives: HashMap<String, Vec<u8>>,
     /// Runs finished since the last commitments, with their commit deadlines.
@@ -179,8 +172,6 @@ impl Agent {
             pending: Vec::new(),
             dirty: false,
             absent: HashMap::new(),
-            reveal_seen: HashMap::new(),
-            trust: HashMap::new(),
             archives: HashMap::new(),
             fresh: Vec::new(),
             listed: 0,
@@ -480,7 +471,6 @@ impl Agent {
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
         let mut to_run = Vec::new();
         let mut copies = Vec::new();
-        let mut reveal_now = Vec::new();
         for item in work {
             let key = replica_key(item.job, item.unit, item.replica);
             if in_flight.contains(&key) {
@@ -512,12 +502,7 @@ impl Agent {
                     let late = item.reveal_deadline.is_some_and(|d| d <= self.height);
                     match self.store.state.results.get(&key) {
                         Some(record) if open && !late && !record.revealed => {
-                            let seen = *self.reveal_seen.entry(key.clone()).or_insert(self.height);
-                            let wait = item
-                                .reveal_deadline
-                                .map_or(0, |d| d.saturating_sub(seen) / EXTRA_REVEAL_WAIT)
-                                .max(2);
-                            reveal_now.push((item, seen + wait, key, record.sealed.reveal()))
+                            reveals.push((key, record.sealed.reveal()))
                         }
                         Some(_) => {}
                         None => {
@@ -534,20 +519,6 @@ impl Agent {
         for (item, key) in to_run {
             self.start_run(item, key);
         }
-        self.reveal_seen.retain(|k, _| open.contains(k));
-        // A unit decided by its first replicas cancels the others, and a reveal of a cancelled
-        // replica is rejected with its whole batch. At trust 1, a hidden audit's replica and
-        // the first one reveal at once and one of them always loses. So a replica beyond its
-        // job's trust level lets the others reveal first and then reveals alone, if its unit
-        // still needs it.
-        let mut alone = Vec::new();
-        for (item, due, key, reveal) in reveal_now {
-            if item.replica == 0 || item.replica < u32::from(self.job_trust(item.job).await) {
-                reveals.push((key, reveal));
-            } else if self.height >= due {
-                alone.push((key, reveal));
-            }
-        }
         for (item, key) in copies {
             if let Some(c) = self.try_copy(&item, &key).await {
                 commits.push((key, c));
@@ -563,31 +534,11 @@ impl Agent {
         if !reveals.is_empty() {
             self.send_results(reveals, false).await?;
         }
-        for reveal in alone {
-            self.send_results(vec![reveal], false).await?;
-        }
         // What this pass learnt (transactions executed, outputs uploaded) is kept too.
         if self.dirty {
             let _ = self.save();
         }
         Ok(())
-    }
-
-    /// The trust level of `job` (1 if it cannot be read: the replica then waits its turn).
-    async fn job_trust(&mut self, job: u64) -> u8 {
-        if let Some(trust) = self.trust.get(&job) {
-            return *trust;
-        }
-        match self.client.job_page(job, 0, Some(1)).await {
-            Ok(Some(page)) => {
-                if self.trust.len() >= 4_096 {
-                    self.trust.clear();
-                }
-                self.trust.insert(job, page.trust);
-                page.trust
-            }
-            _ => 1,
-        }
     }
 
     /// Reads the receipts of the commit and reveal transactions in flight: marks what executed,

@@ -25,7 +25,7 @@ use exo_ledger::{
 };
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, UnsignedTx, address_to_hex,
-    exo_market::{Requirements, Runtime},
+    exo_market::Requirements,
 };
 use exo_worker::{Benchmark, Misbehave, WorkerConfig};
 use std::{
@@ -181,17 +181,7 @@ impl Env {
             }],
             unit_args: (0..units).map(|u| format!("tile {u}")).collect(),
             units,
-            requirements: Requirements {
-                min_cores: 1,
-                min_memory_mib: 64,
-                min_cpu_score: 0,
-                gpu: None,
-                class: None,
-                region: None,
-                runtime: Runtime::Wasm32Wasip1,
-                fuel_limit: 1_000_000_000,
-                min_reputation: 0,
-            },
+            requirements: Requirements::wasm(64, 1_000_000_000),
             max_price_per_unit: Amount::from_exo(5),
             trust,
         }
