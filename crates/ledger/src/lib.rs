@@ -1,36 +1,37 @@
-//! The Exodus state machine: accounts, fees, receipts and consensus evidence.
+//! The Exodus state machine: a block runner over modules that own their state, with a bank
+//! that owns every token.
 //!
-//! The ledger is a pure, synchronous, deterministic function from (state, block) to state. It
-//! reads and writes through [`StateCache`], which holds what is known of the state so far. A read
-//! of a key the cache does not hold returns [`Missing`]; the caller (the chain, which owns the
-//! asynchronous authenticated store) fetches that key and runs the transaction again. That
-//! keeps this crate free of I/O and async while the store stays the single source of truth.
+//! The ledger is a pure, synchronous, deterministic function from (state, block) to state.
+//! [`exec::BlockRun`] executes a block and asks its caller for the state keys it needs
+//! ([`exec::Step::Need`]); the caller (the chain, which owns the asynchronous authenticated
+//! store) loads them and steps again. That keeps this crate free of I/O and async while the
+//! store stays the single source of truth.
 //!
-//! Every bad transaction ends in a [`Receipt`] that says why, never in a panic: arithmetic is
-//! checked and nothing here indexes untrusted data.
+//! - [`state`]: keys (a namespace byte per module), the block's cache, typed records with their
+//!   bounds, faults.
+//! - [`exec`]: the block runner, the prechecks shared with admission, the router, receipts.
+//! - [`modules`]: `bank` (balances, pots, supply), `evidence` (consensus faults), `market` (the
+//!   compute market and proof of task).
+//!
+//! Every bad transaction ends in a [`exec::Receipt`] with a module's code and numbers, never in
+//! a panic: arithmetic is checked and nothing here indexes untrusted data. A state that breaks
+//! an invariant (a record that does not decode, a pot that disagrees with its module, tokens
+//! not conserved) ends in a [`state::Fault`], which stops the node.
 //!
 //! This crate must never do I/O, read a clock, draw randomness, spawn tasks or depend on
 //! tokio, axum, wasmtime or serde_json.
 
-mod cache;
-pub mod compute;
+pub mod exec;
 mod genesis;
-mod jobs;
-mod keys;
-mod memory;
-mod records;
-mod transition;
+pub mod modules;
+pub mod state;
 
-pub use cache::{Checkpoint, MemoryBacking, Missing, StateCache};
-pub use genesis::{Genesis, GenesisAccount, Params};
-pub use jobs::{REPUTATION_MAX, REPUTATION_START, fuel_cost, worst_case_escrow};
-pub use keys::{KEY_LEN, Key, Tag, apps_key, book_key, counters_key, open_jobs_key, unit_key};
-pub use memory::MemoryChain;
-pub use records::{
-    Account, ChainMeta, Evidence, EvidenceKind, Inclusion, MAX_DETAIL_LEN, Receipt, Refusal,
-    Rejection, TxStatus,
+pub use exec::{
+    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MemoryChain, Policy,
+    Receipt, Rejection, Signatures, Step, TxStatus,
 };
-pub use transition::{
-    BlockEnv, Ledger, account_key, chain_meta_key, decode_account, decode_meta, decode_receipt,
-    receipt_key,
-};
+pub use genesis::{Genesis, GenesisAccount, GenesisError, Params, base_units};
+pub use modules::bank::Account;
+pub use modules::evidence::{Evidence, EvidenceKind};
+pub use modules::market::{REPUTATION_MAX, REPUTATION_START, fuel_cost, worst_case_escrow};
+pub use state::{Fault, KEY_LEN, Key, MemoryBacking, Missing, StateCache};

@@ -162,7 +162,7 @@ pub struct Explanation {
 impl Explanation {
     /// Derives the verdict from the counts. The order of the checks is the order in which a
     /// requester would fix things: first the requirements, then the price, then patience.
-    pub(crate) fn new(
+    pub fn new(
         req: &Requirements,
         live_offers: u64,
         excluded_by: ExclusionCounts,

@@ -29,7 +29,9 @@ pub const MAX_TX_BYTES: usize = 64 * 1024;
 
 /// What a transaction does.
 ///
-/// Tags are frozen: a new action takes the next free tag, and an old tag is never reused.
+/// Each action belongs to one ledger module; its encoding is the module's byte, then the
+/// action's tag within that module. Both are frozen: a new action takes the next free tag of
+/// its module, a new module the next free byte, and an old value is never reused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Moves `amount` from the sender to `to`.
@@ -66,6 +68,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// The bank's module byte.
+    pub const MODULE_BANK: u8 = 1;
+    /// The compute market's module byte.
+    pub const MODULE_MARKET: u8 = 3;
+
     const TAG_TRANSFER: u8 = 0;
     const TAG_REGISTER_PROVIDER: u8 = 1;
     const TAG_UPDATE_PROVIDER: u8 = 2;
@@ -77,6 +84,14 @@ impl Action {
     const TAG_PUBLISH_APP: u8 = 8;
     const TAG_COMMIT_RESULTS: u8 = 9;
     const TAG_REVEAL_RESULTS: u8 = 10;
+
+    /// The module that executes this action.
+    pub fn module(&self) -> u8 {
+        match self {
+            Self::Transfer { .. } => Self::MODULE_BANK,
+            _ => Self::MODULE_MARKET,
+        }
+    }
 
     /// A short name for logs, receipts and metrics.
     pub fn name(&self) -> &'static str {
@@ -98,6 +113,7 @@ impl Action {
 
 impl Write for Action {
     fn write(&self, buf: &mut impl BufMut) {
+        self.module().write(buf);
         match self {
             Self::Transfer { to, amount } => {
                 Self::TAG_TRANSFER.write(buf);
@@ -162,7 +178,7 @@ impl Write for Action {
 
 impl EncodeSize for Action {
     fn encode_size(&self) -> usize {
-        1 + match self {
+        2 + match self {
             Self::Transfer { to, amount } => to.encode_size() + amount.encode_size(),
             Self::RegisterProvider { resources, bond } => {
                 resources.encode_size() + bond.encode_size()
@@ -185,7 +201,8 @@ impl Read for Action {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
         let results = (RangeCfg::new(1..=MAX_RESULTS_PER_TX), ());
-        match u8::read(buf)? {
+        let module = u8::read(buf)?;
+        let action = match u8::read(buf)? {
             Self::TAG_TRANSFER => Ok(Self::Transfer {
                 to: Address::read(buf)?,
                 amount: Amount::read(buf)?,
@@ -223,7 +240,11 @@ impl Read for Action {
                 buf, &results,
             )?)),
             tag => Err(Error::InvalidEnum(tag)),
+        }?;
+        if action.module() != module {
+            return Err(Error::Invalid("Action", "the action does not belong to that module"));
         }
+        Ok(action)
     }
 }
 

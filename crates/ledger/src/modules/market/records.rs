@@ -2,31 +2,11 @@
 //!
 //! Encodings are frozen like every state record: the state root commits to these bytes.
 
-use bytes::{Buf as _, Bytes};
+use crate::state::Record;
+use bytes::Bytes;
 use commonware_codec::{Error, RangeCfg, Read, ReadExt, Write};
 use exo_market::{Offer, Resources};
 use exo_types::{Address, Amount, Hash32, JobSpec, read_bounded_string, write_bytes};
-
-/// A record's encoding: written with Commonware's codec field by field.
-pub trait Record: Sized {
-    fn put(&self, out: &mut Vec<u8>);
-    fn take(buf: &mut Bytes) -> Result<Self, Error>;
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.put(&mut out);
-        out
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut buf = Bytes::copy_from_slice(bytes);
-        let value = Self::take(&mut buf)?;
-        if buf.has_remaining() {
-            return Err(Error::ExtraData(buf.remaining()));
-        }
-        Ok(value)
-    }
-}
 
 /// Reads an address. Decoding one decompresses a curve point (some 10 us), and records name
 /// the same few addresses over and over (a job's requester and developer, the providers'
@@ -98,8 +78,6 @@ fn take_opt<T>(
 pub const MAX_UNIT_REPLICAS: usize = 16;
 /// Upper bound on the providers paid by one job that a job record lists.
 pub const MAX_PAID_PROVIDERS: usize = 4_096;
-/// Longest waiting reason kept on a job.
-pub const MAX_REASON_LEN: usize = 512;
 
 /// A registered provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +98,8 @@ pub struct Provider {
 }
 
 impl Record for Provider {
+    const WHAT: &'static str = "provider";
+    const MAX_BYTES: usize = 1024;
     fn put(&self, out: &mut Vec<u8>) {
         self.id.write(out);
         self.owner.write(out);
@@ -158,6 +138,8 @@ pub struct OfferRecord {
 }
 
 impl Record for OfferRecord {
+    const WHAT: &'static str = "offer";
+    const MAX_BYTES: usize = 1024;
     fn put(&self, out: &mut Vec<u8>) {
         self.owner.write(out);
         self.offer.write(out);
@@ -182,6 +164,8 @@ pub struct App {
 }
 
 impl Record for App {
+    const WHAT: &'static str = "app";
+    const MAX_BYTES: usize = 512;
     fn put(&self, out: &mut Vec<u8>) {
         self.module_hash.write(out);
         self.developer.write(out);
@@ -245,6 +229,8 @@ impl JobAccounts {
 }
 
 impl Record for JobAccounts {
+    const WHAT: &'static str = "job accounts";
+    const MAX_BYTES: usize = 16 * 5 + 8 + MAX_PAID_PROVIDERS * 24;
     fn put(&self, out: &mut Vec<u8>) {
         self.escrowed.write(out);
         put_vec(&self.paid, out, |(p, a), out| {
@@ -279,6 +265,8 @@ pub struct WaitingUnit {
 }
 
 impl Record for WaitingUnit {
+    const WHAT: &'static str = "waiting unit";
+    const MAX_BYTES: usize = 16 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
     fn put(&self, out: &mut Vec<u8>) {
         self.unit.write(out);
         put_vec(&self.replicas, out, |r, out| r.write(out));
@@ -316,10 +304,12 @@ pub struct Job {
     pub accepted: u32,
     pub failed: u32,
     /// Why waiting units got no provider at the last batch.
-    pub wait_reason: Option<String>,
+    pub wait_reason: Option<WaitReason>,
 }
 
 impl Record for Job {
+    const WHAT: &'static str = "job";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         self.id.write(out);
         self.requester.write(out);
@@ -335,9 +325,7 @@ impl Record for Job {
         put_vec(&self.running, out, |u, out| u.write(out));
         self.accepted.write(out);
         self.failed.write(out);
-        put_opt(&self.wait_reason, out, |r, out| {
-            write_bytes(r.as_bytes(), out)
-        });
+        put_opt(&self.wait_reason, out, |r, out| r.put(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         let max_units = exo_types::MAX_JOB_UNITS as usize;
@@ -361,7 +349,7 @@ impl Record for Job {
             running: take_vec(buf, max_units, u32::read)?,
             accepted: u32::read(buf)?,
             failed: u32::read(buf)?,
-            wait_reason: take_opt(buf, |b| read_bounded_string(b, MAX_REASON_LEN))?,
+            wait_reason: take_opt(buf, WaitReason::take)?,
         })
     }
 }
@@ -417,6 +405,8 @@ pub struct Replica {
 }
 
 impl Record for Replica {
+    const WHAT: &'static str = "replica";
+    const MAX_BYTES: usize = 256;
     fn put(&self, out: &mut Vec<u8>) {
         self.index.write(out);
         self.provider.write(out);
@@ -487,6 +477,8 @@ pub struct Unit {
 }
 
 impl Record for Unit {
+    const WHAT: &'static str = "unit";
+    const MAX_BYTES: usize = 64 + 256 * MAX_UNIT_REPLICAS;
     fn put(&self, out: &mut Vec<u8>) {
         self.job.write(out);
         self.unit.write(out);
@@ -520,6 +512,8 @@ impl Record for Unit {
 pub struct IdList(pub Vec<u64>);
 
 impl Record for IdList {
+    const WHAT: &'static str = "id list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |id, out| id.write(out));
     }
@@ -537,6 +531,8 @@ pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
 
 impl Record for DeadlineList {
+    const WHAT: &'static str = "deadline list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |(j, u, r), out| {
             j.write(out);
@@ -560,6 +556,8 @@ pub struct Counters {
 }
 
 impl Record for Counters {
+    const WHAT: &'static str = "counters";
+    const MAX_BYTES: usize = 64;
     fn put(&self, out: &mut Vec<u8>) {
         self.next_provider.write(out);
         self.next_offer.write(out);
@@ -579,6 +577,8 @@ impl Record for Counters {
 pub struct WorkList(pub Vec<(u64, u32, u32)>);
 
 impl Record for WorkList {
+    const WHAT: &'static str = "work list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |(j, u, r), out| {
             j.write(out);
@@ -609,6 +609,8 @@ pub struct AssignmentRecord {
 pub struct AssignmentList(pub Vec<AssignmentRecord>);
 
 impl Record for AssignmentList {
+    const WHAT: &'static str = "assignment list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |a, out| {
             a.job.write(out);
@@ -638,6 +640,8 @@ impl Record for AssignmentList {
 pub struct AppList(pub Vec<Hash32>);
 
 impl Record for AppList {
+    const WHAT: &'static str = "app list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |h, out| h.write(out));
     }
@@ -672,5 +676,91 @@ mod tests {
             assert!(read_address(&mut Bytes::copy_from_slice(&bad)).is_err());
         }
         assert!(read_address(&mut Bytes::from_static(&[1, 2, 3])).is_err());
+    }
+}
+
+/// Why a job's waiting units got no provider at the last batch, in the matcher's numbers: how
+/// many live offers each requirement excluded, how many passed them all, the best ask against
+/// the job's maximum price. The verdict and its sentence are derived from these and the job's
+/// requirements ([`WaitReason::explain`]), outside consensus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitReason {
+    pub live_offers: u64,
+    /// Offers each requirement excludes, in [`exo_market::Constraint::ALL`] order.
+    pub excluded_by: [u64; exo_market::Constraint::ALL.len()],
+    pub passed: u64,
+    pub passed_exact: bool,
+    pub best_ask: Option<u128>,
+    pub max_price_per_unit: u128,
+}
+
+impl WaitReason {
+    pub fn of(e: &exo_market::Explanation) -> Self {
+        Self {
+            live_offers: e.live_offers,
+            excluded_by: e.excluded_by.0,
+            passed: e.passed,
+            passed_exact: e.passed_exact,
+            best_ask: e.best_ask,
+            max_price_per_unit: e.max_price_per_unit,
+        }
+    }
+
+    /// The matcher's explanation again, with its verdict, for `requirements` (the job's).
+    pub fn explain(&self, requirements: &exo_market::Requirements) -> exo_market::Explanation {
+        exo_market::Explanation::new(
+            requirements,
+            self.live_offers,
+            exo_market::ExclusionCounts(self.excluded_by),
+            self.passed,
+            self.passed_exact,
+            self.best_ask,
+            self.max_price_per_unit,
+        )
+    }
+}
+
+impl Record for WaitReason {
+    const WHAT: &'static str = "wait reason";
+    const MAX_BYTES: usize = 8 * 13 + 2 + 32;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.live_offers.write(out);
+        for n in self.excluded_by {
+            n.write(out);
+        }
+        self.passed.write(out);
+        self.passed_exact.write(out);
+        put_opt(&self.best_ask, out, |a, out| a.write(out));
+        self.max_price_per_unit.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        let live_offers = u64::read(buf)?;
+        let mut excluded_by = [0u64; exo_market::Constraint::ALL.len()];
+        for n in excluded_by.iter_mut() {
+            *n = u64::read(buf)?;
+        }
+        Ok(Self {
+            live_offers,
+            excluded_by,
+            passed: u64::read(buf)?,
+            passed_exact: bool::read(buf)?,
+            best_ask: take_opt(buf, u128::read)?,
+            max_price_per_unit: u128::read(buf)?,
+        })
+    }
+}
+
+/// The provider an owner address registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnerIndex(pub u64);
+
+impl Record for OwnerIndex {
+    const WHAT: &'static str = "provider owner";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u64::read(buf)?))
     }
 }

@@ -1,6 +1,6 @@
 //! What the ledger knows of the state while it executes a block.
 
-use crate::keys::Key;
+use super::keys::Key;
 use std::collections::BTreeMap;
 
 /// The ledger needed keys the cache does not hold yet. The caller fetches them and retries.
@@ -42,6 +42,12 @@ impl StateCache {
             Some(value) => Ok(value.as_deref()),
             None => Err(Missing(vec![*key])),
         }
+    }
+
+    /// The value of `key` as it was loaded from the store before this block wrote it:
+    /// `None` when it was never loaded.
+    pub fn before(&self, key: &Key) -> Option<Option<&[u8]>> {
+        self.loaded.get(key).map(|v| v.as_deref())
     }
 
     /// Fails with every key of `keys` the cache does not hold, so that the caller loads them
@@ -137,15 +143,15 @@ mod tests {
     #[test]
     fn rollback_restores_earlier_writes() {
         let mut cache = StateCache::new();
-        let a = [1u8; 33];
+        let a = [1u8; 34];
         cache.load(a, None);
         cache.put(a, Some(vec![1]));
         let cp = cache.checkpoint();
         cache.put(a, Some(vec![2]));
-        cache.put([2u8; 33], Some(vec![3]));
+        cache.put([2u8; 34], Some(vec![3]));
         cache.rollback(cp);
         assert_eq!(cache.get(&a).unwrap(), Some(&[1u8][..]));
-        assert_eq!(cache.get(&[2u8; 33]), Err(Missing(vec![[2u8; 33]])));
+        assert_eq!(cache.get(&[2u8; 34]), Err(Missing(vec![[2u8; 34]])));
         assert_eq!(cache.writes().len(), 1);
     }
 }

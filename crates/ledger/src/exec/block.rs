@@ -1,0 +1,414 @@
+//! The block runner: the one loop that executes a block, sans I/O.
+//!
+//! [`BlockRun`] executes begin (genesis on the first block), evidence, transactions under an
+//! inclusion policy, every module's end of block, and the chain metadata, in that order. It
+//! never reads the store: when it needs a key it does not hold, [`BlockRun::step`] answers
+//! [`Step::Need`] and the caller loads those keys ([`BlockRun::load`]) from wherever its state
+//! lives (the chain's authenticated batch, a [`MemoryBacking`]) and steps again. Every piece of
+//! work is atomic: a piece that needs a key is rolled back and run again from its start.
+
+use super::{
+    Inclusion, Precheck, Receipt, Rejection, TxStatus,
+    keys::{meta_key, params_key, receipt_key},
+    precheck::{Nonce, Rules, precheck},
+};
+use crate::{
+    Genesis, Params,
+    modules::{self, Ctx, bank, evidence::Evidence},
+    state::{Fault, Halt, Key, MemoryBacking, Record, StateCache, load, store},
+};
+use bytes::Bytes;
+use commonware_codec::{EncodeSize, Error, ReadExt, Write};
+use exo_types::{Address, SignedTx, TxHash};
+use std::collections::BTreeMap;
+
+/// What the chain tells the ledger about the block being executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEnv {
+    pub height: u64,
+    /// The leader that proposed the block; it collects the block's fees.
+    pub proposer: Address,
+    /// Unpredictable before the block: the parent block's digest. Draws hidden audits.
+    pub seed: [u8; 32],
+}
+
+/// Chain-wide counters the block runner keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainMeta {
+    /// Height of the last executed block.
+    pub height: u64,
+    /// Transactions executed so far, accepted or rejected.
+    pub tx_count: u64,
+    /// Consensus faults recorded so far.
+    pub evidence_count: u64,
+}
+
+impl Record for ChainMeta {
+    const WHAT: &'static str = "chain meta";
+    const MAX_BYTES: usize = 24;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.height.write(out);
+        self.tx_count.write(out);
+        self.evidence_count.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            height: u64::read(buf)?,
+            tx_count: u64::read(buf)?,
+            evidence_count: u64::read(buf)?,
+        })
+    }
+}
+
+/// Whose word the runner takes for the transactions' signatures.
+#[derive(Clone, Debug)]
+pub enum Signatures {
+    /// The caller verified them (the chain, one batch verification per block): one verdict per
+    /// transaction.
+    Checked(Vec<bool>),
+    /// The runner verifies each one.
+    Verify,
+    /// They were checked on admission (a proposer's mempool) or made by the caller itself (a
+    /// simulation).
+    Trusted,
+}
+
+/// What the runner does with transactions that would not pay their fee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Verifying a proposed block: every transaction is executed as it is.
+    Verify,
+    /// Building a block: a transaction that would be rejected before paying is left out (and
+    /// reported as evicted when it can never execute), and the block stops at the first
+    /// transaction past either bound.
+    Build { max_txs: usize, max_bytes: usize },
+}
+
+/// A block's content for the runner.
+#[derive(Clone, Debug)]
+pub struct BlockInput {
+    pub env: BlockEnv,
+    /// Faults the chain has verified.
+    pub evidence: Vec<Evidence>,
+    pub txs: Vec<SignedTx>,
+    pub signatures: Signatures,
+    pub policy: Policy,
+}
+
+/// What the runner needs next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Load these keys and step again.
+    Need(Vec<Key>),
+    /// The block is executed: take the outcome with [`BlockRun::finish`].
+    Done,
+}
+
+/// A block, executed.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// The transactions in the block, in order: all of them when verifying.
+    pub included: Vec<SignedTx>,
+    /// The receipt of each included transaction (`None` for a duplicate when verifying).
+    pub receipts: Vec<Option<Receipt>>,
+    /// Transactions left out that can never execute: forget them.
+    pub evicted: Vec<TxHash>,
+    /// Whether each evidence was new (a repeat is skipped when building).
+    pub new_evidence: Vec<bool>,
+    pub params: Params,
+    pub meta: ChainMeta,
+    /// The block's net writes, in key order.
+    pub writes: BTreeMap<Key, Option<Vec<u8>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Begin,
+    Evidence(usize),
+    Tx(usize),
+    EndBlock,
+    Done,
+}
+
+/// Executes one block. See the module docs for the protocol.
+pub struct BlockRun<'g> {
+    genesis: &'g Genesis,
+    input: BlockInput,
+    stage: Stage,
+    cache: StateCache,
+    params: Params,
+    meta: ChainMeta,
+    included: Vec<usize>,
+    receipts: Vec<Option<Receipt>>,
+    evicted: Vec<TxHash>,
+    new_evidence: Vec<bool>,
+    block_bytes: usize,
+}
+
+impl<'g> BlockRun<'g> {
+    pub fn new(genesis: &'g Genesis, input: BlockInput) -> Self {
+        Self {
+            genesis,
+            input,
+            stage: Stage::Begin,
+            cache: StateCache::new(),
+            params: Params::default(),
+            meta: ChainMeta::default(),
+            included: Vec::new(),
+            receipts: Vec::new(),
+            evicted: Vec::new(),
+            new_evidence: Vec::new(),
+            block_bytes: 0,
+        }
+    }
+
+    /// Records the stored value of `key`, as fetched by the caller.
+    pub fn load(&mut self, key: Key, value: Option<Vec<u8>>) {
+        self.cache.load(key, value);
+    }
+
+    /// Runs as far as the loaded state allows.
+    pub fn step(&mut self) -> Result<Step, Fault> {
+        loop {
+            let checkpoint = self.cache.checkpoint();
+            match self.advance() {
+                Ok(()) => {}
+                Err(Halt::Missing(missing)) => {
+                    self.cache.rollback(checkpoint);
+                    return Ok(Step::Need(missing.0));
+                }
+                Err(Halt::Fault(fault)) => return Err(fault),
+            }
+            if self.stage == Stage::Done {
+                return Ok(Step::Done);
+            }
+        }
+    }
+
+    /// Runs the block to its end against an in-memory store.
+    pub fn run_with(mut self, store: &MemoryBacking) -> Result<BlockOutcome, Fault> {
+        while let Step::Need(keys) = self.step()? {
+            for key in keys {
+                let value = store.entries.get(&key).cloned();
+                self.load(key, value);
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// The executed block. Call after [`Step::Done`].
+    pub fn finish(self) -> BlockOutcome {
+        let mut txs: Vec<Option<SignedTx>> = self.input.txs.into_iter().map(Some).collect();
+        let included = self
+            .included
+            .iter()
+            .filter_map(|i| txs.get_mut(*i).and_then(Option::take))
+            .collect();
+        BlockOutcome {
+            included,
+            receipts: self.receipts,
+            evicted: self.evicted,
+            new_evidence: self.new_evidence,
+            params: self.params,
+            meta: self.meta,
+            writes: self.cache.into_writes(),
+        }
+    }
+
+    /// One piece of work: either completes and moves the stage on, or leaves everything it
+    /// wrote to be rolled back.
+    fn advance(&mut self) -> Result<(), Halt> {
+        match self.stage {
+            Stage::Begin => {
+                self.begin()?;
+                self.stage = Stage::Evidence(0);
+            }
+            Stage::Evidence(i) => match self.input.evidence.get(i) {
+                Some(evidence) => {
+                    let new = modules::evidence::record(&mut self.cache, evidence, self.input.env.height)?;
+                    if new {
+                        self.meta.evidence_count = self.meta.evidence_count.saturating_add(1);
+                    }
+                    self.new_evidence.push(new);
+                    self.stage = Stage::Evidence(i + 1);
+                }
+                None => self.stage = Stage::Tx(0),
+            },
+            Stage::Tx(i) => {
+                if i >= self.input.txs.len() || self.block_is_full(i) {
+                    self.stage = Stage::EndBlock;
+                } else {
+                    self.tx(i)?;
+                    self.stage = Stage::Tx(i + 1);
+                }
+            }
+            Stage::EndBlock => {
+                let mut created = Vec::new();
+                let mut ctx = Ctx {
+                    cache: &mut self.cache,
+                    env: &self.input.env,
+                    params: &self.params,
+                    created: &mut created,
+                };
+                modules::end_block(&mut ctx)?;
+                let mut meta = self.meta.clone();
+                meta.height = self.input.env.height;
+                store(&mut self.cache, meta_key(), &meta)?;
+                self.meta = meta;
+                self.stage = Stage::Done;
+            }
+            Stage::Done => {}
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<(), Halt> {
+        match load::<ChainMeta>(&self.cache, &meta_key())? {
+            Some(meta) => {
+                self.params = load::<Params>(&self.cache, &params_key())?.ok_or_else(|| {
+                    Fault::Invariant("state has chain metadata but no parameters".into())
+                })?;
+                self.meta = meta;
+            }
+            None => {
+                modules::genesis(&mut self.cache, self.genesis)?;
+                store(&mut self.cache, params_key(), &self.genesis.params)?;
+                self.params = self.genesis.params.clone();
+                self.meta = ChainMeta::default();
+            }
+        }
+        Ok(())
+    }
+
+    fn block_is_full(&self, i: usize) -> bool {
+        match self.input.policy {
+            Policy::Verify => false,
+            Policy::Build { max_txs, max_bytes } => {
+                let max_txs = max_txs.min(self.params.max_block_txs as usize);
+                let size = self.input.txs.get(i).map_or(0, EncodeSize::encode_size);
+                self.included.len() >= max_txs || self.block_bytes + size > max_bytes
+            }
+        }
+    }
+
+    fn tx(&mut self, i: usize) -> Result<(), Halt> {
+        let Some(tx) = self.input.txs.get(i) else {
+            return Ok(());
+        };
+        let signature_ok = match &self.input.signatures {
+            Signatures::Checked(verdicts) => verdicts.get(i).copied().unwrap_or(false),
+            Signatures::Verify => tx.verify_signature(),
+            Signatures::Trusted => true,
+        };
+        let size = tx.encode_size();
+        let checkpoint = self.cache.checkpoint();
+        let index = self.included.len() as u32;
+        let receipt = execute(
+            &mut self.cache,
+            self.genesis,
+            &self.params,
+            &self.input.env,
+            index,
+            tx,
+            signature_ok,
+            size,
+        )?;
+        if let Policy::Build { .. } = self.input.policy {
+            match Inclusion::of(&receipt) {
+                Inclusion::Include => {}
+                Inclusion::LeaveOut => {
+                    self.cache.rollback(checkpoint);
+                    return Ok(());
+                }
+                Inclusion::Drop => {
+                    self.evicted.push(tx.hash());
+                    self.cache.rollback(checkpoint);
+                    return Ok(());
+                }
+            }
+        }
+        if receipt.is_some() {
+            self.meta.tx_count = self.meta.tx_count.saturating_add(1);
+        }
+        self.block_bytes += size;
+        self.included.push(i);
+        self.receipts.push(receipt);
+        Ok(())
+    }
+}
+
+/// Executes one transaction and records its receipt; `None`, changing nothing, for a
+/// transaction that already has a receipt (executing it again would overwrite the record of
+/// what it did).
+///
+/// Rejections before the fee leave the state untouched; a refused action still charges the fee
+/// and uses the nonce, so that spam is never free, and leaves no other trace.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    cache: &mut StateCache,
+    genesis: &Genesis,
+    params: &Params,
+    env: &BlockEnv,
+    index: u32,
+    signed: &SignedTx,
+    signature_ok: bool,
+    encoded_len: usize,
+) -> Result<Option<Receipt>, Halt> {
+    let hash = signed.hash();
+    if load::<Receipt>(cache, &receipt_key(&hash))?.is_some() {
+        return Ok(None);
+    }
+    let tx = &signed.tx;
+    let sender = bank::account(cache, &tx.sender)?;
+    let rules = Rules {
+        chain_id: &genesis.chain_id,
+        min_fee: params.min_fee,
+    };
+    let mut created = Vec::new();
+    let (status, fee_paid) =
+        match precheck(signed, signature_ok, encoded_len, rules, &sender, Nonce::Next) {
+            Err(rejection) => (TxStatus::Rejected(rejection.into()), exo_types::Amount::ZERO),
+            Ok(()) => {
+                bank::use_nonce(cache, &tx.sender)?;
+                if tx.fee > exo_types::Amount::ZERO {
+                    bank::transfer(cache, &tx.sender, &env.proposer, tx.fee)?.map_err(|r| {
+                        Fault::Invariant(format!("a fee the precheck allowed was refused: {r}"))
+                    })?;
+                }
+                let checkpoint = cache.checkpoint();
+                let mut ctx = Ctx {
+                    cache,
+                    env,
+                    params,
+                    created: &mut created,
+                };
+                let status = match modules::route(&mut ctx, &tx.sender, &tx.action) {
+                    Ok(Ok(())) => TxStatus::Ok,
+                    Ok(Err(rejection)) => TxStatus::Rejected(rejection),
+                    // A record over its bound is the action's fault, not the state's: refuse
+                    // the transaction and keep nothing of it.
+                    Err(Halt::Fault(Fault::RecordTooLarge { size, max, .. })) => {
+                        TxStatus::Rejected(Rejection::Exec(Precheck::RecordTooLarge {
+                            size: size as u64,
+                            max: max as u64,
+                        }))
+                    }
+                    Err(halt) => return Err(halt),
+                };
+                if status != TxStatus::Ok {
+                    cache.rollback(checkpoint);
+                    created.clear();
+                }
+                (status, tx.fee)
+            }
+        };
+    let receipt = Receipt {
+        height: env.height,
+        index,
+        status,
+        fee_paid,
+        created,
+    };
+    store(cache, receipt_key(&hash), &receipt)?;
+    Ok(Some(receipt))
+}

@@ -1,0 +1,306 @@
+//! The bank: every token is in an account's balance or in a named pot, and only this module
+//! moves, mints or burns them.
+//!
+//! Other modules hold value by locking it into a pot ([`Pot`]: a job's escrow, a provider's
+//! bond, and the pots staking, NFTs and insurance will need) and pay out of it with explicit
+//! amounts. Every operation uses checked arithmetic and returns a [`Fault`] instead of
+//! saturating. At the end of every block [`check_conservation`] proves that what the block
+//! wrote to balances and pots moved by exactly what it minted minus what it burnt; by induction
+//! from genesis, `sum(balances) + sum(pots) == supply` holds after every block.
+//!
+//! This module must never hold a rule of another module: it knows amounts, not jobs.
+
+mod keys;
+mod records;
+
+pub use keys::{Table, account_key, pot_key, supply_key};
+pub use records::{Account, Pot, PotBalance, Supply};
+
+use crate::state::{Fault, Halt, Namespace, StateCache, decode, keys::in_table, load, store};
+use exo_types::{Address, Amount};
+
+/// Why the bank refused to move tokens. Codes are frozen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Moving nothing is refused: it would only cost a fee.
+    ZeroAmount,
+    InsufficientFunds { needed: Amount, available: Amount },
+}
+
+impl Refusal {
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::ZeroAmount => 1,
+            Self::InsufficientFunds { .. } => 2,
+        }
+    }
+}
+
+/// An account; absent accounts read as empty.
+pub fn account(cache: &StateCache, address: &Address) -> Result<Account, Halt> {
+    Ok(load(cache, &account_key(address))?.unwrap_or_default())
+}
+
+pub fn balance(cache: &StateCache, address: &Address) -> Result<Amount, Halt> {
+    Ok(account(cache, address)?.balance)
+}
+
+fn put_account(cache: &mut StateCache, address: &Address, account: &Account) -> Result<(), Halt> {
+    Ok(store(cache, account_key(address), account)?)
+}
+
+/// Uses the sender's nonce: the block runner calls this once per transaction that paid.
+pub fn use_nonce(cache: &mut StateCache, address: &Address) -> Result<(), Halt> {
+    let mut a = account(cache, address)?;
+    a.nonce = a.nonce.checked_add(1).ok_or(Fault::Overflow("nonce"))?;
+    put_account(cache, address, &a)
+}
+
+/// What a pot holds; absent pots hold nothing.
+pub fn pot(cache: &StateCache, pot: Pot) -> Result<Amount, Halt> {
+    Ok(load::<PotBalance>(cache, &pot_key(pot))?.map_or(Amount::ZERO, |p| p.0))
+}
+
+fn put_pot(cache: &mut StateCache, pot: Pot, amount: Amount) -> Result<(), Halt> {
+    if amount == Amount::ZERO {
+        cache.put(pot_key(pot), None);
+        Ok(())
+    } else {
+        Ok(store(cache, pot_key(pot), &PotBalance(amount))?)
+    }
+}
+
+fn credit(cache: &mut StateCache, to: &Address, amount: Amount) -> Result<(), Halt> {
+    let mut a = account(cache, to)?;
+    a.balance = a
+        .balance
+        .checked_add(amount)
+        .ok_or(Fault::Overflow("balance"))?;
+    put_account(cache, to, &a)
+}
+
+/// Takes `amount` from `from`'s balance, or says why not.
+fn debit(
+    cache: &mut StateCache,
+    from: &Address,
+    amount: Amount,
+) -> Result<Result<(), Refusal>, Halt> {
+    let mut a = account(cache, from)?;
+    let Some(left) = a.balance.checked_sub(amount) else {
+        return Ok(Err(Refusal::InsufficientFunds {
+            needed: amount,
+            available: a.balance,
+        }));
+    };
+    a.balance = left;
+    put_account(cache, from, &a)?;
+    Ok(Ok(()))
+}
+
+/// Moves `amount` between two balances.
+pub fn transfer(
+    cache: &mut StateCache,
+    from: &Address,
+    to: &Address,
+    amount: Amount,
+) -> Result<Result<(), Refusal>, Halt> {
+    if amount == Amount::ZERO {
+        return Ok(Err(Refusal::ZeroAmount));
+    }
+    if let Err(refusal) = debit(cache, from, amount)? {
+        return Ok(Err(refusal));
+    }
+    credit(cache, to, amount)?;
+    Ok(Ok(()))
+}
+
+/// Moves `amount` from `from`'s balance into `pot`.
+pub fn lock(
+    cache: &mut StateCache,
+    from: &Address,
+    into: Pot,
+    amount: Amount,
+) -> Result<Result<(), Refusal>, Halt> {
+    if let Err(refusal) = debit(cache, from, amount)? {
+        return Ok(Err(refusal));
+    }
+    let held = pot(cache, into)?
+        .checked_add(amount)
+        .ok_or(Fault::Overflow("pot"))?;
+    put_pot(cache, into, held)?;
+    Ok(Ok(()))
+}
+
+fn take_from_pot(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<(), Halt> {
+    let held = pot(cache, from)?;
+    let left = held.checked_sub(amount).ok_or_else(|| {
+        Fault::Invariant(format!(
+            "pot {from} holds {held} but {amount} was taken from it"
+        ))
+    })?;
+    put_pot(cache, from, left)
+}
+
+/// Pays `amount` out of `pot` to `to`. A pot holds what its module locked, so taking more is a
+/// fault, never a refusal.
+pub fn release(cache: &mut StateCache, from: Pot, to: &Address, amount: Amount) -> Result<(), Halt> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    take_from_pot(cache, from, amount)?;
+    credit(cache, to, amount)
+}
+
+/// Burns `amount` out of `pot`: the tokens leave the supply.
+pub fn burn(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<(), Halt> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    take_from_pot(cache, from, amount)?;
+    let mut supply = supply(cache)?;
+    supply.total = supply
+        .total
+        .checked_sub(amount)
+        .ok_or(Fault::Overflow("supply"))?;
+    supply.burnt = supply
+        .burnt
+        .checked_add(amount)
+        .ok_or(Fault::Overflow("burnt"))?;
+    Ok(store(cache, supply_key(), &supply)?)
+}
+
+/// Creates `amount` new tokens in `to`'s balance.
+pub fn mint(cache: &mut StateCache, to: &Address, amount: Amount) -> Result<(), Halt> {
+    let mut supply = supply(cache)?;
+    supply.total = supply
+        .total
+        .checked_add(amount)
+        .ok_or(Fault::Overflow("supply"))?;
+    store(cache, supply_key(), &supply)?;
+    credit(cache, to, amount)
+}
+
+/// Checks that a pot holds exactly what its module's own record says (the paired assertion
+/// of every pot: the market's job accounts against the escrow, its provider record against
+/// the bond). A difference means the state was changed behind the bank's back.
+pub fn expect_pot(cache: &StateCache, pot: Pot, expected: Amount) -> Result<(), Halt> {
+    let held = self::pot(cache, pot)?;
+    if held != expected {
+        return Err(Fault::Invariant(format!(
+            "pot {pot} holds {held} but its module's record says {expected}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The supply record.
+pub fn supply(cache: &StateCache) -> Result<Supply, Halt> {
+    Ok(load(cache, &supply_key())?.unwrap_or_default())
+}
+
+/// Writes the genesis balances and the supply they add up to.
+pub fn genesis(
+    cache: &mut StateCache,
+    accounts: &[(Address, Amount)],
+) -> Result<(), Halt> {
+    let mut total = Amount::ZERO;
+    for (address, balance) in accounts {
+        total = total
+            .checked_add(*balance)
+            .ok_or(Fault::Overflow("genesis supply"))?;
+        put_account(
+            cache,
+            address,
+            &Account {
+                balance: *balance,
+                nonce: 0,
+            },
+        )?;
+    }
+    Ok(store(
+        cache,
+        supply_key(),
+        &Supply {
+            total,
+            burnt: Amount::ZERO,
+        },
+    )?)
+}
+
+/// The end-of-block check: over every balance and pot the block wrote (whoever wrote it), the
+/// sum of `after - before` equals the change of the supply.
+///
+/// Keys written without having been read first are loaded (through [`Halt::Missing`]) so that
+/// even a write that went around the bank is measured against the stored value.
+pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
+    let written: Vec<_> = cache
+        .writes()
+        .iter()
+        .filter(|(k, _)| {
+            in_table(k, Namespace::Bank, Table::Account as u8)
+                || in_table(k, Namespace::Bank, Table::Pot as u8)
+                || in_table(k, Namespace::Bank, Table::Supply as u8)
+        })
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    cache.require(written.iter().map(|(k, _)| *k))?;
+    let mut moved: i128 = 0;
+    let mut supply_moved: i128 = 0;
+    for (key, after) in &written {
+        let before = cache.before(key).flatten();
+        let value = |bytes: Option<&[u8]>| -> Result<i128, Fault> {
+            let Some(bytes) = bytes else { return Ok(0) };
+            let amount = if in_table(key, Namespace::Bank, Table::Account as u8) {
+                decode::<Account>(bytes)?.balance
+            } else if in_table(key, Namespace::Bank, Table::Pot as u8) {
+                decode::<PotBalance>(bytes)?.0
+            } else {
+                decode::<Supply>(bytes)?.total
+            };
+            i128::try_from(amount.0).map_err(|_| Fault::Overflow("conservation check"))
+        };
+        let delta = value(after.as_deref())?
+            .checked_sub(value(before)?)
+            .ok_or(Fault::Overflow("conservation check"))?;
+        let sum = if in_table(key, Namespace::Bank, Table::Supply as u8) {
+            &mut supply_moved
+        } else {
+            &mut moved
+        };
+        *sum = sum
+            .checked_add(delta)
+            .ok_or(Fault::Overflow("conservation check"))?;
+    }
+    if moved != supply_moved {
+        return Err(Fault::Conservation {
+            moved,
+            supply: supply_moved,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+
+/// What the bank answers to readers of finalized state.
+pub mod queries {
+    use super::{Account, Pot, PotBalance, Supply, account_key, pot_key, supply_key};
+    use crate::state::Query;
+    use exo_types::Address;
+
+    pub fn account(address: &Address) -> Query<Account> {
+        Query::new(account_key(address))
+    }
+
+    pub fn pot(pot: Pot) -> Query<PotBalance> {
+        Query::new(pot_key(pot))
+    }
+
+    pub fn supply() -> Query<Supply> {
+        Query::new(supply_key())
+    }
+}
+
+#[cfg(test)]
+mod tests;

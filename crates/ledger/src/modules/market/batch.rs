@@ -1,0 +1,471 @@
+//! The batch match at the end of every block: waiting units against the book, in three
+//! passes, with checking replicas dealt at random and hidden audits drawn from the block seed.
+
+use super::{
+    Market,
+    keys::{assignments_key, book_key, job_key, offer_key, open_jobs_key, provider_key, unit_key, work_key},
+    records::{
+        AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus,
+        Unit, UnitState, WaitReason, WaitingUnit,
+    },
+};
+use crate::state::{Fault, Halt, StateCache, expect, load, store};
+use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
+use exo_types::{Amount, Hash32};
+
+fn hash32(bytes: &[u8]) -> Hash32 {
+    let digest = exo_types::hash_bytes(bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The passes of a block's batch match, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
+    Trusted = 0,
+    /// Every provider: replicas still sought for running units (a check, a replacement, an
+    /// audit, a dispute's next replica). A newcomer may take `probation_slots` of them in a
+    /// batch whatever it already holds, so that newcomers who each hold a replica can still
+    /// check each other's units.
+    Running = 1,
+    /// Every provider within its probation: a new unit asks for `trust` replicas.
+    Everyone = 2,
+}
+
+
+impl Market<'_> {
+    /// The batch match of every open job's waiting units against the book.
+    ///
+    /// Three passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// needs in one batch and never holds a slot while it waits for its check (a market whose
+    /// slots all held such units would stall): trusted providers first, then replicas still
+    /// sought for running units from anyone, then new units from anyone within probation.
+    pub(super) fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
+        let open = Self::id_list(cache, open_jobs_key())?;
+        let mut book = Self::id_list(cache, book_key())?;
+        cache.require(
+            open.0
+                .iter()
+                .map(|id| job_key(*id))
+                .chain(book.0.iter().map(|id| offer_key(*id))),
+        )?;
+        let mut jobs: Vec<Job> = Vec::new();
+        for id in &open.0 {
+            let job: Job = expect(cache, &job_key(*id))?;
+            if job.state == JobState::Open && !job.waiting.is_empty() {
+                jobs.push(job);
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut offers: Vec<Offer> = Vec::with_capacity(book.0.len());
+        for id in &book.0 {
+            let record: OfferRecord = expect(cache, &offer_key(*id))?;
+            offers.push(record.offer);
+        }
+        offers.sort_by_key(|o| o.id);
+        // The book carries a snapshot of each provider; match on what the provider is now, so
+        // a provider caught lying (below the reputation floor), or whose bond was slashed
+        // below the minimum, gets no work. A provider on probation (fewer confirmed results
+        // than `probation_results`) starts at most `probation_slots` open replicas.
+        cache.require(offers.iter().map(|o| provider_key(o.provider.0)))?;
+        let mut live: Vec<(Offer, bool)> = Vec::with_capacity(offers.len());
+        // Each newcomer's room for new units.
+        let mut probation: Vec<(u64, u32)> = Vec::new();
+        for mut offer in offers {
+            let provider = Self::provider(cache, offer.provider.0)?;
+            offer.reputation = provider.reputation;
+            if provider.retired
+                || provider.bond < self.params.min_provider_bond
+                || provider.reputation < self.params.min_match_reputation
+            {
+                // Shown with no free slot, so that it still leaves the book when it expires.
+                offer.slots = 0;
+                live.push((offer, false));
+                continue;
+            }
+            if provider.valid < self.params.probation_results
+                && !probation.iter().any(|(p, _)| *p == provider.id)
+            {
+                let room = self.params.probation_slots.saturating_sub(provider.active);
+                probation.push((provider.id, room));
+            }
+            live.push((offer, self.weight(&provider) >= 2));
+        }
+        let mut log = AssignmentList::default();
+        let mut unmatched = Vec::new();
+        for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
+            // A newcomer's room: for new units, what probation leaves it; for running units'
+            // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
+            // on a verdict can still check), but no more (one liar must not take every
+            // dispute's next replica at once).
+            let mut room: Vec<(u64, u32)> = match pass {
+                Pass::Trusted => Vec::new(),
+                Pass::Running => probation
+                    .iter()
+                    .map(|(p, _)| (*p, self.params.probation_slots))
+                    .collect(),
+                Pass::Everyone => probation.clone(),
+            };
+            let offers: Vec<Offer> = live
+                .iter()
+                .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
+                .map(|(o, _)| {
+                    let mut o = o.clone();
+                    if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
+                        o.slots = o.slots.min(*r);
+                        *r -= o.slots;
+                    }
+                    o
+                })
+                .collect();
+            let demands: Vec<Demand> = jobs
+                .iter()
+                .filter_map(|job| {
+                    let trust = u32::from(job.spec.trust);
+                    let first = if pass == Pass::Trusted {
+                        trust.div_ceil(2)
+                    } else {
+                        trust
+                    };
+                    let units: Vec<UnitDemand> = job
+                        .waiting
+                        .iter()
+                        .filter_map(|w| {
+                            let running = job.running.binary_search(&w.unit).is_ok();
+                            let replicas = match (running, pass) {
+                                (true, _) => w.replicas.clone(),
+                                (false, Pass::Running) => return None,
+                                (false, _) => (0..first).collect(),
+                            };
+                            Some(UnitDemand {
+                                unit: w.unit,
+                                replicas,
+                                exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
+                            })
+                        })
+                        .collect();
+                    (!units.is_empty()).then(|| Demand {
+                        job: JobId(job.id),
+                        requirements: job.spec.requirements.clone(),
+                        max_price_per_unit: job.spec.max_price_per_unit.0,
+                        submitted_height: job.submitted_height,
+                        units,
+                    })
+                })
+                .collect();
+            if demands.is_empty() && pass != Pass::Everyone {
+                continue;
+            }
+            let mut outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
+                Ok(outcome) => outcome,
+                // Orders are validated on the way in, so this is a ledger bug: stop loudly.
+                Err(err) => {
+                    return Err(Fault::Invariant(format!(
+                        "the batch matcher refused the book: {err}"
+                    ))
+                    .into());
+                }
+            };
+            self.deal_checks(&jobs, &mut outcome.assignments, pass as u8);
+            // Offers that expired leave the book (every offer is in the last pass).
+            if pass == Pass::Everyone && !outcome.expired.is_empty() {
+                book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
+                for id in &outcome.expired {
+                    cache.put(offer_key(id.0), None);
+                }
+                store(cache, book_key(), &book)?;
+            }
+            for fill in &outcome.fills {
+                let key = offer_key(fill.offer.0);
+                if let Some(mut record) = load::<OfferRecord>(cache, &key)? {
+                    // What the batch took; the matcher may have seen fewer slots than the
+                    // record holds (probation).
+                    record.offer.slots = record.offer.slots.saturating_sub(fill.assigned);
+                    store(cache, key, &record)?;
+                }
+                if let Some((offer, _)) = live.iter_mut().find(|(o, _)| o.id == fill.offer) {
+                    offer.slots = offer.slots.saturating_sub(fill.assigned);
+                }
+                if let Some((_, r)) = probation.iter_mut().find(|(p, _)| *p == fill.provider.0) {
+                    *r = r.saturating_sub(fill.assigned);
+                }
+            }
+            self.assign(cache, &mut jobs, &outcome.assignments, &mut log)?;
+            unmatched = outcome.unmatched;
+        }
+        if !log.0.is_empty() {
+            store(cache, assignments_key(self.env.height), &log)?;
+        }
+        // Explanations: the numbers of each job's first unmatched slot.
+        for job in jobs.iter_mut() {
+            job.wait_reason = unmatched
+                .iter()
+                .find(|u| u.job.0 == job.id)
+                .map(|u| WaitReason::of(&u.reason));
+            store(cache, job_key(job.id), job)?;
+        }
+        Ok(())
+    }
+
+    /// Deals the providers of a pass's checking replicas (every replica but a new unit's
+    /// first) at random among the checking replicas the pass placed for the same job, from the
+    /// block seed: the order of the book decides who works, not who checks whom, so providers
+    /// that sit next to each other in it (colluders can arrange that) are not paired again and
+    /// again. Every replica of a job meets the same requirements and price, so any dealing
+    /// that keeps a unit's providers distinct and its excluded providers out is a valid match;
+    /// when conflicts cannot be swapped away, the job keeps the matcher's assignment.
+    pub(super) fn deal_checks(&self, jobs: &[Job], assignments: &mut [exo_market::Assignment], pass: u8) {
+        for job in jobs {
+            let new = |unit: u32| job.running.binary_search(&unit).is_err();
+            let checks: Vec<usize> = (0..assignments.len())
+                .filter(|&i| {
+                    let a = &assignments[i];
+                    a.job.0 == job.id && !(a.replica == 0 && new(a.unit))
+                })
+                .collect();
+            if checks.len() < 2 {
+                continue;
+            }
+            // Providers each unit must not get again: a new unit's first replica, and those
+            // its waiting entry excludes (the holders of its other replicas).
+            let mut fixed: Vec<(u32, u64)> = assignments
+                .iter()
+                .filter(|a| a.job.0 == job.id && a.replica == 0 && new(a.unit))
+                .map(|a| (a.unit, a.provider.0))
+                .collect();
+            for &i in &checks {
+                let unit = assignments[i].unit;
+                if let Some(w) = job.waiting.iter().find(|w| w.unit == unit) {
+                    fixed.extend(w.exclude.iter().map(|p| (unit, *p)));
+                }
+            }
+            fixed.sort_unstable();
+            fixed.dedup();
+            let units: Vec<u32> = checks.iter().map(|&i| assignments[i].unit).collect();
+            let mut pool: Vec<(ProviderId, OfferId, u128)> = checks
+                .iter()
+                .map(|&i| {
+                    let a = &assignments[i];
+                    (a.provider, a.offer, a.price_per_unit)
+                })
+                .collect();
+            let mut bytes = Vec::with_capacity(32 + 13);
+            bytes.extend_from_slice(b"deal");
+            bytes.extend_from_slice(&self.env.seed);
+            bytes.extend_from_slice(&job.id.to_be_bytes());
+            bytes.push(pass);
+            let h = hash32(&bytes);
+            let mut state = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+            // splitmix64, drawn below `bound`.
+            let mut next = move |bound: usize| -> usize {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                ((z ^ (z >> 31)) % bound as u64) as usize
+            };
+            for k in (1..pool.len()).rev() {
+                pool.swap(k, next(k + 1));
+            }
+            let fits = |k: usize, pool: &[(ProviderId, OfferId, u128)]| {
+                let (unit, provider) = (units[k], pool[k].0.0);
+                fixed.binary_search(&(unit, provider)).is_err()
+                    && !(0..pool.len())
+                        .any(|m| m != k && units[m] == unit && pool[m].0.0 == provider)
+            };
+            let mut dealt = true;
+            for k in 0..pool.len() {
+                if fits(k, &pool) {
+                    continue;
+                }
+                let n = pool.len();
+                let start = next(n);
+                let swap = (0..n).map(|d| (start + d) % n).find(|&m| {
+                    pool.swap(k, m);
+                    let both = fits(k, &pool) && fits(m, &pool);
+                    pool.swap(k, m);
+                    m != k && both
+                });
+                match swap {
+                    Some(m) => pool.swap(k, m),
+                    None => {
+                        dealt = false;
+                        break;
+                    }
+                }
+            }
+            if !dealt {
+                continue;
+            }
+            for (k, &i) in checks.iter().enumerate() {
+                let (provider, offer, price) = pool[k];
+                let a = &mut assignments[i];
+                a.provider = provider;
+                a.offer = offer;
+                a.price_per_unit = price;
+            }
+        }
+    }
+
+    /// Writes one pass's assignments: the replicas, the providers' work lists, the jobs'
+    /// waiting and running units. A unit that started in this pass and whose replicas' weight
+    /// falls short of its trust level asks for more; one held by a single provider whose
+    /// weight reaches it draws a hidden audit replica.
+    pub(super) fn assign(
+        &mut self,
+        cache: &mut StateCache,
+        jobs: &mut [Job],
+        assignments: &[exo_market::Assignment],
+        log: &mut AssignmentList,
+    ) -> Result<(), Halt> {
+        // Load what the assignments touch, then write them.
+        cache.require(assignments.iter().flat_map(|a| {
+            [
+                unit_key(a.job.0, a.unit),
+                provider_key(a.provider.0),
+            ]
+        }))?;
+        cache.require(
+            assignments
+                .iter()
+                .map(|a| work_key(a.provider.0))
+                .chain(std::iter::once(assignments_key(self.env.height))),
+        )?;
+        // Units started by this pass, with the weight of the replicas they got.
+        let mut started: Vec<(u64, u32, u32)> = Vec::new();
+        for assignment in assignments {
+            let Some(job) = jobs.iter_mut().find(|j| j.id == assignment.job.0) else {
+                continue;
+            };
+            let mut provider = Self::provider(cache, assignment.provider.0)?;
+            provider.active += 1;
+            let weight = self.weight(&provider);
+            store(cache, provider_key(provider.id), &provider)?;
+            let mut unit = Self::unit(cache, job.id, assignment.unit)?.unwrap_or(Unit {
+                job: job.id,
+                unit: assignment.unit,
+                state: UnitState::Running,
+                replicas: Vec::new(),
+                reveal_deadline: None,
+                accepted: None,
+            });
+            if unit.replicas.is_empty() {
+                started.push((job.id, assignment.unit, 0));
+            }
+            if let Some(s) = started
+                .iter_mut()
+                .find(|(j, u, _)| *j == job.id && *u == assignment.unit)
+            {
+                s.2 += weight;
+            }
+            let commit_deadline = self.env.height + self.params.commit_window;
+            unit.replicas.push(Replica {
+                index: assignment.replica,
+                provider: provider.id,
+                offer: assignment.offer.0,
+                price_per_unit: Amount(assignment.price_per_unit),
+                assigned_height: self.env.height,
+                commit_deadline,
+                commitment: None,
+                reveal: None,
+                status: ReplicaStatus::Assigned,
+            });
+            self.add_deadline(
+                cache,
+                commit_deadline,
+                job.id,
+                assignment.unit,
+                assignment.replica,
+            )?;
+            Self::set_work(
+                cache,
+                provider.id,
+                (job.id, assignment.unit, assignment.replica),
+                true,
+            )?;
+            log.0.push(AssignmentRecord {
+                job: job.id,
+                unit: assignment.unit,
+                replica: assignment.replica,
+                provider: provider.id,
+                price_per_unit: Amount(assignment.price_per_unit),
+                commit_deadline,
+            });
+            if let Some(w) = job.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
+                w.replicas.retain(|r| *r != assignment.replica);
+                if !w.exclude.contains(&provider.id) {
+                    let at = w.exclude.partition_point(|p| *p < provider.id);
+                    w.exclude.insert(at, provider.id);
+                }
+            }
+            job.waiting.retain(|w| !w.replicas.is_empty());
+            if let Err(at) = job.running.binary_search(&assignment.unit) {
+                job.running.insert(at, assignment.unit);
+            }
+            store(cache, unit_key(job.id, assignment.unit), &unit)?;
+        }
+        // What the started units got decides how many more they need: enough weight to reach
+        // the trust level, or, when one provider is trusted enough, a hidden audit by chance.
+        for (job_id, unit_index, weight) in started {
+            let Some(job) = jobs.iter_mut().find(|j| j.id == job_id) else {
+                continue;
+            };
+            let Some(unit) = Self::unit(cache, job_id, unit_index)? else {
+                continue;
+            };
+            let trust = u32::from(job.spec.trust);
+            let more = if weight >= trust {
+                u32::from(unit.replicas.len() == 1 && self.draw_audit(job_id, unit_index))
+            } else {
+                trust - weight
+            };
+            if more == 0 {
+                continue;
+            }
+            let next = unit.replicas.iter().map(|r| r.index + 1).max().unwrap_or(0);
+            let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
+            exclude.sort_unstable();
+            exclude.dedup();
+            let at = job.waiting.partition_point(|w| w.unit < unit_index);
+            match job.waiting.get_mut(at).filter(|w| w.unit == unit_index) {
+                // A new unit's waiting entry goes when its first replica is placed; one still
+                // here lists replicas the matcher could not place this pass.
+                Some(w) => {
+                    for k in 0..more {
+                        if let Err(at) = w.replicas.binary_search(&(next + k)) {
+                            w.replicas.insert(at, next + k);
+                        }
+                    }
+                    w.exclude = exclude;
+                }
+                None => job.waiting.insert(
+                    at,
+                    WaitingUnit {
+                        unit: unit_index,
+                        replicas: (next..next + more).collect(),
+                        exclude,
+                    },
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a unit trusted to one provider also gets a hidden audit replica. Drawn from the
+    /// block seed, which nobody knows before the block, so a provider cannot tell whether its
+    /// unit will be audited when it computes it.
+    pub(super) fn draw_audit(&self, job: u64, unit: u32) -> bool {
+        let mut bytes = Vec::with_capacity(32 + 12 + 5);
+        bytes.extend_from_slice(b"audit");
+        bytes.extend_from_slice(&self.env.seed);
+        bytes.extend_from_slice(&job.to_be_bytes());
+        bytes.extend_from_slice(&unit.to_be_bytes());
+        let h = hash32(&bytes);
+        let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
+        draw < self.params.audit_ppm
+    }
+}

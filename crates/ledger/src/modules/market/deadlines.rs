@@ -1,0 +1,105 @@
+//! Deadlines: commit and reveal windows, and the no-shows they find.
+
+use super::{
+    Market,
+    keys::{deadline_key, job_key, provider_key, unit_key},
+    records::{DeadlineList, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
+    reputation::REPUTATION_NO_SHOW,
+};
+use crate::state::{Halt, StateCache, expect, load, store};
+
+impl Market<'_> {
+    pub(super) fn add_deadline(
+        &mut self,
+        cache: &mut StateCache,
+        height: u64,
+        job: u64,
+        unit: u32,
+        replica: u32,
+    ) -> Result<(), Halt> {
+        let key = deadline_key(height);
+        let mut list: DeadlineList = load(cache, &key)?.unwrap_or_default();
+        list.0.push((job, unit, replica));
+        store(cache, key, &list)?;
+        Ok(())
+    }
+
+    pub(super) fn process_deadlines(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
+        let key = deadline_key(self.env.height);
+        let Some(list) = load::<DeadlineList>(cache, &key)? else {
+            return Ok(());
+        };
+        cache.require(list.0.iter().map(|(j, u, _)| unit_key(*j, *u)))?;
+        cache.require(list.0.iter().map(|(j, _, _)| job_key(*j)))?;
+        for (job_id, unit_index, replica_index) in list.0 {
+            let Some(mut unit) = Self::unit(cache, job_id, unit_index)? else {
+                continue;
+            };
+            if unit.state != UnitState::Running {
+                continue;
+            }
+            let mut no_shows = Vec::new();
+            if replica_index == REVEAL_DEADLINE {
+                if unit.reveal_deadline != Some(self.env.height) {
+                    continue;
+                }
+                for replica in unit.replicas.iter_mut() {
+                    if replica.status == ReplicaStatus::Committed {
+                        replica.status = ReplicaStatus::NoShow;
+                        no_shows.push(replica.clone());
+                    }
+                }
+            } else if let Some(replica) =
+                unit.replicas.iter_mut().find(|r| r.index == replica_index)
+                && replica.status == ReplicaStatus::Assigned
+                && replica.commit_deadline == self.env.height
+            {
+                replica.status = ReplicaStatus::NoShow;
+                no_shows.push(replica.clone());
+            }
+            if no_shows.is_empty() {
+                continue;
+            }
+            cache.require(no_shows.iter().map(|r| provider_key(r.provider)))?;
+            for replica in &no_shows {
+                let mut provider = Self::provider(cache, replica.provider)?;
+                self.punish(
+                    cache,
+                    &mut provider,
+                    self.params.slash_no_show_bps,
+                    REPUTATION_NO_SHOW,
+                )?;
+                provider.missed += 1;
+                provider.active = provider.active.saturating_sub(1);
+                store(cache, provider_key(provider.id), &provider)?;
+                self.release_slot(cache, job_id, unit_index, replica)?;
+            }
+            let mut job: Job = expect(cache, &job_key(job_id))?;
+            if replica_index == REVEAL_DEADLINE {
+                // Judge what was revealed; without agreement a new replica is sought.
+                store(cache, job_key(job_id), &job)?;
+                self.evaluate(cache, &mut unit)?;
+            } else {
+                // Replace each no-show with a replica from someone else.
+                for _ in &no_shows {
+                    if (unit.replicas.len() as u32) < job.max_replicas + 2
+                        && job.state == JobState::Open
+                    {
+                        self.seek_replica(&mut job, &mut unit);
+                    }
+                }
+                if !job.waiting.iter().any(|w| w.unit == unit.unit)
+                    && !unit.replicas.iter().any(|r| r.status.is_open())
+                {
+                    self.fail(cache, &mut job, &mut unit)?;
+                }
+                self.maybe_open_reveals_with(cache, &mut unit, &job)?;
+                self.maybe_close_job(cache, &mut job)?;
+                store(cache, job_key(job_id), &job)?;
+            }
+            store(cache, unit_key(job_id, unit_index), &unit)?;
+        }
+        cache.put(key, None);
+        Ok(())
+    }
+}

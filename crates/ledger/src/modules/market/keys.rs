@@ -1,0 +1,94 @@
+//! The market's tables. Frozen: a new table takes the next free byte.
+
+use crate::state::{Key, Namespace, keys};
+use exo_types::{Address, Hash32};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Table {
+    /// A provider by id.
+    Provider = 0,
+    /// A provider id by owner address.
+    ProviderOwner = 1,
+    /// An offer by id.
+    Offer = 2,
+    /// A job by id.
+    Job = 3,
+    /// A work unit by job id and unit index.
+    Unit = 4,
+    /// An app by module hash.
+    App = 5,
+    /// The deadlines falling due at a height.
+    Deadline = 6,
+    /// A provider's open replicas, by provider id: what its worker must do.
+    Work = 7,
+    /// The assignments made by the batch match of a block, by height.
+    Assignments = 8,
+    /// The id counters (one record).
+    Counters = 9,
+    /// The ids of the offers on the book (one record).
+    Book = 10,
+    /// The ids of the open jobs (one record).
+    OpenJobs = 11,
+    /// The module hashes of the published apps (one record).
+    Apps = 12,
+}
+
+fn id(table: Table, id: u64) -> Key {
+    keys::key_u64(Namespace::Market, table as u8, id)
+}
+
+pub fn provider_key(provider: u64) -> Key {
+    id(Table::Provider, provider)
+}
+
+pub fn owner_key(owner: &Address) -> Key {
+    keys::key(Namespace::Market, Table::ProviderOwner as u8, owner.as_ref())
+}
+
+pub fn offer_key(offer: u64) -> Key {
+    id(Table::Offer, offer)
+}
+
+pub fn job_key(job: u64) -> Key {
+    id(Table::Job, job)
+}
+
+pub fn unit_key(job: u64, unit: u32) -> Key {
+    let mut raw = [0u8; 12];
+    raw[..8].copy_from_slice(&job.to_be_bytes());
+    raw[8..].copy_from_slice(&unit.to_be_bytes());
+    keys::key(Namespace::Market, Table::Unit as u8, &raw)
+}
+
+pub fn app_key(module_hash: &Hash32) -> Key {
+    keys::key(Namespace::Market, Table::App as u8, module_hash)
+}
+
+pub fn deadline_key(height: u64) -> Key {
+    id(Table::Deadline, height)
+}
+
+pub fn work_key(provider: u64) -> Key {
+    id(Table::Work, provider)
+}
+
+pub fn assignments_key(height: u64) -> Key {
+    id(Table::Assignments, height)
+}
+
+pub fn counters_key() -> Key {
+    id(Table::Counters, 0)
+}
+
+pub fn book_key() -> Key {
+    id(Table::Book, 0)
+}
+
+pub fn open_jobs_key() -> Key {
+    id(Table::OpenJobs, 0)
+}
+
+pub fn apps_key() -> Key {
+    id(Table::Apps, 0)
+}

@@ -1,0 +1,143 @@
+//! The compute market in the ledger: providers, offers, apps, jobs, the batch match at the end
+//! of every block, commit-reveal of results, acceptance, reputation and settlement.
+//!
+//! The rules, in short (ARCHITECTURE.md, "Proof of task", says why):
+//! - A job's worst case goes into escrow: every unit at `max_replicas` replicas, each paid
+//!   `fuel_limit` at the job's maximum price plus the protocol fee, plus the app royalty.
+//! - A provider's weight is 2 if it is trusted (reputation and confirmed results), else 1.
+//!   A new unit gets the replicas that reach its trust level in one batch: first from trusted
+//!   providers only (`ceil(trust / 2)` of them), else `trust` replicas from anyone. The
+//!   checking replicas (all but a new unit's first) are dealt at random, from the block seed,
+//!   among the replicas the batch placed for the job, so the book's order cannot pair the same
+//!   providers again and again. A unit held by one provider whose weight reaches the trust
+//!   level draws a hidden audit replica with probability `audit_ppm`.
+//! - Providers below `min_match_reputation` are not matched at all; a provider with fewer than
+//!   `probation_results` confirmed results is on probation: it starts new units only while it
+//!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
+//!   replicas of running units per batch.
+//! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
+//!   unit committed, reveals open. Each entry of a commit or reveal batch is applied on its
+//!   own: a stale one (its replica was settled, replaced or already done) is skipped; a wrong
+//!   one (not the sender's, unknown, early, not opening its commitment) refuses the batch.
+//! - A unit is judged once no replica can still reveal (all revealed, or the reveal deadline
+//!   passed). Unanimous results are accepted if their weight reaches the trust level. When
+//!   results disagree every replica counts 1, and a result needs at least `max(trust, 2)`
+//!   replicas and more than any other. Accepted replicas are paid `fuel x their price`, the
+//!   developer gets the royalty once, the proposer the protocol fee; replicas with another
+//!   result lose part of their bond (burnt) and reputation. Without a verdict the unit gets
+//!   another replica, up to `max_replicas`, then fails.
+//! - A replica that misses its commit or reveal deadline is a no-show: it loses a little bond
+//!   and reputation, and a replacement is sought from another provider.
+//! - When every unit is accepted or failed (or, for a cancelled job, nothing runs any more),
+//!   the unspent escrow returns to the requester.
+
+mod apps;
+mod batch;
+mod deadlines;
+mod jobs;
+pub mod keys;
+mod offers;
+mod params;
+mod proof;
+mod providers;
+pub mod queries;
+pub mod records;
+mod refusal;
+mod reputation;
+mod settlement;
+
+pub use apps::MAX_APPS;
+pub use params::{MAX_LIST_IDS, MarketParams, ParamsError};
+pub use refusal::{AppProblem, JobProblem, Refusal};
+pub use reputation::{REPUTATION_MAX, REPUTATION_START};
+pub use settlement::{fuel_cost, worst_case_escrow};
+
+use crate::{
+    exec::{BlockEnv, Created, Rejection},
+    state::{Halt, Key, StateCache, expect, load},
+};
+use exo_types::{Action, Address};
+use keys::{counters_key, owner_key, provider_key};
+use records::{Counters, IdList, Provider};
+
+/// What a handler returns: the state could not be read yet (or is corrupt), or the action's
+/// verdict.
+pub(crate) type Verdict = Result<Result<(), Rejection>, Halt>;
+
+fn refuse(refusal: Refusal) -> Verdict {
+    Ok(Err(Rejection::Market(refusal)))
+}
+
+/// The market's view of the block being executed: its parameters, the block, and the ids the
+/// current transaction created (for its receipt).
+pub(crate) struct Market<'a> {
+    pub(crate) params: &'a MarketParams,
+    pub(crate) env: &'a BlockEnv,
+    pub(crate) created: Vec<Created>,
+}
+
+impl<'a> Market<'a> {
+    pub(crate) fn new(params: &'a MarketParams, env: &'a BlockEnv) -> Self {
+        Self {
+            params,
+            env,
+            created: Vec::new(),
+        }
+    }
+}
+
+impl Market<'_> {
+    fn counters(cache: &StateCache) -> Result<Counters, Halt> {
+        Ok(load(cache, &counters_key())?.unwrap_or_default())
+    }
+
+    fn id_list(cache: &StateCache, key: Key) -> Result<IdList, Halt> {
+        Ok(load(cache, &key)?.unwrap_or_default())
+    }
+
+    fn provider_of(cache: &StateCache, owner: &Address) -> Result<Option<Provider>, Halt> {
+        let Some(id) = load::<records::OwnerIndex>(cache, &owner_key(owner))? else {
+            return Ok(None);
+        };
+        load(cache, &provider_key(id.0))
+    }
+
+    fn provider(cache: &StateCache, id: u64) -> Result<Provider, Halt> {
+        expect(cache, &provider_key(id))
+    }
+
+    /// Executes a market action for `sender`, who has paid the fee.
+    pub(crate) fn deliver(&mut self, cache: &mut StateCache, sender: &Address, action: &Action) -> Verdict {
+        match action {
+            // The bank's action; the router never sends it here.
+            Action::Transfer { .. } => Ok(Ok(())),
+            Action::RegisterProvider { resources, bond } => {
+                self.register_provider(cache, sender, resources, *bond)
+            }
+            Action::UpdateProvider { resources } => Self::update_provider(cache, sender, resources),
+            Action::RetireProvider => Self::retire_provider(cache, sender),
+            Action::PostOffer {
+                slots,
+                price_per_unit,
+                expiry_height,
+            } => self.post_offer(cache, sender, *slots, *price_per_unit, *expiry_height),
+            Action::CancelOffer { offer } => Self::cancel_offer(cache, sender, *offer),
+            Action::SubmitJob(spec) => self.submit_job(cache, sender, spec),
+            Action::CancelJob { job } => self.cancel_job(cache, sender, *job),
+            Action::PublishApp {
+                module_hash,
+                name,
+                version,
+                royalty_per_unit,
+            } => self.publish_app(cache, sender, module_hash, name, version, *royalty_per_unit),
+            Action::CommitResults(commits) => self.commit_results(cache, sender, commits),
+            Action::RevealResults(reveals) => self.reveal_results(cache, sender, reveals),
+        }
+    }
+
+    /// End of block: deadlines, then the batch match.
+    pub(crate) fn end_block(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
+        self.process_deadlines(cache)?;
+        self.match_book(cache)
+    }
+}

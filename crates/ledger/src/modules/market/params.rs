@@ -1,0 +1,167 @@
+//! The market's parameters, and the bounds that keep them sane.
+
+use crate::genesis::base_units;
+use bytes::Bytes;
+use commonware_codec::{Error, ReadExt, Write};
+use exo_types::Amount;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the compute market. Why they have these defaults is in ARCHITECTURE.md
+/// ("Proof of task").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketParams {
+    /// Smallest bond a provider locks to register.
+    #[serde(with = "base_units")]
+    pub min_provider_bond: Amount,
+    /// Blocks a replica has to commit its result after assignment.
+    pub commit_window: u64,
+    /// Blocks replicas have to reveal once every replica of the unit committed.
+    pub reveal_window: u64,
+    /// Replicas a unit may get beyond its trust level before it fails.
+    pub extra_replicas: u32,
+    /// Chance, in parts per million, that a unit held by one provider whose weight reaches the
+    /// job's trust level also gets a hidden audit replica.
+    pub audit_ppm: u32,
+    /// Reputation from which a provider's result weighs 2 instead of 1.
+    pub trusted_reputation: u32,
+    /// Confirmed results (results another replica agreed with) a provider needs before its
+    /// result weighs 2.
+    pub trusted_min_valid: u64,
+    /// Share of provider payments paid to the block's proposer, in basis points.
+    pub protocol_fee_bps: u32,
+    /// Share of its bond a provider loses for a wrong result, in basis points.
+    pub slash_wrong_bps: u32,
+    /// Share of its bond a provider loses for a missed deadline, in basis points.
+    pub slash_no_show_bps: u32,
+    /// Most offers on the book.
+    pub max_open_offers: u32,
+    /// Most live offers of one provider.
+    pub max_offers_per_provider: u32,
+    /// Most open jobs.
+    pub max_open_jobs: u32,
+    /// Reputation below which a provider is not matched at all, whatever a job asks: a new
+    /// provider (at [`super::REPUTATION_START`]) caught with one wrong result falls below it.
+    pub min_match_reputation: u32,
+    /// Most open replicas of a provider on probation: one without a confirmed result (a
+    /// result another replica agreed with). A new identity cannot take many units before its
+    /// first check.
+    pub probation_slots: u32,
+    /// Confirmed results that end a provider's probation.
+    pub probation_results: u64,
+}
+
+impl Default for MarketParams {
+    fn default() -> Self {
+        Self {
+            min_provider_bond: Amount::from_exo(10),
+            commit_window: 600,
+            reveal_window: 300,
+            extra_replicas: 2,
+            audit_ppm: 100_000,
+            trusted_reputation: 800,
+            trusted_min_valid: 20,
+            protocol_fee_bps: 200,
+            slash_wrong_bps: 2_000,
+            slash_no_show_bps: 200,
+            max_open_offers: 10_000,
+            max_offers_per_provider: 8,
+            max_open_jobs: 1_000,
+            min_match_reputation: 400,
+            probation_slots: 1,
+            probation_results: 1,
+        }
+    }
+}
+
+/// Why market parameters cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
+    Replicas,
+    #[error("commit and reveal windows must be at least 2 blocks")]
+    Windows,
+    #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
+    Shares,
+    #[error(
+        "probation_slots must be at least 1 and min_match_reputation at most the starting reputation"
+    )]
+    Probation,
+    #[error(
+        "max_open_offers must be 1 to {max}, max_open_jobs 1 to {max} and max_offers_per_provider at least 1"
+    )]
+    Lists { max: u32 },
+}
+
+/// Most ids a list record (the book, the open jobs) may hold: far below the store's value bound.
+pub const MAX_LIST_IDS: u32 = 100_000;
+
+impl MarketParams {
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        if self.extra_replicas > 9 {
+            return Err(ParamsError::Replicas);
+        }
+        if self.commit_window < 2 || self.reveal_window < 2 {
+            return Err(ParamsError::Windows);
+        }
+        if self.protocol_fee_bps > 10_000
+            || self.slash_wrong_bps > 10_000
+            || self.slash_no_show_bps > 10_000
+            || self.audit_ppm > 1_000_000
+        {
+            return Err(ParamsError::Shares);
+        }
+        if self.probation_slots == 0 || self.min_match_reputation > super::REPUTATION_START {
+            return Err(ParamsError::Probation);
+        }
+        if self.max_open_offers == 0
+            || self.max_open_offers > MAX_LIST_IDS
+            || self.max_open_jobs == 0
+            || self.max_open_jobs > MAX_LIST_IDS
+            || self.max_offers_per_provider == 0
+        {
+            return Err(ParamsError::Lists { max: MAX_LIST_IDS });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put(&self, out: &mut Vec<u8>) {
+        self.min_provider_bond.write(out);
+        self.commit_window.write(out);
+        self.reveal_window.write(out);
+        self.extra_replicas.write(out);
+        self.audit_ppm.write(out);
+        self.trusted_reputation.write(out);
+        self.trusted_min_valid.write(out);
+        self.protocol_fee_bps.write(out);
+        self.slash_wrong_bps.write(out);
+        self.slash_no_show_bps.write(out);
+        self.max_open_offers.write(out);
+        self.max_offers_per_provider.write(out);
+        self.max_open_jobs.write(out);
+        self.min_match_reputation.write(out);
+        self.probation_slots.write(out);
+        self.probation_results.write(out);
+    }
+
+    pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            min_provider_bond: Amount::read(buf)?,
+            commit_window: u64::read(buf)?,
+            reveal_window: u64::read(buf)?,
+            extra_replicas: u32::read(buf)?,
+            audit_ppm: u32::read(buf)?,
+            trusted_reputation: u32::read(buf)?,
+            trusted_min_valid: u64::read(buf)?,
+            protocol_fee_bps: u32::read(buf)?,
+            slash_wrong_bps: u32::read(buf)?,
+            slash_no_show_bps: u32::read(buf)?,
+            max_open_offers: u32::read(buf)?,
+            max_offers_per_provider: u32::read(buf)?,
+            max_open_jobs: u32::read(buf)?,
+            min_match_reputation: u32::read(buf)?,
+            probation_slots: u32::read(buf)?,
+            probation_results: u64::read(buf)?,
+        })
+    }
+}

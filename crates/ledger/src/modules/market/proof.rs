@@ -1,0 +1,287 @@
+//! Proof of task: commitments, reveals, the verdict on a unit, and the next replica it needs.
+
+use super::{
+    Market, Refusal, Verdict,
+    keys::{job_key, provider_key, unit_key},
+    records::{Job, JobState, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit},
+    refuse,
+};
+use crate::{
+    exec::Rejection,
+    state::{Halt, StateCache, expect, load, store},
+};
+use exo_types::{Address, Hash32, ResultCommit, ResultReveal, result_commitment};
+
+impl Market<'_> {
+    pub(super) fn unit(cache: &StateCache, job: u64, unit: u32) -> Result<Option<Unit>, Halt> {
+        load(cache, &unit_key(job, unit))
+    }
+
+    /// The unit and the position of `replica` in it, if `provider` holds that replica.
+    pub(super) fn owned_replica(
+        cache: &StateCache,
+        job: u64,
+        unit: u32,
+        replica: u32,
+        provider: u64,
+    ) -> Result<Result<(Unit, usize), Rejection>, Halt> {
+        let Some(record) = Self::unit(cache, job, unit)? else {
+            return Ok(Err(Refusal::UnknownReplica { job, unit, replica }.into()));
+        };
+        let Some(at) = record.replicas.iter().position(|r| r.index == replica) else {
+            return Ok(Err(Refusal::UnknownReplica { job, unit, replica }.into()));
+        };
+        if record.replicas[at].provider != provider {
+            return Ok(Err(Refusal::NotYourReplica { job, unit, replica }.into()));
+        }
+        Ok(Ok((record, at)))
+    }
+
+    /// Records commitments. Each entry is applied on its own: an entry whose replica no longer
+    /// awaits a commitment (another replica's reveal settled the unit, or it missed its
+    /// deadline) is skipped, so that one stale entry does not cost the batch. An entry that is
+    /// wrong (an unknown replica, or another provider's) refuses the whole batch.
+    pub(super) fn commit_results(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        commits: &[ResultCommit],
+    ) -> Verdict {
+        let Some(provider) = Self::provider_of(cache, sender)? else {
+            return refuse(Refusal::NotAProvider);
+        };
+        cache.require(commits.iter().map(|c| unit_key(c.job, c.unit)))?;
+        for commit in commits {
+            let (mut unit, at) = match Self::owned_replica(
+                cache,
+                commit.job,
+                commit.unit,
+                commit.replica,
+                provider.id,
+            )? {
+                Ok(found) => found,
+                Err(rejection) => return Ok(Err(rejection)),
+            };
+            let replica = &mut unit.replicas[at];
+            if unit.state != UnitState::Running || replica.status != ReplicaStatus::Assigned {
+                // Stale: settled, replaced or already committed while this was on its way.
+                continue;
+            }
+            replica.commitment = Some(commit.commitment);
+            replica.status = ReplicaStatus::Committed;
+            self.maybe_open_reveals(cache, &mut unit)?;
+            store(cache, unit_key(unit.job, unit.unit), &unit)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Opens the reveal phase once every open replica committed and none is still sought.
+    pub(super) fn maybe_open_reveals(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+    ) -> Result<(), Halt> {
+        let job: Job = expect(cache, &job_key(unit.job))?;
+        self.maybe_open_reveals_with(cache, unit, &job)
+    }
+
+    /// Records reveals. Each entry is applied on its own: an entry whose replica no longer
+    /// awaits a reveal (the unit was settled, the replica missed its deadline or revealed
+    /// already) is skipped. An entry that is wrong refuses the whole batch: an unknown replica,
+    /// another provider's, a reveal before reveals open for a replica that has not revealed,
+    /// or one that does not open its commitment.
+    pub(super) fn reveal_results(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        reveals: &[ResultReveal],
+    ) -> Verdict {
+        let Some(provider) = Self::provider_of(cache, sender)? else {
+            return refuse(Refusal::NotAProvider);
+        };
+        cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
+        for reveal in reveals {
+            let (mut unit, at) = match Self::owned_replica(
+                cache,
+                reveal.job,
+                reveal.unit,
+                reveal.replica,
+                provider.id,
+            )? {
+                Ok(found) => found,
+                Err(rejection) => return Ok(Err(rejection)),
+            };
+            let reveal_open = unit.reveal_deadline.is_some();
+            let running = unit.state == UnitState::Running;
+            let replica = &mut unit.replicas[at];
+            let awaiting = match replica.status {
+                ReplicaStatus::Committed => true,
+                ReplicaStatus::Assigned => false,
+                // Stale: settled, replaced, or revealed already while this was on its way.
+                _ => continue,
+            };
+            if !running {
+                continue;
+            }
+            if !awaiting || !reveal_open {
+                return refuse(Refusal::RevealNotOpen { job: reveal.job, unit: reveal.unit, replica: reveal.replica });
+            }
+            let expected = result_commitment(&reveal.digest, reveal.fuel, &reveal.salt, sender);
+            if replica.commitment != Some(expected) {
+                return refuse(Refusal::CommitmentMismatch { job: reveal.job, unit: reveal.unit, replica: reveal.replica });
+            }
+            replica.reveal = Some((reveal.digest, reveal.fuel));
+            replica.status = ReplicaStatus::Revealed;
+            // A unit is judged only once no replica can still reveal: an audit replica is
+            // never cancelled by the result it checks.
+            let pending = unit
+                .replicas
+                .iter()
+                .any(|r| matches!(r.status, ReplicaStatus::Assigned | ReplicaStatus::Committed));
+            if !pending {
+                self.evaluate(cache, &mut unit)?;
+            }
+            store(cache, unit_key(unit.job, unit.unit), &unit)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Judges a unit once none of its replicas can still reveal (every one revealed, or the
+    /// reveal deadline passed): accepts a result, asks for another replica, or fails the unit.
+    ///
+    /// When every revealed result agrees, it is accepted if its weight reaches the trust level.
+    /// When results disagree, weights do not count (a trusted provider's bonus must not let it
+    /// outvote its auditor): each replica counts 1, and a result is accepted only with at least
+    /// `max(trust, 2)` replicas and more than any other result. Otherwise the unit gets another
+    /// replica, up to `max_replicas`, then fails.
+    pub(super) fn evaluate(&mut self, cache: &mut StateCache, unit: &mut Unit) -> Result<(), Halt> {
+        if unit.state != UnitState::Running {
+            return Ok(());
+        }
+        let mut job: Job = expect(cache, &job_key(unit.job))?;
+        let providers: Vec<u64> = unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed)
+            .map(|r| r.provider)
+            .collect();
+        cache.require(providers.iter().map(|p| provider_key(*p)))?;
+        // Group the revealed results, by first appearance, so that the outcome depends on
+        // nothing but the unit's own record: (result, weight, replicas).
+        let mut groups: Vec<((Hash32, u64), u32, u32)> = Vec::new();
+        for replica in unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed)
+        {
+            let Some(result) = replica.reveal else {
+                continue;
+            };
+            let weight = self.weight(&Self::provider(cache, replica.provider)?);
+            match groups.iter_mut().find(|(r, _, _)| *r == result) {
+                Some((_, w, n)) => {
+                    *w += weight;
+                    *n += 1;
+                }
+                None => groups.push((result, weight, 1)),
+            }
+        }
+        let trust = u32::from(job.spec.trust);
+        let winner = match groups.as_slice() {
+            [] => None,
+            [(result, weight, _)] => (*weight >= trust).then_some(*result),
+            _ => {
+                let quorum = trust.max(2);
+                groups
+                    .iter()
+                    .find(|(_, _, n)| {
+                        *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
+                    })
+                    .map(|(r, _, _)| *r)
+            }
+        };
+        if let Some(result) = winner {
+            self.accept(cache, &mut job, unit, result)?;
+        } else if (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open {
+            self.seek_replica(&mut job, unit);
+        } else {
+            self.fail(cache, &mut job, unit)?;
+        }
+        self.maybe_close_job(cache, &mut job)?;
+        store(cache, job_key(job.id), &job)?;
+        Ok(())
+    }
+
+    /// Asks the next batch for one more replica of `unit`, excluding every provider that had
+    /// one.
+    pub(super) fn seek_replica(&self, job: &mut Job, unit: &mut Unit) {
+        if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
+            return;
+        }
+        // Past every replica assigned and every replica still sought: an index is never reused.
+        let waiting = job
+            .waiting
+            .iter()
+            .filter(|w| w.unit == unit.unit)
+            .flat_map(|w| w.replicas.iter().copied());
+        let next = unit
+            .replicas
+            .iter()
+            .map(|r| r.index)
+            .chain(waiting)
+            .map(|i| i + 1)
+            .max()
+            .unwrap_or(0);
+        let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
+        exclude.sort_unstable();
+        exclude.dedup();
+        exclude.truncate(exo_market::MAX_EXCLUDE_PER_UNIT);
+        unit.reveal_deadline = None;
+        match job.waiting.iter_mut().find(|w| w.unit == unit.unit) {
+            Some(w) => {
+                if let Err(at) = w.replicas.binary_search(&next) {
+                    w.replicas.insert(at, next);
+                }
+                w.exclude = exclude;
+            }
+            None => {
+                let at = job.waiting.partition_point(|w| w.unit < unit.unit);
+                job.waiting.insert(
+                    at,
+                    WaitingUnit {
+                        unit: unit.unit,
+                        replicas: vec![next],
+                        exclude,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Opens the reveal phase once every open replica of `unit` committed and `job` seeks no
+    /// further replica of it.
+    pub(super) fn maybe_open_reveals_with(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+        job: &Job,
+    ) -> Result<(), Halt> {
+        if unit.reveal_deadline.is_some()
+            || unit.state != UnitState::Running
+            || job.waiting.iter().any(|w| w.unit == unit.unit)
+            || unit
+                .replicas
+                .iter()
+                .any(|r| r.status == ReplicaStatus::Assigned)
+            || !unit
+                .replicas
+                .iter()
+                .any(|r| r.status == ReplicaStatus::Committed)
+        {
+            return Ok(());
+        }
+        let deadline = self.env.height + self.params.reveal_window;
+        unit.reveal_deadline = Some(deadline);
+        self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)
+    }
+}

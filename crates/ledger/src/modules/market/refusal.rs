@@ -1,0 +1,332 @@
+//! Why the market refused an action: a frozen code and its numbers. The sentences are
+//! rendered here, outside consensus.
+
+use crate::exec::Coded;
+use exo_types::{Amount, MAX_JOB_UNITS, MAX_TRUST};
+use std::fmt;
+
+/// What is wrong with a job's specification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobProblem {
+    Units { units: u32 },
+    Trust { trust: u8 },
+    UnitArgs { lines: u32, units: u32 },
+    Requirements,
+    ZeroFuel,
+    ZeroPrice,
+    InputNames,
+}
+
+/// What is wrong with an app's publication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppProblem {
+    Name,
+    Royalty { max: Amount },
+    Full { max: u32 },
+}
+
+/// A refused market action. Codes are frozen: a new refusal takes the next free code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    InvalidResources,
+    ProviderExists,
+    NotAProvider,
+    ProviderRetired,
+    BondTooLow { bond: Amount, min: Amount },
+    ProviderBusy { active: u32 },
+    /// The offer breaks the market's bounds (slots, resources); `expiry` is set when it expires
+    /// at or before `height`.
+    InvalidOffer { expiry: Option<(u64, u64)> },
+    TooManyOffers { held: u32, max: u32 },
+    BookFull { max: u32 },
+    UnknownOffer { offer: u64 },
+    NotYourOffer { offer: u64 },
+    InvalidJob(JobProblem),
+    UnknownApp,
+    TooManyJobs { max: u32 },
+    UnknownJob { job: u64 },
+    NotYourJob { job: u64 },
+    JobClosed { job: u64 },
+    AppExists,
+    InvalidApp(AppProblem),
+    UnknownReplica { job: u64, unit: u32, replica: u32 },
+    NotYourReplica { job: u64, unit: u32, replica: u32 },
+    RevealNotOpen { job: u64, unit: u32, replica: u32 },
+    CommitmentMismatch { job: u64, unit: u32, replica: u32 },
+    /// The worst-case escrow does not fit in an amount.
+    EscrowOverflow,
+}
+
+fn n<T: TryFrom<u128>>(v: u128) -> Option<T> {
+    T::try_from(v).ok()
+}
+
+fn replica_fields(job: u64, unit: u32, replica: u32) -> Vec<u128> {
+    vec![job.into(), unit.into(), replica.into()]
+}
+
+impl Coded for Refusal {
+    fn code(&self) -> u16 {
+        match self {
+            Self::InvalidResources => 1,
+            Self::ProviderExists => 2,
+            Self::NotAProvider => 3,
+            Self::ProviderRetired => 4,
+            Self::BondTooLow { .. } => 5,
+            Self::ProviderBusy { .. } => 6,
+            Self::InvalidOffer { .. } => 7,
+            Self::TooManyOffers { .. } => 8,
+            Self::BookFull { .. } => 9,
+            Self::UnknownOffer { .. } => 10,
+            Self::NotYourOffer { .. } => 11,
+            Self::InvalidJob(_) => 12,
+            Self::UnknownApp => 13,
+            Self::TooManyJobs { .. } => 14,
+            Self::UnknownJob { .. } => 15,
+            Self::NotYourJob { .. } => 16,
+            Self::JobClosed { .. } => 17,
+            Self::AppExists => 18,
+            Self::InvalidApp(_) => 19,
+            Self::UnknownReplica { .. } => 20,
+            Self::NotYourReplica { .. } => 21,
+            // 22 was "commit closed", never used; it stays retired.
+            Self::RevealNotOpen { .. } => 23,
+            Self::CommitmentMismatch { .. } => 24,
+            Self::EscrowOverflow => 25,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidResources => "invalid_resources",
+            Self::ProviderExists => "provider_exists",
+            Self::NotAProvider => "not_a_provider",
+            Self::ProviderRetired => "provider_retired",
+            Self::BondTooLow { .. } => "bond_too_low",
+            Self::ProviderBusy { .. } => "provider_busy",
+            Self::InvalidOffer { .. } => "invalid_offer",
+            Self::TooManyOffers { .. } => "too_many_offers",
+            Self::BookFull { .. } => "book_full",
+            Self::UnknownOffer { .. } => "unknown_offer",
+            Self::NotYourOffer { .. } => "not_your_offer",
+            Self::InvalidJob(_) => "invalid_job",
+            Self::UnknownApp => "unknown_app",
+            Self::TooManyJobs { .. } => "too_many_jobs",
+            Self::UnknownJob { .. } => "unknown_job",
+            Self::NotYourJob { .. } => "not_your_job",
+            Self::JobClosed { .. } => "job_closed",
+            Self::AppExists => "app_exists",
+            Self::InvalidApp(_) => "invalid_app",
+            Self::UnknownReplica { .. } => "unknown_replica",
+            Self::NotYourReplica { .. } => "not_your_replica",
+            Self::RevealNotOpen { .. } => "reveal_not_open",
+            Self::CommitmentMismatch { .. } => "commitment_mismatch",
+            Self::EscrowOverflow => "overflow",
+        }
+    }
+
+    fn fields(&self) -> Vec<u128> {
+        match self {
+            Self::InvalidResources
+            | Self::ProviderExists
+            | Self::NotAProvider
+            | Self::ProviderRetired
+            | Self::UnknownApp
+            | Self::AppExists
+            | Self::EscrowOverflow => vec![],
+            Self::BondTooLow { bond, min } => vec![bond.0, min.0],
+            Self::ProviderBusy { active } => vec![(*active).into()],
+            Self::InvalidOffer { expiry: None } => vec![],
+            Self::InvalidOffer {
+                expiry: Some((expiry, height)),
+            } => vec![(*expiry).into(), (*height).into()],
+            Self::TooManyOffers { held, max } => vec![(*held).into(), (*max).into()],
+            Self::BookFull { max } | Self::TooManyJobs { max } => vec![(*max).into()],
+            Self::UnknownOffer { offer } | Self::NotYourOffer { offer } => vec![(*offer).into()],
+            Self::UnknownJob { job } | Self::NotYourJob { job } | Self::JobClosed { job } => {
+                vec![(*job).into()]
+            }
+            Self::InvalidJob(p) => match p {
+                JobProblem::Units { units } => vec![1, (*units).into()],
+                JobProblem::Trust { trust } => vec![2, (*trust).into()],
+                JobProblem::UnitArgs { lines, units } => vec![3, (*lines).into(), (*units).into()],
+                JobProblem::Requirements => vec![4],
+                JobProblem::ZeroFuel => vec![5],
+                JobProblem::ZeroPrice => vec![6],
+                JobProblem::InputNames => vec![7],
+            },
+            Self::InvalidApp(p) => match p {
+                AppProblem::Name => vec![1],
+                AppProblem::Royalty { max } => vec![2, max.0],
+                AppProblem::Full { max } => vec![3, (*max).into()],
+            },
+            Self::UnknownReplica { job, unit, replica }
+            | Self::NotYourReplica { job, unit, replica }
+            | Self::RevealNotOpen { job, unit, replica }
+            | Self::CommitmentMismatch { job, unit, replica } => {
+                replica_fields(*job, *unit, *replica)
+            }
+        }
+    }
+
+    fn from_fields(code: u16, f: &[u128]) -> Option<Self> {
+        let replica = |f: &[u128]| -> Option<(u64, u32, u32)> {
+            match f {
+                [j, u, r] => Some((n(*j)?, n(*u)?, n(*r)?)),
+                _ => None,
+            }
+        };
+        Some(match (code, f) {
+            (1, []) => Self::InvalidResources,
+            (2, []) => Self::ProviderExists,
+            (3, []) => Self::NotAProvider,
+            (4, []) => Self::ProviderRetired,
+            (5, [b, m]) => Self::BondTooLow {
+                bond: Amount(*b),
+                min: Amount(*m),
+            },
+            (6, [a]) => Self::ProviderBusy { active: n(*a)? },
+            (7, []) => Self::InvalidOffer { expiry: None },
+            (7, [e, h]) => Self::InvalidOffer {
+                expiry: Some((n(*e)?, n(*h)?)),
+            },
+            (8, [h, m]) => Self::TooManyOffers {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
+            (9, [m]) => Self::BookFull { max: n(*m)? },
+            (10, [o]) => Self::UnknownOffer { offer: n(*o)? },
+            (11, [o]) => Self::NotYourOffer { offer: n(*o)? },
+            (12, [1, u]) => Self::InvalidJob(JobProblem::Units { units: n(*u)? }),
+            (12, [2, t]) => Self::InvalidJob(JobProblem::Trust { trust: n(*t)? }),
+            (12, [3, l, u]) => Self::InvalidJob(JobProblem::UnitArgs {
+                lines: n(*l)?,
+                units: n(*u)?,
+            }),
+            (12, [4]) => Self::InvalidJob(JobProblem::Requirements),
+            (12, [5]) => Self::InvalidJob(JobProblem::ZeroFuel),
+            (12, [6]) => Self::InvalidJob(JobProblem::ZeroPrice),
+            (12, [7]) => Self::InvalidJob(JobProblem::InputNames),
+            (13, []) => Self::UnknownApp,
+            (14, [m]) => Self::TooManyJobs { max: n(*m)? },
+            (15, [j]) => Self::UnknownJob { job: n(*j)? },
+            (16, [j]) => Self::NotYourJob { job: n(*j)? },
+            (17, [j]) => Self::JobClosed { job: n(*j)? },
+            (18, []) => Self::AppExists,
+            (19, [1]) => Self::InvalidApp(AppProblem::Name),
+            (19, [2, m]) => Self::InvalidApp(AppProblem::Royalty { max: Amount(*m) }),
+            (19, [3, m]) => Self::InvalidApp(AppProblem::Full { max: n(*m)? }),
+            (20, f) => {
+                let (job, unit, replica) = replica(f)?;
+                Self::UnknownReplica { job, unit, replica }
+            }
+            (21, f) => {
+                let (job, unit, replica) = replica(f)?;
+                Self::NotYourReplica { job, unit, replica }
+            }
+            (23, f) => {
+                let (job, unit, replica) = replica(f)?;
+                Self::RevealNotOpen { job, unit, replica }
+            }
+            (24, f) => {
+                let (job, unit, replica) = replica(f)?;
+                Self::CommitmentMismatch { job, unit, replica }
+            }
+            (25, []) => Self::EscrowOverflow,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidResources => f.write_str(
+                "the resources are out of the market's bounds (`exo provider` checks them and says which)",
+            ),
+            Self::ProviderExists => {
+                f.write_str("this account already registered a provider; use update instead")
+            }
+            Self::NotAProvider => f.write_str("this account has no provider"),
+            Self::ProviderRetired => f.write_str("the provider is retired"),
+            Self::BondTooLow { bond, min } => {
+                write!(f, "bond {bond} is below the minimum {min}")
+            }
+            Self::ProviderBusy { active } => write!(
+                f,
+                "the provider still runs {active} assignments; retire once they end"
+            ),
+            Self::InvalidOffer { expiry: None } => f.write_str(
+                "the offer is out of the market's bounds (slots, or the provider's resources)",
+            ),
+            Self::InvalidOffer {
+                expiry: Some((expiry, height)),
+            } => write!(
+                f,
+                "expiry height {expiry} is not after the current height {height}"
+            ),
+            Self::TooManyOffers { held, max } => write!(
+                f,
+                "the provider already has {held} offers on the book (at most {max})"
+            ),
+            Self::BookFull { max } => write!(f, "the book holds its maximum of {max} offers"),
+            Self::UnknownOffer { offer } => write!(f, "offer {offer} is not on the book"),
+            Self::NotYourOffer { offer } => write!(f, "offer {offer} belongs to another account"),
+            Self::InvalidJob(p) => match p {
+                JobProblem::Units { units } => {
+                    write!(f, "a job has 1 to {MAX_JOB_UNITS} units, not {units}")
+                }
+                JobProblem::Trust { trust } => {
+                    write!(f, "trust must be 1 to {MAX_TRUST}, not {trust}")
+                }
+                JobProblem::UnitArgs { lines, units } => write!(
+                    f,
+                    "unit arguments list {lines} lines for {units} units"
+                ),
+                JobProblem::Requirements => f.write_str(
+                    "the job's requirements are out of the market's bounds (`exo job submit` checks them and says which)",
+                ),
+                JobProblem::ZeroFuel => f.write_str("the fuel limit must be positive"),
+                JobProblem::ZeroPrice => f.write_str("the maximum price must be positive"),
+                JobProblem::InputNames => {
+                    f.write_str("input names must be distinct plain file names")
+                }
+            },
+            Self::UnknownApp => f.write_str("no app is published with this module"),
+            Self::TooManyJobs { max } => {
+                write!(f, "the chain already runs its maximum of {max} jobs")
+            }
+            Self::UnknownJob { job } => write!(f, "job {job} does not exist"),
+            Self::NotYourJob { job } => write!(f, "job {job} belongs to another account"),
+            Self::JobClosed { job } => write!(f, "job {job} is already closed"),
+            Self::AppExists => f.write_str("an app with this module is already published"),
+            Self::InvalidApp(p) => match p {
+                AppProblem::Name => f.write_str(
+                    "name and version must be 1 to 64 printable characters without spaces",
+                ),
+                AppProblem::Royalty { max } => {
+                    write!(f, "royalty is over {max} per compute unit")
+                }
+                AppProblem::Full { max } => write!(f, "the chain holds its maximum of {max} apps"),
+            },
+            Self::UnknownReplica { job, unit, replica } => {
+                write!(f, "job {job} unit {unit} has no replica {replica}")
+            }
+            Self::NotYourReplica { job, unit, replica } => write!(
+                f,
+                "replica {replica} of job {job} unit {unit} is assigned to another provider"
+            ),
+            Self::RevealNotOpen { job, unit, replica } => write!(
+                f,
+                "replica {replica} of job {job} unit {unit} cannot reveal now (reveals open once \
+                 every replica committed)"
+            ),
+            Self::CommitmentMismatch { job, unit, replica } => write!(
+                f,
+                "the reveal for replica {replica} of job {job} unit {unit} does not open its \
+                 commitment"
+            ),
+            Self::EscrowOverflow => f.write_str("the job's worst-case escrow overflows"),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Reputation: what a provider's record is worth.
+
+use super::{Market, records::Provider};
+
+/// Highest reputation.
+pub const REPUTATION_MAX: u32 = 1_000;
+/// Reputation of a new provider.
+pub const REPUTATION_START: u32 = 500;
+pub(super) const REPUTATION_VALID: u32 = 10;
+pub(super) const REPUTATION_WRONG: u32 = 200;
+pub(super) const REPUTATION_NO_SHOW: u32 = 50;
+
+
+impl Market<'_> {
+    /// Whether a provider's result weighs 2: a long record of valid results.
+    pub(super) fn weight(&self, provider: &Provider) -> u32 {
+        if provider.reputation >= self.params.trusted_reputation
+            && provider.valid >= self.params.trusted_min_valid
+        {
+            2
+        } else {
+            1
+        }
+    }
+}

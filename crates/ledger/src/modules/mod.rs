@@ -1,0 +1,120 @@
+//! The ledger's modules. Each owns a namespace of state keys, its actions, its refusal codes,
+//! its parameters and its genesis, and plugs into the block runner through [`Module`].
+//!
+//! A new module (staking, governance, capacity NFTs, insurance) is a sibling folder here, a
+//! namespace byte, an arm in the router and a line in [`end_block`]. It holds value only in
+//! the bank's pots.
+
+pub mod bank;
+pub mod evidence;
+pub mod market;
+
+use crate::{
+    Genesis, Params,
+    exec::{BlockEnv, Created, ModuleId, Rejection},
+    state::{Fault, Halt, StateCache},
+};
+use exo_types::{Action, Address};
+
+/// What a module sees while a block runs.
+pub(crate) struct Ctx<'a> {
+    pub cache: &'a mut StateCache,
+    pub env: &'a BlockEnv,
+    pub params: &'a Params,
+    /// Ids the current transaction created, for its receipt.
+    pub created: &'a mut Vec<Created>,
+}
+
+/// An action's verdict, or why the step stopped.
+pub(crate) type Verdict = Result<Result<(), Rejection>, Halt>;
+
+/// The small interface every module implements.
+pub(crate) trait Module {
+    /// Its namespace in state and its byte in the action encoding and in receipts.
+    const ID: ModuleId;
+    /// Writes its part of the genesis state.
+    fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt>;
+    /// Executes one of its actions for `sender`, who has paid the fee.
+    fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict;
+    /// Its work at the end of every block.
+    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt>;
+}
+
+pub(crate) struct Bank;
+pub(crate) struct Evidence;
+pub(crate) struct Market;
+
+fn invalid_genesis(err: impl std::fmt::Display) -> Halt {
+    Halt::Fault(Fault::Invariant(format!("invalid genesis: {err}")))
+}
+
+impl Module for Bank {
+    const ID: ModuleId = ModuleId::Bank;
+    fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt> {
+        bank::genesis(cache, &genesis.accounts().map_err(invalid_genesis)?)
+    }
+    fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
+        match action {
+            Action::Transfer { to, amount } => Ok(bank::transfer(ctx.cache, sender, to, *amount)?
+                .map_err(Rejection::Bank)),
+            _ => Err(Fault::Invariant(format!("{} routed to the bank", action.name())).into()),
+        }
+    }
+    /// Runs last: every other module's end of block may move tokens.
+    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+        bank::check_conservation(ctx.cache)
+    }
+}
+
+impl Module for Evidence {
+    const ID: ModuleId = ModuleId::Evidence;
+    fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt> {
+        evidence::genesis(cache, &genesis.validators().map_err(invalid_genesis)?)
+    }
+    fn deliver(_: &mut Ctx<'_>, _: &Address, action: &Action) -> Verdict {
+        // Evidence arrives with the block, verified by the chain, never in a transaction.
+        Err(Fault::Invariant(format!("{} routed to evidence", action.name())).into())
+    }
+    fn end_block(_: &mut Ctx<'_>) -> Result<(), Halt> {
+        Ok(())
+    }
+}
+
+impl Module for Market {
+    const ID: ModuleId = ModuleId::Market;
+    fn genesis(_: &mut StateCache, _: &Genesis) -> Result<(), Halt> {
+        Ok(())
+    }
+    fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
+        let mut market = market::Market::new(&ctx.params.market, ctx.env);
+        let verdict = market.deliver(ctx.cache, sender, action);
+        ctx.created.extend(market.created);
+        verdict
+    }
+    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+        market::Market::new(&ctx.params.market, ctx.env).end_block(ctx.cache)
+    }
+}
+
+/// Every module's genesis, in namespace order.
+pub(crate) fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt> {
+    Bank::genesis(cache, genesis)?;
+    Evidence::genesis(cache, genesis)?;
+    Market::genesis(cache, genesis)
+}
+
+/// Sends an action to the module that owns it.
+pub(crate) fn route(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
+    match action.module() {
+        m if m == Bank::ID as u8 => Bank::deliver(ctx, sender, action),
+        m if m == Market::ID as u8 => Market::deliver(ctx, sender, action),
+        m => Err(Fault::Invariant(format!("no module {m} for {}", action.name())).into()),
+    }
+}
+
+/// Every module's end of block; the bank's conservation check comes last.
+pub(crate) fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+    Market::end_block(ctx)?;
+    Evidence::end_block(ctx)?;
+    Bank::end_block(ctx)
+}
