@@ -3,10 +3,16 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Genesis, GenesisAccount, MemoryChain, Params, REPUTATION_START, Receipt, Refusal, Rejection,
-    Tag, TxStatus,
-    compute::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
-    unit_key,
+    Genesis, GenesisAccount, MemoryChain, Params, REPUTATION_START, Receipt, Rejection, TxStatus,
+    exec::Coded,
+    modules::{
+        bank::{self, Pot},
+        market::{
+            MarketParams, keys,
+            records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+        },
+    },
+    state::{Namespace, decode},
 };
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
@@ -125,70 +131,60 @@ impl Market {
     }
 
     fn job(&self, id: u64) -> Job {
-        self.chain.get(&Tag::Job.key_u64(id)).expect("job")
+        self.chain.get(&keys::job_key(id)).expect("job")
     }
 
     fn unit(&self, job: u64, unit: u32) -> Unit {
-        self.chain.get(&unit_key(job, unit)).expect("unit")
+        self.chain.get(&keys::unit_key(job, unit)).expect("unit")
     }
 
     fn provider(&self, id: u64) -> Provider {
         self.chain
-            .get(&Tag::Provider.key_u64(id))
+            .get(&keys::provider_key(id))
             .expect("provider")
     }
 
     fn work(&self, provider: u64) -> Vec<(u64, u32, u32)> {
         self.chain
-            .get::<WorkList>(&Tag::Work.key_u64(provider))
+            .get::<WorkList>(&keys::work_key(provider))
             .map(|w| w.0)
             .unwrap_or_default()
     }
 
     /// The chain's supply and what slashing burnt so far.
     fn supply_and_slashed(&self) -> (Amount, Amount) {
-        let meta = self
-            .chain
-            .store
-            .entries
-            .get(&exo_ledger::chain_meta_key())
-            .and_then(|b| exo_ledger::decode_meta(b))
-            .expect("meta");
-        (meta.supply, meta.slashed)
+        let supply: bank::Supply = self.chain.get(&bank::supply_key()).expect("supply");
+        (supply.total, supply.burnt)
     }
 
-    /// Every token: balances, provider bonds, job escrow still held. Burnt slashes are gone
-    /// from the supply, so this must equal the supply in the chain's metadata.
+    /// Every token: balances and pots (provider bonds, job escrow still held). Burnt slashes
+    /// are gone from the supply, so this must equal the bank's supply. Each pot also holds
+    /// what its market record says.
     fn tokens(&self) -> (u128, u128) {
         let entries = &self.chain.store.entries;
         let mut total = 0u128;
         for (key, value) in entries {
-            match key[0] {
-                1 => {
-                    total += exo_ledger::decode_account(value)
-                        .expect("account")
-                        .balance
-                        .0
-                }
-                5 => {
-                    let p =
-                        <Provider as exo_ledger::compute::Record>::from_bytes(value).expect("p");
-                    total += p.bond.0;
-                }
-                8 => {
-                    let j = <Job as exo_ledger::compute::Record>::from_bytes(value).expect("job");
-                    total += j.accounts.held.0;
-                }
-                _ => {}
+            if key[0] == Namespace::Bank as u8 && key[1] == bank::Table::Account as u8 {
+                total += decode::<bank::Account>(value).expect("account").balance.0;
+            } else if key[0] == Namespace::Bank as u8 && key[1] == bank::Table::Pot as u8 {
+                total += decode::<bank::PotBalance>(value).expect("pot").0.0;
+            } else if key[0] == Namespace::Market as u8
+                && key[1] == keys::Table::Provider as u8
+            {
+                let p: Provider = decode(value).expect("provider");
+                assert_eq!(self.pot(Pot::ProviderBond(p.id)), p.bond.0);
+            } else if key[0] == Namespace::Market as u8 && key[1] == keys::Table::Job as u8 {
+                let j: Job = decode(value).expect("job");
+                assert_eq!(self.pot(Pot::JobEscrow(j.id)), j.accounts.held.0);
             }
         }
-        let supply = entries
-            .get(&exo_ledger::chain_meta_key())
-            .and_then(|b| exo_ledger::decode_meta(b))
-            .expect("meta")
-            .supply
-            .0;
-        (total, supply)
+        (total, self.supply_and_slashed().0.0)
+    }
+
+    fn pot(&self, pot: Pot) -> u128 {
+        self.chain
+            .get::<bank::PotBalance>(&bank::pot_key(pot))
+            .map_or(0, |p| p.0.0)
     }
 
     /// Publishes the app and registers `providers` with one offer each.
@@ -314,10 +310,11 @@ impl Market {
     }
 }
 
-fn refused(status: &TxStatus) -> Refusal {
+/// The name of the market's refusal code.
+fn refused(status: &TxStatus) -> &'static str {
     match status {
-        TxStatus::Rejected(Rejection::Refused { refusal, .. }) => *refusal,
-        other => panic!("expected a refusal, got {other:?}"),
+        TxStatus::Rejected(Rejection::Market(refusal)) => refusal.name(),
+        other => panic!("expected a market refusal, got {other:?}"),
     }
 }
 
@@ -326,8 +323,12 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
     // New providers are on probation, one replica at a time; this test is about the money, so
     // it lets them take all three units at once.
     let mut m = Market::new(Params {
-        probation_slots: 8,
+        market: MarketParams {
+            probation_slots: 8,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     });
     m.setup(&PROVIDERS[..2]);
     let requester_before = m.chain.account(&addr(REQUESTER)).balance;
@@ -440,8 +441,15 @@ fn a_requirement_nobody_meets_waits_with_its_reason() {
     m.ok(vec![tx]);
     let job = m.job(0);
     assert_eq!(job.waiting.len(), 2);
+    // The reason is stored as numbers and rendered from them with the job's requirements.
     let reason = job.wait_reason.expect("a reason");
-    assert!(reason.contains("gpu"), "{reason}");
+    let gpu = exo_market::Constraint::ALL
+        .iter()
+        .position(|c| *c == exo_market::Constraint::Gpu)
+        .expect("gpu");
+    assert_eq!(reason.excluded_by[gpu], reason.live_offers);
+    let sentence = reason.explain(&job.spec.requirements).to_string();
+    assert!(sentence.contains("gpu"), "{sentence}");
 }
 
 #[test]
@@ -470,8 +478,12 @@ fn cancelling_refunds_exactly_what_was_not_spent() {
 #[test]
 fn a_no_show_is_penalised_and_replaced() {
     let params = Params {
-        commit_window: 3,
+        market: MarketParams {
+            commit_window: 3,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
@@ -543,15 +555,15 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
         ),
     ];
     let statuses = m.block(txs);
-    assert_eq!(refused(&statuses[0]), Refusal::InvalidResources);
-    assert_eq!(refused(&statuses[1]), Refusal::NotAProvider);
-    assert_eq!(refused(&statuses[2]), Refusal::NotYourOffer);
-    assert_eq!(refused(&statuses[3]), Refusal::UnknownApp);
-    assert_eq!(refused(&statuses[4]), Refusal::InvalidJob);
-    assert_eq!(refused(&statuses[5]), Refusal::InvalidJob);
-    assert_eq!(refused(&statuses[6]), Refusal::InvalidJob);
-    assert_eq!(refused(&statuses[7]), Refusal::UnknownJob);
-    assert_eq!(refused(&statuses[8]), Refusal::BondTooLow);
+    assert_eq!(refused(&statuses[0]), "invalid_resources");
+    assert_eq!(refused(&statuses[1]), "not_a_provider");
+    assert_eq!(refused(&statuses[2]), "not_your_offer");
+    assert_eq!(refused(&statuses[3]), "unknown_app");
+    assert_eq!(refused(&statuses[4]), "invalid_job");
+    assert_eq!(refused(&statuses[5]), "invalid_job");
+    assert_eq!(refused(&statuses[6]), "invalid_job");
+    assert_eq!(refused(&statuses[7]), "unknown_job");
+    assert_eq!(refused(&statuses[8]), "bond_too_low");
     // Every refusal cost its fee and nothing else.
     let after = m.chain.account(&addr(REQUESTER)).balance;
     assert_eq!(before.0 - after.0, 9 * 1_000);
@@ -563,7 +575,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     let statuses = m.block(vec![tx]);
     assert!(matches!(
         statuses[0],
-        TxStatus::Rejected(Rejection::InsufficientFunds { .. })
+        TxStatus::Rejected(Rejection::Bank(bank::Refusal::InsufficientFunds { .. }))
     ));
 
     // A reveal that does not open its commitment is refused.
@@ -571,22 +583,26 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     m.ok(vec![tx]);
     let job = m
         .chain
-        .get::<exo_ledger::compute::IdList>(&exo_ledger::open_jobs_key())
+        .get::<exo_ledger::modules::market::records::IdList>(&keys::open_jobs_key())
         .expect("open")
         .0[0];
     let commit = m.commit(PROVIDERS[0], truth(job, 0), job, 0);
     m.ok(vec![commit]);
     let bad = m.reveal(PROVIDERS[0], ([3; 32], 5), job, 0);
     let statuses = m.block(vec![bad]);
-    assert_eq!(refused(&statuses[0]), Refusal::CommitmentMismatch);
+    assert_eq!(refused(&statuses[0]), "commitment_mismatch");
 }
 
 #[test]
 fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
     let params = Params {
-        commit_window: 3,
-        audit_ppm: 0,
+        market: MarketParams {
+            commit_window: 3,
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
@@ -654,7 +670,7 @@ fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
     wrong.replica = m.replica_of(honest, 0, 0);
     let tx = m.tx(third, Action::RevealResults(vec![good.clone(), wrong]));
     let statuses = m.block(vec![tx]);
-    assert_eq!(refused(&statuses[0]), Refusal::NotYourReplica);
+    assert_eq!(refused(&statuses[0]), "not_your_replica");
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Running);
     assert_eq!(unit.replicas[2].status, ReplicaStatus::Committed);
@@ -673,10 +689,14 @@ fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
 fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     // Trusted after one confirmed result, and every unit held by a trusted provider audited.
     let params = Params {
-        trusted_reputation: REPUTATION_START,
-        trusted_min_valid: 1,
-        audit_ppm: 1_000_000,
+        market: MarketParams {
+            trusted_reputation: REPUTATION_START,
+            trusted_min_valid: 1,
+            audit_ppm: 1_000_000,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
@@ -743,8 +763,12 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
 #[test]
 fn probation_and_the_floor_limit_who_gets_work() {
     let params = Params {
-        audit_ppm: 0,
+        market: MarketParams {
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
@@ -756,10 +780,14 @@ fn probation_and_the_floor_limit_who_gets_work() {
     // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
     // missed deadline is enough.
     let mut m = Market::new(Params {
-        min_match_reputation: REPUTATION_START,
-        commit_window: 3,
-        audit_ppm: 0,
+        market: MarketParams {
+            min_match_reputation: REPUTATION_START,
+            commit_window: 3,
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
         ..Params::default()
+    
     });
     m.setup(&PROVIDERS[..1]);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));

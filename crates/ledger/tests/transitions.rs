@@ -2,8 +2,11 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Account, BlockEnv, Genesis, GenesisAccount, Ledger, MemoryBacking, Params, Rejection,
-    StateCache, TxStatus, account_key, decode_account, decode_meta,
+    Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy,
+    Rejection, Signatures, TxStatus,
+    exec::Precheck,
+    modules::bank,
+    state::{Namespace, decode},
 };
 use exo_types::{Action, Address, Amount, PrivateKey, SignedTx, UnsignedTx, address_to_hex};
 use proptest::prelude::*;
@@ -47,81 +50,62 @@ fn transfer(from: u64, nonce: u64, to: u64, amount: u128, fee: u128) -> SignedTx
     .sign(&key(from))
 }
 
-/// A chain in memory: executes blocks of transactions the way the chain crate does.
+/// A chain in memory, with the transactions' signature verdicts chosen by the test.
 struct Harness {
-    genesis: Genesis,
-    store: MemoryBacking,
-    height: u64,
+    chain: MemoryChain,
 }
 
 impl Harness {
     fn new(funded: &[(u64, u128)]) -> Self {
         Self {
-            genesis: genesis(funded),
-            store: MemoryBacking::default(),
-            height: 0,
+            chain: MemoryChain::new(genesis(funded)),
         }
     }
 
     fn block(&mut self, proposer: u64, txs: &[(SignedTx, bool)]) -> Vec<TxStatus> {
-        self.height += 1;
-        let env = BlockEnv {
-            height: self.height,
-            proposer: addr(proposer),
-            seed: [self.height as u8; 32],
-        };
-        let mut cache = StateCache::new();
-        let mut ledger = self
-            .store
-            .resolve(&mut cache, |c| Ledger::begin(c, &self.genesis, env.clone()));
-        let mut statuses = Vec::new();
-        for (i, (tx, sig_ok)) in txs.iter().enumerate() {
-            let len = commonware_codec::EncodeSize::encode_size(tx);
-            let receipt = self.store.resolve(&mut cache, |c| {
-                let mut attempt = ledger.clone();
-                let receipt = attempt.apply_tx(c, i as u32, tx, *sig_ok, len)?;
-                Ok((attempt, receipt))
-            });
-            ledger = receipt.0;
-            if let Some(receipt) = receipt.1 {
-                statuses.push(receipt.status);
-            }
-        }
-        let ledger = self.store.resolve(&mut cache, |c| {
-            let mut attempt = ledger.clone();
-            attempt.end_block(c)?;
-            Ok(attempt)
-        });
-        ledger.finish(&mut cache);
-        self.store.apply(cache.into_writes());
-        statuses
+        let height = self.chain.height + 1;
+        let outcome = self
+            .chain
+            .run(BlockInput {
+                env: BlockEnv {
+                    height,
+                    proposer: addr(proposer),
+                    seed: MemoryChain::seed(height),
+                },
+                evidence: Vec::new(),
+                txs: txs.iter().map(|(tx, _)| tx.clone()).collect(),
+                signatures: Signatures::Checked(txs.iter().map(|(_, ok)| *ok).collect()),
+                policy: Policy::Verify,
+            })
+            .expect("no fault");
+        outcome
+            .receipts
+            .into_iter()
+            .flatten()
+            .map(|r| r.status)
+            .collect()
     }
 
     fn account(&self, i: u64) -> Account {
-        self.store
-            .entries
-            .get(&account_key(&addr(i)))
-            .and_then(|b| decode_account(b))
-            .unwrap_or_default()
+        self.chain.account(&addr(i))
     }
 
     fn total_balance(&self) -> u128 {
-        self.store
+        self.chain
+            .store
             .entries
             .iter()
-            .filter(|(k, _)| k[0] == 1)
-            .map(|(_, v)| decode_account(v).expect("account").balance.0)
+            .filter(|(k, _)| k[0] == Namespace::Bank as u8 && k[1] == bank::Table::Account as u8)
+            .map(|(_, v)| decode::<Account>(v).expect("account").balance.0)
             .sum()
     }
 
     fn supply(&self) -> u128 {
-        let meta = self
-            .store
-            .entries
-            .get(&exo_ledger::chain_meta_key())
-            .and_then(|b| decode_meta(b))
-            .expect("meta");
-        meta.supply.0
+        self.chain
+            .get::<bank::Supply>(&bank::supply_key())
+            .expect("supply")
+            .total
+            .0
     }
 }
 
@@ -177,40 +161,46 @@ fn every_rejection_has_its_reason() {
             (transfer(1, 0, 2, 1, 1_001), true),
         ],
     );
-    assert_eq!(rejected(&statuses[0]), &Rejection::BadSignature);
+    assert_eq!(
+        rejected(&statuses[0]),
+        &Rejection::Exec(Precheck::BadSignature)
+    );
     assert!(matches!(
         rejected(&statuses[1]),
-        Rejection::WrongChain { .. }
+        Rejection::Exec(Precheck::WrongChain)
     ));
     assert_eq!(
         rejected(&statuses[2]),
-        &Rejection::GappedNonce {
+        &Rejection::Exec(Precheck::GappedNonce {
             expected: 0,
             got: 5
-        }
+        })
     );
     assert!(matches!(
         rejected(&statuses[3]),
-        Rejection::FeeTooLow { .. }
+        Rejection::Exec(Precheck::FeeTooLow { .. })
     ));
     assert!(matches!(
         rejected(&statuses[4]),
-        Rejection::InsufficientFunds { .. }
+        Rejection::Exec(Precheck::InsufficientFunds { .. })
     ));
     // From here on the fee is paid and the nonce used even though the action fails.
-    assert_eq!(rejected(&statuses[5]), &Rejection::ZeroAmount);
+    assert_eq!(
+        rejected(&statuses[5]),
+        &Rejection::Bank(bank::Refusal::ZeroAmount)
+    );
     assert!(matches!(
         rejected(&statuses[6]),
-        Rejection::InsufficientFunds { .. }
+        Rejection::Bank(bank::Refusal::InsufficientFunds { .. })
     ));
     // Supply is conserved and fits in u128, so even a near-maximal balance takes the credit.
     assert_eq!(statuses[7], TxStatus::Ok);
     assert_eq!(
         rejected(&statuses[8]),
-        &Rejection::ReplayedNonce {
+        &Rejection::Exec(Precheck::ReplayedNonce {
             expected: 3,
             got: 0
-        }
+        })
     );
     assert_eq!(
         h.account(1),
@@ -235,10 +225,10 @@ fn a_transaction_executes_once() {
 
 #[test]
 fn rejection_messages_are_sentences() {
-    let r = Rejection::InsufficientFunds {
+    let r = Rejection::Bank(bank::Refusal::InsufficientFunds {
         needed: Amount(5),
         available: Amount(3),
-    };
+    });
     assert_eq!(r.to_string(), "insufficient funds: needs 5, has 3");
     assert_eq!(r.code(), "insufficient_funds");
 }

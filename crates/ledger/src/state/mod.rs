@@ -32,10 +32,15 @@ pub enum Fault {
     #[error("{0}")]
     Invariant(String),
     #[error(
-        "tokens not conserved in this block: balances and pots moved by {moved:+} while the \
-         supply moved by {supply:+}"
+        "tokens not conserved in this block: balances and pots gained {held_in} and lost \
+         {held_out}, while the supply gained {supply_in} and lost {supply_out}"
     )]
-    Conservation { moved: i128, supply: i128 },
+    Conservation {
+        held_in: u128,
+        held_out: u128,
+        supply_in: u128,
+        supply_out: u128,
+    },
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
 }

@@ -245,37 +245,41 @@ pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
         .map(|(k, v)| (*k, v.clone()))
         .collect();
     cache.require(written.iter().map(|(k, _)| *k))?;
-    let mut moved: i128 = 0;
-    let mut supply_moved: i128 = 0;
+    // Increases and decreases are summed apart: a balance may use the whole of u128.
+    let (mut held_in, mut held_out, mut supply_in, mut supply_out) = (0u128, 0u128, 0u128, 0u128);
     for (key, after) in &written {
         let before = cache.before(key).flatten();
-        let value = |bytes: Option<&[u8]>| -> Result<i128, Fault> {
+        let value = |bytes: Option<&[u8]>| -> Result<u128, Fault> {
             let Some(bytes) = bytes else { return Ok(0) };
-            let amount = if in_table(key, Namespace::Bank, Table::Account as u8) {
-                decode::<Account>(bytes)?.balance
+            Ok(if in_table(key, Namespace::Bank, Table::Account as u8) {
+                decode::<Account>(bytes)?.balance.0
             } else if in_table(key, Namespace::Bank, Table::Pot as u8) {
-                decode::<PotBalance>(bytes)?.0
+                decode::<PotBalance>(bytes)?.0.0
             } else {
-                decode::<Supply>(bytes)?.total
-            };
-            i128::try_from(amount.0).map_err(|_| Fault::Overflow("conservation check"))
+                decode::<Supply>(bytes)?.total.0
+            })
         };
-        let delta = value(after.as_deref())?
-            .checked_sub(value(before)?)
-            .ok_or(Fault::Overflow("conservation check"))?;
-        let sum = if in_table(key, Namespace::Bank, Table::Supply as u8) {
-            &mut supply_moved
+        let (after, before) = (value(after.as_deref())?, value(before)?);
+        let is_supply = in_table(key, Namespace::Bank, Table::Supply as u8);
+        let (up, down) = if is_supply {
+            (&mut supply_in, &mut supply_out)
         } else {
-            &mut moved
+            (&mut held_in, &mut held_out)
         };
+        let sum = if after >= before { up } else { down };
         *sum = sum
-            .checked_add(delta)
+            .checked_add(after.abs_diff(before))
             .ok_or(Fault::Overflow("conservation check"))?;
     }
-    if moved != supply_moved {
+    // held_in - held_out == supply_in - supply_out, without leaving u128.
+    let left = held_in.checked_add(supply_out);
+    let right = held_out.checked_add(supply_in);
+    if left.is_none() || left != right {
         return Err(Fault::Conservation {
-            moved,
-            supply: supply_moved,
+            held_in,
+            held_out,
+            supply_in,
+            supply_out,
         }
         .into());
     }

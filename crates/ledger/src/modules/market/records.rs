@@ -653,6 +653,7 @@ impl Record for AppList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf as _;
     use commonware_codec::Encode;
     use commonware_cryptography::Signer;
 
