@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use exo_chain::MempoolError;
-use exo_ledger::Rejection;
+use exo_ledger::{Rejection, exec::Precheck};
 
 /// Why the API refused or could not answer a request.
 ///
@@ -146,7 +146,9 @@ impl ApiError {
         match self {
             Self::BodyTooLarge { .. }
             | Self::BlobTooLarge { .. }
-            | Self::Rejected(Rejection::Oversize { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            | Self::Rejected(Rejection::Exec(Precheck::Oversize { .. })) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::BodyUnreadable(_)
             | Self::BadJson(_)
             | Self::BadHex(_)

@@ -6,14 +6,17 @@
 //! client's.
 
 use crate::{ApiError, ApiLimits, NodeView, service::read_state, wire};
-use commonware_codec::DecodeExt;
 use exo_ledger::{
-    Params, REPUTATION_MAX, Tag, apps_key, book_key,
-    compute::{
-        App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord, Provider,
-        Record, Replica, Unit, WorkList,
+    Params, REPUTATION_MAX,
+    exec,
+    modules::market::{
+        queries,
+        records::{
+            App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord, Provider,
+            Replica, Unit, UnitState, WaitReason, WorkList,
+        },
     },
-    counters_key, open_jobs_key, unit_key,
+    state::{Query as StateQuery, Record},
 };
 use exo_types::{Address, Hash32, address_from_hex};
 use futures::{StreamExt, TryStreamExt};
@@ -24,41 +27,63 @@ const READ_CONCURRENCY: usize = 16;
 /// Items of a page when the client names no limit.
 pub const DEFAULT_PAGE: u64 = 100;
 
-/// A record of finalized state, decoded.
+/// A record of finalized state, read through the ledger's query for it.
 async fn read<N: NodeView, T: Record>(
     node: &N,
     limits: &ApiLimits,
-    key: exo_ledger::Key,
-    what: &str,
+    query: StateQuery<T>,
 ) -> Result<Option<T>, ApiError> {
-    match read_state(node, limits, key).await? {
-        None => Ok(None),
-        Some(bytes) => T::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|e| ApiError::Internal(format!("{what} record does not decode: {e}"))),
-    }
+    let value = read_state(node, limits, query.key).await?;
+    query
+        .decode(value.as_deref())
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Reads many records, a bounded number at a time, in order.
 async fn read_many<N: NodeView, T: Record>(
     node: &N,
     limits: &ApiLimits,
-    keys: Vec<exo_ledger::Key>,
-    what: &'static str,
+    queries: Vec<StateQuery<T>>,
 ) -> Result<Vec<Option<T>>, ApiError> {
-    futures::stream::iter(keys)
-        .map(|key| read::<N, T>(node, limits, key, what))
+    futures::stream::iter(queries)
+        .map(|query| read::<N, T>(node, limits, query))
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await
 }
 
 async fn params<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Params, ApiError> {
-    // The ledger writes its parameters at genesis under the second meta key.
-    match read_state(node, limits, Tag::Meta.key_u64(1)).await? {
-        None => Ok(Params::default()),
-        Some(bytes) => Params::decode(bytes)
-            .map_err(|e| ApiError::Internal(format!("params record does not decode: {e}"))),
+    Ok(read(node, limits, exec::queries::params())
+        .await?
+        .unwrap_or_default())
+}
+
+/// A job's waiting reason: its numbers, the verdict's code and the sentence rendered from them.
+pub fn wait_reason_json(reason: &WaitReason, job: &Job) -> wire::WaitReason {
+    let explanation = reason.explain(&job.spec.requirements);
+    let (code, binding) = match &explanation.reason {
+        exo_market::Reason::EmptyBook => ("empty_book", None),
+        exo_market::Reason::NoProvider { binding } => {
+            ("no_provider", Some(binding.constraint().name().to_string()))
+        }
+        exo_market::Reason::PriceTooLow => ("price_too_low", None),
+        exo_market::Reason::SlotsTaken => ("slots_taken", None),
+    };
+    wire::WaitReason {
+        code: code.to_string(),
+        binding,
+        live_offers: reason.live_offers,
+        excluded_by: exo_market::Constraint::ALL
+            .iter()
+            .zip(reason.excluded_by)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| (c.name().to_string(), n))
+            .collect(),
+        passed: reason.passed,
+        passed_exact: reason.passed_exact,
+        best_ask: reason.best_ask.map(exo_types::Amount),
+        max_price_per_unit: exo_types::Amount(reason.max_price_per_unit),
+        sentence: explanation.to_string(),
     }
 }
 
@@ -216,7 +241,7 @@ fn provider_json(p: &Provider, params: &Params) -> wire::Provider {
         bond: p.bond,
         reputation: p.reputation,
         reputation_max: REPUTATION_MAX,
-        trusted: p.reputation >= params.trusted_reputation && p.valid >= params.trusted_min_valid,
+        trusted: exo_ledger::modules::market::weight(&params.market, p) >= 2,
         active: p.active,
         valid: p.valid,
         invalid: p.invalid,
@@ -293,7 +318,7 @@ fn counts(job: &Job) -> wire::UnitCounts {
 }
 
 async fn counters<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Counters, ApiError> {
-    Ok(read(node, limits, counters_key(), "counters")
+    Ok(read(node, limits, queries::counters())
         .await?
         .unwrap_or_default())
 }
@@ -308,9 +333,9 @@ pub async fn providers<N: NodeView>(
     let (from, limit) = query.page(limits)?;
     let end = counters(node, limits).await?.next_provider;
     let last = from.saturating_add(limit).min(end);
-    let keys = (from..last).map(|id| Tag::Provider.key_u64(id)).collect();
+    let keys = (from..last).map(queries::provider).collect();
     let params = params(node, limits).await?;
-    let providers = read_many::<N, Provider>(node, limits, keys, "provider")
+    let providers = read_many::<N, Provider>(node, limits, keys)
         .await?
         .iter()
         .flatten()
@@ -327,7 +352,7 @@ async fn load_provider<N: NodeView>(
     limits: &ApiLimits,
     id: u64,
 ) -> Result<Provider, ApiError> {
-    read(node, limits, Tag::Provider.key_u64(id), "provider")
+    read(node, limits, queries::provider(id))
         .await?
         .ok_or(ApiError::NotFound(format!("provider {id}")))
 }
@@ -350,7 +375,7 @@ pub async fn provider_of<N: NodeView>(
     address_text: &str,
 ) -> Result<wire::ProviderOf, ApiError> {
     let address = parse_address(address_text)?;
-    let bytes = read_state(node, limits, Tag::ProviderOwner.key_of(&address))
+    let id = read(node, limits, queries::provider_of(&address))
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -358,17 +383,14 @@ pub async fn provider_of<N: NodeView>(
                 exo_types::address_to_hex(&address)
             ))
         })?;
-    let id: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| ApiError::Internal("provider owner record is not 8 bytes".into()))?;
     Ok(wire::ProviderOf {
         address,
-        provider: u64::from_be_bytes(id),
+        provider: id.0,
     })
 }
 
 async fn load_job<N: NodeView>(node: &N, limits: &ApiLimits, id: u64) -> Result<Job, ApiError> {
-    read(node, limits, Tag::Job.key_u64(id), "job")
+    read(node, limits, queries::job(id))
         .await?
         .ok_or(ApiError::NotFound(format!("job {id}")))
 }
@@ -396,7 +418,7 @@ pub async fn work<N: NodeView>(
     let (from, limit) = query.page(limits)?;
     let height = node.status().finalized_height;
     load_provider(node, limits, id).await?;
-    let list: WorkList = read(node, limits, Tag::Work.key_u64(id), "work list")
+    let list: WorkList = read(node, limits, queries::work(id))
         .await?
         .unwrap_or_default();
     let total = list.0.len() as u64;
@@ -409,8 +431,8 @@ pub async fn work<N: NodeView>(
             jobs.insert(*job, load_job(node, limits, *job).await?);
         }
     }
-    let keys = page.iter().map(|(j, u, _)| unit_key(*j, *u)).collect();
-    let units = read_many::<N, Unit>(node, limits, keys, "unit").await?;
+    let keys = page.iter().map(|(j, u, _)| queries::unit(*j, *u)).collect();
+    let units = read_many::<N, Unit>(node, limits, keys).await?;
     let mut work = Vec::with_capacity(page.len());
     for ((job_id, unit_index, replica_index), unit) in page.iter().zip(units) {
         let job = jobs
@@ -456,7 +478,7 @@ pub async fn work<N: NodeView>(
 }
 
 async fn book<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Vec<u64>, ApiError> {
-    let mut ids = read::<N, IdList>(node, limits, book_key(), "offer book")
+    let mut ids = read::<N, IdList>(node, limits, queries::book())
         .await?
         .unwrap_or_default()
         .0;
@@ -477,8 +499,8 @@ pub async fn offers<N: NodeView>(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let page: Vec<u64> = ids.iter().skip(start).take(limit).copied().collect();
     let next = ids.get(start.saturating_add(limit)).copied();
-    let keys = page.iter().map(|id| Tag::Offer.key_u64(*id)).collect();
-    let offers = read_many::<N, OfferRecord>(node, limits, keys, "offer")
+    let keys = page.iter().map(|id| queries::offer(*id)).collect();
+    let offers = read_many::<N, OfferRecord>(node, limits, keys)
         .await?
         .iter()
         .flatten()
@@ -496,9 +518,9 @@ pub async fn depth<N: NodeView>(
     query.only(&[])?;
     let height = node.status().finalized_height;
     let ids = book(node, limits).await?;
-    let keys = ids.iter().map(|id| Tag::Offer.key_u64(*id)).collect();
+    let keys = ids.iter().map(|id| queries::offer(*id)).collect();
     let mut levels: BTreeMap<u128, (u64, u64)> = BTreeMap::new();
-    for record in read_many::<N, OfferRecord>(node, limits, keys, "offer")
+    for record in read_many::<N, OfferRecord>(node, limits, keys)
         .await?
         .iter()
         .flatten()
@@ -533,7 +555,7 @@ pub async fn apps<N: NodeView>(
 ) -> Result<wire::AppPage, ApiError> {
     query.only(&["from", "limit"])?;
     let (from, limit) = query.page(limits)?;
-    let list: AppList = read(node, limits, apps_key(), "app list")
+    let list: AppList = read(node, limits, queries::apps())
         .await?
         .unwrap_or_default();
     let total = list.0.len();
@@ -541,8 +563,8 @@ pub async fn apps<N: NodeView>(
     let end = start
         .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
         .min(total);
-    let keys = list.0[start..end].iter().map(|h| Tag::App.key(h)).collect();
-    let apps = read_many::<N, App>(node, limits, keys, "app")
+    let keys = list.0[start..end].iter().map(queries::app).collect();
+    let apps = read_many::<N, App>(node, limits, keys)
         .await?
         .iter()
         .flatten()
@@ -561,7 +583,7 @@ pub async fn app<N: NodeView>(
     hash_text: &str,
 ) -> Result<wire::App, ApiError> {
     let hash = parse_hash(hash_text)?;
-    read::<N, App>(node, limits, Tag::App.key(&hash), "app")
+    read::<N, App>(node, limits, queries::app(&hash))
         .await?
         .map(|a| app_json(&a))
         .ok_or_else(|| ApiError::NotFound(format!("app {}", hex::encode(hash))))
@@ -584,7 +606,7 @@ fn unit_json(job: &Job, index: u32, unit: Option<&Unit>) -> wire::UnitView {
             // cancelled before it got any.
             let waiting = job.waiting.iter().any(|w| w.unit == index);
             let (state, reason) = if waiting || job.state == JobState::Open {
-                ("waiting", job.wait_reason.clone())
+                ("waiting", job.wait_reason.as_ref().map(|r| wait_reason_json(r, job)))
             } else if job.state == JobState::Cancelled {
                 ("cancelled", None)
             } else {
@@ -619,8 +641,8 @@ pub async fn job<N: NodeView>(
     let end = from.saturating_add(limit).min(units);
     // Both bounds are at most `units`, a u32.
     let indices: Vec<u32> = (start..end).filter_map(|u| u32::try_from(u).ok()).collect();
-    let keys = indices.iter().map(|u| unit_key(id, *u)).collect();
-    let records = read_many::<N, Unit>(node, limits, keys, "unit").await?;
+    let keys = indices.iter().map(|u| queries::unit(id, *u)).collect();
+    let records = read_many::<N, Unit>(node, limits, keys).await?;
     let unit_views = indices
         .iter()
         .zip(records.iter())
@@ -660,7 +682,7 @@ pub async fn job<N: NodeView>(
             held: accounts.held,
         },
         counts: counts(&job),
-        wait_reason: job.wait_reason.clone(),
+        wait_reason: job.wait_reason.as_ref().map(|r| wait_reason_json(r, &job)),
         units: unit_views,
         next_unit: (end < units).then(|| u32::try_from(end).ok()).flatten(),
     })
@@ -709,7 +731,7 @@ pub async fn jobs<N: NodeView>(
             Ok(wire::JobPage { jobs, next: None })
         }
         None => {
-            let mut open = read::<N, IdList>(node, limits, open_jobs_key(), "open jobs")
+            let mut open = read::<N, IdList>(node, limits, queries::open_jobs())
                 .await?
                 .unwrap_or_default()
                 .0;
@@ -718,8 +740,8 @@ pub async fn jobs<N: NodeView>(
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let page: Vec<u64> = open.iter().skip(start).take(limit).copied().collect();
             let next = open.get(start.saturating_add(limit)).copied();
-            let keys = page.iter().map(|id| Tag::Job.key_u64(*id)).collect();
-            for job in read_many::<N, Job>(node, limits, keys, "job")
+            let keys = page.iter().map(|id| queries::job(*id)).collect();
+            for job in read_many::<N, Job>(node, limits, keys)
                 .await?
                 .iter()
                 .flatten()
@@ -747,7 +769,7 @@ pub async fn unit<N: NodeView>(
             job.spec.units
         )));
     }
-    let unit = read(node, limits, unit_key(job_id, index), "unit").await?;
+    let unit = read(node, limits, queries::unit(job_id, index)).await?;
     Ok((job, unit))
 }
 
@@ -758,12 +780,7 @@ pub async fn assignments<N: NodeView>(
     height: u64,
     provider: Option<u64>,
 ) -> Result<Vec<wire::AssignmentEvent>, ApiError> {
-    let list: AssignmentList = read(
-        node,
-        limits,
-        Tag::Assignments.key_u64(height),
-        "assignments",
-    )
+    let list: AssignmentList = read(node, limits, queries::assignments(height))
     .await?
     .unwrap_or_default();
     Ok(list
@@ -827,7 +844,7 @@ pub async fn put_outputs<N: NodeView>(
             });
         }
         Some(_) => true,
-        None if unit.state == exo_ledger::compute::UnitState::Failed => {
+        None if unit.state == UnitState::Failed => {
             return Err(ApiError::Conflict {
                 code: "unit_failed",
                 message: format!("unit {index} of job {job_id} failed: it has no outputs"),

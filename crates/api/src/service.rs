@@ -3,7 +3,11 @@
 
 use crate::{ApiError, ApiLimits, NodeView, wire};
 use exo_chain::FinalizedBlock;
-use exo_ledger::{Rejection, TxStatus, account_key, decode_account, decode_receipt, receipt_key};
+use exo_ledger::{
+    Rejection, TxStatus,
+    exec::{self, Created, Nonce, Precheck, Rules, precheck},
+    modules::bank,
+};
 use exo_types::{Address, MAX_TX_BYTES, SignedTx, TxHash, address_from_hex};
 use std::{future::Future, time::Duration};
 
@@ -34,11 +38,12 @@ async fn read_account<N: NodeView>(
     limits: &ApiLimits,
     address: &Address,
 ) -> Result<exo_ledger::Account, ApiError> {
-    match read_state(node, limits, account_key(address)).await? {
-        None => Ok(exo_ledger::Account::default()),
-        Some(bytes) => decode_account(&bytes)
-            .ok_or_else(|| ApiError::Internal("account record does not decode".into())),
-    }
+    let query = bank::queries::account(address);
+    let value = read_state(node, limits, query.key).await?;
+    Ok(query
+        .decode(value.as_deref())
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .unwrap_or_default())
 }
 
 /// Checks a `POST /v1/txs` body and admits the transaction to the mempool.
@@ -65,46 +70,31 @@ pub async fn admit<N: NodeView>(
     }
     let signed =
         SignedTx::decode_untrusted(&bytes).map_err(|e| ApiError::BadEncoding(e.to_string()))?;
-    if !signed.verify_signature() {
-        return Err(ApiError::Rejected(Rejection::BadSignature));
-    }
+    // The ledger's own prechecks, against finalized state; a nonce may run ahead of it by the
+    // API's limit, to wait in the mempool behind the sender's pending transactions.
     let status = node.status();
     let tx = &signed.tx;
-    if tx.chain_id != status.chain_id {
-        return Err(ApiError::Rejected(Rejection::WrongChain {
-            expected: status.chain_id,
-        }));
-    }
-    if tx.fee < status.min_fee {
-        return Err(ApiError::Rejected(Rejection::FeeTooLow {
-            min: status.min_fee,
-            got: tx.fee,
-        }));
-    }
     let account = read_account(node, limits, &tx.sender).await?;
-    if tx.nonce < account.nonce {
-        return Err(ApiError::Rejected(Rejection::ReplayedNonce {
-            expected: account.nonce,
-            got: tx.nonce,
-        }));
-    }
-    if tx.nonce - account.nonce > limits.max_nonce_ahead {
-        return Err(ApiError::NonceTooFar {
-            expected: account.nonce,
-            got: tx.nonce,
-            max_ahead: limits.max_nonce_ahead,
-        });
-    }
-    if account.balance < tx.fee {
-        return Err(ApiError::Rejected(Rejection::InsufficientFunds {
-            needed: tx.fee,
-            available: account.balance,
-        }));
+    let rules = Rules {
+        chain_id: &status.chain_id,
+        min_fee: status.min_fee,
+    };
+    let ahead = Nonce::UpTo(limits.max_nonce_ahead);
+    match precheck(&signed, signed.verify_signature(), bytes.len(), rules, &account, ahead) {
+        Ok(()) => {}
+        Err(Precheck::GappedNonce { expected, got }) => {
+            return Err(ApiError::NonceTooFar {
+                expected,
+                got,
+                max_ahead: limits.max_nonce_ahead,
+            });
+        }
+        Err(rejection) => return Err(ApiError::Rejected(Rejection::Exec(rejection))),
     }
     // A transaction rejected before paying its fee leaves the nonce unused, so the nonce check
     // alone does not catch a resubmission of it; its receipt does.
     let hash = signed.hash();
-    if read_state(node, limits, receipt_key(&hash))
+    if read_state(node, limits, exec::queries::receipt(&hash).key)
         .await?
         .is_some()
     {
@@ -114,10 +104,10 @@ pub async fn admit<N: NodeView>(
 }
 
 fn oversize(size: usize) -> ApiError {
-    ApiError::Rejected(Rejection::Oversize {
+    ApiError::Rejected(Rejection::Exec(Precheck::Oversize {
         size: u32::try_from(size).unwrap_or(u32::MAX),
         max: MAX_TX_BYTES as u32,
-    })
+    }))
 }
 
 /// `GET /v1/txs/{hash}`: the receipt, or pending, or not found.
@@ -131,19 +121,18 @@ pub async fn receipt<N: NodeView>(
     // Look at the mempool first: a transaction that leaves it between the two looks has been
     // finalized, and the state read then finds its receipt.
     let pending = node.pending(&hash);
-    match read_state(node, limits, receipt_key(&hash)).await? {
-        Some(bytes) => {
-            let receipt = decode_receipt(&bytes)
-                .ok_or_else(|| ApiError::Internal("receipt record does not decode".into()))?;
+    let query = exec::queries::receipt(&hash);
+    let value = read_state(node, limits, query.key).await?;
+    match query
+        .decode(value.as_deref())
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    {
+        Some(receipt) => {
             let (status, reason) = match receipt.status {
                 TxStatus::Ok => (wire::TxStatus::Ok, None),
-                TxStatus::Rejected(rejection) => (
-                    wire::TxStatus::Rejected,
-                    Some(wire::Reason {
-                        code: rejection.code().to_string(),
-                        message: rejection.to_string(),
-                    }),
-                ),
+                TxStatus::Rejected(rejection) => {
+                    (wire::TxStatus::Rejected, Some(wire::Reason::of(&rejection)))
+                }
             };
             Ok(wire::Receipt {
                 hash,
@@ -152,6 +141,7 @@ pub async fn receipt<N: NodeView>(
                 height: Some(receipt.height),
                 index: Some(receipt.index),
                 fee_paid: Some(receipt.fee_paid),
+                created: receipt.created.iter().map(created_json).collect(),
             })
         }
         None if pending => Ok(wire::Receipt {
@@ -161,8 +151,21 @@ pub async fn receipt<N: NodeView>(
             height: None,
             index: None,
             fee_paid: None,
+            created: Vec::new(),
         }),
         None => Err(ApiError::TxNotFound(wire::digest_to_hex(&hash))),
+    }
+}
+
+fn created_json(created: &Created) -> wire::Created {
+    let (kind, id) = match created {
+        Created::Provider(id) => ("provider", *id),
+        Created::Offer(id) => ("offer", *id),
+        Created::Job(id) => ("job", *id),
+    };
+    wire::Created {
+        kind: kind.to_string(),
+        id,
     }
 }
 

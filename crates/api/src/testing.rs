@@ -6,12 +6,16 @@
 //! Digests and state roots are stand-ins, not what a validator would compute.
 
 use crate::{NodeView, wire};
-use commonware_codec::{Encode, EncodeSize};
+use commonware_codec::Encode;
 use commonware_consensus::types::Height;
 use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
-use exo_chain::{Block, FinalizedBlock, Mempool, MempoolError, MempoolLimits};
-use exo_ledger::{BlockEnv, Genesis, Inclusion, Key, Ledger, MemoryBacking, StateCache};
+use exo_chain::{
+    Block, FinalizedBlock, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Mempool, MempoolError, MempoolLimits,
+};
+use exo_ledger::{
+    BlockEnv, BlockInput, BlockRun, Fault, Genesis, Key, MemoryBacking, Policy, Signatures,
+};
 use exo_types::{Address, Digest, SignedTx, TxHash, hash_bytes};
 use std::{
     collections::BTreeMap,
@@ -59,16 +63,23 @@ fn state_root(store: &MemoryBacking) -> Digest {
 impl MemoryNode {
     /// A node whose state is `genesis` at height 0. The genesis must validate.
     pub fn new(genesis: Genesis, proposer: Address) -> Self {
+        // The genesis state, written by an empty block at height 0.
         let mut store = MemoryBacking::default();
-        let mut cache = StateCache::new();
-        let env = BlockEnv {
-            height: 0,
-            proposer: proposer.clone(),
-            seed: [0; 32],
+        let input = BlockInput {
+            env: BlockEnv {
+                height: 0,
+                proposer: proposer.clone(),
+                seed: [0; 32],
+            },
+            evidence: Vec::new(),
+            txs: Vec::new(),
+            signatures: Signatures::Verify,
+            policy: Policy::Verify,
         };
-        let ledger = store.resolve(&mut cache, |c| Ledger::begin(c, &genesis, env.clone()));
-        ledger.finish(&mut cache);
-        store.apply(cache.into_writes());
+        let outcome = BlockRun::new(&genesis, input)
+            .run_with(&store)
+            .unwrap_or_else(|fault| panic!("invalid genesis: {fault}"));
+        store.apply(outcome.writes);
         let genesis_block = Block::genesis(
             genesis.hash(),
             state_root(&store),
@@ -112,53 +123,38 @@ impl MemoryNode {
     }
 
     /// Builds a block from the mempool, executes it with the ledger, finalizes it and
-    /// publishes it to subscribers.
+    /// publishes it to subscribers. A ledger fault stops this node: it panics with the fault,
+    /// as a validator would stop.
     pub fn produce_block(&self) -> FinalizedBlock {
+        self.try_produce_block()
+            .unwrap_or_else(|fault| panic!("ledger fault: {fault}"))
+    }
+
+    /// [`Self::produce_block`], giving a ledger fault back instead of stopping; the chain is
+    /// left as it was.
+    pub fn try_produce_block(&self) -> Result<FinalizedBlock, Fault> {
         let mut chain = self.lock();
         let height = chain.height + 1;
-        let env = BlockEnv {
-            height,
-            proposer: self.proposer.clone(),
-            seed: [height as u8; 32],
-        };
-        let mut cache = StateCache::new();
         let genesis = chain.genesis.clone();
-        let mut ledger = chain
-            .store
-            .resolve(&mut cache, |c| Ledger::begin(c, &genesis, env.clone()));
-        let max_txs = ledger.params().max_block_txs as usize;
-        let mut included = Vec::new();
-        let mut evicted = Vec::new();
-        for tx in self.mempool.candidates(max_txs) {
-            let index = included.len() as u32;
-            let checkpoint = cache.checkpoint();
-            let size = tx.encode_size();
-            let ok = tx.verify_signature();
-            let (next, receipt) = chain.store.resolve(&mut cache, |c| {
-                let mut attempt = ledger.clone();
-                let receipt = attempt.apply_tx(c, index, &tx, ok, size)?;
-                Ok((attempt, receipt))
-            });
-            // Like a proposer: leave out what would not pay, and forget what never can.
-            match Inclusion::of(&receipt) {
-                Inclusion::Include => {
-                    ledger = next;
-                    included.push(tx);
-                }
-                Inclusion::LeaveOut => cache.rollback(checkpoint),
-                Inclusion::Drop => {
-                    evicted.push(tx.hash());
-                    cache.rollback(checkpoint);
-                }
-            }
-        }
-        let ledger = chain.store.resolve(&mut cache, |c| {
-            let mut attempt = ledger.clone();
-            attempt.end_block(c)?;
-            Ok(attempt)
-        });
-        ledger.finish(&mut cache);
-        chain.store.apply(cache.into_writes());
+        let input = BlockInput {
+            env: BlockEnv {
+                height,
+                proposer: self.proposer.clone(),
+                seed: [height as u8; 32],
+            },
+            evidence: Vec::new(),
+            txs: self.mempool.candidates(MAX_BLOCK_TXS),
+            // Like a proposer: the mempool's admission is not trusted here, every signature
+            // is checked.
+            signatures: Signatures::Verify,
+            policy: Policy::Build {
+                max_txs: MAX_BLOCK_TXS,
+                max_bytes: MAX_BLOCK_BYTES,
+            },
+        };
+        let outcome = BlockRun::new(&genesis, input).run_with(&chain.store)?;
+        chain.store.apply(outcome.writes);
+        let (included, evicted) = (outcome.included, outcome.evicted);
         let parent = chain
             .blocks
             .get(&chain.height)
@@ -181,7 +177,7 @@ impl MemoryNode {
         chain.height = height;
         drop(chain);
         let _ = self.events.send(finalized.clone());
-        finalized
+        Ok(finalized)
     }
 
     /// Produces a block every `interval`, forever. Spawn it in a test; abort it to stop.

@@ -74,11 +74,36 @@ impl TxStatus {
     }
 }
 
-/// Why a transaction was rejected: a stable code and a sentence.
+/// Why a transaction was rejected: the module that refused it, a stable code, the refusal's
+/// numbers (decimal strings, in the code's order) and the sentence rendered from them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub module: String,
     pub code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
     pub message: String,
+}
+
+impl Reason {
+    /// The reason of a ledger rejection.
+    pub fn of(rejection: &exo_ledger::Rejection) -> Self {
+        Self {
+            module: rejection.module().name().to_string(),
+            code: rejection.code().to_string(),
+            fields: rejection.fields().iter().map(u128::to_string).collect(),
+            message: rejection.to_string(),
+        }
+    }
+}
+
+/// An id a transaction created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// `provider`, `offer` or `job`.
+    pub kind: String,
+    pub id: u64,
 }
 
 /// `GET /v1/txs/{hash}`. Only `hash` and `status` are present while the transaction is
@@ -100,6 +125,16 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub fee_paid: Option<Amount>,
+    /// The ids the transaction created (the job of a `SubmitJob`), from its receipt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<Created>,
+}
+
+impl Receipt {
+    /// The id of the `kind` the transaction created, if it created one.
+    pub fn created(&self, kind: &str) -> Option<u64> {
+        self.created.iter().find(|c| c.kind == kind).map(|c| c.id)
+    }
 }
 
 /// `GET /v1/accounts/{address}`. An account never touched reads as zero balance, nonce 0.

@@ -7,7 +7,6 @@ use crate::{
     mempool::Mempool,
     store::{StateDatabases, StateKey, StateUnmerkleized},
 };
-use commonware_codec::EncodeSize;
 use commonware_consensus::{
     Heightable, marshal::ancestry::Ancestry, simplex::scheme::ed25519::Scheme,
 };
@@ -20,11 +19,11 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
-use exo_ledger::{BlockEnv, Genesis, Inclusion, Ledger, Missing, StateCache};
+use exo_ledger::{BlockEnv, BlockOutcome, BlockRun, Genesis, Policy, Signatures, Step};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 /// Why a block could not be executed. Any of these makes a candidate block invalid.
 #[derive(Debug, thiserror::Error)]
@@ -123,21 +122,21 @@ struct BlockInput {
     evidence: Vec<EvidenceProof>,
 }
 
-/// Runs `step` until it stops asking for state, loading each missing key from the batch.
-async fn resolve<E, T>(
+/// Runs the ledger's block runner to its end, loading the keys it asks for from the batch.
+///
+/// A ledger fault means this validator's state is not what the ledger wrote: going on would
+/// sign roots nobody else shares, so the node stops here, loudly.
+async fn run_block<E>(
     batch: &StateUnmerkleized<E>,
-    cache: &mut StateCache,
-    mut step: impl FnMut(&mut StateCache) -> Result<T, Missing>,
-) -> Result<T, ExecError>
+    mut run: BlockRun<'_>,
+) -> Result<BlockOutcome, ExecError>
 where
     E: StorageContext + Spawner,
 {
     loop {
-        let checkpoint = cache.checkpoint();
-        match step(cache) {
-            Ok(value) => return Ok(value),
-            Err(Missing(keys)) => {
-                cache.rollback(checkpoint);
+        match run.step() {
+            Ok(Step::Done) => return Ok(run.finish()),
+            Ok(Step::Need(keys)) => {
                 let store_keys: Vec<StateKey> = keys.iter().map(|k| StateKey::new(*k)).collect();
                 let refs: Vec<&StateKey> = store_keys.iter().collect();
                 let values = batch
@@ -145,8 +144,12 @@ where
                     .await
                     .map_err(|e| ExecError::Store(e.to_string()))?;
                 for (key, value) in keys.into_iter().zip(values) {
-                    cache.load(key, value);
+                    run.load(key, value);
                 }
+            }
+            Err(fault) => {
+                error!(%fault, "ledger fault: this node stops");
+                panic!("ledger fault: {fault}");
             }
         }
     }
@@ -205,96 +208,63 @@ impl App {
         } = block;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(parent.as_ref());
-        let env = BlockEnv {
-            height,
-            proposer,
-            seed,
-        };
-        let mut cache = StateCache::new();
-        let mut ledger = resolve(&batch, &mut cache, |c| {
-            Ledger::begin(c, &self.genesis, env.clone())
-        })
-        .await?;
-
-        let mut included_evidence = Vec::new();
+        // The chain verifies evidence (it holds the committee's keys); the ledger records it.
+        let mut proofs = Vec::with_capacity(evidence.len());
+        let mut records = Vec::with_capacity(evidence.len());
         for proof in evidence {
-            let Some(record) = proof.verify(rng, &self.verifier, &self.committee) else {
-                if building.is_some() {
-                    continue;
+            match proof.verify(rng, &self.verifier, &self.committee) {
+                Some(record) => {
+                    records.push(record);
+                    proofs.push(proof);
                 }
-                return Err(ExecError::BadEvidence);
-            };
-            let (next, new) = resolve(&batch, &mut cache, |c| {
-                let mut attempt = ledger.clone();
-                let new = attempt.record_evidence(c, &record)?;
-                Ok((attempt, new))
-            })
-            .await?;
-            ledger = next;
-            if new || building.is_none() {
-                included_evidence.push(proof);
+                None if building.is_some() => continue,
+                None => return Err(ExecError::BadEvidence),
             }
         }
-
-        let signatures = match building {
+        let (signatures, policy) = match building {
             // The mempool admits only transactions whose signature it checked.
-            Some(_) => vec![true; txs.len()],
-            None => verify_signatures(rng, &txs),
+            Some(_) => (
+                Signatures::Trusted,
+                Policy::Build {
+                    max_txs: MAX_BLOCK_TXS,
+                    max_bytes: MAX_BLOCK_BYTES,
+                },
+            ),
+            None => (
+                Signatures::Checked(verify_signatures(rng, &txs)),
+                Policy::Verify,
+            ),
         };
-        let max_txs = (ledger.params().max_block_txs as usize).min(MAX_BLOCK_TXS);
-        let mut included = Vec::with_capacity(txs.len().min(max_txs));
-        let mut block_bytes = 0usize;
-        let mut evicted = Vec::new();
-        for (tx, signature_ok) in txs.into_iter().zip(signatures) {
-            let size = tx.encode_size();
-            if building.is_some()
-                && (included.len() >= max_txs || block_bytes + size > MAX_BLOCK_BYTES)
-            {
-                break;
-            }
-            let index = included.len() as u32;
-            let checkpoint = cache.checkpoint();
-            let (next, receipt) = resolve(&batch, &mut cache, |c| {
-                let mut attempt = ledger.clone();
-                let receipt = attempt.apply_tx(c, index, &tx, signature_ok, size)?;
-                Ok((attempt, receipt))
-            })
-            .await?;
-            if building.is_some() {
-                match Inclusion::of(&receipt) {
-                    Inclusion::Include => {}
-                    Inclusion::LeaveOut => {
-                        cache.rollback(checkpoint);
-                        continue;
-                    }
-                    Inclusion::Drop => {
-                        evicted.push(tx.hash());
-                        cache.rollback(checkpoint);
-                        continue;
-                    }
-                }
-            }
-            ledger = next;
-            block_bytes += size;
-            included.push(tx);
-        }
+        let input = exo_ledger::BlockInput {
+            env: BlockEnv {
+                height,
+                proposer,
+                seed,
+            },
+            evidence: records,
+            txs,
+            signatures,
+            policy,
+        };
+        let outcome = run_block(&batch, BlockRun::new(&self.genesis, input)).await?;
+        // A proposer leaves out evidence already recorded; a verifier keeps what it was given.
+        let included_evidence = proofs
+            .into_iter()
+            .zip(&outcome.new_evidence)
+            .filter(|(_, new)| **new || building.is_none())
+            .map(|(proof, _)| proof)
+            .collect();
         if let Some(mempool) = building
-            && !evicted.is_empty()
+            && !outcome.evicted.is_empty()
         {
             debug!(
-                count = evicted.len(),
+                count = outcome.evicted.len(),
                 "dropping transactions that can never execute"
             );
-            mempool.remove(evicted);
+            mempool.remove(outcome.evicted.clone());
         }
-        let ledger = resolve(&batch, &mut cache, |c| {
-            let mut attempt = ledger.clone();
-            attempt.end_block(c)?;
-            Ok(attempt)
-        })
-        .await?;
-        ledger.finish(&mut cache);
-        for (key, value) in cache.into_writes() {
+        let included = outcome.included;
+        for (key, value) in outcome.writes {
             batch = batch.write(StateKey::new(key), value);
         }
         Ok((included, included_evidence, batch))

@@ -13,7 +13,7 @@
 pub mod block;
 pub mod evidence;
 
-pub use block::{Block, BlockContext, BlockDigest};
+pub use block::{Block, BlockContext, BlockDigest, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 pub use evidence::EvidenceProof;
 pub mod app;
 pub mod engine;

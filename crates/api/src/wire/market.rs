@@ -5,7 +5,8 @@
 //! addresses lower-case hex, ids and heights JSON numbers. Lists that can be long are pages:
 //! `next` is the `from` of the following page, `null` on the last.
 
-use super::{base_units, hex_address};
+use super::{base_units, base_units_opt, hex_address};
+use std::collections::BTreeMap;
 use exo_types::{Address, Amount, Hash32};
 use serde::{Deserialize, Serialize};
 
@@ -312,6 +313,31 @@ pub struct ReplicaView {
     pub revealed_fuel: Option<u64>,
 }
 
+/// Why a unit, or a job's waiting units, got no provider: the matcher's numbers and the
+/// sentence rendered from them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitReason {
+    /// `empty_book`, `no_provider`, `price_too_low` or `slots_taken`.
+    pub code: String,
+    /// With `no_provider`: the requirement that excludes the most offers.
+    pub binding: Option<String>,
+    /// Offers live at the batch.
+    pub live_offers: u64,
+    /// Offers each requirement excludes (requirements that exclude none are left out).
+    pub excluded_by: BTreeMap<String, u64>,
+    /// Offers that meet every requirement, counted up to a limit.
+    pub passed: u64,
+    /// False when counting stopped at the limit.
+    pub passed_exact: bool,
+    /// Lowest ask among the offers that meet every requirement.
+    #[serde(with = "base_units_opt")]
+    pub best_ask: Option<Amount>,
+    #[serde(with = "base_units")]
+    pub max_price_per_unit: Amount,
+    /// The same, as a sentence.
+    pub sentence: String,
+}
+
 /// One unit of a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitView {
@@ -319,7 +345,7 @@ pub struct UnitView {
     /// `waiting`, `running`, `accepted`, `failed` or `cancelled`.
     pub state: String,
     /// Why a waiting unit has no provider yet (from the last batch match).
-    pub reason: Option<String>,
+    pub reason: Option<WaitReason>,
     pub replicas: Vec<ReplicaView>,
     pub reveal_deadline: Option<u64>,
     #[serde(with = "hex32_opt")]
@@ -356,7 +382,7 @@ pub struct Job {
     pub accounts: JobAccounts,
     pub counts: UnitCounts,
     /// Why waiting units got no provider at the last batch match.
-    pub wait_reason: Option<String>,
+    pub wait_reason: Option<WaitReason>,
     pub units: Vec<UnitView>,
     pub next_unit: Option<u32>,
 }

@@ -49,7 +49,7 @@ mod settlement;
 pub use apps::MAX_APPS;
 pub use params::{MAX_LIST_IDS, MarketParams, ParamsError};
 pub use refusal::{AppProblem, JobProblem, Refusal};
-pub use reputation::{REPUTATION_MAX, REPUTATION_START};
+pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};
 pub use settlement::{fuel_cost, worst_case_escrow};
 
 use crate::{

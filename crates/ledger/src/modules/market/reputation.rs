@@ -1,6 +1,6 @@
 //! Reputation: what a provider's record is worth.
 
-use super::{Market, records::Provider};
+use super::{Market, MarketParams, records::Provider};
 
 /// Highest reputation.
 pub const REPUTATION_MAX: u32 = 1_000;
@@ -11,15 +11,19 @@ pub(super) const REPUTATION_WRONG: u32 = 200;
 pub(super) const REPUTATION_NO_SHOW: u32 = 50;
 
 
+/// Whether a provider's result weighs 2 (a long record of confirmed results) or 1.
+pub fn weight(params: &MarketParams, provider: &Provider) -> u32 {
+    if provider.reputation >= params.trusted_reputation
+        && provider.valid >= params.trusted_min_valid
+    {
+        2
+    } else {
+        1
+    }
+}
+
 impl Market<'_> {
-    /// Whether a provider's result weighs 2: a long record of valid results.
     pub(super) fn weight(&self, provider: &Provider) -> u32 {
-        if provider.reputation >= self.params.trusted_reputation
-            && provider.valid >= self.params.trusted_min_valid
-        {
-            2
-        } else {
-            1
-        }
+        weight(self.params, provider)
     }
 }
