@@ -131,7 +131,7 @@ pub async fn receipt<N: NodeView>(
             let (status, reason) = match receipt.status {
                 TxStatus::Ok => (wire::TxStatus::Ok, None),
                 TxStatus::Rejected(rejection) => {
-                    (wire::TxStatus::Rejected, Some(wire::Reason::of(&rejection)))
+                    (wire::TxStatus::Rejected, Some(reason_json(&rejection)))
                 }
             };
             Ok(wire::Receipt {
@@ -154,6 +154,16 @@ pub async fn receipt<N: NodeView>(
             created: Vec::new(),
         }),
         None => Err(ApiError::TxNotFound(wire::digest_to_hex(&hash))),
+    }
+}
+
+/// The reason of a ledger rejection: its module, code, numbers and sentence.
+pub fn reason_json(rejection: &Rejection) -> wire::Reason {
+    wire::Reason {
+        module: rejection.module().name().to_string(),
+        code: rejection.code().to_string(),
+        fields: rejection.fields().iter().map(u128::to_string).collect(),
+        message: rejection.to_string(),
     }
 }
 

@@ -86,18 +86,6 @@ pub struct Reason {
     pub message: String,
 }
 
-impl Reason {
-    /// The reason of a ledger rejection.
-    pub fn of(rejection: &exo_ledger::Rejection) -> Self {
-        Self {
-            module: rejection.module().name().to_string(),
-            code: rejection.code().to_string(),
-            fields: rejection.fields().iter().map(u128::to_string).collect(),
-            message: rejection.to_string(),
-        }
-    }
-}
-
 /// An id a transaction created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {

@@ -20,8 +20,8 @@
 //! The worker never exits on a transient error: a node that does not answer is retried with
 //! backoff, a refused transaction is logged with its reason and derived again from the chain at
 //! the next pass. With [`WorkerConfig::idle_only`] it offers work only while the host is idle
-//! ([`idle`]). [`Misbehave`] makes it lie in controlled ways for tests and simulations;
-//! [`simulate`] measures proof of task against such liars on the real ledger, without network.
+//! ([`idle`]). [`Misbehave`] makes it lie in controlled ways for tests and simulations
+//! (`exo-bench` measures proof of task against such liars on the real ledger).
 //!
 //! This crate must never run bytes whose hash it has not verified, commit before the sealed
 //! result is durable, or give up on a revealable commitment while the process lives.
@@ -33,7 +33,6 @@ pub mod commit;
 pub mod idle;
 pub mod nonce;
 pub mod outputs;
-pub mod simulate;
 pub mod store;
 
 pub use bench::Benchmark;

@@ -14,10 +14,8 @@
 //! Prints the markdown table of `docs/proof-of-task.md`, and a line per run on stderr.
 
 use exo_types::Amount;
-use exo_worker::{
-    Misbehave,
-    simulate::{Behaviour, SimConfig, markdown_table, matrix_with},
-};
+use exo_worker::Misbehave;
+use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix_with};
 
 fn list<T: std::str::FromStr>(text: &str) -> Vec<T> {
     text.split(',')
@@ -70,12 +68,12 @@ fn main() {
                 "min_reputation" => cfg.min_reputation = small,
                 "offer_blocks" => cfg.offer_blocks = v,
                 "bond" => cfg.bond = Amount::from_exo(v),
-                "trusted_reputation" => cfg.params.trusted_reputation = small,
-                "trusted_min_valid" => cfg.params.trusted_min_valid = v,
-                "audit_ppm" => cfg.params.audit_ppm = small,
-                "min_match_reputation" => cfg.params.min_match_reputation = small,
-                "probation_slots" => cfg.params.probation_slots = small,
-                "probation_results" => cfg.params.probation_results = v,
+                "trusted_reputation" => cfg.params.market.trusted_reputation = small,
+                "trusted_min_valid" => cfg.params.market.trusted_min_valid = v,
+                "audit_ppm" => cfg.params.market.audit_ppm = small,
+                "min_match_reputation" => cfg.params.market.min_match_reputation = small,
+                "probation_slots" => cfg.params.market.probation_slots = small,
+                "probation_results" => cfg.params.market.probation_results = v,
                 other => eprintln!("unknown parameter {other}"),
             }
         }

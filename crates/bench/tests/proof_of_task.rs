@@ -1,13 +1,11 @@
 //! Proof of task against liars and no-shows, on the real ledger (see `docs/proof-of-task.md`).
 //!
 //! Sized for debug builds; the full 10,000-unit run is `examples/proof_of_task.rs` (release),
-//! or `cargo test --release -p exo-worker --test proof_of_task -- --ignored`, which also writes
+//! or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which also writes
 //! the table into `docs/proof-of-task.md`.
 
-use exo_worker::{
-    Misbehave,
-    simulate::{Behaviour, SimConfig, markdown_table, matrix, run},
-};
+use exo_worker::Misbehave;
+use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix, run};
 
 const COLLUDING: Behaviour = Behaviour::Worker(Misbehave::WrongResult);
 
@@ -121,8 +119,8 @@ fn full_run_writes_the_doc_table() {
 fn colluding_liars_at_trust_2_get_no_bad_unit_through_at_low_cost() {
     let mut cfg = SimConfig::liars(20, 0.1, COLLUDING, 1_000, 2);
     cfg.seed = 2;
-    cfg.params.trusted_min_valid = 5;
-    cfg.params.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    cfg.params.market.trusted_min_valid = 5;
+    cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
     let r = run(&cfg);
     assert!(r.conserved(), "{r:?}");
     assert_eq!(r.unfinished, 0, "{r:?}");

@@ -1,7 +1,7 @@
 //! Proof of task under attack, on the real ledger and without a network.
 //!
-//! [`run`] executes blocks with `exo_ledger` over a [`MemoryBacking`] (as the chain would, one
-//! block at a time: `Ledger::begin`, `apply_tx` for each transaction, `end_block`, `finish`),
+//! [`run`] executes blocks with `exo_ledger`'s block runner over a [`MemoryChain`] (as the
+//! chain would, one block at a time),
 //! with simulated providers that behave like the worker: register, keep an offer on the book
 //! (posted again before it expires, so it carries their current reputation), commit each
 //! assigned replica in the block after the assignment, and reveal once reveals open. Honest
@@ -10,16 +10,22 @@
 //! the same hash.
 //!
 //! The report counts accepted units whose result is not the true one, replicas per unit, and
-//! checks that tokens are conserved: every balance, plus the providers' bonds, plus the escrow
-//! jobs still hold, plus what slashing burnt, equals the genesis supply.
+//! checks that tokens are conserved: every balance, plus every pot (the providers' bonds, the
+//! escrow jobs still hold), plus what slashing burnt, equals the genesis supply.
 
-use crate::commit::{Misbehave, Sealed};
+use exo_worker::commit::{Misbehave, Sealed};
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Account, BlockEnv, Genesis, GenesisAccount, Ledger, MemoryBacking, Params, StateCache, Tag,
-    TxStatus,
-    compute::{Job, JobState, Provider, Record, ReplicaStatus, Unit, UnitState, WorkList},
-    unit_key,
+    Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy,
+    Signatures, TxStatus,
+    modules::{
+        bank,
+        market::{
+            MarketParams, keys, weight,
+            records::{IdList, Job, JobState, OwnerIndex, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+        },
+    },
+    state::{Key, Namespace, Record, decode},
 };
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, MAX_RESULTS_PER_TX, PrivateKey, SignedTx, UnsignedTx,
@@ -115,14 +121,18 @@ impl SimConfig {
             slots: 4,
             offer_blocks: 50,
             params: Params {
-                commit_window: 4,
-                reveal_window: 4,
+                market: MarketParams {
+                    commit_window: 4,
+                    reveal_window: 4,
+                    ..MarketParams::default()
+                },
                 ..Params::default()
+            
             },
             seed: 1,
             max_blocks: 5_000,
             reveal_batch: MAX_RESULTS_PER_TX,
-            bond: Amount(Params::default().min_provider_bond.0 * 10),
+            bond: Amount(MarketParams::default().min_provider_bond.0 * 10),
             cheap_misbehavers: false,
         }
     }
@@ -234,63 +244,47 @@ struct SimProvider {
 }
 
 struct Chain {
-    genesis: Genesis,
-    store: MemoryBacking,
-    height: u64,
+    chain: MemoryChain,
     proposer: Address,
     rejected: u64,
 }
 
-fn decode<T: Record>(bytes: &[u8]) -> T {
-    T::from_bytes(bytes).unwrap_or_else(|e| panic!("simulation state does not decode: {e}"))
-}
-
 impl Chain {
-    fn get<T: Record>(&self, key: &exo_ledger::Key) -> Option<T> {
-        self.store.entries.get(key).map(|b| decode(b))
+    fn get<T: Record>(&self, key: &Key) -> Option<T> {
+        self.chain.get(key)
     }
 
     fn account(&self, address: &Address) -> Account {
-        self.store
-            .entries
-            .get(&exo_ledger::account_key(address))
-            .and_then(|b| exo_ledger::decode_account(b))
-            .unwrap_or_default()
+        self.chain.account(address)
+    }
+
+    fn height(&self) -> u64 {
+        self.chain.height
     }
 
     fn block(&mut self, txs: &[SignedTx], seed: Hash32) {
-        self.height += 1;
-        let env = BlockEnv {
-            height: self.height,
-            proposer: self.proposer.clone(),
-            seed,
-        };
-        let mut cache = StateCache::new();
-        let store = &self.store;
-        let genesis = &self.genesis;
-        let mut ledger = store.resolve(&mut cache, |c| Ledger::begin(c, genesis, env.clone()));
-        for (i, tx) in txs.iter().enumerate() {
-            let len = commonware_codec::EncodeSize::encode_size(tx);
-            let (next, receipt) = store.resolve(&mut cache, |c| {
-                let mut attempt = ledger.clone();
+        let height = self.chain.height + 1;
+        let outcome = self
+            .chain
+            .run(BlockInput {
+                env: BlockEnv {
+                    height,
+                    proposer: self.proposer.clone(),
+                    seed,
+                },
+                evidence: Vec::new(),
+                txs: txs.to_vec(),
                 // Signatures are made by the simulation itself: skip verifying them.
-                let receipt = attempt.apply_tx(c, i as u32, tx, true, len)?;
-                Ok((attempt, receipt))
-            });
-            ledger = next;
-            if let Some(r) = receipt
-                && matches!(r.status, TxStatus::Rejected(_))
-            {
-                self.rejected += 1;
-            }
-        }
-        let ledger = store.resolve(&mut cache, |c| {
-            let mut attempt = ledger.clone();
-            attempt.end_block(c)?;
-            Ok(attempt)
-        });
-        ledger.finish(&mut cache);
-        self.store.apply(cache.into_writes());
+                signatures: Signatures::Trusted,
+                policy: Policy::Verify,
+            })
+            .unwrap_or_else(|fault| panic!("the ledger stopped: {fault}"));
+        self.rejected += outcome
+            .receipts
+            .iter()
+            .flatten()
+            .filter(|r| matches!(r.status, TxStatus::Rejected(_)))
+            .count() as u64;
     }
 }
 
@@ -376,9 +370,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         .sum();
     let fee = cfg.params.min_fee;
     let mut chain = Chain {
-        genesis,
-        store: MemoryBacking::default(),
-        height: 0,
+        chain: MemoryChain::new(genesis),
         proposer: proposer.public_key(),
         rejected: 0,
     };
@@ -415,13 +407,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     }
     chain.block(&txs, block_seed(1));
     for p in providers.iter_mut() {
-        let key = Tag::ProviderOwner.key_of(&p.address);
-        p.id = chain
-            .store
-            .entries
-            .get(&key)
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(u64::from_be_bytes);
+        let key = keys::owner_key(&p.address);
+        p.id = chain.get::<OwnerIndex>(&key).map(|i| i.0);
     }
 
     // Block 2 on: the requester submits the jobs while providers work.
@@ -446,13 +433,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     };
     let mut jobs_submitted = 0u32;
     let mut requester_nonce = 0u64;
-    while chain.height < cfg.max_blocks {
+    while chain.height() < cfg.max_blocks {
         let mut txs: Vec<SignedTx> = Vec::new();
         // Jobs go in as fast as the chain takes them.
         let open = chain
-            .get::<exo_ledger::compute::IdList>(&exo_ledger::open_jobs_key())
+            .get::<IdList>(&keys::open_jobs_key())
             .map_or(0, |l| l.0.len() as u32);
-        let room = cfg.params.max_open_jobs.saturating_sub(open);
+        let room = cfg.params.market.max_open_jobs.saturating_sub(open);
         for _ in 0..room.min(cfg.jobs - jobs_submitted).min(100) {
             txs.push(tx(
                 &requester,
@@ -468,10 +455,10 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         for i in order {
             txs.extend(provider_txs(&mut providers[i], &chain, cfg, fee, &mut rng));
         }
-        let seed = block_seed(chain.height + 1);
+        let seed = block_seed(chain.height() + 1);
         chain.block(&txs, seed);
         let open = chain
-            .get::<exo_ledger::compute::IdList>(&exo_ledger::open_jobs_key())
+            .get::<IdList>(&keys::open_jobs_key())
             .map_or(0, |l| l.0.len());
         if jobs_submitted == cfg.jobs && open == 0 {
             break;
@@ -494,8 +481,8 @@ fn provider_txs(
     let mut nonce = chain.account(&p.address).nonce;
     let mut out = Vec::new();
     let margin = (cfg.offer_blocks / 5).max(2);
-    if chain.height + margin >= p.offer_expiry {
-        let expiry = chain.height + cfg.offer_blocks;
+    if chain.height() + margin >= p.offer_expiry {
+        let expiry = chain.height() + cfg.offer_blocks;
         out.push(tx(
             &p.key,
             nonce,
@@ -513,12 +500,12 @@ fn provider_txs(
         nonce += 1;
         p.offer_expiry = expiry;
     }
-    let work: WorkList = chain.get(&Tag::Work.key_u64(id)).unwrap_or_default();
+    let work: WorkList = chain.get(&keys::work_key(id)).unwrap_or_default();
     let mut commits = Vec::new();
     let mut reveals = Vec::new();
     p.sealed.retain(|slot, _| work.0.contains(slot));
     for (job, unit_index, replica_index) in work.0 {
-        let Some(unit) = chain.get::<Unit>(&unit_key(job, unit_index)) else {
+        let Some(unit) = chain.get::<Unit>(&keys::unit_key(job, unit_index)) else {
             continue;
         };
         let Some(replica) = unit.replicas.iter().find(|r| r.index == replica_index) else {
@@ -592,73 +579,63 @@ fn report(
     genesis_supply: u128,
 ) -> SimReport {
     let mut r = SimReport {
-        blocks: chain.height,
+        blocks: chain.height(),
         rejected_txs: chain.rejected,
         genesis_supply,
         ..SimReport::default()
     };
-    let mut balances = 0u128;
-    let mut bonds = 0u128;
     let mut held = 0u128;
-    for (key, value) in &chain.store.entries {
-        match key[0] {
-            t if t == Tag::Account as u8 => {
-                balances += exo_ledger::decode_account(value).map_or(0, |a| a.balance.0);
-            }
-            t if t == Tag::Provider as u8 => bonds += decode::<Provider>(value).bond.0,
-            t if t == Tag::Job as u8 => {
-                let job: Job = decode(value);
-                held += job.accounts.held.0;
-                r.units += u64::from(job.spec.units);
-                for unit_index in 0..job.spec.units {
-                    let Some(unit) = chain.get::<Unit>(&unit_key(job.id, unit_index)) else {
-                        if job.state == JobState::Open {
-                            r.unfinished += 1;
-                        } else {
-                            r.failed += 1;
-                        }
-                        continue;
-                    };
-                    r.replicas += unit.replicas.len() as u64;
-                    match unit.state {
-                        UnitState::Accepted => {
-                            r.accepted += 1;
-                            if unit.accepted != Some(true_result(job.id, unit_index)) {
-                                r.bad_accepted += 1;
-                            }
-                        }
-                        UnitState::Failed => r.failed += 1,
-                        UnitState::Running => r.unfinished += 1,
+    for (key, value) in &chain.chain.store.entries {
+        let table = |ns: Namespace, table: u8| key[0] == ns as u8 && key[1] == table;
+        if table(Namespace::Bank, bank::Table::Account as u8) {
+            held += decode::<Account>(value).map_or(0, |a| a.balance.0);
+        } else if table(Namespace::Bank, bank::Table::Pot as u8) {
+            held += decode::<bank::PotBalance>(value).map_or(0, |p| p.0.0);
+        } else if table(Namespace::Market, keys::Table::Job as u8) {
+            let Ok(job) = decode::<Job>(value) else {
+                continue;
+            };
+            r.units += u64::from(job.spec.units);
+            for unit_index in 0..job.spec.units {
+                let Some(unit) = chain.get::<Unit>(&keys::unit_key(job.id, unit_index)) else {
+                    if job.state == JobState::Open {
+                        r.unfinished += 1;
+                    } else {
+                        r.failed += 1;
                     }
+                    continue;
+                };
+                r.replicas += unit.replicas.len() as u64;
+                match unit.state {
+                    UnitState::Accepted => {
+                        r.accepted += 1;
+                        if unit.accepted != Some(true_result(job.id, unit_index)) {
+                            r.bad_accepted += 1;
+                        }
+                    }
+                    UnitState::Failed => r.failed += 1,
+                    UnitState::Running => r.unfinished += 1,
                 }
             }
-            _ => {}
         }
     }
-    let meta = chain
-        .store
-        .entries
-        .get(&exo_ledger::chain_meta_key())
-        .and_then(|b| exo_ledger::decode_meta(b))
-        .unwrap_or_default();
-    r.slashed = meta.slashed.0;
-    r.supply = meta.supply.0;
-    r.accounted = balances + bonds + held + meta.slashed.0;
+    let supply: bank::Supply = chain.get(&bank::supply_key()).unwrap_or_default();
+    r.slashed = supply.burnt.0;
+    r.supply = supply.total.0;
+    r.accounted = held + supply.burnt.0;
     for p in providers {
         let name = p.kind.name().to_string();
         let stats = r.kinds.entry(name).or_default();
         stats.providers += 1;
         let Some(id) = p.id else { continue };
-        let Some(provider) = chain.get::<Provider>(&Tag::Provider.key_u64(id)) else {
+        let Some(provider) = chain.get::<Provider>(&keys::provider_key(id)) else {
             continue;
         };
         stats.valid += provider.valid;
         stats.invalid += provider.invalid;
         stats.missed += provider.missed;
         stats.reputation += provider.reputation;
-        if provider.reputation >= cfg.params.trusted_reputation
-            && provider.valid >= cfg.params.trusted_min_valid
-        {
+        if weight(&cfg.params.market, &provider) >= 2 {
             stats.trusted += 1;
         }
         let now = chain.account(&p.address).balance.0 + provider.bond.0;
