@@ -7,8 +7,7 @@
 
 use crate::{ApiError, ApiLimits, NodeView, service::read_state, wire};
 use exo_ledger::{
-    Params, REPUTATION_MAX,
-    exec,
+    Params, REPUTATION_MAX, exec,
     modules::market::{
         queries,
         records::{
@@ -606,7 +605,10 @@ fn unit_json(job: &Job, index: u32, unit: Option<&Unit>) -> wire::UnitView {
             // cancelled before it got any.
             let waiting = job.waiting.iter().any(|w| w.unit == index);
             let (state, reason) = if waiting || job.state == JobState::Open {
-                ("waiting", job.wait_reason.as_ref().map(|r| wait_reason_json(r, job)))
+                (
+                    "waiting",
+                    job.wait_reason.as_ref().map(|r| wait_reason_json(r, job)),
+                )
             } else if job.state == JobState::Cancelled {
                 ("cancelled", None)
             } else {
@@ -781,8 +783,8 @@ pub async fn assignments<N: NodeView>(
     provider: Option<u64>,
 ) -> Result<Vec<wire::AssignmentEvent>, ApiError> {
     let list: AssignmentList = read(node, limits, queries::assignments(height))
-    .await?
-    .unwrap_or_default();
+        .await?
+        .unwrap_or_default();
     Ok(list
         .0
         .iter()

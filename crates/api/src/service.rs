@@ -80,7 +80,14 @@ pub async fn admit<N: NodeView>(
         min_fee: status.min_fee,
     };
     let ahead = Nonce::UpTo(limits.max_nonce_ahead);
-    match precheck(&signed, signed.verify_signature(), bytes.len(), rules, &account, ahead) {
+    match precheck(
+        &signed,
+        signed.verify_signature(),
+        bytes.len(),
+        rules,
+        &account,
+        ahead,
+    ) {
         Ok(()) => {}
         Err(Precheck::GappedNonce { expected, got }) => {
             return Err(ApiError::NonceTooFar {

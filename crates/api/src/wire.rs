@@ -308,6 +308,7 @@ mod tests {
             height: None,
             index: None,
             fee_paid: None,
+            created: Vec::new(),
         };
         let json = serde_json::to_value(&pending).unwrap();
         assert_eq!(json.as_object().unwrap().len(), 2);

@@ -17,7 +17,7 @@ use exo_api::{
     router_with,
     testing::{MemoryNode, submit_body},
 };
-use exo_ledger::{Genesis, GenesisAccount, Params};
+use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx,
@@ -48,10 +48,12 @@ struct Chain {
 
 fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
     let params = Params {
-        // No hidden audit replicas: the tests count replicas exactly.
-        audit_ppm: 0,
-        // No probation: the tests count units running on a new provider.
-        probation_slots: 16,
+        market: MarketParams {
+            audit_ppm: 0,
+            // No probation: the tests count units running on a new provider.
+            probation_slots: 16,
+            ..MarketParams::default()
+        },
         ..Params::default()
     };
     let genesis = Genesis {

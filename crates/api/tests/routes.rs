@@ -15,7 +15,12 @@ use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
 use exo_api::{ApiLimits, NodeView, router, wire};
 use exo_chain::{Block, FinalizedBlock, Mempool, MempoolError, MempoolLimits};
-use exo_ledger::{Account, Key, Receipt, Rejection, TxStatus, account_key, receipt_key};
+use exo_ledger::{
+    Account, Key, Receipt, Rejection, TxStatus,
+    exec::{self, Created},
+    modules::bank,
+    state::Record,
+};
 use exo_types::{
     Action, Address, Amount, MAX_TX_BYTES, PrivateKey, SignedTx, TxHash, UnsignedTx,
     address_to_hex, hash_bytes,
@@ -74,14 +79,14 @@ impl FakeNode {
         self.state
             .lock()
             .unwrap()
-            .insert(account_key(address), account.encode().to_vec());
+            .insert(bank::account_key(address), account.to_bytes());
     }
 
     fn put_receipt(&self, hash: &TxHash, receipt: Receipt) {
         self.state
             .lock()
             .unwrap()
-            .insert(receipt_key(hash), receipt.encode().to_vec());
+            .insert(exec::keys::receipt_key(hash), receipt.to_bytes());
     }
 }
 
@@ -452,8 +457,9 @@ async fn submit_refuses_a_transaction_with_a_receipt() {
         Receipt {
             height: 1,
             index: 0,
-            status: TxStatus::Rejected(Rejection::ZeroAmount),
+            status: TxStatus::Rejected(Rejection::Bank(bank::Refusal::ZeroAmount)),
             fee_paid: Amount::ZERO,
+            created: Vec::new(),
         },
     );
     assert_error(
@@ -476,6 +482,7 @@ async fn receipts_ok_rejected_unknown_and_bad_hash() {
             index: 0,
             status: TxStatus::Ok,
             fee_paid: MIN_FEE,
+            created: vec![Created::Job(7)],
         },
     );
     node.put_receipt(
@@ -483,11 +490,12 @@ async fn receipts_ok_rejected_unknown_and_bad_hash() {
         Receipt {
             height: 2,
             index: 1,
-            status: TxStatus::Rejected(Rejection::InsufficientFunds {
+            status: TxStatus::Rejected(Rejection::Bank(bank::Refusal::InsufficientFunds {
                 needed: Amount(10),
                 available: Amount(3),
-            }),
+            })),
             fee_paid: MIN_FEE,
+            created: Vec::new(),
         },
     );
 
@@ -505,6 +513,7 @@ async fn receipts_ok_rejected_unknown_and_bad_hash() {
             "height": 2,
             "index": 0,
             "fee_paid": "1000",
+            "created": [{"kind": "job", "id": 7}],
         })
     );
 
@@ -515,7 +524,10 @@ async fn receipts_ok_rejected_unknown_and_bad_hash() {
     let (status, body) = get(&app, &path).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "rejected");
+    // The receipt holds the module, the code and the numbers; the sentence is rendered.
+    assert_eq!(body["reason"]["module"], "bank");
     assert_eq!(body["reason"]["code"], "insufficient_funds");
+    assert_eq!(body["reason"]["fields"], json!(["10", "3"]));
     assert_eq!(
         body["reason"]["message"],
         "insufficient funds: needs 10, has 3"
@@ -843,7 +855,7 @@ async fn state_failures_are_503_not_panics() {
     node.state
         .lock()
         .unwrap()
-        .insert(account_key(&alice.public_key()), vec![1, 2, 3]);
+        .insert(bank::account_key(&alice.public_key()), vec![1, 2, 3]);
     assert_error(
         get(&app, &account_path).await,
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -13,9 +13,9 @@
 //!
 //! Prints the markdown table of `docs/proof-of-task.md`, and a line per run on stderr.
 
+use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix_with};
 use exo_types::Amount;
 use exo_worker::Misbehave;
-use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix_with};
 
 fn list<T: std::str::FromStr>(text: &str) -> Vec<T> {
     text.split(',')

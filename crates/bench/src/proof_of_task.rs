@@ -13,7 +13,6 @@
 //! checks that tokens are conserved: every balance, plus every pot (the providers' bonds, the
 //! escrow jobs still hold), plus what slashing burnt, equals the genesis supply.
 
-use exo_worker::commit::{Misbehave, Sealed};
 use commonware_cryptography::Signer;
 use exo_ledger::{
     Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy,
@@ -21,8 +20,12 @@ use exo_ledger::{
     modules::{
         bank,
         market::{
-            MarketParams, keys, weight,
-            records::{IdList, Job, JobState, OwnerIndex, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+            MarketParams, keys,
+            records::{
+                IdList, Job, JobState, OwnerIndex, Provider, ReplicaStatus, Unit, UnitState,
+                WorkList,
+            },
+            weight,
         },
     },
     state::{Key, Namespace, Record, decode},
@@ -32,6 +35,7 @@ use exo_types::{
     address_to_hex,
     exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet},
 };
+use exo_worker::commit::{Misbehave, Sealed};
 use std::collections::BTreeMap;
 
 const CHAIN: &str = "exo-sim";
@@ -127,7 +131,6 @@ impl SimConfig {
                     ..MarketParams::default()
                 },
                 ..Params::default()
-            
             },
             seed: 1,
             max_blocks: 5_000,

@@ -4,8 +4,8 @@
 //! or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which also writes
 //! the table into `docs/proof-of-task.md`.
 
-use exo_worker::Misbehave;
 use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix, run};
+use exo_worker::Misbehave;
 
 const COLLUDING: Behaviour = Behaviour::Worker(Misbehave::WrongResult);
 

@@ -401,8 +401,11 @@ pub async fn submit(
     if !sent.ok() {
         return Ok(report);
     }
-    let height = sent.height().unwrap_or_default();
-    let id = find_job(client, &sent.sender, height, &app, args.units).await?;
+    // The receipt names the job the transaction created: two identical jobs in one block are
+    // told apart.
+    let id = sent.created("job").ok_or_else(|| {
+        CliError::Other("the job was accepted but its receipt names no job id".into())
+    })?;
     report.json["job_id"] = json!(id);
     report.text = format!("job {id}\n{}", report.text);
     if args.wait {
@@ -419,29 +422,6 @@ pub async fn submit(
         report.text.push_str(&job_summary(&job));
     }
     Ok(report)
-}
-
-/// The id of the job `requester` submitted at `height` for `app` with `units` units. Jobs are
-/// numbered in order, so the node finds it by scanning down from the newest.
-async fn find_job(
-    client: &Client,
-    requester: &exo_types::Address,
-    height: u64,
-    app: &Hash32,
-    units: u32,
-) -> Result<u64, CliError> {
-    client
-        .jobs_since(requester, height)
-        .await?
-        .iter()
-        .filter(|j| j.submitted_height == height && j.app == *app && j.unit_count == units)
-        .map(|j| j.id)
-        .min()
-        .ok_or_else(|| {
-            CliError::Other(format!(
-                "the job was submitted in block {height}, but the node lists no such job"
-            ))
-        })
 }
 
 /// Polls a job until it is finished, drawing a progress bar when asked.
@@ -521,7 +501,7 @@ fn job_summary(job: &wire::Job) -> String {
     if let Some(reason) = &job.wait_reason
         && c.waiting > 0
     {
-        text.push_str(&format!("\nwaiting because: {reason}"));
+        text.push_str(&format!("\nwaiting because: {}", reason.sentence));
     }
     text
 }
@@ -529,7 +509,7 @@ fn job_summary(job: &wire::Job) -> String {
 fn unit_line(unit: &wire::UnitView) -> String {
     let mut line = format!("unit {}: {}", unit.unit, unit.state);
     if let Some(reason) = &unit.reason {
-        line.push_str(&format!(" ({reason})"));
+        line.push_str(&format!(" ({})", reason.sentence));
     }
     if !unit.replicas.is_empty() {
         let replicas: Vec<String> = unit

@@ -80,6 +80,12 @@ impl Sent {
     pub fn height(&self) -> Option<u64> {
         self.receipt.as_ref().and_then(|r| r.height)
     }
+
+    /// The id of the `kind` (`job`, `offer`, `provider`) the transaction created, from its
+    /// receipt.
+    pub fn created(&self, kind: &str) -> Option<u64> {
+        self.receipt.as_ref().and_then(|r| r.created(kind))
+    }
 }
 
 /// Keeps the node's reason when it refuses a transaction at submission.

@@ -7,7 +7,7 @@
 use commonware_cryptography::Signer;
 use exo_api::{ApiConfig, ApiLimits, BlobStore, serve_with, testing::MemoryNode};
 use exo_client::keyfile;
-use exo_ledger::{Genesis, GenesisAccount, Params};
+use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
 use exo_types::{Amount, PrivateKey, address_to_hex};
 use serde_json::Value;
 use std::{
@@ -32,9 +32,12 @@ fn start_node() -> Node {
     let genesis = Genesis {
         chain_id: CHAIN.into(),
         params: Params {
-            audit_ppm: 0,
-            // No probation: the test gives two units at once to a new provider.
-            probation_slots: 16,
+            market: MarketParams {
+                audit_ppm: 0,
+                // No probation: the test gives two units at once to a new provider.
+                probation_slots: 16,
+                ..MarketParams::default()
+            },
             ..Params::default()
         },
         accounts: [1, 2]

@@ -10,7 +10,7 @@ use exo_client::{
     Client, Event, blob_hash,
     outputs::{Archive, pack},
 };
-use exo_ledger::{Genesis, GenesisAccount, Params};
+use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, address_to_hex,
@@ -33,9 +33,12 @@ async fn start(with_blobs: bool) -> (MemoryNode, Client, tempfile::TempDir) {
     let genesis = Genesis {
         chain_id: CHAIN.into(),
         params: Params {
-            audit_ppm: 0,
-            // No probation: the tests give two units at once to a new provider.
-            probation_slots: 16,
+            market: MarketParams {
+                audit_ppm: 0,
+                // No probation: the tests give two units at once to a new provider.
+                probation_slots: 16,
+                ..MarketParams::default()
+            },
             ..Params::default()
         },
         accounts: [alice(), bob()]

@@ -139,9 +139,7 @@ impl Market {
     }
 
     fn provider(&self, id: u64) -> Provider {
-        self.chain
-            .get(&keys::provider_key(id))
-            .expect("provider")
+        self.chain.get(&keys::provider_key(id)).expect("provider")
     }
 
     fn work(&self, provider: u64) -> Vec<(u64, u32, u32)> {
@@ -168,9 +166,7 @@ impl Market {
                 total += decode::<bank::Account>(value).expect("account").balance.0;
             } else if key[0] == Namespace::Bank as u8 && key[1] == bank::Table::Pot as u8 {
                 total += decode::<bank::PotBalance>(value).expect("pot").0.0;
-            } else if key[0] == Namespace::Market as u8
-                && key[1] == keys::Table::Provider as u8
-            {
+            } else if key[0] == Namespace::Market as u8 && key[1] == keys::Table::Provider as u8 {
                 let p: Provider = decode(value).expect("provider");
                 assert_eq!(self.pot(Pot::ProviderBond(p.id)), p.bond.0);
             } else if key[0] == Namespace::Market as u8 && key[1] == keys::Table::Job as u8 {
@@ -328,7 +324,6 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     });
     m.setup(&PROVIDERS[..2]);
     let requester_before = m.chain.account(&addr(REQUESTER)).balance;
@@ -483,7 +478,6 @@ fn a_no_show_is_penalised_and_replaced() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
@@ -602,7 +596,6 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
@@ -696,7 +689,6 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
@@ -768,7 +760,6 @@ fn probation_and_the_floor_limit_who_gets_work() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     };
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
@@ -787,7 +778,6 @@ fn probation_and_the_floor_limit_who_gets_work() {
             ..MarketParams::default()
         },
         ..Params::default()
-    
     });
     m.setup(&PROVIDERS[..1]);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));

@@ -2,8 +2,8 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy,
-    Rejection, Signatures, TxStatus,
+    Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy, Rejection,
+    Signatures, TxStatus,
     exec::Precheck,
     modules::bank,
     state::{Namespace, decode},

@@ -18,7 +18,7 @@ use exo_chain::{
     ChainStatus,
     engine::{self, CONSENSUS_NAMESPACE, Channels, Timeouts, ValidatorConfig, ValidatorHandle},
 };
-use exo_ledger::{Genesis, GenesisAccount, Params, decode_account};
+use exo_ledger::{Genesis, GenesisAccount, Params, exec, modules::bank};
 use exo_types::{Action, Address, Amount, PrivateKey, SignedTx, UnsignedTx, address_to_hex};
 use futures::channel::oneshot;
 use std::{sync::Arc, time::Duration};
@@ -320,25 +320,32 @@ impl Cluster {
 
     /// The finalized balance of `address` on validator `i`.
     pub async fn balance(&self, i: usize, address: &Address) -> Amount {
-        let key = exo_ledger::account_key(address);
-        self.validator(i)
+        let query = bank::queries::account(address);
+        let value = self
+            .validator(i)
             .state
-            .get(&key)
+            .get(&query.key)
             .await
-            .expect("state read")
-            .and_then(|b| decode_account(&b))
+            .expect("state read");
+        query
+            .decode(value.as_deref())
+            .expect("account record")
             .unwrap_or_default()
             .balance
     }
 
     /// The number of consensus faults recorded in validator `i`'s finalized state.
     pub async fn evidence_count(&self, i: usize) -> u64 {
-        self.validator(i)
+        let query = exec::queries::meta();
+        let value = self
+            .validator(i)
             .state
-            .get(&exo_ledger::chain_meta_key())
+            .get(&query.key)
             .await
-            .expect("state read")
-            .and_then(|b| exo_ledger::decode_meta(&b))
+            .expect("state read");
+        query
+            .decode(value.as_deref())
+            .expect("meta record")
             .map_or(0, |m| m.evidence_count)
     }
 

@@ -242,7 +242,10 @@ impl Read for Action {
             tag => Err(Error::InvalidEnum(tag)),
         }?;
         if action.module() != module {
-            return Err(Error::Invalid("Action", "the action does not belong to that module"));
+            return Err(Error::Invalid(
+                "Action",
+                "the action does not belong to that module",
+            ));
         }
         Ok(action)
     }

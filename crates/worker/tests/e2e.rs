@@ -19,9 +19,12 @@ use commonware_cryptography::Signer;
 use exo_api::{ApiConfig, ApiLimits, BlobStore, NodeView, testing::MemoryNode};
 use exo_client::Client;
 use exo_ledger::{
-    Genesis, GenesisAccount, Params, Tag,
-    compute::{Job, JobState, Provider, Record, ReplicaStatus, Unit, UnitState},
-    unit_key,
+    Genesis, GenesisAccount, Params,
+    modules::market::{
+        queries,
+        records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState},
+    },
+    state::{Query, Record},
 };
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, UnsignedTx, address_to_hex,
@@ -42,11 +45,9 @@ const INPUT: &[u8] = b"some input bytes";
 type Blobs = Arc<Mutex<HashMap<Hash32, Vec<u8>>>>;
 
 /// A finalized state record of the node.
-async fn state<T: Record>(node: &MemoryNode, key: exo_ledger::Key) -> Option<T> {
-    node.state(key)
-        .await
-        .unwrap()
-        .map(|b| T::from_bytes(&b).unwrap())
+async fn state<T: Record>(node: &MemoryNode, query: Query<T>) -> Option<T> {
+    let value = node.state(query.key).await.unwrap();
+    query.decode(value.as_deref()).unwrap()
 }
 
 fn key(seed: u64) -> PrivateKey {
@@ -230,7 +231,7 @@ impl Env {
             .await
             .unwrap()
             .unwrap();
-        state(&self.node, Tag::Provider.key_u64(id)).await.unwrap()
+        state(&self.node, queries::provider(id)).await.unwrap()
     }
 }
 
@@ -271,7 +272,7 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     )
     .await;
     wait_until("the job is done", || async {
-        state::<Job>(&env.node, Tag::Job.key_u64(0))
+        state::<Job>(&env.node, queries::job(0))
             .await
             .is_some_and(|j| j.state != JobState::Open)
     })
@@ -281,7 +282,7 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         handle.await.unwrap().unwrap();
     }
 
-    let job: Job = state(&env.node, Tag::Job.key_u64(0)).await.unwrap();
+    let job: Job = state(&env.node, queries::job(0)).await.unwrap();
     assert_eq!(job.accepted, units, "{job:?}");
     let liar_provider = env.provider(&liar).await;
     assert_eq!(liar_provider.valid, 0, "{liar_provider:?}");
@@ -293,7 +294,7 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     );
     assert!(liar_provider.bond < Amount::from_exo(10));
     for u in 0..units {
-        let unit: Unit = state(&env.node, unit_key(0, u)).await.unwrap();
+        let unit: Unit = state(&env.node, queries::unit(0, u)).await.unwrap();
         assert_eq!(unit.state, UnitState::Accepted);
         let (digest, _fuel) = unit.accepted.unwrap();
         // The registered outputs unpack to the accepted digest.
@@ -345,7 +346,7 @@ async fn a_restarted_worker_reveals_what_it_committed() {
     )
     .await;
     wait_until("A commits", || async {
-        state::<Unit>(&env.node, unit_key(0, 0))
+        state::<Unit>(&env.node, queries::unit(0, 0))
             .await
             .is_some_and(|u| {
                 u.replicas
@@ -363,12 +364,12 @@ async fn a_restarted_worker_reveals_what_it_committed() {
     let (worker_b, stop_b) = env.worker(&b, dir_b.path(), |_| {});
     let (worker_a, stop_a) = env.worker(&a, dir_a.path(), |_| {});
     wait_until("the unit is accepted", || async {
-        state::<Unit>(&env.node, unit_key(0, 0))
+        state::<Unit>(&env.node, queries::unit(0, 0))
             .await
             .is_some_and(|u| u.state == UnitState::Accepted)
     })
     .await;
-    let unit: Unit = state(&env.node, unit_key(0, 0)).await.unwrap();
+    let unit: Unit = state(&env.node, queries::unit(0, 0)).await.unwrap();
     assert_eq!(unit.replicas.len(), 2, "{unit:?}");
     for r in &unit.replicas {
         assert_eq!(r.status, ReplicaStatus::Agreed, "{unit:?}");

@@ -6,9 +6,9 @@
 //! `next` is the `from` of the following page, `null` on the last.
 
 use super::{base_units, base_units_opt, hex_address};
-use std::collections::BTreeMap;
 use exo_types::{Address, Amount, Hash32};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Serde for 32-byte content hashes (module hashes, blob hashes, result digests) as hex.
 pub mod hex32 {

@@ -225,7 +225,11 @@ impl<'g> BlockRun<'g> {
             }
             Stage::Evidence(i) => match self.input.evidence.get(i) {
                 Some(evidence) => {
-                    let new = modules::evidence::record(&mut self.cache, evidence, self.input.env.height)?;
+                    let new = modules::evidence::record(
+                        &mut self.cache,
+                        evidence,
+                        self.input.env.height,
+                    )?;
                     if new {
                         self.meta.evidence_count = self.meta.evidence_count.saturating_add(1);
                     }
@@ -365,43 +369,52 @@ fn execute(
         min_fee: params.min_fee,
     };
     let mut created = Vec::new();
-    let (status, fee_paid) =
-        match precheck(signed, signature_ok, encoded_len, rules, &sender, Nonce::Next) {
-            Err(rejection) => (TxStatus::Rejected(rejection.into()), exo_types::Amount::ZERO),
-            Ok(()) => {
-                bank::use_nonce(cache, &tx.sender)?;
-                if tx.fee > exo_types::Amount::ZERO {
-                    bank::transfer(cache, &tx.sender, &env.proposer, tx.fee)?.map_err(|r| {
-                        Fault::Invariant(format!("a fee the precheck allowed was refused: {r}"))
-                    })?;
-                }
-                let checkpoint = cache.checkpoint();
-                let mut ctx = Ctx {
-                    cache,
-                    env,
-                    params,
-                    created: &mut created,
-                };
-                let status = match modules::route(&mut ctx, &tx.sender, &tx.action) {
-                    Ok(Ok(())) => TxStatus::Ok,
-                    Ok(Err(rejection)) => TxStatus::Rejected(rejection),
-                    // A record over its bound is the action's fault, not the state's: refuse
-                    // the transaction and keep nothing of it.
-                    Err(Halt::Fault(Fault::RecordTooLarge { size, max, .. })) => {
-                        TxStatus::Rejected(Rejection::Exec(Precheck::RecordTooLarge {
-                            size: size as u64,
-                            max: max as u64,
-                        }))
-                    }
-                    Err(halt) => return Err(halt),
-                };
-                if status != TxStatus::Ok {
-                    cache.rollback(checkpoint);
-                    created.clear();
-                }
-                (status, tx.fee)
+    let (status, fee_paid) = match precheck(
+        signed,
+        signature_ok,
+        encoded_len,
+        rules,
+        &sender,
+        Nonce::Next,
+    ) {
+        Err(rejection) => (
+            TxStatus::Rejected(rejection.into()),
+            exo_types::Amount::ZERO,
+        ),
+        Ok(()) => {
+            bank::use_nonce(cache, &tx.sender)?;
+            if tx.fee > exo_types::Amount::ZERO {
+                bank::transfer(cache, &tx.sender, &env.proposer, tx.fee)?.map_err(|r| {
+                    Fault::Invariant(format!("a fee the precheck allowed was refused: {r}"))
+                })?;
             }
-        };
+            let checkpoint = cache.checkpoint();
+            let mut ctx = Ctx {
+                cache,
+                env,
+                params,
+                created: &mut created,
+            };
+            let status = match modules::route(&mut ctx, &tx.sender, &tx.action) {
+                Ok(Ok(())) => TxStatus::Ok,
+                Ok(Err(rejection)) => TxStatus::Rejected(rejection),
+                // A record over its bound is the action's fault, not the state's: refuse
+                // the transaction and keep nothing of it.
+                Err(Halt::Fault(Fault::RecordTooLarge { size, max, .. })) => {
+                    TxStatus::Rejected(Rejection::Exec(Precheck::RecordTooLarge {
+                        size: size as u64,
+                        max: max as u64,
+                    }))
+                }
+                Err(halt) => return Err(halt),
+            };
+            if status != TxStatus::Ok {
+                cache.rollback(checkpoint);
+                created.clear();
+            }
+            (status, tx.fee)
+        }
+    };
     let receipt = Receipt {
         height: env.height,
         index,

@@ -53,14 +53,32 @@ impl ModuleId {
 pub enum Precheck {
     BadSignature,
     WrongChain,
-    Oversize { size: u32, max: u32 },
-    ReplayedNonce { expected: u64, got: u64 },
-    GappedNonce { expected: u64, got: u64 },
-    FeeTooLow { min: Amount, got: Amount },
+    Oversize {
+        size: u32,
+        max: u32,
+    },
+    ReplayedNonce {
+        expected: u64,
+        got: u64,
+    },
+    GappedNonce {
+        expected: u64,
+        got: u64,
+    },
+    FeeTooLow {
+        min: Amount,
+        got: Amount,
+    },
     /// The sender cannot pay the fee.
-    InsufficientFunds { needed: Amount, available: Amount },
+    InsufficientFunds {
+        needed: Amount,
+        available: Amount,
+    },
     /// The action would have written a record over its bound; nothing of it was kept.
-    RecordTooLarge { size: u64, max: u64 },
+    RecordTooLarge {
+        size: u64,
+        max: u64,
+    },
 }
 
 fn amount(v: u128) -> Amount {
@@ -147,7 +165,10 @@ impl fmt::Display for Precheck {
             Self::BadSignature => write!(f, "bad signature"),
             Self::WrongChain => write!(f, "signed for another chain"),
             Self::Oversize { size, max } => {
-                write!(f, "transaction of {size} bytes is over the {max}-byte limit")
+                write!(
+                    f,
+                    "transaction of {size} bytes is over the {max}-byte limit"
+                )
             }
             Self::ReplayedNonce { expected, got } => {
                 write!(f, "nonce {got} already used (next is {expected})")

@@ -55,8 +55,9 @@ impl Module for Bank {
     }
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
         match action {
-            Action::Transfer { to, amount } => Ok(bank::transfer(ctx.cache, sender, to, *amount)?
-                .map_err(Rejection::Bank)),
+            Action::Transfer { to, amount } => {
+                Ok(bank::transfer(ctx.cache, sender, to, *amount)?.map_err(Rejection::Bank))
+            }
             _ => Err(Fault::Invariant(format!("{} routed to the bank", action.name())).into()),
         }
     }

@@ -24,7 +24,10 @@ use exo_types::{Address, Amount};
 pub enum Refusal {
     /// Moving nothing is refused: it would only cost a fee.
     ZeroAmount,
-    InsufficientFunds { needed: Amount, available: Amount },
+    InsufficientFunds {
+        needed: Amount,
+        available: Amount,
+    },
 }
 
 impl Refusal {
@@ -143,7 +146,12 @@ fn take_from_pot(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<()
 
 /// Pays `amount` out of `pot` to `to`. A pot holds what its module locked, so taking more is a
 /// fault, never a refusal.
-pub fn release(cache: &mut StateCache, from: Pot, to: &Address, amount: Amount) -> Result<(), Halt> {
+pub fn release(
+    cache: &mut StateCache,
+    from: Pot,
+    to: &Address,
+    amount: Amount,
+) -> Result<(), Halt> {
     if amount == Amount::ZERO {
         return Ok(());
     }
@@ -200,10 +208,7 @@ pub fn supply(cache: &StateCache) -> Result<Supply, Halt> {
 }
 
 /// Writes the genesis balances and the supply they add up to.
-pub fn genesis(
-    cache: &mut StateCache,
-    accounts: &[(Address, Amount)],
-) -> Result<(), Halt> {
+pub fn genesis(cache: &mut StateCache, accounts: &[(Address, Amount)]) -> Result<(), Halt> {
     let mut total = Amount::ZERO;
     for (address, balance) in accounts {
         total = total
@@ -285,7 +290,6 @@ pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
     }
     Ok(())
 }
-
 
 /// What the bank answers to readers of finalized state.
 pub mod queries {

@@ -127,7 +127,11 @@ pub fn fault_key(evidence: &Evidence) -> Key {
 }
 
 pub fn validator_key(validator: &Address) -> Key {
-    keys::key(Namespace::Evidence, Table::Validator as u8, validator.as_ref())
+    keys::key(
+        Namespace::Evidence,
+        Table::Validator as u8,
+        validator.as_ref(),
+    )
 }
 
 /// Writes the first committee.

@@ -33,11 +33,15 @@ impl Market<'_> {
             return refuse(Refusal::InvalidApp(AppProblem::Name));
         }
         if royalty_per_unit > MAX_ROYALTY {
-            return refuse(Refusal::InvalidApp(AppProblem::Royalty { max: MAX_ROYALTY }));
+            return refuse(Refusal::InvalidApp(AppProblem::Royalty {
+                max: MAX_ROYALTY,
+            }));
         }
         let mut apps: AppList = load(cache, &apps_key())?.unwrap_or_default();
         if apps.0.len() >= MAX_APPS {
-            return refuse(Refusal::InvalidApp(AppProblem::Full { max: MAX_APPS as u32 }));
+            return refuse(Refusal::InvalidApp(AppProblem::Full {
+                max: MAX_APPS as u32,
+            }));
         }
         apps.0.push(*module_hash);
         store(cache, apps_key(), &apps)?;

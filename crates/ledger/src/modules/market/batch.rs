@@ -3,10 +3,13 @@
 
 use super::{
     Market,
-    keys::{assignments_key, book_key, job_key, offer_key, open_jobs_key, provider_key, unit_key, work_key},
+    keys::{
+        assignments_key, book_key, job_key, offer_key, open_jobs_key, provider_key, unit_key,
+        work_key,
+    },
     records::{
-        AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus,
-        Unit, UnitState, WaitReason, WaitingUnit,
+        AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus, Unit,
+        UnitState, WaitReason, WaitingUnit,
     },
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
@@ -33,7 +36,6 @@ enum Pass {
     /// Every provider within its probation: a new unit asks for `trust` replicas.
     Everyone = 2,
 }
-
 
 impl Market<'_> {
     /// The batch match of every open job's waiting units against the book.
@@ -218,7 +220,12 @@ impl Market<'_> {
     /// again. Every replica of a job meets the same requirements and price, so any dealing
     /// that keeps a unit's providers distinct and its excluded providers out is a valid match;
     /// when conflicts cannot be swapped away, the job keeps the matcher's assignment.
-    pub(super) fn deal_checks(&self, jobs: &[Job], assignments: &mut [exo_market::Assignment], pass: u8) {
+    pub(super) fn deal_checks(
+        &self,
+        jobs: &[Job],
+        assignments: &mut [exo_market::Assignment],
+        pass: u8,
+    ) {
         for job in jobs {
             let new = |unit: u32| job.running.binary_search(&unit).is_err();
             let checks: Vec<usize> = (0..assignments.len())
@@ -323,12 +330,11 @@ impl Market<'_> {
         log: &mut AssignmentList,
     ) -> Result<(), Halt> {
         // Load what the assignments touch, then write them.
-        cache.require(assignments.iter().flat_map(|a| {
-            [
-                unit_key(a.job.0, a.unit),
-                provider_key(a.provider.0),
-            ]
-        }))?;
+        cache.require(
+            assignments
+                .iter()
+                .flat_map(|a| [unit_key(a.job.0, a.unit), provider_key(a.provider.0)]),
+        )?;
         cache.require(
             assignments
                 .iter()

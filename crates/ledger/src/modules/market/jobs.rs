@@ -29,7 +29,10 @@ impl Market<'_> {
             return invalid(JobProblem::Trust { trust: spec.trust });
         }
         if !spec.unit_args.is_empty() && spec.unit_args.len() != spec.units as usize {
-            return invalid(JobProblem::UnitArgs { lines: spec.unit_args.len() as u32, units: spec.units });
+            return invalid(JobProblem::UnitArgs {
+                lines: spec.unit_args.len() as u32,
+                units: spec.units,
+            });
         }
         if spec.requirements.validate().is_err() {
             return invalid(JobProblem::Requirements);
@@ -57,7 +60,9 @@ impl Market<'_> {
         };
         let mut open = Self::id_list(cache, open_jobs_key())?;
         if open.0.len() >= self.params.max_open_jobs as usize {
-            return refuse(Refusal::TooManyJobs { max: self.params.max_open_jobs });
+            return refuse(Refusal::TooManyJobs {
+                max: self.params.max_open_jobs,
+            });
         }
         let max_replicas = u32::from(spec.trust) + self.params.extra_replicas + 1;
         let Some(escrow) = worst_case_escrow(
@@ -111,7 +116,12 @@ impl Market<'_> {
         Ok(Ok(()))
     }
 
-    pub(super) fn cancel_job(&mut self, cache: &mut StateCache, requester: &Address, id: u64) -> Verdict {
+    pub(super) fn cancel_job(
+        &mut self,
+        cache: &mut StateCache,
+        requester: &Address,
+        id: u64,
+    ) -> Verdict {
         let Some(mut job) = load::<Job>(cache, &job_key(id))? else {
             return refuse(Refusal::UnknownJob { job: id });
         };
@@ -134,7 +144,11 @@ impl Market<'_> {
     }
 
     /// Refunds the unspent escrow of a job nothing runs for any more.
-    pub(super) fn maybe_close_job(&mut self, cache: &mut StateCache, job: &mut Job) -> Result<(), Halt> {
+    pub(super) fn maybe_close_job(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+    ) -> Result<(), Halt> {
         let finished = job.waiting.is_empty() && job.running.is_empty();
         if !finished {
             return Ok(());

@@ -43,7 +43,11 @@ pub fn provider_key(provider: u64) -> Key {
 }
 
 pub fn owner_key(owner: &Address) -> Key {
-    keys::key(Namespace::Market, Table::ProviderOwner as u8, owner.as_ref())
+    keys::key(
+        Namespace::Market,
+        Table::ProviderOwner as u8,
+        owner.as_ref(),
+    )
 }
 
 pub fn offer_key(offer: u64) -> Key {

@@ -107,7 +107,12 @@ impl Market<'_> {
     }
 
     /// Executes a market action for `sender`, who has paid the fee.
-    pub(crate) fn deliver(&mut self, cache: &mut StateCache, sender: &Address, action: &Action) -> Verdict {
+    pub(crate) fn deliver(
+        &mut self,
+        cache: &mut StateCache,
+        sender: &Address,
+        action: &Action,
+    ) -> Verdict {
         match action {
             // The bank's action; the router never sends it here.
             Action::Transfer { .. } => Ok(Ok(())),

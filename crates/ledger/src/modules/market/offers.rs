@@ -29,7 +29,10 @@ impl Market<'_> {
             return refuse(Refusal::ProviderRetired);
         }
         if provider.bond < self.params.min_provider_bond {
-            return refuse(Refusal::BondTooLow { bond: provider.bond, min: self.params.min_provider_bond });
+            return refuse(Refusal::BondTooLow {
+                bond: provider.bond,
+                min: self.params.min_provider_bond,
+            });
         }
         let mut counters = Self::counters(cache)?;
         let offer = Offer {
@@ -46,11 +49,15 @@ impl Market<'_> {
             return refuse(Refusal::InvalidOffer { expiry: None });
         }
         if expiry_height <= self.env.height {
-            return refuse(Refusal::InvalidOffer { expiry: Some((expiry_height, self.env.height)) });
+            return refuse(Refusal::InvalidOffer {
+                expiry: Some((expiry_height, self.env.height)),
+            });
         }
         let mut book = Self::id_list(cache, book_key())?;
         if book.0.len() >= self.params.max_open_offers as usize {
-            return refuse(Refusal::BookFull { max: self.params.max_open_offers });
+            return refuse(Refusal::BookFull {
+                max: self.params.max_open_offers,
+            });
         }
         cache.require(book.0.iter().map(|id| offer_key(*id)))?;
         let mut mine = 0usize;
@@ -62,7 +69,10 @@ impl Market<'_> {
             }
         }
         if mine >= self.params.max_offers_per_provider as usize {
-            return refuse(Refusal::TooManyOffers { held: mine as u32, max: self.params.max_offers_per_provider });
+            return refuse(Refusal::TooManyOffers {
+                held: mine as u32,
+                max: self.params.max_offers_per_provider,
+            });
         }
         counters.next_offer += 1;
         self.created.push(Created::Offer(offer.id.0));

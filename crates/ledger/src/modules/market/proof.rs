@@ -124,11 +124,19 @@ impl Market<'_> {
                 continue;
             }
             if !awaiting || !reveal_open {
-                return refuse(Refusal::RevealNotOpen { job: reveal.job, unit: reveal.unit, replica: reveal.replica });
+                return refuse(Refusal::RevealNotOpen {
+                    job: reveal.job,
+                    unit: reveal.unit,
+                    replica: reveal.replica,
+                });
             }
             let expected = result_commitment(&reveal.digest, reveal.fuel, &reveal.salt, sender);
             if replica.commitment != Some(expected) {
-                return refuse(Refusal::CommitmentMismatch { job: reveal.job, unit: reveal.unit, replica: reveal.replica });
+                return refuse(Refusal::CommitmentMismatch {
+                    job: reveal.job,
+                    unit: reveal.unit,
+                    replica: reveal.replica,
+                });
             }
             replica.reveal = Some((reveal.digest, reveal.fuel));
             replica.status = ReplicaStatus::Revealed;

@@ -32,27 +32,67 @@ pub enum Refusal {
     ProviderExists,
     NotAProvider,
     ProviderRetired,
-    BondTooLow { bond: Amount, min: Amount },
-    ProviderBusy { active: u32 },
+    BondTooLow {
+        bond: Amount,
+        min: Amount,
+    },
+    ProviderBusy {
+        active: u32,
+    },
     /// The offer breaks the market's bounds (slots, resources); `expiry` is set when it expires
     /// at or before `height`.
-    InvalidOffer { expiry: Option<(u64, u64)> },
-    TooManyOffers { held: u32, max: u32 },
-    BookFull { max: u32 },
-    UnknownOffer { offer: u64 },
-    NotYourOffer { offer: u64 },
+    InvalidOffer {
+        expiry: Option<(u64, u64)>,
+    },
+    TooManyOffers {
+        held: u32,
+        max: u32,
+    },
+    BookFull {
+        max: u32,
+    },
+    UnknownOffer {
+        offer: u64,
+    },
+    NotYourOffer {
+        offer: u64,
+    },
     InvalidJob(JobProblem),
     UnknownApp,
-    TooManyJobs { max: u32 },
-    UnknownJob { job: u64 },
-    NotYourJob { job: u64 },
-    JobClosed { job: u64 },
+    TooManyJobs {
+        max: u32,
+    },
+    UnknownJob {
+        job: u64,
+    },
+    NotYourJob {
+        job: u64,
+    },
+    JobClosed {
+        job: u64,
+    },
     AppExists,
     InvalidApp(AppProblem),
-    UnknownReplica { job: u64, unit: u32, replica: u32 },
-    NotYourReplica { job: u64, unit: u32, replica: u32 },
-    RevealNotOpen { job: u64, unit: u32, replica: u32 },
-    CommitmentMismatch { job: u64, unit: u32, replica: u32 },
+    UnknownReplica {
+        job: u64,
+        unit: u32,
+        replica: u32,
+    },
+    NotYourReplica {
+        job: u64,
+        unit: u32,
+        replica: u32,
+    },
+    RevealNotOpen {
+        job: u64,
+        unit: u32,
+        replica: u32,
+    },
+    CommitmentMismatch {
+        job: u64,
+        unit: u32,
+        replica: u32,
+    },
     /// The worst-case escrow does not fit in an amount.
     EscrowOverflow,
 }

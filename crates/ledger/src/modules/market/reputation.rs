@@ -10,7 +10,6 @@ pub(super) const REPUTATION_VALID: u32 = 10;
 pub(super) const REPUTATION_WRONG: u32 = 200;
 pub(super) const REPUTATION_NO_SHOW: u32 = 50;
 
-
 /// Whether a provider's result weighs 2 (a long record of confirmed results) or 1.
 pub fn weight(params: &MarketParams, provider: &Provider) -> u32 {
     if provider.reputation >= params.trusted_reputation

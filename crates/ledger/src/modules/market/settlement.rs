@@ -4,7 +4,10 @@
 use super::{
     Market,
     keys::{offer_key, provider_key, work_key},
-    records::{Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit, UnitState, WorkList},
+    records::{
+        Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit, UnitState,
+        WorkList,
+    },
     reputation::{REPUTATION_MAX, REPUTATION_VALID, REPUTATION_WRONG},
 };
 use crate::{
@@ -53,7 +56,6 @@ pub fn worst_case_escrow(
     per_unit.checked_mul(u128::from(units))
 }
 
-
 impl Market<'_> {
     pub(super) fn accept(
         &mut self,
@@ -91,9 +93,7 @@ impl Market<'_> {
                 let paid = &mut job.accounts.paid;
                 match paid.iter().position(|(p, _)| *p == provider.id) {
                     Some(i) => paid[i].1 = add(paid[i].1, pay)?,
-                    None if paid.len() < MAX_PAID_PROVIDERS => {
-                        paid.push((provider.id, pay))
-                    }
+                    None if paid.len() < MAX_PAID_PROVIDERS => paid.push((provider.id, pay)),
                     // Beyond the listed providers the payment still happens; only the
                     // per-provider breakdown is capped.
                     None => {}
@@ -108,7 +108,12 @@ impl Market<'_> {
                 }
             } else if replica.status == ReplicaStatus::Revealed {
                 replica.status = ReplicaStatus::Disagreed;
-                self.punish(cache, &mut provider, self.params.slash_wrong_bps, REPUTATION_WRONG)?;
+                self.punish(
+                    cache,
+                    &mut provider,
+                    self.params.slash_wrong_bps,
+                    REPUTATION_WRONG,
+                )?;
                 provider.invalid += 1;
             } else {
                 // Still running when the verdict came: released, unpaid, unpunished.
