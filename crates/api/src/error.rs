@@ -28,6 +28,8 @@ pub enum ApiError {
     /// A check the ledger would also make, failed before the transaction reached the mempool.
     #[error("{0}")]
     Rejected(Rejection),
+    #[error("signed for another chain (this node is on {expected})")]
+    WrongChain { expected: String },
     #[error("nonce {got} is more than {max_ahead} ahead of the account's next nonce {expected}")]
     NonceTooFar {
         expected: u64,
@@ -105,6 +107,7 @@ impl ApiError {
             Self::BadHex(_) => "bad_hex",
             Self::BadEncoding(_) => "bad_encoding",
             Self::Rejected(rejection) => rejection.code(),
+            Self::WrongChain { .. } => "wrong_chain",
             Self::NonceTooFar { .. } => "nonce_too_far",
             Self::Mempool(err) => match err {
                 MempoolError::Full(_) => "mempool_full",
@@ -154,6 +157,7 @@ impl ApiError {
             | Self::BadHex(_)
             | Self::BadEncoding(_)
             | Self::Rejected(_)
+            | Self::WrongChain { .. }
             | Self::NonceTooFar { .. }
             | Self::BadAddress(_)
             | Self::BadHash(_)

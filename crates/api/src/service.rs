@@ -96,6 +96,11 @@ pub async fn admit<N: NodeView>(
                 max_ahead: limits.max_nonce_ahead,
             });
         }
+        Err(Precheck::WrongChain) => {
+            return Err(ApiError::WrongChain {
+                expected: status.chain_id,
+            });
+        }
         Err(rejection) => return Err(ApiError::Rejected(Rejection::Exec(rejection))),
     }
     // A transaction rejected before paying its fee leaves the nonce unused, so the nonce check

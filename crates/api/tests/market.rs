@@ -375,16 +375,22 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(job["units"][0]["replicas"][0]["status"], "assigned");
     assert_eq!(job["units"][0]["replicas"][0]["price_per_unit"], "1000");
     assert_eq!(job["units"][2]["state"], "waiting");
-    assert!(job["units"][2]["reason"].is_string(), "{job}");
+    assert_eq!(job["units"][2]["reason"]["code"], "slots_taken", "{job}");
+    assert!(job["units"][2]["reason"]["sentence"].is_string(), "{job}");
     assert_eq!(job["units"][1]["reason"], Value::Null);
     assert!(job["accounts"]["escrowed"].as_str().unwrap() != "0");
     assert_eq!(job["accounts"]["held"], job["accounts"]["escrowed"]);
 
     let (_, gpu_job) = get(&chain.app, "/v1/jobs/1").await;
     assert_eq!(gpu_job["units"][0]["state"], "waiting");
-    let reason = gpu_job["units"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("no provider with gpu"), "{reason}");
-    assert_eq!(gpu_job["wait_reason"], reason);
+    // The waiting reason: a code with the matcher's numbers, and the sentence made of them.
+    let reason = &gpu_job["units"][0]["reason"];
+    assert_eq!(reason["code"], "no_provider", "{reason}");
+    assert_eq!(reason["binding"], "gpu", "{reason}");
+    assert_eq!(reason["excluded_by"]["gpu"], reason["live_offers"], "{reason}");
+    let sentence = reason["sentence"].as_str().unwrap();
+    assert!(sentence.starts_with("no provider with gpu"), "{sentence}");
+    assert_eq!(&gpu_job["wait_reason"], reason);
 
     // Pages of units.
     let (_, page) = get(&chain.app, "/v1/jobs/0?from=1&limit=1").await;

@@ -89,3 +89,75 @@ async fn transfer_finalizes_with_a_receipt_and_moves_funds() {
     assert_eq!(status["finalized_height"], 1);
     assert_eq!(status["chain_id"], "exo-mem");
 }
+
+/// A pot changed behind the bank's back (here: one token added to a provider's bond in the
+/// store) is caught the next time its module touches it, and the node stops with a fault that
+/// says which pot and by how much, instead of paying the extra token out.
+#[tokio::test]
+async fn a_corrupted_pot_stops_the_node_with_a_clear_fault() {
+    use exo_api::NodeView;
+    use exo_ledger::{
+        Fault,
+        modules::bank::{self, Pot, PotBalance},
+        state::Record,
+    };
+    let alice = PrivateKey::from_seed(1);
+    let genesis = Genesis {
+        chain_id: "exo-mem".into(),
+        params: Params::default(),
+        accounts: vec![GenesisAccount {
+            address: address_to_hex(&alice.public_key()),
+            balance: Amount::from_exo(100),
+        }],
+        validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
+    };
+    let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
+    let tx = |nonce, action| {
+        UnsignedTx {
+            chain_id: "exo-mem".into(),
+            sender: alice.public_key(),
+            nonce,
+            fee: Amount(1_000),
+            action,
+        }
+        .sign(&alice)
+    };
+    let bond = Amount::from_exo(10);
+    let register = Action::RegisterProvider {
+        resources: exo_types::exo_market::Resources {
+            cores: 4,
+            cpu_score: 1_000_000_000,
+            memory_mib: 4_096,
+            gpu: None,
+            class: exo_types::exo_market::DeviceClass::Pc,
+            region: "eu".into(),
+            runtimes: exo_types::exo_market::RuntimeSet::only(
+                exo_types::exo_market::Runtime::Wasm32Wasip1,
+            ),
+            max_unit_fuel: 1_000_000_000_000,
+        },
+        bond,
+    };
+    node.submit(tx(0, register)).unwrap();
+    assert_eq!(node.produce_block().tx_hashes.len(), 1);
+
+    let pot = bank::pot_key(Pot::ProviderBond(0));
+    node.put_state(pot, Some(PotBalance(Amount(bond.0 + 1)).to_bytes()));
+    node.submit(tx(1, Action::RetireProvider)).unwrap();
+    let fault = node.try_produce_block().unwrap_err();
+    assert_eq!(
+        fault,
+        Fault::Invariant(format!(
+            "pot provider_bond(0) holds {} but its module's record says {}",
+            bond.0 + 1,
+            bond.0
+        ))
+    );
+    // The node as a validator runs it: it stops, saying why.
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.produce_block()));
+    let message = stopped.unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.starts_with("ledger fault: pot provider_bond(0)"), "{message}");
+    // Nothing of the block was kept.
+    assert_eq!(node.status().finalized_height, 1);
+}

@@ -1,1 +1,159 @@
+use super::*;
+use crate::state::{MemoryBacking, Record, StateCache};
+use commonware_cryptography::Signer;
+use exo_types::PrivateKey;
 
+fn addr(seed: u64) -> Address {
+    PrivateKey::from_seed(seed).public_key()
+}
+
+/// A cache over a store holding `accounts` and their supply, as genesis writes them.
+fn funded(accounts: &[(u64, u128)]) -> StateCache {
+    let mut cache = StateCache::new();
+    let accounts: Vec<(Address, Amount)> = accounts
+        .iter()
+        .map(|(seed, b)| (addr(*seed), Amount(*b)))
+        .collect();
+    genesis(&mut cache, &accounts).expect("genesis");
+    let mut store = MemoryBacking::default();
+    store.apply(cache.into_writes());
+    // A new block: everything the bank reads comes from the store.
+    let mut cache = StateCache::new();
+    for (key, value) in &store.entries {
+        cache.load(*key, Some(value.clone()));
+    }
+    cache
+}
+
+fn fault(result: Result<(), Halt>) -> Fault {
+    match result {
+        Err(Halt::Fault(fault)) => fault,
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn moving_locking_paying_and_burning_conserve_the_supply() {
+    let mut cache = funded(&[(1, 1_000), (2, 0)]);
+    let pot = Pot::JobEscrow(7);
+    assert_eq!(lock(&mut cache, &addr(1), pot, Amount(600)).unwrap(), Ok(()));
+    assert_eq!(transfer(&mut cache, &addr(1), &addr(2), Amount(100)).unwrap(), Ok(()));
+    release(&mut cache, pot, &addr(2), Amount(250)).unwrap();
+    burn(&mut cache, pot, Amount(50)).unwrap();
+    check_conservation(&cache).unwrap();
+    assert_eq!(balance(&cache, &addr(1)).unwrap(), Amount(300));
+    assert_eq!(balance(&cache, &addr(2)).unwrap(), Amount(350));
+    assert_eq!(self::pot(&cache, pot).unwrap(), Amount(300));
+    assert_eq!(supply(&cache).unwrap().total, Amount(950));
+    assert_eq!(supply(&cache).unwrap().burnt, Amount(50));
+}
+
+#[test]
+fn refusals_leave_balances_alone() {
+    let mut cache = funded(&[(1, 10)]);
+    assert_eq!(
+        transfer(&mut cache, &addr(1), &addr(2), Amount(11)).unwrap(),
+        Err(Refusal::InsufficientFunds {
+            needed: Amount(11),
+            available: Amount(10)
+        })
+    );
+    assert_eq!(
+        transfer(&mut cache, &addr(1), &addr(2), Amount::ZERO).unwrap(),
+        Err(Refusal::ZeroAmount)
+    );
+    assert_eq!(
+        lock(&mut cache, &addr(1), Pot::Treasury, Amount(11)).unwrap(),
+        Err(Refusal::InsufficientFunds {
+            needed: Amount(11),
+            available: Amount(10)
+        })
+    );
+    assert_eq!(balance(&cache, &addr(1)).unwrap(), Amount(10));
+    check_conservation(&cache).unwrap();
+}
+
+#[test]
+fn taking_more_from_a_pot_than_it_holds_is_a_fault() {
+    let mut cache = funded(&[(1, 10)]);
+    lock(&mut cache, &addr(1), Pot::Insurance, Amount(5))
+        .unwrap()
+        .unwrap();
+    let f = fault(release(&mut cache, Pot::Insurance, &addr(1), Amount(6)));
+    assert!(f.to_string().contains("pot insurance holds"), "{f}");
+    let f = fault(burn(&mut cache, Pot::Insurance, Amount(6)));
+    assert!(matches!(f, Fault::Invariant(_)), "{f}");
+}
+
+#[test]
+fn a_balance_at_the_top_of_u128_is_still_counted_exactly() {
+    let mut cache = funded(&[(1, u128::MAX - 5), (2, 5)]);
+    transfer(&mut cache, &addr(2), &addr(1), Amount(5))
+        .unwrap()
+        .unwrap();
+    check_conservation(&cache).unwrap();
+    assert_eq!(balance(&cache, &addr(1)).unwrap(), Amount(u128::MAX));
+}
+
+#[test]
+fn a_pot_written_around_the_bank_fails_the_conservation_check() {
+    let mut cache = funded(&[(1, 1_000)]);
+    let pot = Pot::ProviderBond(3);
+    lock(&mut cache, &addr(1), pot, Amount(100))
+        .unwrap()
+        .unwrap();
+    check_conservation(&cache).unwrap();
+    // A module that writes a pot itself (a bug, or corruption) adds tokens from nowhere.
+    cache.put(pot_key(pot), Some(PotBalance(Amount(150)).to_bytes()));
+    let f = fault(check_conservation(&cache));
+    assert_eq!(
+        f,
+        Fault::Conservation {
+            held_in: 1_150,
+            held_out: 1_000,
+            supply_in: 0,
+            supply_out: 0
+        }
+    );
+}
+
+#[test]
+fn a_write_the_block_never_read_is_loaded_before_it_is_judged() {
+    let mut cache = funded(&[(1, 1_000)]);
+    // Written blind: the check asks for the stored value instead of guessing it.
+    cache.put(
+        account_key(&addr(9)),
+        Some(
+            Account {
+                balance: Amount(5),
+                nonce: 0,
+            }
+            .to_bytes(),
+        ),
+    );
+    match check_conservation(&cache) {
+        Err(Halt::Missing(missing)) => assert_eq!(missing.0, vec![account_key(&addr(9))]),
+        other => panic!("expected the key to be asked for, got {other:?}"),
+    }
+    cache.load(account_key(&addr(9)), None);
+    assert!(matches!(
+        fault(check_conservation(&cache)),
+        Fault::Conservation { .. }
+    ));
+}
+
+#[test]
+fn a_pot_that_disagrees_with_its_module_is_a_fault() {
+    let mut cache = funded(&[(1, 1_000)]);
+    let pot = Pot::JobEscrow(1);
+    lock(&mut cache, &addr(1), pot, Amount(100))
+        .unwrap()
+        .unwrap();
+    expect_pot(&cache, pot, Amount(100)).unwrap();
+    let f = fault(expect_pot(&cache, pot, Amount(99)));
+    assert!(
+        f.to_string()
+            .contains("pot job_escrow(1) holds 100 but its module's record says 99"),
+        "{f}"
+    );
+}
