@@ -387,7 +387,10 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     let reason = &gpu_job["units"][0]["reason"];
     assert_eq!(reason["code"], "no_provider", "{reason}");
     assert_eq!(reason["binding"], "gpu", "{reason}");
-    assert_eq!(reason["excluded_by"]["gpu"], reason["live_offers"], "{reason}");
+    assert_eq!(
+        reason["excluded_by"]["gpu"], reason["live_offers"],
+        "{reason}"
+    );
     let sentence = reason["sentence"].as_str().unwrap();
     assert!(sentence.starts_with("no provider with gpu"), "{sentence}");
     assert_eq!(&gpu_job["wait_reason"], reason);

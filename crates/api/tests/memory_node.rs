@@ -157,7 +157,10 @@ async fn a_corrupted_pot_stops_the_node_with_a_clear_fault() {
     let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.produce_block()));
     let message = stopped.unwrap_err();
     let message = message.downcast_ref::<String>().unwrap();
-    assert!(message.starts_with("ledger fault: pot provider_bond(0)"), "{message}");
+    assert!(
+        message.starts_with("ledger fault: pot provider_bond(0)"),
+        "{message}"
+    );
     // Nothing of the block was kept.
     assert_eq!(node.status().finalized_height, 1);
 }

@@ -207,7 +207,10 @@ fn provider_offer_job_submit_and_status() {
     assert_eq!(status["units"][0]["state"], "running");
     assert_eq!(status["units"][0]["replicas"][0]["provider"], 0);
     assert_eq!(status["units"][2]["state"], "waiting");
-    assert!(status["units"][2]["reason"].is_string(), "{status}");
+    assert_eq!(
+        status["units"][2]["reason"]["code"], "slots_taken",
+        "{status}"
+    );
     assert_eq!(status["inputs"][0]["name"], "scene.txt");
 
     // A job nobody can run says why.
@@ -233,7 +236,7 @@ fn provider_offer_job_submit_and_status() {
     let mut reason = String::new();
     for _ in 0..50 {
         let out = exo(&["job", "status", &gpu_id, "--node", url, "--json"]);
-        if let Some(r) = json(&out)["units"][0]["reason"].as_str() {
+        if let Some(r) = json(&out)["units"][0]["reason"]["sentence"].as_str() {
             reason = r.to_string();
             break;
         }

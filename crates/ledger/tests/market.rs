@@ -792,3 +792,23 @@ fn probation_and_the_floor_limit_who_gets_work() {
     assert!(m.work(0).is_empty());
     assert_eq!(m.job(1).waiting.len(), 1);
 }
+
+#[test]
+fn two_identical_jobs_in_one_block_get_their_own_ids_in_their_receipts() {
+    let mut m = Market::new(Params::default());
+    m.setup(&[]);
+    let first = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    let second = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    let receipts = m.chain.execute_block(&addr(PROPOSER), &[first, second]);
+    let ids: Vec<Option<u64>> = receipts
+        .iter()
+        .map(|r| r.as_ref().expect("fresh").job_id())
+        .collect();
+    assert_eq!(ids, vec![Some(0), Some(1)]);
+    // A refused submission creates nothing.
+    let mut broken = spec(1, 1);
+    broken.units = 0;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(broken)));
+    let receipts = m.chain.execute_block(&addr(PROPOSER), &[tx]);
+    assert_eq!(receipts[0].as_ref().expect("fresh").created, vec![]);
+}

@@ -45,17 +45,59 @@ fn addr(i: u64) -> Address {
 /// One action, as a symbol resolved against the state.
 #[derive(Clone, Debug)]
 enum Op {
-    Transfer { from: u64, to: u64, exo: u64 },
-    Register { who: u64, cores: u32, bond_exo: u64 },
-    Update { who: u64, cores: u32 },
-    Retire { who: u64 },
-    Post { who: u64, slots: u32, price: u64, expiry: u64 },
-    CancelOffer { who: u64, pick: usize },
-    Publish { who: u64, royalty: u64, module: u8 },
-    Submit { who: u64, units: u32, trust: u8, price: u64, module: u8 },
-    CancelJob { who: u64, pick: usize },
-    Commit { who: u64, pick: usize, lie: bool },
-    Reveal { who: u64, pick: usize, bad_salt: bool },
+    Transfer {
+        from: u64,
+        to: u64,
+        exo: u64,
+    },
+    Register {
+        who: u64,
+        cores: u32,
+        bond_exo: u64,
+    },
+    Update {
+        who: u64,
+        cores: u32,
+    },
+    Retire {
+        who: u64,
+    },
+    Post {
+        who: u64,
+        slots: u32,
+        price: u64,
+        expiry: u64,
+    },
+    CancelOffer {
+        who: u64,
+        pick: usize,
+    },
+    Publish {
+        who: u64,
+        royalty: u64,
+        module: u8,
+    },
+    Submit {
+        who: u64,
+        units: u32,
+        trust: u8,
+        price: u64,
+        module: u8,
+    },
+    CancelJob {
+        who: u64,
+        pick: usize,
+    },
+    Commit {
+        who: u64,
+        pick: usize,
+        lie: bool,
+    },
+    Reveal {
+        who: u64,
+        pick: usize,
+        bad_salt: bool,
+    },
 }
 
 impl Op {
@@ -98,10 +140,18 @@ fn op() -> impl Strategy<Value = Op> {
             }
         }),
         (who(), 0usize..8).prop_map(|(who, pick)| Op::CancelJob { who, pick }),
-        (who(), 0usize..8, proptest::bool::weighted(0.2))
-            .prop_map(|(who, pick, lie)| Op::Commit { who, pick, lie }),
-        (who(), 0usize..8, proptest::bool::weighted(0.1))
-            .prop_map(|(who, pick, bad_salt)| Op::Reveal { who, pick, bad_salt }),
+        (who(), 0usize..8, proptest::bool::weighted(0.2)).prop_map(|(who, pick, lie)| Op::Commit {
+            who,
+            pick,
+            lie
+        }),
+        (who(), 0usize..8, proptest::bool::weighted(0.1)).prop_map(|(who, pick, bad_salt)| {
+            Op::Reveal {
+                who,
+                pick,
+                bad_salt,
+            }
+        }),
     ]
 }
 
@@ -184,7 +234,10 @@ impl Machine {
     }
 
     fn list(&self, key: exo_ledger::Key) -> Vec<u64> {
-        self.chain.get::<IdList>(&key).map(|l| l.0).unwrap_or_default()
+        self.chain
+            .get::<IdList>(&key)
+            .map(|l| l.0)
+            .unwrap_or_default()
     }
 
     /// The action an op stands for in the current state.
@@ -198,7 +251,11 @@ impl Machine {
                     amount: Amount::from_exo(exo),
                 },
             ),
-            Op::Register { who, cores, bond_exo } => (
+            Op::Register {
+                who,
+                cores,
+                bond_exo,
+            } => (
                 who,
                 Action::RegisterProvider {
                     resources: resources(cores),
@@ -227,7 +284,10 @@ impl Machine {
             ),
             Op::CancelOffer { who, pick } => {
                 let book = self.list(keys::book_key());
-                let offer = book.get(pick % book.len().max(1)).copied().unwrap_or(pick as u64);
+                let offer = book
+                    .get(pick % book.len().max(1))
+                    .copied()
+                    .unwrap_or(pick as u64);
                 (who, Action::CancelOffer { offer })
             }
             Op::Publish {
@@ -240,7 +300,7 @@ impl Machine {
                     module_hash: module_hash(module),
                     name: "app".into(),
                     version: "1".into(),
-                    royalty_per_unit: Amount(royalty * 1_000),
+                    royalty_per_unit: Amount(u128::from(royalty) * 1_000),
                 },
             ),
             Op::Submit {
@@ -263,7 +323,10 @@ impl Machine {
             ),
             Op::CancelJob { who, pick } => {
                 let open = self.list(keys::open_jobs_key());
-                let job = open.get(pick % open.len().max(1)).copied().unwrap_or(pick as u64);
+                let job = open
+                    .get(pick % open.len().max(1))
+                    .copied()
+                    .unwrap_or(pick as u64);
                 (who, Action::CancelJob { job })
             }
             Op::Commit { who, pick, lie } => {
@@ -374,10 +437,20 @@ impl Machine {
                 held += decode::<bank::PotBalance>(value).unwrap().0.0;
             } else if table(Namespace::Market, keys::Table::Provider as u8) {
                 let p: Provider = decode(value).unwrap();
-                assert_eq!(self.pot(Pot::ProviderBond(p.id)), p.bond.0, "bond of {}", p.id);
+                assert_eq!(
+                    self.pot(Pot::ProviderBond(p.id)),
+                    p.bond.0,
+                    "bond of {}",
+                    p.id
+                );
             } else if table(Namespace::Market, keys::Table::Job as u8) {
                 let j: Job = decode(value).unwrap();
-                assert_eq!(self.pot(Pot::JobEscrow(j.id)), j.accounts.held.0, "job {}", j.id);
+                assert_eq!(
+                    self.pot(Pot::JobEscrow(j.id)),
+                    j.accounts.held.0,
+                    "job {}",
+                    j.id
+                );
                 let a = &j.accounts;
                 let spent = a.paid_total().0 + a.royalties.0 + a.fees.0 + a.refunded.0;
                 assert_eq!(a.escrowed.0, spent + a.held.0, "job {} accounts", j.id);
@@ -385,7 +458,10 @@ impl Machine {
         }
         let supply: bank::Supply = self.chain.get(&bank::supply_key()).unwrap();
         assert_eq!(held, supply.total.0, "balances and pots against the supply");
-        assert_eq!(supply.total.0 + supply.burnt.0, 1_000 * 1_000_000_000 * ACCOUNTS as u128);
+        assert_eq!(
+            supply.total.0 + supply.burnt.0,
+            1_000 * 1_000_000_000 * ACCOUNTS as u128
+        );
     }
 
     fn pot(&self, pot: Pot) -> u128 {
@@ -425,31 +501,94 @@ fn run(blocks: &[Vec<Op>]) -> Machine {
 fn every_action_once() -> Vec<Vec<Op>> {
     vec![
         vec![
-            Op::Publish { who: 0, royalty: 1, module: 0 },
-            Op::Register { who: 1, cores: 4, bond_exo: 20 },
-            Op::Register { who: 2, cores: 4, bond_exo: 20 },
-            Op::Register { who: 3, cores: 4, bond_exo: 20 },
-            Op::Transfer { from: 4, to: 5, exo: 1 },
+            Op::Publish {
+                who: 0,
+                royalty: 1,
+                module: 0,
+            },
+            Op::Register {
+                who: 1,
+                cores: 4,
+                bond_exo: 20,
+            },
+            Op::Register {
+                who: 2,
+                cores: 4,
+                bond_exo: 20,
+            },
+            Op::Register {
+                who: 3,
+                cores: 4,
+                bond_exo: 20,
+            },
+            Op::Transfer {
+                from: 4,
+                to: 5,
+                exo: 1,
+            },
         ],
         vec![
             Op::Update { who: 3, cores: 8 },
-            Op::Post { who: 1, slots: 2, price: 1, expiry: 50 },
-            Op::Post { who: 2, slots: 2, price: 1, expiry: 50 },
-            Op::Post { who: 3, slots: 1, price: 1, expiry: 50 },
+            Op::Post {
+                who: 1,
+                slots: 2,
+                price: 1,
+                expiry: 50,
+            },
+            Op::Post {
+                who: 2,
+                slots: 2,
+                price: 1,
+                expiry: 50,
+            },
+            Op::Post {
+                who: 3,
+                slots: 1,
+                price: 1,
+                expiry: 50,
+            },
         ],
         vec![Op::CancelOffer { who: 3, pick: 2 }, Op::Retire { who: 3 }],
         vec![
-            Op::Submit { who: 4, units: 2, trust: 2, price: 2, module: 0 },
-            Op::Submit { who: 5, units: 1, trust: 1, price: 2, module: 0 },
+            Op::Submit {
+                who: 4,
+                units: 2,
+                trust: 2,
+                price: 2,
+                module: 0,
+            },
+            Op::Submit {
+                who: 5,
+                units: 1,
+                trust: 1,
+                price: 2,
+                module: 0,
+            },
         ],
         vec![Op::CancelJob { who: 5, pick: 1 }],
         vec![
-            Op::Commit { who: 1, pick: 0, lie: false },
-            Op::Commit { who: 2, pick: 0, lie: false },
+            Op::Commit {
+                who: 1,
+                pick: 0,
+                lie: false,
+            },
+            Op::Commit {
+                who: 2,
+                pick: 0,
+                lie: false,
+            },
         ],
         vec![
-            Op::Reveal { who: 1, pick: 0, bad_salt: false },
-            Op::Reveal { who: 2, pick: 0, bad_salt: false },
+            Op::Reveal {
+                who: 1,
+                pick: 0,
+                bad_salt: false,
+            },
+            Op::Reveal {
+                who: 2,
+                pick: 0,
+                bad_salt: false,
+            },
         ],
     ]
 }

@@ -501,6 +501,20 @@ mod tests {
         }
     }
 
+    /// An action is read under its module's byte only: the bank's transfer tag under the
+    /// market's byte is not some market action.
+    #[test]
+    fn an_action_under_another_modules_byte_is_refused() {
+        let transfer = Action::Transfer {
+            to: key(2).public_key(),
+            amount: Amount(1),
+        };
+        let mut bytes = transfer.encode().to_vec();
+        assert_eq!(bytes[..2], [Action::MODULE_BANK, 0]);
+        bytes[0] = Action::MODULE_MARKET;
+        assert!(Action::decode(bytes::Bytes::from(bytes)).is_err());
+    }
+
     #[test]
     fn round_trip_and_signature() {
         let tx = sample();

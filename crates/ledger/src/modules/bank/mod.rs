@@ -16,7 +16,9 @@ mod records;
 pub use keys::{Table, account_key, pot_key, supply_key};
 pub use records::{Account, Pot, PotBalance, Supply};
 
-use crate::state::{Fault, Halt, Namespace, StateCache, decode, keys::in_table, load, store};
+use crate::state::{
+    Fault, Halt, Missing, Namespace, StateCache, decode, keys::in_table, load, store,
+};
 use exo_types::{Address, Amount};
 
 /// Why the bank refused to move tokens. Codes are frozen.
@@ -249,7 +251,14 @@ pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
         })
         .map(|(k, v)| (*k, v.clone()))
         .collect();
-    cache.require(written.iter().map(|(k, _)| *k))?;
+    let unread: Vec<_> = written
+        .iter()
+        .filter(|(k, _)| cache.before(k).is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if !unread.is_empty() {
+        return Err(Missing(unread).into());
+    }
     // Increases and decreases are summed apart: a balance may use the whole of u128.
     let (mut held_in, mut held_out, mut supply_in, mut supply_out) = (0u128, 0u128, 0u128, 0u128);
     for (key, after) in &written {
