@@ -27,8 +27,9 @@ mod error;
 mod host;
 mod outputs;
 mod sandbox;
-mod scratch;
 mod spec;
+mod vfs;
+mod wasi_p1;
 
 pub use cache::CacheStats;
 pub use error::ExecError;
@@ -37,6 +38,7 @@ pub use spec::{
     Input, InputData, ModuleHash, ModuleSource, Outcome, OutputFile, OutputStream, TrapCode,
     UnitResult, UnitSpec,
 };
+pub use wasi_p1::{HOST_CALL_FUEL, IO_FUEL_PER_KIB, POLL_FUEL_PER_SUBSCRIPTION, io_fuel};
 
 /// One compute unit, the market's fungible unit of work, is 10^9 fuel.
 pub const FUEL_PER_COMPUTE_UNIT: u64 = 1_000_000_000;
