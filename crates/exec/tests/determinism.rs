@@ -64,6 +64,7 @@ const IMPORTS: &str = r#"
   (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pread" (func $pread (param i32 i32 i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $setsize (param i32 i64) (result i32)))
@@ -288,23 +289,78 @@ fn a_guest_reading_a_missing_input_gets_the_same_errno_and_digest_on_every_run()
 
 #[test]
 fn many_small_writes_pay_fuel_and_run_out_of_it_instead_of_reaching_the_deadline() {
-    // One-byte writes at offset 0 of /out/slow, forever: cheap in wasm, all the time in the host.
+    // Four-byte writes at offset 0 of /out/slow, forever, each writing how many came before:
+    // cheap in wasm, all the time in the host. What /out/slow holds at the end counts them.
     let body = r#"
   (memory (export "memory") 1)
   (data (i32.const 100) "slow")
   (func (export "_start")
-    (local $fd i32)
+    (local $fd i32) (local $i i32)
     (local.set $fd (call $create (i32.const 100) (i32.const 4)))
     (i32.store (i32.const 0) (i32.const 200))
-    (i32.store (i32.const 4) (i32.const 1))
+    (i32.store (i32.const 4) (i32.const 4))
     (loop $l
+      (i32.store (i32.const 200) (local.get $i))
       (drop (call $pwrite (local.get $fd) (i32.const 0) (i32.const 1) (i64.const 0) (i32.const 8)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $l)))
 "#;
     let wasm = module(body);
-    let budget = 100_000_000;
-    let spec = UnitSpec::wasm(&wasm).fuel(budget).timeout_ms(5_000);
+    let budget = 20_000_000;
+    let spec = UnitSpec::wasm(&wasm).fuel(budget).timeout_ms(10_000);
     let r = same_every_time(shared(), &spec, 2);
     assert_eq!(r.outcome, Outcome::OutOfFuel);
     assert_eq!(r.fuel_used, budget);
+    let calls = u64::from(u32::from_le_bytes(
+        r.output("slow").unwrap().try_into().unwrap(),
+    ));
+    // Each call paid at least the base fee (and the bytes it moved), not just its few wasm
+    // instructions.
+    let per_call = exo_exec::HOST_CALL_FUEL + exo_exec::io_fuel(4);
+    assert!(calls <= budget / per_call, "{calls} calls");
+    assert!(calls >= budget / (per_call + 100), "{calls} calls");
+}
+
+/// Writes `size` bytes with one `fd_write` to `/out/f` (or to stdout), then reads them back with
+/// one `fd_pread` of `/out/f`.
+fn one_write(size: u32, to_stdout: bool) -> Vec<u8> {
+    let target = if to_stdout {
+        "(i32.const 1)"
+    } else {
+        "(call $create (i32.const 100) (i32.const 1))"
+    };
+    module(&format!(
+        r#"
+  (memory (export "memory") 34)
+  (data (i32.const 100) "f")
+  (func (export "_start")
+    (local $fd i32)
+    (local.set $fd {target})
+    (i32.store (i32.const 24) (i32.const 65536))
+    (i32.store (i32.const 28) (i32.const {size}))
+    (drop (call $write (local.get $fd) (i32.const 24) (i32.const 1) (i32.const 32)))
+    (drop (call $pread (local.get $fd) (i32.const 24) (i32.const 1) (i64.const 0) (i32.const 32))))
+"#
+    ))
+}
+
+#[test]
+fn bytes_moved_through_files_and_stdout_cost_fuel_by_the_byte() {
+    let sandbox = shared();
+    let fuel = |size: u32, to_stdout: bool| {
+        let wasm = one_write(size, to_stdout);
+        let r = sandbox
+            .run(&UnitSpec::wasm(&wasm).max_stdio(4 << 20))
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Ok);
+        r.fuel_used
+    };
+    let mib = 1u64 << 20;
+    // The wasm is the same but for one constant, so the difference is the host's charge: one
+    // more MiB written and, for the file, one more MiB read back.
+    let file = fuel(2 << 20, false) - fuel(1 << 20, false);
+    assert_eq!(file, 2 * exo_exec::io_fuel(mib));
+    let stdout = fuel(2 << 20, true) - fuel(1 << 20, true);
+    assert_eq!(stdout, exo_exec::io_fuel(mib));
+    assert!(exo_exec::io_fuel(mib) > 0);
 }
