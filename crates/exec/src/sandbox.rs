@@ -27,7 +27,7 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 pub struct SandboxConfig {
     /// Where compiled modules are kept across restarts.
     pub cache_dir: PathBuf,
-    /// Unused: `/in` and `/out` live in memory ([`crate::vfs`]), so no host directory can
+    /// Unused: `/in` and `/out` live in the sandbox's memory, so no host directory can
     /// change what a guest sees. Kept so that existing configurations still build.
     pub scratch_dir: Option<PathBuf>,
     /// How many units may run at once: the pool's instance and memory slots.

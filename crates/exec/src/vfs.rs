@@ -618,6 +618,11 @@ impl Vfs {
             if new_len > self.max_stdio_bytes {
                 return Err(FsError::TooLarge(stream));
             }
+            // Amortised growth, but never past the bound.
+            if new_len > buf.capacity() as u64 {
+                let target = (buf.capacity() as u64 * 2).clamp(new_len, self.max_stdio_bytes);
+                buf.reserve_exact((target - buf.len() as u64) as usize);
+            }
             let start = buf.len();
             buf.resize(new_len as usize, 0);
             return Ok(&mut buf[start..]);
@@ -636,8 +641,8 @@ impl Vfs {
         if offset.is_none() {
             self.set_pos(fd, end);
         }
-        let mtim = &mut self.node_mut(node).mtim_ns;
-        *mtim = FIXED_TIME_NS;
+        // A write moves the mtime to "now", which is the fixed time.
+        self.node_mut(node).mtim_ns = FIXED_TIME_NS;
         match &mut self.node_mut(node).kind {
             Kind::File(d) => Ok(&mut d[at as usize..end as usize]),
             Kind::Dir(_) => Err(Errno::ISDIR.into()),
