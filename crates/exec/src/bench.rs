@@ -84,7 +84,7 @@ pub struct ExecBench {
     /// The worst kernel's wasm/native ratio: what a provider's benchmark score should use.
     pub slowdown: f64,
     pub kernels: Vec<KernelBench>,
-    /// Mean end-to-end latency of running a tiny module (scratch dirs, WASI context, pooled
+    /// Mean end-to-end latency of running a tiny module (in-memory `/in` and `/out`, WASI state, pooled
     /// instantiation, `_start`, output collection), from a warm cache.
     pub instantiate_us: f64,
     /// The same for the `hello` app (a Rust program with std, writing one output file).

@@ -1,54 +1,19 @@
-//! The guest's host side: store state, the memory limiter, fixed clocks, seeded randomness and
-//! the WASI functions this sandbox replaces.
+//! The guest's host side: store state, the memory limiter and seeded randomness. The WASI
+//! functions themselves are in [`crate::wasi_p1`], the filesystem in [`crate::vfs`].
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use wasmtime::{Caller, Extern, Linker, ResourceLimiter};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
-
-const WASI: &str = "wasi_snapshot_preview1";
-// WASI preview 1 errno values.
-const ERRNO_FAULT: i32 = 21;
-const ERRNO_INVAL: i32 = 28;
-const ERRNO_NOTSUP: i32 = 58;
-
-/// Fuel charged per `poll_oneoff` subscription: sleeping returns at once, so the loop around it
-/// pays instead of the wall clock.
-pub const POLL_FUEL_PER_SUBSCRIPTION: u64 = 10_000;
-const MAX_SUBSCRIPTIONS: u32 = 4096;
+use crate::vfs::Vfs;
+use wasmtime::ResourceLimiter;
 
 pub struct State {
-    pub wasi: WasiP1Ctx,
+    /// `/in`, `/out`, stdio and the descriptor table.
+    pub vfs: Vfs,
     pub limiter: Limiter,
-    pub out: OutWatch,
-}
-
-/// Watches the size of `/out` while the guest runs. wasmtime-wasi has no per-directory quota
-/// and its write functions cannot be wrapped (they need the calling instance's memory), so the
-/// epoch callback measures `/out` every [`OUT_CHECK_INTERVAL`]: a guest cannot fill the
-/// provider's disk before the run ends and `/out` is measured for good.
-pub struct OutWatch {
-    pub dir: PathBuf,
-    pub limit_bytes: u64,
-    pub exceeded: bool,
-    pub next_check: Instant,
-}
-
-pub const OUT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-impl OutWatch {
-    /// Checks `/out` if it is time; `true` when it holds more than allowed.
-    pub fn check(&mut self, now: Instant) -> bool {
-        if now < self.next_check {
-            return false;
-        }
-        self.next_check = now + OUT_CHECK_INTERVAL;
-        if crate::outputs::apparent_size_exceeds(&self.dir, self.limit_bytes) {
-            self.exceeded = true;
-        }
-        self.exceeded
-    }
+    /// `argv`, starting with the program name.
+    pub args: Vec<String>,
+    /// `KEY=value` strings.
+    pub env: Vec<String>,
+    /// What `random_get` returns.
+    pub random: SeededRandom,
 }
 
 /// Enforces the unit's memory limit and remembers whether it refused anything: wasmtime's own
@@ -104,30 +69,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// The wall clock reads 2000-01-01T00:00:00Z forever.
-pub struct FixedWall;
-
-impl HostWallClock for FixedWall {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::from_secs(crate::outputs::FIXED_EPOCH_SECS)
-    }
-}
-
-/// The monotonic clock never moves: elapsed time is not a function of the unit.
-pub struct FixedMono;
-
-impl HostMonotonicClock for FixedMono {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
 /// Randomness for the guest: the BLAKE3 output stream keyed by the unit's seed and index.
 pub struct SeededRandom(blake3::OutputReader);
 
@@ -141,92 +82,8 @@ impl SeededRandom {
     }
 }
 
-impl rand::TryRng for SeededRandom {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.0.fill(&mut b);
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.0.fill(&mut b);
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+impl SeededRandom {
+    pub fn fill(&mut self, dst: &mut [u8]) {
         self.0.fill(dst);
-        Ok(())
     }
-}
-
-/// Replaces the WASI functions that would let a guest outlast its deadline or reserve disk
-/// without writing. Must be called after the WASI functions were added.
-pub fn add_shadows(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    linker.func_wrap(WASI, "poll_oneoff", poll_oneoff)?;
-    linker.func_wrap(
-        WASI,
-        "fd_allocate",
-        |_: Caller<'_, State>, _fd: i32, _off: i64, _len: i64| -> i32 { ERRNO_NOTSUP },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
-}
-
-fn memory(caller: &mut Caller<'_, State>) -> Option<wasmtime::Memory> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
-        _ => None,
-    }
-}
-
-/// `poll_oneoff` that never blocks: every subscription (clock or fd) is reported ready at once.
-/// Clocks are fixed, so a sleep "completes" immediately; a guest that loops on sleeping burns
-/// fuel instead of wall time and cannot sleep through its deadline.
-fn poll_oneoff(
-    mut caller: Caller<'_, State>,
-    in_ptr: i32,
-    out_ptr: i32,
-    nsubs: i32,
-    nevents_ptr: i32,
-) -> wasmtime::Result<i32> {
-    let n = nsubs as u32;
-    if n == 0 || n > MAX_SUBSCRIPTIONS {
-        return Ok(ERRNO_INVAL);
-    }
-    let fuel = caller.get_fuel()?;
-    caller.set_fuel(fuel.saturating_sub(POLL_FUEL_PER_SUBSCRIPTION * n as u64))?;
-    let Some(mem) = memory(&mut caller) else {
-        return Ok(ERRNO_FAULT);
-    };
-    let mut subs = vec![0u8; n as usize * 48];
-    if mem
-        .read(&caller, in_ptr as u32 as usize, &mut subs)
-        .is_err()
-    {
-        return Ok(ERRNO_FAULT);
-    }
-    let mut events = vec![0u8; n as usize * 32];
-    for (sub, ev) in subs.chunks_exact(48).zip(events.chunks_exact_mut(32)) {
-        let tag = sub[8];
-        if tag > 2 {
-            return Ok(ERRNO_INVAL);
-        }
-        ev[0..8].copy_from_slice(&sub[0..8]); // userdata
-        // error = 0 (bytes 8..10), type = tag, fd_readwrite nbytes = 0, flags = 0.
-        ev[10] = tag;
-    }
-    if mem
-        .write(&mut caller, out_ptr as u32 as usize, &events)
-        .is_err()
-    {
-        return Ok(ERRNO_FAULT);
-    }
-    if mem
-        .write(&mut caller, nevents_ptr as u32 as usize, &n.to_le_bytes())
-        .is_err()
-    {
-        return Ok(ERRNO_FAULT);
-    }
-    Ok(0)
 }

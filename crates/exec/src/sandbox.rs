@@ -4,21 +4,18 @@
 
 use crate::cache::{CacheStats, Compiled, ModuleCache, Source};
 use crate::error::ExecError;
-use crate::host::{self, FixedMono, FixedWall, Limiter, OutWatch, SeededRandom, State};
-use crate::outputs::{self, Collected};
-use crate::scratch::{ScratchPool, Slot};
-use crate::spec::{
-    ModuleHash, ModuleSource, Outcome, OutputStream, TrapCode, UnitResult, UnitSpec,
-};
+use crate::host::{Limiter, SeededRandom, State};
+use crate::outputs;
+use crate::spec::{ModuleHash, ModuleSource, Outcome, TrapCode, UnitResult, UnitSpec};
+use crate::vfs::{GROWTH_SLACK_BYTES, Vfs};
+use crate::wasi_p1::{self, GuestExit, OutputLimit};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, OptLevel,
-    PoolingAllocationConfig, Store, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, Linker, OptLevel, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 /// Hard ceilings a [`UnitSpec`] may not exceed, whatever it asks.
 pub const MAX_ARGS_BYTES: usize = 64 << 10;
@@ -30,16 +27,14 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 pub struct SandboxConfig {
     /// Where compiled modules are kept across restarts.
     pub cache_dir: PathBuf,
-    /// Where the sandbox's private directory of per-run `/in` and `/out` slots is created
-    /// (removed when the sandbox is dropped). Defaults to the system temporary directory; a
-    /// size-limited tmpfs is best: directory operations are fast there and the kernel bounds
-    /// what a guest can write between two checks of `/out`.
+    /// Unused: `/in` and `/out` live in the sandbox's memory, so no host directory can
+    /// change what a guest sees. Kept so that existing configurations still build.
     pub scratch_dir: Option<PathBuf>,
     /// How many units may run at once: the pool's instance and memory slots.
     pub max_concurrent_units: u32,
     /// The largest `memory_limit_bytes` any unit may ask for; sizes the pool's memory slots.
     pub max_memory_bytes: u64,
-    /// Bound on the total size of one unit's inputs.
+    /// Bound on the total size of one unit's inputs, which are held in memory while it runs.
     pub max_input_bytes: u64,
     /// Epoch tick: the resolution of timeouts.
     pub epoch_tick_ms: u64,
@@ -71,7 +66,6 @@ pub struct Sandbox {
     linker: Linker<State>,
     cache: ModuleCache,
     config: SandboxConfig,
-    scratch: ScratchPool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -126,23 +120,15 @@ impl Sandbox {
         let engine = Engine::new(&c).map_err(engine_err)?;
 
         let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
-            .map_err(engine_err)?;
-        host::add_shadows(&mut linker).map_err(engine_err)?;
+        wasi_p1::add_to_linker(&mut linker).map_err(engine_err)?;
 
         let cache = ModuleCache::open(&config.cache_dir, &engine)?;
-        let scratch_parent = config
-            .scratch_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir);
-        let scratch = ScratchPool::new(&scratch_parent)?;
         spawn_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))?;
         Ok(Sandbox {
             engine,
             linker,
             cache,
             config,
-            scratch,
         })
     }
 
@@ -244,76 +230,39 @@ impl Sandbox {
             }
         };
         let started = Instant::now();
-        let slot = self.scratch.take()?;
-        let result = self.execute_in(spec, hash, pre, cache_hit, started, &slot);
-        self.scratch.give_back(slot);
-        result
-    }
-
-    fn execute_in(
-        &self,
-        spec: &UnitSpec<'_>,
-        hash: ModuleHash,
-        pre: &InstancePre<State>,
-        cache_hit: bool,
-        started: Instant,
-        slot: &Slot,
-    ) -> Result<UnitResult, ExecError> {
-        let (in_dir, out_dir) = (&slot.in_dir, &slot.out_dir);
-        outputs::stage_inputs(in_dir, &spec.inputs, self.config.max_input_bytes)?;
-
-        // One byte more than allowed: the pipe filling up is how an overflow is seen.
-        let stdio_cap = spec.max_stdio_bytes as usize + 1;
-        let stdout = MemoryOutputPipe::new(stdio_cap);
-        let stderr = MemoryOutputPipe::new(stdio_cap);
-        let mut argv = Vec::with_capacity(spec.args.len() + 1);
-        argv.push("unit".to_string());
-        argv.extend(spec.args.iter().cloned());
-        let mut b = WasiCtxBuilder::new();
-        // Must come before the preopens, which capture it.
-        b.allow_blocking_current_thread(true)
-            .args(&argv)
-            .env("EXO_UNIT", spec.unit_index.to_string())
-            .env("EXO_SEED", spec.seed.to_string())
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .wall_clock(FixedWall)
-            .monotonic_clock(FixedMono)
-            .secure_random(SeededRandom::new(spec.seed, spec.unit_index, "secure"))
-            .insecure_random(SeededRandom::new(spec.seed, spec.unit_index, "insecure"))
-            .insecure_random_seed(u128::from(spec.seed) << 64 | u128::from(spec.unit_index));
-        b.preopened_dir(in_dir, "/in", FsPerms::ReadOnly)
-            .map_err(|e| ExecError::Engine(format!("preopen /in: {e:#}")))?;
-        b.preopened_dir(out_dir, "/out", FsPerms::ReadWrite)
-            .map_err(|e| ExecError::Engine(format!("preopen /out: {e:#}")))?;
+        let inputs = outputs::load_inputs(&spec.inputs, self.config.max_input_bytes)?;
+        let mut args = Vec::with_capacity(spec.args.len() + 1);
+        args.push("unit".to_string());
+        args.extend(spec.args.iter().cloned());
         let state = State {
-            wasi: b.build_p1(),
+            vfs: Vfs::new(
+                inputs,
+                spec.max_output_bytes,
+                outputs::MAX_OUTPUT_ENTRIES,
+                spec.max_stdio_bytes,
+            ),
             limiter: Limiter {
                 limit_bytes: usize::try_from(spec.memory_limit_bytes).unwrap_or(usize::MAX),
                 peak_bytes: 0,
                 denied: false,
             },
-            out: OutWatch {
-                dir: out_dir.clone(),
-                limit_bytes: spec.max_output_bytes,
-                exceeded: false,
-                next_check: Instant::now() + host::OUT_CHECK_INTERVAL,
-            },
+            args,
+            env: vec![
+                format!("EXO_UNIT={}", spec.unit_index),
+                format!("EXO_SEED={}", spec.seed),
+            ],
+            random: SeededRandom::new(spec.seed, spec.unit_index, "secure"),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(spec.fuel_limit).map_err(engine_err)?;
-        // Every tick the callback checks the wall clock (a trap on timeout) and, now and then,
-        // the size of /out.
+        // Every tick the callback checks the wall clock. Quotas need no polling: every write
+        // checks them.
         let deadline = started + Duration::from_millis(spec.timeout_ms);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let now = Instant::now();
-            if now >= deadline {
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
                 return Ok(UpdateDeadline::Interrupt);
-            }
-            if ctx.data_mut().out.check(now) {
-                return Err(wasmtime::format_err!("/out exceeds its bound"));
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -340,17 +289,8 @@ impl Sandbox {
         };
 
         let remaining = store.get_fuel().unwrap_or(0);
-        let state = store.data();
-        let stdout_bytes = stdout.contents().to_vec();
-        let stderr_bytes = stderr.contents().to_vec();
-        let mut outcome = classify(
-            run,
-            &state.limiter,
-            state.out.exceeded,
-            stdout_bytes.len() as u64 > spec.max_stdio_bytes,
-            stderr_bytes.len() as u64 > spec.max_stdio_bytes,
-        );
-        let peak_memory_bytes = state.limiter.peak_bytes as u64;
+        let outcome = classify(run, &store.data().limiter);
+        let peak_memory_bytes = store.data().limiter.peak_bytes as u64;
         let fuel_used = match outcome {
             Outcome::Timeout | Outcome::OutOfFuel => spec.fuel_limit,
             // The fuel check is lazy: a guest may overrun by one straight-line block, which is
@@ -360,29 +300,31 @@ impl Sandbox {
                 .saturating_sub(remaining)
                 .min(spec.fuel_limit),
         };
-        drop(store);
-
-        let (mut files, mut dirs) = (Vec::new(), Vec::new());
-        if outcome.keeps_outputs() {
-            match outputs::collect(out_dir, spec.max_output_bytes)? {
-                Collected::Ok { files: f, dirs: d } => {
-                    files = f;
-                    dirs = d;
-                }
-                Collected::TooLarge(s) => outcome = Outcome::OutputTooLarge(s),
-                Collected::Invalid(reason) => outcome = Outcome::InvalidOutput(reason),
-            }
-        }
+        let mut state = store.into_data();
+        // The quota was checked on every write; what the host held must agree.
+        debug_assert!(state.vfs.out_bytes() <= spec.max_output_bytes);
+        debug_assert!(
+            state.vfs.held_bytes() <= spec.max_output_bytes.saturating_add(GROWTH_SLACK_BYTES)
+        );
+        let stdout = state.vfs.stdout().to_vec();
+        let stderr = state.vfs.stderr().to_vec();
         let keeps = outcome.keeps_outputs();
-        let digest_stdout: &[u8] = if keeps { &stdout_bytes } else { &[] };
+        // Every quota of /out was checked on every write, so what is left is within bounds.
+        let (files, dirs) = if keeps {
+            state.vfs.take_outputs()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        drop(state);
+        let digest_stdout: &[u8] = if keeps { &stdout } else { &[] };
         let digest = crate::digest::result_digest(&outcome, digest_stdout, &files, &dirs);
         let wall_time_us = started.elapsed().as_micros() as u64;
         Ok(UnitResult {
             outcome,
             digest,
             fuel_used,
-            stdout: stdout_bytes,
-            stderr: stderr_bytes,
+            stdout,
+            stderr,
             outputs: files,
             output_dirs: dirs,
             peak_memory_bytes,
@@ -412,26 +354,16 @@ fn rejected(hash: ModuleHash, outcome: Outcome, cache_hit: bool) -> UnitResult {
 }
 
 /// Maps how `_start` ended to an outcome, in the order that explains it best: exhausted budgets
-/// first (a guest often traps or exits *because* an allocation or a write failed), then exits
-/// and traps.
-fn classify(
-    run: wasmtime::Result<()>,
-    limiter: &Limiter,
-    out_exceeded: bool,
-    stdout_over: bool,
-    stderr_over: bool,
-) -> Outcome {
+/// first (a guest often traps or exits *because* an allocation failed), then exits and traps.
+fn classify(run: wasmtime::Result<()>, limiter: &Limiter) -> Outcome {
     let err = match run {
-        Ok(()) => {
-            return if out_exceeded {
-                Outcome::OutputTooLarge(OutputStream::Out)
-            } else {
-                Outcome::Ok
-            };
-        }
+        Ok(()) => return Outcome::Ok,
         Err(e) => e,
     };
-    let exit = err.downcast_ref::<I32Exit>().map(|e| e.0);
+    if let Some(OutputLimit(stream)) = err.downcast_ref::<OutputLimit>() {
+        return Outcome::OutputTooLarge(*stream);
+    }
+    let exit = err.downcast_ref::<GuestExit>().map(|e| e.0);
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     match trap {
         Some(wasmtime::Trap::OutOfFuel) => return Outcome::OutOfFuel,
@@ -439,23 +371,10 @@ fn classify(
         _ => {}
     }
     if exit == Some(0) {
-        return if out_exceeded {
-            Outcome::OutputTooLarge(OutputStream::Out)
-        } else {
-            Outcome::Ok
-        };
+        return Outcome::Ok;
     }
     if limiter.denied {
         return Outcome::OutOfMemory;
-    }
-    if out_exceeded {
-        return Outcome::OutputTooLarge(OutputStream::Out);
-    }
-    if stdout_over {
-        return Outcome::OutputTooLarge(OutputStream::Stdout);
-    }
-    if stderr_over {
-        return Outcome::OutputTooLarge(OutputStream::Stderr);
     }
     if let Some(code) = exit {
         return Outcome::Exit(code);

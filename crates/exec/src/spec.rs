@@ -26,7 +26,7 @@ pub struct Input<'a> {
 #[derive(Clone, Debug)]
 pub enum InputData<'a> {
     Bytes(&'a [u8]),
-    /// A host file, copied into the unit's private `/in`.
+    /// A host file, read into memory for the unit's `/in`.
     Path(PathBuf),
 }
 
@@ -47,9 +47,10 @@ pub struct UnitSpec<'a> {
     pub memory_limit_bytes: u64,
     /// Wall-clock limit, enforced by epoch interruption.
     pub timeout_ms: u64,
-    /// Bound on the total size of `/out` (and on the bytes written to files during the run).
+    /// Exact bound on the bytes of `/out`'s files (apparent sizes), checked on every write: the
+    /// call that would cross it ends the run as `output_too_large`.
     pub max_output_bytes: u64,
-    /// Bound on each of stdout and stderr.
+    /// Exact bound on each of stdout and stderr, checked the same way.
     pub max_stdio_bytes: u64,
 }
 
@@ -138,7 +139,7 @@ impl<'a> UnitSpec<'a> {
 pub enum OutputStream {
     Stdout,
     Stderr,
-    /// The `/out` directory (its total size, its number of entries, or bytes written to files).
+    /// The `/out` directory (the bytes of its files, or its number of files and directories).
     Out,
 }
 
@@ -218,8 +219,9 @@ pub enum Outcome {
     /// feature such as threads or relaxed SIMD, an unknown import, no `_start`).
     InvalidModule(String),
     OutputTooLarge(OutputStream),
-    /// `/out` holds something other than regular files and directories (a symlink, say), or a
-    /// name that is not UTF-8.
+    /// `/out` holds something other than regular files and directories, or a name that is not
+    /// UTF-8. This sandbox no longer produces it (its `/out` cannot hold links, and names must
+    /// be UTF-8 to be created); the variant stays because recorded results name it.
     InvalidOutput(String),
 }
 

@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 struct Env {
-    dir: PathBuf,
     sandbox: Sandbox,
 }
 
 fn config(dir: &TempDir) -> SandboxConfig {
     SandboxConfig {
-        scratch_dir: Some(dir.path().join("scratch")),
         max_concurrent_units: 4,
         ..SandboxConfig::new(dir.path().join("cache"))
     }
@@ -32,12 +30,11 @@ fn env() -> &'static Env {
     ENV.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exo-exec-tests");
         let sandbox = Sandbox::new(SandboxConfig {
-            scratch_dir: Some(dir.join("scratch")),
             max_concurrent_units: 16,
             ..SandboxConfig::new(dir.join("cache"))
         })
         .expect("sandbox");
-        Env { dir, sandbox }
+        Env { sandbox }
     })
 }
 
@@ -155,15 +152,6 @@ fn filesystem_escapes_and_sockets_are_refused() {
     // The only file the guest could create is its own /out/ok.txt.
     assert_eq!(r.outputs.len(), 1);
     assert_eq!(r.output("ok.txt"), Some(&b"ok"[..]));
-    // Nothing leaked into the host's scratch space: every run slot holds only its in/ and out/.
-    for pool in std::fs::read_dir(e.dir.join("scratch")).unwrap().flatten() {
-        for slot in std::fs::read_dir(pool.path()).unwrap().flatten() {
-            for entry in std::fs::read_dir(slot.path()).unwrap().flatten() {
-                let name = entry.file_name();
-                assert!(name == "in" || name == "out", "{:?} escaped", entry.path());
-            }
-        }
-    }
 }
 
 #[test]
@@ -290,7 +278,7 @@ fn writing_too_much_to_out_is_output_too_large() {
 }
 
 #[test]
-fn symlinks_planted_in_out_are_rejected_not_followed() {
+fn symlinks_cannot_be_planted_in_out() {
     let e = env();
     // path_symlink(old, old_len, dirfd = 4 (/out), new, new_len)
     let wasm = wat(r#"(module
@@ -303,11 +291,8 @@ fn symlinks_planted_in_out_are_rejected_not_followed() {
           (if (call $ln (i32.const 0) (i32.const 28) (i32.const 4) (i32.const 64) (i32.const 4))
             (then (call $exit (i32.const 7))))))"#);
     let r = e.sandbox.run(&UnitSpec::wasm(&wasm)).unwrap();
-    assert!(
-        matches!(&r.outcome, Outcome::InvalidOutput(m) if m.contains("symlink")),
-        "{:?}",
-        r.outcome
-    );
+    // The guest's filesystem has no links of any kind: the call fails and the guest says so.
+    assert_eq!(r.outcome, Outcome::Exit(7));
     assert!(r.outputs.is_empty());
 }
 
