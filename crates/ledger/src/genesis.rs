@@ -156,25 +156,33 @@ impl Genesis {
         Ok(())
     }
 
-    /// A canonical encoding of the genesis, for its hash.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
+    /// A canonical encoding of the genesis, for its hash: every list is preceded by its
+    /// length, so that no two geneses share an encoding. Only a genesis that validates has one.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, GenesisError> {
         use commonware_codec::Encode;
+        let accounts = self.accounts()?;
+        let validators = self.validators()?;
         let mut out = Vec::new();
         write_bytes(self.chain_id.as_bytes(), &mut out);
-        out.extend_from_slice(&self.params.to_bytes());
-        for (address, balance) in self.accounts().unwrap_or_default() {
+        let params = self.params.to_bytes();
+        (params.len() as u64).write(&mut out);
+        out.extend_from_slice(&params);
+        (accounts.len() as u64).write(&mut out);
+        for (address, balance) in accounts {
             out.extend_from_slice(&address.encode());
             out.extend_from_slice(&balance.encode());
         }
-        for validator in self.validators().unwrap_or_default() {
+        (validators.len() as u64).write(&mut out);
+        for validator in validators {
             out.extend_from_slice(&validator.encode());
         }
-        out
+        Ok(out)
     }
 
-    /// The genesis hash committed by the genesis block.
+    /// The genesis hash committed by the genesis block. An invalid genesis hashes as the
+    /// empty string does: no node starts from one (`validate` refuses it first).
     pub fn hash(&self) -> exo_types::Digest {
-        exo_types::hash_bytes(&self.canonical_bytes())
+        exo_types::hash_bytes(&self.canonical_bytes().unwrap_or_default())
     }
 }
 

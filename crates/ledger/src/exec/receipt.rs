@@ -9,7 +9,7 @@ use crate::{
     state::Record,
 };
 use bytes::Bytes;
-use commonware_codec::{Error, RangeCfg, Read, ReadExt, Write};
+use commonware_codec::{Error, ReadExt, Write};
 use exo_types::Amount;
 use std::fmt;
 
@@ -384,7 +384,8 @@ impl Receipt {
 
 impl Record for Receipt {
     const WHAT: &'static str = "receipt";
-    const MAX_BYTES: usize = 8 + 4 + 1 + 4 + 1 + 16 * MAX_FIELDS + 16 + 1 + 9 * MAX_CREATED;
+    // height, index, status tag, module, code, field count, fields, fee, created count, ids.
+    const MAX_BYTES: usize = 8 + 4 + 1 + 1 + 2 + 1 + 16 * MAX_FIELDS + 16 + 1 + 9 * MAX_CREATED;
     fn put(&self, out: &mut Vec<u8>) {
         self.height.write(out);
         self.index.write(out);
@@ -412,7 +413,10 @@ impl Record for Receipt {
             tag => return Err(Error::InvalidEnum(tag)),
         };
         let fee_paid = Amount::read(buf)?;
-        let n = usize::read_cfg(buf, &RangeCfg::new(0..=MAX_CREATED))?;
+        let n = usize::from(u8::read(buf)?);
+        if n > MAX_CREATED {
+            return Err(Error::Invalid("Receipt", "too many created ids"));
+        }
         let mut created = Vec::new();
         for _ in 0..n {
             let kind = u8::read(buf)?;

@@ -59,8 +59,9 @@ pub enum Halt {
 pub trait Record: Sized {
     /// What the record is, for faults and logs.
     const WHAT: &'static str;
-    /// Largest encoding allowed, checked at write and at read. Far below the store's value
-    /// bound, so that a record that breaks it is caught where it is written.
+    /// Largest encoding allowed, checked at write and at read; at most the store's value bound
+    /// ([`MAX_VALUE_BYTES`]), so that a record that breaks it is caught where it is written
+    /// instead of failing the store's own check later.
     const MAX_BYTES: usize;
 
     fn put(&self, out: &mut Vec<u8>);

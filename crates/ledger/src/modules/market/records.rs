@@ -723,7 +723,9 @@ impl WaitReason {
 
 impl Record for WaitReason {
     const WHAT: &'static str = "wait reason";
-    const MAX_BYTES: usize = 8 * 13 + 2 + 32;
+    // live offers, ten exclusion counts and passed (8 bytes each), passed_exact, the optional
+    // best ask (tag and 16 bytes), the maximum price.
+    const MAX_BYTES: usize = 8 * 12 + 1 + 17 + 16;
     fn put(&self, out: &mut Vec<u8>) {
         self.live_offers.write(out);
         for n in self.excluded_by {
