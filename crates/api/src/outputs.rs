@@ -34,8 +34,6 @@ pub const MAX_OUTCOME_LEN: usize = 256;
 pub const MAX_PATH_LEN: usize = 1024;
 /// Most directories plus files in one archive.
 pub const MAX_ENTRIES: usize = 65_536;
-/// The key of the result digest (the sandbox's `exo_exec::digest::CONTEXT`).
-pub const DIGEST_CONTEXT: &str = "exodus exec result digest v1";
 
 /// One unit's results.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -155,45 +153,22 @@ impl Archive {
     }
 
     /// The result digest of these results, as the sandbox computes it
-    /// (`exo_exec::digest::result_digest`).
+    /// ([`exo_types::result_digest`]).
     pub fn result_digest(&self) -> [u8; 32] {
-        let mut entries: Vec<(&str, u8, u64, [u8; 32])> =
-            Vec::with_capacity(self.files.len() + self.dirs.len());
-        for (path, bytes) in &self.files {
-            entries.push((
-                path,
-                b'f',
-                bytes.len() as u64,
-                *blake3::hash(bytes).as_bytes(),
-            ));
-        }
-        for dir in &self.dirs {
-            entries.push((dir, b'd', 0, [0; 32]));
-        }
-        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
-        let mut h = blake3::Hasher::new_derive_key(DIGEST_CONTEXT);
-        put_str(&mut h, &self.outcome);
-        h.update(&(self.stdout.len() as u64).to_le_bytes());
-        h.update(blake3::hash(&self.stdout).as_bytes());
-        h.update(&(entries.len() as u64).to_le_bytes());
-        for (path, kind, size, content) in entries {
-            h.update(&[kind]);
-            put_str(&mut h, path);
-            h.update(&size.to_le_bytes());
-            h.update(&content);
-        }
-        *h.finalize().as_bytes()
+        exo_types::result_digest(
+            &self.outcome,
+            &self.stdout,
+            self.files
+                .iter()
+                .map(|(path, bytes)| (path.as_str(), bytes.as_slice())),
+            self.dirs.iter().map(String::as_str),
+        )
     }
 
     /// Total bytes of stdout and file contents.
     pub fn content_bytes(&self) -> u64 {
         self.stdout.len() as u64 + self.files.iter().map(|f| f.1.len() as u64).sum::<u64>()
     }
-}
-
-fn put_str(h: &mut blake3::Hasher, s: &str) {
-    h.update(&(s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
 }
 
 /// The canonical bytes of `archive` (its entries are sorted first).

@@ -1,23 +1,9 @@
-//! The result digest that replicas compare.
-//!
-//! `digest = BLAKE3-derive-key("exodus exec result digest v1", M)` where `M` is, with every
-//! integer as u64 little-endian and every string prefixed by its length:
-//!
-//! ```text
-//! outcome code (Outcome::code)
-//! stdout length, BLAKE3(stdout)
-//! number of /out entries
-//! for each entry, sorted by path bytes:
-//!     kind (1 byte: b'd' directory, b'f' regular file), path, size, BLAKE3(content) (zeros for a directory)
-//! ```
-//!
-//! Outcomes that drop outputs (see [`crate::Outcome::keeps_outputs`]) hash an empty stdout and an
-//! empty listing. stderr never enters the digest: it is for diagnostics. Changing this format
-//! changes every digest: do it on purpose, with a new context string.
+//! The result digest that replicas compare: `exo_types::result_digest` (where its format is
+//! written down) of a run's outcome and outputs. Outcomes that drop outputs (see
+//! [`crate::Outcome::keeps_outputs`]) hash an empty stdout and an empty listing. stderr never
+//! enters the digest: it is for diagnostics.
 
 use crate::spec::{Outcome, OutputFile};
-
-pub const CONTEXT: &str = "exodus exec result digest v1";
 
 pub fn result_digest(
     outcome: &Outcome,
@@ -37,37 +23,12 @@ pub fn result_digest_of_code(
     files: &[OutputFile],
     dirs: &[String],
 ) -> [u8; 32] {
-    let mut entries: Vec<(&str, u8, u64, [u8; 32])> = Vec::with_capacity(files.len() + dirs.len());
-    for f in files {
-        entries.push((
-            &f.path,
-            b'f',
-            f.bytes.len() as u64,
-            *blake3::hash(&f.bytes).as_bytes(),
-        ));
-    }
-    for d in dirs {
-        entries.push((d, b'd', 0, [0; 32]));
-    }
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(&b.1)));
-
-    let mut h = blake3::Hasher::new_derive_key(CONTEXT);
-    put_str(&mut h, outcome_code);
-    h.update(&(stdout.len() as u64).to_le_bytes());
-    h.update(blake3::hash(stdout).as_bytes());
-    h.update(&(entries.len() as u64).to_le_bytes());
-    for (path, kind, size, content) in entries {
-        h.update(&[kind]);
-        put_str(&mut h, path);
-        h.update(&size.to_le_bytes());
-        h.update(&content);
-    }
-    *h.finalize().as_bytes()
-}
-
-fn put_str(h: &mut blake3::Hasher, s: &str) {
-    h.update(&(s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+    exo_types::result_digest(
+        outcome_code,
+        stdout,
+        files.iter().map(|f| (f.path.as_str(), f.bytes.as_slice())),
+        dirs.iter().map(String::as_str),
+    )
 }
 
 #[cfg(test)]

@@ -75,8 +75,15 @@ impl NodeConfig {
 pub fn load_genesis(path: &Path) -> anyhow::Result<exo_ledger::Genesis> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read genesis {}", path.display()))?;
-    let genesis: exo_ledger::Genesis = toml::from_str(&text)
-        .with_context(|| format!("genesis {} is not valid", path.display()))?;
+    // A genesis from before the ledger's modules kept the market's parameters at the top level;
+    // its chain's state is in the old encodings too, so it cannot be resumed, only restarted.
+    let genesis: exo_ledger::Genesis = toml::from_str(&text).with_context(|| {
+        format!(
+            "genesis {} is not valid (a devnet written by an earlier version cannot be resumed: \
+             delete its directory and start a new one)",
+            path.display()
+        )
+    })?;
     genesis
         .validate()
         .with_context(|| format!("genesis {} is not usable", path.display()))?;
