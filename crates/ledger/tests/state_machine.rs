@@ -8,6 +8,9 @@
 //! against the state when their block is built, so that commits, reveals and cancellations
 //! name replicas, offers and jobs that exist often enough to exercise the rules.
 
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use commonware_cryptography::Signer;
 use exo_ledger::{
     BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy, Signatures,
@@ -183,10 +186,15 @@ fn result(job: u64, unit: u32, lie: bool) -> (Hash32, u64) {
     (digest, 1_000_000)
 }
 
+/// A replica by (account, job, unit, replica).
+type ReplicaOf = (u64, u64, u32, u32);
+/// What a replica committed: (digest, fuel, salt).
+type Sealed = (Hash32, u64, Hash32);
+
 struct Machine {
     chain: MemoryChain,
-    /// What each replica committed: (digest, fuel, salt).
-    sealed: BTreeMap<(u64, u64, u32, u32), (Hash32, u64, Hash32)>,
+    /// What each replica committed.
+    sealed: BTreeMap<ReplicaOf, Sealed>,
     /// Which kinds of action executed with `Ok` at least once.
     ok_kinds: [bool; Op::KINDS],
 }
