@@ -4,7 +4,7 @@
 use crate::{
     WorkerConfig, WorkerError,
     api::{CallError, NodeApi},
-    bench::Benchmark,
+    machine::Benchmark,
     commit::{Misbehave, Sealed, new_salt, unit_seed},
     nonce::{NonceCounter, Submitted},
     outputs::{archive_of, pack},

@@ -28,14 +28,14 @@
 
 mod agent;
 pub mod api;
-pub mod bench;
+pub mod machine;
 pub mod commit;
 pub mod idle;
 pub mod nonce;
 pub mod outputs;
 pub mod store;
 
-pub use bench::Benchmark;
+pub use machine::Benchmark;
 pub use commit::{Misbehave, unit_seed};
 pub use idle::{HourWindow, IdlePolicy};
 
@@ -225,7 +225,7 @@ pub async fn run(
         None => {
             let sb = sandbox.clone();
             let dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || bench::benchmark(&sb, &dir))
+            tokio::task::spawn_blocking(move || machine::benchmark(&sb, &dir))
                 .await
                 .map_err(|e| WorkerError::Config(format!("benchmark panicked: {e}")))??
         }
