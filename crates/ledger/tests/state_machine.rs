@@ -13,8 +13,7 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy, Signatures,
-    TxStatus,
+    Genesis, GenesisAccount, MemoryChain, Params, Signatures, TxStatus,
     modules::{
         bank::{self, Pot},
         market::{
@@ -414,17 +413,7 @@ impl Machine {
         let height = self.chain.height + 1;
         let outcome = self
             .chain
-            .run(BlockInput {
-                env: BlockEnv {
-                    height,
-                    proposer: addr(PROPOSER),
-                    seed: MemoryChain::seed(height),
-                },
-                evidence: Vec::new(),
-                txs,
-                signatures: Signatures::Trusted,
-                policy: Policy::Verify,
-            })
+            .next(&addr(PROPOSER), &txs, Signatures::Trusted)
             .unwrap_or_else(|fault| panic!("the ledger faulted at height {height}: {fault}"));
         for (receipt, kind) in outcome.receipts.iter().zip(kinds) {
             if receipt.as_ref().is_some_and(|r| r.status == TxStatus::Ok) {

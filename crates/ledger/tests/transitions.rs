@@ -2,8 +2,7 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Account, BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy, Rejection,
-    Signatures, TxStatus,
+    Account, Genesis, GenesisAccount, MemoryChain, Params, Rejection, Signatures, TxStatus,
     exec::Precheck,
     modules::bank,
     state::{Namespace, decode},
@@ -63,20 +62,11 @@ impl Harness {
     }
 
     fn block(&mut self, proposer: u64, txs: &[(SignedTx, bool)]) -> Vec<TxStatus> {
-        let height = self.chain.height + 1;
+        let verdicts = Signatures::Checked(txs.iter().map(|(_, ok)| *ok).collect());
+        let txs: Vec<SignedTx> = txs.iter().map(|(tx, _)| tx.clone()).collect();
         let outcome = self
             .chain
-            .run(BlockInput {
-                env: BlockEnv {
-                    height,
-                    proposer: addr(proposer),
-                    seed: MemoryChain::seed(height),
-                },
-                evidence: Vec::new(),
-                txs: txs.iter().map(|(tx, _)| tx.clone()).collect(),
-                signatures: Signatures::Checked(txs.iter().map(|(_, ok)| *ok).collect()),
-                policy: Policy::Verify,
-            })
+            .next(&addr(proposer), &txs, verdicts)
             .expect("no fault");
         outcome
             .receipts

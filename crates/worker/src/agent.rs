@@ -4,8 +4,8 @@
 use crate::{
     WorkerConfig, WorkerError,
     api::{CallError, NodeApi},
-    machine::Benchmark,
     commit::{Misbehave, Sealed, new_salt, unit_seed},
+    machine::Benchmark,
     nonce::{NonceCounter, Submitted},
     outputs::{archive_of, pack},
     store::{ResultRecord, Store, replica_key},

@@ -28,16 +28,16 @@
 
 mod agent;
 pub mod api;
-pub mod machine;
 pub mod commit;
 pub mod idle;
+pub mod machine;
 pub mod nonce;
 pub mod outputs;
 pub mod store;
 
-pub use machine::Benchmark;
 pub use commit::{Misbehave, unit_seed};
 pub use idle::{HourWindow, IdlePolicy};
+pub use machine::Benchmark;
 
 use exo_exec::{Sandbox, SandboxConfig};
 use exo_types::{

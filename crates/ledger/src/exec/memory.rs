@@ -38,20 +38,31 @@ impl MemoryChain {
     /// Executes the next block with every transaction in it (signatures checked one by one);
     /// returns each transaction's receipt (`None` for a duplicate).
     pub fn execute_block(&mut self, proposer: &Address, txs: &[SignedTx]) -> Vec<Option<Receipt>> {
-        let input = BlockInput {
+        self.next(proposer, txs, Signatures::Verify)
+            .unwrap_or_else(|fault| panic!("the ledger stopped: {fault}"))
+            .receipts
+    }
+
+    /// Executes the next block (seeded by [`Self::seed`]) with every transaction in it, taking
+    /// `signatures` as the verdicts on them.
+    pub fn next(
+        &mut self,
+        proposer: &Address,
+        txs: &[SignedTx],
+        signatures: Signatures,
+    ) -> Result<BlockOutcome, Fault> {
+        let height = self.height + 1;
+        self.run(BlockInput {
             env: BlockEnv {
-                height: self.height + 1,
+                height,
                 proposer: proposer.clone(),
-                seed: Self::seed(self.height + 1),
+                seed: Self::seed(height),
             },
             evidence: Vec::new(),
             txs: txs.to_vec(),
-            signatures: Signatures::Verify,
+            signatures,
             policy: Policy::Verify,
-        };
-        self.run(input)
-            .unwrap_or_else(|fault| panic!("the ledger stopped: {fault}"))
-            .receipts
+        })
     }
 
     /// Executes a block and applies its writes; a fault leaves the store as it was.
