@@ -206,8 +206,22 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
         json!({ "type": "integer", "format": "int64", "minimum": 0, "nullable": true });
     let text = json!({ "type": "string" });
     let text_or_null = json!({ "type": "string", "nullable": true });
-    let hex_or_null = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "nullable": true });
     let boolean = json!({ "type": "boolean" });
+    // Why units wait: the matcher's numbers, a code and the sentence made of them (null when
+    // nothing waits).
+    let wait_reason = json!({
+        "type": "object", "nullable": true,
+        "required": ["code", "binding", "live_offers", "excluded_by", "passed", "passed_exact", "best_ask", "max_price_per_unit", "sentence"],
+        "properties": {
+            "code": { "type": "string", "enum": ["empty_book", "no_provider", "price_too_low", "slots_taken"] },
+            "binding": { "type": "string", "nullable": true, "description": "With no_provider: the requirement that excludes the most offers." },
+            "live_offers": int, "excluded_by": { "type": "object", "additionalProperties": int },
+            "passed": int, "passed_exact": boolean,
+            "best_ask": { "type": "string", "pattern": "^[0-9]+$", "nullable": true }, "max_price_per_unit": base_units,
+            "sentence": text
+        }
+    });
+    let hex_or_null = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "nullable": true });
     let array = |items: Value| json!({ "type": "array", "items": items });
     let next = json!({ "type": "integer", "format": "int64", "nullable": true, "description": "The `from` of the next page; null on the last." });
     let schemas: Vec<(&str, Value)> = vec![
@@ -440,7 +454,7 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
                 json!({
                     "unit": int,
                     "state": { "type": "string", "enum": ["waiting", "running", "accepted", "failed", "cancelled"] },
-                    "reason": text_or_null, "replicas": array(schema_ref("Replica")), "reveal_deadline": int_or_null,
+                    "reason": wait_reason.clone(), "replicas": array(schema_ref("Replica")), "reveal_deadline": int_or_null,
                     "accepted_digest": hex_or_null, "accepted_fuel": int_or_null
                 }),
             ),
@@ -480,7 +494,7 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
                         "escrowed": base_units, "paid": array(obj(&["provider", "amount"], json!({ "provider": int, "amount": base_units }))),
                         "paid_total": base_units, "royalties": base_units, "fees": base_units, "refunded": base_units, "held": base_units
                     })),
-                    "counts": schema_ref("UnitCounts"), "wait_reason": text_or_null,
+                    "counts": schema_ref("UnitCounts"), "wait_reason": wait_reason,
                     "units": array(schema_ref("Unit")), "next_unit": next
                 }),
             ),
@@ -658,11 +672,27 @@ pub fn document() -> Value {
                     "reason": {
                         "type": "object",
                         "required": ["code", "message"],
-                        "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
+                        "properties": {
+                            "module": { "type": "string", "enum": ["exec", "bank", "evidence", "market"] },
+                            "code": { "type": "string" },
+                            "fields": { "type": "array", "items": { "type": "string", "pattern": "^[0-9]+$" }, "description": "The refusal's numbers, in its code's order." },
+                            "message": { "type": "string" }
+                        }
                     },
                     "height": { "type": "integer", "format": "int64", "minimum": 0 },
                     "index": { "type": "integer", "format": "int32", "minimum": 0 },
-                    "fee_paid": base_units
+                    "fee_paid": base_units,
+                    "created": {
+                        "type": "array",
+                        "description": "The ids the transaction created (the job of a SubmitJob).",
+                        "items": {
+                            "type": "object", "required": ["kind", "id"],
+                            "properties": {
+                                "kind": { "type": "string", "enum": ["provider", "offer", "job"] },
+                                "id": { "type": "integer", "format": "int64", "minimum": 0 }
+                            }
+                        }
+                    }
                 }
             },
             "Account": {
