@@ -377,7 +377,13 @@ fn a_stopped_validator_restarts_and_catches_up() {
     // Validator 3 stops cleanly on SIGTERM.
     signal(processes.children[3].id(), "TERM");
     let status = wait_exit(&mut processes.children[3], Duration::from_secs(15)).expect("exits");
-    assert!(status.success(), "node exit: {status}");
+    let log = std::fs::read_to_string(dir.path().join("node-3-0.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(
+        status.success(),
+        "node exit: {status}; the end of its log:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
 
     // The other three keep finalizing, and state changes while validator 3 is away.
     let bob_key = path(dir.path(), "bob.key");
