@@ -3,16 +3,42 @@
 use super::{
     JobProblem, Market, Refusal, Verdict,
     keys::{app_key, counters_key, job_key, open_jobs_key},
-    records::{App, Job, JobAccounts, JobState, WaitingUnit},
+    records::{App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, WaitReason, WaitingUnit},
     refuse,
     settlement::worst_case_escrow,
 };
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Fault, Halt, StateCache, load, store},
+    state::{Fault, Halt, Record, StateCache, load, store},
 };
+use commonware_codec::EncodeSize;
 use exo_types::{Address, Amount, JobSpec, MAX_JOB_UNITS, MAX_TRUST};
+
+/// The most units a job of `spec` may have so that its record fits its bound whatever happens
+/// to its replicas: every unit waiting with as many replicas sought and as many providers
+/// excluded as a unit can hold, every unit running, the payment breakdown full. Without it, a
+/// large job whose replicas keep failing would grow its record at the end of a block past the
+/// bound, a fault that halts the chain.
+pub fn max_units_per_job(spec: &JobSpec) -> u32 {
+    let worst_waiting = WaitingUnit {
+        unit: u32::MAX,
+        replicas: vec![u32::MAX; MAX_UNIT_REPLICAS],
+        exclude: vec![u64::MAX; MAX_UNIT_REPLICAS],
+    }
+    .to_bytes()
+    .len();
+    // Ids, addresses, terms, counts and the lists' length prefixes: 117 bytes today.
+    const FIXED: usize = 256;
+    let room = Job::MAX_BYTES
+        .saturating_sub(FIXED)
+        .saturating_sub(spec.encode_size())
+        .saturating_sub(JobAccounts::MAX_BYTES)
+        .saturating_sub(WaitReason::MAX_BYTES + 1);
+    // A unit takes a waiting entry and a running entry (four bytes) at most.
+    let units = room / (worst_waiting + 4);
+    u32::try_from(units).unwrap_or(u32::MAX).min(MAX_JOB_UNITS)
+}
 
 impl Market<'_> {
     pub(super) fn submit_job(
@@ -24,6 +50,10 @@ impl Market<'_> {
         let invalid = |p| refuse(Refusal::InvalidJob(p));
         if spec.units == 0 || spec.units > MAX_JOB_UNITS {
             return invalid(JobProblem::Units { units: spec.units });
+        }
+        let max_units = max_units_per_job(spec);
+        if spec.units > max_units {
+            return invalid(JobProblem::UnitsOverRecordBound { max: max_units });
         }
         if spec.trust == 0 || spec.trust > MAX_TRUST {
             return invalid(JobProblem::Trust { trust: spec.trust });
