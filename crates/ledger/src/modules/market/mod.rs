@@ -55,15 +55,13 @@ pub use settlement::{fuel_cost, worst_case_escrow};
 
 use crate::{
     exec::{BlockEnv, Created, Rejection},
-    state::{Halt, Key, StateCache, expect, load},
+    state::{Fault, Halt, Key, StateCache, expect, load},
 };
 use exo_types::{Action, Address};
 use keys::{counters_key, owner_key, provider_key};
 use records::{Counters, IdList, Provider};
 
-/// What a handler returns: the state could not be read yet (or is corrupt), or the action's
-/// verdict.
-pub(crate) type Verdict = Result<Result<(), Rejection>, Halt>;
+pub(crate) use super::Verdict;
 
 fn refuse(refusal: Refusal) -> Verdict {
     Ok(Err(Rejection::Market(refusal)))
@@ -115,8 +113,10 @@ impl Market<'_> {
         action: &Action,
     ) -> Verdict {
         match action {
-            // The bank's action; the router never sends it here.
-            Action::Transfer { .. } => Ok(Ok(())),
+            // The bank's action: the router never sends it here.
+            Action::Transfer { .. } => {
+                Err(Fault::Invariant("a transfer was routed to the market".into()).into())
+            }
             Action::RegisterProvider { resources, bond } => {
                 self.register_provider(cache, sender, resources, *bond)
             }
