@@ -835,3 +835,46 @@ fn a_job_whose_record_could_outgrow_its_bound_is_refused() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(max, 1))));
     assert_eq!(m.block(vec![tx]), vec![TxStatus::Ok]);
 }
+
+/// A job cancelled while one of its running units waits for another replica: the replicas
+/// that already committed can still reveal, the unit is judged, and the job closes with its
+/// refund (before, the unit's reveals never opened and the escrow stayed held for good).
+#[test]
+fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal() {
+    let params = Params {
+        market: MarketParams {
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    // Trust 2 with one provider: the unit starts on it and waits for a second replica.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(0, 0).replicas.len(), 1);
+    assert_eq!(m.job(0).waiting.len(), 1);
+    let commit = m.commit(p, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    assert_eq!(m.unit(0, 0).reveal_deadline, None);
+
+    let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    assert!(
+        m.unit(0, 0).reveal_deadline.is_some(),
+        "reveals open at cancellation"
+    );
+    let reveal = m.reveal(p, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    // One replica cannot reach trust 2: the unit fails, unpaid and unpunished, and the job
+    // closes with everything refunded.
+    let job = m.job(0);
+    assert_eq!(m.unit(0, 0).state, UnitState::Failed);
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.accounts.held, Amount::ZERO);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}

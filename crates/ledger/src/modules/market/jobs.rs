@@ -2,15 +2,17 @@
 
 use super::{
     JobProblem, Market, Refusal, Verdict,
-    keys::{app_key, counters_key, job_key, open_jobs_key},
-    records::{App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, WaitReason, WaitingUnit},
+    keys::{app_key, counters_key, job_key, open_jobs_key, unit_key},
+    records::{
+        App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, ReplicaStatus, WaitReason, WaitingUnit,
+    },
     refuse,
     settlement::worst_case_escrow,
 };
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Fault, Halt, Record, StateCache, load, store},
+    state::{Fault, Halt, Record, StateCache, expect, load, store},
 };
 use commonware_codec::EncodeSize;
 use exo_types::{Address, Amount, JobSpec, MAX_JOB_UNITS, MAX_TRUST};
@@ -167,7 +169,31 @@ impl Market<'_> {
             .iter()
             .filter(|w| !job.running.contains(&w.unit))
             .count() as u32;
+        // Running units that waited for another replica get none now: what their replicas
+        // committed may still reveal, and a unit with nothing left to reveal is judged now.
+        let seeking: Vec<u32> = job
+            .waiting
+            .iter()
+            .filter(|w| job.running.contains(&w.unit))
+            .map(|w| w.unit)
+            .collect();
         job.waiting.clear();
+        store(cache, job_key(id), &job)?;
+        for index in seeking {
+            let Some(mut unit) = Self::unit(cache, id, index)? else {
+                continue;
+            };
+            let has = |status| unit.replicas.iter().any(|r| r.status == status);
+            if has(ReplicaStatus::Assigned) {
+                // Its commit deadline settles it.
+            } else if has(ReplicaStatus::Committed) {
+                self.maybe_open_reveals(cache, &mut unit)?;
+            } else {
+                self.evaluate(cache, &mut unit)?;
+            }
+            store(cache, unit_key(id, index), &unit)?;
+        }
+        let mut job: Job = expect(cache, &job_key(id))?;
         self.maybe_close_job(cache, &mut job)?;
         store(cache, job_key(id), &job)?;
         Ok(Ok(()))
