@@ -115,7 +115,6 @@ pub struct BlockOutcome {
     pub evicted: Vec<TxHash>,
     /// Whether each evidence was new (a repeat is skipped when building).
     pub new_evidence: Vec<bool>,
-    pub params: Params,
     pub meta: ChainMeta,
     /// The block's net writes, in key order.
     pub writes: BTreeMap<Key, Option<Vec<u8>>>,
@@ -209,7 +208,6 @@ impl<'g> BlockRun<'g> {
             receipts: self.receipts,
             evicted: self.evicted,
             new_evidence: self.new_evidence,
-            params: self.params,
             meta: self.meta,
             writes: self.cache.into_writes(),
         }

@@ -190,7 +190,10 @@ impl fmt::Display for Precheck {
 
 impl Coded for bank::Refusal {
     fn code(&self) -> u16 {
-        bank::Refusal::code(self)
+        match self {
+            Self::ZeroAmount => 1,
+            Self::InsufficientFunds { .. } => 2,
+        }
     }
     fn name(&self) -> &'static str {
         match self {

@@ -98,33 +98,13 @@ impl StateCache {
     }
 }
 
-/// An in-memory store for tests, simulations and tools: resolves [`Missing`] synchronously.
+/// An in-memory store for tests, simulations and tools (`BlockRun::run_with` loads from it).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MemoryBacking {
     pub entries: BTreeMap<Key, Vec<u8>>,
 }
 
 impl MemoryBacking {
-    /// Runs `step` against `cache`, loading missing keys from this store until it succeeds.
-    pub fn resolve<T>(
-        &self,
-        cache: &mut StateCache,
-        mut step: impl FnMut(&mut StateCache) -> Result<T, Missing>,
-    ) -> T {
-        loop {
-            let checkpoint = cache.checkpoint();
-            match step(cache) {
-                Ok(value) => return value,
-                Err(Missing(keys)) => {
-                    cache.rollback(checkpoint);
-                    for key in keys {
-                        cache.load(key, self.entries.get(&key).cloned());
-                    }
-                }
-            }
-        }
-    }
-
     /// Applies a block's net writes.
     pub fn apply(&mut self, writes: BTreeMap<Key, Option<Vec<u8>>>) {
         for (key, value) in writes {

@@ -32,15 +32,6 @@ pub enum Refusal {
     },
 }
 
-impl Refusal {
-    pub fn code(&self) -> u16 {
-        match self {
-            Self::ZeroAmount => 1,
-            Self::InsufficientFunds { .. } => 2,
-        }
-    }
-}
-
 /// An account; absent accounts read as empty.
 pub fn account(cache: &StateCache, address: &Address) -> Result<Account, Halt> {
     Ok(load(cache, &account_key(address))?.unwrap_or_default())

@@ -54,7 +54,7 @@ fn fault<T: std::fmt::Debug>(result: Result<T, Fault>) -> Fault {
 }
 
 #[test]
-fn moving_locking_paying_and_burning_conserve_the_supply() {
+fn moving_locking_paying_burning_and_minting_conserve_the_supply() {
     let mut cache = funded(&[(1, 1_000), (2, 0)]);
     let pot = Pot::JobEscrow(7);
     assert_eq!(
@@ -67,6 +67,7 @@ fn moving_locking_paying_and_burning_conserve_the_supply() {
     );
     with(&mut cache, |c| release(c, pot, &addr(2), Amount(250))).unwrap();
     with(&mut cache, |c| burn(c, pot, Amount(50))).unwrap();
+    with(&mut cache, |c| mint(c, &addr(2), Amount(50))).unwrap();
     with(&mut cache, |c| check_conservation(c)).unwrap();
     assert_eq!(
         with(&mut cache, |c| balance(c, &addr(1))).unwrap(),
@@ -74,13 +75,17 @@ fn moving_locking_paying_and_burning_conserve_the_supply() {
     );
     assert_eq!(
         with(&mut cache, |c| balance(c, &addr(2))).unwrap(),
-        Amount(350)
+        Amount(400)
     );
     assert_eq!(
         with(&mut cache, |c| self::pot(c, pot)).unwrap(),
         Amount(300)
     );
-    assert_eq!(with(&mut cache, |c| supply(c)).unwrap().total, Amount(950));
+    // Burnt 50, minted 50.
+    assert_eq!(
+        with(&mut cache, |c| supply(c)).unwrap().total,
+        Amount(1_000)
+    );
     assert_eq!(with(&mut cache, |c| supply(c)).unwrap().burnt, Amount(50));
 }
 
