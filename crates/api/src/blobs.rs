@@ -3,9 +3,11 @@
 //!
 //! A blob is named by the BLAKE3 of its bytes, computed by the store as it receives them, so a
 //! client cannot store bytes under another hash. It is written to a temporary file and renamed
-//! into place, so a crash never leaves a partial blob under a valid name; and it is hashed
-//! again every time it is served, so a file corrupted on disk is deleted and reported (500),
-//! never served. Total disk use is bounded: a write that would pass the bound is refused (507).
+//! into place, so a crash never leaves a partial blob under a valid name. It is verified once,
+//! at write; a whole read is hashed again as it goes (a file corrupted on disk is then deleted
+//! and reported, never served whole), but a range is served from the stored file without
+//! hashing the rest, so a one-byte request costs one byte. Total disk use is bounded: a write
+//! that would pass the bound is refused (507).
 //!
 //! Layout under the store's directory: `blobs/<hex hash>`, `tmp/` (emptied on open) and
 //! `outputs/<job>-<unit>` (JSON: the archives offered for that unit).
@@ -25,14 +27,17 @@ use std::{
 };
 use tokio::io::AsyncWriteExt;
 
-/// Archives kept for one unit before it is accepted: one per distinct result its replicas
-/// might reach. A unit has at most 16 replicas.
+/// Archives kept for one unit before it is accepted: one per replica (a unit has at most 16),
+/// so that no replica's archive can be crowded out by another's.
 pub const MAX_OUTPUT_CANDIDATES: usize = 16;
 /// Size of the chunks hashed and served.
 const CHUNK_BYTES: usize = 256 * 1024;
 /// Blobs read whole into memory at once (to unpack an archive): with 64 MiB blobs, this bounds
 /// what such reads hold to 256 MiB however many clients ask.
 const MAX_WHOLE_READS: usize = 4;
+/// A whole blob up to this size is checked before its first byte is served (a corrupt one is
+/// answered 500); a bigger one is checked as it streams, and its stream is cut on a mismatch.
+const CHECK_FIRST_BYTES: u64 = 1024 * 1024;
 
 /// Other nodes' blob stores, asked when this node misses a blob or a unit's outputs: a client
 /// can then fetch from any node what was uploaded to one. What a peer answers is checked like
@@ -60,6 +65,9 @@ struct Inner {
     /// Serialises read-modify-write of output indices.
     outputs: tokio::sync::Mutex<()>,
     whole_reads: tokio::sync::Semaphore,
+    /// Bytes read back and hashed since the store opened (at write, bytes are hashed as they
+    /// arrive and not counted).
+    hashed_bytes: AtomicU64,
 }
 
 /// One archive offered for a unit.
@@ -70,6 +78,10 @@ pub struct OutputCandidate {
     #[serde(with = "wire::hex32")]
     pub digest: Hash32,
     pub size: u64,
+    /// The replica whose provider offered it; `None` for an archive registered after the
+    /// verdict (checked against the accepted digest, whoever sent it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
 }
 
 /// The archives offered for one unit.
@@ -144,6 +156,7 @@ impl BlobStore {
                 next_temp: AtomicU64::new(0),
                 outputs: tokio::sync::Mutex::new(()),
                 whole_reads: tokio::sync::Semaphore::new(MAX_WHOLE_READS),
+                hashed_bytes: AtomicU64::new(0),
             }),
         })
     }
@@ -151,6 +164,23 @@ impl BlobStore {
     /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Bytes of stored blobs read back and hashed since the store opened.
+    pub fn hashed_bytes(&self) -> u64 {
+        self.inner.hashed_bytes.load(Ordering::Relaxed)
+    }
+
+    fn count_hashed(&self, bytes: u64) {
+        self.inner.hashed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Deletes a blob found corrupt and says so.
+    async fn corrupt(&self, hash: &Hash32, size: u64) -> ApiError {
+        let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
+        self.release(size);
+        tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
+        ApiError::BlobCorrupt(hex::encode(hash))
     }
 
     /// Bytes of stored blobs and uploads in progress.
@@ -277,14 +307,12 @@ impl BlobStore {
         let checked = tokio::task::spawn_blocking(move || hash_file(&path))
             .await
             .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
+        if let Ok((_, size)) = &checked {
+            self.count_hashed(*size);
+        }
         match checked {
             Ok((got, size)) if got == want => Ok(size),
-            Ok((_, size)) => {
-                let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
-                self.release(size);
-                tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
-                Err(ApiError::BlobCorrupt(hex::encode(hash)))
-            }
+            Ok((_, size)) => Err(self.corrupt(hash, size).await),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(blob_not_found(hash)),
             Err(e) => Err(storage("read a blob", e)),
         }
@@ -305,24 +333,24 @@ impl BlobStore {
         let bytes = tokio::fs::read(self.blob_path(hash))
             .await
             .map_err(|e| storage("read a blob", e))?;
-        if *blake3::hash(&bytes).as_bytes() != *hash {
-            let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
-            self.release(bytes.len() as u64);
-            tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
-            return Err(ApiError::BlobCorrupt(hex::encode(hash)));
+        self.count_hashed(bytes.len() as u64);
+        let (data, got) = tokio::task::spawn_blocking(move || {
+            let got = *blake3::hash(&bytes).as_bytes();
+            (bytes, got)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
+        if got != *hash {
+            return Err(self.corrupt(hash, data.len() as u64).await);
         }
-        Ok(bytes)
+        Ok(data)
     }
 
-    /// `len` bytes of blob `hash` from `start`, as a response body.
+    /// `len` bytes of blob `hash` from `start`, as a response body: read from the stored file,
+    /// which was verified when it was written, without hashing anything else.
     pub async fn stream(&self, hash: &Hash32, start: u64, len: u64) -> Result<Body, ApiError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut file = tokio::fs::File::open(self.blob_path(hash))
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => blob_not_found(hash),
-                _ => storage("open a blob", e),
-            })?;
+        let mut file = self.open_blob(hash).await?;
         file.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(|e| storage("seek in a blob", e))?;
@@ -341,6 +369,65 @@ impl BlobStore {
         Ok(Body::from_stream(stream))
     }
 
+    /// The whole blob `hash` of `size` bytes, as a response body, checked against its hash: a
+    /// small blob before its first byte goes (a corrupt one is answered 500), a big one as it
+    /// streams (its stream ends in an error instead of its last chunk on a mismatch). Either
+    /// way it is deleted once found corrupt.
+    pub async fn stream_whole(&self, hash: &Hash32, size: u64) -> Result<Body, ApiError> {
+        use tokio::io::AsyncReadExt;
+        if size <= CHECK_FIRST_BYTES {
+            let bytes = self.read(hash, CHECK_FIRST_BYTES).await?;
+            return Ok(Body::from(bytes));
+        }
+        let file = self.open_blob(hash).await?;
+        let state = (file, blake3::Hasher::new(), self.clone(), *hash, false);
+        let stream = futures::stream::unfold(
+            state,
+            |(mut file, mut hasher, store, hash, done)| async move {
+                if done {
+                    return None;
+                }
+                let mut buf = vec![0u8; CHUNK_BYTES];
+                let mut filled = 0;
+                // Fill the chunk, so that the last one is known as last before it goes.
+                while filled < buf.len() {
+                    match file.read(&mut buf[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => return Some((Err(e), (file, hasher, store, hash, true))),
+                    }
+                }
+                buf.truncate(filled);
+                hasher.update(&buf);
+                store.count_hashed(filled as u64);
+                if filled == CHUNK_BYTES {
+                    return Some((Ok(buf), (file, hasher, store, hash, false)));
+                }
+                if *hasher.finalize().as_bytes() == hash {
+                    return Some((Ok(buf), (file, hasher, store, hash, true)));
+                }
+                let size = tokio::fs::metadata(store.blob_path(&hash))
+                    .await
+                    .map_or(0, |m| m.len());
+                let err = store.corrupt(&hash, size).await;
+                Some((
+                    Err(std::io::Error::other(err.to_string())),
+                    (file, hasher, store, hash, true),
+                ))
+            },
+        );
+        Ok(Body::from_stream(stream))
+    }
+
+    async fn open_blob(&self, hash: &Hash32) -> Result<tokio::fs::File, ApiError> {
+        tokio::fs::File::open(self.blob_path(hash))
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => blob_not_found(hash),
+                _ => storage("open a blob", e),
+            })
+    }
+
     fn index_path(&self, job: u64, unit: u32) -> PathBuf {
         self.inner.dir.join("outputs").join(format!("{job}-{unit}"))
     }
@@ -356,8 +443,8 @@ impl BlobStore {
     }
 
     /// Records `candidate` for a unit. With `only`, the index keeps that candidate alone (the
-    /// unit is accepted and this is its result); otherwise the candidate joins the others, up
-    /// to [`MAX_OUTPUT_CANDIDATES`].
+    /// unit is accepted and this is its result); otherwise the candidate replaces its replica's
+    /// earlier one (and any other of the same digest), up to [`MAX_OUTPUT_CANDIDATES`].
     pub async fn add_output(
         &self,
         job: u64,
@@ -370,12 +457,15 @@ impl BlobStore {
         if only {
             index.candidates = vec![candidate];
         } else if !index.candidates.contains(&candidate) {
-            index.candidates.retain(|c| c.digest != candidate.digest);
+            index
+                .candidates
+                .retain(|c| c.digest != candidate.digest && c.replica != candidate.replica);
             if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
                 return Err(ApiError::Conflict {
                     code: "too_many_candidates",
                     message: format!(
-                        "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives waiting for its verdict"
+                        "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives \
+                         waiting for its verdict"
                     ),
                 });
             }

@@ -95,6 +95,23 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("storage error: {0}")]
     Storage(String),
+    /// A request that must be signed came without a signature.
+    #[error("{0}")]
+    Unsigned(String),
+    #[error("{0:?} is not a hex ed25519 signature")]
+    BadSignature(String),
+    /// A signed request whose signer may not do what it asks.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The API is serving as many requests as it may at once.
+    #[error("the node is busy (at most {0} requests at once); retry shortly")]
+    Busy(usize),
+    #[error("the request took longer than {0} ms")]
+    RequestTimeout(u64),
+    #[error("bad path: {0}")]
+    BadPath(String),
+    #[error("bad header: {0}")]
+    BadHeader(String),
 }
 
 impl ApiError {
@@ -141,6 +158,13 @@ impl ApiError {
             Self::NotAccepted { .. } => "not_accepted",
             Self::Conflict { code, .. } => code,
             Self::Storage(_) => "storage",
+            Self::Unsigned(_) => "unsigned",
+            Self::BadSignature(_) => "bad_signature",
+            Self::Forbidden { code, .. } => code,
+            Self::Busy(_) => "busy",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::BadPath(_) => "bad_path",
+            Self::BadHeader(_) => "bad_header",
         }
     }
 
@@ -166,14 +190,21 @@ impl ApiError {
             | Self::BadContentHash(_)
             | Self::BadQuery(_)
             | Self::HashMismatch { .. }
-            | Self::BadArchive(_) => StatusCode::BAD_REQUEST,
+            | Self::BadArchive(_)
+            | Self::BadSignature(_)
+            | Self::BadPath(_)
+            | Self::BadHeader(_) => StatusCode::BAD_REQUEST,
+            Self::Unsigned(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Mempool(MempoolError::Duplicate | MempoolError::Underpriced { .. })
             | Self::AlreadyFinalized(_)
             | Self::DigestMismatch { .. }
             | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Mempool(MempoolError::Full(_) | MempoolError::SenderFull(_))
             | Self::RateLimited { .. }
-            | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
+            | Self::TooManyStreams(_)
+            | Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::TxNotFound(_)
             | Self::BlockNotFound(_)
             | Self::RouteNotFound(_)
@@ -201,6 +232,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
         match self {
+            Self::Busy(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
             Self::RateLimited { retry_after_secs } => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,

@@ -102,7 +102,12 @@ impl Query {
             if pairs.len() >= 16 {
                 return Err(ApiError::BadQuery("too many query parameters".into()));
             }
-            pairs.insert(truncate(key), truncate(value));
+            if pairs.insert(truncate(key), truncate(value)).is_some() {
+                return Err(ApiError::BadQuery(format!(
+                    "query parameter {:?} is given twice",
+                    truncate(key)
+                )));
+            }
         }
         Ok(Self { pairs })
     }
@@ -804,9 +809,14 @@ pub async fn assignments<N: NodeView>(
 /// `PUT /v1/outputs/{job}/{unit}`: records that the archive `request.archive` (already in the
 /// blob store) holds the outputs of a unit.
 ///
-/// The archive must unpack and its recomputed result digest must be the unit's accepted digest
-/// once the unit is accepted. Before that, it is kept as a candidate (at most
-/// [`crate::blobs::MAX_OUTPUT_CANDIDATES`] per unit) and judged when someone asks for it.
+/// Before the unit's verdict the request must be signed by the provider of one of its
+/// replicas (checked against finalized state), and each replica holds one candidate: a
+/// stranger cannot fill the unit's slots, and a replica's new archive replaces its old one.
+/// After the verdict anyone may register an archive, but only one whose recomputed result
+/// digest is the accepted digest (so peers can fill a node's index).
+///
+/// `charge` is asked before the archive is read: with the signer's key once the signature is
+/// verified, or with `None` for an unsigned registration (the rate limits).
 pub async fn put_outputs<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
@@ -814,12 +824,13 @@ pub async fn put_outputs<N: NodeView>(
     job_text: &str,
     unit_text: &str,
     body: &[u8],
+    charge: impl FnOnce(Option<&Address>) -> Result<(), ApiError>,
 ) -> Result<wire::Outputs, ApiError> {
     let job_id = parse_id("job", job_text)?;
     let index = parse_unit(unit_text)?;
     let request: wire::OutputsPut = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadQuery(format!(
-            "the body must be {{\"archive\": \"<hex hash>\"}}: {e}"
+            "the body must be {{\"archive\": \"<hex hash>\", \"replica\": <n>, \"signature\": \"<hex>\"}}: {e}"
         ))
     })?;
     let (_, unit) = self::unit(node, limits, job_id, index).await?;
@@ -829,14 +840,38 @@ pub async fn put_outputs<N: NodeView>(
             message: format!("unit {index} of job {job_id} has no replica assigned"),
         });
     };
+    if unit.accepted.is_none() && unit.state == UnitState::Failed {
+        return Err(ApiError::Conflict {
+            code: "unit_failed",
+            message: format!("unit {index} of job {job_id} failed: it has no outputs"),
+        });
+    }
+    // The signature is checked before a byte of the archive is read.
+    let replica = match unit.accepted {
+        Some(_) => {
+            charge(None)?;
+            None
+        }
+        None => {
+            let (replica, signer) = authorize_outputs(node, limits, &unit, &request).await?;
+            charge(Some(&signer))?;
+            Some(replica)
+        }
+    };
     let bytes = store.read(&request.archive, limits.max_blob_bytes).await?;
-    let archive =
-        crate::outputs::unpack(&bytes).map_err(|e| ApiError::BadArchive(e.to_string()))?;
-    let digest = archive.result_digest();
+    let size = bytes.len() as u64;
+    // Unpacking and hashing up to a blob's bound is CPU work: off the async threads.
+    let digest = tokio::task::spawn_blocking(move || {
+        crate::outputs::unpack(&bytes).map(|archive| archive.result_digest())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("archive check failed: {e}")))?
+    .map_err(|e| ApiError::BadArchive(e.to_string()))?;
     let candidate = crate::blobs::OutputCandidate {
         archive: request.archive,
         digest,
-        size: bytes.len() as u64,
+        size,
+        replica,
     };
     let accepted = match unit.accepted {
         Some((expected, _)) if expected != digest => {
@@ -846,12 +881,6 @@ pub async fn put_outputs<N: NodeView>(
             });
         }
         Some(_) => true,
-        None if unit.state == UnitState::Failed => {
-            return Err(ApiError::Conflict {
-                code: "unit_failed",
-                message: format!("unit {index} of job {job_id} failed: it has no outputs"),
-            });
-        }
         None => false,
     };
     store.add_output(job_id, index, candidate, accepted).await?;
@@ -859,10 +888,63 @@ pub async fn put_outputs<N: NodeView>(
         job: job_id,
         unit: index,
         archive: request.archive,
-        size: bytes.len() as u64,
+        size,
         digest,
         accepted,
     })
+}
+
+/// Checks that `request` is signed by the provider of the replica it names; answers that
+/// replica's index and the signer.
+async fn authorize_outputs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    unit: &Unit,
+    request: &wire::OutputsPut,
+) -> Result<(u32, Address), ApiError> {
+    let (Some(replica), Some(signature)) = (request.replica, request.signature.as_deref()) else {
+        return Err(ApiError::Unsigned(format!(
+            "unit {} of job {} has no verdict yet: only its replicas' providers may offer \
+             outputs, with \"replica\" and \"signature\"",
+            unit.unit, unit.job
+        )));
+    };
+    let signature = parse_signature(signature)?;
+    let not_a_replica = || ApiError::Forbidden {
+        code: "not_a_replica",
+        message: format!(
+            "the signature is not that of the provider of replica {replica} of unit {} of job {}",
+            unit.unit, unit.job
+        ),
+    };
+    let provider_id = unit
+        .replicas
+        .iter()
+        .find(|r| r.index == replica)
+        .map(|r| r.provider)
+        .ok_or_else(not_a_replica)?;
+    let provider: Provider = read(node, limits, queries::provider(provider_id))
+        .await?
+        .ok_or_else(not_a_replica)?;
+    let claim = exo_types::OutputsClaim {
+        chain_id: node.status().chain_id,
+        job: unit.job,
+        unit: unit.unit,
+        replica,
+        archive: request.archive,
+    };
+    if !claim.verify(&provider.owner, &signature) {
+        return Err(not_a_replica());
+    }
+    Ok((replica, provider.owner))
+}
+
+/// An ed25519 signature from hex.
+pub fn parse_signature(text: &str) -> Result<exo_types::Signature, ApiError> {
+    use commonware_codec::DecodeExt;
+    let bad = || ApiError::BadSignature(text.chars().take(140).collect());
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    exo_types::Signature::decode(bytes).map_err(|_| bad())
 }
 
 /// `GET /v1/outputs/{job}/{unit}`: the archive of an accepted unit's outputs, if this node

@@ -184,12 +184,14 @@ fn market_paths() -> Value {
                 }
             },
             "put": {
-                "summary": "Record the outputs archive of a unit (upload it with PUT /v1/blobs first). Checked against the accepted digest once the unit is accepted; kept as a candidate before.",
+                "summary": "Record the outputs archive of a unit (upload it with PUT /v1/blobs first). Before the unit's verdict only the provider of one of its replicas may, signing {chain id, job, unit, replica, archive} (namespace exodus-outputs-v1); each replica holds one candidate. After the verdict anyone may, and the archive must have the accepted digest.",
                 "parameters": [path_param("job", "Job id.", "^[0-9]+$"), path_param("unit", "Unit index.", "^[0-9]+$")],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": schema_ref("OutputsPut") } } },
                 "responses": {
                     "200": json_response("Recorded; `accepted` says whether it was checked against the verdict.", "Outputs"),
-                    "400": error_response("bad_archive, bad_query or bad_id."),
+                    "400": error_response("bad_archive, bad_query, bad_id or bad_signature."),
+                    "401": error_response("unsigned: the unit has no verdict yet and the request names no replica and signature."),
+                    "403": error_response("not_a_replica: the signature is not that of the named replica's provider."),
                     "404": error_response("not_found: no such job, unit or blob."),
                     "409": error_response("digest_mismatch, not_assigned, unit_failed or too_many_candidates."),
                     "503": error_response("blobs_disabled.")
@@ -529,7 +531,17 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
             "BlobStored",
             obj(&["hash", "size"], json!({ "hash": hex32, "size": int })),
         ),
-        ("OutputsPut", obj(&["archive"], json!({ "archive": hex32 }))),
+        (
+            "OutputsPut",
+            obj(
+                &["archive"],
+                json!({
+                    "archive": hex32,
+                    "replica": { "type": "integer", "minimum": 0, "description": "The replica whose provider signs; required before the unit's verdict." },
+                    "signature": { "type": "string", "pattern": "^[0-9a-f]{128}$", "description": "Hex ed25519 signature of the replica's provider over the outputs claim; required before the unit's verdict." }
+                }),
+            ),
+        ),
         (
             "Outputs",
             obj(

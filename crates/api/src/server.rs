@@ -2,15 +2,15 @@
 
 use crate::{
     ApiError, ApiLimits, BlobStore, NodeView, PeerBlobs, blobs,
-    limits::RateLimiter,
+    limits::{Client, RateLimiter},
     market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
     openapi, service, wire,
 };
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Body,
-    extract::{ConnectInfo, MatchedPath, Path, RawQuery, Request, State},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, RawQuery, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{
@@ -22,12 +22,19 @@ use axum::{
 use exo_chain::FinalizedBlock;
 use futures::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::{
-    collections::VecDeque, convert::Infallible, future::Future, net::SocketAddr, sync::Arc,
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
     time::Duration,
 };
 use tokio::sync::broadcast::{self, error::RecvError};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower::ServiceExt as _;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::RequestBodyTimeoutLayer};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -38,6 +45,41 @@ struct Api<N> {
     limiter: RateLimiter,
     blobs: Option<BlobStore>,
     peers: Option<Arc<dyn PeerBlobs>>,
+    /// Permits of the requests being handled.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    pulls: Arc<Pulls>,
+    /// Event streams open per client.
+    streams: Arc<Held>,
+}
+
+/// Peer pulls in progress: one per blob (a second request for the same blob waits for the
+/// first and then reads the store), and a bounded number in all.
+#[derive(Debug)]
+struct Pulls {
+    by_blob: std::sync::Mutex<HashMap<exo_types::Hash32, Arc<tokio::sync::Mutex<()>>>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Pulls {
+    fn new(slots: usize) -> Self {
+        Self {
+            by_blob: std::sync::Mutex::default(),
+            slots: tokio::sync::Semaphore::new(slots.max(1)),
+        }
+    }
+
+    fn gate(&self, hash: &exo_types::Hash32) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.by_blob.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(*hash).or_default().clone()
+    }
+
+    /// Forgets the gate of `hash` once nobody but the map and `gate` holds it.
+    fn release(&self, hash: &exo_types::Hash32, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.by_blob.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            map.remove(hash);
+        }
+    }
 }
 
 /// What the API serves besides the node: its limits and, if the node keeps one, a blob store
@@ -76,6 +118,14 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
         limiter: RateLimiter::new(limits),
         blobs: config.blobs,
         peers: config.peers,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_requests.max(1),
+        )),
+        pulls: Arc::new(Pulls::new(limits.max_peer_pulls)),
+        streams: Arc::new(Held::new(
+            limits.max_event_streams,
+            limits.max_event_streams_per_ip,
+        )),
     };
     Router::new()
         .route("/v1/status", get(status::<N>))
@@ -104,9 +154,13 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
         .route("/metrics", get(metrics::<N>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(api.clone(), guard::<N>))
         .layer(middleware::from_fn_with_state(api.clone(), rate_limit::<N>))
         .layer(middleware::from_fn_with_state(api.clone(), count::<N>))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            limits.body_idle_timeout_ms,
+        )))
         .with_state(api)
 }
 
@@ -134,6 +188,10 @@ pub async fn serve<N: NodeView>(
 }
 
 /// [`serve`] with a blob store (or anything else [`ApiConfig`] holds).
+///
+/// The accept loop bounds what a client can hold without sending a request: connections in
+/// all and per address (over the bound, a new connection is closed at once), and the time to
+/// send a request's headers.
 pub async fn serve_with<N: NodeView>(
     listener: tokio::net::TcpListener,
     node: N,
@@ -141,24 +199,135 @@ pub async fn serve_with<N: NodeView>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace_ms: u64,
 ) -> std::io::Result<()> {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        router_with(node, config).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stopped.await;
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {
-            let _ = stop.send(());
+    let limits = config.limits;
+    let router = router_with(node, config);
+    let connections = Arc::new(Held::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+    ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A connection that failed before it was accepted (reset, or out of file
+                // descriptors): back off briefly rather than spin.
+                Err(err) => {
+                    tracing::debug!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = connections.open(Client::address(Some(peer.ip()))) else {
+            drop(stream);
+            continue;
+        };
+        let service = router
+            .clone()
+            .map_request(move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let header_timeout = Duration::from_millis(limits.header_timeout_ms);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // HTTP/1.1 only (the API's clients speak it); the header timer runs from the
+            // connection's start and again while a kept-alive connection waits for its next
+            // request, so a silent client is closed too.
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::trace!(%err, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Event streams never finish on their own: the grace period bounds the wait.
+    let _ = tokio::time::timeout(Duration::from_millis(grace_ms), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Things a client holds open (connections, event streams), in all and per client (an
+/// address, an IPv6 /64 counting as one).
+#[derive(Debug)]
+struct Held {
+    open: std::sync::Mutex<HashMap<Client, usize>>,
+    total: Arc<tokio::sync::Semaphore>,
+    per_client: usize,
+}
+
+/// One held thing; its count is released when it is dropped.
+struct HeldSlot {
+    held: Arc<Held>,
+    client: Client,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Held {
+    fn new(total: usize, per_client: usize) -> Self {
+        Self {
+            open: std::sync::Mutex::default(),
+            total: Arc::new(tokio::sync::Semaphore::new(total.max(1))),
+            per_client: per_client.max(1),
         }
     }
-    match tokio::time::timeout(Duration::from_millis(grace_ms), server).await {
-        Ok(result) => result,
-        Err(_) => Ok(()),
+
+    fn open(self: &Arc<Self>, client: Client) -> Option<HeldSlot> {
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(client).or_insert(0);
+        if *count >= self.per_client {
+            return None;
+        }
+        *count += 1;
+        Some(HeldSlot {
+            held: self.clone(),
+            client,
+            _total: total,
+        })
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        let mut open = self.held.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Path parameters, refused in the API's error format (axum's own rejection is plain text).
+struct PathParams<T>(T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::BadPath(
+                rejection.body_text().chars().take(200).collect(),
+            )),
+        }
     }
 }
 
@@ -168,12 +337,19 @@ async fn status<N: NodeView>(State(api): State<Api<N>>) -> Json<wire::Status> {
 
 async fn submit<N: NodeView>(
     State(api): State<Api<N>>,
+    Extension(client): Extension<Client>,
     body: Body,
 ) -> Result<(StatusCode, Json<wire::SubmitResponse>), ApiError> {
     let result = match read_body(body, api.limits.max_body_bytes).await {
-        Ok(bytes) => service::admit(&api.node, &api.limits, &bytes).await,
+        Ok(bytes) => {
+            service::admit(&api.node, &api.limits, &bytes, |sender| {
+                charge(&api, Client::signer(sender), 1)
+            })
+            .await
+        }
         Err(err) => Err(err),
     };
+    let result = result.inspect_err(|err| charge_failure(&api, client, err));
     match result {
         Ok(hash) => {
             api.metrics.admitted();
@@ -199,7 +375,7 @@ async fn read_body(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
 
 async fn receipt<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(hash): Path<String>,
+    PathParams(hash): PathParams<String>,
 ) -> Result<Json<wire::Receipt>, ApiError> {
     service::receipt(&api.node, &api.limits, &hash)
         .await
@@ -208,7 +384,7 @@ async fn receipt<N: NodeView>(
 
 async fn account<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(address): Path<String>,
+    PathParams(address): PathParams<String>,
 ) -> Result<Json<wire::Account>, ApiError> {
     service::account(&api.node, &api.limits, &address)
         .await
@@ -217,7 +393,7 @@ async fn account<N: NodeView>(
 
 async fn block<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(height): Path<String>,
+    PathParams(height): PathParams<String>,
 ) -> Result<Json<wire::Block>, ApiError> {
     service::block(&api.node, &api.limits, &height)
         .await
@@ -226,15 +402,21 @@ async fn block<N: NodeView>(
 
 async fn events<N: NodeView>(
     State(api): State<Api<N>>,
+    Extension(client): Extension<Client>,
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query = Query::parse(query.as_deref())?;
     query.only(&["provider"])?;
     let provider = query.u64("provider")?;
+    // One address cannot take every stream: workers fall back to polling without one.
+    let mine = api.streams.open(client).ok_or(ApiError::TooManyStreams(
+        api.limits.max_event_streams_per_ip,
+    ))?;
     let slot = api
         .metrics
         .open_stream(api.limits.max_event_streams)
         .ok_or(ApiError::TooManyStreams(api.limits.max_event_streams))?;
+    let slot = (slot, mine);
     let receiver = api.node.subscribe();
     Ok(Sse::new(chain_events(api, receiver, slot, provider)).keep_alive(KeepAlive::default()))
 }
@@ -245,7 +427,7 @@ async fn events<N: NodeView>(
 fn chain_events<N: NodeView>(
     api: Api<N>,
     receiver: broadcast::Receiver<FinalizedBlock>,
-    slot: StreamSlot,
+    slot: (StreamSlot, HeldSlot),
     provider: Option<u64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = (api, receiver, slot, VecDeque::<Event>::new());
@@ -300,7 +482,7 @@ fn json_event(event: Event, data: &impl serde::Serialize) -> Event {
 
 async fn provider_of<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(address): Path<String>,
+    PathParams(address): PathParams<String>,
 ) -> Result<Json<wire::ProviderOf>, ApiError> {
     market::provider_of(&api.node, &api.limits, &address)
         .await
@@ -319,7 +501,7 @@ async fn providers<N: NodeView>(
 
 async fn provider<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<wire::Provider>, ApiError> {
     market::provider(&api.node, &api.limits, &id)
         .await
@@ -328,7 +510,7 @@ async fn provider<N: NodeView>(
 
 async fn work<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::WorkPage>, ApiError> {
     let query = Query::parse(query.as_deref())?;
@@ -367,7 +549,7 @@ async fn jobs<N: NodeView>(
 
 async fn job<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::Job>, ApiError> {
     let query = Query::parse(query.as_deref())?;
@@ -386,7 +568,7 @@ async fn apps<N: NodeView>(
 
 async fn app<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(hash): Path<String>,
+    PathParams(hash): PathParams<String>,
 ) -> Result<Json<wire::App>, ApiError> {
     market::app(&api.node, &api.limits, &hash).await.map(Json)
 }
@@ -413,10 +595,16 @@ async fn put_blob<N: NodeView>(
     query.only(&["hash"])?;
     let expected = query.text("hash").map(content_hash).transpose()?;
     let max = api.limits.max_blob_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadHeader("Content-Length is not a number".into()))?,
+        ),
+    };
     if declared.is_some_and(|len| len > max) {
         return Err(ApiError::BlobTooLarge { max });
     }
@@ -441,18 +629,18 @@ fn blob_headers(response: &mut Response, hash: &exo_types::Hash32) {
     );
 }
 
-/// `GET /v1/blobs/{hash}`, with `Range: bytes=a-b` (206) support. The blob is hashed again
-/// before any byte is served.
+/// `GET /v1/blobs/{hash}`, with `Range: bytes=a-b` (206) support. A range is served from the
+/// file verified at write without hashing the rest; a whole blob is checked as it is served.
 async fn get_blob<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(hash): Path<String>,
+    PathParams(hash): PathParams<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let store = store(&api)?;
     let hash = content_hash(&hash)?;
-    let size = match store.verify(&hash).await {
+    let size = match store.size(&hash).await {
         Err(ApiError::NotFound(_)) if pull_blob(&api, store, &hash, &headers).await? => {
-            store.verify(&hash).await?
+            store.size(&hash).await?
         }
         found => found?,
     };
@@ -463,7 +651,12 @@ async fn get_blob<N: NodeView>(
         None => (StatusCode::OK, 0, size),
         Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
     };
-    let mut response = Response::new(store.stream(&hash, start, len).await?);
+    let body = if status == StatusCode::OK {
+        store.stream_whole(&hash, size).await?
+    } else {
+        store.stream(&hash, start, len).await?
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     blob_headers(&mut response, &hash);
     response
@@ -481,7 +674,7 @@ async fn get_blob<N: NodeView>(
 /// `HEAD /v1/blobs/{hash}`: whether the node holds the blob, and its size.
 async fn head_blob<N: NodeView>(
     State(api): State<Api<N>>,
-    Path(hash): Path<String>,
+    PathParams(hash): PathParams<String>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -504,19 +697,48 @@ async fn head_blob<N: NodeView>(
 
 async fn put_outputs<N: NodeView>(
     State(api): State<Api<N>>,
-    Path((job, unit)): Path<(String, String)>,
+    Extension(client): Extension<Client>,
+    PathParams((job, unit)): PathParams<(String, String)>,
     body: Body,
 ) -> Result<Json<wire::Outputs>, ApiError> {
-    let store = store(&api)?;
-    let bytes = read_body(body, api.limits.max_body_bytes).await?;
-    market::put_outputs(&api.node, &api.limits, store, &job, &unit, &bytes)
+    let result = async {
+        let store = store(&api)?;
+        let bytes = read_body(body, api.limits.max_body_bytes).await?;
+        market::put_outputs(
+            &api.node,
+            &api.limits,
+            store,
+            &job,
+            &unit,
+            &bytes,
+            |signer| charge(&api, signer.map_or(client, Client::signer), 1),
+        )
         .await
+    }
+    .await;
+    result
+        .inspect_err(|err| charge_failure(&api, client, err))
         .map(Json)
+}
+
+/// Takes `cost` requests from `client`'s budget.
+fn charge<N>(api: &Api<N>, client: Client, cost: u32) -> Result<(), ApiError> {
+    api.limiter
+        .check(client, cost)
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+}
+
+/// A signed route's request that failed (its signature unverified, or refused after it) is
+/// counted against its address, so that forging signatures is not free.
+fn charge_failure<N>(api: &Api<N>, client: Client, err: &ApiError) {
+    if !matches!(err, ApiError::RateLimited { .. }) {
+        let _ = api.limiter.check(client, 1);
+    }
 }
 
 async fn get_outputs<N: NodeView>(
     State(api): State<Api<N>>,
-    Path((job, unit)): Path<(String, String)>,
+    PathParams((job, unit)): PathParams<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<wire::Outputs>, ApiError> {
     let store = store(&api)?;
@@ -548,6 +770,34 @@ async fn pull_blob<N>(
     let Some(peers) = peers_for(api, headers) else {
         return Ok(false);
     };
+    let gate = api.pulls.gate(hash);
+    let pulled = {
+        let _one_at_a_time = gate.lock().await;
+        pull_blob_once(api, peers, store, hash).await
+    };
+    api.pulls.release(hash, gate);
+    pulled
+}
+
+/// The pull itself, for the one request that holds the blob's gate.
+async fn pull_blob_once<N>(
+    api: &Api<N>,
+    peers: &dyn PeerBlobs,
+    store: &BlobStore,
+    hash: &exo_types::Hash32,
+) -> Result<bool, ApiError> {
+    // Another request may have pulled it while this one waited at the gate.
+    match store.size(hash).await {
+        Ok(_) => return Ok(true),
+        Err(ApiError::NotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let _slot = api
+        .pulls
+        .slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal("peer pulls closed".into()))?;
     let max = api.limits.max_blob_bytes;
     let Some(bytes) = peers.blob(*hash, max).await else {
         return Ok(false);
@@ -584,9 +834,9 @@ async fn pull_outputs<N: NodeView>(
     if !present {
         return Ok(false);
     }
-    let body = serde_json::to_vec(&wire::OutputsPut { archive })
+    let body = serde_json::to_vec(&wire::OutputsPut::unsigned(archive))
         .map_err(|e| ApiError::Internal(format!("outputs body: {e}")))?;
-    market::put_outputs(&api.node, &api.limits, store, job, unit, &body).await?;
+    market::put_outputs(&api.node, &api.limits, store, job, unit, &body, |_| Ok(())).await?;
     Ok(true)
 }
 
@@ -624,23 +874,85 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("the request could not be handled".into()).into_response()
 }
 
-/// Refuses requests over the client's rate. The metrics endpoint is exempt, so that a scraper
-/// never competes with clients.
+/// Refuses requests over the client's rate. An unsigned request is counted against its
+/// address, by its cost ([`request_cost`]). A signed route's request (a transaction, an
+/// outputs registration) is counted by its handler against its signer's key once the
+/// signature is verified, or against the address when it fails; here it only needs the
+/// address to have a request left. `/metrics` renders every registry of the node, so it is
+/// limited like everything else (a scraper asks once every few seconds).
 async fn rate_limit<N: NodeView>(
     State(api): State<Api<N>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() != "/metrics" {
-        let client = request
+    let client = Client::address(
+        request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
-        if let Err(retry_after_secs) = api.limiter.check(client) {
-            return ApiError::RateLimited { retry_after_secs }.into_response();
-        }
+            .map(|info| info.0.ip()),
+    );
+    let signed = matches!(
+        (request.method(), request.uri().path()),
+        (&Method::POST, "/v1/txs")
+    ) || (request.method() == Method::PUT
+        && request.uri().path().starts_with("/v1/outputs/"));
+    let allowed = if signed {
+        api.limiter.peek(client)
+    } else {
+        api.limiter.check(client, request_cost(&request))
+    };
+    if let Err(retry_after_secs) = allowed {
+        return ApiError::RateLimited { retry_after_secs }.into_response();
     }
+    request.extensions_mut().insert(client);
     next.run(request).await
+}
+
+/// What a request costs the node, in ordinary requests: the reads that walk many records
+/// cost more than one token, so that a cheap request cannot make the node do a thousand
+/// times its work at the ordinary rate.
+fn request_cost(request: &Request) -> u32 {
+    let path = request.uri().path();
+    let query = request.uri().query().unwrap_or("");
+    let limit = || {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix("limit="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(market::DEFAULT_PAGE)
+    };
+    match path {
+        // The whole offer book.
+        "/v1/market/depth" => 20,
+        // A page of records, one read each: a token per 50.
+        "/v1/jobs" | "/v1/providers" | "/v1/market/offers" | "/v1/apps" => {
+            u32::try_from(limit().div_ceil(50))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        }
+        // Every registry of the node.
+        "/metrics" => 5,
+        _ => 1,
+    }
+}
+
+/// Bounds the requests handled at once (refusing, not queueing, past the bound) and the time
+/// a handler takes to answer; a blob upload, whose body is read by its handler, gets the
+/// upload bound.
+async fn guard<N: NodeView>(State(api): State<Api<N>>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = api.in_flight.clone().try_acquire_owned() else {
+        return ApiError::Busy(api.limits.max_concurrent_requests).into_response();
+    };
+    let upload = request.method() == Method::PUT && request.uri().path() == "/v1/blobs";
+    let timeout_ms = if upload {
+        api.limits.upload_timeout_ms
+    } else {
+        api.limits.request_timeout_ms
+    };
+    match tokio::time::timeout(Duration::from_millis(timeout_ms), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(timeout_ms).into_response(),
+    }
 }
 
 /// Counts requests by route template and status.

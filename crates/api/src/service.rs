@@ -51,10 +51,14 @@ async fn read_account<N: NodeView>(
 /// Runs the checks the ledger would make against finalized state (signature, chain, fee,
 /// nonce, funds for the fee), so that a transaction that is certain to be rejected never
 /// costs block space. Checks that depend on pending transactions stay with the ledger.
+///
+/// `charge` is asked once the sender's signature and the prechecks passed, before the mempool
+/// sees the transaction: the rate limit of the sender's key.
 pub async fn admit<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
     body: &[u8],
+    charge: impl FnOnce(&exo_types::Address) -> Result<(), ApiError>,
 ) -> Result<TxHash, ApiError> {
     let request: wire::SubmitRequest =
         serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
@@ -112,6 +116,7 @@ pub async fn admit<N: NodeView>(
     {
         return Err(ApiError::AlreadyFinalized(wire::digest_to_hex(&hash)));
     }
+    charge(&signed.tx.sender)?;
     node.submit(signed).map_err(ApiError::Mempool)
 }
 

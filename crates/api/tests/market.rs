@@ -41,6 +41,7 @@ fn bob() -> PrivateKey {
 struct Chain {
     node: MemoryNode,
     app: Router,
+    store: BlobStore,
     _dir: tempfile::TempDir,
     blob_dir: std::path::PathBuf,
     nonces: std::collections::BTreeMap<u64, u64>,
@@ -76,13 +77,14 @@ fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
         node.clone(),
         ApiConfig {
             limits,
-            blobs: Some(blobs),
+            blobs: Some(blobs.clone()),
             ..ApiConfig::default()
         },
     );
     Chain {
         node,
         app,
+        store: blobs,
         _dir: dir,
         blob_dir,
         nonces: Default::default(),
@@ -202,6 +204,21 @@ fn unit_output(unit: u32) -> Archive {
         dirs: vec!["frames".into()],
         files: vec![("frames/0.png".into(), vec![unit as u8; 10])],
     }
+}
+
+/// `PUT /v1/outputs/{job}/{unit}` of `archive`, signed by `key` as replica `replica`'s provider.
+fn signed_outputs(
+    job: u64,
+    unit: u32,
+    replica: u32,
+    archive: Hash32,
+    key: &PrivateKey,
+) -> Request<Body> {
+    let body = exo_api::wire::OutputsPut::signed(CHAIN, job, unit, replica, archive, key);
+    Request::put(format!("/v1/outputs/{job}/{unit}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
 }
 
 /// Reads SSE frames until `want` events named `name` arrived; answers their data.
@@ -450,7 +467,11 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
             .body(Body::from(json!({ "archive": hash }).to_string()))
             .unwrap()
     };
-    let (status, early) = call(&chain.app, put_outputs(0, &stored["hash"])).await;
+    let (status, early) = call(
+        &chain.app,
+        signed_outputs(0, 0, 0, hash_of(&stored["hash"]), &bob()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{early}");
     assert_eq!(early["accepted"], false);
     let (status, body) = get(&chain.app, "/v1/outputs/0/0").await;
@@ -528,7 +549,11 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(body["error"], "digest_mismatch");
     // Bytes that are no archive are refused too.
     let (_, junk) = put_blob(&chain.app, b"not an archive").await;
-    let (status, body) = call(&chain.app, put_outputs(1, &junk["hash"])).await;
+    let (status, body) = call(
+        &chain.app,
+        signed_outputs(0, 1, 0, hash_of(&junk["hash"]), &bob()),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "bad_archive");
     // A unit of no job.
@@ -806,6 +831,8 @@ async fn openapi_lists_the_market_routes() {
 struct Peer {
     blobs: std::collections::HashMap<Hash32, Vec<u8>>,
     asked: std::sync::atomic::AtomicUsize,
+    /// How long the peer takes to answer.
+    delay: Duration,
 }
 
 impl exo_api::PeerBlobs for Peer {
@@ -820,7 +847,11 @@ impl exo_api::PeerBlobs for Peer {
             .get(&hash)
             .filter(|b| b.len() as u64 <= max_bytes)
             .cloned();
-        Box::pin(async move { found })
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            found
+        })
     }
 
     fn outputs(&self, _job: u64, _unit: u32) -> futures::future::BoxFuture<'_, Option<Hash32>> {
@@ -888,4 +919,327 @@ async fn a_missing_blob_is_fetched_from_a_peer_and_checked() {
 
 fn blob_hash(bytes: &[u8]) -> Hash32 {
     *blake3::hash(bytes).as_bytes()
+}
+
+/// A provider with an offer, a published app and a job of one unit at trust 1, matched to the
+/// provider (bob, provider 0): job 0, unit 0, replica 0.
+async fn running_unit(chain: &mut Chain) {
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::RegisterProvider {
+                resources: resources(),
+                bond: Amount::from_exo(10),
+            },
+        )
+        .await;
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::PostOffer {
+                slots: 1,
+                price_per_unit: Amount(1_000),
+                expiry_height: 1_000,
+            },
+        )
+        .await;
+    let (_, module) = put_blob(&chain.app, b"\0asm module").await;
+    chain
+        .send(
+            &alice(),
+            1,
+            Action::PublishApp {
+                module_hash: hash_of(&module["hash"]),
+                name: "render".into(),
+                version: "1".into(),
+                royalty_per_unit: Amount(0),
+            },
+        )
+        .await;
+    let spec = JobSpec {
+        app: hash_of(&module["hash"]),
+        inputs: vec![],
+        unit_args: vec![],
+        units: 1,
+        requirements: requirements(None),
+        max_price_per_unit: Amount(2_000),
+        trust: 1,
+    };
+    chain
+        .send(&alice(), 1, Action::SubmitJob(Box::new(spec)))
+        .await;
+    let (_, job) = get(&chain.app, "/v1/jobs/0").await;
+    assert_eq!(job["units"][0]["state"], "running", "{job}");
+}
+
+/// H3: anyone watching the events could register 16 junk archives for a running unit and so
+/// lock its real provider out. Now only the provider of one of the unit's replicas may offer
+/// an archive before the verdict, each replica holds one slot, and the honest archive is
+/// served once the unit is accepted.
+#[tokio::test]
+async fn a_stranger_cannot_fill_a_units_output_slots() {
+    let mut chain = chain();
+    running_unit(&mut chain).await;
+    let stranger = PrivateKey::from_seed(3);
+    for i in 0..20u32 {
+        let junk = Archive {
+            outcome: "ok".into(),
+            stdout: format!("junk {i}\n").into_bytes(),
+            dirs: vec![],
+            files: vec![],
+        };
+        let (_, stored) = put_blob(&chain.app, &pack(&junk).unwrap()).await;
+        let archive = hash_of(&stored["hash"]);
+        // Unsigned: refused before the verdict.
+        let (status, body) = call(
+            &chain.app,
+            Request::put("/v1/outputs/0/0")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({ "archive": stored["hash"] }).to_string()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"], "unsigned", "{body}");
+        // Signed by someone who is not the replica's provider, as the replica or another.
+        for replica in [0, 1, i] {
+            let (status, body) = call(
+                &chain.app,
+                signed_outputs(0, 0, replica, archive, &stranger),
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert_eq!(body["error"], "not_a_replica", "{body}");
+        }
+        // Requester and provider are not interchangeable either.
+        let (status, _) = call(&chain.app, signed_outputs(0, 0, 0, archive, &alice())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    // A signature that is not hex, or not a signature: a 400 with its reason.
+    for bad in ["zz", "00"] {
+        let (_, stored) = put_blob(&chain.app, &pack(&unit_output(0)).unwrap()).await;
+        let (status, body) = call(
+            &chain.app,
+            Request::put("/v1/outputs/0/0")
+                .body(Body::from(
+                    json!({ "archive": stored["hash"], "replica": 0, "signature": bad })
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "bad_signature", "{body}");
+    }
+
+    // The provider's first archive, then its second, replace each other: one slot per replica.
+    let (_, first) = put_blob(&chain.app, &pack(&unit_output(1)).unwrap()).await;
+    let (status, body) = call(
+        &chain.app,
+        signed_outputs(0, 0, 0, hash_of(&first["hash"]), &bob()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let archive = pack(&unit_output(0)).unwrap();
+    let (_, stored) = put_blob(&chain.app, &archive).await;
+    let (status, body) = call(
+        &chain.app,
+        signed_outputs(0, 0, 0, hash_of(&stored["hash"]), &bob()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], false);
+    let index = std::fs::read(chain.blob_dir.join("outputs").join("0-0")).unwrap();
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    assert_eq!(index["candidates"].as_array().unwrap().len(), 1, "{index}");
+
+    // Commit, reveal: the honest archive is the unit's outputs.
+    let digest = unit_output(0).result_digest();
+    let salt = [1u8; 32];
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::CommitResults(vec![ResultCommit {
+                job: 0,
+                unit: 0,
+                replica: 0,
+                commitment: result_commitment(&digest, 10, &salt, &bob().public_key()),
+            }]),
+        )
+        .await;
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::RevealResults(vec![ResultReveal {
+                job: 0,
+                unit: 0,
+                replica: 0,
+                digest,
+                fuel: 10,
+                salt,
+            }]),
+        )
+        .await;
+    let (status, outputs) = get(&chain.app, "/v1/outputs/0/0").await;
+    assert_eq!(status, StatusCode::OK, "{outputs}");
+    assert_eq!(outputs["archive"], stored["hash"]);
+    // After the verdict anyone may register the accepted archive (a peer filling its index),
+    // but nothing else.
+    let (status, body) = call(
+        &chain.app,
+        Request::put("/v1/outputs/0/0")
+            .body(Body::from(json!({ "archive": stored["hash"] }).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], true);
+    let (status, body) = call(
+        &chain.app,
+        Request::put("/v1/outputs/0/0")
+            .body(Body::from(json!({ "archive": first["hash"] }).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "digest_mismatch");
+}
+
+/// H1: a one-byte range of a big blob used to hash the whole blob first (64 MiB of work per
+/// request). Ranges are now served from the file verified at write; only a whole download is
+/// checked, as it streams.
+#[tokio::test]
+async fn a_ranged_get_does_not_hash_the_whole_blob() {
+    let chain = chain();
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let (status, stored) = put_blob(&chain.app, &big).await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let path = format!("/v1/blobs/{}", stored["hash"].as_str().unwrap());
+    let before = chain.store.hashed_bytes();
+    for i in 0..16u64 {
+        let (status, headers, body) = raw(
+            &chain.app,
+            Request::get(&path)
+                .header(header::RANGE, format!("bytes={i}-{i}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(headers[header::CONTENT_LENGTH], "1");
+        assert_eq!(body, [big[i as usize]]);
+    }
+    assert_eq!(
+        chain.store.hashed_bytes(),
+        before,
+        "a range hashed the blob"
+    );
+    // The whole blob is checked once, as it is served.
+    let (status, _, body) = raw(&chain.app, Request::get(&path).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, big);
+    assert_eq!(chain.store.hashed_bytes(), before + big.len() as u64);
+}
+
+/// H1: a big blob corrupted on disk is cut off before its last chunk and deleted, never served
+/// whole.
+#[tokio::test]
+async fn a_big_corrupted_blob_is_cut_off_and_deleted() {
+    let chain = chain();
+    let big = vec![7u8; 3 << 20];
+    let (_, stored) = put_blob(&chain.app, &big).await;
+    let hash = stored["hash"].as_str().unwrap().to_string();
+    let file = chain.blob_dir.join("blobs").join(&hash);
+    let mut bad = big.clone();
+    bad[1 << 20] = 8;
+    std::fs::write(&file, &bad).unwrap();
+    let response = chain
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/v1/blobs/{hash}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.into_body().collect().await.is_err());
+    assert!(!file.exists());
+}
+
+/// H1: eight clients asking at once for a blob this node lacks used to make eight downloads
+/// of it from peers (each held whole in memory). They now share one.
+#[tokio::test]
+async fn concurrent_pulls_of_one_blob_are_merged() {
+    let held = vec![3u8; 100_000];
+    let held_hash = blob_hash(&held);
+    let peer = std::sync::Arc::new(Peer {
+        blobs: [(held_hash, held.clone())].into(),
+        delay: Duration::from_millis(200),
+        ..Peer::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let app = router_with(
+        chain().node,
+        ApiConfig {
+            limits: ApiLimits {
+                rate_per_sec: 0,
+                ..ApiLimits::default()
+            },
+            blobs: Some(BlobStore::open(dir.path(), 1 << 30).unwrap()),
+            peers: Some(peer.clone()),
+        },
+    );
+    let path = format!("/v1/blobs/{}", hex::encode(held_hash));
+    let gets = (0..8).map(|_| raw(&app, Request::get(&path).body(Body::empty()).unwrap()));
+    for (status, _, body) in futures::future::join_all(gets).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, held);
+    }
+    assert_eq!(peer.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// H1: requests that take too long are answered 408, and past the concurrency bound new
+/// requests are refused at once (429 `busy`) rather than queued behind the slow ones.
+#[tokio::test]
+async fn slow_requests_time_out_and_a_flood_is_refused_at_once() {
+    let chain = chain_with(
+        ApiLimits {
+            rate_per_sec: 0,
+            node_timeout_ms: 60_000,
+            request_timeout_ms: 500,
+            max_concurrent_requests: 2,
+            ..ApiLimits::default()
+        },
+        1 << 30,
+    );
+    chain
+        .node
+        .set_state_mode(exo_api::testing::StateMode::Hangs);
+    let address = address_to_hex(&alice().public_key());
+    let path = format!("/v1/accounts/{address}");
+    let slow = || get(&chain.app, &path);
+    let started = std::time::Instant::now();
+    let (first, second, third) = tokio::join!(slow(), slow(), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let answer = get(&chain.app, "/v1/status").await;
+        (answer, started.elapsed())
+    });
+    for (status, body) in [first, second] {
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+        assert_eq!(body["error"], "request_timeout", "{body}");
+    }
+    let ((status, body), waited) = third;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "busy", "{body}");
+    assert!(waited < Duration::from_millis(400), "queued for {waited:?}");
+    // Once they are gone, the node answers again.
+    chain.node.set_state_mode(exo_api::testing::StateMode::Ok);
+    let (status, _) = get(&chain.app, &path).await;
+    assert_eq!(status, StatusCode::OK);
 }

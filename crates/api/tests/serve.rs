@@ -64,9 +64,67 @@ async fn rate_limit_applies_per_client_address() {
     // Another client address has its own bucket.
     let (other, _) = request_from([127, 0, 0, 2], addr, "/v1/status").await;
     assert!(other.starts_with("HTTP/1.1 200"), "{other}");
-    // Metrics stay reachable for the scraper.
+    // Metrics are rate limited like the rest.
     let (metrics, _) = request(addr, "/metrics").await;
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.starts_with("HTTP/1.1 429"), "{metrics}");
+}
+
+/// H1: a client that opens connections and sends nothing (or half a request) holds them only
+/// for the header timeout, and one address cannot hold more than its share of connections;
+/// another client is still served.
+#[tokio::test]
+async fn idle_and_excess_connections_are_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ApiLimits {
+        rate_per_sec: 0,
+        header_timeout_ms: 300,
+        max_connections_per_ip: 3,
+        ..ApiLimits::default()
+    };
+    tokio::spawn(serve(listener, node(), limits, std::future::pending(), 100));
+    let connect_from = |from: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    // Three connections from one address, one of them with half a request line.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 3]).await);
+    }
+    held[0].write_all(b"GET /v1/sta").await.unwrap();
+    // The server has counted them once it has accepted them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A fourth from the same address is closed at once.
+    let mut fourth = connect_from([127, 0, 0, 3]).await;
+    let mut buffer = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buffer))
+        .await
+        .expect("the excess connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // Another address is served meanwhile.
+    let (other, _) = request_from([127, 0, 0, 4], addr, "/v1/status").await;
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    // The silent and the half-sent connections are closed after the header timeout.
+    for stream in &mut held {
+        let mut buffer = [0u8; 512];
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    // A 408 may come first.
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an idle connection was kept open");
+    }
+    // Their slots are free again.
+    let (again, _) = request_from([127, 0, 0, 3], addr, "/v1/status").await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
 }
 
 #[tokio::test]

@@ -528,7 +528,14 @@ fn play_worker(node: &Node, units: usize) {
                     node._runtime.block_on(async {
                         let hash = client.put_blob(pack(&archive).unwrap()).await.unwrap();
                         client
-                            .put_outputs(item.job, item.unit, &hash)
+                            .put_replica_outputs(
+                                CHAIN,
+                                item.job,
+                                item.unit,
+                                item.replica,
+                                &hash,
+                                &key,
+                            )
                             .await
                             .unwrap();
                     });

@@ -244,16 +244,43 @@ impl Client {
         Ok(body)
     }
 
-    /// `PUT /v1/outputs/{job}/{unit}`: records that the blob `archive` (see
-    /// [`crate::outputs`]) holds the unit's outputs.
+    /// `PUT /v1/outputs/{job}/{unit}` without a signature: records that the blob `archive`
+    /// (see [`crate::outputs`]) holds the outputs of a unit that has its verdict (the node
+    /// checks it against the accepted digest). Before the verdict the node refuses it
+    /// (`unsigned`): use [`Client::put_replica_outputs`].
     pub async fn put_outputs(
         &self,
         job: u64,
         unit: u32,
         archive: &Hash32,
     ) -> Result<wire::Outputs, ClientError> {
-        let body = serde_json::to_string(&wire::OutputsPut { archive: *archive })
-            .map_err(|e| self.protocol(e.to_string()))?;
+        self.send_outputs(job, unit, &wire::OutputsPut::unsigned(*archive))
+            .await
+    }
+
+    /// `PUT /v1/outputs/{job}/{unit}` signed by `key`, the provider of replica `replica` of
+    /// the unit on chain `chain_id`: accepted before the unit's verdict as that replica's
+    /// candidate.
+    pub async fn put_replica_outputs(
+        &self,
+        chain_id: &str,
+        job: u64,
+        unit: u32,
+        replica: u32,
+        archive: &Hash32,
+        key: &exo_types::PrivateKey,
+    ) -> Result<wire::Outputs, ClientError> {
+        let request = wire::OutputsPut::signed(chain_id, job, unit, replica, *archive, key);
+        self.send_outputs(job, unit, &request).await
+    }
+
+    async fn send_outputs(
+        &self,
+        job: u64,
+        unit: u32,
+        request: &wire::OutputsPut,
+    ) -> Result<wire::Outputs, ClientError> {
+        let body = serde_json::to_string(request).map_err(|e| self.protocol(e.to_string()))?;
         self.json(Method::PUT, &format!("v1/outputs/{job}/{unit}"), Some(body))
             .await
     }

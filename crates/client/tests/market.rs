@@ -233,7 +233,13 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         files: vec![("result.json".into(), b"{\"pi\":3.14}".to_vec())],
     };
     let archive_hash = client.put_blob(pack(&archive).unwrap()).await.unwrap();
-    let provisional = client.put_outputs(0, 0, &archive_hash).await.unwrap();
+    // Before the verdict only the replica's provider may offer outputs.
+    let err = client.put_outputs(0, 0, &archive_hash).await.unwrap_err();
+    assert!(err.to_string().contains("unsigned"), "{err}");
+    let provisional = client
+        .put_replica_outputs(CHAIN, 0, 0, 0, &archive_hash, &bob())
+        .await
+        .unwrap();
     assert!(!provisional.accepted);
     let digest = archive.result_digest();
     let salt = [3u8; 32];

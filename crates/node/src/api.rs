@@ -157,6 +157,11 @@ pub async fn serve(
 }
 
 /// [`serve`] with a blob store for the blob and output routes, filled from `peers` on a miss.
+///
+/// The API runs on a runtime of its own ([`api_runtime`]): its requests, its blob I/O and the
+/// state reads it makes (whose disk work goes to the blocking pool of the runtime that polls
+/// them) use the API's threads, never the validator's, so a flood of requests slows the API
+/// and not consensus. This future, on the validator's runtime, only waits for it to end.
 pub async fn serve_with_blobs(
     validator: Arc<Validator>,
     info: NodeInfo,
@@ -165,26 +170,49 @@ pub async fn serve_with_blobs(
     peers: Option<PeerApis>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let address = info.api_listen;
-    let listener = tokio::net::TcpListener::bind(address)
+    let runtime = api_runtime().context("cannot start the API's runtime")?;
+    let view = ValidatorView::new(validator, info);
+    let address = view.inner.info.api_listen;
+    let server = runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for the API on {address}"))?;
+        info!(%address, "API listening");
+        exo_api::serve_with(
+            listener,
+            view,
+            exo_api::ApiConfig {
+                limits,
+                blobs,
+                peers: peers.map(|p| Arc::new(p) as Arc<dyn PeerBlobs>),
+            },
+            shutdown,
+            SHUTDOWN_GRACE_MS,
+        )
         .await
-        .with_context(|| format!("cannot listen for the API on {address}"))?;
-    info!(%address, "API listening");
-    exo_api::serve_with(
-        listener,
-        ValidatorView::new(validator, info),
-        exo_api::ApiConfig {
-            limits,
-            blobs,
-            peers: peers.map(|p| Arc::new(p) as Arc<dyn PeerBlobs>),
-        },
-        shutdown,
-        SHUTDOWN_GRACE_MS,
-    )
-    .await
-    .context("the API server failed")?;
+        .context("the API server failed")
+    });
+    let result = server.await;
+    // Dropping a runtime waits for its blocking threads, which an async context must not do.
+    runtime.shutdown_background();
+    result.map_err(|e| anyhow::anyhow!("the API's task failed: {e}"))??;
     info!("API stopped");
     Ok(())
+}
+
+/// Threads of the API's runtime, and the most blocking threads (blob files, hashing, state
+/// reads) it may use.
+pub const API_WORKER_THREADS: usize = 2;
+pub const API_BLOCKING_THREADS: usize = 16;
+
+/// The API's own tokio runtime, apart from the validator's.
+pub fn api_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_WORKER_THREADS)
+        .max_blocking_threads(API_BLOCKING_THREADS)
+        .thread_name("exo-api")
+        .enable_all()
+        .build()
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.

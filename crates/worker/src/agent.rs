@@ -75,6 +75,14 @@ const PASS_GAP_PER_ITEM_US: u64 = 50;
 const MAX_PASS_GAP: Duration = Duration::from_millis(500);
 /// Outputs archives uploaded at once.
 const UPLOAD_CONCURRENCY: usize = 32;
+/// Wait before the first retry of an upload the node did not take; it doubles with each
+/// failure up to [`MAX_UPLOAD_BACKOFF`].
+const UPLOAD_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_UPLOAD_BACKOFF: Duration = Duration::from_secs(30);
+/// Refusals of an outputs registration that no retry can change: the unit settled on other
+/// outputs or failed, or the archive itself is unusable. Anything else (a rate limit, a busy
+/// or failing node, a node that has not seen the assignment yet) is retried.
+const FINAL_OUTPUT_REFUSALS: &[&str] = &["digest_mismatch", "unit_failed", "bad_archive"];
 
 /// What became of a transaction.
 #[derive(Debug, PartialEq, Eq)]
@@ -116,6 +124,8 @@ pub(crate) struct Agent {
     absent: HashMap<String, u64>,
     /// Outputs archives of finished runs until the node has them.
     archives: HashMap<String, Vec<u8>>,
+    /// Uploads the node did not take yet: failed attempts and when the next may go.
+    upload_backoff: HashMap<String, (u32, std::time::Instant)>,
     /// Runs finished since the last commitments, with their commit deadlines.
     fresh: Vec<(String, u64)>,
     /// Items of the last work list.
@@ -173,6 +183,7 @@ impl Agent {
             dirty: false,
             absent: HashMap::new(),
             archives: HashMap::new(),
+            upload_backoff: HashMap::new(),
             fresh: Vec::new(),
             listed: 0,
             done,
@@ -775,21 +786,25 @@ impl Agent {
 
     /// Uploads the outputs archives not yet on the node, several at once.
     async fn upload_outputs(&mut self) {
-        let pending: Vec<(String, u64, u32, Hash32)> = self
+        let now = std::time::Instant::now();
+        let backoff = &self.upload_backoff;
+        let pending: Vec<(String, Sealed, Hash32)> = self
             .store
             .state
             .results
             .iter()
             .filter(|(_, r)| !r.uploaded)
-            .filter_map(|(k, r)| Some((k.clone(), r.sealed.job, r.sealed.unit, r.archive?)))
+            .filter(|(k, _)| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
+            .filter_map(|(k, r)| Some((k.clone(), r.sealed.clone(), r.archive?)))
             .collect();
         if pending.is_empty() {
             return;
         }
         let (client, store, archives) = (&self.client, &self.store, &self.archives);
+        let (chain_id, key) = (self.chain_id.as_str(), &self.cfg.key);
         let done: Vec<(String, Upload)> = futures::stream::iter(pending)
-            .map(|(key, job, unit, hash)| async move {
-                let bytes = match archives.get(&key) {
+            .map(|(key_name, sealed, hash)| async move {
+                let bytes = match archives.get(&key_name) {
                     Some(bytes) => Some(bytes.clone()),
                     // Kept on disk by an older version of the worker.
                     None => tokio::fs::read(store.output_path(&hash)).await.ok(),
@@ -797,19 +812,36 @@ impl Agent {
                 let upload = match bytes {
                     // Only the archive whose hash was recorded goes.
                     Some(bytes) if blake3::hash(&bytes).as_bytes() == &hash => {
-                        upload_archive(client, &key, job, unit, bytes).await
+                        let replica = ReplicaUpload {
+                            chain_id,
+                            key,
+                            job: sealed.job,
+                            unit: sealed.unit,
+                            replica: sealed.replica,
+                        };
+                        upload_archive(client, &key_name, &replica, bytes).await
                     }
                     _ => Upload::Gone,
                 };
-                (key, upload)
+                (key_name, upload)
             })
             .buffer_unordered(UPLOAD_CONCURRENCY)
             .collect()
             .await;
         for (key, upload) in done {
-            if !matches!(upload, Upload::Retry) {
-                self.archives.remove(&key);
+            // The archive stays in memory until the node confirmed it (or refused it for
+            // good): a rate limit or a failing node only delays it.
+            if matches!(upload, Upload::Retry) {
+                let (failures, next) = self.upload_backoff.entry(key).or_insert((0, now));
+                *failures = failures.saturating_add(1);
+                let wait = UPLOAD_BACKOFF
+                    .saturating_mul(1u32 << (*failures).min(16))
+                    .min(MAX_UPLOAD_BACKOFF);
+                *next = std::time::Instant::now() + wait;
+                continue;
             }
+            self.archives.remove(&key);
+            self.upload_backoff.remove(&key);
             match upload {
                 Upload::Retry => {}
                 Upload::Done => {
@@ -982,14 +1014,29 @@ impl IntoAction for Vec<ResultReveal> {
 enum Upload {
     /// Registered for the unit, or refused for good (the unit settled on other outputs).
     Done,
-    /// The node did not take it: try again at the next pass.
+    /// The node did not take it: try again after a backoff.
     Retry,
     /// The archive is lost (the worker stopped before uploading it).
     Gone,
 }
 
-/// Uploads one unit's outputs archive and registers it for the unit.
-async fn upload_archive(client: &Client, key: &str, job: u64, unit: u32, bytes: Vec<u8>) -> Upload {
+/// Who offers an archive: the provider of one replica, signing for it.
+struct ReplicaUpload<'a> {
+    chain_id: &'a str,
+    key: &'a exo_types::PrivateKey,
+    job: u64,
+    unit: u32,
+    replica: u32,
+}
+
+/// Uploads one unit's outputs archive and registers it for the replica. Only a success or a
+/// refusal no retry can change ([`FINAL_OUTPUT_REFUSALS`]) ends the upload.
+async fn upload_archive(
+    client: &Client,
+    key: &str,
+    replica: &ReplicaUpload<'_>,
+    bytes: Vec<u8>,
+) -> Upload {
     let stored = match client.put_blob(bytes).await {
         Ok(stored) => stored,
         Err(err) => {
@@ -997,7 +1044,17 @@ async fn upload_archive(client: &Client, key: &str, job: u64, unit: u32, bytes: 
             return Upload::Retry;
         }
     };
-    match client.put_outputs(job, unit, &stored).await {
+    let registered = client
+        .put_replica_outputs(
+            replica.chain_id,
+            replica.job,
+            replica.unit,
+            replica.replica,
+            &stored,
+            replica.key,
+        )
+        .await;
+    match registered {
         Ok(outputs) => {
             debug!(
                 %key,
@@ -1007,17 +1064,14 @@ async fn upload_archive(client: &Client, key: &str, job: u64, unit: u32, bytes: 
             );
             Upload::Done
         }
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        }) if status < 500 => {
-            // Refused for good (the unit settled on other outputs, say): stop trying.
-            warn!(%key, "the node refused the outputs: {message} ({code})");
+        Err(ClientError::Api { code, message, .. })
+            if FINAL_OUTPUT_REFUSALS.contains(&code.as_str()) =>
+        {
+            warn!(%key, "the node refused the outputs for good: {message} ({code})");
             Upload::Done
         }
         Err(err) => {
-            debug!(%key, "outputs registration failed, will retry: {err}");
+            warn!(%key, "the node did not take the outputs, will retry: {err}");
             Upload::Retry
         }
     }

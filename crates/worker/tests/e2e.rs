@@ -12,7 +12,10 @@
 
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::{Path, Request, State},
+    http::{Method, StatusCode},
+    middleware::Next,
+    response::IntoResponse,
     routing::get,
 };
 use commonware_cryptography::Signer;
@@ -35,7 +38,10 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::{Path as FsPath, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering::SeqCst},
+    },
     time::Duration,
 };
 
@@ -84,6 +90,11 @@ struct Env {
     url: String,
     dir: tempfile::TempDir,
     input: Hash32,
+    /// Outputs registrations still to be refused (429, then 503, alternately) before the
+    /// node takes one: a node under load, as a worker sees it.
+    refuse_outputs: Arc<AtomicU32>,
+    /// Outputs registrations refused so far.
+    refused_outputs: Arc<AtomicU32>,
 }
 
 impl Env {
@@ -119,7 +130,30 @@ impl Env {
             blobs: Some(BlobStore::open(dir.path().join("store"), 1 << 30).unwrap()),
             ..ApiConfig::default()
         };
-        let routes = exo_api::router_with(node.clone(), config);
+        let refuse_outputs = Arc::new(AtomicU32::new(0));
+        let refused_outputs = Arc::new(AtomicU32::new(0));
+        let (refuse, refused) = (refuse_outputs.clone(), refused_outputs.clone());
+        let routes = exo_api::router_with(node.clone(), config).layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let (refuse, refused) = (refuse.clone(), refused.clone());
+                async move {
+                    let outputs = request.method() == Method::PUT
+                        && request.uri().path().starts_with("/v1/outputs/");
+                    let take = |n: u32| n.checked_sub(1);
+                    if outputs && refuse.fetch_update(SeqCst, SeqCst, take).is_ok() {
+                        let n = refused.fetch_add(1, SeqCst);
+                        let (status, code) = if n % 2 == 0 {
+                            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                        };
+                        let body = serde_json::json!({ "error": code, "message": "not now" });
+                        return (status, axum::Json(body)).into_response();
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -164,6 +198,8 @@ impl Env {
             url,
             dir,
             input,
+            refuse_outputs,
+            refused_outputs,
         }
     }
 
@@ -378,6 +414,46 @@ async fn a_restarted_worker_reveals_what_it_committed() {
         stop.send(()).unwrap();
         handle.await.unwrap().unwrap();
     }
+}
+
+/// H8: a node that answers 429 or 503 to a worker's outputs registration has not stored
+/// them. The worker keeps the archive, retries with a backoff, commits only once the node
+/// confirmed it, and the requester downloads the outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_worker_keeps_its_archive_until_the_node_confirms_it() {
+    let requester = key(1);
+    // Two providers, so that a hidden audit drawn for the unit finds its second replica.
+    let providers = [key(31), key(32)];
+    let env = Env::start(&requester, &[&providers[0], &providers[1]]).await;
+    env.refuse_outputs.store(4, SeqCst);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut workers = Vec::new();
+    for (k, dir) in providers.iter().zip(&dirs) {
+        workers.push(env.worker(k, dir.path(), |_| {}));
+        env.offering(k).await;
+    }
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(1, 1))),
+    )
+    .await;
+    wait_until("the unit is accepted", || async {
+        state::<Unit>(&env.node, queries::unit(0, 0))
+            .await
+            .is_some_and(|u| u.state == UnitState::Accepted)
+    })
+    .await;
+    for (worker, stop) in workers {
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+    assert_eq!(env.refused_outputs.load(SeqCst), 4);
+    let unit: Unit = state(&env.node, queries::unit(0, 0)).await.unwrap();
+    let (digest, _) = unit.accepted.unwrap();
+    let archive = env.client.fetch_outputs(0, 0, &digest).await.unwrap();
+    assert_eq!(archive.result_digest(), digest);
 }
 
 /// A blob whose bytes do not hash to its name is refused and never reaches the cache; a good

@@ -438,11 +438,54 @@ pub struct BlobStored {
 }
 
 /// `PUT /v1/outputs/{job}/{unit}` request: the hash of an archive already in the blob store.
+///
+/// Before the unit's verdict only its replicas' providers may offer archives: `replica` and
+/// `signature` (hex of the provider's signature over [`exo_types::OutputsClaim`]) are then
+/// required. After the verdict anyone may register the archive of the accepted digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsPut {
     #[serde(with = "hex32")]
     pub archive: Hash32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl OutputsPut {
+    /// A registration without a signature: accepted only once the unit has its verdict.
+    pub fn unsigned(archive: Hash32) -> Self {
+        Self {
+            archive,
+            replica: None,
+            signature: None,
+        }
+    }
+
+    /// A registration signed with `key`, the provider of replica `replica` of the unit.
+    pub fn signed(
+        chain_id: &str,
+        job: u64,
+        unit: u32,
+        replica: u32,
+        archive: Hash32,
+        key: &exo_types::PrivateKey,
+    ) -> Self {
+        use commonware_codec::Encode;
+        let claim = exo_types::OutputsClaim {
+            chain_id: chain_id.to_string(),
+            job,
+            unit,
+            replica,
+            archive,
+        };
+        Self {
+            archive,
+            replica: Some(replica),
+            signature: Some(hex::encode(claim.sign(key).encode())),
+        }
+    }
 }
 
 /// `PUT` and `GET /v1/outputs/{job}/{unit}`: the archive of a unit's outputs.

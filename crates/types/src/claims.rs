@@ -1,0 +1,91 @@
+//! Signed claims a node's API checks before it stores anything for a client: not transactions
+//! (nothing here reaches the chain), but statements bound to one chain and one purpose, each
+//! under its own signature namespace so that no signature made for a transaction, consensus or
+//! another claim can be replayed as one of these.
+
+use crate::{Address, Hash32, PrivateKey, Signature, codec::write_bytes};
+use commonware_cryptography::{Signer, Verifier};
+
+/// Signatures over an [`OutputsClaim`] use this namespace.
+pub const OUTPUTS_NAMESPACE: &[u8] = b"exodus-outputs-v1";
+
+/// "The archive `archive` holds the outputs of replica `replica` of unit `unit` of job `job`",
+/// signed by that replica's provider: only a unit's assigned providers may offer archives for
+/// it before its verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputsClaim {
+    pub chain_id: String,
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    pub archive: Hash32,
+}
+
+impl OutputsClaim {
+    /// The signed bytes: the chain id (length-prefixed), then job, unit and replica big-endian,
+    /// then the archive hash. Frozen: changing them breaks every worker in the field.
+    pub fn message(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.chain_id.len() + 8 + 8 + 4 + 4 + 32);
+        write_bytes(self.chain_id.as_bytes(), &mut out);
+        out.extend_from_slice(&self.job.to_be_bytes());
+        out.extend_from_slice(&self.unit.to_be_bytes());
+        out.extend_from_slice(&self.replica.to_be_bytes());
+        out.extend_from_slice(&self.archive);
+        out
+    }
+
+    pub fn sign(&self, key: &PrivateKey) -> Signature {
+        key.sign(OUTPUTS_NAMESPACE, &self.message())
+    }
+
+    /// Whether `signature` is `signer`'s over this claim.
+    pub fn verify(&self, signer: &Address, signature: &Signature) -> bool {
+        signer.verify(OUTPUTS_NAMESPACE, &self.message(), signature)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn claim() -> OutputsClaim {
+        OutputsClaim {
+            chain_id: "exo-test".into(),
+            job: 7,
+            unit: 3,
+            replica: 1,
+            archive: [0xab; 32],
+        }
+    }
+
+    #[test]
+    fn golden_outputs_claim_bytes() {
+        assert_eq!(
+            hex::encode(claim().message()),
+            "0865786f2d74657374\
+             0000000000000007\
+             00000003\
+             00000001\
+             abababababababababababababababababababababababababababababababab"
+        );
+    }
+
+    #[test]
+    fn an_outputs_claim_verifies_only_for_its_signer_and_its_content() {
+        let key = PrivateKey::from_seed(1);
+        let other = PrivateKey::from_seed(2);
+        let signature = claim().sign(&key);
+        assert!(claim().verify(&key.public_key(), &signature));
+        assert!(!claim().verify(&other.public_key(), &signature));
+        let mut moved = claim();
+        moved.replica = 2;
+        assert!(!moved.verify(&key.public_key(), &signature));
+        let mut elsewhere = claim();
+        elsewhere.chain_id = "exo-other".into();
+        assert!(!elsewhere.verify(&key.public_key(), &signature));
+        // A transaction signature over the same bytes is not a claim signature.
+        let tx_signature = key.sign(crate::TX_NAMESPACE, &claim().message());
+        assert!(!claim().verify(&key.public_key(), &tx_signature));
+    }
+}
