@@ -9,8 +9,14 @@
 //! hashing the rest, so a one-byte request costs one byte. Total disk use is bounded: a write
 //! that would pass the bound is refused (507).
 //!
-//! Layout under the store's directory: `blobs/<hex hash>`, `tmp/` (emptied on open) and
-//! `outputs/<job>-<unit>` (JSON: the archives offered for that unit).
+//! Every blob stored for a client is owned: by the account that signed its upload, counted
+//! against that account's quota, or by the peers it was pulled from. An owned blob that nothing
+//! on chain references ([`BlobStore::collect`]) is deleted once it is older than the grace
+//! period, so junk cannot fill the store for good, and a job's inputs go once the job ended.
+//!
+//! Layout under the store's directory: `blobs/<hex hash>`, `owners/<hex hash>` (JSON: who
+//! uploaded it, its size and when), `tmp/` (emptied on open) and `outputs/<job>-<unit>` (JSON:
+//! the archives offered for that unit).
 
 use crate::{ApiError, wire};
 use axum::body::Body;
@@ -18,6 +24,7 @@ use exo_types::Hash32;
 use futures::{StreamExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use std::{
+    collections::{HashMap, HashSet},
     io::{ErrorKind, Read},
     path::{Path, PathBuf},
     sync::{
@@ -68,6 +75,46 @@ struct Inner {
     /// Bytes read back and hashed since the store opened (at write, bytes are hashed as they
     /// arrive and not counted).
     hashed_bytes: AtomicU64,
+    owners: Mutex<Owners>,
+}
+
+/// Who uploaded each owned blob, and how many bytes each account holds.
+#[derive(Debug, Default)]
+struct Owners {
+    by_blob: HashMap<Hash32, Ownership>,
+    used_by: HashMap<Hash32, u64>,
+}
+
+/// Who a stored blob is counted against, its size and when it was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The uploading account's address; `None` for a blob pulled from a peer.
+    #[serde(with = "wire::hex32_opt")]
+    pub owner: Option<Hash32>,
+    pub size: u64,
+    /// Seconds since the Unix epoch, by this node's clock.
+    pub stored_unix_secs: u64,
+}
+
+/// An upload's owner and what that owner may hold in all.
+#[derive(Clone, Copy, Debug)]
+pub struct Uploader {
+    pub owner: Option<Hash32>,
+    pub quota_bytes: u64,
+}
+
+/// What a collection removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Seconds since the Unix epoch, by this node's clock.
+pub fn unix_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One archive offered for a unit.
@@ -135,7 +182,7 @@ impl BlobStore {
     /// Leftover temporary files of an earlier run are removed.
     pub fn open(dir: impl Into<PathBuf>, max_total_bytes: u64) -> std::io::Result<Self> {
         let dir = dir.into();
-        for sub in ["blobs", "tmp", "outputs"] {
+        for sub in ["blobs", "tmp", "outputs", "owners"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
         for entry in std::fs::read_dir(dir.join("tmp"))? {
@@ -148,6 +195,25 @@ impl BlobStore {
                 used = used.saturating_add(entry.metadata()?.len());
             }
         }
+        let mut owners = Owners::default();
+        for entry in std::fs::read_dir(dir.join("owners"))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let parsed = wire::hash32_from_hex(name).zip(
+                std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Ownership>(&b).ok()),
+            );
+            match parsed {
+                Some((hash, ownership)) if dir.join("blobs").join(name).exists() => {
+                    owners.add(hash, ownership);
+                }
+                // A record whose blob is gone, or that does not parse: the blob is unowned.
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
@@ -157,8 +223,147 @@ impl BlobStore {
                 outputs: tokio::sync::Mutex::new(()),
                 whole_reads: tokio::sync::Semaphore::new(MAX_WHOLE_READS),
                 hashed_bytes: AtomicU64::new(0),
+                owners: Mutex::new(owners),
             }),
         })
+    }
+
+    fn lock_owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        self.inner.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of blobs `account` uploaded that the store holds.
+    pub fn owned_bytes(&self, account: &Hash32) -> u64 {
+        self.lock_owners()
+            .used_by
+            .get(account)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Who blob `hash` is counted against, if anyone.
+    pub fn ownership(&self, hash: &Hash32) -> Option<Ownership> {
+        self.lock_owners().by_blob.get(hash).copied()
+    }
+
+    fn owner_path(&self, hash: &Hash32) -> PathBuf {
+        self.inner.dir.join("owners").join(hex::encode(hash))
+    }
+
+    /// Stores `body` for `uploader`: as [`Self::put`], but counted against the uploader's
+    /// quota (refused with 429 `quota_exceeded` past it) and recorded, so that
+    /// [`Self::collect`] can delete it once nothing references it. A blob the store already
+    /// holds is answered at once, without reading the body, and stays its first owner's.
+    pub async fn put_for(
+        &self,
+        body: Body,
+        max_blob_bytes: u64,
+        expected: Hash32,
+        uploader: Uploader,
+    ) -> Result<wire::BlobStored, ApiError> {
+        if let Ok(size) = self.size(&expected).await {
+            return Ok(wire::BlobStored {
+                hash: expected,
+                size,
+            });
+        }
+        let stored = self
+            .put_counted(body, max_blob_bytes, Some(expected), Some(uploader))
+            .await?;
+        Ok(stored)
+    }
+
+    /// Deletes blob `hash` and its ownership record, releasing their bytes.
+    async fn delete(&self, hash: &Hash32) {
+        let size = match tokio::fs::metadata(self.blob_path(hash)).await {
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        };
+        if tokio::fs::remove_file(self.blob_path(hash)).await.is_ok() {
+            self.release(size);
+        }
+        let _ = tokio::fs::remove_file(self.owner_path(hash)).await;
+        self.lock_owners().remove(hash);
+    }
+
+    /// Deletes every owned blob stored before `older_than_unix_secs` that `referenced` does
+    /// not keep and that no outputs index lists. Blobs without an owner (stored before
+    /// ownership was recorded) are left alone.
+    pub async fn collect(
+        &self,
+        older_than_unix_secs: u64,
+        referenced: &HashSet<Hash32>,
+    ) -> Result<Collected, ApiError> {
+        let listed = self.indexed_archives().await?;
+        let candidates: Vec<(Hash32, u64)> = self
+            .lock_owners()
+            .by_blob
+            .iter()
+            .filter(|(hash, o)| {
+                o.stored_unix_secs < older_than_unix_secs
+                    && !referenced.contains(*hash)
+                    && !listed.contains(*hash)
+            })
+            .map(|(hash, o)| (*hash, o.size))
+            .collect();
+        let mut collected = Collected::default();
+        for (hash, size) in candidates {
+            self.delete(&hash).await;
+            collected.blobs += 1;
+            collected.bytes = collected.bytes.saturating_add(size);
+        }
+        Ok(collected)
+    }
+
+    /// Archives listed in any outputs index.
+    async fn indexed_archives(&self) -> Result<HashSet<Hash32>, ApiError> {
+        let mut listed = HashSet::new();
+        for (job, unit, _) in self.output_indexes().await? {
+            for candidate in self.output_index(job, unit).await?.candidates {
+                listed.insert(candidate.archive);
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Every outputs index: its job, unit and last change (seconds since the Unix epoch).
+    pub async fn output_indexes(&self) -> Result<Vec<(u64, u32, u64)>, ApiError> {
+        let mut found = Vec::new();
+        let mut entries = tokio::fs::read_dir(self.inner.dir.join("outputs"))
+            .await
+            .map_err(|e| storage("list output indexes", e))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| storage("list output indexes", e))?
+        {
+            let name = entry.file_name();
+            let Some((job, unit)) = name.to_str().and_then(|n| n.split_once('-')) else {
+                continue;
+            };
+            let (Ok(job), Ok(unit)) = (job.parse::<u64>(), unit.parse::<u32>()) else {
+                continue;
+            };
+            let changed = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            found.push((job, unit, changed));
+        }
+        Ok(found)
+    }
+
+    /// Forgets the outputs index of a unit (its archives become collectable).
+    pub async fn drop_output_index(&self, job: u64, unit: u32) -> Result<(), ApiError> {
+        let _guard = self.inner.outputs.lock().await;
+        match tokio::fs::remove_file(self.index_path(job, unit)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(storage("remove an output index", e)),
+        }
     }
 
     /// The directory the store lives in.
@@ -179,6 +384,8 @@ impl BlobStore {
     async fn corrupt(&self, hash: &Hash32, size: u64) -> ApiError {
         let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
         self.release(size);
+        let _ = tokio::fs::remove_file(self.owner_path(hash)).await;
+        self.lock_owners().remove(hash);
         tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
         ApiError::BlobCorrupt(hex::encode(hash))
     }
@@ -227,12 +434,39 @@ impl BlobStore {
     }
 
     /// Stores the bytes of `body`, at most `max_blob_bytes` of them, and answers their hash.
-    /// With `expected`, bytes of another hash are refused and nothing is stored.
+    /// With `expected`, bytes of another hash are refused and nothing is stored. The blob has
+    /// no owner: [`Self::collect`] never deletes it. Clients' uploads go through
+    /// [`Self::put_for`].
     pub async fn put(
         &self,
         body: Body,
         max_blob_bytes: u64,
         expected: Option<Hash32>,
+    ) -> Result<wire::BlobStored, ApiError> {
+        self.put_counted(body, max_blob_bytes, expected, None).await
+    }
+
+    /// Stores a blob pulled from a peer: owned by nobody, collectable like an upload.
+    pub async fn put_pulled(
+        &self,
+        body: Body,
+        max_blob_bytes: u64,
+        expected: Hash32,
+    ) -> Result<wire::BlobStored, ApiError> {
+        let uploader = Uploader {
+            owner: None,
+            quota_bytes: u64::MAX,
+        };
+        self.put_counted(body, max_blob_bytes, Some(expected), Some(uploader))
+            .await
+    }
+
+    async fn put_counted(
+        &self,
+        body: Body,
+        max_blob_bytes: u64,
+        expected: Option<Hash32>,
+        uploader: Option<Uploader>,
     ) -> Result<wire::BlobStored, ApiError> {
         let temp = TempFile(Some(self.temp_path()));
         let temp_path = temp.0.clone().unwrap_or_default();
@@ -254,6 +488,19 @@ impl BlobStore {
                 return Err(ApiError::BlobTooLarge {
                     max: max_blob_bytes,
                 });
+            }
+            if let Some(Uploader {
+                owner: Some(owner),
+                quota_bytes,
+            }) = uploader
+            {
+                let held = self.owned_bytes(&owner);
+                if held.saturating_add(size) > quota_bytes {
+                    return Err(ApiError::QuotaExceeded {
+                        held,
+                        max: quota_bytes,
+                    });
+                }
             }
             reservation.grow(len)?;
             hasher.update(&chunk);
@@ -287,7 +534,33 @@ impl BlobStore {
         temp.0 = None;
         reservation.keep();
         self.release(replaced);
+        if let Some(uploader) = uploader {
+            self.own(hash, uploader.owner, size).await?;
+        }
         Ok(wire::BlobStored { hash, size })
+    }
+
+    /// Records who owns blob `hash` (written to a temporary file and renamed, like a blob).
+    async fn own(&self, hash: Hash32, owner: Option<Hash32>, size: u64) -> Result<(), ApiError> {
+        let ownership = Ownership {
+            owner,
+            size,
+            stored_unix_secs: unix_now_secs(),
+        };
+        let bytes = serde_json::to_vec(&ownership)
+            .map_err(|e| ApiError::Internal(format!("ownership record: {e}")))?;
+        let temp = TempFile(Some(self.temp_path()));
+        let temp_path = temp.0.clone().unwrap_or_default();
+        tokio::fs::write(&temp_path, &bytes)
+            .await
+            .map_err(|e| storage("write an ownership record", e))?;
+        tokio::fs::rename(&temp_path, self.owner_path(&hash))
+            .await
+            .map_err(|e| storage("move an ownership record into place", e))?;
+        let mut temp = temp;
+        temp.0 = None;
+        self.lock_owners().add(hash, ownership);
+        Ok(())
     }
 
     /// The size of blob `hash`, without checking its content.
@@ -484,6 +757,29 @@ impl BlobStore {
         let mut temp = temp;
         temp.0 = None;
         Ok(())
+    }
+}
+
+impl Owners {
+    fn add(&mut self, hash: Hash32, ownership: Ownership) {
+        self.remove(&hash);
+        if let Some(owner) = ownership.owner {
+            let used = self.used_by.entry(owner).or_insert(0);
+            *used = used.saturating_add(ownership.size);
+        }
+        self.by_blob.insert(hash, ownership);
+    }
+
+    fn remove(&mut self, hash: &Hash32) {
+        if let Some(old) = self.by_blob.remove(hash)
+            && let Some(owner) = old.owner
+            && let Some(used) = self.used_by.get_mut(&owner)
+        {
+            *used = used.saturating_sub(old.size);
+            if *used == 0 {
+                self.used_by.remove(&owner);
+            }
+        }
     }
 }
 

@@ -112,6 +112,8 @@ pub enum ApiError {
     BadPath(String),
     #[error("bad header: {0}")]
     BadHeader(String),
+    #[error("the uploader holds {held} bytes of blobs on this node; its quota is {max}")]
+    QuotaExceeded { held: u64, max: u64 },
 }
 
 impl ApiError {
@@ -165,6 +167,7 @@ impl ApiError {
             Self::RequestTimeout(_) => "request_timeout",
             Self::BadPath(_) => "bad_path",
             Self::BadHeader(_) => "bad_header",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
         }
     }
 
@@ -204,7 +207,8 @@ impl ApiError {
             Self::Mempool(MempoolError::Full(_) | MempoolError::SenderFull(_))
             | Self::RateLimited { .. }
             | Self::TooManyStreams(_)
-            | Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            | Self::Busy(_)
+            | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TxNotFound(_)
             | Self::BlockNotFound(_)
             | Self::RouteNotFound(_)

@@ -56,6 +56,15 @@ pub struct ApiLimits {
     pub max_connections_per_ip: usize,
     /// Blobs pulled from peers at once (each may hold up to `max_blob_bytes` in memory).
     pub max_peer_pulls: usize,
+    /// Least balance of an account whose signed blob uploads the node stores.
+    pub min_uploader_balance: exo_types::Amount,
+    /// Most bytes of blobs one account's uploads may hold on the node.
+    pub max_account_blob_bytes: u64,
+    /// Age before an owned blob nothing references may be collected: the time a requester has
+    /// between uploading inputs and submitting their job.
+    pub blob_grace_secs: u64,
+    /// How long the outputs of a job that ended stay on the node.
+    pub outputs_retention_secs: u64,
 }
 
 impl Default for ApiLimits {
@@ -83,6 +92,10 @@ impl Default for ApiLimits {
             max_connections: 1_024,
             max_connections_per_ip: 64,
             max_peer_pulls: 2,
+            min_uploader_balance: exo_types::Amount::from_exo(1),
+            max_account_blob_bytes: 1024 * 1024 * 1024,
+            blob_grace_secs: 3_600,
+            outputs_retention_secs: 7 * 24 * 3_600,
         }
     }
 }
@@ -128,11 +141,7 @@ impl Client {
 
     /// The budget of a verified signer.
     pub fn signer(key: &exo_types::Address) -> Self {
-        let mut bytes = [0u8; 32];
-        let encoded = commonware_codec::Encode::encode(key);
-        let len = encoded.len().min(32);
-        bytes[..len].copy_from_slice(&encoded[..len]);
-        Self::Signer(bytes)
+        Self::Signer(crate::wire::address_bytes(key))
     }
 }
 

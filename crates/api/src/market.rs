@@ -991,6 +991,52 @@ pub async fn get_outputs<N: NodeView>(
     })
 }
 
+/// One collection of the blob store ([`crate::BlobStore::collect`]): the blobs that finalized
+/// state references are kept (every app's module, the app and inputs of every open job), as
+/// are the archives of every outputs index; an outputs index is dropped once its job is no
+/// longer open and the index has not changed for `outputs_retention_secs`. Everything else
+/// owned and older than `blob_grace_secs` goes: junk never referenced, the inputs of jobs that
+/// ended, the archives of a unit's losing candidates.
+pub async fn collect_blobs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    now_unix_secs: u64,
+) -> Result<crate::blobs::Collected, ApiError> {
+    let mut referenced = std::collections::HashSet::new();
+    let apps = read::<N, AppList>(node, limits, queries::apps())
+        .await?
+        .unwrap_or_default();
+    referenced.extend(apps.0);
+    let open = read::<N, IdList>(node, limits, queries::open_jobs())
+        .await?
+        .unwrap_or_default()
+        .0;
+    let keys = open.iter().map(|id| queries::job(*id)).collect();
+    for job in read_many::<N, Job>(node, limits, keys)
+        .await?
+        .iter()
+        .flatten()
+    {
+        referenced.insert(job.spec.app);
+        referenced.extend(job.spec.inputs.iter().map(|input| input.hash));
+    }
+    let open: std::collections::BTreeSet<u64> = open.into_iter().collect();
+    for (job, unit, changed) in store.output_indexes().await? {
+        if !open.contains(&job)
+            && changed.saturating_add(limits.outputs_retention_secs) < now_unix_secs
+        {
+            store.drop_output_index(job, unit).await?;
+        }
+    }
+    store
+        .collect(
+            now_unix_secs.saturating_sub(limits.blob_grace_secs),
+            &referenced,
+        )
+        .await
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -143,20 +143,27 @@ fn market_paths() -> Value {
             }
         }},
         "/v1/blobs": { "put": {
-            "summary": "Store a blob (job input, module, outputs archive). The node names it by the BLAKE3 of the bytes it received.",
-            "parameters": [query_param("hash", "Expected BLAKE3 (hex): bytes of another hash are refused and not stored.")],
+            "summary": "Store a blob (job input, module, outputs archive) for the funded account that signs the upload, within its quota. The node names it by the BLAKE3 of the bytes it received. A blob nothing on chain references is deleted after a grace period (an hour by default), a job's inputs once the job ended, its outputs a retention period (a week) after.",
+            "parameters": [
+                query_param("hash", "Expected BLAKE3 (hex), required: bytes of another hash are refused and not stored."),
+                { "name": "x-exo-signer", "in": "header", "required": true, "description": "The uploading account's address (hex).", "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } },
+                { "name": "x-exo-signature", "in": "header", "required": true, "description": "The account's ed25519 signature (hex) over the chain id and the blob hash (namespace exodus-blob-v1).", "schema": { "type": "string", "pattern": "^[0-9a-f]{128}$" } }
+            ],
             "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
             "responses": {
                 "201": json_response("Stored.", "BlobStored"),
-                "400": error_response("hash_mismatch, bad_hash or bad_query."),
+                "400": error_response("hash_mismatch, bad_hash, bad_query, bad_address, bad_signature or bad_header."),
+                "401": error_response("unsigned: the upload carries no signer and signature."),
+                "403": error_response("bad_signer (the signature is not the signer's) or unfunded (the signer's balance is below the node's minimum, 1 EXO by default)."),
                 "413": error_response("blob_too_large: over the node's blob bound (64 MiB by default)."),
+                "429": error_response("quota_exceeded: the signer's blobs on this node reach its quota (1 GiB by default); or rate_limited."),
                 "503": error_response("blobs_disabled."),
                 "507": error_response("store_full: the store's disk bound is reached.")
             }
         }},
         "/v1/blobs/{hash}": {
             "get": {
-                "summary": "A blob's bytes, hashed again before they are served; supports `Range: bytes=a-b`, `a-` and `-n`.",
+                "summary": "A blob's bytes; supports `Range: bytes=a-b`, `a-` and `-n`. A range is served from the file verified at upload; a whole blob is hashed as it is served (a corrupt one is deleted: answered 500 if small, its stream cut if big).",
                 "parameters": [hash("Blob hash, hex.")],
                 "responses": {
                     "200": { "description": "The whole blob.", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
@@ -573,7 +580,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Exodus node API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Status, transactions, accounts, finalized blocks and events of an Exodus node, its compute market (providers, offers, jobs, apps, work), its blob store and unit outputs. Every error is a JSON object {error, message}; errors caused by the request are 4xx."
+            "description": "Status, transactions, accounts, finalized blocks and events of an Exodus node, its compute market (providers, offers, jobs, apps, work), its blob store and unit outputs. Every error is a JSON object {error, message}; errors caused by the request are 4xx. On any route: 400 bad_path (a path parameter that is not UTF-8), 408 request_timeout (the handler took longer than the node's bound, 30 s by default), 429 rate_limited (unsigned requests per address, an IPv6 /64 counting as one; transactions, outputs registrations and blob uploads per signing key; list reads cost more) or busy (the node handles as many requests as it may at once; retry after Retry-After)."
         },
         "paths": {
             "/v1/status": { "get": {
@@ -628,7 +635,8 @@ pub fn document() -> Value {
                 "parameters": [query_param("provider", "Only this provider's `assignment` events (blocks are always sent).")],
                 "responses": {
                     "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
-                    "429": error_response("too_many_streams or rate_limited.")
+                    "400": error_response("bad_query."),
+                    "429": error_response("too_many_streams (the node's bound, 256, or the client address's, 8) or rate_limited.")
                 }
             }},
             "/v1/openapi.json": { "get": {
@@ -636,8 +644,11 @@ pub fn document() -> Value {
                 "responses": { "200": { "description": "OpenAPI 3 document.", "content": { "application/json": {} } } }
             }},
             "/metrics": { "get": {
-                "summary": "Prometheus metrics of the node and the API.",
-                "responses": { "200": { "description": "Prometheus text format.", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+                "summary": "Prometheus metrics of the node and the API. Rate limited like every route, at five requests' cost.",
+                "responses": {
+                    "200": { "description": "Prometheus text format.", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "429": error_response("rate_limited.")
+                }
             }}
         },
         "components": { "schemas": {

@@ -582,15 +582,31 @@ fn content_hash(text: &str) -> Result<exo_types::Hash32, ApiError> {
         .ok_or_else(|| ApiError::BadContentHash(text.chars().take(80).collect()))
 }
 
-/// `PUT /v1/blobs[?hash=HEX]`: stores the body. Its bound is the blob bound, not the
-/// transaction bound; a declared length over it is refused before a byte is read.
+/// `PUT /v1/blobs?hash=HEX`: stores the body for the account that signed the upload
+/// ([`wire::SIGNER_HEADER`], [`wire::SIGNATURE_HEADER`]), if its balance is at least
+/// [`ApiLimits::min_uploader_balance`] and the blob fits in its quota. Its bound is the blob
+/// bound, not the transaction bound; a declared length over it is refused before a byte is
+/// read, and so is a bad signature.
 async fn put_blob<N: NodeView>(
     State(api): State<Api<N>>,
+    Extension(client): Extension<Client>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<wire::BlobStored>), ApiError> {
-    let store = store(&api)?;
+    put_blob_for(&api, query, &headers, body)
+        .await
+        .inspect_err(|err| charge_failure(&api, client, err))
+        .map(|stored| (StatusCode::CREATED, Json(stored)))
+}
+
+async fn put_blob_for<N: NodeView>(
+    api: &Api<N>,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<wire::BlobStored, ApiError> {
+    let store = store(api)?;
     let query = Query::parse(query.as_deref())?;
     query.only(&["hash"])?;
     let expected = query.text("hash").map(content_hash).transpose()?;
@@ -608,8 +624,76 @@ async fn put_blob<N: NodeView>(
     if declared.is_some_and(|len| len > max) {
         return Err(ApiError::BlobTooLarge { max });
     }
-    let stored = store.put(body, max, expected).await?;
-    Ok((StatusCode::CREATED, Json(stored)))
+    let (Some(signer), Some(signature)) = (
+        headers.get(wire::SIGNER_HEADER),
+        headers.get(wire::SIGNATURE_HEADER),
+    ) else {
+        return Err(ApiError::Unsigned(format!(
+            "a blob upload must be signed by a funded account: headers {} and {} over the \
+             chain id and ?hash=",
+            wire::SIGNER_HEADER,
+            wire::SIGNATURE_HEADER
+        )));
+    };
+    let Some(expected) = expected else {
+        return Err(ApiError::BadQuery(
+            "a signed upload names the blob's hash: ?hash=<hex>".into(),
+        ));
+    };
+    let signer_text = signer.to_str().unwrap_or("");
+    let signer = exo_types::address_from_hex(signer_text)
+        .ok_or_else(|| ApiError::BadAddress(signer_text.chars().take(80).collect()))?;
+    let signature = market::parse_signature(signature.to_str().unwrap_or(""))?;
+    let claim = exo_types::BlobClaim {
+        chain_id: api.node.status().chain_id,
+        hash: expected,
+    };
+    if !claim.verify(&signer, &signature) {
+        return Err(ApiError::Forbidden {
+            code: "bad_signer",
+            message: format!("the signature is not {signer_text}'s over this chain and blob"),
+        });
+    }
+    let account = service::read_account(&api.node, &api.limits, &signer).await?;
+    if account.balance < api.limits.min_uploader_balance {
+        return Err(ApiError::Forbidden {
+            code: "unfunded",
+            message: format!(
+                "the uploader's balance {} is below the {} a node stores blobs for",
+                account.balance, api.limits.min_uploader_balance
+            ),
+        });
+    }
+    charge(api, Client::signer(&signer), 1)?;
+    let owner: exo_types::Hash32 = wire::address_bytes(&signer);
+    let uploader = crate::blobs::Uploader {
+        owner: Some(owner),
+        quota_bytes: api.limits.max_account_blob_bytes,
+    };
+    store.put_for(body, max, expected, uploader).await
+}
+
+/// Collects the blob store every `every` ([`market::collect_blobs`]), forever: the node runs
+/// it beside the API.
+pub async fn collect_blobs_forever<N: NodeView>(
+    node: N,
+    limits: ApiLimits,
+    store: BlobStore,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = blobs::unix_now_secs();
+        match market::collect_blobs(&node, &limits, &store, now).await {
+            Ok(collected) if collected.blobs > 0 => tracing::info!(
+                blobs = collected.blobs,
+                bytes = collected.bytes,
+                "blob store collected"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "blob store collection failed"),
+        }
+    }
 }
 
 fn blob_headers(response: &mut Response, hash: &exo_types::Hash32) {
@@ -802,7 +886,7 @@ async fn pull_blob_once<N>(
     let Some(bytes) = peers.blob(*hash, max).await else {
         return Ok(false);
     };
-    match store.put(Body::from(bytes), max, Some(*hash)).await {
+    match store.put_pulled(Body::from(bytes), max, *hash).await {
         Ok(_) => Ok(true),
         // A peer's bytes that do not have the hash: as if no peer held the blob.
         Err(ApiError::HashMismatch { .. }) => Ok(false),

@@ -33,7 +33,7 @@ pub(crate) async fn read_state<N: NodeView>(
 }
 
 /// The finalized account of `address` (zero balance, nonce 0 if never touched).
-async fn read_account<N: NodeView>(
+pub(crate) async fn read_account<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
     address: &Address,

@@ -15,6 +15,39 @@ pub use market::*;
 /// turn, so a miss cannot bounce between nodes.
 pub const PEER_HEADER: &str = "x-exo-peer";
 
+/// Headers of a signed blob upload (`PUT /v1/blobs?hash=`): the uploader's address and its
+/// signature over [`exo_types::BlobClaim`] (chain id, blob hash), both in hex.
+pub const SIGNER_HEADER: &str = "x-exo-signer";
+pub const SIGNATURE_HEADER: &str = "x-exo-signature";
+
+/// The 32 bytes of an address (an ed25519 public key).
+pub fn address_bytes(address: &Address) -> exo_types::Hash32 {
+    use commonware_codec::Encode;
+    let mut bytes = [0u8; 32];
+    let encoded = address.encode();
+    let len = encoded.len().min(32);
+    bytes[..len].copy_from_slice(&encoded[..len]);
+    bytes
+}
+
+/// The headers of a signed upload of blob `hash` to chain `chain_id` by `key`.
+pub fn blob_upload_headers(
+    chain_id: &str,
+    hash: exo_types::Hash32,
+    key: &exo_types::PrivateKey,
+) -> [(&'static str, String); 2] {
+    use commonware_codec::Encode;
+    use commonware_cryptography::Signer;
+    let claim = exo_types::BlobClaim {
+        chain_id: chain_id.to_string(),
+        hash,
+    };
+    [
+        (SIGNER_HEADER, exo_types::address_to_hex(&key.public_key())),
+        (SIGNATURE_HEADER, hex::encode(claim.sign(key).encode())),
+    ]
+}
+
 /// Every error answer: a stable machine-readable code and one sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

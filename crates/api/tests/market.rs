@@ -123,14 +123,19 @@ async fn raw(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::H
     (status, headers, bytes.to_vec())
 }
 
+/// `PUT /v1/blobs?hash=` of `body`, announced as `hash` and signed by `key`.
+fn blob_request(hash: Hash32, body: Body, key: &PrivateKey) -> Request<Body> {
+    let mut request = Request::put(format!("/v1/blobs?hash={}", hex::encode(hash)));
+    for (name, value) in exo_api::wire::blob_upload_headers(CHAIN, hash, key) {
+        request = request.header(name, value);
+    }
+    request.body(body).unwrap()
+}
+
+/// Uploads `bytes` signed by alice (funded).
 async fn put_blob(app: &Router, bytes: &[u8]) -> (StatusCode, Value) {
-    call(
-        app,
-        Request::put("/v1/blobs")
-            .body(Body::from(bytes.to_vec()))
-            .unwrap(),
-    )
-    .await
+    let request = blob_request(blob_hash(bytes), Body::from(bytes.to_vec()), &alice());
+    call(app, request).await
 }
 
 impl Chain {
@@ -700,9 +705,7 @@ async fn blobs_round_trip_with_ranges() {
     // An expected hash that the bytes do not have: nothing stored.
     let (status, body) = call(
         &chain.app,
-        Request::put(format!("/v1/blobs?hash={}", "cd".repeat(32)))
-            .body(Body::from("other bytes"))
-            .unwrap(),
+        blob_request([0xcd; 32], Body::from("other bytes"), &alice()),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -754,9 +757,7 @@ async fn blob_bounds_are_the_blob_bounds() {
     let chunks = futures::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![3u8; 40])));
     let (status, body) = call(
         &chain.app,
-        Request::put("/v1/blobs")
-            .body(Body::from_stream(chunks))
-            .unwrap(),
+        blob_request(blob_hash(&[3u8; 120]), Body::from_stream(chunks), &alice()),
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
@@ -1242,4 +1243,182 @@ async fn slow_requests_time_out_and_a_flood_is_refused_at_once() {
     chain.node.set_state_mode(exo_api::testing::StateMode::Ok);
     let (status, _) = get(&chain.app, &path).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// H2: anyone could fill a node's blob store (4 GiB) with junk, never deleted, making every
+/// worker on it a no-show. Uploads are now signed by a funded account and counted against its
+/// quota; other accounts are still served.
+#[tokio::test]
+async fn a_stranger_cannot_fill_the_blob_store() {
+    let chain = chain_with(
+        ApiLimits {
+            rate_per_sec: 0,
+            max_account_blob_bytes: 1_000,
+            ..ApiLimits::default()
+        },
+        1 << 30,
+    );
+    let junk = vec![9u8; 600];
+    let hash = blob_hash(&junk);
+    // Unsigned.
+    let (status, body) = call(
+        &chain.app,
+        Request::put(format!("/v1/blobs?hash={}", hex::encode(hash)))
+            .body(Body::from(junk.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "unsigned");
+    // Signed by an account with nothing on it.
+    let nobody = PrivateKey::from_seed(3);
+    let (status, body) = call(
+        &chain.app,
+        blob_request(hash, Body::from(junk.clone()), &nobody),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "unfunded");
+    // Claiming to be a funded account with another key's signature.
+    let mut forged = blob_request(hash, Body::from(junk.clone()), &nobody);
+    forged.headers_mut().insert(
+        exo_api::wire::SIGNER_HEADER,
+        address_to_hex(&alice().public_key()).parse().unwrap(),
+    );
+    let (status, body) = call(&chain.app, forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "bad_signer");
+    // A funded account, up to its quota.
+    let (status, body) = put_blob(&chain.app, &junk).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let more = vec![8u8; 600];
+    let (status, body) = put_blob(&chain.app, &more).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "quota_exceeded");
+    assert_eq!(
+        chain
+            .store
+            .owned_bytes(&exo_api::wire::address_bytes(&alice().public_key())),
+        600
+    );
+    // The same blob again costs nothing more; another account is served.
+    let (status, _) = put_blob(&chain.app, &junk).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = call(
+        &chain.app,
+        blob_request(blob_hash(&more), Body::from(more.clone()), &bob()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// H2: blobs nothing references are collected after the grace period, and a job's inputs once
+/// the job ended; an app's module and an open job's inputs stay; outputs stay while their job
+/// is open and for the retention after.
+#[tokio::test]
+async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
+    let mut chain = chain();
+    let limits = ApiLimits::default();
+    running_unit(&mut chain).await;
+    let (_, junk) = put_blob(&chain.app, b"never referenced").await;
+    let (_, input) = put_blob(&chain.app, b"an input").await;
+    let (_, module) = put_blob(&chain.app, b"\0asm module").await;
+    // Outputs of job 0's unit, registered by its provider.
+    let archive = pack(&unit_output(0)).unwrap();
+    let (_, outputs) = put_blob(&chain.app, &archive).await;
+    let (status, _) = call(
+        &chain.app,
+        signed_outputs(0, 0, 0, hash_of(&outputs["hash"]), &bob()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Job 1 uses the input; nobody offers for it, so it stays open.
+    let spec = JobSpec {
+        app: hash_of(&module["hash"]),
+        inputs: vec![InputRef {
+            name: "in.txt".into(),
+            hash: hash_of(&input["hash"]),
+            size: 8,
+        }],
+        unit_args: vec![],
+        units: 1,
+        requirements: requirements(Some("rtx4090")),
+        max_price_per_unit: Amount(2_000),
+        trust: 1,
+    };
+    chain
+        .send(&alice(), 1, Action::SubmitJob(Box::new(spec)))
+        .await;
+    let blobs = chain.blob_dir.join("blobs");
+    let exists = |hash: &Value| blobs.join(hash.as_str().unwrap()).exists();
+    // Within the grace period nothing goes.
+    let now = exo_api::blobs::unix_now_secs();
+    let collected = exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, now)
+        .await
+        .unwrap();
+    assert_eq!(collected.blobs, 0);
+    // After it, only the junk.
+    let later = now + limits.blob_grace_secs + 10;
+    let collected = exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
+        .await
+        .unwrap();
+    assert_eq!(collected.blobs, 1, "{collected:?}");
+    assert!(!exists(&junk["hash"]));
+    for kept in [&input, &module, &outputs] {
+        assert!(exists(&kept["hash"]), "{kept}");
+    }
+    // The job ends: its input goes; the module (an app's) stays.
+    chain.send(&alice(), 1, Action::CancelJob { job: 1 }).await;
+    exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
+        .await
+        .unwrap();
+    assert!(!exists(&input["hash"]));
+    assert!(exists(&module["hash"]));
+    assert!(exists(&outputs["hash"]));
+    // Job 0 is still open: its outputs stay even after the retention.
+    let much_later = later + limits.outputs_retention_secs + 10;
+    exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, much_later)
+        .await
+        .unwrap();
+    assert!(exists(&outputs["hash"]));
+    // Once job 0 ended too (its unit accepted), after the retention.
+    let digest = unit_output(0).result_digest();
+    let salt = [2u8; 32];
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::CommitResults(vec![ResultCommit {
+                job: 0,
+                unit: 0,
+                replica: 0,
+                commitment: result_commitment(&digest, 10, &salt, &bob().public_key()),
+            }]),
+        )
+        .await;
+    chain
+        .send(
+            &bob(),
+            2,
+            Action::RevealResults(vec![ResultReveal {
+                job: 0,
+                unit: 0,
+                replica: 0,
+                digest,
+                fuel: 10,
+                salt,
+            }]),
+        )
+        .await;
+    let (_, job) = get(&chain.app, "/v1/jobs/0").await;
+    assert_ne!(job["state"], "open", "{job}");
+    exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
+        .await
+        .unwrap();
+    assert!(exists(&outputs["hash"]), "collected within the retention");
+    exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, much_later)
+        .await
+        .unwrap();
+    assert!(!exists(&outputs["hash"]));
+    assert!(exists(&module["hash"]));
 }

@@ -103,7 +103,7 @@ pub async fn upload_and_publish(
     version: &str,
     royalty: Amount,
 ) -> Result<(Hash32, Report), CliError> {
-    let module_hash = client.put_blob(module).await?;
+    let module_hash = client.put_blob(module, key).await?;
     let action = Action::PublishApp {
         module_hash,
         name: name.to_string(),

@@ -341,11 +341,13 @@ async fn drive(
     let client = Client::new(&urls[urls.len() - 1])?;
     let wasm = options.app.wasm();
     // Blob stores are per node: every validator gets the module, as the devnet demo does.
+    let requester = requester_key();
     for url in urls {
-        Client::new(url)?.put_blob(wasm.to_vec()).await?;
+        Client::new(url)?
+            .put_blob(wasm.to_vec(), &requester)
+            .await?;
     }
     let app = exo_client::blob_hash(wasm);
-    let requester = requester_key();
     let status = client.status().await?;
     let mut nonce = 0u64;
     let publish = sign(

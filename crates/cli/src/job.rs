@@ -319,7 +319,7 @@ async fn ensure_app(
             let hash = exo_client::blob_hash(&module);
             if client.app(&hash).await?.is_some() {
                 // Providers fetch the module from the blob store: make sure this node has it.
-                client.put_blob(module).await?;
+                client.put_blob(module, key).await?;
                 return Ok((hash, None));
             }
             let name: String = path
@@ -366,7 +366,7 @@ pub async fn submit(
     for (name, path) in &prepared.inputs {
         let bytes = read_file(path, MAX_INPUT_BYTES, "input")?;
         let size = bytes.len() as u64;
-        let hash = client.put_blob(bytes).await?;
+        let hash = client.put_blob(bytes, &key).await?;
         inputs.push(InputRef {
             name: name.clone(),
             hash,

@@ -526,7 +526,10 @@ fn play_worker(node: &Node, units: usize) {
             match item.status.as_str() {
                 "assigned" => {
                     node._runtime.block_on(async {
-                        let hash = client.put_blob(pack(&archive).unwrap()).await.unwrap();
+                        let hash = client
+                            .put_blob_on(CHAIN, pack(&archive).unwrap(), &key)
+                            .await
+                            .unwrap();
                         client
                             .put_replica_outputs(
                                 CHAIN,

@@ -156,16 +156,37 @@ impl Client {
         found(self.json(Method::GET, &path, None).await)
     }
 
-    /// `PUT /v1/blobs`: stores `bytes` and answers their hash, checked against the hash
-    /// computed here (the node refuses bytes that arrive with another hash).
-    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<Hash32, ClientError> {
+    /// `PUT /v1/blobs`: stores `bytes` for `key`'s account (which must be funded; the blob
+    /// counts against its quota) and answers their hash, checked against the hash computed
+    /// here (the node refuses bytes that arrive with another hash). Asks the node for its
+    /// chain id first: use [`Client::put_blob_on`] when it is known.
+    pub async fn put_blob(
+        &self,
+        bytes: Vec<u8>,
+        key: &exo_types::PrivateKey,
+    ) -> Result<Hash32, ClientError> {
+        let chain_id = self.status().await?.chain_id;
+        self.put_blob_on(&chain_id, bytes, key).await
+    }
+
+    /// [`Client::put_blob`] on chain `chain_id`.
+    pub async fn put_blob_on(
+        &self,
+        chain_id: &str,
+        bytes: Vec<u8>,
+        key: &exo_types::PrivateKey,
+    ) -> Result<Hash32, ClientError> {
         let hash = blob_hash(&bytes);
         let path = format!("v1/blobs?hash={}", hex::encode(hash));
-        let response = self
+        let mut request = self
             .http
             .put(self.endpoint(&path)?)
             .timeout(self.blob_timeout())
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        for (name, value) in wire::blob_upload_headers(chain_id, hash, key) {
+            request = request.header(name, value);
+        }
+        let response = request
             .body(bytes)
             .send()
             .await

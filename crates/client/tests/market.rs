@@ -98,7 +98,7 @@ async fn execute(node: &MemoryNode, client: &Client, key: &PrivateKey, action: A
 async fn blobs_round_trip_and_are_checked() {
     let (_node, client, _dir) = start(true).await;
     let bytes: Vec<u8> = (0..5_000u32).map(|i| (i % 251) as u8).collect();
-    let hash = client.put_blob(bytes.clone()).await.unwrap();
+    let hash = client.put_blob(bytes.clone(), &alice()).await.unwrap();
     assert_eq!(hash, blob_hash(&bytes));
     assert_eq!(client.get_blob(&hash).await.unwrap(), bytes);
     assert_eq!(client.blob_size(&hash).await.unwrap(), Some(5_000));
@@ -115,7 +115,7 @@ async fn blobs_round_trip_and_are_checked() {
     assert!(err.is_not_found(), "{err}");
 
     let (_node, bare, _dir) = start(false).await;
-    let err = bare.put_blob(b"x".to_vec()).await.unwrap_err();
+    let err = bare.put_blob(b"x".to_vec(), &alice()).await.unwrap_err();
     assert_eq!(err.code(), Some("blobs_disabled"));
 }
 
@@ -167,7 +167,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     assert_eq!(client.depth().await.unwrap().levels[0].slots, 4);
 
     let module = b"\0asm module bytes".to_vec();
-    let module_hash = client.put_blob(module).await.unwrap();
+    let module_hash = client.put_blob(module, &alice()).await.unwrap();
     execute(
         &node,
         &client,
@@ -232,7 +232,10 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         dirs: vec![],
         files: vec![("result.json".into(), b"{\"pi\":3.14}".to_vec())],
     };
-    let archive_hash = client.put_blob(pack(&archive).unwrap()).await.unwrap();
+    let archive_hash = client
+        .put_blob(pack(&archive).unwrap(), &bob())
+        .await
+        .unwrap();
     // Before the verdict only the replica's provider may offer outputs.
     let err = client.put_outputs(0, 0, &archive_hash).await.unwrap_err();
     assert!(err.to_string().contains("unsigned"), "{err}");

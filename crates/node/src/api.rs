@@ -173,6 +173,15 @@ pub async fn serve_with_blobs(
     let runtime = api_runtime().context("cannot start the API's runtime")?;
     let view = ValidatorView::new(validator, info);
     let address = view.inner.info.api_listen;
+    // Junk, the inputs of ended jobs and old outputs leave the store on their own.
+    if let Some(store) = &blobs {
+        runtime.spawn(exo_api::collect_blobs_forever(
+            view.clone(),
+            limits,
+            store.clone(),
+            COLLECT_EVERY,
+        ));
+    }
     let server = runtime.spawn(async move {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -199,6 +208,9 @@ pub async fn serve_with_blobs(
     info!("API stopped");
     Ok(())
 }
+
+/// Time between two collections of the blob store.
+const COLLECT_EVERY: Duration = Duration::from_secs(300);
 
 /// Threads of the API's runtime, and the most blocking threads (blob files, hashing, state
 /// reads) it may use.

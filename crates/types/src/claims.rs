@@ -8,6 +8,35 @@ use commonware_cryptography::{Signer, Verifier};
 
 /// Signatures over an [`OutputsClaim`] use this namespace.
 pub const OUTPUTS_NAMESPACE: &[u8] = b"exodus-outputs-v1";
+/// Signatures over a [`BlobClaim`] use this namespace.
+pub const BLOB_NAMESPACE: &[u8] = b"exodus-blob-v1";
+
+/// "I upload the blob `hash` to this chain's nodes", signed by an account: a node stores a
+/// blob only for a funded account, and counts it against that account's quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobClaim {
+    pub chain_id: String,
+    pub hash: Hash32,
+}
+
+impl BlobClaim {
+    /// The signed bytes: the chain id (length-prefixed), then the blob hash. Frozen.
+    pub fn message(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.chain_id.len() + 8 + 32);
+        write_bytes(self.chain_id.as_bytes(), &mut out);
+        out.extend_from_slice(&self.hash);
+        out
+    }
+
+    pub fn sign(&self, key: &PrivateKey) -> Signature {
+        key.sign(BLOB_NAMESPACE, &self.message())
+    }
+
+    /// Whether `signature` is `signer`'s over this claim.
+    pub fn verify(&self, signer: &Address, signature: &Signature) -> bool {
+        signer.verify(BLOB_NAMESPACE, &self.message(), signature)
+    }
+}
 
 /// "The archive `archive` holds the outputs of replica `replica` of unit `unit` of job `job`",
 /// signed by that replica's provider: only a unit's assigned providers may offer archives for
@@ -69,6 +98,25 @@ mod tests {
              00000001\
              abababababababababababababababababababababababababababababababab"
         );
+    }
+
+    #[test]
+    fn golden_blob_claim_bytes_and_namespace() {
+        let claim = BlobClaim {
+            chain_id: "exo-test".into(),
+            hash: [0xcd; 32],
+        };
+        assert_eq!(
+            hex::encode(claim.message()),
+            "0865786f2d74657374\
+             cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+        );
+        let key = PrivateKey::from_seed(1);
+        let signature = claim.sign(&key);
+        assert!(claim.verify(&key.public_key(), &signature));
+        // An outputs claim's signature never passes for a blob claim.
+        let outputs = key.sign(OUTPUTS_NAMESPACE, &claim.message());
+        assert!(!claim.verify(&key.public_key(), &outputs));
     }
 
     #[test]

@@ -1037,7 +1037,10 @@ async fn upload_archive(
     replica: &ReplicaUpload<'_>,
     bytes: Vec<u8>,
 ) -> Upload {
-    let stored = match client.put_blob(bytes).await {
+    let stored = match client
+        .put_blob_on(replica.chain_id, bytes, replica.key)
+        .await
+    {
         Ok(stored) => stored,
         Err(err) => {
             debug!(%key, "outputs upload failed, will retry: {err}");

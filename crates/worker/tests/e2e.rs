@@ -166,8 +166,8 @@ impl Env {
         tokio::spawn(node.clone().run(Duration::from_millis(100)));
         let client = Client::new(&url).unwrap();
         let wasm = exo_apps::HELLO_WASM;
-        let app = client.put_blob(wasm.to_vec()).await.unwrap();
-        let input = client.put_blob(INPUT.to_vec()).await.unwrap();
+        let app = client.put_blob(wasm.to_vec(), requester).await.unwrap();
+        let input = client.put_blob(INPUT.to_vec(), requester).await.unwrap();
         send(
             &client,
             requester,
