@@ -449,11 +449,11 @@ async fn the_worker_keeps_its_archive_until_the_node_confirms_it() {
         stop.send(()).unwrap();
         worker.await.unwrap().unwrap();
     }
-    assert_eq!(env.refused_outputs.load(SeqCst), 4);
     let unit: Unit = state(&env.node, queries::unit(0, 0)).await.unwrap();
     let (digest, _) = unit.accepted.unwrap();
     let archive = env.client.fetch_outputs(0, 0, &digest).await.unwrap();
     assert_eq!(archive.result_digest(), digest);
+    assert_eq!(env.refused_outputs.load(SeqCst), 4);
 }
 
 /// A blob whose bytes do not hash to its name is refused and never reaches the cache; a good
