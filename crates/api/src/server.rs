@@ -43,6 +43,9 @@ struct Api<N> {
     limits: ApiLimits,
     metrics: ApiMetrics,
     limiter: RateLimiter,
+    /// Signed requests that failed (bad signature, refused), per address: past its budget,
+    /// an address's signed requests are refused before any signature is checked.
+    failures: RateLimiter,
     blobs: Option<BlobStore>,
     peers: Option<Arc<dyn PeerBlobs>>,
     /// Permits of the requests being handled.
@@ -116,6 +119,7 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
         limits,
         metrics: ApiMetrics::default(),
         limiter: RateLimiter::new(limits),
+        failures: RateLimiter::new(limits),
         blobs: config.blobs,
         peers: config.peers,
         in_flight: Arc::new(tokio::sync::Semaphore::new(
@@ -813,10 +817,10 @@ fn charge<N>(api: &Api<N>, client: Client, cost: u32) -> Result<(), ApiError> {
 }
 
 /// A signed route's request that failed (its signature unverified, or refused after it) is
-/// counted against its address, so that forging signatures is not free.
+/// counted against its address's failure budget, so that forging signatures is not free.
 fn charge_failure<N>(api: &Api<N>, client: Client, err: &ApiError) {
     if !matches!(err, ApiError::RateLimited { .. }) {
-        let _ = api.limiter.check(client, 1);
+        let _ = api.failures.check(client, 1);
     }
 }
 
@@ -960,9 +964,10 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Refuses requests over the client's rate. An unsigned request is counted against its
 /// address, by its cost ([`request_cost`]). A signed route's request (a transaction, an
-/// outputs registration) is counted by its handler against its signer's key once the
-/// signature is verified, or against the address when it fails; here it only needs the
-/// address to have a request left. `/metrics` renders every registry of the node, so it is
+/// outputs registration, a blob upload) is counted by its handler against its signer's key
+/// once the signature is verified, or against the address's failure budget when it fails;
+/// here it only needs that failure budget not to be spent, so that the address's unsigned
+/// reads never hold back its signed requests. `/metrics` renders every registry of the node, so it is
 /// limited like everything else (a scraper asks once every few seconds).
 async fn rate_limit<N: NodeView>(
     State(api): State<Api<N>>,
@@ -977,11 +982,11 @@ async fn rate_limit<N: NodeView>(
     );
     let signed = matches!(
         (request.method(), request.uri().path()),
-        (&Method::POST, "/v1/txs")
+        (&Method::POST, "/v1/txs") | (&Method::PUT, "/v1/blobs")
     ) || (request.method() == Method::PUT
         && request.uri().path().starts_with("/v1/outputs/"));
     let allowed = if signed {
-        api.limiter.peek(client)
+        api.failures.peek(client)
     } else {
         api.limiter.check(client, request_cost(&request))
     };

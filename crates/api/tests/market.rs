@@ -1422,3 +1422,67 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
     assert!(!exists(&outputs["hash"]));
     assert!(exists(&module["hash"]));
 }
+
+/// M6: every client behind one address (a NAT, a host with workers and a requester) shared one
+/// token bucket, so reads could starve transactions and uploads. Unsigned reads now spend the
+/// address's budget and signed requests their signer's; failed signed requests spend the
+/// address's failure budget, so forging is not free.
+#[tokio::test]
+async fn signed_requests_behind_one_address_have_their_own_budget() {
+    let chain = chain_with(
+        ApiLimits {
+            rate_per_sec: 1,
+            rate_burst: 2,
+            signed_rate_per_sec: 1,
+            signed_rate_burst: 3,
+            ..ApiLimits::default()
+        },
+        1 << 30,
+    );
+    // Reads spend the address's budget.
+    for _ in 0..2 {
+        assert_eq!(get(&chain.app, "/v1/status").await.0, StatusCode::OK);
+    }
+    let (status, body) = get(&chain.app, "/v1/status").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    // Transactions are still taken: alice's budget, then bob's.
+    let submit = |key: &PrivateKey, nonce: u64| {
+        let tx = UnsignedTx {
+            chain_id: CHAIN.into(),
+            sender: key.public_key(),
+            nonce,
+            fee: Amount(1_000),
+            action: Action::Transfer {
+                to: bob().public_key(),
+                amount: Amount(1),
+            },
+        }
+        .sign(key);
+        Request::post("/v1/txs")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(submit_body(&tx)))
+            .unwrap()
+    };
+    for nonce in 0..3 {
+        let (status, body) = call(&chain.app, submit(&alice(), nonce)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, body) = call(&chain.app, submit(&alice(), 3)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, body) = call(&chain.app, submit(&bob(), 0)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // Garbage spends the address's failure budget; past it, the address's signed requests
+    // wait, before any signature is checked.
+    let garbage = || {
+        Request::post("/v1/txs")
+            .body(Body::from(json!({ "tx": "00" }).to_string()))
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(call(&chain.app, garbage()).await.0, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = call(&chain.app, garbage()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, _) = call(&chain.app, submit(&bob(), 1)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
