@@ -547,19 +547,32 @@ impl BlobStore {
             size,
             stored_unix_secs: unix_now_secs(),
         };
-        let bytes = serde_json::to_vec(&ownership)
-            .map_err(|e| ApiError::Internal(format!("ownership record: {e}")))?;
+        self.write_json(&self.owner_path(&hash), &ownership, "an ownership record")
+            .await?;
+        self.lock_owners().add(hash, ownership);
+        Ok(())
+    }
+
+    /// Writes `value` as JSON to `path`: to a temporary file first, then renamed into place,
+    /// so that a crash never leaves half a record.
+    async fn write_json(
+        &self,
+        path: &Path,
+        value: &impl Serialize,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("{what}: {e}")))?;
         let temp = TempFile(Some(self.temp_path()));
         let temp_path = temp.0.clone().unwrap_or_default();
         tokio::fs::write(&temp_path, &bytes)
             .await
-            .map_err(|e| storage("write an ownership record", e))?;
-        tokio::fs::rename(&temp_path, self.owner_path(&hash))
+            .map_err(|e| storage(&format!("write {what}"), e))?;
+        tokio::fs::rename(&temp_path, path)
             .await
-            .map_err(|e| storage("move an ownership record into place", e))?;
+            .map_err(|e| storage(&format!("move {what} into place"), e))?;
         let mut temp = temp;
         temp.0 = None;
-        self.lock_owners().add(hash, ownership);
         Ok(())
     }
 
@@ -744,19 +757,8 @@ impl BlobStore {
             }
             index.candidates.push(candidate);
         }
-        let bytes = serde_json::to_vec(&index)
-            .map_err(|e| ApiError::Internal(format!("output index: {e}")))?;
-        let temp = TempFile(Some(self.temp_path()));
-        let temp_path = temp.0.clone().unwrap_or_default();
-        tokio::fs::write(&temp_path, &bytes)
+        self.write_json(&self.index_path(job, unit), &index, "an output index")
             .await
-            .map_err(|e| storage("write an output index", e))?;
-        tokio::fs::rename(&temp_path, self.index_path(job, unit))
-            .await
-            .map_err(|e| storage("move an output index into place", e))?;
-        let mut temp = temp;
-        temp.0 = None;
-        Ok(())
     }
 }
 

@@ -211,6 +211,23 @@ fn unit_output(unit: u32) -> Archive {
     }
 }
 
+/// Bob uploads the archive of [`unit_output`]`(seed)` and offers it for replica 0 of unit 0
+/// of job 0: the upload's answer, then the registration's status and answer.
+async fn bob_offers_outputs(app: &Router, seed: u32) -> (Value, StatusCode, Value) {
+    let (_, stored) = put_blob(app, &pack(&unit_output(seed)).unwrap()).await;
+    let archive = hash_of(&stored["hash"]);
+    let (status, body) = call(app, signed_outputs(0, 0, 0, archive, &bob())).await;
+    (stored, status, body)
+}
+
+/// `PUT /v1/outputs/{job}/{unit}` of `archive` (a hex hash), unsigned.
+fn unsigned_outputs(job: u64, unit: u32, archive: &Value) -> Request<Body> {
+    Request::put(format!("/v1/outputs/{job}/{unit}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({ "archive": archive }).to_string()))
+        .unwrap()
+}
+
 /// `PUT /v1/outputs/{job}/{unit}` of `archive`, signed by `key` as replica `replica`'s provider.
 fn signed_outputs(
     job: u64,
@@ -264,16 +281,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "not_found");
 
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::RegisterProvider {
-                resources: resources(),
-                bond: Amount::from_exo(10),
-            },
-        )
-        .await;
+    chain.register_bob().await;
     let (status, body) = get(&chain.app, &format!("/v1/accounts/{bob_hex}/provider")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({ "address": bob_hex, "provider": 0 }));
@@ -289,17 +297,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(provider["resources"]["class"], "pc");
     assert_eq!(provider["resources"]["runtimes"], json!(["wasm32-wasip1"]));
 
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::PostOffer {
-                slots: 2,
-                price_per_unit: Amount(1_000),
-                expiry_height: 1_000,
-            },
-        )
-        .await;
+    chain.offer_bob(2).await;
     let (_, offers) = get(&chain.app, "/v1/market/offers").await;
     assert_eq!(offers["offers"][0]["slots"], 2);
     assert_eq!(offers["offers"][0]["price_per_unit"], "1000");
@@ -464,19 +462,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(depth["levels"], json!([]));
 
     // A worker uploads an archive before the verdict: kept as a candidate.
-    let archive = pack(&unit_output(0)).unwrap();
-    let (_, stored) = put_blob(&chain.app, &archive).await;
-    let put_outputs = |unit: u32, hash: &Value| {
-        Request::put(format!("/v1/outputs/0/{unit}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({ "archive": hash }).to_string()))
-            .unwrap()
-    };
-    let (status, early) = call(
-        &chain.app,
-        signed_outputs(0, 0, 0, hash_of(&stored["hash"]), &bob()),
-    )
-    .await;
+    let (stored, status, early) = bob_offers_outputs(&chain.app, 0).await;
     assert_eq!(status, StatusCode::OK, "{early}");
     assert_eq!(early["accepted"], false);
     let (status, body) = get(&chain.app, "/v1/outputs/0/0").await;
@@ -549,7 +535,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     // Another archive for the accepted unit is refused.
     let wrong = pack(&unit_output(9)).unwrap();
     let (_, wrong_stored) = put_blob(&chain.app, &wrong).await;
-    let (status, body) = call(&chain.app, put_outputs(0, &wrong_stored["hash"])).await;
+    let (status, body) = call(&chain.app, unsigned_outputs(0, 0, &wrong_stored["hash"])).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "digest_mismatch");
     // Bytes that are no archive are refused too.
@@ -860,6 +846,23 @@ impl exo_api::PeerBlobs for Peer {
     }
 }
 
+/// A node with an empty store of its own that fills misses from `peer`.
+fn with_peer(peer: std::sync::Arc<Peer>) -> (Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router_with(
+        chain().node,
+        ApiConfig {
+            limits: ApiLimits {
+                rate_per_sec: 0,
+                ..ApiLimits::default()
+            },
+            blobs: Some(BlobStore::open(dir.path(), 1 << 30).unwrap()),
+            peers: Some(peer),
+        },
+    );
+    (app, dir)
+}
+
 #[tokio::test]
 async fn a_missing_blob_is_fetched_from_a_peer_and_checked() {
     let held = b"held by the other node".to_vec();
@@ -873,19 +876,7 @@ async fn a_missing_blob_is_fetched_from_a_peer_and_checked() {
         .into(),
         ..Peer::default()
     });
-    let node = chain().node;
-    let dir = tempfile::tempdir().unwrap();
-    let app = router_with(
-        node,
-        ApiConfig {
-            limits: ApiLimits {
-                rate_per_sec: 0,
-                ..ApiLimits::default()
-            },
-            blobs: Some(BlobStore::open(dir.path(), 1 << 30).unwrap()),
-            peers: Some(peer.clone()),
-        },
-    );
+    let (app, _dir) = with_peer(peer.clone());
     let path = |h: &Hash32| format!("/v1/blobs/{}", hex::encode(h));
 
     // A node asking on behalf of its client gets this store's answer alone: no bounce.
@@ -922,30 +913,57 @@ fn blob_hash(bytes: &[u8]) -> Hash32 {
     *blake3::hash(bytes).as_bytes()
 }
 
+impl Chain {
+    /// Bob registers as provider 0 with a bond of 10 EXO.
+    async fn register_bob(&mut self) {
+        let register = Action::RegisterProvider {
+            resources: resources(),
+            bond: Amount::from_exo(10),
+        };
+        self.send(&bob(), 2, register).await;
+    }
+
+    /// Bob offers `slots` slots at 1,000 per unit.
+    async fn offer_bob(&mut self, slots: u32) {
+        let offer = Action::PostOffer {
+            slots,
+            price_per_unit: Amount(1_000),
+            expiry_height: 1_000,
+        };
+        self.send(&bob(), 2, offer).await;
+    }
+
+    /// Bob, the provider of replica 0 of unit 0 of job 0 ([`running_unit`]), commits and
+    /// reveals `digest`: at trust 1 the unit is accepted with it.
+    async fn prove_unit_0(&mut self, digest: Hash32) {
+        let (salt, fuel) = ([1u8; 32], 10);
+        let commitment = result_commitment(&digest, fuel, &salt, &bob().public_key());
+        let commit = ResultCommit {
+            job: 0,
+            unit: 0,
+            replica: 0,
+            commitment,
+        };
+        self.send(&bob(), 2, Action::CommitResults(vec![commit]))
+            .await;
+        let reveal = ResultReveal {
+            job: 0,
+            unit: 0,
+            replica: 0,
+            digest,
+            fuel,
+            salt,
+        };
+        self.send(&bob(), 2, Action::RevealResults(vec![reveal]))
+            .await;
+    }
+}
+
 /// A provider with an offer, a published app and a job of one unit at trust 1, matched to the
 /// provider (bob, provider 0): job 0, unit 0, replica 0.
 async fn running_unit(chain: &mut Chain) {
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::RegisterProvider {
-                resources: resources(),
-                bond: Amount::from_exo(10),
-            },
-        )
-        .await;
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::PostOffer {
-                slots: 1,
-                price_per_unit: Amount(1_000),
-                expiry_height: 1_000,
-            },
-        )
-        .await;
+    chain.register_bob().await;
+    chain.offer_bob(1).await;
     let (_, module) = put_blob(&chain.app, b"\0asm module").await;
     chain
         .send(
@@ -994,14 +1012,7 @@ async fn a_stranger_cannot_fill_a_units_output_slots() {
         let (_, stored) = put_blob(&chain.app, &pack(&junk).unwrap()).await;
         let archive = hash_of(&stored["hash"]);
         // Unsigned: refused before the verdict.
-        let (status, body) = call(
-            &chain.app,
-            Request::put("/v1/outputs/0/0")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(json!({ "archive": stored["hash"] }).to_string()))
-                .unwrap(),
-        )
-        .await;
+        let (status, body) = call(&chain.app, unsigned_outputs(0, 0, &stored["hash"])).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"], "unsigned", "{body}");
         // Signed by someone who is not the replica's provider, as the replica or another.
@@ -1036,20 +1047,9 @@ async fn a_stranger_cannot_fill_a_units_output_slots() {
     }
 
     // The provider's first archive, then its second, replace each other: one slot per replica.
-    let (_, first) = put_blob(&chain.app, &pack(&unit_output(1)).unwrap()).await;
-    let (status, body) = call(
-        &chain.app,
-        signed_outputs(0, 0, 0, hash_of(&first["hash"]), &bob()),
-    )
-    .await;
+    let (first, status, body) = bob_offers_outputs(&chain.app, 1).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let archive = pack(&unit_output(0)).unwrap();
-    let (_, stored) = put_blob(&chain.app, &archive).await;
-    let (status, body) = call(
-        &chain.app,
-        signed_outputs(0, 0, 0, hash_of(&stored["hash"]), &bob()),
-    )
-    .await;
+    let (stored, status, body) = bob_offers_outputs(&chain.app, 0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], false);
     let index = std::fs::read(chain.blob_dir.join("outputs").join("0-0")).unwrap();
@@ -1057,55 +1057,16 @@ async fn a_stranger_cannot_fill_a_units_output_slots() {
     assert_eq!(index["candidates"].as_array().unwrap().len(), 1, "{index}");
 
     // Commit, reveal: the honest archive is the unit's outputs.
-    let digest = unit_output(0).result_digest();
-    let salt = [1u8; 32];
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::CommitResults(vec![ResultCommit {
-                job: 0,
-                unit: 0,
-                replica: 0,
-                commitment: result_commitment(&digest, 10, &salt, &bob().public_key()),
-            }]),
-        )
-        .await;
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::RevealResults(vec![ResultReveal {
-                job: 0,
-                unit: 0,
-                replica: 0,
-                digest,
-                fuel: 10,
-                salt,
-            }]),
-        )
-        .await;
+    chain.prove_unit_0(unit_output(0).result_digest()).await;
     let (status, outputs) = get(&chain.app, "/v1/outputs/0/0").await;
     assert_eq!(status, StatusCode::OK, "{outputs}");
     assert_eq!(outputs["archive"], stored["hash"]);
     // After the verdict anyone may register the accepted archive (a peer filling its index),
     // but nothing else.
-    let (status, body) = call(
-        &chain.app,
-        Request::put("/v1/outputs/0/0")
-            .body(Body::from(json!({ "archive": stored["hash"] }).to_string()))
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(&chain.app, unsigned_outputs(0, 0, &stored["hash"])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], true);
-    let (status, body) = call(
-        &chain.app,
-        Request::put("/v1/outputs/0/0")
-            .body(Body::from(json!({ "archive": first["hash"] }).to_string()))
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(&chain.app, unsigned_outputs(0, 0, &first["hash"])).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "digest_mismatch");
 }
@@ -1184,18 +1145,7 @@ async fn concurrent_pulls_of_one_blob_are_merged() {
         delay: Duration::from_millis(200),
         ..Peer::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let app = router_with(
-        chain().node,
-        ApiConfig {
-            limits: ApiLimits {
-                rate_per_sec: 0,
-                ..ApiLimits::default()
-            },
-            blobs: Some(BlobStore::open(dir.path(), 1 << 30).unwrap()),
-            peers: Some(peer.clone()),
-        },
-    );
+    let (app, _dir) = with_peer(peer.clone());
     let path = format!("/v1/blobs/{}", hex::encode(held_hash));
     let gets = (0..8).map(|_| raw(&app, Request::get(&path).body(Body::empty()).unwrap()));
     for (status, _, body) in futures::future::join_all(gets).await {
@@ -1324,13 +1274,7 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
     let (_, input) = put_blob(&chain.app, b"an input").await;
     let (_, module) = put_blob(&chain.app, b"\0asm module").await;
     // Outputs of job 0's unit, registered by its provider.
-    let archive = pack(&unit_output(0)).unwrap();
-    let (_, outputs) = put_blob(&chain.app, &archive).await;
-    let (status, _) = call(
-        &chain.app,
-        signed_outputs(0, 0, 0, hash_of(&outputs["hash"]), &bob()),
-    )
-    .await;
+    let (outputs, status, _) = bob_offers_outputs(&chain.app, 0).await;
     assert_eq!(status, StatusCode::OK);
     // Job 1 uses the input; nobody offers for it, so it stays open.
     let spec = JobSpec {
@@ -1382,34 +1326,7 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
         .unwrap();
     assert!(exists(&outputs["hash"]));
     // Once job 0 ended too (its unit accepted), after the retention.
-    let digest = unit_output(0).result_digest();
-    let salt = [2u8; 32];
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::CommitResults(vec![ResultCommit {
-                job: 0,
-                unit: 0,
-                replica: 0,
-                commitment: result_commitment(&digest, 10, &salt, &bob().public_key()),
-            }]),
-        )
-        .await;
-    chain
-        .send(
-            &bob(),
-            2,
-            Action::RevealResults(vec![ResultReveal {
-                job: 0,
-                unit: 0,
-                replica: 0,
-                digest,
-                fuel: 10,
-                salt,
-            }]),
-        )
-        .await;
+    chain.prove_unit_0(unit_output(0).result_digest()).await;
     let (_, job) = get(&chain.app, "/v1/jobs/0").await;
     assert_ne!(job["state"], "open", "{job}");
     exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
