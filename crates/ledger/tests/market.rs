@@ -9,7 +9,9 @@ use exo_ledger::{
         bank::{self, Pot},
         market::{
             MarketParams, keys,
-            records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+            records::{
+                Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
+            },
         },
     },
     state::{Namespace, decode},
@@ -143,10 +145,19 @@ impl Market {
     }
 
     fn work(&self, provider: u64) -> Vec<(u64, u32, u32)> {
-        self.chain
-            .get::<WorkList>(&keys::work_key(provider))
-            .map(|w| w.0)
+        let count = self
+            .chain
+            .get::<WorkCount>(&keys::work_key(provider))
             .unwrap_or_default()
+            .0;
+        (0..count)
+            .map(|at| {
+                self.chain
+                    .get::<WorkItem>(&keys::work_item_key(provider, at))
+                    .expect("every position below the count holds a replica")
+                    .0
+            })
+            .collect()
     }
 
     /// The chain's supply and what slashing burnt so far.
@@ -332,8 +343,8 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
     // Matched in the block that carried it: no provider is trusted (weight 1), so each unit
     // gets trust = 2 replicas at once, on the two providers.
     let job = m.job(0);
-    assert_eq!(job.running, vec![0, 1, 2]);
-    assert!(job.waiting.is_empty());
+    assert_eq!(job.running, 3);
+    assert_eq!(job.waiting, 0);
     for unit in 0..3 {
         let replicas = m.unit(0, unit).replicas;
         assert_eq!(replicas.len(), 2);
@@ -435,7 +446,7 @@ fn a_requirement_nobody_meets_waits_with_its_reason() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(job)));
     m.ok(vec![tx]);
     let job = m.job(0);
-    assert_eq!(job.waiting.len(), 2);
+    assert_eq!(job.waiting, 2);
     // The reason is stored as numbers and rendered from them with the job's requirements.
     let reason = job.wait_reason.expect("a reason");
     let gpu = exo_market::Constraint::ALL
@@ -443,7 +454,8 @@ fn a_requirement_nobody_meets_waits_with_its_reason() {
         .position(|c| *c == exo_market::Constraint::Gpu)
         .expect("gpu");
     assert_eq!(reason.excluded_by[gpu], reason.live_offers);
-    let sentence = reason.explain(&job.spec.requirements).to_string();
+    let spec: JobSpec = m.chain.get(&keys::job_spec_key(0)).expect("spec");
+    let sentence = reason.explain(&spec.requirements).to_string();
     assert!(sentence.contains("gpu"), "{sentence}");
 }
 
@@ -767,7 +779,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 1))));
     m.ok(vec![tx]);
     assert_eq!(m.work(0).len(), 1);
-    assert_eq!(m.job(0).waiting.len(), 2);
+    assert_eq!(m.job(0).waiting, 2);
     // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
     // missed deadline is enough.
     let mut m = Market::new(Params {
@@ -790,7 +802,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
     m.ok(vec![tx]);
     assert!(m.work(0).is_empty());
-    assert_eq!(m.job(1).waiting.len(), 1);
+    assert_eq!(m.job(1).waiting, 1);
 }
 
 #[test]

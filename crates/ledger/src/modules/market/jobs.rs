@@ -2,15 +2,15 @@
 
 use super::{
     JobProblem, Market, Refusal, Verdict,
-    keys::{app_key, counters_key, job_key, open_jobs_key},
-    records::{App, Job, JobAccounts, JobState, WaitingUnit},
+    keys::{app_key, counters_key, job_key, job_spec_key, open_jobs_key, unit_key, waiting_key},
+    records::{App, Job, JobAccounts, JobState, WaitingList, WaitingUnit},
     refuse,
     settlement::worst_case_escrow,
 };
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Fault, Halt, StateCache, load, store},
+    state::{Fault, Halt, StateCache, expect, load, remove, store},
 };
 use exo_types::{Address, Amount, JobSpec, MAX_JOB_UNITS, MAX_TRUST};
 
@@ -84,10 +84,21 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         open.0.push(id);
         store(cache, open_jobs_key(), &open)?;
-        let job = Job {
+        store(cache, job_spec_key(id), spec)?;
+        let waiting: Vec<WaitingUnit> = (0..spec.units)
+            .map(|unit| WaitingUnit {
+                unit,
+                started: false,
+                replicas: vec![0],
+                exclude: Vec::new(),
+            })
+            .collect();
+        let mut job = Job {
             id,
             requester: requester.clone(),
-            spec: spec.clone(),
+            app: spec.app,
+            units: spec.units,
+            trust: spec.trust,
             fuel_limit: spec.requirements.fuel_limit,
             developer: app.developer,
             royalty_per_unit: app.royalty_per_unit,
@@ -99,18 +110,13 @@ impl Market<'_> {
                 held: escrow,
                 ..JobAccounts::default()
             },
-            waiting: (0..spec.units)
-                .map(|unit| WaitingUnit {
-                    unit,
-                    replicas: vec![0],
-                    exclude: Vec::new(),
-                })
-                .collect(),
-            running: Vec::new(),
+            waiting: 0,
+            running: 0,
             accepted: 0,
             failed: 0,
             wait_reason: None,
         };
+        Self::store_waiting(cache, &mut job, waiting)?;
         store(cache, job_key(id), &job)?;
         self.created.push(Created::Job(id));
         Ok(Ok(()))
@@ -132,12 +138,25 @@ impl Market<'_> {
             return refuse(Refusal::JobClosed { job: id });
         }
         job.state = JobState::Cancelled;
-        job.failed += job
-            .waiting
-            .iter()
-            .filter(|w| !job.running.contains(&w.unit))
-            .count() as u32;
-        job.waiting.clear();
+        let waiting = Self::waiting(cache, &job)?;
+        // Running units no longer seek replicas; their unit records say so, and one whose
+        // replicas all committed opens its reveals now (nothing else would: no commitment
+        // is left to come).
+        cache.require(
+            waiting
+                .iter()
+                .filter(|w| w.started)
+                .map(|w| unit_key(id, w.unit)),
+        )?;
+        for w in waiting.iter().filter(|w| w.started) {
+            let key = unit_key(id, w.unit);
+            let mut unit: super::records::Unit = expect(cache, &key)?;
+            unit.sought = false;
+            self.maybe_open_reveals(cache, &mut unit)?;
+            store(cache, key, &unit)?;
+        }
+        job.failed += waiting.iter().filter(|w| !w.started).count() as u32;
+        Self::store_waiting(cache, &mut job, Vec::new())?;
         self.maybe_close_job(cache, &mut job)?;
         store(cache, job_key(id), &job)?;
         Ok(Ok(()))
@@ -149,7 +168,7 @@ impl Market<'_> {
         cache: &mut StateCache,
         job: &mut Job,
     ) -> Result<(), Halt> {
-        let finished = job.waiting.is_empty() && job.running.is_empty();
+        let finished = job.waiting == 0 && job.running == 0;
         if !finished {
             return Ok(());
         }
@@ -171,6 +190,41 @@ impl Market<'_> {
         let mut open = Self::id_list(cache, open_jobs_key())?;
         open.0.retain(|j| *j != job.id);
         store(cache, open_jobs_key(), &open)?;
+        Ok(())
+    }
+
+    /// The units of `job` that need providers, in unit order.
+    pub(super) fn waiting(cache: &StateCache, job: &Job) -> Result<Vec<WaitingUnit>, Halt> {
+        if job.waiting == 0 {
+            return Ok(Vec::new());
+        }
+        let list: WaitingList = expect(cache, &waiting_key(job.id))?;
+        if list.0.len() != job.waiting as usize {
+            return Err(Fault::Invariant(format!(
+                "job {} counts {} waiting units and lists {}",
+                job.id,
+                job.waiting,
+                list.0.len()
+            ))
+            .into());
+        }
+        Ok(list.0)
+    }
+
+    /// Writes the units of `job` that need providers, and their number in its header (which
+    /// the caller stores).
+    pub(super) fn store_waiting(
+        cache: &mut StateCache,
+        job: &mut Job,
+        waiting: Vec<WaitingUnit>,
+    ) -> Result<(), Halt> {
+        job.waiting =
+            u32::try_from(waiting.len()).map_err(|_| Fault::Overflow("job waiting units"))?;
+        if waiting.is_empty() {
+            remove(cache, waiting_key(job.id));
+        } else {
+            store(cache, waiting_key(job.id), &WaitingList(waiting))?;
+        }
         Ok(())
     }
 }

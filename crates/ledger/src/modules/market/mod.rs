@@ -45,6 +45,8 @@ pub mod records;
 mod refusal;
 mod reputation;
 mod settlement;
+#[cfg(test)]
+mod tests;
 
 pub use apps::MAX_APPS;
 pub use params::{MAX_LIST_IDS, MarketParams, ParamsError};
