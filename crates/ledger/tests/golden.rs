@@ -813,6 +813,11 @@ fn every_market_refusal() -> Vec<(Refusal, u16, Vec<u128>)> {
         (Refusal::InvalidJob(JobProblem::ZeroFuel), 12, vec![5]),
         (Refusal::InvalidJob(JobProblem::ZeroPrice), 12, vec![6]),
         (Refusal::InvalidJob(JobProblem::InputNames), 12, vec![7]),
+        (
+            Refusal::InvalidJob(JobProblem::UnitsOverWaitingBound { max: 5_000 }),
+            12,
+            vec![8, 5_000],
+        ),
         (Refusal::UnknownApp, 13, vec![]),
         (Refusal::TooManyJobs { max: 1_000 }, 14, vec![1_000]),
         (Refusal::UnknownJob { job: 31 }, 15, vec![31]),

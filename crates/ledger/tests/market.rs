@@ -575,7 +575,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     assert_eq!(before.0 - after.0, 9 * 1_000);
 
     // A job the requester cannot afford is refused as insufficient funds.
-    let mut huge = spec(10_000, 4);
+    let mut huge = spec(exo_ledger::modules::market::max_units_per_job(), 4);
     huge.max_price_per_unit = Amount::from_exo(100_000);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(huge)));
     let statuses = m.block(vec![tx]);
@@ -823,4 +823,26 @@ fn two_identical_jobs_in_one_block_get_their_own_ids_in_their_receipts() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(broken)));
     let receipts = m.chain.execute_block(&addr(PROPOSER), &[tx]);
     assert_eq!(receipts[0].as_ref().expect("fresh").created, vec![]);
+}
+
+/// A job so large that its waiting units could outgrow their record (every unit waiting with
+/// its replicas' providers excluded) is refused at submission, with the limit in the receipt,
+/// instead of halting the chain at the end of a later block.
+#[test]
+fn a_job_whose_waiting_list_could_outgrow_its_record_is_refused() {
+    use exo_ledger::modules::market::{JobProblem, Refusal, max_units_per_job};
+    let mut m = Market::new(Params::default());
+    m.setup(&[]);
+    let max = max_units_per_job();
+    assert!((4_000..exo_types::MAX_JOB_UNITS).contains(&max), "{max}");
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(max + 1, 1))));
+    let statuses = m.block(vec![tx]);
+    assert_eq!(
+        statuses[0],
+        TxStatus::Rejected(Rejection::Market(Refusal::InvalidJob(
+            JobProblem::UnitsOverWaitingBound { max }
+        )))
+    );
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(max, 1))));
+    assert_eq!(m.block(vec![tx]), vec![TxStatus::Ok]);
 }

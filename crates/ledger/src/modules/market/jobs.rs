@@ -3,16 +3,34 @@
 use super::{
     JobProblem, Market, Refusal, Verdict,
     keys::{app_key, counters_key, job_key, job_spec_key, open_jobs_key, unit_key, waiting_key},
-    records::{App, Job, JobAccounts, JobState, WaitingList, WaitingUnit},
+    records::{App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, WaitingList, WaitingUnit},
     refuse,
     settlement::worst_case_escrow,
 };
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Fault, Halt, StateCache, expect, load, remove, store},
+    state::{Fault, Halt, Record, StateCache, expect, load, remove, store},
 };
 use exo_types::{Address, Amount, JobSpec, MAX_JOB_UNITS, MAX_TRUST};
+
+/// The most units a job may have so that its waiting list fits its record's bound whatever
+/// happens to its replicas: every unit waiting with as many replicas sought and as many
+/// providers excluded as a unit can hold. Without it, a large job whose replicas keep failing
+/// would grow its waiting list at the end of a block past the bound, a fault that halts the
+/// chain.
+pub fn max_units_per_job() -> u32 {
+    let worst = WaitingUnit {
+        unit: u32::MAX,
+        started: true,
+        replicas: vec![u32::MAX; MAX_UNIT_REPLICAS],
+        exclude: vec![u64::MAX; MAX_UNIT_REPLICAS],
+    };
+    let per_unit = worst.to_bytes().len();
+    // The list's own length prefix takes at most 9 bytes.
+    let units = (WaitingList::MAX_BYTES - 9) / per_unit;
+    u32::try_from(units).unwrap_or(u32::MAX).min(MAX_JOB_UNITS)
+}
 
 impl Market<'_> {
     pub(super) fn submit_job(
@@ -24,6 +42,10 @@ impl Market<'_> {
         let invalid = |p| refuse(Refusal::InvalidJob(p));
         if spec.units == 0 || spec.units > MAX_JOB_UNITS {
             return invalid(JobProblem::Units { units: spec.units });
+        }
+        let max_units = max_units_per_job();
+        if spec.units > max_units {
+            return invalid(JobProblem::UnitsOverWaitingBound { max: max_units });
         }
         if spec.trust == 0 || spec.trust > MAX_TRUST {
             return invalid(JobProblem::Trust { trust: spec.trust });

@@ -49,6 +49,7 @@ mod settlement;
 mod tests;
 
 pub use apps::MAX_APPS;
+pub use jobs::max_units_per_job;
 pub use params::{MAX_LIST_IDS, MarketParams, ParamsError};
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};

@@ -8,13 +8,24 @@ use std::fmt;
 /// What is wrong with a job's specification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobProblem {
-    Units { units: u32 },
-    Trust { trust: u8 },
-    UnitArgs { lines: u32, units: u32 },
+    Units {
+        units: u32,
+    },
+    Trust {
+        trust: u8,
+    },
+    UnitArgs {
+        lines: u32,
+        units: u32,
+    },
     Requirements,
     ZeroFuel,
     ZeroPrice,
     InputNames,
+    /// More units than a waiting list can hold in the worst case.
+    UnitsOverWaitingBound {
+        max: u32,
+    },
 }
 
 /// What is wrong with an app's publication.
@@ -194,6 +205,7 @@ impl Coded for Refusal {
                 JobProblem::ZeroFuel => vec![5],
                 JobProblem::ZeroPrice => vec![6],
                 JobProblem::InputNames => vec![7],
+                JobProblem::UnitsOverWaitingBound { max } => vec![8, (*max).into()],
             },
             Self::InvalidApp(p) => match p {
                 AppProblem::Name => vec![1],
@@ -247,6 +259,7 @@ impl Coded for Refusal {
             (12, [5]) => Self::InvalidJob(JobProblem::ZeroFuel),
             (12, [6]) => Self::InvalidJob(JobProblem::ZeroPrice),
             (12, [7]) => Self::InvalidJob(JobProblem::InputNames),
+            (12, [8, m]) => Self::InvalidJob(JobProblem::UnitsOverWaitingBound { max: n(*m)? }),
             (13, []) => Self::UnknownApp,
             (14, [m]) => Self::TooManyJobs { max: n(*m)? },
             (15, [j]) => Self::UnknownJob { job: n(*j)? },
@@ -331,6 +344,10 @@ impl fmt::Display for Refusal {
                 JobProblem::InputNames => {
                     f.write_str("input names must be distinct plain file names")
                 }
+                JobProblem::UnitsOverWaitingBound { max } => write!(
+                    f,
+                    "a job has at most {max} units (its list of waiting units must fit one record); split it"
+                ),
             },
             Self::UnknownApp => f.write_str("no app is published with this module"),
             Self::TooManyJobs { max } => {
