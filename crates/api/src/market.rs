@@ -421,40 +421,33 @@ pub async fn work<N: NodeView>(
     query.only(&["from", "limit"])?;
     let id = parse_id("provider", id_text)?;
     let (from, limit) = query.page(limits)?;
-    // The work set is read position by position (see `queries::work_item`); a page read
-    // while a block finalizes may miss or repeat a replica, so it is read again, a few
-    // times at most, until the height it was read at did not change.
+    // The work set is read position by position (see `queries::work_item`): a page read
+    // while a block finalizes may miss or repeat a replica. The worker forgets a replica only
+    // when two listings in a row leave it out, and deduplicates.
     load_provider(node, limits, id).await?;
-    let mut tries = 0;
-    let (height, total, end, page) = loop {
-        let height = node.status().finalized_height;
-        let total = u64::from(
-            read(node, limits, queries::work_count(id))
-                .await?
-                .unwrap_or(WorkCount(0))
-                .0,
-        );
-        let start = from.min(total);
-        let end = from.saturating_add(limit).min(total);
-        let keys = (start..end)
-            .filter_map(|p| u32::try_from(p).ok())
-            .map(|p| queries::work_item(id, p))
-            .collect();
-        let mut page: Vec<(u64, u32, u32)> = Vec::new();
-        for item in read_many::<N, WorkItem>(node, limits, keys)
+    let height = node.status().finalized_height;
+    let total = u64::from(
+        read(node, limits, queries::work_count(id))
             .await?
-            .into_iter()
-            .flatten()
-        {
-            if !page.contains(&item.0) {
-                page.push(item.0);
-            }
+            .unwrap_or(WorkCount(0))
+            .0,
+    );
+    let start = from.min(total);
+    let end = from.saturating_add(limit).min(total);
+    let keys = (start..end)
+        .filter_map(|p| u32::try_from(p).ok())
+        .map(|p| queries::work_item(id, p))
+        .collect();
+    let mut page: Vec<(u64, u32, u32)> = Vec::new();
+    for item in read_many::<N, WorkItem>(node, limits, keys)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        if !page.contains(&item.0) {
+            page.push(item.0);
         }
-        tries += 1;
-        if node.status().finalized_height == height || tries == 3 {
-            break (height, total, end, page);
-        }
-    };
+    }
     let page = page.as_slice();
     let mut jobs: BTreeMap<u64, JobSpec> = BTreeMap::new();
     for (job, _, _) in page {
