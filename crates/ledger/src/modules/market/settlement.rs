@@ -240,8 +240,9 @@ impl Market<'_> {
             // The last replica moves into the freed position. A provider's next removals in
             // this block read the positions just below: load them in one round rather than
             // one retry each.
-            cache.require(
-                (last.saturating_sub(WORK_PREFETCH - 1)..=last).map(|p| work_item_key(provider, p)),
+            cache.require_ahead(
+                work_item_key(provider, last),
+                (last.saturating_sub(WORK_PREFETCH - 1)..last).map(|p| work_item_key(provider, p)),
             )?;
             let moved: WorkItem = expect(cache, &work_item_key(provider, last))?;
             store(cache, work_item_key(provider, at), &moved)?;

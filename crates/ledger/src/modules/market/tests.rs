@@ -13,7 +13,7 @@ use super::{
     records::{OwnerIndex, Unit, WorkCount, WorkItem},
 };
 use crate::{
-    BlockEnv, Genesis, GenesisAccount, MemoryChain, Params, TxStatus,
+    BlockEnv, Genesis, GenesisAccount, MemoryChain, Params, Signatures, TxStatus,
     state::{Halt, StateCache},
 };
 use commonware_cryptography::Signer;
@@ -160,26 +160,45 @@ impl World {
     }
 
     fn commit(&self, account: u64, job: u64, unit: u32) -> Action {
+        Action::CommitResults(vec![self.commit_result(account, job, unit)])
+    }
+
+    fn commit_result(&self, account: u64, job: u64, unit: u32) -> ResultCommit {
         let replica = self.replica_of(account, job, unit);
         let commitment = result_commitment(&digest(job, unit), FUEL, &[5; 32], &addr(account));
-        Action::CommitResults(vec![ResultCommit {
+        ResultCommit {
             job,
             unit,
             replica,
             commitment,
-        }])
+        }
     }
 
     fn reveal(&self, account: u64, job: u64, unit: u32) -> Action {
-        let replica = self.replica_of(account, job, unit);
-        Action::RevealResults(vec![ResultReveal {
+        Action::RevealResults(vec![self.reveal_result(account, job, unit)])
+    }
+
+    fn reveal_result(&self, account: u64, job: u64, unit: u32) -> ResultReveal {
+        ResultReveal {
             job,
             unit,
-            replica,
+            replica: self.replica_of(account, job, unit),
             digest: digest(job, unit),
             fuel: FUEL,
             salt: [5; 32],
-        }])
+        }
+    }
+
+    /// Runs one block of `txs`, all accepted, and says how many store rounds it needed.
+    fn rounds(&mut self, txs: Vec<SignedTx>) -> u32 {
+        let outcome = self
+            .chain
+            .next(&addr(PROPOSER), &txs, Signatures::Verify)
+            .expect("the ledger runs the block");
+        for receipt in outcome.receipts {
+            assert_eq!(receipt.expect("fresh").status, TxStatus::Ok);
+        }
+        outcome.store_rounds
     }
 }
 
@@ -310,4 +329,36 @@ fn a_reveal_costs_the_same_whatever_work_its_provider_holds() {
     let busy = w.measure(BUSY, &w.reveal(BUSY, busy_job, busy_unit));
     let idle = w.measure(IDLE, &w.reveal(IDLE, idle_job, idle_unit));
     assert_eq!(busy, idle);
+}
+
+/// A block full of results loads its keys in a few rounds, not one round per result: every
+/// round is a trip to the store and a re-run of the piece of work that needed the keys, so a
+/// count that grew with the results would make a busy block quadratic (a benchmark's chain
+/// stopped finalizing that way).
+#[test]
+fn a_block_of_two_thousand_results_needs_few_store_rounds() {
+    let mut w = world();
+    let units: Vec<u32> = (0..2_000).collect();
+    // 32 transactions of 64 results: at most five rounds each (one removed 1,078 rounds).
+    let bound = 5 * 32;
+    let commits: Vec<SignedTx> = units
+        .chunks(64)
+        .map(|chunk| {
+            let results = chunk.iter().map(|u| w.commit_result(BUSY, 1, *u)).collect();
+            w.tx(BUSY, Action::CommitResults(results))
+        })
+        .collect();
+    let commit_rounds = w.rounds(commits);
+    let reveals: Vec<SignedTx> = units
+        .chunks(64)
+        .map(|chunk| {
+            let results = chunk.iter().map(|u| w.reveal_result(BUSY, 1, *u)).collect();
+            w.tx(BUSY, Action::RevealResults(results))
+        })
+        .collect();
+    let reveal_rounds = w.rounds(reveals);
+    assert!(
+        commit_rounds <= bound && reveal_rounds <= bound,
+        "{commit_rounds} rounds for 2,000 commitments, {reveal_rounds} for their reveals"
+    );
 }
