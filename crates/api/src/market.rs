@@ -12,12 +12,12 @@ use exo_ledger::{
         queries,
         records::{
             App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord, Provider,
-            Replica, Unit, UnitState, WaitReason, WorkList,
+            Replica, Unit, UnitState, WaitReason, WorkCount, WorkItem,
         },
     },
     state::{Query as StateQuery, Record},
 };
-use exo_types::{Address, Hash32, address_from_hex};
+use exo_types::{Address, Hash32, JobSpec, address_from_hex};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
@@ -58,8 +58,8 @@ async fn params<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Params, Api
 }
 
 /// A job's waiting reason: its numbers, the verdict's code and the sentence rendered from them.
-pub fn wait_reason_json(reason: &WaitReason, job: &Job) -> wire::WaitReason {
-    let explanation = reason.explain(&job.spec.requirements);
+pub fn wait_reason_json(reason: &WaitReason, spec: &JobSpec) -> wire::WaitReason {
+    let explanation = reason.explain(&spec.requirements);
     let (code, binding) = match &explanation.reason {
         exo_market::Reason::EmptyBook => ("empty_book", None),
         exo_market::Reason::NoProvider { binding } => {
@@ -308,14 +308,9 @@ fn replica_json(r: &Replica) -> wire::ReplicaView {
 }
 
 fn counts(job: &Job) -> wire::UnitCounts {
-    let waiting = job
-        .waiting
-        .iter()
-        .filter(|w| job.running.binary_search(&w.unit).is_err())
-        .count();
     wire::UnitCounts {
-        waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
-        running: u32::try_from(job.running.len()).unwrap_or(u32::MAX),
+        waiting: job.new_waiting(),
+        running: job.running,
         accepted: job.accepted,
         failed: job.failed,
     }
@@ -399,6 +394,17 @@ async fn load_job<N: NodeView>(node: &N, limits: &ApiLimits, id: u64) -> Result<
         .ok_or(ApiError::NotFound(format!("job {id}")))
 }
 
+/// The spec of a job whose header was read: its absence is the node's fault.
+async fn load_spec<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id: u64,
+) -> Result<JobSpec, ApiError> {
+    read(node, limits, queries::job_spec(id))
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("job {id} has no spec record")))
+}
+
 /// The arguments of one unit: its line split on spaces, or `None` when the job gives none.
 pub fn unit_args(spec: &exo_types::JobSpec, unit: u32) -> Option<Vec<String>> {
     let line = spec.unit_args.get(usize::try_from(unit).ok()?)?;
@@ -420,26 +426,45 @@ pub async fn work<N: NodeView>(
     query.only(&["from", "limit"])?;
     let id = parse_id("provider", id_text)?;
     let (from, limit) = query.page(limits)?;
-    let height = node.status().finalized_height;
+    // The work set is read position by position (see `queries::work_item`): a page read
+    // while a block finalizes may miss or repeat a replica. The worker forgets a replica only
+    // when two listings in a row leave it out, and deduplicates.
     load_provider(node, limits, id).await?;
-    let list: WorkList = read(node, limits, queries::work(id))
+    let height = node.status().finalized_height;
+    let total = u64::from(
+        read(node, limits, queries::work_count(id))
+            .await?
+            .unwrap_or(WorkCount(0))
+            .0,
+    );
+    let start = from.min(total);
+    let end = from.saturating_add(limit).min(total);
+    let keys = (start..end)
+        .filter_map(|p| u32::try_from(p).ok())
+        .map(|p| queries::work_item(id, p))
+        .collect();
+    let mut page: Vec<(u64, u32, u32)> = Vec::new();
+    for item in read_many::<N, WorkItem>(node, limits, keys)
         .await?
-        .unwrap_or_default();
-    let total = list.0.len() as u64;
-    let start = usize::try_from(from.min(total)).unwrap_or(usize::MAX);
-    let end = usize::try_from(from.saturating_add(limit).min(total)).unwrap_or(usize::MAX);
-    let page = list.0.get(start..end).unwrap_or_default();
-    let mut jobs: BTreeMap<u64, Job> = BTreeMap::new();
+        .into_iter()
+        .flatten()
+    {
+        if !page.contains(&item.0) {
+            page.push(item.0);
+        }
+    }
+    let page = page.as_slice();
+    let mut jobs: BTreeMap<u64, JobSpec> = BTreeMap::new();
     for (job, _, _) in page {
         if !jobs.contains_key(job) {
-            jobs.insert(*job, load_job(node, limits, *job).await?);
+            jobs.insert(*job, load_spec(node, limits, *job).await?);
         }
     }
     let keys = page.iter().map(|(j, u, _)| queries::unit(*j, *u)).collect();
     let units = read_many::<N, Unit>(node, limits, keys).await?;
     let mut work = Vec::with_capacity(page.len());
     for ((job_id, unit_index, replica_index), unit) in page.iter().zip(units) {
-        let job = jobs
+        let spec = jobs
             .get(job_id)
             .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))?;
         let unit = unit.ok_or_else(|| {
@@ -465,11 +490,11 @@ pub async fn work<N: NodeView>(
             commit_deadline: replica.commit_deadline,
             reveal_open: unit.reveal_deadline.is_some(),
             reveal_deadline: unit.reveal_deadline,
-            app: job.spec.app,
-            inputs: inputs_json(&job.spec),
-            args: unit_args(&job.spec, *unit_index),
-            fuel_limit: job.fuel_limit,
-            memory_mib: job.spec.requirements.min_memory_mib,
+            app: spec.app,
+            inputs: inputs_json(spec),
+            args: unit_args(spec, *unit_index),
+            fuel_limit: spec.requirements.fuel_limit,
+            memory_mib: spec.requirements.min_memory_mib,
             price_per_unit: replica.price_per_unit,
         });
     }
@@ -477,7 +502,7 @@ pub async fn work<N: NodeView>(
         provider: id,
         height,
         work,
-        next: (end < list.0.len()).then_some(end as u64),
+        next: (end < total).then_some(end),
     })
 }
 
@@ -594,7 +619,7 @@ pub async fn app<N: NodeView>(
 }
 
 /// The JSON form of one unit, from its record (if it has one) and its job.
-fn unit_json(job: &Job, index: u32, unit: Option<&Unit>) -> wire::UnitView {
+fn unit_json(job: &Job, spec: &JobSpec, index: u32, unit: Option<&Unit>) -> wire::UnitView {
     match unit {
         Some(unit) => wire::UnitView {
             unit: index,
@@ -608,11 +633,10 @@ fn unit_json(job: &Job, index: u32, unit: Option<&Unit>) -> wire::UnitView {
         None => {
             // A unit without a record never had a replica: it waits for one, or the job was
             // cancelled before it got any.
-            let waiting = job.waiting.iter().any(|w| w.unit == index);
-            let (state, reason) = if waiting || job.state == JobState::Open {
+            let (state, reason) = if job.state == JobState::Open {
                 (
                     "waiting",
-                    job.wait_reason.as_ref().map(|r| wait_reason_json(r, job)),
+                    job.wait_reason.as_ref().map(|r| wait_reason_json(r, spec)),
                 )
             } else if job.state == JobState::Cancelled {
                 ("cancelled", None)
@@ -643,7 +667,8 @@ pub async fn job<N: NodeView>(
     let id = parse_id("job", id_text)?;
     let (from, limit) = query.page(limits)?;
     let job = load_job(node, limits, id).await?;
-    let units = u64::from(job.spec.units);
+    let spec = load_spec(node, limits, id).await?;
+    let units = u64::from(job.units);
     let start = from.min(units);
     let end = from.saturating_add(limit).min(units);
     // Both bounds are at most `units`, a u32.
@@ -653,20 +678,20 @@ pub async fn job<N: NodeView>(
     let unit_views = indices
         .iter()
         .zip(records.iter())
-        .map(|(index, record)| unit_json(&job, *index, record.as_ref()))
+        .map(|(index, record)| unit_json(&job, &spec, *index, record.as_ref()))
         .collect();
     let accounts = &job.accounts;
     Ok(wire::Job {
         id,
         requester: job.requester.clone(),
         state: job.state.name().to_string(),
-        app: job.spec.app,
-        inputs: inputs_json(&job.spec),
-        unit_args: !job.spec.unit_args.is_empty(),
-        unit_count: job.spec.units,
-        requirements: requirements_json(&job.spec.requirements),
-        max_price_per_unit: job.spec.max_price_per_unit,
-        trust: job.spec.trust,
+        app: spec.app,
+        inputs: inputs_json(&spec),
+        unit_args: !spec.unit_args.is_empty(),
+        unit_count: spec.units,
+        requirements: requirements_json(&spec.requirements),
+        max_price_per_unit: spec.max_price_per_unit,
+        trust: spec.trust,
         fuel_limit: job.fuel_limit,
         max_replicas: job.max_replicas,
         developer: job.developer.clone(),
@@ -689,7 +714,7 @@ pub async fn job<N: NodeView>(
             held: accounts.held,
         },
         counts: counts(&job),
-        wait_reason: job.wait_reason.as_ref().map(|r| wait_reason_json(r, &job)),
+        wait_reason: job.wait_reason.as_ref().map(|r| wait_reason_json(r, &spec)),
         units: unit_views,
         next_unit: (end < units).then(|| u32::try_from(end).ok()).flatten(),
     })
@@ -711,9 +736,9 @@ pub async fn jobs<N: NodeView>(
         id: job.id,
         requester: job.requester.clone(),
         state: job.state.name().to_string(),
-        app: job.spec.app,
+        app: job.app,
         submitted_height: job.submitted_height,
-        unit_count: job.spec.units,
+        unit_count: job.units,
         counts: counts(job),
     };
     let wanted = |job: &Job| requester.as_ref().is_none_or(|r| *r == job.requester);
@@ -770,10 +795,10 @@ pub async fn unit<N: NodeView>(
     index: u32,
 ) -> Result<(Job, Option<Unit>), ApiError> {
     let job = load_job(node, limits, job_id).await?;
-    if index >= job.spec.units {
+    if index >= job.units {
         return Err(ApiError::NotFound(format!(
             "unit {index} of job {job_id} (it has {} units)",
-            job.spec.units
+            job.units
         )));
     }
     let unit = read(node, limits, queries::unit(job_id, index)).await?;

@@ -23,7 +23,7 @@ use exo_ledger::{
             MarketParams, keys,
             records::{
                 IdList, Job, JobState, OwnerIndex, Provider, ReplicaStatus, Unit, UnitState,
-                WorkList,
+                WorkCount, WorkItem,
             },
             weight,
         },
@@ -503,11 +503,18 @@ fn provider_txs(
         nonce += 1;
         p.offer_expiry = expiry;
     }
-    let work: WorkList = chain.get(&keys::work_key(id)).unwrap_or_default();
+    let count = chain
+        .get::<WorkCount>(&keys::work_key(id))
+        .unwrap_or_default()
+        .0;
+    let work: Vec<(u64, u32, u32)> = (0..count)
+        .filter_map(|p| chain.get::<WorkItem>(&keys::work_item_key(id, p)))
+        .map(|w| w.0)
+        .collect();
     let mut commits = Vec::new();
     let mut reveals = Vec::new();
-    p.sealed.retain(|slot, _| work.0.contains(slot));
-    for (job, unit_index, replica_index) in work.0 {
+    p.sealed.retain(|slot, _| work.contains(slot));
+    for (job, unit_index, replica_index) in work {
         let Some(unit) = chain.get::<Unit>(&keys::unit_key(job, unit_index)) else {
             continue;
         };
@@ -598,8 +605,8 @@ fn report(
             let Ok(job) = decode::<Job>(value) else {
                 continue;
             };
-            r.units += u64::from(job.spec.units);
-            for unit_index in 0..job.spec.units {
+            r.units += u64::from(job.units);
+            for unit_index in 0..job.units {
                 let Some(unit) = chain.get::<Unit>(&keys::unit_key(job.id, unit_index)) else {
                     if job.state == JobState::Open {
                         r.unfinished += 1;

@@ -24,7 +24,8 @@ use exo_ledger::{
             records::{
                 App, AppList, AssignmentList, AssignmentRecord, Counters, DeadlineList, IdList,
                 Job, JobAccounts, JobState, OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE,
-                Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingUnit, WorkList,
+                Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit,
+                WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -211,6 +212,34 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             7,
             market_keys::work_key(ID),
             "03070000000000000000000000000000000000000000000000000102030405060708",
+        ),
+        (
+            "market job spec",
+            Market,
+            13,
+            market_keys::job_spec_key(ID),
+            "030d0000000000000000000000000000000000000000000000000102030405060708",
+        ),
+        (
+            "market waiting list",
+            Market,
+            14,
+            market_keys::waiting_key(ID),
+            "030e0000000000000000000000000000000000000000000000000102030405060708",
+        ),
+        (
+            "market work item",
+            Market,
+            15,
+            market_keys::work_item_key(ID, 7),
+            "030f0102030405060708000000070000000000000000000000000000000000000000",
+        ),
+        (
+            "market work slot",
+            Market,
+            16,
+            market_keys::work_slot_key(ID, (31, 1, 0)),
+            "03100102030405060708000000000000001f00000001000000000000000000000000",
         ),
         (
             "market assignments",
@@ -401,6 +430,7 @@ fn waiting_unit() -> WaitingUnit {
         unit: 2,
         replicas: vec![0, 1],
         exclude: vec![11],
+        started: true,
     }
 }
 
@@ -515,19 +545,9 @@ fn every_record() -> Vec<(&'static str, String)> {
             frozen(&Job {
                 id: 31,
                 requester: addr(1),
-                spec: JobSpec {
-                    app: [0xab; 32],
-                    inputs: vec![InputRef {
-                        name: "scene.obj".into(),
-                        hash: [4; 32],
-                        size: 1_234,
-                    }],
-                    unit_args: vec!["a b".into(), "c".into(), "d".into()],
-                    units: 3,
-                    requirements: requirements(),
-                    max_price_per_unit: Amount(70),
-                    trust: 2,
-                },
+                app: [0xab; 32],
+                units: 3,
+                trust: 2,
                 fuel_limit: 3_000_000_000,
                 developer: addr(2),
                 royalty_per_unit: Amount(3),
@@ -535,13 +555,30 @@ fn every_record() -> Vec<(&'static str, String)> {
                 submitted_height: 6,
                 state: JobState::Cancelled,
                 accounts: job_accounts(),
-                waiting: vec![waiting_unit()],
-                running: vec![0, 1],
+                waiting: 1,
+                running: 2,
                 accepted: 1,
                 failed: 1,
                 wait_reason: Some(wait_reason()),
             }),
         ),
+        (
+            "job_spec",
+            frozen(&JobSpec {
+                app: [0xab; 32],
+                inputs: vec![InputRef {
+                    name: "scene.obj".into(),
+                    hash: [4; 32],
+                    size: 1_234,
+                }],
+                unit_args: vec!["a b".into(), "c".into(), "d".into()],
+                units: 3,
+                requirements: requirements(),
+                max_price_per_unit: Amount(70),
+                trust: 2,
+            }),
+        ),
+        ("waiting_list", frozen(&WaitingList(vec![waiting_unit()]))),
         ("replica", frozen(&replica(1, ReplicaStatus::Revealed))),
         (
             "unit",
@@ -555,6 +592,7 @@ fn every_record() -> Vec<(&'static str, String)> {
                 ],
                 reveal_deadline: Some(1_000),
                 accepted: Some(([0xd0; 32], 1_500_000_000)),
+                sought: false,
             }),
         ),
         ("id_list", frozen(&IdList(vec![3, ID]))),
@@ -570,7 +608,9 @@ fn every_record() -> Vec<(&'static str, String)> {
                 next_job: 32,
             }),
         ),
-        ("work_list", frozen(&WorkList(vec![(31, 1, 0), (31, 2, 1)]))),
+        ("work_count", frozen(&WorkCount(2))),
+        ("work_item", frozen(&WorkItem((31, 2, 1)))),
+        ("work_slot", frozen(&WorkSlot(1))),
         (
             "assignment_list",
             frozen(&AssignmentList(vec![AssignmentRecord {
@@ -602,7 +642,7 @@ fn every_record_has_its_frozen_bytes_round_trips_and_fits_its_bound() {
 fn empty_records_round_trip() {
     assert_eq!(frozen(&IdList::default()), "00");
     assert_eq!(frozen(&DeadlineList::default()), "00");
-    assert_eq!(frozen(&WorkList::default()), "00");
+    assert_eq!(frozen(&WaitingList::default()), "00");
     assert_eq!(frozen(&AssignmentList::default()), "00");
     assert_eq!(frozen(&AppList::default()), "00");
     frozen(&JobAccounts::default());
@@ -774,7 +814,7 @@ fn every_market_refusal() -> Vec<(Refusal, u16, Vec<u128>)> {
         (Refusal::InvalidJob(JobProblem::ZeroPrice), 12, vec![6]),
         (Refusal::InvalidJob(JobProblem::InputNames), 12, vec![7]),
         (
-            Refusal::InvalidJob(JobProblem::UnitsOverRecordBound { max: 5_000 }),
+            Refusal::InvalidJob(JobProblem::UnitsOverWaitingBound { max: 5_000 }),
             12,
             vec![8, 5_000],
         ),
@@ -1005,17 +1045,17 @@ fn every_exec_and_bank_refusal_keeps_its_code_and_round_trips_through_its_fields
 
 #[test]
 fn a_record_over_its_bound_is_refused_at_write() {
-    let key = market_keys::work_key(11);
+    let key = market_keys::deadline_key(11);
     let mut cache = StateCache::new();
     // 16 bytes an entry: one more entry than fits in the bound.
-    let work = WorkList(vec![(31, 1, 0); WorkList::MAX_BYTES / 16 + 1]);
-    let size = work.to_bytes().len();
+    let deadlines = DeadlineList(vec![(31, 1, 0); DeadlineList::MAX_BYTES / 16 + 1]);
+    let size = deadlines.to_bytes().len();
     assert_eq!(
-        state::store(&mut cache, key, &work),
+        state::store(&mut cache, key, &deadlines),
         Err(Fault::RecordTooLarge {
-            what: "work list",
+            what: "deadline list",
             size,
-            max: WorkList::MAX_BYTES,
+            max: DeadlineList::MAX_BYTES,
         })
     );
     let ids = IdList(vec![ID; IdList::MAX_BYTES / 8 + 1]);
@@ -1031,7 +1071,7 @@ fn a_record_over_its_bound_is_refused_at_write() {
     // Nothing of either reached the block's writes.
     assert!(cache.writes().is_empty());
     // A record within its bound is written.
-    state::store(&mut cache, key, &WorkList(vec![(31, 1, 0)])).unwrap();
+    state::store(&mut cache, key, &DeadlineList(vec![(31, 1, 0)])).unwrap();
     assert_eq!(cache.writes().len(), 1);
 }
 
@@ -1088,7 +1128,11 @@ fn every_record_bound_is_within_the_stores_value_bound() {
         IdList::MAX_BYTES,
         DeadlineList::MAX_BYTES,
         Counters::MAX_BYTES,
-        WorkList::MAX_BYTES,
+        WaitingList::MAX_BYTES,
+        WorkCount::MAX_BYTES,
+        WorkItem::MAX_BYTES,
+        WorkSlot::MAX_BYTES,
+        JobSpec::MAX_BYTES,
         AssignmentList::MAX_BYTES,
         AppList::MAX_BYTES,
         WaitReason::MAX_BYTES,

@@ -9,7 +9,9 @@ use exo_ledger::{
         bank::{self, Pot},
         market::{
             MarketParams, keys,
-            records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkList},
+            records::{
+                Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
+            },
         },
     },
     state::{Namespace, decode},
@@ -143,10 +145,19 @@ impl Market {
     }
 
     fn work(&self, provider: u64) -> Vec<(u64, u32, u32)> {
-        self.chain
-            .get::<WorkList>(&keys::work_key(provider))
-            .map(|w| w.0)
+        let count = self
+            .chain
+            .get::<WorkCount>(&keys::work_key(provider))
             .unwrap_or_default()
+            .0;
+        (0..count)
+            .map(|at| {
+                self.chain
+                    .get::<WorkItem>(&keys::work_item_key(provider, at))
+                    .expect("every position below the count holds a replica")
+                    .0
+            })
+            .collect()
     }
 
     /// The chain's supply and what slashing burnt so far.
@@ -332,8 +343,8 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
     // Matched in the block that carried it: no provider is trusted (weight 1), so each unit
     // gets trust = 2 replicas at once, on the two providers.
     let job = m.job(0);
-    assert_eq!(job.running, vec![0, 1, 2]);
-    assert!(job.waiting.is_empty());
+    assert_eq!(job.running, 3);
+    assert_eq!(job.waiting, 0);
     for unit in 0..3 {
         let replicas = m.unit(0, unit).replicas;
         assert_eq!(replicas.len(), 2);
@@ -435,7 +446,7 @@ fn a_requirement_nobody_meets_waits_with_its_reason() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(job)));
     m.ok(vec![tx]);
     let job = m.job(0);
-    assert_eq!(job.waiting.len(), 2);
+    assert_eq!(job.waiting, 2);
     // The reason is stored as numbers and rendered from them with the job's requirements.
     let reason = job.wait_reason.expect("a reason");
     let gpu = exo_market::Constraint::ALL
@@ -443,7 +454,8 @@ fn a_requirement_nobody_meets_waits_with_its_reason() {
         .position(|c| *c == exo_market::Constraint::Gpu)
         .expect("gpu");
     assert_eq!(reason.excluded_by[gpu], reason.live_offers);
-    let sentence = reason.explain(&job.spec.requirements).to_string();
+    let spec: JobSpec = m.chain.get(&keys::job_spec_key(0)).expect("spec");
+    let sentence = reason.explain(&spec.requirements).to_string();
     assert!(sentence.contains("gpu"), "{sentence}");
 }
 
@@ -563,8 +575,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     assert_eq!(before.0 - after.0, 9 * 1_000);
 
     // A job the requester cannot afford is refused as insufficient funds.
-    let units = exo_ledger::modules::market::max_units_per_job(&spec(1, 4));
-    let mut huge = spec(units, 4);
+    let mut huge = spec(exo_ledger::modules::market::max_units_per_job(), 4);
     huge.max_price_per_unit = Amount::from_exo(100_000);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(huge)));
     let statuses = m.block(vec![tx]);
@@ -768,7 +779,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 1))));
     m.ok(vec![tx]);
     assert_eq!(m.work(0).len(), 1);
-    assert_eq!(m.job(0).waiting.len(), 2);
+    assert_eq!(m.job(0).waiting, 2);
     // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
     // missed deadline is enough.
     let mut m = Market::new(Params {
@@ -791,7 +802,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
     m.ok(vec![tx]);
     assert!(m.work(0).is_empty());
-    assert_eq!(m.job(1).waiting.len(), 1);
+    assert_eq!(m.job(1).waiting, 1);
 }
 
 #[test]
@@ -814,22 +825,22 @@ fn two_identical_jobs_in_one_block_get_their_own_ids_in_their_receipts() {
     assert_eq!(receipts[0].as_ref().expect("fresh").created, vec![]);
 }
 
-/// A job so large that its record could outgrow its bound (every unit waiting with its
-/// replicas' providers excluded) is refused at submission, with the limit in the receipt,
+/// A job so large that its waiting units could outgrow their record (every unit waiting with
+/// its replicas' providers excluded) is refused at submission, with the limit in the receipt,
 /// instead of halting the chain at the end of a later block.
 #[test]
-fn a_job_whose_record_could_outgrow_its_bound_is_refused() {
+fn a_job_whose_waiting_list_could_outgrow_its_record_is_refused() {
     use exo_ledger::modules::market::{JobProblem, Refusal, max_units_per_job};
     let mut m = Market::new(Params::default());
     m.setup(&[]);
-    let max = max_units_per_job(&spec(1, 1));
-    assert!((3_000..exo_types::MAX_JOB_UNITS).contains(&max), "{max}");
+    let max = max_units_per_job();
+    assert!((4_000..exo_types::MAX_JOB_UNITS).contains(&max), "{max}");
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(max + 1, 1))));
     let statuses = m.block(vec![tx]);
     assert_eq!(
         statuses[0],
         TxStatus::Rejected(Rejection::Market(Refusal::InvalidJob(
-            JobProblem::UnitsOverRecordBound { max }
+            JobProblem::UnitsOverWaitingBound { max }
         )))
     );
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(max, 1))));
@@ -855,7 +866,7 @@ fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
     assert_eq!(m.unit(0, 0).replicas.len(), 1);
-    assert_eq!(m.job(0).waiting.len(), 1);
+    assert_eq!(m.job(0).waiting, 1);
     let commit = m.commit(p, truth(0, 0), 0, 0);
     m.ok(vec![commit]);
     assert_eq!(m.unit(0, 0).reveal_deadline, None);

@@ -18,7 +18,10 @@ use exo_ledger::{
         bank::{self, Pot},
         market::{
             MarketParams, keys,
-            records::{IdList, Job, OwnerIndex, Provider, WorkList},
+            records::{
+                IdList, Job, OwnerIndex, Provider, Unit, UnitState, WaitingList, WorkCount,
+                WorkItem, WorkSlot,
+            },
         },
     },
     state::{Namespace, decode},
@@ -234,10 +237,22 @@ impl Machine {
     }
 
     fn work(&self, who: u64) -> Vec<(u64, u32, u32)> {
-        self.provider(who)
-            .and_then(|p| self.chain.get::<WorkList>(&keys::work_key(p.id)))
-            .map(|w| w.0)
+        let Some(p) = self.provider(who) else {
+            return Vec::new();
+        };
+        let count = self
+            .chain
+            .get::<WorkCount>(&keys::work_key(p.id))
             .unwrap_or_default()
+            .0;
+        (0..count)
+            .map(|at| {
+                self.chain
+                    .get::<WorkItem>(&keys::work_item_key(p.id, at))
+                    .expect("every position below the count holds a replica")
+                    .0
+            })
+            .collect()
     }
 
     fn list(&self, key: exo_ledger::Key) -> Vec<u64> {
@@ -455,9 +470,113 @@ impl Machine {
         }
         let supply: bank::Supply = self.chain.get(&bank::supply_key()).unwrap();
         assert_eq!(held, supply.total.0, "balances and pots against the supply");
+        self.audit_market_indexes();
         assert_eq!(
             supply.total.0 + supply.burnt.0,
             1_000 * 1_000_000_000 * ACCOUNTS as u128
+        );
+    }
+
+    /// The market's indexes against the records they index: each provider's work set holds
+    /// exactly its open replicas, each at the position its slot record gives; a unit says a
+    /// replica of it is sought exactly when its job lists it as waiting; a job counts its
+    /// waiting and running units right.
+    fn audit_market_indexes(&self) {
+        let entries = &self.chain.store.entries;
+        let in_table = |key: &exo_ledger::Key, table: keys::Table| {
+            key[0] == Namespace::Market as u8 && key[1] == table as u8
+        };
+        let mut open_replicas = 0u64;
+        let mut running: BTreeMap<u64, u32> = BTreeMap::new();
+        for (key, value) in entries
+            .iter()
+            .filter(|(k, _)| in_table(k, keys::Table::Unit))
+        {
+            let unit: Unit = decode(value).unwrap();
+            let job: Job = self.chain.get(&keys::job_key(unit.job)).unwrap();
+            let waiting: WaitingList = self
+                .chain
+                .get(&keys::waiting_key(unit.job))
+                .unwrap_or_default();
+            assert_eq!(
+                unit.sought,
+                waiting.0.iter().any(|w| w.unit == unit.unit),
+                "unit {}/{} sought",
+                unit.job,
+                unit.unit
+            );
+            if unit.state == UnitState::Running {
+                *running.entry(unit.job).or_default() += 1;
+            }
+            assert!(job.units > unit.unit, "{key:?}");
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                open_replicas += 1;
+                let slot: WorkSlot = self
+                    .chain
+                    .get(&keys::work_slot_key(
+                        r.provider,
+                        (unit.job, unit.unit, r.index),
+                    ))
+                    .expect("an open replica is in its provider's work set");
+                let item: WorkItem = self
+                    .chain
+                    .get(&keys::work_item_key(r.provider, slot.0))
+                    .unwrap();
+                assert_eq!(item.0, (unit.job, unit.unit, r.index));
+            }
+        }
+        for (_, value) in entries
+            .iter()
+            .filter(|(k, _)| in_table(k, keys::Table::Job))
+        {
+            let job: Job = decode(value).unwrap();
+            let waiting: WaitingList = self
+                .chain
+                .get(&keys::waiting_key(job.id))
+                .unwrap_or_default();
+            assert_eq!(
+                job.waiting as usize,
+                waiting.0.len(),
+                "job {} waiting",
+                job.id
+            );
+            assert_eq!(
+                job.running,
+                running.get(&job.id).copied().unwrap_or(0),
+                "job {} running",
+                job.id
+            );
+            assert!(
+                self.chain
+                    .get::<JobSpec>(&keys::job_spec_key(job.id))
+                    .is_some()
+            );
+        }
+        let mut listed = 0u64;
+        for (key, value) in entries
+            .iter()
+            .filter(|(k, _)| in_table(k, keys::Table::Work))
+        {
+            let provider = u64::from_be_bytes(key[26..34].try_into().unwrap());
+            let count: WorkCount = decode(value).unwrap();
+            assert!(count.0 > 0, "an empty work set has no count record");
+            listed += u64::from(count.0);
+            assert!(
+                (0..count.0).all(|at| entries.contains_key(&keys::work_item_key(provider, at))),
+                "provider {provider}'s work set has a gap"
+            );
+        }
+        let items = entries
+            .keys()
+            .filter(|k| in_table(k, keys::Table::WorkItem))
+            .count() as u64;
+        let slots = entries
+            .keys()
+            .filter(|k| in_table(k, keys::Table::WorkSlot))
+            .count() as u64;
+        assert_eq!(
+            (listed, items, slots),
+            (open_replicas, open_replicas, open_replicas)
         );
     }
 

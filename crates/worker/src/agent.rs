@@ -402,6 +402,7 @@ impl Agent {
     /// (the list can change between pages, and offsets then skip items).
     async fn work_list(&self, provider: u64) -> Result<(Vec<WorkItem>, bool), String> {
         let mut work = Vec::new();
+        let mut seen = HashSet::new();
         let mut from = 0;
         let mut height = None;
         let mut consistent = true;
@@ -412,7 +413,13 @@ impl Agent {
                 .await
                 .map_err(|e| e.to_string())?;
             consistent &= *height.get_or_insert(page.height) == page.height;
-            work.extend(page.work);
+            // The node lists a work set by position, and a removal moves its last replica
+            // into the freed position: pages read at different heights may repeat one.
+            for item in page.work {
+                if seen.insert((item.job, item.unit, item.replica)) {
+                    work.push(item);
+                }
+            }
             match page.next {
                 Some(next) if next > from => from = next,
                 _ => return Ok((work, consistent)),
@@ -527,6 +534,10 @@ impl Agent {
                 _ => {}
             }
         }
+        // The node's order is not the order of assignment: the replicas due first run first.
+        to_run.sort_by_key(|(item, _): &(WorkItem, String)| {
+            (item.commit_deadline, item.job, item.unit, item.replica)
+        });
         for (item, key) in to_run {
             self.start_run(item, key);
         }

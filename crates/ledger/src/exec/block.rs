@@ -118,6 +118,9 @@ pub struct BlockOutcome {
     pub meta: ChainMeta,
     /// The block's net writes, in key order.
     pub writes: BTreeMap<Key, Option<Vec<u8>>>,
+    /// How many times the runner asked for keys ([`Step::Need`]): each is a round trip to the
+    /// store and a re-run of the piece of work that needed them.
+    pub store_rounds: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +145,7 @@ pub struct BlockRun<'g> {
     evicted: Vec<TxHash>,
     new_evidence: Vec<bool>,
     block_bytes: usize,
+    store_rounds: u32,
 }
 
 impl<'g> BlockRun<'g> {
@@ -158,6 +162,7 @@ impl<'g> BlockRun<'g> {
             evicted: Vec::new(),
             new_evidence: Vec::new(),
             block_bytes: 0,
+            store_rounds: 0,
         }
     }
 
@@ -174,6 +179,7 @@ impl<'g> BlockRun<'g> {
                 Ok(()) => {}
                 Err(Halt::Missing(missing)) => {
                     self.cache.rollback(checkpoint);
+                    self.store_rounds = self.store_rounds.saturating_add(1);
                     return Ok(Step::Need(missing.0));
                 }
                 Err(Halt::Fault(fault)) => return Err(fault),
@@ -210,6 +216,7 @@ impl<'g> BlockRun<'g> {
             new_evidence: self.new_evidence,
             meta: self.meta,
             writes: self.cache.into_writes(),
+            store_rounds: self.store_rounds,
         }
     }
 

@@ -53,15 +53,33 @@ impl StateCache {
     /// Fails with every key of `keys` the cache does not hold, so that the caller loads them
     /// in one round instead of one retry per key.
     pub fn require(&self, keys: impl IntoIterator<Item = Key>) -> Result<(), Missing> {
-        let missing: Vec<Key> = keys
-            .into_iter()
-            .filter(|k| !self.writes.contains_key(k) && !self.loaded.contains_key(k))
-            .collect();
+        let missing: Vec<Key> = keys.into_iter().filter(|k| !self.holds(k)).collect();
         if missing.is_empty() {
             Ok(())
         } else {
             Err(Missing(missing))
         }
+    }
+
+    /// Fails only when `key` is not held, and then asks for it together with the keys of
+    /// `next` the cache does not hold: those the caller expects to need soon, loaded in the
+    /// same round. (Requiring the whole window every time would cost a round per step as the
+    /// window slides.)
+    pub fn require_ahead(
+        &self,
+        key: Key,
+        next: impl IntoIterator<Item = Key>,
+    ) -> Result<(), Missing> {
+        if self.holds(&key) {
+            return Ok(());
+        }
+        let mut missing = vec![key];
+        missing.extend(next.into_iter().filter(|k| *k != key && !self.holds(k)));
+        Err(Missing(missing))
+    }
+
+    fn holds(&self, key: &Key) -> bool {
+        self.writes.contains_key(key) || self.loaded.contains_key(key)
     }
 
     /// Writes (or with `None`, deletes) `key`.

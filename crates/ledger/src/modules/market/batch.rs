@@ -4,8 +4,8 @@
 use super::{
     Market,
     keys::{
-        assignments_key, book_key, job_key, offer_key, open_jobs_key, provider_key, unit_key,
-        work_key,
+        assignments_key, book_key, job_key, job_spec_key, offer_key, open_jobs_key, provider_key,
+        unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
         AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus, Unit,
@@ -14,7 +14,23 @@ use super::{
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
-use exo_types::{Amount, Hash32};
+use exo_types::{Amount, Hash32, JobSpec};
+
+/// An open job the batch match works on: its header, its spec and its waiting units.
+pub(super) struct Matching {
+    job: Job,
+    spec: JobSpec,
+    waiting: Vec<WaitingUnit>,
+}
+
+impl Matching {
+    /// Whether `unit`, which has a waiting entry, never had a replica assigned.
+    fn is_new(&self, unit: u32) -> bool {
+        self.waiting
+            .binary_search_by_key(&unit, |w| w.unit)
+            .is_ok_and(|at| !self.waiting[at].started)
+    }
+}
 
 fn hash32(bytes: &[u8]) -> Hash32 {
     let digest = exo_types::hash_bytes(bytes);
@@ -53,12 +69,25 @@ impl Market<'_> {
                 .map(|id| job_key(*id))
                 .chain(book.0.iter().map(|id| offer_key(*id))),
         )?;
-        let mut jobs: Vec<Job> = Vec::new();
+        let mut headers: Vec<Job> = Vec::new();
         for id in &open.0 {
             let job: Job = expect(cache, &job_key(*id))?;
-            if job.state == JobState::Open && !job.waiting.is_empty() {
-                jobs.push(job);
+            if job.state == JobState::Open && job.waiting > 0 {
+                headers.push(job);
             }
+        }
+        cache.require(
+            headers
+                .iter()
+                .flat_map(|j| [job_spec_key(j.id), waiting_key(j.id)]),
+        )?;
+        let mut jobs: Vec<Matching> = Vec::with_capacity(headers.len());
+        for job in headers {
+            jobs.push(Matching {
+                spec: expect(cache, &job_spec_key(job.id))?,
+                waiting: Self::waiting(cache, &job)?,
+                job,
+            });
         }
         if jobs.is_empty() {
             return Ok(());
@@ -126,19 +155,18 @@ impl Market<'_> {
                 .collect();
             let demands: Vec<Demand> = jobs
                 .iter()
-                .filter_map(|job| {
-                    let trust = u32::from(job.spec.trust);
+                .filter_map(|m| {
+                    let trust = u32::from(m.job.trust);
                     let first = if pass == Pass::Trusted {
                         trust.div_ceil(2)
                     } else {
                         trust
                     };
-                    let units: Vec<UnitDemand> = job
+                    let units: Vec<UnitDemand> = m
                         .waiting
                         .iter()
                         .filter_map(|w| {
-                            let running = job.running.binary_search(&w.unit).is_ok();
-                            let replicas = match (running, pass) {
+                            let replicas = match (w.started, pass) {
                                 (true, _) => w.replicas.clone(),
                                 (false, Pass::Running) => return None,
                                 (false, _) => (0..first).collect(),
@@ -151,10 +179,10 @@ impl Market<'_> {
                         })
                         .collect();
                     (!units.is_empty()).then(|| Demand {
-                        job: JobId(job.id),
-                        requirements: job.spec.requirements.clone(),
-                        max_price_per_unit: job.spec.max_price_per_unit.0,
-                        submitted_height: job.submitted_height,
+                        job: JobId(m.job.id),
+                        requirements: m.spec.requirements.clone(),
+                        max_price_per_unit: m.spec.max_price_per_unit.0,
+                        submitted_height: m.job.submitted_height,
                         units,
                     })
                 })
@@ -203,12 +231,16 @@ impl Market<'_> {
             store(cache, assignments_key(self.env.height), &log)?;
         }
         // Explanations: the numbers of each job's first unmatched slot.
-        for job in jobs.iter_mut() {
+        for Matching {
+            mut job, waiting, ..
+        } in jobs
+        {
             job.wait_reason = unmatched
                 .iter()
                 .find(|u| u.job.0 == job.id)
                 .map(|u| WaitReason::of(&u.reason));
-            store(cache, job_key(job.id), job)?;
+            Self::store_waiting(cache, &mut job, waiting)?;
+            store(cache, job_key(job.id), &job)?;
         }
         Ok(())
     }
@@ -222,12 +254,13 @@ impl Market<'_> {
     /// when conflicts cannot be swapped away, the job keeps the matcher's assignment.
     pub(super) fn deal_checks(
         &self,
-        jobs: &[Job],
+        jobs: &[Matching],
         assignments: &mut [exo_market::Assignment],
         pass: u8,
     ) {
-        for job in jobs {
-            let new = |unit: u32| job.running.binary_search(&unit).is_err();
+        for m in jobs {
+            let job = &m.job;
+            let new = |unit: u32| m.is_new(unit);
             let checks: Vec<usize> = (0..assignments.len())
                 .filter(|&i| {
                     let a = &assignments[i];
@@ -246,7 +279,7 @@ impl Market<'_> {
                 .collect();
             for &i in &checks {
                 let unit = assignments[i].unit;
-                if let Some(w) = job.waiting.iter().find(|w| w.unit == unit) {
+                if let Some(w) = m.waiting.iter().find(|w| w.unit == unit) {
                     fixed.extend(w.exclude.iter().map(|p| (unit, *p)));
                 }
             }
@@ -325,7 +358,7 @@ impl Market<'_> {
     pub(super) fn assign(
         &mut self,
         cache: &mut StateCache,
-        jobs: &mut [Job],
+        jobs: &mut [Matching],
         assignments: &[exo_market::Assignment],
         log: &mut AssignmentList,
     ) -> Result<(), Halt> {
@@ -338,15 +371,21 @@ impl Market<'_> {
         cache.require(
             assignments
                 .iter()
-                .map(|a| work_key(a.provider.0))
+                .flat_map(|a| {
+                    [
+                        work_key(a.provider.0),
+                        work_slot_key(a.provider.0, (a.job.0, a.unit, a.replica)),
+                    ]
+                })
                 .chain(std::iter::once(assignments_key(self.env.height))),
         )?;
         // Units started by this pass, with the weight of the replicas they got.
         let mut started: Vec<(u64, u32, u32)> = Vec::new();
         for assignment in assignments {
-            let Some(job) = jobs.iter_mut().find(|j| j.id == assignment.job.0) else {
+            let Some(m) = jobs.iter_mut().find(|m| m.job.id == assignment.job.0) else {
                 continue;
             };
+            let job = &mut m.job;
             let mut provider = Self::provider(cache, assignment.provider.0)?;
             provider.active += 1;
             let weight = self.weight(&provider);
@@ -358,9 +397,14 @@ impl Market<'_> {
                 replicas: Vec::new(),
                 reveal_deadline: None,
                 accepted: None,
+                sought: false,
             });
             if unit.replicas.is_empty() {
                 started.push((job.id, assignment.unit, 0));
+                job.running = job
+                    .running
+                    .checked_add(1)
+                    .ok_or(Fault::Overflow("job running units"))?;
             }
             if let Some(s) = started
                 .iter_mut()
@@ -401,29 +445,32 @@ impl Market<'_> {
                 price_per_unit: Amount(assignment.price_per_unit),
                 commit_deadline,
             });
-            if let Some(w) = job.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
+            if let Some(w) = m.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
+                w.started = true;
                 w.replicas.retain(|r| *r != assignment.replica);
                 if !w.exclude.contains(&provider.id) {
                     let at = w.exclude.partition_point(|p| *p < provider.id);
                     w.exclude.insert(at, provider.id);
                 }
             }
-            job.waiting.retain(|w| !w.replicas.is_empty());
-            if let Err(at) = job.running.binary_search(&assignment.unit) {
-                job.running.insert(at, assignment.unit);
-            }
-            store(cache, unit_key(job.id, assignment.unit), &unit)?;
+            m.waiting.retain(|w| !w.replicas.is_empty());
+            // Waiting units are in unit order.
+            unit.sought = m
+                .waiting
+                .binary_search_by_key(&assignment.unit, |w| w.unit)
+                .is_ok();
+            store(cache, unit_key(m.job.id, assignment.unit), &unit)?;
         }
         // What the started units got decides how many more they need: enough weight to reach
         // the trust level, or, when one provider is trusted enough, a hidden audit by chance.
         for (job_id, unit_index, weight) in started {
-            let Some(job) = jobs.iter_mut().find(|j| j.id == job_id) else {
+            let Some(m) = jobs.iter_mut().find(|m| m.job.id == job_id) else {
                 continue;
             };
-            let Some(unit) = Self::unit(cache, job_id, unit_index)? else {
+            let Some(mut unit) = Self::unit(cache, job_id, unit_index)? else {
                 continue;
             };
-            let trust = u32::from(job.spec.trust);
+            let trust = u32::from(m.job.trust);
             let more = if weight >= trust {
                 u32::from(unit.replicas.len() == 1 && self.draw_audit(job_id, unit_index))
             } else {
@@ -436,8 +483,8 @@ impl Market<'_> {
             let mut exclude: Vec<u64> = unit.replicas.iter().map(|r| r.provider).collect();
             exclude.sort_unstable();
             exclude.dedup();
-            let at = job.waiting.partition_point(|w| w.unit < unit_index);
-            match job.waiting.get_mut(at).filter(|w| w.unit == unit_index) {
+            let at = m.waiting.partition_point(|w| w.unit < unit_index);
+            match m.waiting.get_mut(at).filter(|w| w.unit == unit_index) {
                 // A new unit's waiting entry goes when its first replica is placed; one still
                 // here lists replicas the matcher could not place this pass.
                 Some(w) => {
@@ -448,15 +495,18 @@ impl Market<'_> {
                     }
                     w.exclude = exclude;
                 }
-                None => job.waiting.insert(
+                None => m.waiting.insert(
                     at,
                     WaitingUnit {
                         unit: unit_index,
+                        started: true,
                         replicas: (next..next + more).collect(),
                         exclude,
                     },
                 ),
             }
+            unit.sought = true;
+            store(cache, unit_key(job_id, unit_index), &unit)?;
         }
         Ok(())
     }

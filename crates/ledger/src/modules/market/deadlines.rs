@@ -74,26 +74,23 @@ impl Market<'_> {
                 store(cache, provider_key(provider.id), &provider)?;
                 self.release_slot(cache, job_id, unit_index, replica)?;
             }
-            let mut job: Job = expect(cache, &job_key(job_id))?;
             if replica_index == REVEAL_DEADLINE {
                 // Judge what was revealed; without agreement a new replica is sought.
-                store(cache, job_key(job_id), &job)?;
                 self.evaluate(cache, &mut unit)?;
             } else {
+                let mut job: Job = expect(cache, &job_key(job_id))?;
                 // Replace each no-show with a replica from someone else.
                 for _ in &no_shows {
                     if (unit.replicas.len() as u32) < job.max_replicas + 2
                         && job.state == JobState::Open
                     {
-                        self.seek_replica(&mut job, &mut unit);
+                        self.seek_replica(cache, &mut job, &mut unit)?;
                     }
                 }
-                if !job.waiting.iter().any(|w| w.unit == unit.unit)
-                    && !unit.replicas.iter().any(|r| r.status.is_open())
-                {
+                if !unit.sought && !unit.replicas.iter().any(|r| r.status.is_open()) {
                     self.fail(cache, &mut job, &mut unit)?;
                 }
-                self.maybe_open_reveals_with(cache, &mut unit, &job)?;
+                self.maybe_open_reveals(cache, &mut unit)?;
                 self.maybe_close_job(cache, &mut job)?;
                 store(cache, job_key(job_id), &job)?;
             }

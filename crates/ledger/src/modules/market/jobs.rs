@@ -2,9 +2,10 @@
 
 use super::{
     JobProblem, Market, Refusal, Verdict,
-    keys::{app_key, counters_key, job_key, open_jobs_key, unit_key},
+    keys::{app_key, counters_key, job_key, job_spec_key, open_jobs_key, unit_key, waiting_key},
     records::{
-        App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, ReplicaStatus, WaitReason, WaitingUnit,
+        App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, ReplicaStatus, Unit, WaitingList,
+        WaitingUnit,
     },
     refuse,
     settlement::worst_case_escrow,
@@ -12,33 +13,25 @@ use super::{
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Fault, Halt, Record, StateCache, expect, load, store},
+    state::{Fault, Halt, Record, StateCache, expect, load, remove, store},
 };
-use commonware_codec::EncodeSize;
 use exo_types::{Address, Amount, JobSpec, MAX_JOB_UNITS, MAX_TRUST};
 
-/// The most units a job of `spec` may have so that its record fits its bound whatever happens
-/// to its replicas: every unit waiting with as many replicas sought and as many providers
-/// excluded as a unit can hold, every unit running, the payment breakdown full. Without it, a
-/// large job whose replicas keep failing would grow its record at the end of a block past the
-/// bound, a fault that halts the chain.
-pub fn max_units_per_job(spec: &JobSpec) -> u32 {
-    let worst_waiting = WaitingUnit {
+/// The most units a job may have so that its waiting list fits its record's bound whatever
+/// happens to its replicas: every unit waiting with as many replicas sought and as many
+/// providers excluded as a unit can hold. Without it, a large job whose replicas keep failing
+/// would grow its waiting list at the end of a block past the bound, a fault that halts the
+/// chain.
+pub fn max_units_per_job() -> u32 {
+    let worst = WaitingUnit {
         unit: u32::MAX,
+        started: true,
         replicas: vec![u32::MAX; MAX_UNIT_REPLICAS],
         exclude: vec![u64::MAX; MAX_UNIT_REPLICAS],
-    }
-    .to_bytes()
-    .len();
-    // Ids, addresses, terms, counts and the lists' length prefixes: 117 bytes today.
-    const FIXED: usize = 256;
-    let room = Job::MAX_BYTES
-        .saturating_sub(FIXED)
-        .saturating_sub(spec.encode_size())
-        .saturating_sub(JobAccounts::MAX_BYTES)
-        .saturating_sub(WaitReason::MAX_BYTES + 1);
-    // A unit takes a waiting entry and a running entry (four bytes) at most.
-    let units = room / (worst_waiting + 4);
+    };
+    let per_unit = worst.to_bytes().len();
+    // The list's own length prefix takes at most 9 bytes.
+    let units = (WaitingList::MAX_BYTES - 9) / per_unit;
     u32::try_from(units).unwrap_or(u32::MAX).min(MAX_JOB_UNITS)
 }
 
@@ -53,9 +46,9 @@ impl Market<'_> {
         if spec.units == 0 || spec.units > MAX_JOB_UNITS {
             return invalid(JobProblem::Units { units: spec.units });
         }
-        let max_units = max_units_per_job(spec);
+        let max_units = max_units_per_job();
         if spec.units > max_units {
-            return invalid(JobProblem::UnitsOverRecordBound { max: max_units });
+            return invalid(JobProblem::UnitsOverWaitingBound { max: max_units });
         }
         if spec.trust == 0 || spec.trust > MAX_TRUST {
             return invalid(JobProblem::Trust { trust: spec.trust });
@@ -116,10 +109,21 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         open.0.push(id);
         store(cache, open_jobs_key(), &open)?;
-        let job = Job {
+        store(cache, job_spec_key(id), spec)?;
+        let waiting: Vec<WaitingUnit> = (0..spec.units)
+            .map(|unit| WaitingUnit {
+                unit,
+                started: false,
+                replicas: vec![0],
+                exclude: Vec::new(),
+            })
+            .collect();
+        let mut job = Job {
             id,
             requester: requester.clone(),
-            spec: spec.clone(),
+            app: spec.app,
+            units: spec.units,
+            trust: spec.trust,
             fuel_limit: spec.requirements.fuel_limit,
             developer: app.developer,
             royalty_per_unit: app.royalty_per_unit,
@@ -131,18 +135,13 @@ impl Market<'_> {
                 held: escrow,
                 ..JobAccounts::default()
             },
-            waiting: (0..spec.units)
-                .map(|unit| WaitingUnit {
-                    unit,
-                    replicas: vec![0],
-                    exclude: Vec::new(),
-                })
-                .collect(),
-            running: Vec::new(),
+            waiting: 0,
+            running: 0,
             accepted: 0,
             failed: 0,
             wait_reason: None,
         };
+        Self::store_waiting(cache, &mut job, waiting)?;
         store(cache, job_key(id), &job)?;
         self.created.push(Created::Job(id));
         Ok(Ok(()))
@@ -164,25 +163,22 @@ impl Market<'_> {
             return refuse(Refusal::JobClosed { job: id });
         }
         job.state = JobState::Cancelled;
-        job.failed += job
-            .waiting
-            .iter()
-            .filter(|w| !job.running.contains(&w.unit))
-            .count() as u32;
+        let waiting = Self::waiting(cache, &job)?;
+        cache.require(
+            waiting
+                .iter()
+                .filter(|w| w.started)
+                .map(|w| unit_key(id, w.unit)),
+        )?;
+        job.failed += waiting.iter().filter(|w| !w.started).count() as u32;
+        Self::store_waiting(cache, &mut job, Vec::new())?;
+        store(cache, job_key(id), &job)?;
         // Running units that waited for another replica get none now: what their replicas
         // committed may still reveal, and a unit with nothing left to reveal is judged now.
-        let seeking: Vec<u32> = job
-            .waiting
-            .iter()
-            .filter(|w| job.running.contains(&w.unit))
-            .map(|w| w.unit)
-            .collect();
-        job.waiting.clear();
-        store(cache, job_key(id), &job)?;
-        for index in seeking {
-            let Some(mut unit) = Self::unit(cache, id, index)? else {
-                continue;
-            };
+        for w in waiting.iter().filter(|w| w.started) {
+            let key = unit_key(id, w.unit);
+            let mut unit: Unit = expect(cache, &key)?;
+            unit.sought = false;
             let has = |status| unit.replicas.iter().any(|r| r.status == status);
             if has(ReplicaStatus::Assigned) {
                 // Its commit deadline settles it.
@@ -191,7 +187,7 @@ impl Market<'_> {
             } else {
                 self.evaluate(cache, &mut unit)?;
             }
-            store(cache, unit_key(id, index), &unit)?;
+            store(cache, key, &unit)?;
         }
         let mut job: Job = expect(cache, &job_key(id))?;
         self.maybe_close_job(cache, &mut job)?;
@@ -205,7 +201,7 @@ impl Market<'_> {
         cache: &mut StateCache,
         job: &mut Job,
     ) -> Result<(), Halt> {
-        let finished = job.waiting.is_empty() && job.running.is_empty();
+        let finished = job.waiting == 0 && job.running == 0;
         if !finished {
             return Ok(());
         }
@@ -227,6 +223,41 @@ impl Market<'_> {
         let mut open = Self::id_list(cache, open_jobs_key())?;
         open.0.retain(|j| *j != job.id);
         store(cache, open_jobs_key(), &open)?;
+        Ok(())
+    }
+
+    /// The units of `job` that need providers, in unit order.
+    pub(super) fn waiting(cache: &StateCache, job: &Job) -> Result<Vec<WaitingUnit>, Halt> {
+        if job.waiting == 0 {
+            return Ok(Vec::new());
+        }
+        let list: WaitingList = expect(cache, &waiting_key(job.id))?;
+        if list.0.len() != job.waiting as usize {
+            return Err(Fault::Invariant(format!(
+                "job {} counts {} waiting units and lists {}",
+                job.id,
+                job.waiting,
+                list.0.len()
+            ))
+            .into());
+        }
+        Ok(list.0)
+    }
+
+    /// Writes the units of `job` that need providers, and their number in its header (which
+    /// the caller stores).
+    pub(super) fn store_waiting(
+        cache: &mut StateCache,
+        job: &mut Job,
+        waiting: Vec<WaitingUnit>,
+    ) -> Result<(), Halt> {
+        job.waiting =
+            u32::try_from(waiting.len()).map_err(|_| Fault::Overflow("job waiting units"))?;
+        if waiting.is_empty() {
+            remove(cache, waiting_key(job.id));
+        } else {
+            store(cache, waiting_key(job.id), &WaitingList(waiting))?;
+        }
         Ok(())
     }
 }

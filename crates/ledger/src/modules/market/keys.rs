@@ -20,7 +20,8 @@ pub enum Table {
     App = 5,
     /// The deadlines falling due at a height.
     Deadline = 6,
-    /// A provider's open replicas, by provider id: what its worker must do.
+    /// How many open replicas a provider holds, by provider id (a [`super::records::WorkCount`]).
+    /// Until the work set was indexed this table held the whole list in one record.
     Work = 7,
     /// The assignments made by the batch match of a block, by height.
     Assignments = 8,
@@ -32,6 +33,15 @@ pub enum Table {
     OpenJobs = 11,
     /// The module hashes of the published apps (one record).
     Apps = 12,
+    /// A job's spec as submitted, by job id; written once.
+    JobSpec = 13,
+    /// A job's units that need providers, by job id.
+    JobWaiting = 14,
+    /// A provider's open replica at a position of its work set, by provider id and position.
+    WorkItem = 15,
+    /// The position of an open replica in its provider's work set, by provider id, job id,
+    /// unit and replica.
+    WorkSlot = 16,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -73,8 +83,35 @@ pub fn deadline_key(height: u64) -> Key {
     id(Table::Deadline, height)
 }
 
+pub fn job_spec_key(job: u64) -> Key {
+    id(Table::JobSpec, job)
+}
+
+pub fn waiting_key(job: u64) -> Key {
+    id(Table::JobWaiting, job)
+}
+
+/// The number of open replicas of `provider`.
 pub fn work_key(provider: u64) -> Key {
     id(Table::Work, provider)
+}
+
+/// The open replica of `provider` at `position` of its work set.
+pub fn work_item_key(provider: u64, position: u32) -> Key {
+    let mut raw = [0u8; 12];
+    raw[..8].copy_from_slice(&provider.to_be_bytes());
+    raw[8..].copy_from_slice(&position.to_be_bytes());
+    keys::key(Namespace::Market, Table::WorkItem as u8, &raw)
+}
+
+/// The position of replica `(job, unit, replica)` in the work set of `provider`.
+pub fn work_slot_key(provider: u64, (job, unit, replica): (u64, u32, u32)) -> Key {
+    let mut raw = [0u8; 24];
+    raw[..8].copy_from_slice(&provider.to_be_bytes());
+    raw[8..16].copy_from_slice(&job.to_be_bytes());
+    raw[16..20].copy_from_slice(&unit.to_be_bytes());
+    raw[20..].copy_from_slice(&replica.to_be_bytes());
+    keys::key(Namespace::Market, Table::WorkSlot as u8, &raw)
 }
 
 pub fn assignments_key(height: u64) -> Key {

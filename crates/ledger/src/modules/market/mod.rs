@@ -45,6 +45,8 @@ pub mod records;
 mod refusal;
 mod reputation;
 mod settlement;
+#[cfg(test)]
+mod tests;
 
 pub use apps::MAX_APPS;
 pub use jobs::max_units_per_job;

@@ -2,7 +2,7 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{job_key, provider_key, unit_key},
+    keys::{job_key, offer_key, provider_key, unit_key, work_key, work_slot_key},
     records::{Job, JobState, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit},
     refuse,
 };
@@ -75,16 +75,6 @@ impl Market<'_> {
         Ok(Ok(()))
     }
 
-    /// Opens the reveal phase once every open replica committed and none is still sought.
-    pub(super) fn maybe_open_reveals(
-        &mut self,
-        cache: &mut StateCache,
-        unit: &mut Unit,
-    ) -> Result<(), Halt> {
-        let job: Job = expect(cache, &job_key(unit.job))?;
-        self.maybe_open_reveals_with(cache, unit, &job)
-    }
-
     /// Records reveals. Each entry is applied on its own: an entry whose replica no longer
     /// awaits a reveal (the unit was settled, the replica missed its deadline or revealed
     /// already) is skipped. An entry that is wrong refuses the whole batch: an unknown replica,
@@ -100,6 +90,25 @@ impl Market<'_> {
             return refuse(Refusal::NotAProvider);
         };
         cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
+        // What settling these units may touch, loaded in one round rather than one retry
+        // each: their jobs, and each open replica's provider, offer and place in its
+        // provider's work set.
+        let mut touched = Vec::new();
+        for reveal in reveals {
+            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                continue;
+            };
+            touched.push(job_key(unit.job));
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                touched.extend([
+                    provider_key(r.provider),
+                    offer_key(r.offer),
+                    work_key(r.provider),
+                    work_slot_key(r.provider, (unit.job, unit.unit, r.index)),
+                ]);
+            }
+        }
+        cache.require(touched)?;
         for reveal in reveals {
             let (mut unit, at) = match Self::owned_replica(
                 cache,
@@ -194,7 +203,7 @@ impl Market<'_> {
                 None => groups.push((result, weight, 1)),
             }
         }
-        let trust = u32::from(job.spec.trust);
+        let trust = u32::from(job.trust);
         let winner = match groups.as_slice() {
             [] => None,
             [(result, weight, _)] => (*weight >= trust).then_some(*result),
@@ -211,7 +220,7 @@ impl Market<'_> {
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
         } else if (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open {
-            self.seek_replica(&mut job, unit);
+            self.seek_replica(cache, &mut job, unit)?;
         } else {
             self.fail(cache, &mut job, unit)?;
         }
@@ -222,13 +231,18 @@ impl Market<'_> {
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
     /// one.
-    pub(super) fn seek_replica(&self, job: &mut Job, unit: &mut Unit) {
+    pub(super) fn seek_replica(
+        &self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+    ) -> Result<(), Halt> {
         if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
-            return;
+            return Ok(());
         }
+        let mut waiting = Self::waiting(cache, job)?;
         // Past every replica assigned and every replica still sought: an index is never reused.
-        let waiting = job
-            .waiting
+        let sought = waiting
             .iter()
             .filter(|w| w.unit == unit.unit)
             .flat_map(|w| w.replicas.iter().copied());
@@ -236,7 +250,7 @@ impl Market<'_> {
             .replicas
             .iter()
             .map(|r| r.index)
-            .chain(waiting)
+            .chain(sought)
             .map(|i| i + 1)
             .max()
             .unwrap_or(0);
@@ -245,7 +259,7 @@ impl Market<'_> {
         exclude.dedup();
         exclude.truncate(exo_market::MAX_EXCLUDE_PER_UNIT);
         unit.reveal_deadline = None;
-        match job.waiting.iter_mut().find(|w| w.unit == unit.unit) {
+        match waiting.iter_mut().find(|w| w.unit == unit.unit) {
             Some(w) => {
                 if let Err(at) = w.replicas.binary_search(&next) {
                     w.replicas.insert(at, next);
@@ -253,30 +267,33 @@ impl Market<'_> {
                 w.exclude = exclude;
             }
             None => {
-                let at = job.waiting.partition_point(|w| w.unit < unit.unit);
-                job.waiting.insert(
+                let at = waiting.partition_point(|w| w.unit < unit.unit);
+                waiting.insert(
                     at,
                     WaitingUnit {
                         unit: unit.unit,
+                        started: true,
                         replicas: vec![next],
                         exclude,
                     },
                 );
             }
         }
+        unit.sought = true;
+        Self::store_waiting(cache, job, waiting)
     }
 
-    /// Opens the reveal phase once every open replica of `unit` committed and `job` seeks no
-    /// further replica of it.
-    pub(super) fn maybe_open_reveals_with(
+    /// Opens the reveal phase once every open replica of `unit` committed and no further
+    /// replica of it is sought. Reads nothing but the unit: a commitment costs the same
+    /// whatever the size of its job.
+    pub(super) fn maybe_open_reveals(
         &mut self,
         cache: &mut StateCache,
         unit: &mut Unit,
-        job: &Job,
     ) -> Result<(), Halt> {
         if unit.reveal_deadline.is_some()
             || unit.state != UnitState::Running
-            || job.waiting.iter().any(|w| w.unit == unit.unit)
+            || unit.sought
             || unit
                 .replicas
                 .iter()

@@ -22,6 +22,7 @@ pub fn book() -> Query<IdList> {
     Query::new(keys::book_key())
 }
 
+/// A job's header: its terms, accounts and counts; see [`job_spec`] and [`waiting`].
 pub fn job(id: u64) -> Query<Job> {
     Query::new(keys::job_key(id))
 }
@@ -35,9 +36,26 @@ pub fn unit(job: u64, unit: u32) -> Query<Unit> {
     Query::new(keys::unit_key(job, unit))
 }
 
-/// A provider's open replicas.
-pub fn work(provider: u64) -> Query<WorkList> {
+/// How many open replicas a provider holds; then [`work_item`] for each position below it.
+pub fn work_count(provider: u64) -> Query<WorkCount> {
     Query::new(keys::work_key(provider))
+}
+
+/// The open replica of a provider at `position` of its work set (`0..count`). A removal moves
+/// the last replica into the freed position: the order is not the order of assignment, and
+/// pages read at different heights may miss or repeat a replica.
+pub fn work_item(provider: u64, position: u32) -> Query<WorkItem> {
+    Query::new(keys::work_item_key(provider, position))
+}
+
+/// A job's spec, as submitted.
+pub fn job_spec(id: u64) -> Query<exo_types::JobSpec> {
+    Query::new(keys::job_spec_key(id))
+}
+
+/// A job's units that still need providers.
+pub fn waiting(id: u64) -> Query<WaitingList> {
+    Query::new(keys::waiting_key(id))
 }
 
 pub fn app(module_hash: &Hash32) -> Query<App> {

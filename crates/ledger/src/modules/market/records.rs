@@ -260,33 +260,78 @@ impl Record for JobAccounts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WaitingUnit {
     pub unit: u32,
+    /// Whether the unit runs already (it had a replica assigned): then the matcher fills
+    /// exactly `replicas`; a new unit asks for the replicas its trust level needs.
+    pub started: bool,
     pub replicas: Vec<u32>,
     pub exclude: Vec<u64>,
 }
 
 impl Record for WaitingUnit {
     const WHAT: &'static str = "waiting unit";
-    const MAX_BYTES: usize = 16 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
+    const MAX_BYTES: usize = 17 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
     fn put(&self, out: &mut Vec<u8>) {
         self.unit.write(out);
+        self.started.write(out);
         put_vec(&self.replicas, out, |r, out| r.write(out));
         put_vec(&self.exclude, out, |p, out| p.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             unit: u32::read(buf)?,
+            started: bool::read(buf)?,
             replicas: take_vec(buf, MAX_UNIT_REPLICAS, u32::read)?,
             exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, u64::read)?,
         })
     }
 }
 
-/// A job and its progress.
+/// The units of a job that need providers, in unit order: read by the batch match, by
+/// [`crate::modules::market`]'s search for another replica and by cancellation, never by the
+/// per-result path (a unit's own [`Unit::sought`] says whether it has an entry here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaitingList(pub Vec<WaitingUnit>);
+
+impl Record for WaitingList {
+    const WHAT: &'static str = "waiting list";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |w, out| w.put(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(
+            buf,
+            exo_types::MAX_JOB_UNITS as usize,
+            WaitingUnit::take,
+        )?))
+    }
+}
+
+/// What a job asked for, as submitted: written once, never rewritten. Only the batch match
+/// (requirements and price) and readers (inputs and unit arguments) need it.
+impl Record for JobSpec {
+    const WHAT: &'static str = "job spec";
+    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        JobSpec::read(buf)
+    }
+}
+
+/// A job's header: its terms and progress, small and of a bounded size whatever the job's
+/// size, so that a result's settlement reads and rewrites only this. The spec
+/// ([`JobSpec`]) and the units still sought ([`WaitingList`]) are records of their own; the
+/// unit records are the truth of which units run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
     pub id: u64,
     pub requester: Address,
-    pub spec: JobSpec,
+    /// From the spec: the app, the number of units and the trust level.
+    pub app: Hash32,
+    pub units: u32,
+    pub trust: u8,
     /// Fuel limit of each unit (from the requirements).
     pub fuel_limit: u64,
     /// The app's developer and royalty when the job was submitted.
@@ -297,23 +342,38 @@ pub struct Job {
     pub submitted_height: u64,
     pub state: JobState,
     pub accounts: JobAccounts,
-    /// Units that need providers, in unit order.
-    pub waiting: Vec<WaitingUnit>,
-    /// Units with at least one replica assigned and no verdict yet, in unit order.
-    pub running: Vec<u32>,
+    /// Entries in the job's [`WaitingList`]: units that need providers.
+    pub waiting: u32,
+    /// Units with at least one replica assigned and no verdict yet.
+    pub running: u32,
     pub accepted: u32,
     pub failed: u32,
     /// Why waiting units got no provider at the last batch.
     pub wait_reason: Option<WaitReason>,
 }
 
+impl Job {
+    /// Units never assigned that still wait for their first replica.
+    pub fn new_waiting(&self) -> u32 {
+        if self.state != JobState::Open {
+            return 0;
+        }
+        self.units
+            .saturating_sub(self.running)
+            .saturating_sub(self.accepted)
+            .saturating_sub(self.failed)
+    }
+}
+
 impl Record for Job {
     const WHAT: &'static str = "job";
-    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
+    const MAX_BYTES: usize = 512 + JobAccounts::MAX_BYTES + WaitReason::MAX_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
         self.id.write(out);
         self.requester.write(out);
-        self.spec.write(out);
+        self.app.write(out);
+        self.units.write(out);
+        self.trust.write(out);
         self.fuel_limit.write(out);
         self.developer.write(out);
         self.royalty_per_unit.write(out);
@@ -321,18 +381,19 @@ impl Record for Job {
         self.submitted_height.write(out);
         (self.state as u8).write(out);
         self.accounts.put(out);
-        put_vec(&self.waiting, out, |w, out| w.put(out));
-        put_vec(&self.running, out, |u, out| u.write(out));
+        self.waiting.write(out);
+        self.running.write(out);
         self.accepted.write(out);
         self.failed.write(out);
         put_opt(&self.wait_reason, out, |r, out| r.put(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        let max_units = exo_types::MAX_JOB_UNITS as usize;
         Ok(Self {
             id: u64::read(buf)?,
             requester: read_address(buf)?,
-            spec: JobSpec::read(buf)?,
+            app: Hash32::read(buf)?,
+            units: u32::read(buf)?,
+            trust: u8::read(buf)?,
             fuel_limit: u64::read(buf)?,
             developer: read_address(buf)?,
             royalty_per_unit: Amount::read(buf)?,
@@ -345,8 +406,8 @@ impl Record for Job {
                 tag => return Err(Error::InvalidEnum(tag)),
             },
             accounts: JobAccounts::take(buf)?,
-            waiting: take_vec(buf, max_units, WaitingUnit::take)?,
-            running: take_vec(buf, max_units, u32::read)?,
+            waiting: u32::read(buf)?,
+            running: u32::read(buf)?,
             accepted: u32::read(buf)?,
             failed: u32::read(buf)?,
             wait_reason: take_opt(buf, WaitReason::take)?,
@@ -474,6 +535,9 @@ pub struct Unit {
     pub reveal_deadline: Option<u64>,
     /// The accepted result digest and fuel.
     pub accepted: Option<(Hash32, u64)>,
+    /// Whether a replica of this unit is still sought (it has an entry in its job's
+    /// [`WaitingList`]): reveals do not open before it is placed.
+    pub sought: bool,
 }
 
 impl Record for Unit {
@@ -489,6 +553,7 @@ impl Record for Unit {
             d.write(out);
             f.write(out);
         });
+        self.sought.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -503,6 +568,7 @@ impl Record for Unit {
             replicas: take_vec(buf, MAX_UNIT_REPLICAS, Replica::take)?,
             reveal_deadline: take_opt(buf, u64::read)?,
             accepted: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
+            sought: bool::read(buf)?,
         })
     }
 }
@@ -572,24 +638,56 @@ impl Record for Counters {
     }
 }
 
-/// Open replicas of one provider: (job, unit, replica).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkList(pub Vec<(u64, u32, u32)>);
+/// How many open replicas a provider holds: the length of its work set. The set is kept as
+/// three kinds of records so that adding or removing one replica writes a fixed number of
+/// them, whatever the provider holds: this count, the replica at each position
+/// ([`WorkItem`], positions `0..count`), and the position of each replica ([`WorkSlot`]).
+/// A removal moves the last replica into the freed position, so the order is not the order of
+/// assignment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkCount(pub u32);
 
-impl Record for WorkList {
-    const WHAT: &'static str = "work list";
-    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
+impl Record for WorkCount {
+    const WHAT: &'static str = "work count";
+    const MAX_BYTES: usize = 4;
     fn put(&self, out: &mut Vec<u8>) {
-        put_vec(&self.0, out, |(j, u, r), out| {
-            j.write(out);
-            u.write(out);
-            r.write(out);
-        });
+        self.0.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 16, |b| {
-            Ok((u64::read(b)?, u32::read(b)?, u32::read(b)?))
-        })?))
+        Ok(Self(u32::read(buf)?))
+    }
+}
+
+/// One open replica of a provider, at a position of its work set: (job, unit, replica).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkItem(pub (u64, u32, u32));
+
+impl Record for WorkItem {
+    const WHAT: &'static str = "work item";
+    const MAX_BYTES: usize = 16;
+    fn put(&self, out: &mut Vec<u8>) {
+        let (j, u, r) = self.0;
+        j.write(out);
+        u.write(out);
+        r.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
+    }
+}
+
+/// The position of an open replica in its provider's work set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkSlot(pub u32);
+
+impl Record for WorkSlot {
+    const WHAT: &'static str = "work slot";
+    const MAX_BYTES: usize = 4;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u32::read(buf)?))
     }
 }
 

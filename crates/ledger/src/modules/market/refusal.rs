@@ -22,8 +22,8 @@ pub enum JobProblem {
     ZeroFuel,
     ZeroPrice,
     InputNames,
-    /// More units than the job's record can hold in the worst case.
-    UnitsOverRecordBound {
+    /// More units than a waiting list can hold in the worst case.
+    UnitsOverWaitingBound {
         max: u32,
     },
 }
@@ -205,7 +205,7 @@ impl Coded for Refusal {
                 JobProblem::ZeroFuel => vec![5],
                 JobProblem::ZeroPrice => vec![6],
                 JobProblem::InputNames => vec![7],
-                JobProblem::UnitsOverRecordBound { max } => vec![8, (*max).into()],
+                JobProblem::UnitsOverWaitingBound { max } => vec![8, (*max).into()],
             },
             Self::InvalidApp(p) => match p {
                 AppProblem::Name => vec![1],
@@ -259,7 +259,7 @@ impl Coded for Refusal {
             (12, [5]) => Self::InvalidJob(JobProblem::ZeroFuel),
             (12, [6]) => Self::InvalidJob(JobProblem::ZeroPrice),
             (12, [7]) => Self::InvalidJob(JobProblem::InputNames),
-            (12, [8, m]) => Self::InvalidJob(JobProblem::UnitsOverRecordBound { max: n(*m)? }),
+            (12, [8, m]) => Self::InvalidJob(JobProblem::UnitsOverWaitingBound { max: n(*m)? }),
             (13, []) => Self::UnknownApp,
             (14, [m]) => Self::TooManyJobs { max: n(*m)? },
             (15, [j]) => Self::UnknownJob { job: n(*j)? },
@@ -344,9 +344,9 @@ impl fmt::Display for Refusal {
                 JobProblem::InputNames => {
                     f.write_str("input names must be distinct plain file names")
                 }
-                JobProblem::UnitsOverRecordBound { max } => write!(
+                JobProblem::UnitsOverWaitingBound { max } => write!(
                     f,
-                    "a job like this one has at most {max} units (its record must fit its bound whatever happens to its units); split it"
+                    "a job has at most {max} units (its list of waiting units must fit one record); split it"
                 ),
             },
             Self::UnknownApp => f.write_str("no app is published with this module"),

@@ -3,16 +3,16 @@
 
 use super::{
     Market,
-    keys::{offer_key, provider_key, work_key},
+    keys::{offer_key, provider_key, work_item_key, work_key, work_slot_key},
     records::{
         Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit, UnitState,
-        WorkList,
+        WorkCount, WorkItem, WorkSlot,
     },
     reputation::{REPUTATION_MAX, REPUTATION_VALID, REPUTATION_WRONG},
 };
 use crate::{
     modules::bank::{self, Pot},
-    state::{Fault, Halt, StateCache, load, store},
+    state::{Fault, Halt, StateCache, expect, load, remove, store},
 };
 use exo_market::FUEL_PER_UNIT;
 use exo_types::{Amount, Hash32};
@@ -55,6 +55,9 @@ pub fn worst_case_escrow(
         .checked_add(fuel_cost(fuel_limit, royalty)?)?;
     per_unit.checked_mul(u128::from(units))
 }
+
+/// Positions of a work set loaded at once when a removal needs the last one.
+const WORK_PREFETCH: u32 = 32;
 
 impl Market<'_> {
     pub(super) fn accept(
@@ -134,9 +137,7 @@ impl Market<'_> {
         unit.state = UnitState::Accepted;
         unit.accepted = Some((result.0, fuel));
         job.accepted += 1;
-        job.running.retain(|u| *u != unit.unit);
-        job.waiting.retain(|w| w.unit != unit.unit);
-        Ok(())
+        Self::stop_running(cache, job, unit)
     }
 
     pub(super) fn fail(
@@ -157,8 +158,24 @@ impl Market<'_> {
         }
         unit.state = UnitState::Failed;
         job.failed += 1;
-        job.running.retain(|u| *u != unit.unit);
-        job.waiting.retain(|w| w.unit != unit.unit);
+        Self::stop_running(cache, job, unit)
+    }
+
+    /// Takes a unit that got its verdict off its job's running units, and off its waiting
+    /// units if a replica of it was still sought (only then is the waiting list read).
+    fn stop_running(cache: &mut StateCache, job: &mut Job, unit: &mut Unit) -> Result<(), Halt> {
+        job.running = job.running.checked_sub(1).ok_or_else(|| {
+            Fault::Invariant(format!(
+                "job {} settles unit {} with no unit running",
+                job.id, unit.unit
+            ))
+        })?;
+        if unit.sought {
+            let mut waiting = Self::waiting(cache, job)?;
+            waiting.retain(|w| w.unit != unit.unit);
+            Self::store_waiting(cache, job, waiting)?;
+            unit.sought = false;
+        }
         Ok(())
     }
 
@@ -182,23 +199,61 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// Adds or removes an open replica on its provider's work list.
+    /// Adds or removes an open replica in its provider's work set (see
+    /// [`super::records::WorkCount`]): a fixed number of records read and written, whatever
+    /// the provider holds.
     pub(super) fn set_work(
         cache: &mut StateCache,
         provider: u64,
         item: (u64, u32, u32),
         open: bool,
     ) -> Result<(), Halt> {
-        let key = work_key(provider);
-        let mut list: WorkList = load(cache, &key)?.unwrap_or_default();
-        list.0.retain(|w| *w != item);
+        let slot_key = work_slot_key(provider, item);
+        let count_key = work_key(provider);
+        cache.require([slot_key, count_key])?;
+        let slot = load::<WorkSlot>(cache, &slot_key)?;
+        let count = load::<WorkCount>(cache, &count_key)?.unwrap_or_default().0;
         if open {
-            list.0.push(item);
+            if slot.is_some() {
+                return Ok(());
+            }
+            let next = count
+                .checked_add(1)
+                .ok_or(Fault::Overflow("provider work count"))?;
+            store(cache, work_item_key(provider, count), &WorkItem(item))?;
+            store(cache, slot_key, &WorkSlot(count))?;
+            store(cache, count_key, &WorkCount(next))?;
+            return Ok(());
         }
-        if list.0.is_empty() {
-            cache.put(key, None);
+        let Some(WorkSlot(at)) = slot else {
+            return Ok(());
+        };
+        let last = count
+            .checked_sub(1)
+            .filter(|last| at <= *last)
+            .ok_or_else(|| {
+                Fault::Invariant(format!(
+                    "provider {provider} has a replica at position {at} of a work set of {count}"
+                ))
+            })?;
+        if at != last {
+            // The last replica moves into the freed position. A provider's next removals in
+            // this block read the positions just below: load them in one round rather than
+            // one retry each.
+            cache.require_ahead(
+                work_item_key(provider, last),
+                (last.saturating_sub(WORK_PREFETCH - 1)..last).map(|p| work_item_key(provider, p)),
+            )?;
+            let moved: WorkItem = expect(cache, &work_item_key(provider, last))?;
+            store(cache, work_item_key(provider, at), &moved)?;
+            store(cache, work_slot_key(provider, moved.0), &WorkSlot(at))?;
+        }
+        remove(cache, work_item_key(provider, last));
+        remove(cache, slot_key);
+        if last == 0 {
+            remove(cache, count_key);
         } else {
-            store(cache, key, &list)?;
+            store(cache, count_key, &WorkCount(last))?;
         }
         Ok(())
     }
