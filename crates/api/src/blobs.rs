@@ -10,7 +10,9 @@
 //! that would pass the bound is refused (507).
 //!
 //! Every blob stored for a client is owned: by the account that signed its upload, counted
-//! against that account's quota, or by the peers it was pulled from. An owned blob that nothing
+//! against that account's quota, or by the peers it was pulled from. An archive registered as
+//! a unit's output leaves its uploader's quota (only a unit's replicas can register one), so
+//! that a busy provider's results never crowd out its next ones before they are collected. An owned blob that nothing
 //! on chain references ([`BlobStore::collect`]) is deleted once it is older than the grace
 //! period, so junk cannot fill the store for good, and a job's inputs go once the job ended.
 //!
@@ -83,6 +85,9 @@ struct Inner {
 struct Owners {
     by_blob: HashMap<Hash32, Ownership>,
     used_by: HashMap<Hash32, u64>,
+    /// Blobs listed in an outputs index: owned (collected like any other) but counted against
+    /// nobody's quota. Derived from the indexes, so a restart finds the same set.
+    outputs: HashSet<Hash32>,
 }
 
 /// Who a stored blob is counted against, its size and when it was stored.
@@ -196,6 +201,14 @@ impl BlobStore {
             }
         }
         let mut owners = Owners::default();
+        for entry in std::fs::read_dir(dir.join("outputs"))? {
+            let index = std::fs::read(entry?.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<OutputIndex>(&b).ok());
+            for candidate in index.into_iter().flat_map(|i| i.candidates) {
+                owners.outputs.insert(candidate.archive);
+            }
+        }
         for entry in std::fs::read_dir(dir.join("owners"))? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -739,6 +752,7 @@ impl BlobStore {
         only: bool,
     ) -> Result<(), ApiError> {
         let _guard = self.inner.outputs.lock().await;
+        let archive = candidate.archive;
         let mut index = self.output_index(job, unit).await?;
         if only {
             index.candidates = vec![candidate];
@@ -758,26 +772,54 @@ impl BlobStore {
             index.candidates.push(candidate);
         }
         self.write_json(&self.index_path(job, unit), &index, "an output index")
-            .await
+            .await?;
+        self.lock_owners().exempt(archive);
+        Ok(())
     }
 }
 
 impl Owners {
     fn add(&mut self, hash: Hash32, ownership: Ownership) {
-        self.remove(&hash);
-        if let Some(owner) = ownership.owner {
-            let used = self.used_by.entry(owner).or_insert(0);
-            *used = used.saturating_add(ownership.size);
+        if let Some(old) = self.by_blob.insert(hash, ownership) {
+            self.uncount(&hash, &old);
         }
-        self.by_blob.insert(hash, ownership);
+        self.count(&hash, &ownership);
     }
 
     fn remove(&mut self, hash: &Hash32) {
-        if let Some(old) = self.by_blob.remove(hash)
-            && let Some(owner) = old.owner
+        if let Some(old) = self.by_blob.remove(hash) {
+            self.uncount(hash, &old);
+        }
+        self.outputs.remove(hash);
+    }
+
+    /// Takes output archive `hash` out of its uploader's quota.
+    fn exempt(&mut self, hash: Hash32) {
+        if self.outputs.contains(&hash) {
+            return;
+        }
+        if let Some(ownership) = self.by_blob.get(&hash).copied() {
+            self.uncount(&hash, &ownership);
+        }
+        self.outputs.insert(hash);
+    }
+
+    /// Adds a blob's bytes to its owner's count, unless it is an output archive.
+    fn count(&mut self, hash: &Hash32, ownership: &Ownership) {
+        if let Some(owner) = ownership.owner
+            && !self.outputs.contains(hash)
+        {
+            let used = self.used_by.entry(owner).or_insert(0);
+            *used = used.saturating_add(ownership.size);
+        }
+    }
+
+    fn uncount(&mut self, hash: &Hash32, ownership: &Ownership) {
+        if let Some(owner) = ownership.owner
+            && !self.outputs.contains(hash)
             && let Some(used) = self.used_by.get_mut(&owner)
         {
-            *used = used.saturating_sub(old.size);
+            *used = used.saturating_sub(ownership.size);
             if *used == 0 {
                 self.used_by.remove(&owner);
             }
@@ -904,5 +946,47 @@ mod tests {
         let reopened = BlobStore::open(dir.path(), 10).unwrap();
         assert_eq!(reopened.used_bytes(), 5);
         assert_eq!(reopened.verify(&stored.hash).await.unwrap(), 5);
+    }
+
+    /// A provider's archive registered as a unit's output leaves its quota, so its next
+    /// uploads are not refused while its results wait for collection; a restart agrees.
+    #[tokio::test]
+    async fn a_registered_output_leaves_its_uploaders_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1_000).unwrap();
+        let provider = [7u8; 32];
+        let uploader = Uploader {
+            owner: Some(provider),
+            quota_bytes: 8,
+        };
+        let put = |bytes: &'static str| {
+            let store = store.clone();
+            async move {
+                let hash = *blake3::hash(bytes.as_bytes()).as_bytes();
+                store.put_for(Body::from(bytes), 100, hash, uploader).await
+            }
+        };
+        let first = put("result-1").await.unwrap();
+        assert_eq!(store.owned_bytes(&provider), 8);
+        assert!(matches!(
+            put("result-2").await,
+            Err(ApiError::QuotaExceeded { .. })
+        ));
+        let candidate = OutputCandidate {
+            archive: first.hash,
+            digest: [1; 32],
+            size: first.size,
+            replica: Some(0),
+        };
+        store.add_output(3, 4, candidate, false).await.unwrap();
+        assert_eq!(store.owned_bytes(&provider), 0);
+        put("result-2").await.unwrap();
+        assert_eq!(store.owned_bytes(&provider), 8);
+        let reopened = BlobStore::open(dir.path(), 1_000).unwrap();
+        assert_eq!(reopened.owned_bytes(&provider), 8);
+        assert_eq!(
+            reopened.ownership(&first.hash).unwrap().owner,
+            Some(provider)
+        );
     }
 }

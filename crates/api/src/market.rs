@@ -1037,14 +1037,14 @@ pub async fn collect_blobs<N: NodeView>(
         .await?
         .unwrap_or_default()
         .0;
-    let keys = open.iter().map(|id| queries::job(*id)).collect();
-    for job in read_many::<N, Job>(node, limits, keys)
+    let keys = open.iter().map(|id| queries::job_spec(*id)).collect();
+    for spec in read_many::<N, exo_types::JobSpec>(node, limits, keys)
         .await?
         .iter()
         .flatten()
     {
-        referenced.insert(job.spec.app);
-        referenced.extend(job.spec.inputs.iter().map(|input| input.hash));
+        referenced.insert(spec.app);
+        referenced.extend(spec.inputs.iter().map(|input| input.hash));
     }
     let open: std::collections::BTreeSet<u64> = open.into_iter().collect();
     for (job, unit, changed) in store.output_indexes().await? {
