@@ -231,6 +231,41 @@ mod tests {
     }
 
     #[test]
+    fn ten_funded_accounts_with_gapped_nonces_do_not_censor_honest_transfers() {
+        let pool = Mempool::new(MempoolLimits::default());
+        // Each attacker skips its next nonce (0) and queues as far ahead as it is let.
+        for attacker in 1..=10 {
+            for nonce in 1..=1_024 {
+                let _ = pool.insert(tx(attacker, nonce, 2_000));
+            }
+        }
+        let honest = tx(500, 0, 1_000);
+        pool.insert(honest.clone()).unwrap();
+        let candidates = pool.candidates(crate::MAX_BLOCK_TXS);
+        assert!(candidates.contains(&honest), "the honest transfer is not a candidate");
+        assert!(candidates.iter().all(|t| t.tx.nonce == 0), "a gapped transaction ranks");
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_lowest_fee() {
+        let pool = Mempool::new(MempoolLimits {
+            max_txs: 3,
+            ..MempoolLimits::default()
+        });
+        pool.insert(tx(1, 0, 10)).unwrap();
+        pool.insert(tx(2, 0, 20)).unwrap();
+        pool.insert(tx(3, 0, 30)).unwrap();
+        assert!(matches!(
+            pool.insert(tx(4, 0, 10)),
+            Err(MempoolError::Full { .. })
+        ));
+        let richer = pool.insert(tx(5, 0, 40)).unwrap();
+        assert!(pool.contains(&richer));
+        assert!(!pool.contains(&tx(1, 0, 10).hash()), "the lowest fee was not evicted");
+        assert_eq!(pool.len(), 3);
+    }
+
+    #[test]
     fn bounds_and_replacement() {
         let pool = Mempool::new(MempoolLimits {
             max_txs: 3,
