@@ -148,7 +148,8 @@ async fn a_corrupted_pot_stops_the_node_with_a_clear_fault() {
 
     let pot = bank::pot_key(Pot::ProviderBond(0));
     node.put_state(pot, Some(PotBalance(Amount(bond.0 + 1)).to_bytes()));
-    node.submit(tx(1, Action::RetireProvider), &funded(1)).unwrap();
+    node.submit(tx(1, Action::RetireProvider), &funded(1))
+        .unwrap();
     let fault = node.try_produce_block().unwrap_err();
     assert_eq!(
         fault,
