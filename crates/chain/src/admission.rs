@@ -58,6 +58,10 @@ pub async fn admit<E>(
 where
     E: StorageContext + Spawner,
 {
+    // A copy of a pending transaction costs no state read.
+    if mempool.contains(&tx.hash()) {
+        return Err(Refusal::Mempool(MempoolError::Duplicate));
+    }
     let account = read_account(state, &tx).await?;
     precheck(
         &tx,

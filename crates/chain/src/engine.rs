@@ -627,8 +627,9 @@ where
                 let score = scores.entry(peer.clone()).or_default();
                 match admission::admit(&state, &mempool, rules(&genesis), tx, ok).await {
                     Ok(_) => score.admitted = score.admitted.saturating_add(1),
-                    // The same transaction reached this node another way: not the peer's fault.
-                    Err(Refusal::Mempool(crate::MempoolError::Duplicate)) => {}
+                    // The same transaction reached this node another way, or this node could
+                    // not read its own state: not the peer's fault.
+                    Err(Refusal::Mempool(crate::MempoolError::Duplicate) | Refusal::Store(_)) => {}
                     Err(refusal) if refusal.is_garbage() => {
                         garbage = Some(refusal);
                         break;

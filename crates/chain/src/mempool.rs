@@ -123,7 +123,15 @@ struct Inner {
     by_stamp: BTreeSet<(u64, TxHash)>,
     /// Last finalized height seen.
     height: u64,
+    /// Where recent blocks left senders that have nothing pending here: next nonce and the
+    /// height that set it. An admission read made just before a block was applied must not
+    /// start such a sender from an older nonce. Kept for [`RECENT_BLOCKS`].
+    recent: BTreeMap<Address, (u64, u64)>,
+    recent_order: BTreeSet<(u64, Address)>,
 }
+
+/// Finalized blocks for which a sender's nonce set by a block is remembered without a queue.
+const RECENT_BLOCKS: u64 = 4;
 
 impl Inner {
     fn remove(&mut self, hash: &TxHash) -> Option<Entry> {
@@ -137,6 +145,17 @@ impl Inner {
             .remove(&(entry.tx.tx.fee, Reverse(nonce), entry.hash));
         self.by_stamp.remove(&(entry.stamp, entry.hash));
         Some(entry)
+    }
+
+    /// Records that a block at `height` left `sender` at `next` (at least).
+    fn remember(&mut self, sender: &Address, next: u64, height: u64) {
+        if let Some((old, at)) = self.recent.insert(sender.clone(), (next, height)) {
+            self.recent_order.remove(&(at, sender.clone()));
+            if old > next {
+                self.recent.insert(sender.clone(), (old, height));
+            }
+        }
+        self.recent_order.insert((height, sender.clone()));
     }
 
     /// Drops a sender's transactions below its next nonce: they can never execute.
@@ -219,9 +238,13 @@ impl Mempool {
         let sender = tx.tx.sender.clone();
         let nonce = tx.tx.nonce;
         let fee = tx.tx.fee;
-        // A fresher read of the account than the pool's moves the sender on.
+        // The caller's read of finalized state corrects what the pool derived from finalized
+        // blocks, except when it is older than the pool's view: a read made just before a
+        // block was applied gives a lower nonce, which must not move the sender back. A nonce
+        // the pool thinks used but the read does not (a block carried someone's forgery at
+        // this sender's next nonce) is the read's word.
         if let Some(queue) = inner.by_sender.get_mut(&sender)
-            && account.nonce >= queue.next_nonce
+            && (account.nonce >= queue.next_nonce || nonce < queue.next_nonce)
         {
             queue.next_nonce = account.nonce;
             queue.balance = account.balance;
@@ -233,7 +256,13 @@ impl Mempool {
                 queue.txs.len(),
                 queue.txs.get(&nonce).map(|e| (e.tx.tx.fee, e.hash)),
             ),
-            None => (account.nonce, 0, None),
+            None => {
+                let next = match inner.recent.get(&sender) {
+                    Some(&(recent, _)) if recent > account.nonce && nonce >= recent => recent,
+                    _ => account.nonce,
+                };
+                (next, 0, None)
+            }
         };
         if nonce < next_nonce {
             return Err(MempoolError::Stale {
@@ -344,7 +373,8 @@ impl Mempool {
     }
 
     /// Applies a finalized block: its transactions leave the pool, their senders move to their
-    /// next nonces, and transactions not executable for too long expire.
+    /// next nonces, and transactions not executable for too long expire. Admission reads of
+    /// the sender's account correct whatever this estimates wrong.
     pub fn finalized(&self, height: u64, txs: &[SignedTx]) {
         let mut inner = self.lock();
         inner.height = inner.height.max(height);
@@ -352,10 +382,17 @@ impl Mempool {
         for tx in txs {
             inner.remove(&tx.hash());
             let t = &tx.tx;
-            if let Some(queue) = inner.by_sender.get_mut(&t.sender) {
-                queue.next_nonce = queue.next_nonce.max(t.nonce.saturating_add(1));
-                queue.balance = spend(queue.balance, tx).unwrap_or(Amount(0));
-                senders.insert(t.sender.clone());
+            // Only the sender's next nonce moves it on: a block may carry a transaction out of
+            // order (a byzantine proposer's), which gets a fee-less receipt and uses nothing.
+            match inner.by_sender.get_mut(&t.sender) {
+                Some(queue) => {
+                    if t.nonce == queue.next_nonce {
+                        queue.next_nonce = queue.next_nonce.saturating_add(1);
+                        queue.balance = spend(queue.balance, tx).unwrap_or(Amount(0));
+                        senders.insert(t.sender.clone());
+                    }
+                }
+                None => inner.remember(&t.sender, t.nonce.saturating_add(1), height),
             }
             if let Action::Transfer { to, amount } = &t.action
                 && let Some(queue) = inner.by_sender.get_mut(to)
@@ -365,6 +402,13 @@ impl Mempool {
         }
         for sender in &senders {
             inner.prune(sender);
+        }
+        while let Some((at, sender)) = inner.recent_order.first().cloned() {
+            if at.saturating_add(RECENT_BLOCKS) > inner.height {
+                break;
+            }
+            inner.recent_order.remove(&(at, sender.clone()));
+            inner.recent.remove(&sender);
         }
         self.expire(&mut inner);
     }
@@ -603,5 +647,34 @@ mod tests {
             pool.contains(&waiting.hash()),
             "an executable transaction expired"
         );
+    }
+
+    #[test]
+    fn a_block_carrying_a_transaction_out_of_order_does_not_move_its_sender_on() {
+        let pool = Mempool::new(MempoolLimits::default());
+        let next = tx(1, 0, 10);
+        pool.insert(next.clone(), &at(0)).unwrap();
+        pool.insert(tx(1, 1, 10), &at(0)).unwrap();
+        // A byzantine proposer includes nonce 3, which the ledger rejects without a fee.
+        pool.finalized(1, &[tx(1, 3, 10)]);
+        assert_eq!(pool.candidates(10).first(), Some(&next));
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn a_read_older_than_the_pool_does_not_move_a_sender_back_but_a_correction_does() {
+        let pool = Mempool::new(MempoolLimits::default());
+        pool.insert(tx(1, 0, 10), &at(0)).unwrap();
+        pool.finalized(1, &[tx(1, 0, 10)]);
+        pool.insert(tx(1, 2, 10), &at(0)).unwrap();
+        // Read before block 1 was applied: nonce 0; the pool knows 1.
+        let one = tx(1, 1, 10);
+        pool.insert(one.clone(), &at(0)).unwrap();
+        assert_eq!(pool.candidates(1), vec![one]);
+        // Block 2 carries a forgery at nonce 1: the pool moves to 2, the ledger stays at 1.
+        pool.finalized(2, &[tx(1, 1, 11)]);
+        let again = tx(1, 1, 12);
+        pool.insert(again.clone(), &at(1)).unwrap();
+        assert_eq!(pool.candidates(1), vec![again]);
     }
 }

@@ -217,3 +217,30 @@ fn a_full_pool_evicts_the_lowest_fee() {
         wait_for_balance(&cluster, &bob, Amount::from_exo(2), Duration::from_secs(10)).await;
     });
 }
+
+#[test]
+fn an_idle_chain_does_not_spin_and_work_is_proposed_at_once() {
+    runner(10).start(|context| async move {
+        let cluster = Cluster::start(context, 4, 0).await;
+        // Idle: a leader holds its empty block back for up to a second.
+        let before = cluster.status(0).finalized_height;
+        cluster.sleep(Duration::from_secs(20)).await;
+        let idle_blocks = cluster.status(0).finalized_height - before;
+        println!("{idle_blocks} blocks in 20 s of an idle chain");
+        assert!(
+            (10..=21).contains(&idle_blocks),
+            "{idle_blocks} blocks in 20 s"
+        );
+        // Work does not wait for the interval.
+        let bob = account_key(4).public_key();
+        cluster
+            .validator(2)
+            .admit(transfer(&faucet_key(), 0, &bob, Amount::from_exo(1)))
+            .await
+            .expect("admitted");
+        let latency =
+            wait_for_balance(&cluster, &bob, Amount::from_exo(1), Duration::from_secs(5)).await;
+        println!("a transfer on an idle chain finalized {latency:?} after submission");
+        assert!(latency < Duration::from_millis(700), "{latency:?}");
+    });
+}
