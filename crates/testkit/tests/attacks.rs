@@ -39,33 +39,34 @@ async fn wait_for_balance(
     }
 }
 
+/// Funds fresh accounts with `amount` each from the faucet's first nonces, and waits until
+/// they hold it.
+async fn fund(
+    cluster: &Cluster,
+    seeds: std::ops::Range<u64>,
+    amount: Amount,
+) -> Vec<exo_types::PrivateKey> {
+    let keys: Vec<_> = seeds.map(account_key).collect();
+    for (nonce, key) in keys.iter().enumerate() {
+        let tx = transfer(&faucet_key(), nonce as u64, &key.public_key(), amount);
+        cluster
+            .validator(0)
+            .admit(tx)
+            .await
+            .expect("funding admitted");
+    }
+    for key in &keys {
+        wait_for_balance(cluster, &key.public_key(), amount, Duration::from_secs(30)).await;
+    }
+    keys
+}
+
 #[test]
 fn ten_funded_accounts_with_gapped_nonces_do_not_censor_honest_transfers() {
     runner(7).start(|context| async move {
         let cluster = Cluster::start(context, 4, 0).await;
         let faucet = faucet_key();
-        let attackers: Vec<_> = (100..110).map(account_key).collect();
-        for (nonce, attacker) in attackers.iter().enumerate() {
-            let tx = transfer(
-                &faucet,
-                nonce as u64,
-                &attacker.public_key(),
-                Amount::from_exo(100),
-            );
-            cluster
-                .validator(0)
-                .admit(tx)
-                .await
-                .expect("funding admitted");
-        }
-        let last = attackers.last().expect("attackers").public_key();
-        wait_for_balance(
-            &cluster,
-            &last,
-            Amount::from_exo(100),
-            Duration::from_secs(30),
-        )
-        .await;
+        let attackers = fund(&cluster, 100..110, Amount::from_exo(100)).await;
 
         // Each attacker skips its next nonce and queues far ahead, with a fee above the honest
         // one, at every validator.
@@ -165,28 +166,7 @@ fn a_full_pool_evicts_the_lowest_fee() {
         };
         let cluster = Cluster::start_with_mempool(context, 4, limits).await;
         let faucet = faucet_key();
-        let flooders: Vec<_> = (200..204).map(account_key).collect();
-        for (nonce, flooder) in flooders.iter().enumerate() {
-            let tx = transfer(
-                &faucet,
-                nonce as u64,
-                &flooder.public_key(),
-                Amount::from_exo(1),
-            );
-            cluster
-                .validator(0)
-                .admit(tx)
-                .await
-                .expect("funding admitted");
-        }
-        let last = flooders.last().expect("flooders").public_key();
-        wait_for_balance(
-            &cluster,
-            &last,
-            Amount::from_exo(1),
-            Duration::from_secs(30),
-        )
-        .await;
+        let flooders = fund(&cluster, 200..204, Amount::from_exo(1)).await;
         // Four funded accounts fill validator 0's pool with gapped transactions that never
         // execute, at the minimum fee.
         for flooder in &flooders {
