@@ -129,10 +129,12 @@ impl ApiError {
             Self::WrongChain { .. } => "wrong_chain",
             Self::NonceTooFar { .. } => "nonce_too_far",
             Self::Mempool(err) => match err {
-                MempoolError::Full(_) => "mempool_full",
+                MempoolError::Full { .. } => "mempool_full",
                 MempoolError::SenderFull(_) => "sender_full",
                 MempoolError::Duplicate => "duplicate",
                 MempoolError::Underpriced { .. } => "underpriced",
+                MempoolError::Stale { .. } => "replayed_nonce",
+                MempoolError::TooFarAhead { .. } => "nonce_too_far",
             },
             Self::AlreadyFinalized(_) => "already_finalized",
             Self::BadAddress(_) => "bad_address",
@@ -186,6 +188,7 @@ impl ApiError {
             | Self::Rejected(_)
             | Self::WrongChain { .. }
             | Self::NonceTooFar { .. }
+            | Self::Mempool(MempoolError::Stale { .. } | MempoolError::TooFarAhead { .. })
             | Self::BadAddress(_)
             | Self::BadHash(_)
             | Self::BadHeight(_)
@@ -204,7 +207,7 @@ impl ApiError {
             | Self::AlreadyFinalized(_)
             | Self::DigestMismatch { .. }
             | Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Mempool(MempoolError::Full(_) | MempoolError::SenderFull(_))
+            Self::Mempool(MempoolError::Full { .. } | MempoolError::SenderFull(_))
             | Self::RateLimited { .. }
             | Self::TooManyStreams(_)
             | Self::Busy(_)

@@ -79,7 +79,7 @@ impl Default for ApiLimits {
             max_tracked_clients: 10_000,
             max_event_streams: 256,
             node_timeout_ms: 5_000,
-            max_nonce_ahead: 1_024,
+            max_nonce_ahead: exo_chain::mempool::MAX_NONCE_AHEAD,
             max_blob_bytes: 64 * 1024 * 1024,
             max_blob_store_bytes: 4 * 1024 * 1024 * 1024,
             max_page_items: 1_000,

@@ -3,7 +3,7 @@
 
 use crate::wire::Status;
 use exo_chain::{Block, FinalizedBlock, MempoolError};
-use exo_ledger::Key;
+use exo_ledger::{Account, Key};
 use exo_types::{SignedTx, TxHash};
 use std::future::Future;
 use tokio::sync::broadcast;
@@ -17,8 +17,9 @@ pub trait NodeView: Clone + Send + Sync + 'static {
     /// The chain as this node sees it now.
     fn status(&self) -> Status;
 
-    /// Admits a transaction whose signature, chain, nonce and fee the API has checked.
-    fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError>;
+    /// Admits a transaction whose signature, chain, nonce and fee the API has checked against
+    /// `sender`, the sender's finalized account.
+    fn submit(&self, tx: SignedTx, sender: &Account) -> Result<TxHash, MempoolError>;
 
     /// Whether the transaction is in this node's mempool.
     fn pending(&self, hash: &TxHash) -> bool;

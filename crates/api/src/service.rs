@@ -117,7 +117,7 @@ pub async fn admit<N: NodeView>(
         return Err(ApiError::AlreadyFinalized(wire::digest_to_hex(&hash)));
     }
     charge(&signed.tx.sender)?;
-    node.submit(signed).map_err(ApiError::Mempool)
+    node.submit(signed, &account).map_err(ApiError::Mempool)
 }
 
 fn oversize(size: usize) -> ApiError {

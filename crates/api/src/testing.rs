@@ -170,8 +170,8 @@ impl MemoryNode {
         block.parent = parent;
         block.height = Height::new(height);
         block.txs = included;
-        let hashes: Vec<TxHash> = block.txs.iter().map(SignedTx::hash).collect();
-        self.mempool.remove(hashes.into_iter().chain(evicted));
+        self.mempool.remove(evicted);
+        self.mempool.finalized(height, &block.txs);
         let finalized = FinalizedBlock::from_block(&block);
         chain.blocks.insert(height, block);
         chain.height = height;
@@ -203,8 +203,8 @@ impl NodeView for MemoryNode {
         }
     }
 
-    fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
-        self.mempool.insert(tx)
+    fn submit(&self, tx: SignedTx, sender: &exo_ledger::Account) -> Result<TxHash, MempoolError> {
+        self.mempool.insert(tx, sender)
     }
 
     fn pending(&self, hash: &TxHash) -> bool {

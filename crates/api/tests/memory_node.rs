@@ -138,12 +138,18 @@ async fn a_corrupted_pot_stops_the_node_with_a_clear_fault() {
         },
         bond,
     };
-    node.submit(tx(0, register)).unwrap();
+    // The sender's account as admission would read it (the node has not run its genesis yet).
+    let funded = |nonce| exo_ledger::Account {
+        balance: Amount::from_exo(100),
+        nonce,
+    };
+    node.submit(tx(0, register), &funded(0)).unwrap();
     assert_eq!(node.produce_block().tx_hashes.len(), 1);
 
     let pot = bank::pot_key(Pot::ProviderBond(0));
     node.put_state(pot, Some(PotBalance(Amount(bond.0 + 1)).to_bytes()));
-    node.submit(tx(1, Action::RetireProvider)).unwrap();
+    node.submit(tx(1, Action::RetireProvider), &funded(1))
+        .unwrap();
     let fault = node.try_produce_block().unwrap_err();
     assert_eq!(
         fault,

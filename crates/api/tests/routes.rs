@@ -67,6 +67,7 @@ impl FakeNode {
             mempool: Mempool::new(MempoolLimits {
                 max_txs: 100,
                 max_per_sender: 4,
+                ..MempoolLimits::default()
             }),
             events: broadcast::channel(4).0,
             finalized_height: 2,
@@ -106,8 +107,8 @@ impl NodeView for FakeNode {
         }
     }
 
-    fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
-        self.mempool.insert(tx)
+    fn submit(&self, tx: SignedTx, sender: &Account) -> Result<TxHash, MempoolError> {
+        self.mempool.insert(tx, sender)
     }
 
     fn pending(&self, hash: &TxHash) -> bool {

@@ -22,7 +22,10 @@ use commonware_utils::{non_empty_range, ordered::Set};
 use exo_ledger::{BlockEnv, BlockOutcome, BlockRun, Genesis, Policy, Signatures, Step};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 use tracing::{debug, error, warn};
 
 /// Why a block could not be executed. Any of these makes a candidate block invalid.
@@ -39,6 +42,9 @@ pub enum ExecError {
     #[error("block carries invalid evidence")]
     BadEvidence,
 }
+
+/// Most mempool transactions a proposal executes to fill one block.
+const MAX_CANDIDATES: usize = 2 * MAX_BLOCK_TXS;
 
 /// Faults seen by this validator's consensus engine, waiting to be included in a block.
 #[derive(Clone, Default)]
@@ -64,6 +70,13 @@ impl EvidencePool {
             .clone()
     }
 
+    fn is_empty(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     fn remove(&self, included: &[EvidenceProof]) {
         self.pending
             .lock()
@@ -79,6 +92,16 @@ pub struct Sources {
     pub evidence: EvidencePool,
 }
 
+impl Sources {
+    /// Whether a block would carry something: an executable transaction or evidence.
+    fn has_work(&self) -> bool {
+        self.mempool.has_executable() || !self.evidence.is_empty()
+    }
+}
+
+/// How often an idle proposer looks for work while it holds back an empty block.
+const IDLE_POLL: Duration = Duration::from_millis(25);
+
 /// The Exodus application driven by `commonware_glue::stateful`.
 #[derive(Clone)]
 pub struct App {
@@ -89,6 +112,9 @@ pub struct App {
     verifier: Scheme,
     events: ChainEvents,
     sources: Sources,
+    /// How long a proposer with nothing to include waits for work before it proposes an empty
+    /// block anyway; below the leader timeout, so that the view does not time out.
+    empty_block_interval: Duration,
 }
 
 impl App {
@@ -99,9 +125,11 @@ impl App {
         namespace: &[u8],
         events: ChainEvents,
         sources: Sources,
+        empty_block_interval: Duration,
     ) -> Self {
         Self {
             sources,
+            empty_block_interval,
             genesis_hash: genesis.hash(),
             verifier: Scheme::verifier(namespace, committee.clone()),
             genesis,
@@ -302,7 +330,27 @@ where
         let parent = ancestry.next().await?;
         let height = parent.height().next();
         let sources = input.provider;
-        let candidates = sources.mempool.candidates(MAX_BLOCK_TXS);
+        // An idle chain does not spin: with nothing to include, hold the empty block back until
+        // the interval has passed since this view began, or until work arrives.
+        let view_start = context.current();
+        while !sources.has_work() {
+            let waited = context
+                .current()
+                .duration_since(view_start)
+                .unwrap_or_default();
+            let Some(left) = self.empty_block_interval.checked_sub(waited) else {
+                break;
+            };
+            if left.is_zero() {
+                break;
+            }
+            context.sleep(left.min(IDLE_POLL)).await;
+        }
+        // Left-out candidates do not count against the block's budget: the runner stops at
+        // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
+        // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
+        // block) while keeping the proposal's work bounded.
+        let candidates = sources.mempool.candidates(MAX_CANDIDATES);
         let mut evidence = sources.evidence.snapshot();
         evidence.truncate(MAX_BLOCK_EVIDENCE);
         let input = BlockInput {
@@ -392,7 +440,7 @@ where
         let summary = FinalizedBlock::from_block(block);
         self.sources
             .mempool
-            .remove(summary.tx_hashes.iter().copied());
+            .finalized(block.height.get(), &block.txs);
         self.sources.evidence.remove(&block.evidence);
         self.events.finalized(summary);
     }

@@ -5,6 +5,7 @@
 //! under the deterministic simulator (tests) and over authenticated TCP (nodes).
 
 use crate::{
+    admission::{self, Refusal},
     app::{App, EvidencePool, Sources},
     block::Block,
     events::ChainEvents,
@@ -46,10 +47,10 @@ use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, buffer::paged::CacheRef};
 use commonware_storage::{Context as StorageContext, archive::prunable, translator::TwoCap};
 use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
-use exo_ledger::Genesis;
+use exo_ledger::{Genesis, exec::Rules};
 use exo_types::{MAX_TX_BYTES, SignedTx};
 use futures::{StreamExt, channel::mpsc};
-use std::{num::NonZeroUsize, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, num::NonZeroUsize, sync::Arc, time::Duration};
 use tracing::{debug, info, warn};
 
 /// Namespace of consensus signatures, distinct from transaction signatures.
@@ -99,16 +100,21 @@ pub struct Timeouts {
     pub retry: Duration,
     pub skip: Duration,
     pub fetch: Duration,
+    /// How long a leader with nothing to include waits for work before proposing an empty
+    /// block; must stay below `leader`.
+    pub empty_block: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
-            leader: Duration::from_millis(1_000),
+            // Above the empty-block interval, so that an idle leader is not timed out.
+            leader: Duration::from_millis(1_500),
             certification: Duration::from_millis(2_000),
             retry: Duration::from_millis(500),
             skip: Duration::from_secs(5),
             fetch: Duration::from_secs(2),
+            empty_block: Duration::from_millis(1_000),
         }
     }
 }
@@ -134,16 +140,46 @@ pub struct ValidatorHandle<E: StorageContext + Spawner> {
     pub events: ChainEvents,
     pub state: StateReader<E>,
     pub blocks: BlockReader,
+    genesis: Arc<Genesis>,
     gossip: mpsc::Sender<SignedTx>,
 }
 
 impl<E: StorageContext + Spawner> ValidatorHandle<E> {
-    /// Admits a transaction whose signature the caller checked, and gossips it to the other
-    /// validators. Gossip is best-effort: a full queue only delays it until a local proposal.
-    pub fn submit(&self, tx: SignedTx) -> Result<exo_types::TxHash, crate::MempoolError> {
-        let hash = self.mempool.insert(tx.clone())?;
+    /// Admits a transaction that passed the ledger's prechecks against `account` (the sender's
+    /// finalized account, as the caller read it), and gossips it to the other validators.
+    /// Gossip is best-effort: a full queue only delays it until a local proposal.
+    pub fn submit(
+        &self,
+        tx: SignedTx,
+        account: &exo_ledger::Account,
+    ) -> Result<exo_types::TxHash, crate::MempoolError> {
+        let hash = self.mempool.insert(tx.clone(), account)?;
         let _ = self.gossip.clone().try_send(tx);
         Ok(hash)
+    }
+
+    /// Checks a transaction against finalized state as gossip from a peer is checked, admits
+    /// it and gossips it.
+    pub async fn admit(&self, tx: SignedTx) -> Result<exo_types::TxHash, Refusal> {
+        let signature_ok = tx.verify_signature();
+        let hash = admission::admit(
+            &self.state,
+            &self.mempool,
+            rules(&self.genesis),
+            tx.clone(),
+            signature_ok,
+        )
+        .await?;
+        let _ = self.gossip.clone().try_send(tx);
+        Ok(hash)
+    }
+}
+
+/// The admission rules of `genesis`'s chain.
+fn rules(genesis: &Genesis) -> Rules<'_> {
+    Rules {
+        chain_id: &genesis.chain_id,
+        min_fee: genesis.params.min_fee,
     }
 }
 
@@ -253,7 +289,11 @@ where
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
+    if config.timeouts.empty_block >= config.timeouts.leader {
+        return Err("the empty-block interval must stay below the leader timeout".into());
+    }
     let public_key = config.signer.public_key();
+    let gossip_blocker = blocker.clone();
     let committee = committee(&config.genesis)?;
     let scheme = Scheme::signer(
         CONSENSUS_NAMESPACE,
@@ -362,6 +402,7 @@ where
         CONSENSUS_NAMESPACE,
         events.clone(),
         sources.clone(),
+        config.timeouts.empty_block,
     );
     let (stateful, stateful_mailbox) = Stateful::new(
         context.child("stateful"),
@@ -471,9 +512,15 @@ where
     );
 
     let databases = stateful_mailbox.subscribe_databases().await;
+    let state = StateReader::new(databases);
     let gossip = start_gossip(
         context.child("mempool_gossip"),
-        mempool.clone(),
+        Gossip {
+            mempool: mempool.clone(),
+            state: state.clone(),
+            genesis: config.genesis.clone(),
+            blocker: gossip_blocker,
+        },
         channels.mempool,
     );
     info!(validator = %public_key, "validator started");
@@ -482,7 +529,8 @@ where
         consensus,
         mempool,
         events,
-        state: StateReader::new(databases),
+        state,
+        genesis: config.genesis.clone(),
         blocks: BlockReader {
             marshal: marshal_mailbox,
         },
@@ -490,16 +538,46 @@ where
     })
 }
 
-/// Relays admitted transactions to the other validators and admits theirs.
-fn start_gossip<E, S, R>(
-    context: E,
+/// What the gossip receiver admits with.
+struct Gossip<E: StorageContext + Spawner, B> {
     mempool: Mempool,
+    state: StateReader<E>,
+    genesis: Arc<Genesis>,
+    blocker: B,
+}
+
+/// Refused transactions a peer may gossip before its refusals are weighed against what it got
+/// admitted; see [`PeerScore`].
+const GOSSIP_REFUSALS_ALLOWED: u64 = 1_024;
+
+/// How a peer's gossip has fared. Every transaction a peer sends costs a signature check and a
+/// state read, so a peer that mostly sends what cannot be admitted is blocked.
+#[derive(Default)]
+struct PeerScore {
+    admitted: u64,
+    refused: u64,
+}
+
+impl PeerScore {
+    fn is_abusive(&self) -> bool {
+        self.refused > GOSSIP_REFUSALS_ALLOWED && self.refused > self.admitted.saturating_mul(4)
+    }
+}
+
+/// Relays admitted transactions to the other validators and admits theirs with the same checks
+/// as the API's. A peer that sends an undecodable message, a bad signature, another chain's
+/// transaction or an oversized one is blocked at once; one whose transactions are mostly
+/// refused for other reasons is blocked once its refusals pass a bound.
+fn start_gossip<E, S, R, B>(
+    context: E,
+    gossip: Gossip<E, B>,
     (mut sender, mut receiver): (S, R),
 ) -> mpsc::Sender<SignedTx>
 where
-    E: Spawner + rand::CryptoRng,
+    E: StorageContext + Spawner + rand::CryptoRng,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
 {
     let (queue, mut outgoing) = mpsc::channel::<SignedTx>(16 * 1024);
     context.child("send").spawn(move |_| async move {
@@ -516,6 +594,13 @@ where
         }
     });
     context.child("receive").spawn(move |mut rng| async move {
+        let Gossip {
+            mempool,
+            state,
+            genesis,
+            mut blocker,
+        } = gossip;
+        let mut scores: BTreeMap<ed25519::PublicKey, PeerScore> = BTreeMap::new();
         loop {
             let (peer, message) = match receiver.recv().await {
                 Ok(m) => m,
@@ -530,18 +615,35 @@ where
             ) {
                 Ok(txs) => txs,
                 Err(err) => {
-                    warn!(%peer, %err, "undecodable mempool gossip");
+                    warn!(%peer, %err, "undecodable mempool gossip; blocking the peer");
+                    let _ = blocker.block(peer);
                     continue;
                 }
             };
             // One batch verification per message; a bad batch is sorted out one by one.
             let verified = crate::app::verify_signatures(&mut rng, &txs);
+            let mut garbage = None;
             for (tx, ok) in txs.into_iter().zip(verified) {
-                if ok {
-                    let _ = mempool.insert(tx);
-                } else {
-                    warn!(%peer, "gossiped transaction with a bad signature");
+                let score = scores.entry(peer.clone()).or_default();
+                match admission::admit(&state, &mempool, rules(&genesis), tx, ok).await {
+                    Ok(_) => score.admitted = score.admitted.saturating_add(1),
+                    // The same transaction reached this node another way, or this node could
+                    // not read its own state: not the peer's fault.
+                    Err(Refusal::Mempool(crate::MempoolError::Duplicate) | Refusal::Store(_)) => {}
+                    Err(refusal) if refusal.is_garbage() => {
+                        garbage = Some(refusal);
+                        break;
+                    }
+                    Err(_) => score.refused = score.refused.saturating_add(1),
                 }
+            }
+            let abusive = scores.get(&peer).is_some_and(PeerScore::is_abusive);
+            if let Some(refusal) = garbage {
+                warn!(%peer, %refusal, "invalid mempool gossip; blocking the peer");
+                let _ = blocker.block(peer);
+            } else if abusive {
+                warn!(%peer, "mempool gossip mostly refused; blocking the peer");
+                let _ = blocker.block(peer);
             }
         }
     });

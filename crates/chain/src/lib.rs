@@ -15,6 +15,7 @@ pub mod evidence;
 
 pub use block::{Block, BlockContext, BlockDigest, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 pub use evidence::EvidenceProof;
+pub mod admission;
 pub mod app;
 pub mod engine;
 pub mod events;

@@ -392,7 +392,8 @@ fn a_stopped_validator_restarts_and_catches_up() {
     let (code, receipt) = transfer(clients[0].url(), &path(&data, "faucet.key"), &bob, "3");
     assert_eq!(code, 0, "{receipt}");
     let down_at = rt.block_on(clients[0].status()).unwrap().finalized_height;
-    rt.block_on(wait_height(&others, down_at + 30, Duration::from_secs(30)));
+    // An idle chain makes about a block a second, and validator 3's views time out.
+    rt.block_on(wait_height(&others, down_at + 30, Duration::from_secs(90)));
 
     // Restarted, it replays what it missed and agrees on the state.
     processes.children[3] = start_node(3, 1);

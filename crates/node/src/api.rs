@@ -119,8 +119,8 @@ impl NodeView for ValidatorView {
         }
     }
 
-    fn submit(&self, tx: SignedTx) -> Result<TxHash, MempoolError> {
-        self.inner.validator.submit(tx)
+    fn submit(&self, tx: SignedTx, sender: &exo_ledger::Account) -> Result<TxHash, MempoolError> {
+        self.inner.validator.submit(tx, sender)
     }
 
     fn pending(&self, hash: &TxHash) -> bool {

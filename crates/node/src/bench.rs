@@ -77,15 +77,23 @@ pub struct ChainBenchReport {
 
 const SENDERS: usize = 1_000;
 
+/// Senders for `txs` transactions: enough that none has more queued than the mempool lets it.
+fn senders_for(txs: usize) -> usize {
+    txs.div_ceil(exo_chain::mempool::MAX_NONCE_AHEAD as usize)
+        .max(SENDERS)
+}
+
 fn sender_key(i: usize) -> PrivateKey {
     PrivateKey::from_seed(0xbe_0000 + i as u64)
 }
 
+/// `count` transfers from the senders of `first_nonce`, the `n`th from sender `n % senders`.
 fn sign_transfers(chain_id: &str, count: usize, first_nonce: &mut [u64]) -> Vec<SignedTx> {
     let sink = PrivateKey::from_seed(0xbe_ffff).public_key();
+    let senders = first_nonce.len().max(1);
     (0..count)
         .map(|n| {
-            let s = n % SENDERS;
+            let s = n % senders;
             let key = sender_key(s);
             let nonce = first_nonce[s];
             first_nonce[s] += 1;
@@ -148,6 +156,7 @@ pub fn chain(
     options: &ChainBenchOptions,
     progress: impl Fn(&str),
 ) -> anyhow::Result<ChainBenchReport> {
+    let senders = senders_for(options.txs + options.latency_txs);
     let dir = std::env::temp_dir().join(format!("exo-bench-chain-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let balance = Amount::from_exo(1_000_000);
@@ -156,7 +165,7 @@ pub fn chain(
         data_dir: dir.clone(),
         api_port: options.api_port,
         p2p_port: options.p2p_port,
-        extra_accounts: (0..SENDERS)
+        extra_accounts: (0..senders)
             .map(|i| GenesisAccount {
                 address: address_to_hex(&sender_key(i).public_key()),
                 balance,
@@ -164,9 +173,16 @@ pub fn chain(
             .collect(),
     })?;
     progress("signing transactions");
-    let mut nonces = vec![0u64; SENDERS];
+    let mut nonces = vec![0u64; senders];
     let load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.txs, &mut nonces);
+    // Each sender's account when the latency phase starts, once the load is finalized.
+    let latency_start = nonces.clone();
     let latency_load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.latency_txs, &mut nonces);
+    let account = |start: &[u64], n: usize| exo_ledger::Account {
+        balance,
+        nonce: start.get(n % senders).copied().unwrap_or_default(),
+    };
+    let load_start = vec![0u64; senders];
 
     // Each validator runs on its own runtime and thread, as separate processes would.
     let network = LocalNetwork::start(&layout, None)?;
@@ -200,7 +216,7 @@ pub fn chain(
     let start = Instant::now();
     for (n, tx) in load.iter().enumerate() {
         let target = &validators[n % validators.len()];
-        if let Err(err) = target.submit(tx.clone()) {
+        if let Err(err) = target.submit(tx.clone(), &account(&load_start, n)) {
             return Err(anyhow!("mempool refused a benchmark transaction: {err}"));
         }
     }
@@ -253,7 +269,7 @@ pub fn chain(
     for (n, tx) in latency_load.iter().enumerate() {
         let at = Instant::now();
         validators[n % validators.len()]
-            .submit(tx.clone())
+            .submit(tx.clone(), &account(&latency_start, n))
             .map_err(|e| anyhow!("mempool refused a benchmark transaction: {e}"))?;
         sent.push((tx.hash(), at));
         std::thread::sleep(Duration::from_millis(10));

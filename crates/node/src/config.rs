@@ -39,10 +39,18 @@ pub struct NodeConfig {
     /// Tokio worker threads; two keep a 4-validator devnet light on a small machine.
     #[serde(default = "default_threads")]
     pub worker_threads: usize,
+    /// How long a leader with nothing to include waits for work before it proposes an empty
+    /// block, so that an idle chain does not spin; must stay below the 1.5 s leader timeout.
+    #[serde(default = "default_empty_block_ms")]
+    pub empty_block_ms: u64,
 }
 
 fn default_threads() -> usize {
     2
+}
+
+fn default_empty_block_ms() -> u64 {
+    1_000
 }
 
 impl NodeConfig {

@@ -124,6 +124,7 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
                     .map(|j| format!("http://{}", localhost(options.api_port + j as u16)))
                     .collect(),
                 worker_threads: 2,
+                empty_block_ms: 1_000,
             };
             config.save(&config_path(i))?;
         }

@@ -116,7 +116,10 @@ where
                 genesis,
                 partition_prefix: "exodus".into(),
                 mempool: Default::default(),
-                timeouts: Timeouts::default(),
+                timeouts: Timeouts {
+                    empty_block: Duration::from_millis(config.empty_block_ms),
+                    ..Timeouts::default()
+                },
                 retained_blocks: 100_000,
             },
             oracle.clone(),

@@ -9,13 +9,14 @@
 use commonware_consensus::simplex::{mocks::conflicter, scheme::ed25519::Scheme};
 use commonware_cryptography::{Sha256, Signer as _, ed25519};
 use commonware_p2p::{
+    Recipients, Sender as _,
     simulated::{self, Link, Network, Oracle},
     utils::mux::Muxer,
 };
 use commonware_runtime::{Clock, Handle, Quota, Spawner, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize};
 use exo_chain::{
-    ChainStatus,
+    ChainStatus, MempoolLimits,
     engine::{self, CONSENSUS_NAMESPACE, Channels, Timeouts, ValidatorConfig, ValidatorHandle},
 };
 use exo_ledger::{Genesis, GenesisAccount, Params, exec, modules::bank};
@@ -66,6 +67,27 @@ pub fn genesis(n: usize) -> Genesis {
     }
 }
 
+/// A signed transfer paying `fee`.
+pub fn transfer_with_fee(
+    from: &PrivateKey,
+    nonce: u64,
+    to: &Address,
+    amount: Amount,
+    fee: Amount,
+) -> SignedTx {
+    UnsignedTx {
+        chain_id: CHAIN_ID.into(),
+        sender: from.public_key(),
+        nonce,
+        fee,
+        action: Action::Transfer {
+            to: to.clone(),
+            amount,
+        },
+    }
+    .sign(from)
+}
+
 /// A signed transfer.
 pub fn transfer(from: &PrivateKey, nonce: u64, to: &Address, amount: Amount) -> SignedTx {
     UnsignedTx {
@@ -94,12 +116,31 @@ pub struct Cluster {
     genesis: Arc<Genesis>,
     members: Vec<Member>,
     restarts: usize,
+    mempool: MempoolLimits,
 }
 
 impl Cluster {
     /// Starts `n` validators, all linked, with `byzantine` of them (the last ones) replaced by
-    /// equivocators that sign conflicting votes.
+    /// equivocators that sign conflicting votes, and returns once height 1 is finalized.
     pub async fn start(context: deterministic::Context, n: usize, byzantine: usize) -> Self {
+        Self::start_inner(context, n, byzantine, MempoolLimits::default()).await
+    }
+
+    /// Starts `n` honest validators whose mempools have `limits`.
+    pub async fn start_with_mempool(
+        context: deterministic::Context,
+        n: usize,
+        limits: MempoolLimits,
+    ) -> Self {
+        Self::start_inner(context, n, 0, limits).await
+    }
+
+    async fn start_inner(
+        context: deterministic::Context,
+        n: usize,
+        byzantine: usize,
+        mempool: MempoolLimits,
+    ) -> Self {
         let genesis = Arc::new(genesis(n));
         let keys: Vec<PrivateKey> = (0..n).map(validator_key).collect();
         let (network, oracle) = Network::new_with_peers(
@@ -127,6 +168,7 @@ impl Cluster {
                 })
                 .collect(),
             restarts: 0,
+            mempool,
         };
         for a in 0..n {
             for b in 0..n {
@@ -142,6 +184,9 @@ impl Cluster {
                 cluster.start_validator(i).await;
             }
         }
+        // Genesis accounts exist in state once the first block is finalized; admission reads
+        // them from there.
+        cluster.wait_for_height(1, Duration::from_secs(60)).await;
         cluster
     }
 
@@ -183,7 +228,7 @@ impl Cluster {
             signer: self.members[i].key.clone(),
             genesis: self.genesis.clone(),
             partition_prefix: format!("validator-{i}"),
-            mempool: Default::default(),
+            mempool: self.mempool,
             timeouts: Timeouts::default(),
             retained_blocks: 1_024,
         };
@@ -228,6 +273,42 @@ impl Cluster {
         mux.start();
         let votes = handle.register(0).await.expect("epoch 0 votes");
         self.members[i].task = Some(equivocator.start(votes));
+    }
+
+    /// Replaces validator `i` with a peer that only gossips `message` to the others on the
+    /// mempool channel, every `every`, as a byzantine validator could.
+    pub async fn start_gossip_spammer(&mut self, i: usize, message: Vec<u8>, every: Duration) {
+        let channels = self.channels(i).await;
+        let (mut sender, _receiver) = channels.mempool;
+        let task = self
+            .context
+            .child("gossip_spammer")
+            .with_attribute("index", i)
+            .spawn(move |ctx| async move {
+                loop {
+                    sender.send(Recipients::All, message.clone(), false);
+                    ctx.sleep(every).await;
+                }
+            });
+        self.members[i].task = Some(task);
+    }
+
+    /// The peers validator `i` has blocked.
+    pub async fn blocked_by(&self, i: usize) -> Vec<ed25519::PublicKey> {
+        let me = self.members[i].key.public_key();
+        self.oracle
+            .blocked()
+            .await
+            .expect("network runs")
+            .into_iter()
+            .filter(|(from, _)| *from == me)
+            .map(|(_, to)| to)
+            .collect()
+    }
+
+    /// Validator `i`'s public key.
+    pub fn public_key(&self, i: usize) -> ed25519::PublicKey {
+        self.members[i].key.public_key()
     }
 
     /// Stops validator `i` as a crash would: its tasks end, its storage stays.
@@ -352,6 +433,11 @@ impl Cluster {
     /// The runtime's fingerprint of everything that happened so far.
     pub fn auditor_state(&self) -> String {
         self.context.auditor().state()
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.context.current()
     }
 
     /// Sleeps in simulated time.

@@ -20,11 +20,16 @@ fn four_validators_finalize_transfers_with_one_state_root() {
         let cluster = Cluster::start(context, 4, 0).await;
         let faucet = faucet_key();
         let alice = account_key(1).public_key();
+        // A sender may queue 16 nonces past its next one: the second half waits for the first.
         for nonce in 0..20 {
+            if nonce == 10 {
+                cluster.wait_for_height(4, Duration::from_secs(60)).await;
+            }
             let tx = transfer(&faucet, nonce, &alice, Amount::from_exo(1));
             cluster
                 .validator((nonce % 4) as usize)
-                .submit(tx)
+                .admit(tx)
+                .await
                 .expect("admitted");
         }
         cluster.wait_for_height(10, Duration::from_secs(60)).await;
@@ -64,7 +69,8 @@ fn three_validators_go_on_when_one_crashes() {
         let bob = account_key(2).public_key();
         cluster
             .validator(0)
-            .submit(transfer(&faucet, 0, &bob, Amount::from_exo(7)))
+            .admit(transfer(&faucet, 0, &bob, Amount::from_exo(7)))
+            .await
             .expect("admitted");
         cluster
             .wait_for_height(before + 8, Duration::from_secs(120))
@@ -83,13 +89,15 @@ fn a_restarted_validator_recovers_from_disk_and_catches_up() {
         let carol = account_key(3).public_key();
         cluster
             .validator(1)
-            .submit(transfer(&faucet, 0, &carol, Amount::from_exo(3)))
+            .admit(transfer(&faucet, 0, &carol, Amount::from_exo(3)))
+            .await
             .expect("admitted");
         cluster.wait_for_height(5, Duration::from_secs(60)).await;
         cluster.crash(2).await;
         cluster
             .validator(0)
-            .submit(transfer(&faucet, 1, &carol, Amount::from_exo(4)))
+            .admit(transfer(&faucet, 1, &carol, Amount::from_exo(4)))
+            .await
             .expect("admitted");
         let target = cluster.status(0).finalized_height + 10;
         cluster
@@ -179,7 +187,8 @@ fn the_same_seed_gives_the_same_state_root() {
                 let to = account_key(nonce).public_key();
                 cluster
                     .validator(0)
-                    .submit(transfer(&faucet, nonce, &to, Amount::from_exo(1)))
+                    .admit(transfer(&faucet, nonce, &to, Amount::from_exo(1)))
+                    .await
                     .expect("admitted");
             }
             cluster.wait_for_height(8, Duration::from_secs(60)).await;
