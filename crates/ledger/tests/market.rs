@@ -889,3 +889,111 @@ fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
 }
+
+/// An unmatchable job: a region no provider declares.
+fn unmatchable(units: u32) -> JobSpec {
+    let mut spec = spec(units, 1);
+    spec.requirements.region = Some("nowhere".into());
+    spec.max_price_per_unit = Amount(1);
+    spec.requirements.fuel_limit = 1;
+    spec
+}
+
+/// One account submits a flood of jobs nobody can run: it holds at most its cap of open jobs,
+/// the rest are refused with the cap in the refusal, and another requester's job is still
+/// accepted and matched.
+#[test]
+fn a_thousand_unmatchable_jobs_do_not_lock_out_new_jobs() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..1]);
+    let max = MarketParams::default().max_open_jobs_per_account;
+    let attacker = DEVELOPER;
+    let flood: Vec<SignedTx> = (0..max + 4)
+        .map(|_| m.tx(attacker, Action::SubmitJob(Box::new(unmatchable(1_000)))))
+        .collect();
+    let statuses = m.block(flood);
+    let ok = statuses.iter().filter(|s| **s == TxStatus::Ok).count();
+    assert_eq!(ok, max as usize);
+    assert_eq!(
+        statuses[max as usize],
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManyOpenJobs {
+            held: max,
+            max
+        }))
+    );
+    let honest = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    assert_eq!(m.block(vec![honest]), vec![TxStatus::Ok]);
+    let job = u64::from(max);
+    assert_eq!(m.job(job).running, 1, "the honest job is matched");
+    // Closing a job frees its place under the cap.
+    let cancel = m.tx(attacker, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    let again = m.tx(attacker, Action::SubmitJob(Box::new(unmatchable(1))));
+    assert_eq!(m.block(vec![again]), vec![TxStatus::Ok]);
+}
+
+/// A provider cannot squat the book: an offer with no slot or one that never expires is
+/// refused, and it holds at most its cap of offers.
+#[test]
+fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    let lifetime = MarketParams::default().max_offer_lifetime;
+    let post = |m: &mut Market, slots, expiry_height| {
+        let tx = m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount(1),
+                expiry_height,
+            },
+        );
+        m.block(vec![tx]).remove(0)
+    };
+    assert_eq!(
+        post(&mut m, 0, 100),
+        TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer { expiry: None }))
+    );
+    let height = m.chain.height + 1;
+    assert_eq!(
+        post(&mut m, 1, u64::MAX),
+        TxStatus::Rejected(Rejection::Market(Refusal::OfferTooLong {
+            expiry: u64::MAX,
+            max: height + lifetime,
+        }))
+    );
+    let latest = m.chain.height + 1 + lifetime;
+    assert_eq!(post(&mut m, 1, latest), TxStatus::Ok);
+}
+
+/// One developer cannot fill the chain's app table: it publishes at most its cap of apps.
+#[test]
+fn one_developer_cannot_publish_past_its_cap_of_apps() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    let max = MarketParams::default().max_apps_per_account;
+    let txs: Vec<SignedTx> = (0..max + 1)
+        .map(|i| {
+            let mut module_hash = [0u8; 32];
+            module_hash[..4].copy_from_slice(&i.to_be_bytes());
+            m.tx(
+                DEVELOPER,
+                Action::PublishApp {
+                    module_hash,
+                    name: "squat".into(),
+                    version: "1".into(),
+                    royalty_per_unit: Amount(1),
+                },
+            )
+        })
+        .collect();
+    let statuses = m.block(txs);
+    assert!(statuses[..max as usize].iter().all(|s| *s == TxStatus::Ok));
+    assert_eq!(
+        statuses[max as usize],
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManyApps { held: max, max }))
+    );
+}

@@ -19,8 +19,8 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                IdList, Job, OwnerIndex, Provider, Unit, UnitState, WaitingList, WorkCount,
-                WorkItem, WorkSlot,
+                App, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider, Unit, UnitState,
+                WaitingList, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -215,6 +215,11 @@ impl Machine {
                 commit_window: 3,
                 reveal_window: 3,
                 probation_slots: 4,
+                // Low enough that the generated actions reach them.
+                max_open_jobs_per_account: 3,
+                max_apps_per_account: 2,
+                max_offers_per_provider: 2,
+                max_offer_lifetime: 20,
                 ..MarketParams::default()
             },
             ..Params::default()
@@ -566,6 +571,7 @@ impl Machine {
                 "provider {provider}'s work set has a gap"
             );
         }
+        self.audit_holdings();
         let items = entries
             .keys()
             .filter(|k| in_table(k, keys::Table::WorkItem))
@@ -577,6 +583,57 @@ impl Machine {
         assert_eq!(
             (listed, items, slots),
             (open_replicas, open_replicas, open_replicas)
+        );
+    }
+
+    /// What each account holds against the records: its open jobs are the open jobs it
+    /// requested, its offers exactly its offers on the book, its apps the apps it published;
+    /// and each stays within its cap.
+    fn audit_holdings(&self) {
+        let params = &self.chain.genesis.params.market;
+        let entries = &self.chain.store.entries;
+        let open: IdList = self.chain.get(&keys::open_jobs_key()).unwrap_or_default();
+        let book: IdList = self.chain.get(&keys::book_key()).unwrap_or_default();
+        let apps: Vec<App> = entries
+            .iter()
+            .filter(|(k, _)| k[0] == Namespace::Market as u8 && k[1] == keys::Table::App as u8)
+            .map(|(_, v)| decode(v).unwrap())
+            .collect();
+        let mut listed = 0;
+        for who in 0..ACCOUNTS {
+            let account = addr(who);
+            let h: Holdings = self
+                .chain
+                .get(&keys::holdings_key(&account))
+                .unwrap_or_default();
+            let jobs = open
+                .0
+                .iter()
+                .filter(|id| {
+                    self.chain
+                        .get::<Job>(&keys::job_key(**id))
+                        .unwrap()
+                        .requester
+                        == account
+                })
+                .count();
+            assert_eq!(h.open_jobs as usize, jobs, "open jobs of {who}");
+            assert!(h.open_jobs <= params.max_open_jobs_per_account);
+            let published = apps.iter().filter(|a| a.developer == account).count();
+            assert_eq!(h.apps as usize, published, "apps of {who}");
+            assert!(h.apps <= params.max_apps_per_account);
+            assert!(h.offers.len() as u32 <= params.max_offers_per_provider);
+            for id in &h.offers {
+                assert!(book.0.contains(id), "offer {id} of {who} is on the book");
+                let o: OfferRecord = self.chain.get(&keys::offer_key(*id)).unwrap();
+                assert_eq!(o.owner, account);
+            }
+            listed += h.offers.len();
+        }
+        assert_eq!(
+            listed,
+            book.0.len(),
+            "every offer on the book is in its owner's holdings"
         );
     }
 
@@ -649,19 +706,19 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 who: 1,
                 slots: 2,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
             Op::Post {
                 who: 2,
                 slots: 2,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
             Op::Post {
                 who: 3,
                 slots: 1,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
         ],
         vec![Op::CancelOffer { who: 3, pick: 2 }, Op::Retire { who: 3 }],

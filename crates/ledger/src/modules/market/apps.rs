@@ -37,6 +37,13 @@ impl Market<'_> {
                 max: MAX_ROYALTY,
             }));
         }
+        let mut holdings = Self::holdings(cache, developer)?;
+        if holdings.apps >= self.params.max_apps_per_account {
+            return refuse(Refusal::TooManyApps {
+                held: holdings.apps,
+                max: self.params.max_apps_per_account,
+            });
+        }
         let mut apps: AppList = load(cache, &apps_key())?.unwrap_or_default();
         if apps.0.len() >= MAX_APPS {
             return refuse(Refusal::InvalidApp(AppProblem::Full {
@@ -45,6 +52,8 @@ impl Market<'_> {
         }
         apps.0.push(*module_hash);
         store(cache, apps_key(), &apps)?;
+        holdings.apps += 1;
+        Self::store_holdings(cache, developer, &holdings)?;
         store(
             cache,
             key,

@@ -4,8 +4,8 @@
 use super::{
     Market,
     keys::{
-        assignments_key, book_key, job_key, job_spec_key, offer_key, open_jobs_key, provider_key,
-        unit_key, waiting_key, work_key, work_slot_key,
+        assignments_key, book_key, holdings_key, job_key, job_spec_key, offer_key, open_jobs_key,
+        provider_key, unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
         AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus, Unit,
@@ -204,8 +204,17 @@ impl Market<'_> {
             // Offers that expired leave the book (every offer is in the last pass).
             if pass == Pass::Everyone && !outcome.expired.is_empty() {
                 book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
+                let mut owners = Vec::with_capacity(outcome.expired.len());
                 for id in &outcome.expired {
-                    cache.put(offer_key(id.0), None);
+                    let record: OfferRecord = expect(cache, &offer_key(id.0))?;
+                    owners.push((record.owner, id.0));
+                }
+                cache.require(owners.iter().map(|(owner, _)| holdings_key(owner)))?;
+                for (owner, id) in owners {
+                    cache.put(offer_key(id), None);
+                    let mut holdings = Self::holdings(cache, &owner)?;
+                    holdings.offers.retain(|o| *o != id);
+                    Self::store_holdings(cache, &owner, &holdings)?;
                 }
                 store(cache, book_key(), &book)?;
             }

@@ -89,6 +89,13 @@ impl Market<'_> {
                 max: self.params.max_open_jobs,
             });
         }
+        let mut holdings = Self::holdings(cache, requester)?;
+        if holdings.open_jobs >= self.params.max_open_jobs_per_account {
+            return refuse(Refusal::TooManyOpenJobs {
+                held: holdings.open_jobs,
+                max: self.params.max_open_jobs_per_account,
+            });
+        }
         let max_replicas = u32::from(spec.trust) + self.params.extra_replicas + 1;
         let Some(escrow) = worst_case_escrow(
             spec.units,
@@ -109,6 +116,8 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         open.0.push(id);
         store(cache, open_jobs_key(), &open)?;
+        holdings.open_jobs += 1;
+        Self::store_holdings(cache, requester, &holdings)?;
         store(cache, job_spec_key(id), spec)?;
         let waiting: Vec<WaitingUnit> = (0..spec.units)
             .map(|unit| WaitingUnit {
@@ -221,9 +230,21 @@ impl Market<'_> {
             .ok_or(Fault::Overflow("job refund"))?;
         job.accounts.held = Amount::ZERO;
         let mut open = Self::id_list(cache, open_jobs_key())?;
+        let before = open.0.len();
         open.0.retain(|j| *j != job.id);
+        if open.0.len() == before {
+            // Closed already: its place under the requester's cap was given back then.
+            return Ok(());
+        }
         store(cache, open_jobs_key(), &open)?;
-        Ok(())
+        let mut holdings = Self::holdings(cache, &job.requester)?;
+        holdings.open_jobs = holdings.open_jobs.checked_sub(1).ok_or_else(|| {
+            Fault::Invariant(format!(
+                "job {} closes but its requester holds no open job",
+                job.id
+            ))
+        })?;
+        Self::store_holdings(cache, &job.requester, &holdings)
     }
 
     /// The units of `job` that need providers, in unit order.

@@ -42,6 +42,9 @@ pub enum Table {
     /// The position of an open replica in its provider's work set, by provider id, job id,
     /// unit and replica.
     WorkSlot = 16,
+    /// What an account holds on the market (open jobs, apps, offers), by address: the
+    /// per-account caps are checked against it.
+    Holdings = 17,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -132,4 +135,8 @@ pub fn open_jobs_key() -> Key {
 
 pub fn apps_key() -> Key {
     id(Table::Apps, 0)
+}
+
+pub fn holdings_key(account: &Address) -> Key {
+    keys::key(Namespace::Market, Table::Holdings as u8, account.as_ref())
 }

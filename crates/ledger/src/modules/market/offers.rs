@@ -45,12 +45,24 @@ impl Market<'_> {
             posted_height: self.env.height,
             expiry_height,
         };
-        if offer.validate().is_err() {
+        // An offer with no slot would hold a place on the book and sell nothing.
+        if offer.validate().is_err() || slots == 0 {
             return refuse(Refusal::InvalidOffer { expiry: None });
         }
         if expiry_height <= self.env.height {
             return refuse(Refusal::InvalidOffer {
                 expiry: Some((expiry_height, self.env.height)),
+            });
+        }
+        // Parameters bound the lifetime so that this cannot overflow.
+        let latest = self
+            .env
+            .height
+            .saturating_add(self.params.max_offer_lifetime);
+        if expiry_height > latest {
+            return refuse(Refusal::OfferTooLong {
+                expiry: expiry_height,
+                max: latest,
             });
         }
         let mut book = Self::id_list(cache, book_key())?;
@@ -59,18 +71,11 @@ impl Market<'_> {
                 max: self.params.max_open_offers,
             });
         }
-        cache.require(book.0.iter().map(|id| offer_key(*id)))?;
-        let mut mine = 0usize;
-        for id in &book.0 {
-            if let Some(r) = load::<OfferRecord>(cache, &offer_key(*id))?
-                && r.offer.provider.0 == provider.id
-            {
-                mine += 1;
-            }
-        }
-        if mine >= self.params.max_offers_per_provider as usize {
+        let mut holdings = Self::holdings(cache, owner)?;
+        let held = holdings.offers.len() as u32;
+        if held >= self.params.max_offers_per_provider {
             return refuse(Refusal::TooManyOffers {
-                held: mine as u32,
+                held,
                 max: self.params.max_offers_per_provider,
             });
         }
@@ -79,6 +84,8 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         book.0.push(offer.id.0);
         store(cache, book_key(), &book)?;
+        holdings.offers.push(offer.id.0);
+        Self::store_holdings(cache, owner, &holdings)?;
         store(
             cache,
             offer_key(offer.id.0),
@@ -101,6 +108,9 @@ impl Market<'_> {
         book.0.retain(|o| *o != id);
         store(cache, book_key(), &book)?;
         cache.put(offer_key(id), None);
+        let mut holdings = Self::holdings(cache, owner)?;
+        holdings.offers.retain(|o| *o != id);
+        Self::store_holdings(cache, owner, &holdings)?;
         Ok(Ok(()))
     }
 }

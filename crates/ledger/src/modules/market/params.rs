@@ -49,6 +49,12 @@ pub struct MarketParams {
     pub probation_slots: u32,
     /// Confirmed results that end a provider's probation.
     pub probation_results: u64,
+    /// Most open jobs of one requester.
+    pub max_open_jobs_per_account: u32,
+    /// Most apps one developer publishes.
+    pub max_apps_per_account: u32,
+    /// Most blocks an offer may stay on the book: its expiry is at most this far ahead.
+    pub max_offer_lifetime: u64,
 }
 
 impl Default for MarketParams {
@@ -70,6 +76,9 @@ impl Default for MarketParams {
             min_match_reputation: 400,
             probation_slots: 1,
             probation_results: 1,
+            max_open_jobs_per_account: 16,
+            max_apps_per_account: 16,
+            max_offer_lifetime: 1_000_000,
         }
     }
 }
@@ -91,7 +100,22 @@ pub enum ParamsError {
         "max_open_offers must be 1 to {max}, max_open_jobs 1 to {max} and max_offers_per_provider at least 1"
     )]
     Lists { max: u32 },
+    #[error(
+        "max_open_jobs_per_account must be 1 to max_open_jobs, max_apps_per_account 1 to {max_apps}, max_offers_per_provider at most {max_offers} and max_offer_lifetime 1 to {max_lifetime}"
+    )]
+    Accounts {
+        max_apps: u32,
+        max_offers: u32,
+        max_lifetime: u64,
+    },
 }
+
+/// Most offers one provider may hold, whatever the parameters say: its offers are listed in
+/// one record ([`super::records::Holdings`]).
+pub const MAX_OFFERS_PER_PROVIDER: u32 = 64;
+/// Longest offer lifetime the parameters may allow, in blocks: far enough for any use, and
+/// small enough that `height + lifetime` cannot overflow.
+pub const MAX_OFFER_LIFETIME: u64 = 1 << 40;
 
 /// Most ids a list record (the book, the open jobs) may hold: far below the store's value bound.
 pub const MAX_LIST_IDS: u32 = 100_000;
@@ -122,6 +146,20 @@ impl MarketParams {
         {
             return Err(ParamsError::Lists { max: MAX_LIST_IDS });
         }
+        if self.max_open_jobs_per_account == 0
+            || self.max_open_jobs_per_account > self.max_open_jobs
+            || self.max_apps_per_account == 0
+            || self.max_apps_per_account as usize > super::MAX_APPS
+            || self.max_offers_per_provider > MAX_OFFERS_PER_PROVIDER
+            || self.max_offer_lifetime == 0
+            || self.max_offer_lifetime > MAX_OFFER_LIFETIME
+        {
+            return Err(ParamsError::Accounts {
+                max_apps: super::MAX_APPS as u32,
+                max_offers: MAX_OFFERS_PER_PROVIDER,
+                max_lifetime: MAX_OFFER_LIFETIME,
+            });
+        }
         Ok(())
     }
 
@@ -142,6 +180,9 @@ impl MarketParams {
         self.min_match_reputation.write(out);
         self.probation_slots.write(out);
         self.probation_results.write(out);
+        self.max_open_jobs_per_account.write(out);
+        self.max_apps_per_account.write(out);
+        self.max_offer_lifetime.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -162,6 +203,9 @@ impl MarketParams {
             min_match_reputation: u32::read(buf)?,
             probation_slots: u32::read(buf)?,
             probation_results: u64::read(buf)?,
+            max_open_jobs_per_account: u32::read(buf)?,
+            max_apps_per_account: u32::read(buf)?,
+            max_offer_lifetime: u64::read(buf)?,
         })
     }
 }

@@ -865,3 +865,34 @@ impl Record for OwnerIndex {
         Ok(Self(u64::read(buf)?))
     }
 }
+
+/// What one account holds on the market, so that its caps are checked without scanning the
+/// book or the open jobs: its open jobs, its published apps and the ids of its offers on the
+/// book.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holdings {
+    pub open_jobs: u32,
+    pub apps: u32,
+    pub offers: Vec<u64>,
+}
+
+impl Record for Holdings {
+    const WHAT: &'static str = "holdings";
+    const MAX_BYTES: usize = 4 + 4 + 9 + 8 * super::params::MAX_OFFERS_PER_PROVIDER as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.open_jobs.write(out);
+        self.apps.write(out);
+        put_vec(&self.offers, out, |id, out| id.write(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            open_jobs: u32::read(buf)?,
+            apps: u32::read(buf)?,
+            offers: take_vec(
+                buf,
+                super::params::MAX_OFFERS_PER_PROVIDER as usize,
+                u64::read,
+            )?,
+        })
+    }
+}

@@ -106,6 +106,21 @@ pub enum Refusal {
     },
     /// The worst-case escrow does not fit in an amount.
     EscrowOverflow,
+    /// The requester holds its maximum of open jobs.
+    TooManyOpenJobs {
+        held: u32,
+        max: u32,
+    },
+    /// The developer published its maximum of apps.
+    TooManyApps {
+        held: u32,
+        max: u32,
+    },
+    /// The offer expires later than the longest lifetime allows: `max` is the latest expiry.
+    OfferTooLong {
+        expiry: u64,
+        max: u64,
+    },
 }
 
 fn n<T: TryFrom<u128>>(v: u128) -> Option<T> {
@@ -144,6 +159,9 @@ impl Coded for Refusal {
             Self::RevealNotOpen { .. } => 23,
             Self::CommitmentMismatch { .. } => 24,
             Self::EscrowOverflow => 25,
+            Self::TooManyOpenJobs { .. } => 26,
+            Self::TooManyApps { .. } => 27,
+            Self::OfferTooLong { .. } => 28,
         }
     }
 
@@ -173,6 +191,9 @@ impl Coded for Refusal {
             Self::RevealNotOpen { .. } => "reveal_not_open",
             Self::CommitmentMismatch { .. } => "commitment_mismatch",
             Self::EscrowOverflow => "overflow",
+            Self::TooManyOpenJobs { .. } => "too_many_open_jobs",
+            Self::TooManyApps { .. } => "too_many_apps",
+            Self::OfferTooLong { .. } => "offer_too_long",
         }
     }
 
@@ -191,7 +212,10 @@ impl Coded for Refusal {
             Self::InvalidOffer {
                 expiry: Some((expiry, height)),
             } => vec![(*expiry).into(), (*height).into()],
-            Self::TooManyOffers { held, max } => vec![(*held).into(), (*max).into()],
+            Self::TooManyOffers { held, max }
+            | Self::TooManyOpenJobs { held, max }
+            | Self::TooManyApps { held, max } => vec![(*held).into(), (*max).into()],
+            Self::OfferTooLong { expiry, max } => vec![(*expiry).into(), (*max).into()],
             Self::BookFull { max } | Self::TooManyJobs { max } => vec![(*max).into()],
             Self::UnknownOffer { offer } | Self::NotYourOffer { offer } => vec![(*offer).into()],
             Self::UnknownJob { job } | Self::NotYourJob { job } | Self::JobClosed { job } => {
@@ -286,6 +310,18 @@ impl Coded for Refusal {
                 Self::CommitmentMismatch { job, unit, replica }
             }
             (25, []) => Self::EscrowOverflow,
+            (26, [h, m]) => Self::TooManyOpenJobs {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
+            (27, [h, m]) => Self::TooManyApps {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
+            (28, [e, m]) => Self::OfferTooLong {
+                expiry: n(*e)?,
+                max: n(*m)?,
+            },
             _ => return None,
         })
     }
@@ -384,6 +420,18 @@ impl fmt::Display for Refusal {
                  commitment"
             ),
             Self::EscrowOverflow => f.write_str("the job's worst-case escrow overflows"),
+            Self::TooManyOpenJobs { held, max } => write!(
+                f,
+                "this account already has {held} open jobs (at most {max}); wait for one to end or cancel one"
+            ),
+            Self::TooManyApps { held, max } => write!(
+                f,
+                "this account already published {held} apps (at most {max})"
+            ),
+            Self::OfferTooLong { expiry, max } => write!(
+                f,
+                "expiry height {expiry} is past the latest allowed, {max}; repost the offer before it expires"
+            ),
         }
     }
 }
