@@ -997,3 +997,86 @@ fn one_developer_cannot_publish_past_its_cap_of_apps() {
         TxStatus::Rejected(Rejection::Market(Refusal::TooManyApps { held: max, max }))
     );
 }
+
+/// A job nobody can run does not wait for ever: once its waiting window passes, its units
+/// still waiting fail, the job closes with everything refunded through the bank, and its
+/// place under the requester's cap comes back.
+#[test]
+fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
+    let window = 5;
+    let params = Params {
+        market: MarketParams {
+            job_wait_window: window,
+            max_open_jobs_per_account: 1,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    let before = m.chain.account(&addr(REQUESTER)).balance;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(1_000))));
+    m.ok(vec![tx]);
+    let expires = m.chain.height + window;
+    while m.chain.height + 1 < expires {
+        m.ok(vec![]);
+        assert_eq!(m.job(0).state, JobState::Open);
+    }
+    m.ok(vec![]);
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!((job.waiting, job.running, job.failed), (0, 0, 1_000));
+    assert_eq!(job.accounts.held, Amount::ZERO);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    assert_eq!(
+        before.0 - m.chain.account(&addr(REQUESTER)).balance.0,
+        1_000,
+        "the requester lost only its fee"
+    );
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+    let again = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    assert_eq!(m.block(vec![again]), vec![TxStatus::Ok]);
+}
+
+/// A job whose window passes while one unit runs and another still waits: the waiting unit
+/// fails at once, the running one finishes and is paid, and the job then closes with the rest
+/// refunded.
+#[test]
+fn an_expired_job_closes_once_its_running_units_end() {
+    let window = 3;
+    let params = Params {
+        market: MarketParams {
+            job_wait_window: window,
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    // A provider on probation runs one unit at a time: unit 1 waits behind unit 0.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 1))));
+    m.ok(vec![tx]);
+    let expires = m.chain.height + window;
+    assert_eq!((m.job(0).running, m.job(0).waiting), (1, 1));
+    while m.chain.height < expires {
+        m.ok(vec![]);
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!((job.waiting, job.running, job.failed), (0, 1, 1));
+    assert!(job.accounts.held > Amount::ZERO);
+    let commit = m.commit(p, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let reveal = m.reveal(p, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    let job = m.job(0);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert_eq!((job.running, job.accepted, job.failed), (0, 1, 1));
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!(job.accounts.held, Amount::ZERO);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}

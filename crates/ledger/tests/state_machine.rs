@@ -220,6 +220,7 @@ impl Machine {
                 max_apps_per_account: 2,
                 max_offers_per_provider: 2,
                 max_offer_lifetime: 20,
+                job_wait_window: 6,
                 ..MarketParams::default()
             },
             ..Params::default()

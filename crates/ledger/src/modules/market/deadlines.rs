@@ -3,7 +3,7 @@
 use super::{
     Market,
     keys::{deadline_key, job_key, provider_key, unit_key},
-    records::{DeadlineList, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
+    records::{DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
     reputation::REPUTATION_NO_SHOW,
 };
 use crate::state::{Halt, StateCache, expect, load, store};
@@ -29,9 +29,18 @@ impl Market<'_> {
         let Some(list) = load::<DeadlineList>(cache, &key)? else {
             return Ok(());
         };
-        cache.require(list.0.iter().map(|(j, u, _)| unit_key(*j, *u)))?;
+        cache.require(
+            list.0
+                .iter()
+                .filter(|(_, u, _)| *u != JOB_EXPIRY)
+                .map(|(j, u, _)| unit_key(*j, *u)),
+        )?;
         cache.require(list.0.iter().map(|(j, _, _)| job_key(*j)))?;
         for (job_id, unit_index, replica_index) in list.0 {
+            if unit_index == JOB_EXPIRY {
+                self.expire_job(cache, job_id)?;
+                continue;
+            }
             let Some(mut unit) = Self::unit(cache, job_id, unit_index)? else {
                 continue;
             };

@@ -55,6 +55,9 @@ pub struct MarketParams {
     pub max_apps_per_account: u32,
     /// Most blocks an offer may stay on the book: its expiry is at most this far ahead.
     pub max_offer_lifetime: u64,
+    /// Blocks a job's units may wait for providers: after them, units still waiting fail and
+    /// the job takes no new replica; it closes with its refund once nothing runs.
+    pub job_wait_window: u64,
 }
 
 impl Default for MarketParams {
@@ -79,6 +82,7 @@ impl Default for MarketParams {
             max_open_jobs_per_account: 16,
             max_apps_per_account: 16,
             max_offer_lifetime: 1_000_000,
+            job_wait_window: 100_000,
         }
     }
 }
@@ -88,8 +92,8 @@ impl Default for MarketParams {
 pub enum ParamsError {
     #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
     Replicas,
-    #[error("commit and reveal windows must be at least 2 blocks")]
-    Windows,
+    #[error("commit, reveal and job wait windows must be 2 to {max} blocks")]
+    Windows { max: u64 },
     #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
     Shares,
     #[error(
@@ -113,6 +117,9 @@ pub enum ParamsError {
 /// Most offers one provider may hold, whatever the parameters say: its offers are listed in
 /// one record ([`super::records::Holdings`]).
 pub const MAX_OFFERS_PER_PROVIDER: u32 = 64;
+/// Longest commit, reveal or job wait window the parameters may set, in blocks.
+pub const MAX_WINDOW: u64 = 1 << 40;
+
 /// Longest offer lifetime the parameters may allow, in blocks: far enough for any use, and
 /// small enough that `height + lifetime` cannot overflow.
 pub const MAX_OFFER_LIFETIME: u64 = 1 << 40;
@@ -125,8 +132,13 @@ impl MarketParams {
         if self.extra_replicas > 9 {
             return Err(ParamsError::Replicas);
         }
-        if self.commit_window < 2 || self.reveal_window < 2 {
-            return Err(ParamsError::Windows);
+        // Bounded so that `height + window` cannot overflow.
+        let window = |w: u64| (2..=MAX_WINDOW).contains(&w);
+        if !window(self.commit_window)
+            || !window(self.reveal_window)
+            || !window(self.job_wait_window)
+        {
+            return Err(ParamsError::Windows { max: MAX_WINDOW });
         }
         if self.protocol_fee_bps > 10_000
             || self.slash_wrong_bps > 10_000
@@ -183,6 +195,7 @@ impl MarketParams {
         self.max_open_jobs_per_account.write(out);
         self.max_apps_per_account.write(out);
         self.max_offer_lifetime.write(out);
+        self.job_wait_window.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -206,6 +219,7 @@ impl MarketParams {
             max_open_jobs_per_account: u32::read(buf)?,
             max_apps_per_account: u32::read(buf)?,
             max_offer_lifetime: u64::read(buf)?,
+            job_wait_window: u64::read(buf)?,
         })
     }
 }

@@ -195,6 +195,9 @@ pub enum JobState {
     Done = 1,
     /// The requester cancelled: no new assignments; the escrow returns once running units end.
     Cancelled = 2,
+    /// Its wait window passed: units still waiting failed, no new assignments; the escrow
+    /// returns once running units end.
+    Expired = 3,
 }
 
 impl JobState {
@@ -203,6 +206,7 @@ impl JobState {
             Self::Open => "open",
             Self::Done => "done",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 }
@@ -403,6 +407,7 @@ impl Record for Job {
                 0 => JobState::Open,
                 1 => JobState::Done,
                 2 => JobState::Cancelled,
+                3 => JobState::Expired,
                 tag => return Err(Error::InvalidEnum(tag)),
             },
             accounts: JobAccounts::take(buf)?,
@@ -588,13 +593,16 @@ impl Record for IdList {
     }
 }
 
-/// What falls due at one height: (job, unit, replica) commit deadlines, and unit reveal
-/// deadlines (replica [`REVEAL_DEADLINE`]).
+/// What falls due at one height: (job, unit, replica) commit deadlines, unit reveal
+/// deadlines (replica [`REVEAL_DEADLINE`]) and job wait deadlines (unit [`JOB_EXPIRY`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 
 /// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
+/// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
+/// [`DeadlineList`]: no unit has this index.
+pub const JOB_EXPIRY: u32 = u32::MAX;
 
 impl Record for DeadlineList {
     const WHAT: &'static str = "deadline list";
