@@ -1080,3 +1080,196 @@ fn an_expired_job_closes_once_its_running_units_end() {
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
 }
+
+/// Params for the list-bound tests: no audits, no probation limit in the way.
+fn roomy(market: MarketParams) -> Params {
+    Params {
+        market: MarketParams {
+            audit_ppm: 0,
+            probation_slots: 64,
+            ..market
+        },
+        ..Params::default()
+    }
+}
+
+/// A batch that could place more replicas than a block's assignment log may hold places its
+/// cap and defers the rest to the next blocks, whole units at a time.
+#[test]
+fn a_block_assigns_at_most_its_cap_and_defers_the_rest() {
+    let mut m = Market::new(roomy(MarketParams {
+        max_assignments_per_block: 3,
+        max_deadlines_per_height: 3,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(8, 1))));
+    m.ok(vec![tx]);
+    let mut per_block = Vec::new();
+    for _ in 0..3 {
+        let log: exo_ledger::modules::market::records::AssignmentList = m
+            .chain
+            .get(&keys::assignments_key(m.chain.height))
+            .unwrap_or_default();
+        per_block.push(log.0.len());
+        m.ok(vec![]);
+    }
+    assert_eq!(per_block, vec![3, 3, 2]);
+    assert_eq!(m.job(0).running, 8);
+}
+
+/// When a height's deadline list is full, a new deadline goes to the next height with room:
+/// it is deferred, never written over the list's bound, and it still falls due.
+#[test]
+fn a_full_deadline_height_defers_new_deadlines_to_the_next() {
+    use exo_ledger::modules::market::records::DeadlineList;
+    let window = 10;
+    let mut m = Market::new(roomy(MarketParams {
+        max_assignments_per_block: 3,
+        max_deadlines_per_height: 3,
+        commit_window: window,
+        job_wait_window: window,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    // Three jobs' wait deadlines fill height h + window; their three replicas' commit
+    // deadlines, due at the same height, go to the next one.
+    let txs: Vec<SignedTx> = (0..3)
+        .map(|_| m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1)))))
+        .collect();
+    m.ok(txs);
+    let due = m.chain.height + window;
+    let list = |m: &Market, h| {
+        m.chain
+            .get::<DeadlineList>(&keys::deadline_key(h))
+            .unwrap_or_default()
+            .0
+            .len()
+    };
+    assert_eq!((list(&m, due), list(&m, due + 1)), (3, 3));
+    for job in 0..3 {
+        assert_eq!(m.unit(job, 0).replicas[0].commit_deadline, due + 1);
+    }
+    while m.chain.height < due + 1 {
+        m.ok(vec![]);
+    }
+    // Nobody committed: each replica was a no-show at its deferred deadline, and each job,
+    // expired, closed with its refund.
+    for job in 0..3 {
+        assert_eq!(m.unit(job, 0).replicas[0].status, ReplicaStatus::NoShow);
+        assert_eq!(m.job(job).state, JobState::Expired);
+        assert_eq!(m.job(job).accounts.held, Amount::ZERO);
+    }
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+/// A provider cannot hold more open replicas than it offers slots for by cancelling and
+/// reposting its offers: the slots its running replicas took count until they end.
+#[test]
+fn cancelling_and_reposting_offers_cannot_take_more_replicas_than_the_slot_cap() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(roomy(MarketParams {
+        max_slots_per_provider: 8,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(8, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.provider(0).active, 8);
+    let cancel = m.tx(p, Action::CancelOffer { offer: 0 });
+    m.ok(vec![cancel]);
+    let post = |m: &mut Market, slots| {
+        let tx = m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount::from_exo(1),
+                expiry_height: 10_000,
+            },
+        );
+        m.block(vec![tx]).remove(0)
+    };
+    assert_eq!(
+        post(&mut m, 1),
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManySlots { held: 8, max: 8 }))
+    );
+    // One unit ends: its slot comes back to the provider's budget.
+    let commit = m.commit(p, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let reveal = m.reveal(p, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    assert_eq!(m.provider(0).active, 7);
+    assert_eq!(post(&mut m, 1), TxStatus::Ok);
+    assert_eq!(
+        post(&mut m, 1),
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManySlots { held: 8, max: 8 }))
+    );
+}
+
+/// Parameters under which a list could outgrow its record are refused at genesis.
+#[test]
+fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
+    let ok = MarketParams::default();
+    assert_eq!(ok.validate(), Ok(()));
+    let bad = [
+        MarketParams {
+            commit_window: u64::MAX,
+            ..ok.clone()
+        },
+        MarketParams {
+            job_wait_window: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 1 << 20,
+            max_deadlines_per_height: 1 << 20,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 8,
+            max_deadlines_per_height: 4,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_slots_per_provider: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_open_jobs_per_account: ok.max_open_jobs + 1,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_offer_lifetime: u64::MAX,
+            ..ok.clone()
+        },
+    ];
+    for params in bad {
+        assert!(params.validate().is_err(), "{params:?}");
+    }
+    // The largest lists the parameters allow fit their records.
+    use exo_ledger::{
+        modules::market::{
+            MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT,
+            records::{AssignmentList, AssignmentRecord, DeadlineList},
+        },
+        state::Record,
+    };
+    let deadlines = DeadlineList(vec![(u64::MAX, 0, 0); MAX_DEADLINES_PER_HEIGHT as usize]);
+    assert!(deadlines.to_bytes().len() <= DeadlineList::MAX_BYTES);
+    let entry = AssignmentRecord {
+        job: u64::MAX,
+        unit: u32::MAX,
+        replica: u32::MAX,
+        provider: u64::MAX,
+        price_per_unit: Amount(u128::MAX),
+        commit_deadline: u64::MAX,
+    };
+    let log = AssignmentList(vec![entry; MAX_ASSIGNMENTS_PER_BLOCK as usize]);
+    assert!(log.to_bytes().len() <= AssignmentList::MAX_BYTES);
+}

@@ -19,8 +19,8 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                App, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider, Unit, UnitState,
-                WaitingList, WorkCount, WorkItem, WorkSlot,
+                App, DeadlineList, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider, Unit,
+                UnitState, WaitingList, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -221,6 +221,9 @@ impl Machine {
                 max_offers_per_provider: 2,
                 max_offer_lifetime: 20,
                 job_wait_window: 6,
+                max_assignments_per_block: 2,
+                max_deadlines_per_height: 3,
+                max_slots_per_provider: 5,
                 ..MarketParams::default()
             },
             ..Params::default()
@@ -630,6 +633,31 @@ impl Machine {
                 assert_eq!(o.owner, account);
             }
             listed += h.offers.len();
+            if let Some(p) = self.provider(who) {
+                let offered: u64 = h
+                    .offers
+                    .iter()
+                    .map(|id| {
+                        let o: OfferRecord = self.chain.get(&keys::offer_key(*id)).unwrap();
+                        u64::from(o.offer.slots)
+                    })
+                    .sum();
+                assert!(
+                    u64::from(p.active) + offered <= u64::from(params.max_slots_per_provider),
+                    "provider of {who} holds {} replicas and offers {offered} slots",
+                    p.active
+                );
+            }
+        }
+        for (key, value) in entries
+            .iter()
+            .filter(|(k, _)| k[0] == Namespace::Market as u8 && k[1] == keys::Table::Deadline as u8)
+        {
+            let list: DeadlineList = decode(value).unwrap();
+            assert!(
+                list.0.len() <= params.max_deadlines_per_height as usize,
+                "{key:?}"
+            );
         }
         assert_eq!(
             listed,

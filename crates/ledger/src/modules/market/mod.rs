@@ -51,7 +51,8 @@ mod tests;
 pub use apps::MAX_APPS;
 pub use jobs::max_units_per_job;
 pub use params::{
-    MAX_LIST_IDS, MAX_OFFER_LIFETIME, MAX_OFFERS_PER_PROVIDER, MarketParams, ParamsError,
+    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT, MAX_LIST_IDS, MAX_OFFER_LIFETIME,
+    MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
 };
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};

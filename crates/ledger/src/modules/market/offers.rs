@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     exec::Created,
-    state::{StateCache, load, store},
+    state::{StateCache, expect, load, store},
 };
 use exo_market::{Offer, OfferId, ProviderId};
 use exo_types::{Address, Amount};
@@ -77,6 +77,21 @@ impl Market<'_> {
             return refuse(Refusal::TooManyOffers {
                 held,
                 max: self.params.max_offers_per_provider,
+            });
+        }
+        // Its open replicas and the free slots of its offers stay within its cap: a
+        // cancelled offer's slots taken by running replicas count until those end.
+        cache.require(holdings.offers.iter().map(|id| offer_key(*id)))?;
+        let mut held = u64::from(provider.active);
+        for id in &holdings.offers {
+            let record: OfferRecord = expect(cache, &offer_key(*id))?;
+            held += u64::from(record.offer.slots);
+        }
+        let max = self.params.max_slots_per_provider;
+        if held + u64::from(slots) > u64::from(max) {
+            return refuse(Refusal::TooManySlots {
+                held: u32::try_from(held).unwrap_or(u32::MAX),
+                max,
             });
         }
         counters.next_offer += 1;

@@ -58,6 +58,13 @@ pub struct MarketParams {
     /// Blocks a job's units may wait for providers: after them, units still waiting fail and
     /// the job takes no new replica; it closes with its refund once nothing runs.
     pub job_wait_window: u64,
+    /// Most replicas one block's batch match assigns; the rest wait for the next blocks.
+    pub max_assignments_per_block: u32,
+    /// Most deadlines falling due at one height; a deadline that would overfill a height
+    /// falls due at the next height with room.
+    pub max_deadlines_per_height: u32,
+    /// Most slots a provider may hold: its open replicas plus the free slots of its offers.
+    pub max_slots_per_provider: u32,
 }
 
 impl Default for MarketParams {
@@ -83,6 +90,9 @@ impl Default for MarketParams {
             max_apps_per_account: 16,
             max_offer_lifetime: 1_000_000,
             job_wait_window: 100_000,
+            max_assignments_per_block: 4_096,
+            max_deadlines_per_height: 32_768,
+            max_slots_per_provider: 1_024,
         }
     }
 }
@@ -112,7 +122,20 @@ pub enum ParamsError {
         max_offers: u32,
         max_lifetime: u64,
     },
+    #[error(
+        "max_assignments_per_block must be 1 to {max_assignments} and at most max_deadlines_per_height, max_deadlines_per_height at most {max_deadlines}, max_slots_per_provider at least 1"
+    )]
+    Batch {
+        max_assignments: u32,
+        max_deadlines: u32,
+    },
 }
+
+/// Most assignments a block's log may hold: one [`super::records::AssignmentList`] record of
+/// this many entries stays within its bound.
+pub const MAX_ASSIGNMENTS_PER_BLOCK: u32 = 16_384;
+/// Most deadlines one height's [`super::records::DeadlineList`] may hold within its bound.
+pub const MAX_DEADLINES_PER_HEIGHT: u32 = 32_768;
 
 /// Most offers one provider may hold, whatever the parameters say: its offers are listed in
 /// one record ([`super::records::Holdings`]).
@@ -172,6 +195,18 @@ impl MarketParams {
                 max_lifetime: MAX_OFFER_LIFETIME,
             });
         }
+        // One block's commit deadlines fall due at one height: they fit its list.
+        if self.max_assignments_per_block == 0
+            || self.max_assignments_per_block > MAX_ASSIGNMENTS_PER_BLOCK
+            || self.max_assignments_per_block > self.max_deadlines_per_height
+            || self.max_deadlines_per_height > MAX_DEADLINES_PER_HEIGHT
+            || self.max_slots_per_provider == 0
+        {
+            return Err(ParamsError::Batch {
+                max_assignments: MAX_ASSIGNMENTS_PER_BLOCK,
+                max_deadlines: MAX_DEADLINES_PER_HEIGHT,
+            });
+        }
         Ok(())
     }
 
@@ -196,6 +231,9 @@ impl MarketParams {
         self.max_apps_per_account.write(out);
         self.max_offer_lifetime.write(out);
         self.job_wait_window.write(out);
+        self.max_assignments_per_block.write(out);
+        self.max_deadlines_per_height.write(out);
+        self.max_slots_per_provider.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -220,6 +258,9 @@ impl MarketParams {
             max_apps_per_account: u32::read(buf)?,
             max_offer_lifetime: u64::read(buf)?,
             job_wait_window: u64::read(buf)?,
+            max_assignments_per_block: u32::read(buf)?,
+            max_deadlines_per_height: u32::read(buf)?,
+            max_slots_per_provider: u32::read(buf)?,
         })
     }
 }

@@ -121,6 +121,11 @@ pub enum Refusal {
         expiry: u64,
         max: u64,
     },
+    /// The provider's open replicas and free offered slots would pass its cap.
+    TooManySlots {
+        held: u32,
+        max: u32,
+    },
 }
 
 fn n<T: TryFrom<u128>>(v: u128) -> Option<T> {
@@ -162,6 +167,7 @@ impl Coded for Refusal {
             Self::TooManyOpenJobs { .. } => 26,
             Self::TooManyApps { .. } => 27,
             Self::OfferTooLong { .. } => 28,
+            Self::TooManySlots { .. } => 29,
         }
     }
 
@@ -194,6 +200,7 @@ impl Coded for Refusal {
             Self::TooManyOpenJobs { .. } => "too_many_open_jobs",
             Self::TooManyApps { .. } => "too_many_apps",
             Self::OfferTooLong { .. } => "offer_too_long",
+            Self::TooManySlots { .. } => "too_many_slots",
         }
     }
 
@@ -214,7 +221,8 @@ impl Coded for Refusal {
             } => vec![(*expiry).into(), (*height).into()],
             Self::TooManyOffers { held, max }
             | Self::TooManyOpenJobs { held, max }
-            | Self::TooManyApps { held, max } => vec![(*held).into(), (*max).into()],
+            | Self::TooManyApps { held, max }
+            | Self::TooManySlots { held, max } => vec![(*held).into(), (*max).into()],
             Self::OfferTooLong { expiry, max } => vec![(*expiry).into(), (*max).into()],
             Self::BookFull { max } | Self::TooManyJobs { max } => vec![(*max).into()],
             Self::UnknownOffer { offer } | Self::NotYourOffer { offer } => vec![(*offer).into()],
@@ -320,6 +328,10 @@ impl Coded for Refusal {
             },
             (28, [e, m]) => Self::OfferTooLong {
                 expiry: n(*e)?,
+                max: n(*m)?,
+            },
+            (29, [h, m]) => Self::TooManySlots {
+                held: n(*h)?,
                 max: n(*m)?,
             },
             _ => return None,
@@ -431,6 +443,10 @@ impl fmt::Display for Refusal {
             Self::OfferTooLong { expiry, max } => write!(
                 f,
                 "expiry height {expiry} is past the latest allowed, {max}; repost the offer before it expires"
+            ),
+            Self::TooManySlots { held, max } => write!(
+                f,
+                "the provider already holds {held} slots in running replicas and offers (at most {max}); offer fewer, or wait for replicas to end"
             ),
         }
     }

@@ -230,6 +230,8 @@ fn world() -> World {
             // No probation and no audits: every unit gets exactly one replica at once.
             probation_results: 0,
             audit_ppm: 0,
+            // The busy provider holds 2,010 replicas.
+            max_slots_per_provider: 4_096,
             ..MarketParams::default()
         },
         ..Params::default()
