@@ -196,8 +196,8 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             "market app",
             Market,
             5,
-            market_keys::app_key(&[0xab; 32]),
-            "0305abababababababababababababababababababababababababababababababab",
+            market_keys::app_key(&[0xab; 32], &addr(2)),
+            "03058ab940a015288ab3ff66661f4b96ba57b058cfbc5d8b0eb5260d03ec1f609f0d",
         ),
         (
             "market deadline",
@@ -573,6 +573,7 @@ fn every_record() -> Vec<(&'static str, String)> {
             "job_spec",
             frozen(&JobSpec {
                 app: [0xab; 32],
+                app_developer: addr(2),
                 inputs: vec![InputRef {
                     name: "scene.obj".into(),
                     hash: [4; 32],
@@ -633,7 +634,10 @@ fn every_record() -> Vec<(&'static str, String)> {
                 commit_deadline: 700,
             }])),
         ),
-        ("app_list", frozen(&AppList(vec![[0xab; 32], [0xcd; 32]]))),
+        (
+            "app_list",
+            frozen(&AppList(vec![([0xab; 32], addr(2)), ([0xcd; 32], addr(3))])),
+        ),
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
         (

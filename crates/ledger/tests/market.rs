@@ -59,6 +59,7 @@ fn requirements() -> Requirements {
 fn spec(units: u32, trust: u8) -> JobSpec {
     JobSpec {
         app: APP,
+        app_developer: addr(DEVELOPER),
         inputs: Vec::new(),
         unit_args: Vec::new(),
         units,
@@ -1272,4 +1273,42 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
     };
     let log = AssignmentList(vec![entry; MAX_ASSIGNMENTS_PER_BLOCK as usize]);
     assert!(log.to_bytes().len() <= AssignmentList::MAX_BYTES);
+}
+
+/// Publishing someone else's module under your own key makes a different app: a job names the
+/// app it means by module and developer, so the squatter's royalty is never charged to the
+/// original developer's users, and its app is reached only by those who name it.
+#[test]
+fn publishing_someone_elses_module_cannot_capture_its_royalties() {
+    let squatter = PROVIDERS[2];
+    let mut m = Market::new(Params::default());
+    // The squatter publishes the module first, with the highest royalty.
+    let squat = m.tx(
+        squatter,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::from_exo(1_000),
+        },
+    );
+    m.ok(vec![squat]);
+    // The developer still publishes its own module: a different app.
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let job = m.job(0);
+    assert_eq!(job.developer, addr(DEVELOPER));
+    assert_eq!(job.royalty_per_unit, Amount(10_000_000));
+    // Naming the squatter's app is a choice, with its royalty.
+    let mut theirs = spec(1, 1);
+    theirs.app_developer = addr(squatter);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(theirs)));
+    m.ok(vec![tx]);
+    assert_eq!(m.job(1).developer, addr(squatter));
+    // An app nobody published under the named developer is unknown.
+    let mut nobody = spec(1, 1);
+    nobody.app_developer = addr(REQUESTER);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(nobody)));
+    assert_eq!(refused(&m.block(vec![tx])[0]), "unknown_app");
 }

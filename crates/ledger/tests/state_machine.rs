@@ -88,6 +88,8 @@ enum Op {
         trust: u8,
         price: u64,
         module: u8,
+        /// Whose app of that module the job names.
+        developer: u64,
     },
     CancelJob {
         who: u64,
@@ -135,15 +137,16 @@ fn op() -> impl Strategy<Value = Op> {
             royalty,
             module
         }),
-        (who(), 0u32..4, 0u8..4, 1u64..4, 0u8..2).prop_map(|(who, units, trust, price, module)| {
-            Op::Submit {
+        (who(), 0u32..4, 0u8..4, 1u64..4, 0u8..2, who()).prop_map(
+            |(who, units, trust, price, module, developer)| Op::Submit {
                 who,
                 units,
                 trust,
                 price,
                 module,
+                developer,
             }
-        }),
+        ),
         (who(), 0usize..8).prop_map(|(who, pick)| Op::CancelJob { who, pick }),
         (who(), 0usize..8, proptest::bool::weighted(0.2)).prop_map(|(who, pick, lie)| Op::Commit {
             who,
@@ -340,10 +343,12 @@ impl Machine {
                 trust,
                 price,
                 module,
+                developer,
             } => (
                 who,
                 Action::SubmitJob(Box::new(JobSpec {
                     app: module_hash(module),
+                    app_developer: addr(developer),
                     inputs: Vec::new(),
                     unit_args: Vec::new(),
                     units,
@@ -758,6 +763,7 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 trust: 2,
                 price: 2,
                 module: 0,
+                developer: 0,
             },
             Op::Submit {
                 who: 5,
@@ -765,6 +771,7 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 trust: 1,
                 price: 2,
                 module: 0,
+                developer: 0,
             },
         ],
         vec![Op::CancelJob { who: 5, pick: 1 }],

@@ -84,6 +84,8 @@ struct Env {
     url: String,
     dir: tempfile::TempDir,
     input: Hash32,
+    /// Who published `hello`: jobs name its app by module and developer.
+    developer: exo_types::Address,
 }
 
 impl Env {
@@ -164,6 +166,7 @@ impl Env {
             url,
             dir,
             input,
+            developer: requester.public_key(),
         }
     }
 
@@ -175,6 +178,7 @@ impl Env {
     fn job(&self, units: u32, trust: u8) -> JobSpec {
         JobSpec {
             app: *blake3::hash(exo_apps::HELLO_WASM).as_bytes(),
+            app_developer: self.developer.clone(),
             inputs: vec![InputRef {
                 name: "data.txt".into(),
                 hash: self.input,

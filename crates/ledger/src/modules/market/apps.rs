@@ -24,7 +24,7 @@ impl Market<'_> {
         version: &str,
         royalty_per_unit: Amount,
     ) -> Verdict {
-        let key = app_key(module_hash);
+        let key = app_key(module_hash, developer);
         if load::<App>(cache, &key)?.is_some() {
             return refuse(Refusal::AppExists);
         }
@@ -50,7 +50,7 @@ impl Market<'_> {
                 max: MAX_APPS as u32,
             }));
         }
-        apps.0.push(*module_hash);
+        apps.0.push((*module_hash, developer.clone()));
         store(cache, apps_key(), &apps)?;
         holdings.apps += 1;
         Self::store_holdings(cache, developer, &holdings)?;

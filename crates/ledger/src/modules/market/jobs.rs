@@ -80,7 +80,7 @@ impl Market<'_> {
         if names.windows(2).any(|w| w[0] == w[1]) || !names.iter().all(|n| valid_name(n)) {
             return invalid(JobProblem::InputNames);
         }
-        let Some(app) = load::<App>(cache, &app_key(&spec.app))? else {
+        let Some(app) = load::<App>(cache, &app_key(&spec.app, &spec.app_developer))? else {
             return refuse(Refusal::UnknownApp);
         };
         let mut open = Self::id_list(cache, open_jobs_key())?;

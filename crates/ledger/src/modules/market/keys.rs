@@ -16,7 +16,7 @@ pub enum Table {
     Job = 3,
     /// A work unit by job id and unit index.
     Unit = 4,
-    /// An app by module hash.
+    /// An app by module hash and developer (the hash of both).
     App = 5,
     /// The deadlines falling due at a height.
     Deadline = 6,
@@ -31,7 +31,7 @@ pub enum Table {
     Book = 10,
     /// The ids of the open jobs (one record).
     OpenJobs = 11,
-    /// The module hashes of the published apps (one record).
+    /// The module hashes and developers of the published apps (one record).
     Apps = 12,
     /// A job's spec as submitted, by job id; written once.
     JobSpec = 13,
@@ -78,8 +78,14 @@ pub fn unit_key(job: u64, unit: u32) -> Key {
     keys::key(Namespace::Market, Table::Unit as u8, &raw)
 }
 
-pub fn app_key(module_hash: &Hash32) -> Key {
-    keys::key(Namespace::Market, Table::App as u8, module_hash)
+/// The app `developer` published with `module_hash`: apps are identified by both, so that
+/// publishing someone else's module makes another app.
+pub fn app_key(module_hash: &Hash32, developer: &Address) -> Key {
+    let mut id = Vec::with_capacity(64);
+    id.extend_from_slice(module_hash);
+    id.extend_from_slice(developer.as_ref());
+    let digest = exo_types::hash_bytes(&id);
+    keys::key(Namespace::Market, Table::App as u8, digest.as_ref())
 }
 
 pub fn deadline_key(height: u64) -> Key {

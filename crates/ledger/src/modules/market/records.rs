@@ -741,18 +741,23 @@ impl Record for AssignmentList {
     }
 }
 
-/// Module hashes of published apps, in publication order.
+/// Published apps (module hash and developer), in publication order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AppList(pub Vec<Hash32>);
+pub struct AppList(pub Vec<(Hash32, Address)>);
 
 impl Record for AppList {
     const WHAT: &'static str = "app list";
     const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
-        put_vec(&self.0, out, |h, out| h.write(out));
+        put_vec(&self.0, out, |(h, d), out| {
+            h.write(out);
+            d.write(out);
+        });
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 16, Hash32::read)?))
+        Ok(Self(take_vec(buf, super::MAX_APPS, |b| {
+            Ok((Hash32::read(b)?, read_address(b)?))
+        })?))
     }
 }
 

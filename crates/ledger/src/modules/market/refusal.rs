@@ -397,14 +397,18 @@ impl fmt::Display for Refusal {
                     "a job has at most {max} units (its list of waiting units must fit one record); split it"
                 ),
             },
-            Self::UnknownApp => f.write_str("no app is published with this module"),
+            Self::UnknownApp => {
+                f.write_str("the named developer published no app with this module")
+            }
             Self::TooManyJobs { max } => {
                 write!(f, "the chain already runs its maximum of {max} jobs")
             }
             Self::UnknownJob { job } => write!(f, "job {job} does not exist"),
             Self::NotYourJob { job } => write!(f, "job {job} belongs to another account"),
             Self::JobClosed { job } => write!(f, "job {job} is already closed"),
-            Self::AppExists => f.write_str("an app with this module is already published"),
+            Self::AppExists => {
+                f.write_str("this account already published an app with this module")
+            }
             Self::InvalidApp(p) => match p {
                 AppProblem::Name => f.write_str(
                     "name and version must be 1 to 64 printable characters without spaces",

@@ -46,6 +46,7 @@ fn addr(i: u64) -> Address {
 fn spec(units: u32) -> JobSpec {
     JobSpec {
         app: APP,
+        app_developer: addr(DEVELOPER),
         inputs: Vec::new(),
         // Unit arguments make the spec grow with the job, as real jobs do.
         unit_args: (0..units).map(|u| format!("frame {u:05}")).collect(),
