@@ -17,7 +17,7 @@ use exo_ledger::{
     },
     state::{Query as StateQuery, Record},
 };
-use exo_types::{Address, Hash32, JobSpec, address_from_hex};
+use exo_types::{Address, Hash32, JobSpec, address_from_hex, address_to_hex};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
@@ -592,7 +592,10 @@ pub async fn apps<N: NodeView>(
     let end = start
         .saturating_add(usize::try_from(limit).unwrap_or(usize::MAX))
         .min(total);
-    let keys = list.0[start..end].iter().map(queries::app).collect();
+    let keys = list.0[start..end]
+        .iter()
+        .map(|(hash, developer)| queries::app(hash, developer))
+        .collect();
     let apps = read_many::<N, App>(node, limits, keys)
         .await?
         .iter()
@@ -605,17 +608,25 @@ pub async fn apps<N: NodeView>(
     })
 }
 
-/// `GET /v1/apps/{hash}`.
+/// `GET /v1/apps/{hash}/{developer}`.
 pub async fn app<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
     hash_text: &str,
+    developer_text: &str,
 ) -> Result<wire::App, ApiError> {
     let hash = parse_hash(hash_text)?;
-    read::<N, App>(node, limits, queries::app(&hash))
+    let developer = parse_address(developer_text)?;
+    read::<N, App>(node, limits, queries::app(&hash, &developer))
         .await?
         .map(|a| app_json(&a))
-        .ok_or_else(|| ApiError::NotFound(format!("app {}", hex::encode(hash))))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "app {} of {}",
+                hex::encode(hash),
+                address_to_hex(&developer)
+            ))
+        })
 }
 
 /// The JSON form of one unit, from its record (if it has one) and its job.
@@ -1088,6 +1099,10 @@ mod tests {
     fn unit_args_split_on_spaces() {
         let mut spec = exo_types::JobSpec {
             app: [0; 32],
+            app_developer: {
+                use commonware_cryptography::Signer as _;
+                exo_types::PrivateKey::from_seed(0).public_key()
+            },
             inputs: vec![],
             unit_args: vec![],
             units: 2,

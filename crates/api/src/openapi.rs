@@ -133,9 +133,12 @@ fn market_paths() -> Value {
             "parameters": page_params("Index of the first app (default 0)."),
             "responses": { "200": json_response("A page of apps.", "AppPage"), "400": error_response("bad_query.") }
         }},
-        "/v1/apps/{hash}": { "get": {
-            "summary": "A published app by module hash.",
-            "parameters": [hash("Module hash (BLAKE3 of the wasm), hex.")],
+        "/v1/apps/{hash}/{developer}": { "get": {
+            "summary": "A published app by module hash and developer: the same module published by another account is another app.",
+            "parameters": [
+                hash("Module hash (BLAKE3 of the wasm), hex."),
+                path_param("developer", "The developer's address, hex.", "^[0-9a-fA-F]{64}$")
+            ],
             "responses": {
                 "200": json_response("The app.", "App"),
                 "400": error_response("bad_hash."),

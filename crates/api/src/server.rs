@@ -147,7 +147,7 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
         .route("/v1/jobs", get(jobs::<N>))
         .route("/v1/jobs/{id}", get(job::<N>))
         .route("/v1/apps", get(apps::<N>))
-        .route("/v1/apps/{hash}", get(app::<N>))
+        .route("/v1/apps/{hash}/{developer}", get(app::<N>))
         .route("/v1/blobs", put(put_blob::<N>))
         .route("/v1/blobs/{hash}", get(get_blob::<N>).head(head_blob::<N>))
         .route(
@@ -572,9 +572,11 @@ async fn apps<N: NodeView>(
 
 async fn app<N: NodeView>(
     State(api): State<Api<N>>,
-    PathParams(hash): PathParams<String>,
+    PathParams((hash, developer)): PathParams<(String, String)>,
 ) -> Result<Json<wire::App>, ApiError> {
-    market::app(&api.node, &api.limits, &hash).await.map(Json)
+    market::app(&api.node, &api.limits, &hash, &developer)
+        .await
+        .map(Json)
 }
 
 fn store<N>(api: &Api<N>) -> Result<&BlobStore, ApiError> {

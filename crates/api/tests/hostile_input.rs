@@ -121,7 +121,10 @@ fn cases() -> Vec<(&'static str, Case)> {
     let hash = "ab".repeat(32);
     let mut cases = Vec::new();
     // Routes with a path parameter: each bad segment.
-    let templates: [(&str, &str, Method); 12] = [
+    let developer = "cd".repeat(32);
+    let app_by_hash = format!("/v1/apps/{{}}/{developer}");
+    let app_by_developer = format!("/v1/apps/{hash}/{{}}");
+    let templates: [(&str, &str, Method); 13] = [
         ("/v1/txs/{hash}", "/v1/txs/{}", Method::GET),
         ("/v1/accounts/{address}", "/v1/accounts/{}", Method::GET),
         (
@@ -137,7 +140,8 @@ fn cases() -> Vec<(&'static str, Case)> {
             Method::GET,
         ),
         ("/v1/jobs/{id}", "/v1/jobs/{}", Method::GET),
-        ("/v1/apps/{hash}", "/v1/apps/{}", Method::GET),
+        ("/v1/apps/{hash}/{developer}", &app_by_hash, Method::GET),
+        ("/v1/apps/{hash}/{developer}", &app_by_developer, Method::GET),
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::GET),
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::HEAD),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/{}/0", Method::GET),

@@ -331,7 +331,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(apps["apps"][0]["name"], "render");
     let (status, app) = get(
         &chain.app,
-        &format!("/v1/apps/{}", hex::encode(module_hash)),
+        &format!("/v1/apps/{}/{alice_hex}", hex::encode(module_hash)),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -354,6 +354,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     // Three units on two slots, and a job nobody can run.
     let spec = |units: u32, gpu: Option<&str>, args: Vec<String>| JobSpec {
         app: module_hash,
+        app_developer: alice().public_key(),
         inputs: vec![InputRef {
             name: "scene.txt".into(),
             hash: hash_of(&input["hash"]),
@@ -593,7 +594,11 @@ async fn bad_ids_queries_and_missing_records_are_4xx() {
             StatusCode::BAD_REQUEST,
             "bad_address",
         ),
-        ("/v1/apps/abc", StatusCode::BAD_REQUEST, "bad_hash"),
+        (
+            "/v1/apps/abc/0000000000000000000000000000000000000000000000000000000000000000",
+            StatusCode::BAD_REQUEST,
+            "bad_hash",
+        ),
         ("/v1/market/depth?x=1", StatusCode::BAD_REQUEST, "bad_query"),
         (
             "/v1/accounts/xyz/provider",
@@ -612,7 +617,9 @@ async fn bad_ids_queries_and_missing_records_are_4xx() {
         assert_eq!(body["error"], code, "{path}: {body}");
     }
     let zero = "0".repeat(64);
-    let (status, body) = get(&chain.app, &format!("/v1/apps/{zero}")).await;
+    // The module of no app, and an app's module under a developer who did not publish it.
+    let alice = address_to_hex(&alice().public_key());
+    let (status, body) = get(&chain.app, &format!("/v1/apps/{zero}/{alice}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     // Empty lists are empty pages.
     for (path, key) in [
@@ -793,7 +800,7 @@ async fn openapi_lists_the_market_routes() {
         "/v1/jobs",
         "/v1/jobs/{id}",
         "/v1/apps",
-        "/v1/apps/{hash}",
+        "/v1/apps/{hash}/{developer}",
         "/v1/accounts/{address}/provider",
         "/v1/blobs",
         "/v1/blobs/{hash}",

@@ -417,6 +417,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     // Block 2 on: the requester submits the jobs while providers work.
     let spec = JobSpec {
         app,
+        app_developer: developer.public_key(),
         inputs: Vec::new(),
         unit_args: Vec::new(),
         units: cfg.units_per_job,

@@ -478,7 +478,7 @@ async fn phases(
         &chain_id,
         &requester,
         &mut nonce,
-        Action::SubmitJob(Box::new(job_spec(app, units))),
+        Action::SubmitJob(Box::new(job_spec(app, &requester, units))),
     );
     let warm = vec![Submitted {
         hash: client.submit(&warm).await?,
@@ -505,7 +505,7 @@ async fn phases(
             &chain_id,
             &requester,
             &mut nonce,
-            Action::SubmitJob(Box::new(job_spec(app, 1))),
+            Action::SubmitJob(Box::new(job_spec(app, &requester, 1))),
         );
         let hash = client.submit(&tx).await?;
         latency.push(Submitted {
@@ -539,7 +539,7 @@ async fn phases(
             &chain_id,
             &requester,
             &mut nonce,
-            Action::SubmitJob(Box::new(job_spec(app, units))),
+            Action::SubmitJob(Box::new(job_spec(app, &requester, units))),
         );
         txs.push((tx, units));
     }
@@ -595,9 +595,11 @@ async fn phases(
     })
 }
 
-fn job_spec(app: Hash32, units: u32) -> JobSpec {
+/// A job on `app` as published by `developer` (the requester publishes it here).
+fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
     JobSpec {
         app,
+        app_developer: developer.public_key(),
         inputs: Vec::new(),
         unit_args: Vec::new(),
         units,

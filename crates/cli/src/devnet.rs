@@ -454,6 +454,7 @@ async fn run_demo(
             timeout: 60,
         },
         app: module.display().to_string(),
+        developer: None,
         units: tiles.len() as u32,
         cores: 1,
         memory_mib: 256,

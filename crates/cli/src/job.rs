@@ -9,11 +9,12 @@ use crate::{
     tx::{self, TxArgs},
 };
 use clap::{Args, Subcommand};
+use commonware_cryptography::Signer as _;
 use exo_client::{Client, outputs::Archive, wire};
 use exo_market::{GpuRequirement, Requirements, Runtime};
 use exo_types::{
-    Action, Amount, Hash32, InputRef, JobSpec, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS, MAX_JOB_UNITS,
-    MAX_TRUST, MAX_UNIT_ARGS_LEN,
+    Action, Address, Amount, Hash32, InputRef, JobSpec, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS,
+    MAX_JOB_UNITS, MAX_TRUST, MAX_UNIT_ARGS_LEN, address_from_hex, address_to_hex,
 };
 use serde_json::{Value, json};
 use std::{
@@ -42,10 +43,14 @@ pub enum JobCommand {
 pub struct SubmitArgs {
     #[command(flatten)]
     pub tx: TxArgs,
-    /// The app: a wasm file (published first, royalty 0, if no app has it) or the module
-    /// hash of a published app.
+    /// The app: a wasm file (published first under this account, royalty 0, unless this
+    /// account published it already) or the module hash of a published app.
     #[arg(long, value_name = "FILE.wasm|APP_HASH")]
     pub app: String,
+    /// The developer of the app named by its hash: the same module published by another
+    /// account is another app, with its own royalty. Default: this account.
+    #[arg(long, value_name = "ADDRESS")]
+    pub developer: Option<String>,
     /// Number of work units.
     #[arg(long, value_name = "N")]
     pub units: u32,
@@ -296,19 +301,25 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
     })
 }
 
-/// The app's module hash: uploads the file and publishes it (royalty 0, named after the
-/// file) if no app has it yet.
+/// The app's module hash and developer: a hash names `developer`'s app; a file is uploaded
+/// and published under this account (royalty 0, named after the file) unless this account
+/// published it already. Another account's app with the same module is never used unless
+/// named: its royalty is its developer's choice.
 async fn ensure_app(
     client: &Client,
     key: &exo_types::PrivateKey,
     options: &tx::TxOptions,
     app: &AppSource,
+    developer: Option<&Address>,
 ) -> Result<(Hash32, Option<Value>), CliError> {
+    let me = key.public_key();
     match app {
         AppSource::Hash(hash) => {
-            if client.app(hash).await?.is_none() {
+            let developer = developer.unwrap_or(&me);
+            if client.app(hash, developer).await?.is_none() {
                 return Err(CliError::NotFound(format!(
-                    "no app is published with module {}",
+                    "{} published no app with module {}",
+                    address_to_hex(developer),
                     hex::encode(hash)
                 )));
             }
@@ -317,7 +328,7 @@ async fn ensure_app(
         AppSource::File(path) => {
             let module = read_file(path, MAX_MODULE_BYTES, "module")?;
             let hash = exo_client::blob_hash(&module);
-            if client.app(&hash).await?.is_some() {
+            if client.app(&hash, &me).await?.is_some() {
                 // Providers fetch the module from the blob store: make sure this node has it.
                 client.put_blob(module, key).await?;
                 return Ok((hash, None));
@@ -340,8 +351,8 @@ async fn ensure_app(
             let (hash, report) =
                 upload_and_publish(client, key, &options, module, &name, "1", Amount::ZERO).await?;
             if !report.success {
-                // Someone published the same module meanwhile: that is as good.
-                if client.app(&hash).await?.is_none() {
+                // This account published the same module meanwhile: that is as good.
+                if client.app(&hash, &me).await?.is_none() {
                     return Err(CliError::Other(format!(
                         "publishing the app failed: {}",
                         report.text
@@ -361,7 +372,15 @@ pub async fn submit(
 ) -> Result<Report, CliError> {
     let prepared = prepare(args)?;
     let (key, options) = args.tx.load()?;
-    let (app, published) = ensure_app(client, &key, &options, &prepared.app).await?;
+    let developer = match &args.developer {
+        Some(text) => {
+            Some(address_from_hex(text).ok_or_else(|| CliError::BadAddress(text.clone()))?)
+        }
+        None => None,
+    };
+    let (app, published) =
+        ensure_app(client, &key, &options, &prepared.app, developer.as_ref()).await?;
+    let app_developer = developer.unwrap_or_else(|| key.public_key());
     let mut inputs = Vec::with_capacity(prepared.inputs.len());
     for (name, path) in &prepared.inputs {
         let bytes = read_file(path, MAX_INPUT_BYTES, "input")?;
@@ -375,6 +394,7 @@ pub async fn submit(
     }
     let spec = JobSpec {
         app,
+        app_developer: app_developer.clone(),
         inputs,
         unit_args: prepared.unit_args,
         units: args.units,
@@ -393,7 +413,11 @@ pub async fn submit(
         ..options
     };
     let sent = tx::send(client, &key, Action::SubmitJob(Box::new(spec)), &options).await?;
-    let mut fields = json!({ "app": hex::encode(app), "units": args.units });
+    let mut fields = json!({
+        "app": hex::encode(app),
+        "developer": address_to_hex(&app_developer),
+        "units": args.units
+    });
     if let Some(published) = published {
         fields["published"] = published;
     }

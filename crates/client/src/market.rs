@@ -150,9 +150,18 @@ impl Client {
         self.json(Method::GET, &path, None).await
     }
 
-    /// `GET /v1/apps/{hash}`, or `None` if no app has this module.
-    pub async fn app(&self, module_hash: &Hash32) -> Result<Option<wire::App>, ClientError> {
-        let path = format!("v1/apps/{}", hex::encode(module_hash));
+    /// `GET /v1/apps/{hash}/{developer}`, or `None` if `developer` published no app with this
+    /// module.
+    pub async fn app(
+        &self,
+        module_hash: &Hash32,
+        developer: &Address,
+    ) -> Result<Option<wire::App>, ClientError> {
+        let path = format!(
+            "v1/apps/{}/{}",
+            hex::encode(module_hash),
+            address_to_hex(developer)
+        );
         found(self.json(Method::GET, &path, None).await)
     }
 

@@ -181,7 +181,12 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     )
     .await;
     assert_eq!(
-        client.app(&module_hash).await.unwrap().unwrap().version,
+        client
+            .app(&module_hash, &alice().public_key())
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         "2"
     );
     assert_eq!(client.apps(0, None).await.unwrap().apps.len(), 1);
@@ -190,6 +195,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     let mut events = Box::pin(client.events_for(Some(0)).await.unwrap());
     let spec = JobSpec {
         app: module_hash,
+        app_developer: alice().public_key(),
         inputs: vec![],
         unit_args: vec![],
         units: 2,

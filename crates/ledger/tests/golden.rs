@@ -22,10 +22,10 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, Counters, DeadlineList, IdList,
-                Job, JobAccounts, JobState, OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE,
-                Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit,
-                WorkCount, WorkItem, WorkSlot,
+                App, AppList, AssignmentList, AssignmentRecord, Counters, DeadlineList, Holdings,
+                IdList, JOB_EXPIRY, Job, JobAccounts, JobState, OfferRecord, OwnerIndex, Provider,
+                REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList,
+                WaitingUnit, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -196,8 +196,8 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             "market app",
             Market,
             5,
-            market_keys::app_key(&[0xab; 32]),
-            "0305abababababababababababababababababababababababababababababababab",
+            market_keys::app_key(&[0xab; 32], &addr(2)),
+            "03058ab940a015288ab3ff66661f4b96ba57b058cfbc5d8b0eb5260d03ec1f609f0d",
         ),
         (
             "market deadline",
@@ -240,6 +240,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             16,
             market_keys::work_slot_key(ID, (31, 1, 0)),
             "03100102030405060708000000000000001f00000001000000000000000000000000",
+        ),
+        (
+            "market holdings",
+            Market,
+            17,
+            market_keys::holdings_key(&addr(1)),
+            "0311478b8e507e0bb2b18c0f9e0824769e8562d10df9abe2e774896f82b4b4405266",
         ),
         (
             "market assignments",
@@ -566,6 +573,7 @@ fn every_record() -> Vec<(&'static str, String)> {
             "job_spec",
             frozen(&JobSpec {
                 app: [0xab; 32],
+                app_developer: addr(2),
                 inputs: vec![InputRef {
                     name: "scene.obj".into(),
                     hash: [4; 32],
@@ -601,6 +609,10 @@ fn every_record() -> Vec<(&'static str, String)> {
             frozen(&DeadlineList(vec![(31, 1, 0), (31, 2, REVEAL_DEADLINE)])),
         ),
         (
+            "deadline_list_job_expiry",
+            frozen(&DeadlineList(vec![(31, JOB_EXPIRY, REVEAL_DEADLINE)])),
+        ),
+        (
             "counters",
             frozen(&Counters {
                 next_provider: 12,
@@ -622,9 +634,20 @@ fn every_record() -> Vec<(&'static str, String)> {
                 commit_deadline: 700,
             }])),
         ),
-        ("app_list", frozen(&AppList(vec![[0xab; 32], [0xcd; 32]]))),
+        (
+            "app_list",
+            frozen(&AppList(vec![([0xab; 32], addr(2)), ([0xcd; 32], addr(3))])),
+        ),
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
+        (
+            "holdings",
+            frozen(&Holdings {
+                open_jobs: 3,
+                apps: 1,
+                offers: vec![21, 22],
+            }),
+        ),
     ]
 }
 
@@ -872,6 +895,28 @@ fn every_market_refusal() -> Vec<(Refusal, u16, Vec<u128>)> {
             vec![u64::MAX.into(), u32::MAX.into(), u32::MAX.into()],
         ),
         (Refusal::EscrowOverflow, 25, vec![]),
+        (
+            Refusal::TooManyOpenJobs { held: 16, max: 16 },
+            26,
+            vec![16, 16],
+        ),
+        (Refusal::TooManyApps { held: 16, max: 16 }, 27, vec![16, 16]),
+        (
+            Refusal::OfferTooLong {
+                expiry: u64::MAX,
+                max: 1_000_100,
+            },
+            28,
+            vec![u64::MAX.into(), 1_000_100],
+        ),
+        (
+            Refusal::TooManySlots {
+                held: 1_024,
+                max: 1_024,
+            },
+            29,
+            vec![1_024, 1_024],
+        ),
     ]
 }
 
@@ -1137,6 +1182,7 @@ fn every_record_bound_is_within_the_stores_value_bound() {
         AppList::MAX_BYTES,
         WaitReason::MAX_BYTES,
         OwnerIndex::MAX_BYTES,
+        Holdings::MAX_BYTES,
     ];
     for bound in bounds {
         assert!(bound <= MAX_VALUE_BYTES);
@@ -1178,7 +1224,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "ed949297f9a4354bc28a13800a97ba88ee127a4db12e089ca1a01ed54fc5eed9"
+        "e5518244726e5b2f8e51aadbc3ae672a4a883121853285ce38c94686fcd56a92"
     );
 }
 
@@ -1235,7 +1281,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "1ac92ac40af3003405bdaefcee275315a26f571b4f3f15d1e4153894dadeb28d",
+        "ee827462ce4b0a9e58d783e1735af449fbac70b645d69dd0187860759299306d",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

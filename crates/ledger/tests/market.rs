@@ -59,6 +59,7 @@ fn requirements() -> Requirements {
 fn spec(units: u32, trust: u8) -> JobSpec {
     JobSpec {
         app: APP,
+        app_developer: addr(DEVELOPER),
         inputs: Vec::new(),
         unit_args: Vec::new(),
         units,
@@ -888,4 +889,426 @@ fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal
     assert_eq!(job.accounts.refunded, job.accounts.escrowed);
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
+}
+
+/// An unmatchable job: a region no provider declares.
+fn unmatchable(units: u32) -> JobSpec {
+    let mut spec = spec(units, 1);
+    spec.requirements.region = Some("nowhere".into());
+    spec.max_price_per_unit = Amount(1);
+    spec.requirements.fuel_limit = 1;
+    spec
+}
+
+/// One account submits a flood of jobs nobody can run: it holds at most its cap of open jobs,
+/// the rest are refused with the cap in the refusal, and another requester's job is still
+/// accepted and matched.
+#[test]
+fn a_thousand_unmatchable_jobs_do_not_lock_out_new_jobs() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..1]);
+    let max = MarketParams::default().max_open_jobs_per_account;
+    let attacker = DEVELOPER;
+    let flood: Vec<SignedTx> = (0..max + 4)
+        .map(|_| m.tx(attacker, Action::SubmitJob(Box::new(unmatchable(1_000)))))
+        .collect();
+    let statuses = m.block(flood);
+    let ok = statuses.iter().filter(|s| **s == TxStatus::Ok).count();
+    assert_eq!(ok, max as usize);
+    assert_eq!(
+        statuses[max as usize],
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManyOpenJobs {
+            held: max,
+            max
+        }))
+    );
+    let honest = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    assert_eq!(m.block(vec![honest]), vec![TxStatus::Ok]);
+    let job = u64::from(max);
+    assert_eq!(m.job(job).running, 1, "the honest job is matched");
+    // Closing a job frees its place under the cap.
+    let cancel = m.tx(attacker, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    let again = m.tx(attacker, Action::SubmitJob(Box::new(unmatchable(1))));
+    assert_eq!(m.block(vec![again]), vec![TxStatus::Ok]);
+}
+
+/// A provider cannot squat the book: an offer with no slot or one that never expires is
+/// refused, and it holds at most its cap of offers.
+#[test]
+fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    let lifetime = MarketParams::default().max_offer_lifetime;
+    let post = |m: &mut Market, slots, expiry_height| {
+        let tx = m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount(1),
+                expiry_height,
+            },
+        );
+        m.block(vec![tx]).remove(0)
+    };
+    assert_eq!(
+        post(&mut m, 0, 100),
+        TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer { expiry: None }))
+    );
+    let height = m.chain.height + 1;
+    assert_eq!(
+        post(&mut m, 1, u64::MAX),
+        TxStatus::Rejected(Rejection::Market(Refusal::OfferTooLong {
+            expiry: u64::MAX,
+            max: height + lifetime,
+        }))
+    );
+    let latest = m.chain.height + 1 + lifetime;
+    assert_eq!(post(&mut m, 1, latest), TxStatus::Ok);
+}
+
+/// One developer cannot fill the chain's app table: it publishes at most its cap of apps.
+#[test]
+fn one_developer_cannot_publish_past_its_cap_of_apps() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(Params::default());
+    let max = MarketParams::default().max_apps_per_account;
+    let txs: Vec<SignedTx> = (0..max + 1)
+        .map(|i| {
+            let mut module_hash = [0u8; 32];
+            module_hash[..4].copy_from_slice(&i.to_be_bytes());
+            m.tx(
+                DEVELOPER,
+                Action::PublishApp {
+                    module_hash,
+                    name: "squat".into(),
+                    version: "1".into(),
+                    royalty_per_unit: Amount(1),
+                },
+            )
+        })
+        .collect();
+    let statuses = m.block(txs);
+    assert!(statuses[..max as usize].iter().all(|s| *s == TxStatus::Ok));
+    assert_eq!(
+        statuses[max as usize],
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManyApps { held: max, max }))
+    );
+}
+
+/// A job nobody can run does not wait for ever: once its waiting window passes, its units
+/// still waiting fail, the job closes with everything refunded through the bank, and its
+/// place under the requester's cap comes back.
+#[test]
+fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
+    let window = 5;
+    let params = Params {
+        market: MarketParams {
+            job_wait_window: window,
+            max_open_jobs_per_account: 1,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    let before = m.chain.account(&addr(REQUESTER)).balance;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(1_000))));
+    m.ok(vec![tx]);
+    let expires = m.chain.height + window;
+    while m.chain.height + 1 < expires {
+        m.ok(vec![]);
+        assert_eq!(m.job(0).state, JobState::Open);
+    }
+    m.ok(vec![]);
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!((job.waiting, job.running, job.failed), (0, 0, 1_000));
+    assert_eq!(job.accounts.held, Amount::ZERO);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    assert_eq!(
+        before.0 - m.chain.account(&addr(REQUESTER)).balance.0,
+        1_000,
+        "the requester lost only its fee"
+    );
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+    let again = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    assert_eq!(m.block(vec![again]), vec![TxStatus::Ok]);
+}
+
+/// A job whose window passes while one unit runs and another still waits: the waiting unit
+/// fails at once, the running one finishes and is paid, and the job then closes with the rest
+/// refunded.
+#[test]
+fn an_expired_job_closes_once_its_running_units_end() {
+    let window = 3;
+    let params = Params {
+        market: MarketParams {
+            job_wait_window: window,
+            audit_ppm: 0,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    // A provider on probation runs one unit at a time: unit 1 waits behind unit 0.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 1))));
+    m.ok(vec![tx]);
+    let expires = m.chain.height + window;
+    assert_eq!((m.job(0).running, m.job(0).waiting), (1, 1));
+    while m.chain.height < expires {
+        m.ok(vec![]);
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!((job.waiting, job.running, job.failed), (0, 1, 1));
+    assert!(job.accounts.held > Amount::ZERO);
+    let commit = m.commit(p, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let reveal = m.reveal(p, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    let job = m.job(0);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert_eq!((job.running, job.accepted, job.failed), (0, 1, 1));
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!(job.accounts.held, Amount::ZERO);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+/// Params for the list-bound tests: no audits, no probation limit in the way.
+fn roomy(market: MarketParams) -> Params {
+    Params {
+        market: MarketParams {
+            audit_ppm: 0,
+            probation_slots: 64,
+            ..market
+        },
+        ..Params::default()
+    }
+}
+
+/// A batch that could place more replicas than a block's assignment log may hold places its
+/// cap and defers the rest to the next blocks, whole units at a time.
+#[test]
+fn a_block_assigns_at_most_its_cap_and_defers_the_rest() {
+    let mut m = Market::new(roomy(MarketParams {
+        max_assignments_per_block: 3,
+        max_deadlines_per_height: 3,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(8, 1))));
+    m.ok(vec![tx]);
+    let mut per_block = Vec::new();
+    for _ in 0..3 {
+        let log: exo_ledger::modules::market::records::AssignmentList = m
+            .chain
+            .get(&keys::assignments_key(m.chain.height))
+            .unwrap_or_default();
+        per_block.push(log.0.len());
+        m.ok(vec![]);
+    }
+    assert_eq!(per_block, vec![3, 3, 2]);
+    assert_eq!(m.job(0).running, 8);
+}
+
+/// When a height's deadline list is full, a new deadline goes to the next height with room:
+/// it is deferred, never written over the list's bound, and it still falls due.
+#[test]
+fn a_full_deadline_height_defers_new_deadlines_to_the_next() {
+    use exo_ledger::modules::market::records::DeadlineList;
+    let window = 10;
+    let mut m = Market::new(roomy(MarketParams {
+        max_assignments_per_block: 3,
+        max_deadlines_per_height: 3,
+        commit_window: window,
+        job_wait_window: window,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    // Three jobs' wait deadlines fill height h + window; their three replicas' commit
+    // deadlines, due at the same height, go to the next one.
+    let txs: Vec<SignedTx> = (0..3)
+        .map(|_| m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1)))))
+        .collect();
+    m.ok(txs);
+    let due = m.chain.height + window;
+    let list = |m: &Market, h| {
+        m.chain
+            .get::<DeadlineList>(&keys::deadline_key(h))
+            .unwrap_or_default()
+            .0
+            .len()
+    };
+    assert_eq!((list(&m, due), list(&m, due + 1)), (3, 3));
+    for job in 0..3 {
+        assert_eq!(m.unit(job, 0).replicas[0].commit_deadline, due + 1);
+    }
+    while m.chain.height < due + 1 {
+        m.ok(vec![]);
+    }
+    // Nobody committed: each replica was a no-show at its deferred deadline, and each job,
+    // expired, closed with its refund.
+    for job in 0..3 {
+        assert_eq!(m.unit(job, 0).replicas[0].status, ReplicaStatus::NoShow);
+        assert_eq!(m.job(job).state, JobState::Expired);
+        assert_eq!(m.job(job).accounts.held, Amount::ZERO);
+    }
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+/// A provider cannot hold more open replicas than it offers slots for by cancelling and
+/// reposting its offers: the slots its running replicas took count until they end.
+#[test]
+fn cancelling_and_reposting_offers_cannot_take_more_replicas_than_the_slot_cap() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(roomy(MarketParams {
+        max_slots_per_provider: 8,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    let p = PROVIDERS[0];
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(8, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.provider(0).active, 8);
+    let cancel = m.tx(p, Action::CancelOffer { offer: 0 });
+    m.ok(vec![cancel]);
+    let post = |m: &mut Market, slots| {
+        let tx = m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount::from_exo(1),
+                expiry_height: 10_000,
+            },
+        );
+        m.block(vec![tx]).remove(0)
+    };
+    assert_eq!(
+        post(&mut m, 1),
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManySlots { held: 8, max: 8 }))
+    );
+    // One unit ends: its slot comes back to the provider's budget.
+    let commit = m.commit(p, truth(0, 0), 0, 0);
+    m.ok(vec![commit]);
+    let reveal = m.reveal(p, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    assert_eq!(m.provider(0).active, 7);
+    assert_eq!(post(&mut m, 1), TxStatus::Ok);
+    assert_eq!(
+        post(&mut m, 1),
+        TxStatus::Rejected(Rejection::Market(Refusal::TooManySlots { held: 8, max: 8 }))
+    );
+}
+
+/// Parameters under which a list could outgrow its record are refused at genesis.
+#[test]
+fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
+    let ok = MarketParams::default();
+    assert_eq!(ok.validate(), Ok(()));
+    let bad = [
+        MarketParams {
+            commit_window: u64::MAX,
+            ..ok.clone()
+        },
+        MarketParams {
+            job_wait_window: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 1 << 20,
+            max_deadlines_per_height: 1 << 20,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_assignments_per_block: 8,
+            max_deadlines_per_height: 4,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_slots_per_provider: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_open_jobs_per_account: ok.max_open_jobs + 1,
+            ..ok.clone()
+        },
+        MarketParams {
+            max_offer_lifetime: u64::MAX,
+            ..ok.clone()
+        },
+    ];
+    for params in bad {
+        assert!(params.validate().is_err(), "{params:?}");
+    }
+    // The largest lists the parameters allow fit their records.
+    use exo_ledger::{
+        modules::market::{
+            MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT,
+            records::{AssignmentList, AssignmentRecord, DeadlineList},
+        },
+        state::Record,
+    };
+    let deadlines = DeadlineList(vec![(u64::MAX, 0, 0); MAX_DEADLINES_PER_HEIGHT as usize]);
+    assert!(deadlines.to_bytes().len() <= DeadlineList::MAX_BYTES);
+    let entry = AssignmentRecord {
+        job: u64::MAX,
+        unit: u32::MAX,
+        replica: u32::MAX,
+        provider: u64::MAX,
+        price_per_unit: Amount(u128::MAX),
+        commit_deadline: u64::MAX,
+    };
+    let log = AssignmentList(vec![entry; MAX_ASSIGNMENTS_PER_BLOCK as usize]);
+    assert!(log.to_bytes().len() <= AssignmentList::MAX_BYTES);
+}
+
+/// Publishing someone else's module under your own key makes a different app: a job names the
+/// app it means by module and developer, so the squatter's royalty is never charged to the
+/// original developer's users, and its app is reached only by those who name it.
+#[test]
+fn publishing_someone_elses_module_cannot_capture_its_royalties() {
+    let squatter = PROVIDERS[2];
+    let mut m = Market::new(Params::default());
+    // The squatter publishes the module first, with the highest royalty.
+    let squat = m.tx(
+        squatter,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::from_exo(1_000),
+        },
+    );
+    m.ok(vec![squat]);
+    // The developer still publishes its own module: a different app.
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let job = m.job(0);
+    assert_eq!(job.developer, addr(DEVELOPER));
+    assert_eq!(job.royalty_per_unit, Amount(10_000_000));
+    // Naming the squatter's app is a choice, with its royalty.
+    let mut theirs = spec(1, 1);
+    theirs.app_developer = addr(squatter);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(theirs)));
+    m.ok(vec![tx]);
+    assert_eq!(m.job(1).developer, addr(squatter));
+    // An app nobody published under the named developer is unknown.
+    let mut nobody = spec(1, 1);
+    nobody.app_developer = addr(REQUESTER);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(nobody)));
+    assert_eq!(refused(&m.block(vec![tx])[0]), "unknown_app");
 }

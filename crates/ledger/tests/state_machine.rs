@@ -19,8 +19,8 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                IdList, Job, OwnerIndex, Provider, Unit, UnitState, WaitingList, WorkCount,
-                WorkItem, WorkSlot,
+                App, DeadlineList, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider, Unit,
+                UnitState, WaitingList, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -88,6 +88,8 @@ enum Op {
         trust: u8,
         price: u64,
         module: u8,
+        /// Whose app of that module the job names.
+        developer: u64,
     },
     CancelJob {
         who: u64,
@@ -135,15 +137,16 @@ fn op() -> impl Strategy<Value = Op> {
             royalty,
             module
         }),
-        (who(), 0u32..4, 0u8..4, 1u64..4, 0u8..2).prop_map(|(who, units, trust, price, module)| {
-            Op::Submit {
+        (who(), 0u32..4, 0u8..4, 1u64..4, 0u8..2, who()).prop_map(
+            |(who, units, trust, price, module, developer)| Op::Submit {
                 who,
                 units,
                 trust,
                 price,
                 module,
+                developer,
             }
-        }),
+        ),
         (who(), 0usize..8).prop_map(|(who, pick)| Op::CancelJob { who, pick }),
         (who(), 0usize..8, proptest::bool::weighted(0.2)).prop_map(|(who, pick, lie)| Op::Commit {
             who,
@@ -215,6 +218,15 @@ impl Machine {
                 commit_window: 3,
                 reveal_window: 3,
                 probation_slots: 4,
+                // Low enough that the generated actions reach them.
+                max_open_jobs_per_account: 3,
+                max_apps_per_account: 2,
+                max_offers_per_provider: 2,
+                max_offer_lifetime: 20,
+                job_wait_window: 6,
+                max_assignments_per_block: 2,
+                max_deadlines_per_height: 3,
+                max_slots_per_provider: 5,
                 ..MarketParams::default()
             },
             ..Params::default()
@@ -331,10 +343,12 @@ impl Machine {
                 trust,
                 price,
                 module,
+                developer,
             } => (
                 who,
                 Action::SubmitJob(Box::new(JobSpec {
                     app: module_hash(module),
+                    app_developer: addr(developer),
                     inputs: Vec::new(),
                     unit_args: Vec::new(),
                     units,
@@ -566,6 +580,7 @@ impl Machine {
                 "provider {provider}'s work set has a gap"
             );
         }
+        self.audit_holdings();
         let items = entries
             .keys()
             .filter(|k| in_table(k, keys::Table::WorkItem))
@@ -577,6 +592,82 @@ impl Machine {
         assert_eq!(
             (listed, items, slots),
             (open_replicas, open_replicas, open_replicas)
+        );
+    }
+
+    /// What each account holds against the records: its open jobs are the open jobs it
+    /// requested, its offers exactly its offers on the book, its apps the apps it published;
+    /// and each stays within its cap.
+    fn audit_holdings(&self) {
+        let params = &self.chain.genesis.params.market;
+        let entries = &self.chain.store.entries;
+        let open: IdList = self.chain.get(&keys::open_jobs_key()).unwrap_or_default();
+        let book: IdList = self.chain.get(&keys::book_key()).unwrap_or_default();
+        let apps: Vec<App> = entries
+            .iter()
+            .filter(|(k, _)| k[0] == Namespace::Market as u8 && k[1] == keys::Table::App as u8)
+            .map(|(_, v)| decode(v).unwrap())
+            .collect();
+        let mut listed = 0;
+        for who in 0..ACCOUNTS {
+            let account = addr(who);
+            let h: Holdings = self
+                .chain
+                .get(&keys::holdings_key(&account))
+                .unwrap_or_default();
+            let jobs = open
+                .0
+                .iter()
+                .filter(|id| {
+                    self.chain
+                        .get::<Job>(&keys::job_key(**id))
+                        .unwrap()
+                        .requester
+                        == account
+                })
+                .count();
+            assert_eq!(h.open_jobs as usize, jobs, "open jobs of {who}");
+            assert!(h.open_jobs <= params.max_open_jobs_per_account);
+            let published = apps.iter().filter(|a| a.developer == account).count();
+            assert_eq!(h.apps as usize, published, "apps of {who}");
+            assert!(h.apps <= params.max_apps_per_account);
+            assert!(h.offers.len() as u32 <= params.max_offers_per_provider);
+            for id in &h.offers {
+                assert!(book.0.contains(id), "offer {id} of {who} is on the book");
+                let o: OfferRecord = self.chain.get(&keys::offer_key(*id)).unwrap();
+                assert_eq!(o.owner, account);
+            }
+            listed += h.offers.len();
+            if let Some(p) = self.provider(who) {
+                let offered: u64 = h
+                    .offers
+                    .iter()
+                    .map(|id| {
+                        let o: OfferRecord = self.chain.get(&keys::offer_key(*id)).unwrap();
+                        u64::from(o.offer.slots)
+                    })
+                    .sum();
+                assert!(
+                    u64::from(p.active) + offered <= u64::from(params.max_slots_per_provider),
+                    "provider of {who} holds {} replicas and offers {offered} slots",
+                    p.active
+                );
+            }
+        }
+        for (key, value) in entries
+            .iter()
+            .filter(|(k, _)| k[0] == Namespace::Market as u8 && k[1] == keys::Table::Deadline as u8)
+        {
+            let list: DeadlineList = decode(value).unwrap();
+            assert!(
+                list.0.len() <= params.max_deadlines_per_height as usize,
+                "{key:?}"
+            );
+        }
+        assert_eq!(
+            listed,
+            book.0.len(),
+            "every offer on the book is in its owner's holdings"
         );
     }
 
@@ -649,19 +740,19 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 who: 1,
                 slots: 2,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
             Op::Post {
                 who: 2,
                 slots: 2,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
             Op::Post {
                 who: 3,
                 slots: 1,
                 price: 1,
-                expiry: 50,
+                expiry: 15,
             },
         ],
         vec![Op::CancelOffer { who: 3, pick: 2 }, Op::Retire { who: 3 }],
@@ -672,6 +763,7 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 trust: 2,
                 price: 2,
                 module: 0,
+                developer: 0,
             },
             Op::Submit {
                 who: 5,
@@ -679,6 +771,7 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 trust: 1,
                 price: 2,
                 module: 0,
+                developer: 0,
             },
         ],
         vec![Op::CancelJob { who: 5, pick: 1 }],

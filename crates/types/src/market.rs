@@ -1,7 +1,7 @@
 //! The payloads of compute-market transactions: providers, offers, jobs, apps and results.
 
 use crate::{
-    Amount,
+    Address, Amount,
     codec::{bytes_encode_size, read_bounded_string, write_bytes},
 };
 use bytes::BufMut;
@@ -38,8 +38,11 @@ pub struct InputRef {
 /// Everything a requester says about a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobSpec {
-    /// The published app (its module hash).
+    /// The published app: its module hash and its developer. An app is identified by both, so
+    /// that publishing someone else's module makes another app, which a job reaches only by
+    /// naming its developer.
     pub app: Hash32,
+    pub app_developer: Address,
     pub inputs: Vec<InputRef>,
     /// Arguments of each unit: empty (no arguments), or one line per unit, split on spaces.
     pub unit_args: Vec<String>,
@@ -97,6 +100,7 @@ impl Read for InputRef {
 impl Write for JobSpec {
     fn write(&self, buf: &mut impl BufMut) {
         self.app.write(buf);
+        self.app_developer.write(buf);
         self.inputs.write(buf);
         self.unit_args.len().write(buf);
         for line in &self.unit_args {
@@ -110,7 +114,8 @@ impl Write for JobSpec {
 }
 impl EncodeSize for JobSpec {
     fn encode_size(&self) -> usize {
-        32 + self.inputs.encode_size()
+        32 + self.app_developer.encode_size()
+            + self.inputs.encode_size()
             + self.unit_args.len().encode_size()
             + self
                 .unit_args
@@ -127,6 +132,7 @@ impl Read for JobSpec {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
         let app = Hash32::read(buf)?;
+        let app_developer = Address::read(buf)?;
         let inputs = Vec::<InputRef>::read_cfg(buf, &(RangeCfg::new(0..=MAX_JOB_INPUTS), ()))?;
         let lines = usize::read_cfg(buf, &RangeCfg::new(0..=MAX_JOB_UNITS as usize))?;
         let mut unit_args = Vec::with_capacity(lines.min(1024));
@@ -135,6 +141,7 @@ impl Read for JobSpec {
         }
         Ok(Self {
             app,
+            app_developer,
             inputs,
             unit_args,
             units: u32::read(buf)?,

@@ -437,6 +437,7 @@ mod tests {
             fee: Amount(1_000),
             action: Action::SubmitJob(Box::new(JobSpec {
                 app: [9; 32],
+                app_developer: key(7).public_key(),
                 inputs: vec![crate::InputRef {
                     name: "scene.obj".into(),
                     hash: [4; 32],

@@ -95,6 +95,8 @@ struct Env {
     refuse_outputs: Arc<AtomicU32>,
     /// Outputs registrations refused so far.
     refused_outputs: Arc<AtomicU32>,
+    /// Who published `hello`: jobs name its app by module and developer.
+    developer: exo_types::Address,
 }
 
 impl Env {
@@ -200,6 +202,7 @@ impl Env {
             input,
             refuse_outputs,
             refused_outputs,
+            developer: requester.public_key(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Env {
     fn job(&self, units: u32, trust: u8) -> JobSpec {
         JobSpec {
             app: *blake3::hash(exo_apps::HELLO_WASM).as_bytes(),
+            app_developer: self.developer.clone(),
             inputs: vec![InputRef {
                 name: "data.txt".into(),
                 hash: self.input,

@@ -24,7 +24,7 @@ impl Market<'_> {
         version: &str,
         royalty_per_unit: Amount,
     ) -> Verdict {
-        let key = app_key(module_hash);
+        let key = app_key(module_hash, developer);
         if load::<App>(cache, &key)?.is_some() {
             return refuse(Refusal::AppExists);
         }
@@ -37,14 +37,23 @@ impl Market<'_> {
                 max: MAX_ROYALTY,
             }));
         }
+        let mut holdings = Self::holdings(cache, developer)?;
+        if holdings.apps >= self.params.max_apps_per_account {
+            return refuse(Refusal::TooManyApps {
+                held: holdings.apps,
+                max: self.params.max_apps_per_account,
+            });
+        }
         let mut apps: AppList = load(cache, &apps_key())?.unwrap_or_default();
         if apps.0.len() >= MAX_APPS {
             return refuse(Refusal::InvalidApp(AppProblem::Full {
                 max: MAX_APPS as u32,
             }));
         }
-        apps.0.push(*module_hash);
+        apps.0.push((*module_hash, developer.clone()));
         store(cache, apps_key(), &apps)?;
+        holdings.apps += 1;
+        Self::store_holdings(cache, developer, &holdings)?;
         store(
             cache,
             key,

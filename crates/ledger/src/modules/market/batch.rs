@@ -4,8 +4,8 @@
 use super::{
     Market,
     keys::{
-        assignments_key, book_key, job_key, job_spec_key, offer_key, open_jobs_key, provider_key,
-        unit_key, waiting_key, work_key, work_slot_key,
+        assignments_key, book_key, holdings_key, job_key, job_spec_key, offer_key, open_jobs_key,
+        provider_key, unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
         AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus, Unit,
@@ -15,6 +15,7 @@ use super::{
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
 use exo_types::{Amount, Hash32, JobSpec};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An open job the batch match works on: its header, its spec and its waiting units.
 pub(super) struct Matching {
@@ -51,6 +52,50 @@ enum Pass {
     Running = 1,
     /// Every provider within its probation: a new unit asks for `trust` replicas.
     Everyone = 2,
+}
+
+/// Keeps the assignments of the first units (in the matcher's order) that fit `budget`, whole
+/// units only, and the offer fills that match them: the rest stay waiting for the next block,
+/// so that one block's assignment log and the deadline list of its commits stay bounded.
+fn defer_past(outcome: &mut exo_market::MatchOutcome, budget: usize) {
+    if outcome.assignments.len() <= budget {
+        return;
+    }
+    // Units in the order of their first assignment, with how many replicas each got.
+    let mut order: Vec<(JobId, u32)> = Vec::new();
+    let mut count: BTreeMap<(JobId, u32), usize> = BTreeMap::new();
+    for a in &outcome.assignments {
+        let n = count.entry((a.job, a.unit)).or_insert(0);
+        if *n == 0 {
+            order.push((a.job, a.unit));
+        }
+        *n += 1;
+    }
+    let mut kept: BTreeSet<(JobId, u32)> = BTreeSet::new();
+    let mut used = 0;
+    for unit in order {
+        let n = count.get(&unit).copied().unwrap_or(0);
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        kept.insert(unit);
+    }
+    outcome
+        .assignments
+        .retain(|a| kept.contains(&(a.job, a.unit)));
+    let mut per_offer: BTreeMap<OfferId, u32> = BTreeMap::new();
+    for a in &outcome.assignments {
+        *per_offer.entry(a.offer).or_insert(0) += 1;
+    }
+    for fill in outcome.fills.iter_mut() {
+        let assigned = per_offer.get(&fill.offer).copied().unwrap_or(0);
+        fill.remaining_slots = fill
+            .remaining_slots
+            .saturating_add(fill.assigned.saturating_sub(assigned));
+        fill.assigned = assigned;
+    }
+    outcome.fills.retain(|f| f.assigned > 0);
 }
 
 impl Market<'_> {
@@ -201,11 +246,23 @@ impl Market<'_> {
                 }
             };
             self.deal_checks(&jobs, &mut outcome.assignments, pass as u8);
+            let budget =
+                (self.params.max_assignments_per_block as usize).saturating_sub(log.0.len());
+            defer_past(&mut outcome, budget);
             // Offers that expired leave the book (every offer is in the last pass).
             if pass == Pass::Everyone && !outcome.expired.is_empty() {
                 book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
+                let mut owners = Vec::with_capacity(outcome.expired.len());
                 for id in &outcome.expired {
-                    cache.put(offer_key(id.0), None);
+                    let record: OfferRecord = expect(cache, &offer_key(id.0))?;
+                    owners.push((record.owner, id.0));
+                }
+                cache.require(owners.iter().map(|(owner, _)| holdings_key(owner)))?;
+                for (owner, id) in owners {
+                    cache.put(offer_key(id), None);
+                    let mut holdings = Self::holdings(cache, &owner)?;
+                    holdings.offers.retain(|o| *o != id);
+                    Self::store_holdings(cache, &owner, &holdings)?;
                 }
                 store(cache, book_key(), &book)?;
             }
@@ -412,7 +469,15 @@ impl Market<'_> {
             {
                 s.2 += weight;
             }
-            let commit_deadline = self.env.height + self.params.commit_window;
+            // Parameters bound the window so that this cannot overflow; a full height defers
+            // the deadline.
+            let commit_deadline = self.add_deadline(
+                cache,
+                self.env.height.saturating_add(self.params.commit_window),
+                job.id,
+                assignment.unit,
+                assignment.replica,
+            )?;
             unit.replicas.push(Replica {
                 index: assignment.replica,
                 provider: provider.id,
@@ -424,13 +489,6 @@ impl Market<'_> {
                 reveal: None,
                 status: ReplicaStatus::Assigned,
             });
-            self.add_deadline(
-                cache,
-                commit_deadline,
-                job.id,
-                assignment.unit,
-                assignment.replica,
-            )?;
             Self::set_work(
                 cache,
                 provider.id,

@@ -3,12 +3,18 @@
 use super::{
     Market,
     keys::{deadline_key, job_key, provider_key, unit_key},
-    records::{DeadlineList, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
+    records::{DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
     reputation::REPUTATION_NO_SHOW,
 };
-use crate::state::{Halt, StateCache, expect, load, store};
+use crate::state::{Fault, Halt, StateCache, expect, load, store};
+
+/// Heights whose deadline lists are loaded at once when a list is full.
+const DEADLINE_PREFETCH: u64 = 8;
 
 impl Market<'_> {
+    /// Adds a deadline due at `height`, or, if that height's list is full, at the next height
+    /// with room: returns the height it falls due at. A full list is never written past its
+    /// bound; the deadline is only deferred.
     pub(super) fn add_deadline(
         &mut self,
         cache: &mut StateCache,
@@ -16,12 +22,24 @@ impl Market<'_> {
         job: u64,
         unit: u32,
         replica: u32,
-    ) -> Result<(), Halt> {
-        let key = deadline_key(height);
-        let mut list: DeadlineList = load(cache, &key)?.unwrap_or_default();
-        list.0.push((job, unit, replica));
-        store(cache, key, &list)?;
-        Ok(())
+    ) -> Result<u64, Halt> {
+        let max = self.params.max_deadlines_per_height as usize;
+        let mut at = height;
+        loop {
+            let key = deadline_key(at);
+            let mut list: DeadlineList = load(cache, &key)?.unwrap_or_default();
+            if list.0.len() < max {
+                list.0.push((job, unit, replica));
+                store(cache, key, &list)?;
+                return Ok(at);
+            }
+            // Full: look at the next heights in one round.
+            let next = at
+                .checked_add(1)
+                .ok_or(Fault::Overflow("deadline height"))?;
+            cache.require((next..next.saturating_add(DEADLINE_PREFETCH)).map(deadline_key))?;
+            at = next;
+        }
     }
 
     pub(super) fn process_deadlines(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
@@ -29,9 +47,18 @@ impl Market<'_> {
         let Some(list) = load::<DeadlineList>(cache, &key)? else {
             return Ok(());
         };
-        cache.require(list.0.iter().map(|(j, u, _)| unit_key(*j, *u)))?;
+        cache.require(
+            list.0
+                .iter()
+                .filter(|(_, u, _)| *u != JOB_EXPIRY)
+                .map(|(j, u, _)| unit_key(*j, *u)),
+        )?;
         cache.require(list.0.iter().map(|(j, _, _)| job_key(*j)))?;
         for (job_id, unit_index, replica_index) in list.0 {
+            if unit_index == JOB_EXPIRY {
+                self.expire_job(cache, job_id)?;
+                continue;
+            }
             let Some(mut unit) = Self::unit(cache, job_id, unit_index)? else {
                 continue;
             };

@@ -4,8 +4,8 @@ use super::{
     JobProblem, Market, Refusal, Verdict,
     keys::{app_key, counters_key, job_key, job_spec_key, open_jobs_key, unit_key, waiting_key},
     records::{
-        App, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, ReplicaStatus, Unit, WaitingList,
-        WaitingUnit,
+        App, JOB_EXPIRY, Job, JobAccounts, JobState, MAX_UNIT_REPLICAS, REVEAL_DEADLINE,
+        ReplicaStatus, Unit, WaitingList, WaitingUnit,
     },
     refuse,
     settlement::worst_case_escrow,
@@ -80,13 +80,20 @@ impl Market<'_> {
         if names.windows(2).any(|w| w[0] == w[1]) || !names.iter().all(|n| valid_name(n)) {
             return invalid(JobProblem::InputNames);
         }
-        let Some(app) = load::<App>(cache, &app_key(&spec.app))? else {
+        let Some(app) = load::<App>(cache, &app_key(&spec.app, &spec.app_developer))? else {
             return refuse(Refusal::UnknownApp);
         };
         let mut open = Self::id_list(cache, open_jobs_key())?;
         if open.0.len() >= self.params.max_open_jobs as usize {
             return refuse(Refusal::TooManyJobs {
                 max: self.params.max_open_jobs,
+            });
+        }
+        let mut holdings = Self::holdings(cache, requester)?;
+        if holdings.open_jobs >= self.params.max_open_jobs_per_account {
+            return refuse(Refusal::TooManyOpenJobs {
+                held: holdings.open_jobs,
+                max: self.params.max_open_jobs_per_account,
             });
         }
         let max_replicas = u32::from(spec.trust) + self.params.extra_replicas + 1;
@@ -109,6 +116,8 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         open.0.push(id);
         store(cache, open_jobs_key(), &open)?;
+        holdings.open_jobs += 1;
+        Self::store_holdings(cache, requester, &holdings)?;
         store(cache, job_spec_key(id), spec)?;
         let waiting: Vec<WaitingUnit> = (0..spec.units)
             .map(|unit| WaitingUnit {
@@ -143,6 +152,9 @@ impl Market<'_> {
         };
         Self::store_waiting(cache, &mut job, waiting)?;
         store(cache, job_key(id), &job)?;
+        // Parameters bound the window so that this cannot overflow.
+        let expiry = self.env.height.saturating_add(self.params.job_wait_window);
+        self.add_deadline(cache, expiry, id, JOB_EXPIRY, REVEAL_DEADLINE)?;
         self.created.push(Created::Job(id));
         Ok(Ok(()))
     }
@@ -153,7 +165,7 @@ impl Market<'_> {
         requester: &Address,
         id: u64,
     ) -> Verdict {
-        let Some(mut job) = load::<Job>(cache, &job_key(id))? else {
+        let Some(job) = load::<Job>(cache, &job_key(id))? else {
             return refuse(Refusal::UnknownJob { job: id });
         };
         if job.requester != *requester {
@@ -162,7 +174,33 @@ impl Market<'_> {
         if job.state != JobState::Open {
             return refuse(Refusal::JobClosed { job: id });
         }
-        job.state = JobState::Cancelled;
+        self.stop_waiting(cache, job, JobState::Cancelled)?;
+        Ok(Ok(()))
+    }
+
+    /// A job's wait deadline: if it is still open, its waiting units fail and it takes no new
+    /// replica; it closes with its refund once nothing runs.
+    pub(super) fn expire_job(&mut self, cache: &mut StateCache, id: u64) -> Result<(), Halt> {
+        let Some(job) = load::<Job>(cache, &job_key(id))? else {
+            return Ok(());
+        };
+        if job.state != JobState::Open {
+            return Ok(());
+        }
+        self.stop_waiting(cache, job, JobState::Expired)
+    }
+
+    /// Ends an open job's search for providers (cancelled or expired): units never started
+    /// fail, running units that waited for another replica settle with the replicas they
+    /// have, and the job closes if nothing runs.
+    fn stop_waiting(
+        &mut self,
+        cache: &mut StateCache,
+        mut job: Job,
+        state: JobState,
+    ) -> Result<(), Halt> {
+        let id = job.id;
+        job.state = state;
         let waiting = Self::waiting(cache, &job)?;
         cache.require(
             waiting
@@ -192,7 +230,7 @@ impl Market<'_> {
         let mut job: Job = expect(cache, &job_key(id))?;
         self.maybe_close_job(cache, &mut job)?;
         store(cache, job_key(id), &job)?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Refunds the unspent escrow of a job nothing runs for any more.
@@ -221,9 +259,21 @@ impl Market<'_> {
             .ok_or(Fault::Overflow("job refund"))?;
         job.accounts.held = Amount::ZERO;
         let mut open = Self::id_list(cache, open_jobs_key())?;
+        let before = open.0.len();
         open.0.retain(|j| *j != job.id);
+        if open.0.len() == before {
+            // Closed already: its place under the requester's cap was given back then.
+            return Ok(());
+        }
         store(cache, open_jobs_key(), &open)?;
-        Ok(())
+        let mut holdings = Self::holdings(cache, &job.requester)?;
+        holdings.open_jobs = holdings.open_jobs.checked_sub(1).ok_or_else(|| {
+            Fault::Invariant(format!(
+                "job {} closes but its requester holds no open job",
+                job.id
+            ))
+        })?;
+        Self::store_holdings(cache, &job.requester, &holdings)
     }
 
     /// The units of `job` that need providers, in unit order.

@@ -16,7 +16,7 @@ pub enum Table {
     Job = 3,
     /// A work unit by job id and unit index.
     Unit = 4,
-    /// An app by module hash.
+    /// An app by module hash and developer (the hash of both).
     App = 5,
     /// The deadlines falling due at a height.
     Deadline = 6,
@@ -31,7 +31,7 @@ pub enum Table {
     Book = 10,
     /// The ids of the open jobs (one record).
     OpenJobs = 11,
-    /// The module hashes of the published apps (one record).
+    /// The module hashes and developers of the published apps (one record).
     Apps = 12,
     /// A job's spec as submitted, by job id; written once.
     JobSpec = 13,
@@ -42,6 +42,9 @@ pub enum Table {
     /// The position of an open replica in its provider's work set, by provider id, job id,
     /// unit and replica.
     WorkSlot = 16,
+    /// What an account holds on the market (open jobs, apps, offers), by address: the
+    /// per-account caps are checked against it.
+    Holdings = 17,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -75,8 +78,14 @@ pub fn unit_key(job: u64, unit: u32) -> Key {
     keys::key(Namespace::Market, Table::Unit as u8, &raw)
 }
 
-pub fn app_key(module_hash: &Hash32) -> Key {
-    keys::key(Namespace::Market, Table::App as u8, module_hash)
+/// The app `developer` published with `module_hash`: apps are identified by both, so that
+/// publishing someone else's module makes another app.
+pub fn app_key(module_hash: &Hash32, developer: &Address) -> Key {
+    let mut id = Vec::with_capacity(64);
+    id.extend_from_slice(module_hash);
+    id.extend_from_slice(developer.as_ref());
+    let digest = exo_types::hash_bytes(&id);
+    keys::key(Namespace::Market, Table::App as u8, digest.as_ref())
 }
 
 pub fn deadline_key(height: u64) -> Key {
@@ -132,4 +141,8 @@ pub fn open_jobs_key() -> Key {
 
 pub fn apps_key() -> Key {
     id(Table::Apps, 0)
+}
+
+pub fn holdings_key(account: &Address) -> Key {
+    keys::key(Namespace::Market, Table::Holdings as u8, account.as_ref())
 }

@@ -50,7 +50,10 @@ mod tests;
 
 pub use apps::MAX_APPS;
 pub use jobs::max_units_per_job;
-pub use params::{MAX_LIST_IDS, MarketParams, ParamsError};
+pub use params::{
+    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT, MAX_LIST_IDS, MAX_OFFER_LIFETIME,
+    MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
+};
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};
 pub use settlement::{fuel_cost, worst_case_escrow};
@@ -60,8 +63,8 @@ use crate::{
     state::{Fault, Halt, Key, StateCache, expect, load},
 };
 use exo_types::{Action, Address};
-use keys::{counters_key, owner_key, provider_key};
-use records::{Counters, IdList, Provider};
+use keys::{counters_key, holdings_key, owner_key, provider_key};
+use records::{Counters, Holdings, IdList, Provider};
 
 pub(crate) use super::Verdict;
 
@@ -94,6 +97,24 @@ impl Market<'_> {
 
     fn id_list(cache: &StateCache, key: Key) -> Result<IdList, Halt> {
         Ok(load(cache, &key)?.unwrap_or_default())
+    }
+
+    fn holdings(cache: &StateCache, account: &Address) -> Result<Holdings, Halt> {
+        Ok(load(cache, &holdings_key(account))?.unwrap_or_default())
+    }
+
+    /// Writes what `account` holds, or removes the record when it holds nothing.
+    fn store_holdings(
+        cache: &mut StateCache,
+        account: &Address,
+        holdings: &Holdings,
+    ) -> Result<(), Halt> {
+        if *holdings == Holdings::default() {
+            crate::state::remove(cache, holdings_key(account));
+            Ok(())
+        } else {
+            Ok(crate::state::store(cache, holdings_key(account), holdings)?)
+        }
     }
 
     fn provider_of(cache: &StateCache, owner: &Address) -> Result<Option<Provider>, Halt> {

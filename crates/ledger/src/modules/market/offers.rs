@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     exec::Created,
-    state::{StateCache, load, store},
+    state::{StateCache, expect, load, store},
 };
 use exo_market::{Offer, OfferId, ProviderId};
 use exo_types::{Address, Amount};
@@ -45,12 +45,24 @@ impl Market<'_> {
             posted_height: self.env.height,
             expiry_height,
         };
-        if offer.validate().is_err() {
+        // An offer with no slot would hold a place on the book and sell nothing.
+        if offer.validate().is_err() || slots == 0 {
             return refuse(Refusal::InvalidOffer { expiry: None });
         }
         if expiry_height <= self.env.height {
             return refuse(Refusal::InvalidOffer {
                 expiry: Some((expiry_height, self.env.height)),
+            });
+        }
+        // Parameters bound the lifetime so that this cannot overflow.
+        let latest = self
+            .env
+            .height
+            .saturating_add(self.params.max_offer_lifetime);
+        if expiry_height > latest {
+            return refuse(Refusal::OfferTooLong {
+                expiry: expiry_height,
+                max: latest,
             });
         }
         let mut book = Self::id_list(cache, book_key())?;
@@ -59,19 +71,27 @@ impl Market<'_> {
                 max: self.params.max_open_offers,
             });
         }
-        cache.require(book.0.iter().map(|id| offer_key(*id)))?;
-        let mut mine = 0usize;
-        for id in &book.0 {
-            if let Some(r) = load::<OfferRecord>(cache, &offer_key(*id))?
-                && r.offer.provider.0 == provider.id
-            {
-                mine += 1;
-            }
-        }
-        if mine >= self.params.max_offers_per_provider as usize {
+        let mut holdings = Self::holdings(cache, owner)?;
+        let held = holdings.offers.len() as u32;
+        if held >= self.params.max_offers_per_provider {
             return refuse(Refusal::TooManyOffers {
-                held: mine as u32,
+                held,
                 max: self.params.max_offers_per_provider,
+            });
+        }
+        // Its open replicas and the free slots of its offers stay within its cap: a
+        // cancelled offer's slots taken by running replicas count until those end.
+        cache.require(holdings.offers.iter().map(|id| offer_key(*id)))?;
+        let mut held = u64::from(provider.active);
+        for id in &holdings.offers {
+            let record: OfferRecord = expect(cache, &offer_key(*id))?;
+            held += u64::from(record.offer.slots);
+        }
+        let max = self.params.max_slots_per_provider;
+        if held + u64::from(slots) > u64::from(max) {
+            return refuse(Refusal::TooManySlots {
+                held: u32::try_from(held).unwrap_or(u32::MAX),
+                max,
             });
         }
         counters.next_offer += 1;
@@ -79,6 +99,8 @@ impl Market<'_> {
         store(cache, counters_key(), &counters)?;
         book.0.push(offer.id.0);
         store(cache, book_key(), &book)?;
+        holdings.offers.push(offer.id.0);
+        Self::store_holdings(cache, owner, &holdings)?;
         store(
             cache,
             offer_key(offer.id.0),
@@ -101,6 +123,9 @@ impl Market<'_> {
         book.0.retain(|o| *o != id);
         store(cache, book_key(), &book)?;
         cache.put(offer_key(id), None);
+        let mut holdings = Self::holdings(cache, owner)?;
+        holdings.offers.retain(|o| *o != id);
+        Self::store_holdings(cache, owner, &holdings)?;
         Ok(Ok(()))
     }
 }

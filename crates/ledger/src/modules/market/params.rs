@@ -49,6 +49,22 @@ pub struct MarketParams {
     pub probation_slots: u32,
     /// Confirmed results that end a provider's probation.
     pub probation_results: u64,
+    /// Most open jobs of one requester.
+    pub max_open_jobs_per_account: u32,
+    /// Most apps one developer publishes.
+    pub max_apps_per_account: u32,
+    /// Most blocks an offer may stay on the book: its expiry is at most this far ahead.
+    pub max_offer_lifetime: u64,
+    /// Blocks a job's units may wait for providers: after them, units still waiting fail and
+    /// the job takes no new replica; it closes with its refund once nothing runs.
+    pub job_wait_window: u64,
+    /// Most replicas one block's batch match assigns; the rest wait for the next blocks.
+    pub max_assignments_per_block: u32,
+    /// Most deadlines falling due at one height; a deadline that would overfill a height
+    /// falls due at the next height with room.
+    pub max_deadlines_per_height: u32,
+    /// Most slots a provider may hold: its open replicas plus the free slots of its offers.
+    pub max_slots_per_provider: u32,
 }
 
 impl Default for MarketParams {
@@ -70,6 +86,13 @@ impl Default for MarketParams {
             min_match_reputation: 400,
             probation_slots: 1,
             probation_results: 1,
+            max_open_jobs_per_account: 16,
+            max_apps_per_account: 16,
+            max_offer_lifetime: 1_000_000,
+            job_wait_window: 100_000,
+            max_assignments_per_block: 4_096,
+            max_deadlines_per_height: 32_768,
+            max_slots_per_provider: 1_024,
         }
     }
 }
@@ -79,8 +102,8 @@ impl Default for MarketParams {
 pub enum ParamsError {
     #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
     Replicas,
-    #[error("commit and reveal windows must be at least 2 blocks")]
-    Windows,
+    #[error("commit, reveal and job wait windows must be 2 to {max} blocks")]
+    Windows { max: u64 },
     #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
     Shares,
     #[error(
@@ -91,7 +114,38 @@ pub enum ParamsError {
         "max_open_offers must be 1 to {max}, max_open_jobs 1 to {max} and max_offers_per_provider at least 1"
     )]
     Lists { max: u32 },
+    #[error(
+        "max_open_jobs_per_account must be 1 to max_open_jobs, max_apps_per_account 1 to {max_apps}, max_offers_per_provider at most {max_offers} and max_offer_lifetime 1 to {max_lifetime}"
+    )]
+    Accounts {
+        max_apps: u32,
+        max_offers: u32,
+        max_lifetime: u64,
+    },
+    #[error(
+        "max_assignments_per_block must be 1 to {max_assignments} and at most max_deadlines_per_height, max_deadlines_per_height at most {max_deadlines}, max_slots_per_provider at least 1"
+    )]
+    Batch {
+        max_assignments: u32,
+        max_deadlines: u32,
+    },
 }
+
+/// Most assignments a block's log may hold: one [`super::records::AssignmentList`] record of
+/// this many entries stays within its bound.
+pub const MAX_ASSIGNMENTS_PER_BLOCK: u32 = 16_384;
+/// Most deadlines one height's [`super::records::DeadlineList`] may hold within its bound.
+pub const MAX_DEADLINES_PER_HEIGHT: u32 = 32_768;
+
+/// Most offers one provider may hold, whatever the parameters say: its offers are listed in
+/// one record ([`super::records::Holdings`]).
+pub const MAX_OFFERS_PER_PROVIDER: u32 = 64;
+/// Longest commit, reveal or job wait window the parameters may set, in blocks.
+pub const MAX_WINDOW: u64 = 1 << 40;
+
+/// Longest offer lifetime the parameters may allow, in blocks: far enough for any use, and
+/// small enough that `height + lifetime` cannot overflow.
+pub const MAX_OFFER_LIFETIME: u64 = 1 << 40;
 
 /// Most ids a list record (the book, the open jobs) may hold: far below the store's value bound.
 pub const MAX_LIST_IDS: u32 = 100_000;
@@ -101,8 +155,13 @@ impl MarketParams {
         if self.extra_replicas > 9 {
             return Err(ParamsError::Replicas);
         }
-        if self.commit_window < 2 || self.reveal_window < 2 {
-            return Err(ParamsError::Windows);
+        // Bounded so that `height + window` cannot overflow.
+        let window = |w: u64| (2..=MAX_WINDOW).contains(&w);
+        if !window(self.commit_window)
+            || !window(self.reveal_window)
+            || !window(self.job_wait_window)
+        {
+            return Err(ParamsError::Windows { max: MAX_WINDOW });
         }
         if self.protocol_fee_bps > 10_000
             || self.slash_wrong_bps > 10_000
@@ -121,6 +180,32 @@ impl MarketParams {
             || self.max_offers_per_provider == 0
         {
             return Err(ParamsError::Lists { max: MAX_LIST_IDS });
+        }
+        if self.max_open_jobs_per_account == 0
+            || self.max_open_jobs_per_account > self.max_open_jobs
+            || self.max_apps_per_account == 0
+            || self.max_apps_per_account as usize > super::MAX_APPS
+            || self.max_offers_per_provider > MAX_OFFERS_PER_PROVIDER
+            || self.max_offer_lifetime == 0
+            || self.max_offer_lifetime > MAX_OFFER_LIFETIME
+        {
+            return Err(ParamsError::Accounts {
+                max_apps: super::MAX_APPS as u32,
+                max_offers: MAX_OFFERS_PER_PROVIDER,
+                max_lifetime: MAX_OFFER_LIFETIME,
+            });
+        }
+        // One block's commit deadlines fall due at one height: they fit its list.
+        if self.max_assignments_per_block == 0
+            || self.max_assignments_per_block > MAX_ASSIGNMENTS_PER_BLOCK
+            || self.max_assignments_per_block > self.max_deadlines_per_height
+            || self.max_deadlines_per_height > MAX_DEADLINES_PER_HEIGHT
+            || self.max_slots_per_provider == 0
+        {
+            return Err(ParamsError::Batch {
+                max_assignments: MAX_ASSIGNMENTS_PER_BLOCK,
+                max_deadlines: MAX_DEADLINES_PER_HEIGHT,
+            });
         }
         Ok(())
     }
@@ -142,6 +227,13 @@ impl MarketParams {
         self.min_match_reputation.write(out);
         self.probation_slots.write(out);
         self.probation_results.write(out);
+        self.max_open_jobs_per_account.write(out);
+        self.max_apps_per_account.write(out);
+        self.max_offer_lifetime.write(out);
+        self.job_wait_window.write(out);
+        self.max_assignments_per_block.write(out);
+        self.max_deadlines_per_height.write(out);
+        self.max_slots_per_provider.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -162,6 +254,13 @@ impl MarketParams {
             min_match_reputation: u32::read(buf)?,
             probation_slots: u32::read(buf)?,
             probation_results: u64::read(buf)?,
+            max_open_jobs_per_account: u32::read(buf)?,
+            max_apps_per_account: u32::read(buf)?,
+            max_offer_lifetime: u64::read(buf)?,
+            job_wait_window: u64::read(buf)?,
+            max_assignments_per_block: u32::read(buf)?,
+            max_deadlines_per_height: u32::read(buf)?,
+            max_slots_per_provider: u32::read(buf)?,
         })
     }
 }

@@ -305,8 +305,10 @@ impl Market<'_> {
         {
             return Ok(());
         }
-        let deadline = self.env.height + self.params.reveal_window;
-        unit.reveal_deadline = Some(deadline);
-        self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)
+        // Parameters bound the window so that this cannot overflow.
+        let deadline = self.env.height.saturating_add(self.params.reveal_window);
+        let due = self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)?;
+        unit.reveal_deadline = Some(due);
+        Ok(())
     }
 }

@@ -3,14 +3,14 @@
 use super::{
     Market, Refusal, Verdict,
     keys::{book_key, counters_key, offer_key, owner_key, provider_key},
-    records::{OfferRecord, OwnerIndex, Provider},
+    records::{OwnerIndex, Provider},
     refuse,
     reputation::REPUTATION_START,
 };
 use crate::{
     exec::{Created, Rejection},
     modules::bank::{self, Pot},
-    state::{Key, StateCache, expect, store},
+    state::{StateCache, store},
 };
 use exo_market::Resources;
 use exo_types::{Address, Amount};
@@ -93,20 +93,14 @@ impl Market<'_> {
             });
         }
         // Its offers leave the book with it.
+        let mut holdings = Self::holdings(cache, owner)?;
         let mut book = Self::id_list(cache, book_key())?;
-        let keys: Vec<Key> = book.0.iter().map(|id| offer_key(*id)).collect();
-        cache.require(keys)?;
-        let mut kept = Vec::with_capacity(book.0.len());
-        for id in book.0 {
-            let record: OfferRecord = expect(cache, &offer_key(id))?;
-            if record.offer.provider.0 == provider.id {
-                cache.put(offer_key(id), None);
-            } else {
-                kept.push(id);
-            }
-        }
-        book.0 = kept;
+        book.0.retain(|id| !holdings.offers.contains(id));
         store(cache, book_key(), &book)?;
+        for id in holdings.offers.drain(..) {
+            cache.put(offer_key(id), None);
+        }
+        Self::store_holdings(cache, owner, &holdings)?;
         let bond = Pot::ProviderBond(provider.id);
         bank::expect_pot(cache, bond, provider.bond)?;
         bank::release(cache, bond, owner, provider.bond)?;

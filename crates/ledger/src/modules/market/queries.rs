@@ -58,11 +58,12 @@ pub fn waiting(id: u64) -> Query<WaitingList> {
     Query::new(keys::waiting_key(id))
 }
 
-pub fn app(module_hash: &Hash32) -> Query<App> {
-    Query::new(keys::app_key(module_hash))
+/// The app `developer` published with `module_hash`.
+pub fn app(module_hash: &Hash32, developer: &Address) -> Query<App> {
+    Query::new(keys::app_key(module_hash, developer))
 }
 
-/// The module hashes of the published apps, in publication order.
+/// The published apps (module hash and developer), in publication order.
 pub fn apps() -> Query<AppList> {
     Query::new(keys::apps_key())
 }

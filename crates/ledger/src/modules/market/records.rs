@@ -195,6 +195,9 @@ pub enum JobState {
     Done = 1,
     /// The requester cancelled: no new assignments; the escrow returns once running units end.
     Cancelled = 2,
+    /// Its wait window passed: units still waiting failed, no new assignments; the escrow
+    /// returns once running units end.
+    Expired = 3,
 }
 
 impl JobState {
@@ -203,6 +206,7 @@ impl JobState {
             Self::Open => "open",
             Self::Done => "done",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 }
@@ -403,6 +407,7 @@ impl Record for Job {
                 0 => JobState::Open,
                 1 => JobState::Done,
                 2 => JobState::Cancelled,
+                3 => JobState::Expired,
                 tag => return Err(Error::InvalidEnum(tag)),
             },
             accounts: JobAccounts::take(buf)?,
@@ -588,13 +593,16 @@ impl Record for IdList {
     }
 }
 
-/// What falls due at one height: (job, unit, replica) commit deadlines, and unit reveal
-/// deadlines (replica [`REVEAL_DEADLINE`]).
+/// What falls due at one height: (job, unit, replica) commit deadlines, unit reveal
+/// deadlines (replica [`REVEAL_DEADLINE`]) and job wait deadlines (unit [`JOB_EXPIRY`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 
 /// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
+/// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
+/// [`DeadlineList`]: no unit has this index.
+pub const JOB_EXPIRY: u32 = u32::MAX;
 
 impl Record for DeadlineList {
     const WHAT: &'static str = "deadline list";
@@ -733,18 +741,23 @@ impl Record for AssignmentList {
     }
 }
 
-/// Module hashes of published apps, in publication order.
+/// Published apps (module hash and developer), in publication order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AppList(pub Vec<Hash32>);
+pub struct AppList(pub Vec<(Hash32, Address)>);
 
 impl Record for AppList {
     const WHAT: &'static str = "app list";
     const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
     fn put(&self, out: &mut Vec<u8>) {
-        put_vec(&self.0, out, |h, out| h.write(out));
+        put_vec(&self.0, out, |(h, d), out| {
+            h.write(out);
+            d.write(out);
+        });
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 16, Hash32::read)?))
+        Ok(Self(take_vec(buf, super::MAX_APPS, |b| {
+            Ok((Hash32::read(b)?, read_address(b)?))
+        })?))
     }
 }
 
@@ -863,5 +876,36 @@ impl Record for OwnerIndex {
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
+    }
+}
+
+/// What one account holds on the market, so that its caps are checked without scanning the
+/// book or the open jobs: its open jobs, its published apps and the ids of its offers on the
+/// book.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holdings {
+    pub open_jobs: u32,
+    pub apps: u32,
+    pub offers: Vec<u64>,
+}
+
+impl Record for Holdings {
+    const WHAT: &'static str = "holdings";
+    const MAX_BYTES: usize = 4 + 4 + 9 + 8 * super::params::MAX_OFFERS_PER_PROVIDER as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.open_jobs.write(out);
+        self.apps.write(out);
+        put_vec(&self.offers, out, |id, out| id.write(out));
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            open_jobs: u32::read(buf)?,
+            apps: u32::read(buf)?,
+            offers: take_vec(
+                buf,
+                super::params::MAX_OFFERS_PER_PROVIDER as usize,
+                u64::read,
+            )?,
+        })
     }
 }

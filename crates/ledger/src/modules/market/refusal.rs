@@ -106,6 +106,26 @@ pub enum Refusal {
     },
     /// The worst-case escrow does not fit in an amount.
     EscrowOverflow,
+    /// The requester holds its maximum of open jobs.
+    TooManyOpenJobs {
+        held: u32,
+        max: u32,
+    },
+    /// The developer published its maximum of apps.
+    TooManyApps {
+        held: u32,
+        max: u32,
+    },
+    /// The offer expires later than the longest lifetime allows: `max` is the latest expiry.
+    OfferTooLong {
+        expiry: u64,
+        max: u64,
+    },
+    /// The provider's open replicas and free offered slots would pass its cap.
+    TooManySlots {
+        held: u32,
+        max: u32,
+    },
 }
 
 fn n<T: TryFrom<u128>>(v: u128) -> Option<T> {
@@ -144,6 +164,10 @@ impl Coded for Refusal {
             Self::RevealNotOpen { .. } => 23,
             Self::CommitmentMismatch { .. } => 24,
             Self::EscrowOverflow => 25,
+            Self::TooManyOpenJobs { .. } => 26,
+            Self::TooManyApps { .. } => 27,
+            Self::OfferTooLong { .. } => 28,
+            Self::TooManySlots { .. } => 29,
         }
     }
 
@@ -173,6 +197,10 @@ impl Coded for Refusal {
             Self::RevealNotOpen { .. } => "reveal_not_open",
             Self::CommitmentMismatch { .. } => "commitment_mismatch",
             Self::EscrowOverflow => "overflow",
+            Self::TooManyOpenJobs { .. } => "too_many_open_jobs",
+            Self::TooManyApps { .. } => "too_many_apps",
+            Self::OfferTooLong { .. } => "offer_too_long",
+            Self::TooManySlots { .. } => "too_many_slots",
         }
     }
 
@@ -191,7 +219,11 @@ impl Coded for Refusal {
             Self::InvalidOffer {
                 expiry: Some((expiry, height)),
             } => vec![(*expiry).into(), (*height).into()],
-            Self::TooManyOffers { held, max } => vec![(*held).into(), (*max).into()],
+            Self::TooManyOffers { held, max }
+            | Self::TooManyOpenJobs { held, max }
+            | Self::TooManyApps { held, max }
+            | Self::TooManySlots { held, max } => vec![(*held).into(), (*max).into()],
+            Self::OfferTooLong { expiry, max } => vec![(*expiry).into(), (*max).into()],
             Self::BookFull { max } | Self::TooManyJobs { max } => vec![(*max).into()],
             Self::UnknownOffer { offer } | Self::NotYourOffer { offer } => vec![(*offer).into()],
             Self::UnknownJob { job } | Self::NotYourJob { job } | Self::JobClosed { job } => {
@@ -286,6 +318,22 @@ impl Coded for Refusal {
                 Self::CommitmentMismatch { job, unit, replica }
             }
             (25, []) => Self::EscrowOverflow,
+            (26, [h, m]) => Self::TooManyOpenJobs {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
+            (27, [h, m]) => Self::TooManyApps {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
+            (28, [e, m]) => Self::OfferTooLong {
+                expiry: n(*e)?,
+                max: n(*m)?,
+            },
+            (29, [h, m]) => Self::TooManySlots {
+                held: n(*h)?,
+                max: n(*m)?,
+            },
             _ => return None,
         })
     }
@@ -349,14 +397,18 @@ impl fmt::Display for Refusal {
                     "a job has at most {max} units (its list of waiting units must fit one record); split it"
                 ),
             },
-            Self::UnknownApp => f.write_str("no app is published with this module"),
+            Self::UnknownApp => {
+                f.write_str("the named developer published no app with this module")
+            }
             Self::TooManyJobs { max } => {
                 write!(f, "the chain already runs its maximum of {max} jobs")
             }
             Self::UnknownJob { job } => write!(f, "job {job} does not exist"),
             Self::NotYourJob { job } => write!(f, "job {job} belongs to another account"),
             Self::JobClosed { job } => write!(f, "job {job} is already closed"),
-            Self::AppExists => f.write_str("an app with this module is already published"),
+            Self::AppExists => {
+                f.write_str("this account already published an app with this module")
+            }
             Self::InvalidApp(p) => match p {
                 AppProblem::Name => f.write_str(
                     "name and version must be 1 to 64 printable characters without spaces",
@@ -384,6 +436,22 @@ impl fmt::Display for Refusal {
                  commitment"
             ),
             Self::EscrowOverflow => f.write_str("the job's worst-case escrow overflows"),
+            Self::TooManyOpenJobs { held, max } => write!(
+                f,
+                "this account already has {held} open jobs (at most {max}); wait for one to end or cancel one"
+            ),
+            Self::TooManyApps { held, max } => write!(
+                f,
+                "this account already published {held} apps (at most {max})"
+            ),
+            Self::OfferTooLong { expiry, max } => write!(
+                f,
+                "expiry height {expiry} is past the latest allowed, {max}; repost the offer before it expires"
+            ),
+            Self::TooManySlots { held, max } => write!(
+                f,
+                "the provider already holds {held} slots in running replicas and offers (at most {max}); offer fewer, or wait for replicas to end"
+            ),
         }
     }
 }

@@ -46,6 +46,7 @@ fn addr(i: u64) -> Address {
 fn spec(units: u32) -> JobSpec {
     JobSpec {
         app: APP,
+        app_developer: addr(DEVELOPER),
         inputs: Vec::new(),
         // Unit arguments make the spec grow with the job, as real jobs do.
         unit_args: (0..units).map(|u| format!("frame {u:05}")).collect(),
@@ -230,6 +231,8 @@ fn world() -> World {
             // No probation and no audits: every unit gets exactly one replica at once.
             probation_results: 0,
             audit_ppm: 0,
+            // The busy provider holds 2,010 replicas.
+            max_slots_per_provider: 4_096,
             ..MarketParams::default()
         },
         ..Params::default()
