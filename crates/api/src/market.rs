@@ -1043,7 +1043,7 @@ pub async fn collect_blobs<N: NodeView>(
     let apps = read::<N, AppList>(node, limits, queries::apps())
         .await?
         .unwrap_or_default();
-    referenced.extend(apps.0);
+    referenced.extend(apps.0.into_iter().map(|(module, _developer)| module));
     let open = read::<N, IdList>(node, limits, queries::open_jobs())
         .await?
         .unwrap_or_default()

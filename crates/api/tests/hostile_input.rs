@@ -141,7 +141,11 @@ fn cases() -> Vec<(&'static str, Case)> {
         ),
         ("/v1/jobs/{id}", "/v1/jobs/{}", Method::GET),
         ("/v1/apps/{hash}/{developer}", &app_by_hash, Method::GET),
-        ("/v1/apps/{hash}/{developer}", &app_by_developer, Method::GET),
+        (
+            "/v1/apps/{hash}/{developer}",
+            &app_by_developer,
+            Method::GET,
+        ),
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::GET),
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::HEAD),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/{}/0", Method::GET),

@@ -986,6 +986,7 @@ async fn running_unit(chain: &mut Chain) {
         .await;
     let spec = JobSpec {
         app: hash_of(&module["hash"]),
+        app_developer: alice().public_key(),
         inputs: vec![],
         unit_args: vec![],
         units: 1,
@@ -1286,6 +1287,7 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
     // Job 1 uses the input; nobody offers for it, so it stays open.
     let spec = JobSpec {
         app: hash_of(&module["hash"]),
+        app_developer: alice().public_key(),
         inputs: vec![InputRef {
             name: "in.txt".into(),
             hash: hash_of(&input["hash"]),
