@@ -30,7 +30,7 @@ const MAX_UNIT_ARGS_FILE_BYTES: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// Upload a job's module and inputs and submit it.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Show a job: its accounts and each unit's state.
     Status(StatusArgs),
     /// Cancel a job: units not yet assigned are refunded.
