@@ -221,8 +221,18 @@ struct Devnet {
 
 impl Devnet {
     /// `exo devnet EXTRA...` on the ports of `slot`, once every validator finalized height 2.
+    ///
+    /// With `EXO_KEEP_DEVNET` set, the devnet's directory (logs, data) is kept for a post-mortem
+    /// and its path printed.
     fn start(slot: u32, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let keep = std::env::var_os("EXO_KEEP_DEVNET").is_some();
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            println!("devnet directory kept: {}", dir.path().display());
+        }
         let data = dir.path().join("devnet");
         let api = free_ports(slot);
         let mut processes = Processes::default();
