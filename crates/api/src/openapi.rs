@@ -601,7 +601,7 @@ pub fn document() -> Value {
                 "responses": {
                     "202": json_response("Admitted to the mempool.", "SubmitResponse"),
                     "400": error_response("bad_json, bad_hex, bad_encoding, bad_signature, wrong_chain, fee_too_low, replayed_nonce, nonce_too_far or insufficient_funds."),
-                    "409": error_response("duplicate, underpriced or already_finalized."),
+                    "409": error_response("duplicate or underpriced."),
                     "413": error_response("body_too_large or oversize."),
                     "429": error_response("rate_limited, mempool_full or sender_full."),
                     "503": error_response("unavailable or timeout: the node's state could not be read.")

@@ -434,6 +434,101 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
     );
 }
 
+/// Two honest providers with one slot each and a liar with two, the cheapest, so that each
+/// of two units at trust 2 goes to the liar and one honest provider. Both units are disputed,
+/// and each one's deciding replica can only come from the honest provider that holds the other
+/// unit. A revealed replica gives its slot back, so both disputes are decided; before, each
+/// honest provider's only slot stayed held until its unit's verdict, which waited for the
+/// other's slot: the market stalled for good.
+#[test]
+fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
+    let mut m = Market::new(Params::default());
+    let [a, b, liar] = PROVIDERS;
+    let mut txs = vec![m.tx(
+        DEVELOPER,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        },
+    )];
+    // Prices in thousandths of an EXO per compute unit.
+    for (p, slots, price) in [(a, 1, 1_000), (b, 1, 1_000), (liar, 2, 500)] {
+        txs.push(m.tx(
+            p,
+            Action::RegisterProvider {
+                resources: resources(8),
+                bond: Amount::from_exo(100),
+            },
+        ));
+        txs.push(m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount(Amount::from_exo(1).0 / 1_000 * price),
+                expiry_height: 10_000,
+            },
+        ));
+    }
+    m.ok(txs);
+    let submit = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 2))));
+    m.ok(vec![submit]);
+    m.ok(vec![]);
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let mut commits = Vec::new();
+    let mut reveals = Vec::new();
+    for unit in 0..2 {
+        let holders: Vec<u64> = m
+            .unit(0, unit)
+            .replicas
+            .iter()
+            .map(|r| PROVIDERS[r.provider as usize])
+            .collect();
+        assert_eq!(holders.len(), 2, "unit {unit}: {holders:?}");
+        assert!(holders.contains(&liar), "unit {unit}: {holders:?}");
+        for p in holders {
+            let result = if p == liar { lie } else { truth(0, unit) };
+            commits.push(m.commit(p, result, 0, unit));
+            reveals.push((p, result, unit));
+        }
+    }
+    m.ok(commits);
+    let reveals = reveals
+        .into_iter()
+        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
+        .collect();
+    m.ok(reveals);
+    // Each unit's third replica goes to the honest provider it did not have.
+    m.ok(vec![]);
+    let mut deciders = Vec::new();
+    for unit in 0..2 {
+        let replicas = m.unit(0, unit).replicas;
+        assert_eq!(replicas.len(), 3, "unit {unit} got no deciding replica");
+        let decider = PROVIDERS[replicas[2].provider as usize];
+        assert_ne!(decider, liar);
+        deciders.push(m.commit(decider, truth(0, unit), 0, unit));
+    }
+    m.ok(deciders);
+    let mut reveals = Vec::new();
+    for unit in 0..2 {
+        let decider = PROVIDERS[m.unit(0, unit).replicas[2].provider as usize];
+        reveals.push(m.reveal(decider, truth(0, unit), 0, unit));
+    }
+    m.ok(reveals);
+    for unit in 0..2 {
+        assert_eq!(m.unit(0, unit).state, UnitState::Accepted, "unit {unit}");
+    }
+    assert_eq!(m.job(0).state, JobState::Done);
+    for p in [a, b, liar] {
+        let provider = m.provider(m.provider_id(p));
+        assert_eq!(provider.active, 0, "{p}");
+        assert!(m.work(m.provider_id(p)).is_empty(), "{p}");
+    }
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
 #[test]
 fn a_requirement_nobody_meets_waits_with_its_reason() {
     let mut m = Market::new(Params::default());

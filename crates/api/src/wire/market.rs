@@ -181,7 +181,7 @@ pub struct WorkItem {
     pub price_per_unit: Amount,
 }
 
-/// `GET /v1/providers/{id}/work?from=&limit=`: a provider's open replicas, `from` an index into
+/// `GET /v1/providers/{id}/work?from=&limit=`: a provider's replicas still to commit or reveal, `from` an index into
 /// its work list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkPage {

@@ -149,6 +149,8 @@ impl Market<'_> {
             }
             replica.reveal = Some((reveal.digest, reveal.fuel));
             replica.status = ReplicaStatus::Revealed;
+            let revealed = replica.clone();
+            self.release_slot(cache, unit.job, unit.unit, &revealed)?;
             // A unit is judged only once no replica can still reveal: an audit replica is
             // never cancelled by the result it checks.
             let pending = unit

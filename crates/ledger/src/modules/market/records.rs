@@ -450,9 +450,18 @@ impl ReplicaStatus {
         }
     }
 
-    /// Whether the replica still holds one of its provider's slots.
+    /// Whether the replica still awaits its verdict: its provider counts it as active, and
+    /// its bond answers for it.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Assigned | Self::Committed | Self::Revealed)
+    }
+
+    /// Whether the replica still holds one of its provider's offer slots and sits in its work
+    /// set: until it reveals. A revealed replica's work is done; were its slot held until the
+    /// verdict, two units in dispute could each wait for the deciding replica of a provider
+    /// whose only slot the other holds, and the market would stall.
+    pub fn holds_slot(self) -> bool {
+        matches!(self, Self::Assigned | Self::Committed)
     }
 }
 

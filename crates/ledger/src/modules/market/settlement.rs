@@ -121,9 +121,9 @@ impl Market<'_> {
             } else {
                 // Still running when the verdict came: released, unpaid, unpunished.
                 replica.status = ReplicaStatus::Cancelled;
+                self.release_slot(cache, unit.job, unit.unit, replica)?;
             }
             provider.active = provider.active.saturating_sub(1);
-            self.release_slot(cache, unit.job, unit.unit, replica)?;
             store(cache, provider_key(provider.id), &provider)?;
         }
         bank::release(cache, escrow, &developer, royalty)?;
@@ -148,11 +148,11 @@ impl Market<'_> {
     ) -> Result<(), Halt> {
         for replica in unit.replicas.iter_mut() {
             if replica.status == ReplicaStatus::Revealed {
-                // Nobody agreed with it either: no pay, no punishment without a verdict.
+                // Nobody agreed with it either: no pay, no punishment without a verdict. Its
+                // slot came back when it revealed.
                 replica.status = ReplicaStatus::Disagreed;
                 let mut provider = Self::provider(cache, replica.provider)?;
                 provider.active = provider.active.saturating_sub(1);
-                self.release_slot(cache, unit.job, unit.unit, replica)?;
                 store(cache, provider_key(provider.id), &provider)?;
             }
         }
@@ -258,7 +258,9 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// Gives a finished replica's slot back to its offer, if the offer is still on the book.
+    /// Gives the slot of a replica that revealed or ended back to its offer, if the offer is
+    /// still on the book, and takes the replica off its provider's work set. Called once per
+    /// replica, when it stops [holding a slot](ReplicaStatus::holds_slot).
     pub(super) fn release_slot(
         &mut self,
         cache: &mut StateCache,
