@@ -8,7 +8,7 @@
 //! Sharpe ratio over block 0, so that the gap between the two is in plain view.
 
 use crate::CombineError;
-pub use exo_app_backtest::{Bar, Config, Row, Stats, Strategy, UnitArgs};
+pub use exo_app_backtest::{Bar, Config, Row, Stats, Strategy, UnitArgs, fill_name};
 use exo_app_backtest::{blocks, daily_growth, signals};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
