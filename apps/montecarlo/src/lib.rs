@@ -158,6 +158,13 @@ fn in_range(name: &'static str, v: f64, lo: f64, hi: f64) -> Result<f64, McError
     }
 }
 
+/// The shorter of a float's plain and exponent forms; both read back as the same bits
+/// (`1e-250` would otherwise take 250 zeros of a unit's 256-byte argument line).
+fn short(x: f64) -> String {
+    let (plain, exp) = (format!("{x}"), format!("{x:e}"));
+    if exp.len() < plain.len() { exp } else { plain }
+}
+
 impl OptionSpec {
     /// The option from `key=value` pairs (`kernel`, `type`, `spot`, `strike`, `rate`, `vol`,
     /// `maturity`, and for `asian` `steps` and `average`); other keys are left to the caller.
@@ -271,11 +278,11 @@ impl OptionSpec {
             s,
             " type={} spot={} strike={} rate={} vol={} maturity={}",
             if self.call { "call" } else { "put" },
-            self.spot,
-            self.strike,
-            self.rate,
-            self.vol,
-            self.maturity_years
+            short(self.spot),
+            short(self.strike),
+            short(self.rate),
+            short(self.vol),
+            short(self.maturity_years)
         );
         s
     }
@@ -844,6 +851,24 @@ mod tests {
         let mut text = a.encode();
         text = text.replace("sum ", "sum zz");
         assert!(Partial::decode(&text).is_err());
+    }
+
+    #[test]
+    fn the_canonical_option_reads_back_as_the_same_bits_and_stays_short() {
+        for line in [
+            "spot=1e-250 strike=3.3e-249 rate=0.05 vol=0.2 maturity=1",
+            "kernel=asian steps=7 average=geometric type=put spot=0.30000000000000004 strike=123456789.125 rate=-0.01 vol=0.35 maturity=0.25",
+        ] {
+            let tokens: Vec<String> = line.split(' ').map(String::from).collect();
+            let spec = OptionSpec::from_pairs(&key_values(&tokens).unwrap()).unwrap();
+            let text = spec.canonical();
+            let again: Vec<String> = text.split(' ').map(String::from).collect();
+            assert_eq!(
+                OptionSpec::from_pairs(&key_values(&again).unwrap()).unwrap(),
+                spec
+            );
+            assert!(text.len() < 160, "{text}");
+        }
     }
 
     #[test]

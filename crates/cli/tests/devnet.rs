@@ -595,8 +595,8 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     println!("the demo took {:?}", started.elapsed());
 }
 
-/// Submits a built-in app's job through validator 0 with the faucet's key and waits for it;
-/// returns its id.
+/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
+/// once) through `node` with the faucet's key and waits for it; returns its id.
 fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
     let mut args = vec![
         "--node",
@@ -610,6 +610,8 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
         "--units",
         units,
         "--max-price",
+        "2",
+        "--trust",
         "2",
         "--memory-mib",
         "128",
@@ -641,9 +643,9 @@ fn job_results(node: &str, out: &Path, id: u64) -> Value {
 }
 
 /// `cargo test -p exo-cli --test devnet -- --ignored the_quant_and_the_scientist` (a few
-/// minutes in a debug build: two workers benchmark, then both jobs run on them).
+/// minutes in a debug build: three workers benchmark, then both jobs run on them).
 #[test]
-#[ignore = "several minutes: a devnet, two workers and two jobs"]
+#[ignore = "several minutes: a devnet, three workers and two jobs"]
 fn the_quant_and_the_scientist_get_their_combined_files() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
@@ -653,7 +655,7 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
         rt,
         clients,
         mut processes,
-    } = Devnet::start(3, &["--workers", "2"]);
+    } = Devnet::start(4, &["--workers", "3"]);
     processes.grandchildren = children_of(processes.children[0].id());
     let node0 = clients[0].url().to_string();
     let faucet_key = path(&data, "faucet.key");
@@ -664,7 +666,7 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
             .await
             .unwrap_or_default()
             .len()
-            < 2
+            < 3
         {
             assert!(
                 start.elapsed() < Duration::from_secs(600),
@@ -673,7 +675,7 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    println!("two workers offer after {:?}", started.elapsed());
+    println!("three workers offer after {:?}", started.elapsed());
 
     // The quant: a small grid of all three strategies over the shipped S&P 500 series.
     let id = submit_builtin(
