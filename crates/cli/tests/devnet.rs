@@ -248,6 +248,23 @@ impl Devnet {
     }
 }
 
+/// Waits until `workers` providers have an offer on the book, at most `limit`.
+async fn wait_for_offers(client: &Client, workers: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let providers = client.offering_providers(100).await.unwrap_or_default();
+        if providers.len() >= workers {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "only {} of {workers} workers offer",
+            providers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// `exo account transfer --wait` of `amount` EXO from `key` to `to`, through `node`; returns the
 /// exit code and the receipt.
 fn transfer(node: &str, key: &str, to: &str, amount: &str) -> (i32, Value) {
@@ -447,21 +464,7 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
         ],
         &dir.path().join("liar.log"),
     ));
-    rt.block_on(async {
-        let start = Instant::now();
-        loop {
-            let providers = clients[0].offering_providers(100).await.unwrap_or_default();
-            if providers.len() == 3 {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "only {} of 3 workers offer",
-                providers.len()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
 
     println!("three workers offer after {:?}", started.elapsed());
     // A job of 4 units at trust 2, sent to validator 0 only: workers of the other validators
@@ -659,22 +662,7 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
     processes.grandchildren = children_of(processes.children[0].id());
     let node0 = clients[0].url().to_string();
     let faucet_key = path(&data, "faucet.key");
-    rt.block_on(async {
-        let start = Instant::now();
-        while clients[0]
-            .offering_providers(100)
-            .await
-            .unwrap_or_default()
-            .len()
-            < 3
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(600),
-                "workers offer nothing"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
     println!("three workers offer after {:?}", started.elapsed());
 
     // The quant: a small grid of all three strategies over the shipped S&P 500 series.
