@@ -398,7 +398,7 @@ fn real_apps_give_the_same_digest_and_fuel_every_time() {
 
     let prices = exo_apps::SP500_CSV.as_bytes();
     let backtest = UnitSpec::wasm(exo_apps::BACKTEST_WASM)
-        .args(["10", "20", "10", "50", "100", "50", "5"])
+        .args(["sma=10:20:10/50:100:50", "cost=5", "folds=2", "sets=0:4"])
         .input("prices.csv", prices);
     let a = e.sandbox.run(&backtest).unwrap();
     assert_eq!(
@@ -407,8 +407,10 @@ fn real_apps_give_the_same_digest_and_fuel_every_time() {
         "{}",
         String::from_utf8_lossy(&a.stderr)
     );
-    let rows = exo_apps::backtest::rank(&[a.output("results.csv").unwrap()]).unwrap();
-    assert_eq!(rows.len(), 4);
+    let ranked =
+        exo_apps::backtest::combine(&[a.output("results.csv").unwrap()], exo_apps::SP500_CSV)
+            .unwrap();
+    assert_eq!(ranked.ranked.len(), 4);
     // A fresh sandbox with its own cache (another "machine") agrees too.
     let dir = tempfile::tempdir().unwrap();
     let other = Sandbox::new(config(&dir)).unwrap();

@@ -75,7 +75,16 @@ impl Benchmark {
 fn timed_run(sandbox: &Sandbox, fuel: u64) -> Result<Duration, ExecError> {
     // Far more paths than the fuel allows: the run ends out of fuel, after exactly `fuel`.
     let spec = UnitSpec::wasm(exo_apps::MONTECARLO_WASM)
-        .args(["100", "100", "0.05", "0.2", "1", "4294967296", "call"])
+        .args([
+            "spot=100",
+            "strike=100",
+            "rate=0.05",
+            "vol=0.2",
+            "maturity=1",
+            "pairs=1099511627776",
+            "seed=1",
+            "stream=0",
+        ])
         .unit(0, 1)
         .fuel(fuel)
         .timeout_ms(60_000);
