@@ -5,13 +5,13 @@ use crate::{
     CliError, GlobalArgs, Report,
     app::{MAX_MODULE_BYTES, check_app_text, read_file, upload_and_publish},
     block_on, builtin,
-    provider::parse_class,
+    provider::{parse_class, parse_region},
     tx::{self, TxArgs},
 };
 use clap::{Args, Subcommand};
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, outputs::Archive, wire};
-use exo_market::{GpuRequirement, Requirements, Runtime};
+use exo_market::{GpuRequirement, Requirements, Runtime, canonical_gpu_model};
 use exo_types::{
     Action, Address, Amount, Hash32, InputRef, JobSpec, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS,
     MAX_JOB_UNITS, MAX_TRUST, MAX_UNIT_ARGS_LEN, address_from_hex, address_to_hex,
@@ -157,8 +157,16 @@ fn parse_gpu_requirement(text: &str) -> Result<GpuRequirement, CliError> {
     if parts.next().is_some() {
         return Err(bad());
     }
+    let model = match model.trim() {
+        "" | "any" | "ANY" | "Any" => None,
+        name => Some(canonical_gpu_model(name).ok_or_else(|| {
+            CliError::Invalid(format!(
+                "--gpu {text:?}: {name:?} is not a GPU model name (letters, digits, '-', '_', '.')"
+            ))
+        })?),
+    };
     Ok(GpuRequirement {
-        model: (!model.is_empty() && model != "any").then(|| model.to_string()),
+        model,
         min_count,
         min_memory_mib,
     })
@@ -281,7 +289,7 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
         min_cpu_score: 0,
         gpu: args.gpu.as_deref().map(parse_gpu_requirement).transpose()?,
         class: args.class.as_deref().map(parse_class).transpose()?,
-        region: args.region.clone(),
+        region: args.region.as_deref().map(parse_region).transpose()?,
         runtime: Runtime::Wasm32Wasip1,
         fuel_limit: args.fuel_limit,
         min_reputation: 0,
@@ -757,6 +765,20 @@ mod tests {
     fn gpu_requirements_parse() {
         let gpu = parse_gpu_requirement("rtx4090").unwrap();
         assert_eq!(gpu.model.as_deref(), Some("rtx4090"));
+        // As people write them: the spelling providers declare.
+        for (text, model) in [
+            ("A100", "a100"),
+            ("RTX 4090", "rtx4090"),
+            ("NVIDIA GeForce RTX 4090:2", "rtx4090"),
+            ("H100-SXM5-80GB", "h100-sxm5-80gb"),
+        ] {
+            let gpu = parse_gpu_requirement(text).unwrap();
+            assert_eq!(gpu.model.as_deref(), Some(model), "{text}");
+        }
+        assert_eq!(parse_gpu_requirement("ANY:2").unwrap().model, None);
+        assert!(parse_gpu_requirement("NVIDIA ///").is_err());
+        assert_eq!(parse_region("EU-West").unwrap(), "eu-west");
+        assert!(parse_region("eu west").is_err());
         assert_eq!((gpu.min_count, gpu.min_memory_mib), (1, 0));
         let gpu = parse_gpu_requirement("any:2:8192").unwrap();
         assert_eq!(

@@ -4,7 +4,9 @@
 //! quick.
 
 use exo_exec::{ExecError, Sandbox, UnitSpec};
-use exo_types::exo_market::{DeviceClass, Gpu, MAX_CPU_SCORE, Resources, Runtime, RuntimeSet};
+use exo_types::exo_market::{
+    DeviceClass, Gpu, MAX_CPU_SCORE, Resources, Runtime, RuntimeSet, canonical_gpu_model,
+};
 use serde::{Deserialize, Serialize};
 use std::{
     path::Path,
@@ -116,22 +118,6 @@ pub fn parse_meminfo(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
-}
-
-/// A canonical GPU model name from `nvidia-smi`'s (`NVIDIA GeForce RTX 4090` -> `rtx4090`).
-pub fn canonical_gpu_model(name: &str) -> Option<String> {
-    let lower = name.to_ascii_lowercase();
-    let mut s = lower.as_str();
-    for prefix in ["nvidia ", "geforce ", "tesla ", "quadro "] {
-        s = s.trim_start().strip_prefix(prefix).unwrap_or(s);
-    }
-    let model: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect();
-    exo_types::exo_market::validate_name(&model)
-        .ok()
-        .map(|()| model)
 }
 
 /// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`.
