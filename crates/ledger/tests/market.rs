@@ -1357,6 +1357,15 @@ fn report(reason: Unfinished, fuel: u64) -> (Hash32, u64) {
 
 /// Bond, reputation and the counts of wrong results and missed deadlines: what a penalty
 /// would change.
+/// A roomy market with `providers` and job 0 of `units` units at `trust`, matched.
+fn with_job(providers: &[u64], units: u32, trust: u8) -> Market {
+    let mut m = Market::new(roomy(MarketParams::default()));
+    m.setup(providers);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(units, trust))));
+    m.ok(vec![tx]);
+    m
+}
+
 fn standing(m: &Market, provider: u64) -> (Amount, u32, u64, u64) {
     let p = m.provider(provider);
     (p.bond, p.reputation, p.invalid, p.missed)
@@ -1364,10 +1373,7 @@ fn standing(m: &Market, provider: u64) -> (Amount, u32, u64, u64) {
 
 #[test]
 fn every_replica_reporting_it_could_not_finish_fails_the_unit_and_charges_the_least_fuel_burnt() {
-    let mut m = Market::new(roomy(MarketParams::default()));
-    m.setup(&PROVIDERS[..2]);
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
-    m.ok(vec![tx]);
+    let mut m = with_job(&PROVIDERS[..2], 1, 2);
     let holders = m.holders(0, 0);
     assert_eq!(holders.len(), 2);
     let before: Vec<_> = (0..2).map(|p| standing(&m, p)).collect();
@@ -1409,10 +1415,7 @@ fn every_replica_reporting_it_could_not_finish_fails_the_unit_and_charges_the_le
 
 #[test]
 fn a_lone_report_is_replaced_without_penalty_and_unpaid_when_the_others_agree() {
-    let mut m = Market::new(roomy(MarketParams::default()));
-    m.setup(&PROVIDERS);
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
-    m.ok(vec![tx]);
+    let mut m = with_job(&PROVIDERS, 1, 2);
     let holders = m.holders(0, 0);
     let (honest, slow) = (holders[0], holders[1]);
     let slow_id = m.provider_id(slow);
@@ -1454,10 +1457,7 @@ fn a_lone_report_is_replaced_without_penalty_and_unpaid_when_the_others_agree() 
 
 #[test]
 fn a_single_report_on_a_trust_one_unit_is_checked_by_another_replica_before_the_unit_fails() {
-    let mut m = Market::new(roomy(MarketParams::default()));
-    m.setup(&PROVIDERS[..2]);
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
-    m.ok(vec![tx]);
+    let mut m = with_job(&PROVIDERS[..2], 1, 1);
     let first = m.holders(0, 0)[0];
     // One provider's word that a unit cannot be finished is not enough: it could be dodging.
     m.settle(0, 0, &[(first, report(Unfinished::Timeout, 10_000_000))]);

@@ -194,24 +194,7 @@ impl Market<'_> {
             .min()
             .unwrap_or(0)
             .min(job.fuel_limit);
-        for replica in unit.replicas.iter_mut() {
-            if replica.status != ReplicaStatus::Revealed {
-                continue;
-            }
-            let mut provider = Self::provider(cache, replica.provider)?;
-            if is_report(replica.reveal) {
-                self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
-                replica.status = ReplicaStatus::Unfinished;
-            } else {
-                replica.status = ReplicaStatus::Disagreed;
-            }
-            provider.active = provider.active.saturating_sub(1);
-            self.release_slot(cache, unit.job, unit.unit, replica)?;
-            store(cache, provider_key(provider.id), &provider)?;
-        }
-        unit.state = UnitState::Failed;
-        job.failed += 1;
-        Self::stop_running(cache, job, unit)
+        self.fail_paying_reports(cache, job, unit, Some(fuel))
     }
 
     /// Spends one excuse of `provider`'s budget for the current window, if one is left: a
@@ -249,15 +232,34 @@ impl Market<'_> {
         job: &mut Job,
         unit: &mut Unit,
     ) -> Result<(), Halt> {
+        self.fail_paying_reports(cache, job, unit, None)
+    }
+
+    /// Fails a unit and releases its revealed replicas: each report is paid for `reports_fuel`
+    /// if set ([`Self::fail_unfinished`]), everything else goes unpaid and unpunished.
+    fn fail_paying_reports(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+        reports_fuel: Option<u64>,
+    ) -> Result<(), Halt> {
         for replica in unit.replicas.iter_mut() {
-            if replica.status == ReplicaStatus::Revealed {
-                // Nobody agreed with it either: no pay, no punishment without a verdict.
-                replica.status = ReplicaStatus::Disagreed;
-                let mut provider = Self::provider(cache, replica.provider)?;
-                provider.active = provider.active.saturating_sub(1);
-                self.release_slot(cache, unit.job, unit.unit, replica)?;
-                store(cache, provider_key(provider.id), &provider)?;
+            if replica.status != ReplicaStatus::Revealed {
+                continue;
             }
+            let mut provider = Self::provider(cache, replica.provider)?;
+            match reports_fuel {
+                Some(fuel) if is_report(replica.reveal) => {
+                    self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
+                    replica.status = ReplicaStatus::Unfinished;
+                }
+                // Nobody agreed with it either: no pay, no punishment without a verdict.
+                _ => replica.status = ReplicaStatus::Disagreed,
+            }
+            provider.active = provider.active.saturating_sub(1);
+            self.release_slot(cache, unit.job, unit.unit, replica)?;
+            store(cache, provider_key(provider.id), &provider)?;
         }
         unit.state = UnitState::Failed;
         job.failed += 1;
