@@ -1366,6 +1366,18 @@ fn with_job(providers: &[u64], units: u32, trust: u8) -> Market {
     m
 }
 
+/// Checks that a unit failed as one that cannot be finished: every replica's report stood.
+fn assert_unfinished(m: &Market, job: u64, unit: u32) {
+    let unit = m.unit(job, unit);
+    assert_eq!(unit.state, UnitState::Failed);
+    assert!(
+        unit.replicas
+            .iter()
+            .all(|r| r.status == ReplicaStatus::Unfinished),
+        "{unit:?}"
+    );
+}
+
 fn standing(m: &Market, provider: u64) -> (Amount, u32, u64, u64) {
     let p = m.provider(provider);
     (p.bond, p.reputation, p.invalid, p.missed)
@@ -1390,13 +1402,7 @@ fn every_replica_reporting_it_could_not_finish_fails_the_unit_and_charges_the_le
             (holders[1], report(Unfinished::StackOverflow, 400_000_000)),
         ],
     );
-    let unit = m.unit(0, 0);
-    assert_eq!(unit.state, UnitState::Failed);
-    assert!(
-        unit.replicas
-            .iter()
-            .all(|r| r.status == ReplicaStatus::Unfinished)
-    );
+    assert_unfinished(&m, 0, 0);
     // Nobody is penalised: the module caused it.
     assert_eq!((0..2).map(|p| standing(&m, p)).collect::<Vec<_>>(), before);
     // Each is paid for the least fuel reported, 3 * 10^8 at 1 EXO per 10^9: 0.3 EXO, less the
@@ -1467,13 +1473,7 @@ fn a_single_report_on_a_trust_one_unit_is_checked_by_another_replica_before_the_
     let second = m.holders(0, 0)[1];
     m.settle(0, 0, &[(second, report(Unfinished::Timeout, 20_000_000))]);
     // Two agree: the unit fails, both are paid for 10^7 fuel, neither is penalised.
-    let unit = m.unit(0, 0);
-    assert_eq!(unit.state, UnitState::Failed);
-    assert!(
-        unit.replicas
-            .iter()
-            .all(|r| r.status == ReplicaStatus::Unfinished)
-    );
+    assert_unfinished(&m, 0, 0);
     assert_eq!(m.job(0).accounts.paid_total(), Amount(2 * 10_000_000));
     for p in 0..2 {
         assert_eq!(standing(&m, p).0, Amount::from_exo(100));

@@ -235,10 +235,7 @@ impl Env {
         key: &PrivateKey,
         data: &FsPath,
         tweak: impl FnOnce(&mut WorkerConfig),
-    ) -> (
-        tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
-        tokio::sync::oneshot::Sender<()>,
-    ) {
+    ) -> Worker {
         let mut cfg = WorkerConfig::new(self.url.clone(), key.clone(), data);
         cfg.slots = 4;
         cfg.benchmark = Some(Benchmark {
@@ -265,6 +262,16 @@ impl Env {
         .await;
     }
 
+    /// Waits until job `job` is no longer open.
+    async fn done(&self, job: u64) {
+        wait_until("the job is done", || async {
+            state::<Job>(&self.node, queries::job(job))
+                .await
+                .is_some_and(|j| j.state != JobState::Open)
+        })
+        .await;
+    }
+
     async fn provider(&self, key: &PrivateKey) -> Provider {
         let id = self
             .client
@@ -273,6 +280,19 @@ impl Env {
             .unwrap()
             .unwrap();
         state(&self.node, queries::provider(id)).await.unwrap()
+    }
+}
+
+type Worker = (
+    tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+/// Stops `workers` and checks each ended cleanly.
+async fn stop_all(workers: Vec<Worker>) {
+    for (handle, stop) in workers {
+        stop.send(()).unwrap();
+        handle.await.unwrap().unwrap();
     }
 }
 
@@ -312,16 +332,8 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         Action::SubmitJob(Box::new(env.job(units, 2))),
     )
     .await;
-    wait_until("the job is done", || async {
-        state::<Job>(&env.node, queries::job(0))
-            .await
-            .is_some_and(|j| j.state != JobState::Open)
-    })
-    .await;
-    for (handle, stop) in workers {
-        stop.send(()).unwrap();
-        handle.await.unwrap().unwrap();
-    }
+    env.done(0).await;
+    stop_all(workers).await;
 
     let job: Job = state(&env.node, queries::job(0)).await.unwrap();
     assert_eq!(job.accepted, units, "{job:?}");
@@ -592,18 +604,9 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
         Action::SubmitJob(Box::new(missing)),
     )
     .await;
-    for job in 0..2 {
-        wait_until("the job is done", || async {
-            state::<Job>(&env.node, queries::job(job))
-                .await
-                .is_some_and(|j| j.state != JobState::Open)
-        })
-        .await;
-    }
-    for (handle, stop) in workers {
-        stop.send(()).unwrap();
-        handle.await.unwrap().unwrap();
-    }
+    env.done(0).await;
+    env.done(1).await;
+    stop_all(workers).await;
 
     // The stack overflow and the spin: every replica reported, the unit failed, each reporter
     // was paid for the fuel burnt.
