@@ -446,7 +446,7 @@ fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
                 ],
                 json!({
                     "index": int, "provider": int, "offer": int, "price_per_unit": base_units, "assigned_height": int, "commit_deadline": int,
-                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed", "agreed", "disagreed", "no_show", "cancelled"] },
+                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed", "agreed", "disagreed", "no_show", "cancelled", "unfinished", "excused"] },
                     "commitment": hex_or_null, "revealed_digest": hex_or_null, "revealed_fuel": int_or_null
                 }),
             ),

@@ -67,6 +67,8 @@ fn endless_loop_times_out_and_bills_the_budget() {
         .unwrap();
     assert_eq!(r.outcome, Outcome::Timeout);
     assert!(!r.outcome.is_attestable());
+    // The worker reports it as "could not finish", claiming the budget.
+    assert_eq!(r.outcome.unfinished(), Some(exo_types::Unfinished::Timeout));
     assert_eq!(r.fuel_used, u64::MAX / 2);
     assert!(
         t.elapsed() < Duration::from_secs(5),

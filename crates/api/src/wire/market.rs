@@ -304,7 +304,8 @@ pub struct ReplicaView {
     pub price_per_unit: Amount,
     pub assigned_height: u64,
     pub commit_deadline: u64,
-    /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show` or `cancelled`.
+    /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show`, `cancelled`,
+    /// `unfinished` (its "could not finish" report stood, paid for the fuel burnt) or `excused`.
     pub status: String,
     #[serde(with = "hex32_opt")]
     pub commitment: Option<Hash32>,
