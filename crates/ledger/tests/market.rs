@@ -645,6 +645,53 @@ fn a_no_show_is_penalised_and_replaced() {
     assert_eq!(total, supply);
 }
 
+/// Audit H7: a liar that sees the honest reveal would withhold its own and pay the no-show's
+/// 2% rather than a wrong result's 20%. A commitment never opened costs as much as a wrong
+/// result, so withholding never pays better than revealing.
+#[test]
+fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
+    let params = Params {
+        market: MarketParams {
+            reveal_window: 3,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let slash_wrong_bps = params.market.slash_wrong_bps;
+    let mut m = Market::new(params);
+    m.setup(&PROVIDERS);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders: Vec<u64> = m
+        .unit(0, 0)
+        .replicas
+        .iter()
+        .map(|r| PROVIDERS[r.provider as usize])
+        .collect();
+    let (honest, withholder) = (holders[0], holders[1]);
+    let commits = vec![
+        m.commit(honest, truth(0, 0), 0, 0),
+        m.commit(withholder, ([0xEE; 32], 1_500_000_000), 0, 0),
+    ];
+    m.ok(commits);
+    let reveal = m.reveal(honest, truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    let record = m.provider(m.provider_id(withholder));
+    let bond = Amount::from_exo(100);
+    let slashed = Amount(bond.0 * u128::from(slash_wrong_bps) / 10_000);
+    assert_eq!(record.bond, Amount(bond.0 - slashed.0));
+    assert_eq!(
+        record.reputation,
+        exo_ledger::REPUTATION_START.saturating_sub(exo_ledger::REPUTATION_WRONG)
+    );
+    assert_eq!(record.missed, 1);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
 #[test]
 fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
     let mut m = Market::new(Params::default());

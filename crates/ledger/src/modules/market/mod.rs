@@ -62,7 +62,9 @@ pub use params::{
     MAX_OFFER_LIFETIME, MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
 };
 pub use refusal::{AppProblem, JobProblem, Refusal};
-pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};
+pub use reputation::{
+    REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_START, REPUTATION_WRONG, weight,
+};
 pub use settlement::{fuel_cost, worst_case_escrow};
 
 use crate::{
