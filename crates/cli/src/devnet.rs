@@ -465,6 +465,8 @@ async fn run_demo(
         max_price: "2".into(),
         trust: 2,
         fuel_limit: 50_000_000_000,
+        // Tiles differ widely in cost (sky against bunny): unit 0 would not bound the others.
+        estimate: false,
         inputs: vec![scene],
         unit_args: Some(unit_args),
         wait: true,

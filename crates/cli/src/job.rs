@@ -4,7 +4,7 @@
 use crate::{
     CliError, GlobalArgs, Report,
     app::{MAX_MODULE_BYTES, check_app_text, read_file, upload_and_publish},
-    block_on, builtin,
+    block_on, builtin, estimate,
     provider::{parse_class, parse_region},
     tx::{self, TxArgs},
 };
@@ -80,9 +80,14 @@ pub struct SubmitArgs {
     /// Agreeing replica weight a unit needs (1 trusts one provider's word).
     #[arg(long, value_name = "T", default_value_t = 1)]
     pub trust: u8,
-    /// Fuel each unit may burn.
+    /// Fuel each unit may burn (the escrow holds this much per replica at --max-price).
     #[arg(long, value_name = "F", default_value_t = 10_000_000_000)]
     pub fuel_limit: u64,
+    /// Run unit 0 on this machine first, in the providers' sandbox: submit only if it ends
+    /// `ok`, set the fuel limit to its fuel plus 50% (at most --fuel-limit), and print the
+    /// expected cost at the book's cheapest ask.
+    #[arg(long)]
+    pub estimate: bool,
     /// An input file, seen by every unit as /in/<file name>. Repeatable.
     #[arg(long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
@@ -257,13 +262,41 @@ enum InputSource {
     Builtin(&'static [u8]),
 }
 
+impl InputSource {
+    fn bytes(&self) -> Result<Vec<u8>, CliError> {
+        match self {
+            InputSource::File(path) => read_file(path, MAX_INPUT_BYTES, "input"),
+            InputSource::Builtin(bytes) => Ok(bytes.to_vec()),
+        }
+    }
+}
+
 /// Everything about a submission that can be checked without the node.
-struct Prepared {
+pub struct Prepared {
     app: AppSource,
-    requirements: Requirements,
-    max_price: Amount,
+    pub requirements: Requirements,
+    pub max_price: Amount,
     inputs: Vec<(String, InputSource)>,
-    unit_args: Vec<String>,
+    pub unit_args: Vec<String>,
+}
+
+impl Prepared {
+    /// The app's module: from its file, built in, or from the node's blob store.
+    pub async fn module_bytes(&self, client: &Client) -> Result<Vec<u8>, CliError> {
+        match &self.app {
+            AppSource::Hash(hash) => Ok(client.get_blob(hash).await?),
+            AppSource::File(path) => read_file(path, MAX_MODULE_BYTES, "module"),
+            AppSource::Builtin(_, module) => Ok(module.to_vec()),
+        }
+    }
+
+    /// Every input, by name.
+    pub fn input_bytes(&self) -> Result<Vec<(String, Vec<u8>)>, CliError> {
+        self.inputs
+            .iter()
+            .map(|(name, source)| Ok((name.clone(), source.bytes()?)))
+            .collect()
+    }
 }
 
 fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
@@ -430,8 +463,18 @@ pub async fn submit(
     args: &SubmitArgs,
     show_progress: bool,
 ) -> Result<Report, CliError> {
-    let prepared = prepare(args)?;
+    let mut prepared = prepare(args)?;
     let (key, options) = args.tx.load()?;
+    let estimate = if args.estimate {
+        let estimate = estimate::unit_zero(client, &prepared, args.units, args.trust).await?;
+        prepared.requirements.fuel_limit = estimate.fuel_limit;
+        if show_progress {
+            eprintln!("{}", estimate.text(args.units, args.trust));
+        }
+        Some(estimate)
+    } else {
+        None
+    };
     let developer = match &args.developer {
         Some(text) => {
             Some(address_from_hex(text).ok_or_else(|| CliError::BadAddress(text.clone()))?)
@@ -443,10 +486,7 @@ pub async fn submit(
     let app_developer = developer.unwrap_or_else(|| key.public_key());
     let mut inputs = Vec::with_capacity(prepared.inputs.len());
     for (name, source) in &prepared.inputs {
-        let bytes = match source {
-            InputSource::File(path) => read_file(path, MAX_INPUT_BYTES, "input")?,
-            InputSource::Builtin(bytes) => bytes.to_vec(),
-        };
+        let bytes = source.bytes()?;
         let size = bytes.len() as u64;
         let hash = client.put_blob(bytes, &key).await?;
         inputs.push(InputRef {
@@ -483,6 +523,9 @@ pub async fn submit(
     });
     if let Some(published) = published {
         fields["published"] = published;
+    }
+    if let Some(estimate) = &estimate {
+        fields["estimate"] = estimate.json();
     }
     let mut report = tx::report(&sent, fields, "submitted");
     if !sent.ok() {

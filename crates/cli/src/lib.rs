@@ -31,6 +31,7 @@ use std::{future::Future, io::Write, process::ExitCode};
 // The compute market's commands and the shared transaction helper.
 pub mod app;
 pub mod builtin;
+pub mod estimate;
 pub mod exec;
 pub mod job;
 pub mod provider;

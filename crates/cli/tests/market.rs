@@ -269,6 +269,102 @@ fn provider_offer_job_submit_and_status() {
     assert_eq!(results.status.code(), Some(0), "{}", stderr(&results));
 }
 
+/// `--estimate` runs unit 0 here first: the job is submitted with a fuel limit near what the
+/// unit burnt instead of the worst case, and the expected cost is priced at the book's
+/// cheapest ask; a unit 0 that fails here submits nothing.
+#[test]
+fn an_estimated_job_runs_unit_zero_here_first_and_escrows_near_its_cost() {
+    let node = start_node();
+    let dir = tempfile::tempdir().unwrap();
+    let provider_key = write_key(dir.path(), "provider.key", 2);
+    let requester_key = write_key(dir.path(), "requester.key", 1);
+    let (pk, rk, url) = (
+        provider_key.to_str().unwrap(),
+        requester_key.to_str().unwrap(),
+        node.url.as_str(),
+    );
+    let registered = exo(&[
+        "provider",
+        "register",
+        "--key",
+        pk,
+        "--cores",
+        "4",
+        "--memory-mib",
+        "4096",
+        "--node",
+        url,
+    ]);
+    assert!(registered.status.success(), "{}", stderr(&registered));
+    let offered = exo(&[
+        "provider", "offer", "--key", pk, "--slots", "2", "--price", "0.000001", "--node", url,
+    ]);
+    assert!(offered.status.success(), "{}", stderr(&offered));
+
+    let submitted = exo(&[
+        "job",
+        "submit",
+        "--key",
+        rk,
+        "--app",
+        "hello",
+        "--units",
+        "4",
+        "--trust",
+        "1",
+        "--max-price",
+        "0.000002",
+        "--estimate",
+        "--node",
+        url,
+        "--json",
+    ]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let submitted = json(&submitted);
+    assert_eq!(submitted["status"], "ok", "{submitted}");
+    let estimate = &submitted["estimate"];
+    let fuel_used = estimate["fuel_used"].as_u64().unwrap();
+    let fuel_limit = estimate["fuel_limit"].as_u64().unwrap();
+    assert!(fuel_used > 0, "{estimate}");
+    assert_eq!(fuel_limit, (fuel_used + fuel_used / 2).max(10_000_000));
+    assert_eq!(estimate["ask"], "0.000001", "{estimate}");
+    assert!(estimate["expected_cost"].is_string(), "{estimate}");
+    let id = submitted["job_id"].as_u64().unwrap().to_string();
+    let job = json(&exo(&["job", "status", &id, "--node", url, "--json"]));
+    assert_eq!(job["fuel_limit"], fuel_limit, "{job}");
+
+    // A module that does not run here would not run on a provider either.
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm not really a module").unwrap();
+    let refused = exo(&[
+        "job",
+        "submit",
+        "--key",
+        rk,
+        "--app",
+        broken.to_str().unwrap(),
+        "--units",
+        "1",
+        "--max-price",
+        "0.000002",
+        "--estimate",
+        "--node",
+        url,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("unit 0 ended invalid_module"),
+        "{}",
+        stderr(&refused)
+    );
+    let next = (submitted["job_id"].as_u64().unwrap() + 1).to_string();
+    assert!(
+        !exo(&["job", "status", &next, "--node", url])
+            .status
+            .success()
+    );
+}
+
 #[test]
 fn argument_errors_are_one_line_before_any_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,7 +397,7 @@ fn argument_errors_are_one_line_before_any_round_trip() {
                 "--memory-mib",
                 "1",
                 "--region",
-                "EU",
+                "eu west",
             ],
             "error: invalid resources: the region name is invalid",
         ),
