@@ -435,7 +435,7 @@ fn argument_errors_are_one_line_before_any_round_trip() {
                 "--max-price",
                 "1",
             ],
-            "is neither a file nor a 64-character hex module hash",
+            "is neither a file, a 64-character hex module hash nor a built-in app",
         ),
         (
             vec![
