@@ -2,7 +2,7 @@
 //! at trust 1, 2 and 3. Run in release:
 //!
 //! ```text
-//! cargo run --release -p exo-worker --example proof_of_task [name=value ...]
+//! cargo run --release -p exo-bench --example proof_of_task [name=value ...]
 //! ```
 //!
 //! Names: `units` (10000), `providers` (100), `seed` (1), `shares` (`10,30`, percent of liars),

@@ -1,9 +1,28 @@
 //! Measurement harnesses: what Exodus is measured with, apart from the code it measures.
 //!
-//! [`proof_of_task`] runs the real ledger block by block against simulated providers, some of
-//! which lie, and reports how many bad results got through and at what cost.
+//! A harness runs a workload, times it and builds a report; `exo bench` parses the arguments
+//! and prints the report. One module per subject:
 //!
-//! This crate must never be a dependency of the node, the worker or the CLI's runtime paths:
-//! it measures them from outside.
+//! - [`chain`]: finalized transfers per second and finality latency of validators over
+//!   loopback, the signature-verification ceiling, and a devnet's peak memory (`exo bench chain`);
+//! - [`market`]: the batch matcher on synthetic books, and one constraint check
+//!   (`exo bench market`);
+//! - [`exec`]: the sandbox against native code on the same kernels, and a tiny module's latency
+//!   (`exo bench exec`);
+//! - [`tasks`]: accepted work units per second of the whole market, validators, workers and a
+//!   requester in one process (`exo bench tasks`);
+//! - [`proof_of_task`]: the real ledger block by block against simulated providers, some of
+//!   which lie, reporting how many bad results got through and at what cost.
+//!
+//! The workloads' fixtures (synthetic books, tiny modules) belong to the crates they exercise,
+//! which test with them too (`exo_market::fixtures`, `exo_exec::fixtures`).
+//!
+//! This crate reads the wall clock; it must never be a dependency of the node, the worker, the
+//! exec sandbox, the market or the ledger: it measures them from outside. Only the CLI (for
+//! `exo bench`) depends on it.
 
+pub mod chain;
+pub mod exec;
+pub mod market;
 pub mod proof_of_task;
+pub mod tasks;

@@ -1,12 +1,16 @@
 //! `exo bench`: measurements of this machine against the project's goals.
+//!
+//! The harnesses (running a workload, timing it, building a report) are `exo-bench`'s; this
+//! module turns the arguments into their options and their reports into text and JSON, beside
+//! the goals they are held to.
 
 use crate::{
     CliError, GlobalArgs, Report,
     args::{BenchChainArgs, BenchCommand, BenchTasksArgs},
-    bench_tasks::{self, TaskApp, TasksBenchOptions},
     other,
 };
-use exo_node::bench::{self, ChainBenchOptions, DevnetMemoryOptions};
+use exo_bench::chain::{ChainBenchOptions, DevnetMemoryOptions};
+use exo_bench::tasks::{PhaseFigures, TaskApp, TasksBenchOptions, TasksBenchReport};
 use serde_json::json;
 
 /// Finalized transfers per second the chain should reach.
@@ -37,7 +41,7 @@ pub const GOAL_INSTANTIATE_US: f64 = 10.0;
 /// `exo bench market`.
 pub fn market() -> Result<Report, CliError> {
     eprintln!("bench: matching synthetic books of 10k, 100k and 1M resting offers");
-    let report = exo_market::bench::run(&[10_000, 100_000, 1_000_000]);
+    let report = exo_bench::market::run(&[10_000, 100_000, 1_000_000]);
     let mut text = String::new();
     for (size, rate) in &report.orders_per_sec {
         text.push_str(&format!(
@@ -66,7 +70,7 @@ pub fn exec() -> Result<Report, CliError> {
     let cache = tempfile::tempdir().map_err(other)?;
     eprintln!("bench: native and sandboxed kernels, and a tiny module");
     let report =
-        exo_exec::bench::run(&exo_exec::bench::BenchConfig::new(cache.path())).map_err(other)?;
+        exo_bench::exec::run(&exo_bench::exec::BenchConfig::new(cache.path())).map_err(other)?;
     let text = format!(
         "slowdown (worst kernel, fuel on)  {:>6.2}x   goal <= {GOAL_SLOWDOWN}\n         tiny module, end to end          {:>6.1} us  goal <= {GOAL_INSTANTIATE_US}",
         report.slowdown, report.instantiate_us
@@ -80,7 +84,7 @@ pub fn exec() -> Result<Report, CliError> {
 /// `exo bench chain`: progress goes to standard error, the figures to standard output.
 pub fn chain(args: &BenchChainArgs) -> Result<Report, CliError> {
     let progress = |message: &str| eprintln!("bench: {message}");
-    let mut report = bench::chain(
+    let mut report = exo_bench::chain::chain(
         &ChainBenchOptions {
             validators: args.validators,
             txs: args.txs,
@@ -95,7 +99,7 @@ pub fn chain(args: &BenchChainArgs) -> Result<Report, CliError> {
     } else {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::Other(format!("cannot find the exo binary: {e}")))?;
-        let memory = bench::devnet_memory(
+        let memory = exo_bench::chain::devnet_memory(
             &exe,
             &DevnetMemoryOptions {
                 validators: args.validators,
@@ -163,7 +167,7 @@ pub fn tasks(args: &BenchTasksArgs) -> Result<Report, CliError> {
     if std::env::var_os("RUST_LOG").is_some() {
         exo_node::init_logging();
     }
-    let report = bench_tasks::run(&options, |m| eprintln!("bench: {m}")).map_err(other)?;
+    let report = exo_bench::tasks::run(&options, |m| eprintln!("bench: {m}")).map_err(other)?;
     let mut json = serde_json::to_value(&report).map_err(other)?;
     json["goals"] = json!({
         "units_per_sec": GOAL_UNITS_PER_SEC,
@@ -174,9 +178,9 @@ pub fn tasks(args: &BenchTasksArgs) -> Result<Report, CliError> {
 }
 
 /// The human form of a tasks report: the figures against the goals, then where the time went.
-pub fn tasks_text(r: &bench_tasks::TasksBenchReport) -> String {
+pub fn tasks_text(r: &TasksBenchReport) -> String {
     let (l, t) = (&r.latency, &r.throughput);
-    let stages = |p: &bench_tasks::PhaseFigures| {
+    let stages = |p: &PhaseFigures| {
         let s = &p.stages;
         format!(
             "included {:.0} ms | assigned {:+.0} ms ({:.0} blocks) | ran {:+.0} ms | \

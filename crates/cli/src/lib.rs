@@ -1,7 +1,7 @@
 //! The `exo` command line: key files, balances and transfers through a node's public API, and
 //! the commands that run things: a validator (`exo node`), a local network (`exo devnet`) and
-//! benchmarks (`exo bench`), whose work is done by `exo-node`, but for `exo bench tasks`
-//! ([`bench_tasks`]), which needs the worker too and so lives here.
+//! benchmarks (`exo bench`), whose work is done by `exo-node` and, for the benchmarks'
+//! harnesses, `exo-bench`.
 //!
 //! `main.rs` only parses arguments and dispatches to one `run` function per subcommand; each
 //! returns a [`Report`] (text and JSON forms of its result) or a [`CliError`], and [`finish`]
@@ -17,7 +17,6 @@
 pub mod account;
 pub mod args;
 pub mod bench;
-pub mod bench_tasks;
 pub mod devnet;
 pub mod key;
 pub mod node;

@@ -20,13 +20,13 @@
 //! - deserialize a compiled artifact it did not write itself (see [`cache`]).
 //!
 //! Entry points: [`Sandbox::new`] and [`Sandbox::run`]; [`cli::run_local`] for `exo exec run`;
-//! [`bench::run`] for `exo bench`.
+//! [`fixtures::TINY_WASM`] for tests and `exo bench` (whose harness is `exo-bench`).
 
-pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod digest;
 mod error;
+pub mod fixtures;
 mod host;
 mod outputs;
 mod sandbox;

@@ -510,12 +510,12 @@ fn text_modules_are_not_accepted_and_the_tiny_module_is_what_it_says() {
         Outcome::InvalidModule(_)
     ));
     assert_eq!(
-        exo_exec::bench::TINY_WASM,
+        exo_exec::fixtures::TINY_WASM,
         wat(std::str::from_utf8(text).unwrap()).as_slice()
     );
     assert_eq!(
         e.sandbox
-            .run(&UnitSpec::wasm(exo_exec::bench::TINY_WASM))
+            .run(&UnitSpec::wasm(exo_exec::fixtures::TINY_WASM))
             .unwrap()
             .outcome,
         Outcome::Ok
@@ -536,18 +536,4 @@ fn a_guest_filling_out_is_stopped_while_it_runs() {
         .unwrap();
     assert_eq!(r.outcome, Outcome::OutputTooLarge(OutputStream::Out));
     assert!(r.wall_time_us < 5_000_000, "took {} us", r.wall_time_us);
-}
-
-#[test]
-fn bench_runs_on_small_sizes() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = exo_exec::bench::run(&exo_exec::bench::BenchConfig::quick(dir.path())).unwrap();
-    assert_eq!(b.kernels.len(), 2);
-    assert!(b.slowdown > 0.0 && b.instantiate_us > 0.0);
-    for k in &b.kernels {
-        assert!(k.fuel > 0, "{k:?}");
-        // Neither kernel looks at NaN bits, so canonicalisation must not change its output.
-        assert_eq!(k.same_output_without_canon, Some(true), "{k:?}");
-        assert_eq!(k.fuel_without_canon, Some(k.fuel), "{k:?}");
-    }
 }

@@ -1,14 +1,14 @@
 //! Criterion benchmarks of the batch matcher and of one constraint check.
 //!
 //! `cargo bench -p exo-market`. The books are the deterministic synthetic markets of
-//! `exo_market::bench`, with as many demand slots as resting offers; throughput is counted in
+//! `exo_market::fixtures`, with as many demand slots as resting offers; throughput is counted in
 //! orders (offers plus demand slots) per batch.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use exo_market::bench::{XorShift, requirements, synthetic};
+use exo_market::fixtures::{XorShift, requirements, synthetic};
 use exo_market::match_batch;
 
 fn batch(c: &mut Criterion) {

@@ -6,9 +6,9 @@
 //! This crate is consensus code: every validator runs [`match_batch`] on the same book and must
 //! get the same bytes out. So it does no I/O, reads no clock, draws no randomness, uses no
 //! floats, never iterates a hash map, and is not async. Arithmetic on input values is checked
-//! or saturating, and no input can make it panic: bad input is a typed error. The one exception
-//! to "no clock" is the [`bench`](mod@bench) module, which times the matcher for humans and is never
-//! called by the ledger.
+//! or saturating, and no input can make it panic: bad input is a typed error. Timing the
+//! matcher for humans is `exo-bench`'s job (`exo bench market`); the synthetic books it times are
+//! the [`fixtures`] module, which the ledger never calls.
 //!
 //! # The model
 //!
@@ -65,8 +65,8 @@
 //! `match_batch` indexes the book on every call, which keeps it a pure function of its input:
 //! offers are grouped by (region, class), laid out in price order, and summarised by a tree
 //! of per-subtree maxima (see `index.rs`), so a slot costs a heap pop and a tree descent in
-//! one group rather than a scan of the book. [`bench::run`] measures it; on the synthetic
-//! books of [`bench::synthetic`] it processes two to five million orders (offers plus demand
+//! one group rather than a scan of the book. `exo bench market` measures it; on the synthetic
+//! books of [`fixtures::synthetic`] it processes two to five million orders (offers plus demand
 //! slots) per second on one core, up to a million resting offers. The summaries prune on each
 //! requirement separately, so a demand whose requirements are each common but rare in
 //! combination may scan many offers of the groups it can match: such books are slower, never
@@ -81,7 +81,7 @@ mod matching;
 mod order;
 mod resources;
 
-pub mod bench;
+pub mod fixtures;
 
 pub use explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT, Reason, Requirement};
 pub use ids::{FUEL_PER_UNIT, JobId, OfferId, ProviderId};

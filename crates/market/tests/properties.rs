@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exo_market::bench::{XorShift, synthetic};
+use exo_market::fixtures::{XorShift, synthetic};
 use exo_market::{
     Constraint, Demand, DeviceClass, ExclusionCounts, Explanation, Gpu, GpuRequirement, JobId,
     MatchOutcome, Offer, OfferFill, OfferId, PASSED_COUNT_LIMIT, ProviderId, Reason, Requirement,

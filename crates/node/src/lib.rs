@@ -3,13 +3,13 @@
 //! `node` runs one validator on Commonware's tokio runtime with authenticated TCP between
 //! validators; `api` serves the HTTP API beside it (`exo node`); `devnet` writes a local
 //! network's keys, genesis and configurations and runs its validators as separate processes;
-//! `local` runs them in this process instead (benchmarks, tests); `bench` measures the chain.
+//! `local` runs them in this process instead (benchmarks, tests). The chain benchmark that
+//! drives them is `exo-bench`'s.
 //!
 //! Business logic lives in the ledger and the chain; this crate only reads files, opens
 //! sockets and starts things. Key files are `exo_client::keyfile`, the same as the CLI's.
 
 pub mod api;
-pub mod bench;
 pub mod config;
 pub mod devnet;
 pub mod local;

@@ -115,7 +115,7 @@ impl TaskApp {
     fn wasm(self) -> &'static [u8] {
         match self {
             Self::Hello => exo_apps::HELLO_WASM,
-            Self::Tiny => exo_exec::bench::TINY_WASM,
+            Self::Tiny => exo_exec::fixtures::TINY_WASM,
         }
     }
 }

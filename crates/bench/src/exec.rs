@@ -1,13 +1,12 @@
-//! `exo bench`: how much slower the sandbox runs real kernels than native code on this machine,
+//! `exo bench exec`: how much slower the sandbox runs real kernels than native code on this machine,
 //! and how long a tiny unit takes end to end.
 //!
 //! The same Rust kernels (the `render` path tracer and the `backtest` grid) are called natively
 //! as library functions and run as the embedded `wasm32-wasip1` apps, both doing the whole job
 //! (parse the input, compute, encode the output). Each figure is the best of `repeats` runs.
 
-use crate::error::ExecError;
-use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::spec::{Outcome, UnitSpec};
+use exo_exec::fixtures::TINY_WASM;
+use exo_exec::{ExecError, Outcome, Sandbox, SandboxConfig, UnitSpec};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -197,19 +196,6 @@ fn sandbox(cfg: &BenchConfig, canon: bool, sub: &str) -> Result<Sandbox, ExecErr
     })
 }
 
-/// `(module (memory (export "memory") 1) (func (export "_start")))`, assembled by hand so that
-/// the library needs no WAT parser (the sandbox accepts binary modules only).
-pub const TINY_WASM: &[u8] = &[
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
-    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
-    0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1 page
-    0x07, 0x13, 0x02, // exports: 2
-    0x06, b'm', b'e', b'm', b'o', b'r', b'y', 0x02, 0x00, // "memory" memory 0
-    0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // "_start" func 0
-    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
-];
-
 /// Runs the benchmark. Takes a few seconds with [`BenchConfig::new`].
 pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
     let sb = sandbox(cfg, true, "canon")?;
@@ -220,8 +206,11 @@ pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
     };
 
     // Compile and cache-load times, from a cache directory of their own.
-    let fresh = tempfile::tempdir_in(&cfg.cache_dir)
-        .map_err(|e| ExecError::io("bench tempdir", &cfg.cache_dir, e))?;
+    let fresh = tempfile::tempdir_in(&cfg.cache_dir).map_err(|source| ExecError::Io {
+        context: "bench tempdir",
+        path: cfg.cache_dir.clone(),
+        source,
+    })?;
     let t = Instant::now();
     Sandbox::new(SandboxConfig::new(fresh.path()))?.prepare(exo_apps::RENDER_WASM)?;
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -8,16 +8,16 @@
 //! [`devnet_memory`] measures something else: the peak resident memory of a real devnet (one
 //! `exo node` process per validator) under a light load through the HTTP API.
 
-use crate::{
-    devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
-    local::LocalNetwork,
-    node::MetricsSource,
-};
 use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
 use commonware_parallel::Sequential;
 use exo_client::{Client, keyfile};
 use exo_ledger::GenesisAccount;
+use exo_node::{
+    devnet::{self, DevnetOptions, DevnetProcesses, peak_rss_mib},
+    local::LocalNetwork,
+    node::MetricsSource,
+};
 use exo_types::{
     Action, Amount, PrivateKey, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx, address_to_hex,
 };

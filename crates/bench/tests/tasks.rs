@@ -1,9 +1,9 @@
-//! `exo bench tasks` runs end to end on a small load: validators, workers and requester all
+//! The tasks benchmark (`exo bench tasks`) runs end to end on a small load: validators, workers and requester all
 //! real, and the report's figures hang together.
 
 #![allow(clippy::unwrap_used)]
 
-use exo_cli::bench_tasks::{TasksBenchOptions, run};
+use exo_bench::tasks::{TasksBenchOptions, run};
 use std::{net::TcpListener, time::Duration};
 
 /// A base port with `base..base + 4` free for the APIs and `base + 10..base + 14` for p2p.
@@ -35,7 +35,8 @@ fn tasks_bench_accepts_units_and_reports_sane_figures() {
         ..TasksBenchOptions::default()
     };
     let report = run(&options, |_| {}).expect("the benchmark runs");
-    let text = exo_cli::bench::tasks_text(&report);
+    // The report's printed form is the CLI's (`exo_cli::bench::tasks_text`); its fields do here.
+    let text = format!("{report:#?}");
     println!("{text}");
     let t = &report.throughput;
     assert_eq!((t.jobs, t.units, t.accepted_units), (2, 60, 60), "{text}");
@@ -78,5 +79,4 @@ fn tasks_bench_accepts_units_and_reports_sane_figures() {
     for key in ["units_per_sec", "overhead_p50_ms", "dispatch_blocks_p50"] {
         assert!(json[key].is_number(), "{key} in {json}");
     }
-    assert!(text.contains("units/s"), "{text}");
 }

@@ -1,4 +1,4 @@
-//! Prints the matcher's throughput: `cargo run --release -p exo-market --example bench [sizes...]`.
+//! Prints the matcher's throughput: `cargo run --release -p exo-bench --example market [sizes...]`.
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -11,7 +11,7 @@ fn main() {
         sizes
     };
     for &n in &sizes {
-        let book = exo_market::bench::synthetic(n, n, 0x5EED ^ n as u64);
+        let book = exo_market::fixtures::synthetic(n, n, 0x5EED ^ n as u64);
         let outcome = exo_market::match_batch(&book.offers, &book.demands, book.height)
             .expect("synthetic books are valid");
         println!(
@@ -23,7 +23,7 @@ fn main() {
             outcome.expired.len(),
         );
     }
-    let report = exo_market::bench::run(&sizes);
+    let report = exo_bench::market::run(&sizes);
     for (n, rate) in &report.orders_per_sec {
         println!("{n:>9} resting offers: {:>6.2} M orders/s", rate / 1e6);
     }

@@ -2,8 +2,8 @@
 
 #[test]
 fn chain_bench_runs_on_a_small_load() {
-    let report = exo_node::bench::chain(
-        &exo_node::bench::ChainBenchOptions {
+    let report = exo_bench::chain::chain(
+        &exo_bench::chain::ChainBenchOptions {
             validators: 4,
             txs: 2_000,
             latency_txs: 20,

@@ -1,4 +1,4 @@
-//! Prints the sandbox benchmark: `cargo run --release -p exo-exec --example bench [repeats]`.
+//! Prints the sandbox benchmark: `cargo run --release -p exo-bench --example exec [repeats]`.
 
 fn main() -> anyhow::Result<()> {
     let repeats = std::env::args()
@@ -6,11 +6,11 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let dir = tempfile::tempdir()?;
-    let cfg = exo_exec::bench::BenchConfig {
+    let cfg = exo_bench::exec::BenchConfig {
         repeats,
-        ..exo_exec::bench::BenchConfig::new(dir.path())
+        ..exo_bench::exec::BenchConfig::new(dir.path())
     };
-    let b = exo_exec::bench::run(&cfg)?;
+    let b = exo_bench::exec::run(&cfg)?;
     println!(
         "{:<10} {:>11} {:>11} {:>8} {:>14} {:>8} {:>14} {:>10} {:>10}",
         "kernel",
