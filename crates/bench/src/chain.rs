@@ -8,6 +8,7 @@
 //! [`devnet_memory`] measures something else: the peak resident memory of a real devnet (one
 //! `exo node` process per validator) under a light load through the HTTP API.
 
+use crate::percentile;
 use anyhow::{Context, anyhow, bail};
 use commonware_cryptography::{BatchEntry, BatchVerifier, Signer as _, ed25519};
 use commonware_parallel::Sequential;
@@ -141,14 +142,6 @@ pub fn verify_ceiling_per_sec() -> f64 {
         }
     }
     verified as f64 / start.elapsed().as_secs_f64()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// Runs the benchmark. Progress goes to `progress`.
@@ -291,7 +284,6 @@ pub fn chain(
         drop(map);
         std::thread::sleep(Duration::from_millis(20));
     };
-    latencies_ms.sort_by(f64::total_cmp);
     let peak_rss_mib = peak_rss_mib(std::process::id()).unwrap_or(f64::NAN);
     let _ = network.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -300,8 +292,8 @@ pub fn chain(
         validators: options.validators,
         txs: options.txs,
         tx_per_sec,
-        finality_p50_ms: percentile(&latencies_ms, 0.5),
-        finality_p99_ms: percentile(&latencies_ms, 0.99),
+        finality_p50_ms: percentile(&mut latencies_ms, 0.5),
+        finality_p99_ms: percentile(&mut latencies_ms, 0.99),
         verify_ceiling_per_sec: verify_ceiling_per_sec(),
         blocks,
         mean_block_txs,

@@ -26,3 +26,14 @@ pub mod exec;
 pub mod market;
 pub mod proof_of_task;
 pub mod tasks;
+
+/// The value at rank `p` (0 to 1, rounded to the nearest) of `values`, which it sorts; NaN
+/// when there are none.
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values[rank.min(values.len() - 1)]
+}

@@ -23,6 +23,7 @@
 //! phase of many jobs of many units submitted at once (`units_per_sec`: accepted units over the
 //! time from the first submission to the finalization of the last acceptance).
 
+use crate::percentile;
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, wire};
 use exo_ledger::GenesisAccount;
@@ -813,15 +814,6 @@ fn since(later: Instant, earlier: Instant) -> f64 {
     } else {
         -ms(earlier - later)
     }
-}
-
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() as f64 - 1.0) * p).round() as usize;
-    values[rank.min(values.len() - 1)]
 }
 
 /// Per unit timelines of the jobs `ids` (submitted as `submitted`), and the phase's figures.
