@@ -107,6 +107,31 @@ fn write_key(dir: &Path, name: &str, seed: u64) -> PathBuf {
     path
 }
 
+/// Registers the provider of key file `pk` (2 cores, 1 GiB) and posts its offer of 2 slots at
+/// 0.000001 EXO per compute unit.
+fn register_and_offer(pk: &str, url: &str) {
+    for args in [
+        vec![
+            "provider",
+            "register",
+            "--key",
+            pk,
+            "--cores",
+            "2",
+            "--memory-mib",
+            "1024",
+        ],
+        vec![
+            "provider", "offer", "--key", pk, "--slots", "2", "--price", "0.000001",
+        ],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--node", url]);
+        let out = exo(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+}
+
 #[test]
 fn provider_offer_job_submit_and_status() {
     let node = start_node();
@@ -283,23 +308,7 @@ fn an_estimated_job_runs_unit_zero_here_first_and_escrows_near_its_cost() {
         requester_key.to_str().unwrap(),
         node.url.as_str(),
     );
-    let registered = exo(&[
-        "provider",
-        "register",
-        "--key",
-        pk,
-        "--cores",
-        "4",
-        "--memory-mib",
-        "4096",
-        "--node",
-        url,
-    ]);
-    assert!(registered.status.success(), "{}", stderr(&registered));
-    let offered = exo(&[
-        "provider", "offer", "--key", pk, "--slots", "2", "--price", "0.000001", "--node", url,
-    ]);
-    assert!(offered.status.success(), "{}", stderr(&offered));
+    register_and_offer(pk, url);
 
     let submitted = exo(&[
         "job",
@@ -672,26 +681,7 @@ fn job_submit_waits_for_the_job_and_results_are_fetched_and_checked() {
     let requester_key = write_key(dir.path(), "requester.key", 1);
     let pk = provider_key.to_str().unwrap();
     let url = node.url.as_str();
-    for args in [
-        vec![
-            "provider",
-            "register",
-            "--key",
-            pk,
-            "--cores",
-            "2",
-            "--memory-mib",
-            "1024",
-        ],
-        vec![
-            "provider", "offer", "--key", pk, "--slots", "2", "--price", "0.000001",
-        ],
-    ] {
-        let mut args = args.clone();
-        args.extend(["--node", url]);
-        let out = exo(&args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    }
+    register_and_offer(pk, url);
     let module = dir.path().join("mc.wasm");
     std::fs::write(&module, b"\0asm monte carlo").unwrap();
     let args_file = dir.path().join("args");

@@ -37,6 +37,15 @@ fn transfer(nonce: u64, amount: Amount) -> SignedTx {
 
 /// Serves an in-memory node on a free loopback port.
 async fn start() -> (MemoryNode, Client) {
+    start_with(ApiLimits {
+        rate_per_sec: 0,
+        ..ApiLimits::default()
+    })
+    .await
+}
+
+/// Serves an in-memory node with `limits` on a free loopback port.
+async fn start_with(limits: ApiLimits) -> (MemoryNode, Client) {
     let genesis = Genesis {
         chain_id: CHAIN.into(),
         params: Params::default(),
@@ -49,10 +58,6 @@ async fn start() -> (MemoryNode, Client) {
     let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let limits = ApiLimits {
-        rate_per_sec: 0,
-        ..ApiLimits::default()
-    };
     tokio::spawn(serve(
         listener,
         node.clone(),
@@ -70,29 +75,15 @@ async fn start() -> (MemoryNode, Client) {
 #[test]
 fn a_request_after_a_long_pause_does_not_reuse_a_connection_the_node_closed() {
     let server = tokio::runtime::Runtime::new().unwrap();
-    let url = server.block_on(async {
-        let genesis = Genesis {
-            chain_id: CHAIN.into(),
-            params: Params::default(),
-            accounts: Vec::new(),
-            validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
-        };
-        let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let limits = ApiLimits {
-            rate_per_sec: 0,
-            header_timeout_ms: 300,
-            ..ApiLimits::default()
-        };
-        tokio::spawn(serve(listener, node, limits, std::future::pending(), 100));
-        url
-    });
+    let (_node, client) = server.block_on(start_with(ApiLimits {
+        rate_per_sec: 0,
+        header_timeout_ms: 300,
+        ..ApiLimits::default()
+    }));
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let client = Client::new(&url).unwrap();
     client_rt.block_on(client.status()).unwrap();
     // The client's runtime does not run while the node closes the idle connection.
     std::thread::sleep(Duration::from_secs(6));
