@@ -1,13 +1,14 @@
-//! `backtest` guest: backtests a slice of a moving-average crossover grid.
+//! `backtest` guest: backtests a slice of a strategy grid with walk-forward block statistics.
 //!
-//! Args: `fast_lo fast_hi fast_step slow_lo slow_hi slow_step [cost_bps]`. Input: `/in/prices.csv`
-//! (`date,open,high,low,close,...`). Output: `/out/results.csv`.
+//! Args: `key=value` tokens, `[sma=F/S] [rsi=P/L/U] [breakout=E/X] [fill=next-open|same-close]
+//! [cost=BPS] [slip=BPS] [folds=K] sets=LO:HI` (each range `lo:hi:step`). Input:
+//! `/in/prices.csv` (`date,open,high,low,close,...`). Output: `/out/results.csv`.
 
-use exo_app_backtest::{Grid, format_rows, parse_csv, run_grid};
+use exo_app_backtest::{UnitArgs, format_results, header, parse_csv, run_unit};
 
 fn main() {
-    let grid = match Grid::from_args(&exo_guest::args()) {
-        Ok(g) => g,
+    let args = match UnitArgs::parse(&exo_guest::args(), true) {
+        Ok(a) => a,
         Err(e) => exo_guest::fail(64, &e),
     };
     let text = match exo_guest::read_input_string("prices.csv") {
@@ -18,8 +19,12 @@ fn main() {
         Ok(b) => b,
         Err(e) => exo_guest::fail(65, &format!("prices.csv: {e}")),
     };
-    let rows = run_grid(&bars, &grid);
-    if let Err(e) = exo_guest::write_output("results.csv", format_rows(&rows).as_bytes()) {
+    let rows = match run_unit(&bars, &args) {
+        Ok(r) => r,
+        Err(e) => exo_guest::fail(65, &e),
+    };
+    let csv = format_results(&header(&bars, &args.config), &rows);
+    if let Err(e) = exo_guest::write_output("results.csv", csv.as_bytes()) {
         exo_guest::fail(74, &format!("cannot write /out/results.csv: {e}"));
     }
     println!("{} bars, {} parameter sets", bars.len(), rows.len());

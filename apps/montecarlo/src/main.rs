@@ -1,20 +1,28 @@
-//! `montecarlo` guest: prices a European option on this unit's share of the paths.
+//! `montecarlo` guest: prices an option on this unit's share of the samples.
 //!
-//! Args: `spot strike rate vol maturity_years paths [call|put]`. Output: `/out/sums.txt`, exact
-//! integer sums that the requester merges across units.
+//! Args: `key=value` tokens, `kernel=european|asian type=call|put spot= strike= rate= vol=
+//! maturity= [steps= average=arithmetic|geometric] pairs= seed= stream=`. Output:
+//! `/out/sums.txt`, exact integer sums that the requester merges across units.
 
-use exo_app_montecarlo::{OptionSpec, simulate};
+use exo_app_montecarlo::{Estimate, UnitArgs, simulate};
 
 fn main() {
-    let (spec, paths) = match OptionSpec::from_args(&exo_guest::args()) {
+    let args = match UnitArgs::from_args(&exo_guest::args()) {
         Ok(v) => v,
-        Err(e) => exo_guest::fail(64, &e),
+        Err(e) => exo_guest::fail(64, &e.to_string()),
     };
-    let mut rng = exo_guest::Rng::for_stream(exo_guest::seed(), exo_guest::unit_index());
-    let sums = simulate(&spec, paths, &mut rng);
-    if let Err(e) = exo_guest::write_output("sums.txt", sums.encode().as_bytes()) {
+    let partial = match simulate(&args) {
+        Ok(p) => p,
+        Err(e) => exo_guest::fail(65, &e.to_string()),
+    };
+    if let Err(e) = exo_guest::write_output("sums.txt", partial.encode().as_bytes()) {
         exo_guest::fail(74, &format!("cannot write /out/sums.txt: {e}"));
     }
-    let (price, se) = sums.price(&spec);
-    println!("{paths} paths: unit estimate {price:.4} +- {se:.4}");
+    match Estimate::from_sums(&args.spec, &partial.sums) {
+        Ok(est) => println!(
+            "{} samples: unit estimate {:e} +- {:e}",
+            est.samples, est.price, est.standard_error
+        ),
+        Err(e) => println!("{} samples: {e}", partial.sums.pairs),
+    }
 }

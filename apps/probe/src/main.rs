@@ -4,7 +4,8 @@
 //! Modes (first argument): `escape` (read and write outside `/in` and `/out`, open a socket),
 //! `sleep <ms>` (block in `poll_oneoff`), `spin` (loop forever), `membomb` (allocate without end),
 //! `stdout <bytes>` (flood stdout), `write <bytes>` (write a large file to `/out`), `fill` (write to `/out` without end), `time` (print
-//! clocks and random bytes, which must be fixed per unit).
+//! clocks and random bytes, which must be fixed per unit), `recurse` (recurse without end: a
+//! stack overflow, whose depth depends on the machine).
 
 use std::io::Write;
 
@@ -52,6 +53,14 @@ fn escape() {
     );
 }
 
+/// Recurses until the stack runs out; the frame is kept large and alive so that the compiler
+/// cannot turn the recursion into a loop.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(depth + 1).wrapping_add(frame[(depth % 16) as usize])
+}
+
 fn arg_u64(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
 }
@@ -65,6 +74,7 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             println!("woke");
         }
+        Some("recurse") => println!("{}", recurse(0)),
         Some("spin") => {
             let mut x: u64 = 1;
             loop {

@@ -142,6 +142,16 @@ pub struct OutputIndex {
     pub candidates: Vec<OutputCandidate>,
 }
 
+/// Renames `from` to `to` and syncs `to`'s directory, so that the new name survives a power
+/// loss (a synced file under a lost rename is as lost as an unsynced one).
+async fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    tokio::fs::rename(from, to).await?;
+    match to.parent() {
+        Some(dir) => tokio::fs::File::open(dir).await?.sync_all().await,
+        None => Ok(()),
+    }
+}
+
 fn storage(context: &str, err: std::io::Error) -> ApiError {
     ApiError::Storage(format!("{context}: {err}"))
 }
@@ -540,7 +550,7 @@ impl BlobStore {
             Ok(meta) => meta.len(),
             Err(_) => 0,
         };
-        tokio::fs::rename(&temp_path, &path)
+        rename_durably(&temp_path, &path)
             .await
             .map_err(|e| storage("move a blob into place", e))?;
         let mut temp = temp;
@@ -566,8 +576,8 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Writes `value` as JSON to `path`: to a temporary file first, then renamed into place,
-    /// so that a crash never leaves half a record.
+    /// Writes `value` as JSON to `path`: to a temporary file first, synced, then renamed into
+    /// place, so that a crash never leaves half a record or loses one the node answered for.
     async fn write_json(
         &self,
         path: &Path,
@@ -578,10 +588,17 @@ impl BlobStore {
             serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("{what}: {e}")))?;
         let temp = TempFile(Some(self.temp_path()));
         let temp_path = temp.0.clone().unwrap_or_default();
-        tokio::fs::write(&temp_path, &bytes)
+        let mut file = tokio::fs::File::create(&temp_path)
+            .await
+            .map_err(|e| storage(&format!("create {what}"), e))?;
+        file.write_all(&bytes)
             .await
             .map_err(|e| storage(&format!("write {what}"), e))?;
-        tokio::fs::rename(&temp_path, path)
+        file.sync_all()
+            .await
+            .map_err(|e| storage(&format!("sync {what}"), e))?;
+        drop(file);
+        rename_durably(&temp_path, path)
             .await
             .map_err(|e| storage(&format!("move {what} into place"), e))?;
         let mut temp = temp;

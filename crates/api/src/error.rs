@@ -38,8 +38,6 @@ pub enum ApiError {
     },
     #[error("mempool refused the transaction: {0}")]
     Mempool(MempoolError),
-    #[error("transaction {0} is already in a finalized block")]
-    AlreadyFinalized(String),
     #[error("{0:?} is not a 64-character hex address")]
     BadAddress(String),
     #[error("{0:?} is not a 64-character hex transaction hash")]
@@ -136,7 +134,6 @@ impl ApiError {
                 MempoolError::Stale { .. } => "replayed_nonce",
                 MempoolError::TooFarAhead { .. } => "nonce_too_far",
             },
-            Self::AlreadyFinalized(_) => "already_finalized",
             Self::BadAddress(_) => "bad_address",
             Self::BadHash(_) => "bad_hash",
             Self::BadHeight(_) => "bad_height",
@@ -204,7 +201,6 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Mempool(MempoolError::Duplicate | MempoolError::Underpriced { .. })
-            | Self::AlreadyFinalized(_)
             | Self::DigestMismatch { .. }
             | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Mempool(MempoolError::Full { .. } | MempoolError::SenderFull(_))

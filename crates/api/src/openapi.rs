@@ -286,7 +286,6 @@ route_errors! {
         ApiError::WrongChain { expected: String::new() },
         ApiError::NonceTooFar { expected: 0, got: 0, max_ahead: 0 },
         mempool(),
-        ApiError::AlreadyFinalized(String::new()),
         reads(),
     ];
     /// `GET /v1/txs/{hash}`.

@@ -107,15 +107,6 @@ pub async fn admit<N: NodeView>(
         }
         Err(rejection) => return Err(ApiError::Rejected(Rejection::Exec(rejection))),
     }
-    // A transaction rejected before paying its fee leaves the nonce unused, so the nonce check
-    // alone does not catch a resubmission of it; its receipt does.
-    let hash = signed.hash();
-    if read_state(node, limits, exec::queries::receipt(&hash).key)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::AlreadyFinalized(wire::digest_to_hex(&hash)));
-    }
     charge(&signed.tx.sender)?;
     node.submit(signed, &account).map_err(ApiError::Mempool)
 }

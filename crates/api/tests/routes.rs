@@ -449,29 +449,6 @@ async fn submit_reports_mempool_refusals() {
 }
 
 #[tokio::test]
-async fn submit_refuses_a_transaction_with_a_receipt() {
-    let node = FakeNode::new();
-    let alice = key(1);
-    node.fund(&alice.public_key(), Amount::from_exo(10), 0);
-    let tx = transfer(&alice, 0);
-    node.put_receipt(
-        &tx.hash(),
-        Receipt {
-            height: 1,
-            index: 0,
-            status: TxStatus::Rejected(Rejection::Bank(bank::Refusal::ZeroAmount)),
-            fee_paid: Amount::ZERO,
-            created: Vec::new(),
-        },
-    );
-    assert_error(
-        post(&app(&node), "/v1/txs", tx_body(&tx)).await,
-        StatusCode::CONFLICT,
-        "already_finalized",
-    );
-}
-
-#[tokio::test]
 async fn receipts_ok_rejected_unknown_and_bad_hash() {
     let node = FakeNode::new();
     let app = app(&node);

@@ -3,10 +3,13 @@
 //!
 //! - `render`: [`RENDER_WASM`]; [`render::plan_tiles`] splits a frame, [`render::assemble_png`]
 //!   turns the tiles' `tile.ppm` outputs into a PNG.
-//! - `backtest`: [`BACKTEST_WASM`]; [`backtest::split_grid`] spreads a parameter grid over units,
-//!   [`backtest::rank`] merges and ranks their `results.csv` outputs.
-//! - `montecarlo`: [`MONTECARLO_WASM`]; [`montecarlo::merge`] reduces the units' `sums.txt`
-//!   exactly.
+//! - `backtest`: [`BACKTEST_WASM`]; [`backtest::plan`] spreads a strategy grid over units,
+//!   [`backtest::combine`] merges their `results.csv` outputs, ranks every parameter set out of
+//!   sample, runs the walk-forward selection and draws the equity curves
+//!   ([`backtest::ranking_csv`], [`backtest::equity_png`]).
+//! - `montecarlo`: [`MONTECARLO_WASM`]; [`montecarlo::plan`] splits the paths over units with a
+//!   stream each, [`montecarlo::combine`] reduces the units' `sums.txt` exactly into an estimate
+//!   with its standard error and confidence interval.
 //! - `hello` and `probe`: a minimal app and a hostile one, for benchmarks and sandbox tests.
 //!
 //! The wasm is built by `build.rs` with a separate cargo invocation. This crate never runs a
@@ -23,6 +26,7 @@ pub const SP500_CSV: &str = include_str!("../../../apps/data/sp500-daily-2000-20
 
 pub mod backtest;
 pub mod montecarlo;
+mod plot;
 pub mod render;
 
 /// Why a unit's output could not be combined.
@@ -46,6 +50,9 @@ pub enum CombineError {
     Missing { missing: u64 },
     #[error("bad plan: {0}")]
     BadPlan(String),
+    /// The units' outputs decode but do not fit together (another option, a repeated stream).
+    #[error("{0}")]
+    Inconsistent(String),
     #[error("PNG encoding failed: {0}")]
     Png(String),
 }

@@ -1,5 +1,6 @@
 //! Admission of a transaction from a peer or from this process: the ledger's prechecks against
-//! finalized state, a refusal of what already has a receipt, then the mempool's own rules.
+//! finalized state, then the mempool's own rules. A transaction already in a block used its
+//! nonce (a block holds only transactions that paid their fee), so the nonce check refuses it.
 //!
 //! The API makes the same checks through its own view of the node; both call the ledger's one
 //! [`precheck`], so what gossip admits and what a client may submit cannot drift apart.
@@ -13,7 +14,7 @@ use commonware_runtime::Spawner;
 use commonware_storage::Context as StorageContext;
 use exo_ledger::{
     Account,
-    exec::{self, Nonce, Precheck, Rules, precheck},
+    exec::{Nonce, Precheck, Rules, precheck},
     modules::bank,
 };
 use exo_types::{SignedTx, TxHash};
@@ -23,8 +24,6 @@ use exo_types::{SignedTx, TxHash};
 pub enum Refusal {
     #[error("{0}")]
     Precheck(Precheck),
-    #[error("transaction already has a receipt")]
-    AlreadyFinalized,
     #[error("{0}")]
     Mempool(MempoolError),
     #[error("state read failed: {0}")]
@@ -72,17 +71,6 @@ where
         Nonce::UpTo(mempool.limits().max_nonce_ahead),
     )
     .map_err(Refusal::Precheck)?;
-    // A transaction rejected before its fee leaves its nonce unused, so only its receipt tells
-    // that it was already in a block.
-    let receipt = exec::queries::receipt(&tx.hash());
-    if state
-        .get(&receipt.key)
-        .await
-        .map_err(Refusal::Store)?
-        .is_some()
-    {
-        return Err(Refusal::AlreadyFinalized);
-    }
     mempool.insert(tx, &account).map_err(Refusal::Mempool)
 }
 

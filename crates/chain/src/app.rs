@@ -41,6 +41,11 @@ pub enum ExecError {
     TooManyTxs(usize),
     #[error("block carries invalid evidence")]
     BadEvidence,
+    #[error(
+        "block carries {count} transactions that pay no fee (the first at position {first}): \
+         duplicates or ones refused before their fee, which an honest proposer leaves out"
+    )]
+    Unpaid { first: u32, count: usize },
 }
 
 /// Most mempool transactions a proposal executes to fill one block.
@@ -216,7 +221,7 @@ impl App {
     /// When `building`, transactions the ledger would reject before charging a fee are left
     /// out of the block (and, when they can never succeed, dropped from the mempool), and
     /// duplicate evidence is skipped. When verifying, everything in the block is executed as it
-    /// is, and invalid evidence makes the block invalid.
+    /// is, and invalid evidence or a transaction that pays no fee makes the block invalid.
     async fn execute<E>(
         &self,
         rng: &mut impl rand::CryptoRng,
@@ -275,6 +280,12 @@ impl App {
             policy,
         };
         let outcome = run_block(&batch, BlockRun::new(&self.genesis, input)).await?;
+        if let Some(first) = outcome.unpaid.first() {
+            return Err(ExecError::Unpaid {
+                first: *first,
+                count: outcome.unpaid.len(),
+            });
+        }
         // A proposer leaves out evidence already recorded; a verifier keeps what it was given.
         let included_evidence = proofs
             .into_iter()

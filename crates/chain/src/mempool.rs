@@ -382,8 +382,9 @@ impl Mempool {
         for tx in txs {
             inner.remove(&tx.hash());
             let t = &tx.tx;
-            // Only the sender's next nonce moves it on: a block may carry a transaction out of
-            // order (a byzantine proposer's), which gets a fee-less receipt and uses nothing.
+            // A finalized block carries only transactions that paid their fee (the chain
+            // refuses a block with any other), so each is its sender's next nonce; the check
+            // stays so that a pool that missed a block does not move a sender twice.
             match inner.by_sender.get_mut(&t.sender) {
                 Some(queue) => {
                     if t.nonce == queue.next_nonce {

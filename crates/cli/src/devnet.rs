@@ -454,6 +454,7 @@ async fn run_demo(
             timeout: 60,
         },
         app: module.display().to_string(),
+        params: Vec::new(),
         developer: None,
         units: tiles.len() as u32,
         cores: 1,

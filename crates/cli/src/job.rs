@@ -4,14 +4,14 @@
 use crate::{
     CliError, GlobalArgs, Report,
     app::{MAX_MODULE_BYTES, check_app_text, read_file, upload_and_publish},
-    block_on,
-    provider::parse_class,
+    block_on, builtin,
+    provider::{parse_class, parse_region},
     tx::{self, TxArgs},
 };
 use clap::{Args, Subcommand};
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, outputs::Archive, wire};
-use exo_market::{GpuRequirement, Requirements, Runtime};
+use exo_market::{GpuRequirement, Requirements, Runtime, canonical_gpu_model};
 use exo_types::{
     Action, Address, Amount, Hash32, InputRef, JobSpec, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS,
     MAX_JOB_UNITS, MAX_TRUST, MAX_UNIT_ARGS_LEN, address_from_hex, address_to_hex,
@@ -44,9 +44,14 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub tx: TxArgs,
     /// The app: a wasm file (published first under this account, royalty 0, unless this
-    /// account published it already) or the module hash of a published app.
-    #[arg(long, value_name = "FILE.wasm|APP_HASH")]
+    /// account published it already), the module hash of a published app, or a built-in app
+    /// by name (hello, render, backtest, montecarlo), published the same way.
+    #[arg(long, value_name = "FILE.wasm|APP_HASH|NAME")]
     pub app: String,
+    /// A parameter of a built-in app's plan, KEY=VALUE (repeatable): with `--app backtest` or
+    /// `--app montecarlo` the job is split into `--units` units by the app (see README).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     /// The developer of the app named by its hash: the same module published by another
     /// account is another app, with its own royalty. Default: this account.
     #[arg(long, value_name = "ADDRESS")]
@@ -114,7 +119,9 @@ pub struct ResultsArgs {
     /// Job id.
     #[arg(value_name = "ID")]
     pub id: u64,
-    /// Directory to write into: `unit-<i>/stdout` and `unit-<i>/out/...` per accepted unit.
+    /// Directory to write into: `unit-<i>/stdout` and `unit-<i>/out/...` per accepted unit,
+    /// and a built-in app's combined files (`ranking.csv` and `equity.png` for backtest,
+    /// `estimate.json` for montecarlo).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Another node to ask for outputs when --node has none. Repeatable.
@@ -150,8 +157,16 @@ fn parse_gpu_requirement(text: &str) -> Result<GpuRequirement, CliError> {
     if parts.next().is_some() {
         return Err(bad());
     }
+    let model = match model.trim() {
+        "" | "any" | "ANY" | "Any" => None,
+        name => Some(canonical_gpu_model(name).ok_or_else(|| {
+            CliError::Invalid(format!(
+                "--gpu {text:?}: {name:?} is not a GPU model name (letters, digits, '-', '_', '.')"
+            ))
+        })?),
+    };
     Ok(GpuRequirement {
-        model: (!model.is_empty() && model != "any").then(|| model.to_string()),
+        model,
         min_count,
         min_memory_mib,
     })
@@ -215,6 +230,8 @@ fn input_name(path: &Path) -> Result<String, CliError> {
 enum AppSource {
     Hash(Hash32),
     File(PathBuf),
+    /// A built-in app: its name and embedded module.
+    Builtin(String, &'static [u8]),
 }
 
 fn app_source(text: &str) -> Result<AppSource, CliError> {
@@ -222,12 +239,22 @@ fn app_source(text: &str) -> Result<AppSource, CliError> {
     if path.is_file() {
         return Ok(AppSource::File(path));
     }
+    if let Some(module) = builtin::module(text) {
+        return Ok(AppSource::Builtin(text.to_string(), module));
+    }
     match wire::hash32_from_hex(text) {
         Some(hash) => Ok(AppSource::Hash(hash)),
         None => Err(CliError::Invalid(format!(
-            "--app {text:?} is neither a file nor a 64-character hex module hash"
+            "--app {text:?} is neither a file, a 64-character hex module hash nor a built-in \
+             app (hello, render, backtest, montecarlo)"
         ))),
     }
+}
+
+/// Where an input's bytes come from.
+enum InputSource {
+    File(PathBuf),
+    Builtin(&'static [u8]),
 }
 
 /// Everything about a submission that can be checked without the node.
@@ -235,7 +262,7 @@ struct Prepared {
     app: AppSource,
     requirements: Requirements,
     max_price: Amount,
-    inputs: Vec<(String, PathBuf)>,
+    inputs: Vec<(String, InputSource)>,
     unit_args: Vec<String>,
 }
 
@@ -262,7 +289,7 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
         min_cpu_score: 0,
         gpu: args.gpu.as_deref().map(parse_gpu_requirement).transpose()?,
         class: args.class.as_deref().map(parse_class).transpose()?,
-        region: args.region.clone(),
+        region: args.region.as_deref().map(parse_region).transpose()?,
         runtime: Runtime::Wasm32Wasip1,
         fuel_limit: args.fuel_limit,
         min_reputation: 0,
@@ -284,16 +311,50 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
                 "two inputs are named {name:?}: input names must differ"
             )));
         }
-        inputs.push((name, path.clone()));
+        inputs.push((name, InputSource::File(path.clone())));
     }
-    let unit_args = args
-        .unit_args
-        .as_deref()
-        .map(|p| read_unit_args(p, args.units))
-        .transpose()?
-        .unwrap_or_default();
+    let app = app_source(&args.app)?;
+    let planned = match &app {
+        AppSource::Builtin(name, _) if name == "backtest" || name == "montecarlo" => {
+            if args.unit_args.is_some() {
+                return Err(CliError::Invalid(format!(
+                    "--app {name} plans its units' arguments: give --param, not --unit-args"
+                )));
+            }
+            let has_prices = inputs.iter().any(|(n, _)| n == builtin::PRICES_INPUT);
+            if name == "backtest" && !inputs.is_empty() && !has_prices {
+                return Err(CliError::Invalid(format!(
+                    "a backtest reads its bars from an input named {}",
+                    builtin::PRICES_INPUT
+                )));
+            }
+            Some(builtin::plan(name, &args.params, args.units, has_prices)?)
+        }
+        _ if !args.params.is_empty() => {
+            return Err(CliError::Invalid(
+                "--param is for --app backtest or --app montecarlo".into(),
+            ));
+        }
+        _ => None,
+    };
+    let unit_args = match planned {
+        Some(plan) => {
+            inputs.extend(
+                plan.inputs
+                    .into_iter()
+                    .map(|(name, bytes)| (name, InputSource::Builtin(bytes))),
+            );
+            plan.unit_args
+        }
+        None => args
+            .unit_args
+            .as_deref()
+            .map(|p| read_unit_args(p, args.units))
+            .transpose()?
+            .unwrap_or_default(),
+    };
     Ok(Prepared {
-        app: app_source(&args.app)?,
+        app,
         requirements,
         max_price,
         inputs,
@@ -301,8 +362,8 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
     })
 }
 
-/// The app's module hash and developer: a hash names `developer`'s app; a file is uploaded
-/// and published under this account (royalty 0, named after the file) unless this account
+/// The app's module hash and developer: a hash names `developer`'s app; a file or a built-in
+/// app is uploaded and published under this account (royalty 0, named after the file) unless this account
 /// published it already. Another account's app with the same module is never used unless
 /// named: its royalty is its developer's choice.
 async fn ensure_app(
@@ -313,7 +374,7 @@ async fn ensure_app(
     developer: Option<&Address>,
 ) -> Result<(Hash32, Option<Value>), CliError> {
     let me = key.public_key();
-    match app {
+    let (module, stem) = match app {
         AppSource::Hash(hash) => {
             let developer = developer.unwrap_or(&me);
             if client.app(hash, developer).await?.is_none() {
@@ -323,45 +384,44 @@ async fn ensure_app(
                     hex::encode(hash)
                 )));
             }
-            Ok((*hash, None))
+            return Ok((*hash, None));
         }
-        AppSource::File(path) => {
-            let module = read_file(path, MAX_MODULE_BYTES, "module")?;
-            let hash = exo_client::blob_hash(&module);
-            if client.app(&hash, &me).await?.is_some() {
-                // Providers fetch the module from the blob store: make sure this node has it.
-                client.put_blob(module, key).await?;
-                return Ok((hash, None));
-            }
-            let name: String = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("app")
-                .chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(exo_types::MAX_APP_NAME_LEN)
-                .collect();
-            let name = if name.is_empty() { "app".into() } else { name };
-            check_app_text("name", &name)?;
-            let options = tx::TxOptions {
-                nonce: None,
-                wait: true,
-                ..options.clone()
-            };
-            let (hash, report) =
-                upload_and_publish(client, key, &options, module, &name, "1", Amount::ZERO).await?;
-            if !report.success {
-                // This account published the same module meanwhile: that is as good.
-                if client.app(&hash, &me).await?.is_none() {
-                    return Err(CliError::Other(format!(
-                        "publishing the app failed: {}",
-                        report.text
-                    )));
-                }
-            }
-            Ok((hash, Some(report.json)))
+        AppSource::File(path) => (
+            read_file(path, MAX_MODULE_BYTES, "module")?,
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("app"),
+        ),
+        AppSource::Builtin(name, module) => (module.to_vec(), name.as_str()),
+    };
+    let hash = exo_client::blob_hash(&module);
+    if client.app(&hash, &me).await?.is_some() {
+        // Providers fetch the module from the blob store: make sure this node has it.
+        client.put_blob(module, key).await?;
+        return Ok((hash, None));
+    }
+    let name: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(exo_types::MAX_APP_NAME_LEN)
+        .collect();
+    let name = if name.is_empty() { "app".into() } else { name };
+    check_app_text("name", &name)?;
+    let options = tx::TxOptions {
+        nonce: None,
+        wait: true,
+        ..options.clone()
+    };
+    let (hash, report) =
+        upload_and_publish(client, key, &options, module, &name, "1", Amount::ZERO).await?;
+    if !report.success {
+        // This account published the same module meanwhile: that is as good.
+        if client.app(&hash, &me).await?.is_none() {
+            return Err(CliError::Other(format!(
+                "publishing the app failed: {}",
+                report.text
+            )));
         }
     }
+    Ok((hash, Some(report.json)))
 }
 
 /// `exo job submit`.
@@ -382,8 +442,11 @@ pub async fn submit(
         ensure_app(client, &key, &options, &prepared.app, developer.as_ref()).await?;
     let app_developer = developer.unwrap_or_else(|| key.public_key());
     let mut inputs = Vec::with_capacity(prepared.inputs.len());
-    for (name, path) in &prepared.inputs {
-        let bytes = read_file(path, MAX_INPUT_BYTES, "input")?;
+    for (name, source) in &prepared.inputs {
+        let bytes = match source {
+            InputSource::File(path) => read_file(path, MAX_INPUT_BYTES, "input")?,
+            InputSource::Builtin(bytes) => bytes.to_vec(),
+        };
         let size = bytes.len() as u64;
         let hash = client.put_blob(bytes, &key).await?;
         inputs.push(InputRef {
@@ -607,6 +670,7 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
         .await?
         .ok_or_else(|| CliError::NotFound(format!("job {} does not exist", args.id)))?;
     let mut fetched = Vec::new();
+    let mut archives = Vec::new();
     let mut missing = Vec::new();
     for unit in &job.units {
         let Some(digest) = unit.accepted_digest else {
@@ -634,6 +698,7 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
                     "outcome": archive.outcome,
                     "files": archive.files.len(),
                 }));
+                archives.push(archive);
             }
             None => missing.push(json!({
                 "unit": unit.unit,
@@ -655,7 +720,7 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
             )
         }
     );
-    let success = missing.is_empty();
+    let mut success = missing.is_empty();
     if !success && fetched.is_empty() {
         return Err(CliError::NotFound(format!(
             "no outputs of job {} were found on the nodes asked ({})",
@@ -666,9 +731,27 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
                 .unwrap_or("no accepted units")
         )));
     }
+    let mut text = text;
+    let mut json = json!({ "job_id": job.id, "units": fetched, "missing": missing });
+    // A built-in app's units combine into its files; a failure to combine leaves the units'
+    // outputs written and says why.
+    let refs: Vec<&Archive> = archives.iter().collect();
+    match builtin::combine(client, &job, &refs, &args.out).await {
+        Ok(Some((summary, combined))) => {
+            text.push('\n');
+            text.push_str(&summary);
+            json["combined"] = combined;
+        }
+        Ok(None) => {}
+        Err(err) => {
+            text.push_str(&format!("\ncannot combine the units' outputs: {err}"));
+            json["combine_error"] = json!(err.to_string());
+            success = false;
+        }
+    }
     Ok(Report {
         text,
-        json: json!({ "job_id": job.id, "units": fetched, "missing": missing }),
+        json,
         success,
     })
 }
@@ -682,6 +765,20 @@ mod tests {
     fn gpu_requirements_parse() {
         let gpu = parse_gpu_requirement("rtx4090").unwrap();
         assert_eq!(gpu.model.as_deref(), Some("rtx4090"));
+        // As people write them: the spelling providers declare.
+        for (text, model) in [
+            ("A100", "a100"),
+            ("RTX 4090", "rtx4090"),
+            ("NVIDIA GeForce RTX 4090:2", "rtx4090"),
+            ("H100-SXM5-80GB", "h100-sxm5-80gb"),
+        ] {
+            let gpu = parse_gpu_requirement(text).unwrap();
+            assert_eq!(gpu.model.as_deref(), Some(model), "{text}");
+        }
+        assert_eq!(parse_gpu_requirement("ANY:2").unwrap().model, None);
+        assert!(parse_gpu_requirement("NVIDIA ///").is_err());
+        assert_eq!(parse_region("EU-West").unwrap(), "eu-west");
+        assert!(parse_region("eu west").is_err());
         assert_eq!((gpu.min_count, gpu.min_memory_mib), (1, 0));
         let gpu = parse_gpu_requirement("any:2:8192").unwrap();
         assert_eq!(

@@ -30,6 +30,7 @@ use std::{future::Future, io::Write, process::ExitCode};
 
 // The compute market's commands and the shared transaction helper.
 pub mod app;
+pub mod builtin;
 pub mod exec;
 pub mod job;
 pub mod provider;

@@ -7,7 +7,9 @@ use crate::{
 };
 use clap::{Args, Subcommand};
 use exo_client::{Client, keyfile, wire};
-use exo_market::{DeviceClass, Gpu, Resources, Runtime, RuntimeSet};
+use exo_market::{
+    DeviceClass, Gpu, Resources, Runtime, RuntimeSet, canonical_gpu_model, canonical_region,
+};
 use exo_types::{Action, Amount};
 use serde_json::json;
 use std::path::PathBuf;
@@ -134,7 +136,9 @@ pub fn run(command: ProviderCommand, global: &GlobalArgs) -> Result<Report, CliE
 pub fn parse_gpu(text: &str) -> Result<Gpu, CliError> {
     let bad = |why: &str| CliError::Invalid(format!("--gpu {text:?}: {why}"));
     let mut parts = text.split(':');
-    let model = parts.next().unwrap_or_default().to_string();
+    let model = parts.next().unwrap_or_default();
+    let model =
+        canonical_gpu_model(model).ok_or_else(|| bad("the model is not a GPU model name"))?;
     let count = parts
         .next()
         .ok_or_else(|| bad("expected MODEL:COUNT[:MEM_MIB]"))?
@@ -158,14 +162,24 @@ pub fn parse_gpu(text: &str) -> Result<Gpu, CliError> {
 
 /// Parses a device class name.
 pub fn parse_class(text: &str) -> Result<DeviceClass, CliError> {
+    let lower = text.trim().to_ascii_lowercase();
     DeviceClass::ALL
         .into_iter()
-        .find(|c| c.name() == text)
+        .find(|c| c.name() == lower)
         .ok_or_else(|| {
             CliError::Invalid(format!(
                 "class {text:?} is not one of server, pc, laptop, phone, iot"
             ))
         })
+}
+
+/// A region name, in its canonical spelling (`EU-West` is `eu-west`).
+pub fn parse_region(text: &str) -> Result<String, CliError> {
+    canonical_region(text).ok_or_else(|| {
+        CliError::Invalid(format!(
+            "region {text:?} is not a name of letters, digits, '-', '_' and '.'"
+        ))
+    })
 }
 
 impl ResourceArgs {
@@ -177,7 +191,7 @@ impl ResourceArgs {
             memory_mib: self.memory_mib,
             gpu: self.gpu.as_deref().map(parse_gpu).transpose()?,
             class: parse_class(&self.class)?,
-            region: self.region.clone(),
+            region: canonical_region(&self.region).unwrap_or_else(|| self.region.clone()),
             runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
             max_unit_fuel: self.max_unit_fuel,
         };
@@ -393,6 +407,7 @@ mod tests {
             ("rtx4090", 2, 24576)
         );
         assert_eq!(parse_gpu("a100:1").unwrap().memory_mib, 1);
+        assert_eq!(parse_gpu("NVIDIA A100:1").unwrap().model, "a100");
         for bad in ["rtx4090", "rtx:x", "rtx:1:y", "rtx:1:2:3"] {
             assert!(parse_gpu(bad).is_err(), "{bad}");
         }
@@ -410,8 +425,13 @@ mod tests {
             max_unit_fuel: 10,
         };
         assert!(args.resources().is_ok());
+        let upper = ResourceArgs {
+            region: "EU-West".into(),
+            ..args.clone()
+        };
+        assert_eq!(upper.resources().unwrap().region, "eu-west");
         let err = ResourceArgs {
-            region: "EU".into(),
+            region: "eu west".into(),
             ..args.clone()
         }
         .resources()

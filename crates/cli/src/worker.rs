@@ -3,6 +3,7 @@
 use crate::{CliError, GlobalArgs, Report, other};
 use clap::Args;
 use exo_client::keyfile;
+use exo_market::DeviceClass;
 use exo_types::Amount;
 use exo_worker::{IdlePolicy, Misbehave, WorkerConfig};
 use serde_json::json;
@@ -34,12 +35,26 @@ pub struct WorkerArgs {
     /// tmpfs such as /dev/shm is much faster for short units.
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+    /// What kind of machine this is: server, pc, laptop, phone or iot. Jobs may require one.
+    #[arg(long, value_name = "C", default_value = "pc", value_parser = parse_class_arg)]
+    pub class: DeviceClass,
+    /// Where this machine is, as a region name jobs can require (such as eu-west).
+    #[arg(long, value_name = "R", default_value = "local", value_parser = parse_region_arg)]
+    pub region: String,
     /// Offer work only while the host is idle (low load, on mains power).
     #[arg(long)]
     pub idle_only: bool,
     /// Misbehave on purpose, for tests: wrong-result, wrong-fuel, no-show or copy.
     #[arg(long, value_name = "HOW", value_parser = parse_misbehave)]
     pub misbehave: Option<Misbehave>,
+}
+
+fn parse_class_arg(text: &str) -> Result<DeviceClass, String> {
+    crate::provider::parse_class(text).map_err(|e| e.to_string())
+}
+
+fn parse_region_arg(text: &str) -> Result<String, String> {
+    crate::provider::parse_region(text).map_err(|e| e.to_string())
 }
 
 fn parse_misbehave(text: &str) -> Result<Misbehave, String> {
@@ -63,6 +78,8 @@ pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     config.slots = args.slots;
     config.offer_slots = args.offer_slots;
     config.scratch_dir = args.scratch.clone();
+    config.class = args.class;
+    config.region = args.region.clone();
     config.price_per_unit = price;
     config.bond = Amount::parse_exo(&args.bond)?;
     config.idle_only = args.idle_only.then(IdlePolicy::default);

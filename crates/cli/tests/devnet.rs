@@ -221,8 +221,18 @@ struct Devnet {
 
 impl Devnet {
     /// `exo devnet EXTRA...` on the ports of `slot`, once every validator finalized height 2.
+    ///
+    /// With `EXO_KEEP_DEVNET` set, the devnet's directory (logs, data) is kept for a post-mortem
+    /// and its path printed.
     fn start(slot: u32, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let keep = std::env::var_os("EXO_KEEP_DEVNET").is_some();
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            println!("devnet directory kept: {}", dir.path().display());
+        }
         let data = dir.path().join("devnet");
         let api = free_ports(slot);
         let mut processes = Processes::default();
@@ -245,6 +255,23 @@ impl Devnet {
 
     fn all(&self) -> Vec<&Client> {
         self.clients.iter().collect()
+    }
+}
+
+/// Waits until `workers` providers have an offer on the book, at most `limit`.
+async fn wait_for_offers(client: &Client, workers: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let providers = client.offering_providers(100).await.unwrap_or_default();
+        if providers.len() >= workers {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "only {} of {workers} workers offer",
+            providers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -447,21 +474,7 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
         ],
         &dir.path().join("liar.log"),
     ));
-    rt.block_on(async {
-        let start = Instant::now();
-        loop {
-            let providers = clients[0].offering_providers(100).await.unwrap_or_default();
-            if providers.len() == 3 {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "only {} of 3 workers offer",
-                providers.len()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
 
     println!("three workers offer after {:?}", started.elapsed());
     // A job of 4 units at trust 2, sent to validator 0 only: workers of the other validators
@@ -593,4 +606,130 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!((width, height), (160, 60));
     println!("the demo took {:?}", started.elapsed());
+}
+
+/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
+/// once) through `node` with the faucet's key and waits for it; returns its id.
+fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
+    let mut args = vec![
+        "--node",
+        node,
+        "job",
+        "submit",
+        "--key",
+        faucet_key,
+        "--app",
+        app,
+        "--units",
+        units,
+        "--max-price",
+        "2",
+        "--trust",
+        "2",
+        "--memory-mib",
+        "128",
+        "--wait",
+        "--wait-timeout",
+        "600",
+    ];
+    for p in params {
+        args.extend(["--param", p]);
+    }
+    let (code, submitted) = exo(&args);
+    assert_eq!(code, 0, "{submitted}");
+    submitted["job_id"].as_u64().unwrap()
+}
+
+/// `exo job results ID --out OUT` through `node`, which must succeed; returns its report.
+fn job_results(node: &str, out: &Path, id: u64) -> Value {
+    let (code, results) = exo(&[
+        "--node",
+        node,
+        "job",
+        "results",
+        "--out",
+        out.to_str().unwrap(),
+        &id.to_string(),
+    ]);
+    assert_eq!(code, 0, "{results}");
+    results
+}
+
+/// `cargo test -p exo-cli --test devnet -- --ignored the_quant_and_the_scientist` (a few
+/// minutes in a debug build: three workers benchmark, then both jobs run on them).
+#[test]
+#[ignore = "several minutes: a devnet, three workers and two jobs"]
+fn the_quant_and_the_scientist_get_their_combined_files() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start(4, &["--workers", "3"]);
+    processes.grandchildren = children_of(processes.children[0].id());
+    let node0 = clients[0].url().to_string();
+    let faucet_key = path(&data, "faucet.key");
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
+    println!("three workers offer after {:?}", started.elapsed());
+
+    // The quant: a small grid of all three strategies over the shipped S&P 500 series.
+    let id = submit_builtin(
+        &node0,
+        &faucet_key,
+        "backtest",
+        "3",
+        &[
+            "sma=10:50:20/100:200:50",
+            "rsi=2:14:6/20:30:10/60:70:10",
+            "breakout=50:100:50/20:40:20",
+            "folds=3",
+        ],
+    );
+    let out = dir.path().join("backtest");
+    let results = job_results(&node0, &out, id);
+    assert_eq!(results["combined"]["app"], "backtest", "{results}");
+    let ranking = std::fs::read_to_string(out.join("ranking.csv")).unwrap();
+    // 9 sma + 12 rsi + 4 breakout sets, one row each after the header.
+    assert_eq!(ranking.lines().count(), 1 + 25, "{ranking}");
+    assert!(
+        ranking.lines().nth(1).unwrap().starts_with("1,"),
+        "{ranking}"
+    );
+    let png = std::fs::read(out.join("equity.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    println!("backtest job {id} combined after {:?}", started.elapsed());
+
+    // The scientist: a call on a low-priced underlying, 4 units of path batches.
+    let id = submit_builtin(
+        &node0,
+        &faucet_key,
+        "montecarlo",
+        "4",
+        &[
+            "spot=0.0067",
+            "strike=0.0067",
+            "rate=0.05",
+            "vol=0.2",
+            "maturity=1",
+            "paths=200000",
+        ],
+    );
+    let out = dir.path().join("montecarlo");
+    let results = job_results(&node0, &out, id);
+    assert_eq!(results["combined"]["app"], "montecarlo", "{results}");
+    let estimate: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("estimate.json")).unwrap()).unwrap();
+    assert_eq!(estimate["samples"], 100_000, "{estimate}");
+    let (price, se) = (
+        estimate["estimate"].as_f64().unwrap(),
+        estimate["standard_error"].as_f64().unwrap(),
+    );
+    let interval = estimate["interval"].as_array().unwrap();
+    assert!(interval[0].as_f64().unwrap() < price && price < interval[1].as_f64().unwrap());
+    let reference = estimate["reference"]["price"].as_f64().unwrap();
+    assert!((price - reference).abs() < 4.0 * se, "{estimate}");
+    println!("montecarlo job {id} combined after {:?}", started.elapsed());
 }

@@ -141,9 +141,14 @@ impl Client {
             base.set_path(&path);
         }
         // No client-wide timeout: the event stream is open-ended. Each request sets its own.
+        // A node closes a kept-alive connection after 10 s without a request (its header
+        // timeout). A client whose runtime did not run meanwhile has not seen that close, and
+        // reusing the connection fails the request ("connection closed before message
+        // completed"): never reuse one idle for longer than half of that.
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|_| bad())?;
         Ok(Self {

@@ -63,6 +63,42 @@ async fn start() -> (MemoryNode, Client) {
     (node, Client::new(&url).unwrap())
 }
 
+/// A node closes a kept-alive connection that stays idle past its header timeout. A client
+/// whose runtime did not run meanwhile (a CLI or a test between two `block_on`s) has not seen
+/// the close; reusing the connection failed the next request ("connection closed before
+/// message completed"). The client never reuses a connection idle that long.
+#[test]
+fn a_request_after_a_long_pause_does_not_reuse_a_connection_the_node_closed() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let url = server.block_on(async {
+        let genesis = Genesis {
+            chain_id: CHAIN.into(),
+            params: Params::default(),
+            accounts: Vec::new(),
+            validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
+        };
+        let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let limits = ApiLimits {
+            rate_per_sec: 0,
+            header_timeout_ms: 300,
+            ..ApiLimits::default()
+        };
+        tokio::spawn(serve(listener, node, limits, std::future::pending(), 100));
+        url
+    });
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(&url).unwrap();
+    client_rt.block_on(client.status()).unwrap();
+    // The client's runtime does not run while the node closes the idle connection.
+    std::thread::sleep(Duration::from_secs(6));
+    client_rt.block_on(client.status()).unwrap();
+}
+
 #[tokio::test]
 async fn every_endpoint_returns_typed_answers() {
     let (node, client) = start().await;

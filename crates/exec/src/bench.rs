@@ -112,11 +112,16 @@ fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
     let params =
         exo_app_render::TileParams::from_args(&render_args).map_err(ExecError::InvalidSpec)?;
     let (f, s) = (cfg.backtest_fast, cfg.backtest_slow);
-    let bt_args: Vec<String> = [f.0, f.1, f.2, s.0, s.1, s.2, 5]
-        .iter()
-        .map(u32::to_string)
-        .collect();
-    let grid = exo_app_backtest::Grid::from_args(&bt_args).map_err(ExecError::InvalidSpec)?;
+    // The moving-average grid alone, every set in one unit, one walk-forward fold.
+    let mut bt_args: Vec<String> = vec![
+        format!("sma={}:{}:{}/{}:{}:{}", f.0, f.1, f.2, s.0, s.1, s.2),
+        "cost=5".into(),
+        "slip=0".into(),
+        "folds=1".into(),
+    ];
+    let whole =
+        exo_app_backtest::UnitArgs::parse(&bt_args, false).map_err(ExecError::InvalidSpec)?;
+    bt_args.push(format!("sets=0:{}", whole.sets.1));
     Ok(vec![
         Kernel {
             name: "render",
@@ -139,8 +144,9 @@ fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
             output: "results.csv",
             native: Box::new(move || {
                 let bars = exo_app_backtest::parse_csv(exo_apps::SP500_CSV).unwrap_or_default();
-                exo_app_backtest::format_rows(&exo_app_backtest::run_grid(&bars, &grid))
-                    .into_bytes()
+                let rows = exo_app_backtest::run_unit(&bars, &whole).unwrap_or_default();
+                let header = exo_app_backtest::header(&bars, &whole.config);
+                exo_app_backtest::format_results(&header, &rows).into_bytes()
             }),
         },
     ])

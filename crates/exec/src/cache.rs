@@ -3,9 +3,12 @@
 //! restarted node (or a second sandbox) does not compile again and an engine with another
 //! configuration or wasmtime version never loads an artifact that is not its own.
 //!
-//! Trust: `Module::deserialize_file` runs the machine code it maps. Only files this cache wrote
-//! (atomically, by rename) are ever loaded, from a directory that belongs to the node. Never
-//! point `cache_dir` at a directory others can write.
+//! Trust: `Module::deserialize` runs the machine code it is given. Only files this cache wrote
+//! are ever loaded, from a directory that belongs to the node: each is written to a temporary
+//! file, synced, renamed into place and its directory synced, and it starts with the BLAKE3 of
+//! the artifact, checked before the artifact is deserialized, so that a file truncated or
+//! zero-filled by a crash is compiled again rather than executed. Never point `cache_dir` at a
+//! directory others can write.
 
 use crate::error::ExecError;
 use crate::host::State;
@@ -168,9 +171,9 @@ impl ModuleCache {
             hex::encode(hash),
             std::process::id()
         ));
-        std::fs::write(&tmp, &bytes)
-            .map_err(|e| ExecError::io("write compiled module", &tmp, e))?;
+        write_checked(&tmp, &bytes).map_err(|e| ExecError::io("write compiled module", &tmp, e))?;
         std::fs::rename(&tmp, &path)
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all())
             .map_err(|e| ExecError::io("store compiled module", &path, e))?;
         let c = Arc::new(link(linker, &module));
         self.remember(*hash, c.clone());
@@ -184,10 +187,27 @@ fn link(linker: &Linker<State>, module: &Module) -> Compiled {
     }
 }
 
+/// Writes `artifact` to `path` after its BLAKE3, and syncs the file.
+fn write_checked(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(blake3::hash(artifact).as_bytes())?;
+    file.write_all(artifact)?;
+    file.sync_all()
+}
+
 #[allow(unsafe_code)]
 fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Module> {
-    // SAFETY: the file was written by `get_or_compile` of this cache, for an engine with the same
-    // compatibility hash (it is in the directory name), and renamed into place only when
-    // complete; wasmtime also checks its header and version. See the module docs on trust.
-    unsafe { Module::deserialize_file(engine, path) }
+    let bytes = std::fs::read(path)?;
+    let Some((checksum, artifact)) = bytes.split_first_chunk::<32>() else {
+        wasmtime::bail!("compiled module shorter than its checksum");
+    };
+    if blake3::hash(artifact).as_bytes() != checksum {
+        wasmtime::bail!("compiled module does not match its checksum");
+    }
+    // SAFETY: these bytes are an artifact `get_or_compile` of this cache serialized, for an
+    // engine with the same compatibility hash (it is in the directory name), whole: they match
+    // the checksum written before them. wasmtime also checks its header and version. See the
+    // module docs on trust.
+    unsafe { Module::deserialize(engine, artifact) }
 }

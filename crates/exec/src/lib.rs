@@ -38,8 +38,8 @@ pub use cache::CacheStats;
 pub use error::ExecError;
 pub use sandbox::{Sandbox, SandboxConfig};
 pub use spec::{
-    Input, InputData, ModuleHash, ModuleSource, Outcome, OutputFile, OutputStream, TrapCode,
-    UnitResult, UnitSpec,
+    Input, InputData, MAX_ARCHIVE_BYTES, ModuleHash, ModuleSource, Outcome, OutputFile,
+    OutputStream, TrapCode, UnitResult, UnitSpec,
 };
 pub use wasi_p1::{HOST_CALL_FUEL, IO_FUEL_PER_KIB, POLL_FUEL_PER_SUBSCRIPTION, io_fuel};
 

@@ -292,6 +292,9 @@ impl Sandbox {
         let outcome = classify(run, &store.data().limiter);
         let peak_memory_bytes = store.data().limiter.peak_bytes as u64;
         let fuel_used = match outcome {
+            // A timeout bills the whole budget: it came at three times the time the budget
+            // predicts on this machine, and wasmtime does not count the fuel of a loop cut off
+            // by the epoch (a spinning guest reads as a few thousand).
             Outcome::Timeout | Outcome::OutOfFuel => spec.fuel_limit,
             // The fuel check is lazy: a guest may overrun by one straight-line block, which is
             // deterministic, and never billed.
@@ -337,19 +340,9 @@ impl Sandbox {
 
 /// A result for a unit that never ran.
 fn rejected(hash: ModuleHash, outcome: Outcome, cache_hit: bool) -> UnitResult {
-    let digest = crate::digest::result_digest(&outcome, &[], &[], &[]);
     UnitResult {
-        outcome,
-        digest,
-        fuel_used: 0,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        outputs: Vec::new(),
-        output_dirs: Vec::new(),
-        peak_memory_bytes: 0,
-        module_hash: hash,
         cache_hit,
-        wall_time_us: 0,
+        ..UnitResult::verdict(outcome, 0, hash)
     }
 }
 

@@ -141,7 +141,16 @@ pub enum OutputStream {
     Stderr,
     /// The `/out` directory (the bytes of its files, or its number of files and directories).
     Out,
+    /// The outputs archive the provider hands over (stdout and `/out`, packed) would be larger
+    /// than [`MAX_ARCHIVE_BYTES`]. The archive is a function of the run, so every replica
+    /// reaches this verdict on the same run.
+    Archive,
 }
+
+/// Largest outputs archive a provider hands over: the blob bound of the nodes' blob stores.
+/// A run whose archive would be larger ends as `output_too_large:archive`, a result like any
+/// other, rather than as an archive no node accepts.
+pub const MAX_ARCHIVE_BYTES: u64 = 64 << 20;
 
 /// A wasm trap, named independently of wasmtime's types so that it can be recorded and compared.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -219,6 +228,11 @@ pub enum Outcome {
     /// feature such as threads or relaxed SIMD, an unknown import, no `_start`).
     InvalidModule(String),
     OutputTooLarge(OutputStream),
+    /// An input the job names is not in the blob store: the requester did not upload it (or
+    /// let it be collected). Every replica sees the same absence, so it is a result the
+    /// replicas compare and the requester pays for (no fuel was burnt), never a provider's
+    /// fault. The sandbox never produces it; the worker does, instead of running.
+    MissingInput,
     /// `/out` holds something other than regular files and directories, or a name that is not
     /// UTF-8. This sandbox no longer produces it (its `/out` cannot hold links, and names must
     /// be UTF-8 to be created); the variant stays because recorded results name it.
@@ -229,10 +243,18 @@ impl Outcome {
     /// Whether two honest machines must agree on this outcome, its digest and its fuel. Timeouts
     /// depend on machine speed and stack overflows on the compiler backend.
     pub fn is_attestable(&self) -> bool {
-        !matches!(
-            self,
-            Outcome::Timeout | Outcome::Trap(TrapCode::StackOverflow)
-        )
+        self.unfinished().is_none()
+    }
+
+    /// Why a run that ended this way could not finish on this machine, if the outcome depends
+    /// on the machine: the worker then reports it ([`exo_types::Unfinished`]) with the fuel it
+    /// burnt instead of committing a result (docs/exec-determinism.md, "Who is to blame").
+    pub fn unfinished(&self) -> Option<exo_types::Unfinished> {
+        match self {
+            Outcome::Timeout => Some(exo_types::Unfinished::Timeout),
+            Outcome::Trap(TrapCode::StackOverflow) => Some(exo_types::Unfinished::StackOverflow),
+            _ => None,
+        }
     }
 
     /// Whether `/out` and stdout were kept (and enter the digest).
@@ -258,6 +280,7 @@ impl Outcome {
             Outcome::OutOfMemory => "out_of_memory".into(),
             Outcome::Timeout => "timeout".into(),
             Outcome::InvalidModule(_) => "invalid_module".into(),
+            Outcome::MissingInput => "missing_input".into(),
             Outcome::OutputTooLarge(s) => format!("output_too_large:{s:?}").to_lowercase(),
             Outcome::InvalidOutput(_) => "invalid_output".into(),
         }
@@ -288,7 +311,8 @@ pub struct UnitResult {
     pub outcome: Outcome,
     /// See [`crate::digest`]; replicas compare it together with `fuel_used`.
     pub digest: [u8; 32],
-    /// Fuel to bill: `min(used, fuel_limit)`, and the whole budget on timeout.
+    /// Fuel to bill: `min(used, fuel_limit)`, and the whole budget on timeout. What a "could
+    /// not finish" report claims.
     pub fuel_used: u64,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -306,6 +330,27 @@ pub struct UnitResult {
 }
 
 impl UnitResult {
+    /// The result of a unit that did not run, or whose run is replaced by a verdict on what it
+    /// produced (an archive over [`MAX_ARCHIVE_BYTES`]): `outcome`, which keeps no outputs,
+    /// with `fuel_used` billed. Every replica derives the same digest from it.
+    pub fn verdict(outcome: Outcome, fuel_used: u64, module_hash: ModuleHash) -> UnitResult {
+        debug_assert!(!outcome.keeps_outputs());
+        let digest = crate::digest::result_digest(&outcome, &[], &[], &[]);
+        UnitResult {
+            outcome,
+            digest,
+            fuel_used,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            outputs: Vec::new(),
+            output_dirs: Vec::new(),
+            peak_memory_bytes: 0,
+            module_hash,
+            cache_hit: false,
+            wall_time_us: 0,
+        }
+    }
+
     pub fn digest_hex(&self) -> String {
         hex::encode(self.digest)
     }

@@ -67,6 +67,8 @@ fn endless_loop_times_out_and_bills_the_budget() {
         .unwrap();
     assert_eq!(r.outcome, Outcome::Timeout);
     assert!(!r.outcome.is_attestable());
+    // The worker reports it as "could not finish", claiming the budget.
+    assert_eq!(r.outcome.unfinished(), Some(exo_types::Unfinished::Timeout));
     assert_eq!(r.fuel_used, u64::MAX / 2);
     assert!(
         t.elapsed() < Duration::from_secs(5),
@@ -398,7 +400,7 @@ fn real_apps_give_the_same_digest_and_fuel_every_time() {
 
     let prices = exo_apps::SP500_CSV.as_bytes();
     let backtest = UnitSpec::wasm(exo_apps::BACKTEST_WASM)
-        .args(["10", "20", "10", "50", "100", "50", "5"])
+        .args(["sma=10:20:10/50:100:50", "cost=5", "folds=2", "sets=0:4"])
         .input("prices.csv", prices);
     let a = e.sandbox.run(&backtest).unwrap();
     assert_eq!(
@@ -407,13 +409,68 @@ fn real_apps_give_the_same_digest_and_fuel_every_time() {
         "{}",
         String::from_utf8_lossy(&a.stderr)
     );
-    let rows = exo_apps::backtest::rank(&[a.output("results.csv").unwrap()]).unwrap();
-    assert_eq!(rows.len(), 4);
+    let ranked =
+        exo_apps::backtest::combine(&[a.output("results.csv").unwrap()], exo_apps::SP500_CSV)
+            .unwrap();
+    assert_eq!(ranked.ranked.len(), 4);
     // A fresh sandbox with its own cache (another "machine") agrees too.
     let dir = tempfile::tempdir().unwrap();
     let other = Sandbox::new(config(&dir)).unwrap();
     let c = other.run(&backtest).unwrap();
     assert_eq!((a.digest, a.fuel_used), (c.digest, c.fuel_used));
+}
+
+/// Audit L1: a compiled module damaged on disk (truncated by a crash, zero-filled, one byte
+/// flipped) is never executed: it fails its checksum, and the module is compiled again.
+#[test]
+fn a_damaged_compiled_module_on_disk_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = UnitSpec::wasm(exo_apps::HELLO_WASM);
+    let first = Sandbox::new(config(&dir)).unwrap();
+    let good = first.run(&spec).unwrap();
+    drop(first);
+    let artifacts: Vec<std::path::PathBuf> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let path = &artifacts[0];
+    let bytes = std::fs::read(path).unwrap();
+    let damages: [(&str, Vec<u8>); 3] = [
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("zero-filled", vec![0; bytes.len()]),
+        ("one byte flipped", {
+            let mut b = bytes.clone();
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            b
+        }),
+    ];
+    for (damage, damaged) in damages {
+        std::fs::write(path, &damaged).unwrap();
+        let sandbox = Sandbox::new(config(&dir)).unwrap();
+        let again = sandbox.run(&spec).unwrap();
+        let stats = sandbox.cache_stats();
+        assert_eq!((stats.compiles, stats.disk_hits), (1, 0), "{damage}");
+        assert_eq!(
+            (again.digest, again.fuel_used),
+            (good.digest, good.fuel_used)
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]

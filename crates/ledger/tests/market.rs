@@ -19,7 +19,7 @@ use exo_ledger::{
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    UnsignedTx, address_to_hex, result_commitment,
+    Unfinished, UnsignedTx, address_to_hex, result_commitment,
 };
 use std::collections::BTreeMap;
 
@@ -310,6 +310,42 @@ impl Market {
         (honest, liar, [holders[0], holders[1]])
     }
 
+    /// The accounts of the providers holding replicas of a unit, in replica order.
+    fn holders(&self, job: u64, unit: u32) -> Vec<u64> {
+        self.unit(job, unit)
+            .replicas
+            .iter()
+            .map(|r| PROVIDERS[r.provider as usize])
+            .collect()
+    }
+
+    /// Each of `results` committed by its provider in one block, then revealed in the next.
+    fn settle(&mut self, job: u64, unit: u32, results: &[(u64, (Hash32, u64))]) {
+        let commits = results
+            .iter()
+            .map(|(p, r)| self.commit(*p, *r, job, unit))
+            .collect();
+        self.ok(commits);
+        let reveals = results
+            .iter()
+            .map(|(p, r)| self.reveal(*p, *r, job, unit))
+            .collect();
+        self.ok(reveals);
+    }
+
+    /// Checks the job's accounts add up, token for token, and every token is where the bank
+    /// says.
+    fn accounts_add_up(&self, job: u64) {
+        let a = self.job(job).accounts;
+        assert_eq!(
+            a.escrowed.0,
+            a.paid_total().0 + a.royalties.0 + a.fees.0 + a.refunded.0 + a.held.0,
+            "{a:?}"
+        );
+        let (total, supply) = self.tokens();
+        assert_eq!(total, supply);
+    }
+
     fn provider_id(&self, account: u64) -> u64 {
         PROVIDERS
             .iter()
@@ -432,6 +468,101 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
         total, supply,
         "slashing burns exactly what leaves the supply"
     );
+}
+
+/// Two honest providers with one slot each and a liar with two, the cheapest, so that each
+/// of two units at trust 2 goes to the liar and one honest provider. Both units are disputed,
+/// and each one's deciding replica can only come from the honest provider that holds the other
+/// unit. A revealed replica gives its slot back, so both disputes are decided; before, each
+/// honest provider's only slot stayed held until its unit's verdict, which waited for the
+/// other's slot: the market stalled for good.
+#[test]
+fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
+    let mut m = Market::new(Params::default());
+    let [a, b, liar] = PROVIDERS;
+    let mut txs = vec![m.tx(
+        DEVELOPER,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        },
+    )];
+    // Prices in thousandths of an EXO per compute unit.
+    for (p, slots, price) in [(a, 1, 1_000), (b, 1, 1_000), (liar, 2, 500)] {
+        txs.push(m.tx(
+            p,
+            Action::RegisterProvider {
+                resources: resources(8),
+                bond: Amount::from_exo(100),
+            },
+        ));
+        txs.push(m.tx(
+            p,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount(Amount::from_exo(1).0 / 1_000 * price),
+                expiry_height: 10_000,
+            },
+        ));
+    }
+    m.ok(txs);
+    let submit = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 2))));
+    m.ok(vec![submit]);
+    m.ok(vec![]);
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let mut commits = Vec::new();
+    let mut reveals = Vec::new();
+    for unit in 0..2 {
+        let holders: Vec<u64> = m
+            .unit(0, unit)
+            .replicas
+            .iter()
+            .map(|r| PROVIDERS[r.provider as usize])
+            .collect();
+        assert_eq!(holders.len(), 2, "unit {unit}: {holders:?}");
+        assert!(holders.contains(&liar), "unit {unit}: {holders:?}");
+        for p in holders {
+            let result = if p == liar { lie } else { truth(0, unit) };
+            commits.push(m.commit(p, result, 0, unit));
+            reveals.push((p, result, unit));
+        }
+    }
+    m.ok(commits);
+    let reveals = reveals
+        .into_iter()
+        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
+        .collect();
+    m.ok(reveals);
+    // Each unit's third replica goes to the honest provider it did not have.
+    m.ok(vec![]);
+    let mut deciders = Vec::new();
+    for unit in 0..2 {
+        let replicas = m.unit(0, unit).replicas;
+        assert_eq!(replicas.len(), 3, "unit {unit} got no deciding replica");
+        let decider = PROVIDERS[replicas[2].provider as usize];
+        assert_ne!(decider, liar);
+        deciders.push(m.commit(decider, truth(0, unit), 0, unit));
+    }
+    m.ok(deciders);
+    let mut reveals = Vec::new();
+    for unit in 0..2 {
+        let decider = PROVIDERS[m.unit(0, unit).replicas[2].provider as usize];
+        reveals.push(m.reveal(decider, truth(0, unit), 0, unit));
+    }
+    m.ok(reveals);
+    for unit in 0..2 {
+        assert_eq!(m.unit(0, unit).state, UnitState::Accepted, "unit {unit}");
+    }
+    assert_eq!(m.job(0).state, JobState::Done);
+    for p in [a, b, liar] {
+        let provider = m.provider(m.provider_id(p));
+        assert_eq!(provider.active, 0, "{p}");
+        assert!(m.work(m.provider_id(p)).is_empty(), "{p}");
+    }
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
 }
 
 #[test]
@@ -1311,4 +1442,268 @@ fn publishing_someone_elses_module_cannot_capture_its_royalties() {
     nobody.app_developer = addr(REQUESTER);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(nobody)));
     assert_eq!(refused(&m.block(vec![tx])[0]), "unknown_app");
+}
+
+/// A "could not finish" report with the fuel burnt: what a worker commits and reveals for an
+/// outcome its machine decides.
+fn report(reason: Unfinished, fuel: u64) -> (Hash32, u64) {
+    (reason.digest(), fuel)
+}
+
+/// Bond, reputation and the counts of wrong results and missed deadlines: what a penalty
+/// would change.
+/// A roomy market with `providers` and job 0 of `units` units at `trust`, matched.
+fn with_job(providers: &[u64], units: u32, trust: u8) -> Market {
+    let mut m = Market::new(roomy(MarketParams::default()));
+    m.setup(providers);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(units, trust))));
+    m.ok(vec![tx]);
+    m
+}
+
+/// Checks that a unit failed as one that cannot be finished: every replica's report stood.
+fn assert_unfinished(m: &Market, job: u64, unit: u32) {
+    let unit = m.unit(job, unit);
+    assert_eq!(unit.state, UnitState::Failed);
+    assert!(
+        unit.replicas
+            .iter()
+            .all(|r| r.status == ReplicaStatus::Unfinished),
+        "{unit:?}"
+    );
+}
+
+fn standing(m: &Market, provider: u64) -> (Amount, u32, u64, u64) {
+    let p = m.provider(provider);
+    (p.bond, p.reputation, p.invalid, p.missed)
+}
+
+#[test]
+fn every_replica_reporting_it_could_not_finish_fails_the_unit_and_charges_the_least_fuel_burnt() {
+    let mut m = with_job(&PROVIDERS[..2], 1, 2);
+    let holders = m.holders(0, 0);
+    assert_eq!(holders.len(), 2);
+    let before: Vec<_> = (0..2).map(|p| standing(&m, p)).collect();
+    let balances: Vec<_> = holders
+        .iter()
+        .map(|p| m.chain.account(&addr(*p)).balance)
+        .collect();
+    // Two machines overflow the stack at different depths: they burnt different fuel.
+    m.settle(
+        0,
+        0,
+        &[
+            (holders[0], report(Unfinished::StackOverflow, 300_000_000)),
+            (holders[1], report(Unfinished::StackOverflow, 400_000_000)),
+        ],
+    );
+    assert_unfinished(&m, 0, 0);
+    // Nobody is penalised: the module caused it.
+    assert_eq!((0..2).map(|p| standing(&m, p)).collect::<Vec<_>>(), before);
+    // Each is paid for the least fuel reported, 3 * 10^8 at 1 EXO per 10^9: 0.3 EXO, less the
+    // fee each transaction cost it.
+    for (p, was) in holders.iter().zip(balances) {
+        let now = m.chain.account(&addr(*p)).balance;
+        assert_eq!(now.0 + 1_000 * 2, was.0 + 300_000_000);
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.failed, 1);
+    assert_eq!(job.accounts.paid_total(), Amount(600_000_000));
+    assert_eq!(job.accounts.royalties, Amount::ZERO);
+    m.accounts_add_up(0);
+}
+
+#[test]
+fn a_lone_report_is_replaced_without_penalty_and_unpaid_when_the_others_agree() {
+    let mut m = with_job(&PROVIDERS, 1, 2);
+    let holders = m.holders(0, 0);
+    let (honest, slow) = (holders[0], holders[1]);
+    let slow_id = m.provider_id(slow);
+    let before = standing(&m, slow_id);
+    let slow_balance = m.chain.account(&addr(slow)).balance;
+    m.settle(
+        0,
+        0,
+        &[
+            (honest, truth(0, 0)),
+            (slow, report(Unfinished::Timeout, 50_000_000)),
+        ],
+    );
+    // One result of weight 1 does not reach trust 2, and a report is no vote: a third replica
+    // is sought, from the provider that had none.
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas.len(), 3);
+    let third = m.holders(0, 0)[2];
+    assert!(third != honest && third != slow);
+    m.settle(0, 0, &[(third, truth(0, 0))]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Accepted);
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    assert_eq!(unit.replicas[1].status, ReplicaStatus::Excused);
+    assert_eq!(standing(&m, slow_id), before);
+    // Unpaid: only its two transaction fees left its balance.
+    assert_eq!(
+        m.chain.account(&addr(slow)).balance.0 + 2_000,
+        slow_balance.0
+    );
+    let excuses: exo_ledger::modules::market::records::Excuses = m
+        .chain
+        .get(&keys::excuses_key(slow_id))
+        .expect("an excuse was spent");
+    assert_eq!(excuses.used, 1);
+    m.accounts_add_up(0);
+}
+
+#[test]
+fn a_single_report_on_a_trust_one_unit_is_checked_by_another_replica_before_the_unit_fails() {
+    let mut m = with_job(&PROVIDERS[..2], 1, 1);
+    let first = m.holders(0, 0)[0];
+    // One provider's word that a unit cannot be finished is not enough: it could be dodging.
+    m.settle(0, 0, &[(first, report(Unfinished::Timeout, 10_000_000))]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.replicas.len(), 2);
+    let second = m.holders(0, 0)[1];
+    m.settle(0, 0, &[(second, report(Unfinished::Timeout, 20_000_000))]);
+    // Two agree: the unit fails, both are paid for 10^7 fuel, neither is penalised.
+    assert_unfinished(&m, 0, 0);
+    assert_eq!(m.job(0).accounts.paid_total(), Amount(2 * 10_000_000));
+    for p in 0..2 {
+        assert_eq!(standing(&m, p).0, Amount::from_exo(100));
+        assert_eq!(standing(&m, p).3, 0);
+    }
+    m.accounts_add_up(0);
+}
+
+#[test]
+fn reports_past_the_excuse_budget_count_as_no_shows_until_the_next_window() {
+    let mut m = Market::new(roomy(MarketParams {
+        commit_window: 10,
+        reveal_window: 10,
+        excuse_window: 40,
+        max_excuses_per_window: 1,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    // A trust-1 unit on two providers: one reports, the other's result is accepted.
+    let dodge = |m: &mut Market, job: u64| -> (u64, ReplicaStatus) {
+        let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+        m.ok(vec![tx]);
+        let dodger = m.holders(job, 0)[0];
+        m.settle(job, 0, &[(dodger, report(Unfinished::Host, 0))]);
+        let worker = m.holders(job, 0)[1];
+        m.settle(job, 0, &[(worker, truth(job, 0))]);
+        assert_eq!(m.unit(job, 0).state, UnitState::Accepted);
+        (dodger, m.unit(job, 0).replicas[0].status)
+    };
+    let (first, status) = dodge(&mut m, 0);
+    assert_eq!(status, ReplicaStatus::Excused);
+    let id = m.provider_id(first);
+    let clean = standing(&m, id);
+    // Jobs until the same provider reports again (the first replica goes to whoever ranks
+    // first): its status then.
+    let mut job = 1;
+    let mut next_report = |m: &mut Market| {
+        for _ in 0..4 {
+            let (dodger, status) = dodge(m, job);
+            job += 1;
+            if dodger == first {
+                return status;
+            }
+        }
+        panic!("the provider got no first replica in four jobs");
+    };
+    assert_eq!(next_report(&mut m), ReplicaStatus::NoShow);
+    let (bond, reputation, _, missed) = standing(&m, id);
+    assert!(bond < clean.0);
+    assert!(reputation < clean.1);
+    assert_eq!(missed, 1);
+    // The next window brings a new budget.
+    let next_window = (m.chain.height / 40 + 1) * 40;
+    while m.chain.height < next_window {
+        m.ok(vec![]);
+    }
+    assert_eq!(next_report(&mut m), ReplicaStatus::Excused);
+    assert_eq!(standing(&m, id).3, 1);
+    m.accounts_add_up(0);
+}
+
+#[test]
+fn an_unbounded_excuse_budget_or_a_window_shorter_than_a_unit_is_refused_at_genesis() {
+    let ok = MarketParams::default();
+    for bad in [
+        MarketParams {
+            max_excuses_per_window: u32::MAX,
+            ..ok.clone()
+        },
+        MarketParams {
+            excuse_window: ok.commit_window + ok.reveal_window - 1,
+            ..ok.clone()
+        },
+        MarketParams {
+            excuse_window: u64::MAX,
+            ..ok.clone()
+        },
+    ] {
+        assert!(
+            matches!(
+                bad.validate(),
+                Err(exo_ledger::modules::market::ParamsError::Excuses { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+/// The attack: one job of hostile units. Stack overflow and slow I/O that times out
+/// are machine-dependent (every replica reports it could not finish); a missing input and an
+/// output over its bound are results every replica shares. No honest provider loses bond or
+/// reputation, the requester pays for the fuel burnt, and the job's accounts add up.
+#[test]
+fn a_job_of_hostile_units_costs_honest_providers_nothing_and_the_requester_the_fuel_burnt() {
+    let mut m = Market::new(roomy(MarketParams::default()));
+    m.setup(&PROVIDERS);
+    let starts: Vec<_> = (0..3).map(|p| standing(&m, p)).collect();
+    let requester_before = m.chain.account(&addr(REQUESTER)).balance;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(4, 2))));
+    m.ok(vec![tx]);
+    let missing_input = ([0x4D; 32], 0);
+    let output_too_large = ([0x70; 32], 700_000_000);
+    let outcomes = [
+        report(Unfinished::StackOverflow, 100_000_000),
+        report(Unfinished::Timeout, 200_000_000),
+        missing_input,
+        output_too_large,
+    ];
+    for (unit, outcome) in outcomes.iter().enumerate() {
+        let unit = unit as u32;
+        let holders = m.holders(0, unit);
+        assert_eq!(holders.len(), 2);
+        let results: Vec<_> = holders.iter().map(|p| (*p, *outcome)).collect();
+        m.settle(0, unit, &results);
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!((job.failed, job.accepted), (2, 2));
+    assert_eq!(m.unit(0, 2).accepted, Some(missing_input));
+    assert_eq!(m.unit(0, 3).accepted, Some(output_too_large));
+    for (p, start) in starts.iter().enumerate() {
+        let (bond, reputation, invalid, missed) = standing(&m, p as u64);
+        assert_eq!(bond, start.0);
+        assert!(reputation >= start.1);
+        assert_eq!((invalid, missed), (0, 0));
+    }
+    // Paid: two replicas each of 10^8 + 2 * 10^8 + 0 + 7 * 10^8 fuel at 1 EXO per 10^9, plus
+    // the royalty of the two accepted units and the protocol fee; the rest came back.
+    let accounts = &job.accounts;
+    assert_eq!(accounts.paid_total(), Amount(2 * 1_000_000_000));
+    assert_eq!(accounts.royalties, Amount(7_000_000));
+    let spent = requester_before.0 - m.chain.account(&addr(REQUESTER)).balance.0;
+    assert_eq!(
+        spent,
+        accounts.paid_total().0 + accounts.royalties.0 + accounts.fees.0 + 1_000
+    );
+    m.accounts_add_up(0);
 }

@@ -213,6 +213,65 @@ fn a_transaction_executes_once() {
     assert_eq!(h.account(1).nonce, 1);
 }
 
+/// Audit M3: a byzantine proposer puts someone's pending transactions into its block out of
+/// order (nonce 1 before nonce 0) and before they are funded. They pay nothing, so the block is
+/// reported as holding unpaid transactions (the chain refuses it), and nothing of them is kept:
+/// once their time comes, the same transactions execute.
+#[test]
+fn a_transaction_put_in_early_by_a_proposer_still_executes_when_its_time_comes() {
+    let mut h = Harness::new(&[(1, 10_000)]);
+    let early = transfer(1, 1, 2, 1, 1_000);
+    let unfunded = transfer(2, 0, 1, 1, 1_000);
+    let forged = {
+        let mut tx = transfer(1, 0, 3, 5_000, 1_000);
+        tx.signature = transfer(1, 0, 3, 1, 1_000).signature;
+        tx
+    };
+    let byzantine = h
+        .chain
+        .next(
+            &addr(9),
+            &[early.clone(), unfunded.clone(), forged],
+            Signatures::Verify,
+        )
+        .expect("no fault");
+    assert_eq!(byzantine.unpaid, vec![0, 1, 2]);
+    assert_eq!(h.account(1).nonce, 0);
+    assert_eq!(
+        h.account(9).balance,
+        Amount(0),
+        "the proposer earned no fee"
+    );
+
+    let statuses = h.block(
+        9,
+        &[
+            (transfer(1, 0, 2, 5_000, 1_000), true),
+            (early, true),
+            (unfunded, true),
+        ],
+    );
+    assert_eq!(statuses, vec![TxStatus::Ok; 3]);
+    assert_eq!(h.account(1).nonce, 2);
+    assert_eq!(h.account(2).nonce, 1);
+    assert_eq!(h.total_balance(), h.supply());
+}
+
+/// What an honest proposer builds never holds an unpaid transaction.
+#[test]
+fn a_block_of_paying_transactions_has_nothing_unpaid() {
+    let mut h = Harness::new(&[(1, 10_000)]);
+    let outcome = h
+        .chain
+        .next(
+            &addr(9),
+            &[transfer(1, 0, 2, 5, 1_000), transfer(1, 1, 2, 5, 1_000)],
+            Signatures::Verify,
+        )
+        .expect("no fault");
+    assert!(outcome.unpaid.is_empty());
+}
+
 #[test]
 fn rejection_messages_are_sentences() {
     let r = Rejection::Bank(bank::Refusal::InsufficientFunds {

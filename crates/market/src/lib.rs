@@ -96,5 +96,5 @@ pub use order::{
 pub use resources::{
     DeviceClass, Gpu, MAX_CORES, MAX_CPU_SCORE, MAX_GPU_COUNT, MAX_GPU_MEMORY_MIB, MAX_MEMORY_MIB,
     MAX_NAME_LEN, MAX_UNIT_FUEL, MIN_CORES, NameError, ResourceError, Resources, Runtime,
-    RuntimeSet, validate_name,
+    RuntimeSet, canonical_gpu_model, canonical_region, validate_name,
 };

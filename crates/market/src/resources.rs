@@ -253,6 +253,31 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The canonical spelling of a GPU model as people and tools write it: lower case, the vendor
+/// and product-line words dropped, and every character but letters, digits, '-', '_' and '.'
+/// (spaces included) removed (`NVIDIA GeForce RTX 4090`, `RTX 4090` and `rtx4090` are all
+/// `rtx4090`; `A100-SXM4-80GB` is `a100-sxm4-80gb`). `None` when nothing valid is left. Providers and requesters both go through it, so that a requirement
+/// matches the declarations of the machines it means.
+pub fn canonical_gpu_model(name: &str) -> Option<String> {
+    let lower = name.trim().to_ascii_lowercase();
+    let mut s = lower.as_str();
+    for prefix in ["nvidia ", "geforce ", "tesla ", "quadro "] {
+        s = s.trim_start().strip_prefix(prefix).unwrap_or(s);
+    }
+    let model: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.' || *c == '_')
+        .collect();
+    validate_name(&model).ok().map(|()| model)
+}
+
+/// The canonical spelling of a region name: trimmed and lower case (`EU-West` is `eu-west`).
+/// `None` when that is not a valid name.
+pub fn canonical_region(name: &str) -> Option<String> {
+    let region = name.trim().to_ascii_lowercase();
+    validate_name(&region).ok().map(|()| region)
+}
+
 /// Why a [`Resources`] declaration is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ResourceError {

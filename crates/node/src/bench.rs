@@ -174,10 +174,11 @@ pub fn chain(
     })?;
     progress("signing transactions");
     let mut nonces = vec![0u64; senders];
-    let load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.txs, &mut nonces);
+    let chain_id = layout.chain_id()?;
+    let load = sign_transfers(&chain_id, options.txs, &mut nonces);
     // Each sender's account when the latency phase starts, once the load is finalized.
     let latency_start = nonces.clone();
-    let latency_load = sign_transfers(devnet::DEVNET_CHAIN_ID, options.latency_txs, &mut nonces);
+    let latency_load = sign_transfers(&chain_id, options.latency_txs, &mut nonces);
     let account = |start: &[u64], n: usize| exo_ledger::Account {
         balance,
         nonce: start.get(n % senders).copied().unwrap_or_default(),

@@ -15,8 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The chain id of local networks.
-pub const DEVNET_CHAIN_ID: &str = "exo-devnet";
+/// The chain id of local networks starts with this; a random suffix makes each devnet's id its
+/// own, so that a transaction signed for one devnet never replays on another (audit L2).
+pub const DEVNET_CHAIN_ID_PREFIX: &str = "exo-devnet-";
 /// What the development account holds at genesis.
 pub const FAUCET_BALANCE_EXO: u64 = 1_000_000_000;
 
@@ -83,8 +84,13 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
             .collect();
         let faucet = keyfile::generate();
         keyfile::write_new(&faucet_path, &faucet)?;
+        // The faucet's fresh key is random: 8 bytes of it name this devnet.
+        let chain_id = format!(
+            "{DEVNET_CHAIN_ID_PREFIX}{}",
+            hex::encode(&faucet.public_key().as_ref()[..8])
+        );
         let genesis = Genesis {
-            chain_id: DEVNET_CHAIN_ID.into(),
+            chain_id,
             params: Params::default(),
             accounts: std::iter::once(GenesisAccount {
                 address: address_to_hex(&faucet.public_key()),
@@ -146,6 +152,11 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
 }
 
 impl DevnetLayout {
+    /// The chain id in this devnet's genesis.
+    pub fn chain_id(&self) -> anyhow::Result<String> {
+        Ok(crate::config::load_genesis(&self.genesis)?.chain_id)
+    }
+
     /// The address of the faucet account, funded at genesis.
     pub fn faucet_address(&self) -> anyhow::Result<Address> {
         Ok(keyfile::address(&keyfile::read(&self.faucet_key)?))
@@ -325,4 +336,35 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path) -> DevnetOptions {
+        DevnetOptions {
+            validators: 2,
+            data_dir: dir.to_path_buf(),
+            api_port: 28_000,
+            p2p_port: 29_000,
+            extra_accounts: Vec::new(),
+        }
+    }
+
+    /// Audit L2: a transaction signed for one devnet names its chain id, so two devnets with
+    /// distinct ids cannot replay each other's transactions; a resumed devnet keeps its id.
+    #[test]
+    fn every_devnet_has_its_own_chain_id_and_keeps_it_when_resumed() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = init(&options(a.path())).unwrap().chain_id().unwrap();
+        let second = init(&options(b.path())).unwrap().chain_id().unwrap();
+        assert_ne!(first, second);
+        assert!(first.starts_with(DEVNET_CHAIN_ID_PREFIX), "{first}");
+        assert!(first.len() <= exo_types::MAX_CHAIN_ID_LEN, "{first}");
+        let resumed = init(&options(a.path())).unwrap();
+        assert!(resumed.resumed);
+        assert_eq!(resumed.chain_id().unwrap(), first);
+    }
 }

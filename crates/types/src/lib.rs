@@ -16,7 +16,7 @@ mod tx;
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
 pub use claims::{BLOB_NAMESPACE, BlobClaim, OUTPUTS_NAMESPACE, OutputsClaim};
 pub use codec::{bytes_encode_size, read_bounded_bytes, read_bounded_string, write_bytes};
-pub use digest::{RESULT_DIGEST_CONTEXT, result_digest};
+pub use digest::{RESULT_DIGEST_CONTEXT, UNFINISHED_DIGEST_CONTEXT, Unfinished, result_digest};
 pub use exo_market;
 pub use market::{
     Hash32, InputRef, JobSpec, MAX_APP_NAME_LEN, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS, MAX_JOB_UNITS,

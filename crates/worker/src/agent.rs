@@ -18,8 +18,8 @@ use exo_client::{
 };
 use exo_exec::{ModuleSource, Sandbox, UnitSpec};
 use exo_types::{
-    Action, Address, Amount, Hash32, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal, UnsignedTx,
-    exo_market::Resources,
+    Action, Address, Amount, Hash32, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal, Unfinished,
+    UnsignedTx, exo_market::Resources,
 };
 use futures::StreamExt;
 use std::{
@@ -43,7 +43,24 @@ const MAX_ATTEMPTS: u32 = 5;
 pub(crate) struct RunDone {
     key: String,
     item: WorkItem,
-    result: Result<RunOutput, String>,
+    result: Result<RunOutput, RunFailure>,
+}
+
+/// Why a unit did not run to an outcome on this machine: the reason reported to the chain if
+/// retries do not help, and the message for the log.
+#[derive(Debug)]
+pub(crate) struct RunFailure {
+    reason: Unfinished,
+    message: String,
+}
+
+impl From<String> for RunFailure {
+    fn from(message: String) -> Self {
+        Self {
+            reason: Unfinished::Host,
+            message,
+        }
+    }
 }
 
 pub(crate) struct RunOutput {
@@ -684,26 +701,36 @@ impl Agent {
                     )
                     .await
                 }
-                Err(_) => Err("the worker is stopping".into()),
+                Err(_) => Err(RunFailure::from("the worker is stopping".to_string())),
             };
             let _ = done.send(RunDone { key, item, result }).await;
         });
     }
 
     /// Records a finished run: seals its result and makes it durable before any commitment.
+    /// A run that ended on something its machine decides (a stack overflow, the wall clock),
+    /// or that could not run here after [`MAX_ATTEMPTS`], is sealed as a "could not finish"
+    /// report with the fuel it burnt: the ledger judges it by rule, where silence would make
+    /// this provider a no-show for what the module or its job caused.
     pub(crate) fn finish_run(&mut self, done: RunDone) {
         let RunDone { key, item, result } = done;
         self.running.remove(&key);
         let output = match result {
             Ok(output) => output,
-            Err(err) => {
+            Err(failure) => {
                 let n = self.attempts.entry(key.clone()).or_insert(0);
                 *n += 1;
-                warn!(%key, attempt = *n, "unit did not run: {err}");
+                warn!(%key, attempt = *n, "unit did not run: {}", failure.message);
                 if *n >= MAX_ATTEMPTS {
-                    warn!(%key, "giving up on this replica");
-                    self.store.state.abandoned.insert(key);
-                    self.dirty = true;
+                    warn!(%key, reason = failure.reason.name(), "reporting that this replica could not finish");
+                    self.attempts.remove(&key);
+                    self.seal(
+                        key,
+                        &item,
+                        (failure.reason.digest(), 0),
+                        failure.reason.name(),
+                        None,
+                    );
                 }
                 return;
             }
@@ -720,22 +747,22 @@ impl Agent {
                 outcome: output.outcome.code(),
             });
         }
-        if !output.outcome.is_attestable() {
-            // Machine-dependent: committing it could contradict honest replicas elsewhere.
-            warn!(%key, outcome = %output.outcome, "outcome is not attestable; not committing");
-            self.store.state.abandoned.insert(key);
-            self.dirty = true;
+        if let Some(reason) = output.outcome.unfinished() {
+            // Machine-dependent: committing it as a result could contradict honest replicas
+            // elsewhere, so it is reported as such, with the fuel burnt.
+            warn!(%key, outcome = %output.outcome, fuel = output.fuel, "could not finish here; reporting it");
+            self.seal(
+                key,
+                &item,
+                (reason.digest(), output.fuel),
+                reason.name(),
+                None,
+            );
             return;
         }
-        let Some((digest, fuel)) = Misbehave::claim(self.cfg.misbehave, output.digest, output.fuel)
-        else {
+        let Some(claim) = Misbehave::claim(self.cfg.misbehave, output.digest, output.fuel) else {
             return;
         };
-        // The archive waits in memory for its upload, which comes before the commitment: a
-        // worker that stops before then runs the unit again.
-        let archive_hash = *blake3::hash(&output.archive).as_bytes();
-        self.archives.insert(key.clone(), output.archive);
-        self.fresh.push((key.clone(), item.commit_deadline));
         debug!(
             %key,
             outcome = %output.outcome,
@@ -743,6 +770,32 @@ impl Agent {
             digest = %hex::encode(&output.digest[..8]),
             "unit ran"
         );
+        self.seal(
+            key,
+            &item,
+            claim,
+            &output.outcome.code(),
+            Some(output.archive),
+        );
+    }
+
+    /// Seals what `key` commits to, (digest, fuel), and queues its commitment. An outputs
+    /// archive waits in memory for its upload, which comes before the commitment: a worker
+    /// that stops before then runs the unit again. A report has no archive to upload.
+    fn seal(
+        &mut self,
+        key: String,
+        item: &WorkItem,
+        (digest, fuel): (Hash32, u64),
+        outcome: &str,
+        archive: Option<Vec<u8>>,
+    ) {
+        let archive_hash = archive.map(|bytes| {
+            let hash = *blake3::hash(&bytes).as_bytes();
+            self.archives.insert(key.clone(), bytes);
+            hash
+        });
+        self.fresh.push((key.clone(), item.commit_deadline));
         self.store.state.results.insert(
             key,
             ResultRecord {
@@ -754,9 +807,9 @@ impl Agent {
                     fuel,
                     salt: new_salt(),
                 },
-                outcome: output.outcome.code(),
-                archive: Some(archive_hash),
-                uploaded: false,
+                outcome: outcome.to_string(),
+                uploaded: archive_hash.is_none(),
+                archive: archive_hash,
                 committed: false,
                 revealed: false,
             },
@@ -1124,23 +1177,26 @@ impl Downloads {
     }
 }
 
-/// Fetches blob `hash` into the cache unless it is there.
+/// Fetches blob `hash` into the cache unless it is there: `None` when the node (and the
+/// peers it asks) has no such blob.
 async fn fetch(
     api: &NodeApi,
     downloads: &Downloads,
     blob_dir: &std::path::Path,
     hash: &Hash32,
     max: u64,
-) -> Result<std::path::PathBuf, String> {
+) -> Result<Option<std::path::PathBuf>, String> {
     let path = blob_dir.join(hex::encode(hash));
     let lock = downloads.lock_for(hash);
     let _guard = lock.lock().await;
     if !path.exists() {
-        api.download_blob(hash, max, &path)
-            .await
-            .map_err(|e: CallError| e.to_string())?;
+        match api.download_blob(hash, max, &path).await {
+            Ok(_) => {}
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(CallError::to_string(&err)),
+        }
     }
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// Reads a cached blob and checks it is still what it is named by.
@@ -1157,6 +1213,10 @@ fn read_verified(path: &std::path::Path, hash: &Hash32) -> Result<Vec<u8>, Strin
 }
 
 /// Fetches a unit's module and inputs, verifies them and runs the unit in the sandbox.
+///
+/// What the requester or the module caused ends as a result every replica shares: a module or
+/// input no node has is `missing_input`, an outputs archive over the blob bound is
+/// `output_too_large:archive`. What this machine caused is a [`RunFailure`].
 async fn run_unit(
     api: &NodeApi,
     downloads: &Downloads,
@@ -1165,13 +1225,22 @@ async fn run_unit(
     blob_dir: &std::path::Path,
     item: &WorkItem,
     timeout: Duration,
-) -> Result<RunOutput, String> {
+) -> Result<RunOutput, RunFailure> {
     let started = std::time::Instant::now();
     let app = item.app;
+    let missing = || {
+        verdict_output(
+            exo_exec::UnitResult::verdict(exo_exec::Outcome::MissingInput, 0, app),
+            started,
+        )
+    };
     let module_path = if modules.contains(&app) {
         None
     } else {
-        Some(fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await?)
+        match fetch(api, downloads, blob_dir, &app, MAX_MODULE_BYTES).await? {
+            Some(path) => Some(path),
+            None => return missing(),
+        }
     };
     let mut inputs = BTreeMap::new();
     for input in &item.inputs {
@@ -1181,8 +1250,21 @@ async fn run_unit(
         } else {
             MAX_INPUT_BYTES
         };
-        let path = fetch(api, downloads, blob_dir, &hash, max).await?;
+        let Some(path) = fetch(api, downloads, blob_dir, &hash, max).await? else {
+            return missing();
+        };
         inputs.insert(input.name.clone(), (path, hash));
+    }
+    let memory_bytes = item.memory_mib.saturating_mul(1 << 20);
+    if memory_bytes > sandbox.config().max_memory_bytes {
+        // The offer promised memory this sandbox cannot give: this machine's doing.
+        return Err(RunFailure {
+            reason: Unfinished::HostMemory,
+            message: format!(
+                "the unit may use {memory_bytes} bytes of memory, this sandbox gives {}",
+                sandbox.config().max_memory_bytes
+            ),
+        });
     }
     let sandbox = sandbox.clone();
     let item = item.clone();
@@ -1200,7 +1282,7 @@ async fn run_unit(
                         None
                     }
                     Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Some(wasm),
-                    Err(err) => return Err(err.to_string()),
+                    Err(err) => return Err(err.to_string().into()),
                 }
             }
             _ => None,
@@ -1217,22 +1299,94 @@ async fn run_unit(
             .args(item.args.clone().unwrap_or_default())
             .unit(u64::from(item.unit), unit_seed(item.job, item.unit))
             .fuel(item.fuel_limit)
-            .memory(item.memory_mib.saturating_mul(1 << 20))
+            .memory(memory_bytes)
             .timeout_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         for (name, (path, _)) in &inputs {
             spec = spec.input_path(name.clone(), path.clone());
         }
         let result = sandbox.run(&spec).map_err(|e| e.to_string())?;
-        let archive = pack(&archive_of(&result)).map_err(|e| format!("outputs archive: {e}"))?;
-        Ok(RunOutput {
-            outcome: result.outcome,
-            digest: result.digest,
-            fuel: result.fuel_used,
-            archive,
-            exec_us: result.wall_time_us,
-            handled_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        })
+        verdict_output(result, started)
     })
     .await
     .map_err(|e| format!("the run panicked: {e}"))?
+}
+
+/// The output of a run (or of a verdict on a unit that did not run): its archive packed, and
+/// replaced by `output_too_large:archive` if it is over [`exo_exec::MAX_ARCHIVE_BYTES`], which
+/// no node would take.
+fn verdict_output(
+    mut result: exo_exec::UnitResult,
+    started: std::time::Instant,
+) -> Result<RunOutput, RunFailure> {
+    let mut archive = pack(&archive_of(&result)).map_err(|e| format!("outputs archive: {e}"))?;
+    if archive.len() as u64 > exo_exec::MAX_ARCHIVE_BYTES {
+        result = exo_exec::UnitResult {
+            wall_time_us: result.wall_time_us,
+            ..exo_exec::UnitResult::verdict(
+                exo_exec::Outcome::OutputTooLarge(exo_exec::OutputStream::Archive),
+                result.fuel_used,
+                result.module_hash,
+            )
+        };
+        archive = pack(&archive_of(&result)).map_err(|e| format!("outputs archive: {e}"))?;
+    }
+    Ok(RunOutput {
+        outcome: result.outcome,
+        digest: result.digest,
+        fuel: result.fuel_used,
+        archive,
+        exec_us: result.wall_time_us,
+        handled_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use exo_exec::{MAX_ARCHIVE_BYTES, Outcome, OutputFile, OutputStream, UnitResult};
+
+    fn run_with(bytes: usize) -> UnitResult {
+        let outputs = vec![OutputFile {
+            path: "big.bin".into(),
+            bytes: vec![7; bytes],
+        }];
+        UnitResult {
+            outcome: Outcome::Ok,
+            digest: exo_exec::digest::result_digest(&Outcome::Ok, b"", &outputs, &[]),
+            fuel_used: 123,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            outputs,
+            output_dirs: Vec::new(),
+            peak_memory_bytes: 0,
+            module_hash: [1; 32],
+            cache_hit: false,
+            wall_time_us: 0,
+        }
+    }
+
+    /// `/out` may hold 64 MiB, and the archive adds stdout and its framing: a run can produce
+    /// an archive no node takes. It becomes a result every replica derives the same way,
+    /// instead of an upload that never succeeds and a no-show.
+    #[test]
+    fn an_archive_over_the_blob_bound_becomes_output_too_large_with_the_fuel_of_the_run() {
+        let out = verdict_output(
+            run_with(MAX_ARCHIVE_BYTES as usize),
+            std::time::Instant::now(),
+        )
+        .unwrap();
+        assert_eq!(out.outcome, Outcome::OutputTooLarge(OutputStream::Archive));
+        assert_eq!(out.fuel, 123);
+        let archive = crate::outputs::unpack(&out.archive).unwrap();
+        assert_eq!(archive.outcome, "output_too_large:archive");
+        assert!(archive.files.is_empty());
+        // The node checks a registered archive against the digest: they agree.
+        assert_eq!(archive.result_digest(), out.digest);
+
+        let small = run_with(1 << 10);
+        let digest = small.digest;
+        let out = verdict_output(small, std::time::Instant::now()).unwrap();
+        assert_eq!((out.outcome, out.digest), (Outcome::Ok, digest));
+    }
 }

@@ -152,7 +152,7 @@ impl NodeApi {
             let _ = std::fs::remove_file(&part);
             return Err(CallError::HashMismatch(hex_hash));
         }
-        std::fs::rename(&part, dest)?;
+        crate::store::rename_durably(&part, dest)?;
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 //! quick.
 
 use exo_exec::{ExecError, Sandbox, UnitSpec};
-use exo_types::exo_market::{DeviceClass, Gpu, MAX_CPU_SCORE, Resources, Runtime, RuntimeSet};
+use exo_types::exo_market::{
+    DeviceClass, Gpu, MAX_CPU_SCORE, Resources, Runtime, RuntimeSet, canonical_gpu_model,
+};
 use serde::{Deserialize, Serialize};
 use std::{
     path::Path,
@@ -75,7 +77,16 @@ impl Benchmark {
 fn timed_run(sandbox: &Sandbox, fuel: u64) -> Result<Duration, ExecError> {
     // Far more paths than the fuel allows: the run ends out of fuel, after exactly `fuel`.
     let spec = UnitSpec::wasm(exo_apps::MONTECARLO_WASM)
-        .args(["100", "100", "0.05", "0.2", "1", "4294967296", "call"])
+        .args([
+            "spot=100",
+            "strike=100",
+            "rate=0.05",
+            "vol=0.2",
+            "maturity=1",
+            "pairs=1099511627776",
+            "seed=1",
+            "stream=0",
+        ])
         .unit(0, 1)
         .fuel(fuel)
         .timeout_ms(60_000);
@@ -107,22 +118,6 @@ pub fn parse_meminfo(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
-}
-
-/// A canonical GPU model name from `nvidia-smi`'s (`NVIDIA GeForce RTX 4090` -> `rtx4090`).
-pub fn canonical_gpu_model(name: &str) -> Option<String> {
-    let lower = name.to_ascii_lowercase();
-    let mut s = lower.as_str();
-    for prefix in ["nvidia ", "geforce ", "tesla ", "quadro "] {
-        s = s.trim_start().strip_prefix(prefix).unwrap_or(s);
-    }
-    let model: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect();
-    exo_types::exo_market::validate_name(&model)
-        .ok()
-        .map(|()| model)
 }
 
 /// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`.

@@ -14,11 +14,18 @@ pub use exo_client::outputs::{Archive, ArchiveError, MAGIC, pack, unpack};
 use exo_exec::UnitResult;
 
 /// The archive of a sandbox run: its outcome code, stdout and `/out` (stderr is left out, as
-/// it is from the digest).
+/// it is from the digest). An outcome that drops outputs (`output_too_large`, ...) keeps the
+/// stdout it wrote in the run but not in the digest, so the archive leaves it out too: the
+/// node checks an archive against the digest the replicas agreed on.
 pub fn archive_of(result: &UnitResult) -> Archive {
+    let stdout = if result.outcome.keeps_outputs() {
+        result.stdout.clone()
+    } else {
+        Vec::new()
+    };
     let mut archive = Archive {
         outcome: result.outcome.code(),
-        stdout: result.stdout.clone(),
+        stdout,
         dirs: result.output_dirs.clone(),
         files: result
             .outputs
@@ -79,5 +86,21 @@ mod tests {
         // Empty outputs too.
         let empty = result(Vec::new(), Vec::new());
         assert_eq!(archive_of(&empty).result_digest(), empty.digest);
+    }
+
+    /// A run that flooded stdout ends `output_too_large` with its stdout dropped from the
+    /// digest; its archive must drop it too, or no node serves the accepted outputs.
+    #[test]
+    fn the_archive_of_an_outcome_that_drops_outputs_matches_its_digest() {
+        let outcome = Outcome::OutputTooLarge(exo_exec::OutputStream::Stdout);
+        let run = UnitResult {
+            outcome: outcome.clone(),
+            digest: exo_exec::digest::result_digest(&outcome, b"", &[], &[]),
+            ..result(Vec::new(), Vec::new())
+        };
+        assert!(!run.stdout.is_empty());
+        let archive = archive_of(&run);
+        assert!(archive.stdout.is_empty());
+        assert_eq!(archive.result_digest(), run.digest);
     }
 }

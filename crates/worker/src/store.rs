@@ -22,7 +22,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+/// Writes `bytes` to `path` atomically and durably: a temporary file, synced, renamed into
+/// place, and the directory synced, so that after a power loss `path` holds either the old
+/// bytes or the new ones (without the directory sync the rename itself may be lost, and with
+/// it the salts of committed replicas).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
@@ -30,7 +33,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    rename_durably(&tmp, path)
+}
+
+/// Renames `from` to `to` (in the same directory) and syncs the directory.
+pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    let dir = to.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// A replica this worker holds a result for.
@@ -80,19 +90,35 @@ pub fn replica_key(job: u64, unit: u32, replica: u32) -> String {
     format!("{job}/{unit}/{replica}")
 }
 
-/// The data directory.
+/// The data directory, held by one worker at a time.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     pub state: State,
+    /// The open `lock` file, locked exclusively for as long as this store lives: two workers
+    /// sharing a directory would use the same nonces and overwrite each other's salts.
+    _lock: std::fs::File,
 }
 
 impl Store {
-    /// Opens (creating) `dir` and loads its state.
+    /// Opens (creating) `dir`, locks it and loads its state. A directory another process
+    /// holds is refused with `ErrorKind::WouldBlock`.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         for sub in ["blobs", "outputs", "sandbox"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another worker is using this data directory",
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
         let path = dir.join("state.json");
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -107,6 +133,7 @@ impl Store {
         Ok(Self {
             dir: dir.to_path_buf(),
             state,
+            _lock: lock,
         })
     }
 
@@ -186,9 +213,25 @@ mod tests {
         );
         store.state.abandoned.insert(replica_key(9, 9, 9));
         store.save().unwrap();
+        let saved = store.state.clone();
+        drop(store);
         let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.state, store.state);
+        assert_eq!(again.state, saved);
+        drop(again);
         std::fs::write(dir.path().join("state.json"), b"{not json").unwrap();
         assert!(Store::open(dir.path()).is_err());
+    }
+
+    /// Audit L3: two workers on one data directory would use the same nonces and overwrite
+    /// each other's salts; the second is refused while the first runs, and gets in after it.
+    #[test]
+    fn two_workers_cannot_share_a_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        assert!(err.to_string().contains("another worker"), "{err}");
+        drop(first);
+        Store::open(dir.path()).unwrap();
     }
 }

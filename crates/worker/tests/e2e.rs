@@ -6,7 +6,8 @@
 //! honest. Every unit must be accepted with the sandbox's true digest, the liar slashed, the
 //! honest paid, and the registered outputs must unpack to the accepted digest. A worker stopped
 //! between its commitment and the reveal reveals after a restart. A blob that does not match
-//! its hash is refused.
+//! its hash is refused. A job of hostile units (a stack overflow, a unit that reaches the wall
+//! clock, a flood of stdout, a missing input) costs honest workers nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -234,10 +235,7 @@ impl Env {
         key: &PrivateKey,
         data: &FsPath,
         tweak: impl FnOnce(&mut WorkerConfig),
-    ) -> (
-        tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
-        tokio::sync::oneshot::Sender<()>,
-    ) {
+    ) -> Worker {
         let mut cfg = WorkerConfig::new(self.url.clone(), key.clone(), data);
         cfg.slots = 4;
         cfg.benchmark = Some(Benchmark {
@@ -264,6 +262,16 @@ impl Env {
         .await;
     }
 
+    /// Waits until job `job` is no longer open.
+    async fn done(&self, job: u64) {
+        wait_until("the job is done", || async {
+            state::<Job>(&self.node, queries::job(job))
+                .await
+                .is_some_and(|j| j.state != JobState::Open)
+        })
+        .await;
+    }
+
     async fn provider(&self, key: &PrivateKey) -> Provider {
         let id = self
             .client
@@ -272,6 +280,19 @@ impl Env {
             .unwrap()
             .unwrap();
         state(&self.node, queries::provider(id)).await.unwrap()
+    }
+}
+
+type Worker = (
+    tokio::task::JoinHandle<Result<(), exo_worker::WorkerError>>,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+/// Stops `workers` and checks each ended cleanly.
+async fn stop_all(workers: Vec<Worker>) {
+    for (handle, stop) in workers {
+        stop.send(()).unwrap();
+        handle.await.unwrap().unwrap();
     }
 }
 
@@ -311,16 +332,8 @@ async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
         Action::SubmitJob(Box::new(env.job(units, 2))),
     )
     .await;
-    wait_until("the job is done", || async {
-        state::<Job>(&env.node, queries::job(0))
-            .await
-            .is_some_and(|j| j.state != JobState::Open)
-    })
-    .await;
-    for (handle, stop) in workers {
-        stop.send(()).unwrap();
-        handle.await.unwrap().unwrap();
-    }
+    env.done(0).await;
+    stop_all(workers).await;
 
     let job: Job = state(&env.node, queries::job(0)).await.unwrap();
     assert_eq!(job.accepted, units, "{job:?}");
@@ -506,4 +519,146 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
     let dest = dir.path().join("good");
     api.download_blob(&good_hash, 1_000, &dest).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), good);
+}
+
+/// Fair blame with real guests: the `probe` app overflows the stack, spins until the wall clock
+/// stops it and floods stdout, and a `hello` job names an input nobody uploaded. The first two
+/// are machine-dependent, so both workers report that they could not finish and the units fail
+/// with the requester paying for the fuel burnt; the last two are results both workers share.
+/// No honest provider loses bond or reputation, and the jobs' accounts add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_burnt() {
+    let requester = key(1);
+    let honest = [key(41), key(42)];
+    let env = Env::start(&requester, &[&honest[0], &honest[1]]).await;
+    let probe = env
+        .client
+        .put_blob(exo_apps::PROBE_WASM.to_vec(), &requester)
+        .await
+        .unwrap();
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::PublishApp {
+            module_hash: probe,
+            name: "probe".into(),
+            version: "1".into(),
+            royalty_per_unit: Amount(0),
+        },
+    )
+    .await;
+    let warm = env.cache();
+    tokio::task::spawn_blocking(move || {
+        exo_exec::Sandbox::new(exo_exec::SandboxConfig::new(warm))
+            .unwrap()
+            .prepare(exo_apps::PROBE_WASM)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The benchmark claims far more speed than the machine has, so that the wall-clock limit
+    // (three times the predicted time plus ten seconds) comes long before the fuel runs out.
+    let workers: Vec<_> = honest
+        .iter()
+        .zip(&dirs)
+        .map(|(k, dir)| {
+            env.worker(k, dir.path(), |c| {
+                if let Some(b) = c.benchmark.as_mut() {
+                    b.fuel_per_second = 1_000_000_000_000;
+                }
+            })
+        })
+        .collect();
+    for k in &honest {
+        env.offering(k).await;
+    }
+    let mut standing = Vec::new();
+    for k in &honest {
+        let p = env.provider(k).await;
+        standing.push((p.bond, p.reputation));
+    }
+    let fuel_limit = 1_000_000_000_000;
+    let hostile = JobSpec {
+        app: probe,
+        inputs: Vec::new(),
+        unit_args: vec!["recurse".into(), "spin".into(), "stdout 2000000".into()],
+        units: 3,
+        requirements: Requirements::wasm(64, fuel_limit),
+        ..env.job(3, 2)
+    };
+    send(
+        &env.client,
+        &requester,
+        2,
+        Action::SubmitJob(Box::new(hostile)),
+    )
+    .await;
+    let mut missing = env.job(1, 2);
+    missing.inputs[0].hash = [0x42; 32];
+    send(
+        &env.client,
+        &requester,
+        3,
+        Action::SubmitJob(Box::new(missing)),
+    )
+    .await;
+    env.done(0).await;
+    env.done(1).await;
+    stop_all(workers).await;
+
+    // The stack overflow and the spin: every replica reported, the unit failed, each reporter
+    // was paid for the fuel burnt.
+    for u in 0..2 {
+        let unit: Unit = state(&env.node, queries::unit(0, u)).await.unwrap();
+        assert_eq!(unit.state, UnitState::Failed, "{unit:?}");
+        assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+        for r in &unit.replicas {
+            assert_eq!(r.status, ReplicaStatus::Unfinished, "{unit:?}");
+        }
+    }
+    // A timeout claims the budget (the machine was held for three times its predicted time);
+    // a stack overflow the fuel counted at the trap.
+    let spin: Unit = state(&env.node, queries::unit(0, 1)).await.unwrap();
+    assert!(
+        spin.replicas
+            .iter()
+            .all(|r| r.reveal.is_some_and(|(_, fuel)| fuel == fuel_limit)),
+        "{spin:?}"
+    );
+    // The flood of stdout and the missing input are results both workers agree on.
+    for (job, outcome) in [(0, "output_too_large:stdout"), (1, "missing_input")] {
+        let unit: Unit = state(&env.node, queries::unit(job, if job == 0 { 2 } else { 0 }))
+            .await
+            .unwrap();
+        assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
+        let (digest, _) = unit.accepted.unwrap();
+        let archive = env
+            .client
+            .fetch_outputs(job, unit.unit, &digest)
+            .await
+            .unwrap();
+        assert_eq!(archive.outcome, outcome);
+    }
+    for (k, (bond, reputation)) in honest.iter().zip(standing) {
+        let p = env.provider(k).await;
+        assert_eq!(p.bond, bond, "{p:?}");
+        assert!(p.reputation >= reputation, "{p:?}");
+        assert_eq!((p.invalid, p.missed), (0, 0), "{p:?}");
+    }
+    let job: Job = state(&env.node, queries::job(0)).await.unwrap();
+    let a = &job.accounts;
+    assert!(a.paid_total() > Amount::ZERO, "{a:?}");
+    for job in 0..2 {
+        let a = state::<Job>(&env.node, queries::job(job))
+            .await
+            .unwrap()
+            .accounts;
+        assert_eq!(
+            a.escrowed.0,
+            a.paid_total().0 + a.royalties.0 + a.fees.0 + a.refunded.0 + a.held.0,
+            "{a:?}"
+        );
+    }
 }

@@ -188,7 +188,7 @@ pub struct WorkItem {
     pub price_per_unit: Amount,
 }
 
-/// `GET /v1/providers/{id}/work?from=&limit=`: a provider's open replicas, `from` an index into
+/// `GET /v1/providers/{id}/work?from=&limit=`: a provider's replicas still to commit or reveal, `from` an index into
 /// its work list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkPage {
@@ -325,7 +325,8 @@ pub struct ReplicaView {
     pub price_per_unit: Amount,
     pub assigned_height: u64,
     pub commit_deadline: u64,
-    /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show` or `cancelled`.
+    /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show`, `cancelled`,
+    /// `unfinished` (its "could not finish" report stood, paid for the fuel burnt) or `excused`.
     pub status: String,
     #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex32_opt")]

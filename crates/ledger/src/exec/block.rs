@@ -76,7 +76,8 @@ pub enum Signatures {
 /// What the runner does with transactions that would not pay their fee.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Verifying a proposed block: every transaction is executed as it is.
+    /// Verifying a proposed block: every transaction is executed as it is, and those that pay
+    /// no fee are reported in [`BlockOutcome::unpaid`].
     Verify,
     /// Building a block: a transaction that would be rejected before paying is left out (and
     /// reported as evicted when it can never execute), and the block stops at the first
@@ -113,6 +114,12 @@ pub struct BlockOutcome {
     pub receipts: Vec<Option<Receipt>>,
     /// Transactions left out that can never execute: forget them.
     pub evicted: Vec<TxHash>,
+    /// Positions in the block of transactions that paid no fee: a duplicate, or one refused by
+    /// its prechecks (a nonce gap, a balance short of the fee, a bad signature). An honest
+    /// proposer leaves them out, so the chain refuses a block that holds any: a byzantine
+    /// proposer would otherwise put someone's pending transaction in out of order, or stuff a
+    /// block with forgeries, at no cost (audit M3). Always empty when building.
+    pub unpaid: Vec<u32>,
     /// Whether each evidence was new (a repeat is skipped when building).
     pub new_evidence: Vec<bool>,
     pub meta: ChainMeta,
@@ -143,6 +150,7 @@ pub struct BlockRun<'g> {
     included: Vec<usize>,
     receipts: Vec<Option<Receipt>>,
     evicted: Vec<TxHash>,
+    unpaid: Vec<u32>,
     new_evidence: Vec<bool>,
     block_bytes: usize,
     store_rounds: u32,
@@ -160,6 +168,7 @@ impl<'g> BlockRun<'g> {
             included: Vec::new(),
             receipts: Vec::new(),
             evicted: Vec::new(),
+            unpaid: Vec::new(),
             new_evidence: Vec::new(),
             block_bytes: 0,
             store_rounds: 0,
@@ -213,6 +222,7 @@ impl<'g> BlockRun<'g> {
             included,
             receipts: self.receipts,
             evicted: self.evicted,
+            unpaid: self.unpaid,
             new_evidence: self.new_evidence,
             meta: self.meta,
             writes: self.cache.into_writes(),
@@ -322,18 +332,17 @@ impl<'g> BlockRun<'g> {
             signature_ok,
             size,
         )?;
-        if let Policy::Build { .. } = self.input.policy {
-            match Inclusion::of(&receipt) {
-                Inclusion::Include => {}
-                Inclusion::LeaveOut => {
-                    self.cache.rollback(checkpoint);
-                    return Ok(());
-                }
-                Inclusion::Drop => {
-                    self.evicted.push(tx.hash());
-                    self.cache.rollback(checkpoint);
-                    return Ok(());
-                }
+        match (self.input.policy, Inclusion::of(&receipt)) {
+            (_, Inclusion::Include) => {}
+            (Policy::Verify, Inclusion::LeaveOut | Inclusion::Drop) => self.unpaid.push(index),
+            (Policy::Build { .. }, Inclusion::LeaveOut) => {
+                self.cache.rollback(checkpoint);
+                return Ok(());
+            }
+            (Policy::Build { .. }, Inclusion::Drop) => {
+                self.evicted.push(tx.hash());
+                self.cache.rollback(checkpoint);
+                return Ok(());
             }
         }
         if receipt.is_some() {
@@ -350,8 +359,10 @@ impl<'g> BlockRun<'g> {
 /// transaction that already has a receipt (executing it again would overwrite the record of
 /// what it did).
 ///
-/// Rejections before the fee leave the state untouched; a refused action still charges the fee
-/// and uses the nonce, so that spam is never free, and leaves no other trace.
+/// Rejections before the fee leave the state untouched, the receipt included: such a
+/// transaction used nothing and may be valid later (its nonce comes due, its sender is
+/// funded), and a stored receipt would refuse it then as a duplicate. A refused action still
+/// charges the fee and uses the nonce, so that spam is never free, and leaves no other trace.
 #[allow(clippy::too_many_arguments)]
 fn execute(
     cache: &mut StateCache,
@@ -382,10 +393,15 @@ fn execute(
         &sender,
         Nonce::Next,
     ) {
-        Err(rejection) => (
-            TxStatus::Rejected(rejection.into()),
-            exo_types::Amount::ZERO,
-        ),
+        Err(rejection) => {
+            return Ok(Some(Receipt {
+                height: env.height,
+                index,
+                status: TxStatus::Rejected(rejection.into()),
+                fee_paid: exo_types::Amount::ZERO,
+                created,
+            }));
+        }
         Ok(()) => {
             bank::use_nonce(cache, &tx.sender)?;
             if tx.fee > exo_types::Amount::ZERO {

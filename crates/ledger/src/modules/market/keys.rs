@@ -45,6 +45,9 @@ pub enum Table {
     /// What an account holds on the market (open jobs, apps, offers), by address: the
     /// per-account caps are checked against it.
     Holdings = 17,
+    /// A provider's contradicted "could not finish" reports in the current window, by
+    /// provider id (a [`super::records::Excuses`]).
+    Excuses = 18,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -121,6 +124,11 @@ pub fn work_slot_key(provider: u64, (job, unit, replica): (u64, u32, u32)) -> Ke
     raw[16..20].copy_from_slice(&unit.to_be_bytes());
     raw[20..].copy_from_slice(&replica.to_be_bytes());
     keys::key(Namespace::Market, Table::WorkSlot as u8, &raw)
+}
+
+/// The excuses `provider` spent in its current window.
+pub fn excuses_key(provider: u64) -> Key {
+    id(Table::Excuses, provider)
 }
 
 pub fn assignments_key(height: u64) -> Key {

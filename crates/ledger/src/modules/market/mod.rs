@@ -28,6 +28,13 @@
 //!   another replica, up to `max_replicas`, then fails.
 //! - A replica that misses its commit or reveal deadline is a no-show: it loses a little bond
 //!   and reputation, and a replacement is sought from another provider.
+//! - A replica whose run ended on something its machine decides (a stack overflow, the wall
+//!   clock, memory the host could not give) commits and reveals a "could not finish" report
+//!   ([`exo_types::Unfinished`]) with the fuel it burnt. Reports are not results: when
+//!   `max(trust, 2)` replicas report and none has a result, the unit fails and each reporter
+//!   is paid for the least fuel reported; when other replicas agree on a result, the
+//!   reporters go unpaid and spend one excuse of their provider's budget per window, and
+//!   past it count as no-shows; otherwise another replica is sought.
 //! - When every unit is accepted or failed (or, for a cancelled job, nothing runs any more),
 //!   the unspent escrow returns to the requester.
 
@@ -51,8 +58,8 @@ mod tests;
 pub use apps::MAX_APPS;
 pub use jobs::max_units_per_job;
 pub use params::{
-    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT, MAX_LIST_IDS, MAX_OFFER_LIFETIME,
-    MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
+    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT, MAX_EXCUSES_PER_WINDOW, MAX_LIST_IDS,
+    MAX_OFFER_LIFETIME, MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
 };
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{REPUTATION_MAX, REPUTATION_START, weight};

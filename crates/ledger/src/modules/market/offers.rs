@@ -2,8 +2,8 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{book_key, counters_key, offer_key},
-    records::OfferRecord,
+    keys::{book_key, counters_key, offer_key, work_key},
+    records::{OfferRecord, WorkCount},
     refuse,
 };
 use crate::{
@@ -79,10 +79,21 @@ impl Market<'_> {
                 max: self.params.max_offers_per_provider,
             });
         }
-        // Its open replicas and the free slots of its offers stay within its cap: a
-        // cancelled offer's slots taken by running replicas count until those end.
-        cache.require(holdings.offers.iter().map(|id| offer_key(*id)))?;
-        let mut held = u64::from(provider.active);
+        // The replicas holding its slots (its work set) and the free slots of its offers stay
+        // within its cap: a cancelled offer's slots taken by running replicas count until
+        // those reveal or end.
+        cache.require(
+            holdings
+                .offers
+                .iter()
+                .map(|id| offer_key(*id))
+                .chain(std::iter::once(work_key(provider.id))),
+        )?;
+        let mut held = u64::from(
+            load::<WorkCount>(cache, &work_key(provider.id))?
+                .unwrap_or_default()
+                .0,
+        );
         for id in &holdings.offers {
             let record: OfferRecord = expect(cache, &offer_key(*id))?;
             held += u64::from(record.offer.slots);

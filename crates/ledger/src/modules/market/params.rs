@@ -65,6 +65,12 @@ pub struct MarketParams {
     pub max_deadlines_per_height: u32,
     /// Most slots a provider may hold: its open replicas plus the free slots of its offers.
     pub max_slots_per_provider: u32,
+    /// Blocks of one window of the excuse budget: a provider's count of contradicted "could
+    /// not finish" reports starts again at every multiple of it.
+    pub excuse_window: u64,
+    /// Contradicted "could not finish" reports a provider is excused in one window; past it
+    /// each counts as a no-show. A report confirmed by the other replicas never counts.
+    pub max_excuses_per_window: u32,
 }
 
 impl Default for MarketParams {
@@ -93,6 +99,8 @@ impl Default for MarketParams {
             max_assignments_per_block: 4_096,
             max_deadlines_per_height: 32_768,
             max_slots_per_provider: 1_024,
+            excuse_window: 86_400,
+            max_excuses_per_window: 16,
         }
     }
 }
@@ -129,7 +137,15 @@ pub enum ParamsError {
         max_assignments: u32,
         max_deadlines: u32,
     },
+    #[error(
+        "excuse_window must be from commit_window + reveal_window to {max_window} blocks and max_excuses_per_window at most {max_excuses}"
+    )]
+    Excuses { max_window: u64, max_excuses: u32 },
 }
+
+/// Most contradicted "could not finish" reports the parameters may excuse per window: a
+/// budget is a bound, never a way around the no-show rule.
+pub const MAX_EXCUSES_PER_WINDOW: u32 = 1_024;
 
 /// Most assignments a block's log may hold: one [`super::records::AssignmentList`] record of
 /// this many entries stays within its bound.
@@ -207,6 +223,18 @@ impl MarketParams {
                 max_deadlines: MAX_DEADLINES_PER_HEIGHT,
             });
         }
+        // A window shorter than a unit's commit and reveal would let a provider's budget start
+        // again before the reports it excused were even judged.
+        let lifetime = self.commit_window.saturating_add(self.reveal_window);
+        if self.excuse_window < lifetime
+            || self.excuse_window > MAX_WINDOW
+            || self.max_excuses_per_window > MAX_EXCUSES_PER_WINDOW
+        {
+            return Err(ParamsError::Excuses {
+                max_window: MAX_WINDOW,
+                max_excuses: MAX_EXCUSES_PER_WINDOW,
+            });
+        }
         Ok(())
     }
 
@@ -234,6 +262,8 @@ impl MarketParams {
         self.max_assignments_per_block.write(out);
         self.max_deadlines_per_height.write(out);
         self.max_slots_per_provider.write(out);
+        self.excuse_window.write(out);
+        self.max_excuses_per_window.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -261,6 +291,8 @@ impl MarketParams {
             max_assignments_per_block: u32::read(buf)?,
             max_deadlines_per_height: u32::read(buf)?,
             max_slots_per_provider: u32::read(buf)?,
+            excuse_window: u64::read(buf)?,
+            max_excuses_per_window: u32::read(buf)?,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{job_key, offer_key, provider_key, unit_key, work_key, work_slot_key},
+    keys::{excuses_key, job_key, offer_key, provider_key, unit_key, work_key, work_slot_key},
     records::{Job, JobState, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit},
     refuse,
 };
@@ -10,7 +10,12 @@ use crate::{
     exec::Rejection,
     state::{Halt, StateCache, expect, load, store},
 };
-use exo_types::{Address, Hash32, ResultCommit, ResultReveal, result_commitment};
+use exo_types::{Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment};
+
+/// Whether a revealed result is a "could not finish" report rather than a result.
+pub(super) fn is_report(reveal: Option<(Hash32, u64)>) -> bool {
+    reveal.is_some_and(|(digest, _)| Unfinished::of_digest(&digest).is_some())
+}
 
 impl Market<'_> {
     pub(super) fn unit(cache: &StateCache, job: u64, unit: u32) -> Result<Option<Unit>, Halt> {
@@ -102,6 +107,7 @@ impl Market<'_> {
             for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
                 touched.extend([
                     provider_key(r.provider),
+                    excuses_key(r.provider),
                     offer_key(r.offer),
                     work_key(r.provider),
                     work_slot_key(r.provider, (unit.job, unit.unit, r.index)),
@@ -149,6 +155,8 @@ impl Market<'_> {
             }
             replica.reveal = Some((reveal.digest, reveal.fuel));
             replica.status = ReplicaStatus::Revealed;
+            let revealed = replica.clone();
+            self.release_slot(cache, unit.job, unit.unit, &revealed)?;
             // A unit is judged only once no replica can still reveal: an audit replica is
             // never cancelled by the result it checks.
             let pending = unit
@@ -171,6 +179,12 @@ impl Market<'_> {
     /// outvote its auditor): each replica counts 1, and a result is accepted only with at least
     /// `max(trust, 2)` replicas and more than any other result. Otherwise the unit gets another
     /// replica, up to `max_replicas`, then fails.
+    ///
+    /// "Could not finish" reports are not results and take no part in that vote. When at
+    /// least `max(trust, 2)` replicas reported and none revealed a result (or no replica is
+    /// left to seek), the unit cannot be finished by anyone: it fails and the reporters are
+    /// paid for the fuel burnt ([`Self::fail_unfinished`]). A lone report is replaced like a
+    /// missing result, and judged when the unit is: excused if others then agree on a result.
     pub(super) fn evaluate(&mut self, cache: &mut StateCache, unit: &mut Unit) -> Result<(), Halt> {
         if unit.state != UnitState::Running {
             return Ok(());
@@ -186,6 +200,7 @@ impl Market<'_> {
         // Group the revealed results, by first appearance, so that the outcome depends on
         // nothing but the unit's own record: (result, weight, replicas).
         let mut groups: Vec<((Hash32, u64), u32, u32)> = Vec::new();
+        let mut reports = 0u32;
         for replica in unit
             .replicas
             .iter()
@@ -194,6 +209,10 @@ impl Market<'_> {
             let Some(result) = replica.reveal else {
                 continue;
             };
+            if is_report(replica.reveal) {
+                reports += 1;
+                continue;
+            }
             let weight = self.weight(&Self::provider(cache, replica.provider)?);
             match groups.iter_mut().find(|(r, _, _)| *r == result) {
                 Some((_, w, n)) => {
@@ -204,22 +223,24 @@ impl Market<'_> {
             }
         }
         let trust = u32::from(job.trust);
+        let quorum = trust.max(2);
         let winner = match groups.as_slice() {
             [] => None,
             [(result, weight, _)] => (*weight >= trust).then_some(*result),
-            _ => {
-                let quorum = trust.max(2);
-                groups
-                    .iter()
-                    .find(|(_, _, n)| {
-                        *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
-                    })
-                    .map(|(r, _, _)| *r)
-            }
+            _ => groups
+                .iter()
+                .find(|(_, _, n)| {
+                    *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
+                })
+                .map(|(r, _, _)| *r),
         };
+        let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
+        let unfinishable = reports >= quorum && (groups.is_empty() || !room);
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
-        } else if (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open {
+        } else if unfinishable {
+            self.fail_unfinished(cache, &mut job, unit)?;
+        } else if room {
             self.seek_replica(cache, &mut job, unit)?;
         } else {
             self.fail(cache, &mut job, unit)?;

@@ -36,12 +36,12 @@ pub fn unit(job: u64, unit: u32) -> Query<Unit> {
     Query::new(keys::unit_key(job, unit))
 }
 
-/// How many open replicas a provider holds; then [`work_item`] for each position below it.
+/// How many replicas a provider still has to commit or reveal; then [`work_item`] for each position below it.
 pub fn work_count(provider: u64) -> Query<WorkCount> {
     Query::new(keys::work_key(provider))
 }
 
-/// The open replica of a provider at `position` of its work set (`0..count`). A removal moves
+/// The replica still to commit or reveal of a provider at `position` of its work set (`0..count`). A removal moves
 /// the last replica into the freed position: the order is not the order of assignment, and
 /// pages read at different heights may miss or repeat a replica.
 pub fn work_item(provider: u64, position: u32) -> Query<WorkItem> {

@@ -435,6 +435,13 @@ pub enum ReplicaStatus {
     NoShow = 5,
     /// The job was cancelled before it committed.
     Cancelled = 6,
+    /// It reported that it could not finish on its machine ([`exo_types::Unfinished`]), and
+    /// enough replicas agreed that the unit cannot be finished: the unit failed and the
+    /// replica was paid for the fuel every report burnt at least.
+    Unfinished = 7,
+    /// It reported that it could not finish, and other replicas agreed on a result: released
+    /// unpaid and unpunished, one excuse of its provider's budget spent.
+    Excused = 8,
 }
 
 impl ReplicaStatus {
@@ -447,12 +454,23 @@ impl ReplicaStatus {
             Self::Disagreed => "disagreed",
             Self::NoShow => "no_show",
             Self::Cancelled => "cancelled",
+            Self::Unfinished => "unfinished",
+            Self::Excused => "excused",
         }
     }
 
-    /// Whether the replica still holds one of its provider's slots.
+    /// Whether the replica still awaits its verdict: its provider counts it as active, and
+    /// its bond answers for it.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Assigned | Self::Committed | Self::Revealed)
+    }
+
+    /// Whether the replica still holds one of its provider's offer slots and sits in its work
+    /// set: until it reveals. A revealed replica's work is done; were its slot held until the
+    /// verdict, two units in dispute could each wait for the deciding replica of a provider
+    /// whose only slot the other holds, and the market would stall.
+    pub fn holds_slot(self) -> bool {
+        matches!(self, Self::Assigned | Self::Committed)
     }
 }
 
@@ -505,6 +523,8 @@ impl Record for Replica {
                 4 => ReplicaStatus::Disagreed,
                 5 => ReplicaStatus::NoShow,
                 6 => ReplicaStatus::Cancelled,
+                7 => ReplicaStatus::Unfinished,
+                8 => ReplicaStatus::Excused,
                 tag => return Err(Error::InvalidEnum(tag)),
             },
         })
@@ -860,6 +880,32 @@ impl Record for WaitReason {
             passed_exact: bool::read(buf)?,
             best_ask: take_opt(buf, u128::read)?,
             max_price_per_unit: u128::read(buf)?,
+        })
+    }
+}
+
+/// The "could not finish" reports of a provider that were contradicted (another replica's
+/// result was accepted) in one window of [`super::MarketParams::excuse_window`] blocks: each is
+/// excused while `used` is below [`super::MarketParams::max_excuses_per_window`], and counts as
+/// a no-show after, so that reporting is no way to dodge work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Excuses {
+    /// The window: `height / excuse_window`.
+    pub window: u64,
+    pub used: u32,
+}
+
+impl Record for Excuses {
+    const WHAT: &'static str = "excuses";
+    const MAX_BYTES: usize = 12;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.window.write(out);
+        self.used.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            window: u64::read(buf)?,
+            used: u32::read(buf)?,
         })
     }
 }

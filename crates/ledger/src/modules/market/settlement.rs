@@ -3,12 +3,13 @@
 
 use super::{
     Market,
-    keys::{offer_key, provider_key, work_item_key, work_key, work_slot_key},
+    keys::{excuses_key, offer_key, provider_key, work_item_key, work_key, work_slot_key},
+    proof::is_report,
     records::{
-        Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit, UnitState,
-        WorkCount, WorkItem, WorkSlot,
+        Excuses, Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit,
+        UnitState, WorkCount, WorkItem, WorkSlot,
     },
-    reputation::{REPUTATION_MAX, REPUTATION_VALID, REPUTATION_WRONG},
+    reputation::{REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_VALID, REPUTATION_WRONG},
 };
 use crate::{
     modules::bank::{self, Pot},
@@ -72,7 +73,6 @@ impl Market<'_> {
         let fuel = fuel.min(job.fuel_limit);
         let developer = job.developer.clone();
         let royalty = fuel_cost(fuel, job.royalty_per_unit).unwrap_or(Amount::ZERO);
-        let mut spent = Amount::ZERO;
         let escrow = Pot::JobEscrow(job.id);
         bank::expect_pot(cache, escrow, job.accounts.held)?;
         let confirmed = unit
@@ -87,20 +87,7 @@ impl Market<'_> {
             }
             let mut provider = Self::provider(cache, replica.provider)?;
             if replica.reveal == Some(result) {
-                let pay = fuel_cost(fuel, replica.price_per_unit).unwrap_or(Amount::ZERO);
-                let fee = bps(pay, self.params.protocol_fee_bps);
-                bank::release(cache, escrow, &provider.owner, pay)?;
-                bank::release(cache, escrow, &self.env.proposer, fee)?;
-                spent = add(add(spent, pay)?, fee)?;
-                job.accounts.fees = add(job.accounts.fees, fee)?;
-                let paid = &mut job.accounts.paid;
-                match paid.iter().position(|(p, _)| *p == provider.id) {
-                    Some(i) => paid[i].1 = add(paid[i].1, pay)?,
-                    None if paid.len() < MAX_PAID_PROVIDERS => paid.push((provider.id, pay)),
-                    // Beyond the listed providers the payment still happens; only the
-                    // per-provider breakdown is capped.
-                    None => {}
-                }
+                self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
                 replica.status = ReplicaStatus::Agreed;
                 // Only a result another replica confirmed builds a record: an unchecked
                 // result, accepted on one provider's word, proves nothing about it.
@@ -109,6 +96,14 @@ impl Market<'_> {
                     provider.reputation =
                         (provider.reputation + REPUTATION_VALID).min(REPUTATION_MAX);
                 }
+            } else if replica.status == ReplicaStatus::Revealed && is_report(replica.reveal) {
+                // Others finished what it reported it could not: not paid, and excused only
+                // within its provider's budget.
+                replica.status = if self.excuse(cache, &mut provider)? {
+                    ReplicaStatus::Excused
+                } else {
+                    ReplicaStatus::NoShow
+                };
             } else if replica.status == ReplicaStatus::Revealed {
                 replica.status = ReplicaStatus::Disagreed;
                 self.punish(
@@ -121,23 +116,114 @@ impl Market<'_> {
             } else {
                 // Still running when the verdict came: released, unpaid, unpunished.
                 replica.status = ReplicaStatus::Cancelled;
+                self.release_slot(cache, unit.job, unit.unit, replica)?;
             }
             provider.active = provider.active.saturating_sub(1);
-            self.release_slot(cache, unit.job, unit.unit, replica)?;
             store(cache, provider_key(provider.id), &provider)?;
         }
         bank::release(cache, escrow, &developer, royalty)?;
-        spent = add(spent, royalty)?;
         job.accounts.royalties = add(job.accounts.royalties, royalty)?;
-        // The escrow covers the worst case, so it always covers what was spent; the bank
-        // would have refused to pay more than the pot holds.
-        job.accounts.held = job.accounts.held.checked_sub(spent).ok_or_else(|| {
-            Fault::Invariant(format!("job {} spent more than its escrow", job.id))
-        })?;
+        job.accounts.held = Self::spend(job, royalty)?;
         unit.state = UnitState::Accepted;
         unit.accepted = Some((result.0, fuel));
         job.accepted += 1;
         Self::stop_running(cache, job, unit)
+    }
+
+    /// Pays `provider` for `fuel` at `price_per_unit` out of the job's escrow, and the
+    /// block's proposer its fee on that, within what the escrow still holds: returns what left
+    /// the escrow.
+    fn pay(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        provider: &Provider,
+        price_per_unit: Amount,
+        fuel: u64,
+    ) -> Result<Amount, Halt> {
+        let escrow = Pot::JobEscrow(job.id);
+        // The escrow covers the worst case, so the caps never bite for an honest job; they
+        // keep a payment from ever exceeding the pot.
+        let pay = fuel_cost(fuel, price_per_unit)
+            .unwrap_or(Amount::ZERO)
+            .min(job.accounts.held);
+        let fee = bps(pay, self.params.protocol_fee_bps).min(Self::spend(job, pay)?);
+        bank::release(cache, escrow, &provider.owner, pay)?;
+        bank::release(cache, escrow, &self.env.proposer, fee)?;
+        job.accounts.fees = add(job.accounts.fees, fee)?;
+        let paid = &mut job.accounts.paid;
+        match paid.iter().position(|(p, _)| *p == provider.id) {
+            Some(i) => paid[i].1 = add(paid[i].1, pay)?,
+            None if paid.len() < MAX_PAID_PROVIDERS => paid.push((provider.id, pay)),
+            // Beyond the listed providers the payment still happens; only the per-provider
+            // breakdown is capped.
+            None => {}
+        }
+        let spent = add(pay, fee)?;
+        job.accounts.held = Self::spend(job, spent)?;
+        Ok(spent)
+    }
+
+    /// What the job's escrow holds after spending `amount`: the bank refuses to pay more than
+    /// the pot holds, so more is an invariant broken.
+    fn spend(job: &Job, amount: Amount) -> Result<Amount, Fault> {
+        job.accounts
+            .held
+            .checked_sub(amount)
+            .ok_or_else(|| Fault::Invariant(format!("job {} spent more than its escrow", job.id)))
+    }
+
+    /// Fails a unit that its replicas agree cannot be finished (at least `max(trust, 2)` "could
+    /// not finish" reports): the module or its job caused it, so the requester pays each
+    /// reporter for the fuel burnt, at the reporter's price, and no provider loses bond or
+    /// reputation. The fuel is the least any report claims (within the fuel limit): a reporter
+    /// cannot raise the bill above what the most frugal replica says it took to get there.
+    /// Replicas with a result that nobody confirmed are released unpaid and unpunished.
+    pub(super) fn fail_unfinished(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+    ) -> Result<(), Halt> {
+        bank::expect_pot(cache, Pot::JobEscrow(job.id), job.accounts.held)?;
+        let fuel = unit
+            .replicas
+            .iter()
+            .filter(|r| r.status == ReplicaStatus::Revealed && is_report(r.reveal))
+            .filter_map(|r| r.reveal.map(|(_, f)| f))
+            .min()
+            .unwrap_or(0)
+            .min(job.fuel_limit);
+        self.fail_paying_reports(cache, job, unit, Some(fuel))
+    }
+
+    /// Spends one excuse of `provider`'s budget for the current window, if one is left: a
+    /// contradicted "could not finish" report. Past the budget the report counts as a no-show
+    /// (bond and reputation, as for a missed deadline) and this answers `false`.
+    fn excuse(&mut self, cache: &mut StateCache, provider: &mut Provider) -> Result<bool, Halt> {
+        // Parameters keep the window at least 2 blocks long.
+        let window = self.env.height / self.params.excuse_window.max(1);
+        let key = excuses_key(provider.id);
+        let mut excuses = load::<Excuses>(cache, &key)?.unwrap_or_default();
+        if excuses.window != window {
+            excuses = Excuses { window, used: 0 };
+        }
+        if excuses.used >= self.params.max_excuses_per_window {
+            self.punish(
+                cache,
+                provider,
+                self.params.slash_no_show_bps,
+                REPUTATION_NO_SHOW,
+            )?;
+            provider.missed += 1;
+            return Ok(false);
+        }
+        excuses.used = excuses
+            .used
+            .checked_add(1)
+            .ok_or(Fault::Overflow("provider excuses"))?;
+        store(cache, key, &excuses)?;
+        Ok(true)
     }
 
     pub(super) fn fail(
@@ -146,15 +232,34 @@ impl Market<'_> {
         job: &mut Job,
         unit: &mut Unit,
     ) -> Result<(), Halt> {
+        self.fail_paying_reports(cache, job, unit, None)
+    }
+
+    /// Fails a unit and releases its revealed replicas: each report is paid for `reports_fuel`
+    /// if set ([`Self::fail_unfinished`]), everything else goes unpaid and unpunished.
+    fn fail_paying_reports(
+        &mut self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+        reports_fuel: Option<u64>,
+    ) -> Result<(), Halt> {
         for replica in unit.replicas.iter_mut() {
-            if replica.status == ReplicaStatus::Revealed {
-                // Nobody agreed with it either: no pay, no punishment without a verdict.
-                replica.status = ReplicaStatus::Disagreed;
-                let mut provider = Self::provider(cache, replica.provider)?;
-                provider.active = provider.active.saturating_sub(1);
-                self.release_slot(cache, unit.job, unit.unit, replica)?;
-                store(cache, provider_key(provider.id), &provider)?;
+            if replica.status != ReplicaStatus::Revealed {
+                continue;
             }
+            let mut provider = Self::provider(cache, replica.provider)?;
+            match reports_fuel {
+                Some(fuel) if is_report(replica.reveal) => {
+                    self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
+                    replica.status = ReplicaStatus::Unfinished;
+                }
+                // Nobody agreed with it either: no pay, no punishment without a verdict.
+                _ => replica.status = ReplicaStatus::Disagreed,
+            }
+            // Its slot came back when it revealed.
+            provider.active = provider.active.saturating_sub(1);
+            store(cache, provider_key(provider.id), &provider)?;
         }
         unit.state = UnitState::Failed;
         job.failed += 1;
@@ -258,7 +363,9 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// Gives a finished replica's slot back to its offer, if the offer is still on the book.
+    /// Gives the slot of a replica that revealed or ended back to its offer, if the offer is
+    /// still on the book, and takes the replica off its provider's work set. Called once per
+    /// replica, when it stops [holding a slot](ReplicaStatus::holds_slot).
     pub(super) fn release_slot(
         &mut self,
         cache: &mut StateCache,
