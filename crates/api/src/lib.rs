@@ -56,6 +56,8 @@ pub use metrics::ApiMetrics;
 #[cfg(feature = "server")]
 pub use node::NodeView;
 #[cfg(feature = "server")]
-pub use server::{ApiConfig, collect_blobs_forever, router, router_with, serve, serve_with};
+pub use server::{
+    ApiConfig, collect_blobs_forever, router, router_with, routes, serve, serve_with,
+};
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,4 +1,10 @@
-//! The API's own counters, appended to the node's Prometheus text.
+//! The API's own counters, and `/metrics`: the node's metrics and these as one OpenMetrics
+//! text.
+//!
+//! The runtime's registry writes OpenMetrics (counter families named without `_total`, the
+//! text closed by `# EOF`), so the whole answer is OpenMetrics: the node's part loses its
+//! `# EOF`, the API's families follow in the same format, and one `# EOF` closes the text. A
+//! strict parser refuses anything after `# EOF`.
 
 use std::{
     collections::BTreeMap,
@@ -8,6 +14,24 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
+
+/// The Content-Type of `/metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The text of `/metrics`: `node` (OpenMetrics, with or without its closing `# EOF`), then the
+/// API's families, then one `# EOF`.
+pub fn exposition(node: &str, api: &ApiMetrics) -> String {
+    let node = node.trim_end();
+    let node = node.strip_suffix("# EOF").unwrap_or(node).trim_end();
+    let mut text = String::with_capacity(node.len() + 1024);
+    text.push_str(node);
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&api.render());
+    text.push_str("# EOF\n");
+    text
+}
 
 /// Counters of requests and transaction admissions.
 ///
@@ -86,13 +110,12 @@ impl ApiMetrics {
         self.inner.event_streams.load(Ordering::Relaxed)
     }
 
-    /// The counters in Prometheus text format.
+    /// The counters' families in OpenMetrics text format (a counter family is named without
+    /// its samples' `_total`), without the closing `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str(
-            "# HELP exo_api_requests_total HTTP requests answered, by route and status.\n",
-        );
-        out.push_str("# TYPE exo_api_requests_total counter\n");
+        out.push_str("# HELP exo_api_requests HTTP requests answered, by route and status.\n");
+        out.push_str("# TYPE exo_api_requests counter\n");
         let requests = self
             .inner
             .requests
@@ -106,15 +129,15 @@ impl ApiMetrics {
                 escape(&route)
             );
         }
-        out.push_str("# HELP exo_api_txs_admitted_total Transactions admitted to the mempool.\n");
-        out.push_str("# TYPE exo_api_txs_admitted_total counter\n");
+        out.push_str("# HELP exo_api_txs_admitted Transactions admitted to the mempool.\n");
+        out.push_str("# TYPE exo_api_txs_admitted counter\n");
         let _ = writeln!(
             out,
             "exo_api_txs_admitted_total {}",
             self.inner.admitted.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP exo_api_txs_refused_total Transactions refused, by reason.\n");
-        out.push_str("# TYPE exo_api_txs_refused_total counter\n");
+        out.push_str("# HELP exo_api_txs_refused Transactions refused, by reason.\n");
+        out.push_str("# TYPE exo_api_txs_refused counter\n");
         let refused = self
             .inner
             .refused
@@ -146,6 +169,7 @@ fn escape(value: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::testing::check_openmetrics;
 
     #[test]
     fn renders_counters_and_bounds_streams() {
@@ -168,5 +192,66 @@ mod tests {
         drop(first);
         assert_eq!(metrics.open_streams(), 0);
         assert!(metrics.open_stream(1).is_some());
+    }
+
+    /// The runtime's own registry (counters, gauges, histograms, labelled families) closes its
+    /// text with `# EOF`: the API's families go before it, never after.
+    #[test]
+    fn the_runtime_and_the_api_make_one_openmetrics_text() {
+        use commonware_runtime::{
+            Metrics as _, Runner as _, deterministic,
+            telemetry::metrics::raw::{Counter, Gauge, Histogram},
+        };
+        let node = deterministic::Runner::default().start(|context| async move {
+            let votes = Counter::<u64>::default();
+            let _votes = context.register("votes", "votes cast", votes.clone());
+            votes.inc_by(3);
+            let height = Gauge::<i64>::default();
+            let _height = context.register("height", "finalized height", height.clone());
+            height.set(7);
+            let latency = Histogram::new([0.1, 1.0]);
+            let _latency = context.register("latency", "seconds", latency.clone());
+            latency.observe(0.5);
+            context.encode()
+        });
+        assert!(node.ends_with("# EOF\n"), "{node}");
+        // What /metrics answered before: the API's families after the runtime's `# EOF`.
+        let api = ApiMetrics::default();
+        api.request("GET", "/v1/status", 200);
+        assert!(check_openmetrics(&format!("{node}{}", api.render())).is_err());
+
+        let text = exposition(&node, &api);
+        check_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.contains("votes_total 3"));
+        assert!(text.contains("exo_api_requests_total{"));
+        // A node whose text has no `# EOF` of its own, or no metrics at all.
+        check_openmetrics(&exposition("# TYPE h gauge\nh 1", &api)).unwrap();
+        check_openmetrics(&exposition("", &api)).unwrap();
+    }
+
+    #[test]
+    fn the_strict_check_refuses_what_a_strict_parser_refuses() {
+        for bad in [
+            "a 1\n",
+            "a 1\n# EOF\nb 2\n# EOF\n",
+            "a 1\n\n# EOF\n",
+            "# TYPE a_total counter\na_total 1\n# EOF\n",
+            "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n# EOF\n",
+            "# TYPE a gauge\n# TYPE a gauge\na 1\n# EOF\n",
+            "# TYPE a gauge\na{x=\"1\",x=\"2\"} 1\n# EOF\n",
+            "# TYPE a gauge\na{x=1} 1\n# EOF\n",
+            "# TYPE a gauge\na one\n# EOF\n",
+            "# some comment\n# EOF\n",
+            "# TYPE a flavour\na 1\n# EOF\n",
+        ] {
+            assert!(check_openmetrics(bad).is_err(), "{bad:?}");
+        }
+        check_openmetrics(
+            "# HELP a_seconds Seconds.\n# TYPE a_seconds histogram\n# UNIT a_seconds seconds\n\
+             a_seconds_bucket{le=\"1.0\"} 1\na_seconds_bucket{le=\"+Inf\"} 1\n\
+             a_seconds_sum 0.5\na_seconds_count 1\n# TYPE b counter\nb_total{x=\"\\\"\"} 2\n# EOF\n",
+        )
+        .unwrap();
     }
 }

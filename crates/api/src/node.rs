@@ -34,6 +34,7 @@ pub trait NodeView: Clone + Send + Sync + 'static {
     /// capacity loses the oldest blocks, never holds the node back.
     fn subscribe(&self) -> broadcast::Receiver<FinalizedBlock>;
 
-    /// The node's own metrics in Prometheus text format; the API appends its counters.
+    /// The node's own metrics in OpenMetrics text format, with or without its closing `# EOF`;
+    /// the API adds its families and closes the whole.
     fn metrics(&self) -> String;
 }

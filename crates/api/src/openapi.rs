@@ -1,762 +1,502 @@
-//! The OpenAPI 3 description of the routes, written by hand next to [`crate::wire`].
+//! The OpenAPI 3.1 document served at `GET /v1/openapi.json`, derived from the code rather
+//! than written beside it.
+//!
+//! Its operations are the handlers' `#[utoipa::path]` attributes, listed once with the router
+//! (`crate::server`), so a route is served and described or neither. Their bodies are the
+//! [`crate::wire`] types' derived schemas. Their error answers are [`ApiError`] values: each
+//! route names the errors it can give (the types below), and the statuses, the codes and the
+//! body shape come from [`ApiError::status`] and [`ApiError::code`], never from a table of
+//! their own; the refusals of the layers every request passes through (the rate limit, the
+//! bound on requests at once, the handler's time bound, a caught panic) are added to every
+//! route. [`Finish`] then states what utoipa leaves out: the range of every unsigned integer,
+//! and that a `HEAD` answer has no body.
+//!
+//! The query parameters are described by the types of this module ([`Page`], ...): the routes
+//! parse their queries themselves (`crate::market::Query`) to refuse in the API's own error
+//! format, and the OpenAPI tests check that every parameter described here is accepted.
 
-use serde_json::{Value, json};
-
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
-    })
-}
-
-fn json_response(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
-    })
-}
-
-fn path_param(name: &str, description: &str, pattern: &str) -> Value {
-    json!({
-        "name": name,
-        "in": "path",
-        "required": true,
-        "description": description,
-        "schema": { "type": "string", "pattern": pattern }
-    })
-}
-
-fn query_param(name: &str, description: &str) -> Value {
-    json!({
-        "name": name,
-        "in": "query",
-        "required": false,
-        "description": description,
-        "schema": { "type": "string" }
-    })
-}
-
-fn page_params(from: &str) -> Value {
-    json!([
-        query_param("from", from),
-        query_param(
-            "limit",
-            "Items of the page, 1 to the node's maximum (1000 by default); 100 if absent."
-        )
-    ])
-}
-
-fn obj(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
-}
-
-fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-/// The paths of the compute market, the blob store and outputs.
-fn market_paths() -> Value {
-    let id = |what: &str| path_param("id", what, "^[0-9]+$");
-    let hash = |what: &str| path_param("hash", what, "^[0-9a-fA-F]{64}$");
-    json!({
-        "/v1/providers": { "get": {
-            "summary": "Registered providers by id.",
-            "parameters": page_params("First provider id (default 0)."),
-            "responses": {
-                "200": json_response("A page of providers; `next` is the `from` of the next page.", "ProviderPage"),
-                "400": error_response("bad_query.")
-            }
-        }},
-        "/v1/providers/{id}": { "get": {
-            "summary": "A provider: owner, resources, bond, reputation and record.",
-            "parameters": [id("Provider id.")],
-            "responses": {
-                "200": json_response("The provider.", "Provider"),
-                "400": error_response("bad_id."),
-                "404": error_response("not_found.")
-            }
-        }},
-        "/v1/providers/{id}/work": { "get": {
-            "summary": "A provider's open replicas, with everything its worker needs to run them.",
-            "parameters": [id("Provider id."), query_param("from", "Index into the work list (default 0)."), query_param("limit", "Items of the page.")],
-            "responses": {
-                "200": json_response("A page of work.", "WorkPage"),
-                "400": error_response("bad_id or bad_query."),
-                "404": error_response("not_found: no such provider.")
-            }
-        }},
-        "/v1/accounts/{address}/provider": { "get": {
-            "summary": "The provider an account registered.",
-            "parameters": [path_param("address", "Account address, hex.", "^[0-9a-fA-F]{64}$")],
-            "responses": {
-                "200": json_response("Its provider id.", "ProviderOf"),
-                "400": error_response("bad_address."),
-                "404": error_response("not_found: the account has no provider.")
-            }
-        }},
-        "/v1/market/offers": { "get": {
-            "summary": "Offers on the book by id.",
-            "parameters": page_params("First offer id (default 0)."),
-            "responses": {
-                "200": json_response("A page of offers.", "OfferPage"),
-                "400": error_response("bad_query.")
-            }
-        }},
-        "/v1/market/depth": { "get": {
-            "summary": "Free slots of offers live at the next block, aggregated by price, cheapest first.",
-            "responses": { "200": json_response("The book's depth.", "Depth") }
-        }},
-        "/v1/jobs": { "get": {
-            "summary": "Jobs. With `height`: every job submitted at that height or later, newest first (how a requester finds the id of its job from its receipt). Without: open jobs by id.",
-            "parameters": [
-                query_param("requester", "Only this requester's jobs (hex address)."),
-                query_param("height", "Scan jobs submitted at this height or later."),
-                query_param("from", "First open job id (without `height`)."),
-                query_param("limit", "Items of the page (with `height`: records scanned).")
-            ],
-            "responses": {
-                "200": json_response("Matching jobs.", "JobPage"),
-                "400": error_response("bad_query or bad_address.")
-            }
-        }},
-        "/v1/jobs/{id}": { "get": {
-            "summary": "A job, its accounts, unit counts and a page of its units with their state (waiting, running, accepted, failed, cancelled), reason, replicas and accepted digest.",
-            "parameters": [id("Job id."), query_param("from", "First unit index (default 0)."), query_param("limit", "Units of the page.")],
-            "responses": {
-                "200": json_response("The job; `next_unit` is the `from` of the next page of units.", "Job"),
-                "400": error_response("bad_id or bad_query."),
-                "404": error_response("not_found.")
-            }
-        }},
-        "/v1/apps": { "get": {
-            "summary": "Published apps in publication order.",
-            "parameters": page_params("Index of the first app (default 0)."),
-            "responses": { "200": json_response("A page of apps.", "AppPage"), "400": error_response("bad_query.") }
-        }},
-        "/v1/apps/{hash}/{developer}": { "get": {
-            "summary": "A published app by module hash and developer: the same module published by another account is another app.",
-            "parameters": [
-                hash("Module hash (BLAKE3 of the wasm), hex."),
-                path_param("developer", "The developer's address, hex.", "^[0-9a-fA-F]{64}$")
-            ],
-            "responses": {
-                "200": json_response("The app.", "App"),
-                "400": error_response("bad_hash."),
-                "404": error_response("not_found.")
-            }
-        }},
-        "/v1/blobs": { "put": {
-            "summary": "Store a blob (job input, module, outputs archive) for the funded account that signs the upload, within its quota. The node names it by the BLAKE3 of the bytes it received. A blob nothing on chain references is deleted after a grace period (an hour by default), a job's inputs once the job ended, its outputs a retention period (a week) after.",
-            "parameters": [
-                query_param("hash", "Expected BLAKE3 (hex), required: bytes of another hash are refused and not stored."),
-                { "name": "x-exo-signer", "in": "header", "required": true, "description": "The uploading account's address (hex).", "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } },
-                { "name": "x-exo-signature", "in": "header", "required": true, "description": "The account's ed25519 signature (hex) over the chain id and the blob hash (namespace exodus-blob-v1).", "schema": { "type": "string", "pattern": "^[0-9a-f]{128}$" } }
-            ],
-            "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
-            "responses": {
-                "201": json_response("Stored.", "BlobStored"),
-                "400": error_response("hash_mismatch, bad_hash, bad_query, bad_address, bad_signature or bad_header."),
-                "401": error_response("unsigned: the upload carries no signer and signature."),
-                "403": error_response("bad_signer (the signature is not the signer's) or unfunded (the signer's balance is below the node's minimum, 1 EXO by default)."),
-                "413": error_response("blob_too_large: over the node's blob bound (64 MiB by default)."),
-                "429": error_response("quota_exceeded: the signer's blobs on this node reach its quota (1 GiB by default); or rate_limited."),
-                "503": error_response("blobs_disabled."),
-                "507": error_response("store_full: the store's disk bound is reached.")
-            }
-        }},
-        "/v1/blobs/{hash}": {
-            "get": {
-                "summary": "A blob's bytes; supports `Range: bytes=a-b`, `a-` and `-n`. A range is served from the file verified at upload; a whole blob is hashed as it is served (a corrupt one is deleted: answered 500 if small, its stream cut if big).",
-                "parameters": [hash("Blob hash, hex.")],
-                "responses": {
-                    "200": { "description": "The whole blob.", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
-                    "206": { "description": "The range asked for; Content-Range says which.", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
-                    "400": error_response("bad_hash."),
-                    "404": error_response("not_found."),
-                    "416": error_response("range_not_satisfiable; Content-Range: bytes */SIZE."),
-                    "500": error_response("blob_corrupt: the file no longer had its hash and was deleted."),
-                    "503": error_response("blobs_disabled.")
-                }
-            },
-            "head": {
-                "summary": "Whether the node holds a blob; Content-Length is its size.",
-                "parameters": [hash("Blob hash, hex.")],
-                "responses": { "200": { "description": "Held." }, "404": { "description": "Not held." } }
-            }
+use crate::{ApiError, ApiLimits, wire::schema};
+use exo_chain::MempoolError;
+use exo_ledger::{Rejection, exec::Precheck};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::{
+    IntoParams, Modify,
+    openapi::{
+        ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder,
+        header::Header,
+        path::Operation,
+        schema::{
+            AdditionalProperties, AllOfBuilder, ArrayItems, KnownFormat, Object, ObjectBuilder,
+            Schema, SchemaFormat, Type,
         },
-        "/v1/outputs/{job}/{unit}": {
-            "get": {
-                "summary": "The outputs archive of an accepted unit held by this node: a blob whose recomputed result digest is the unit's accepted digest.",
-                "parameters": [path_param("job", "Job id.", "^[0-9]+$"), path_param("unit", "Unit index.", "^[0-9]+$")],
-                "responses": {
-                    "200": json_response("Where the archive is.", "Outputs"),
-                    "404": error_response("not_accepted (no verdict yet) or not_found (no such job or unit, or no archive here).")
-                }
-            },
-            "put": {
-                "summary": "Record the outputs archive of a unit (upload it with PUT /v1/blobs first). Before the unit's verdict only the provider of one of its replicas may, signing {chain id, job, unit, replica, archive} (namespace exodus-outputs-v1); each replica holds one candidate. After the verdict anyone may, and the archive must have the accepted digest.",
-                "parameters": [path_param("job", "Job id.", "^[0-9]+$"), path_param("unit", "Unit index.", "^[0-9]+$")],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": schema_ref("OutputsPut") } } },
-                "responses": {
-                    "200": json_response("Recorded; `accepted` says whether it was checked against the verdict.", "Outputs"),
-                    "400": error_response("bad_archive, bad_query, bad_id or bad_signature."),
-                    "401": error_response("unsigned: the unit has no verdict yet and the request names no replica and signature."),
-                    "403": error_response("not_a_replica: the signature is not that of the named replica's provider."),
-                    "404": error_response("not_found: no such job, unit or blob."),
-                    "409": error_response("digest_mismatch, not_assigned, unit_failed or too_many_candidates."),
-                    "503": error_response("blobs_disabled.")
+    },
+};
+
+/// The document for a node with `limits` (its `limit` parameters bounded by the node's own
+/// page bound).
+pub fn document(limits: &ApiLimits) -> OpenApi {
+    let mut doc = <crate::server::ApiDoc as utoipa::OpenApi>::openapi();
+    for (_, item) in doc.paths.paths.iter_mut() {
+        for operation in operations(item) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == "limit"
+                    && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+                {
+                    object.maximum = Some(number(limits.max_page_items));
                 }
             }
         }
-    })
+    }
+    doc
 }
 
-/// The schemas of the compute market's bodies.
-fn market_schemas(hex32: &Value, base_units: &Value) -> Value {
-    let int = json!({ "type": "integer", "format": "int64", "minimum": 0 });
-    let int_or_null =
-        json!({ "type": "integer", "format": "int64", "minimum": 0, "nullable": true });
-    let text = json!({ "type": "string" });
-    let text_or_null = json!({ "type": "string", "nullable": true });
-    let boolean = json!({ "type": "boolean" });
-    // Why units wait: the matcher's numbers, a code and the sentence made of them (null when
-    // nothing waits).
-    let wait_reason = json!({
-        "type": "object", "nullable": true,
-        "required": ["code", "binding", "live_offers", "excluded_by", "passed", "passed_exact", "best_ask", "max_price_per_unit", "sentence"],
-        "properties": {
-            "code": { "type": "string", "enum": ["empty_book", "no_provider", "price_too_low", "slots_taken"] },
-            "binding": { "type": "string", "nullable": true, "description": "With no_provider: the requirement that excludes the most offers." },
-            "live_offers": int, "excluded_by": { "type": "object", "additionalProperties": int },
-            "passed": int, "passed_exact": boolean,
-            "best_ask": { "type": "string", "pattern": "^[0-9]+$", "nullable": true }, "max_price_per_unit": base_units,
-            "sentence": text
+/// Every operation of a path item.
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn number(value: u64) -> utoipa::Number {
+    utoipa::Number::UInt(usize::try_from(value).unwrap_or(usize::MAX))
+}
+
+/// `?from=&limit=` of a list.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Where the page starts: an id for providers, offers and open jobs, an index for apps,
+    /// a provider's work and a job's units. 0 if absent.
+    pub from: Option<u64>,
+    /// Items of the page, 1 to the node's bound (the maximum here); 100, or the bound if
+    /// lower, when absent.
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
+}
+
+/// The filters of `GET /v1/jobs`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobFilter {
+    /// Only this account's jobs.
+    #[param(value_type = Option<schema::Address>)]
+    pub requester: Option<String>,
+    /// Jobs submitted at this height or later, newest first (a receipt gives the height of
+    /// the transaction that created a job); without it, the open jobs by id.
+    pub height: Option<u64>,
+}
+
+/// The filter of `GET /v1/events`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    /// Only this provider's `assignment` events (blocks are always sent).
+    pub provider: Option<u64>,
+}
+
+/// The query of `PUT /v1/blobs`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BlobQuery {
+    /// BLAKE3 of the body, which the signature covers.
+    #[param(value_type = schema::Hash)]
+    pub hash: String,
+}
+
+/// Examples of one or more errors, for [`route_errors!`].
+trait Examples {
+    fn add_to(self, errors: &mut Vec<ApiError>);
+}
+
+impl Examples for ApiError {
+    fn add_to(self, errors: &mut Vec<ApiError>) {
+        errors.push(self);
+    }
+}
+
+impl<const N: usize> Examples for [ApiError; N] {
+    fn add_to(self, errors: &mut Vec<ApiError>) {
+        errors.extend(self);
+    }
+}
+
+/// A type per route whose [`utoipa::IntoResponses`] is the route's error answers: one
+/// response per status among the listed errors' [`ApiError::status`], naming their codes.
+macro_rules! route_errors {
+    ($($(#[$doc:meta])* $name:ident: [$($error:expr),* $(,)?];)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                #[allow(unused_mut)]
+                let mut errors = Vec::new();
+                $( Examples::add_to($error, &mut errors); )*
+                error_responses(&errors)
+            }
         }
-    });
-    let hex_or_null = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "nullable": true });
-    let array = |items: Value| json!({ "type": "array", "items": items });
-    let next = json!({ "type": "integer", "format": "int64", "nullable": true, "description": "The `from` of the next page; null on the last." });
-    let schemas: Vec<(&str, Value)> = vec![
-        (
-            "Resources",
-            obj(
-                &[
-                    "cores",
-                    "cpu_score",
-                    "memory_mib",
-                    "gpu",
-                    "class",
-                    "region",
-                    "runtimes",
-                    "max_unit_fuel",
-                ],
-                json!({
-                    "cores": int, "cpu_score": int, "memory_mib": int,
-                    "gpu": { "type": "object", "nullable": true, "required": ["model", "count", "memory_mib"],
-                             "properties": { "model": text, "count": int, "memory_mib": int } },
-                    "class": { "type": "string", "enum": ["server", "pc", "laptop", "phone", "iot"] },
-                    "region": text, "runtimes": array(text.clone()), "max_unit_fuel": int
-                }),
-            ),
-        ),
-        (
-            "Requirements",
-            obj(
-                &[
-                    "min_cores",
-                    "min_memory_mib",
-                    "min_cpu_score",
-                    "gpu",
-                    "class",
-                    "region",
-                    "runtime",
-                    "fuel_limit",
-                    "min_reputation",
-                ],
-                json!({
-                    "min_cores": int, "min_memory_mib": int, "min_cpu_score": int,
-                    "gpu": { "type": "object", "nullable": true, "required": ["model", "min_count", "min_memory_mib"],
-                             "properties": { "model": text_or_null, "min_count": int, "min_memory_mib": int } },
-                    "class": text_or_null, "region": text_or_null, "runtime": text, "fuel_limit": int, "min_reputation": int
-                }),
-            ),
-        ),
-        (
-            "Provider",
-            obj(
-                &[
-                    "id",
-                    "owner",
-                    "resources",
-                    "bond",
-                    "reputation",
-                    "reputation_max",
-                    "trusted",
-                    "active",
-                    "valid",
-                    "invalid",
-                    "missed",
-                    "retired",
-                    "registered_height",
-                ],
-                json!({
-                    "id": int, "owner": hex32, "resources": schema_ref("Resources"), "bond": base_units,
-                    "reputation": int, "reputation_max": int, "trusted": boolean, "active": int,
-                    "valid": int, "invalid": int, "missed": int, "retired": boolean, "registered_height": int
-                }),
-            ),
-        ),
-        (
-            "ProviderPage",
-            obj(
-                &["providers", "next"],
-                json!({ "providers": array(schema_ref("Provider")), "next": next }),
-            ),
-        ),
-        (
-            "ProviderOf",
-            obj(
-                &["address", "provider"],
-                json!({ "address": hex32, "provider": int }),
-            ),
-        ),
-        (
-            "InputRef",
-            obj(
-                &["name", "hash", "size"],
-                json!({ "name": text, "hash": hex32, "size": int }),
-            ),
-        ),
-        (
-            "WorkItem",
-            obj(
-                &[
-                    "job",
-                    "unit",
-                    "replica",
-                    "status",
-                    "assigned_height",
-                    "commit_deadline",
-                    "reveal_open",
-                    "reveal_deadline",
-                    "app",
-                    "inputs",
-                    "args",
-                    "fuel_limit",
-                    "memory_mib",
-                    "price_per_unit",
-                ],
-                json!({
-                    "job": int, "unit": int, "replica": int,
-                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed"] },
-                    "assigned_height": int, "commit_deadline": int, "reveal_open": boolean, "reveal_deadline": int_or_null,
-                    "app": hex32, "inputs": array(schema_ref("InputRef")),
-                    "args": { "type": "array", "items": text, "nullable": true },
-                    "fuel_limit": int, "memory_mib": int, "price_per_unit": base_units
-                }),
-            ),
-        ),
-        (
-            "WorkPage",
-            obj(
-                &["provider", "height", "work", "next"],
-                json!({ "provider": int, "height": int, "work": array(schema_ref("WorkItem")), "next": next }),
-            ),
-        ),
-        (
-            "Offer",
-            obj(
-                &[
-                    "id",
-                    "provider",
-                    "owner",
-                    "resources",
-                    "reputation",
-                    "slots",
-                    "price_per_unit",
-                    "posted_height",
-                    "expiry_height",
-                ],
-                json!({
-                    "id": int, "provider": int, "owner": hex32, "resources": schema_ref("Resources"), "reputation": int,
-                    "slots": int, "price_per_unit": base_units, "posted_height": int, "expiry_height": int
-                }),
-            ),
-        ),
-        (
-            "OfferPage",
-            obj(
-                &["offers", "next"],
-                json!({ "offers": array(schema_ref("Offer")), "next": next }),
-            ),
-        ),
-        (
-            "Depth",
-            obj(
-                &["height", "levels"],
-                json!({ "height": int, "levels": array(obj(&["price_per_unit", "slots", "offers"], json!({
-            "price_per_unit": base_units, "slots": int, "offers": int
-        }))) }),
-            ),
-        ),
-        (
-            "App",
-            obj(
-                &[
-                    "module_hash",
-                    "developer",
-                    "name",
-                    "version",
-                    "royalty_per_unit",
-                    "published_height",
-                ],
-                json!({
-                    "module_hash": hex32, "developer": hex32, "name": text, "version": text, "royalty_per_unit": base_units, "published_height": int
-                }),
-            ),
-        ),
-        (
-            "AppPage",
-            obj(
-                &["apps", "next"],
-                json!({ "apps": array(schema_ref("App")), "next": next }),
-            ),
-        ),
-        (
-            "UnitCounts",
-            obj(
-                &["waiting", "running", "accepted", "failed"],
-                json!({ "waiting": int, "running": int, "accepted": int, "failed": int }),
-            ),
-        ),
-        (
-            "Replica",
-            obj(
-                &[
-                    "index",
-                    "provider",
-                    "offer",
-                    "price_per_unit",
-                    "assigned_height",
-                    "commit_deadline",
-                    "status",
-                    "commitment",
-                    "revealed_digest",
-                    "revealed_fuel",
-                ],
-                json!({
-                    "index": int, "provider": int, "offer": int, "price_per_unit": base_units, "assigned_height": int, "commit_deadline": int,
-                    "status": { "type": "string", "enum": ["assigned", "committed", "revealed", "agreed", "disagreed", "no_show", "cancelled", "unfinished", "excused"] },
-                    "commitment": hex_or_null, "revealed_digest": hex_or_null, "revealed_fuel": int_or_null
-                }),
-            ),
-        ),
-        (
-            "Unit",
-            obj(
-                &[
-                    "unit",
-                    "state",
-                    "reason",
-                    "replicas",
-                    "reveal_deadline",
-                    "accepted_digest",
-                    "accepted_fuel",
-                ],
-                json!({
-                    "unit": int,
-                    "state": { "type": "string", "enum": ["waiting", "running", "accepted", "failed", "cancelled"] },
-                    "reason": wait_reason.clone(), "replicas": array(schema_ref("Replica")), "reveal_deadline": int_or_null,
-                    "accepted_digest": hex_or_null, "accepted_fuel": int_or_null
-                }),
-            ),
-        ),
-        (
-            "Job",
-            obj(
-                &[
-                    "id",
-                    "requester",
-                    "state",
-                    "app",
-                    "inputs",
-                    "unit_args",
-                    "unit_count",
-                    "requirements",
-                    "max_price_per_unit",
-                    "trust",
-                    "fuel_limit",
-                    "max_replicas",
-                    "developer",
-                    "royalty_per_unit",
-                    "submitted_height",
-                    "accounts",
-                    "counts",
-                    "wait_reason",
-                    "units",
-                    "next_unit",
-                ],
-                json!({
-                    "id": int, "requester": hex32,
-                    "state": { "type": "string", "enum": ["open", "done", "cancelled"] },
-                    "app": hex32, "inputs": array(schema_ref("InputRef")), "unit_args": boolean, "unit_count": int,
-                    "requirements": schema_ref("Requirements"), "max_price_per_unit": base_units, "trust": int,
-                    "fuel_limit": int, "max_replicas": int, "developer": hex32, "royalty_per_unit": base_units, "submitted_height": int,
-                    "accounts": obj(&["escrowed", "paid", "paid_total", "royalties", "fees", "refunded", "held"], json!({
-                        "escrowed": base_units, "paid": array(obj(&["provider", "amount"], json!({ "provider": int, "amount": base_units }))),
-                        "paid_total": base_units, "royalties": base_units, "fees": base_units, "refunded": base_units, "held": base_units
-                    })),
-                    "counts": schema_ref("UnitCounts"), "wait_reason": wait_reason,
-                    "units": array(schema_ref("Unit")), "next_unit": next
-                }),
-            ),
-        ),
-        (
-            "JobPage",
-            obj(
-                &["jobs", "next"],
-                json!({ "jobs": array(obj(&["id", "requester", "state", "app", "submitted_height", "unit_count", "counts"], json!({
-            "id": int, "requester": hex32, "state": text, "app": hex32, "submitted_height": int, "unit_count": int, "counts": schema_ref("UnitCounts")
-        }))), "next": next }),
-            ),
-        ),
-        (
-            "AssignmentEvent",
-            obj(
-                &[
-                    "height",
-                    "job",
-                    "unit",
-                    "replica",
-                    "provider",
-                    "price_per_unit",
-                    "commit_deadline",
-                ],
-                json!({
-                    "height": int, "job": int, "unit": int, "replica": int, "provider": int, "price_per_unit": base_units, "commit_deadline": int
-                }),
-            ),
-        ),
-        (
-            "BlobStored",
-            obj(&["hash", "size"], json!({ "hash": hex32, "size": int })),
-        ),
-        (
-            "OutputsPut",
-            obj(
-                &["archive"],
-                json!({
-                    "archive": hex32,
-                    "replica": { "type": "integer", "minimum": 0, "description": "The replica whose provider signs; required before the unit's verdict." },
-                    "signature": { "type": "string", "pattern": "^[0-9a-f]{128}$", "description": "Hex ed25519 signature of the replica's provider over the outputs claim; required before the unit's verdict." }
-                }),
-            ),
-        ),
-        (
-            "Outputs",
-            obj(
-                &["job", "unit", "archive", "size", "digest", "accepted"],
-                json!({
-                    "job": int, "unit": int, "archive": hex32, "size": int, "digest": hex32, "accepted": boolean
-                }),
-            ),
-        ),
+    )*};
+}
+
+/// The refusals of the layers every request passes through (see [`Finish`]).
+fn layers() -> [ApiError; 4] {
+    [
+        ApiError::RateLimited {
+            retry_after_secs: 1,
+        },
+        ApiError::Busy(0),
+        ApiError::RequestTimeout(0),
+        // A handler that panicked (the panic is caught and answered).
+        ApiError::Internal(String::new()),
+    ]
+}
+
+/// A read of finalized state: the store failed or did not answer in time, or a record did
+/// not decode (the node's fault, never the client's).
+fn reads() -> [ApiError; 3] {
+    [
+        ApiError::Unavailable(String::new()),
+        ApiError::Timeout(0),
+        ApiError::Internal(String::new()),
+    ]
+}
+
+/// A path parameter that is not UTF-8 once percent-decoded.
+fn bad_path() -> ApiError {
+    ApiError::BadPath(String::new())
+}
+
+fn bad_query() -> ApiError {
+    ApiError::BadQuery(String::new())
+}
+
+/// A body read by the handler: over the bound, or cut off.
+fn body() -> [ApiError; 2] {
+    [
+        ApiError::BodyTooLarge { max: 0 },
+        ApiError::BodyUnreadable(String::new()),
+    ]
+}
+
+/// The blob store: absent on this node, or failing.
+fn store() -> [ApiError; 3] {
+    [
+        ApiError::BlobsDisabled,
+        ApiError::Storage(String::new()),
+        ApiError::BlobCorrupt(String::new()),
+    ]
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound(String::new())
+}
+
+fn bad_address() -> ApiError {
+    ApiError::BadAddress(String::new())
+}
+
+fn bad_id() -> ApiError {
+    ApiError::BadId {
+        what: "",
+        text: String::new(),
+    }
+}
+
+/// The refusals of a transaction's prechecks (the ledger's own, against finalized state).
+fn prechecks() -> [ApiError; 5] {
+    let zero = exo_types::Amount(0);
+    [
+        Precheck::BadSignature,
+        Precheck::Oversize { size: 0, max: 0 },
+        Precheck::ReplayedNonce {
+            expected: 0,
+            got: 0,
+        },
+        Precheck::FeeTooLow {
+            min: zero,
+            got: zero,
+        },
+        Precheck::InsufficientFunds {
+            needed: zero,
+            available: zero,
+        },
+    ]
+    .map(|precheck| ApiError::Rejected(Rejection::Exec(precheck)))
+}
+
+fn mempool() -> [ApiError; 6] {
+    let zero = exo_types::Amount(0);
+    [
+        MempoolError::Full { lowest: zero },
+        MempoolError::SenderFull(0),
+        MempoolError::Duplicate,
+        MempoolError::Underpriced {
+            nonce: 0,
+            fee: zero,
+        },
+        MempoolError::Stale {
+            expected: 0,
+            got: 0,
+        },
+        MempoolError::TooFarAhead {
+            expected: 0,
+            got: 0,
+            max_ahead: 0,
+        },
+    ]
+    .map(ApiError::Mempool)
+}
+
+/// A signed request: without a signature, with one that is not hex of a signature, or by a
+/// signer who may not ask it.
+fn forbidden(code: &'static str) -> ApiError {
+    ApiError::Forbidden {
+        code,
+        message: String::new(),
+    }
+}
+
+fn conflict(code: &'static str) -> ApiError {
+    ApiError::Conflict {
+        code,
+        message: String::new(),
+    }
+}
+
+route_errors! {
+    /// `GET /v1/status`, `GET /v1/openapi.json`, `GET /metrics`: nothing of their own.
+    NoErrors: [];
+    /// `POST /v1/txs`.
+    SubmitErrors: [
+        body(),
+        ApiError::BadJson(String::new()),
+        ApiError::BadHex(String::new()),
+        ApiError::BadEncoding(String::new()),
+        prechecks(),
+        ApiError::WrongChain { expected: String::new() },
+        ApiError::NonceTooFar { expected: 0, got: 0, max_ahead: 0 },
+        mempool(),
+        reads(),
     ];
-    Value::Object(
-        schemas
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    /// `GET /v1/txs/{hash}`.
+    ReceiptErrors: [bad_path(), ApiError::BadHash(String::new()), ApiError::TxNotFound(String::new()), reads()];
+    /// `GET /v1/accounts/{address}`: an account never used reads as empty, never 404.
+    AccountErrors: [bad_path(), bad_address(), reads()];
+    /// `GET /v1/accounts/{address}/provider`.
+    ProviderOfErrors: [bad_path(), bad_address(), not_found(), reads()];
+    /// `GET /v1/blocks/{height}`: the block store is asked within the node's time bound.
+    BlockErrors: [bad_path(), ApiError::BadHeight(String::new()), ApiError::BlockNotFound(0), ApiError::Timeout(0)];
+    /// `GET /v1/events`.
+    EventsErrors: [bad_query(), ApiError::TooManyStreams(0)];
+    /// The lists: `GET /v1/providers`, `/v1/market/offers`, `/v1/market/depth`, `/v1/apps`.
+    ListErrors: [bad_query(), reads()];
+    /// `GET /v1/jobs`.
+    JobsErrors: [bad_query(), bad_address(), reads()];
+    /// A record by id: `GET /v1/providers/{id}`.
+    RecordErrors: [bad_path(), bad_id(), not_found(), reads()];
+    /// A record by id and a page of its items: `GET /v1/providers/{id}/work`, `/v1/jobs/{id}`.
+    RecordPageErrors: [bad_path(), bad_id(), bad_query(), not_found(), reads()];
+    /// `GET /v1/apps/{hash}/{developer}`.
+    AppErrors: [bad_path(), ApiError::BadHash(String::new()), bad_address(), not_found(), reads()];
+    /// `PUT /v1/blobs`: checked in order, the query, the declared length, the signature, the
+    /// uploader's funds, its rate and quota, then the bytes against their hash.
+    PutBlobErrors: [
+        store(),
+        bad_query(),
+        ApiError::BadContentHash(String::new()),
+        ApiError::BadHeader(String::new()),
+        ApiError::BlobTooLarge { max: 0 },
+        ApiError::Unsigned(String::new()),
+        bad_address(),
+        ApiError::BadSignature(String::new()),
+        forbidden("bad_signer"),
+        forbidden("unfunded"),
+        reads(),
+        ApiError::QuotaExceeded { held: 0, max: 0 },
+        ApiError::StoreFull { max: 0 },
+        ApiError::HashMismatch { expected: String::new(), got: String::new() },
+        ApiError::BodyUnreadable(String::new()),
+    ];
+    /// `GET /v1/blobs/{hash}`.
+    GetBlobErrors: [
+        store(),
+        bad_path(),
+        ApiError::BadContentHash(String::new()),
+        not_found(),
+        ApiError::RangeNotSatisfiable { size: 0 },
+    ];
+    /// `HEAD /v1/blobs/{hash}`.
+    HeadBlobErrors: [store(), bad_path(), ApiError::BadContentHash(String::new()), not_found()];
+    /// `GET /v1/outputs/{job}/{unit}`. A miss is asked of the peers, whose archive is checked
+    /// as an upload would be: its refusals are this route's too.
+    GetOutputsErrors: [
+        store(),
+        bad_path(),
+        bad_id(),
+        ApiError::NotAccepted { job: 0, unit: 0 },
+        not_found(),
+        reads(),
+        ApiError::BadArchive(String::new()),
+        ApiError::DigestMismatch { expected: String::new(), got: String::new() },
+        conflict("too_many_candidates"),
+        ApiError::BlobTooLarge { max: 0 },
+    ];
+    /// `PUT /v1/outputs/{job}/{unit}`.
+    PutOutputsErrors: [
+        store(),
+        body(),
+        bad_path(),
+        bad_id(),
+        bad_query(),
+        not_found(),
+        reads(),
+        conflict("not_assigned"),
+        conflict("unit_failed"),
+        ApiError::Unsigned(String::new()),
+        ApiError::BadSignature(String::new()),
+        forbidden("not_a_replica"),
+        ApiError::BlobTooLarge { max: 0 },
+        ApiError::BadArchive(String::new()),
+        ApiError::DigestMismatch { expected: String::new(), got: String::new() },
+        conflict("too_many_candidates"),
+    ];
 }
 
-/// The OpenAPI document served at `GET /v1/openapi.json`.
-pub fn document() -> Value {
-    let hex32 = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" });
-    let base_units = json!({
-        "type": "string",
-        "pattern": "^[0-9]+$",
-        "description": "Amount in base units (1 EXO = 10^9), as a decimal string."
-    });
-    let mut document = json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Exodus node API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Status, transactions, accounts, finalized blocks and events of an Exodus node, its compute market (providers, offers, jobs, apps, work), its blob store and unit outputs. Every error is a JSON object {error, message}; errors caused by the request are 4xx. On any route: 400 bad_path (a path parameter that is not UTF-8), 408 request_timeout (the handler took longer than the node's bound, 30 s by default), 429 rate_limited (unsigned requests per address, an IPv6 /64 counting as one; transactions, outputs registrations and blob uploads per signing key; list reads cost more) or busy (the node handles as many requests as it may at once; retry after Retry-After)."
-        },
-        "paths": {
-            "/v1/status": { "get": {
-                "summary": "The chain as this node sees it.",
-                "responses": {
-                    "200": json_response("Node status.", "Status"),
-                    "429": error_response("Rate limited.")
-                }
-            }},
-            "/v1/txs": { "post": {
-                "summary": "Submit a signed transaction to the mempool.",
-                "description": "Checks the signature, the chain id, the fee against the minimum, the nonce against the finalized account nonce and that the balance covers the fee before admission.",
-                "requestBody": { "required": true, "content": { "application/json": {
-                    "schema": { "$ref": "#/components/schemas/SubmitRequest" } } } },
-                "responses": {
-                    "202": json_response("Admitted to the mempool.", "SubmitResponse"),
-                    "400": error_response("bad_json, bad_hex, bad_encoding, bad_signature, wrong_chain, fee_too_low, replayed_nonce, nonce_too_far or insufficient_funds."),
-                    "409": error_response("duplicate or underpriced."),
-                    "413": error_response("body_too_large or oversize."),
-                    "429": error_response("rate_limited, mempool_full or sender_full."),
-                    "503": error_response("unavailable or timeout: the node's state could not be read.")
-                }
-            }},
-            "/v1/txs/{hash}": { "get": {
-                "summary": "The receipt of a transaction, or pending while it is in the mempool.",
-                "parameters": [path_param("hash", "Transaction hash, hex.", "^[0-9a-fA-F]{64}$")],
-                "responses": {
-                    "200": json_response("Receipt or pending.", "Receipt"),
-                    "400": error_response("bad_hash."),
-                    "404": error_response("not_found: neither finalized nor pending on this node.")
-                }
-            }},
-            "/v1/accounts/{address}": { "get": {
-                "summary": "Finalized balance and next nonce of an account.",
-                "parameters": [path_param("address", "Account address (ed25519 public key), hex.", "^[0-9a-fA-F]{64}$")],
-                "responses": {
-                    "200": json_response("The account; never-used accounts have balance 0 and nonce 0.", "Account"),
-                    "400": error_response("bad_address.")
-                }
-            }},
-            "/v1/blocks/{height}": { "get": {
-                "summary": "A finalized block's header and transaction hashes.",
-                "parameters": [path_param("height", "Block height.", "^[0-9]+$")],
-                "responses": {
-                    "200": json_response("The block.", "Block"),
-                    "400": error_response("bad_height."),
-                    "404": error_response("not_found: not finalized on this node.")
-                }
-            }},
-            "/v1/events": { "get": {
-                "summary": "Server-sent events: one `block` event (data: Block) per finalized block, then one `assignment` event (data: AssignmentEvent) per replica its batch match assigned; `lagged` (data: {skipped}) when the client fell behind.",
-                "parameters": [query_param("provider", "Only this provider's `assignment` events (blocks are always sent).")],
-                "responses": {
-                    "200": { "description": "An event stream.", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
-                    "400": error_response("bad_query."),
-                    "429": error_response("too_many_streams (the node's bound, 256, or the client address's, 8) or rate_limited.")
-                }
-            }},
-            "/v1/openapi.json": { "get": {
-                "summary": "This document.",
-                "responses": { "200": { "description": "OpenAPI 3 document.", "content": { "application/json": {} } } }
-            }},
-            "/metrics": { "get": {
-                "summary": "Prometheus metrics of the node and the API. Rate limited like every route, at five requests' cost.",
-                "responses": {
-                    "200": { "description": "Prometheus text format.", "content": { "text/plain": { "schema": { "type": "string" } } } },
-                    "429": error_response("rate_limited.")
-                }
-            }}
-        },
-        "components": { "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error", "message"],
-                "properties": {
-                    "error": { "type": "string", "description": "Stable machine-readable code." },
-                    "message": { "type": "string", "description": "One sentence for people." }
-                }
-            },
-            "Status": {
-                "type": "object",
-                "required": ["chain_id", "height", "finalized_height", "epoch", "state_root", "peers", "min_fee"],
-                "properties": {
-                    "chain_id": { "type": "string" },
-                    "height": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "finalized_height": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "epoch": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "state_root": { "type": "string", "nullable": true, "pattern": "^[0-9a-f]{64}$" },
-                    "peers": { "type": "integer", "minimum": 0 },
-                    "min_fee": base_units
-                }
-            },
-            "SubmitRequest": {
-                "type": "object",
-                "required": ["tx"],
-                "additionalProperties": false,
-                "properties": {
-                    "tx": { "type": "string", "pattern": "^(0x)?[0-9a-fA-F]*$", "description": "Hex of the transaction's canonical encoding." }
-                }
-            },
-            "SubmitResponse": {
-                "type": "object",
-                "required": ["hash"],
-                "properties": { "hash": hex32 }
-            },
-            "Receipt": {
-                "type": "object",
-                "required": ["hash", "status"],
-                "properties": {
-                    "hash": hex32,
-                    "status": { "type": "string", "enum": ["pending", "ok", "rejected"] },
-                    "reason": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "module": { "type": "string", "enum": ["exec", "bank", "evidence", "market"] },
-                            "code": { "type": "string" },
-                            "fields": { "type": "array", "items": { "type": "string", "pattern": "^[0-9]+$" }, "description": "The refusal's numbers, in its code's order." },
-                            "message": { "type": "string" }
-                        }
-                    },
-                    "height": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "index": { "type": "integer", "format": "int32", "minimum": 0 },
-                    "fee_paid": base_units,
-                    "created": {
-                        "type": "array",
-                        "description": "The ids the transaction created (the job of a SubmitJob).",
-                        "items": {
-                            "type": "object", "required": ["kind", "id"],
-                            "properties": {
-                                "kind": { "type": "string", "enum": ["provider", "offer", "job"] },
-                                "id": { "type": "integer", "format": "int64", "minimum": 0 }
-                            }
-                        }
+/// One response per status of `errors` (and of the layers'), each an [`crate::wire::ErrorBody`]
+/// whose `error` is one of the codes of that status.
+fn error_responses(errors: &[ApiError]) -> BTreeMap<String, RefOr<Response>> {
+    let mut codes: BTreeMap<u16, BTreeSet<&'static str>> = BTreeMap::new();
+    for error in errors.iter().chain(&layers()) {
+        codes
+            .entry(error.status().as_u16())
+            .or_default()
+            .insert(error.code());
+    }
+    codes
+        .into_iter()
+        .map(|(status, codes)| {
+            let listed: Vec<String> = codes.iter().map(|code| format!("`{code}`")).collect();
+            let body = AllOfBuilder::new()
+                .item(Ref::from_schema_name("ErrorBody"))
+                .item(
+                    ObjectBuilder::new().property(
+                        "error",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(codes.iter().copied())),
+                    ),
+                );
+            let mut response = ResponseBuilder::new()
+                .description(listed.join(", "))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(body)).build(),
+                );
+            if status == 429 {
+                response = response.header(
+                    "Retry-After",
+                    Header::new(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    ),
+                );
+            }
+            (status.to_string(), response.build().into())
+        })
+        .collect()
+}
+
+/// What utoipa does not write: the bounds of unsigned integers (it gives a `u64` only its
+/// minimum, and writes its format `u-int64`), and that a `HEAD` answer has no body.
+#[derive(Debug)]
+pub struct Finish;
+
+impl Modify for Finish {
+    fn modify(&self, doc: &mut OpenApi) {
+        for (_, item) in doc.paths.paths.iter_mut() {
+            if let Some(head) = item.head.as_mut() {
+                for (_, response) in head.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        response.content.clear();
                     }
                 }
-            },
-            "Account": {
-                "type": "object",
-                "required": ["address", "balance", "nonce"],
-                "properties": {
-                    "address": hex32,
-                    "balance": base_units,
-                    "nonce": { "type": "integer", "format": "int64", "minimum": 0 }
+            }
+            for operation in operations(item) {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(schema) = parameter.schema.as_mut() {
+                        bound_integers(schema);
+                    }
                 }
-            },
-            "Block": {
-                "type": "object",
-                "required": ["height", "digest", "parent", "state_root", "epoch", "view", "proposer", "tx_hashes", "evidence"],
-                "properties": {
-                    "height": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "digest": hex32,
-                    "parent": hex32,
-                    "state_root": hex32,
-                    "epoch": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "view": { "type": "integer", "format": "int64", "minimum": 0 },
-                    "proposer": hex32,
-                    "tx_hashes": { "type": "array", "items": hex32 },
-                    "evidence": { "type": "integer", "minimum": 0 }
+                let bodies = operation
+                    .request_body
+                    .iter_mut()
+                    .flat_map(|body| body.content.values_mut());
+                for content in bodies {
+                    if let Some(schema) = content.schema.as_mut() {
+                        bound_integers(schema);
+                    }
                 }
             }
-        }}
-    });
-    merge(&mut document["paths"], market_paths());
-    merge(
-        &mut document["components"]["schemas"],
-        market_schemas(&hex32, &base_units),
-    );
-    document
+        }
+        if let Some(components) = doc.components.as_mut() {
+            for (_, schema) in components.schemas.iter_mut() {
+                bound_integers(schema);
+            }
+        }
+    }
 }
 
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
-        into.extend(from);
+/// Gives every unsigned integer of `schema` its range and a conventional format name.
+fn bound_integers(schema: &mut RefOr<Schema>) {
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(object) => {
+            bound_integer(object);
+            for (_, property) in object.properties.iter_mut() {
+                bound_integers(property);
+            }
+            if let Some(additional) = object.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(inner) = additional
+            {
+                bound_integers(inner);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                bound_integers(items);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(bound_integers),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(bound_integers),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
+fn bound_integer(object: &mut Object) {
+    let (name, max) = match object.format {
+        Some(SchemaFormat::KnownFormat(KnownFormat::UInt8)) => ("uint8", u64::from(u8::MAX)),
+        Some(SchemaFormat::KnownFormat(KnownFormat::UInt16)) => ("uint16", u64::from(u16::MAX)),
+        Some(SchemaFormat::KnownFormat(KnownFormat::UInt32)) => ("uint32", u64::from(u32::MAX)),
+        Some(SchemaFormat::KnownFormat(KnownFormat::UInt64)) => ("uint64", u64::MAX),
+        _ => return,
+    };
+    object.format = Some(SchemaFormat::Custom(name.to_string()));
+    if object.minimum.is_none() {
+        object.minimum = Some(number(0));
+    }
+    if object.maximum.is_none() {
+        object.maximum = Some(number(max));
     }
 }

@@ -5,19 +5,22 @@ use crate::{
     limits::{Client, RateLimiter},
     market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
-    openapi, service, wire,
+    openapi::{self, BlobQuery, EventFilter, Finish, JobFilter, Page},
+    service,
+    wire::{self, schema},
 };
 use axum::{
     Extension, Json, Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::{ConnectInfo, FromRequestParts, MatchedPath, RawQuery, Request, State},
+    handler::Handler,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post, put},
+    routing::{MethodFilter, on},
 };
 use exo_chain::FinalizedBlock;
 use futures::Stream;
@@ -35,6 +38,7 @@ use std::{
 use tokio::sync::broadcast::{self, error::RecvError};
 use tower::ServiceExt as _;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::RequestBodyTimeoutLayer};
+use utoipa::openapi::HttpMethod;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -53,6 +57,8 @@ struct Api<N> {
     pulls: Arc<Pulls>,
     /// Event streams open per client.
     streams: Arc<Held>,
+    /// The OpenAPI document, as JSON.
+    openapi: Bytes,
 }
 
 /// Peer pulls in progress: one per blob (a second request for the same blob waits for the
@@ -111,9 +117,126 @@ pub fn router<N: NodeView>(node: N, limits: ApiLimits) -> Router {
     )
 }
 
+/// Every route the API serves, by handler. A handler's `#[utoipa::path]` names its method and
+/// path: the router ([`router_with`]), the OpenAPI document ([`ApiDoc`]) and the list of
+/// served routes ([`routes`]) are all made from this one list, so none has a route the others
+/// lack.
+macro_rules! api_routes {
+    ($($handler:ident),* $(,)?) => {
+        /// The OpenAPI document: the operations of the handlers the router serves.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(
+            info(
+                title = "Exodus node API",
+                description = "Status, transactions, accounts, finalized blocks and events of an \
+                    Exodus node, its compute market (providers, offers, jobs, apps, work), its \
+                    blob store and unit outputs, and its metrics.\n\n\
+                    Every error is a JSON object `{error, message}`: `error` is a stable code, \
+                    `message` a sentence for people; a refusal of the request is 4xx, a node \
+                    that cannot answer 5xx. Every route is rate limited: unsigned requests per \
+                    client address (an IPv6 /64 counting as one; list reads cost a token per 50 \
+                    items asked for, the book's depth 20, metrics 5), transactions, outputs \
+                    registrations and blob uploads per signing key (429 `rate_limited`, with \
+                    Retry-After). A node handling as many requests as it may at once answers \
+                    429 `busy`, and a handler that takes longer than the node's bound 408 \
+                    `request_timeout`."
+            ),
+            paths($($handler),*),
+            components(schemas(wire::ErrorBody, wire::Block, wire::AssignmentEvent, wire::Lagged)),
+            modifiers(&Finish),
+        )]
+        pub(crate) struct ApiDoc;
+
+        /// The routes over a node of type `N`.
+        fn handlers<N: NodeView>() -> Router<Api<N>> {
+            let router = Router::new();
+            $( let router = paste::paste! { route::<[<__path_ $handler>], _, _, N>(router, $handler::<N>) }; )*
+            router
+        }
+
+        /// Every route the router serves: its method and path template, as the OpenAPI
+        /// document writes them.
+        pub fn routes() -> Vec<(Method, String)> {
+            let mut routes = Vec::new();
+            $( paste::paste! { routes.extend(served::<[<__path_ $handler>]>()); } )*
+            routes
+        }
+    };
+}
+
+api_routes![
+    status,
+    submit,
+    receipt,
+    account,
+    provider_of,
+    block,
+    events,
+    providers,
+    provider,
+    work,
+    offers,
+    depth,
+    jobs,
+    job,
+    apps,
+    app,
+    put_blob,
+    get_blob,
+    head_blob,
+    get_outputs,
+    put_outputs,
+    openapi_document,
+    metrics,
+];
+
+/// Adds `handler` to `router` at the path and methods of its `#[utoipa::path]`, `P`.
+fn route<P, H, T, N>(router: Router<Api<N>>, handler: H) -> Router<Api<N>>
+where
+    P: utoipa::Path,
+    H: Handler<T, Api<N>>,
+    T: 'static,
+    N: NodeView,
+{
+    let path = P::path();
+    served::<P>()
+        .into_iter()
+        .fold(router, |router, (method, _)| {
+            let filter = MethodFilter::try_from(method)
+                .unwrap_or_else(|_| unreachable!("utoipa's methods are HTTP's"));
+            router.route(&path, on(filter, handler.clone()))
+        })
+}
+
+/// The methods and path of `P`.
+fn served<P: utoipa::Path>() -> Vec<(Method, String)> {
+    P::methods()
+        .iter()
+        .map(|method| {
+            let method = match method {
+                HttpMethod::Get => Method::GET,
+                HttpMethod::Post => Method::POST,
+                HttpMethod::Put => Method::PUT,
+                HttpMethod::Delete => Method::DELETE,
+                HttpMethod::Options => Method::OPTIONS,
+                HttpMethod::Head => Method::HEAD,
+                HttpMethod::Patch => Method::PATCH,
+                HttpMethod::Trace => Method::TRACE,
+            };
+            (method, P::path())
+        })
+        .collect()
+}
+
 /// The API's routes over `node`, as `config` says.
 pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
     let limits = config.limits;
+    // Serialized once: the document changes only with the code and the node's limits.
+    let openapi = Bytes::from(
+        openapi::document(&limits)
+            .to_json()
+            .expect("the OpenAPI document is plain JSON"),
+    );
     let api = Api {
         node,
         limits,
@@ -130,32 +253,9 @@ pub fn router_with<N: NodeView>(node: N, config: ApiConfig) -> Router {
             limits.max_event_streams,
             limits.max_event_streams_per_ip,
         )),
+        openapi,
     };
-    Router::new()
-        .route("/v1/status", get(status::<N>))
-        .route("/v1/txs", post(submit::<N>))
-        .route("/v1/txs/{hash}", get(receipt::<N>))
-        .route("/v1/accounts/{address}", get(account::<N>))
-        .route("/v1/accounts/{address}/provider", get(provider_of::<N>))
-        .route("/v1/blocks/{height}", get(block::<N>))
-        .route("/v1/events", get(events::<N>))
-        .route("/v1/providers", get(providers::<N>))
-        .route("/v1/providers/{id}", get(provider::<N>))
-        .route("/v1/providers/{id}/work", get(work::<N>))
-        .route("/v1/market/offers", get(offers::<N>))
-        .route("/v1/market/depth", get(depth::<N>))
-        .route("/v1/jobs", get(jobs::<N>))
-        .route("/v1/jobs/{id}", get(job::<N>))
-        .route("/v1/apps", get(apps::<N>))
-        .route("/v1/apps/{hash}/{developer}", get(app::<N>))
-        .route("/v1/blobs", put(put_blob::<N>))
-        .route("/v1/blobs/{hash}", get(get_blob::<N>).head(head_blob::<N>))
-        .route(
-            "/v1/outputs/{job}/{unit}",
-            get(get_outputs::<N>).put(put_outputs::<N>),
-        )
-        .route("/v1/openapi.json", get(openapi_document))
-        .route("/metrics", get(metrics::<N>))
+    handlers::<N>()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(api.clone(), guard::<N>))
@@ -335,10 +435,33 @@ where
     }
 }
 
+/// The chain as this node sees it.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    responses(
+        (status = 200, description = "Heights, epoch, state root, peers and minimum fee.", body = wire::Status),
+        openapi::NoErrors,
+    )
+)]
 async fn status<N: NodeView>(State(api): State<Api<N>>) -> Json<wire::Status> {
     Json(api.node.status())
 }
 
+/// Submits a signed transaction to the mempool.
+///
+/// Before admission the node makes the checks the ledger would make against finalized
+/// state: the signature, the chain id, the fee against the minimum, the nonce (at most the
+/// node's bound ahead of the account's next) and that the balance covers the fee.
+#[utoipa::path(
+    post,
+    path = "/v1/txs",
+    request_body = wire::SubmitRequest,
+    responses(
+        (status = 202, description = "Admitted to the mempool.", body = wire::SubmitResponse),
+        openapi::SubmitErrors,
+    )
+)]
 async fn submit<N: NodeView>(
     State(api): State<Api<N>>,
     Extension(client): Extension<Client>,
@@ -377,6 +500,16 @@ async fn read_body(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
     }
 }
 
+/// The receipt of a transaction, or `pending` while it is in this node's mempool.
+#[utoipa::path(
+    get,
+    path = "/v1/txs/{hash}",
+    params(("hash" = schema::Hash, Path, description = "The transaction's hash.")),
+    responses(
+        (status = 200, description = "Its receipt, or pending.", body = wire::Receipt),
+        openapi::ReceiptErrors,
+    )
+)]
 async fn receipt<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(hash): PathParams<String>,
@@ -386,6 +519,17 @@ async fn receipt<N: NodeView>(
         .map(Json)
 }
 
+/// An account's finalized balance and next nonce; an account never used has balance 0 and
+/// nonce 0.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{address}",
+    params(("address" = schema::Address, Path, description = "The account's address.")),
+    responses(
+        (status = 200, description = "The account.", body = wire::Account),
+        openapi::AccountErrors,
+    )
+)]
 async fn account<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(address): PathParams<String>,
@@ -395,6 +539,16 @@ async fn account<N: NodeView>(
         .map(Json)
 }
 
+/// A finalized block's header and the hashes of its transactions.
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    params(("height" = u64, Path, description = "The block's height.")),
+    responses(
+        (status = 200, description = "The block.", body = wire::Block),
+        openapi::BlockErrors,
+    )
+)]
 async fn block<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(height): PathParams<String>,
@@ -404,6 +558,21 @@ async fn block<N: NodeView>(
         .map(Json)
 }
 
+/// Server-sent events of finalized blocks and the replicas they assigned.
+///
+/// One `block` event (data: `Block`) per finalized block, then one `assignment` event (data:
+/// `AssignmentEvent`) per replica its batch match assigned, or an `error` event (data:
+/// `ErrorBody`) if they could not be read; `lagged` (data: `Lagged`) when the client fell
+/// behind. The node bounds the streams open in all and per client address.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    params(EventFilter),
+    responses(
+        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String),
+        openapi::EventsErrors,
+    )
+)]
 async fn events<N: NodeView>(
     State(api): State<Api<N>>,
     Extension(client): Extension<Client>,
@@ -484,6 +653,16 @@ fn json_event(event: Event, data: &impl serde::Serialize) -> Event {
         .unwrap_or_else(|_| Event::default().event("error").data("encoding"))
 }
 
+/// The provider an account registered.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{address}/provider",
+    params(("address" = schema::Address, Path, description = "The account's address.")),
+    responses(
+        (status = 200, description = "Its provider's id.", body = wire::ProviderOf),
+        openapi::ProviderOfErrors,
+    )
+)]
 async fn provider_of<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(address): PathParams<String>,
@@ -493,6 +672,16 @@ async fn provider_of<N: NodeView>(
         .map(Json)
 }
 
+/// Registered providers, by id.
+#[utoipa::path(
+    get,
+    path = "/v1/providers",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of providers; `next` is the `from` of the next page.", body = wire::ProviderPage),
+        openapi::ListErrors,
+    )
+)]
 async fn providers<N: NodeView>(
     State(api): State<Api<N>>,
     RawQuery(query): RawQuery,
@@ -503,6 +692,16 @@ async fn providers<N: NodeView>(
         .map(Json)
 }
 
+/// A provider: owner, resources, bond, reputation and record.
+#[utoipa::path(
+    get,
+    path = "/v1/providers/{id}",
+    params(("id" = u64, Path, description = "The provider's id.")),
+    responses(
+        (status = 200, description = "The provider.", body = wire::Provider),
+        openapi::RecordErrors,
+    )
+)]
 async fn provider<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(id): PathParams<String>,
@@ -512,6 +711,16 @@ async fn provider<N: NodeView>(
         .map(Json)
 }
 
+/// A provider's open replicas, with everything its worker needs to run them.
+#[utoipa::path(
+    get,
+    path = "/v1/providers/{id}/work",
+    params(("id" = u64, Path, description = "The provider's id."), Page),
+    responses(
+        (status = 200, description = "A page of the provider's work.", body = wire::WorkPage),
+        openapi::RecordPageErrors,
+    )
+)]
 async fn work<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(id): PathParams<String>,
@@ -523,6 +732,16 @@ async fn work<N: NodeView>(
         .map(Json)
 }
 
+/// Offers on the book, by id.
+#[utoipa::path(
+    get,
+    path = "/v1/market/offers",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of offers.", body = wire::OfferPage),
+        openapi::ListErrors,
+    )
+)]
 async fn offers<N: NodeView>(
     State(api): State<Api<N>>,
     RawQuery(query): RawQuery,
@@ -533,6 +752,15 @@ async fn offers<N: NodeView>(
         .map(Json)
 }
 
+/// Free slots of the offers live at the next block, by price, cheapest first.
+#[utoipa::path(
+    get,
+    path = "/v1/market/depth",
+    responses(
+        (status = 200, description = "The book's depth.", body = wire::Depth),
+        openapi::ListErrors,
+    )
+)]
 async fn depth<N: NodeView>(
     State(api): State<Api<N>>,
     RawQuery(query): RawQuery,
@@ -543,6 +771,16 @@ async fn depth<N: NodeView>(
         .map(Json)
 }
 
+/// Jobs: the open ones by id, or those submitted since a height.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    params(JobFilter, Page),
+    responses(
+        (status = 200, description = "A page of jobs.", body = wire::JobPage),
+        openapi::JobsErrors,
+    )
+)]
 async fn jobs<N: NodeView>(
     State(api): State<Api<N>>,
     RawQuery(query): RawQuery,
@@ -551,6 +789,16 @@ async fn jobs<N: NodeView>(
     market::jobs(&api.node, &api.limits, &query).await.map(Json)
 }
 
+/// A job, its accounts and a page of its units.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    params(("id" = u64, Path, description = "The job's id."), Page),
+    responses(
+        (status = 200, description = "The job; `next_unit` is the `from` of its next page of units.", body = wire::Job),
+        openapi::RecordPageErrors,
+    )
+)]
 async fn job<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(id): PathParams<String>,
@@ -562,6 +810,16 @@ async fn job<N: NodeView>(
         .map(Json)
 }
 
+/// Published apps, in publication order.
+#[utoipa::path(
+    get,
+    path = "/v1/apps",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of apps.", body = wire::AppPage),
+        openapi::ListErrors,
+    )
+)]
 async fn apps<N: NodeView>(
     State(api): State<Api<N>>,
     RawQuery(query): RawQuery,
@@ -570,6 +828,19 @@ async fn apps<N: NodeView>(
     market::apps(&api.node, &api.limits, &query).await.map(Json)
 }
 
+/// An app, by its module's hash and its developer.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{hash}/{developer}",
+    params(
+        ("hash" = schema::Hash, Path, description = "BLAKE3 of the app's wasm module."),
+        ("developer" = schema::Address, Path, description = "The developer who published it."),
+    ),
+    responses(
+        (status = 200, description = "The app.", body = wire::App),
+        openapi::AppErrors,
+    )
+)]
 async fn app<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams((hash, developer)): PathParams<(String, String)>,
@@ -588,11 +859,27 @@ fn content_hash(text: &str) -> Result<exo_types::Hash32, ApiError> {
         .ok_or_else(|| ApiError::BadContentHash(text.chars().take(80).collect()))
 }
 
-/// `PUT /v1/blobs?hash=HEX`: stores the body for the account that signed the upload
-/// ([`wire::SIGNER_HEADER`], [`wire::SIGNATURE_HEADER`]), if its balance is at least
-/// [`ApiLimits::min_uploader_balance`] and the blob fits in its quota. Its bound is the blob
-/// bound, not the transaction bound; a declared length over it is refused before a byte is
-/// read, and so is a bad signature.
+/// Stores a blob for the funded account that signed its upload.
+///
+/// The signature (headers `x-exo-signer` and `x-exo-signature`) is over the chain id and the
+/// blob's hash; the signer's balance must be at least the node's minimum
+/// (`ApiLimits::min_uploader_balance`) and the blob must fit in its quota. The body's bound is
+/// the blob bound, not the transaction bound; a declared length over it is refused before a
+/// byte is read, and so is a bad signature.
+#[utoipa::path(
+    put,
+    path = "/v1/blobs",
+    params(
+        BlobQuery,
+        ("x-exo-signer" = schema::Address, Header, description = "The uploader's address."),
+        ("x-exo-signature" = schema::Signature, Header, description = "The uploader's signature over the chain id and the blob's hash."),
+    ),
+    request_body(description = "The blob's bytes.", content(("application/octet-stream"))),
+    responses(
+        (status = 201, description = "Stored (or already held): its hash and size.", body = wire::BlobStored),
+        openapi::PutBlobErrors,
+    )
+)]
 async fn put_blob<N: NodeView>(
     State(api): State<Api<N>>,
     Extension(client): Extension<Client>,
@@ -719,8 +1006,24 @@ fn blob_headers(response: &mut Response, hash: &exo_types::Hash32) {
     );
 }
 
-/// `GET /v1/blobs/{hash}`, with `Range: bytes=a-b` (206) support. A range is served from the
-/// file verified at write without hashing the rest; a whole blob is checked as it is served.
+/// A blob's bytes, whole or one range of them; a blob this node lacks is asked of its peers.
+///
+/// A range is served from the file verified at write without hashing the rest; a whole blob
+/// is checked as it is served.
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{hash}",
+    params(
+        ("hash" = schema::Hash, Path, description = "BLAKE3 of the blob."),
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`.", pattern = "^bytes=[0-9]*-[0-9]*$"),
+        ("x-exo-peer" = Option<String>, Header, description = "Set by a node asking for its own client: answered from this node's store only."),
+    ),
+    responses(
+        (status = 200, description = "The blob.", content(("application/octet-stream"))),
+        (status = 206, description = "The range asked for.", content(("application/octet-stream"))),
+        openapi::GetBlobErrors,
+    )
+)]
 async fn get_blob<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(hash): PathParams<String>,
@@ -761,7 +1064,19 @@ async fn get_blob<N: NodeView>(
     Ok(response)
 }
 
-/// `HEAD /v1/blobs/{hash}`: whether the node holds the blob, and its size.
+/// Whether the node holds a blob (asking its peers if not), and its size.
+#[utoipa::path(
+    head,
+    path = "/v1/blobs/{hash}",
+    params(
+        ("hash" = schema::Hash, Path, description = "BLAKE3 of the blob."),
+        ("x-exo-peer" = Option<String>, Header, description = "Set by a node asking for its own client: answered from this node's store only."),
+    ),
+    responses(
+        (status = 200, description = "The node holds the blob; Content-Length is its size."),
+        openapi::HeadBlobErrors,
+    )
+)]
 async fn head_blob<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams(hash): PathParams<String>,
@@ -785,6 +1100,23 @@ async fn head_blob<N: NodeView>(
     Ok(response)
 }
 
+/// Registers an archive in the blob store as a unit's outputs.
+///
+/// Before the unit's verdict only the provider of one of its replicas may, signing the
+/// registration; after it anyone may register the archive of the accepted digest.
+#[utoipa::path(
+    put,
+    path = "/v1/outputs/{job}/{unit}",
+    params(
+        ("job" = u64, Path, description = "The job's id."),
+        ("unit" = u32, Path, description = "The unit's index."),
+    ),
+    request_body = wire::OutputsPut,
+    responses(
+        (status = 200, description = "The archive, with the result digest recomputed from it.", body = wire::Outputs),
+        openapi::PutOutputsErrors,
+    )
+)]
 async fn put_outputs<N: NodeView>(
     State(api): State<Api<N>>,
     Extension(client): Extension<Client>,
@@ -826,6 +1158,21 @@ fn charge_failure<N>(api: &Api<N>, client: Client, err: &ApiError) {
     }
 }
 
+/// The archive of an accepted unit's outputs, if this node or one of its peers holds one whose
+/// digest is the accepted digest.
+#[utoipa::path(
+    get,
+    path = "/v1/outputs/{job}/{unit}",
+    params(
+        ("job" = u64, Path, description = "The job's id."),
+        ("unit" = u32, Path, description = "The unit's index."),
+        ("x-exo-peer" = Option<String>, Header, description = "Set by a node asking for its own client: answered from this node's store only."),
+    ),
+    responses(
+        (status = 200, description = "The archive (a blob) and its digest.", body = wire::Outputs),
+        openapi::GetOutputsErrors,
+    )
+)]
 async fn get_outputs<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams((job, unit)): PathParams<(String, String)>,
@@ -930,24 +1277,36 @@ async fn pull_outputs<N: NodeView>(
     Ok(true)
 }
 
-async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {
-    let mut text = api.node.metrics();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&api.metrics.render());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+/// The metrics of the node (consensus, p2p, storage, runtime) and of the API, as one
+/// OpenMetrics text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses(
+        (status = 200, description = "OpenMetrics text, ending in `# EOF`.", content_type = crate::metrics::CONTENT_TYPE, body = String),
+        openapi::NoErrors,
     )
-        .into_response()
+)]
+async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {
+    let text = crate::metrics::exposition(&api.node.metrics(), &api.metrics);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
-async fn openapi_document() -> Json<serde_json::Value> {
-    Json(openapi::document())
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this node's API.", body = Object),
+        openapi::NoErrors,
+    )
+)]
+async fn openapi_document<N: NodeView>(State(api): State<Api<N>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        api.openapi.clone(),
+    )
+        .into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -246,3 +246,196 @@ impl NodeView for MemoryNode {
 pub fn submit_body(tx: &SignedTx) -> String {
     serde_json::json!({ "tx": hex::encode(tx.encode()) }).to_string()
 }
+
+/// Checks `text` as a strict OpenMetrics parser reads it, so that a test can hold `/metrics`
+/// to the format its Content-Type names: one `# EOF`, last, and nothing after it; no blank
+/// line; `# HELP`, `# TYPE` and `# UNIT` only, once per family and before its samples; each
+/// family's samples together and named as its type allows (a counter `foo`'s are `foo_total`
+/// and `foo_created`); well-formed labels, none twice; a number for every value.
+pub fn check_openmetrics(text: &str) -> Result<(), String> {
+    let body = text
+        .strip_suffix("# EOF\n")
+        .or_else(|| text.strip_suffix("# EOF"))
+        .ok_or("the text does not end with `# EOF`")?;
+    /// The family being read: its name, type, and whether a sample of it was read.
+    struct Family {
+        name: String,
+        kind: String,
+        described: Vec<String>,
+        sampled: bool,
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut family: Option<Family> = None;
+    for (number, line) in body.lines().enumerate() {
+        let at = |what: &str| format!("line {}: {what}: {line:?}", number + 1);
+        if line.is_empty() {
+            return Err(at("blank line"));
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let mut parts = comment.splitn(4, ' ');
+            let (Some(""), Some(keyword), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(at("not a `# KEYWORD name ...` line"));
+            };
+            let rest = parts.next().unwrap_or("");
+            if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
+                return Err(at("not HELP, TYPE or UNIT (or `# EOF` before the end)"));
+            }
+            check_metric_name(name).map_err(|e| at(&e))?;
+            let same = family
+                .as_ref()
+                .is_some_and(|f| f.name == name && !f.sampled);
+            if !same {
+                if !seen.insert(name.to_string()) {
+                    return Err(at("a family described twice or not in one piece"));
+                }
+                family = Some(Family {
+                    name: name.to_string(),
+                    kind: "unknown".into(),
+                    described: Vec::new(),
+                    sampled: false,
+                });
+            }
+            if let Some(family) = family.as_mut() {
+                if family.described.iter().any(|k| k == keyword) {
+                    return Err(at("a family's HELP, TYPE or UNIT given twice"));
+                }
+                family.described.push(keyword.to_string());
+            }
+            if keyword == "TYPE" {
+                const TYPES: [&str; 8] = [
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "gaugehistogram",
+                    "stateset",
+                    "info",
+                    "summary",
+                    "unknown",
+                ];
+                if !TYPES.contains(&rest) {
+                    return Err(at("not an OpenMetrics type"));
+                }
+                if let Some(family) = family.as_mut() {
+                    family.kind = rest.to_string();
+                }
+            }
+            continue;
+        }
+        // A sample: name, labels, value, then a timestamp or an exemplar.
+        let sample = line.split(" # ").next().unwrap_or(line);
+        let (name, rest) = match sample.find(['{', ' ']) {
+            Some(i) => sample.split_at(i),
+            None => return Err(at("a sample without a value")),
+        };
+        check_metric_name(name).map_err(|e| at(&e))?;
+        let rest = match rest.strip_prefix('{') {
+            Some(labels) => {
+                let end = labels.find("} ").ok_or_else(|| at("labels not closed"))?;
+                check_labels(&labels[..end]).map_err(|e| at(&e))?;
+                &labels[end + 1..]
+            }
+            None => rest,
+        };
+        let mut fields = rest.trim_start_matches(' ').split(' ');
+        let value = fields.next().unwrap_or("");
+        if value.parse::<f64>().is_err() {
+            return Err(at("the value is not a number"));
+        }
+        if let Some(timestamp) = fields.next()
+            && timestamp.parse::<f64>().is_err()
+        {
+            return Err(at("the timestamp is not a number"));
+        }
+        if fields.next().is_some() {
+            return Err(at("more than a value and a timestamp"));
+        }
+        let belongs = family
+            .as_ref()
+            .is_some_and(|f| sample_names(&f.name, &f.kind).contains(&name.to_string()));
+        if !belongs {
+            // A sample without metadata starts a family of its own, of unknown type.
+            if !seen.insert(name.to_string()) {
+                return Err(at("a sample apart from its family"));
+            }
+            family = Some(Family {
+                name: name.to_string(),
+                kind: "unknown".into(),
+                described: Vec::new(),
+                sampled: false,
+            });
+        }
+        if let Some(family) = family.as_mut() {
+            family.sampled = true;
+        }
+    }
+    Ok(())
+}
+
+/// The names a family's samples may have.
+fn sample_names(family: &str, kind: &str) -> Vec<String> {
+    let suffixes: &[&str] = match kind {
+        "counter" => &["_total", "_created"],
+        "histogram" => &["_bucket", "_count", "_sum", "_created"],
+        "gaugehistogram" => &["_bucket", "_gcount", "_gsum"],
+        "summary" => &["", "_count", "_sum", "_created"],
+        "info" => &["_info"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{family}{s}")).collect()
+}
+
+fn check_metric_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a metric name"))
+    }
+}
+
+/// `name="value",...`: names that are label names, values quoted with only `\\`, `\"` and
+/// `\n` escaped, no name twice.
+fn check_labels(labels: &str) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = labels;
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once("=\"")
+            .ok_or_else(|| format!("label {rest:?} is not name=\"value\""))?;
+        let mut chars = name.chars();
+        let name_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok || !names.insert(name) {
+            return Err(format!("label name {name:?} is not one, or is given twice"));
+        }
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match (escaped, c) {
+                (true, '\\' | '"' | 'n') => escaped = false,
+                (true, _) => return Err(format!("bad escape in {after:?}")),
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    end = Some(i);
+                    break;
+                }
+                (false, '\n') => return Err("a new line in a label value".into()),
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| format!("label value {after:?} is not closed"))?;
+        rest = &after[end + 1..];
+        if let Some(next) = rest.strip_prefix(',') {
+            rest = next;
+        } else if !rest.is_empty() {
+            return Err(format!("{rest:?} after a label"));
+        }
+    }
+    Ok(())
+}

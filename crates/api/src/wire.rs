@@ -2,10 +2,13 @@
 //!
 //! Amounts travel as decimal strings of base units (JSON numbers cannot carry a u128 without
 //! loss), hashes and addresses as lower-case hex. These types are the contract: a field is
-//! renamed or removed only together with the OpenAPI document and the client.
+//! renamed or removed only together with the client. Each derives its JSON schema
+//! ([`utoipa::ToSchema`]), from which the server's OpenAPI document is made; a field whose JSON
+//! is a text form (`#[serde(with = ...)]`) names the schema of that form ([`schema`]).
 
 use exo_types::{Address, Amount, Digest, TxHash};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 mod market;
 pub use market::*;
@@ -48,15 +51,78 @@ pub fn blob_upload_headers(
     ]
 }
 
+/// The JSON schemas of the text forms: what `#[serde(with = ...)]` writes in place of a Rust
+/// type that has no JSON form of its own.
+pub mod schema {
+    use std::borrow::Cow;
+    use utoipa::{
+        PartialSchema, ToSchema,
+        openapi::{
+            RefOr,
+            schema::{ObjectBuilder, Schema, Type},
+        },
+    };
+
+    macro_rules! text_schema {
+        ($($(#[$doc:meta])* $name:ident = $pattern:literal, $description:literal;)*) => {$(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+
+            impl $name {
+                /// The pattern every valid value matches.
+                pub const PATTERN: &'static str = $pattern;
+            }
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(Self::PATTERN))
+                        .description(Some($description))
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        )*};
+    }
+
+    text_schema! {
+        /// A 32-byte hash or digest.
+        Hash = "^[0-9a-fA-F]{64}$",
+            "32 bytes in hex (64 digits): a transaction hash, a block or state digest, a BLAKE3 \
+             content hash or result digest. The node writes lower case and reads either.";
+        /// An account's address.
+        Address = "^[0-9a-fA-F]{64}$",
+            "An account's address, its ed25519 public key in hex (64 digits). Hex that is not a \
+             valid public key is refused (`bad_address`).";
+        /// An amount of tokens.
+        BaseUnits = "^[0-9]{1,39}$",
+            "An amount in base units (1 EXO = 10^9) as a decimal string: a 128-bit number, which \
+             a JSON number cannot carry without loss.";
+        /// An unsigned number of up to 128 bits.
+        Decimal = "^[0-9]{1,39}$",
+            "An unsigned number of up to 128 bits as a decimal string.";
+        /// An ed25519 signature.
+        Signature = "^[0-9a-fA-F]{128}$",
+            "An ed25519 signature in hex (128 digits).";
+    }
+}
+
 /// Every error answer: a stable machine-readable code and one sentence for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
 }
 
 /// `GET /v1/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Status {
     pub chain_id: String,
     /// Highest block this node has seen (proposed or executed), finalized or not.
@@ -64,32 +130,36 @@ pub struct Status {
     pub finalized_height: u64,
     pub epoch: u64,
     /// Root of the finalized state; `null` before the first finalized block.
+    #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex_digest_opt")]
     pub state_root: Option<Digest>,
     /// Connected peers.
     pub peers: u64,
     /// Smallest fee a transaction may offer, in base units.
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub min_fee: Amount,
 }
 
 /// `POST /v1/txs` request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
-    /// Hex of the transaction's canonical encoding.
+    /// Hex of the transaction's canonical encoding (a `0x` prefix is allowed).
+    #[schema(pattern = "^(0x)?([0-9a-fA-F]{2})*$")]
     pub tx: String,
 }
 
 /// `POST /v1/txs` answer: the transaction is in the mempool.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SubmitResponse {
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub hash: TxHash,
 }
 
 /// Where a transaction stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// In this node's mempool, not yet in a finalized block.
@@ -109,18 +179,19 @@ impl TxStatus {
 
 /// Why a transaction was rejected: the module that refused it, a stable code, the refusal's
 /// numbers (decimal strings, in the code's order) and the sentence rendered from them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reason {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub module: String,
     pub code: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<schema::Decimal>)]
     pub fields: Vec<String>,
     pub message: String,
 }
 
 /// An id a transaction created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Created {
     /// `provider`, `offer` or `job`.
     pub kind: String,
@@ -129,8 +200,9 @@ pub struct Created {
 
 /// `GET /v1/txs/{hash}`. Only `hash` and `status` are present while the transaction is
 /// pending.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub hash: TxHash,
     pub status: TxStatus,
@@ -145,6 +217,7 @@ pub struct Receipt {
         with = "base_units_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<schema::BaseUnits>)]
     pub fee_paid: Option<Amount>,
     /// The ids the transaction created (the job of a `SubmitJob`), from its receipt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -159,10 +232,12 @@ impl Receipt {
 }
 
 /// `GET /v1/accounts/{address}`. An account never touched reads as zero balance, nonce 0.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Account {
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub address: Address,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub balance: Amount,
     /// The nonce the account's next transaction must carry.
@@ -171,19 +246,24 @@ pub struct Account {
 
 /// `GET /v1/blocks/{height}` and each `block` event of `GET /v1/events`: a finalized block's
 /// header and the hashes of its transactions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Block {
     pub height: u64,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub digest: Digest,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub parent: Digest,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub state_root: Digest,
     pub epoch: u64,
     pub view: u64,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub proposer: Address,
+    #[schema(value_type = Vec<schema::Hash>)]
     #[serde(with = "hex_digests")]
     pub tx_hashes: Vec<TxHash>,
     /// Evidence records of consensus faults carried by the block.
@@ -191,7 +271,7 @@ pub struct Block {
 }
 
 /// The `lagged` event of `GET /v1/events`: the subscriber fell behind and missed blocks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Lagged {
     pub skipped: u64,
 }

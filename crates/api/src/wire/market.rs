@@ -5,10 +5,11 @@
 //! addresses lower-case hex, ids and heights JSON numbers. Lists that can be long are pages:
 //! `next` is the `from` of the following page, `null` on the last.
 
-use super::{base_units, base_units_opt, hex_address};
+use super::{base_units, base_units_opt, hex_address, schema};
 use exo_types::{Address, Amount, Hash32};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// Serde for 32-byte content hashes (module hashes, blob hashes, result digests) as hex.
 pub mod hex32 {
@@ -61,7 +62,7 @@ pub fn hash32_from_hex(text: &str) -> Option<Hash32> {
 }
 
 /// A machine's GPUs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Gpu {
     pub model: String,
     pub count: u32,
@@ -69,7 +70,7 @@ pub struct Gpu {
 }
 
 /// What a provider's machine can do (`exo_market::Resources`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Resources {
     pub cores: u32,
     /// Single-core benchmark score, in fuel per second.
@@ -85,7 +86,7 @@ pub struct Resources {
 }
 
 /// A GPU a job needs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GpuRequirement {
     /// `null` for any model.
     pub model: Option<String>,
@@ -94,7 +95,7 @@ pub struct GpuRequirement {
 }
 
 /// What a machine must have to run a job's units (`exo_market::Requirements`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Requirements {
     pub min_cores: u32,
     pub min_memory_mib: u64,
@@ -108,12 +109,14 @@ pub struct Requirements {
 }
 
 /// `GET /v1/providers/{id}` and each item of `GET /v1/providers`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Provider {
     pub id: u64,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub owner: Address,
     pub resources: Resources,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub bond: Amount,
     /// 0 to `reputation_max`.
@@ -131,31 +134,33 @@ pub struct Provider {
 }
 
 /// `GET /v1/providers?from=&limit=`: providers by id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderPage {
     pub providers: Vec<Provider>,
     pub next: Option<u64>,
 }
 
 /// `GET /v1/accounts/{address}/provider`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderOf {
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub address: Address,
     pub provider: u64,
 }
 
 /// An input file of a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InputRef {
     pub name: String,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub hash: Hash32,
     pub size: u64,
 }
 
 /// One open replica of a provider, with everything its worker needs to run it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkItem {
     pub job: u64,
     pub unit: u32,
@@ -168,6 +173,7 @@ pub struct WorkItem {
     pub reveal_open: bool,
     pub reveal_deadline: Option<u64>,
     /// The app's module hash (BLAKE3 of the wasm, a blob).
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub app: Hash32,
     pub inputs: Vec<InputRef>,
@@ -177,13 +183,14 @@ pub struct WorkItem {
     pub fuel_limit: u64,
     /// The job's minimum memory, the guest's memory limit.
     pub memory_mib: u64,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
 }
 
 /// `GET /v1/providers/{id}/work?from=&limit=`: a provider's replicas still to commit or reveal, `from` an index into
 /// its work list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkPage {
     pub provider: u64,
     /// The finalized height the list was read at.
@@ -193,10 +200,11 @@ pub struct WorkPage {
 }
 
 /// An offer on the book.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Offer {
     pub id: u64,
     pub provider: u64,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub owner: Address,
     /// The provider's resources when the offer was posted.
@@ -204,6 +212,7 @@ pub struct Offer {
     pub reputation: u32,
     /// Units the offer can still take.
     pub slots: u32,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
     pub posted_height: u64,
@@ -212,15 +221,16 @@ pub struct Offer {
 }
 
 /// `GET /v1/market/offers?from=&limit=`: offers by id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OfferPage {
     pub offers: Vec<Offer>,
     pub next: Option<u64>,
 }
 
 /// One price level of the book.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DepthLevel {
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
     /// Free slots of live offers at this price.
@@ -229,62 +239,72 @@ pub struct DepthLevel {
 }
 
 /// `GET /v1/market/depth`: free slots of live offers by price, cheapest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Depth {
     pub height: u64,
     pub levels: Vec<DepthLevel>,
 }
 
 /// A published app.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct App {
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub module_hash: Hash32,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub developer: Address,
     pub name: String,
     pub version: String,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub royalty_per_unit: Amount,
     pub published_height: u64,
 }
 
 /// `GET /v1/apps?from=&limit=`: apps in publication order, `from` an index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AppPage {
     pub apps: Vec<App>,
     pub next: Option<u64>,
 }
 
 /// What one provider was paid by a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payment {
     pub provider: u64,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub amount: Amount,
 }
 
 /// Where a job's escrow went: `escrowed = paid + royalties + fees + refunded + held`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobAccounts {
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub escrowed: Amount,
     pub paid: Vec<Payment>,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub paid_total: Amount,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub royalties: Amount,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub fees: Amount,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub refunded: Amount,
     /// Still in escrow.
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub held: Amount,
 }
 
 /// How many units are where.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnitCounts {
     /// Units no provider runs yet.
     pub waiting: u32,
@@ -295,11 +315,12 @@ pub struct UnitCounts {
 }
 
 /// One replica of a unit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReplicaView {
     pub index: u32,
     pub provider: u64,
     pub offer: u64,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
     pub assigned_height: u64,
@@ -307,8 +328,10 @@ pub struct ReplicaView {
     /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show`, `cancelled`,
     /// `unfinished` (its "could not finish" report stood, paid for the fuel burnt) or `excused`.
     pub status: String,
+    #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex32_opt")]
     pub commitment: Option<Hash32>,
+    #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex32_opt")]
     pub revealed_digest: Option<Hash32>,
     pub revealed_fuel: Option<u64>,
@@ -316,7 +339,7 @@ pub struct ReplicaView {
 
 /// Why a unit, or a job's waiting units, got no provider: the matcher's numbers and the
 /// sentence rendered from them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WaitReason {
     /// `empty_book`, `no_provider`, `price_too_low` or `slots_taken`.
     pub code: String,
@@ -331,8 +354,10 @@ pub struct WaitReason {
     /// False when counting stopped at the limit.
     pub passed_exact: bool,
     /// Lowest ask among the offers that meet every requirement.
+    #[schema(value_type = Option<schema::BaseUnits>)]
     #[serde(with = "base_units_opt")]
     pub best_ask: Option<Amount>,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub max_price_per_unit: Amount,
     /// The same, as a sentence.
@@ -340,7 +365,7 @@ pub struct WaitReason {
 }
 
 /// One unit of a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnitView {
     pub unit: u32,
     /// `waiting`, `running`, `accepted`, `failed` or `cancelled`.
@@ -349,6 +374,7 @@ pub struct UnitView {
     pub reason: Option<WaitReason>,
     pub replicas: Vec<ReplicaView>,
     pub reveal_deadline: Option<u64>,
+    #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex32_opt")]
     pub accepted_digest: Option<Hash32>,
     pub accepted_fuel: Option<u64>,
@@ -356,13 +382,15 @@ pub struct UnitView {
 
 /// `GET /v1/jobs/{id}?from=&limit=`: a job, its accounts and a page of its units (`from` a
 /// unit index).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub id: u64,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub requester: Address,
     /// `open`, `done` or `cancelled`.
     pub state: String,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub app: Hash32,
     pub inputs: Vec<InputRef>,
@@ -370,13 +398,16 @@ pub struct Job {
     pub unit_args: bool,
     pub unit_count: u32,
     pub requirements: Requirements,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub max_price_per_unit: Amount,
     pub trust: u8,
     pub fuel_limit: u64,
     pub max_replicas: u32,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub developer: Address,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub royalty_per_unit: Amount,
     pub submitted_height: u64,
@@ -396,12 +427,14 @@ impl Job {
 }
 
 /// An item of `GET /v1/jobs`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobSummary {
     pub id: u64,
+    #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub requester: Address,
     pub state: String,
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub app: Hash32,
     pub submitted_height: u64,
@@ -410,29 +443,31 @@ pub struct JobSummary {
 }
 
 /// `GET /v1/jobs?requester=&height=&from=&limit=`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobSummary>,
     pub next: Option<u64>,
 }
 
 /// The `assignment` event of `GET /v1/events`: a replica assigned by a block's batch match.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AssignmentEvent {
     pub height: u64,
     pub job: u64,
     pub unit: u32,
     pub replica: u32,
     pub provider: u64,
+    #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
     pub commit_deadline: u64,
 }
 
 /// `PUT /v1/blobs` answer, and what `HEAD /v1/blobs/{hash}` says in headers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlobStored {
     /// BLAKE3 of the bytes.
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub hash: Hash32,
     pub size: u64,
@@ -441,16 +476,19 @@ pub struct BlobStored {
 /// `PUT /v1/outputs/{job}/{unit}` request: the hash of an archive already in the blob store.
 ///
 /// Before the unit's verdict only its replicas' providers may offer archives: `replica` and
-/// `signature` (hex of the provider's signature over [`exo_types::OutputsClaim`]) are then
-/// required. After the verdict anyone may register the archive of the accepted digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `signature` (hex of the provider's signature over the `OutputsClaim`: chain id, job, unit,
+/// replica, archive) are then required. After the verdict anyone may register the archive of
+/// the accepted digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputsPut {
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub archive: Hash32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schema::Signature>)]
     pub signature: Option<String>,
 }
 
@@ -490,15 +528,17 @@ impl OutputsPut {
 }
 
 /// `PUT` and `GET /v1/outputs/{job}/{unit}`: the archive of a unit's outputs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Outputs {
     pub job: u64,
     pub unit: u32,
     /// Blob hash of the archive.
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub archive: Hash32,
     pub size: u64,
     /// The result digest recomputed from the archive.
+    #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
     pub digest: Hash32,
     /// Whether the digest is the unit's accepted one; `false` for an archive stored before
