@@ -264,6 +264,17 @@ pub fn check_openmetrics(text: &str) -> Result<(), String> {
         described: Vec<String>,
         sampled: bool,
     }
+    impl Family {
+        /// A family seen for the first time, of a type not yet known.
+        fn new(name: &str) -> Self {
+            Self {
+                name: name.to_string(),
+                kind: "unknown".into(),
+                described: Vec::new(),
+                sampled: false,
+            }
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     let mut family: Option<Family> = None;
     for (number, line) in body.lines().enumerate() {
@@ -289,12 +300,7 @@ pub fn check_openmetrics(text: &str) -> Result<(), String> {
                 if !seen.insert(name.to_string()) {
                     return Err(at("a family described twice or not in one piece"));
                 }
-                family = Some(Family {
-                    name: name.to_string(),
-                    kind: "unknown".into(),
-                    described: Vec::new(),
-                    sampled: false,
-                });
+                family = Some(Family::new(name));
             }
             if let Some(family) = family.as_mut() {
                 if family.described.iter().any(|k| k == keyword) {
@@ -358,12 +364,7 @@ pub fn check_openmetrics(text: &str) -> Result<(), String> {
             if !seen.insert(name.to_string()) {
                 return Err(at("a sample apart from its family"));
             }
-            family = Some(Family {
-                name: name.to_string(),
-                kind: "unknown".into(),
-                described: Vec::new(),
-                sampled: false,
-            });
+            family = Some(Family::new(name));
         }
         if let Some(family) = family.as_mut() {
             family.sampled = true;
