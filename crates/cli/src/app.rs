@@ -1,4 +1,5 @@
-//! `exo app`: publish task apps (their modules go to the node's blob store) and list them.
+//! `exo app`: scaffold a new task app (`exo app new`, in [`crate::scaffold`]), publish task apps
+//! (their modules go to the node's blob store) and list them.
 
 use crate::{
     CliError, GlobalArgs, Report, block_on,
@@ -15,6 +16,8 @@ pub const MAX_MODULE_BYTES: u64 = exo_client::MAX_BLOB_BYTES as u64;
 
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
+    /// Create a new task app: a guest crate on the exo-guest SDK, ready to build and publish.
+    New(crate::scaffold::NewArgs),
     /// Upload a wasm module to the node and publish it as an app.
     // `--version` names the app's version here, not the program's.
     #[command(disable_version_flag = true)]
@@ -52,10 +55,10 @@ pub struct ListArgs {
 }
 
 pub fn run(command: AppCommand, global: &GlobalArgs) -> Result<Report, CliError> {
-    let client = Client::new(&global.node)?;
     match command {
-        AppCommand::Publish(args) => block_on(publish(&client, &args)),
-        AppCommand::List(args) => block_on(list(&client, &args)),
+        AppCommand::New(args) => crate::scaffold::new_app(&args),
+        AppCommand::Publish(args) => block_on(publish(&Client::new(&global.node)?, &args)),
+        AppCommand::List(args) => block_on(list(&Client::new(&global.node)?, &args)),
     }
 }
 
