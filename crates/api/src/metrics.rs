@@ -244,6 +244,7 @@ mod tests {
             "# TYPE a gauge\na one\n# EOF\n",
             "# some comment\n# EOF\n",
             "# TYPE a flavour\na 1\n# EOF\n",
+            "# TYPE a gauge\na{x=\"\\q\"} 1\n# EOF\n",
         ] {
             assert!(check_openmetrics(bad).is_err(), "{bad:?}");
         }
@@ -253,5 +254,8 @@ mod tests {
              a_seconds_sum 0.5\na_seconds_count 1\n# TYPE b counter\nb_total{x=\"\\\"\"} 2\n# EOF\n",
         )
         .unwrap();
+        // A family described before its first sample, then another: two families.
+        check_openmetrics("# TYPE a counter\n# TYPE b gauge\nb 1\n# EOF\n").unwrap();
+        check_openmetrics("# EOF\n").unwrap();
     }
 }

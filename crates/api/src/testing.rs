@@ -252,6 +252,19 @@ pub fn submit_body(tx: &SignedTx) -> String {
 /// line; `# HELP`, `# TYPE` and `# UNIT` only, once per family and before its samples; each
 /// family's samples together and named as its type allows (a counter `foo`'s are `foo_total`
 /// and `foo_created`); well-formed labels, none twice; a number for every value.
+///
+/// Why not a parser from crates.io (evaluated in December 2026): `prometheus-parse` 0.2.5
+/// reads the older Prometheus format and skips any line it cannot parse, so a text broken
+/// anywhere still "parses"; it has no notion of `# EOF`. `openmetrics-parser` 0.5.1 is strict
+/// where we need it (text after `# EOF`, interleaved families, a counter sample without
+/// `_total`, a histogram without `+Inf`) but wrong on both sides: it refuses valid texts (a
+/// family with metadata and no sample yet, such as the API's `exo_api_txs_refused` before any
+/// refusal, followed by another family is read as one family, "Invalid metric name in
+/// family"; a `# UNIT` on a histogram; an exposition of `# EOF` alone) and accepts an invalid
+/// one (an unknown escape such as `\q` in a label value). A checker that fails on a correct
+/// `/metrics`, or passes a broken one, proves nothing; so this one stays, and
+/// `the_strict_check_refuses_what_a_strict_parser_refuses` pins both sides of it. (Its licence,
+/// LGPL-3.0, was a further cost for a workspace under MIT or Apache-2.0.)
 pub fn check_openmetrics(text: &str) -> Result<(), String> {
     let body = text
         .strip_suffix("# EOF\n")
