@@ -8,15 +8,20 @@
 use crate::{NodeView, wire};
 use commonware_codec::Encode;
 use commonware_consensus::types::Height;
+use commonware_cryptography::Signer as _;
 use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
 use exo_chain::{
     Block, FinalizedBlock, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Mempool, MempoolError, MempoolLimits,
 };
 use exo_ledger::{
-    BlockEnv, BlockInput, BlockRun, Fault, Genesis, Key, MemoryBacking, Policy, Signatures,
+    BlockEnv, BlockInput, BlockRun, Fault, Genesis, GenesisAccount, Key, MemoryBacking, Params,
+    Policy, Signatures, modules::market::MarketParams,
 };
-use exo_types::{Address, Digest, SignedTx, TxHash, hash_bytes};
+use exo_market::{DeviceClass, Resources, Runtime, RuntimeSet};
+use exo_types::{
+    Address, Amount, Digest, PrivateKey, SignedTx, TxHash, address_to_hex, hash_bytes,
+};
 use std::{
     collections::BTreeMap,
     future::Future,
@@ -239,6 +244,60 @@ impl NodeView for MemoryNode {
             "# TYPE exo_memory_node_height gauge\nexo_memory_node_height {}\n",
             self.lock().height
         )
+    }
+}
+
+/// The first account a [`market_node`] funds (key seed 1).
+pub fn alice() -> PrivateKey {
+    PrivateKey::from_seed(1)
+}
+
+/// The second account a [`market_node`] funds (key seed 2).
+pub fn bob() -> PrivateKey {
+    PrivateKey::from_seed(2)
+}
+
+/// A node for tests of the market's routes and their clients, on chain `chain_id`: alice and
+/// bob hold 1,000 EXO each; audits are off, so no unit is re-run behind a test's back; and a new
+/// provider may hold 16 replicas at once, so a test that gives it several units at once has no
+/// probation to wait out. Its one validator and proposer is key seed 9.
+pub fn market_node(chain_id: &str) -> MemoryNode {
+    let validator = PrivateKey::from_seed(9).public_key();
+    let params = Params {
+        market: MarketParams {
+            audit_ppm: 0,
+            probation_slots: 16,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let genesis = Genesis {
+        chain_id: chain_id.into(),
+        params,
+        accounts: [alice(), bob()]
+            .iter()
+            .map(|k| GenesisAccount {
+                address: address_to_hex(&k.public_key()),
+                balance: Amount::from_exo(1_000),
+            })
+            .collect(),
+        validators: vec![address_to_hex(&validator)],
+    };
+    MemoryNode::new(genesis, validator)
+}
+
+/// What a test provider registers: a 4-core, 4 GiB pc in eu-west that runs wasm units of up
+/// to 10^12 fuel, enough for any job of the market tests.
+pub fn provider_resources() -> Resources {
+    Resources {
+        cores: 4,
+        cpu_score: 1_000_000_000,
+        memory_mib: 4_096,
+        gpu: None,
+        class: DeviceClass::Pc,
+        region: "eu-west".into(),
+        runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
+        max_unit_fuel: 1_000_000_000_000,
     }
 }
 

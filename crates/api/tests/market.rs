@@ -15,10 +15,9 @@ use exo_api::{
     ApiConfig, ApiLimits, BlobStore, NodeView,
     outputs::{Archive, pack},
     router_with,
-    testing::{MemoryNode, submit_body},
+    testing::{MemoryNode, alice, bob, market_node, provider_resources, submit_body},
 };
-use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
-use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
+use exo_market::{GpuRequirement, Requirements, Runtime};
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx,
     address_to_hex, result_commitment,
@@ -30,14 +29,6 @@ use tower::ServiceExt;
 
 const CHAIN: &str = "exo-market-test";
 
-fn alice() -> PrivateKey {
-    PrivateKey::from_seed(1)
-}
-
-fn bob() -> PrivateKey {
-    PrivateKey::from_seed(2)
-}
-
 struct Chain {
     node: MemoryNode,
     app: Router,
@@ -48,28 +39,7 @@ struct Chain {
 }
 
 fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
-    let params = Params {
-        market: MarketParams {
-            audit_ppm: 0,
-            // No probation: the tests count units running on a new provider.
-            probation_slots: 16,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
-    let genesis = Genesis {
-        chain_id: CHAIN.into(),
-        params,
-        accounts: [alice(), bob()]
-            .iter()
-            .map(|k| GenesisAccount {
-                address: address_to_hex(&k.public_key()),
-                balance: Amount::from_exo(1_000),
-            })
-            .collect(),
-        validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
-    };
-    let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
+    let node = market_node(CHAIN);
     let dir = tempfile::tempdir().unwrap();
     let blob_dir = dir.path().join("blobs");
     let blobs = BlobStore::open(&blob_dir, store_bytes).unwrap();
@@ -164,19 +134,6 @@ impl Chain {
         self.node.produce_block();
         let (_, receipt) = get(&self.app, &format!("/v1/txs/{hash}")).await;
         assert_eq!(receipt["status"], "ok", "{receipt}");
-    }
-}
-
-fn resources() -> Resources {
-    Resources {
-        cores: 4,
-        cpu_score: 1_000_000_000,
-        memory_mib: 4_096,
-        gpu: None,
-        class: DeviceClass::Pc,
-        region: "eu-west".into(),
-        runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
-        max_unit_fuel: 1_000_000_000_000,
     }
 }
 
@@ -892,7 +849,7 @@ impl Chain {
     /// Bob registers as provider 0 with a bond of 10 EXO.
     async fn register_bob(&mut self) {
         let register = Action::RegisterProvider {
-            resources: resources(),
+            resources: provider_resources(),
             bond: Amount::from_exo(10),
         };
         self.send(&bob(), 2, register).await;

@@ -16,11 +16,13 @@ use exo_api::{
     ApiConfig, ApiLimits, BlobStore,
     outputs::{Archive, pack},
     router_with,
-    testing::{MemoryNode, StateMode, check_openmetrics, submit_body},
+    testing::{
+        MemoryNode, StateMode, alice, bob, check_openmetrics, market_node, provider_resources,
+        submit_body,
+    },
     wire,
 };
-use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
-use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
+use exo_market::{Requirements, Runtime};
 use exo_types::{
     Action, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx, UnsignedTx,
     address_to_hex, result_commitment,
@@ -36,14 +38,6 @@ use tower::ServiceExt;
 
 const CHAIN: &str = "exo-openapi";
 
-fn alice() -> PrivateKey {
-    PrivateKey::from_seed(1)
-}
-
-fn bob() -> PrivateKey {
-    PrivateKey::from_seed(2)
-}
-
 /// A node with a little of everything: a provider with an offer, a published app, a job whose
 /// one unit was run, proven and accepted, and its outputs in the blob store.
 struct Node {
@@ -58,27 +52,7 @@ struct Node {
 
 impl Node {
     async fn new() -> Self {
-        let params = Params {
-            market: MarketParams {
-                audit_ppm: 0,
-                probation_slots: 16,
-                ..MarketParams::default()
-            },
-            ..Params::default()
-        };
-        let genesis = Genesis {
-            chain_id: CHAIN.into(),
-            params,
-            accounts: [alice(), bob()]
-                .iter()
-                .map(|k| GenesisAccount {
-                    address: address_to_hex(&k.public_key()),
-                    balance: Amount::from_exo(1_000),
-                })
-                .collect(),
-            validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
-        };
-        let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
+        let node = market_node(CHAIN);
         let dir = tempfile::tempdir().unwrap();
         let limits = ApiLimits {
             rate_per_sec: 0,
@@ -107,16 +81,7 @@ impl Node {
     }
 
     async fn market(&mut self) {
-        let resources = Resources {
-            cores: 4,
-            cpu_score: 1_000_000_000,
-            memory_mib: 4_096,
-            gpu: None,
-            class: DeviceClass::Pc,
-            region: "eu-west".into(),
-            runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
-            max_unit_fuel: 1_000_000_000_000,
-        };
+        let resources = provider_resources();
         let bond = Amount::from_exo(10);
         self.send(1, Action::RegisterProvider { resources, bond })
             .await;

@@ -5,52 +5,25 @@
 #![allow(clippy::unwrap_used)]
 
 use commonware_cryptography::Signer;
-use exo_api::{ApiConfig, ApiLimits, BlobStore, serve_with, testing::MemoryNode};
+use exo_api::{
+    ApiConfig, ApiLimits, BlobStore, serve_with,
+    testing::{MemoryNode, alice, bob, market_node},
+};
 use exo_client::{
     Client, Event, blob_hash,
     outputs::{Archive, pack},
 };
-use exo_ledger::{Genesis, GenesisAccount, Params, modules::market::MarketParams};
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, address_to_hex,
-    result_commitment,
+    Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, result_commitment,
 };
 use futures::StreamExt;
 use std::time::Duration;
 
 const CHAIN: &str = "exo-client-market";
 
-fn alice() -> PrivateKey {
-    PrivateKey::from_seed(1)
-}
-
-fn bob() -> PrivateKey {
-    PrivateKey::from_seed(2)
-}
-
 async fn start(with_blobs: bool) -> (MemoryNode, Client, tempfile::TempDir) {
-    let genesis = Genesis {
-        chain_id: CHAIN.into(),
-        params: Params {
-            market: MarketParams {
-                audit_ppm: 0,
-                // No probation: the tests give two units at once to a new provider.
-                probation_slots: 16,
-                ..MarketParams::default()
-            },
-            ..Params::default()
-        },
-        accounts: [alice(), bob()]
-            .iter()
-            .map(|k| GenesisAccount {
-                address: address_to_hex(&k.public_key()),
-                balance: Amount::from_exo(1_000),
-            })
-            .collect(),
-        validators: vec![address_to_hex(&PrivateKey::from_seed(9).public_key())],
-    };
-    let node = MemoryNode::new(genesis, PrivateKey::from_seed(9).public_key());
+    let node = market_node(CHAIN);
     let dir = tempfile::tempdir().unwrap();
     let blobs = with_blobs.then(|| BlobStore::open(dir.path().join("blobs"), 1 << 30).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
