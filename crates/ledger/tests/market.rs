@@ -82,6 +82,15 @@ struct Market {
     nonces: BTreeMap<u64, u64>,
 }
 
+/// The default parameters with `market`'s in place of the market's: what a test of one market
+/// rule changes, and nothing else.
+fn with_market(market: MarketParams) -> Params {
+    Params {
+        market,
+        ..Params::default()
+    }
+}
+
 impl Market {
     fn new(params: Params) -> Self {
         let mut accounts: Vec<GenesisAccount> = [REQUESTER, DEVELOPER]
@@ -366,13 +375,10 @@ fn refused(status: &TxStatus) -> &'static str {
 fn a_job_runs_from_submission_to_payment_token_for_token() {
     // New providers are on probation, one replica at a time; this test is about the money, so
     // it lets them take all three units at once.
-    let mut m = Market::new(Params {
-        market: MarketParams {
-            probation_slots: 8,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    });
+    let mut m = Market::new(with_market(MarketParams {
+        probation_slots: 8,
+        ..MarketParams::default()
+    }));
     m.setup(&PROVIDERS[..2]);
     let requester_before = m.chain.account(&addr(REQUESTER)).balance;
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 2))));
@@ -616,13 +622,10 @@ fn cancelling_refunds_exactly_what_was_not_spent() {
 
 #[test]
 fn a_no_show_is_penalised_and_replaced() {
-    let params = Params {
-        market: MarketParams {
-            commit_window: 3,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        commit_window: 3,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
@@ -650,13 +653,10 @@ fn a_no_show_is_penalised_and_replaced() {
 /// result, so withholding never pays better than revealing.
 #[test]
 fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
-    let params = Params {
-        market: MarketParams {
-            reveal_window: 3,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        reveal_window: 3,
+        ..MarketParams::default()
+    });
     let slash_wrong_bps = params.market.slash_wrong_bps;
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
@@ -780,14 +780,11 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
 
 #[test]
 fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
-    let params = Params {
-        market: MarketParams {
-            commit_window: 3,
-            audit_ppm: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        commit_window: 3,
+        audit_ppm: 0,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..2]);
     let p = PROVIDERS[0];
@@ -872,15 +869,12 @@ fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
 #[test]
 fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     // Trusted after one confirmed result, and every unit held by a trusted provider audited.
-    let params = Params {
-        market: MarketParams {
-            trusted_reputation: REPUTATION_START,
-            trusted_min_valid: 1,
-            audit_ppm: 1_000_000,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        trusted_reputation: REPUTATION_START,
+        trusted_min_valid: 1,
+        audit_ppm: 1_000_000,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
     // Job 0: nobody is trusted, so its unit gets two replicas at once; they agree, and both
@@ -945,13 +939,10 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
 
 #[test]
 fn probation_and_the_floor_limit_who_gets_work() {
-    let params = Params {
-        market: MarketParams {
-            audit_ppm: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        audit_ppm: 0,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
     // A new provider with eight free slots holds one replica until a result is confirmed.
@@ -961,15 +952,12 @@ fn probation_and_the_floor_limit_who_gets_work() {
     assert_eq!(m.job(0).waiting, 2);
     // Below the floor, it gets nothing at all: with the floor at the starting reputation, one
     // missed deadline is enough.
-    let mut m = Market::new(Params {
-        market: MarketParams {
-            min_match_reputation: REPUTATION_START,
-            commit_window: 3,
-            audit_ppm: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    });
+    let mut m = Market::new(with_market(MarketParams {
+        min_match_reputation: REPUTATION_START,
+        commit_window: 3,
+        audit_ppm: 0,
+        ..MarketParams::default()
+    }));
     m.setup(&PROVIDERS[..1]);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
     m.ok(vec![tx]);
@@ -1031,13 +1019,10 @@ fn a_job_whose_waiting_list_could_outgrow_its_record_is_refused() {
 /// refund (before, the unit's reveals never opened and the escrow stayed held for good).
 #[test]
 fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal() {
-    let params = Params {
-        market: MarketParams {
-            audit_ppm: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        audit_ppm: 0,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
     let p = PROVIDERS[0];
@@ -1183,14 +1168,11 @@ fn one_developer_cannot_publish_past_its_cap_of_apps() {
 #[test]
 fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
     let window = 5;
-    let params = Params {
-        market: MarketParams {
-            job_wait_window: window,
-            max_open_jobs_per_account: 1,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        job_wait_window: window,
+        max_open_jobs_per_account: 1,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
     let before = m.chain.account(&addr(REQUESTER)).balance;
@@ -1224,14 +1206,11 @@ fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
 #[test]
 fn an_expired_job_closes_once_its_running_units_end() {
     let window = 3;
-    let params = Params {
-        market: MarketParams {
-            job_wait_window: window,
-            audit_ppm: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    };
+    let params = with_market(MarketParams {
+        job_wait_window: window,
+        audit_ppm: 0,
+        ..MarketParams::default()
+    });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS[..1]);
     let p = PROVIDERS[0];
@@ -1262,14 +1241,11 @@ fn an_expired_job_closes_once_its_running_units_end() {
 
 /// Params for the list-bound tests: no audits, no probation limit in the way.
 fn roomy(market: MarketParams) -> Params {
-    Params {
-        market: MarketParams {
-            audit_ppm: 0,
-            probation_slots: 64,
-            ..market
-        },
-        ..Params::default()
-    }
+    with_market(MarketParams {
+        audit_ppm: 0,
+        probation_slots: 64,
+        ..market
+    })
 }
 
 /// A batch that could place more replicas than a block's assignment log may hold places its
