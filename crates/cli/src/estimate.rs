@@ -125,14 +125,26 @@ pub async fn unit_zero(
 }
 
 impl Estimate {
+    /// Which bound of [`fuel_limit_for`] set the limit, so the printed figure explains itself.
+    fn fuel_limit_reason(&self) -> String {
+        let with_margin = fuel_limit_for(self.fuel_used, u64::MAX);
+        if self.fuel_limit < with_margin {
+            "the --fuel-limit cap".to_string()
+        } else if with_margin == MIN_FUEL_LIMIT {
+            "the minimum fuel limit".to_string()
+        } else {
+            format!("+{FUEL_MARGIN_PERCENT}%")
+        }
+    }
+
     /// The lines `exo job submit` prints before it submits.
     pub fn text(&self, units: u32, trust: u8) -> String {
         let mut text = format!(
-            "estimate: unit 0 burnt {} fuel here in {:.1} ms; fuel limit set to {} (+{}%)",
+            "estimate: unit 0 burnt {} fuel here in {:.1} ms; fuel limit set to {} ({})",
             self.fuel_used,
             self.wall_time_us as f64 / 1_000.0,
             self.fuel_limit,
-            FUEL_MARGIN_PERCENT
+            self.fuel_limit_reason()
         );
         match (self.ask, self.expected_cost) {
             (Some(ask), Some(cost)) => text.push_str(&format!(
@@ -175,5 +187,31 @@ mod tests {
         assert_eq!(fuel_limit_for(10, u64::MAX), MIN_FUEL_LIMIT);
         assert_eq!(fuel_limit_for(1_000_000_000, 1_200_000_000), 1_200_000_000);
         assert_eq!(fuel_limit_for(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn the_printed_fuel_limit_names_the_bound_that_set_it() {
+        let estimate = |fuel_used, cap| Estimate {
+            fuel_used,
+            wall_time_us: 1_000,
+            fuel_limit: fuel_limit_for(fuel_used, cap),
+            ask: None,
+            expected_cost: None,
+        };
+        assert!(
+            estimate(59_854, u64::MAX)
+                .text(1, 1)
+                .contains("(the minimum fuel limit)")
+        );
+        assert!(
+            estimate(1_000_000_000, u64::MAX)
+                .text(1, 1)
+                .contains("(+50%)")
+        );
+        assert!(
+            estimate(1_000_000_000, 1_200_000_000)
+                .text(1, 1)
+                .contains("(the --fuel-limit cap)")
+        );
     }
 }
