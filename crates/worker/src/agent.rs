@@ -3,6 +3,7 @@
 
 use crate::{
     WorkerConfig, WorkerError,
+    admission::{Admission, Waiting, footprint_bytes},
     api::{CallError, NodeApi},
     commit::{Misbehave, Sealed, new_salt, unit_seed},
     machine::Benchmark,
@@ -27,7 +28,7 @@ use std::{
     sync::Arc,
     time::Duration,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 /// Longest wait for a transaction's receipt.
@@ -43,6 +44,8 @@ const MAX_ATTEMPTS: u32 = 5;
 pub(crate) struct RunDone {
     key: String,
     item: WorkItem,
+    /// Host memory reserved by the units running when this one started, itself included.
+    reserved_bytes: u64,
     result: Result<RunOutput, RunFailure>,
 }
 
@@ -122,9 +125,13 @@ pub(crate) struct Agent {
     chain_id: String,
     min_fee: Amount,
     height: u64,
+    /// Units waiting for admission or running.
     running: HashSet<String>,
     attempts: HashMap<String, u32>,
-    slots: Arc<Semaphore>,
+    /// Which waiting units may start: run slots and declared memory.
+    admission: Admission,
+    /// Host memory the sandbox holds for a unit's outputs, beyond its memory limit and inputs.
+    output_buffer_bytes: u64,
     downloads: Downloads,
     modules: Modules,
     /// Whether the stored provider id was checked against the chain since the start.
@@ -177,7 +184,8 @@ impl Agent {
             .map_err(|e| WorkerError::Config(format!("resources: {e}")))?;
         Ok(Self {
             address: cfg.key.public_key(),
-            slots: Arc::new(Semaphore::new(cfg.slots.max(1) as usize)),
+            admission: Admission::new(resources.memory_mib.saturating_mul(1 << 20), cfg.slots),
+            output_buffer_bytes: UnitSpec::new(ModuleSource::Hash([0; 32])).output_buffer_bytes(),
             cfg,
             client,
             api,
@@ -371,7 +379,7 @@ impl Agent {
         let Some(policy) = &self.cfg.idle_only else {
             return;
         };
-        let own = (self.cfg.slots.max(1) as usize - self.slots.available_permits()) as u32;
+        let own = u32::try_from(self.admission.running()).unwrap_or(u32::MAX);
         let readings = crate::idle::read_host(self.bench.cores, own);
         let verdict = policy.check(&readings).err().map(|r| r.to_string());
         match (&self.paused, &verdict) {
@@ -556,8 +564,9 @@ impl Agent {
             (item.commit_deadline, item.job, item.unit, item.replica)
         });
         for (item, key) in to_run {
-            self.start_run(item, key);
+            self.queue_run(item, key);
         }
+        self.admit_runs();
         for (item, key) in copies {
             if let Some(c) = self.try_copy(&item, &key).await {
                 commits.push((key, c));
@@ -682,11 +691,33 @@ impl Agent {
         Some(commit)
     }
 
-    fn start_run(&mut self, item: WorkItem, key: String) {
+    /// Queues a unit for admission (`admission.rs`).
+    fn queue_run(&mut self, item: WorkItem, key: String) {
         self.running.insert(key.clone());
+        let bytes = footprint_bytes(&item, self.output_buffer_bytes);
+        self.admission.push(item, key, bytes);
+    }
+
+    /// Starts the waiting units that fit now, and reports those that waited too long into
+    /// their commit window as "could not finish" (`host_memory`, no fuel), committed before
+    /// their deadline: this machine could not give them the memory in time.
+    pub(crate) fn admit_runs(&mut self) {
+        let admitted = self.admission.admit(self.height);
+        for Waiting { item, key, .. } in admitted.late {
+            warn!(%key, memory_mib = item.memory_mib, "waited for memory into its commit window; reporting that it could not finish");
+            self.running.remove(&key);
+            let reason = Unfinished::HostMemory;
+            self.seal(key, &item, (reason.digest(), 0), reason.name(), None);
+        }
+        let reserved_bytes = self.admission.reserved_bytes();
+        for Waiting { item, key, .. } in admitted.start {
+            self.start_run(item, key, reserved_bytes);
+        }
+    }
+
+    fn start_run(&mut self, item: WorkItem, key: String, reserved_bytes: u64) {
         let api = self.api.clone();
         let sandbox = self.sandbox.clone();
-        let slots = self.slots.clone();
         let done = self.done.clone();
         let blob_dir = self.store.dir().join("blobs");
         let downloads = self.downloads.clone();
@@ -694,16 +725,17 @@ impl Agent {
         let timeout = self.bench.timeout_for(item.fuel_limit);
         debug!(%key, "starting");
         tokio::spawn(async move {
-            let result = match slots.acquire_owned().await {
-                Ok(_permit) => {
-                    run_unit(
-                        &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeout,
-                    )
-                    .await
-                }
-                Err(_) => Err(RunFailure::from("the worker is stopping".to_string())),
+            let result = run_unit(
+                &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeout,
+            )
+            .await;
+            let done_run = RunDone {
+                key,
+                item,
+                reserved_bytes,
+                result,
             };
-            let _ = done.send(RunDone { key, item, result }).await;
+            let _ = done.send(done_run).await;
         });
     }
 
@@ -713,8 +745,14 @@ impl Agent {
     /// report with the fuel it burnt: the ledger judges it by rule, where silence would make
     /// this provider a no-show for what the module or its job caused.
     pub(crate) fn finish_run(&mut self, done: RunDone) {
-        let RunDone { key, item, result } = done;
+        let RunDone {
+            key,
+            item,
+            reserved_bytes,
+            result,
+        } = done;
         self.running.remove(&key);
+        self.admission.release(&key);
         let output = match result {
             Ok(output) => output,
             Err(failure) => {
@@ -745,6 +783,7 @@ impl Agent {
                 handled_us: output.handled_us,
                 fuel: output.fuel,
                 outcome: output.outcome.code(),
+                reserved_bytes,
             });
         }
         if let Some(reason) = output.outcome.unfinished() {

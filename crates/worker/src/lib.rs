@@ -15,7 +15,13 @@
 //! Outcomes: every outcome the sandbox calls attestable (ok, exit codes, traps, out of fuel,
 //! out of memory, invalid module or outputs) is a result and is committed: its code is part of
 //! the sandbox's digest. A timeout or a stack overflow depends on the machine, so the worker
-//! does not commit it (the replica becomes a no-show, which costs less than a wrong result).
+//! commits a "could not finish" report with the fuel burnt instead, which the ledger judges by
+//! rule.
+//!
+//! Memory: units start only while the memory limits, inputs and output buffers of the units
+//! running fit the memory the provider declared (`admission.rs`); the others wait, in the order
+//! they are due, and one that would start too late to commit in time is reported as
+//! `host_memory` before its deadline. The sandbox's limiter holds each unit to its limit.
 //!
 //! The worker never exits on a transient error: a node that does not answer is retried with
 //! backoff, a refused transaction is logged with its reason and derived again from the chain at
@@ -26,6 +32,7 @@
 //! This crate must never run bytes whose hash it has not verified, commit before the sealed
 //! result is durable, or give up on a revealable commitment while the process lives.
 
+mod admission;
 mod agent;
 pub mod api;
 pub mod commit;
@@ -110,6 +117,10 @@ pub struct UnitRun {
     pub fuel: u64,
     /// The outcome's code (`ok`, `exit:2`, ...).
     pub outcome: String,
+    /// Host memory the worker reserved for the units running when this one started, itself
+    /// included: each unit's memory limit, inputs and output buffers. Never more than the
+    /// provider's declared memory, unless this unit ran alone.
+    pub reserved_bytes: u64,
 }
 
 /// Receives a [`UnitRun`] for every unit run; called on the worker's loop, so it must be
@@ -252,6 +263,7 @@ pub async fn run(
             while let Ok(done) = done_rx.try_recv() {
                 agent.finish_run(done);
             }
+            agent.admit_runs();
             result
         };
         let result = tokio::select! {
@@ -291,6 +303,7 @@ pub async fn run(
                     while let Ok(done) = done_rx.try_recv() {
                         agent.finish_run(done);
                     }
+                    agent.admit_runs();
                     if failures == 0 {
                         tokio::select! {
                             () = &mut shutdown => break 'passes,

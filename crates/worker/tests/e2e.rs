@@ -102,6 +102,11 @@ struct Env {
 
 impl Env {
     async fn start(requester: &PrivateKey, providers: &[&PrivateKey]) -> Self {
+        Self::start_with(requester, providers, Params::default()).await
+    }
+
+    /// [`Env::start`] with the ledger's parameters given.
+    async fn start_with(requester: &PrivateKey, providers: &[&PrivateKey], params: Params) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "exo_worker=info".into()))
             .with_test_writer()
@@ -119,7 +124,7 @@ impl Env {
         }
         let genesis = Genesis {
             chain_id: CHAIN.into(),
-            params: Params::default(),
+            params,
             accounts,
             validators: vec![address_to_hex(&validator.public_key())],
         };
@@ -270,6 +275,38 @@ impl Env {
                 .is_some_and(|j| j.state != JobState::Open)
         })
         .await;
+    }
+
+    /// Uploads and publishes the `probe` app from `requester` (with its account's `nonce`) and
+    /// warms the compile cache with it; returns its module hash.
+    async fn publish_probe(&self, requester: &PrivateKey, nonce: u64) -> Hash32 {
+        let probe = self
+            .client
+            .put_blob(exo_apps::PROBE_WASM.to_vec(), requester)
+            .await
+            .unwrap();
+        send(
+            &self.client,
+            requester,
+            nonce,
+            Action::PublishApp {
+                module_hash: probe,
+                name: "probe".into(),
+                version: "1".into(),
+                royalty_per_unit: Amount(0),
+            },
+        )
+        .await;
+        let warm = self.cache();
+        tokio::task::spawn_blocking(move || {
+            exo_exec::Sandbox::new(exo_exec::SandboxConfig::new(warm))
+                .unwrap()
+                .prepare(exo_apps::PROBE_WASM)
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        probe
     }
 
     async fn provider(&self, key: &PrivateKey) -> Provider {
@@ -531,32 +568,7 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
     let requester = key(1);
     let honest = [key(41), key(42)];
     let env = Env::start(&requester, &[&honest[0], &honest[1]]).await;
-    let probe = env
-        .client
-        .put_blob(exo_apps::PROBE_WASM.to_vec(), &requester)
-        .await
-        .unwrap();
-    send(
-        &env.client,
-        &requester,
-        1,
-        Action::PublishApp {
-            module_hash: probe,
-            name: "probe".into(),
-            version: "1".into(),
-            royalty_per_unit: Amount(0),
-        },
-    )
-    .await;
-    let warm = env.cache();
-    tokio::task::spawn_blocking(move || {
-        exo_exec::Sandbox::new(exo_exec::SandboxConfig::new(warm))
-            .unwrap()
-            .prepare(exo_apps::PROBE_WASM)
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    let probe = env.publish_probe(&requester, 1).await;
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // The benchmark claims far more speed than the machine has, so that the wall-clock limit
     // (three times the predicted time plus ten seconds) comes long before the fuel runs out.
@@ -661,4 +673,77 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
             "{a:?}"
         );
     }
+}
+
+/// More units than fit the provider's declared memory, offered four run slots: each unit may
+/// use 64 MiB of linear memory plus its output buffers (about 131 MiB in all), the provider
+/// declares 300 MiB, so at most two run at once. The others wait in order and every unit
+/// finishes and is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_units_than_fit_the_declared_memory_run_two_at_a_time_and_all_finish() {
+    const DECLARED_MIB: u64 = 300;
+    const UNITS: u32 = 6;
+    let requester = key(1);
+    let provider = key(51);
+    // A newcomer is not on probation here: it may hold as many units as it offers.
+    let mut params = Params::default();
+    params.market.probation_results = 0;
+    let env = Env::start_with(&requester, &[&provider], params).await;
+    let probe = env.publish_probe(&requester, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Arc<Mutex<Vec<(std::time::Instant, exo_worker::UnitRun)>>> = Arc::default();
+    let seen = runs.clone();
+    let worker = env.worker(&provider, dir.path(), |c| {
+        c.slots = 4;
+        if let Some(b) = c.benchmark.as_mut() {
+            b.memory_mib = DECLARED_MIB;
+        }
+        c.on_run = Some(Arc::new(move |run: &exo_worker::UnitRun| {
+            seen.lock()
+                .unwrap()
+                .push((std::time::Instant::now(), run.clone()));
+        }));
+    });
+    env.offering(&provider).await;
+    // Each unit spins until its fuel runs out, a few tenths of a second: long enough to overlap.
+    let fuel_limit = 2_000_000_000;
+    let job = JobSpec {
+        app: probe,
+        inputs: Vec::new(),
+        unit_args: vec!["spin".into(); UNITS as usize],
+        requirements: Requirements::wasm(64, fuel_limit),
+        ..env.job(UNITS, 1)
+    };
+    send(&env.client, &requester, 2, Action::SubmitJob(Box::new(job))).await;
+    env.done(0).await;
+    stop_all(vec![worker]).await;
+
+    let job: Job = state(&env.node, queries::job(0)).await.unwrap();
+    assert_eq!(job.accepted, UNITS, "{job:?}");
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), UNITS as usize);
+    let declared = DECLARED_MIB << 20;
+    for (_, run) in &runs {
+        assert_eq!(run.outcome, "out_of_fuel", "{run:?}");
+        assert!(run.reserved_bytes <= declared, "{run:?}");
+    }
+    // Each run's span (from its handling's start to its end) as seen by the observer: at most
+    // two overlap at any time.
+    let spans: Vec<_> = runs
+        .iter()
+        .map(|(end, run)| (*end - Duration::from_micros(run.handled_us), *end))
+        .collect();
+    let most = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 2, "{spans:?}");
+    let p = env.provider(&provider).await;
+    assert_eq!((p.invalid, p.missed), (0, 0), "{p:?}");
 }
