@@ -55,6 +55,8 @@ pub(crate) struct RunDone {
 pub(crate) struct RunFailure {
     reason: Unfinished,
     message: String,
+    /// Whether another attempt may succeed; if not, the report goes at once.
+    retry: bool,
 }
 
 impl From<String> for RunFailure {
@@ -62,8 +64,18 @@ impl From<String> for RunFailure {
         Self {
             reason: Unfinished::Host,
             message,
+            retry: true,
         }
     }
+}
+
+/// Wall-clock bounds of one unit's handling on this machine.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// Compiling the module (once per module: later units find it in the cache).
+    compile: Duration,
+    /// The sandbox run.
+    run: Duration,
 }
 
 pub(crate) struct RunOutput {
@@ -722,11 +734,14 @@ impl Agent {
         let blob_dir = self.store.dir().join("blobs");
         let downloads = self.downloads.clone();
         let modules = self.modules.clone();
-        let timeout = self.bench.timeout_for(item.fuel_limit);
+        let timeouts = Timeouts {
+            compile: self.cfg.compile_timeout,
+            run: self.bench.timeout_for(item.fuel_limit),
+        };
         debug!(%key, "starting");
         tokio::spawn(async move {
             let result = run_unit(
-                &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeout,
+                &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeouts,
             )
             .await;
             let done_run = RunDone {
@@ -759,7 +774,7 @@ impl Agent {
                 let n = self.attempts.entry(key.clone()).or_insert(0);
                 *n += 1;
                 warn!(%key, attempt = *n, "unit did not run: {}", failure.message);
-                if *n >= MAX_ATTEMPTS {
+                if *n >= MAX_ATTEMPTS || !failure.retry {
                     warn!(%key, reason = failure.reason.name(), "reporting that this replica could not finish");
                     self.attempts.remove(&key);
                     self.seal(
@@ -1263,7 +1278,7 @@ async fn run_unit(
     sandbox: &Arc<Sandbox>,
     blob_dir: &std::path::Path,
     item: &WorkItem,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<RunOutput, RunFailure> {
     let started = std::time::Instant::now();
     let app = item.app;
@@ -1303,29 +1318,13 @@ async fn run_unit(
                 "the unit may use {memory_bytes} bytes of memory, this sandbox gives {}",
                 sandbox.config().max_memory_bytes
             ),
+            retry: true,
         });
     }
+    let wasm = prepare_module(sandbox, modules, module_path, app, timeouts.compile).await?;
     let sandbox = sandbox.clone();
     let item = item.clone();
-    let modules = modules.clone();
     tokio::task::spawn_blocking(move || {
-        // The module is read, verified and compiled into the sandbox's cache once; later runs
-        // name it by that verified hash. One that does not compile runs from its bytes, so
-        // that the run's outcome says so.
-        let wasm = match module_path {
-            Some(path) if !modules.contains(&app) => {
-                let wasm = read_verified(&path, &app)?;
-                match sandbox.prepare(&wasm) {
-                    Ok(hash) if hash == app => {
-                        modules.insert(app);
-                        None
-                    }
-                    Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Some(wasm),
-                    Err(err) => return Err(err.to_string().into()),
-                }
-            }
-            _ => None,
-        };
         for (path, hash) in inputs.values() {
             // Hash again right before the run: never run bytes that were not verified.
             read_verified(path, hash)?;
@@ -1339,7 +1338,7 @@ async fn run_unit(
             .unit(u64::from(item.unit), unit_seed(item.job, item.unit))
             .fuel(item.fuel_limit)
             .memory(memory_bytes)
-            .timeout_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            .timeout_ms(u64::try_from(timeouts.run.as_millis()).unwrap_or(u64::MAX));
         for (name, (path, _)) in &inputs {
             spec = spec.input_path(name.clone(), path.clone());
         }
@@ -1348,6 +1347,49 @@ async fn run_unit(
     })
     .await
     .map_err(|e| format!("the run panicked: {e}"))?
+}
+
+/// Reads, verifies and compiles the module at `path` into the sandbox's cache, once: later runs
+/// name it by its verified hash. One the sandbox refuses comes back as its bytes, to run from
+/// them so that the run's outcome (`invalid_module`) says so, the same on every machine.
+///
+/// The static bounds (`exo_exec::ModuleLimit`) keep every compile short, but a slow or loaded
+/// machine may still take longer than `timeout`: that is this machine's doing, reported at
+/// once as "could not finish" (`host`) and not retried, while the compile goes on in the
+/// background and fills the cache for the next unit.
+async fn prepare_module(
+    sandbox: &Arc<Sandbox>,
+    modules: &Modules,
+    path: Option<std::path::PathBuf>,
+    app: Hash32,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, RunFailure> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let (sandbox, modules) = (sandbox.clone(), modules.clone());
+    let compile = tokio::task::spawn_blocking(move || {
+        if modules.contains(&app) {
+            return Ok(None);
+        }
+        let wasm = read_verified(&path, &app)?;
+        match sandbox.prepare(&wasm) {
+            Ok(hash) if hash == app => {
+                modules.insert(app);
+                Ok(None)
+            }
+            Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Ok(Some(wasm)),
+            Err(err) => Err(RunFailure::from(err.to_string())),
+        }
+    });
+    match tokio::time::timeout(timeout, compile).await {
+        Ok(joined) => joined.map_err(|e| format!("the compile panicked: {e}"))?,
+        Err(_) => Err(RunFailure {
+            reason: Unfinished::Host,
+            message: format!("compiling the module took longer than {timeout:?}"),
+            retry: false,
+        }),
+    }
 }
 
 /// The output of a run (or of a verdict on a unit that did not run): its archive packed, and

@@ -101,6 +101,10 @@ pub struct WorkerConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Told about every unit this worker ran (benchmarks, monitoring).
     pub on_run: Option<RunObserver>,
+    /// The longest a module's compile may take here before its unit is reported as "could
+    /// not finish" (`host`). The sandbox's static bounds keep compiles to seconds on a loaded
+    /// development machine (docs/exec-determinism.md, "Bounded compiles").
+    pub compile_timeout: Duration,
 }
 
 /// A unit this worker ran, as told to [`WorkerConfig::on_run`].
@@ -171,9 +175,13 @@ impl WorkerConfig {
             compile_cache: None,
             scratch_dir: None,
             on_run: None,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }
+
+/// [`WorkerConfig::compile_timeout`] unless set.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why the worker could not start. Once running, it stops only when told to.
 #[derive(Debug, thiserror::Error)]
