@@ -8,7 +8,7 @@
 //! Shapes: `body` (one function of n straight-line operators), `funcs` (n small functions),
 //! `locals` (one function declaring n locals), `live` (one function summing n locals, all live
 //! at once), `nest` (n nested blocks), `brtable` (a `br_table` of n targets), `types` (n
-//! function types), `data` (n one-byte data segments), `globals` (n globals). The results and
+//! function types), `data` (n one-byte data segments), `globals` (n globals); `render` compiles the render app (n ignored). The results and
 //! the static limits chosen from them are in docs/exec-determinism.md.
 
 use exo_exec::{Sandbox, SandboxConfig};
@@ -94,7 +94,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shape = args.first().map(String::as_str).unwrap_or("body");
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let wasm = wat::parse_str(module(shape, n)).expect("wat");
+    let wasm = match shape {
+        // A real app, for the ratio between this build's compile speed and a release build's.
+        "render" => exo_apps::RENDER_WASM.to_vec(),
+        _ => wat::parse_str(module(shape, n)).expect("wat"),
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = SandboxConfig::new(dir.path());
     config.max_concurrent_units = 1;

@@ -10,7 +10,7 @@
 //! figures these bounds were picked from are in docs/exec-determinism.md ("Bounded compiles");
 //! real apps sit far below every one of them.
 
-use wasmparser::{Imports, Parser, Payload};
+use wasmparser::{FunctionBody, Imports, Operator, Parser, Payload};
 
 /// A static bound of a module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub enum ModuleLimit {
     FunctionBodyBytes,
     /// Locals declared by one function (parameters not counted).
     FunctionLocals,
+    /// Blocks, loops and `if`s open at once in one function: Cranelift's time grows faster
+    /// than the code's size with it.
+    NestingDepth,
     /// Recursion groups of the type section.
     Types,
     Imports,
@@ -36,12 +39,13 @@ pub enum ModuleLimit {
 
 impl ModuleLimit {
     /// Every bound, in the order the module is checked.
-    pub const ALL: [ModuleLimit; 11] = [
+    pub const ALL: [ModuleLimit; 12] = [
         ModuleLimit::ModuleBytes,
         ModuleLimit::CodeBytes,
         ModuleLimit::Functions,
         ModuleLimit::FunctionBodyBytes,
         ModuleLimit::FunctionLocals,
+        ModuleLimit::NestingDepth,
         ModuleLimit::Types,
         ModuleLimit::Imports,
         ModuleLimit::Exports,
@@ -54,10 +58,11 @@ impl ModuleLimit {
     pub const fn max(self) -> u64 {
         match self {
             ModuleLimit::ModuleBytes => 64 << 20,
-            ModuleLimit::CodeBytes => 32 << 20,
-            ModuleLimit::Functions => 100_000,
+            ModuleLimit::CodeBytes => 16 << 20,
+            ModuleLimit::Functions => 50_000,
             ModuleLimit::FunctionBodyBytes => 1 << 20,
             ModuleLimit::FunctionLocals => 10_000,
+            ModuleLimit::NestingDepth => 2_000,
             ModuleLimit::Types => 100_000,
             ModuleLimit::Imports => 10_000,
             ModuleLimit::Exports => 100_000,
@@ -75,6 +80,7 @@ impl ModuleLimit {
             ModuleLimit::Functions => "functions",
             ModuleLimit::FunctionBodyBytes => "function_body_bytes",
             ModuleLimit::FunctionLocals => "function_locals",
+            ModuleLimit::NestingDepth => "nesting_depth",
             ModuleLimit::Types => "types",
             ModuleLimit::Imports => "imports",
             ModuleLimit::Exports => "exports",
@@ -130,14 +136,36 @@ pub fn check_module(wasm: &[u8]) -> Result<(), ModuleRefusal> {
                 over(ModuleLimit::FunctionBodyBytes, bytes)?;
                 code_bytes = code_bytes.saturating_add(bytes);
                 over(ModuleLimit::CodeBytes, code_bytes)?;
-                let mut locals = 0u64;
-                let mut reader = body.get_locals_reader().map_err(malformed)?;
-                for _ in 0..reader.get_count() {
-                    let (count, _) = reader.read().map_err(malformed)?;
-                    locals = locals.saturating_add(count.into());
-                    over(ModuleLimit::FunctionLocals, locals)?;
-                }
+                check_body(&body)?;
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The bounds inside one function body: its locals, then how deep its blocks nest.
+fn check_body(body: &FunctionBody<'_>) -> Result<(), ModuleRefusal> {
+    let mut locals = 0u64;
+    let mut reader = body.get_locals_reader().map_err(malformed)?;
+    for _ in 0..reader.get_count() {
+        let (count, _) = reader.read().map_err(malformed)?;
+        locals = locals.saturating_add(count.into());
+        over(ModuleLimit::FunctionLocals, locals)?;
+    }
+    let mut operators = body.get_operators_reader().map_err(malformed)?;
+    let mut depth = 0u64;
+    while !operators.eof() {
+        match operators.read().map_err(malformed)? {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Try { .. }
+            | Operator::TryTable { .. } => {
+                depth += 1;
+                over(ModuleLimit::NestingDepth, depth)?;
+            }
+            Operator::End => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

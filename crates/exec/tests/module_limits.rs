@@ -9,7 +9,7 @@ use exo_exec::{
     check_module,
 };
 use wasm_encoder::{
-    CodeSection, ConstExpr, CustomSection, DataSection, ElementSection, Elements, EntityType,
+    BlockType, CodeSection, ConstExpr, CustomSection, DataSection, ElementSection, Elements, EntityType,
     ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
     ImportSection, Instruction, Module, TypeSection, ValType,
 };
@@ -77,6 +77,16 @@ fn over(limit: ModuleLimit) -> Vec<u8> {
         ModuleLimit::FunctionLocals => {
             let mut f = Function::new([(u32::try_from(n).unwrap(), ValType::I64)]);
             f.instruction(&Instruction::End);
+            with_functions(&[f], |_| {})
+        }
+        ModuleLimit::NestingDepth => {
+            let mut f = Function::new([]);
+            for _ in 0..n {
+                f.instruction(&Instruction::Block(BlockType::Empty));
+            }
+            for _ in 0..=n {
+                f.instruction(&Instruction::End);
+            }
             with_functions(&[f], |_| {})
         }
         ModuleLimit::Types => {
