@@ -562,7 +562,10 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
 /// stops it and floods stdout, and a `hello` job names an input nobody uploaded. The first two
 /// are machine-dependent, so both workers report that they could not finish and the units fail
 /// with the requester paying for the fuel burnt; the last two are results both workers share.
-/// No honest provider loses bond or reputation, and the jobs' accounts add up.
+/// A third job of `probe` units reads metadata and listings, puts 2 GiB into `/out` in one
+/// call, writes one byte at a time until its fuel runs out and reads a missing file: all
+/// results both workers share. No honest provider loses bond or reputation, and the jobs'
+/// accounts add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_burnt() {
     let requester = key(1);
@@ -616,8 +619,27 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
         Action::SubmitJob(Box::new(missing)),
     )
     .await;
-    env.done(0).await;
-    env.done(1).await;
+    // Guests that end deterministically however hostile: metadata and listings of the guest's
+    // filesystem, 2 GiB in one call, one-byte writes until the fuel runs out, and a read of
+    // an input that does not exist.
+    let io_fuel_limit = 200_000_000;
+    let io = JobSpec {
+        app: probe,
+        inputs: Vec::new(),
+        unit_args: vec![
+            "listing".into(),
+            "bigwrite".into(),
+            "slowio".into(),
+            "missing".into(),
+        ],
+        units: 4,
+        requirements: Requirements::wasm(64, io_fuel_limit),
+        ..env.job(4, 2)
+    };
+    send(&env.client, &requester, 4, Action::SubmitJob(Box::new(io))).await;
+    for job in 0..3 {
+        env.done(job).await;
+    }
     stop_all(workers).await;
 
     // The stack overflow and the spin: every replica reported, the unit failed, each reporter
@@ -640,10 +662,17 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
         "{spin:?}"
     );
     // The flood of stdout and the missing input are results both workers agree on.
-    for (job, outcome) in [(0, "output_too_large:stdout"), (1, "missing_input")] {
-        let unit: Unit = state(&env.node, queries::unit(job, if job == 0 { 2 } else { 0 }))
-            .await
-            .unwrap();
+    // (job, unit, outcome, a line its stdout holds).
+    for (job, unit, outcome, says) in [
+        (0, 2, "output_too_large:stdout", ""),
+        (1, 0, "missing_input", ""),
+        // The sandbox's fixed time, 2000-01-01, whatever the host's clock.
+        (2, 0, "ok", "probe len=5 modified=Some(946684800000000000)"),
+        (2, 1, "output_too_large:out", ""),
+        (2, 2, "out_of_fuel", ""),
+        (2, 3, "ok", "read /in/missing: NotFound"),
+    ] {
+        let unit: Unit = state(&env.node, queries::unit(job, unit)).await.unwrap();
         assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
         let (digest, _) = unit.accepted.unwrap();
         let archive = env
@@ -652,6 +681,8 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
             .await
             .unwrap();
         assert_eq!(archive.outcome, outcome);
+        let stdout = String::from_utf8_lossy(&archive.stdout);
+        assert!(stdout.contains(says), "{stdout}");
     }
     for (k, (bond, reputation)) in honest.iter().zip(standing) {
         let p = env.provider(k).await;
@@ -662,7 +693,10 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
     let job: Job = state(&env.node, queries::job(0)).await.unwrap();
     let a = &job.accounts;
     assert!(a.paid_total() > Amount::ZERO, "{a:?}");
-    for job in 0..2 {
+    // The one-byte writer burnt its whole budget, and the requester paid for it.
+    let slow: Unit = state(&env.node, queries::unit(2, 2)).await.unwrap();
+    assert_eq!(slow.accepted.map(|(_, fuel)| fuel), Some(io_fuel_limit));
+    for job in 0..3 {
         let a = state::<Job>(&env.node, queries::job(job))
             .await
             .unwrap()
