@@ -757,11 +757,10 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
 /// overflow is reported by both and fails. The honest providers keep their bond and
 /// reputation, the requester pays for the fuel burnt, and the job's accounts add up.
 ///
-/// `cargo test -p exo-cli --test devnet -- --ignored a_hostile_job` (a few minutes in a debug
-/// build: the workers benchmark, then compile `probe`); the in-process version runs in the
-/// default suite (`exo-worker`'s `hostile_units_cost_honest_workers_nothing_...`).
+/// About a minute in a debug build (the workers benchmark, then compile `probe`); the
+/// in-process version, with a unit that reaches the wall clock and a job naming an input
+/// nobody uploaded as well, is `exo-worker`'s `hostile_units_cost_honest_workers_nothing_...`.
 #[test]
-#[ignore = "several minutes: a devnet, two workers and a job of hostile units"]
 fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fuel_burnt() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();

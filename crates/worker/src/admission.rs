@@ -129,6 +129,22 @@ impl Admission {
         out
     }
 
+    /// Drops the waiting units `listed` no longer holds (settled elsewhere, or their job
+    /// cancelled) and returns their keys.
+    pub fn forget_unlisted(&mut self, listed: impl Fn(&str) -> bool) -> Vec<String> {
+        let gone: Vec<(String, QueueKey)> = self
+            .queued
+            .iter()
+            .filter(|(key, _)| !listed(key))
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
+        for (key, at) in &gone {
+            self.queued.remove(key);
+            self.queue.remove(at);
+        }
+        gone.into_iter().map(|(key, _)| key).collect()
+    }
+
     /// Frees what `key` reserved when it started.
     pub fn release(&mut self, key: &str) {
         self.running.remove(key);
@@ -221,6 +237,20 @@ mod tests {
         a.push(item(0, 100), "u0".into(), MIB);
         assert!(a.holds("u0") && a.holds("u3") && !a.holds("u9"));
         assert_eq!(a.admit(10).start.len(), 0, "u0 runs: queued once only");
+    }
+
+    #[test]
+    fn a_waiting_unit_the_work_list_no_longer_holds_is_forgotten() {
+        let mut a = Admission::new(100 * MIB, 4);
+        a.push(item(0, 100), "running".into(), 100 * MIB);
+        a.push(item(1, 200), "gone".into(), 100 * MIB);
+        a.push(item(2, 300), "kept".into(), 100 * MIB);
+        assert_eq!(started(&a.admit(10)), [0]);
+        let gone = a.forget_unlisted(|key| key != "gone" && key != "running");
+        assert_eq!(gone, ["gone"]);
+        assert!(a.holds("running"), "a running unit is not dropped");
+        a.release("running");
+        assert_eq!(started(&a.admit(10)), [2]);
     }
 
     #[test]

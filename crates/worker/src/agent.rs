@@ -504,6 +504,9 @@ impl Agent {
                 }
             }
             self.absent = absent;
+            for key in self.admission.forget_unlisted(|key| open.contains(key)) {
+                self.running.remove(&key);
+            }
         }
         if !settled.is_empty() {
             for key in &settled {

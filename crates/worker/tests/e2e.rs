@@ -781,3 +781,55 @@ async fn more_units_than_fit_the_declared_memory_run_two_at_a_time_and_all_finis
     let p = env.provider(&provider).await;
     assert_eq!((p.invalid, p.missed), (0, 0), "{p:?}");
 }
+
+/// A provider whose machine compiles too slowly (here a compile bound of one millisecond and a
+/// cold cache) reports the unit as "could not finish" at once instead of holding it: another
+/// provider is given the replica, the unit is accepted, and the slow provider keeps its bond
+/// and reputation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compile_over_the_machines_bound_is_reported_and_replaced_without_penalty() {
+    let requester = key(1);
+    let slow = key(61);
+    let honest = [key(62), key(63)];
+    let env = Env::start(&requester, &[&slow, &honest[0], &honest[1]]).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The slow provider asks the lowest price, so that it gets the first replica.
+    let mut workers = vec![env.worker(&slow, dirs[0].path(), |c| {
+        c.compile_cache = None;
+        c.compile_timeout = Duration::from_millis(1);
+        c.price_per_unit = Amount::from_exo(1);
+    })];
+    for (k, dir) in honest.iter().zip(&dirs[1..]) {
+        workers.push(env.worker(k, dir.path(), |c| {
+            c.price_per_unit = Amount::from_exo(2);
+        }));
+    }
+    for k in std::iter::once(&slow).chain(&honest) {
+        env.offering(k).await;
+    }
+    let before = env.provider(&slow).await;
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(1, 2))),
+    )
+    .await;
+    env.done(0).await;
+    stop_all(workers).await;
+
+    let unit: Unit = state(&env.node, queries::unit(0, 0)).await.unwrap();
+    assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
+    let reported = unit
+        .replicas
+        .iter()
+        .find(|r| r.provider == before.id)
+        .expect("the slow provider held a replica");
+    assert_eq!(reported.status, ReplicaStatus::Excused, "{unit:?}");
+    let after = env.provider(&slow).await;
+    assert_eq!(
+        (after.bond, after.reputation, after.invalid, after.missed),
+        (before.bond, before.reputation, 0, 0),
+        "{after:?}"
+    );
+}
