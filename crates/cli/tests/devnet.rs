@@ -688,7 +688,7 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
     let started = Instant::now();
     let devnet = Devnet::with_workers(4, 3, Duration::from_secs(600));
     let (node0, faucet_key) = devnet.node_and_faucet();
-    let (dir, rt, clients) = (&devnet.dir, &devnet.rt, &devnet.clients);
+    let dir = &devnet.dir;
     println!("three workers offer after {:?}", started.elapsed());
 
     // The quant: a small grid of all three strategies over the shipped S&P 500 series.
@@ -820,7 +820,11 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
 
     for (id, was) in providers.iter().zip(before) {
         let (bond, reputation, invalid, missed) = standing(*id);
-        assert_eq!((bond, invalid, missed), (was.0, was.2, was.3), "provider {id}");
+        assert_eq!(
+            (bond, invalid, missed),
+            (was.0, was.2, was.3),
+            "provider {id}"
+        );
         assert!(reputation >= was.1, "provider {id}");
     }
     assert!(job.accounts.paid_total > Amount::ZERO, "{job:?}");

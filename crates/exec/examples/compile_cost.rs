@@ -45,11 +45,7 @@ fn module(shape: &str, n: usize) -> String {
             "(func (param i64) (result i64) (local {}) {} {} local.get 0)",
             repeat(n.max(1), |s, _| s.push_str("i64 ")),
             repeat(n, |s, i| {
-                let _ = write!(
-                    s,
-                    "local.get 0 i64.const {i} i64.mul local.set {} ",
-                    i + 1
-                );
+                let _ = write!(s, "local.get 0 i64.const {i} i64.mul local.set {} ", i + 1);
             }),
             repeat(n, |s, i| {
                 let _ = write!(s, "local.get 0 local.get {} i64.add local.set 0 ", i + 1);

@@ -5,12 +5,11 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 use exo_exec::{
-    ExecError, ModuleLimit, ModuleRefusal, Outcome, Sandbox, SandboxConfig, UnitSpec,
-    check_module,
+    ExecError, ModuleLimit, ModuleRefusal, Outcome, Sandbox, SandboxConfig, UnitSpec, check_module,
 };
 use wasm_encoder::{
-    BlockType, CodeSection, ConstExpr, CustomSection, DataSection, ElementSection, Elements, EntityType,
-    ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
+    BlockType, CodeSection, ConstExpr, CustomSection, DataSection, ElementSection, Elements,
+    EntityType, ExportKind, ExportSection, Function, FunctionSection, GlobalSection, GlobalType,
     ImportSection, Instruction, Module, TypeSection, ValType,
 };
 
@@ -203,10 +202,7 @@ fn a_huge_function_body_is_refused_before_compiling() {
     let result = sandbox.run(&UnitSpec::wasm(&wasm)).unwrap();
     assert_eq!(result.outcome.code(), "invalid_module");
     assert!(
-        result
-            .outcome
-            .to_string()
-            .contains("function_body_bytes"),
+        result.outcome.to_string().contains("function_body_bytes"),
         "{}",
         result.outcome
     );
