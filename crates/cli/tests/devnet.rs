@@ -515,29 +515,13 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
     std::fs::write(&input_path, &input).unwrap();
     let unit_args = dir.path().join("args.txt");
     std::fs::write(&unit_args, "frame 0\nframe 1\nframe 2\nframe 3\n").unwrap();
-    let (code, submitted) = exo(&[
-        "--node",
+    let (code, submitted) = submit_module(
         &node0,
-        "job",
-        "submit",
-        "--key",
         &faucet_key,
-        "--app",
-        module.to_str().unwrap(),
-        "--units",
-        "4",
-        "--trust",
-        "2",
-        "--max-price",
-        "2",
-        "--input",
-        input_path.to_str().unwrap(),
-        "--unit-args",
-        unit_args.to_str().unwrap(),
-        "--wait",
-        "--wait-timeout",
-        "300",
-    ]);
+        &module,
+        &unit_args,
+        &["--input", input_path.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{submitted}");
     let id = submitted["job_id"].as_u64().unwrap();
     println!("job {id} done after {:?}", started.elapsed());
@@ -632,16 +616,16 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     println!("the demo took {:?}", started.elapsed());
 }
 
-/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
-/// once) through `node` with the faucet's key and waits for it; returns its id.
-fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
-    let mut args = vec![
+/// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) in
+/// `units` units at trust 2 and at most 2 EXO per compute unit, through `node` with `key`.
+fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, units: &'a str) -> Vec<&'a str> {
+    vec![
         "--node",
         node,
         "job",
         "submit",
         "--key",
-        faucet_key,
+        key,
         "--app",
         app,
         "--units",
@@ -650,12 +634,37 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
         "2",
         "--trust",
         "2",
-        "--memory-mib",
-        "128",
         "--wait",
         "--wait-timeout",
         "600",
-    ];
+    ]
+}
+
+/// Submits the module file `module` with one unit per line of `unit_args` and `extra`
+/// arguments (see [`submit_args`]); its exit code and report.
+fn submit_module(
+    node: &str,
+    key: &str,
+    module: &Path,
+    unit_args: &Path,
+    extra: &[&str],
+) -> (i32, Value) {
+    let units = std::fs::read_to_string(unit_args)
+        .unwrap()
+        .lines()
+        .count()
+        .to_string();
+    let mut args = submit_args(node, key, module.to_str().unwrap(), &units);
+    args.extend(["--unit-args", unit_args.to_str().unwrap()]);
+    args.extend(extra);
+    exo(&args)
+}
+
+/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
+/// once) through `node` with the faucet's key and waits for it; returns its id.
+fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
+    let mut args = submit_args(node, faucet_key, app, units);
+    args.extend(["--memory-mib", "128"]);
     for p in params {
         args.extend(["--param", p]);
     }
@@ -779,29 +788,13 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
     let unit_args = dir.path().join("args.txt");
     let modes = ["listing", "bigwrite", "recurse", "slowio", "missing"];
     std::fs::write(&unit_args, modes.join("\n") + "\n").unwrap();
-    let (_, submitted) = exo(&[
-        "--node",
+    let (_, submitted) = submit_module(
         &node0,
-        "job",
-        "submit",
-        "--key",
         &faucet_key,
-        "--app",
-        module.to_str().unwrap(),
-        "--units",
-        "5",
-        "--trust",
-        "2",
-        "--max-price",
-        "2",
-        "--fuel-limit",
-        "200000000",
-        "--unit-args",
-        unit_args.to_str().unwrap(),
-        "--wait",
-        "--wait-timeout",
-        "600",
-    ]);
+        &module,
+        &unit_args,
+        &["--fuel-limit", "200000000"],
+    );
     let id = submitted["job_id"].as_u64().unwrap();
     println!("job {id} done after {:?}", started.elapsed());
     let job = rt.block_on(clients[0].job(id)).unwrap().unwrap();
