@@ -5,9 +5,13 @@
 //! `sleep <ms>` (block in `poll_oneoff`), `spin` (loop forever), `membomb` (allocate without end),
 //! `stdout <bytes>` (flood stdout), `write <bytes>` (write a large file to `/out`), `fill` (write to `/out` without end), `time` (print
 //! clocks and random bytes, which must be fixed per unit), `recurse` (recurse without end: a
-//! stack overflow, whose depth depends on the machine).
+//! stack overflow, whose depth depends on the machine), `listing` (write a file, then print its
+//! metadata and the listings of `/out` and `/in` in the order the filesystem gives them),
+//! `bigwrite` (put 2 GiB into `/out` with one call), `slowio` (one-byte writes
+//! without end), `missing` (read an input that does not exist and print the error).
 
 use std::io::Write;
+use std::time::UNIX_EPOCH;
 
 fn attempt(label: &str, ok: bool) {
     // One line per attempt: "denied" is what the sandbox must produce for every one of them.
@@ -59,6 +63,53 @@ fn escape() {
 fn recurse(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 16]);
     recurse(depth + 1).wrapping_add(frame[(depth % 16) as usize])
+}
+
+/// Everything a guest can learn about a file and two directories through WASI metadata and
+/// listings: on a host filesystem it differs from run to run and host to host.
+fn listing() {
+    let _ = std::fs::write("/out/probe", b"probe");
+    let since_epoch = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+    };
+    if let Ok(m) = std::fs::metadata("/out/probe") {
+        println!(
+            "probe len={} modified={:?} accessed={:?}",
+            m.len(),
+            since_epoch(m.modified()),
+            since_epoch(m.accessed())
+        );
+    }
+    for dir in ["/out", "/in"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            println!("{dir}: cannot list");
+            continue;
+        };
+        for entry in entries.flatten() {
+            let m = entry.metadata().ok();
+            println!(
+                "{dir}/{} len={:?} dir={:?} modified={:?}",
+                entry.file_name().to_string_lossy(),
+                m.as_ref().map(|m| m.len()),
+                m.as_ref().map(|m| m.is_dir()),
+                m.map(|m| since_epoch(m.modified()))
+            );
+        }
+    }
+}
+
+/// 2 GiB into `/out` with one call: a file resized to 2 GiB (`fd_filestat_set_size`), which a
+/// host filesystem makes sparse and a polling quota may never see.
+fn bigwrite() {
+    let Ok(f) = std::fs::File::create("/out/big.bin") else {
+        std::process::exit(3)
+    };
+    match f.set_len(2 << 30) {
+        Ok(()) => println!("resized to 2 GiB"),
+        Err(e) => println!("resize failed: {:?}", e.kind()),
+    }
 }
 
 fn arg_u64(args: &[String], i: usize, default: u64) -> u64 {
@@ -118,6 +169,20 @@ fn main() {
                 }
             }
         }
+        Some("listing") => listing(),
+        Some("bigwrite") => bigwrite(),
+        Some("slowio") => {
+            // Every call moves one byte: only the fuel that host calls cost stops it.
+            let Ok(mut f) = std::fs::File::create("/out/slow.bin") else {
+                std::process::exit(3)
+            };
+            while f.write_all(&[1]).is_ok() {}
+            std::process::exit(3);
+        }
+        Some("missing") => match std::fs::read("/in/missing") {
+            Ok(bytes) => println!("read {} bytes", bytes.len()),
+            Err(e) => println!("read /in/missing: {:?}", e.kind()),
+        },
         Some("time") => {
             let wall = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -134,7 +199,7 @@ fn main() {
         }
         _ => exo_guest::fail(
             64,
-            "usage: probe escape|sleep|spin|membomb|stdout|write|fill|time",
+            "usage: probe escape|sleep|spin|membomb|stdout|write|fill|time|listing|bigwrite|slowio|missing",
         ),
     }
 }

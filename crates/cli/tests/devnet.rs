@@ -256,6 +256,34 @@ impl Devnet {
     fn all(&self) -> Vec<&Client> {
         self.clients.iter().collect()
     }
+
+    /// `exo devnet --workers N` on the ports of `slot`, once its `workers` offer (within
+    /// `limit`); the workers are stopped with the devnet.
+    fn with_workers(slot: u32, workers: usize, limit: Duration) -> Self {
+        let n = workers.to_string();
+        let mut devnet = Self::start(slot, &["--workers", &n]);
+        devnet.processes.grandchildren = children_of(devnet.processes.children[0].id());
+        devnet
+            .rt
+            .block_on(wait_for_offers(&devnet.clients[0], workers, limit));
+        devnet
+    }
+
+    /// Validator 0's API and the faucet's key file.
+    fn node_and_faucet(&self) -> (String, String) {
+        (
+            self.clients[0].url().to_string(),
+            path(&self.data, "faucet.key"),
+        )
+    }
+}
+
+/// A job's accounts: `escrowed = paid + royalties + fees + refunded + held`.
+fn assert_accounts_add_up(a: &wire::JobAccounts) {
+    let sum = [a.paid_total, a.royalties, a.fees, a.refunded, a.held]
+        .into_iter()
+        .try_fold(Amount::ZERO, Amount::checked_add);
+    assert_eq!(sum, Some(a.escrowed), "{a:?}");
 }
 
 /// Waits until `workers` providers have an offer on the book, at most `limit`.
@@ -487,29 +515,13 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
     std::fs::write(&input_path, &input).unwrap();
     let unit_args = dir.path().join("args.txt");
     std::fs::write(&unit_args, "frame 0\nframe 1\nframe 2\nframe 3\n").unwrap();
-    let (code, submitted) = exo(&[
-        "--node",
+    let (code, submitted) = submit_module(
         &node0,
-        "job",
-        "submit",
-        "--key",
         &faucet_key,
-        "--app",
-        module.to_str().unwrap(),
-        "--units",
-        "4",
-        "--trust",
-        "2",
-        "--max-price",
-        "2",
-        "--input",
-        input_path.to_str().unwrap(),
-        "--unit-args",
-        unit_args.to_str().unwrap(),
-        "--wait",
-        "--wait-timeout",
-        "300",
-    ]);
+        &module,
+        &unit_args,
+        &["--input", input_path.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{submitted}");
     let id = submitted["job_id"].as_u64().unwrap();
     println!("job {id} done after {:?}", started.elapsed());
@@ -553,11 +565,7 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
         "{provider:?}"
     );
     let job = rt.block_on(clients[0].job(id)).unwrap().unwrap();
-    let a = &job.accounts;
-    let sum = [a.paid_total, a.royalties, a.fees, a.refunded, a.held]
-        .into_iter()
-        .try_fold(Amount::ZERO, Amount::checked_add);
-    assert_eq!(sum, Some(a.escrowed), "{a:?}");
+    assert_accounts_add_up(&job.accounts);
     assert_eq!(job.counts.accepted, 4, "{job:?}");
     println!("the liar's devnet took {:?}", started.elapsed());
 }
@@ -608,16 +616,16 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     println!("the demo took {:?}", started.elapsed());
 }
 
-/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
-/// once) through `node` with the faucet's key and waits for it; returns its id.
-fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
-    let mut args = vec![
+/// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) in
+/// `units` units at trust 2 and at most 2 EXO per compute unit, through `node` with `key`.
+fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, units: &'a str) -> Vec<&'a str> {
+    vec![
         "--node",
         node,
         "job",
         "submit",
         "--key",
-        faucet_key,
+        key,
         "--app",
         app,
         "--units",
@@ -626,12 +634,37 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
         "2",
         "--trust",
         "2",
-        "--memory-mib",
-        "128",
         "--wait",
         "--wait-timeout",
         "600",
-    ];
+    ]
+}
+
+/// Submits the module file `module` with one unit per line of `unit_args` and `extra`
+/// arguments (see [`submit_args`]); its exit code and report.
+fn submit_module(
+    node: &str,
+    key: &str,
+    module: &Path,
+    unit_args: &Path,
+    extra: &[&str],
+) -> (i32, Value) {
+    let units = std::fs::read_to_string(unit_args)
+        .unwrap()
+        .lines()
+        .count()
+        .to_string();
+    let mut args = submit_args(node, key, module.to_str().unwrap(), &units);
+    args.extend(["--unit-args", unit_args.to_str().unwrap()]);
+    args.extend(extra);
+    exo(&args)
+}
+
+/// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
+/// once) through `node` with the faucet's key and waits for it; returns its id.
+fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
+    let mut args = submit_args(node, faucet_key, app, units);
+    args.extend(["--memory-mib", "128"]);
     for p in params {
         args.extend(["--param", p]);
     }
@@ -662,17 +695,9 @@ fn job_results(node: &str, out: &Path, id: u64) -> Value {
 fn the_quant_and_the_scientist_get_their_combined_files() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let Devnet {
-        dir,
-        data,
-        rt,
-        clients,
-        mut processes,
-    } = Devnet::start(4, &["--workers", "3"]);
-    processes.grandchildren = children_of(processes.children[0].id());
-    let node0 = clients[0].url().to_string();
-    let faucet_key = path(&data, "faucet.key");
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
+    let devnet = Devnet::with_workers(4, 3, Duration::from_secs(600));
+    let (node0, faucet_key) = devnet.node_and_faucet();
+    let dir = &devnet.dir;
     println!("three workers offer after {:?}", started.elapsed());
 
     // The quant: a small grid of all three strategies over the shipped S&P 500 series.
@@ -732,4 +757,70 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
     let reference = estimate["reference"]["price"].as_f64().unwrap();
     assert!((price - reference).abs() < 4.0 * se, "{estimate}");
     println!("montecarlo job {id} combined after {:?}", started.elapsed());
+}
+
+/// The hostile job of the fair-blame rule on a real devnet: a job of `probe` units that read
+/// metadata and listings of their filesystem, put 2 GiB into `/out` with one call, overflow the
+/// stack, write one byte per call until their fuel runs out and read an input that does not
+/// exist. Every unit but the stack overflow is a result both replicas share; the stack
+/// overflow is reported by both and fails. The honest providers keep their bond and
+/// reputation, the requester pays for the fuel burnt, and the job's accounts add up.
+///
+/// About a minute in a debug build (the workers benchmark, then compile `probe`); the
+/// in-process version, with a unit that reaches the wall clock and a job naming an input
+/// nobody uploaded as well, is `exo-worker`'s `hostile_units_cost_honest_workers_nothing_...`.
+#[test]
+fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fuel_burnt() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let devnet = Devnet::with_workers(5, 2, Duration::from_secs(300));
+    let (node0, faucet_key) = devnet.node_and_faucet();
+    let (dir, rt, clients) = (&devnet.dir, &devnet.rt, &devnet.clients);
+    let standing = |id: u64| {
+        let p = rt.block_on(clients[0].provider(id)).unwrap().unwrap();
+        (p.bond, p.reputation, p.invalid, p.missed)
+    };
+    let providers = rt.block_on(clients[0].offering_providers(100)).unwrap();
+    let before: Vec<_> = providers.iter().map(|id| standing(*id)).collect();
+
+    let module = dir.path().join("probe.wasm");
+    std::fs::write(&module, exo_apps::PROBE_WASM).unwrap();
+    let unit_args = dir.path().join("args.txt");
+    let modes = ["listing", "bigwrite", "recurse", "slowio", "missing"];
+    std::fs::write(&unit_args, modes.join("\n") + "\n").unwrap();
+    let (_, submitted) = submit_module(
+        &node0,
+        &faucet_key,
+        &module,
+        &unit_args,
+        &["--fuel-limit", "200000000"],
+    );
+    let id = submitted["job_id"].as_u64().unwrap();
+    println!("job {id} done after {:?}", started.elapsed());
+    let job = rt.block_on(clients[0].job(id)).unwrap().unwrap();
+    assert_eq!((job.counts.accepted, job.counts.failed), (4, 1), "{job:?}");
+
+    // The guests saw the sandbox's fixed filesystem, and the missing file the same way.
+    let out = dir.path().join("results");
+    job_results(&node0, &out, id);
+    let stdout = |unit: usize| std::fs::read_to_string(out.join(format!("unit-{unit}/stdout")));
+    let listing = stdout(0).unwrap();
+    assert!(
+        listing.contains("probe len=5 modified=Some(946684800000000000)"),
+        "{listing}"
+    );
+    assert!(stdout(4).unwrap().contains("read /in/missing: NotFound"));
+
+    for (id, was) in providers.iter().zip(before) {
+        let (bond, reputation, invalid, missed) = standing(*id);
+        assert_eq!(
+            (bond, invalid, missed),
+            (was.0, was.2, was.3),
+            "provider {id}"
+        );
+        assert!(reputation >= was.1, "provider {id}");
+    }
+    assert!(job.accounts.paid_total > Amount::ZERO, "{job:?}");
+    assert_accounts_add_up(&job.accounts);
+    println!("the hostile job's devnet took {:?}", started.elapsed());
 }

@@ -28,6 +28,7 @@ pub mod digest;
 mod error;
 pub mod fixtures;
 mod host;
+mod limits;
 mod outputs;
 mod sandbox;
 mod spec;
@@ -36,6 +37,7 @@ mod wasi_p1;
 
 pub use cache::CacheStats;
 pub use error::ExecError;
+pub use limits::{ModuleLimit, ModuleRefusal, check_module};
 pub use sandbox::{Sandbox, SandboxConfig};
 pub use spec::{
     Input, InputData, MAX_ARCHIVE_BYTES, ModuleHash, ModuleSource, Outcome, OutputFile,

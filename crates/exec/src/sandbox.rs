@@ -148,6 +148,7 @@ impl Sandbox {
     /// Compiles `wasm` into the cache (a worker does this when it fetches an app) and returns
     /// its hash, usable as [`ModuleSource::Hash`].
     pub fn prepare(&self, wasm: &[u8]) -> Result<ModuleHash, ExecError> {
+        crate::limits::check_module(wasm).map_err(|e| ExecError::InvalidModule(e.to_string()))?;
         let hash = *blake3::hash(wasm).as_bytes();
         match self
             .cache
@@ -167,6 +168,12 @@ impl Sandbox {
         let (hash, found) = match &spec.module {
             ModuleSource::Wasm(wasm) => {
                 let hash = *blake3::hash(wasm).as_bytes();
+                // Static bounds before the cache: a module compiled by an older version stays
+                // refused, as it is on every other machine.
+                if let Err(refusal) = crate::limits::check_module(wasm) {
+                    let outcome = Outcome::InvalidModule(refusal.to_string());
+                    return Ok(rejected(hash, outcome, false));
+                }
                 (
                     hash,
                     self.cache

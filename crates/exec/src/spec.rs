@@ -132,6 +132,15 @@ impl<'a> UnitSpec<'a> {
         self.max_stdio_bytes = max_stdio_bytes;
         self
     }
+
+    /// The most host memory the sandbox holds for this unit's outputs: `/out` with its growth
+    /// slack, stdout and stderr. With the memory limit and the inputs it bounds what a run of
+    /// the unit can take from its host, which a worker admitting units in parallel adds up.
+    pub fn output_buffer_bytes(&self) -> u64 {
+        self.max_output_bytes
+            .saturating_add(crate::vfs::GROWTH_SLACK_BYTES)
+            .saturating_add(self.max_stdio_bytes.saturating_mul(2))
+    }
 }
 
 /// Which output broke its bound.

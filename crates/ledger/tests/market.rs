@@ -1730,3 +1730,71 @@ fn a_job_of_hostile_units_costs_honest_providers_nothing_and_the_requester_the_f
     );
     m.accounts_add_up(0);
 }
+
+/// Machine-dependent reasons differ between machines (one overflows its stack where another
+/// reaches its wall clock first), and the rule does not ask them to agree: reports are not
+/// results. Two replicas that both report, for different reasons, fail the unit; each is paid
+/// for the least fuel any report claims, and nobody is penalised.
+#[test]
+fn two_reports_with_different_machine_dependent_reasons_fail_the_unit_without_penalty() {
+    let mut m = with_job(&PROVIDERS[..2], 1, 2);
+    let holders = m.holders(0, 0);
+    let before: Vec<_> = (0..2).map(|p| standing(&m, p)).collect();
+    m.settle(
+        0,
+        0,
+        &[
+            (holders[0], report(Unfinished::StackOverflow, 70_000_000)),
+            (holders[1], report(Unfinished::Timeout, 90_000_000)),
+        ],
+    );
+    assert_unfinished(&m, 0, 0);
+    assert_eq!((0..2).map(|p| standing(&m, p)).collect::<Vec<_>>(), before);
+    let job = m.job(0);
+    assert_eq!(job.failed, 1);
+    assert_eq!(job.accounts.paid_total(), Amount(2 * 70_000_000));
+    m.accounts_add_up(0);
+}
+
+/// A host that could not give the memory and a host that failed otherwise are reported with
+/// different reasons too; the unit fails the same way and charges the requester the least
+/// fuel claimed (here none: neither run started).
+#[test]
+fn a_host_memory_report_and_a_host_report_fail_the_unit_and_charge_no_fuel() {
+    let mut m = with_job(&PROVIDERS[..2], 1, 2);
+    let holders = m.holders(0, 0);
+    let before: Vec<_> = (0..2).map(|p| standing(&m, p)).collect();
+    m.settle(
+        0,
+        0,
+        &[
+            (holders[0], report(Unfinished::HostMemory, 0)),
+            (holders[1], report(Unfinished::Host, 0)),
+        ],
+    );
+    assert_unfinished(&m, 0, 0);
+    assert_eq!((0..2).map(|p| standing(&m, p)).collect::<Vec<_>>(), before);
+    assert_eq!(m.job(0).accounts.paid_total(), Amount::ZERO);
+    m.accounts_add_up(0);
+}
+
+/// In one unit at trust 1, one replica reports that it could not finish and another commits a
+/// result. A lone report neither fails the unit nor counts as a vote: a second replica is
+/// sought, its result alone meets trust 1 and is accepted, and the reporter is excused (not
+/// paid, no penalty).
+#[test]
+fn a_report_beside_a_result_in_one_unit_leaves_the_result_accepted_and_the_reporter_excused() {
+    let mut m = with_job(&PROVIDERS[..2], 1, 1);
+    let first = m.holders(0, 0)[0];
+    m.settle(0, 0, &[(first, report(Unfinished::HostMemory, 0))]);
+    let second = m.holders(0, 0)[1];
+    let reporter = m.provider_id(first);
+    let before = standing(&m, reporter);
+    m.settle(0, 0, &[(second, truth(0, 0))]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    assert_eq!(unit.replicas[0].status, ReplicaStatus::Excused);
+    assert_eq!(standing(&m, reporter), before);
+    m.accounts_add_up(0);
+}

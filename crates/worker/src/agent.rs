@@ -3,6 +3,7 @@
 
 use crate::{
     WorkerConfig, WorkerError,
+    admission::{Admission, Waiting, footprint_bytes},
     api::{CallError, NodeApi},
     commit::{Misbehave, Sealed, new_salt, unit_seed},
     machine::Benchmark,
@@ -27,7 +28,7 @@ use std::{
     sync::Arc,
     time::Duration,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 /// Longest wait for a transaction's receipt.
@@ -43,6 +44,8 @@ const MAX_ATTEMPTS: u32 = 5;
 pub(crate) struct RunDone {
     key: String,
     item: WorkItem,
+    /// Host memory reserved by the units running when this one started, itself included.
+    reserved_bytes: u64,
     result: Result<RunOutput, RunFailure>,
 }
 
@@ -52,6 +55,8 @@ pub(crate) struct RunDone {
 pub(crate) struct RunFailure {
     reason: Unfinished,
     message: String,
+    /// Whether another attempt may succeed; if not, the report goes at once.
+    retry: bool,
 }
 
 impl From<String> for RunFailure {
@@ -59,8 +64,18 @@ impl From<String> for RunFailure {
         Self {
             reason: Unfinished::Host,
             message,
+            retry: true,
         }
     }
+}
+
+/// Wall-clock bounds of one unit's handling on this machine.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// Compiling the module (once per module: later units find it in the cache).
+    compile: Duration,
+    /// The sandbox run.
+    run: Duration,
 }
 
 pub(crate) struct RunOutput {
@@ -122,9 +137,13 @@ pub(crate) struct Agent {
     chain_id: String,
     min_fee: Amount,
     height: u64,
+    /// Units waiting for admission or running.
     running: HashSet<String>,
     attempts: HashMap<String, u32>,
-    slots: Arc<Semaphore>,
+    /// Which waiting units may start: run slots and declared memory.
+    admission: Admission,
+    /// Host memory the sandbox holds for a unit's outputs, beyond its memory limit and inputs.
+    output_buffer_bytes: u64,
     downloads: Downloads,
     modules: Modules,
     /// Whether the stored provider id was checked against the chain since the start.
@@ -177,7 +196,8 @@ impl Agent {
             .map_err(|e| WorkerError::Config(format!("resources: {e}")))?;
         Ok(Self {
             address: cfg.key.public_key(),
-            slots: Arc::new(Semaphore::new(cfg.slots.max(1) as usize)),
+            admission: Admission::new(resources.memory_mib.saturating_mul(1 << 20), cfg.slots),
+            output_buffer_bytes: UnitSpec::new(ModuleSource::Hash([0; 32])).output_buffer_bytes(),
             cfg,
             client,
             api,
@@ -371,7 +391,7 @@ impl Agent {
         let Some(policy) = &self.cfg.idle_only else {
             return;
         };
-        let own = (self.cfg.slots.max(1) as usize - self.slots.available_permits()) as u32;
+        let own = u32::try_from(self.admission.running()).unwrap_or(u32::MAX);
         let readings = crate::idle::read_host(self.bench.cores, own);
         let verdict = policy.check(&readings).err().map(|r| r.to_string());
         match (&self.paused, &verdict) {
@@ -484,6 +504,9 @@ impl Agent {
                 }
             }
             self.absent = absent;
+            for key in self.admission.forget_unlisted(|key| open.contains(key)) {
+                self.running.remove(&key);
+            }
         }
         if !settled.is_empty() {
             for key in &settled {
@@ -556,8 +579,9 @@ impl Agent {
             (item.commit_deadline, item.job, item.unit, item.replica)
         });
         for (item, key) in to_run {
-            self.start_run(item, key);
+            self.queue_run(item, key);
         }
+        self.admit_runs();
         for (item, key) in copies {
             if let Some(c) = self.try_copy(&item, &key).await {
                 commits.push((key, c));
@@ -682,28 +706,54 @@ impl Agent {
         Some(commit)
     }
 
-    fn start_run(&mut self, item: WorkItem, key: String) {
+    /// Queues a unit for admission (`admission.rs`).
+    fn queue_run(&mut self, item: WorkItem, key: String) {
         self.running.insert(key.clone());
+        let bytes = footprint_bytes(&item, self.output_buffer_bytes);
+        self.admission.push(item, key, bytes);
+    }
+
+    /// Starts the waiting units that fit now, and reports those that waited too long into
+    /// their commit window as "could not finish" (`host_memory`, no fuel), committed before
+    /// their deadline: this machine could not give them the memory in time.
+    pub(crate) fn admit_runs(&mut self) {
+        let admitted = self.admission.admit(self.height);
+        for Waiting { item, key, .. } in admitted.late {
+            warn!(%key, memory_mib = item.memory_mib, "waited for memory into its commit window; reporting that it could not finish");
+            self.running.remove(&key);
+            let reason = Unfinished::HostMemory;
+            self.seal(key, &item, (reason.digest(), 0), reason.name(), None);
+        }
+        let reserved_bytes = self.admission.reserved_bytes();
+        for Waiting { item, key, .. } in admitted.start {
+            self.start_run(item, key, reserved_bytes);
+        }
+    }
+
+    fn start_run(&mut self, item: WorkItem, key: String, reserved_bytes: u64) {
         let api = self.api.clone();
         let sandbox = self.sandbox.clone();
-        let slots = self.slots.clone();
         let done = self.done.clone();
         let blob_dir = self.store.dir().join("blobs");
         let downloads = self.downloads.clone();
         let modules = self.modules.clone();
-        let timeout = self.bench.timeout_for(item.fuel_limit);
+        let timeouts = Timeouts {
+            compile: self.cfg.compile_timeout,
+            run: self.bench.timeout_for(item.fuel_limit),
+        };
         debug!(%key, "starting");
         tokio::spawn(async move {
-            let result = match slots.acquire_owned().await {
-                Ok(_permit) => {
-                    run_unit(
-                        &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeout,
-                    )
-                    .await
-                }
-                Err(_) => Err(RunFailure::from("the worker is stopping".to_string())),
+            let result = run_unit(
+                &api, &downloads, &modules, &sandbox, &blob_dir, &item, timeouts,
+            )
+            .await;
+            let done_run = RunDone {
+                key,
+                item,
+                reserved_bytes,
+                result,
             };
-            let _ = done.send(RunDone { key, item, result }).await;
+            let _ = done.send(done_run).await;
         });
     }
 
@@ -713,15 +763,21 @@ impl Agent {
     /// report with the fuel it burnt: the ledger judges it by rule, where silence would make
     /// this provider a no-show for what the module or its job caused.
     pub(crate) fn finish_run(&mut self, done: RunDone) {
-        let RunDone { key, item, result } = done;
+        let RunDone {
+            key,
+            item,
+            reserved_bytes,
+            result,
+        } = done;
         self.running.remove(&key);
+        self.admission.release(&key);
         let output = match result {
             Ok(output) => output,
             Err(failure) => {
                 let n = self.attempts.entry(key.clone()).or_insert(0);
                 *n += 1;
                 warn!(%key, attempt = *n, "unit did not run: {}", failure.message);
-                if *n >= MAX_ATTEMPTS {
+                if *n >= MAX_ATTEMPTS || !failure.retry {
                     warn!(%key, reason = failure.reason.name(), "reporting that this replica could not finish");
                     self.attempts.remove(&key);
                     self.seal(
@@ -745,6 +801,7 @@ impl Agent {
                 handled_us: output.handled_us,
                 fuel: output.fuel,
                 outcome: output.outcome.code(),
+                reserved_bytes,
             });
         }
         if let Some(reason) = output.outcome.unfinished() {
@@ -1224,7 +1281,7 @@ async fn run_unit(
     sandbox: &Arc<Sandbox>,
     blob_dir: &std::path::Path,
     item: &WorkItem,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<RunOutput, RunFailure> {
     let started = std::time::Instant::now();
     let app = item.app;
@@ -1264,29 +1321,13 @@ async fn run_unit(
                 "the unit may use {memory_bytes} bytes of memory, this sandbox gives {}",
                 sandbox.config().max_memory_bytes
             ),
+            retry: true,
         });
     }
+    let wasm = prepare_module(sandbox, modules, module_path, app, timeouts.compile).await?;
     let sandbox = sandbox.clone();
     let item = item.clone();
-    let modules = modules.clone();
     tokio::task::spawn_blocking(move || {
-        // The module is read, verified and compiled into the sandbox's cache once; later runs
-        // name it by that verified hash. One that does not compile runs from its bytes, so
-        // that the run's outcome says so.
-        let wasm = match module_path {
-            Some(path) if !modules.contains(&app) => {
-                let wasm = read_verified(&path, &app)?;
-                match sandbox.prepare(&wasm) {
-                    Ok(hash) if hash == app => {
-                        modules.insert(app);
-                        None
-                    }
-                    Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Some(wasm),
-                    Err(err) => return Err(err.to_string().into()),
-                }
-            }
-            _ => None,
-        };
         for (path, hash) in inputs.values() {
             // Hash again right before the run: never run bytes that were not verified.
             read_verified(path, hash)?;
@@ -1300,7 +1341,7 @@ async fn run_unit(
             .unit(u64::from(item.unit), unit_seed(item.job, item.unit))
             .fuel(item.fuel_limit)
             .memory(memory_bytes)
-            .timeout_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            .timeout_ms(u64::try_from(timeouts.run.as_millis()).unwrap_or(u64::MAX));
         for (name, (path, _)) in &inputs {
             spec = spec.input_path(name.clone(), path.clone());
         }
@@ -1309,6 +1350,49 @@ async fn run_unit(
     })
     .await
     .map_err(|e| format!("the run panicked: {e}"))?
+}
+
+/// Reads, verifies and compiles the module at `path` into the sandbox's cache, once: later runs
+/// name it by its verified hash. One the sandbox refuses comes back as its bytes, to run from
+/// them so that the run's outcome (`invalid_module`) says so, the same on every machine.
+///
+/// The static bounds (`exo_exec::ModuleLimit`) keep every compile short, but a slow or loaded
+/// machine may still take longer than `timeout`: that is this machine's doing, reported at
+/// once as "could not finish" (`host`) and not retried, while the compile goes on in the
+/// background and fills the cache for the next unit.
+async fn prepare_module(
+    sandbox: &Arc<Sandbox>,
+    modules: &Modules,
+    path: Option<std::path::PathBuf>,
+    app: Hash32,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, RunFailure> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let (sandbox, modules) = (sandbox.clone(), modules.clone());
+    let compile = tokio::task::spawn_blocking(move || {
+        if modules.contains(&app) {
+            return Ok(None);
+        }
+        let wasm = read_verified(&path, &app)?;
+        match sandbox.prepare(&wasm) {
+            Ok(hash) if hash == app => {
+                modules.insert(app);
+                Ok(None)
+            }
+            Ok(_) | Err(exo_exec::ExecError::InvalidModule(_)) => Ok(Some(wasm)),
+            Err(err) => Err(RunFailure::from(err.to_string())),
+        }
+    });
+    match tokio::time::timeout(timeout, compile).await {
+        Ok(joined) => joined.map_err(|e| format!("the compile panicked: {e}"))?,
+        Err(_) => Err(RunFailure {
+            reason: Unfinished::Host,
+            message: format!("compiling the module took longer than {timeout:?}"),
+            retry: false,
+        }),
+    }
 }
 
 /// The output of a run (or of a verdict on a unit that did not run): its archive packed, and

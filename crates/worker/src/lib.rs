@@ -15,7 +15,13 @@
 //! Outcomes: every outcome the sandbox calls attestable (ok, exit codes, traps, out of fuel,
 //! out of memory, invalid module or outputs) is a result and is committed: its code is part of
 //! the sandbox's digest. A timeout or a stack overflow depends on the machine, so the worker
-//! does not commit it (the replica becomes a no-show, which costs less than a wrong result).
+//! commits a "could not finish" report with the fuel burnt instead, which the ledger judges by
+//! rule.
+//!
+//! Memory: units start only while the memory limits, inputs and output buffers of the units
+//! running fit the memory the provider declared (`admission.rs`); the others wait, in the order
+//! they are due, and one that would start too late to commit in time is reported as
+//! `host_memory` before its deadline. The sandbox's limiter holds each unit to its limit.
 //!
 //! The worker never exits on a transient error: a node that does not answer is retried with
 //! backoff, a refused transaction is logged with its reason and derived again from the chain at
@@ -26,6 +32,7 @@
 //! This crate must never run bytes whose hash it has not verified, commit before the sealed
 //! result is durable, or give up on a revealable commitment while the process lives.
 
+mod admission;
 mod agent;
 pub mod api;
 pub mod commit;
@@ -94,6 +101,10 @@ pub struct WorkerConfig {
     pub scratch_dir: Option<PathBuf>,
     /// Told about every unit this worker ran (benchmarks, monitoring).
     pub on_run: Option<RunObserver>,
+    /// The longest a module's compile may take here before its unit is reported as "could
+    /// not finish" (`host`). The sandbox's static bounds keep compiles to seconds on a loaded
+    /// development machine (docs/exec-determinism.md, "Bounded compiles").
+    pub compile_timeout: Duration,
 }
 
 /// A unit this worker ran, as told to [`WorkerConfig::on_run`].
@@ -110,6 +121,10 @@ pub struct UnitRun {
     pub fuel: u64,
     /// The outcome's code (`ok`, `exit:2`, ...).
     pub outcome: String,
+    /// Host memory the worker reserved for the units running when this one started, itself
+    /// included: each unit's memory limit, inputs and output buffers. Never more than the
+    /// provider's declared memory, unless this unit ran alone.
+    pub reserved_bytes: u64,
 }
 
 /// Receives a [`UnitRun`] for every unit run; called on the worker's loop, so it must be
@@ -160,9 +175,13 @@ impl WorkerConfig {
             compile_cache: None,
             scratch_dir: None,
             on_run: None,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }
+
+/// [`WorkerConfig::compile_timeout`] unless set.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why the worker could not start. Once running, it stops only when told to.
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +271,7 @@ pub async fn run(
             while let Ok(done) = done_rx.try_recv() {
                 agent.finish_run(done);
             }
+            agent.admit_runs();
             result
         };
         let result = tokio::select! {
@@ -291,6 +311,7 @@ pub async fn run(
                     while let Ok(done) = done_rx.try_recv() {
                         agent.finish_run(done);
                     }
+                    agent.admit_runs();
                     if failures == 0 {
                         tokio::select! {
                             () = &mut shutdown => break 'passes,

@@ -102,6 +102,11 @@ struct Env {
 
 impl Env {
     async fn start(requester: &PrivateKey, providers: &[&PrivateKey]) -> Self {
+        Self::start_with(requester, providers, Params::default()).await
+    }
+
+    /// [`Env::start`] with the ledger's parameters given.
+    async fn start_with(requester: &PrivateKey, providers: &[&PrivateKey], params: Params) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "exo_worker=info".into()))
             .with_test_writer()
@@ -119,7 +124,7 @@ impl Env {
         }
         let genesis = Genesis {
             chain_id: CHAIN.into(),
-            params: Params::default(),
+            params,
             accounts,
             validators: vec![address_to_hex(&validator.public_key())],
         };
@@ -270,6 +275,38 @@ impl Env {
                 .is_some_and(|j| j.state != JobState::Open)
         })
         .await;
+    }
+
+    /// Uploads and publishes the `probe` app from `requester` (with its account's `nonce`) and
+    /// warms the compile cache with it; returns its module hash.
+    async fn publish_probe(&self, requester: &PrivateKey, nonce: u64) -> Hash32 {
+        let probe = self
+            .client
+            .put_blob(exo_apps::PROBE_WASM.to_vec(), requester)
+            .await
+            .unwrap();
+        send(
+            &self.client,
+            requester,
+            nonce,
+            Action::PublishApp {
+                module_hash: probe,
+                name: "probe".into(),
+                version: "1".into(),
+                royalty_per_unit: Amount(0),
+            },
+        )
+        .await;
+        let warm = self.cache();
+        tokio::task::spawn_blocking(move || {
+            exo_exec::Sandbox::new(exo_exec::SandboxConfig::new(warm))
+                .unwrap()
+                .prepare(exo_apps::PROBE_WASM)
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        probe
     }
 
     async fn provider(&self, key: &PrivateKey) -> Provider {
@@ -525,38 +562,16 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
 /// stops it and floods stdout, and a `hello` job names an input nobody uploaded. The first two
 /// are machine-dependent, so both workers report that they could not finish and the units fail
 /// with the requester paying for the fuel burnt; the last two are results both workers share.
-/// No honest provider loses bond or reputation, and the jobs' accounts add up.
+/// A third job of `probe` units reads metadata and listings, puts 2 GiB into `/out` in one
+/// call, writes one byte at a time until its fuel runs out and reads a missing file: all
+/// results both workers share. No honest provider loses bond or reputation, and the jobs'
+/// accounts add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_burnt() {
     let requester = key(1);
     let honest = [key(41), key(42)];
     let env = Env::start(&requester, &[&honest[0], &honest[1]]).await;
-    let probe = env
-        .client
-        .put_blob(exo_apps::PROBE_WASM.to_vec(), &requester)
-        .await
-        .unwrap();
-    send(
-        &env.client,
-        &requester,
-        1,
-        Action::PublishApp {
-            module_hash: probe,
-            name: "probe".into(),
-            version: "1".into(),
-            royalty_per_unit: Amount(0),
-        },
-    )
-    .await;
-    let warm = env.cache();
-    tokio::task::spawn_blocking(move || {
-        exo_exec::Sandbox::new(exo_exec::SandboxConfig::new(warm))
-            .unwrap()
-            .prepare(exo_apps::PROBE_WASM)
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    let probe = env.publish_probe(&requester, 1).await;
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // The benchmark claims far more speed than the machine has, so that the wall-clock limit
     // (three times the predicted time plus ten seconds) comes long before the fuel runs out.
@@ -604,8 +619,27 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
         Action::SubmitJob(Box::new(missing)),
     )
     .await;
-    env.done(0).await;
-    env.done(1).await;
+    // Guests that end deterministically however hostile: metadata and listings of the guest's
+    // filesystem, 2 GiB in one call, one-byte writes until the fuel runs out, and a read of
+    // an input that does not exist.
+    let io_fuel_limit = 200_000_000;
+    let io = JobSpec {
+        app: probe,
+        inputs: Vec::new(),
+        unit_args: vec![
+            "listing".into(),
+            "bigwrite".into(),
+            "slowio".into(),
+            "missing".into(),
+        ],
+        units: 4,
+        requirements: Requirements::wasm(64, io_fuel_limit),
+        ..env.job(4, 2)
+    };
+    send(&env.client, &requester, 4, Action::SubmitJob(Box::new(io))).await;
+    for job in 0..3 {
+        env.done(job).await;
+    }
     stop_all(workers).await;
 
     // The stack overflow and the spin: every replica reported, the unit failed, each reporter
@@ -628,10 +662,17 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
         "{spin:?}"
     );
     // The flood of stdout and the missing input are results both workers agree on.
-    for (job, outcome) in [(0, "output_too_large:stdout"), (1, "missing_input")] {
-        let unit: Unit = state(&env.node, queries::unit(job, if job == 0 { 2 } else { 0 }))
-            .await
-            .unwrap();
+    // (job, unit, outcome, a line its stdout holds).
+    for (job, unit, outcome, says) in [
+        (0, 2, "output_too_large:stdout", ""),
+        (1, 0, "missing_input", ""),
+        // The sandbox's fixed time, 2000-01-01, whatever the host's clock.
+        (2, 0, "ok", "probe len=5 modified=Some(946684800000000000)"),
+        (2, 1, "output_too_large:out", ""),
+        (2, 2, "out_of_fuel", ""),
+        (2, 3, "ok", "read /in/missing: NotFound"),
+    ] {
+        let unit: Unit = state(&env.node, queries::unit(job, unit)).await.unwrap();
         assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
         let (digest, _) = unit.accepted.unwrap();
         let archive = env
@@ -640,6 +681,8 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
             .await
             .unwrap();
         assert_eq!(archive.outcome, outcome);
+        let stdout = String::from_utf8_lossy(&archive.stdout);
+        assert!(stdout.contains(says), "{stdout}");
     }
     for (k, (bond, reputation)) in honest.iter().zip(standing) {
         let p = env.provider(k).await;
@@ -650,7 +693,10 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
     let job: Job = state(&env.node, queries::job(0)).await.unwrap();
     let a = &job.accounts;
     assert!(a.paid_total() > Amount::ZERO, "{a:?}");
-    for job in 0..2 {
+    // The one-byte writer burnt its whole budget, and the requester paid for it.
+    let slow: Unit = state(&env.node, queries::unit(2, 2)).await.unwrap();
+    assert_eq!(slow.accepted.map(|(_, fuel)| fuel), Some(io_fuel_limit));
+    for job in 0..3 {
         let a = state::<Job>(&env.node, queries::job(job))
             .await
             .unwrap()
@@ -661,4 +707,131 @@ async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_bu
             "{a:?}"
         );
     }
+}
+
+/// More units than fit the provider's declared memory, offered four run slots: each unit may
+/// use 64 MiB of linear memory plus its output buffers (about 131 MiB in all), the provider
+/// declares 300 MiB, so at most two run at once. The others wait in order and every unit
+/// finishes and is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_units_than_fit_the_declared_memory_run_two_at_a_time_and_all_finish() {
+    const DECLARED_MIB: u64 = 300;
+    const UNITS: u32 = 6;
+    let requester = key(1);
+    let provider = key(51);
+    // A newcomer is not on probation here: it may hold as many units as it offers. No unit is
+    // audited: an audit replica would wait for a second provider that this test does not have.
+    let mut params = Params::default();
+    params.market.probation_results = 0;
+    params.market.audit_ppm = 0;
+    let env = Env::start_with(&requester, &[&provider], params).await;
+    let probe = env.publish_probe(&requester, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Arc<Mutex<Vec<(std::time::Instant, exo_worker::UnitRun)>>> = Arc::default();
+    let seen = runs.clone();
+    let worker = env.worker(&provider, dir.path(), |c| {
+        c.slots = 4;
+        if let Some(b) = c.benchmark.as_mut() {
+            b.memory_mib = DECLARED_MIB;
+        }
+        c.on_run = Some(Arc::new(move |run: &exo_worker::UnitRun| {
+            seen.lock()
+                .unwrap()
+                .push((std::time::Instant::now(), run.clone()));
+        }));
+    });
+    env.offering(&provider).await;
+    // Each unit spins until its fuel runs out, a few tenths of a second: long enough to overlap.
+    let fuel_limit = 2_000_000_000;
+    let job = JobSpec {
+        app: probe,
+        inputs: Vec::new(),
+        unit_args: vec!["spin".into(); UNITS as usize],
+        requirements: Requirements::wasm(64, fuel_limit),
+        ..env.job(UNITS, 1)
+    };
+    send(&env.client, &requester, 2, Action::SubmitJob(Box::new(job))).await;
+    env.done(0).await;
+    stop_all(vec![worker]).await;
+
+    let job: Job = state(&env.node, queries::job(0)).await.unwrap();
+    assert_eq!(job.accepted, UNITS, "{job:?}");
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), UNITS as usize);
+    let declared = DECLARED_MIB << 20;
+    for (_, run) in &runs {
+        assert_eq!(run.outcome, "out_of_fuel", "{run:?}");
+        assert!(run.reserved_bytes <= declared, "{run:?}");
+    }
+    // Each run's span (from its handling's start to its end) as seen by the observer: at most
+    // two overlap at any time.
+    let spans: Vec<_> = runs
+        .iter()
+        .map(|(end, run)| (*end - Duration::from_micros(run.handled_us), *end))
+        .collect();
+    let most = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 2, "{spans:?}");
+    let p = env.provider(&provider).await;
+    assert_eq!((p.invalid, p.missed), (0, 0), "{p:?}");
+}
+
+/// A provider whose machine compiles too slowly (here a compile bound of one millisecond and a
+/// cold cache) reports the unit as "could not finish" at once instead of holding it: another
+/// provider is given the replica, the unit is accepted, and the slow provider keeps its bond
+/// and reputation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_compile_over_the_machines_bound_is_reported_and_replaced_without_penalty() {
+    let requester = key(1);
+    let slow = key(61);
+    let honest = [key(62), key(63)];
+    let env = Env::start(&requester, &[&slow, &honest[0], &honest[1]]).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The slow provider asks the lowest price, so that it gets the first replica.
+    let mut workers = vec![env.worker(&slow, dirs[0].path(), |c| {
+        c.compile_cache = None;
+        c.compile_timeout = Duration::from_millis(1);
+        c.price_per_unit = Amount::from_exo(1);
+    })];
+    for (k, dir) in honest.iter().zip(&dirs[1..]) {
+        workers.push(env.worker(k, dir.path(), |c| {
+            c.price_per_unit = Amount::from_exo(2);
+        }));
+    }
+    for k in std::iter::once(&slow).chain(&honest) {
+        env.offering(k).await;
+    }
+    let before = env.provider(&slow).await;
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(1, 2))),
+    )
+    .await;
+    env.done(0).await;
+    stop_all(workers).await;
+
+    let unit: Unit = state(&env.node, queries::unit(0, 0)).await.unwrap();
+    assert_eq!(unit.state, UnitState::Accepted, "{unit:?}");
+    let reported = unit
+        .replicas
+        .iter()
+        .find(|r| r.provider == before.id)
+        .expect("the slow provider held a replica");
+    assert_eq!(reported.status, ReplicaStatus::Excused, "{unit:?}");
+    let after = env.provider(&slow).await;
+    assert_eq!(
+        (after.bond, after.reputation, after.invalid, after.missed),
+        (before.bond, before.reputation, 0, 0),
+        "{after:?}"
+    );
 }
