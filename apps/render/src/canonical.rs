@@ -132,7 +132,11 @@ impl SceneDesc {
             point("vertex", *v)?;
         }
         let n = mesh.vertices.len();
-        if let Some(t) = mesh.triangles.iter().find(|t| t.iter().any(|&i| i as usize >= n)) {
+        if let Some(t) = mesh
+            .triangles
+            .iter()
+            .find(|t| t.iter().any(|&i| i as usize >= n))
+        {
             return Err(format!("triangle {t:?} names a vertex beyond its {n}"));
         }
         Ok(())
@@ -158,7 +162,10 @@ impl SceneDesc {
             point("from", k.from).map_err(bad)?;
             point("at", k.at).map_err(bad)?;
             if !(k.vfov_deg > 0.0 && k.vfov_deg < 180.0) {
-                return Err(bad(format!("field of view {} is not in (0, 180)", k.vfov_deg)));
+                return Err(bad(format!(
+                    "field of view {} is not in (0, 180)",
+                    k.vfov_deg
+                )));
             }
             let w = k.from - k.at;
             if w.dot(w) <= 0.0 {
@@ -425,7 +432,9 @@ impl Reader<'_> {
     fn material(&mut self) -> Result<Material, String> {
         let [tag] = self.array()?;
         Ok(match tag {
-            TAG_DIFFUSE => Material::Diffuse { albedo: self.vec()? },
+            TAG_DIFFUSE => Material::Diffuse {
+                albedo: self.vec()?,
+            },
             TAG_METAL => Material::Metal {
                 albedo: self.vec()?,
                 fuzz: self.real()?,

@@ -43,6 +43,20 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_SAMPLES: u32 = 65_536;
 
 impl TileParams {
+    /// A whole `width x height` frame as one tile.
+    pub fn whole(width: u32, height: u32, samples: u32, frame: u32) -> Self {
+        TileParams {
+            width,
+            height,
+            tile_x: 0,
+            tile_y: 0,
+            tile_w: width,
+            tile_h: height,
+            samples,
+            frame,
+        }
+    }
+
     /// Parses `width height tile_x tile_y tile_w tile_h samples [frame]`.
     pub fn from_args(args: &[String]) -> Result<Self, String> {
         if args.len() < 7 || args.len() > 8 {
@@ -184,7 +198,12 @@ mod tests {
             ],
             meshes: vec![MeshDesc {
                 material: 0,
-                vertices: vec![v(-5.0, 0.0, -5.0), v(5.0, 0.0, -5.0), v(5.0, 0.0, 5.0), v(-5.0, 0.0, 5.0)],
+                vertices: vec![
+                    v(-5.0, 0.0, -5.0),
+                    v(5.0, 0.0, -5.0),
+                    v(5.0, 0.0, 5.0),
+                    v(-5.0, 0.0, 5.0),
+                ],
                 triangles: vec![[0, 2, 1], [0, 3, 2]],
             }],
             spheres: vec![SphereDesc {
@@ -215,7 +234,7 @@ mod tests {
     }
 
     fn render_linear(scene: &Scene, size: (u32, u32), samples: u32) -> Vec<f64> {
-        render_tile_linear(scene, &whole(size.0, size.1, samples))
+        render_tile_linear(scene, &TileParams::whole(size.0, size.1, samples, 0))
     }
 
     fn rmse(a: &[f64], b: &[f64]) -> f64 {
@@ -284,19 +303,6 @@ mod tests {
         assert_eq!(scene.camera_for(8, 6, 11), key(1));
         assert_ne!(scene.camera_for(8, 6, 5), key(0));
         assert_ne!(scene.camera_for(8, 6, 5), key(1));
-    }
-
-    fn whole(width: u32, height: u32, samples: u32) -> TileParams {
-        TileParams {
-            width,
-            height,
-            tile_x: 0,
-            tile_y: 0,
-            tile_w: width,
-            tile_h: height,
-            samples,
-            frame: 0,
-        }
     }
 
     #[test]

@@ -281,7 +281,12 @@ impl Scene {
             if let Some(t) = hit_sphere(l.center, l.radius, ray, T_MIN, t_max) {
                 t_max = t;
                 let point = ray.at(t);
-                best = Some(face(ray, point, (point - l.center) / l.radius, Surface::Light(i)));
+                best = Some(face(
+                    ray,
+                    point,
+                    (point - l.center) / l.radius,
+                    Surface::Light(i),
+                ));
             }
         }
         for s in &self.spheres {
