@@ -733,3 +733,90 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
     assert!((price - reference).abs() < 4.0 * se, "{estimate}");
     println!("montecarlo job {id} combined after {:?}", started.elapsed());
 }
+
+/// `cargo test -p exo-cli --test devnet -- --ignored the_studio_gets` (a few minutes in a debug
+/// build: three workers benchmark, then a three-frame animation runs on them).
+#[test]
+#[ignore = "several minutes: a devnet, three workers and a render job"]
+fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start(5, &["--workers", "3"]);
+    processes.grandchildren = children_of(processes.children[0].id());
+    let node0 = clients[0].url().to_string();
+    let faucet_key = path(&data, "faucet.key");
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
+
+    // The shipped props (an OBJ with its MTL) under one light, the camera moving over 3 frames.
+    let scenes = dir.path().join("scenes");
+    std::fs::create_dir_all(&scenes).unwrap();
+    std::fs::write(
+        scenes.join("props.obj"),
+        include_str!("../../../apps/data/props.obj"),
+    )
+    .unwrap();
+    std::fs::write(
+        scenes.join("props.mtl"),
+        include_str!("../../../apps/data/props.mtl"),
+    )
+    .unwrap();
+    let scene = scenes.join("shot.toml");
+    std::fs::write(
+        &scene,
+        "[image]\nwidth = 48\nheight = 36\nsamples = 2\n\n\
+         [[camera]]\nframe = 0\nfrom = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\
+         [[camera]]\nframe = 2\nfrom = [2.0, 1.0, 2.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\n\
+         [[mesh]]\nobj = \"props.obj\"\n\n\
+         [[light]]\ncenter = [1.0, 3.0, 1.0]\nradius = 0.4\ncolor = [20.0, 20.0, 20.0]\n",
+    )
+    .unwrap();
+    let (code, submitted) = exo(&[
+        "--node",
+        &node0,
+        "job",
+        "submit",
+        "--key",
+        &faucet_key,
+        "--app",
+        "render",
+        "--scene",
+        scene.to_str().unwrap(),
+        "--frames",
+        "3",
+        "--tile",
+        "24x36",
+        "--max-price",
+        "2",
+        "--trust",
+        "2",
+        "--memory-mib",
+        "128",
+        "--wait",
+        "--wait-timeout",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{submitted}");
+    assert_eq!(submitted["units"], 6, "3 frames of 2 tiles: {submitted}");
+    let id = submitted["job_id"].as_u64().unwrap();
+    let out = dir.path().join("shots");
+    let results = job_results(&node0, &out, id);
+    assert_eq!(results["combined"]["app"], "render", "{results}");
+    assert_eq!(results["combined"]["incomplete"], serde_json::json!([]));
+    for frame in 0..3 {
+        let png = std::fs::read(out.join(format!("frame-{frame:04}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 48);
+    }
+    let animation = std::fs::read(out.join("animation.png")).unwrap();
+    assert!(
+        animation.windows(4).any(|w| w == b"acTL"),
+        "animation.png is an APNG"
+    );
+    println!("render job {id} combined after {:?}", started.elapsed());
+}
