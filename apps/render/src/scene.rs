@@ -268,11 +268,10 @@ impl Scene {
         self.horizon * (1.0 - t) + self.zenith * t
     }
 
-    /// Whether anything but the light lies on the ray before `t_max`.
-    fn occluded(&self, ray: &Ray, t_max: f64) -> bool {
-        let limit = t_max * (1.0 - 1e-9);
-        self.hit(ray, limit)
-            .is_some_and(|h| !matches!(h.surface, Surface::Light(_)))
+    /// Whether anything, another light included, lies on the ray before the sampled light at
+    /// `t_light`.
+    fn occluded(&self, ray: &Ray, t_light: f64) -> bool {
+        self.hit(ray, t_light * (1.0 - 1e-9)).is_some()
     }
 
     fn hit(&self, ray: &Ray, mut t_max: f64) -> Option<Hit> {
