@@ -8,7 +8,11 @@
 use exo_app_render::{Lighting, Scene, TileParams, render_tile_linear, tonemap::Srgb8};
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error>;
+/// An image's mean radiance per channel, its sRGB codes, and the seconds it took.
+type Rendered = (Vec<f64>, Vec<u8>, f64);
+
+fn main() -> Result<(), Error> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let out = std::path::PathBuf::from(argv.first().cloned().unwrap_or_else(|| ".".into()));
     let num = |i: usize, d: u32| argv.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
@@ -19,10 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     path_only.lighting = Lighting::PathOnly;
     let srgb = Srgb8::new();
     let params = |samples| TileParams::whole(width, height, samples, 0);
-    let render = |scene: &Scene,
-                  samples: u32,
-                  name: &str|
-     -> Result<(Vec<f64>, Vec<u8>, f64), Box<dyn std::error::Error>> {
+    let render = |scene: &Scene, samples: u32, name: &str| -> Result<Rendered, Error> {
         let start = Instant::now();
         let linear = render_tile_linear(scene, &params(samples));
         let secs = start.elapsed().as_secs_f64();

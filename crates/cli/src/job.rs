@@ -420,15 +420,22 @@ fn prepare_units(args: &SubmitArgs) -> Result<Prepared, CliError> {
         inputs.push((name, InputSource::File(path.clone())));
     }
     let app = app_source(&args.app)?;
-    let (inputs, unit_args, units) = plan_units(args, &app, inputs)?;
+    let plan = plan_units(args, &app, inputs)?;
     Ok(Prepared {
         app,
         requirements,
         max_price,
-        inputs,
-        unit_args,
-        units,
+        inputs: plan.inputs,
+        unit_args: plan.unit_args,
+        units: plan.units,
     })
+}
+
+/// A job's inputs, unit argument lines and unit count.
+struct UnitPlan {
+    inputs: Vec<(String, InputSource)>,
+    unit_args: Vec<String>,
+    units: u32,
 }
 
 /// The inputs, unit argument lines and unit count: from a render scene, a built-in app's plan,
@@ -437,7 +444,7 @@ fn plan_units(
     args: &SubmitArgs,
     app: &AppSource,
     mut inputs: Vec<(String, InputSource)>,
-) -> Result<(Vec<(String, InputSource)>, Vec<String>, u32), CliError> {
+) -> Result<UnitPlan, CliError> {
     if let Some(scene) = &args.scene {
         let (unit_args, canonical) = render_plan(args, scene)?;
         if inputs.iter().any(|(n, _)| n == render::SCENE_INPUT) {
@@ -454,7 +461,11 @@ fn plan_units(
                 args.frames
             )));
         }
-        return Ok((inputs, unit_args, units));
+        return Ok(UnitPlan {
+            inputs,
+            unit_args,
+            units,
+        });
     }
     // Required by the argument parser unless --scene is given.
     let units = args.units.unwrap_or_default();
@@ -497,7 +508,11 @@ fn plan_units(
             .transpose()?
             .unwrap_or_default(),
     };
-    Ok((inputs, unit_args, units))
+    Ok(UnitPlan {
+        inputs,
+        unit_args,
+        units,
+    })
 }
 
 /// The app's module hash and developer: a hash names `developer`'s app; a file or a built-in

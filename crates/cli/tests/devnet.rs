@@ -256,6 +256,21 @@ impl Devnet {
     fn all(&self) -> Vec<&Client> {
         self.clients.iter().collect()
     }
+
+    /// A devnet on the ports of `slot` whose three workers have posted offers, with the URL of
+    /// validator 0 and the faucet's key file.
+    fn with_three_offering_workers(slot: u32) -> (Self, String, String) {
+        let mut devnet = Self::start(slot, &["--workers", "3"]);
+        devnet.processes.grandchildren = children_of(devnet.processes.children[0].id());
+        let node0 = devnet.clients[0].url().to_string();
+        let faucet_key = path(&devnet.data, "faucet.key");
+        devnet.rt.block_on(wait_for_offers(
+            &devnet.clients[0],
+            3,
+            Duration::from_secs(600),
+        ));
+        (devnet, node0, faucet_key)
+    }
 }
 
 /// Waits until `workers` providers have an offer on the book, at most `limit`.
@@ -662,17 +677,8 @@ fn job_results(node: &str, out: &Path, id: u64) -> Value {
 fn the_quant_and_the_scientist_get_their_combined_files() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let Devnet {
-        dir,
-        data,
-        rt,
-        clients,
-        mut processes,
-    } = Devnet::start(4, &["--workers", "3"]);
-    processes.grandchildren = children_of(processes.children[0].id());
-    let node0 = clients[0].url().to_string();
-    let faucet_key = path(&data, "faucet.key");
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
+    let (devnet, node0, faucet_key) = Devnet::with_three_offering_workers(4);
+    let dir = &devnet.dir;
     println!("three workers offer after {:?}", started.elapsed());
 
     // The quant: a small grid of all three strategies over the shipped S&P 500 series.
@@ -741,17 +747,8 @@ fn the_quant_and_the_scientist_get_their_combined_files() {
 fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let Devnet {
-        dir,
-        data,
-        rt,
-        clients,
-        mut processes,
-    } = Devnet::start(5, &["--workers", "3"]);
-    processes.grandchildren = children_of(processes.children[0].id());
-    let node0 = clients[0].url().to_string();
-    let faucet_key = path(&data, "faucet.key");
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(600)));
+    let (devnet, node0, faucet_key) = Devnet::with_three_offering_workers(5);
+    let dir = &devnet.dir;
 
     // The shipped props (an OBJ with its MTL) under one light, the camera moving over 3 frames.
     let scenes = dir.path().join("scenes");

@@ -332,7 +332,7 @@ impl Builder {
             .as_deref()
             .map(|name| self.named(name, &format!("mesh {:?}", spec.obj)))
             .transpose()?;
-        let mtl_indices = self.add_mtl(&spec.obj, &mtl)?;
+        let mtl_indices = self.add_mtl(&spec.obj, &mtl);
         let place = Placement::new(spec, &models).map_err(file_error)?;
         for model in models {
             let material = match (override_index, model.mesh.material_id) {
@@ -376,7 +376,7 @@ impl Builder {
 
     /// Turns MTL materials into canonical ones (see the render README for the mapping) and
     /// returns their indices.
-    fn add_mtl(&mut self, obj: &str, mtl: &[tobj::Material]) -> Result<Vec<u32>, SceneError> {
+    fn add_mtl(&mut self, obj: &str, mtl: &[tobj::Material]) -> Vec<u32> {
         let mut indices = Vec::with_capacity(mtl.len());
         for m in mtl {
             if m.diffuse_texture.is_some() || m.normal_texture.is_some() {
@@ -388,7 +388,7 @@ impl Builder {
             indices.push(self.materials.len() as u32);
             self.materials.push(mtl_material(m));
         }
-        Ok(indices)
+        indices
     }
 }
 
@@ -450,7 +450,7 @@ impl Placement {
             (Some(_), Some(_)) => return Err("give height or scale, not both".into()),
             (Some(h), None) => {
                 let tall = hi.y - lo.y;
-                if !(tall > 0.0) {
+                if !tall.is_finite() || tall <= 0.0 {
                     return Err("the mesh is flat, so it cannot be fitted to a height".into());
                 }
                 let bottom_centre = Vec3::new((lo.x + hi.x) / 2.0, lo.y, (lo.z + hi.z) / 2.0);
@@ -458,7 +458,7 @@ impl Placement {
             }
             (None, s) => (Vec3::ZERO, s.unwrap_or(1.0)),
         };
-        if !(scale.is_finite() && scale > 0.0) || !angle.is_finite() {
+        if !(scale.is_finite() && scale > 0.0 && angle.is_finite()) {
             return Err(format!(
                 "scale {scale} and rotate_y must be finite and the scale positive"
             ));
