@@ -626,6 +626,18 @@ fn the_demo_renders_a_verified_and_paid_frame() {
 /// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
 /// once) through `node` with the faucet's key and waits for it; returns its id.
 fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
+    let mut plan = vec!["--units", units];
+    for p in params {
+        plan.extend(["--param", p]);
+    }
+    submit_planned(node, faucet_key, app, &plan)["job_id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// [`submit_builtin`] with the app's plan given as `exo job submit` arguments (`--units`,
+/// `--param`, `--scene`...); returns the submission's report.
+fn submit_planned(node: &str, faucet_key: &str, app: &str, plan: &[&str]) -> Value {
     let mut args = vec![
         "--node",
         node,
@@ -635,8 +647,6 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
         faucet_key,
         "--app",
         app,
-        "--units",
-        units,
         "--max-price",
         "2",
         "--trust",
@@ -647,12 +657,10 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
         "--wait-timeout",
         "600",
     ];
-    for p in params {
-        args.extend(["--param", p]);
-    }
+    args.extend(plan);
     let (code, submitted) = exo(&args);
     assert_eq!(code, 0, "{submitted}");
-    submitted["job_id"].as_u64().unwrap()
+    submitted
 }
 
 /// `exo job results ID --out OUT` through `node`, which must succeed; returns its report.
@@ -773,32 +781,19 @@ fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
          [[light]]\ncenter = [1.0, 3.0, 1.0]\nradius = 0.4\ncolor = [20.0, 20.0, 20.0]\n",
     )
     .unwrap();
-    let (code, submitted) = exo(&[
-        "--node",
+    let submitted = submit_planned(
         &node0,
-        "job",
-        "submit",
-        "--key",
         &faucet_key,
-        "--app",
         "render",
-        "--scene",
-        scene.to_str().unwrap(),
-        "--frames",
-        "3",
-        "--tile",
-        "24x36",
-        "--max-price",
-        "2",
-        "--trust",
-        "2",
-        "--memory-mib",
-        "128",
-        "--wait",
-        "--wait-timeout",
-        "600",
-    ]);
-    assert_eq!(code, 0, "{submitted}");
+        &[
+            "--scene",
+            scene.to_str().unwrap(),
+            "--frames",
+            "3",
+            "--tile",
+            "24x36",
+        ],
+    );
     assert_eq!(submitted["units"], 6, "3 frames of 2 tiles: {submitted}");
     let id = submitted["job_id"].as_u64().unwrap();
     let out = dir.path().join("shots");
