@@ -46,8 +46,8 @@ fn compile(body: &str) -> Result<scene_file::CompiledScene, scene_file::SceneErr
 fn the_studio_scene_has_two_meshes_their_mtl_materials_two_lights_and_a_camera_path() {
     let s = render::studio_scene().expect("the studio scene compiles");
     let d = &s.desc;
-    // The bunny, then props.obj's floor, torus and box.
-    assert_eq!(d.meshes.len(), 4);
+    // The bunny, then props.obj's torus and box.
+    assert_eq!(d.meshes.len(), 3);
     assert_eq!(d.lights.len(), 2);
     assert_eq!(d.camera.len(), 9);
     assert!(

@@ -98,8 +98,8 @@ pub struct DevnetArgs {
     #[arg(long, value_name = "M")]
     pub workers: Option<usize>,
     /// The demo's frame of the studio scene: width x height x samples per pixel, rendered in
-    /// tiles of 80 x 60. 32 samples: with light sampling a sample costs about 1.65 times what it
-    /// did without, and 32 of them are cleaner than 64 were (docs/render.md).
+    /// tiles of 80 x 60. 32 samples: with light sampling they cost about the fuel 64 did
+    /// without, and are cleaner than 64 were (docs/render.md).
     #[arg(long, value_name = "WxHxS", default_value = "400x300x32", value_parser = parse_frame)]
     pub demo_frame: DemoFrame,
 }
