@@ -952,6 +952,60 @@ mod tests {
         assert!(parse_gpu_requirement("a:b").is_err());
     }
 
+    /// `exo job submit ARGS...` as parsed, with a key and a price.
+    fn submit_args(args: &[&str]) -> Result<SubmitArgs, clap::Error> {
+        use clap::Parser as _;
+        let mut argv = vec!["exo", "job", "submit", "--key", "k.key", "--max-price", "1"];
+        argv.extend_from_slice(args);
+        match crate::args::Cli::try_parse_from(argv)?.command {
+            crate::args::Command::Job(JobCommand::Submit(args)) => Ok(*args),
+            other => panic!("not a submission: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_scene_plans_frames_times_tiles_and_refuses_what_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("props.obj"), exo_apps::PROPS_OBJ).unwrap();
+        std::fs::write(dir.path().join("props.mtl"), exo_apps::PROPS_MTL).unwrap();
+        let scene = dir.path().join("shot.toml");
+        std::fs::write(
+            &scene,
+            "[image]\nwidth = 100\nheight = 60\nsamples = 8\n[[camera]]\nframe = 0\n\
+             from = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n[[mesh]]\nobj = \"props.obj\"\n",
+        )
+        .unwrap();
+        let scene = scene.to_str().unwrap();
+        let base = ["--app", "render", "--scene", scene];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            prepare(&submit_args(&args).unwrap())
+        };
+        let p = with(&["--frames", "4", "--tile", "50x60"]).unwrap();
+        assert_eq!(p.units, 8, "4 frames of 2 tiles");
+        assert_eq!(p.unit_args[7], "100 60 50 0 50 60 8 3");
+        let inputs = p.input_bytes().unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].0, "scene.bin");
+        assert!(inputs[0].1.starts_with(b"EXOSCN01"), "the canonical scene");
+
+        assert!(with(&["--units", "8", "--frames", "4", "--tile", "50x60"]).is_ok());
+        let refused = |extra: &[&str]| match with(extra) {
+            Err(CliError::Invalid(reason)) => reason,
+            other => panic!("{extra:?} was not refused: {:?}", other.map(|p| p.units)),
+        };
+        assert!(refused(&["--units", "3"]).contains("make 2 tiles"));
+        assert!(refused(&["--frames", "100000"]).contains("units"));
+        assert!(submit_args(&["--app", "render", "--scene", scene, "--tile", "0x5"]).is_err());
+        assert!(
+            submit_args(&["--app", "hello", "--frames", "2"]).is_err(),
+            "--frames needs --scene"
+        );
+        let hello = submit_args(&["--app", "hello", "--units", "1", "--scene", scene]).unwrap();
+        assert!(matches!(prepare(&hello), Err(CliError::Invalid(_))));
+    }
+
     #[test]
     fn unit_args_need_one_line_per_unit() {
         let dir = tempfile::tempdir().unwrap();
