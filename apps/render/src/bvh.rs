@@ -14,6 +14,8 @@ pub struct Tri {
     pub e2: Vec3,
     /// Vertex normals, for smooth shading.
     pub n: [Vec3; 3],
+    /// Index into the scene's materials.
+    pub material: u32,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -1,6 +1,10 @@
-//! The `render` task app's kernel: a small path tracer (triangle meshes from OBJ with a BVH,
-//! spheres, diffuse, metal, glass and emissive materials, a pinhole camera, sky light) that
-//! renders one tile of a frame.
+//! The `render` task app's kernel: a small path tracer (triangle meshes with a BVH, spheres,
+//! spherical area lights sampled by next-event estimation with multiple importance sampling,
+//! diffuse, metal, glass and emissive materials, a pinhole camera on a keyframed path, a sky)
+//! that renders one tile of one frame, tone-mapped to 8-bit sRGB.
+//!
+//! It reads only the canonical scene ([`SceneDesc`], `/in/scene.bin`): the requester's side
+//! turns scene files, OBJ and MTL into it, so no parser ever runs on a provider.
 //!
 //! Every pixel draws its random numbers from a stream keyed by (frame, pixel), never by tile or
 //! unit, so a frame is the same image however it is split into tiles. The same code runs natively
@@ -10,14 +14,15 @@
 //! byte.
 
 mod bvh;
+pub mod canonical;
 mod math;
-mod obj;
 pub mod ppm;
 mod scene;
+pub mod tonemap;
 
+pub use canonical::{CameraKey, Light, Material, MeshDesc, SceneDesc, SphereDesc};
 pub use math::Vec3;
-pub use obj::{Mesh, ObjError, parse_obj};
-pub use scene::{Camera, Material, Scene, Sphere};
+pub use scene::{Camera, Lighting, Scene};
 
 /// Which part of which frame to render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,20 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_SAMPLES: u32 = 65_536;
 
 impl TileParams {
+    /// A whole `width x height` frame as one tile.
+    pub fn whole(width: u32, height: u32, samples: u32, frame: u32) -> Self {
+        TileParams {
+            width,
+            height,
+            tile_x: 0,
+            tile_y: 0,
+            tile_w: width,
+            tile_h: height,
+            samples,
+            frame,
+        }
+    }
+
     /// Parses `width height tile_x tile_y tile_w tile_h samples [frame]`.
     pub fn from_args(args: &[String]) -> Result<Self, String> {
         if args.len() < 7 || args.len() > 8 {
@@ -91,8 +110,36 @@ impl TileParams {
     }
 }
 
-/// Renders the tile and returns its pixels as row-major RGB8 (`tile_w * tile_h * 3` bytes).
+impl std::fmt::Display for TileParams {
+    /// The argument line that [`TileParams::from_args`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {} {} {} {}",
+            self.width,
+            self.height,
+            self.tile_x,
+            self.tile_y,
+            self.tile_w,
+            self.tile_h,
+            self.samples,
+            self.frame
+        )
+    }
+}
+
+/// Renders the tile and returns its pixels as row-major 8-bit sRGB.
 pub fn render_tile(scene: &Scene, p: &TileParams) -> Vec<u8> {
+    let srgb = tonemap::Srgb8::new();
+    render_tile_linear(scene, p)
+        .iter()
+        .map(|&c| srgb.tone_map(c, scene.exposure))
+        .collect()
+}
+
+/// Renders the tile and returns each pixel's mean radiance, row-major RGB in linear units
+/// (`tile_w * tile_h * 3` values): for measuring noise before any quantisation.
+pub fn render_tile_linear(scene: &Scene, p: &TileParams) -> Vec<f64> {
     let camera = scene.camera_for(p.width, p.height, p.frame);
     let mut out = Vec::with_capacity(p.tile_w as usize * p.tile_h as usize * 3);
     let frame_seed = exo_guest::splitmix64(&mut (p.frame as u64 ^ 0x05EE_D0FF_4A3E));
@@ -109,16 +156,10 @@ pub fn render_tile(scene: &Scene, p: &TileParams) -> Vec<u8> {
                 acc += scene.trace(ray, &mut rng);
             }
             let c = acc / p.samples as f64;
-            out.extend_from_slice(&[to_u8(c.x), to_u8(c.y), to_u8(c.z)]);
+            out.extend_from_slice(&[c.x, c.y, c.z]);
         }
     }
     out
-}
-
-fn to_u8(linear: f64) -> u8 {
-    // Gamma 2; NaN (which canonicalization makes identical everywhere) maps to black.
-    let g = if linear > 0.0 { linear.sqrt() } else { 0.0 };
-    (g.min(1.0) * 255.0 + 0.5) as u8
 }
 
 #[cfg(test)]
@@ -140,9 +181,133 @@ mod tests {
         assert!(TileParams::from_args(&args("4294967295 48 4294967295 0 2 1 1")).is_err());
     }
 
+    /// A floor, a grey ball, a small bright light and a two-key camera path.
+    fn small_scene() -> SceneDesc {
+        let v = Vec3::new;
+        SceneDesc {
+            exposure: 1.0,
+            horizon: v(0.02, 0.02, 0.02),
+            zenith: v(0.05, 0.06, 0.08),
+            materials: vec![
+                Material::Diffuse {
+                    albedo: v(0.6, 0.6, 0.6),
+                },
+                Material::Diffuse {
+                    albedo: v(0.8, 0.3, 0.2),
+                },
+            ],
+            meshes: vec![MeshDesc {
+                material: 0,
+                vertices: vec![
+                    v(-5.0, 0.0, -5.0),
+                    v(5.0, 0.0, -5.0),
+                    v(5.0, 0.0, 5.0),
+                    v(-5.0, 0.0, 5.0),
+                ],
+                triangles: vec![[0, 2, 1], [0, 3, 2]],
+            }],
+            spheres: vec![SphereDesc {
+                center: v(0.0, 0.5, 0.0),
+                radius: 0.5,
+                material: 1,
+            }],
+            lights: vec![Light {
+                center: v(1.0, 2.5, 1.0),
+                radius: 0.15,
+                radiance: v(150.0, 140.0, 130.0),
+            }],
+            camera: vec![
+                CameraKey {
+                    frame: 0,
+                    from: v(0.0, 1.2, 3.0),
+                    at: v(0.0, 0.4, 0.0),
+                    vfov_deg: 40.0,
+                },
+                CameraKey {
+                    frame: 10,
+                    from: v(3.0, 1.2, 0.0),
+                    at: v(0.0, 0.4, 0.0),
+                    vfov_deg: 50.0,
+                },
+            ],
+        }
+    }
+
+    fn render_linear(scene: &Scene, size: (u32, u32), samples: u32) -> Vec<f64> {
+        render_tile_linear(scene, &TileParams::whole(size.0, size.1, samples, 0))
+    }
+
+    fn rmse(a: &[f64], b: &[f64]) -> f64 {
+        let sum: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+        (sum / a.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn light_sampling_converges_to_the_same_image_with_far_less_noise() {
+        let desc = small_scene();
+        let nee = Scene::new(&desc);
+        let mut path = Scene::new(&desc);
+        path.lighting = Lighting::PathOnly;
+        let size = (6, 4);
+        let reference = render_linear(&nee, size, 512);
+        let path_reference = render_linear(&path, size, 4096);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        // Both estimators are unbiased: their means agree within the path tracer's noise.
+        let (m_nee, m_path) = (mean(&reference), mean(&path_reference));
+        assert!((m_nee - m_path).abs() < 0.05 * m_nee, "{m_nee} vs {m_path}");
+        let nee_error = rmse(&render_linear(&nee, size, 16), &reference);
+        let path_error = rmse(&render_linear(&path, size, 16), &reference);
+        assert!(
+            nee_error * 3.0 < path_error,
+            "light sampling {nee_error}, paths alone {path_error}"
+        );
+    }
+
+    #[test]
+    fn the_canonical_scene_survives_a_round_trip_and_refuses_tampering() {
+        let desc = small_scene();
+        let bytes = desc.encode().unwrap();
+        assert_eq!(SceneDesc::decode(&bytes).unwrap(), desc);
+        assert!(SceneDesc::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(SceneDesc::decode(&longer).is_err());
+        let mut nan = bytes.clone();
+        nan[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(SceneDesc::decode(&nan).unwrap_err().contains("not finite"));
+        let mut huge = bytes.clone();
+        // The material count, right after exposure and the two sky colours.
+        huge[64..68].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(SceneDesc::decode(&huge).unwrap_err().contains("at most"));
+        let mut dangling = desc.clone();
+        dangling.meshes[0].triangles.push([0, 1, 9]);
+        assert!(dangling.encode().is_err());
+        let mut lights = desc.clone();
+        lights.lights = vec![desc.lights[0]; canonical::MAX_LIGHTS + 1];
+        assert!(lights.encode().unwrap_err().contains("lights"));
+        let mut unordered = desc;
+        unordered.camera.swap(0, 1);
+        assert!(unordered.encode().is_err());
+    }
+
+    #[test]
+    fn the_camera_passes_through_its_keys_and_holds_after_the_last() {
+        let desc = small_scene();
+        let scene = Scene::new(&desc);
+        let key = |i: usize| {
+            let k = desc.camera[i];
+            Camera::look_at(k.from, k.at, k.vfov_deg, 8.0 / 6.0)
+        };
+        assert_eq!(scene.camera_for(8, 6, 0), key(0));
+        assert_eq!(scene.camera_for(8, 6, 10), key(1));
+        assert_eq!(scene.camera_for(8, 6, 11), key(1));
+        assert_ne!(scene.camera_for(8, 6, 5), key(0));
+        assert_ne!(scene.camera_for(8, 6, 5), key(1));
+    }
+
     #[test]
     fn tiles_compose_into_the_same_frame() {
-        let scene = Scene::demo(None);
+        let scene = Scene::new(&small_scene());
         let whole = TileParams::from_args(&args("8 6 0 0 8 6 2")).unwrap();
         let full = render_tile(&scene, &whole);
         let left = render_tile(

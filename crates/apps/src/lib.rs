@@ -1,8 +1,10 @@
 //! `exo-apps`: the example task apps, compiled to `wasm32-wasip1` and embedded, with the
 //! requester-side helpers that split a job into units and combine the units' outputs.
 //!
-//! - `render`: [`RENDER_WASM`]; [`render::plan_tiles`] splits a frame, [`render::assemble_png`]
-//!   turns the tiles' `tile.ppm` outputs into a PNG.
+//! - `render`: [`RENDER_WASM`]; [`render::scene_file::compile`] turns a scene file into the
+//!   canonical scene units read, [`render::plan_job`] splits frames into tiles,
+//!   [`render::frames_from_outputs`] and [`render::animation_png`] turn the tiles' outputs into
+//!   frames and an animated preview.
 //! - `backtest`: [`BACKTEST_WASM`]; [`backtest::plan`] spreads a strategy grid over units,
 //!   [`backtest::combine`] merges their `results.csv` outputs, ranks every parameter set out of
 //!   sample, runs the walk-forward selection and draws the equity curves
@@ -18,8 +20,13 @@
 
 include!(concat!(env!("OUT_DIR"), "/wasm.rs"));
 
-/// The Stanford bunny (public domain), the `render` demo's mesh; pass it as input `scene.obj`.
+/// The Stanford bunny (public domain), a mesh of the `render` studio scene.
 pub const BUNNY_OBJ: &str = include_str!("../../../apps/data/bunny.obj");
+/// The `render` example scene (the demo's): the bunny, `props.obj` with `props.mtl`, two lights
+/// and an orbiting camera. Compile it with [`render::studio_scene`].
+pub const STUDIO_SCENE: &str = include_str!("../../../apps/data/studio.toml");
+pub const PROPS_OBJ: &str = include_str!("../../../apps/data/props.obj");
+pub const PROPS_MTL: &str = include_str!("../../../apps/data/props.mtl");
 /// Daily S&P 500 bars 2000–2020 (`date,open,high,low,close,adjclose,volume`); pass it as input
 /// `prices.csv` to `backtest`.
 pub const SP500_CSV: &str = include_str!("../../../apps/data/sp500-daily-2000-2020.csv");

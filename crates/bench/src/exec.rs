@@ -97,19 +97,18 @@ struct Kernel {
     name: &'static str,
     wasm: &'static [u8],
     args: Vec<String>,
-    input: (&'static str, &'static [u8]),
+    input: (&'static str, Vec<u8>),
     output: &'static str,
     native: Box<dyn Fn() -> Vec<u8>>,
 }
 
 fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
     let (w, h) = cfg.render_size;
-    let render_args: Vec<String> = [w, h, 0, 0, w, h, cfg.render_samples, 0]
-        .iter()
-        .map(u32::to_string)
-        .collect();
-    let params =
-        exo_app_render::TileParams::from_args(&render_args).map_err(ExecError::InvalidSpec)?;
+    let params = exo_app_render::TileParams::whole(w, h, cfg.render_samples, 0);
+    params.validate().map_err(ExecError::InvalidSpec)?;
+    let render_args: Vec<String> = params.to_string().split(' ').map(String::from).collect();
+    let studio = exo_apps::render::studio_scene()
+        .map_err(|e| ExecError::InvalidSpec(format!("the studio scene: {e}")))?;
     let (f, s) = (cfg.backtest_fast, cfg.backtest_slow);
     // The moving-average grid alone, every set in one unit, one walk-forward fold.
     let mut bt_args: Vec<String> = vec![
@@ -126,11 +125,10 @@ fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
             name: "render",
             wasm: exo_apps::RENDER_WASM,
             args: render_args,
-            input: ("scene.obj", exo_apps::BUNNY_OBJ.as_bytes()),
+            input: (exo_apps::render::SCENE_INPUT, studio.canonical.clone()),
             output: "tile.ppm",
             native: Box::new(move || {
-                let mesh = exo_app_render::parse_obj(exo_apps::BUNNY_OBJ).ok();
-                let scene = exo_app_render::Scene::demo(mesh);
+                let scene = exo_app_render::Scene::new(&studio.desc);
                 let px = exo_app_render::render_tile(&scene, &params);
                 exo_app_render::ppm::encode(params.tile_w, params.tile_h, &px)
             }),
@@ -139,7 +137,7 @@ fn kernels(cfg: &BenchConfig) -> Result<Vec<Kernel>, ExecError> {
             name: "backtest",
             wasm: exo_apps::BACKTEST_WASM,
             args: bt_args,
-            input: ("prices.csv", exo_apps::SP500_CSV.as_bytes()),
+            input: ("prices.csv", exo_apps::SP500_CSV.as_bytes().to_vec()),
             output: "results.csv",
             native: Box::new(move || {
                 let bars = exo_app_backtest::parse_csv(exo_apps::SP500_CSV).unwrap_or_default();
@@ -165,7 +163,7 @@ fn best_native(k: &Kernel, repeats: u32) -> (u64, Vec<u8>) {
 fn best_wasm(sb: &Sandbox, k: &Kernel, repeats: u32) -> Result<(u64, u64, Vec<u8>), ExecError> {
     let spec = UnitSpec::wasm(k.wasm)
         .args(k.args.iter().cloned())
-        .input(k.input.0, k.input.1)
+        .input(k.input.0, &k.input.1)
         .fuel(u64::MAX / 4)
         .timeout_ms(600_000);
     // Warm the compile cache outside the timing.

@@ -1,11 +1,12 @@
 //! The example apps `exo job submit --app NAME` knows by name: their embedded modules, the plans
 //! that split a job into units (`--param KEY=VALUE`), and the combined files `exo job results`
 //! writes from their units' outputs (`ranking.csv` and `equity.png` for `backtest`,
-//! `estimate.json` for `montecarlo`). The planning and combining are `exo-apps` functions; this
+//! `estimate.json` for `montecarlo`, `frame-NNNN.png` and `animation.png` for `render`). The
+//! planning and combining are `exo-apps` functions; this
 //! module only reads and writes.
 
 use crate::CliError;
-use exo_apps::{backtest, montecarlo};
+use exo_apps::{backtest, montecarlo, render};
 use exo_client::{Client, outputs::Archive, wire};
 use exo_types::MAX_UNIT_ARGS_LEN;
 use serde_json::{Value, json};
@@ -109,12 +110,77 @@ pub async fn combine(
             .map_err(|e| CliError::Other(format!("combining the backtest: {e}")))?;
         return write_backtest(&combined, out).map(Some);
     }
+    if let Some(records) = all(render::TILE_RECORD, render::recognises) {
+        let tiles: Vec<(&[u8], &[u8])> = records
+            .into_iter()
+            .zip(archives)
+            .map(|(record, a)| (record, file(a, render::TILE_OUTPUT).unwrap_or_default()))
+            .collect();
+        let frames = render::frames_from_outputs(&tiles)
+            .map_err(|e| CliError::Other(format!("combining the render tiles: {e}")))?;
+        return write_render(&frames, out).map(Some);
+    }
     if let Some(outputs) = all("sums.txt", montecarlo::recognises) {
         let combined = montecarlo::combine(&outputs)
             .map_err(|e| CliError::Other(format!("combining the montecarlo sums: {e}")))?;
         return write_montecarlo(&combined, out).map(Some);
     }
     Ok(None)
+}
+
+/// Writes `frame-NNNN.png` for every complete frame and, with more than one, `animation.png`
+/// (APNG) of them in order; frames some tiles are missing from are listed, not written.
+fn write_render(frames: &render::Frames, out: &Path) -> Result<(String, Value), CliError> {
+    let png_error = |e: exo_apps::CombineError| CliError::Other(format!("encoding PNG: {e}"));
+    let mut written = Vec::with_capacity(frames.complete.len());
+    for (number, rgb) in &frames.complete {
+        let path = out.join(format!("frame-{number:04}.png"));
+        write(
+            &path,
+            &render::encode_png(frames.width, frames.height, rgb).map_err(png_error)?,
+        )?;
+        written.push(path.display().to_string());
+    }
+    let animation = if frames.complete.len() > 1 {
+        let rgbs: Vec<&[u8]> = frames.complete.values().map(Vec::as_slice).collect();
+        let path = out.join("animation.png");
+        write(
+            &path,
+            &render::animation_png(frames.width, frames.height, &rgbs).map_err(png_error)?,
+        )?;
+        Some(path.display().to_string())
+    } else {
+        None
+    };
+    let incomplete: Vec<Value> = frames
+        .incomplete
+        .iter()
+        .map(|(frame, why)| json!({ "frame": frame, "reason": why.to_string() }))
+        .collect();
+    let mut text = format!(
+        "render: {} frames of {}x{} at {} samples per pixel in {}",
+        written.len(),
+        frames.width,
+        frames.height,
+        frames.samples,
+        out.display()
+    );
+    if let Some(path) = &animation {
+        text.push_str(&format!(", animated preview in {path}"));
+    }
+    for (frame, why) in &frames.incomplete {
+        text.push_str(&format!("\n  frame {frame} is incomplete: {why}"));
+    }
+    let json = json!({
+        "app": "render",
+        "width": frames.width,
+        "height": frames.height,
+        "samples": frames.samples,
+        "frames": written,
+        "animation": animation,
+        "incomplete": incomplete,
+    });
+    Ok((text, json))
 }
 
 fn stats_json(s: &backtest::Stats, max_drawdown: f64) -> Value {

@@ -429,8 +429,9 @@ async fn run_demo(
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let module = dir.join("render.wasm");
     std::fs::write(&module, exo_apps::RENDER_WASM).map_err(|e| io(&module, e))?;
-    let scene = dir.join("scene.obj");
-    std::fs::write(&scene, exo_apps::BUNNY_OBJ).map_err(|e| io(&scene, e))?;
+    let scene = dir.join(exo_apps::render::SCENE_INPUT);
+    let studio = exo_apps::render::studio_scene().map_err(other)?;
+    std::fs::write(&scene, &studio.canonical).map_err(|e| io(&scene, e))?;
     let tiles =
         exo_apps::render::plan_tiles(width, height, DEMO_TILE.0, DEMO_TILE.1).map_err(other)?;
     let lines: Vec<String> = tiles
@@ -441,7 +442,7 @@ async fn run_demo(
     std::fs::write(&unit_args, lines.join("\n") + "\n").map_err(|e| io(&unit_args, e))?;
     note(&format!(
         "demo: {} workers are offering; submitting a {width}x{height} render of the \
-         bunny, {samples} samples per pixel, {} tiles, trust 2",
+         studio scene (the bunny), {samples} samples per pixel, {} tiles, trust 2",
         workers,
         tiles.len()
     ));
@@ -456,7 +457,10 @@ async fn run_demo(
         app: module.display().to_string(),
         params: Vec::new(),
         developer: None,
-        units: tiles.len() as u32,
+        units: Some(tiles.len() as u32),
+        scene: None,
+        frames: 1,
+        tile: DEMO_TILE,
         cores: 1,
         memory_mib: 256,
         gpu: None,

@@ -10,6 +10,7 @@ use crate::{
 };
 use clap::{Args, Subcommand};
 use commonware_cryptography::Signer as _;
+use exo_apps::render;
 use exo_client::{Client, outputs::Archive, wire};
 use exo_market::{GpuRequirement, Requirements, Runtime, canonical_gpu_model};
 use exo_types::{
@@ -56,9 +57,21 @@ pub struct SubmitArgs {
     /// account is another app, with its own royalty. Default: this account.
     #[arg(long, value_name = "ADDRESS")]
     pub developer: Option<String>,
-    /// Number of work units.
-    #[arg(long, value_name = "N")]
-    pub units: u32,
+    /// Number of work units. A render of a --scene plans its own (frames × tiles): give this
+    /// only to check the count.
+    #[arg(long, value_name = "N", required_unless_present = "scene")]
+    pub units: Option<u32>,
+    /// With `--app render`: the scene file to render (TOML naming OBJ and MTL meshes, lights,
+    /// materials and a camera path; see apps/render/README.md). Compiled here into the canonical
+    /// scene every unit reads.
+    #[arg(long, value_name = "FILE")]
+    pub scene: Option<PathBuf>,
+    /// With --scene: how many frames of the camera path to render, from frame 0.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "scene")]
+    pub frames: u32,
+    /// With --scene: the largest tile a unit renders, WxH.
+    #[arg(long, value_name = "WxH", default_value = "80x60", value_parser = parse_tile, requires = "scene")]
+    pub tile: (u32, u32),
     /// Cores a provider must have.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cores: u32,
@@ -141,6 +154,16 @@ pub fn run(command: JobCommand, global: &GlobalArgs) -> Result<Report, CliError>
         JobCommand::Status(args) => block_on(status(&client, args.id)),
         JobCommand::Cancel(args) => block_on(cancel(&client, &args)),
         JobCommand::Results(args) => block_on(results(&client, &args)),
+    }
+}
+
+/// Parses `WxH` with both sides positive.
+fn parse_tile(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not WxH with positive sides, for example 80x60");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    match (w.parse(), h.parse()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
     }
 }
 
@@ -260,6 +283,8 @@ fn app_source(text: &str) -> Result<AppSource, CliError> {
 enum InputSource {
     File(PathBuf),
     Builtin(&'static [u8]),
+    /// Made here, such as a compiled scene.
+    Made(Vec<u8>),
 }
 
 impl InputSource {
@@ -267,6 +292,7 @@ impl InputSource {
         match self {
             InputSource::File(path) => read_file(path, MAX_INPUT_BYTES, "input"),
             InputSource::Builtin(bytes) => Ok(bytes.to_vec()),
+            InputSource::Made(bytes) => Ok(bytes.clone()),
         }
     }
 }
@@ -278,6 +304,7 @@ pub struct Prepared {
     pub max_price: Amount,
     inputs: Vec<(String, InputSource)>,
     pub unit_args: Vec<String>,
+    pub units: u32,
 }
 
 impl Prepared {
@@ -300,12 +327,58 @@ impl Prepared {
 }
 
 fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
-    if args.units == 0 || args.units > MAX_JOB_UNITS {
+    let prepared = prepare_units(args)?;
+    if prepared.units == 0 || prepared.units > MAX_JOB_UNITS {
         return Err(CliError::Invalid(format!(
             "--units must be 1 to {MAX_JOB_UNITS}, not {}",
-            args.units
+            prepared.units
         )));
     }
+    Ok(prepared)
+}
+
+/// The render plan of `--scene`: the compiled scene as input `scene.bin` and one unit per tile
+/// of every frame.
+fn render_plan(args: &SubmitArgs, scene: &Path) -> Result<(Vec<String>, Vec<u8>), CliError> {
+    if args.app != "render" || args.unit_args.is_some() {
+        return Err(CliError::Invalid(
+            "--scene is for --app render, which plans its units' arguments (no --unit-args)".into(),
+        ));
+    }
+    let text = read_file(
+        scene,
+        render::scene_file::MAX_SCENE_FILE_BYTES as u64,
+        "scene",
+    )?;
+    let text = String::from_utf8(text)
+        .map_err(|_| CliError::Invalid(format!("scene {} is not UTF-8", scene.display())))?;
+    let dir = scene.parent().map(Path::to_path_buf).unwrap_or_default();
+    let compiled = render::scene_file::compile(&text, &|path| {
+        read_file(
+            &dir.join(path),
+            render::scene_file::MAX_MESH_FILE_BYTES as u64,
+            "mesh",
+        )
+        .map_err(|e| e.to_string())
+    })
+    .map_err(|e| CliError::Invalid(format!("scene {}: {e}", scene.display())))?;
+    for warning in &compiled.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let unit_args = render::plan_job(
+        compiled.width,
+        compiled.height,
+        compiled.samples,
+        args.frames,
+        args.tile,
+        MAX_JOB_UNITS,
+    )
+    .map_err(|e| CliError::Invalid(format!("--scene: {e}")))?;
+    Ok((unit_args, compiled.canonical))
+}
+
+/// Everything but the unit count's checks: the plan decides the count when it makes the units.
+fn prepare_units(args: &SubmitArgs) -> Result<Prepared, CliError> {
     if args.trust == 0 || args.trust > MAX_TRUST {
         return Err(CliError::Invalid(format!(
             "--trust must be 1 to {MAX_TRUST}, not {}",
@@ -347,7 +420,56 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
         inputs.push((name, InputSource::File(path.clone())));
     }
     let app = app_source(&args.app)?;
-    let planned = match &app {
+    let plan = plan_units(args, &app, inputs)?;
+    Ok(Prepared {
+        app,
+        requirements,
+        max_price,
+        inputs: plan.inputs,
+        unit_args: plan.unit_args,
+        units: plan.units,
+    })
+}
+
+/// A job's inputs, unit argument lines and unit count.
+struct UnitPlan {
+    inputs: Vec<(String, InputSource)>,
+    unit_args: Vec<String>,
+    units: u32,
+}
+
+/// The inputs, unit argument lines and unit count: from a render scene, a built-in app's plan,
+/// or the requester's own `--unit-args` and `--units`.
+fn plan_units(
+    args: &SubmitArgs,
+    app: &AppSource,
+    mut inputs: Vec<(String, InputSource)>,
+) -> Result<UnitPlan, CliError> {
+    if let Some(scene) = &args.scene {
+        let (unit_args, canonical) = render_plan(args, scene)?;
+        if inputs.iter().any(|(n, _)| n == render::SCENE_INPUT) {
+            return Err(CliError::Invalid(format!(
+                "--scene makes the input {}: do not give one",
+                render::SCENE_INPUT
+            )));
+        }
+        inputs.push((render::SCENE_INPUT.into(), InputSource::Made(canonical)));
+        let units = unit_args.len() as u32;
+        if let Some(n) = args.units.filter(|&n| n != units) {
+            return Err(CliError::Invalid(format!(
+                "--units {n}, but {} frames of this scene make {units} tiles",
+                args.frames
+            )));
+        }
+        return Ok(UnitPlan {
+            inputs,
+            unit_args,
+            units,
+        });
+    }
+    // Required by the argument parser unless --scene is given.
+    let units = args.units.unwrap_or_default();
+    let planned = match app {
         AppSource::Builtin(name, _) if name == "backtest" || name == "montecarlo" => {
             if args.unit_args.is_some() {
                 return Err(CliError::Invalid(format!(
@@ -361,7 +483,7 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
                     builtin::PRICES_INPUT
                 )));
             }
-            Some(builtin::plan(name, &args.params, args.units, has_prices)?)
+            Some(builtin::plan(name, &args.params, units, has_prices)?)
         }
         _ if !args.params.is_empty() => {
             return Err(CliError::Invalid(
@@ -382,16 +504,14 @@ fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
         None => args
             .unit_args
             .as_deref()
-            .map(|p| read_unit_args(p, args.units))
+            .map(|p| read_unit_args(p, units))
             .transpose()?
             .unwrap_or_default(),
     };
-    Ok(Prepared {
-        app,
-        requirements,
-        max_price,
+    Ok(UnitPlan {
         inputs,
         unit_args,
+        units,
     })
 }
 
@@ -466,10 +586,10 @@ pub async fn submit(
     let mut prepared = prepare(args)?;
     let (key, options) = args.tx.load()?;
     let estimate = if args.estimate {
-        let estimate = estimate::unit_zero(client, &prepared, args.units, args.trust).await?;
+        let estimate = estimate::unit_zero(client, &prepared, prepared.units, args.trust).await?;
         prepared.requirements.fuel_limit = estimate.fuel_limit;
         if show_progress {
-            eprintln!("{}", estimate.text(args.units, args.trust));
+            eprintln!("{}", estimate.text(prepared.units, args.trust));
         }
         Some(estimate)
     } else {
@@ -495,12 +615,13 @@ pub async fn submit(
             size,
         });
     }
+    let spec_units = prepared.units;
     let spec = JobSpec {
         app,
         app_developer: app_developer.clone(),
         inputs,
         unit_args: prepared.unit_args,
-        units: args.units,
+        units: prepared.units,
         requirements: prepared.requirements,
         max_price_per_unit: prepared.max_price,
         trust: args.trust,
@@ -519,7 +640,7 @@ pub async fn submit(
     let mut fields = json!({
         "app": hex::encode(app),
         "developer": address_to_hex(&app_developer),
-        "units": args.units
+        "units": spec_units
     });
     if let Some(published) = published {
         fields["published"] = published;
@@ -829,6 +950,60 @@ mod tests {
             (None, 2, 8192)
         );
         assert!(parse_gpu_requirement("a:b").is_err());
+    }
+
+    /// `exo job submit ARGS...` as parsed, with a key and a price.
+    fn submit_args(args: &[&str]) -> Result<SubmitArgs, clap::Error> {
+        use clap::Parser as _;
+        let mut argv = vec!["exo", "job", "submit", "--key", "k.key", "--max-price", "1"];
+        argv.extend_from_slice(args);
+        match crate::args::Cli::try_parse_from(argv)?.command {
+            crate::args::Command::Job(JobCommand::Submit(args)) => Ok(*args),
+            other => panic!("not a submission: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_scene_plans_frames_times_tiles_and_refuses_what_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("props.obj"), exo_apps::PROPS_OBJ).unwrap();
+        std::fs::write(dir.path().join("props.mtl"), exo_apps::PROPS_MTL).unwrap();
+        let scene = dir.path().join("shot.toml");
+        std::fs::write(
+            &scene,
+            "[image]\nwidth = 100\nheight = 60\nsamples = 8\n[[camera]]\nframe = 0\n\
+             from = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n[[mesh]]\nobj = \"props.obj\"\n",
+        )
+        .unwrap();
+        let scene = scene.to_str().unwrap();
+        let base = ["--app", "render", "--scene", scene];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            prepare(&submit_args(&args).unwrap())
+        };
+        let p = with(&["--frames", "4", "--tile", "50x60"]).unwrap();
+        assert_eq!(p.units, 8, "4 frames of 2 tiles");
+        assert_eq!(p.unit_args[7], "100 60 50 0 50 60 8 3");
+        let inputs = p.input_bytes().unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].0, "scene.bin");
+        assert!(inputs[0].1.starts_with(b"EXOSCN01"), "the canonical scene");
+
+        assert!(with(&["--units", "8", "--frames", "4", "--tile", "50x60"]).is_ok());
+        let refused = |extra: &[&str]| match with(extra) {
+            Err(CliError::Invalid(reason)) => reason,
+            other => panic!("{extra:?} was not refused: {:?}", other.map(|p| p.units)),
+        };
+        assert!(refused(&["--units", "3"]).contains("make 2 tiles"));
+        assert!(refused(&["--frames", "100000"]).contains("units"));
+        assert!(submit_args(&["--app", "render", "--scene", scene, "--tile", "0x5"]).is_err());
+        assert!(
+            submit_args(&["--app", "hello", "--frames", "2"]).is_err(),
+            "--frames needs --scene"
+        );
+        let hello = submit_args(&["--app", "hello", "--units", "1", "--scene", scene]).unwrap();
+        assert!(matches!(prepare(&hello), Err(CliError::Invalid(_))));
     }
 
     #[test]

@@ -616,9 +616,10 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     println!("the demo took {:?}", started.elapsed());
 }
 
-/// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) in
-/// `units` units at trust 2 and at most 2 EXO per compute unit, through `node` with `key`.
-fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, units: &'a str) -> Vec<&'a str> {
+/// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) at
+/// trust 2 and at most 2 EXO per compute unit, through `node` with `key`; the caller adds the
+/// job's plan (`--units`, `--unit-args`, `--scene`...).
+fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str) -> Vec<&'a str> {
     vec![
         "--node",
         node,
@@ -628,8 +629,6 @@ fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, units: &'a str) ->
         key,
         "--app",
         app,
-        "--units",
-        units,
         "--max-price",
         "2",
         "--trust",
@@ -654,8 +653,13 @@ fn submit_module(
         .lines()
         .count()
         .to_string();
-    let mut args = submit_args(node, key, module.to_str().unwrap(), &units);
-    args.extend(["--unit-args", unit_args.to_str().unwrap()]);
+    let mut args = submit_args(node, key, module.to_str().unwrap());
+    args.extend([
+        "--units",
+        &units,
+        "--unit-args",
+        unit_args.to_str().unwrap(),
+    ]);
     args.extend(extra);
     exo(&args)
 }
@@ -663,14 +667,23 @@ fn submit_module(
 /// Submits a built-in app's job at trust 2 (as the demo does: each unit on two providers at
 /// once) through `node` with the faucet's key and waits for it; returns its id.
 fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: &[&str]) -> u64 {
-    let mut args = submit_args(node, faucet_key, app, units);
-    args.extend(["--memory-mib", "128"]);
+    let mut plan = vec!["--units", units, "--memory-mib", "128"];
     for p in params {
-        args.extend(["--param", p]);
+        plan.extend(["--param", p]);
     }
+    submit_planned(node, faucet_key, app, &plan)["job_id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// [`submit_builtin`] with the app's plan given as `exo job submit` arguments (`--units`,
+/// `--param`, `--scene`...); returns the submission's report.
+fn submit_planned(node: &str, faucet_key: &str, app: &str, plan: &[&str]) -> Value {
+    let mut args = submit_args(node, faucet_key, app);
+    args.extend(plan);
     let (code, submitted) = exo(&args);
     assert_eq!(code, 0, "{submitted}");
-    submitted["job_id"].as_u64().unwrap()
+    submitted
 }
 
 /// `exo job results ID --out OUT` through `node`, which must succeed; returns its report.
@@ -823,4 +836,70 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
     assert!(job.accounts.paid_total > Amount::ZERO, "{job:?}");
     assert_accounts_add_up(&job.accounts);
     println!("the hostile job's devnet took {:?}", started.elapsed());
+}
+
+/// `cargo test -p exo-cli --test devnet -- --ignored the_studio_gets` (a few minutes in a debug
+/// build: three workers benchmark, then a three-frame animation runs on them).
+#[test]
+#[ignore = "several minutes: a devnet, three workers and a render job"]
+fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let devnet = Devnet::with_workers(6, 3, Duration::from_secs(600));
+    let (node0, faucet_key) = devnet.node_and_faucet();
+    let dir = &devnet.dir;
+
+    // The shipped props (an OBJ with its MTL) under one light, the camera moving over 3 frames.
+    let scenes = dir.path().join("scenes");
+    std::fs::create_dir_all(&scenes).unwrap();
+    std::fs::write(
+        scenes.join("props.obj"),
+        include_str!("../../../apps/data/props.obj"),
+    )
+    .unwrap();
+    std::fs::write(
+        scenes.join("props.mtl"),
+        include_str!("../../../apps/data/props.mtl"),
+    )
+    .unwrap();
+    let scene = scenes.join("shot.toml");
+    std::fs::write(
+        &scene,
+        "[image]\nwidth = 48\nheight = 36\nsamples = 2\n\n\
+         [[camera]]\nframe = 0\nfrom = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\
+         [[camera]]\nframe = 2\nfrom = [2.0, 1.0, 2.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\n\
+         [[mesh]]\nobj = \"props.obj\"\n\n\
+         [[light]]\ncenter = [1.0, 3.0, 1.0]\nradius = 0.4\ncolor = [20.0, 20.0, 20.0]\n",
+    )
+    .unwrap();
+    let submitted = submit_planned(
+        &node0,
+        &faucet_key,
+        "render",
+        &[
+            "--scene",
+            scene.to_str().unwrap(),
+            "--frames",
+            "3",
+            "--tile",
+            "24x36",
+        ],
+    );
+    assert_eq!(submitted["units"], 6, "3 frames of 2 tiles: {submitted}");
+    let id = submitted["job_id"].as_u64().unwrap();
+    let out = dir.path().join("shots");
+    let results = job_results(&node0, &out, id);
+    assert_eq!(results["combined"]["app"], "render", "{results}");
+    assert_eq!(results["combined"]["incomplete"], serde_json::json!([]));
+    for frame in 0..3 {
+        let png = std::fs::read(out.join(format!("frame-{frame:04}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 48);
+    }
+    let animation = std::fs::read(out.join("animation.png")).unwrap();
+    assert!(
+        animation.windows(4).any(|w| w == b"acTL"),
+        "animation.png is an APNG"
+    );
+    println!("render job {id} combined after {:?}", started.elapsed());
 }

@@ -85,9 +85,10 @@ fn main() {
         "compute loop: {fuel} fuel in {:.1} ms: {fuel_per_ns:.2} fuel/ns",
         ns / 1e6
     );
+    let scene = exo_apps::render::studio_scene().expect("the studio scene compiles");
     let render = UnitSpec::wasm(exo_apps::RENDER_WASM)
         .args(["96", "72", "0", "0", "96", "72", "8", "0"])
-        .input("scene.obj", exo_apps::BUNNY_OBJ.as_bytes())
+        .input(exo_apps::render::SCENE_INPUT, &scene.canonical)
         .fuel(u64::MAX / 4)
         .timeout_ms(600_000);
     let (rns, rfuel) = measure(&sandbox, &render, repeats);

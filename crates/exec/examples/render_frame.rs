@@ -1,5 +1,5 @@
-//! The render job end to end on one machine: split a frame into tiles, run each tile as a unit
-//! in the sandbox, assemble the PNG.
+//! The render job end to end on one machine: compile the studio scene, split a frame into
+//! tiles, run each tile as a unit in the sandbox, assemble the PNG.
 //! `cargo run --release -p exo-exec --example render_frame -- OUT.png [width height samples frame]`.
 
 use exo_apps::render::{Tile, assemble_png, plan_tiles, tile_args};
@@ -14,12 +14,13 @@ fn main() -> anyhow::Result<()> {
         std::env::temp_dir().join("exo-exec-cache"),
     ))?;
     let tiles = plan_tiles(width, height, 64, 64)?;
+    let scene = exo_apps::render::studio_scene()?;
     let mut parts: Vec<(Tile, Vec<u8>)> = Vec::new();
     let mut fuel = 0u64;
     for (i, tile) in tiles.iter().enumerate() {
         let spec = UnitSpec::wasm(exo_apps::RENDER_WASM)
             .args(tile_args(width, height, tile, samples, frame))
-            .input("scene.obj", exo_apps::BUNNY_OBJ.as_bytes())
+            .input(exo_apps::render::SCENE_INPUT, &scene.canonical)
             .unit(i as u64, 0)
             .timeout_ms(120_000)
             .fuel(u64::MAX / 4);

@@ -382,9 +382,10 @@ fn hello_sees_its_unit_args_and_inputs() {
 #[test]
 fn real_apps_give_the_same_digest_and_fuel_every_time() {
     let e = env();
+    let scene = exo_apps::render::studio_scene().unwrap();
     let render = UnitSpec::wasm(exo_apps::RENDER_WASM)
         .args(["32", "24", "8", "8", "8", "6", "2"])
-        .input("scene.obj", exo_apps::BUNNY_OBJ.as_bytes());
+        .input(exo_apps::render::SCENE_INPUT, &scene.canonical);
     let a = e.sandbox.run(&render).unwrap();
     assert_eq!(
         a.outcome,

@@ -1,7 +1,21 @@
-//! Requester side of `render`: tile plans and PNG assembly.
+//! Requester side of `render`: scene files compiled to the canonical scene
+//! ([`scene_file`]), jobs planned as frames × tiles ([`plan_job`]), and the units' tiles put
+//! back together into frames and an animated preview ([`frames_from_outputs`],
+//! [`animation_png`]).
 
 use crate::CombineError;
-use exo_app_render::ppm;
+use exo_app_render::{TileParams, ppm};
+use std::collections::BTreeMap;
+
+pub mod scene_file;
+
+/// The input every render unit reads.
+pub const SCENE_INPUT: &str = "scene.bin";
+/// The unit's image and the record of which tile of which frame it is.
+pub const TILE_OUTPUT: &str = "tile.ppm";
+pub const TILE_RECORD: &str = "tile.txt";
+/// Frame rate of the animated preview.
+pub const PREVIEW_FPS: u16 = 24;
 
 /// A tile of a frame, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +28,19 @@ pub struct Tile {
 
 /// Largest frame this helper assembles (pixels), bounding the requester's memory.
 pub const MAX_PIXELS: u64 = 64 << 20;
+
+/// The shipped studio scene ([`crate::STUDIO_SCENE`]), compiled from its embedded files.
+pub fn studio_scene() -> Result<scene_file::CompiledScene, scene_file::SceneError> {
+    scene_file::compile(crate::STUDIO_SCENE, &|path| {
+        match path.to_str() {
+            Some("bunny.obj") => Ok(crate::BUNNY_OBJ),
+            Some("props.obj") => Ok(crate::PROPS_OBJ),
+            Some("props.mtl") => Ok(crate::PROPS_MTL),
+            _ => Err(format!("{} is not shipped", path.display())),
+        }
+        .map(|text| text.as_bytes().to_vec())
+    })
+}
 
 /// Splits a `width x height` frame into tiles of at most `tile_w x tile_h`, row by row.
 pub fn plan_tiles(
@@ -48,12 +75,147 @@ pub fn plan_tiles(
 
 /// The `render` arguments of one tile.
 pub fn tile_args(width: u32, height: u32, tile: &Tile, samples: u32, frame: u32) -> Vec<String> {
-    [
-        width, height, tile.x, tile.y, tile.w, tile.h, samples, frame,
-    ]
-    .iter()
-    .map(u32::to_string)
-    .collect()
+    tile_params(width, height, tile, samples, frame)
+        .to_string()
+        .split(' ')
+        .map(String::from)
+        .collect()
+}
+
+fn tile_params(width: u32, height: u32, tile: &Tile, samples: u32, frame: u32) -> TileParams {
+    TileParams {
+        width,
+        height,
+        tile_x: tile.x,
+        tile_y: tile.y,
+        tile_w: tile.w,
+        tile_h: tile.h,
+        samples,
+        frame,
+    }
+}
+
+/// The argument lines of an animation job: `frames` frames of `width x height` at `samples`
+/// per pixel, each split into tiles of at most `tile_w x tile_h`, frame by frame. At most
+/// `max_units` units.
+pub fn plan_job(
+    width: u32,
+    height: u32,
+    samples: u32,
+    frames: u32,
+    tile: (u32, u32),
+    max_units: u32,
+) -> Result<Vec<String>, CombineError> {
+    let tiles = plan_tiles(width, height, tile.0, tile.1)?;
+    let units = tiles.len() as u64 * frames as u64;
+    if frames == 0 || units > max_units as u64 {
+        return Err(CombineError::BadPlan(format!(
+            "{frames} frames of {} tiles make {units} units; a job has 1 to {max_units} \
+             (use fewer frames or larger tiles)",
+            tiles.len()
+        )));
+    }
+    let lines = (0..frames)
+        .flat_map(|frame| {
+            tiles
+                .iter()
+                .map(move |t| tile_params(width, height, t, samples, frame))
+        })
+        .map(|p| {
+            p.validate().map_err(CombineError::BadPlan)?;
+            Ok(p.to_string())
+        })
+        .collect::<Result<Vec<_>, CombineError>>()?;
+    Ok(lines)
+}
+
+/// Whether a unit's outputs are a render tile's.
+pub fn recognises(record: &[u8]) -> bool {
+    parse_record(record).is_ok()
+}
+
+fn parse_record(record: &[u8]) -> Result<TileParams, String> {
+    let text = std::str::from_utf8(record).map_err(|_| "tile.txt is not UTF-8".to_string())?;
+    let args: Vec<String> = text.split_whitespace().map(String::from).collect();
+    TileParams::from_args(&args)
+}
+
+/// The frames a job's tiles make up.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Frames {
+    pub width: u32,
+    pub height: u32,
+    pub samples: u32,
+    /// Complete frames, by number, as row-major RGB8.
+    pub complete: BTreeMap<u32, Vec<u8>>,
+    /// Frames that some tiles are missing from (or that do not fit together), with why.
+    pub incomplete: BTreeMap<u32, CombineError>,
+}
+
+/// Groups the units' (`tile.txt`, `tile.ppm`) outputs by frame and assembles each frame. Every
+/// tile must belong to one image size and sample count; a frame whose tiles do not cover it
+/// exactly once is reported in [`Frames::incomplete`], not lost among the others.
+pub fn frames_from_outputs(outputs: &[(&[u8], &[u8])]) -> Result<Frames, CombineError> {
+    let mut by_frame: BTreeMap<u32, Vec<(Tile, &[u8])>> = BTreeMap::new();
+    let mut image: Option<(u32, u32, u32)> = None;
+    for (unit, (record, ppm)) in outputs.iter().enumerate() {
+        let p = parse_record(record).map_err(|reason| CombineError::BadOutput { unit, reason })?;
+        let this = (p.width, p.height, p.samples);
+        if *image.get_or_insert(this) != this {
+            return Err(CombineError::Inconsistent(format!(
+                "unit {unit} renders {}x{} at {} samples, another unit {:?}",
+                p.width, p.height, p.samples, image
+            )));
+        }
+        let tile = Tile {
+            x: p.tile_x,
+            y: p.tile_y,
+            w: p.tile_w,
+            h: p.tile_h,
+        };
+        by_frame.entry(p.frame).or_default().push((tile, ppm));
+    }
+    let Some((width, height, samples)) = image else {
+        return Err(CombineError::BadPlan("no tiles".into()));
+    };
+    let mut frames = Frames {
+        width,
+        height,
+        samples,
+        ..Frames::default()
+    };
+    for (frame, tiles) in by_frame {
+        match assemble_rgb(width, height, &tiles) {
+            Ok(rgb) => {
+                frames.complete.insert(frame, rgb);
+            }
+            Err(e) => {
+                frames.incomplete.insert(frame, e);
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// An animated PNG (APNG) of `frames`, each row-major RGB8 of `width x height`, at
+/// [`PREVIEW_FPS`], looping forever. Viewers without APNG support show the first frame.
+pub fn animation_png(width: u32, height: u32, frames: &[&[u8]]) -> Result<Vec<u8>, CombineError> {
+    let png_error = |e: png::EncodingError| CombineError::Png(e.to_string());
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_animated(frames.len() as u32, 0)
+            .map_err(png_error)?;
+        enc.set_frame_delay(1, PREVIEW_FPS).map_err(png_error)?;
+        let mut w = enc.write_header().map_err(png_error)?;
+        for rgb in frames {
+            w.write_image_data(rgb).map_err(png_error)?;
+        }
+        w.finish().map_err(png_error)?;
+    }
+    Ok(out)
 }
 
 /// Places the tiles' `tile.ppm` outputs into one row-major RGB8 frame. Every pixel must be
