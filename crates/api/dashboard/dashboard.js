@@ -469,7 +469,11 @@
       const bitmap = await createImageBitmap(new Blob([image.data], { type: "image/png" }));
       context.drawImage(bitmap, tile.x, tile.y, tile.w, tile.h);
     } else {
-      context.putImageData(ppm(image.data), tile.x, tile.y);
+      const pixels = ppm(image.data);
+      if (pixels.width !== tile.w || pixels.height !== tile.h) {
+        throw new Error(`unit ${unit}'s image is ${pixels.width}x${pixels.height}, its tile ${tile.w}x${tile.h}`);
+      }
+      context.putImageData(pixels, tile.x, tile.y);
     }
   }
 
@@ -525,7 +529,7 @@
     const log = h("div", { class: "events", id: "assignments" });
     main.replaceChildren(h("h1", {}, `Job #${id}`), frameBox, head, card("Progress", bar),
       h("div", { class: "cols" },
-        card(`Units (first ${MAX_FRAME_UNITS})`, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Unit"), h("th", {}, "State"), h("th", {}, "Replicas"), h("th", { class: "num" }, "Fuel"))), unitsBody)),
+        card(`Units (the first ${PAGE})`, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Unit"), h("th", {}, "State"), h("th", {}, "Replicas"), h("th", { class: "num" }, "Fuel"))), unitsBody)),
         card("Assignments, live", log)));
     view.on("assignment", (a) => {
       if (String(a.job) !== String(id)) return;

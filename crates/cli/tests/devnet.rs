@@ -769,21 +769,42 @@ const WATCH_TILES: &str = "(() => {
     return true;
 })()";
 
-/// Opaque pixels of the job page's frame.
-const OPAQUE_PIXELS: &str = "(() => {
+/// The RGBA pixels of the job page's frame.
+const FRAME_PIXELS: &str = "(() => {
     const frame = document.getElementById('frame');
-    const data = frame.getContext('2d').getImageData(0, 0, frame.width, frame.height).data;
-    let opaque = 0;
-    for (let i = 3; i < data.length; i += 4) if (data[i] === 255) opaque++;
-    return opaque;
+    return Array.from(frame.getContext('2d').getImageData(0, 0, frame.width, frame.height).data);
 })()";
+
+/// The RGB8 pixels of the PNG the demo writes at `path`, once it is there (at most `limit`).
+fn demo_frame(path: &Path, limit: Duration) -> Vec<u8> {
+    let started = Instant::now();
+    loop {
+        if let Some(pixels) = std::fs::read(path).ok().and_then(|bytes| rgb8(&bytes)) {
+            return pixels;
+        }
+        assert!(started.elapsed() < limit, "the demo wrote no {path:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The pixels of an 8-bit RGB PNG; `None` while it is not one (not yet written in full).
+fn rgb8(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .ok()?;
+    let mut pixels = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut pixels).ok()?;
+    let rgb = (info.color_type, info.bit_depth) == (png::ColorType::Rgb, png::BitDepth::Eight);
+    pixels.truncate(info.buffer_size());
+    rgb.then_some(pixels)
+}
 
 #[test]
 fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
     // Eight tiles of 80x60, two providers each, on three workers: several rounds of acceptance.
-    let (width, height, tiles) = (320, 120, 8);
+    let (width, height, tiles): (usize, usize, u64) = (320, 120, 8);
     let devnet = Devnet::start(6, &["--demo", "--demo-frame", "320x120x2"]);
     let shots = screenshot_dir(&devnet);
     // Not the validator the demo submits through: any validator's dashboard shows every job.
@@ -839,11 +860,15 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
                 .any(|(drawn, accepted)| *drawn > 0 && *accepted < tiles),
             "tiles appear while the job still runs: {log:?}"
         );
-        let opaque = browser.eval(OPAQUE_PIXELS).await.as_u64();
-        assert_eq!(
-            opaque,
-            Some(width * height),
-            "every pixel of the frame is drawn"
+        // What the page drew is the frame the demo verified and assembled, pixel for pixel.
+        let shown: Vec<u8> = serde_json::from_value(browser.eval(FRAME_PIXELS).await).unwrap();
+        assert!(shown.chunks(4).all(|p| p[3] == 255), "every pixel is drawn");
+        let shown: Vec<u8> = shown.chunks(4).flat_map(|p| &p[..3]).copied().collect();
+        let verified = demo_frame(&devnet.data.join("demo/render.png"), short);
+        assert_eq!(shown.len(), width * height * 3);
+        assert!(
+            shown == verified,
+            "the page's frame is not the demo's render.png"
         );
         assert_eq!(
             browser.shows("#tiles span.drawn", tiles, short).await,
