@@ -29,6 +29,8 @@ pub mod wire;
 #[cfg(feature = "server")]
 pub mod blobs;
 #[cfg(feature = "server")]
+mod dashboard;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 mod limits;

@@ -634,6 +634,7 @@ fn unit_json(job: &Job, spec: &JobSpec, index: u32, unit: Option<&Unit>) -> wire
     match unit {
         Some(unit) => wire::UnitView {
             unit: index,
+            args: unit_args(spec, index),
             state: unit.state.name().to_string(),
             reason: None,
             replicas: unit.replicas.iter().map(replica_json).collect(),
@@ -656,6 +657,7 @@ fn unit_json(job: &Job, spec: &JobSpec, index: u32, unit: Option<&Unit>) -> wire
             };
             wire::UnitView {
                 unit: index,
+                args: unit_args(spec, index),
                 state: state.to_string(),
                 reason,
                 replicas: Vec::new(),

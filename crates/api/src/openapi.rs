@@ -296,6 +296,8 @@ route_errors! {
     ProviderOfErrors: [bad_path(), bad_address(), not_found(), reads()];
     /// `GET /v1/blocks/{height}`: the block store is asked within the node's time bound.
     BlockErrors: [bad_path(), ApiError::BadHeight(String::new()), ApiError::BlockNotFound(0), ApiError::Timeout(0)];
+    /// `GET /dashboard/{file}`.
+    DashboardErrors: [bad_path(), not_found()];
     /// `GET /v1/events`.
     EventsErrors: [bad_query(), ApiError::TooManyStreams(0)];
     /// The lists: `GET /v1/providers`, `/v1/market/offers`, `/v1/market/depth`, `/v1/apps`.

@@ -1,7 +1,7 @@
 //! The axum router: routes, limits, metrics and the server loop.
 
 use crate::{
-    ApiError, ApiLimits, BlobStore, NodeView, PeerBlobs, blobs,
+    ApiError, ApiLimits, BlobStore, NodeView, PeerBlobs, blobs, dashboard,
     limits::{Client, RateLimiter},
     market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
@@ -188,6 +188,8 @@ api_routes![
     put_outputs,
     openapi_document,
     metrics,
+    dashboard_page,
+    dashboard_asset,
 ];
 
 /// Adds `handler` to `router` at the path and methods of its `#[utoipa::path]`, `P`.
@@ -1307,6 +1309,42 @@ async fn openapi_document<N: NodeView>(State(api): State<Api<N>>) -> Response {
         api.openapi.clone(),
     )
         .into_response()
+}
+
+/// The dashboard: chain, committee, providers, the book, jobs with their live progress, apps
+/// and accounts, read from this API in the browser.
+#[utoipa::path(
+    get,
+    path = "/",
+    responses(
+        (status = 200, description = "The dashboard's HTML page.", content_type = dashboard::HTML, body = String),
+        openapi::NoErrors,
+    )
+)]
+async fn dashboard_page<N: NodeView>(State(_): State<Api<N>>) -> Response {
+    dashboard::index()
+}
+
+/// A file of the dashboard: its script, its style sheet, the charting library and its
+/// licence.
+#[utoipa::path(
+    get,
+    path = "/dashboard/{file}",
+    params(("file" = String, Path, description = "The file's name, e.g. `dashboard.js`.")),
+    responses(
+        (status = 200, description = "The file.", content(
+            (String = dashboard::JS),
+            (String = dashboard::CSS),
+            (String = dashboard::TEXT),
+        )),
+        openapi::DashboardErrors,
+    )
+)]
+async fn dashboard_asset<N: NodeView>(
+    State(_): State<Api<N>>,
+    PathParams(file): PathParams<String>,
+) -> Result<Response, ApiError> {
+    dashboard::asset(&file)
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -124,7 +124,8 @@ fn cases() -> Vec<(&'static str, Case)> {
     let developer = "cd".repeat(32);
     let app_by_hash = format!("/v1/apps/{{}}/{developer}");
     let app_by_developer = format!("/v1/apps/{hash}/{{}}");
-    let templates: [(&str, &str, Method); 13] = [
+    let templates: [(&str, &str, Method); 14] = [
+        ("/dashboard/{file}", "/dashboard/{}", Method::GET),
         ("/v1/txs/{hash}", "/v1/txs/{}", Method::GET),
         ("/v1/accounts/{address}", "/v1/accounts/{}", Method::GET),
         (
@@ -246,6 +247,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     }
     // Wrong methods on every route, and routes that do not exist.
     for (route, uri) in [
+        ("/", "/"),
         ("/v1/status", "/v1/status"),
         ("/v1/openapi.json", "/v1/openapi.json"),
         ("/metrics", "/metrics"),
@@ -256,7 +258,13 @@ fn cases() -> Vec<(&'static str, Case)> {
         cases.push((route, case(Method::DELETE, uri)));
         cases.push((route, case(Method::PATCH, uri).body("x")));
     }
-    for uri in ["/", "/v2/status", "/v1/status/extra", "/v1//status", "/%FF"] {
+    for uri in [
+        "/index.html",
+        "/v2/status",
+        "/v1/status/extra",
+        "/v1//status",
+        "/%FF",
+    ] {
         cases.push(("", case(Method::GET, uri)));
     }
     cases

@@ -356,11 +356,20 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(job["units"][2]["reason"]["code"], "slots_taken", "{job}");
     assert!(job["units"][2]["reason"]["sentence"].is_string(), "{job}");
     assert_eq!(job["units"][1]["reason"], Value::Null);
+    // Each unit carries its own argument line, split on spaces, whether it runs or waits.
+    assert_eq!(job["units"][0]["args"], json!(["--frame", "0"]));
+    assert_eq!(job["units"][1]["args"], json!(["--frame", "1"]));
+    assert_eq!(job["units"][2]["args"], json!([]));
     assert!(job["accounts"]["escrowed"].as_str().unwrap() != "0");
     assert_eq!(job["accounts"]["held"], job["accounts"]["escrowed"]);
 
     let (_, gpu_job) = get(&chain.app, "/v1/jobs/1").await;
     assert_eq!(gpu_job["units"][0]["state"], "waiting");
+    assert_eq!(
+        gpu_job["units"][0]["args"],
+        Value::Null,
+        "no lines of its own"
+    );
     // The waiting reason: a code with the matcher's numbers, and the sentence made of them.
     let reason = &gpu_job["units"][0]["reason"];
     assert_eq!(reason["code"], "no_provider", "{reason}");

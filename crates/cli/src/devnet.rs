@@ -349,6 +349,7 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
     format!(
         "Exodus devnet is running: {} validators, chain {chain_id}, finalized height {height}\n\
          \x20 APIs    {}\n\
+         \x20 web     {api}/  the dashboard (every validator serves one)\n\
          \x20 faucet  {dir}/faucet.key  address {faucet}\n\
          \x20 logs    {dir}/node-<i>/node.log\n\
          \n\

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod browser;
+
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, ClientError, keyfile, wire};
 use exo_types::{Action, Amount, SignedTx, UnsignedTx};
@@ -845,7 +847,7 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
 fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let devnet = Devnet::with_workers(6, 3, Duration::from_secs(600));
+    let devnet = Devnet::with_workers(7, 3, Duration::from_secs(600));
     let (node0, faucet_key) = devnet.node_and_faucet();
     let dir = &devnet.dir;
 
@@ -902,4 +904,193 @@ fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
         "animation.png is an APNG"
     );
     println!("render job {id} combined after {:?}", started.elapsed());
+}
+
+/// Where the dashboard test saves its screenshots: `docs/screenshots/` with
+/// `EXO_UPDATE_SCREENSHOTS` set (to refresh the committed ones), else beside the devnet's logs.
+fn screenshot_dir(devnet: &Devnet) -> PathBuf {
+    if std::env::var_os("EXO_UPDATE_SCREENSHOTS").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    } else {
+        devnet.dir.path().join("screenshots")
+    }
+}
+
+/// The dashboard's text in `id` as a number (its digits only), 0 while it has none.
+fn shown_number(id: &str) -> String {
+    format!(
+        "Number((document.getElementById('{id}')?.textContent || '').replace(/[^0-9]/g, '')) || 0"
+    )
+}
+
+/// Records, on the job's page, every change of the frame's drawn-tile count together with the
+/// units the page then showed as accepted, in `window.drawnLog`.
+const WATCH_TILES: &str = "(() => {
+    window.drawnLog = [];
+    new MutationObserver(() => {
+        const frame = document.getElementById('frame');
+        const units = document.getElementById('job-units');
+        if (!frame || !units) return;
+        const drawn = Number(frame.dataset.drawn);
+        const accepted = Number(units.textContent.split('/')[0]);
+        const log = window.drawnLog;
+        if (!log.length || log[log.length - 1][0] !== drawn) log.push([drawn, accepted]);
+    }).observe(document.getElementById('main'), { subtree: true, childList: true, attributes: true });
+    return true;
+})()";
+
+/// The RGBA pixels of the job page's frame.
+const FRAME_PIXELS: &str = "(() => {
+    const frame = document.getElementById('frame');
+    return Array.from(frame.getContext('2d').getImageData(0, 0, frame.width, frame.height).data);
+})()";
+
+/// The RGB8 pixels of the PNG the demo writes at `path`, once it is there (at most `limit`).
+fn demo_frame(path: &Path, limit: Duration) -> Vec<u8> {
+    let started = Instant::now();
+    loop {
+        if let Some(pixels) = std::fs::read(path).ok().and_then(|bytes| rgb8(&bytes)) {
+            return pixels;
+        }
+        assert!(started.elapsed() < limit, "the demo wrote no {path:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The pixels of an 8-bit RGB PNG; `None` while it is not one (not yet written in full).
+fn rgb8(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .ok()?;
+    let mut pixels = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut pixels).ok()?;
+    let rgb = (info.color_type, info.bit_depth) == (png::ColorType::Rgb, png::BitDepth::Eight);
+    pixels.truncate(info.buffer_size());
+    rgb.then_some(pixels)
+}
+
+#[test]
+fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    // Eight tiles of 80x60, two providers each, on three workers: several rounds of acceptance.
+    let (width, height, tiles): (usize, usize, u64) = (320, 120, 8);
+    let devnet = Devnet::start(6, &["--demo", "--demo-frame", "320x120x2"]);
+    let shots = screenshot_dir(&devnet);
+    // Not the validator the demo submits through: any validator's dashboard shows every job.
+    let base = devnet.clients[VALIDATORS - 1]
+        .url()
+        .trim_end_matches('/')
+        .to_string();
+    let long = Duration::from_secs(300);
+    let short = Duration::from_secs(30);
+    devnet.rt.block_on(async {
+        let browser = browser::Browser::start().await;
+
+        // A person opens the jobs page, waits for the demo's job and follows its link.
+        browser.open(&format!("{base}/#/jobs")).await;
+        browser.follow("tr.job a", long).await;
+        browser.eval(WATCH_TILES).await;
+        assert_eq!(browser.shows("#tiles span", tiles, long).await, tiles);
+
+        // The frame fills in tile by tile; one screenshot on the way, one complete.
+        let mut partial = false;
+        let drawn = "Number(document.getElementById('frame')?.dataset.drawn || 0)";
+        let deadline = Instant::now() + long;
+        loop {
+            let now = browser.eval(drawn).await.as_u64().unwrap_or(0);
+            if now == tiles {
+                break;
+            }
+            if now > 0 && !partial {
+                browser.screenshot(&shots, "job-partial").await;
+                partial = true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {now} of {tiles} tiles were drawn"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        browser.screenshot(&shots, "job").await;
+        let log = browser.eval("window.drawnLog").await;
+        let log: Vec<(u64, u64)> = serde_json::from_value(log).unwrap();
+        let counts: Vec<u64> = log.iter().map(|(drawn, _)| *drawn).collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] < w[1]),
+            "tiles only appear: {log:?}"
+        );
+        assert_eq!(counts.last(), Some(&tiles), "{log:?}");
+        assert!(
+            counts.len() > 2,
+            "the frame filled in steps, not at once: {log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|(drawn, accepted)| *drawn > 0 && *accepted < tiles),
+            "tiles appear while the job still runs: {log:?}"
+        );
+        // What the page drew is the frame the demo verified and assembled, pixel for pixel.
+        let shown: Vec<u8> = serde_json::from_value(browser.eval(FRAME_PIXELS).await).unwrap();
+        assert!(shown.chunks(4).all(|p| p[3] == 255), "every pixel is drawn");
+        let shown: Vec<u8> = shown.chunks(4).flat_map(|p| &p[..3]).copied().collect();
+        let verified = demo_frame(&devnet.data.join("demo/render.png"), short);
+        assert_eq!(shown.len(), width * height * 3);
+        assert!(
+            shown == verified,
+            "the page's frame is not the demo's render.png"
+        );
+        assert_eq!(
+            browser.shows("#tiles span.drawn", tiles, short).await,
+            tiles
+        );
+
+        // The chain page: the height rises and the committee's four validators are listed.
+        browser.open(&format!("{base}/#/")).await;
+        let finalized = shown_number("finalized-height");
+        let first = browser
+            .wait_for(&finalized, short, |v| v.as_u64() > Some(0))
+            .await;
+        browser
+            .wait_for(&finalized, short, |v| v.as_u64() > first.as_u64())
+            .await;
+        assert_eq!(
+            browser.shows("tr.member", VALIDATORS as u64, short).await,
+            VALIDATORS as u64
+        );
+        assert_eq!(browser.shows("#finality-chart canvas", 1, short).await, 1);
+        browser.screenshot(&shots, "chain").await;
+
+        // The providers: the demo's three workers, with their resources and reputation.
+        browser.open(&format!("{base}/#/providers")).await;
+        assert_eq!(browser.shows("tr.provider", 3, short).await, 3);
+        browser.screenshot(&shots, "providers").await;
+
+        // The market: the book's depth by price.
+        browser.open(&format!("{base}/#/market")).await;
+        browser.shows("tr.level", 1, short).await;
+        assert_eq!(browser.shows("#depth-chart canvas", 1, short).await, 1);
+        browser.screenshot(&shots, "market").await;
+
+        // The apps, and the requester's account with its job.
+        browser.open(&format!("{base}/#/apps")).await;
+        assert_eq!(browser.shows("main table", 1, short).await, 1);
+        browser.open(&format!("{base}/#/jobs")).await;
+        browser.follow("tr.job a.requester", short).await;
+        browser
+            .wait_for(
+                "document.getElementById('balance')?.textContent || ''",
+                short,
+                |v| v.as_str().is_some_and(|t| t.ends_with(" EXO")),
+            )
+            .await;
+        browser.shows("tr.job", 1, short).await;
+        browser.screenshot(&shots, "account").await;
+        browser.close().await;
+    });
+    println!(
+        "the dashboard test took {:?}; screenshots in {}",
+        started.elapsed(),
+        shots.display()
+    );
 }

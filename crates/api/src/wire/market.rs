@@ -368,6 +368,9 @@ pub struct WaitReason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnitView {
     pub unit: u32,
+    /// The unit's own argument line, split on spaces; `null` when the job gives its units no
+    /// lines of their own (`unit_args` false). The dashboard places a render job's tiles by it.
+    pub args: Option<Vec<String>>,
     /// `waiting`, `running`, `accepted`, `failed` or `cancelled`.
     pub state: String,
     /// Why a waiting unit has no provider yet (from the last batch match).
