@@ -20,8 +20,8 @@ pub struct MarketParams {
     pub reveal_window: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
-    /// Chance, in parts per million, that a unit held by one provider whose weight reaches the
-    /// job's trust level also gets a hidden audit replica.
+    /// Chance, in parts per million, that a unit gets a hidden audit replica: drawn for every
+    /// unit, whatever its trust level, once all its replicas committed.
     pub audit_ppm: u32,
     /// Reputation from which a provider's result weighs 2 instead of 1.
     pub trusted_reputation: u32,
