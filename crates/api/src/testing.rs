@@ -130,6 +130,16 @@ impl MemoryNode {
             .unwrap_or_else(|fault| panic!("ledger fault: {fault}"))
     }
 
+    /// Produces the blocks up to the one that draws the hidden audits of units whose last
+    /// commitment the last block took
+    /// ([`exo_ledger::modules::market::records::AUDIT_SEED_DELAY`]): their reveals are open
+    /// after it, unless an audit replica was drawn.
+    pub fn produce_blocks_to_the_audit_draw(&self) {
+        for _ in 0..exo_ledger::modules::market::records::AUDIT_SEED_DELAY {
+            self.produce_block();
+        }
+    }
+
     /// [`Self::produce_block`], giving a ledger fault back instead of stopping; the chain is
     /// left as it was.
     pub fn try_produce_block(&self) -> Result<FinalizedBlock, Fault> {

@@ -50,7 +50,7 @@ struct Chain {
 fn chain_with(limits: ApiLimits, store_bytes: u64) -> Chain {
     let params = Params {
         market: MarketParams {
-            audit_ppm: 0,
+            audit_ppm: 1,
             // No probation: the tests count units running on a new provider.
             probation_slots: 16,
             ..MarketParams::default()
@@ -488,6 +488,12 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         .await;
     let (_, work) = get(&chain.app, "/v1/providers/0/work").await;
     assert_eq!(work["work"][0]["status"], "committed");
+    assert_eq!(
+        work["work"][0]["reveal_open"], false,
+        "the audit is drawn first"
+    );
+    chain.node.produce_blocks_to_the_audit_draw();
+    let (_, work) = get(&chain.app, "/v1/providers/0/work").await;
     assert_eq!(work["work"][0]["reveal_open"], true);
     assert!(work["work"][0]["reveal_deadline"].is_u64());
     chain
@@ -921,6 +927,7 @@ impl Chain {
         };
         self.send(&bob(), 2, Action::CommitResults(vec![commit]))
             .await;
+        self.node.produce_blocks_to_the_audit_draw();
         let reveal = ResultReveal {
             job: 0,
             unit: 0,

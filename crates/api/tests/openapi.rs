@@ -60,7 +60,7 @@ impl Node {
     async fn new() -> Self {
         let params = Params {
             market: MarketParams {
-                audit_ppm: 0,
+                audit_ppm: 1,
                 probation_slots: 16,
                 ..MarketParams::default()
             },
@@ -173,6 +173,7 @@ impl Node {
             commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
         };
         self.send(1, Action::CommitResults(vec![commit])).await;
+        self.node.produce_blocks_to_the_audit_draw();
         let reveal = ResultReveal {
             job: 0,
             unit: 0,

@@ -34,7 +34,7 @@ async fn start(with_blobs: bool) -> (MemoryNode, Client, tempfile::TempDir) {
         chain_id: CHAIN.into(),
         params: Params {
             market: MarketParams {
-                audit_ppm: 0,
+                audit_ppm: 1,
                 // No probation: the tests give two units at once to a new provider.
                 probation_slots: 16,
                 ..MarketParams::default()
@@ -264,6 +264,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         }]),
     )
     .await;
+    node.produce_blocks_to_the_audit_draw();
     execute(
         &node,
         &client,

@@ -799,7 +799,7 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
     let params = Params {
         market: MarketParams {
             commit_window: 3,
-            audit_ppm: 0,
+            audit_ppm: 1,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -980,7 +980,7 @@ fn seen_before_committing(m: &Market, job: u64, unit: u32) -> (Unit, Job, Option
     (m.unit(job, unit), m.job(job), waiting)
 }
 
-/// A market of the three providers where every unit, or none, is audited.
+/// A market of the three providers where units are audited with probability `audit_ppm`.
 fn audited_market(audit_ppm: u32) -> Market {
     let mut m = Market::new(Params {
         market: MarketParams {
@@ -999,7 +999,8 @@ fn audited_market(audit_ppm: u32) -> Market {
 #[test]
 fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
     let mut always = audited_market(1_000_000);
-    let mut never = audited_market(0);
+    // The rarest audit the parameters allow: none is drawn in this run.
+    let mut never = audited_market(1);
     for m in [&mut always, &mut never] {
         let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
         m.ok(vec![tx]);
@@ -1135,11 +1136,67 @@ fn an_audit_is_drawn_from_no_seed_the_committer_or_its_blocks_proposer_knew() {
     );
 }
 
+/// Audit C4: a lone replica claimed the fuel limit and was paid for it unchecked. Fuel is part
+/// of the result an audit compares: an inflated claim disagrees with the audit replica's like a
+/// wrong digest, is slashed like one, and the unit is billed the fuel the others agreed on.
+#[test]
+fn an_inflated_fuel_claim_is_caught_by_its_audit_and_the_agreed_fuel_billed() {
+    let mut m = audited_market(1_000_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let inflater = m.holders(0, 0)[0];
+    let (digest, fuel) = truth(0, 0);
+    let inflated = (digest, FUEL_LIMIT);
+    assert!(inflated.1 > fuel);
+    let tx = m.commit(inflater, inflated, 0, 0);
+    m.ok(vec![tx]);
+    m.draw_audits();
+    let auditor = m.holders(0, 0)[1];
+    m.settle(0, 0, &[(auditor, truth(0, 0))]);
+    let tx = m.reveal(inflater, inflated, 0, 0);
+    m.ok(vec![tx]);
+    // One against one: the dispute's third replica decides.
+    let third = m.holders(0, 0)[2];
+    m.settle(0, 0, &[(third, truth(0, 0))]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    let caught = m.provider(m.provider_id(inflater));
+    assert_eq!(caught.invalid, 1);
+    assert!(caught.bond < Amount::from_exo(100));
+    // Two replicas paid for the agreed fuel at 1 EXO per 10^9, not the claimed limit.
+    let paid = m.job(0).accounts.paid_total();
+    assert_eq!(paid, Amount(2 * u128::from(fuel)));
+    m.accounts_add_up(0);
+}
+
+/// With no audit, or no slash for a caught lie, lying on a unit held alone pays whatever it
+/// is worth; such parameters are refused at genesis.
+#[test]
+fn parameters_under_which_a_lie_costs_nothing_are_refused_at_genesis() {
+    let ok = MarketParams::default();
+    for bad in [
+        MarketParams {
+            audit_ppm: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            slash_wrong_bps: 0,
+            ..ok.clone()
+        },
+    ] {
+        assert_eq!(
+            bad.validate(),
+            Err(exo_ledger::modules::market::ParamsError::Deterrence),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn probation_and_the_floor_limit_who_gets_work() {
     let params = Params {
         market: MarketParams {
-            audit_ppm: 0,
+            audit_ppm: 1,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -1157,7 +1214,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
         market: MarketParams {
             min_match_reputation: REPUTATION_START,
             commit_window: 3,
-            audit_ppm: 0,
+            audit_ppm: 1,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -1225,7 +1282,7 @@ fn a_job_whose_waiting_list_could_outgrow_its_record_is_refused() {
 fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal() {
     let params = Params {
         market: MarketParams {
-            audit_ppm: 0,
+            audit_ppm: 1,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -1420,7 +1477,7 @@ fn an_expired_job_closes_once_its_running_units_end() {
     let params = Params {
         market: MarketParams {
             job_wait_window: window,
-            audit_ppm: 0,
+            audit_ppm: 1,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -1458,7 +1515,7 @@ fn an_expired_job_closes_once_its_running_units_end() {
 fn roomy(market: MarketParams) -> Params {
     Params {
         market: MarketParams {
-            audit_ppm: 0,
+            audit_ppm: 1,
             probation_slots: 64,
             ..market
         },

@@ -238,9 +238,10 @@ fn resources() -> Resources {
 fn world() -> World {
     let params = Params {
         market: MarketParams {
-            // No probation and no audits: every unit gets exactly one replica at once.
+            // No probation and audits as rare as the parameters allow: every unit gets exactly one
+            // replica at once.
             probation_results: 0,
-            audit_ppm: 0,
+            audit_ppm: 1,
             // The busy provider holds 2,010 replicas.
             max_slots_per_provider: 4_096,
             ..MarketParams::default()
