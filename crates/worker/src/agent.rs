@@ -124,6 +124,9 @@ pub(crate) struct Agent {
     height: u64,
     running: HashSet<String>,
     attempts: HashMap<String, u32>,
+    /// Replicas a [`Misbehave::LieWhenAlone`] worker saw alone on their unit when it started
+    /// them: it lies about those.
+    lying: HashSet<String>,
     slots: Arc<Semaphore>,
     downloads: Downloads,
     modules: Modules,
@@ -191,6 +194,7 @@ impl Agent {
             height: 0,
             running: HashSet::new(),
             attempts: HashMap::new(),
+            lying: HashSet::new(),
             downloads: Downloads::default(),
             modules: Modules::default(),
             checked_provider: false,
@@ -556,6 +560,10 @@ impl Agent {
             (item.commit_deadline, item.job, item.unit, item.replica)
         });
         for (item, key) in to_run {
+            if self.cfg.misbehave == Some(Misbehave::LieWhenAlone) && self.alone(&item).await {
+                info!(%key, "no other replica in sight: lying");
+                self.lying.insert(key.clone());
+            }
             self.start_run(item, key);
         }
         for (item, key) in copies {
@@ -639,6 +647,27 @@ impl Agent {
         }
         self.pending = still;
     }
+    /// Whether the unit of `item` shows no replica but this one (the `lie-when-alone`
+    /// misbehaviour); unknown counts as not alone.
+    async fn alone(&self, item: &WorkItem) -> bool {
+        match self.client.job_page(item.job, item.unit, Some(1)).await {
+            Ok(Some(job)) => job
+                .units
+                .iter()
+                .find(|u| u.unit == item.unit)
+                .is_some_and(|u| u.replicas.iter().all(|r| r.index == item.replica)),
+            Ok(None) => false,
+            Err(err) => {
+                debug!(
+                    job = item.job,
+                    unit = item.unit,
+                    "cannot read the unit's replicas: {err}"
+                );
+                false
+            }
+        }
+    }
+
     /// The `copy` misbehaviour: commit another replica's revealed result, if there is one.
     async fn try_copy(&mut self, item: &WorkItem, key: &str) -> Option<ResultCommit> {
         let job = match self.client.job_page(item.job, item.unit, Some(1)).await {
@@ -715,6 +744,7 @@ impl Agent {
     pub(crate) fn finish_run(&mut self, done: RunDone) {
         let RunDone { key, item, result } = done;
         self.running.remove(&key);
+        let lie = self.lying.remove(&key);
         let output = match result {
             Ok(output) => output,
             Err(failure) => {
@@ -760,7 +790,12 @@ impl Agent {
             );
             return;
         }
-        let Some(claim) = Misbehave::claim(self.cfg.misbehave, output.digest, output.fuel) else {
+        let misbehave = if lie {
+            Some(Misbehave::WrongResult)
+        } else {
+            self.cfg.misbehave
+        };
+        let Some(claim) = Misbehave::claim(misbehave, output.digest, output.fuel) else {
             return;
         };
         debug!(
