@@ -438,6 +438,7 @@ fn waiting_unit() -> WaitingUnit {
         replicas: vec![0, 1],
         exclude: vec![11],
         started: true,
+        decides: true,
     }
 }
 

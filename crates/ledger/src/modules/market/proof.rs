@@ -251,7 +251,8 @@ impl Market<'_> {
     }
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
-    /// one.
+    /// one. Once a result of the unit was revealed, the replica decides between public results
+    /// and goes to no provider on probation ([`WaitingUnit::decides`]).
     pub(super) fn seek_replica(
         &self,
         cache: &mut StateCache,
@@ -279,6 +280,7 @@ impl Market<'_> {
         exclude.sort_unstable();
         exclude.dedup();
         exclude.truncate(exo_market::MAX_EXCLUDE_PER_UNIT);
+        let decides = unit.replicas.iter().any(|r| r.reveal.is_some());
         unit.reveal_deadline = None;
         match waiting.iter_mut().find(|w| w.unit == unit.unit) {
             Some(w) => {
@@ -286,6 +288,7 @@ impl Market<'_> {
                     w.replicas.insert(at, next);
                 }
                 w.exclude = exclude;
+                w.decides |= decides;
             }
             None => {
                 let at = waiting.partition_point(|w| w.unit < unit.unit);
@@ -296,6 +299,7 @@ impl Market<'_> {
                         started: true,
                         replicas: vec![next],
                         exclude,
+                        decides,
                     },
                 );
             }
