@@ -438,7 +438,6 @@ fn waiting_unit() -> WaitingUnit {
         replicas: vec![0, 1],
         exclude: vec![11],
         started: true,
-        decides: true,
     }
 }
 

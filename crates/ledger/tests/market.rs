@@ -454,7 +454,7 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
 
 #[test]
 fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
-    let mut m = Market::new(veterans());
+    let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS);
     let (honest, liar, holders) = m.one_against_one();
     // One against one: no agreement, a third replica is sought from the third provider.
@@ -491,7 +491,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
 /// other's slot: the market stalled for good.
 #[test]
 fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
-    let mut m = Market::new(veterans());
+    let mut m = Market::new(Params::default());
     let [a, b, liar] = PROVIDERS;
     let mut txs = vec![m.tx(
         DEVELOPER,
@@ -855,7 +855,7 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
 
 #[test]
 fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
-    let mut m = Market::new(veterans());
+    let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS);
     let (honest, _, holders) = m.one_against_one();
     m.ok(vec![]);
@@ -985,8 +985,6 @@ fn audited_market(audit_ppm: u32) -> Market {
     let mut m = Market::new(Params {
         market: MarketParams {
             audit_ppm,
-            // Any provider may decide the disputes an audit starts.
-            probation_results: 0,
             ..MarketParams::default()
         },
         ..Params::default()
@@ -1040,10 +1038,9 @@ fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
 fn units_of_two_trusted_replicas_are_still_audited() {
     let mut m = Market::new(Params {
         market: MarketParams {
-            // Everyone is trusted and past probation from the start: weight 2 each.
+            // Everyone is trusted from the start: weight 2 each.
             trusted_reputation: 0,
             trusted_min_valid: 0,
-            probation_results: 0,
             audit_ppm: 1_000_000,
             ..MarketParams::default()
         },
@@ -1193,45 +1190,6 @@ fn parameters_under_which_a_lie_costs_nothing_are_refused_at_genesis() {
             "{bad:?}"
         );
     }
-}
-
-/// Parameters under which no provider is on probation: any may decide a dispute, for tests
-/// about disputes rather than about probation.
-fn veterans() -> Params {
-    Params {
-        market: MarketParams {
-            probation_results: 0,
-            ..MarketParams::default()
-        },
-        ..Params::default()
-    }
-}
-
-/// Audit H7: a dispute's next replica is dealt after the results are public; a newcomer (a
-/// liar's fresh identity, with nothing to lose) dealt it sides with its partner. Only a
-/// provider past its probation decides a dispute.
-#[test]
-fn a_newcomer_never_decides_a_dispute() {
-    let mut m = Market::new(Params::default());
-    m.setup(&PROVIDERS);
-    let (honest, liar, _) = m.one_against_one();
-    let newcomer = PROVIDERS
-        .into_iter()
-        .find(|p| *p != honest && *p != liar)
-        .expect("a third provider");
-    assert_eq!(m.provider(m.provider_id(newcomer)).valid, 0);
-    for _ in 0..5 {
-        m.ok(vec![]);
-    }
-    let unit = m.unit(0, 0);
-    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
-    assert!(unit.sought);
-    // The same dispute where the third provider is past probation: it decides at once.
-    let mut m = Market::new(veterans());
-    m.setup(&PROVIDERS);
-    m.one_against_one();
-    m.ok(vec![]);
-    assert_eq!(m.holders(0, 0).len(), 3);
 }
 
 #[test]
@@ -1553,13 +1511,12 @@ fn an_expired_job_closes_once_its_running_units_end() {
     assert_eq!(total, supply);
 }
 
-/// Params for the list-bound tests: the rarest audits, no probation in the way.
+/// Params for the list-bound tests: no audits, no probation limit in the way.
 fn roomy(market: MarketParams) -> Params {
     Params {
         market: MarketParams {
             audit_ppm: 1,
             probation_slots: 64,
-            probation_results: 0,
             ..market
         },
         ..Params::default()

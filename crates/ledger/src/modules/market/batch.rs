@@ -43,19 +43,15 @@ pub(super) fn hash32(bytes: &[u8]) -> Hash32 {
 /// The passes of a block's batch match, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
-    /// Trusted providers past their probation only: every waiting replica; a new unit asks
-    /// for `ceil(trust / 2)`.
+    /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
     Trusted = 0,
-    /// Providers past their probation: the replicas that decide between revealed results (a
-    /// dispute's next replica).
-    Deciding = 1,
-    /// Every provider: the other replicas still sought for running units (a check, a
-    /// replacement, an audit). A newcomer may take `probation_slots` of them in a batch
-    /// whatever it already holds, so that newcomers who each hold a replica can still check
-    /// each other's units.
-    Running = 2,
+    /// Every provider: replicas still sought for running units (a check, a replacement, an
+    /// audit, a dispute's next replica). A newcomer may take `probation_slots` of them in a
+    /// batch whatever it already holds, so that newcomers who each hold a replica can still
+    /// check each other's units.
+    Running = 1,
     /// Every provider within its probation: a new unit asks for `trust` replicas.
-    Everyone = 3,
+    Everyone = 2,
 }
 
 /// Keeps the assignments of the first units (in the matcher's order) that fit `budget`, whole
@@ -105,10 +101,9 @@ fn defer_past(outcome: &mut exo_market::MatchOutcome, budget: usize) {
 impl Market<'_> {
     /// The batch match of every open job's waiting units against the book.
     ///
-    /// Four passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// Three passes (see [`Pass`]), so that a unit starts with the replicas its trust level
     /// needs in one batch and never holds a slot while it waits for its check (a market whose
-    /// slots all held such units would stall): trusted providers first, then the replicas
-    /// that decide disputes from providers past probation, then the other replicas still
+    /// slots all held such units would stall): trusted providers first, then replicas still
     /// sought for running units from anyone, then new units from anyone within probation.
     pub(super) fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         let open = Self::id_list(cache, open_jobs_key())?;
@@ -178,27 +173,22 @@ impl Market<'_> {
         }
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
-        for pass in [Pass::Trusted, Pass::Deciding, Pass::Running, Pass::Everyone] {
+        for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
             // A newcomer's room: for new units, what probation leaves it; for running units'
             // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
             // on a verdict can still check), but no more (one liar must not take every
             // dispute's next replica at once).
             let mut room: Vec<(u64, u32)> = match pass {
-                Pass::Trusted | Pass::Deciding => Vec::new(),
+                Pass::Trusted => Vec::new(),
                 Pass::Running => probation
                     .iter()
                     .map(|(p, _)| (*p, self.params.probation_slots))
                     .collect(),
                 Pass::Everyone => probation.clone(),
             };
-            let newcomer = |p: u64| probation.iter().any(|(id, _)| *id == p);
             let offers: Vec<Offer> = live
                 .iter()
-                .filter(|(o, trusted)| match pass {
-                    Pass::Trusted => *trusted && o.slots > 0 && !newcomer(o.provider.0),
-                    Pass::Deciding => o.slots > 0 && !newcomer(o.provider.0),
-                    Pass::Running | Pass::Everyone => true,
-                })
+                .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
                 .map(|(o, _)| {
                     let mut o = o.clone();
                     if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
@@ -222,12 +212,8 @@ impl Market<'_> {
                         .iter()
                         .filter_map(|w| {
                             let replicas = match (w.started, pass) {
-                                (true, Pass::Deciding) if !w.decides => return None,
-                                (true, Pass::Running | Pass::Everyone) if w.decides => {
-                                    return None;
-                                }
                                 (true, _) => w.replicas.clone(),
-                                (false, Pass::Deciding | Pass::Running) => return None,
+                                (false, Pass::Running) => return None,
                                 (false, _) => (0..first).collect(),
                             };
                             Some(UnitDemand {
@@ -570,7 +556,6 @@ impl Market<'_> {
                         started: true,
                         replicas: (next..next + more).collect(),
                         exclude,
-                        decides: false,
                     },
                 ),
             }

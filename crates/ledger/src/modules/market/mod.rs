@@ -17,9 +17,8 @@
 //!   differs between a unit that will be audited and one that will not.
 //! - Providers below `min_match_reputation` are not matched at all; a provider with fewer than
 //!   `probation_results` confirmed results is on probation: it starts new units only while it
-//!   holds fewer than `probation_slots` open replicas, takes at most `probation_slots`
-//!   replicas of running units per batch, and never a replica that decides between results
-//!   already revealed (a dispute's next replica).
+//!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
+//!   replicas of running units per batch.
 //! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
 //!   unit committed and its audit is drawn (and its audit replica, if any, committed too),
 //!   reveals open. Each entry of a commit or reveal batch is applied on its

@@ -251,8 +251,7 @@ impl Market<'_> {
     }
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
-    /// one. Once a result of the unit was revealed, the replica decides between public results
-    /// and goes to no provider on probation ([`WaitingUnit::decides`]).
+    /// one.
     pub(super) fn seek_replica(
         &self,
         cache: &mut StateCache,
@@ -280,7 +279,6 @@ impl Market<'_> {
         exclude.sort_unstable();
         exclude.dedup();
         exclude.truncate(exo_market::MAX_EXCLUDE_PER_UNIT);
-        let decides = unit.replicas.iter().any(|r| r.reveal.is_some());
         unit.reveal_deadline = None;
         match waiting.iter_mut().find(|w| w.unit == unit.unit) {
             Some(w) => {
@@ -288,7 +286,6 @@ impl Market<'_> {
                     w.replicas.insert(at, next);
                 }
                 w.exclude = exclude;
-                w.decides |= decides;
             }
             None => {
                 let at = waiting.partition_point(|w| w.unit < unit.unit);
@@ -299,7 +296,6 @@ impl Market<'_> {
                         started: true,
                         replicas: vec![next],
                         exclude,
-                        decides,
                     },
                 );
             }

@@ -269,21 +269,16 @@ pub struct WaitingUnit {
     pub started: bool,
     pub replicas: Vec<u32>,
     pub exclude: Vec<u64>,
-    /// Whether the replicas are sought after results of the unit were revealed: they decide
-    /// between public results, so no provider on probation gets them (a newcomer deciding
-    /// could be a fresh identity of the liar it is to judge).
-    pub decides: bool,
 }
 
 impl Record for WaitingUnit {
     const WHAT: &'static str = "waiting unit";
-    const MAX_BYTES: usize = 18 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
+    const MAX_BYTES: usize = 17 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
     fn put(&self, out: &mut Vec<u8>) {
         self.unit.write(out);
         self.started.write(out);
         put_vec(&self.replicas, out, |r, out| r.write(out));
         put_vec(&self.exclude, out, |p, out| p.write(out));
-        self.decides.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -291,7 +286,6 @@ impl Record for WaitingUnit {
             started: bool::read(buf)?,
             replicas: take_vec(buf, MAX_UNIT_REPLICAS, u32::read)?,
             exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, u64::read)?,
-            decides: bool::read(buf)?,
         })
     }
 }
