@@ -135,6 +135,16 @@ impl MemoryNode {
             .unwrap_or_else(|fault| panic!("ledger fault: {fault}"))
     }
 
+    /// Produces the blocks up to the one that draws the hidden audits of units whose last
+    /// commitment the last block took
+    /// ([`exo_ledger::modules::market::records::AUDIT_SEED_DELAY`]): their reveals are open
+    /// after it, unless an audit replica was drawn.
+    pub fn produce_blocks_to_the_audit_draw(&self) {
+        for _ in 0..exo_ledger::modules::market::records::AUDIT_SEED_DELAY {
+            self.produce_block();
+        }
+    }
+
     /// [`Self::produce_block`], giving a ledger fault back instead of stopping; the chain is
     /// left as it was.
     pub fn try_produce_block(&self) -> Result<FinalizedBlock, Fault> {
@@ -258,14 +268,15 @@ pub fn bob() -> PrivateKey {
 }
 
 /// A node for tests of the market's routes and their clients, on chain `chain_id`: alice and
-/// bob hold 1,000 EXO each; audits are off, so no unit is re-run behind a test's back; and a new
+/// bob hold 1,000 EXO each; audits are as rare as the genesis allows (one unit in a million: a
+/// zero rate is refused), so no unit is re-run behind a test's back; and a new
 /// provider may hold 16 replicas at once, so a test that gives it several units at once has no
 /// probation to wait out. Its one validator and proposer is key seed 9.
 pub fn market_node(chain_id: &str) -> MemoryNode {
     let validator = PrivateKey::from_seed(9).public_key();
     let params = Params {
         market: MarketParams {
-            audit_ppm: 0,
+            audit_ppm: 1,
             probation_slots: 16,
             ..MarketParams::default()
         },

@@ -454,6 +454,12 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         .await;
     let (_, work) = get(&chain.app, "/v1/providers/0/work").await;
     assert_eq!(work["work"][0]["status"], "committed");
+    assert_eq!(
+        work["work"][0]["reveal_open"], false,
+        "the audit is drawn first"
+    );
+    chain.node.produce_blocks_to_the_audit_draw();
+    let (_, work) = get(&chain.app, "/v1/providers/0/work").await;
     assert_eq!(work["work"][0]["reveal_open"], true);
     assert!(work["work"][0]["reveal_deadline"].is_u64());
     chain
@@ -887,6 +893,7 @@ impl Chain {
         };
         self.send(&bob(), 2, Action::CommitResults(vec![commit]))
             .await;
+        self.node.produce_blocks_to_the_audit_draw();
         let reveal = ResultReveal {
             job: 0,
             unit: 0,

@@ -138,6 +138,7 @@ impl Node {
             commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
         };
         self.send(1, Action::CommitResults(vec![commit])).await;
+        self.node.produce_blocks_to_the_audit_draw();
         let reveal = ResultReveal {
             job: 0,
             unit: 0,

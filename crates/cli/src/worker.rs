@@ -44,7 +44,8 @@ pub struct WorkerArgs {
     /// Offer work only while the host is idle (low load, on mains power).
     #[arg(long)]
     pub idle_only: bool,
-    /// Misbehave on purpose, for tests: wrong-result, wrong-fuel, no-show or copy.
+    /// Misbehave on purpose, for tests: wrong-result, wrong-fuel, no-show, copy or
+    /// lie-when-alone.
     #[arg(long, value_name = "HOW", value_parser = parse_misbehave)]
     pub misbehave: Option<Misbehave>,
 }

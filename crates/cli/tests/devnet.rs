@@ -227,6 +227,16 @@ impl Devnet {
     /// With `EXO_KEEP_DEVNET` set, the devnet's directory (logs, data) is kept for a post-mortem
     /// and its path printed.
     fn start(slot: u32, extra: &[&str]) -> Self {
+        Self::start_with_genesis(slot, extra, None)
+    }
+
+    /// [`Self::start`], on a genesis that `edit` rewrites (from the text `exo devnet
+    /// --init-only` wrote) before any validator runs.
+    fn start_with_genesis(
+        slot: u32,
+        extra: &[&str],
+        edit: Option<&dyn Fn(&str) -> String>,
+    ) -> Self {
         let keep = std::env::var_os("EXO_KEEP_DEVNET").is_some();
         let dir = tempfile::Builder::new()
             .disable_cleanup(keep)
@@ -237,6 +247,15 @@ impl Devnet {
         }
         let data = dir.path().join("devnet");
         let api = free_ports(slot);
+        if let Some(edit) = edit {
+            let mut init = extra.to_vec();
+            init.push("--init-only");
+            let (code, written) = exo(&strs(&devnet_args(&data, api, &init)));
+            assert_eq!(code, 0, "{written}");
+            let genesis = data.join("genesis.toml");
+            let text = std::fs::read_to_string(&genesis).unwrap();
+            std::fs::write(&genesis, edit(&text)).unwrap();
+        }
         let mut processes = Processes::default();
         processes.children.push(spawn(
             &strs(&devnet_args(&data, api, extra)),
@@ -481,22 +500,54 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
 
     // A third worker lies about every result, and asks the lowest price so that it gets a
     // replica of every unit it has a slot for.
+    let liar_key = start_liar(&dir, &mut processes, &node0, &faucet_key, "wrong-result");
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
+    println!("three workers offer after {:?}", started.elapsed());
+    // Sent to validator 0 only: workers of the other validators get the app and the input
+    // through their own validator, which fetches them from its peers.
+    let id = submit_hello_job(dir.path(), &node0, &faucet_key, "2");
+    println!("job {id} done after {:?}", started.elapsed());
+    assert_only_true_outputs(dir.path(), &node0, id);
+
+    // The liar lost bond and reputation; the job's accounts add up to the escrow.
+    let provider = provider_record(&rt, &clients[0], &node0, &liar_key);
+    assert!(provider.invalid >= 1, "{provider:?}");
+    assert_eq!(provider.valid, 0, "{provider:?}");
+    assert!(provider.bond < Amount::from_exo(100), "{provider:?}");
+    assert!(
+        provider.reputation < exo_ledger::REPUTATION_START,
+        "{provider:?}"
+    );
+    assert_hello_job_accepted_and_paid(&rt, &clients[0], id);
+    println!("the liar's devnet took {:?}", started.elapsed());
+}
+
+/// Starts a worker of a new funded key (`liar.key` in `dir`) that misbehaves as `how`, asks the
+/// lowest price (so that it gets a replica of every unit it has a slot for) and offers four
+/// slots; returns its key file.
+fn start_liar(
+    dir: &tempfile::TempDir,
+    processes: &mut Processes,
+    node: &str,
+    faucet_key: &str,
+    how: &str,
+) -> String {
     let liar_key = path(dir.path(), "liar.key");
     let (_, key) = exo(&["key", "new", "--out", &liar_key]);
     let liar = key["address"].as_str().unwrap().to_string();
-    let (code, receipt) = transfer(&node0, &faucet_key, &liar, "1000");
+    let (code, receipt) = transfer(node, faucet_key, &liar, "1000");
     assert_eq!(code, 0, "{receipt}");
     processes.children.push(spawn(
         &[
             "--node",
-            &node0,
+            node,
             "worker",
             "--key",
             &liar_key,
             "--data",
             &path(dir.path(), "liar"),
             "--misbehave",
-            "wrong-result",
+            how,
             "--price",
             "0.5",
             "--slots",
@@ -504,37 +555,37 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
         ],
         &dir.path().join("liar.log"),
     ));
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
+    liar_key
+}
 
-    println!("three workers offer after {:?}", started.elapsed());
-    // A job of 4 units at trust 2, sent to validator 0 only: workers of the other validators
-    // get the app and the input through their own validator, which fetches them from its peers.
-    let hello = exo_apps::HELLO_WASM;
-    let input = b"the input of every unit".to_vec();
-    let module = dir.path().join("hello.wasm");
-    std::fs::write(&module, hello).unwrap();
-    let input_path = dir.path().join("data.txt");
-    std::fs::write(&input_path, &input).unwrap();
-    let unit_args = dir.path().join("args.txt");
+/// Submits a job of the hello app, 4 units at `trust`, with an input and unit arguments, and
+/// waits for it: returns its id.
+fn submit_hello_job(dir: &Path, node: &str, faucet_key: &str, trust: &str) -> u64 {
+    let module = dir.join("hello.wasm");
+    std::fs::write(&module, exo_apps::HELLO_WASM).unwrap();
+    let input_path = dir.join("data.txt");
+    std::fs::write(&input_path, b"the input of every unit").unwrap();
+    let unit_args = dir.join("args.txt");
     std::fs::write(&unit_args, "frame 0\nframe 1\nframe 2\nframe 3\n").unwrap();
     let (code, submitted) = submit_module(
-        &node0,
-        &faucet_key,
-        &module,
+        node,
+        faucet_key,
+        (&module, trust),
         &unit_args,
         &["--input", input_path.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{submitted}");
-    let id = submitted["job_id"].as_u64().unwrap();
-    println!("job {id} done after {:?}", started.elapsed());
+    submitted["job_id"].as_u64().unwrap()
+}
 
-    // Every unit was accepted with the true result: the outputs download and check against
-    // the accepted digests, and they are what the app writes.
-    let out = dir.path().join("results");
-    // Outputs uploaded to other validators come through validator 0 as well.
+/// Every unit of hello job `id` was accepted with the true result: the outputs download and
+/// check against the accepted digests (through `node`, wherever they were uploaded), and they
+/// are what the app writes.
+fn assert_only_true_outputs(dir: &Path, node: &str, id: u64) {
+    let out = dir.join("results");
     let (code, fetched) = exo(&[
         "--node",
-        &node0,
+        node,
         "job",
         "results",
         "--out",
@@ -550,26 +601,74 @@ fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
         );
         assert!(text.contains("input data.txt 23"), "{text}");
     }
+}
 
-    // The liar lost bond and reputation; the job's accounts add up to the escrow.
-    let (code, shown) = exo(&["--node", &node0, "provider", "show", "--key", &liar_key]);
+/// The provider record of the key in `key_file`, also shown by `exo provider show`.
+fn provider_record(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    node: &str,
+    key_file: &str,
+) -> wire::Provider {
+    let (code, shown) = exo(&["--node", node, "provider", "show", "--key", key_file]);
     assert_eq!(code, 0, "{shown}");
-    let liar = keyfile::read(Path::new(&liar_key)).unwrap().public_key();
-    let provider = rt.block_on(async {
-        let id = clients[0].provider_of(&liar).await.unwrap().unwrap();
-        clients[0].provider(id).await.unwrap().unwrap()
-    });
-    assert!(provider.invalid >= 1, "{provider:?}");
-    assert_eq!(provider.valid, 0, "{provider:?}");
-    assert!(provider.bond < Amount::from_exo(100), "{provider:?}");
-    assert!(
-        provider.reputation < exo_ledger::REPUTATION_START,
-        "{provider:?}"
-    );
-    let job = rt.block_on(clients[0].job(id)).unwrap().unwrap();
+    let owner = keyfile::read(Path::new(key_file)).unwrap().public_key();
+    rt.block_on(async {
+        let id = client.provider_of(&owner).await.unwrap().unwrap();
+        client.provider(id).await.unwrap().unwrap()
+    })
+}
+
+/// Every unit of hello job `id` (see [`submit_hello_job`]) was accepted and its accounts add
+/// up to its escrow.
+fn assert_hello_job_accepted_and_paid(rt: &tokio::runtime::Runtime, client: &Client, id: u64) {
+    let job = rt.block_on(client.job(id)).unwrap().unwrap();
     assert_accounts_add_up(&job.accounts);
     assert_eq!(job.counts.accepted, 4, "{job:?}");
-    println!("the liar's devnet took {:?}", started.elapsed());
+}
+
+/// The must-show: a worker that lies only when it sees no second replica on its unit.
+/// Audits are drawn after the commitment, so it sees none on any unit it holds alone and lies
+/// on each; this devnet audits every unit (`audit_ppm` = 10^6), so its first lie is caught:
+/// one wrong result at the starting reputation puts it below the matching floor, and no new
+/// unit reaches it. The requester receives only true results, at trust 1.
+#[test]
+fn a_worker_lying_whenever_it_sees_no_second_replica_is_caught_and_ends_below_the_floor() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start_with_genesis(
+        5,
+        &["--workers", "2"],
+        Some(&|genesis: &str| {
+            let audited = genesis.replace("audit_ppm = 100000", "audit_ppm = 1000000");
+            assert_ne!(audited, genesis, "the devnet genesis sets audit_ppm");
+            audited
+        }),
+    );
+    processes.grandchildren = children_of(processes.children[0].id());
+    let node0 = clients[0].url().to_string();
+    let faucet_key = path(&data, "faucet.key");
+    let liar_key = start_liar(&dir, &mut processes, &node0, &faucet_key, "lie-when-alone");
+    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
+    let id = submit_hello_job(dir.path(), &node0, &faucet_key, "1");
+    println!("job {id} done after {:?}", started.elapsed());
+    assert_only_true_outputs(dir.path(), &node0, id);
+
+    let provider = provider_record(&rt, &clients[0], &node0, &liar_key);
+    // Caught within the units it could hold before its first verdict: its probation replica,
+    // then at most its four slots.
+    assert!((1..=5).contains(&provider.invalid), "{provider:?}");
+    assert!(provider.bond < Amount::from_exo(100), "{provider:?}");
+    let floor = exo_ledger::modules::market::MarketParams::default().min_match_reputation;
+    assert!(provider.reputation < floor, "{provider:?}");
+    assert_hello_job_accepted_and_paid(&rt, &clients[0], id);
+    println!("the lone liar's devnet took {:?}", started.elapsed());
 }
 
 #[test]
@@ -619,9 +718,9 @@ fn the_demo_renders_a_verified_and_paid_frame() {
 }
 
 /// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) at
-/// trust 2 and at most 2 EXO per compute unit, through `node` with `key`; the caller adds the
+/// `trust` and at most 2 EXO per compute unit, through `node` with `key`; the caller adds the
 /// job's plan (`--units`, `--unit-args`, `--scene`...).
-fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str) -> Vec<&'a str> {
+fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, trust: &'a str) -> Vec<&'a str> {
     vec![
         "--node",
         node,
@@ -634,19 +733,19 @@ fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str) -> Vec<&'a str> {
         "--max-price",
         "2",
         "--trust",
-        "2",
+        trust,
         "--wait",
         "--wait-timeout",
         "600",
     ]
 }
 
-/// Submits the module file `module` with one unit per line of `unit_args` and `extra`
-/// arguments (see [`submit_args`]); its exit code and report.
+/// Submits the module file `module` at `trust` with one unit per line of `unit_args` and
+/// `extra` arguments (see [`submit_args`]); its exit code and report.
 fn submit_module(
     node: &str,
     key: &str,
-    module: &Path,
+    (module, trust): (&Path, &str),
     unit_args: &Path,
     extra: &[&str],
 ) -> (i32, Value) {
@@ -655,7 +754,7 @@ fn submit_module(
         .lines()
         .count()
         .to_string();
-    let mut args = submit_args(node, key, module.to_str().unwrap());
+    let mut args = submit_args(node, key, module.to_str().unwrap(), trust);
     args.extend([
         "--units",
         &units,
@@ -681,7 +780,7 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
 /// [`submit_builtin`] with the app's plan given as `exo job submit` arguments (`--units`,
 /// `--param`, `--scene`...); returns the submission's report.
 fn submit_planned(node: &str, faucet_key: &str, app: &str, plan: &[&str]) -> Value {
-    let mut args = submit_args(node, faucet_key, app);
+    let mut args = submit_args(node, faucet_key, app, "2");
     args.extend(plan);
     let (code, submitted) = exo(&args);
     assert_eq!(code, 0, "{submitted}");
@@ -806,7 +905,7 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
     let (_, submitted) = submit_module(
         &node0,
         &faucet_key,
-        &module,
+        (&module, "2"),
         &unit_args,
         &["--fuel-limit", "200000000"],
     );

@@ -33,7 +33,7 @@ fn start_node() -> Node {
         chain_id: CHAIN.into(),
         params: Params {
             market: MarketParams {
-                audit_ppm: 0,
+                audit_ppm: 1,
                 // No probation: the test gives two units at once to a new provider.
                 probation_slots: 16,
                 ..MarketParams::default()

@@ -237,6 +237,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         }]),
     )
     .await;
+    node.produce_blocks_to_the_audit_draw();
     execute(
         &node,
         &client,

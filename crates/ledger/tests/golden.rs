@@ -22,10 +22,10 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, Counters, DeadlineList, Excuses,
-                Holdings, IdList, JOB_EXPIRY, Job, JobAccounts, JobState, OfferRecord, OwnerIndex,
-                Provider, REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason,
-                WaitingList, WaitingUnit, WorkCount, WorkItem, WorkSlot,
+                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, DeadlineList,
+                Excuses, Holdings, IdList, JOB_EXPIRY, Job, JobAccounts, JobState, OfferRecord,
+                OwnerIndex, Provider, REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState,
+                WaitReason, WaitingList, WaitingUnit, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -601,6 +601,7 @@ fn every_record() -> Vec<(&'static str, String)> {
                 reveal_deadline: Some(1_000),
                 accepted: Some(([0xd0; 32], 1_500_000_000)),
                 sought: false,
+                audit: AuditDraw::Due(998),
             }),
         ),
         ("id_list", frozen(&IdList(vec![3, ID]))),

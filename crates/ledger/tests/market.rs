@@ -3,14 +3,16 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Genesis, GenesisAccount, MemoryChain, Params, REPUTATION_START, Receipt, Rejection, TxStatus,
+    BlockEnv, BlockInput, Genesis, GenesisAccount, MemoryChain, Params, Policy, REPUTATION_START,
+    Receipt, Rejection, Signatures, TxStatus,
     exec::Coded,
     modules::{
         bank::{self, Pot},
         market::{
             MarketParams, keys,
             records::{
-                Job, JobState, Provider, ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
+                AUDIT_SEED_DELAY, AuditDraw, Job, JobState, Provider, ReplicaStatus, Unit,
+                UnitState, WorkCount, WorkItem,
             },
         },
     },
@@ -139,6 +141,14 @@ impl Market {
     fn ok(&mut self, txs: Vec<SignedTx>) {
         for status in self.block(txs) {
             assert_eq!(status, TxStatus::Ok);
+        }
+    }
+
+    /// Runs the empty blocks up to the one that draws the audit of the units whose replicas
+    /// all committed in the last block: their reveals are open after it.
+    fn draw_audits(&mut self) {
+        for _ in 0..AUDIT_SEED_DELAY {
+            self.ok(vec![]);
         }
     }
 
@@ -311,6 +321,7 @@ impl Market {
             self.commit(liar, lie, 0, 0),
         ];
         self.ok(commits);
+        self.draw_audits();
         let reveals = vec![
             self.reveal(honest, truth(0, 0), 0, 0),
             self.reveal(liar, lie, 0, 0),
@@ -335,6 +346,7 @@ impl Market {
             .map(|(p, r)| self.commit(*p, *r, job, unit))
             .collect();
         self.ok(commits);
+        self.draw_audits();
         let reveals = results
             .iter()
             .map(|(p, r)| self.reveal(*p, *r, job, unit))
@@ -403,6 +415,7 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
         }
     }
     m.ok(commits);
+    m.draw_audits();
     assert!(m.unit(0, 0).reveal_deadline.is_some());
     let mut reveals = Vec::new();
     for unit in 0..3 {
@@ -536,6 +549,7 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
         }
     }
     m.ok(commits);
+    m.draw_audits();
     let reveals = reveals
         .into_iter()
         .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
@@ -674,6 +688,7 @@ fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
         m.commit(withholder, ([0xEE; 32], 1_500_000_000), 0, 0),
     ];
     m.ok(commits);
+    m.draw_audits();
     let reveal = m.reveal(honest, truth(0, 0), 0, 0);
     m.ok(vec![reveal]);
     for _ in 0..3 {
@@ -773,6 +788,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
         .0[0];
     let commit = m.commit(PROVIDERS[0], truth(job, 0), job, 0);
     m.ok(vec![commit]);
+    m.draw_audits();
     let bad = m.reveal(PROVIDERS[0], ([3; 32], 5), job, 0);
     let statuses = m.block(vec![bad]);
     assert_eq!(refused(&statuses[0]), "commitment_mismatch");
@@ -782,7 +798,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
 fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
     let params = with_market(MarketParams {
         commit_window: 3,
-        audit_ppm: 0,
+        audit_ppm: 1,
         ..MarketParams::default()
     });
     let mut m = Market::new(params);
@@ -811,6 +827,7 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
         m.tx(q, Action::CommitResults(vec![fresh.clone(), fresh])),
     ];
     m.ok(txs);
+    m.draw_audits();
     assert_eq!(m.unit(0, 0).replicas[0].status, ReplicaStatus::NoShow);
     assert_eq!(m.unit(0, 0).replicas[0].commitment, None);
     let unit = m.unit(1, 0);
@@ -877,40 +894,53 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
-    // Job 0: nobody is trusted, so its unit gets two replicas at once; they agree, and both
-    // providers earn a confirmed result.
+    // Job 0: nobody is trusted, so its unit gets two replicas at once, and an audit once they
+    // committed; all three agree, and every provider earns a confirmed result.
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
-    let pair: Vec<u64> = m.unit(0, 0).replicas.iter().map(|r| r.provider).collect();
+    let pair = m.holders(0, 0);
     assert_eq!(pair.len(), 2);
     let txs: Vec<SignedTx> = pair
         .iter()
-        .map(|p| m.commit(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .map(|p| m.commit(*p, truth(0, 0), 0, 0))
         .collect();
     m.ok(txs);
-    let txs: Vec<SignedTx> = pair
+    m.draw_audits();
+    let all = m.holders(0, 0);
+    assert_eq!(all.len(), 3, "audited");
+    let tx = m.commit(all[2], truth(0, 0), 0, 0);
+    m.ok(vec![tx]);
+    let txs: Vec<SignedTx> = all
         .iter()
-        .map(|p| m.reveal(PROVIDERS[*p as usize], truth(0, 0), 0, 0))
+        .map(|p| m.reveal(*p, truth(0, 0), 0, 0))
         .collect();
     m.ok(txs);
     assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
-    assert!(pair.iter().all(|p| m.provider(*p).valid == 1));
+    assert!((0..3).all(|p| m.provider(p).valid == 1));
 
-    // Job 1: one trusted provider reaches trust 2 alone; the audit replica comes with it.
+    // Job 1: one trusted provider reaches trust 2 alone. Its audit replica is sought only
+    // once it committed, from a seed drawn after its commitment.
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
     let unit = m.unit(1, 0);
-    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    assert_eq!(unit.replicas.len(), 1, "{unit:?}");
+    assert!(!unit.sought);
     let liar_id = unit.replicas[0].provider;
-    assert!(pair.contains(&liar_id));
     let liar = PROVIDERS[liar_id as usize];
-    let auditor = PROVIDERS[unit.replicas[1].provider as usize];
     let lie = ([0xEE; 32], 1_500_000_000);
-    let txs = vec![
-        m.commit(liar, lie, 1, 0),
-        m.commit(auditor, truth(1, 0), 1, 0),
-    ];
-    m.ok(txs);
+    let tx = m.commit(liar, lie, 1, 0);
+    m.ok(vec![tx]);
+    m.draw_audits();
+    let unit = m.unit(1, 0);
+    assert_eq!(unit.replicas.len(), 2, "{unit:?}");
+    assert_eq!(
+        unit.reveal_deadline, None,
+        "reveals wait for the audit's commitment"
+    );
+    let auditor = PROVIDERS[unit.replicas[1].provider as usize];
+    let tx = m.commit(auditor, truth(1, 0), 1, 0);
+    m.ok(vec![tx]);
+    assert!(m.unit(1, 0).reveal_deadline.is_some());
     // The liar reveals first: its weight reaches the trust level, but the audit still runs.
     let tx = m.reveal(liar, lie, 1, 0);
     m.ok(vec![tx]);
@@ -937,10 +967,229 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     assert_eq!(total, supply);
 }
 
+/// What a provider holding a unit sees of it before it commits: the unit, the job, and the
+/// job's waiting list (whether another replica of the unit is sought).
+fn seen_before_committing(m: &Market, job: u64, unit: u32) -> (Unit, Job, Option<Vec<u8>>) {
+    let waiting = m.chain.store.entries.get(&keys::waiting_key(job)).cloned();
+    (m.unit(job, unit), m.job(job), waiting)
+}
+
+/// A market of the three providers where units are audited with probability `audit_ppm`.
+fn audited_market(audit_ppm: u32) -> Market {
+    let mut m = Market::new(Params {
+        market: MarketParams {
+            audit_ppm,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    });
+    m.setup(&PROVIDERS);
+    m
+}
+
+/// Audit C4: the audit replica was sought with the unit, on chain before the audited provider
+/// computed, so a provider could lie whenever it saw no second replica. Now a unit that will
+/// be audited and one that will not look the same until every replica committed.
+#[test]
+fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
+    let mut always = audited_market(1_000_000);
+    // The rarest audit the parameters allow: none is drawn in this run.
+    let mut never = audited_market(1);
+    for m in [&mut always, &mut never] {
+        let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+        m.ok(vec![tx]);
+    }
+    assert_eq!(
+        seen_before_committing(&always, 0, 0),
+        seen_before_committing(&never, 0, 0)
+    );
+    let unit = always.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 1);
+    assert!(!unit.sought);
+    // It lies, seeing no second replica; the draw comes after its commitment.
+    let lie = ([0xEE; 32], 1_500_000_000);
+    for m in [&mut always, &mut never] {
+        let liar = m.holders(0, 0)[0];
+        let tx = m.commit(liar, lie, 0, 0);
+        m.ok(vec![tx]);
+        assert_eq!(
+            m.unit(0, 0).audit,
+            AuditDraw::Due(m.chain.height + AUDIT_SEED_DELAY)
+        );
+        m.draw_audits();
+        assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+    }
+    assert_eq!(always.unit(0, 0).replicas.len(), 2, "the audit replica");
+    assert_eq!(always.unit(0, 0).reveal_deadline, None);
+    assert_eq!(never.unit(0, 0).replicas.len(), 1);
+    assert!(never.unit(0, 0).reveal_deadline.is_some());
+}
+
+/// Audit C4: a unit started with two trusted replicas was never audited, so two farmed
+/// Sybils agreeing on a lie were paid for it. Every unit now draws its audit, whatever its
+/// trust level and however trusted its replicas.
+#[test]
+fn units_of_two_trusted_replicas_are_still_audited() {
+    let mut m = Market::new(Params {
+        market: MarketParams {
+            // Everyone is trusted from the start: weight 2 each.
+            trusted_reputation: 0,
+            trusted_min_valid: 0,
+            audit_ppm: 1_000_000,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    });
+    m.setup(&PROVIDERS);
+    // Trust 4: two trusted replicas reach it alone.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4))));
+    m.ok(vec![tx]);
+    let sybils = m.holders(0, 0);
+    assert_eq!(sybils.len(), 2);
+    let lie = ([0xEE; 32], 1_500_000_000);
+    let txs = sybils.iter().map(|p| m.commit(*p, lie, 0, 0)).collect();
+    m.ok(txs);
+    m.draw_audits();
+    let holders = m.holders(0, 0);
+    assert_eq!(holders.len(), 3, "the audit replica");
+    let auditor = holders[2];
+    let tx = m.commit(auditor, truth(0, 0), 0, 0);
+    m.ok(vec![tx]);
+    let mut txs: Vec<SignedTx> = sybils.iter().map(|p| m.reveal(*p, lie, 0, 0)).collect();
+    txs.push(m.reveal(auditor, truth(0, 0), 0, 0));
+    m.ok(txs);
+    // Two agreeing Sybils do not outvote their auditor: the lie is not accepted nor paid.
+    let unit = m.unit(0, 0);
+    assert_ne!(unit.accepted, Some(lie));
+    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(m.job(0).accounts.paid_total(), Amount::ZERO);
+}
+
+/// Runs the next block of `txs` on a seed of the caller's choice (a block's seed is its
+/// parent's digest, which that parent's proposer could choose), all accepted.
+fn seeded_block(m: &mut Market, seed: u8, txs: Vec<SignedTx>) {
+    let outcome = m
+        .chain
+        .run(BlockInput {
+            env: BlockEnv {
+                height: m.chain.height + 1,
+                proposer: addr(PROPOSER),
+                seed: [seed; 32],
+            },
+            evidence: Vec::new(),
+            txs,
+            signatures: Signatures::Verify,
+            policy: Policy::Verify,
+        })
+        .expect("the ledger runs the block");
+    for receipt in outcome.receipts {
+        assert_eq!(receipt.expect("fresh").status, TxStatus::Ok);
+    }
+}
+
+/// Whether a trust-1 unit is audited, given the seeds of the block that assigns it, the block
+/// that takes its commitment, the next one (whose seed the commit block's proposer chose) and
+/// the one after.
+fn audited_with_seeds(assign: u8, commit: u8, after_commit: u8, draw: u8) -> bool {
+    let mut m = audited_market(500_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    seeded_block(&mut m, assign, vec![tx]);
+    let holder = m.holders(0, 0)[0];
+    let tx = m.commit(holder, truth(0, 0), 0, 0);
+    seeded_block(&mut m, commit, vec![tx]);
+    seeded_block(&mut m, after_commit, Vec::new());
+    seeded_block(&mut m, draw, Vec::new());
+    assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+    m.unit(0, 0).replicas.len() > 1
+}
+
+/// Audit H7: the audit was drawn from the seed of the block that assigned the unit, known
+/// before the provider computed, and a block's seed is its parent's digest, which that
+/// parent's proposer can grind. The draw now takes the seed of a block built after the
+/// commitment was final: neither the committing provider nor the proposer of the block that
+/// took its commitment chooses or sees it.
+#[test]
+fn an_audit_is_drawn_from_no_seed_the_committer_or_its_blocks_proposer_knew() {
+    for draw in [10u8, 11, 12, 13] {
+        let outcome = audited_with_seeds(0, 0, 0, draw);
+        for (assign, commit, after) in [(1, 2, 3), (3, 1, 2), (2, 3, 1), (7, 7, 7)] {
+            assert_eq!(
+                audited_with_seeds(assign, commit, after, draw),
+                outcome,
+                "seeds {assign} {commit} {after} {draw}"
+            );
+        }
+    }
+    // The seed of the drawing block decides, either way.
+    let outcomes: Vec<bool> = (10u8..30)
+        .map(|draw| audited_with_seeds(0, 0, 0, draw))
+        .collect();
+    assert!(
+        outcomes.contains(&true) && outcomes.contains(&false),
+        "{outcomes:?}"
+    );
+}
+
+/// Audit C4: a lone replica claimed the fuel limit and was paid for it unchecked. Fuel is part
+/// of the result an audit compares: an inflated claim disagrees with the audit replica's like a
+/// wrong digest, is slashed like one, and the unit is billed the fuel the others agreed on.
+#[test]
+fn an_inflated_fuel_claim_is_caught_by_its_audit_and_the_agreed_fuel_billed() {
+    let mut m = audited_market(1_000_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let inflater = m.holders(0, 0)[0];
+    let (digest, fuel) = truth(0, 0);
+    let inflated = (digest, FUEL_LIMIT);
+    assert!(inflated.1 > fuel);
+    let tx = m.commit(inflater, inflated, 0, 0);
+    m.ok(vec![tx]);
+    m.draw_audits();
+    let auditor = m.holders(0, 0)[1];
+    m.settle(0, 0, &[(auditor, truth(0, 0))]);
+    let tx = m.reveal(inflater, inflated, 0, 0);
+    m.ok(vec![tx]);
+    // One against one: the dispute's third replica decides.
+    let third = m.holders(0, 0)[2];
+    m.settle(0, 0, &[(third, truth(0, 0))]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    let caught = m.provider(m.provider_id(inflater));
+    assert_eq!(caught.invalid, 1);
+    assert!(caught.bond < Amount::from_exo(100));
+    // Two replicas paid for the agreed fuel at 1 EXO per 10^9, not the claimed limit.
+    let paid = m.job(0).accounts.paid_total();
+    assert_eq!(paid, Amount(2 * u128::from(fuel)));
+    m.accounts_add_up(0);
+}
+
+/// With no audit, or no slash for a caught lie, lying on a unit held alone pays whatever it
+/// is worth; such parameters are refused at genesis.
+#[test]
+fn parameters_under_which_a_lie_costs_nothing_are_refused_at_genesis() {
+    let ok = MarketParams::default();
+    for bad in [
+        MarketParams {
+            audit_ppm: 1,
+            ..ok.clone()
+        },
+        MarketParams {
+            slash_wrong_bps: 0,
+            ..ok.clone()
+        },
+    ] {
+        assert_eq!(
+            bad.validate(),
+            Err(exo_ledger::modules::market::ParamsError::Deterrence),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn probation_and_the_floor_limit_who_gets_work() {
     let params = with_market(MarketParams {
-        audit_ppm: 0,
+        audit_ppm: 1,
         ..MarketParams::default()
     });
     let mut m = Market::new(params);
@@ -955,7 +1204,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     let mut m = Market::new(with_market(MarketParams {
         min_match_reputation: REPUTATION_START,
         commit_window: 3,
-        audit_ppm: 0,
+        audit_ppm: 1,
         ..MarketParams::default()
     }));
     m.setup(&PROVIDERS[..1]);
@@ -1020,7 +1269,7 @@ fn a_job_whose_waiting_list_could_outgrow_its_record_is_refused() {
 #[test]
 fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal() {
     let params = with_market(MarketParams {
-        audit_ppm: 0,
+        audit_ppm: 1,
         ..MarketParams::default()
     });
     let mut m = Market::new(params);
@@ -1037,9 +1286,10 @@ fn cancelling_a_job_whose_unit_still_seeks_a_replica_lets_its_commitments_reveal
 
     let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
     m.ok(vec![cancel]);
+    m.draw_audits();
     assert!(
         m.unit(0, 0).reveal_deadline.is_some(),
-        "reveals open at cancellation"
+        "reveals open once the audit draw after cancellation is behind the unit"
     );
     let reveal = m.reveal(p, truth(0, 0), 0, 0);
     m.ok(vec![reveal]);
@@ -1208,7 +1458,7 @@ fn an_expired_job_closes_once_its_running_units_end() {
     let window = 3;
     let params = with_market(MarketParams {
         job_wait_window: window,
-        audit_ppm: 0,
+        audit_ppm: 1,
         ..MarketParams::default()
     });
     let mut m = Market::new(params);
@@ -1228,6 +1478,7 @@ fn an_expired_job_closes_once_its_running_units_end() {
     assert!(job.accounts.held > Amount::ZERO);
     let commit = m.commit(p, truth(0, 0), 0, 0);
     m.ok(vec![commit]);
+    m.draw_audits();
     let reveal = m.reveal(p, truth(0, 0), 0, 0);
     m.ok(vec![reveal]);
     let job = m.job(0);
@@ -1242,7 +1493,7 @@ fn an_expired_job_closes_once_its_running_units_end() {
 /// Params for the list-bound tests: no audits, no probation limit in the way.
 fn roomy(market: MarketParams) -> Params {
     with_market(MarketParams {
-        audit_ppm: 0,
+        audit_ppm: 1,
         probation_slots: 64,
         ..market
     })
@@ -1353,6 +1604,7 @@ fn cancelling_and_reposting_offers_cannot_take_more_replicas_than_the_slot_cap()
     // One unit ends: its slot comes back to the provider's budget.
     let commit = m.commit(p, truth(0, 0), 0, 0);
     m.ok(vec![commit]);
+    m.draw_audits();
     let reveal = m.reveal(p, truth(0, 0), 0, 0);
     m.ok(vec![reveal]);
     assert_eq!(m.provider(0).active, 7);

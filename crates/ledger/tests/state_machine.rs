@@ -492,7 +492,7 @@ impl Machine {
     }
 
     /// The market's indexes against the records they index: each provider's work set holds
-    /// exactly its open replicas, each at the position its slot record gives; a unit says a
+    /// exactly its replicas that hold a slot (assigned or committed), each at the position its slot record gives; a unit says a
     /// replica of it is sought exactly when its job lists it as waiting; a job counts its
     /// waiting and running units right.
     fn audit_market_indexes(&self) {
@@ -523,7 +523,8 @@ impl Machine {
                 *running.entry(unit.job).or_default() += 1;
             }
             assert!(job.units > unit.unit, "{key:?}");
-            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+            // A revealed replica's work is done: it gave its slot back before its verdict.
+            for r in unit.replicas.iter().filter(|r| r.status.holds_slot()) {
                 open_replicas += 1;
                 let slot: WorkSlot = self
                     .chain
@@ -787,6 +788,9 @@ fn every_action_once() -> Vec<Vec<Op>> {
                 lie: false,
             },
         ],
+        // The blocks up to the audit draw after the commitments (AUDIT_SEED_DELAY).
+        vec![],
+        vec![],
         vec![
             Op::Reveal {
                 who: 1,

@@ -144,6 +144,9 @@ pub(crate) struct Agent {
     admission: Admission,
     /// Host memory the sandbox holds for a unit's outputs, beyond its memory limit and inputs.
     output_buffer_bytes: u64,
+    /// Replicas a [`Misbehave::LieWhenAlone`] worker saw alone on their unit when it started
+    /// them: it lies about those.
+    lying: HashSet<String>,
     downloads: Downloads,
     modules: Modules,
     /// Whether the stored provider id was checked against the chain since the start.
@@ -211,6 +214,7 @@ impl Agent {
             height: 0,
             running: HashSet::new(),
             attempts: HashMap::new(),
+            lying: HashSet::new(),
             downloads: Downloads::default(),
             modules: Modules::default(),
             checked_provider: false,
@@ -506,6 +510,7 @@ impl Agent {
             self.absent = absent;
             for key in self.admission.forget_unlisted(|key| open.contains(key)) {
                 self.running.remove(&key);
+                self.lying.remove(&key);
             }
         }
         if !settled.is_empty() {
@@ -579,6 +584,10 @@ impl Agent {
             (item.commit_deadline, item.job, item.unit, item.replica)
         });
         for (item, key) in to_run {
+            if self.cfg.misbehave == Some(Misbehave::LieWhenAlone) && self.alone(&item).await {
+                info!(%key, "no other replica in sight: lying");
+                self.lying.insert(key.clone());
+            }
             self.queue_run(item, key);
         }
         self.admit_runs();
@@ -663,6 +672,27 @@ impl Agent {
         }
         self.pending = still;
     }
+    /// Whether the unit of `item` shows no replica but this one (the `lie-when-alone`
+    /// misbehaviour); unknown counts as not alone.
+    async fn alone(&self, item: &WorkItem) -> bool {
+        match self.client.job_page(item.job, item.unit, Some(1)).await {
+            Ok(Some(job)) => job
+                .units
+                .iter()
+                .find(|u| u.unit == item.unit)
+                .is_some_and(|u| u.replicas.iter().all(|r| r.index == item.replica)),
+            Ok(None) => false,
+            Err(err) => {
+                debug!(
+                    job = item.job,
+                    unit = item.unit,
+                    "cannot read the unit's replicas: {err}"
+                );
+                false
+            }
+        }
+    }
+
     /// The `copy` misbehaviour: commit another replica's revealed result, if there is one.
     async fn try_copy(&mut self, item: &WorkItem, key: &str) -> Option<ResultCommit> {
         let job = match self.client.job_page(item.job, item.unit, Some(1)).await {
@@ -771,6 +801,7 @@ impl Agent {
         } = done;
         self.running.remove(&key);
         self.admission.release(&key);
+        let lie = self.lying.remove(&key);
         let output = match result {
             Ok(output) => output,
             Err(failure) => {
@@ -817,7 +848,12 @@ impl Agent {
             );
             return;
         }
-        let Some(claim) = Misbehave::claim(self.cfg.misbehave, output.digest, output.fuel) else {
+        let misbehave = if lie {
+            Some(Misbehave::WrongResult)
+        } else {
+            self.cfg.misbehave
+        };
+        let Some(claim) = Misbehave::claim(misbehave, output.digest, output.fuel) else {
             return;
         };
         debug!(

@@ -18,15 +18,19 @@ pub enum Misbehave {
     /// Never runs anything: commits what another replica of the unit revealed, if one did
     /// before its own commit deadline, else behaves as a no-show.
     Copy,
+    /// Lies like [`Misbehave::WrongResult`] on a unit that shows no other replica when its
+    /// run starts, and is honest otherwise: the liar that bets on not being audited.
+    LieWhenAlone,
 }
 
 impl Misbehave {
     /// Every kind.
-    pub const ALL: [Misbehave; 4] = [
+    pub const ALL: [Misbehave; 5] = [
         Misbehave::WrongResult,
         Misbehave::WrongFuel,
         Misbehave::NoShow,
         Misbehave::Copy,
+        Misbehave::LieWhenAlone,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Misbehave {
             Misbehave::WrongFuel => "wrong-fuel",
             Misbehave::NoShow => "no-show",
             Misbehave::Copy => "copy",
+            Misbehave::LieWhenAlone => "lie-when-alone",
         }
     }
 
@@ -46,10 +51,11 @@ impl Misbehave {
     }
 
     /// The (digest, fuel) this worker claims for a run that gave (`digest`, `fuel`); `None`
-    /// means it does not commit at all.
+    /// means it does not commit at all. [`Misbehave::LieWhenAlone`] is honest here: whoever
+    /// saw the unit alone claims as [`Misbehave::WrongResult`].
     pub fn claim(misbehave: Option<Self>, digest: Hash32, fuel: u64) -> Option<(Hash32, u64)> {
         match misbehave {
-            None | Some(Misbehave::Copy) => Some((digest, fuel)),
+            None | Some(Misbehave::Copy | Misbehave::LieWhenAlone) => Some((digest, fuel)),
             Some(Misbehave::WrongResult) => Some((*blake3::hash(&digest).as_bytes(), fuel)),
             Some(Misbehave::WrongFuel) => Some((digest, fuel.saturating_add(1))),
             Some(Misbehave::NoShow) => None,

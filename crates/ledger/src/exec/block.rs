@@ -28,7 +28,12 @@ pub struct BlockEnv {
     pub height: u64,
     /// The leader that proposed the block; it collects the block's fees.
     pub proposer: Address,
-    /// Unpredictable before the block: the parent block's digest. Draws hidden audits.
+    /// Randomness for the block: nobody may know it before the parent block is final, and
+    /// nobody may choose it. Deals checking replicas and draws hidden audits (a unit's audit
+    /// is drawn [`crate::modules::market::records::AUDIT_SEED_DELAY`] blocks after its last
+    /// commitment). The chain passes the parent block's digest, which the parent's proposer
+    /// chose (ARCHITECTURE.md, "Audit randomness", says what that allows and what replaces
+    /// it).
     pub seed: [u8; 32],
 }
 

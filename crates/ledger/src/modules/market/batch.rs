@@ -1,5 +1,5 @@
 //! The batch match at the end of every block: waiting units against the book, in three
-//! passes, with checking replicas dealt at random and hidden audits drawn from the block seed.
+//! passes, with checking replicas dealt at random from the block seed.
 
 use super::{
     Market,
@@ -8,8 +8,8 @@ use super::{
         provider_key, unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
-        AssignmentList, AssignmentRecord, Job, JobState, OfferRecord, Replica, ReplicaStatus, Unit,
-        UnitState, WaitReason, WaitingUnit,
+        AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
+        ReplicaStatus, Unit, UnitState, WaitReason, WaitingUnit,
     },
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
@@ -33,7 +33,7 @@ impl Matching {
     }
 }
 
-fn hash32(bytes: &[u8]) -> Hash32 {
+pub(super) fn hash32(bytes: &[u8]) -> Hash32 {
     let digest = exo_types::hash_bytes(bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
@@ -410,8 +410,7 @@ impl Market<'_> {
 
     /// Writes one pass's assignments: the replicas, the providers' work lists, the jobs'
     /// waiting and running units. A unit that started in this pass and whose replicas' weight
-    /// falls short of its trust level asks for more; one held by a single provider whose
-    /// weight reaches it draws a hidden audit replica.
+    /// falls short of its trust level asks for more.
     pub(super) fn assign(
         &mut self,
         cache: &mut StateCache,
@@ -455,6 +454,7 @@ impl Market<'_> {
                 reveal_deadline: None,
                 accepted: None,
                 sought: false,
+                audit: AuditDraw::Undrawn,
             });
             if unit.replicas.is_empty() {
                 started.push((job.id, assignment.unit, 0));
@@ -520,7 +520,7 @@ impl Market<'_> {
             store(cache, unit_key(m.job.id, assignment.unit), &unit)?;
         }
         // What the started units got decides how many more they need: enough weight to reach
-        // the trust level, or, when one provider is trusted enough, a hidden audit by chance.
+        // the trust level. Whether one is audited is drawn only once its replicas committed.
         for (job_id, unit_index, weight) in started {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == job_id) else {
                 continue;
@@ -529,11 +529,7 @@ impl Market<'_> {
                 continue;
             };
             let trust = u32::from(m.job.trust);
-            let more = if weight >= trust {
-                u32::from(unit.replicas.len() == 1 && self.draw_audit(job_id, unit_index))
-            } else {
-                trust - weight
-            };
+            let more = trust.saturating_sub(weight);
             if more == 0 {
                 continue;
             }
@@ -567,19 +563,5 @@ impl Market<'_> {
             store(cache, unit_key(job_id, unit_index), &unit)?;
         }
         Ok(())
-    }
-
-    /// Whether a unit trusted to one provider also gets a hidden audit replica. Drawn from the
-    /// block seed, which nobody knows before the block, so a provider cannot tell whether its
-    /// unit will be audited when it computes it.
-    pub(super) fn draw_audit(&self, job: u64, unit: u32) -> bool {
-        let mut bytes = Vec::with_capacity(32 + 12 + 5);
-        bytes.extend_from_slice(b"audit");
-        bytes.extend_from_slice(&self.env.seed);
-        bytes.extend_from_slice(&job.to_be_bytes());
-        bytes.extend_from_slice(&unit.to_be_bytes());
-        let h = hash32(&bytes);
-        let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
-        draw < self.params.audit_ppm
     }
 }

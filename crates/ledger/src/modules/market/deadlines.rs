@@ -1,9 +1,12 @@
-//! Deadlines: commit and reveal windows, and the no-shows they find.
+//! Deadlines: commit and reveal windows, the no-shows they find, and audit draws.
 
 use super::{
     Market,
     keys::{deadline_key, job_key, provider_key, unit_key},
-    records::{DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState},
+    records::{
+        AUDIT_DRAW, DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE, ReplicaStatus,
+        UnitState,
+    },
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
@@ -63,6 +66,10 @@ impl Market<'_> {
                 continue;
             };
             if unit.state != UnitState::Running {
+                continue;
+            }
+            if replica_index == AUDIT_DRAW {
+                self.draw_due_audit(cache, &mut unit)?;
                 continue;
             }
             let mut no_shows = Vec::new();

@@ -9,14 +9,19 @@
 //!   providers only (`ceil(trust / 2)` of them), else `trust` replicas from anyone. The
 //!   checking replicas (all but a new unit's first) are dealt at random, from the block seed,
 //!   among the replicas the batch placed for the job, so the book's order cannot pair the same
-//!   providers again and again. A unit held by one provider whose weight reaches the trust
-//!   level draws a hidden audit replica with probability `audit_ppm`.
+//!   providers again and again.
+//! - Every unit, whatever its trust level and however trusted its replicas, gets one more
+//!   replica, a hidden audit, with probability `audit_ppm`. It is drawn once every replica it
+//!   had committed, from the seed of the block [`records::AUDIT_SEED_DELAY`] blocks later,
+//!   and sought like any other replica: until every replica committed, nothing on chain
+//!   differs between a unit that will be audited and one that will not.
 //! - Providers below `min_match_reputation` are not matched at all; a provider with fewer than
 //!   `probation_results` confirmed results is on probation: it starts new units only while it
 //!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
 //!   replicas of running units per batch.
 //! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
-//!   unit committed, reveals open. Each entry of a commit or reveal batch is applied on its
+//!   unit committed and its audit is drawn (and its audit replica, if any, committed too),
+//!   reveals open. Each entry of a commit or reveal batch is applied on its
 //!   own: a stale one (its replica was settled, replaced or already done) is skipped; a wrong
 //!   one (not the sender's, unknown, early, not opening its commitment) refuses the batch.
 //! - A unit is judged once no replica can still reveal (all revealed, or the reveal deadline
@@ -39,6 +44,7 @@
 //!   the unspent escrow returns to the requester.
 
 mod apps;
+mod audit;
 mod batch;
 mod deadlines;
 mod jobs;

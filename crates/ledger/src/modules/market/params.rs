@@ -20,8 +20,8 @@ pub struct MarketParams {
     pub reveal_window: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
-    /// Chance, in parts per million, that a unit held by one provider whose weight reaches the
-    /// job's trust level also gets a hidden audit replica.
+    /// Chance, in parts per million, that a unit gets a hidden audit replica: drawn for every
+    /// unit, whatever its trust level, once all its replicas committed.
     pub audit_ppm: u32,
     /// Reputation from which a provider's result weighs 2 instead of 1.
     pub trusted_reputation: u32,
@@ -141,6 +141,10 @@ pub enum ParamsError {
         "excuse_window must be from commit_window + reveal_window to {max_window} blocks and max_excuses_per_window at most {max_excuses}"
     )]
     Excuses { max_window: u64, max_excuses: u32 },
+    #[error(
+        "audit_ppm and slash_wrong_bps must be above 0: with either at 0 a lie on a unit held alone is never caught or costs nothing when caught, so lying pays"
+    )]
+    Deterrence,
 }
 
 /// Most contradicted "could not finish" reports the parameters may excuse per window: a
@@ -185,6 +189,11 @@ impl MarketParams {
             || self.audit_ppm > 1_000_000
         {
             return Err(ParamsError::Shares);
+        }
+        // The deterrence inequality (ARCHITECTURE.md, "Penalties"): a caught lie must cost
+        // more than lying gains at the audit rate, which needs both above zero.
+        if self.audit_ppm == 0 || self.slash_wrong_bps == 0 {
+            return Err(ParamsError::Deterrence);
         }
         if self.probation_slots == 0 || self.min_match_reputation > super::REPUTATION_START {
             return Err(ParamsError::Probation);

@@ -304,8 +304,9 @@ impl Market<'_> {
         Self::store_waiting(cache, job, waiting)
     }
 
-    /// Opens the reveal phase once every open replica of `unit` committed and no further
-    /// replica of it is sought. Reads nothing but the unit: a commitment costs the same
+    /// Opens the reveal phase once every open replica of `unit` committed, no further replica
+    /// of it is sought and its audit is drawn (the first time they all committed, this
+    /// schedules the draw instead). Reads nothing but the unit: a commitment costs the same
     /// whatever the size of its job.
     pub(super) fn maybe_open_reveals(
         &mut self,
@@ -324,6 +325,9 @@ impl Market<'_> {
                 .iter()
                 .any(|r| r.status == ReplicaStatus::Committed)
         {
+            return Ok(());
+        }
+        if !self.audit_drawn(cache, unit)? {
             return Ok(());
         }
         // Parameters bound the window so that this cannot overflow.

@@ -563,6 +563,51 @@ pub struct Unit {
     /// Whether a replica of this unit is still sought (it has an entry in its job's
     /// [`WaitingList`]): reveals do not open before it is placed.
     pub sought: bool,
+    /// Where the unit stands with its hidden audit: reveals open only once it is drawn.
+    pub audit: AuditDraw,
+}
+
+/// Whether a unit gets a hidden audit replica is drawn once, after every replica it had
+/// committed, from the seed of a block that none of them and not the proposer of the block
+/// that took the last commitment knew ([`AUDIT_SEED_DELAY`]). Until then nothing on chain
+/// differs between a unit that will be audited and one that will not, so no replica can tell
+/// before committing whether it will be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditDraw {
+    /// Some replica has not committed yet.
+    Undrawn,
+    /// Every replica committed; drawn at this height.
+    Due(u64),
+    /// Drawn: the unit got its audit replica, or none, and reveals may open.
+    Drawn,
+}
+
+/// Blocks between the one that takes a unit's last commitment and the one whose seed draws
+/// its audit. A block's seed is its parent's digest, which the parent's proposer chose: at
+/// one block, the committing block's own proposer would pick the draw. At two, the seed is
+/// the digest of a block built after every commitment was final, by another proposer.
+pub const AUDIT_SEED_DELAY: u64 = 2;
+
+impl AuditDraw {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Undrawn => 0u8.write(out),
+            Self::Due(height) => {
+                1u8.write(out);
+                height.write(out);
+            }
+            Self::Drawn => 2u8.write(out),
+        }
+    }
+
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        match u8::read(buf)? {
+            0 => Ok(Self::Undrawn),
+            1 => Ok(Self::Due(u64::read(buf)?)),
+            2 => Ok(Self::Drawn),
+            tag => Err(Error::InvalidEnum(tag)),
+        }
+    }
 }
 
 impl Record for Unit {
@@ -579,6 +624,7 @@ impl Record for Unit {
             f.write(out);
         });
         self.sought.write(out);
+        self.audit.put(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -594,6 +640,7 @@ impl Record for Unit {
             reveal_deadline: take_opt(buf, u64::read)?,
             accepted: take_opt(buf, |b| Ok((Hash32::read(b)?, u64::read(b)?)))?,
             sought: bool::read(buf)?,
+            audit: AuditDraw::take(buf)?,
         })
     }
 }
@@ -614,12 +661,16 @@ impl Record for IdList {
 }
 
 /// What falls due at one height: (job, unit, replica) commit deadlines, unit reveal
-/// deadlines (replica [`REVEAL_DEADLINE`]) and job wait deadlines (unit [`JOB_EXPIRY`]).
+/// deadlines (replica [`REVEAL_DEADLINE`]), audit draws (replica [`AUDIT_DRAW`]) and job wait
+/// deadlines (unit [`JOB_EXPIRY`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 
 /// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
+/// The replica index that marks a unit's audit draw ([`AuditDraw::Due`]) in a
+/// [`DeadlineList`]: no replica has this index.
+pub const AUDIT_DRAW: u32 = u32::MAX - 1;
 /// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
 /// [`DeadlineList`]: no unit has this index.
 pub const JOB_EXPIRY: u32 = u32::MAX;

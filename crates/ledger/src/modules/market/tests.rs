@@ -10,7 +10,7 @@
 
 use super::{
     Market, MarketParams, keys,
-    records::{OwnerIndex, Unit, WorkCount, WorkItem},
+    records::{AUDIT_SEED_DELAY, OwnerIndex, Unit, WorkCount, WorkItem},
 };
 use crate::{
     BlockEnv, Genesis, GenesisAccount, MemoryChain, Params, Signatures, TxStatus,
@@ -201,6 +201,16 @@ impl World {
         }
         outcome.store_rounds
     }
+
+    /// Runs the empty blocks up to the one that draws the audits of units whose last
+    /// commitment the previous block took, and says how many store rounds the most costly
+    /// needed.
+    fn draw_audits(&mut self) -> u32 {
+        (0..AUDIT_SEED_DELAY)
+            .map(|_| self.rounds(Vec::new()))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 fn digest(job: u64, unit: u32) -> Hash32 {
@@ -228,9 +238,10 @@ fn resources() -> Resources {
 fn world() -> World {
     let params = Params {
         market: MarketParams {
-            // No probation and no audits: every unit gets exactly one replica at once.
+            // No probation and audits as rare as the parameters allow: every unit gets exactly one
+            // replica at once.
             probation_results: 0,
-            audit_ppm: 0,
+            audit_ppm: 1,
             // The busy provider holds 2,010 replicas.
             max_slots_per_provider: 4_096,
             ..MarketParams::default()
@@ -314,6 +325,7 @@ fn a_reveal_costs_the_same_for_a_small_and_a_large_job() {
         w.tx(BUSY, w.commit(BUSY, 1, 1_500)),
     ];
     w.ok(txs);
+    w.draw_audits();
     let small = w.measure(BUSY, &w.reveal(BUSY, 0, 3));
     let large = w.measure(BUSY, &w.reveal(BUSY, 1, 1_500));
     assert_eq!(small, large);
@@ -329,6 +341,7 @@ fn a_reveal_costs_the_same_whatever_work_its_provider_holds() {
         w.tx(IDLE, w.commit(IDLE, idle_job, idle_unit)),
     ];
     w.ok(txs);
+    w.draw_audits();
     let busy = w.measure(BUSY, &w.reveal(BUSY, busy_job, busy_unit));
     let idle = w.measure(IDLE, &w.reveal(IDLE, idle_job, idle_unit));
     assert_eq!(busy, idle);
@@ -352,6 +365,7 @@ fn a_block_of_two_thousand_results_needs_few_store_rounds() {
         })
         .collect();
     let commit_rounds = w.rounds(commits);
+    let draw_rounds = w.draw_audits();
     let reveals: Vec<SignedTx> = units
         .chunks(64)
         .map(|chunk| {
@@ -361,7 +375,8 @@ fn a_block_of_two_thousand_results_needs_few_store_rounds() {
         .collect();
     let reveal_rounds = w.rounds(reveals);
     assert!(
-        commit_rounds <= bound && reveal_rounds <= bound,
-        "{commit_rounds} rounds for 2,000 commitments, {reveal_rounds} for their reveals"
+        commit_rounds <= bound && draw_rounds <= bound && reveal_rounds <= bound,
+        "{commit_rounds} rounds for 2,000 commitments, {draw_rounds} for their audit draws, \
+         {reveal_rounds} for their reveals"
     );
 }
