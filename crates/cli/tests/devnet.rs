@@ -643,7 +643,7 @@ fn a_worker_lying_whenever_it_sees_no_second_replica_is_caught_and_ends_below_th
         clients,
         mut processes,
     } = Devnet::start_with_genesis(
-        5,
+        8,
         &["--workers", "2"],
         Some(&|genesis: &str| {
             let audited = genesis.replace("audit_ppm = 100000", "audit_ppm = 1000000");
