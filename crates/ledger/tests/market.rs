@@ -1764,15 +1764,6 @@ fn a_job_of_hostile_units_costs_honest_providers_nothing_and_the_requester_the_f
 // ---------------------------------------------------------------------------------------------
 
 impl Market {
-    /// The providers (by key seed) holding the replicas of a unit, in replica order.
-    fn holders(&self, job: u64, unit: u32) -> Vec<u64> {
-        self.unit(job, unit)
-            .replicas
-            .iter()
-            .map(|r| PROVIDERS[r.provider as usize])
-            .collect()
-    }
-
     /// A market whose parameters are the defaults but for `market`.
     fn with(market: MarketParams) -> Self {
         Self::new(Params {
