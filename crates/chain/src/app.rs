@@ -5,6 +5,7 @@ use crate::{
         Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, check_time,
         proposal_time,
     },
+    engine::Faults,
     events::{ChainEvents, FinalizedBlock},
     evidence::EvidenceProof,
     mempool::Mempool,
@@ -123,6 +124,8 @@ pub struct App {
     /// How long a proposer with nothing to include waits for work before it proposes an empty
     /// block anyway; below the leader timeout, so that the view does not time out.
     empty_block_interval: Duration,
+    /// None but in simulations of a faulty proposer.
+    faults: Faults,
 }
 
 impl App {
@@ -138,6 +141,7 @@ impl App {
         Self {
             sources,
             empty_block_interval,
+            faults: Faults::default(),
             genesis_hash: genesis.hash(),
             verifier: Scheme::verifier(namespace, committee.clone()),
             genesis,
@@ -145,6 +149,12 @@ impl App {
             committee,
             events,
         }
+    }
+
+    /// Makes this validator's proposals play `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 }
 
@@ -378,7 +388,9 @@ where
         let candidates = sources.mempool.candidates(MAX_CANDIDATES);
         let mut evidence = sources.evidence.snapshot();
         evidence.truncate(MAX_BLOCK_EVIDENCE);
-        let timestamp_ms = proposal_time(epoch_ms(context.current()), parent.inner().timestamp_ms);
+        let parent_ms = parent.inner().timestamp_ms;
+        let now_ms = epoch_ms(context.current()).saturating_add(self.faults.clock_ahead_ms);
+        let timestamp_ms = proposal_time(now_ms, parent_ms);
         let input = BlockInput {
             height: height.get(),
             timestamp_ms,
@@ -403,7 +415,10 @@ where
             context: consensus,
             parent: parent.digest(),
             height,
-            timestamp_ms,
+            timestamp_ms: self
+                .faults
+                .stamp_before_parent_ms
+                .map_or(timestamp_ms, |before| parent_ms.saturating_sub(before)),
             chain: self.genesis_hash,
             state_root: merkleized.root(),
             state_range: non_empty_range!(bounds.inactivity_floor, bounds.tip.size),
