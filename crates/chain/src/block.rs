@@ -211,3 +211,43 @@ impl BoundedBlock for Block {
             + NonEmptyRange::<Location>::MAX_ENCODE_SIZE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_time_must_follow_its_parent_strictly() {
+        assert_eq!(
+            check_time(1_000, 1_000, 1_000),
+            Err(TimeError::NotAfterParent {
+                time_ms: 1_000,
+                parent_ms: 1_000
+            })
+        );
+        assert!(check_time(999, 1_000, 5_000).is_err());
+        assert_eq!(check_time(1_001, 1_000, 1_000), Ok(()));
+    }
+
+    #[test]
+    fn a_block_time_may_run_ahead_of_the_clock_by_the_tolerance_only() {
+        let now = 10_000;
+        assert_eq!(check_time(now + MAX_CLOCK_AHEAD_MS, 0, now), Ok(()));
+        assert_eq!(
+            check_time(now + MAX_CLOCK_AHEAD_MS + 1, 0, now),
+            Err(TimeError::AheadOfClock {
+                time_ms: now + MAX_CLOCK_AHEAD_MS + 1,
+                now_ms: now
+            })
+        );
+        // Behind the clock is fine: the block may have waited in the network.
+        assert_eq!(check_time(1, 0, now), Ok(()));
+    }
+
+    #[test]
+    fn a_proposer_whose_clock_is_behind_its_parent_still_moves_time_forward() {
+        assert_eq!(proposal_time(5_000, 1_000), 5_000);
+        assert_eq!(proposal_time(500, 1_000), 1_001);
+        assert_eq!(check_time(proposal_time(500, 1_000), 1_000, 500), Ok(()));
+    }
+}
