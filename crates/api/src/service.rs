@@ -232,6 +232,7 @@ fn parse_height(text: &str) -> Result<u64, ApiError> {
 pub fn block_json(block: &FinalizedBlock) -> wire::Block {
     wire::Block {
         height: block.height,
+        timestamp_ms: block.timestamp_ms,
         digest: block.digest,
         parent: block.parent,
         state_root: block.state_root,

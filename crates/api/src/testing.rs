@@ -65,6 +65,13 @@ fn state_root(store: &MemoryBacking) -> Digest {
     hash_bytes(&bytes)
 }
 
+/// The time of block `height` on a [`MemoryNode`]: one second per block, whatever the real
+/// interval between them, so that windows measured in seconds are counted in blocks here and
+/// tests stay deterministic.
+fn block_time_ms(height: u64) -> u64 {
+    height.saturating_mul(exo_ledger::exec::BLOCK_INTERVAL_MS)
+}
+
 impl MemoryNode {
     /// A node whose state is `genesis` at height 0. The genesis must validate.
     pub fn new(genesis: Genesis, proposer: Address) -> Self {
@@ -73,6 +80,7 @@ impl MemoryNode {
         let input = BlockInput {
             env: BlockEnv {
                 height: 0,
+                time_ms: 0,
                 proposer: proposer.clone(),
                 seed: [0; 32],
             },
@@ -154,6 +162,7 @@ impl MemoryNode {
         let input = BlockInput {
             env: BlockEnv {
                 height,
+                time_ms: block_time_ms(height),
                 proposer: self.proposer.clone(),
                 seed: [height as u8; 32],
             },
@@ -184,6 +193,7 @@ impl MemoryNode {
         );
         block.parent = parent;
         block.height = Height::new(height);
+        block.timestamp_ms = block_time_ms(height);
         block.txs = included;
         self.mempool.remove(evicted);
         self.mempool.finalized(height, &block.txs);
@@ -211,6 +221,7 @@ impl NodeView for MemoryNode {
             chain_id: chain.genesis.chain_id.clone(),
             height: chain.height,
             finalized_height: chain.height,
+            finalized_time_ms: block_time_ms(chain.height),
             epoch: 0,
             state_root: Some(state_root(&chain.store)),
             peers: 0,

@@ -128,6 +128,9 @@ pub struct Status {
     /// Highest block this node has seen (proposed or executed), finalized or not.
     pub height: u64,
     pub finalized_height: u64,
+    /// Time of the last finalized block, in milliseconds since the Unix epoch: commit and
+    /// reveal deadlines and expiries are measured against it, not against a local clock.
+    pub finalized_time_ms: u64,
     pub epoch: u64,
     /// Root of the finalized state; `null` before the first finalized block.
     #[schema(value_type = Option<schema::Hash>)]
@@ -249,6 +252,9 @@ pub struct Account {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Block {
     pub height: u64,
+    /// When the block was made, in milliseconds since the Unix epoch (its proposer's clock,
+    /// bounded by the validators').
+    pub timestamp_ms: u64,
     #[schema(value_type = schema::Hash)]
     #[serde(with = "hex_digest")]
     pub digest: Digest,

@@ -100,6 +100,7 @@ impl NodeView for FakeNode {
             chain_id: CHAIN.into(),
             height: self.finalized_height + 1,
             finalized_height: self.finalized_height,
+            finalized_time_ms: self.finalized_height * 1_000,
             epoch: 0,
             state_root: Some(hash_bytes(b"root")),
             peers: 3,
@@ -176,6 +177,7 @@ fn sample_block(height: u64, txs: Vec<SignedTx>) -> Block {
         key(7).public_key(),
     );
     block.height = Height::new(height);
+    block.timestamp_ms = height * 1_000;
     block.txs = txs;
     block
 }

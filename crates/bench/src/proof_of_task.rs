@@ -126,8 +126,8 @@ impl SimConfig {
             offer_blocks: 50,
             params: Params {
                 market: MarketParams {
-                    commit_window: 4,
-                    reveal_window: 4,
+                    commit_window_secs: 4,
+                    reveal_window_secs: 4,
                     ..MarketParams::default()
                 },
                 ..Params::default()
@@ -272,6 +272,7 @@ impl Chain {
             .run(BlockInput {
                 env: BlockEnv {
                     height,
+                    time_ms: self.chain.next_time_ms(),
                     proposer: self.proposer.clone(),
                     seed,
                 },

@@ -1,7 +1,11 @@
 //! The application: executes blocks with the ledger on speculative QMDB batches.
 
 use crate::{
-    block::{Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS},
+    block::{
+        Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, check_time,
+        proposal_time,
+    },
+    engine::Faults,
     events::{ChainEvents, FinalizedBlock},
     evidence::EvidenceProof,
     mempool::Mempool,
@@ -24,7 +28,7 @@ use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::{
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tracing::{debug, error, warn};
 
@@ -120,6 +124,8 @@ pub struct App {
     /// How long a proposer with nothing to include waits for work before it proposes an empty
     /// block anyway; below the leader timeout, so that the view does not time out.
     empty_block_interval: Duration,
+    /// None but in simulations of a faulty proposer.
+    faults: Faults,
 }
 
 impl App {
@@ -135,6 +141,7 @@ impl App {
         Self {
             sources,
             empty_block_interval,
+            faults: Faults::default(),
             genesis_hash: genesis.hash(),
             verifier: Scheme::verifier(namespace, committee.clone()),
             genesis,
@@ -143,11 +150,19 @@ impl App {
             events,
         }
     }
+
+    /// Makes this validator's proposals play `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
 }
 
 /// What a block executes: its place in the chain and its contents.
 struct BlockInput {
     height: u64,
+    /// The block's time, in milliseconds since the Unix epoch.
+    timestamp_ms: u64,
     /// The leader that proposed it; it collects fees.
     proposer: ed25519::PublicKey,
     parent: sha256::Digest,
@@ -186,6 +201,13 @@ where
             }
         }
     }
+}
+
+/// Milliseconds since the Unix epoch of a clock reading; a clock set before 1970 reads zero.
+fn epoch_ms(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Checks every signature of a block with one batch verification; on failure, finds the bad
@@ -234,6 +256,7 @@ impl App {
     {
         let BlockInput {
             height,
+            timestamp_ms,
             proposer,
             parent,
             txs,
@@ -271,6 +294,7 @@ impl App {
         let input = exo_ledger::BlockInput {
             env: BlockEnv {
                 height,
+                time_ms: timestamp_ms,
                 proposer,
                 seed,
             },
@@ -364,8 +388,12 @@ where
         let candidates = sources.mempool.candidates(MAX_CANDIDATES);
         let mut evidence = sources.evidence.snapshot();
         evidence.truncate(MAX_BLOCK_EVIDENCE);
+        let parent_ms = parent.inner().timestamp_ms;
+        let now_ms = epoch_ms(context.current()).saturating_add(self.faults.clock_ahead_ms);
+        let timestamp_ms = proposal_time(now_ms, parent_ms);
         let input = BlockInput {
             height: height.get(),
+            timestamp_ms,
             proposer: consensus.leader.clone(),
             parent: parent.digest(),
             txs: candidates,
@@ -387,6 +415,10 @@ where
             context: consensus,
             parent: parent.digest(),
             height,
+            timestamp_ms: self
+                .faults
+                .stamp_before_parent_ms
+                .map_or(timestamp_ms, |before| parent_ms.saturating_sub(before)),
             chain: self.genesis_hash,
             state_root: merkleized.root(),
             state_range: non_empty_range!(bounds.inactivity_floor, bounds.tip.size),
@@ -402,9 +434,10 @@ where
         (mut context, _consensus): (E, BlockContext),
         ancestry: impl Ancestry<Block>,
         batches: <Self::Databases as DatabaseSet<E>>::Unmerkleized,
-        _finality: Finality,
+        finality: Finality,
     ) -> Option<<Self::Databases as DatabaseSet<E>>::Merkleized> {
-        let block = ancestry.peek()?.inner().clone();
+        let mut ancestry = Box::pin(ancestry);
+        let block = ancestry.next().await?.inner().clone();
         if block.chain != self.genesis_hash {
             warn!(
                 height = block.height.get(),
@@ -415,8 +448,20 @@ where
         if block.txs.len() > MAX_BLOCK_TXS || block.evidence.len() > MAX_BLOCK_EVIDENCE {
             return None;
         }
+        // A finalized block was accepted by a quorum when it was a candidate: its time is
+        // not judged again against this validator's clock, which may be catching up from far
+        // behind.
+        if matches!(finality, Finality::Candidate) {
+            let parent = ancestry.next().await?;
+            let now_ms = epoch_ms(context.current());
+            if let Err(err) = check_time(block.timestamp_ms, parent.inner().timestamp_ms, now_ms) {
+                warn!(%err, height = block.height.get(), "refusing a block's time");
+                return None;
+            }
+        }
         let input = BlockInput {
             height: block.height.get(),
+            timestamp_ms: block.timestamp_ms,
             proposer: block.context.leader.clone(),
             parent: block.parent,
             txs: block.txs.clone(),

@@ -28,6 +28,44 @@ pub const MAX_BLOCK_EVIDENCE: usize = 16;
 /// Largest encoded block, in bytes. Proposers stop adding transactions before it.
 pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 
+/// How far ahead of a validator's clock a block's time may be. Validators' clocks are kept by
+/// NTP to well under a second; two seconds absorbs that drift and a slow network, and is small
+/// against the shortest window the market allows ([`exo_ledger::MIN_WINDOW_SECS`]), so that a
+/// proposer running its clock ahead cannot make a window close noticeably early.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 2_000;
+const _: () = assert!(MAX_CLOCK_AHEAD_MS < exo_ledger::MIN_WINDOW_SECS * 1_000);
+
+/// Why a block's time is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("block time {time_ms} ms does not follow its parent's, {parent_ms} ms")]
+    NotAfterParent { time_ms: u64, parent_ms: u64 },
+    #[error(
+        "block time {time_ms} ms is more than {MAX_CLOCK_AHEAD_MS} ms ahead of this clock, {now_ms} ms"
+    )]
+    AheadOfClock { time_ms: u64, now_ms: u64 },
+}
+
+/// The time a proposer gives its block: its clock, or one millisecond past the parent's when
+/// its clock is behind (a proposer never makes a block its peers would refuse for going back).
+pub fn proposal_time(now_ms: u64, parent_ms: u64) -> u64 {
+    now_ms.max(parent_ms.saturating_add(1))
+}
+
+/// Checks a candidate block's time against its parent's and this validator's clock: strictly
+/// after the parent (so that two blocks never share a time and a window's end has one side),
+/// and at most [`MAX_CLOCK_AHEAD_MS`] ahead of `now_ms`. A block behind the clock is accepted:
+/// it may have waited in the network, and its time still only moves forward.
+pub fn check_time(time_ms: u64, parent_ms: u64, now_ms: u64) -> Result<(), TimeError> {
+    if time_ms <= parent_ms {
+        return Err(TimeError::NotAfterParent { time_ms, parent_ms });
+    }
+    if time_ms > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS) {
+        return Err(TimeError::AheadOfClock { time_ms, now_ms });
+    }
+    Ok(())
+}
+
 /// A block of the Exodus chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
@@ -35,6 +73,11 @@ pub struct Block {
     pub context: BlockContext,
     pub parent: BlockDigest,
     pub height: Height,
+    /// When the proposer made the block, in milliseconds since the Unix epoch, by its clock.
+    /// Validators refuse a block whose time does not move forward from its parent's, or that
+    /// is ahead of their own clock by more than [`MAX_CLOCK_AHEAD_MS`] (ARCHITECTURE.md, "Block
+    /// time").
+    pub timestamp_ms: u64,
     /// Hash of the genesis this chain started from: blocks of another chain never verify.
     pub chain: sha256::Digest,
     /// Root of the authenticated state after this block.
@@ -62,6 +105,8 @@ impl Block {
             },
             parent: sha256::Digest::EMPTY,
             height: Height::zero(),
+            // The genesis block precedes every clock reading: any first block's time follows it.
+            timestamp_ms: 0,
             chain,
             state_root,
             state_range,
@@ -81,6 +126,7 @@ impl Write for Block {
         self.context.write(buf);
         self.parent.write(buf);
         self.height.write(buf);
+        self.timestamp_ms.write(buf);
         self.chain.write(buf);
         self.state_root.write(buf);
         self.state_range.write(buf);
@@ -94,6 +140,7 @@ impl EncodeSize for Block {
         self.context.encode_size()
             + self.parent.encode_size()
             + self.height.encode_size()
+            + self.timestamp_ms.encode_size()
             + self.chain.encode_size()
             + self.state_root.encode_size()
             + self.state_range.encode_size()
@@ -110,6 +157,7 @@ impl Read for Block {
             context: BlockContext::read(buf)?,
             parent: sha256::Digest::read(buf)?,
             height: Height::read(buf)?,
+            timestamp_ms: u64::read(buf)?,
             chain: sha256::Digest::read(buf)?,
             state_root: sha256::Digest::read(buf)?,
             state_range: NonEmptyRange::read(buf)?,
@@ -159,6 +207,47 @@ impl BoundedBlock for Block {
             + BlockContext::MAX_ENCODE_SIZE
             + 3 * sha256::Digest::SIZE
             + Height::MAX_ENCODE_SIZE
+            + u64::SIZE
             + NonEmptyRange::<Location>::MAX_ENCODE_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_time_must_follow_its_parent_strictly() {
+        assert_eq!(
+            check_time(1_000, 1_000, 1_000),
+            Err(TimeError::NotAfterParent {
+                time_ms: 1_000,
+                parent_ms: 1_000
+            })
+        );
+        assert!(check_time(999, 1_000, 5_000).is_err());
+        assert_eq!(check_time(1_001, 1_000, 1_000), Ok(()));
+    }
+
+    #[test]
+    fn a_block_time_may_run_ahead_of_the_clock_by_the_tolerance_only() {
+        let now = 10_000;
+        assert_eq!(check_time(now + MAX_CLOCK_AHEAD_MS, 0, now), Ok(()));
+        assert_eq!(
+            check_time(now + MAX_CLOCK_AHEAD_MS + 1, 0, now),
+            Err(TimeError::AheadOfClock {
+                time_ms: now + MAX_CLOCK_AHEAD_MS + 1,
+                now_ms: now
+            })
+        );
+        // Behind the clock is fine: the block may have waited in the network.
+        assert_eq!(check_time(1, 0, now), Ok(()));
+    }
+
+    #[test]
+    fn a_proposer_whose_clock_is_behind_its_parent_still_moves_time_forward() {
+        assert_eq!(proposal_time(5_000, 1_000), 5_000);
+        assert_eq!(proposal_time(500, 1_000), 1_001);
+        assert_eq!(check_time(proposal_time(500, 1_000), 1_000, 500), Ok(()));
     }
 }

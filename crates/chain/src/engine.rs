@@ -119,6 +119,19 @@ impl Default for Timeouts {
     }
 }
 
+/// Faults a simulated validator plays, to test how the others treat it; every real node runs
+/// with none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// How far this validator's clock runs ahead when it makes a proposal: its blocks are
+    /// executed and stamped at that time, as a node with a wrong clock would.
+    pub clock_ahead_ms: u64,
+    /// When set, each proposal is executed at its honest time but stamped this many
+    /// milliseconds before its parent, as a byzantine proposer could: a validator that
+    /// executed it without checking its time first would stop on the ledger's fault.
+    pub stamp_before_parent_ms: Option<u64>,
+}
+
 /// Everything one validator needs to start.
 #[derive(Clone)]
 pub struct ValidatorConfig {
@@ -130,6 +143,7 @@ pub struct ValidatorConfig {
     pub timeouts: Timeouts,
     /// Finalized blocks kept by marshal beyond what it needs, for lagging peers.
     pub retained_blocks: usize,
+    pub faults: Faults,
 }
 
 /// A running validator.
@@ -403,7 +417,8 @@ where
         events.clone(),
         sources.clone(),
         config.timeouts.empty_block,
-    );
+    )
+    .with_faults(config.faults);
     let (stateful, stateful_mailbox) = Stateful::new(
         context.child("stateful"),
         StatefulConfig {

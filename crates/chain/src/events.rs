@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalizedBlock {
     pub height: u64,
+    /// The block's time, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
     pub digest: sha256::Digest,
     pub parent: sha256::Digest,
     pub state_root: sha256::Digest,
@@ -24,6 +26,7 @@ impl FinalizedBlock {
     pub fn from_block(block: &Block) -> Self {
         Self {
             height: block.height.get(),
+            timestamp_ms: block.timestamp_ms,
             digest: block.digest(),
             parent: block.parent,
             state_root: block.state_root,
@@ -40,6 +43,9 @@ impl FinalizedBlock {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChainStatus {
     pub finalized_height: u64,
+    /// Time of the last finalized block, in milliseconds since the Unix epoch: the chain's
+    /// clock, against which every window and expiry is measured.
+    pub finalized_time_ms: u64,
     pub finalized_digest: Option<sha256::Digest>,
     pub state_root: Option<sha256::Digest>,
     pub epoch: u64,
@@ -90,6 +96,7 @@ impl ChainEvents {
         {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             status.finalized_height = block.height;
+            status.finalized_time_ms = block.timestamp_ms;
             status.finalized_digest = Some(block.digest);
             status.state_root = Some(block.state_root);
             status.epoch = block.epoch;

@@ -34,7 +34,7 @@ pub use genesis::{Genesis, GenesisAccount, GenesisError, Params, base_units};
 pub use modules::bank::Account;
 pub use modules::evidence::{Evidence, EvidenceKind};
 pub use modules::market::{
-    REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_START, REPUTATION_WRONG, fuel_cost,
-    worst_case_escrow,
+    MIN_WINDOW_SECS, REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_START, REPUTATION_WRONG,
+    fuel_cost, worst_case_escrow,
 };
 pub use state::{Fault, KEY_LEN, Key, MemoryBacking, Missing, StateCache};

@@ -22,10 +22,10 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, DeadlineList,
-                Excuses, Holdings, IdList, JOB_EXPIRY, Job, JobAccounts, JobState, OfferRecord,
-                OwnerIndex, Provider, REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState,
-                WaitReason, WaitingList, WaitingUnit, WorkCount, WorkItem, WorkSlot,
+                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, DeadlineCursor,
+                DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job, JobAccounts, JobState,
+                OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE, Replica, ReplicaStatus, Unit,
+                UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -474,6 +474,7 @@ fn every_record() -> Vec<(&'static str, String)> {
             "chain_meta",
             frozen(&ChainMeta {
                 height: 7,
+                time_ms: 1_764_000_000_000,
                 tx_count: 0x0102,
                 evidence_count: 3,
             }),
@@ -642,6 +643,7 @@ fn every_record() -> Vec<(&'static str, String)> {
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
         ("excuses", frozen(&Excuses { window: 3, used: 2 })),
+        ("deadline_cursor", frozen(&DeadlineCursor(1_764_000_123))),
         (
             "replica_unfinished",
             frozen(&replica(2, ReplicaStatus::Unfinished)),
@@ -1234,7 +1236,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "7c6ff9a666a38931db4eb501f07e3332de2dfd2b5419cf70ad31f5dae905d074"
+        "c2cb8ecc690cef728454c10b54e11c2f930e9fb75abe25306305be09dfb275e9"
     );
 }
 
@@ -1291,7 +1293,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "cd90221a7ff746d8eb0ca667944d21ac76a65367b73a585162cc4f8e2484f6c4",
+        "97bf3da5442be5998529f8b2ed553668763fa5371fb5f92162cfd5cec43630ab",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -637,7 +637,7 @@ fn cancelling_refunds_exactly_what_was_not_spent() {
 #[test]
 fn a_no_show_is_penalised_and_replaced() {
     let params = with_market(MarketParams {
-        commit_window: 3,
+        commit_window_secs: 3,
         ..MarketParams::default()
     });
     let mut m = Market::new(params);
@@ -668,7 +668,7 @@ fn a_no_show_is_penalised_and_replaced() {
 #[test]
 fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     let params = with_market(MarketParams {
-        reveal_window: 3,
+        reveal_window_secs: 3,
         ..MarketParams::default()
     });
     let slash_wrong_bps = params.market.slash_wrong_bps;
@@ -676,12 +676,7 @@ fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     m.setup(&PROVIDERS);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
-    let holders: Vec<u64> = m
-        .unit(0, 0)
-        .replicas
-        .iter()
-        .map(|r| PROVIDERS[r.provider as usize])
-        .collect();
+    let holders = m.holders(0, 0);
     let (honest, withholder) = (holders[0], holders[1]);
     let commits = vec![
         m.commit(honest, truth(0, 0), 0, 0),
@@ -797,7 +792,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
 #[test]
 fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
     let params = with_market(MarketParams {
-        commit_window: 3,
+        commit_window_secs: 3,
         audit_ppm: 1,
         ..MarketParams::default()
     });
@@ -1203,7 +1198,7 @@ fn probation_and_the_floor_limit_who_gets_work() {
     // missed deadline is enough.
     let mut m = Market::new(with_market(MarketParams {
         min_match_reputation: REPUTATION_START,
-        commit_window: 3,
+        commit_window_secs: 3,
         audit_ppm: 1,
         ..MarketParams::default()
     }));
@@ -1419,7 +1414,7 @@ fn one_developer_cannot_publish_past_its_cap_of_apps() {
 fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
     let window = 5;
     let params = with_market(MarketParams {
-        job_wait_window: window,
+        job_wait_window_secs: window,
         max_open_jobs_per_account: 1,
         ..MarketParams::default()
     });
@@ -1457,7 +1452,7 @@ fn an_unmatchable_job_expires_and_its_escrow_comes_back() {
 fn an_expired_job_closes_once_its_running_units_end() {
     let window = 3;
     let params = with_market(MarketParams {
-        job_wait_window: window,
+        job_wait_window_secs: window,
         audit_ppm: 1,
         ..MarketParams::default()
     });
@@ -1505,7 +1500,7 @@ fn roomy(market: MarketParams) -> Params {
 fn a_block_assigns_at_most_its_cap_and_defers_the_rest() {
     let mut m = Market::new(roomy(MarketParams {
         max_assignments_per_block: 3,
-        max_deadlines_per_height: 3,
+        max_deadlines_per_second: 3,
         ..MarketParams::default()
     }));
     m.setup(&PROVIDERS[..1]);
@@ -1532,9 +1527,9 @@ fn a_full_deadline_height_defers_new_deadlines_to_the_next() {
     let window = 10;
     let mut m = Market::new(roomy(MarketParams {
         max_assignments_per_block: 3,
-        max_deadlines_per_height: 3,
-        commit_window: window,
-        job_wait_window: window,
+        max_deadlines_per_second: 3,
+        commit_window_secs: window,
+        job_wait_window_secs: window,
         ..MarketParams::default()
     }));
     m.setup(&PROVIDERS[..1]);
@@ -1622,11 +1617,20 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
     assert_eq!(ok.validate(), Ok(()));
     let bad = [
         MarketParams {
-            commit_window: u64::MAX,
+            commit_window_secs: u64::MAX,
             ..ok.clone()
         },
         MarketParams {
-            job_wait_window: 0,
+            job_wait_window_secs: 0,
+            ..ok.clone()
+        },
+        // Not longer than the two seconds a block's time may run ahead of a clock.
+        MarketParams {
+            reveal_window_secs: 2,
+            ..ok.clone()
+        },
+        MarketParams {
+            commit_window_secs: exo_ledger::modules::market::MAX_WINDOW_SECS + 1,
             ..ok.clone()
         },
         MarketParams {
@@ -1635,12 +1639,12 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
         },
         MarketParams {
             max_assignments_per_block: 1 << 20,
-            max_deadlines_per_height: 1 << 20,
+            max_deadlines_per_second: 1 << 20,
             ..ok.clone()
         },
         MarketParams {
             max_assignments_per_block: 8,
-            max_deadlines_per_height: 4,
+            max_deadlines_per_second: 4,
             ..ok.clone()
         },
         MarketParams {
@@ -1662,12 +1666,12 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
     // The largest lists the parameters allow fit their records.
     use exo_ledger::{
         modules::market::{
-            MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT,
+            MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_SECOND,
             records::{AssignmentList, AssignmentRecord, DeadlineList},
         },
         state::Record,
     };
-    let deadlines = DeadlineList(vec![(u64::MAX, 0, 0); MAX_DEADLINES_PER_HEIGHT as usize]);
+    let deadlines = DeadlineList(vec![(u64::MAX, 0, 0); MAX_DEADLINES_PER_SECOND as usize]);
     assert!(deadlines.to_bytes().len() <= DeadlineList::MAX_BYTES);
     let entry = AssignmentRecord {
         job: u64::MAX,
@@ -1855,9 +1859,9 @@ fn a_single_report_on_a_trust_one_unit_is_checked_by_another_replica_before_the_
 #[test]
 fn reports_past_the_excuse_budget_count_as_no_shows_until_the_next_window() {
     let mut m = Market::new(roomy(MarketParams {
-        commit_window: 10,
-        reveal_window: 10,
-        excuse_window: 40,
+        commit_window_secs: 10,
+        reveal_window_secs: 10,
+        excuse_window_secs: 40,
         max_excuses_per_window: 1,
         ..MarketParams::default()
     }));
@@ -1914,11 +1918,11 @@ fn an_unbounded_excuse_budget_or_a_window_shorter_than_a_unit_is_refused_at_gene
             ..ok.clone()
         },
         MarketParams {
-            excuse_window: ok.commit_window + ok.reveal_window - 1,
+            excuse_window_secs: ok.commit_window_secs + ok.reveal_window_secs - 1,
             ..ok.clone()
         },
         MarketParams {
-            excuse_window: u64::MAX,
+            excuse_window_secs: u64::MAX,
             ..ok.clone()
         },
     ] {
@@ -2049,4 +2053,174 @@ fn a_report_beside_a_result_in_one_unit_leaves_the_result_accepted_and_the_repor
     assert_eq!(unit.replicas[0].status, ReplicaStatus::Excused);
     assert_eq!(standing(&m, reporter), before);
     m.accounts_add_up(0);
+
+// ---------------------------------------------------------------------------------------------
+// Time: windows and expiries are seconds of block time, whatever the block rate
+// ---------------------------------------------------------------------------------------------
+
+impl Market {
+    /// A market whose parameters are the defaults but for `market`.
+    fn with(market: MarketParams) -> Self {
+        Self::new(Params {
+            market,
+            ..Params::default()
+        })
+    }
+}
+
+/// Seconds of block time from `start_ms` to the last block.
+fn elapsed_secs(m: &Market, start_ms: u64) -> f64 {
+    (m.chain.time_ms - start_ms) as f64 / 1_000.0
+}
+
+/// Opens the reveal phase of a two-replica unit in which only one replica reveals; returns
+/// the time the phase opened at.
+fn open_reveals_with_one_withholder(m: &mut Market) -> u64 {
+    m.setup(&PROVIDERS);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(0, 0);
+    let commits = vec![
+        m.commit(holders[0], truth(0, 0), 0, 0),
+        m.commit(holders[1], truth(0, 0), 0, 0),
+    ];
+    m.ok(commits);
+    assert!(m.unit(0, 0).reveal_deadline.is_some(), "reveals are open");
+    let opened = m.chain.time_ms;
+    let reveal = m.reveal(holders[0], truth(0, 0), 0, 0);
+    m.ok(vec![reveal]);
+    opened
+}
+
+/// Audit H6: a reveal window of N seconds closes after N seconds of block time, whether
+/// blocks come ten a second or one every three seconds, never after N blocks.
+#[test]
+fn a_reveal_window_of_n_seconds_elapses_after_n_seconds_whatever_the_block_rate() {
+    const WINDOW: u64 = 10;
+    for interval_ms in [100, 1_000, 3_000] {
+        let mut m = Market::with(MarketParams {
+            reveal_window_secs: WINDOW,
+            audit_ppm: 1,
+            ..MarketParams::default()
+        });
+        m.chain.block_interval_ms = interval_ms;
+        let opened = open_reveals_with_one_withholder(&mut m);
+        let mut blocks = 0;
+        while m
+            .unit(0, 0)
+            .replicas
+            .iter()
+            .any(|r| r.status == ReplicaStatus::Committed)
+        {
+            assert!(blocks < 1_000, "the window never closed");
+            m.ok(vec![]);
+            blocks += 1;
+        }
+        let closed = elapsed_secs(&m, opened);
+        // Deadlines fall on whole seconds: the window closes at the first block at or past
+        // the opening time rounded up plus the window.
+        let latest = (WINDOW + 1) as f64 + interval_ms as f64 / 1_000.0;
+        assert!(
+            (WINDOW as f64..=latest).contains(&closed),
+            "at {interval_ms} ms a block the window closed after {closed} s ({blocks} blocks)"
+        );
+        let withholder = m
+            .unit(0, 0)
+            .replicas
+            .iter()
+            .find(|r| r.status == ReplicaStatus::NoShow)
+            .map(|r| r.provider);
+        assert!(withholder.is_some(), "the withheld reveal is a no-show");
+    }
+}
+
+/// A job nobody takes expires after its window of seconds even when no block came for
+/// longer than the window: the next block, whatever its height, finds it due and refunds it.
+#[test]
+fn a_job_expires_by_time_after_the_chain_was_idle() {
+    let mut m = Market::with(MarketParams {
+        job_wait_window_secs: 30,
+        ..MarketParams::default()
+    });
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(10))));
+    m.ok(vec![tx]);
+    let submitted = m.chain.height;
+    // The next block comes 29 s after the job's: one interval after the 28 s that pass.
+    m.chain.pass_secs(28);
+    m.ok(vec![]);
+    assert_eq!(
+        m.job(0).state,
+        JobState::Open,
+        "29 s later the job still waits"
+    );
+    m.chain.pass_secs(5);
+    m.ok(vec![]);
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Expired);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    assert_eq!(m.chain.height, submitted + 2, "two blocks in 35 s");
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+/// After a long halt the deadlines of the gap are processed over several blocks, oldest
+/// first, 64 seconds of deadlines per block: no block reads every second of the gap.
+#[test]
+fn a_long_halt_is_caught_up_over_several_blocks_in_order() {
+    use exo_ledger::modules::market::records::DeadlineCursor;
+    let mut m = Market::with(MarketParams {
+        job_wait_window_secs: 200,
+        max_open_jobs_per_account: 4,
+        ..MarketParams::default()
+    });
+    m.setup(&PROVIDERS[..1]);
+    // Two jobs whose expiries are 61 s apart: at 202 s and 263 s of block time.
+    let first = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(1))));
+    m.ok(vec![first]);
+    assert_eq!(m.chain.time_ms, 2_000);
+    m.chain.pass_secs(60);
+    let second = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(1))));
+    m.ok(vec![second]);
+    let cursor = |m: &Market| {
+        m.chain
+            .get::<DeadlineCursor>(&keys::deadline_cursor_key())
+            .expect("cursor")
+            .0
+    };
+    assert_eq!(
+        cursor(&m),
+        63,
+        "every second up to the block's was looked at"
+    );
+    // A halt of an hour; then each block moves on by 64 seconds.
+    m.chain.pass_secs(3_600);
+    let states = |m: &Market| (m.job(0).state, m.job(1).state);
+    let open = JobState::Open;
+    let expired = JobState::Expired;
+    for (cursor_after, expect) in [
+        (127, (open, open)),
+        (191, (open, open)),
+        (255, (expired, open)),
+        (319, (expired, expired)),
+    ] {
+        m.ok(vec![]);
+        assert_eq!(cursor(&m), cursor_after);
+        assert_eq!(states(&m), expect, "after second {cursor_after}");
+    }
+}
+
+/// The chain refuses a block whose time does not follow its parent's; if one reached the
+/// ledger anyway, it stops rather than run windows backwards.
+#[test]
+fn a_block_whose_time_goes_back_stops_the_ledger() {
+    let mut m = Market::new(Params::default());
+    m.ok(vec![]);
+    m.ok(vec![]);
+    m.chain.time_ms -= 1_000;
+    let fault = m
+        .chain
+        .next(&addr(PROPOSER), &[], exo_ledger::Signatures::Verify)
+        .expect_err("time went back");
+    assert!(fault.to_string().contains("does not follow"), "{fault}");
 }

@@ -215,17 +215,17 @@ impl Machine {
         accounts.sort_by(|a, b| a.address.cmp(&b.address));
         let params = Params {
             market: MarketParams {
-                commit_window: 3,
-                reveal_window: 3,
+                commit_window_secs: 3,
+                reveal_window_secs: 3,
                 probation_slots: 4,
                 // Low enough that the generated actions reach them.
                 max_open_jobs_per_account: 3,
                 max_apps_per_account: 2,
                 max_offers_per_provider: 2,
                 max_offer_lifetime: 20,
-                job_wait_window: 6,
+                job_wait_window_secs: 6,
                 max_assignments_per_block: 2,
-                max_deadlines_per_height: 3,
+                max_deadlines_per_second: 3,
                 max_slots_per_provider: 5,
                 ..MarketParams::default()
             },
@@ -661,7 +661,7 @@ impl Machine {
         {
             let list: DeadlineList = decode(value).unwrap();
             assert!(
-                list.0.len() <= params.max_deadlines_per_height as usize,
+                list.0.len() <= params.max_deadlines_per_second as usize,
                 "{key:?}"
             );
         }

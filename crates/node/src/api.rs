@@ -112,6 +112,7 @@ impl NodeView for ValidatorView {
             chain_id: self.inner.info.chain_id.clone(),
             height: status.proposed_height.max(status.finalized_height),
             finalized_height: status.finalized_height,
+            finalized_time_ms: status.finalized_time_ms,
             epoch: status.epoch,
             state_root: status.state_root,
             peers: self.peers(),

@@ -12,7 +12,7 @@ use commonware_stream::{
     sake::{self, Sake},
 };
 use commonware_utils::{NZU32, NZUsize, ordered::Map};
-use exo_chain::engine::{self, Channels, Timeouts, ValidatorConfig, ValidatorHandle};
+use exo_chain::engine::{self, Channels, Faults, Timeouts, ValidatorConfig, ValidatorHandle};
 use exo_types::{Amount, address_from_hex};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tracing::info;
@@ -121,6 +121,7 @@ where
                     ..Timeouts::default()
                 },
                 retained_blocks: 100_000,
+                faults: Faults::default(),
             },
             oracle.clone(),
             oracle,

@@ -17,9 +17,15 @@ use commonware_runtime::{Clock, Handle, Quota, Spawner, Supervisor as _, determi
 use commonware_utils::{NZU32, NZUsize};
 use exo_chain::{
     ChainStatus, MempoolLimits,
-    engine::{self, CONSENSUS_NAMESPACE, Channels, Timeouts, ValidatorConfig, ValidatorHandle},
+    engine::{
+        self, CONSENSUS_NAMESPACE, Channels, Faults, Timeouts, ValidatorConfig, ValidatorHandle,
+    },
 };
-use exo_ledger::{Genesis, GenesisAccount, Params, exec, modules::bank};
+use exo_ledger::{
+    Genesis, GenesisAccount, Params, exec,
+    modules::bank,
+    state::{Query, Record},
+};
 use exo_types::{Action, Address, Amount, PrivateKey, SignedTx, UnsignedTx, address_to_hex};
 use futures::channel::oneshot;
 use std::{sync::Arc, time::Duration};
@@ -67,6 +73,26 @@ pub fn genesis(n: usize) -> Genesis {
     }
 }
 
+/// The fee test transactions pay unless they say otherwise.
+pub const FEE: Amount = Amount(1_000);
+
+/// `action` of `from` at `nonce`, paying `fee`, signed.
+pub fn signed_with_fee(from: &PrivateKey, nonce: u64, action: Action, fee: Amount) -> SignedTx {
+    UnsignedTx {
+        chain_id: CHAIN_ID.into(),
+        sender: from.public_key(),
+        nonce,
+        fee,
+        action,
+    }
+    .sign(from)
+}
+
+/// `action` of `from` at `nonce`, paying [`FEE`], signed.
+pub fn signed(from: &PrivateKey, nonce: u64, action: Action) -> SignedTx {
+    signed_with_fee(from, nonce, action, FEE)
+}
+
 /// A signed transfer paying `fee`.
 pub fn transfer_with_fee(
     from: &PrivateKey,
@@ -75,32 +101,16 @@ pub fn transfer_with_fee(
     amount: Amount,
     fee: Amount,
 ) -> SignedTx {
-    UnsignedTx {
-        chain_id: CHAIN_ID.into(),
-        sender: from.public_key(),
-        nonce,
-        fee,
-        action: Action::Transfer {
-            to: to.clone(),
-            amount,
-        },
-    }
-    .sign(from)
+    let action = Action::Transfer {
+        to: to.clone(),
+        amount,
+    };
+    signed_with_fee(from, nonce, action, fee)
 }
 
 /// A signed transfer.
 pub fn transfer(from: &PrivateKey, nonce: u64, to: &Address, amount: Amount) -> SignedTx {
-    UnsignedTx {
-        chain_id: CHAIN_ID.into(),
-        sender: from.public_key(),
-        nonce,
-        fee: Amount(1_000),
-        action: Action::Transfer {
-            to: to.clone(),
-            amount,
-        },
-    }
-    .sign(from)
+    transfer_with_fee(from, nonce, to, amount, FEE)
 }
 
 struct Member {
@@ -117,13 +127,30 @@ pub struct Cluster {
     members: Vec<Member>,
     restarts: usize,
     mempool: MempoolLimits,
+    /// The faults each validator plays, by index; missing ones play none.
+    faults: Vec<Faults>,
+}
+
+/// How a simulated cluster departs from the default: what [`Cluster::start_with`] takes.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    pub mempool: MempoolLimits,
+    /// The genesis parameters; the default [`genesis`]'s when `None`.
+    pub params: Option<Params>,
+    /// The faults each validator plays, by index; missing ones play none.
+    pub faults: Vec<Faults>,
 }
 
 impl Cluster {
     /// Starts `n` validators, all linked, with `byzantine` of them (the last ones) replaced by
     /// equivocators that sign conflicting votes, and returns once height 1 is finalized.
     pub async fn start(context: deterministic::Context, n: usize, byzantine: usize) -> Self {
-        Self::start_inner(context, n, byzantine, MempoolLimits::default()).await
+        Self::start_inner(context, n, byzantine, Setup::default()).await
+    }
+
+    /// Starts `n` honest validators as `setup` says.
+    pub async fn start_with(context: deterministic::Context, n: usize, setup: Setup) -> Self {
+        Self::start_inner(context, n, 0, setup).await
     }
 
     /// Starts `n` honest validators whose mempools have `limits`.
@@ -132,16 +159,28 @@ impl Cluster {
         n: usize,
         limits: MempoolLimits,
     ) -> Self {
-        Self::start_inner(context, n, 0, limits).await
+        Self::start_with(
+            context,
+            n,
+            Setup {
+                mempool: limits,
+                ..Setup::default()
+            },
+        )
+        .await
     }
 
     async fn start_inner(
         context: deterministic::Context,
         n: usize,
         byzantine: usize,
-        mempool: MempoolLimits,
+        setup: Setup,
     ) -> Self {
-        let genesis = Arc::new(genesis(n));
+        let mut genesis = genesis(n);
+        if let Some(params) = setup.params {
+            genesis.params = params;
+        }
+        let genesis = Arc::new(genesis);
         let keys: Vec<PrivateKey> = (0..n).map(validator_key).collect();
         let (network, oracle) = Network::new_with_peers(
             context.child("network"),
@@ -168,7 +207,8 @@ impl Cluster {
                 })
                 .collect(),
             restarts: 0,
-            mempool,
+            mempool: setup.mempool,
+            faults: setup.faults,
         };
         for a in 0..n {
             for b in 0..n {
@@ -231,6 +271,7 @@ impl Cluster {
             mempool: self.mempool,
             timeouts: Timeouts::default(),
             retained_blocks: 1_024,
+            faults: self.faults.get(i).copied().unwrap_or_default(),
         };
         let peers = self.oracle.manager();
         let blocker = self.oracle.control(self.members[i].key.public_key());
@@ -399,9 +440,8 @@ impl Cluster {
         }
     }
 
-    /// The finalized balance of `address` on validator `i`.
-    pub async fn balance(&self, i: usize, address: &Address) -> Amount {
-        let query = bank::queries::account(address);
+    /// A record of validator `i`'s finalized state.
+    pub async fn read<T: Record>(&self, i: usize, query: Query<T>) -> Option<T> {
         let value = self
             .validator(i)
             .state
@@ -410,23 +450,21 @@ impl Cluster {
             .expect("state read");
         query
             .decode(value.as_deref())
-            .expect("account record")
+            .unwrap_or_else(|fault| panic!("{fault}"))
+    }
+
+    /// The finalized balance of `address` on validator `i`.
+    pub async fn balance(&self, i: usize, address: &Address) -> Amount {
+        self.read(i, bank::queries::account(address))
+            .await
             .unwrap_or_default()
             .balance
     }
 
     /// The number of consensus faults recorded in validator `i`'s finalized state.
     pub async fn evidence_count(&self, i: usize) -> u64 {
-        let query = exec::queries::meta();
-        let value = self
-            .validator(i)
-            .state
-            .get(&query.key)
+        self.read(i, exec::queries::meta())
             .await
-            .expect("state read");
-        query
-            .decode(value.as_deref())
-            .expect("meta record")
             .map_or(0, |m| m.evidence_count)
     }
 

@@ -6,8 +6,9 @@
 //! start strictly in that order, so a large unit is never overtaken for ever by smaller ones.
 //! A unit alone is always admitted: the matcher gives a provider only units whose memory limit
 //! fits its declared memory, and refusing one that fits only with its buffers would leave it
-//! waiting for nothing. A unit still waiting when less than a quarter of its commit window is
-//! left is handed back as *late*: the worker reports it as "could not finish" (`host_memory`)
+//! waiting for nothing. A unit still waiting when less than a quarter of the commit window it
+//! had when it was queued is left (in seconds of chain time, as deadlines are) is handed back
+//! as *late*: the worker reports it as "could not finish" (`host_memory`)
 //! before its deadline rather than run it and commit too late, which would make this provider
 //! a no-show.
 
@@ -36,6 +37,8 @@ pub(crate) struct Waiting {
     pub item: WorkItem,
     pub key: String,
     pub bytes: u64,
+    /// The chain's time (whole seconds) when the unit was queued: its window starts there.
+    pub queued_secs: u64,
 }
 
 /// The admission queue and what runs.
@@ -68,14 +71,23 @@ impl Admission {
         }
     }
 
-    /// Queues `item` (once: a unit already queued or running is ignored).
-    pub fn push(&mut self, item: WorkItem, key: String, bytes: u64) {
+    /// Queues `item` at chain time `now_secs` (once: a unit already queued or running is
+    /// ignored).
+    pub fn push(&mut self, item: WorkItem, key: String, bytes: u64, now_secs: u64) {
         if self.holds(&key) {
             return;
         }
         let at = (item.commit_deadline, item.job, item.unit, item.replica);
         self.queued.insert(key.clone(), at);
-        self.queue.insert(at, Waiting { item, key, bytes });
+        self.queue.insert(
+            at,
+            Waiting {
+                item,
+                key,
+                bytes,
+                queued_secs: now_secs,
+            },
+        );
     }
 
     /// Whether `key` waits or runs.
@@ -95,14 +107,14 @@ impl Admission {
             .fold(0u64, |sum, b| sum.saturating_add(*b))
     }
 
-    /// Hands back what became late at `height`, then admits from the head of the queue while
-    /// a slot is free and the head fits.
-    pub fn admit(&mut self, height: u64) -> Admitted {
+    /// Hands back what became late at chain time `now_secs`, then admits from the head of the
+    /// queue while a slot is free and the head fits.
+    pub fn admit(&mut self, now_secs: u64) -> Admitted {
         let mut out = Admitted::default();
         let late: Vec<QueueKey> = self
             .queue
             .iter()
-            .filter(|(_, w)| is_late(&w.item, height))
+            .filter(|(_, w)| is_late(w, now_secs))
             .map(|(at, _)| *at)
             .collect();
         for at in late {
@@ -151,11 +163,13 @@ impl Admission {
     }
 }
 
-/// Less than a quarter of the commit window left (at least one block): too late to start.
-fn is_late(item: &WorkItem, height: u64) -> bool {
-    let window = item.commit_deadline.saturating_sub(item.assigned_height);
+/// Less than a quarter of the window the unit had when it was queued left (at least one
+/// second): too late to start.
+fn is_late(waiting: &Waiting, now_secs: u64) -> bool {
+    let deadline = waiting.item.commit_deadline;
+    let window = deadline.saturating_sub(waiting.queued_secs);
     let margin = (window / 4).max(1);
-    height.saturating_add(margin) >= item.commit_deadline
+    now_secs.saturating_add(margin) >= deadline
 }
 
 #[cfg(test)]
@@ -192,7 +206,7 @@ mod tests {
     fn units_start_in_deadline_order_while_their_memory_fits() {
         let mut a = Admission::new(300 * MIB, 8);
         for (unit, deadline) in [(0, 500), (1, 300), (2, 400), (3, 600)] {
-            a.push(item(unit, deadline), format!("u{unit}"), 100 * MIB);
+            a.push(item(unit, deadline), format!("u{unit}"), 100 * MIB, 0);
         }
         let first = a.admit(10);
         assert_eq!(started(&first), [1, 2, 0]);
@@ -206,9 +220,9 @@ mod tests {
     #[test]
     fn a_large_unit_at_the_head_is_not_overtaken_by_smaller_ones() {
         let mut a = Admission::new(300 * MIB, 8);
-        a.push(item(0, 100), "small".into(), 200 * MIB);
-        a.push(item(1, 200), "large".into(), 250 * MIB);
-        a.push(item(2, 300), "tiny".into(), 10 * MIB);
+        a.push(item(0, 100), "small".into(), 200 * MIB, 0);
+        a.push(item(1, 200), "large".into(), 250 * MIB, 0);
+        a.push(item(2, 300), "tiny".into(), 10 * MIB, 0);
         assert_eq!(started(&a.admit(10)), [0]);
         // 90 MiB are free and "tiny" would fit, but "large" is due first.
         assert!(a.admit(10).start.is_empty());
@@ -219,8 +233,8 @@ mod tests {
     #[test]
     fn a_unit_larger_than_the_declared_memory_runs_alone() {
         let mut a = Admission::new(100 * MIB, 4);
-        a.push(item(0, 100), "big".into(), 150 * MIB);
-        a.push(item(1, 200), "next".into(), 10 * MIB);
+        a.push(item(0, 100), "big".into(), 150 * MIB, 0);
+        a.push(item(1, 200), "next".into(), 10 * MIB, 0);
         assert_eq!(started(&a.admit(10)), [0]);
         assert!(a.admit(10).start.is_empty());
         a.release("big");
@@ -231,10 +245,10 @@ mod tests {
     fn slots_bound_the_units_running_whatever_memory_is_free() {
         let mut a = Admission::new(1 << 40, 2);
         for unit in 0..4 {
-            a.push(item(unit, 100 + u64::from(unit)), format!("u{unit}"), MIB);
+            a.push(item(unit, 100 + u64::from(unit)), format!("u{unit}"), MIB, 0);
         }
         assert_eq!(a.admit(10).start.len(), 2);
-        a.push(item(0, 100), "u0".into(), MIB);
+        a.push(item(0, 100), "u0".into(), MIB, 0);
         assert!(a.holds("u0") && a.holds("u3") && !a.holds("u9"));
         assert_eq!(a.admit(10).start.len(), 0, "u0 runs: queued once only");
     }
@@ -242,9 +256,9 @@ mod tests {
     #[test]
     fn a_waiting_unit_the_work_list_no_longer_holds_is_forgotten() {
         let mut a = Admission::new(100 * MIB, 4);
-        a.push(item(0, 100), "running".into(), 100 * MIB);
-        a.push(item(1, 200), "gone".into(), 100 * MIB);
-        a.push(item(2, 300), "kept".into(), 100 * MIB);
+        a.push(item(0, 100), "running".into(), 100 * MIB, 0);
+        a.push(item(1, 200), "gone".into(), 100 * MIB, 0);
+        a.push(item(2, 300), "kept".into(), 100 * MIB, 0);
         assert_eq!(started(&a.admit(10)), [0]);
         let gone = a.forget_unlisted(|key| key != "gone" && key != "running");
         assert_eq!(gone, ["gone"]);
@@ -256,10 +270,10 @@ mod tests {
     #[test]
     fn a_unit_still_waiting_late_in_its_commit_window_is_handed_back_before_the_deadline() {
         let mut a = Admission::new(100 * MIB, 4);
-        a.push(item(0, 1_000), "running".into(), 100 * MIB);
-        a.push(item(1, 1_000), "waiting".into(), 100 * MIB);
+        a.push(item(0, 1_000), "running".into(), 100 * MIB, 900);
+        a.push(item(1, 1_000), "waiting".into(), 100 * MIB, 900);
         assert_eq!(started(&a.admit(900)), [0]);
-        // The window is 100 blocks: a quarter left at height 975.
+        // Queued with 100 s left: too late with a quarter left, at 975 s.
         assert!(a.admit(974).late.is_empty());
         let late = a.admit(975);
         assert_eq!(late.late.len(), 1);

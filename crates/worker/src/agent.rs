@@ -137,6 +137,9 @@ pub(crate) struct Agent {
     chain_id: String,
     min_fee: Amount,
     height: u64,
+    /// The last finalized block's time in whole seconds: commit and reveal deadlines are
+    /// seconds of block time.
+    chain_secs: u64,
     /// Units waiting for admission or running.
     running: HashSet<String>,
     attempts: HashMap<String, u32>,
@@ -212,6 +215,7 @@ impl Agent {
             chain_id: String::new(),
             min_fee: Amount::ZERO,
             height: 0,
+            chain_secs: 0,
             running: HashSet::new(),
             attempts: HashMap::new(),
             lying: HashSet::new(),
@@ -253,6 +257,7 @@ impl Agent {
         self.chain_id = status.chain_id.clone();
         self.min_fee = status.min_fee;
         self.height = status.finalized_height;
+        self.chain_secs = status.finalized_time_ms / 1_000;
         if self.store.state.chain_id.as_deref() != Some(status.chain_id.as_str()) {
             if let Some(old) = &self.store.state.chain_id {
                 warn!(old = %old, new = %status.chain_id, "the node runs another chain: starting afresh");
@@ -539,10 +544,10 @@ impl Agent {
             if in_flight.contains(&key) {
                 continue;
             }
-            // A transaction lands in a block after the finalized height: one due by then is
-            // too late.
+            // Deadlines are seconds of block time. A transaction lands in a block after the
+            // finalized one: one due by the finalized block's time is too late.
             match item.status.as_str() {
-                "assigned" if self.height < item.commit_deadline => {
+                "assigned" if self.chain_secs < item.commit_deadline => {
                     if let Some(record) = self.store.state.results.get(&key) {
                         // A commitment already executed is not sent again, even if this
                         // list is a block behind.
@@ -562,7 +567,7 @@ impl Agent {
                 }
                 "committed" => {
                     let open = item.reveal_open || item.reveal_deadline.is_some();
-                    let late = item.reveal_deadline.is_some_and(|d| d <= self.height);
+                    let late = item.reveal_deadline.is_some_and(|d| d <= self.chain_secs);
                     match self.store.state.results.get(&key) {
                         Some(record) if open && !late && !record.revealed => {
                             reveals.push((key, record.sealed.reveal()))
@@ -740,14 +745,14 @@ impl Agent {
     fn queue_run(&mut self, item: WorkItem, key: String) {
         self.running.insert(key.clone());
         let bytes = footprint_bytes(&item, self.output_buffer_bytes);
-        self.admission.push(item, key, bytes);
+        self.admission.push(item, key, bytes, self.chain_secs);
     }
 
     /// Starts the waiting units that fit now, and reports those that waited too long into
     /// their commit window as "could not finish" (`host_memory`, no fuel), committed before
     /// their deadline: this machine could not give them the memory in time.
     pub(crate) fn admit_runs(&mut self) {
-        let admitted = self.admission.admit(self.height);
+        let admitted = self.admission.admit(self.chain_secs);
         for Waiting { item, key, .. } in admitted.late {
             warn!(%key, memory_mib = item.memory_mib, "waited for memory into its commit window; reporting that it could not finish");
             self.running.remove(&key);
@@ -924,7 +929,7 @@ impl Agent {
             let Some(record) = self.store.state.results.get(&key) else {
                 continue;
             };
-            if self.height < deadline
+            if self.chain_secs < deadline
                 && record.uploaded
                 && !record.committed
                 && !in_flight.contains(&key)

@@ -168,9 +168,11 @@ pub struct WorkItem {
     /// `assigned`, `committed` or `revealed`.
     pub status: String,
     pub assigned_height: u64,
+    /// Second of block time (since the Unix epoch) from which a commitment is too late.
     pub commit_deadline: u64,
     /// Whether every replica of the unit committed, so reveals are accepted.
     pub reveal_open: bool,
+    /// Second of block time (since the Unix epoch) from which a reveal is too late.
     pub reveal_deadline: Option<u64>,
     /// The app's module hash (BLAKE3 of the wasm, a blob).
     #[schema(value_type = schema::Hash)]
@@ -324,6 +326,7 @@ pub struct ReplicaView {
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
     pub assigned_height: u64,
+    /// Second of block time (since the Unix epoch) from which a commitment is too late.
     pub commit_deadline: u64,
     /// `assigned`, `committed`, `revealed`, `agreed`, `disagreed`, `no_show`, `cancelled`,
     /// `unfinished` (its "could not finish" report stood, paid for the fuel burnt) or `excused`.
@@ -376,6 +379,7 @@ pub struct UnitView {
     /// Why a waiting unit has no provider yet (from the last batch match).
     pub reason: Option<WaitReason>,
     pub replicas: Vec<ReplicaView>,
+    /// Second of block time (since the Unix epoch) from which a reveal is too late.
     pub reveal_deadline: Option<u64>,
     #[schema(value_type = Option<schema::Hash>)]
     #[serde(with = "hex32_opt")]
@@ -463,6 +467,7 @@ pub struct AssignmentEvent {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
+    /// Second of block time (since the Unix epoch) from which a commitment is too late.
     pub commit_deadline: u64,
 }
 

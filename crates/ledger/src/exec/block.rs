@@ -26,6 +26,10 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockEnv {
     pub height: u64,
+    /// The block's time, in milliseconds since the Unix epoch, as its proposer set it and the
+    /// validators bounded it. The ledger reads no clock: every window and expiry is measured
+    /// against this. Strictly greater than the previous block's.
+    pub time_ms: u64,
     /// The leader that proposed the block; it collects the block's fees.
     pub proposer: Address,
     /// Randomness for the block: nobody may know it before the parent block is final, and
@@ -42,6 +46,8 @@ pub struct BlockEnv {
 pub struct ChainMeta {
     /// Height of the last executed block.
     pub height: u64,
+    /// Time of the last executed block, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
     /// Transactions executed so far, accepted or rejected.
     pub tx_count: u64,
     /// Consensus faults recorded so far.
@@ -50,15 +56,17 @@ pub struct ChainMeta {
 
 impl Record for ChainMeta {
     const WHAT: &'static str = "chain meta";
-    const MAX_BYTES: usize = 24;
+    const MAX_BYTES: usize = 32;
     fn put(&self, out: &mut Vec<u8>) {
         self.height.write(out);
+        self.time_ms.write(out);
         self.tx_count.write(out);
         self.evidence_count.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             height: u64::read(buf)?,
+            time_ms: u64::read(buf)?,
             tx_count: u64::read(buf)?,
             evidence_count: u64::read(buf)?,
         })
@@ -277,6 +285,7 @@ impl<'g> BlockRun<'g> {
                 modules::end_block(&mut ctx)?;
                 let mut meta = self.meta.clone();
                 meta.height = self.input.env.height;
+                meta.time_ms = self.input.env.time_ms;
                 store(&mut self.cache, meta_key(), &meta)?;
                 self.meta = meta;
                 self.stage = Stage::Done;
@@ -292,6 +301,16 @@ impl<'g> BlockRun<'g> {
                 self.params = load::<Params>(&self.cache, &params_key())?.ok_or_else(|| {
                     Fault::Invariant("state has chain metadata but no parameters".into())
                 })?;
+                // The chain refuses a block whose time does not follow its parent's: a time
+                // going back here means the caller broke that rule, and windows measured
+                // against it would run backwards.
+                if self.input.env.time_ms <= meta.time_ms {
+                    return Err(Fault::Invariant(format!(
+                        "block time {} ms does not follow the previous block's, {} ms",
+                        self.input.env.time_ms, meta.time_ms
+                    ))
+                    .into());
+                }
                 self.meta = meta;
             }
             None => {

@@ -17,7 +17,16 @@ pub struct MemoryChain {
     pub genesis: Genesis,
     pub store: MemoryBacking,
     pub height: u64,
+    /// Time of the last block, in milliseconds since the Unix epoch (zero before the first).
+    pub time_ms: u64,
+    /// Time between two blocks unless a caller lets more pass ([`Self::pass_secs`]); at least
+    /// one millisecond, since block times strictly increase.
+    pub block_interval_ms: u64,
 }
+
+/// A [`MemoryChain`]'s default time between blocks: one second, so that a test's block
+/// count and seconds agree.
+pub const BLOCK_INTERVAL_MS: u64 = 1_000;
 
 impl MemoryChain {
     pub fn new(genesis: Genesis) -> Self {
@@ -25,7 +34,20 @@ impl MemoryChain {
             genesis,
             store: MemoryBacking::default(),
             height: 0,
+            time_ms: 0,
+            block_interval_ms: BLOCK_INTERVAL_MS,
         }
+    }
+
+    /// The time the next block gets: one interval after the last one.
+    pub fn next_time_ms(&self) -> u64 {
+        self.time_ms.saturating_add(self.block_interval_ms.max(1))
+    }
+
+    /// Lets `secs` seconds pass with no block, as on an idle chain: the next block's time is
+    /// that much later than it would have been.
+    pub fn pass_secs(&mut self, secs: u64) {
+        self.time_ms = self.time_ms.saturating_add(secs.saturating_mul(1_000));
     }
 
     /// The seed of block `height` on this chain: known, since nothing here is adversarial.
@@ -55,6 +77,7 @@ impl MemoryChain {
         self.run(BlockInput {
             env: BlockEnv {
                 height,
+                time_ms: self.next_time_ms(),
                 proposer: proposer.clone(),
                 seed: Self::seed(height),
             },
@@ -68,9 +91,11 @@ impl MemoryChain {
     /// Executes a block and applies its writes; a fault leaves the store as it was.
     pub fn run(&mut self, input: BlockInput) -> Result<BlockOutcome, Fault> {
         let height = input.env.height;
+        let time_ms = input.env.time_ms;
         let outcome = BlockRun::new(&self.genesis, input).run_with(&self.store)?;
         self.store.apply(outcome.writes.clone());
         self.height = height;
+        self.time_ms = time_ms;
         Ok(outcome)
     }
 

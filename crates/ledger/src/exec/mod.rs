@@ -9,7 +9,7 @@ mod receipt;
 pub use block::{
     BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Policy, Signatures, Step,
 };
-pub use memory::MemoryChain;
+pub use memory::{BLOCK_INTERVAL_MS, MemoryChain};
 pub use precheck::{Nonce, Rules, precheck};
 pub use receipt::{
     Coded, Created, Inclusion, MAX_CREATED, ModuleId, Precheck, Receipt, Rejection, TxStatus,

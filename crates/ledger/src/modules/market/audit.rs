@@ -10,8 +10,8 @@ use super::{
 use crate::state::{Halt, StateCache, expect, store};
 
 impl Market<'_> {
-    /// Schedules the audit draw of `unit`, whose replicas all committed just now, at
-    /// [`AUDIT_SEED_DELAY`] blocks from here. Returns whether reveals may open already: only
+    /// Schedules the audit draw of `unit`, whose replicas all committed just now, for the first
+    /// block at least [`AUDIT_SEED_DELAY`] blocks from here. Returns whether reveals may open already: only
     /// once the draw is behind the unit.
     pub(super) fn audit_drawn(
         &mut self,
@@ -22,15 +22,15 @@ impl Market<'_> {
             AuditDraw::Drawn => Ok(true),
             AuditDraw::Due(_) => Ok(false),
             AuditDraw::Undrawn => {
-                let height = self.env.height.saturating_add(AUDIT_SEED_DELAY);
-                let due = self.add_deadline(cache, height, unit.job, unit.unit, AUDIT_DRAW)?;
-                unit.audit = AuditDraw::Due(due);
+                let next_second = self.now_secs().saturating_add(1);
+                self.add_deadline(cache, next_second, unit.job, unit.unit, AUDIT_DRAW)?;
+                unit.audit = AuditDraw::Due(self.env.height.saturating_add(AUDIT_SEED_DELAY));
                 Ok(false)
             }
         }
     }
 
-    /// Draws the audit of `unit` due at this height: with probability `audit_ppm` it gets one
+    /// Draws the audit of `unit` once its seed's height is reached: with probability `audit_ppm` it gets one
     /// more replica, sought like any other (a check, a replacement, a dispute's), whatever its
     /// trust level and however trusted its replicas; then reveals open once that replica
     /// committed, or now.
@@ -39,7 +39,16 @@ impl Market<'_> {
         cache: &mut StateCache,
         unit: &mut Unit,
     ) -> Result<(), Halt> {
-        if unit.state != UnitState::Running || unit.audit != AuditDraw::Due(self.env.height) {
+        let AuditDraw::Due(height) = unit.audit else {
+            return Ok(());
+        };
+        if unit.state != UnitState::Running {
+            return Ok(());
+        }
+        if height > self.env.height {
+            // No block after the commitment has been built yet: look again a second later.
+            let next_second = self.now_secs().saturating_add(1);
+            self.add_deadline(cache, next_second, unit.job, unit.unit, AUDIT_DRAW)?;
             return Ok(());
         }
         unit.audit = AuditDraw::Drawn;

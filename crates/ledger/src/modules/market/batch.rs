@@ -469,11 +469,10 @@ impl Market<'_> {
             {
                 s.2 += weight;
             }
-            // Parameters bound the window so that this cannot overflow; a full height defers
-            // the deadline.
+            // A full second defers the deadline.
             let commit_deadline = self.add_deadline(
                 cache,
-                self.env.height.saturating_add(self.params.commit_window),
+                self.due_after(self.params.commit_window_secs),
                 job.id,
                 assignment.unit,
                 assignment.replica,

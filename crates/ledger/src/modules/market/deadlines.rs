@@ -1,33 +1,55 @@
-//! Deadlines: commit and reveal windows, the no-shows they find, and audit draws.
+//! Deadlines: commit and reveal windows, job expiry, the no-shows they find, and audit draws.
+//!
+//! Windows are measured in block time ([`crate::BlockEnv::time_ms`]), never in blocks: a
+//! window of N seconds elapses after N seconds whether blocks come ten a second or one every
+//! few seconds. A deadline is filed under the whole second it falls due in, and a block
+//! processes every second from the one after the last processed up to its own time.
 
 use super::{
     Market,
-    keys::{deadline_key, job_key, provider_key, unit_key},
+    keys::{deadline_cursor_key, deadline_key, job_key, provider_key, unit_key},
     records::{
-        AUDIT_DRAW, DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE, ReplicaStatus,
+        AUDIT_DRAW, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE,
+        ReplicaStatus,
         UnitState,
     },
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 
-/// Heights whose deadline lists are loaded at once when a list is full.
+/// Seconds whose deadline lists are loaded at once when a list is full.
 const DEADLINE_PREFETCH: u64 = 8;
 
+/// Most seconds of deadlines one block looks at: after a halt the chain catches up over
+/// several blocks rather than reading every second of the gap in one.
+pub(super) const DEADLINE_SECONDS_PER_BLOCK: u64 = 64;
+
 impl Market<'_> {
-    /// Adds a deadline due at `height`, or, if that height's list is full, at the next height
-    /// with room: returns the height it falls due at. A full list is never written past its
+    /// The block's time in whole seconds, rounded down: the last second fully reached.
+    pub(super) fn now_secs(&self) -> u64 {
+        self.env.time_ms / 1_000
+    }
+
+    /// The second a deadline `window_secs` after this block falls due: the block's time
+    /// rounded up, plus the window, so that at least the whole window elapses before it is
+    /// processed. Parameters bound windows so that this cannot overflow.
+    pub(super) fn due_after(&self, window_secs: u64) -> u64 {
+        self.env.time_ms.div_ceil(1_000).saturating_add(window_secs)
+    }
+
+    /// Adds a deadline due in `second`, or, if that second's list is full, in the next second
+    /// with room: returns the second it falls due in. A full list is never written past its
     /// bound; the deadline is only deferred.
     pub(super) fn add_deadline(
         &mut self,
         cache: &mut StateCache,
-        height: u64,
+        second: u64,
         job: u64,
         unit: u32,
         replica: u32,
     ) -> Result<u64, Halt> {
-        let max = self.params.max_deadlines_per_height as usize;
-        let mut at = height;
+        let max = self.params.max_deadlines_per_second as usize;
+        let mut at = second;
         loop {
             let key = deadline_key(at);
             let mut list: DeadlineList = load(cache, &key)?.unwrap_or_default();
@@ -36,20 +58,58 @@ impl Market<'_> {
                 store(cache, key, &list)?;
                 return Ok(at);
             }
-            // Full: look at the next heights in one round.
+            // Full: look at the next seconds in one round.
             let next = at
                 .checked_add(1)
-                .ok_or(Fault::Overflow("deadline height"))?;
+                .ok_or(Fault::Overflow("deadline second"))?;
             cache.require((next..next.saturating_add(DEADLINE_PREFETCH)).map(deadline_key))?;
             at = next;
         }
     }
 
+    /// Processes the deadlines of every second from the one after the last processed up to
+    /// the block's time, oldest first: at most [`DEADLINE_SECONDS_PER_BLOCK`] seconds, and no
+    /// more deadlines than `max_deadlines_per_second` unless the first second alone holds
+    /// more. What is left waits for the next block, in order.
     pub(super) fn process_deadlines(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
-        let key = deadline_key(self.env.height);
-        let Some(list) = load::<DeadlineList>(cache, &key)? else {
-            return Ok(());
-        };
+        let now = self.now_secs();
+        let cursor_key = deadline_cursor_key();
+        // The first block with a market finds nothing due before it: every deadline is added
+        // at least a window after some block's time.
+        let stored = load::<DeadlineCursor>(cache, &cursor_key)?;
+        let done = stored.map_or(now, |c| c.0);
+        let last = now.min(done.saturating_add(DEADLINE_SECONDS_PER_BLOCK));
+        let seconds = done.saturating_add(1)..=last;
+        cache.require(seconds.clone().map(deadline_key))?;
+        let budget = self.params.max_deadlines_per_second as usize;
+        let mut processed = 0usize;
+        let mut reached = done;
+        for second in seconds {
+            let key = deadline_key(second);
+            if let Some(list) = load::<DeadlineList>(cache, &key)? {
+                if processed > 0 && processed.saturating_add(list.0.len()) > budget {
+                    break;
+                }
+                processed = processed.saturating_add(list.0.len());
+                self.process_second(cache, second, list)?;
+                cache.put(key, None);
+            }
+            reached = second;
+        }
+        if stored != Some(DeadlineCursor(reached)) {
+            store(cache, cursor_key, &DeadlineCursor(reached))?;
+        }
+        Ok(())
+    }
+
+    /// Processes the deadlines that fell due in `second`: each is checked against the record
+    /// it names, which may have moved on (committed, revealed, closed) since.
+    fn process_second(
+        &mut self,
+        cache: &mut StateCache,
+        second: u64,
+        list: DeadlineList,
+    ) -> Result<(), Halt> {
         cache.require(
             list.0
                 .iter()
@@ -74,7 +134,7 @@ impl Market<'_> {
             }
             let mut no_shows = Vec::new();
             if replica_index == REVEAL_DEADLINE {
-                if unit.reveal_deadline != Some(self.env.height) {
+                if unit.reveal_deadline != Some(second) {
                     continue;
                 }
                 for replica in unit.replicas.iter_mut() {
@@ -86,7 +146,7 @@ impl Market<'_> {
             } else if let Some(replica) =
                 unit.replicas.iter_mut().find(|r| r.index == replica_index)
                 && replica.status == ReplicaStatus::Assigned
-                && replica.commit_deadline == self.env.height
+                && replica.commit_deadline == second
             {
                 replica.status = ReplicaStatus::NoShow;
                 no_shows.push(replica.clone());
@@ -133,7 +193,6 @@ impl Market<'_> {
             }
             store(cache, unit_key(job_id, unit_index), &unit)?;
         }
-        cache.put(key, None);
         Ok(())
     }
 }

@@ -152,8 +152,7 @@ impl Market<'_> {
         };
         Self::store_waiting(cache, &mut job, waiting)?;
         store(cache, job_key(id), &job)?;
-        // Parameters bound the window so that this cannot overflow.
-        let expiry = self.env.height.saturating_add(self.params.job_wait_window);
+        let expiry = self.due_after(self.params.job_wait_window_secs);
         self.add_deadline(cache, expiry, id, JOB_EXPIRY, REVEAL_DEADLINE)?;
         self.created.push(Created::Job(id));
         Ok(Ok(()))

@@ -18,7 +18,8 @@ pub enum Table {
     Unit = 4,
     /// An app by module hash and developer (the hash of both).
     App = 5,
-    /// The deadlines falling due at a height.
+    /// The deadlines falling due in a second (of block time, since the Unix epoch). Until
+    /// windows were measured in time this table was keyed by height.
     Deadline = 6,
     /// How many open replicas a provider holds, by provider id (a [`super::records::WorkCount`]).
     /// Until the work set was indexed this table held the whole list in one record.
@@ -48,6 +49,9 @@ pub enum Table {
     /// A provider's contradicted "could not finish" reports in the current window, by
     /// provider id (a [`super::records::Excuses`]).
     Excuses = 18,
+    /// The last second whose deadlines were processed (one record, a
+    /// [`super::records::DeadlineCursor`]).
+    DeadlineCursor = 19,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -91,8 +95,13 @@ pub fn app_key(module_hash: &Hash32, developer: &Address) -> Key {
     keys::key(Namespace::Market, Table::App as u8, digest.as_ref())
 }
 
-pub fn deadline_key(height: u64) -> Key {
-    id(Table::Deadline, height)
+/// The deadlines falling due in `second` (since the Unix epoch).
+pub fn deadline_key(second: u64) -> Key {
+    id(Table::Deadline, second)
+}
+
+pub fn deadline_cursor_key() -> Key {
+    id(Table::DeadlineCursor, 0)
 }
 
 pub fn job_spec_key(job: u64) -> Key {

@@ -64,8 +64,9 @@ mod tests;
 pub use apps::MAX_APPS;
 pub use jobs::max_units_per_job;
 pub use params::{
-    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_HEIGHT, MAX_EXCUSES_PER_WINDOW, MAX_LIST_IDS,
-    MAX_OFFER_LIFETIME, MAX_OFFERS_PER_PROVIDER, MAX_WINDOW, MarketParams, ParamsError,
+    MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_SECOND, MAX_EXCUSES_PER_WINDOW, MAX_LIST_IDS,
+    MAX_OFFER_LIFETIME, MAX_OFFERS_PER_PROVIDER, MAX_WINDOW_SECS, MIN_WINDOW_SECS, MarketParams,
+    ParamsError,
 };
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{

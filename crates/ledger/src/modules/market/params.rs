@@ -14,10 +14,10 @@ pub struct MarketParams {
     /// Smallest bond a provider locks to register.
     #[serde(with = "base_units")]
     pub min_provider_bond: Amount,
-    /// Blocks a replica has to commit its result after assignment.
-    pub commit_window: u64,
-    /// Blocks replicas have to reveal once every replica of the unit committed.
-    pub reveal_window: u64,
+    /// Seconds a replica has to commit its result after assignment.
+    pub commit_window_secs: u64,
+    /// Seconds replicas have to reveal once every replica of the unit committed.
+    pub reveal_window_secs: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
     /// Chance, in parts per million, that a unit gets a hidden audit replica: drawn for every
@@ -55,19 +55,20 @@ pub struct MarketParams {
     pub max_apps_per_account: u32,
     /// Most blocks an offer may stay on the book: its expiry is at most this far ahead.
     pub max_offer_lifetime: u64,
-    /// Blocks a job's units may wait for providers: after them, units still waiting fail and
+    /// Seconds a job's units may wait for providers: after them, units still waiting fail and
     /// the job takes no new replica; it closes with its refund once nothing runs.
-    pub job_wait_window: u64,
+    pub job_wait_window_secs: u64,
     /// Most replicas one block's batch match assigns; the rest wait for the next blocks.
     pub max_assignments_per_block: u32,
-    /// Most deadlines falling due at one height; a deadline that would overfill a height
-    /// falls due at the next height with room.
-    pub max_deadlines_per_height: u32,
+    /// Most deadlines falling due in one second, and most one block processes (unless a
+    /// single second holds more); a deadline that would overfill a second falls due at the
+    /// next second with room.
+    pub max_deadlines_per_second: u32,
     /// Most slots a provider may hold: its open replicas plus the free slots of its offers.
     pub max_slots_per_provider: u32,
-    /// Blocks of one window of the excuse budget: a provider's count of contradicted "could
-    /// not finish" reports starts again at every multiple of it.
-    pub excuse_window: u64,
+    /// Seconds of one window of the excuse budget: a provider's count of contradicted "could
+    /// not finish" reports starts again at every multiple of it (in block time).
+    pub excuse_window_secs: u64,
     /// Contradicted "could not finish" reports a provider is excused in one window; past it
     /// each counts as a no-show. A report confirmed by the other replicas never counts.
     pub max_excuses_per_window: u32,
@@ -77,8 +78,8 @@ impl Default for MarketParams {
     fn default() -> Self {
         Self {
             min_provider_bond: Amount::from_exo(10),
-            commit_window: 600,
-            reveal_window: 300,
+            commit_window_secs: 600,
+            reveal_window_secs: 300,
             extra_replicas: 2,
             audit_ppm: 100_000,
             trusted_reputation: 800,
@@ -95,11 +96,12 @@ impl Default for MarketParams {
             max_open_jobs_per_account: 16,
             max_apps_per_account: 16,
             max_offer_lifetime: 1_000_000,
-            job_wait_window: 100_000,
+            // A day: a job nobody takes within it is refunded.
+            job_wait_window_secs: 86_400,
             max_assignments_per_block: 4_096,
-            max_deadlines_per_height: 32_768,
+            max_deadlines_per_second: 32_768,
             max_slots_per_provider: 1_024,
-            excuse_window: 86_400,
+            excuse_window_secs: 86_400,
             max_excuses_per_window: 16,
         }
     }
@@ -110,8 +112,8 @@ impl Default for MarketParams {
 pub enum ParamsError {
     #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
     Replicas,
-    #[error("commit, reveal and job wait windows must be 2 to {max} blocks")]
-    Windows { max: u64 },
+    #[error("commit, reveal and job wait windows must be {min} to {max} seconds")]
+    Windows { min: u64, max: u64 },
     #[error("basis points must be at most 10000 and audit_ppm at most 1000000")]
     Shares,
     #[error(
@@ -131,14 +133,14 @@ pub enum ParamsError {
         max_lifetime: u64,
     },
     #[error(
-        "max_assignments_per_block must be 1 to {max_assignments} and at most max_deadlines_per_height, max_deadlines_per_height at most {max_deadlines}, max_slots_per_provider at least 1"
+        "max_assignments_per_block must be 1 to {max_assignments} and at most max_deadlines_per_second, max_deadlines_per_second at most {max_deadlines}, max_slots_per_provider at least 1"
     )]
     Batch {
         max_assignments: u32,
         max_deadlines: u32,
     },
     #[error(
-        "excuse_window must be from commit_window + reveal_window to {max_window} blocks and max_excuses_per_window at most {max_excuses}"
+        "excuse_window_secs must be from commit_window_secs + reveal_window_secs to {max_window} seconds and max_excuses_per_window at most {max_excuses}"
     )]
     Excuses { max_window: u64, max_excuses: u32 },
     #[error(
@@ -154,14 +156,19 @@ pub const MAX_EXCUSES_PER_WINDOW: u32 = 1_024;
 /// Most assignments a block's log may hold: one [`super::records::AssignmentList`] record of
 /// this many entries stays within its bound.
 pub const MAX_ASSIGNMENTS_PER_BLOCK: u32 = 16_384;
-/// Most deadlines one height's [`super::records::DeadlineList`] may hold within its bound.
-pub const MAX_DEADLINES_PER_HEIGHT: u32 = 32_768;
+/// Most deadlines one second's [`super::records::DeadlineList`] may hold within its bound.
+pub const MAX_DEADLINES_PER_SECOND: u32 = 32_768;
 
 /// Most offers one provider may hold, whatever the parameters say: its offers are listed in
 /// one record ([`super::records::Holdings`]).
 pub const MAX_OFFERS_PER_PROVIDER: u32 = 64;
-/// Longest commit, reveal or job wait window the parameters may set, in blocks.
-pub const MAX_WINDOW: u64 = 1 << 40;
+/// Shortest commit, reveal or job wait window the parameters may set, in seconds: longer
+/// than the two seconds a block's time may run ahead of a validator's clock, so that a
+/// proposer with a fast clock cannot close a window in the block that opens it.
+pub const MIN_WINDOW_SECS: u64 = 3;
+/// Longest commit, reveal, job wait or excuse window the parameters may set, in seconds: a
+/// year, past any use, and far from overflowing when added to a block's time.
+pub const MAX_WINDOW_SECS: u64 = 365 * 86_400;
 
 /// Longest offer lifetime the parameters may allow, in blocks: far enough for any use, and
 /// small enough that `height + lifetime` cannot overflow.
@@ -175,13 +182,15 @@ impl MarketParams {
         if self.extra_replicas > 9 {
             return Err(ParamsError::Replicas);
         }
-        // Bounded so that `height + window` cannot overflow.
-        let window = |w: u64| (2..=MAX_WINDOW).contains(&w);
-        if !window(self.commit_window)
-            || !window(self.reveal_window)
-            || !window(self.job_wait_window)
+        let window = |w: u64| (MIN_WINDOW_SECS..=MAX_WINDOW_SECS).contains(&w);
+        if !window(self.commit_window_secs)
+            || !window(self.reveal_window_secs)
+            || !window(self.job_wait_window_secs)
         {
-            return Err(ParamsError::Windows { max: MAX_WINDOW });
+            return Err(ParamsError::Windows {
+                min: MIN_WINDOW_SECS,
+                max: MAX_WINDOW_SECS,
+            });
         }
         if self.protocol_fee_bps > 10_000
             || self.slash_wrong_bps > 10_000
@@ -220,27 +229,30 @@ impl MarketParams {
                 max_lifetime: MAX_OFFER_LIFETIME,
             });
         }
-        // One block's commit deadlines fall due at one height: they fit its list.
+        // One block's commit deadlines fall due in one second: they fit its list (blocks of
+        // the same second that overfill it defer theirs to the next seconds).
         if self.max_assignments_per_block == 0
             || self.max_assignments_per_block > MAX_ASSIGNMENTS_PER_BLOCK
-            || self.max_assignments_per_block > self.max_deadlines_per_height
-            || self.max_deadlines_per_height > MAX_DEADLINES_PER_HEIGHT
+            || self.max_assignments_per_block > self.max_deadlines_per_second
+            || self.max_deadlines_per_second > MAX_DEADLINES_PER_SECOND
             || self.max_slots_per_provider == 0
         {
             return Err(ParamsError::Batch {
                 max_assignments: MAX_ASSIGNMENTS_PER_BLOCK,
-                max_deadlines: MAX_DEADLINES_PER_HEIGHT,
+                max_deadlines: MAX_DEADLINES_PER_SECOND,
             });
         }
         // A window shorter than a unit's commit and reveal would let a provider's budget start
         // again before the reports it excused were even judged.
-        let lifetime = self.commit_window.saturating_add(self.reveal_window);
-        if self.excuse_window < lifetime
-            || self.excuse_window > MAX_WINDOW
+        let lifetime = self
+            .commit_window_secs
+            .saturating_add(self.reveal_window_secs);
+        if self.excuse_window_secs < lifetime
+            || self.excuse_window_secs > MAX_WINDOW_SECS
             || self.max_excuses_per_window > MAX_EXCUSES_PER_WINDOW
         {
             return Err(ParamsError::Excuses {
-                max_window: MAX_WINDOW,
+                max_window: MAX_WINDOW_SECS,
                 max_excuses: MAX_EXCUSES_PER_WINDOW,
             });
         }
@@ -249,8 +261,8 @@ impl MarketParams {
 
     pub(crate) fn put(&self, out: &mut Vec<u8>) {
         self.min_provider_bond.write(out);
-        self.commit_window.write(out);
-        self.reveal_window.write(out);
+        self.commit_window_secs.write(out);
+        self.reveal_window_secs.write(out);
         self.extra_replicas.write(out);
         self.audit_ppm.write(out);
         self.trusted_reputation.write(out);
@@ -267,19 +279,19 @@ impl MarketParams {
         self.max_open_jobs_per_account.write(out);
         self.max_apps_per_account.write(out);
         self.max_offer_lifetime.write(out);
-        self.job_wait_window.write(out);
+        self.job_wait_window_secs.write(out);
         self.max_assignments_per_block.write(out);
-        self.max_deadlines_per_height.write(out);
+        self.max_deadlines_per_second.write(out);
         self.max_slots_per_provider.write(out);
-        self.excuse_window.write(out);
+        self.excuse_window_secs.write(out);
         self.max_excuses_per_window.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             min_provider_bond: Amount::read(buf)?,
-            commit_window: u64::read(buf)?,
-            reveal_window: u64::read(buf)?,
+            commit_window_secs: u64::read(buf)?,
+            reveal_window_secs: u64::read(buf)?,
             extra_replicas: u32::read(buf)?,
             audit_ppm: u32::read(buf)?,
             trusted_reputation: u32::read(buf)?,
@@ -296,11 +308,11 @@ impl MarketParams {
             max_open_jobs_per_account: u32::read(buf)?,
             max_apps_per_account: u32::read(buf)?,
             max_offer_lifetime: u64::read(buf)?,
-            job_wait_window: u64::read(buf)?,
+            job_wait_window_secs: u64::read(buf)?,
             max_assignments_per_block: u32::read(buf)?,
-            max_deadlines_per_height: u32::read(buf)?,
+            max_deadlines_per_second: u32::read(buf)?,
             max_slots_per_provider: u32::read(buf)?,
-            excuse_window: u64::read(buf)?,
+            excuse_window_secs: u64::read(buf)?,
             max_excuses_per_window: u32::read(buf)?,
         })
     }

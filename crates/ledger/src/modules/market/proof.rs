@@ -330,8 +330,7 @@ impl Market<'_> {
         if !self.audit_drawn(cache, unit)? {
             return Ok(());
         }
-        // Parameters bound the window so that this cannot overflow.
-        let deadline = self.env.height.saturating_add(self.params.reveal_window);
+        let deadline = self.due_after(self.params.reveal_window_secs);
         let due = self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)?;
         unit.reveal_deadline = Some(due);
         Ok(())

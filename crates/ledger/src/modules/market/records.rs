@@ -482,6 +482,7 @@ pub struct Replica {
     pub offer: u64,
     pub price_per_unit: Amount,
     pub assigned_height: u64,
+    /// The second (of block time, since the Unix epoch) by which the replica must commit.
     pub commit_deadline: u64,
     pub commitment: Option<Hash32>,
     pub reveal: Option<(Hash32, u64)>,
@@ -556,7 +557,8 @@ pub struct Unit {
     pub unit: u32,
     pub state: UnitState,
     pub replicas: Vec<Replica>,
-    /// Set once every open replica committed: reveals are due by this height.
+    /// Set once every open replica committed: reveals are due by this second (of block time,
+    /// since the Unix epoch).
     pub reveal_deadline: Option<u64>,
     /// The accepted result digest and fuel.
     pub accepted: Option<(Hash32, u64)>,
@@ -660,7 +662,7 @@ impl Record for IdList {
     }
 }
 
-/// What falls due at one height: (job, unit, replica) commit deadlines, unit reveal
+/// What falls due in one second of block time: (job, unit, replica) commit deadlines, unit reveal
 /// deadlines (replica [`REVEAL_DEADLINE`]), audit draws (replica [`AUDIT_DRAW`]) and job wait
 /// deadlines (unit [`JOB_EXPIRY`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -669,7 +671,9 @@ pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 /// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
 /// The replica index that marks a unit's audit draw ([`AuditDraw::Due`]) in a
-/// [`DeadlineList`]: no replica has this index.
+/// [`DeadlineList`]: no replica has this index. The draw waits for a height, not a second (its
+/// seed belongs to a block), so it is filed under the next second and filed again a second
+/// later until its height is reached.
 pub const AUDIT_DRAW: u32 = u32::MAX - 1;
 /// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
 /// [`DeadlineList`]: no unit has this index.
@@ -689,6 +693,23 @@ impl Record for DeadlineList {
         Ok(Self(take_vec(buf, 1 << 20, |b| {
             Ok((u64::read(b)?, u32::read(b)?, u32::read(b)?))
         })?))
+    }
+}
+
+/// The last second (of block time, since the Unix epoch) whose deadlines were processed:
+/// the next block starts after it, so that no second is skipped when blocks are seconds apart
+/// and a long halt is caught up over several blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadlineCursor(pub u64);
+
+impl Record for DeadlineCursor {
+    const WHAT: &'static str = "deadline cursor";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u64::read(buf)?))
     }
 }
 
@@ -778,6 +799,7 @@ pub struct AssignmentRecord {
     pub replica: u32,
     pub provider: u64,
     pub price_per_unit: Amount,
+    /// The second (of block time, since the Unix epoch) by which the replica must commit.
     pub commit_deadline: u64,
 }
 
@@ -936,12 +958,12 @@ impl Record for WaitReason {
 }
 
 /// The "could not finish" reports of a provider that were contradicted (another replica's
-/// result was accepted) in one window of [`super::MarketParams::excuse_window`] blocks: each is
+/// result was accepted) in one window of [`super::MarketParams::excuse_window_secs`]: each is
 /// excused while `used` is below [`super::MarketParams::max_excuses_per_window`], and counts as
 /// a no-show after, so that reporting is no way to dodge work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Excuses {
-    /// The window: `height / excuse_window`.
+    /// The window: the block's time in seconds divided by `excuse_window_secs`.
     pub window: u64,
     pub used: u32,
 }

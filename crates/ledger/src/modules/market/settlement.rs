@@ -201,8 +201,8 @@ impl Market<'_> {
     /// contradicted "could not finish" report. Past the budget the report counts as a no-show
     /// (bond and reputation, as for a missed deadline) and this answers `false`.
     fn excuse(&mut self, cache: &mut StateCache, provider: &mut Provider) -> Result<bool, Halt> {
-        // Parameters keep the window at least 2 blocks long.
-        let window = self.env.height / self.params.excuse_window.max(1);
+        // Parameters keep the window at least a few seconds long.
+        let window = self.now_secs() / self.params.excuse_window_secs.max(1);
         let key = excuses_key(provider.id);
         let mut excuses = load::<Excuses>(cache, &key)?.unwrap_or_default();
         if excuses.window != window {

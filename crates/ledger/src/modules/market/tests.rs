@@ -98,6 +98,7 @@ impl World {
         let height = self.chain.height + 1;
         let env = BlockEnv {
             height,
+            time_ms: self.chain.next_time_ms(),
             proposer: addr(PROPOSER),
             seed: MemoryChain::seed(height),
         };

@@ -1,0 +1,207 @@
+//! Block time under the deterministic runtime: validators refuse a block whose time runs ahead
+//! of their clocks or goes back, an idle chain makes blocks no faster than its interval, and
+//! deadlines fall due on an idle chain (audit H6).
+
+use commonware_cryptography::Signer as _;
+use commonware_runtime::{Runner as _, deterministic};
+use exo_chain::engine::{Faults, Timeouts};
+use exo_ledger::{
+    Params,
+    modules::market::{MarketParams, queries, records::JobState},
+};
+use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, faucet_key, signed};
+use exo_types::{Action, Amount, JobSpec, exo_market::Requirements};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn runner(seed: u64) -> deterministic::Runner {
+    deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600))),
+    )
+}
+
+/// The leader and time of every finalized block from height 1 to validator 0's finalized
+/// height, checking on the way that block times strictly increase and none is ahead of the
+/// simulated clock.
+async fn finalized_blocks(cluster: &Cluster) -> Vec<(exo_types::Address, u64)> {
+    let now_ms = cluster
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as u64;
+    let top = cluster.status(0).finalized_height;
+    let mut blocks = Vec::new();
+    let mut parent_ms = 0;
+    for height in 1..=top {
+        let block = cluster
+            .validator(0)
+            .blocks
+            .by_height(height)
+            .await
+            .expect("a finalized block");
+        assert!(
+            block.timestamp_ms > parent_ms,
+            "block {height} at {} ms does not follow its parent at {parent_ms} ms",
+            block.timestamp_ms
+        );
+        assert!(
+            block.timestamp_ms <= now_ms,
+            "block {height} is in the future"
+        );
+        parent_ms = block.timestamp_ms;
+        blocks.push((block.context.leader.clone(), block.timestamp_ms));
+    }
+    blocks
+}
+
+/// Runs four validators of which the last plays `faults` for 30 s, and checks that the
+/// chain finalized blocks all along, none of them that validator's.
+fn a_faulty_proposer_never_gets_a_block_finalized(seed: u64, faults: Faults) {
+    runner(seed).start(|context| async move {
+        let faults = vec![
+            Faults::default(),
+            Faults::default(),
+            Faults::default(),
+            faults,
+        ];
+        let setup = Setup {
+            faults,
+            ..Setup::default()
+        };
+        let cluster = Cluster::start_with(context, 4, setup).await;
+        let faulty = cluster.public_key(3);
+        cluster.sleep(Duration::from_secs(30)).await;
+        let blocks = finalized_blocks(&cluster).await;
+        let theirs = blocks
+            .iter()
+            .filter(|(leader, _)| *leader == faulty)
+            .count();
+        assert_eq!(theirs, 0, "a block of the faulty proposer was finalized");
+        // Three honest leaders of four, each view idle for a second, the faulty leader's view
+        // timing out: the chain goes on.
+        assert!(
+            blocks.len() >= 12,
+            "{} blocks finalized in 30 s",
+            blocks.len()
+        );
+    });
+}
+
+#[test]
+fn a_block_stamped_too_far_ahead_of_the_validators_clocks_is_not_finalized() {
+    a_faulty_proposer_never_gets_a_block_finalized(
+        21,
+        Faults {
+            clock_ahead_ms: 10_000,
+            ..Faults::default()
+        },
+    );
+}
+
+/// The byzantine proposer executes its block at an honest time, so that only the time rule
+/// stands between its block and the others: executed unchecked, it would stop their ledgers.
+#[test]
+fn a_block_stamped_before_its_parent_is_refused() {
+    a_faulty_proposer_never_gets_a_block_finalized(
+        22,
+        Faults {
+            stamp_before_parent_ms: Some(1),
+            ..Faults::default()
+        },
+    );
+}
+
+/// An idle chain makes no more than one block per empty-block interval: consecutive block
+/// times are at least the interval apart, and 30 s hold at most 30 s worth.
+#[test]
+fn an_idle_chain_makes_no_more_blocks_than_its_minimum_interval_allows() {
+    runner(23).start(|context| async move {
+        let cluster = Cluster::start(context, 4, 0).await;
+        cluster.sleep(Duration::from_secs(30)).await;
+        let blocks = finalized_blocks(&cluster).await;
+        let interval_ms = Timeouts::default().empty_block.as_millis() as u64;
+        let gaps: Vec<u64> = blocks.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        let shortest = gaps.iter().copied().min().expect("blocks");
+        println!(
+            "{} blocks in 30 s of an idle chain; shortest gap {shortest} ms",
+            blocks.len()
+        );
+        assert!(
+            shortest >= interval_ms,
+            "two empty blocks {shortest} ms apart"
+        );
+        // Height 1 came before the 30 s began.
+        assert!(blocks.len() <= 32, "{} blocks in 30 s", blocks.len());
+    });
+}
+
+/// A job nobody can take is refunded when its waiting window passes, though nobody sends a
+/// transaction after it: the idle chain's blocks carry the deadline.
+#[test]
+fn a_jobs_expiry_fires_and_refunds_it_on_an_idle_chain() {
+    runner(24).start(|context| async move {
+        const WINDOW_SECS: u64 = 20;
+        let params = Params {
+            epoch_length: EPOCH_LENGTH,
+            market: MarketParams {
+                job_wait_window_secs: WINDOW_SECS,
+                ..MarketParams::default()
+            },
+            ..Params::default()
+        };
+        let setup = Setup {
+            params: Some(params),
+            ..Setup::default()
+        };
+        let cluster = Cluster::start_with(context, 4, setup).await;
+        let faucet = faucet_key();
+        let app = [7u8; 32];
+        let publish = Action::PublishApp {
+            module_hash: app,
+            name: "idle".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        };
+        // No provider exists: the job's units wait until the window closes.
+        let job = JobSpec {
+            app,
+            app_developer: faucet.public_key(),
+            inputs: Vec::new(),
+            unit_args: Vec::new(),
+            units: 4,
+            requirements: Requirements::wasm(512, 1_000_000_000),
+            max_price_per_unit: Amount::from_exo(1),
+            trust: 1,
+        };
+        for tx in [
+            signed(&faucet, 0, publish),
+            signed(&faucet, 1, Action::SubmitJob(Box::new(job))),
+        ] {
+            cluster.validator(0).admit(tx).await.expect("admitted");
+        }
+        let submitted = cluster.now();
+        let open = loop {
+            if let Some(job) = cluster.read(0, queries::job(0)).await {
+                break job;
+            }
+            cluster.sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(open.state, JobState::Open);
+        assert!(open.accounts.held > Amount::ZERO, "the job holds escrow");
+        let held_before = cluster.balance(0, &faucet.public_key()).await;
+
+        cluster.sleep(Duration::from_secs(WINDOW_SECS - 3)).await;
+        let job = cluster.read(0, queries::job(0)).await.expect("job");
+        assert_eq!(job.state, JobState::Open, "expired before its window");
+
+        cluster.sleep(Duration::from_secs(6)).await;
+        let job = cluster.read(0, queries::job(0)).await.expect("job");
+        let waited = cluster.now().duration_since(submitted).unwrap_or_default();
+        assert_eq!(job.state, JobState::Expired, "still open after {waited:?}");
+        assert_eq!(job.accounts.held, Amount::ZERO);
+        assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+        let refunded = cluster.balance(0, &faucet.public_key()).await;
+        assert_eq!(refunded.0 - held_before.0, job.accounts.escrowed.0);
+    });
+}
