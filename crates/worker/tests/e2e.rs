@@ -720,10 +720,11 @@ async fn more_units_than_fit_the_declared_memory_run_two_at_a_time_and_all_finis
     let requester = key(1);
     let provider = key(51);
     // A newcomer is not on probation here: it may hold as many units as it offers. No unit is
-    // audited: an audit replica would wait for a second provider that this test does not have.
+    // audited (as good as: one in a million, the least the genesis allows): an audit replica
+    // would wait for a second provider that this test does not have.
     let mut params = Params::default();
     params.market.probation_results = 0;
-    params.market.audit_ppm = 0;
+    params.market.audit_ppm = 1;
     let env = Env::start_with(&requester, &[&provider], params).await;
     let probe = env.publish_probe(&requester, 1).await;
     let dir = tempfile::tempdir().unwrap();
