@@ -145,10 +145,15 @@ impl Market {
     }
 
     /// Runs the empty blocks up to the one that draws the audit of the units whose replicas
-    /// all committed in the last block: their reveals are open after it.
+    /// all committed in the last block: their reveals are open after it. A draw is filed under
+    /// the next second of block time and waits for [`AUDIT_SEED_DELAY`] blocks, so with blocks
+    /// less than a second apart it takes more blocks than that.
     fn draw_audits(&mut self) {
-        for _ in 0..AUDIT_SEED_DELAY {
+        let committed_secs = self.chain.time_ms / 1_000;
+        let mut blocks = 0;
+        while blocks < AUDIT_SEED_DELAY || self.chain.time_ms / 1_000 <= committed_secs {
             self.ok(vec![]);
+            blocks += 1;
         }
     }
 
@@ -2053,20 +2058,11 @@ fn a_report_beside_a_result_in_one_unit_leaves_the_result_accepted_and_the_repor
     assert_eq!(unit.replicas[0].status, ReplicaStatus::Excused);
     assert_eq!(standing(&m, reporter), before);
     m.accounts_add_up(0);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Time: windows and expiries are seconds of block time, whatever the block rate
 // ---------------------------------------------------------------------------------------------
-
-impl Market {
-    /// A market whose parameters are the defaults but for `market`.
-    fn with(market: MarketParams) -> Self {
-        Self::new(Params {
-            market,
-            ..Params::default()
-        })
-    }
-}
 
 /// Seconds of block time from `start_ms` to the last block.
 fn elapsed_secs(m: &Market, start_ms: u64) -> f64 {
@@ -2085,6 +2081,7 @@ fn open_reveals_with_one_withholder(m: &mut Market) -> u64 {
         m.commit(holders[1], truth(0, 0), 0, 0),
     ];
     m.ok(commits);
+    m.draw_audits();
     assert!(m.unit(0, 0).reveal_deadline.is_some(), "reveals are open");
     let opened = m.chain.time_ms;
     let reveal = m.reveal(holders[0], truth(0, 0), 0, 0);
@@ -2098,11 +2095,11 @@ fn open_reveals_with_one_withholder(m: &mut Market) -> u64 {
 fn a_reveal_window_of_n_seconds_elapses_after_n_seconds_whatever_the_block_rate() {
     const WINDOW: u64 = 10;
     for interval_ms in [100, 1_000, 3_000] {
-        let mut m = Market::with(MarketParams {
+        let mut m = Market::new(with_market(MarketParams {
             reveal_window_secs: WINDOW,
             audit_ppm: 1,
             ..MarketParams::default()
-        });
+        }));
         m.chain.block_interval_ms = interval_ms;
         let opened = open_reveals_with_one_withholder(&mut m);
         let mut blocks = 0;
@@ -2138,10 +2135,10 @@ fn a_reveal_window_of_n_seconds_elapses_after_n_seconds_whatever_the_block_rate(
 /// longer than the window: the next block, whatever its height, finds it due and refunds it.
 #[test]
 fn a_job_expires_by_time_after_the_chain_was_idle() {
-    let mut m = Market::with(MarketParams {
+    let mut m = Market::new(with_market(MarketParams {
         job_wait_window_secs: 30,
         ..MarketParams::default()
-    });
+    }));
     m.setup(&PROVIDERS[..1]);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(10))));
     m.ok(vec![tx]);
@@ -2169,11 +2166,11 @@ fn a_job_expires_by_time_after_the_chain_was_idle() {
 #[test]
 fn a_long_halt_is_caught_up_over_several_blocks_in_order() {
     use exo_ledger::modules::market::records::DeadlineCursor;
-    let mut m = Market::with(MarketParams {
+    let mut m = Market::new(with_market(MarketParams {
         job_wait_window_secs: 200,
         max_open_jobs_per_account: 4,
         ..MarketParams::default()
-    });
+    }));
     m.setup(&PROVIDERS[..1]);
     // Two jobs whose expiries are 61 s apart: at 202 s and 263 s of block time.
     let first = m.tx(REQUESTER, Action::SubmitJob(Box::new(unmatchable(1))));
