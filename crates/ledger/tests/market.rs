@@ -1075,6 +1075,7 @@ fn seeded_block(m: &mut Market, seed: u8, txs: Vec<SignedTx>) {
                 height: m.chain.height + 1,
                 proposer: addr(PROPOSER),
                 seed: [seed; 32],
+                time_ms: m.chain.next_time_ms(),
             },
             evidence: Vec::new(),
             txs,
