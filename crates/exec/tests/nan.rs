@@ -150,3 +150,103 @@ fn the_compile_cache_is_keyed_by_the_nan_mode_and_the_rewrite_version() {
     assert!(tags[0].ends_with(&format!("v{}", exo_exec::nan::REWRITE_VERSION)));
     assert!(tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2]);
 }
+
+#[test]
+fn the_rewrite_of_every_example_app_is_valid_and_the_same_every_time() {
+    let apps = [
+        exo_apps::HELLO_WASM,
+        exo_apps::PROBE_WASM,
+        exo_apps::RENDER_WASM,
+        exo_apps::BACKTEST_WASM,
+        exo_apps::MONTECARLO_WASM,
+    ];
+    for wasm in apps {
+        let once = exo_exec::nan::canonicalize_at_sinks(wasm).unwrap();
+        assert_eq!(once, exo_exec::nan::canonicalize_at_sinks(wasm).unwrap());
+        wasmparser::Validator::new().validate_all(&once).unwrap();
+        // The rewrite inserts instructions only where floats are observed.
+        assert!(once.len() >= wasm.len() && once.len() < wasm.len() + wasm.len() / 4);
+    }
+}
+
+/// A float operation the property test composes, with its Rust twin (both IEEE 754, so they
+/// agree on every result that is not a NaN).
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Sqrt,
+}
+
+fn interesting_bits() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<u64>(),
+        Just(0x7ff4_0000_0000_0abc), // signalling NaN with a payload
+        Just(0xfff8_0000_0000_beef), // negative quiet NaN with a payload
+        Just(0x7ff0_0000_0000_0000), // +inf
+        Just(0xfff0_0000_0000_0000), // -inf
+        Just(0x8000_0000_0000_0000), // -0
+        Just(0),
+        Just(0xbff0_0000_0000_0000), // -1
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Loads two inputs, applies an operation and a chain of `neg`/`abs`, and stores the result:
+    /// a non-NaN result keeps its exact bits, and a NaN reads as the positive canonical NaN
+    /// whatever payloads and signs went in.
+    #[test]
+    fn a_stored_result_is_exact_or_the_canonical_nan(
+        a in interesting_bits(),
+        b in interesting_bits(),
+        op in proptest::sample::select(vec![Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Sqrt]),
+        chain in proptest::collection::vec(proptest::bool::ANY, 0..3),
+    ) {
+        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+        let (wat_op, mut expected) = match op {
+            Op::Add => ("(f64.add (local.get $a) (local.get $b))", x + y),
+            Op::Sub => ("(f64.sub (local.get $a) (local.get $b))", x - y),
+            Op::Mul => ("(f64.mul (local.get $a) (local.get $b))", x * y),
+            Op::Div => ("(f64.div (local.get $a) (local.get $b))", x / y),
+            Op::Sqrt => ("(f64.sqrt (local.get $a))", x.sqrt()),
+        };
+        let mut expr = wat_op.to_string();
+        for neg in &chain {
+            expr = if *neg { format!("(f64.neg {expr})") } else { format!("(f64.abs {expr})") };
+            expected = if *neg { -expected } else { expected.abs() };
+        }
+        let expected = if expected.is_nan() { NAN64 } else { expected.to_bits() };
+        let wasm = wat(&format!(r#"(module
+            (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "_start") (local $a f64) (local $b f64)
+              (local.set $a (f64.load (i32.const 0)))
+              (local.set $b (f64.load (i32.const 8)))
+              (f64.store (i32.const 64) {expr})
+              (i32.store (i32.const 32) (i32.const 64))
+              (i32.store (i32.const 36) (i32.const 8))
+              (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40))))
+            (data (i32.const 0) "{}"))"#,
+            [a, b].iter().flat_map(|v| v.to_le_bytes()).map(|byte| format!("\\{byte:02x}")).collect::<String>()
+        ));
+        let r = shared().run(&UnitSpec::wasm(&wasm)).unwrap();
+        proptest::prop_assert_eq!(r.outcome, Outcome::Ok);
+        let got = u64::from_le_bytes(r.stdout.as_slice().try_into().unwrap());
+        proptest::prop_assert_eq!(format!("{got:#018x}"), format!("{expected:#018x}"));
+    }
+}
+
+fn shared() -> &'static Sandbox {
+    static S: std::sync::OnceLock<(tempfile::TempDir, Sandbox)> = std::sync::OnceLock::new();
+    &S.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::new(dir.path())).unwrap();
+        (dir, sandbox)
+    })
+    .1
+}
