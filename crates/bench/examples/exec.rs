@@ -12,40 +12,47 @@ fn main() -> anyhow::Result<()> {
     };
     let b = exo_bench::exec::run(&cfg)?;
     println!(
-        "{:<10} {:>11} {:>11} {:>8} {:>14} {:>8} {:>14} {:>10} {:>10}",
+        "{:<10} {:>10} {:>18} {:>18} {:>18} {:>8} {:>8}",
         "kernel",
         "native_ms",
-        "wasm_ms",
-        "ratio",
-        "no_canon_ms",
-        "ratio",
-        "fuel",
+        "observed_ms (x)",
+        "always_ms (x)",
+        "off_ms (x)",
         "=native",
-        "=nocanon"
+        "=modes"
     );
     for k in &b.kernels {
-        let nc = k.wasm_no_canon_us.unwrap_or(0);
+        let ratio = |us: u64| us as f64 / k.native_us.max(1) as f64;
+        let mode = |m: &Option<exo_bench::exec::ModeFigures>| match m {
+            Some(m) => format!("{:.1} ({:.2})", m.wasm_us as f64 / 1e3, ratio(m.wasm_us)),
+            None => "-".into(),
+        };
+        let same = [&k.always, &k.off]
+            .iter()
+            .all(|m| m.as_ref().is_none_or(|m| m.same_output));
         println!(
-            "{:<10} {:>11.1} {:>11.1} {:>8.2} {:>14.1} {:>8.2} {:>14} {:>10} {:>10?}",
+            "{:<10} {:>10.1} {:>18} {:>18} {:>18} {:>8} {:>8}",
             k.name,
             k.native_us as f64 / 1e3,
-            k.wasm_us as f64 / 1e3,
-            k.slowdown,
-            nc as f64 / 1e3,
-            nc as f64 / k.native_us.max(1) as f64,
-            k.fuel,
+            format!("{:.1} ({:.2})", k.wasm_us as f64 / 1e3, k.slowdown),
+            mode(&k.always),
+            mode(&k.off),
             k.same_output_as_native,
-            k.same_output_without_canon,
+            same,
         );
     }
     for k in &b.kernels {
+        let fuel = |m: &Option<exo_bench::exec::ModeFigures>| m.as_ref().map(|m| m.fuel);
         println!(
-            "{}: fuel with canonicalisation {}, without {:?}",
-            k.name, k.fuel, k.fuel_without_canon
+            "{}: fuel observed {}, always {:?}, off {:?}",
+            k.name,
+            k.fuel,
+            fuel(&k.always),
+            fuel(&k.off)
         );
     }
     println!(
-        "slowdown (worst kernel, fuel + epochs + NaN canonicalisation): {:.2}x",
+        "slowdown (worst kernel, fuel + epochs + NaN canonicalisation where observed): {:.2}x",
         b.slowdown
     );
     println!(

@@ -6,7 +6,7 @@
 //! (parse the input, compute, encode the output). Each figure is the best of `repeats` runs.
 
 use exo_exec::fixtures::TINY_WASM;
-use exo_exec::{ExecError, Outcome, Sandbox, SandboxConfig, UnitSpec};
+use exo_exec::{ExecError, NanMode, Outcome, Sandbox, SandboxConfig, UnitSpec};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -23,8 +23,9 @@ pub struct BenchConfig {
     pub backtest_slow: (u32, u32, u32),
     /// Runs of the tiny module for the latency figure.
     pub tiny_runs: u32,
-    /// Also run the wasm kernels without NaN canonicalisation, to measure its cost.
-    pub compare_nan_canonicalization: bool,
+    /// Also run the wasm kernels with Cranelift's canonicalisation after every float operation
+    /// and with none, to set the network's mode beside both.
+    pub compare_nan_modes: bool,
 }
 
 impl BenchConfig {
@@ -37,7 +38,7 @@ impl BenchConfig {
             backtest_fast: (2, 60, 1),
             backtest_slow: (10, 250, 5),
             tiny_runs: 200,
-            compare_nan_canonicalization: true,
+            compare_nan_modes: true,
         }
     }
 
@@ -60,22 +61,28 @@ impl BenchConfig {
 pub struct KernelBench {
     pub name: &'static str,
     pub native_us: u64,
-    /// In the sandbox as configured for the network: fuel, epochs, NaN canonicalisation.
+    /// In the sandbox as configured for the network: fuel, epochs, NaN canonicalisation where
+    /// NaN bits are observed ([`NanMode::AtObservation`]).
     pub wasm_us: u64,
-    /// The same without NaN canonicalisation, if measured.
-    pub wasm_no_canon_us: Option<u64>,
     /// `wasm_us / native_us`.
     pub slowdown: f64,
     pub fuel: u64,
     /// Whether the wasm output equals the native one byte for byte (libm differences in
     /// transcendental functions can legitimately change a few pixels).
     pub same_output_as_native: bool,
-    /// Whether the run without canonicalisation produced the same output (a NaN-free kernel
-    /// should).
-    pub same_output_without_canon: Option<bool>,
-    /// Fuel without canonicalisation: fuel counts wasm operators, not machine instructions, so
-    /// it must equal `fuel`.
-    pub fuel_without_canon: Option<u64>,
+    /// The other NaN modes, if measured.
+    pub always: Option<ModeFigures>,
+    pub off: Option<ModeFigures>,
+}
+
+/// A kernel's run under another NaN mode than the network's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeFigures {
+    pub wasm_us: u64,
+    pub fuel: u64,
+    /// Whether the output equals the network mode's: a kernel that does not look at NaN bits
+    /// gives the same bytes in every mode.
+    pub same_output: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -186,21 +193,40 @@ fn best_wasm(sb: &Sandbox, k: &Kernel, repeats: u32) -> Result<(u64, u64, Vec<u8
     Ok((best, fuel, out))
 }
 
-fn sandbox(cfg: &BenchConfig, canon: bool, sub: &str) -> Result<Sandbox, ExecError> {
+fn sandbox(cfg: &BenchConfig, nan_mode: NanMode, sub: &str) -> Result<Sandbox, ExecError> {
     Sandbox::new(SandboxConfig {
-        nan_canonicalization: canon,
+        nan_mode,
         max_concurrent_units: 2,
         ..SandboxConfig::new(cfg.cache_dir.join(sub))
     })
 }
 
+/// Runs `k` in `sb` (if given) and compares its output with the network mode's.
+fn other_mode(
+    sb: Option<&Sandbox>,
+    k: &Kernel,
+    repeats: u32,
+    network_out: &[u8],
+) -> Result<Option<ModeFigures>, ExecError> {
+    let Some(sb) = sb else { return Ok(None) };
+    let (wasm_us, fuel, out) = best_wasm(sb, k, repeats)?;
+    Ok(Some(ModeFigures {
+        wasm_us,
+        fuel,
+        same_output: out == network_out,
+    }))
+}
+
 /// Runs the benchmark. Takes a few seconds with [`BenchConfig::new`].
 pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
-    let sb = sandbox(cfg, true, "canon")?;
-    let raw = if cfg.compare_nan_canonicalization {
-        Some(sandbox(cfg, false, "no-canon")?)
+    let sb = sandbox(cfg, NanMode::AtObservation, "observed")?;
+    let (always, off) = if cfg.compare_nan_modes {
+        (
+            Some(sandbox(cfg, NanMode::Always, "always")?),
+            Some(sandbox(cfg, NanMode::Off, "off")?),
+        )
     } else {
-        None
+        (None, None)
     };
 
     // Compile and cache-load times, from a cache directory of their own.
@@ -221,23 +247,15 @@ pub fn run(cfg: &BenchConfig) -> Result<ExecBench, ExecError> {
     for k in kernels(cfg)? {
         let (native_us, native_out) = best_native(&k, cfg.repeats);
         let (wasm_us, fuel, wasm_out) = best_wasm(&sb, &k, cfg.repeats)?;
-        let (wasm_no_canon_us, same_output_without_canon, fuel_without_canon) = match &raw {
-            Some(r) => {
-                let (us, fuel, out) = best_wasm(r, &k, cfg.repeats)?;
-                (Some(us), Some(out == wasm_out), Some(fuel))
-            }
-            None => (None, None, None),
-        };
         figures.push(KernelBench {
             name: k.name,
             native_us,
             wasm_us,
-            wasm_no_canon_us,
             slowdown: wasm_us as f64 / native_us.max(1) as f64,
             fuel,
             same_output_as_native: native_out == wasm_out,
-            same_output_without_canon,
-            fuel_without_canon,
+            always: other_mode(always.as_ref(), &k, cfg.repeats, &wasm_out)?,
+            off: other_mode(off.as_ref(), &k, cfg.repeats, &wasm_out)?,
         });
     }
 

@@ -71,10 +71,23 @@ pub fn exec() -> Result<Report, CliError> {
     eprintln!("bench: native and sandboxed kernels, and a tiny module");
     let report =
         exo_bench::exec::run(&exo_bench::exec::BenchConfig::new(cache.path())).map_err(other)?;
-    let text = format!(
+    let mut text = format!(
         "slowdown (worst kernel, fuel on)  {:>6.2}x   goal <= {GOAL_SLOWDOWN}\n         tiny module, end to end          {:>6.1} us  goal <= {GOAL_INSTANTIATE_US}",
         report.slowdown, report.instantiate_us
     );
+    for k in &report.kernels {
+        let ratio = |m: &Option<exo_bench::exec::ModeFigures>| {
+            m.as_ref()
+                .map_or(0.0, |m| m.wasm_us as f64 / k.native_us.max(1) as f64)
+        };
+        text.push_str(&format!(
+            "\n         {:<10} NaN canonicalised where observed {:.2}x, after every float op {:.2}x, never {:.2}x native",
+            k.name,
+            k.slowdown,
+            ratio(&k.always),
+            ratio(&k.off)
+        ));
+    }
     Ok(Report::ok(
         text,
         json!({ "slowdown": report.slowdown, "instantiate_us": report.instantiate_us }),

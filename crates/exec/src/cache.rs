@@ -1,7 +1,9 @@
 //! The compile cache: compiled modules in memory, and on disk as `.cwasm` files named by the
-//! BLAKE3 of the wasm inside a directory named by the engine's compatibility hash, so that a
-//! restarted node (or a second sandbox) does not compile again and an engine with another
-//! configuration or wasmtime version never loads an artifact that is not its own.
+//! BLAKE3 of the wasm inside a directory named by the engine's compatibility hash and the NaN
+//! mode (with the version of its rewrite, [`crate::nan`]), so that a restarted node (or a second
+//! sandbox) does not compile again and an engine with another configuration, wasmtime version
+//! or rewrite never loads an artifact that is not its own. Modules are rewritten for the NaN
+//! mode here, just before they are compiled.
 //!
 //! Trust: `Module::deserialize` runs the machine code it is given. Only files this cache wrote
 //! are ever loaded, from a directory that belongs to the node: each is written to a temporary
@@ -12,6 +14,7 @@
 
 use crate::error::ExecError;
 use crate::host::State;
+use crate::nan::{self, NanMode};
 use crate::spec::ModuleHash;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -41,6 +44,7 @@ type MemoryCache = (BTreeMap<ModuleHash, Arc<Compiled>>, Vec<ModuleHash>);
 
 pub(crate) struct ModuleCache {
     dir: PathBuf,
+    nan_mode: NanMode,
     memory: Mutex<MemoryCache>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
@@ -72,11 +76,16 @@ pub fn engine_hash(engine: &Engine) -> String {
 }
 
 impl ModuleCache {
-    pub fn open(cache_dir: &Path, engine: &Engine) -> Result<Self, ExecError> {
-        let dir = cache_dir.join(format!("engine-{}", engine_hash(engine)));
+    pub fn open(cache_dir: &Path, engine: &Engine, nan_mode: NanMode) -> Result<Self, ExecError> {
+        let dir = cache_dir.join(format!(
+            "engine-{}-{}",
+            engine_hash(engine),
+            nan_mode.cache_tag()
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| ExecError::io("create cache dir", &dir, e))?;
         Ok(ModuleCache {
             dir,
+            nan_mode,
             memory: Mutex::new((BTreeMap::new(), Vec::new())),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
@@ -156,9 +165,9 @@ impl ModuleCache {
             return Ok(Ok(found));
         }
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        let module = match Module::new(engine, wasm) {
+        let module = match self.compile(engine, wasm) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(format!("{e:#}"))),
+            Err(reason) => return Ok(Err(reason)),
         };
         let bytes = module
             .serialize()
@@ -178,6 +187,17 @@ impl ModuleCache {
         let c = Arc::new(link(linker, &module));
         self.remember(*hash, c.clone());
         Ok(Ok((c, Source::Compiled)))
+    }
+}
+
+impl ModuleCache {
+    /// Rewrites `wasm` for the NaN mode, then compiles it. `Err` is why the module is refused.
+    fn compile(&self, engine: &Engine, wasm: &[u8]) -> Result<Module, String> {
+        let compiled = match self.nan_mode {
+            NanMode::AtObservation => Module::new(engine, nan::canonicalize_at_sinks(wasm)?),
+            NanMode::Always | NanMode::Off => Module::new(engine, wasm),
+        };
+        compiled.map_err(|e| format!("{e:#}"))
     }
 }
 

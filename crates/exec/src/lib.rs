@@ -4,7 +4,7 @@
 //!
 //! Replicas of a unit run on different machines and are accepted only when their digests and
 //! fuel agree exactly, and providers are paid by fuel. So a run must be **deterministic** (NaN
-//! canonicalisation, no threads, no relaxed SIMD, fixed clocks, randomness seeded by the unit,
+//! canonicalisation where NaN bits become observable (`nan.rs`), no threads, no relaxed SIMD, fixed clocks, randomness seeded by the unit,
 //! sleeps that return at once, and a filesystem of the sandbox's own: `vfs.rs`), **metered**
 //! (fuel, for wasm instructions and for the host work of every WASI call: `wasi_p1.rs`), and
 //! **bounded** (memory, wall time, `/out` by bytes and entries, stdout and stderr, each quota
@@ -29,6 +29,7 @@ mod error;
 pub mod fixtures;
 mod host;
 mod limits;
+pub mod nan;
 mod outputs;
 mod sandbox;
 mod spec;
@@ -38,6 +39,7 @@ mod wasi_p1;
 pub use cache::CacheStats;
 pub use error::ExecError;
 pub use limits::{ModuleLimit, ModuleRefusal, check_module};
+pub use nan::NanMode;
 pub use sandbox::{Sandbox, SandboxConfig};
 pub use spec::{
     Input, InputData, MAX_ARCHIVE_BYTES, ModuleHash, ModuleSource, Outcome, OutputFile,

@@ -5,6 +5,7 @@
 use crate::cache::{CacheStats, Compiled, ModuleCache, Source};
 use crate::error::ExecError;
 use crate::host::{Limiter, SeededRandom, State};
+use crate::nan::NanMode;
 use crate::outputs;
 use crate::spec::{ModuleHash, ModuleSource, Outcome, TrapCode, UnitResult, UnitSpec};
 use crate::vfs::{GROWTH_SLACK_BYTES, Vfs};
@@ -40,9 +41,10 @@ pub struct SandboxConfig {
     pub epoch_tick_ms: u64,
     /// Guest stack limit. Stack exhaustion depth is backend-dependent (not attestable).
     pub max_wasm_stack_bytes: usize,
-    /// NaN canonicalisation: on for anything whose results are compared across machines. Only
-    /// benchmarks turn it off (see docs/exec-determinism.md).
-    pub nan_canonicalization: bool,
+    /// How NaN bit patterns are made the same on every machine: [`NanMode::AtObservation`]
+    /// for anything whose results are compared across machines; `Always` and `Off` are for
+    /// comparison in benchmarks (see docs/exec-determinism.md). Part of the cache key.
+    pub nan_mode: NanMode,
 }
 
 impl SandboxConfig {
@@ -55,7 +57,7 @@ impl SandboxConfig {
             max_input_bytes: 1 << 30,
             epoch_tick_ms: 10,
             max_wasm_stack_bytes: 512 << 10,
-            nan_canonicalization: true,
+            nan_mode: NanMode::AtObservation,
         }
     }
 }
@@ -93,10 +95,11 @@ impl Sandbox {
             )));
         }
         let mut c = Config::new();
-        // Determinism: NaN bit patterns differ between x86 and ARM unless canonicalised; relaxed
+        // Determinism: NaN bit patterns differ between x86 and ARM unless canonicalised (by Cranelift
+        // after every float operation, or by the cache's rewrite where they are observed); relaxed
         // SIMD is implementation-defined by spec, so modules using it are refused; the
         // `threads` feature is not compiled in, so shared memory and atomics waits cannot exist.
-        c.cranelift_nan_canonicalization(config.nan_canonicalization);
+        c.cranelift_nan_canonicalization(config.nan_mode == NanMode::Always);
         c.wasm_relaxed_simd(false);
         c.relaxed_simd_deterministic(true);
         c.shared_memory(false);
@@ -122,7 +125,7 @@ impl Sandbox {
         let mut linker: Linker<State> = Linker::new(&engine);
         wasi_p1::add_to_linker(&mut linker).map_err(engine_err)?;
 
-        let cache = ModuleCache::open(&config.cache_dir, &engine)?;
+        let cache = ModuleCache::open(&config.cache_dir, &engine, config.nan_mode)?;
         spawn_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))?;
         Ok(Sandbox {
             engine,

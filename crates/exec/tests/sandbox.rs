@@ -314,7 +314,7 @@ fn nan_bits_are_canonical() {
         // Without canonicalisation x86 produces the negative default NaN: the reason for the rule.
         let dir = tempfile::tempdir().unwrap();
         let raw = Sandbox::new(SandboxConfig {
-            nan_canonicalization: false,
+            nan_mode: exo_exec::NanMode::Off,
             ..config(&dir)
         })
         .unwrap();
