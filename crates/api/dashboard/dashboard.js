@@ -24,9 +24,11 @@
 
   const chain = {
     status: null,
-    /** Recent finalized blocks, newest last: {height, proposer, txs, at}. */
+    /** Recent finalized blocks, newest last: {height, proposer, txs, time}. */
     blocks: [],
-    /** [height, ms since the previous finalized block], as this page saw them arrive. */
+    /** [height, ms from the block's timestamp to its arrival here, finalized]. */
+    latencies: [],
+    /** Milliseconds between the timestamps of consecutive finalized blocks. */
     intervals: [],
     backfilled: false,
   };
@@ -115,21 +117,29 @@
   /** Functions the current page wants called on each event. */
   const listeners = { block: new Set(), assignment: new Set() };
 
-  function remember(block, at) {
+  function remember(block) {
     if (chain.blocks.some((b) => b.height === block.height)) return;
-    chain.blocks.push({ height: block.height, proposer: block.proposer, txs: block.tx_hashes.length, at });
+    chain.blocks.push({ height: block.height, proposer: block.proposer, txs: block.tx_hashes.length, time: block.timestamp_ms });
     chain.blocks.sort((a, b) => a.height - b.height);
     if (chain.blocks.length > BLOCK_WINDOW) chain.blocks.splice(0, chain.blocks.length - BLOCK_WINDOW);
   }
 
+  /** Keeps the newest CHART_POINTS entries of `list`. */
+  function keepRecent(list, entry) {
+    list.push(entry);
+    if (list.length > CHART_POINTS) list.shift();
+  }
+
   function onBlock(block) {
-    const now = performance.now();
+    // Finality latency: from the block's timestamp (its proposer's clock, which the validators
+    // bound) to its arrival here, finalized; as exact as this browser's clock is close to the
+    // validators' (the same machine for a devnet).
+    keepRecent(chain.latencies, [block.height, Math.max(0, Date.now() - block.timestamp_ms)]);
     const previous = chain.blocks[chain.blocks.length - 1];
-    if (previous && previous.at !== undefined && block.height === previous.height + 1) {
-      chain.intervals.push([block.height, Math.round(now - previous.at)]);
-      if (chain.intervals.length > CHART_POINTS) chain.intervals.shift();
+    if (previous && block.height === previous.height + 1) {
+      keepRecent(chain.intervals, block.timestamp_ms - previous.time);
     }
-    remember(block, now);
+    remember(block);
     if (chain.status) {
       chain.status.finalized_height = Math.max(chain.status.finalized_height, block.height);
     }
@@ -161,7 +171,7 @@
     const heights = [];
     for (let height = top; height >= 1 && heights.length < BACKFILL; height--) heights.push(height);
     const blocks = await Promise.all(heights.map((height) => json(`/v1/blocks/${height}`).catch(() => null)));
-    for (const block of blocks) if (block) remember(block, undefined);
+    for (const block of blocks) if (block) remember(block);
   }
 
   function connect() {
@@ -271,9 +281,9 @@
         stat("Peers", peers),
         stat("Median block interval", median),
         stat("Minimum fee", fee, null, true)),
-      card("Finality: time between finalized blocks, as this page receives them",
+      card("Finality latency",
         chartBox,
-        h("div", { class: "legend" }, "Each point is a finalized block (x: height) and the milliseconds since the one before it arrived on the event stream.")),
+        h("div", { class: "legend" }, "Each point is a finalized block (x: height) and the milliseconds from its timestamp to its arrival here on the event stream, finalized.")),
       h("div", { class: "cols" },
         card("Committee",
           h("p", { class: "muted" }, "Validators that proposed among the last finalized blocks this page has seen."),
@@ -290,9 +300,9 @@
       epoch.textContent = num(s.epoch);
       peers.textContent = num(s.peers);
       fee.textContent = exo(s.min_fee);
-      const ms = chain.intervals.map((p) => p[1]).sort((a, b) => a - b);
+      const ms = [...chain.intervals].sort((a, b) => a - b);
       median.textContent = ms.length ? `${ms[Math.floor(ms.length / 2)]} ms` : "–";
-      plot.setData([chain.intervals.map((p) => p[0]), chain.intervals.map((p) => p[1])]);
+      plot.setData([chain.latencies.map((p) => p[0]), chain.latencies.map((p) => p[1])]);
       const members = new Map();
       for (const block of chain.blocks) {
         const m = members.get(block.proposer) || { count: 0, last: 0 };
