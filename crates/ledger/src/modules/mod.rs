@@ -8,6 +8,7 @@
 pub mod bank;
 pub mod evidence;
 pub mod market;
+pub mod staking;
 
 use crate::{
     Genesis, Params,
