@@ -39,11 +39,9 @@ pub struct Outcome<V, C> {
     pub shares: Vec<(V, Vec<(C, u128)>)>,
 }
 
-/// One voter during the election: its weight, its targets (candidate indices, sorted) and
-/// its weight on each elected target.
+/// One voter during the election: its weight and its weight on each elected target.
 struct Voter {
     weight: u128,
-    targets: Vec<usize>,
     edges: Vec<(usize, u128)>,
 }
 
@@ -134,7 +132,6 @@ impl Run {
                 }
                 Voter {
                     weight,
-                    targets,
                     edges: Vec::new(),
                 }
             })
