@@ -531,10 +531,7 @@ impl Staking<'_> {
 
     /// The ballots of the election: each standing validator backs itself with its
     /// self-bond, each nominator backs its standing targets with its bond.
-    fn ballots(
-        &self,
-        cache: &StateCache,
-    ) -> Result<(Vec<Address>, Vec<StakeBallot>), Halt> {
+    fn ballots(&self, cache: &StateCache) -> Result<(Vec<Address>, Vec<StakeBallot>), Halt> {
         let mut candidates = Vec::new();
         let mut ballots = Vec::new();
         for who in list(cache, validators_key())?.0 {
