@@ -34,6 +34,7 @@ pub mod estimate;
 pub mod exec;
 pub mod job;
 pub mod provider;
+pub mod stake;
 pub mod tx;
 pub mod worker;
 
