@@ -124,7 +124,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     let developer = "cd".repeat(32);
     let app_by_hash = format!("/v1/apps/{{}}/{developer}");
     let app_by_developer = format!("/v1/apps/{hash}/{{}}");
-    let templates: [(&str, &str, Method); 13] = [
+    let templates: [(&str, &str, Method); 14] = [
         ("/v1/txs/{hash}", "/v1/txs/{}", Method::GET),
         ("/v1/accounts/{address}", "/v1/accounts/{}", Method::GET),
         (
@@ -150,6 +150,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::HEAD),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/{}/0", Method::GET),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/0/{}", Method::GET),
+        ("/v1/epochs/{n}", "/v1/epochs/{}", Method::GET),
     ];
     for (route, pattern, method) in templates {
         for segment in bad_segments() {
@@ -173,6 +174,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         "/v1/jobs/{id}",
         "/v1/apps",
         "/v1/events",
+        "/v1/validators",
     ] {
         let path = route.replace("{id}", "0");
         for query in bad_queries() {
