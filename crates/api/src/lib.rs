@@ -46,6 +46,8 @@ pub mod openapi;
 mod server;
 #[cfg(feature = "server")]
 pub mod service;
+#[cfg(feature = "server")]
+pub mod staking;
 
 #[cfg(feature = "server")]
 pub use blobs::{BlobStore, PeerBlobs};

@@ -27,7 +27,7 @@ const READ_CONCURRENCY: usize = 16;
 pub const DEFAULT_PAGE: u64 = 100;
 
 /// A record of finalized state, read through the ledger's query for it.
-async fn read<N: NodeView, T: Record>(
+pub(crate) async fn read<N: NodeView, T: Record>(
     node: &N,
     limits: &ApiLimits,
     query: StateQuery<T>,
@@ -39,7 +39,7 @@ async fn read<N: NodeView, T: Record>(
 }
 
 /// Reads many records, a bounded number at a time, in order.
-async fn read_many<N: NodeView, T: Record>(
+pub(crate) async fn read_many<N: NodeView, T: Record>(
     node: &N,
     limits: &ApiLimits,
     queries: Vec<StateQuery<T>>,

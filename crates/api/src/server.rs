@@ -6,7 +6,7 @@ use crate::{
     market::{self, Query},
     metrics::{ApiMetrics, StreamSlot},
     openapi::{self, BlobQuery, EventFilter, Finish, JobFilter, Page},
-    service,
+    service, staking,
     wire::{self, schema},
 };
 use axum::{
@@ -190,6 +190,8 @@ api_routes![
     metrics,
     dashboard_page,
     dashboard_asset,
+    validators,
+    epoch,
 ];
 
 /// Adds `handler` to `router` at the path and methods of its `#[utoipa::path]`, `P`.
@@ -692,6 +694,42 @@ async fn providers<N: NodeView>(
     market::providers(&api.node, &api.limits, &query)
         .await
         .map(Json)
+}
+
+/// Every validator candidate: keys, address, commission, status, self-bond, nominators.
+#[utoipa::path(
+    get,
+    path = "/v1/validators",
+    responses(
+        (status = 200, description = "Every validator candidate, by address (at most the chain's `max_validators`).", body = wire::Validators),
+        openapi::ListErrors,
+    )
+)]
+async fn validators<N: NodeView>(
+    State(api): State<Api<N>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::Validators>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    staking::validators(&api.node, &api.limits, &query)
+        .await
+        .map(Json)
+}
+
+/// The committee of an epoch: its members, their backing and who backs them.
+#[utoipa::path(
+    get,
+    path = "/v1/epochs/{n}",
+    params(("n" = u64, Path, description = "The epoch.")),
+    responses(
+        (status = 200, description = "The committee of the epoch, elected two epochs before it.", body = wire::EpochView),
+        openapi::RecordErrors,
+    )
+)]
+async fn epoch<N: NodeView>(
+    State(api): State<Api<N>>,
+    PathParams(n): PathParams<String>,
+) -> Result<Json<wire::EpochView>, ApiError> {
+    staking::epoch(&api.node, &api.limits, &n).await.map(Json)
 }
 
 /// A provider: owner, resources, bond, reputation and record.

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod market;
+mod staking;
 pub use market::*;
+pub use staking::*;
 
 /// Header a node sets when it asks another node's API for a blob or a unit's outputs on behalf
 /// of its own client: the other node answers from its own store and never asks its peers in

@@ -151,6 +151,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         ("/v1/blobs/{hash}", "/v1/blobs/{}", Method::HEAD),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/{}/0", Method::GET),
         ("/v1/outputs/{job}/{unit}", "/v1/outputs/0/{}", Method::GET),
+        ("/v1/epochs/{n}", "/v1/epochs/{}", Method::GET),
     ];
     for (route, pattern, method) in templates {
         for segment in bad_segments() {
@@ -174,6 +175,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         "/v1/jobs/{id}",
         "/v1/apps",
         "/v1/events",
+        "/v1/validators",
     ] {
         let path = route.replace("{id}", "0");
         for query in bad_queries() {

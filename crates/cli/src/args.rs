@@ -42,6 +42,11 @@ pub enum Command {
     /// Publish and list task apps.
     #[command(subcommand)]
     App(crate::app::AppCommand),
+    /// Register a validator, nominate, unbond, withdraw, unjail.
+    #[command(subcommand)]
+    Stake(crate::stake::StakeCommand),
+    /// List the validator candidates, or the committee of an epoch with its backing.
+    Validators(crate::stake::ValidatorsArgs),
     /// Submit jobs, follow and cancel them, fetch their outputs.
     #[command(subcommand)]
     Job(crate::job::JobCommand),

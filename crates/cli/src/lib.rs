@@ -35,6 +35,7 @@ pub mod exec;
 pub mod job;
 pub mod provider;
 pub mod scaffold;
+pub mod stake;
 pub mod tx;
 pub mod worker;
 

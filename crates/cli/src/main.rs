@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Provider(command) => exo_cli::provider::run(command, &cli.global),
+        Command::Stake(command) => exo_cli::stake::run(command, &cli.global),
+        Command::Validators(args) => exo_cli::stake::validators(&args, &cli.global),
         Command::App(command) => exo_cli::app::run(command, &cli.global),
         Command::Job(command) => exo_cli::job::run(command, &cli.global),
         Command::Exec(command) => exo_cli::exec::run(command, &cli.global),

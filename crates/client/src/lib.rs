@@ -12,6 +12,7 @@
 pub mod keyfile;
 mod market;
 pub mod sse;
+mod staking;
 
 pub use exo_api::{outputs, wire};
 pub use market::blob_hash;

@@ -1,7 +1,10 @@
 //! The genesis: chain id, parameters, funded accounts and the first committee.
 
 use crate::{
-    modules::market::{MarketParams, ParamsError},
+    modules::{
+        market::{MarketParams, ParamsError},
+        staking::{StakingParams, StakingParamsError},
+    },
     state::Record,
 };
 use bytes::Bytes;
@@ -24,6 +27,8 @@ pub struct Params {
     pub epoch_length: u64,
     /// The compute market's.
     pub market: MarketParams,
+    /// Staking's (`[params.staking]`).
+    pub staking: StakingParams,
 }
 
 impl Default for Params {
@@ -33,6 +38,7 @@ impl Default for Params {
             max_block_txs: 5_000,
             epoch_length: 100_000,
             market: MarketParams::default(),
+            staking: StakingParams::default(),
         }
     }
 }
@@ -45,6 +51,7 @@ impl Record for Params {
         self.max_block_txs.write(out);
         self.epoch_length.write(out);
         self.market.put(out);
+        self.staking.put(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -52,6 +59,7 @@ impl Record for Params {
             max_block_txs: u32::read(buf)?,
             epoch_length: u64::read(buf)?,
             market: MarketParams::take(buf)?,
+            staking: StakingParams::take(buf)?,
         })
     }
 }
@@ -98,6 +106,10 @@ pub enum GenesisError {
     BlockTxs,
     #[error(transparent)]
     Market(#[from] ParamsError),
+    #[error(transparent)]
+    Staking(#[from] StakingParamsError),
+    #[error("at most {max} genesis validators (the staking module's max_validators)")]
+    TooManyValidators { max: u32 },
 }
 
 impl Genesis {
@@ -153,6 +165,12 @@ impl Genesis {
             return Err(GenesisError::BlockTxs);
         }
         self.params.market.validate()?;
+        self.params.staking.validate()?;
+        if self.validators()?.len() > self.params.staking.max_validators as usize {
+            return Err(GenesisError::TooManyValidators {
+                max: self.params.staking.max_validators,
+            });
+        }
         Ok(())
     }
 

@@ -979,7 +979,7 @@ fn retired_unknown_and_malformed_codes_are_refused() {
     let mut bytes = hex::decode("000000000000000c000000030102000100").unwrap();
     bytes.extend_from_slice(&[0; 17]);
     assert!(Receipt::from_bytes(&bytes).is_err());
-    bytes[13] = 4;
+    bytes[13] = 5;
     assert!(Receipt::from_bytes(&bytes).is_err());
     // The same bytes from the bank are its zero-amount refusal.
     bytes[13] = 1;

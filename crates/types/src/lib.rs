@@ -24,8 +24,9 @@ pub use market::{
     result_commitment,
 };
 pub use tx::{
-    Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_TX_BYTES, PrivateKey, Signature, SignedTx,
-    TX_NAMESPACE, TxHash, UnsignedTx, address_from_hex, address_to_hex, hash_bytes,
+    Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_NOMINATION_TARGETS, MAX_P2P_ADDRESS_LEN,
+    MAX_TX_BYTES, PrivateKey, Signature, SignedTx, TX_NAMESPACE, TxHash, UnsignedTx,
+    address_from_hex, address_to_hex, hash_bytes,
 };
 
 /// The SHA-256 digest used for transaction and block hashes.

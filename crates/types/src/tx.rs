@@ -26,6 +26,10 @@ pub const TX_NAMESPACE: &[u8] = b"exodus-tx-v1";
 pub const MAX_CHAIN_ID_LEN: usize = 32;
 /// Largest encoded transaction, in bytes. Bigger ones are refused before decoding.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
+/// Most validators one nomination backs.
+pub const MAX_NOMINATION_TARGETS: usize = 16;
+/// Longest p2p address a validator announces (`host:port`), in bytes.
+pub const MAX_P2P_ADDRESS_LEN: usize = 64;
 
 /// What a transaction does.
 ///
@@ -65,6 +69,28 @@ pub enum Action {
     CommitResults(Vec<ResultCommit>),
     /// Opens earlier commitments.
     RevealResults(Vec<ResultReveal>),
+    /// Registers the sender as a validator candidate, locking `self_bond`.
+    RegisterValidator {
+        consensus_key: Address,
+        p2p_address: String,
+        commission_bps: u32,
+        self_bond: Amount,
+    },
+    /// Replaces the sender's validator address and commission.
+    UpdateValidator {
+        p2p_address: String,
+        commission_bps: u32,
+    },
+    /// Backs `targets` with the sender's nomination bond, adding `bond` to it.
+    Nominate { targets: Vec<Address>, bond: Amount },
+    /// Starts unbonding `amount` of the sender's active bond.
+    Unbond { amount: Amount },
+    /// Returns every unbonding chunk whose period is over.
+    Withdraw,
+    /// Stops standing for election; the bond stays.
+    Chill,
+    /// Stands for election again after a chill or once a jail term is over.
+    Unjail,
 }
 
 impl Action {
@@ -72,6 +98,8 @@ impl Action {
     pub const MODULE_BANK: u8 = 1;
     /// The compute market's module byte.
     pub const MODULE_MARKET: u8 = 3;
+    /// The staking module's byte.
+    pub const MODULE_STAKING: u8 = 4;
 
     const TAG_TRANSFER: u8 = 0;
     const TAG_REGISTER_PROVIDER: u8 = 1;
@@ -85,10 +113,26 @@ impl Action {
     const TAG_COMMIT_RESULTS: u8 = 9;
     const TAG_REVEAL_RESULTS: u8 = 10;
 
+    // The staking module's tags.
+    const TAG_REGISTER_VALIDATOR: u8 = 0;
+    const TAG_UPDATE_VALIDATOR: u8 = 1;
+    const TAG_NOMINATE: u8 = 2;
+    const TAG_UNBOND: u8 = 3;
+    const TAG_WITHDRAW: u8 = 4;
+    const TAG_CHILL: u8 = 5;
+    const TAG_UNJAIL: u8 = 6;
+
     /// The module that executes this action.
     pub fn module(&self) -> u8 {
         match self {
             Self::Transfer { .. } => Self::MODULE_BANK,
+            Self::RegisterValidator { .. }
+            | Self::UpdateValidator { .. }
+            | Self::Nominate { .. }
+            | Self::Unbond { .. }
+            | Self::Withdraw
+            | Self::Chill
+            | Self::Unjail => Self::MODULE_STAKING,
             _ => Self::MODULE_MARKET,
         }
     }
@@ -107,6 +151,13 @@ impl Action {
             Self::PublishApp { .. } => "publish_app",
             Self::CommitResults(_) => "commit_results",
             Self::RevealResults(_) => "reveal_results",
+            Self::RegisterValidator { .. } => "register_validator",
+            Self::UpdateValidator { .. } => "update_validator",
+            Self::Nominate { .. } => "nominate",
+            Self::Unbond { .. } => "unbond",
+            Self::Withdraw => "withdraw",
+            Self::Chill => "chill",
+            Self::Unjail => "unjail",
         }
     }
 }
@@ -172,6 +223,38 @@ impl Write for Action {
                 Self::TAG_REVEAL_RESULTS.write(buf);
                 reveals.write(buf);
             }
+            Self::RegisterValidator {
+                consensus_key,
+                p2p_address,
+                commission_bps,
+                self_bond,
+            } => {
+                Self::TAG_REGISTER_VALIDATOR.write(buf);
+                consensus_key.write(buf);
+                write_bytes(p2p_address.as_bytes(), buf);
+                commission_bps.write(buf);
+                self_bond.write(buf);
+            }
+            Self::UpdateValidator {
+                p2p_address,
+                commission_bps,
+            } => {
+                Self::TAG_UPDATE_VALIDATOR.write(buf);
+                write_bytes(p2p_address.as_bytes(), buf);
+                commission_bps.write(buf);
+            }
+            Self::Nominate { targets, bond } => {
+                Self::TAG_NOMINATE.write(buf);
+                targets.write(buf);
+                bond.write(buf);
+            }
+            Self::Unbond { amount } => {
+                Self::TAG_UNBOND.write(buf);
+                amount.write(buf);
+            }
+            Self::Withdraw => Self::TAG_WITHDRAW.write(buf),
+            Self::Chill => Self::TAG_CHILL.write(buf),
+            Self::Unjail => Self::TAG_UNJAIL.write(buf),
         }
     }
 }
@@ -193,6 +276,15 @@ impl EncodeSize for Action {
             }
             Self::CommitResults(commits) => commits.encode_size(),
             Self::RevealResults(reveals) => reveals.encode_size(),
+            Self::RegisterValidator { p2p_address, .. } => {
+                32 + bytes_encode_size(p2p_address.as_bytes()) + 4 + 16
+            }
+            Self::UpdateValidator { p2p_address, .. } => {
+                bytes_encode_size(p2p_address.as_bytes()) + 4
+            }
+            Self::Nominate { targets, .. } => targets.encode_size() + 16,
+            Self::Unbond { .. } => 16,
+            Self::Withdraw | Self::Chill | Self::Unjail => 0,
         }
     }
 }
@@ -202,7 +294,11 @@ impl Read for Action {
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
         let results = (RangeCfg::new(1..=MAX_RESULTS_PER_TX), ());
         let module = u8::read(buf)?;
-        let action = match u8::read(buf)? {
+        let tag = u8::read(buf)?;
+        if module == Self::MODULE_STAKING {
+            return read_staking(tag, buf);
+        }
+        let action = match tag {
             Self::TAG_TRANSFER => Ok(Self::Transfer {
                 to: Address::read(buf)?,
                 amount: Amount::read(buf)?,
@@ -249,6 +345,34 @@ impl Read for Action {
         }
         Ok(action)
     }
+}
+
+/// Reads a staking action after its module byte and `tag`.
+fn read_staking(tag: u8, buf: &mut impl Buf) -> Result<Action, Error> {
+    let targets = (RangeCfg::new(1..=MAX_NOMINATION_TARGETS), ());
+    Ok(match tag {
+        Action::TAG_REGISTER_VALIDATOR => Action::RegisterValidator {
+            consensus_key: Address::read(buf)?,
+            p2p_address: read_bounded_string(buf, MAX_P2P_ADDRESS_LEN)?,
+            commission_bps: u32::read(buf)?,
+            self_bond: Amount::read(buf)?,
+        },
+        Action::TAG_UPDATE_VALIDATOR => Action::UpdateValidator {
+            p2p_address: read_bounded_string(buf, MAX_P2P_ADDRESS_LEN)?,
+            commission_bps: u32::read(buf)?,
+        },
+        Action::TAG_NOMINATE => Action::Nominate {
+            targets: Vec::<Address>::read_cfg(buf, &targets)?,
+            bond: Amount::read(buf)?,
+        },
+        Action::TAG_UNBOND => Action::Unbond {
+            amount: Amount::read(buf)?,
+        },
+        Action::TAG_WITHDRAW => Action::Withdraw,
+        Action::TAG_CHILL => Action::Chill,
+        Action::TAG_UNJAIL => Action::Unjail,
+        tag => return Err(Error::InvalidEnum(tag)),
+    })
 }
 
 /// The signed part of a transaction.
@@ -500,6 +624,60 @@ mod tests {
         for tx in std::iter::once(sample_job()).chain(sample_results()) {
             assert_eq!(SignedTx::decode(tx.encode()).unwrap(), tx);
         }
+    }
+
+    fn staking_actions() -> Vec<Action> {
+        vec![
+            Action::RegisterValidator {
+                consensus_key: key(3).public_key(),
+                p2p_address: "10.0.0.1:4000".into(),
+                commission_bps: 500,
+                self_bond: Amount(1_000),
+            },
+            Action::UpdateValidator {
+                p2p_address: "10.0.0.2:4000".into(),
+                commission_bps: 0,
+            },
+            Action::Nominate {
+                targets: vec![key(3).public_key(), key(4).public_key()],
+                bond: Amount(10),
+            },
+            Action::Unbond { amount: Amount(7) },
+            Action::Withdraw,
+            Action::Chill,
+            Action::Unjail,
+        ]
+    }
+
+    /// Freezes the encodings of the staking actions (module byte 4, tags 0 to 6).
+    #[test]
+    fn golden_staking_actions() {
+        let lines: Vec<String> = staking_actions()
+            .iter()
+            .map(|a| hex::encode(a.encode()))
+            .collect();
+        let expected = include_str!("../tests/golden/staking_actions.hex");
+        assert_eq!(lines.join("\n"), expected.trim());
+        for action in staking_actions() {
+            assert_eq!(action.encode().len(), action.encode_size());
+            assert_eq!(Action::decode(action.encode()).unwrap(), action);
+        }
+    }
+
+    #[test]
+    fn a_nomination_of_no_target_or_more_than_sixteen_does_not_decode() {
+        for n in [0, MAX_NOMINATION_TARGETS + 1] {
+            let action = Action::Nominate {
+                targets: vec![key(3).public_key(); n],
+                bond: Amount(10),
+            };
+            assert!(Action::decode(action.encode()).is_err(), "{n} targets");
+        }
+        let long = Action::UpdateValidator {
+            p2p_address: "a".repeat(MAX_P2P_ADDRESS_LEN + 1),
+            commission_bps: 0,
+        };
+        assert!(Action::decode(long.encode()).is_err());
     }
 
     /// An action is read under its module's byte only: the bank's transfer tag under the

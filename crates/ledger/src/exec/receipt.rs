@@ -5,7 +5,7 @@
 //! [`std::fmt::Display`], outside consensus: rewording one never changes a state root.
 
 use crate::{
-    modules::{bank, market},
+    modules::{bank, market, staking},
     state::Record,
 };
 use bytes::Bytes;
@@ -34,6 +34,7 @@ pub enum ModuleId {
     Bank = 1,
     Evidence = 2,
     Market = 3,
+    Staking = 4,
 }
 
 impl ModuleId {
@@ -43,6 +44,7 @@ impl ModuleId {
             Self::Bank => "bank",
             Self::Evidence => "evidence",
             Self::Market => "market",
+            Self::Staking => "staking",
         }
     }
 }
@@ -236,6 +238,7 @@ pub enum Rejection {
     Exec(Precheck),
     Bank(bank::Refusal),
     Market(market::Refusal),
+    Staking(staking::Refusal),
 }
 
 impl Rejection {
@@ -244,6 +247,7 @@ impl Rejection {
             Self::Exec(_) => ModuleId::Exec,
             Self::Bank(_) => ModuleId::Bank,
             Self::Market(_) => ModuleId::Market,
+            Self::Staking(_) => ModuleId::Staking,
         }
     }
 
@@ -253,6 +257,7 @@ impl Rejection {
             Self::Exec(r) => r.name(),
             Self::Bank(r) => r.name(),
             Self::Market(r) => r.name(),
+            Self::Staking(r) => r.name(),
         }
     }
 
@@ -262,6 +267,7 @@ impl Rejection {
             Self::Exec(r) => r.code(),
             Self::Bank(r) => r.code(),
             Self::Market(r) => r.code(),
+            Self::Staking(r) => r.code(),
         }
     }
 
@@ -271,6 +277,7 @@ impl Rejection {
             Self::Exec(r) => r.fields(),
             Self::Bank(r) => r.fields(),
             Self::Market(r) => r.fields(),
+            Self::Staking(r) => r.fields(),
         }
     }
 }
@@ -290,6 +297,11 @@ impl From<market::Refusal> for Rejection {
         Self::Market(r)
     }
 }
+impl From<staking::Refusal> for Rejection {
+    fn from(r: staking::Refusal) -> Self {
+        Self::Staking(r)
+    }
+}
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,6 +309,7 @@ impl fmt::Display for Rejection {
             Self::Exec(r) => r.fmt(f),
             Self::Bank(r) => r.fmt(f),
             Self::Market(r) => r.fmt(f),
+            Self::Staking(r) => r.fmt(f),
         }
     }
 }
@@ -330,6 +343,7 @@ fn take_rejection(buf: &mut Bytes) -> Result<Rejection, Error> {
         0 => Rejection::Exec(Precheck::from_fields(code, &fields).ok_or(bad)?),
         1 => Rejection::Bank(bank::Refusal::from_fields(code, &fields).ok_or(bad)?),
         3 => Rejection::Market(market::Refusal::from_fields(code, &fields).ok_or(bad)?),
+        4 => Rejection::Staking(staking::Refusal::from_fields(code, &fields).ok_or(bad)?),
         other => return Err(Error::InvalidEnum(other)),
     })
 }

@@ -8,6 +8,7 @@
 pub mod bank;
 pub mod evidence;
 pub mod market;
+pub mod staking;
 
 use crate::{
     Genesis, Params,
@@ -43,6 +44,7 @@ pub(crate) trait Module {
 pub(crate) struct Bank;
 pub(crate) struct Evidence;
 pub(crate) struct Market;
+pub(crate) struct Staking;
 
 fn invalid_genesis(err: impl std::fmt::Display) -> Halt {
     Halt::Fault(Fault::Invariant(format!("invalid genesis: {err}")))
@@ -97,11 +99,35 @@ impl Module for Market {
     }
 }
 
+impl Module for Staking {
+    const ID: ModuleId = ModuleId::Staking;
+    /// Runs after the bank's: genesis self-bonds are locked from genesis balances.
+    fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt> {
+        let validators = genesis.validators().map_err(invalid_genesis)?;
+        staking::genesis(cache, &genesis.params.staking, &validators)
+    }
+    fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
+        staking_of(ctx).deliver(ctx.cache, sender, action)
+    }
+    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+        staking_of(ctx).end_block(ctx.cache)
+    }
+}
+
+fn staking_of<'a>(ctx: &Ctx<'a>) -> staking::Staking<'a> {
+    staking::Staking {
+        params: &ctx.params.staking,
+        env: ctx.env,
+        epoch_length: ctx.params.epoch_length,
+    }
+}
+
 /// Every module's genesis, in namespace order.
 pub(crate) fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt> {
     Bank::genesis(cache, genesis)?;
     Evidence::genesis(cache, genesis)?;
-    Market::genesis(cache, genesis)
+    Market::genesis(cache, genesis)?;
+    Staking::genesis(cache, genesis)
 }
 
 /// Sends an action to the module that owns it.
@@ -109,6 +135,7 @@ pub(crate) fn route(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Ver
     match action.module() {
         m if m == Bank::ID as u8 => Bank::deliver(ctx, sender, action),
         m if m == Market::ID as u8 => Market::deliver(ctx, sender, action),
+        m if m == Staking::ID as u8 => Staking::deliver(ctx, sender, action),
         m => Err(Fault::Invariant(format!("no module {m} for {}", action.name())).into()),
     }
 }
@@ -117,5 +144,6 @@ pub(crate) fn route(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Ver
 pub(crate) fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
     Market::end_block(ctx)?;
     Evidence::end_block(ctx)?;
+    Staking::end_block(ctx)?;
     Bank::end_block(ctx)
 }

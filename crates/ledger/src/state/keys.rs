@@ -21,14 +21,22 @@ pub enum Namespace {
     Evidence = 2,
     /// The compute market.
     Market = 3,
+    /// Validators, nominations, elections.
+    Staking = 4,
 }
 
 impl Namespace {
     /// The namespace of `key`, if it is one this ledger knows.
     pub fn of(key: &Key) -> Option<Self> {
-        [Self::Exec, Self::Bank, Self::Evidence, Self::Market]
-            .into_iter()
-            .find(|ns| *ns as u8 == key[0])
+        [
+            Self::Exec,
+            Self::Bank,
+            Self::Evidence,
+            Self::Market,
+            Self::Staking,
+        ]
+        .into_iter()
+        .find(|ns| *ns as u8 == key[0])
     }
 }
 

@@ -177,6 +177,8 @@ impl Market<'_> {
             } => self.publish_app(cache, sender, module_hash, name, version, *royalty_per_unit),
             Action::CommitResults(commits) => self.commit_results(cache, sender, commits),
             Action::RevealResults(reveals) => self.reveal_results(cache, sender, reveals),
+            // Staking's actions: the router never sends them here.
+            other => Err(Fault::Invariant(format!("{} routed to the market", other.name())).into()),
         }
     }
 

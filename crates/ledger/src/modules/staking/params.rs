@@ -1,0 +1,185 @@
+//! The staking module's parameters, and the bounds that keep them sane.
+
+use crate::genesis::base_units;
+use bytes::Bytes;
+use commonware_codec::{Error, ReadExt, Write};
+use exo_types::{Amount, MAX_NOMINATION_TARGETS};
+use serde::{Deserialize, Serialize};
+
+/// Most validator candidates any chain may allow: the list of candidates is one record of
+/// 32 bytes per candidate, and the election's work grows with it.
+pub const MAX_VALIDATORS_BOUND: u32 = 1_000;
+/// Most nominators any chain may allow (the list of nominators is one record of 32 bytes
+/// each, under the store's 1 MiB value bound).
+pub const MAX_NOMINATORS_BOUND: u32 = 20_000;
+/// Most nominators of one validator any chain may allow: its exposure record lists them.
+pub const MAX_NOMINATORS_PER_VALIDATOR_BOUND: u32 = 1_024;
+/// Most unbonding chunks of one account any chain may allow.
+pub const MAX_UNBONDING_CHUNKS_BOUND: u32 = 64;
+/// Largest committee any chain may elect.
+pub const MAX_COMMITTEE_BOUND: u32 = 256;
+/// Most balancing passes after each election round.
+pub const MAX_BALANCE_ROUNDS: u32 = 100;
+
+/// Parameters of staking. Why they have these defaults is in ARCHITECTURE.md ("Staking and
+/// the balanced election").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StakingParams {
+    /// Smallest self-bond a validator registers with and keeps while it stands.
+    #[serde(with = "base_units")]
+    pub min_self_bond: Amount,
+    /// Smallest bond a nominator backs its targets with.
+    #[serde(with = "base_units")]
+    pub min_nomination: Amount,
+    /// Self-bond locked from each genesis validator's own account at genesis (zero: the
+    /// genesis validators stand without a bond until they are backed).
+    #[serde(with = "base_units")]
+    pub genesis_self_bond: Amount,
+    /// Members the election picks for each epoch.
+    pub committee_size: u32,
+    /// Most validator candidates.
+    pub max_validators: u32,
+    /// Most nominators.
+    pub max_nominators: u32,
+    /// Most nominators backing one validator.
+    pub max_nominators_per_validator: u32,
+    /// Most validators one nomination backs (at most 16).
+    pub max_targets: u32,
+    /// Most unbonding chunks one account has at a time.
+    pub max_unbonding_chunks: u32,
+    /// Blocks an unbonded amount stays locked (and slashable) before it can be withdrawn.
+    pub unbonding_period: u64,
+    /// Blocks after a fault during which its evidence may still be included.
+    pub evidence_window: u64,
+    /// Blocks a slash waits before it applies, so that it can be reviewed.
+    pub slash_deferral: u64,
+    /// Balancing passes after each election round.
+    pub balance_rounds: u32,
+    /// Epochs whose committees' exposures (who backed whom, by how much) are kept.
+    pub exposure_epochs: u64,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        Self {
+            min_self_bond: Amount::from_exo(1_000),
+            min_nomination: Amount::from_exo(10),
+            genesis_self_bond: Amount::ZERO,
+            committee_size: 4,
+            max_validators: 128,
+            max_nominators: 4_096,
+            max_nominators_per_validator: 256,
+            max_targets: MAX_NOMINATION_TARGETS as u32,
+            max_unbonding_chunks: 16,
+            unbonding_period: 302_400,
+            evidence_window: 201_600,
+            slash_deferral: 50_400,
+            balance_rounds: 10,
+            exposure_epochs: 8,
+        }
+    }
+}
+
+/// Why staking parameters cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StakingParamsError {
+    #[error(
+        "unbonding_period ({unbonding}) must be longer than evidence_window plus slash_deferral \
+         ({exposed}): otherwise a bond could leave before its fault is punished"
+    )]
+    UnbondingTooShort { unbonding: u64, exposed: u64 },
+    #[error(
+        "committee_size must be 1 to {max} and at most max_validators; max_validators at most \
+         {MAX_VALIDATORS_BOUND}"
+    )]
+    Committee { max: u32 },
+    #[error(
+        "max_nominators must be 1 to {MAX_NOMINATORS_BOUND}, max_nominators_per_validator 1 to \
+         {MAX_NOMINATORS_PER_VALIDATOR_BOUND}, max_targets 1 to {MAX_NOMINATION_TARGETS} and \
+         max_unbonding_chunks 1 to {MAX_UNBONDING_CHUNKS_BOUND}"
+    )]
+    Lists,
+    #[error("balance_rounds must be at most {MAX_BALANCE_ROUNDS} and exposure_epochs at least 2")]
+    Election,
+    #[error("min_self_bond and min_nomination must be above zero")]
+    Minimums,
+}
+
+impl StakingParams {
+    pub fn validate(&self) -> Result<(), StakingParamsError> {
+        let exposed = self.evidence_window.saturating_add(self.slash_deferral);
+        if self.unbonding_period <= exposed {
+            return Err(StakingParamsError::UnbondingTooShort {
+                unbonding: self.unbonding_period,
+                exposed,
+            });
+        }
+        if !(1..=MAX_COMMITTEE_BOUND).contains(&self.committee_size)
+            || self.committee_size > self.max_validators
+            || self.max_validators > MAX_VALIDATORS_BOUND
+        {
+            return Err(StakingParamsError::Committee {
+                max: MAX_COMMITTEE_BOUND,
+            });
+        }
+        let within = |v: u32, max: u32| (1..=max).contains(&v);
+        if !within(self.max_nominators, MAX_NOMINATORS_BOUND)
+            || !within(
+                self.max_nominators_per_validator,
+                MAX_NOMINATORS_PER_VALIDATOR_BOUND,
+            )
+            || !within(self.max_targets, MAX_NOMINATION_TARGETS as u32)
+            || !within(self.max_unbonding_chunks, MAX_UNBONDING_CHUNKS_BOUND)
+        {
+            return Err(StakingParamsError::Lists);
+        }
+        if self.balance_rounds > MAX_BALANCE_ROUNDS || self.exposure_epochs < 2 {
+            return Err(StakingParamsError::Election);
+        }
+        if self.min_self_bond == Amount::ZERO || self.min_nomination == Amount::ZERO {
+            return Err(StakingParamsError::Minimums);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put(&self, out: &mut Vec<u8>) {
+        self.min_self_bond.write(out);
+        self.min_nomination.write(out);
+        self.genesis_self_bond.write(out);
+        for v in [
+            self.committee_size,
+            self.max_validators,
+            self.max_nominators,
+            self.max_nominators_per_validator,
+            self.max_targets,
+            self.max_unbonding_chunks,
+        ] {
+            v.write(out);
+        }
+        self.unbonding_period.write(out);
+        self.evidence_window.write(out);
+        self.slash_deferral.write(out);
+        self.balance_rounds.write(out);
+        self.exposure_epochs.write(out);
+    }
+
+    pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            min_self_bond: Amount::read(buf)?,
+            min_nomination: Amount::read(buf)?,
+            genesis_self_bond: Amount::read(buf)?,
+            committee_size: u32::read(buf)?,
+            max_validators: u32::read(buf)?,
+            max_nominators: u32::read(buf)?,
+            max_nominators_per_validator: u32::read(buf)?,
+            max_targets: u32::read(buf)?,
+            max_unbonding_chunks: u32::read(buf)?,
+            unbonding_period: u64::read(buf)?,
+            evidence_window: u64::read(buf)?,
+            slash_deferral: u64::read(buf)?,
+            balance_rounds: u32::read(buf)?,
+            exposure_epochs: u64::read(buf)?,
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! Staking's records, with their frozen encodings and bounds.
+
+use super::params::{
+    MAX_COMMITTEE_BOUND, MAX_NOMINATORS_BOUND, MAX_NOMINATORS_PER_VALIDATOR_BOUND,
+    MAX_UNBONDING_CHUNKS_BOUND, MAX_VALIDATORS_BOUND,
+};
+use crate::state::Record;
+use bytes::Bytes;
+use commonware_codec::{Error, ReadExt, Write};
+use exo_types::{
+    Address, Amount, MAX_NOMINATION_TARGETS, MAX_P2P_ADDRESS_LEN, read_bounded_string, write_bytes,
+};
+
+/// Part of a bond on its way out: locked (and slashable) until `release_height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub amount: Amount,
+    pub release_height: u64,
+}
+
+/// What an account has staked. Its pot ([`crate::modules::bank::Pot::StakeBond`] of `id`)
+/// holds exactly `active` plus every unbonding chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Staker {
+    pub id: u64,
+    /// The bond that backs: the self-bond of a validator, the nomination of a nominator.
+    pub active: Amount,
+    /// Oldest first.
+    pub unbonding: Vec<Chunk>,
+    /// The validators a nominator backs, sorted; empty for validators and for accounts that
+    /// only wait for their unbonding.
+    pub targets: Vec<Address>,
+}
+
+impl Staker {
+    /// What its pot must hold.
+    pub fn locked(&self) -> Option<Amount> {
+        self.unbonding
+            .iter()
+            .try_fold(self.active, |sum, c| sum.checked_add(c.amount))
+    }
+}
+
+/// Reads a list of at most `max` items, each with `item`.
+fn take_list<T>(
+    buf: &mut Bytes,
+    max: usize,
+    mut item: impl FnMut(&mut Bytes) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let n = u32::read(buf)? as usize;
+    if n > max {
+        return Err(Error::InvalidLength(n));
+    }
+    (0..n).map(|_| item(buf)).collect()
+}
+
+fn put_len(len: usize, out: &mut Vec<u8>) {
+    // Every list is bounded far below u32::MAX by its record's bound.
+    (len as u32).write(out);
+}
+
+impl Record for Staker {
+    const WHAT: &'static str = "staker";
+    const MAX_BYTES: usize =
+        8 + 16 + 4 + 24 * MAX_UNBONDING_CHUNKS_BOUND as usize + 4 + 32 * MAX_NOMINATION_TARGETS;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.id.write(out);
+        self.active.write(out);
+        put_len(self.unbonding.len(), out);
+        for c in &self.unbonding {
+            c.amount.write(out);
+            c.release_height.write(out);
+        }
+        put_len(self.targets.len(), out);
+        for t in &self.targets {
+            t.write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            id: u64::read(buf)?,
+            active: Amount::read(buf)?,
+            unbonding: take_list(buf, MAX_UNBONDING_CHUNKS_BOUND as usize, |b| {
+                Ok(Chunk {
+                    amount: Amount::read(b)?,
+                    release_height: u64::read(b)?,
+                })
+            })?,
+            targets: take_list(buf, MAX_NOMINATION_TARGETS, Address::read)?,
+        })
+    }
+}
+
+/// Whether a validator stands for election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    /// Stepped back by its own `Chill`.
+    Chilled,
+    /// Put out by the chain (slashing, downtime) until `until` (a height).
+    Jailed {
+        until: u64,
+    },
+}
+
+/// A validator candidate. Its self-bond is its [`Staker::active`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validator {
+    pub consensus_key: Address,
+    pub p2p_address: String,
+    /// Share of its nominators' rewards it keeps, in basis points.
+    pub commission_bps: u32,
+    pub status: Status,
+    /// How many nominators name it.
+    pub nominators: u32,
+}
+
+impl Record for Validator {
+    const WHAT: &'static str = "validator";
+    const MAX_BYTES: usize = 32 + 9 + MAX_P2P_ADDRESS_LEN + 4 + 9 + 4;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.consensus_key.write(out);
+        write_bytes(self.p2p_address.as_bytes(), out);
+        self.commission_bps.write(out);
+        match self.status {
+            Status::Active => 0u8.write(out),
+            Status::Chilled => 1u8.write(out),
+            Status::Jailed { until } => {
+                2u8.write(out);
+                until.write(out);
+            }
+        }
+        self.nominators.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            consensus_key: Address::read(buf)?,
+            p2p_address: read_bounded_string(buf, MAX_P2P_ADDRESS_LEN)?,
+            commission_bps: u32::read(buf)?,
+            status: match u8::read(buf)? {
+                0 => Status::Active,
+                1 => Status::Chilled,
+                2 => Status::Jailed {
+                    until: u64::read(buf)?,
+                },
+                tag => return Err(Error::InvalidEnum(tag)),
+            },
+            nominators: u32::read(buf)?,
+        })
+    }
+}
+
+/// The account that registered a consensus key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner(pub Address);
+
+impl Record for Owner {
+    const WHAT: &'static str = "consensus key owner";
+    const MAX_BYTES: usize = 32;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(Address::read(buf)?))
+    }
+}
+
+/// The next staker id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub next_staker: u64,
+}
+
+impl Record for Counters {
+    const WHAT: &'static str = "staking counters";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.next_staker.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            next_staker: u64::read(buf)?,
+        })
+    }
+}
+
+/// A sorted list of addresses: the validator candidates or the nominators.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addresses(pub Vec<Address>);
+
+impl Record for Addresses {
+    const WHAT: &'static str = "address list";
+    const MAX_BYTES: usize = 4 + 32 * MAX_NOMINATORS_BOUND as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_len(self.0.len(), out);
+        for a in &self.0 {
+            a.write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        let max = MAX_NOMINATORS_BOUND.max(MAX_VALIDATORS_BOUND) as usize;
+        Ok(Self(take_list(buf, max, Address::read)?))
+    }
+}
+
+/// A committee member: its account, its consensus key and the stake backing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub validator: Address,
+    pub consensus_key: Address,
+    pub backing: Amount,
+}
+
+/// The committee of an epoch, sorted by validator address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committee {
+    pub members: Vec<Member>,
+    /// False when the election found too few backed candidates and the previous committee
+    /// was kept (and at genesis).
+    pub elected: bool,
+}
+
+impl Committee {
+    /// The least backing of a member.
+    pub fn minimum_backing(&self) -> Amount {
+        self.members
+            .iter()
+            .map(|m| m.backing)
+            .min()
+            .unwrap_or(Amount::ZERO)
+    }
+}
+
+impl Record for Committee {
+    const WHAT: &'static str = "committee";
+    const MAX_BYTES: usize = 1 + 4 + 80 * MAX_COMMITTEE_BOUND as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        u8::from(self.elected).write(out);
+        put_len(self.members.len(), out);
+        for m in &self.members {
+            m.validator.write(out);
+            m.consensus_key.write(out);
+            m.backing.write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        let elected = match u8::read(buf)? {
+            0 => false,
+            1 => true,
+            tag => return Err(Error::InvalidEnum(tag)),
+        };
+        Ok(Self {
+            elected,
+            members: take_list(buf, MAX_COMMITTEE_BOUND as usize, |b| {
+                Ok(Member {
+                    validator: Address::read(b)?,
+                    consensus_key: Address::read(b)?,
+                    backing: Amount::read(b)?,
+                })
+            })?,
+        })
+    }
+}
+
+/// Who backs an elected validator in an epoch: its own share and each nominator's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exposure {
+    pub own: Amount,
+    /// Sorted by nominator.
+    pub others: Vec<(Address, Amount)>,
+}
+
+impl Record for Exposure {
+    const WHAT: &'static str = "exposure";
+    const MAX_BYTES: usize = 16 + 4 + 48 * MAX_NOMINATORS_PER_VALIDATOR_BOUND as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.own.write(out);
+        put_len(self.others.len(), out);
+        for (who, amount) in &self.others {
+            who.write(out);
+            amount.write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            own: Amount::read(buf)?,
+            others: take_list(buf, MAX_NOMINATORS_PER_VALIDATOR_BOUND as usize, |b| {
+                Ok((Address::read(b)?, Amount::read(b)?))
+            })?,
+        })
+    }
+}

@@ -1,0 +1,566 @@
+//! Staking on the in-memory chain: registration, nomination, unbonding, the bounds, and the
+//! election of the committee at each epoch boundary.
+
+use commonware_cryptography::Signer;
+use exo_ledger::{
+    Genesis, GenesisAccount, GenesisError, MemoryChain, Params, Rejection, TxStatus,
+    modules::{
+        bank::{self, Pot},
+        staking::{
+            Committee, Exposure, Refusal, Staker, StakingParams, StakingParamsError, Status,
+            Validator, committee_key, exposure_key, staker_key, validator_key,
+        },
+    },
+};
+use exo_types::{Action, Address, Amount, PrivateKey, UnsignedTx, address_to_hex};
+use std::collections::BTreeMap;
+
+const CHAIN: &str = "exo-test";
+const EPOCH: u64 = 10;
+const FEE: u128 = 1_000;
+/// The proposer of every block: it collects the fees and stakes nothing.
+const PROPOSER: u64 = 99;
+const GENESIS_VALIDATORS: [u64; 4] = [1, 2, 3, 4];
+
+fn key(i: u64) -> PrivateKey {
+    PrivateKey::from_seed(i)
+}
+
+fn addr(i: u64) -> Address {
+    key(i).public_key()
+}
+
+fn params() -> StakingParams {
+    StakingParams {
+        min_self_bond: Amount(100),
+        min_nomination: Amount(10),
+        genesis_self_bond: Amount(1_000),
+        committee_size: 4,
+        max_validators: 8,
+        max_nominators: 4,
+        max_nominators_per_validator: 2,
+        max_targets: 3,
+        max_unbonding_chunks: 2,
+        unbonding_period: 30,
+        evidence_window: 20,
+        slash_deferral: 5,
+        balance_rounds: 20,
+        exposure_epochs: 4,
+    }
+}
+
+fn genesis(staking: StakingParams) -> Genesis {
+    Genesis {
+        chain_id: CHAIN.into(),
+        params: Params {
+            epoch_length: EPOCH,
+            staking,
+            ..Params::default()
+        },
+        accounts: (1..=30)
+            .map(|i| GenesisAccount {
+                address: address_to_hex(&addr(i)),
+                balance: Amount(1_000_000),
+            })
+            .collect(),
+        validators: GENESIS_VALIDATORS
+            .iter()
+            .map(|i| address_to_hex(&addr(*i)))
+            .collect(),
+    }
+}
+
+struct Net {
+    chain: MemoryChain,
+    nonces: BTreeMap<u64, u64>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Self::with(params())
+    }
+
+    fn with(staking: StakingParams) -> Self {
+        Self {
+            chain: MemoryChain::new(genesis(staking)),
+            nonces: BTreeMap::new(),
+        }
+    }
+
+    /// Executes one block with one action of each sender; returns their statuses.
+    fn block(&mut self, actions: &[(u64, Action)]) -> Vec<TxStatus> {
+        let txs: Vec<_> = actions
+            .iter()
+            .map(|(from, action)| {
+                let nonce = self.nonces.entry(*from).or_default();
+                let tx = UnsignedTx {
+                    chain_id: CHAIN.into(),
+                    sender: addr(*from),
+                    nonce: *nonce,
+                    fee: Amount(FEE),
+                    action: action.clone(),
+                }
+                .sign(&key(*from));
+                *nonce += 1;
+                tx
+            })
+            .collect();
+        self.chain
+            .execute_block(&addr(PROPOSER), &txs)
+            .into_iter()
+            .map(|r| r.expect("not a duplicate").status)
+            .collect()
+    }
+
+    fn one(&mut self, from: u64, action: Action) -> TxStatus {
+        self.block(&[(from, action)]).remove(0)
+    }
+
+    /// Runs empty blocks until `height` has been executed.
+    fn run_to(&mut self, height: u64) {
+        while self.chain.height < height {
+            self.block(&[]);
+        }
+    }
+
+    fn committee(&self, epoch: u64) -> Committee {
+        self.chain
+            .get(&committee_key(epoch))
+            .expect("a committee for the epoch")
+    }
+
+    fn members(&self, epoch: u64) -> Vec<Address> {
+        self.committee(epoch)
+            .members
+            .into_iter()
+            .map(|m| m.validator)
+            .collect()
+    }
+
+    fn staker(&self, i: u64) -> Option<Staker> {
+        self.chain.get(&staker_key(&addr(i)))
+    }
+
+    fn validator(&self, i: u64) -> Option<Validator> {
+        self.chain.get(&validator_key(&addr(i)))
+    }
+
+    fn balance(&self, i: u64) -> u128 {
+        self.chain.account(&addr(i)).balance.0
+    }
+
+    fn pot(&self, i: u64) -> u128 {
+        let id = self.staker(i).expect("a staker").id;
+        self.chain
+            .get::<bank::PotBalance>(&bank::pot_key(Pot::StakeBond(id)))
+            .map_or(0, |p| p.0.0)
+    }
+}
+
+fn register(bond: u128) -> Action {
+    register_with(bond, 0)
+}
+
+fn register_with(bond: u128, consensus_seed: u64) -> Action {
+    Action::RegisterValidator {
+        consensus_key: addr(1_000 + consensus_seed),
+        p2p_address: "127.0.0.1:4000".into(),
+        commission_bps: 500,
+        self_bond: Amount(bond),
+    }
+}
+
+fn nominate(targets: &[u64], bond: u128) -> Action {
+    Action::Nominate {
+        targets: targets.iter().map(|i| addr(*i)).collect(),
+        bond: Amount(bond),
+    }
+}
+
+fn refused(r: Refusal) -> TxStatus {
+    TxStatus::Rejected(Rejection::Staking(r))
+}
+
+fn sorted(ids: &[u64]) -> Vec<Address> {
+    let mut v: Vec<Address> = ids.iter().map(|i| addr(*i)).collect();
+    v.sort();
+    v
+}
+
+/// Registers candidates 5, 6 and 7 (self-bonds 500, 600, 700), each with its own consensus
+/// key, in block 1.
+fn seven_candidates() -> Net {
+    let mut net = Net::new();
+    let statuses = net.block(&[
+        (5, register_with(500, 5)),
+        (6, register_with(600, 6)),
+        (7, register_with(700, 7)),
+    ]);
+    assert_eq!(statuses, vec![TxStatus::Ok; 3]);
+    net
+}
+
+#[test]
+fn genesis_registers_its_validators_with_their_bond_and_the_first_two_committees() {
+    let mut net = Net::new();
+    // The genesis state is written with the first block.
+    net.run_to(1);
+    for i in GENESIS_VALIDATORS {
+        let v = net.validator(i).expect("a genesis validator");
+        assert_eq!(v.status, Status::Active);
+        assert_eq!(v.consensus_key, addr(i));
+        assert_eq!(net.staker(i).expect("a bond").active, Amount(1_000));
+        assert_eq!(net.pot(i), 1_000);
+        assert_eq!(net.balance(i), 1_000_000 - 1_000);
+    }
+    for epoch in [0, 1] {
+        let c = net.committee(epoch);
+        assert!(!c.elected);
+        assert_eq!(
+            c.members
+                .iter()
+                .map(|m| m.validator.clone())
+                .collect::<Vec<_>>(),
+            sorted(&GENESIS_VALIDATORS)
+        );
+    }
+}
+
+#[test]
+fn seven_candidates_elect_four_and_shifted_nominations_change_the_committee_at_the_boundary() {
+    let mut net = seven_candidates();
+    // Block 9 is the last of epoch 0: it elects the committee of epoch 2 from the bonds alone.
+    net.run_to(EPOCH - 2);
+    assert!(net.chain.get::<Committee>(&committee_key(2)).is_none());
+    net.run_to(EPOCH - 1);
+    let c2 = net.committee(2);
+    assert!(c2.elected);
+    assert_eq!(net.members(2), sorted(&GENESIS_VALIDATORS));
+    assert!(c2.members.iter().all(|m| m.backing == Amount(1_000)));
+
+    // Nominators shift 2,000 each onto candidates 5 and 6 during epoch 1.
+    let statuses = net.block(&[(20, nominate(&[5], 2_000)), (21, nominate(&[6, 7], 2_000))]);
+    assert_eq!(statuses, vec![TxStatus::Ok; 2]);
+    net.run_to(2 * EPOCH - 2);
+    assert!(net.chain.get::<Committee>(&committee_key(3)).is_none());
+    net.run_to(2 * EPOCH - 1);
+    // Epoch 2 keeps the committee it was given; epoch 3 gets the new one.
+    assert_eq!(net.members(2), sorted(&GENESIS_VALIDATORS));
+    let c3 = net.committee(3);
+    assert!(c3.elected);
+    let members = net.members(3);
+    for joined in [5, 6, 7] {
+        assert!(
+            members.contains(&addr(joined)),
+            "candidate {joined} is elected"
+        );
+    }
+    assert_eq!(members.len(), 4);
+    // 21's 2,000 is balanced over 6 (600) and 7 (700): 1,650 each, above the 1,000 of the
+    // genesis validators, of which the lowest address keeps its seat.
+    let backing: BTreeMap<Address, Amount> = c3
+        .members
+        .iter()
+        .map(|m| (m.validator.clone(), m.backing))
+        .collect();
+    assert_eq!(backing[&addr(5)], Amount(2_500));
+    assert_eq!(backing[&addr(6)], Amount(1_650));
+    assert_eq!(backing[&addr(7)], Amount(1_650));
+    let exposure: Exposure = net
+        .chain
+        .get(&exposure_key(3, &addr(6)))
+        .expect("an exposure");
+    assert_eq!(exposure.own, Amount(600));
+    assert_eq!(exposure.others, vec![(addr(21), Amount(1_050))]);
+    let kept = sorted(&GENESIS_VALIDATORS)[0].clone();
+    assert!(members.contains(&kept));
+}
+
+#[test]
+fn bonds_move_through_the_bank_to_the_base_unit() {
+    let mut net = seven_candidates();
+    let supply = bank::supply_key();
+    let before = net.chain.get::<bank::Supply>(&supply).expect("a supply");
+    assert_eq!(net.balance(5), 1_000_000 - FEE - 500);
+    assert_eq!(net.pot(5), 500);
+
+    assert_eq!(net.one(20, nominate(&[5, 6], 300)), TxStatus::Ok);
+    assert_eq!(net.one(20, nominate(&[7], 200)), TxStatus::Ok);
+    assert_eq!(net.balance(20), 1_000_000 - 2 * FEE - 500);
+    assert_eq!(net.staker(20).expect("a nominator").active, Amount(500));
+    assert_eq!(net.pot(20), 500);
+    assert_eq!(net.validator(5).expect("5").nominators, 0);
+    assert_eq!(net.validator(7).expect("7").nominators, 1);
+
+    assert_eq!(
+        net.one(
+            20,
+            Action::Unbond {
+                amount: Amount(120)
+            }
+        ),
+        TxStatus::Ok
+    );
+    let s = net.staker(20).expect("a nominator");
+    assert_eq!(s.active, Amount(380));
+    assert_eq!(s.unbonding.len(), 1);
+    assert_eq!(s.unbonding[0].amount, Amount(120));
+    assert_eq!(net.pot(20), 500, "unbonding stays locked");
+    assert_eq!(net.balance(20), 1_000_000 - 3 * FEE - 500);
+
+    let after = net.chain.get::<bank::Supply>(&supply).expect("a supply");
+    assert_eq!(before, after, "staking mints and burns nothing");
+}
+
+#[test]
+fn unbonding_is_released_only_after_its_period() {
+    let mut net = Net::new();
+    assert_eq!(net.one(20, nominate(&[1], 400)), TxStatus::Ok);
+    assert_eq!(
+        net.one(
+            20,
+            Action::Unbond {
+                amount: Amount(400)
+            }
+        ),
+        TxStatus::Ok
+    );
+    let unbonded_at = net.chain.height;
+    let release = unbonded_at + params().unbonding_period;
+    assert_eq!(
+        net.staker(20).expect("unbonding").unbonding[0].release_height,
+        release
+    );
+    assert_eq!(
+        net.validator(1).expect("1").nominators,
+        0,
+        "an empty bond stops nominating"
+    );
+
+    net.run_to(release - 2);
+    assert_eq!(
+        net.one(20, Action::Withdraw),
+        refused(Refusal::NothingToWithdraw {
+            next_release: release
+        })
+    );
+    let balance = net.balance(20);
+    assert_eq!(net.one(20, Action::Withdraw), TxStatus::Ok);
+    assert_eq!(net.chain.height, release);
+    assert_eq!(net.balance(20), balance - FEE + 400);
+    assert!(net.staker(20).is_none(), "nothing left: the record is gone");
+    assert_eq!(
+        net.one(20, Action::Withdraw),
+        refused(Refusal::NothingToWithdraw { next_release: 0 })
+    );
+}
+
+#[test]
+fn every_bound_is_refused_with_its_code() {
+    let mut net = seven_candidates();
+    // Candidates: 8 at most (4 genesis + 3 + 1 more).
+    assert_eq!(net.one(8, register_with(100, 8)), TxStatus::Ok);
+    assert_eq!(
+        net.one(9, register_with(100, 9)),
+        refused(Refusal::TooManyValidators { max: 8 })
+    );
+    // Targets: at most 3, no repeats, only validators.
+    assert_eq!(
+        net.one(20, nominate(&[1, 2, 3, 4], 10)),
+        refused(Refusal::TooManyTargets { targets: 4, max: 3 })
+    );
+    assert_eq!(
+        net.one(20, nominate(&[1, 1], 10)),
+        refused(Refusal::DuplicateTarget { index: 1 })
+    );
+    assert_eq!(
+        net.one(20, nominate(&[1, 25], 10)),
+        refused(Refusal::UnknownTarget { index: 1 })
+    );
+    assert_eq!(
+        net.one(20, nominate(&[1], 9)),
+        refused(Refusal::NominationTooLow {
+            bond: Amount(9),
+            min: Amount(10)
+        })
+    );
+    // Nominators per validator: 2.
+    assert_eq!(net.one(20, nominate(&[1], 10)), TxStatus::Ok);
+    assert_eq!(net.one(21, nominate(&[1], 10)), TxStatus::Ok);
+    assert_eq!(
+        net.one(22, nominate(&[2, 1], 10)),
+        refused(Refusal::ValidatorFull { index: 1, max: 2 })
+    );
+    // Nominators: 4.
+    assert_eq!(net.one(22, nominate(&[2], 10)), TxStatus::Ok);
+    assert_eq!(net.one(23, nominate(&[2], 10)), TxStatus::Ok);
+    assert_eq!(
+        net.one(24, nominate(&[3], 10)),
+        refused(Refusal::TooManyNominators { max: 4 })
+    );
+    // Unbonding chunks: 2 (one per block).
+    assert_eq!(net.one(20, nominate(&[1], 100)), TxStatus::Ok);
+    assert_eq!(
+        net.one(20, Action::Unbond { amount: Amount(1) }),
+        TxStatus::Ok
+    );
+    assert_eq!(
+        net.one(20, Action::Unbond { amount: Amount(1) }),
+        TxStatus::Ok
+    );
+    assert_eq!(
+        net.one(20, Action::Unbond { amount: Amount(1) }),
+        refused(Refusal::TooManyUnbondingChunks { max: 2 })
+    );
+    assert_eq!(
+        net.one(
+            20,
+            Action::Unbond {
+                amount: Amount(1_000)
+            }
+        ),
+        refused(Refusal::UnbondTooMuch {
+            amount: Amount(1_000),
+            active: Amount(108)
+        })
+    );
+}
+
+#[test]
+fn a_registration_with_bad_terms_is_refused_with_its_code() {
+    let mut net = Net::new();
+    assert_eq!(
+        net.one(5, register(99)),
+        refused(Refusal::SelfBondTooLow {
+            bond: Amount(99),
+            min: Amount(100)
+        })
+    );
+    let mut high = register(100);
+    if let Action::RegisterValidator { commission_bps, .. } = &mut high {
+        *commission_bps = 10_001;
+    }
+    assert_eq!(
+        net.one(5, high),
+        refused(Refusal::CommissionTooHigh {
+            bps: 10_001,
+            max: 10_000
+        })
+    );
+    let mut blank = register(100);
+    if let Action::RegisterValidator { p2p_address, .. } = &mut blank {
+        p2p_address.clear();
+    }
+    assert_eq!(net.one(5, blank), refused(Refusal::BadP2pAddress));
+    assert_eq!(net.one(5, register(100)), TxStatus::Ok);
+    assert_eq!(
+        net.one(5, register(100)),
+        refused(Refusal::AlreadyValidator)
+    );
+    assert_eq!(
+        net.one(6, register(100)),
+        refused(Refusal::ConsensusKeyTaken)
+    );
+    assert_eq!(net.one(6, nominate(&[5], 10)), TxStatus::Ok);
+    assert_eq!(
+        net.one(6, register_with(100, 6)),
+        refused(Refusal::IsNominator)
+    );
+    assert_eq!(
+        net.one(5, nominate(&[1], 10)),
+        refused(Refusal::IsValidator)
+    );
+    assert_eq!(
+        net.one(7, Action::Unbond { amount: Amount(1) }),
+        refused(Refusal::UnbondTooMuch {
+            amount: Amount(1),
+            active: Amount::ZERO
+        })
+    );
+}
+
+#[test]
+fn a_chilled_validator_is_not_elected_and_leaves_once_it_has_unbonded() {
+    let mut net = seven_candidates();
+    assert_eq!(
+        net.one(
+            7,
+            Action::Unbond {
+                amount: Amount(700)
+            }
+        ),
+        refused(Refusal::MustChillFirst)
+    );
+    assert_eq!(
+        net.one(
+            7,
+            Action::Unbond {
+                amount: Amount(650)
+            }
+        ),
+        refused(Refusal::SelfBondTooLow {
+            bond: Amount(50),
+            min: Amount(100)
+        })
+    );
+    // Candidate 7 would be elected with 20's backing, but it chills.
+    assert_eq!(net.one(20, nominate(&[7], 5_000)), TxStatus::Ok);
+    assert_eq!(net.one(7, Action::Chill), TxStatus::Ok);
+    assert_eq!(net.one(7, Action::Chill), refused(Refusal::AlreadyChilled));
+    net.run_to(EPOCH - 1);
+    assert!(!net.members(2).contains(&addr(7)));
+    // It comes back: elected at the next boundary.
+    assert_eq!(net.one(7, Action::Unjail), TxStatus::Ok);
+    assert_eq!(net.one(7, Action::Unjail), refused(Refusal::AlreadyActive));
+    net.run_to(2 * EPOCH - 1);
+    assert!(net.members(3).contains(&addr(7)));
+    // It leaves: chilled, no self-bond, and no nominator left.
+    assert_eq!(net.one(7, Action::Chill), TxStatus::Ok);
+    assert_eq!(
+        net.one(
+            7,
+            Action::Unbond {
+                amount: Amount(700)
+            }
+        ),
+        TxStatus::Ok
+    );
+    assert!(net.validator(7).is_some(), "a nominator still names it");
+    assert_eq!(net.one(20, nominate(&[5], 0)), TxStatus::Ok);
+    assert!(
+        net.validator(7).is_none(),
+        "its place among the candidates is free"
+    );
+    assert_eq!(net.pot(7), 700, "its unbonding stays locked");
+}
+
+#[test]
+fn too_few_backed_candidates_keep_the_committee() {
+    let mut net = Net::with(StakingParams {
+        genesis_self_bond: Amount::ZERO,
+        ..params()
+    });
+    assert_eq!(net.one(5, register(100)), TxStatus::Ok);
+    net.run_to(EPOCH - 1);
+    let c = net.committee(2);
+    assert!(!c.elected);
+    assert_eq!(net.members(2), sorted(&GENESIS_VALIDATORS));
+}
+
+#[test]
+fn a_genesis_whose_unbonding_ends_before_punishment_is_refused() {
+    let g = genesis(StakingParams {
+        unbonding_period: 25,
+        ..params()
+    });
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::Staking(
+            StakingParamsError::UnbondingTooShort {
+                unbonding: 25,
+                exposed: 25
+            }
+        ))
+    );
+    assert_eq!(genesis(params()).validate(), Ok(()));
+}
