@@ -327,14 +327,22 @@ impl Prepared {
 }
 
 fn prepare(args: &SubmitArgs) -> Result<Prepared, CliError> {
+    // A count given by hand is checked before anything is read or planned.
+    if let Some(units) = args.units {
+        check_unit_count(units)?;
+    }
     let prepared = prepare_units(args)?;
-    if prepared.units == 0 || prepared.units > MAX_JOB_UNITS {
+    check_unit_count(prepared.units)?;
+    Ok(prepared)
+}
+
+fn check_unit_count(units: u32) -> Result<(), CliError> {
+    if units == 0 || units > MAX_JOB_UNITS {
         return Err(CliError::Invalid(format!(
-            "--units must be 1 to {MAX_JOB_UNITS}, not {}",
-            prepared.units
+            "--units must be 1 to {MAX_JOB_UNITS}, not {units}"
         )));
     }
-    Ok(prepared)
+    Ok(())
 }
 
 /// The render plan of `--scene`: the compiled scene as input `scene.bin` and one unit per tile

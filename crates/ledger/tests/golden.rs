@@ -1236,7 +1236,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "c2cb8ecc690cef728454c10b54e11c2f930e9fb75abe25306305be09dfb275e9"
+        "7d3ee0272eed5fc4f54d867420e372d777bb4ca473d8b098a45827421c2230a0"
     );
 }
 
@@ -1293,7 +1293,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "97bf3da5442be5998529f8b2ed553668763fa5371fb5f92162cfd5cec43630ab",
+        "bd3b7f088a19534aebee967bac503f0b1b31e1c09df0a8dd334a0c08dab71e91",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -1171,7 +1171,7 @@ fn parameters_under_which_a_lie_costs_nothing_are_refused_at_genesis() {
     let ok = MarketParams::default();
     for bad in [
         MarketParams {
-            audit_ppm: 1,
+            audit_ppm: 0,
             ..ok.clone()
         },
         MarketParams {
