@@ -22,10 +22,11 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, DeadlineCursor,
-                DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job, JobAccounts, JobState,
-                OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE, Replica, ReplicaStatus, Unit,
-                UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount, WorkItem, WorkSlot,
+                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters,
+                DeadlineCursor, DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
+                JobAccounts, JobState, OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE, Replica,
+                ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount,
+                WorkItem, WorkSlot,
             },
         },
     },

@@ -245,7 +245,12 @@ mod tests {
     fn slots_bound_the_units_running_whatever_memory_is_free() {
         let mut a = Admission::new(1 << 40, 2);
         for unit in 0..4 {
-            a.push(item(unit, 100 + u64::from(unit)), format!("u{unit}"), MIB, 0);
+            a.push(
+                item(unit, 100 + u64::from(unit)),
+                format!("u{unit}"),
+                MIB,
+                0,
+            );
         }
         assert_eq!(a.admit(10).start.len(), 2);
         a.push(item(0, 100), "u0".into(), MIB, 0);

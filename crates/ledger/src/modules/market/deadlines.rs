@@ -10,8 +10,7 @@ use super::{
     keys::{deadline_cursor_key, deadline_key, job_key, provider_key, unit_key},
     records::{
         AUDIT_DRAW, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE,
-        ReplicaStatus,
-        UnitState,
+        ReplicaStatus, UnitState,
     },
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
