@@ -74,6 +74,8 @@ impl Market<'_> {
             }
             replica.commitment = Some(commit.commitment);
             replica.status = ReplicaStatus::Committed;
+            let offer = replica.offer;
+            self.return_offer_slot(cache, offer)?;
             self.maybe_open_reveals(cache, &mut unit)?;
             store(cache, unit_key(unit.job, unit.unit), &unit)?;
         }

@@ -465,9 +465,9 @@ impl ReplicaStatus {
         matches!(self, Self::Assigned | Self::Committed | Self::Revealed)
     }
 
-    /// Whether the replica still holds one of its provider's offer slots and sits in its work
-    /// set: until it reveals. A revealed replica's work is done; were its slot held until the
-    /// verdict, two units in dispute could each wait for the deciding replica of a provider
+    /// Whether the replica sits in its provider's work set: until it reveals (it holds an
+    /// offer slot only until it commits). A revealed replica's work is done; were it held until
+    /// the verdict, two units in dispute could each wait for the deciding replica of a provider
     /// whose only slot the other holds, and the market would stall.
     pub fn holds_slot(self) -> bool {
         matches!(self, Self::Assigned | Self::Committed)

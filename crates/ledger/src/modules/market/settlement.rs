@@ -363,9 +363,10 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// Gives the slot of a replica that revealed or ended back to its offer, if the offer is
-    /// still on the book, and takes the replica off its provider's work set. Called once per
-    /// replica, when it stops [holding a slot](ReplicaStatus::holds_slot).
+    /// Takes a replica that revealed or ended off its provider's work set and, if it never
+    /// committed, gives its slot back to its offer (a committed replica gave it back when it
+    /// committed: [`Self::return_offer_slot`]). Called once per replica, when it leaves the
+    /// work set ([`ReplicaStatus::holds_slot`]).
     pub(super) fn release_slot(
         &mut self,
         cache: &mut StateCache,
@@ -374,7 +375,22 @@ impl Market<'_> {
         replica: &Replica,
     ) -> Result<(), Halt> {
         Self::set_work(cache, replica.provider, (job, unit, replica.index), false)?;
-        let key = offer_key(replica.offer);
+        if replica.commitment.is_none() {
+            self.return_offer_slot(cache, replica.offer)?;
+        }
+        Ok(())
+    }
+
+    /// Gives one slot back to `offer`, if it is still on the book. A replica's computing is
+    /// done once it commits: holding the slot until its reveal would let units whose reveals
+    /// wait for an audit replica hold every slot that audit replica could take, and the market
+    /// would stall.
+    pub(super) fn return_offer_slot(
+        &mut self,
+        cache: &mut StateCache,
+        offer: u64,
+    ) -> Result<(), Halt> {
+        let key = offer_key(offer);
         if let Some(mut record) = load::<OfferRecord>(cache, &key)? {
             record.offer.slots = record
                 .offer
