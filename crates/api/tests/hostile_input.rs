@@ -124,7 +124,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     let developer = "cd".repeat(32);
     let app_by_hash = format!("/v1/apps/{{}}/{developer}");
     let app_by_developer = format!("/v1/apps/{hash}/{{}}");
-    let templates: [(&str, &str, Method); 14] = [
+    let templates: [(&str, &str, Method); 15] = [
         ("/dashboard/{file}", "/dashboard/{}", Method::GET),
         ("/v1/txs/{hash}", "/v1/txs/{}", Method::GET),
         ("/v1/accounts/{address}", "/v1/accounts/{}", Method::GET),
