@@ -276,7 +276,7 @@ impl BlobStore {
     /// Stores `body` for `uploader`: as [`Self::put`], but counted against the uploader's
     /// quota (refused with 429 `quota_exceeded` past it) and recorded, so that
     /// [`Self::collect`] can delete it once nothing references it. A blob the store already
-    /// holds is answered at once, without reading the body, and stays its first owner's.
+    /// holds stays its first owner's: the body is read to its end and dropped.
     pub async fn put_for(
         &self,
         body: Body,
@@ -285,6 +285,9 @@ impl BlobStore {
         uploader: Uploader,
     ) -> Result<wire::BlobStored, ApiError> {
         if let Ok(size) = self.size(&expected).await {
+            // An answer sent over an unread body makes the server close the connection while
+            // the client still counts on it: the client's next request on it would fail.
+            drain(body, max_blob_bytes).await?;
             return Ok(wire::BlobStored {
                 hash: expected,
                 size,
@@ -909,6 +912,22 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     Ok(Some((start, end)))
 }
 
+/// Reads `body` to its end, at most `max_blob_bytes`, and drops it.
+async fn drain(body: Body, max_blob_bytes: u64) -> Result<(), ApiError> {
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BodyUnreadable(e.to_string()))?;
+        size = size.saturating_add(chunk.len() as u64);
+        if size > max_blob_bytes {
+            return Err(ApiError::BlobTooLarge {
+                max: max_blob_bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -963,6 +982,46 @@ mod tests {
         let reopened = BlobStore::open(dir.path(), 10).unwrap();
         assert_eq!(reopened.used_bytes(), 5);
         assert_eq!(reopened.verify(&stored.hash).await.unwrap(), 5);
+    }
+
+    /// A body of `chunks` whose last chunk, once read, counts in `read`.
+    fn watched_body(chunks: Vec<&'static str>, read: Arc<AtomicU64>) -> Body {
+        let last = chunks.len();
+        Body::from_stream(futures::stream::iter(chunks.into_iter().enumerate().map(
+            move |(i, chunk)| {
+                if i + 1 == last {
+                    read.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<_, std::io::Error>(chunk)
+            },
+        )))
+    }
+
+    /// The upload of a blob the store holds is answered only once its body is read, so the
+    /// server keeps the connection (closing it under an unread body broke the client's next
+    /// request), and a repeated body is bounded like a new one.
+    #[tokio::test]
+    async fn a_repeated_upload_is_read_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1_000).unwrap();
+        let hash = *blake3::hash(b"hello").as_bytes();
+        let uploader = Uploader {
+            owner: Some([7u8; 32]),
+            quota_bytes: 100,
+        };
+        let read = Arc::new(AtomicU64::new(0));
+        for _ in 0..2 {
+            let body = watched_body(vec!["hel", "lo"], read.clone());
+            let stored = store.put_for(body, 100, hash, uploader).await.unwrap();
+            assert_eq!((stored.hash, stored.size), (hash, 5));
+        }
+        assert_eq!(read.load(Ordering::SeqCst), 2, "both bodies were read whole");
+        let long = watched_body(vec!["hello", " world"], read.clone());
+        assert!(matches!(
+            store.put_for(long, 8, hash, uploader).await,
+            Err(ApiError::BlobTooLarge { max: 8 })
+        ));
+        assert_eq!(store.used_bytes(), 5);
     }
 
     /// A provider's archive registered as a unit's output leaves its quota, so its next

@@ -322,6 +322,15 @@ async fn counters<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<Counters,
         .unwrap_or_default())
 }
 
+/// The page of the sorted `ids` from the first at or after `from`, at most `limit` of them,
+/// and the id the following page starts at.
+fn id_page(ids: &[u64], from: u64, limit: u64) -> (Vec<u64>, Option<u64>) {
+    let start = ids.partition_point(|id| *id < from);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let page = ids.iter().skip(start).take(limit).copied().collect();
+    (page, ids.get(start.saturating_add(limit)).copied())
+}
+
 /// `GET /v1/providers?from=&limit=`.
 pub async fn providers<N: NodeView>(
     node: &N,
@@ -524,10 +533,7 @@ pub async fn offers<N: NodeView>(
     query.only(&["from", "limit"])?;
     let (from, limit) = query.page(limits)?;
     let ids = book(node, limits).await?;
-    let start = ids.partition_point(|id| *id < from);
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let page: Vec<u64> = ids.iter().skip(start).take(limit).copied().collect();
-    let next = ids.get(start.saturating_add(limit)).copied();
+    let (page, next) = id_page(&ids, from, limit);
     let keys = page.iter().map(|id| queries::offer(*id)).collect();
     let offers = read_many::<N, OfferRecord>(node, limits, keys)
         .await?
@@ -733,9 +739,10 @@ pub async fn job<N: NodeView>(
     })
 }
 
-/// `GET /v1/jobs?requester=&height=&limit=`: jobs, newest first. With `height`, only jobs
-/// submitted at that height or later are scanned, which is how a requester finds the id of the
-/// job its transaction created (the receipt gives the height). Without it, the open jobs.
+/// `GET /v1/jobs?requester=&height=&from=&limit=`. With `height`, the jobs submitted at that
+/// height or later, newest first ([`jobs_since`]): how a requester finds the id of the job its
+/// transaction created (the receipt gives the height), and how the dashboard pages through
+/// history. Without it, the open jobs by id.
 pub async fn jobs<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
@@ -744,8 +751,18 @@ pub async fn jobs<N: NodeView>(
     query.only(&["requester", "height", "from", "limit"])?;
     let (from, limit) = query.page(limits)?;
     let requester = query.text("requester").map(parse_address).transpose()?;
-    let height = query.u64("height")?;
-    let summary = |job: &Job| wire::JobSummary {
+    let wanted = |job: &Job| requester.as_ref().is_none_or(|r| *r == job.requester);
+    match query.u64("height")? {
+        Some(height) => {
+            let newest = query.u64("from")?;
+            jobs_since(node, limits, (height, newest, limit), wanted).await
+        }
+        None => open_jobs(node, limits, (from, limit), wanted).await,
+    }
+}
+
+fn job_summary(job: &Job) -> wire::JobSummary {
+    wire::JobSummary {
         id: job.id,
         requester: job.requester.clone(),
         state: job.state.name().to_string(),
@@ -753,51 +770,63 @@ pub async fn jobs<N: NodeView>(
         submitted_height: job.submitted_height,
         unit_count: job.units,
         counts: counts(job),
-    };
-    let wanted = |job: &Job| requester.as_ref().is_none_or(|r| *r == job.requester);
+    }
+}
+
+/// The jobs submitted at `height` or later, newest first from the id `newest` (the newest job
+/// when `None`), reading at most `limit` job records (those `wanted` are returned). `next` is
+/// the id the following page starts at, when an older job was also submitted at `height` or
+/// later: one record more is read to know it, so that a page is never followed by an empty
+/// one because of the height.
+async fn jobs_since<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    (height, newest, limit): (u64, Option<u64>, u64),
+    wanted: impl Fn(&Job) -> bool,
+) -> Result<wire::JobPage, ApiError> {
+    let next_job = counters(node, limits).await?.next_job;
+    // `end` is one past the newest id of the page.
+    let end = newest.map_or(next_job, |id| id.saturating_add(1).min(next_job));
     let mut jobs = Vec::new();
-    match height {
-        Some(height) => {
-            // Newest first, down to the first job submitted before `height`, at most `limit`
-            // records read.
-            let mut id = counters(node, limits).await?.next_job;
-            let mut read_count = 0;
-            while id > 0 && read_count < limit {
-                id -= 1;
-                read_count += 1;
-                let job = load_job(node, limits, id).await?;
-                if job.submitted_height < height {
-                    break;
-                }
-                if wanted(&job) {
-                    jobs.push(summary(&job));
-                }
-            }
-            Ok(wire::JobPage { jobs, next: None })
+    let mut next = None;
+    for (read_count, id) in (0..end).rev().enumerate() {
+        let job = load_job(node, limits, id).await?;
+        if job.submitted_height < height {
+            break;
         }
-        None => {
-            let mut open = read::<N, IdList>(node, limits, queries::open_jobs())
-                .await?
-                .unwrap_or_default()
-                .0;
-            open.sort_unstable();
-            let start = open.partition_point(|id| *id < from);
-            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            let page: Vec<u64> = open.iter().skip(start).take(limit).copied().collect();
-            let next = open.get(start.saturating_add(limit)).copied();
-            let keys = page.iter().map(|id| queries::job(*id)).collect();
-            for job in read_many::<N, Job>(node, limits, keys)
-                .await?
-                .iter()
-                .flatten()
-            {
-                if wanted(job) {
-                    jobs.push(summary(job));
-                }
-            }
-            Ok(wire::JobPage { jobs, next })
+        if read_count as u64 == limit {
+            next = Some(id);
+            break;
+        }
+        if wanted(&job) {
+            jobs.push(job_summary(&job));
         }
     }
+    Ok(wire::JobPage { jobs, next })
+}
+
+/// A page of the open jobs, by id from `from`; those `wanted` are returned.
+async fn open_jobs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    (from, limit): (u64, u64),
+    wanted: impl Fn(&Job) -> bool,
+) -> Result<wire::JobPage, ApiError> {
+    let mut open = read::<N, IdList>(node, limits, queries::open_jobs())
+        .await?
+        .unwrap_or_default()
+        .0;
+    open.sort_unstable();
+    let (page, next) = id_page(&open, from, limit);
+    let keys = page.iter().map(|id| queries::job(*id)).collect();
+    let jobs = read_many::<N, Job>(node, limits, keys)
+        .await?
+        .iter()
+        .flatten()
+        .filter(|job| wanted(job))
+        .map(job_summary)
+        .collect();
+    Ok(wire::JobPage { jobs, next })
 }
 
 /// The unit record of `job`/`unit`, checking that the job exists and has that unit.

@@ -75,7 +75,8 @@ fn number(value: u64) -> utoipa::Number {
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Where the page starts: an id for providers, offers and open jobs, an index for apps,
-    /// a provider's work and a job's units. 0 if absent.
+    /// a provider's work and a job's units; 0 if absent. For jobs since a height, the newest
+    /// id of the page (they come newest first), the newest job if absent.
     pub from: Option<u64>,
     /// Items of the page, 1 to the node's bound (the maximum here); 100, or the bound if
     /// lower, when absent.
@@ -91,7 +92,8 @@ pub struct JobFilter {
     #[param(value_type = Option<schema::Address>)]
     pub requester: Option<String>,
     /// Jobs submitted at this height or later, newest first (a receipt gives the height of
-    /// the transaction that created a job); without it, the open jobs by id.
+    /// the transaction that created a job), `limit` job records read per page (with
+    /// `requester`, a page may hold fewer of its jobs); without it, the open jobs by id.
     pub height: Option<u64>,
 }
 

@@ -401,6 +401,28 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         .map(|j| j["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, vec![1, 0]);
+    assert_eq!(mine["next"], Value::Null);
+
+    // History a page at a time, newest first: `next` is where the older page starts, and
+    // none follows the oldest job.
+    let page_ids = |page: &Value| -> Vec<u64> {
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (_, newest) = get(&chain.app, "/v1/jobs?height=0&limit=1").await;
+    assert_eq!((page_ids(&newest), &newest["next"]), (vec![1], &json!(0)));
+    let (_, older) = get(&chain.app, "/v1/jobs?height=0&from=0&limit=1").await;
+    assert_eq!((page_ids(&older), &older["next"]), (vec![0], &Value::Null));
+    let (_, beyond) = get(&chain.app, "/v1/jobs?height=0&from=99&limit=5").await;
+    assert_eq!((page_ids(&beyond), &beyond["next"]), (vec![1, 0], &Value::Null));
+    // A height above every job's ends the scan at once, with no page after it.
+    let late = format!("/v1/jobs?height={}&limit=1", submitted + 1_000);
+    let (_, none) = get(&chain.app, &late).await;
+    assert_eq!((page_ids(&none), &none["next"]), (vec![], &Value::Null));
 
     // The assignments reached the worker's event stream.
     let assignments = read_events(events.into_body(), "assignment", 2).await;

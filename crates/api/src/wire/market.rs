@@ -453,6 +453,8 @@ pub struct JobSummary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobSummary>,
+    /// The `from` of the following page: the next open job's id, or with `height` the next
+    /// older job's; `null` on the last page.
     pub next: Option<u64>,
 }
 
