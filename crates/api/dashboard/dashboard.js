@@ -4,11 +4,12 @@
 // text (never parsed as HTML).
 "use strict";
 (() => {
-  /** Rows per page of a list. */
+  /** Rows per page of a list, unless the page's address asks for 1 to MAX_PAGE (`?rows=N`). */
   const PAGE = 50;
+  const MAX_PAGE = 100;
   /** Points of the finality chart. */
   const CHART_POINTS = 120;
-  /** Finalized blocks kept for the committee and the block list. */
+  /** Finalized blocks kept for the block list and the committee's count of proposals. */
   const BLOCK_WINDOW = 64;
   /** Blocks read at start, before the event stream has any. */
   const BACKFILL = 16;
@@ -70,10 +71,11 @@
     return `${whole.toLocaleString("en-US")}${frac ? "." + frac : ""} EXO`;
   }
 
-  function table(headers, rows) {
+  /** A table of `headers` (a label, or `{label, num}` for a right-aligned column) over `body`. */
+  function table(headers, body) {
     return h("table", {},
       h("thead", {}, h("tr", {}, headers.map((x) => h("th", { class: x.num ? "num" : null }, x.label || x)))),
-      h("tbody", {}, rows));
+      body);
   }
 
   const cell = (value, numeric) => h("td", { class: numeric ? "num" : null }, value);
@@ -192,11 +194,15 @@
 
   // ---- pages ---------------------------------------------------------------------------
 
-  /** What a page may subscribe to; everything it subscribed ends when the page is left. */
-  function session() {
+  /**
+   * What a page may subscribe to; everything it subscribed ends when the page is left. `rows`
+   * is how many rows a page of a list has.
+   */
+  function session(rows) {
     const mine = [];
     const view = {
       alive: true,
+      rows,
       on(kind, fn) { listeners[kind].add(fn); mine.push([kind, fn]); },
       /** Calls `fn` now and on new blocks, at most once per REFRESH_MS, one run at a time. */
       live(fn) {
@@ -219,26 +225,34 @@
     return view;
   }
 
-  /** A list read a page at a time: `path(from)` names a page, `rows(body)` its items. */
-  function pagedList(view, { path, items, headers, row, empty }) {
+  /** `from` (left out on a first page, `null`) and `limit` of a page of `rows` items. */
+  const pageQuery = (from, rows) => (from === null ? `limit=${rows}` : `from=${from}&limit=${rows}`);
+
+  /**
+   * A list read one page of `view.rows` at a time, with Previous and Next: `path(query)` names
+   * a page (given its `from` and `limit`), `items(page)` its items, `next(page)` where the
+   * following page starts (the API's `next` by default); `empty` (or `empty(page, next)`) says
+   * why a page has no rows. The current page is read again as blocks arrive.
+   */
+  function pagedList(view, { path, items, next = (page) => page.next, headers, row, empty, id }) {
     const body = h("tbody");
-    const status = h("span", { class: "muted" });
-    const stack = [];
-    let from = 0;
-    let next = null;
-    const prev = h("button", { onclick: () => { from = stack.pop() ?? 0; load(); } }, "← Previous");
-    const more = h("button", { onclick: () => { stack.push(from); from = next; load(); } }, "Next →");
+    const status = h("span", { class: "muted page-status" });
+    const starts = [];
+    let from = null;
+    let following = null;
+    const prev = h("button", { class: "prev", onclick: () => { from = starts.pop() ?? null; view.live(load); } }, "← Previous");
+    const more = h("button", { class: "next", onclick: () => { starts.push(from); from = following; view.live(load); } }, "Next →");
     async function load() {
-      const page = await json(path(from));
+      const page = await json(path(pageQuery(from, view.rows)));
       const list = items(page);
-      next = page.next ?? null;
-      body.replaceChildren(...(list.length ? list.map(row) : [h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, empty))]));
-      prev.disabled = stack.length === 0;
-      more.disabled = next === null;
-      status.textContent = list.length ? `${list.length} shown` : "";
+      following = next(page) ?? null;
+      body.replaceChildren(...(list.length ? list.map(row) : [h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, typeof empty === "function" ? empty(page, following) : empty))]));
+      prev.disabled = starts.length === 0;
+      more.disabled = following === null;
+      status.textContent = `page ${starts.length + 1} · ${list.length} shown, ${view.rows} per page`;
     }
-    const element = h("div", {},
-      h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { class: x.num ? "num" : null }, x.label || x)))), body),
+    const element = h("div", { id },
+      table(headers, body),
       h("div", { class: "pager" }, prev, more, status));
     return { element, load: () => view.live(load) };
   }
@@ -262,6 +276,86 @@
     return new uPlot(options, series, container);
   }
 
+  /** How many of the blocks this page keeps each validator proposed, and its latest. */
+  function proposals() {
+    const counts = new Map();
+    for (const block of chain.blocks) {
+      const c = counts.get(block.proposer) || { count: 0, last: 0 };
+      c.count += 1;
+      c.last = Math.max(c.last, block.height);
+      counts.set(block.proposer, c);
+    }
+    return counts;
+  }
+
+  /**
+   * The staking module's view of the committee: every candidate (`/v1/validators`) and the
+   * committee of `epoch` (`/v1/epochs/{n}`, null if the chain keeps none for it).
+   */
+  async function readCommittee(epoch) {
+    const [candidates, committee] = await Promise.all([
+      json("/v1/validators"),
+      json(`/v1/epochs/${epoch}`).catch((err) => { if (err.status === 404) return null; throw err; }),
+    ]);
+    return { validators: candidates.validators, committee };
+  }
+
+  /**
+   * One row per validator the staking module knows, a candidate or a member of the epoch's
+   * committee (a member may have left the candidates since its election): members first, by
+   * backing, then the others by address.
+   */
+  function committeeRows({ validators, committee }) {
+    const rows = new Map(validators.map((v) => [v.address, { address: v.address, validator: v, member: null }]));
+    for (const m of committee ? committee.members : []) {
+      const r = rows.get(m.validator) || { address: m.validator, validator: null };
+      rows.set(m.validator, { ...r, member: m });
+    }
+    const backing = (r) => BigInt(r.member.backing);
+    return [...rows.values()].sort((a, b) => {
+      if (!a.member !== !b.member) return a.member ? -1 : 1;
+      if (a.member && backing(a) !== backing(b)) return backing(a) > backing(b) ? -1 : 1;
+      return a.address < b.address ? -1 : 1;
+    });
+  }
+
+  const COMMITTEE_HEADERS = ["Validator", "Status", "In committee", { label: "Self-bond", num: true },
+    { label: "Backing", num: true }, { label: "Nominators", num: true }, { label: "Commission", num: true },
+    { label: "Blocks proposed", num: true }];
+
+  function committeeRow(r, proposed) {
+    const v = r.validator;
+    const seen = proposed.get(r.address);
+    return h("tr", { class: r.member ? "member" : "candidate", "data-address": r.address },
+      cell(link(`#/account/${r.address}`, mono(r.address))),
+      cell(v ? pill(v.status) : h("span", { class: "muted" }, "not a candidate")),
+      cell(pill(r.member ? "yes" : "no")),
+      cell(v ? exo(v.self_bond) : "–", true),
+      cell(r.member ? exo(r.member.backing) : "–", true),
+      cell(v ? num(v.nominators) : "–", true),
+      cell(v ? `${(v.commission_bps / 100).toFixed(2)} %` : "–", true),
+      cell(seen ? `${num(seen.count)} (last ${num(seen.last)})` : "–", true));
+  }
+
+  /** Without registered validators: the proposers of the last blocks (the genesis committee). */
+  function proposerRow(address, seen) {
+    return h("tr", { class: "member proposer", "data-address": address },
+      cell(link(`#/account/${address}`, mono(address))), cell("–"), cell(pill("yes")), cell("–", true),
+      cell("–", true), cell("–", true), cell("–", true), cell(`${num(seen.count)} (last ${num(seen.last)})`, true));
+  }
+
+  /** What the committee table shows, as one sentence above it. */
+  function committeeSummary(epoch, staking, rows) {
+    const c = staking.committee;
+    if (!rows.length) {
+      return "Staking has no registered validator: shown is the genesis committee, as the validators that proposed the last blocks this page has seen.";
+    }
+    if (!c) return `The chain keeps no committee for epoch ${num(epoch)}; shown are the registered candidates.`;
+    const how = c.elected ? "elected two epochs before" : "not elected (written by genesis, or kept when too few candidates were backed)";
+    return `Epoch ${num(epoch)}: ${c.members.length} members, ${how}; the least backing of a member, what a newcomer must beat, is ${exo(c.minimum_backing)}. ` +
+      "Backing is the stake the election gave a member, its own and its nominators'; blocks proposed are among the last this page has seen.";
+  }
+
   async function overviewPage(view, main) {
     const finalized = h("span", {}, "–");
     const proposed = h("span", {}, "–");
@@ -271,27 +365,26 @@
     const median = h("span", {}, "–");
     const chartBox = h("div", { class: "chart", id: "finality-chart" });
     const committee = h("tbody");
+    const summary = h("p", { class: "muted", id: "committee-summary" });
     const blocks = h("tbody");
     main.replaceChildren(
       h("h1", {}, "Chain"),
       h("div", { class: "grid" },
         stat("Finalized height", finalized, "finalized-height"),
         stat("Seen height", proposed),
-        stat("Epoch", epoch),
+        stat("Epoch", epoch, "epoch"),
         stat("Peers", peers),
         stat("Median block interval", median),
         stat("Minimum fee", fee, null, true)),
-      card("Finality latency",
-        chartBox,
-        h("div", { class: "legend" }, "Each point is a finalized block (x: height) and the milliseconds from its timestamp to its arrival here on the event stream, finalized.")),
       h("div", { class: "cols" },
-        card("Committee",
-          h("p", { class: "muted" }, "Validators that proposed among the last finalized blocks this page has seen."),
-          h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Validator"), h("th", { class: "num" }, "Blocks proposed"), h("th", { class: "num" }, "Last"))), committee)),
-        card("Recent blocks",
-          h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Height"), h("th", {}, "Proposer"), h("th", { class: "num" }, "Transactions"))), blocks))));
+        card("Finality latency",
+          chartBox,
+          h("div", { class: "legend" }, "Each point is a finalized block (x: height) and the milliseconds from its timestamp to its arrival here on the event stream, finalized.")),
+        card("Recent blocks", table(["Height", "Proposer", { label: "Transactions", num: true }], blocks))),
+      card("Committee", summary, h("div", { id: "committee" }, table(COMMITTEE_HEADERS, committee))));
     await backfill();
     const plot = chart(chartBox, [[], []], "height", "ms");
+    let staking = { validators: [], committee: null };
     const draw = () => {
       const s = chain.status;
       if (!s) return;
@@ -303,40 +396,43 @@
       const ms = [...chain.intervals].sort((a, b) => a - b);
       median.textContent = ms.length ? `${ms[Math.floor(ms.length / 2)]} ms` : "–";
       plot.setData([chain.latencies.map((p) => p[0]), chain.latencies.map((p) => p[1])]);
-      const members = new Map();
-      for (const block of chain.blocks) {
-        const m = members.get(block.proposer) || { count: 0, last: 0 };
-        m.count += 1;
-        m.last = Math.max(m.last, block.height);
-        members.set(block.proposer, m);
-      }
-      committee.replaceChildren(...[...members.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([address, m]) =>
-        h("tr", { class: "member" }, cell(link(`#/account/${address}`, mono(address))), cell(num(m.count), true), cell(num(m.last), true))));
+      const seen = proposals();
+      const rows = committeeRows(staking);
+      summary.textContent = committeeSummary(s.epoch, staking, rows);
+      committee.replaceChildren(...(rows.length
+        ? rows.map((r) => committeeRow(r, seen))
+        : [...seen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([address, c]) => proposerRow(address, c))));
       blocks.replaceChildren(...chain.blocks.slice(-12).reverse().map((b) =>
         h("tr", {}, cell(num(b.height)), cell(mono(b.proposer)), cell(num(b.txs), true))));
     };
     draw();
     view.on("block", async () => { await refreshStatus(); if (view.alive) draw(); });
+    // The committee changes at most once an epoch, its candidates with staking's transactions.
+    return view.live(async () => {
+      if (!chain.status) return;
+      staking = await readCommittee(chain.status.epoch);
+      draw();
+    });
   }
 
   function resources(r) {
     const gpu = r.gpu ? ` · ${r.gpu.count}× ${r.gpu.model}` : "";
     return h("div", {},
       h("div", {}, `${r.cores} cores · ${(r.memory_mib / 1024).toFixed(1)} GiB${gpu}`),
-      h("div", { class: "muted" }, `${r.class} · ${r.region} · score ${num(r.cpu_score)} · ${r.runtimes.join(", ")}`));
+      h("div", { class: "muted" }, `${r.class} · ${r.region} · ${(r.cpu_score / 1e9).toFixed(2)} G fuel/s per core · ${r.runtimes.join(", ")}`));
   }
 
   function reputation(value, max) {
     const fill = h("span");
     fill.style.width = `${max ? (100 * value) / max : 0}%`;
-    return h("span", { title: `${value} of ${max}` }, h("span", { class: "rep" }, fill), `${num(value)}`);
+    return h("span", { class: "nowrap", title: `${value} of ${max}` }, h("span", { class: "rep" }, fill), `${num(value)} / ${num(max)}`);
   }
 
   function providersPage(view, main) {
     const list = pagedList(view, {
-      path: (from) => `/v1/providers?from=${from}&limit=${PAGE}`,
+      path: (page) => `/v1/providers?${page}`,
       items: (page) => page.providers,
-      headers: ["Id", "Owner", "Resources", { label: "Bond", num: true }, "Reputation", { label: "Active", num: true }, "Valid / invalid / missed", "State"],
+      headers: ["Id", "Owner", "Resources", { label: "Bond", num: true }, "Reputation", { label: "Replicas running", num: true }, "Valid / invalid / missed", "State"],
       empty: "No provider has registered yet.",
       row: (p) => h("tr", { class: "provider" },
         cell(`#${p.id}`), cell(link(`#/account/${p.owner}`, mono(p.owner))), cell(resources(p.resources)),
@@ -354,11 +450,11 @@
     const summary = h("p", { class: "muted" });
     let plot = null;
     const offers = pagedList(view, {
-      path: (from) => `/v1/market/offers?from=${from}&limit=${PAGE}`,
+      path: (page) => `/v1/market/offers?${page}`,
       items: (page) => page.offers,
-      headers: ["Offer", "Provider", { label: "Price per unit", num: true }, { label: "Free slots", num: true }, "Resources", "Reputation", "Expires"],
+      headers: ["Offer", "Provider", { label: "Price per unit", num: true }, { label: "Free slots", num: true }, "Resources", "Reputation when posted", "Expires"],
       empty: "The book is empty.",
-      row: (o) => h("tr", {}, cell(`#${o.id}`), cell(`#${o.provider}`), cell(exo(o.price_per_unit), true), cell(num(o.slots), true),
+      row: (o) => h("tr", {}, cell(`#${o.id}`), cell(link(`#/account/${o.owner}`, `#${o.provider}`)), cell(exo(o.price_per_unit), true), cell(num(o.slots), true),
         cell(resources(o.resources)), cell(num(o.reputation)), cell(`height ${num(o.expiry_height)}`)),
     });
     main.replaceChildren(h("h1", {}, "Market"),
@@ -383,7 +479,7 @@
         ys.push(cumulative);
       }
       summary.textContent = book.levels.length
-        ? `${num(cumulative)} free slots in ${book.levels.length} price levels at height ${num(book.height)}; best ask ${exo(book.levels[0].price_per_unit)}.`
+        ? `${num(cumulative)} free slots in ${book.levels.length} price level${book.levels.length === 1 ? "" : "s"} at height ${num(book.height)}; best ask ${exo(book.levels[0].price_per_unit)}.`
         : `No live offer at height ${num(book.height)}.`;
       levels.replaceChildren(...book.levels.map((l) => h("tr", { class: "level" }, cell(exo(l.price_per_unit), true), cell(num(l.slots), true), cell(num(l.offers), true))));
       if (!plot) plot = chart(chartBox, [xs, ys], "EXO per unit", "slots");
@@ -401,26 +497,59 @@
   }
   const JOB_HEADERS = ["Job", "State", "App", "Requester", { label: "Submitted", num: true }, "Units"];
 
-  function jobsPage(view, main) {
-    const body = h("tbody");
-    main.replaceChildren(h("h1", {}, "Jobs"),
-      card(`The ${PAGE} newest jobs`, h("table", {}, h("thead", {}, h("tr", {}, JOB_HEADERS.map((x) => h("th", {}, x.label || x)))), body)));
-    return view.live(async () => {
-      const page = await json(`/v1/jobs?height=0&limit=${PAGE}`);
-      body.replaceChildren(...(page.jobs.length ? page.jobs.map(jobRow) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No job yet."))]));
+  /** A list of jobs, newest first, a page at a time (`requester` only, if given). */
+  function jobList(view, requester) {
+    const filter = requester ? `requester=${encodeURIComponent(requester)}&` : "";
+    return pagedList(view, {
+      id: "jobs",
+      path: (page) => `/v1/jobs?${filter}height=0&${page}`,
+      items: (page) => page.jobs,
+      headers: JOB_HEADERS,
+      row: jobRow,
+      // A page reads `rows` jobs of every requester: one of them may hold none of this account's.
+      empty: (page, following) => {
+        if (!requester) return "No job yet.";
+        return following === null ? "No job of this account." : "None of this account's jobs on this page; Next reads older ones.";
+      },
     });
   }
 
-  // ---- a job, and the frame its tiles make ----------------------------------------------
+  function jobsPage(view, main) {
+    const list = jobList(view, null);
+    main.replaceChildren(h("h1", {}, "Jobs"), card("Every job, newest first", list.element));
+    return list.load();
+  }
 
-  /** The tile a render unit draws, from its argument line `W H x y w h ...`; else null. */
+  // ---- a job, and the frames its tiles make ---------------------------------------------
+
+  /**
+   * Where a render unit draws, from its argument line `W H x y w h samples [frame]` (render's
+   * `TileParams`, frame 0 when absent): its frame's size, the tile's place and the frame's
+   * number; else null.
+   */
   function tileOf(args) {
-    if (!args || args.length < 6) return null;
-    const n = args.slice(0, 6).map(Number);
-    if (!n.every((v) => Number.isInteger(v) && v >= 0)) return null;
-    const [W, H, x, y, w, hh] = n;
+    if (!args || args.length < 7 || args.length > 8) return null;
+    const n = args.map((a) => (/^[0-9]{1,10}$/.test(a) ? Number(a) : NaN));
+    if (!n.every(Number.isSafeInteger)) return null;
+    const [W, H, x, y, w, hh, , frame = 0] = n;
     const fits = W > 0 && H > 0 && W <= 16384 && H <= 16384 && w > 0 && hh > 0 && x + w <= W && y + hh <= H;
-    return fits ? { W, H, x, y, w, h: hh } : null;
+    return fits ? { W, H, x, y, w, h: hh, frame } : null;
+  }
+
+  /**
+   * A render job's units by frame, `[[frame, units], ...]` in frame order, each unit with its
+   * `tile`; null unless every unit is a tile of frames of one size (then it is not a render).
+   */
+  function framesOf(units) {
+    const tiles = units.map((u) => tileOf(u.args));
+    const first = tiles[0];
+    if (!first || !tiles.every((t) => t && t.W === first.W && t.H === first.H)) return null;
+    const frames = new Map();
+    units.forEach((u, i) => {
+      if (!frames.has(tiles[i].frame)) frames.set(tiles[i].frame, []);
+      frames.get(tiles[i].frame).push({ ...u, tile: tiles[i] });
+    });
+    return [...frames.entries()].sort((a, b) => a[0] - b[0]);
   }
 
   /** The files of an outputs archive (format EXOOUT01, see the API's `outputs` module). */
@@ -487,103 +616,161 @@
     }
   }
 
-  /** The frame of a render job: a canvas its accepted tiles are drawn on, and a map of units. */
-  function frame(jobId, width, height) {
-    const canvas = h("canvas", { class: "frame", id: "frame", width, height, "data-drawn": 0 });
-    canvas.style.width = `${Math.min(640, width * Math.max(1, Math.floor(640 / width)))}px`;
-    const context = canvas.getContext("2d");
-    const grid = h("div", { class: "tiles", id: "tiles" });
-    const caption = h("p", { class: "muted", id: "frame-caption" });
+  /** A canvas of `width x height` shown at a whole multiple of its size up to `most` pixels wide. */
+  function frameCanvas(frame, width, height, most) {
+    const canvas = h("canvas", { class: "frame", id: `frame-${frame}`, "data-frame": frame, width, height, "data-drawn": 0 });
+    canvas.style.width = `${Math.min(most, width * Math.max(1, Math.floor(most / width)))}px`;
+    return canvas;
+  }
+
+  /**
+   * The frames of a render job: one canvas per frame, its accepted tiles drawn at their place,
+   * and beside each a map of its units. Tiles are downloaded at most TILE_FETCHES at a time
+   * across frames.
+   */
+  function frameViews(jobId, width, height) {
+    const element = h("div", { class: "frames", id: "frames", "data-drawn": 0 });
+    /** Per frame number: its canvas, drawing context, unit map and caption. */
+    const shown = new Map();
     const drawn = new Set();
     const failed = new Map();
     const fetching = new Set();
-    const element = h("div", { class: "frame-wrap" }, canvas, h("div", {}, grid, caption));
+    let latest = { frames: [], total: 0 };
 
-    let latest = { units: [], total: 0 };
+    function figure(frame, count) {
+      if (shown.has(frame)) return shown.get(frame);
+      const canvas = frameCanvas(frame, width, height, count > 1 ? 300 : 640);
+      const grid = h("div", { class: "tiles", id: `tiles-${frame}` });
+      const caption = h("figcaption", { class: "muted" });
+      const f = { canvas, context: canvas.getContext("2d"), grid, caption, element: h("figure", { class: "frame-fig" }, canvas, h("div", {}, grid, caption)) };
+      shown.set(frame, f);
+      return f;
+    }
 
     /**
      * Shows the latest units and starts downloading accepted tiles not yet drawn; those that
      * failed (outputs not uploaded yet, say) only when `retry`, once per refresh of the job.
      */
     function render(retry) {
-      const { units, total } = latest;
-      grid.replaceChildren(...units.map((u) => {
-        const cls = drawn.has(u.unit) ? "drawn" : u.state;
-        return h("span", { class: cls, "data-unit": u.unit, title: `unit ${u.unit}: ${cls}` });
-      }));
-      caption.textContent = `${drawn.size} of ${total} tiles on the frame` +
-        (failed.size ? ` · ${failed.size} not downloadable yet` : "");
-      canvas.setAttribute("data-drawn", drawn.size);
-      const wanted = units.filter((u) => u.state === "accepted" && !drawn.has(u.unit) && !fetching.has(u.unit) && (retry || !failed.has(u.unit)));
+      const { frames, total } = latest;
+      element.classList.toggle("many", frames.length > 1);
+      element.replaceChildren(...frames.map(([frame, units]) => {
+        const f = figure(frame, frames.length);
+        const done = units.filter((u) => drawn.has(u.unit)).length;
+        f.grid.replaceChildren(...units.map((u) => {
+          const cls = drawn.has(u.unit) ? "drawn" : u.state;
+          return h("span", { class: cls, "data-unit": u.unit, title: `unit ${u.unit}, tile at ${u.tile.x},${u.tile.y}: ${cls}` });
+        }));
+        f.caption.textContent = `Frame ${frame}: ${done} of ${units.length} tiles`;
+        f.canvas.setAttribute("data-drawn", done);
+        return f.element;
+      }), h("p", { class: "muted", id: "frame-caption" },
+        `${drawn.size} of ${total} tiles drawn` + (failed.size ? ` · ${failed.size} not downloadable yet` : "")));
+      element.setAttribute("data-drawn", drawn.size);
+      const wanted = frames.flatMap(([, units]) => units).filter((u) => u.state === "accepted" &&
+        !drawn.has(u.unit) && !fetching.has(u.unit) && (retry || !failed.has(u.unit)));
       for (const u of wanted.slice(0, Math.max(0, TILE_FETCHES - fetching.size))) {
         fetching.add(u.unit);
-        drawTile(context, jobId, u.unit, tileOf(u.args))
+        drawTile(figure(u.tile.frame).context, jobId, u.unit, u.tile)
           .then(() => { drawn.add(u.unit); failed.delete(u.unit); })
           .catch((err) => failed.set(u.unit, err.message))
           .finally(() => { fetching.delete(u.unit); render(false); });
       }
     }
 
-    function update(units, total) {
-      latest = { units, total };
+    function update(frames, total) {
+      latest = { frames, total };
       render(true);
     }
     return { element, update };
+  }
+
+  /** The job's units, a page of UNIT_PAGE at a time, at most MAX_FRAME_UNITS; and its record. */
+  async function readJob(id) {
+    let job = null;
+    const units = [];
+    for (let from = 0; from !== null && from !== undefined && units.length < MAX_FRAME_UNITS;) {
+      const page = await json(`/v1/jobs/${encodeURIComponent(id)}?from=${from}&limit=${UNIT_PAGE}`);
+      job = job || page;
+      units.push(...page.units);
+      from = page.next_unit;
+    }
+    return { job, units };
+  }
+
+  /** Why a job's units wait, in words, with prices in EXO (the API's sentence has base units). */
+  function waitText(r) {
+    const passed = `${r.passed_exact ? "" : "at least "}${num(r.passed)} of ${num(r.live_offers)} offers meet the requirements`;
+    switch (r.code) {
+      case "price_too_low":
+        return `Waiting: the best ask, ${exo(r.best_ask)}, is above the job's limit of ${exo(r.max_price_per_unit)} per unit (${passed}).`;
+      case "slots_taken":
+        return `Waiting: every matching slot is taken (${passed}; the best ask, ${exo(r.best_ask)}, is within the job's limit of ${exo(r.max_price_per_unit)}).`;
+      default:
+        return `Waiting: ${r.sentence}.`;
+    }
+  }
+
+  function jobStats(job) {
+    const a = job.accounts;
+    return [
+      stat("State", pill(job.state), "job-state"),
+      stat("Units accepted", `${job.counts.accepted} / ${job.unit_count}`, "job-units"),
+      stat("Trust", `${job.trust} replicas`),
+      stat("Escrowed", exo(a.escrowed), null, true),
+      stat("Paid to providers", exo(a.paid_total), null, true),
+      stat("Refunded", exo(a.refunded), null, true),
+      stat("App", mono(job.app), null, true),
+      stat("Requester", link(`#/account/${job.requester}`, mono(job.requester)), null, true),
+    ];
   }
 
   async function jobPage(view, main, id) {
     const head = h("div", { class: "grid" });
     const bar = h("div");
     const frameBox = h("div");
-    const unitsBody = h("tbody");
     const log = h("div", { class: "events", id: "assignments" });
+    const unitList = pagedList(view, {
+      id: "units",
+      path: (page) => `/v1/jobs/${encodeURIComponent(id)}?${page}`,
+      items: (page) => page.units,
+      next: (page) => page.next_unit,
+      headers: ["Unit", "State", "Replicas", { label: "Fuel", num: true }, "Arguments"],
+      empty: "This job has no unit on this page.",
+      row: (u) => h("tr", {}, cell(u.unit), cell(pill(u.state)),
+        cell(u.replicas.map((r) => `#${r.provider} ${r.status}`).join(", ") || "–"), cell(num(u.accepted_fuel), true),
+        cell(h("span", { class: "mono" }, (u.args || []).join(" ").slice(0, 80)))),
+    });
     main.replaceChildren(h("h1", {}, `Job #${id}`), frameBox, head, card("Progress", bar),
-      h("div", { class: "cols" },
-        card(`Units (the first ${PAGE})`, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Unit"), h("th", {}, "State"), h("th", {}, "Replicas"), h("th", { class: "num" }, "Fuel"))), unitsBody)),
-        card("Assignments, live", log)));
+      h("div", { class: "cols" }, card("Units", unitList.element), card("Assignments, live", log)));
     view.on("assignment", (a) => {
       if (String(a.job) !== String(id)) return;
       log.prepend(h("div", {}, `height ${num(a.height)}: unit ${a.unit} replica ${a.replica} → provider #${a.provider} at ${exo(a.price_per_unit)}`));
       while (log.childElementCount > EVENT_LOG) log.lastChild.remove();
     });
     let tiles = null;
-    return view.live(async () => {
-      let job = null;
-      const units = [];
-      for (let from = 0; from !== null && from !== undefined && units.length < MAX_FRAME_UNITS;) {
-        const page = await json(`/v1/jobs/${encodeURIComponent(id)}?from=${from}&limit=${UNIT_PAGE}`);
-        job = job || page;
-        units.push(...page.units);
-        from = page.next_unit;
-      }
-      const a = job.accounts;
-      head.replaceChildren(
-        stat("State", pill(job.state), "job-state"),
-        stat("Units accepted", `${job.counts.accepted} / ${job.unit_count}`, "job-units"),
-        stat("Trust", `${job.trust} replicas`),
-        stat("Escrowed", exo(a.escrowed), null, true),
-        stat("Paid to providers", exo(a.paid_total), null, true),
-        stat("Refunded", exo(a.refunded), null, true),
-        stat("App", mono(job.app), null, true),
-        stat("Requester", link(`#/account/${job.requester}`, mono(job.requester)), null, true));
+    const progressNow = view.live(async () => {
+      const { job, units } = await readJob(id);
+      head.replaceChildren(...jobStats(job));
       bar.replaceChildren(progress(job.counts, job.unit_count),
         h("p", { class: "muted" }, `${job.counts.waiting} waiting · ${job.counts.running} running · ${job.counts.accepted} accepted · ${job.counts.failed} failed. ` +
-          (job.wait_reason ? job.wait_reason.sentence : "")));
-      unitsBody.replaceChildren(...units.slice(0, PAGE).map((u) => h("tr", {},
-        cell(u.unit), cell(pill(u.state)), cell(u.replicas.map((r) => `#${r.provider} ${r.status}`).join(", ") || "–"), cell(num(u.accepted_fuel), true))));
-      const geometry = units.map((u) => tileOf(u.args));
-      const isFrame = units.length > 0 && geometry.every((t) => t && t.W === geometry[0].W && t.H === geometry[0].H);
-      if (isFrame && !tiles) {
-        tiles = frame(id, geometry[0].W, geometry[0].H);
-        frameBox.replaceChildren(card("Frame, tile by tile as units are accepted", tiles.element));
+          (job.wait_reason ? waitText(job.wait_reason) : "")));
+      const frames = framesOf(units);
+      if (frames && !tiles) {
+        const { W, H } = frames[0][1][0].tile;
+        tiles = frameViews(id, W, H);
+        const some = units.length < job.unit_count ? ` (the frames of its first ${num(units.length)} units)` : "";
+        const title = frames.length > 1 ? `${frames.length} frames, tile by tile as units are accepted` : "Frame, tile by tile as units are accepted";
+        frameBox.replaceChildren(card(title + some, tiles.element));
       }
-      if (tiles) tiles.update(units, job.unit_count);
+      if (tiles && frames) tiles.update(frames, units.length);
     });
+    return Promise.all([progressNow, unitList.load()]);
   }
 
   function appsPage(view, main) {
     const list = pagedList(view, {
-      path: (from) => `/v1/apps?from=${from}&limit=${PAGE}`,
+      path: (page) => `/v1/apps?${page}`,
       items: (page) => page.apps,
       headers: ["Name", "Version", "Module", "Developer", { label: "Royalty per unit", num: true }, { label: "Published", num: true }],
       empty: "No app has been published yet. Jobs may still run any module by its hash.",
@@ -604,20 +791,18 @@
       return;
     }
     const head = h("div", { class: "grid" });
-    const jobs = h("tbody");
-    main.append(head, card(`Its jobs among the ${2 * PAGE} newest`, h("table", {}, h("thead", {}, h("tr", {}, JOB_HEADERS.map((x) => h("th", {}, x.label || x)))), jobs)));
+    const jobs = jobList(view, address);
+    main.append(head, card(`Its jobs, newest first (a page reads ${view.rows} jobs of every requester)`, jobs.element));
     const encoded = encodeURIComponent(address);
-    return view.live(async () => {
+    return Promise.all([jobs.load(), view.live(async () => {
       const account = await json(`/v1/accounts/${encoded}`);
       const provider = await json(`/v1/accounts/${encoded}/provider`).catch((err) => { if (err.status === 404) return null; throw err; });
-      const page = await json(`/v1/jobs?requester=${encoded}&height=0&limit=${2 * PAGE}`);
       head.replaceChildren(
         stat("Balance", exo(account.balance), "balance"),
         stat("Next nonce", num(account.nonce)),
         stat("Provider", provider ? link("#/providers", `#${provider.provider}`) : "none"),
         stat("Address", mono(account.address, true), null, true));
-      jobs.replaceChildren(...(page.jobs.length ? page.jobs.map(jobRow) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No recent job."))]));
-    });
+    })]);
   }
 
   // ---- routing -------------------------------------------------------------------------
@@ -632,10 +817,17 @@
   };
   let current = null;
 
+  /** Rows per page that the address asks for (`#/jobs?rows=10`), within 1 to MAX_PAGE. */
+  function rowsAsked(search) {
+    const rows = Number(new URLSearchParams(search).get("rows"));
+    return Number.isInteger(rows) && rows >= 1 ? Math.min(rows, MAX_PAGE) : PAGE;
+  }
+
   function route() {
     if (current) current.end();
-    current = session();
-    const [name, arg] = location.hash.replace(/^#\/?/, "").split("/");
+    const [place, search = ""] = location.hash.replace(/^#\/?/, "").split("?");
+    current = session(rowsAsked(search));
+    const [name, arg] = place.split("/");
     const page = name === "jobs" && arg ? jobPage : PAGES[name] || overviewPage;
     for (const a of document.querySelectorAll("header nav a")) {
       a.classList.toggle("active", a.dataset.page === (name || "overview"));

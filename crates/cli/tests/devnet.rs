@@ -720,9 +720,9 @@ fn the_demo_renders_a_verified_and_paid_frame() {
     println!("the demo took {:?}", started.elapsed());
 }
 
-/// The arguments of `exo job submit --wait` of `app` (a file or a built-in app's name) at
-/// `trust` and at most 2 EXO per compute unit, through `node` with `key`; the caller adds the
-/// job's plan (`--units`, `--unit-args`, `--scene`...).
+/// The arguments of `exo job submit` of `app` (a file or a built-in app's name) at `trust` and
+/// at most 2 EXO per compute unit, through `node` with `key`; the caller adds the job's plan
+/// (`--units`, `--unit-args`, `--scene`...) and [`WAIT`] to wait for its end.
 fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, trust: &'a str) -> Vec<&'a str> {
     vec![
         "--node",
@@ -737,11 +737,11 @@ fn submit_args<'a>(node: &'a str, key: &'a str, app: &'a str, trust: &'a str) ->
         "2",
         "--trust",
         trust,
-        "--wait",
-        "--wait-timeout",
-        "600",
     ]
 }
+
+/// Makes `exo job submit` wait for the job's end, at most 10 minutes.
+const WAIT: [&str; 3] = ["--wait", "--wait-timeout", "600"];
 
 /// Submits the module file `module` at `trust` with one unit per line of `unit_args` and
 /// `extra` arguments (see [`submit_args`]); its exit code and report.
@@ -758,6 +758,7 @@ fn submit_module(
         .count()
         .to_string();
     let mut args = submit_args(node, key, module.to_str().unwrap(), trust);
+    args.extend(WAIT);
     args.extend([
         "--units",
         &units,
@@ -784,6 +785,7 @@ fn submit_builtin(node: &str, faucet_key: &str, app: &str, units: &str, params: 
 /// `--param`, `--scene`...); returns the submission's report.
 fn submit_planned(node: &str, faucet_key: &str, app: &str, plan: &[&str]) -> Value {
     let mut args = submit_args(node, faucet_key, app, "2");
+    args.extend(WAIT);
     args.extend(plan);
     let (code, submitted) = exo(&args);
     assert_eq!(code, 0, "{submitted}");
@@ -946,6 +948,46 @@ fn a_hostile_job_leaves_honest_providers_whole_and_charges_the_requester_the_fue
     println!("the hostile job's devnet took {:?}", started.elapsed());
 }
 
+/// Writes the scene file `toml` as `dir/scenes/shot.toml` beside the shipped meshes it may
+/// name (`bunny.obj`, `props.obj` and its `props.mtl`); returns its path.
+fn scene_file(dir: &Path, toml: &str) -> PathBuf {
+    let scenes = dir.join("scenes");
+    std::fs::create_dir_all(&scenes).unwrap();
+    for (name, text) in [
+        ("bunny.obj", exo_apps::BUNNY_OBJ),
+        ("props.obj", exo_apps::PROPS_OBJ),
+        ("props.mtl", exo_apps::PROPS_MTL),
+    ] {
+        std::fs::write(scenes.join(name), text).unwrap();
+    }
+    let scene = scenes.join("shot.toml");
+    std::fs::write(&scene, toml).unwrap();
+    scene
+}
+
+/// A scene file of the shipped props under one light at `width x height` and `samples` per
+/// pixel, the camera moving from frame 0 to frame 2.
+fn props_scene(dir: &Path, (width, height): (u32, u32), samples: u32) -> PathBuf {
+    scene_file(
+        dir,
+        &format!(
+            "[image]\nwidth = {width}\nheight = {height}\nsamples = {samples}\n\n\
+             [[camera]]\nframe = 0\nfrom = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\
+             [[camera]]\nframe = 2\nfrom = [2.0, 1.0, 2.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\n\
+             [[mesh]]\nobj = \"props.obj\"\n\n\
+             [[light]]\ncenter = [1.0, 3.0, 1.0]\nradius = 0.4\ncolor = [20.0, 20.0, 20.0]\n"
+        ),
+    )
+}
+
+/// The shipped studio scene (the demo's) at `width x height` and `samples` per pixel.
+fn studio_scene(dir: &Path, (width, height): (u32, u32), samples: u32) -> PathBuf {
+    let shipped = "width = 400\nheight = 300\nsamples = 64\n";
+    assert!(exo_apps::STUDIO_SCENE.contains(shipped));
+    let image = format!("width = {width}\nheight = {height}\nsamples = {samples}\n");
+    scene_file(dir, &exo_apps::STUDIO_SCENE.replace(shipped, &image))
+}
+
 /// `cargo test -p exo-cli --test devnet -- --ignored the_studio_gets` (a few minutes in a debug
 /// build: three workers benchmark, then a three-frame animation runs on them).
 #[test]
@@ -957,29 +999,7 @@ fn the_studio_gets_every_frame_and_an_animation_from_a_scene_file() {
     let (node0, faucet_key) = devnet.node_and_faucet();
     let dir = &devnet.dir;
 
-    // The shipped props (an OBJ with its MTL) under one light, the camera moving over 3 frames.
-    let scenes = dir.path().join("scenes");
-    std::fs::create_dir_all(&scenes).unwrap();
-    std::fs::write(
-        scenes.join("props.obj"),
-        include_str!("../../../apps/data/props.obj"),
-    )
-    .unwrap();
-    std::fs::write(
-        scenes.join("props.mtl"),
-        include_str!("../../../apps/data/props.mtl"),
-    )
-    .unwrap();
-    let scene = scenes.join("shot.toml");
-    std::fs::write(
-        &scene,
-        "[image]\nwidth = 48\nheight = 36\nsamples = 2\n\n\
-         [[camera]]\nframe = 0\nfrom = [0.0, 1.0, 3.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\
-         [[camera]]\nframe = 2\nfrom = [2.0, 1.0, 2.0]\nat = [0.0, 0.3, 0.0]\nfov = 40.0\n\n\
-         [[mesh]]\nobj = \"props.obj\"\n\n\
-         [[light]]\ncenter = [1.0, 3.0, 1.0]\nradius = 0.4\ncolor = [20.0, 20.0, 20.0]\n",
-    )
-    .unwrap();
+    let scene = props_scene(dir.path(), (48, 36), 2);
     let submitted = submit_planned(
         &node0,
         &faucet_key,
@@ -1034,10 +1054,10 @@ fn shown_number(id: &str) -> String {
 const WATCH_TILES: &str = "(() => {
     window.drawnLog = [];
     new MutationObserver(() => {
-        const frame = document.getElementById('frame');
+        const frames = document.getElementById('frames');
         const units = document.getElementById('job-units');
-        if (!frame || !units) return;
-        const drawn = Number(frame.dataset.drawn);
+        if (!frames || !units) return;
+        const drawn = Number(frames.dataset.drawn);
         const accepted = Number(units.textContent.split('/')[0]);
         const log = window.drawnLog;
         if (!log.length || log[log.length - 1][0] !== drawn) log.push([drawn, accepted]);
@@ -1045,11 +1065,29 @@ const WATCH_TILES: &str = "(() => {
     return true;
 })()";
 
-/// The RGBA pixels of the job page's frame.
-const FRAME_PIXELS: &str = "(() => {
-    const frame = document.getElementById('frame');
-    return Array.from(frame.getContext('2d').getImageData(0, 0, frame.width, frame.height).data);
-})()";
+/// The RGB8 pixels of the canvas of `frame` on the job's page, every pixel drawn, as JSON.
+fn frame_pixels(frame: u32) -> String {
+    format!(
+        "(() => {{
+            const canvas = document.getElementById('frame-{frame}');
+            const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            const rgb = [];
+            for (let i = 0; i < rgba.length; i += 4) {{
+                if (rgba[i + 3] !== 255) return null;
+                rgb.push(rgba[i], rgba[i + 1], rgba[i + 2]);
+            }}
+            return rgb;
+        }})()"
+    )
+}
+
+/// The committee table's rows as `[address, in committee, self-bond, backing]` texts.
+const COMMITTEE_ROWS: &str = "Array.from(document.querySelectorAll('#committee tr.member'))
+    .map((tr) => [tr.dataset.address, ...[2, 3, 4].map((i) => tr.cells[i].textContent)])";
+
+/// The job ids the jobs list shows.
+const LISTED_JOBS: &str = "Array.from(document.querySelectorAll('#jobs tr.job a[href^=\"#/jobs/\"]'))
+    .map((a) => Number(a.getAttribute('href').split('/')[2]))";
 
 /// The RGB8 pixels of the PNG the demo writes at `path`, once it is there (at most `limit`).
 fn demo_frame(path: &Path, limit: Duration) -> Vec<u8> {
@@ -1075,6 +1113,31 @@ fn rgb8(bytes: &[u8]) -> Option<Vec<u8>> {
     rgb.then_some(pixels)
 }
 
+/// Waits until validator 0 has the demo's job (the devnet's first, `#0`), at most `limit`;
+/// the demo has then sent every transaction it sends.
+async fn demo_job(client: &Client, limit: Duration) -> wire::Job {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(job)) = client.job(0).await {
+            return job;
+        }
+        assert!(started.elapsed() < limit, "the demo submitted no job");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Submits an animation of two frames of 64x48, two tiles each, of the studio scene through
+/// `node` with the faucet's key, without waiting for it; returns its id.
+fn submit_two_frames(dir: &Path, node: &str, faucet_key: &str) -> u64 {
+    let scene = studio_scene(dir, (64, 48), 2);
+    let mut args = submit_args(node, faucet_key, "render", "2");
+    args.extend(["--scene", scene.to_str().unwrap(), "--frames", "2", "--tile", "32x48"]);
+    let (code, submitted) = exo(&args);
+    assert_eq!(code, 0, "{submitted}");
+    assert_eq!(submitted["units"], 4, "2 frames of 2 tiles: {submitted}");
+    submitted["job_id"].as_u64().unwrap()
+}
+
 #[test]
 fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -1090,18 +1153,25 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         .to_string();
     let long = Duration::from_secs(300);
     let short = Duration::from_secs(30);
+    // Once the demo's job is on the chain, the faucet's nonce is free for a second job: an
+    // animation of two frames, run beside the demo's on the same workers.
+    let (node0, faucet_key) = devnet.node_and_faucet();
+    let demo = devnet.rt.block_on(demo_job(&devnet.clients[0], long));
+    assert_eq!(demo.unit_count as u64, tiles);
+    let animation = submit_two_frames(devnet.dir.path(), &node0, &faucet_key);
     devnet.rt.block_on(async {
         let browser = browser::Browser::start().await;
 
         // A person opens the jobs page, waits for the demo's job and follows its link.
         browser.open(&format!("{base}/#/jobs")).await;
-        browser.follow("tr.job a", long).await;
+        browser.follow(r##"tr.job a[href="#/jobs/0"]"##, long).await;
         browser.eval(WATCH_TILES).await;
-        assert_eq!(browser.shows("#tiles span", tiles, long).await, tiles);
+        assert_eq!(browser.shows(".tiles span", tiles, long).await, tiles);
+        assert_eq!(browser.shows("canvas.frame", 1, short).await, 1);
 
         // The frame fills in tile by tile; one screenshot on the way, one complete.
         let mut partial = false;
-        let drawn = "Number(document.getElementById('frame')?.dataset.drawn || 0)";
+        let drawn = "Number(document.getElementById('frames')?.dataset.drawn || 0)";
         let deadline = Instant::now() + long;
         loop {
             let now = browser.eval(drawn).await.as_u64().unwrap_or(0);
@@ -1119,6 +1189,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         browser.screenshot(&shots, "job").await;
+        println!("the demo's frame was drawn after {:?}", started.elapsed());
         let log = browser.eval("window.drawnLog").await;
         let log: Vec<(u64, u64)> = serde_json::from_value(log).unwrap();
         let counts: Vec<u64> = log.iter().map(|(drawn, _)| *drawn).collect();
@@ -1137,9 +1208,9 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             "tiles appear while the job still runs: {log:?}"
         );
         // What the page drew is the frame the demo verified and assembled, pixel for pixel.
-        let shown: Vec<u8> = serde_json::from_value(browser.eval(FRAME_PIXELS).await).unwrap();
-        assert!(shown.chunks(4).all(|p| p[3] == 255), "every pixel is drawn");
-        let shown: Vec<u8> = shown.chunks(4).flat_map(|p| &p[..3]).copied().collect();
+        let shown: Option<Vec<u8>> =
+            serde_json::from_value(browser.eval(&frame_pixels(0)).await).unwrap();
+        let shown = shown.expect("every pixel of the frame is drawn");
         let verified = demo_frame(&devnet.data.join("demo/render.png"), short);
         assert_eq!(shown.len(), width * height * 3);
         assert!(
@@ -1147,11 +1218,49 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             "the page's frame is not the demo's render.png"
         );
         assert_eq!(
-            browser.shows("#tiles span.drawn", tiles, short).await,
+            browser.shows(".tiles span.drawn", tiles, short).await,
             tiles
         );
 
-        // The chain page: the height rises and the committee's four validators are listed.
+        // The animation: one canvas per frame, each tile drawn at its place in its own frame,
+        // the frames `exo job results` assembles from the verified tiles.
+        browser
+            .open(&format!("{base}/#/jobs/{animation}"))
+            .await;
+        assert_eq!(browser.shows("canvas.frame", 2, short).await, 2);
+        browser
+            .wait_for(drawn, long, |v| v.as_u64() == Some(4))
+            .await;
+        let out = devnet.dir.path().join("animation");
+        job_results(&node0, &out, animation);
+        for frame in 0..2 {
+            let shown: Option<Vec<u8>> =
+                serde_json::from_value(browser.eval(&frame_pixels(frame)).await).unwrap();
+            let file = out.join(format!("frame-{frame:04}.png"));
+            let verified = rgb8(&std::fs::read(&file).unwrap()).unwrap();
+            assert!(
+                shown.as_ref() == Some(&verified),
+                "frame {frame} on the page is not {file:?}"
+            );
+        }
+        browser.screenshot(&shots, "job-frames").await;
+
+        // The jobs list, a page of one job at a time: the newest, then the demo's, and back.
+        browser.open(&format!("{base}/#/jobs?rows=1")).await;
+        let listed = |want: u64| move |v: &Value| v == &serde_json::json!([want]);
+        browser.wait_for(LISTED_JOBS, short, listed(animation)).await;
+        assert_eq!(browser.eval("document.querySelector('#jobs button.prev').disabled").await, true);
+        browser.follow("#jobs button.next", short).await;
+        browser.wait_for(LISTED_JOBS, short, listed(0)).await;
+        browser
+            .wait_for("document.querySelector('#jobs button.next').disabled", short, |v| v == true)
+            .await;
+        browser.screenshot(&shots, "jobs").await;
+        browser.follow("#jobs button.prev", short).await;
+        browser.wait_for(LISTED_JOBS, short, listed(animation)).await;
+
+        // The chain page: the height rises, and the committee is the staking module's four
+        // genesis validators, each backed by its self-bond alone (the devnet's is zero).
         browser.open(&format!("{base}/#/")).await;
         let finalized = shown_number("finalized-height");
         let first = browser
@@ -1161,11 +1270,24 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             .wait_for(&finalized, short, |v| v.as_u64() > first.as_u64())
             .await;
         assert_eq!(
-            browser.shows("tr.member", VALIDATORS as u64, short).await,
+            browser.shows("#committee tr.member", VALIDATORS as u64, short).await,
             VALIDATORS as u64
         );
+        let rows: Vec<[String; 4]> =
+            serde_json::from_value(browser.eval(COMMITTEE_ROWS).await).unwrap();
+        let validators = devnet.clients[0].validators().await.unwrap().validators;
+        assert_eq!(rows.len(), validators.len());
+        for [address, member, self_bond, backing] in &rows {
+            assert!(validators.iter().any(|v| &exo_types::address_to_hex(&v.address) == address));
+            assert_eq!(member, "yes", "{rows:?}");
+            assert!(self_bond.ends_with(" EXO"), "{rows:?}");
+            assert_eq!(self_bond, backing, "genesis backing is the self-bond: {rows:?}");
+        }
         assert_eq!(browser.shows("#finality-chart canvas", 1, short).await, 1);
         browser.screenshot(&shots, "chain").await;
+        browser
+            .screenshot_of("section:has(#committee)", &shots, "committee")
+            .await;
 
         // The providers: the demo's three workers, with their resources and reputation.
         browser.open(&format!("{base}/#/providers")).await;
@@ -1178,7 +1300,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         assert_eq!(browser.shows("#depth-chart canvas", 1, short).await, 1);
         browser.screenshot(&shots, "market").await;
 
-        // The apps, and the requester's account with its job.
+        // The apps, and the requester's account with its jobs.
         browser.open(&format!("{base}/#/apps")).await;
         assert_eq!(browser.shows("main table", 1, short).await, 1);
         browser.open(&format!("{base}/#/jobs")).await;
@@ -1190,7 +1312,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
                 |v| v.as_str().is_some_and(|t| t.ends_with(" EXO")),
             )
             .await;
-        browser.shows("tr.job", 1, short).await;
+        browser.shows("tr.job", 2, short).await;
         browser.screenshot(&shots, "account").await;
         browser.close().await;
     });

@@ -211,6 +211,7 @@ pub struct Offer {
     pub owner: Address,
     /// The provider's resources when the offer was posted.
     pub resources: Resources,
+    /// The provider's reputation when the offer was posted.
     pub reputation: u32,
     /// Units the offer can still take.
     pub slots: u32,

@@ -154,9 +154,29 @@ impl Browser {
     /// Saves what the window shows as `dir/name.png`.
     pub async fn screenshot(&self, dir: &Path, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
-        std::fs::create_dir_all(dir).expect("the screenshot directory");
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("the screenshot is written");
+        save(dir, name, png);
     }
+
+    /// Saves the first element matching the CSS `selector` as `dir/name.png`, scrolled into
+    /// view first (the driver crops it to what the window shows).
+    pub async fn screenshot_of(&self, selector: &str, dir: &Path, name: &str) {
+        self.eval(&format!(
+            "document.querySelector('{selector}').scrollIntoView() || true"
+        ))
+        .await;
+        let element = self
+            .client
+            .find(fantoccini::Locator::Css(selector))
+            .await
+            .unwrap_or_else(|err| panic!("{selector}: {err}"));
+        let png = element.screenshot().await.expect("a screenshot");
+        save(dir, name, png);
+    }
+}
+
+fn save(dir: &Path, name: &str, png: Vec<u8>) {
+    std::fs::create_dir_all(dir).expect("the screenshot directory");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("the screenshot is written");
 }
 
 impl Browser {
