@@ -297,7 +297,7 @@
       json("/v1/validators"),
       json(`/v1/epochs/${epoch}`).catch((err) => { if (err.status === 404) return null; throw err; }),
     ]);
-    return { validators: candidates.validators, committee };
+    return { epoch, validators: candidates.validators, committee };
   }
 
   /**
@@ -345,8 +345,8 @@
   }
 
   /** What the committee table shows, as one sentence above it. */
-  function committeeSummary(epoch, staking, rows) {
-    const c = staking.committee;
+  function committeeSummary(staking, rows) {
+    const { epoch, committee: c } = staking;
     if (!rows.length) {
       return "Staking has no registered validator: shown is the genesis committee, as the validators that proposed the last blocks this page has seen.";
     }
@@ -384,7 +384,8 @@
       card("Committee", summary, h("div", { id: "committee" }, table(COMMITTEE_HEADERS, committee))));
     await backfill();
     const plot = chart(chartBox, [[], []], "height", "ms");
-    let staking = { validators: [], committee: null };
+    /** Staking's candidates and committee, once read. */
+    let staking = null;
     const draw = () => {
       const s = chain.status;
       if (!s) return;
@@ -396,14 +397,22 @@
       const ms = [...chain.intervals].sort((a, b) => a - b);
       median.textContent = ms.length ? `${ms[Math.floor(ms.length / 2)]} ms` : "–";
       plot.setData([chain.latencies.map((p) => p[0]), chain.latencies.map((p) => p[1])]);
+      drawCommittee();
+
+      blocks.replaceChildren(...chain.blocks.slice(-8).reverse().map((b) =>
+        h("tr", {}, cell(num(b.height)), cell(mono(b.proposer)), cell(num(b.txs), true))));
+    };
+    const drawCommittee = () => {
+      if (!staking) {
+        summary.textContent = "Reading the committee…";
+        return;
+      }
       const seen = proposals();
       const rows = committeeRows(staking);
-      summary.textContent = committeeSummary(s.epoch, staking, rows);
+      summary.textContent = committeeSummary(staking, rows);
       committee.replaceChildren(...(rows.length
         ? rows.map((r) => committeeRow(r, seen))
         : [...seen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([address, c]) => proposerRow(address, c))));
-      blocks.replaceChildren(...chain.blocks.slice(-12).reverse().map((b) =>
-        h("tr", {}, cell(num(b.height)), cell(mono(b.proposer)), cell(num(b.txs), true))));
     };
     draw();
     view.on("block", async () => { await refreshStatus(); if (view.alive) draw(); });
@@ -711,7 +720,16 @@
     }
   }
 
-  function jobStats(job) {
+  /** The app a job runs, as published by its developer; null when the module was not published. */
+  async function appOf(job) {
+    return json(`/v1/apps/${job.app}/${job.developer}`).catch((err) => {
+      if (err.status === 404) return null;
+      throw err;
+    });
+  }
+
+  /** `job`'s figures; `app` is its published app, if any. */
+  function jobStats(job, app) {
     const a = job.accounts;
     return [
       stat("State", pill(job.state), "job-state"),
@@ -720,7 +738,7 @@
       stat("Escrowed", exo(a.escrowed), null, true),
       stat("Paid to providers", exo(a.paid_total), null, true),
       stat("Refunded", exo(a.refunded), null, true),
-      stat("App", mono(job.app), null, true),
+      stat("App", app ? h("span", { title: job.app }, `${app.name} ${app.version}`) : mono(job.app), "job-app", true),
       stat("Requester", link(`#/account/${job.requester}`, mono(job.requester)), null, true),
     ];
   }
@@ -749,9 +767,12 @@
       while (log.childElementCount > EVENT_LOG) log.lastChild.remove();
     });
     let tiles = null;
+    let app;
     const progressNow = view.live(async () => {
       const { job, units } = await readJob(id);
-      head.replaceChildren(...jobStats(job));
+      // A job's app never changes: asked once.
+      if (app === undefined) app = await appOf(job);
+      head.replaceChildren(...jobStats(job, app));
       bar.replaceChildren(progress(job.counts, job.unit_count),
         h("p", { class: "muted" }, `${job.counts.waiting} waiting · ${job.counts.running} running · ${job.counts.accepted} accepted · ${job.counts.failed} failed. ` +
           (job.wait_reason ? waitText(job.wait_reason) : "")));

@@ -1085,6 +1085,21 @@ fn frame_pixels(frame: u32) -> String {
 const COMMITTEE_ROWS: &str = "Array.from(document.querySelectorAll('#committee tr.member'))
     .map((tr) => [tr.dataset.address, ...[2, 3, 4].map((i) => tr.cells[i].textContent)])";
 
+/// Makes the page's API answer as a chain whose staking has no validator would (no candidate,
+/// no committee for the epoch) and opens the chain page again.
+const WITHOUT_STAKING: &str = "(() => {
+    const real = window.fetch;
+    const answer = (status, body) => Promise.resolve(new Response(JSON.stringify(body),
+        { status, headers: { 'content-type': 'application/json' } }));
+    window.fetch = (path, init) => {
+        if (String(path).startsWith('/v1/validators')) return answer(200, { validators: [] });
+        if (String(path).startsWith('/v1/epochs/')) return answer(404, { error: 'not_found', message: 'no committee' });
+        return real(path, init);
+    };
+    location.hash = '#/?staking=none';
+    return true;
+})()";
+
 /// The job ids the jobs list shows.
 const LISTED_JOBS: &str = "Array.from(document.querySelectorAll('#jobs tr.job a[href^=\"#/jobs/\"]'))
     .map((a) => Number(a.getAttribute('href').split('/')[2]))";
@@ -1228,6 +1243,14 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             .open(&format!("{base}/#/jobs/{animation}"))
             .await;
         assert_eq!(browser.shows("canvas.frame", 2, short).await, 2);
+        // The app by the name `exo job submit --app render` published it under.
+        browser
+            .wait_for(
+                "document.getElementById('job-app')?.textContent",
+                short,
+                |v| v == "render 1",
+            )
+            .await;
         browser
             .wait_for(drawn, long, |v| v.as_u64() == Some(4))
             .await;
@@ -1288,6 +1311,20 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         browser
             .screenshot_of("section:has(#committee)", &shots, "committee")
             .await;
+        // Without staking's validators the page falls back to the proposers of the last
+        // blocks, and says so.
+        browser.eval(WITHOUT_STAKING).await;
+        browser
+            .wait_for(
+                "document.getElementById('committee-summary')?.textContent || ''",
+                short,
+                |v| v.as_str().is_some_and(|t| t.contains("genesis committee")),
+            )
+            .await;
+        assert_eq!(
+            browser.shows("#committee tr.proposer", VALIDATORS as u64, short).await,
+            VALIDATORS as u64
+        );
 
         // The providers: the demo's three workers, with their resources and reputation.
         browser.open(&format!("{base}/#/providers")).await;
