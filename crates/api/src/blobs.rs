@@ -1015,7 +1015,11 @@ mod tests {
             let stored = store.put_for(body, 100, hash, uploader).await.unwrap();
             assert_eq!((stored.hash, stored.size), (hash, 5));
         }
-        assert_eq!(read.load(Ordering::SeqCst), 2, "both bodies were read whole");
+        assert_eq!(
+            read.load(Ordering::SeqCst),
+            2,
+            "both bodies were read whole"
+        );
         let long = watched_body(vec!["hello", " world"], read.clone());
         assert!(matches!(
             store.put_for(long, 8, hash, uploader).await,

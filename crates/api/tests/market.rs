@@ -418,7 +418,10 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     let (_, older) = get(&chain.app, "/v1/jobs?height=0&from=0&limit=1").await;
     assert_eq!((page_ids(&older), &older["next"]), (vec![0], &Value::Null));
     let (_, beyond) = get(&chain.app, "/v1/jobs?height=0&from=99&limit=5").await;
-    assert_eq!((page_ids(&beyond), &beyond["next"]), (vec![1, 0], &Value::Null));
+    assert_eq!(
+        (page_ids(&beyond), &beyond["next"]),
+        (vec![1, 0], &Value::Null)
+    );
     // A height above every job's ends the scan at once, with no page after it.
     let late = format!("/v1/jobs?height={}&limit=1", submitted + 1_000);
     let (_, none) = get(&chain.app, &late).await;

@@ -1101,7 +1101,8 @@ const WITHOUT_STAKING: &str = "(() => {
 })()";
 
 /// The job ids the jobs list shows.
-const LISTED_JOBS: &str = "Array.from(document.querySelectorAll('#jobs tr.job a[href^=\"#/jobs/\"]'))
+const LISTED_JOBS: &str =
+    "Array.from(document.querySelectorAll('#jobs tr.job a[href^=\"#/jobs/\"]'))
     .map((a) => Number(a.getAttribute('href').split('/')[2]))";
 
 /// The RGB8 pixels of the PNG the demo writes at `path`, once it is there (at most `limit`).
@@ -1146,7 +1147,14 @@ async fn demo_job(client: &Client, limit: Duration) -> wire::Job {
 fn submit_two_frames(dir: &Path, node: &str, faucet_key: &str) -> u64 {
     let scene = studio_scene(dir, (64, 48), 2);
     let mut args = submit_args(node, faucet_key, "render", "2");
-    args.extend(["--scene", scene.to_str().unwrap(), "--frames", "2", "--tile", "32x48"]);
+    args.extend([
+        "--scene",
+        scene.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--tile",
+        "32x48",
+    ]);
     let (code, submitted) = exo(&args);
     assert_eq!(code, 0, "{submitted}");
     assert_eq!(submitted["units"], 4, "2 frames of 2 tiles: {submitted}");
@@ -1239,9 +1247,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
 
         // The animation: one canvas per frame, each tile drawn at its place in its own frame,
         // the frames `exo job results` assembles from the verified tiles.
-        browser
-            .open(&format!("{base}/#/jobs/{animation}"))
-            .await;
+        browser.open(&format!("{base}/#/jobs/{animation}")).await;
         assert_eq!(browser.shows("canvas.frame", 2, short).await, 2);
         // The app by the name `exo job submit --app render` published it under.
         browser
@@ -1271,16 +1277,29 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         // The jobs list, a page of one job at a time: the newest, then the demo's, and back.
         browser.open(&format!("{base}/#/jobs?rows=1")).await;
         let listed = |want: u64| move |v: &Value| v == &serde_json::json!([want]);
-        browser.wait_for(LISTED_JOBS, short, listed(animation)).await;
-        assert_eq!(browser.eval("document.querySelector('#jobs button.prev').disabled").await, true);
+        browser
+            .wait_for(LISTED_JOBS, short, listed(animation))
+            .await;
+        assert_eq!(
+            browser
+                .eval("document.querySelector('#jobs button.prev').disabled")
+                .await,
+            true
+        );
         browser.follow("#jobs button.next", short).await;
         browser.wait_for(LISTED_JOBS, short, listed(0)).await;
         browser
-            .wait_for("document.querySelector('#jobs button.next').disabled", short, |v| v == true)
+            .wait_for(
+                "document.querySelector('#jobs button.next').disabled",
+                short,
+                |v| v == true,
+            )
             .await;
         browser.screenshot(&shots, "jobs").await;
         browser.follow("#jobs button.prev", short).await;
-        browser.wait_for(LISTED_JOBS, short, listed(animation)).await;
+        browser
+            .wait_for(LISTED_JOBS, short, listed(animation))
+            .await;
 
         // The chain page: the height rises, and the committee is the staking module's four
         // genesis validators, each backed by its self-bond alone (the devnet's is zero).
@@ -1293,7 +1312,9 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             .wait_for(&finalized, short, |v| v.as_u64() > first.as_u64())
             .await;
         assert_eq!(
-            browser.shows("#committee tr.member", VALIDATORS as u64, short).await,
+            browser
+                .shows("#committee tr.member", VALIDATORS as u64, short)
+                .await,
             VALIDATORS as u64
         );
         let rows: Vec<[String; 4]> =
@@ -1301,10 +1322,17 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         let validators = devnet.clients[0].validators().await.unwrap().validators;
         assert_eq!(rows.len(), validators.len());
         for [address, member, self_bond, backing] in &rows {
-            assert!(validators.iter().any(|v| &exo_types::address_to_hex(&v.address) == address));
+            assert!(
+                validators
+                    .iter()
+                    .any(|v| &exo_types::address_to_hex(&v.address) == address)
+            );
             assert_eq!(member, "yes", "{rows:?}");
             assert!(self_bond.ends_with(" EXO"), "{rows:?}");
-            assert_eq!(self_bond, backing, "genesis backing is the self-bond: {rows:?}");
+            assert_eq!(
+                self_bond, backing,
+                "genesis backing is the self-bond: {rows:?}"
+            );
         }
         assert_eq!(browser.shows("#finality-chart canvas", 1, short).await, 1);
         browser.screenshot(&shots, "chain").await;
@@ -1322,7 +1350,9 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
             )
             .await;
         assert_eq!(
-            browser.shows("#committee tr.proposer", VALIDATORS as u64, short).await,
+            browser
+                .shows("#committee tr.proposer", VALIDATORS as u64, short)
+                .await,
             VALIDATORS as u64
         );
 
