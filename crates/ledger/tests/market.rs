@@ -11,7 +11,7 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                AUDIT_SEED_DELAY, AuditDraw, Job, JobState, Provider, ReplicaStatus, Unit,
+                AUDIT_SEED_DELAY, AuditDraw, IdList, Job, JobState, Provider, ReplicaStatus, Unit,
                 UnitState, WorkCount, WorkItem,
             },
         },
@@ -243,7 +243,7 @@ impl Market {
                 Action::PostOffer {
                     slots: 8,
                     price_per_unit: Amount::from_exo(1),
-                    expiry_height: 10_000,
+                    expiry_secs: 10_000,
                 },
             ));
         }
@@ -527,7 +527,7 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
             Action::PostOffer {
                 slots,
                 price_per_unit: Amount(Amount::from_exo(1).0 / 1_000 * price),
-                expiry_height: 10_000,
+                expiry_secs: 10_000,
             },
         ));
     }
@@ -725,7 +725,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
             Action::PostOffer {
                 slots: 1,
                 price_per_unit: Amount(1),
-                expiry_height: 50,
+                expiry_secs: 50,
             },
         ),
         m.tx(REQUESTER, Action::CancelOffer { offer: 0 }),
@@ -1017,7 +1017,7 @@ fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
             AuditDraw::Due(m.chain.height + AUDIT_SEED_DELAY)
         );
         m.draw_audits();
-        assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+        assert!(m.unit(0, 0).audit.is_drawn());
     }
     assert_eq!(always.unit(0, 0).replicas.len(), 2, "the audit replica");
     assert_eq!(always.unit(0, 0).reveal_deadline, None);
@@ -1100,7 +1100,7 @@ fn audited_with_seeds(assign: u8, commit: u8, after_commit: u8, draw: u8) -> boo
     seeded_block(&mut m, commit, vec![tx]);
     seeded_block(&mut m, after_commit, Vec::new());
     seeded_block(&mut m, draw, Vec::new());
-    assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+    assert!(m.unit(0, 0).audit.is_drawn());
     m.unit(0, 0).replicas.len() > 1
 }
 
@@ -1356,14 +1356,14 @@ fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
     let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS[..1]);
     let p = PROVIDERS[0];
-    let lifetime = MarketParams::default().max_offer_lifetime;
-    let post = |m: &mut Market, slots, expiry_height| {
+    let lifetime = MarketParams::default().max_offer_lifetime_secs;
+    let post = |m: &mut Market, slots, expiry_secs| {
         let tx = m.tx(
             p,
             Action::PostOffer {
                 slots,
                 price_per_unit: Amount(1),
-                expiry_height,
+                expiry_secs,
             },
         );
         m.block(vec![tx]).remove(0)
@@ -1372,16 +1372,76 @@ fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
         post(&mut m, 0, 100),
         TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer { expiry: None }))
     );
-    let height = m.chain.height + 1;
+    // Lifetimes count from the posting block's time, in seconds.
+    let now = m.chain.next_time_ms() / 1_000;
     assert_eq!(
         post(&mut m, 1, u64::MAX),
         TxStatus::Rejected(Rejection::Market(Refusal::OfferTooLong {
             expiry: u64::MAX,
-            max: height + lifetime,
+            max: now + lifetime,
         }))
     );
-    let latest = m.chain.height + 1 + lifetime;
+    let now = m.chain.next_time_ms() / 1_000;
+    assert_eq!(
+        post(&mut m, 1, now),
+        TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer {
+            expiry: Some((now, now))
+        }))
+    );
+    let latest = m.chain.next_time_ms() / 1_000 + lifetime;
     assert_eq!(post(&mut m, 1, latest), TxStatus::Ok);
+}
+
+/// Audit H6: an offer expired at a block height, so its lifetime in time depended on how fast
+/// blocks came (a thousand blocks were ten seconds under load and a quarter of an hour idle).
+/// An offer posted to expire N seconds later now takes work until N seconds of block time have
+/// passed and none after, whatever the block rate.
+#[test]
+fn an_offer_of_n_seconds_takes_work_for_n_seconds_whatever_the_block_rate() {
+    const LIFETIME: u64 = 30;
+    for interval_ms in [100, 1_000, 3_000] {
+        // A job submitted this many seconds after the offer: (seconds, matched).
+        for (after, matched) in [(LIFETIME - 4, true), (LIFETIME, false)] {
+            let mut m = Market::new(Params::default());
+            m.chain.block_interval_ms = interval_ms;
+            m.setup(&[]);
+            let p = PROVIDERS[0];
+            let register = m.tx(
+                p,
+                Action::RegisterProvider {
+                    resources: resources(8),
+                    bond: Amount::from_exo(100),
+                },
+            );
+            m.ok(vec![register]);
+            let posted = m.chain.next_time_ms() / 1_000;
+            let offer = m.tx(
+                p,
+                Action::PostOffer {
+                    slots: 1,
+                    price_per_unit: Amount(1),
+                    expiry_secs: posted + LIFETIME,
+                },
+            );
+            m.ok(vec![offer]);
+            while m.chain.next_time_ms() / 1_000 < posted + after {
+                m.ok(vec![]);
+            }
+            let job = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+            m.ok(vec![job]);
+            assert_eq!(
+                m.job(0).waiting == 0,
+                matched,
+                "at {interval_ms} ms a block, a job {after} s after the offer"
+            );
+            let book: IdList = m.chain.get(&keys::book_key()).unwrap_or_default();
+            assert_eq!(
+                book.0.is_empty(),
+                !matched,
+                "an expired offer leaves the book"
+            );
+        }
+    }
 }
 
 /// One developer cannot fill the chain's app table: it publishes at most its cap of apps.
@@ -1593,7 +1653,7 @@ fn cancelling_and_reposting_offers_cannot_take_more_replicas_than_the_slot_cap()
             Action::PostOffer {
                 slots,
                 price_per_unit: Amount::from_exo(1),
-                expiry_height: 10_000,
+                expiry_secs: 10_000,
             },
         );
         m.block(vec![tx]).remove(0)
@@ -1662,7 +1722,7 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
             ..ok.clone()
         },
         MarketParams {
-            max_offer_lifetime: u64::MAX,
+            max_offer_lifetime_secs: u64::MAX,
             ..ok.clone()
         },
     ];
@@ -2221,4 +2281,98 @@ fn a_block_whose_time_goes_back_stops_the_ledger() {
         .next(&addr(PROPOSER), &[], exo_ledger::Signatures::Verify)
         .expect_err("time went back");
     assert!(fault.to_string().contains("does not follow"), "{fault}");
+}
+
+/// The commit window of the audit-lapse tests, in seconds.
+const LAPSE_WINDOW: u64 = 60;
+
+/// A market of `providers` that audits every unit, with a commit window of [`LAPSE_WINDOW`]:
+/// job 0's one unit at trust 2 committed truthfully by its two replicas and its audit drawn.
+/// Returns the market and the two holders.
+fn committed_and_audited(providers: &[u64]) -> (Market, Vec<u64>) {
+    let mut m = Market::new(with_market(MarketParams {
+        audit_ppm: 1_000_000,
+        commit_window_secs: LAPSE_WINDOW,
+        ..MarketParams::default()
+    }));
+    m.setup(providers);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(0, 0);
+    assert_eq!(holders.len(), 2);
+    let commits = holders
+        .iter()
+        .map(|p| m.commit(*p, truth(0, 0), 0, 0))
+        .collect();
+    m.ok(commits);
+    m.draw_audits();
+    (m, holders)
+}
+
+/// Lets block time pass a second at a time until job 0's unit opens its reveals, at most until
+/// second `latest`; then checks its audit lapsed no earlier than second `earliest`, and that
+/// the holders' truthful reveals are accepted and cost them nothing.
+fn lapse_then_accept(m: &mut Market, holders: &[u64], earliest: u64, latest: u64) {
+    while m.unit(0, 0).reveal_deadline.is_none() {
+        assert!(
+            m.chain.time_ms / 1_000 <= latest,
+            "the audit never lapsed: {:?}",
+            m.unit(0, 0)
+        );
+        m.chain.pass_secs(1);
+        m.ok(vec![]);
+    }
+    assert!(m.chain.time_ms / 1_000 >= earliest);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.audit, AuditDraw::Lapsed);
+    assert!(!unit.sought);
+    assert_eq!(m.job(0).waiting, 0, "nothing is sought any more");
+    let reveals = holders
+        .iter()
+        .map(|p| m.reveal(*p, truth(0, 0), 0, 0))
+        .collect();
+    m.ok(reveals);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert!(m.job(0).accounts.paid_total() > Amount::ZERO);
+    for p in holders {
+        let provider = m.provider(m.provider_id(*p));
+        assert_eq!(provider.bond, Amount::from_exo(100), "{provider:?}");
+        assert_eq!((provider.invalid, provider.missed), (0, 0), "{provider:?}");
+    }
+}
+
+/// A market too thin to audit: the unit's two replicas are on the only two providers, so its
+/// audit replica (drawn always here) has nobody to go to. The unit waited for it until the job
+/// expired, a day later, and the honest providers' committed work was never paid. The search
+/// now lapses after one commit window: reveals open without the audit, the unit is accepted,
+/// and both providers are paid and keep their bond.
+#[test]
+fn an_audit_nobody_can_take_lapses_after_a_commit_window_and_the_unit_is_paid() {
+    let (mut m, holders) = committed_and_audited(&PROVIDERS[..2]);
+    assert!(m.unit(0, 0).sought, "the audit replica is sought");
+    let drawn = m.chain.time_ms / 1_000;
+    lapse_then_accept(
+        &mut m,
+        &holders,
+        drawn + LAPSE_WINDOW,
+        drawn + LAPSE_WINDOW + 2,
+    );
+}
+
+/// The audit replica is taken, by a provider that then never commits: its replacement has
+/// nobody to go to either. The search lapses one commit window after the taker's deadline,
+/// not before (it might still have committed), and the unit's honest replicas are paid.
+#[test]
+fn an_audit_taken_and_never_committed_lapses_a_window_after_the_takers_deadline() {
+    let (mut m, holders) = committed_and_audited(&PROVIDERS);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 3, "the audit replica is taken at once");
+    let deadline = unit.replicas[2].commit_deadline;
+    lapse_then_accept(
+        &mut m,
+        &holders,
+        deadline + LAPSE_WINDOW,
+        deadline + LAPSE_WINDOW + 2,
+    );
+    assert_eq!(m.unit(0, 0).replicas[2].status, ReplicaStatus::NoShow);
 }
