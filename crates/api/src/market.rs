@@ -551,7 +551,8 @@ pub async fn depth<N: NodeView>(
     query: &Query,
 ) -> Result<wire::Depth, ApiError> {
     query.only(&[])?;
-    let height = node.status().finalized_height;
+    let status = node.status();
+    let (height, now_secs) = (status.finalized_height, status.finalized_time_ms / 1_000);
     let ids = book(node, limits).await?;
     let keys = ids.iter().map(|id| queries::offer(*id)).collect();
     let mut levels: BTreeMap<u128, (u64, u64)> = BTreeMap::new();
@@ -561,8 +562,9 @@ pub async fn depth<N: NodeView>(
         .flatten()
     {
         let offer = &record.offer;
-        // The next batch runs at the next height: an offer expiring there is already gone.
-        if offer.slots == 0 || !offer.is_live(height.saturating_add(1)) {
+        // Offers expire by block time. The next batch runs in the next block, a second or
+        // more later: an offer expiring within that second is already gone.
+        if offer.slots == 0 || !offer.is_live(now_secs.saturating_add(1)) {
             continue;
         }
         let level = levels.entry(offer.price_per_unit).or_default();
