@@ -240,10 +240,12 @@
     const starts = [];
     let from = null;
     let following = null;
-    const prev = h("button", { class: "prev", onclick: () => { from = starts.pop() ?? null; view.live(load); } }, "← Previous");
-    const more = h("button", { class: "next", onclick: () => { starts.push(from); from = following; view.live(load); } }, "Next →");
+    /** Loads started; only the latest may draw (a refresh begun before a click is stale). */
+    let loads = 0;
     async function load() {
+      const mine = ++loads;
       const page = await json(path(pageQuery(from, view.rows)));
+      if (mine !== loads || !view.alive) return;
       const list = items(page);
       following = next(page) ?? null;
       body.replaceChildren(...(list.length ? list.map(row) : [h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, typeof empty === "function" ? empty(page, following) : empty))]));
@@ -251,6 +253,14 @@
       more.disabled = following === null;
       status.textContent = `page ${starts.length + 1} · ${list.length} shown, ${view.rows} per page`;
     }
+    /** Shows the page from `start`; the buttons wait for it, so a second click cannot skip. */
+    function go(start) {
+      from = start;
+      prev.disabled = more.disabled = true;
+      load().catch((err) => notice(err.message));
+    }
+    const prev = h("button", { class: "prev", onclick: () => go(starts.pop() ?? null) }, "← Previous");
+    const more = h("button", { class: "next", onclick: () => { starts.push(from); go(following); } }, "Next →");
     const element = h("div", { id },
       table(headers, body),
       h("div", { class: "pager" }, prev, more, status));
