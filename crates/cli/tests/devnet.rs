@@ -1251,11 +1251,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         assert_eq!(browser.shows("canvas.frame", 2, short).await, 2);
         // The app by the name `exo job submit --app render` published it under.
         browser
-            .wait_for(
-                "document.getElementById('job-app')?.textContent",
-                short,
-                |v| v == "render 1",
-            )
+            .shows_text("job-app", short, |t| t == "render 1")
             .await;
         browser
             .wait_for(drawn, long, |v| v.as_u64() == Some(4))
@@ -1343,11 +1339,9 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         // blocks, and says so.
         browser.eval(WITHOUT_STAKING).await;
         browser
-            .wait_for(
-                "document.getElementById('committee-summary')?.textContent || ''",
-                short,
-                |v| v.as_str().is_some_and(|t| t.contains("genesis committee")),
-            )
+            .shows_text("committee-summary", short, |t| {
+                t.contains("genesis committee")
+            })
             .await;
         assert_eq!(
             browser
@@ -1373,11 +1367,7 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         browser.open(&format!("{base}/#/jobs")).await;
         browser.follow("tr.job a.requester", short).await;
         browser
-            .wait_for(
-                "document.getElementById('balance')?.textContent || ''",
-                short,
-                |v| v.as_str().is_some_and(|t| t.ends_with(" EXO")),
-            )
+            .shows_text("balance", short, |t| t.ends_with(" EXO"))
             .await;
         browser.shows("tr.job", 2, short).await;
         browser.screenshot(&shots, "account").await;

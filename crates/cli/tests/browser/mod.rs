@@ -127,6 +127,14 @@ impl Browser {
         }
     }
 
+    /// Waits until the text of the element `id` satisfies `ready` (the text is empty while
+    /// the element is missing), at most `limit`.
+    pub async fn shows_text(&self, id: &str, limit: Duration, ready: impl Fn(&str) -> bool) {
+        let text = format!("document.getElementById('{id}')?.textContent || ''");
+        self.wait_for(&text, limit, |v| v.as_str().is_some_and(&ready))
+            .await;
+    }
+
     /// Waits until the page shows at least `n` elements matching the CSS `selector`, at most
     /// `limit`; returns how many it shows.
     pub async fn shows(&self, selector: &str, n: u64, limit: Duration) -> u64 {
