@@ -538,14 +538,16 @@ pub async fn offers<N: NodeView>(
     Ok(wire::OfferPage { offers, next })
 }
 
-/// `GET /v1/market/depth`: free slots of offers live at the next block, by price.
+/// `GET /v1/market/depth`: free slots of offers live at the last finalized block's time, by
+/// price.
 pub async fn depth<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
     query: &Query,
 ) -> Result<wire::Depth, ApiError> {
     query.only(&[])?;
-    let height = node.status().finalized_height;
+    let status = node.status();
+    let (height, now_secs) = (status.finalized_height, status.finalized_time_ms / 1_000);
     let ids = book(node, limits).await?;
     let keys = ids.iter().map(|id| queries::offer(*id)).collect();
     let mut levels: BTreeMap<u128, (u64, u64)> = BTreeMap::new();
@@ -555,8 +557,8 @@ pub async fn depth<N: NodeView>(
         .flatten()
     {
         let offer = &record.offer;
-        // The next batch runs at the next height: an offer expiring there is already gone.
-        if offer.slots == 0 || !offer.is_live(height.saturating_add(1)) {
+        // Expiries are block times: an offer past its expiry takes no more work.
+        if offer.slots == 0 || !offer.is_live(now_secs) {
             continue;
         }
         let level = levels.entry(offer.price_per_unit).or_default();

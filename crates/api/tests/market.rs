@@ -875,7 +875,7 @@ impl Chain {
         let offer = Action::PostOffer {
             slots,
             price_per_unit: Amount(1_000),
-            expiry_secs: 1_000,
+            expiry_secs: exo_api::testing::GENESIS_TIME_MS / 1_000 + 1_000,
         };
         self.send(&bob(), 2, offer).await;
     }

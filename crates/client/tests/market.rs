@@ -132,7 +132,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         Action::PostOffer {
             slots: 4,
             price_per_unit: Amount(500),
-            expiry_secs: 10_000,
+            expiry_secs: exo_api::testing::GENESIS_TIME_MS / 1_000 + 10_000,
         },
     )
     .await;
