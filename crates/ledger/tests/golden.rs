@@ -17,14 +17,15 @@ use exo_ledger::{
         keys::{meta_key, params_key, receipt_key},
     },
     modules::{
-        bank::{self, Account, Pot, PotBalance, Supply},
+        bank::{self, Account, Funding, Pot, PotBalance, Supply},
         evidence::{self, Evidence, EvidenceKind, Member, Recorded},
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
                 App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters,
                 DeadlineCursor, DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
-                JobAccounts, JobState, OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE, Replica,
+                JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider, REVEAL_DEADLINE,
+                Replica,
                 ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount,
                 WorkItem, WorkSlot,
             },
@@ -143,6 +144,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             2,
             bank::supply_key(),
             "01020000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
+            "bank funding",
+            Bank,
+            3,
+            bank::funding_key(&addr(1)),
+            "0103478b8e507e0bb2b18c0f9e0824769e8562d10df9abe2e774896f82b4b4405266",
         ),
         (
             "evidence fault",
@@ -283,6 +291,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             12,
             market_keys::apps_key(),
             "030c0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
+            "market partners",
+            Market,
+            20,
+            market_keys::partners_key(ID),
+            "03140000000000000000000000000000000000000000000000000102030405060708",
         ),
     ]
 }
@@ -439,6 +454,7 @@ fn waiting_unit() -> WaitingUnit {
         replicas: vec![0, 1],
         exclude: vec![11],
         started: true,
+        deciding: true,
     }
 }
 
@@ -518,6 +534,8 @@ fn every_record() -> Vec<(&'static str, String)> {
                 missed: 2,
                 retired: true,
                 registered_height: 4,
+                reputation_secs: 1_764_000_123,
+                first_matched_height: Some(5),
             }),
         ),
         (
@@ -644,6 +662,17 @@ fn every_record() -> Vec<(&'static str, String)> {
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
         ("excuses", frozen(&Excuses { window: 3, used: 2 })),
+        (
+            "partners",
+            frozen(&Partners(vec![(12, 3), (13, 1)])),
+        ),
+        (
+            "bank_funding",
+            frozen(&Funding {
+                funder: addr(2),
+                at_secs: 1_764_000_123,
+            }),
+        ),
         ("deadline_cursor", frozen(&DeadlineCursor(1_764_000_123))),
         (
             "replica_unfinished",
@@ -1237,7 +1266,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "7d3ee0272eed5fc4f54d867420e372d777bb4ca473d8b098a45827421c2230a0"
+        "1ecde7f994292b05ddf0ee0cfe0e7fbc354d88adc29188572d2da13829b43c96"
     );
 }
 
@@ -1294,7 +1323,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "bd3b7f088a19534aebee967bac503f0b1b31e1c09df0a8dd334a0c08dab71e91",
+        "c2d8fccb146702fad15a81adb601b89492b21067e93268cb0552a4078a74a9af",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -93,6 +93,16 @@ fn with_market(market: MarketParams) -> Params {
     }
 }
 
+/// The default parameters with nobody on probation: for tests of how a dispute is decided,
+/// whose deciding replica goes to a provider that has no record yet (a newcomer never gets
+/// one under the default parameters).
+fn veterans() -> Params {
+    with_market(MarketParams {
+        probation_results: 0,
+        ..MarketParams::default()
+    })
+}
+
 impl Market {
     fn new(params: Params) -> Self {
         let mut accounts: Vec<GenesisAccount> = [REQUESTER, DEVELOPER]
@@ -231,23 +241,30 @@ impl Market {
             },
         )];
         for p in providers {
-            txs.push(self.tx(
-                *p,
+            txs.extend(self.join(*p, 8, Amount::from_exo(1)));
+        }
+        self.ok(txs);
+    }
+
+    /// `provider` registers (bond 100 EXO) and posts one offer of `slots` at `price`.
+    fn join(&mut self, provider: u64, slots: u32, price: Amount) -> [SignedTx; 2] {
+        [
+            self.tx(
+                provider,
                 Action::RegisterProvider {
                     resources: resources(8),
                     bond: Amount::from_exo(100),
                 },
-            ));
-            txs.push(self.tx(
-                *p,
+            ),
+            self.tx(
+                provider,
                 Action::PostOffer {
-                    slots: 8,
-                    price_per_unit: Amount::from_exo(1),
+                    slots,
+                    price_per_unit: price,
                     expiry_height: 10_000,
                 },
-            ));
-        }
-        self.ok(txs);
+            ),
+        ]
     }
 
     /// The index of the replica `provider` holds of a unit.
@@ -465,7 +482,7 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
 
 #[test]
 fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     m.setup(&PROVIDERS);
     let (honest, liar, holders) = m.one_against_one();
     // One against one: no agreement, a third replica is sought from the third provider.
@@ -502,7 +519,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
 /// other's slot: the market stalled for good.
 #[test]
 fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     let [a, b, liar] = PROVIDERS;
     let mut txs = vec![m.tx(
         DEVELOPER,
@@ -515,21 +532,7 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
     )];
     // Prices in thousandths of an EXO per compute unit.
     for (p, slots, price) in [(a, 1, 1_000), (b, 1, 1_000), (liar, 2, 500)] {
-        txs.push(m.tx(
-            p,
-            Action::RegisterProvider {
-                resources: resources(8),
-                bond: Amount::from_exo(100),
-            },
-        ));
-        txs.push(m.tx(
-            p,
-            Action::PostOffer {
-                slots,
-                price_per_unit: Amount(Amount::from_exo(1).0 / 1_000 * price),
-                expiry_height: 10_000,
-            },
-        ));
+        txs.extend(m.join(p, slots, Amount(Amount::from_exo(1).0 / 1_000 * price)));
     }
     m.ok(txs);
     let submit = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 2))));
@@ -852,7 +855,7 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
 
 #[test]
 fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     m.setup(&PROVIDERS);
     let (honest, _, holders) = m.one_against_one();
     m.ok(vec![]);
@@ -974,12 +977,13 @@ fn seen_before_committing(m: &Market, job: u64, unit: u32) -> (Unit, Job, Option
     (m.unit(job, unit), m.job(job), waiting)
 }
 
-/// A market of the three providers where units are audited with probability `audit_ppm`.
+/// A market of the three providers, nobody on probation, where units are audited with
+/// probability `audit_ppm`.
 fn audited_market(audit_ppm: u32) -> Market {
     let mut m = Market::new(Params {
         market: MarketParams {
             audit_ppm,
-            ..MarketParams::default()
+            ..veterans().market
         },
         ..Params::default()
     });
@@ -1036,33 +1040,59 @@ fn units_of_two_trusted_replicas_are_still_audited() {
             trusted_reputation: 0,
             trusted_min_valid: 0,
             audit_ppm: 1_000_000,
-            ..MarketParams::default()
+            ..veterans().market
         },
         ..Params::default()
     });
-    m.setup(&PROVIDERS);
+    first_matched_apart(&mut m);
     // Trust 4: two trusted replicas reach it alone.
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4))));
     m.ok(vec![tx]);
-    let sybils = m.holders(0, 0);
+    // Jobs 0 to 2 matched the providers apart.
+    let job = 3;
+    let sybils = m.holders(job, 0);
     assert_eq!(sybils.len(), 2);
     let lie = ([0xEE; 32], 1_500_000_000);
-    let txs = sybils.iter().map(|p| m.commit(*p, lie, 0, 0)).collect();
+    let txs = sybils.iter().map(|p| m.commit(*p, lie, job, 0)).collect();
     m.ok(txs);
     m.draw_audits();
-    let holders = m.holders(0, 0);
+    let holders = m.holders(job, 0);
     assert_eq!(holders.len(), 3, "the audit replica");
     let auditor = holders[2];
-    let tx = m.commit(auditor, truth(0, 0), 0, 0);
+    let tx = m.commit(auditor, truth(job, 0), job, 0);
     m.ok(vec![tx]);
-    let mut txs: Vec<SignedTx> = sybils.iter().map(|p| m.reveal(*p, lie, 0, 0)).collect();
-    txs.push(m.reveal(auditor, truth(0, 0), 0, 0));
+    let mut txs: Vec<SignedTx> = sybils.iter().map(|p| m.reveal(*p, lie, job, 0)).collect();
+    txs.push(m.reveal(auditor, truth(job, 0), job, 0));
     m.ok(txs);
     // Two agreeing Sybils do not outvote their auditor: the lie is not accepted nor paid.
-    let unit = m.unit(0, 0);
+    let unit = m.unit(job, 0);
     assert_ne!(unit.accepted, Some(lie));
     assert_eq!(unit.state, UnitState::Running);
-    assert_eq!(m.job(0).accounts.paid_total(), Amount::ZERO);
+    assert_eq!(m.job(job).accounts.paid_total(), Amount::ZERO);
+}
+
+/// Publishes the app and registers the three providers, each first matched in a block of its
+/// own: each registers with the cheapest offer so far in the block that submits a trust-1 job
+/// (jobs 0 to 2, left running). Providers first matched in the same block get no trusted
+/// bonus on a unit they share.
+fn first_matched_apart(m: &mut Market) {
+    let publish = m.tx(
+        DEVELOPER,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        },
+    );
+    m.ok(vec![publish]);
+    for (i, p) in PROVIDERS.iter().enumerate() {
+        let price = Amount(Amount::from_exo(1).0 / 10 * (18 - 3 * i as u128));
+        let mut txs = m.join(*p, 8, price).to_vec();
+        txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1)))));
+        m.ok(txs);
+        assert_eq!(m.holders(i as u64, 0), vec![*p]);
+    }
 }
 
 /// Runs the next block of `txs` on a seed of the caller's choice (a block's seed is its
@@ -1739,7 +1769,7 @@ fn report(reason: Unfinished, fuel: u64) -> (Hash32, u64) {
 /// would change.
 /// A roomy market with `providers` and job 0 of `units` units at `trust`, matched.
 fn with_job(providers: &[u64], units: u32, trust: u8) -> Market {
-    let mut m = Market::new(roomy(MarketParams::default()));
+    let mut m = Market::new(roomy(veterans().market));
     m.setup(providers);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(units, trust))));
     m.ok(vec![tx]);

@@ -2,12 +2,19 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{excuses_key, job_key, offer_key, provider_key, unit_key, work_key, work_slot_key},
-    records::{Job, JobState, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit},
+    keys::{
+        excuses_key, job_key, offer_key, partners_key, provider_key, unit_key, work_key,
+        work_slot_key,
+    },
+    records::{
+        Job, JobState, Provider, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit,
+    },
     refuse,
+    reputation::deciding_weight,
 };
 use crate::{
     exec::Rejection,
+    modules::bank,
     state::{Halt, StateCache, expect, load, store},
 };
 use exo_types::{Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment};
@@ -117,6 +124,23 @@ impl Market<'_> {
             }
         }
         cache.require(touched)?;
+        // And what crediting a confirmation reads: the funders of the jobs' requesters and of
+        // the providers' owners, and each provider's partners.
+        let mut ties = Vec::new();
+        for reveal in reveals {
+            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                continue;
+            };
+            if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
+                ties.push(bank::funding_key(&job.requester));
+            }
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                if let Some(p) = load::<Provider>(cache, &provider_key(r.provider))? {
+                    ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
+                }
+            }
+        }
+        cache.require(ties)?;
         for reveal in reveals {
             let (mut unit, at) = match Self::owned_replica(
                 cache,
@@ -200,8 +224,8 @@ impl Market<'_> {
             .collect();
         cache.require(providers.iter().map(|p| provider_key(*p)))?;
         // Group the revealed results, by first appearance, so that the outcome depends on
-        // nothing but the unit's own record: (result, weight, replicas).
-        let mut groups: Vec<((Hash32, u64), u32, u32)> = Vec::new();
+        // nothing but the unit's own record: (result, each provider's weight and first match).
+        let mut groups: Vec<((Hash32, u64), Vec<(u32, Option<u64>)>)> = Vec::new();
         let mut reports = 0u32;
         for replica in unit
             .replicas
@@ -215,35 +239,35 @@ impl Market<'_> {
                 reports += 1;
                 continue;
             }
-            let weight = self.weight(&Self::provider(cache, replica.provider)?);
-            match groups.iter_mut().find(|(r, _, _)| *r == result) {
-                Some((_, w, n)) => {
-                    *w += weight;
-                    *n += 1;
-                }
-                None => groups.push((result, weight, 1)),
+            let member = self.weight_and_cohort(&Self::provider(cache, replica.provider)?);
+            match groups.iter_mut().find(|(r, _)| *r == result) {
+                Some((_, members)) => members.push(member),
+                None => groups.push((result, vec![member])),
             }
         }
         let trust = u32::from(job.trust);
-        let quorum = trust.max(2);
+        let quorum = trust.max(2) as usize;
         let winner = match groups.as_slice() {
             [] => None,
-            [(result, weight, _)] => (*weight >= trust).then_some(*result),
+            [(result, members)] => (deciding_weight(members) >= trust).then_some(*result),
             _ => groups
                 .iter()
-                .find(|(_, _, n)| {
-                    *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
+                .find(|(_, members)| {
+                    let n = members.len();
+                    n >= quorum && groups.iter().filter(|(_, m)| m.len() >= n).count() == 1
                 })
-                .map(|(r, _, _)| *r),
+                .map(|(r, _)| *r),
         };
         let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
-        let unfinishable = reports >= quorum && (groups.is_empty() || !room);
+        let unfinishable = reports as usize >= quorum && (groups.is_empty() || !room);
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
         } else if unfinishable {
             self.fail_unfinished(cache, &mut job, unit)?;
         } else if room {
-            self.seek_replica(cache, &mut job, unit)?;
+            // Once a result is public, the next replica decides, and no newcomer may.
+            let deciding = !groups.is_empty();
+            self.seek(cache, &mut job, unit, deciding)?;
         } else {
             self.fail(cache, &mut job, unit)?;
         }
@@ -253,12 +277,24 @@ impl Market<'_> {
     }
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
-    /// one.
+    /// one: a check, a replacement or an audit, before any result of the unit is revealed.
     pub(super) fn seek_replica(
         &self,
         cache: &mut StateCache,
         job: &mut Job,
         unit: &mut Unit,
+    ) -> Result<(), Halt> {
+        self.seek(cache, job, unit, false)
+    }
+
+    /// Asks for one more replica of `unit`; a `deciding` one (sought once results were
+    /// revealed) goes only to providers past probation ([`WaitingUnit::deciding`]).
+    fn seek(
+        &self,
+        cache: &mut StateCache,
+        job: &mut Job,
+        unit: &mut Unit,
+        deciding: bool,
     ) -> Result<(), Halt> {
         if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
             return Ok(());
@@ -288,6 +324,7 @@ impl Market<'_> {
                     w.replicas.insert(at, next);
                 }
                 w.exclude = exclude;
+                w.deciding |= deciding;
             }
             None => {
                 let at = waiting.partition_point(|w| w.unit < unit.unit);
@@ -298,6 +335,7 @@ impl Market<'_> {
                         started: true,
                         replicas: vec![next],
                         exclude,
+                        deciding,
                     },
                 );
             }
