@@ -2252,3 +2252,308 @@ fn a_block_whose_time_goes_back_stops_the_ledger() {
         .expect_err("time went back");
     assert!(fault.to_string().contains("does not follow"), "{fault}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reputation that cannot be bought (audit C4) and disputes no newcomer decides (audit H7)
+// ---------------------------------------------------------------------------------------------
+
+/// An account with no balance at genesis: a requester identity a provider's owner funds.
+const FUNDED: u64 = 30;
+
+/// A transfer of `exo` EXO from `from` to `to`.
+fn transfer(m: &mut Market, from: u64, to: u64, exo: u64) -> SignedTx {
+    m.tx(
+        from,
+        Action::Transfer {
+            to: addr(to),
+            amount: Amount::from_exo(exo),
+        },
+    )
+}
+
+/// A provider's confirmed results and reputation.
+fn record(m: &Market, account: u64) -> (u64, u32) {
+    let p = m.provider(m.provider_id(account));
+    (p.valid, p.reputation)
+}
+
+/// Job `job` of one unit at trust 2 by `requester`, settled by `a` and `b` agreeing on the
+/// truth.
+fn agree_on_a_job(m: &mut Market, requester: u64, job: u64, [a, b]: [u64; 2]) {
+    let tx = m.tx(requester, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let mut holders = m.holders(job, 0);
+    holders.sort_unstable();
+    assert_eq!(holders, [a, b]);
+    m.settle(job, 0, &[(a, truth(job, 0)), (b, truth(job, 0))]);
+    assert_eq!(m.unit(job, 0).accepted, Some(truth(job, 0)));
+}
+
+/// Audit C4: a provider farmed reputation on its own jobs. Work for a requester its owner
+/// funded is paid but builds no record; its co-replica, funded by nobody the requester knows,
+/// gains as usual.
+#[test]
+fn a_provider_gains_no_reputation_on_jobs_of_a_requester_its_owner_funded() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let [farmer, other, _] = PROVIDERS;
+    let tx = transfer(&mut m, farmer, FUNDED, 10_000);
+    m.ok(vec![tx]);
+    let paid_before = m.chain.account(&addr(farmer)).balance;
+    agree_on_a_job(&mut m, FUNDED, 0, [farmer, other]);
+    assert!(m.chain.account(&addr(farmer)).balance > paid_before, "paid");
+    assert_eq!(record(&m, farmer), (0, REPUTATION_START));
+    assert_eq!(record(&m, other), (1, REPUTATION_START + 10));
+    m.accounts_add_up(0);
+}
+
+/// Audit C4: two Sybils of one operator confirm each other. A provider whose owner another's
+/// owner funded confirms nothing for it, whoever pays the job.
+#[test]
+fn two_providers_funded_by_one_account_gain_no_reputation_confirming_each_other() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, _] = PROVIDERS;
+    let tx = transfer(&mut m, a, b, 1);
+    m.ok(vec![tx]);
+    agree_on_a_job(&mut m, REQUESTER, 0, [a, b]);
+    assert_eq!(record(&m, a), (0, REPUTATION_START));
+    assert_eq!(record(&m, b), (0, REPUTATION_START));
+}
+
+/// A requester and a provider's owner first funded by the same account are tied for
+/// `self_dealing_window_secs` of block time; after it their work counts again, so the rule
+/// never holds an honest provider back for good.
+#[test]
+fn a_requester_sharing_a_funder_with_the_provider_is_self_dealing_until_the_window_passes() {
+    let mut m = Market::new(with_market(MarketParams {
+        self_dealing_window_secs: 100,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let [outsider, tied, _] = PROVIDERS;
+    let txs = vec![
+        transfer(&mut m, DEVELOPER, FUNDED, 10_000),
+        transfer(&mut m, DEVELOPER, tied, 1),
+    ];
+    m.ok(txs);
+    agree_on_a_job(&mut m, FUNDED, 0, [outsider, tied]);
+    assert_eq!(record(&m, tied), (0, REPUTATION_START));
+    assert_eq!(record(&m, outsider), (1, REPUTATION_START + 10));
+    m.chain.pass_secs(100);
+    agree_on_a_job(&mut m, FUNDED, 1, [outsider, tied]);
+    assert_eq!(record(&m, tied).0, 1);
+    assert!(record(&m, tied).1 > REPUTATION_START);
+}
+
+/// Audit C4: providers offering at price 0 confirmed each other's results on a dummy job for
+/// free. Unpaid work builds no record; work paid less than `reputation_full_value` earns
+/// that fraction of the gain.
+#[test]
+fn zero_price_work_builds_no_record_and_cheap_work_earns_its_share() {
+    for (price, gain, valid) in [
+        (Amount::ZERO, 0, 0),
+        // 0.2 EXO per 10^9 fuel, 1.5 x 10^9 fuel: paid 0.3 EXO of the 1 EXO for full gain.
+        (Amount(Amount::from_exo(1).0 / 5), 3, 1),
+    ] {
+        let mut m = Market::new(Params::default());
+        let publish = m.tx(
+            DEVELOPER,
+            Action::PublishApp {
+                module_hash: APP,
+                name: "render".into(),
+                version: "1.0".into(),
+                royalty_per_unit: Amount::ZERO,
+            },
+        );
+        m.ok(vec![publish]);
+        let mut txs = Vec::new();
+        for p in &PROVIDERS[..2] {
+            txs.extend(m.join(*p, 8, price));
+        }
+        m.ok(txs);
+        agree_on_a_job(&mut m, REQUESTER, 0, [PROVIDERS[0], PROVIDERS[1]]);
+        for p in &PROVIDERS[..2] {
+            assert_eq!(record(&m, *p), (valid, REPUTATION_START + gain), "{price}");
+        }
+    }
+}
+
+/// Audit C4: a pair of providers confirming each other unit after unit. Each confirmation by
+/// the same co-replica earns less (10, 5, 3, 2, ...), so a closed pair cannot reach trusted
+/// weight; a co-replica new to it earns the full gain again.
+#[test]
+fn a_pair_of_providers_that_keep_confirming_each_other_gains_less_each_time() {
+    let mut m = Market::new(roomy(MarketParams::default()));
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, c] = PROVIDERS;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(4, 2))));
+    m.ok(vec![tx]);
+    let mut reputations = Vec::new();
+    for unit in 0..4 {
+        m.settle(0, unit, &[(a, truth(0, unit)), (b, truth(0, unit))]);
+        reputations.push(record(&m, a).1 - REPUTATION_START);
+    }
+    assert_eq!(reputations, [10, 15, 18, 20]);
+    assert_eq!(record(&m, a).0, 4, "every confirmation is still progress");
+    // A third provider joins; b is busy, so a and c share the next unit.
+    let mut txs = m.join(c, 8, Amount::from_exo(1)).to_vec();
+    txs.push(m.tx(b, Action::CancelOffer { offer: 1 }));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 1, [a, c]);
+    assert_eq!(record(&m, a).1 - REPUTATION_START, 30);
+}
+
+/// What stands above the starting reputation halves every `reputation_half_life_secs` of
+/// block time, however many blocks pass in it: a provider trusted on an old record loses its
+/// weight when it stops working, and a new unit of its needs a second replica again.
+#[test]
+fn reputation_above_the_start_decays_with_block_time_not_blocks() {
+    let mut m = Market::new(with_market(MarketParams {
+        reputation_half_life_secs: 1_000,
+        trusted_reputation: REPUTATION_START + 6,
+        trusted_min_valid: 1,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, _] = PROVIDERS;
+    agree_on_a_job(&mut m, REQUESTER, 0, [a, b]);
+    assert_eq!(record(&m, a), (1, REPUTATION_START + 10));
+    // Many blocks in little time change nothing that matters: still trusted, a trust-2 unit
+    // starts on one replica.
+    for _ in 0..50 {
+        m.ok(vec![]);
+    }
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(1, 0).replicas.len(), 1);
+    let holder = m.holders(1, 0)[0];
+    m.settle(1, 0, &[(holder, truth(1, 0))]);
+    assert_eq!(m.unit(1, 0).state, UnitState::Accepted);
+    // One half-life of idle time: 10 above the start become 5, below the trusted 6.
+    m.chain.pass_secs(1_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(2, 0).replicas.len(), 2, "nobody is trusted any more");
+}
+
+/// Audit C4: two trusted Sybils started together placed both replicas of a trust-3 or
+/// trust-4 unit and decided it alone. Providers first matched in the same block get no trusted bonus on a
+/// unit they share: the unit needs a replica from outside them (two first matched apart
+/// still reach trust 4 alone: `units_of_two_trusted_replicas_are_still_audited`).
+#[test]
+fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
+    let mut m = Market::new(with_market(MarketParams {
+        trusted_reputation: 0,
+        trusted_min_valid: 0,
+        audit_ppm: 1,
+        ..veterans().market
+    }));
+    let [a, b, outsider] = PROVIDERS;
+    let publish = m.tx(
+        DEVELOPER,
+        Action::PublishApp {
+            module_hash: APP,
+            name: "render".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        },
+    );
+    m.ok(vec![publish]);
+    // The pair starts together, on a trust-4 unit of job 0 that they cannot decide alone.
+    let mut txs = m.join(a, 8, Amount::from_exo(1)).to_vec();
+    txs.extend(m.join(b, 8, Amount::from_exo(1)));
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4)))));
+    m.ok(txs);
+    let mut pair = m.holders(0, 0);
+    pair.sort_unstable();
+    assert_eq!(pair, [a, b]);
+    // An outsider asking more joins; job 1 at trust 3 goes to the cheaper pair first (weight 4
+    // without the cap), and takes the outsider too.
+    let mut txs = m.join(outsider, 8, Amount(Amount::from_exo(1).0 * 3 / 2)).to_vec();
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 3)))));
+    m.ok(txs);
+    let holders = m.holders(1, 0);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    assert!(holders.contains(&outsider));
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(1, 0))).collect();
+    m.settle(1, 0, &results);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
+}
+
+/// Audit H7: a dispute's deciding replica was dealt after the results were public, to
+/// anyone, and a fresh identity of the liar's sided with it at no cost to a record it did not
+/// have. A newcomer on probation never gets it; the providers of the disputed unit may start
+/// new units meanwhile, so a market of newcomers still earns the records its disputes need.
+#[test]
+fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS);
+    let (honest, liar, _) = m.one_against_one();
+    let newcomer = *PROVIDERS
+        .iter()
+        .find(|p| **p != honest && **p != liar)
+        .expect("a third provider");
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert_eq!(m.unit(0, 0).replicas.len(), 2, "no newcomer decides");
+    assert!(m.unit(0, 0).sought);
+    // The newcomer asks less than the others, so it takes the next new unit with one of
+    // them; both settle it honestly (the liar too, biding its time) and it ends probation.
+    let offer = m.provider_id(newcomer);
+    let cancel = m.tx(newcomer, Action::CancelOffer { offer });
+    let cheaper = m.tx(
+        newcomer,
+        Action::PostOffer {
+            slots: 8,
+            price_per_unit: Amount(Amount::from_exo(1).0 / 2),
+            expiry_height: 10_000,
+        },
+    );
+    m.ok(vec![cancel, cheaper]);
+    assert_eq!(m.unit(0, 0).replicas.len(), 2, "still no newcomer decides");
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(1, 0);
+    assert!(holders.contains(&newcomer), "{holders:?}");
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(1, 0))).collect();
+    m.settle(1, 0, &results);
+    assert_eq!(record(&m, newcomer).0, 1);
+    m.ok(vec![]);
+    assert_eq!(m.holders(0, 0), [honest, liar, newcomer]);
+    m.settle(0, 0, &[(newcomer, truth(0, 0))]);
+    assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
+    assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+}
+
+#[test]
+fn reputation_parameters_that_could_break_a_bound_are_refused_at_genesis() {
+    for market in [
+        MarketParams {
+            reputation_full_value: Amount::ZERO,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            reputation_half_life_secs: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            self_dealing_window_secs: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            self_dealing_window_secs: exo_ledger::modules::market::MAX_WINDOW_SECS + 1,
+            ..MarketParams::default()
+        },
+    ] {
+        assert!(
+            matches!(
+                market.validate(),
+                Err(exo_ledger::modules::market::ParamsError::Reputation { .. })
+            ),
+            "{market:?}"
+        );
+    }
+}
