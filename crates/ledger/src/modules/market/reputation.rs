@@ -188,3 +188,109 @@ impl Market<'_> {
         Ok(funded_by(&of_a, b) || funded_by(&of_b, a) || common)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::market::records::MAX_PARTNERS;
+
+    fn provider(reputation: u32, reputation_secs: u64) -> Provider {
+        Provider {
+            id: 0,
+            owner: {
+                use commonware_cryptography::Signer;
+                exo_types::PrivateKey::from_seed(0).public_key()
+            },
+            resources: exo_market::Resources {
+                cores: 1,
+                cpu_score: 1,
+                memory_mib: 1,
+                gpu: None,
+                class: exo_market::DeviceClass::Pc,
+                region: "eu-west".into(),
+                runtimes: exo_market::RuntimeSet::only(exo_market::Runtime::Wasm32Wasip1),
+                max_unit_fuel: 1,
+            },
+            bond: Amount::ZERO,
+            reputation,
+            active: 0,
+            valid: 0,
+            invalid: 0,
+            missed: 0,
+            retired: false,
+            registered_height: 0,
+            reputation_secs,
+            first_matched_height: None,
+        }
+    }
+
+    fn half_life(secs: u64) -> MarketParams {
+        MarketParams {
+            reputation_half_life_secs: secs,
+            ..MarketParams::default()
+        }
+    }
+
+    #[test]
+    fn what_stands_above_the_start_halves_every_half_life_and_nothing_below_it_moves() {
+        let params = half_life(100);
+        let p = provider(REPUTATION_START + 400, 1_000);
+        let at = |secs| current_reputation(&params, &p, secs);
+        assert_eq!(at(1_000), REPUTATION_START + 400);
+        assert_eq!(at(1_050), REPUTATION_START + 300, "halfway through a half-life");
+        assert_eq!(at(1_100), REPUTATION_START + 200);
+        assert_eq!(at(1_200), REPUTATION_START + 100);
+        assert_eq!(at(1_000 + 100 * 64), REPUTATION_START);
+        assert_eq!(at(u64::MAX), REPUTATION_START);
+        // A clock that reads earlier than the record changes nothing.
+        assert_eq!(at(0), REPUTATION_START + 400);
+        // A caught liar's record stays where its penalties left it.
+        let caught = provider(REPUTATION_START - 200, 0);
+        assert_eq!(current_reputation(&params, &caught, 1 << 40), 300);
+    }
+
+    #[test]
+    fn a_confirmation_earns_by_the_value_paid_and_less_from_a_familiar_co_replica() {
+        let params = MarketParams::default();
+        let full = params.reputation_full_value;
+        assert_eq!(confirmation_gain(&params, Amount::ZERO, 0), 0);
+        assert_eq!(confirmation_gain(&params, Amount(full.0 / 2), 0), 5);
+        assert_eq!(confirmation_gain(&params, full, 0), REPUTATION_VALID);
+        assert_eq!(confirmation_gain(&params, Amount(u128::MAX), 0), REPUTATION_VALID);
+        let by_repeat: Vec<u32> = (0..12).map(|n| confirmation_gain(&params, full, n)).collect();
+        assert_eq!(by_repeat, [10, 5, 3, 2, 2, 1, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(confirmation_gain(&params, full, u32::MAX), 0);
+    }
+
+    #[test]
+    fn providers_first_matched_together_weigh_one_each_and_never_below_their_head_count() {
+        assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(7))]), 2);
+        assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(8))]), 4);
+        assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(7)), (2, Some(8))]), 4);
+        assert_eq!(deciding_weight(&[(1, Some(7)), (1, Some(7)), (1, Some(7))]), 3);
+        assert_eq!(deciding_weight(&[(2, None), (2, None)]), 4);
+        assert_eq!(deciding_weight(&[]), 0);
+    }
+
+    #[test]
+    fn a_providers_partners_stay_within_their_bound_forgetting_the_least_recent() {
+        let mut partners = Partners::default();
+        for _ in 0..3 {
+            partners.confirmed_by(1);
+        }
+        assert_eq!(partners.count(1), 3);
+        // As many new partners as it remembers: the least recent, 1, is forgotten.
+        for id in 2..(2 + MAX_PARTNERS as u64) {
+            partners.confirmed_by(id);
+            assert!(partners.0.len() <= MAX_PARTNERS);
+        }
+        assert_eq!(partners.0.len(), MAX_PARTNERS);
+        assert_eq!(partners.count(1), 0);
+        assert_eq!(partners.count(2), 1);
+        partners.confirmed_by(1);
+        assert_eq!(partners.count(1), 1);
+        assert_eq!(partners.count(2), 0);
+        partners.confirmed_by(1);
+        assert_eq!(partners.0.last(), Some(&(1, 2)));
+    }
+}
