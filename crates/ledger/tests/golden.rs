@@ -480,6 +480,7 @@ fn replica(index: u32, status: ReplicaStatus) -> Replica {
         commitment: Some([0xc0; 32]),
         reveal: Some(([0xd0; 32], 1_500_000_000)),
         status,
+        seal: Some([0xe0; 32]),
     }
 }
 

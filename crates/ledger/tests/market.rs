@@ -21,7 +21,7 @@ use exo_ledger::{
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    Unfinished, UnsignedTx, address_to_hex, result_commitment,
+    Unfinished, UnsignedTx, address_to_hex, result_commitment, result_seal,
 };
 use std::collections::BTreeMap;
 
@@ -70,6 +70,9 @@ fn spec(units: u32, trust: u8) -> JobSpec {
         trust,
     }
 }
+
+/// The lie the tests' liars commit.
+const LIE: (Hash32, u64) = ([0xEE; 32], 1_500_000_000);
 
 /// The honest result of a unit.
 fn truth(job: u64, unit: u32) -> (Hash32, u64) {
@@ -290,6 +293,7 @@ impl Market {
             unit,
             replica: self.replica_of(provider, job, unit),
             commitment: result_commitment(&result.0, result.1, &salt, &addr(provider)),
+            seal: result_seal(&result.0, result.1, job, unit),
         }
     }
 
@@ -320,9 +324,9 @@ impl Market {
         self.tx(provider, Action::RevealResults(vec![entry]))
     }
 
-    /// Job 0, one unit at trust 2, on two providers: the first reveals the true result, the
-    /// second a lie, so the unit has no verdict yet. Returns the honest and the lying account
-    /// and their provider ids.
+    /// Job 0, one unit at trust 2, on two providers: the first commits the true result, the
+    /// second a lie. Their seals disagree, so the unit's reveals stay closed and a deciding
+    /// replica is sought. Returns the honest and the lying account and their provider ids.
     fn one_against_one(&mut self) -> (u64, u64, [u64; 2]) {
         let tx = self.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
         self.ok(vec![tx]);
@@ -337,19 +341,37 @@ impl Market {
             PROVIDERS[holders[0] as usize],
             PROVIDERS[holders[1] as usize],
         );
-        let lie = ([0xEE; 32], 1_500_000_000);
         let commits = vec![
             self.commit(honest, truth(0, 0), 0, 0),
-            self.commit(liar, lie, 0, 0),
+            self.commit(liar, LIE, 0, 0),
         ];
         self.ok(commits);
         self.draw_audits();
-        let reveals = vec![
-            self.reveal(honest, truth(0, 0), 0, 0),
-            self.reveal(liar, lie, 0, 0),
-        ];
-        self.ok(reveals);
+        let unit = self.unit(0, 0);
+        assert_eq!(unit.reveal_deadline, None, "sealed until a decider committed");
+        assert!(unit.sought || unit.replicas.len() == 3, "a decider is sought");
         (honest, liar, [holders[0], holders[1]])
+    }
+
+    /// The replica of `unit` added last commits `result`; once that opens the reveals, every
+    /// provider of `revealing` reveals its result in one block.
+    fn decide(
+        &mut self,
+        job: u64,
+        unit: u32,
+        result: (Hash32, u64),
+        revealing: &[(u64, (Hash32, u64))],
+    ) -> u64 {
+        let decider = *self.holders(job, unit).last().expect("a decider");
+        let commit = self.commit(decider, result, job, unit);
+        self.ok(vec![commit]);
+        let reveals = revealing
+            .iter()
+            .chain(std::iter::once(&(decider, result)))
+            .map(|(p, r)| self.reveal(*p, *r, job, unit))
+            .collect();
+        self.ok(reveals);
+        decider
     }
 
     /// The accounts of the providers holding replicas of a unit, in replica order.
@@ -491,10 +513,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
     let third = m.unit(0, 0).replicas.last().expect("third").provider;
     let third_account = PROVIDERS[third as usize];
     assert!(third_account != honest && third_account != liar);
-    let commit = m.commit(third_account, truth(0, 0), 0, 0);
-    m.ok(vec![commit]);
-    let reveal = m.reveal(third_account, truth(0, 0), 0, 0);
-    m.ok(vec![reveal]);
+    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
 
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Accepted);
@@ -514,7 +533,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
 /// Two honest providers with one slot each and a liar with two, the cheapest, so that each
 /// of two units at trust 2 goes to the liar and one honest provider. Both units are disputed,
 /// and each one's deciding replica can only come from the honest provider that holds the other
-/// unit. A revealed replica gives its slot back, so both disputes are decided; before, each
+/// unit. A committed replica gives its slot back, so both disputes are decided; before, each
 /// honest provider's only slot stayed held until its unit's verdict, which waited for the
 /// other's slot: the market stalled for good.
 #[test]
@@ -558,12 +577,8 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
     }
     m.ok(commits);
     m.draw_audits();
-    let reveals = reveals
-        .into_iter()
-        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
-        .collect();
-    m.ok(reveals);
-    // Each unit's third replica goes to the honest provider it did not have.
+    // The seals disagree: each unit's third replica goes, before anyone reveals, to the
+    // honest provider it did not have.
     m.ok(vec![]);
     let mut deciders = Vec::new();
     for unit in 0..2 {
@@ -574,7 +589,10 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
         deciders.push(m.commit(decider, truth(0, unit), 0, unit));
     }
     m.ok(deciders);
-    let mut reveals = Vec::new();
+    let mut reveals: Vec<SignedTx> = reveals
+        .into_iter()
+        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
+        .collect();
     for unit in 0..2 {
         let decider = PROVIDERS[m.unit(0, unit).replicas[2].provider as usize];
         reveals.push(m.reveal(decider, truth(0, unit), 0, unit));
@@ -677,7 +695,7 @@ fn a_no_show_is_penalised_and_replaced() {
 fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     let params = with_market(MarketParams {
         reveal_window_secs: 3,
-        ..MarketParams::default()
+        ..veterans().market
     });
     let slash_wrong_bps = params.market.slash_wrong_bps;
     let mut m = Market::new(params);
@@ -688,12 +706,13 @@ fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     let (honest, withholder) = (holders[0], holders[1]);
     let commits = vec![
         m.commit(honest, truth(0, 0), 0, 0),
-        m.commit(withholder, ([0xEE; 32], 1_500_000_000), 0, 0),
+        m.commit(withholder, LIE, 0, 0),
     ];
     m.ok(commits);
     m.draw_audits();
-    let reveal = m.reveal(honest, truth(0, 0), 0, 0);
-    m.ok(vec![reveal]);
+    // The seals disagree: a third replica decides; the withholder sees the others reveal and
+    // keeps its own lie to itself.
+    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0))]);
     for _ in 0..3 {
         m.ok(vec![]);
     }
@@ -857,11 +876,16 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
 fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
     let mut m = Market::new(veterans());
     m.setup(&PROVIDERS);
-    let (honest, _, holders) = m.one_against_one();
+    let (honest, liar, holders) = m.one_against_one();
     m.ok(vec![]);
     let third = PROVIDERS[m.unit(0, 0).replicas[2].provider as usize];
     let commit = m.commit(third, truth(0, 0), 0, 0);
     m.ok(vec![commit]);
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
     let meta_before = m.supply_and_slashed();
     let liar_before = m.provider(holders[1]);
     // The third reveal settles the unit and slashes the liar; the batch's second entry names
@@ -943,25 +967,13 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     let auditor = PROVIDERS[unit.replicas[1].provider as usize];
     let tx = m.commit(auditor, truth(1, 0), 1, 0);
     m.ok(vec![tx]);
-    assert!(m.unit(1, 0).reveal_deadline.is_some());
-    // The liar reveals first: its weight reaches the trust level, but the audit still runs.
-    let tx = m.reveal(liar, lie, 1, 0);
-    m.ok(vec![tx]);
+    // One against one, while both are sealed: the trusted liar's weight does not count in a
+    // dispute, so the reveals stay closed and a third replica is sought (and matched in the
+    // same block, to the provider left) before anyone reveals.
     let unit = m.unit(1, 0);
-    assert_eq!(unit.state, UnitState::Running);
-    assert_eq!(unit.replicas[1].status, ReplicaStatus::Committed);
-    // One against one: the trusted liar's weight does not count in a dispute; a third
-    // replica is sought (and matched in the same block, to the provider left).
-    let tx = m.reveal(auditor, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
-    let unit = m.unit(1, 0);
-    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.reveal_deadline, None);
     assert_eq!(unit.replicas.len(), 3);
-    let third = PROVIDERS[unit.replicas[2].provider as usize];
-    let tx = m.commit(third, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
-    let tx = m.reveal(third, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
+    m.decide(1, 0, truth(1, 0), &[(liar, lie), (auditor, truth(1, 0))]);
     let unit = m.unit(1, 0);
     assert_eq!(unit.state, UnitState::Accepted);
     assert_eq!(unit.accepted, Some(truth(1, 0)));
@@ -1061,14 +1073,16 @@ fn units_of_two_trusted_replicas_are_still_audited() {
     let auditor = holders[2];
     let tx = m.commit(auditor, truth(job, 0), job, 0);
     m.ok(vec![tx]);
-    let mut txs: Vec<SignedTx> = sybils.iter().map(|p| m.reveal(*p, lie, job, 0)).collect();
-    txs.push(m.reveal(auditor, truth(job, 0), job, 0));
-    m.ok(txs);
-    // Two agreeing Sybils do not outvote their auditor: the lie is not accepted nor paid.
+    // Two agreeing Sybils do not outvote their auditor: two seals against one give no verdict
+    // at trust 4, so the reveals stay closed while a fourth replica is sought (none is left
+    // here, and the job's wait window would end it); the lie is not accepted nor paid.
     let unit = m.unit(job, 0);
-    assert_ne!(unit.accepted, Some(lie));
+    assert_eq!(unit.reveal_deadline, None);
+    assert!(unit.sought);
     assert_eq!(unit.state, UnitState::Running);
     assert_eq!(m.job(job).accounts.paid_total(), Amount::ZERO);
+    let tx = m.reveal(sybils[0], lie, job, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "reveal_not_open");
 }
 
 /// Publishes the app and registers the three providers, each first matched in a block of its
@@ -1177,12 +1191,16 @@ fn an_inflated_fuel_claim_is_caught_by_its_audit_and_the_agreed_fuel_billed() {
     m.ok(vec![tx]);
     m.draw_audits();
     let auditor = m.holders(0, 0)[1];
-    m.settle(0, 0, &[(auditor, truth(0, 0))]);
-    let tx = m.reveal(inflater, inflated, 0, 0);
+    let tx = m.commit(auditor, truth(0, 0), 0, 0);
     m.ok(vec![tx]);
-    // One against one: the dispute's third replica decides.
-    let third = m.holders(0, 0)[2];
-    m.settle(0, 0, &[(third, truth(0, 0))]);
+    // One against one: the dispute's third replica decides, sealed like the others.
+    assert_eq!(m.holders(0, 0).len(), 3);
+    m.decide(
+        0,
+        0,
+        truth(0, 0),
+        &[(inflater, inflated), (auditor, truth(0, 0))],
+    );
     let unit = m.unit(0, 0);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
     let caught = m.provider(m.provider_id(inflater));
@@ -1837,22 +1855,26 @@ fn a_lone_report_is_replaced_without_penalty_and_unpaid_when_the_others_agree() 
     let slow_id = m.provider_id(slow);
     let before = standing(&m, slow_id);
     let slow_balance = m.chain.account(&addr(slow)).balance;
-    m.settle(
-        0,
-        0,
-        &[
-            (honest, truth(0, 0)),
-            (slow, report(Unfinished::Timeout, 50_000_000)),
-        ],
-    );
+    let slow_report = report(Unfinished::Timeout, 50_000_000);
+    let commits = vec![
+        m.commit(honest, truth(0, 0), 0, 0),
+        m.commit(slow, slow_report, 0, 0),
+    ];
+    m.ok(commits);
+    m.draw_audits();
     // One result of weight 1 does not reach trust 2, and a report is no vote: a third replica
-    // is sought, from the provider that had none.
+    // is sought before anyone reveals, from the provider that had none.
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Running);
     assert_eq!(unit.replicas.len(), 3);
     let third = m.holders(0, 0)[2];
     assert!(third != honest && third != slow);
-    m.settle(0, 0, &[(third, truth(0, 0))]);
+    m.decide(
+        0,
+        0,
+        truth(0, 0),
+        &[(honest, truth(0, 0)), (slow, slow_report)],
+    );
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Accepted);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
@@ -2522,7 +2544,7 @@ fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
     assert_eq!(record(&m, newcomer).0, 1);
     m.ok(vec![]);
     assert_eq!(m.holders(0, 0), [honest, liar, newcomer]);
-    m.settle(0, 0, &[(newcomer, truth(0, 0))]);
+    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
     assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
     assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
     assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
@@ -2556,4 +2578,87 @@ fn reputation_parameters_that_could_break_a_bound_are_refused_at_genesis() {
             "{market:?}"
         );
     }
+}
+
+/// Audit H7: a dispute's deciding replica was dealt after the results were revealed, so it
+/// could copy one instead of computing. The seals committed with the results show the
+/// dispute while every result is still sealed: reveals stay closed until the deciding
+/// replica committed too.
+#[test]
+fn a_disputes_deciding_replica_commits_before_any_result_of_the_unit_is_revealed() {
+    let mut m = Market::new(veterans());
+    m.setup(&PROVIDERS);
+    let (honest, liar, _) = m.one_against_one();
+    let tx = m.reveal(honest, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "reveal_not_open");
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 3, "the decider, dealt blind");
+    assert!(unit.replicas.iter().all(|r| r.reveal.is_none()));
+    let decider = m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
+    assert!(decider != honest && decider != liar);
+    assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
+    assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+    m.accounts_add_up(0);
+}
+
+/// A decider that copies the seal it sees on chain instead of computing agrees on paper,
+/// but cannot open its commitment without the result itself: its reveal is refused, and once
+/// the reveal window closes it is punished like a wrong result, and its copy decided nothing.
+#[test]
+fn a_decider_copying_a_seal_cannot_reveal_and_pays_like_a_liar() {
+    let mut m = Market::new(with_market(MarketParams {
+        reveal_window_secs: 3,
+        ..veterans().market
+    }));
+    m.setup(&PROVIDERS);
+    let (honest, liar, _) = m.one_against_one();
+    let copier = m.holders(0, 0)[2];
+    let unit = m.unit(0, 0);
+    let mut commit = m.commit_entry(copier, ([0; 32], 0), 0, 0);
+    commit.seal = unit.replicas[1].seal.expect("the liar's seal");
+    let tx = m.tx(copier, Action::CommitResults(vec![commit]));
+    m.ok(vec![tx]);
+    // Two seals against one: the reveals open.
+    assert!(m.unit(0, 0).reveal_deadline.is_some());
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
+    let guess = m.reveal(copier, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![guess])[0]), "commitment_mismatch");
+    for _ in 0..4 {
+        m.ok(vec![]);
+    }
+    let copier_record = m.provider(m.provider_id(copier));
+    assert!(copier_record.bond < Amount::from_exo(100));
+    assert_eq!(copier_record.missed, 1);
+    // The lie is not accepted on the copier's word, and nobody honest paid for it.
+    assert_ne!(m.unit(0, 0).accepted, Some(LIE));
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+}
+
+/// A reveal must match the seal committed with it, as well as the commitment: a provider
+/// cannot seal one result (to side with a majority) and reveal another.
+#[test]
+fn a_reveal_that_does_not_match_its_seal_is_refused() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let [a, b] = [m.holders(0, 0)[0], m.holders(0, 0)[1]];
+    let mut sealed_other = m.commit_entry(b, truth(0, 0), 0, 0);
+    sealed_other.seal = result_seal(&LIE.0, LIE.1, 0, 0);
+    let mut other = m.commit_entry(a, truth(0, 0), 0, 0);
+    other.seal = sealed_other.seal;
+    let txs = vec![
+        m.tx(a, Action::CommitResults(vec![other])),
+        m.tx(b, Action::CommitResults(vec![sealed_other])),
+    ];
+    m.ok(txs);
+    m.draw_audits();
+    assert!(m.unit(0, 0).reveal_deadline.is_some(), "the seals agree");
+    let tx = m.reveal(a, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "commitment_mismatch");
 }

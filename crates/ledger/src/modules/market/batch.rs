@@ -553,6 +553,7 @@ impl Market<'_> {
                 commitment: None,
                 reveal: None,
                 status: ReplicaStatus::Assigned,
+                seal: None,
             });
             Self::set_work(
                 cache,

@@ -17,11 +17,76 @@ use crate::{
     modules::bank,
     state::{Halt, StateCache, expect, load, store},
 };
-use exo_types::{Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment};
+use exo_types::{
+    Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment, result_seal,
+};
 
 /// Whether a revealed result is a "could not finish" report rather than a result.
 pub(super) fn is_report(reveal: Option<(Hash32, u64)>) -> bool {
     reveal.is_some_and(|(digest, _)| Unfinished::of_digest(&digest).is_some())
+}
+
+/// Whether `unit`'s replicas disagree already: two different seals among those that
+/// committed, or a result revealed.
+fn contested(unit: &Unit) -> bool {
+    let mut seals = unit
+        .replicas
+        .iter()
+        .filter(|r| matches!(r.status, ReplicaStatus::Committed | ReplicaStatus::Revealed))
+        .filter_map(|r| r.seal);
+    let first = seals.next();
+    let revealed = unit
+        .replicas
+        .iter()
+        .any(|r| r.status == ReplicaStatus::Revealed && !is_report(r.reveal));
+    revealed || seals.any(|s| Some(s) != first)
+}
+
+/// A unit's results grouped for its verdict, by first appearance so that the outcome depends
+/// on nothing but the unit's own record: each result (or seal) with its providers' (weight,
+/// first match), and the number of "could not finish" reports, which are no votes.
+struct Tally<K> {
+    groups: Vec<(K, Vec<(u32, Option<u64>)>)>,
+    reports: usize,
+}
+
+impl<K: PartialEq + Copy> Tally<K> {
+    /// Groups `(key, is a report, member)` entries.
+    fn of(entries: impl IntoIterator<Item = (K, bool, (u32, Option<u64>))>) -> Self {
+        let mut tally = Self {
+            groups: Vec::new(),
+            reports: 0,
+        };
+        for (key, report, member) in entries {
+            if report {
+                tally.reports += 1;
+                continue;
+            }
+            match tally.groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(member),
+                None => tally.groups.push((key, vec![member])),
+            }
+        }
+        tally
+    }
+
+    /// The result accepted at `trust`, if any: unanimous results whose deciding weight reaches
+    /// it; or, when results disagree, the one held by at least `max(trust, 2)` replicas and by
+    /// more than any other (each replica counts 1).
+    fn winner(&self, trust: u32) -> Option<K> {
+        let quorum = trust.max(2) as usize;
+        match self.groups.as_slice() {
+            [] => None,
+            [(key, members)] => (deciding_weight(members) >= trust).then_some(*key),
+            groups => groups
+                .iter()
+                .find(|(_, members)| {
+                    let n = members.len();
+                    n >= quorum && groups.iter().filter(|(_, m)| m.len() >= n).count() == 1
+                })
+                .map(|(key, _)| *key),
+        }
+    }
 }
 
 impl Market<'_> {
@@ -80,6 +145,7 @@ impl Market<'_> {
                 continue;
             }
             replica.commitment = Some(commit.commitment);
+            replica.seal = Some(commit.seal);
             replica.status = ReplicaStatus::Committed;
             let offer = replica.offer;
             self.return_offer_slot(cache, offer)?;
@@ -172,7 +238,8 @@ impl Market<'_> {
                 });
             }
             let expected = result_commitment(&reveal.digest, reveal.fuel, &reveal.salt, sender);
-            if replica.commitment != Some(expected) {
+            let seal = result_seal(&reveal.digest, reveal.fuel, reveal.job, reveal.unit);
+            if replica.commitment != Some(expected) || replica.seal != Some(seal) {
                 return refuse(Refusal::CommitmentMismatch {
                     job: reveal.job,
                     unit: reveal.unit,
@@ -223,10 +290,8 @@ impl Market<'_> {
             .map(|r| r.provider)
             .collect();
         cache.require(providers.iter().map(|p| provider_key(*p)))?;
-        // Group the revealed results, by first appearance, so that the outcome depends on
-        // nothing but the unit's own record: (result, each provider's weight and first match).
-        let mut groups: Vec<((Hash32, u64), Vec<(u32, Option<u64>)>)> = Vec::new();
-        let mut reports = 0u32;
+        // Each revealed result (or report), keyed by what it revealed.
+        let mut revealed = Vec::new();
         for replica in unit
             .replicas
             .iter()
@@ -235,31 +300,17 @@ impl Market<'_> {
             let Some(result) = replica.reveal else {
                 continue;
             };
-            if is_report(replica.reveal) {
-                reports += 1;
-                continue;
-            }
             let member = self.weight_and_cohort(&Self::provider(cache, replica.provider)?);
-            match groups.iter_mut().find(|(r, _)| *r == result) {
-                Some((_, members)) => members.push(member),
-                None => groups.push((result, vec![member])),
-            }
+            revealed.push((result, is_report(replica.reveal), member));
         }
+        let tally = Tally::of(revealed);
         let trust = u32::from(job.trust);
         let quorum = trust.max(2) as usize;
-        let winner = match groups.as_slice() {
-            [] => None,
-            [(result, members)] => (deciding_weight(members) >= trust).then_some(*result),
-            _ => groups
-                .iter()
-                .find(|(_, members)| {
-                    let n = members.len();
-                    n >= quorum && groups.iter().filter(|(_, m)| m.len() >= n).count() == 1
-                })
-                .map(|(r, _)| *r),
-        };
+        let winner = tally.winner(trust);
+        let groups = &tally.groups;
+        let reports = tally.reports;
         let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
-        let unfinishable = reports as usize >= quorum && (groups.is_empty() || !room);
+        let unfinishable = reports >= quorum && (groups.is_empty() || !room);
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
         } else if unfinishable {
@@ -288,7 +339,8 @@ impl Market<'_> {
     }
 
     /// Asks for one more replica of `unit`; a `deciding` one (sought once results were
-    /// revealed) goes only to providers past probation ([`WaitingUnit::deciding`]).
+    /// revealed, or for a unit whose seals disagree: a replacement or an audit of it decides
+    /// too) goes only to providers past probation ([`WaitingUnit::deciding`]).
     fn seek(
         &self,
         cache: &mut StateCache,
@@ -296,6 +348,7 @@ impl Market<'_> {
         unit: &mut Unit,
         deciding: bool,
     ) -> Result<(), Halt> {
+        let deciding = deciding || contested(unit);
         if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
             return Ok(());
         }
@@ -345,9 +398,10 @@ impl Market<'_> {
     }
 
     /// Opens the reveal phase once every open replica of `unit` committed, no further replica
-    /// of it is sought and its audit is drawn (the first time they all committed, this
-    /// schedules the draw instead). Reads nothing but the unit: a commitment costs the same
-    /// whatever the size of its job.
+    /// of it is sought, its audit is drawn (the first time they all committed, this
+    /// schedules the draw instead) and its seals need no deciding replica
+    /// ([`Self::seek_blind_decider`]). Reads nothing but the unit unless the seals disagree: a
+    /// commitment costs the same whatever the size of its job.
     pub(super) fn maybe_open_reveals(
         &mut self,
         cache: &mut StateCache,
@@ -367,12 +421,50 @@ impl Market<'_> {
         {
             return Ok(());
         }
-        if !self.audit_drawn(cache, unit)? {
+        if !self.audit_drawn(cache, unit)? || self.seek_blind_decider(cache, unit)? {
             return Ok(());
         }
         let deadline = self.due_after(self.params.reveal_window_secs);
         let due = self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)?;
         unit.reveal_deadline = Some(due);
         Ok(())
+    }
+
+    /// Before reveals open: when the seals of `unit`'s committed replicas disagree and would
+    /// give no verdict the way [`Self::evaluate`] judges results (the seals agree exactly when
+    /// the results do), seeks one more replica while the job has room for it, and returns
+    /// `true`. That replica decides the dispute blind: it commits while every result of the
+    /// unit is still sealed, so it can copy none of them, and no newcomer on probation gets it.
+    fn seek_blind_decider(&mut self, cache: &mut StateCache, unit: &mut Unit) -> Result<bool, Halt> {
+        if !contested(unit) {
+            return Ok(false);
+        }
+        let mut job: Job = expect(cache, &job_key(unit.job))?;
+        let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
+        if !room {
+            return Ok(false);
+        }
+        let sealed: Vec<_> = unit
+            .replicas
+            .iter()
+            .filter(|r| matches!(r.status, ReplicaStatus::Committed | ReplicaStatus::Revealed))
+            .filter_map(|r| r.seal.map(|seal| (seal, r.provider)))
+            .collect();
+        cache.require(sealed.iter().map(|(_, p)| provider_key(*p)))?;
+        let report = result_seal(&Unfinished::Timeout.digest(), 0, unit.job, unit.unit);
+        let mut entries = Vec::with_capacity(sealed.len());
+        for (seal, provider) in &sealed {
+            let member = self.weight_and_cohort(&Self::provider(cache, *provider)?);
+            entries.push((*seal, *seal == report, member));
+        }
+        let tally = Tally::of(entries);
+        let quorum = u32::from(job.trust).max(2) as usize;
+        let unfinishable = tally.reports >= quorum && tally.groups.is_empty();
+        if tally.winner(u32::from(job.trust)).is_some() || unfinishable {
+            return Ok(false);
+        }
+        self.seek(cache, &mut job, unit, true)?;
+        store(cache, job_key(job.id), &job)?;
+        Ok(true)
     }
 }

@@ -505,6 +505,9 @@ pub struct Replica {
     pub commitment: Option<Hash32>,
     pub reveal: Option<(Hash32, u64)>,
     pub status: ReplicaStatus,
+    /// The seal committed with the commitment ([`exo_types::result_seal`]): replicas are
+    /// compared on it before any of them reveals, and a reveal must match it.
+    pub seal: Option<Hash32>,
 }
 
 impl Record for Replica {
@@ -523,6 +526,7 @@ impl Record for Replica {
             f.write(out);
         });
         (self.status as u8).write(out);
+        put_opt(&self.seal, out, |s, out| s.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -546,6 +550,7 @@ impl Record for Replica {
                 8 => ReplicaStatus::Excused,
                 tag => return Err(Error::InvalidEnum(tag)),
             },
+            seal: take_opt(buf, Hash32::read)?,
         })
     }
 }
