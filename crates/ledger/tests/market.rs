@@ -234,19 +234,24 @@ impl Market {
 
     /// Publishes the app and registers `providers` with one offer each.
     fn setup(&mut self, providers: &[u64]) {
-        let mut txs = vec![self.tx(
+        let mut txs = vec![self.publish(Amount(10_000_000))];
+        for p in providers {
+            txs.extend(self.join(*p, 8, Amount::from_exo(1)));
+        }
+        self.ok(txs);
+    }
+
+    /// The developer publishes the app with `royalty_per_unit`.
+    fn publish(&mut self, royalty_per_unit: Amount) -> SignedTx {
+        self.tx(
             DEVELOPER,
             Action::PublishApp {
                 module_hash: APP,
                 name: "render".into(),
                 version: "1.0".into(),
-                royalty_per_unit: Amount(10_000_000),
+                royalty_per_unit,
             },
-        )];
-        for p in providers {
-            txs.extend(self.join(*p, 8, Amount::from_exo(1)));
-        }
-        self.ok(txs);
+        )
     }
 
     /// `provider` registers (bond 100 EXO) and posts one offer of `slots` at `price`.
@@ -540,15 +545,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
 fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
     let mut m = Market::new(veterans());
     let [a, b, liar] = PROVIDERS;
-    let mut txs = vec![m.tx(
-        DEVELOPER,
-        Action::PublishApp {
-            module_hash: APP,
-            name: "render".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        },
-    )];
+    let mut txs = vec![m.publish(Amount::ZERO)];
     // Prices in thousandths of an EXO per compute unit.
     for (p, slots, price) in [(a, 1, 1_000), (b, 1, 1_000), (liar, 2, 500)] {
         txs.extend(m.join(p, slots, Amount(Amount::from_exo(1).0 / 1_000 * price)));
@@ -1090,15 +1087,7 @@ fn units_of_two_trusted_replicas_are_still_audited() {
 /// (jobs 0 to 2, left running). Providers first matched in the same block get no trusted
 /// bonus on a unit they share.
 fn first_matched_apart(m: &mut Market) {
-    let publish = m.tx(
-        DEVELOPER,
-        Action::PublishApp {
-            module_hash: APP,
-            name: "render".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        },
-    );
+    let publish = m.publish(Amount::ZERO);
     m.ok(vec![publish]);
     for (i, p) in PROVIDERS.iter().enumerate() {
         let price = Amount(Amount::from_exo(1).0 / 10 * (18 - 3 * i as u128));
@@ -2379,15 +2368,7 @@ fn zero_price_work_builds_no_record_and_cheap_work_earns_its_share() {
         (Amount(Amount::from_exo(1).0 / 5), 3, 1),
     ] {
         let mut m = Market::new(Params::default());
-        let publish = m.tx(
-            DEVELOPER,
-            Action::PublishApp {
-                module_hash: APP,
-                name: "render".into(),
-                version: "1.0".into(),
-                royalty_per_unit: Amount::ZERO,
-            },
-        );
+        let publish = m.publish(Amount::ZERO);
         m.ok(vec![publish]);
         let mut txs = Vec::new();
         for p in &PROVIDERS[..2] {
@@ -2472,15 +2453,7 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
         ..veterans().market
     }));
     let [a, b, outsider] = PROVIDERS;
-    let publish = m.tx(
-        DEVELOPER,
-        Action::PublishApp {
-            module_hash: APP,
-            name: "render".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        },
-    );
+    let publish = m.publish(Amount::ZERO);
     m.ok(vec![publish]);
     // The pair starts together, on a trust-4 unit of job 0 that they cannot decide alone.
     let mut txs = m.join(a, 8, Amount::from_exo(1)).to_vec();
