@@ -15,7 +15,8 @@ use exo_client::{
 };
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, result_commitment, result_seal,
+    Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, result_commitment,
+    result_seal,
 };
 use futures::StreamExt;
 use std::time::Duration;

@@ -24,10 +24,9 @@ use exo_ledger::{
             records::{
                 App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters,
                 DeadlineCursor, DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
-                JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider, REVEAL_DEADLINE,
-                Replica,
-                ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount,
-                WorkItem, WorkSlot,
+                JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider,
+                REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList,
+                WaitingUnit, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -663,10 +662,7 @@ fn every_record() -> Vec<(&'static str, String)> {
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
         ("excuses", frozen(&Excuses { window: 3, used: 2 })),
-        (
-            "partners",
-            frozen(&Partners(vec![(12, 3), (13, 1)])),
-        ),
+        ("partners", frozen(&Partners(vec![(12, 3), (13, 1)]))),
         (
             "bank_funding",
             frozen(&Funding {

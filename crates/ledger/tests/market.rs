@@ -353,8 +353,14 @@ impl Market {
         self.ok(commits);
         self.draw_audits();
         let unit = self.unit(0, 0);
-        assert_eq!(unit.reveal_deadline, None, "sealed until a decider committed");
-        assert!(unit.sought || unit.replicas.len() == 3, "a decider is sought");
+        assert_eq!(
+            unit.reveal_deadline, None,
+            "sealed until a decider committed"
+        );
+        assert!(
+            unit.sought || unit.replicas.len() == 3,
+            "a decider is sought"
+        );
         (honest, liar, [holders[0], holders[1]])
     }
 
@@ -2465,7 +2471,9 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
     assert_eq!(pair, [a, b]);
     // An outsider asking more joins; job 1 at trust 3 goes to the cheaper pair first (weight 4
     // without the cap), and takes the outsider too.
-    let mut txs = m.join(outsider, 8, Amount(Amount::from_exo(1).0 * 3 / 2)).to_vec();
+    let mut txs = m
+        .join(outsider, 8, Amount(Amount::from_exo(1).0 * 3 / 2))
+        .to_vec();
     txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 3)))));
     m.ok(txs);
     let holders = m.holders(1, 0);
@@ -2474,6 +2482,16 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
     let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(1, 0))).collect();
     m.settle(1, 0, &results);
     assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
+    // At trust 4 the pair's weight 2 asks for two more replicas as if each weighed 1; the
+    // trusted outsider reaches 4 alone, and the unit stops seeking the other.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4))));
+    m.ok(vec![tx]);
+    let holders = m.holders(2, 0);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    assert!(!m.unit(2, 0).sought);
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(2, 0))).collect();
+    m.settle(2, 0, &results);
+    assert_eq!(m.unit(2, 0).accepted, Some(truth(2, 0)));
 }
 
 /// Audit H7: a dispute's deciding replica was dealt after the results were public, to

@@ -11,7 +11,7 @@ use super::{
         AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
         ReplicaStatus, Unit, UnitState, WaitReason, WaitingUnit,
     },
-    reputation::{current_reputation, deciding_weight},
+    reputation::{Member, current_reputation, deciding_weight},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
@@ -499,9 +499,11 @@ impl Market<'_> {
                 })
                 .chain(std::iter::once(assignments_key(self.env.height))),
         )?;
+        // Units that got a replica in this pass and had one before.
+        let mut topped: Vec<(u64, u32)> = Vec::new();
         // Units started by this pass, with the weight and first match of each provider they
         // got.
-        let mut started: Vec<(u64, u32, Vec<(u32, Option<u64>)>)> = Vec::new();
+        let mut started: Vec<(u64, u32, Vec<Member>)> = Vec::new();
         for assignment in assignments {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == assignment.job.0) else {
                 continue;
@@ -584,7 +586,12 @@ impl Market<'_> {
                 .binary_search_by_key(&assignment.unit, |w| w.unit)
                 .is_ok();
             store(cache, unit_key(m.job.id, assignment.unit), &unit)?;
+            if !topped.contains(&(m.job.id, assignment.unit)) {
+                topped.push((m.job.id, assignment.unit));
+            }
         }
+        topped.retain(|(j, u)| !started.iter().any(|(sj, su, _)| sj == j && su == u));
+        self.stop_topping_up(cache, jobs, &topped)?;
         // What the started units got decides how many more they need: enough weight to reach
         // the trust level. Whether one is audited is drawn only once its replicas committed.
         for (job_id, unit_index, members) in started {
@@ -628,6 +635,53 @@ impl Market<'_> {
             }
             unit.sought = true;
             store(cache, unit_key(job_id, unit_index), &unit)?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the replicas still sought for `units` (each got one in this pass and had
+    /// some before) when the weight of their open replicas reaches the trust level already: a
+    /// unit started on too little weight seeks `trust - weight` replicas as if each weighed 1,
+    /// and without this a trusted one among them would leave the unit waiting for replicas it
+    /// does not need, in a small market until its job's wait window ends. Only before the
+    /// unit's audit is drawn and while nothing decides it: an audit or a deciding replica is
+    /// never taken back.
+    fn stop_topping_up(
+        &self,
+        cache: &mut StateCache,
+        jobs: &mut [Matching],
+        units: &[(u64, u32)],
+    ) -> Result<(), Halt> {
+        for (job_id, unit_index) in units {
+            let Some(m) = jobs.iter_mut().find(|m| m.job.id == *job_id) else {
+                continue;
+            };
+            let Ok(at) = m.waiting.binary_search_by_key(unit_index, |w| w.unit) else {
+                continue;
+            };
+            let Some(mut unit) = Self::unit(cache, *job_id, *unit_index)? else {
+                continue;
+            };
+            if m.waiting[at].deciding || unit.audit != AuditDraw::Undrawn {
+                continue;
+            }
+            let open: Vec<u64> = unit
+                .replicas
+                .iter()
+                .filter(|r| r.status.holds_slot())
+                .map(|r| r.provider)
+                .collect();
+            cache.require(open.iter().map(|p| provider_key(*p)))?;
+            let mut members = Vec::with_capacity(open.len());
+            for provider in &open {
+                members.push(self.weight_and_cohort(&Self::provider(cache, *provider)?));
+            }
+            if deciding_weight(&members) < u32::from(m.job.trust) {
+                continue;
+            }
+            m.waiting.remove(at);
+            unit.sought = false;
+            store(cache, unit_key(*job_id, *unit_index), &unit)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use super::{
         Job, JobState, Provider, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit,
     },
     refuse,
-    reputation::deciding_weight,
+    reputation::{Member, deciding_weight},
 };
 use crate::{
     exec::Rejection,
@@ -46,13 +46,13 @@ fn contested(unit: &Unit) -> bool {
 /// on nothing but the unit's own record: each result (or seal) with its providers' (weight,
 /// first match), and the number of "could not finish" reports, which are no votes.
 struct Tally<K> {
-    groups: Vec<(K, Vec<(u32, Option<u64>)>)>,
+    groups: Vec<(K, Vec<Member>)>,
     reports: usize,
 }
 
 impl<K: PartialEq + Copy> Tally<K> {
     /// Groups `(key, is a report, member)` entries.
-    fn of(entries: impl IntoIterator<Item = (K, bool, (u32, Option<u64>))>) -> Self {
+    fn of(entries: impl IntoIterator<Item = (K, bool, Member)>) -> Self {
         let mut tally = Self {
             groups: Vec::new(),
             reports: 0,
@@ -190,13 +190,17 @@ impl Market<'_> {
             }
         }
         cache.require(touched)?;
-        // And what crediting a confirmation reads: the funders of the jobs' requesters and of
-        // the providers' owners, and each provider's partners.
+        // And what crediting a confirmation reads, for units with a second replica to confirm
+        // one: the funders of the jobs' requesters and of the providers' owners, and each
+        // provider's partners.
         let mut ties = Vec::new();
         for reveal in reveals {
             let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
                 continue;
             };
+            if unit.replicas.len() < 2 {
+                continue;
+            }
             if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
                 ties.push(bank::funding_key(&job.requester));
             }
@@ -435,7 +439,11 @@ impl Market<'_> {
     /// the results do), seeks one more replica while the job has room for it, and returns
     /// `true`. That replica decides the dispute blind: it commits while every result of the
     /// unit is still sealed, so it can copy none of them, and no newcomer on probation gets it.
-    fn seek_blind_decider(&mut self, cache: &mut StateCache, unit: &mut Unit) -> Result<bool, Halt> {
+    fn seek_blind_decider(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+    ) -> Result<bool, Halt> {
         if !contested(unit) {
             return Ok(false);
         }

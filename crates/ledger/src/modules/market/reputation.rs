@@ -75,12 +75,15 @@ pub fn confirmation_gain(params: &MarketParams, paid: Amount, repeats: u32) -> u
     u32::try_from(gain).unwrap_or(0)
 }
 
+/// A provider as a unit's verdict weighs it: its weight and the height of its first match.
+pub type Member = (u32, Option<u64>);
+
 /// The weight a group of agreeing replicas carries, from each provider's (weight, height of
 /// its first match): providers first matched in the same block as another provider of the
 /// group weigh 1 each, so that identities started together (a self-dealing farm bootstraps
 /// that way) never decide a unit on their trusted bonus alone. The weight is never below the
 /// group's head count, so the cap cannot stall a unit that has enough distinct providers.
-pub fn deciding_weight(members: &[(u32, Option<u64>)]) -> u32 {
+pub fn deciding_weight(members: &[Member]) -> u32 {
     members
         .iter()
         .enumerate()
@@ -103,7 +106,7 @@ impl Market<'_> {
     }
 
     /// A provider's (weight, first match) for [`deciding_weight`].
-    pub(super) fn weight_and_cohort(&self, provider: &Provider) -> (u32, Option<u64>) {
+    pub(super) fn weight_and_cohort(&self, provider: &Provider) -> Member {
         (self.weight(provider), provider.first_matched_height)
     }
 
@@ -171,7 +174,9 @@ impl Market<'_> {
         cache.require([bank::funding_key(a), bank::funding_key(b)])?;
         let recent = |funding: Option<Funding>| {
             funding.filter(|f| {
-                f.at_secs.saturating_add(self.params.self_dealing_window_secs) > self.now_secs()
+                f.at_secs
+                    .saturating_add(self.params.self_dealing_window_secs)
+                    > self.now_secs()
             })
         };
         let (of_a, of_b) = (
@@ -237,7 +242,11 @@ mod tests {
         let p = provider(REPUTATION_START + 400, 1_000);
         let at = |secs| current_reputation(&params, &p, secs);
         assert_eq!(at(1_000), REPUTATION_START + 400);
-        assert_eq!(at(1_050), REPUTATION_START + 300, "halfway through a half-life");
+        assert_eq!(
+            at(1_050),
+            REPUTATION_START + 300,
+            "halfway through a half-life"
+        );
         assert_eq!(at(1_100), REPUTATION_START + 200);
         assert_eq!(at(1_200), REPUTATION_START + 100);
         assert_eq!(at(1_000 + 100 * 64), REPUTATION_START);
@@ -256,8 +265,13 @@ mod tests {
         assert_eq!(confirmation_gain(&params, Amount::ZERO, 0), 0);
         assert_eq!(confirmation_gain(&params, Amount(full.0 / 2), 0), 5);
         assert_eq!(confirmation_gain(&params, full, 0), REPUTATION_VALID);
-        assert_eq!(confirmation_gain(&params, Amount(u128::MAX), 0), REPUTATION_VALID);
-        let by_repeat: Vec<u32> = (0..12).map(|n| confirmation_gain(&params, full, n)).collect();
+        assert_eq!(
+            confirmation_gain(&params, Amount(u128::MAX), 0),
+            REPUTATION_VALID
+        );
+        let by_repeat: Vec<u32> = (0..12)
+            .map(|n| confirmation_gain(&params, full, n))
+            .collect();
         assert_eq!(by_repeat, [10, 5, 3, 2, 2, 1, 1, 1, 1, 1, 0, 0]);
         assert_eq!(confirmation_gain(&params, full, u32::MAX), 0);
     }
@@ -266,8 +280,14 @@ mod tests {
     fn providers_first_matched_together_weigh_one_each_and_never_below_their_head_count() {
         assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(7))]), 2);
         assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(8))]), 4);
-        assert_eq!(deciding_weight(&[(2, Some(7)), (2, Some(7)), (2, Some(8))]), 4);
-        assert_eq!(deciding_weight(&[(1, Some(7)), (1, Some(7)), (1, Some(7))]), 3);
+        assert_eq!(
+            deciding_weight(&[(2, Some(7)), (2, Some(7)), (2, Some(8))]),
+            4
+        );
+        assert_eq!(
+            deciding_weight(&[(1, Some(7)), (1, Some(7)), (1, Some(7))]),
+            3
+        );
         assert_eq!(deciding_weight(&[(2, None), (2, None)]), 4);
         assert_eq!(deciding_weight(&[]), 0);
     }

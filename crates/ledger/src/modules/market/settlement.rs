@@ -79,7 +79,10 @@ impl Market<'_> {
         let mut agreeing: Vec<(u64, Address)> = Vec::new();
         for replica in &unit.replicas {
             if replica.status == ReplicaStatus::Revealed && replica.reveal == Some(result) {
-                agreeing.push((replica.provider, Self::provider(cache, replica.provider)?.owner));
+                agreeing.push((
+                    replica.provider,
+                    Self::provider(cache, replica.provider)?.owner,
+                ));
             }
         }
         for replica in unit.replicas.iter_mut() {
