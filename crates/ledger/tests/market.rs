@@ -1036,7 +1036,7 @@ fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
             AuditDraw::Due(m.chain.height + AUDIT_SEED_DELAY)
         );
         m.draw_audits();
-        assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+        assert!(m.unit(0, 0).audit.is_drawn());
     }
     assert_eq!(always.unit(0, 0).replicas.len(), 2, "the audit replica");
     assert_eq!(always.unit(0, 0).reveal_deadline, None);
@@ -1139,7 +1139,7 @@ fn audited_with_seeds(assign: u8, commit: u8, after_commit: u8, draw: u8) -> boo
     seeded_block(&mut m, commit, vec![tx]);
     seeded_block(&mut m, after_commit, Vec::new());
     seeded_block(&mut m, draw, Vec::new());
-    assert_eq!(m.unit(0, 0).audit, AuditDraw::Drawn);
+    assert!(m.unit(0, 0).audit.is_drawn());
     m.unit(0, 0).replicas.len() > 1
 }
 
@@ -2652,4 +2652,98 @@ fn a_reveal_that_does_not_match_its_seal_is_refused() {
     assert!(m.unit(0, 0).reveal_deadline.is_some(), "the seals agree");
     let tx = m.reveal(a, truth(0, 0), 0, 0);
     assert_eq!(refused(&m.block(vec![tx])[0]), "commitment_mismatch");
+}
+
+/// The commit window of the audit-lapse tests, in seconds.
+const LAPSE_WINDOW: u64 = 60;
+
+/// A market of `providers` that audits every unit, with a commit window of [`LAPSE_WINDOW`]:
+/// job 0's one unit at trust 2 committed truthfully by its two replicas and its audit drawn.
+/// Returns the market and the two holders.
+fn committed_and_audited(providers: &[u64]) -> (Market, Vec<u64>) {
+    let mut m = Market::new(with_market(MarketParams {
+        audit_ppm: 1_000_000,
+        commit_window_secs: LAPSE_WINDOW,
+        ..MarketParams::default()
+    }));
+    m.setup(providers);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(0, 0);
+    assert_eq!(holders.len(), 2);
+    let commits = holders
+        .iter()
+        .map(|p| m.commit(*p, truth(0, 0), 0, 0))
+        .collect();
+    m.ok(commits);
+    m.draw_audits();
+    (m, holders)
+}
+
+/// Lets block time pass a second at a time until job 0's unit opens its reveals, at most until
+/// second `latest`; then checks its audit lapsed no earlier than second `earliest`, and that
+/// the holders' truthful reveals are accepted and cost them nothing.
+fn lapse_then_accept(m: &mut Market, holders: &[u64], earliest: u64, latest: u64) {
+    while m.unit(0, 0).reveal_deadline.is_none() {
+        assert!(
+            m.chain.time_ms / 1_000 <= latest,
+            "the audit never lapsed: {:?}",
+            m.unit(0, 0)
+        );
+        m.chain.pass_secs(1);
+        m.ok(vec![]);
+    }
+    assert!(m.chain.time_ms / 1_000 >= earliest);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.audit, AuditDraw::Lapsed);
+    assert!(!unit.sought);
+    assert_eq!(m.job(0).waiting, 0, "nothing is sought any more");
+    let reveals = holders
+        .iter()
+        .map(|p| m.reveal(*p, truth(0, 0), 0, 0))
+        .collect();
+    m.ok(reveals);
+    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    assert!(m.job(0).accounts.paid_total() > Amount::ZERO);
+    for p in holders {
+        let provider = m.provider(m.provider_id(*p));
+        assert_eq!(provider.bond, Amount::from_exo(100), "{provider:?}");
+        assert_eq!((provider.invalid, provider.missed), (0, 0), "{provider:?}");
+    }
+}
+
+/// A market too thin to audit: the unit's two replicas are on the only two providers, so its
+/// audit replica (drawn always here) has nobody to go to. The unit waited for it until the job
+/// expired, a day later, and the honest providers' committed work was never paid. The search
+/// now lapses after one commit window: reveals open without the audit, the unit is accepted,
+/// and both providers are paid and keep their bond.
+#[test]
+fn an_audit_nobody_can_take_lapses_after_a_commit_window_and_the_unit_is_paid() {
+    let (mut m, holders) = committed_and_audited(&PROVIDERS[..2]);
+    assert!(m.unit(0, 0).sought, "the audit replica is sought");
+    let drawn = m.chain.time_ms / 1_000;
+    lapse_then_accept(
+        &mut m,
+        &holders,
+        drawn + LAPSE_WINDOW,
+        drawn + LAPSE_WINDOW + 2,
+    );
+}
+
+/// The audit replica is taken, by a provider that then never commits: its replacement has
+/// nobody to go to either. The search lapses one commit window after the taker's deadline,
+/// not before (it might still have committed), and the unit's honest replicas are paid.
+#[test]
+fn an_audit_taken_and_never_committed_lapses_a_window_after_the_takers_deadline() {
+    let (mut m, holders) = committed_and_audited(&PROVIDERS);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 3, "the audit replica is taken at once");
+    let deadline = unit.replicas[2].commit_deadline;
+    lapse_then_accept(
+        &mut m,
+        &holders,
+        deadline + LAPSE_WINDOW,
+        deadline + LAPSE_WINDOW + 2,
+    );
+    assert_eq!(m.unit(0, 0).replicas[2].status, ReplicaStatus::NoShow);
 }

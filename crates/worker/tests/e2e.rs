@@ -570,7 +570,12 @@ async fn blobs_that_do_not_match_their_hash_are_refused() {
 async fn hostile_units_cost_honest_workers_nothing_and_the_requester_the_fuel_burnt() {
     let requester = key(1);
     let honest = [key(41), key(42)];
-    let env = Env::start(&requester, &[&honest[0], &honest[1]]).await;
+    // Only two providers, both on every unit: an audit replica would have nobody to go to and
+    // hold the unit a whole commit window before it lapses. No unit is audited (as good as: one
+    // in a million, the least the genesis allows).
+    let mut params = Params::default();
+    params.market.audit_ppm = 1;
+    let env = Env::start_with(&requester, &[&honest[0], &honest[1]], params).await;
     let probe = env.publish_probe(&requester, 1).await;
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // The benchmark claims far more speed than the machine has, so that the wall-clock limit
@@ -721,7 +726,7 @@ async fn more_units_than_fit_the_declared_memory_run_two_at_a_time_and_all_finis
     let provider = key(51);
     // A newcomer is not on probation here: it may hold as many units as it offers. No unit is
     // audited (as good as: one in a million, the least the genesis allows): an audit replica
-    // would wait for a second provider that this test does not have.
+    // would wait a whole commit window for a second provider that this test does not have.
     let mut params = Params::default();
     params.market.probation_results = 0;
     params.market.audit_ppm = 1;

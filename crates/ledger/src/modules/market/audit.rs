@@ -1,11 +1,15 @@
 //! Hidden audits: whether a unit gets one more replica that checks it, drawn only once every
-//! replica it had committed, from a seed none of them could know.
+//! replica it had committed, from a seed none of them could know; and the end of an audit that
+//! nobody can take.
 
 use super::{
     Market,
     batch::hash32,
     keys::{job_key, unit_key},
-    records::{AUDIT_DRAW, AUDIT_SEED_DELAY, AuditDraw, Job, JobState, Unit, UnitState},
+    records::{
+        AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Job, JobState, ReplicaStatus, Unit,
+        UnitState,
+    },
 };
 use crate::state::{Halt, StateCache, expect, store};
 
@@ -19,7 +23,12 @@ impl Market<'_> {
         unit: &mut Unit,
     ) -> Result<bool, Halt> {
         match unit.audit {
-            AuditDraw::Drawn => Ok(true),
+            AuditDraw::Drawn | AuditDraw::Lapsed => Ok(true),
+            // Reveals may open only once every replica committed: the audit's did.
+            AuditDraw::Seeking(_) => {
+                unit.audit = AuditDraw::Drawn;
+                Ok(true)
+            }
             AuditDraw::Due(_) => Ok(false),
             AuditDraw::Undrawn => {
                 let next_second = self.now_secs().saturating_add(1);
@@ -57,6 +66,10 @@ impl Market<'_> {
         if job.state == JobState::Open && room && self.draw_audit(unit.job, unit.unit) {
             self.seek_replica(cache, &mut job, unit)?;
             store(cache, job_key(job.id), &job)?;
+            if unit.sought {
+                let lapse = self.due_after(self.params.commit_window_secs);
+                self.file_lapse(cache, unit, lapse)?;
+            }
         }
         self.maybe_open_reveals(cache, unit)?;
         Ok(store(cache, unit_key(unit.job, unit.unit), unit)?)
@@ -73,5 +86,56 @@ impl Market<'_> {
         let h = hash32(&bytes);
         let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
         draw < self.params.audit_ppm
+    }
+
+    /// Ends the search for `unit`'s audit replica if nobody took it by now (its
+    /// [`AUDIT_LAPSE`] deadline): the unit's replicas committed long ago and are owed a verdict,
+    /// and in a market too thin to audit it (every other provider busy, or already holding one
+    /// of its replicas) waiting longer would hold their pay until the job expires. If the audit
+    /// replica was taken and not yet committed, its holder may still miss its commit deadline
+    /// and a replacement be sought: the search gets one more commit window after that deadline.
+    pub(super) fn lapse_audit(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+        second: u64,
+    ) -> Result<(), Halt> {
+        if unit.audit != AuditDraw::Seeking(second) || unit.reveal_deadline.is_some() {
+            return Ok(());
+        }
+        if !unit.sought {
+            let taken = unit
+                .replicas
+                .iter()
+                .filter(|r| r.status == ReplicaStatus::Assigned)
+                .map(|r| r.commit_deadline)
+                .max();
+            if let Some(deadline) = taken {
+                let lapse = deadline.saturating_add(self.params.commit_window_secs);
+                self.file_lapse(cache, unit, lapse)?;
+            }
+            return Ok(store(cache, unit_key(unit.job, unit.unit), unit)?);
+        }
+        let mut job: Job = expect(cache, &job_key(unit.job))?;
+        let mut waiting = Self::waiting(cache, &job)?;
+        waiting.retain(|w| w.unit != unit.unit);
+        Self::store_waiting(cache, &mut job, waiting)?;
+        store(cache, job_key(job.id), &job)?;
+        unit.sought = false;
+        unit.audit = AuditDraw::Lapsed;
+        self.maybe_open_reveals(cache, unit)?;
+        Ok(store(cache, unit_key(unit.job, unit.unit), unit)?)
+    }
+
+    /// Files the lapse of `unit`'s audit search at `second` (or the first second with room).
+    fn file_lapse(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+        second: u64,
+    ) -> Result<(), Halt> {
+        let due = self.add_deadline(cache, second, unit.job, unit.unit, AUDIT_LAPSE)?;
+        unit.audit = AuditDraw::Seeking(due);
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@ use super::{
     Market,
     keys::{deadline_cursor_key, deadline_key, job_key, provider_key, unit_key},
     records::{
-        AUDIT_DRAW, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState, REVEAL_DEADLINE,
-        ReplicaStatus, UnitState,
+        AUDIT_DRAW, AUDIT_LAPSE, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState,
+        REVEAL_DEADLINE, ReplicaStatus, UnitState,
     },
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
@@ -129,6 +129,10 @@ impl Market<'_> {
             }
             if replica_index == AUDIT_DRAW {
                 self.draw_due_audit(cache, &mut unit)?;
+                continue;
+            }
+            if replica_index == AUDIT_LAPSE {
+                self.lapse_audit(cache, &mut unit, second)?;
                 continue;
             }
             let mut no_shows = Vec::new();

@@ -605,6 +605,12 @@ pub enum AuditDraw {
     Due(u64),
     /// Drawn: the unit got its audit replica, or none, and reveals may open.
     Drawn,
+    /// Drawn an audit whose replica is sought: if nobody takes it by this second (a market too
+    /// thin to audit the unit: every other provider is busy or already holds a replica), the
+    /// search lapses rather than keep the unit's committed replicas unpaid until the job expires.
+    Seeking(u64),
+    /// Drawn an audit nobody took within a commit window; reveals opened without it.
+    Lapsed,
 }
 
 /// Blocks between the one that takes a unit's last commitment and the one whose seed draws
@@ -614,6 +620,11 @@ pub enum AuditDraw {
 pub const AUDIT_SEED_DELAY: u64 = 2;
 
 impl AuditDraw {
+    /// Whether the draw is behind the unit (whatever came of it).
+    pub fn is_drawn(&self) -> bool {
+        !matches!(self, Self::Undrawn | Self::Due(_))
+    }
+
     fn put(&self, out: &mut Vec<u8>) {
         match self {
             Self::Undrawn => 0u8.write(out),
@@ -622,6 +633,11 @@ impl AuditDraw {
                 height.write(out);
             }
             Self::Drawn => 2u8.write(out),
+            Self::Seeking(second) => {
+                3u8.write(out);
+                second.write(out);
+            }
+            Self::Lapsed => 4u8.write(out),
         }
     }
 
@@ -630,6 +646,8 @@ impl AuditDraw {
             0 => Ok(Self::Undrawn),
             1 => Ok(Self::Due(u64::read(buf)?)),
             2 => Ok(Self::Drawn),
+            3 => Ok(Self::Seeking(u64::read(buf)?)),
+            4 => Ok(Self::Lapsed),
             tag => Err(Error::InvalidEnum(tag)),
         }
     }
@@ -686,8 +704,8 @@ impl Record for IdList {
 }
 
 /// What falls due in one second of block time: (job, unit, replica) commit deadlines, unit reveal
-/// deadlines (replica [`REVEAL_DEADLINE`]), audit draws (replica [`AUDIT_DRAW`]) and job wait
-/// deadlines (unit [`JOB_EXPIRY`]).
+/// deadlines (replica [`REVEAL_DEADLINE`]), audit draws (replica [`AUDIT_DRAW`]), audit lapses
+/// (replica [`AUDIT_LAPSE`]) and job wait deadlines (unit [`JOB_EXPIRY`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
 
@@ -698,6 +716,9 @@ pub const REVEAL_DEADLINE: u32 = u32::MAX;
 /// seed belongs to a block), so it is filed under the next second and filed again a second
 /// later until its height is reached.
 pub const AUDIT_DRAW: u32 = u32::MAX - 1;
+/// The replica index that marks the second a unit's audit search lapses
+/// ([`AuditDraw::Seeking`]) in a [`DeadlineList`]: no replica has this index.
+pub const AUDIT_LAPSE: u32 = u32::MAX - 2;
 /// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
 /// [`DeadlineList`]: no unit has this index.
 pub const JOB_EXPIRY: u32 = u32::MAX;
