@@ -1,4 +1,4 @@
-//! The batch match at the end of every block: waiting units against the book, in three
+//! The batch match at the end of every block: waiting units against the book, in four
 //! passes, with checking replicas dealt at random from the block seed.
 
 use super::{

@@ -320,9 +320,7 @@ impl Market<'_> {
         } else if unfinishable {
             self.fail_unfinished(cache, &mut job, unit)?;
         } else if room {
-            // Once a result is public, the next replica decides, and no newcomer may.
-            let deciding = !groups.is_empty();
-            self.seek(cache, &mut job, unit, deciding)?;
+            self.seek_replica(cache, &mut job, unit)?;
         } else {
             self.fail(cache, &mut job, unit)?;
         }
@@ -332,27 +330,16 @@ impl Market<'_> {
     }
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
-    /// one: a check, a replacement or an audit, before any result of the unit is revealed.
+    /// one. A replica sought for a contested unit (seals that disagree, or a result revealed:
+    /// a dispute's next replica, or a replacement or an audit of such a unit) decides it, and
+    /// only providers past probation take it ([`WaitingUnit::deciding`]).
     pub(super) fn seek_replica(
         &self,
         cache: &mut StateCache,
         job: &mut Job,
         unit: &mut Unit,
     ) -> Result<(), Halt> {
-        self.seek(cache, job, unit, false)
-    }
-
-    /// Asks for one more replica of `unit`; a `deciding` one (sought once results were
-    /// revealed, or for a unit whose seals disagree: a replacement or an audit of it decides
-    /// too) goes only to providers past probation ([`WaitingUnit::deciding`]).
-    fn seek(
-        &self,
-        cache: &mut StateCache,
-        job: &mut Job,
-        unit: &mut Unit,
-        deciding: bool,
-    ) -> Result<(), Halt> {
-        let deciding = deciding || contested(unit);
+        let deciding = contested(unit);
         if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
             return Ok(());
         }
@@ -471,7 +458,7 @@ impl Market<'_> {
         if tally.winner(u32::from(job.trust)).is_some() || unfinishable {
             return Ok(false);
         }
-        self.seek(cache, &mut job, unit, true)?;
+        self.seek_replica(cache, &mut job, unit)?;
         store(cache, job_key(job.id), &job)?;
         Ok(true)
     }
