@@ -2496,24 +2496,39 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
 
 /// Audit H7: a dispute's deciding replica was dealt after the results were public, to
 /// anyone, and a fresh identity of the liar's sided with it at no cost to a record it did not
-/// have. A newcomer on probation never gets it; the providers of the disputed unit may start
-/// new units meanwhile, so a market of newcomers still earns the records its disputes need.
+/// have. Once a provider past probation is on the book, a newcomer never gets it, even when
+/// it is the only provider free; it decides once it has a confirmed result of its own.
 #[test]
 fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
     let mut m = Market::new(Params::default());
-    m.setup(&PROVIDERS);
-    let (honest, liar, _) = m.one_against_one();
-    let newcomer = *PROVIDERS
-        .iter()
-        .find(|p| **p != honest && **p != liar)
-        .expect("a third provider");
+    let [honest, liar, newcomer] = PROVIDERS;
+    // The honest provider and the liar end their probation together on job 0.
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(honest, 8, Amount::from_exo(1)));
+    txs.extend(m.join(liar, 8, Amount::from_exo(1)));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 0, [honest, liar]);
+    // The newcomer joins; job 1 goes to the older offers, and the liar lies.
+    let mut txs = m.join(newcomer, 8, Amount::from_exo(1)).to_vec();
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2)))));
+    m.ok(txs);
+    let mut holders = m.holders(1, 0);
+    holders.sort_unstable();
+    assert_eq!(holders, [honest, liar]);
+    let commits = vec![
+        m.commit(honest, truth(1, 0), 1, 0),
+        m.commit(liar, LIE, 1, 0),
+    ];
+    m.ok(commits);
+    m.draw_audits();
     for _ in 0..3 {
         m.ok(vec![]);
     }
-    assert_eq!(m.unit(0, 0).replicas.len(), 2, "no newcomer decides");
-    assert!(m.unit(0, 0).sought);
-    // The newcomer asks less than the others, so it takes the next new unit with one of
-    // them; both settle it honestly (the liar too, biding its time) and it ends probation.
+    let unit = m.unit(1, 0);
+    assert!(unit.sought, "a decider is sought");
+    assert_eq!(unit.replicas.len(), 2, "no newcomer decides");
+    // The newcomer asks less than the others, so it takes the next new unit; it and its
+    // co-replica settle it honestly (the liar too, biding its time) and it ends probation.
     let offer = m.provider_id(newcomer);
     let cancel = m.tx(newcomer, Action::CancelOffer { offer });
     let cheaper = m.tx(
@@ -2525,18 +2540,18 @@ fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
         },
     );
     m.ok(vec![cancel, cheaper]);
-    assert_eq!(m.unit(0, 0).replicas.len(), 2, "still no newcomer decides");
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
-    let holders = m.holders(1, 0);
+    let holders = m.holders(2, 0);
     assert!(holders.contains(&newcomer), "{holders:?}");
-    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(1, 0))).collect();
-    m.settle(1, 0, &results);
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(2, 0))).collect();
+    m.settle(2, 0, &results);
     assert_eq!(record(&m, newcomer).0, 1);
     m.ok(vec![]);
-    assert_eq!(m.holders(0, 0), [honest, liar, newcomer]);
-    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
-    assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
+    let mut holders = m.holders(1, 0);
+    assert_eq!(holders.pop(), Some(newcomer));
+    m.decide(1, 0, truth(1, 0), &[(honest, truth(1, 0)), (liar, LIE)]);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
     assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
     assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
 }
@@ -2746,4 +2761,59 @@ fn an_audit_taken_and_never_committed_lapses_a_window_after_the_takers_deadline(
         deadline + LAPSE_WINDOW + 2,
     );
     assert_eq!(m.unit(0, 0).replicas[2].status, ReplicaStatus::NoShow);
+}
+
+/// Commits and reveals every replica `providers` hold as a worker would, the liar committing
+/// [`LIE`], for at most `blocks` blocks or until job 0 is done.
+fn work_until_done(m: &mut Market, providers: &[u64], liar: u64, blocks: usize) {
+    for _ in 0..blocks {
+        if m.job(0).state == JobState::Done {
+            return;
+        }
+        let mut txs = Vec::new();
+        for p in providers {
+            for (job, unit, replica) in m.work(m.provider_id(*p)) {
+                let record = m.unit(job, unit);
+                let Some(r) = record.replicas.iter().find(|r| r.index == replica) else {
+                    continue;
+                };
+                let result = if *p == liar { LIE } else { truth(job, unit) };
+                if r.status == ReplicaStatus::Assigned {
+                    txs.push(m.commit(*p, result, job, unit));
+                } else if r.status == ReplicaStatus::Committed && record.reveal_deadline.is_some() {
+                    txs.push(m.reveal(*p, result, job, unit));
+                }
+            }
+        }
+        m.ok(txs);
+    }
+}
+
+/// The market the first attempt at keeping newcomers from deciding disputes deadlocked (docs/
+/// security.md): every provider new, a liar asking the lowest price so that it holds a replica
+/// of every unit it can, so that honest newcomers never share a unit. With nobody past
+/// probation on the book, deciding replicas go to anyone until the first provider ends its
+/// probation. Every unit ends with the true result, and only the liar pays.
+#[test]
+fn a_market_of_newcomers_beside_a_liar_still_decides_every_unit() {
+    let mut m = Market::new(Params::default());
+    let [a, b, liar] = PROVIDERS;
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(a, 8, Amount::from_exo(1)));
+    txs.extend(m.join(b, 8, Amount::from_exo(1)));
+    txs.extend(m.join(liar, 8, Amount(Amount::from_exo(1).0 / 2)));
+    m.ok(txs);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(6, 2))));
+    m.ok(vec![tx]);
+    work_until_done(&mut m, &PROVIDERS, liar, 200);
+    let job = m.job(0);
+    assert_eq!((job.state, job.accepted), (JobState::Done, 6), "{job:?}");
+    for unit in 0..6 {
+        assert_eq!(m.unit(0, unit).accepted, Some(truth(0, unit)), "unit {unit}");
+    }
+    assert!(m.provider(m.provider_id(liar)).invalid >= 1);
+    for p in [a, b] {
+        assert_eq!(m.provider(m.provider_id(p)).invalid, 0, "{p}");
+    }
+    m.accounts_add_up(0);
 }

@@ -48,9 +48,9 @@ enum Pass {
     /// Trusted providers past probation only: every waiting replica; a new unit asks for
     /// `ceil(trust / 2)`.
     Trusted = 0,
-    /// Providers past probation: the replicas that decide a unit whose results are public
+    /// Providers past probation: the replicas that decide a contested unit
     /// ([`WaitingUnit::deciding`]). A newcomer's identity costs only its bond, so it never
-    /// decides a dispute.
+    /// decides a dispute, except in a market with no provider past probation at all.
     Deciding = 3,
     /// Every provider: the other replicas still sought for running units (a check, a
     /// replacement, an audit). A newcomer may take `probation_slots` of them in a batch
@@ -62,12 +62,15 @@ enum Pass {
 }
 
 impl Pass {
-    /// Whether this pass places the replicas `w` still needs.
-    fn serves(self, w: &WaitingUnit) -> bool {
+    /// Whether this pass places the replicas `w` still needs. In a `bootstrap` batch (no
+    /// provider past probation on the book) deciding replicas go with the other replicas of
+    /// running units: nobody could take them otherwise.
+    fn serves(self, w: &WaitingUnit, bootstrap: bool) -> bool {
+        let deciding = w.deciding && !bootstrap;
         match self {
             Self::Trusted => true,
-            Self::Deciding => w.started && w.deciding,
-            Self::Running => w.started && !w.deciding,
+            Self::Deciding => w.started && deciding,
+            Self::Running => w.started && !deciding,
             Self::Everyone => !w.started,
         }
     }
@@ -236,6 +239,10 @@ impl Market<'_> {
                 veteran,
             });
         }
+        // A market with no provider past probation on its book (a fresh devnet) could never
+        // decide a dispute if only such providers may: until its first provider ends
+        // probation, deciding replicas go to anyone, like the other replicas of running units.
+        let bootstrap = !live.iter().any(|l| l.veteran && l.offer.slots > 0);
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
         for pass in [Pass::Trusted, Pass::Deciding, Pass::Running, Pass::Everyone] {
@@ -276,7 +283,7 @@ impl Market<'_> {
                     let units: Vec<UnitDemand> = m
                         .waiting
                         .iter()
-                        .filter(|w| pass.serves(w))
+                        .filter(|w| pass.serves(w, bootstrap))
                         .map(|w| UnitDemand {
                             unit: w.unit,
                             replicas: if w.started {
