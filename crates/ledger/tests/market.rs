@@ -2809,7 +2809,11 @@ fn a_market_of_newcomers_beside_a_liar_still_decides_every_unit() {
     let job = m.job(0);
     assert_eq!((job.state, job.accepted), (JobState::Done, 6), "{job:?}");
     for unit in 0..6 {
-        assert_eq!(m.unit(0, unit).accepted, Some(truth(0, unit)), "unit {unit}");
+        assert_eq!(
+            m.unit(0, unit).accepted,
+            Some(truth(0, unit)),
+            "unit {unit}"
+        );
     }
     assert!(m.provider(m.provider_id(liar)).invalid >= 1);
     for p in [a, b] {

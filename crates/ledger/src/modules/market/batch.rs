@@ -138,19 +138,6 @@ fn defer_past(outcome: &mut exo_market::MatchOutcome, budget: usize) {
     outcome.fills.retain(|f| f.assigned > 0);
 }
 
-/// How many replicas each provider holds in units waiting for a deciding replica: the
-/// providers a deciding entry excludes are those that held a replica of its unit.
-fn awaiting_deciders(jobs: &[Matching]) -> BTreeMap<u64, u32> {
-    let mut awaiting: BTreeMap<u64, u32> = BTreeMap::new();
-    for w in jobs.iter().flat_map(|m| &m.waiting).filter(|w| w.deciding) {
-        for provider in &w.exclude {
-            let n = awaiting.entry(*provider).or_insert(0);
-            *n = n.saturating_add(1);
-        }
-    }
-    awaiting
-}
-
 impl Market<'_> {
     /// The batch match of every open job's waiting units against the book.
     ///
@@ -205,10 +192,6 @@ impl Market<'_> {
         let mut live: Vec<Live> = Vec::with_capacity(offers.len());
         // Each newcomer's room for new units.
         let mut probation: Vec<(u64, u32)> = Vec::new();
-        // Replicas of each provider whose unit waits for a deciding replica: they count
-        // against no newcomer's probation, so that a market of newcomers can still earn the
-        // records a dispute needs from its deciders.
-        let awaiting = awaiting_deciders(&jobs);
         let now = self.now_secs();
         for mut offer in offers {
             let provider = Self::provider(cache, offer.provider.0)?;
@@ -228,9 +211,7 @@ impl Market<'_> {
                 continue;
             }
             if !veteran && !probation.iter().any(|(p, _)| *p == provider.id) {
-                let waiting = awaiting.get(&provider.id).copied().unwrap_or(0);
-                let holds = provider.active.saturating_sub(waiting);
-                let room = self.params.probation_slots.saturating_sub(holds);
+                let room = self.params.probation_slots.saturating_sub(provider.active);
                 probation.push((provider.id, room));
             }
             live.push(Live {

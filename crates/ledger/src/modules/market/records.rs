@@ -281,9 +281,9 @@ pub struct WaitingUnit {
     pub started: bool,
     pub replicas: Vec<u32>,
     pub exclude: Vec<u64>,
-    /// Whether the replicas sought decide the unit: sought after some of its results were
-    /// revealed (a dispute, or a shortfall of weight). Only providers past probation take
-    /// them, and the providers in `exclude` may start new units meanwhile.
+    /// Whether the replicas sought decide the unit: sought for a contested unit (seals that
+    /// disagree, or a result revealed). Only providers past probation take them, unless the
+    /// book has none.
     pub deciding: bool,
 }
 
