@@ -167,7 +167,7 @@ impl Market<'_> {
     /// `self_dealing_window_secs`: one first funded the other, or the same account first
     /// funded both. What the bank records is the first funder of each account only, so the
     /// check reads two records whatever the accounts did since.
-    pub(super) fn tied(&self, cache: &StateCache, a: &Address, b: &Address) -> Result<bool, Halt> {
+    fn tied(&self, cache: &StateCache, a: &Address, b: &Address) -> Result<bool, Halt> {
         if a == b {
             return Ok(true);
         }
