@@ -359,7 +359,7 @@
       headers: ["Offer", "Provider", { label: "Price per unit", num: true }, { label: "Free slots", num: true }, "Resources", "Reputation", "Expires"],
       empty: "The book is empty.",
       row: (o) => h("tr", {}, cell(`#${o.id}`), cell(`#${o.provider}`), cell(exo(o.price_per_unit), true), cell(num(o.slots), true),
-        cell(resources(o.resources)), cell(num(o.reputation)), cell(`height ${num(o.expiry_height)}`)),
+        cell(resources(o.resources)), cell(num(o.reputation)), cell(new Date(o.expiry_secs * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC")),
     });
     main.replaceChildren(h("h1", {}, "Market"),
       h("div", { class: "cols" },

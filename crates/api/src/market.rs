@@ -265,8 +265,8 @@ fn offer_json(r: &OfferRecord) -> wire::Offer {
         reputation: o.reputation,
         slots: o.slots,
         price_per_unit: exo_types::Amount(o.price_per_unit),
-        posted_height: o.posted_height,
-        expiry_height: o.expiry_height,
+        posted_secs: o.posted_secs,
+        expiry_secs: o.expiry_secs,
     }
 }
 

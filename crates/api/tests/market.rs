@@ -876,7 +876,7 @@ impl Chain {
         let offer = Action::PostOffer {
             slots,
             price_per_unit: Amount(1_000),
-            expiry_height: 1_000,
+            expiry_secs: 1_000,
         };
         self.send(&bob(), 2, offer).await;
     }

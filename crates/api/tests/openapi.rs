@@ -88,7 +88,7 @@ impl Node {
         let offer = Action::PostOffer {
             slots: 2,
             price_per_unit: Amount(1_000),
-            expiry_height: 1_000,
+            expiry_secs: 1_000,
         };
         self.send(1, offer).await;
         let module = self.upload(b"\0asm module").await;

@@ -12,7 +12,7 @@ fn main() {
     };
     for &n in &sizes {
         let book = exo_market::fixtures::synthetic(n, n, 0x5EED ^ n as u64);
-        let outcome = exo_market::match_batch(&book.offers, &book.demands, book.height)
+        let outcome = exo_market::match_batch(&book.offers, &book.demands, book.now_secs)
             .expect("synthetic books are valid");
         println!(
             "{n} offers, {} demands, {} slots: {} assigned, {} unmatched, {} expired",

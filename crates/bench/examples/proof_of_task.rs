@@ -7,7 +7,7 @@
 //!
 //! Names: `units` (10000), `providers` (100), `seed` (1), `shares` (`10,30`, percent of liars),
 //! `trusts` (`1,2,3`), `kinds` (`wrong-result,independent-liar`), and, to try other rules, the
-//! jobs' `min_reputation`, how long offers live (`offer_blocks`), the providers' `bond` in EXO,
+//! jobs' `min_reputation`, how long offers live in seconds (`offer_lifetime_secs`), the providers' `bond` in EXO,
 //! and the ledger parameters `trusted_reputation`, `trusted_min_valid`, `audit_ppm`,
 //! `min_match_reputation`, `probation_slots` (defaults: `SimConfig::liars`, `Params::default()`).
 //!
@@ -66,7 +66,7 @@ fn main() {
             let small = u32::try_from(v).unwrap_or(u32::MAX);
             match name.as_str() {
                 "min_reputation" => cfg.min_reputation = small,
-                "offer_blocks" => cfg.offer_blocks = v,
+                "offer_lifetime_secs" => cfg.offer_lifetime_secs = v,
                 "bond" => cfg.bond = Amount::from_exo(v),
                 "trusted_reputation" => cfg.params.market.trusted_reputation = small,
                 "trusted_min_valid" => cfg.params.market.trusted_min_valid = v,

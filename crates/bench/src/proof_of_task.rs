@@ -91,8 +91,8 @@ pub struct SimConfig {
     pub min_reputation: u32,
     /// Slots of each provider's offer.
     pub slots: u32,
-    /// Blocks an offer lives; providers post a new one when a fifth is left.
-    pub offer_blocks: u64,
+    /// Seconds of block time an offer lives; providers post a new one when a fifth is left.
+    pub offer_lifetime_secs: u64,
     pub params: Params,
     /// Seeds block seeds (audits), the order of transactions in blocks and salts.
     pub seed: u64,
@@ -123,7 +123,7 @@ impl SimConfig {
             trust,
             min_reputation: 0,
             slots: 4,
-            offer_blocks: 50,
+            offer_lifetime_secs: 50,
             params: Params {
                 market: MarketParams {
                     commit_window_secs: 4,
@@ -263,6 +263,11 @@ impl Chain {
 
     fn height(&self) -> u64 {
         self.chain.height
+    }
+
+    /// The time of the next block, in seconds: the one that will carry what is sent now.
+    fn next_secs(&self) -> u64 {
+        self.chain.next_time_ms() / 1_000
     }
 
     fn block(&mut self, txs: &[SignedTx], seed: Hash32) {
@@ -485,9 +490,9 @@ fn provider_txs(
     };
     let mut nonce = chain.account(&p.address).nonce;
     let mut out = Vec::new();
-    let margin = (cfg.offer_blocks / 5).max(2);
-    if chain.height() + margin >= p.offer_expiry {
-        let expiry = chain.height() + cfg.offer_blocks;
+    let margin = (cfg.offer_lifetime_secs / 5).max(2);
+    if chain.next_secs() + margin >= p.offer_expiry {
+        let expiry = chain.next_secs() + cfg.offer_lifetime_secs;
         out.push(tx(
             &p.key,
             nonce,
@@ -499,7 +504,7 @@ fn provider_txs(
                 } else {
                     Amount::from_exo(1)
                 },
-                expiry_height: expiry,
+                expiry_secs: expiry,
             },
         ));
         nonce += 1;

@@ -86,9 +86,10 @@ pub struct OfferArgs {
     /// Price in EXO per compute unit (10^9 fuel).
     #[arg(long, value_name = "EXO")]
     pub price: String,
-    /// Blocks until the offer expires.
-    #[arg(long, value_name = "B", default_value_t = 100_000)]
-    pub expiry_blocks: u64,
+    /// Seconds of chain time until the offer expires (at most the chain's
+    /// `max_offer_lifetime_secs`).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    pub expires_in: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -265,25 +266,23 @@ pub async fn offer(client: &Client, args: &OfferArgs) -> Result<Report, CliError
     if price == Amount::ZERO {
         return Err(CliError::ZeroAmount);
     }
-    if args.expiry_blocks == 0 {
-        return Err(CliError::Invalid(
-            "--expiry-blocks must be at least 1".into(),
-        ));
+    if args.expires_in == 0 {
+        return Err(CliError::Invalid("--expires-in must be at least 1".into()));
     }
     let (key, options) = args.tx.load()?;
-    // The offer is posted in a block after the finalized one: count from there.
-    let height = client.status().await?.finalized_height;
-    let expiry_height = height.saturating_add(1).saturating_add(args.expiry_blocks);
+    // Counted from the last finalized block's time: the chain's clock, not this machine's.
+    let now_secs = client.status().await?.finalized_time_ms / 1_000;
+    let expiry_secs = now_secs.saturating_add(args.expires_in);
     let action = Action::PostOffer {
         slots: args.slots,
         price_per_unit: price,
-        expiry_height,
+        expiry_secs,
     };
     let sent = tx::send(client, &key, action, &options).await?;
     let fields = json!({
         "slots": args.slots,
         "price_per_unit": price.0.to_string(),
-        "expiry_height": expiry_height,
+        "expiry_secs": expiry_secs,
     });
     let mut report = tx::report(&sent, fields, "offered");
     // The new offer is the provider's newest on the book.

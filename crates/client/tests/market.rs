@@ -133,7 +133,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         Action::PostOffer {
             slots: 4,
             price_per_unit: Amount(500),
-            expiry_height: 10_000,
+            expiry_secs: 10_000,
         },
     )
     .await;

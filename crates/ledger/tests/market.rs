@@ -11,7 +11,7 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                AUDIT_SEED_DELAY, AuditDraw, Job, JobState, Provider, ReplicaStatus, Unit,
+                AUDIT_SEED_DELAY, AuditDraw, IdList, Job, JobState, Provider, ReplicaStatus, Unit,
                 UnitState, WorkCount, WorkItem,
             },
         },
@@ -269,7 +269,7 @@ impl Market {
                 Action::PostOffer {
                     slots,
                     price_per_unit: price,
-                    expiry_height: 10_000,
+                    expiry_secs: 10_000,
                 },
             ),
         ]
@@ -750,7 +750,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
             Action::PostOffer {
                 slots: 1,
                 price_per_unit: Amount(1),
-                expiry_height: 50,
+                expiry_secs: 50,
             },
         ),
         m.tx(REQUESTER, Action::CancelOffer { offer: 0 }),
@@ -1399,14 +1399,14 @@ fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
     let mut m = Market::new(Params::default());
     m.setup(&PROVIDERS[..1]);
     let p = PROVIDERS[0];
-    let lifetime = MarketParams::default().max_offer_lifetime;
-    let post = |m: &mut Market, slots, expiry_height| {
+    let lifetime = MarketParams::default().max_offer_lifetime_secs;
+    let post = |m: &mut Market, slots, expiry_secs| {
         let tx = m.tx(
             p,
             Action::PostOffer {
                 slots,
                 price_per_unit: Amount(1),
-                expiry_height,
+                expiry_secs,
             },
         );
         m.block(vec![tx]).remove(0)
@@ -1415,16 +1415,76 @@ fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
         post(&mut m, 0, 100),
         TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer { expiry: None }))
     );
-    let height = m.chain.height + 1;
+    // Lifetimes count from the posting block's time, in seconds.
+    let now = m.chain.next_time_ms() / 1_000;
     assert_eq!(
         post(&mut m, 1, u64::MAX),
         TxStatus::Rejected(Rejection::Market(Refusal::OfferTooLong {
             expiry: u64::MAX,
-            max: height + lifetime,
+            max: now + lifetime,
         }))
     );
-    let latest = m.chain.height + 1 + lifetime;
+    let now = m.chain.next_time_ms() / 1_000;
+    assert_eq!(
+        post(&mut m, 1, now),
+        TxStatus::Rejected(Rejection::Market(Refusal::InvalidOffer {
+            expiry: Some((now, now))
+        }))
+    );
+    let latest = m.chain.next_time_ms() / 1_000 + lifetime;
     assert_eq!(post(&mut m, 1, latest), TxStatus::Ok);
+}
+
+/// Audit H6: an offer expired at a block height, so its lifetime in time depended on how fast
+/// blocks came (a thousand blocks were ten seconds under load and a quarter of an hour idle).
+/// An offer posted to expire N seconds later now takes work until N seconds of block time have
+/// passed and none after, whatever the block rate.
+#[test]
+fn an_offer_of_n_seconds_takes_work_for_n_seconds_whatever_the_block_rate() {
+    const LIFETIME: u64 = 30;
+    for interval_ms in [100, 1_000, 3_000] {
+        // A job submitted this many seconds after the offer: (seconds, matched).
+        for (after, matched) in [(LIFETIME - 4, true), (LIFETIME, false)] {
+            let mut m = Market::new(Params::default());
+            m.chain.block_interval_ms = interval_ms;
+            m.setup(&[]);
+            let p = PROVIDERS[0];
+            let register = m.tx(
+                p,
+                Action::RegisterProvider {
+                    resources: resources(8),
+                    bond: Amount::from_exo(100),
+                },
+            );
+            m.ok(vec![register]);
+            let posted = m.chain.next_time_ms() / 1_000;
+            let offer = m.tx(
+                p,
+                Action::PostOffer {
+                    slots: 1,
+                    price_per_unit: Amount(1),
+                    expiry_secs: posted + LIFETIME,
+                },
+            );
+            m.ok(vec![offer]);
+            while m.chain.next_time_ms() / 1_000 < posted + after {
+                m.ok(vec![]);
+            }
+            let job = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+            m.ok(vec![job]);
+            assert_eq!(
+                m.job(0).waiting == 0,
+                matched,
+                "at {interval_ms} ms a block, a job {after} s after the offer"
+            );
+            let book: IdList = m.chain.get(&keys::book_key()).unwrap_or_default();
+            assert_eq!(
+                book.0.is_empty(),
+                !matched,
+                "an expired offer leaves the book"
+            );
+        }
+    }
 }
 
 /// One developer cannot fill the chain's app table: it publishes at most its cap of apps.
@@ -1636,7 +1696,7 @@ fn cancelling_and_reposting_offers_cannot_take_more_replicas_than_the_slot_cap()
             Action::PostOffer {
                 slots,
                 price_per_unit: Amount::from_exo(1),
-                expiry_height: 10_000,
+                expiry_secs: 10_000,
             },
         );
         m.block(vec![tx]).remove(0)
@@ -1705,7 +1765,7 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
             ..ok.clone()
         },
         MarketParams {
-            max_offer_lifetime: u64::MAX,
+            max_offer_lifetime_secs: u64::MAX,
             ..ok.clone()
         },
     ];
@@ -2536,7 +2596,7 @@ fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
         Action::PostOffer {
             slots: 8,
             price_per_unit: Amount(Amount::from_exo(1).0 / 2),
-            expiry_height: 10_000,
+            expiry_secs: 10_000,
         },
     );
     m.ok(vec![cancel, cheaper]);

@@ -41,9 +41,9 @@ fn params() -> StakingParams {
         max_nominators_per_validator: 2,
         max_targets: 3,
         max_unbonding_chunks: 2,
-        unbonding_period: 30,
-        evidence_window: 20,
-        slash_deferral: 5,
+        unbonding_secs: 30,
+        evidence_window_secs: 20,
+        slash_deferral_secs: 5,
         balance_rounds: 20,
         exposure_epochs: 4,
     }
@@ -313,8 +313,10 @@ fn bonds_move_through_the_bank_to_the_base_unit() {
 }
 
 #[test]
-fn unbonding_is_released_only_after_its_period() {
+fn unbonding_is_released_only_after_its_period_of_block_time() {
     let mut net = Net::new();
+    // Three seconds a block: the period is counted in seconds, not in blocks.
+    net.chain.block_interval_ms = 3_000;
     assert_eq!(net.one(20, nominate(&[1], 400)), TxStatus::Ok);
     assert_eq!(
         net.one(
@@ -325,10 +327,10 @@ fn unbonding_is_released_only_after_its_period() {
         ),
         TxStatus::Ok
     );
-    let unbonded_at = net.chain.height;
-    let release = unbonded_at + params().unbonding_period;
+    let unbonded_at = net.chain.time_ms / 1_000;
+    let release = unbonded_at + params().unbonding_secs;
     assert_eq!(
-        net.staker(20).expect("unbonding").unbonding[0].release_height,
+        net.staker(20).expect("unbonding").unbonding[0].release_secs,
         release
     );
     assert_eq!(
@@ -337,7 +339,10 @@ fn unbonding_is_released_only_after_its_period() {
         "an empty bond stops nominating"
     );
 
-    net.run_to(release - 2);
+    // Up to the last block whose time is before the release; the one after is past it.
+    while net.chain.next_time_ms() + 3_000 < release * 1_000 {
+        net.block(&[]);
+    }
     assert_eq!(
         net.one(20, Action::Withdraw),
         refused(Refusal::NothingToWithdraw {
@@ -346,7 +351,7 @@ fn unbonding_is_released_only_after_its_period() {
     );
     let balance = net.balance(20);
     assert_eq!(net.one(20, Action::Withdraw), TxStatus::Ok);
-    assert_eq!(net.chain.height, release);
+    assert!(net.chain.time_ms / 1_000 >= release);
     assert_eq!(net.balance(20), balance - FEE + 400);
     assert!(net.staker(20).is_none(), "nothing left: the record is gone");
     assert_eq!(
@@ -550,17 +555,15 @@ fn too_few_backed_candidates_keep_the_committee() {
 #[test]
 fn a_genesis_whose_unbonding_ends_before_punishment_is_refused() {
     let g = genesis(StakingParams {
-        unbonding_period: 25,
+        unbonding_secs: 25,
         ..params()
     });
     assert_eq!(
         g.validate(),
-        Err(GenesisError::Staking(
-            StakingParamsError::UnbondingTooShort {
-                unbonding: 25,
-                exposed: 25
-            }
-        ))
+        Err(GenesisError::Staking(StakingParamsError::Unbonding {
+            unbonding: 25,
+            exposed: 25
+        }))
     );
     assert_eq!(genesis(params()).validate(), Ok(()));
 }

@@ -34,7 +34,7 @@ fn every_record() -> Vec<(&'static str, String)> {
                 active: Amount(500),
                 unbonding: vec![Chunk {
                     amount: Amount(7),
-                    release_height: 40,
+                    release_secs: 40,
                 }],
                 targets: vec![addr(1), addr(2)],
             }),

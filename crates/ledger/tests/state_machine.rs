@@ -222,7 +222,7 @@ impl Machine {
                 max_open_jobs_per_account: 3,
                 max_apps_per_account: 2,
                 max_offers_per_provider: 2,
-                max_offer_lifetime: 20,
+                max_offer_lifetime_secs: 20,
                 job_wait_window_secs: 6,
                 max_assignments_per_block: 2,
                 max_deadlines_per_second: 3,
@@ -276,7 +276,8 @@ impl Machine {
 
     /// The action an op stands for in the current state.
     fn action(&mut self, op: &Op) -> (u64, Action) {
-        let height = self.chain.height + 1;
+        // The time of the block the action goes into, in seconds.
+        let now_secs = self.chain.next_time_ms() / 1_000;
         match *op {
             Op::Transfer { from, to, exo } => (
                 from,
@@ -313,7 +314,7 @@ impl Machine {
                 Action::PostOffer {
                     slots,
                     price_per_unit: Amount::from_exo(price),
-                    expiry_height: height + expiry,
+                    expiry_secs: now_secs + expiry,
                 },
             ),
             Op::CancelOffer { who, pick } => {

@@ -23,7 +23,7 @@ fn batch(c: &mut Criterion) {
                 match_batch(
                     black_box(&book.offers),
                     black_box(&book.demands),
-                    book.height,
+                    book.now_secs,
                 )
             })
         });

@@ -196,8 +196,8 @@ impl Write for Offer {
         self.reputation.write(buf);
         self.slots.write(buf);
         self.price_per_unit.write(buf);
-        self.posted_height.write(buf);
-        self.expiry_height.write(buf);
+        self.posted_secs.write(buf);
+        self.expiry_secs.write(buf);
     }
 }
 impl EncodeSize for Offer {
@@ -222,8 +222,8 @@ impl Read for Offer {
             reputation: u32::read(buf)?,
             slots: u32::read(buf)?,
             price_per_unit: u128::read(buf)?,
-            posted_height: u64::read(buf)?,
-            expiry_height: u64::read(buf)?,
+            posted_secs: u64::read(buf)?,
+            expiry_secs: u64::read(buf)?,
         };
         offer.validate().map_err(wrap("Offer"))?;
         Ok(offer)
@@ -616,8 +616,8 @@ mod tests {
             reputation: 900,
             slots: 4,
             price_per_unit: 12,
-            posted_height: 100,
-            expiry_height: 1_100,
+            posted_secs: 100,
+            expiry_secs: 1_100,
         }
     }
 
@@ -943,7 +943,7 @@ mod tests {
         zero.cores = 0;
         assert!(Resources::decode(zero.encode()).is_err());
         let mut expired = offer();
-        expired.expiry_height = expired.posted_height;
+        expired.expiry_secs = expired.posted_secs;
         assert!(Offer::decode(expired.encode()).is_err());
         let mut bad = requirements();
         bad.fuel_limit = 0;

@@ -145,7 +145,7 @@ pub enum Reason {
 /// slots, so they describe the market rather than the order in which demands were served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explanation {
-    /// Offers not expired at the batch height.
+    /// Offers not expired at the batch's time.
     pub live_offers: u64,
     pub excluded_by: ExclusionCounts,
     /// Offers meeting every requirement, from providers not excluded from the unit, counted up

@@ -64,15 +64,16 @@ pub const REGIONS: [&str; 8] = [
 ];
 pub const GPU_MODELS: [&str; 5] = ["rtx3060", "rtx4090", "a100", "h100", "mi300"];
 
-/// The height synthetic books are matched at.
-pub const HEIGHT: u64 = 1_000;
+/// The block time (seconds) synthetic books are matched at; their demands' submission heights
+/// are drawn below it too.
+pub const NOW_SECS: u64 = 1_000;
 
 /// A synthetic market: a book of offers and a batch of demands.
 #[derive(Clone, Debug)]
 pub struct Book {
     pub offers: Vec<Offer>,
     pub demands: Vec<Demand>,
-    pub height: u64,
+    pub now_secs: u64,
 }
 
 impl Book {
@@ -154,7 +155,7 @@ pub fn requirements(rng: &mut XorShift) -> Requirements {
     }
 }
 
-/// A book of `offers` offers (about 5% expired at [`HEIGHT`]) and demands totalling about
+/// A book of `offers` offers (about 5% expired at [`NOW_SECS`]) and demands totalling about
 /// `demand_slots` slots, from `seed`. Offers come from `offers / 2` providers, so many
 /// providers have two offers; about one unit in ten excludes a few providers.
 pub fn synthetic(offers: usize, demand_slots: usize, seed: u64) -> Book {
@@ -163,11 +164,11 @@ pub fn synthetic(offers: usize, demand_slots: usize, seed: u64) -> Book {
     let mut book = Vec::with_capacity(offers);
     for id in 0..offers as u64 {
         let resources = machine(&mut rng);
-        let posted_height = rng.below(HEIGHT);
-        let expiry_height = if rng.chance(5) {
-            rng.between(posted_height + 1, HEIGHT)
+        let posted_secs = rng.below(NOW_SECS);
+        let expiry_secs = if rng.chance(5) {
+            rng.between(posted_secs + 1, NOW_SECS)
         } else {
-            HEIGHT + 1 + rng.below(2 * HEIGHT)
+            NOW_SECS + 1 + rng.below(2 * NOW_SECS)
         };
         book.push(Offer {
             id: OfferId(id),
@@ -176,8 +177,8 @@ pub fn synthetic(offers: usize, demand_slots: usize, seed: u64) -> Book {
             reputation: rng.below(1_000) as u32,
             slots: rng.between(1, 8) as u32,
             price_per_unit: u128::from(rng.between(50, 500)),
-            posted_height,
-            expiry_height,
+            posted_secs,
+            expiry_secs,
         });
     }
     let mut demands = Vec::new();
@@ -212,7 +213,7 @@ pub fn synthetic(offers: usize, demand_slots: usize, seed: u64) -> Book {
             job: JobId(job),
             requirements: requirements(&mut rng),
             max_price_per_unit: u128::from(rng.between(40, 600)),
-            submitted_height: rng.below(HEIGHT),
+            submitted_height: rng.below(NOW_SECS),
             units: unit_demands,
         });
         job += 1;
@@ -220,6 +221,6 @@ pub fn synthetic(offers: usize, demand_slots: usize, seed: u64) -> Book {
     Book {
         offers: book,
         demands,
-        height: HEIGHT,
+        now_secs: NOW_SECS,
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Offers are partitioned into groups by (region, device class), the two categorical
 //! requirements that cut the book into the most even parts, so a demand pinned to a region or
-//! class only ever looks at its own groups, and an unpinned one merges a few dozen groups. Inside a group offers are laid out in price order (price, then posted height,
+//! class only ever looks at its own groups, and an unpinned one merges a few dozen groups. Inside a group offers are laid out in price order (price, then posting time,
 //! then id) in a compact array cut into buckets of [`BUCKET`] offers, with a binary tree over
 //! the buckets. Each tree node keeps, for its subtree, the largest value of every numeric
 //! resource and the union of the GPU models and runtimes. A search for "the cheapest offer at
@@ -242,7 +242,7 @@ pub(crate) struct Group {
     nodes: usize,
 }
 
-/// The offer order: price, then posted height, then offer id.
+/// The offer order: price, then posting time, then offer id.
 pub(crate) type OfferKey = (u128, u64, u64);
 
 /// The index over one batch's live offers. Positions number the offers by group, then in
@@ -264,7 +264,7 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// Indexes `live`, the offers live at the batch height, in any order. Their names must
+    /// Indexes `live`, the offers live at the batch's time, in any order. Their names must
     /// be valid (the caller validates every offer) and their ids unique.
     pub(crate) fn new(live: &[&Offer]) -> Self {
         // First pass: name ids (provisional, in order of first sight) and group sizes.
@@ -344,7 +344,7 @@ impl Index {
                 class,
                 runtimes: r.runtimes.bits(),
             };
-            let key = (o.price_per_unit, o.posted_height, o.id.0);
+            let key = (o.price_per_unit, o.posted_secs, o.id.0);
             if let Some(next) = group_start.get_mut(g) {
                 if let Some(row) = grouped.get_mut(*next) {
                     *row = (slim, key, o.slots);

@@ -14,7 +14,7 @@
 //!
 //! A provider benchmarks its machine into [`Resources`] and posts [`Offer`]s: up to `slots`
 //! concurrent work units at `price_per_unit` base units per compute unit
-//! ([`FUEL_PER_UNIT`] fuel), until `expiry_height`. A job's open work-unit slots reach the
+//! ([`FUEL_PER_UNIT`] fuel), until `expiry_secs`. A job's open work-unit slots reach the
 //! matcher as a [`Demand`]: the job's [`Requirements`], the most it pays per compute unit, and
 //! per unit the replica indices still needing a provider and the providers excluded from it.
 //!
@@ -24,14 +24,14 @@
 //! (`submitted_height`), then lowest job id**: price priority is the usual rule of an order
 //! book and lets an urgent job jump the queue by paying for it, and age then id make ties
 //! deterministic. Within a demand, units go in index order and replicas in index order. Each
-//! slot takes the first offer in **price, then age (`posted_height`), then id** order that
+//! slot takes the first offer in **price, then age (`posted_secs`), then id** order that
 //! meets every requirement, asks at most the demand's max price, has a free slot, and whose
 //! provider is neither excluded from the unit nor already holds another of its replicas. So
 //! one demand fills partially across many providers, replicas of a unit always land on
 //! distinct providers, and no offer gives more than its slots. A provider may post several
 //! offers (a supply curve); its capacity in the batch is the sum of its live offers' slots,
-//! and the ledger keeps that sum within what its machine runs. Offers not live at the batch
-//! height are ignored. Both inputs are sorted internally, so any arrival order of the same
+//! and the ledger keeps that sum within what its machine runs. Offers not live at the batch's
+//! block time are ignored. Both inputs are sorted internally, so any arrival order of the same
 //! offers and demands gives the same [`MatchOutcome`].
 //!
 //! # The price rule: pay as asked

@@ -52,7 +52,7 @@ pub struct MatchOutcome {
     pub unmatched: Vec<Unmatched>,
     /// Offers that took assignments, by offer id.
     pub fills: Vec<OfferFill>,
-    /// Offers ignored because they are not live at the batch height, by offer id, so the
+    /// Offers ignored because they are not live at the batch's time, by offer id, so the
     /// ledger can drop them.
     pub expired: Vec<OfferId>,
 }
@@ -90,12 +90,12 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
     (Reverse(d.max_price_per_unit), d.submitted_height, d.job)
 }
 
-/// Matches `demands` against `offers` at `height`.
+/// Matches `demands` against `offers` at block time `now_secs`.
 ///
-/// Offers not live at `height` are ignored and listed in `expired`. Demands are served in
+/// Offers not live at `now_secs` are ignored and listed in `expired`. Demands are served in
 /// (max price descending, submitted height, job id) order; each demand's units in unit order,
-/// each unit's replicas in replica order; each slot takes the first offer in (price, posted
-/// height, offer id) order that meets the requirements, asks at most the demand's max price,
+/// each unit's replicas in replica order; each slot takes the first offer in (price, posting
+/// time, offer id) order that meets the requirements, asks at most the demand's max price,
 /// has a free slot, and belongs to a provider that is neither excluded from the unit nor
 /// already holding another replica of it.
 /// Both inputs are sorted internally, so the outcome (and the error, if any) does not depend on
@@ -103,7 +103,7 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
 pub fn match_batch(
     offers: &[Offer],
     demands: &[Demand],
-    height: u64,
+    now_secs: u64,
 ) -> Result<MatchOutcome, MatchError> {
     if offers.len() > MAX_BATCH_OFFERS {
         return Err(MatchError::TooManyOffers(offers.len()));
@@ -141,7 +141,7 @@ pub fn match_batch(
     order.sort_unstable_by_key(|d| demand_key(d));
 
     let (live, mut expired): (Vec<&Offer>, Vec<&Offer>) =
-        offers.iter().partition(|o| o.is_live(height));
+        offers.iter().partition(|o| o.is_live(now_secs));
     expired.sort_unstable_by_key(|o| o.id);
 
     let mut index = Index::new(&live);
@@ -397,8 +397,8 @@ mod tests {
             reputation: 100,
             slots,
             price_per_unit: price,
-            posted_height: 1,
-            expiry_height: 100,
+            posted_secs: 1,
+            expiry_secs: 100,
         }
     }
 
@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn cheapest_then_oldest_then_lowest_id() {
         let mut old = offer(3, 3, 5, 1);
-        old.posted_height = 0;
+        old.posted_secs = 0;
         let offers = [offer(1, 1, 7, 1), offer(2, 2, 5, 1), old, offer(4, 4, 5, 1)];
         let out = run(&offers, &[demand(1, 10, 4, 1)]);
         // Price 5 before 7; among the 5s the older offer 3, then ids 2 and 4.
@@ -566,10 +566,10 @@ mod tests {
     #[test]
     fn expired_offers_are_ignored_and_listed() {
         let mut gone = offer(1, 1, 1, 5);
-        gone.expiry_height = 10;
+        gone.expiry_secs = 10;
         let mut future = offer(3, 3, 1, 5);
-        future.posted_height = 11;
-        future.expiry_height = 20;
+        future.posted_secs = 11;
+        future.expiry_secs = 20;
         let offers = [gone, offer(2, 2, 5, 5), future];
         let out = run(&offers, &[demand(1, 10, 1, 1)]);
         assert_eq!(takers(&out), vec![(0, 0, 2)]);

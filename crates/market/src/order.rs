@@ -40,9 +40,10 @@ pub struct Offer {
     pub slots: u32,
     /// Asked price, in base units per compute unit ([`crate::FUEL_PER_UNIT`] fuel).
     pub price_per_unit: u128,
-    pub posted_height: u64,
-    /// First height at which the offer is no longer live.
-    pub expiry_height: u64,
+    /// Block time the offer was posted at, in seconds since the Unix epoch.
+    pub posted_secs: u64,
+    /// First block time, in seconds since the Unix epoch, at which the offer is no longer live.
+    pub expiry_secs: u64,
 }
 
 /// Why an [`Offer`] is rejected.
@@ -52,7 +53,7 @@ pub enum OfferError {
     Resources(#[from] ResourceError),
     #[error("an offer may sell at most {MAX_SLOTS_PER_OFFER} slots, but this one sells {0}")]
     Slots(u32),
-    #[error("the offer expires at height {expiry} but was posted at height {posted}")]
+    #[error("the offer expires at second {expiry} but was posted at second {posted}")]
     Expiry { posted: u64, expiry: u64 },
 }
 
@@ -65,18 +66,19 @@ impl Offer {
         if self.slots > MAX_SLOTS_PER_OFFER {
             return Err(OfferError::Slots(self.slots));
         }
-        if self.expiry_height <= self.posted_height {
+        if self.expiry_secs <= self.posted_secs {
             return Err(OfferError::Expiry {
-                posted: self.posted_height,
-                expiry: self.expiry_height,
+                posted: self.posted_secs,
+                expiry: self.expiry_secs,
             });
         }
         Ok(())
     }
 
-    /// Whether the offer can be matched at `height`: posted at or before it, not yet expired.
-    pub fn is_live(&self, height: u64) -> bool {
-        self.posted_height <= height && height < self.expiry_height
+    /// Whether the offer can be matched at block time `now_secs`: posted at or before it, not
+    /// yet expired.
+    pub fn is_live(&self, now_secs: u64) -> bool {
+        self.posted_secs <= now_secs && now_secs < self.expiry_secs
     }
 }
 
@@ -756,15 +758,15 @@ mod tests {
             reputation: 0,
             slots: 0,
             price_per_unit: 0,
-            posted_height: 5,
-            expiry_height: 6,
+            posted_secs: 5,
+            expiry_secs: 6,
         };
         assert_eq!(offer.validate(), Ok(()));
         assert!(offer.is_live(5));
         assert!(!offer.is_live(6));
         assert!(!offer.is_live(4));
         let bad = Offer {
-            expiry_height: 5,
+            expiry_secs: 5,
             ..offer.clone()
         };
         assert_eq!(

@@ -93,12 +93,12 @@ fn explain(live: &[&Offer], d: &Demand, excluded: &BTreeSet<ProviderId>) -> Expl
     }
 }
 
-fn reference(offers: &[Offer], demands: &[Demand], height: u64) -> MatchOutcome {
-    let mut live: Vec<&Offer> = offers.iter().filter(|o| o.is_live(height)).collect();
-    live.sort_by_key(|o| (o.price_per_unit, o.posted_height, o.id));
+fn reference(offers: &[Offer], demands: &[Demand], now_secs: u64) -> MatchOutcome {
+    let mut live: Vec<&Offer> = offers.iter().filter(|o| o.is_live(now_secs)).collect();
+    live.sort_by_key(|o| (o.price_per_unit, o.posted_secs, o.id));
     let mut expired: Vec<OfferId> = offers
         .iter()
-        .filter(|o| !o.is_live(height))
+        .filter(|o| !o.is_live(now_secs))
         .map(|o| o.id)
         .collect();
     expired.sort();
@@ -167,7 +167,7 @@ fn reference(offers: &[Offer], demands: &[Demand], height: u64) -> MatchOutcome 
 // ---------------------------------------------------------------------------------------------
 // Invariants that hold whatever the reference says.
 
-fn check_invariants(offers: &[Offer], demands: &[Demand], height: u64, out: &MatchOutcome) {
+fn check_invariants(offers: &[Offer], demands: &[Demand], now_secs: u64, out: &MatchOutcome) {
     let by_id: BTreeMap<OfferId, &Offer> = offers.iter().map(|o| (o.id, o)).collect();
     let jobs: BTreeMap<JobId, &Demand> = demands.iter().map(|d| (d.job, d)).collect();
 
@@ -180,13 +180,16 @@ fn check_invariants(offers: &[Offer], demands: &[Demand], height: u64, out: &Mat
     }
     for (id, n) in &per_offer {
         let o = by_id[id];
-        assert!(o.is_live(height), "assigned from an offer that is not live");
+        assert!(
+            o.is_live(now_secs),
+            "assigned from an offer that is not live"
+        );
         assert!(*n <= o.slots, "offer {id} gave {n} of {} slots", o.slots);
     }
     for (p, n) in &per_provider {
         let capacity: u32 = offers
             .iter()
-            .filter(|o| o.provider == *p && o.is_live(height))
+            .filter(|o| o.provider == *p && o.is_live(now_secs))
             .map(|o| o.slots)
             .sum();
         assert!(*n <= capacity, "{p} got {n} units for {capacity} slots");
@@ -325,8 +328,8 @@ fn offers(max: usize) -> impl Strategy<Value = Vec<Offer>> {
                     reputation,
                     slots,
                     price_per_unit: price,
-                    posted_height: posted,
-                    expiry_height: posted + life,
+                    posted_secs: posted,
+                    expiry_secs: posted + life,
                 },
             )
             .collect()
@@ -440,25 +443,25 @@ proptest! {
     fn agrees_with_the_reference_and_keeps_its_invariants(
         offers in offers(120),
         demands in demands(),
-        height in 2u64..=7,
+        now_secs in 2u64..=7,
     ) {
-        let out = match_batch(&offers, &demands, height).expect("valid batch");
-        check_invariants(&offers, &demands, height, &out);
-        prop_assert_eq!(out, reference(&offers, &demands, height));
+        let out = match_batch(&offers, &demands, now_secs).expect("valid batch");
+        check_invariants(&offers, &demands, now_secs, &out);
+        prop_assert_eq!(out, reference(&offers, &demands, now_secs));
     }
 
     #[test]
     fn arrival_order_does_not_matter(
         offers in offers(120),
         demands in demands(),
-        height in 2u64..=7,
+        now_secs in 2u64..=7,
         seed in any::<u64>(),
     ) {
-        let out = match_batch(&offers, &demands, height).expect("valid batch");
+        let out = match_batch(&offers, &demands, now_secs).expect("valid batch");
         let again = match_batch(
             &shuffled(&offers, seed),
             &shuffled(&demands, seed ^ 0xA5A5),
-            height,
+            now_secs,
         )
         .expect("valid batch");
         prop_assert_eq!(out, again);
@@ -473,11 +476,11 @@ proptest! {
     fn agrees_with_the_reference_on_deep_books(
         offers in offers(1500),
         demands in demands(),
-        height in 2u64..=7,
+        now_secs in 2u64..=7,
     ) {
-        let out = match_batch(&offers, &demands, height).expect("valid batch");
-        check_invariants(&offers, &demands, height, &out);
-        prop_assert_eq!(out, reference(&offers, &demands, height));
+        let out = match_batch(&offers, &demands, now_secs).expect("valid batch");
+        check_invariants(&offers, &demands, now_secs, &out);
+        prop_assert_eq!(out, reference(&offers, &demands, now_secs));
     }
 }
 
@@ -486,9 +489,9 @@ proptest! {
 fn agrees_with_the_reference_on_synthetic_books() {
     for seed in 1..=3 {
         let book = synthetic(3_000, 1_500, seed);
-        let out = match_batch(&book.offers, &book.demands, book.height).expect("valid batch");
-        check_invariants(&book.offers, &book.demands, book.height, &out);
-        let expected = reference(&book.offers, &book.demands, book.height);
+        let out = match_batch(&book.offers, &book.demands, book.now_secs).expect("valid batch");
+        check_invariants(&book.offers, &book.demands, book.now_secs, &out);
+        let expected = reference(&book.offers, &book.demands, book.now_secs);
         assert_eq!(out.assignments, expected.assignments, "seed {seed}");
         assert_eq!(out.fills, expected.fills, "seed {seed}");
         assert_eq!(out.expired, expected.expired, "seed {seed}");
@@ -496,7 +499,7 @@ fn agrees_with_the_reference_on_synthetic_books() {
         let shuffled_out = match_batch(
             &shuffled(&book.offers, seed),
             &shuffled(&book.demands, seed),
-            book.height,
+            book.now_secs,
         )
         .expect("valid batch");
         assert_eq!(out, shuffled_out, "seed {seed}");

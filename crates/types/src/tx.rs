@@ -46,11 +46,12 @@ pub enum Action {
     UpdateProvider { resources: Resources },
     /// Retires the sender's provider and returns its bond once no assignment is running.
     RetireProvider,
-    /// Offers `slots` concurrent units at `price_per_unit` until `expiry_height`.
+    /// Offers `slots` concurrent units at `price_per_unit` until block time `expiry_secs`
+    /// (seconds since the Unix epoch).
     PostOffer {
         slots: u32,
         price_per_unit: Amount,
-        expiry_height: u64,
+        expiry_secs: u64,
     },
     /// Withdraws one of the sender's offers.
     CancelOffer { offer: u64 },
@@ -184,12 +185,12 @@ impl Write for Action {
             Self::PostOffer {
                 slots,
                 price_per_unit,
-                expiry_height,
+                expiry_secs,
             } => {
                 Self::TAG_POST_OFFER.write(buf);
                 slots.write(buf);
                 price_per_unit.write(buf);
-                expiry_height.write(buf);
+                expiry_secs.write(buf);
             }
             Self::CancelOffer { offer } => {
                 Self::TAG_CANCEL_OFFER.write(buf);
@@ -314,7 +315,7 @@ impl Read for Action {
             Self::TAG_POST_OFFER => Ok(Self::PostOffer {
                 slots: u32::read(buf)?,
                 price_per_unit: Amount::read(buf)?,
-                expiry_height: u64::read(buf)?,
+                expiry_secs: u64::read(buf)?,
             }),
             Self::TAG_CANCEL_OFFER => Ok(Self::CancelOffer {
                 offer: u64::read(buf)?,

@@ -273,9 +273,10 @@ impl Agent {
             .store
             .state
             .offer_expiry
-            .is_some_and(|e| e > self.height + self.cfg.expiry_blocks)
+            .is_some_and(|e| e > self.chain_secs + self.cfg.offer_lifetime_secs)
         {
-            // The chain is lower than when the offer was posted: it was started again.
+            // The chain's time is behind the one the offer was posted at: it was started
+            // again. Post the offer anew.
             self.store.state.offer_expiry = None;
         }
         let Some(provider) = self.ensure_provider().await? else {
@@ -415,16 +416,16 @@ impl Agent {
         if self.paused.is_some() {
             return Ok(());
         }
-        let margin = (self.cfg.expiry_blocks / 5).max(2);
+        let margin = (self.cfg.offer_lifetime_secs / 5).max(2);
         let live = self
             .store
             .state
             .offer_expiry
-            .is_some_and(|expiry| self.height + margin < expiry);
+            .is_some_and(|expiry| self.chain_secs + margin < expiry);
         if live {
             return Ok(());
         }
-        let expiry = self.height + self.cfg.expiry_blocks.max(margin + 1);
+        let expiry = self.chain_secs + self.cfg.offer_lifetime_secs.max(margin + 1);
         let slots = self.cfg.offer_slots.unwrap_or(self.cfg.slots);
         info!(
             slots,
@@ -435,7 +436,7 @@ impl Agent {
         let action = Action::PostOffer {
             slots,
             price_per_unit: self.cfg.price_per_unit,
-            expiry_height: expiry,
+            expiry_secs: expiry,
         };
         if self.send(action).await? == TxOutcome::Ok {
             self.store.state.offer_expiry = Some(expiry);

@@ -82,8 +82,8 @@ pub struct WorkerConfig {
     /// Canonical region name, such as `eu-west`.
     pub region: String,
     pub class: DeviceClass,
-    /// Blocks an offer lives; it is posted again when a fifth of that is left.
-    pub expiry_blocks: u64,
+    /// Seconds of block time an offer lives; it is posted again when a fifth of that is left.
+    pub offer_lifetime_secs: u64,
     /// The longest unit, in fuel, this provider accepts.
     pub max_unit_fuel: u64,
     /// Transaction fee; the node's minimum when `None`.
@@ -145,7 +145,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("bond", &self.bond)
             .field("region", &self.region)
             .field("class", &self.class)
-            .field("expiry_blocks", &self.expiry_blocks)
+            .field("offer_lifetime_secs", &self.offer_lifetime_secs)
             .field("scratch_dir", &self.scratch_dir)
             .finish_non_exhaustive()
     }
@@ -167,7 +167,7 @@ impl WorkerConfig {
             bond: Amount::from_exo(10),
             region: "local".into(),
             class: DeviceClass::Pc,
-            expiry_blocks: 1_000,
+            offer_lifetime_secs: 600,
             max_unit_fuel: 1_000_000_000_000,
             fee: None,
             poll_interval: Duration::from_secs(2),
@@ -182,6 +182,10 @@ impl WorkerConfig {
 
 /// [`WorkerConfig::compile_timeout`] unless set.
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Shortest offer lifetime a worker accepts: a shorter one would be posted again every few
+/// blocks.
+pub const MIN_OFFER_LIFETIME_SECS: u64 = 10;
 
 /// Why the worker could not start. Once running, it stops only when told to.
 #[derive(Debug, thiserror::Error)]
@@ -217,10 +221,10 @@ pub async fn run(
             "offer slots must be 1 to {MAX_SLOTS_PER_OFFER}"
         )));
     }
-    if config.expiry_blocks < 2 {
-        return Err(WorkerError::Config(
-            "offers must live at least 2 blocks".into(),
-        ));
+    if config.offer_lifetime_secs < MIN_OFFER_LIFETIME_SECS {
+        return Err(WorkerError::Config(format!(
+            "offers must live at least {MIN_OFFER_LIFETIME_SECS} s"
+        )));
     }
     let data_dir = config.data_dir.clone();
     let store = store::Store::open(&data_dir).map_err(|source| WorkerError::DataDir {

@@ -217,9 +217,10 @@ pub struct Offer {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub price_per_unit: Amount,
-    pub posted_height: u64,
-    /// First height at which the offer is no longer live.
-    pub expiry_height: u64,
+    /// Block time the offer was posted at, in seconds since the Unix epoch.
+    pub posted_secs: u64,
+    /// First block time, in seconds since the Unix epoch, at which the offer is no longer live.
+    pub expiry_secs: u64,
 }
 
 /// `GET /v1/market/offers?from=&limit=`: offers by id.

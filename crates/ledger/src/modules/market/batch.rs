@@ -287,7 +287,7 @@ impl Market<'_> {
             if demands.is_empty() && pass != Pass::Everyone {
                 continue;
             }
-            let mut outcome = match exo_market::match_batch(&offers, &demands, self.env.height) {
+            let mut outcome = match exo_market::match_batch(&offers, &demands, self.now_secs()) {
                 Ok(outcome) => outcome,
                 // Orders are validated on the way in, so this is a ledger bug: stop loudly.
                 Err(err) => {

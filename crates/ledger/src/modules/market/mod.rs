@@ -170,8 +170,8 @@ impl Market<'_> {
             Action::PostOffer {
                 slots,
                 price_per_unit,
-                expiry_height,
-            } => self.post_offer(cache, sender, *slots, *price_per_unit, *expiry_height),
+                expiry_secs,
+            } => self.post_offer(cache, sender, *slots, *price_per_unit, *expiry_secs),
             Action::CancelOffer { offer } => Self::cancel_offer(cache, sender, *offer),
             Action::SubmitJob(spec) => self.submit_job(cache, sender, spec),
             Action::CancelJob { job } => self.cancel_job(cache, sender, *job),

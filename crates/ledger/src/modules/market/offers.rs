@@ -20,7 +20,7 @@ impl Market<'_> {
         owner: &Address,
         slots: u32,
         price_per_unit: Amount,
-        expiry_height: u64,
+        expiry_secs: u64,
     ) -> Verdict {
         let Some(provider) = Self::provider_of(cache, owner)? else {
             return refuse(Refusal::NotAProvider);
@@ -42,26 +42,25 @@ impl Market<'_> {
             reputation: provider.reputation,
             slots,
             price_per_unit: price_per_unit.0,
-            posted_height: self.env.height,
-            expiry_height,
+            posted_secs: self.now_secs(),
+            expiry_secs,
         };
+        if expiry_secs <= offer.posted_secs {
+            return refuse(Refusal::InvalidOffer {
+                expiry: Some((expiry_secs, offer.posted_secs)),
+            });
+        }
         // An offer with no slot would hold a place on the book and sell nothing.
         if offer.validate().is_err() || slots == 0 {
             return refuse(Refusal::InvalidOffer { expiry: None });
         }
-        if expiry_height <= self.env.height {
-            return refuse(Refusal::InvalidOffer {
-                expiry: Some((expiry_height, self.env.height)),
-            });
-        }
         // Parameters bound the lifetime so that this cannot overflow.
-        let latest = self
-            .env
-            .height
-            .saturating_add(self.params.max_offer_lifetime);
-        if expiry_height > latest {
+        let latest = offer
+            .posted_secs
+            .saturating_add(self.params.max_offer_lifetime_secs);
+        if expiry_secs > latest {
             return refuse(Refusal::OfferTooLong {
-                expiry: expiry_height,
+                expiry: expiry_secs,
                 max: latest,
             });
         }

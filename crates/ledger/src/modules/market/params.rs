@@ -53,8 +53,9 @@ pub struct MarketParams {
     pub max_open_jobs_per_account: u32,
     /// Most apps one developer publishes.
     pub max_apps_per_account: u32,
-    /// Most blocks an offer may stay on the book: its expiry is at most this far ahead.
-    pub max_offer_lifetime: u64,
+    /// Most seconds of block time an offer may stay on the book: its expiry is at most this far
+    /// ahead of the block that posts it.
+    pub max_offer_lifetime_secs: u64,
     /// Seconds a job's units may wait for providers: after them, units still waiting fail and
     /// the job takes no new replica; it closes with its refund once nothing runs.
     pub job_wait_window_secs: u64,
@@ -106,7 +107,7 @@ impl Default for MarketParams {
             probation_results: 1,
             max_open_jobs_per_account: 16,
             max_apps_per_account: 16,
-            max_offer_lifetime: 1_000_000,
+            max_offer_lifetime_secs: 1_000_000,
             // A day: a job nobody takes within it is refunded.
             job_wait_window_secs: 86_400,
             max_assignments_per_block: 4_096,
@@ -144,7 +145,7 @@ pub enum ParamsError {
     )]
     Lists { max: u32 },
     #[error(
-        "max_open_jobs_per_account must be 1 to max_open_jobs, max_apps_per_account 1 to {max_apps}, max_offers_per_provider at most {max_offers} and max_offer_lifetime 1 to {max_lifetime}"
+        "max_open_jobs_per_account must be 1 to max_open_jobs, max_apps_per_account 1 to {max_apps}, max_offers_per_provider at most {max_offers} and max_offer_lifetime_secs 1 to {max_lifetime}"
     )]
     Accounts {
         max_apps: u32,
@@ -193,8 +194,8 @@ pub const MIN_WINDOW_SECS: u64 = 3;
 /// year, past any use, and far from overflowing when added to a block's time.
 pub const MAX_WINDOW_SECS: u64 = 365 * 86_400;
 
-/// Longest offer lifetime the parameters may allow, in blocks: far enough for any use, and
-/// small enough that `height + lifetime` cannot overflow.
+/// Longest offer lifetime the parameters may allow, in seconds: far enough for any use, and
+/// small enough that `now + lifetime` cannot overflow.
 pub const MAX_OFFER_LIFETIME: u64 = 1 << 40;
 
 /// Most ids a list record (the book, the open jobs) may hold: far below the store's value bound.
@@ -243,8 +244,8 @@ impl MarketParams {
             || self.max_apps_per_account == 0
             || self.max_apps_per_account as usize > super::MAX_APPS
             || self.max_offers_per_provider > MAX_OFFERS_PER_PROVIDER
-            || self.max_offer_lifetime == 0
-            || self.max_offer_lifetime > MAX_OFFER_LIFETIME
+            || self.max_offer_lifetime_secs == 0
+            || self.max_offer_lifetime_secs > MAX_OFFER_LIFETIME
         {
             return Err(ParamsError::Accounts {
                 max_apps: super::MAX_APPS as u32,
@@ -313,7 +314,7 @@ impl MarketParams {
         self.probation_results.write(out);
         self.max_open_jobs_per_account.write(out);
         self.max_apps_per_account.write(out);
-        self.max_offer_lifetime.write(out);
+        self.max_offer_lifetime_secs.write(out);
         self.job_wait_window_secs.write(out);
         self.max_assignments_per_block.write(out);
         self.max_deadlines_per_second.write(out);
@@ -345,7 +346,7 @@ impl MarketParams {
             probation_results: u64::read(buf)?,
             max_open_jobs_per_account: u32::read(buf)?,
             max_apps_per_account: u32::read(buf)?,
-            max_offer_lifetime: u64::read(buf)?,
+            max_offer_lifetime_secs: u64::read(buf)?,
             job_wait_window_secs: u64::read(buf)?,
             max_assignments_per_block: u32::read(buf)?,
             max_deadlines_per_second: u32::read(buf)?,

@@ -50,8 +50,8 @@ pub enum Refusal {
     ProviderBusy {
         active: u32,
     },
-    /// The offer breaks the market's bounds (slots, resources); `expiry` is set when it expires
-    /// at or before `height`.
+    /// The offer breaks the market's bounds (slots, resources); `expiry` is set, with the block
+    /// time in seconds, when it expires at or before that time.
     InvalidOffer {
         expiry: Option<(u64, u64)>,
     },
@@ -217,8 +217,8 @@ impl Coded for Refusal {
             Self::ProviderBusy { active } => vec![(*active).into()],
             Self::InvalidOffer { expiry: None } => vec![],
             Self::InvalidOffer {
-                expiry: Some((expiry, height)),
-            } => vec![(*expiry).into(), (*height).into()],
+                expiry: Some((expiry, now)),
+            } => vec![(*expiry).into(), (*now).into()],
             Self::TooManyOffers { held, max }
             | Self::TooManyOpenJobs { held, max }
             | Self::TooManyApps { held, max }
@@ -361,10 +361,10 @@ impl fmt::Display for Refusal {
                 "the offer is out of the market's bounds (slots, or the provider's resources)",
             ),
             Self::InvalidOffer {
-                expiry: Some((expiry, height)),
+                expiry: Some((expiry, now)),
             } => write!(
                 f,
-                "expiry height {expiry} is not after the current height {height}"
+                "expiry {expiry} (seconds since the Unix epoch) is not after the block time, {now}"
             ),
             Self::TooManyOffers { held, max } => write!(
                 f,
@@ -446,7 +446,7 @@ impl fmt::Display for Refusal {
             ),
             Self::OfferTooLong { expiry, max } => write!(
                 f,
-                "expiry height {expiry} is past the latest allowed, {max}; repost the offer before it expires"
+                "expiry {expiry} (seconds since the Unix epoch) is past the latest allowed, {max}; repost the offer before it expires"
             ),
             Self::TooManySlots { held, max } => write!(
                 f,

@@ -271,7 +271,7 @@ fn world() -> World {
     let offer = |slots| Action::PostOffer {
         slots,
         price_per_unit: Amount::from_exo(1),
-        expiry_height: 10_000,
+        expiry_secs: 10_000,
     };
     let register = Action::RegisterProvider {
         resources: resources(),

@@ -387,15 +387,13 @@ impl Staking<'_> {
         if let Err(refusal) = self.check_left(cache, sender, left)? {
             return refuse(refusal);
         }
-        let release_height = self
-            .env
-            .height
-            .checked_add(self.params.unbonding_period)
-            .ok_or(Fault::Overflow("release height"))?;
+        let release_secs = (self.env.time_ms / 1_000)
+            .checked_add(self.params.unbonding_secs)
+            .ok_or(Fault::Overflow("release time"))?;
         let full = s.unbonding.len() >= self.params.max_unbonding_chunks as usize;
         match s.unbonding.last_mut() {
-            // Unbondings of the same block share a chunk.
-            Some(c) if c.release_height == release_height => {
+            // Unbondings of the same second share a chunk.
+            Some(c) if c.release_secs == release_secs => {
                 c.amount = c
                     .amount
                     .checked_add(amount)
@@ -408,7 +406,7 @@ impl Staking<'_> {
             }
             _ => s.unbonding.push(Chunk {
                 amount,
-                release_height,
+                release_secs,
             }),
         }
         s.active = left;
@@ -461,11 +459,11 @@ impl Staking<'_> {
         let Some(mut s) = staker(cache, sender)? else {
             return refuse(Refusal::NothingToWithdraw { next_release: 0 });
         };
-        let height = self.env.height;
+        let now_secs = self.env.time_ms / 1_000;
         let (due, later): (Vec<Chunk>, Vec<Chunk>) =
-            s.unbonding.iter().partition(|c| c.release_height <= height);
+            s.unbonding.iter().partition(|c| c.release_secs <= now_secs);
         if due.is_empty() {
-            let next_release = later.first().map_or(0, |c| c.release_height);
+            let next_release = later.first().map_or(0, |c| c.release_secs);
             return refuse(Refusal::NothingToWithdraw { next_release });
         }
         let amount = due

@@ -20,6 +20,10 @@ pub const MAX_UNBONDING_CHUNKS_BOUND: u32 = 64;
 pub const MAX_COMMITTEE_BOUND: u32 = 256;
 /// Most balancing passes after each election round.
 pub const MAX_BALANCE_ROUNDS: u32 = 100;
+/// Longest unbonding the parameters may allow, in seconds: far beyond any use, and small
+/// enough that a block's time plus it cannot overflow.
+pub const MAX_UNBONDING_SECS: u64 = 1 << 40;
+const DAY_SECS: u64 = 86_400;
 
 /// Parameters of staking. Why they have these defaults is in ARCHITECTURE.md ("Staking and
 /// the balanced election").
@@ -48,12 +52,13 @@ pub struct StakingParams {
     pub max_targets: u32,
     /// Most unbonding chunks one account has at a time.
     pub max_unbonding_chunks: u32,
-    /// Blocks an unbonded amount stays locked (and slashable) before it can be withdrawn.
-    pub unbonding_period: u64,
-    /// Blocks after a fault during which its evidence may still be included.
-    pub evidence_window: u64,
-    /// Blocks a slash waits before it applies, so that it can be reviewed.
-    pub slash_deferral: u64,
+    /// Seconds of block time an unbonded amount stays locked (and slashable) before it can be
+    /// withdrawn.
+    pub unbonding_secs: u64,
+    /// Seconds of block time after a fault during which its evidence may still be included.
+    pub evidence_window_secs: u64,
+    /// Seconds of block time a slash waits before it applies, so that it can be reviewed.
+    pub slash_deferral_secs: u64,
     /// Balancing passes after each election round.
     pub balance_rounds: u32,
     /// Epochs whose committees' exposures (who backed whom, by how much) are kept.
@@ -72,9 +77,11 @@ impl Default for StakingParams {
             max_nominators_per_validator: 256,
             max_targets: MAX_NOMINATION_TARGETS as u32,
             max_unbonding_chunks: 16,
-            unbonding_period: 302_400,
-            evidence_window: 201_600,
-            slash_deferral: 50_400,
+            // 21 days, 14 days and 2 days: as long as the common proof-of-stake chains keep
+            // a bond at stake after it left, and a fortnight for evidence to surface.
+            unbonding_secs: 21 * DAY_SECS,
+            evidence_window_secs: 14 * DAY_SECS,
+            slash_deferral_secs: 2 * DAY_SECS,
             balance_rounds: 10,
             exposure_epochs: 8,
         }
@@ -85,10 +92,11 @@ impl Default for StakingParams {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StakingParamsError {
     #[error(
-        "unbonding_period ({unbonding}) must be longer than evidence_window plus slash_deferral \
-         ({exposed}): otherwise a bond could leave before its fault is punished"
+        "unbonding_secs ({unbonding}) must be longer than evidence_window_secs plus \
+         slash_deferral_secs ({exposed}), otherwise a bond could leave before its fault is \
+         punished, and at most {MAX_UNBONDING_SECS}"
     )]
-    UnbondingTooShort { unbonding: u64, exposed: u64 },
+    Unbonding { unbonding: u64, exposed: u64 },
     #[error(
         "committee_size must be 1 to {max} and at most max_validators; max_validators at most \
          {MAX_VALIDATORS_BOUND}"
@@ -108,10 +116,12 @@ pub enum StakingParamsError {
 
 impl StakingParams {
     pub fn validate(&self) -> Result<(), StakingParamsError> {
-        let exposed = self.evidence_window.saturating_add(self.slash_deferral);
-        if self.unbonding_period <= exposed {
-            return Err(StakingParamsError::UnbondingTooShort {
-                unbonding: self.unbonding_period,
+        let exposed = self
+            .evidence_window_secs
+            .saturating_add(self.slash_deferral_secs);
+        if self.unbonding_secs <= exposed || self.unbonding_secs > MAX_UNBONDING_SECS {
+            return Err(StakingParamsError::Unbonding {
+                unbonding: self.unbonding_secs,
                 exposed,
             });
         }
@@ -157,9 +167,9 @@ impl StakingParams {
         ] {
             v.write(out);
         }
-        self.unbonding_period.write(out);
-        self.evidence_window.write(out);
-        self.slash_deferral.write(out);
+        self.unbonding_secs.write(out);
+        self.evidence_window_secs.write(out);
+        self.slash_deferral_secs.write(out);
         self.balance_rounds.write(out);
         self.exposure_epochs.write(out);
     }
@@ -175,9 +185,9 @@ impl StakingParams {
             max_nominators_per_validator: u32::read(buf)?,
             max_targets: u32::read(buf)?,
             max_unbonding_chunks: u32::read(buf)?,
-            unbonding_period: u64::read(buf)?,
-            evidence_window: u64::read(buf)?,
-            slash_deferral: u64::read(buf)?,
+            unbonding_secs: u64::read(buf)?,
+            evidence_window_secs: u64::read(buf)?,
+            slash_deferral_secs: u64::read(buf)?,
             balance_rounds: u32::read(buf)?,
             exposure_epochs: u64::read(buf)?,
         })

@@ -11,11 +11,12 @@ use exo_types::{
     Address, Amount, MAX_NOMINATION_TARGETS, MAX_P2P_ADDRESS_LEN, read_bounded_string, write_bytes,
 };
 
-/// Part of a bond on its way out: locked (and slashable) until `release_height`.
+/// Part of a bond on its way out: locked (and slashable) until block time `release_secs`
+/// (seconds since the Unix epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
     pub amount: Amount,
-    pub release_height: u64,
+    pub release_secs: u64,
 }
 
 /// What an account has staked. Its pot ([`crate::modules::bank::Pot::StakeBond`] of `id`)
@@ -69,7 +70,7 @@ impl Record for Staker {
         put_len(self.unbonding.len(), out);
         for c in &self.unbonding {
             c.amount.write(out);
-            c.release_height.write(out);
+            c.release_secs.write(out);
         }
         put_len(self.targets.len(), out);
         for t in &self.targets {
@@ -83,7 +84,7 @@ impl Record for Staker {
             unbonding: take_list(buf, MAX_UNBONDING_CHUNKS_BOUND as usize, |b| {
                 Ok(Chunk {
                     amount: Amount::read(b)?,
-                    release_height: u64::read(b)?,
+                    release_secs: u64::read(b)?,
                 })
             })?,
             targets: take_list(buf, MAX_NOMINATION_TARGETS, Address::read)?,

@@ -61,7 +61,8 @@ pub enum Refusal {
     TooManyUnbondingChunks {
         max: u32,
     },
-    /// Nothing is released yet; the next chunk is released at `next_release` (0: none).
+    /// Nothing is released yet; the next chunk is released at block time `next_release`, in
+    /// seconds since the Unix epoch (0: none).
     NothingToWithdraw {
         next_release: u64,
     },
@@ -252,7 +253,7 @@ impl fmt::Display for Refusal {
             Self::NothingToWithdraw { next_release } => {
                 write!(
                     f,
-                    "nothing released yet; the next chunk at height {next_release}"
+                    "nothing released yet; the next chunk at {next_release} (seconds since the Unix epoch)"
                 )
             }
             Self::AlreadyChilled => write!(f, "the validator is already chilled"),
