@@ -2881,3 +2881,37 @@ fn a_market_of_newcomers_beside_a_liar_still_decides_every_unit() {
     }
     m.accounts_add_up(0);
 }
+
+/// A dispute that no provider is left to decide does not hold its replicas for good: when the
+/// requester cancels (or the job's wait window ends), the reveals open, the unit fails without
+/// a verdict, nobody is punished, and the escrow comes back.
+#[test]
+fn cancelling_a_job_whose_dispute_awaits_its_decider_opens_the_reveals_and_punishes_nobody() {
+    let mut m = Market::new(with_market(MarketParams {
+        audit_ppm: 1,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let (honest, liar, ids) = m.one_against_one();
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert_eq!(m.unit(0, 0).replicas.len(), 2, "nobody is left to decide");
+    let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    assert!(m.unit(0, 0).reveal_deadline.is_some());
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
+    assert_eq!(m.unit(0, 0).state, UnitState::Failed);
+    for id in ids {
+        let p = m.provider(id);
+        assert_eq!((p.invalid, p.bond), (0, Amount::from_exo(100)), "{p:?}");
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    m.accounts_add_up(0);
+}
