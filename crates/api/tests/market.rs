@@ -20,7 +20,7 @@ use exo_api::{
 use exo_market::{GpuRequirement, Requirements, Runtime};
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx,
-    address_to_hex, result_commitment,
+    address_to_hex, result_commitment, result_seal,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -449,6 +449,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
                 unit: 0,
                 replica: 0,
                 commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
+                seal: result_seal(&digest, fuel, 0, 0),
             }]),
         )
         .await;
@@ -890,6 +891,7 @@ impl Chain {
             unit: 0,
             replica: 0,
             commitment,
+            seal: result_seal(&digest, fuel, 0, 0),
         };
         self.send(&bob(), 2, Action::CommitResults(vec![commit]))
             .await;
