@@ -544,7 +544,8 @@ pub async fn offers<N: NodeView>(
     Ok(wire::OfferPage { offers, next })
 }
 
-/// `GET /v1/market/depth`: free slots of offers live at the next block, by price.
+/// `GET /v1/market/depth`: free slots of offers live at the last finalized block's time, by
+/// price.
 pub async fn depth<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
@@ -562,9 +563,8 @@ pub async fn depth<N: NodeView>(
         .flatten()
     {
         let offer = &record.offer;
-        // Offers expire by block time. The next batch runs in the next block, a second or
-        // more later: an offer expiring within that second is already gone.
-        if offer.slots == 0 || !offer.is_live(now_secs.saturating_add(1)) {
+        // Expiries are block times: an offer past its expiry takes no more work.
+        if offer.slots == 0 || !offer.is_live(now_secs) {
             continue;
         }
         let level = levels.entry(offer.price_per_unit).or_default();

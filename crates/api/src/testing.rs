@@ -65,11 +65,17 @@ fn state_root(store: &MemoryBacking) -> Digest {
     hash_bytes(&bytes)
 }
 
-/// The time of block `height` on a [`MemoryNode`]: one second per block, whatever the real
-/// interval between them, so that windows measured in seconds are counted in blocks here and
-/// tests stay deterministic.
+/// The time of the genesis block on a [`MemoryNode`]: 2026-01-01, a real clock's order of
+/// magnitude, so that a test confusing block times with heights fails.
+pub const GENESIS_TIME_MS: u64 = 1_767_225_600_000;
+
+/// The time of block `height` on a [`MemoryNode`]: one second per block from
+/// [`GENESIS_TIME_MS`], whatever the real interval between them, so that windows measured in
+/// seconds are counted in blocks here and tests stay deterministic.
 fn block_time_ms(height: u64) -> u64 {
-    height.saturating_mul(exo_ledger::exec::BLOCK_INTERVAL_MS)
+    height
+        .saturating_mul(exo_ledger::exec::BLOCK_INTERVAL_MS)
+        .saturating_add(GENESIS_TIME_MS)
 }
 
 impl MemoryNode {
@@ -80,7 +86,7 @@ impl MemoryNode {
         let input = BlockInput {
             env: BlockEnv {
                 height: 0,
-                time_ms: 0,
+                time_ms: block_time_ms(0),
                 proposer: proposer.clone(),
                 seed: [0; 32],
             },

@@ -20,7 +20,7 @@ use exo_api::{
 use exo_market::{GpuRequirement, Requirements, Runtime};
 use exo_types::{
     Action, Amount, Hash32, InputRef, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx,
-    address_to_hex, result_commitment,
+    address_to_hex, result_commitment, result_seal,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -474,6 +474,7 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
                 unit: 0,
                 replica: 0,
                 commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
+                seal: result_seal(&digest, fuel, 0, 0),
             }]),
         )
         .await;
@@ -900,7 +901,7 @@ impl Chain {
         let offer = Action::PostOffer {
             slots,
             price_per_unit: Amount(1_000),
-            expiry_secs: 1_000,
+            expiry_secs: exo_api::testing::GENESIS_TIME_MS / 1_000 + 1_000,
         };
         self.send(&bob(), 2, offer).await;
     }
@@ -915,6 +916,7 @@ impl Chain {
             unit: 0,
             replica: 0,
             commitment,
+            seal: result_seal(&digest, fuel, 0, 0),
         };
         self.send(&bob(), 2, Action::CommitResults(vec![commit]))
             .await;

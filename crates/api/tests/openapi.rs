@@ -25,7 +25,7 @@ use exo_api::{
 use exo_market::{Requirements, Runtime};
 use exo_types::{
     Action, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx, UnsignedTx,
-    address_to_hex, result_commitment,
+    address_to_hex, result_commitment, result_seal,
 };
 use http_body_util::BodyExt;
 use proptest::{
@@ -88,7 +88,7 @@ impl Node {
         let offer = Action::PostOffer {
             slots: 2,
             price_per_unit: Amount(1_000),
-            expiry_secs: 1_000,
+            expiry_secs: exo_api::testing::GENESIS_TIME_MS / 1_000 + 1_000,
         };
         self.send(1, offer).await;
         let module = self.upload(b"\0asm module").await;
@@ -136,6 +136,7 @@ impl Node {
             unit: 0,
             replica: 0,
             commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
+            seal: result_seal(&digest, fuel, 0, 0),
         };
         self.send(1, Action::CommitResults(vec![commit])).await;
         self.node.produce_blocks_to_the_audit_draw();

@@ -586,7 +586,7 @@ fn play_worker(node: &Node, units: usize) {
         Client,
         outputs::{Archive, pack},
     };
-    use exo_types::{ResultCommit, ResultReveal, UnsignedTx, result_commitment};
+    use exo_types::{ResultCommit, ResultReveal, UnsignedTx, result_commitment, result_seal};
     let key = PrivateKey::from_seed(2);
     let client = Client::new(&node.url).unwrap();
     let send = |action: exo_types::Action| {
@@ -652,6 +652,7 @@ fn play_worker(node: &Node, units: usize) {
                         unit: item.unit,
                         replica: item.replica,
                         commitment: result_commitment(&digest, fuel, &salt, &key.public_key()),
+                        seal: result_seal(&digest, fuel, item.job, item.unit),
                     }]));
                 }
                 "committed" if item.reveal_open => {

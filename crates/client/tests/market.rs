@@ -16,6 +16,7 @@ use exo_client::{
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Amount, JobSpec, PrivateKey, ResultCommit, ResultReveal, UnsignedTx, result_commitment,
+    result_seal,
 };
 use futures::StreamExt;
 use std::time::Duration;
@@ -132,7 +133,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         Action::PostOffer {
             slots: 4,
             price_per_unit: Amount(500),
-            expiry_secs: 10_000,
+            expiry_secs: exo_api::testing::GENESIS_TIME_MS / 1_000 + 10_000,
         },
     )
     .await;
@@ -234,6 +235,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
             unit: 0,
             replica: 0,
             commitment: result_commitment(&digest, 900, &salt, &bob().public_key()),
+            seal: result_seal(&digest, 900, 0, 0),
         }]),
     )
     .await;

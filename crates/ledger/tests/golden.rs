@@ -17,16 +17,16 @@ use exo_ledger::{
         keys::{meta_key, params_key, receipt_key},
     },
     modules::{
-        bank::{self, Account, Pot, PotBalance, Supply},
+        bank::{self, Account, Funding, Pot, PotBalance, Supply},
         evidence::{self, Evidence, EvidenceKind, Member, Recorded},
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
                 App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters,
                 DeadlineCursor, DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
-                JobAccounts, JobState, OfferRecord, OwnerIndex, Provider, REVEAL_DEADLINE, Replica,
-                ReplicaStatus, Unit, UnitState, WaitReason, WaitingList, WaitingUnit, WorkCount,
-                WorkItem, WorkSlot,
+                JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider,
+                REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList,
+                WaitingUnit, WorkCount, WorkItem, WorkSlot,
             },
         },
     },
@@ -143,6 +143,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             2,
             bank::supply_key(),
             "01020000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
+            "bank funding",
+            Bank,
+            3,
+            bank::funding_key(&addr(1)),
+            "0103478b8e507e0bb2b18c0f9e0824769e8562d10df9abe2e774896f82b4b4405266",
         ),
         (
             "evidence fault",
@@ -283,6 +290,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             12,
             market_keys::apps_key(),
             "030c0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
+            "market partners",
+            Market,
+            20,
+            market_keys::partners_key(ID),
+            "03140000000000000000000000000000000000000000000000000102030405060708",
         ),
     ]
 }
@@ -439,6 +453,7 @@ fn waiting_unit() -> WaitingUnit {
         replicas: vec![0, 1],
         exclude: vec![11],
         started: true,
+        deciding: true,
     }
 }
 
@@ -464,6 +479,7 @@ fn replica(index: u32, status: ReplicaStatus) -> Replica {
         commitment: Some([0xc0; 32]),
         reveal: Some(([0xd0; 32], 1_500_000_000)),
         status,
+        seal: Some([0xe0; 32]),
     }
 }
 
@@ -518,6 +534,8 @@ fn every_record() -> Vec<(&'static str, String)> {
                 missed: 2,
                 retired: true,
                 registered_height: 4,
+                reputation_secs: 1_764_000_123,
+                first_matched_height: Some(5),
             }),
         ),
         (
@@ -644,6 +662,14 @@ fn every_record() -> Vec<(&'static str, String)> {
         ("wait_reason", frozen(&wait_reason())),
         ("owner_index", frozen(&OwnerIndex(11))),
         ("excuses", frozen(&Excuses { window: 3, used: 2 })),
+        ("partners", frozen(&Partners(vec![(12, 3), (13, 1)]))),
+        (
+            "bank_funding",
+            frozen(&Funding {
+                funder: addr(2),
+                at_secs: 1_764_000_123,
+            }),
+        ),
         ("deadline_cursor", frozen(&DeadlineCursor(1_764_000_123))),
         (
             "replica_unfinished",
@@ -1237,7 +1263,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "2310c3fe0d148e19b0f5404894fcfa475461b521efa1ee71c9fb68a68a67c834"
+        "15b55b1ec8d5992104cd227b5c87981d3b1212970c6869597022e4acf37d09b7"
     );
 }
 
@@ -1294,7 +1320,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "270031cf96de1b59738b4569319e446ed9368e043c7f49c8d6c93cba6c9d0946",
+        "efaf1b63da27415bc24c1bb48f192234f2d55ba1955580f83aba5d693ac06552",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

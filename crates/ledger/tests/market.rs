@@ -21,7 +21,7 @@ use exo_ledger::{
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    Unfinished, UnsignedTx, address_to_hex, result_commitment,
+    Unfinished, UnsignedTx, address_to_hex, result_commitment, result_seal,
 };
 use std::collections::BTreeMap;
 
@@ -71,6 +71,9 @@ fn spec(units: u32, trust: u8) -> JobSpec {
     }
 }
 
+/// The lie the tests' liars commit.
+const LIE: (Hash32, u64) = ([0xEE; 32], 1_500_000_000);
+
 /// The honest result of a unit.
 fn truth(job: u64, unit: u32) -> (Hash32, u64) {
     let mut digest = [0u8; 32];
@@ -91,6 +94,16 @@ fn with_market(market: MarketParams) -> Params {
         market,
         ..Params::default()
     }
+}
+
+/// The default parameters with nobody on probation: for tests of how a dispute is decided,
+/// whose deciding replica goes to a provider that has no record yet (a newcomer never gets
+/// one under the default parameters).
+fn veterans() -> Params {
+    with_market(MarketParams {
+        probation_results: 0,
+        ..MarketParams::default()
+    })
 }
 
 impl Market {
@@ -221,33 +234,45 @@ impl Market {
 
     /// Publishes the app and registers `providers` with one offer each.
     fn setup(&mut self, providers: &[u64]) {
-        let mut txs = vec![self.tx(
+        let mut txs = vec![self.publish(Amount(10_000_000))];
+        for p in providers {
+            txs.extend(self.join(*p, 8, Amount::from_exo(1)));
+        }
+        self.ok(txs);
+    }
+
+    /// The developer publishes the app with `royalty_per_unit`.
+    fn publish(&mut self, royalty_per_unit: Amount) -> SignedTx {
+        self.tx(
             DEVELOPER,
             Action::PublishApp {
                 module_hash: APP,
                 name: "render".into(),
                 version: "1.0".into(),
-                royalty_per_unit: Amount(10_000_000),
+                royalty_per_unit,
             },
-        )];
-        for p in providers {
-            txs.push(self.tx(
-                *p,
+        )
+    }
+
+    /// `provider` registers (bond 100 EXO) and posts one offer of `slots` at `price`.
+    fn join(&mut self, provider: u64, slots: u32, price: Amount) -> [SignedTx; 2] {
+        [
+            self.tx(
+                provider,
                 Action::RegisterProvider {
                     resources: resources(8),
                     bond: Amount::from_exo(100),
                 },
-            ));
-            txs.push(self.tx(
-                *p,
+            ),
+            self.tx(
+                provider,
                 Action::PostOffer {
-                    slots: 8,
-                    price_per_unit: Amount::from_exo(1),
+                    slots,
+                    price_per_unit: price,
                     expiry_secs: 10_000,
                 },
-            ));
-        }
-        self.ok(txs);
+            ),
+        ]
     }
 
     /// The index of the replica `provider` holds of a unit.
@@ -273,6 +298,7 @@ impl Market {
             unit,
             replica: self.replica_of(provider, job, unit),
             commitment: result_commitment(&result.0, result.1, &salt, &addr(provider)),
+            seal: result_seal(&result.0, result.1, job, unit),
         }
     }
 
@@ -303,9 +329,9 @@ impl Market {
         self.tx(provider, Action::RevealResults(vec![entry]))
     }
 
-    /// Job 0, one unit at trust 2, on two providers: the first reveals the true result, the
-    /// second a lie, so the unit has no verdict yet. Returns the honest and the lying account
-    /// and their provider ids.
+    /// Job 0, one unit at trust 2, on two providers: the first commits the true result, the
+    /// second a lie. Their seals disagree, so the unit's reveals stay closed and a deciding
+    /// replica is sought. Returns the honest and the lying account and their provider ids.
     fn one_against_one(&mut self) -> (u64, u64, [u64; 2]) {
         let tx = self.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
         self.ok(vec![tx]);
@@ -320,19 +346,43 @@ impl Market {
             PROVIDERS[holders[0] as usize],
             PROVIDERS[holders[1] as usize],
         );
-        let lie = ([0xEE; 32], 1_500_000_000);
         let commits = vec![
             self.commit(honest, truth(0, 0), 0, 0),
-            self.commit(liar, lie, 0, 0),
+            self.commit(liar, LIE, 0, 0),
         ];
         self.ok(commits);
         self.draw_audits();
-        let reveals = vec![
-            self.reveal(honest, truth(0, 0), 0, 0),
-            self.reveal(liar, lie, 0, 0),
-        ];
-        self.ok(reveals);
+        let unit = self.unit(0, 0);
+        assert_eq!(
+            unit.reveal_deadline, None,
+            "sealed until a decider committed"
+        );
+        assert!(
+            unit.sought || unit.replicas.len() == 3,
+            "a decider is sought"
+        );
         (honest, liar, [holders[0], holders[1]])
+    }
+
+    /// The replica of `unit` added last commits `result`; once that opens the reveals, every
+    /// provider of `revealing` reveals its result in one block.
+    fn decide(
+        &mut self,
+        job: u64,
+        unit: u32,
+        result: (Hash32, u64),
+        revealing: &[(u64, (Hash32, u64))],
+    ) -> u64 {
+        let decider = *self.holders(job, unit).last().expect("a decider");
+        let commit = self.commit(decider, result, job, unit);
+        self.ok(vec![commit]);
+        let reveals = revealing
+            .iter()
+            .chain(std::iter::once(&(decider, result)))
+            .map(|(p, r)| self.reveal(*p, *r, job, unit))
+            .collect();
+        self.ok(reveals);
+        decider
     }
 
     /// The accounts of the providers holding replicas of a unit, in replica order.
@@ -465,7 +515,7 @@ fn a_job_runs_from_submission_to_payment_token_for_token() {
 
 #[test]
 fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     m.setup(&PROVIDERS);
     let (honest, liar, holders) = m.one_against_one();
     // One against one: no agreement, a third replica is sought from the third provider.
@@ -474,10 +524,7 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
     let third = m.unit(0, 0).replicas.last().expect("third").provider;
     let third_account = PROVIDERS[third as usize];
     assert!(third_account != honest && third_account != liar);
-    let commit = m.commit(third_account, truth(0, 0), 0, 0);
-    m.ok(vec![commit]);
-    let reveal = m.reveal(third_account, truth(0, 0), 0, 0);
-    m.ok(vec![reveal]);
+    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
 
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Accepted);
@@ -497,39 +544,17 @@ fn a_wrong_result_is_outvoted_slashed_and_the_unit_still_correct() {
 /// Two honest providers with one slot each and a liar with two, the cheapest, so that each
 /// of two units at trust 2 goes to the liar and one honest provider. Both units are disputed,
 /// and each one's deciding replica can only come from the honest provider that holds the other
-/// unit. A revealed replica gives its slot back, so both disputes are decided; before, each
+/// unit. A committed replica gives its slot back, so both disputes are decided; before, each
 /// honest provider's only slot stayed held until its unit's verdict, which waited for the
 /// other's slot: the market stalled for good.
 #[test]
 fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     let [a, b, liar] = PROVIDERS;
-    let mut txs = vec![m.tx(
-        DEVELOPER,
-        Action::PublishApp {
-            module_hash: APP,
-            name: "render".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        },
-    )];
+    let mut txs = vec![m.publish(Amount::ZERO)];
     // Prices in thousandths of an EXO per compute unit.
     for (p, slots, price) in [(a, 1, 1_000), (b, 1, 1_000), (liar, 2, 500)] {
-        txs.push(m.tx(
-            p,
-            Action::RegisterProvider {
-                resources: resources(8),
-                bond: Amount::from_exo(100),
-            },
-        ));
-        txs.push(m.tx(
-            p,
-            Action::PostOffer {
-                slots,
-                price_per_unit: Amount(Amount::from_exo(1).0 / 1_000 * price),
-                expiry_secs: 10_000,
-            },
-        ));
+        txs.extend(m.join(p, slots, Amount(Amount::from_exo(1).0 / 1_000 * price)));
     }
     m.ok(txs);
     let submit = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(2, 2))));
@@ -555,12 +580,8 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
     }
     m.ok(commits);
     m.draw_audits();
-    let reveals = reveals
-        .into_iter()
-        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
-        .collect();
-    m.ok(reveals);
-    // Each unit's third replica goes to the honest provider it did not have.
+    // The seals disagree: each unit's third replica goes, before anyone reveals, to the
+    // honest provider it did not have.
     m.ok(vec![]);
     let mut deciders = Vec::new();
     for unit in 0..2 {
@@ -571,7 +592,10 @@ fn two_disputes_each_waiting_for_the_other_ones_provider_are_both_decided() {
         deciders.push(m.commit(decider, truth(0, unit), 0, unit));
     }
     m.ok(deciders);
-    let mut reveals = Vec::new();
+    let mut reveals: Vec<SignedTx> = reveals
+        .into_iter()
+        .map(|(p, result, unit)| m.reveal(p, result, 0, unit))
+        .collect();
     for unit in 0..2 {
         let decider = PROVIDERS[m.unit(0, unit).replicas[2].provider as usize];
         reveals.push(m.reveal(decider, truth(0, unit), 0, unit));
@@ -674,7 +698,7 @@ fn a_no_show_is_penalised_and_replaced() {
 fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     let params = with_market(MarketParams {
         reveal_window_secs: 3,
-        ..MarketParams::default()
+        ..veterans().market
     });
     let slash_wrong_bps = params.market.slash_wrong_bps;
     let mut m = Market::new(params);
@@ -685,12 +709,13 @@ fn a_commitment_never_revealed_costs_as_much_as_a_wrong_result() {
     let (honest, withholder) = (holders[0], holders[1]);
     let commits = vec![
         m.commit(honest, truth(0, 0), 0, 0),
-        m.commit(withholder, ([0xEE; 32], 1_500_000_000), 0, 0),
+        m.commit(withholder, LIE, 0, 0),
     ];
     m.ok(commits);
     m.draw_audits();
-    let reveal = m.reveal(honest, truth(0, 0), 0, 0);
-    m.ok(vec![reveal]);
+    // The seals disagree: a third replica decides; the withholder sees the others reveal and
+    // keeps its own lie to itself.
+    m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0))]);
     for _ in 0..3 {
         m.ok(vec![]);
     }
@@ -852,13 +877,18 @@ fn a_stale_entry_is_skipped_and_the_rest_of_its_batch_applied() {
 
 #[test]
 fn a_wrong_entry_refuses_its_batch_and_undoes_what_the_batch_settled() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(veterans());
     m.setup(&PROVIDERS);
-    let (honest, _, holders) = m.one_against_one();
+    let (honest, liar, holders) = m.one_against_one();
     m.ok(vec![]);
     let third = PROVIDERS[m.unit(0, 0).replicas[2].provider as usize];
     let commit = m.commit(third, truth(0, 0), 0, 0);
     m.ok(vec![commit]);
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
     let meta_before = m.supply_and_slashed();
     let liar_before = m.provider(holders[1]);
     // The third reveal settles the unit and slashes the liar; the batch's second entry names
@@ -940,25 +970,13 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     let auditor = PROVIDERS[unit.replicas[1].provider as usize];
     let tx = m.commit(auditor, truth(1, 0), 1, 0);
     m.ok(vec![tx]);
-    assert!(m.unit(1, 0).reveal_deadline.is_some());
-    // The liar reveals first: its weight reaches the trust level, but the audit still runs.
-    let tx = m.reveal(liar, lie, 1, 0);
-    m.ok(vec![tx]);
+    // One against one, while both are sealed: the trusted liar's weight does not count in a
+    // dispute, so the reveals stay closed and a third replica is sought (and matched in the
+    // same block, to the provider left) before anyone reveals.
     let unit = m.unit(1, 0);
-    assert_eq!(unit.state, UnitState::Running);
-    assert_eq!(unit.replicas[1].status, ReplicaStatus::Committed);
-    // One against one: the trusted liar's weight does not count in a dispute; a third
-    // replica is sought (and matched in the same block, to the provider left).
-    let tx = m.reveal(auditor, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
-    let unit = m.unit(1, 0);
-    assert_eq!(unit.state, UnitState::Running);
+    assert_eq!(unit.reveal_deadline, None);
     assert_eq!(unit.replicas.len(), 3);
-    let third = PROVIDERS[unit.replicas[2].provider as usize];
-    let tx = m.commit(third, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
-    let tx = m.reveal(third, truth(1, 0), 1, 0);
-    m.ok(vec![tx]);
+    m.decide(1, 0, truth(1, 0), &[(liar, lie), (auditor, truth(1, 0))]);
     let unit = m.unit(1, 0);
     assert_eq!(unit.state, UnitState::Accepted);
     assert_eq!(unit.accepted, Some(truth(1, 0)));
@@ -974,12 +992,13 @@ fn seen_before_committing(m: &Market, job: u64, unit: u32) -> (Unit, Job, Option
     (m.unit(job, unit), m.job(job), waiting)
 }
 
-/// A market of the three providers where units are audited with probability `audit_ppm`.
+/// A market of the three providers, nobody on probation, where units are audited with
+/// probability `audit_ppm`.
 fn audited_market(audit_ppm: u32) -> Market {
     let mut m = Market::new(Params {
         market: MarketParams {
             audit_ppm,
-            ..MarketParams::default()
+            ..veterans().market
         },
         ..Params::default()
     });
@@ -1036,33 +1055,53 @@ fn units_of_two_trusted_replicas_are_still_audited() {
             trusted_reputation: 0,
             trusted_min_valid: 0,
             audit_ppm: 1_000_000,
-            ..MarketParams::default()
+            ..veterans().market
         },
         ..Params::default()
     });
-    m.setup(&PROVIDERS);
+    first_matched_apart(&mut m);
     // Trust 4: two trusted replicas reach it alone.
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4))));
     m.ok(vec![tx]);
-    let sybils = m.holders(0, 0);
+    // Jobs 0 to 2 matched the providers apart.
+    let job = 3;
+    let sybils = m.holders(job, 0);
     assert_eq!(sybils.len(), 2);
     let lie = ([0xEE; 32], 1_500_000_000);
-    let txs = sybils.iter().map(|p| m.commit(*p, lie, 0, 0)).collect();
+    let txs = sybils.iter().map(|p| m.commit(*p, lie, job, 0)).collect();
     m.ok(txs);
     m.draw_audits();
-    let holders = m.holders(0, 0);
+    let holders = m.holders(job, 0);
     assert_eq!(holders.len(), 3, "the audit replica");
     let auditor = holders[2];
-    let tx = m.commit(auditor, truth(0, 0), 0, 0);
+    let tx = m.commit(auditor, truth(job, 0), job, 0);
     m.ok(vec![tx]);
-    let mut txs: Vec<SignedTx> = sybils.iter().map(|p| m.reveal(*p, lie, 0, 0)).collect();
-    txs.push(m.reveal(auditor, truth(0, 0), 0, 0));
-    m.ok(txs);
-    // Two agreeing Sybils do not outvote their auditor: the lie is not accepted nor paid.
-    let unit = m.unit(0, 0);
-    assert_ne!(unit.accepted, Some(lie));
+    // Two agreeing Sybils do not outvote their auditor: two seals against one give no verdict
+    // at trust 4, so the reveals stay closed while a fourth replica is sought (none is left
+    // here, and the job's wait window would end it); the lie is not accepted nor paid.
+    let unit = m.unit(job, 0);
+    assert_eq!(unit.reveal_deadline, None);
+    assert!(unit.sought);
     assert_eq!(unit.state, UnitState::Running);
-    assert_eq!(m.job(0).accounts.paid_total(), Amount::ZERO);
+    assert_eq!(m.job(job).accounts.paid_total(), Amount::ZERO);
+    let tx = m.reveal(sybils[0], lie, job, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "reveal_not_open");
+}
+
+/// Publishes the app and registers the three providers, each first matched in a block of its
+/// own: each registers with the cheapest offer so far in the block that submits a trust-1 job
+/// (jobs 0 to 2, left running). Providers first matched in the same block get no trusted
+/// bonus on a unit they share.
+fn first_matched_apart(m: &mut Market) {
+    let publish = m.publish(Amount::ZERO);
+    m.ok(vec![publish]);
+    for (i, p) in PROVIDERS.iter().enumerate() {
+        let price = Amount(Amount::from_exo(1).0 / 10 * (18 - 3 * i as u128));
+        let mut txs = m.join(*p, 8, price).to_vec();
+        txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1)))));
+        m.ok(txs);
+        assert_eq!(m.holders(i as u64, 0), vec![*p]);
+    }
 }
 
 /// Runs the next block of `txs` on a seed of the caller's choice (a block's seed is its
@@ -1147,12 +1186,16 @@ fn an_inflated_fuel_claim_is_caught_by_its_audit_and_the_agreed_fuel_billed() {
     m.ok(vec![tx]);
     m.draw_audits();
     let auditor = m.holders(0, 0)[1];
-    m.settle(0, 0, &[(auditor, truth(0, 0))]);
-    let tx = m.reveal(inflater, inflated, 0, 0);
+    let tx = m.commit(auditor, truth(0, 0), 0, 0);
     m.ok(vec![tx]);
-    // One against one: the dispute's third replica decides.
-    let third = m.holders(0, 0)[2];
-    m.settle(0, 0, &[(third, truth(0, 0))]);
+    // One against one: the dispute's third replica decides, sealed like the others.
+    assert_eq!(m.holders(0, 0).len(), 3);
+    m.decide(
+        0,
+        0,
+        truth(0, 0),
+        &[(inflater, inflated), (auditor, truth(0, 0))],
+    );
     let unit = m.unit(0, 0);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
     let caught = m.provider(m.provider_id(inflater));
@@ -1799,7 +1842,7 @@ fn report(reason: Unfinished, fuel: u64) -> (Hash32, u64) {
 /// would change.
 /// A roomy market with `providers` and job 0 of `units` units at `trust`, matched.
 fn with_job(providers: &[u64], units: u32, trust: u8) -> Market {
-    let mut m = Market::new(roomy(MarketParams::default()));
+    let mut m = Market::new(roomy(veterans().market));
     m.setup(providers);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(units, trust))));
     m.ok(vec![tx]);
@@ -1867,22 +1910,26 @@ fn a_lone_report_is_replaced_without_penalty_and_unpaid_when_the_others_agree() 
     let slow_id = m.provider_id(slow);
     let before = standing(&m, slow_id);
     let slow_balance = m.chain.account(&addr(slow)).balance;
-    m.settle(
-        0,
-        0,
-        &[
-            (honest, truth(0, 0)),
-            (slow, report(Unfinished::Timeout, 50_000_000)),
-        ],
-    );
+    let slow_report = report(Unfinished::Timeout, 50_000_000);
+    let commits = vec![
+        m.commit(honest, truth(0, 0), 0, 0),
+        m.commit(slow, slow_report, 0, 0),
+    ];
+    m.ok(commits);
+    m.draw_audits();
     // One result of weight 1 does not reach trust 2, and a report is no vote: a third replica
-    // is sought, from the provider that had none.
+    // is sought before anyone reveals, from the provider that had none.
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Running);
     assert_eq!(unit.replicas.len(), 3);
     let third = m.holders(0, 0)[2];
     assert!(third != honest && third != slow);
-    m.settle(0, 0, &[(third, truth(0, 0))]);
+    m.decide(
+        0,
+        0,
+        truth(0, 0),
+        &[(honest, truth(0, 0)), (slow, slow_report)],
+    );
     let unit = m.unit(0, 0);
     assert_eq!(unit.state, UnitState::Accepted);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
@@ -2283,6 +2330,405 @@ fn a_block_whose_time_goes_back_stops_the_ledger() {
     assert!(fault.to_string().contains("does not follow"), "{fault}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reputation that cannot be bought (audit C4) and disputes no newcomer decides (audit H7)
+// ---------------------------------------------------------------------------------------------
+
+/// An account with no balance at genesis: a requester identity a provider's owner funds.
+const FUNDED: u64 = 30;
+
+/// A transfer of `exo` EXO from `from` to `to`.
+fn transfer(m: &mut Market, from: u64, to: u64, exo: u64) -> SignedTx {
+    m.tx(
+        from,
+        Action::Transfer {
+            to: addr(to),
+            amount: Amount::from_exo(exo),
+        },
+    )
+}
+
+/// A provider's confirmed results and reputation.
+fn record(m: &Market, account: u64) -> (u64, u32) {
+    let p = m.provider(m.provider_id(account));
+    (p.valid, p.reputation)
+}
+
+/// Job `job` of one unit at trust 2 by `requester`, settled by `a` and `b` agreeing on the
+/// truth.
+fn agree_on_a_job(m: &mut Market, requester: u64, job: u64, [a, b]: [u64; 2]) {
+    let tx = m.tx(requester, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let mut holders = m.holders(job, 0);
+    holders.sort_unstable();
+    assert_eq!(holders, [a, b]);
+    m.settle(job, 0, &[(a, truth(job, 0)), (b, truth(job, 0))]);
+    assert_eq!(m.unit(job, 0).accepted, Some(truth(job, 0)));
+}
+
+/// Audit C4: a provider farmed reputation on its own jobs. Work for a requester its owner
+/// funded is paid but builds no record; its co-replica, funded by nobody the requester knows,
+/// gains as usual.
+#[test]
+fn a_provider_gains_no_reputation_on_jobs_of_a_requester_its_owner_funded() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let [farmer, other, _] = PROVIDERS;
+    let tx = transfer(&mut m, farmer, FUNDED, 10_000);
+    m.ok(vec![tx]);
+    let paid_before = m.chain.account(&addr(farmer)).balance;
+    agree_on_a_job(&mut m, FUNDED, 0, [farmer, other]);
+    assert!(m.chain.account(&addr(farmer)).balance > paid_before, "paid");
+    assert_eq!(record(&m, farmer), (0, REPUTATION_START));
+    assert_eq!(record(&m, other), (1, REPUTATION_START + 10));
+    m.accounts_add_up(0);
+}
+
+/// Audit C4: two Sybils of one operator confirm each other. A provider whose owner another's
+/// owner funded confirms nothing for it, whoever pays the job.
+#[test]
+fn two_providers_funded_by_one_account_gain_no_reputation_confirming_each_other() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, _] = PROVIDERS;
+    let tx = transfer(&mut m, a, b, 1);
+    m.ok(vec![tx]);
+    agree_on_a_job(&mut m, REQUESTER, 0, [a, b]);
+    assert_eq!(record(&m, a), (0, REPUTATION_START));
+    assert_eq!(record(&m, b), (0, REPUTATION_START));
+}
+
+/// A requester and a provider's owner first funded by the same account are tied for
+/// `self_dealing_window_secs` of block time; after it their work counts again, so the rule
+/// never holds an honest provider back for good.
+#[test]
+fn a_requester_sharing_a_funder_with_the_provider_is_self_dealing_until_the_window_passes() {
+    let mut m = Market::new(with_market(MarketParams {
+        self_dealing_window_secs: 100,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let [outsider, tied, _] = PROVIDERS;
+    let txs = vec![
+        transfer(&mut m, DEVELOPER, FUNDED, 10_000),
+        transfer(&mut m, DEVELOPER, tied, 1),
+    ];
+    m.ok(txs);
+    agree_on_a_job(&mut m, FUNDED, 0, [outsider, tied]);
+    assert_eq!(record(&m, tied), (0, REPUTATION_START));
+    assert_eq!(record(&m, outsider), (1, REPUTATION_START + 10));
+    m.chain.pass_secs(100);
+    agree_on_a_job(&mut m, FUNDED, 1, [outsider, tied]);
+    assert_eq!(record(&m, tied).0, 1);
+    assert!(record(&m, tied).1 > REPUTATION_START);
+}
+
+/// Audit C4: providers offering at price 0 confirmed each other's results on a dummy job for
+/// free. Unpaid work builds no record; work paid less than `reputation_full_value` earns
+/// that fraction of the gain.
+#[test]
+fn zero_price_work_builds_no_record_and_cheap_work_earns_its_share() {
+    for (price, gain, valid) in [
+        (Amount::ZERO, 0, 0),
+        // 0.2 EXO per 10^9 fuel, 1.5 x 10^9 fuel: paid 0.3 EXO of the 1 EXO for full gain.
+        (Amount(Amount::from_exo(1).0 / 5), 3, 1),
+    ] {
+        let mut m = Market::new(Params::default());
+        let publish = m.publish(Amount::ZERO);
+        m.ok(vec![publish]);
+        let mut txs = Vec::new();
+        for p in &PROVIDERS[..2] {
+            txs.extend(m.join(*p, 8, price));
+        }
+        m.ok(txs);
+        agree_on_a_job(&mut m, REQUESTER, 0, [PROVIDERS[0], PROVIDERS[1]]);
+        for p in &PROVIDERS[..2] {
+            assert_eq!(record(&m, *p), (valid, REPUTATION_START + gain), "{price}");
+        }
+    }
+}
+
+/// Audit C4: a pair of providers confirming each other unit after unit. Each confirmation by
+/// the same co-replica earns less (10, 5, 3, 2, ...), so a closed pair cannot reach trusted
+/// weight; a co-replica new to it earns the full gain again.
+#[test]
+fn a_pair_of_providers_that_keep_confirming_each_other_gains_less_each_time() {
+    let mut m = Market::new(roomy(MarketParams::default()));
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, c] = PROVIDERS;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(4, 2))));
+    m.ok(vec![tx]);
+    let mut reputations = Vec::new();
+    for unit in 0..4 {
+        m.settle(0, unit, &[(a, truth(0, unit)), (b, truth(0, unit))]);
+        reputations.push(record(&m, a).1 - REPUTATION_START);
+    }
+    assert_eq!(reputations, [10, 15, 18, 20]);
+    assert_eq!(record(&m, a).0, 4, "every confirmation is still progress");
+    // A third provider joins; b is busy, so a and c share the next unit.
+    let mut txs = m.join(c, 8, Amount::from_exo(1)).to_vec();
+    txs.push(m.tx(b, Action::CancelOffer { offer: 1 }));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 1, [a, c]);
+    assert_eq!(record(&m, a).1 - REPUTATION_START, 30);
+}
+
+/// What stands above the starting reputation halves every `reputation_half_life_secs` of
+/// block time, however many blocks pass in it: a provider trusted on an old record loses its
+/// weight when it stops working, and a new unit of its needs a second replica again.
+#[test]
+fn reputation_above_the_start_decays_with_block_time_not_blocks() {
+    let mut m = Market::new(with_market(MarketParams {
+        reputation_half_life_secs: 1_000,
+        trusted_reputation: REPUTATION_START + 6,
+        trusted_min_valid: 1,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let [a, b, _] = PROVIDERS;
+    agree_on_a_job(&mut m, REQUESTER, 0, [a, b]);
+    assert_eq!(record(&m, a), (1, REPUTATION_START + 10));
+    // Many blocks in little time change nothing that matters: still trusted, a trust-2 unit
+    // starts on one replica.
+    for _ in 0..50 {
+        m.ok(vec![]);
+    }
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(1, 0).replicas.len(), 1);
+    let holder = m.holders(1, 0)[0];
+    m.settle(1, 0, &[(holder, truth(1, 0))]);
+    assert_eq!(m.unit(1, 0).state, UnitState::Accepted);
+    // One half-life of idle time: 10 above the start become 5, below the trusted 6.
+    m.chain.pass_secs(1_000);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(m.unit(2, 0).replicas.len(), 2, "nobody is trusted any more");
+}
+
+/// Audit C4: two trusted Sybils started together placed both replicas of a trust-3 or
+/// trust-4 unit and decided it alone. Providers first matched in the same block get no trusted bonus on a
+/// unit they share: the unit needs a replica from outside them (two first matched apart
+/// still reach trust 4 alone: `units_of_two_trusted_replicas_are_still_audited`).
+#[test]
+fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
+    let mut m = Market::new(with_market(MarketParams {
+        trusted_reputation: 0,
+        trusted_min_valid: 0,
+        audit_ppm: 1,
+        ..veterans().market
+    }));
+    let [a, b, outsider] = PROVIDERS;
+    let publish = m.publish(Amount::ZERO);
+    m.ok(vec![publish]);
+    // The pair starts together, on a trust-4 unit of job 0 that they cannot decide alone.
+    let mut txs = m.join(a, 8, Amount::from_exo(1)).to_vec();
+    txs.extend(m.join(b, 8, Amount::from_exo(1)));
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4)))));
+    m.ok(txs);
+    let mut pair = m.holders(0, 0);
+    pair.sort_unstable();
+    assert_eq!(pair, [a, b]);
+    // An outsider asking more joins; job 1 at trust 3 goes to the cheaper pair first (weight 4
+    // without the cap), and takes the outsider too.
+    let mut txs = m
+        .join(outsider, 8, Amount(Amount::from_exo(1).0 * 3 / 2))
+        .to_vec();
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 3)))));
+    m.ok(txs);
+    let holders = m.holders(1, 0);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    assert!(holders.contains(&outsider));
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(1, 0))).collect();
+    m.settle(1, 0, &results);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
+    // At trust 4 the pair's weight 2 asks for two more replicas as if each weighed 1; the
+    // trusted outsider reaches 4 alone, and the unit stops seeking the other.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 4))));
+    m.ok(vec![tx]);
+    let holders = m.holders(2, 0);
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    assert!(!m.unit(2, 0).sought);
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(2, 0))).collect();
+    m.settle(2, 0, &results);
+    assert_eq!(m.unit(2, 0).accepted, Some(truth(2, 0)));
+}
+
+/// Audit H7: a dispute's deciding replica was dealt after the results were public, to
+/// anyone, and a fresh identity of the liar's sided with it at no cost to a record it did not
+/// have. Once a provider past probation is on the book, a newcomer never gets it, even when
+/// it is the only provider free; it decides once it has a confirmed result of its own.
+#[test]
+fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
+    let mut m = Market::new(Params::default());
+    let [honest, liar, newcomer] = PROVIDERS;
+    // The honest provider and the liar end their probation together on job 0.
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(honest, 8, Amount::from_exo(1)));
+    txs.extend(m.join(liar, 8, Amount::from_exo(1)));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 0, [honest, liar]);
+    // The newcomer joins; job 1 goes to the older offers, and the liar lies.
+    let mut txs = m.join(newcomer, 8, Amount::from_exo(1)).to_vec();
+    txs.push(m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2)))));
+    m.ok(txs);
+    let mut holders = m.holders(1, 0);
+    holders.sort_unstable();
+    assert_eq!(holders, [honest, liar]);
+    let commits = vec![
+        m.commit(honest, truth(1, 0), 1, 0),
+        m.commit(liar, LIE, 1, 0),
+    ];
+    m.ok(commits);
+    m.draw_audits();
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    let unit = m.unit(1, 0);
+    assert!(unit.sought, "a decider is sought");
+    assert_eq!(unit.replicas.len(), 2, "no newcomer decides");
+    // The newcomer asks less than the others, so it takes the next new unit; it and its
+    // co-replica settle it honestly (the liar too, biding its time) and it ends probation.
+    let offer = m.provider_id(newcomer);
+    let cancel = m.tx(newcomer, Action::CancelOffer { offer });
+    let cheaper = m.tx(
+        newcomer,
+        Action::PostOffer {
+            slots: 8,
+            price_per_unit: Amount(Amount::from_exo(1).0 / 2),
+            expiry_secs: 10_000,
+        },
+    );
+    m.ok(vec![cancel, cheaper]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(2, 0);
+    assert!(holders.contains(&newcomer), "{holders:?}");
+    let results: Vec<(u64, (Hash32, u64))> = holders.iter().map(|p| (*p, truth(2, 0))).collect();
+    m.settle(2, 0, &results);
+    assert_eq!(record(&m, newcomer).0, 1);
+    m.ok(vec![]);
+    let mut holders = m.holders(1, 0);
+    assert_eq!(holders.pop(), Some(newcomer));
+    m.decide(1, 0, truth(1, 0), &[(honest, truth(1, 0)), (liar, LIE)]);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
+    assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+}
+
+#[test]
+fn reputation_parameters_that_could_break_a_bound_are_refused_at_genesis() {
+    for market in [
+        MarketParams {
+            reputation_full_value: Amount::ZERO,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            reputation_half_life_secs: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            self_dealing_window_secs: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            self_dealing_window_secs: exo_ledger::modules::market::MAX_WINDOW_SECS + 1,
+            ..MarketParams::default()
+        },
+    ] {
+        assert!(
+            matches!(
+                market.validate(),
+                Err(exo_ledger::modules::market::ParamsError::Reputation { .. })
+            ),
+            "{market:?}"
+        );
+    }
+}
+
+/// Audit H7: a dispute's deciding replica was dealt after the results were revealed, so it
+/// could copy one instead of computing. The seals committed with the results show the
+/// dispute while every result is still sealed: reveals stay closed until the deciding
+/// replica committed too.
+#[test]
+fn a_disputes_deciding_replica_commits_before_any_result_of_the_unit_is_revealed() {
+    let mut m = Market::new(veterans());
+    m.setup(&PROVIDERS);
+    let (honest, liar, _) = m.one_against_one();
+    let tx = m.reveal(honest, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "reveal_not_open");
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 3, "the decider, dealt blind");
+    assert!(unit.replicas.iter().all(|r| r.reveal.is_none()));
+    let decider = m.decide(0, 0, truth(0, 0), &[(honest, truth(0, 0)), (liar, LIE)]);
+    assert!(decider != honest && decider != liar);
+    assert_eq!(m.unit(0, 0).accepted, Some(truth(0, 0)));
+    assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+    m.accounts_add_up(0);
+}
+
+/// A decider that copies the seal it sees on chain instead of computing agrees on paper,
+/// but cannot open its commitment without the result itself: its reveal is refused, and once
+/// the reveal window closes it is punished like a wrong result, and its copy decided nothing.
+#[test]
+fn a_decider_copying_a_seal_cannot_reveal_and_pays_like_a_liar() {
+    let mut m = Market::new(with_market(MarketParams {
+        reveal_window_secs: 3,
+        ..veterans().market
+    }));
+    m.setup(&PROVIDERS);
+    let (honest, liar, _) = m.one_against_one();
+    let copier = m.holders(0, 0)[2];
+    let unit = m.unit(0, 0);
+    let mut commit = m.commit_entry(copier, ([0; 32], 0), 0, 0);
+    commit.seal = unit.replicas[1].seal.expect("the liar's seal");
+    let tx = m.tx(copier, Action::CommitResults(vec![commit]));
+    m.ok(vec![tx]);
+    // Two seals against one: the reveals open.
+    assert!(m.unit(0, 0).reveal_deadline.is_some());
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
+    let guess = m.reveal(copier, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![guess])[0]), "commitment_mismatch");
+    for _ in 0..4 {
+        m.ok(vec![]);
+    }
+    let copier_record = m.provider(m.provider_id(copier));
+    assert!(copier_record.bond < Amount::from_exo(100));
+    assert_eq!(copier_record.missed, 1);
+    // The lie is not accepted on the copier's word, and nobody honest paid for it.
+    assert_ne!(m.unit(0, 0).accepted, Some(LIE));
+    assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+}
+
+/// A reveal must match the seal committed with it, as well as the commitment: a provider
+/// cannot seal one result (to side with a majority) and reveal another.
+#[test]
+fn a_reveal_that_does_not_match_its_seal_is_refused() {
+    let mut m = Market::new(Params::default());
+    m.setup(&PROVIDERS[..2]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let [a, b] = [m.holders(0, 0)[0], m.holders(0, 0)[1]];
+    let mut sealed_other = m.commit_entry(b, truth(0, 0), 0, 0);
+    sealed_other.seal = result_seal(&LIE.0, LIE.1, 0, 0);
+    let mut other = m.commit_entry(a, truth(0, 0), 0, 0);
+    other.seal = sealed_other.seal;
+    let txs = vec![
+        m.tx(a, Action::CommitResults(vec![other])),
+        m.tx(b, Action::CommitResults(vec![sealed_other])),
+    ];
+    m.ok(txs);
+    m.draw_audits();
+    assert!(m.unit(0, 0).reveal_deadline.is_some(), "the seals agree");
+    let tx = m.reveal(a, truth(0, 0), 0, 0);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "commitment_mismatch");
+}
+
 /// The commit window of the audit-lapse tests, in seconds.
 const LAPSE_WINDOW: u64 = 60;
 
@@ -2375,4 +2821,97 @@ fn an_audit_taken_and_never_committed_lapses_a_window_after_the_takers_deadline(
         deadline + LAPSE_WINDOW + 2,
     );
     assert_eq!(m.unit(0, 0).replicas[2].status, ReplicaStatus::NoShow);
+}
+
+/// Commits and reveals every replica `providers` hold as a worker would, the liar committing
+/// [`LIE`], for at most `blocks` blocks or until job 0 is done.
+fn work_until_done(m: &mut Market, providers: &[u64], liar: u64, blocks: usize) {
+    for _ in 0..blocks {
+        if m.job(0).state == JobState::Done {
+            return;
+        }
+        let mut txs = Vec::new();
+        for p in providers {
+            for (job, unit, replica) in m.work(m.provider_id(*p)) {
+                let record = m.unit(job, unit);
+                let Some(r) = record.replicas.iter().find(|r| r.index == replica) else {
+                    continue;
+                };
+                let result = if *p == liar { LIE } else { truth(job, unit) };
+                if r.status == ReplicaStatus::Assigned {
+                    txs.push(m.commit(*p, result, job, unit));
+                } else if r.status == ReplicaStatus::Committed && record.reveal_deadline.is_some() {
+                    txs.push(m.reveal(*p, result, job, unit));
+                }
+            }
+        }
+        m.ok(txs);
+    }
+}
+
+/// The market the first attempt at keeping newcomers from deciding disputes deadlocked (docs/
+/// security.md): every provider new, a liar asking the lowest price so that it holds a replica
+/// of every unit it can, so that honest newcomers never share a unit. With nobody past
+/// probation on the book, deciding replicas go to anyone until the first provider ends its
+/// probation. Every unit ends with the true result, and only the liar pays.
+#[test]
+fn a_market_of_newcomers_beside_a_liar_still_decides_every_unit() {
+    let mut m = Market::new(Params::default());
+    let [a, b, liar] = PROVIDERS;
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(a, 8, Amount::from_exo(1)));
+    txs.extend(m.join(b, 8, Amount::from_exo(1)));
+    txs.extend(m.join(liar, 8, Amount(Amount::from_exo(1).0 / 2)));
+    m.ok(txs);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(6, 2))));
+    m.ok(vec![tx]);
+    work_until_done(&mut m, &PROVIDERS, liar, 200);
+    let job = m.job(0);
+    assert_eq!((job.state, job.accepted), (JobState::Done, 6), "{job:?}");
+    for unit in 0..6 {
+        assert_eq!(
+            m.unit(0, unit).accepted,
+            Some(truth(0, unit)),
+            "unit {unit}"
+        );
+    }
+    assert!(m.provider(m.provider_id(liar)).invalid >= 1);
+    for p in [a, b] {
+        assert_eq!(m.provider(m.provider_id(p)).invalid, 0, "{p}");
+    }
+    m.accounts_add_up(0);
+}
+
+/// A dispute that no provider is left to decide does not hold its replicas for good: when the
+/// requester cancels (or the job's wait window ends), the reveals open, the unit fails without
+/// a verdict, nobody is punished, and the escrow comes back.
+#[test]
+fn cancelling_a_job_whose_dispute_awaits_its_decider_opens_the_reveals_and_punishes_nobody() {
+    let mut m = Market::new(with_market(MarketParams {
+        audit_ppm: 1,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS[..2]);
+    let (honest, liar, ids) = m.one_against_one();
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert_eq!(m.unit(0, 0).replicas.len(), 2, "nobody is left to decide");
+    let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    assert!(m.unit(0, 0).reveal_deadline.is_some());
+    let reveals = vec![
+        m.reveal(honest, truth(0, 0), 0, 0),
+        m.reveal(liar, LIE, 0, 0),
+    ];
+    m.ok(reveals);
+    assert_eq!(m.unit(0, 0).state, UnitState::Failed);
+    for id in ids {
+        let p = m.provider(id);
+        assert_eq!((p.invalid, p.bond), (0, Amount::from_exo(100)), "{p:?}");
+    }
+    let job = m.job(0);
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    m.accounts_add_up(0);
 }

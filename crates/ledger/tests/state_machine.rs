@@ -29,7 +29,7 @@ use exo_ledger::{
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    UnsignedTx, address_to_hex, result_commitment,
+    UnsignedTx, address_to_hex, result_commitment, result_seal,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -380,6 +380,7 @@ impl Machine {
                             unit,
                             replica,
                             commitment: result_commitment(&digest, fuel, &salt, &addr(who)),
+                            seal: result_seal(&digest, fuel, job, unit),
                         }
                     })
                     .into_iter()

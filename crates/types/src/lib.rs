@@ -21,7 +21,7 @@ pub use exo_market;
 pub use market::{
     Hash32, InputRef, JobSpec, MAX_APP_NAME_LEN, MAX_INPUT_NAME_LEN, MAX_JOB_INPUTS, MAX_JOB_UNITS,
     MAX_RESULTS_PER_TX, MAX_TRUST, MAX_UNIT_ARGS_LEN, ResultCommit, ResultReveal,
-    result_commitment,
+    result_commitment, result_seal,
 };
 pub use tx::{
     Action, Address, ChainId, MAX_CHAIN_ID_LEN, MAX_NOMINATION_TARGETS, MAX_P2P_ADDRESS_LEN,

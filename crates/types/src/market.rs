@@ -54,13 +54,16 @@ pub struct JobSpec {
     pub trust: u8,
 }
 
-/// A sealed result: `commitment = sha256(digest, fuel, salt, provider)`.
+/// A sealed result: `commitment = sha256(digest, fuel, salt, provider)`, and the result's
+/// seal ([`result_seal`]), which the ledger compares across the unit's replicas before any of
+/// them reveals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResultCommit {
     pub job: u64,
     pub unit: u32,
     pub replica: u32,
     pub commitment: Hash32,
+    pub seal: Hash32,
 }
 
 /// The opening of a commitment.
@@ -158,11 +161,12 @@ impl Write for ResultCommit {
         self.unit.write(buf);
         self.replica.write(buf);
         self.commitment.write(buf);
+        self.seal.write(buf);
     }
 }
 impl EncodeSize for ResultCommit {
     fn encode_size(&self) -> usize {
-        8 + 4 + 4 + 32
+        8 + 4 + 4 + 32 + 32
     }
 }
 impl Read for ResultCommit {
@@ -173,6 +177,7 @@ impl Read for ResultCommit {
             unit: u32::read(buf)?,
             replica: u32::read(buf)?,
             commitment: Hash32::read(buf)?,
+            seal: Hash32::read(buf)?,
         })
     }
 }
@@ -226,6 +231,32 @@ pub fn result_commitment(
     out
 }
 
+/// The seal of a unit's result, committed beside the commitment: equal for replicas that
+/// agree on (digest, fuel), and the same for every "could not finish" report of the unit
+/// whatever its reason and fuel (reports are not results; the reveal tells them apart). The
+/// ledger compares seals once every replica committed, so a dispute is found, and its deciding
+/// replicas commit, while every result of the unit is still sealed. A seal reveals the result
+/// only to someone who can guess both its digest and its exact fuel.
+///
+/// `seal = sha256("exo result seal v1", digest, fuel, job, unit)` for a result,
+/// `sha256("exo report seal v1", job, unit)` for a report.
+pub fn result_seal(digest: &Hash32, fuel: u64, job: u64, unit: u32) -> Hash32 {
+    let mut bytes = Vec::with_capacity(18 + 32 + 8 + 8 + 4);
+    if crate::Unfinished::of_digest(digest).is_some() {
+        bytes.extend_from_slice(b"exo report seal v1");
+    } else {
+        bytes.extend_from_slice(b"exo result seal v1");
+        bytes.extend_from_slice(digest);
+        bytes.extend_from_slice(&fuel.to_be_bytes());
+    }
+    bytes.extend_from_slice(&job.to_be_bytes());
+    bytes.extend_from_slice(&unit.to_be_bytes());
+    let hash = crate::hash_bytes(&bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hash.as_ref());
+    out
+}
+
 /// Reads a bounded app name or version.
 pub(crate) fn read_app_text(buf: &mut impl Buf) -> Result<String, Error> {
     read_bounded_string(buf, MAX_APP_NAME_LEN)
@@ -234,4 +265,32 @@ pub(crate) fn read_app_text(buf: &mut impl Buf) -> Result<String, Error> {
 /// Reads a resource description.
 pub(crate) fn read_resources(buf: &mut impl Buf) -> Result<Resources, Error> {
     Resources::read(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Unfinished;
+
+    /// Seals are compared by the ledger and made by every worker: their bytes are frozen.
+    #[test]
+    fn seals_agree_exactly_when_results_do_and_every_report_of_a_unit_seals_alike() {
+        let seal = result_seal(&[1; 32], 900, 5, 6);
+        assert_eq!(
+            hex::encode(seal),
+            include_str!("../tests/golden/result_seal.hex").trim()
+        );
+        assert_ne!(seal, result_seal(&[1; 32], 901, 5, 6), "fuel");
+        assert_ne!(seal, result_seal(&[2; 32], 900, 5, 6), "digest");
+        assert_ne!(seal, result_seal(&[1; 32], 900, 4, 6), "job");
+        assert_ne!(seal, result_seal(&[1; 32], 900, 5, 7), "unit");
+        let report = result_seal(&Unfinished::Timeout.digest(), 10, 5, 6);
+        assert_eq!(
+            report,
+            result_seal(&Unfinished::ALL[0].digest(), 99, 5, 6),
+            "any reason, any fuel"
+        );
+        assert_ne!(report, result_seal(&Unfinished::Timeout.digest(), 10, 5, 7));
+        assert_ne!(report, seal);
+    }
 }

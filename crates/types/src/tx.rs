@@ -589,6 +589,7 @@ mod tests {
                 unit: 6,
                 replica: 1,
                 commitment: [8; 32],
+                seal: [10; 32],
             }]),
         }
         .sign(&key(2));

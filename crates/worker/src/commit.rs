@@ -1,6 +1,6 @@
 //! What a replica commits to and reveals, and how a misbehaving worker lies about it.
 
-use exo_types::{Address, Hash32, ResultCommit, ResultReveal, result_commitment};
+use exo_types::{Address, Hash32, ResultCommit, ResultReveal, result_commitment, result_seal};
 use serde::{Deserialize, Serialize};
 
 /// How a worker misbehaves, for simulations and end-to-end tests of proof of task. An honest
@@ -108,6 +108,7 @@ impl Sealed {
             unit: self.unit,
             replica: self.replica,
             commitment: self.commitment(provider),
+            seal: result_seal(&self.digest, self.fuel, self.job, self.unit),
         }
     }
 
@@ -170,6 +171,8 @@ mod tests {
             result_commitment(&r.digest, r.fuel, &r.salt, &provider),
             c.commitment
         );
+        // And the seal it compared before any reveal.
+        assert_eq!(result_seal(&r.digest, r.fuel, r.job, r.unit), c.seal);
         // Another provider cannot reuse the commitment; any field changes it.
         assert_ne!(sealed.commitment(&other), c.commitment);
         for changed in [

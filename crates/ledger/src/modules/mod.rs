@@ -58,7 +58,8 @@ impl Module for Bank {
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
         match action {
             Action::Transfer { to, amount } => {
-                Ok(bank::transfer(ctx.cache, sender, to, *amount)?.map_err(Rejection::Bank))
+                let now_secs = ctx.env.time_ms / 1_000;
+                Ok(bank::fund(ctx.cache, sender, to, *amount, now_secs)?.map_err(Rejection::Bank))
             }
             _ => Err(Fault::Invariant(format!("{} routed to the bank", action.name())).into()),
         }

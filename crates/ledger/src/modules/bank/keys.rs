@@ -13,6 +13,9 @@ pub enum Table {
     Pot = 1,
     /// The supply (one record).
     Supply = 2,
+    /// Who first funded an account by transfer, and when (a [`super::Funding`]), by address:
+    /// written once per account, never grown.
+    Funding = 3,
 }
 
 pub fn account_key(address: &Address) -> Key {
@@ -25,4 +28,8 @@ pub fn pot_key(pot: Pot) -> Key {
 
 pub fn supply_key() -> Key {
     keys::key_u64(Namespace::Bank, Table::Supply as u8, 0)
+}
+
+pub fn funding_key(address: &Address) -> Key {
+    keys::key(Namespace::Bank, Table::Funding as u8, address.as_ref())
 }

@@ -13,8 +13,8 @@
 mod keys;
 mod records;
 
-pub use keys::{Table, account_key, pot_key, supply_key};
-pub use records::{Account, Pot, PotBalance, Supply};
+pub use keys::{Table, account_key, funding_key, pot_key, supply_key};
+pub use records::{Account, Funding, Pot, PotBalance, Supply};
 
 use crate::state::{
     Fault, Halt, Missing, Namespace, StateCache, decode, keys::in_table, load, store,
@@ -108,6 +108,34 @@ pub fn transfer(
     }
     credit(cache, to, amount)?;
     Ok(Ok(()))
+}
+
+/// A transfer between accounts: moves `amount` like [`transfer`], and records `from` as the
+/// funder of `to` if nobody funded `to` by transfer before ([`Funding`]). One record per
+/// account, written once: the table grows only with the accounts themselves.
+pub fn fund(
+    cache: &mut StateCache,
+    from: &Address,
+    to: &Address,
+    amount: Amount,
+    now_secs: u64,
+) -> Result<Result<(), Refusal>, Halt> {
+    if let Err(refusal) = transfer(cache, from, to, amount)? {
+        return Ok(Err(refusal));
+    }
+    if from != to && funding(cache, to)?.is_none() {
+        let record = Funding {
+            funder: from.clone(),
+            at_secs: now_secs,
+        };
+        store(cache, funding_key(to), &record)?;
+    }
+    Ok(Ok(()))
+}
+
+/// Who first funded `address` by transfer, if anyone did.
+pub fn funding(cache: &StateCache, address: &Address) -> Result<Option<Funding>, Halt> {
+    load(cache, &funding_key(address))
 }
 
 /// Moves `amount` from `from`'s balance into `pot`.

@@ -3,7 +3,7 @@
 use crate::state::Record;
 use bytes::Bytes;
 use commonware_codec::{Error, ReadExt, Write};
-use exo_types::Amount;
+use exo_types::{Address, Amount};
 use std::fmt;
 
 /// An account's balance and the nonce its next transaction must carry.
@@ -110,6 +110,30 @@ impl Record for Supply {
         Ok(Self {
             total: Amount::read(buf)?,
             burnt: Amount::read(buf)?,
+        })
+    }
+}
+
+/// Who first funded an account by a transfer, and at which second of block time. Other
+/// modules read it to tell accounts that share a source of funds (the market refuses
+/// reputation for work whose requester and provider share one); the bank only records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Funding {
+    pub funder: Address,
+    pub at_secs: u64,
+}
+
+impl Record for Funding {
+    const WHAT: &'static str = "funding";
+    const MAX_BYTES: usize = 40;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.funder.write(out);
+        self.at_secs.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            funder: Address::read(buf)?,
+            at_secs: u64::read(buf)?,
         })
     }
 }

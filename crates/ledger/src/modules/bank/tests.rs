@@ -212,3 +212,32 @@ fn a_pot_that_disagrees_with_its_module_is_a_fault() {
         "{f}"
     );
 }
+
+#[test]
+fn an_account_remembers_only_its_first_funder_and_a_refused_transfer_funds_nobody() {
+    let mut cache = funded(&[(1, 1_000), (2, 1_000), (3, 0)]);
+    let funder = |cache: &mut StateCache| with(cache, |c| funding(c, &addr(3))).unwrap();
+    assert_eq!(funder(&mut cache), None, "genesis funds nobody by transfer");
+    // A transfer the sender cannot cover moves nothing and records nothing.
+    let refused = with(&mut cache, |c| fund(c, &addr(3), &addr(1), Amount(5), 10)).unwrap();
+    assert!(refused.is_err());
+    assert_eq!(with(&mut cache, |c| funding(c, &addr(1))).unwrap(), None);
+    for (from, at_secs) in [(1, 100), (2, 200), (1, 300)] {
+        let sent = with(&mut cache, |c| {
+            fund(c, &addr(from), &addr(3), Amount(10), at_secs)
+        });
+        assert_eq!(sent.unwrap(), Ok(()));
+    }
+    assert_eq!(
+        funder(&mut cache),
+        Some(Funding {
+            funder: addr(1),
+            at_secs: 100
+        })
+    );
+    // Sending to oneself funds nothing.
+    let own = with(&mut cache, |c| fund(c, &addr(2), &addr(2), Amount(1), 400)).unwrap();
+    assert_eq!(own, Ok(()));
+    assert_eq!(with(&mut cache, |c| funding(c, &addr(2))).unwrap(), None);
+    with(&mut cache, |c| check_conservation(c)).unwrap();
+}

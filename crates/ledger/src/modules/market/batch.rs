@@ -1,4 +1,4 @@
-//! The batch match at the end of every block: waiting units against the book, in three
+//! The batch match at the end of every block: waiting units against the book, in four
 //! passes, with checking replicas dealt at random from the block seed.
 
 use super::{
@@ -11,6 +11,7 @@ use super::{
         AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
         ReplicaStatus, Unit, UnitState, WaitReason, WaitingUnit,
     },
+    reputation::{Member, current_reputation, deciding_weight},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
@@ -40,18 +41,57 @@ pub(super) fn hash32(bytes: &[u8]) -> Hash32 {
     out
 }
 
-/// The passes of a block's batch match, in order.
+/// The passes of a block's batch match, in order. The discriminants seed the dealing of checks
+/// ([`Market::deal_checks`]) and are frozen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
-    /// Trusted providers only: every waiting replica; a new unit asks for `ceil(trust / 2)`.
+    /// Trusted providers past probation only: every waiting replica; a new unit asks for
+    /// `ceil(trust / 2)`.
     Trusted = 0,
-    /// Every provider: replicas still sought for running units (a check, a replacement, an
-    /// audit, a dispute's next replica). A newcomer may take `probation_slots` of them in a
-    /// batch whatever it already holds, so that newcomers who each hold a replica can still
-    /// check each other's units.
+    /// Providers past probation: the replicas that decide a contested unit
+    /// ([`WaitingUnit::deciding`]). A newcomer's identity costs only its bond, so it never
+    /// decides a dispute, except in a market with no provider past probation at all.
+    Deciding = 3,
+    /// Every provider: the other replicas still sought for running units (a check, a
+    /// replacement, an audit). A newcomer may take `probation_slots` of them in a batch
+    /// whatever it already holds, so that newcomers who each hold a replica can still check
+    /// each other's units.
     Running = 1,
     /// Every provider within its probation: a new unit asks for `trust` replicas.
     Everyone = 2,
+}
+
+impl Pass {
+    /// Whether this pass places the replicas `w` still needs. In a `bootstrap` batch (no
+    /// provider past probation on the book) deciding replicas go with the other replicas of
+    /// running units: nobody could take them otherwise.
+    fn serves(self, w: &WaitingUnit, bootstrap: bool) -> bool {
+        let deciding = w.deciding && !bootstrap;
+        match self {
+            Self::Trusted => true,
+            Self::Deciding => w.started && deciding,
+            Self::Running => w.started && !deciding,
+            Self::Everyone => !w.started,
+        }
+    }
+
+    /// Whether a provider may take work in this pass: `trusted` (weight 2) and `veteran`
+    /// (past probation).
+    fn admits(self, trusted: bool, veteran: bool) -> bool {
+        match self {
+            Self::Trusted => trusted && veteran,
+            Self::Deciding => veteran,
+            Self::Running | Self::Everyone => true,
+        }
+    }
+}
+
+/// A provider's offer as the batch match sees it: the offer with the provider's current
+/// reputation, whether the provider is trusted, and whether it is past probation.
+struct Live {
+    offer: Offer,
+    trusted: bool,
+    veteran: bool,
 }
 
 /// Keeps the assignments of the first units (in the matcher's order) that fit `budget`, whole
@@ -101,10 +141,11 @@ fn defer_past(outcome: &mut exo_market::MatchOutcome, budget: usize) {
 impl Market<'_> {
     /// The batch match of every open job's waiting units against the book.
     ///
-    /// Three passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// Four passes (see [`Pass`]), so that a unit starts with the replicas its trust level
     /// needs in one batch and never holds a slot while it waits for its check (a market whose
-    /// slots all held such units would stall): trusted providers first, then replicas still
-    /// sought for running units from anyone, then new units from anyone within probation.
+    /// slots all held such units would stall): trusted providers first, then the replicas
+    /// that decide units from providers past probation, then the other replicas still sought
+    /// for running units from anyone, then new units from anyone within probation.
     pub(super) fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         let open = Self::id_list(cache, open_jobs_key())?;
         let mut book = Self::id_list(cache, book_key())?;
@@ -148,38 +189,50 @@ impl Market<'_> {
         // below the minimum, gets no work. A provider on probation (fewer confirmed results
         // than `probation_results`) starts at most `probation_slots` open replicas.
         cache.require(offers.iter().map(|o| provider_key(o.provider.0)))?;
-        let mut live: Vec<(Offer, bool)> = Vec::with_capacity(offers.len());
+        let mut live: Vec<Live> = Vec::with_capacity(offers.len());
         // Each newcomer's room for new units.
         let mut probation: Vec<(u64, u32)> = Vec::new();
+        let now = self.now_secs();
         for mut offer in offers {
             let provider = Self::provider(cache, offer.provider.0)?;
-            offer.reputation = provider.reputation;
+            offer.reputation = current_reputation(self.params, &provider, now);
+            let veteran = provider.valid >= self.params.probation_results;
             if provider.retired
                 || provider.bond < self.params.min_provider_bond
-                || provider.reputation < self.params.min_match_reputation
+                || offer.reputation < self.params.min_match_reputation
             {
                 // Shown with no free slot, so that it still leaves the book when it expires.
                 offer.slots = 0;
-                live.push((offer, false));
+                live.push(Live {
+                    offer,
+                    trusted: false,
+                    veteran,
+                });
                 continue;
             }
-            if provider.valid < self.params.probation_results
-                && !probation.iter().any(|(p, _)| *p == provider.id)
-            {
+            if !veteran && !probation.iter().any(|(p, _)| *p == provider.id) {
                 let room = self.params.probation_slots.saturating_sub(provider.active);
                 probation.push((provider.id, room));
             }
-            live.push((offer, self.weight(&provider) >= 2));
+            live.push(Live {
+                offer,
+                trusted: self.weight(&provider) >= 2,
+                veteran,
+            });
         }
+        // A market with no provider past probation on its book (a fresh devnet) could never
+        // decide a dispute if only such providers may: until its first provider ends
+        // probation, deciding replicas go to anyone, like the other replicas of running units.
+        let bootstrap = !live.iter().any(|l| l.veteran && l.offer.slots > 0);
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
-        for pass in [Pass::Trusted, Pass::Running, Pass::Everyone] {
+        for pass in [Pass::Trusted, Pass::Deciding, Pass::Running, Pass::Everyone] {
             // A newcomer's room: for new units, what probation leaves it; for running units'
             // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
             // on a verdict can still check), but no more (one liar must not take every
             // dispute's next replica at once).
             let mut room: Vec<(u64, u32)> = match pass {
-                Pass::Trusted => Vec::new(),
+                Pass::Trusted | Pass::Deciding => Vec::new(),
                 Pass::Running => probation
                     .iter()
                     .map(|(p, _)| (*p, self.params.probation_slots))
@@ -188,9 +241,10 @@ impl Market<'_> {
             };
             let offers: Vec<Offer> = live
                 .iter()
-                .filter(|(o, trusted)| pass != Pass::Trusted || (*trusted && o.slots > 0))
-                .map(|(o, _)| {
-                    let mut o = o.clone();
+                .filter(|l| pass.admits(l.trusted, l.veteran))
+                .filter(|l| pass == Pass::Everyone || l.offer.slots > 0)
+                .map(|l| {
+                    let mut o = l.offer.clone();
                     if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
                         o.slots = o.slots.min(*r);
                         *r -= o.slots;
@@ -210,17 +264,15 @@ impl Market<'_> {
                     let units: Vec<UnitDemand> = m
                         .waiting
                         .iter()
-                        .filter_map(|w| {
-                            let replicas = match (w.started, pass) {
-                                (true, _) => w.replicas.clone(),
-                                (false, Pass::Running) => return None,
-                                (false, _) => (0..first).collect(),
-                            };
-                            Some(UnitDemand {
-                                unit: w.unit,
-                                replicas,
-                                exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
-                            })
+                        .filter(|w| pass.serves(w, bootstrap))
+                        .map(|w| UnitDemand {
+                            unit: w.unit,
+                            replicas: if w.started {
+                                w.replicas.clone()
+                            } else {
+                                (0..first).collect()
+                            },
+                            exclude: w.exclude.iter().map(|p| ProviderId(*p)).collect(),
                         })
                         .collect();
                     (!units.is_empty()).then(|| Demand {
@@ -274,8 +326,8 @@ impl Market<'_> {
                     record.offer.slots = record.offer.slots.saturating_sub(fill.assigned);
                     store(cache, key, &record)?;
                 }
-                if let Some((offer, _)) = live.iter_mut().find(|(o, _)| o.id == fill.offer) {
-                    offer.slots = offer.slots.saturating_sub(fill.assigned);
+                if let Some(l) = live.iter_mut().find(|l| l.offer.id == fill.offer) {
+                    l.offer.slots = l.offer.slots.saturating_sub(fill.assigned);
                 }
                 if let Some((_, r)) = probation.iter_mut().find(|(p, _)| *p == fill.provider.0) {
                     *r = r.saturating_sub(fill.assigned);
@@ -435,8 +487,11 @@ impl Market<'_> {
                 })
                 .chain(std::iter::once(assignments_key(self.env.height))),
         )?;
-        // Units started by this pass, with the weight of the replicas they got.
-        let mut started: Vec<(u64, u32, u32)> = Vec::new();
+        // Units that got a replica in this pass and had one before.
+        let mut topped: Vec<(u64, u32)> = Vec::new();
+        // Units started by this pass, with the weight and first match of each provider they
+        // got.
+        let mut started: Vec<(u64, u32, Vec<Member>)> = Vec::new();
         for assignment in assignments {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == assignment.job.0) else {
                 continue;
@@ -444,7 +499,8 @@ impl Market<'_> {
             let job = &mut m.job;
             let mut provider = Self::provider(cache, assignment.provider.0)?;
             provider.active += 1;
-            let weight = self.weight(&provider);
+            provider.first_matched_height.get_or_insert(self.env.height);
+            let member = self.weight_and_cohort(&provider);
             store(cache, provider_key(provider.id), &provider)?;
             let mut unit = Self::unit(cache, job.id, assignment.unit)?.unwrap_or(Unit {
                 job: job.id,
@@ -457,7 +513,7 @@ impl Market<'_> {
                 audit: AuditDraw::Undrawn,
             });
             if unit.replicas.is_empty() {
-                started.push((job.id, assignment.unit, 0));
+                started.push((job.id, assignment.unit, Vec::new()));
                 job.running = job
                     .running
                     .checked_add(1)
@@ -467,7 +523,7 @@ impl Market<'_> {
                 .iter_mut()
                 .find(|(j, u, _)| *j == job.id && *u == assignment.unit)
             {
-                s.2 += weight;
+                s.2.push(member);
             }
             // A full second defers the deadline.
             let commit_deadline = self.add_deadline(
@@ -487,6 +543,7 @@ impl Market<'_> {
                 commitment: None,
                 reveal: None,
                 status: ReplicaStatus::Assigned,
+                seal: None,
             });
             Self::set_work(
                 cache,
@@ -517,10 +574,15 @@ impl Market<'_> {
                 .binary_search_by_key(&assignment.unit, |w| w.unit)
                 .is_ok();
             store(cache, unit_key(m.job.id, assignment.unit), &unit)?;
+            if !topped.contains(&(m.job.id, assignment.unit)) {
+                topped.push((m.job.id, assignment.unit));
+            }
         }
+        topped.retain(|(j, u)| !started.iter().any(|(sj, su, _)| sj == j && su == u));
+        self.stop_topping_up(cache, jobs, &topped)?;
         // What the started units got decides how many more they need: enough weight to reach
         // the trust level. Whether one is audited is drawn only once its replicas committed.
-        for (job_id, unit_index, weight) in started {
+        for (job_id, unit_index, members) in started {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == job_id) else {
                 continue;
             };
@@ -528,7 +590,7 @@ impl Market<'_> {
                 continue;
             };
             let trust = u32::from(m.job.trust);
-            let more = trust.saturating_sub(weight);
+            let more = trust.saturating_sub(deciding_weight(&members));
             if more == 0 {
                 continue;
             }
@@ -555,11 +617,59 @@ impl Market<'_> {
                         started: true,
                         replicas: (next..next + more).collect(),
                         exclude,
+                        deciding: false,
                     },
                 ),
             }
             unit.sought = true;
             store(cache, unit_key(job_id, unit_index), &unit)?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the replicas still sought for `units` (each got one in this pass and had
+    /// some before) when the weight of their open replicas reaches the trust level already: a
+    /// unit started on too little weight seeks `trust - weight` replicas as if each weighed 1,
+    /// and without this a trusted one among them would leave the unit waiting for replicas it
+    /// does not need, in a small market until its job's wait window ends. Only before the
+    /// unit's audit is drawn and while nothing decides it: an audit or a deciding replica is
+    /// never taken back.
+    fn stop_topping_up(
+        &self,
+        cache: &mut StateCache,
+        jobs: &mut [Matching],
+        units: &[(u64, u32)],
+    ) -> Result<(), Halt> {
+        for (job_id, unit_index) in units {
+            let Some(m) = jobs.iter_mut().find(|m| m.job.id == *job_id) else {
+                continue;
+            };
+            let Ok(at) = m.waiting.binary_search_by_key(unit_index, |w| w.unit) else {
+                continue;
+            };
+            let Some(mut unit) = Self::unit(cache, *job_id, *unit_index)? else {
+                continue;
+            };
+            if m.waiting[at].deciding || unit.audit != AuditDraw::Undrawn {
+                continue;
+            }
+            let open: Vec<u64> = unit
+                .replicas
+                .iter()
+                .filter(|r| r.status.holds_slot())
+                .map(|r| r.provider)
+                .collect();
+            cache.require(open.iter().map(|p| provider_key(*p)))?;
+            let mut members = Vec::with_capacity(open.len());
+            for provider in &open {
+                members.push(self.weight_and_cohort(&Self::provider(cache, *provider)?));
+            }
+            if deciding_weight(&members) < u32::from(m.job.trust) {
+                continue;
+            }
+            m.waiting.remove(at);
+            unit.sought = false;
+            store(cache, unit_key(*job_id, *unit_index), &unit)?;
         }
         Ok(())
     }

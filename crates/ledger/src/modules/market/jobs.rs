@@ -28,6 +28,7 @@ pub fn max_units_per_job() -> u32 {
         started: true,
         replicas: vec![u32::MAX; MAX_UNIT_REPLICAS],
         exclude: vec![u64::MAX; MAX_UNIT_REPLICAS],
+        deciding: true,
     };
     let per_unit = worst.to_bytes().len();
     // The list's own length prefix takes at most 9 bytes.
@@ -125,6 +126,7 @@ impl Market<'_> {
                 started: false,
                 replicas: vec![0],
                 exclude: Vec::new(),
+                deciding: false,
             })
             .collect();
         let mut job = Job {

@@ -52,6 +52,9 @@ pub enum Table {
     /// The last second whose deadlines were processed (one record, a
     /// [`super::records::DeadlineCursor`]).
     DeadlineCursor = 19,
+    /// The co-replicas that confirmed a provider's results most recently, by provider id (a
+    /// [`super::records::Partners`]).
+    Partners = 20,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -162,4 +165,8 @@ pub fn apps_key() -> Key {
 
 pub fn holdings_key(account: &Address) -> Key {
     keys::key(Namespace::Market, Table::Holdings as u8, account.as_ref())
+}
+
+pub fn partners_key(provider: u64) -> Key {
+    id(Table::Partners, provider)
 }

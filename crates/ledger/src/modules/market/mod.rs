@@ -19,9 +19,11 @@
 //!   `probation_results` confirmed results is on probation: it starts new units only while it
 //!   holds fewer than `probation_slots` open replicas, and takes at most `probation_slots`
 //!   replicas of running units per batch.
-//! - Replicas commit `sha256(digest, fuel, salt, provider)`; once every open replica of the
-//!   unit committed and its audit is drawn (and its audit replica, if any, committed too),
-//!   reveals open. Each entry of a commit or reveal batch is applied on its
+//! - Replicas commit `sha256(digest, fuel, salt, provider)` and a seal of the result
+//!   ([`exo_types::result_seal`]); once every open replica of the unit committed and its
+//!   audit is drawn (and its audit replica, if any, committed too), the seals are judged like
+//!   results: without a verdict a deciding replica is sought before anyone reveals, from
+//!   providers past probation only; with one, reveals open. Each entry of a commit or reveal batch is applied on its
 //!   own: a stale one (its replica was settled, replaced or already done) is skipped; a wrong
 //!   one (not the sender's, unknown, early, not opening its commitment) refuses the batch.
 //! - A unit is judged once no replica can still reveal (all revealed, or the reveal deadline
@@ -31,6 +33,10 @@
 //!   developer gets the royalty once, the proposer the protocol fee; replicas with another
 //!   result lose part of their bond (burnt) and reputation. Without a verdict the unit gets
 //!   another replica, up to `max_replicas`, then fails.
+//! - A confirmed result builds a record only when paid, by a requester not tied to the
+//!   provider's owner by a recent transfer, from confirmers not tied to it; the gain scales
+//!   with the value paid and shrinks with each repeat of the same co-replica, and reputation
+//!   above the start decays with block time (`reputation.rs`).
 //! - A replica that misses its commit or reveal deadline is a no-show: it loses a little bond
 //!   and reputation, and a replacement is sought from another provider.
 //! - A replica whose run ended on something its machine decides (a stack overflow, the wall

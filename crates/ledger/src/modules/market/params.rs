@@ -73,6 +73,17 @@ pub struct MarketParams {
     /// Contradicted "could not finish" reports a provider is excused in one window; past it
     /// each counts as a no-show. A report confirmed by the other replicas never counts.
     pub max_excuses_per_window: u32,
+    /// Seconds during which a transfer ties two accounts for reputation: work whose requester
+    /// funded the provider's owner (or was funded by it), or shares the funder that first
+    /// funded it, with that funding younger than this, is self-dealing and builds no record.
+    pub self_dealing_window_secs: u64,
+    /// What a provider must be paid for one confirmed result to earn its full reputation gain:
+    /// a result paid less earns that fraction of it, one paid nothing earns nothing.
+    #[serde(with = "base_units")]
+    pub reputation_full_value: Amount,
+    /// Seconds of block time in which a provider's reputation above the starting one halves:
+    /// a record is worth what its recent work says.
+    pub reputation_half_life_secs: u64,
 }
 
 impl Default for MarketParams {
@@ -104,6 +115,14 @@ impl Default for MarketParams {
             max_slots_per_provider: 1_024,
             excuse_window_secs: 86_400,
             max_excuses_per_window: 16,
+            // Thirty days: a Sybil funded for self-dealing waits a month before its work
+            // with its funder counts, and an unrelated customer of the same exchange is not
+            // held back longer.
+            self_dealing_window_secs: 30 * 86_400,
+            // One unit of 10^9 fuel at 1 EXO: the devnet's units earn the full gain.
+            reputation_full_value: Amount::from_exo(1),
+            // Thirty days: a trusted provider idle for about three weeks falls below 800.
+            reputation_half_life_secs: 30 * 86_400,
         }
     }
 }
@@ -144,6 +163,10 @@ pub enum ParamsError {
         "excuse_window_secs must be from commit_window_secs + reveal_window_secs to {max_window} seconds and max_excuses_per_window at most {max_excuses}"
     )]
     Excuses { max_window: u64, max_excuses: u32 },
+    #[error(
+        "self_dealing_window_secs and reputation_half_life_secs must be {min} to {max} seconds and reputation_full_value above 0"
+    )]
+    Reputation { min: u64, max: u64 },
     #[error(
         "audit_ppm and slash_wrong_bps must be above 0: with either at 0 a lie on a unit held alone is never caught or costs nothing when caught, so lying pays"
     )]
@@ -257,6 +280,18 @@ impl MarketParams {
                 max_excuses: MAX_EXCUSES_PER_WINDOW,
             });
         }
+        // A zero value would divide by zero; a window or half-life of zero would make every
+        // tie or record forgotten at once, and one past a year overflows nothing but serves
+        // no use.
+        if !window(self.self_dealing_window_secs)
+            || !window(self.reputation_half_life_secs)
+            || self.reputation_full_value == Amount::ZERO
+        {
+            return Err(ParamsError::Reputation {
+                min: MIN_WINDOW_SECS,
+                max: MAX_WINDOW_SECS,
+            });
+        }
         Ok(())
     }
 
@@ -286,6 +321,9 @@ impl MarketParams {
         self.max_slots_per_provider.write(out);
         self.excuse_window_secs.write(out);
         self.max_excuses_per_window.write(out);
+        self.self_dealing_window_secs.write(out);
+        self.reputation_full_value.write(out);
+        self.reputation_half_life_secs.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -315,6 +353,9 @@ impl MarketParams {
             max_slots_per_provider: u32::read(buf)?,
             excuse_window_secs: u64::read(buf)?,
             max_excuses_per_window: u32::read(buf)?,
+            self_dealing_window_secs: u64::read(buf)?,
+            reputation_full_value: Amount::read(buf)?,
+            reputation_half_life_secs: u64::read(buf)?,
         })
     }
 }

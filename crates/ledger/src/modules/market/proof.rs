@@ -2,19 +2,91 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{excuses_key, job_key, offer_key, provider_key, unit_key, work_key, work_slot_key},
-    records::{Job, JobState, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit},
+    keys::{
+        excuses_key, job_key, offer_key, partners_key, provider_key, unit_key, work_key,
+        work_slot_key,
+    },
+    records::{
+        Job, JobState, Provider, REVEAL_DEADLINE, ReplicaStatus, Unit, UnitState, WaitingUnit,
+    },
     refuse,
+    reputation::{Member, deciding_weight},
 };
 use crate::{
     exec::Rejection,
+    modules::bank,
     state::{Halt, StateCache, expect, load, store},
 };
-use exo_types::{Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment};
+use exo_types::{
+    Address, Hash32, ResultCommit, ResultReveal, Unfinished, result_commitment, result_seal,
+};
 
 /// Whether a revealed result is a "could not finish" report rather than a result.
 pub(super) fn is_report(reveal: Option<(Hash32, u64)>) -> bool {
     reveal.is_some_and(|(digest, _)| Unfinished::of_digest(&digest).is_some())
+}
+
+/// Whether `unit`'s replicas disagree already: two different seals among those that
+/// committed, or a result revealed.
+fn contested(unit: &Unit) -> bool {
+    let mut seals = unit
+        .replicas
+        .iter()
+        .filter(|r| matches!(r.status, ReplicaStatus::Committed | ReplicaStatus::Revealed))
+        .filter_map(|r| r.seal);
+    let first = seals.next();
+    let revealed = unit
+        .replicas
+        .iter()
+        .any(|r| r.status == ReplicaStatus::Revealed && !is_report(r.reveal));
+    revealed || seals.any(|s| Some(s) != first)
+}
+
+/// A unit's results grouped for its verdict, by first appearance so that the outcome depends
+/// on nothing but the unit's own record: each result (or seal) with its providers' (weight,
+/// first match), and the number of "could not finish" reports, which are no votes.
+struct Tally<K> {
+    groups: Vec<(K, Vec<Member>)>,
+    reports: usize,
+}
+
+impl<K: PartialEq + Copy> Tally<K> {
+    /// Groups `(key, is a report, member)` entries.
+    fn of(entries: impl IntoIterator<Item = (K, bool, Member)>) -> Self {
+        let mut tally = Self {
+            groups: Vec::new(),
+            reports: 0,
+        };
+        for (key, report, member) in entries {
+            if report {
+                tally.reports += 1;
+                continue;
+            }
+            match tally.groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(member),
+                None => tally.groups.push((key, vec![member])),
+            }
+        }
+        tally
+    }
+
+    /// The result accepted at `trust`, if any: unanimous results whose deciding weight reaches
+    /// it; or, when results disagree, the one held by at least `max(trust, 2)` replicas and by
+    /// more than any other (each replica counts 1).
+    fn winner(&self, trust: u32) -> Option<K> {
+        let quorum = trust.max(2) as usize;
+        match self.groups.as_slice() {
+            [] => None,
+            [(key, members)] => (deciding_weight(members) >= trust).then_some(*key),
+            groups => groups
+                .iter()
+                .find(|(_, members)| {
+                    let n = members.len();
+                    n >= quorum && groups.iter().filter(|(_, m)| m.len() >= n).count() == 1
+                })
+                .map(|(key, _)| *key),
+        }
+    }
 }
 
 impl Market<'_> {
@@ -73,6 +145,7 @@ impl Market<'_> {
                 continue;
             }
             replica.commitment = Some(commit.commitment);
+            replica.seal = Some(commit.seal);
             replica.status = ReplicaStatus::Committed;
             let offer = replica.offer;
             self.return_offer_slot(cache, offer)?;
@@ -117,6 +190,27 @@ impl Market<'_> {
             }
         }
         cache.require(touched)?;
+        // And what crediting a confirmation reads, for units with a second replica to confirm
+        // one: the funders of the jobs' requesters and of the providers' owners, and each
+        // provider's partners.
+        let mut ties = Vec::new();
+        for reveal in reveals {
+            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                continue;
+            };
+            if unit.replicas.len() < 2 {
+                continue;
+            }
+            if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
+                ties.push(bank::funding_key(&job.requester));
+            }
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                if let Some(p) = load::<Provider>(cache, &provider_key(r.provider))? {
+                    ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
+                }
+            }
+        }
+        cache.require(ties)?;
         for reveal in reveals {
             let (mut unit, at) = match Self::owned_replica(
                 cache,
@@ -148,7 +242,8 @@ impl Market<'_> {
                 });
             }
             let expected = result_commitment(&reveal.digest, reveal.fuel, &reveal.salt, sender);
-            if replica.commitment != Some(expected) {
+            let seal = result_seal(&reveal.digest, reveal.fuel, reveal.job, reveal.unit);
+            if replica.commitment != Some(expected) || replica.seal != Some(seal) {
                 return refuse(Refusal::CommitmentMismatch {
                     job: reveal.job,
                     unit: reveal.unit,
@@ -199,10 +294,8 @@ impl Market<'_> {
             .map(|r| r.provider)
             .collect();
         cache.require(providers.iter().map(|p| provider_key(*p)))?;
-        // Group the revealed results, by first appearance, so that the outcome depends on
-        // nothing but the unit's own record: (result, weight, replicas).
-        let mut groups: Vec<((Hash32, u64), u32, u32)> = Vec::new();
-        let mut reports = 0u32;
+        // Each revealed result (or report), keyed by what it revealed.
+        let mut revealed = Vec::new();
         for replica in unit
             .replicas
             .iter()
@@ -211,31 +304,15 @@ impl Market<'_> {
             let Some(result) = replica.reveal else {
                 continue;
             };
-            if is_report(replica.reveal) {
-                reports += 1;
-                continue;
-            }
-            let weight = self.weight(&Self::provider(cache, replica.provider)?);
-            match groups.iter_mut().find(|(r, _, _)| *r == result) {
-                Some((_, w, n)) => {
-                    *w += weight;
-                    *n += 1;
-                }
-                None => groups.push((result, weight, 1)),
-            }
+            let member = self.weight_and_cohort(&Self::provider(cache, replica.provider)?);
+            revealed.push((result, is_report(replica.reveal), member));
         }
+        let tally = Tally::of(revealed);
         let trust = u32::from(job.trust);
-        let quorum = trust.max(2);
-        let winner = match groups.as_slice() {
-            [] => None,
-            [(result, weight, _)] => (*weight >= trust).then_some(*result),
-            _ => groups
-                .iter()
-                .find(|(_, _, n)| {
-                    *n >= quorum && groups.iter().filter(|(_, _, m)| m >= n).count() == 1
-                })
-                .map(|(r, _, _)| *r),
-        };
+        let quorum = trust.max(2) as usize;
+        let winner = tally.winner(trust);
+        let groups = &tally.groups;
+        let reports = tally.reports;
         let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
         let unfinishable = reports >= quorum && (groups.is_empty() || !room);
         if let Some(result) = winner {
@@ -253,13 +330,16 @@ impl Market<'_> {
     }
 
     /// Asks the next batch for one more replica of `unit`, excluding every provider that had
-    /// one.
+    /// one. A replica sought for a contested unit (seals that disagree, or a result revealed:
+    /// a dispute's next replica, or a replacement or an audit of such a unit) decides it, and
+    /// only providers past probation take it ([`WaitingUnit::deciding`]).
     pub(super) fn seek_replica(
         &self,
         cache: &mut StateCache,
         job: &mut Job,
         unit: &mut Unit,
     ) -> Result<(), Halt> {
+        let deciding = contested(unit);
         if unit.replicas.len() + 1 >= super::records::MAX_UNIT_REPLICAS {
             return Ok(());
         }
@@ -288,6 +368,7 @@ impl Market<'_> {
                     w.replicas.insert(at, next);
                 }
                 w.exclude = exclude;
+                w.deciding |= deciding;
             }
             None => {
                 let at = waiting.partition_point(|w| w.unit < unit.unit);
@@ -298,6 +379,7 @@ impl Market<'_> {
                         started: true,
                         replicas: vec![next],
                         exclude,
+                        deciding,
                     },
                 );
             }
@@ -307,9 +389,10 @@ impl Market<'_> {
     }
 
     /// Opens the reveal phase once every open replica of `unit` committed, no further replica
-    /// of it is sought and its audit is drawn (the first time they all committed, this
-    /// schedules the draw instead). Reads nothing but the unit: a commitment costs the same
-    /// whatever the size of its job.
+    /// of it is sought, its audit is drawn (the first time they all committed, this
+    /// schedules the draw instead) and its seals need no deciding replica
+    /// ([`Self::seek_blind_decider`]). Reads nothing but the unit unless the seals disagree: a
+    /// commitment costs the same whatever the size of its job.
     pub(super) fn maybe_open_reveals(
         &mut self,
         cache: &mut StateCache,
@@ -329,12 +412,54 @@ impl Market<'_> {
         {
             return Ok(());
         }
-        if !self.audit_drawn(cache, unit)? {
+        if !self.audit_drawn(cache, unit)? || self.seek_blind_decider(cache, unit)? {
             return Ok(());
         }
         let deadline = self.due_after(self.params.reveal_window_secs);
         let due = self.add_deadline(cache, deadline, unit.job, unit.unit, REVEAL_DEADLINE)?;
         unit.reveal_deadline = Some(due);
         Ok(())
+    }
+
+    /// Before reveals open: when the seals of `unit`'s committed replicas disagree and would
+    /// give no verdict the way [`Self::evaluate`] judges results (the seals agree exactly when
+    /// the results do), seeks one more replica while the job has room for it, and returns
+    /// `true`. That replica decides the dispute blind: it commits while every result of the
+    /// unit is still sealed, so it can copy none of them, and no newcomer on probation gets it.
+    fn seek_blind_decider(
+        &mut self,
+        cache: &mut StateCache,
+        unit: &mut Unit,
+    ) -> Result<bool, Halt> {
+        if !contested(unit) {
+            return Ok(false);
+        }
+        let mut job: Job = expect(cache, &job_key(unit.job))?;
+        let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
+        if !room {
+            return Ok(false);
+        }
+        let sealed: Vec<_> = unit
+            .replicas
+            .iter()
+            .filter(|r| matches!(r.status, ReplicaStatus::Committed | ReplicaStatus::Revealed))
+            .filter_map(|r| r.seal.map(|seal| (seal, r.provider)))
+            .collect();
+        cache.require(sealed.iter().map(|(_, p)| provider_key(*p)))?;
+        let report = result_seal(&Unfinished::Timeout.digest(), 0, unit.job, unit.unit);
+        let mut entries = Vec::with_capacity(sealed.len());
+        for (seal, provider) in &sealed {
+            let member = self.weight_and_cohort(&Self::provider(cache, *provider)?);
+            entries.push((*seal, *seal == report, member));
+        }
+        let tally = Tally::of(entries);
+        let quorum = u32::from(job.trust).max(2) as usize;
+        let unfinishable = tally.reports >= quorum && tally.groups.is_empty();
+        if tally.winner(u32::from(job.trust)).is_some() || unfinishable {
+            return Ok(false);
+        }
+        self.seek_replica(cache, &mut job, unit)?;
+        store(cache, job_key(job.id), &job)?;
+        Ok(true)
     }
 }

@@ -53,6 +53,8 @@ impl Market<'_> {
             missed: 0,
             retired: false,
             registered_height: self.env.height,
+            reputation_secs: self.now_secs(),
+            first_matched_height: None,
         };
         store(cache, provider_key(id), &provider)?;
         store(cache, owner_key(owner), &OwnerIndex(id))?;

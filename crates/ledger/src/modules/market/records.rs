@@ -95,6 +95,14 @@ pub struct Provider {
     pub missed: u64,
     pub retired: bool,
     pub registered_height: u64,
+    /// The second (of block time) at which `reputation` was last brought up to date: what is
+    /// above the starting reputation decays from then on
+    /// ([`super::reputation::current_reputation`]).
+    pub reputation_secs: u64,
+    /// The height of the block whose batch match gave the provider its first replica:
+    /// providers first matched in the same block get no trusted bonus on a unit they share
+    /// ([`super::reputation::deciding_weight`]).
+    pub first_matched_height: Option<u64>,
 }
 
 impl Record for Provider {
@@ -112,6 +120,8 @@ impl Record for Provider {
         self.missed.write(out);
         self.retired.write(out);
         self.registered_height.write(out);
+        self.reputation_secs.write(out);
+        put_opt(&self.first_matched_height, out, |h, out| h.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -126,6 +136,8 @@ impl Record for Provider {
             missed: u64::read(buf)?,
             retired: bool::read(buf)?,
             registered_height: u64::read(buf)?,
+            reputation_secs: u64::read(buf)?,
+            first_matched_height: take_opt(buf, u64::read)?,
         })
     }
 }
@@ -269,16 +281,21 @@ pub struct WaitingUnit {
     pub started: bool,
     pub replicas: Vec<u32>,
     pub exclude: Vec<u64>,
+    /// Whether the replicas sought decide the unit: sought for a contested unit (seals that
+    /// disagree, or a result revealed). Only providers past probation take them, unless the
+    /// book has none.
+    pub deciding: bool,
 }
 
 impl Record for WaitingUnit {
     const WHAT: &'static str = "waiting unit";
-    const MAX_BYTES: usize = 17 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
+    const MAX_BYTES: usize = 18 + 4 * MAX_UNIT_REPLICAS + 8 * exo_market::MAX_EXCLUDE_PER_UNIT;
     fn put(&self, out: &mut Vec<u8>) {
         self.unit.write(out);
         self.started.write(out);
         put_vec(&self.replicas, out, |r, out| r.write(out));
         put_vec(&self.exclude, out, |p, out| p.write(out));
+        self.deciding.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -286,6 +303,7 @@ impl Record for WaitingUnit {
             started: bool::read(buf)?,
             replicas: take_vec(buf, MAX_UNIT_REPLICAS, u32::read)?,
             exclude: take_vec(buf, exo_market::MAX_EXCLUDE_PER_UNIT, u64::read)?,
+            deciding: bool::read(buf)?,
         })
     }
 }
@@ -487,6 +505,9 @@ pub struct Replica {
     pub commitment: Option<Hash32>,
     pub reveal: Option<(Hash32, u64)>,
     pub status: ReplicaStatus,
+    /// The seal committed with the commitment ([`exo_types::result_seal`]): replicas are
+    /// compared on it before any of them reveals, and a reveal must match it.
+    pub seal: Option<Hash32>,
 }
 
 impl Record for Replica {
@@ -505,6 +526,7 @@ impl Record for Replica {
             f.write(out);
         });
         (self.status as u8).write(out);
+        put_opt(&self.seal, out, |s, out| s.write(out));
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
@@ -528,6 +550,7 @@ impl Record for Replica {
                 8 => ReplicaStatus::Excused,
                 tag => return Err(Error::InvalidEnum(tag)),
             },
+            seal: take_opt(buf, Hash32::read)?,
         })
     }
 }
@@ -1047,5 +1070,52 @@ impl Record for Holdings {
                 u64::read,
             )?,
         })
+    }
+}
+
+/// Most co-replicas a provider's [`Partners`] remembers: past it the one confirmed with
+/// longest ago is forgotten.
+pub const MAX_PARTNERS: usize = 16;
+
+/// The providers that confirmed a provider's results most recently, with how many of its
+/// results each confirmed, least recent first. A pair of providers that keep confirming each
+/// other gains less reputation each time ([`super::reputation::confirmation_gain`]). Bounded
+/// at write: a new partner past [`MAX_PARTNERS`] forgets the least recent one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partners(pub Vec<(u64, u32)>);
+
+impl Partners {
+    /// How many of the provider's results `partner` confirmed, as far as it is remembered.
+    pub fn count(&self, partner: u64) -> u32 {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == partner)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Counts one more confirmation by `partner`, which becomes the most recent.
+    pub fn confirmed_by(&mut self, partner: u64) {
+        let count = self.count(partner).saturating_add(1);
+        self.0.retain(|(p, _)| *p != partner);
+        if self.0.len() >= MAX_PARTNERS {
+            self.0.remove(0);
+        }
+        self.0.push((partner, count));
+    }
+}
+
+impl Record for Partners {
+    const WHAT: &'static str = "partners";
+    const MAX_BYTES: usize = 9 + 12 * MAX_PARTNERS;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_vec(&self.0, out, |(p, n), out| {
+            p.write(out);
+            n.write(out);
+        });
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_vec(buf, MAX_PARTNERS, |b| {
+            Ok((u64::read(b)?, u32::read(b)?))
+        })?))
     }
 }

@@ -9,14 +9,14 @@ use super::{
         Excuses, Job, MAX_PAID_PROVIDERS, OfferRecord, Provider, Replica, ReplicaStatus, Unit,
         UnitState, WorkCount, WorkItem, WorkSlot,
     },
-    reputation::{REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_VALID, REPUTATION_WRONG},
+    reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
 use crate::{
     modules::bank::{self, Pot},
     state::{Fault, Halt, StateCache, expect, load, remove, store},
 };
 use exo_market::FUEL_PER_UNIT;
-use exo_types::{Amount, Hash32};
+use exo_types::{Address, Amount, Hash32};
 
 fn add(a: Amount, b: Amount) -> Result<Amount, Fault> {
     a.checked_add(b).ok_or(Fault::Overflow("job accounts"))
@@ -75,26 +75,39 @@ impl Market<'_> {
         let royalty = fuel_cost(fuel, job.royalty_per_unit).unwrap_or(Amount::ZERO);
         let escrow = Pot::JobEscrow(job.id);
         bank::expect_pot(cache, escrow, job.accounts.held)?;
-        let confirmed = unit
-            .replicas
-            .iter()
-            .filter(|r| r.status == ReplicaStatus::Revealed && r.reveal == Some(result))
-            .count()
-            >= 2;
+        // The providers whose revealed result is the accepted one: each confirms the others.
+        let mut agreeing: Vec<(u64, Address)> = Vec::new();
+        for replica in &unit.replicas {
+            if replica.status == ReplicaStatus::Revealed && replica.reveal == Some(result) {
+                agreeing.push((
+                    replica.provider,
+                    Self::provider(cache, replica.provider)?.owner,
+                ));
+            }
+        }
         for replica in unit.replicas.iter_mut() {
             if !replica.status.is_open() {
                 continue;
             }
             let mut provider = Self::provider(cache, replica.provider)?;
             if replica.reveal == Some(result) {
-                self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
+                let paid = self.pay(cache, job, &provider, replica.price_per_unit, fuel)?;
                 replica.status = ReplicaStatus::Agreed;
                 // Only a result another replica confirmed builds a record: an unchecked
                 // result, accepted on one provider's word, proves nothing about it.
-                if confirmed {
-                    provider.valid += 1;
-                    provider.reputation =
-                        (provider.reputation + REPUTATION_VALID).min(REPUTATION_MAX);
+                let confirmers: Vec<(u64, Address)> = agreeing
+                    .iter()
+                    .filter(|(id, _)| *id != provider.id)
+                    .cloned()
+                    .collect();
+                if !confirmers.is_empty() {
+                    self.credit_confirmation(
+                        cache,
+                        &job.requester,
+                        &mut provider,
+                        paid,
+                        &confirmers,
+                    )?;
                 }
             } else if replica.status == ReplicaStatus::Revealed && is_report(replica.reveal) {
                 // Others finished what it reported it could not: not paid, and excused only
@@ -131,8 +144,8 @@ impl Market<'_> {
     }
 
     /// Pays `provider` for `fuel` at `price_per_unit` out of the job's escrow, and the
-    /// block's proposer its fee on that, within what the escrow still holds: returns what left
-    /// the escrow.
+    /// block's proposer its fee on that, within what the escrow still holds: returns what the
+    /// provider was paid.
     fn pay(
         &mut self,
         cache: &mut StateCache,
@@ -161,7 +174,7 @@ impl Market<'_> {
         }
         let spent = add(pay, fee)?;
         job.accounts.held = Self::spend(job, spent)?;
-        Ok(spent)
+        Ok(pay)
     }
 
     /// What the job's escrow holds after spending `amount`: the bank refuses to pay more than
@@ -300,6 +313,7 @@ impl Market<'_> {
             .bond
             .checked_sub(slash)
             .ok_or(Fault::Overflow("provider bond"))?;
+        self.refresh_reputation(provider);
         provider.reputation = provider.reputation.saturating_sub(reputation);
         Ok(())
     }

@@ -20,7 +20,7 @@ use commonware_cryptography::Signer;
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
     Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    UnsignedTx, address_to_hex, result_commitment,
+    UnsignedTx, address_to_hex, result_commitment, result_seal,
 };
 use std::collections::BTreeMap;
 
@@ -173,6 +173,7 @@ impl World {
             unit,
             replica,
             commitment,
+            seal: result_seal(&digest(job, unit), FUEL, job, unit),
         }
     }
 
