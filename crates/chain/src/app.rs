@@ -6,13 +6,14 @@ use crate::{
         proposal_time,
     },
     engine::Faults,
+    epochs::consensus_keys,
     events::{ChainEvents, FinalizedBlock},
     evidence::EvidenceProof,
     mempool::Mempool,
     store::{StateDatabases, StateKey, StateUnmerkleized},
 };
 use commonware_consensus::{
-    Heightable, marshal::ancestry::Ancestry, simplex::scheme::ed25519::Scheme,
+    Heightable, marshal::ancestry::Ancestry, simplex::scheme::ed25519::Scheme, types::Epoch,
 };
 use commonware_cryptography::{BatchEntry, BatchVerifier, Digestible, ed25519, sha256};
 use commonware_glue::stateful::{
@@ -23,7 +24,9 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
-use exo_ledger::{BlockEnv, BlockOutcome, BlockRun, Genesis, Policy, Signatures, Step};
+use exo_ledger::{
+    BlockEnv, BlockOutcome, BlockRun, Genesis, Policy, Signatures, Step, modules::staking,
+};
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::{
@@ -117,8 +120,9 @@ pub struct App {
     genesis: Arc<Genesis>,
     genesis_hash: sha256::Digest,
     genesis_block: Block,
-    committee: Set<ed25519::PublicKey>,
-    verifier: Scheme,
+    /// The committee of epochs 0 and 1 until the first block writes them to state.
+    genesis_committee: Set<ed25519::PublicKey>,
+    namespace: Arc<[u8]>,
     events: ChainEvents,
     sources: Sources,
     /// How long a proposer with nothing to include waits for work before it proposes an empty
@@ -143,10 +147,10 @@ impl App {
             empty_block_interval,
             faults: Faults::default(),
             genesis_hash: genesis.hash(),
-            verifier: Scheme::verifier(namespace, committee.clone()),
+            namespace: namespace.into(),
             genesis,
             genesis_block,
-            committee,
+            genesis_committee: committee,
             events,
         }
     }
@@ -238,6 +242,30 @@ pub(crate) fn verify_signatures(rng: &mut impl rand::CryptoRng, txs: &[SignedTx]
 }
 
 impl App {
+    /// The committee of `epoch` in `batch`'s state, if it was elected there (epochs 0 and 1
+    /// are the genesis committee before the first block writes them).
+    async fn committee_at<E>(
+        &self,
+        batch: &StateUnmerkleized<E>,
+        epoch: Epoch,
+    ) -> Result<Option<Set<ed25519::PublicKey>>, ExecError>
+    where
+        E: StorageContext + Spawner,
+    {
+        let query = staking::queries::committee(epoch.get());
+        let key = StateKey::new(query.key);
+        let value = batch
+            .get(&key)
+            .await
+            .map_err(|e| ExecError::Store(e.to_string()))?;
+        match query.decode(value.as_deref()) {
+            Ok(Some(committee)) => Ok(consensus_keys(committee)),
+            Ok(None) if epoch.get() <= 1 => Ok(Some(self.genesis_committee.clone())),
+            Ok(None) => Ok(None),
+            Err(fault) => Err(ExecError::Store(fault.to_string())),
+        }
+    }
+
     /// Executes `txs` and `evidence` on `batch` as block `height` proposed by `proposer`.
     ///
     /// When `building`, transactions the ledger would reject before charging a fee are left
@@ -264,11 +292,19 @@ impl App {
         } = block;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(parent.as_ref());
-        // The chain verifies evidence (it holds the committee's keys); the ledger records it.
+        // The chain verifies evidence against the committee of its epoch, as the parent's
+        // state records it; the ledger records the fault.
         let mut proofs = Vec::with_capacity(evidence.len());
         let mut records = Vec::with_capacity(evidence.len());
         for proof in evidence {
-            match proof.verify(rng, &self.verifier, &self.committee) {
+            let verified = self
+                .committee_at(&batch, proof.epoch())
+                .await?
+                .and_then(|committee| {
+                    let verifier = Scheme::verifier(&self.namespace, committee.clone());
+                    proof.verify(rng, &verifier, &committee)
+                });
+            match verified {
                 Some(record) => {
                     records.push(record);
                     proofs.push(proof);

@@ -8,6 +8,7 @@ use crate::{
     admission::{self, Refusal},
     app::{App, EvidencePool, Sources},
     block::Block,
+    epochs::{Committees, EpochSchemes, PeerSets},
     events::ChainEvents,
     evidence::EvidenceProof,
     mempool::{Mempool, MempoolLimits},
@@ -34,9 +35,7 @@ use commonware_consensus::{
     types::{Epoch, Epocher as _, FixedEpocher, Height, ViewDelta},
 };
 use commonware_cryptography::{
-    Digestible, Sha256, Signer as _,
-    certificate::{ConstantProvider, Verifier as _},
-    ed25519, sha256,
+    Digestible, Sha256, Signer as _, certificate::Verifier as _, ed25519, sha256,
 };
 use commonware_glue::stateful::{
     Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
@@ -289,16 +288,21 @@ impl Reporter for EvidenceReporter {
 
 /// Starts a validator. Every actor is a child of `context`, so aborting the returned consensus
 /// handle's parent task tears the whole validator down.
-pub async fn start<E, P, B, S, R>(
+///
+/// Its key need not be in any committee: in an epoch whose committee leaves it out, the node
+/// follows the chain without voting. Each epoch's peers are announced to `peer_sets`.
+pub async fn start<E, P, T, B, S, R>(
     context: E,
     config: ValidatorConfig,
     peers: P,
+    peer_sets: T,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<ValidatorHandle<E>, String>
 where
     E: StorageContext + Spawner + Clock + Metrics + rand::CryptoRng,
     P: Provider<PublicKey = ed25519::PublicKey>,
+    T: PeerSets,
     B: Blocker<PublicKey = ed25519::PublicKey>,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
@@ -309,12 +313,10 @@ where
     let public_key = config.signer.public_key();
     let gossip_blocker = blocker.clone();
     let committee = committee(&config.genesis)?;
-    let scheme = Scheme::signer(
-        CONSENSUS_NAMESPACE,
-        committee.clone(),
-        config.signer.clone(),
-    )
-    .ok_or_else(|| "this key is not in the genesis committee".to_string())?;
+    // Epoch 0's committee is the genesis one; the orchestrator registers every later epoch's
+    // from finalized state as it reaches it.
+    let schemes = EpochSchemes::new(config.signer.clone());
+    schemes.register(Epoch::zero(), committee.clone());
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
     let epoch_length = std::num::NonZeroU64::new(config.genesis.params.epoch_length)
@@ -373,14 +375,13 @@ where
     .map_err(|e| format!("blocks archive: {e}"))?;
 
     let plan = SyncPlan::init(context.child("sync_plan"), prefix.clone()).await;
-    let provider = ConstantProvider::new(scheme.clone());
     let (marshal_actor, marshal_mailbox, floor) =
         MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
             context.child("marshal"),
             finalizations,
             blocks,
             marshal::Config {
-                provider: provider.clone(),
+                provider: schemes.clone(),
                 epocher: epocher.clone(),
                 start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
                     genesis_block.clone(),
@@ -473,9 +474,12 @@ where
         .get_processed()
         .await
         .map_or(Height::zero(), |p| p.height());
+    let databases = stateful_mailbox.subscribe_databases().await;
+    let state = StateReader::new(databases);
     let timeouts = config.timeouts;
     let start_engine = move |context: E,
                              epoch: Epoch,
+                             scheme: Arc<Scheme>,
                              floor: sha256::Digest,
                              votes: EpochChannels<S>,
                              certificates: EpochChannels<S>,
@@ -483,7 +487,7 @@ where
         simplex::Engine::new(
             context,
             simplex::Config {
-                scheme: scheme.clone(),
+                scheme: Scheme::clone(&scheme),
                 elector: RoundRobin::<Sha256>::default(),
                 blocker: blocker.clone(),
                 automaton: deferred.clone(),
@@ -521,13 +525,14 @@ where
             processed,
             marshal: marshal_mailbox.clone(),
             boundaries,
+            committees: Committees::new(state.clone(), committee),
+            schemes,
+            peer_sets,
         },
         start_engine,
         (channels.votes, channels.certificates, channels.resolver),
     );
 
-    let databases = stateful_mailbox.subscribe_databases().await;
-    let state = StateReader::new(databases);
     let gossip = start_gossip(
         context.child("mempool_gossip"),
         Gossip {

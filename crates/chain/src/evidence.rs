@@ -2,6 +2,7 @@
 
 use bytes::BufMut;
 use commonware_codec::{Buf, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write};
+use commonware_consensus::types::Epoch;
 use commonware_consensus::{
     Epochable, Viewable,
     simplex::{
@@ -32,6 +33,15 @@ impl EvidenceProof {
             Activity::ConflictingFinalize(p) => Some(Self::ConflictingFinalize(p.clone())),
             Activity::NullifyFinalize(p) => Some(Self::NullifyFinalize(p.clone())),
             _ => None,
+        }
+    }
+
+    /// The epoch of the conflicting votes, whose committee must have signed them.
+    pub fn epoch(&self) -> Epoch {
+        match self {
+            Self::ConflictingNotarize(p) => p.epoch(),
+            Self::ConflictingFinalize(p) => p.epoch(),
+            Self::NullifyFinalize(p) => p.epoch(),
         }
     }
 

@@ -18,6 +18,7 @@ pub use evidence::EvidenceProof;
 pub mod admission;
 pub mod app;
 pub mod engine;
+pub mod epochs;
 pub mod events;
 pub mod mempool;
 pub mod orchestrator;

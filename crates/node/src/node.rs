@@ -3,7 +3,9 @@
 use crate::config::{NodeConfig, load_genesis};
 use anyhow::{Context, anyhow};
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
-use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
+use commonware_p2p::{
+    Address, AddressableManager as _, AddressableTrackedPeers, authenticated::lookup,
+};
 use commonware_runtime::{
     Metrics as _, Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio,
 };
@@ -11,10 +13,16 @@ use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
-use commonware_utils::{NZU32, NZUsize, ordered::Map};
-use exo_chain::engine::{self, Channels, Faults, Timeouts, ValidatorConfig, ValidatorHandle};
+use commonware_utils::{
+    NZU32, NZUsize,
+    ordered::{Map, Set},
+};
+use exo_chain::{
+    engine::{self, Channels, Faults, Timeouts, ValidatorConfig, ValidatorHandle},
+    epochs::{EpochPeers, PeerSets},
+};
 use exo_types::{Amount, address_from_hex};
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 use tracing::info;
 
 /// Namespace of the p2p handshake, so that no other protocol's handshake can be replayed here.
@@ -76,7 +84,10 @@ where
             metrics: MetricsSource::new(context.child("metrics")),
         };
         let shutdown = context.child("shutdown");
-        let validators = committee.len() as u32;
+        // Messages carry certificates of the largest committee an election can seat.
+        let validators = committee
+            .len()
+            .max(genesis.params.staking.committee_size as usize) as u32;
         let mut p2p = lookup::Config::local(
             Cups::<_, ChaCha20Poly1305>::new(
                 Sake {
@@ -104,10 +115,14 @@ where
             pairs.push(network.register(ch, Quota::per_second(NZU32!(1_024))));
         }
         let channels = Channels::from_ordered(pairs).ok_or_else(|| anyhow!("p2p channels"))?;
-        let peer_map: Map<ed25519::PublicKey, Address> = Map::try_from(peers)
+        let peer_map: Map<ed25519::PublicKey, Address> = Map::try_from(peers.clone())
             .map_err(|_| anyhow!("a peer is listed twice"))?;
         let _ = oracle.track(0, peer_map);
         network.start();
+        let peer_sets = LedgerPeers {
+            oracle: oracle.clone(),
+            configured: peers.into_iter().collect(),
+        };
 
         let validator = engine::start(
             context.child("validator"),
@@ -124,6 +139,7 @@ where
                 faults: Faults::default(),
             },
             oracle.clone(),
+            peer_sets,
             oracle,
             channels,
         )
@@ -141,6 +157,47 @@ where
         .context("cannot start the node thread")?;
     root.join()
         .map_err(|_| anyhow!("the node thread panicked"))?
+}
+
+/// Announces each epoch's peers to the `lookup` network. A peer's address is the configured
+/// one when there is one, else the one it registered in the ledger; a peer with neither
+/// cannot be dialed and is left out.
+struct LedgerPeers {
+    oracle: lookup::Oracle<ed25519::PublicKey>,
+    configured: BTreeMap<ed25519::PublicKey, Address>,
+}
+
+impl LedgerPeers {
+    fn addresses(
+        &self,
+        keys: &Set<ed25519::PublicKey>,
+        registered: &BTreeMap<ed25519::PublicKey, String>,
+    ) -> Map<ed25519::PublicKey, Address> {
+        let known: Vec<_> = keys
+            .iter()
+            .filter_map(|key| {
+                let address = self.configured.get(key).cloned().or_else(|| {
+                    registered
+                        .get(key)
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                        .map(Address::Symmetric)
+                })?;
+                Some((key.clone(), address))
+            })
+            .collect();
+        // The keys come from a set, so they are unique.
+        Map::try_from(known).unwrap_or_default()
+    }
+}
+
+impl PeerSets for LedgerPeers {
+    fn track(&mut self, epoch: u64, peers: EpochPeers) {
+        let primary = self.addresses(&peers.primary, &peers.addresses);
+        let secondary = self.addresses(&peers.secondary, &peers.addresses);
+        let _ = self
+            .oracle
+            .track(epoch, AddressableTrackedPeers::new(primary, secondary));
+    }
 }
 
 /// Stack of every runtime thread.

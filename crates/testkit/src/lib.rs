@@ -20,6 +20,7 @@ use exo_chain::{
     engine::{
         self, CONSENSUS_NAMESPACE, Channels, Faults, Timeouts, ValidatorConfig, ValidatorHandle,
     },
+    epochs::KeyOnly,
 };
 use exo_ledger::{
     Genesis, GenesisAccount, Params, exec,
@@ -139,6 +140,10 @@ pub struct Setup {
     pub params: Option<Params>,
     /// The faults each validator plays, by index; missing ones play none.
     pub faults: Vec<Faults>,
+    /// Nodes started besides the genesis validators, with fresh keys (indices `n..n +
+    /// newcomers`, keys [`validator_key`]): they follow the chain and can register as
+    /// validator candidates.
+    pub newcomers: usize,
 }
 
 impl Cluster {
@@ -181,14 +186,20 @@ impl Cluster {
             genesis.params = params;
         }
         let genesis = Arc::new(genesis);
-        let keys: Vec<PrivateKey> = (0..n).map(validator_key).collect();
+        let total = n + setup.newcomers;
+        let keys: Vec<PrivateKey> = (0..total).map(validator_key).collect();
+        // Every node is in the first peer set, as if it had been given the others' addresses;
+        // from then on the validators announce each epoch's peers, which keep the candidates.
         let (network, oracle) = Network::new_with_peers(
             context.child("network"),
             simulated::Config {
-                max_size: engine::max_message_size(n as u32),
-                max_peers_per_set: NZUsize!(64),
+                max_size: engine::max_message_size(total as u32),
+                // Inbound buffers are sized by peers per set x sets x quota burst: a few
+                // small sets (simulated clusters stay under 16 nodes) keep them below what one
+                // set of 64 once took.
+                max_peers_per_set: NZUsize!(16),
                 disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
+                tracked_peer_sets: NZUsize!(3),
             },
             keys.iter().map(|k| k.public_key()),
         )
@@ -210,15 +221,15 @@ impl Cluster {
             mempool: setup.mempool,
             faults: setup.faults,
         };
-        for a in 0..n {
-            for b in 0..n {
+        for a in 0..total {
+            for b in 0..total {
                 if a != b {
                     cluster.link(a, b).await;
                 }
             }
         }
-        for i in 0..n {
-            if i >= n - byzantine {
+        for i in 0..total {
+            if (n - byzantine..n).contains(&i) {
                 cluster.start_equivocator(i).await;
             } else {
                 cluster.start_validator(i).await;
@@ -274,6 +285,7 @@ impl Cluster {
             faults: self.faults.get(i).copied().unwrap_or_default(),
         };
         let peers = self.oracle.manager();
+        let peer_sets = KeyOnly(self.oracle.manager());
         let blocker = self.oracle.control(self.members[i].key.public_key());
         let (tx, rx) = oneshot::channel();
         let run = self.restarts;
@@ -284,7 +296,7 @@ impl Cluster {
             .with_attribute("index", i)
             .with_attribute("run", run);
         let task = context.spawn(move |ctx| async move {
-            let handle = engine::start(ctx, config, peers, blocker, channels)
+            let handle = engine::start(ctx, config, peers, peer_sets, blocker, channels)
                 .await
                 .expect("validator starts");
             let _ = tx.send(handle);
@@ -438,6 +450,15 @@ impl Cluster {
             }
             self.context.sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Validator `i`'s finalized block at `height`; panics when it has none.
+    pub async fn block(&self, i: usize, height: u64) -> exo_chain::Block {
+        self.validator(i)
+            .blocks
+            .by_height(height)
+            .await
+            .unwrap_or_else(|| panic!("validator {i} has no finalized block at {height}"))
     }
 
     /// A record of validator `i`'s finalized state.

@@ -40,7 +40,7 @@ async fn wait_for_balance(
 }
 
 /// Funds fresh accounts with `amount` each from the faucet's first nonces, and waits until
-/// they hold it.
+/// they hold it at every validator.
 async fn fund(
     cluster: &Cluster,
     seeds: std::ops::Range<u64>,
@@ -58,6 +58,12 @@ async fn fund(
     for key in &keys {
         wait_for_balance(cluster, &key.public_key(), amount, Duration::from_secs(30)).await;
     }
+    // The accounts are then used at every validator, whose finalized state may trail validator
+    // 0's by a block.
+    let funded = cluster.status(0).finalized_height;
+    cluster
+        .wait_for_height(funded, Duration::from_secs(30))
+        .await;
     keys
 }
 
