@@ -128,6 +128,13 @@ impl SimConfig {
                 market: MarketParams {
                     commit_window_secs: 4,
                     reveal_window_secs: 4,
+                    // The simulated units are tiny (about half of a 1M-fuel limit, 0.0005 EXO
+                    // at the honest price): a confirmation earns its full reputation at what
+                    // one unit pays here, as a real unit's does at the default value.
+                    reputation_full_value: Amount(
+                        Amount::from_exo(1).0 * u128::from(FUEL_LIMIT / 2)
+                            / u128::from(exo_market::FUEL_PER_UNIT),
+                    ),
                     ..MarketParams::default()
                 },
                 ..Params::default()
