@@ -210,9 +210,9 @@ pub struct TasksBenchReport {
 }
 
 /// Fuel limit of a unit: far above what `hello` uses.
-const FUEL_LIMIT: u64 = 100_000_000;
+pub(crate) const FUEL_LIMIT: u64 = 100_000_000;
 /// What providers ask, and the most the requester pays, per compute unit (10^9 fuel).
-const ASK: Amount = Amount::from_exo(1);
+pub(crate) const ASK: Amount = Amount::from_exo(1);
 const MAX_PRICE: Amount = Amount::from_exo(2);
 /// Trust level of every job: one provider's word, so one replica per unit but for audits.
 const TRUST: u8 = 1;
@@ -604,7 +604,7 @@ async fn phases(
 }
 
 /// A job on `app` as published by `developer` (the requester publishes it here).
-fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
+pub(crate) fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
     JobSpec {
         app,
         app_developer: developer.public_key(),
@@ -617,17 +617,31 @@ fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
     }
 }
 
+/// The fee every transaction of the benchmarks' honest clients pays: the genesis minimum.
+pub(crate) const FEE: Amount = Amount(1_000);
+
 fn sign(chain_id: &str, key: &PrivateKey, nonce: &mut u64, action: Action) -> exo_types::SignedTx {
-    let tx = UnsignedTx {
-        chain_id: chain_id.to_string(),
-        sender: key.public_key(),
-        nonce: *nonce,
-        fee: Amount(1_000),
-        action,
-    }
-    .sign(key);
+    let tx = sign_at(chain_id, key, *nonce, FEE, action);
     *nonce += 1;
     tx
+}
+
+/// `action` from `key` at `nonce`, paying `fee`.
+pub(crate) fn sign_at(
+    chain_id: &str,
+    key: &PrivateKey,
+    nonce: u64,
+    fee: Amount,
+    action: Action,
+) -> exo_types::SignedTx {
+    UnsignedTx {
+        chain_id: chain_id.to_string(),
+        sender: key.public_key(),
+        nonce,
+        fee,
+        action,
+    }
+    .sign(key)
 }
 
 async fn wait_finalized(
@@ -1030,7 +1044,7 @@ async fn write_trace(
 
 /// The first bases from `api` and `p2p` on, in steps of 10, with `count` free ports each on
 /// 127.0.0.1.
-fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
+pub(crate) fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
     let free = |base: u16| {
         (0..count).all(|i| {
             u16::try_from(i)
@@ -1080,7 +1094,7 @@ fn cpu_ticks() -> Option<(u64, u64)> {
 }
 
 /// `/dev/shm` when it is a directory (a tmpfs on Linux).
-fn tmpfs() -> Option<std::path::PathBuf> {
+pub(crate) fn tmpfs() -> Option<std::path::PathBuf> {
     let shm = std::path::Path::new("/dev/shm");
     shm.is_dir().then(|| shm.to_path_buf())
 }
