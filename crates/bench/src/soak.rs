@@ -340,13 +340,14 @@ impl<'a> Attacker<'a> {
         }
     }
 
-    /// Submits `tx` to node `i`; true when the node admitted it.
+    /// Submits `tx` to node `i`; true when the node admitted it into its mempool.
     async fn submit(&self, i: u64, tx: &SignedTx) -> bool {
         let body = wire::SubmitRequest {
             tx: hex::encode(tx.encode()),
         };
         let request = self.http.post(self.url(i, "v1/txs")).json(&body);
-        matches!(self.send(request).await, Some((200, _)))
+        // 202: admitted to the mempool.
+        matches!(self.send(request).await, Some((200..=299, _)))
     }
 }
 
