@@ -29,9 +29,7 @@
 
 use crate::{
     percentile,
-    tasks::{
-        ASK, FEE, FUEL_LIMIT, cpu_model, free_ports, job_spec, sign_at, tmpfs,
-    },
+    tasks::{ASK, FEE, FUEL_LIMIT, cpu_model, free_ports, job_spec, sign_at, tmpfs},
 };
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
@@ -140,6 +138,8 @@ const JOB_WAIT_WINDOW_SECS: u64 = 60;
 const PROBE_FUEL_LIMIT: u64 = 2_000_000_000;
 /// Longest wait for an honest transfer or job.
 const HONEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts at downloading an accepted unit's outputs, half a second apart.
+const DOWNLOAD_TRIES: u32 = 10;
 /// Units of each honest job.
 const HONEST_JOB_UNITS: u32 = 2;
 /// Timeout of each attack request (a slow answer is an answer, not a failure).
@@ -405,7 +405,10 @@ pub fn run(options: &SoakOptions, progress: impl Fn(&str)) -> anyhow::Result<Soa
         .iter()
         .find(|a| !ATTACKS.contains(&a.as_str()))
     {
-        anyhow::bail!("unknown attack {unknown:?}: the attacks are {}", ATTACKS.join(", "));
+        anyhow::bail!(
+            "unknown attack {unknown:?}: the attacks are {}",
+            ATTACKS.join(", ")
+        );
     }
     let dir = std::env::temp_dir().join(format!("exo-bench-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -692,8 +695,13 @@ async fn soak(
     let on = |name: &str| options.attacks.iter().any(|a| a == name);
     // Each attack from its own loopback address (127.0.0.2 and up).
     let attacker = |i: usize| Attacker::new(ATTACKS[i], i as u8 + 2, urls, &tally);
-    let (gapped, filler, ranged, whole, miss) =
-        (attacker(0)?, attacker(1)?, attacker(2)?, attacker(3)?, attacker(4)?);
+    let (gapped, filler, ranged, whole, miss) = (
+        attacker(0)?,
+        attacker(1)?,
+        attacker(2)?,
+        attacker(3)?,
+        attacker(4)?,
+    );
     let (malformed, hostile, unmatchable, squat) =
         (attacker(5)?, attacker(6)?, attacker(7)?, attacker(8)?);
     let chain_id = &setup.chain_id;
@@ -705,9 +713,15 @@ async fn soak(
         gate(on(ranged.name), ranged_gets(&ranged, setup.big_blob, until)),
         gate(on(whole.name), whole_gets(&whole, setup.big_blob, until)),
         gate(on(miss.name), blob_misses(&miss, until)),
-        gate(on(malformed.name), malformed_requests(&malformed, chain_id, until)),
+        gate(
+            on(malformed.name),
+            malformed_requests(&malformed, chain_id, until)
+        ),
         gate(on(hostile.name), hostile_jobs(&hostile, setup, until)),
-        gate(on(unmatchable.name), unmatchable_jobs(&unmatchable, setup, until)),
+        gate(
+            on(unmatchable.name),
+            unmatchable_jobs(&unmatchable, setup, until)
+        ),
         gate(on(squat.name), offer_squatting(&squat, chain_id, until)),
     );
     let t1 = Instant::now();
@@ -999,13 +1013,28 @@ async fn honest_jobs(
                 continue;
             };
             out.2 += 1;
-            match client.fetch_outputs(id, unit.unit, &digest).await {
+            // A node that has not got the outputs from its peers yet answers 404: the first
+            // miss is kept as an honest error, and the download retried for a while.
+            let mut tries = 0;
+            let fetched = loop {
+                tries += 1;
+                match client.fetch_outputs(id, unit.unit, &digest).await {
+                    Err(err) if tries < DOWNLOAD_TRIES => {
+                        if tries == 1 {
+                            out.4.push(format!("outputs of job {id}: {err}"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    done => break done,
+                }
+            };
+            match fetched {
                 Ok(archive) if archive.outcome == "ok" => out.3 += 1,
                 Ok(archive) => out.4.push(format!(
                     "job {id} unit {} outcome {}",
                     unit.unit, archive.outcome
                 )),
-                Err(err) => out.4.push(format!("outputs of job {id}: {err}")),
+                Err(err) => out.4.push(format!("outputs of job {id}, given up: {err}")),
             }
         }
     }
@@ -1155,7 +1184,9 @@ async fn whole_gets(attacker: &Attacker<'_>, blob: Hash32, until: tokio::time::I
     let path = format!("v1/blobs/{}", hex::encode(blob));
     let mut pace = Pace::new(WHOLE_GET_PER_SEC, until);
     while let Some(i) = pace.tick().await {
-        attacker.send(attacker.http.get(attacker.url(i, &path))).await;
+        attacker
+            .send(attacker.http.get(attacker.url(i, &path)))
+            .await;
     }
 }
 
@@ -1165,7 +1196,9 @@ async fn blob_misses(attacker: &Attacker<'_>, until: tokio::time::Instant) {
     while let Some(i) = pace.tick().await {
         let missing = blake3::hash(&i.to_le_bytes());
         let path = format!("v1/blobs/{}", hex::encode(missing.as_bytes()));
-        attacker.send(attacker.http.get(attacker.url(i, &path))).await;
+        attacker
+            .send(attacker.http.get(attacker.url(i, &path)))
+            .await;
     }
 }
 
@@ -1216,9 +1249,11 @@ async fn malformed_requests(attacker: &Attacker<'_>, chain_id: &str, until: toki
             3 => h
                 .post(attacker.url(i, "v1/txs"))
                 .json(&wire::SubmitRequest { tx: forged.clone() }),
-            4 => h.post(attacker.url(i, "v1/txs")).json(&wire::SubmitRequest {
-                tx: other_chain.clone(),
-            }),
+            4 => h
+                .post(attacker.url(i, "v1/txs"))
+                .json(&wire::SubmitRequest {
+                    tx: other_chain.clone(),
+                }),
             5 => h
                 .put(attacker.url(i, &format!("v1/blobs?hash={junk_hash}")))
                 .body(vec![0u8; 1024]),

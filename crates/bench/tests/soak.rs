@@ -31,8 +31,9 @@ fn a_short_soak_passes_every_check_under_every_attack() {
     // Every malformed request was refused.
     let malformed = &report.attacks["malformed"];
     assert!(
-        malformed.keys().all(|label| label.starts_with('4')
-            || label == "connection closed"),
+        malformed
+            .keys()
+            .all(|label| label.starts_with('4') || label == "connection closed"),
         "{text}"
     );
     assert!(report.transfers > 0 && report.transfers == report.transfers_finalized);

@@ -270,48 +270,6 @@ pub fn tasks_text(r: &TasksBenchReport) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tasks_report_prints_its_figures_against_the_goals() {
-        let throughput = PhaseFigures {
-            units: 60,
-            accepted_units: 60,
-            units_per_sec: 250.0,
-            cpu_ms_per_unit: Some(4.0),
-            workers_cpu_share: Some(0.25),
-            ..PhaseFigures::default()
-        };
-        let report = TasksBenchReport {
-            units_per_sec: 250.0,
-            overhead_p50_ms: 120.0,
-            overhead_p90_ms: 180.0,
-            dispatch_p50_ms: 40.0,
-            dispatch_blocks_p50: 0.0,
-            exec_p50_us: 100.0,
-            validators: 4,
-            providers: 3,
-            trust: 1,
-            app: TaskApp::Tiny,
-            run_slots: 2,
-            offer_slots: 1_024,
-            scratch: "tmpfs".into(),
-            cores: 2,
-            cpu_model: "test cpu".into(),
-            latency: PhaseFigures::default(),
-            throughput,
-        };
-        let text = tasks_text(&report);
-        assert!(text.contains("250 units/s"), "{text}");
-        assert!(text.contains("goal >= 1000 (0.25x"), "{text}");
-        assert!(text.contains("app tiny"), "{text}");
-        assert!(text.contains("4.00 ms/unit"), "{text}");
-        assert!(text.contains("at most 500 units/s on 2 cores"), "{text}");
-    }
-}
-
 /// `exo bench soak`: progress goes to standard error, the figures and verdicts to standard
 /// output; the report is a failure (exit 3) when a check failed.
 pub fn soak(args: &BenchSoakArgs) -> Result<Report, CliError> {
@@ -404,4 +362,46 @@ pub fn soak_text(r: &SoakReport) -> String {
         ));
     }
     text.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tasks_report_prints_its_figures_against_the_goals() {
+        let throughput = PhaseFigures {
+            units: 60,
+            accepted_units: 60,
+            units_per_sec: 250.0,
+            cpu_ms_per_unit: Some(4.0),
+            workers_cpu_share: Some(0.25),
+            ..PhaseFigures::default()
+        };
+        let report = TasksBenchReport {
+            units_per_sec: 250.0,
+            overhead_p50_ms: 120.0,
+            overhead_p90_ms: 180.0,
+            dispatch_p50_ms: 40.0,
+            dispatch_blocks_p50: 0.0,
+            exec_p50_us: 100.0,
+            validators: 4,
+            providers: 3,
+            trust: 1,
+            app: TaskApp::Tiny,
+            run_slots: 2,
+            offer_slots: 1_024,
+            scratch: "tmpfs".into(),
+            cores: 2,
+            cpu_model: "test cpu".into(),
+            latency: PhaseFigures::default(),
+            throughput,
+        };
+        let text = tasks_text(&report);
+        assert!(text.contains("250 units/s"), "{text}");
+        assert!(text.contains("goal >= 1000 (0.25x"), "{text}");
+        assert!(text.contains("app tiny"), "{text}");
+        assert!(text.contains("4.00 ms/unit"), "{text}");
+        assert!(text.contains("at most 500 units/s on 2 cores"), "{text}");
+    }
 }
