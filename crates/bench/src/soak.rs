@@ -1066,29 +1066,35 @@ async fn signed_stream(
 async fn hostile_jobs(attacker: &Attacker<'_>, setup: &Setup, until: tokio::time::Instant) {
     let sender = key(ROLE_HOSTILE, 0);
     let spec = JobSpec {
-        app: setup.probe,
         unit_args: vec!["recurse".into(), "spin".into(), "stdout 2000000".into()],
-        units: 3,
         requirements: Requirements::wasm(64, PROBE_FUEL_LIMIT),
         ..job_spec(setup.probe, &sender, 3)
     };
     let pace = Pace::every(PROBE_JOB_INTERVAL, until);
-    signed_stream(attacker, &setup.chain_id, &sender, 1, pace, |_| {
-        Action::SubmitJob(Box::new(spec.clone()))
-    })
-    .await;
+    job_stream(attacker, setup, &sender, 1, pace, spec).await;
 }
 
 /// Jobs nobody can run (one base unit per compute unit), one a second: 16 are open at once,
 /// the rest are refused until the open ones expire.
 async fn unmatchable_jobs(attacker: &Attacker<'_>, setup: &Setup, until: tokio::time::Instant) {
-    let sender = key(ROLE_UNMATCHABLE, 0);
     let spec = JobSpec {
         max_price_per_unit: Amount(1),
         ..job_spec(setup.hello, &key(ROLE_REQUESTER, 0), 1)
     };
     let pace = Pace::new(UNMATCHABLE_PER_SEC, until);
-    signed_stream(attacker, &setup.chain_id, &sender, 0, pace, |_| {
+    job_stream(attacker, setup, &key(ROLE_UNMATCHABLE, 0), 0, pace, spec).await;
+}
+
+/// `spec` submitted again and again from `sender` at `pace`.
+async fn job_stream(
+    attacker: &Attacker<'_>,
+    setup: &Setup,
+    sender: &PrivateKey,
+    first_nonce: u64,
+    pace: Pace,
+    spec: JobSpec,
+) {
+    signed_stream(attacker, &setup.chain_id, sender, first_nonce, pace, |_| {
         Action::SubmitJob(Box::new(spec.clone()))
     })
     .await;
