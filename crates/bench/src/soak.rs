@@ -17,7 +17,7 @@
 //!   whole `GET`s of a 16 MiB blob, and `GET`s of blobs no node holds (H1); unsigned, forged,
 //!   oversized and malformed requests; hostile `probe` jobs (stack overflow, spin, stdout
 //!   flood: C5); a requester submitting unmatchable jobs past its cap (C3); offers with no slot
-//!   or a far expiry (H5).
+//!   or a far expiry (M2).
 //!
 //! Then the attacks stop, every job of the soak is given time to finish (the unmatchable ones
 //! expire: the soak's genesis sets a one-minute wait window), and the checks run: every honest
@@ -94,7 +94,7 @@ pub const ATTACKS: [&str; 9] = [
     "malformed",
     "c5_hostile_jobs",
     "c3_unmatchable_jobs",
-    "h5_offer_squatting",
+    "m2_offer_squatting",
 ];
 
 impl Default for SoakOptions {

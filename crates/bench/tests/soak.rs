@@ -1,6 +1,6 @@
 //! The soak (`exo bench soak`) run short: every attack gets answers, none of them 5xx, and every
-//! check passes. Ignored by default (about two minutes, most of it waiting for the unmatchable
-//! jobs to expire); run it with `cargo test --release -p exo-bench --test soak -- --ignored`.
+//! check passes. Ignored by default (about 100 s, most of it waiting for the unmatchable jobs
+//! to expire); run it with `cargo test -p exo-bench --test soak -- --ignored`.
 
 #![allow(clippy::unwrap_used)]
 
