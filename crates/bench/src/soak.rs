@@ -29,7 +29,9 @@
 
 use crate::{
     percentile,
-    tasks::{ASK, FEE, FUEL_LIMIT, cpu_model, free_ports, job_spec, sign_at, tmpfs},
+    tasks::{
+        ASK, FEE, FUEL_LIMIT, clients_runtime, cpu_model, free_ports, job_spec, sign_at, tmpfs,
+    },
 };
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
@@ -488,11 +490,7 @@ fn run_in(
             }
         });
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-soak")
-        .enable_all()
-        .build()?;
+    let runtime = clients_runtime()?;
     let result = runtime.block_on(drive(dir, options, &network, &observed, &known, progress));
     drop(runtime);
     let stopped = network.stop();

@@ -323,13 +323,7 @@ fn run_in(
                 .insert(block.height, now);
         });
     }
-    // The workers' and the requester's runtime, named apart from the validators' threads for
-    // profilers.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-workers")
-        .enable_all()
-        .build()?;
+    let runtime = clients_runtime()?;
     let result = runtime.block_on(drive(dir, options, &network, &observed, progress));
     // Workers stop with the runtime; then the validators.
     drop(runtime);
@@ -1063,6 +1057,16 @@ pub(crate) fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u1
         }
     }
     anyhow::bail!("no free ports from {api} and {p2p} on")
+}
+
+/// The runtime of the workers and the clients beside the in-process validators, its threads
+/// named apart from the validators' for profilers and for [`cpu_ticks`].
+pub(crate) fn clients_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-workers")
+        .enable_all()
+        .build()
 }
 
 /// Length of a clock tick of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
