@@ -11,6 +11,8 @@
 //!   (`exo bench exec`);
 //! - [`tasks`]: accepted work units per second of the whole market, validators, workers and a
 //!   requester in one process (`exo bench tasks`);
+//! - [`soak`]: a devnet under honest load and every attack of the security audit at once,
+//!   checked for lost tokens, stuck units, finality gaps and 5xx answers (`exo bench soak`);
 //! - [`proof_of_task`]: the real ledger block by block against simulated providers, some of
 //!   which lie, reporting how many bad results got through and at what cost.
 //!
@@ -25,6 +27,7 @@ pub mod chain;
 pub mod exec;
 pub mod market;
 pub mod proof_of_task;
+pub mod soak;
 pub mod tasks;
 
 /// The value at rank `p` (0 to 1, rounded to the nearest) of `values`, which it sorts; NaN

@@ -210,9 +210,9 @@ pub struct TasksBenchReport {
 }
 
 /// Fuel limit of a unit: far above what `hello` uses.
-const FUEL_LIMIT: u64 = 100_000_000;
+pub(crate) const FUEL_LIMIT: u64 = 100_000_000;
 /// What providers ask, and the most the requester pays, per compute unit (10^9 fuel).
-const ASK: Amount = Amount::from_exo(1);
+pub(crate) const ASK: Amount = Amount::from_exo(1);
 const MAX_PRICE: Amount = Amount::from_exo(2);
 /// Trust level of every job: one provider's word, so one replica per unit but for audits.
 const TRUST: u8 = 1;
@@ -323,13 +323,7 @@ fn run_in(
                 .insert(block.height, now);
         });
     }
-    // The workers' and the requester's runtime, named apart from the validators' threads for
-    // profilers.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-workers")
-        .enable_all()
-        .build()?;
+    let runtime = clients_runtime()?;
     let result = runtime.block_on(drive(dir, options, &network, &observed, progress));
     // Workers stop with the runtime; then the validators.
     drop(runtime);
@@ -604,7 +598,7 @@ async fn phases(
 }
 
 /// A job on `app` as published by `developer` (the requester publishes it here).
-fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
+pub(crate) fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
     JobSpec {
         app,
         app_developer: developer.public_key(),
@@ -617,17 +611,31 @@ fn job_spec(app: Hash32, developer: &PrivateKey, units: u32) -> JobSpec {
     }
 }
 
+/// The fee every transaction of the benchmarks' honest clients pays: the genesis minimum.
+pub(crate) const FEE: Amount = Amount(1_000);
+
 fn sign(chain_id: &str, key: &PrivateKey, nonce: &mut u64, action: Action) -> exo_types::SignedTx {
-    let tx = UnsignedTx {
-        chain_id: chain_id.to_string(),
-        sender: key.public_key(),
-        nonce: *nonce,
-        fee: Amount(1_000),
-        action,
-    }
-    .sign(key);
+    let tx = sign_at(chain_id, key, *nonce, FEE, action);
     *nonce += 1;
     tx
+}
+
+/// `action` from `key` at `nonce`, paying `fee`.
+pub(crate) fn sign_at(
+    chain_id: &str,
+    key: &PrivateKey,
+    nonce: u64,
+    fee: Amount,
+    action: Action,
+) -> exo_types::SignedTx {
+    UnsignedTx {
+        chain_id: chain_id.to_string(),
+        sender: key.public_key(),
+        nonce,
+        fee,
+        action,
+    }
+    .sign(key)
 }
 
 async fn wait_finalized(
@@ -1030,7 +1038,7 @@ async fn write_trace(
 
 /// The first bases from `api` and `p2p` on, in steps of 10, with `count` free ports each on
 /// 127.0.0.1.
-fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
+pub(crate) fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
     let free = |base: u16| {
         (0..count).all(|i| {
             u16::try_from(i)
@@ -1049,6 +1057,16 @@ fn free_ports(api: u16, p2p: u16, count: usize) -> anyhow::Result<(u16, u16)> {
         }
     }
     anyhow::bail!("no free ports from {api} and {p2p} on")
+}
+
+/// The runtime of the workers and the clients beside the in-process validators, its threads
+/// named apart from the validators' for profilers and for [`cpu_ticks`].
+pub(crate) fn clients_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-workers")
+        .enable_all()
+        .build()
 }
 
 /// Length of a clock tick of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
@@ -1080,7 +1098,7 @@ fn cpu_ticks() -> Option<(u64, u64)> {
 }
 
 /// `/dev/shm` when it is a directory (a tmpfs on Linux).
-fn tmpfs() -> Option<std::path::PathBuf> {
+pub(crate) fn tmpfs() -> Option<std::path::PathBuf> {
     let shm = std::path::Path::new("/dev/shm");
     shm.is_dir().then(|| shm.to_path_buf())
 }

@@ -161,6 +161,28 @@ pub enum BenchCommand {
     /// Accepted work units per second and the overhead per unit of the whole market: four
     /// validators and three provider workers in this process, tiny units at trust 1.
     Tasks(BenchTasksArgs),
+    /// A devnet in this process under honest load and every attack of the security audit at
+    /// once, for a bounded time; fails (exit 3) when a token is lost, a unit stuck, finality
+    /// stalls, an honest transfer or job is not served, or an attack gets a 5xx.
+    Soak(BenchSoakArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchSoakArgs {
+    /// Seconds of honest load and attacks (10 to 3600).
+    #[arg(long, value_name = "N", default_value_t = 180,
+          value_parser = clap::value_parser!(u64).range(10..=3_600))]
+    pub secs: u64,
+    /// The attacks to run, comma-separated (default: all of them).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = exo_bench::soak::ATTACKS)]
+    pub attacks: Vec<String>,
+    /// Honest load alone, to compare its figures with the attacks' (overrides --attacks).
+    #[arg(long)]
+    pub no_attacks: bool,
+    /// Longest gap between finalized blocks accepted, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub max_gap_ms: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -326,5 +348,34 @@ mod tests {
             (50, 1_000, "hello")
         );
         assert!(Cli::try_parse_from(["exo", "bench", "tasks", "--app", "render"]).is_err());
+    }
+
+    #[test]
+    fn bench_soak_bounds_its_duration_and_names_its_attacks() {
+        let cli = Cli::try_parse_from([
+            "exo",
+            "bench",
+            "soak",
+            "--secs",
+            "60",
+            "--attacks",
+            "h1_ranged_get,h1_blob_miss",
+        ])
+        .unwrap();
+        let Command::Bench(BenchCommand::Soak(args)) = cli.command else {
+            panic!("not bench soak");
+        };
+        assert_eq!(args.secs, 60);
+        assert_eq!(args.attacks, ["h1_ranged_get", "h1_blob_miss"]);
+        assert_eq!(args.max_gap_ms, 2_000);
+        for bad in [
+            &["--secs", "5"][..],
+            &["--secs", "3601"],
+            &["--attacks", "h1_ranged_get,nonsense"],
+        ] {
+            let mut argv = vec!["exo", "bench", "soak"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,10 +6,11 @@
 
 use crate::{
     CliError, GlobalArgs, Report,
-    args::{BenchChainArgs, BenchCommand, BenchTasksArgs},
+    args::{BenchChainArgs, BenchCommand, BenchSoakArgs, BenchTasksArgs},
     other,
 };
 use exo_bench::chain::{ChainBenchOptions, DevnetMemoryOptions};
+use exo_bench::soak::{SoakOptions, SoakReport};
 use exo_bench::tasks::{PhaseFigures, TaskApp, TasksBenchOptions, TasksBenchReport};
 use serde_json::json;
 
@@ -26,6 +27,7 @@ pub fn run(command: BenchCommand, _global: &GlobalArgs) -> Result<Report, CliErr
         BenchCommand::Market => market(),
         BenchCommand::Exec => exec(),
         BenchCommand::Tasks(args) => tasks(&args),
+        BenchCommand::Soak(args) => soak(&args),
     }
 }
 
@@ -266,6 +268,100 @@ pub fn tasks_text(r: &TasksBenchReport) -> String {
             _ => String::new(),
         },
     )
+}
+
+/// `exo bench soak`: progress goes to standard error, the figures and verdicts to standard
+/// output; the report is a failure (exit 3) when a check failed.
+pub fn soak(args: &BenchSoakArgs) -> Result<Report, CliError> {
+    let defaults = SoakOptions::default();
+    let options = SoakOptions {
+        duration: std::time::Duration::from_secs(args.secs),
+        max_gap: std::time::Duration::from_millis(args.max_gap_ms),
+        attacks: if args.no_attacks {
+            Vec::new()
+        } else if args.attacks.is_empty() {
+            defaults.attacks.clone()
+        } else {
+            args.attacks.clone()
+        },
+        ..defaults
+    };
+    if std::env::var_os("RUST_LOG").is_some() {
+        exo_node::init_logging();
+    }
+    let report = exo_bench::soak::run(&options, |m| eprintln!("bench: {m}")).map_err(other)?;
+    let json = serde_json::to_value(&report).map_err(other)?;
+    Ok(Report {
+        text: soak_text(&report),
+        json,
+        success: report.failures.is_empty(),
+    })
+}
+
+/// The human form of a soak report: the verdict, finality, the honest users, the attacks.
+pub fn soak_text(r: &SoakReport) -> String {
+    let verdict = if r.failures.is_empty() {
+        "every check passed".to_string()
+    } else {
+        format!("FAILED:\n  {}", r.failures.join("\n  "))
+    };
+    let mut text = format!(
+        "soak: {} s, {} validators, {} providers; machine: {} cores, {}; load average {:.1} at \
+         the start, {:.1} at the end\n\
+         verdict: {verdict}\n\
+         finality       {} blocks ({:.1}/s), longest gap {:.0} ms, {:.1}% of seconds with a block\n\
+         transfers      {} of {} finalized; submit to finalized p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n\
+         honest jobs    {} ({} units accepted, {} outputs downloaded); submit to finished p50 {:.0} ms, max {:.0} ms\n\
+         all jobs       {} of the soak, units {:?}\n\
+         supply         {} base units, {} held in known balances and pots\n\
+         gapped txs executed {}, pool filler's executed {}; final height {}\n",
+        r.secs,
+        r.validators,
+        r.providers,
+        r.cores,
+        r.cpu_model,
+        r.load_avg_start,
+        r.load_avg_end,
+        r.blocks,
+        r.blocks_per_sec,
+        r.max_gap_ms,
+        r.seconds_with_block * 100.0,
+        r.transfers_finalized,
+        r.transfers,
+        r.transfer_p50_ms,
+        r.transfer_p99_ms,
+        r.transfer_max_ms,
+        r.honest_jobs,
+        r.honest_units_accepted,
+        r.outputs_downloaded,
+        r.job_p50_ms,
+        r.job_max_ms,
+        r.jobs,
+        r.unit_states,
+        r.supply,
+        r.held,
+        r.gapped_executed,
+        r.filler_executed,
+        r.final_height,
+    );
+    for (attack, answers) in &r.attacks {
+        text.push_str(&format!("attack {attack:<20} answers {answers:?}"));
+        if let Some(receipts) = r.receipts.get(attack) {
+            text.push_str(&format!(", receipts {receipts:?}"));
+        }
+        if let Some(cost) = r.attacker_cost.get(attack) {
+            text.push_str(&format!(", cost {cost} base units"));
+        }
+        text.push('\n');
+    }
+    if !r.honest_errors.is_empty() {
+        text.push_str(&format!(
+            "honest errors (retried) {}, the first: {}\n",
+            r.honest_error_count,
+            r.honest_errors.join("; ")
+        ));
+    }
+    text.trim_end().to_string()
 }
 
 #[cfg(test)]

@@ -397,7 +397,7 @@ pub struct Job {
     #[schema(value_type = schema::Address)]
     #[serde(with = "hex_address")]
     pub requester: Address,
-    /// `open`, `done` or `cancelled`.
+    /// `open`, `done`, `cancelled` or `expired`.
     pub state: String,
     #[schema(value_type = schema::Hash)]
     #[serde(with = "hex32")]
@@ -429,9 +429,19 @@ pub struct Job {
 }
 
 impl Job {
-    /// Whether the job is finished: done or cancelled with nothing left running.
+    /// Whether the job is finished: done, or cancelled or expired with nothing left running
+    /// (its escrow is then back with the requester).
     pub fn is_finished(&self) -> bool {
-        self.state == "done" || (self.state == "cancelled" && self.counts.running == 0)
+        job_finished(&self.state, self.counts.running)
+    }
+}
+
+/// [`Job::is_finished`] on a job's state name and its running units.
+fn job_finished(state: &str, running: u32) -> bool {
+    match state {
+        "done" => true,
+        "cancelled" | "expired" => running == 0,
+        _ => false,
     }
 }
 
@@ -556,4 +566,19 @@ pub struct Outputs {
     /// Whether the digest is the unit's accepted one; `false` for an archive stored before
     /// the unit was accepted (`PUT` only: `GET` answers only accepted outputs).
     pub accepted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_finished;
+
+    #[test]
+    fn an_expired_job_is_finished_once_nothing_runs() {
+        assert!(job_finished("done", 0));
+        for ended in ["cancelled", "expired"] {
+            assert!(job_finished(ended, 0), "{ended}");
+            assert!(!job_finished(ended, 1), "{ended} with a unit running");
+        }
+        assert!(!job_finished("open", 0));
+    }
 }
