@@ -254,6 +254,30 @@ impl Market {
         )
     }
 
+    /// `provider` registers with a bond of 100 EXO and no offer.
+    fn register(&mut self, provider: u64) {
+        let register = self.tx(
+            provider,
+            Action::RegisterProvider {
+                resources: resources(8),
+                bond: Amount::from_exo(100),
+            },
+        );
+        self.ok(vec![register]);
+    }
+
+    /// `provider`'s offer of `slots` at the lowest price, live until `expiry_secs`.
+    fn offer(&mut self, provider: u64, slots: u32, expiry_secs: u64) -> SignedTx {
+        self.tx(
+            provider,
+            Action::PostOffer {
+                slots,
+                price_per_unit: Amount(1),
+                expiry_secs,
+            },
+        )
+    }
+
     /// `provider` registers (bond 100 EXO) and posts one offer of `slots` at `price`.
     fn join(&mut self, provider: u64, slots: u32, price: Amount) -> [SignedTx; 2] {
         [
@@ -745,14 +769,7 @@ fn bad_market_actions_are_refused_with_their_reason_and_cost_only_the_fee() {
                 bond: Amount::from_exo(100),
             },
         ),
-        m.tx(
-            REQUESTER,
-            Action::PostOffer {
-                slots: 1,
-                price_per_unit: Amount(1),
-                expiry_secs: 50,
-            },
-        ),
+        m.offer(REQUESTER, 1, 50),
         m.tx(REQUESTER, Action::CancelOffer { offer: 0 }),
         m.tx(
             REQUESTER,
@@ -1401,14 +1418,7 @@ fn an_offer_with_no_slot_or_a_far_expiry_is_refused() {
     let p = PROVIDERS[0];
     let lifetime = MarketParams::default().max_offer_lifetime_secs;
     let post = |m: &mut Market, slots, expiry_secs| {
-        let tx = m.tx(
-            p,
-            Action::PostOffer {
-                slots,
-                price_per_unit: Amount(1),
-                expiry_secs,
-            },
-        );
+        let tx = m.offer(p, slots, expiry_secs);
         m.block(vec![tx]).remove(0)
     };
     assert_eq!(
@@ -1449,23 +1459,9 @@ fn an_offer_of_n_seconds_takes_work_for_n_seconds_whatever_the_block_rate() {
             m.chain.block_interval_ms = interval_ms;
             m.setup(&[]);
             let p = PROVIDERS[0];
-            let register = m.tx(
-                p,
-                Action::RegisterProvider {
-                    resources: resources(8),
-                    bond: Amount::from_exo(100),
-                },
-            );
-            m.ok(vec![register]);
+            m.register(p);
             let posted = m.chain.next_time_ms() / 1_000;
-            let offer = m.tx(
-                p,
-                Action::PostOffer {
-                    slots: 1,
-                    price_per_unit: Amount(1),
-                    expiry_secs: posted + LIFETIME,
-                },
-            );
+            let offer = m.offer(p, 1, posted + LIFETIME);
             m.ok(vec![offer]);
             while m.chain.next_time_ms() / 1_000 < posted + after {
                 m.ok(vec![]);
@@ -1485,6 +1481,74 @@ fn an_offer_of_n_seconds_takes_work_for_n_seconds_whatever_the_block_rate() {
             );
         }
     }
+}
+
+/// Expired offers leave the book when a batch runs, and a batch runs only when a job waits.
+/// A worker renews its offer before it expires, so on a market with no jobs its expired offers
+/// used to pile up until its cap of offers refused the renewal (after about an hour): it then
+/// sold nothing when the next job came. Renewing for hours of empty blocks is always accepted,
+/// the provider never holds more than its cap, and the renewal sells even while the expired
+/// offer before it is still on the book (a newcomer's probation room went to the expired one).
+#[test]
+fn a_provider_renewing_its_offer_for_hours_on_an_idle_market_is_never_refused() {
+    const LIFETIME: u64 = 600;
+    let mut m = Market::new(Params::default());
+    m.chain.block_interval_ms = 30_000;
+    m.setup(&[]);
+    let p = PROVIDERS[0];
+    m.register(p);
+    let cap = MarketParams::default().max_offers_per_provider as usize;
+    let mut renewed_at = None;
+    for _ in 0..3 * 3_600 / 30 {
+        let now = m.chain.next_time_ms() / 1_000;
+        let txs = if renewed_at.is_none_or(|at| now >= at + LIFETIME * 4 / 5) {
+            renewed_at = Some(now);
+            vec![m.offer(p, 1, now + LIFETIME)]
+        } else {
+            vec![]
+        };
+        m.ok(txs);
+        let book: IdList = m.chain.get(&keys::book_key()).unwrap_or_default();
+        assert!(
+            book.0.len() <= cap,
+            "the book holds {} offers",
+            book.0.len()
+        );
+    }
+    let job = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![job]);
+    assert_eq!(m.job(0).running, 1, "the renewed offer sells");
+}
+
+/// A book full of expired offers does not lock out a live one: posting to a full book first
+/// clears the offers whose time is up.
+#[test]
+fn a_book_full_of_expired_offers_takes_a_new_one() {
+    use exo_ledger::modules::market::Refusal;
+    let mut m = Market::new(with_market(MarketParams {
+        max_open_offers: 2,
+        ..MarketParams::default()
+    }));
+    m.setup(&[]);
+    for p in &PROVIDERS[..3] {
+        m.register(*p);
+    }
+    let post = |m: &mut Market, p, lifetime| {
+        let now = m.chain.next_time_ms() / 1_000;
+        let tx = m.offer(p, 1, now + lifetime);
+        m.block(vec![tx]).remove(0)
+    };
+    assert_eq!(post(&mut m, PROVIDERS[0], 20), TxStatus::Ok);
+    assert_eq!(post(&mut m, PROVIDERS[1], 20), TxStatus::Ok);
+    assert_eq!(
+        post(&mut m, PROVIDERS[2], 20),
+        TxStatus::Rejected(Rejection::Market(Refusal::BookFull { max: 2 })),
+        "a full book of live offers refuses"
+    );
+    m.chain.pass_secs(25);
+    assert_eq!(post(&mut m, PROVIDERS[2], 20), TxStatus::Ok);
+    let book: IdList = m.chain.get(&keys::book_key()).unwrap_or_default();
+    assert_eq!(book.0.len(), 1, "the expired offers left the book");
 }
 
 /// One developer cannot fill the chain's app table: it publishes at most its cap of apps.

@@ -4,8 +4,8 @@
 use super::{
     Market,
     keys::{
-        assignments_key, book_key, holdings_key, job_key, job_spec_key, offer_key, open_jobs_key,
-        provider_key, unit_key, waiting_key, work_key, work_slot_key,
+        assignments_key, book_key, job_key, job_spec_key, offer_key, open_jobs_key, provider_key,
+        unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
         AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
@@ -245,7 +245,11 @@ impl Market<'_> {
                 .filter(|l| pass == Pass::Everyone || l.offer.slots > 0)
                 .map(|l| {
                     let mut o = l.offer.clone();
-                    if let Some((_, r)) = room.iter_mut().find(|(p, _)| *p == o.provider.0) {
+                    // An expired offer (it leaves the book in this batch) must not use up a
+                    // newcomer's room before its live one.
+                    let live = o.is_live(now);
+                    if let Some((_, r)) = room.iter_mut().find(|(p, _)| live && *p == o.provider.0)
+                    {
                         o.slots = o.slots.min(*r);
                         *r -= o.slots;
                     }
@@ -302,21 +306,9 @@ impl Market<'_> {
                 (self.params.max_assignments_per_block as usize).saturating_sub(log.0.len());
             defer_past(&mut outcome, budget);
             // Offers that expired leave the book (every offer is in the last pass).
-            if pass == Pass::Everyone && !outcome.expired.is_empty() {
-                book.0.retain(|id| !outcome.expired.contains(&OfferId(*id)));
-                let mut owners = Vec::with_capacity(outcome.expired.len());
-                for id in &outcome.expired {
-                    let record: OfferRecord = expect(cache, &offer_key(id.0))?;
-                    owners.push((record.owner, id.0));
-                }
-                cache.require(owners.iter().map(|(owner, _)| holdings_key(owner)))?;
-                for (owner, id) in owners {
-                    cache.put(offer_key(id), None);
-                    let mut holdings = Self::holdings(cache, &owner)?;
-                    holdings.offers.retain(|o| *o != id);
-                    Self::store_holdings(cache, &owner, &holdings)?;
-                }
-                store(cache, book_key(), &book)?;
+            if pass == Pass::Everyone {
+                let expired: Vec<u64> = outcome.expired.iter().map(|id| id.0).collect();
+                Self::remove_offers(cache, &mut book, &expired)?;
             }
             for fill in &outcome.fills {
                 let key = offer_key(fill.offer.0);

@@ -2,13 +2,13 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{book_key, counters_key, offer_key, work_key},
-    records::{OfferRecord, WorkCount},
+    keys::{book_key, counters_key, holdings_key, offer_key, work_key},
+    records::{IdList, OfferRecord, WorkCount},
     refuse,
 };
 use crate::{
     exec::Created,
-    state::{StateCache, expect, load, store},
+    state::{Halt, StateCache, expect, load, store},
 };
 use exo_market::{Offer, OfferId, ProviderId};
 use exo_types::{Address, Amount};
@@ -64,13 +64,25 @@ impl Market<'_> {
                 max: latest,
             });
         }
+        // Expired offers leave the book when a batch runs, and a batch runs only when a job
+        // waits: on an idle market they stay. A provider that renews its offer must not be
+        // refused for its own expired ones, nor anyone for a book full of dead offers.
         let mut book = Self::id_list(cache, book_key())?;
+        let mut holdings = Self::holdings(cache, owner)?;
+        cache.require(holdings.offers.iter().map(|id| offer_key(*id)))?;
+        let own_expired = self.expired_among(cache, &holdings.offers)?;
+        Self::remove_offers(cache, &mut book, &own_expired)?;
+        if book.0.len() >= self.params.max_open_offers as usize {
+            cache.require(book.0.iter().map(|id| offer_key(*id)))?;
+            let expired = self.expired_among(cache, &book.0)?;
+            Self::remove_offers(cache, &mut book, &expired)?;
+        }
         if book.0.len() >= self.params.max_open_offers as usize {
             return refuse(Refusal::BookFull {
                 max: self.params.max_open_offers,
             });
         }
-        let mut holdings = Self::holdings(cache, owner)?;
+        holdings = Self::holdings(cache, owner)?;
         let held = holdings.offers.len() as u32;
         if held >= self.params.max_offers_per_provider {
             return refuse(Refusal::TooManyOffers {
@@ -120,6 +132,45 @@ impl Market<'_> {
             },
         )?;
         Ok(Ok(()))
+    }
+
+    /// The offers among `ids` that are no longer live at this block's time.
+    fn expired_among(&self, cache: &StateCache, ids: &[u64]) -> Result<Vec<u64>, Halt> {
+        let now = self.now_secs();
+        let mut expired = Vec::new();
+        for id in ids {
+            let record: OfferRecord = expect(cache, &offer_key(*id))?;
+            if !record.offer.is_live(now) {
+                expired.push(*id);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Takes the offers `ids` off `book` (written back) and out of their owners' holdings,
+    /// and deletes their records.
+    pub(super) fn remove_offers(
+        cache: &mut StateCache,
+        book: &mut IdList,
+        ids: &[u64],
+    ) -> Result<(), Halt> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        book.0.retain(|id| !ids.contains(id));
+        let mut owners = Vec::with_capacity(ids.len());
+        for id in ids {
+            let record: OfferRecord = expect(cache, &offer_key(*id))?;
+            owners.push((record.owner, *id));
+        }
+        cache.require(owners.iter().map(|(owner, _)| holdings_key(owner)))?;
+        for (owner, id) in owners {
+            cache.put(offer_key(id), None);
+            let mut holdings = Self::holdings(cache, &owner)?;
+            holdings.offers.retain(|o| *o != id);
+            Self::store_holdings(cache, &owner, &holdings)?;
+        }
+        Ok(store(cache, book_key(), book)?)
     }
 
     pub(super) fn cancel_offer(cache: &mut StateCache, owner: &Address, id: u64) -> Verdict {
