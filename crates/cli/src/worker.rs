@@ -48,6 +48,12 @@ pub struct WorkerArgs {
     /// lie-when-alone.
     #[arg(long, value_name = "HOW", value_parser = parse_misbehave)]
     pub misbehave: Option<Misbehave>,
+    /// Longest a finished unit's commitment or reveal waits, while other units still run,
+    /// for their results to share its transaction, in milliseconds (at most 1000): fewer,
+    /// fuller transactions for the chain against a little latency.
+    #[arg(long, value_name = "MS", default_value_t = exo_worker::holdback::DEFAULT_RESULT_DELAY_MS,
+          value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub result_delay_ms: u64,
 }
 
 fn parse_class_arg(text: &str) -> Result<DeviceClass, String> {
@@ -85,6 +91,7 @@ pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     config.bond = Amount::parse_exo(&args.bond)?;
     config.idle_only = args.idle_only.then(IdlePolicy::default);
     config.misbehave = args.misbehave;
+    config.result_delay = std::time::Duration::from_millis(args.result_delay_ms);
     exo_node::init_logging();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,6 +6,7 @@ use crate::{
     admission::{Admission, Waiting, footprint_bytes},
     api::{CallError, NodeApi},
     commit::{Misbehave, Sealed, new_salt, unit_seed},
+    holdback::Holdback,
     machine::Benchmark,
     nonce::{NonceCounter, Submitted},
     outputs::{archive_of, pack},
@@ -170,6 +171,9 @@ pub(crate) struct Agent {
     upload_backoff: HashMap<String, (u32, std::time::Instant)>,
     /// Runs finished since the last commitments, with their commit deadlines.
     fresh: Vec<(String, u64)>,
+    /// Commitments and reveals wait a moment to share transactions.
+    commit_hold: Holdback,
+    reveal_hold: Holdback,
     /// Items of the last work list.
     listed: usize,
     done: mpsc::Sender<RunDone>,
@@ -200,6 +204,7 @@ impl Agent {
         resources
             .validate()
             .map_err(|e| WorkerError::Config(format!("resources: {e}")))?;
+        let result_delay = cfg.result_delay;
         Ok(Self {
             address: cfg.key.public_key(),
             admission: Admission::new(resources.memory_mib.saturating_mul(1 << 20), cfg.slots),
@@ -230,6 +235,8 @@ impl Agent {
             archives: HashMap::new(),
             upload_backoff: HashMap::new(),
             fresh: Vec::new(),
+            commit_hold: Holdback::new(result_delay),
+            reveal_hold: Holdback::new(result_delay),
             listed: 0,
             done,
             events: None,
@@ -606,10 +613,12 @@ impl Agent {
         if self.dirty && !self.save() && !commits.is_empty() {
             return Err("the worker state cannot be saved; not committing".into());
         }
-        if !commits.is_empty() {
+        let now = tokio::time::Instant::now();
+        let more_coming = !self.running.is_empty();
+        if self.commit_hold.release(commits.len(), more_coming, now) {
             self.send_results(commits, true).await?;
         }
-        if !reveals.is_empty() {
+        if self.reveal_hold.release(reveals.len(), more_coming, now) {
             self.send_results(reveals, false).await?;
         }
         // What this pass learnt (transactions executed, outputs uploaded) is kept too.
@@ -917,8 +926,9 @@ impl Agent {
         self.dirty = true;
     }
 
-    /// Uploads the outputs of the runs finished since the last pass and commits them, without
-    /// reading the work list again (the next pass sends whatever this one could not).
+    /// Uploads the outputs of the runs finished since the last pass and commits them once
+    /// their hold is over, without reading the work list again (the next pass sends whatever
+    /// this one could not).
     pub(crate) async fn commit_fresh(&mut self) -> Result<(), String> {
         if self.fresh.is_empty() {
             return Ok(());
@@ -926,25 +936,38 @@ impl Agent {
         self.upload_outputs().await;
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits = Vec::new();
-        for (key, deadline) in std::mem::take(&mut self.fresh) {
-            let Some(record) = self.store.state.results.get(&key) else {
+        for (key, deadline) in &self.fresh {
+            let Some(record) = self.store.state.results.get(key) else {
                 continue;
             };
-            if self.chain_secs < deadline
+            if self.chain_secs < *deadline
                 && record.uploaded
                 && !record.committed
-                && !in_flight.contains(&key)
+                && !in_flight.contains(key)
             {
-                commits.push((key, record.sealed.commit(&self.address)));
+                commits.push((key.clone(), record.sealed.commit(&self.address)));
             }
         }
-        if commits.is_empty() {
+        let more_coming = !self.running.is_empty();
+        if !self
+            .commit_hold
+            .release(commits.len(), more_coming, tokio::time::Instant::now())
+        {
             return Ok(());
         }
+        self.fresh.clear();
         if self.dirty && !self.save() {
             return Err("the worker state cannot be saved; not committing".into());
         }
         self.send_results(commits, true).await
+    }
+
+    /// When results held back fall due, if any are held.
+    pub(crate) fn held_until(&self) -> Option<tokio::time::Instant> {
+        match (self.commit_hold.due_at(), self.reveal_hold.due_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Uploads the outputs archives not yet on the node, several at once.

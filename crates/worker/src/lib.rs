@@ -36,6 +36,7 @@ mod admission;
 mod agent;
 pub mod api;
 pub mod commit;
+pub mod holdback;
 pub mod idle;
 pub mod machine;
 pub mod nonce;
@@ -65,9 +66,10 @@ pub struct WorkerConfig {
     /// Units run at once, and the slots of the offer unless `offer_slots` says otherwise.
     pub slots: u32,
     /// Slots of the offer, when more units should be held than run at once. A slot is taken
-    /// from assignment until the unit's verdict, a few blocks, so for units that run in
-    /// microseconds a few run slots keep up with many more offered ones; assigned units wait
-    /// for a run slot in order.
+    /// from assignment until the replica's commitment executes, a block or two after the run
+    /// (longer with [`Self::result_delay`]), so for units that run in microseconds a few run
+    /// slots keep up with many more offered ones; assigned units wait for a run slot in
+    /// order.
     pub offer_slots: Option<u32>,
     /// Asked price in base units per compute unit (10^9 fuel).
     pub price_per_unit: Amount,
@@ -90,6 +92,9 @@ pub struct WorkerConfig {
     pub fee: Option<Amount>,
     /// Fallback poll interval when no block event arrives.
     pub poll_interval: Duration,
+    /// Longest a finished result's commitment or reveal waits for others to share its
+    /// transaction ([`holdback`]); at most [`holdback::MAX_RESULT_DELAY`].
+    pub result_delay: Duration,
     /// Use these measurements instead of benchmarking (tests).
     pub benchmark: Option<Benchmark>,
     /// The sandbox's compile cache; `<data_dir>/sandbox` when `None`. Workers on one machine
@@ -171,6 +176,7 @@ impl WorkerConfig {
             max_unit_fuel: 1_000_000_000_000,
             fee: None,
             poll_interval: Duration::from_secs(2),
+            result_delay: holdback::DEFAULT_RESULT_DELAY,
             benchmark: None,
             compile_cache: None,
             scratch_dir: None,
@@ -308,7 +314,11 @@ pub async fn run(
         let earliest = pass_started + agent.pass_gap();
         let mut ticked = false;
         loop {
+            // Results held back to share a transaction leave when their hold is over.
+            let held = agent.held_until();
             tokio::select! {
+                () = tokio::time::sleep_until(held.unwrap_or(next_pass)),
+                    if held.is_some() && failures == 0 => break,
                 () = &mut shutdown => break 'passes,
                 Some(done) = done_rx.recv() => {
                     agent.finish_run(done);
