@@ -87,7 +87,7 @@ pub struct SoakOptions {
 }
 
 /// Every attack of the soak, by the name the report and the options use.
-pub const ATTACKS: [&str; 9] = [
+pub const ATTACKS: [&str; 11] = [
     "c1_gapped_nonces",
     "c1_pool_filler",
     "h1_ranged_get",
@@ -97,6 +97,8 @@ pub const ATTACKS: [&str; 9] = [
     "c5_hostile_jobs",
     "c3_unmatchable_jobs",
     "m2_offer_squatting",
+    "h2_blob_fill",
+    "h3_output_claims",
 ];
 
 impl Default for SoakOptions {
@@ -125,6 +127,15 @@ const BLOB_MISS_PER_SEC: u32 = 10;
 const MALFORMED_PER_SEC: u32 = 20;
 const UNMATCHABLE_PER_SEC: u32 = 1;
 const OFFER_SQUAT_PER_SEC: u32 = 1;
+const BLOB_FILL_PER_SEC: u32 = 2;
+const OUTPUT_CLAIM_PER_SEC: u32 = 5;
+/// Size of each junk blob the blob filler uploads.
+const JUNK_BLOB_BYTES: usize = 4 * 1024 * 1024;
+/// Each account's blob quota in the soak (the default is 1 GiB): small enough for the blob
+/// filler to reach it on every node within 20 s, so even a short soak sees the refusals past
+/// it, and above the big blob the ranged `GET`s read.
+const SOAK_BLOB_QUOTA_BYTES: u64 = 32 * 1024 * 1024;
+const _: () = assert!(SOAK_BLOB_QUOTA_BYTES >= BIG_BLOB_BYTES as u64);
 /// One hostile probe job (three units) every this often.
 const PROBE_JOB_INTERVAL: Duration = Duration::from_secs(30);
 /// Size of the blob the ranged and whole `GET`s read.
@@ -223,6 +234,8 @@ const ROLE_BLOB: u64 = 6;
 const ROLE_HOSTILE: u64 = 7;
 const ROLE_SQUATTER: u64 = 8;
 const ROLE_UNMATCHABLE: u64 = 9;
+const ROLE_BLOB_FILLER: u64 = 10;
+const ROLE_CLAIMER: u64 = 11;
 
 /// The accounts an attack's role uses.
 fn attack_accounts(role: u64) -> impl Iterator<Item = Address> {
@@ -436,6 +449,8 @@ fn actors(options: &SoakOptions) -> Vec<(PrivateKey, Amount)> {
     add(ROLE_HOSTILE, 1, 100_000);
     add(ROLE_SQUATTER, 1, 100);
     add(ROLE_UNMATCHABLE, 1, 1_000);
+    add(ROLE_BLOB_FILLER, 1, 10);
+    add(ROLE_CLAIMER, 1, 10);
     actors
 }
 
@@ -472,8 +487,12 @@ fn run_in(
     known.sort();
     known.dedup();
 
-    progress("starting 4 validators (API limits as configured by default)");
-    let network = LocalNetwork::start(&layout, Some(exo_node::local::ApiLimits::default()))?;
+    progress("starting 4 validators (default API limits, a smaller blob quota per account)");
+    let limits = exo_node::local::ApiLimits {
+        max_account_blob_bytes: SOAK_BLOB_QUOTA_BYTES,
+        ..exo_node::local::ApiLimits::default()
+    };
+    let network = LocalNetwork::start(&layout, Some(limits))?;
     let observed = Arc::new(Observed::default());
     {
         let observed = observed.clone();
@@ -702,6 +721,7 @@ async fn soak(
     );
     let (malformed, hostile, unmatchable, squat) =
         (attacker(5)?, attacker(6)?, attacker(7)?, attacker(8)?);
+    let (blob_fill, claims) = (attacker(9)?, attacker(10)?);
     let chain_id = &setup.chain_id;
     let (transfers, jobs, ..) = tokio::join!(
         honest_transfers(options, urls, chain_id, observed, until),
@@ -721,6 +741,11 @@ async fn soak(
             unmatchable_jobs(&unmatchable, setup, until)
         ),
         gate(on(squat.name), offer_squatting(&squat, chain_id, until)),
+        gate(
+            on(blob_fill.name),
+            blob_fill_attack(&blob_fill, chain_id, until)
+        ),
+        gate(on(claims.name), output_claims(&claims, chain_id, until)),
     );
     let t1 = Instant::now();
     let load_avg_end = load_avg();
@@ -1203,6 +1228,92 @@ async fn blob_misses(attacker: &Attacker<'_>, until: tokio::time::Instant) {
         attacker
             .send(attacker.http.get(attacker.url(i, &path)))
             .await;
+    }
+}
+
+/// A signed upload of `bytes` by `key` to node `i`.
+fn signed_upload(
+    attacker: &Attacker<'_>,
+    i: u64,
+    chain_id: &str,
+    key: &PrivateKey,
+    bytes: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let hash = exo_client::blob_hash(&bytes);
+    let mut request = attacker
+        .http
+        .put(attacker.url(i, &format!("v1/blobs?hash={}", hex::encode(hash))));
+    for (name, value) in wire::blob_upload_headers(chain_id, hash, key) {
+        request = request.header(name, value);
+    }
+    request.body(bytes)
+}
+
+/// A funded account uploading distinct junk blobs, signed, to every node (H2): each node
+/// stores them up to the account's quota and refuses the rest with 429 `quota_exceeded`; the
+/// honest workers' outputs and requesters' inputs, under their own quotas, still go in.
+async fn blob_fill_attack(attacker: &Attacker<'_>, chain_id: &str, until: tokio::time::Instant) {
+    let filler = key(ROLE_BLOB_FILLER, 0);
+    let mut pace = Pace::new(BLOB_FILL_PER_SEC, until);
+    while let Some(i) = pace.tick().await {
+        let mut junk = vec![0u8; JUNK_BLOB_BYTES];
+        junk[..8].copy_from_slice(&i.to_le_bytes());
+        attacker
+            .send(signed_upload(attacker, i, chain_id, &filler, junk))
+            .await;
+    }
+}
+
+/// A funded stranger registering its own archive as the outputs of the honest jobs' open
+/// units, signed with its key as their first replicas (H3): before a verdict only the
+/// replica's provider may register (403 `not_a_replica`), after it only the accepted archive
+/// is kept, so the honest jobs' outputs stay downloadable.
+async fn output_claims(attacker: &Attacker<'_>, chain_id: &str, until: tokio::time::Instant) {
+    let stranger = key(ROLE_CLAIMER, 0);
+    let junk = b"junk outputs".to_vec();
+    let archive = exo_client::blob_hash(&junk);
+    for i in 0..attacker.urls.len() as u64 {
+        attacker
+            .send(signed_upload(
+                attacker,
+                i,
+                chain_id,
+                &stranger,
+                junk.clone(),
+            ))
+            .await;
+    }
+    // The honest requester's jobs, as anyone can list them, read again every few claims.
+    let listing = format!(
+        "v1/jobs?requester={}&height=0",
+        address_to_hex(&key(ROLE_REQUESTER, 0).public_key())
+    );
+    let mut targets: Vec<(u64, u32)> = Vec::new();
+    let mut pace = Pace::new(OUTPUT_CLAIM_PER_SEC, until);
+    while let Some(i) = pace.tick().await {
+        if i % 10 == 0
+            && let Some((200, body)) = attacker
+                .send(attacker.http.get(attacker.url(i, &listing)))
+                .await
+            && let Ok(page) = serde_json::from_slice::<wire::JobPage>(&body)
+        {
+            targets = page
+                .jobs
+                .iter()
+                .filter(|j| j.state == "open")
+                .map(|j| (j.id, j.unit_count))
+                .collect();
+        }
+        let Some(&(job, units)) = targets.get(i as usize % targets.len().max(1)) else {
+            continue;
+        };
+        let (unit, replica) = ((i % u64::from(units.max(1))) as u32, (i % 2) as u32);
+        let claim = wire::OutputsPut::signed(chain_id, job, unit, replica, archive, &stranger);
+        let request = attacker
+            .http
+            .put(attacker.url(i, &format!("v1/outputs/{job}/{unit}")))
+            .json(&claim);
+        attacker.send(request).await;
     }
 }
 
