@@ -1113,6 +1113,7 @@ fn seeded_block(m: &mut Market, seed: u8, txs: Vec<SignedTx>) {
             env: BlockEnv {
                 height: m.chain.height + 1,
                 proposer: addr(PROPOSER),
+                skipped_leaders: Vec::new(),
                 seed: [seed; 32],
                 time_ms: m.chain.next_time_ms(),
             },

@@ -46,6 +46,12 @@ fn params() -> StakingParams {
         slash_deferral_secs: 5,
         balance_rounds: 20,
         exposure_epochs: 4,
+        block_reward: Amount(1_000),
+        provider_share_bps: 3_000,
+        slash_floor_bps: 100,
+        downtime_threshold_bps: 5_000,
+        downtime_min_missed: 2,
+        jail_blocks: 15,
     }
 }
 

@@ -12,7 +12,10 @@ use super::{
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
 use crate::{
-    modules::bank::{self, Pot},
+    modules::{
+        bank::{self, Pot},
+        staking,
+    },
     state::{Fault, Halt, StateCache, expect, load, remove, store},
 };
 use exo_market::FUEL_PER_UNIT;
@@ -101,6 +104,7 @@ impl Market<'_> {
                     .cloned()
                     .collect();
                 if !confirmers.is_empty() {
+                    let valid = provider.valid;
                     self.credit_confirmation(
                         cache,
                         &job.requester,
@@ -108,6 +112,11 @@ impl Market<'_> {
                         paid,
                         &confirmers,
                     )?;
+                    // Work that earned reputation (paid, confirmed by an independent replica,
+                    // not self-dealt) earns the providers' share of the epoch's rewards too.
+                    if provider.valid > valid {
+                        staking::credit_work(cache, &provider.owner)?;
+                    }
                 }
             } else if replica.status == ReplicaStatus::Revealed && is_report(replica.reveal) {
                 // Others finished what it reported it could not: not paid, and excused only
