@@ -186,7 +186,12 @@ pub fn release(
 
 /// Moves `amount` from one pot to another (a slash into the insurance pool, a reward's
 /// remainder into the treasury). Taking more than `from` holds is a fault.
-pub fn move_between(cache: &mut StateCache, from: Pot, to: Pot, amount: Amount) -> Result<(), Halt> {
+pub fn move_between(
+    cache: &mut StateCache,
+    from: Pot,
+    to: Pot,
+    amount: Amount,
+) -> Result<(), Halt> {
     if amount == Amount::ZERO {
         return Ok(());
     }

@@ -153,8 +153,8 @@ impl Market<'_> {
     }
 
     /// Pays `provider` for `fuel` at `price_per_unit` out of the job's escrow, and the
-    /// block's proposer its fee on that, within what the escrow still holds: returns what the
-    /// provider was paid.
+    /// protocol fee on that into the epoch's rewards, within what the escrow still holds:
+    /// returns what the provider was paid.
     fn pay(
         &mut self,
         cache: &mut StateCache,
@@ -171,7 +171,7 @@ impl Market<'_> {
             .min(job.accounts.held);
         let fee = bps(pay, self.params.protocol_fee_bps).min(Self::spend(job, pay)?);
         bank::release(cache, escrow, &provider.owner, pay)?;
-        bank::release(cache, escrow, &self.env.proposer, fee)?;
+        bank::move_between(cache, escrow, Pot::Rewards, fee)?;
         job.accounts.fees = add(job.accounts.fees, fee)?;
         let paid = &mut job.accounts.paid;
         match paid.iter().position(|(p, _)| *p == provider.id) {

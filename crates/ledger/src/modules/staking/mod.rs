@@ -21,9 +21,9 @@ pub mod rewards;
 mod slashing;
 
 pub use keys::{
-    Table, committee_key, consensus_key_key, counters_key, epoch_key, exposure_key,
-    nominators_key, offence_exposure_key, offences_key, staker_key, tally_key, units_key,
-    validator_key, validators_key, workers_key,
+    Table, committee_key, consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
+    offence_exposure_key, offences_key, staker_key, tally_key, units_key, validator_key,
+    validators_key, workers_key,
 };
 pub use params::{
     BPS, MAX_BALANCE_ROUNDS, MAX_COMMITTEE_BOUND, MAX_EPOCH_MINT, MAX_JAIL_BLOCKS,
@@ -35,8 +35,8 @@ pub use records::{
     MAX_REWARDED_PROVIDERS, Member, MemberReward, Offence, Offences, Owner, SlashRecord, Staker,
     Status, Tally, Units, Validator,
 };
-pub use rewards::credit_work;
 pub use refusal::Refusal;
+pub use rewards::credit_work;
 
 use crate::{
     exec::{BlockEnv, Rejection},

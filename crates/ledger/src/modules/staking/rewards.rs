@@ -97,7 +97,10 @@ pub fn credit_work(cache: &mut StateCache, owner: &Address) -> Result<(), Halt> 
         owners.0.push(owner.clone());
         store(cache, workers_key(), &owners)?;
     }
-    units.0 = units.0.checked_add(1).ok_or(Fault::Overflow("work units"))?;
+    units.0 = units
+        .0
+        .checked_add(1)
+        .ok_or(Fault::Overflow("work units"))?;
     Ok(store(cache, key, &units)?)
 }
 
@@ -150,7 +153,8 @@ impl Staking<'_> {
         let pool = add(record.fees, record.minted)?;
         let providers_pool = bps_of(pool, self.params.provider_share_bps)?;
         (record.to_providers, record.work_units) = pay_providers(cache, providers_pool)?;
-        record.members = self.pay_committee(cache, epoch, &committee, sub(pool, providers_pool)?)?;
+        record.members =
+            self.pay_committee(cache, epoch, &committee, sub(pool, providers_pool)?)?;
         record.to_treasury = bank::pot(cache, Pot::Rewards)?;
         bank::move_between(cache, Pot::Rewards, Pot::Treasury, record.to_treasury)?;
         record.ended_ms = self.env.time_ms;
@@ -249,8 +253,8 @@ fn pay_member(
     m: &Member,
     share: Amount,
 ) -> Result<Amount, Halt> {
-    let commission_bps = load::<Validator>(cache, &validator_key(&m.validator))?
-        .map_or(0, |v| v.commission_bps);
+    let commission_bps =
+        load::<Validator>(cache, &validator_key(&m.validator))?.map_or(0, |v| v.commission_bps);
     let commission = bps_of(share, commission_bps)?;
     let rest = sub(share, commission)?;
     let exposure: Exposure = load(cache, &exposure_key(epoch, &m.validator))?.unwrap_or_default();

@@ -89,7 +89,11 @@ impl Staking<'_> {
         let now = self.now_secs();
         let window = self.params.evidence_window_secs;
         for i in 0..offences.0.len() {
-            let Some(o) = offences.0.get(i).filter(|o| !o.applied && o.due_secs <= now) else {
+            let Some(o) = offences
+                .0
+                .get(i)
+                .filter(|o| !o.applied && o.due_secs <= now)
+            else {
                 continue;
             };
             let o = o.clone();
@@ -146,16 +150,10 @@ impl Staking<'_> {
             },
         };
         remove(cache, offence_exposure_key(&o.validator));
-        let mut total = take_stake(
-            cache,
-            &o.validator,
-            self.slashed_part(exposure.own, k, n)?,
-        )?;
+        let mut total = take_stake(cache, &o.validator, self.slashed_part(exposure.own, k, n)?)?;
         for (nominator, backing) in &exposure.others {
             let taken = take_stake(cache, nominator, self.slashed_part(*backing, k, n)?)?;
-            total = total
-                .checked_add(taken)
-                .ok_or(Fault::Overflow("slash"))?;
+            total = total.checked_add(taken).ok_or(Fault::Overflow("slash"))?;
         }
         jail(cache, &o.validator, self.jail_until()?)?;
         let epoch = self.env.height / self.epoch_length;
@@ -185,7 +183,9 @@ fn take_stake(cache: &mut StateCache, who: &Address, amount: Amount) -> Result<A
         return Ok(take);
     }
     let mut left = take;
-    for held in std::iter::once(&mut s.active).chain(s.unbonding.iter_mut().rev().map(|c| &mut c.amount)) {
+    for held in
+        std::iter::once(&mut s.active).chain(s.unbonding.iter_mut().rev().map(|c| &mut c.amount))
+    {
         let part = left.min(*held);
         *held = held.checked_sub(part).ok_or(Fault::Overflow("slash"))?;
         left = left.checked_sub(part).ok_or(Fault::Overflow("slash"))?;
@@ -194,4 +194,54 @@ fn take_stake(cache: &mut StateCache, who: &Address, amount: Amount) -> Result<A
     bank::move_between(cache, Pot::StakeBond(s.id), Pot::Insurance, take)?;
     put_staker(cache, who, &s)?;
     Ok(take)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{exec::BlockEnv, modules::staking::StakingParams};
+    use commonware_cryptography::Signer;
+    use exo_types::PrivateKey;
+
+    fn part(backing: u128, k: u64, n: u64, floor_bps: u32) -> u128 {
+        let params = StakingParams {
+            slash_floor_bps: floor_bps,
+            ..StakingParams::default()
+        };
+        let env = BlockEnv {
+            height: 1,
+            time_ms: 1_000,
+            proposer: PrivateKey::from_seed(0).public_key(),
+            skipped_leaders: Vec::new(),
+            seed: [0; 32],
+        };
+        let staking = Staking {
+            params: &params,
+            env: &env,
+            epoch_length: 10,
+        };
+        staking
+            .slashed_part(Amount(backing), k, n)
+            .expect("no overflow")
+            .0
+    }
+
+    #[test]
+    fn the_slashed_fraction_is_three_k_over_n_squared_above_its_floor_and_at_most_everything() {
+        // One offender among 300: (3/300)^2 = 0.01%, under the 1% floor.
+        assert_eq!(part(1_000_000, 1, 300, 100), 10_000);
+        assert_eq!(part(1_000_000, 1, 300, 0), 100);
+        // Fifty among 300: (150/300)^2 = 25%.
+        assert_eq!(part(1_000_000, 50, 300, 100), 250_000);
+        // A third of the committee or more: everything.
+        assert_eq!(part(1_000_000, 100, 300, 100), 1_000_000);
+        assert_eq!(part(1_000_000, 7, 4, 0), 1_000_000);
+        // Rounded down to the base unit: 7 * 9/16 = 3.9375.
+        assert_eq!(part(7, 1, 4, 0), 3);
+        // The largest backing does not overflow.
+        assert_eq!(
+            part(u128::MAX, 1, 256, 0),
+            u128::MAX / 65_536 * 9 + (u128::MAX % 65_536) * 9 / 65_536
+        );
+    }
 }
