@@ -57,8 +57,13 @@ fn add(a: Amount, b: Amount) -> Result<Amount, Fault> {
 
 /// Credits the block's proposer a point and each skipped leader a missed slot. Only consensus
 /// keys a validator registered are counted: the chain's leaders always are, and a caller
-/// without consensus (a test's proposer) leaves nothing behind.
+/// without consensus (a test's proposer) leaves nothing behind. The genesis block (height 0,
+/// which a caller may execute to write the genesis state) is nobody's work, and no reward is
+/// minted for it.
 pub(super) fn tally_block(cache: &mut StateCache, env: &BlockEnv) -> Result<(), Halt> {
+    if env.height == 0 {
+        return Ok(());
+    }
     let leaders = std::iter::once(&env.proposer).chain(&env.skipped_leaders);
     cache.require(leaders.flat_map(|l| [consensus_key_key(l), tally_key(l)]))?;
     bump(cache, &env.proposer, true)?;
