@@ -991,3 +991,33 @@ fn reward_and_jail_parameters_that_break_a_bound_are_refused_at_genesis() {
         );
     }
 }
+
+#[test]
+fn a_fault_older_than_the_evidence_window_is_not_punished() {
+    let mut net = five_backed_by_twenty();
+    // Epoch 0 ended at second 9; the window is 20 seconds: at second 30 it is closed.
+    net.run_to(29);
+    net.evidence.push(equivocation(consensus(5), 0));
+    net.block(&[]);
+    net.run_to(3 * EPOCH - 1);
+    assert_eq!(net.validator(5).expect("5").status, Status::Active);
+    assert_eq!(net.named_pot(Pot::Insurance), 0);
+    assert!(net.members(4).contains(&addr(5)));
+}
+
+#[test]
+fn a_chilled_equivocator_is_jailed_and_cannot_stand_again_at_once() {
+    let mut net = five_backed_by_twenty();
+    assert_eq!(net.one(5, Action::Chill), TxStatus::Ok);
+    net.evidence.push(equivocation(consensus(5), 2));
+    net.block(&[]);
+    let until = net.chain.height + params().jail_blocks;
+    assert_eq!(
+        net.validator(5).expect("5").status,
+        Status::Jailed { until }
+    );
+    assert_eq!(
+        net.one(5, Action::Unjail),
+        refused(Refusal::Jailed { until })
+    );
+}

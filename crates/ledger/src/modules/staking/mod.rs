@@ -523,6 +523,8 @@ impl Staking<'_> {
     /// down, so that the election leaves them out), elects the committee of `e + 2` and
     /// forgets the exposures that have aged out.
     pub fn end_block(&self, cache: &mut StateCache) -> Result<(), Halt> {
+        // One round of loads for what every block reads.
+        cache.require(rewards::tally_keys(self.env).chain([offences_key()]))?;
         rewards::tally_block(cache, self.env)?;
         self.apply_due_slashes(cache)?;
         let height = self.env.height;

@@ -64,8 +64,6 @@ pub(super) fn tally_block(cache: &mut StateCache, env: &BlockEnv) -> Result<(), 
     if env.height == 0 {
         return Ok(());
     }
-    let leaders = std::iter::once(&env.proposer).chain(&env.skipped_leaders);
-    cache.require(leaders.flat_map(|l| [consensus_key_key(l), tally_key(l)]))?;
     bump(cache, &env.proposer, true)?;
     for leader in &env.skipped_leaders {
         bump(cache, leader, false)?;
@@ -109,18 +107,31 @@ pub fn credit_work(cache: &mut StateCache, owner: &Address) -> Result<(), Halt> 
     Ok(store(cache, key, &units)?)
 }
 
+/// The keys every block's tally reads: each leader's registration and tally.
+pub(super) fn tally_keys(env: &BlockEnv) -> impl Iterator<Item = crate::state::Key> + '_ {
+    std::iter::once(&env.proposer)
+        .chain(&env.skipped_leaders)
+        .flat_map(|l| [consensus_key_key(l), tally_key(l)])
+}
+
 /// Puts `who` in jail until height `until` (a jail already longer stays). A chilled validator
-/// stays chilled: it stands for nothing already.
-pub(super) fn jail(cache: &mut StateCache, who: &Address, until: u64) -> Result<(), Halt> {
+/// stays chilled unless `even_chilled` (an equivocator): chilled, it stands for nothing
+/// already, but it could stand again at once with `Unjail`.
+pub(super) fn jail(
+    cache: &mut StateCache,
+    who: &Address,
+    until: u64,
+    even_chilled: bool,
+) -> Result<(), Halt> {
     let Some(mut v) = load::<Validator>(cache, &validator_key(who))? else {
         return Ok(());
     };
     v.status = match v.status {
-        Status::Chilled => return Ok(()),
+        Status::Chilled if !even_chilled => return Ok(()),
         Status::Jailed { until: old } => Status::Jailed {
             until: old.max(until),
         },
-        Status::Active => Status::Jailed { until },
+        Status::Chilled | Status::Active => Status::Jailed { until },
     };
     Ok(store(cache, validator_key(who), &v)?)
 }
@@ -194,7 +205,7 @@ impl Staking<'_> {
             remove(cache, tally_key(&m.consensus_key));
             let jailed = self.is_down(t);
             if jailed {
-                jail(cache, &m.validator, until)?;
+                jail(cache, &m.validator, until, false)?;
             }
             let points = if jailed { 0 } else { t.proposed };
             total_points = total_points

@@ -78,7 +78,7 @@ impl Staking<'_> {
             applied: false,
         });
         store(cache, offences_key(), &offences)?;
-        jail(cache, &validator, self.jail_until()?)
+        jail(cache, &validator, self.jail_until()?, true)
     }
 
     /// Applies the slashes that are due and forgets offences no later slash can count.
@@ -155,7 +155,7 @@ impl Staking<'_> {
             let taken = take_stake(cache, nominator, self.slashed_part(*backing, k, n)?)?;
             total = total.checked_add(taken).ok_or(Fault::Overflow("slash"))?;
         }
-        jail(cache, &o.validator, self.jail_until()?)?;
+        jail(cache, &o.validator, self.jail_until()?, true)?;
         let epoch = self.env.height / self.epoch_length;
         let mut record: EpochRecord = load(cache, &epoch_key(epoch))?.unwrap_or_default();
         if record.slashes.len() < MAX_OFFENCES as usize {
