@@ -2,8 +2,9 @@
 //! moves, mints or burns them.
 //!
 //! Other modules hold value by locking it into a pot ([`Pot`]: a job's escrow, a provider's
-//! bond, and the pots staking, NFTs and insurance will need) and pay out of it with explicit
-//! amounts. Every operation uses checked arithmetic and returns a [`Fault`] instead of
+//! bond, a stake bond, the epoch's rewards, the insurance pool, the treasury, and NFT escrow
+//! for a later module) and pay out of it with explicit amounts. After genesis the only
+//! minting is the block reward, minted into the rewards pot ([`mint_into`]). Every operation uses checked arithmetic and returns a [`Fault`] instead of
 //! saturating. At the end of every block [`check_conservation`] proves that what the block
 //! wrote to balances and pots moved by exactly what it minted minus what it burnt; by induction
 //! from genesis, `sum(balances) + sum(pots) == supply` holds after every block.

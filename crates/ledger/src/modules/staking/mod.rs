@@ -10,14 +10,20 @@
 //! The election ([`election`]) runs in the end of the last block of each epoch `e`, over the
 //! bonds as they stand, and writes the committee of epoch `e + 2` with each member's backing
 //! and each backer's share ([`Exposure`]): an elected validator has a whole epoch to connect.
-//! This module must never verify signatures or read the chain's consensus state.
+//! Before it, the same block pays the epoch's rewards (`rewards.rs`: the fees and the minted
+//! block reward, to providers by accepted work and to the committee by points) and jails the
+//! members that were down; equivocations are jailed when recorded and slashed into the
+//! insurance pool once their deferral has passed (`slashing.rs`).
+//!
+//! This module must never verify signatures or read the chain's consensus state: it takes the
+//! blocks' proposers and skipped leaders, and the faults, as the chain verified them.
 
 pub mod election;
 mod keys;
 mod params;
 mod records;
 mod refusal;
-pub mod rewards;
+mod rewards;
 mod slashing;
 
 pub use keys::{
