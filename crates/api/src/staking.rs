@@ -1,12 +1,13 @@
 //! What staking's routes do, apart from HTTP: state reads through the ledger's staking
-//! queries and their JSON forms.
+//! queries (candidates, committees, exposures, each epoch's record of points, rewards and
+//! slashes) and their JSON forms.
 
 use crate::{
     ApiError, ApiLimits, NodeView,
     market::{Query, parse_id, read, read_many},
     wire,
 };
-use exo_ledger::modules::staking::{Exposure, Staker, Status, Validator, queries};
+use exo_ledger::modules::staking::{Exposure, MemberReward, Staker, Status, Validator, queries};
 use exo_types::{Address, Amount};
 
 fn validator_json(address: Address, v: Validator, bond: Option<Staker>) -> wire::ValidatorView {
@@ -69,24 +70,66 @@ pub async fn epoch<N: NodeView>(
             .collect(),
     )
     .await?;
+    let record = read(node, limits, queries::epoch_record(epoch))
+        .await?
+        .unwrap_or_default();
     let minimum_backing = committee.minimum_backing();
     let members = committee
         .members
         .into_iter()
         .zip(exposures)
-        .map(|(m, exposure)| member_json(m, exposure))
+        .map(|(m, exposure)| {
+            let earned = record
+                .members
+                .iter()
+                .find(|r| r.validator == m.validator)
+                .map(earned_json);
+            member_json(m, exposure, earned)
+        })
+        .collect();
+    let payout = (record.ended_ms > 0).then_some(wire::Payout {
+        ended_ms: record.ended_ms,
+        fees: record.fees,
+        minted: record.minted,
+        to_providers: record.to_providers,
+        work_units: record.work_units,
+        to_treasury: record.to_treasury,
+    });
+    let slashes = record
+        .slashes
+        .into_iter()
+        .map(|s| wire::SlashView {
+            validator: s.validator,
+            offenders: s.offenders,
+            committee: s.committee,
+            amount: s.amount,
+        })
         .collect();
     Ok(wire::EpochView {
         epoch,
         elected: committee.elected,
         minimum_backing,
         members,
+        payout,
+        slashes,
     })
+}
+
+fn earned_json(r: &MemberReward) -> wire::Earned {
+    wire::Earned {
+        proposed: r.proposed,
+        missed: r.missed,
+        points: r.points,
+        reward: r.reward,
+        kept: r.kept,
+        jailed: r.jailed,
+    }
 }
 
 fn member_json(
     m: exo_ledger::modules::staking::Member,
     exposure: Option<Exposure>,
+    earned: Option<wire::Earned>,
 ) -> wire::CommitteeMember {
     let (own, nominators) = match exposure {
         Some(e) => (
@@ -104,5 +147,6 @@ fn member_json(
         backing: m.backing,
         own,
         nominators,
+        earned,
     }
 }

@@ -54,7 +54,7 @@ async fn submit(app: &axum::Router, key: &PrivateKey, action: Action) {
 }
 
 #[tokio::test]
-async fn validators_and_an_elected_epoch_show_the_committee_and_its_backing() {
+async fn validators_and_epochs_show_the_committee_its_backing_and_what_it_earned() {
     let candidate = PrivateKey::from_seed(1);
     let nominator = PrivateKey::from_seed(2);
     let genesis_validator = PrivateKey::from_seed(9).public_key();
@@ -133,9 +133,30 @@ async fn validators_and_an_elected_epoch_show_the_committee_and_its_backing() {
     );
     assert_eq!(body["minimum_backing"], member["backing"]);
 
+    // Epoch 0 has ended: its three blocks, all proposed by the genesis validator, were paid.
+    let (status, body) = get(&app, "/v1/epochs/0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let amount = |v: &Value| v.as_str().unwrap().parse::<u128>().unwrap();
+    let payout = &body["payout"];
+    assert_eq!(amount(&payout["minted"]), Amount::from_exo(3).0);
+    assert!(
+        amount(&payout["fees"]) > 0,
+        "the epoch's fees are in its payout"
+    );
+    let pool = amount(&payout["fees"]) + amount(&payout["minted"]);
+    let earned = &body["members"][0]["earned"];
+    assert_eq!(earned["proposed"], 3);
+    assert_eq!(earned["points"], 3);
+    assert_eq!(earned["jailed"], false);
+    let to_committee = pool - pool * 3_000 / 10_000;
+    assert_eq!(amount(&earned["reward"]), to_committee);
+    assert_eq!(amount(&payout["to_treasury"]), pool - to_committee);
+    assert_eq!(body["slashes"].as_array().unwrap().len(), 0);
+
     let (status, body) = get(&app, "/v1/epochs/1").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["elected"], false, "genesis wrote epoch 1");
+    assert!(body["payout"].is_null(), "epoch 1 has not run");
     assert_eq!(get(&app, "/v1/epochs/9").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/v1/epochs/two").await.0, StatusCode::BAD_REQUEST);
     assert_eq!(

@@ -286,6 +286,7 @@ impl Chain {
                     height,
                     time_ms: self.chain.next_time_ms(),
                     proposer: self.proposer.clone(),
+                    skipped_leaders: Vec::new(),
                     seed,
                 },
                 evidence: Vec::new(),

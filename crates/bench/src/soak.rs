@@ -1563,7 +1563,11 @@ async fn supply_once(network: &LocalNetwork, known: &[Address]) -> anyhow::Resul
     let counters = read(network, market::queries::counters())
         .await?
         .unwrap_or_default();
-    let mut pots = vec![bank::Pot::Insurance, bank::Pot::Treasury];
+    let mut pots = vec![
+        bank::Pot::Insurance,
+        bank::Pot::Treasury,
+        bank::Pot::Rewards,
+    ];
     pots.extend((0..counters.next_job).map(bank::Pot::JobEscrow));
     pots.extend((0..counters.next_provider).map(bank::Pot::ProviderBond));
     let mut held: u128 = 0;

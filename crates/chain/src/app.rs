@@ -13,9 +13,15 @@ use crate::{
     store::{StateDatabases, StateKey, StateUnmerkleized},
 };
 use commonware_consensus::{
-    Heightable, marshal::ancestry::Ancestry, simplex::scheme::ed25519::Scheme, types::Epoch,
+    Heightable,
+    marshal::ancestry::Ancestry,
+    simplex::{
+        elector::{Config as _, Elector as _, RoundRobin, RoundRobinElector},
+        scheme::ed25519::Scheme,
+    },
+    types::{Epoch, Round, View},
 };
-use commonware_cryptography::{BatchEntry, BatchVerifier, Digestible, ed25519, sha256};
+use commonware_cryptography::{BatchEntry, BatchVerifier, Digestible, Sha256, ed25519, sha256};
 use commonware_glue::stateful::{
     Application, Finality, Input, Proposed,
     db::{DatabaseSet, Merkleized as _, Unmerkleized as _},
@@ -25,7 +31,8 @@ use commonware_runtime::Spawner;
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
 use exo_ledger::{
-    BlockEnv, BlockOutcome, BlockRun, Genesis, Policy, Signatures, Step, modules::staking,
+    BlockEnv, BlockOutcome, BlockRun, Genesis, MAX_SKIPPED_LEADERS, Policy, Signatures, Step,
+    modules::staking,
 };
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
@@ -48,6 +55,8 @@ pub enum ExecError {
     TooManyTxs(usize),
     #[error("block carries invalid evidence")]
     BadEvidence,
+    #[error("no committee is recorded for the block's epoch {0}")]
+    NoCommittee(u64),
     #[error(
         "block carries {count} transactions that pay no fee (the first at position {first}): \
          duplicates or ones refused before their fee, which an honest proposer leaves out"
@@ -57,6 +66,13 @@ pub enum ExecError {
 
 /// Most mempool transactions a proposal executes to fill one block.
 const MAX_CANDIDATES: usize = 2 * MAX_BLOCK_TXS;
+
+/// The leader election every epoch's engine runs with: round-robin over the epoch's committee,
+/// the leader of view `v` in epoch `e` at position `(e + v) mod n`. The ledger's downtime rule
+/// is measured with the same election ([`App::skipped_leaders`]).
+pub(crate) fn leader_elector() -> RoundRobin<Sha256> {
+    RoundRobin::default()
+}
 
 /// Faults seen by this validator's consensus engine, waiting to be included in a block.
 #[derive(Clone, Default)]
@@ -167,8 +183,8 @@ struct BlockInput {
     height: u64,
     /// The block's time, in milliseconds since the Unix epoch.
     timestamp_ms: u64,
-    /// The leader that proposed it; it collects fees.
-    proposer: ed25519::PublicKey,
+    /// Its consensus context: the leader that proposed it, its round and its parent's view.
+    consensus: BlockContext,
     parent: sha256::Digest,
     txs: Vec<SignedTx>,
     evidence: Vec<EvidenceProof>,
@@ -241,6 +257,23 @@ pub(crate) fn verify_signatures(rng: &mut impl rand::CryptoRng, txs: &[SignedTx]
     txs.iter().map(SignedTx::verify_signature).collect()
 }
 
+/// The leaders `committee`'s engine elects for `views` of `epoch`, the first
+/// [`MAX_SKIPPED_LEADERS`] of them.
+fn leaders_of(
+    committee: &Set<ed25519::PublicKey>,
+    epoch: Epoch,
+    views: std::ops::Range<u64>,
+) -> Vec<ed25519::PublicKey> {
+    let elector: RoundRobinElector<Scheme> = leader_elector().build(committee);
+    views
+        .take(MAX_SKIPPED_LEADERS)
+        .filter_map(|v| {
+            let leader = elector.elect(Round::new(epoch, View::new(v)), ());
+            committee.get(usize::from(leader)).cloned()
+        })
+        .collect()
+}
+
 impl App {
     /// The committee of `epoch` in `batch`'s state, if it was elected there (epochs 0 and 1
     /// are the genesis committee before the first block writes them).
@@ -266,7 +299,30 @@ impl App {
         }
     }
 
-    /// Executes `txs` and `evidence` on `batch` as block `height` proposed by `proposer`.
+    /// The leaders of the views between the block's parent and the block, which the chain
+    /// skipped (simplex builds on a parent only across views it nullified), as the epoch's
+    /// engine elected them, at most [`MAX_SKIPPED_LEADERS`].
+    async fn skipped_leaders<E>(
+        &self,
+        batch: &StateUnmerkleized<E>,
+        consensus: &BlockContext,
+    ) -> Result<Vec<ed25519::PublicKey>, ExecError>
+    where
+        E: StorageContext + Spawner,
+    {
+        let (epoch, view) = (consensus.round.epoch(), consensus.round.view().get());
+        let first = consensus.parent.0.get().saturating_add(1);
+        if first >= view {
+            return Ok(Vec::new());
+        }
+        let committee = self
+            .committee_at(batch, epoch)
+            .await?
+            .ok_or(ExecError::NoCommittee(epoch.get()))?;
+        Ok(leaders_of(&committee, epoch, first..view))
+    }
+
+    /// Executes `txs` and `evidence` on `batch` as block `height` in `consensus`.
     ///
     /// When `building`, transactions the ledger would reject before charging a fee are left
     /// out of the block (and, when they can never succeed, dropped from the mempool), and
@@ -285,11 +341,12 @@ impl App {
         let BlockInput {
             height,
             timestamp_ms,
-            proposer,
+            consensus,
             parent,
             txs,
             evidence,
         } = block;
+        let skipped_leaders = self.skipped_leaders(&batch, &consensus).await?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(parent.as_ref());
         // The chain verifies evidence against the committee of its epoch, as the parent's
@@ -331,7 +388,8 @@ impl App {
             env: BlockEnv {
                 height,
                 time_ms: timestamp_ms,
-                proposer,
+                proposer: consensus.leader,
+                skipped_leaders,
                 seed,
             },
             evidence: records,
@@ -430,7 +488,7 @@ where
         let input = BlockInput {
             height: height.get(),
             timestamp_ms,
-            proposer: consensus.leader.clone(),
+            consensus: consensus.clone(),
             parent: parent.digest(),
             txs: candidates,
             evidence,
@@ -498,7 +556,7 @@ where
         let input = BlockInput {
             height: block.height.get(),
             timestamp_ms: block.timestamp_ms,
-            proposer: block.context.leader.clone(),
+            consensus: block.context.clone(),
             parent: block.parent,
             txs: block.txs.clone(),
             evidence: block.evidence.clone(),
@@ -535,5 +593,28 @@ where
             .finalized(block.height.get(), &block.txs);
         self.sources.evidence.remove(&block.evidence);
         self.events.finalized(summary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+
+    #[test]
+    fn the_skipped_leaders_are_the_committee_in_round_robin_from_epoch_plus_view() {
+        let committee =
+            Set::from_iter_dedup((0..4).map(|s| ed25519::PrivateKey::from_seed(s).public_key()));
+        let epoch = Epoch::new(5);
+        let leaders = leaders_of(&committee, epoch, 3..7);
+        let expected: Vec<_> = (3..7u64)
+            .map(|v| committee[((5 + v) % 4) as usize].clone())
+            .collect();
+        assert_eq!(leaders, expected);
+        assert_eq!(
+            leaders_of(&committee, epoch, 1..1_000_000).len(),
+            MAX_SKIPPED_LEADERS,
+            "a long gap is cut at the ledger's bound"
+        );
     }
 }

@@ -28,14 +28,13 @@ use commonware_consensus::{
     simplex::{
         self,
         config::{ForwardPolicy, SkipPolicy},
-        elector::RoundRobin,
         scheme::ed25519::Scheme,
         types::Activity,
     },
     types::{Epoch, Epocher as _, FixedEpocher, Height, ViewDelta},
 };
 use commonware_cryptography::{
-    Digestible, Sha256, Signer as _, certificate::Verifier as _, ed25519, sha256,
+    Digestible, Signer as _, certificate::Verifier as _, ed25519, sha256,
 };
 use commonware_glue::stateful::{
     Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
@@ -488,7 +487,7 @@ where
             context,
             simplex::Config {
                 scheme: Scheme::clone(&scheme),
-                elector: RoundRobin::<Sha256>::default(),
+                elector: crate::app::leader_elector(),
                 blocker: blocker.clone(),
                 automaton: deferred.clone(),
                 relay: deferred.clone(),

@@ -209,8 +209,15 @@ fn committee(view: &wire::EpochView) -> Report {
         .members
         .iter()
         .map(|m| {
+            let earned = m.earned.as_ref().map_or(String::new(), |e| {
+                let jailed = if e.jailed { ", jailed" } else { "" };
+                format!(
+                    ": {} blocks, {} missed, {} points, reward {} (kept {}){jailed}",
+                    e.proposed, e.missed, e.points, e.reward, e.kept
+                )
+            });
             format!(
-                "{} backing {} ({} nominators)",
+                "{} backing {} ({} nominators){earned}",
                 address_to_hex(&m.validator),
                 m.backing,
                 m.nominators.len()
@@ -218,10 +225,21 @@ fn committee(view: &wire::EpochView) -> Report {
         })
         .collect();
     let how = if view.elected { "elected" } else { "kept" };
+    let payout = view.payout.as_ref().map_or(String::new(), |p| {
+        format!(
+            "\npaid: fees {} + minted {}; providers {} for {} units, treasury {}; {} slashes",
+            p.fees,
+            p.minted,
+            p.to_providers,
+            p.work_units,
+            p.to_treasury,
+            view.slashes.len()
+        )
+    });
     let json = serde_json::to_value(view).unwrap_or_default();
     Report::ok(
         format!(
-            "epoch {} committee ({how}), minimum backing {}\n{}",
+            "epoch {} committee ({how}), minimum backing {}\n{}{payout}",
             view.epoch,
             view.minimum_backing,
             lines.join("\n")

@@ -166,6 +166,7 @@ impl Genesis {
         }
         self.params.market.validate()?;
         self.params.staking.validate()?;
+        self.params.staking.epoch_mint(self.params.epoch_length)?;
         if self.validators()?.len() > self.params.staking.max_validators as usize {
             return Err(GenesisError::TooManyValidators {
                 max: self.params.staking.max_validators,

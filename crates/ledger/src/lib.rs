@@ -27,8 +27,8 @@ pub mod modules;
 pub mod state;
 
 pub use exec::{
-    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MemoryChain, Policy,
-    Receipt, Rejection, Signatures, Step, TxStatus,
+    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MAX_SKIPPED_LEADERS,
+    MemoryChain, Policy, Receipt, Rejection, Signatures, Step, TxStatus,
 };
 pub use genesis::{Genesis, GenesisAccount, GenesisError, Params, base_units};
 pub use modules::bank::Account;

@@ -15,6 +15,7 @@ use exo_ledger::{
                 UnitState, WorkCount, WorkItem,
             },
         },
+        staking::{EpochRecord, epoch_key},
     },
     state::{Namespace, decode},
 };
@@ -1130,6 +1131,7 @@ fn seeded_block(m: &mut Market, seed: u8, txs: Vec<SignedTx>) {
             env: BlockEnv {
                 height: m.chain.height + 1,
                 proposer: addr(PROPOSER),
+                skipped_leaders: Vec::new(),
                 seed: [seed; 32],
                 time_ms: m.chain.next_time_ms(),
             },
@@ -2978,4 +2980,58 @@ fn cancelling_a_job_whose_dispute_awaits_its_decider_opens_the_reveals_and_punis
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(job.accounts.refunded, job.accounts.escrowed);
     m.accounts_add_up(0);
+}
+
+#[test]
+fn confirmed_work_earns_the_providers_share_of_the_epochs_rewards_by_units() {
+    const EPOCH: u64 = 20;
+    let mut m = Market::new(Params {
+        epoch_length: EPOCH,
+        ..with_market(MarketParams {
+            probation_slots: 8,
+            ..MarketParams::default()
+        })
+    });
+    m.setup(&PROVIDERS[..2]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(3, 2))));
+    m.ok(vec![tx]);
+    for step in [Market::commit, Market::reveal] {
+        let mut txs = Vec::new();
+        for unit in 0..3 {
+            for p in &PROVIDERS[..2] {
+                txs.push(step(&mut m, *p, truth(0, unit), 0, unit));
+            }
+        }
+        m.ok(txs);
+        m.draw_audits();
+    }
+    assert_eq!(m.job(0).state, JobState::Done);
+    let fees = m.job(0).accounts.fees;
+    assert!(fees > Amount::ZERO);
+    while m.chain.height < EPOCH - 2 {
+        m.ok(vec![]);
+    }
+    let before: Vec<u128> = PROVIDERS[..2]
+        .iter()
+        .map(|p| m.chain.account(&addr(*p)).balance.0)
+        .collect();
+    m.ok(vec![]);
+
+    let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
+    // Each provider computed three units another provider confirmed.
+    assert_eq!(record.work_units, 6);
+    // The protocol fees joined the transaction fees in the pool.
+    assert!(record.fees > fees);
+    let pool = record.fees.0 + record.minted.0;
+    let providers_pool = pool * 3_000 / 10_000;
+    for (p, before) in PROVIDERS[..2].iter().zip(before) {
+        assert_eq!(
+            m.chain.account(&addr(*p)).balance.0,
+            before + providers_pool * 3 / 6
+        );
+    }
+    assert_eq!(record.to_providers.0, providers_pool / 2 * 2);
+    assert_eq!(m.pot(Pot::Rewards), 0);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
 }

@@ -3,14 +3,17 @@
 
 use commonware_cryptography::Signer;
 use exo_ledger::{
-    Genesis, GenesisAccount, GenesisError, MemoryChain, Params, Rejection, TxStatus,
+    BlockEnv, BlockInput, Evidence, EvidenceKind, Genesis, GenesisAccount, GenesisError,
+    MemoryChain, Params, Policy, Rejection, Signatures, TxStatus,
     modules::{
         bank::{self, Pot},
         staking::{
-            Committee, Exposure, Refusal, Staker, StakingParams, StakingParamsError, Status,
-            Validator, committee_key, exposure_key, staker_key, validator_key,
+            Committee, EpochRecord, Exposure, MAX_EPOCH_MINT, Refusal, Staker, StakingParams,
+            StakingParamsError, Status, Validator, committee_key, epoch_key, exposure_key,
+            staker_key, validator_key,
         },
     },
+    state::{Namespace, decode, keys::in_table},
 };
 use exo_types::{Action, Address, Amount, PrivateKey, UnsignedTx, address_to_hex};
 use std::collections::BTreeMap;
@@ -46,6 +49,12 @@ fn params() -> StakingParams {
         slash_deferral_secs: 5,
         balance_rounds: 20,
         exposure_epochs: 4,
+        block_reward: Amount(1_000),
+        provider_share_bps: 3_000,
+        slash_floor_bps: 100,
+        downtime_threshold_bps: 5_000,
+        downtime_min_missed: 2,
+        jail_blocks: 15,
     }
 }
 
@@ -73,6 +82,12 @@ fn genesis(staking: StakingParams) -> Genesis {
 struct Net {
     chain: MemoryChain,
     nonces: BTreeMap<u64, u64>,
+    /// The leader of the next block and the leaders the chain skipped before it (key
+    /// seeds); then back to [`PROPOSER`], a key no validator registered, and no skips.
+    leader: u64,
+    skipped: Vec<u64>,
+    /// Faults the next block carries.
+    evidence: Vec<Evidence>,
 }
 
 impl Net {
@@ -84,7 +99,17 @@ impl Net {
         Self {
             chain: MemoryChain::new(genesis(staking)),
             nonces: BTreeMap::new(),
+            leader: PROPOSER,
+            skipped: Vec::new(),
+            evidence: Vec::new(),
         }
+    }
+
+    /// Has the next block proposed by `leader` after the chain skipped `skipped`.
+    fn led_by(&mut self, leader: u64, skipped: &[u64]) -> &mut Self {
+        self.leader = leader;
+        self.skipped = skipped.to_vec();
+        self
     }
 
     /// Executes one block with one action of each sender; returns their statuses.
@@ -105,8 +130,28 @@ impl Net {
                 tx
             })
             .collect();
+        let height = self.chain.height + 1;
+        let env = BlockEnv {
+            height,
+            time_ms: self.chain.next_time_ms(),
+            proposer: addr(std::mem::replace(&mut self.leader, PROPOSER)),
+            skipped_leaders: std::mem::take(&mut self.skipped)
+                .into_iter()
+                .map(addr)
+                .collect(),
+            seed: MemoryChain::seed(height),
+        };
+        let input = BlockInput {
+            env,
+            evidence: std::mem::take(&mut self.evidence),
+            txs,
+            signatures: Signatures::Verify,
+            policy: Policy::Verify,
+        };
         self.chain
-            .execute_block(&addr(PROPOSER), &txs)
+            .run(input)
+            .unwrap_or_else(|fault| panic!("the ledger stopped: {fault}"))
+            .receipts
             .into_iter()
             .map(|r| r.expect("not a duplicate").status)
             .collect()
@@ -147,6 +192,56 @@ impl Net {
 
     fn balance(&self, i: u64) -> u128 {
         self.chain.account(&addr(i)).balance.0
+    }
+
+    fn record(&self, epoch: u64) -> EpochRecord {
+        self.chain
+            .get(&epoch_key(epoch))
+            .expect("a record of the epoch")
+    }
+
+    fn supply(&self) -> u128 {
+        self.chain
+            .get::<bank::Supply>(&bank::supply_key())
+            .expect("a supply")
+            .total
+            .0
+    }
+
+    fn named_pot(&self, pot: Pot) -> u128 {
+        self.chain
+            .get::<bank::PotBalance>(&bank::pot_key(pot))
+            .map_or(0, |p| p.0.0)
+    }
+
+    /// Every balance and every pot in state, summed: the supply, if no token was lost or made.
+    fn held(&self) -> u128 {
+        let mut sum = 0u128;
+        for (key, value) in &self.chain.store.entries {
+            if in_table(key, Namespace::Bank, bank::Table::Account as u8) {
+                sum += decode::<bank::Account>(value)
+                    .expect("an account")
+                    .balance
+                    .0;
+            } else if in_table(key, Namespace::Bank, bank::Table::Pot as u8) {
+                sum += decode::<bank::PotBalance>(value).expect("a pot").0.0;
+            }
+        }
+        sum
+    }
+
+    /// What the genesis funded plus what every ended epoch minted, checked against the supply
+    /// and against every balance and pot summed.
+    fn assert_supply_is_genesis_plus_minted(&self) {
+        let genesis: u128 = 30 * 1_000_000;
+        let ended = (self.chain.height + 1) / EPOCH;
+        let minted: u128 = (0..ended).map(|e| self.record(e).minted.0).sum();
+        assert_eq!(self.supply(), genesis + minted, "supply = genesis + minted");
+        assert_eq!(
+            self.held(),
+            self.supply(),
+            "balances and pots sum to the supply"
+        );
     }
 
     fn pot(&self, i: u64) -> u128 {
@@ -566,4 +661,363 @@ fn a_genesis_whose_unbonding_ends_before_punishment_is_refused() {
         }))
     );
     assert_eq!(genesis(params()).validate(), Ok(()));
+}
+
+/// The consensus key [`register_with`] gives candidate `i`.
+fn consensus(i: u64) -> u64 {
+    1_000 + i
+}
+
+/// What the epoch record says of `validator`'s points, reward and what it kept.
+fn earned(record: &EpochRecord, validator: u64) -> (u64, u128, u128) {
+    let m = record
+        .members
+        .iter()
+        .find(|m| m.validator == addr(validator))
+        .expect("a member of the epoch's committee");
+    (m.points, m.reward.0, m.kept.0)
+}
+
+/// Candidate 5 (self-bond 500, commission 5%) backed by nominator 20 with 2,000, registered in
+/// block 1, then empty blocks to the end of epoch 1: the committees of epochs 2 and 3 are 5
+/// and the three genesis validators with the lowest addresses.
+fn five_backed_by_twenty() -> Net {
+    let mut net = Net::new();
+    let statuses = net.block(&[(5, register_with(500, 5)), (20, nominate(&[5], 2_000))]);
+    assert_eq!(statuses, vec![TxStatus::Ok; 2]);
+    net.run_to(2 * EPOCH - 1);
+    for epoch in [2, 3] {
+        assert!(net.members(epoch).contains(&addr(5)));
+    }
+    net
+}
+
+#[test]
+fn fees_go_to_the_epochs_rewards_and_not_to_the_proposer() {
+    let mut net = Net::new();
+    net.run_to(1);
+    let before = net.balance(1);
+    net.led_by(1, &[]);
+    assert_eq!(net.one(20, nominate(&[2], 100)), TxStatus::Ok);
+    assert_eq!(net.balance(1), before, "the proposer collects no fee");
+    assert_eq!(net.named_pot(Pot::Rewards), FEE);
+
+    net.run_to(EPOCH - 1);
+    let record = net.record(0);
+    assert_eq!(record.fees, Amount(FEE));
+    // Nine blocks of 1,000; 30% to providers, of whom none worked: to the treasury. The one
+    // point of the epoch takes the committee's whole 70%, with no commission and no
+    // exposure (the genesis committee was not elected).
+    assert_eq!(record.minted, Amount(9 * 1_000));
+    let pool = FEE + 9_000;
+    assert_eq!(record.work_units, 0);
+    assert_eq!(record.to_providers, Amount::ZERO);
+    assert_eq!(earned(&record, 1), (1, pool * 7 / 10, pool * 7 / 10));
+    assert_eq!(record.to_treasury, Amount(pool * 3 / 10));
+    assert_eq!(net.balance(1), before + pool * 7 / 10);
+    assert_eq!(net.named_pot(Pot::Rewards), 0, "the pot is paid out");
+    assert_eq!(net.named_pot(Pot::Treasury), pool * 3 / 10);
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn an_epochs_rewards_pay_points_then_commission_then_exposure_to_the_base_unit() {
+    let mut net = five_backed_by_twenty();
+    // Epochs 0 and 1 had no registered proposer: no points, everything to the treasury.
+    assert_eq!(net.record(0).fees, Amount(2 * FEE));
+    assert_eq!(
+        net.named_pot(Pot::Treasury),
+        2 * FEE + 9 * 1_000 + 10 * 1_000
+    );
+    let others: Vec<u64> = GENESIS_VALIDATORS
+        .into_iter()
+        .filter(|i| net.members(2).contains(&addr(*i)))
+        .collect();
+    assert_eq!(others.len(), 3);
+    let before: BTreeMap<u64, u128> = [5, 20]
+        .into_iter()
+        .chain(others.iter().copied())
+        .map(|i| (i, net.balance(i)))
+        .collect();
+
+    // Epoch 2: candidate 5 proposes four blocks, the other members two each.
+    for _ in 0..4 {
+        net.led_by(consensus(5), &[]).block(&[]);
+    }
+    for i in &others {
+        for _ in 0..2 {
+            net.led_by(*i, &[]).block(&[]);
+        }
+    }
+    assert_eq!(net.chain.height, 3 * EPOCH - 1);
+    let record = net.record(2);
+    assert_eq!(record.fees, Amount::ZERO);
+    assert_eq!(record.minted, Amount(10_000));
+    // 70% of 10,000 by points: 4/10 to 5, 2/10 to each other member.
+    assert_eq!(earned(&record, 5).0, 4);
+    assert_eq!(earned(&record, 5).1, 2_800);
+    // 5 keeps its 5% commission (140) and 500/2,500 of the rest (532); 20 gets 2,000/2,500.
+    assert_eq!(earned(&record, 5).2, 140 + 532);
+    assert_eq!(net.balance(5), before[&5] + 672);
+    assert_eq!(net.balance(20), before[&20] + 2_128);
+    for i in &others {
+        assert_eq!(earned(&record, *i), (2, 1_400, 1_400));
+        assert_eq!(net.balance(*i), before[i] + 1_400);
+    }
+    assert_eq!(record.to_treasury, Amount(3_000));
+    assert_eq!(net.named_pot(Pot::Rewards), 0);
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+fn equivocation(offender: u64, epoch: u64) -> Evidence {
+    Evidence {
+        offender: addr(offender),
+        epoch,
+        view: 3,
+        kind: EvidenceKind::ConflictingNotarize,
+        proof_hash: exo_types::hash_bytes(&offender.to_be_bytes()),
+    }
+}
+
+#[test]
+fn an_equivocator_is_slashed_by_the_formula_after_the_deferral_and_left_out_of_the_next_election() {
+    let mut net = five_backed_by_twenty();
+    net.run_to(2 * EPOCH);
+    // Block 21 carries a fault 5 committed in epoch 2: reported at second 21, due at 26.
+    net.evidence.push(equivocation(consensus(5), 2));
+    net.block(&[]);
+    assert_eq!(
+        net.validator(5).expect("5").status,
+        Status::Jailed {
+            until: 21 + params().jail_blocks
+        }
+    );
+    // The nominator unbonds half before the slash: the chunk is still at stake.
+    assert_eq!(
+        net.one(
+            20,
+            Action::Unbond {
+                amount: Amount(1_000)
+            }
+        ),
+        TxStatus::Ok
+    );
+    net.run_to(25);
+    assert_eq!(net.pot(5), 500, "nothing is slashed before the deferral");
+    assert_eq!(net.pot(20), 2_000);
+    assert_eq!(net.named_pot(Pot::Insurance), 0);
+
+    net.block(&[]);
+    // k = 1 offender, n = 4 members: (3/4)^2 = 9/16 of each backing, rounded down.
+    let own = 500 * 9 / 16;
+    let nominated = 2_000 * 9 / 16;
+    assert_eq!((own, nominated), (281, 1_125));
+    assert_eq!(net.pot(5), 500 - own);
+    assert_eq!(net.staker(5).expect("5").active, Amount(500 - own));
+    let twenty = net.staker(20).expect("20");
+    assert_eq!(twenty.active, Amount::ZERO, "the active bond goes first");
+    assert_eq!(twenty.unbonding[0].amount, Amount(2_000 - nominated));
+    assert_eq!(net.pot(20), 2_000 - nominated);
+    assert_eq!(net.named_pot(Pot::Insurance), own + nominated);
+    let slashes = net
+        .chain
+        .get::<EpochRecord>(&epoch_key(2))
+        .expect("a record")
+        .slashes;
+    assert_eq!(slashes.len(), 1);
+    assert_eq!(slashes[0].validator, addr(5));
+    assert_eq!((slashes[0].offenders, slashes[0].committee), (1, 4));
+    assert_eq!(slashes[0].amount, Amount(own + nominated));
+
+    // The election at the end of epoch 2 leaves the offender out.
+    net.run_to(3 * EPOCH - 1);
+    assert!(!net.members(4).contains(&addr(5)));
+    assert_eq!(net.members(4), sorted(&GENESIS_VALIDATORS));
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn two_offenders_in_one_window_of_a_committee_of_four_lose_everything() {
+    let mut net = five_backed_by_twenty();
+    net.run_to(2 * EPOCH);
+    let genesis_member = GENESIS_VALIDATORS
+        .into_iter()
+        .find(|i| net.members(2).contains(&addr(*i)))
+        .expect("a genesis member");
+    net.evidence.push(equivocation(consensus(5), 2));
+    net.block(&[]);
+    // The second offender is reported three seconds later, inside the window.
+    net.run_to(23);
+    net.evidence.push(equivocation(genesis_member, 2));
+    net.block(&[]);
+    net.run_to(2 * EPOCH + 9);
+    // k = 2, n = 4: 3k >= n, the whole exposure of both.
+    assert_eq!(net.pot(5), 0);
+    assert_eq!(net.pot(20), 0);
+    assert_eq!(net.pot(genesis_member), 0);
+    assert_eq!(net.named_pot(Pot::Insurance), 500 + 2_000 + 1_000);
+    let record = net.record(2);
+    assert_eq!(record.slashes.len(), 2);
+    assert!(record.slashes.iter().all(|s| s.offenders == 2));
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn a_fault_reported_again_inside_its_window_is_slashed_once() {
+    let mut net = five_backed_by_twenty();
+    net.run_to(2 * EPOCH);
+    net.evidence.push(equivocation(consensus(5), 2));
+    net.block(&[]);
+    let mut again = equivocation(consensus(5), 2);
+    again.view = 4;
+    net.evidence.push(again);
+    net.block(&[]);
+    net.run_to(2 * EPOCH + 9);
+    assert_eq!(net.named_pot(Pot::Insurance), (500 + 2_000) * 9 / 16);
+}
+
+#[test]
+fn a_silent_validator_loses_its_points_is_jailed_and_is_not_elected_until_it_unjails() {
+    let mut net = Net::new();
+    assert_eq!(net.one(5, register_with(500, 5)), TxStatus::Ok);
+    // Blocks 2 to 9 rotate over the genesis validators; 4 never proposes, and the next one
+    // proposes in its place after the chain skipped its view.
+    let order = sorted(&GENESIS_VALIDATORS);
+    let seed_of = |a: &Address| {
+        GENESIS_VALIDATORS
+            .into_iter()
+            .find(|i| addr(*i) == *a)
+            .expect("a genesis validator")
+    };
+    let silent = 4;
+    let mut proposed: BTreeMap<u64, u64> = BTreeMap::new();
+    for h in 2..EPOCH {
+        let leader = seed_of(&order[h as usize % 4]);
+        if leader == silent {
+            let next = seed_of(&order[(h as usize + 1) % 4]);
+            net.led_by(next, &[silent]);
+            *proposed.entry(next).or_default() += 1;
+        } else {
+            net.led_by(leader, &[]);
+            *proposed.entry(leader).or_default() += 1;
+        }
+        net.block(&[]);
+    }
+    let record = net.record(0);
+    let silent_record = record
+        .members
+        .iter()
+        .find(|m| m.validator == addr(silent))
+        .expect("4 is a member");
+    assert!(silent_record.jailed);
+    assert_eq!((silent_record.proposed, silent_record.points), (0, 0));
+    assert_eq!(silent_record.missed, 2);
+    assert_eq!(silent_record.reward, Amount::ZERO);
+    // The 7,000 of the committee's pool is shared by the others' points alone.
+    let pool = 7 * (FEE + 9_000) / 10;
+    for (i, blocks) in &proposed {
+        assert_eq!(
+            earned(&record, *i),
+            (
+                *blocks,
+                pool * u128::from(*blocks) / 8,
+                pool * u128::from(*blocks) / 8
+            )
+        );
+    }
+    let until = EPOCH - 1 + params().jail_blocks;
+    assert_eq!(
+        net.validator(silent).expect("4").status,
+        Status::Jailed { until }
+    );
+    assert!(!net.members(2).contains(&addr(silent)));
+    assert!(
+        net.members(2).contains(&addr(5)),
+        "the candidate takes its seat"
+    );
+
+    assert_eq!(
+        net.one(silent, Action::Unjail),
+        refused(Refusal::Jailed { until })
+    );
+    net.run_to(2 * EPOCH - 1);
+    assert!(!net.members(3).contains(&addr(silent)), "still jailed");
+    net.run_to(until - 1);
+    assert_eq!(net.one(silent, Action::Unjail), TxStatus::Ok);
+    net.run_to(3 * EPOCH - 1);
+    assert!(net.members(4).contains(&addr(silent)), "elected again");
+    assert!(!net.members(4).contains(&addr(5)));
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn reward_and_jail_parameters_that_break_a_bound_are_refused_at_genesis() {
+    let too_rich = genesis(StakingParams {
+        block_reward: Amount(MAX_EPOCH_MINT.0 / EPOCH as u128 + 1),
+        ..params()
+    });
+    assert_eq!(
+        too_rich.validate(),
+        Err(GenesisError::Staking(StakingParamsError::EpochMint {
+            blocks: EPOCH
+        }))
+    );
+    let broken = [
+        StakingParams {
+            provider_share_bps: 10_001,
+            ..params()
+        },
+        StakingParams {
+            slash_floor_bps: 10_001,
+            ..params()
+        },
+        StakingParams {
+            downtime_threshold_bps: 0,
+            ..params()
+        },
+        StakingParams {
+            downtime_min_missed: 0,
+            ..params()
+        },
+        StakingParams {
+            jail_blocks: 0,
+            ..params()
+        },
+    ];
+    for staking in broken {
+        assert_eq!(
+            genesis(staking).validate(),
+            Err(GenesisError::Staking(StakingParamsError::Rewards))
+        );
+    }
+}
+
+#[test]
+fn a_fault_older_than_the_evidence_window_is_not_punished() {
+    let mut net = five_backed_by_twenty();
+    // Epoch 0 ended at second 9; the window is 20 seconds: at second 30 it is closed.
+    net.run_to(29);
+    net.evidence.push(equivocation(consensus(5), 0));
+    net.block(&[]);
+    net.run_to(3 * EPOCH - 1);
+    assert_eq!(net.validator(5).expect("5").status, Status::Active);
+    assert_eq!(net.named_pot(Pot::Insurance), 0);
+    assert!(net.members(4).contains(&addr(5)));
+}
+
+#[test]
+fn a_chilled_equivocator_is_jailed_and_cannot_stand_again_at_once() {
+    let mut net = five_backed_by_twenty();
+    assert_eq!(net.one(5, Action::Chill), TxStatus::Ok);
+    net.evidence.push(equivocation(consensus(5), 2));
+    net.block(&[]);
+    let until = net.chain.height + params().jail_blocks;
+    assert_eq!(
+        net.validator(5).expect("5").status,
+        Status::Jailed { until }
+    );
+    assert_eq!(
+        net.one(5, Action::Unjail),
+        refused(Refusal::Jailed { until })
+    );
 }

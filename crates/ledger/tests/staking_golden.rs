@@ -5,9 +5,11 @@ use commonware_cryptography::Signer;
 use exo_ledger::{
     exec::Coded,
     modules::staking::{
-        Addresses, Chunk, Committee, Counters, Exposure, Member, Owner, Refusal, Staker, Status,
-        Validator, committee_key, consensus_key_key, counters_key, exposure_key, nominators_key,
-        staker_key, validator_key, validators_key,
+        Addresses, Chunk, Committee, Counters, EpochRecord, Exposure, Member, MemberReward,
+        Offence, Offences, Owner, Refusal, SlashRecord, Staker, Status, Tally, Units, Validator,
+        committee_key, consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
+        offence_exposure_key, offences_key, staker_key, tally_key, units_key, validator_key,
+        validators_key, workers_key,
     },
     state::{Namespace, Record, decode},
 };
@@ -80,6 +82,50 @@ fn every_record() -> Vec<(&'static str, String)> {
                 others: vec![(addr(21), Amount(1_050))],
             }),
         ),
+        (
+            "tally",
+            frozen(&Tally {
+                proposed: 7,
+                missed: 2,
+            }),
+        ),
+        ("units", frozen(&Units(12))),
+        (
+            "offences",
+            frozen(&Offences(vec![Offence {
+                validator: addr(2),
+                epoch: 3,
+                reported_secs: 40,
+                due_secs: 45,
+                applied: true,
+            }])),
+        ),
+        (
+            "epoch_record",
+            frozen(&EpochRecord {
+                ended_ms: 19_000,
+                fees: Amount(3_000),
+                minted: Amount(10_000),
+                to_providers: Amount(3_900),
+                work_units: 4,
+                to_treasury: Amount(2),
+                members: vec![MemberReward {
+                    validator: addr(1),
+                    proposed: 5,
+                    missed: 1,
+                    points: 5,
+                    reward: Amount(2_275),
+                    kept: Amount(800),
+                    jailed: false,
+                }],
+                slashes: vec![SlashRecord {
+                    validator: addr(2),
+                    offenders: 1,
+                    committee: 4,
+                    amount: Amount(70),
+                }],
+            }),
+        ),
     ]
 }
 
@@ -104,6 +150,12 @@ fn every_staking_key_opens_with_the_staking_namespace_then_its_table() {
         (5, nominators_key()),
         (6, committee_key(7)),
         (7, exposure_key(7, &addr(1))),
+        (8, tally_key(&addr(1))),
+        (9, units_key(&addr(1))),
+        (10, workers_key()),
+        (11, offences_key()),
+        (12, offence_exposure_key(&addr(1))),
+        (13, epoch_key(7)),
     ];
     for (table, key) in keys {
         assert_eq!(key[0], Namespace::Staking as u8);

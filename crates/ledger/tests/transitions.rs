@@ -80,14 +80,30 @@ impl Harness {
         self.chain.account(&addr(i))
     }
 
-    fn total_balance(&self) -> u128 {
+    /// Every balance and every pot (the fees wait in the epoch's rewards pot).
+    fn total_held(&self) -> u128 {
+        let in_bank =
+            |k: &[u8], table: bank::Table| k[0] == Namespace::Bank as u8 && k[1] == table as u8;
         self.chain
             .store
             .entries
             .iter()
-            .filter(|(k, _)| k[0] == Namespace::Bank as u8 && k[1] == bank::Table::Account as u8)
-            .map(|(_, v)| decode::<Account>(v).expect("account").balance.0)
+            .map(|(k, v)| {
+                if in_bank(k, bank::Table::Account) {
+                    decode::<Account>(v).expect("account").balance.0
+                } else if in_bank(k, bank::Table::Pot) {
+                    decode::<bank::PotBalance>(v).expect("pot").0.0
+                } else {
+                    0
+                }
+            })
             .sum()
+    }
+
+    fn rewards(&self) -> Amount {
+        self.chain
+            .get::<bank::PotBalance>(&bank::pot_key(bank::Pot::Rewards))
+            .map_or(Amount::ZERO, |p| p.0)
     }
 
     fn supply(&self) -> u128 {
@@ -107,7 +123,7 @@ fn rejected(status: &TxStatus) -> &Rejection {
 }
 
 #[test]
-fn transfer_moves_funds_and_pays_fee_to_proposer() {
+fn transfer_moves_funds_and_puts_the_fee_in_the_epochs_rewards() {
     let mut h = Harness::new(&[(1, 1_000_000), (2, 0)]);
     let statuses = h.block(9, &[(transfer(1, 0, 2, 5_000, 1_000), true)]);
     assert_eq!(statuses, vec![TxStatus::Ok]);
@@ -119,16 +135,22 @@ fn transfer_moves_funds_and_pays_fee_to_proposer() {
         }
     );
     assert_eq!(h.account(2).balance, Amount(5_000));
-    assert_eq!(h.account(9).balance, Amount(1_000));
-    assert_eq!(h.total_balance(), h.supply());
+    assert_eq!(
+        h.account(9).balance,
+        Amount::ZERO,
+        "the proposer collects no fee"
+    );
+    assert_eq!(h.rewards(), Amount(1_000));
+    assert_eq!(h.total_held(), h.supply());
 }
 
 #[test]
-fn transfer_to_the_proposer_keeps_both_credits() {
+fn transfer_to_the_proposer_credits_it_the_amount_and_not_the_fee() {
     let mut h = Harness::new(&[(1, 1_000_000)]);
     h.block(2, &[(transfer(1, 0, 2, 5_000, 1_000), true)]);
-    assert_eq!(h.account(2).balance, Amount(6_000));
-    assert_eq!(h.total_balance(), 1_000_000);
+    assert_eq!(h.account(2).balance, Amount(5_000));
+    assert_eq!(h.rewards(), Amount(1_000));
+    assert_eq!(h.total_held(), 1_000_000);
 }
 
 #[test]
@@ -199,8 +221,8 @@ fn every_rejection_has_its_reason() {
             nonce: 3
         }
     );
-    assert_eq!(h.account(9).balance, Amount(3_000));
-    assert_eq!(h.total_balance(), h.supply());
+    assert_eq!(h.rewards(), Amount(3_000));
+    assert_eq!(h.total_held(), h.supply());
 }
 
 #[test]
@@ -254,7 +276,7 @@ fn a_transaction_put_in_early_by_a_proposer_still_executes_when_its_time_comes()
     assert_eq!(statuses, vec![TxStatus::Ok; 3]);
     assert_eq!(h.account(1).nonce, 2);
     assert_eq!(h.account(2).nonce, 1);
-    assert_eq!(h.total_balance(), h.supply());
+    assert_eq!(h.total_held(), h.supply());
 }
 
 /// What an honest proposer builds never holds an unpaid transaction.
@@ -311,11 +333,11 @@ proptest! {
         (0u64..7, proptest::collection::vec(arb_tx(), 0..20)), 1..8)) {
         let mut h = Harness::new(&[(0, 1_000_000), (1, 5_000_000), (2, 100), (3, u128::MAX / 4)]);
         h.block(0, &[]);
-        let supply = h.total_balance();
+        let supply = h.total_held();
         prop_assert_eq!(h.supply(), supply);
         for (proposer, txs) in blocks {
             h.block(proposer, &txs);
-            prop_assert_eq!(h.total_balance(), supply);
+            prop_assert_eq!(h.total_held(), supply);
             prop_assert_eq!(h.supply(), supply);
         }
     }

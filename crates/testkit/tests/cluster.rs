@@ -2,7 +2,8 @@
 
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
-use exo_testkit::{Cluster, account_key, faucet_key, transfer};
+use exo_ledger::modules::{bank, staking};
+use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, transfer};
 use exo_types::Amount;
 use std::time::Duration;
 
@@ -205,4 +206,65 @@ fn the_same_seed_gives_the_same_state_root() {
     let first = run(42);
     let second = run(42);
     assert_eq!(first, second);
+}
+
+/// The chain hands the ledger the leaders of the views it skipped, elected as the engine
+/// elects them: a crashed validator's slots are the ones counted as missed, and the payout at
+/// the end of the epoch jails it (and only it) and mints exactly the epoch's block reward.
+#[test]
+fn a_crashed_validator_misses_its_slots_and_is_jailed_at_the_end_of_the_epoch() {
+    runner(4).start(|context| async move {
+        let mut params = exo_testkit::genesis(4).params;
+        params.staking.downtime_min_missed = 1;
+        let mut cluster = Cluster::start_with(
+            context,
+            4,
+            Setup {
+                params: Some(params),
+                ..Setup::default()
+            },
+        )
+        .await;
+        cluster.wait_for_height(2, Duration::from_secs(60)).await;
+        cluster.crash(3).await;
+        cluster
+            .wait_for_height(EPOCH_LENGTH + 2, Duration::from_secs(300))
+            .await;
+        let record = cluster
+            .read(0, staking::queries::epoch_record(0))
+            .await
+            .expect("epoch 0 was paid out");
+        let crashed = cluster.public_key(3);
+        for member in &record.members {
+            let silent = member.validator == crashed;
+            assert_eq!(member.jailed, silent, "{member:?}");
+            if silent {
+                assert!(member.missed > member.proposed, "{member:?}");
+                assert_eq!(member.points, 0);
+            } else {
+                // A live leader's views are not skipped: had the chain named the wrong
+                // leaders, the misses would land here.
+                assert!(member.proposed > 0, "{member:?}");
+                assert_eq!(member.missed, 0, "{member:?}");
+            }
+        }
+        let validator = cluster
+            .read(0, staking::queries::validator(&crashed))
+            .await
+            .expect("a genesis validator");
+        assert!(matches!(validator.status, staking::Status::Jailed { .. }));
+        let supply = cluster
+            .read(0, bank::queries::supply())
+            .await
+            .expect("a supply");
+        assert_eq!(
+            supply.total,
+            Amount(Amount::from_exo(1_000_000).0 + record.minted.0),
+            "the supply grew by the block reward alone"
+        );
+        assert_eq!(
+            record.minted,
+            Amount(Amount::from_exo(1).0 * u128::from(EPOCH_LENGTH - 1))
+        );
+    });
 }

@@ -1,5 +1,5 @@
 //! The JSON bodies of staking's routes: the validator candidates and the committee of an
-//! epoch with its backing.
+//! epoch with its backing, its points, its rewards and its slashes.
 //!
 //! Like the rest of [`crate::wire`]: amounts are decimal strings of base units, addresses
 //! lower-case hex.
@@ -69,6 +69,71 @@ pub struct CommitteeMember {
     pub own: Option<Amount>,
     /// Its nominators' shares, by nominator (empty when not kept).
     pub nominators: Vec<Share>,
+    /// What it earned in the epoch; `null` until the epoch's last block paid it out.
+    pub earned: Option<Earned>,
+}
+
+/// A member's leader slots and reward in an epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Earned {
+    /// Blocks it proposed.
+    pub proposed: u64,
+    /// Views it led that the chain skipped.
+    pub missed: u64,
+    /// Its points: the blocks it proposed, or zero when the epoch jailed it for downtime.
+    pub points: u64,
+    /// Its share of the committee's pool, for it and its nominators.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub reward: Amount,
+    /// What of it the validator kept: its commission and its own stake's part.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub kept: Amount,
+    /// Whether the epoch jailed it for downtime.
+    pub jailed: bool,
+}
+
+/// What an epoch paid out in its last block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payout {
+    /// Time of the epoch's last block, in milliseconds since the Unix epoch.
+    pub ended_ms: u64,
+    /// Transaction and protocol fees the epoch collected.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub fees: Amount,
+    /// The block reward minted for the epoch's blocks.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub minted: Amount,
+    /// Paid to providers by accepted work units.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub to_providers: Amount,
+    /// The accepted work units the providers' share was divided by.
+    pub work_units: u64,
+    /// The divisions' remainders and unclaimed shares, moved to the treasury.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub to_treasury: Amount,
+}
+
+/// A slash applied during an epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlashView {
+    /// The offender's account.
+    #[schema(value_type = schema::Address)]
+    #[serde(with = "hex_address")]
+    pub validator: Address,
+    /// Distinct offenders in the window (`k` of `min((3k/n)^2, 1)`).
+    pub offenders: u32,
+    /// The size of the fault epoch's committee (`n`).
+    pub committee: u32,
+    /// Taken from the offender and its nominators into the insurance pool.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub amount: Amount,
 }
 
 /// `GET /v1/epochs/{n}`: the committee of epoch `n`.
@@ -84,4 +149,8 @@ pub struct EpochView {
     pub minimum_backing: Amount,
     /// By validator address.
     pub members: Vec<CommitteeMember>,
+    /// What the epoch paid out; `null` until its last block ran.
+    pub payout: Option<Payout>,
+    /// The slashes applied during the epoch.
+    pub slashes: Vec<SlashView>,
 }

@@ -30,8 +30,13 @@ pub struct BlockEnv {
     /// validators bounded it. The ledger reads no clock: every window and expiry is measured
     /// against this. Strictly greater than the previous block's.
     pub time_ms: u64,
-    /// The leader that proposed the block; it collects the block's fees.
+    /// The leader that proposed the block (its consensus key): staking credits it a point.
+    /// The block's fees go to the epoch's rewards, not to it.
     pub proposer: Address,
+    /// The leaders (consensus keys) of the views the chain skipped between the parent block's
+    /// view and this block's, in view order, at most [`MAX_SKIPPED_LEADERS`]: staking counts
+    /// each as a missed slot of its leader (downtime). Empty wherever no consensus runs.
+    pub skipped_leaders: Vec<Address>,
     /// Randomness for the block: nobody may know it before the parent block is final, and
     /// nobody may choose it. Deals checking replicas and draws hidden audits (a unit's audit
     /// is drawn [`crate::modules::market::records::AUDIT_SEED_DELAY`] blocks after its last
@@ -40,6 +45,10 @@ pub struct BlockEnv {
     /// it).
     pub seed: [u8; 32],
 }
+
+/// Most skipped leaders one block reports. Past a gap this long every member of the largest
+/// committee has been skipped several times over, so nothing a downtime rule needs is lost.
+pub const MAX_SKIPPED_LEADERS: usize = 1_024;
 
 /// Chain-wide counters the block runner keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -259,6 +268,12 @@ impl<'g> BlockRun<'g> {
                         self.input.env.height,
                     )?;
                     if new {
+                        modules::report_offence(
+                            &mut self.cache,
+                            &self.input.env,
+                            &self.params,
+                            evidence,
+                        )?;
                         self.meta.evidence_count = self.meta.evidence_count.saturating_add(1);
                     }
                     self.new_evidence.push(new);
@@ -296,6 +311,13 @@ impl<'g> BlockRun<'g> {
     }
 
     fn begin(&mut self) -> Result<(), Halt> {
+        if self.input.env.skipped_leaders.len() > MAX_SKIPPED_LEADERS {
+            return Err(Fault::Invariant(format!(
+                "the chain reported {} skipped leaders, over the bound of {MAX_SKIPPED_LEADERS}",
+                self.input.env.skipped_leaders.len()
+            ))
+            .into());
+        }
         match load::<ChainMeta>(&self.cache, &meta_key())? {
             Some(meta) => {
                 self.params = load::<Params>(&self.cache, &params_key())?.ok_or_else(|| {
@@ -429,7 +451,8 @@ fn execute(
         Ok(()) => {
             bank::use_nonce(cache, &tx.sender)?;
             if tx.fee > exo_types::Amount::ZERO {
-                bank::transfer(cache, &tx.sender, &env.proposer, tx.fee)?.map_err(|r| {
+                // Fees join the epoch's rewards, paid out with the block reward at its end.
+                bank::lock(cache, &tx.sender, bank::Pot::Rewards, tx.fee)?.map_err(|r| {
                     Fault::Invariant(format!("a fee the precheck allowed was refused: {r}"))
                 })?;
             }

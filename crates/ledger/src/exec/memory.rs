@@ -79,6 +79,7 @@ impl MemoryChain {
                 height,
                 time_ms: self.next_time_ms(),
                 proposer: proposer.clone(),
+                skipped_leaders: Vec::new(),
                 seed: Self::seed(height),
             },
             evidence: Vec::new(),

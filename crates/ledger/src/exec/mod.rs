@@ -7,7 +7,8 @@ mod precheck;
 mod receipt;
 
 pub use block::{
-    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Policy, Signatures, Step,
+    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, MAX_SKIPPED_LEADERS, Policy,
+    Signatures, Step,
 };
 pub use memory::{BLOCK_INTERVAL_MS, MemoryChain};
 pub use precheck::{Nonce, Rules, precheck};

@@ -116,10 +116,14 @@ impl Module for Staking {
 }
 
 fn staking_of<'a>(ctx: &Ctx<'a>) -> staking::Staking<'a> {
+    staking_with(ctx.params, ctx.env)
+}
+
+fn staking_with<'a>(params: &'a Params, env: &'a BlockEnv) -> staking::Staking<'a> {
     staking::Staking {
-        params: &ctx.params.staking,
-        env: ctx.env,
-        epoch_length: ctx.params.epoch_length,
+        params: &params.staking,
+        env,
+        epoch_length: params.epoch_length,
     }
 }
 
@@ -129,6 +133,16 @@ pub(crate) fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), H
     Evidence::genesis(cache, genesis)?;
     Market::genesis(cache, genesis)?;
     Staking::genesis(cache, genesis)
+}
+
+/// Hands a newly recorded fault to staking, which jails the offender and schedules its slash.
+pub(crate) fn report_offence(
+    cache: &mut StateCache,
+    env: &BlockEnv,
+    params: &Params,
+    evidence: &evidence::Evidence,
+) -> Result<(), Halt> {
+    staking_with(params, env).report(cache, evidence)
 }
 
 /// Sends an action to the module that owns it.

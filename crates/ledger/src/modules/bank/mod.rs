@@ -2,8 +2,9 @@
 //! moves, mints or burns them.
 //!
 //! Other modules hold value by locking it into a pot ([`Pot`]: a job's escrow, a provider's
-//! bond, and the pots staking, NFTs and insurance will need) and pay out of it with explicit
-//! amounts. Every operation uses checked arithmetic and returns a [`Fault`] instead of
+//! bond, a stake bond, the epoch's rewards, the insurance pool, the treasury, and NFT escrow
+//! for a later module) and pay out of it with explicit amounts. After genesis the only
+//! minting is the block reward, minted into the rewards pot ([`mint_into`]). Every operation uses checked arithmetic and returns a [`Fault`] instead of
 //! saturating. At the end of every block [`check_conservation`] proves that what the block
 //! wrote to balances and pots moved by exactly what it minted minus what it burnt; by induction
 //! from genesis, `sum(balances) + sum(pots) == supply` holds after every block.
@@ -148,11 +149,15 @@ pub fn lock(
     if let Err(refusal) = debit(cache, from, amount)? {
         return Ok(Err(refusal));
     }
+    add_to_pot(cache, into, amount)?;
+    Ok(Ok(()))
+}
+
+fn add_to_pot(cache: &mut StateCache, into: Pot, amount: Amount) -> Result<(), Halt> {
     let held = pot(cache, into)?
         .checked_add(amount)
         .ok_or(Fault::Overflow("pot"))?;
-    put_pot(cache, into, held)?;
-    Ok(Ok(()))
+    put_pot(cache, into, held)
 }
 
 fn take_from_pot(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<(), Halt> {
@@ -180,6 +185,21 @@ pub fn release(
     credit(cache, to, amount)
 }
 
+/// Moves `amount` from one pot to another (a slash into the insurance pool, a reward's
+/// remainder into the treasury). Taking more than `from` holds is a fault.
+pub fn move_between(
+    cache: &mut StateCache,
+    from: Pot,
+    to: Pot,
+    amount: Amount,
+) -> Result<(), Halt> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    take_from_pot(cache, from, amount)?;
+    add_to_pot(cache, to, amount)
+}
+
 /// Burns `amount` out of `pot`: the tokens leave the supply.
 pub fn burn(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<(), Halt> {
     if amount == Amount::ZERO {
@@ -200,13 +220,26 @@ pub fn burn(cache: &mut StateCache, from: Pot, amount: Amount) -> Result<(), Hal
 
 /// Creates `amount` new tokens in `to`'s balance.
 pub fn mint(cache: &mut StateCache, to: &Address, amount: Amount) -> Result<(), Halt> {
+    grow_supply(cache, amount)?;
+    credit(cache, to, amount)
+}
+
+fn grow_supply(cache: &mut StateCache, amount: Amount) -> Result<(), Halt> {
     let mut supply = supply(cache)?;
     supply.total = supply
         .total
         .checked_add(amount)
         .ok_or(Fault::Overflow("supply"))?;
-    store(cache, supply_key(), &supply)?;
-    credit(cache, to, amount)
+    Ok(store(cache, supply_key(), &supply)?)
+}
+
+/// Creates `amount` new tokens in `into`: the block reward, the only minting after genesis.
+pub fn mint_into(cache: &mut StateCache, into: Pot, amount: Amount) -> Result<(), Halt> {
+    if amount == Amount::ZERO {
+        return Ok(());
+    }
+    grow_supply(cache, amount)?;
+    add_to_pot(cache, into, amount)
 }
 
 /// Checks that a pot holds exactly what its module's own record says (the paired assertion

@@ -41,8 +41,12 @@ pub enum Pot {
     NftEscrow(u64),
     /// The insurance pool (insurance, later).
     Insurance,
-    /// The treasury (governance, later).
+    /// The treasury (governance, later); it also takes the remainders of the epoch's
+    /// reward division.
     Treasury,
+    /// The epoch's rewards: transaction fees as they are paid and the block reward minted at
+    /// the epoch's end, emptied by the payout in the epoch's last block (staking).
+    Rewards,
 }
 
 impl Pot {
@@ -55,6 +59,7 @@ impl Pot {
             Self::NftEscrow(id) => (4, id),
             Self::Insurance => (5, 0),
             Self::Treasury => (6, 0),
+            Self::Rewards => (7, 0),
         };
         let mut out = [0u8; 9];
         out[0] = kind;
@@ -72,6 +77,7 @@ impl fmt::Display for Pot {
             Self::NftEscrow(id) => write!(f, "nft_escrow({id})"),
             Self::Insurance => f.write_str("insurance"),
             Self::Treasury => f.write_str("treasury"),
+            Self::Rewards => f.write_str("rewards"),
         }
     }
 }

@@ -30,7 +30,7 @@
 //!   passed). Unanimous results are accepted if their weight reaches the trust level. When
 //!   results disagree every replica counts 1, and a result needs at least `max(trust, 2)`
 //!   replicas and more than any other. Accepted replicas are paid `fuel x their price`, the
-//!   developer gets the royalty once, the proposer the protocol fee; replicas with another
+//!   developer gets the royalty once, the epoch's rewards the protocol fee; replicas with another
 //!   result lose part of their bond (burnt) and reputation. Without a verdict the unit gets
 //!   another replica, up to `max_replicas`, then fails.
 //! - A confirmed result builds a record only when paid, by a requester not tied to the

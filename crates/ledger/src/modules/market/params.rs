@@ -28,7 +28,8 @@ pub struct MarketParams {
     /// Confirmed results (results another replica agreed with) a provider needs before its
     /// result weighs 2.
     pub trusted_min_valid: u64,
-    /// Share of provider payments paid to the block's proposer, in basis points.
+    /// Share of provider payments added to the epoch's rewards (staking pays them out at the
+    /// epoch's end with the block reward), in basis points.
     pub protocol_fee_bps: u32,
     /// Share of its bond a provider loses for a wrong result, in basis points.
     pub slash_wrong_bps: u32,

@@ -12,7 +12,10 @@ use super::{
     reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
 };
 use crate::{
-    modules::bank::{self, Pot},
+    modules::{
+        bank::{self, Pot},
+        staking,
+    },
     state::{Fault, Halt, StateCache, expect, load, remove, store},
 };
 use exo_market::FUEL_PER_UNIT;
@@ -101,6 +104,7 @@ impl Market<'_> {
                     .cloned()
                     .collect();
                 if !confirmers.is_empty() {
+                    let valid = provider.valid;
                     self.credit_confirmation(
                         cache,
                         &job.requester,
@@ -108,6 +112,11 @@ impl Market<'_> {
                         paid,
                         &confirmers,
                     )?;
+                    // Work that earned reputation (paid, confirmed by an independent replica,
+                    // not self-dealt) earns the providers' share of the epoch's rewards too.
+                    if provider.valid > valid {
+                        staking::credit_work(cache, &provider.owner)?;
+                    }
                 }
             } else if replica.status == ReplicaStatus::Revealed && is_report(replica.reveal) {
                 // Others finished what it reported it could not: not paid, and excused only
@@ -144,8 +153,8 @@ impl Market<'_> {
     }
 
     /// Pays `provider` for `fuel` at `price_per_unit` out of the job's escrow, and the
-    /// block's proposer its fee on that, within what the escrow still holds: returns what the
-    /// provider was paid.
+    /// protocol fee on that into the epoch's rewards, within what the escrow still holds:
+    /// returns what the provider was paid.
     fn pay(
         &mut self,
         cache: &mut StateCache,
@@ -162,7 +171,7 @@ impl Market<'_> {
             .min(job.accounts.held);
         let fee = bps(pay, self.params.protocol_fee_bps).min(Self::spend(job, pay)?);
         bank::release(cache, escrow, &provider.owner, pay)?;
-        bank::release(cache, escrow, &self.env.proposer, fee)?;
+        bank::move_between(cache, escrow, Pot::Rewards, fee)?;
         job.accounts.fees = add(job.accounts.fees, fee)?;
         let paid = &mut job.accounts.paid;
         match paid.iter().position(|(p, _)| *p == provider.id) {

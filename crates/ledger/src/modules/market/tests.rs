@@ -100,6 +100,7 @@ impl World {
             height,
             time_ms: self.chain.next_time_ms(),
             proposer: addr(PROPOSER),
+            skipped_leaders: Vec::new(),
             seed: MemoryChain::seed(height),
         };
         let params = &self.chain.genesis.params.market;

@@ -22,6 +22,23 @@ pub enum Table {
     Committee = 6,
     /// Who backs an elected validator in an epoch, by the hash of epoch and validator.
     Exposure = 7,
+    /// A member's blocks proposed and leader slots missed in the running epoch
+    /// ([`super::Tally`]), by consensus key; cleared by the epoch's payout.
+    Tally = 8,
+    /// A provider owner's accepted work units in the running epoch ([`super::Units`]), by
+    /// address; cleared by the epoch's payout.
+    Units = 9,
+    /// The provider owners with work in the running epoch, in the order they first earned
+    /// ([`super::Addresses`]), one record.
+    Workers = 10,
+    /// Offences waiting for their slash or still inside the window ([`super::Offences`]), one
+    /// record.
+    Offences = 11,
+    /// The exposure an offender had in the epoch of its fault, kept until its slash applies,
+    /// by offender address.
+    OffenceExposure = 12,
+    /// What an epoch paid and slashed ([`super::EpochRecord`]), by epoch.
+    Epoch = 13,
 }
 
 fn by_address(table: Table, address: &Address) -> Key {
@@ -61,4 +78,28 @@ pub fn exposure_key(epoch: u64, validator: &Address) -> Key {
     id.extend_from_slice(validator.as_ref());
     let hash = exo_types::hash_bytes(&id);
     keys::key(Namespace::Staking, Table::Exposure as u8, hash.as_ref())
+}
+
+pub fn tally_key(consensus_key: &Address) -> Key {
+    by_address(Table::Tally, consensus_key)
+}
+
+pub fn units_key(owner: &Address) -> Key {
+    by_address(Table::Units, owner)
+}
+
+pub fn workers_key() -> Key {
+    keys::key_u64(Namespace::Staking, Table::Workers as u8, 0)
+}
+
+pub fn offences_key() -> Key {
+    keys::key_u64(Namespace::Staking, Table::Offences as u8, 0)
+}
+
+pub fn offence_exposure_key(offender: &Address) -> Key {
+    by_address(Table::OffenceExposure, offender)
+}
+
+pub fn epoch_key(epoch: u64) -> Key {
+    keys::key_u64(Namespace::Staking, Table::Epoch as u8, epoch)
 }

@@ -10,27 +10,39 @@
 //! The election ([`election`]) runs in the end of the last block of each epoch `e`, over the
 //! bonds as they stand, and writes the committee of epoch `e + 2` with each member's backing
 //! and each backer's share ([`Exposure`]): an elected validator has a whole epoch to connect.
-//! This module must never verify signatures or read the chain's consensus state.
+//! Before it, the same block pays the epoch's rewards (`rewards.rs`: the fees and the minted
+//! block reward, to providers by accepted work and to the committee by points) and jails the
+//! members that were down; equivocations are jailed when recorded and slashed into the
+//! insurance pool once their deferral has passed (`slashing.rs`).
+//!
+//! This module must never verify signatures or read the chain's consensus state: it takes the
+//! blocks' proposers and skipped leaders, and the faults, as the chain verified them.
 
 pub mod election;
 mod keys;
 mod params;
 mod records;
 mod refusal;
+mod rewards;
+mod slashing;
 
 pub use keys::{
-    Table, committee_key, consensus_key_key, counters_key, exposure_key, nominators_key,
-    staker_key, validator_key, validators_key,
+    Table, committee_key, consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
+    offence_exposure_key, offences_key, staker_key, tally_key, units_key, validator_key,
+    validators_key, workers_key,
 };
 pub use params::{
-    MAX_BALANCE_ROUNDS, MAX_COMMITTEE_BOUND, MAX_NOMINATORS_BOUND,
-    MAX_NOMINATORS_PER_VALIDATOR_BOUND, MAX_UNBONDING_CHUNKS_BOUND, MAX_VALIDATORS_BOUND,
-    StakingParams, StakingParamsError,
+    BPS, MAX_BALANCE_ROUNDS, MAX_COMMITTEE_BOUND, MAX_EPOCH_MINT, MAX_JAIL_BLOCKS,
+    MAX_NOMINATORS_BOUND, MAX_NOMINATORS_PER_VALIDATOR_BOUND, MAX_UNBONDING_CHUNKS_BOUND,
+    MAX_VALIDATORS_BOUND, StakingParams, StakingParamsError,
 };
 pub use records::{
-    Addresses, Chunk, Committee, Counters, Exposure, Member, Owner, Staker, Status, Validator,
+    Addresses, Chunk, Committee, Counters, EpochRecord, Exposure, MAX_OFFENCES,
+    MAX_REWARDED_PROVIDERS, Member, MemberReward, Offence, Offences, Owner, SlashRecord, Staker,
+    Status, Tally, Units, Validator,
 };
 pub use refusal::Refusal;
+pub use rewards::credit_work;
 
 use crate::{
     exec::{BlockEnv, Rejection},
@@ -512,14 +524,22 @@ impl Staking<'_> {
         Ok(Ok(store(cache, validator_key(sender), &v)?))
     }
 
-    /// In the last block of each epoch `e`, elects the committee of `e + 2` and forgets the
-    /// exposures that have aged out.
+    /// In every block, counts its leader slots and applies the slashes that are due; in the
+    /// last block of each epoch `e`, pays the epoch's rewards (jailing the members that were
+    /// down, so that the election leaves them out), elects the committee of `e + 2` and
+    /// forgets the exposures that have aged out.
     pub fn end_block(&self, cache: &mut StateCache) -> Result<(), Halt> {
+        // One round of loads for what every block reads.
+        cache.require(rewards::tally_keys(self.env).chain([offences_key()]))?;
+        rewards::tally_block(cache, self.env)?;
+        self.apply_due_slashes(cache)?;
         let height = self.env.height;
         if !(height + 1).is_multiple_of(self.epoch_length) {
             return Ok(());
         }
-        let target = height / self.epoch_length + 2;
+        let epoch = height / self.epoch_length;
+        self.pay_epoch(cache, epoch)?;
+        let target = epoch + 2;
         self.elect(cache, target)?;
         if let Some(old) = target.checked_sub(self.params.exposure_epochs) {
             forget_exposures(cache, old)?;
@@ -689,8 +709,8 @@ pub fn genesis(
 /// What staking answers to readers of finalized state.
 pub mod queries {
     use super::{
-        Addresses, Committee, Exposure, Staker, Validator, committee_key, exposure_key, staker_key,
-        validator_key, validators_key,
+        Addresses, Committee, EpochRecord, Exposure, Staker, Validator, committee_key, epoch_key,
+        exposure_key, staker_key, validator_key, validators_key,
     };
     use crate::state::Query;
     use exo_types::Address;
@@ -714,5 +734,10 @@ pub mod queries {
 
     pub fn exposure(epoch: u64, validator: &Address) -> Query<Exposure> {
         Query::new(exposure_key(epoch, validator))
+    }
+
+    /// What `epoch` paid (once its last block ran) and slashed.
+    pub fn epoch_record(epoch: u64) -> Query<EpochRecord> {
+        Query::new(epoch_key(epoch))
     }
 }

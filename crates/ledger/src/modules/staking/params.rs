@@ -24,6 +24,14 @@ pub const MAX_BALANCE_ROUNDS: u32 = 100;
 /// enough that a block's time plus it cannot overflow.
 pub const MAX_UNBONDING_SECS: u64 = 1 << 40;
 const DAY_SECS: u64 = 86_400;
+/// Largest amount an epoch may mint (`block_reward` times the blocks of an epoch): a trillion
+/// EXO, far beyond any sane schedule, and small enough that every product of the payout
+/// (by points, by basis points) stays within u128.
+pub const MAX_EPOCH_MINT: Amount = Amount::from_exo(1_000_000_000_000);
+/// Longest jail the parameters may allow, in blocks: a height plus it cannot overflow.
+pub const MAX_JAIL_BLOCKS: u64 = 1 << 40;
+/// Basis points in a whole.
+pub const BPS: u32 = 10_000;
 
 /// Parameters of staking. Why they have these defaults is in ARCHITECTURE.md ("Staking and
 /// the balanced election").
@@ -63,6 +71,24 @@ pub struct StakingParams {
     pub balance_rounds: u32,
     /// Epochs whose committees' exposures (who backed whom, by how much) are kept.
     pub exposure_epochs: u64,
+    /// Tokens minted for each block, paid out with the epoch's fees at the epoch's end: the
+    /// only minting after genesis.
+    #[serde(with = "base_units")]
+    pub block_reward: Amount,
+    /// Share of the epoch's rewards that goes to providers by accepted work units, in basis
+    /// points; the rest goes to the committee by points.
+    pub provider_share_bps: u32,
+    /// Least fraction of its exposure an equivocator loses, in basis points, however few
+    /// offenders the window holds.
+    pub slash_floor_bps: u32,
+    /// A member whose missed leader slots in an epoch exceed this share of its slots (proposed
+    /// plus missed), in basis points, loses the epoch's points and is jailed.
+    pub downtime_threshold_bps: u32,
+    /// ...provided it missed at least this many slots: a short epoch's one or two misses are
+    /// noise, not downtime.
+    pub downtime_min_missed: u64,
+    /// Blocks a jailed validator waits before its `Unjail` is accepted.
+    pub jail_blocks: u64,
 }
 
 impl Default for StakingParams {
@@ -84,6 +110,18 @@ impl Default for StakingParams {
             slash_deferral_secs: 2 * DAY_SECS,
             balance_rounds: 10,
             exposure_epochs: 8,
+            // One EXO a block; 30% of each epoch's rewards to the providers whose accepted work
+            // the epoch settled, the rest to the committee.
+            block_reward: Amount::from_exo(1),
+            provider_share_bps: 3_000,
+            // Polkadot's (3k/n)^2 reaches everything at a third of the committee; a lone
+            // offender still loses 1%. Cosmos slashes 5% flat for a double sign.
+            slash_floor_bps: 100,
+            // Lenient, as the common chains are: more than half of at least ten slots missed,
+            // an hour out at a block a second.
+            downtime_threshold_bps: 5_000,
+            downtime_min_missed: 10,
+            jail_blocks: 3_600,
         }
     }
 }
@@ -112,6 +150,16 @@ pub enum StakingParamsError {
     Election,
     #[error("min_self_bond and min_nomination must be above zero")]
     Minimums,
+    #[error(
+        "provider_share_bps and slash_floor_bps must be at most {BPS}, downtime_threshold_bps 1 \
+         to {BPS}, downtime_min_missed at least 1 and jail_blocks 1 to {MAX_JAIL_BLOCKS}"
+    )]
+    Rewards,
+    #[error(
+        "block_reward times epoch_length ({blocks} blocks) must be at most {MAX_EPOCH_MINT} \
+         base units"
+    )]
+    EpochMint { blocks: u64 },
 }
 
 impl StakingParams {
@@ -150,7 +198,23 @@ impl StakingParams {
         if self.min_self_bond == Amount::ZERO || self.min_nomination == Amount::ZERO {
             return Err(StakingParamsError::Minimums);
         }
+        if self.provider_share_bps > BPS
+            || self.slash_floor_bps > BPS
+            || !(1..=BPS).contains(&self.downtime_threshold_bps)
+            || self.downtime_min_missed == 0
+            || !(1..=MAX_JAIL_BLOCKS).contains(&self.jail_blocks)
+        {
+            return Err(StakingParamsError::Rewards);
+        }
         Ok(())
+    }
+
+    /// What an epoch of `blocks` blocks mints, if the parameters allow it.
+    pub fn epoch_mint(&self, blocks: u64) -> Result<Amount, StakingParamsError> {
+        self.block_reward
+            .checked_mul(u128::from(blocks))
+            .filter(|mint| *mint <= MAX_EPOCH_MINT)
+            .ok_or(StakingParamsError::EpochMint { blocks })
     }
 
     pub(crate) fn put(&self, out: &mut Vec<u8>) {
@@ -172,6 +236,12 @@ impl StakingParams {
         self.slash_deferral_secs.write(out);
         self.balance_rounds.write(out);
         self.exposure_epochs.write(out);
+        self.block_reward.write(out);
+        self.provider_share_bps.write(out);
+        self.slash_floor_bps.write(out);
+        self.downtime_threshold_bps.write(out);
+        self.downtime_min_missed.write(out);
+        self.jail_blocks.write(out);
     }
 
     pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
@@ -190,6 +260,12 @@ impl StakingParams {
             slash_deferral_secs: u64::read(buf)?,
             balance_rounds: u32::read(buf)?,
             exposure_epochs: u64::read(buf)?,
+            block_reward: Amount::read(buf)?,
+            provider_share_bps: u32::read(buf)?,
+            slash_floor_bps: u32::read(buf)?,
+            downtime_threshold_bps: u32::read(buf)?,
+            downtime_min_missed: u64::read(buf)?,
+            jail_blocks: u64::read(buf)?,
         })
     }
 }

@@ -55,6 +55,15 @@ fn take_list<T>(
     (0..n).map(|_| item(buf)).collect()
 }
 
+/// Reads a flag written as one byte, 0 or 1.
+fn take_flag(buf: &mut Bytes) -> Result<bool, Error> {
+    match u8::read(buf)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        tag => Err(Error::InvalidEnum(tag)),
+    }
+}
+
 fn put_len(len: usize, out: &mut Vec<u8>) {
     // Every list is bounded far below u32::MAX by its record's bound.
     (len as u32).write(out);
@@ -245,11 +254,7 @@ impl Record for Committee {
         }
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        let elected = match u8::read(buf)? {
-            0 => false,
-            1 => true,
-            tag => return Err(Error::InvalidEnum(tag)),
-        };
+        let elected = take_flag(buf)?;
         Ok(Self {
             elected,
             members: take_list(buf, MAX_COMMITTEE_BOUND as usize, |b| {
@@ -287,6 +292,209 @@ impl Record for Exposure {
             own: Amount::read(buf)?,
             others: take_list(buf, MAX_NOMINATORS_PER_VALIDATOR_BOUND as usize, |b| {
                 Ok((Address::read(b)?, Amount::read(b)?))
+            })?,
+        })
+    }
+}
+
+/// Most provider owners whose work one epoch rewards: the list of them is one record, read
+/// at the epoch's end. Work of owners past it still counts in no one's share, and their part
+/// of the providers' pool goes to the treasury with the other remainders.
+pub const MAX_REWARDED_PROVIDERS: u32 = 1_024;
+/// Most offences held at once: at most one per validator is pending or inside its window,
+/// and candidates are bounded by [`MAX_VALIDATORS_BOUND`]; the margin covers validators that
+/// left while their offence was still in its window.
+pub const MAX_OFFENCES: u32 = 2 * MAX_VALIDATORS_BOUND;
+
+/// A committee member's leader slots in the running epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Blocks it proposed: its points.
+    pub proposed: u64,
+    /// Views it led that the chain skipped.
+    pub missed: u64,
+}
+
+impl Record for Tally {
+    const WHAT: &'static str = "tally";
+    const MAX_BYTES: usize = 16;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.proposed.write(out);
+        self.missed.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            proposed: u64::read(buf)?,
+            missed: u64::read(buf)?,
+        })
+    }
+}
+
+/// A provider owner's accepted work units in the running epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Units(pub u64);
+
+impl Record for Units {
+    const WHAT: &'static str = "work units";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u64::read(buf)?))
+    }
+}
+
+/// An equivocation reported against a validator, slashed once its deferral has passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offence {
+    /// The offender's account.
+    pub validator: Address,
+    /// The epoch of the fault: its committee sizes the slash, its exposure says who pays.
+    pub epoch: u64,
+    /// Block time the evidence was recorded, in seconds: the offence counts towards other
+    /// offences' fractions for `evidence_window_secs` from then.
+    pub reported_secs: u64,
+    /// Block time from which the slash applies, in seconds.
+    pub due_secs: u64,
+    pub applied: bool,
+}
+
+/// Every offence pending or inside its window, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offences(pub Vec<Offence>);
+
+impl Record for Offences {
+    const WHAT: &'static str = "offences";
+    const MAX_BYTES: usize = 4 + 57 * MAX_OFFENCES as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        put_len(self.0.len(), out);
+        for o in &self.0 {
+            o.validator.write(out);
+            o.epoch.write(out);
+            o.reported_secs.write(out);
+            o.due_secs.write(out);
+            u8::from(o.applied).write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(take_list(buf, MAX_OFFENCES as usize, |b| {
+            Ok(Offence {
+                validator: Address::read(b)?,
+                epoch: u64::read(b)?,
+                reported_secs: u64::read(b)?,
+                due_secs: u64::read(b)?,
+                applied: take_flag(b)?,
+            })
+        })?))
+    }
+}
+
+/// What a committee member earned in an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberReward {
+    pub validator: Address,
+    pub proposed: u64,
+    pub missed: u64,
+    /// Its points: the blocks it proposed, or zero when it was jailed for downtime.
+    pub points: u64,
+    /// Its share of the committee's pool, for it and its nominators.
+    pub reward: Amount,
+    /// What of it the validator kept: its commission and its own stake's part.
+    pub kept: Amount,
+    /// Whether the epoch jailed it for downtime.
+    pub jailed: bool,
+}
+
+/// A slash applied during an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlashRecord {
+    pub validator: Address,
+    /// Distinct offenders inside the window when it applied (`k`).
+    pub offenders: u32,
+    /// The size of the fault epoch's committee (`n`).
+    pub committee: u32,
+    /// Taken from the offender and its nominators, into the insurance pool.
+    pub amount: Amount,
+}
+
+/// What an epoch paid and slashed. Slashes are added as they apply; the payout fills the rest
+/// in the epoch's last block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochRecord {
+    /// Time of the epoch's last block, in milliseconds (zero while it runs).
+    pub ended_ms: u64,
+    /// Transaction fees the epoch collected.
+    pub fees: Amount,
+    /// The block reward minted for its blocks.
+    pub minted: Amount,
+    /// Paid to providers by accepted work.
+    pub to_providers: Amount,
+    /// Accepted work units the providers' pool was divided by.
+    pub work_units: u64,
+    /// Remainders of the divisions and unclaimed pools, moved to the treasury.
+    pub to_treasury: Amount,
+    /// The committee's members, in the committee's order.
+    pub members: Vec<MemberReward>,
+    /// The slashes applied during the epoch, the first [`MAX_OFFENCES`] of them.
+    pub slashes: Vec<SlashRecord>,
+}
+
+impl Record for EpochRecord {
+    const WHAT: &'static str = "epoch record";
+    const MAX_BYTES: usize =
+        8 + 16 * 4 + 8 + 4 + 89 * MAX_COMMITTEE_BOUND as usize + 4 + 56 * MAX_OFFENCES as usize;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.ended_ms.write(out);
+        self.fees.write(out);
+        self.minted.write(out);
+        self.to_providers.write(out);
+        self.work_units.write(out);
+        self.to_treasury.write(out);
+        put_len(self.members.len(), out);
+        for m in &self.members {
+            m.validator.write(out);
+            m.proposed.write(out);
+            m.missed.write(out);
+            m.points.write(out);
+            m.reward.write(out);
+            m.kept.write(out);
+            u8::from(m.jailed).write(out);
+        }
+        put_len(self.slashes.len(), out);
+        for s in &self.slashes {
+            s.validator.write(out);
+            s.offenders.write(out);
+            s.committee.write(out);
+            s.amount.write(out);
+        }
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            ended_ms: u64::read(buf)?,
+            fees: Amount::read(buf)?,
+            minted: Amount::read(buf)?,
+            to_providers: Amount::read(buf)?,
+            work_units: u64::read(buf)?,
+            to_treasury: Amount::read(buf)?,
+            members: take_list(buf, MAX_COMMITTEE_BOUND as usize, |b| {
+                Ok(MemberReward {
+                    validator: Address::read(b)?,
+                    proposed: u64::read(b)?,
+                    missed: u64::read(b)?,
+                    points: u64::read(b)?,
+                    reward: Amount::read(b)?,
+                    kept: Amount::read(b)?,
+                    jailed: take_flag(b)?,
+                })
+            })?,
+            slashes: take_list(buf, MAX_OFFENCES as usize, |b| {
+                Ok(SlashRecord {
+                    validator: Address::read(b)?,
+                    offenders: u32::read(b)?,
+                    committee: u32::read(b)?,
+                    amount: Amount::read(b)?,
+                })
             })?,
         })
     }

@@ -1,0 +1,293 @@
+//! Points, work and the payout at the end of each epoch.
+//!
+//! During an epoch every block credits its proposer a point and each leader of a view the
+//! chain skipped before it a missed slot ([`Tally`], by consensus key), and the market credits
+//! each provider owner the accepted units its replicas computed ([`credit_work`]). Fees go
+//! into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the block reward
+//! of every block of the epoch is minted into that pot and the pot is paid out: a share to
+//! providers by units, the rest to the committee by points, each member's part split between
+//! it (commission, then its own stake's part) and its nominators by their exposure. Every
+//! division rounds down and what the divisions leave goes to the treasury, so the supply
+//! grows by exactly the minted reward.
+
+use super::{
+    Addresses, Committee, EpochRecord, Exposure, MAX_REWARDED_PROVIDERS, Member, MemberReward,
+    Owner, Staking, Status, Tally, Units, Validator,
+    keys::{
+        committee_key, consensus_key_key, epoch_key, exposure_key, tally_key, units_key,
+        validator_key, workers_key,
+    },
+    params::BPS,
+};
+use crate::{
+    exec::BlockEnv,
+    modules::bank::{self, Pot},
+    state::{Fault, Halt, StateCache, expect, load, remove, store},
+};
+use exo_types::{Address, Amount};
+
+/// `amount * num / den`, rounded down, without an intermediate past u128 for any
+/// `num <= den`: the quotient and the remainder by `den` are scaled apart.
+pub(super) fn mul_div(amount: Amount, num: u128, den: u128) -> Result<Amount, Fault> {
+    if den == 0 {
+        return Err(Fault::Invariant("a reward divided by zero".into()));
+    }
+    let (q, r) = (amount.0 / den, amount.0 % den);
+    let whole = q.checked_mul(num);
+    let part = r.checked_mul(num).map(|p| p / den);
+    whole
+        .zip(part)
+        .and_then(|(w, p)| w.checked_add(p))
+        .map(Amount)
+        .ok_or(Fault::Overflow("reward division"))
+}
+
+/// `amount` times `bps` basis points, rounded down.
+pub(super) fn bps_of(amount: Amount, bps: u32) -> Result<Amount, Fault> {
+    mul_div(amount, u128::from(bps), u128::from(BPS))
+}
+
+fn sub(a: Amount, b: Amount) -> Result<Amount, Fault> {
+    a.checked_sub(b).ok_or(Fault::Overflow("reward"))
+}
+
+fn add(a: Amount, b: Amount) -> Result<Amount, Fault> {
+    a.checked_add(b).ok_or(Fault::Overflow("reward"))
+}
+
+/// Credits the block's proposer a point and each skipped leader a missed slot. Only consensus
+/// keys a validator registered are counted: the chain's leaders always are, and a caller
+/// without consensus (a test's proposer) leaves nothing behind. The genesis block (height 0,
+/// which a caller may execute to write the genesis state) is nobody's work, and no reward is
+/// minted for it.
+pub(super) fn tally_block(cache: &mut StateCache, env: &BlockEnv) -> Result<(), Halt> {
+    if env.height == 0 {
+        return Ok(());
+    }
+    bump(cache, &env.proposer, true)?;
+    for leader in &env.skipped_leaders {
+        bump(cache, leader, false)?;
+    }
+    Ok(())
+}
+
+fn bump(cache: &mut StateCache, leader: &Address, proposed: bool) -> Result<(), Halt> {
+    if load::<Owner>(cache, &consensus_key_key(leader))?.is_none() {
+        return Ok(());
+    }
+    let key = tally_key(leader);
+    let mut t: Tally = load(cache, &key)?.unwrap_or_default();
+    let count = if proposed {
+        &mut t.proposed
+    } else {
+        &mut t.missed
+    };
+    *count = count.checked_add(1).ok_or(Fault::Overflow("tally"))?;
+    Ok(store(cache, key, &t)?)
+}
+
+/// Credits `owner` one accepted unit of work in the running epoch. The market calls it for
+/// each replica paid for a result another, independent replica confirmed: the work that also
+/// builds reputation. Owners past [`MAX_REWARDED_PROVIDERS`] in one epoch are not counted.
+pub fn credit_work(cache: &mut StateCache, owner: &Address) -> Result<(), Halt> {
+    let key = units_key(owner);
+    let mut units: Units = load(cache, &key)?.unwrap_or_default();
+    if units.0 == 0 {
+        let mut owners: Addresses = load(cache, &workers_key())?.unwrap_or_default();
+        if owners.0.len() >= MAX_REWARDED_PROVIDERS as usize {
+            return Ok(());
+        }
+        owners.0.push(owner.clone());
+        store(cache, workers_key(), &owners)?;
+    }
+    units.0 = units
+        .0
+        .checked_add(1)
+        .ok_or(Fault::Overflow("work units"))?;
+    Ok(store(cache, key, &units)?)
+}
+
+/// The keys every block's tally reads: each leader's registration and tally.
+pub(super) fn tally_keys(env: &BlockEnv) -> impl Iterator<Item = crate::state::Key> + '_ {
+    std::iter::once(&env.proposer)
+        .chain(&env.skipped_leaders)
+        .flat_map(|l| [consensus_key_key(l), tally_key(l)])
+}
+
+/// Puts `who` in jail until height `until` (a jail already longer stays). A chilled validator
+/// stays chilled unless `even_chilled` (an equivocator): chilled, it stands for nothing
+/// already, but it could stand again at once with `Unjail`.
+pub(super) fn jail(
+    cache: &mut StateCache,
+    who: &Address,
+    until: u64,
+    even_chilled: bool,
+) -> Result<(), Halt> {
+    let Some(mut v) = load::<Validator>(cache, &validator_key(who))? else {
+        return Ok(());
+    };
+    v.status = match v.status {
+        Status::Chilled if !even_chilled => return Ok(()),
+        Status::Jailed { until: old } => Status::Jailed {
+            until: old.max(until),
+        },
+        Status::Chilled | Status::Active => Status::Jailed { until },
+    };
+    Ok(store(cache, validator_key(who), &v)?)
+}
+
+impl Staking<'_> {
+    /// Whether a member's slots in an epoch are downtime: more than `downtime_threshold_bps`
+    /// of them missed, and at least `downtime_min_missed`.
+    fn is_down(&self, t: Tally) -> bool {
+        let slots = u128::from(t.proposed) + u128::from(t.missed);
+        t.missed >= self.params.downtime_min_missed
+            && u128::from(t.missed) * u128::from(BPS)
+                > u128::from(self.params.downtime_threshold_bps) * slots
+    }
+
+    /// The blocks of `epoch`: every height in it but the genesis block.
+    fn blocks_of(&self, epoch: u64) -> u64 {
+        if epoch == 0 {
+            self.epoch_length - 1
+        } else {
+            self.epoch_length
+        }
+    }
+
+    /// Pays `epoch` out in its last block and jails its members that were down; writes what
+    /// it did in the epoch's record.
+    pub(super) fn pay_epoch(&self, cache: &mut StateCache, epoch: u64) -> Result<(), Halt> {
+        let committee: Committee = expect(cache, &committee_key(epoch))?;
+        let mut record: EpochRecord = load(cache, &epoch_key(epoch))?.unwrap_or_default();
+        record.fees = bank::pot(cache, Pot::Rewards)?;
+        record.minted = self
+            .params
+            .epoch_mint(self.blocks_of(epoch))
+            .map_err(|e| Fault::Invariant(e.to_string()))?;
+        bank::mint_into(cache, Pot::Rewards, record.minted)?;
+        let pool = add(record.fees, record.minted)?;
+        let providers_pool = bps_of(pool, self.params.provider_share_bps)?;
+        (record.to_providers, record.work_units) = pay_providers(cache, providers_pool)?;
+        record.members =
+            self.pay_committee(cache, epoch, &committee, sub(pool, providers_pool)?)?;
+        record.to_treasury = bank::pot(cache, Pot::Rewards)?;
+        bank::move_between(cache, Pot::Rewards, Pot::Treasury, record.to_treasury)?;
+        record.ended_ms = self.env.time_ms;
+        Ok(store(cache, epoch_key(epoch), &record)?)
+    }
+
+    /// Reads and clears the members' tallies, jails those that were down, and pays `pool` by
+    /// points.
+    fn pay_committee(
+        &self,
+        cache: &mut StateCache,
+        epoch: u64,
+        committee: &Committee,
+        pool: Amount,
+    ) -> Result<Vec<MemberReward>, Halt> {
+        cache.require(committee.members.iter().flat_map(|m| {
+            [
+                tally_key(&m.consensus_key),
+                validator_key(&m.validator),
+                exposure_key(epoch, &m.validator),
+            ]
+        }))?;
+        let until = self
+            .env
+            .height
+            .checked_add(self.params.jail_blocks)
+            .ok_or(Fault::Overflow("jail"))?;
+        let mut rewards = Vec::with_capacity(committee.members.len());
+        let mut total_points = 0u64;
+        for m in &committee.members {
+            let t: Tally = load(cache, &tally_key(&m.consensus_key))?.unwrap_or_default();
+            remove(cache, tally_key(&m.consensus_key));
+            let jailed = self.is_down(t);
+            if jailed {
+                jail(cache, &m.validator, until, false)?;
+            }
+            let points = if jailed { 0 } else { t.proposed };
+            total_points = total_points
+                .checked_add(points)
+                .ok_or(Fault::Overflow("points"))?;
+            rewards.push(MemberReward {
+                validator: m.validator.clone(),
+                proposed: t.proposed,
+                missed: t.missed,
+                points,
+                reward: Amount::ZERO,
+                kept: Amount::ZERO,
+                jailed,
+            });
+        }
+        if total_points == 0 {
+            return Ok(rewards);
+        }
+        for (m, r) in committee.members.iter().zip(&mut rewards) {
+            r.reward = mul_div(pool, u128::from(r.points), u128::from(total_points))?;
+            r.kept = pay_member(cache, epoch, m, r.reward)?;
+        }
+        Ok(rewards)
+    }
+}
+
+/// Pays `pool` to the epoch's provider owners by their units and clears the epoch's work;
+/// returns what it paid and the units it divided by.
+fn pay_providers(cache: &mut StateCache, pool: Amount) -> Result<(Amount, u64), Halt> {
+    let owners: Addresses = load(cache, &workers_key())?.unwrap_or_default();
+    cache.require(owners.0.iter().map(units_key))?;
+    let mut work = Vec::with_capacity(owners.0.len());
+    let mut total = 0u64;
+    for owner in owners.0 {
+        let units: Units = expect(cache, &units_key(&owner))?;
+        remove(cache, units_key(&owner));
+        total = total
+            .checked_add(units.0)
+            .ok_or(Fault::Overflow("work units"))?;
+        work.push((owner, units.0));
+    }
+    remove(cache, workers_key());
+    let mut paid = Amount::ZERO;
+    if total == 0 {
+        return Ok((paid, total));
+    }
+    for (owner, units) in work {
+        let share = mul_div(pool, u128::from(units), u128::from(total))?;
+        bank::release(cache, Pot::Rewards, &owner, share)?;
+        paid = add(paid, share)?;
+    }
+    Ok((paid, total))
+}
+
+/// Pays a member's `share`: its commission, then the rest by exposure between it and its
+/// nominators (all of the rest to it when the epoch's committee was not elected, as at
+/// genesis, and so has no exposure). Returns what the validator kept.
+fn pay_member(
+    cache: &mut StateCache,
+    epoch: u64,
+    m: &Member,
+    share: Amount,
+) -> Result<Amount, Halt> {
+    let commission_bps =
+        load::<Validator>(cache, &validator_key(&m.validator))?.map_or(0, |v| v.commission_bps);
+    let commission = bps_of(share, commission_bps)?;
+    let rest = sub(share, commission)?;
+    let exposure: Exposure = load(cache, &exposure_key(epoch, &m.validator))?.unwrap_or_default();
+    let total = exposure
+        .others
+        .iter()
+        .try_fold(exposure.own, |sum, (_, b)| sum.checked_add(*b))
+        .ok_or(Fault::Overflow("exposure"))?;
+    let kept = if total == Amount::ZERO {
+        share
+    } else {
+        for (nominator, backing) in &exposure.others {
+            let part = mul_div(rest, backing.0, total.0)?;
+            bank::release(cache, Pot::Rewards, nominator, part)?;
+        }
+        add(commission, mul_div(rest, exposure.own.0, total.0)?)?
+    };
+    bank::release(cache, Pot::Rewards, &m.validator, kept)?;
+    Ok(kept)
+}
