@@ -312,3 +312,30 @@ fn a_node_with_a_fresh_key_registers_is_elected_and_signs_while_finality_never_s
     joiner.stop().unwrap();
     validators.stop().unwrap();
 }
+
+#[test]
+fn a_node_outside_the_genesis_committee_with_no_peers_to_follow_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    init_with_params(
+        &DevnetOptions {
+            validators: 1,
+            data_dir: data.clone(),
+            api_port: 28_500,
+            p2p_port: 29_500,
+            extra_accounts: Vec::new(),
+        },
+        &Params::default(),
+    )
+    .unwrap();
+    let joined = join(&JoinOptions {
+        data_dir: data,
+        api_port: None,
+        p2p_port: None,
+    })
+    .unwrap();
+    let mut config = NodeConfig::load(&joined.config).unwrap();
+    config.peers.clear();
+    let err = exo_node::node::run(config, |_, _| async { Ok(()) }).unwrap_err();
+    assert!(err.to_string().contains("lists none"), "{err:#}");
+}
