@@ -97,9 +97,9 @@ pub struct DevnetArgs {
     /// Validator i listens for its peers on this port + i (127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 9000)]
     pub p2p_port: u16,
-    /// Blocks per epoch of a new devnet: the committee can change only at an epoch boundary,
-    /// and the chain elects each committee two epochs ahead. The genesis default when not
-    /// given; a resumed devnet must be given its own (or nothing).
+    /// Blocks per epoch of a new devnet (the genesis default, 100000, when not given): the
+    /// committee can change only at an epoch boundary, and the chain elects each committee
+    /// two epochs ahead. A resumed devnet keeps its own and refuses another.
     #[arg(long, value_name = "BLOCKS",
           value_parser = clap::value_parser!(u64).range(2..=MAX_EPOCH_LENGTH))]
     pub epoch_length: Option<u64>,
@@ -126,10 +126,12 @@ pub const MAX_EPOCH_LENGTH: u64 = 366 * 86_400;
 
 #[derive(Clone, Debug, Subcommand)]
 pub enum DevnetCommand {
-    /// Add a node with a fresh key to a devnet: writes DIR/node-<i>/ (key and config.toml,
-    /// the genesis validators as its peers). Start it with `exo node --config`, fund its
-    /// account and register it with `exo stake register-validator`: the validators then
-    /// accept its connection, it follows the chain, and it signs once nominations elect it.
+    /// Add a node with a fresh key to a devnet; it joins the committee by registering.
+    ///
+    /// Writes DIR/node-<i>/ (key and config.toml, the genesis validators as its peers). Start
+    /// it with `exo node --config`, fund its account and register it with `exo stake
+    /// register-validator`: the validators then accept its connection, it follows the chain,
+    /// and it signs once nominations elect it (docs/joining.md).
     Join(DevnetJoinArgs),
 }
 

@@ -156,15 +156,15 @@ fn join(args: &DevnetJoinArgs) -> Result<Report, CliError> {
         "wrote node {} of the devnet in {dir}: key {key}, address {address}\n\
          \n\
          Start it (it waits for the validators to accept it):\n\
-           exo node --config {config}\n\
+         \x20 exo node --config {config}\n\
          Fund it and register it as a validator candidate, through a genesis validator's API:\n\
-           exo --node {api} account transfer --key {dir}/faucet.key --to {address} --amount 2000 --wait\n\
-           exo --node {api} stake register-validator --key {key} --p2p-address {} --bond 1000\n\
+         \x20 exo --node {api} account transfer --key {dir}/faucet.key --to {address} --amount 2000 --wait\n\
+         \x20 exo --node {api} stake register-validator --key {key} --p2p-address {} --bond 1000\n\
          From the next epoch the validators accept its connection and it follows the chain. Back\n\
          it above the weakest member and the last block of the epoch elects it for the epoch\n\
          after next:\n\
-           exo --node {api} stake nominate --key NOMINATOR.key --target {address} --bond 10000\n\
-           exo --node {api} validators --epoch N\n\
+         \x20 exo --node {api} stake nominate --key NOMINATOR.key --target {address} --bond 10000\n\
+         \x20 exo --node {api} validators --epoch N\n\
          Its own API, once it has caught up: {}",
         joined.index, joined.p2p_address, joined.api_url,
     );
@@ -418,6 +418,7 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
          \x20 exo key new --out alice.key\n\
          \x20 exo{node} account transfer --key {dir}/faucet.key --to $(exo key show alice.key) --amount 12.5 --wait\n\
          \x20 exo{node} account balance $(exo key show alice.key)\n\
+         \x20 exo devnet join --data {dir}   # a fresh node that registers and is elected (docs/joining.md)\n\
          \n\
          Ctrl-C stops the network; exo devnet --data {dir} resumes it.",
         layout.configs.len(),

@@ -51,15 +51,19 @@ fn localhost(port: u16) -> SocketAddr {
 }
 
 /// Writes keys, genesis and configurations, or finds those of an earlier run; a fresh devnet
-/// has the default genesis parameters.
+/// has the default genesis parameters, a resumed one keeps its own.
 pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
-    init_with_params(options, &Params::default())
+    init_inner(options, None)
 }
 
 /// [`init`] with the genesis parameters `params` for a fresh devnet (a short epoch, to see
 /// committees change). A resumed devnet keeps its own; one whose epoch length differs from
 /// `params`' is refused rather than silently run with another.
 pub fn init_with_params(options: &DevnetOptions, params: &Params) -> anyhow::Result<DevnetLayout> {
+    init_inner(options, Some(params))
+}
+
+fn init_inner(options: &DevnetOptions, params: Option<&Params>) -> anyhow::Result<DevnetLayout> {
     if options.validators == 0 || options.validators > 64 {
         bail!(
             "a devnet has 1 to 64 validators, not {}",
@@ -85,7 +89,9 @@ pub fn init_with_params(options: &DevnetOptions, params: &Params) -> anyhow::Res
                 genesis.validators.len()
             );
         }
-        if genesis.params.epoch_length != params.epoch_length {
+        if let Some(params) = params
+            && genesis.params.epoch_length != params.epoch_length
+        {
             bail!(
                 "{} holds a devnet with epochs of {} blocks, not {}; pass --epoch-length {} or \
                  use another --data",
@@ -109,7 +115,7 @@ pub fn init_with_params(options: &DevnetOptions, params: &Params) -> anyhow::Res
         );
         let genesis = Genesis {
             chain_id,
-            params: params.clone(),
+            params: params.cloned().unwrap_or_default(),
             accounts: std::iter::once(GenesisAccount {
                 address: address_to_hex(&faucet.public_key()),
                 balance: Amount::from_exo(FAUCET_BALANCE_EXO),
@@ -519,7 +525,11 @@ mod tests {
                 .unwrap()
                 .resumed
         );
-        let err = init(&options(dir.path())).unwrap_err().to_string();
+        // Resumed without parameters, it keeps its own; with other ones, it is refused.
+        assert!(init(&options(dir.path())).unwrap().resumed);
+        let err = init_with_params(&options(dir.path()), &Params::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("epochs of 12 blocks"), "{err}");
         let other = tempfile::tempdir().unwrap();
         let too_short = Params {
