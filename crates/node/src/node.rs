@@ -228,7 +228,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     pub chain_id: String,
-    /// Size of the committee, this validator included.
+    /// Size of the genesis committee (this node need not be in it).
     pub validators: usize,
     /// Smallest fee a transaction may offer (genesis parameters).
     pub min_fee: Amount,
