@@ -61,7 +61,8 @@ pub enum Command {
     Account(AccountCommand),
     /// Run a validator and its HTTP API until SIGINT or SIGTERM.
     Node(NodeArgs),
-    /// Run a local network of validators, one process each, until Ctrl-C.
+    /// Run a local network of validators, one process each, until Ctrl-C; or add a node
+    /// with a fresh key to one (`exo devnet join`).
     Devnet(DevnetArgs),
     /// Measure this machine.
     #[command(subcommand)]
@@ -72,13 +73,18 @@ pub enum Command {
 
 #[derive(Clone, Debug, Args)]
 pub struct NodeArgs {
-    /// The validator's config.toml (as `exo devnet` writes them).
+    /// The node's config.toml (as `exo devnet` and `exo devnet join` write them). A node whose
+    /// key is not a genesis validator follows the chain from the peers it lists and signs once
+    /// the chain elects it.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
 }
 
 #[derive(Clone, Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DevnetArgs {
+    #[command(subcommand)]
+    pub command: Option<DevnetCommand>,
     /// Number of validators.
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
@@ -91,6 +97,12 @@ pub struct DevnetArgs {
     /// Validator i listens for its peers on this port + i (127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 9000)]
     pub p2p_port: u16,
+    /// Blocks per epoch of a new devnet (the genesis default, 100000, when not given): the
+    /// committee can change only at an epoch boundary, and the chain elects each committee
+    /// two epochs ahead. A resumed devnet keeps its own and refuses another.
+    #[arg(long, value_name = "BLOCKS",
+          value_parser = clap::value_parser!(u64).range(2..=MAX_EPOCH_LENGTH))]
+    pub epoch_length: Option<u64>,
     /// Write keys, genesis and configurations, then exit without starting anything.
     #[arg(long)]
     pub init_only: bool,
@@ -107,6 +119,33 @@ pub struct DevnetArgs {
     /// without, and are cleaner than 64 were (docs/render.md).
     #[arg(long, value_name = "WxHxS", default_value = "400x300x32", value_parser = parse_frame)]
     pub demo_frame: DemoFrame,
+}
+
+/// Longest epoch `exo devnet --epoch-length` takes, in blocks (a year of idle blocks).
+pub const MAX_EPOCH_LENGTH: u64 = 366 * 86_400;
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Add a node with a fresh key to a devnet; it joins the committee by registering.
+    ///
+    /// Writes DIR/node-<i>/ (key and config.toml, the genesis validators as its peers). Start
+    /// it with `exo node --config`, fund its account and register it with `exo stake
+    /// register-validator`: the validators then accept its connection, it follows the chain,
+    /// and it signs once nominations elect it (docs/joining.md).
+    Join(DevnetJoinArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DevnetJoinArgs {
+    /// Directory of the devnet to join.
+    #[arg(long, value_name = "DIR", default_value = "./devnet")]
+    pub data: PathBuf,
+    /// The node's API port (127.0.0.1); the devnet's first API port + i by default.
+    #[arg(long, value_name = "PORT")]
+    pub api_port: Option<u16>,
+    /// The node's p2p port (127.0.0.1); the devnet's first p2p port + i by default.
+    #[arg(long, value_name = "PORT")]
+    pub p2p_port: Option<u16>,
 }
 
 /// The frame `exo devnet --demo` renders.
@@ -332,6 +371,8 @@ mod tests {
         assert_eq!((args.api_port, args.p2p_port), (8080, 9000));
         assert!(!args.init_only && !args.demo);
         assert!(Cli::try_parse_from(["exo", "devnet", "--demo", "--init-only"]).is_err());
+        assert_eq!(args.epoch_length, None);
+        assert!(args.command.is_none());
         let cli = Cli::try_parse_from(["exo", "bench", "chain", "--json", "--txs", "10"]).unwrap();
         assert!(cli.global.json);
         let Command::Bench(BenchCommand::Chain(args)) = cli.command else {
@@ -348,6 +389,30 @@ mod tests {
             (50, 1_000, "hello")
         );
         assert!(Cli::try_parse_from(["exo", "bench", "tasks", "--app", "render"]).is_err());
+    }
+
+    #[test]
+    fn devnet_join_is_a_subcommand_and_epoch_lengths_are_bounded() {
+        let cli = Cli::try_parse_from(["exo", "devnet", "join", "--data", "d", "--api-port", "9"])
+            .unwrap();
+        let Command::Devnet(args) = cli.command else {
+            panic!("not devnet");
+        };
+        let Some(DevnetCommand::Join(join)) = args.command else {
+            panic!("not join");
+        };
+        assert_eq!(join.data, PathBuf::from("d"));
+        assert_eq!((join.api_port, join.p2p_port), (Some(9), None));
+        let cli = Cli::try_parse_from(["exo", "devnet", "--epoch-length", "20"]).unwrap();
+        let Command::Devnet(args) = cli.command else {
+            panic!("not devnet");
+        };
+        assert_eq!(args.epoch_length, Some(20));
+        for bad in ["0", "1", "99999999999"] {
+            assert!(Cli::try_parse_from(["exo", "devnet", "--epoch-length", bad]).is_err());
+        }
+        // The devnet's own options belong to running it, not to joining it.
+        assert!(Cli::try_parse_from(["exo", "devnet", "--validators", "4", "join"]).is_err());
     }
 
     #[test]

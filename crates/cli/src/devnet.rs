@@ -2,7 +2,7 @@
 
 use crate::{
     CliError, GlobalArgs, Report,
-    args::{DemoFrame, DevnetArgs},
+    args::{DemoFrame, DevnetArgs, DevnetCommand, DevnetJoinArgs},
     block_on,
     job::{self, ResultsArgs, SubmitArgs},
     other,
@@ -10,8 +10,10 @@ use crate::{
 };
 use commonware_cryptography::Signer as _;
 use exo_client::{Client, keyfile};
-use exo_ledger::GenesisAccount;
-use exo_node::devnet::{self, DevnetLayout, DevnetOptions, DevnetProcesses, Processes};
+use exo_ledger::{GenesisAccount, Params};
+use exo_node::devnet::{
+    self, DevnetLayout, DevnetOptions, DevnetProcesses, JoinOptions, Processes,
+};
 use exo_types::{Action, Amount, address_to_hex};
 use serde_json::{Value, json};
 use std::{
@@ -32,6 +34,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// Creates or resumes the devnet of `args.data`; unless `--init-only`, runs its validators
 /// until SIGINT or SIGTERM and then stops them.
 pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
+    if let Some(DevnetCommand::Join(join_args)) = &args.command {
+        return join(join_args);
+    }
     let fresh = !args.data.join("genesis.toml").exists();
     let workers = args.worker_count();
     // Worker keys: created here; funded at genesis on a fresh devnet, by the faucet later
@@ -60,13 +65,23 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
             unfunded.push(key.public_key());
         }
     }
-    let layout = devnet::init(&DevnetOptions {
+    let options = DevnetOptions {
         validators: args.validators,
         data_dir: args.data.clone(),
         api_port: args.api_port,
         p2p_port: args.p2p_port,
         extra_accounts,
-    })
+    };
+    let layout = match args.epoch_length {
+        None => devnet::init(&options),
+        Some(epoch_length) => devnet::init_with_params(
+            &options,
+            &Params {
+                epoch_length,
+                ..Params::default()
+            },
+        ),
+    }
     .map_err(other)?;
     let mut summary = summary(&layout)?;
     summary["workers"] = json!(
@@ -121,6 +136,50 @@ pub fn run(args: DevnetArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     workers.stop();
     processes.stop();
     outcome
+}
+
+/// `exo devnet join`: writes a node with a fresh key beside the devnet's validators and says
+/// how to start and register it.
+fn join(args: &DevnetJoinArgs) -> Result<Report, CliError> {
+    let joined = devnet::join(&JoinOptions {
+        data_dir: args.data.clone(),
+        api_port: args.api_port,
+        p2p_port: args.p2p_port,
+    })
+    .map_err(other)?;
+    let dir = args.data.display();
+    let address = address_to_hex(&joined.public_key);
+    let config = joined.config.display();
+    let key = joined.key_file.display();
+    let api = &joined.validator_api_url;
+    let text = format!(
+        "wrote node {} of the devnet in {dir}: key {key}, address {address}\n\
+         \n\
+         Start it (it waits for the validators to accept it):\n\
+         \x20 exo node --config {config}\n\
+         Fund it and register it as a validator candidate, through a genesis validator's API:\n\
+         \x20 exo --node {api} account transfer --key {dir}/faucet.key --to {address} --amount 2000 --wait\n\
+         \x20 exo --node {api} stake register-validator --key {key} --p2p-address {} --bond 1000\n\
+         From the next epoch the validators accept its connection and it follows the chain. Back\n\
+         it above the weakest member and the last block of the epoch elects it for the epoch\n\
+         after next:\n\
+         \x20 exo --node {api} stake nominate --key NOMINATOR.key --target {address} --bond 10000\n\
+         \x20 exo --node {api} validators --epoch N\n\
+         Its own API, once it has caught up: {}",
+        joined.index, joined.p2p_address, joined.api_url,
+    );
+    Ok(Report::ok(
+        text,
+        json!({
+            "index": joined.index,
+            "config": joined.config.display().to_string(),
+            "key_file": joined.key_file.display().to_string(),
+            "address": address,
+            "p2p_address": joined.p2p_address.to_string(),
+            "api_url": joined.api_url,
+            "validator_api_url": joined.validator_api_url,
+        }),
+    ))
 }
 
 fn worker_dir(data: &Path, i: usize) -> PathBuf {
@@ -359,6 +418,7 @@ fn ready_text(layout: &DevnetLayout, summary: &Value, chain_id: &str, height: u6
          \x20 exo key new --out alice.key\n\
          \x20 exo{node} account transfer --key {dir}/faucet.key --to $(exo key show alice.key) --amount 12.5 --wait\n\
          \x20 exo{node} account balance $(exo key show alice.key)\n\
+         \x20 exo devnet join --data {dir}   # a fresh node that registers and is elected (docs/joining.md)\n\
          \n\
          Ctrl-C stops the network; exo devnet --data {dir} resumes it.",
         layout.configs.len(),

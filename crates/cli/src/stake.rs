@@ -36,8 +36,9 @@ pub struct RegisterArgs {
     /// Consensus public key (hex); the signing key's own if not given.
     #[arg(long, value_name = "HEX")]
     pub consensus_key: Option<String>,
-    /// Address other validators reach this node at (`host:port`).
-    #[arg(long, value_name = "ADDR")]
+    /// Address other validators reach this node at, `IP:PORT`: they dial it, and accept this
+    /// node's connections from that IP once it is a candidate.
+    #[arg(long, value_name = "IP:PORT")]
     pub p2p_address: String,
     /// Share of nominators' rewards kept, in basis points.
     #[arg(long, value_name = "BPS", default_value_t = 0)]
@@ -123,6 +124,14 @@ fn register(args: &RegisterArgs) -> Result<Prepared, CliError> {
         return Err(CliError::Invalid(format!(
             "--p2p-address must be 1 to {} bytes",
             exo_types::MAX_P2P_ADDRESS_LEN
+        )));
+    }
+    // The ledger takes any printable address, but nodes only dial (and accept) a socket
+    // address: a host name registered here would leave the validator unreachable.
+    if args.p2p_address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(CliError::Invalid(format!(
+            "--p2p-address must be IP:PORT (for example 203.0.113.7:9000), not {:?}",
+            args.p2p_address
         )));
     }
     let fields = json!({
@@ -246,4 +255,43 @@ fn committee(view: &wire::EpochView) -> Report {
         ),
         json,
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn register_args(p2p_address: &str) -> RegisterArgs {
+        RegisterArgs {
+            tx: TxArgs {
+                key: PathBuf::from("never-read.key"),
+                fee: None,
+                nonce: None,
+                no_wait: false,
+                timeout: 60,
+            },
+            consensus_key: Some(address_to_hex(
+                &exo_types::PrivateKey::from_seed(1).public_key(),
+            )),
+            p2p_address: p2p_address.into(),
+            commission_bps: 0,
+            bond: "1000".into(),
+        }
+    }
+
+    #[test]
+    fn a_validator_registers_only_an_address_nodes_can_dial() {
+        for good in ["127.0.0.1:9004", "[2001:db8::7]:9000"] {
+            let (action, ..) = register(&register_args(good)).unwrap();
+            assert!(
+                matches!(action, Action::RegisterValidator { ref p2p_address, .. } if p2p_address == good)
+            );
+        }
+        for bad in ["validator.example:9000", "127.0.0.1", "", &"1".repeat(65)] {
+            let err = register(&register_args(bad)).unwrap_err();
+            assert!(matches!(err, CliError::Invalid(_)), "{bad:?}: {err}");
+        }
+    }
 }

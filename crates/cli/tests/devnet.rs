@@ -1379,3 +1379,201 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         shots.display()
     );
 }
+
+/// Blocks per epoch of the joining test's devnet: an idle devnet makes about a block a second,
+/// so the newcomer has about this many seconds to catch up before the epoch it signs in.
+const JOIN_EPOCH_LENGTH: u64 = 12;
+
+/// `exo stake ARGS --key KEY` through `node`; requires the transaction executed.
+fn stake(node: &str, key: &str, args: &[&str]) {
+    let mut all = vec!["--node", node, "stake"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--key", key]);
+    let (code, receipt) = exo(&all);
+    assert_eq!(code, 0, "exo {all:?}: {receipt}");
+    assert_eq!(receipt["status"], "ok", "exo {all:?}: {receipt}");
+}
+
+/// The members of `epoch`'s committee as `exo validators --epoch` prints them; `None` until
+/// the chain has elected it.
+fn committee_of(node: &str, epoch: u64) -> Option<Vec<String>> {
+    let (code, view) = exo(&["--node", node, "validators", "--epoch", &epoch.to_string()]);
+    if code != 0 {
+        return None;
+    }
+    let mut members: Vec<String> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["validator"].as_str().unwrap().to_string())
+        .collect();
+    members.sort();
+    Some(members)
+}
+
+/// The Must show of committee handover, with processes: `exo devnet` runs four genesis
+/// validators, `exo devnet join` writes a fifth node with a fresh key and `exo node` runs it;
+/// `exo stake` registers it and backs it above the weakest member, and in the epoch after next
+/// it proposes blocks while the weakest has left the committee, with no stop of finality.
+#[test]
+fn a_fresh_node_joins_the_devnet_by_registering_and_signs_once_elected() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let epoch_length = JOIN_EPOCH_LENGTH.to_string();
+    let Devnet {
+        dir,
+        data,
+        rt,
+        clients,
+        mut processes,
+    } = Devnet::start(9, &["--epoch-length", &epoch_length]);
+    processes.grandchildren = children_of(processes.children[0].id());
+    let node0 = clients[0].url().to_string();
+    let faucet_key = path(&data, "faucet.key");
+    let genesis: Vec<String> = (0..VALIDATORS)
+        .map(|i| {
+            let (code, key) = exo(&[
+                "key",
+                "show",
+                &path(&data, &format!("node-{i}/validator.key")),
+            ]);
+            assert_eq!(code, 0, "{key}");
+            key["address"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let weakest = genesis[3].clone();
+
+    // A fifth node with a fresh key, its ports the next ones after the validators'.
+    let (code, joined) = exo(&["devnet", "join", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{joined}");
+    assert_eq!(joined["index"], 4);
+    let newcomer = joined["address"].as_str().unwrap().to_string();
+    let newcomer_key = joined["key_file"].as_str().unwrap().to_string();
+    let p2p_address = joined["p2p_address"].as_str().unwrap().to_string();
+    assert!(!genesis.contains(&newcomer));
+    processes.children.push(spawn(
+        &["node", "--config", joined["config"].as_str().unwrap()],
+        &dir.path().join("newcomer.log"),
+    ));
+    let own_api = Client::new(joined["api_url"].as_str().unwrap()).unwrap();
+
+    // Two nominators: one for the weakest genesis validator, one for the newcomer.
+    let backers: Vec<(String, String)> = ["weak.key", "strong.key"]
+        .iter()
+        .map(|name| {
+            let file = path(dir.path(), name);
+            let (code, key) = exo(&["key", "new", "--out", &file]);
+            assert_eq!(code, 0, "{key}");
+            (file, key["address"].as_str().unwrap().to_string())
+        })
+        .collect();
+    for (to, amount) in [
+        (&newcomer, "2000"),
+        (&backers[0].1, "4000"),
+        (&backers[1].1, "11000"),
+    ] {
+        let (code, receipt) = transfer(&node0, &faucet_key, to, amount);
+        assert_eq!(code, 0, "{receipt}");
+    }
+    // The faucet backs genesis validators 0 to 2 (about 5,000 EXO each once balanced), the
+    // first nominator the weakest with 3,000; the newcomer registers with the minimum
+    // self-bond and the second nominator lifts it to 11,000.
+    let mut targets = vec!["nominate", "--bond", "15000"];
+    for v in &genesis[..3] {
+        targets.extend_from_slice(&["--target", v]);
+    }
+    stake(&node0, &faucet_key, &targets);
+    stake(
+        &node0,
+        &backers[0].0,
+        &["nominate", "--target", &weakest, "--bond", "3000"],
+    );
+    stake(
+        &node0,
+        &newcomer_key,
+        &[
+            "register-validator",
+            "--p2p-address",
+            &p2p_address,
+            "--commission-bps",
+            "500",
+            "--bond",
+            "1000",
+        ],
+    );
+    stake(
+        &node0,
+        &backers[1].0,
+        &["nominate", "--target", &newcomer, "--bond", "10000"],
+    );
+    let (code, listed) = exo(&["--node", &node0, "validators"]);
+    assert_eq!(code, 0, "{listed}");
+    let entry = listed["validators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["address"] == newcomer.as_str())
+        .unwrap_or_else(|| panic!("the newcomer is not a candidate: {listed}"))
+        .clone();
+    assert_eq!(entry["status"], "active");
+    assert_eq!(entry["p2p_address"], p2p_address.as_str());
+
+    // The election at the end of the epoch the stakes landed in seats the newcomer in the
+    // epoch after next (or the one after, had they straddled a boundary).
+    let all: Vec<&Client> = clients.iter().collect();
+    let staked_at = rt.block_on(clients[0].status()).unwrap().finalized_height;
+    let mut expected: Vec<String> = genesis[..3].to_vec();
+    expected.push(newcomer.clone());
+    expected.sort();
+    let mut changed = staked_at / JOIN_EPOCH_LENGTH + 2;
+    loop {
+        let boundary = (changed - 1) * JOIN_EPOCH_LENGTH;
+        rt.block_on(wait_height(&all, boundary, Duration::from_secs(90)));
+        let members = committee_of(&node0, changed).expect("elected");
+        if members == expected {
+            break;
+        }
+        assert!(
+            changed < staked_at / JOIN_EPOCH_LENGTH + 3,
+            "epoch {changed}: {members:?}"
+        );
+        changed += 1;
+    }
+    assert!(
+        committee_of(&node0, changed - 1)
+            .unwrap()
+            .contains(&weakest)
+    );
+
+    // Its epoch finalizes on every validator and on the newcomer, which proposes in it while
+    // the weakest does not; no block waits long for the one before it.
+    let first = changed * JOIN_EPOCH_LENGTH;
+    let last = first + JOIN_EPOCH_LENGTH - 1;
+    let mut everyone = all.clone();
+    everyone.push(&own_api);
+    rt.block_on(wait_height(&everyone, last + 1, Duration::from_secs(120)));
+    let mut proposers = std::collections::BTreeSet::new();
+    let mut previous: Option<wire::Block> = None;
+    for height in 1..=last + 1 {
+        let block = rt.block_on(clients[0].block(height)).unwrap().unwrap();
+        if let Some(before) = &previous {
+            let gap = block.timestamp_ms.saturating_sub(before.timestamp_ms);
+            assert!(gap <= 6_000, "{gap} ms before height {height}");
+        }
+        if (first..=last).contains(&height) {
+            proposers.insert(exo_types::address_to_hex(&block.proposer));
+        }
+        previous = Some(block);
+    }
+    assert!(proposers.contains(&newcomer), "{proposers:?}");
+    assert!(!proposers.contains(&weakest), "{proposers:?}");
+    assert!(
+        proposers.iter().all(|p| expected.contains(p)),
+        "{proposers:?}"
+    );
+    rt.block_on(common_state_root(&everyone, last));
+    println!(
+        "the newcomer signed in epoch {changed}, {:?} after the devnet started",
+        started.elapsed()
+    );
+}

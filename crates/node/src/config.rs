@@ -7,7 +7,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Another validator to connect to.
+/// A peer to dial: another validator, or for a node joining a running chain, one of the
+/// validators it bootstraps from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
@@ -16,7 +17,7 @@ pub struct PeerConfig {
     pub address: SocketAddr,
 }
 
-/// `config.toml` of one validator. Relative paths are relative to the file's directory.
+/// `config.toml` of one node. Relative paths are relative to the file's directory.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -30,7 +31,9 @@ pub struct NodeConfig {
     pub p2p_listen: SocketAddr,
     /// Address of the HTTP API.
     pub api_listen: SocketAddr,
-    /// The other validators.
+    /// The peers dialed from the start: the other genesis validators, or for a node whose key
+    /// is not a genesis validator, the validators it follows the chain from. Later peers (the
+    /// committees the ledger elects, registered candidates) come from the chain's state.
     pub peers: Vec<PeerConfig>,
     /// Other nodes' API URLs: a blob or a unit's outputs missing here is fetched from them
     /// (and checked) when a client asks for it.

@@ -50,8 +50,20 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// Writes keys, genesis and configurations, or finds those of an earlier run.
+/// Writes keys, genesis and configurations, or finds those of an earlier run; a fresh devnet
+/// has the default genesis parameters, a resumed one keeps its own.
 pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
+    init_inner(options, None)
+}
+
+/// [`init`] with the genesis parameters `params` for a fresh devnet (a short epoch, to see
+/// committees change). A resumed devnet keeps its own; one whose epoch length differs from
+/// `params`' is refused rather than silently run with another.
+pub fn init_with_params(options: &DevnetOptions, params: &Params) -> anyhow::Result<DevnetLayout> {
+    init_inner(options, Some(params))
+}
+
+fn init_inner(options: &DevnetOptions, params: Option<&Params>) -> anyhow::Result<DevnetLayout> {
     if options.validators == 0 || options.validators > 64 {
         bail!(
             "a devnet has 1 to 64 validators, not {}",
@@ -77,6 +89,18 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
                 genesis.validators.len()
             );
         }
+        if let Some(params) = params
+            && genesis.params.epoch_length != params.epoch_length
+        {
+            bail!(
+                "{} holds a devnet with epochs of {} blocks, not {}; pass --epoch-length {} or \
+                 use another --data",
+                dir.display(),
+                genesis.params.epoch_length,
+                params.epoch_length,
+                genesis.params.epoch_length
+            );
+        }
     } else {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let keys: Vec<PrivateKey> = (0..options.validators)
@@ -91,7 +115,7 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
         );
         let genesis = Genesis {
             chain_id,
-            params: Params::default(),
+            params: params.cloned().unwrap_or_default(),
             accounts: std::iter::once(GenesisAccount {
                 address: address_to_hex(&faucet.public_key()),
                 balance: Amount::from_exo(FAUCET_BALANCE_EXO),
@@ -103,6 +127,9 @@ pub fn init(options: &DevnetOptions) -> anyhow::Result<DevnetLayout> {
                 .map(|k| address_to_hex(&k.public_key()))
                 .collect(),
         };
+        genesis
+            .validate()
+            .context("the devnet's genesis is not usable")?;
         std::fs::write(&genesis_path, toml::to_string_pretty(&genesis)?)
             .with_context(|| format!("cannot write {}", genesis_path.display()))?;
         for (i, key) in keys.iter().enumerate() {
@@ -171,6 +198,121 @@ impl DevnetLayout {
     pub fn fault_tolerance(&self) -> usize {
         self.configs.len().saturating_sub(1) / 3
     }
+}
+
+/// How a node joins a devnet: which devnet, and the ports it listens on when not the next
+/// ones after the devnet's nodes.
+#[derive(Clone, Debug)]
+pub struct JoinOptions {
+    /// The devnet's directory, as `exo devnet` wrote it.
+    pub data_dir: PathBuf,
+    /// The node's API port; by default the devnet's first API port plus the node's index.
+    pub api_port: Option<u16>,
+    /// The node's p2p port; by default the devnet's first p2p port plus the node's index.
+    pub p2p_port: Option<u16>,
+}
+
+/// A node added to a devnet by [`join`]: its key is fresh, so it is not a genesis validator.
+#[derive(Clone, Debug)]
+pub struct JoinedNode {
+    /// Its number: node `index` lives in `node-<index>`, after the genesis validators' ones.
+    pub index: usize,
+    pub config: PathBuf,
+    pub key_file: PathBuf,
+    /// Its public key, which is also its account's address and its consensus key.
+    pub public_key: Address,
+    /// Where the others reach it: what it registers as its p2p address.
+    pub p2p_address: SocketAddr,
+    pub api_url: String,
+    /// The first genesis validator's API, which serves the chain's state while this node
+    /// catches up: where its funding and registration go.
+    pub validator_api_url: String,
+}
+
+/// Most nodes a devnet directory holds, genesis validators and joined nodes together.
+pub const MAX_DEVNET_NODES: usize = 256;
+
+/// Adds a node with a fresh key to the devnet in `options.data_dir`: writes `node-<i>/` (the
+/// first free index after the genesis validators) with the key and a configuration whose
+/// peers are the genesis validators. Run by `exo node --config`, the node follows the chain
+/// once it has registered as a validator candidate (the validators accept connections from
+/// registered candidates) and signs once the ledger elects it.
+pub fn join(options: &JoinOptions) -> anyhow::Result<JoinedNode> {
+    let dir = &options.data_dir;
+    let genesis_path = dir.join("genesis.toml");
+    if !genesis_path.exists() {
+        bail!(
+            "{} holds no devnet; create one first with exo devnet --data {} --init-only",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let genesis = crate::config::load_genesis(&genesis_path)?;
+    let node_dir = |i: usize| dir.join(format!("node-{i}"));
+    // The genesis validators are node-0 .. node-(V-1); their configurations give each one's
+    // addresses and their key files its public key.
+    let mut peers = Vec::with_capacity(genesis.validators.len());
+    let mut blob_peers = Vec::with_capacity(genesis.validators.len());
+    let mut first: Option<NodeConfig> = None;
+    for i in 0..genesis.validators.len() {
+        let config = NodeConfig::load(&node_dir(i).join("config.toml"))?;
+        let key = keyfile::read(&config.key_file)?;
+        peers.push(PeerConfig {
+            public_key: address_to_hex(&key.public_key()),
+            address: config.p2p_listen,
+        });
+        blob_peers.push(format!("http://{}", config.api_listen));
+        first.get_or_insert(config);
+    }
+    let first = first.ok_or_else(|| anyhow!("the devnet's genesis names no validator"))?;
+    let index = (genesis.validators.len()..MAX_DEVNET_NODES)
+        .find(|i| !node_dir(*i).exists())
+        .ok_or_else(|| anyhow!("{} already holds {MAX_DEVNET_NODES} nodes", dir.display()))?;
+    let port = |explicit: Option<u16>, base: u16| -> anyhow::Result<u16> {
+        match explicit {
+            Some(port) => Ok(port),
+            None => u16::try_from(index)
+                .ok()
+                .and_then(|i| base.checked_add(i))
+                .ok_or_else(|| anyhow!("node {index}'s port overflows past 65535")),
+        }
+    };
+    let api_listen = localhost(port(options.api_port, first.api_listen.port())?);
+    let p2p_listen = localhost(port(options.p2p_port, first.p2p_listen.port())?);
+    let taken = peers.iter().any(|p| p.address == p2p_listen)
+        || blob_peers.contains(&format!("http://{api_listen}"));
+    if taken || api_listen == p2p_listen {
+        bail!("a genesis validator already uses port {api_listen} or {p2p_listen}");
+    }
+
+    let node = node_dir(index);
+    std::fs::create_dir_all(&node).with_context(|| format!("cannot create {}", node.display()))?;
+    let key_file = node.join("validator.key");
+    let key = keyfile::generate();
+    keyfile::write_new(&key_file, &key)?;
+    let config = NodeConfig {
+        key_file: PathBuf::from("validator.key"),
+        genesis_file: PathBuf::from("../genesis.toml"),
+        data_dir: PathBuf::from("data"),
+        p2p_listen,
+        api_listen,
+        peers,
+        blob_peers,
+        worker_threads: first.worker_threads,
+        empty_block_ms: first.empty_block_ms,
+    };
+    let config_path = node.join("config.toml");
+    let validator_api_url = config.blob_peers.first().cloned().unwrap_or_default();
+    config.save(&config_path)?;
+    Ok(JoinedNode {
+        index,
+        config: config_path,
+        key_file,
+        public_key: key.public_key(),
+        p2p_address: p2p_listen,
+        api_url: format!("http://{api_listen}"),
+        validator_api_url,
+    })
 }
 
 /// Waits until every API in `urls` reports a finalized height of at least `height`, calling
@@ -366,5 +508,99 @@ mod tests {
         let resumed = init(&options(a.path())).unwrap();
         assert!(resumed.resumed);
         assert_eq!(resumed.chain_id().unwrap(), first);
+    }
+
+    #[test]
+    fn a_devnet_keeps_the_epoch_length_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = Params {
+            epoch_length: 12,
+            ..Params::default()
+        };
+        let layout = init_with_params(&options(dir.path()), &short).unwrap();
+        let genesis = crate::config::load_genesis(&layout.genesis).unwrap();
+        assert_eq!(genesis.params.epoch_length, 12);
+        assert!(
+            init_with_params(&options(dir.path()), &short)
+                .unwrap()
+                .resumed
+        );
+        // Resumed without parameters, it keeps its own; with other ones, it is refused.
+        assert!(init(&options(dir.path())).unwrap().resumed);
+        let err = init_with_params(&options(dir.path()), &Params::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochs of 12 blocks"), "{err}");
+        let other = tempfile::tempdir().unwrap();
+        let too_short = Params {
+            epoch_length: 1,
+            ..Params::default()
+        };
+        assert!(init_with_params(&options(other.path()), &too_short).is_err());
+    }
+
+    #[test]
+    fn a_joined_node_has_a_fresh_key_the_next_ports_and_the_genesis_validators_as_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let join_options = JoinOptions {
+            data_dir: dir.path().to_path_buf(),
+            api_port: None,
+            p2p_port: None,
+        };
+        let err = join(&join_options).unwrap_err().to_string();
+        assert!(err.contains("holds no devnet"), "{err}");
+
+        let layout = init(&options(dir.path())).unwrap();
+        let genesis = crate::config::load_genesis(&layout.genesis).unwrap();
+        let validators = genesis.validators().unwrap();
+        let joined = join(&join_options).unwrap();
+        assert_eq!(joined.index, 2);
+        assert!(!validators.contains(&joined.public_key));
+        assert_eq!(joined.p2p_address, localhost(29_002));
+        assert_eq!(joined.api_url, "http://127.0.0.1:28002");
+        assert_eq!(joined.validator_api_url, "http://127.0.0.1:28000");
+
+        let config = NodeConfig::load(&joined.config).unwrap();
+        assert_eq!(config.key_file, joined.key_file);
+        assert_eq!(
+            config.genesis_file.canonicalize().unwrap(),
+            layout.genesis.canonicalize().unwrap()
+        );
+        assert_eq!(
+            keyfile::read(&config.key_file).unwrap().public_key(),
+            joined.public_key
+        );
+        let peers: Vec<(String, SocketAddr)> = config
+            .peers
+            .iter()
+            .map(|p| (p.public_key.clone(), p.address))
+            .collect();
+        // Node i's key, at node i's port.
+        let expected: Vec<(String, SocketAddr)> = (0..2)
+            .map(|i| {
+                let key = keyfile::read(&dir.path().join(format!("node-{i}/validator.key")));
+                let key = key.unwrap().public_key();
+                assert!(validators.contains(&key));
+                (address_to_hex(&key), localhost(29_000 + i as u16))
+            })
+            .collect();
+        assert_eq!(peers, expected);
+        assert_eq!(
+            config.blob_peers,
+            ["http://127.0.0.1:28000", "http://127.0.0.1:28001"]
+        );
+
+        // A second joined node takes the next index and ports; explicit ports are kept.
+        let second = join(&JoinOptions {
+            api_port: Some(31_000),
+            ..join_options.clone()
+        })
+        .unwrap();
+        assert_eq!(second.index, 3);
+        assert_ne!(second.public_key, joined.public_key);
+        assert_eq!(second.api_url, "http://127.0.0.1:31000");
+        assert_eq!(second.p2p_address, localhost(29_003));
+        // The devnet itself still resumes with its genesis validators.
+        assert_eq!(init(&options(dir.path())).unwrap().configs.len(), 2);
     }
 }

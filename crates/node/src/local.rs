@@ -11,6 +11,7 @@ use crate::{
 };
 use anyhow::{Context, anyhow};
 use std::{
+    path::PathBuf,
     sync::{Arc, mpsc},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -39,11 +40,19 @@ impl LocalNetwork {
     /// Starts every validator of `layout`. With `api`, each serves its HTTP API with those
     /// limits and a blob store under its data directory.
     pub fn start(layout: &DevnetLayout, api: Option<ApiLimits>) -> anyhow::Result<Self> {
+        Self::start_configs(&layout.configs, api)
+    }
+
+    /// Starts the node of each configuration in `configs` (a devnet's validators, or nodes
+    /// that joined it), as [`Self::start`] does.
+    pub fn start_configs(configs: &[PathBuf], api: Option<ApiLimits>) -> anyhow::Result<Self> {
         let (stop, _) = watch::channel(false);
         let (handles_tx, handles_rx) = mpsc::channel::<(usize, Arc<Validator>, MetricsSource)>();
         let mut threads = Vec::new();
-        for (i, path) in layout.configs.iter().enumerate() {
+        let mut api_urls = Vec::with_capacity(configs.len());
+        for (i, path) in configs.iter().enumerate() {
             let config = NodeConfig::load(path)?;
+            api_urls.push(format!("http://{}", config.api_listen));
             let blobs = match api {
                 Some(_) => {
                     let dir = config.data_dir.join("blobs");
@@ -79,7 +88,7 @@ impl LocalNetwork {
         drop(handles_tx);
         let mut started: Vec<(usize, Arc<Validator>, MetricsSource)> = Vec::new();
         let deadline = Instant::now() + START_TIMEOUT;
-        while started.len() < layout.configs.len() {
+        while started.len() < configs.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match handles_rx.recv_timeout(left) {
                 Ok(handle) => started.push(handle),
@@ -102,7 +111,7 @@ impl LocalNetwork {
         Ok(Self {
             validators,
             metrics,
-            api_urls: layout.api_urls.clone(),
+            api_urls,
             stop,
             threads,
         })

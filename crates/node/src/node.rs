@@ -36,6 +36,10 @@ pub type Validator = ValidatorHandle<cw_tokio::Context>;
 /// `serve` is called once the validator runs, on the same tokio runtime, and typically starts
 /// the HTTP API; it returns when the node should stop. The runtime is then asked to stop (tasks
 /// see their stop signal, with a bounded wait) before every task is aborted.
+///
+/// The key need not be a genesis validator: such a node dials the configured peers (the genesis
+/// validators of a devnet it joins), follows the chain without voting once they accept it, and
+/// signs in the epochs whose committee the ledger elects it into.
 pub fn run<F, Fut>(config: NodeConfig, serve: F) -> anyhow::Result<()>
 where
     F: FnOnce(Arc<Validator>, NodeInfo) -> Fut + Send + 'static,
@@ -44,9 +48,11 @@ where
     let genesis = Arc::new(load_genesis(&config.genesis_file)?);
     let signer = exo_client::keyfile::read(&config.key_file)?;
     let committee = engine::committee(&genesis).map_err(|e| anyhow!(e))?;
-    if committee.position(&signer.public_key()).is_none() {
+    let genesis_member = committee.position(&signer.public_key()).is_some();
+    if !genesis_member && config.peers.is_empty() {
         return Err(anyhow!(
-            "key {} is not a validator in {}",
+            "key {} is not a validator in {}, so the node follows the chain from its peers, \
+             and its configuration lists none",
             config.key_file.display(),
             config.genesis_file.display()
         ));
@@ -145,7 +151,19 @@ where
         )
         .await
         .map_err(|e| anyhow!(e))?;
-        info!(validator = %validator.public_key, api = %config.api_listen, "validator running");
+        if genesis_member {
+            info!(validator = %validator.public_key, api = %config.api_listen, "validator running");
+        } else {
+            // Outside the genesis committee the node follows without voting until the ledger
+            // elects its key; the genesis validators accept its connection once it is a
+            // registered candidate (see `Committees::peers`).
+            info!(
+                key = %validator.public_key,
+                api = %config.api_listen,
+                "node running outside the genesis committee: it follows the chain and signs \
+                 in the epochs the ledger elects it for"
+            );
+        }
         let result = serve(Arc::new(validator), info).await;
         info!("stopping the validator");
         if let Err(err) = shutdown.stop(0, Some(STOP_GRACE)).await {
@@ -210,7 +228,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     pub chain_id: String,
-    /// Size of the committee, this validator included.
+    /// Size of the genesis committee (this node need not be in it).
     pub validators: usize,
     /// Smallest fee a transaction may offer (genesis parameters).
     pub min_fee: Amount,

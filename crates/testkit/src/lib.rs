@@ -144,6 +144,12 @@ pub struct Setup {
     /// newcomers`, keys [`validator_key`]): they follow the chain and can register as
     /// validator candidates.
     pub newcomers: usize,
+    /// Nodes with fresh keys after the newcomers (indices `n + newcomers..`), linked to the
+    /// others but not started: [`Cluster::start_validator`] starts one later from empty
+    /// storage, as a node joining a running chain. The network delivers to it only while it is
+    /// in a tracked peer set: the first one, until later epochs' sets push it out, and those
+    /// that name it once it has registered.
+    pub late_newcomers: usize,
 }
 
 impl Cluster {
@@ -186,7 +192,8 @@ impl Cluster {
             genesis.params = params;
         }
         let genesis = Arc::new(genesis);
-        let total = n + setup.newcomers;
+        let started = n + setup.newcomers;
+        let total = started + setup.late_newcomers;
         let keys: Vec<PrivateKey> = (0..total).map(validator_key).collect();
         // Every node is in the first peer set, as if it had been given the others' addresses;
         // from then on the validators announce each epoch's peers, which keep the candidates.
@@ -228,7 +235,7 @@ impl Cluster {
                 }
             }
         }
-        for i in 0..total {
+        for i in 0..started {
             if (n - byzantine..n).contains(&i) {
                 cluster.start_equivocator(i).await;
             } else {

@@ -85,11 +85,24 @@ fn shifted() -> BTreeSet<Address> {
     [0, 1, 2, 4].into_iter().map(key).collect()
 }
 
+/// How the newcomers run while the nominations shift.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Newcomers {
+    /// Three newcomers follow the chain from genesis.
+    FollowFromGenesis,
+    /// One newcomer (4) registers, but its node is not started: the caller starts it.
+    NotStarted,
+}
+
 /// Starts the cluster, backs the genesis validators, registers the newcomers and checks that
 /// the next election keeps the genesis committee; then shifts the nominations so that
 /// newcomer 4 takes the seat of genesis validator 3. Returns the cluster and the first epoch
 /// of the new committee.
-async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
+async fn shift_one_seat(context: deterministic::Context, mode: Newcomers) -> (Cluster, u64) {
+    let (started, late) = match mode {
+        Newcomers::FollowFromGenesis => (NEWCOMERS, 0),
+        Newcomers::NotStarted => (0, 1),
+    };
     let cluster = Cluster::start_with(
         context,
         GENESIS_VALIDATORS,
@@ -98,7 +111,8 @@ async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
                 epoch_length: EPOCH_LENGTH,
                 ..Params::default()
             }),
-            newcomers: NEWCOMERS,
+            newcomers: started,
+            late_newcomers: late,
             ..Setup::default()
         },
     )
@@ -106,7 +120,7 @@ async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
     let faucet = faucet_key();
     // Nominators 0..=3 back the genesis validators, nominator 4 later backs a newcomer.
     let nominators: Vec<_> = (0..5).map(account_key).collect();
-    let newcomers: Vec<usize> = (GENESIS_VALIDATORS..GENESIS_VALIDATORS + NEWCOMERS).collect();
+    let newcomers: Vec<usize> = (GENESIS_VALIDATORS..GENESIS_VALIDATORS + started + late).collect();
     let mut nonce = 0;
     for n in &nominators {
         let tx = transfer(&faucet, nonce, &n.public_key(), Amount::from_exo(20_000));
@@ -119,7 +133,11 @@ async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
         nonce += 1;
     }
     let mut tries = 0;
-    while cluster.balance(0, &key(newcomers[NEWCOMERS - 1])).await == Amount::ZERO {
+    while cluster
+        .balance(0, &key(newcomers[newcomers.len() - 1]))
+        .await
+        == Amount::ZERO
+    {
         poll(&cluster, &mut tries, "the funding").await;
     }
 
@@ -162,6 +180,13 @@ async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
     assert!(kept.elected, "{kept:?}");
     assert_eq!(members(&kept), genesis_set);
 
+    if mode == Newcomers::NotStarted {
+        // The first peer set names every node; the simulated network keeps three sets, so
+        // from epoch 3 on a node is reachable only when an epoch's set names it.
+        cluster
+            .wait_for_height(3 * EPOCH_LENGTH, Duration::from_secs(300))
+            .await;
+    }
     // The nominations shift: a new nominator backs newcomer 4 above every genesis validator.
     let action = Action::Nominate {
         targets: vec![key(4)],
@@ -186,11 +211,45 @@ async fn shift_one_seat(context: deterministic::Context) -> (Cluster, u64) {
     (cluster, changed)
 }
 
+/// Checks validator 0's finalized blocks from `from` to the first block after epoch
+/// `changed`, and returns them: finality never stopped (no gap between consecutive blocks
+/// above [`MAX_BLOCK_GAP_MS`]), and the new committee led epoch `changed`: newcomer 4
+/// proposed, the dropped genesis validator 3 never did.
+async fn assert_new_committee_led(
+    cluster: &Cluster,
+    from: u64,
+    changed: u64,
+) -> Vec<exo_chain::Block> {
+    let first = changed * EPOCH_LENGTH;
+    let last = first + EPOCH_LENGTH - 1;
+    let mut blocks = Vec::new();
+    for height in from..=last + 1 {
+        blocks.push(cluster.block(0, height).await);
+    }
+    for pair in blocks.windows(2) {
+        let gap = pair[1].timestamp_ms.saturating_sub(pair[0].timestamp_ms);
+        assert!(
+            gap <= MAX_BLOCK_GAP_MS,
+            "{gap} ms between heights {} and {}",
+            pair[0].height.get(),
+            pair[1].height.get()
+        );
+    }
+    let proposers: BTreeSet<Address> = blocks
+        .iter()
+        .filter(|b| (first..=last).contains(&b.height.get()))
+        .map(|b| b.context.leader.clone())
+        .collect();
+    assert!(proposers.is_subset(&shifted()), "{proposers:?}");
+    assert!(proposers.contains(&key(4)), "the newcomer never proposed");
+    assert!(!proposers.contains(&key(3)));
+    blocks
+}
+
 #[test]
 fn nominations_shift_and_the_committee_changes_at_the_boundary_while_finality_never_stops() {
     runner(7).start(|context| async move {
-        let (cluster, changed) = shift_one_seat(context).await;
-        let expected = shifted();
+        let (cluster, changed) = shift_one_seat(context, Newcomers::FollowFromGenesis).await;
         // Every node (the dropped validator and the newcomers outside the committee included)
         // finalizes through the boundary and the whole epoch of the new committee.
         let first = changed * EPOCH_LENGTH;
@@ -199,32 +258,7 @@ fn nominations_shift_and_the_committee_changes_at_the_boundary_while_finality_ne
             .wait_for_height(last + 1, Duration::from_secs(300))
             .await;
 
-        let mut blocks = Vec::new();
-        for height in first - EPOCH_LENGTH..=last + 1 {
-            blocks.push(cluster.block(0, height).await);
-        }
-        // Finality never stops: no gap between consecutive blocks through the boundary.
-        for pair in blocks.windows(2) {
-            let gap = pair[1].timestamp_ms.saturating_sub(pair[0].timestamp_ms);
-            assert!(
-                gap <= MAX_BLOCK_GAP_MS,
-                "{gap} ms between heights {} and {}",
-                pair[0].height.get(),
-                pair[1].height.get()
-            );
-        }
-        // The new committee leads its epoch: the newcomer proposes, the dropped validator never.
-        let in_changed: Vec<_> = blocks
-            .iter()
-            .filter(|b| b.height.get() >= first && b.height.get() <= last)
-            .collect();
-        let proposers: BTreeSet<Address> = in_changed
-            .iter()
-            .map(|b| b.context.leader.clone())
-            .collect();
-        assert!(proposers.is_subset(&expected), "{proposers:?}");
-        assert!(proposers.contains(&key(4)), "the newcomer never proposed");
-        assert!(!proposers.contains(&key(3)));
+        let blocks = assert_new_committee_led(&cluster, first - EPOCH_LENGTH, changed).await;
         // The dropped validator keeps following: it holds the same blocks.
         for height in [first, last + 1] {
             let theirs = cluster.block(3, height).await;
@@ -237,7 +271,7 @@ fn nominations_shift_and_the_committee_changes_at_the_boundary_while_finality_ne
 #[test]
 fn a_newcomer_restarted_in_its_first_epoch_resumes_with_its_committee_and_proposes_again() {
     runner(8).start(|context| async move {
-        let (mut cluster, changed) = shift_one_seat(context).await;
+        let (mut cluster, changed) = shift_one_seat(context, Newcomers::FollowFromGenesis).await;
         let first = changed * EPOCH_LENGTH;
         // The newcomer crashes a few blocks into the epoch it was elected for; the three other
         // members still make a quorum of four.
@@ -263,5 +297,29 @@ fn a_newcomer_restarted_in_its_first_epoch_resumes_with_its_committee_and_propos
         }
         assert!(proposed, "the restarted newcomer never proposed again");
         assert_eq!(cluster.block(4, until).await, cluster.block(0, until).await);
+    });
+}
+
+#[test]
+fn a_node_started_with_a_fresh_key_after_it_registered_catches_up_and_signs_once_elected() {
+    runner(9).start(|context| async move {
+        let (mut cluster, changed) = shift_one_seat(context, Newcomers::NotStarted).await;
+        let first = changed * EPOCH_LENGTH;
+        let last = first + EPOCH_LENGTH - 1;
+        // The newcomer's node starts from empty storage during the epoch before its own, once
+        // the first peer set has left the network: only its registration (a standing
+        // candidate, then a member-to-be) makes the epochs' sets name it. It crosses every
+        // epoch from genesis to take its seat.
+        let behind = cluster.status(0).finalized_height;
+        assert!(behind >= 3 * EPOCH_LENGTH && behind < first, "{behind}");
+        cluster.start_validator(4).await;
+        cluster
+            .wait_for_height(last + 1, Duration::from_secs(300))
+            .await;
+
+        let blocks = assert_new_committee_led(&cluster, 1, changed).await;
+        // Blocks start at height 1: the last one is `last + 1`.
+        assert_eq!(cluster.block(4, last + 1).await, blocks[last as usize]);
+        assert!(cluster.status(4).epoch >= changed);
     });
 }
