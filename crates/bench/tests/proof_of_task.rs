@@ -1,8 +1,9 @@
-//! Proof of task against liars and no-shows, on the real ledger (see `docs/proof-of-task.md`).
+//! Proof of task against liars, no-shows and strategic adversaries, on the real ledger (see
+//! `docs/proof-of-task.md`).
 //!
-//! Sized for debug builds; the full 10,000-unit run is `examples/proof_of_task.rs` (release),
-//! or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which also writes
-//! the table into `docs/proof-of-task.md`.
+//! Sized for debug builds; the full 10,000-unit runs are `examples/proof_of_task.rs`
+//! (release), or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which
+//! also writes both tables into `docs/proof-of-task.md`.
 
 use exo_bench::proof_of_task::{
     Behaviour, KindStats, SimConfig, SimReport, markdown_table, matrix, run, strategic_matrix,
@@ -86,11 +87,40 @@ fn no_shows_under_saturation_do_not_halt_the_chain() {
     assert_eq!(r.unfinished, 0, "{r:?}");
 }
 
-/// The full run: 10,000 units over 100 providers. Writes the table into the doc.
+/// Replaces what stands between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->` in
+/// `doc` with `table`.
+fn with_table(doc: &str, marker: &str, table: &str) -> String {
+    let (begin, end) = (
+        format!("<!-- {marker}:begin -->\n"),
+        format!("<!-- {marker}:end -->"),
+    );
+    let (Some(a), Some(b)) = (doc.find(&begin), doc.find(&end)) else {
+        panic!("the doc has no {marker} markers");
+    };
+    format!("{}{begin}{table}{}", &doc[..a], &doc[b..])
+}
+
+/// The full runs, which write both tables into the doc (one test, so that the two never
+/// write the file at once): the strategic table (every strategy and the mix, at 10% and 30%
+/// of 100 providers, trust 2, 10,000 units, seeds 1 to 10) and the table of liars that do not
+/// plan (10,000 units over 100 providers at trust 1, 2 and 3, seed 1).
 #[test]
-#[ignore = "minutes in debug; run with --release -- --ignored"]
-fn full_run_writes_the_doc_table() {
-    let rows = matrix(
+#[ignore = "minutes in release; run with --release -- --ignored"]
+fn full_runs_write_the_doc_tables() {
+    let seeds: Vec<u64> = (1..=10).collect();
+    let strategic = strategic_matrix(
+        100,
+        10_000,
+        &strategy_rows(),
+        &[0.1, 0.3],
+        2,
+        &seeds,
+        &|_| {},
+    );
+    for row in &strategic {
+        assert!(row.conserved(), "{}: {:?}", row.name, row.reports);
+    }
+    let liars = matrix(
         100,
         10_000,
         &[COLLUDING, Behaviour::IndependentLiar],
@@ -98,18 +128,14 @@ fn full_run_writes_the_doc_table() {
         &[1, 2, 3],
         1,
     );
-    let table = markdown_table(&rows);
-    for row in &rows {
+    for row in &liars {
         assert!(row.report.conserved(), "{:?}", row.report);
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-of-task.md");
     let doc = std::fs::read_to_string(path).expect("docs/proof-of-task.md");
-    let (begin, end) = ("<!-- simulation:begin -->\n", "<!-- simulation:end -->");
-    let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) else {
-        panic!("the doc has no simulation markers");
-    };
-    let updated = format!("{}{begin}{table}{}", &doc[..a], &doc[b..]);
-    std::fs::write(path, updated).expect("write the doc");
+    let doc = with_table(&doc, "simulation", &strategic_table(&strategic));
+    let doc = with_table(&doc, "liars", &markdown_table(&liars));
+    std::fs::write(path, doc).expect("write the doc");
 }
 
 /// The key property at a small scale: with 10% colluding liars at trust 2, no bad unit is
