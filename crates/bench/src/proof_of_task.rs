@@ -9,6 +9,11 @@
 //! no sandbox: the true digest of a unit is `BLAKE3(job, unit)` and its fuel is derived from
 //! the same hash.
 //!
+//! Strategic agents ([`Behaviour::Sleeper`] and the others) plan: they belong to one
+//! operator, which knows its own providers and shares their results off chain, and they decide
+//! from what the chain shows a worker, never from hidden state. [`strategic_matrix`] runs them
+//! alone and mixed over several seeds and reports their profit against honest work.
+//!
 //! The report counts accepted units whose result is not the true one, replicas per unit, and
 //! checks that tokens are conserved: every balance, plus every pot (the providers' bonds, the
 //! escrow jobs still hold), plus what slashing burnt, equals the genesis supply.
