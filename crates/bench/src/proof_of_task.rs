@@ -248,6 +248,8 @@ impl SimConfig {
 /// churner) counts once, with the records of all its identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KindStats {
+    /// Whether the kind is one of the strategic operator's ([`Behaviour::is_strategic`]).
+    pub strategic: bool,
     pub providers: u32,
     pub valid: u64,
     pub invalid: u64,
@@ -357,10 +359,7 @@ impl SimReport {
     }
 
     fn strategic(&self) -> impl Iterator<Item = &KindStats> {
-        self.kinds
-            .iter()
-            .filter(|(name, _)| Behaviour::parse(name).is_some_and(Behaviour::is_strategic))
-            .map(|(_, k)| k)
+        self.kinds.values().filter(|k| k.strategic)
     }
 }
 
@@ -1203,6 +1202,7 @@ fn report(
     r.accounted = held + supply.burnt.0;
     for p in providers {
         let stats = r.kinds.entry(p.kind.name().to_string()).or_default();
+        stats.strategic = p.kind.is_strategic();
         stats.providers += 1;
         stats.compute_cost += p.compute_cost;
         stats.lies += p.lies;
@@ -1497,6 +1497,7 @@ pub fn strategic_table(rows: &[StrategyRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use exo_ledger::modules::market::records::AuditDraw;
 
     #[test]
     fn honest_only_accepts_everything_and_conserves() {
@@ -1510,6 +1511,117 @@ mod tests {
         assert!(r.conserved(), "{r:?}");
         assert_eq!(r.rejected_txs, 0, "{r:?}");
         assert!(r.replicas_per_unit() >= 2.0);
+    }
+
+    fn replica(index: u32, provider: u64, seal: Option<Hash32>) -> Replica {
+        Replica {
+            index,
+            provider,
+            offer: provider,
+            price_per_unit: honest_price(),
+            assigned_height: 1,
+            commit_deadline: 10,
+            commitment: seal,
+            reveal: None,
+            status: if seal.is_some() {
+                ReplicaStatus::Committed
+            } else {
+                ReplicaStatus::Assigned
+            },
+            seal,
+        }
+    }
+
+    fn unit(replicas: Vec<Replica>) -> Unit {
+        Unit {
+            job: 1,
+            unit: 0,
+            state: UnitState::Running,
+            replicas,
+            reveal_deadline: None,
+            accepted: None,
+            sought: false,
+            audit: AuditDraw::Undrawn,
+        }
+    }
+
+    /// Providers 1 (a sleeper), 2 (a withholder), 3 (a fuel inflater) and 4 (a dispute
+    /// copier) are the operator's; the sleeper is awake only when `awake`.
+    fn operator(awake: bool) -> Adversary {
+        let mut adversary = Adversary::default();
+        for (id, kind) in [
+            (1, Behaviour::Sleeper),
+            (2, Behaviour::Withholder),
+            (3, Behaviour::FuelInflater),
+            (4, Behaviour::DisputeCopier),
+        ] {
+            adversary.members.insert(id, kind);
+        }
+        if awake {
+            adversary.awake.insert(1);
+        }
+        adversary
+    }
+
+    #[test]
+    fn the_operator_lies_only_on_units_that_show_no_outsider_and_a_sleeper_only_once_trusted() {
+        let asleep = operator(false);
+        let awake = operator(true);
+        let alone = |p| unit(vec![replica(0, p, None)]);
+        assert!(asleep.lies_on(&alone(2)));
+        assert!(
+            !asleep.lies_on(&alone(1)),
+            "a sleeper lies only once trusted"
+        );
+        assert!(awake.lies_on(&alone(1)));
+        assert!(
+            !awake.lies_on(&alone(4)),
+            "a copier alone has nothing to copy"
+        );
+        assert!(awake.lies_on(&unit(vec![replica(0, 2, None), replica(1, 3, None)])));
+        assert!(!awake.lies_on(&unit(vec![replica(0, 2, None), replica(1, 9, None)])));
+        // A partner that no longer counts (replaced after missing its commit) is no witness.
+        let mut gone = replica(1, 9, None);
+        gone.status = ReplicaStatus::NoShow;
+        assert!(awake.lies_on(&unit(vec![replica(0, 2, None), gone])));
+    }
+
+    #[test]
+    fn colluders_of_different_strategies_agree_on_one_lie() {
+        let adversary = operator(true);
+        let (digest, fuel) = true_result(1, 0);
+        let inflaters = unit(vec![replica(0, 3, None), replica(1, 4, None)]);
+        assert_eq!(
+            adversary.lie(&inflaters, digest, fuel),
+            (digest, FUEL_LIMIT)
+        );
+        let mixed = unit(vec![replica(0, 3, None), replica(1, 2, None)]);
+        let lie = adversary.lie(&mixed, digest, fuel);
+        assert_ne!(lie.0, digest);
+        assert_eq!(lie.1, fuel);
+    }
+
+    #[test]
+    fn seals_tell_a_decider_and_a_replica_that_would_lose() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let agreeing = unit(vec![replica(0, 9, Some(a)), replica(1, 8, Some(a))]);
+        assert!(
+            !deciding(&agreeing, 2),
+            "an audit of agreeing replicas decides nothing"
+        );
+        let split = unit(vec![replica(0, 9, Some(a)), replica(1, 8, Some(b))]);
+        assert!(deciding(&split, 2));
+        assert!(
+            would_lose(&split, a),
+            "one against one: no verdict for either"
+        );
+        let decided = unit(vec![
+            replica(0, 9, Some(a)),
+            replica(1, 8, Some(b)),
+            replica(2, 7, Some(b)),
+        ]);
+        assert!(would_lose(&decided, a));
+        assert!(!would_lose(&decided, b));
     }
 
     /// Reveals in batches: a stale entry is skipped, and a refused batch (whose settlements
