@@ -14,7 +14,9 @@
 //! - [`soak`]: a devnet under honest load and every attack of the security audit at once,
 //!   checked for lost tokens, stuck units, finality gaps and 5xx answers (`exo bench soak`);
 //! - [`proof_of_task`]: the real ledger block by block against simulated providers, some of
-//!   which lie, reporting how many bad results got through and at what cost.
+//!   which lie or plan (a colluding operator's sleepers, withholders, dispute copiers, Sybil
+//!   churners and fuel inflaters), reporting how many bad results got through, at what cost,
+//!   and whether deviating paid.
 //!
 //! The workloads' fixtures (synthetic books, tiny modules) belong to the crates they exercise,
 //! which test with them too (`exo_market::fixtures`, `exo_exec::fixtures`).

@@ -9,6 +9,11 @@
 //! no sandbox: the true digest of a unit is `BLAKE3(job, unit)` and its fuel is derived from
 //! the same hash.
 //!
+//! Strategic agents ([`Behaviour::Sleeper`] and the others) plan: they belong to one
+//! operator, which knows its own providers and shares their results off chain, and they decide
+//! from what the chain shows a worker, never from hidden state. [`strategic_matrix`] runs them
+//! alone and mixed over several seeds and reports their profit against honest work.
+//!
 //! The report counts accepted units whose result is not the true one, replicas per unit, and
 //! checks that tokens are conserved: every balance, plus every pot (the providers' bonds, the
 //! escrow jobs still hold), plus what slashing burnt, equals the genesis supply.
@@ -22,8 +27,8 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                IdList, Job, JobState, OwnerIndex, Provider, ReplicaStatus, Unit, UnitState,
-                WorkCount, WorkItem,
+                Holdings, IdList, Job, JobState, OwnerIndex, Provider, Replica, ReplicaStatus,
+                Unit, UnitState, WorkCount, WorkItem,
             },
             weight,
         },
@@ -36,7 +41,7 @@ use exo_types::{
     exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet},
 };
 use exo_worker::commit::{Misbehave, Sealed};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const CHAIN: &str = "exo-sim";
 /// Fuel limit of every simulated unit.
@@ -47,25 +52,81 @@ const FUEL_LIMIT: u64 = 1_000_000;
 pub enum Behaviour {
     Honest,
     /// As the worker misbehaves. [`Misbehave::WrongResult`] liars all commit BLAKE3 of the true
-    /// digest, so two of them on one unit agree: they collude.
+    /// digest, so two of them on one unit agree: they collude. [`Misbehave::LieWhenAlone`]
+    /// lies that way on a unit that shows no other replica when it commits.
     Worker(Misbehave),
     /// Commits a wrong digest of its own (BLAKE3 of the true digest and its address): liars
     /// that do not collude.
     IndependentLiar,
+    /// Strategic agents: every one of them in a run belongs to one operator, which knows its
+    /// own providers and shares their results off chain ([`Adversary`]). They act only on
+    /// what the chain shows a worker (unit records, seals, reveals, their own provider
+    /// record), never on hidden state such as whether a unit will be audited.
+    ///
+    /// Farms a record, then lies. Its operator's own requester account funds jobs that only
+    /// its providers can take (a requirement no other provider meets), and the sleepers
+    /// confirm each other on them; meanwhile it works honestly for everyone else. Once
+    /// trusted (weight 2), it lies on every unit that shows no replica but the operator's.
+    Sleeper,
+    /// Lies on every unit that shows no replica but the operator's, and once reveals open
+    /// withholds its reveal when the seals show that it would lose (another result has at
+    /// least as many replicas as its own).
+    Withholder,
+    /// Runs honestly, except when it is handed a dispute's deciding replica: then it runs
+    /// nothing and commits what the operator's replica on the unit claimed, or failing that a
+    /// result another replica already revealed. When it sees neither (disputes are decided
+    /// blind: a seal cannot be opened by whoever copies it) it runs the unit.
+    DisputeCopier,
+    /// Lies on every unit that shows no replica but the operator's; once caught (below the
+    /// matching floor) it retires as soon as nothing runs, moves its funds to a fresh
+    /// address and registers again, shedding its reputation.
+    SybilChurner,
+    /// Runs every unit, and on a unit that shows no replica but the operator's claims the
+    /// job's whole fuel limit instead of the fuel the run burnt.
+    FuelInflater,
 }
 
 impl Behaviour {
+    /// The strategic agents, in the order of the table.
+    pub const STRATEGIC: [Behaviour; 5] = [
+        Behaviour::Sleeper,
+        Behaviour::Withholder,
+        Behaviour::DisputeCopier,
+        Behaviour::SybilChurner,
+        Behaviour::FuelInflater,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Behaviour::Honest => "honest",
             Behaviour::Worker(m) => m.name(),
             Behaviour::IndependentLiar => "independent-liar",
+            Behaviour::Sleeper => "sleeper",
+            Behaviour::Withholder => "withholder",
+            Behaviour::DisputeCopier => "dispute-copier",
+            Behaviour::SybilChurner => "sybil-churner",
+            Behaviour::FuelInflater => "fuel-inflater",
         }
     }
 
+    /// Parses a name as [`Behaviour::name`] prints it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().replace('_', "-");
+        Self::STRATEGIC
+            .into_iter()
+            .chain([Behaviour::Honest, Behaviour::IndependentLiar])
+            .find(|b| b.name() == text)
+            .or_else(|| Misbehave::parse(&text).map(Behaviour::Worker))
+    }
+
+    /// Whether the provider belongs to the strategic operator.
+    pub fn is_strategic(self) -> bool {
+        Self::STRATEGIC.contains(&self)
+    }
+
+    /// What a provider that does not plan claims for a run that gave (`digest`, `fuel`).
     fn claim(self, address: &Address, digest: Hash32, fuel: u64) -> Option<(Hash32, u64)> {
         match self {
-            Behaviour::Honest => Some((digest, fuel)),
             Behaviour::Worker(m) => Misbehave::claim(Some(m), digest, fuel),
             Behaviour::IndependentLiar => {
                 let mut h = blake3::Hasher::new();
@@ -73,6 +134,7 @@ impl Behaviour {
                 h.update(address.as_ref());
                 Some((*h.finalize().as_bytes(), fuel))
             }
+            _ => Some((digest, fuel)),
         }
     }
 }
@@ -107,6 +169,14 @@ pub struct SimConfig {
     pub bond: Amount,
     /// Misbehaving providers ask half the honest price, so the matcher serves them first.
     pub cheap_misbehavers: bool,
+    /// Units of each job the strategic operator's own requester submits for its providers
+    /// alone while one of its sleepers is not yet trusted (one such job open at a time; 0:
+    /// no farming).
+    pub farm_units: u32,
+    /// What running a unit costs its provider, in basis points of what the honest price
+    /// pays for the unit's fuel. Not a chain transfer: the report subtracts it from what a
+    /// provider earned, so that a lie (which runs nothing) saves it.
+    pub compute_cost_bps: u32,
 }
 
 impl SimConfig {
@@ -144,23 +214,77 @@ impl SimConfig {
             reveal_batch: MAX_RESULTS_PER_TX,
             bond: Amount(MarketParams::default().min_provider_bond.0 * 10),
             cheap_misbehavers: false,
+            farm_units: 20,
+            compute_cost_bps: 5_000,
         }
+    }
+
+    /// `units` units over `providers` providers, a fraction `share` of which belong to one
+    /// strategic operator whose providers are split evenly among `strategies` (the first
+    /// ones take what does not divide), at trust `trust`.
+    pub fn strategic(
+        providers: u32,
+        share: f64,
+        strategies: &[Behaviour],
+        units: u32,
+        trust: u8,
+    ) -> Self {
+        let mut cfg = Self::liars(providers, share, Behaviour::Honest, units, trust);
+        let bad = providers - cfg.honest;
+        let kinds = u32::try_from(strategies.len()).unwrap_or(u32::MAX).max(1);
+        cfg.misbehaving = strategies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let extra = u32::from((i as u32) < bad % kinds);
+                (*s, bad / kinds + extra)
+            })
+            .collect();
+        cfg
     }
 }
 
-/// Per kind of provider.
+/// Per kind of provider. A provider that registered again under fresh addresses (a Sybil
+/// churner) counts once, with the records of all its identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KindStats {
+    /// Whether the kind is one of the strategic operator's ([`Behaviour::is_strategic`]).
+    pub strategic: bool,
     pub providers: u32,
     pub valid: u64,
     pub invalid: u64,
     pub missed: u64,
-    /// Mean final reputation.
+    /// Mean final reputation (of each provider's last identity).
     pub reputation: u32,
     /// Providers that ended trusted (weight 2).
     pub trusted: u32,
     /// Balance change of the kind's providers, bonds included (may be negative).
     pub earned: i128,
+    /// Providers penalised at least once (a wrong or withheld result, or a missed commit).
+    pub slashed: u32,
+    /// What running their units cost them (`SimConfig::compute_cost_bps`).
+    pub compute_cost: u128,
+    /// Results committed that were not the unit's true (digest, fuel).
+    pub lies: u64,
+    /// Reveals withheld on purpose.
+    pub withheld: u64,
+    /// Results committed by copying instead of running.
+    pub copied: u64,
+    /// Replicas that decided a dispute, as their provider saw it when committing (the other
+    /// replicas' seals disagreed, or one of them had revealed).
+    pub deciding: u64,
+    /// Identities registered, first ones included.
+    pub identities: u32,
+    /// Providers never penalised, and their profit ([`KindStats::profit`]'s terms).
+    pub unpenalised: u32,
+    pub unpenalised_profit: i128,
+}
+
+impl KindStats {
+    /// What the kind's providers earned less what running their units cost them.
+    pub fn profit(&self) -> i128 {
+        self.earned - i128::try_from(self.compute_cost).unwrap_or(i128::MAX)
+    }
 }
 
 /// What a simulation measured.
@@ -186,6 +310,10 @@ pub struct SimReport {
     pub supply: u128,
     /// By kind name (`honest`, `wrong-result`, ...).
     pub kinds: BTreeMap<String, KindStats>,
+    /// Units of the strategic operator's own farming jobs (not counted in `units`).
+    pub farm_units: u64,
+    /// Balance change of the operator's farming requester (fees and royalties it paid).
+    pub farm_earned: i128,
 }
 
 impl SimReport {
@@ -201,6 +329,37 @@ impl SimReport {
     /// Bad units accepted per 10,000 units.
     pub fn bad_per_10k(&self) -> f64 {
         self.bad_accepted as f64 * 10_000.0 / self.units.max(1) as f64
+    }
+
+    /// The strategic operator's profit: what its providers earned less their compute cost,
+    /// plus what its farming requester gained (it pays fees and royalties, so a loss).
+    pub fn adversary_profit(&self) -> i128 {
+        self.strategic().map(KindStats::profit).sum::<i128>() + self.farm_earned
+    }
+
+    /// What the operator's capacity would have earned honestly, measured in the same run:
+    /// the mean profit of the honest providers that were never penalised, times the
+    /// operator's number of providers (every provider offers the same slots at the same
+    /// price). Honest providers slashed by colluders are left out: their loss is the
+    /// adversary's doing, not what honest work earns (the table counts them apart).
+    pub fn honest_profit_of_adversary_capacity(&self) -> i128 {
+        let Some(honest) = self.kinds.get("honest").filter(|h| h.unpenalised > 0) else {
+            return 0;
+        };
+        let adversary: u32 = self.strategic().map(|k| k.providers).sum();
+        honest.unpenalised_profit * i128::from(adversary) / i128::from(honest.unpenalised)
+    }
+
+    /// How often the operator deviated from honest work: results it lied about or copied,
+    /// and reveals it withheld.
+    pub fn deviations(&self) -> u64 {
+        self.strategic()
+            .map(|k| k.lies + k.copied + k.withheld)
+            .sum()
+    }
+
+    fn strategic(&self) -> impl Iterator<Item = &KindStats> {
+        self.kinds.values().filter(|k| k.strategic)
     }
 }
 
@@ -243,14 +402,112 @@ impl Rng {
     }
 }
 
+/// A replica as a worker names it: (job, unit, replica index).
+type Slot = (u64, u32, u32);
+
 struct SimProvider {
     key: PrivateKey,
     address: Address,
     kind: Behaviour,
     id: Option<u64>,
     offer_expiry: u64,
-    sealed: BTreeMap<(u64, u32, u32), Sealed>,
+    sealed: BTreeMap<Slot, Sealed>,
     start_balance: u128,
+    /// Seed of the provider's first key; fresh identities are derived from it.
+    key_seed: u64,
+    /// Earlier identities (address, provider id) of a Sybil churner.
+    past: Vec<(Address, Option<u64>)>,
+    /// Whether the current identity sent its registration.
+    registering: bool,
+    compute_cost: u128,
+    lies: u64,
+    withheld: u64,
+    copied: u64,
+    deciding: u64,
+}
+
+impl SimProvider {
+    fn new(key_seed: u64, kind: Behaviour, start_balance: u128) -> Self {
+        let key = PrivateKey::from_seed(key_seed);
+        Self {
+            address: key.public_key(),
+            key,
+            kind,
+            id: None,
+            offer_expiry: 0,
+            sealed: BTreeMap::new(),
+            start_balance,
+            key_seed,
+            past: Vec::new(),
+            registering: true,
+            compute_cost: 0,
+            lies: 0,
+            withheld: 0,
+            copied: 0,
+            deciding: 0,
+        }
+    }
+}
+
+/// What the strategic operator knows off chain: which providers are its own and how each
+/// plays, which of its sleepers are awake (trusted, read from their public provider
+/// records), and what its providers claimed on each unit (shared among them).
+#[derive(Default)]
+struct Adversary {
+    members: BTreeMap<u64, Behaviour>,
+    awake: BTreeSet<u64>,
+    claims: BTreeMap<(u64, u32), (Hash32, u64)>,
+}
+
+impl Adversary {
+    fn is_member(&self, provider: u64) -> bool {
+        self.members.contains_key(&provider)
+    }
+
+    /// Whether the operator lies on `unit`: it shows no live replica but the operator's, and
+    /// at least one of them is a liar that is willing (a sleeper only once awake). Dispute
+    /// copiers follow their partners.
+    fn lies_on(&self, unit: &Unit) -> bool {
+        let mut willing = false;
+        for r in unit.replicas.iter().filter(|r| live(r)) {
+            match self.members.get(&r.provider) {
+                None => return false,
+                Some(Behaviour::Sleeper) => {
+                    if !self.awake.contains(&r.provider) {
+                        return false;
+                    }
+                    willing = true;
+                }
+                Some(Behaviour::DisputeCopier) => {}
+                Some(_) => willing = true,
+            }
+        }
+        willing
+    }
+
+    /// The wrong result every colluder on `unit` commits, so that they agree: the whole fuel
+    /// limit when only fuel inflaters (and copiers) lie there, else a wrong digest.
+    fn lie(&self, unit: &Unit, digest: Hash32, fuel: u64) -> (Hash32, u64) {
+        let inflaters_only = unit.replicas.iter().filter(|r| live(r)).all(|r| {
+            matches!(
+                self.members.get(&r.provider),
+                Some(Behaviour::FuelInflater | Behaviour::DisputeCopier)
+            )
+        });
+        if inflaters_only {
+            (digest, FUEL_LIMIT)
+        } else {
+            (*blake3::hash(&digest).as_bytes(), fuel)
+        }
+    }
+}
+
+/// A replica that still counts on its unit: assigned, committed or revealed.
+fn live(r: &Replica) -> bool {
+    matches!(
+        r.status,
+        ReplicaStatus::Assigned | ReplicaStatus::Committed | ReplicaStatus::Revealed
+    )
 }
 
 struct Chain {
@@ -316,16 +573,55 @@ fn tx(key: &PrivateKey, nonce: u64, fee: Amount, action: Action) -> SignedTx {
     .sign(key)
 }
 
-fn resources() -> Resources {
+/// The region of the strategic operator's providers, which its farming jobs require: no
+/// other provider can take them.
+const FARM_REGION: &str = "own";
+
+/// The price every simulated provider asks, per compute unit.
+fn honest_price() -> Amount {
+    Amount::from_exo(1)
+}
+
+fn resources(region: &str) -> Resources {
     Resources {
         cores: 8,
         cpu_score: 1_000_000_000,
         memory_mib: 16_384,
         gpu: None,
         class: DeviceClass::Server,
-        region: "sim".into(),
+        region: region.into(),
         runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
         max_unit_fuel: 1_000_000_000_000,
+    }
+}
+
+/// A job of `units` units for the simulated app.
+fn job_spec(
+    app: Hash32,
+    developer: &Address,
+    units: u32,
+    trust: u8,
+    region: Option<&str>,
+) -> JobSpec {
+    JobSpec {
+        app,
+        app_developer: developer.clone(),
+        inputs: Vec::new(),
+        unit_args: Vec::new(),
+        units,
+        requirements: Requirements {
+            min_cores: 1,
+            min_memory_mib: 1,
+            min_cpu_score: 0,
+            gpu: None,
+            class: None,
+            region: region.map(str::to_string),
+            runtime: Runtime::Wasm32Wasip1,
+            fuel_limit: FUEL_LIMIT,
+            min_reputation: 0,
+        },
+        max_price_per_unit: honest_price(),
+        trust,
     }
 }
 
@@ -335,28 +631,22 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let requester = PrivateKey::from_seed(1);
     let developer = PrivateKey::from_seed(2);
     let proposer = PrivateKey::from_seed(3);
+    let farmer = PrivateKey::from_seed(4);
     let provider_funds = Amount::from_exo(1_000).0;
     let requester_funds = Amount::from_exo(1_000_000_000).0;
-    let mut providers: Vec<SimProvider> = Vec::new();
+    let farm_funds = Amount::from_exo(1_000).0;
     let kinds = std::iter::repeat_n(Behaviour::Honest, cfg.honest as usize).chain(
         cfg.misbehaving
             .iter()
             .flat_map(|(m, n)| std::iter::repeat_n(*m, *n as usize)),
     );
-    for (i, kind) in kinds.enumerate() {
-        let key = PrivateKey::from_seed(1_000 + i as u64);
-        providers.push(SimProvider {
-            address: key.public_key(),
-            key,
-            kind,
-            id: None,
-            offer_expiry: 0,
-            sealed: BTreeMap::new(),
-            start_balance: provider_funds,
-        });
-    }
+    let mut providers: Vec<SimProvider> = kinds
+        .enumerate()
+        .map(|(i, kind)| SimProvider::new(1_000 + i as u64, kind, provider_funds))
+        .collect();
     // Interleave kinds so that registration order (and so provider ids) says nothing.
     rng.shuffle(&mut providers);
+    let farming = cfg.farm_units > 0 && providers.iter().any(|p| p.kind == Behaviour::Sleeper);
     let mut accounts = vec![
         GenesisAccount {
             address: address_to_hex(&requester.public_key()),
@@ -367,6 +657,14 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             balance: Amount::from_exo(1),
         },
     ];
+    // Funded at genesis, the farming requester is tied to none of the operator's providers:
+    // the operator that routes its funds through intermediaries.
+    if farming {
+        accounts.push(GenesisAccount {
+            address: address_to_hex(&farmer.public_key()),
+            balance: Amount(farm_funds),
+        });
+    }
     for p in &providers {
         accounts.push(GenesisAccount {
             address: address_to_hex(&p.address),
@@ -412,52 +710,46 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         },
     )];
     for p in &providers {
-        txs.push(tx(
-            &p.key,
-            0,
-            fee,
-            Action::RegisterProvider {
-                resources: resources(),
-                bond: cfg.bond,
-            },
-        ));
+        txs.push(register(p, cfg, fee, 0));
     }
     chain.block(&txs, block_seed(1));
-    for p in providers.iter_mut() {
-        let key = keys::owner_key(&p.address);
-        p.id = chain.get::<OwnerIndex>(&key).map(|i| i.0);
-    }
 
     // Block 2 on: the requester submits the jobs while providers work.
-    let spec = JobSpec {
+    let spec = job_spec(
         app,
-        app_developer: developer.public_key(),
-        inputs: Vec::new(),
-        unit_args: Vec::new(),
-        units: cfg.units_per_job,
-        requirements: Requirements {
-            min_cores: 1,
-            min_memory_mib: 1,
-            min_cpu_score: 0,
-            gpu: None,
-            class: None,
-            region: None,
-            runtime: Runtime::Wasm32Wasip1,
-            fuel_limit: FUEL_LIMIT,
-            min_reputation: cfg.min_reputation,
-        },
-        max_price_per_unit: Amount::from_exo(1),
-        trust: cfg.trust,
-    };
+        &developer.public_key(),
+        cfg.units_per_job,
+        cfg.trust,
+        None,
+    );
+    let mut farm_spec = job_spec(
+        app,
+        &developer.public_key(),
+        cfg.farm_units,
+        2,
+        Some(FARM_REGION),
+    );
+    // Farming jobs outbid the honest requester's, so the matcher serves them first.
+    farm_spec.max_price_per_unit = Amount(honest_price().0 * 2);
     let mut jobs_submitted = 0u32;
     let mut requester_nonce = 0u64;
+    let mut adversary = Adversary::default();
     while chain.height() < cfg.max_blocks {
         let mut txs: Vec<SignedTx> = Vec::new();
-        // Jobs go in as fast as the chain takes them.
+        // Jobs go in as fast as the chain takes them: within the market's open jobs and the
+        // requester's own.
         let open = chain
             .get::<IdList>(&keys::open_jobs_key())
             .map_or(0, |l| l.0.len() as u32);
-        let room = cfg.params.market.max_open_jobs.saturating_sub(open);
+        let own = chain
+            .get::<Holdings>(&keys::holdings_key(&requester.public_key()))
+            .map_or(0, |h| h.open_jobs);
+        let room = cfg.params.market.max_open_jobs.saturating_sub(open).min(
+            cfg.params
+                .market
+                .max_open_jobs_per_account
+                .saturating_sub(own),
+        );
         for _ in 0..room.min(cfg.jobs - jobs_submitted).min(100) {
             txs.push(tx(
                 &requester,
@@ -468,21 +760,214 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             requester_nonce += 1;
             jobs_submitted += 1;
         }
+        for p in providers
+            .iter_mut()
+            .filter(|p| p.id.is_none() && p.registering)
+        {
+            p.id = chain
+                .get::<OwnerIndex>(&keys::owner_key(&p.address))
+                .map(|i| i.0);
+        }
+        adversary.observe(&chain, cfg, &providers);
+        let sleeping = providers.iter().any(|p| {
+            p.kind == Behaviour::Sleeper && p.id.is_some_and(|id| !adversary.awake.contains(&id))
+        });
+        let farm_open = chain
+            .get::<Holdings>(&keys::holdings_key(&farmer.public_key()))
+            .map_or(0, |h| h.open_jobs);
+        if farming && sleeping && farm_open == 0 {
+            let nonce = chain.account(&farmer.public_key()).nonce;
+            txs.push(tx(
+                &farmer,
+                nonce,
+                fee,
+                Action::SubmitJob(Box::new(farm_spec.clone())),
+            ));
+        }
         let mut order: Vec<usize> = (0..providers.len()).collect();
         rng.shuffle(&mut order);
         for i in order {
-            txs.extend(provider_txs(&mut providers[i], &chain, cfg, fee, &mut rng));
+            txs.extend(provider_txs(
+                &mut providers[i],
+                &chain,
+                cfg,
+                fee,
+                &mut rng,
+                &mut adversary,
+            ));
         }
         let seed = block_seed(chain.height() + 1);
         chain.block(&txs, seed);
         let open = chain
-            .get::<IdList>(&keys::open_jobs_key())
-            .map_or(0, |l| l.0.len());
+            .get::<Holdings>(&keys::holdings_key(&requester.public_key()))
+            .map_or(0, |h| h.open_jobs);
         if jobs_submitted == cfg.jobs && open == 0 {
             break;
         }
     }
-    report(cfg, &chain, &providers, genesis_supply)
+    let mut r = report(
+        cfg,
+        &chain,
+        &providers,
+        genesis_supply,
+        &requester.public_key(),
+    );
+    if farming {
+        r.farm_earned = chain.account(&farmer.public_key()).balance.0 as i128 - farm_funds as i128;
+    }
+    r
+}
+
+/// A provider's registration, from its current identity.
+fn register(p: &SimProvider, cfg: &SimConfig, fee: Amount, nonce: u64) -> SignedTx {
+    let region = if p.kind.is_strategic() {
+        FARM_REGION
+    } else {
+        "sim"
+    };
+    tx(
+        &p.key,
+        nonce,
+        fee,
+        Action::RegisterProvider {
+            resources: resources(region),
+            bond: cfg.bond,
+        },
+    )
+}
+
+impl Adversary {
+    /// Reads, as the operator's workers can, which of its providers exist and which of its
+    /// sleepers are trusted.
+    fn observe(&mut self, chain: &Chain, cfg: &SimConfig, providers: &[SimProvider]) {
+        self.members.clear();
+        self.awake.clear();
+        for p in providers.iter().filter(|p| p.kind.is_strategic()) {
+            let Some(id) = p.id else { continue };
+            self.members.insert(id, p.kind);
+            if p.kind == Behaviour::Sleeper
+                && chain
+                    .get::<Provider>(&keys::provider_key(id))
+                    .is_some_and(|record| weight(&cfg.params.market, &record) >= 2)
+            {
+                self.awake.insert(id);
+            }
+        }
+    }
+}
+
+/// How a provider came by the result it commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// It ran the unit (and may still misstate the fuel).
+    Ran,
+    /// It ran nothing and claims a wrong result.
+    Lied,
+    /// It ran nothing and claims what another replica claimed.
+    Copied,
+}
+
+/// What a strategic agent commits on `unit`, whose true result is `truth`.
+fn strategic_claim(
+    kind: Behaviour,
+    unit: &Unit,
+    replica: u32,
+    truth: (Hash32, u64),
+    adversary: &Adversary,
+) -> ((Hash32, u64), Work) {
+    if adversary.lies_on(unit) {
+        let lie = adversary.lie(unit, truth.0, truth.1);
+        let work = if lie.0 == truth.0 {
+            Work::Ran
+        } else {
+            Work::Lied
+        };
+        return (lie, work);
+    }
+    if kind == Behaviour::DisputeCopier && deciding(unit, replica) {
+        let partner = unit
+            .replicas
+            .iter()
+            .any(|r| r.index != replica && live(r) && adversary.is_member(r.provider));
+        if partner && let Some(claim) = adversary.claims.get(&(unit.job, unit.unit)) {
+            return (*claim, Work::Copied);
+        }
+        if let Some(reveal) = unit
+            .replicas
+            .iter()
+            .filter(|r| r.index != replica)
+            .find_map(|r| r.reveal)
+        {
+            return (reveal, Work::Copied);
+        }
+    }
+    (truth, Work::Ran)
+}
+
+/// Whether `replica` of `unit` is a dispute's deciding replica, as its provider sees it: the
+/// other replicas' seals disagree, or one of them already revealed.
+fn deciding(unit: &Unit, replica: u32) -> bool {
+    let others = || unit.replicas.iter().filter(|r| r.index != replica);
+    let seals: BTreeSet<Hash32> = others()
+        .filter(|r| live(r))
+        .filter_map(|r| r.seal)
+        .collect();
+    seals.len() >= 2 || others().any(|r| r.reveal.is_some())
+}
+
+/// Whether the replica that committed `seal` on `unit` would lose if it revealed: another
+/// seal is held by at least as many live replicas.
+fn would_lose(unit: &Unit, seal: Hash32) -> bool {
+    let mut counts: BTreeMap<Hash32, u32> = BTreeMap::new();
+    for s in unit
+        .replicas
+        .iter()
+        .filter(|r| live(r))
+        .filter_map(|r| r.seal)
+    {
+        *counts.entry(s).or_default() += 1;
+    }
+    let own = counts.get(&seal).copied().unwrap_or(0);
+    counts.iter().any(|(s, n)| *s != seal && *n >= own)
+}
+
+/// A Sybil churner's move this block, if it makes one: once caught (below the matching
+/// floor) and with nothing running, it retires; once retired (its bond returned), it sends
+/// everything to a fresh address, which registers when the funds arrive.
+fn churn(
+    p: &mut SimProvider,
+    id: u64,
+    chain: &Chain,
+    cfg: &SimConfig,
+    fee: Amount,
+) -> Option<SignedTx> {
+    let provider: Provider = chain.get(&keys::provider_key(id))?;
+    let account = chain.account(&p.address);
+    if provider.retired {
+        let amount = Amount(account.balance.0.checked_sub(fee.0)?);
+        let identity = u64::try_from(p.past.len()).ok()?.checked_add(1)?;
+        let next = PrivateKey::from_seed(p.key_seed.checked_add(identity.checked_mul(1_000_000)?)?);
+        let send = tx(
+            &p.key,
+            account.nonce,
+            fee,
+            Action::Transfer {
+                to: next.public_key(),
+                amount,
+            },
+        );
+        p.past.push((p.address.clone(), p.id));
+        p.address = next.public_key();
+        p.key = next;
+        p.id = None;
+        p.registering = false;
+        p.offer_expiry = 0;
+        p.sealed.clear();
+        return Some(send);
+    }
+    // Reputation below the start does not decay, so the stored figure is the current one.
+    let caught = provider.reputation < cfg.params.market.min_match_reputation;
+    (caught && provider.active == 0).then(|| tx(&p.key, account.nonce, fee, Action::RetireProvider))
 }
 
 /// What one simulated provider sends this block.
@@ -492,10 +977,22 @@ fn provider_txs(
     cfg: &SimConfig,
     fee: Amount,
     rng: &mut Rng,
+    adversary: &mut Adversary,
 ) -> Vec<SignedTx> {
     let Some(id) = p.id else {
+        // A churner's fresh identity registers once its funds arrived.
+        let account = chain.account(&p.address);
+        if !p.registering && account.balance.0 >= cfg.bond.0.saturating_add(fee.0) {
+            p.registering = true;
+            return vec![register(p, cfg, fee, account.nonce)];
+        }
         return Vec::new();
     };
+    if p.kind == Behaviour::SybilChurner
+        && let Some(tx) = churn(p, id, chain, cfg, fee)
+    {
+        return vec![tx];
+    }
     let mut nonce = chain.account(&p.address).nonce;
     let mut out = Vec::new();
     let margin = (cfg.offer_lifetime_secs / 5).max(2);
@@ -508,9 +1005,9 @@ fn provider_txs(
             Action::PostOffer {
                 slots: cfg.slots,
                 price_per_unit: if cfg.cheap_misbehavers && p.kind != Behaviour::Honest {
-                    Amount(Amount::from_exo(1).0 / 2)
+                    Amount(honest_price().0 / 2)
                 } else {
-                    Amount::from_exo(1)
+                    honest_price()
                 },
                 expiry_secs: expiry,
             },
@@ -522,7 +1019,7 @@ fn provider_txs(
         .get::<WorkCount>(&keys::work_key(id))
         .unwrap_or_default()
         .0;
-    let work: Vec<(u64, u32, u32)> = (0..count)
+    let work: Vec<Slot> = (0..count)
         .filter_map(|p| chain.get::<WorkItem>(&keys::work_item_key(id, p)))
         .map(|w| w.0)
         .collect();
@@ -544,34 +1041,78 @@ fn provider_txs(
                     commits.push(sealed.commit(&p.address));
                     continue;
                 }
-                let (digest, fuel) = true_result(job, unit_index);
-                let claim = match p.kind {
+                let truth = true_result(job, unit_index);
+                if deciding(&unit, replica_index) {
+                    p.deciding += 1;
+                }
+                let planned = match p.kind {
                     Behaviour::Worker(Misbehave::Copy) => unit
                         .replicas
                         .iter()
                         .filter(|r| r.index != replica_index)
-                        .find_map(|r| r.reveal),
-                    kind => kind.claim(&p.address, digest, fuel),
+                        .find_map(|r| r.reveal)
+                        .map(|claim| (claim, Work::Copied)),
+                    Behaviour::Worker(Misbehave::LieWhenAlone) => {
+                        let alone = !unit
+                            .replicas
+                            .iter()
+                            .any(|r| r.index != replica_index && live(r));
+                        let m = alone.then_some(Misbehave::WrongResult);
+                        Misbehave::claim(m, truth.0, truth.1).map(|c| (c, Work::Ran))
+                    }
+                    kind if kind.is_strategic() => Some(strategic_claim(
+                        kind,
+                        &unit,
+                        replica_index,
+                        truth,
+                        adversary,
+                    )),
+                    kind => kind
+                        .claim(&p.address, truth.0, truth.1)
+                        .map(|c| (c, Work::Ran)),
                 };
-                if let Some((digest, fuel)) = claim {
-                    let sealed = Sealed {
-                        job,
-                        unit: unit_index,
-                        replica: replica_index,
-                        digest,
-                        fuel,
-                        salt: rng.hash32(),
-                    };
-                    commits.push(sealed.commit(&p.address));
-                    p.sealed.insert(slot, sealed);
+                let Some(((digest, fuel), how)) = planned else {
+                    continue;
+                };
+                match how {
+                    Work::Ran => p.compute_cost += compute_cost(cfg, truth.1),
+                    Work::Copied => p.copied += 1,
+                    Work::Lied => {}
                 }
+                if (digest, fuel) != truth {
+                    p.lies += 1;
+                }
+                if p.kind.is_strategic() {
+                    adversary.claims.insert((job, unit_index), (digest, fuel));
+                }
+                let sealed = Sealed {
+                    job,
+                    unit: unit_index,
+                    replica: replica_index,
+                    digest,
+                    fuel,
+                    salt: rng.hash32(),
+                };
+                commits.push(sealed.commit(&p.address));
+                p.sealed.insert(slot, sealed);
             }
             ReplicaStatus::Committed if unit.reveal_deadline.is_some() => {
+                let Some(sealed) = p.sealed.get(&slot) else {
+                    continue;
+                };
+                let lied = (sealed.digest, sealed.fuel) != true_result(job, unit_index);
+                if p.kind == Behaviour::Withholder
+                    && lied
+                    && replica.seal.is_some_and(|seal| would_lose(&unit, seal))
+                {
+                    // Withheld for good: forgetting the opening is what a withholder does.
+                    p.sealed.remove(&slot);
+                    p.withheld += 1;
+                    continue;
+                }
                 // Kept until the replica leaves the work list: a reveal in a batch refused
                 // whole is sent again.
-                if let Some(sealed) = p.sealed.get(&slot) {
-                    reveals.push(sealed.reveal());
-                }
+                reveals.push(sealed.reveal());
             }
             _ => {}
         }
@@ -597,11 +1138,19 @@ fn provider_txs(
     out
 }
 
+/// What running a unit that burns `fuel` costs its provider.
+fn compute_cost(cfg: &SimConfig, fuel: u64) -> u128 {
+    u128::from(fuel) * honest_price().0 * u128::from(cfg.compute_cost_bps)
+        / 10_000
+        / u128::from(exo_market::FUEL_PER_UNIT)
+}
+
 fn report(
     cfg: &SimConfig,
     chain: &Chain,
     providers: &[SimProvider],
     genesis_supply: u128,
+    requester: &Address,
 ) -> SimReport {
     let mut r = SimReport {
         blocks: chain.height(),
@@ -620,6 +1169,10 @@ fn report(
             let Ok(job) = decode::<Job>(value) else {
                 continue;
             };
+            if job.requester != *requester {
+                r.farm_units += u64::from(job.units);
+                continue;
+            }
             r.units += u64::from(job.units);
             for unit_index in 0..job.units {
                 let Some(unit) = chain.get::<Unit>(&keys::unit_key(job.id, unit_index)) else {
@@ -649,22 +1202,45 @@ fn report(
     r.supply = supply.total.0;
     r.accounted = held + supply.burnt.0;
     for p in providers {
-        let name = p.kind.name().to_string();
-        let stats = r.kinds.entry(name).or_default();
+        let stats = r.kinds.entry(p.kind.name().to_string()).or_default();
+        stats.strategic = p.kind.is_strategic();
         stats.providers += 1;
-        let Some(id) = p.id else { continue };
-        let Some(provider) = chain.get::<Provider>(&keys::provider_key(id)) else {
-            continue;
-        };
-        stats.valid += provider.valid;
-        stats.invalid += provider.invalid;
-        stats.missed += provider.missed;
-        stats.reputation += provider.reputation;
-        if weight(&cfg.params.market, &provider) >= 2 {
-            stats.trusted += 1;
+        stats.compute_cost += p.compute_cost;
+        stats.lies += p.lies;
+        stats.withheld += p.withheld;
+        stats.copied += p.copied;
+        stats.deciding += p.deciding;
+        let mut now = 0u128;
+        let mut penalised = false;
+        let mut last = None;
+        for (address, id) in p.past.iter().chain([(p.address.clone(), p.id)].iter()) {
+            now += chain.account(address).balance.0;
+            let Some(provider) = id.and_then(|id| chain.get::<Provider>(&keys::provider_key(id)))
+            else {
+                continue;
+            };
+            stats.identities += 1;
+            stats.valid += provider.valid;
+            stats.invalid += provider.invalid;
+            stats.missed += provider.missed;
+            penalised |= provider.invalid + provider.missed > 0;
+            now += provider.bond.0;
+            last = Some(provider);
         }
-        let now = chain.account(&p.address).balance.0 + provider.bond.0;
-        stats.earned += now as i128 - p.start_balance as i128;
+        stats.slashed += u32::from(penalised);
+        let earned = now as i128 - p.start_balance as i128;
+        stats.earned += earned;
+        if !penalised {
+            stats.unpenalised += 1;
+            stats.unpenalised_profit +=
+                earned - i128::try_from(p.compute_cost).unwrap_or(i128::MAX);
+        }
+        if let Some(provider) = last {
+            stats.reputation += provider.reputation;
+            if weight(&cfg.params.market, &provider) >= 2 {
+                stats.trusted += 1;
+            }
+        }
     }
     for stats in r.kinds.values_mut() {
         stats.reputation /= stats.providers.max(1);
@@ -758,9 +1334,171 @@ pub fn markdown_table(rows: &[Row]) -> String {
     out
 }
 
+/// The rows of the strategic table: each strategic agent alone, then all of them together
+/// (one operator, its providers split evenly among the strategies).
+pub fn strategy_rows() -> Vec<(String, Vec<Behaviour>)> {
+    Behaviour::STRATEGIC
+        .iter()
+        .map(|b| (b.name().to_string(), vec![*b]))
+        .chain([("mix".to_string(), Behaviour::STRATEGIC.to_vec())])
+        .collect()
+}
+
+/// One strategy (or mix) at one share of the providers, run under several seeds.
+#[derive(Clone, Debug)]
+pub struct StrategyRow {
+    pub name: String,
+    pub strategies: Vec<Behaviour>,
+    pub share: f64,
+    pub trust: u8,
+    /// One report per seed.
+    pub reports: Vec<SimReport>,
+}
+
+impl StrategyRow {
+    fn mean(&self, f: impl Fn(&SimReport) -> f64) -> f64 {
+        self.reports.iter().map(f).sum::<f64>() / self.reports.len().max(1) as f64
+    }
+
+    fn worst(&self, f: impl Fn(&SimReport) -> f64) -> f64 {
+        self.reports.iter().map(f).fold(0.0, f64::max)
+    }
+
+    pub fn bad_per_10k_mean(&self) -> f64 {
+        self.mean(SimReport::bad_per_10k)
+    }
+
+    pub fn bad_per_10k_worst(&self) -> f64 {
+        self.worst(SimReport::bad_per_10k)
+    }
+
+    pub fn replicas_per_unit_mean(&self) -> f64 {
+        self.mean(SimReport::replicas_per_unit)
+    }
+
+    pub fn replicas_per_unit_worst(&self) -> f64 {
+        self.worst(SimReport::replicas_per_unit)
+    }
+
+    /// Honest providers penalised at least once, over every seed.
+    pub fn honest_slashed(&self) -> u32 {
+        self.reports
+            .iter()
+            .filter_map(|r| r.kinds.get("honest"))
+            .map(|h| h.slashed)
+            .sum()
+    }
+
+    /// The operator's penalties (wrong or withheld results, missed commits) per seed.
+    pub fn adversary_caught_mean(&self) -> f64 {
+        self.mean(|r| r.strategic().map(|k| (k.invalid + k.missed) as f64).sum())
+    }
+
+    /// [`SimReport::deviations`] per seed.
+    pub fn deviations_mean(&self) -> f64 {
+        self.mean(|r| r.deviations() as f64)
+    }
+
+    /// Mean of [`SimReport::adversary_profit`], in EXO.
+    pub fn profit_mean_exo(&self) -> f64 {
+        self.mean(|r| exo(r.adversary_profit()))
+    }
+
+    /// Mean of [`SimReport::honest_profit_of_adversary_capacity`], in EXO.
+    pub fn honest_profit_mean_exo(&self) -> f64 {
+        self.mean(|r| exo(r.honest_profit_of_adversary_capacity()))
+    }
+
+    /// Seeds in which the operator deviated and still made at least what its capacity
+    /// earned honestly. (An operator that never deviated earns what honest work earns, give
+    /// or take the luck of the draw.)
+    pub fn seeds_deviating_paid(&self) -> usize {
+        self.reports
+            .iter()
+            .filter(|r| {
+                r.deviations() > 0
+                    && r.adversary_profit() >= r.honest_profit_of_adversary_capacity()
+            })
+            .count()
+    }
+
+    pub fn conserved(&self) -> bool {
+        self.reports.iter().all(SimReport::conserved)
+    }
+}
+
+fn exo(base_units: i128) -> f64 {
+    base_units as f64 / exo_types::BASE_UNITS_PER_EXO as f64
+}
+
+/// Runs every row of `rows` at every share, at trust `trust`, once per seed; each
+/// configuration is [`SimConfig::strategic`] changed by `tweak`.
+pub fn strategic_matrix(
+    providers: u32,
+    units: u32,
+    rows: &[(String, Vec<Behaviour>)],
+    shares: &[f64],
+    trust: u8,
+    seeds: &[u64],
+    tweak: &dyn Fn(&mut SimConfig),
+) -> Vec<StrategyRow> {
+    let mut out = Vec::new();
+    for (name, strategies) in rows {
+        for &share in shares {
+            let reports = seeds
+                .iter()
+                .map(|&seed| {
+                    let mut cfg = SimConfig::strategic(providers, share, strategies, units, trust);
+                    cfg.seed = seed;
+                    tweak(&mut cfg);
+                    run(&cfg)
+                })
+                .collect();
+            out.push(StrategyRow {
+                name: name.clone(),
+                strategies: strategies.clone(),
+                share,
+                trust,
+                reports,
+            });
+        }
+    }
+    out
+}
+
+/// The strategic rows as a markdown table.
+pub fn strategic_table(rows: &[StrategyRow]) -> String {
+    let mut out = String::from(
+        "| strategy | share | trust | seeds | bad per 10,000 (mean) | bad per 10,000 (worst seed) | replicas/unit (mean) | replicas/unit (worst seed) | honest slashed | deviations per run | adversary penalties per run | adversary profit (EXO, mean) | same capacity honest (EXO, mean) | seeds where deviating paid | conserved |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {:.0}% | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {:.4} | {:.4} | {} | {} |\n",
+            row.name,
+            row.share * 100.0,
+            row.trust,
+            row.reports.len(),
+            row.bad_per_10k_mean(),
+            row.bad_per_10k_worst(),
+            row.replicas_per_unit_mean(),
+            row.replicas_per_unit_worst(),
+            row.honest_slashed(),
+            row.deviations_mean(),
+            row.adversary_caught_mean(),
+            row.profit_mean_exo(),
+            row.honest_profit_mean_exo(),
+            row.seeds_deviating_paid(),
+            if row.conserved() { "yes" } else { "NO" },
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use exo_ledger::modules::market::records::AuditDraw;
 
     #[test]
     fn honest_only_accepts_everything_and_conserves() {
@@ -774,6 +1512,117 @@ mod tests {
         assert!(r.conserved(), "{r:?}");
         assert_eq!(r.rejected_txs, 0, "{r:?}");
         assert!(r.replicas_per_unit() >= 2.0);
+    }
+
+    fn replica(index: u32, provider: u64, seal: Option<Hash32>) -> Replica {
+        Replica {
+            index,
+            provider,
+            offer: provider,
+            price_per_unit: honest_price(),
+            assigned_height: 1,
+            commit_deadline: 10,
+            commitment: seal,
+            reveal: None,
+            status: if seal.is_some() {
+                ReplicaStatus::Committed
+            } else {
+                ReplicaStatus::Assigned
+            },
+            seal,
+        }
+    }
+
+    fn unit(replicas: Vec<Replica>) -> Unit {
+        Unit {
+            job: 1,
+            unit: 0,
+            state: UnitState::Running,
+            replicas,
+            reveal_deadline: None,
+            accepted: None,
+            sought: false,
+            audit: AuditDraw::Undrawn,
+        }
+    }
+
+    /// Providers 1 (a sleeper), 2 (a withholder), 3 (a fuel inflater) and 4 (a dispute
+    /// copier) are the operator's; the sleeper is awake only when `awake`.
+    fn operator(awake: bool) -> Adversary {
+        let mut adversary = Adversary::default();
+        for (id, kind) in [
+            (1, Behaviour::Sleeper),
+            (2, Behaviour::Withholder),
+            (3, Behaviour::FuelInflater),
+            (4, Behaviour::DisputeCopier),
+        ] {
+            adversary.members.insert(id, kind);
+        }
+        if awake {
+            adversary.awake.insert(1);
+        }
+        adversary
+    }
+
+    #[test]
+    fn the_operator_lies_only_on_units_that_show_no_outsider_and_a_sleeper_only_once_trusted() {
+        let asleep = operator(false);
+        let awake = operator(true);
+        let alone = |p| unit(vec![replica(0, p, None)]);
+        assert!(asleep.lies_on(&alone(2)));
+        assert!(
+            !asleep.lies_on(&alone(1)),
+            "a sleeper lies only once trusted"
+        );
+        assert!(awake.lies_on(&alone(1)));
+        assert!(
+            !awake.lies_on(&alone(4)),
+            "a copier alone has nothing to copy"
+        );
+        assert!(awake.lies_on(&unit(vec![replica(0, 2, None), replica(1, 3, None)])));
+        assert!(!awake.lies_on(&unit(vec![replica(0, 2, None), replica(1, 9, None)])));
+        // A partner that no longer counts (replaced after missing its commit) is no witness.
+        let mut gone = replica(1, 9, None);
+        gone.status = ReplicaStatus::NoShow;
+        assert!(awake.lies_on(&unit(vec![replica(0, 2, None), gone])));
+    }
+
+    #[test]
+    fn colluders_of_different_strategies_agree_on_one_lie() {
+        let adversary = operator(true);
+        let (digest, fuel) = true_result(1, 0);
+        let inflaters = unit(vec![replica(0, 3, None), replica(1, 4, None)]);
+        assert_eq!(
+            adversary.lie(&inflaters, digest, fuel),
+            (digest, FUEL_LIMIT)
+        );
+        let mixed = unit(vec![replica(0, 3, None), replica(1, 2, None)]);
+        let lie = adversary.lie(&mixed, digest, fuel);
+        assert_ne!(lie.0, digest);
+        assert_eq!(lie.1, fuel);
+    }
+
+    #[test]
+    fn seals_tell_a_decider_and_a_replica_that_would_lose() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let agreeing = unit(vec![replica(0, 9, Some(a)), replica(1, 8, Some(a))]);
+        assert!(
+            !deciding(&agreeing, 2),
+            "an audit of agreeing replicas decides nothing"
+        );
+        let split = unit(vec![replica(0, 9, Some(a)), replica(1, 8, Some(b))]);
+        assert!(deciding(&split, 2));
+        assert!(
+            would_lose(&split, a),
+            "one against one: no verdict for either"
+        );
+        let decided = unit(vec![
+            replica(0, 9, Some(a)),
+            replica(1, 8, Some(b)),
+            replica(2, 7, Some(b)),
+        ]);
+        assert!(would_lose(&decided, a));
+        assert!(!would_lose(&decided, b));
     }
 
     /// Reveals in batches: a stale entry is skipped, and a refused batch (whose settlements

@@ -1,10 +1,14 @@
-//! Proof of task against liars and no-shows, on the real ledger (see `docs/proof-of-task.md`).
+//! Proof of task against liars, no-shows and strategic adversaries, on the real ledger (see
+//! `docs/proof-of-task.md`).
 //!
-//! Sized for debug builds; the full 10,000-unit run is `examples/proof_of_task.rs` (release),
-//! or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which also writes
-//! the table into `docs/proof-of-task.md`.
+//! Sized for debug builds; the full 10,000-unit runs are `examples/proof_of_task.rs`
+//! (release), or `cargo test --release -p exo-bench --test proof_of_task -- --ignored`, which
+//! also writes both tables into `docs/proof-of-task.md`.
 
-use exo_bench::proof_of_task::{Behaviour, SimConfig, markdown_table, matrix, run};
+use exo_bench::proof_of_task::{
+    Behaviour, KindStats, SimConfig, SimReport, markdown_table, matrix, run, strategic_matrix,
+    strategic_table, strategy_rows,
+};
 use exo_worker::Misbehave;
 
 const COLLUDING: Behaviour = Behaviour::Worker(Misbehave::WrongResult);
@@ -83,11 +87,40 @@ fn no_shows_under_saturation_do_not_halt_the_chain() {
     assert_eq!(r.unfinished, 0, "{r:?}");
 }
 
-/// The full run: 10,000 units over 100 providers. Writes the table into the doc.
+/// Replaces what stands between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->` in
+/// `doc` with `table`.
+fn with_table(doc: &str, marker: &str, table: &str) -> String {
+    let (begin, end) = (
+        format!("<!-- {marker}:begin -->\n"),
+        format!("<!-- {marker}:end -->"),
+    );
+    let (Some(a), Some(b)) = (doc.find(&begin), doc.find(&end)) else {
+        panic!("the doc has no {marker} markers");
+    };
+    format!("{}{begin}{table}{}", &doc[..a], &doc[b..])
+}
+
+/// The full runs, which write both tables into the doc (one test, so that the two never
+/// write the file at once): the strategic table (every strategy and the mix, at 10% and 30%
+/// of 100 providers, trust 2, 10,000 units, seeds 1 to 10) and the table of liars that do not
+/// plan (10,000 units over 100 providers at trust 1, 2 and 3, seed 1).
 #[test]
-#[ignore = "minutes in debug; run with --release -- --ignored"]
-fn full_run_writes_the_doc_table() {
-    let rows = matrix(
+#[ignore = "minutes in release; run with --release -- --ignored"]
+fn full_runs_write_the_doc_tables() {
+    let seeds: Vec<u64> = (1..=10).collect();
+    let strategic = strategic_matrix(
+        100,
+        10_000,
+        &strategy_rows(),
+        &[0.1, 0.3],
+        2,
+        &seeds,
+        &|_| {},
+    );
+    for row in &strategic {
+        assert!(row.conserved(), "{}: {:?}", row.name, row.reports);
+    }
+    let liars = matrix(
         100,
         10_000,
         &[COLLUDING, Behaviour::IndependentLiar],
@@ -95,18 +128,14 @@ fn full_run_writes_the_doc_table() {
         &[1, 2, 3],
         1,
     );
-    let table = markdown_table(&rows);
-    for row in &rows {
+    for row in &liars {
         assert!(row.report.conserved(), "{:?}", row.report);
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/proof-of-task.md");
     let doc = std::fs::read_to_string(path).expect("docs/proof-of-task.md");
-    let (begin, end) = ("<!-- simulation:begin -->\n", "<!-- simulation:end -->");
-    let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) else {
-        panic!("the doc has no simulation markers");
-    };
-    let updated = format!("{}{begin}{table}{}", &doc[..a], &doc[b..]);
-    std::fs::write(path, updated).expect("write the doc");
+    let doc = with_table(&doc, "simulation", &strategic_table(&strategic));
+    let doc = with_table(&doc, "liars", &markdown_table(&liars));
+    std::fs::write(path, doc).expect("write the doc");
 }
 
 /// The key property at a small scale: with 10% colluding liars at trust 2, no bad unit is
@@ -134,4 +163,140 @@ fn colluding_liars_at_trust_2_get_no_bad_unit_through_at_low_cost() {
     assert!(liars.invalid >= 2, "{r:?}");
     assert_eq!(liars.trusted, 0, "{r:?}");
     assert_eq!(r.kinds.get("honest").map(|h| h.invalid), Some(0), "{r:?}");
+}
+
+// Strategic agents (docs/proof-of-task.md, "Strategic adversaries"). Each test runs one
+// strategy at a small scale and checks what the rules make of it.
+
+/// The kind's stats, or empty ones.
+fn kind(r: &SimReport, name: &str) -> KindStats {
+    r.kinds.get(name).cloned().unwrap_or_default()
+}
+
+/// What every strategic run must show: tokens conserved, every unit settled.
+fn settled(r: &SimReport) {
+    assert!(r.conserved(), "tokens not conserved: {r:?}");
+    assert_eq!(r.unfinished, 0, "{r:?}");
+    assert_eq!(r.accepted + r.failed, r.units, "{r:?}");
+}
+
+/// No honest provider was penalised, and the operator earned less than its capacity would
+/// have by honest work.
+fn honest_unharmed_and_the_adversary_below_honest_work(r: &SimReport) {
+    assert_eq!(kind(r, "honest").slashed, 0, "{r:?}");
+    assert!(
+        r.adversary_profit() < r.honest_profit_of_adversary_capacity(),
+        "{r:?}"
+    );
+}
+
+/// Two sleepers of twenty, at trust 2, with trust reachable in a small run (5 confirmed
+/// results and reputation 550 instead of 20 and 800). They farm on their operator's own jobs,
+/// become trusted, lie on the units they then hold alone, and are caught by hidden audits
+/// (and by the checks their units seek once a catch costs them their trusted weight).
+#[test]
+fn a_sleeper_that_farms_trust_then_lies_alone_is_caught_and_ends_below_the_floor() {
+    let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Sleeper], 3_000, 2);
+    cfg.params.market.trusted_min_valid = 5;
+    cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    let r = run(&cfg);
+    settled(&r);
+    let sleepers = kind(&r, "sleeper");
+    assert_eq!(sleepers.providers, 2);
+    assert!(r.farm_units > 0, "the operator farmed nothing: {r:?}");
+    assert!(sleepers.lies > 0, "the sleepers never lied: {r:?}");
+    assert_eq!(sleepers.slashed, 2, "a sleeper was never caught: {r:?}");
+    assert_eq!(sleepers.trusted, 0, "{r:?}");
+    assert!(
+        sleepers.reputation < cfg.params.market.min_match_reputation,
+        "{r:?}"
+    );
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
+/// Withholders at trust 1 hold every unit alone and lie on it. When a hidden audit disagrees
+/// and the dispute's deciding replica sides with the auditor, the seals show the withholder
+/// that it would lose: it withholds its reveal, and pays as for a wrong result.
+#[test]
+fn a_withholder_pays_for_a_withheld_reveal_as_for_a_wrong_one() {
+    let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Withholder], 600, 1);
+    cfg.params.market.audit_ppm = 300_000;
+    let r = run(&cfg);
+    settled(&r);
+    let withholders = kind(&r, "withholder");
+    assert!(withholders.withheld > 0, "nothing withheld: {r:?}");
+    // A withheld reveal is a penalty of its own (`missed`), like a wrong result's.
+    assert!(withholders.missed >= withholders.withheld, "{r:?}");
+    assert!(withholders.earned < 0, "{r:?}");
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
+/// Dispute copiers beside independent liars (not their partners), at trust 2: the liars'
+/// wrong results start disputes, and copiers get deciding replicas, but every result is still
+/// sealed when they commit, so they have nothing to copy: they run the unit, and no bad
+/// result passes.
+#[test]
+fn a_dispute_copier_finds_nothing_to_copy_in_a_dispute_decided_blind() {
+    let mut cfg = SimConfig::strategic(20, 0.2, &[Behaviour::DisputeCopier], 600, 2);
+    cfg.honest -= 2;
+    cfg.misbehaving.push((Behaviour::IndependentLiar, 2));
+    let r = run(&cfg);
+    settled(&r);
+    let copiers = kind(&r, "dispute-copier");
+    assert!(copiers.deciding > 0, "no copier decided a dispute: {r:?}");
+    assert_eq!(copiers.copied, 0, "{r:?}");
+    assert_eq!(copiers.slashed, 0, "{r:?}");
+    assert!(kind(&r, "independent-liar").invalid > 0, "{r:?}");
+    assert_eq!(r.bad_accepted, 0, "{r:?}");
+    assert_eq!(kind(&r, "honest").slashed, 0, "{r:?}");
+}
+
+/// 600 units at trust 1 (every unit held alone), two providers of twenty playing `strategy`:
+/// the settled run and the strategy's stats.
+fn two_of_twenty_at_trust_1(strategy: Behaviour) -> (SimReport, KindStats) {
+    let r = run(&SimConfig::strategic(20, 0.1, &[strategy], 600, 1));
+    settled(&r);
+    let stats = kind(&r, strategy.name());
+    (r, stats)
+}
+
+/// Sybil churners at trust 1 lie on every unit, are caught by audits, fall below the floor,
+/// retire and register afresh: each identity they shed cost them a slashed bond share, and
+/// a fresh one starts on probation with one open replica.
+#[test]
+fn a_sybil_churner_pays_a_slash_for_every_identity_it_sheds() {
+    let (r, churners) = two_of_twenty_at_trust_1(Behaviour::SybilChurner);
+    assert!(churners.identities > churners.providers, "no churn: {r:?}");
+    let shed = u64::from(churners.identities - churners.providers);
+    assert!(churners.invalid >= shed, "{r:?}");
+    assert!(churners.earned < 0, "{r:?}");
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
+/// Fuel inflaters at trust 1 claim the whole fuel limit on units they hold alone: fuel is
+/// part of what an audit compares, so they are caught like liars.
+#[test]
+fn a_fuel_inflater_is_caught_by_audits_and_earns_less_than_honest_work() {
+    let (r, inflaters) = two_of_twenty_at_trust_1(Behaviour::FuelInflater);
+    assert!(inflaters.lies > 0, "{r:?}");
+    assert!(inflaters.invalid > 0, "no inflated claim was caught: {r:?}");
+    assert!(inflaters.earned < 0, "{r:?}");
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
+/// The strategic table at a small scale: every strategy and the mix, at 10% and 30%, settle
+/// every unit and conserve tokens, and the table has a row for each.
+#[test]
+fn the_strategic_table_has_a_row_per_strategy_and_share() {
+    let rows = strategic_matrix(20, 200, &strategy_rows(), &[0.1, 0.3], 2, &[1], &|_| {});
+    let table = strategic_table(&rows);
+    println!("{table}");
+    assert_eq!(rows.len(), 12);
+    assert_eq!(table.lines().count(), 2 + rows.len());
+    for row in &rows {
+        assert!(row.conserved(), "{}: {:?}", row.name, row.reports);
+        for r in &row.reports {
+            settled(r);
+        }
+    }
 }
