@@ -28,8 +28,8 @@
 //!   one (not the sender's, unknown, early, not opening its commitment) refuses the batch.
 //! - A unit is judged once no replica can still reveal (all revealed, or the reveal deadline
 //!   passed). Unanimous results are accepted if their weight reaches the trust level. When
-//!   results disagree every replica counts 1, and a result needs at least `max(trust, 2)`
-//!   replicas and more than any other. Accepted replicas are paid `fuel x their price`, the
+//!   results disagree every block that dealt replicas holding a result counts 1 for it, and a
+//!   result needs at least `max(trust, 2)` such votes and more than any other. Accepted replicas are paid `fuel x their price`, the
 //!   developer gets the royalty once, the epoch's rewards the protocol fee; replicas with another
 //!   result lose part of their bond (burnt) and reputation. Without a verdict the unit gets
 //!   another replica, up to `max_replicas`, then fails.

@@ -42,17 +42,21 @@ fn contested(unit: &Unit) -> bool {
     revealed || seals.any(|s| Some(s) != first)
 }
 
+/// One replica's part in a verdict: its provider's (weight, first match), and the height of the
+/// block that dealt the replica.
+type Vote = (Member, u64);
+
 /// A unit's results grouped for its verdict, by first appearance so that the outcome depends
-/// on nothing but the unit's own record: each result (or seal) with its providers' (weight,
-/// first match), and the number of "could not finish" reports, which are no votes.
+/// on nothing but the unit's own record: each result (or seal) with its replicas' votes, and
+/// the number of "could not finish" reports, which are no votes.
 struct Tally<K> {
-    groups: Vec<(K, Vec<Member>)>,
+    groups: Vec<(K, Vec<Vote>)>,
     reports: usize,
 }
 
 impl<K: PartialEq + Copy> Tally<K> {
-    /// Groups `(key, is a report, member)` entries.
-    fn of(entries: impl IntoIterator<Item = (K, bool, Member)>) -> Self {
+    /// Groups `(key, is a report, vote)` entries.
+    fn of(entries: impl IntoIterator<Item = (K, bool, Vote)>) -> Self {
         let mut tally = Self {
             groups: Vec::new(),
             reports: 0,
@@ -71,22 +75,38 @@ impl<K: PartialEq + Copy> Tally<K> {
     }
 
     /// The result accepted at `trust`, if any: unanimous results whose deciding weight reaches
-    /// it; or, when results disagree, the one held by at least `max(trust, 2)` replicas and by
-    /// more than any other (each replica counts 1).
+    /// it; or, when results disagree, the one with at least `max(trust, 2)` votes and more
+    /// than any other ([`dispute_votes`]).
     fn winner(&self, trust: u32) -> Option<K> {
         let quorum = trust.max(2) as usize;
         match self.groups.as_slice() {
             [] => None,
-            [(key, members)] => (deciding_weight(members) >= trust).then_some(*key),
+            [(key, votes)] => {
+                let members: Vec<Member> = votes.iter().map(|(member, _)| *member).collect();
+                (deciding_weight(&members) >= trust).then_some(*key)
+            }
             groups => groups
                 .iter()
-                .find(|(_, members)| {
-                    let n = members.len();
-                    n >= quorum && groups.iter().filter(|(_, m)| m.len() >= n).count() == 1
+                .find(|(_, votes)| {
+                    let n = dispute_votes(votes);
+                    n >= quorum && groups.iter().filter(|(_, v)| dispute_votes(v) >= n).count() == 1
                 })
                 .map(|(key, _)| *key),
         }
     }
+}
+
+/// A result's votes in a dispute: one per block that dealt replicas holding it. Weights do not
+/// count (a trusted provider's bonus must not let it outvote its auditor), and neither do
+/// replicas dealt together: two colluding identities that the batch happened to deal onto one
+/// unit would otherwise outvote the audit replica that caught them, two to one, and have it
+/// slashed. Their shared vote ties with the auditor's, and a blind deciding replica, dealt
+/// later and alone, breaks the tie.
+fn dispute_votes(votes: &[Vote]) -> usize {
+    let mut dealt: Vec<u64> = votes.iter().map(|(_, height)| *height).collect();
+    dealt.sort_unstable();
+    dealt.dedup();
+    dealt.len()
 }
 
 impl Market<'_> {
@@ -273,9 +293,10 @@ impl Market<'_> {
     ///
     /// When every revealed result agrees, it is accepted if its weight reaches the trust level.
     /// When results disagree, weights do not count (a trusted provider's bonus must not let it
-    /// outvote its auditor): each replica counts 1, and a result is accepted only with at least
-    /// `max(trust, 2)` replicas and more than any other result. Otherwise the unit gets another
-    /// replica, up to `max_replicas`, then fails.
+    /// outvote its auditor) and replicas dealt in one block count as one vote (two colluders
+    /// dealt together must not outvote the audit that caught them); a result is accepted only
+    /// with at least `max(trust, 2)` votes and more than any other result. Otherwise the unit
+    /// gets another replica, up to `max_replicas`, then fails.
     ///
     /// "Could not finish" reports are not results and take no part in that vote. When at
     /// least `max(trust, 2)` replicas reported and none revealed a result (or no replica is
@@ -305,7 +326,8 @@ impl Market<'_> {
                 continue;
             };
             let member = self.weight_and_cohort(&Self::provider(cache, replica.provider)?);
-            revealed.push((result, is_report(replica.reveal), member));
+            let vote = (member, replica.assigned_height);
+            revealed.push((result, is_report(replica.reveal), vote));
         }
         let tally = Tally::of(revealed);
         let trust = u32::from(job.trust);
@@ -443,14 +465,14 @@ impl Market<'_> {
             .replicas
             .iter()
             .filter(|r| matches!(r.status, ReplicaStatus::Committed | ReplicaStatus::Revealed))
-            .filter_map(|r| r.seal.map(|seal| (seal, r.provider)))
+            .filter_map(|r| r.seal.map(|seal| (seal, r.provider, r.assigned_height)))
             .collect();
-        cache.require(sealed.iter().map(|(_, p)| provider_key(*p)))?;
+        cache.require(sealed.iter().map(|(_, p, _)| provider_key(*p)))?;
         let report = result_seal(&Unfinished::Timeout.digest(), 0, unit.job, unit.unit);
         let mut entries = Vec::with_capacity(sealed.len());
-        for (seal, provider) in &sealed {
+        for (seal, provider, dealt) in &sealed {
             let member = self.weight_and_cohort(&Self::provider(cache, *provider)?);
-            entries.push((*seal, *seal == report, member));
+            entries.push((*seal, *seal == report, (member, *dealt)));
         }
         let tally = Tally::of(entries);
         let quorum = u32::from(job.trust).max(2) as usize;
