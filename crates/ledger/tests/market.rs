@@ -34,6 +34,12 @@ const PROVIDERS: [u64; 3] = [11, 12, 13];
 const APP: Hash32 = [7u8; 32];
 const FUEL_LIMIT: u64 = 2_000_000_000;
 
+/// The key seed of provider `id`, when providers registered in seed order from
+/// `PROVIDERS[0]` (as [`Market::setup`] registers them).
+fn provider_seed(id: u64) -> u64 {
+    PROVIDERS[0] + id
+}
+
 fn key(i: u64) -> PrivateKey {
     PrivateKey::from_seed(i)
 }
@@ -415,7 +421,7 @@ impl Market {
         self.unit(job, unit)
             .replicas
             .iter()
-            .map(|r| PROVIDERS[r.provider as usize])
+            .map(|r| provider_seed(r.provider))
             .collect()
     }
 
@@ -447,11 +453,9 @@ impl Market {
         assert_eq!(total, supply);
     }
 
+    /// The provider id of the key seed `account` (the inverse of [`provider_seed`]).
     fn provider_id(&self, account: u64) -> u64 {
-        PROVIDERS
-            .iter()
-            .position(|p| *p == account)
-            .expect("provider") as u64
+        account.checked_sub(PROVIDERS[0]).expect("provider")
     }
 }
 
@@ -999,6 +1003,68 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     assert_eq!(unit.state, UnitState::Accepted);
     assert_eq!(unit.accepted, Some(truth(1, 0)));
     assert_eq!(m.provider(liar_id).invalid, 1);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+/// Found by the strategic simulation (issue C4, colluders): two identities of one operator
+/// that a batch happened to deal onto one unit together commit the same lie, and the unit's
+/// hidden audit, honest, disagrees. Counted one replica one vote, the pair won two to one: the
+/// lie was accepted and the honest auditor slashed. Replicas dealt in one block now share one
+/// vote, so the audit ties with the pair, a blind deciding replica breaks the tie, and only the
+/// colluders lose.
+#[test]
+fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
+    let mut m = Market::new(with_market(MarketParams {
+        audit_ppm: 1_000_000,
+        ..MarketParams::default()
+    }));
+    m.setup(&PROVIDERS);
+    let fourth = provider_seed(PROVIDERS.len() as u64);
+    let fund = m.tx(
+        REQUESTER,
+        Action::Transfer {
+            to: addr(fourth),
+            amount: Amount::from_exo(1_000),
+        },
+    );
+    m.ok(vec![fund]);
+    let join = m.join(fourth, 8, Amount::from_exo(1)).to_vec();
+    m.ok(join);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.replicas.len(), 2);
+    assert_eq!(
+        unit.replicas[0].assigned_height, unit.replicas[1].assigned_height,
+        "the pair was dealt together"
+    );
+    let pair = m.holders(0, 0);
+    let txs = pair.iter().map(|p| m.commit(*p, LIE, 0, 0)).collect();
+    m.ok(txs);
+    m.draw_audits();
+    let holders = m.holders(0, 0);
+    assert_eq!(holders.len(), 3, "audited");
+    let auditor = holders[2];
+    let tx = m.commit(auditor, truth(0, 0), 0, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.reveal_deadline, None, "a tie opens no reveal");
+    assert_eq!(unit.replicas.len(), 4, "a blind decider is dealt: {unit:?}");
+    m.decide(
+        0,
+        0,
+        truth(0, 0),
+        &[(pair[0], LIE), (pair[1], LIE), (auditor, truth(0, 0))],
+    );
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.accepted, Some(truth(0, 0)));
+    let id = |seed: u64| m.provider_id(seed);
+    assert_eq!(m.provider(id(auditor)).invalid, 0, "the auditor keeps its bond");
+    assert_eq!(m.provider(id(auditor)).valid, 1);
+    for p in &pair {
+        assert_eq!(m.provider(id(*p)).invalid, 1, "each colluder is caught");
+    }
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
 }
