@@ -192,6 +192,7 @@ api_routes![
     dashboard_asset,
     validators,
     epoch,
+    supply,
 ];
 
 /// Adds `handler` to `router` at the path and methods of its `#[utoipa::path]`, `P`.
@@ -730,6 +731,20 @@ async fn epoch<N: NodeView>(
     PathParams(n): PathParams<String>,
 ) -> Result<Json<wire::EpochView>, ApiError> {
     staking::epoch(&api.node, &api.limits, &n).await.map(Json)
+}
+
+/// The token supply: minted by block rewards, burnt by provider slashing, and the pots of the
+/// insurance pool, the treasury and the running epoch's rewards.
+#[utoipa::path(
+    get,
+    path = "/v1/supply",
+    responses(
+        (status = 200, description = "The total supply, what was burnt, and the protocol's pots.", body = wire::Supply),
+        openapi::ListErrors,
+    )
+)]
+async fn supply<N: NodeView>(State(api): State<Api<N>>) -> Result<Json<wire::Supply>, ApiError> {
+    staking::supply(&api.node, &api.limits).await.map(Json)
 }
 
 /// A provider: owner, resources, bond, reputation and record.

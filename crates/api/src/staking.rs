@@ -50,6 +50,31 @@ pub async fn validators<N: NodeView>(
     Ok(wire::Validators { validators })
 }
 
+/// `GET /v1/supply`.
+pub async fn supply<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<wire::Supply, ApiError> {
+    use exo_ledger::modules::bank::{Pot, queries as bank};
+    let supply = read(node, limits, bank::supply())
+        .await?
+        .unwrap_or_default();
+    let pots = read_many(
+        node,
+        limits,
+        [Pot::Insurance, Pot::Treasury, Pot::Rewards]
+            .into_iter()
+            .map(bank::pot)
+            .collect(),
+    )
+    .await?;
+    let held = |i: usize| pots.get(i).cloned().flatten().map_or(Amount::ZERO, |p| p.0);
+    Ok(wire::Supply {
+        total: supply.total,
+        burnt: supply.burnt,
+        insurance: held(0),
+        treasury: held(1),
+        rewards: held(2),
+    })
+}
+
 /// `GET /v1/epochs/{n}`.
 pub async fn epoch<N: NodeView>(
     node: &N,

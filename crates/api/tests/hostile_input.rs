@@ -251,6 +251,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     for (route, uri) in [
         ("/", "/"),
         ("/v1/status", "/v1/status"),
+        ("/v1/supply", "/v1/supply"),
         ("/v1/openapi.json", "/v1/openapi.json"),
         ("/metrics", "/metrics"),
         ("/v1/events", "/v1/events"),

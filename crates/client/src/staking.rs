@@ -9,6 +9,11 @@ impl Client {
         self.json(Method::GET, "v1/validators", None).await
     }
 
+    /// `GET /v1/supply`.
+    pub async fn supply(&self) -> Result<wire::Supply, ClientError> {
+        self.json(Method::GET, "v1/supply", None).await
+    }
+
     /// `GET /v1/epochs/{n}`, or `None` when the chain has no committee for it yet.
     pub async fn epoch(&self, epoch: u64) -> Result<Option<wire::EpochView>, ClientError> {
         match self

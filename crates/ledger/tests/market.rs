@@ -1060,7 +1060,11 @@ fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
     let unit = m.unit(0, 0);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
     let id = |seed: u64| m.provider_id(seed);
-    assert_eq!(m.provider(id(auditor)).invalid, 0, "the auditor keeps its bond");
+    assert_eq!(
+        m.provider(id(auditor)).invalid,
+        0,
+        "the auditor keeps its bond"
+    );
     assert_eq!(m.provider(id(auditor)).valid, 1);
     for p in &pair {
         assert_eq!(m.provider(id(*p)).invalid, 1, "each colluder is caught");

@@ -303,6 +303,54 @@ fn a_node_with_a_fresh_key_registers_is_elected_and_signs_while_finality_never_s
         assert_eq!(theirs.state_root, blocks[(last - 1) as usize].state_root);
         let view = own_api.epoch(changed).await.unwrap().expect("elected");
         assert_eq!(members(&view), expected);
+        // Every token is accounted for: the genesis accounts, plus what each finished epoch
+        // minted, minus what was burnt; nothing was slashed into the insurance pool.
+        let genesis_total = exo_node::config::load_genesis(&layout.genesis)
+            .unwrap()
+            .accounts
+            .iter()
+            .map(|a| a.balance.0)
+            .sum::<u128>();
+        let (supply, minted) = loop {
+            let epoch = api.status().await.unwrap().epoch;
+            let supply = api.supply().await.unwrap();
+            let mut minted = 0u128;
+            let mut paid_epochs = 0;
+            for e in 0..=epoch {
+                if let Some(payout) = api.epoch(e).await.unwrap().and_then(|v| v.payout) {
+                    minted += payout.minted.0;
+                    paid_epochs += 1;
+                }
+            }
+            // An epoch that ended between the reads is read again.
+            if api.status().await.unwrap().epoch == epoch {
+                assert!(
+                    paid_epochs >= changed,
+                    "every epoch before {changed} paid out"
+                );
+                break (supply, minted);
+            }
+        };
+        assert!(minted > 0, "block rewards were minted");
+        assert_eq!(
+            supply.total.0,
+            genesis_total + minted - supply.burnt.0,
+            "supply = genesis + rewards - burnt, to the base unit: {supply:?}"
+        );
+        assert_eq!(supply.insurance, Amount::ZERO, "nobody was slashed");
+        // The new committee's epoch is over: the newcomer's points and reward are on record.
+        let paid = api.epoch(changed).await.unwrap().unwrap();
+        assert!(paid.payout.is_some(), "{paid:?}");
+        let earned = paid
+            .members
+            .iter()
+            .find(|m| m.validator == newcomer)
+            .and_then(|m| m.earned.clone())
+            .expect("the newcomer's record");
+        assert!(
+            earned.points > 0 && earned.reward > Amount::ZERO,
+            "{earned:?}"
+        );
         println!(
             "newcomer {} elected for epoch {changed}, proposers there: {}",
             address_to_hex(&newcomer),

@@ -119,6 +119,32 @@ pub struct Payout {
     pub to_treasury: Amount,
 }
 
+/// `GET /v1/supply`: every token there is, and where the ones no account holds sit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Supply {
+    /// All tokens: genesis, plus every block reward minted, minus everything burnt. The bank
+    /// checks at the end of every block that balances and pots sum to it exactly.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub total: Amount,
+    /// Burnt so far (providers' slashed bonds), already taken out of `total`.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub burnt: Amount,
+    /// The insurance pool: validators' slashed stakes.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub insurance: Amount,
+    /// The treasury: the remainders of the epochs' reward divisions.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub treasury: Amount,
+    /// The running epoch's rewards so far (fees), paid out in its last block.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub rewards: Amount,
+}
+
 /// A slash applied during an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SlashView {
