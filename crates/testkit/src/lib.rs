@@ -150,18 +150,21 @@ pub struct Setup {
     /// in a tracked peer set: the first one, until later epochs' sets push it out, and those
     /// that name it once it has registered.
     pub late_newcomers: usize,
+    /// Genesis validators (the last ones) replaced by equivocators that sign conflicting votes.
+    pub equivocators: usize,
+    /// Accounts funded at genesis besides the faucet.
+    pub accounts: Vec<GenesisAccount>,
 }
 
 impl Cluster {
     /// Starts `n` validators, all linked, with `byzantine` of them (the last ones) replaced by
     /// equivocators that sign conflicting votes, and returns once height 1 is finalized.
     pub async fn start(context: deterministic::Context, n: usize, byzantine: usize) -> Self {
-        Self::start_inner(context, n, byzantine, Setup::default()).await
-    }
-
-    /// Starts `n` honest validators as `setup` says.
-    pub async fn start_with(context: deterministic::Context, n: usize, setup: Setup) -> Self {
-        Self::start_inner(context, n, 0, setup).await
+        let setup = Setup {
+            equivocators: byzantine,
+            ..Setup::default()
+        };
+        Self::start_with(context, n, setup).await
     }
 
     /// Starts `n` honest validators whose mempools have `limits`.
@@ -181,16 +184,14 @@ impl Cluster {
         .await
     }
 
-    async fn start_inner(
-        context: deterministic::Context,
-        n: usize,
-        byzantine: usize,
-        setup: Setup,
-    ) -> Self {
+    /// Starts `n` validators as `setup` says.
+    pub async fn start_with(context: deterministic::Context, n: usize, setup: Setup) -> Self {
+        let byzantine = setup.equivocators;
         let mut genesis = genesis(n);
         if let Some(params) = setup.params {
             genesis.params = params;
         }
+        genesis.accounts.extend(setup.accounts);
         let genesis = Arc::new(genesis);
         let started = n + setup.newcomers;
         let total = started + setup.late_newcomers;

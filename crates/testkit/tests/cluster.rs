@@ -2,9 +2,10 @@
 
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
+use exo_ledger::GenesisAccount;
 use exo_ledger::modules::{bank, staking};
-use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, transfer};
-use exo_types::Amount;
+use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, transfer, validator_key};
+use exo_types::{Amount, address_to_hex};
 use std::time::Duration;
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -174,6 +175,105 @@ fn an_equivocating_validator_is_recorded_and_safety_holds() {
             cluster.sleep(Duration::from_millis(500)).await;
         }
         assert!(recorded > 0, "no evidence recorded");
+    });
+}
+
+/// The fault of an equivocator, proven from its conflicting votes, jails it at once; once the
+/// deferral has passed it loses `min((3k/n)^2, 1)` of its stake (k = 1 offender in a committee
+/// of n = 4: 9/16) into the insurance pool, exactly, and the next election leaves it out, while
+/// the three honest validators never stop finalizing.
+#[test]
+fn an_equivocator_is_slashed_into_the_insurance_pool_and_left_out_of_the_next_committee() {
+    runner(5).start(|context| async move {
+        let mut params = exo_testkit::genesis(4).params;
+        params.staking.slash_deferral_secs = 1;
+        let bond = Amount::from_exo(1_000);
+        params.staking.genesis_self_bond = bond;
+        // Each validator holds its bond and nothing else.
+        let accounts = (0..4)
+            .map(|i| GenesisAccount {
+                address: address_to_hex(&validator_key(i).public_key()),
+                balance: bond,
+            })
+            .collect();
+        let cluster = Cluster::start_with(
+            context,
+            4,
+            Setup {
+                params: Some(params),
+                equivocators: 1,
+                accounts,
+                ..Setup::default()
+            },
+        )
+        .await;
+        let offender = cluster.public_key(3);
+        let mut tries = 0;
+        while cluster.evidence_count(0).await == 0 {
+            tries += 1;
+            assert!(tries < 200, "no evidence recorded");
+            cluster.sleep(Duration::from_millis(500)).await;
+        }
+        let recorded_at = cluster.status(0).finalized_height;
+        // The slash lands in the first epoch that ends after its deferral; the election at
+        // the end of the epoch after that one cannot pick the offender.
+        let recorded_epoch = recorded_at / EPOCH_LENGTH;
+        cluster
+            .wait_for_height(
+                (recorded_epoch + 3) * EPOCH_LENGTH,
+                Duration::from_secs(300),
+            )
+            .await;
+        let validator = cluster
+            .read(0, staking::queries::validator(&offender))
+            .await
+            .expect("a genesis validator");
+        assert!(
+            matches!(validator.status, staking::Status::Jailed { .. }),
+            "{validator:?}"
+        );
+        let mut slashed = Vec::new();
+        let mut minted = Amount::ZERO;
+        for epoch in 0..=recorded_epoch + 2 {
+            let record = cluster
+                .read(0, staking::queries::epoch_record(epoch))
+                .await
+                .expect("a finished epoch");
+            slashed.extend(record.slashes);
+            minted = Amount(minted.0 + record.minted.0);
+        }
+        assert_eq!(slashed.len(), 1, "{slashed:?}");
+        let slash = &slashed[0];
+        assert_eq!(slash.validator, offender);
+        assert_eq!((slash.offenders, slash.committee), (1, 4));
+        assert_eq!(slash.amount, Amount(bond.0 * 9 / 16), "9/16 of its stake");
+        let insurance = cluster
+            .read(0, bank::queries::pot(bank::Pot::Insurance))
+            .await
+            .expect("the insurance pool");
+        assert_eq!(insurance.0, slash.amount);
+        let staker = cluster
+            .read(0, staking::queries::staker(&offender))
+            .await
+            .expect("its stake");
+        assert_eq!(staker.active, Amount(bond.0 - slash.amount.0));
+        for epoch in recorded_epoch + 2..=recorded_epoch + 4 {
+            let committee = cluster
+                .read(0, staking::queries::committee(epoch))
+                .await
+                .expect("elected");
+            assert!(
+                committee.members.iter().all(|m| m.validator != offender),
+                "epoch {epoch}: {committee:?}"
+            );
+        }
+        // Slashed stake moved to a pot: the supply changed by the block reward alone.
+        let supply = cluster
+            .read(0, bank::queries::supply())
+            .await
+            .expect("a supply");
+        let genesis = Amount::from_exo(1_000_000).0 + 4 * bond.0;
+        assert_eq!(supply.total, Amount(genesis + minted.0));
     });
 }
 

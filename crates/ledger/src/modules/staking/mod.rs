@@ -582,18 +582,31 @@ impl Staking<'_> {
     }
 
     /// Elects the committee of epoch `target`. With fewer backed candidates than seats the
-    /// previous committee stays: a smaller committee would be easier to capture.
+    /// previous committee stays (a smaller committee would be easier to capture), less the
+    /// members jailed since: an equivocator or a silent validator does not keep its seat for
+    /// want of a replacement, unless nobody would be left.
     fn elect(&self, cache: &mut StateCache, target: u64) -> Result<(), Halt> {
         let (candidates, ballots) = self.ballots(cache)?;
         let seats = self.params.committee_size as usize;
         let outcome = election::elect(&candidates, &ballots, seats, self.params.balance_rounds);
         if outcome.elected.len() < seats {
             let previous: Committee = expect(cache, &committee_key(target - 1))?;
+            let mut members = Vec::with_capacity(previous.members.len());
+            for member in &previous.members {
+                let jailed = validator(cache, &member.validator)?
+                    .is_some_and(|v| matches!(v.status, Status::Jailed { .. }));
+                if !jailed {
+                    members.push(member.clone());
+                }
+            }
+            if members.is_empty() {
+                members = previous.members;
+            }
             return Ok(store(
                 cache,
                 committee_key(target),
                 &Committee {
-                    members: previous.members,
+                    members,
                     elected: false,
                 },
             )?);
