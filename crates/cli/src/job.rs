@@ -832,6 +832,43 @@ fn write_unit(dir: &Path, archive: &Archive) -> Result<(), CliError> {
 }
 
 /// `exo job results ID --out DIR`.
+/// How long `exo job results` keeps asking for accepted outputs that no node asked has yet. A
+/// node that misses them asks its peers, which answer once they have finalized the unit's
+/// verdict themselves: a requester's node a block ahead of the worker's sees them missing for a
+/// moment after the job is done.
+const OUTPUTS_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The outputs of an accepted unit from the first of `sources` that has them, asking again
+/// for up to [`OUTPUTS_SETTLE`] while every source answers that it has none; otherwise the
+/// last source's error.
+async fn fetch_unit_outputs(
+    sources: &[Client],
+    job: u64,
+    unit: u32,
+    digest: &Hash32,
+) -> Result<Archive, String> {
+    let deadline = tokio::time::Instant::now() + OUTPUTS_SETTLE;
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        let mut last_error = String::new();
+        let mut only_missing = true;
+        for source in sources {
+            match source.fetch_outputs(job, unit, digest).await {
+                Ok(archive) => return Ok(archive),
+                Err(err) => {
+                    only_missing &= err.is_not_found();
+                    last_error = format!("{}: {err}", source.url());
+                }
+            }
+        }
+        if !only_missing || tokio::time::Instant::now() + pause > deadline {
+            return Err(last_error);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
 pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliError> {
     let mut sources = vec![client.clone()];
     for url in &args.sources {
@@ -848,19 +885,8 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
         let Some(digest) = unit.accepted_digest else {
             continue;
         };
-        let mut last_error = None;
-        let mut archive = None;
-        for source in &sources {
-            match source.fetch_outputs(job.id, unit.unit, &digest).await {
-                Ok(found) => {
-                    archive = Some(found);
-                    break;
-                }
-                Err(err) => last_error = Some(format!("{}: {err}", source.url())),
-            }
-        }
-        match archive {
-            Some(archive) => {
+        match fetch_unit_outputs(&sources, job.id, unit.unit, &digest).await {
+            Ok(archive) => {
                 let dir = args.out.join(format!("unit-{}", unit.unit));
                 write_unit(&dir, &archive)?;
                 fetched.push(json!({
@@ -872,9 +898,9 @@ pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliE
                 }));
                 archives.push(archive);
             }
-            None => missing.push(json!({
+            Err(error) => missing.push(json!({
                 "unit": unit.unit,
-                "error": last_error.unwrap_or_default(),
+                "error": error,
             })),
         }
     }

@@ -755,4 +755,71 @@ fn job_submit_waits_for_the_job_and_results_are_fetched_and_checked() {
         std::fs::read_to_string(out_dir.join("unit-0/outcome")).unwrap(),
         "ok\n"
     );
+
+    // A node a block behind the verdict answers 404 for the outputs for a moment: the command
+    // asks again instead of reporting them missing.
+    let behind = lagging_node(&node.url, 3);
+    let results = exo(&[
+        "job",
+        "results",
+        "0",
+        "--out",
+        dir.path().join("again").to_str().unwrap(),
+        "--node",
+        &behind.url,
+        "--json",
+    ]);
+    assert!(results.status.success(), "{}", stderr(&results));
+    let results = json(&results);
+    assert_eq!(results["units"].as_array().unwrap().len(), 2, "{results}");
+    assert_eq!(results["missing"], serde_json::json!([]));
+}
+
+/// A node in front of the one at `url` that has not caught up with its verdicts yet: it
+/// answers its first `misses` requests for outputs with 404 `not_found`, and sends every other
+/// request on to `url`.
+fn lagging_node(url: &str, misses: usize) -> Node {
+    use axum::{
+        http::{StatusCode, Uri, header},
+        response::{IntoResponse, Response},
+    };
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let front = format!("http://{}", listener.local_addr().unwrap());
+    let (behind, left) = (url.to_string(), Arc::new(AtomicUsize::new(misses)));
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (behind, left) = (behind.clone(), left.clone());
+        async move {
+            let outputs = uri.path().starts_with("/v1/outputs/");
+            if outputs
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                let body = r#"{"error":"not_found","message":"no outputs here yet"}"#;
+                return (StatusCode::NOT_FOUND, body).into_response();
+            }
+            let to = format!(
+                "{behind}{}",
+                uri.path_and_query().map_or("", |p| p.as_str())
+            );
+            Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, to)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
+    });
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    Node {
+        url: front,
+        _dir: tempfile::tempdir().unwrap(),
+        _runtime: runtime,
+    }
 }
