@@ -6,7 +6,7 @@ use crate::{
     admission::{Admission, Waiting, footprint_bytes},
     api::{CallError, NodeApi},
     commit::{Misbehave, Sealed, new_salt, unit_seed},
-    holdback::Holdback,
+    holdback::{self, Holdback},
     machine::Benchmark,
     nonce::{NonceCounter, Submitted},
     outputs::{archive_of, pack},
@@ -545,6 +545,8 @@ impl Agent {
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits: Vec<(String, ResultCommit)> = Vec::new();
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
+        // The earliest deadline among them, in seconds of block time.
+        let (mut commits_due, mut reveals_due) = (u64::MAX, u64::MAX);
         let mut to_run = Vec::new();
         let mut copies = Vec::new();
         for item in work {
@@ -562,6 +564,7 @@ impl Agent {
                         // Outputs reach the node before the commitment.
                         if !record.committed && (record.uploaded || record.archive.is_none()) {
                             commits.push((key, record.sealed.commit(&self.address)));
+                            commits_due = commits_due.min(item.commit_deadline);
                         }
                     } else if !self.store.state.abandoned.contains(&key)
                         && !self.running.contains(&key)
@@ -578,7 +581,8 @@ impl Agent {
                     let late = item.reveal_deadline.is_some_and(|d| d <= self.chain_secs);
                     match self.store.state.results.get(&key) {
                         Some(record) if open && !late && !record.revealed => {
-                            reveals.push((key, record.sealed.reveal()))
+                            reveals.push((key, record.sealed.reveal()));
+                            reveals_due = reveals_due.min(item.reveal_deadline.unwrap_or(u64::MAX));
                         }
                         Some(_) => {}
                         None => {
@@ -615,10 +619,18 @@ impl Agent {
         }
         let now = tokio::time::Instant::now();
         let more_coming = !self.running.is_empty();
-        if self.commit_hold.release(commits.len(), more_coming, now) {
+        let chain_secs = self.chain_secs;
+        let urgent = |due: u64| holdback::is_urgent(due, chain_secs);
+        if self
+            .commit_hold
+            .release(commits.len(), more_coming && !urgent(commits_due), now)
+        {
             self.send_results(commits, true).await?;
         }
-        if self.reveal_hold.release(reveals.len(), more_coming, now) {
+        if self
+            .reveal_hold
+            .release(reveals.len(), more_coming && !urgent(reveals_due), now)
+        {
             self.send_results(reveals, false).await?;
         }
         // What this pass learnt (transactions executed, outputs uploaded) is kept too.
@@ -936,6 +948,7 @@ impl Agent {
         self.upload_outputs().await;
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits = Vec::new();
+        let mut due = u64::MAX;
         for (key, deadline) in &self.fresh {
             let Some(record) = self.store.state.results.get(key) else {
                 continue;
@@ -946,9 +959,10 @@ impl Agent {
                 && !in_flight.contains(key)
             {
                 commits.push((key.clone(), record.sealed.commit(&self.address)));
+                due = due.min(*deadline);
             }
         }
-        let more_coming = !self.running.is_empty();
+        let more_coming = !self.running.is_empty() && !holdback::is_urgent(due, self.chain_secs);
         if !self
             .commit_hold
             .release(commits.len(), more_coming, tokio::time::Instant::now())

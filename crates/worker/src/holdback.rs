@@ -10,7 +10,8 @@
 //! ended sends at once (as Nagle's algorithm does for small TCP segments).
 //!
 //! The delay is bounded by [`MAX_RESULT_DELAY`], well inside the shortest commit or reveal
-//! window the ledger allows, so a held result never misses its deadline for being held.
+//! window the ledger allows, and a result whose deadline is near ([`URGENT_SECS`]) is not held
+//! at all, so a held result never misses its deadline for being held.
 
 use exo_types::MAX_RESULTS_PER_TX;
 use std::time::Duration;
@@ -19,6 +20,16 @@ use tokio::time::Instant;
 /// Longest a worker may hold a result back: a third of the shortest window the ledger allows
 /// (`exo_ledger::MIN_WINDOW_SECS`), so that holding never costs a deadline.
 pub const MAX_RESULT_DELAY: Duration = Duration::from_secs(1);
+
+/// A result due within this many seconds of the last finalized block's time leaves at once:
+/// the finalized time lags the chain's, and a hold must never cost a deadline.
+pub const URGENT_SECS: u64 = 2;
+
+/// Whether a result due at second `due` of block time must leave now, at finalized time
+/// `chain_secs`.
+pub(crate) fn is_urgent(due: u64, chain_secs: u64) -> bool {
+    due <= chain_secs.saturating_add(URGENT_SECS)
+}
 
 /// [`crate::WorkerConfig::result_delay`] unless set, in milliseconds.
 pub const DEFAULT_RESULT_DELAY_MS: u64 = 500;
@@ -97,6 +108,14 @@ mod tests {
             Holdback::new(Duration::ZERO).release(1, true, start),
             "no delay"
         );
+    }
+
+    #[test]
+    fn a_result_near_its_deadline_is_urgent() {
+        assert!(is_urgent(100, 98));
+        assert!(is_urgent(100, 100));
+        assert!(!is_urgent(100, 97));
+        assert!(!is_urgent(u64::MAX, u64::MAX - 3), "no deadline");
     }
 
     #[test]
