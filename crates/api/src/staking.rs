@@ -65,13 +65,21 @@ pub async fn supply<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<wire::S
             .collect(),
     )
     .await?;
-    let held = |i: usize| pots.get(i).cloned().flatten().map_or(Amount::ZERO, |p| p.0);
+    let held: Vec<Amount> = pots
+        .into_iter()
+        .map(|pot| pot.map_or(Amount::ZERO, |p| p.0))
+        .collect();
+    let [insurance, treasury, rewards] = held[..] else {
+        return Err(ApiError::Internal(
+            "three pots read, another count answered".into(),
+        ));
+    };
     Ok(wire::Supply {
         total: supply.total,
         burnt: supply.burnt,
-        insurance: held(0),
-        treasury: held(1),
-        rewards: held(2),
+        insurance,
+        treasury,
+        rewards,
     })
 }
 

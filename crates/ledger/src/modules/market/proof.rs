@@ -61,14 +61,14 @@ impl<K: PartialEq + Copy> Tally<K> {
             groups: Vec::new(),
             reports: 0,
         };
-        for (key, report, member) in entries {
+        for (key, report, vote) in entries {
             if report {
                 tally.reports += 1;
                 continue;
             }
             match tally.groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, members)) => members.push(member),
-                None => tally.groups.push((key, vec![member])),
+                Some((_, votes)) => votes.push(vote),
+                None => tally.groups.push((key, vec![vote])),
             }
         }
         tally
