@@ -266,6 +266,8 @@ pub struct KindStats {
     pub compute_cost: u128,
     /// Results committed that were not the unit's true (digest, fuel).
     pub lies: u64,
+    /// Providers that committed at least one of those.
+    pub liars: u32,
     /// Reveals withheld on purpose.
     pub withheld: u64,
     /// Results committed by copying instead of running.
@@ -1207,6 +1209,7 @@ fn report(
         stats.providers += 1;
         stats.compute_cost += p.compute_cost;
         stats.lies += p.lies;
+        stats.liars += u32::from(p.lies > 0);
         stats.withheld += p.withheld;
         stats.copied += p.copied;
         stats.deciding += p.deciding;

@@ -1270,7 +1270,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "58a90f18ac6dd95da0ad5c1dab37ea8cfe1a9a6a059155181d1ced860ac565c5"
+        "dffb93dc86e66d73b9572b132a3ba35bb479fd37829f4982b8e2fc48cb8a5d99"
     );
 }
 
@@ -1327,7 +1327,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "32393de922d0a2282b11804e05f05f4c9fbdf2092e62bc43fecf8f08a224a8c8",
+        "9a7291b679f1be3b8cff7754e8d17ddf19fa2fbe382eb84e2227b76d0d11d21c",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -9,7 +9,7 @@ use exo_ledger::{
     modules::{
         bank::{self, Pot},
         market::{
-            MarketParams, keys,
+            self, MarketParams, keys,
             records::{
                 AUDIT_SEED_DELAY, AuditDraw, IdList, Job, JobState, Provider, ReplicaStatus, Unit,
                 UnitState, WorkCount, WorkItem,
@@ -103,14 +103,25 @@ fn with_market(market: MarketParams) -> Params {
     }
 }
 
-/// The default parameters with nobody on probation: for tests of how a dispute is decided,
-/// whose deciding replica goes to a provider that has no record yet (a newcomer never gets
-/// one under the default parameters).
+/// The default parameters with nobody on probation and disputes decided by one vote: for
+/// tests of how a dispute is decided among the three providers, whose one deciding replica
+/// goes to a provider that has no record yet (a newcomer never gets one under the default
+/// parameters, and the default margin of two votes needs a second decider:
+/// [`five_providers_all_audited`]).
 fn veterans() -> Params {
     with_market(MarketParams {
         probation_results: 0,
-        ..MarketParams::default()
+        ..one_vote_disputes()
     })
+}
+
+/// The default market parameters with disputes decided by one vote: three providers leave
+/// room for only one deciding replica.
+fn one_vote_disputes() -> MarketParams {
+    MarketParams {
+        dispute_margin: 1,
+        ..MarketParams::default()
+    }
 }
 
 impl Market {
@@ -414,6 +425,47 @@ impl Market {
             .collect();
         self.ok(reveals);
         decider
+    }
+
+    /// Job `job`, one unit at trust 2 in a market where every unit is audited and nobody is
+    /// trusted yet: its pair of replicas, then its audit, commit the truth and reveal it, and
+    /// the unit is accepted. Returns the three providers' accounts.
+    fn agreed_by_a_pair_and_its_audit(&mut self, job: u64) -> Vec<u64> {
+        let tx = self.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+        self.ok(vec![tx]);
+        let pair = self.holders(job, 0);
+        assert_eq!(pair.len(), 2);
+        let txs = pair
+            .iter()
+            .map(|p| self.commit(*p, truth(job, 0), job, 0))
+            .collect();
+        self.ok(txs);
+        self.draw_audits();
+        let all = self.holders(job, 0);
+        assert_eq!(all.len(), 3, "audited");
+        let tx = self.commit(all[2], truth(job, 0), job, 0);
+        self.ok(vec![tx]);
+        let txs = all
+            .iter()
+            .map(|p| self.reveal(*p, truth(job, 0), job, 0))
+            .collect();
+        self.ok(txs);
+        assert_eq!(self.unit(job, 0).state, UnitState::Accepted);
+        all
+    }
+
+    /// Unit 0 of job `job`, held alone in a market where every unit is audited: its holder
+    /// commits `result`, the audit is drawn and its replica commits the truth. Returns the
+    /// holder and the auditor.
+    fn alone_against_its_audit(&mut self, job: u64, result: (Hash32, u64)) -> (u64, u64) {
+        let holder = self.holders(job, 0)[0];
+        let tx = self.commit(holder, result, job, 0);
+        self.ok(vec![tx]);
+        self.draw_audits();
+        let auditor = self.holders(job, 0)[1];
+        let tx = self.commit(auditor, truth(job, 0), job, 0);
+        self.ok(vec![tx]);
+        (holder, auditor)
     }
 
     /// The accounts of the providers holding replicas of a unit, in replica order.
@@ -942,32 +994,13 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
         trusted_reputation: REPUTATION_START,
         trusted_min_valid: 1,
         audit_ppm: 1_000_000,
-        ..MarketParams::default()
+        ..one_vote_disputes()
     });
     let mut m = Market::new(params);
     m.setup(&PROVIDERS);
     // Job 0: nobody is trusted, so its unit gets two replicas at once, and an audit once they
     // committed; all three agree, and every provider earns a confirmed result.
-    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
-    m.ok(vec![tx]);
-    let pair = m.holders(0, 0);
-    assert_eq!(pair.len(), 2);
-    let txs: Vec<SignedTx> = pair
-        .iter()
-        .map(|p| m.commit(*p, truth(0, 0), 0, 0))
-        .collect();
-    m.ok(txs);
-    m.draw_audits();
-    let all = m.holders(0, 0);
-    assert_eq!(all.len(), 3, "audited");
-    let tx = m.commit(all[2], truth(0, 0), 0, 0);
-    m.ok(vec![tx]);
-    let txs: Vec<SignedTx> = all
-        .iter()
-        .map(|p| m.reveal(*p, truth(0, 0), 0, 0))
-        .collect();
-    m.ok(txs);
-    assert_eq!(m.unit(0, 0).state, UnitState::Accepted);
+    m.agreed_by_a_pair_and_its_audit(0);
     assert!((0..3).all(|p| m.provider(p).valid == 1));
 
     // Job 1: one trusted provider reaches trust 2 alone. Its audit replica is sought only
@@ -1007,30 +1040,45 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     assert_eq!(total, supply);
 }
 
-/// Found by the strategic simulation (issue C4, colluders): two identities of one operator
-/// that a batch happened to deal onto one unit together commit the same lie, and the unit's
-/// hidden audit, honest, disagrees. Counted one replica one vote, the pair won two to one: the
-/// lie was accepted and the honest auditor slashed. Replicas dealt in one block now share one
-/// vote, so the audit ties with the pair, a blind deciding replica breaks the tie, and only the
-/// colluders lose.
-#[test]
-fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
-    let mut m = Market::new(with_market(MarketParams {
-        audit_ppm: 1_000_000,
-        ..MarketParams::default()
-    }));
-    m.setup(&PROVIDERS);
-    let fourth = provider_seed(PROVIDERS.len() as u64);
-    let fund = m.tx(
-        REQUESTER,
-        Action::Transfer {
-            to: addr(fourth),
-            amount: Amount::from_exo(1_000),
+/// A market of the three providers and two more (seeds 14 and 15, funded by the requester),
+/// all past probation, where every unit is audited: room for a dispute's two deciding
+/// replicas. Returns the newcomers' account seeds.
+fn five_providers_all_audited() -> (Market, [u64; 2]) {
+    let mut m = Market::new(Params {
+        market: MarketParams {
+            audit_ppm: 1_000_000,
+            probation_results: 0,
+            ..MarketParams::default()
         },
-    );
-    m.ok(vec![fund]);
-    let join = m.join(fourth, 8, Amount::from_exo(1)).to_vec();
-    m.ok(join);
+        ..Params::default()
+    });
+    m.setup(&PROVIDERS);
+    let more = [0, 1].map(|i| provider_seed(PROVIDERS.len() as u64 + i));
+    for p in more {
+        let fund = m.tx(
+            REQUESTER,
+            Action::Transfer {
+                to: addr(p),
+                amount: Amount::from_exo(1_000),
+            },
+        );
+        m.ok(vec![fund]);
+        let join = m.join(p, 8, Amount::from_exo(1)).to_vec();
+        m.ok(join);
+    }
+    (m, more)
+}
+
+/// Job 0, one unit at trust 2, on a pair of providers dealt in one block that both commit
+/// `pair_result`, then audited by a third provider that commits the truth: the seals tie (the
+/// pair dealt together counts one vote) and a first deciding replica is dealt, which commits
+/// `decider_result`. Either way one vote ahead is short of the margin of two, so a second
+/// decider is dealt. Returns the pair, the auditor and the first decider.
+fn a_pair_against_its_audit(
+    m: &mut Market,
+    pair_result: (Hash32, u64),
+    decider_result: (Hash32, u64),
+) -> ([u64; 2], u64, u64) {
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
     m.ok(vec![tx]);
     let unit = m.unit(0, 0);
@@ -1039,8 +1087,12 @@ fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
         unit.replicas[0].assigned_height, unit.replicas[1].assigned_height,
         "the pair was dealt together"
     );
-    let pair = m.holders(0, 0);
-    let txs = pair.iter().map(|p| m.commit(*p, LIE, 0, 0)).collect();
+    let holders = m.holders(0, 0);
+    let pair = [holders[0], holders[1]];
+    let txs = pair
+        .iter()
+        .map(|p| m.commit(*p, pair_result, 0, 0))
+        .collect();
     m.ok(txs);
     m.draw_audits();
     let holders = m.holders(0, 0);
@@ -1051,11 +1103,41 @@ fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
     let unit = m.unit(0, 0);
     assert_eq!(unit.reveal_deadline, None, "a tie opens no reveal");
     assert_eq!(unit.replicas.len(), 4, "a blind decider is dealt: {unit:?}");
+    let decider = *m.holders(0, 0).last().expect("a decider");
+    let tx = m.commit(decider, decider_result, 0, 0);
+    m.ok(vec![tx]);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.reveal_deadline, None, "one vote ahead decides nothing");
+    assert_eq!(
+        unit.replicas.len(),
+        5,
+        "a second decider is dealt: {unit:?}"
+    );
+    (pair, auditor, decider)
+}
+
+/// Found by the strategic simulation (issue C4, colluders): two identities of one operator
+/// that a batch happened to deal onto one unit together commit the same lie, and the unit's
+/// hidden audit, honest, disagrees. Counted one replica one vote, the pair won two to one: the
+/// lie was accepted and the honest auditor slashed. Replicas dealt in one block now share one
+/// vote, so the audit ties with the pair, blind deciding replicas break the tie, and only the
+/// colluders lose.
+#[test]
+fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
+    let (mut m, _) = five_providers_all_audited();
+    // The first decider sides with the audit: two votes against one is not yet a margin of
+    // two, so a second decider is dealt before anyone reveals.
+    let (pair, auditor, first) = a_pair_against_its_audit(&mut m, LIE, truth(0, 0));
     m.decide(
         0,
         0,
         truth(0, 0),
-        &[(pair[0], LIE), (pair[1], LIE), (auditor, truth(0, 0))],
+        &[
+            (pair[0], LIE),
+            (pair[1], LIE),
+            (auditor, truth(0, 0)),
+            (first, truth(0, 0)),
+        ],
     );
     let unit = m.unit(0, 0);
     assert_eq!(unit.accepted, Some(truth(0, 0)));
@@ -1071,6 +1153,99 @@ fn a_colluding_pair_dealt_onto_one_unit_cannot_outvote_and_slash_its_auditor() {
     }
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
+}
+
+/// The colluding pair's operator also holds the first deciding replica (it happens to a share
+/// of the disputes equal to its share of capacity): counted by head count, its decider tipped
+/// the dispute two votes to one and the honest auditor was slashed. A dispute is now decided
+/// only by a margin of two votes: short of it the reveals stay closed while another decider is
+/// sought, and a unit that none comes to fails unpaid with nobody punished once its job ends
+/// (here the requester cancels): the requester gets its escrow back, never the lie.
+#[test]
+fn a_colluding_decider_cannot_tip_a_dispute_by_one_vote_and_slash_the_auditor() {
+    let (mut m, _) = five_providers_all_audited();
+    let (pair, auditor, colluder) = a_pair_against_its_audit(&mut m, LIE, LIE);
+    let second = *m.holders(0, 0).last().expect("a decider");
+    let tx = m.commit(second, truth(0, 0), 0, 0);
+    m.ok(vec![tx]);
+    // Two against two: a dispute may take one replica past the job's five, and with every
+    // provider used, the unit waits for it.
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.reveal_deadline, None, "a tie opens no reveal");
+    assert!(unit.sought, "a third decider is sought: {unit:?}");
+    let bonds: Vec<Amount> = (0..5).map(|id| m.provider(id).bond).collect();
+    let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    let reveals = [
+        (pair[0], LIE),
+        (pair[1], LIE),
+        (auditor, truth(0, 0)),
+        (colluder, LIE),
+        (second, truth(0, 0)),
+    ]
+    .iter()
+    .map(|(p, r)| m.reveal(*p, *r, 0, 0))
+    .collect();
+    m.ok(reveals);
+    let unit = m.unit(0, 0);
+    assert_eq!(unit.state, UnitState::Failed);
+    assert_eq!(unit.accepted, None);
+    for id in 0..5 {
+        let provider = m.provider(id);
+        assert_eq!(
+            provider.bond, bonds[id as usize],
+            "provider {id} keeps its bond"
+        );
+        assert_eq!(provider.invalid, 0, "provider {id}");
+    }
+    let job = m.job(0);
+    assert_eq!(job.accounts.paid_total(), Amount::ZERO);
+    assert_eq!(job.accounts.refunded, job.accounts.escrowed);
+    m.accounts_add_up(0);
+}
+
+/// A catch took 200 reputation and nothing else from a trusted provider's standing: one at
+/// the top of the scale (1,000) stayed at 800, still trusted, and went on holding units alone
+/// with only the hidden audit to check it. A wrong result now ends its record of confirmed
+/// results, so trusted weight needs `trusted_min_valid` new confirmations whatever reputation
+/// is left.
+#[test]
+fn a_caught_liar_loses_its_trusted_weight_whatever_reputation_it_keeps() {
+    let params = MarketParams {
+        // Trusted on one confirmed result, at any reputation.
+        trusted_reputation: 0,
+        trusted_min_valid: 1,
+        audit_ppm: 1_000_000,
+        ..veterans().market
+    };
+    let mut m = Market::new(with_market(params.clone()));
+    m.setup(&PROVIDERS);
+    // Job 0: two providers and their audit agree, and all three are trusted.
+    let all = m.agreed_by_a_pair_and_its_audit(0);
+    for p in &all {
+        let provider = m.provider(m.provider_id(*p));
+        assert_eq!(market::weight(&params, &provider), 2);
+    }
+    // Job 1: a trusted provider holds its unit alone and lies; the audit disagrees, and a
+    // deciding replica settles it.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(
+        m.holders(1, 0).len(),
+        1,
+        "trusted weight reaches trust 2 alone"
+    );
+    let (liar, auditor) = m.alone_against_its_audit(1, LIE);
+    m.decide(1, 0, truth(1, 0), &[(liar, LIE), (auditor, truth(1, 0))]);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
+    let caught = m.provider(m.provider_id(liar));
+    assert_eq!(caught.invalid, 1);
+    assert!(caught.reputation >= params.trusted_reputation);
+    assert_eq!(
+        caught.valid, 0,
+        "a catch ends the record of confirmed results"
+    );
+    assert_eq!(market::weight(&params, &caught), 1);
 }
 
 /// What a provider holding a unit sees of it before it commits: the unit, the job, and the
@@ -1267,16 +1442,10 @@ fn an_inflated_fuel_claim_is_caught_by_its_audit_and_the_agreed_fuel_billed() {
     let mut m = audited_market(1_000_000);
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
     m.ok(vec![tx]);
-    let inflater = m.holders(0, 0)[0];
     let (digest, fuel) = truth(0, 0);
     let inflated = (digest, FUEL_LIMIT);
     assert!(inflated.1 > fuel);
-    let tx = m.commit(inflater, inflated, 0, 0);
-    m.ok(vec![tx]);
-    m.draw_audits();
-    let auditor = m.holders(0, 0)[1];
-    let tx = m.commit(auditor, truth(0, 0), 0, 0);
-    m.ok(vec![tx]);
+    let (inflater, auditor) = m.alone_against_its_audit(0, inflated);
     // One against one: the dispute's third replica decides, sealed like the others.
     assert_eq!(m.holders(0, 0).len(), 3);
     m.decide(
@@ -1894,6 +2063,15 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
         },
         MarketParams {
             max_slots_per_provider: 0,
+            ..ok.clone()
+        },
+        MarketParams {
+            dispute_margin: 0,
+            ..ok.clone()
+        },
+        // No room for the deciders a tie on a unit held alone needs.
+        MarketParams {
+            dispute_margin: ok.extra_replicas + 1,
             ..ok.clone()
         },
         MarketParams {
@@ -2696,7 +2874,7 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
 /// it is the only provider free; it decides once it has a confirmed result of its own.
 #[test]
 fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(with_market(one_vote_disputes()));
     let [honest, liar, newcomer] = PROVIDERS;
     // The honest provider and the liar end their probation together on job 0.
     let mut txs = vec![m.publish(Amount::ZERO)];
@@ -2992,7 +3170,7 @@ fn work_until_done(m: &mut Market, providers: &[u64], liar: u64, blocks: usize) 
 /// probation. Every unit ends with the true result, and only the liar pays.
 #[test]
 fn a_market_of_newcomers_beside_a_liar_still_decides_every_unit() {
-    let mut m = Market::new(Params::default());
+    let mut m = Market::new(with_market(one_vote_disputes()));
     let [a, b, liar] = PROVIDERS;
     let mut txs = vec![m.publish(Amount::ZERO)];
     txs.extend(m.join(a, 8, Amount::from_exo(1)));

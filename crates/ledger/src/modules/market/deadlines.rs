@@ -12,7 +12,7 @@ use super::{
         AUDIT_DRAW, AUDIT_LAPSE, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState,
         REVEAL_DEADLINE, ReplicaStatus, UnitState,
     },
-    reputation::{REPUTATION_NO_SHOW, REPUTATION_WRONG},
+    reputation::REPUTATION_NO_SHOW,
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 
@@ -158,17 +158,21 @@ impl Market<'_> {
                 continue;
             }
             cache.require(no_shows.iter().map(|r| provider_key(r.provider)))?;
-            // A commitment never opened costs as much as a wrong result: a liar that saw the
-            // honest reveal would otherwise withhold its own and pay the smaller penalty of a
-            // replica that never committed (audit H7).
-            let (slash_bps, reputation) = if replica_index == REVEAL_DEADLINE {
-                (self.params.slash_wrong_bps, REPUTATION_WRONG)
-            } else {
-                (self.params.slash_no_show_bps, REPUTATION_NO_SHOW)
-            };
             for replica in &no_shows {
                 let mut provider = Self::provider(cache, replica.provider)?;
-                self.punish(cache, &mut provider, slash_bps, reputation)?;
+                if replica_index == REVEAL_DEADLINE {
+                    // A commitment never opened costs as much as a wrong result: a liar that
+                    // saw the honest reveal would otherwise withhold its own and pay the
+                    // smaller penalty of a replica that never committed (audit H7).
+                    self.convict(cache, &mut provider)?;
+                } else {
+                    self.punish(
+                        cache,
+                        &mut provider,
+                        self.params.slash_no_show_bps,
+                        REPUTATION_NO_SHOW,
+                    )?;
+                }
                 provider.missed += 1;
                 provider.active = provider.active.saturating_sub(1);
                 store(cache, provider_key(provider.id), &provider)?;

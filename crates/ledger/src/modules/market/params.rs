@@ -20,6 +20,11 @@ pub struct MarketParams {
     pub reveal_window_secs: u64,
     /// Replicas a unit may get beyond its trust level before it fails.
     pub extra_replicas: u32,
+    /// Votes by which a result must lead every other to win a dispute. At 2 an operator that
+    /// also holds one deciding replica cannot tip a tie with its auditor by that one vote
+    /// (it needs two of the deciders, about the square of its share of capacity); short of
+    /// the margin, a unit out of replicas fails unpaid and nobody is punished.
+    pub dispute_margin: u32,
     /// Chance, in parts per million, that a unit gets a hidden audit replica: drawn for every
     /// unit, whatever its trust level, once all its replicas committed.
     pub audit_ppm: u32,
@@ -94,6 +99,7 @@ impl Default for MarketParams {
             commit_window_secs: 600,
             reveal_window_secs: 300,
             extra_replicas: 2,
+            dispute_margin: 2,
             audit_ppm: 100_000,
             trusted_reputation: 800,
             trusted_min_valid: 20,
@@ -131,7 +137,9 @@ impl Default for MarketParams {
 /// Why market parameters cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
-    #[error("extra_replicas must be at most 9 (a unit holds at most 16 replicas)")]
+    #[error(
+        "extra_replicas must be at most 9 (a unit holds at most 16 replicas) and dispute_margin 1 to extra_replicas (room for the deciders a dispute needs)"
+    )]
     Replicas,
     #[error("commit, reveal and job wait windows must be {min} to {max} seconds")]
     Windows { min: u64, max: u64 },
@@ -204,7 +212,12 @@ pub const MAX_LIST_IDS: u32 = 100_000;
 
 impl MarketParams {
     pub fn validate(&self) -> Result<(), ParamsError> {
-        if self.extra_replicas > 9 {
+        // A trust-1 unit held alone and its audit tie; `dispute_margin` deciders must then
+        // fit in its `1 + extra_replicas + 1` replicas.
+        if self.extra_replicas > 9
+            || self.dispute_margin == 0
+            || self.dispute_margin > self.extra_replicas
+        {
             return Err(ParamsError::Replicas);
         }
         let window = |w: u64| (MIN_WINDOW_SECS..=MAX_WINDOW_SECS).contains(&w);
@@ -301,6 +314,7 @@ impl MarketParams {
         self.commit_window_secs.write(out);
         self.reveal_window_secs.write(out);
         self.extra_replicas.write(out);
+        self.dispute_margin.write(out);
         self.audit_ppm.write(out);
         self.trusted_reputation.write(out);
         self.trusted_min_valid.write(out);
@@ -333,6 +347,7 @@ impl MarketParams {
             commit_window_secs: u64::read(buf)?,
             reveal_window_secs: u64::read(buf)?,
             extra_replicas: u32::read(buf)?,
+            dispute_margin: u32::read(buf)?,
             audit_ppm: u32::read(buf)?,
             trusted_reputation: u32::read(buf)?,
             trusted_min_valid: u64::read(buf)?,

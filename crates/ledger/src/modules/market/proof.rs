@@ -42,6 +42,16 @@ fn contested(unit: &Unit) -> bool {
     revealed || seals.any(|s| Some(s) != first)
 }
 
+/// Whether `unit` may take one more replica: while its job is open, up to `max_replicas`, and
+/// one more while its results disagree, so that a tie after an audit still leaves room for the
+/// deciders the dispute margin needs. The escrow, which covers `max_replicas` payments, still
+/// covers every payment: a dispute leaves at least one replica unpaid (a result that lost, a
+/// report that others contradicted, a reveal withheld).
+fn has_room(job: &Job, unit: &Unit) -> bool {
+    let cap = job.max_replicas.saturating_add(u32::from(contested(unit)));
+    job.state == JobState::Open && (unit.replicas.len() as u32) < cap
+}
+
 /// One replica's part in a verdict: its provider's (weight, first match), and the height of the
 /// block that dealt the replica.
 type Vote = (Member, u64);
@@ -75,9 +85,9 @@ impl<K: PartialEq + Copy> Tally<K> {
     }
 
     /// The result accepted at `trust`, if any: unanimous results whose deciding weight reaches
-    /// it; or, when results disagree, the one with at least `max(trust, 2)` votes and more
-    /// than any other ([`dispute_votes`]).
-    fn winner(&self, trust: u32) -> Option<K> {
+    /// it; or, when results disagree, the one with at least `max(trust, 2)` votes and at least
+    /// `margin` more than any other ([`dispute_votes`]).
+    fn winner(&self, trust: u32, margin: u32) -> Option<K> {
         let quorum = trust.max(2) as usize;
         match self.groups.as_slice() {
             [] => None,
@@ -87,11 +97,17 @@ impl<K: PartialEq + Copy> Tally<K> {
             }
             groups => groups
                 .iter()
-                .find(|(_, votes)| {
+                .enumerate()
+                .find(|(i, (_, votes))| {
                     let n = dispute_votes(votes);
-                    n >= quorum && groups.iter().filter(|(_, v)| dispute_votes(v) >= n).count() == 1
+                    n >= quorum
+                        && groups
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| j != i)
+                            .all(|(_, (_, v))| dispute_votes(v) + margin as usize <= n)
                 })
-                .map(|(key, _)| *key),
+                .map(|(_, (key, _))| *key),
         }
     }
 }
@@ -295,8 +311,10 @@ impl Market<'_> {
     /// When results disagree, weights do not count (a trusted provider's bonus must not let it
     /// outvote its auditor) and replicas dealt in one block count as one vote (two colluders
     /// dealt together must not outvote the audit that caught them); a result is accepted only
-    /// with at least `max(trust, 2)` votes and more than any other result. Otherwise the unit
-    /// gets another replica, up to `max_replicas`, then fails.
+    /// with at least `max(trust, 2)` votes and `dispute_margin` more than any other result (a
+    /// colluder holding one deciding replica must not tip a tie). Otherwise the unit gets
+    /// another replica, up to `max_replicas` (one more in a dispute: [`has_room`]), then fails
+    /// unpaid and unpunished.
     ///
     /// "Could not finish" reports are not results and take no part in that vote. When at
     /// least `max(trust, 2)` replicas reported and none revealed a result (or no replica is
@@ -332,10 +350,10 @@ impl Market<'_> {
         let tally = Tally::of(revealed);
         let trust = u32::from(job.trust);
         let quorum = trust.max(2) as usize;
-        let winner = tally.winner(trust);
+        let winner = tally.winner(trust, self.params.dispute_margin);
         let groups = &tally.groups;
         let reports = tally.reports;
-        let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
+        let room = has_room(&job, unit);
         let unfinishable = reports >= quorum && (groups.is_empty() || !room);
         if let Some(result) = winner {
             self.accept(cache, &mut job, unit, result)?;
@@ -457,8 +475,7 @@ impl Market<'_> {
             return Ok(false);
         }
         let mut job: Job = expect(cache, &job_key(unit.job))?;
-        let room = (unit.replicas.len() as u32) < job.max_replicas && job.state == JobState::Open;
-        if !room {
+        if !has_room(&job, unit) {
             return Ok(false);
         }
         let sealed: Vec<_> = unit
@@ -477,7 +494,11 @@ impl Market<'_> {
         let tally = Tally::of(entries);
         let quorum = u32::from(job.trust).max(2) as usize;
         let unfinishable = tally.reports >= quorum && tally.groups.is_empty();
-        if tally.winner(u32::from(job.trust)).is_some() || unfinishable {
+        if tally
+            .winner(u32::from(job.trust), self.params.dispute_margin)
+            .is_some()
+            || unfinishable
+        {
             return Ok(false);
         }
         self.seek_replica(cache, &mut job, unit)?;

@@ -128,12 +128,7 @@ impl Market<'_> {
                 };
             } else if replica.status == ReplicaStatus::Revealed {
                 replica.status = ReplicaStatus::Disagreed;
-                self.punish(
-                    cache,
-                    &mut provider,
-                    self.params.slash_wrong_bps,
-                    REPUTATION_WRONG,
-                )?;
+                self.convict(cache, &mut provider)?;
                 provider.invalid += 1;
             } else {
                 // Still running when the verdict came: released, unpaid, unpunished.
@@ -307,6 +302,25 @@ impl Market<'_> {
     }
 
     /// Burns part of a provider's bond and lowers its reputation. Burnt tokens leave the supply.
+    /// Punishes `provider` for a wrong result (or one it committed and withheld): the wrong
+    /// result's share of its bond and reputation, and its record of confirmed results, so that
+    /// trusted weight needs `trusted_min_valid` new confirmations whatever reputation is left
+    /// (a catch at the top of the scale would otherwise leave it trusted, holding units alone).
+    pub(super) fn convict(
+        &mut self,
+        cache: &mut StateCache,
+        provider: &mut Provider,
+    ) -> Result<(), Halt> {
+        self.punish(
+            cache,
+            provider,
+            self.params.slash_wrong_bps,
+            REPUTATION_WRONG,
+        )?;
+        provider.valid = 0;
+        Ok(())
+    }
+
     pub(super) fn punish(
         &mut self,
         cache: &mut StateCache,
