@@ -792,6 +792,11 @@ fn an_equivocator_is_slashed_by_the_formula_after_the_deferral_and_left_out_of_t
             until: 21 + params().jail_blocks
         }
     );
+    // It keeps its seat in the running epoch, whose engine cannot change committee, but not
+    // in the next one, elected before the fault.
+    assert!(net.members(2).contains(&addr(5)));
+    assert!(!net.members(3).contains(&addr(5)), "{:?}", net.members(3));
+    assert_eq!(net.members(3).len(), 3);
     // The nominator unbonds half before the slash: the chunk is still at stake.
     assert_eq!(
         net.one(

@@ -180,8 +180,9 @@ fn an_equivocating_validator_is_recorded_and_safety_holds() {
 
 /// The fault of an equivocator, proven from its conflicting votes, jails it at once; once the
 /// deferral has passed it loses `min((3k/n)^2, 1)` of its stake (k = 1 offender in a committee
-/// of n = 4: 9/16) into the insurance pool, exactly, and the next election leaves it out, while
-/// the three honest validators never stop finalizing.
+/// of n = 4: 9/16) into the insurance pool, exactly, and it leaves every committee from the next
+/// epoch's (elected before its fault) on, while the three honest validators never stop
+/// finalizing.
 #[test]
 fn an_equivocator_is_slashed_into_the_insurance_pool_and_left_out_of_the_next_committee() {
     runner(5).start(|context| async move {
@@ -257,7 +258,9 @@ fn an_equivocator_is_slashed_into_the_insurance_pool_and_left_out_of_the_next_co
             .await
             .expect("its stake");
         assert_eq!(staker.active, Amount(bond.0 - slash.amount.0));
-        for epoch in recorded_epoch + 2..=recorded_epoch + 4 {
+        // Out of every committee from the next: the one elected before the fault too, so
+        // that a committee of three finalized the epoch after it.
+        for epoch in recorded_epoch + 1..=recorded_epoch + 4 {
             let committee = cluster
                 .read(0, staking::queries::committee(epoch))
                 .await

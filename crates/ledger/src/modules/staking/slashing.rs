@@ -78,7 +78,33 @@ impl Staking<'_> {
             applied: false,
         });
         store(cache, offences_key(), &offences)?;
-        jail(cache, &validator, self.jail_until()?, true)
+        jail(cache, &validator, self.jail_until()?, true)?;
+        self.drop_from_next_committee(cache, &validator)
+    }
+
+    /// Takes `offender` out of the next epoch's committee, which was elected an epoch ahead
+    /// and so before the fault: jailed, it would otherwise keep that seat, and the rewards
+    /// that go with it, for a whole epoch. Nobody joins in its place (a member elected now
+    /// would have no time to catch up), and a committee of one keeps its member. The running
+    /// epoch's committee cannot change under its engine: the offender keeps voting there, as
+    /// any faulty member of a committee may, and its votes count among the faults the
+    /// committee tolerates.
+    fn drop_from_next_committee(
+        &self,
+        cache: &mut StateCache,
+        offender: &Address,
+    ) -> Result<(), Halt> {
+        let next = self.env.height / self.epoch_length + 1;
+        let key = committee_key(next);
+        let Some(mut committee) = load::<Committee>(cache, &key)? else {
+            return Ok(());
+        };
+        let before = committee.members.len();
+        committee.members.retain(|m| m.validator != *offender);
+        if committee.members.len() == before || committee.members.is_empty() {
+            return Ok(());
+        }
+        Ok(store(cache, key, &committee)?)
     }
 
     /// Applies the slashes that are due and forgets offences no later slash can count.
