@@ -8,9 +8,9 @@ use exo_ledger::{
     modules::{
         bank::{self, Pot},
         staking::{
-            Committee, EpochRecord, Exposure, MAX_EPOCH_MINT, Refusal, Staker, StakingParams,
-            StakingParamsError, Status, Validator, committee_key, epoch_key, exposure_key,
-            staker_key, validator_key,
+            Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT, Refusal, Staker,
+            StakingParams, StakingParamsError, Status, Validator, committee_key, epoch_key,
+            exposure_key, staker_key, validator_key,
         },
     },
     state::{Namespace, decode, keys::in_table},
@@ -953,6 +953,39 @@ fn a_silent_validator_loses_its_points_is_jailed_and_is_not_elected_until_it_unj
     assert!(net.members(4).contains(&addr(silent)), "elected again");
     assert!(!net.members(4).contains(&addr(5)));
     net.assert_supply_is_genesis_plus_minted();
+}
+
+/// The election runs in the last block of an epoch, on every validator: measured, 4 seats
+/// over the default ballots at their limits take 75 ms and 64 seats 4.95 s, past the leader's
+/// one-second timeout, so every leader would fail at that height (audit M1). Parameters whose
+/// election could cost more than four times the defaults' are refused.
+#[test]
+fn an_election_too_large_for_one_block_is_refused_at_genesis() {
+    let defaults = StakingParams::default();
+    assert_eq!(defaults.validate(), Ok(()));
+    assert_eq!(defaults.election_work() * 4, MAX_ELECTION_WORK);
+    let seats = |committee_size: u32, max_nominators: u32| StakingParams {
+        committee_size,
+        max_nominators,
+        ..StakingParams::default()
+    };
+    assert_eq!(seats(10, defaults.max_nominators).validate(), Ok(()));
+    for (committee, nominators) in [
+        (11, defaults.max_nominators),
+        (64, defaults.max_nominators),
+        (64, 256),
+    ] {
+        let params = seats(committee, nominators);
+        assert_eq!(
+            params.validate(),
+            Err(StakingParamsError::ElectionWork {
+                work: params.election_work()
+            }),
+            "{committee} seats, {nominators} nominators"
+        );
+    }
+    // A larger committee fits with fewer ballots.
+    assert_eq!(seats(64, 200).validate(), Ok(()));
 }
 
 #[test]

@@ -33,6 +33,12 @@ pub const MAX_JAIL_BLOCKS: u64 = 1 << 40;
 /// Basis points in a whole.
 pub const BPS: u32 = 10_000;
 
+/// The most election work ([`StakingParams::election_work`]) the parameters may allow: four
+/// times the defaults' (about 300 ms on the 2-vCPU development machine, within the leader's
+/// one-second timeout with room for the rest of the block). With the default ballots that is
+/// a committee of at most 10; larger committees need fewer nominators or targets.
+pub const MAX_ELECTION_WORK: u128 = 4 * 5_253_120;
+
 /// Parameters of staking. Why they have these defaults is in ARCHITECTURE.md ("Staking and
 /// the balanced election").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +154,12 @@ pub enum StakingParamsError {
     Lists,
     #[error("balance_rounds must be at most {MAX_BALANCE_ROUNDS} and exposure_epochs at least 2")]
     Election,
+    #[error(
+        "the election of committee_size seats over max_validators candidates and max_nominators \
+         ballots of max_targets, balanced balance_rounds times, would cost {work} units of \
+         work, more than the {MAX_ELECTION_WORK} one block can take"
+    )]
+    ElectionWork { work: u128 },
     #[error("min_self_bond and min_nomination must be above zero")]
     Minimums,
     #[error(
@@ -195,6 +207,10 @@ impl StakingParams {
         if self.balance_rounds > MAX_BALANCE_ROUNDS || self.exposure_epochs < 2 {
             return Err(StakingParamsError::Election);
         }
+        let work = self.election_work();
+        if work > MAX_ELECTION_WORK {
+            return Err(StakingParamsError::ElectionWork { work });
+        }
         if self.min_self_bond == Amount::ZERO || self.min_nomination == Amount::ZERO {
             return Err(StakingParamsError::Minimums);
         }
@@ -207,6 +223,22 @@ impl StakingParams {
             return Err(StakingParamsError::Rewards);
         }
         Ok(())
+    }
+
+    /// The most work the election in an epoch's last block can cost under these parameters,
+    /// in the units of [`MAX_ELECTION_WORK`]: `seats^1.5 x edges x max(rounds, 1)`, with
+    /// `edges` every ballot's targets at the limits (each nominator backing `max_targets`,
+    /// each candidate itself). Measured (`cargo bench -p exo-ledger --bench election`), the
+    /// time grows about so: 75 ms at the defaults (4 seats), 4.95 s at 64 seats over the same
+    /// ballots (docs/benchmarks.md, "Election").
+    pub fn election_work(&self) -> u128 {
+        let seats = u128::from(self.committee_size);
+        let edges = u128::from(self.max_nominators) * u128::from(self.max_targets)
+            + u128::from(self.max_validators);
+        let per_seat = edges * u128::from(self.balance_rounds.max(1));
+        // seats^1.5 x per_seat, as the square root of seats^3 x per_seat^2: within u128 at
+        // every bound (256^3 x (321,000 x 100)^2 < 2^75).
+        (seats * seats * seats * per_seat * per_seat).isqrt()
     }
 
     /// What an epoch of `blocks` blocks mints, if the parameters allow it.
