@@ -66,6 +66,8 @@ pub struct TasksBenchOptions {
     pub p2p_port: u16,
     /// Longest wait for a phase to finish.
     pub phase_timeout: Duration,
+    /// The validators' minimum block interval under load (the node's `min_block_ms`).
+    pub min_block_ms: u64,
 }
 
 impl Default for TasksBenchOptions {
@@ -83,6 +85,7 @@ impl Default for TasksBenchOptions {
             api_port: 38_280,
             p2p_port: 39_200,
             phase_timeout: Duration::from_secs(600),
+            min_block_ms: exo_node::config::DEFAULT_MIN_BLOCK_MS,
         }
     }
 }
@@ -201,6 +204,8 @@ pub struct TasksBenchReport {
     pub app: TaskApp,
     pub run_slots: u32,
     pub offer_slots: u32,
+    /// The validators' minimum block interval under load.
+    pub min_block_ms: u64,
     /// Where the workers' runs make their `/in` and `/out`: `tmpfs` or `disk`.
     pub scratch: String,
     pub cores: usize,
@@ -297,6 +302,11 @@ fn run_in(
         p2p_port,
         extra_accounts: accounts,
     })?;
+    for path in &layout.configs {
+        let mut config = exo_node::NodeConfig::load(path)?;
+        config.min_block_ms = options.min_block_ms;
+        config.save(path)?;
+    }
     // The one requester has every job of the throughput phase open at once; the per-account
     // cap on open jobs (a squatting defence, not a cost) is raised to fit them.
     let mut genesis = exo_node::config::load_genesis(&layout.genesis)?;
@@ -589,6 +599,7 @@ async fn phases(
         app: options.app,
         run_slots: options.run_slots,
         offer_slots: options.offer_slots,
+        min_block_ms: options.min_block_ms,
         scratch: if tmpfs().is_some() { "tmpfs" } else { "disk" }.into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model(),
