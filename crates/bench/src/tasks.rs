@@ -307,12 +307,15 @@ fn run_in(
         config.min_block_ms = options.min_block_ms;
         config.save(path)?;
     }
-    // The one requester has every job of the throughput phase open at once; the per-account
-    // cap on open jobs (a squatting defence, not a cost) is raised to fit them.
+    // The one requester has every job of the throughput phase open at once, and with long
+    // block intervals many of the latency phase's; the per-account cap on open jobs (a
+    // squatting defence, not a cost) is raised to fit either.
     let mut genesis = exo_node::config::load_genesis(&layout.genesis)?;
     let jobs = options.units.div_ceil(options.job_units.max(1));
     let market = &mut genesis.params.market;
-    market.max_open_jobs_per_account = market.max_open_jobs_per_account.max(jobs + 2);
+    market.max_open_jobs_per_account = market
+        .max_open_jobs_per_account
+        .max(jobs.max(options.latency_jobs).saturating_add(2));
     std::fs::write(&layout.genesis, toml::to_string_pretty(&genesis)?)?;
     progress("starting validators");
     // Rate limiting is off: every client of this benchmark shares 127.0.0.1.
