@@ -66,6 +66,8 @@ pub struct TasksBenchOptions {
     pub p2p_port: u16,
     /// Longest wait for a phase to finish.
     pub phase_timeout: Duration,
+    /// The validators' minimum block interval under load (the node's `min_block_ms`).
+    pub min_block_ms: u64,
 }
 
 impl Default for TasksBenchOptions {
@@ -83,6 +85,7 @@ impl Default for TasksBenchOptions {
             api_port: 38_280,
             p2p_port: 39_200,
             phase_timeout: Duration::from_secs(600),
+            min_block_ms: exo_node::config::DEFAULT_MIN_BLOCK_MS,
         }
     }
 }
@@ -201,6 +204,8 @@ pub struct TasksBenchReport {
     pub app: TaskApp,
     pub run_slots: u32,
     pub offer_slots: u32,
+    /// The validators' minimum block interval under load.
+    pub min_block_ms: u64,
     /// Where the workers' runs make their `/in` and `/out`: `tmpfs` or `disk`.
     pub scratch: String,
     pub cores: usize,
@@ -297,12 +302,20 @@ fn run_in(
         p2p_port,
         extra_accounts: accounts,
     })?;
-    // The one requester has every job of the throughput phase open at once; the per-account
-    // cap on open jobs (a squatting defence, not a cost) is raised to fit them.
+    for path in &layout.configs {
+        let mut config = exo_node::NodeConfig::load(path)?;
+        config.min_block_ms = options.min_block_ms;
+        config.save(path)?;
+    }
+    // The one requester has every job of the throughput phase open at once, and with long
+    // block intervals many of the latency phase's; the per-account cap on open jobs (a
+    // squatting defence, not a cost) is raised to fit either.
     let mut genesis = exo_node::config::load_genesis(&layout.genesis)?;
     let jobs = options.units.div_ceil(options.job_units.max(1));
     let market = &mut genesis.params.market;
-    market.max_open_jobs_per_account = market.max_open_jobs_per_account.max(jobs + 2);
+    market.max_open_jobs_per_account = market
+        .max_open_jobs_per_account
+        .max(jobs.max(options.latency_jobs).saturating_add(2));
     std::fs::write(&layout.genesis, toml::to_string_pretty(&genesis)?)?;
     progress("starting validators");
     // Rate limiting is off: every client of this benchmark shares 127.0.0.1.
@@ -589,6 +602,7 @@ async fn phases(
         app: options.app,
         run_slots: options.run_slots,
         offer_slots: options.offer_slots,
+        min_block_ms: options.min_block_ms,
         scratch: if tmpfs().is_some() { "tmpfs" } else { "disk" }.into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model(),

@@ -27,7 +27,7 @@ use commonware_glue::stateful::{
     db::{DatabaseSet, Merkleized as _, Unmerkleized as _},
 };
 use commonware_parallel::Sequential;
-use commonware_runtime::Spawner;
+use commonware_runtime::{Clock, Spawner};
 use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
 use exo_ledger::{
@@ -127,8 +127,72 @@ impl Sources {
     }
 }
 
-/// How often an idle proposer looks for work while it holds back an empty block.
+/// How often a proposer that holds its block back looks again at its mempool: for work when
+/// it has none, for a full block when it is gathering.
 const IDLE_POLL: Duration = Duration::from_millis(25);
+
+/// When a leader proposes.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    /// How long a leader with nothing to include waits for work, from the start of its view,
+    /// before it proposes an empty block anyway; below the leader timeout, so that the view
+    /// does not time out.
+    pub empty_block: Duration,
+    /// The shortest time from its parent's timestamp at which a leader with work proposes,
+    /// unless its mempool fills a block first: under load the transactions that arrive
+    /// meanwhile join this block instead of making another, and every block costs each
+    /// validator an execution, a merkleization and its syncs whatever it carries. Zero
+    /// proposes as soon as there is work.
+    pub min_block: Duration,
+}
+
+impl Pacing {
+    /// When a leader whose view began at `view_start`, on a parent stamped `parent`, proposes
+    /// unless its mempool fills a block first. With work: `min_block` after the parent's time,
+    /// and never later than `min_block` after its view began, so that a parent stamped by a
+    /// clock running ahead cannot hold the leader past its own bound. Without work:
+    /// `empty_block` after its view began.
+    fn deadline(&self, view_start: SystemTime, parent: SystemTime, has_work: bool) -> SystemTime {
+        if !has_work {
+            return view_start
+                .checked_add(self.empty_block)
+                .unwrap_or(view_start);
+        }
+        let by_view = view_start.checked_add(self.min_block).unwrap_or(view_start);
+        parent
+            .checked_add(self.min_block)
+            .map_or(by_view, |by_parent| by_parent.min(by_view))
+    }
+}
+
+/// Holds a leader's proposal back as its [`Pacing`] says. An idle chain does not spin: with
+/// nothing to include, the empty block waits until its interval has passed since the view
+/// began, or until work arrives. A busy one gathers: with work, the block waits until the
+/// minimum interval has passed since the parent's time (`parent_ms`), or until the mempool's
+/// executable transactions fill `full` (a block's most transactions and bytes).
+async fn hold_back(
+    clock: &impl Clock,
+    sources: &Sources,
+    pacing: Pacing,
+    parent_ms: u64,
+    full: (usize, usize),
+) {
+    let view_start = clock.current();
+    let parent = UNIX_EPOCH
+        .checked_add(Duration::from_millis(parent_ms))
+        .unwrap_or(view_start);
+    loop {
+        let has_work = sources.has_work();
+        let left = pacing
+            .deadline(view_start, parent, has_work)
+            .duration_since(clock.current())
+            .unwrap_or_default();
+        if left.is_zero() || (has_work && sources.mempool.fills_block(full.0, full.1)) {
+            return;
+        }
+        clock.sleep(left.min(IDLE_POLL)).await;
+    }
+}
 
 /// The Exodus application driven by `commonware_glue::stateful`.
 #[derive(Clone)]
@@ -141,9 +205,7 @@ pub struct App {
     namespace: Arc<[u8]>,
     events: ChainEvents,
     sources: Sources,
-    /// How long a proposer with nothing to include waits for work before it proposes an empty
-    /// block anyway; below the leader timeout, so that the view does not time out.
-    empty_block_interval: Duration,
+    pacing: Pacing,
     /// None but in simulations of a faulty proposer.
     faults: Faults,
 }
@@ -156,11 +218,11 @@ impl App {
         namespace: &[u8],
         events: ChainEvents,
         sources: Sources,
-        empty_block_interval: Duration,
+        pacing: Pacing,
     ) -> Self {
         Self {
             sources,
-            empty_block_interval,
+            pacing,
             faults: Faults::default(),
             genesis_hash: genesis.hash(),
             namespace: namespace.into(),
@@ -459,22 +521,15 @@ where
         let parent = ancestry.next().await?;
         let height = parent.height().next();
         let sources = input.provider;
-        // An idle chain does not spin: with nothing to include, hold the empty block back until
-        // the interval has passed since this view began, or until work arrives.
-        let view_start = context.current();
-        while !sources.has_work() {
-            let waited = context
-                .current()
-                .duration_since(view_start)
-                .unwrap_or_default();
-            let Some(left) = self.empty_block_interval.checked_sub(waited) else {
-                break;
-            };
-            if left.is_zero() {
-                break;
-            }
-            context.sleep(left.min(IDLE_POLL)).await;
-        }
+        let parent_ms = parent.inner().timestamp_ms;
+        hold_back(
+            &context,
+            &sources,
+            self.pacing,
+            parent_ms,
+            (MAX_BLOCK_TXS, MAX_BLOCK_BYTES),
+        )
+        .await;
         // Left-out candidates do not count against the block's budget: the runner stops at
         // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
         // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
@@ -482,7 +537,6 @@ where
         let candidates = sources.mempool.candidates(MAX_CANDIDATES);
         let mut evidence = sources.evidence.snapshot();
         evidence.truncate(MAX_BLOCK_EVIDENCE);
-        let parent_ms = parent.inner().timestamp_ms;
         let now_ms = epoch_ms(context.current()).saturating_add(self.faults.clock_ahead_ms);
         let timestamp_ms = proposal_time(now_ms, parent_ms);
         let input = BlockInput {
@@ -600,6 +654,115 @@ where
 mod tests {
     use super::*;
     use commonware_cryptography::Signer as _;
+    use commonware_runtime::{Runner as _, deterministic};
+
+    fn at_ms(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_leader_with_work_waits_the_minimum_interval_from_its_parents_time() {
+        let pacing = Pacing {
+            empty_block: Duration::from_millis(1_000),
+            min_block: Duration::from_millis(200),
+        };
+        // The view began 50 ms after the parent was stamped: 150 ms more to wait.
+        assert_eq!(
+            pacing.deadline(at_ms(10_050), at_ms(10_000), true),
+            at_ms(10_200)
+        );
+        // A view that began long after its parent (a timed-out view before it): at once.
+        assert!(pacing.deadline(at_ms(12_000), at_ms(10_000), true) <= at_ms(12_000));
+        // A parent stamped ahead of this leader's clock holds it no longer than the interval.
+        assert_eq!(
+            pacing.deadline(at_ms(10_000), at_ms(10_900), true),
+            at_ms(10_200)
+        );
+        // Without work the empty block's interval counts from the view's start.
+        assert_eq!(
+            pacing.deadline(at_ms(10_050), at_ms(10_000), false),
+            at_ms(11_050)
+        );
+        let eager = Pacing {
+            min_block: Duration::ZERO,
+            ..pacing
+        };
+        assert_eq!(
+            eager.deadline(at_ms(10_050), at_ms(10_000), true),
+            at_ms(10_000)
+        );
+    }
+
+    /// Sources whose mempool holds `n` executable transfers from distinct senders.
+    fn sources_with(n: u64) -> Sources {
+        let mempool = Mempool::new(Default::default());
+        for seed in 0..n {
+            let key = exo_types::PrivateKey::from_seed(seed);
+            let tx = exo_types::UnsignedTx {
+                chain_id: "t".into(),
+                sender: key.public_key(),
+                nonce: 0,
+                fee: exo_types::Amount(10),
+                action: exo_types::Action::Transfer {
+                    to: exo_types::PrivateKey::from_seed(99).public_key(),
+                    amount: exo_types::Amount(1),
+                },
+            }
+            .sign(&key);
+            let account = exo_ledger::Account {
+                balance: exo_types::Amount(1_000_000),
+                nonce: 0,
+            };
+            mempool.insert(tx, &account).expect("admitted");
+        }
+        Sources {
+            mempool,
+            evidence: EvidencePool::default(),
+        }
+    }
+
+    /// How long [`hold_back`] holds a proposal on a parent stamped `parent_ago` before the
+    /// view began, with `full` as a full block, under the deterministic runtime.
+    fn held(sources: Sources, parent_ago: Duration, full: (usize, usize)) -> Duration {
+        let pacing = Pacing {
+            empty_block: Duration::from_millis(1_000),
+            min_block: Duration::from_millis(200),
+        };
+        deterministic::Runner::default().start(|context| async move {
+            context.sleep(Duration::from_secs(10)).await;
+            let start = context.current();
+            let parent_ms = epoch_ms(start - parent_ago);
+            hold_back(&context, &sources, pacing, parent_ms, full).await;
+            context
+                .current()
+                .duration_since(start)
+                .expect("time runs forward")
+        })
+    }
+
+    #[test]
+    fn a_proposal_with_work_gathers_until_the_interval_unless_the_mempool_fills_a_block() {
+        let roomy = (MAX_BLOCK_TXS, MAX_BLOCK_BYTES);
+        assert_eq!(
+            held(sources_with(0), Duration::ZERO, roomy),
+            Duration::from_millis(1_000),
+            "an empty block waits its interval from the view's start"
+        );
+        assert_eq!(
+            held(sources_with(2), Duration::from_millis(50), roomy),
+            Duration::from_millis(150),
+            "two transactions wait for the interval from the parent's time"
+        );
+        assert_eq!(
+            held(
+                sources_with(3),
+                Duration::from_millis(50),
+                (3, MAX_BLOCK_BYTES)
+            ),
+            Duration::ZERO,
+            "a mempool that fills a block is proposed at once"
+        );
+    }
 
     #[test]
     fn the_skipped_leaders_are_the_committee_in_round_robin_from_epoch_plus_view() {

@@ -14,6 +14,7 @@
 //! - When the pool is full, a newcomer that pays more than the lowest fee held evicts it; one
 //!   that does not is refused, with the fee it would have to beat.
 
+use commonware_codec::EncodeSize as _;
 use exo_ledger::Account;
 use exo_types::{Action, Address, Amount, SignedTx, TxHash};
 use std::{
@@ -74,6 +75,8 @@ pub enum MempoolError {
 struct Entry {
     tx: SignedTx,
     hash: TxHash,
+    /// Its encoded size, which counts against a block's byte budget.
+    bytes: usize,
     /// Finalized height when it was admitted, or last found executable.
     stamp: u64,
 }
@@ -226,6 +229,23 @@ impl Mempool {
             .any(|queue| queue.executable().next().is_some())
     }
 
+    /// Whether the executable transactions fill a block: at least `max_txs` of them, or at
+    /// least `max_bytes` encoded. Stops counting as soon as they do, so a large pool costs no
+    /// more than a block's worth. Transactions of blocks proposed but not yet finalized are
+    /// still counted (they leave at finalization), so this can say full early, never late.
+    pub fn fills_block(&self, max_txs: usize, max_bytes: usize) -> bool {
+        let inner = self.lock();
+        let (mut txs, mut bytes) = (0usize, 0usize);
+        for entry in inner.by_sender.values().flat_map(Queue::executable) {
+            txs += 1;
+            bytes = bytes.saturating_add(entry.bytes);
+            if txs >= max_txs || bytes >= max_bytes {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Adds a transaction that passed the ledger's prechecks against `account`, the sender's
     /// finalized account as the caller read it. A transaction with the same sender and nonce
     /// is replaced only by a strictly higher fee.
@@ -311,7 +331,16 @@ impl Mempool {
                 balance: account.balance,
                 txs: BTreeMap::new(),
             });
-        queue.txs.insert(nonce, Entry { tx, hash, stamp });
+        let bytes = tx.encode_size();
+        queue.txs.insert(
+            nonce,
+            Entry {
+                tx,
+                hash,
+                bytes,
+                stamp,
+            },
+        );
         inner.by_hash.insert(hash, (sender, nonce));
         inner.by_fee.insert((fee, Reverse(nonce), hash));
         inner.by_stamp.insert((stamp, hash));
@@ -494,6 +523,24 @@ mod tests {
         // Sender 3's next nonce leads on fee; sender 1's nonce 1 waits for nonce 0.
         assert_eq!(order, vec![(5, 100), (0, 30), (0, 10), (1, 50)]);
         assert_eq!(pool.candidates(2).len(), 2);
+    }
+
+    #[test]
+    fn a_block_is_full_by_count_or_by_bytes_of_executable_transactions_only() {
+        let pool = Mempool::new(MempoolLimits::default());
+        let size = tx(1, 0, 10).encode_size();
+        pool.insert(tx(1, 0, 10), &at(0)).unwrap();
+        pool.insert(tx(2, 0, 10), &at(0)).unwrap();
+        // Gapped: waits for nonce 1, so it counts toward nothing.
+        pool.insert(tx(3, 2, 10), &at(0)).unwrap();
+        assert!(pool.fills_block(2, usize::MAX));
+        assert!(!pool.fills_block(3, usize::MAX), "the gapped one counted");
+        assert!(pool.fills_block(usize::MAX, 2 * size));
+        assert!(!pool.fills_block(usize::MAX, 2 * size + 1));
+        pool.insert(tx(3, 1, 10), &at(0)).unwrap();
+        pool.insert(tx(3, 0, 10), &at(0)).unwrap();
+        assert!(pool.fills_block(5, 5 * size), "the gap is filled");
+        assert!(!Mempool::new(MempoolLimits::default()).fills_block(1, 1));
     }
 
     #[test]

@@ -241,6 +241,10 @@ pub struct BenchTasksArgs {
     /// Slots of each worker's offer (units held from assignment to verdict).
     #[arg(long, value_name = "N", default_value_t = 1_024)]
     pub offer_slots: u32,
+    /// The validators' minimum block interval under load, in milliseconds (a node's
+    /// `min_block_ms`; 0 proposes as soon as there is work; at most 750).
+    #[arg(long, value_name = "MS", default_value_t = exo_node::config::DEFAULT_MIN_BLOCK_MS)]
+    pub min_block_ms: u64,
     /// The units' app: hello (writes an output file) or tiny (an empty module).
     #[arg(long, value_name = "APP", default_value = "hello", value_parser = ["hello", "tiny"])]
     pub app: String,

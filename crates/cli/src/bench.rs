@@ -176,6 +176,7 @@ pub fn tasks(args: &BenchTasksArgs) -> Result<Report, CliError> {
         latency_jobs: args.latency_jobs,
         run_slots: args.run_slots,
         offer_slots: args.offer_slots,
+        min_block_ms: args.min_block_ms,
         app,
         ..TasksBenchOptions::default()
     };
@@ -211,7 +212,8 @@ pub fn tasks_text(r: &TasksBenchReport) -> String {
         )
     };
     format!(
-        "tasks: {} validators, {} providers ({} run slots, {} offered slots each), app {}, \
+        "tasks: {} validators ({} ms minimum block interval), {} providers ({} run slots, \
+         {} offered slots each), app {}, \
          trust {} (one replica per unit; {} of {} units drew a hidden audit replica)\n\
          machine: {} cores, {}\n\
          throughput       {:>8.0} units/s  goal >= {GOAL_UNITS_PER_SEC:.0} ({:.2}x; one BOINC server: \
@@ -227,6 +229,7 @@ pub fn tasks_text(r: &TasksBenchReport) -> String {
          under load, medians:  {}\n\
          under load: overhead p50 {:.0} ms, dispatch p50 {:.0} ms ({:.0} blocks; units wait for free slots){}",
         r.validators,
+        r.min_block_ms,
         r.providers,
         r.run_slots,
         r.offer_slots,
@@ -391,6 +394,7 @@ mod tests {
             app: TaskApp::Tiny,
             run_slots: 2,
             offer_slots: 1_024,
+            min_block_ms: 200,
             scratch: "tmpfs".into(),
             cores: 2,
             cpu_model: "test cpu".into(),

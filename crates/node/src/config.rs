@@ -46,6 +46,11 @@ pub struct NodeConfig {
     /// block, so that an idle chain does not spin; must stay below the 1.5 s leader timeout.
     #[serde(default = "default_empty_block_ms")]
     pub empty_block_ms: u64,
+    /// The shortest time from its parent's time at which a leader with transactions proposes,
+    /// unless its mempool fills a block first: under load, fewer and fuller blocks. Zero
+    /// proposes as soon as there is work; at most 750 ms, half the leader timeout.
+    #[serde(default = "default_min_block_ms")]
+    pub min_block_ms: u64,
 }
 
 fn default_threads() -> usize {
@@ -54,6 +59,14 @@ fn default_threads() -> usize {
 
 fn default_empty_block_ms() -> u64 {
     1_000
+}
+
+/// The interval chosen by measuring `exo bench tasks` (docs/benchmarks.md, "A leader gathers
+/// for a minimum block interval").
+pub const DEFAULT_MIN_BLOCK_MS: u64 = 200;
+
+fn default_min_block_ms() -> u64 {
+    DEFAULT_MIN_BLOCK_MS
 }
 
 impl NodeConfig {

@@ -158,6 +158,7 @@ fn init_inner(options: &DevnetOptions, params: Option<&Params>) -> anyhow::Resul
                     .collect(),
                 worker_threads: 2,
                 empty_block_ms: 1_000,
+                min_block_ms: crate::config::DEFAULT_MIN_BLOCK_MS,
             };
             config.save(&config_path(i))?;
         }
@@ -300,6 +301,7 @@ pub fn join(options: &JoinOptions) -> anyhow::Result<JoinedNode> {
         blob_peers,
         worker_threads: first.worker_threads,
         empty_block_ms: first.empty_block_ms,
+        min_block_ms: first.min_block_ms,
     };
     let config_path = node.join("config.toml");
     let validator_api_url = config.blob_peers.first().cloned().unwrap_or_default();

@@ -139,6 +139,7 @@ where
                 mempool: Default::default(),
                 timeouts: Timeouts {
                     empty_block: Duration::from_millis(config.empty_block_ms),
+                    min_block: Duration::from_millis(config.min_block_ms),
                     ..Timeouts::default()
                 },
                 retained_blocks: 100_000,

@@ -130,6 +130,8 @@ pub struct Cluster {
     mempool: MempoolLimits,
     /// The faults each validator plays, by index; missing ones play none.
     faults: Vec<Faults>,
+    /// The validators' consensus timeouts and block pacing.
+    timeouts: Timeouts,
 }
 
 /// How a simulated cluster departs from the default: what [`Cluster::start_with`] takes.
@@ -154,6 +156,9 @@ pub struct Setup {
     pub equivocators: usize,
     /// Accounts funded at genesis besides the faucet.
     pub accounts: Vec<GenesisAccount>,
+    /// The minimum block interval a leader with work gathers for ([`Timeouts::min_block`]);
+    /// zero, the engine's default, proposes as soon as there is work.
+    pub min_block: Duration,
 }
 
 impl Cluster {
@@ -228,6 +233,10 @@ impl Cluster {
             restarts: 0,
             mempool: setup.mempool,
             faults: setup.faults,
+            timeouts: Timeouts {
+                min_block: setup.min_block,
+                ..Timeouts::default()
+            },
         };
         for a in 0..total {
             for b in 0..total {
@@ -288,7 +297,7 @@ impl Cluster {
             genesis: self.genesis.clone(),
             partition_prefix: format!("validator-{i}"),
             mempool: self.mempool,
-            timeouts: Timeouts::default(),
+            timeouts: self.timeouts,
             retained_blocks: 1_024,
             faults: self.faults.get(i).copied().unwrap_or_default(),
         };

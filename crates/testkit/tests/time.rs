@@ -1,16 +1,16 @@
 //! Block time under the deterministic runtime: validators refuse a block whose time runs ahead
-//! of their clocks or goes back, an idle chain makes blocks no faster than its interval, and
-//! deadlines fall due on an idle chain (audit H6).
+//! of their clocks or goes back, an idle chain makes blocks no faster than its interval, a busy
+//! one no faster than its minimum interval, and deadlines fall due on an idle chain (audit H6).
 
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
 use exo_chain::engine::{Faults, Timeouts};
 use exo_ledger::{
-    Params,
+    GenesisAccount, Params,
     modules::market::{MarketParams, queries, records::JobState},
 };
-use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, faucet_key, signed};
-use exo_types::{Action, Amount, JobSpec, exo_market::Requirements};
+use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, signed, transfer};
+use exo_types::{Action, Amount, JobSpec, address_to_hex, exo_market::Requirements};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -21,10 +21,17 @@ fn runner(seed: u64) -> deterministic::Runner {
     )
 }
 
-/// The leader and time of every finalized block from height 1 to validator 0's finalized
-/// height, checking on the way that block times strictly increase and none is ahead of the
-/// simulated clock.
-async fn finalized_blocks(cluster: &Cluster) -> Vec<(exo_types::Address, u64)> {
+/// What the tests read of a finalized block.
+struct Finalized {
+    leader: exo_types::Address,
+    time_ms: u64,
+    txs: usize,
+}
+
+/// Every finalized block from height 1 to validator 0's finalized height (index `h - 1` holds
+/// height `h`), checking on the way that block times strictly increase and none is ahead of
+/// the simulated clock.
+async fn finalized_blocks(cluster: &Cluster) -> Vec<Finalized> {
     let now_ms = cluster
         .now()
         .duration_since(UNIX_EPOCH)
@@ -50,7 +57,11 @@ async fn finalized_blocks(cluster: &Cluster) -> Vec<(exo_types::Address, u64)> {
             "block {height} is in the future"
         );
         parent_ms = block.timestamp_ms;
-        blocks.push((block.context.leader.clone(), block.timestamp_ms));
+        blocks.push(Finalized {
+            leader: block.context.leader.clone(),
+            time_ms: block.timestamp_ms,
+            txs: block.txs.len(),
+        });
     }
     blocks
 }
@@ -73,10 +84,7 @@ fn a_faulty_proposer_never_gets_a_block_finalized(seed: u64, faults: Faults) {
         let faulty = cluster.public_key(3);
         cluster.sleep(Duration::from_secs(30)).await;
         let blocks = finalized_blocks(&cluster).await;
-        let theirs = blocks
-            .iter()
-            .filter(|(leader, _)| *leader == faulty)
-            .count();
+        let theirs = blocks.iter().filter(|block| block.leader == faulty).count();
         assert_eq!(theirs, 0, "a block of the faulty proposer was finalized");
         // Three honest leaders of four, each view idle for a second, the faulty leader's view
         // timing out: the chain goes on.
@@ -121,7 +129,10 @@ fn an_idle_chain_makes_no_more_blocks_than_its_minimum_interval_allows() {
         cluster.sleep(Duration::from_secs(30)).await;
         let blocks = finalized_blocks(&cluster).await;
         let interval_ms = Timeouts::default().empty_block.as_millis() as u64;
-        let gaps: Vec<u64> = blocks.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        let gaps: Vec<u64> = blocks
+            .windows(2)
+            .map(|w| w[1].time_ms - w[0].time_ms)
+            .collect();
         let shortest = gaps.iter().copied().min().expect("blocks");
         println!(
             "{} blocks in 30 s of an idle chain; shortest gap {shortest} ms",
@@ -133,6 +144,67 @@ fn an_idle_chain_makes_no_more_blocks_than_its_minimum_interval_allows() {
         );
         // Height 1 came before the 30 s began.
         assert!(blocks.len() <= 32, "{} blocks in 30 s", blocks.len());
+    });
+}
+
+/// A busy chain gathers: under a steady stream of transfers (one every 25 ms for 10 s) each
+/// block follows its parent by at least the minimum interval, so that blocks are few and each
+/// carries the transactions of its whole interval, and every transfer is still included.
+#[test]
+fn under_a_steady_stream_blocks_are_at_least_the_minimum_interval_apart() {
+    runner(25).start(|context| async move {
+        const MIN_BLOCK_MS: u64 = 300;
+        const TRANSFERS: usize = 400;
+        const EVERY_MS: u64 = 25;
+        let senders: Vec<_> = (0..8).map(account_key).collect();
+        let setup = Setup {
+            accounts: senders
+                .iter()
+                .map(|key| GenesisAccount {
+                    address: address_to_hex(&key.public_key()),
+                    balance: Amount::from_exo(1_000),
+                })
+                .collect(),
+            min_block: Duration::from_millis(MIN_BLOCK_MS),
+            ..Setup::default()
+        };
+        let cluster = Cluster::start_with(context, 4, setup).await;
+        let before = cluster.status(0).finalized_height;
+        let to = faucet_key().public_key();
+        let mut nonces = vec![0; senders.len()];
+        for i in 0..TRANSFERS {
+            let sender = i % senders.len();
+            let tx = transfer(&senders[sender], nonces[sender], &to, Amount(1));
+            cluster.validator(0).admit(tx).await.expect("admitted");
+            nonces[sender] += 1;
+            cluster.sleep(Duration::from_millis(EVERY_MS)).await;
+        }
+        cluster.sleep(Duration::from_secs(3)).await;
+        let blocks = finalized_blocks(&cluster).await;
+        // Index `h - 1` holds height `h`: from the block before the stream's first on.
+        let stream = &blocks[before as usize - 1..];
+        for pair in stream.windows(2) {
+            let gap = pair[1].time_ms - pair[0].time_ms;
+            assert!(
+                gap >= MIN_BLOCK_MS,
+                "a block follows its parent by {gap} ms"
+            );
+        }
+        let included: usize = stream[1..].iter().map(|block| block.txs).sum();
+        let busy = stream[1..].iter().filter(|block| block.txs > 0).count();
+        println!(
+            "{included} transfers in {busy} blocks with transactions of {} blocks",
+            stream.len() - 1
+        );
+        assert_eq!(included, TRANSFERS, "every transfer was finalized");
+        // 10 s of stream make at most 10 s / 300 ms blocks with transactions (and one more for
+        // the stream's tail): each carries about 12 transfers, not the one or two of a leader
+        // that proposes as soon as it has work.
+        let stream_ms = TRANSFERS as u64 * EVERY_MS;
+        assert!(
+            busy as u64 <= stream_ms / MIN_BLOCK_MS + 2,
+            "{busy} blocks carried the stream"
+        );
     });
 }
 
