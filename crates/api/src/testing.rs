@@ -12,7 +12,8 @@ use commonware_cryptography::Signer as _;
 use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
 use exo_chain::{
-    Block, FinalizedBlock, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Mempool, MempoolError, MempoolLimits,
+    Block, FinalizedBlock, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_BLOCK_WORK, Mempool, MempoolError,
+    MempoolLimits,
 };
 use exo_ledger::{
     BlockEnv, BlockInput, BlockRun, Fault, Genesis, GenesisAccount, Key, MemoryBacking, Params,
@@ -182,6 +183,7 @@ impl MemoryNode {
             policy: Policy::Build {
                 max_txs: MAX_BLOCK_TXS,
                 max_bytes: MAX_BLOCK_BYTES,
+                max_work: MAX_BLOCK_WORK,
             },
         };
         let outcome = BlockRun::new(&genesis, input).run_with(&chain.store)?;

@@ -316,6 +316,18 @@ pub struct SimReport {
     pub farm_units: u64,
     /// Balance change of the operator's farming requester (fees and royalties it paid).
     pub farm_earned: i128,
+    /// What each block cost the ledger to execute, in order.
+    pub block_costs: Vec<BlockCost>,
+}
+
+/// One block's execution by the in-memory ledger: wall-clock time (signatures are not
+/// verified, the simulation made them), its transactions, and the store rounds the block
+/// runner needed (each a trip to the store and a re-run of the piece of work that lacked keys).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockCost {
+    pub txs: usize,
+    pub micros: u64,
+    pub store_rounds: u32,
 }
 
 impl SimReport {
@@ -516,6 +528,7 @@ struct Chain {
     chain: MemoryChain,
     proposer: Address,
     rejected: u64,
+    costs: Vec<BlockCost>,
 }
 
 impl Chain {
@@ -538,6 +551,7 @@ impl Chain {
 
     fn block(&mut self, txs: &[SignedTx], seed: Hash32) {
         let height = self.chain.height + 1;
+        let started = std::time::Instant::now();
         let outcome = self
             .chain
             .run(BlockInput {
@@ -555,6 +569,11 @@ impl Chain {
                 policy: Policy::Verify,
             })
             .unwrap_or_else(|fault| panic!("the ledger stopped: {fault}"));
+        self.costs.push(BlockCost {
+            txs: txs.len(),
+            micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            store_rounds: outcome.store_rounds,
+        });
         self.rejected += outcome
             .receipts
             .iter()
@@ -690,6 +709,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         chain: MemoryChain::new(genesis),
         proposer: proposer.public_key(),
         rejected: 0,
+        costs: Vec::new(),
     };
     let block_seed = |height: u64| {
         let mut h = blake3::Hasher::new();
@@ -1157,6 +1177,7 @@ fn report(
     let mut r = SimReport {
         blocks: chain.height(),
         rejected_txs: chain.rejected,
+        block_costs: chain.costs.clone(),
         genesis_supply,
         ..SimReport::default()
     };

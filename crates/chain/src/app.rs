@@ -2,8 +2,8 @@
 
 use crate::{
     block::{
-        Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, check_time,
-        proposal_time,
+        Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, MAX_BLOCK_WORK,
+        block_work, check_time, proposal_time,
     },
     engine::Faults,
     epochs::consensus_keys,
@@ -439,6 +439,7 @@ impl App {
                 Policy::Build {
                     max_txs: MAX_BLOCK_TXS,
                     max_bytes: MAX_BLOCK_BYTES,
+                    max_work: MAX_BLOCK_WORK,
                 },
             ),
             None => (
@@ -593,7 +594,10 @@ where
             );
             return None;
         }
-        if block.txs.len() > MAX_BLOCK_TXS || block.evidence.len() > MAX_BLOCK_EVIDENCE {
+        if block.txs.len() > MAX_BLOCK_TXS
+            || block.evidence.len() > MAX_BLOCK_EVIDENCE
+            || block_work(&block.txs) > MAX_BLOCK_WORK
+        {
             return None;
         }
         // A finalized block was accepted by a quorum when it was a candidate: its time is

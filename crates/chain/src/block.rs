@@ -27,6 +27,19 @@ pub const MAX_BLOCK_TXS: usize = 10_000;
 pub const MAX_BLOCK_EVIDENCE: usize = 16;
 /// Largest encoded block, in bytes. Proposers stop adding transactions before it.
 pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+/// Most work in one block ([`exo_ledger::tx_work`]: one per transaction, plus one per result
+/// committed or revealed). Proposers stop adding transactions before it and validators refuse
+/// a block over it. Executing a block costs about its work: the proof-of-task simulation
+/// measured about 60 us per result in the in-memory ledger (`block_cost` example,
+/// docs/security.md, "Blocks that take longer than the leader's timeout (M1)"), so 4,096 is a
+/// quarter of a second there, within the one-second leader timeout with room for storage and
+/// signatures, and still some 20,000 results a second at the minimum block interval.
+pub const MAX_BLOCK_WORK: usize = 4_096;
+
+/// The work of `txs` ([`exo_ledger::tx_work`] summed).
+pub fn block_work(txs: &[SignedTx]) -> usize {
+    txs.iter().map(exo_ledger::tx_work).sum()
+}
 
 /// How far ahead of a validator's clock a block's time may be. Validators' clocks are kept by
 /// NTP to well under a second; two seconds absorbs that drift and a slow network, and is small

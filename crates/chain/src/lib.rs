@@ -13,7 +13,9 @@
 pub mod block;
 pub mod evidence;
 
-pub use block::{Block, BlockContext, BlockDigest, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
+pub use block::{
+    Block, BlockContext, BlockDigest, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_BLOCK_WORK, block_work,
+};
 pub use evidence::EvidenceProof;
 pub mod admission;
 pub mod app;

@@ -28,7 +28,7 @@ pub mod state;
 
 pub use exec::{
     BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MAX_SKIPPED_LEADERS,
-    MemoryChain, Policy, Receipt, Rejection, Signatures, Step, TxStatus,
+    MemoryChain, Policy, Receipt, Rejection, Signatures, Step, TxStatus, tx_work,
 };
 pub use genesis::{Genesis, GenesisAccount, GenesisError, Params, base_units};
 pub use modules::bank::Account;

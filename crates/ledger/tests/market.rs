@@ -3283,3 +3283,75 @@ fn confirmed_work_earns_the_providers_share_of_the_epochs_rewards_by_units() {
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);
 }
+
+/// Audit M1: a block's transaction count and bytes did not bound its execution time. The
+/// proof-of-task simulation at 1,024 providers built blocks of about 2,000 batches of 64
+/// results, each taking 7.7 s in the in-memory ledger (`block_cost` example), past the
+/// leader's one-second timeout. A block being built now stops at its work bound, one per
+/// transaction plus one per result.
+#[test]
+fn a_block_being_built_stops_at_its_work_bound_counting_each_result() {
+    let mut m = Market::new(veterans());
+    m.setup(&PROVIDERS);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(6, 1))));
+    m.ok(vec![tx]);
+    // The provider holding the most units commits them all in one batch.
+    let holder = PROVIDERS
+        .into_iter()
+        .max_by_key(|p| (0..6).filter(|u| m.holders(0, *u).contains(p)).count())
+        .expect("a provider");
+    let entries: Vec<ResultCommit> = (0..6)
+        .filter(|u| m.holders(0, *u).contains(&holder))
+        .map(|u| m.commit_entry(holder, truth(0, u), 0, u))
+        .collect();
+    assert!(entries.len() >= 2, "{entries:?}");
+    let batch = m.tx(holder, Action::CommitResults(entries.clone()));
+    assert_eq!(exo_ledger::tx_work(&batch), 1 + entries.len());
+    let transfers: Vec<SignedTx> = (0..3)
+        .map(|_| {
+            m.tx(
+                REQUESTER,
+                Action::Transfer {
+                    to: addr(DEVELOPER),
+                    amount: Amount(1),
+                },
+            )
+        })
+        .collect();
+    let txs: Vec<SignedTx> = std::iter::once(batch.clone())
+        .chain(transfers.iter().cloned())
+        .collect();
+    // Room for the batch and one transfer.
+    let max_work = exo_ledger::tx_work(&batch) + 1;
+    let height = m.chain.height + 1;
+    let outcome = m
+        .chain
+        .run(BlockInput {
+            env: BlockEnv {
+                height,
+                time_ms: m.chain.next_time_ms(),
+                proposer: addr(PROPOSER),
+                skipped_leaders: Vec::new(),
+                seed: MemoryChain::seed(height),
+            },
+            evidence: Vec::new(),
+            txs,
+            signatures: Signatures::Verify,
+            policy: Policy::Build {
+                max_txs: 100,
+                max_bytes: 1 << 20,
+                max_work,
+            },
+        })
+        .expect("a block");
+    assert_eq!(outcome.included, vec![batch, transfers[0].clone()]);
+    let committed = (0..6)
+        .filter(|u| {
+            m.unit(0, *u)
+                .replicas
+                .iter()
+                .any(|r| r.status == ReplicaStatus::Committed)
+        })
+        .count();
+    assert_eq!(committed, entries.len());
+}

@@ -19,7 +19,7 @@ use crate::{
 };
 use bytes::Bytes;
 use commonware_codec::{EncodeSize, Error, ReadExt, Write};
-use exo_types::{Address, SignedTx, TxHash};
+use exo_types::{Action, Address, SignedTx, TxHash};
 use std::collections::BTreeMap;
 
 /// What the chain tells the ledger about the block being executed.
@@ -103,8 +103,25 @@ pub enum Policy {
     Verify,
     /// Building a block: a transaction that would be rejected before paying is left out (and
     /// reported as evicted when it can never execute), and the block stops at the first
-    /// transaction past either bound.
-    Build { max_txs: usize, max_bytes: usize },
+    /// transaction past any bound: its transactions, its bytes, its work ([`tx_work`]).
+    Build {
+        max_txs: usize,
+        max_bytes: usize,
+        max_work: usize,
+    },
+}
+
+/// What a transaction costs a block to execute, in units of one result: one for the
+/// transaction, plus one per commitment or reveal it carries. Executing a block costs about
+/// its work (the per-result work of the market does not grow with the job or the provider),
+/// so a bound on a block's work bounds its time, which its transaction count and bytes do not:
+/// a block of 4 MiB may hold two thousand batches of 64 results (audit M1).
+pub fn tx_work(tx: &SignedTx) -> usize {
+    1 + match &tx.tx.action {
+        Action::CommitResults(commits) => commits.len(),
+        Action::RevealResults(reveals) => reveals.len(),
+        _ => 0,
+    }
 }
 
 /// A block's content for the runner.
@@ -175,6 +192,7 @@ pub struct BlockRun<'g> {
     unpaid: Vec<u32>,
     new_evidence: Vec<bool>,
     block_bytes: usize,
+    block_work: usize,
     store_rounds: u32,
 }
 
@@ -193,6 +211,7 @@ impl<'g> BlockRun<'g> {
             unpaid: Vec::new(),
             new_evidence: Vec::new(),
             block_bytes: 0,
+            block_work: 0,
             store_rounds: 0,
         }
     }
@@ -348,10 +367,18 @@ impl<'g> BlockRun<'g> {
     fn block_is_full(&self, i: usize) -> bool {
         match self.input.policy {
             Policy::Verify => false,
-            Policy::Build { max_txs, max_bytes } => {
+            Policy::Build {
+                max_txs,
+                max_bytes,
+                max_work,
+            } => {
                 let max_txs = max_txs.min(self.params.max_block_txs as usize);
-                let size = self.input.txs.get(i).map_or(0, EncodeSize::encode_size);
-                self.included.len() >= max_txs || self.block_bytes + size > max_bytes
+                let tx = self.input.txs.get(i);
+                let size = tx.map_or(0, EncodeSize::encode_size);
+                let work = tx.map_or(0, tx_work);
+                self.included.len() >= max_txs
+                    || self.block_bytes + size > max_bytes
+                    || self.block_work + work > max_work
             }
         }
     }
@@ -395,6 +422,7 @@ impl<'g> BlockRun<'g> {
             self.meta.tx_count = self.meta.tx_count.saturating_add(1);
         }
         self.block_bytes += size;
+        self.block_work += tx_work(tx);
         self.included.push(i);
         self.receipts.push(receipt);
         Ok(())
