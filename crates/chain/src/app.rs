@@ -2,8 +2,8 @@
 
 use crate::{
     block::{
-        Block, BlockContext, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, MAX_BLOCK_WORK,
-        block_work, check_time, proposal_time,
+        Block, BlockBounds, BlockContext, MAX_BLOCK, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE,
+        MAX_BLOCK_TXS, MAX_BLOCK_WORK, block_work, check_time, proposal_time,
     },
     engine::Faults,
     epochs::consensus_keys,
@@ -169,13 +169,13 @@ impl Pacing {
 /// nothing to include, the empty block waits until its interval has passed since the view
 /// began, or until work arrives. A busy one gathers: with work, the block waits until the
 /// minimum interval has passed since the parent's time (`parent_ms`), or until the mempool's
-/// executable transactions fill `full` (a block's most transactions and bytes).
+/// executable transactions fill `full` (a block's most transactions, bytes and work).
 async fn hold_back(
     clock: &impl Clock,
     sources: &Sources,
     pacing: Pacing,
     parent_ms: u64,
-    full: (usize, usize),
+    full: BlockBounds,
 ) {
     let view_start = clock.current();
     let parent = UNIX_EPOCH
@@ -187,7 +187,7 @@ async fn hold_back(
             .deadline(view_start, parent, has_work)
             .duration_since(clock.current())
             .unwrap_or_default();
-        if left.is_zero() || (has_work && sources.mempool.fills_block(full.0, full.1)) {
+        if left.is_zero() || (has_work && sources.mempool.fills_block(full)) {
             return;
         }
         clock.sleep(left.min(IDLE_POLL)).await;
@@ -523,14 +523,7 @@ where
         let height = parent.height().next();
         let sources = input.provider;
         let parent_ms = parent.inner().timestamp_ms;
-        hold_back(
-            &context,
-            &sources,
-            self.pacing,
-            parent_ms,
-            (MAX_BLOCK_TXS, MAX_BLOCK_BYTES),
-        )
-        .await;
+        hold_back(&context, &sources, self.pacing, parent_ms, MAX_BLOCK).await;
         // Left-out candidates do not count against the block's budget: the runner stops at
         // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
         // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
@@ -727,7 +720,7 @@ mod tests {
 
     /// How long [`hold_back`] holds a proposal on a parent stamped `parent_ago` before the
     /// view began, with `full` as a full block, under the deterministic runtime.
-    fn held(sources: Sources, parent_ago: Duration, full: (usize, usize)) -> Duration {
+    fn held(sources: Sources, parent_ago: Duration, full: BlockBounds) -> Duration {
         let pacing = Pacing {
             empty_block: Duration::from_millis(1_000),
             min_block: Duration::from_millis(200),
@@ -746,7 +739,7 @@ mod tests {
 
     #[test]
     fn a_proposal_with_work_gathers_until_the_interval_unless_the_mempool_fills_a_block() {
-        let roomy = (MAX_BLOCK_TXS, MAX_BLOCK_BYTES);
+        let roomy = MAX_BLOCK;
         assert_eq!(
             held(sources_with(0), Duration::ZERO, roomy),
             Duration::from_millis(1_000),
@@ -761,7 +754,10 @@ mod tests {
             held(
                 sources_with(3),
                 Duration::from_millis(50),
-                (3, MAX_BLOCK_BYTES)
+                BlockBounds {
+                    txs: 3,
+                    ..MAX_BLOCK
+                }
             ),
             Duration::ZERO,
             "a mempool that fills a block is proposed at once"

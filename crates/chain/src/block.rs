@@ -36,6 +36,21 @@ pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 /// signatures, and still some 20,000 results a second at the minimum block interval.
 pub const MAX_BLOCK_WORK: usize = 4_096;
 
+/// What fills a block: its most transactions, encoded bytes and work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockBounds {
+    pub txs: usize,
+    pub bytes: usize,
+    pub work: usize,
+}
+
+/// The bounds of every block.
+pub const MAX_BLOCK: BlockBounds = BlockBounds {
+    txs: MAX_BLOCK_TXS,
+    bytes: MAX_BLOCK_BYTES,
+    work: MAX_BLOCK_WORK,
+};
+
 /// The work of `txs` ([`exo_ledger::tx_work`] summed).
 pub fn block_work(txs: &[SignedTx]) -> usize {
     txs.iter().map(exo_ledger::tx_work).sum()

@@ -14,6 +14,7 @@
 //! - When the pool is full, a newcomer that pays more than the lowest fee held evicts it; one
 //!   that does not is refused, with the fee it would have to beat.
 
+use crate::block::BlockBounds;
 use commonware_codec::EncodeSize as _;
 use exo_ledger::Account;
 use exo_types::{Action, Address, Amount, SignedTx, TxHash};
@@ -229,17 +230,18 @@ impl Mempool {
             .any(|queue| queue.executable().next().is_some())
     }
 
-    /// Whether the executable transactions fill a block: at least `max_txs` of them, or at
-    /// least `max_bytes` encoded. Stops counting as soon as they do, so a large pool costs no
-    /// more than a block's worth. Transactions of blocks proposed but not yet finalized are
+    /// Whether the executable transactions fill a block of `full`'s bounds: as many
+    /// transactions, bytes or work. Stops counting as soon as they do, so a large pool costs
+    /// no more than a block's worth. Transactions of blocks proposed but not yet finalized are
     /// still counted (they leave at finalization), so this can say full early, never late.
-    pub fn fills_block(&self, max_txs: usize, max_bytes: usize) -> bool {
+    pub fn fills_block(&self, full: BlockBounds) -> bool {
         let inner = self.lock();
-        let (mut txs, mut bytes) = (0usize, 0usize);
+        let (mut txs, mut bytes, mut work) = (0usize, 0usize, 0usize);
         for entry in inner.by_sender.values().flat_map(Queue::executable) {
             txs += 1;
             bytes = bytes.saturating_add(entry.bytes);
-            if txs >= max_txs || bytes >= max_bytes {
+            work = work.saturating_add(exo_ledger::tx_work(&entry.tx));
+            if txs >= full.txs || bytes >= full.bytes || work >= full.work {
                 return true;
             }
         }
@@ -533,14 +535,25 @@ mod tests {
         pool.insert(tx(2, 0, 10), &at(0)).unwrap();
         // Gapped: waits for nonce 1, so it counts toward nothing.
         pool.insert(tx(3, 2, 10), &at(0)).unwrap();
-        assert!(pool.fills_block(2, usize::MAX));
-        assert!(!pool.fills_block(3, usize::MAX), "the gapped one counted");
-        assert!(pool.fills_block(usize::MAX, 2 * size));
-        assert!(!pool.fills_block(usize::MAX, 2 * size + 1));
+        let bounds = |txs, bytes, work| BlockBounds { txs, bytes, work };
+        let any = usize::MAX;
+        assert!(pool.fills_block(bounds(2, any, any)));
+        assert!(
+            !pool.fills_block(bounds(3, any, any)),
+            "the gapped one counted"
+        );
+        assert!(pool.fills_block(bounds(any, 2 * size, any)));
+        assert!(!pool.fills_block(bounds(any, 2 * size + 1, any)));
+        // A transfer is one unit of work.
+        assert!(pool.fills_block(bounds(any, any, 2)));
+        assert!(!pool.fills_block(bounds(any, any, 3)));
         pool.insert(tx(3, 1, 10), &at(0)).unwrap();
         pool.insert(tx(3, 0, 10), &at(0)).unwrap();
-        assert!(pool.fills_block(5, 5 * size), "the gap is filled");
-        assert!(!Mempool::new(MempoolLimits::default()).fills_block(1, 1));
+        assert!(
+            pool.fills_block(bounds(5, 5 * size, 5)),
+            "the gap is filled"
+        );
+        assert!(!Mempool::new(MempoolLimits::default()).fills_block(bounds(1, 1, 1)));
     }
 
     #[test]
