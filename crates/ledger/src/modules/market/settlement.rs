@@ -301,7 +301,6 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// Burns part of a provider's bond and lowers its reputation. Burnt tokens leave the supply.
     /// Punishes `provider` for a wrong result (or one it committed and withheld): the wrong
     /// result's share of its bond and reputation, and its record of confirmed results, so that
     /// trusted weight needs `trusted_min_valid` new confirmations whatever reputation is left
@@ -321,6 +320,7 @@ impl Market<'_> {
         Ok(())
     }
 
+    /// Burns part of a provider's bond and lowers its reputation. Burnt tokens leave the supply.
     pub(super) fn punish(
         &mut self,
         cache: &mut StateCache,
