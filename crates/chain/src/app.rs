@@ -439,7 +439,11 @@ impl App {
                 Policy::Build {
                     max_txs: MAX_BLOCK_TXS,
                     max_bytes: MAX_BLOCK_BYTES,
-                    max_work: MAX_BLOCK_WORK,
+                    max_work: if self.faults.ignore_block_work {
+                        usize::MAX
+                    } else {
+                        MAX_BLOCK_WORK
+                    },
                 },
             ),
             None => (

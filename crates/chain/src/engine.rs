@@ -138,6 +138,9 @@ pub struct Faults {
     /// milliseconds before its parent, as a byzantine proposer could: a validator that
     /// executed it without checking its time first would stop on the ledger's fault.
     pub stamp_before_parent_ms: Option<u64>,
+    /// When set, proposals ignore the block's work bound ([`crate::MAX_BLOCK_WORK`]), as a
+    /// byzantine proposer could: validators refuse such a block before executing it.
+    pub ignore_block_work: bool,
 }
 
 /// Everything one validator needs to start.

@@ -4,10 +4,12 @@
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
-use exo_chain::{MempoolError, MempoolLimits, admission::Refusal};
-use exo_ledger::exec::Precheck;
-use exo_testkit::{Cluster, account_key, faucet_key, transfer, transfer_with_fee};
-use exo_types::{Amount, SignedTx};
+use exo_chain::{
+    MAX_BLOCK_WORK, MempoolError, MempoolLimits, admission::Refusal, block_work, engine::Faults,
+};
+use exo_ledger::{GenesisAccount, exec::Precheck};
+use exo_testkit::{Cluster, Setup, account_key, faucet_key, transfer, transfer_with_fee};
+use exo_types::{Amount, SignedTx, address_to_hex};
 use std::time::Duration;
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -228,5 +230,74 @@ fn an_idle_chain_does_not_spin_and_work_is_proposed_at_once() {
             wait_for_balance(&cluster, &bob, Amount::from_exo(1), Duration::from_secs(5)).await;
         println!("a transfer on an idle chain finalized {latency:?} after submission");
         assert!(latency < Duration::from_millis(700), "{latency:?}");
+    });
+}
+
+/// Audit M1: a block's transaction count and bytes did not bound the time it takes to execute,
+/// and a block over the leader's timeout halts the chain at its height. Blocks now carry at
+/// most `MAX_BLOCK_WORK` of work (a transfer is one). A byzantine proposer that ignores the
+/// bound, facing a backlog of six blocks' worth (admitted at once, so that its turn comes while
+/// more than a block's work waits), proposes 5,000 transfers; the honest validators refuse its
+/// block before executing it (without that check, it was finalized), and the backlog goes
+/// through in blocks within the bound.
+#[test]
+fn a_block_over_the_work_bound_is_refused_and_the_backlog_goes_through_within_it() {
+    runner(7).start(|context| async move {
+        const NONCES: u64 = 16;
+        let senders: Vec<_> = (0..1_600).map(|i| account_key(1_000 + i)).collect();
+        let mut faults = vec![Faults::default(); 4];
+        faults[3].ignore_block_work = true;
+        let setup = Setup {
+            accounts: senders
+                .iter()
+                .map(|key| GenesisAccount {
+                    address: address_to_hex(&key.public_key()),
+                    balance: Amount::from_exo(10),
+                })
+                .collect(),
+            faults,
+            ..Setup::default()
+        };
+        let cluster = Cluster::start_with(context, 4, setup).await;
+        let before = cluster.status(0).finalized_height;
+        let to = faucet_key().public_key();
+        let total = senders.len() as u64 * NONCES;
+        assert!(
+            total as usize > 3 * MAX_BLOCK_WORK,
+            "a backlog for every leader"
+        );
+        for nonce in 0..NONCES {
+            for sender in &senders {
+                let tx = transfer(sender, nonce, &to, Amount(1));
+                cluster.validator(0).admit(tx).await.expect("admitted");
+            }
+        }
+        let mut included = 0u64;
+        let mut height = before;
+        let start = cluster.now();
+        while included < total {
+            assert!(
+                cluster.now().duration_since(start).unwrap_or_default() < Duration::from_secs(300),
+                "{included} of {total} transfers finalized"
+            );
+            let top = cluster.status(0).finalized_height;
+            while height < top {
+                height += 1;
+                let block = cluster
+                    .validator(0)
+                    .blocks
+                    .by_height(height)
+                    .await
+                    .expect("a finalized block");
+                let work = block_work(&block.txs);
+                assert!(
+                    work <= MAX_BLOCK_WORK,
+                    "block {height} carries {work} of work, over the bound"
+                );
+                included += block.txs.len() as u64;
+            }
+            cluster.sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(included, total);
     });
 }
