@@ -396,7 +396,7 @@ fn rewrite_body(
 /// `maxsd` (and `select(a < b, a, b)` into `minsd`) but every other float `select` into a
 /// conditional branch around a move. Compilers emit `x > y ? x : y` for `max`-like code (LLVM
 /// puts a constant operand on the right of a comparison), and in a float kernel such a branch
-/// is taken at random: a path tracer's ray-box test pays a misprediction for each.
+/// can go either way at random: a path tracer's ray-box test has three of them.
 fn flipped_comparisons(ops: &[(Operator<'_>, usize)], fixes: &[Option<Fix>]) -> Vec<bool> {
     let pushes_one = |op: &Operator<'_>| {
         matches!(
