@@ -447,108 +447,152 @@ pub fn fill_name(f: Fill) -> &'static str {
 
 /// The signal (long or flat) at each day's close, from that close and earlier data only.
 pub fn signals(bars: &[Bar], strategy: Strategy) -> Vec<bool> {
-    let n = bars.len();
-    let mut out = vec![false; n];
+    let mut out = vec![false; bars.len()];
     match strategy {
         Strategy::Hold => out.iter_mut().for_each(|s| *s = true),
         Strategy::Sma { fast, slow } => {
-            let mut prefix = Vec::with_capacity(n + 1);
-            prefix.push(0.0f64);
-            for b in bars {
-                let last = prefix.last().copied().unwrap_or(0.0);
-                prefix.push(last + b.close);
-            }
-            let (f, s) = (fast as usize, slow as usize);
-            let sma = |t: usize, w: usize| (prefix[t + 1] - prefix[t + 1 - w]) / w as f64;
-            for (t, sig) in out.iter_mut().enumerate() {
-                *sig = t + 1 >= s.max(f) && sma(t, f) > sma(t, s);
-            }
+            // Prefix sums of closes, in order, so each average is two loads and a division;
+            // collected, so that the loop has no capacity check.
+            let mut sum = 0.0f64;
+            let prefix: Vec<f64> = std::iter::once(0.0)
+                .chain(bars.iter().map(|b| {
+                    sum += b.close;
+                    sum
+                }))
+                .collect();
+            sma_signals(&prefix, fast as usize, slow as usize, &mut out);
         }
         Strategy::Rsi {
             period,
             lower,
             upper,
-        } => {
-            let p = period as usize;
-            let (mut gain, mut loss) = (0.0f64, 0.0f64);
-            let mut long = false;
-            for t in 1..n {
-                let change = bars[t].close - bars[t - 1].close;
-                let (g, l) = (change.max(0.0), (-change).max(0.0));
-                if t <= p {
-                    gain += g / p as f64;
-                    loss += l / p as f64;
-                } else {
-                    gain = (gain * (p - 1) as f64 + g) / p as f64;
-                    loss = (loss * (p - 1) as f64 + l) / p as f64;
-                }
-                if t >= p {
-                    let rsi = if loss == 0.0 {
-                        100.0
-                    } else {
-                        100.0 - 100.0 / (1.0 + gain / loss)
-                    };
-                    if !long && rsi < f64::from(lower) {
-                        long = true;
-                    } else if long && rsi > f64::from(upper) {
-                        long = false;
-                    }
-                }
-                out[t] = long;
-            }
-        }
+        } => rsi_signals(bars, period as usize, lower, upper, &mut out),
         Strategy::Breakout { entry, exit } => {
-            let (e, x) = (entry as usize, exit as usize);
-            // Monotone queues of the previous `e` highs and `x` lows.
-            let mut highs: VecDeque<usize> = VecDeque::new();
-            let mut lows: VecDeque<usize> = VecDeque::new();
-            let mut long = false;
-            for t in 0..n {
-                while highs.front().is_some_and(|&i| i + e < t) {
-                    highs.pop_front();
-                }
-                while lows.front().is_some_and(|&i| i + x < t) {
-                    lows.pop_front();
-                }
-                if t >= e.max(x) {
-                    let (Some(&hi), Some(&lo)) = (highs.front(), lows.front()) else {
-                        continue;
-                    };
-                    if !long && bars[t].close > bars[hi].high {
-                        long = true;
-                    } else if long && bars[t].close < bars[lo].low {
-                        long = false;
-                    }
-                }
-                out[t] = long;
-                while highs.back().is_some_and(|&i| bars[i].high <= bars[t].high) {
-                    highs.pop_back();
-                }
-                highs.push_back(t);
-                while lows.back().is_some_and(|&i| bars[i].low >= bars[t].low) {
-                    lows.pop_back();
-                }
-                lows.push_back(t);
-            }
+            breakout_signals(bars, entry as usize, exit as usize, &mut out)
         }
     }
     out
+}
+
+/// Long while the fast simple average of closes is above the slow one; `prefix[t]` is the sum
+/// of the first `t` closes.
+fn sma_signals(prefix: &[f64], f: usize, s: usize, out: &mut [bool]) {
+    let sma = |t: usize, w: usize| (prefix[t + 1] - prefix[t + 1 - w]) / w as f64;
+    for (t, sig) in out.iter_mut().enumerate() {
+        *sig = t + 1 >= s.max(f) && sma(t, f) > sma(t, s);
+    }
+}
+
+/// Wilder's RSI over `p` days: long from a close below `lower` until one above `upper`.
+fn rsi_signals(bars: &[Bar], p: usize, lower: u32, upper: u32, out: &mut [bool]) {
+    let (mut gain, mut loss) = (0.0f64, 0.0f64);
+    let mut long = false;
+    for t in 1..bars.len().min(out.len()) {
+        let change = bars[t].close - bars[t - 1].close;
+        // `change` is finite (prices are), so these equal `change.max(0.0)` and
+        // `(-change).max(0.0)` up to the sign of a zero, which the sums below erase.
+        let g = if change > 0.0 { change } else { 0.0 };
+        let l = if change < 0.0 { -change } else { 0.0 };
+        if t <= p {
+            gain += g / p as f64;
+            loss += l / p as f64;
+        } else {
+            gain = (gain * (p - 1) as f64 + g) / p as f64;
+            loss = (loss * (p - 1) as f64 + l) / p as f64;
+        }
+        if t >= p {
+            let rsi = if loss == 0.0 {
+                100.0
+            } else {
+                100.0 - 100.0 / (1.0 + gain / loss)
+            };
+            if !long && rsi < f64::from(lower) {
+                long = true;
+            } else if long && rsi > f64::from(upper) {
+                long = false;
+            }
+        }
+        out[t] = long;
+    }
+}
+
+/// Long from a close above the highest high of the previous `e` days until one below the
+/// lowest low of the previous `x` days.
+fn breakout_signals(bars: &[Bar], e: usize, x: usize, out: &mut [bool]) {
+    // Monotone queues of the previous `e` highs and `x` lows.
+    let mut highs: VecDeque<usize> = VecDeque::with_capacity(e + 1);
+    let mut lows: VecDeque<usize> = VecDeque::with_capacity(x + 1);
+    let mut long = false;
+    for t in 0..bars.len().min(out.len()) {
+        while highs.front().is_some_and(|&i| i + e < t) {
+            highs.pop_front();
+        }
+        while lows.front().is_some_and(|&i| i + x < t) {
+            lows.pop_front();
+        }
+        if t >= e.max(x) {
+            let (Some(&hi), Some(&lo)) = (highs.front(), lows.front()) else {
+                continue;
+            };
+            if !long && bars[t].close > bars[hi].high {
+                long = true;
+            } else if long && bars[t].close < bars[lo].low {
+                long = false;
+            }
+        }
+        out[t] = long;
+        while highs.back().is_some_and(|&i| bars[i].high <= bars[t].high) {
+            highs.pop_back();
+        }
+        highs.push_back(t);
+        while lows.back().is_some_and(|&i| bars[i].low >= bars[t].low) {
+            lows.pop_back();
+        }
+        lows.push_back(t);
+    }
 }
 
 /// The growth of equity on each return day `t = 1..n` (index `t - 1`) and whether the position
 /// changed that day. The position held over day `t` is the signal at `t - 1`'s close, filled at
 /// `t`'s open (next-open) or at `t - 1`'s close (same-close).
 pub fn daily_growth(bars: &[Bar], signals: &[bool], config: &Config) -> Vec<(f64, bool)> {
-    let charge = (config.cost_bps + config.slippage_bps) / 10_000.0;
-    let mut out = Vec::with_capacity(bars.len().saturating_sub(1));
-    let mut held = false;
-    for t in 1..bars.len().min(signals.len()) {
-        let now = signals[t - 1];
-        let traded = now != held;
-        let (prev, bar) = (&bars[t - 1], &bars[t]);
-        let mut g = match config.fill {
+    let mut position = Position::new(config);
+    // Day `t` needs the signal at `t - 1`, so the last signal is never used.
+    let used = &signals[..signals.len().saturating_sub(1)];
+    bars.windows(2)
+        .zip(used)
+        .map(|(pair, &now)| position.step(&pair[0], &pair[1], now))
+        .collect()
+}
+
+/// A position through the return days, one [`Position::step`] a day.
+struct Position {
+    held: bool,
+    fill: Fill,
+    /// Fraction of equity a change of position costs.
+    charge: f64,
+}
+
+impl Position {
+    fn new(config: &Config) -> Self {
+        Position {
+            held: false,
+            fill: config.fill,
+            charge: (config.cost_bps + config.slippage_bps) / 10_000.0,
+        }
+    }
+
+    /// Day `bar` after `prev`, with `now` the signal at `prev`'s close: the growth of equity
+    /// and whether the position changed.
+    fn step(&mut self, prev: &Bar, bar: &Bar, now: bool) -> (f64, bool) {
+        let traded = now != self.held;
+        let mut g = match self.fill {
             Fill::NextOpen => {
-                let night = if held { bar.open / prev.close } else { 1.0 };
+                let night = if self.held {
+                    bar.open / prev.close
+                } else {
+                    1.0
+                };
                 let day = if now { bar.close / bar.open } else { 1.0 };
                 night * day
             }
@@ -561,12 +605,11 @@ pub fn daily_growth(bars: &[Bar], signals: &[bool], config: &Config) -> Vec<(f64
             }
         };
         if traded {
-            g *= 1.0 - charge;
+            g *= 1.0 - self.charge;
         }
-        out.push((g, traded));
-        held = now;
+        self.held = now;
+        (g, traded)
     }
-    out
 }
 
 /// Additive statistics of a run of daily returns.
@@ -665,27 +708,66 @@ pub struct Row {
 
 /// Runs one parameter set over the bars.
 pub fn run_set(bars: &[Bar], strategy: Strategy, config: &Config) -> Result<Row, String> {
-    let days = daily_growth(bars, &signals(bars, strategy), config);
-    let ranges = blocks(days.len(), config.folds)?;
-    let mut stats = Vec::with_capacity(ranges.len());
-    let (mut equity, mut peak, mut dd) = (1.0f64, 1.0f64, 0.0f64);
+    let signals = signals(bars, strategy);
+    // The return days are those of [`daily_growth`], computed here in the same loop as their
+    // statistics: a loop less per day, and no vector of days in between.
+    let ranges = blocks(bars.len().saturating_sub(1), config.folds)?;
+    let mut position = Position::new(config);
+    let mut drawdown = Drawdown::default();
+    let mut blocks = Vec::with_capacity(ranges.len());
+    // A plain loop rather than a closure: state a closure borrows lives in memory, and in
+    // WebAssembly each store of a computed float to memory also pays the sandbox's NaN check.
     for (b, range) in ranges.iter().enumerate() {
         let mut s = Stats::default();
-        for &(g, traded) in &days[range.clone()] {
+        let days = bars[range.start..=range.end]
+            .windows(2)
+            .zip(&signals[range.clone()]);
+        for (pair, &now) in days {
+            let (g, traded) = position.step(&pair[0], &pair[1], now);
             s.push(g, traded);
             if b > 0 {
-                equity *= g;
-                peak = peak.max(equity);
-                dd = dd.max((peak - equity) / peak);
+                drawdown.push(g);
             }
         }
-        stats.push(s);
+        blocks.push(s);
     }
     Ok(Row {
         strategy,
-        blocks: stats,
-        oos_max_drawdown: dd,
+        blocks,
+        oos_max_drawdown: drawdown.max,
     })
+}
+
+/// The largest fall of equity from its peak, as a fraction of the peak.
+struct Drawdown {
+    equity: f64,
+    peak: f64,
+    max: f64,
+}
+
+impl Default for Drawdown {
+    fn default() -> Self {
+        Drawdown {
+            equity: 1.0,
+            peak: 1.0,
+            max: 0.0,
+        }
+    }
+}
+
+impl Drawdown {
+    fn push(&mut self, growth: f64) {
+        self.equity *= growth;
+        self.peak = larger(self.peak, self.equity);
+        self.max = larger(self.max, (self.peak - self.equity) / self.peak);
+    }
+}
+
+/// `acc.max(x)` for an `acc` that is never NaN (and `x` never a zero of the other sign), as a
+/// comparison. `f64::max` is IEEE `maxNum`, which WebAssembly has no instruction for: the
+/// compiler calls libm's `fmax` there, a call per day in [`run_set`]'s loop.
+fn larger(acc: f64, x: f64) -> f64 {
+    if x > acc { x } else { acc }
 }
 
 /// Runs the unit's slice of the grid.

@@ -1,5 +1,20 @@
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
+/// `a.min(b)` as a comparison, for an `a` that is never NaN: the same value for every `b` (a
+/// NaN `b` gives `a`), up to the sign of a zero when `a` and `b` are zeros of both signs.
+///
+/// `f64::min` and `f64::max` are IEEE `minNum` and `maxNum`, which WebAssembly has no
+/// instruction for: in the sandbox each is a call to libm's `fmin` or `fmax`, where a comparison
+/// is one `minsd` or `maxsd` there as natively.
+pub fn smaller(a: f64, b: f64) -> f64 {
+    if b < a { b } else { a }
+}
+
+/// `a.max(b)` as a comparison, for an `a` that is never NaN: see [`smaller`].
+pub fn larger(a: f64, b: f64) -> f64 {
+    if b > a { b } else { a }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Vec3 {
     pub x: f64,
@@ -34,11 +49,21 @@ impl Vec3 {
     pub fn mul_elem(self, o: Vec3) -> Vec3 {
         Vec3::new(self.x * o.x, self.y * o.y, self.z * o.z)
     }
+    /// Lane-wise [`smaller`]: for coordinates, which are never NaN.
     pub fn min(self, o: Vec3) -> Vec3 {
-        Vec3::new(self.x.min(o.x), self.y.min(o.y), self.z.min(o.z))
+        Vec3::new(
+            smaller(self.x, o.x),
+            smaller(self.y, o.y),
+            smaller(self.z, o.z),
+        )
     }
+    /// Lane-wise [`larger`]: for coordinates, which are never NaN.
     pub fn max(self, o: Vec3) -> Vec3 {
-        Vec3::new(self.x.max(o.x), self.y.max(o.y), self.z.max(o.z))
+        Vec3::new(
+            larger(self.x, o.x),
+            larger(self.y, o.y),
+            larger(self.z, o.z),
+        )
     }
     pub fn axis(self, a: usize) -> f64 {
         match a {

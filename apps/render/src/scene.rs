@@ -8,7 +8,7 @@
 
 use crate::bvh::{Bvh, Tri};
 use crate::canonical::{CameraKey, Light, Material, SceneDesc};
-use crate::math::{Ray, Vec3};
+use crate::math::{Ray, Vec3, larger, smaller};
 use exo_guest::Rng;
 
 const MAX_DEPTH: u32 = 8;
@@ -329,18 +329,18 @@ impl Cone {
         }
         Some(Cone {
             axis: to / d2.sqrt(),
-            cos_max: (1.0 - r2 / d2).max(0.0).sqrt(),
+            cos_max: larger(0.0, 1.0 - r2 / d2).sqrt(),
         })
     }
 
     /// Uniform density over the cone's solid angle.
     fn pdf(&self) -> f64 {
-        INV_PI / (2.0 * (1.0 - self.cos_max)).max(1e-300)
+        INV_PI / larger(1e-300, 2.0 * (1.0 - self.cos_max))
     }
 
     fn sample(&self, rng: &mut Rng) -> Vec3 {
         let cos = 1.0 - rng.next_f64() * (1.0 - self.cos_max);
-        let sin = (1.0 - cos * cos).max(0.0).sqrt();
+        let sin = larger(0.0, 1.0 - cos * cos).sqrt();
         let (c, s) = random_angle(rng);
         let (u, v) = basis(self.axis);
         (u * (c * sin) + v * (s * sin) + self.axis * cos).normalized()
@@ -395,7 +395,7 @@ fn cosine_direction(normal: Vec3, rng: &mut Rng) -> Vec3 {
 
 fn refract_or_reflect(ray: &Ray, hit: &Hit, ior: f64, rng: &mut Rng) -> Vec3 {
     let ratio = if hit.front { 1.0 / ior } else { ior };
-    let cos = (-ray.dir).dot(hit.normal).min(1.0);
+    let cos = smaller(1.0, (-ray.dir).dot(hit.normal));
     let sin2 = 1.0 - cos * cos;
     let d = if ratio * ratio * sin2 > 1.0 || schlick(cos, ratio) > rng.next_f64() {
         ray.dir.reflect(hit.normal)

@@ -62,10 +62,12 @@ fn corpus() -> Vec<Case> {
     use guests::{
         METADATA, MISSING_INPUT, NAN_KERNEL, SLOW_WRITES, module, nan_input, two_gib, wat,
     };
+    // The studio scene, compiled as a requester does; the app reads nothing else.
+    let studio = exo_apps::render::studio_scene().expect("the shipped studio scene compiles");
     let mut cases = vec![
         Case::new("render", exo_apps::RENDER_WASM.to_vec())
             .args(&["24", "16", "0", "0", "24", "16", "2", "0"])
-            .input("scene.obj", exo_apps::BUNNY_OBJ.as_bytes()),
+            .input(exo_apps::render::SCENE_INPUT, &studio.canonical),
         Case::new("backtest", exo_apps::BACKTEST_WASM.to_vec())
             .args(&[
                 "sma=5:20:5/30:60:10",

@@ -26,6 +26,10 @@
 //! - **Vectors** are kept exact throughout: every vector float operation that can make a NaN is
 //!   followed by a lane-wise canonicalisation (as Cranelift would), so no vector is ever tainted.
 //!
+//! - **Comparisons turned round.** `a b gt` feeding a `select` becomes `b a lt` when `a` and `b`
+//!   are plain reads: the same predicate, the same operators and fuel, and Cranelift compiles
+//!   the result to `maxsd`/`minsd` instead of a branch ([`flipped_comparisons`]).
+//!
 //! Canonicalising picks the positive quiet NaN with a zero payload, one of the results the
 //! specification allows for any arithmetic NaN, so the rewritten module still behaves as some
 //! conforming execution of the original, except that two sinks reached by `neg`/`abs` chains
@@ -39,8 +43,9 @@
 use wasm_encoder::{Encode, Ieee32, Ieee64, Instruction, RawSection};
 use wasmparser::{FunctionBody, Operator, Parser, Payload, TypeRef, ValType};
 
-/// Changes whenever the rewrite's output for some module changes (and with it, fuel).
-pub const REWRITE_VERSION: u32 = 1;
+/// Changes whenever the rewrite's output for some module changes (and with it, usually, fuel).
+/// Version 2 turns comparisons round for the code generator (fuel unchanged).
+pub const REWRITE_VERSION: u32 = 2;
 
 /// How the sandbox makes NaN bit patterns the same on every machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +324,8 @@ fn rewrite_body(
     let fixes: Vec<Option<Fix>> = (0..ops.len()).map(|i| taint.fix(i)).collect();
     let scratch = Scratch::allocate(&fixes, count);
 
+    let flips = flipped_comparisons(&ops, &fixes);
+
     let mut out = Vec::with_capacity(body.range().len() + 16 * fixes.iter().flatten().count());
     groups
         .checked_add(scratch.groups)
@@ -326,8 +333,26 @@ fn rewrite_body(
         .encode(&mut out);
     out.extend_from_slice(&wasm[groups_start..ops_start]);
     out.extend_from_slice(&scratch.declared);
-    for ((fix, (_, start)), end) in fixes.iter().zip(&ops).zip(&ends) {
-        let raw = &wasm[*start..*end];
+    let raw = |i: usize| &wasm[ops[i].1..ends[i]];
+    for (i, fix) in fixes.iter().enumerate() {
+        // A flipped comparison at `c` pushes its operands (instructions `c - 2` and `c - 1`)
+        // in the other order.
+        if flips.get(i + 2) == Some(&true) {
+            out.extend_from_slice(raw(i + 1));
+            continue;
+        }
+        if flips.get(i + 1) == Some(&true) {
+            out.extend_from_slice(raw(i - 1));
+            continue;
+        }
+        if flips[i] {
+            match ops[i].0 {
+                Operator::F32Gt => Instruction::F32Lt.encode(&mut out),
+                _ => Instruction::F64Lt.encode(&mut out),
+            }
+            continue;
+        }
+        let raw = raw(i);
         match *fix {
             None => out.extend_from_slice(raw),
             Some(Fix::Top(ty)) => {
@@ -358,6 +383,42 @@ fn rewrite_body(
         }
     }
     Ok(out)
+}
+
+/// Which instructions are a `gt` to rewrite as `lt` with its operands pushed the other way
+/// round: `a b gt` feeding a `select` straight away, where `a` and `b` are each pushed by one
+/// instruction that reads a local, a global or a constant.
+///
+/// `a > b` and `b < a` are the same predicate for every pair of floats, NaNs included (both
+/// false), and reading locals, globals and constants in either order gives the same values, so
+/// the rewritten function computes the same results with the same operators, hence the same
+/// fuel. What changes is the machine code: Cranelift turns `select(b < a, a, b)` into one
+/// `maxsd` (and `select(a < b, a, b)` into `minsd`) but every other float `select` into a
+/// conditional branch around a move. Compilers emit `x > y ? x : y` for `max`-like code (LLVM
+/// puts a constant operand on the right of a comparison), and in a float kernel such a branch
+/// can go either way at random: a path tracer's ray-box test has three of them.
+fn flipped_comparisons(ops: &[(Operator<'_>, usize)], fixes: &[Option<Fix>]) -> Vec<bool> {
+    let pushes_one = |op: &Operator<'_>| {
+        matches!(
+            op,
+            Operator::LocalGet { .. }
+                | Operator::GlobalGet { .. }
+                | Operator::F32Const { .. }
+                | Operator::F64Const { .. }
+        )
+    };
+    let mut flips = vec![false; ops.len()];
+    for c in 2..ops.len().saturating_sub(1) {
+        flips[c] = matches!(ops[c].0, Operator::F32Gt | Operator::F64Gt)
+            && matches!(
+                ops[c + 1].0,
+                Operator::Select | Operator::TypedSelect { .. }
+            )
+            && pushes_one(&ops[c - 2].0)
+            && pushes_one(&ops[c - 1].0)
+            && fixes[c - 2..=c].iter().all(Option::is_none);
+    }
+    flips
 }
 
 /// `x` on the stack becomes `x == x ? x : canonical NaN` (6 instructions).

@@ -250,3 +250,142 @@ fn shared() -> &'static Sandbox {
     })
     .1
 }
+
+/// `max` and `min` written as a `gt` feeding a `select`, the way compilers emit them, against
+/// another operand and against a constant, for `f64` and `f32`: every pair of eight inputs
+/// (zeros of both signs, ±1, ±infinity, NaNs with payloads) goes through each and is stored.
+const SELECT_KERNEL: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $max64 (param $a f64) (param $b f64) (result f64)
+    (select (local.get $a) (local.get $b) (f64.gt (local.get $a) (local.get $b))))
+  (func $min64 (param $a f64) (param $b f64) (result f64)
+    (select (local.get $a) (local.get $b) (f64.gt (local.get $b) (local.get $a))))
+  (func $max64c (param $a f64) (result f64)
+    (select (local.get $a) (f64.const 0.5) (f64.gt (local.get $a) (f64.const 0.5))))
+  (func $max32 (param $a f32) (param $b f32) (result f32)
+    (select (local.get $a) (local.get $b) (f32.gt (local.get $a) (local.get $b))))
+  (func $min32 (param $a f32) (param $b f32) (result f32)
+    (select (local.get $a) (local.get $b) (f32.gt (local.get $b) (local.get $a))))
+  (func (export "_start") (local $i i32) (local $j i32) (local $o i32)
+    (local.set $o (i32.const 256))
+    (loop $outer
+      (local.set $j (i32.const 0))
+      (loop $inner
+        (f64.store (local.get $o) (call $max64
+          (f64.load (i32.shl (local.get $i) (i32.const 3)))
+          (f64.load (i32.shl (local.get $j) (i32.const 3)))))
+        (f64.store offset=8 (local.get $o) (call $min64
+          (f64.load (i32.shl (local.get $i) (i32.const 3)))
+          (f64.load (i32.shl (local.get $j) (i32.const 3)))))
+        (f32.store offset=16 (local.get $o) (call $max32
+          (f32.load offset=64 (i32.shl (local.get $i) (i32.const 2)))
+          (f32.load offset=64 (i32.shl (local.get $j) (i32.const 2)))))
+        (f32.store offset=20 (local.get $o) (call $min32
+          (f32.load offset=64 (i32.shl (local.get $i) (i32.const 2)))
+          (f32.load offset=64 (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $o (i32.add (local.get $o) (i32.const 24)))
+        (br_if $inner (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 8))))
+      (f64.store (local.get $o) (call $max64c (f64.load (i32.shl (local.get $i) (i32.const 3)))))
+      (local.set $o (i32.add (local.get $o) (i32.const 8)))
+      (br_if $outer (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 8))))
+    (i32.store (i32.const 128) (i32.const 256))
+    (i32.store (i32.const 132) (i32.sub (local.get $o) (i32.const 256)))
+    (drop (call $w (i32.const 1) (i32.const 128) (i32.const 1) (i32.const 136))))
+  (data (i32.const 0) "INPUT"))"#;
+
+const SELECT_INPUTS_64: [u64; 8] = [
+    0,
+    0x8000_0000_0000_0000,
+    0x3ff0_0000_0000_0000,
+    0xbff0_0000_0000_0000,
+    0x7ff0_0000_0000_0000,
+    0xfff0_0000_0000_0000,
+    0x7ff4_0000_0000_0abc,
+    0xfff8_0000_0000_beef,
+];
+const SELECT_INPUTS_32: [u32; 8] = [
+    0,
+    0x8000_0000,
+    0x3f80_0000,
+    0xbf80_0000,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7f80_0123,
+    0xffc0_cafe,
+];
+
+fn select_kernel() -> Vec<u8> {
+    let bytes = SELECT_INPUTS_64
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .chain(SELECT_INPUTS_32.iter().flat_map(|v| v.to_le_bytes()))
+        .map(|byte| format!("\\{byte:02x}"))
+        .collect::<String>();
+    wat(&SELECT_KERNEL.replace("INPUT", &bytes))
+}
+
+/// Each function's operators, in order, as their debug names without operands.
+fn operators(wasm: &[u8]) -> Vec<Vec<String>> {
+    let mut funcs = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+            let mut reader = body.get_operators_reader().unwrap();
+            let mut ops = Vec::new();
+            while !reader.eof() {
+                let op = format!("{:?}", reader.read().unwrap());
+                ops.push(op.split([' ', '{']).next().unwrap_or_default().to_string());
+            }
+            funcs.push(ops);
+        }
+    }
+    funcs
+}
+
+#[test]
+fn a_gt_feeding_a_select_is_rewritten_as_lt_with_the_same_operators() {
+    let wasm = select_kernel();
+    let before = operators(&wasm);
+    let after = operators(&exo_exec::nan::canonicalize_at_sinks(&wasm).unwrap());
+    // The five comparison functions: the two operands swap and `gt` becomes `lt`, nothing else.
+    for f in 0..5 {
+        let mut flipped = before[f].clone();
+        let gt = flipped.iter().position(|op| op.ends_with("Gt")).unwrap();
+        flipped.swap(gt - 2, gt - 1);
+        flipped[gt] = flipped[gt].replace("Gt", "Lt");
+        assert_eq!(after[f], flipped, "function {f}");
+    }
+    // So each function has as many operators of each cost as before: fuel cannot change.
+    assert!(before[..5].iter().flatten().any(|op| op.ends_with("Gt")));
+    assert!(!after[..5].iter().flatten().any(|op| op.ends_with("Gt")));
+}
+
+#[test]
+fn a_flipped_comparison_selects_what_the_original_selects_for_every_pair_of_floats() {
+    let canonical64 = |x: f64| if x.is_nan() { NAN64 } else { x.to_bits() };
+    let canonical32 = |x: f32| if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() };
+    let mut expected = Vec::new();
+    let inputs = || {
+        SELECT_INPUTS_64
+            .map(f64::from_bits)
+            .into_iter()
+            .zip(SELECT_INPUTS_32.map(f32::from_bits))
+    };
+    for (a, a32) in inputs() {
+        for (b, b32) in inputs() {
+            expected.extend(canonical64(if a > b { a } else { b }).to_le_bytes());
+            expected.extend(canonical64(if b > a { a } else { b }).to_le_bytes());
+            expected.extend(canonical32(if a32 > b32 { a32 } else { b32 }).to_le_bytes());
+            expected.extend(canonical32(if b32 > a32 { a32 } else { b32 }).to_le_bytes());
+        }
+        expected.extend(canonical64(if a > 0.5 { a } else { 0.5 }).to_le_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::new(dir.path())).unwrap();
+    let r = sandbox.run(&UnitSpec::wasm(&select_kernel())).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok);
+    assert_eq!(r.stdout.len(), expected.len());
+    for (i, (got, want)) in r.stdout.chunks(8).zip(expected.chunks(8)).enumerate() {
+        assert_eq!(got, want, "chunk {i}");
+    }
+}
