@@ -882,6 +882,17 @@ async fn measure(
         .map(|j| j.submitted_height)
         .min()
         .unwrap_or_default();
+    // The job records come from the API's state, which can be a block ahead of the events this
+    // benchmark reads blocks and times by: a unit accepted in that block would have no
+    // timeline. Wait (briefly) until the events have caught up with the state read.
+    let read_at = client.status().await?.finalized_height;
+    let caught_up = Instant::now() + Duration::from_secs(10);
+    while (network.validators[0].events.status().finalized_height < read_at
+        || observed.finalized_at(read_at).is_none())
+        && Instant::now() < caught_up
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let last_height = network.validators[0].events.status().finalized_height;
     let log = read_chain(network, first_height, last_height).await?;
     let mut receipts = HashMap::new();
