@@ -489,23 +489,24 @@ fn a_stopped_validator_restarts_and_catches_up() {
 fn a_lying_provider_is_caught_and_only_true_results_are_returned() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    // Two honest workers come with the devnet.
+    // Three honest workers come with the devnet: a dispute with the liar ties one against
+    // one, and is won by a margin of two votes, so it needs two deciders besides the auditor.
     let Devnet {
         dir,
         data,
         rt,
         clients,
         mut processes,
-    } = Devnet::start(2, &["--workers", "2"]);
+    } = Devnet::start(2, &["--workers", "3"]);
     processes.grandchildren = children_of(processes.children[0].id());
     let node0 = clients[0].url().to_string();
     let faucet_key = path(&data, "faucet.key");
 
-    // A third worker lies about every result, and asks the lowest price so that it gets a
+    // A fourth worker lies about every result, and asks the lowest price so that it gets a
     // replica of every unit it has a slot for.
     let liar_key = start_liar(&dir, &mut processes, &node0, &faucet_key, "wrong-result");
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
-    println!("three workers offer after {:?}", started.elapsed());
+    rt.block_on(wait_for_offers(&clients[0], 4, Duration::from_secs(300)));
+    println!("four workers offer after {:?}", started.elapsed());
     // Sent to validator 0 only: workers of the other validators get the app and the input
     // through their own validator, which fetches them from its peers.
     let id = submit_hello_job(dir.path(), &node0, &faucet_key, "2");
@@ -647,7 +648,9 @@ fn a_worker_lying_whenever_it_sees_no_second_replica_is_caught_and_ends_below_th
         mut processes,
     } = Devnet::start_with_genesis(
         8,
-        &["--workers", "2"],
+        // Three honest workers: the audit that catches the liar ties with it, and two deciders
+        // must side with the audit (a dispute is won by a margin of two votes).
+        &["--workers", "3"],
         Some(&|genesis: &str| {
             let audited = genesis.replace("audit_ppm = 100000", "audit_ppm = 1000000");
             assert_ne!(audited, genesis, "the devnet genesis sets audit_ppm");
@@ -658,7 +661,7 @@ fn a_worker_lying_whenever_it_sees_no_second_replica_is_caught_and_ends_below_th
     let node0 = clients[0].url().to_string();
     let faucet_key = path(&data, "faucet.key");
     let liar_key = start_liar(&dir, &mut processes, &node0, &faucet_key, "lie-when-alone");
-    rt.block_on(wait_for_offers(&clients[0], 3, Duration::from_secs(300)));
+    rt.block_on(wait_for_offers(&clients[0], 4, Duration::from_secs(300)));
     let id = submit_hello_job(dir.path(), &node0, &faucet_key, "1");
     println!("job {id} done after {:?}", started.elapsed());
     assert_only_true_outputs(dir.path(), &node0, id);
