@@ -53,6 +53,19 @@ pub fn account_key(seed: u64) -> PrivateKey {
     PrivateKey::from_seed(10_000 + seed)
 }
 
+/// Genesis accounts of `keys`, each funded with `balance`: for [`Setup::accounts`].
+pub fn funded<'a>(
+    keys: impl IntoIterator<Item = &'a PrivateKey>,
+    balance: Amount,
+) -> Vec<GenesisAccount> {
+    keys.into_iter()
+        .map(|key| GenesisAccount {
+            address: address_to_hex(&key.public_key()),
+            balance,
+        })
+        .collect()
+}
+
 /// Blocks per epoch in simulations: short, so that every test crosses epoch boundaries.
 pub const EPOCH_LENGTH: u64 = 20;
 

@@ -7,9 +7,9 @@ use commonware_runtime::{Runner as _, deterministic};
 use exo_chain::{
     MAX_BLOCK_WORK, MempoolError, MempoolLimits, admission::Refusal, block_work, engine::Faults,
 };
-use exo_ledger::{GenesisAccount, exec::Precheck};
-use exo_testkit::{Cluster, Setup, account_key, faucet_key, transfer, transfer_with_fee};
-use exo_types::{Amount, SignedTx, address_to_hex};
+use exo_ledger::exec::Precheck;
+use exo_testkit::{Cluster, Setup, account_key, faucet_key, funded, transfer, transfer_with_fee};
+use exo_types::{Amount, SignedTx};
 use std::time::Duration;
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -248,13 +248,7 @@ fn a_block_over_the_work_bound_is_refused_and_the_backlog_goes_through_within_it
         let mut faults = vec![Faults::default(); 4];
         faults[3].ignore_block_work = true;
         let setup = Setup {
-            accounts: senders
-                .iter()
-                .map(|key| GenesisAccount {
-                    address: address_to_hex(&key.public_key()),
-                    balance: Amount::from_exo(10),
-                })
-                .collect(),
+            accounts: funded(&senders, Amount::from_exo(10)),
             faults,
             ..Setup::default()
         };
@@ -283,12 +277,7 @@ fn a_block_over_the_work_bound_is_refused_and_the_backlog_goes_through_within_it
             let top = cluster.status(0).finalized_height;
             while height < top {
                 height += 1;
-                let block = cluster
-                    .validator(0)
-                    .blocks
-                    .by_height(height)
-                    .await
-                    .expect("a finalized block");
+                let block = cluster.block(0, height).await;
                 let work = block_work(&block.txs);
                 assert!(
                     work <= MAX_BLOCK_WORK,

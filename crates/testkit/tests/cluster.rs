@@ -2,10 +2,11 @@
 
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
-use exo_ledger::GenesisAccount;
 use exo_ledger::modules::{bank, staking};
-use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, transfer, validator_key};
-use exo_types::{Amount, address_to_hex};
+use exo_testkit::{
+    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, transfer, validator_key,
+};
+use exo_types::Amount;
 use std::time::Duration;
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -191,12 +192,8 @@ fn an_equivocator_is_slashed_into_the_insurance_pool_and_left_out_of_the_next_co
         let bond = Amount::from_exo(1_000);
         params.staking.genesis_self_bond = bond;
         // Each validator holds its bond and nothing else.
-        let accounts = (0..4)
-            .map(|i| GenesisAccount {
-                address: address_to_hex(&validator_key(i).public_key()),
-                balance: bond,
-            })
-            .collect();
+        let validators: Vec<_> = (0..4).map(validator_key).collect();
+        let accounts = funded(&validators, bond);
         let cluster = Cluster::start_with(
             context,
             4,

@@ -6,11 +6,13 @@ use commonware_cryptography::Signer as _;
 use commonware_runtime::{Runner as _, deterministic};
 use exo_chain::engine::{Faults, Timeouts};
 use exo_ledger::{
-    GenesisAccount, Params,
+    Params,
     modules::market::{MarketParams, queries, records::JobState},
 };
-use exo_testkit::{Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, signed, transfer};
-use exo_types::{Action, Amount, JobSpec, address_to_hex, exo_market::Requirements};
+use exo_testkit::{
+    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, signed, transfer,
+};
+use exo_types::{Action, Amount, JobSpec, exo_market::Requirements};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -41,12 +43,7 @@ async fn finalized_blocks(cluster: &Cluster) -> Vec<Finalized> {
     let mut blocks = Vec::new();
     let mut parent_ms = 0;
     for height in 1..=top {
-        let block = cluster
-            .validator(0)
-            .blocks
-            .by_height(height)
-            .await
-            .expect("a finalized block");
+        let block = cluster.block(0, height).await;
         assert!(
             block.timestamp_ms > parent_ms,
             "block {height} at {} ms does not follow its parent at {parent_ms} ms",
@@ -158,13 +155,7 @@ fn under_a_steady_stream_blocks_are_at_least_the_minimum_interval_apart() {
         const EVERY_MS: u64 = 25;
         let senders: Vec<_> = (0..8).map(account_key).collect();
         let setup = Setup {
-            accounts: senders
-                .iter()
-                .map(|key| GenesisAccount {
-                    address: address_to_hex(&key.public_key()),
-                    balance: Amount::from_exo(1_000),
-                })
-                .collect(),
+            accounts: funded(&senders, Amount::from_exo(1_000)),
             min_block: Duration::from_millis(MIN_BLOCK_MS),
             ..Setup::default()
         };
