@@ -2,8 +2,8 @@
 
 use crate::{
     block::{
-        Block, BlockBounds, BlockContext, MAX_BLOCK, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE,
-        MAX_BLOCK_TXS, MAX_BLOCK_WORK, block_work, check_time, proposal_time,
+        Block, BlockBounds, BlockContext, MAX_BLOCK, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS,
+        MAX_BLOCK_WORK, block_work, check_time, proposal_time,
     },
     engine::Faults,
     epochs::consensus_keys,
@@ -437,12 +437,12 @@ impl App {
             Some(_) => (
                 Signatures::Trusted,
                 Policy::Build {
-                    max_txs: MAX_BLOCK_TXS,
-                    max_bytes: MAX_BLOCK_BYTES,
+                    max_txs: MAX_BLOCK.txs,
+                    max_bytes: MAX_BLOCK.bytes,
                     max_work: if self.faults.ignore_block_work {
                         usize::MAX
                     } else {
-                        MAX_BLOCK_WORK
+                        MAX_BLOCK.work
                     },
                 },
             ),

@@ -528,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn a_block_is_full_by_count_or_by_bytes_of_executable_transactions_only() {
+    fn a_block_is_full_by_count_bytes_or_work_of_executable_transactions_only() {
         let pool = Mempool::new(MempoolLimits::default());
         let size = tx(1, 0, 10).encode_size();
         pool.insert(tx(1, 0, 10), &at(0)).unwrap();

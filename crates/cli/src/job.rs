@@ -831,7 +831,6 @@ fn write_unit(dir: &Path, archive: &Archive) -> Result<(), CliError> {
     std::fs::write(&outcome, format!("{}\n", archive.outcome)).map_err(|e| io(&outcome, e))
 }
 
-/// `exo job results ID --out DIR`.
 /// How long `exo job results` keeps asking for accepted outputs that no node asked has yet. A
 /// node that misses them asks its peers, which answer once they have finalized the unit's
 /// verdict themselves: a requester's node a block ahead of the worker's sees them missing for a
@@ -869,6 +868,7 @@ async fn fetch_unit_outputs(
     }
 }
 
+/// `exo job results ID --out DIR`.
 pub async fn results(client: &Client, args: &ResultsArgs) -> Result<Report, CliError> {
     let mut sources = vec![client.clone()];
     for url in &args.sources {
