@@ -560,6 +560,7 @@ impl Chain {
                     time_ms: self.chain.next_time_ms(),
                     proposer: self.proposer.clone(),
                     skipped_leaders: Vec::new(),
+                    parent_voters: Vec::new(),
                     seed,
                 },
                 evidence: Vec::new(),

@@ -27,8 +27,9 @@ pub mod modules;
 pub mod state;
 
 pub use exec::{
-    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MAX_SKIPPED_LEADERS,
-    MemoryChain, Policy, Receipt, Rejection, Signatures, Step, TxStatus, tx_work,
+    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, Inclusion, MAX_PARENT_VOTERS,
+    MAX_SKIPPED_LEADERS, MemoryChain, Policy, Receipt, Rejection, Signatures, Step, TxStatus,
+    tx_work,
 };
 pub use genesis::{Genesis, GenesisAccount, GenesisError, Params, base_units};
 pub use modules::bank::Account;

@@ -1327,7 +1327,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "9a7291b679f1be3b8cff7754e8d17ddf19fa2fbe382eb84e2227b76d0d11d21c",
+        "8c66730cb349af8c70a8a8441c7dcadc7cc9f729b58c3580975b9869c580aa68",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -8,9 +8,9 @@ use exo_ledger::{
     modules::{
         bank::{self, Pot},
         staking::{
-            Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT, Refusal, Staker,
-            StakingParams, StakingParamsError, Status, Validator, committee_key, epoch_key,
-            exposure_key, staker_key, validator_key,
+            Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT, PROPOSAL_POINTS,
+            Refusal, Staker, StakingParams, StakingParamsError, Status, VOTE_POINTS, Validator,
+            committee_key, epoch_key, exposure_key, staker_key, validator_key,
         },
     },
     state::{Namespace, decode, keys::in_table},
@@ -86,6 +86,9 @@ struct Net {
     /// seeds); then back to [`PROPOSER`], a key no validator registered, and no skips.
     leader: u64,
     skipped: Vec<u64>,
+    /// The signers of the certificate of its parent the next block carries (key seeds); then
+    /// none.
+    voters: Vec<u64>,
     /// Faults the next block carries.
     evidence: Vec<Evidence>,
 }
@@ -101,6 +104,7 @@ impl Net {
             nonces: BTreeMap::new(),
             leader: PROPOSER,
             skipped: Vec::new(),
+            voters: Vec::new(),
             evidence: Vec::new(),
         }
     }
@@ -109,6 +113,12 @@ impl Net {
     fn led_by(&mut self, leader: u64, skipped: &[u64]) -> &mut Self {
         self.leader = leader;
         self.skipped = skipped.to_vec();
+        self
+    }
+
+    /// Has the next block carry a certificate of its parent signed by `voters`.
+    fn voted_by(&mut self, voters: &[u64]) -> &mut Self {
+        self.voters = voters.to_vec();
         self
     }
 
@@ -136,6 +146,10 @@ impl Net {
             time_ms: self.chain.next_time_ms(),
             proposer: addr(std::mem::replace(&mut self.leader, PROPOSER)),
             skipped_leaders: std::mem::take(&mut self.skipped)
+                .into_iter()
+                .map(addr)
+                .collect(),
+            parent_voters: std::mem::take(&mut self.voters)
                 .into_iter()
                 .map(addr)
                 .collect(),
@@ -712,7 +726,10 @@ fn fees_go_to_the_epochs_rewards_and_not_to_the_proposer() {
     let pool = FEE + 9_000;
     assert_eq!(record.work_units, 0);
     assert_eq!(record.to_providers, Amount::ZERO);
-    assert_eq!(earned(&record, 1), (1, pool * 7 / 10, pool * 7 / 10));
+    assert_eq!(
+        earned(&record, 1),
+        (PROPOSAL_POINTS, pool * 7 / 10, pool * 7 / 10)
+    );
     assert_eq!(record.to_treasury, Amount(pool * 3 / 10));
     assert_eq!(net.balance(1), before + pool * 7 / 10);
     assert_eq!(net.named_pot(Pot::Rewards), 0, "the pot is paid out");
@@ -754,14 +771,14 @@ fn an_epochs_rewards_pay_points_then_commission_then_exposure_to_the_base_unit()
     assert_eq!(record.fees, Amount::ZERO);
     assert_eq!(record.minted, Amount(10_000));
     // 70% of 10,000 by points: 4/10 to 5, 2/10 to each other member.
-    assert_eq!(earned(&record, 5).0, 4);
+    assert_eq!(earned(&record, 5).0, 4 * PROPOSAL_POINTS);
     assert_eq!(earned(&record, 5).1, 2_800);
     // 5 keeps its 5% commission (140) and 500/2,500 of the rest (532); 20 gets 2,000/2,500.
     assert_eq!(earned(&record, 5).2, 140 + 532);
     assert_eq!(net.balance(5), before[&5] + 672);
     assert_eq!(net.balance(20), before[&20] + 2_128);
     for i in &others {
-        assert_eq!(earned(&record, *i), (2, 1_400, 1_400));
+        assert_eq!(earned(&record, *i), (2 * PROPOSAL_POINTS, 1_400, 1_400));
         assert_eq!(net.balance(*i), before[i] + 1_400);
     }
     assert_eq!(record.to_treasury, Amount(3_000));
@@ -924,7 +941,7 @@ fn a_silent_validator_loses_its_points_is_jailed_and_is_not_elected_until_it_unj
         assert_eq!(
             earned(&record, *i),
             (
-                *blocks,
+                *blocks * PROPOSAL_POINTS,
                 pool * u128::from(*blocks) / 8,
                 pool * u128::from(*blocks) / 8
             )
@@ -953,6 +970,130 @@ fn a_silent_validator_loses_its_points_is_jailed_and_is_not_elected_until_it_unj
     assert!(net.members(4).contains(&addr(silent)), "elected again");
     assert!(!net.members(4).contains(&addr(5)));
     net.assert_supply_is_genesis_plus_minted();
+}
+
+/// The member of a genesis validator in `record`.
+fn member(record: &EpochRecord, validator: u64) -> &exo_ledger::modules::staking::MemberReward {
+    record
+        .members
+        .iter()
+        .find(|m| m.validator == addr(validator))
+        .expect("a member of the epoch's committee")
+}
+
+/// Runs epoch 0 (blocks 1 to 9) with 1, 2 and 3 proposing three blocks each and 4 skipped
+/// twice, proposing nothing. Blocks 2 to 9 carry their parent's certificate (block 1's parent
+/// is the genesis block, which nobody certifies), signed by 1, 2 and 4 and by 3 in the blocks
+/// `three_signs`.
+fn an_epoch_where_four_only_votes(three_signs: &[u64]) -> Net {
+    let mut net = Net::new();
+    let leaders = [(1, vec![]), (2, vec![]), (3, vec![])];
+    for h in 1..EPOCH {
+        let (leader, mut skipped) = leaders[(h as usize - 1) % 3].clone();
+        if h % 3 == 1 && h > 1 {
+            skipped = vec![4];
+        }
+        net.led_by(leader, &skipped);
+        if h > 1 {
+            let mut voters = vec![1, 2, 4];
+            if three_signs.contains(&h) {
+                voters.push(3);
+            }
+            net.voted_by(&voters);
+        }
+        net.block(&[]);
+    }
+    net
+}
+
+#[test]
+fn a_member_that_signed_every_certificate_but_proposed_nothing_earns_vote_points_and_is_not_jailed()
+{
+    // 3 signs four of the eight certificates: exactly half is not more than the threshold.
+    let net = an_epoch_where_four_only_votes(&[2, 4, 6, 8]);
+    let record = net.record(0);
+    assert_eq!(record.certificates, 8);
+    let four = member(&record, 4);
+    assert_eq!((four.proposed, four.missed, four.votes), (0, 2, 8));
+    assert!(
+        !four.jailed,
+        "a member that votes is not down, its views skipped or not"
+    );
+    assert_eq!(four.points, 8 * VOTE_POINTS);
+    assert_eq!(
+        net.validator(4).expect("4").status,
+        Status::Active,
+        "not jailed"
+    );
+    let three = member(&record, 3);
+    assert_eq!((three.proposed, three.votes, three.jailed), (3, 4, false));
+    // Points: 1 and 2 proposed 3 blocks and signed 8 certificates (68), 3 proposed 3 and
+    // signed 4 (64), 4 signed 8 (8): 208 points share the committee's 70% of 9,000.
+    assert_eq!(PROPOSAL_POINTS, 20);
+    assert_eq!(VOTE_POINTS, 1);
+    let pool = 6_300u128;
+    for (i, points) in [(1, 68), (2, 68), (3, 64), (4, 8)] {
+        let share = pool * u128::from(points) / 208;
+        assert_eq!(earned(&record, i), (points, share, share), "member {i}");
+    }
+    // 2,059 + 2,059 + 1,938 + 242 = 6,298: the two units the divisions leave join the
+    // providers' unclaimed 2,700 in the treasury.
+    assert_eq!(record.to_treasury, Amount(2_700 + 2));
+    assert_eq!(net.named_pot(Pot::Treasury), 2_702);
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn a_member_missing_from_most_certificates_is_jailed_and_loses_its_points() {
+    // 3 proposes its share but signs three of the eight certificates: five missed votes.
+    let net = an_epoch_where_four_only_votes(&[2, 5, 8]);
+    let record = net.record(0);
+    let three = member(&record, 3);
+    assert_eq!((three.proposed, three.votes), (3, 3));
+    assert!(three.jailed, "{three:?}");
+    assert_eq!((three.points, three.reward), (0, Amount::ZERO));
+    assert_eq!(
+        net.validator(3).expect("3").status,
+        Status::Jailed {
+            until: EPOCH - 1 + params().jail_blocks
+        }
+    );
+    // The others' 68 + 68 + 8 points share the pool.
+    let pool = 6_300u128;
+    for (i, points) in [(1, 68), (2, 68), (4, 8)] {
+        let share = pool * u128::from(points) / 144;
+        assert_eq!(earned(&record, i), (points, share, share), "member {i}");
+        assert!(!member(&record, i).jailed);
+    }
+    assert!(
+        !net.members(2).contains(&addr(3)),
+        "left out of the next election"
+    );
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn the_certificate_carried_by_the_first_block_of_an_epoch_counts_for_nobody() {
+    let mut net = Net::new();
+    net.run_to(EPOCH - 2);
+    // The last block of epoch 0 carries its parent's certificate; the first block of epoch 1
+    // carries the certificate of that last block, whose epoch is already paid.
+    net.led_by(1, &[]).voted_by(&[1, 2, 3]).block(&[]);
+    assert_eq!(net.record(0).certificates, 1);
+    assert_eq!(member(&net.record(0), 1).votes, 1);
+    net.led_by(1, &[]).voted_by(&[1, 2, 3]).block(&[]);
+    net.led_by(2, &[]).voted_by(&[2, 3, 4]).block(&[]);
+    net.run_to(2 * EPOCH - 1);
+    let record = net.record(1);
+    assert_eq!(
+        record.certificates, 1,
+        "only the second block's certificate"
+    );
+    assert_eq!(member(&record, 1).votes, 0);
+    assert_eq!(member(&record, 4).votes, 1);
+    // One certificate is under `downtime_min_missed` (2): the leader slots are the measure,
+    // and nobody missed one.
+    assert!(record.members.iter().all(|m| !m.jailed));
 }
 
 /// The election runs in the last block of an epoch, on every validator: measured, 4 seats

@@ -5,11 +5,11 @@ use commonware_cryptography::Signer;
 use exo_ledger::{
     exec::Coded,
     modules::staking::{
-        Addresses, Chunk, Committee, Counters, EpochRecord, Exposure, Member, MemberReward,
-        Offence, Offences, Owner, Refusal, SlashRecord, Staker, Status, Tally, Units, Validator,
-        committee_key, consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
-        offence_exposure_key, offences_key, staker_key, tally_key, units_key, validator_key,
-        validators_key, workers_key,
+        Addresses, Certificates, Chunk, Committee, Counters, EpochRecord, Exposure, Member,
+        MemberReward, Offence, Offences, Owner, Refusal, SlashRecord, Staker, Status, Tally, Units,
+        Validator, certificates_key, committee_key, consensus_key_key, counters_key, epoch_key,
+        exposure_key, nominators_key, offence_exposure_key, offences_key, staker_key, tally_key,
+        units_key, validator_key, validators_key, workers_key,
     },
     state::{Namespace, Record, decode},
 };
@@ -87,9 +87,11 @@ fn every_record() -> Vec<(&'static str, String)> {
             frozen(&Tally {
                 proposed: 7,
                 missed: 2,
+                votes: 15,
             }),
         ),
         ("units", frozen(&Units(12))),
+        ("certificates", frozen(&Certificates(18))),
         (
             "offences",
             frozen(&Offences(vec![Offence {
@@ -108,12 +110,14 @@ fn every_record() -> Vec<(&'static str, String)> {
                 minted: Amount(10_000),
                 to_providers: Amount(3_900),
                 work_units: 4,
+                certificates: 18,
                 to_treasury: Amount(2),
                 members: vec![MemberReward {
                     validator: addr(1),
                     proposed: 5,
                     missed: 1,
-                    points: 5,
+                    votes: 17,
+                    points: 117,
                     reward: Amount(2_275),
                     kept: Amount(800),
                     jailed: false,
@@ -156,6 +160,7 @@ fn every_staking_key_opens_with_the_staking_namespace_then_its_table() {
         (11, offences_key()),
         (12, offence_exposure_key(&addr(1))),
         (13, epoch_key(7)),
+        (14, certificates_key()),
     ];
     for (table, key) in keys {
         assert_eq!(key[0], Namespace::Staking as u8);

@@ -37,6 +37,11 @@ pub struct BlockEnv {
     /// view and this block's, in view order, at most [`MAX_SKIPPED_LEADERS`]: staking counts
     /// each as a missed slot of its leader (downtime). Empty wherever no consensus runs.
     pub skipped_leaders: Vec<Address>,
+    /// The consensus keys whose votes the block's certificate of its parent carries (the
+    /// notarization that let the block be built on its parent), each once, at most
+    /// [`MAX_PARENT_VOTERS`]: staking credits each a vote in the parent's epoch. Empty when
+    /// the block carries no certificate, and wherever no consensus runs.
+    pub parent_voters: Vec<Address>,
     /// Randomness for the block: nobody may know it before the parent block is final, and
     /// nobody may choose it. Deals checking replicas and draws hidden audits (a unit's audit
     /// is drawn [`crate::modules::market::records::AUDIT_SEED_DELAY`] blocks after its last
@@ -49,6 +54,10 @@ pub struct BlockEnv {
 /// Most skipped leaders one block reports. Past a gap this long every member of the largest
 /// committee has been skipped several times over, so nothing a downtime rule needs is lost.
 pub const MAX_SKIPPED_LEADERS: usize = 1_024;
+
+/// Most voters one block reports: a certificate carries at most one vote per member of the
+/// largest committee any chain may elect.
+pub const MAX_PARENT_VOTERS: usize = crate::modules::staking::MAX_COMMITTEE_BOUND as usize;
 
 /// Chain-wide counters the block runner keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -334,6 +343,17 @@ impl<'g> BlockRun<'g> {
             return Err(Fault::Invariant(format!(
                 "the chain reported {} skipped leaders, over the bound of {MAX_SKIPPED_LEADERS}",
                 self.input.env.skipped_leaders.len()
+            ))
+            .into());
+        }
+        let voters = &self.input.env.parent_voters;
+        let distinct: std::collections::BTreeSet<&Address> = voters.iter().collect();
+        if voters.len() > MAX_PARENT_VOTERS || distinct.len() != voters.len() {
+            return Err(Fault::Invariant(format!(
+                "the chain reported {} parent voters ({} distinct), over the bound of \
+                 {MAX_PARENT_VOTERS} or with a repeat",
+                voters.len(),
+                distinct.len()
             ))
             .into());
         }

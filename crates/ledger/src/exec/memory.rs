@@ -80,6 +80,7 @@ impl MemoryChain {
                 time_ms: self.next_time_ms(),
                 proposer: proposer.clone(),
                 skipped_leaders: Vec::new(),
+                parent_voters: Vec::new(),
                 seed: Self::seed(height),
             },
             evidence: Vec::new(),

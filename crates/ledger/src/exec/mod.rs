@@ -7,8 +7,8 @@ mod precheck;
 mod receipt;
 
 pub use block::{
-    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, MAX_SKIPPED_LEADERS, Policy,
-    Signatures, Step, tx_work,
+    BlockEnv, BlockInput, BlockOutcome, BlockRun, ChainMeta, MAX_PARENT_VOTERS,
+    MAX_SKIPPED_LEADERS, Policy, Signatures, Step, tx_work,
 };
 pub use memory::{BLOCK_INTERVAL_MS, MemoryChain};
 pub use precheck::{Nonce, Rules, precheck};

@@ -101,6 +101,7 @@ impl World {
             time_ms: self.chain.next_time_ms(),
             proposer: addr(PROPOSER),
             skipped_leaders: Vec::new(),
+            parent_voters: Vec::new(),
             seed: MemoryChain::seed(height),
         };
         let params = &self.chain.genesis.params.market;

@@ -39,6 +39,9 @@ pub enum Table {
     OffenceExposure = 12,
     /// What an epoch paid and slashed ([`super::EpochRecord`]), by epoch.
     Epoch = 13,
+    /// Certificates of their parents the running epoch's blocks carried
+    /// ([`super::Certificates`]), one record; cleared by the epoch's payout.
+    Certificates = 14,
 }
 
 fn by_address(table: Table, address: &Address) -> Key {
@@ -102,4 +105,8 @@ pub fn offence_exposure_key(offender: &Address) -> Key {
 
 pub fn epoch_key(epoch: u64) -> Key {
     keys::key_u64(Namespace::Staking, Table::Epoch as u8, epoch)
+}
+
+pub fn certificates_key() -> Key {
+    keys::key_u64(Namespace::Staking, Table::Certificates as u8, 0)
 }

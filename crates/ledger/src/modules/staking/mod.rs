@@ -16,7 +16,8 @@
 //! insurance pool once their deferral has passed (`slashing.rs`).
 //!
 //! This module must never verify signatures or read the chain's consensus state: it takes the
-//! blocks' proposers and skipped leaders, and the faults, as the chain verified them.
+//! blocks' proposers, skipped leaders and parent voters, and the faults, as the chain verified
+//! them.
 
 pub mod election;
 mod keys;
@@ -27,9 +28,9 @@ mod rewards;
 mod slashing;
 
 pub use keys::{
-    Table, committee_key, consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
-    offence_exposure_key, offences_key, staker_key, tally_key, units_key, validator_key,
-    validators_key, workers_key,
+    Table, certificates_key, committee_key, consensus_key_key, counters_key, epoch_key,
+    exposure_key, nominators_key, offence_exposure_key, offences_key, staker_key, tally_key,
+    units_key, validator_key, validators_key, workers_key,
 };
 pub use params::{
     BPS, MAX_BALANCE_ROUNDS, MAX_COMMITTEE_BOUND, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
@@ -37,12 +38,12 @@ pub use params::{
     MAX_UNBONDING_CHUNKS_BOUND, MAX_VALIDATORS_BOUND, StakingParams, StakingParamsError,
 };
 pub use records::{
-    Addresses, Chunk, Committee, Counters, EpochRecord, Exposure, MAX_OFFENCES,
+    Addresses, Certificates, Chunk, Committee, Counters, EpochRecord, Exposure, MAX_OFFENCES,
     MAX_REWARDED_PROVIDERS, Member, MemberReward, Offence, Offences, Owner, SlashRecord, Staker,
     Status, Tally, Units, Validator,
 };
 pub use refusal::Refusal;
-pub use rewards::credit_work;
+pub use rewards::{PROPOSAL_POINTS, VOTE_POINTS, credit_work};
 
 use crate::{
     exec::{BlockEnv, Rejection},
@@ -524,14 +525,14 @@ impl Staking<'_> {
         Ok(Ok(store(cache, validator_key(sender), &v)?))
     }
 
-    /// In every block, counts its leader slots and applies the slashes that are due; in the
+    /// In every block, counts its leader slots and votes and applies the slashes that are due; in the
     /// last block of each epoch `e`, pays the epoch's rewards (jailing the members that were
     /// down, so that the election leaves them out), elects the committee of `e + 2` and
     /// forgets the exposures that have aged out.
     pub fn end_block(&self, cache: &mut StateCache) -> Result<(), Halt> {
         // One round of loads for what every block reads.
         cache.require(rewards::tally_keys(self.env).chain([offences_key()]))?;
-        rewards::tally_block(cache, self.env)?;
+        rewards::tally_block(cache, self.env, self.epoch_length)?;
         self.apply_due_slashes(cache)?;
         let height = self.env.height;
         if !(height + 1).is_multiple_of(self.epoch_length) {

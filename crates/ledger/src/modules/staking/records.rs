@@ -306,27 +306,47 @@ pub const MAX_REWARDED_PROVIDERS: u32 = 1_024;
 /// left while their offence was still in its window.
 pub const MAX_OFFENCES: u32 = 2 * MAX_VALIDATORS_BOUND;
 
-/// A committee member's leader slots in the running epoch.
+/// A committee member's leader slots and votes in the running epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Blocks it proposed: its points.
+    /// Blocks it proposed.
     pub proposed: u64,
     /// Views it led that the chain skipped.
     pub missed: u64,
+    /// Certificates carried by the epoch's blocks that hold its vote.
+    pub votes: u64,
 }
 
 impl Record for Tally {
     const WHAT: &'static str = "tally";
-    const MAX_BYTES: usize = 16;
+    const MAX_BYTES: usize = 24;
     fn put(&self, out: &mut Vec<u8>) {
         self.proposed.write(out);
         self.missed.write(out);
+        self.votes.write(out);
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self {
             proposed: u64::read(buf)?,
             missed: u64::read(buf)?,
+            votes: u64::read(buf)?,
         })
+    }
+}
+
+/// How many of the running epoch's blocks carried a certificate of their parent that the
+/// epoch's votes are counted in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Certificates(pub u64);
+
+impl Record for Certificates {
+    const WHAT: &'static str = "included certificates";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u64::read(buf)?))
     }
 }
 
@@ -396,7 +416,10 @@ pub struct MemberReward {
     pub validator: Address,
     pub proposed: u64,
     pub missed: u64,
-    /// Its points: the blocks it proposed, or zero when it was jailed for downtime.
+    /// Certificates of the epoch that carry its vote (of [`EpochRecord::certificates`]).
+    pub votes: u64,
+    /// Its points: [`super::PROPOSAL_POINTS`] per block it proposed plus
+    /// [`super::VOTE_POINTS`] per vote, or zero when it was jailed for downtime.
     pub points: u64,
     /// Its share of the committee's pool, for it and its nominators.
     pub reward: Amount,
@@ -432,6 +455,9 @@ pub struct EpochRecord {
     pub to_providers: Amount,
     /// Accepted work units the providers' pool was divided by.
     pub work_units: u64,
+    /// Blocks of the epoch that carried a certificate of their parent, in the same epoch:
+    /// what each member's votes are measured against.
+    pub certificates: u64,
     /// Remainders of the divisions and unclaimed pools, moved to the treasury.
     pub to_treasury: Amount,
     /// The committee's members, in the committee's order.
@@ -443,19 +469,21 @@ pub struct EpochRecord {
 impl Record for EpochRecord {
     const WHAT: &'static str = "epoch record";
     const MAX_BYTES: usize =
-        8 + 16 * 4 + 8 + 4 + 89 * MAX_COMMITTEE_BOUND as usize + 4 + 56 * MAX_OFFENCES as usize;
+        8 + 16 * 4 + 8 + 8 + 4 + 97 * MAX_COMMITTEE_BOUND as usize + 4 + 56 * MAX_OFFENCES as usize;
     fn put(&self, out: &mut Vec<u8>) {
         self.ended_ms.write(out);
         self.fees.write(out);
         self.minted.write(out);
         self.to_providers.write(out);
         self.work_units.write(out);
+        self.certificates.write(out);
         self.to_treasury.write(out);
         put_len(self.members.len(), out);
         for m in &self.members {
             m.validator.write(out);
             m.proposed.write(out);
             m.missed.write(out);
+            m.votes.write(out);
             m.points.write(out);
             m.reward.write(out);
             m.kept.write(out);
@@ -476,12 +504,14 @@ impl Record for EpochRecord {
             minted: Amount::read(buf)?,
             to_providers: Amount::read(buf)?,
             work_units: u64::read(buf)?,
+            certificates: u64::read(buf)?,
             to_treasury: Amount::read(buf)?,
             members: take_list(buf, MAX_COMMITTEE_BOUND as usize, |b| {
                 Ok(MemberReward {
                     validator: Address::read(b)?,
                     proposed: u64::read(b)?,
                     missed: u64::read(b)?,
+                    votes: u64::read(b)?,
                     points: u64::read(b)?,
                     reward: Amount::read(b)?,
                     kept: Amount::read(b)?,

@@ -1,21 +1,21 @@
 //! Points, work and the payout at the end of each epoch.
 //!
-//! During an epoch every block credits its proposer a point and each leader of a view the
-//! chain skipped before it a missed slot ([`Tally`], by consensus key), and the market credits
-//! each provider owner the accepted units its replicas computed ([`credit_work`]). Fees go
-//! into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the block reward
-//! of every block of the epoch is minted into that pot and the pot is paid out: a share to
-//! providers by units, the rest to the committee by points, each member's part split between
-//! it (commission, then its own stake's part) and its nominators by their exposure. Every
-//! division rounds down and what the divisions leave goes to the treasury, so the supply
-//! grows by exactly the minted reward.
-
+//! During an epoch every block credits its proposer a block proposed, each leader of a view
+//! the chain skipped before it a missed slot, and each signer of the certificate of its parent
+//! it carries a vote ([`Tally`], by consensus key); the market credits each provider owner the
+//! accepted units its replicas computed ([`credit_work`]). Fees go into [`Pot::Rewards`] as
+//! transactions pay them. In the epoch's last block the block reward of every block of the
+//! epoch is minted into that pot and the pot is paid out: a share to providers by units, the
+//! rest to the committee by points ([`PROPOSAL_POINTS`] per block, [`VOTE_POINTS`] per vote),
+//! each member's part split between it (commission, then its own stake's part) and its
+//! nominators by their exposure. Every division rounds down and what the divisions leave goes
+//! to the treasury, so the supply grows by exactly the minted reward.
 use super::{
-    Addresses, Committee, EpochRecord, Exposure, MAX_REWARDED_PROVIDERS, Member, MemberReward,
-    Owner, Staking, Status, Tally, Units, Validator,
+    Addresses, Certificates, Committee, EpochRecord, Exposure, MAX_REWARDED_PROVIDERS, Member,
+    MemberReward, Owner, Staking, Status, Tally, Units, Validator,
     keys::{
-        committee_key, consensus_key_key, epoch_key, exposure_key, tally_key, units_key,
-        validator_key, workers_key,
+        certificates_key, committee_key, consensus_key_key, epoch_key, exposure_key, tally_key,
+        units_key, validator_key, workers_key,
     },
     params::BPS,
 };
@@ -55,33 +55,64 @@ fn add(a: Amount, b: Amount) -> Result<Amount, Fault> {
     a.checked_add(b).ok_or(Fault::Overflow("reward"))
 }
 
-/// Credits the block's proposer a point and each skipped leader a missed slot. Only consensus
-/// keys a validator registered are counted: the chain's leaders always are, and a caller
-/// without consensus (a test's proposer) leaves nothing behind. The genesis block (height 0,
-/// which a caller may execute to write the genesis state) is nobody's work, and no reward is
-/// minted for it.
-pub(super) fn tally_block(cache: &mut StateCache, env: &BlockEnv) -> Result<(), Halt> {
+/// Points for each block a member proposed. Proposing is the larger work (gathering,
+/// executing and broadcasting a block), and a member leads about one view in `n` while it
+/// votes in every view: at 20 to 1, as on Polkadot, a member of a committee of four that
+/// proposes its share and votes on every block earns about five points in six by proposing.
+pub const PROPOSAL_POINTS: u64 = 20;
+/// Points for each certificate a block carried that holds a member's vote.
+pub const VOTE_POINTS: u64 = 1;
+
+/// Credits the block's proposer a block proposed, each skipped leader a missed slot and each
+/// voter of the parent's certificate a vote. Only consensus keys a validator registered are
+/// counted: the chain's leaders and voters always are, and a caller without consensus (a
+/// test's proposer) leaves nothing behind. The genesis block (height 0, which a caller may
+/// execute to write the genesis state) is nobody's work, and no reward is minted for it.
+///
+/// A certificate is counted in the epoch of the parent it certifies, which is the block's own
+/// unless the block is the first of its epoch: the parent is then the last block of the epoch
+/// before, whose payout already ran, and its votes are credited to nobody (one certificate in
+/// an epoch's length, the same for every member).
+pub(super) fn tally_block(
+    cache: &mut StateCache,
+    env: &BlockEnv,
+    epoch_length: u64,
+) -> Result<(), Halt> {
     if env.height == 0 {
         return Ok(());
     }
-    bump(cache, &env.proposer, true)?;
+    bump(cache, &env.proposer, |t| &mut t.proposed)?;
     for leader in &env.skipped_leaders {
-        bump(cache, leader, false)?;
+        bump(cache, leader, |t| &mut t.missed)?;
+    }
+    if env.parent_voters.is_empty() || env.height.is_multiple_of(epoch_length) {
+        return Ok(());
+    }
+    let mut included: Certificates = load(cache, &certificates_key())?.unwrap_or_default();
+    included.0 = included
+        .0
+        .checked_add(1)
+        .ok_or(Fault::Overflow("certificates"))?;
+    store(cache, certificates_key(), &included)?;
+    for voter in &env.parent_voters {
+        bump(cache, voter, |t| &mut t.votes)?;
     }
     Ok(())
 }
 
-fn bump(cache: &mut StateCache, leader: &Address, proposed: bool) -> Result<(), Halt> {
-    if load::<Owner>(cache, &consensus_key_key(leader))?.is_none() {
+/// Adds one to the count `field` picks in `who`'s tally, when `who` is a registered
+/// consensus key.
+fn bump(
+    cache: &mut StateCache,
+    who: &Address,
+    field: fn(&mut Tally) -> &mut u64,
+) -> Result<(), Halt> {
+    if load::<Owner>(cache, &consensus_key_key(who))?.is_none() {
         return Ok(());
     }
-    let key = tally_key(leader);
+    let key = tally_key(who);
     let mut t: Tally = load(cache, &key)?.unwrap_or_default();
-    let count = if proposed {
-        &mut t.proposed
-    } else {
-        &mut t.missed
-    };
+    let count = field(&mut t);
     *count = count.checked_add(1).ok_or(Fault::Overflow("tally"))?;
     Ok(store(cache, key, &t)?)
 }
@@ -107,11 +138,14 @@ pub fn credit_work(cache: &mut StateCache, owner: &Address) -> Result<(), Halt> 
     Ok(store(cache, key, &units)?)
 }
 
-/// The keys every block's tally reads: each leader's registration and tally.
+/// The keys every block's tally reads: each leader's and voter's registration and tally, and
+/// the epoch's count of certificates.
 pub(super) fn tally_keys(env: &BlockEnv) -> impl Iterator<Item = crate::state::Key> + '_ {
     std::iter::once(&env.proposer)
         .chain(&env.skipped_leaders)
+        .chain(&env.parent_voters)
         .flat_map(|l| [consensus_key_key(l), tally_key(l)])
+        .chain([certificates_key()])
 }
 
 /// Puts `who` in jail until height `until` (a jail already longer stays). A chilled validator
@@ -137,13 +171,45 @@ pub(super) fn jail(
 }
 
 impl Staking<'_> {
-    /// Whether a member's slots in an epoch are downtime: more than `downtime_threshold_bps`
-    /// of them missed, and at least `downtime_min_missed`.
-    fn is_down(&self, t: Tally) -> bool {
-        let slots = u128::from(t.proposed) + u128::from(t.missed);
-        t.missed >= self.params.downtime_min_missed
-            && u128::from(t.missed) * u128::from(BPS)
-                > u128::from(self.params.downtime_threshold_bps) * slots
+    /// Whether `missed` of `total` is downtime: at least `downtime_min_missed`, and more than
+    /// `downtime_threshold_bps` of `total`.
+    fn misses_too_many(&self, missed: u64, total: u64) -> bool {
+        missed >= self.params.downtime_min_missed
+            && u128::from(missed) * u128::from(BPS)
+                > u128::from(self.params.downtime_threshold_bps) * u128::from(total)
+    }
+
+    /// Whether a member was down in an epoch whose blocks carried `certificates` certificates
+    /// of their parents. Votes are the measure when there are enough certificates to judge
+    /// by (at least `downtime_min_missed`): a member is down when it is missing from too many
+    /// of them, whatever its leader slots say, so that a member that votes but whose views
+    /// were skipped (a slow proposer) is not taken for an absent one. With fewer certificates
+    /// (proposers that did not know them), its leader slots are the measure: down when it
+    /// missed too many of them.
+    fn is_down(&self, t: Tally, certificates: u64) -> Result<bool, Fault> {
+        if certificates >= self.params.downtime_min_missed {
+            let missed_votes = certificates.checked_sub(t.votes).ok_or_else(|| {
+                Fault::Invariant(format!(
+                    "a member holds {} votes of an epoch's {certificates} certificates",
+                    t.votes
+                ))
+            })?;
+            return Ok(self.misses_too_many(missed_votes, certificates));
+        }
+        let slots = t
+            .proposed
+            .checked_add(t.missed)
+            .ok_or(Fault::Overflow("slots"))?;
+        Ok(self.misses_too_many(t.missed, slots))
+    }
+
+    /// A member's points: [`PROPOSAL_POINTS`] per block proposed and [`VOTE_POINTS`] per vote.
+    fn points(t: Tally) -> Result<u64, Fault> {
+        t.proposed
+            .checked_mul(PROPOSAL_POINTS)
+            .zip(t.votes.checked_mul(VOTE_POINTS))
+            .and_then(|(p, v)| p.checked_add(v))
+            .ok_or(Fault::Overflow("points"))
     }
 
     /// The blocks of `epoch`: every height in it but the genesis block.
@@ -166,24 +232,34 @@ impl Staking<'_> {
             .epoch_mint(self.blocks_of(epoch))
             .map_err(|e| Fault::Invariant(e.to_string()))?;
         bank::mint_into(cache, Pot::Rewards, record.minted)?;
+        record.certificates = load::<Certificates>(cache, &certificates_key())?
+            .unwrap_or_default()
+            .0;
+        remove(cache, certificates_key());
         let pool = add(record.fees, record.minted)?;
         let providers_pool = bps_of(pool, self.params.provider_share_bps)?;
         (record.to_providers, record.work_units) = pay_providers(cache, providers_pool)?;
-        record.members =
-            self.pay_committee(cache, epoch, &committee, sub(pool, providers_pool)?)?;
+        record.members = self.pay_committee(
+            cache,
+            epoch,
+            &committee,
+            record.certificates,
+            sub(pool, providers_pool)?,
+        )?;
         record.to_treasury = bank::pot(cache, Pot::Rewards)?;
         bank::move_between(cache, Pot::Rewards, Pot::Treasury, record.to_treasury)?;
         record.ended_ms = self.env.time_ms;
         Ok(store(cache, epoch_key(epoch), &record)?)
     }
 
-    /// Reads and clears the members' tallies, jails those that were down, and pays `pool` by
-    /// points.
+    /// Reads and clears the members' tallies, jails those that were down (measured against the
+    /// epoch's `certificates`), and pays `pool` by points.
     fn pay_committee(
         &self,
         cache: &mut StateCache,
         epoch: u64,
         committee: &Committee,
+        certificates: u64,
         pool: Amount,
     ) -> Result<Vec<MemberReward>, Halt> {
         cache.require(committee.members.iter().flat_map(|m| {
@@ -203,11 +279,11 @@ impl Staking<'_> {
         for m in &committee.members {
             let t: Tally = load(cache, &tally_key(&m.consensus_key))?.unwrap_or_default();
             remove(cache, tally_key(&m.consensus_key));
-            let jailed = self.is_down(t);
+            let jailed = self.is_down(t, certificates)?;
             if jailed {
                 jail(cache, &m.validator, until, false)?;
             }
-            let points = if jailed { 0 } else { t.proposed };
+            let points = if jailed { 0 } else { Self::points(t)? };
             total_points = total_points
                 .checked_add(points)
                 .ok_or(Fault::Overflow("points"))?;
@@ -215,6 +291,7 @@ impl Staking<'_> {
                 validator: m.validator.clone(),
                 proposed: t.proposed,
                 missed: t.missed,
+                votes: t.votes,
                 points,
                 reward: Amount::ZERO,
                 kept: Amount::ZERO,

@@ -239,6 +239,7 @@ mod tests {
             time_ms: 1_000,
             proposer: PrivateKey::from_seed(0).public_key(),
             skipped_leaders: Vec::new(),
+            parent_voters: Vec::new(),
             seed: [0; 32],
         };
         let staking = Staking {
