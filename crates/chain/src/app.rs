@@ -11,6 +11,7 @@ use crate::{
     evidence::EvidenceProof,
     mempool::Mempool,
     store::{StateDatabases, StateKey, StateUnmerkleized},
+    votes::{ParentVotes, VoteBook, proposal_of, verify_parent_votes},
 };
 use commonware_consensus::{
     Heightable,
@@ -18,6 +19,7 @@ use commonware_consensus::{
     simplex::{
         elector::{Config as _, Elector as _, RoundRobin, RoundRobinElector},
         scheme::ed25519::Scheme,
+        types::Proposal,
     },
     types::{Epoch, Round, View},
 };
@@ -55,6 +57,8 @@ pub enum ExecError {
     TooManyTxs(usize),
     #[error("block carries invalid evidence")]
     BadEvidence,
+    #[error("block carries a certificate that is not a notarization of its parent")]
+    BadParentVotes,
     #[error("no committee is recorded for the block's epoch {0}")]
     NoCommittee(u64),
     #[error(
@@ -113,11 +117,12 @@ impl EvidencePool {
     }
 }
 
-/// What proposals draw from: the mempool and the evidence pool.
+/// What proposals draw from: the mempool, the evidence pool and the votes the engine saw.
 #[derive(Clone)]
 pub struct Sources {
     pub mempool: Mempool,
     pub evidence: EvidencePool,
+    pub votes: VoteBook,
 }
 
 impl Sources {
@@ -248,8 +253,19 @@ struct BlockInput {
     /// Its consensus context: the leader that proposed it, its round and its parent's view.
     consensus: BlockContext,
     parent: sha256::Digest,
+    /// The proposal the parent was notarized on (`None` for the genesis block).
+    parent_proposal: Option<Proposal<sha256::Digest>>,
     txs: Vec<SignedTx>,
     evidence: Vec<EvidenceProof>,
+    parent_votes: Option<ParentVotes>,
+}
+
+/// What a block executed to: what it includes and its state.
+struct Executed<E: StorageContext + Spawner> {
+    txs: Vec<SignedTx>,
+    evidence: Vec<EvidenceProof>,
+    parent_votes: Option<ParentVotes>,
+    batch: StateUnmerkleized<E>,
 }
 
 /// Runs the ledger's block runner to its end, loading the keys it asks for from the batch.
@@ -384,19 +400,66 @@ impl App {
         Ok(leaders_of(&committee, epoch, first..view))
     }
 
+    /// The signers of `votes` when it is a notarization of `parent` by the committee of the
+    /// parent's epoch as `batch` (the parent's state) records it; `None` otherwise, or when
+    /// the parent is the genesis block.
+    async fn parent_voters<E>(
+        &self,
+        rng: &mut impl rand::CryptoRng,
+        batch: &StateUnmerkleized<E>,
+        parent: Option<&Proposal<sha256::Digest>>,
+        votes: &ParentVotes,
+    ) -> Result<Option<Vec<ed25519::PublicKey>>, ExecError>
+    where
+        E: StorageContext + Spawner,
+    {
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        Ok(self
+            .committee_at(batch, parent.round.epoch())
+            .await?
+            .and_then(|committee| {
+                verify_parent_votes(rng, &self.namespace, &committee, parent, votes)
+            }))
+    }
+
+    /// The fullest certificate of `proposal` this validator's engine saw, checked against
+    /// the committee of the proposal's epoch as `batch` records it.
+    async fn known_votes<E>(
+        &self,
+        rng: &mut impl rand::CryptoRng,
+        batch: &StateUnmerkleized<E>,
+        book: &VoteBook,
+        proposal: &Proposal<sha256::Digest>,
+    ) -> Option<ParentVotes>
+    where
+        E: StorageContext + Spawner,
+    {
+        let committee = self
+            .committee_at(batch, proposal.round.epoch())
+            .await
+            .ok()
+            .flatten()?;
+        let verifier = Scheme::verifier(&self.namespace, committee);
+        book.parent_votes(rng, &verifier, proposal)
+    }
+
     /// Executes `txs` and `evidence` on `batch` as block `height` in `consensus`.
     ///
     /// When `building`, transactions the ledger would reject before charging a fee are left
     /// out of the block (and, when they can never succeed, dropped from the mempool), and
-    /// duplicate evidence is skipped. When verifying, everything in the block is executed as it
-    /// is, and invalid evidence or a transaction that pays no fee makes the block invalid.
+    /// duplicate evidence and a certificate of the parent that does not verify are skipped.
+    /// When verifying, everything in the block is executed as it is, and invalid evidence, a
+    /// certificate that is not the parent's or a transaction that pays no fee makes the block
+    /// invalid.
     async fn execute<E>(
         &self,
         rng: &mut impl rand::CryptoRng,
         block: BlockInput,
         mut batch: StateUnmerkleized<E>,
         building: Option<&Mempool>,
-    ) -> Result<(Vec<SignedTx>, Vec<EvidenceProof>, StateUnmerkleized<E>), ExecError>
+    ) -> Result<Executed<E>, ExecError>
     where
         E: StorageContext + Spawner,
     {
@@ -405,10 +468,29 @@ impl App {
             timestamp_ms,
             consensus,
             parent,
+            parent_proposal,
             txs,
             evidence,
+            mut parent_votes,
         } = block;
         let skipped_leaders = self.skipped_leaders(&batch, &consensus).await?;
+        let mut parent_voters = Vec::new();
+        if let Some(votes) = &parent_votes {
+            match self
+                .parent_voters(rng, &batch, parent_proposal.as_ref(), votes)
+                .await?
+            {
+                Some(voters) => parent_voters = voters,
+                None if building.is_some() => {
+                    warn!(
+                        height,
+                        "leaving out a certificate of the parent that does not verify"
+                    );
+                    parent_votes = None;
+                }
+                None => return Err(ExecError::BadParentVotes),
+            }
+        }
         let mut seed = [0u8; 32];
         seed.copy_from_slice(parent.as_ref());
         // The chain verifies evidence against the committee of its epoch, as the parent's
@@ -457,6 +539,7 @@ impl App {
                 time_ms: timestamp_ms,
                 proposer: consensus.leader,
                 skipped_leaders,
+                parent_voters,
                 seed,
             },
             evidence: records,
@@ -487,11 +570,15 @@ impl App {
             );
             mempool.remove(outcome.evicted.clone());
         }
-        let included = outcome.included;
         for (key, value) in outcome.writes {
             batch = batch.write(StateKey::new(key), value);
         }
-        Ok((included, included_evidence, batch))
+        Ok(Executed {
+            txs: outcome.included,
+            evidence: included_evidence,
+            parent_votes,
+            batch,
+        })
     }
 }
 
@@ -537,15 +624,41 @@ where
         evidence.truncate(MAX_BLOCK_EVIDENCE);
         let now_ms = epoch_ms(context.current()).saturating_add(self.faults.clock_ahead_ms);
         let timestamp_ms = proposal_time(now_ms, parent_ms);
+        let parent_proposal = proposal_of(parent.inner(), parent.digest());
+        let parent_votes = match &parent_proposal {
+            Some(proposal) => {
+                self.known_votes(&mut context, &batches, &sources.votes, proposal)
+                    .await
+            }
+            None => None,
+        };
+        // A byzantine proposer carrying the certificate of its grandparent, a genuine
+        // certificate of another block, in place of its parent's.
+        let mut foreign_votes = None;
+        if self.faults.foreign_parent_votes
+            && let Some(grandparent) = ancestry.next().await
+            && let Some(proposal) = proposal_of(grandparent.inner(), parent.inner().parent)
+        {
+            foreign_votes = self
+                .known_votes(&mut context, &batches, &sources.votes, &proposal)
+                .await;
+        }
         let input = BlockInput {
             height: height.get(),
             timestamp_ms,
             consensus: consensus.clone(),
             parent: parent.digest(),
+            parent_proposal,
             txs: candidates,
             evidence,
+            parent_votes,
         };
-        let (txs, evidence, batch) = match self
+        let Executed {
+            txs,
+            evidence,
+            parent_votes,
+            batch,
+        } = match self
             .execute(&mut context, input, batches, Some(&sources.mempool))
             .await
         {
@@ -570,6 +683,7 @@ where
             state_range: non_empty_range!(bounds.inactivity_floor, bounds.tip.size),
             txs,
             evidence,
+            parent_votes: foreign_votes.or(parent_votes),
         };
         self.events.proposed(height.get(), block.txs.len());
         Some(Proposed { block, merkleized })
@@ -599,9 +713,15 @@ where
         }
         // A finalized block was accepted by a quorum when it was a candidate: its time is
         // not judged again against this validator's clock, which may be catching up from far
-        // behind.
-        if matches!(finality, Finality::Candidate) {
-            let parent = ancestry.next().await?;
+        // behind. Its certificate of the parent is checked either way: it is an input of the
+        // ledger.
+        let candidate = matches!(finality, Finality::Candidate);
+        let parent = if candidate || block.parent_votes.is_some() {
+            Some(ancestry.next().await?)
+        } else {
+            None
+        };
+        if candidate && let Some(parent) = &parent {
             let now_ms = epoch_ms(context.current());
             if let Err(err) = check_time(block.timestamp_ms, parent.inner().timestamp_ms, now_ms) {
                 warn!(%err, height = block.height.get(), "refusing a block's time");
@@ -613,10 +733,12 @@ where
             timestamp_ms: block.timestamp_ms,
             consensus: block.context.clone(),
             parent: block.parent,
+            parent_proposal: parent.and_then(|p| proposal_of(p.inner(), block.parent)),
             txs: block.txs.clone(),
             evidence: block.evidence.clone(),
+            parent_votes: block.parent_votes.clone(),
         };
-        let (_, _, batch) = match self.execute(&mut context, input, batches, None).await {
+        let Executed { batch, .. } = match self.execute(&mut context, input, batches, None).await {
             Ok(done) => done,
             Err(err) => {
                 warn!(%err, height = block.height.get(), "block does not execute");
@@ -719,6 +841,7 @@ mod tests {
         Sources {
             mempool,
             evidence: EvidencePool::default(),
+            votes: VoteBook::default(),
         }
     }
 

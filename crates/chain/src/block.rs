@@ -1,6 +1,10 @@
-//! Blocks: consensus context, parent, height, the state commitment, transactions, evidence.
+//! Blocks: consensus context, parent, height, the state commitment, transactions, evidence,
+//! and the certificate of the parent.
 
-use crate::evidence::EvidenceProof;
+use crate::{
+    evidence::EvidenceProof,
+    votes::{MAX_VOTERS, ParentVotes},
+};
 use bytes::BufMut;
 use commonware_codec::{
     Buf, Encode, EncodeSize, Error as CodecError, FixedSize, MaxEncodeSize, RangeCfg, Read,
@@ -8,10 +12,12 @@ use commonware_codec::{
 };
 use commonware_consensus::{
     Block as ConsensusBlock, BoundedBlock, CertifiableBlock, Heightable,
-    simplex::types::Context,
+    simplex::{scheme::ed25519::Scheme, types::Context},
     types::{Epoch, Height, Round, View},
 };
-use commonware_cryptography::{Digest as _, Digestible, Hasher, Sha256, ed25519, sha256};
+use commonware_cryptography::{
+    Digest as _, Digestible, Hasher, Sha256, certificate::Verifier as _, ed25519, sha256,
+};
 use commonware_storage::mmr::Location;
 use commonware_utils::range::NonEmptyRange;
 use exo_types::SignedTx;
@@ -115,6 +121,12 @@ pub struct Block {
     pub txs: Vec<SignedTx>,
     /// Proven consensus faults, recorded by the ledger for slashing.
     pub evidence: Vec<EvidenceProof>,
+    /// The notarization certificate of the parent block as the proposer knew it (its
+    /// signers and their signatures), or `None` when it knew none or the parent is the
+    /// genesis block. Verifiers refuse a block whose certificate is not a notarization of
+    /// the parent by the committee of the parent's epoch; the ledger credits its signers a
+    /// vote ([`crate::votes`]).
+    pub parent_votes: Option<ParentVotes>,
 }
 
 impl Block {
@@ -140,6 +152,7 @@ impl Block {
             state_range,
             txs: Vec::new(),
             evidence: Vec::new(),
+            parent_votes: None,
         }
     }
 
@@ -160,6 +173,7 @@ impl Write for Block {
         self.state_range.write(buf);
         self.txs.write(buf);
         self.evidence.write(buf);
+        self.parent_votes.write(buf);
     }
 }
 
@@ -174,6 +188,7 @@ impl EncodeSize for Block {
             + self.state_range.encode_size()
             + self.txs.encode_size()
             + self.evidence.encode_size()
+            + self.parent_votes.encode_size()
     }
 }
 
@@ -194,6 +209,7 @@ impl Read for Block {
                 buf,
                 &(RangeCfg::new(0..=MAX_BLOCK_EVIDENCE), ()),
             )?,
+            parent_votes: Option::<ParentVotes>::read_cfg(buf, &MAX_VOTERS)?,
         };
         Ok(block)
     }
@@ -229,9 +245,11 @@ impl CertifiableBlock for Block {
 
 impl BoundedBlock for Block {
     fn max_encode_size(_: &()) -> usize {
-        // Proposers never exceed MAX_BLOCK_BYTES; the fixed header is added so that the bound
-        // also covers the largest header.
+        // Proposers never exceed MAX_BLOCK_BYTES; the fixed header and the largest certificate
+        // are added so that the bound also covers the largest header.
         MAX_BLOCK_BYTES
+            + 1
+            + Scheme::max_certificate_size(exo_ledger::modules::staking::MAX_COMMITTEE_BOUND)
             + BlockContext::MAX_ENCODE_SIZE
             + 3 * sha256::Digest::SIZE
             + Height::MAX_ENCODE_SIZE

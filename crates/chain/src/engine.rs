@@ -14,6 +14,7 @@ use crate::{
     mempool::{Mempool, MempoolLimits},
     orchestrator::EpochChannels,
     store::{StateReader, state_config},
+    votes::VoteBook,
 };
 use commonware_broadcast::buffered;
 use commonware_codec::{Decode, Encode, RangeCfg};
@@ -141,6 +142,10 @@ pub struct Faults {
     /// When set, proposals ignore the block's work bound ([`crate::MAX_BLOCK_WORK`]), as a
     /// byzantine proposer could: validators refuse such a block before executing it.
     pub ignore_block_work: bool,
+    /// When set, each proposal carries the certificate of its grandparent in place of its
+    /// parent's (genuine signatures of another block), as a byzantine proposer crediting
+    /// votes that were never cast for the parent could: validators refuse such a block.
+    pub foreign_parent_votes: bool,
 }
 
 /// Everything one validator needs to start.
@@ -280,20 +285,23 @@ fn archive_config<C>(
     }
 }
 
-/// Sends consensus faults to the evidence pool.
+/// Sends consensus faults to the evidence pool, and notarizations and notarize votes to the
+/// vote book that proposals take their parent's certificate from.
 #[derive(Clone)]
-struct EvidenceReporter {
-    pool: EvidencePool,
+struct ActivityReporter {
+    evidence: EvidencePool,
+    votes: VoteBook,
 }
 
-impl Reporter for EvidenceReporter {
+impl Reporter for ActivityReporter {
     type Activity = Activity<Scheme, sha256::Digest>;
 
     fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
         if let Some(proof) = EvidenceProof::from_activity(&activity) {
             warn!("consensus fault observed; queuing evidence");
-            self.pool.push(proof);
+            self.evidence.push(proof);
         }
+        self.votes.record(&activity);
         commonware_actor::Feedback::Ok
     }
 }
@@ -421,9 +429,11 @@ where
     let events = ChainEvents::default();
     let mempool = Mempool::new(config.mempool);
     let evidence = EvidencePool::default();
+    let votes = VoteBook::default();
     let sources = Sources {
         mempool: mempool.clone(),
         evidence: evidence.clone(),
+        votes: votes.clone(),
     };
     let app = App::new(
         config.genesis.clone(),
@@ -470,7 +480,7 @@ where
     marshal_actor.start(stateful_mailbox.clone(), buffer, resolver);
     stateful.start();
 
-    let reporter: Reporters<_, _> = (deferred.clone(), EvidenceReporter { pool: evidence }).into();
+    let reporter: Reporters<_, _> = (deferred.clone(), ActivityReporter { evidence, votes }).into();
 
     // Boundary blocks reach the orchestrator from the finalized-block hook.
     let (boundary_tx, boundaries) = mpsc::channel::<(Height, sha256::Digest)>(64);

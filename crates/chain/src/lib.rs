@@ -12,6 +12,7 @@
 
 pub mod block;
 pub mod evidence;
+pub mod votes;
 
 pub use block::{
     Block, BlockContext, BlockDigest, MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_BLOCK_WORK, block_work,
