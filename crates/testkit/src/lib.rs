@@ -66,6 +66,16 @@ pub fn funded<'a>(
         .collect()
 }
 
+/// A deterministic runtime seeded with `seed` that fails a simulation still running after
+/// ten simulated minutes.
+pub fn runner(seed: u64) -> deterministic::Runner {
+    deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(600))),
+    )
+}
+
 /// Blocks per epoch in simulations: short, so that every test crosses epoch boundaries.
 pub const EPOCH_LENGTH: u64 = 20;
 

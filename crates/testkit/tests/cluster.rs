@@ -309,8 +309,10 @@ fn the_same_seed_gives_the_same_state_root() {
 }
 
 /// The chain hands the ledger the leaders of the views it skipped, elected as the engine
-/// elects them: a crashed validator's slots are the ones counted as missed, and the payout at
-/// the end of the epoch jails it (and only it) and mints exactly the epoch's block reward.
+/// elects them, and the voters of each parent's certificate: a crashed validator's slots are
+/// the ones counted as missed, its votes are missing from the certificates, and the payout at
+/// the end of the epoch jails it (and only it), pays the others for their blocks and votes and
+/// mints exactly the epoch's block reward.
 #[test]
 fn a_crashed_validator_misses_its_slots_and_is_jailed_at_the_end_of_the_epoch() {
     runner(4).start(|context| async move {
@@ -340,12 +342,22 @@ fn a_crashed_validator_misses_its_slots_and_is_jailed_at_the_end_of_the_epoch() 
             assert_eq!(member.jailed, silent, "{member:?}");
             if silent {
                 assert!(member.missed > member.proposed, "{member:?}");
+                // Its votes stop with it: far under half of the epoch's certificates.
+                assert!(member.votes * 2 < record.certificates, "{member:?}");
                 assert_eq!(member.points, 0);
             } else {
                 // A live leader's views are not skipped: had the chain named the wrong
                 // leaders, the misses would land here.
                 assert!(member.proposed > 0, "{member:?}");
                 assert_eq!(member.missed, 0, "{member:?}");
+                // Three live members are a quorum of four: each signs every certificate
+                // from the crash on, and earns its vote points.
+                assert!(member.votes * 10 >= record.certificates * 9, "{member:?}");
+                assert_eq!(
+                    member.points,
+                    member.proposed * staking::PROPOSAL_POINTS
+                        + member.votes * staking::VOTE_POINTS
+                );
             }
         }
         let validator = cluster
