@@ -126,6 +126,7 @@ pub async fn epoch<N: NodeView>(
         minted: record.minted,
         to_providers: record.to_providers,
         work_units: record.work_units,
+        certificates: record.certificates,
         to_treasury: record.to_treasury,
     });
     let slashes = record
@@ -152,6 +153,7 @@ fn earned_json(r: &MemberReward) -> wire::Earned {
     wire::Earned {
         proposed: r.proposed,
         missed: r.missed,
+        votes: r.votes,
         points: r.points,
         reward: r.reward,
         kept: r.kept,

@@ -221,8 +221,8 @@ fn committee(view: &wire::EpochView) -> Report {
             let earned = m.earned.as_ref().map_or(String::new(), |e| {
                 let jailed = if e.jailed { ", jailed" } else { "" };
                 format!(
-                    ": {} blocks, {} missed, {} points, reward {} (kept {}){jailed}",
-                    e.proposed, e.missed, e.points, e.reward, e.kept
+                    ": {} blocks, {} missed, {} votes, {} points, reward {} (kept {}){jailed}",
+                    e.proposed, e.missed, e.votes, e.points, e.reward, e.kept
                 )
             });
             format!(
@@ -236,12 +236,14 @@ fn committee(view: &wire::EpochView) -> Report {
     let how = if view.elected { "elected" } else { "kept" };
     let payout = view.payout.as_ref().map_or(String::new(), |p| {
         format!(
-            "\npaid: fees {} + minted {}; providers {} for {} units, treasury {}; {} slashes",
+            "\npaid: fees {} + minted {}; providers {} for {} units, treasury {}; {} \
+             certificates; {} slashes",
             p.fees,
             p.minted,
             p.to_providers,
             p.work_units,
             p.to_treasury,
+            p.certificates,
             view.slashes.len()
         )
     });

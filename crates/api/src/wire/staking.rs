@@ -73,14 +73,18 @@ pub struct CommitteeMember {
     pub earned: Option<Earned>,
 }
 
-/// A member's leader slots and reward in an epoch.
+/// A member's leader slots, votes and reward in an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Earned {
     /// Blocks it proposed.
     pub proposed: u64,
     /// Views it led that the chain skipped.
     pub missed: u64,
-    /// Its points: the blocks it proposed, or zero when the epoch jailed it for downtime.
+    /// Certificates carried by the epoch's blocks that hold its vote, of the payout's
+    /// `certificates`.
+    pub votes: u64,
+    /// Its points: 20 per block it proposed plus 1 per vote, or zero when the epoch jailed it
+    /// for downtime.
     pub points: u64,
     /// Its share of the committee's pool, for it and its nominators.
     #[schema(value_type = schema::BaseUnits)]
@@ -113,6 +117,9 @@ pub struct Payout {
     pub to_providers: Amount,
     /// The accepted work units the providers' share was divided by.
     pub work_units: u64,
+    /// Blocks of the epoch that carried a certificate of their parent in the epoch: what
+    /// each member's votes are measured against.
+    pub certificates: u64,
     /// The divisions' remainders and unclaimed shares, moved to the treasury.
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
