@@ -22,7 +22,7 @@ pub enum Table {
     Committee = 6,
     /// Who backs an elected validator in an epoch, by the hash of epoch and validator.
     Exposure = 7,
-    /// A member's blocks proposed and leader slots missed in the running epoch
+    /// A member's blocks proposed, leader slots missed and votes in the running epoch
     /// ([`super::Tally`]), by consensus key; cleared by the epoch's payout.
     Tally = 8,
     /// A provider owner's accepted work units in the running epoch ([`super::Units`]), by
