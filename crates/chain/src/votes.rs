@@ -363,4 +363,51 @@ mod tests {
             );
         });
     }
+
+    /// A block with `votes` as its certificate of the parent.
+    fn block_with(votes: ParentVotes) -> Block {
+        let range = commonware_utils::range::NonEmptyRange::new(
+            commonware_storage::mmr::Location::new(0)..commonware_storage::mmr::Location::new(1),
+        )
+        .expect("a range");
+        let mut block = Block::genesis(
+            Sha256::hash(&[b"chain"]),
+            Sha256::hash(&[b"root"]),
+            range,
+            keys(0..1)[0].public_key(),
+        );
+        block.height = commonware_consensus::types::Height::new(5);
+        block.parent_votes = Some(votes);
+        block
+    }
+
+    #[test]
+    fn a_blocks_certificate_round_trips_and_one_over_the_largest_committee_does_not_decode() {
+        use commonware_codec::{Decode as _, Encode as _};
+        let members = keys(0..4);
+        let genuine = certificate(&members, &[0, 1, 3], &proposal(7, b"parent"));
+        let block = block_with(genuine.certificate.clone());
+        let decoded = Block::decode_cfg(block.encode(), &()).expect("a block decodes");
+        assert_eq!(decoded, block);
+        assert_eq!(decoded.parent_votes, Some(genuine.certificate.clone()));
+
+        // A bitmap over the largest committee decodes (verification judges it); one over a
+        // committee larger than any is refused by the decoder, before any signature is
+        // looked at.
+        let over = |participants: u32| ParentVotes {
+            signers: commonware_cryptography::certificate::Signers::new(
+                participants,
+                [Participant::new(participants - 1)],
+            )
+            .expect("one signer"),
+            signatures: genuine.certificate.signatures[..1].to_vec(),
+        };
+        let widest = block_with(over(MAX_VOTERS as u32));
+        assert_eq!(
+            Block::decode_cfg(widest.encode(), &()).expect("the widest bitmap decodes"),
+            widest
+        );
+        let too_wide = over(MAX_VOTERS as u32 + 1);
+        assert!(Block::decode_cfg(block_with(too_wide).encode(), &()).is_err());
+    }
 }

@@ -1096,6 +1096,37 @@ fn the_certificate_carried_by_the_first_block_of_an_epoch_counts_for_nobody() {
     assert!(record.members.iter().all(|m| !m.jailed));
 }
 
+#[test]
+fn a_repeated_or_oversized_list_of_voters_is_a_fault_and_counts_nothing() {
+    let mut net = Net::new();
+    net.run_to(1);
+    let block = |voters: Vec<Address>, chain: &MemoryChain| BlockInput {
+        env: BlockEnv {
+            height: chain.height + 1,
+            time_ms: chain.next_time_ms(),
+            proposer: addr(1),
+            skipped_leaders: Vec::new(),
+            parent_voters: voters,
+            seed: MemoryChain::seed(chain.height + 1),
+        },
+        evidence: Vec::new(),
+        txs: Vec::new(),
+        signatures: Signatures::Verify,
+        policy: Policy::Verify,
+    };
+    let repeated = vec![addr(1), addr(2), addr(1)];
+    assert!(net.chain.run(block(repeated, &net.chain)).is_err());
+    let oversized = (0..=exo_ledger::MAX_PARENT_VOTERS as u64)
+        .map(addr)
+        .collect();
+    assert!(net.chain.run(block(oversized, &net.chain)).is_err());
+    assert_eq!(net.chain.height, 1, "neither block was applied");
+    net.voted_by(&[1, 2, 3]).block(&[]);
+    net.run_to(EPOCH - 1);
+    assert_eq!(net.record(0).certificates, 1);
+    assert_eq!(member(&net.record(0), 1).votes, 1);
+}
+
 /// The election runs in the last block of an epoch, on every validator: measured, 4 seats
 /// over the default ballots at their limits take 75 ms and 64 seats 4.95 s, past the leader's
 /// one-second timeout, so every leader would fail at that height (audit M1). Parameters whose
