@@ -54,8 +54,9 @@ const CHECK_FIRST_BYTES: u64 = 1024 * 1024;
 pub trait PeerBlobs: std::fmt::Debug + Send + Sync + 'static {
     /// The bytes of blob `hash` from some peer, if one holds it in at most `max_bytes`.
     fn blob(&self, hash: Hash32, max_bytes: u64) -> BoxFuture<'_, Option<Vec<u8>>>;
-    /// The archive some peer holds for the accepted outputs of `unit` of `job`.
-    fn outputs(&self, job: u64, unit: u32) -> BoxFuture<'_, Option<Hash32>>;
+    /// The archive some peer holds for the accepted outputs of `unit` of `job`, as of a
+    /// finalized height of at least `height` (the one at which this node read the verdict).
+    fn outputs(&self, job: u64, unit: u32, height: u64) -> BoxFuture<'_, Option<Hash32>>;
 }
 
 /// A blob store on disk. Cheap to clone; clones share the disk-use counter.

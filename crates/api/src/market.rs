@@ -19,7 +19,8 @@ use exo_ledger::{
 };
 use exo_types::{Address, Hash32, JobSpec, address_from_hex, address_to_hex};
 use futures::{StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
+use tokio::sync::broadcast;
 
 /// Reads in flight at once for one request that reads many records.
 const READ_CONCURRENCY: usize = 16;
@@ -1014,6 +1015,26 @@ pub fn parse_signature(text: &str) -> Result<exo_types::Signature, ApiError> {
     let bad = || ApiError::BadSignature(text.chars().take(140).collect());
     let bytes = hex::decode(text).map_err(|_| bad())?;
     exo_types::Signature::decode(bytes).map_err(|_| bad())
+}
+
+/// Longest a request waits for this node to finalize a height it asks for.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until this node has finalized `height`, at most [`CATCH_UP_WAIT`]; whether it has.
+/// Validators finalize the same blocks at slightly different moments: a client (or a node on
+/// its behalf) that read something at one node's height waits here for another node to get
+/// there rather than read an older state.
+pub async fn catch_up<N: NodeView>(node: &N, height: u64) -> bool {
+    // Subscribed before the first look, so that no block finalized in between is missed.
+    let mut blocks = node.subscribe();
+    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+    while node.status().finalized_height < height {
+        match tokio::time::timeout_at(deadline, blocks.recv()).await {
+            Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// `GET /v1/outputs/{job}/{unit}`: the archive of an accepted unit's outputs, if this node

@@ -347,6 +347,7 @@ route_errors! {
         store(),
         bad_path(),
         bad_id(),
+        bad_query(),
         ApiError::NotAccepted { job: 0, unit: 0 },
         not_found(),
         reads(),

@@ -1222,6 +1222,7 @@ fn charge_failure<N>(api: &Api<N>, client: Client, err: &ApiError) {
         ("job" = u64, Path, description = "The job's id."),
         ("unit" = u32, Path, description = "The unit's index."),
         ("x-exo-peer" = Option<String>, Header, description = "Set by a node asking for its own client: answered from this node's store only."),
+        ("min_height" = Option<u64>, Query, description = "Answer as of at least this finalized height: a node that is behind waits for it, at most 2 s, then answers from the height it has. A node filling a miss asks its peers with its own finalized height, so that a peer a block behind does not answer that the unit is not accepted yet."),
     ),
     responses(
         (status = 200, description = "The archive (a blob) and its digest.", body = wire::Outputs),
@@ -1231,9 +1232,15 @@ fn charge_failure<N>(api: &Api<N>, client: Client, err: &ApiError) {
 async fn get_outputs<N: NodeView>(
     State(api): State<Api<N>>,
     PathParams((job, unit)): PathParams<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<wire::Outputs>, ApiError> {
+    let query = Query::parse(query.as_deref())?;
+    query.only(&["min_height"])?;
     let store = store(&api)?;
+    if let Some(height) = query.u64("min_height")? {
+        market::catch_up(&api.node, height).await;
+    }
     let outputs = match market::get_outputs(&api.node, &api.limits, store, &job, &unit).await {
         Err(ApiError::NotFound(_)) if pull_outputs(&api, store, &job, &unit, &headers).await? => {
             market::get_outputs(&api.node, &api.limits, store, &job, &unit).await
@@ -1315,7 +1322,9 @@ async fn pull_outputs<N: NodeView>(
         return Ok(false);
     };
     let (job_id, index) = (market::parse_id("job", job)?, market::parse_unit(unit)?);
-    let Some(archive) = peers.outputs(job_id, index).await else {
+    // The verdict this node read is final at its height: a peer answers as of that height.
+    let height = api.node.status().finalized_height;
+    let Some(archive) = peers.outputs(job_id, index, height).await else {
         return Ok(false);
     };
     let present = match store.size(&archive).await {

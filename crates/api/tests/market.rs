@@ -109,8 +109,16 @@ async fn put_blob(app: &Router, bytes: &[u8]) -> (StatusCode, Value) {
 }
 
 impl Chain {
-    /// Signs `action` with `key` at its next nonce and admits it.
+    /// Signs `action` with `key` at its next nonce and admits it into a block.
     async fn send(&mut self, key: &PrivateKey, seed: u64, action: Action) {
+        let hash = self.admit(key, seed, action).await;
+        self.node.produce_block();
+        let (_, receipt) = get(&self.app, &format!("/v1/txs/{hash}")).await;
+        assert_eq!(receipt["status"], "ok", "{receipt}");
+    }
+
+    /// Signs `action` with `key` at its next nonce and admits it into the mempool: its hash.
+    async fn admit(&mut self, key: &PrivateKey, seed: u64, action: Action) -> String {
         let nonce = self.nonces.entry(seed).or_default();
         let tx = UnsignedTx {
             chain_id: CHAIN.into(),
@@ -130,10 +138,7 @@ impl Chain {
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let hash = body["hash"].as_str().unwrap().to_string();
-        self.node.produce_block();
-        let (_, receipt) = get(&self.app, &format!("/v1/txs/{hash}")).await;
-        assert_eq!(receipt["status"], "ok", "{receipt}");
+        body["hash"].as_str().unwrap().to_string()
     }
 }
 
@@ -814,7 +819,12 @@ impl exo_api::PeerBlobs for Peer {
         })
     }
 
-    fn outputs(&self, _job: u64, _unit: u32) -> futures::future::BoxFuture<'_, Option<Hash32>> {
+    fn outputs(
+        &self,
+        _job: u64,
+        _unit: u32,
+        _height: u64,
+    ) -> futures::future::BoxFuture<'_, Option<Hash32>> {
         Box::pin(async { None })
     }
 }
@@ -967,6 +977,69 @@ async fn running_unit(chain: &mut Chain) {
         .await;
     let (_, job) = get(&chain.app, "/v1/jobs/0").await;
     assert_eq!(job["units"][0]["state"], "running", "{job}");
+}
+
+/// A node that misses a unit's outputs asks its peers with its own finalized height. A peer
+/// a block behind, which has not executed the accepting reveal yet, answered at once that the
+/// unit was not accepted, so a requester whose node was a block ahead of the worker's could
+/// not download the outputs of a job it had just seen done. Now the peer waits (briefly) for
+/// that height and answers from it.
+#[tokio::test]
+async fn a_peer_a_block_behind_waits_for_the_asked_height_before_answering() {
+    let mut chain = chain();
+    running_unit(&mut chain).await;
+    let (stored, status, body) = bob_offers_outputs(&chain.app, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let digest = unit_output(0).result_digest();
+    let (salt, fuel) = ([1u8; 32], 10);
+    let commit = ResultCommit {
+        job: 0,
+        unit: 0,
+        replica: 0,
+        commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
+        seal: result_seal(&digest, fuel, 0, 0),
+    };
+    chain
+        .send(&bob(), 2, Action::CommitResults(vec![commit]))
+        .await;
+    chain.node.produce_blocks_to_the_audit_draw();
+    let reveal = ResultReveal {
+        job: 0,
+        unit: 0,
+        replica: 0,
+        digest,
+        fuel,
+        salt,
+    };
+    // The accepting reveal waits in the mempool: the asking node has finalized its block,
+    // this one not yet.
+    chain
+        .admit(&bob(), 2, Action::RevealResults(vec![reveal]))
+        .await;
+    let accepted_at = chain.node.status().finalized_height + 1;
+    let from_peer = |height: u64| {
+        Request::get(format!("/v1/outputs/0/0?min_height={height}"))
+            .header(exo_api::wire::PEER_HEADER, "1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let app = chain.app.clone();
+    let asked = tokio::spawn(async move { call(&app, from_peer(accepted_at)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    chain.node.produce_block();
+    let (status, outputs) = asked.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{outputs}");
+    assert_eq!(outputs["archive"], stored["hash"]);
+    assert_eq!(outputs["digest"], hex::encode(digest));
+
+    // A height this node does not reach in time gets the answer of the height it has; a
+    // height that is no number is refused.
+    let (status, _) = call(&chain.app, from_peer(accepted_at + 3)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = get(&chain.app, "/v1/outputs/0/0?min_height=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = get(&chain.app, "/v1/outputs/0/0?at=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 /// H3: anyone watching the events could register 16 junk archives for a running unit and so

@@ -143,29 +143,56 @@ pub struct Pacing {
     /// before it proposes an empty block anyway; below the leader timeout, so that the view
     /// does not time out.
     pub empty_block: Duration,
-    /// The shortest time from its parent's timestamp at which a leader with work proposes,
+    /// The longest time from its parent's timestamp at which a leader with work proposes,
     /// unless its mempool fills a block first: under load the transactions that arrive
     /// meanwhile join this block instead of making another, and every block costs each
-    /// validator an execution, a merkleization and its syncs whatever it carries. Zero
-    /// proposes as soon as there is work.
+    /// validator an execution, a merkleization and its syncs whatever it carries. A leader
+    /// gathers for the whole of it only after a busy parent ([`GATHER_WORK`]). Zero proposes
+    /// as soon as there is work.
     pub min_block: Duration,
 }
 
+/// The work (a block's transactions plus their results, [`crate::block_work`]) of a parent
+/// after which a leader gathers for the whole of [`Pacing::min_block`]; after a parent that
+/// carried less it gathers for that share of it, and after an empty one not at all. Under light
+/// load (a transfer, a job, a worker's few results) blocks stay as quick as without gathering;
+/// under load the parent is busy, the leader gathers, and its block is busy in turn. 32 is
+/// about one worker's batch of results.
+pub const GATHER_WORK: usize = 32;
+
+/// What a leader's pacing reads of its parent block.
+#[derive(Clone, Copy, Debug)]
+struct Parent {
+    /// The parent's timestamp, in milliseconds since the Unix epoch.
+    time_ms: u64,
+    /// The parent's work ([`crate::block_work`]).
+    work: usize,
+}
+
 impl Pacing {
-    /// When a leader whose view began at `view_start`, on a parent stamped `parent`, proposes
-    /// unless its mempool fills a block first. With work: `min_block` after the parent's time,
-    /// and never later than `min_block` after its view began, so that a parent stamped by a
-    /// clock running ahead cannot hold the leader past its own bound. Without work:
+    /// How long a leader gathers after a parent that carried `parent_work`: `min_block` times
+    /// the parent's share of [`GATHER_WORK`], at most the whole of it.
+    fn gather(&self, parent_work: usize) -> Duration {
+        let share = parent_work.min(GATHER_WORK) as u32;
+        self.min_block * share / GATHER_WORK as u32
+    }
+
+    /// When a leader whose view began at `view_start`, on `parent`, proposes unless its
+    /// mempool fills a block first. With work: its gathering time ([`Self::gather`]) after the
+    /// parent's time, and never later than that after its view began, so that a parent stamped
+    /// by a clock running ahead cannot hold the leader past its own bound. Without work:
     /// `empty_block` after its view began.
-    fn deadline(&self, view_start: SystemTime, parent: SystemTime, has_work: bool) -> SystemTime {
+    fn deadline(&self, view_start: SystemTime, parent: Parent, has_work: bool) -> SystemTime {
         if !has_work {
             return view_start
                 .checked_add(self.empty_block)
                 .unwrap_or(view_start);
         }
-        let by_view = view_start.checked_add(self.min_block).unwrap_or(view_start);
-        parent
-            .checked_add(self.min_block)
+        let gather = self.gather(parent.work);
+        let by_view = view_start.checked_add(gather).unwrap_or(view_start);
+        UNIX_EPOCH
+            .checked_add(Duration::from_millis(parent.time_ms))
+            .and_then(|time| time.checked_add(gather))
             .map_or(by_view, |by_parent| by_parent.min(by_view))
     }
 }
@@ -173,19 +200,17 @@ impl Pacing {
 /// Holds a leader's proposal back as its [`Pacing`] says. An idle chain does not spin: with
 /// nothing to include, the empty block waits until its interval has passed since the view
 /// began, or until work arrives. A busy one gathers: with work, the block waits until the
-/// minimum interval has passed since the parent's time (`parent_ms`), or until the mempool's
-/// executable transactions fill `full` (a block's most transactions, bytes and work).
+/// gathering time has passed since the parent's time (the whole minimum interval after a busy
+/// parent, none after an empty one), or until the mempool's executable transactions fill
+/// `full` (a block's most transactions, bytes and work).
 async fn hold_back(
     clock: &impl Clock,
     sources: &Sources,
     pacing: Pacing,
-    parent_ms: u64,
+    parent: Parent,
     full: BlockBounds,
 ) {
     let view_start = clock.current();
-    let parent = UNIX_EPOCH
-        .checked_add(Duration::from_millis(parent_ms))
-        .unwrap_or(view_start);
     loop {
         let has_work = sources.has_work();
         let left = pacing
@@ -614,7 +639,11 @@ where
         let height = parent.height().next();
         let sources = input.provider;
         let parent_ms = parent.inner().timestamp_ms;
-        hold_back(&context, &sources, self.pacing, parent_ms, MAX_BLOCK).await;
+        let paced_on = Parent {
+            time_ms: parent_ms,
+            work: crate::block_work(&parent.inner().txs),
+        };
+        hold_back(&context, &sources, self.pacing, paced_on, MAX_BLOCK).await;
         // Left-out candidates do not count against the block's budget: the runner stops at
         // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
         // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
@@ -783,27 +812,35 @@ mod tests {
         UNIX_EPOCH + Duration::from_millis(ms)
     }
 
+    /// A busy parent stamped at `ms`.
+    fn busy_at(ms: u64) -> Parent {
+        Parent {
+            time_ms: ms,
+            work: GATHER_WORK,
+        }
+    }
+
     #[test]
-    fn a_leader_with_work_waits_the_minimum_interval_from_its_parents_time() {
+    fn a_leader_with_work_waits_the_minimum_interval_from_a_busy_parents_time() {
         let pacing = Pacing {
             empty_block: Duration::from_millis(1_000),
             min_block: Duration::from_millis(200),
         };
         // The view began 50 ms after the parent was stamped: 150 ms more to wait.
         assert_eq!(
-            pacing.deadline(at_ms(10_050), at_ms(10_000), true),
+            pacing.deadline(at_ms(10_050), busy_at(10_000), true),
             at_ms(10_200)
         );
         // A view that began long after its parent (a timed-out view before it): at once.
-        assert!(pacing.deadline(at_ms(12_000), at_ms(10_000), true) <= at_ms(12_000));
+        assert!(pacing.deadline(at_ms(12_000), busy_at(10_000), true) <= at_ms(12_000));
         // A parent stamped ahead of this leader's clock holds it no longer than the interval.
         assert_eq!(
-            pacing.deadline(at_ms(10_000), at_ms(10_900), true),
+            pacing.deadline(at_ms(10_000), busy_at(10_900), true),
             at_ms(10_200)
         );
         // Without work the empty block's interval counts from the view's start.
         assert_eq!(
-            pacing.deadline(at_ms(10_050), at_ms(10_000), false),
+            pacing.deadline(at_ms(10_050), busy_at(10_000), false),
             at_ms(11_050)
         );
         let eager = Pacing {
@@ -811,7 +848,7 @@ mod tests {
             ..pacing
         };
         assert_eq!(
-            eager.deadline(at_ms(10_050), at_ms(10_000), true),
+            eager.deadline(at_ms(10_050), busy_at(10_000), true),
             at_ms(10_000)
         );
     }
@@ -846,8 +883,19 @@ mod tests {
     }
 
     /// How long [`hold_back`] holds a proposal on a parent stamped `parent_ago` before the
-    /// view began, with `full` as a full block, under the deterministic runtime.
+    /// view began, with `full` as a full block, under the deterministic runtime; the parent
+    /// carried a full interval's worth of work.
     fn held(sources: Sources, parent_ago: Duration, full: BlockBounds) -> Duration {
+        held_after(sources, parent_ago, full, GATHER_WORK)
+    }
+
+    /// [`held`] on a parent that carried `parent_work`.
+    fn held_after(
+        sources: Sources,
+        parent_ago: Duration,
+        full: BlockBounds,
+        parent_work: usize,
+    ) -> Duration {
         let pacing = Pacing {
             empty_block: Duration::from_millis(1_000),
             min_block: Duration::from_millis(200),
@@ -856,7 +904,11 @@ mod tests {
             context.sleep(Duration::from_secs(10)).await;
             let start = context.current();
             let parent_ms = epoch_ms(start - parent_ago);
-            hold_back(&context, &sources, pacing, parent_ms, full).await;
+            let parent = Parent {
+                time_ms: parent_ms,
+                work: parent_work,
+            };
+            hold_back(&context, &sources, pacing, parent, full).await;
             context
                 .current()
                 .duration_since(start)
@@ -889,6 +941,23 @@ mod tests {
             Duration::ZERO,
             "a mempool that fills a block is proposed at once"
         );
+    }
+
+    /// Light load keeps its latency: the interval a leader gathers for grows with the work
+    /// its parent carried, so a leader after an idle parent proposes its first transaction at
+    /// once, and only a busy chain waits the whole interval.
+    #[test]
+    fn a_leader_gathers_only_as_long_as_its_parent_was_busy() {
+        let after =
+            |parent_work| held_after(sources_with(1), Duration::ZERO, MAX_BLOCK, parent_work);
+        assert_eq!(after(0), Duration::ZERO, "after an empty parent: at once");
+        assert_eq!(
+            after(GATHER_WORK / 4),
+            Duration::from_millis(50),
+            "a quarter of the busy work: a quarter of the interval"
+        );
+        assert_eq!(after(GATHER_WORK), Duration::from_millis(200));
+        assert_eq!(after(MAX_BLOCK.work), Duration::from_millis(200));
     }
 
     #[test]

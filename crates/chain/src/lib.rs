@@ -27,7 +27,7 @@ pub mod mempool;
 pub mod orchestrator;
 pub mod store;
 
-pub use app::{App, EvidencePool, Pacing, Sources};
+pub use app::{App, EvidencePool, GATHER_WORK, Pacing, Sources};
 pub use events::{ChainEvents, ChainStatus, FinalizedBlock};
 pub use mempool::{Mempool, MempoolError, MempoolLimits};
 pub use store::{StateDatabases, StateDb, StateReader};

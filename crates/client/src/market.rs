@@ -322,6 +322,18 @@ impl Client {
         found(self.outputs_or_reason(job, unit).await)
     }
 
+    /// [`Client::outputs`] as of a finalized height of at least `height`: a node that is
+    /// behind waits (briefly) to reach it before it answers.
+    pub async fn outputs_at(
+        &self,
+        job: u64,
+        unit: u32,
+        height: u64,
+    ) -> Result<Option<wire::Outputs>, ClientError> {
+        let path = format!("v1/outputs/{job}/{unit}?min_height={height}");
+        found(self.json(Method::GET, &path, None).await)
+    }
+
     /// `GET /v1/outputs/{job}/{unit}`, keeping the node's refusal.
     pub async fn outputs_or_reason(
         &self,

@@ -311,10 +311,10 @@ impl PeerBlobs for PeerApis {
         })
     }
 
-    fn outputs(&self, job: u64, unit: u32) -> BoxFuture<'_, Option<Hash32>> {
+    fn outputs(&self, job: u64, unit: u32, height: u64) -> BoxFuture<'_, Option<Hash32>> {
         Box::pin(async move {
             for client in &self.clients {
-                if let Ok(Some(outputs)) = client.outputs(job, unit).await {
+                if let Ok(Some(outputs)) = client.outputs_at(job, unit, height).await {
                     return Some(outputs.archive);
                 }
             }

@@ -147,53 +147,108 @@ fn an_idle_chain_makes_no_more_blocks_than_its_minimum_interval_allows() {
 /// A busy chain gathers: under a steady stream of transfers (one every 25 ms for 10 s) each
 /// block follows its parent by at least the minimum interval, so that blocks are few and each
 /// carries the transactions of its whole interval, and every transfer is still included.
+/// Sends `count` transfers round-robin from `senders`, one every `every`, from the nonces in
+/// `nonces` on; then lets the chain finalize them.
+async fn stream(
+    cluster: &Cluster,
+    senders: &[exo_types::PrivateKey],
+    nonces: &mut [u64],
+    count: usize,
+    every: Duration,
+) {
+    let to = faucet_key().public_key();
+    for i in 0..count {
+        let sender = i % senders.len();
+        let tx = transfer(&senders[sender], nonces[sender], &to, Amount(1));
+        cluster.validator(0).admit(tx).await.expect("admitted");
+        nonces[sender] += 1;
+        cluster.sleep(every).await;
+    }
+    cluster.sleep(Duration::from_secs(3)).await;
+}
+
+/// A leader gathers for the minimum interval only after a busy parent ([`exo_chain::GATHER_WORK`]):
+/// a light stream of transfers is proposed as it comes, as without gathering, and a heavy one
+/// makes blocks at least the interval apart, each carrying many transfers.
 #[test]
-fn under_a_steady_stream_blocks_are_at_least_the_minimum_interval_apart() {
+fn a_heavy_stream_gathers_blocks_the_minimum_interval_apart_and_a_light_one_waits_for_nothing() {
     runner(25).start(|context| async move {
         const MIN_BLOCK_MS: u64 = 300;
-        const TRANSFERS: usize = 400;
-        const EVERY_MS: u64 = 25;
-        let senders: Vec<_> = (0..8).map(account_key).collect();
+        let senders: Vec<_> = (0..16).map(account_key).collect();
         let setup = Setup {
             accounts: funded(&senders, Amount::from_exo(1_000)),
             min_block: Duration::from_millis(MIN_BLOCK_MS),
             ..Setup::default()
         };
         let cluster = Cluster::start_with(context, 4, setup).await;
-        let before = cluster.status(0).finalized_height;
-        let to = faucet_key().public_key();
         let mut nonces = vec![0; senders.len()];
-        for i in 0..TRANSFERS {
-            let sender = i % senders.len();
-            let tx = transfer(&senders[sender], nonces[sender], &to, Amount(1));
-            cluster.validator(0).admit(tx).await.expect("admitted");
-            nonces[sender] += 1;
-            cluster.sleep(Duration::from_millis(EVERY_MS)).await;
-        }
-        cluster.sleep(Duration::from_secs(3)).await;
+
+        // Light: a transfer every 100 ms, three an interval, far below the busy work.
+        let before = cluster.status(0).finalized_height;
+        stream(
+            &cluster,
+            &senders,
+            &mut nonces,
+            20,
+            Duration::from_millis(100),
+        )
+        .await;
         let blocks = finalized_blocks(&cluster).await;
-        // Index `h - 1` holds height `h`: from the block before the stream's first on.
-        let stream = &blocks[before as usize - 1..];
-        for pair in stream.windows(2) {
-            let gap = pair[1].time_ms - pair[0].time_ms;
-            assert!(
-                gap >= MIN_BLOCK_MS,
-                "a block follows its parent by {gap} ms"
-            );
-        }
-        let included: usize = stream[1..].iter().map(|block| block.txs).sum();
-        let busy = stream[1..].iter().filter(|block| block.txs > 0).count();
-        println!(
-            "{included} transfers in {busy} blocks with transactions of {} blocks",
-            stream.len() - 1
-        );
-        assert_eq!(included, TRANSFERS, "every transfer was finalized");
-        // 10 s of stream make at most 10 s / 300 ms blocks with transactions (and one more for
-        // the stream's tail): each carries about 12 transfers, not the one or two of a leader
-        // that proposes as soon as it has work.
-        let stream_ms = TRANSFERS as u64 * EVERY_MS;
+        let light = &blocks[before as usize - 1..];
+        let mut gaps: Vec<u64> = light
+            .windows(2)
+            .filter(|pair| pair[1].txs > 0)
+            .map(|pair| pair[1].time_ms - pair[0].time_ms)
+            .collect();
+        gaps.sort_unstable();
+        let included: usize = light[1..].iter().map(|block| block.txs).sum();
+        assert_eq!(included, 20, "every light transfer was finalized");
+        let median = gaps[gaps.len() / 2];
         assert!(
-            busy as u64 <= stream_ms / MIN_BLOCK_MS + 2,
+            median < MIN_BLOCK_MS / 2,
+            "light transfers' blocks follow their parents by {gaps:?} ms"
+        );
+
+        // Heavy: 200 transfers a second, 60 an interval. After the first few blocks, whose
+        // parents were still light, every block follows its parent by the whole interval.
+        const HEAVY: usize = 600;
+        const EVERY_MS: u64 = 5;
+        let before = cluster.status(0).finalized_height;
+        stream(
+            &cluster,
+            &senders,
+            &mut nonces,
+            HEAVY,
+            Duration::from_millis(EVERY_MS),
+        )
+        .await;
+        let blocks = finalized_blocks(&cluster).await;
+        let heavy = &blocks[before as usize - 1..];
+        let included: usize = heavy[1..].iter().map(|block| block.txs).sum();
+        assert_eq!(included, HEAVY, "every heavy transfer was finalized");
+        let busy = heavy[1..].iter().filter(|block| block.txs > 0).count();
+        const RAMP: usize = 4;
+        let mut gathered = 0;
+        for pair in heavy.windows(2) {
+            if pair[0].txs >= exo_chain::GATHER_WORK {
+                let gap = pair[1].time_ms - pair[0].time_ms;
+                assert!(
+                    gap >= MIN_BLOCK_MS,
+                    "a block follows a busy parent by {gap} ms"
+                );
+                gathered += 1;
+            }
+        }
+        assert!(
+            gathered + RAMP + 2 >= busy,
+            "only {gathered} of {busy} blocks followed a busy parent"
+        );
+        // 3 s of stream make at most 3 s / 300 ms blocks with transactions, plus the ramp and
+        // the stream's tail: about 60 transfers each, not the one or two of a leader that
+        // proposes as soon as it has work.
+        let stream_ms = HEAVY as u64 * EVERY_MS;
+        assert!(
+            busy as u64 <= stream_ms / MIN_BLOCK_MS + RAMP as u64 + 2,
             "{busy} blocks carried the stream"
         );
     });
