@@ -126,6 +126,8 @@ pub async fn epoch<N: NodeView>(
         minted: record.minted,
         to_providers: record.to_providers,
         work_units: record.work_units,
+        providers_pool: record.providers_pool,
+        providers_paid: record.providers_paid,
         certificates: record.certificates,
         to_treasury: record.to_treasury,
     });
