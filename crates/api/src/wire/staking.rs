@@ -158,6 +158,11 @@ pub struct Supply {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub rewards: Amount,
+    /// The providers' shares of ended epochs not paid yet (their owners are paid a bounded
+    /// number a block).
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub payouts: Amount,
 }
 
 /// A slash applied during an epoch.
