@@ -366,7 +366,9 @@ pub(super) fn pay_providers(cache: &mut StateCache) -> Result<(), Halt> {
         let mut payout: ProviderPayout = expect(cache, &payout_key(epoch))?;
         let mut record: EpochRecord = expect(cache, &epoch_key(epoch))?;
         let batch = pay_owners(cache, epoch, &mut payout, budget)?;
-        budget -= batch;
+        budget = budget
+            .checked_sub(batch)
+            .ok_or(Fault::Overflow("payout budget"))?;
         record.to_providers = payout.paid;
         if payout.next < payout.owners || budget == 0 {
             store(cache, payout_key(epoch), &payout)?;
