@@ -128,7 +128,8 @@ pub struct Payout {
     /// Blocks of the epoch that carried a certificate of their parent in the epoch: what
     /// each member's votes are measured against.
     pub certificates: u64,
-    /// The divisions' remainders and unclaimed shares, moved to the treasury.
+    /// The divisions' remainders and unclaimed shares, moved to the treasury (the providers'
+    /// remainder once their payout is complete).
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub to_treasury: Amount,
