@@ -59,7 +59,7 @@ pub async fn supply<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<wire::S
     let pots = read_many(
         node,
         limits,
-        [Pot::Insurance, Pot::Treasury, Pot::Rewards]
+        [Pot::Insurance, Pot::Treasury, Pot::Rewards, Pot::Payouts]
             .into_iter()
             .map(bank::pot)
             .collect(),
@@ -69,9 +69,9 @@ pub async fn supply<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<wire::S
         .into_iter()
         .map(|pot| pot.map_or(Amount::ZERO, |p| p.0))
         .collect();
-    let [insurance, treasury, rewards] = held[..] else {
+    let [insurance, treasury, rewards, payouts] = held[..] else {
         return Err(ApiError::Internal(
-            "three pots read, another count answered".into(),
+            "four pots read, another count answered".into(),
         ));
     };
     Ok(wire::Supply {
@@ -80,6 +80,7 @@ pub async fn supply<N: NodeView>(node: &N, limits: &ApiLimits) -> Result<wire::S
         insurance,
         treasury,
         rewards,
+        payouts,
     })
 }
 
@@ -126,6 +127,8 @@ pub async fn epoch<N: NodeView>(
         minted: record.minted,
         to_providers: record.to_providers,
         work_units: record.work_units,
+        providers_pool: record.providers_pool,
+        providers_paid: record.providers_paid,
         certificates: record.certificates,
         to_treasury: record.to_treasury,
     });

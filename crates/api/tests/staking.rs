@@ -154,6 +154,10 @@ async fn validators_and_epochs_show_the_committee_its_backing_and_what_it_earned
     let to_committee = pool - pool * 3_000 / 10_000;
     assert_eq!(amount(&earned["reward"]), to_committee);
     assert_eq!(amount(&payout["to_treasury"]), pool - to_committee);
+    // Nobody worked: the providers' pool went whole to the treasury, and the payout is done.
+    assert_eq!(amount(&payout["providers_pool"]), pool - to_committee);
+    assert_eq!(amount(&payout["to_providers"]), 0);
+    assert_eq!(payout["providers_paid"], true);
     assert_eq!(body["slashes"].as_array().unwrap().len(), 0);
 
     let (status, body) = get(&app, "/v1/epochs/1").await;

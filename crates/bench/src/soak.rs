@@ -1567,6 +1567,7 @@ async fn supply_once(network: &LocalNetwork, known: &[Address]) -> anyhow::Resul
         bank::Pot::Insurance,
         bank::Pot::Treasury,
         bank::Pot::Rewards,
+        bank::Pot::Payouts,
     ];
     pots.extend((0..counters.next_job).map(bank::Pot::JobEscrow));
     pots.extend((0..counters.next_provider).map(bank::Pot::ProviderBond));

@@ -236,12 +236,14 @@ fn committee(view: &wire::EpochView) -> Report {
     let how = if view.elected { "elected" } else { "kept" };
     let payout = view.payout.as_ref().map_or(String::new(), |p| {
         format!(
-            "\npaid: fees {} + minted {}; providers {} for {} units, treasury {}; {} \
+            "\npaid: fees {} + minted {}; providers {} of {} for {} units{}, treasury {}; {} \
              certificates; {} slashes",
             p.fees,
             p.minted,
             p.to_providers,
+            p.providers_pool,
             p.work_units,
+            if p.providers_paid { "" } else { " (paying)" },
             p.to_treasury,
             p.certificates,
             view.slashes.len()

@@ -145,6 +145,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             "01010700000000000000000000000000000000000000000000000000000000000000",
         ),
         (
+            "bank pot payouts",
+            Bank,
+            1,
+            bank::pot_key(Pot::Payouts),
+            "01010800000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
             "bank supply",
             Bank,
             2,

@@ -3279,7 +3279,12 @@ fn confirmed_work_earns_the_providers_share_of_the_epochs_rewards_by_units() {
             before + providers_pool * 3 / 6
         );
     }
+    assert_eq!(record.providers_pool.0, providers_pool);
     assert_eq!(record.to_providers.0, providers_pool / 2 * 2);
+    assert!(
+        record.providers_paid,
+        "two owners are paid in the epoch's last block"
+    );
     assert_eq!(m.pot(Pot::Rewards), 0);
     let (total, supply) = m.tokens();
     assert_eq!(total, supply);

@@ -8,12 +8,14 @@ use exo_ledger::{
     modules::{
         bank::{self, Pot},
         staking::{
-            Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT, PROPOSAL_POINTS,
-            Refusal, Staker, StakingParams, StakingParamsError, Status, VOTE_POINTS, Validator,
-            committee_key, epoch_key, exposure_key, staker_key, validator_key,
+            self, Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
+            PAYOUTS_PER_BLOCK, PROPOSAL_POINTS, PayoutQueue, ProviderPayout, Refusal, Staker,
+            StakingParams, StakingParamsError, Status, VOTE_POINTS, Validator, committee_key,
+            credit_work, epoch_key, exposure_key, payout_key, payout_queue_key, staker_key,
+            validator_key,
         },
     },
-    state::{Namespace, decode, keys::in_table},
+    state::{Halt, Namespace, StateCache, decode, keys::in_table},
 };
 use exo_types::{Action, Address, Amount, PrivateKey, UnsignedTx, address_to_hex};
 use std::collections::BTreeMap;
@@ -704,6 +706,227 @@ fn five_backed_by_twenty() -> Net {
         assert!(net.members(epoch).contains(&addr(5)));
     }
     net
+}
+
+/// A provider owner of the payout tests: seeds far from the accounts and consensus keys.
+fn owner(i: u64) -> Address {
+    addr(10_000 + i)
+}
+
+impl Net {
+    /// Credits each owner its units of accepted work in the epoch of the next block, as the
+    /// market's settlement does, but outside a block: these tests are about the payout, and a
+    /// market settling thousands of owners' results would only make them slow.
+    fn credit(&mut self, work: &[(Address, u64)]) {
+        let epoch = (self.chain.height + 1) / EPOCH;
+        let mut cache = StateCache::new();
+        for (who, units) in work {
+            for _ in 0..*units {
+                loop {
+                    let checkpoint = cache.checkpoint();
+                    match credit_work(&mut cache, epoch, who) {
+                        Ok(()) => break,
+                        Err(Halt::Missing(missing)) => {
+                            cache.rollback(checkpoint);
+                            for key in missing.0 {
+                                let value = self.chain.store.entries.get(&key).cloned();
+                                cache.load(key, value);
+                            }
+                        }
+                        Err(Halt::Fault(fault)) => panic!("the ledger stopped: {fault}"),
+                    }
+                }
+            }
+        }
+        self.chain.store.apply(cache.into_writes());
+    }
+
+    fn payout(&self, epoch: u64) -> Option<ProviderPayout> {
+        self.chain.get(&payout_key(epoch))
+    }
+
+    fn queue(&self) -> PayoutQueue {
+        self.chain.get(&payout_queue_key()).unwrap_or_default()
+    }
+
+    /// Records of the providers' work or payout left in state, of any epoch.
+    fn work_records(&self) -> usize {
+        let tables = [
+            staking::Table::Units,
+            staking::Table::Workers,
+            staking::Table::Payout,
+        ];
+        self.chain
+            .store
+            .entries
+            .keys()
+            .filter(|k| {
+                tables
+                    .iter()
+                    .any(|t| in_table(k, Namespace::Staking, *t as u8))
+            })
+            .count()
+    }
+
+    fn balance_of(&self, who: &Address) -> u128 {
+        self.chain.account(who).balance.0
+    }
+
+    /// No payout is left: the pot is empty, no epoch's work remains, the queue is empty up to
+    /// the last ended epoch, and the supply is exact.
+    fn assert_payouts_done(&self) {
+        assert_eq!(self.named_pot(Pot::Payouts), 0, "the payouts' pot is empty");
+        assert_eq!(self.work_records(), 0, "every epoch's work is removed");
+        let ended = (self.chain.height + 1) / EPOCH;
+        assert_eq!(
+            self.queue(),
+            PayoutQueue {
+                first: ended,
+                end: ended
+            }
+        );
+        self.assert_supply_is_genesis_plus_minted();
+    }
+}
+
+/// A chain whose block reward makes every owner's share many base units, with `work` credited
+/// in epoch 1.
+fn rich_with_work_in_epoch_one(work: &[(Address, u64)]) -> Net {
+    let mut net = Net::with(StakingParams {
+        block_reward: Amount(10_000_000),
+        ..params()
+    });
+    net.run_to(EPOCH);
+    net.credit(work);
+    net
+}
+
+/// Each owner's share of `pool` by its units, rounded down.
+fn shares(pool: u128, work: &[(Address, u64)]) -> Vec<u128> {
+    let total: u128 = work.iter().map(|(_, u)| u128::from(*u)).sum();
+    work.iter()
+        .map(|(_, u)| pool * u128::from(*u) / total)
+        .collect()
+}
+
+/// Owners `from..from + n`, each with one to four units.
+fn busy(from: u64, n: u64) -> Vec<(Address, u64)> {
+    (from..from + n).map(|i| (owner(i), 1 + i % 4)).collect()
+}
+
+#[test]
+fn every_provider_owner_of_a_busy_epoch_is_paid_past_the_old_cap() {
+    // Half again the 1,024 owners that one list of them used to hold.
+    let work = busy(0, 1_500);
+    let mut net = rich_with_work_in_epoch_one(&work);
+    let treasury = net.named_pot(Pot::Treasury);
+    net.run_to(2 * EPOCH - 1);
+    while !net.record(1).providers_paid {
+        net.block(&[]);
+    }
+
+    let record = net.record(1);
+    let pool = record.providers_pool.0;
+    assert_eq!(pool, (record.fees.0 + record.minted.0) * 3 / 10);
+    assert_eq!(record.work_units, work.iter().map(|(_, u)| u).sum::<u64>());
+    let expected = shares(pool, &work);
+    for ((who, _), share) in work.iter().zip(&expected) {
+        assert!(*share > 1_000, "a share of many base units");
+        assert_eq!(net.balance_of(who), *share, "owner paid its exact share");
+    }
+    let paid: u128 = expected.iter().sum();
+    assert_eq!(record.to_providers.0, paid);
+    // No point was earned: the committee's 70% goes to the treasury, and so does what the
+    // providers' rounding left.
+    assert_eq!(record.to_treasury.0, record.fees.0 + record.minted.0 - paid);
+    assert_eq!(
+        net.named_pot(Pot::Treasury),
+        treasury + record.to_treasury.0
+    );
+    assert_eq!(net.named_pot(Pot::Payouts), 0);
+    assert_eq!(net.work_records(), 0, "the epoch's work is removed");
+    assert_eq!(net.queue(), PayoutQueue { first: 2, end: 2 });
+    net.assert_supply_is_genesis_plus_minted();
+}
+
+#[test]
+fn a_payout_pays_at_most_its_bound_per_block_and_finishes() {
+    let work = busy(0, 600);
+    let mut net = rich_with_work_in_epoch_one(&work);
+    net.run_to(2 * EPOCH - 2);
+    let bound = u64::from(PAYOUTS_PER_BLOCK);
+    let (mut paid_owners, mut blocks, mut to_providers) = (0u64, 0, 0u128);
+    loop {
+        let before: Vec<u128> = work.iter().map(|(w, _)| net.balance_of(w)).collect();
+        net.block(&[]);
+        blocks += 1;
+        let now = work
+            .iter()
+            .zip(&before)
+            .filter(|((w, _), b)| net.balance_of(w) > **b)
+            .count() as u64;
+        assert!(now <= bound, "{now} owners paid in one block");
+        paid_owners += now;
+        let record = net.record(1);
+        assert!(record.to_providers.0 >= to_providers, "paid only grows");
+        to_providers = record.to_providers.0;
+        if record.providers_paid {
+            break;
+        }
+        let payout = net.payout(1).expect("a payout under way");
+        assert_eq!(payout.next, paid_owners);
+        assert_eq!(payout.paid, record.to_providers);
+        assert_eq!(
+            net.named_pot(Pot::Payouts),
+            (payout.pool.0 - payout.paid.0),
+            "the pot holds what is left of the pool"
+        );
+        net.assert_supply_is_genesis_plus_minted();
+    }
+    assert_eq!(paid_owners, 600);
+    // 600 owners and the close, 256 payments a block.
+    assert_eq!(blocks, 3);
+    assert_eq!(net.chain.height, 2 * EPOCH + 1);
+    assert_eq!(net.payout(1), None);
+    net.assert_payouts_done();
+}
+
+#[test]
+fn payouts_of_two_epochs_in_flight_pay_each_from_its_own_pool() {
+    // Epoch 1: more owners than ten blocks pay, so its payout still runs when epoch 2 ends.
+    let first = busy(0, 2_600);
+    let mut net = rich_with_work_in_epoch_one(&first);
+    net.run_to(2 * EPOCH);
+    // Epoch 2: a fee makes its pool differ; its owners overlap epoch 1's, with other units.
+    assert_eq!(net.one(20, nominate(&[2], 100)), TxStatus::Ok);
+    let second: Vec<(Address, u64)> = (2_300..2_700).map(|i| (owner(i), 5 - i % 4)).collect();
+    net.credit(&second);
+    net.run_to(3 * EPOCH - 2);
+    assert!(!net.record(1).providers_paid);
+    net.block(&[]);
+    // The end of epoch 2: both payouts are queued, and the first one finishes first.
+    assert_eq!(net.chain.height, 3 * EPOCH - 1);
+    assert!(net.record(1).providers_paid);
+    assert!(!net.record(2).providers_paid);
+    assert_eq!(net.queue(), PayoutQueue { first: 2, end: 3 });
+    while !net.record(2).providers_paid {
+        net.block(&[]);
+    }
+
+    let (one, two) = (net.record(1), net.record(2));
+    assert_ne!(one.providers_pool, two.providers_pool);
+    let mut expected: BTreeMap<Address, u128> = BTreeMap::new();
+    for (record, work) in [(&one, &first), (&two, &second)] {
+        let shares = shares(record.providers_pool.0, work);
+        assert_eq!(record.to_providers.0, shares.iter().sum::<u128>());
+        for ((who, _), share) in work.iter().zip(shares) {
+            *expected.entry(who.clone()).or_default() += share;
+        }
+    }
+    for (who, share) in &expected {
+        assert_eq!(net.balance_of(who), *share);
+    }
+    net.assert_payouts_done();
 }
 
 #[test]

@@ -6,10 +6,11 @@ use exo_ledger::{
     exec::Coded,
     modules::staking::{
         Addresses, Certificates, Chunk, Committee, Counters, EpochRecord, Exposure, Member,
-        MemberReward, Offence, Offences, Owner, Refusal, SlashRecord, Staker, Status, Tally, Units,
-        Validator, certificates_key, committee_key, consensus_key_key, counters_key, epoch_key,
-        exposure_key, nominators_key, offence_exposure_key, offences_key, staker_key, tally_key,
-        units_key, validator_key, validators_key, workers_key,
+        MemberReward, Offence, Offences, Owner, PayoutQueue, ProviderPayout, Refusal, SlashRecord,
+        Staker, Status, Tally, Units, Validator, certificates_key, committee_key,
+        consensus_key_key, counters_key, epoch_key, exposure_key, nominators_key,
+        offence_exposure_key, offences_key, payout_key, payout_queue_key, staker_key, tally_key,
+        units_key, validator_key, validators_key, worker_key,
     },
     state::{Namespace, Record, decode},
 };
@@ -93,6 +94,17 @@ fn every_record() -> Vec<(&'static str, String)> {
         ("units", frozen(&Units(12))),
         ("certificates", frozen(&Certificates(18))),
         (
+            "provider_payout",
+            frozen(&ProviderPayout {
+                owners: 1_500,
+                units: 3_750,
+                pool: Amount(30_000_000),
+                paid: Amount(2_048_000),
+                next: 256,
+            }),
+        ),
+        ("payout_queue", frozen(&PayoutQueue { first: 2, end: 4 })),
+        (
             "offences",
             frozen(&Offences(vec![Offence {
                 validator: addr(2),
@@ -110,6 +122,8 @@ fn every_record() -> Vec<(&'static str, String)> {
                 minted: Amount(10_000),
                 to_providers: Amount(3_900),
                 work_units: 4,
+                providers_pool: Amount(3_901),
+                providers_paid: true,
                 certificates: 18,
                 to_treasury: Amount(2),
                 members: vec![MemberReward {
@@ -155,12 +169,14 @@ fn every_staking_key_opens_with_the_staking_namespace_then_its_table() {
         (6, committee_key(7)),
         (7, exposure_key(7, &addr(1))),
         (8, tally_key(&addr(1))),
-        (9, units_key(&addr(1))),
-        (10, workers_key()),
+        (9, units_key(7, &addr(1))),
+        (10, worker_key(7, 3)),
         (11, offences_key()),
         (12, offence_exposure_key(&addr(1))),
         (13, epoch_key(7)),
         (14, certificates_key()),
+        (15, payout_key(7)),
+        (16, payout_queue_key()),
     ];
     for (table, key) in keys {
         assert_eq!(key[0], Namespace::Staking as u8);
@@ -169,6 +185,11 @@ fn every_staking_key_opens_with_the_staking_namespace_then_its_table() {
     assert_eq!(
         hex::encode(committee_key(7)),
         "04060000000000000000000000000000000000000000000000000000000000000007"
+    );
+    // An epoch's owners sort together, by position.
+    assert_eq!(
+        hex::encode(worker_key(7, 3)),
+        "040a0000000000000007000000000000000300000000000000000000000000000000"
     );
 }
 

@@ -2,7 +2,8 @@
 //! block by block through the block runner. Whatever the sequence, no step faults or panics,
 //! every token is in a balance or a pot (`sum(balances) + sum(pots) == supply`, counted over
 //! the whole state after every block), every pot holds what its module's record says, and the
-//! same sequence gives the same state.
+//! same sequence gives the same state. Epochs are a few blocks long, so that rewards are
+//! divided and providers' payouts run inside the sequences.
 //!
 //! Actions are drawn as symbols (who, which of their replicas, honest or not) and resolved
 //! against the state when their block is built, so that commits, reveals and cancellations
@@ -23,6 +24,7 @@ use exo_ledger::{
                 UnitState, WaitingList, WorkCount, WorkItem, WorkSlot,
             },
         },
+        staking::{self, EpochRecord, ProviderPayout},
     },
     state::{Namespace, decode},
 };
@@ -37,6 +39,8 @@ use std::collections::BTreeMap;
 const CHAIN: &str = "exo-sm";
 const ACCOUNTS: u64 = 6;
 const PROPOSER: u64 = 99;
+/// Short, so that every sequence crosses epoch boundaries and their payouts.
+const EPOCH: u64 = 4;
 const APP: Hash32 = [5u8; 32];
 
 fn key(i: u64) -> PrivateKey {
@@ -229,6 +233,7 @@ impl Machine {
                 max_slots_per_provider: 5,
                 ..MarketParams::default()
             },
+            epoch_length: EPOCH,
             ..Params::default()
         };
         Self {
@@ -487,9 +492,12 @@ impl Machine {
         let supply: bank::Supply = self.chain.get(&bank::supply_key()).unwrap();
         assert_eq!(held, supply.total.0, "balances and pots against the supply");
         self.audit_market_indexes();
+        self.audit_payouts();
+        let minted: u128 = self.ended_epochs().iter().map(|r| r.minted.0).sum();
         assert_eq!(
             supply.total.0 + supply.burnt.0,
-            1_000 * 1_000_000_000 * ACCOUNTS as u128
+            1_000 * 1_000_000_000 * ACCOUNTS as u128 + minted,
+            "the supply is the genesis plus the block rewards, less what was burnt"
         );
     }
 
@@ -674,6 +682,40 @@ impl Machine {
         );
     }
 
+    /// The providers' payouts against their pot and their work: the pot holds what every
+    /// epoch's pool has not paid yet, and each epoch keeps one position and one units record
+    /// for each owner it has not paid.
+    fn audit_payouts(&self) {
+        let count = |table: staking::Table| -> usize {
+            self.chain
+                .store
+                .entries
+                .keys()
+                .filter(|k| k[0] == Namespace::Staking as u8 && k[1] == table as u8)
+                .count()
+        };
+        let (mut unpaid, mut owners_left) = (0u128, 0u64);
+        for (key, value) in &self.chain.store.entries {
+            if key[0] == Namespace::Staking as u8 && key[1] == staking::Table::Payout as u8 {
+                let p: ProviderPayout = decode(value).unwrap();
+                assert!(p.next <= p.owners && p.owners <= p.units, "payout {p:?}");
+                unpaid += p.unpaid().unwrap().0;
+                owners_left += p.owners - p.next;
+            }
+        }
+        assert_eq!(self.pot(Pot::Payouts), unpaid, "the payouts' pot");
+        assert_eq!(count(staking::Table::Workers) as u64, owners_left);
+        assert_eq!(count(staking::Table::Units) as u64, owners_left);
+    }
+
+    /// The records of the epochs that have ended.
+    fn ended_epochs(&self) -> Vec<EpochRecord> {
+        let ended = (self.chain.height + 1) / EPOCH;
+        (0..ended)
+            .map(|e| self.chain.get(&staking::epoch_key(e)).unwrap())
+            .collect()
+    }
+
     fn pot(&self, pot: Pot) -> u128 {
         self.chain
             .get::<bank::PotBalance>(&bank::pot_key(pot))
@@ -810,9 +852,16 @@ fn every_action_once() -> Vec<Vec<Op>> {
 
 #[test]
 fn every_action_of_every_module_executes_and_tokens_are_conserved() {
-    let m = run(&every_action_once());
+    let mut m = run(&every_action_once());
     let missing: Vec<usize> = (0..Op::KINDS).filter(|k| !m.ok_kinds[*k]).collect();
     assert!(missing.is_empty(), "actions never accepted: {missing:?}");
+    // To the end of the running epoch, whose providers' payout then runs.
+    while !(m.chain.height + 1).is_multiple_of(EPOCH) {
+        m.block(&[]);
+        m.audit();
+    }
+    let paid: u128 = m.ended_epochs().iter().map(|r| r.to_providers.0).sum();
+    assert!(paid > 0, "confirmed work was paid the providers' share");
 }
 
 proptest! {

@@ -98,7 +98,8 @@ pub struct Earned {
     pub jailed: bool,
 }
 
-/// What an epoch paid out in its last block.
+/// What an epoch paid out: the committee in its last block, the providers over the blocks
+/// after it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payout {
     /// Time of the epoch's last block, in milliseconds since the Unix epoch.
@@ -111,16 +112,24 @@ pub struct Payout {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub minted: Amount,
-    /// Paid to providers by accepted work units.
+    /// Paid to providers by accepted work units so far.
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub to_providers: Amount,
     /// The accepted work units the providers' share was divided by.
     pub work_units: u64,
+    /// The providers' share of the epoch's rewards.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub providers_pool: Amount,
+    /// Whether every provider owner has been paid (a bounded number of owners are paid a
+    /// block, so a busy epoch's payout runs over the blocks after its end).
+    pub providers_paid: bool,
     /// Blocks of the epoch that carried a certificate of their parent in the epoch: what
     /// each member's votes are measured against.
     pub certificates: u64,
-    /// The divisions' remainders and unclaimed shares, moved to the treasury.
+    /// The divisions' remainders and unclaimed shares, moved to the treasury (the providers'
+    /// remainder once their payout is complete).
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub to_treasury: Amount,
@@ -150,6 +159,11 @@ pub struct Supply {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub rewards: Amount,
+    /// The providers' shares of ended epochs not paid yet (their owners are paid a bounded
+    /// number a block).
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub payouts: Amount,
 }
 
 /// A slash applied during an epoch.

@@ -90,13 +90,14 @@ impl Module for Market {
         Ok(())
     }
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
-        let mut market = market::Market::new(&ctx.params.market, ctx.env);
+        let mut market = market::Market::new(&ctx.params.market, ctx.env, ctx.params.epoch_length);
         let verdict = market.deliver(ctx.cache, sender, action);
         ctx.created.extend(market.created);
         verdict
     }
     fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
-        market::Market::new(&ctx.params.market, ctx.env).end_block(ctx.cache)
+        market::Market::new(&ctx.params.market, ctx.env, ctx.params.epoch_length)
+            .end_block(ctx.cache)
     }
 }
 

@@ -47,6 +47,9 @@ pub enum Pot {
     /// The epoch's rewards: transaction fees as they are paid and the block reward minted at
     /// the epoch's end, emptied by the payout in the epoch's last block (staking).
     Rewards,
+    /// The providers' shares of ended epochs' rewards, until every owner of each is paid
+    /// (staking pays a bounded number of owners a block).
+    Payouts,
 }
 
 impl Pot {
@@ -60,6 +63,7 @@ impl Pot {
             Self::Insurance => (5, 0),
             Self::Treasury => (6, 0),
             Self::Rewards => (7, 0),
+            Self::Payouts => (8, 0),
         };
         let mut out = [0u8; 9];
         out[0] = kind;
@@ -78,6 +82,7 @@ impl fmt::Display for Pot {
             Self::Insurance => f.write_str("insurance"),
             Self::Treasury => f.write_str("treasury"),
             Self::Rewards => f.write_str("rewards"),
+            Self::Payouts => f.write_str("payouts"),
         }
     }
 }

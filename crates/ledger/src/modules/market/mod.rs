@@ -94,19 +94,24 @@ fn refuse(refusal: Refusal) -> Verdict {
     Ok(Err(Rejection::Market(refusal)))
 }
 
-/// The market's view of the block being executed: its parameters, the block, and the ids the
-/// current transaction created (for its receipt).
+/// The market's view of the block being executed: its parameters, the block and its epoch,
+/// and the ids the current transaction created (for its receipt).
 pub(crate) struct Market<'a> {
     pub(crate) params: &'a MarketParams,
     pub(crate) env: &'a BlockEnv,
+    /// The running epoch, which accepted work is credited to.
+    pub(crate) epoch: u64,
     pub(crate) created: Vec<Created>,
 }
 
 impl<'a> Market<'a> {
-    pub(crate) fn new(params: &'a MarketParams, env: &'a BlockEnv) -> Self {
+    /// The market in `env`'s block, of a chain whose epochs are `epoch_length` blocks (at
+    /// least two, as the genesis requires).
+    pub(crate) fn new(params: &'a MarketParams, env: &'a BlockEnv, epoch_length: u64) -> Self {
         Self {
             params,
             env,
+            epoch: env.height.checked_div(epoch_length).unwrap_or_default(),
             created: Vec::new(),
         }
     }

@@ -105,12 +105,17 @@ impl World {
             seed: MemoryChain::seed(height),
         };
         let params = &self.chain.genesis.params.market;
+        let epoch_length = self.chain.genesis.params.epoch_length;
         let store = &self.chain.store.entries;
         let mut cache = StateCache::new();
         let (mut read_keys, mut read_bytes) = (0, 0);
         loop {
             let checkpoint = cache.checkpoint();
-            match Market::new(params, &env).deliver(&mut cache, &addr(account), action) {
+            match Market::new(params, &env, epoch_length).deliver(
+                &mut cache,
+                &addr(account),
+                action,
+            ) {
                 Ok(verdict) => {
                     verdict.expect("the action is accepted");
                     break;

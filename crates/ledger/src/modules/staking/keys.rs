@@ -25,11 +25,11 @@ pub enum Table {
     /// A member's blocks proposed, leader slots missed and votes in the running epoch
     /// ([`super::Tally`]), by consensus key; cleared by the epoch's payout.
     Tally = 8,
-    /// A provider owner's accepted work units in the running epoch ([`super::Units`]), by
-    /// address; cleared by the epoch's payout.
+    /// A provider owner's accepted work units in an epoch ([`super::Units`]), by the hash of
+    /// epoch and owner; removed when the owner is paid.
     Units = 9,
-    /// The provider owners with work in the running epoch, in the order they first earned
-    /// ([`super::Addresses`]), one record.
+    /// The provider owners with work in an epoch ([`super::Owner`]), by epoch and position
+    /// in the order they first earned; removed when the owner is paid.
     Workers = 10,
     /// Offences waiting for their slash or still inside the window ([`super::Offences`]), one
     /// record.
@@ -42,6 +42,12 @@ pub enum Table {
     /// Certificates of their parents the running epoch's blocks carried
     /// ([`super::Certificates`]), one record; cleared by the epoch's payout.
     Certificates = 14,
+    /// An epoch's provider owners and units, then its payout ([`super::ProviderPayout`]), by
+    /// epoch; removed when the payout is complete.
+    Payout = 15,
+    /// The ended epochs whose providers wait for their payout ([`super::PayoutQueue`]), one
+    /// record.
+    PayoutQueue = 16,
 }
 
 fn by_address(table: Table, address: &Address) -> Key {
@@ -76,23 +82,42 @@ pub fn committee_key(epoch: u64) -> Key {
     keys::key_u64(Namespace::Staking, Table::Committee as u8, epoch)
 }
 
-pub fn exposure_key(epoch: u64, validator: &Address) -> Key {
+/// A key of `table` by an epoch and an address: the hash of both, since together they are
+/// longer than an id.
+fn by_epoch_and_address(table: Table, epoch: u64, address: &Address) -> Key {
     let mut id = epoch.to_be_bytes().to_vec();
-    id.extend_from_slice(validator.as_ref());
+    id.extend_from_slice(address.as_ref());
     let hash = exo_types::hash_bytes(&id);
-    keys::key(Namespace::Staking, Table::Exposure as u8, hash.as_ref())
+    keys::key(Namespace::Staking, table as u8, hash.as_ref())
+}
+
+pub fn exposure_key(epoch: u64, validator: &Address) -> Key {
+    by_epoch_and_address(Table::Exposure, epoch, validator)
 }
 
 pub fn tally_key(consensus_key: &Address) -> Key {
     by_address(Table::Tally, consensus_key)
 }
 
-pub fn units_key(owner: &Address) -> Key {
-    by_address(Table::Units, owner)
+pub fn units_key(epoch: u64, owner: &Address) -> Key {
+    by_epoch_and_address(Table::Units, epoch, owner)
 }
 
-pub fn workers_key() -> Key {
-    keys::key_u64(Namespace::Staking, Table::Workers as u8, 0)
+/// The provider owner at `position` of `epoch`'s work: the epoch then the position, both
+/// big-endian, so that an epoch's owners sort together and in order.
+pub fn worker_key(epoch: u64, position: u64) -> Key {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&epoch.to_be_bytes());
+    id[8..].copy_from_slice(&position.to_be_bytes());
+    keys::key(Namespace::Staking, Table::Workers as u8, &id)
+}
+
+pub fn payout_key(epoch: u64) -> Key {
+    keys::key_u64(Namespace::Staking, Table::Payout as u8, epoch)
+}
+
+pub fn payout_queue_key() -> Key {
+    keys::key_u64(Namespace::Staking, Table::PayoutQueue as u8, 0)
 }
 
 pub fn offences_key() -> Key {

@@ -10,9 +10,9 @@
 //! The election ([`election`]) runs in the end of the last block of each epoch `e`, over the
 //! bonds as they stand, and writes the committee of epoch `e + 2` with each member's backing
 //! and each backer's share ([`Exposure`]): an elected validator has a whole epoch to connect.
-//! Before it, the same block pays the epoch's rewards (`rewards.rs`: the fees and the minted
-//! block reward, to providers by accepted work and to the committee by points) and jails the
-//! members that were down; equivocations are jailed when recorded and slashed into the
+//! Before it, the same block divides the epoch's rewards (`rewards.rs`: the fees and the
+//! minted block reward, to the committee by points at once, to providers by accepted work over
+//! the blocks that follow, a bounded number a block) and jails the members that were down; equivocations are jailed when recorded and slashed into the
 //! insurance pool once their deferral has passed (`slashing.rs`).
 //!
 //! This module must never verify signatures or read the chain's consensus state: it takes the
@@ -29,8 +29,8 @@ mod slashing;
 
 pub use keys::{
     Table, certificates_key, committee_key, consensus_key_key, counters_key, epoch_key,
-    exposure_key, nominators_key, offence_exposure_key, offences_key, staker_key, tally_key,
-    units_key, validator_key, validators_key, workers_key,
+    exposure_key, nominators_key, offence_exposure_key, offences_key, payout_key, payout_queue_key,
+    staker_key, tally_key, units_key, validator_key, validators_key, worker_key,
 };
 pub use params::{
     BPS, MAX_BALANCE_ROUNDS, MAX_COMMITTEE_BOUND, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
@@ -39,8 +39,8 @@ pub use params::{
 };
 pub use records::{
     Addresses, Certificates, Chunk, Committee, Counters, EpochRecord, Exposure, MAX_OFFENCES,
-    MAX_REWARDED_PROVIDERS, Member, MemberReward, Offence, Offences, Owner, SlashRecord, Staker,
-    Status, Tally, Units, Validator,
+    Member, MemberReward, Offence, Offences, Owner, PAYOUTS_PER_BLOCK, PayoutQueue, ProviderPayout,
+    SlashRecord, Staker, Status, Tally, Units, Validator,
 };
 pub use refusal::Refusal;
 pub use rewards::{PROPOSAL_POINTS, VOTE_POINTS, credit_work};
@@ -525,27 +525,27 @@ impl Staking<'_> {
         Ok(Ok(store(cache, validator_key(sender), &v)?))
     }
 
-    /// In every block, counts its leader slots and votes and applies the slashes that are due; in the
-    /// last block of each epoch `e`, pays the epoch's rewards (jailing the members that were
-    /// down, so that the election leaves them out), elects the committee of `e + 2` and
-    /// forgets the exposures that have aged out.
+    /// In every block, counts its leader slots and votes, applies the slashes that are due
+    /// and pays the next provider owners of ended epochs; in the last block of each epoch `e`,
+    /// first divides the epoch's rewards (jailing the members that were down, so that the
+    /// election leaves them out), elects the committee of `e + 2` and forgets the exposures
+    /// that have aged out.
     pub fn end_block(&self, cache: &mut StateCache) -> Result<(), Halt> {
         // One round of loads for what every block reads.
-        cache.require(rewards::tally_keys(self.env).chain([offences_key()]))?;
+        cache.require(rewards::tally_keys(self.env).chain([offences_key(), payout_queue_key()]))?;
         rewards::tally_block(cache, self.env, self.epoch_length)?;
         self.apply_due_slashes(cache)?;
         let height = self.env.height;
-        if !(height + 1).is_multiple_of(self.epoch_length) {
-            return Ok(());
+        if (height + 1).is_multiple_of(self.epoch_length) {
+            let epoch = height / self.epoch_length;
+            self.pay_epoch(cache, epoch)?;
+            let target = epoch + 2;
+            self.elect(cache, target)?;
+            if let Some(old) = target.checked_sub(self.params.exposure_epochs) {
+                forget_exposures(cache, old)?;
+            }
         }
-        let epoch = height / self.epoch_length;
-        self.pay_epoch(cache, epoch)?;
-        let target = epoch + 2;
-        self.elect(cache, target)?;
-        if let Some(old) = target.checked_sub(self.params.exposure_epochs) {
-            forget_exposures(cache, old)?;
-        }
-        Ok(())
+        rewards::pay_providers(cache)
     }
 
     /// The ballots of the election: each standing validator backs itself with its
@@ -723,8 +723,9 @@ pub fn genesis(
 /// What staking answers to readers of finalized state.
 pub mod queries {
     use super::{
-        Addresses, Committee, EpochRecord, Exposure, Staker, Validator, committee_key, epoch_key,
-        exposure_key, staker_key, validator_key, validators_key,
+        Addresses, Committee, EpochRecord, Exposure, ProviderPayout, Staker, Validator,
+        committee_key, epoch_key, exposure_key, payout_key, staker_key, validator_key,
+        validators_key,
     };
     use crate::state::Query;
     use exo_types::Address;
@@ -750,8 +751,15 @@ pub mod queries {
         Query::new(exposure_key(epoch, validator))
     }
 
-    /// What `epoch` paid (once its last block ran) and slashed.
+    /// What `epoch` paid (once its last block ran; its providers over the blocks after) and
+    /// slashed.
     pub fn epoch_record(epoch: u64) -> Query<EpochRecord> {
         Query::new(epoch_key(epoch))
+    }
+
+    /// `epoch`'s providers: their owners and units while it runs, then its payout until every
+    /// owner is paid (then none).
+    pub fn provider_payout(epoch: u64) -> Query<ProviderPayout> {
+        Query::new(payout_key(epoch))
     }
 }

@@ -160,12 +160,13 @@ impl Record for Validator {
     }
 }
 
-/// The account that registered a consensus key.
+/// An account: the one that registered a consensus key, or the provider owner at a position
+/// of an epoch's work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner(pub Address);
 
 impl Record for Owner {
-    const WHAT: &'static str = "consensus key owner";
+    const WHAT: &'static str = "owner";
     const MAX_BYTES: usize = 32;
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
@@ -297,10 +298,10 @@ impl Record for Exposure {
     }
 }
 
-/// Most provider owners whose work one epoch rewards: the list of them is one record, read
-/// at the epoch's end. Work of owners past it still counts in no one's share, and their part
-/// of the providers' pool goes to the treasury with the other remainders.
-pub const MAX_REWARDED_PROVIDERS: u32 = 1_024;
+/// Most payments the providers' payout makes in one block: one for each owner paid, and one
+/// for each epoch whose payout closes. The owners of a busy epoch are paid over the blocks
+/// after it, oldest epoch first, so that no block's end grows with the market's traffic.
+pub const PAYOUTS_PER_BLOCK: u32 = 256;
 /// Most offences held at once: at most one per validator is pending or inside its window,
 /// and candidates are bounded by [`MAX_VALIDATORS_BOUND`]; the margin covers validators that
 /// left while their offence was still in its window.
@@ -350,7 +351,7 @@ impl Record for Certificates {
     }
 }
 
-/// A provider owner's accepted work units in the running epoch.
+/// A provider owner's accepted work units in an epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Units(pub u64);
 
@@ -362,6 +363,74 @@ impl Record for Units {
     }
     fn take(buf: &mut Bytes) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
+    }
+}
+
+/// The providers' side of an epoch: counted while the epoch runs ([`super::credit_work`]),
+/// then paid in the blocks after its end. Its owners are the records of
+/// [`super::worker_key`] at positions `0..owners`, each with its [`Units`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProviderPayout {
+    /// Distinct owners credited in the epoch.
+    pub owners: u64,
+    /// Their accepted work units, summed: what the pool is divided by.
+    pub units: u64,
+    /// The providers' share of the epoch's rewards, fixed at its end (zero while it runs),
+    /// held in [`crate::modules::bank::Pot::Payouts`] until paid.
+    pub pool: Amount,
+    /// Paid so far.
+    pub paid: Amount,
+    /// The position of the next owner to pay.
+    pub next: u64,
+}
+
+impl ProviderPayout {
+    /// What is left of the pool in the bank: the pool less what was paid.
+    pub fn unpaid(&self) -> Option<Amount> {
+        self.pool.checked_sub(self.paid)
+    }
+}
+
+impl Record for ProviderPayout {
+    const WHAT: &'static str = "provider payout";
+    const MAX_BYTES: usize = 8 + 8 + 16 + 16 + 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.owners.write(out);
+        self.units.write(out);
+        self.pool.write(out);
+        self.paid.write(out);
+        self.next.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            owners: u64::read(buf)?,
+            units: u64::read(buf)?,
+            pool: Amount::read(buf)?,
+            paid: Amount::read(buf)?,
+            next: u64::read(buf)?,
+        })
+    }
+}
+
+/// The ended epochs whose providers are not all paid yet: `first..end`, paid oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayoutQueue {
+    pub first: u64,
+    pub end: u64,
+}
+
+impl Record for PayoutQueue {
+    const WHAT: &'static str = "payout queue";
+    const MAX_BYTES: usize = 16;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.first.write(out);
+        self.end.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self {
+            first: u64::read(buf)?,
+            end: u64::read(buf)?,
+        })
     }
 }
 
@@ -451,14 +520,20 @@ pub struct EpochRecord {
     pub fees: Amount,
     /// The block reward minted for its blocks.
     pub minted: Amount,
-    /// Paid to providers by accepted work.
+    /// Paid to providers by accepted work so far: the payout runs over the blocks after the
+    /// epoch's end, at most [`PAYOUTS_PER_BLOCK`] owners a block.
     pub to_providers: Amount,
     /// Accepted work units the providers' pool was divided by.
     pub work_units: u64,
+    /// The providers' share of the epoch's rewards.
+    pub providers_pool: Amount,
+    /// Whether every provider owner has been paid (and the remainder moved to the treasury).
+    pub providers_paid: bool,
     /// Blocks of the epoch that carried a certificate of their parent, in the same epoch:
     /// what each member's votes are measured against.
     pub certificates: u64,
-    /// Remainders of the divisions and unclaimed pools, moved to the treasury.
+    /// Remainders of the divisions and unclaimed pools, moved to the treasury (the providers'
+    /// remainder once their payout is complete).
     pub to_treasury: Amount,
     /// The committee's members, in the committee's order.
     pub members: Vec<MemberReward>,
@@ -468,14 +543,23 @@ pub struct EpochRecord {
 
 impl Record for EpochRecord {
     const WHAT: &'static str = "epoch record";
-    const MAX_BYTES: usize =
-        8 + 16 * 4 + 8 + 8 + 4 + 97 * MAX_COMMITTEE_BOUND as usize + 4 + 56 * MAX_OFFENCES as usize;
+    const MAX_BYTES: usize = 8
+        + 16 * 5
+        + 1
+        + 8
+        + 8
+        + 4
+        + 97 * MAX_COMMITTEE_BOUND as usize
+        + 4
+        + 56 * MAX_OFFENCES as usize;
     fn put(&self, out: &mut Vec<u8>) {
         self.ended_ms.write(out);
         self.fees.write(out);
         self.minted.write(out);
         self.to_providers.write(out);
         self.work_units.write(out);
+        self.providers_pool.write(out);
+        u8::from(self.providers_paid).write(out);
         self.certificates.write(out);
         self.to_treasury.write(out);
         put_len(self.members.len(), out);
@@ -504,6 +588,8 @@ impl Record for EpochRecord {
             minted: Amount::read(buf)?,
             to_providers: Amount::read(buf)?,
             work_units: u64::read(buf)?,
+            providers_pool: Amount::read(buf)?,
+            providers_paid: take_flag(buf)?,
             certificates: u64::read(buf)?,
             to_treasury: Amount::read(buf)?,
             members: take_list(buf, MAX_COMMITTEE_BOUND as usize, |b| {

@@ -3,19 +3,22 @@
 //! During an epoch every block credits its proposer a block proposed, each leader of a view
 //! the chain skipped before it a missed slot, and each signer of the certificate of its parent
 //! it carries a vote ([`Tally`], by consensus key); the market credits each provider owner the
-//! accepted units its replicas computed ([`credit_work`]). Fees go into [`Pot::Rewards`] as
-//! transactions pay them. In the epoch's last block the block reward of every block of the
-//! epoch is minted into that pot and the pot is paid out: a share to providers by units, the
-//! rest to the committee by points ([`PROPOSAL_POINTS`] per block, [`VOTE_POINTS`] per vote),
-//! each member's part split between it (commission, then its own stake's part) and its
-//! nominators by their exposure. Every division rounds down and what the divisions leave goes
-//! to the treasury, so the supply grows by exactly the minted reward.
+//! accepted units its replicas computed ([`credit_work`]), one small record per owner and
+//! epoch. Fees go into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the
+//! block reward of every block of the epoch is minted into that pot and the pot is divided:
+//! the committee's share is paid at once by points ([`PROPOSAL_POINTS`] per block,
+//! [`VOTE_POINTS`] per vote), each member's part split between it (commission, then its own
+//! stake's part) and its nominators by their exposure; the providers' share moves to
+//! [`Pot::Payouts`] and is paid by units over the blocks that follow, at most
+//! [`PAYOUTS_PER_BLOCK`] payments a block, oldest epoch first ([`pay_providers`]). Every
+//! division rounds down and what the divisions leave goes to the treasury, so the supply
+//! grows by exactly the minted reward.
 use super::{
-    Addresses, Certificates, Committee, EpochRecord, Exposure, MAX_REWARDED_PROVIDERS, Member,
-    MemberReward, Owner, Staking, Status, Tally, Units, Validator,
+    Certificates, Committee, EpochRecord, Exposure, Member, MemberReward, Owner, PAYOUTS_PER_BLOCK,
+    PayoutQueue, ProviderPayout, Staking, Status, Tally, Units, Validator,
     keys::{
-        certificates_key, committee_key, consensus_key_key, epoch_key, exposure_key, tally_key,
-        units_key, validator_key, workers_key,
+        certificates_key, committee_key, consensus_key_key, epoch_key, exposure_key, payout_key,
+        payout_queue_key, tally_key, units_key, validator_key, worker_key,
     },
     params::BPS,
 };
@@ -117,25 +120,39 @@ fn bump(
     Ok(store(cache, key, &t)?)
 }
 
-/// Credits `owner` one accepted unit of work in the running epoch. The market calls it for
-/// each replica paid for a result another, independent replica confirmed: the work that also
-/// builds reputation. Owners past [`MAX_REWARDED_PROVIDERS`] in one epoch are not counted.
-pub fn credit_work(cache: &mut StateCache, owner: &Address) -> Result<(), Halt> {
-    let key = units_key(owner);
+/// Credits `owner` one accepted unit of work in `epoch`, the running one. The market calls it
+/// for each replica paid for a result another, independent replica confirmed: the work that
+/// also builds reputation. It writes the owner's units, the epoch's counts and, for an owner
+/// new in the epoch, its position: a few small records, however many owners the epoch has.
+/// The number of owners needs no cap of its own: each is credited by a paid, accepted result,
+/// which the market's bounds already limit per block.
+pub fn credit_work(cache: &mut StateCache, epoch: u64, owner: &Address) -> Result<(), Halt> {
+    let (key, work_key) = (units_key(epoch, owner), payout_key(epoch));
+    cache.require([key, work_key])?;
     let mut units: Units = load(cache, &key)?.unwrap_or_default();
+    let mut work: ProviderPayout = load(cache, &work_key)?.unwrap_or_default();
+    if work.pool != Amount::ZERO || work.next != 0 {
+        return Err(
+            Fault::Invariant(format!("work credited to epoch {epoch} after its end")).into(),
+        );
+    }
     if units.0 == 0 {
-        let mut owners: Addresses = load(cache, &workers_key())?.unwrap_or_default();
-        if owners.0.len() >= MAX_REWARDED_PROVIDERS as usize {
-            return Ok(());
-        }
-        owners.0.push(owner.clone());
-        store(cache, workers_key(), &owners)?;
+        store(cache, worker_key(epoch, work.owners), &Owner(owner.clone()))?;
+        work.owners = work
+            .owners
+            .checked_add(1)
+            .ok_or(Fault::Overflow("work owners"))?;
     }
     units.0 = units
         .0
         .checked_add(1)
         .ok_or(Fault::Overflow("work units"))?;
-    Ok(store(cache, key, &units)?)
+    work.units = work
+        .units
+        .checked_add(1)
+        .ok_or(Fault::Overflow("work units"))?;
+    store(cache, key, &units)?;
+    Ok(store(cache, work_key, &work)?)
 }
 
 /// The keys every block's tally reads: each leader's and voter's registration and tally, and
@@ -221,9 +238,11 @@ impl Staking<'_> {
         }
     }
 
-    /// Pays `epoch` out in its last block and jails its members that were down; writes what
-    /// it did in the epoch's record.
+    /// Divides `epoch`'s rewards in its last block: pays the committee and jails its members
+    /// that were down, and queues the providers' payout; writes what it did in the epoch's
+    /// record.
     pub(super) fn pay_epoch(&self, cache: &mut StateCache, epoch: u64) -> Result<(), Halt> {
+        cache.require([committee_key(epoch), epoch_key(epoch), payout_key(epoch)])?;
         let committee: Committee = expect(cache, &committee_key(epoch))?;
         let mut record: EpochRecord = load(cache, &epoch_key(epoch))?.unwrap_or_default();
         record.fees = bank::pot(cache, Pot::Rewards)?;
@@ -238,7 +257,8 @@ impl Staking<'_> {
         remove(cache, certificates_key());
         let pool = add(record.fees, record.minted)?;
         let providers_pool = bps_of(pool, self.params.provider_share_bps)?;
-        (record.to_providers, record.work_units) = pay_providers(cache, providers_pool)?;
+        record.work_units = close_work(cache, epoch, providers_pool)?;
+        record.providers_pool = providers_pool;
         record.members = self.pay_committee(
             cache,
             epoch,
@@ -309,32 +329,106 @@ impl Staking<'_> {
     }
 }
 
-/// Pays `pool` to the epoch's provider owners by their units and clears the epoch's work;
-/// returns what it paid and the units it divided by.
-fn pay_providers(cache: &mut StateCache, pool: Amount) -> Result<(Amount, u64), Halt> {
-    let owners: Addresses = load(cache, &workers_key())?.unwrap_or_default();
-    cache.require(owners.0.iter().map(units_key))?;
-    let mut work = Vec::with_capacity(owners.0.len());
-    let mut total = 0u64;
-    for owner in owners.0 {
-        let units: Units = expect(cache, &units_key(&owner))?;
-        remove(cache, units_key(&owner));
-        total = total
-            .checked_add(units.0)
-            .ok_or(Fault::Overflow("work units"))?;
-        work.push((owner, units.0));
+/// Fixes `pool` as the providers' share of `epoch`, which has just ended: moves it to
+/// [`Pot::Payouts`] and queues the epoch's payout behind those still running. Returns the
+/// units the pool is divided by.
+fn close_work(cache: &mut StateCache, epoch: u64, pool: Amount) -> Result<u64, Halt> {
+    let mut work: ProviderPayout = load(cache, &payout_key(epoch))?.unwrap_or_default();
+    work.pool = pool;
+    store(cache, payout_key(epoch), &work)?;
+    bank::move_between(cache, Pot::Rewards, Pot::Payouts, pool)?;
+    let mut queue: PayoutQueue = load(cache, &payout_queue_key())?.unwrap_or_default();
+    if queue.end != epoch {
+        return Err(Fault::Invariant(format!(
+            "epoch {epoch} ends while the payouts queued end at epoch {}",
+            queue.end
+        ))
+        .into());
     }
-    remove(cache, workers_key());
-    let mut paid = Amount::ZERO;
-    if total == 0 {
-        return Ok((paid, total));
+    queue.end = epoch.checked_add(1).ok_or(Fault::Overflow("epoch"))?;
+    store(cache, payout_queue_key(), &queue)?;
+    Ok(work.units)
+}
+
+/// Runs at the end of every block: pays the owners of ended epochs, oldest epoch first, each
+/// `pool * units / total_units` rounded down, at most [`PAYOUTS_PER_BLOCK`] payments (an owner
+/// paid, or an epoch's payout closed). Closing an epoch moves what its rounding left to the
+/// treasury, completes its record and removes its work. Each epoch is paid from its own pool,
+/// as its payout record counts it, though the pools share one pot: the pot must be empty
+/// whenever no payout is left.
+pub(super) fn pay_providers(cache: &mut StateCache) -> Result<(), Halt> {
+    let start: PayoutQueue = load(cache, &payout_queue_key())?.unwrap_or_default();
+    let mut queue = start;
+    let mut budget = u64::from(PAYOUTS_PER_BLOCK);
+    while budget > 0 && queue.first < queue.end {
+        let epoch = queue.first;
+        cache.require([payout_key(epoch), epoch_key(epoch)])?;
+        let mut payout: ProviderPayout = expect(cache, &payout_key(epoch))?;
+        let mut record: EpochRecord = expect(cache, &epoch_key(epoch))?;
+        let batch = pay_owners(cache, epoch, &mut payout, budget)?;
+        budget = budget
+            .checked_sub(batch)
+            .ok_or(Fault::Overflow("payout budget"))?;
+        record.to_providers = payout.paid;
+        if payout.next < payout.owners || budget == 0 {
+            store(cache, payout_key(epoch), &payout)?;
+            store(cache, epoch_key(epoch), &record)?;
+            break;
+        }
+        budget -= 1;
+        let rest = payout.unpaid().ok_or_else(|| {
+            Fault::Invariant(format!("epoch {epoch}'s providers were paid past its pool"))
+        })?;
+        bank::move_between(cache, Pot::Payouts, Pot::Treasury, rest)?;
+        record.to_treasury = add(record.to_treasury, rest)?;
+        record.providers_paid = true;
+        store(cache, epoch_key(epoch), &record)?;
+        remove(cache, payout_key(epoch));
+        queue.first = epoch.checked_add(1).ok_or(Fault::Overflow("epoch"))?;
     }
-    for (owner, units) in work {
-        let share = mul_div(pool, u128::from(units), u128::from(total))?;
-        bank::release(cache, Pot::Rewards, &owner, share)?;
-        paid = add(paid, share)?;
+    if queue == start {
+        return Ok(());
     }
-    Ok((paid, total))
+    if queue.first == queue.end {
+        bank::expect_pot(cache, Pot::Payouts, Amount::ZERO)?;
+    }
+    Ok(store(cache, payout_queue_key(), &queue)?)
+}
+
+/// Pays the next owners of `epoch`'s payout, at most `budget` of them, and removes their
+/// work; returns how many it paid. Their positions, then their units, are loaded in one
+/// round each.
+fn pay_owners(
+    cache: &mut StateCache,
+    epoch: u64,
+    payout: &mut ProviderPayout,
+    budget: u64,
+) -> Result<u64, Halt> {
+    let left = payout.owners.checked_sub(payout.next).ok_or_else(|| {
+        Fault::Invariant(format!("epoch {epoch}'s payout is past its last owner"))
+    })?;
+    let batch = left.min(budget);
+    let end = payout
+        .next
+        .checked_add(batch)
+        .ok_or(Fault::Overflow("payout position"))?;
+    let positions = payout.next..end;
+    cache.require(positions.clone().map(|at| worker_key(epoch, at)))?;
+    let owners = positions
+        .clone()
+        .map(|at| expect::<Owner>(cache, &worker_key(epoch, at)).map(|o| o.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    cache.require(owners.iter().map(|o| units_key(epoch, o)))?;
+    for (at, owner) in positions.zip(&owners) {
+        let units: Units = expect(cache, &units_key(epoch, owner))?;
+        let share = mul_div(payout.pool, u128::from(units.0), u128::from(payout.units))?;
+        bank::release(cache, Pot::Payouts, owner, share)?;
+        payout.paid = add(payout.paid, share)?;
+        remove(cache, units_key(epoch, owner));
+        remove(cache, worker_key(epoch, at));
+    }
+    payout.next = end;
+    Ok(batch)
 }
 
 /// Pays a member's `share`: its commission, then the rest by exposure between it and its
