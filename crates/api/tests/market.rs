@@ -919,6 +919,14 @@ impl Chain {
     /// Bob, the provider of replica 0 of unit 0 of job 0 ([`running_unit`]), commits and
     /// reveals `digest`: at trust 1 the unit is accepted with it.
     async fn prove_unit_0(&mut self, digest: Hash32) {
+        let reveal = self.commit_unit_0(digest).await;
+        self.send(&bob(), 2, Action::RevealResults(vec![reveal]))
+            .await;
+    }
+
+    /// Bob commits `digest` for replica 0 of unit 0 of job 0 and the chain goes on to the
+    /// audit draw: the reveal that would open it.
+    async fn commit_unit_0(&mut self, digest: Hash32) -> ResultReveal {
         let (salt, fuel) = ([1u8; 32], 10);
         let commitment = result_commitment(&digest, fuel, &salt, &bob().public_key());
         let commit = ResultCommit {
@@ -931,16 +939,14 @@ impl Chain {
         self.send(&bob(), 2, Action::CommitResults(vec![commit]))
             .await;
         self.node.produce_blocks_to_the_audit_draw();
-        let reveal = ResultReveal {
+        ResultReveal {
             job: 0,
             unit: 0,
             replica: 0,
             digest,
             fuel,
             salt,
-        };
-        self.send(&bob(), 2, Action::RevealResults(vec![reveal]))
-            .await;
+        }
     }
 }
 
@@ -991,26 +997,7 @@ async fn a_peer_a_block_behind_waits_for_the_asked_height_before_answering() {
     let (stored, status, body) = bob_offers_outputs(&chain.app, 0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let digest = unit_output(0).result_digest();
-    let (salt, fuel) = ([1u8; 32], 10);
-    let commit = ResultCommit {
-        job: 0,
-        unit: 0,
-        replica: 0,
-        commitment: result_commitment(&digest, fuel, &salt, &bob().public_key()),
-        seal: result_seal(&digest, fuel, 0, 0),
-    };
-    chain
-        .send(&bob(), 2, Action::CommitResults(vec![commit]))
-        .await;
-    chain.node.produce_blocks_to_the_audit_draw();
-    let reveal = ResultReveal {
-        job: 0,
-        unit: 0,
-        replica: 0,
-        digest,
-        fuel,
-        salt,
-    };
+    let reveal = chain.commit_unit_0(digest).await;
     // The accepting reveal waits in the mempool: the asking node has finalized its block,
     // this one not yet.
     chain

@@ -345,11 +345,16 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: im
 async fn workers_run_prove_and_get_paid_and_a_liar_is_caught() {
     let requester = key(1);
     let liar = key(10);
-    // Three honest workers: a dispute with the liar is won by a margin of two votes, so it
-    // needs two deciders besides the honest replica the liar disagrees with.
-    let honest = [key(11), key(12), key(13)];
-    let env = Env::start(&requester, &[&liar, &honest[0], &honest[1], &honest[2]]).await;
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Four honest workers: a dispute with the liar is won by a margin of two votes, and
+    // replicas dealt in one block count as one. When the liar is the hidden audit of a unit
+    // an honest pair holds, the dispute ties one against one and needs two deciders besides
+    // the pair.
+    let honest = [key(11), key(12), key(13), key(14)];
+    let providers: Vec<&PrivateKey> = std::iter::once(&liar).chain(honest.iter()).collect();
+    let env = Env::start(&requester, &providers).await;
+    let dirs: Vec<tempfile::TempDir> = (0..providers.len())
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
     // The liar asks the lowest price, so it gets the first replica of every unit it can take.
     let mut workers = vec![env.worker(&liar, dirs[0].path(), |c| {
         c.misbehave = Some(Misbehave::WrongResult);
