@@ -1020,21 +1020,20 @@ pub fn parse_signature(text: &str) -> Result<exo_types::Signature, ApiError> {
 /// Longest a request waits for this node to finalize a height it asks for.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
-/// Waits until this node has finalized `height`, at most [`CATCH_UP_WAIT`]; whether it has.
-/// Validators finalize the same blocks at slightly different moments: a client (or a node on
-/// its behalf) that read something at one node's height waits here for another node to get
-/// there rather than read an older state.
-pub async fn catch_up<N: NodeView>(node: &N, height: u64) -> bool {
+/// Waits until this node has finalized `height`, at most [`CATCH_UP_WAIT`]; then the caller
+/// answers from whatever height the node has. Validators finalize the same blocks at slightly
+/// different moments: a client (or a node on its behalf) that read something at one node's
+/// height waits here for another node to get there rather than read an older state.
+pub async fn catch_up<N: NodeView>(node: &N, height: u64) {
     // Subscribed before the first look, so that no block finalized in between is missed.
     let mut blocks = node.subscribe();
     let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
     while node.status().finalized_height < height {
         match tokio::time::timeout_at(deadline, blocks.recv()).await {
             Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return false,
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return,
         }
     }
-    true
 }
 
 /// `GET /v1/outputs/{job}/{unit}`: the archive of an accepted unit's outputs, if this node

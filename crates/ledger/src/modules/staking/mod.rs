@@ -12,8 +12,9 @@
 //! and each backer's share ([`Exposure`]): an elected validator has a whole epoch to connect.
 //! Before it, the same block divides the epoch's rewards (`rewards.rs`: the fees and the
 //! minted block reward, to the committee by points at once, to providers by accepted work over
-//! the blocks that follow, a bounded number a block) and jails the members that were down; equivocations are jailed when recorded and slashed into the
-//! insurance pool once their deferral has passed (`slashing.rs`).
+//! the blocks that follow, a bounded number a block) and jails the members that were down;
+//! equivocations are jailed when recorded and slashed into the insurance pool once their
+//! deferral has passed (`slashing.rs`).
 //!
 //! This module must never verify signatures or read the chain's consensus state: it takes the
 //! blocks' proposers, skipped leaders and parent voters, and the faults, as the chain verified
@@ -723,9 +724,8 @@ pub fn genesis(
 /// What staking answers to readers of finalized state.
 pub mod queries {
     use super::{
-        Addresses, Committee, EpochRecord, Exposure, ProviderPayout, Staker, Validator,
-        committee_key, epoch_key, exposure_key, payout_key, staker_key, validator_key,
-        validators_key,
+        Addresses, Committee, EpochRecord, Exposure, Staker, Validator, committee_key, epoch_key,
+        exposure_key, staker_key, validator_key, validators_key,
     };
     use crate::state::Query;
     use exo_types::Address;
@@ -755,11 +755,5 @@ pub mod queries {
     /// slashed.
     pub fn epoch_record(epoch: u64) -> Query<EpochRecord> {
         Query::new(epoch_key(epoch))
-    }
-
-    /// `epoch`'s providers: their owners and units while it runs, then its payout until every
-    /// owner is paid (then none).
-    pub fn provider_payout(epoch: u64) -> Query<ProviderPayout> {
-        Query::new(payout_key(epoch))
     }
 }
