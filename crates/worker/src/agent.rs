@@ -50,6 +50,14 @@ pub(crate) struct RunDone {
     result: Result<RunOutput, RunFailure>,
 }
 
+/// A finished outputs upload, sent back to the agent's loop. A failed one brings its archive
+/// back for the next attempt.
+pub(crate) struct UploadDone {
+    key: String,
+    upload: Upload,
+    archive: Option<Vec<u8>>,
+}
+
 /// Why a unit did not run to an outcome on this machine: the reason reported to the chain if
 /// retries do not help, and the message for the log.
 #[derive(Debug)]
@@ -169,6 +177,10 @@ pub(crate) struct Agent {
     archives: HashMap<String, Vec<u8>>,
     /// Uploads the node did not take yet: failed attempts and when the next may go.
     upload_backoff: HashMap<String, (u32, std::time::Instant)>,
+    /// Uploads on their way. They run beside the agent's loop, so runs keep starting while
+    /// the node stores outputs (a durable write each).
+    uploading: HashSet<String>,
+    uploads: mpsc::Sender<UploadDone>,
     /// Runs finished since the last commitments, with their commit deadlines.
     fresh: Vec<(String, u64)>,
     /// Commitments and reveals wait a moment to share transactions.
@@ -196,6 +208,7 @@ impl Agent {
         sandbox: Arc<Sandbox>,
         bench: Benchmark,
         done: mpsc::Sender<RunDone>,
+        uploads: mpsc::Sender<UploadDone>,
         tick: mpsc::Sender<()>,
     ) -> Result<Self, WorkerError> {
         let client = Client::new(&cfg.node).map_err(|e| WorkerError::Config(e.to_string()))?;
@@ -234,6 +247,8 @@ impl Agent {
             absent: HashMap::new(),
             archives: HashMap::new(),
             upload_backoff: HashMap::new(),
+            uploading: HashSet::new(),
+            uploads,
             fresh: Vec::new(),
             commit_hold: Holdback::new(result_delay),
             reveal_hold: Holdback::new(result_delay),
@@ -539,9 +554,9 @@ impl Agent {
             self.dirty = true;
         }
         // Outputs reach the node before their commitment, so a committed result's outputs
-        // survive this worker.
-        self.upload_outputs().await;
-        self.fresh.clear();
+        // survive this worker. Uploads finishing later commit their results then.
+        self.start_uploads();
+        self.keep_fresh_uploading();
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits: Vec<(String, ResultCommit)> = Vec::new();
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
@@ -618,7 +633,7 @@ impl Agent {
             return Err("the worker state cannot be saved; not committing".into());
         }
         let now = tokio::time::Instant::now();
-        let more_coming = !self.running.is_empty();
+        let more_coming = self.more_coming();
         let chain_secs = self.chain_secs;
         let urgent = |due: u64| holdback::is_urgent(due, chain_secs);
         if self
@@ -945,7 +960,7 @@ impl Agent {
         if self.fresh.is_empty() {
             return Ok(());
         }
-        self.upload_outputs().await;
+        self.start_uploads();
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits = Vec::new();
         let mut due = u64::MAX;
@@ -962,14 +977,14 @@ impl Agent {
                 due = due.min(*deadline);
             }
         }
-        let more_coming = !self.running.is_empty() && !holdback::is_urgent(due, self.chain_secs);
+        let more_coming = self.more_coming() && !holdback::is_urgent(due, self.chain_secs);
         if !self
             .commit_hold
             .release(commits.len(), more_coming, tokio::time::Instant::now())
         {
             return Ok(());
         }
-        self.fresh.clear();
+        self.keep_fresh_uploading();
         if self.dirty && !self.save() {
             return Err("the worker state cannot be saved; not committing".into());
         }
@@ -984,87 +999,123 @@ impl Agent {
         }
     }
 
-    /// Uploads the outputs archives not yet on the node, several at once.
-    async fn upload_outputs(&mut self) {
+    /// Whether more results are on their way to a commitment: runs, or uploads, in flight.
+    fn more_coming(&self) -> bool {
+        !self.running.is_empty() || !self.uploading.is_empty()
+    }
+
+    /// After commitments left: keeps the fresh results still waiting for their upload, which
+    /// commit once it is done ([`Self::finish_upload`]).
+    fn keep_fresh_uploading(&mut self) {
+        let results = &self.store.state.results;
+        self.fresh
+            .retain(|(key, _)| results.get(key).is_some_and(|r| !r.uploaded && !r.committed));
+    }
+
+    /// Starts uploading the outputs archives not yet on the node, up to
+    /// [`UPLOAD_CONCURRENCY`] at once. Each upload runs beside the agent's loop and reports to
+    /// it ([`Self::finish_upload`]), so that the node's durable writes never keep runs from
+    /// starting.
+    fn start_uploads(&mut self) {
+        let room = UPLOAD_CONCURRENCY.saturating_sub(self.uploading.len());
+        if room == 0 {
+            return;
+        }
         let now = std::time::Instant::now();
-        let backoff = &self.upload_backoff;
-        let pending: Vec<(String, Sealed, Hash32)> = self
+        let (backoff, uploading) = (&self.upload_backoff, &self.uploading);
+        let ready: Vec<(String, Sealed, Hash32)> = self
             .store
             .state
             .results
             .iter()
-            .filter(|(_, r)| !r.uploaded)
+            .filter(|(k, r)| !r.uploaded && !uploading.contains(*k))
             .filter(|(k, _)| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
             .filter_map(|(k, r)| Some((k.clone(), r.sealed.clone(), r.archive?)))
+            .take(room)
             .collect();
-        if pending.is_empty() {
-            return;
-        }
-        let (client, store, archives) = (&self.client, &self.store, &self.archives);
-        let (chain_id, key) = (self.chain_id.as_str(), &self.cfg.key);
-        let done: Vec<(String, Upload)> = futures::stream::iter(pending)
-            .map(|(key_name, sealed, hash)| async move {
-                let bytes = match archives.get(&key_name) {
-                    Some(bytes) => Some(bytes.clone()),
-                    // Kept on disk by an older version of the worker.
-                    None => tokio::fs::read(store.output_path(&hash)).await.ok(),
+        for (key, sealed, hash) in ready {
+            let archive = self.archives.remove(&key);
+            // Kept on disk by an older version of the worker.
+            let path = self.store.output_path(&hash);
+            let client = self.client.clone();
+            let replica = ReplicaUpload {
+                chain_id: self.chain_id.clone(),
+                key: self.cfg.key.clone(),
+                job: sealed.job,
+                unit: sealed.unit,
+                replica: sealed.replica,
+            };
+            let done = self.uploads.clone();
+            self.uploading.insert(key.clone());
+            tokio::spawn(async move {
+                let bytes = match archive {
+                    Some(bytes) => Some(bytes),
+                    None => tokio::fs::read(path).await.ok(),
                 };
-                let upload = match bytes {
+                let (upload, archive) = match bytes {
                     // Only the archive whose hash was recorded goes.
                     Some(bytes) if blake3::hash(&bytes).as_bytes() == &hash => {
-                        let replica = ReplicaUpload {
-                            chain_id,
-                            key,
-                            job: sealed.job,
-                            unit: sealed.unit,
-                            replica: sealed.replica,
-                        };
-                        upload_archive(client, &key_name, &replica, bytes).await
+                        match upload_archive(&client, &key, &replica, &bytes).await {
+                            Upload::Retry => (Upload::Retry, Some(bytes)),
+                            upload => (upload, None),
+                        }
                     }
-                    _ => Upload::Gone,
+                    _ => (Upload::Gone, None),
                 };
-                (key_name, upload)
-            })
-            .buffer_unordered(UPLOAD_CONCURRENCY)
-            .collect()
-            .await;
-        for (key, upload) in done {
-            // The archive stays in memory until the node confirmed it (or refused it for
-            // good): a rate limit or a failing node only delays it.
-            if matches!(upload, Upload::Retry) {
-                let (failures, next) = self.upload_backoff.entry(key).or_insert((0, now));
+                let _ = done
+                    .send(UploadDone {
+                        key,
+                        upload,
+                        archive,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    /// Records a finished upload: a result whose outputs the node holds may commit; one the
+    /// node did not take keeps its archive in memory and waits out a backoff (a rate limit or
+    /// a failing node only delays it).
+    pub(crate) fn finish_upload(&mut self, done: UploadDone) {
+        let UploadDone {
+            key,
+            upload,
+            archive,
+        } = done;
+        self.uploading.remove(&key);
+        let Some(record) = self.store.state.results.get_mut(&key) else {
+            // Settled meanwhile: nothing is left to commit.
+            self.upload_backoff.remove(&key);
+            return;
+        };
+        match upload {
+            Upload::Retry => {
+                let now = std::time::Instant::now();
+                let (failures, next) = self.upload_backoff.entry(key.clone()).or_insert((0, now));
                 *failures = failures.saturating_add(1);
                 let wait = UPLOAD_BACKOFF
                     .saturating_mul(1u32 << (*failures).min(16))
                     .min(MAX_UPLOAD_BACKOFF);
-                *next = std::time::Instant::now() + wait;
-                continue;
+                *next = now + wait;
+                if let Some(bytes) = archive {
+                    self.archives.insert(key, bytes);
+                }
+                return;
             }
-            self.archives.remove(&key);
-            self.upload_backoff.remove(&key);
-            match upload {
-                Upload::Retry => {}
-                Upload::Done => {
-                    if let Some(r) = self.store.state.results.get_mut(&key) {
-                        r.uploaded = true;
-                        self.dirty = true;
-                    }
-                }
-                Upload::Gone => {
-                    let committed = self.store.state.results.get(&key).map(|r| r.committed);
-                    if committed == Some(false) {
-                        // Not committed yet: run the unit again rather than commit a result
-                        // whose outputs nobody can fetch.
-                        warn!(%key, "outputs archive lost before its upload; running the unit again");
-                        self.store.state.results.remove(&key);
-                    } else if let Some(r) = self.store.state.results.get_mut(&key) {
-                        warn!(%key, "outputs archive is gone; not uploading");
-                        r.uploaded = true;
-                    }
-                    self.dirty = true;
-                }
+            Upload::Done => record.uploaded = true,
+            Upload::Gone if !record.committed => {
+                // Not committed yet: run the unit again rather than commit a result whose
+                // outputs nobody can fetch.
+                warn!(%key, "outputs archive lost before its upload; running the unit again");
+                self.store.state.results.remove(&key);
+            }
+            Upload::Gone => {
+                warn!(%key, "outputs archive is gone; not uploading");
+                record.uploaded = true;
             }
         }
+        self.upload_backoff.remove(&key);
+        self.dirty = true;
     }
 
     /// Sends commitments (`commit`) or reveals in transactions of at most 256 results, without
@@ -1221,9 +1272,9 @@ enum Upload {
 }
 
 /// Who offers an archive: the provider of one replica, signing for it.
-struct ReplicaUpload<'a> {
-    chain_id: &'a str,
-    key: &'a exo_types::PrivateKey,
+struct ReplicaUpload {
+    chain_id: String,
+    key: exo_types::PrivateKey,
     job: u64,
     unit: u32,
     replica: u32,
@@ -1234,11 +1285,11 @@ struct ReplicaUpload<'a> {
 async fn upload_archive(
     client: &Client,
     key: &str,
-    replica: &ReplicaUpload<'_>,
-    bytes: Vec<u8>,
+    replica: &ReplicaUpload,
+    bytes: &[u8],
 ) -> Upload {
     let stored = match client
-        .put_blob_on(replica.chain_id, bytes, replica.key)
+        .put_blob_on(&replica.chain_id, bytes.to_vec(), &replica.key)
         .await
     {
         Ok(stored) => stored,
@@ -1249,12 +1300,12 @@ async fn upload_archive(
     };
     let registered = client
         .put_replica_outputs(
-            replica.chain_id,
+            &replica.chain_id,
             replica.job,
             replica.unit,
             replica.replica,
             &stored,
-            replica.key,
+            &replica.key,
         )
         .await;
     match registered {

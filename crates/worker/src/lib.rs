@@ -268,18 +268,23 @@ pub async fn run(
         "worker starting"
     );
     let (done_tx, mut done_rx) = mpsc::channel(64);
+    let (upload_tx, mut upload_rx) = mpsc::channel(64);
     let (tick_tx, mut tick_rx) = mpsc::channel(1);
     let poll = config.poll_interval;
-    let mut agent = agent::Agent::new(config, store, sandbox, bench, done_tx, tick_tx)?;
+    let mut agent =
+        agent::Agent::new(config, store, sandbox, bench, done_tx, upload_tx, tick_tx)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut failures = 0u32;
     'passes: loop {
         let pass_started = tokio::time::Instant::now();
         let step = async {
             let result = agent.step().await;
-            // Runs that finished meanwhile are recorded before the next pass.
+            // Runs and uploads that finished meanwhile are recorded before the next pass.
             while let Ok(done) = done_rx.try_recv() {
                 agent.finish_run(done);
+            }
+            while let Ok(done) = upload_rx.try_recv() {
+                agent.finish_upload(done);
             }
             agent.admit_runs();
             result
@@ -326,15 +331,17 @@ pub async fn run(
                         agent.finish_run(done);
                     }
                     agent.admit_runs();
-                    if failures == 0 {
-                        tokio::select! {
-                            () = &mut shutdown => break 'passes,
-                            result = agent.commit_fresh() => {
-                                if let Err(err) = result {
-                                    warn!("{err}");
-                                }
-                            }
-                        }
+                    if failures == 0 && !commit_fresh(&mut agent, &mut shutdown).await {
+                        break 'passes;
+                    }
+                }
+                Some(done) = upload_rx.recv() => {
+                    agent.finish_upload(done);
+                    while let Ok(done) = upload_rx.try_recv() {
+                        agent.finish_upload(done);
+                    }
+                    if failures == 0 && !commit_fresh(&mut agent, &mut shutdown).await {
+                        break 'passes;
                     }
                 }
                 Some(()) = tick_rx.recv(), if failures == 0 && !ticked => {
@@ -350,4 +357,21 @@ pub async fn run(
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// Uploads and commits the results finished since the last pass ([`agent::Agent::commit_fresh`])
+/// unless `shutdown` comes first: answers whether the worker goes on.
+async fn commit_fresh(
+    agent: &mut agent::Agent,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
+    tokio::select! {
+        () = shutdown => false,
+        result = agent.commit_fresh() => {
+            if let Err(err) = result {
+                warn!("{err}");
+            }
+            true
+        }
+    }
 }
