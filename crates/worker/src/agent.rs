@@ -1008,8 +1008,11 @@ impl Agent {
     /// commit once it is done ([`Self::finish_upload`]).
     fn keep_fresh_uploading(&mut self) {
         let results = &self.store.state.results;
-        self.fresh
-            .retain(|(key, _)| results.get(key).is_some_and(|r| !r.uploaded && !r.committed));
+        self.fresh.retain(|(key, _)| {
+            results
+                .get(key)
+                .is_some_and(|r| !r.uploaded && !r.committed)
+        });
     }
 
     /// Starts uploading the outputs archives not yet on the node, up to

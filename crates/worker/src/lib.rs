@@ -271,8 +271,7 @@ pub async fn run(
     let (upload_tx, mut upload_rx) = mpsc::channel(64);
     let (tick_tx, mut tick_rx) = mpsc::channel(1);
     let poll = config.poll_interval;
-    let mut agent =
-        agent::Agent::new(config, store, sandbox, bench, done_tx, upload_tx, tick_tx)?;
+    let mut agent = agent::Agent::new(config, store, sandbox, bench, done_tx, upload_tx, tick_tx)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut failures = 0u32;
     'passes: loop {

@@ -96,6 +96,10 @@ struct Env {
     refuse_outputs: Arc<AtomicU32>,
     /// Outputs registrations refused so far.
     refused_outputs: Arc<AtomicU32>,
+    /// While `true`, outputs registrations wait: a node slow to store them.
+    hold_outputs: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Outputs registrations whose client gave up while they waited.
+    abandoned_outputs: Arc<AtomicU32>,
     /// Who published `hello`: jobs name its app by module and developer.
     developer: exo_types::Address,
 }
@@ -140,13 +144,24 @@ impl Env {
         };
         let refuse_outputs = Arc::new(AtomicU32::new(0));
         let refused_outputs = Arc::new(AtomicU32::new(0));
+        let hold_outputs = Arc::new(tokio::sync::watch::Sender::new(false));
         let (refuse, refused) = (refuse_outputs.clone(), refused_outputs.clone());
+        let abandoned_outputs = Arc::new(AtomicU32::new(0));
+        let (hold, abandoned) = (hold_outputs.clone(), abandoned_outputs.clone());
         let routes = exo_api::router_with(node.clone(), config).layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
                 let (refuse, refused) = (refuse.clone(), refused.clone());
+                let mut held = hold.subscribe();
+                let abandoned = abandoned.clone();
                 async move {
                     let outputs = request.method() == Method::PUT
                         && request.uri().path().starts_with("/v1/outputs/");
+                    if outputs {
+                        // Dropped with the request if its client gives up while it waits.
+                        let waiting = CountOnDrop(Some(abandoned));
+                        let _ = held.wait_for(|held| !held).await;
+                        waiting.disarm();
+                    }
                     let take = |n: u32| n.checked_sub(1);
                     if outputs && refuse.fetch_update(SeqCst, SeqCst, take).is_ok() {
                         let n = refused.fetch_add(1, SeqCst);
@@ -208,6 +223,8 @@ impl Env {
             input,
             refuse_outputs,
             refused_outputs,
+            hold_outputs,
+            abandoned_outputs,
             developer: requester.public_key(),
         }
     }
@@ -330,6 +347,23 @@ async fn stop_all(workers: Vec<Worker>) {
     for (handle, stop) in workers {
         stop.send(()).unwrap();
         handle.await.unwrap().unwrap();
+    }
+}
+
+/// Adds one to its counter when dropped, unless disarmed.
+struct CountOnDrop(Option<Arc<AtomicU32>>);
+
+impl CountOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0.take() {
+            counter.fetch_add(1, SeqCst);
+        }
     }
 }
 
@@ -521,6 +555,71 @@ async fn the_worker_keeps_its_archive_until_the_node_confirms_it() {
     let archive = env.client.fetch_outputs(0, 0, &digest).await.unwrap();
     assert_eq!(archive.result_digest(), digest);
     assert_eq!(env.refused_outputs.load(SeqCst), 4);
+}
+
+/// A node slow to store outputs never keeps a worker's runs from starting: while every outputs
+/// registration waits, the workers still run each unit they were dealt, before any upload
+/// gives up on the node (uploads go on beside the runs; a worker that awaited them would only
+/// start its next unit after its upload timed out), and the units are accepted once the node
+/// takes their outputs.
+#[tokio::test]
+async fn runs_keep_starting_while_the_node_is_slow_to_take_outputs() {
+    let requester = key(1);
+    let providers = [key(41), key(42)];
+    // Newcomers may hold more than one unit of their probation at once: every unit is dealt
+    // before any commits.
+    let mut params = Params::default();
+    params.market.probation_slots = 8;
+    let env = Env::start_with(&requester, &[&providers[0], &providers[1]], params).await;
+    env.hold_outputs.send_replace(true);
+    let runs = Arc::new(AtomicU32::new(0));
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut workers = Vec::new();
+    for (k, dir) in providers.iter().zip(&dirs) {
+        let counted = runs.clone();
+        workers.push(env.worker(k, dir.path(), move |cfg| {
+            // One unit at a time, with room on the offer for all of them.
+            cfg.slots = 1;
+            cfg.offer_slots = Some(8);
+            cfg.on_run = Some(Arc::new(move |_| {
+                counted.fetch_add(1, SeqCst);
+            }));
+        }));
+        env.offering(k).await;
+    }
+    let units = 6;
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(units, 1))),
+    )
+    .await;
+    wait_until("every unit runs while no outputs are taken", || async {
+        runs.load(SeqCst) >= units
+    })
+    .await;
+    assert_eq!(
+        env.abandoned_outputs.load(SeqCst),
+        0,
+        "a run waited for an upload that gave up"
+    );
+    let job: Job = state(&env.node, queries::job(0)).await.unwrap();
+    assert_eq!(
+        job.accepted, 0,
+        "nothing commits before its outputs are on the node"
+    );
+    env.hold_outputs.send_replace(false);
+    wait_until("every unit is accepted", || async {
+        state::<Job>(&env.node, queries::job(0))
+            .await
+            .is_some_and(|j| j.accepted == units)
+    })
+    .await;
+    for (worker, stop) in workers {
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+    }
 }
 
 /// A blob whose bytes do not hash to its name is refused and never reaches the cache; a good
