@@ -719,12 +719,15 @@ async fn a_corrupted_blob_is_deleted_not_served() {
     let chain = chain();
     let (_, stored) = put_blob(&chain.app, b"precious bytes").await;
     let hash = stored["hash"].as_str().unwrap().to_string();
-    let file = chain.blob_dir.join("blobs").join(&hash);
-    std::fs::write(&file, b"precious bytez").unwrap();
+    chain
+        .store
+        .damage(&hash_of(&stored["hash"]), b"precious bytez".to_vec())
+        .await
+        .unwrap();
     let (status, body) = get(&chain.app, &format!("/v1/blobs/{hash}")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body["error"], "blob_corrupt");
-    assert!(!file.exists());
+    assert!(chain.store.size(&hash_of(&stored["hash"])).await.is_err());
     let (status, _) = get(&chain.app, &format!("/v1/blobs/{hash}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Uploading it again repairs it.
@@ -1088,9 +1091,8 @@ async fn a_stranger_cannot_fill_a_units_output_slots() {
     let (stored, status, body) = bob_offers_outputs(&chain.app, 0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], false);
-    let index = std::fs::read(chain.blob_dir.join("outputs").join("0-0")).unwrap();
-    let index: Value = serde_json::from_slice(&index).unwrap();
-    assert_eq!(index["candidates"].as_array().unwrap().len(), 1, "{index}");
+    let index = chain.store.output_index(0, 0).await.unwrap();
+    assert_eq!(index.candidates.len(), 1, "{index:?}");
 
     // Commit, reveal: the honest archive is the unit's outputs.
     chain.prove_unit_0(unit_output(0).result_digest()).await;
@@ -1330,8 +1332,12 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
     chain
         .send(&alice(), 1, Action::SubmitJob(Box::new(spec)))
         .await;
-    let blobs = chain.blob_dir.join("blobs");
-    let exists = |hash: &Value| blobs.join(hash.as_str().unwrap()).exists();
+    let store = chain.store.clone();
+    let exists = |hash: &Value| {
+        let hash = hash_of(hash);
+        let store = store.clone();
+        async move { store.size(&hash).await.is_ok() }
+    };
     // Within the grace period nothing goes.
     let now = exo_api::blobs::unix_now_secs();
     let collected = exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, now)
@@ -1344,24 +1350,24 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
         .await
         .unwrap();
     assert_eq!(collected.blobs, 1, "{collected:?}");
-    assert!(!exists(&junk["hash"]));
+    assert!(!exists(&junk["hash"]).await);
     for kept in [&input, &module, &outputs] {
-        assert!(exists(&kept["hash"]), "{kept}");
+        assert!(exists(&kept["hash"]).await, "{kept}");
     }
     // The job ends: its input goes; the module (an app's) stays.
     chain.send(&alice(), 1, Action::CancelJob { job: 1 }).await;
     exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
         .await
         .unwrap();
-    assert!(!exists(&input["hash"]));
-    assert!(exists(&module["hash"]));
-    assert!(exists(&outputs["hash"]));
+    assert!(!exists(&input["hash"]).await);
+    assert!(exists(&module["hash"]).await);
+    assert!(exists(&outputs["hash"]).await);
     // Job 0 is still open: its outputs stay even after the retention.
     let much_later = later + limits.outputs_retention_secs + 10;
     exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, much_later)
         .await
         .unwrap();
-    assert!(exists(&outputs["hash"]));
+    assert!(exists(&outputs["hash"]).await);
     // Once job 0 ended too (its unit accepted), after the retention.
     chain.prove_unit_0(unit_output(0).result_digest()).await;
     let (_, job) = get(&chain.app, "/v1/jobs/0").await;
@@ -1369,12 +1375,15 @@ async fn unreferenced_blobs_and_the_inputs_of_ended_jobs_are_collected() {
     exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, later)
         .await
         .unwrap();
-    assert!(exists(&outputs["hash"]), "collected within the retention");
+    assert!(
+        exists(&outputs["hash"]).await,
+        "collected within the retention"
+    );
     exo_api::market::collect_blobs(&chain.node, &limits, &chain.store, much_later)
         .await
         .unwrap();
-    assert!(!exists(&outputs["hash"]));
-    assert!(exists(&module["hash"]));
+    assert!(!exists(&outputs["hash"]).await);
+    assert!(exists(&module["hash"]).await);
 }
 
 /// M6: every client behind one address (a NAT, a host with workers and a requester) shared one

@@ -1,52 +1,71 @@
-//! The node's blob store: content-addressed files (job inputs, app modules, output archives)
+//! The node's blob store: content-addressed blobs (job inputs, app modules, output archives)
 //! that workers and requesters exchange through the API, and the index of each unit's outputs.
 //!
 //! A blob is named by the BLAKE3 of its bytes, computed by the store as it receives them, so a
-//! client cannot store bytes under another hash. It is written to a temporary file and renamed
-//! into place, so a crash never leaves a partial blob under a valid name. It is verified once,
-//! at write; a whole read is hashed again as it goes (a file corrupted on disk is then deleted
-//! and reported, never served whole), but a range is served from the stored file without
-//! hashing the rest, so a one-byte request costs one byte. Total disk use is bounded: a write
-//! that would pass the bound is refused (507).
+//! client cannot store bytes under another hash. It is verified once, at write; a whole read is
+//! hashed again (a blob corrupted on disk is then deleted and reported, never served whole),
+//! but a range is served from the stored bytes without hashing the rest, so a one-byte request
+//! costs one byte. Total disk use is bounded: a write that would pass the bound is refused
+//! (507).
 //!
 //! Every blob stored for a client is owned: by the account that signed its upload, counted
 //! against that account's quota, or by the peers it was pulled from. An archive registered as
 //! a unit's output leaves its uploader's quota (only a unit's replicas can register one), so
-//! that a busy provider's results never crowd out its next ones before they are collected. An owned blob that nothing
-//! on chain references ([`BlobStore::collect`]) is deleted once it is older than the grace
-//! period, so junk cannot fill the store for good, and a job's inputs go once the job ended.
+//! that a busy provider's results never crowd out its next ones before they are collected. An
+//! owned blob that nothing on chain references ([`BlobStore::collect`]) is deleted once it is
+//! older than the grace period, so junk cannot fill the store for good, and a job's inputs go
+//! once the job ended.
 //!
-//! Layout under the store's directory: `blobs/<hex hash>`, `owners/<hex hash>` (JSON: who
-//! uploaded it, its size and when), `tmp/` (emptied on open) and `outputs/<job>-<unit>` (JSON:
-//! the archives offered for that unit).
+//! Layout under the store's directory: `store.redb`, one crash-safe database ([`db`]) holding
+//! the ownership records, the outputs indexes (with their last change) and every blob of at
+//! most [`SMALL_BLOB_BYTES`]; `blobs/<hex hash>`, one file per bigger blob ([`files`]); and
+//! `tmp/` (emptied on open), where a big upload is written before it is renamed into place. An
+//! accepted unit's upload and registration (a 100-byte archive) cost no new file: the writes of
+//! all the uploads in flight share one durable commit. A directory written by the older
+//! layout (a file per blob, per ownership record and per outputs index) is imported on open
+//! ([`legacy`]).
+
+mod db;
+mod files;
+mod legacy;
 
 use crate::{ApiError, wire};
 use axum::body::Body;
+use db::{Change, Db, IndexRecord, Outcome, Tables, storage};
 use exo_types::Hash32;
+use files::{CHUNK_BYTES, Files, hash_file};
 use futures::{StreamExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::{HashMap, HashSet},
-    io::{ErrorKind, Read},
+    io::ErrorKind,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
-use tokio::io::AsyncWriteExt;
 
 /// Archives kept for one unit before it is accepted: one per replica (a unit has at most 16),
 /// so that no replica's archive can be crowded out by another's.
 pub const MAX_OUTPUT_CANDIDATES: usize = 16;
-/// Size of the chunks hashed and served.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// Blobs of at most this many bytes live in the database; bigger ones are files.
+///
+/// Output archives (100 bytes for a simple app, 10 KiB to 2 MiB for a render), small inputs
+/// and most modules fall below it, and each would otherwise cost a file, its inode and two
+/// syncs; in the database they cost a share of one commit. Above it, a file costs little next
+/// to the bytes it holds, a range read seeks in it instead of loading the value, and the
+/// database's pages stay small. It equals [`CHECK_FIRST_BYTES`]: a blob in the database is
+/// always read whole into memory and checked before it is served, which holds at most this
+/// much per read.
+pub const SMALL_BLOB_BYTES: u64 = 1024 * 1024;
 /// Blobs read whole into memory at once (to unpack an archive): with 64 MiB blobs, this bounds
 /// what such reads hold to 256 MiB however many clients ask.
 const MAX_WHOLE_READS: usize = 4;
 /// A whole blob up to this size is checked before its first byte is served (a corrupt one is
 /// answered 500); a bigger one is checked as it streams, and its stream is cut on a mismatch.
 const CHECK_FIRST_BYTES: u64 = 1024 * 1024;
+const _: () = assert!(SMALL_BLOB_BYTES <= CHECK_FIRST_BYTES);
 
 /// Other nodes' blob stores, asked when this node misses a blob or a unit's outputs: a client
 /// can then fetch from any node what was uploaded to one. What a peer answers is checked like
@@ -59,7 +78,7 @@ pub trait PeerBlobs: std::fmt::Debug + Send + Sync + 'static {
     fn outputs(&self, job: u64, unit: u32, height: u64) -> BoxFuture<'_, Option<Hash32>>;
 }
 
-/// A blob store on disk. Cheap to clone; clones share the disk-use counter.
+/// A blob store on disk. Cheap to clone; clones share the disk-use counter and the database.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     inner: Arc<Inner>,
@@ -71,9 +90,8 @@ struct Inner {
     max_total_bytes: u64,
     /// Bytes of stored blobs plus bytes reserved by uploads in progress.
     used_bytes: Mutex<u64>,
-    next_temp: AtomicU64,
-    /// Serialises read-modify-write of output indices.
-    outputs: tokio::sync::Mutex<()>,
+    db: Db,
+    files: Files,
     whole_reads: tokio::sync::Semaphore,
     /// Bytes read back and hashed since the store opened (at write, bytes are hashed as they
     /// arrive and not counted).
@@ -143,20 +161,6 @@ pub struct OutputIndex {
     pub candidates: Vec<OutputCandidate>,
 }
 
-/// Renames `from` to `to` and syncs `to`'s directory, so that the new name survives a power
-/// loss (a synced file under a lost rename is as lost as an unsynced one).
-async fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
-    tokio::fs::rename(from, to).await?;
-    match to.parent() {
-        Some(dir) => tokio::fs::File::open(dir).await?.sync_all().await,
-        None => Ok(()),
-    }
-}
-
-fn storage(context: &str, err: std::io::Error) -> ApiError {
-    ApiError::Storage(format!("{context}: {err}"))
-}
-
 /// Releases a reservation of disk bytes when dropped, unless kept.
 struct Reservation<'a> {
     store: &'a BlobStore,
@@ -182,29 +186,38 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Removes a temporary file when dropped, unless it was renamed into place.
-struct TempFile(Option<PathBuf>);
+/// Where a stored blob's bytes are.
+enum Stored {
+    /// In the database: its bytes.
+    Small(Vec<u8>),
+    /// A file: its size.
+    Big(u64),
+}
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
+fn open_error(err: redb::Error) -> std::io::Error {
+    match err {
+        redb::Error::Io(e) => e,
+        other => std::io::Error::other(format!("the blob store's database: {other}")),
     }
 }
 
 impl BlobStore {
     /// Opens (creating if needed) the store at `dir`, holding at most `max_total_bytes`.
-    /// Leftover temporary files of an earlier run are removed.
+    /// Leftover temporary files of an earlier run are removed, a directory of the older layout
+    /// is imported, disk use is counted again and ownership records whose blob is gone are
+    /// dropped.
     pub fn open(dir: impl Into<PathBuf>, max_total_bytes: u64) -> std::io::Result<Self> {
         let dir = dir.into();
-        for sub in ["blobs", "tmp", "outputs", "owners"] {
-            std::fs::create_dir_all(dir.join(sub))?;
-        }
-        for entry in std::fs::read_dir(dir.join("tmp"))? {
-            let _ = std::fs::remove_file(entry?.path());
-        }
+        let files = Files::open(&dir)?;
+        let db = Db::open(&dir).map_err(open_error)?;
+        legacy::import(&dir, db.database()).map_err(open_error)?;
+        let tables = Tables::read(db.database()).map_err(open_error)?;
         let mut used = 0u64;
+        let mut small = HashSet::new();
+        for (hash, size) in tables.small_sizes().map_err(open_error)? {
+            used = used.saturating_add(size);
+            small.insert(hash);
+        }
         for entry in std::fs::read_dir(dir.join("blobs"))? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
@@ -212,39 +225,33 @@ impl BlobStore {
             }
         }
         let mut owners = Owners::default();
-        for entry in std::fs::read_dir(dir.join("outputs"))? {
-            let index = std::fs::read(entry?.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<OutputIndex>(&b).ok());
-            for candidate in index.into_iter().flat_map(|i| i.candidates) {
+        for (_, _, record) in tables.output_indexes().map_err(open_error)? {
+            for candidate in record.index.candidates {
                 owners.outputs.insert(candidate.archive);
             }
         }
-        for entry in std::fs::read_dir(dir.join("owners"))? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let parsed = wire::hash32_from_hex(name).zip(
-                std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Ownership>(&b).ok()),
-            );
-            match parsed {
-                Some((hash, ownership)) if dir.join("blobs").join(name).exists() => {
-                    owners.add(hash, ownership);
-                }
-                // A record whose blob is gone, or that does not parse: the blob is unowned.
-                _ => {
-                    let _ = std::fs::remove_file(&path);
-                }
+        let mut gone = HashSet::new();
+        for (hash, ownership) in tables.owners().map_err(open_error)? {
+            if small.contains(&hash) || files.blob_path(&hash).exists() {
+                owners.add(hash, ownership);
+            } else {
+                // A record whose blob is gone: nothing to own.
+                gone.insert(hash);
             }
+        }
+        drop(tables);
+        if !gone.is_empty() {
+            db::Direct(db.database())
+                .drop_owners(&gone)
+                .map_err(open_error)?;
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
                 max_total_bytes,
                 used_bytes: Mutex::new(used),
-                next_temp: AtomicU64::new(0),
-                outputs: tokio::sync::Mutex::new(()),
+                db,
+                files,
                 whole_reads: tokio::sync::Semaphore::new(MAX_WHOLE_READS),
                 hashed_bytes: AtomicU64::new(0),
                 owners: Mutex::new(owners),
@@ -270,8 +277,16 @@ impl BlobStore {
         self.lock_owners().by_blob.get(hash).copied()
     }
 
-    fn owner_path(&self, hash: &Hash32) -> PathBuf {
-        self.inner.dir.join("owners").join(hex::encode(hash))
+    /// Durable commits of the store's database since it opened: one per batch of writes that
+    /// arrived together.
+    pub fn commits(&self) -> u64 {
+        self.inner.db.counters().commits()
+    }
+
+    /// Writes to the store's database since it opened (a small blob with its ownership, a big
+    /// blob's ownership, an outputs index change, a deletion), each answered once committed.
+    pub fn writes(&self) -> u64 {
+        self.inner.db.counters().writes()
     }
 
     /// Stores `body` for `uploader`: as [`Self::put`], but counted against the uploader's
@@ -300,17 +315,21 @@ impl BlobStore {
         Ok(stored)
     }
 
-    /// Deletes blob `hash` and its ownership record, releasing their bytes.
-    async fn delete(&self, hash: &Hash32) {
-        let size = match tokio::fs::metadata(self.blob_path(hash)).await {
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        };
-        if tokio::fs::remove_file(self.blob_path(hash)).await.is_ok() {
+    /// Deletes blobs `hashes` and their ownership records, releasing their bytes.
+    async fn delete(&self, hashes: Vec<Hash32>) -> Result<(), ApiError> {
+        for hash in &hashes {
+            let size = self.inner.files.remove(hash).await;
             self.release(size);
         }
-        let _ = tokio::fs::remove_file(self.owner_path(hash)).await;
-        self.lock_owners().remove(hash);
+        let owners = hashes.clone();
+        if let Outcome::Freed(bytes) = self.inner.db.write(Change::Delete { hashes }).await? {
+            self.release(bytes);
+        }
+        let mut by_blob = self.lock_owners();
+        for hash in &owners {
+            by_blob.remove(hash);
+        }
+        Ok(())
     }
 
     /// Deletes every owned blob stored before `older_than_unix_secs` that `referenced` does
@@ -334,63 +353,51 @@ impl BlobStore {
             .map(|(hash, o)| (*hash, o.size))
             .collect();
         let mut collected = Collected::default();
-        for (hash, size) in candidates {
-            self.delete(&hash).await;
+        for (_, size) in &candidates {
             collected.blobs += 1;
-            collected.bytes = collected.bytes.saturating_add(size);
+            collected.bytes = collected.bytes.saturating_add(*size);
+        }
+        if !candidates.is_empty() {
+            self.delete(candidates.into_iter().map(|(hash, _)| hash).collect())
+                .await?;
         }
         Ok(collected)
     }
 
     /// Archives listed in any outputs index.
     async fn indexed_archives(&self) -> Result<HashSet<Hash32>, ApiError> {
-        let mut listed = HashSet::new();
-        for (job, unit, _) in self.output_indexes().await? {
-            for candidate in self.output_index(job, unit).await?.candidates {
-                listed.insert(candidate.archive);
-            }
-        }
-        Ok(listed)
+        let records = self
+            .inner
+            .db
+            .read("list output indexes", |t| t.output_indexes())
+            .await?;
+        Ok(records
+            .into_iter()
+            .flat_map(|(_, _, record)| record.index.candidates)
+            .map(|candidate| candidate.archive)
+            .collect())
     }
 
     /// Every outputs index: its job, unit and last change (seconds since the Unix epoch).
     pub async fn output_indexes(&self) -> Result<Vec<(u64, u32, u64)>, ApiError> {
-        let mut found = Vec::new();
-        let mut entries = tokio::fs::read_dir(self.inner.dir.join("outputs"))
-            .await
-            .map_err(|e| storage("list output indexes", e))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| storage("list output indexes", e))?
-        {
-            let name = entry.file_name();
-            let Some((job, unit)) = name.to_str().and_then(|n| n.split_once('-')) else {
-                continue;
-            };
-            let (Ok(job), Ok(unit)) = (job.parse::<u64>(), unit.parse::<u32>()) else {
-                continue;
-            };
-            let changed = entry
-                .metadata()
-                .await
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            found.push((job, unit, changed));
-        }
-        Ok(found)
+        let records = self
+            .inner
+            .db
+            .read("list output indexes", |t| t.output_indexes())
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|(job, unit, record)| (job, unit, record.changed_unix_secs))
+            .collect())
     }
 
     /// Forgets the outputs index of a unit (its archives become collectable).
     pub async fn drop_output_index(&self, job: u64, unit: u32) -> Result<(), ApiError> {
-        let _guard = self.inner.outputs.lock().await;
-        match tokio::fs::remove_file(self.index_path(job, unit)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(storage("remove an output index", e)),
-        }
+        self.inner
+            .db
+            .write(Change::DropOutput { job, unit })
+            .await
+            .map(|_| ())
     }
 
     /// The directory the store lives in.
@@ -408,12 +415,12 @@ impl BlobStore {
     }
 
     /// Deletes a blob found corrupt and says so.
-    async fn corrupt(&self, hash: &Hash32, size: u64) -> ApiError {
-        let _ = tokio::fs::remove_file(self.blob_path(hash)).await;
-        self.release(size);
-        let _ = tokio::fs::remove_file(self.owner_path(hash)).await;
-        self.lock_owners().remove(hash);
-        tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
+    async fn corrupt(&self, hash: &Hash32) -> ApiError {
+        if let Err(e) = self.delete(vec![*hash]).await {
+            tracing::error!(blob = %hex::encode(hash), error = %e, "corrupt blob not deleted");
+        } else {
+            tracing::error!(blob = %hex::encode(hash), "corrupt blob deleted");
+        }
         ApiError::BlobCorrupt(hex::encode(hash))
     }
 
@@ -447,17 +454,10 @@ impl BlobStore {
         *used = used.saturating_sub(bytes);
     }
 
-    /// Where the blob `hash` lives.
+    /// Where blob `hash` lives if it is bigger than [`SMALL_BLOB_BYTES`] (a smaller one is in
+    /// the store's database).
     pub fn blob_path(&self, hash: &Hash32) -> PathBuf {
-        self.inner.dir.join("blobs").join(hex::encode(hash))
-    }
-
-    fn temp_path(&self) -> PathBuf {
-        let n = self.inner.next_temp.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .dir
-            .join("tmp")
-            .join(format!("{}-{n}", std::process::id()))
+        self.inner.files.blob_path(hash)
     }
 
     /// Stores the bytes of `body`, at most `max_blob_bytes` of them, and answers their hash.
@@ -488,6 +488,9 @@ impl BlobStore {
             .await
     }
 
+    /// Receives `body`: held in memory while it is at most [`SMALL_BLOB_BYTES`], then written to
+    /// a temporary file. A small blob and its ownership go to the database in one change; a big
+    /// one is renamed into place, then its ownership recorded.
     async fn put_counted(
         &self,
         body: Body,
@@ -495,17 +498,14 @@ impl BlobStore {
         expected: Option<Hash32>,
         uploader: Option<Uploader>,
     ) -> Result<wire::BlobStored, ApiError> {
-        let temp = TempFile(Some(self.temp_path()));
-        let temp_path = temp.0.clone().unwrap_or_default();
-        let mut file = tokio::fs::File::create(&temp_path)
-            .await
-            .map_err(|e| storage("create a temporary blob", e))?;
         let mut reservation = Reservation {
             store: self,
             bytes: 0,
         };
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
+        let mut held = Vec::new();
+        let mut spill: Option<files::Spill> = None;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ApiError::BodyUnreadable(e.to_string()))?;
@@ -531,14 +531,17 @@ impl BlobStore {
             }
             reservation.grow(len)?;
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| storage("write a temporary blob", e))?;
+            match &mut spill {
+                Some(file) => file.write(&chunk).await?,
+                None if size > SMALL_BLOB_BYTES => {
+                    let mut file = self.inner.files.spill(&held).await?;
+                    file.write(&chunk).await?;
+                    held = Vec::new();
+                    spill = Some(file);
+                }
+                None => held.extend_from_slice(&chunk),
+            }
         }
-        file.sync_all()
-            .await
-            .map_err(|e| storage("sync a temporary blob", e))?;
-        drop(file);
         let hash: Hash32 = *hasher.finalize().as_bytes();
         if let Some(expected) = expected
             && expected != hash
@@ -548,91 +551,92 @@ impl BlobStore {
                 got: hex::encode(hash),
             });
         }
-        let path = self.blob_path(&hash);
-        // Renaming over an existing copy replaces it whole; its bytes leave the count.
-        let replaced = match tokio::fs::metadata(&path).await {
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
+        let ownership = uploader.map(|uploader| Ownership {
+            owner: uploader.owner,
+            size,
+            stored_unix_secs: unix_now_secs(),
+        });
+        let replaced = match spill {
+            None => {
+                let change = Change::PutSmall {
+                    hash,
+                    bytes: held,
+                    ownership,
+                };
+                match self.inner.db.write(change).await? {
+                    Outcome::Freed(bytes) => bytes,
+                    _ => 0,
+                }
+            }
+            Some(file) => {
+                let replaced = file.finish(&self.blob_path(&hash)).await?;
+                if let Some(ownership) = ownership {
+                    self.inner.db.write(Change::Own { hash, ownership }).await?;
+                }
+                replaced
+            }
         };
-        rename_durably(&temp_path, &path)
-            .await
-            .map_err(|e| storage("move a blob into place", e))?;
-        let mut temp = temp;
-        temp.0 = None;
         reservation.keep();
         self.release(replaced);
-        if let Some(uploader) = uploader {
-            self.own(hash, uploader.owner, size).await?;
+        if let Some(ownership) = ownership {
+            self.lock_owners().add(hash, ownership);
         }
         Ok(wire::BlobStored { hash, size })
     }
 
-    /// Records who owns blob `hash` (written to a temporary file and renamed, like a blob).
-    async fn own(&self, hash: Hash32, owner: Option<Hash32>, size: u64) -> Result<(), ApiError> {
-        let ownership = Ownership {
-            owner,
-            size,
-            stored_unix_secs: unix_now_secs(),
-        };
-        self.write_json(&self.owner_path(&hash), &ownership, "an ownership record")
+    /// Where blob `hash` is, if the store holds it: its bytes if it is small.
+    async fn locate(&self, hash: &Hash32) -> Result<Option<Stored>, ApiError> {
+        let want = *hash;
+        let small = self
+            .inner
+            .db
+            .read("read a blob", move |t| t.small(&want))
             .await?;
-        self.lock_owners().add(hash, ownership);
-        Ok(())
-    }
-
-    /// Writes `value` as JSON to `path`: to a temporary file first, synced, then renamed into
-    /// place, so that a crash never leaves half a record or loses one the node answered for.
-    async fn write_json(
-        &self,
-        path: &Path,
-        value: &impl Serialize,
-        what: &str,
-    ) -> Result<(), ApiError> {
-        let bytes =
-            serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("{what}: {e}")))?;
-        let temp = TempFile(Some(self.temp_path()));
-        let temp_path = temp.0.clone().unwrap_or_default();
-        let mut file = tokio::fs::File::create(&temp_path)
-            .await
-            .map_err(|e| storage(&format!("create {what}"), e))?;
-        file.write_all(&bytes)
-            .await
-            .map_err(|e| storage(&format!("write {what}"), e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| storage(&format!("sync {what}"), e))?;
-        drop(file);
-        rename_durably(&temp_path, path)
-            .await
-            .map_err(|e| storage(&format!("move {what} into place"), e))?;
-        let mut temp = temp;
-        temp.0 = None;
-        Ok(())
+        if let Some(bytes) = small {
+            return Ok(Some(Stored::Small(bytes)));
+        }
+        Ok(self.inner.files.size(hash).await?.map(Stored::Big))
     }
 
     /// The size of blob `hash`, without checking its content.
     pub async fn size(&self, hash: &Hash32) -> Result<u64, ApiError> {
-        match tokio::fs::metadata(self.blob_path(hash)).await {
-            Ok(meta) => Ok(meta.len()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(blob_not_found(hash)),
-            Err(e) => Err(storage("read blob metadata", e)),
+        let want = *hash;
+        let small = self
+            .inner
+            .db
+            .read("read blob metadata", move |t| t.small_size(&want))
+            .await?;
+        match small {
+            Some(size) => Ok(size),
+            None => self
+                .inner
+                .files
+                .size(hash)
+                .await?
+                .ok_or_else(|| blob_not_found(hash)),
         }
     }
 
     /// Checks blob `hash` against its name and answers its size. A blob whose content no
     /// longer has its hash is deleted and reported as corrupt.
     pub async fn verify(&self, hash: &Hash32) -> Result<u64, ApiError> {
+        let stored = self
+            .locate(hash)
+            .await?
+            .ok_or_else(|| blob_not_found(hash))?;
         let path = self.blob_path(hash);
-        let want = *hash;
-        let checked = tokio::task::spawn_blocking(move || hash_file(&path))
-            .await
-            .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
+        let checked = tokio::task::spawn_blocking(move || match stored {
+            Stored::Small(bytes) => Ok((*blake3::hash(&bytes).as_bytes(), bytes.len() as u64)),
+            Stored::Big(_) => hash_file(&path),
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
         if let Ok((_, size)) = &checked {
             self.count_hashed(*size);
         }
         match checked {
-            Ok((got, size)) if got == want => Ok(size),
-            Ok((_, size)) => Err(self.corrupt(hash, size).await),
+            Ok((got, size)) if got == *hash => Ok(size),
+            Ok(_) => Err(self.corrupt(hash).await),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(blob_not_found(hash)),
             Err(e) => Err(storage("read a blob", e)),
         }
@@ -646,13 +650,14 @@ impl BlobStore {
             .acquire()
             .await
             .map_err(|_| ApiError::Internal("blob store closed".into()))?;
-        let size = self.size(hash).await?;
-        if size > max_bytes {
-            return Err(ApiError::BlobTooLarge { max: max_bytes });
-        }
-        let bytes = tokio::fs::read(self.blob_path(hash))
-            .await
-            .map_err(|e| storage("read a blob", e))?;
+        let bytes = match self.locate(hash).await? {
+            None => return Err(blob_not_found(hash)),
+            Some(Stored::Small(bytes)) if bytes.len() as u64 <= max_bytes => bytes,
+            Some(Stored::Big(size)) if size <= max_bytes => tokio::fs::read(self.blob_path(hash))
+                .await
+                .map_err(|e| storage("read a blob", e))?,
+            Some(_) => return Err(ApiError::BlobTooLarge { max: max_bytes }),
+        };
         self.count_hashed(bytes.len() as u64);
         let (data, got) = tokio::task::spawn_blocking(move || {
             let got = *blake3::hash(&bytes).as_bytes();
@@ -661,16 +666,29 @@ impl BlobStore {
         .await
         .map_err(|e| ApiError::Internal(format!("blob check failed: {e}")))?;
         if got != *hash {
-            return Err(self.corrupt(hash, data.len() as u64).await);
+            return Err(self.corrupt(hash).await);
         }
         Ok(data)
     }
 
-    /// `len` bytes of blob `hash` from `start`, as a response body: read from the stored file,
-    /// which was verified when it was written, without hashing anything else.
+    /// `len` bytes of blob `hash` from `start`, as a response body: read from the stored bytes,
+    /// which were verified when they were written, without hashing anything else.
     pub async fn stream(&self, hash: &Hash32, start: u64, len: u64) -> Result<Body, ApiError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut file = self.open_blob(hash).await?;
+        let file = match self.locate(hash).await? {
+            None => return Err(blob_not_found(hash)),
+            Some(Stored::Small(bytes)) => {
+                let start = usize::try_from(start)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(bytes.len());
+                return Ok(Body::from(bytes[start..end].to_vec()));
+            }
+            Some(Stored::Big(_)) => self.open_blob(hash).await?,
+        };
+        let mut file = file;
         file.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(|e| storage("seek in a blob", e))?;
@@ -699,6 +717,7 @@ impl BlobStore {
             let bytes = self.read(hash, CHECK_FIRST_BYTES).await?;
             return Ok(Body::from(bytes));
         }
+        // Above CHECK_FIRST_BYTES, so above SMALL_BLOB_BYTES: a file.
         let file = self.open_blob(hash).await?;
         let state = (file, blake3::Hasher::new(), self.clone(), *hash, false);
         let stream = futures::stream::unfold(
@@ -726,10 +745,7 @@ impl BlobStore {
                 if *hasher.finalize().as_bytes() == hash {
                     return Some((Ok(buf), (file, hasher, store, hash, true)));
                 }
-                let size = tokio::fs::metadata(store.blob_path(&hash))
-                    .await
-                    .map_or(0, |m| m.len());
-                let err = store.corrupt(&hash, size).await;
+                let err = store.corrupt(&hash).await;
                 Some((
                     Err(std::io::Error::other(err.to_string())),
                     (file, hasher, store, hash, true),
@@ -748,18 +764,14 @@ impl BlobStore {
             })
     }
 
-    fn index_path(&self, job: u64, unit: u32) -> PathBuf {
-        self.inner.dir.join("outputs").join(format!("{job}-{unit}"))
-    }
-
     /// The archives offered for a unit (none if it has no index).
     pub async fn output_index(&self, job: u64, unit: u32) -> Result<OutputIndex, ApiError> {
-        match tokio::fs::read(self.index_path(job, unit)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Storage(format!("output index of {job}-{unit}: {e}"))),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(OutputIndex::default()),
-            Err(e) => Err(storage("read an output index", e)),
-        }
+        let record = self
+            .inner
+            .db
+            .read("read an output index", move |t| t.output_index(job, unit))
+            .await?;
+        Ok(record.map(|r: IndexRecord| r.index).unwrap_or_default())
     }
 
     /// Records `candidate` for a unit. With `only`, the index keeps that candidate alone (the
@@ -772,30 +784,45 @@ impl BlobStore {
         candidate: OutputCandidate,
         only: bool,
     ) -> Result<(), ApiError> {
-        let _guard = self.inner.outputs.lock().await;
         let archive = candidate.archive;
-        let mut index = self.output_index(job, unit).await?;
-        if only {
-            index.candidates = vec![candidate];
-        } else if !index.candidates.contains(&candidate) {
-            index
-                .candidates
-                .retain(|c| c.digest != candidate.digest && c.replica != candidate.replica);
-            if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
-                return Err(ApiError::Conflict {
-                    code: "too_many_candidates",
-                    message: format!(
-                        "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives \
-                         waiting for its verdict"
-                    ),
-                });
-            }
-            index.candidates.push(candidate);
+        let change = Change::AddOutput {
+            job,
+            unit,
+            candidate,
+            only,
+            now_unix_secs: unix_now_secs(),
+        };
+        if self.inner.db.write(change).await? == Outcome::TooManyCandidates {
+            return Err(ApiError::Conflict {
+                code: "too_many_candidates",
+                message: format!(
+                    "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives \
+                     waiting for its verdict"
+                ),
+            });
         }
-        self.write_json(&self.index_path(job, unit), &index, "an output index")
-            .await?;
         self.lock_owners().exempt(archive);
         Ok(())
+    }
+
+    /// Testing only: replaces the stored bytes of blob `hash` by `bytes` without checking
+    /// them, as a fault of the disk would.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn damage(&self, hash: &Hash32, bytes: Vec<u8>) -> Result<(), ApiError> {
+        match self.locate(hash).await? {
+            Some(Stored::Small(_)) => {
+                let change = Change::PutSmall {
+                    hash: *hash,
+                    bytes,
+                    ownership: None,
+                };
+                self.inner.db.write(change).await.map(|_| ())
+            }
+            Some(Stored::Big(_)) => tokio::fs::write(self.blob_path(hash), bytes)
+                .await
+                .map_err(|e| storage("damage a blob", e)),
+            None => Err(blob_not_found(hash)),
+        }
     }
 }
 
@@ -850,23 +877,6 @@ impl Owners {
 
 fn blob_not_found(hash: &Hash32) -> ApiError {
     ApiError::NotFound(format!("blob {}", hex::encode(hash)))
-}
-
-/// BLAKE3 and size of a file, read in chunks.
-fn hash_file(path: &Path) -> std::io::Result<(Hash32, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((*hasher.finalize().as_bytes(), size))
 }
 
 /// A byte range of a blob of `size` bytes, from a `Range` header. `Ok(None)`: serve it whole
@@ -1068,6 +1078,277 @@ mod tests {
         assert_eq!(
             reopened.ownership(&first.hash).unwrap().owner,
             Some(provider)
+        );
+    }
+
+    fn uploader(owner: u8) -> Uploader {
+        Uploader {
+            owner: Some([owner; 32]),
+            quota_bytes: 1 << 30,
+        }
+    }
+
+    async fn put_owned(store: &BlobStore, bytes: Vec<u8>, owner: u8) -> wire::BlobStored {
+        let hash = *blake3::hash(&bytes).as_bytes();
+        store
+            .put_for(Body::from(bytes), 1 << 30, hash, uploader(owner))
+            .await
+            .unwrap()
+    }
+
+    async fn body_bytes(body: Body) -> Vec<u8> {
+        axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    fn blob_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("blobs")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_small_blob_its_ownership_and_outputs_index_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1_000).unwrap();
+        let stored = put_owned(&store, b"an archive".to_vec(), 7).await;
+        let candidate = OutputCandidate {
+            archive: stored.hash,
+            digest: [1; 32],
+            size: stored.size,
+            replica: Some(2),
+        };
+        store
+            .add_output(3, 4, candidate.clone(), false)
+            .await
+            .unwrap();
+        let ownership = store.ownership(&stored.hash).unwrap();
+        // No file for either: the blob and both records are in the database.
+        assert_eq!(blob_files(dir.path()), 0);
+        drop(store);
+
+        let reopened = BlobStore::open(dir.path(), 1_000).unwrap();
+        assert_eq!(
+            reopened.read(&stored.hash, 100).await.unwrap(),
+            b"an archive"
+        );
+        assert_eq!(reopened.ownership(&stored.hash), Some(ownership));
+        assert_eq!(reopened.used_bytes(), stored.size);
+        // The archive is an output: out of its uploader's quota after the restart too.
+        assert_eq!(reopened.owned_bytes(&[7; 32]), 0);
+        assert_eq!(
+            reopened.output_index(3, 4).await.unwrap().candidates,
+            vec![candidate]
+        );
+        let indexes = reopened.output_indexes().await.unwrap();
+        assert_eq!(indexes.len(), 1);
+        let (job, unit, changed) = indexes[0];
+        assert_eq!((job, unit), (3, 4));
+        assert!(changed.abs_diff(unix_now_secs()) < 60, "{changed}");
+        // Once its index is dropped, the archive is collected like any owned blob.
+        reopened.drop_output_index(3, 4).await.unwrap();
+        let collected = reopened
+            .collect(unix_now_secs() + 1, &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(collected.blobs, 1);
+        assert_eq!(reopened.used_bytes(), 0);
+        assert!(matches!(
+            reopened.size(&stored.hash).await,
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    /// 64 uploads at once are all stored, and they shared commits: the writer takes every
+    /// request waiting while it syncs the previous batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_small_uploads_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        let tasks: Vec<_> = (0..64u8)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { put_owned(&store, vec![n; 100], n).await })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        for task in tasks {
+            stored.push(task.await.unwrap());
+        }
+        for (n, blob) in stored.iter().enumerate() {
+            assert_eq!(
+                store.read(&blob.hash, 100).await.unwrap(),
+                vec![n as u8; 100]
+            );
+            assert_eq!(store.owned_bytes(&[n as u8; 32]), 100);
+        }
+        assert_eq!(store.used_bytes(), 6400);
+        assert_eq!(store.writes(), 64);
+        assert!(
+            store.commits() < store.writes(),
+            "{} commits for {} writes",
+            store.commits(),
+            store.writes()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_small_blob_is_detected_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1_000).unwrap();
+        let stored = put_owned(&store, b"precious bytes".to_vec(), 7).await;
+        store
+            .damage(&stored.hash, b"precious bytez".to_vec())
+            .await
+            .unwrap();
+        // A range is served from what is stored, unchecked, as for a file.
+        let range = store.stream(&stored.hash, 9, 5).await.unwrap();
+        assert_eq!(body_bytes(range).await, b"bytez");
+        assert!(matches!(
+            store.stream_whole(&stored.hash, stored.size).await,
+            Err(ApiError::BlobCorrupt(_))
+        ));
+        assert!(matches!(
+            store.size(&stored.hash).await,
+            Err(ApiError::NotFound(_))
+        ));
+        assert_eq!(store.ownership(&stored.hash), None);
+        assert_eq!(store.owned_bytes(&[7; 32]), 0);
+        assert_eq!(store.used_bytes(), 0);
+        assert_eq!(store.hashed_bytes(), stored.size);
+        // Verifying finds the same fault.
+        let again = put_owned(&store, b"other bytes".to_vec(), 7).await;
+        store
+            .damage(&again.hash, b"other bytez".to_vec())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.verify(&again.hash).await,
+            Err(ApiError::BlobCorrupt(_))
+        ));
+        let reopened = BlobStore::open(dir.path(), 1_000).unwrap();
+        assert_eq!(reopened.used_bytes(), 0);
+    }
+
+    /// A store directory of the older layout (a file per blob, ownership record and outputs
+    /// index) opens with its data: small blobs and records move into the database, big blobs
+    /// stay files, and the old files are gone.
+    #[tokio::test]
+    async fn a_store_of_the_older_layout_is_imported_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["blobs", "owners", "outputs", "tmp"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let small = b"an old archive".to_vec();
+        let big = vec![9u8; SMALL_BLOB_BYTES as usize + 10];
+        let small_hash = *blake3::hash(&small).as_bytes();
+        let big_hash = *blake3::hash(&big).as_bytes();
+        let gone_hash = [5u8; 32];
+        std::fs::write(
+            dir.path().join("blobs").join(hex::encode(small_hash)),
+            &small,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("blobs").join(hex::encode(big_hash)), &big).unwrap();
+        let owned = |size: u64| Ownership {
+            owner: Some([7; 32]),
+            size,
+            stored_unix_secs: 1_700_000_000,
+        };
+        for (hash, size) in [
+            (small_hash, small.len() as u64),
+            (big_hash, big.len() as u64),
+            (gone_hash, 3),
+        ] {
+            std::fs::write(
+                dir.path().join("owners").join(hex::encode(hash)),
+                serde_json::to_vec(&owned(size)).unwrap(),
+            )
+            .unwrap();
+        }
+        let index = OutputIndex {
+            candidates: vec![OutputCandidate {
+                archive: small_hash,
+                digest: [1; 32],
+                size: small.len() as u64,
+                replica: None,
+            }],
+        };
+        std::fs::write(
+            dir.path().join("outputs").join("3-4"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+
+        let store = BlobStore::open(dir.path(), 1 << 30).unwrap();
+        assert!(!dir.path().join("owners").exists());
+        assert!(!dir.path().join("outputs").exists());
+        assert_eq!(blob_files(dir.path()), 1, "the big blob stays a file");
+        assert!(store.blob_path(&big_hash).exists());
+        assert_eq!(store.read(&small_hash, 100).await.unwrap(), small);
+        assert_eq!(store.verify(&big_hash).await.unwrap(), big.len() as u64);
+        assert_eq!(store.used_bytes(), (small.len() + big.len()) as u64);
+        assert_eq!(
+            store.ownership(&small_hash),
+            Some(owned(small.len() as u64))
+        );
+        assert_eq!(store.ownership(&big_hash), Some(owned(big.len() as u64)));
+        // A record whose blob was gone is dropped; the listed archive is out of the quota.
+        assert_eq!(store.ownership(&gone_hash), None);
+        assert_eq!(store.owned_bytes(&[7; 32]), big.len() as u64);
+        assert_eq!(store.output_index(3, 4).await.unwrap(), index);
+        let (_, _, changed) = store.output_indexes().await.unwrap()[0];
+        assert!(changed.abs_diff(unix_now_secs()) < 60, "the file's time");
+        drop(store);
+        // Opening again finds the same store and nothing more to import.
+        let reopened = BlobStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(reopened.used_bytes(), (small.len() + big.len()) as u64);
+        assert_eq!(reopened.output_index(3, 4).await.unwrap(), index);
+        assert_eq!(reopened.owned_bytes(&[7; 32]), big.len() as u64);
+    }
+
+    /// A blob of exactly [`SMALL_BLOB_BYTES`] goes to the database and one a byte longer to a
+    /// file; both read back whole and by range.
+    #[tokio::test]
+    async fn blobs_at_and_just_over_the_small_bound_take_their_two_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 30).unwrap();
+        let at: Vec<u8> = (0..SMALL_BLOB_BYTES).map(|i| (i % 251) as u8).collect();
+        let over: Vec<u8> = (0..=SMALL_BLOB_BYTES).map(|i| (i % 241) as u8).collect();
+        // In chunks, as a client's body arrives.
+        let chunked = |bytes: &Vec<u8>| {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                bytes.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
+            Body::from_stream(futures::stream::iter(chunks))
+        };
+        let at_hash = store.put(chunked(&at), 1 << 30, None).await.unwrap().hash;
+        assert_eq!(blob_files(dir.path()), 0, "at the bound: in the database");
+        let over_hash = store.put(chunked(&over), 1 << 30, None).await.unwrap().hash;
+        assert_eq!(blob_files(dir.path()), 1, "a byte over: a file");
+        assert!(store.blob_path(&over_hash).exists());
+        assert_eq!(store.used_bytes(), 2 * SMALL_BLOB_BYTES + 1);
+        for (hash, bytes) in [(at_hash, &at), (over_hash, &over)] {
+            let size = bytes.len() as u64;
+            assert_eq!(store.size(&hash).await.unwrap(), size);
+            assert_eq!(&store.read(&hash, size).await.unwrap(), bytes);
+            assert!(matches!(
+                store.read(&hash, size - 1).await,
+                Err(ApiError::BlobTooLarge { .. })
+            ));
+            assert_eq!(store.verify(&hash).await.unwrap(), size);
+            let whole = store.stream_whole(&hash, size).await.unwrap();
+            assert_eq!(&body_bytes(whole).await, bytes);
+            for (start, len) in [(0, 1), (1000, 5000), (size - 3, 3)] {
+                let range = store.stream(&hash, start, len).await.unwrap();
+                let (start, len) = (start as usize, len as usize);
+                assert_eq!(body_bytes(range).await, bytes[start..start + len]);
+            }
+        }
+        assert!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
         );
     }
 }

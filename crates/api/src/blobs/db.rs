@@ -1,0 +1,667 @@
+//! The blob store's database: ownership records, outputs indexes and small blobs in one redb
+//! file, `store.redb`, changed only by one writer thread with group commit.
+//!
+//! Every change goes to the writer through a bounded queue. The writer takes every request
+//! waiting (up to [`MAX_BATCH`] requests and [`MAX_BATCH_BYTES`] of blobs), applies them all in
+//! one write transaction, commits it durably (redb's default `Durability::Immediate`: synced
+//! before `commit` returns) and only then answers each request. Uploads arriving together thus
+//! cost one commit and its syncs, not a file and three syncs each, and a request is still
+//! answered only once what it wrote survives a power loss. Reads open their own read
+//! transactions on a blocking thread and never wait for the writer.
+//!
+//! The records are internal to this node, encoded with `commonware-codec` and bounded at
+//! decoding (an outputs index holds at most [`MAX_OUTPUT_CANDIDATES`] archives).
+
+use super::{MAX_OUTPUT_CANDIDATES, OutputCandidate, OutputIndex, Ownership};
+use crate::ApiError;
+use bytes::BufMut;
+use commonware_codec::{
+    Buf, Copying, DecodeExt, Encode, EncodeSize, RangeCfg, Read, ReadExt, Write,
+};
+use exo_types::Hash32;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Blob hash → its [`Ownership`], for every owned blob, small or big.
+const OWNERS: TableDefinition<&Hash32, &[u8]> = TableDefinition::new("owners");
+/// (job, unit) → its [`IndexRecord`].
+const OUTPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("outputs");
+/// Blob hash → its bytes, for blobs of at most [`super::SMALL_BLOB_BYTES`].
+const SMALL_BLOBS: TableDefinition<&Hash32, &[u8]> = TableDefinition::new("small_blobs");
+
+/// Requests waiting for the writer; a full queue makes the next request wait for room.
+const QUEUE_DEPTH: usize = 512;
+/// Requests applied in one transaction, at most.
+pub(super) const MAX_BATCH: usize = 512;
+/// Blob bytes applied in one transaction, at most (a transaction holds its new pages in
+/// memory until it commits). One request may pass it alone.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+/// The database's page cache. Most reads are of records and blobs just written; the bytes of
+/// big reads come from files, not from here.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// How long an open waits for this process's last handle on the same file to close.
+const CLOSING_WAIT_MS: u64 = 5_000;
+
+/// The database file in the store's directory.
+pub(super) const FILE_NAME: &str = "store.redb";
+
+/// A change, as the writer applies it.
+#[derive(Debug)]
+pub(super) enum Change {
+    /// Stores a small blob (replacing any copy), and its ownership record if it is owned.
+    /// Answers the bytes of the copy replaced (0 if none).
+    PutSmall {
+        hash: Hash32,
+        bytes: Vec<u8>,
+        ownership: Option<Ownership>,
+    },
+    /// Records who owns a big blob (its file is already in place).
+    Own { hash: Hash32, ownership: Ownership },
+    /// Adds a candidate to a unit's outputs index, as [`super::BlobStore::add_output`] says.
+    /// Answers [`Outcome::TooManyCandidates`] instead of adding one past the bound.
+    AddOutput {
+        job: u64,
+        unit: u32,
+        candidate: OutputCandidate,
+        only: bool,
+        now_unix_secs: u64,
+    },
+    /// Forgets a unit's outputs index.
+    DropOutput { job: u64, unit: u32 },
+    /// Deletes these blobs' ownership records and small copies. Answers the bytes of the small
+    /// copies deleted.
+    Delete { hashes: Vec<Hash32> },
+}
+
+impl Change {
+    fn blob_bytes(&self) -> usize {
+        match self {
+            Self::PutSmall { bytes, .. } => bytes.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a change did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Done,
+    /// Bytes of small blobs replaced or deleted.
+    Freed(u64),
+    TooManyCandidates,
+}
+
+/// A change and where its outcome goes once committed.
+#[derive(Debug)]
+pub(super) struct Request {
+    change: Change,
+    reply: oneshot::Sender<Result<Outcome, ApiError>>,
+}
+
+/// Commits and the changes they carried, since the store opened.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// The database and the queue to its writer.
+#[derive(Debug)]
+pub(super) struct Db {
+    database: Arc<Database>,
+    queue: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
+}
+
+/// The databases this process has open, by path. redb admits one handle per file and process,
+/// so a store opened again on the same directory (a restart within a test, or while the last
+/// writer of a dropped store finishes) shares the handle; redb serialises their writes.
+static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Database>>>> = Mutex::new(None);
+
+fn database_at(path: &Path) -> Result<Arc<Database>, redb::Error> {
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    let open = open.get_or_insert_with(HashMap::new);
+    open.retain(|known, database| known == path || database.strong_count() > 0);
+    if let Some(database) = open.get(path).and_then(Weak::upgrade) {
+        return Ok(database);
+    }
+    // A handle of this process that is gone may still be closing (on its writer's thread):
+    // its lock on the file goes when it has closed.
+    let mut waited_ms = 0;
+    let database = loop {
+        match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if open.contains_key(path) && waited_ms < CLOSING_WAIT_MS =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                waited_ms += 5;
+            }
+            opened => break Arc::new(opened?),
+        }
+    };
+    open.insert(path.to_path_buf(), Arc::downgrade(&database));
+    Ok(database)
+}
+
+/// The database in `dir`, with its tables.
+fn open_database(dir: &Path) -> Result<Arc<Database>, redb::Error> {
+    let path = dir.join(FILE_NAME);
+    let path = path.canonicalize().unwrap_or(path);
+    let database = database_at(&path)?;
+    let txn = database.begin_write()?;
+    txn.open_table(OWNERS)?;
+    txn.open_table(OUTPUTS)?;
+    txn.open_table(SMALL_BLOBS)?;
+    txn.commit()?;
+    Ok(database)
+}
+
+pub(super) fn storage(context: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::Storage(format!("{context}: {err}"))
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`, with its tables, and starts its
+    /// writer. The writer stops once every handle to this `Db` is dropped.
+    pub(super) fn open(dir: &Path) -> Result<Self, redb::Error> {
+        let database = open_database(dir)?;
+        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
+        let counters = Arc::new(Counters::default());
+        let writer = (database.clone(), counters.clone());
+        std::thread::Builder::new()
+            .name("blob-store-writer".into())
+            .spawn(move || run_writer(&writer.0, requests, &writer.1))
+            .map_err(redb::Error::Io)?;
+        Ok(Self {
+            database,
+            queue,
+            counters,
+        })
+    }
+
+    pub(super) fn database(&self) -> &Arc<Database> {
+        &self.database
+    }
+
+    pub(super) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Applies `change` and answers its outcome once it is durable.
+    pub(super) async fn write(&self, change: Change) -> Result<Outcome, ApiError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(Request { change, reply })
+            .await
+            .map_err(|_| ApiError::Internal("the blob store's writer stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| ApiError::Internal("the blob store's writer stopped".into()))?
+    }
+
+    /// Runs `read` over a read transaction on a blocking thread.
+    pub(super) async fn read<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        read: impl FnOnce(&Tables) -> Result<T, redb::Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let database = self.database.clone();
+        tokio::task::spawn_blocking(move || Tables::read(&database).and_then(|t| read(&t)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("{what}: {e}")))?
+            .map_err(|e| storage(what, e))
+    }
+}
+
+/// The tables of one read transaction.
+pub(super) struct Tables {
+    owners: redb::ReadOnlyTable<&'static Hash32, &'static [u8]>,
+    outputs: redb::ReadOnlyTable<(u64, u32), &'static [u8]>,
+    small: redb::ReadOnlyTable<&'static Hash32, &'static [u8]>,
+}
+
+impl Tables {
+    pub(super) fn read(database: &Database) -> Result<Self, redb::Error> {
+        let txn = database.begin_read()?;
+        Ok(Self {
+            owners: txn.open_table(OWNERS)?,
+            outputs: txn.open_table(OUTPUTS)?,
+            small: txn.open_table(SMALL_BLOBS)?,
+        })
+    }
+
+    /// The bytes of small blob `hash`, if the database holds it.
+    pub(super) fn small(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, redb::Error> {
+        Ok(self.small.get(hash)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The size of small blob `hash`, if the database holds it.
+    pub(super) fn small_size(&self, hash: &Hash32) -> Result<Option<u64>, redb::Error> {
+        Ok(self.small.get(hash)?.map(|v| v.value().len() as u64))
+    }
+
+    /// Every small blob's hash and size.
+    pub(super) fn small_sizes(&self) -> Result<Vec<(Hash32, u64)>, redb::Error> {
+        let mut found = Vec::new();
+        for entry in self.small.iter()? {
+            let (hash, bytes) = entry?;
+            found.push((*hash.value(), bytes.value().len() as u64));
+        }
+        Ok(found)
+    }
+
+    /// Every ownership record; records that do not decode are left out.
+    pub(super) fn owners(&self) -> Result<Vec<(Hash32, Ownership)>, redb::Error> {
+        let mut found = Vec::new();
+        for entry in self.owners.iter()? {
+            let (hash, record) = entry?;
+            if let Ok(ownership) = Ownership::decode(Copying(record.value())) {
+                found.push((*hash.value(), ownership));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The outputs index of a unit, with its last change.
+    pub(super) fn output_index(
+        &self,
+        job: u64,
+        unit: u32,
+    ) -> Result<Option<IndexRecord>, redb::Error> {
+        match self.outputs.get((job, unit))? {
+            Some(record) => decode_index(job, unit, record.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every outputs index: its job, unit and record.
+    pub(super) fn output_indexes(&self) -> Result<Vec<(u64, u32, IndexRecord)>, redb::Error> {
+        let mut found = Vec::new();
+        for entry in self.outputs.iter()? {
+            let (key, record) = entry?;
+            let (job, unit) = key.value();
+            found.push((job, unit, decode_index(job, unit, record.value())?));
+        }
+        Ok(found)
+    }
+}
+
+fn decode_index(job: u64, unit: u32, bytes: &[u8]) -> Result<IndexRecord, redb::Error> {
+    IndexRecord::decode(Copying(bytes)).map_err(|e| {
+        redb::Error::Corrupted(format!(
+            "the outputs index of {job}-{unit} does not decode: {e}"
+        ))
+    })
+}
+
+/// The writer's loop: takes what is queued, commits it as one transaction, answers, until
+/// every sender is gone.
+pub(super) fn run_writer(
+    database: &Database,
+    mut requests: mpsc::Receiver<Request>,
+    counters: &Counters,
+) {
+    while let Some(first) = requests.blocking_recv() {
+        let mut bytes = first.change.blob_bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            match requests.try_recv() {
+                Ok(request) => {
+                    bytes = bytes.saturating_add(request.change.blob_bytes());
+                    batch.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_batch(database, batch, counters);
+    }
+}
+
+/// Applies `batch` in one durable transaction, then answers each request: its outcome, or the
+/// error that kept the whole transaction from committing.
+fn commit_batch(database: &Database, batch: Vec<Request>, counters: &Counters) {
+    let applied = (|| -> Result<Vec<Outcome>, redb::Error> {
+        let txn = database.begin_write()?;
+        let outcomes = batch
+            .iter()
+            .map(|request| apply(&txn, &request.change))
+            .collect::<Result<Vec<_>, _>>()?;
+        txn.commit()?;
+        Ok(outcomes)
+    })();
+    match applied {
+        Ok(outcomes) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .writes
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for (request, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = request.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "blob store commit failed");
+            for request in batch {
+                let _ = request
+                    .reply
+                    .send(Err(storage("commit to the blob store", &e)));
+            }
+        }
+    }
+}
+
+/// Applies one change inside the writer's transaction.
+fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error> {
+    match change {
+        Change::PutSmall {
+            hash,
+            bytes,
+            ownership,
+        } => {
+            let replaced = txn
+                .open_table(SMALL_BLOBS)?
+                .insert(hash, bytes.as_slice())?
+                .map_or(0, |old| old.value().len() as u64);
+            if let Some(ownership) = ownership {
+                txn.open_table(OWNERS)?
+                    .insert(hash, ownership.encode().as_ref())?;
+            }
+            Ok(Outcome::Freed(replaced))
+        }
+        Change::Own { hash, ownership } => {
+            txn.open_table(OWNERS)?
+                .insert(hash, ownership.encode().as_ref())?;
+            Ok(Outcome::Done)
+        }
+        Change::AddOutput {
+            job,
+            unit,
+            candidate,
+            only,
+            now_unix_secs,
+        } => {
+            let mut outputs = txn.open_table(OUTPUTS)?;
+            let mut index = match outputs.get((*job, *unit))? {
+                Some(record) => decode_index(*job, *unit, record.value())?.index,
+                None => OutputIndex::default(),
+            };
+            if *only {
+                index.candidates = vec![candidate.clone()];
+            } else if !index.candidates.contains(candidate) {
+                index
+                    .candidates
+                    .retain(|c| c.digest != candidate.digest && c.replica != candidate.replica);
+                if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
+                    return Ok(Outcome::TooManyCandidates);
+                }
+                index.candidates.push(candidate.clone());
+            }
+            let record = IndexRecord {
+                changed_unix_secs: *now_unix_secs,
+                index,
+            };
+            outputs.insert((*job, *unit), record.encode().as_ref())?;
+            Ok(Outcome::Done)
+        }
+        Change::DropOutput { job, unit } => {
+            txn.open_table(OUTPUTS)?.remove((*job, *unit))?;
+            Ok(Outcome::Done)
+        }
+        Change::Delete { hashes } => {
+            let mut owners = txn.open_table(OWNERS)?;
+            let mut small = txn.open_table(SMALL_BLOBS)?;
+            let mut freed = 0u64;
+            for hash in hashes {
+                owners.remove(hash)?;
+                if let Some(old) = small.remove(hash)? {
+                    freed = freed.saturating_add(old.value().len() as u64);
+                }
+            }
+            Ok(Outcome::Freed(freed))
+        }
+    }
+}
+
+/// Writes straight to the database, outside the writer: for opening, before any request.
+pub(super) struct Direct<'a>(pub(super) &'a Database);
+
+impl Direct<'_> {
+    /// Stores these small blobs (the import of an older layout), in one durable transaction.
+    pub(super) fn put_small(&self, blobs: &[(Hash32, Vec<u8>)]) -> Result<(), redb::Error> {
+        let txn = self.0.begin_write()?;
+        {
+            let mut small = txn.open_table(SMALL_BLOBS)?;
+            for (hash, bytes) in blobs {
+                small.insert(hash, bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores ownership records and outputs indexes (the import of an older layout), in one
+    /// durable transaction.
+    pub(super) fn put_records(
+        &self,
+        owners: &[(Hash32, Ownership)],
+        outputs: &[(u64, u32, IndexRecord)],
+    ) -> Result<(), redb::Error> {
+        let txn = self.0.begin_write()?;
+        {
+            let mut table = txn.open_table(OWNERS)?;
+            for (hash, ownership) in owners {
+                table.insert(hash, ownership.encode().as_ref())?;
+            }
+            let mut table = txn.open_table(OUTPUTS)?;
+            for (job, unit, record) in outputs {
+                table.insert((*job, *unit), record.encode().as_ref())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Deletes ownership records (of blobs that are gone), in one durable transaction.
+    pub(super) fn drop_owners(&self, hashes: &HashSet<Hash32>) -> Result<(), redb::Error> {
+        let txn = self.0.begin_write()?;
+        {
+            let mut table = txn.open_table(OWNERS)?;
+            for hash in hashes {
+                table.remove(hash)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// An outputs index as stored: the archives and when the index last changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct IndexRecord {
+    /// Seconds since the Unix epoch, by this node's clock.
+    pub(super) changed_unix_secs: u64,
+    pub(super) index: OutputIndex,
+}
+
+impl Write for Ownership {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.owner.write(buf);
+        self.size.write(buf);
+        self.stored_unix_secs.write(buf);
+    }
+}
+
+impl EncodeSize for Ownership {
+    fn encode_size(&self) -> usize {
+        self.owner.encode_size() + self.size.encode_size() + self.stored_unix_secs.encode_size()
+    }
+}
+
+impl Read for Ownership {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+        Ok(Self {
+            owner: Option::<Hash32>::read(buf)?,
+            size: u64::read(buf)?,
+            stored_unix_secs: u64::read(buf)?,
+        })
+    }
+}
+
+impl Write for OutputCandidate {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.archive.write(buf);
+        self.digest.write(buf);
+        self.size.write(buf);
+        self.replica.write(buf);
+    }
+}
+
+impl EncodeSize for OutputCandidate {
+    fn encode_size(&self) -> usize {
+        self.archive.encode_size()
+            + self.digest.encode_size()
+            + self.size.encode_size()
+            + self.replica.encode_size()
+    }
+}
+
+impl Read for OutputCandidate {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+        Ok(Self {
+            archive: Hash32::read(buf)?,
+            digest: Hash32::read(buf)?,
+            size: u64::read(buf)?,
+            replica: Option::<u32>::read(buf)?,
+        })
+    }
+}
+
+impl Write for IndexRecord {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.changed_unix_secs.write(buf);
+        self.index.candidates.write(buf);
+    }
+}
+
+impl EncodeSize for IndexRecord {
+    fn encode_size(&self) -> usize {
+        self.changed_unix_secs.encode_size() + self.index.candidates.encode_size()
+    }
+}
+
+impl Read for IndexRecord {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+        let changed_unix_secs = u64::read(buf)?;
+        let bound = (RangeCfg::new(0..=MAX_OUTPUT_CANDIDATES), ());
+        let candidates = Vec::<OutputCandidate>::read_cfg(buf, &bound)?;
+        Ok(Self {
+            changed_unix_secs,
+            index: OutputIndex { candidates },
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn candidate(n: u8) -> OutputCandidate {
+        OutputCandidate {
+            archive: [n; 32],
+            digest: [n + 1; 32],
+            size: u64::from(n) * 1000,
+            replica: n.is_multiple_of(2).then_some(u32::from(n)),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_an_oversized_index_is_refused() {
+        let ownership = Ownership {
+            owner: Some([3; 32]),
+            size: 5,
+            stored_unix_secs: 1_700_000_000,
+        };
+        assert_eq!(Ownership::decode(ownership.encode()).unwrap(), ownership);
+        let pulled = Ownership {
+            owner: None,
+            ..ownership
+        };
+        assert_eq!(Ownership::decode(pulled.encode()).unwrap(), pulled);
+        let record = IndexRecord {
+            changed_unix_secs: 9,
+            index: OutputIndex {
+                candidates: (1..=3).map(candidate).collect(),
+            },
+        };
+        assert_eq!(IndexRecord::decode(record.encode()).unwrap(), record);
+        let oversized = IndexRecord {
+            changed_unix_secs: 9,
+            index: OutputIndex {
+                candidates: (0..=MAX_OUTPUT_CANDIDATES as u8).map(candidate).collect(),
+            },
+        };
+        assert!(IndexRecord::decode(oversized.encode()).is_err());
+    }
+
+    /// The writer takes everything queued before it runs as one transaction: 64 uploads cost
+    /// one commit, and each is answered with its own outcome.
+    #[test]
+    fn the_writer_commits_what_is_queued_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = open_database(dir.path()).unwrap();
+        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
+        let mut replies = Vec::new();
+        for n in 0..64u8 {
+            let (reply, outcome) = oneshot::channel();
+            let change = Change::PutSmall {
+                hash: [n; 32],
+                bytes: vec![n; 100],
+                ownership: None,
+            };
+            queue.try_send(Request { change, reply }).unwrap();
+            replies.push(outcome);
+        }
+        // The last request replaces the first's blob: it sees the batch's earlier changes.
+        let (reply, replaced) = oneshot::channel();
+        let change = Change::PutSmall {
+            hash: [0; 32],
+            bytes: vec![0; 100],
+            ownership: None,
+        };
+        queue.try_send(Request { change, reply }).unwrap();
+        drop(queue);
+        let counters = Counters::default();
+        run_writer(&database, requests, &counters);
+        assert_eq!((counters.commits(), counters.writes()), (1, 65));
+        for mut outcome in replies {
+            assert_eq!(outcome.try_recv().unwrap().unwrap(), Outcome::Freed(0));
+        }
+        let mut replaced = replaced;
+        assert_eq!(replaced.try_recv().unwrap().unwrap(), Outcome::Freed(100));
+        let tables = Tables::read(&database).unwrap();
+        assert_eq!(tables.small_sizes().unwrap().len(), 64);
+    }
+}
