@@ -18,9 +18,18 @@ use std::{
 /// The Content-Type of `/metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The blob store's counters, as `/metrics` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobStoreCounts {
+    /// Durable commits of the store's database.
+    pub commits: u64,
+    /// Writes those commits carried.
+    pub writes: u64,
+}
+
 /// The text of `/metrics`: `node` (OpenMetrics, with or without its closing `# EOF`), then the
-/// API's families, then one `# EOF`.
-pub fn exposition(node: &str, api: &ApiMetrics) -> String {
+/// API's families (with the blob store's, if the node has one), then one `# EOF`.
+pub fn exposition(node: &str, api: &ApiMetrics, blobs: Option<BlobStoreCounts>) -> String {
     let node = node.trim_end();
     let node = node.strip_suffix("# EOF").unwrap_or(node).trim_end();
     let mut text = String::with_capacity(node.len() + 1024);
@@ -29,6 +38,19 @@ pub fn exposition(node: &str, api: &ApiMetrics) -> String {
         text.push('\n');
     }
     text.push_str(&api.render());
+    if let Some(blobs) = blobs {
+        text.push_str(
+            "# HELP exo_blob_store_commits Durable commits of the blob store's database.\n",
+        );
+        text.push_str("# TYPE exo_blob_store_commits counter\n");
+        let _ = writeln!(text, "exo_blob_store_commits_total {}", blobs.commits);
+        text.push_str(
+            "# HELP exo_blob_store_writes Writes to the blob store's database, \
+             grouped into its commits.\n",
+        );
+        text.push_str("# TYPE exo_blob_store_writes counter\n");
+        let _ = writeln!(text, "exo_blob_store_writes_total {}", blobs.writes);
+    }
     text.push_str("# EOF\n");
     text
 }
@@ -220,14 +242,22 @@ mod tests {
         api.request("GET", "/v1/status", 200);
         assert!(check_openmetrics(&format!("{node}{}", api.render())).is_err());
 
-        let text = exposition(&node, &api);
+        let text = exposition(&node, &api, None);
         check_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let blobs = BlobStoreCounts {
+            commits: 2,
+            writes: 9,
+        };
+        let with_blobs = exposition(&node, &api, Some(blobs));
+        check_openmetrics(&with_blobs).unwrap_or_else(|e| panic!("{e}\n{with_blobs}"));
+        assert!(with_blobs.contains("exo_blob_store_commits_total 2\n"));
+        assert!(with_blobs.contains("exo_blob_store_writes_total 9\n"));
         assert_eq!(text.matches("# EOF").count(), 1);
         assert!(text.contains("votes_total 3"));
         assert!(text.contains("exo_api_requests_total{"));
         // A node whose text has no `# EOF` of its own, or no metrics at all.
-        check_openmetrics(&exposition("# TYPE h gauge\nh 1", &api)).unwrap();
-        check_openmetrics(&exposition("", &api)).unwrap();
+        check_openmetrics(&exposition("# TYPE h gauge\nh 1", &api, None)).unwrap();
+        check_openmetrics(&exposition("", &api, Some(blobs))).unwrap();
     }
 
     #[test]

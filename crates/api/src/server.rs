@@ -1352,7 +1352,14 @@ async fn pull_outputs<N: NodeView>(
     )
 )]
 async fn metrics<N: NodeView>(State(api): State<Api<N>>) -> Response {
-    let text = crate::metrics::exposition(&api.node.metrics(), &api.metrics);
+    let blobs = api
+        .blobs
+        .as_ref()
+        .map(|store| crate::metrics::BlobStoreCounts {
+            commits: store.commits(),
+            writes: store.writes(),
+        });
+    let text = crate::metrics::exposition(&api.node.metrics(), &api.metrics, blobs);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -570,6 +570,14 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         metrics.contains("method=\"PUT\",route=\"/v1/blobs\""),
         "{metrics}"
     );
+    // And the blob store's commits and the writes they carried.
+    let writes = format!("exo_blob_store_writes_total {}\n", chain.store.writes());
+    assert!(
+        chain.store.writes() > 0 && metrics.contains(&writes),
+        "{metrics}"
+    );
+    let commits = format!("exo_blob_store_commits_total {}\n", chain.store.commits());
+    assert!(metrics.contains(&commits), "{metrics}");
 }
 
 #[tokio::test]
