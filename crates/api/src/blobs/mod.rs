@@ -364,14 +364,19 @@ impl BlobStore {
         Ok(collected)
     }
 
-    /// Archives listed in any outputs index.
-    async fn indexed_archives(&self) -> Result<HashSet<Hash32>, ApiError> {
-        let records = self
-            .inner
+    /// Every outputs index as stored: its job, unit and record.
+    async fn index_records(&self) -> Result<Vec<(u64, u32, IndexRecord)>, ApiError> {
+        self.inner
             .db
             .read("list output indexes", |t| t.output_indexes())
-            .await?;
-        Ok(records
+            .await
+    }
+
+    /// Archives listed in any outputs index.
+    async fn indexed_archives(&self) -> Result<HashSet<Hash32>, ApiError> {
+        Ok(self
+            .index_records()
+            .await?
             .into_iter()
             .flat_map(|(_, _, record)| record.index.candidates)
             .map(|candidate| candidate.archive)
@@ -380,12 +385,9 @@ impl BlobStore {
 
     /// Every outputs index: its job, unit and last change (seconds since the Unix epoch).
     pub async fn output_indexes(&self) -> Result<Vec<(u64, u32, u64)>, ApiError> {
-        let records = self
-            .inner
-            .db
-            .read("list output indexes", |t| t.output_indexes())
-            .await?;
-        Ok(records
+        Ok(self
+            .index_records()
+            .await?
             .into_iter()
             .map(|(job, unit, record)| (job, unit, record.changed_unix_secs))
             .collect())
