@@ -164,8 +164,11 @@ fn database_at(path: &Path) -> Result<Arc<Database>, redb::Error> {
 
 /// The database in `dir`, with its tables.
 fn open_database(dir: &Path) -> Result<Arc<Database>, redb::Error> {
-    let path = dir.join(FILE_NAME);
-    let path = path.canonicalize().unwrap_or(path);
+    // The folder exists (the file may not yet): one name for it however it is reached.
+    let path = dir
+        .canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join(FILE_NAME);
     let database = database_at(&path)?;
     let txn = database.begin_write()?;
     txn.open_table(OWNERS)?;
