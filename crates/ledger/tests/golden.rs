@@ -22,8 +22,8 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters,
-                DeadlineCursor, DeadlineList, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
+                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, Deadline,
+                DeadlineCount, DeadlineCursor, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
                 JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider,
                 REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList,
                 WaitingUnit, WorkCount, WorkItem, WorkSlot,
@@ -248,6 +248,13 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             14,
             market_keys::waiting_key(ID),
             "030e0000000000000000000000000000000000000000000000000102030405060708",
+        ),
+        (
+            "market deadline item",
+            Market,
+            21,
+            market_keys::deadline_item_key(ID, 7),
+            "03150102030405060708000000070000000000000000000000000000000000000000",
         ),
         (
             "market work item",
@@ -639,13 +646,11 @@ fn every_record() -> Vec<(&'static str, String)> {
             }),
         ),
         ("id_list", frozen(&IdList(vec![3, ID]))),
+        ("deadline_count", frozen(&DeadlineCount(2))),
+        ("deadline", frozen(&Deadline((31, 2, REVEAL_DEADLINE)))),
         (
-            "deadline_list",
-            frozen(&DeadlineList(vec![(31, 1, 0), (31, 2, REVEAL_DEADLINE)])),
-        ),
-        (
-            "deadline_list_job_expiry",
-            frozen(&DeadlineList(vec![(31, JOB_EXPIRY, REVEAL_DEADLINE)])),
+            "deadline_job_expiry",
+            frozen(&Deadline((31, JOB_EXPIRY, REVEAL_DEADLINE))),
         ),
         (
             "counters",
@@ -717,7 +722,6 @@ fn every_record_has_its_frozen_bytes_round_trips_and_fits_its_bound() {
 #[test]
 fn empty_records_round_trip() {
     assert_eq!(frozen(&IdList::default()), "00");
-    assert_eq!(frozen(&DeadlineList::default()), "00");
     assert_eq!(frozen(&WaitingList::default()), "00");
     assert_eq!(frozen(&AssignmentList::default()), "00");
     assert_eq!(frozen(&AppList::default()), "00");
@@ -1143,17 +1147,27 @@ fn every_exec_and_bank_refusal_keeps_its_code_and_round_trips_through_its_fields
 
 #[test]
 fn a_record_over_its_bound_is_refused_at_write() {
-    let key = market_keys::deadline_key(11);
+    let key = market_keys::waiting_key(11);
     let mut cache = StateCache::new();
-    // 16 bytes an entry: one more entry than fits in the bound.
-    let deadlines = DeadlineList(vec![(31, 1, 0); DeadlineList::MAX_BYTES / 16 + 1]);
-    let size = deadlines.to_bytes().len();
+    // One more unit than fits in the bound.
+    let waiting = WaitingList(vec![
+        WaitingUnit {
+            unit: 1,
+            started: false,
+            replicas: vec![0],
+            exclude: vec![],
+            deciding: false,
+        };
+        WaitingList::MAX_BYTES / 12 + 1
+    ]);
+    let size = waiting.to_bytes().len();
+    assert!(size > WaitingList::MAX_BYTES);
     assert_eq!(
-        state::store(&mut cache, key, &deadlines),
+        state::store(&mut cache, key, &waiting),
         Err(Fault::RecordTooLarge {
-            what: "deadline list",
+            what: WaitingList::WHAT,
             size,
-            max: DeadlineList::MAX_BYTES,
+            max: WaitingList::MAX_BYTES,
         })
     );
     let ids = IdList(vec![ID; IdList::MAX_BYTES / 8 + 1]);
@@ -1169,7 +1183,7 @@ fn a_record_over_its_bound_is_refused_at_write() {
     // Nothing of either reached the block's writes.
     assert!(cache.writes().is_empty());
     // A record within its bound is written.
-    state::store(&mut cache, key, &DeadlineList(vec![(31, 1, 0)])).unwrap();
+    state::store(&mut cache, key, &WaitingList(waiting.0[..1].to_vec())).unwrap();
     assert_eq!(cache.writes().len(), 1);
 }
 
@@ -1224,7 +1238,8 @@ fn every_record_bound_is_within_the_stores_value_bound() {
         Replica::MAX_BYTES,
         Unit::MAX_BYTES,
         IdList::MAX_BYTES,
-        DeadlineList::MAX_BYTES,
+        DeadlineCount::MAX_BYTES,
+        Deadline::MAX_BYTES,
         Counters::MAX_BYTES,
         WaitingList::MAX_BYTES,
         WorkCount::MAX_BYTES,

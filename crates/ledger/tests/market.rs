@@ -1934,11 +1934,11 @@ fn a_block_assigns_at_most_its_cap_and_defers_the_rest() {
     assert_eq!(m.job(0).running, 8);
 }
 
-/// When a height's deadline list is full, a new deadline goes to the next height with room:
-/// it is deferred, never written over the list's bound, and it still falls due.
+/// When a second's deadlines are full, a new deadline goes to the next second with room: it
+/// is deferred, never filed past the bound, and it still falls due.
 #[test]
 fn a_full_deadline_height_defers_new_deadlines_to_the_next() {
-    use exo_ledger::modules::market::records::DeadlineList;
+    use exo_ledger::modules::market::records::DeadlineCount;
     let window = 10;
     let mut m = Market::new(roomy(MarketParams {
         max_assignments_per_block: 3,
@@ -1957,10 +1957,9 @@ fn a_full_deadline_height_defers_new_deadlines_to_the_next() {
     let due = m.chain.height + window;
     let list = |m: &Market, h| {
         m.chain
-            .get::<DeadlineList>(&keys::deadline_key(h))
+            .get::<DeadlineCount>(&keys::deadline_key(h))
             .unwrap_or_default()
             .0
-            .len()
     };
     assert_eq!((list(&m, due), list(&m, due + 1)), (3, 3));
     for job in 0..3 {
@@ -2090,13 +2089,11 @@ fn parameters_that_could_break_a_bound_are_refused_at_genesis() {
     // The largest lists the parameters allow fit their records.
     use exo_ledger::{
         modules::market::{
-            MAX_ASSIGNMENTS_PER_BLOCK, MAX_DEADLINES_PER_SECOND,
-            records::{AssignmentList, AssignmentRecord, DeadlineList},
+            MAX_ASSIGNMENTS_PER_BLOCK,
+            records::{AssignmentList, AssignmentRecord},
         },
         state::Record,
     };
-    let deadlines = DeadlineList(vec![(u64::MAX, 0, 0); MAX_DEADLINES_PER_SECOND as usize]);
-    assert!(deadlines.to_bytes().len() <= DeadlineList::MAX_BYTES);
     let entry = AssignmentRecord {
         job: u64::MAX,
         unit: u32::MAX,

@@ -20,7 +20,7 @@ use exo_ledger::{
         market::{
             MarketParams, keys,
             records::{
-                App, DeadlineList, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider,
+                App, DeadlineCount, Holdings, IdList, Job, OfferRecord, OwnerIndex, Provider,
                 ReplicaStatus, Unit, UnitState, WaitingList, WorkCount, WorkItem, WorkSlot,
             },
         },
@@ -682,11 +682,8 @@ impl Machine {
             .iter()
             .filter(|(k, _)| k[0] == Namespace::Market as u8 && k[1] == keys::Table::Deadline as u8)
         {
-            let list: DeadlineList = decode(value).unwrap();
-            assert!(
-                list.0.len() <= params.max_deadlines_per_second as usize,
-                "{key:?}"
-            );
+            let count: DeadlineCount = decode(value).unwrap();
+            assert!(count.0 <= params.max_deadlines_per_second, "{key:?}");
         }
         assert_eq!(
             listed,

@@ -4,19 +4,23 @@
 //! window of N seconds elapses after N seconds whether blocks come ten a second or one every
 //! few seconds. A deadline is filed under the whole second it falls due in, and a block
 //! processes every second from the one after the last processed up to its own time.
+//!
+//! A second's deadlines are stored one per key, by position, beside their count: adding one
+//! writes two small records however many the second holds (a busy block files thousands of
+//! deadlines under the same second).
 
 use super::{
     Market,
-    keys::{deadline_cursor_key, deadline_key, job_key, provider_key, unit_key},
+    keys::{deadline_cursor_key, deadline_item_key, deadline_key, job_key, provider_key, unit_key},
     records::{
-        AUDIT_DRAW, AUDIT_LAPSE, DeadlineCursor, DeadlineList, JOB_EXPIRY, Job, JobState,
-        REVEAL_DEADLINE, ReplicaStatus, UnitState,
+        AUDIT_DRAW, AUDIT_LAPSE, Deadline, DeadlineCount, DeadlineCursor, JOB_EXPIRY, Job,
+        JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState,
     },
     reputation::REPUTATION_NO_SHOW,
 };
-use crate::state::{Fault, Halt, StateCache, expect, load, store};
+use crate::state::{Fault, Halt, StateCache, expect, load, remove, store};
 
-/// Seconds whose deadline lists are loaded at once when a list is full.
+/// Seconds whose deadline counts are loaded at once when a second is full.
 const DEADLINE_PREFETCH: u64 = 8;
 
 /// Most seconds of deadlines one block looks at: after a halt the chain catches up over
@@ -47,14 +51,18 @@ impl Market<'_> {
         unit: u32,
         replica: u32,
     ) -> Result<u64, Halt> {
-        let max = self.params.max_deadlines_per_second as usize;
+        let max = self.params.max_deadlines_per_second;
         let mut at = second;
         loop {
             let key = deadline_key(at);
-            let mut list: DeadlineList = load(cache, &key)?.unwrap_or_default();
-            if list.0.len() < max {
-                list.0.push((job, unit, replica));
-                store(cache, key, &list)?;
+            let count = load::<DeadlineCount>(cache, &key)?.unwrap_or_default().0;
+            if count < max {
+                store(
+                    cache,
+                    deadline_item_key(at, count),
+                    &Deadline((job, unit, replica)),
+                )?;
+                store(cache, key, &DeadlineCount(count + 1))?;
                 return Ok(at);
             }
             // Full: look at the next seconds in one round.
@@ -80,20 +88,38 @@ impl Market<'_> {
         let last = now.min(done.saturating_add(DEADLINE_SECONDS_PER_BLOCK));
         let seconds = done.saturating_add(1)..=last;
         cache.require(seconds.clone().map(deadline_key))?;
-        let budget = self.params.max_deadlines_per_second as usize;
-        let mut processed = 0usize;
+        // The seconds this block processes, with their counts: then all their deadlines are
+        // loaded in one round. Processing never adds to them: deadlines are filed after the
+        // block's own second (`due_after`, or the next second).
+        let budget = self.params.max_deadlines_per_second;
+        let mut processed = 0u32;
         let mut reached = done;
+        let mut due = Vec::new();
         for second in seconds {
-            let key = deadline_key(second);
-            if let Some(list) = load::<DeadlineList>(cache, &key)? {
-                if processed > 0 && processed.saturating_add(list.0.len()) > budget {
-                    break;
-                }
-                processed = processed.saturating_add(list.0.len());
-                self.process_second(cache, second, list)?;
-                cache.put(key, None);
+            let count = load::<DeadlineCount>(cache, &deadline_key(second))?.map_or(0, |c| c.0);
+            if processed > 0 && processed.saturating_add(count) > budget {
+                break;
+            }
+            processed = processed.saturating_add(count);
+            if count > 0 {
+                due.push((second, count));
             }
             reached = second;
+        }
+        cache.require(
+            due.iter()
+                .flat_map(|(second, count)| (0..*count).map(|p| deadline_item_key(*second, p))),
+        )?;
+        for (second, count) in due {
+            let mut deadlines = Vec::with_capacity(count as usize);
+            for position in 0..count {
+                let key = deadline_item_key(second, position);
+                let Deadline(deadline) = expect(cache, &key)?;
+                deadlines.push(deadline);
+                remove(cache, key);
+            }
+            remove(cache, deadline_key(second));
+            self.process_second(cache, second, deadlines)?;
         }
         if stored != Some(DeadlineCursor(reached)) {
             store(cache, cursor_key, &DeadlineCursor(reached))?;
@@ -107,16 +133,16 @@ impl Market<'_> {
         &mut self,
         cache: &mut StateCache,
         second: u64,
-        list: DeadlineList,
+        deadlines: Vec<(u64, u32, u32)>,
     ) -> Result<(), Halt> {
         cache.require(
-            list.0
+            deadlines
                 .iter()
                 .filter(|(_, u, _)| *u != JOB_EXPIRY)
                 .map(|(j, u, _)| unit_key(*j, *u)),
         )?;
-        cache.require(list.0.iter().map(|(j, _, _)| job_key(*j)))?;
-        for (job_id, unit_index, replica_index) in list.0 {
+        cache.require(deadlines.iter().map(|(j, _, _)| job_key(*j)))?;
+        for (job_id, unit_index, replica_index) in deadlines {
             if unit_index == JOB_EXPIRY {
                 self.expire_job(cache, job_id)?;
                 continue;

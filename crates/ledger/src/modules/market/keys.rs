@@ -18,8 +18,9 @@ pub enum Table {
     Unit = 4,
     /// An app by module hash and developer (the hash of both).
     App = 5,
-    /// The deadlines falling due in a second (of block time, since the Unix epoch). Until
-    /// windows were measured in time this table was keyed by height.
+    /// How many deadlines fall due in a second (of block time, since the Unix epoch), a
+    /// [`super::records::DeadlineCount`]. Until windows were measured in time this table was
+    /// keyed by height, and until deadlines were indexed it held the whole list in one record.
     Deadline = 6,
     /// How many open replicas a provider holds, by provider id (a [`super::records::WorkCount`]).
     /// Until the work set was indexed this table held the whole list in one record.
@@ -55,6 +56,9 @@ pub enum Table {
     /// The co-replicas that confirmed a provider's results most recently, by provider id (a
     /// [`super::records::Partners`]).
     Partners = 20,
+    /// A deadline at a position of the ones falling due in a second, by second and position
+    /// (a [`super::records::Deadline`]).
+    DeadlineItem = 21,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -98,9 +102,17 @@ pub fn app_key(module_hash: &Hash32, developer: &Address) -> Key {
     keys::key(Namespace::Market, Table::App as u8, digest.as_ref())
 }
 
-/// The deadlines falling due in `second` (since the Unix epoch).
+/// How many deadlines fall due in `second` (since the Unix epoch).
 pub fn deadline_key(second: u64) -> Key {
     id(Table::Deadline, second)
+}
+
+/// The deadline at `position` of those falling due in `second`.
+pub fn deadline_item_key(second: u64, position: u32) -> Key {
+    let mut raw = [0u8; 12];
+    raw[..8].copy_from_slice(&second.to_be_bytes());
+    raw[8..].copy_from_slice(&position.to_be_bytes());
+    keys::key(Namespace::Market, Table::DeadlineItem as u8, &raw)
 }
 
 pub fn deadline_cursor_key() -> Key {

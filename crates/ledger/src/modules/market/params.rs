@@ -189,7 +189,8 @@ pub const MAX_EXCUSES_PER_WINDOW: u32 = 1_024;
 /// Most assignments a block's log may hold: one [`super::records::AssignmentList`] record of
 /// this many entries stays within its bound.
 pub const MAX_ASSIGNMENTS_PER_BLOCK: u32 = 16_384;
-/// Most deadlines one second's [`super::records::DeadlineList`] may hold within its bound.
+/// Most deadlines one second may hold: the block that processes a second loads all of its
+/// deadlines at once.
 pub const MAX_DEADLINES_PER_SECOND: u32 = 32_768;
 
 /// Most offers one provider may hold, whatever the parameters say: its offers are listed in

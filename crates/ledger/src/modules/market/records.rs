@@ -703,42 +703,55 @@ impl Record for IdList {
     }
 }
 
-/// What falls due in one second of block time: (job, unit, replica) commit deadlines, unit reveal
-/// deadlines (replica [`REVEAL_DEADLINE`]), audit draws (replica [`AUDIT_DRAW`]), audit lapses
-/// (replica [`AUDIT_LAPSE`]) and job wait deadlines (unit [`JOB_EXPIRY`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeadlineList(pub Vec<(u64, u32, u32)>);
+/// How many deadlines fall due in one second of block time: each is a [`Deadline`] at its
+/// position, in the order they were added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadlineCount(pub u32);
 
-/// The replica index that marks a unit's reveal deadline in a [`DeadlineList`].
+impl Record for DeadlineCount {
+    const WHAT: &'static str = "deadline count";
+    const MAX_BYTES: usize = 4;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self(u32::read(buf)?))
+    }
+}
+
+/// One thing falling due in a second of block time: a (job, unit, replica) commit deadline, a
+/// unit's reveal deadline (replica [`REVEAL_DEADLINE`]), audit draw (replica [`AUDIT_DRAW`]) or
+/// audit lapse (replica [`AUDIT_LAPSE`]), or a job's wait deadline (unit [`JOB_EXPIRY`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub (u64, u32, u32));
+
+impl Record for Deadline {
+    const WHAT: &'static str = "deadline";
+    const MAX_BYTES: usize = 16;
+    fn put(&self, out: &mut Vec<u8>) {
+        let (j, u, r) = self.0;
+        j.write(out);
+        u.write(out);
+        r.write(out);
+    }
+    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+        Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
+    }
+}
+
+/// The replica index that marks a unit's reveal deadline in a [`Deadline`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
 /// The replica index that marks a unit's audit draw ([`AuditDraw::Due`]) in a
-/// [`DeadlineList`]: no replica has this index. The draw waits for a height, not a second (its
+/// [`Deadline`]: no replica has this index. The draw waits for a height, not a second (its
 /// seed belongs to a block), so it is filed under the next second and filed again a second
 /// later until its height is reached.
 pub const AUDIT_DRAW: u32 = u32::MAX - 1;
 /// The replica index that marks the second a unit's audit search lapses
-/// ([`AuditDraw::Seeking`]) in a [`DeadlineList`]: no replica has this index.
+/// ([`AuditDraw::Seeking`]) in a [`Deadline`]: no replica has this index.
 pub const AUDIT_LAPSE: u32 = u32::MAX - 2;
 /// The unit index (with replica [`REVEAL_DEADLINE`]) that marks a job's wait deadline in a
-/// [`DeadlineList`]: no unit has this index.
+/// [`Deadline`]: no unit has this index.
 pub const JOB_EXPIRY: u32 = u32::MAX;
-
-impl Record for DeadlineList {
-    const WHAT: &'static str = "deadline list";
-    const MAX_BYTES: usize = crate::state::MAX_VALUE_BYTES;
-    fn put(&self, out: &mut Vec<u8>) {
-        put_vec(&self.0, out, |(j, u, r), out| {
-            j.write(out);
-            u.write(out);
-            r.write(out);
-        });
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(take_vec(buf, 1 << 20, |b| {
-            Ok((u64::read(b)?, u32::read(b)?, u32::read(b)?))
-        })?))
-    }
-}
 
 /// The last second (of block time, since the Unix epoch) whose deadlines were processed:
 /// the next block starts after it, so that no second is skipped when blocks are seconds apart

@@ -95,6 +95,35 @@ impl World {
     /// Runs `action` of `account` in the next block, alone, and counts what it read and
     /// wrote.
     fn measure(&self, account: u64, action: &Action) -> Io {
+        self.measure_step(|market, cache| {
+            let verdict = market.deliver(cache, &addr(account), action)?;
+            verdict.expect("the action is accepted");
+            Ok(())
+        })
+    }
+
+    /// Runs `step` in the next block on a fresh cache over the chain's store, loading what
+    /// it asks for until it completes, and counts what it read and wrote.
+    fn measure_step(
+        &self,
+        step: impl FnMut(&mut Market, &mut StateCache) -> Result<(), Halt>,
+    ) -> Io {
+        let (cache, read_keys, read_bytes) = self.run_step(step);
+        let writes = cache.writes();
+        Io {
+            read_keys,
+            read_bytes,
+            written_keys: writes.len(),
+            written_bytes: writes.values().flatten().map(Vec::len).sum(),
+        }
+    }
+
+    /// Runs `step` as [`Self::measure_step`] does: answers its cache, and the keys and bytes
+    /// it read from the store.
+    fn run_step(
+        &self,
+        mut step: impl FnMut(&mut Market, &mut StateCache) -> Result<(), Halt>,
+    ) -> (StateCache, usize, usize) {
         let height = self.chain.height + 1;
         let env = BlockEnv {
             height,
@@ -111,15 +140,8 @@ impl World {
         let (mut read_keys, mut read_bytes) = (0, 0);
         loop {
             let checkpoint = cache.checkpoint();
-            match Market::new(params, &env, epoch_length).deliver(
-                &mut cache,
-                &addr(account),
-                action,
-            ) {
-                Ok(verdict) => {
-                    verdict.expect("the action is accepted");
-                    break;
-                }
+            match step(&mut Market::new(params, &env, epoch_length), &mut cache) {
+                Ok(()) => return (cache, read_keys, read_bytes),
                 Err(Halt::Missing(missing)) => {
                     cache.rollback(checkpoint);
                     for key in missing.0 {
@@ -132,13 +154,17 @@ impl World {
                 Err(Halt::Fault(fault)) => panic!("the ledger stopped: {fault}"),
             }
         }
-        let writes = cache.writes();
-        Io {
-            read_keys,
-            read_bytes,
-            written_keys: writes.len(),
-            written_bytes: writes.values().flatten().map(Vec::len).sum(),
-        }
+    }
+
+    /// Files `count` deadlines under `second` and keeps them in the chain's store.
+    fn file_deadlines(&mut self, second: u64, count: u32) {
+        let (cache, _, _) = self.run_step(|market, cache| {
+            for unit in 0..count {
+                market.add_deadline(cache, second, 0, unit, 0)?;
+            }
+            Ok(())
+        });
+        self.chain.store.apply(cache.into_writes());
     }
 
     fn provider_id(&self, account: u64) -> u64 {
@@ -388,4 +414,22 @@ fn a_block_of_two_thousand_results_needs_few_store_rounds() {
         "{commit_rounds} rounds for 2,000 commitments, {draw_rounds} for their audit draws, \
          {reveal_rounds} for their reveals"
     );
+}
+
+/// Filing a deadline writes two small records whatever its second already holds: a batch match
+/// of thousands of assignments files thousands of commit deadlines under one second, and each
+/// used to rewrite the whole list of that second.
+#[test]
+fn filing_a_deadline_costs_the_same_whatever_its_second_holds() {
+    let mut w = world();
+    // Far past every window of the world: nothing else falls due then.
+    let (quiet, busy) = (4_000_000_000, 4_000_000_001);
+    w.file_deadlines(quiet, 1);
+    w.file_deadlines(busy, 2_000);
+    let file = |second| {
+        w.measure_step(|market, cache| market.add_deadline(cache, second, 0, 7, 0).map(drop))
+    };
+    let (quiet, busy) = (file(quiet), file(busy));
+    assert_eq!(quiet, busy);
+    assert_eq!(quiet.written_keys, 2);
 }
