@@ -177,12 +177,17 @@ pub(crate) struct Agent {
     archives: HashMap<String, Vec<u8>>,
     /// Uploads the node did not take yet: failed attempts and when the next may go.
     upload_backoff: HashMap<String, (u32, std::time::Instant)>,
-    /// Uploads on their way. They run beside the agent's loop, so runs keep starting while
-    /// the node stores outputs (a durable write each).
-    uploading: HashSet<String>,
+    /// Results whose outputs must reach the node before they commit, with no upload on its
+    /// way, and their commit deadlines (`u64::MAX` for results kept from an earlier run).
+    to_upload: BTreeMap<String, u64>,
+    /// Uploads on their way, with their results' commit deadlines. They run beside the
+    /// agent's loop, so runs keep starting while the node stores outputs (a durable write
+    /// each).
+    uploading: HashMap<String, u64>,
     uploads: mpsc::Sender<UploadDone>,
-    /// Runs finished since the last commitments, with their commit deadlines.
-    fresh: Vec<(String, u64)>,
+    /// Results ready to commit (their outputs on the node, or none to upload) since the last
+    /// pass or the last commitments sent, with their commit deadlines.
+    ready: Vec<(String, u64)>,
     /// Commitments and reveals wait a moment to share transactions.
     commit_hold: Holdback,
     reveal_hold: Holdback,
@@ -218,6 +223,14 @@ impl Agent {
             .validate()
             .map_err(|e| WorkerError::Config(format!("resources: {e}")))?;
         let result_delay = cfg.result_delay;
+        // Results an earlier run sealed whose outputs never reached the node.
+        let to_upload = store
+            .state
+            .results
+            .iter()
+            .filter(|(_, r)| !r.uploaded)
+            .map(|(key, _)| (key.clone(), u64::MAX))
+            .collect();
         Ok(Self {
             address: cfg.key.public_key(),
             admission: Admission::new(resources.memory_mib.saturating_mul(1 << 20), cfg.slots),
@@ -247,9 +260,10 @@ impl Agent {
             absent: HashMap::new(),
             archives: HashMap::new(),
             upload_backoff: HashMap::new(),
-            uploading: HashSet::new(),
+            to_upload,
+            uploading: HashMap::new(),
             uploads,
-            fresh: Vec::new(),
+            ready: Vec::new(),
             commit_hold: Holdback::new(result_delay),
             reveal_hold: Holdback::new(result_delay),
             listed: 0,
@@ -544,6 +558,7 @@ impl Agent {
         if !settled.is_empty() {
             for key in &settled {
                 self.archives.remove(key);
+                self.to_upload.remove(key);
                 if let Some(record) = self.store.state.results.remove(key)
                     && let Some(archive) = record.archive
                 {
@@ -556,7 +571,7 @@ impl Agent {
         // Outputs reach the node before their commitment, so a committed result's outputs
         // survive this worker. Uploads finishing later commit their results then.
         self.start_uploads();
-        self.keep_fresh_uploading();
+        self.ready.clear();
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits: Vec<(String, ResultCommit)> = Vec::new();
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
@@ -930,7 +945,11 @@ impl Agent {
             self.archives.insert(key.clone(), bytes);
             hash
         });
-        self.fresh.push((key.clone(), item.commit_deadline));
+        if archive_hash.is_some() {
+            self.to_upload.insert(key.clone(), item.commit_deadline);
+        } else {
+            self.ready.push((key.clone(), item.commit_deadline));
+        }
         self.store.state.results.insert(
             key,
             ResultRecord {
@@ -953,38 +972,39 @@ impl Agent {
         self.dirty = true;
     }
 
-    /// Uploads the outputs of the runs finished since the last pass and commits them once
+    /// Starts the uploads waiting and commits the results ready since the last pass once
     /// their hold is over, without reading the work list again (the next pass sends whatever
-    /// this one could not).
+    /// this one could not). A commitment is computed only for results that leave.
     pub(crate) async fn commit_fresh(&mut self) -> Result<(), String> {
-        if self.fresh.is_empty() {
+        self.start_uploads();
+        if self.ready.is_empty() {
             return Ok(());
         }
-        self.start_uploads();
         let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
-        let mut commits = Vec::new();
+        let results = &self.store.state.results;
+        let mut leaving = Vec::new();
         let mut due = u64::MAX;
-        for (key, deadline) in &self.fresh {
-            let Some(record) = self.store.state.results.get(key) else {
-                continue;
-            };
+        for (key, deadline) in &self.ready {
             if self.chain_secs < *deadline
-                && record.uploaded
-                && !record.committed
+                && results.get(key).is_some_and(|r| r.uploaded && !r.committed)
                 && !in_flight.contains(key)
             {
-                commits.push((key.clone(), record.sealed.commit(&self.address)));
+                leaving.push(key);
                 due = due.min(*deadline);
             }
         }
         let more_coming = self.more_coming() && !holdback::is_urgent(due, self.chain_secs);
         if !self
             .commit_hold
-            .release(commits.len(), more_coming, tokio::time::Instant::now())
+            .release(leaving.len(), more_coming, tokio::time::Instant::now())
         {
             return Ok(());
         }
-        self.keep_fresh_uploading();
+        let commits: Vec<(String, ResultCommit)> = leaving
+            .into_iter()
+            .filter_map(|key| Some((key.clone(), results.get(key)?.sealed.commit(&self.address))))
+            .collect();
+        self.ready.clear();
         if self.dirty && !self.save() {
             return Err("the worker state cannot be saved; not committing".into());
         }
@@ -999,20 +1019,10 @@ impl Agent {
         }
     }
 
-    /// Whether more results are on their way to a commitment: runs, or uploads, in flight.
+    /// Whether more results are on their way to a commitment: runs, or uploads, waiting or in
+    /// flight.
     fn more_coming(&self) -> bool {
-        !self.running.is_empty() || !self.uploading.is_empty()
-    }
-
-    /// After commitments left: keeps the fresh results still waiting for their upload, which
-    /// commit once it is done ([`Self::finish_upload`]).
-    fn keep_fresh_uploading(&mut self) {
-        let results = &self.store.state.results;
-        self.fresh.retain(|(key, _)| {
-            results
-                .get(key)
-                .is_some_and(|r| !r.uploaded && !r.committed)
-        });
+        !self.running.is_empty() || !self.uploading.is_empty() || !self.to_upload.is_empty()
     }
 
     /// Starts uploading the outputs archives not yet on the node, up to
@@ -1021,22 +1031,30 @@ impl Agent {
     /// starting.
     fn start_uploads(&mut self) {
         let room = UPLOAD_CONCURRENCY.saturating_sub(self.uploading.len());
-        if room == 0 {
+        if room == 0 || self.to_upload.is_empty() {
             return;
         }
         let now = std::time::Instant::now();
-        let (backoff, uploading) = (&self.upload_backoff, &self.uploading);
-        let ready: Vec<(String, Sealed, Hash32)> = self
-            .store
-            .state
-            .results
-            .iter()
-            .filter(|(k, r)| !r.uploaded && !uploading.contains(*k))
-            .filter(|(k, _)| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
-            .filter_map(|(k, r)| Some((k.clone(), r.sealed.clone(), r.archive?)))
+        let backoff = &self.upload_backoff;
+        let due: Vec<String> = self
+            .to_upload
+            .keys()
+            .filter(|k| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
             .take(room)
+            .cloned()
             .collect();
-        for (key, sealed, hash) in ready {
+        for key in due {
+            let deadline = self.to_upload.remove(&key).unwrap_or(u64::MAX);
+            let Some((sealed, hash)) = self
+                .store
+                .state
+                .results
+                .get(&key)
+                .filter(|r| !r.uploaded)
+                .and_then(|r| Some((r.sealed.clone(), r.archive?)))
+            else {
+                continue;
+            };
             let archive = self.archives.remove(&key);
             // Kept on disk by an older version of the worker.
             let path = self.store.output_path(&hash);
@@ -1049,7 +1067,7 @@ impl Agent {
                 replica: sealed.replica,
             };
             let done = self.uploads.clone();
-            self.uploading.insert(key.clone());
+            self.uploading.insert(key.clone(), deadline);
             tokio::spawn(async move {
                 let bytes = match archive {
                     Some(bytes) => Some(bytes),
@@ -1085,7 +1103,7 @@ impl Agent {
             upload,
             archive,
         } = done;
-        self.uploading.remove(&key);
+        let deadline = self.uploading.remove(&key).unwrap_or(u64::MAX);
         let Some(record) = self.store.state.results.get_mut(&key) else {
             // Settled meanwhile: nothing is left to commit.
             self.upload_backoff.remove(&key);
@@ -1101,11 +1119,15 @@ impl Agent {
                     .min(MAX_UPLOAD_BACKOFF);
                 *next = now + wait;
                 if let Some(bytes) = archive {
-                    self.archives.insert(key, bytes);
+                    self.archives.insert(key.clone(), bytes);
                 }
+                self.to_upload.insert(key, deadline);
                 return;
             }
-            Upload::Done => record.uploaded = true,
+            Upload::Done => {
+                record.uploaded = true;
+                self.ready.push((key.clone(), deadline));
+            }
             Upload::Gone if !record.committed => {
                 // Not committed yet: run the unit again rather than commit a result whose
                 // outputs nobody can fetch.
