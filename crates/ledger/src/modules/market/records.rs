@@ -8,6 +8,50 @@ use commonware_codec::{Error, RangeCfg, Read, ReadExt, Write};
 use exo_market::{Offer, Resources};
 use exo_types::{Address, Amount, Hash32, JobSpec, read_bounded_string, write_bytes};
 
+/// Defines a record that is one `u32` (a count or a position), named `$what` in faults.
+macro_rules! u32_record {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name(pub u32);
+
+        impl Record for $name {
+            const WHAT: &'static str = $what;
+            const MAX_BYTES: usize = 4;
+            fn put(&self, out: &mut Vec<u8>) {
+                self.0.write(out);
+            }
+            fn take(buf: &mut Bytes) -> Result<Self, Error> {
+                Ok(Self(u32::read(buf)?))
+            }
+        }
+    };
+}
+
+/// Defines a record that names one replica or unit slot, `(job, unit, replica)`, named `$what`
+/// in faults.
+macro_rules! replica_record {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name(pub (u64, u32, u32));
+
+        impl Record for $name {
+            const WHAT: &'static str = $what;
+            const MAX_BYTES: usize = 16;
+            fn put(&self, out: &mut Vec<u8>) {
+                let (j, u, r) = self.0;
+                j.write(out);
+                u.write(out);
+                r.write(out);
+            }
+            fn take(buf: &mut Bytes) -> Result<Self, Error> {
+                Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
+            }
+        }
+    };
+}
+
 /// Reads an address. Decoding one decompresses a curve point (some 10 us), and records name
 /// the same few addresses over and over (a job's requester and developer, the providers'
 /// owners) while the ledger decodes them for every result committed or revealed: the
@@ -703,41 +747,20 @@ impl Record for IdList {
     }
 }
 
-/// How many deadlines fall due in one second of block time: each is a [`Deadline`] at its
-/// position, in the order they were added.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeadlineCount(pub u32);
+u32_record!(
+    /// How many deadlines fall due in one second of block time: each is a [`Deadline`] at its
+    /// position, in the order they were added.
+    DeadlineCount,
+    "deadline count"
+);
 
-impl Record for DeadlineCount {
-    const WHAT: &'static str = "deadline count";
-    const MAX_BYTES: usize = 4;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(u32::read(buf)?))
-    }
-}
-
-/// One thing falling due in a second of block time: a (job, unit, replica) commit deadline, a
-/// unit's reveal deadline (replica [`REVEAL_DEADLINE`]), audit draw (replica [`AUDIT_DRAW`]) or
-/// audit lapse (replica [`AUDIT_LAPSE`]), or a job's wait deadline (unit [`JOB_EXPIRY`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline(pub (u64, u32, u32));
-
-impl Record for Deadline {
-    const WHAT: &'static str = "deadline";
-    const MAX_BYTES: usize = 16;
-    fn put(&self, out: &mut Vec<u8>) {
-        let (j, u, r) = self.0;
-        j.write(out);
-        u.write(out);
-        r.write(out);
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
-    }
-}
+replica_record!(
+    /// One thing falling due in a second of block time: a (job, unit, replica) commit deadline, a
+    /// unit's reveal deadline (replica [`REVEAL_DEADLINE`]), audit draw (replica [`AUDIT_DRAW`]) or
+    /// audit lapse (replica [`AUDIT_LAPSE`]), or a job's wait deadline (unit [`JOB_EXPIRY`]).
+    Deadline,
+    "deadline"
+);
 
 /// The replica index that marks a unit's reveal deadline in a [`Deadline`].
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
@@ -795,58 +818,28 @@ impl Record for Counters {
     }
 }
 
-/// How many open replicas a provider holds: the length of its work set. The set is kept as
-/// three kinds of records so that adding or removing one replica writes a fixed number of
-/// them, whatever the provider holds: this count, the replica at each position
-/// ([`WorkItem`], positions `0..count`), and the position of each replica ([`WorkSlot`]).
-/// A removal moves the last replica into the freed position, so the order is not the order of
-/// assignment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WorkCount(pub u32);
+u32_record!(
+    /// How many open replicas a provider holds: the length of its work set. The set is kept as
+    /// three kinds of records so that adding or removing one replica writes a fixed number of
+    /// them, whatever the provider holds: this count, the replica at each position
+    /// ([`WorkItem`], positions `0..count`), and the position of each replica ([`WorkSlot`]).
+    /// A removal moves the last replica into the freed position, so the order is not the order of
+    /// assignment.
+    WorkCount,
+    "work count"
+);
 
-impl Record for WorkCount {
-    const WHAT: &'static str = "work count";
-    const MAX_BYTES: usize = 4;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(u32::read(buf)?))
-    }
-}
+replica_record!(
+    /// One open replica of a provider, at a position of its work set: (job, unit, replica).
+    WorkItem,
+    "work item"
+);
 
-/// One open replica of a provider, at a position of its work set: (job, unit, replica).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkItem(pub (u64, u32, u32));
-
-impl Record for WorkItem {
-    const WHAT: &'static str = "work item";
-    const MAX_BYTES: usize = 16;
-    fn put(&self, out: &mut Vec<u8>) {
-        let (j, u, r) = self.0;
-        j.write(out);
-        u.write(out);
-        r.write(out);
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
-    }
-}
-
-/// The position of an open replica in its provider's work set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WorkSlot(pub u32);
-
-impl Record for WorkSlot {
-    const WHAT: &'static str = "work slot";
-    const MAX_BYTES: usize = 4;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
-        Ok(Self(u32::read(buf)?))
-    }
-}
+u32_record!(
+    /// The position of an open replica in its provider's work set.
+    WorkSlot,
+    "work slot"
+);
 
 /// One assignment made by a block's batch match.
 #[derive(Clone, Debug, PartialEq, Eq)]
