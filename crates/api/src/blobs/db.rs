@@ -403,8 +403,17 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
             now_unix_secs,
         } => {
             let mut outputs = txn.open_table(OUTPUTS)?;
-            let mut index = match outputs.get((*job, *unit))? {
-                Some(record) => decode_index(*job, *unit, record.value())?.index,
+            // An index the disk corrupted is started afresh: failing here would fail every
+            // other change of the batch with it, other units' uploads included.
+            let stored = outputs
+                .get((*job, *unit))?
+                .map(|record| decode_index(*job, *unit, record.value()));
+            let mut index = match stored {
+                Some(Ok(record)) => record.index,
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "corrupt outputs index replaced");
+                    OutputIndex::default()
+                }
                 None => OutputIndex::default(),
             };
             if *only {
@@ -627,6 +636,52 @@ mod tests {
             },
         };
         assert!(IndexRecord::decode(oversized.encode()).is_err());
+    }
+
+    /// A corrupt outputs index fails neither its own registration nor the other changes
+    /// committed with it: the registration starts the index afresh.
+    #[test]
+    fn a_corrupt_outputs_index_fails_no_change_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = open_database(dir.path()).unwrap();
+        let txn = database.begin_write().unwrap();
+        txn.open_table(OUTPUTS)
+            .unwrap()
+            .insert((1, 1), [0xff_u8; 3].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
+        let changes = [
+            Change::AddOutput {
+                job: 1,
+                unit: 1,
+                candidate: candidate(4),
+                only: false,
+                now_unix_secs: 7,
+            },
+            Change::PutSmall {
+                hash: [9; 32],
+                bytes: vec![9; 10],
+                ownership: None,
+            },
+        ];
+        let mut replies = Vec::new();
+        for change in changes {
+            let (reply, outcome) = oneshot::channel();
+            queue.try_send(Request { change, reply }).unwrap();
+            replies.push(outcome);
+        }
+        drop(queue);
+        run_writer(&database, requests, &Counters::default());
+        let outcomes: Vec<_> = replies
+            .into_iter()
+            .map(|mut r| r.try_recv().unwrap().unwrap())
+            .collect();
+        assert_eq!(outcomes, [Outcome::Done, Outcome::Freed(0)]);
+        let tables = Tables::read(&database).unwrap();
+        let index = tables.output_index(1, 1).unwrap().unwrap().index;
+        assert_eq!(index.candidates, [candidate(4)]);
+        assert_eq!(tables.small(&[9; 32]).unwrap(), Some(vec![9; 10]));
     }
 
     /// The writer takes everything queued before it runs as one transaction: 64 uploads cost
