@@ -4,6 +4,12 @@ use clap::Parser;
 use exo_cli::{Cli, Command, account, bench, devnet, finish, key, node};
 use std::process::ExitCode;
 
+/// A node runs the validators' block execution, its API and workers on many threads that
+/// allocate small buffers all the time; mimalloc's per-thread pages serve them with less
+/// contention and overhead than the system allocator (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -86,7 +86,8 @@ pub mod fixtures;
 pub use explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT, Reason, Requirement};
 pub use ids::{FUEL_PER_UNIT, JobId, OfferId, ProviderId};
 pub use matching::{
-    Assignment, MAX_BATCH_OFFERS, MatchError, MatchOutcome, OfferFill, Unmatched, match_batch,
+    Assignment, Explain, MAX_BATCH_OFFERS, MatchError, MatchOutcome, OfferFill, Unmatched,
+    match_batch, match_batch_explaining, matchable_prefix,
 };
 pub use order::{
     Constraint, ConstraintSet, Demand, DemandError, GpuRequirement, MAX_EXCLUDE_PER_UNIT,

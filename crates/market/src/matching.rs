@@ -43,9 +43,9 @@ pub struct OfferFill {
     pub remaining_slots: u32,
 }
 
-/// The result of one batch. Every (unit, replica) slot of every demand appears exactly once,
-/// in `assignments` or in `unmatched`; both lists are in matching order (demand order, then
-/// unit, then replica).
+/// The result of one batch. With [`Explain::All`], every (unit, replica) slot of every demand
+/// appears exactly once, in `assignments` or in `unmatched`; both lists are in matching order
+/// (demand order, then unit, then replica).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MatchOutcome {
     pub assignments: Vec<Assignment>,
@@ -81,6 +81,37 @@ pub enum MatchError {
     TooManyOffers(usize),
 }
 
+/// Which slots that found no offer a batch explains. Explaining costs a pass over the book per
+/// distinct exclusion set, so a caller that shows one reason per job asks for only that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Explain {
+    /// Every unmatched slot.
+    #[default]
+    All,
+    /// The slots of each demand's first unit that found no offer (from the replica that
+    /// failed on): what a job's waiting reason shows. The other unmatched slots are left out.
+    FirstPerDemand,
+}
+
+/// How many of a demand's first units can change a batch whose offers hold `free_slots` slots
+/// in all, given whether each unit (in unit order) excludes nobody. Each such unit either
+/// takes a slot or, finding none with nobody excluded, ends the demand's search; so once
+/// `free_slots + 1` of them were served the search has ended, and the units after them get no
+/// slot. Cutting a demand there changes neither the assignments nor the [`Explain::FirstPerDemand`]
+/// explanations, and a long queue of units costs a batch only what its free slots can take.
+pub fn matchable_prefix(excludes_nobody: impl IntoIterator<Item = bool>, free_slots: u64) -> usize {
+    let mut open = 0u64;
+    let mut taken = 0usize;
+    for nobody in excludes_nobody {
+        if open > free_slots {
+            break;
+        }
+        taken += 1;
+        open += u64::from(nobody);
+    }
+    taken
+}
+
 /// Most offers one batch may hold. Positions are stored as `u32` to keep the index compact.
 pub const MAX_BATCH_OFFERS: usize = u32::MAX as usize / 2;
 
@@ -99,11 +130,22 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
 /// has a free slot, and belongs to a provider that is neither excluded from the unit nor
 /// already holding another replica of it.
 /// Both inputs are sorted internally, so the outcome (and the error, if any) does not depend on
-/// their order.
+/// their order. Every unmatched slot is explained ([`Explain::All`]).
 pub fn match_batch(
     offers: &[Offer],
     demands: &[Demand],
     now_secs: u64,
+) -> Result<MatchOutcome, MatchError> {
+    match_batch_explaining(offers, demands, now_secs, Explain::All)
+}
+
+/// [`match_batch`], explaining only the unmatched slots `explain` asks for. The assignments,
+/// fills and expired offers are the same whatever it asks.
+pub fn match_batch_explaining(
+    offers: &[Offer],
+    demands: &[Demand],
+    now_secs: u64,
+    explain: Explain,
 ) -> Result<MatchOutcome, MatchError> {
     if offers.len() > MAX_BATCH_OFFERS {
         return Err(MatchError::TooManyOffers(offers.len()));
@@ -161,6 +203,7 @@ pub fn match_batch(
         book.start(&index, &query, demand.max_price_per_unit);
         // Set when a search with nothing excluded found nothing: no later unit can do better.
         let mut exhausted = false;
+        let mut explained = false;
 
         for unit in &demand.units {
             excluded.clear();
@@ -178,7 +221,10 @@ pub fn match_batch(
                     exhausted |= excluded.is_empty();
                     // Later replicas of this unit face the same exclusions and no more free
                     // slots, so they fail too, for the same reason.
-                    explainer.defer(demand, unit, i, &excluded);
+                    if explain == Explain::All || !explained {
+                        explainer.defer(demand, unit, i, &excluded);
+                        explained = true;
+                    }
                     break;
                 };
                 let (price_per_unit, _, offer) = index.keys[pos];

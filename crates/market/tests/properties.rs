@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exo_market::fixtures::{XorShift, synthetic};
 use exo_market::{
-    Constraint, Demand, DeviceClass, ExclusionCounts, Explanation, Gpu, GpuRequirement, JobId,
-    MatchOutcome, Offer, OfferFill, OfferId, PASSED_COUNT_LIMIT, ProviderId, Reason, Requirement,
-    Requirements, Resources, Runtime, RuntimeSet, UnitDemand, Unmatched, match_batch,
+    Constraint, Demand, DeviceClass, ExclusionCounts, Explain, Explanation, Gpu, GpuRequirement,
+    JobId, MatchOutcome, Offer, OfferFill, OfferId, PASSED_COUNT_LIMIT, ProviderId, Reason,
+    Requirement, Requirements, Resources, Runtime, RuntimeSet, UnitDemand, Unmatched, match_batch,
+    match_batch_explaining, matchable_prefix,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -466,6 +467,69 @@ proptest! {
         .expect("valid batch");
         prop_assert_eq!(out, again);
     }
+}
+
+/// The unmatched slots of each job's first unit that found no offer, out of a full
+/// explanation: what [`Explain::FirstPerDemand`] must give.
+fn first_per_job(all: &[Unmatched]) -> Vec<Unmatched> {
+    let mut first: BTreeMap<JobId, u32> = BTreeMap::new();
+    all.iter()
+        .filter(|u| *first.entry(u.job).or_insert(u.unit) == u.unit)
+        .cloned()
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn explaining_each_jobs_first_unmatched_unit_changes_nothing_else(
+        offers in offers(120),
+        demands in demands(),
+        now_secs in 2u64..=7,
+    ) {
+        let all = match_batch(&offers, &demands, now_secs).expect("valid batch");
+        let first = match_batch_explaining(&offers, &demands, now_secs, Explain::FirstPerDemand)
+            .expect("valid batch");
+        prop_assert_eq!(&first.assignments, &all.assignments);
+        prop_assert_eq!(&first.fills, &all.fills);
+        prop_assert_eq!(&first.expired, &all.expired);
+        prop_assert_eq!(first.unmatched, first_per_job(&all.unmatched));
+    }
+
+    /// Small books, so that demands often hold more units than the book has slots.
+    #[test]
+    fn units_past_the_matchable_prefix_change_nothing(
+        offers in offers(8),
+        demands in demands(),
+        now_secs in 2u64..=7,
+    ) {
+        let free: u64 = offers.iter().map(|o| u64::from(o.slots)).sum();
+        let cut: Vec<Demand> = demands
+            .iter()
+            .map(|d| {
+                let keep = matchable_prefix(d.units.iter().map(|u| u.exclude.is_empty()), free);
+                Demand { units: d.units[..keep].to_vec(), ..d.clone() }
+            })
+            .collect();
+        let whole = match_batch_explaining(&offers, &demands, now_secs, Explain::FirstPerDemand)
+            .expect("valid batch");
+        let short = match_batch_explaining(&offers, &cut, now_secs, Explain::FirstPerDemand)
+            .expect("valid batch");
+        prop_assert_eq!(whole, short);
+    }
+}
+
+#[test]
+fn the_matchable_prefix_ends_after_one_more_unit_excluding_nobody_than_free_slots() {
+    // Units excluding somebody never end a search: they are all kept until then.
+    let units = [true, false, true, false, true, true];
+    assert_eq!(matchable_prefix(units, 0), 1);
+    assert_eq!(matchable_prefix(units, 1), 3);
+    assert_eq!(matchable_prefix(units, 2), 5);
+    assert_eq!(matchable_prefix(units, 3), 6);
+    assert_eq!(matchable_prefix(units, 100), 6);
+    assert_eq!(matchable_prefix([false; 4], 0), 4);
 }
 
 proptest! {

@@ -4,8 +4,8 @@
 use super::{
     Market,
     keys::{
-        assignments_key, book_key, job_key, job_spec_key, offer_key, open_jobs_key, provider_key,
-        unit_key, waiting_key, work_key, work_slot_key,
+        assignments_key, book_key, deadline_key, job_key, job_spec_key, offer_key, open_jobs_key,
+        provider_key, unit_key, waiting_key, work_key, work_slot_key,
     },
     records::{
         AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
@@ -14,7 +14,7 @@ use super::{
     reputation::{Member, current_reputation, deciding_weight},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
-use exo_market::{Demand, JobId, Offer, OfferId, ProviderId, UnitDemand};
+use exo_market::{Demand, Explain, JobId, Offer, OfferId, ProviderId, UnitDemand};
 use exo_types::{Amount, Hash32, JobSpec};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -256,6 +256,9 @@ impl Market<'_> {
                     o
                 })
                 .collect();
+            // A job's units past what the pass's free slots can take change nothing (see
+            // `matchable_prefix`): a long queue costs a block only what it can assign.
+            let free_slots: u64 = offers.iter().map(|o| u64::from(o.slots)).sum();
             let demands: Vec<Demand> = jobs
                 .iter()
                 .filter_map(|m| {
@@ -265,10 +268,13 @@ impl Market<'_> {
                     } else {
                         trust
                     };
-                    let units: Vec<UnitDemand> = m
-                        .waiting
-                        .iter()
-                        .filter(|w| pass.serves(w, bootstrap))
+                    let served = || m.waiting.iter().filter(|w| pass.serves(w, bootstrap));
+                    let matchable = exo_market::matchable_prefix(
+                        served().map(|w| w.exclude.is_empty()),
+                        free_slots,
+                    );
+                    let units: Vec<UnitDemand> = served()
+                        .take(matchable)
                         .map(|w| UnitDemand {
                             unit: w.unit,
                             replicas: if w.started {
@@ -291,7 +297,13 @@ impl Market<'_> {
             if demands.is_empty() && pass != Pass::Everyone {
                 continue;
             }
-            let mut outcome = match exo_market::match_batch(&offers, &demands, self.now_secs()) {
+            // Only each job's first unmatched unit is shown (its waiting reason).
+            let mut outcome = match exo_market::match_batch_explaining(
+                &offers,
+                &demands,
+                self.now_secs(),
+                Explain::FirstPerDemand,
+            ) {
                 Ok(outcome) => outcome,
                 // Orders are validated on the way in, so this is a ledger bug: stop loudly.
                 Err(err) => {
@@ -462,28 +474,33 @@ impl Market<'_> {
         assignments: &[exo_market::Assignment],
         log: &mut AssignmentList,
     ) -> Result<(), Halt> {
-        // Load what the assignments touch, then write them.
-        cache.require(
-            assignments
-                .iter()
-                .flat_map(|a| [unit_key(a.job.0, a.unit), provider_key(a.provider.0)]),
-        )?;
+        // Load what the assignments touch in one round (each round runs the block's end
+        // again up to here), then write them.
+        if assignments.is_empty() {
+            return Ok(());
+        }
         cache.require(
             assignments
                 .iter()
                 .flat_map(|a| {
                     [
+                        unit_key(a.job.0, a.unit),
+                        provider_key(a.provider.0),
                         work_key(a.provider.0),
                         work_slot_key(a.provider.0, (a.job.0, a.unit, a.replica)),
                     ]
                 })
-                .chain(std::iter::once(assignments_key(self.env.height))),
+                .chain([
+                    assignments_key(self.env.height),
+                    deadline_key(self.due_after(self.params.commit_window_secs)),
+                ]),
         )?;
         // Units that got a replica in this pass and had one before.
-        let mut topped: Vec<(u64, u32)> = Vec::new();
+        // (Each unit is handled on its own below, so key order serves as well as any.)
+        let mut topped: BTreeSet<(u64, u32)> = BTreeSet::new();
         // Units started by this pass, with the weight and first match of each provider they
         // got.
-        let mut started: Vec<(u64, u32, Vec<Member>)> = Vec::new();
+        let mut started: BTreeMap<(u64, u32), Vec<Member>> = BTreeMap::new();
         for assignment in assignments {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == assignment.job.0) else {
                 continue;
@@ -505,17 +522,14 @@ impl Market<'_> {
                 audit: AuditDraw::Undrawn,
             });
             if unit.replicas.is_empty() {
-                started.push((job.id, assignment.unit, Vec::new()));
+                started.insert((job.id, assignment.unit), Vec::new());
                 job.running = job
                     .running
                     .checked_add(1)
                     .ok_or(Fault::Overflow("job running units"))?;
             }
-            if let Some(s) = started
-                .iter_mut()
-                .find(|(j, u, _)| *j == job.id && *u == assignment.unit)
-            {
-                s.2.push(member);
+            if let Some(members) = started.get_mut(&(job.id, assignment.unit)) {
+                members.push(member);
             }
             // A full second defers the deadline.
             let commit_deadline = self.add_deadline(
@@ -551,30 +565,34 @@ impl Market<'_> {
                 price_per_unit: Amount(assignment.price_per_unit),
                 commit_deadline,
             });
-            if let Some(w) = m.waiting.iter_mut().find(|w| w.unit == assignment.unit) {
-                w.started = true;
-                w.replicas.retain(|r| *r != assignment.replica);
-                if !w.exclude.contains(&provider.id) {
-                    let at = w.exclude.partition_point(|p| *p < provider.id);
-                    w.exclude.insert(at, provider.id);
+            // Waiting units are in unit order. An entry left with no replica to seek goes
+            // once the pass's assignments are written.
+            unit.sought = match m.waiting.binary_search_by_key(&assignment.unit, |w| w.unit) {
+                Ok(at) => {
+                    let w = &mut m.waiting[at];
+                    w.started = true;
+                    w.replicas.retain(|r| *r != assignment.replica);
+                    if let Err(at) = w.exclude.binary_search(&provider.id) {
+                        w.exclude.insert(at, provider.id);
+                    }
+                    !w.replicas.is_empty()
                 }
-            }
-            m.waiting.retain(|w| !w.replicas.is_empty());
-            // Waiting units are in unit order.
-            unit.sought = m
-                .waiting
-                .binary_search_by_key(&assignment.unit, |w| w.unit)
-                .is_ok();
+                Err(_) => false,
+            };
             store(cache, unit_key(m.job.id, assignment.unit), &unit)?;
-            if !topped.contains(&(m.job.id, assignment.unit)) {
-                topped.push((m.job.id, assignment.unit));
-            }
+            topped.insert((m.job.id, assignment.unit));
         }
-        topped.retain(|(j, u)| !started.iter().any(|(sj, su, _)| sj == j && su == u));
+        for m in jobs.iter_mut() {
+            m.waiting.retain(|w| !w.replicas.is_empty());
+        }
+        let topped: Vec<(u64, u32)> = topped
+            .into_iter()
+            .filter(|unit| !started.contains_key(unit))
+            .collect();
         self.stop_topping_up(cache, jobs, &topped)?;
         // What the started units got decides how many more they need: enough weight to reach
         // the trust level. Whether one is audited is drawn only once its replicas committed.
-        for (job_id, unit_index, members) in started {
+        for ((job_id, unit_index), members) in started {
             let Some(m) = jobs.iter_mut().find(|m| m.job.id == job_id) else {
                 continue;
             };
