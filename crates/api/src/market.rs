@@ -170,10 +170,19 @@ pub fn parse_id(what: &'static str, text: &str) -> Result<u64, ApiError> {
 
 /// Parses a unit index in a path.
 pub fn parse_unit(text: &str) -> Result<u32, ApiError> {
+    parse_index("unit", text)
+}
+
+/// Parses a replica index in a path.
+pub fn parse_replica(text: &str) -> Result<u32, ApiError> {
+    parse_index("replica", text)
+}
+
+fn parse_index(what: &'static str, text: &str) -> Result<u32, ApiError> {
     parse_u64(text)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| ApiError::BadId {
-            what: "unit",
+            what,
             text: truncate(text),
         })
 }
@@ -903,6 +912,62 @@ pub async fn put_outputs<N: NodeView>(
             "the body must be {{\"archive\": \"<hex hash>\", \"replica\": <n>, \"signature\": \"<hex>\"}}: {e}"
         ))
     })?;
+    let unit = unit_with_outputs(node, limits, job_id, index).await?;
+    // The signature is checked before a byte of the archive is read.
+    let replica = match unit.accepted {
+        Some(_) => {
+            charge(None)?;
+            None
+        }
+        None => {
+            let (replica, signer) = authorize_outputs(node, limits, &unit, &request).await?;
+            charge(Some(&signer))?;
+            Some(replica)
+        }
+    };
+    register_outputs(limits, store, &unit, request.archive, replica).await
+}
+
+/// `PUT /v1/outputs/{job}/{unit}/replicas/{replica}?archive=`: a replica's provider uploads
+/// its outputs archive and registers it in one request, signing only the registration
+/// (`request`), which names the archive's hash. [`put_outputs`] after an upload, with one
+/// signature, one round trip and no second read of the archive's bytes to find it.
+///
+/// The signature is checked before the body is read. `admit` is then asked with the signer
+/// (the rate limits and the uploader's balance), and `upload` stores the body under the
+/// signed hash, owned by the signer.
+pub async fn put_replica_archive<N, U>(
+    node: &N,
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    (job_text, unit_text): (&str, &str),
+    request: &wire::OutputsPut,
+    admit: impl AsyncFnOnce(&Address) -> Result<(), ApiError>,
+    upload: U,
+) -> Result<wire::Outputs, ApiError>
+where
+    N: NodeView,
+    U: AsyncFnOnce(&Address) -> Result<wire::BlobStored, ApiError>,
+{
+    let job_id = parse_id("job", job_text)?;
+    let index = parse_unit(unit_text)?;
+    let unit = unit_with_outputs(node, limits, job_id, index).await?;
+    // Whatever the verdict, the uploader owns the blob: only the replica's provider may.
+    let (replica, signer) = authorize_outputs(node, limits, &unit, request).await?;
+    admit(&signer).await?;
+    upload(&signer).await?;
+    let replica = unit.accepted.is_none().then_some(replica);
+    register_outputs(limits, store, &unit, request.archive, replica).await
+}
+
+/// The unit `index` of job `job_id`, if it can have outputs: a replica is assigned and it has
+/// not failed.
+async fn unit_with_outputs<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    job_id: u64,
+    index: u32,
+) -> Result<Unit, ApiError> {
     let (_, unit) = self::unit(node, limits, job_id, index).await?;
     let Some(unit) = unit else {
         return Err(ApiError::Conflict {
@@ -916,19 +981,21 @@ pub async fn put_outputs<N: NodeView>(
             message: format!("unit {index} of job {job_id} failed: it has no outputs"),
         });
     }
-    // The signature is checked before a byte of the archive is read.
-    let replica = match unit.accepted {
-        Some(_) => {
-            charge(None)?;
-            None
-        }
-        None => {
-            let (replica, signer) = authorize_outputs(node, limits, &unit, &request).await?;
-            charge(Some(&signer))?;
-            Some(replica)
-        }
-    };
-    let bytes = store.read(&request.archive, limits.max_blob_bytes).await?;
+    Ok(unit)
+}
+
+/// Records the stored blob `archive` as a candidate for `unit`'s outputs (from `replica`
+/// before the verdict), after recomputing its result digest; after the verdict only the
+/// accepted digest is taken.
+async fn register_outputs(
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    unit: &Unit,
+    archive: Hash32,
+    replica: Option<u32>,
+) -> Result<wire::Outputs, ApiError> {
+    let (job_id, index) = (unit.job, unit.unit);
+    let bytes = store.read(&archive, limits.max_blob_bytes).await?;
     let size = bytes.len() as u64;
     // Unpacking and hashing up to a blob's bound is CPU work: off the async threads.
     let digest = tokio::task::spawn_blocking(move || {
@@ -938,7 +1005,7 @@ pub async fn put_outputs<N: NodeView>(
     .map_err(|e| ApiError::Internal(format!("archive check failed: {e}")))?
     .map_err(|e| ApiError::BadArchive(e.to_string()))?;
     let candidate = crate::blobs::OutputCandidate {
-        archive: request.archive,
+        archive,
         digest,
         size,
         replica,
@@ -957,7 +1024,7 @@ pub async fn put_outputs<N: NodeView>(
     Ok(wire::Outputs {
         job: job_id,
         unit: index,
-        archive: request.archive,
+        archive,
         size,
         digest,
         accepted,

@@ -375,6 +375,30 @@ route_errors! {
         ApiError::DigestMismatch { expected: String::new(), got: String::new() },
         conflict("too_many_candidates"),
     ];
+    /// `PUT /v1/outputs/{job}/{unit}/replicas/{replica}`.
+    PutReplicaArchiveErrors: [
+        store(),
+        bad_path(),
+        bad_id(),
+        bad_query(),
+        ApiError::BadContentHash(String::new()),
+        not_found(),
+        reads(),
+        conflict("not_assigned"),
+        conflict("unit_failed"),
+        ApiError::Unsigned(String::new()),
+        ApiError::BadSignature(String::new()),
+        forbidden("not_a_replica"),
+        forbidden("unfunded"),
+        ApiError::BlobTooLarge { max: 0 },
+        ApiError::QuotaExceeded { held: 0, max: 0 },
+        ApiError::StoreFull { max: 0 },
+        ApiError::HashMismatch { expected: String::new(), got: String::new() },
+        ApiError::BodyUnreadable(String::new()),
+        ApiError::BadArchive(String::new()),
+        ApiError::DigestMismatch { expected: String::new(), got: String::new() },
+        conflict("too_many_candidates"),
+    ];
 }
 
 /// One response per status of `errors` (and of the layers'), each an [`crate::wire::ErrorBody`]

@@ -186,6 +186,7 @@ api_routes![
     head_blob,
     get_outputs,
     put_outputs,
+    put_replica_archive,
     openapi_document,
     metrics,
     dashboard_page,
@@ -1002,7 +1003,19 @@ async fn put_blob_for<N: NodeView>(
             message: format!("the signature is not {signer_text}'s over this chain and blob"),
         });
     }
-    let account = service::read_account(&api.node, &api.limits, &signer).await?;
+    admit_uploader(api, &signer).await?;
+    store
+        .put_for(body, max, expected, uploader(api, &signer))
+        .await
+}
+
+/// Lets `signer`, whose signature over an upload was verified, upload: it must hold the
+/// node's minimum balance, and the upload counts against its rate limit.
+async fn admit_uploader<N: NodeView>(
+    api: &Api<N>,
+    signer: &exo_types::Address,
+) -> Result<(), ApiError> {
+    let account = service::read_account(&api.node, &api.limits, signer).await?;
     if account.balance < api.limits.min_uploader_balance {
         return Err(ApiError::Forbidden {
             code: "unfunded",
@@ -1012,13 +1025,15 @@ async fn put_blob_for<N: NodeView>(
             ),
         });
     }
-    charge(api, Client::signer(&signer), 1)?;
-    let owner: exo_types::Hash32 = wire::address_bytes(&signer);
-    let uploader = crate::blobs::Uploader {
-        owner: Some(owner),
+    charge(api, Client::signer(signer), 1)
+}
+
+/// `signer` as the owner of what it uploads, within its quota.
+fn uploader<N>(api: &Api<N>, signer: &exo_types::Address) -> crate::blobs::Uploader {
+    crate::blobs::Uploader {
+        owner: Some(wire::address_bytes(signer)),
         quota_bytes: api.limits.max_account_blob_bytes,
-    };
-    store.put_for(body, max, expected, uploader).await
+    }
 }
 
 /// Collects the blob store every `every` ([`market::collect_blobs`]), forever: the node runs
@@ -1196,6 +1211,81 @@ async fn put_outputs<N: NodeView>(
     result
         .inspect_err(|err| charge_failure(&api, client, err))
         .map(Json)
+}
+
+/// Uploads a replica's outputs archive and registers it as the unit's outputs, in one request.
+///
+/// The provider of the replica signs the registration (header `x-exo-signature`, over the
+/// chain id, job, unit, replica and the archive's hash, which `?archive=` names), as for
+/// `PUT /v1/outputs/{job}/{unit}`; the signature is checked before a byte of the body is read.
+/// The body is the archive, stored like a blob upload owned by the provider (its balance,
+/// quota and bound), then checked and registered. The same as an upload followed by a
+/// registration, with one signature and one round trip.
+#[utoipa::path(
+    put,
+    path = "/v1/outputs/{job}/{unit}/replicas/{replica}",
+    params(
+        ("job" = u64, Path, description = "The job's id."),
+        ("unit" = u32, Path, description = "The unit's index."),
+        ("replica" = u32, Path, description = "The replica's index."),
+        ("archive" = schema::Hash, Query, description = "BLAKE3 of the archive, the body."),
+        ("x-exo-signature" = schema::Signature, Header, description = "The replica's provider's signature over the chain id, job, unit, replica and archive."),
+    ),
+    request_body(description = "The packed outputs archive.", content(("application/octet-stream"))),
+    responses(
+        (status = 201, description = "Stored and registered: the archive, with the result digest recomputed from it.", body = wire::Outputs),
+        openapi::PutReplicaArchiveErrors,
+    )
+)]
+async fn put_replica_archive<N: NodeView>(
+    State(api): State<Api<N>>,
+    Extension(client): Extension<Client>,
+    PathParams((job, unit, replica)): PathParams<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<wire::Outputs>), ApiError> {
+    let result = async {
+        let store = store(&api)?;
+        let query = Query::parse(query.as_deref())?;
+        query.only(&["archive"])?;
+        let archive = query
+            .text("archive")
+            .map(content_hash)
+            .transpose()?
+            .ok_or_else(|| ApiError::BadQuery("name the archive's hash: ?archive=<hex>".into()))?;
+        let replica = market::parse_replica(&replica)?;
+        let Some(signature) = headers.get(wire::SIGNATURE_HEADER) else {
+            return Err(ApiError::Unsigned(format!(
+                "an archive is offered by its replica's provider, signing it in header {}",
+                wire::SIGNATURE_HEADER
+            )));
+        };
+        let request = wire::OutputsPut {
+            archive,
+            replica: Some(replica),
+            signature: Some(signature.to_str().unwrap_or("").to_string()),
+        };
+        let max = api.limits.max_blob_bytes;
+        market::put_replica_archive(
+            &api.node,
+            &api.limits,
+            store,
+            (&job, &unit),
+            &request,
+            async |signer| admit_uploader(&api, signer).await,
+            async |signer| {
+                store
+                    .put_for(body, max, archive, uploader(&api, signer))
+                    .await
+            },
+        )
+        .await
+    }
+    .await;
+    result
+        .inspect_err(|err| charge_failure(&api, client, err))
+        .map(|outputs| (StatusCode::CREATED, Json(outputs)))
 }
 
 /// Takes `cost` requests from `client`'s budget.

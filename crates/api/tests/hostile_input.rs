@@ -165,6 +165,39 @@ fn cases() -> Vec<(&'static str, Case)> {
                 .body(format!("{{\"archive\":\"{hash}\"}}")),
         ));
     }
+    // The one-request upload: bad path segments, queries and signatures, unsigned bodies.
+    let archive_route = "/v1/outputs/{job}/{unit}/replicas/{replica}";
+    for segment in bad_segments() {
+        for uri in [
+            format!("/v1/outputs/{segment}/0/replicas/0?archive={hash}"),
+            format!("/v1/outputs/0/{segment}/replicas/0?archive={hash}"),
+            format!("/v1/outputs/0/0/replicas/{segment}?archive={hash}"),
+        ] {
+            cases.push((
+                archive_route,
+                case(Method::PUT, uri)
+                    .header(header::HeaderName::from_static("x-exo-signature"), "00")
+                    .body("x"),
+            ));
+        }
+    }
+    for (query, signature) in [
+        (String::new(), Some("00")),
+        ("?archive=zz".to_string(), Some("00")),
+        (format!("?archive={hash}&other=1"), Some("00")),
+        (format!("?archive={hash}"), None),
+        (format!("?archive={hash}"), Some("zz")),
+        (format!("?archive={hash}"), Some("00")),
+    ] {
+        let mut put = case(Method::PUT, format!("/v1/outputs/0/0/replicas/0{query}")).body("x");
+        if let Some(signature) = signature {
+            put = put.header(
+                header::HeaderName::from_static("x-exo-signature"),
+                signature,
+            );
+        }
+        cases.push((archive_route, put));
+    }
     // Routes with a query: each bad query.
     for route in [
         "/v1/providers",

@@ -1117,6 +1117,110 @@ async fn a_stranger_cannot_fill_a_units_output_slots() {
     assert_eq!(body["error"], "digest_mismatch");
 }
 
+/// `PUT /v1/outputs/{job}/{unit}/replicas/{replica}?archive=` of `bytes`, signed by `key` as
+/// the replica's provider over `archive`.
+fn replica_archive(
+    (job, unit, replica): (u64, u32, u32),
+    archive: Hash32,
+    bytes: Vec<u8>,
+    key: &PrivateKey,
+) -> Request<Body> {
+    let claim = exo_api::wire::OutputsPut::signed(CHAIN, job, unit, replica, archive, key);
+    Request::put(format!(
+        "/v1/outputs/{job}/{unit}/replicas/{replica}?archive={}",
+        hex::encode(archive)
+    ))
+    .header(exo_api::wire::SIGNATURE_HEADER, claim.signature.unwrap())
+    .body(Body::from(bytes))
+    .unwrap()
+}
+
+/// The worker's path: one request stores a replica's archive and registers it. Only the
+/// replica's provider may, the signature is checked before the body is stored, and the body
+/// must be the archive the signature names.
+#[tokio::test]
+async fn a_replicas_provider_uploads_and_registers_its_archive_in_one_request() {
+    let mut chain = chain();
+    running_unit(&mut chain).await;
+    let bytes = pack(&unit_output(0)).unwrap();
+    let archive = blob_hash(&bytes);
+
+    // A stranger, as this replica or another: refused, and nothing is stored.
+    let stranger = PrivateKey::from_seed(3);
+    for replica in [0, 1] {
+        let request = replica_archive((0, 0, replica), archive, bytes.clone(), &stranger);
+        let (status, body) = call(&chain.app, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"], "not_a_replica", "{body}");
+    }
+    // The requester is no provider of it either.
+    let request = replica_archive((0, 0, 0), archive, bytes.clone(), &alice());
+    assert_eq!(call(&chain.app, request).await.0, StatusCode::FORBIDDEN);
+    assert!(
+        chain.store.size(&archive).await.is_err(),
+        "a refused body was stored"
+    );
+
+    // Unsigned, or without the archive's hash: 4xx with the reason.
+    let unsigned = Request::put(format!(
+        "/v1/outputs/0/0/replicas/0?archive={}",
+        hex::encode(archive)
+    ))
+    .body(Body::from(bytes.clone()))
+    .unwrap();
+    let (status, body) = call(&chain.app, unsigned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "unsigned", "{body}");
+    let mut nameless = replica_archive((0, 0, 0), archive, bytes.clone(), &bob());
+    *nameless.uri_mut() = "/v1/outputs/0/0/replicas/0".parse().unwrap();
+    let (status, body) = call(&chain.app, nameless).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_query", "{body}");
+    let request = replica_archive((0, 0, 0), archive, bytes.clone(), &bob());
+    let (parts, body) = request.into_parts();
+    let mut bad_replica = Request::from_parts(parts, body);
+    *bad_replica.uri_mut() = format!(
+        "/v1/outputs/0/0/replicas/x?archive={}",
+        hex::encode(archive)
+    )
+    .parse()
+    .unwrap();
+    let (status, body) = call(&chain.app, bad_replica).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_id", "{body}");
+
+    // The provider's signature over one archive does not carry another body.
+    let other = pack(&unit_output(1)).unwrap();
+    let request = replica_archive((0, 0, 0), archive, other, &bob());
+    let (status, body) = call(&chain.app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "hash_mismatch", "{body}");
+
+    // The provider: stored, owned by it, and registered for its replica.
+    let request = replica_archive((0, 0, 0), archive, bytes.clone(), &bob());
+    let (status, body) = call(&chain.app, request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["archive"], hex::encode(archive));
+    assert_eq!(body["accepted"], false);
+    assert_eq!(
+        chain.store.size(&archive).await.unwrap(),
+        bytes.len() as u64
+    );
+    let owner = chain.store.ownership(&archive).expect("an owned blob");
+    assert_eq!(
+        owner.owner,
+        Some(exo_api::wire::address_bytes(&bob().public_key()))
+    );
+    let index = chain.store.output_index(0, 0).await.unwrap();
+    assert_eq!(index.candidates.len(), 1, "{index:?}");
+
+    // Once the unit is accepted, its outputs are served.
+    chain.prove_unit_0(unit_output(0).result_digest()).await;
+    let (status, outputs) = get(&chain.app, "/v1/outputs/0/0").await;
+    assert_eq!(status, StatusCode::OK, "{outputs}");
+    assert_eq!(outputs["archive"], hex::encode(archive));
+}
+
 /// H1: a one-byte range of a big blob used to hash the whole blob first (64 MiB of work per
 /// request). Ranges are now served from the file verified at write; only a whole download is
 /// checked, as it streams.

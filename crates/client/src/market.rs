@@ -187,28 +187,8 @@ impl Client {
     ) -> Result<Hash32, ClientError> {
         let hash = blob_hash(&bytes);
         let path = format!("v1/blobs?hash={}", hex::encode(hash));
-        let mut request = self
-            .http
-            .put(self.endpoint(&path)?)
-            .timeout(self.blob_timeout())
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
-        for (name, value) in wire::blob_upload_headers(chain_id, hash, key) {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
-        let status = response.status();
-        let body = self
-            .read_limited(response, crate::MAX_RESPONSE_BYTES)
-            .await?;
-        if !status.is_success() {
-            return Err(self.refusal(status, &body));
-        }
-        let stored: wire::BlobStored =
-            serde_json::from_slice(&body).map_err(|e| self.protocol(format!("v1/blobs: {e}")))?;
+        let headers = wire::blob_upload_headers(chain_id, hash, key);
+        let stored: wire::BlobStored = self.upload(&path, headers, bytes).await?;
         if stored.hash != hash {
             return Err(self.protocol("node stored the blob under another hash"));
         }
@@ -302,6 +282,62 @@ impl Client {
     ) -> Result<wire::Outputs, ClientError> {
         let request = wire::OutputsPut::signed(chain_id, job, unit, replica, *archive, key);
         self.send_outputs(job, unit, &request).await
+    }
+
+    /// `PUT /v1/outputs/{job}/{unit}/replicas/{replica}`: uploads `bytes`, a packed outputs
+    /// archive, and registers it for replica `replica` of the unit in one request, signed with
+    /// `key` (the replica's provider) for the chain `chain_id`.
+    pub async fn put_replica_archive(
+        &self,
+        chain_id: &str,
+        (job, unit, replica): (u64, u32, u32),
+        bytes: Vec<u8>,
+        key: &exo_types::PrivateKey,
+    ) -> Result<wire::Outputs, ClientError> {
+        let archive = blob_hash(&bytes);
+        let claim = wire::OutputsPut::signed(chain_id, job, unit, replica, archive, key);
+        let path = format!(
+            "v1/outputs/{job}/{unit}/replicas/{replica}?archive={}",
+            hex::encode(archive)
+        );
+        let headers = [(wire::SIGNATURE_HEADER, claim.signature.unwrap_or_default())];
+        let outputs: wire::Outputs = self.upload(&path, headers, bytes).await?;
+        if outputs.archive != archive {
+            return Err(self.protocol("node registered another archive"));
+        }
+        Ok(outputs)
+    }
+
+    /// `PUT` of `bytes` to `path` with the signature `headers`, within the blob timeout: the
+    /// node's JSON answer.
+    async fn upload<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        headers: impl IntoIterator<Item = (&'static str, String)>,
+        bytes: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let mut request = self
+            .http
+            .put(self.endpoint(path)?)
+            .timeout(self.blob_timeout())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = self
+            .read_limited(response, crate::MAX_RESPONSE_BYTES)
+            .await?;
+        if !status.is_success() {
+            return Err(self.refusal(status, &body));
+        }
+        let route = path.split('?').next().unwrap_or(path);
+        serde_json::from_slice(&body).map_err(|e| self.protocol(format!("{route}: {e}")))
     }
 
     async fn send_outputs(

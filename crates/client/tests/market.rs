@@ -224,6 +224,20 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         .await
         .unwrap();
     assert!(!provisional.accepted);
+    // The worker's one-request path: the same archive, uploaded and registered together;
+    // only by the replica's provider.
+    let stranger = PrivateKey::from_seed(9);
+    let err = client
+        .put_replica_archive(CHAIN, (0, 0, 0), pack(&archive).unwrap(), &stranger)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not_a_replica"), "{err}");
+    let again = client
+        .put_replica_archive(CHAIN, (0, 0, 0), pack(&archive).unwrap(), &bob())
+        .await
+        .unwrap();
+    assert_eq!(again.archive, archive_hash);
+    assert!(!again.accepted);
     let digest = archive.result_digest();
     let salt = [3u8; 32];
     execute(

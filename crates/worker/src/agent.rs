@@ -1313,23 +1313,11 @@ async fn upload_archive(
     replica: &ReplicaUpload,
     bytes: &[u8],
 ) -> Upload {
-    let stored = match client
-        .put_blob_on(&replica.chain_id, bytes.to_vec(), &replica.key)
-        .await
-    {
-        Ok(stored) => stored,
-        Err(err) => {
-            debug!(%key, "outputs upload failed, will retry: {err}");
-            return Upload::Retry;
-        }
-    };
     let registered = client
-        .put_replica_outputs(
+        .put_replica_archive(
             &replica.chain_id,
-            replica.job,
-            replica.unit,
-            replica.replica,
-            &stored,
+            (replica.job, replica.unit, replica.replica),
+            bytes.to_vec(),
             &replica.key,
         )
         .await;
@@ -1337,7 +1325,7 @@ async fn upload_archive(
         Ok(outputs) => {
             debug!(
                 %key,
-                archive = %hex::encode(&stored[..8]),
+                archive = %hex::encode(&outputs.archive[..8]),
                 accepted = outputs.accepted,
                 "outputs uploaded"
             );
