@@ -931,7 +931,7 @@ pub async fn put_outputs<N: NodeView>(
 /// `PUT /v1/outputs/{job}/{unit}/replicas/{replica}?archive=`: a replica's provider uploads
 /// its outputs archive and registers it in one request, signing only the registration
 /// (`request`), which names the archive's hash. [`put_outputs`] after an upload, with one
-/// signature, one round trip and no second read of the archive's bytes to find it.
+/// signature and one round trip instead of two of each.
 ///
 /// The signature is checked before the body is read. `admit` is then asked with the signer
 /// (the rate limits and the uploader's balance), and `upload` stores the body under the
