@@ -1181,7 +1181,7 @@ fn a_record_over_its_bound_is_refused_at_write() {
         })
     );
     // Nothing of either reached the block's writes.
-    assert!(cache.writes().is_empty());
+    assert_eq!(cache.writes().len(), 0);
     // A record within its bound is written.
     state::store(&mut cache, key, &WaitingList(waiting.0[..1].to_vec())).unwrap();
     assert_eq!(cache.writes().len(), 1);

@@ -169,6 +169,8 @@ pub(crate) struct Agent {
     batch: usize,
     /// Commit and reveal transactions in the mempool, not yet seen in a finalized block.
     pending: Vec<PendingTx>,
+    /// The keys of the results `pending` carries: kept with it, since every event asks.
+    in_flight: HashSet<String>,
     /// The state changed since it was last saved.
     dirty: bool,
     /// Results whose replica a work list left out, and the height of the first such list.
@@ -256,6 +258,7 @@ impl Agent {
             paused: None,
             batch: MAX_RESULTS_PER_TX,
             pending: Vec::new(),
+            in_flight: HashSet::new(),
             dirty: false,
             absent: HashMap::new(),
             archives: HashMap::new(),
@@ -572,7 +575,6 @@ impl Agent {
         // survive this worker. Uploads finishing later commit their results then.
         self.start_uploads();
         self.ready.clear();
-        let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let mut commits: Vec<(String, ResultCommit)> = Vec::new();
         let mut reveals: Vec<(String, ResultReveal)> = Vec::new();
         // The earliest deadline among them, in seconds of block time.
@@ -581,7 +583,7 @@ impl Agent {
         let mut copies = Vec::new();
         for item in work {
             let key = replica_key(item.job, item.unit, item.replica);
-            if in_flight.contains(&key) {
+            if self.in_flight.contains(&key) {
                 continue;
             }
             // Deadlines are seconds of block time. A transaction lands in a block after the
@@ -727,6 +729,7 @@ impl Agent {
                 }
             }
         }
+        self.in_flight = still.iter().flat_map(|p| p.keys.iter().cloned()).collect();
         self.pending = still;
     }
     /// Whether the unit of `item` shows no replica but this one (the `lie-when-alone`
@@ -980,14 +983,13 @@ impl Agent {
         if self.ready.is_empty() {
             return Ok(());
         }
-        let in_flight: HashSet<&String> = self.pending.iter().flat_map(|p| &p.keys).collect();
         let results = &self.store.state.results;
         let mut leaving = Vec::new();
         let mut due = u64::MAX;
         for (key, deadline) in &self.ready {
             if self.chain_secs < *deadline
                 && results.get(key).is_some_and(|r| r.uploaded && !r.committed)
-                && !in_flight.contains(key)
+                && !self.in_flight.contains(key)
             {
                 leaving.push(key);
                 due = due.min(*deadline);
@@ -1167,6 +1169,7 @@ impl Agent {
                 }
             );
             if let Some(hash) = self.submit(action).await? {
+                self.in_flight.extend(keys.iter().cloned());
                 self.pending.push(PendingTx {
                     hash,
                     commit,

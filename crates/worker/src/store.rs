@@ -141,9 +141,10 @@ impl Store {
         &self.dir
     }
 
-    /// Makes the state durable.
+    /// Makes the state durable. Compact JSON: a busy worker saves its state whenever a result
+    /// is about to be committed, with every result it holds.
     pub fn save(&self) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?;
+        let json = serde_json::to_vec(&self.state).map_err(std::io::Error::other)?;
         write_atomic(&self.dir.join("state.json"), &json)
     }
 

@@ -293,9 +293,8 @@ pub fn genesis(cache: &mut StateCache, accounts: &[(Address, Amount)]) -> Result
 /// Keys written without having been read first are loaded (through [`Halt::Missing`]) so that
 /// even a write that went around the bank is measured against the stored value.
 pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
-    let written: Vec<_> = cache
+    let mut written: Vec<_> = cache
         .writes()
-        .iter()
         .filter(|(k, _)| {
             in_table(k, Namespace::Bank, Table::Account as u8)
                 || in_table(k, Namespace::Bank, Table::Pot as u8)
@@ -303,6 +302,8 @@ pub fn check_conservation(cache: &StateCache) -> Result<(), Halt> {
         })
         .map(|(k, v)| (*k, v.clone()))
         .collect();
+    // In key order, so that the keys it asks for come in the same order on every node.
+    written.sort_unstable_by_key(|(k, _)| *k);
     let unread: Vec<_> = written
         .iter()
         .filter(|(k, _)| cache.before(k).is_none())

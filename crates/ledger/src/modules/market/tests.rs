@@ -109,12 +109,15 @@ impl World {
         step: impl FnMut(&mut Market, &mut StateCache) -> Result<(), Halt>,
     ) -> Io {
         let (cache, read_keys, read_bytes) = self.run_step(step);
-        let writes = cache.writes();
         Io {
             read_keys,
             read_bytes,
-            written_keys: writes.len(),
-            written_bytes: writes.values().flatten().map(Vec::len).sum(),
+            written_keys: cache.writes().len(),
+            written_bytes: cache
+                .writes()
+                .filter_map(|(_, v)| v.as_ref())
+                .map(Vec::len)
+                .sum(),
         }
     }
 
