@@ -7,8 +7,7 @@ use crate::{
     },
     state::Record,
 };
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::{Address, Amount, address_from_hex, write_bytes};
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +52,7 @@ impl Record for Params {
         self.market.put(out);
         self.staking.put(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             min_fee: Amount::read(buf)?,
             max_block_txs: u32::read(buf)?,

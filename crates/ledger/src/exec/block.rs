@@ -15,10 +15,9 @@ use super::{
 use crate::{
     Genesis, Params,
     modules::{self, Ctx, bank, evidence::Evidence},
-    state::{Fault, Halt, Key, MemoryBacking, Record, StateCache, load, store},
+    state::{Fault, Halt, Key, MemoryBacking, Missing, Record, StateCache, load, store},
 };
-use bytes::Bytes;
-use commonware_codec::{EncodeSize, Error, ReadExt, Write};
+use commonware_codec::{Copying, EncodeSize, Error, ReadExt, Write};
 use exo_types::{Action, Address, SignedTx, TxHash};
 use std::collections::BTreeMap;
 
@@ -81,7 +80,7 @@ impl Record for ChainMeta {
         self.tx_count.write(out);
         self.evidence_count.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             height: u64::read(buf)?,
             time_ms: u64::read(buf)?,
@@ -203,6 +202,10 @@ pub struct BlockRun<'g> {
     block_bytes: usize,
     block_work: usize,
     store_rounds: u32,
+    /// Each transaction's hash, computed once.
+    hashes: Vec<TxHash>,
+    /// Whether the keys every transaction reads first were asked for ([`Self::prefetch`]).
+    prefetched: bool,
 }
 
 impl<'g> BlockRun<'g> {
@@ -222,6 +225,8 @@ impl<'g> BlockRun<'g> {
             block_bytes: 0,
             block_work: 0,
             store_rounds: 0,
+            hashes: Vec::new(),
+            prefetched: false,
         }
     }
 
@@ -285,6 +290,7 @@ impl<'g> BlockRun<'g> {
     fn advance(&mut self) -> Result<(), Halt> {
         match self.stage {
             Stage::Begin => {
+                self.prefetch()?;
                 self.begin()?;
                 self.stage = Stage::Evidence(0);
             }
@@ -336,6 +342,39 @@ impl<'g> BlockRun<'g> {
             Stage::Done => {}
         }
         Ok(())
+    }
+
+    /// Before anything runs, asks for what the block's transactions read first: their
+    /// receipts, their senders' accounts and what their modules name ([`modules::prefetch`]),
+    /// for all of them at once, until nothing more is named. Without it, each transaction
+    /// would stop at each unloaded key, be rolled back and run again: a store round each time.
+    /// A fault met here is left for the transaction's own run to meet in its turn.
+    fn prefetch(&mut self) -> Result<(), Halt> {
+        if self.prefetched {
+            return Ok(());
+        }
+        if self.hashes.len() != self.input.txs.len() {
+            self.hashes = self.input.txs.iter().map(SignedTx::hash).collect();
+        }
+        // Fees go to the rewards pot.
+        let mut missing = vec![meta_key(), params_key(), bank::pot_key(bank::Pot::Rewards)];
+        for (tx, hash) in self.input.txs.iter().zip(&self.hashes) {
+            missing.push(receipt_key(hash));
+            missing.push(bank::account_key(&tx.tx.sender));
+            if let Err(Halt::Missing(keys)) =
+                modules::prefetch(&self.cache, &tx.tx.sender, &tx.tx.action)
+            {
+                missing.extend(keys.0);
+            }
+        }
+        missing.retain(|key| !self.cache.holds(key));
+        if missing.is_empty() {
+            self.prefetched = true;
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        Err(Missing(missing).into())
     }
 
     fn begin(&mut self) -> Result<(), Halt> {
@@ -415,13 +454,14 @@ impl<'g> BlockRun<'g> {
         let size = tx.encode_size();
         let checkpoint = self.cache.checkpoint();
         let index = self.included.len() as u32;
+        let hash = self.hashes.get(i).copied().unwrap_or_else(|| tx.hash());
         let receipt = execute(
             &mut self.cache,
             self.genesis,
             &self.params,
             &self.input.env,
             index,
-            tx,
+            (tx, hash),
             signature_ok,
             size,
         )?;
@@ -433,7 +473,7 @@ impl<'g> BlockRun<'g> {
                 return Ok(());
             }
             (Policy::Build { .. }, Inclusion::Drop) => {
-                self.evicted.push(tx.hash());
+                self.evicted.push(hash);
                 self.cache.rollback(checkpoint);
                 return Ok(());
             }
@@ -464,11 +504,10 @@ fn execute(
     params: &Params,
     env: &BlockEnv,
     index: u32,
-    signed: &SignedTx,
+    (signed, hash): (&SignedTx, TxHash),
     signature_ok: bool,
     encoded_len: usize,
 ) -> Result<Option<Receipt>, Halt> {
-    let hash = signed.hash();
     if load::<Receipt>(cache, &receipt_key(&hash))?.is_some() {
         return Ok(None);
     }

@@ -8,8 +8,7 @@ use crate::{
     modules::{bank, market, staking},
     state::Record,
 };
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::Amount;
 use std::fmt;
 
@@ -327,7 +326,7 @@ fn put_rejection(r: &Rejection, out: &mut Vec<u8>) {
     }
 }
 
-fn take_rejection(buf: &mut Bytes) -> Result<Rejection, Error> {
+fn take_rejection(buf: &mut Copying<'_>) -> Result<Rejection, Error> {
     let module = u8::read(buf)?;
     let code = u16::read(buf)?;
     let n = usize::from(u8::read(buf)?);
@@ -421,7 +420,7 @@ impl Record for Receipt {
             id.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         let height = u64::read(buf)?;
         let index = u32::read(buf)?;
         let status = match u8::read(buf)? {

@@ -39,6 +39,12 @@ pub(crate) trait Module {
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict;
     /// Its work at the end of every block.
     fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt>;
+    /// Asks ([`Halt::Missing`]) for what executing `action` from `sender` reads for sure, as
+    /// far as the action and the keys loaded so far tell ([`prefetch`]). Only a hint: the
+    /// default names nothing.
+    fn prefetch(_cache: &StateCache, _sender: &Address, _action: &Action) -> Result<(), Halt> {
+        Ok(())
+    }
 }
 
 pub(crate) struct Bank;
@@ -99,6 +105,9 @@ impl Module for Market {
         market::Market::new(&ctx.params.market, ctx.env, ctx.params.epoch_length)
             .end_block(ctx.cache)
     }
+    fn prefetch(cache: &StateCache, sender: &Address, action: &Action) -> Result<(), Halt> {
+        market::Market::prefetch(cache, sender, action)
+    }
 }
 
 impl Module for Staking {
@@ -144,6 +153,18 @@ pub(crate) fn report_offence(
     evidence: &evidence::Evidence,
 ) -> Result<(), Halt> {
     staking_with(params, env).report(cache, evidence)
+}
+
+/// Asks every transaction's module for what it reads for sure ([`Module::prefetch`]). The
+/// block runner asks for all of a block's transactions before it runs any, and loads what they
+/// name together, round after round, instead of a round and a re-run per transaction.
+pub(crate) fn prefetch(cache: &StateCache, sender: &Address, action: &Action) -> Result<(), Halt> {
+    match action.module() {
+        m if m == Bank::ID as u8 => Bank::prefetch(cache, sender, action),
+        m if m == Market::ID as u8 => Market::prefetch(cache, sender, action),
+        m if m == Staking::ID as u8 => Staking::prefetch(cache, sender, action),
+        _ => Ok(()),
+    }
 }
 
 /// Sends an action to the module that owns it.

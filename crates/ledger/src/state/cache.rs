@@ -85,7 +85,8 @@ impl StateCache {
         Err(Missing(missing))
     }
 
-    fn holds(&self, key: &Key) -> bool {
+    /// Whether `key` is loaded or written.
+    pub fn holds(&self, key: &Key) -> bool {
         self.writes.contains_key(key) || self.loaded.contains_key(key)
     }
 

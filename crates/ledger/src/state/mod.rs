@@ -9,11 +9,11 @@ pub mod keys;
 pub use cache::{Checkpoint, MemoryBacking, Missing, StateCache};
 pub use keys::{KEY_LEN, Key, Namespace};
 
-use bytes::{Buf as _, Bytes};
+use bytes::Buf as _;
 
 /// Largest value the authenticated store keeps under one key.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
-use commonware_codec::Error;
+use commonware_codec::{Copying, Error};
 
 /// Something the node must not go past: the state is not what this code wrote.
 ///
@@ -65,7 +65,8 @@ pub trait Record: Sized {
     const MAX_BYTES: usize;
 
     fn put(&self, out: &mut Vec<u8>);
-    fn take(buf: &mut Bytes) -> Result<Self, Error>;
+    /// Reads the record from the front of `buf`, advancing it.
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error>;
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -74,7 +75,7 @@ pub trait Record: Sized {
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut buf = Bytes::copy_from_slice(bytes);
+        let mut buf = Copying(bytes);
         let value = Self::take(&mut buf)?;
         if buf.has_remaining() {
             return Err(Error::ExtraData(buf.remaining()));

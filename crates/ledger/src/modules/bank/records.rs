@@ -1,8 +1,7 @@
 //! The bank's records, with their frozen encodings.
 
 use crate::state::Record;
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::{Address, Amount};
 use std::fmt;
 
@@ -20,7 +19,7 @@ impl Record for Account {
         self.balance.write(out);
         self.nonce.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             balance: Amount::read(buf)?,
             nonce: u64::read(buf)?,
@@ -97,7 +96,7 @@ impl Record for PotBalance {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(Amount::read(buf)?))
     }
 }
@@ -117,7 +116,7 @@ impl Record for Supply {
         self.total.write(out);
         self.burnt.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             total: Amount::read(buf)?,
             burnt: Amount::read(buf)?,
@@ -141,7 +140,7 @@ impl Record for Funding {
         self.funder.write(out);
         self.at_secs.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             funder: Address::read(buf)?,
             at_secs: u64::read(buf)?,

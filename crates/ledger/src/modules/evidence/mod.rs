@@ -6,8 +6,7 @@
 //! keys, which the chain holds.
 
 use crate::state::{Halt, Key, Namespace, Record, StateCache, keys, load, store};
-use bytes::Bytes;
-use commonware_codec::{EncodeSize, Error, Read, ReadExt, Write};
+use commonware_codec::{Copying, EncodeSize, Error, Read, ReadExt, Write};
 use exo_types::{Address, Digest};
 
 /// The evidence module's tables. Frozen.
@@ -95,7 +94,7 @@ impl Record for Recorded {
         self.evidence.write(out);
         self.height.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             evidence: Evidence::read(buf)?,
             height: u64::read(buf)?,
@@ -113,7 +112,7 @@ impl Record for Member {
     fn put(&self, out: &mut Vec<u8>) {
         1u8.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         match u8::read(buf)? {
             1 => Ok(Self),
             tag => Err(Error::InvalidEnum(tag)),

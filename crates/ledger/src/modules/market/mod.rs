@@ -193,6 +193,27 @@ impl Market<'_> {
         }
     }
 
+    /// See [`super::prefetch`]: results are refused unless their sender owns a provider, and
+    /// reveals read what [`Self::reveal_reads`] loads.
+    pub(crate) fn prefetch(
+        cache: &StateCache,
+        sender: &Address,
+        action: &Action,
+    ) -> Result<(), Halt> {
+        match action {
+            Action::CommitResults(commits) => cache.require(
+                std::iter::once(owner_key(sender))
+                    .chain(commits.iter().map(|c| keys::unit_key(c.job, c.unit))),
+            )?,
+            Action::RevealResults(reveals) => {
+                cache.require([owner_key(sender)])?;
+                Self::reveal_reads(cache, reveals)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// End of block: deadlines, then the batch match.
     pub(crate) fn end_block(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         self.process_deadlines(cache)?;

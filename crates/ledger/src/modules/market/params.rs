@@ -1,8 +1,7 @@
 //! The market's parameters, and the bounds that keep them sane.
 
 use crate::genesis::base_units;
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::Amount;
 use serde::{Deserialize, Serialize};
 
@@ -342,7 +341,7 @@ impl MarketParams {
         self.reputation_half_life_secs.write(out);
     }
 
-    pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    pub(crate) fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             min_provider_bond: Amount::read(buf)?,
             commit_window_secs: u64::read(buf)?,

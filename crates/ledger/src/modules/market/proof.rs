@@ -205,48 +205,7 @@ impl Market<'_> {
         let Some(provider) = Self::provider_of(cache, sender)? else {
             return refuse(Refusal::NotAProvider);
         };
-        cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
-        // What settling these units may touch, loaded in one round rather than one retry
-        // each: their jobs, and each open replica's provider, offer and place in its
-        // provider's work set.
-        let mut touched = Vec::new();
-        for reveal in reveals {
-            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
-                continue;
-            };
-            touched.push(job_key(unit.job));
-            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
-                touched.extend([
-                    provider_key(r.provider),
-                    excuses_key(r.provider),
-                    offer_key(r.offer),
-                    work_key(r.provider),
-                    work_slot_key(r.provider, (unit.job, unit.unit, r.index)),
-                ]);
-            }
-        }
-        cache.require(touched)?;
-        // And what crediting a confirmation reads, for units with a second replica to confirm
-        // one: the funders of the jobs' requesters and of the providers' owners, and each
-        // provider's partners.
-        let mut ties = Vec::new();
-        for reveal in reveals {
-            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
-                continue;
-            };
-            if unit.replicas.len() < 2 {
-                continue;
-            }
-            if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
-                ties.push(bank::funding_key(&job.requester));
-            }
-            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
-                if let Some(p) = load::<Provider>(cache, &provider_key(r.provider))? {
-                    ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
-                }
-            }
-        }
-        cache.require(ties)?;
+        Self::reveal_reads(cache, reveals)?;
         for reveal in reveals {
             let (mut unit, at) = match Self::owned_replica(
                 cache,
@@ -302,6 +261,51 @@ impl Market<'_> {
             store(cache, unit_key(unit.job, unit.unit), &unit)?;
         }
         Ok(Ok(()))
+    }
+
+    /// Loads, in three rounds however many reveals there are, what recording `reveals` reads:
+    /// their units; then what settling them may touch (their jobs, and each open replica's
+    /// provider, excuses, offer and place in its provider's work set); then what crediting a
+    /// confirmation reads, for units with a second replica to confirm one (the funders of the
+    /// jobs' requesters and of the providers' owners, and each provider's partners).
+    pub(super) fn reveal_reads(cache: &StateCache, reveals: &[ResultReveal]) -> Result<(), Halt> {
+        cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
+        let mut touched = Vec::new();
+        for reveal in reveals {
+            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                continue;
+            };
+            touched.push(job_key(unit.job));
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                touched.extend([
+                    provider_key(r.provider),
+                    excuses_key(r.provider),
+                    offer_key(r.offer),
+                    work_key(r.provider),
+                    work_slot_key(r.provider, (unit.job, unit.unit, r.index)),
+                ]);
+            }
+        }
+        cache.require(touched)?;
+        let mut ties = Vec::new();
+        for reveal in reveals {
+            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
+                continue;
+            };
+            if unit.replicas.len() < 2 {
+                continue;
+            }
+            if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
+                ties.push(bank::funding_key(&job.requester));
+            }
+            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
+                if let Some(p) = load::<Provider>(cache, &provider_key(r.provider))? {
+                    ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
+                }
+            }
+        }
+        cache.require(ties)?;
+        Ok(())
     }
 
     /// Judges a unit once none of its replicas can still reveal (every one revealed, or the

@@ -3,8 +3,7 @@
 //! Encodings are frozen like every state record: the state root commits to these bytes.
 
 use crate::state::Record;
-use bytes::Bytes;
-use commonware_codec::{Error, RangeCfg, Read, ReadExt, Write};
+use commonware_codec::{Copying, Error, RangeCfg, Read, ReadExt, Write};
 use exo_market::{Offer, Resources};
 use exo_types::{Address, Amount, Hash32, JobSpec, read_bounded_string, write_bytes};
 
@@ -21,7 +20,7 @@ macro_rules! u32_record {
             fn put(&self, out: &mut Vec<u8>) {
                 self.0.write(out);
             }
-            fn take(buf: &mut Bytes) -> Result<Self, Error> {
+            fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
                 Ok(Self(u32::read(buf)?))
             }
         }
@@ -45,7 +44,7 @@ macro_rules! replica_record {
                 u.write(out);
                 r.write(out);
             }
-            fn take(buf: &mut Bytes) -> Result<Self, Error> {
+            fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
                 Ok(Self((u64::read(buf)?, u32::read(buf)?, u32::read(buf)?)))
             }
         }
@@ -56,7 +55,7 @@ macro_rules! replica_record {
 /// the same few addresses over and over (a job's requester and developer, the providers'
 /// owners) while the ledger decodes them for every result committed or revealed: the
 /// addresses decoded last are kept, per thread. Only speed depends on it.
-fn read_address(buf: &mut Bytes) -> Result<Address, Error> {
+fn read_address(buf: &mut Copying<'_>) -> Result<Address, Error> {
     use std::{cell::RefCell, collections::BTreeMap};
     const KEPT: usize = 4_096;
     thread_local! {
@@ -66,7 +65,7 @@ fn read_address(buf: &mut Bytes) -> Result<Address, Error> {
     if let Some(address) = DECODED.with(|d| d.borrow().get(&raw).cloned()) {
         return Ok(address);
     }
-    let address = Address::read(&mut Bytes::copy_from_slice(&raw))?;
+    let address = Address::read(&mut Copying(&raw))?;
     DECODED.with(|d| {
         let mut d = d.borrow_mut();
         if d.len() >= KEPT {
@@ -84,10 +83,10 @@ fn put_vec<T>(items: &[T], out: &mut Vec<u8>, put: impl Fn(&T, &mut Vec<u8>)) {
     }
 }
 
-fn take_vec<T>(
-    buf: &mut Bytes,
+fn take_vec<'a, T>(
+    buf: &mut Copying<'a>,
     max: usize,
-    take: impl Fn(&mut Bytes) -> Result<T, Error>,
+    take: impl Fn(&mut Copying<'a>) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error> {
     let len = usize::read_cfg(buf, &RangeCfg::new(0..=max))?;
     let mut items = Vec::with_capacity(len.min(1024));
@@ -107,9 +106,9 @@ fn put_opt<T>(value: &Option<T>, out: &mut Vec<u8>, put: impl Fn(&T, &mut Vec<u8
     }
 }
 
-fn take_opt<T>(
-    buf: &mut Bytes,
-    take: impl Fn(&mut Bytes) -> Result<T, Error>,
+fn take_opt<'a, T>(
+    buf: &mut Copying<'a>,
+    take: impl Fn(&mut Copying<'a>) -> Result<T, Error>,
 ) -> Result<Option<T>, Error> {
     match u8::read(buf)? {
         0 => Ok(None),
@@ -167,7 +166,7 @@ impl Record for Provider {
         self.reputation_secs.write(out);
         put_opt(&self.first_matched_height, out, |h, out| h.write(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             id: u64::read(buf)?,
             owner: read_address(buf)?,
@@ -200,7 +199,7 @@ impl Record for OfferRecord {
         self.owner.write(out);
         self.offer.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             owner: read_address(buf)?,
             offer: Offer::read(buf)?,
@@ -230,7 +229,7 @@ impl Record for App {
         self.royalty_per_unit.write(out);
         self.published_height.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             module_hash: Hash32::read(buf)?,
             developer: read_address(buf)?,
@@ -302,7 +301,7 @@ impl Record for JobAccounts {
         self.refunded.write(out);
         self.held.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             escrowed: Amount::read(buf)?,
             paid: take_vec(buf, MAX_PAID_PROVIDERS, |b| {
@@ -341,7 +340,7 @@ impl Record for WaitingUnit {
         put_vec(&self.exclude, out, |p, out| p.write(out));
         self.deciding.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             unit: u32::read(buf)?,
             started: bool::read(buf)?,
@@ -364,7 +363,7 @@ impl Record for WaitingList {
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |w, out| w.put(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_vec(
             buf,
             exo_types::MAX_JOB_UNITS as usize,
@@ -381,7 +380,7 @@ impl Record for JobSpec {
     fn put(&self, out: &mut Vec<u8>) {
         self.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         JobSpec::read(buf)
     }
 }
@@ -453,7 +452,7 @@ impl Record for Job {
         self.failed.write(out);
         put_opt(&self.wait_reason, out, |r, out| r.put(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             id: u64::read(buf)?,
             requester: read_address(buf)?,
@@ -572,7 +571,7 @@ impl Record for Replica {
         (self.status as u8).write(out);
         put_opt(&self.seal, out, |s, out| s.write(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             index: u32::read(buf)?,
             provider: u64::read(buf)?,
@@ -685,7 +684,7 @@ impl AuditDraw {
         }
     }
 
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         match u8::read(buf)? {
             0 => Ok(Self::Undrawn),
             1 => Ok(Self::Due(u64::read(buf)?)),
@@ -713,7 +712,7 @@ impl Record for Unit {
         self.sought.write(out);
         self.audit.put(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             job: u64::read(buf)?,
             unit: u32::read(buf)?,
@@ -742,7 +741,7 @@ impl Record for IdList {
     fn put(&self, out: &mut Vec<u8>) {
         put_vec(&self.0, out, |id, out| id.write(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_vec(buf, 1 << 20, u64::read)?))
     }
 }
@@ -788,7 +787,7 @@ impl Record for DeadlineCursor {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
     }
 }
@@ -809,7 +808,7 @@ impl Record for Counters {
         self.next_offer.write(out);
         self.next_job.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             next_provider: u64::read(buf)?,
             next_offer: u64::read(buf)?,
@@ -870,7 +869,7 @@ impl Record for AssignmentList {
             a.commit_deadline.write(out);
         });
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_vec(buf, 1 << 20, |b| {
             Ok(AssignmentRecord {
                 job: u64::read(b)?,
@@ -897,7 +896,7 @@ impl Record for AppList {
             d.write(out);
         });
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_vec(buf, super::MAX_APPS, |b| {
             Ok((Hash32::read(b)?, read_address(b)?))
         })?))
@@ -917,7 +916,7 @@ mod tests {
             let address = exo_types::PrivateKey::from_seed(seed).public_key();
             let bytes = address.encode();
             for _ in 0..2 {
-                let mut buf = Bytes::copy_from_slice(&bytes);
+                let mut buf = Copying(&bytes);
                 assert_eq!(read_address(&mut buf).unwrap(), address);
                 assert!(!buf.has_remaining());
             }
@@ -925,12 +924,12 @@ mod tests {
         // Bytes that are no curve point are refused every time, never kept.
         let bad = (0u8..=255)
             .map(|b| [b; 32])
-            .find(|raw| Address::read(&mut Bytes::copy_from_slice(raw)).is_err())
+            .find(|raw| Address::read(&mut Copying(raw)).is_err())
             .unwrap();
         for _ in 0..2 {
-            assert!(read_address(&mut Bytes::copy_from_slice(&bad)).is_err());
+            assert!(read_address(&mut Copying(&bad)).is_err());
         }
-        assert!(read_address(&mut Bytes::from_static(&[1, 2, 3])).is_err());
+        assert!(read_address(&mut Copying(&[1, 2, 3])).is_err());
     }
 }
 
@@ -990,7 +989,7 @@ impl Record for WaitReason {
         put_opt(&self.best_ask, out, |a, out| a.write(out));
         self.max_price_per_unit.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         let live_offers = u64::read(buf)?;
         let mut excluded_by = [0u64; exo_market::Constraint::ALL.len()];
         for n in excluded_by.iter_mut() {
@@ -1025,7 +1024,7 @@ impl Record for Excuses {
         self.window.write(out);
         self.used.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             window: u64::read(buf)?,
             used: u32::read(buf)?,
@@ -1043,7 +1042,7 @@ impl Record for OwnerIndex {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
     }
 }
@@ -1066,7 +1065,7 @@ impl Record for Holdings {
         self.apps.write(out);
         put_vec(&self.offers, out, |id, out| id.write(out));
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             open_jobs: u32::read(buf)?,
             apps: u32::read(buf)?,
@@ -1119,7 +1118,7 @@ impl Record for Partners {
             n.write(out);
         });
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_vec(buf, MAX_PARTNERS, |b| {
             Ok((u64::read(b)?, u32::read(b)?))
         })?))

@@ -61,7 +61,7 @@ pub fn worst_case_escrow(
 }
 
 /// Positions of a work set loaded at once when a removal needs the last one.
-const WORK_PREFETCH: u32 = 32;
+pub(super) const WORK_PREFETCH: u32 = 32;
 
 impl Market<'_> {
     pub(super) fn accept(

@@ -419,6 +419,49 @@ fn a_block_of_two_thousand_results_needs_few_store_rounds() {
     );
 }
 
+/// The store rounds of a block of results do not grow with its transactions: what every
+/// transaction reads first (its receipt, its sender's account, its provider's index, the units
+/// it names and what settling them touches) is loaded for the whole block in a few rounds
+/// before any runs, instead of each transaction stopping at each unloaded key, rolled back and
+/// run again. Only the removals from the provider's work set read ahead by windows of
+/// `WORK_PREFETCH` positions, wherever the transactions' boundaries fall.
+#[test]
+fn a_block_of_results_needs_no_more_store_rounds_for_more_transactions() {
+    let rounds = |transactions: u32| {
+        let mut w = world();
+        let units: Vec<u32> = (0..transactions * 8).collect();
+        let block = |w: &mut World, reveal: bool| -> Vec<SignedTx> {
+            let actions: Vec<Action> = units
+                .chunks(8)
+                .map(|chunk| {
+                    if reveal {
+                        Action::RevealResults(
+                            chunk.iter().map(|u| w.reveal_result(BUSY, 1, *u)).collect(),
+                        )
+                    } else {
+                        Action::CommitResults(
+                            chunk.iter().map(|u| w.commit_result(BUSY, 1, *u)).collect(),
+                        )
+                    }
+                })
+                .collect();
+            actions.into_iter().map(|a| w.tx(BUSY, a)).collect()
+        };
+        let commits = block(&mut w, false);
+        let commit_rounds = w.rounds(commits);
+        w.draw_audits();
+        let reveals = block(&mut w, true);
+        (commit_rounds, w.rounds(reveals))
+    };
+    let (one, many) = (rounds(1), rounds(64));
+    let windows = (64 * 8u32).div_ceil(super::settlement::WORK_PREFETCH);
+    assert!(
+        many.0 <= one.0 && many.1 <= one.1 + windows,
+        "64 transactions of results needed {many:?} store rounds (commits, reveals), one \
+         needed {one:?}"
+    );
+}
+
 /// Filing a deadline writes two small records whatever its second already holds: a batch match
 /// of thousands of assignments files thousands of commit deadlines under one second, and each
 /// used to rewrite the whole list of that second.

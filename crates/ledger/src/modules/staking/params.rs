@@ -1,8 +1,7 @@
 //! The staking module's parameters, and the bounds that keep them sane.
 
 use crate::genesis::base_units;
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::{Amount, MAX_NOMINATION_TARGETS};
 use serde::{Deserialize, Serialize};
 
@@ -276,7 +275,7 @@ impl StakingParams {
         self.jail_blocks.write(out);
     }
 
-    pub(crate) fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    pub(crate) fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             min_self_bond: Amount::read(buf)?,
             min_nomination: Amount::read(buf)?,

@@ -5,8 +5,7 @@ use super::params::{
     MAX_UNBONDING_CHUNKS_BOUND, MAX_VALIDATORS_BOUND,
 };
 use crate::state::Record;
-use bytes::Bytes;
-use commonware_codec::{Error, ReadExt, Write};
+use commonware_codec::{Copying, Error, ReadExt, Write};
 use exo_types::{
     Address, Amount, MAX_NOMINATION_TARGETS, MAX_P2P_ADDRESS_LEN, read_bounded_string, write_bytes,
 };
@@ -43,10 +42,10 @@ impl Staker {
 }
 
 /// Reads a list of at most `max` items, each with `item`.
-fn take_list<T>(
-    buf: &mut Bytes,
+fn take_list<'a, T>(
+    buf: &mut Copying<'a>,
     max: usize,
-    mut item: impl FnMut(&mut Bytes) -> Result<T, Error>,
+    mut item: impl FnMut(&mut Copying<'a>) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error> {
     let n = u32::read(buf)? as usize;
     if n > max {
@@ -56,7 +55,7 @@ fn take_list<T>(
 }
 
 /// Reads a flag written as one byte, 0 or 1.
-fn take_flag(buf: &mut Bytes) -> Result<bool, Error> {
+fn take_flag(buf: &mut Copying<'_>) -> Result<bool, Error> {
     match u8::read(buf)? {
         0 => Ok(false),
         1 => Ok(true),
@@ -86,7 +85,7 @@ impl Record for Staker {
             t.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             id: u64::read(buf)?,
             active: Amount::read(buf)?,
@@ -142,7 +141,7 @@ impl Record for Validator {
         }
         self.nominators.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             consensus_key: Address::read(buf)?,
             p2p_address: read_bounded_string(buf, MAX_P2P_ADDRESS_LEN)?,
@@ -171,7 +170,7 @@ impl Record for Owner {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(Address::read(buf)?))
     }
 }
@@ -188,7 +187,7 @@ impl Record for Counters {
     fn put(&self, out: &mut Vec<u8>) {
         self.next_staker.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             next_staker: u64::read(buf)?,
         })
@@ -208,7 +207,7 @@ impl Record for Addresses {
             a.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         let max = MAX_NOMINATORS_BOUND.max(MAX_VALIDATORS_BOUND) as usize;
         Ok(Self(take_list(buf, max, Address::read)?))
     }
@@ -254,7 +253,7 @@ impl Record for Committee {
             m.backing.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         let elected = take_flag(buf)?;
         Ok(Self {
             elected,
@@ -288,7 +287,7 @@ impl Record for Exposure {
             amount.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             own: Amount::read(buf)?,
             others: take_list(buf, MAX_NOMINATORS_PER_VALIDATOR_BOUND as usize, |b| {
@@ -326,7 +325,7 @@ impl Record for Tally {
         self.missed.write(out);
         self.votes.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             proposed: u64::read(buf)?,
             missed: u64::read(buf)?,
@@ -346,7 +345,7 @@ impl Record for Certificates {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
     }
 }
@@ -361,7 +360,7 @@ impl Record for Units {
     fn put(&self, out: &mut Vec<u8>) {
         self.0.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(u64::read(buf)?))
     }
 }
@@ -401,7 +400,7 @@ impl Record for ProviderPayout {
         self.paid.write(out);
         self.next.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             owners: u64::read(buf)?,
             units: u64::read(buf)?,
@@ -426,7 +425,7 @@ impl Record for PayoutQueue {
         self.first.write(out);
         self.end.write(out);
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             first: u64::read(buf)?,
             end: u64::read(buf)?,
@@ -466,7 +465,7 @@ impl Record for Offences {
             u8::from(o.applied).write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self(take_list(buf, MAX_OFFENCES as usize, |b| {
             Ok(Offence {
                 validator: Address::read(b)?,
@@ -581,7 +580,7 @@ impl Record for EpochRecord {
             s.amount.write(out);
         }
     }
-    fn take(buf: &mut Bytes) -> Result<Self, Error> {
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
             ended_ms: u64::read(buf)?,
             fees: Amount::read(buf)?,
