@@ -463,12 +463,13 @@ pub async fn work<N: NodeView>(
         .map(|p| queries::work_item(id, p))
         .collect();
     let mut page: Vec<(u64, u32, u32)> = Vec::new();
+    let mut listed = std::collections::HashSet::new();
     for item in read_many::<N, WorkItem>(node, limits, keys)
         .await?
         .into_iter()
         .flatten()
     {
-        if !page.contains(&item.0) {
+        if listed.insert(item.0) {
             page.push(item.0);
         }
     }

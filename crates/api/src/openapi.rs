@@ -103,6 +103,9 @@ pub struct JobFilter {
 pub struct EventFilter {
     /// Only this provider's `assignment` events (blocks are always sent).
     pub provider: Option<u64>,
+    /// `false`: no `assignment` events at all (`provider` then filters nothing), only blocks:
+    /// what a worker that reads its work list on each block needs. Default `true`.
+    pub assignments: Option<bool>,
 }
 
 /// The query of `PUT /v1/blobs`.

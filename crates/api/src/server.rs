@@ -567,9 +567,9 @@ async fn block<N: NodeView>(
 /// Server-sent events of finalized blocks and the replicas they assigned.
 ///
 /// One `block` event (data: `Block`) per finalized block, then one `assignment` event (data:
-/// `AssignmentEvent`) per replica its batch match assigned, or an `error` event (data:
-/// `ErrorBody`) if they could not be read; `lagged` (data: `Lagged`) when the client fell
-/// behind. The node bounds the streams open in all and per client address.
+/// `AssignmentEvent`) per replica its batch match assigned (none with `assignments=false`), or
+/// an `error` event (data: `ErrorBody`) if they could not be read; `lagged` (data: `Lagged`)
+/// when the client fell behind. The node bounds the streams open in all and per client address.
 #[utoipa::path(
     get,
     path = "/v1/events",
@@ -585,8 +585,18 @@ async fn events<N: NodeView>(
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query = Query::parse(query.as_deref())?;
-    query.only(&["provider"])?;
+    query.only(&["provider", "assignments"])?;
     let provider = query.u64("provider")?;
+    let assignments = match (query.text("assignments"), provider) {
+        (None | Some("true"), None) => Assignments::Every,
+        (None | Some("true"), Some(provider)) => Assignments::Of(provider),
+        (Some("false"), _) => Assignments::Nothing,
+        (Some(other), _) => {
+            return Err(ApiError::BadQuery(format!(
+                "assignments={other:?} is neither true nor false"
+            )));
+        }
+    };
     // One address cannot take every stream: workers fall back to polling without one.
     let mine = api.streams.open(client).ok_or(ApiError::TooManyStreams(
         api.limits.max_event_streams_per_ip,
@@ -597,17 +607,28 @@ async fn events<N: NodeView>(
         .ok_or(ApiError::TooManyStreams(api.limits.max_event_streams))?;
     let slot = (slot, mine);
     let receiver = api.node.subscribe();
-    Ok(Sse::new(chain_events(api, receiver, slot, provider)).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(chain_events(api, receiver, slot, assignments)).keep_alive(KeepAlive::default()))
+}
+
+/// Which `assignment` events a stream carries.
+#[derive(Clone, Copy, Debug)]
+enum Assignments {
+    Every,
+    /// Only this provider's.
+    Of(u64),
+    /// None: a worker that only needs to know a block came reads its work list instead, and
+    /// the node reads no assignment list for it.
+    Nothing,
 }
 
 /// One `block` event per finalized block, followed by one `assignment` event per replica its
-/// batch match assigned (only `provider`'s, if given); a `lagged` event when the subscriber
-/// fell behind. The stream holds its slot until the client goes away.
+/// batch match assigned (as `assignments` says); a `lagged` event when the subscriber fell
+/// behind. The stream holds its slot until the client goes away.
 fn chain_events<N: NodeView>(
     api: Api<N>,
     receiver: broadcast::Receiver<FinalizedBlock>,
     slot: (StreamSlot, HeldSlot),
-    provider: Option<u64>,
+    assignments: Assignments,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let state = (api, receiver, slot, VecDeque::<Event>::new());
     futures::stream::unfold(
@@ -623,6 +644,11 @@ fn chain_events<N: NodeView>(
                             Event::default().event("block").id(block.height.to_string()),
                             &service::block_json(&block),
                         ));
+                        let provider = match assignments {
+                            Assignments::Nothing => continue,
+                            Assignments::Every => None,
+                            Assignments::Of(provider) => Some(provider),
+                        };
                         match market::assignments(&api.node, &api.limits, block.height, provider)
                             .await
                         {

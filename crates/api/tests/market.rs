@@ -232,6 +232,33 @@ async fn read_events(body: Body, name: &str, want: usize) -> Vec<Value> {
     found
 }
 
+/// Reads SSE frames until `want` events named `until` arrived; answers the names of every
+/// event read.
+async fn event_names(body: Body, until: &str, want: usize) -> Vec<String> {
+    let mut stream = body.into_data_stream();
+    let mut text = String::new();
+    let mut names = Vec::new();
+    use futures::StreamExt;
+    while names.iter().filter(|n| *n == until).count() < want {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            names.extend(
+                block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("event: "))
+                    .map(str::to_string),
+            );
+        }
+    }
+    names
+}
+
 #[tokio::test]
 async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     let mut chain = chain();
@@ -312,6 +339,18 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
         .await
         .unwrap();
     assert_eq!(events.status(), StatusCode::OK);
+    // And another follows the blocks only.
+    let blocks = chain
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/v1/events?assignments=false")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocks.status(), StatusCode::OK);
 
     // Three units on two slots, and a job nobody can run.
     let spec = |units: u32, gpu: Option<&str>, args: Vec<String>| JobSpec {
@@ -437,6 +476,9 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(assignments[0]["job"], 0);
     assert_eq!(assignments[0]["provider"], 0);
     assert_eq!(assignments[1]["unit"], 1);
+    // The blocks that assigned them reached the other stream, and nothing else did.
+    let names = event_names(blocks.into_body(), "block", 2).await;
+    assert_eq!(names, vec!["block", "block"]);
 
     // Everything a worker needs.
     let (status, work) = get(&chain.app, "/v1/providers/0/work").await;
@@ -619,6 +661,11 @@ async fn bad_ids_queries_and_missing_records_are_4xx() {
         ("/v1/outputs/0/x", StatusCode::BAD_REQUEST, "bad_id"),
         (
             "/v1/events?provider=x",
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
+        (
+            "/v1/events?assignments=maybe",
             StatusCode::BAD_REQUEST,
             "bad_query",
         ),

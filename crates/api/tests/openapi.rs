@@ -550,6 +550,9 @@ fn valid_text(doc: &Value, schema: &Value, known: &Known) -> BoxedStrategy<Strin
     if named.ends_with("/Address") {
         return proptest::sample::select(known.addresses.clone()).boxed();
     }
+    if types.contains("boolean") {
+        return proptest::sample::select(vec!["true".to_string(), "false".to_string()]).boxed();
+    }
     if types.contains("integer") {
         let min = schema["minimum"].as_u64().unwrap_or(0);
         let max = schema["maximum"].as_u64().unwrap();

@@ -354,15 +354,28 @@ impl Client {
         &self,
         provider: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
-        let path = match provider {
-            Some(id) => format!("v1/events?provider={id}"),
-            None => "v1/events".to_string(),
-        };
+        match provider {
+            Some(id) => self.event_stream(&format!("v1/events?provider={id}")).await,
+            None => self.event_stream("v1/events").await,
+        }
+    }
+
+    /// `GET /v1/events?assignments=false`: finalized blocks only, without their assignments.
+    pub async fn blocks(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
+        self.event_stream("v1/events?assignments=false").await
+    }
+
+    async fn event_stream(
+        &self,
+        path: &str,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
         // Only connecting is bounded by the timeout: the stream itself is open-ended.
         let response = tokio::time::timeout(
             self.timeout,
             self.http
-                .get(self.endpoint(&path)?)
+                .get(self.endpoint(path)?)
                 .header(reqwest::header::ACCEPT, "text/event-stream")
                 .send(),
         )

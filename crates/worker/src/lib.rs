@@ -318,8 +318,9 @@ pub async fn run(
         let earliest = pass_started + agent.pass_gap();
         let mut ticked = false;
         loop {
-            // Results held back to share a transaction leave when their hold is over.
-            let held = agent.held_until();
+            // Results held back to share a transaction leave when their hold is over, in a
+            // pass, so not before the gap between passes is over either.
+            let held = agent.held_until().map(|due| due.max(earliest));
             tokio::select! {
                 () = tokio::time::sleep_until(held.unwrap_or(next_pass)),
                     if held.is_some() && failures == 0 => break,
