@@ -182,7 +182,8 @@ enum Stage {
     Begin,
     Evidence(usize),
     Tx(usize),
-    EndBlock,
+    /// The end of block's pieces ([`modules::end_block`]), then the chain metadata.
+    EndBlock(usize),
     Done,
 }
 
@@ -317,13 +318,13 @@ impl<'g> BlockRun<'g> {
             },
             Stage::Tx(i) => {
                 if i >= self.input.txs.len() || self.block_is_full(i) {
-                    self.stage = Stage::EndBlock;
+                    self.stage = Stage::EndBlock(0);
                 } else {
                     self.tx(i)?;
                     self.stage = Stage::Tx(i + 1);
                 }
             }
-            Stage::EndBlock => {
+            Stage::EndBlock(piece) if piece < modules::END_BLOCK_PIECES => {
                 let mut created = Vec::new();
                 let mut ctx = Ctx {
                     cache: &mut self.cache,
@@ -331,7 +332,10 @@ impl<'g> BlockRun<'g> {
                     params: &self.params,
                     created: &mut created,
                 };
-                modules::end_block(&mut ctx)?;
+                modules::end_block(&mut ctx, piece)?;
+                self.stage = Stage::EndBlock(piece + 1);
+            }
+            Stage::EndBlock(_) => {
                 let mut meta = self.meta.clone();
                 meta.height = self.input.env.height;
                 meta.time_ms = self.input.env.time_ms;

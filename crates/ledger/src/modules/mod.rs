@@ -37,8 +37,13 @@ pub(crate) trait Module {
     fn genesis(cache: &mut StateCache, genesis: &Genesis) -> Result<(), Halt>;
     /// Executes one of its actions for `sender`, who has paid the fee.
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict;
-    /// Its work at the end of every block.
-    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt>;
+    /// How many atomic parts its end of block has ([`Module::end_block`]).
+    const END_BLOCK_PARTS: usize = 1;
+    /// Part `part` of its work at the end of every block. The block runner runs each part as
+    /// one piece of work: a part that needs keys is rolled back and run again alone, so a
+    /// module whose end of block reads in many rounds splits it where a round would otherwise
+    /// run its earlier work again.
+    fn end_block(ctx: &mut Ctx<'_>, part: usize) -> Result<(), Halt>;
     /// Asks ([`Halt::Missing`]) for what executing `action` from `sender` reads for sure, as
     /// far as the action and the keys loaded so far tell ([`prefetch`]). Only a hint: the
     /// default names nothing.
@@ -71,7 +76,7 @@ impl Module for Bank {
         }
     }
     /// Runs last: every other module's end of block may move tokens.
-    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+    fn end_block(ctx: &mut Ctx<'_>, _part: usize) -> Result<(), Halt> {
         bank::check_conservation(ctx.cache)
     }
 }
@@ -85,7 +90,7 @@ impl Module for Evidence {
         // Evidence arrives with the block, verified by the chain, never in a transaction.
         Err(Fault::Invariant(format!("{} routed to evidence", action.name())).into())
     }
-    fn end_block(_: &mut Ctx<'_>) -> Result<(), Halt> {
+    fn end_block(_: &mut Ctx<'_>, _part: usize) -> Result<(), Halt> {
         Ok(())
     }
 }
@@ -101,9 +106,12 @@ impl Module for Market {
         ctx.created.extend(market.created);
         verdict
     }
-    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+    /// Its deadlines, then its batch match: the match reads in several rounds, which must not
+    /// process the deadlines again each time.
+    const END_BLOCK_PARTS: usize = 2;
+    fn end_block(ctx: &mut Ctx<'_>, part: usize) -> Result<(), Halt> {
         market::Market::new(&ctx.params.market, ctx.env, ctx.params.epoch_length)
-            .end_block(ctx.cache)
+            .end_block(ctx.cache, part)
     }
     fn prefetch(cache: &StateCache, sender: &Address, action: &Action) -> Result<(), Halt> {
         market::Market::prefetch(cache, sender, action)
@@ -120,7 +128,7 @@ impl Module for Staking {
     fn deliver(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Verdict {
         staking_of(ctx).deliver(ctx.cache, sender, action)
     }
-    fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
+    fn end_block(ctx: &mut Ctx<'_>, _part: usize) -> Result<(), Halt> {
         staking_of(ctx).end_block(ctx.cache)
     }
 }
@@ -177,10 +185,28 @@ pub(crate) fn route(ctx: &mut Ctx<'_>, sender: &Address, action: &Action) -> Ver
     }
 }
 
-/// Every module's end of block; the bank's conservation check comes last.
-pub(crate) fn end_block(ctx: &mut Ctx<'_>) -> Result<(), Halt> {
-    Market::end_block(ctx)?;
-    Evidence::end_block(ctx)?;
-    Staking::end_block(ctx)?;
-    Bank::end_block(ctx)
+/// The parts of every block's end, over all modules.
+pub(crate) const END_BLOCK_PIECES: usize = Market::END_BLOCK_PARTS
+    + Evidence::END_BLOCK_PARTS
+    + Staking::END_BLOCK_PARTS
+    + Bank::END_BLOCK_PARTS;
+
+/// Piece `piece` of the end of a block (below [`END_BLOCK_PIECES`]): every module's parts in
+/// turn, the market's first and the bank's conservation check last.
+pub(crate) fn end_block(ctx: &mut Ctx<'_>, piece: usize) -> Result<(), Halt> {
+    type Part = fn(&mut Ctx<'_>, usize) -> Result<(), Halt>;
+    let modules: [(usize, Part); 4] = [
+        (Market::END_BLOCK_PARTS, Market::end_block),
+        (Evidence::END_BLOCK_PARTS, Evidence::end_block),
+        (Staking::END_BLOCK_PARTS, Staking::end_block),
+        (Bank::END_BLOCK_PARTS, Bank::end_block),
+    ];
+    let mut at = piece;
+    for (parts, run) in modules {
+        if at < parts {
+            return run(ctx, at);
+        }
+        at -= parts;
+    }
+    Err(Fault::Invariant(format!("the end of a block has no piece {piece}")).into())
 }

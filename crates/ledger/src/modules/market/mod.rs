@@ -214,9 +214,12 @@ impl Market<'_> {
         Ok(())
     }
 
-    /// End of block: deadlines, then the batch match.
-    pub(crate) fn end_block(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
-        self.process_deadlines(cache)?;
-        self.match_book(cache)
+    /// Part `part` of the end of block: 0 processes the deadlines that fell due, 1 runs the
+    /// batch match ([`super::Module::end_block`]).
+    pub(crate) fn end_block(&mut self, cache: &mut StateCache, part: usize) -> Result<(), Halt> {
+        match part {
+            0 => self.process_deadlines(cache),
+            _ => self.match_book(cache),
+        }
     }
 }
