@@ -205,13 +205,17 @@ fn signed_outputs(
         .unwrap()
 }
 
-/// Reads SSE frames until `want` events named `name` arrived; answers their data.
-async fn read_events(body: Body, name: &str, want: usize) -> Vec<Value> {
+/// Reads SSE frames until `enough` holds for the frames read so far; answers each frame's
+/// event name and data.
+async fn read_frames(
+    body: Body,
+    enough: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
     let mut stream = body.into_data_stream();
     let mut text = String::new();
-    let mut found = Vec::new();
+    let mut frames = Vec::new();
     use futures::StreamExt;
-    while found.len() < want {
+    while !enough(&frames) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await
             .expect("an event in time")
@@ -220,43 +224,43 @@ async fn read_events(body: Body, name: &str, want: usize) -> Vec<Value> {
         text.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
-            if block.lines().any(|l| l == format!("event: {name}")) {
-                let data = block
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .unwrap();
-                found.push(serde_json::from_str(data).unwrap());
-            }
-        }
-    }
-    found
-}
-
-/// Reads SSE frames until `want` events named `until` arrived; answers the names of every
-/// event read.
-async fn event_names(body: Body, until: &str, want: usize) -> Vec<String> {
-    let mut stream = body.into_data_stream();
-    let mut text = String::new();
-    let mut names = Vec::new();
-    use futures::StreamExt;
-    while names.iter().filter(|n| *n == until).count() < want {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            names.extend(
+            let field = |name: &str| {
                 block
                     .lines()
-                    .filter_map(|l| l.strip_prefix("event: "))
-                    .map(str::to_string),
-            );
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            frames.push((field("event: "), field("data: ")));
         }
     }
-    names
+    frames
+}
+
+/// How many of `frames` are events named `name`.
+fn count(frames: &[(String, String)], name: &str) -> usize {
+    frames.iter().filter(|(n, _)| n == name).count()
+}
+
+/// Reads SSE frames until `want` events named `name` arrived; answers their data.
+async fn read_events(body: Body, name: &str, want: usize) -> Vec<Value> {
+    read_frames(body, |frames| count(frames, name) >= want)
+        .await
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, data)| serde_json::from_str(&data).unwrap())
+        .collect()
+}
+
+/// Opens an event stream at `path`.
+async fn open_events(app: &Router, path: &str) -> axum::response::Response {
+    let events = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK, "{path}");
+    events
 }
 
 #[tokio::test]
@@ -327,30 +331,9 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(app["royalty_per_unit"], "10");
     assert_eq!(app["developer"], alice_hex);
 
-    // A worker listens for its assignments from here on.
-    let events = chain
-        .app
-        .clone()
-        .oneshot(
-            Request::get("/v1/events?provider=0")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(events.status(), StatusCode::OK);
-    // And another follows the blocks only.
-    let blocks = chain
-        .app
-        .clone()
-        .oneshot(
-            Request::get("/v1/events?assignments=false")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(blocks.status(), StatusCode::OK);
+    // A worker listens for its assignments from here on, and another follows the blocks only.
+    let events = open_events(&chain.app, "/v1/events?provider=0").await;
+    let blocks = open_events(&chain.app, "/v1/events?assignments=false").await;
 
     // Three units on two slots, and a job nobody can run.
     let spec = |units: u32, gpu: Option<&str>, args: Vec<String>| JobSpec {
@@ -477,7 +460,8 @@ async fn a_job_is_matched_run_accepted_and_its_outputs_served() {
     assert_eq!(assignments[0]["provider"], 0);
     assert_eq!(assignments[1]["unit"], 1);
     // The blocks that assigned them reached the other stream, and nothing else did.
-    let names = event_names(blocks.into_body(), "block", 2).await;
+    let frames = read_frames(blocks.into_body(), |frames| count(frames, "block") >= 2).await;
+    let names: Vec<&str> = frames.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, vec!["block", "block"]);
 
     // Everything a worker needs.
