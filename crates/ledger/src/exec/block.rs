@@ -211,6 +211,7 @@ pub struct BlockRun<'g> {
 
 impl<'g> BlockRun<'g> {
     pub fn new(genesis: &'g Genesis, input: BlockInput) -> Self {
+        let hashes = input.txs.iter().map(SignedTx::hash).collect();
         Self {
             genesis,
             input,
@@ -226,7 +227,7 @@ impl<'g> BlockRun<'g> {
             block_bytes: 0,
             block_work: 0,
             store_rounds: 0,
-            hashes: Vec::new(),
+            hashes,
             prefetched: false,
         }
     }
@@ -357,9 +358,6 @@ impl<'g> BlockRun<'g> {
         if self.prefetched {
             return Ok(());
         }
-        if self.hashes.len() != self.input.txs.len() {
-            self.hashes = self.input.txs.iter().map(SignedTx::hash).collect();
-        }
         // Fees go to the rewards pot.
         let mut missing = vec![meta_key(), params_key(), bank::pot_key(bank::Pot::Rewards)];
         for (tx, hash) in self.input.txs.iter().zip(&self.hashes) {
@@ -447,7 +445,7 @@ impl<'g> BlockRun<'g> {
     }
 
     fn tx(&mut self, i: usize) -> Result<(), Halt> {
-        let Some(tx) = self.input.txs.get(i) else {
+        let Some((tx, hash)) = self.input.txs.get(i).zip(self.hashes.get(i).copied()) else {
             return Ok(());
         };
         let signature_ok = match &self.input.signatures {
@@ -458,7 +456,6 @@ impl<'g> BlockRun<'g> {
         let size = tx.encode_size();
         let checkpoint = self.cache.checkpoint();
         let index = self.included.len() as u32;
-        let hash = self.hashes.get(i).copied().unwrap_or_else(|| tx.hash());
         let receipt = execute(
             &mut self.cache,
             self.genesis,
