@@ -970,6 +970,11 @@ async fn unit_with_outputs<N: NodeView>(
     index: u32,
 ) -> Result<Unit, ApiError> {
     let (_, unit) = self::unit(node, limits, job_id, index).await?;
+    can_have_outputs(job_id, index, unit)
+}
+
+/// `unit`, unit `index` of job `job_id`, if it can have outputs.
+fn can_have_outputs(job_id: u64, index: u32, unit: Option<Unit>) -> Result<Unit, ApiError> {
     let Some(unit) = unit else {
         return Err(ApiError::Conflict {
             code: "not_assigned",
@@ -999,28 +1004,16 @@ async fn register_outputs(
     let bytes = store.read(&archive, limits.max_blob_bytes).await?;
     let size = bytes.len() as u64;
     // Unpacking and hashing up to a blob's bound is CPU work: off the async threads.
-    let digest = tokio::task::spawn_blocking(move || {
-        crate::outputs::unpack(&bytes).map(|archive| archive.result_digest())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("archive check failed: {e}")))?
-    .map_err(|e| ApiError::BadArchive(e.to_string()))?;
+    let digest = tokio::task::spawn_blocking(move || archive_digest(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(format!("archive check failed: {e}")))??;
     let candidate = crate::blobs::OutputCandidate {
         archive,
         digest,
         size,
         replica,
     };
-    let accepted = match unit.accepted {
-        Some((expected, _)) if expected != digest => {
-            return Err(ApiError::DigestMismatch {
-                expected: hex::encode(expected),
-                got: hex::encode(digest),
-            });
-        }
-        Some(_) => true,
-        None => false,
-    };
+    let accepted = is_accepted(unit, digest)?;
     store.add_output(job_id, index, candidate, accepted).await?;
     Ok(wire::Outputs {
         job: job_id,
@@ -1030,6 +1023,218 @@ async fn register_outputs(
         digest,
         accepted,
     })
+}
+
+/// The result digest of the outputs archive `bytes`.
+fn archive_digest(bytes: &[u8]) -> Result<Hash32, ApiError> {
+    crate::outputs::unpack(bytes)
+        .map(|archive| archive.result_digest())
+        .map_err(|e| ApiError::BadArchive(e.to_string()))
+}
+
+/// Whether outputs of result digest `digest` are `unit`'s accepted ones (`false` before its
+/// verdict); after the verdict, other outputs are refused.
+fn is_accepted(unit: &Unit, digest: Hash32) -> Result<bool, ApiError> {
+    match unit.accepted {
+        Some((expected, _)) if expected != digest => Err(ApiError::DigestMismatch {
+            expected: hex::encode(expected),
+            got: hex::encode(digest),
+        }),
+        Some(_) => Ok(true),
+        None => Ok(false),
+    }
+}
+
+/// `POST /v1/outputs/batch`: `signer` uploads small outputs archives of its providers'
+/// replicas and registers each for its unit, under one signature over them all
+/// ([`exo_types::OutputsBatchClaim`]): [`put_replica_archive`] for each, with one signature,
+/// one round trip and one durable commit for the lot.
+///
+/// The signature is checked before any state is read; `admit` is then asked once, with the
+/// signer and the number of archives (the rate limits and the uploader's balance), and
+/// answers whom the archives are counted against. A refusal of the whole request (a body that
+/// does not decode, a signature that does not verify, an unfunded signer, a full store) is an
+/// error. Otherwise each archive has its own answer, the one a single upload of it would
+/// get, so that one refused (not the signer's replica, a wrong digest, a failed unit) never
+/// holds back the others.
+pub async fn put_outputs_batch<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    store: &crate::BlobStore,
+    (signer, signature): (&Address, &exo_types::Signature),
+    body: Vec<u8>,
+    admit: impl AsyncFnOnce(&Address, usize) -> Result<crate::blobs::Uploader, ApiError>,
+) -> Result<wire::OutputsBatchResult, ApiError> {
+    let chain_id = node.status().chain_id;
+    let (key, signed) = (signer.clone(), signature.clone());
+    // Decoding and hashing up to the body's bound is CPU work: off the async threads.
+    let (batch, hashes) = tokio::task::spawn_blocking(move || {
+        let batch = wire::OutputsBatch::from_bytes(&body)
+            .map_err(|e| ApiError::BadEncoding(format!("the outputs batch: {e}")))?;
+        let claim = batch.claim(&chain_id);
+        if !claim.verify(&key, &signed) {
+            return Err(ApiError::Forbidden {
+                code: "bad_signer",
+                message: "the signature is not the signer's over this chain and these archives"
+                    .into(),
+            });
+        }
+        let hashes: Vec<Hash32> = claim.items.iter().map(|item| item.3).collect();
+        Ok((batch, hashes))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("outputs batch check failed: {e}")))??;
+    let uploader = admit(signer, batch.items.len()).await?;
+
+    // Each archive's unit, checked as for a single upload; each job and provider read once.
+    let mut jobs: BTreeMap<u64, Job> = BTreeMap::new();
+    let mut owners: BTreeMap<u64, Address> = BTreeMap::new();
+    let mut units = Vec::with_capacity(batch.items.len());
+    for item in &batch.items {
+        units.push(batch_unit(node, limits, (&mut jobs, &mut owners), signer, item).await);
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        batch
+            .items
+            .into_iter()
+            .zip(hashes)
+            .zip(units)
+            .map(|((item, archive), unit)| {
+                let key = (item.job, item.unit, item.replica);
+                let checked = unit.and_then(|unit| {
+                    let digest = archive_digest(&item.archive)?;
+                    let only = is_accepted(&unit, digest)?;
+                    Ok(crate::blobs::OutputArchive {
+                        job: item.job,
+                        unit: item.unit,
+                        candidate: crate::blobs::OutputCandidate {
+                            archive,
+                            digest,
+                            size: item.archive.len() as u64,
+                            replica: unit.accepted.is_none().then_some(item.replica),
+                        },
+                        bytes: item.archive,
+                        only,
+                    })
+                });
+                (key, checked)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("archive check failed: {e}")))?;
+
+    let mut answers = Vec::with_capacity(checked.len());
+    let mut to_store = Vec::new();
+    for (key, checked) in checked {
+        match checked {
+            Ok(archive) => {
+                let outputs = wire::Outputs {
+                    job: archive.job,
+                    unit: archive.unit,
+                    archive: archive.candidate.archive,
+                    size: archive.candidate.size,
+                    digest: archive.candidate.digest,
+                    accepted: archive.only,
+                };
+                answers.push((key, Ok(outputs)));
+                to_store.push(archive);
+            }
+            Err(err) => answers.push((key, Err(err))),
+        }
+    }
+    let mut stored = store.put_outputs(to_store, uploader).await?.into_iter();
+    let items = answers
+        .into_iter()
+        .map(|((job, unit, replica), answer)| {
+            let answer = match answer {
+                Ok(outputs) => stored
+                    .next()
+                    .unwrap_or_else(|| Err(ApiError::Internal("an archive was not stored".into())))
+                    .map(|()| outputs),
+                Err(err) => Err(err),
+            };
+            let (outputs, error) = match answer {
+                Ok(outputs) => (Some(outputs), None),
+                Err(err) => (None, Some(err.body())),
+            };
+            wire::OutputsBatchItemResult {
+                job,
+                unit,
+                replica,
+                outputs,
+                error,
+            }
+        })
+        .collect();
+    Ok(wire::OutputsBatchResult { items })
+}
+
+/// The unit an archive of an outputs batch is for, if it can have outputs and the archive's
+/// replica is `signer`'s. `known` holds the jobs and providers' owners read so far.
+async fn batch_unit<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    (jobs, owners): (&mut BTreeMap<u64, Job>, &mut BTreeMap<u64, Address>),
+    signer: &Address,
+    item: &wire::OutputsBatchItem,
+) -> Result<Unit, ApiError> {
+    let units = match jobs.get(&item.job) {
+        Some(job) => job.units,
+        None => {
+            let job = load_job(node, limits, item.job).await?;
+            let units = job.units;
+            jobs.insert(item.job, job);
+            units
+        }
+    };
+    if item.unit >= units {
+        return Err(ApiError::NotFound(format!(
+            "unit {} of job {} (it has {units} units)",
+            item.unit, item.job
+        )));
+    }
+    let unit = read(node, limits, queries::unit(item.job, item.unit)).await?;
+    let unit = can_have_outputs(item.job, item.unit, unit)?;
+    if replica_owner(node, limits, &unit, item.replica, owners).await? != *signer {
+        return Err(not_a_replica(&unit, item.replica));
+    }
+    Ok(unit)
+}
+
+/// The owner of the provider of replica `replica` of `unit`: who may offer its outputs.
+/// `known` holds providers' owners read before, and gets this one's.
+async fn replica_owner<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    unit: &Unit,
+    replica: u32,
+    known: &mut BTreeMap<u64, Address>,
+) -> Result<Address, ApiError> {
+    let provider_id = unit
+        .replicas
+        .iter()
+        .find(|r| r.index == replica)
+        .map(|r| r.provider)
+        .ok_or_else(|| not_a_replica(unit, replica))?;
+    if let Some(owner) = known.get(&provider_id) {
+        return Ok(owner.clone());
+    }
+    let provider: Provider = read(node, limits, queries::provider(provider_id))
+        .await?
+        .ok_or_else(|| not_a_replica(unit, replica))?;
+    known.insert(provider_id, provider.owner.clone());
+    Ok(provider.owner)
+}
+
+fn not_a_replica(unit: &Unit, replica: u32) -> ApiError {
+    ApiError::Forbidden {
+        code: "not_a_replica",
+        message: format!(
+            "the signature is not that of the provider of replica {replica} of unit {} of job {}",
+            unit.unit, unit.job
+        ),
+    }
 }
 
 /// Checks that `request` is signed by the provider of the replica it names; answers that
@@ -1048,22 +1253,7 @@ async fn authorize_outputs<N: NodeView>(
         )));
     };
     let signature = parse_signature(signature)?;
-    let not_a_replica = || ApiError::Forbidden {
-        code: "not_a_replica",
-        message: format!(
-            "the signature is not that of the provider of replica {replica} of unit {} of job {}",
-            unit.unit, unit.job
-        ),
-    };
-    let provider_id = unit
-        .replicas
-        .iter()
-        .find(|r| r.index == replica)
-        .map(|r| r.provider)
-        .ok_or_else(not_a_replica)?;
-    let provider: Provider = read(node, limits, queries::provider(provider_id))
-        .await?
-        .ok_or_else(not_a_replica)?;
+    let owner = replica_owner(node, limits, unit, replica, &mut BTreeMap::new()).await?;
     let claim = exo_types::OutputsClaim {
         chain_id: node.status().chain_id,
         job: unit.job,
@@ -1071,10 +1261,10 @@ async fn authorize_outputs<N: NodeView>(
         replica,
         archive: request.archive,
     };
-    if !claim.verify(&provider.owner, &signature) {
-        return Err(not_a_replica());
+    if !claim.verify(&owner, &signature) {
+        return Err(not_a_replica(unit, replica));
     }
-    Ok((replica, provider.owner))
+    Ok((replica, owner))
 }
 
 /// An ed25519 signature from hex.

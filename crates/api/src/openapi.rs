@@ -402,6 +402,22 @@ route_errors! {
         ApiError::DigestMismatch { expected: String::new(), got: String::new() },
         conflict("too_many_candidates"),
     ];
+    /// `POST /v1/outputs/batch`: errors of the whole request (each archive's own errors are in
+    /// its answer, those of the single upload).
+    PutOutputsBatchErrors: [
+        store(),
+        reads(),
+        ApiError::Unsigned(String::new()),
+        ApiError::BadAddress(String::new()),
+        ApiError::BadSignature(String::new()),
+        ApiError::BodyTooLarge { max: 0 },
+        ApiError::BodyUnreadable(String::new()),
+        ApiError::BadEncoding(String::new()),
+        forbidden("bad_signer"),
+        forbidden("unfunded"),
+        ApiError::QuotaExceeded { held: 0, max: 0 },
+        ApiError::StoreFull { max: 0 },
+    ];
 }
 
 /// One response per status of `errors` (and of the layers'), each an [`crate::wire::ErrorBody`]

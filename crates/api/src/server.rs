@@ -187,6 +187,7 @@ api_routes![
     get_outputs,
     put_outputs,
     put_replica_archive,
+    put_outputs_batch,
     openapi_document,
     metrics,
     dashboard_page,
@@ -1029,7 +1030,7 @@ async fn put_blob_for<N: NodeView>(
             message: format!("the signature is not {signer_text}'s over this chain and blob"),
         });
     }
-    admit_uploader(api, &signer).await?;
+    admit_uploader(api, &signer, 1).await?;
     store
         .put_for(body, max, expected, uploader(api, &signer))
         .await
@@ -1040,6 +1041,7 @@ async fn put_blob_for<N: NodeView>(
 async fn admit_uploader<N: NodeView>(
     api: &Api<N>,
     signer: &exo_types::Address,
+    uploads: u32,
 ) -> Result<(), ApiError> {
     let account = service::read_account(&api.node, &api.limits, signer).await?;
     if account.balance < api.limits.min_uploader_balance {
@@ -1051,7 +1053,7 @@ async fn admit_uploader<N: NodeView>(
             ),
         });
     }
-    charge(api, Client::signer(signer), 1)
+    charge(api, Client::signer(signer), uploads)
 }
 
 /// `signer` as the owner of what it uploads, within its quota.
@@ -1299,7 +1301,7 @@ async fn put_replica_archive<N: NodeView>(
             store,
             (&job, &unit),
             &request,
-            async |signer| admit_uploader(&api, signer).await,
+            async |signer| admit_uploader(&api, signer, 1).await,
             async |signer| {
                 store
                     .put_for(body, max, archive, uploader(&api, signer))
@@ -1312,6 +1314,75 @@ async fn put_replica_archive<N: NodeView>(
     result
         .inspect_err(|err| charge_failure(&api, client, err))
         .map(|outputs| (StatusCode::CREATED, Json(outputs)))
+}
+
+/// Uploads several replicas' outputs archives and registers each for its unit, in one request.
+///
+/// The body (`application/octet-stream`, at most 4 MiB) is the binary `OutputsBatch`: the
+/// number of archives (1 to 64), then each one's job (u64), unit (u32), replica (u32) and
+/// archive (at most 1 MiB, length-prefixed), in `commonware-codec`'s encoding. One provider
+/// owner offers them all, signing the chain id and each archive's job, unit, replica and
+/// BLAKE3 once (`OutputsBatchClaim`, headers `x-exo-signer` and `x-exo-signature`). Each
+/// archive is then checked and registered as by `PUT /v1/outputs/{job}/{unit}/replicas/
+/// {replica}`, and all are stored in one durable commit. The answer lists, in the order sent,
+/// each archive's registered outputs or the error that refused it alone; an error of the
+/// whole request refuses them all. Counts as one upload per archive against the signer's
+/// rate limit.
+#[utoipa::path(
+    post,
+    path = "/v1/outputs/batch",
+    params(
+        ("x-exo-signer" = schema::Address, Header, description = "The provider owner offering the archives."),
+        ("x-exo-signature" = schema::Signature, Header, description = "The signer's signature over the chain id and each archive's job, unit, replica and hash."),
+    ),
+    request_body(description = "The encoded batch of archives.", content(("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Each archive's registered outputs, or the error that refused it.", body = wire::OutputsBatchResult),
+        openapi::PutOutputsBatchErrors,
+    )
+)]
+async fn put_outputs_batch<N: NodeView>(
+    State(api): State<Api<N>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<wire::OutputsBatchResult>, ApiError> {
+    let result = async {
+        let store = store(&api)?;
+        let (Some(signer), Some(signature)) = (
+            headers.get(wire::SIGNER_HEADER),
+            headers.get(wire::SIGNATURE_HEADER),
+        ) else {
+            return Err(ApiError::Unsigned(format!(
+                "a batch of outputs is offered by its replicas' provider owner, signing it in \
+                 headers {} and {}",
+                wire::SIGNER_HEADER,
+                wire::SIGNATURE_HEADER
+            )));
+        };
+        let signer_text = signer.to_str().unwrap_or("");
+        let signer = exo_types::address_from_hex(signer_text)
+            .ok_or_else(|| ApiError::BadAddress(signer_text.chars().take(80).collect()))?;
+        let signature = market::parse_signature(signature.to_str().unwrap_or(""))?;
+        let body = read_body(body, wire::MAX_OUTPUTS_BATCH_BYTES).await?;
+        market::put_outputs_batch(
+            &api.node,
+            &api.limits,
+            store,
+            (&signer, &signature),
+            body,
+            async |signer, archives| {
+                let uploads = u32::try_from(archives).unwrap_or(u32::MAX);
+                admit_uploader(&api, signer, uploads).await?;
+                Ok(uploader(&api, signer))
+            },
+        )
+        .await
+    }
+    .await;
+    result
+        .inspect_err(|err| charge_failure(&api, client, err))
+        .map(Json)
 }
 
 /// Takes `cost` requests from `client`'s budget.

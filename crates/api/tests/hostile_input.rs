@@ -13,7 +13,7 @@ use axum::{
     http::{Method, Request, StatusCode, header},
 };
 use commonware_cryptography::Signer;
-use exo_api::{ApiConfig, ApiLimits, BlobStore, router_with, testing::MemoryNode};
+use exo_api::{ApiConfig, ApiLimits, BlobStore, router_with, testing::MemoryNode, wire};
 use exo_ledger::{Genesis, GenesisAccount, Params};
 use exo_types::{Amount, PrivateKey, address_to_hex};
 use http_body_util::BodyExt;
@@ -198,6 +198,73 @@ fn cases() -> Vec<(&'static str, Case)> {
         }
         cases.push((archive_route, put));
     }
+    // The outputs batch: missing or bad signer and signature, bodies that are not a batch, too
+    // many archives, an archive or a body over its bound, and a signature that is not the
+    // signer's.
+    let batch_route = "/v1/outputs/batch";
+    let signer = address_to_hex(&PrivateKey::from_seed(5).public_key());
+    let signature = "00".repeat(64);
+    let one = |archive: Vec<u8>| wire::OutputsBatchItem {
+        job: 0,
+        unit: 0,
+        replica: 0,
+        archive,
+    };
+    let good = wire::OutputsBatch {
+        items: vec![one(b"x".to_vec())],
+    }
+    .to_bytes();
+    let mut too_many = wire::OutputsBatch {
+        items: vec![one(b"x".to_vec())],
+    }
+    .to_bytes();
+    too_many[0] = wire::MAX_OUTPUTS_BATCH_ITEMS as u8 + 1;
+    let archive_too_big = wire::OutputsBatch {
+        items: vec![one(vec![0; wire::MAX_OUTPUTS_BATCH_ARCHIVE_BYTES + 1])],
+    }
+    .to_bytes();
+    for (signer, signature, body) in [
+        (None, None, good.clone()),
+        (Some(signer.as_str()), None, good.clone()),
+        (Some("zz"), Some(signature.as_str()), good.clone()),
+        (Some(signer.as_str()), Some("zz"), good.clone()),
+        (Some(signer.as_str()), Some(signature.as_str()), Vec::new()),
+        (Some(signer.as_str()), Some(signature.as_str()), vec![0]),
+        (
+            Some(signer.as_str()),
+            Some(signature.as_str()),
+            vec![0xff; 40],
+        ),
+        (Some(signer.as_str()), Some(signature.as_str()), too_many),
+        (
+            Some(signer.as_str()),
+            Some(signature.as_str()),
+            archive_too_big,
+        ),
+        (
+            Some(signer.as_str()),
+            Some(signature.as_str()),
+            vec![1; wire::MAX_OUTPUTS_BATCH_BYTES + 1],
+        ),
+        (
+            Some(signer.as_str()),
+            Some(signature.as_str()),
+            good.clone(),
+        ),
+    ] {
+        let mut post = case(Method::POST, batch_route).body(body);
+        if let Some(signer) = signer {
+            post = post.header(header::HeaderName::from_static("x-exo-signer"), signer);
+        }
+        if let Some(signature) = signature {
+            post = post.header(
+                header::HeaderName::from_static("x-exo-signature"),
+                signature,
+            );
+        }
+        cases.push((batch_route, post));
+    }
+    cases.push((batch_route, case(Method::GET, batch_route)));
     // Routes with a query: each bad query.
     for route in [
         "/v1/providers",

@@ -188,7 +188,7 @@ impl Client {
         let hash = blob_hash(&bytes);
         let path = format!("v1/blobs?hash={}", hex::encode(hash));
         let headers = wire::blob_upload_headers(chain_id, hash, key);
-        let stored: wire::BlobStored = self.upload(&path, headers, bytes).await?;
+        let stored: wire::BlobStored = self.upload(Method::PUT, &path, headers, bytes).await?;
         if stored.hash != hash {
             return Err(self.protocol("node stored the blob under another hash"));
         }
@@ -301,24 +301,65 @@ impl Client {
             hex::encode(archive)
         );
         let headers = [(wire::SIGNATURE_HEADER, claim.signature.unwrap_or_default())];
-        let outputs: wire::Outputs = self.upload(&path, headers, bytes).await?;
+        let outputs: wire::Outputs = self.upload(Method::PUT, &path, headers, bytes).await?;
         if outputs.archive != archive {
             return Err(self.protocol("node registered another archive"));
         }
         Ok(outputs)
     }
 
-    /// `PUT` of `bytes` to `path` with the signature `headers`, within the blob timeout: the
-    /// node's JSON answer.
+    /// `POST /v1/outputs/batch`: uploads outputs archives of replicas of `key`'s providers
+    /// (at most [`wire::MAX_OUTPUTS_BATCH_ITEMS`], each at most
+    /// [`wire::MAX_OUTPUTS_BATCH_ARCHIVE_BYTES`]) and registers each for its replica, under
+    /// one signature for the chain `chain_id`. The answer says, per archive in the order
+    /// sent, its registered outputs or the error that refused it.
+    pub async fn put_outputs_batch(
+        &self,
+        chain_id: &str,
+        batch: &wire::OutputsBatch,
+        key: &exo_types::PrivateKey,
+    ) -> Result<wire::OutputsBatchResult, ClientError> {
+        use commonware_codec::Encode;
+        use commonware_cryptography::Signer;
+        let claim = batch.claim(chain_id);
+        let headers = [
+            (wire::SIGNER_HEADER, address_to_hex(&key.public_key())),
+            (
+                wire::SIGNATURE_HEADER,
+                hex::encode(claim.sign(key).encode()),
+            ),
+        ];
+        let result: wire::OutputsBatchResult = self
+            .upload(Method::POST, "v1/outputs/batch", headers, batch.to_bytes())
+            .await?;
+        let answered: Vec<(u64, u32, u32)> = result
+            .items
+            .iter()
+            .map(|item| (item.job, item.unit, item.replica))
+            .collect();
+        let sent: Vec<(u64, u32, u32)> = batch
+            .items
+            .iter()
+            .map(|item| (item.job, item.unit, item.replica))
+            .collect();
+        if answered != sent {
+            return Err(self.protocol("node answered for other archives than those sent"));
+        }
+        Ok(result)
+    }
+
+    /// `method` (`PUT`, `POST`) of `bytes` to `path` with the signature `headers`, within the
+    /// blob timeout: the node's JSON answer.
     async fn upload<T: serde::de::DeserializeOwned>(
         &self,
+        method: Method,
         path: &str,
         headers: impl IntoIterator<Item = (&'static str, String)>,
         bytes: Vec<u8>,
     ) -> Result<T, ClientError> {
         let mut request = self
             .http
-            .put(self.endpoint(path)?)
+            .request(method, self.endpoint(path)?)
             .timeout(self.blob_timeout())
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
         for (name, value) in headers {

@@ -12,6 +12,7 @@ use exo_api::{
 use exo_client::{
     Client, Event, blob_hash,
     outputs::{Archive, pack},
+    wire,
 };
 use exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
@@ -93,9 +94,9 @@ async fn blobs_round_trip_and_are_checked() {
     assert_eq!(err.code(), Some("blobs_disabled"));
 }
 
-#[tokio::test]
-async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
-    let (node, client, _dir) = start(true).await;
+/// Bob registers provider 0 with an offer of 4 slots, and Alice publishes an app: the hash of
+/// its module.
+async fn provider_and_app(node: &MemoryNode, client: &Client) -> exo_types::Hash32 {
     assert_eq!(client.provider_of(&bob().public_key()).await.unwrap(), None);
     assert!(client.provider(0).await.unwrap().is_none());
     assert!(client.job(0).await.unwrap().is_none());
@@ -111,8 +112,8 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         max_unit_fuel: 1_000_000_000_000,
     };
     execute(
-        &node,
-        &client,
+        node,
+        client,
         &bob(),
         Action::RegisterProvider {
             resources,
@@ -127,8 +128,8 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     let provider = client.provider(0).await.unwrap().unwrap();
     assert_eq!(provider.resources.class, "server");
     execute(
-        &node,
-        &client,
+        node,
+        client,
         &bob(),
         Action::PostOffer {
             slots: 4,
@@ -143,8 +144,8 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     let module = b"\0asm module bytes".to_vec();
     let module_hash = client.put_blob(module, &alice()).await.unwrap();
     execute(
-        &node,
-        &client,
+        node,
+        client,
         &alice(),
         Action::PublishApp {
             module_hash,
@@ -164,20 +165,17 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         "2"
     );
     assert_eq!(client.apps(0, None).await.unwrap().apps.len(), 1);
+    module_hash
+}
+
+#[tokio::test]
+async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
+    let (node, client, _dir) = start(true).await;
+    let module_hash = provider_and_app(&node, &client).await;
 
     // A worker follows its assignments.
     let mut events = Box::pin(client.events_for(Some(0)).await.unwrap());
-    let spec = JobSpec {
-        app: module_hash,
-        app_developer: alice().public_key(),
-        inputs: vec![],
-        unit_args: vec![],
-        units: 2,
-        requirements: Requirements::wasm(64, 1_000_000),
-        max_price_per_unit: Amount(1_000),
-        trust: 1,
-    };
-    execute(&node, &client, &alice(), Action::SubmitJob(Box::new(spec))).await;
+    submit_two_units(&node, &client, module_hash).await;
     let height = client.status().await.unwrap().finalized_height;
     let mut assigned = Vec::new();
     while assigned.len() < 2 {
@@ -239,35 +237,7 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
     assert_eq!(again.archive, archive_hash);
     assert!(!again.accepted);
     let digest = archive.result_digest();
-    let salt = [3u8; 32];
-    execute(
-        &node,
-        &client,
-        &bob(),
-        Action::CommitResults(vec![ResultCommit {
-            job: 0,
-            unit: 0,
-            replica: 0,
-            commitment: result_commitment(&digest, 900, &salt, &bob().public_key()),
-            seal: result_seal(&digest, 900, 0, 0),
-        }]),
-    )
-    .await;
-    node.produce_blocks_to_the_audit_draw();
-    execute(
-        &node,
-        &client,
-        &bob(),
-        Action::RevealResults(vec![ResultReveal {
-            job: 0,
-            unit: 0,
-            replica: 0,
-            digest,
-            fuel: 900,
-            salt,
-        }]),
-    )
-    .await;
+    commit_and_reveal(&node, &client, 0, digest).await;
     let job = client.job(0).await.unwrap().unwrap();
     assert_eq!(job.units[0].state, "accepted");
     assert_eq!(job.units[0].accepted_digest, Some(digest));
@@ -284,4 +254,125 @@ async fn a_provider_sees_its_work_and_a_requester_its_outputs() {
         err.to_string().contains("do not have the accepted digest"),
         "{err}"
     );
+}
+
+/// Alice submits job 0: two units of `app` at trust 1.
+async fn submit_two_units(node: &MemoryNode, client: &Client, app: exo_types::Hash32) {
+    let spec = JobSpec {
+        app,
+        app_developer: alice().public_key(),
+        inputs: vec![],
+        unit_args: vec![],
+        units: 2,
+        requirements: Requirements::wasm(64, 1_000_000),
+        max_price_per_unit: Amount(1_000),
+        trust: 1,
+    };
+    execute(node, client, &alice(), Action::SubmitJob(Box::new(spec))).await;
+}
+
+/// Bob commits and reveals `digest` as the result of replica 0 of unit `unit` of job 0.
+async fn commit_and_reveal(
+    node: &MemoryNode,
+    client: &Client,
+    unit: u32,
+    digest: exo_types::Hash32,
+) {
+    let salt = [3u8; 32];
+    let commit = ResultCommit {
+        job: 0,
+        unit,
+        replica: 0,
+        commitment: result_commitment(&digest, 900, &salt, &bob().public_key()),
+        seal: result_seal(&digest, 900, 0, unit),
+    };
+    execute(node, client, &bob(), Action::CommitResults(vec![commit])).await;
+    node.produce_blocks_to_the_audit_draw();
+    let reveal = ResultReveal {
+        job: 0,
+        unit,
+        replica: 0,
+        digest,
+        fuel: 900,
+        salt,
+    };
+    execute(node, client, &bob(), Action::RevealResults(vec![reveal])).await;
+}
+
+#[tokio::test]
+async fn an_outputs_batch_registers_each_archive_under_one_signature_and_refuses_only_wrong_ones() {
+    let (node, client, _dir) = start(true).await;
+    let app = provider_and_app(&node, &client).await;
+    submit_two_units(&node, &client, app).await;
+    assert_eq!(client.provider_work(0).await.unwrap().len(), 2);
+
+    let archive = Archive {
+        outcome: "ok".into(),
+        stdout: b"done\n".to_vec(),
+        dirs: vec![],
+        files: vec![("out.txt".into(), b"42".to_vec())],
+    };
+    let packed = pack(&archive).unwrap();
+    let item = |unit: u32, replica: u32, archive: &[u8]| wire::OutputsBatchItem {
+        job: 0,
+        unit,
+        replica,
+        archive: archive.to_vec(),
+    };
+    let batch = wire::OutputsBatch {
+        items: vec![
+            item(0, 0, &packed),
+            item(1, 0, b"not an archive"),
+            item(1, 7, &packed),
+            item(5, 0, &packed),
+        ],
+    };
+    let result = client
+        .put_outputs_batch(CHAIN, &batch, &bob())
+        .await
+        .unwrap();
+    let codes: Vec<Option<&str>> = result
+        .items
+        .iter()
+        .map(|item| item.error.as_ref().map(|e| e.error.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            Some("bad_archive"),
+            Some("not_a_replica"),
+            Some("not_found")
+        ]
+    );
+    let registered = result.items[0].outputs.clone().unwrap();
+    assert_eq!(registered.archive, blob_hash(&packed));
+    assert_eq!(registered.digest, archive.result_digest());
+    assert!(!registered.accepted);
+
+    // Signed for another chain, or by someone who is not the replicas' provider owner, the
+    // batch registers nothing.
+    let err = client
+        .put_outputs_batch("exo-other", &batch, &bob())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("bad_signer"), "{err}");
+    let only_unit_1 = wire::OutputsBatch {
+        items: vec![item(1, 0, &packed)],
+    };
+    let stranger = client
+        .put_outputs_batch(CHAIN, &only_unit_1, &alice())
+        .await
+        .unwrap();
+    let refused = stranger.items[0].error.as_ref().unwrap();
+    assert_eq!(refused.error, "not_a_replica");
+
+    // The batch's registration is what the requester fetches once the unit is accepted.
+    let digest = archive.result_digest();
+    commit_and_reveal(&node, &client, 0, digest).await;
+    assert_eq!(client.fetch_outputs(0, 0, &digest).await.unwrap(), archive);
+    // Unit 1's outputs were never registered by anyone.
+    commit_and_reveal(&node, &client, 1, digest).await;
+    let err = client.fetch_outputs(0, 1, &digest).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
 }

@@ -14,7 +14,10 @@ mod market;
 mod tx;
 
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
-pub use claims::{BLOB_NAMESPACE, BlobClaim, OUTPUTS_NAMESPACE, OutputsClaim};
+pub use claims::{
+    BLOB_NAMESPACE, BlobClaim, OUTPUTS_BATCH_NAMESPACE, OUTPUTS_NAMESPACE, OutputsBatchClaim,
+    OutputsClaim,
+};
 pub use codec::{bytes_encode_size, read_bounded_bytes, read_bounded_string, write_bytes};
 pub use digest::{RESULT_DIGEST_CONTEXT, UNFINISHED_DIGEST_CONTEXT, Unfinished, result_digest};
 pub use exo_market;

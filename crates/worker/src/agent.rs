@@ -50,9 +50,15 @@ pub(crate) struct RunDone {
     result: Result<RunOutput, RunFailure>,
 }
 
-/// A finished outputs upload, sent back to the agent's loop. A failed one brings its archive
-/// back for the next attempt.
+/// A finished upload request, sent back to the agent's loop: what became of each of its
+/// archives.
 pub(crate) struct UploadDone {
+    items: Vec<Uploaded>,
+}
+
+/// What became of one outputs archive's upload. A failed one brings its archive back for the
+/// next attempt.
+struct Uploaded {
     key: String,
     upload: Upload,
     archive: Option<Vec<u8>>,
@@ -118,8 +124,10 @@ const WORK_PAGE: u64 = 1_000;
 /// only the sight of new assignments and opened reveals.
 const PASS_GAP_PER_ITEM_US: u64 = 400;
 const MAX_PASS_GAP: Duration = Duration::from_millis(500);
-/// Outputs archives uploaded at once.
-const UPLOAD_CONCURRENCY: usize = 32;
+/// Upload requests on their way at once. Archives that become ready meanwhile wait and leave
+/// together in the next request (up to [`wire::MAX_OUTPUTS_BATCH_ITEMS`]), so that a busy
+/// worker's uploads share requests, signatures and the node's durable commits.
+const UPLOAD_REQUESTS: usize = 4;
 /// Wait before the first retry of an upload the node did not take; it doubles with each
 /// failure up to [`MAX_UPLOAD_BACKOFF`].
 const UPLOAD_BACKOFF: Duration = Duration::from_millis(200);
@@ -190,6 +198,8 @@ pub(crate) struct Agent {
     /// agent's loop, so runs keep starting while the node stores outputs (a durable write
     /// each).
     uploading: HashMap<String, u64>,
+    /// Upload requests on their way, at most [`UPLOAD_REQUESTS`].
+    upload_requests: usize,
     uploads: mpsc::Sender<UploadDone>,
     /// Results ready to commit (their outputs on the node, or none to upload) since the last
     /// pass or the last commitments sent, with their commit deadlines.
@@ -269,6 +279,7 @@ impl Agent {
             upload_backoff: HashMap::new(),
             to_upload,
             uploading: HashMap::new(),
+            upload_requests: 0,
             uploads,
             ready: Vec::new(),
             commit_hold: Holdback::new(result_delay),
@@ -1033,84 +1044,81 @@ impl Agent {
         !self.running.is_empty() || !self.uploading.is_empty() || !self.to_upload.is_empty()
     }
 
-    /// Starts uploading the outputs archives not yet on the node, up to
-    /// [`UPLOAD_CONCURRENCY`] at once. Each upload runs beside the agent's loop and reports to
-    /// it ([`Self::finish_upload`]), so that the node's durable writes never keep runs from
+    /// Starts uploading the outputs archives not yet on the node, in up to
+    /// [`UPLOAD_REQUESTS`] requests at once of up to [`wire::MAX_OUTPUTS_BATCH_ITEMS`]
+    /// archives each. Each request runs beside the agent's loop and reports to it
+    /// ([`Self::finish_upload`]), so that the node's durable writes never keep runs from
     /// starting.
     fn start_uploads(&mut self) {
-        let room = UPLOAD_CONCURRENCY.saturating_sub(self.uploading.len());
-        if room == 0 || self.to_upload.is_empty() {
-            return;
-        }
         let now = std::time::Instant::now();
-        let backoff = &self.upload_backoff;
-        let due: Vec<String> = self
-            .to_upload
-            .keys()
-            .filter(|k| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
-            .take(room)
-            .cloned()
-            .collect();
-        for key in due {
-            let deadline = self.to_upload.remove(&key).unwrap_or(u64::MAX);
-            let Some((sealed, hash)) = self
-                .store
-                .state
-                .results
-                .get(&key)
-                .filter(|r| !r.uploaded)
-                .and_then(|r| Some((r.sealed.clone(), r.archive?)))
-            else {
+        while self.upload_requests < UPLOAD_REQUESTS && !self.to_upload.is_empty() {
+            let backoff = &self.upload_backoff;
+            let due: Vec<String> = self
+                .to_upload
+                .keys()
+                .filter(|k| backoff.get(*k).is_none_or(|(_, next)| *next <= now))
+                .take(wire::MAX_OUTPUTS_BATCH_ITEMS)
+                .cloned()
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            let mut archives = Vec::with_capacity(due.len());
+            for key in due {
+                let deadline = self.to_upload.remove(&key).unwrap_or(u64::MAX);
+                let Some((sealed, hash)) = self
+                    .store
+                    .state
+                    .results
+                    .get(&key)
+                    .filter(|r| !r.uploaded)
+                    .and_then(|r| Some((r.sealed.clone(), r.archive?)))
+                else {
+                    continue;
+                };
+                archives.push(ArchiveUpload {
+                    bytes: self.archives.remove(&key),
+                    // Kept on disk by an older version of the worker.
+                    path: self.store.output_path(&hash),
+                    hash,
+                    replica: (sealed.job, sealed.unit, sealed.replica),
+                    key: key.clone(),
+                });
+                self.uploading.insert(key, deadline);
+            }
+            if archives.is_empty() {
                 continue;
-            };
-            let archive = self.archives.remove(&key);
-            // Kept on disk by an older version of the worker.
-            let path = self.store.output_path(&hash);
+            }
+            self.upload_requests += 1;
             let client = self.client.clone();
-            let replica = ReplicaUpload {
+            let signer = Uploader {
                 chain_id: self.chain_id.clone(),
                 key: self.cfg.key.clone(),
-                job: sealed.job,
-                unit: sealed.unit,
-                replica: sealed.replica,
             };
             let done = self.uploads.clone();
-            self.uploading.insert(key.clone(), deadline);
             tokio::spawn(async move {
-                let bytes = match archive {
-                    Some(bytes) => Some(bytes),
-                    None => tokio::fs::read(path).await.ok(),
-                };
-                let (upload, archive) = match bytes {
-                    // Only the archive whose hash was recorded goes.
-                    Some(bytes) if blake3::hash(&bytes).as_bytes() == &hash => {
-                        match upload_archive(&client, &key, &replica, &bytes).await {
-                            Upload::Retry => (Upload::Retry, Some(bytes)),
-                            upload => (upload, None),
-                        }
-                    }
-                    _ => (Upload::Gone, None),
-                };
-                let _ = done
-                    .send(UploadDone {
-                        key,
-                        upload,
-                        archive,
-                    })
-                    .await;
+                let items = upload_archives(&client, &signer, archives).await;
+                let _ = done.send(UploadDone { items }).await;
             });
         }
     }
 
-    /// Records a finished upload: a result whose outputs the node holds may commit; one the
-    /// node did not take keeps its archive in memory and waits out a backoff (a rate limit or
-    /// a failing node only delays it).
+    /// Records a finished upload request: a result whose outputs the node holds may commit;
+    /// one the node did not take keeps its archive in memory and waits out a backoff (a rate
+    /// limit or a failing node only delays it).
     pub(crate) fn finish_upload(&mut self, done: UploadDone) {
-        let UploadDone {
+        self.upload_requests = self.upload_requests.saturating_sub(1);
+        for uploaded in done.items {
+            self.finish_archive(uploaded);
+        }
+    }
+
+    fn finish_archive(&mut self, uploaded: Uploaded) {
+        let Uploaded {
             key,
             upload,
             archive,
-        } = done;
+        } = uploaded;
         let deadline = self.uploading.remove(&key).unwrap_or(u64::MAX);
         let Some(record) = self.store.state.results.get_mut(&key) else {
             // Settled meanwhile: nothing is left to commit.
@@ -1305,41 +1313,184 @@ enum Upload {
     Gone,
 }
 
-/// Who offers an archive: the provider of one replica, signing for it.
-struct ReplicaUpload {
+/// Who offers archives: the owner of the replicas' providers, on one chain.
+struct Uploader {
     chain_id: String,
     key: exo_types::PrivateKey,
-    job: u64,
-    unit: u32,
-    replica: u32,
 }
 
-/// Uploads one unit's outputs archive and registers it for the replica. Only a success or a
-/// refusal no retry can change ([`FINAL_OUTPUT_REFUSALS`]) ends the upload.
+/// One replica's outputs archive to upload.
+struct ArchiveUpload {
+    key: String,
+    /// (job, unit, replica).
+    replica: (u64, u32, u32),
+    /// The archive's recorded hash: only an archive of that hash goes.
+    hash: Hash32,
+    /// The archive, if it is in memory; else it is read from `path`.
+    bytes: Option<Vec<u8>>,
+    path: std::path::PathBuf,
+}
+
+/// Uploads outputs archives and registers each for its replica: those up to a batch's bound
+/// together (`POST /v1/outputs/batch`, one signature and one request for up to
+/// [`wire::MAX_OUTPUTS_BATCH_ITEMS`] archives), bigger ones alone. Answers what became of
+/// each.
+async fn upload_archives(
+    client: &Client,
+    signer: &Uploader,
+    archives: Vec<ArchiveUpload>,
+) -> Vec<Uploaded> {
+    let mut done = Vec::with_capacity(archives.len());
+    let mut small: Vec<(String, wire::OutputsBatchItem)> = Vec::new();
+    let mut small_bytes = 0usize;
+    for upload in archives {
+        let bytes = match upload.bytes {
+            Some(bytes) => Some(bytes),
+            None => tokio::fs::read(&upload.path).await.ok(),
+        };
+        let bytes = match bytes {
+            Some(bytes) if blake3::hash(&bytes).as_bytes() == &upload.hash => bytes,
+            _ => {
+                done.push(Uploaded {
+                    key: upload.key,
+                    upload: Upload::Gone,
+                    archive: None,
+                });
+                continue;
+            }
+        };
+        if bytes.len() > wire::MAX_OUTPUTS_BATCH_ARCHIVE_BYTES {
+            done.push(upload_archive(client, signer, upload.key, upload.replica, bytes).await);
+            continue;
+        }
+        if small_bytes + bytes.len() + BATCH_ITEM_OVERHEAD > wire::MAX_OUTPUTS_BATCH_BYTES {
+            done.extend(upload_batch(client, signer, std::mem::take(&mut small)).await);
+            small_bytes = 0;
+        }
+        small_bytes += bytes.len() + BATCH_ITEM_OVERHEAD;
+        let (job, unit, replica) = upload.replica;
+        small.push((
+            upload.key,
+            wire::OutputsBatchItem {
+                job,
+                unit,
+                replica,
+                archive: bytes,
+            },
+        ));
+    }
+    if !small.is_empty() {
+        done.extend(upload_batch(client, signer, small).await);
+    }
+    done
+}
+
+/// Bytes an item of an outputs batch takes beside its archive, at most: job, unit, replica
+/// and the archive's length.
+const BATCH_ITEM_OVERHEAD: usize = 8 + 4 + 4 + 5;
+
+/// Uploads `items` in one outputs batch. A node without the batch route (older than this
+/// worker) gets them one by one.
+async fn upload_batch(
+    client: &Client,
+    signer: &Uploader,
+    items: Vec<(String, wire::OutputsBatchItem)>,
+) -> Vec<Uploaded> {
+    let (keys, items): (Vec<String>, Vec<wire::OutputsBatchItem>) = items.into_iter().unzip();
+    let batch = wire::OutputsBatch { items };
+    let answer = client
+        .put_outputs_batch(&signer.chain_id, &batch, &signer.key)
+        .await;
+    let answers: Vec<Result<(), ClientError>> = match answer {
+        Ok(result) => result
+            .items
+            .into_iter()
+            .map(|item| match item.error {
+                None => Ok(()),
+                Some(error) => Err(ClientError::Api {
+                    status: 200,
+                    code: error.error,
+                    message: error.message,
+                }),
+            })
+            .collect(),
+        Err(ClientError::Api { status: 404, .. }) => {
+            let mut done = Vec::with_capacity(keys.len());
+            for (key, item) in keys.into_iter().zip(batch.items) {
+                let replica = (item.job, item.unit, item.replica);
+                done.push(upload_archive(client, signer, key, replica, item.archive).await);
+            }
+            return done;
+        }
+        Err(err) => {
+            warn!(
+                archives = keys.len(),
+                "the node did not take the outputs, will retry: {err}"
+            );
+            return keys
+                .into_iter()
+                .zip(batch.items)
+                .map(|(key, item)| Uploaded {
+                    key,
+                    upload: Upload::Retry,
+                    archive: Some(item.archive),
+                })
+                .collect();
+        }
+    };
+    keys.into_iter()
+        .zip(batch.items)
+        .zip(answers)
+        .map(|((key, item), answer)| {
+            let upload = upload_outcome(&key, answer);
+            let archive = matches!(upload, Upload::Retry).then_some(item.archive);
+            Uploaded {
+                key,
+                upload,
+                archive,
+            }
+        })
+        .collect()
+}
+
+/// Uploads one unit's outputs archive and registers it for the replica.
 async fn upload_archive(
     client: &Client,
-    key: &str,
-    replica: &ReplicaUpload,
-    bytes: &[u8],
-) -> Upload {
+    signer: &Uploader,
+    key: String,
+    (job, unit, replica): (u64, u32, u32),
+    bytes: Vec<u8>,
+) -> Uploaded {
     let registered = client
         .put_replica_archive(
-            &replica.chain_id,
-            (replica.job, replica.unit, replica.replica),
-            bytes.to_vec(),
-            &replica.key,
+            &signer.chain_id,
+            (job, unit, replica),
+            bytes.clone(),
+            &signer.key,
         )
-        .await;
-    match registered {
-        Ok(outputs) => {
+        .await
+        .map(|outputs| {
             debug!(
                 %key,
                 archive = %hex::encode(&outputs.archive[..8]),
                 accepted = outputs.accepted,
                 "outputs uploaded"
             );
-            Upload::Done
-        }
+        });
+    let upload = upload_outcome(&key, registered);
+    let archive = matches!(upload, Upload::Retry).then_some(bytes);
+    Uploaded {
+        key,
+        upload,
+        archive,
+    }
+}
+
+/// An archive's upload ends with a success or a refusal no retry can change
+/// ([`FINAL_OUTPUT_REFUSALS`]); anything else is tried again.
+fn upload_outcome(key: &str, answer: Result<(), ClientError>) -> Upload {
+    match answer {
+        Ok(()) => Upload::Done,
         Err(ClientError::Api { code, message, .. })
             if FINAL_OUTPUT_REFUSALS.contains(&code.as_str()) =>
         {

@@ -154,7 +154,8 @@ impl Env {
                 let mut held = hold.subscribe();
                 let abandoned = abandoned.clone();
                 async move {
-                    let outputs = request.method() == Method::PUT
+                    // Uploads of outputs, one by one or in batches.
+                    let outputs = matches!(*request.method(), Method::PUT | Method::POST)
                         && request.uri().path().starts_with("/v1/outputs/");
                     if outputs {
                         // Dropped with the request if its client gives up while it waits.

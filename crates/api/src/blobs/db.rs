@@ -75,6 +75,13 @@ pub(super) enum Change {
         only: bool,
         now_unix_secs: u64,
     },
+    /// Stores small archives and adds each to its unit's outputs index, as [`Self::PutSmall`]
+    /// (except that a blob already held keeps its bytes and its first owner) followed by
+    /// [`Self::AddOutput`] for each. Answers [`Outcome::Outputs`].
+    PutOutputs {
+        items: Vec<OutputPut>,
+        now_unix_secs: u64,
+    },
     /// Forgets a unit's outputs index.
     DropOutput { job: u64, unit: u32 },
     /// Deletes these blobs' ownership records and small copies. Answers the bytes of the small
@@ -82,10 +89,32 @@ pub(super) enum Change {
     Delete { hashes: Vec<Hash32> },
 }
 
+/// One archive of [`Change::PutOutputs`].
+#[derive(Debug)]
+pub(super) struct OutputPut {
+    pub(super) bytes: Vec<u8>,
+    pub(super) ownership: Ownership,
+    pub(super) job: u64,
+    pub(super) unit: u32,
+    /// Its hash is the blob's.
+    pub(super) candidate: OutputCandidate,
+    pub(super) only: bool,
+}
+
+/// What [`Change::PutOutputs`] did with one archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct OutputPutOutcome {
+    /// Its bytes were stored: the store did not hold the blob.
+    pub(super) stored: bool,
+    /// It was added to its unit's index (not refused for [`MAX_OUTPUT_CANDIDATES`]).
+    pub(super) registered: bool,
+}
+
 impl Change {
     fn blob_bytes(&self) -> usize {
         match self {
             Self::PutSmall { bytes, .. } => bytes.len(),
+            Self::PutOutputs { items, .. } => items.iter().map(|item| item.bytes.len()).sum(),
             _ => 0,
         }
     }
@@ -98,6 +127,8 @@ pub(super) enum Outcome {
     /// Bytes of small blobs replaced or deleted.
     Freed(u64),
     TooManyCandidates,
+    /// Of [`Change::PutOutputs`], in the order of its items.
+    Outputs(Vec<OutputPutOutcome>),
 }
 
 /// A change and where its outcome goes once committed.
@@ -403,36 +434,43 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
             now_unix_secs,
         } => {
             let mut outputs = txn.open_table(OUTPUTS)?;
-            // An index the disk corrupted is started afresh: failing here would fail every
-            // other change of the batch with it, other units' uploads included.
-            let stored = outputs
-                .get((*job, *unit))?
-                .map(|record| decode_index(*job, *unit, record.value()));
-            let mut index = match stored {
-                Some(Ok(record)) => record.index,
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "corrupt outputs index replaced");
-                    OutputIndex::default()
-                }
-                None => OutputIndex::default(),
-            };
-            if *only {
-                index.candidates = vec![candidate.clone()];
-            } else if !index.candidates.contains(candidate) {
-                index
-                    .candidates
-                    .retain(|c| c.digest != candidate.digest && c.replica != candidate.replica);
-                if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
-                    return Ok(Outcome::TooManyCandidates);
-                }
-                index.candidates.push(candidate.clone());
+            if add_output(
+                &mut outputs,
+                (*job, *unit),
+                candidate,
+                *only,
+                *now_unix_secs,
+            )? {
+                Ok(Outcome::Done)
+            } else {
+                Ok(Outcome::TooManyCandidates)
             }
-            let record = IndexRecord {
-                changed_unix_secs: *now_unix_secs,
-                index,
-            };
-            outputs.insert((*job, *unit), record.encode().as_ref())?;
-            Ok(Outcome::Done)
+        }
+        Change::PutOutputs {
+            items,
+            now_unix_secs,
+        } => {
+            let mut small = txn.open_table(SMALL_BLOBS)?;
+            let mut owners = txn.open_table(OWNERS)?;
+            let mut outputs = txn.open_table(OUTPUTS)?;
+            let mut done = Vec::with_capacity(items.len());
+            for item in items {
+                let hash = &item.candidate.archive;
+                let stored = small.get(hash)?.is_none();
+                if stored {
+                    small.insert(hash, item.bytes.as_slice())?;
+                    owners.insert(hash, item.ownership.encode().as_ref())?;
+                }
+                let registered = add_output(
+                    &mut outputs,
+                    (item.job, item.unit),
+                    &item.candidate,
+                    item.only,
+                    *now_unix_secs,
+                )?;
+                done.push(OutputPutOutcome { stored, registered });
+            }
+            Ok(Outcome::Outputs(done))
         }
         Change::DropOutput { job, unit } => {
             txn.open_table(OUTPUTS)?.remove((*job, *unit))?;
@@ -451,6 +489,48 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
             Ok(Outcome::Freed(freed))
         }
     }
+}
+
+/// Adds `candidate` to the outputs index of unit `key` (job, unit), as
+/// [`super::BlobStore::add_output`] says. Answers `false`, changing nothing, instead of adding
+/// one past [`MAX_OUTPUT_CANDIDATES`].
+fn add_output(
+    outputs: &mut redb::Table<'_, (u64, u32), &[u8]>,
+    (job, unit): (u64, u32),
+    candidate: &OutputCandidate,
+    only: bool,
+    now_unix_secs: u64,
+) -> Result<bool, redb::Error> {
+    // An index the disk corrupted is started afresh: failing here would fail every other
+    // change of the batch with it, other units' uploads included.
+    let stored = outputs
+        .get((job, unit))?
+        .map(|record| decode_index(job, unit, record.value()));
+    let mut index = match stored {
+        Some(Ok(record)) => record.index,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "corrupt outputs index replaced");
+            OutputIndex::default()
+        }
+        None => OutputIndex::default(),
+    };
+    if only {
+        index.candidates = vec![candidate.clone()];
+    } else if !index.candidates.contains(candidate) {
+        index
+            .candidates
+            .retain(|c| c.digest != candidate.digest && c.replica != candidate.replica);
+        if index.candidates.len() >= MAX_OUTPUT_CANDIDATES {
+            return Ok(false);
+        }
+        index.candidates.push(candidate.clone());
+    }
+    let record = IndexRecord {
+        changed_unix_secs: now_unix_secs,
+        index,
+    };
+    outputs.insert((job, unit), record.encode().as_ref())?;
+    Ok(true)
 }
 
 /// Writes straight to the database, outside the writer: for opening, before any request.

@@ -99,6 +99,30 @@ struct Inner {
     owners: Mutex<Owners>,
 }
 
+/// A small outputs archive checked for its unit, to store and register
+/// ([`BlobStore::put_outputs`]).
+#[derive(Debug)]
+pub struct OutputArchive {
+    pub job: u64,
+    pub unit: u32,
+    /// At most [`SMALL_BLOB_BYTES`].
+    pub bytes: Vec<u8>,
+    /// Its `archive` is the bytes' hash.
+    pub candidate: OutputCandidate,
+    /// The unit has its verdict and this is its result: the index keeps it alone.
+    pub only: bool,
+}
+
+fn too_many_candidates(job: u64, unit: u32) -> ApiError {
+    ApiError::Conflict {
+        code: "too_many_candidates",
+        message: format!(
+            "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives waiting for \
+             its verdict"
+        ),
+    }
+}
+
 /// Who uploaded each owned blob, and how many bytes each account holds.
 #[derive(Debug, Default)]
 struct Owners {
@@ -795,16 +819,96 @@ impl BlobStore {
             now_unix_secs: unix_now_secs(),
         };
         if self.inner.db.write(change).await? == Outcome::TooManyCandidates {
-            return Err(ApiError::Conflict {
-                code: "too_many_candidates",
-                message: format!(
-                    "unit {unit} of job {job} already has {MAX_OUTPUT_CANDIDATES} archives \
-                     waiting for its verdict"
-                ),
-            });
+            return Err(too_many_candidates(job, unit));
         }
         self.lock_owners().exempt(archive);
         Ok(())
+    }
+
+    /// Stores small archives for `uploader` and records each as a candidate for its unit, as
+    /// [`Self::put_for`] then [`Self::add_output`] would for each, but in one change of the
+    /// database: one durable commit for the lot, and no read back of what was just received.
+    /// A blob the store already holds stays its first owner's. The whole batch is refused for
+    /// the uploader's quota or the store's room; otherwise each archive is answered alone
+    /// (`too_many_candidates` for a unit with its bound of archives waiting).
+    pub async fn put_outputs(
+        &self,
+        items: Vec<OutputArchive>,
+        uploader: Uploader,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total = items.iter().fold(0u64, |sum, item| {
+            sum.saturating_add(item.bytes.len() as u64)
+        });
+        if let Some(owner) = uploader.owner {
+            let held = self.owned_bytes(&owner);
+            if held.saturating_add(total) > uploader.quota_bytes {
+                return Err(ApiError::QuotaExceeded {
+                    held,
+                    max: uploader.quota_bytes,
+                });
+            }
+        }
+        let mut reservation = Reservation {
+            store: self,
+            bytes: 0,
+        };
+        reservation.grow(total)?;
+        let now = unix_now_secs();
+        let units: Vec<(u64, u32)> = items.iter().map(|item| (item.job, item.unit)).collect();
+        let puts: Vec<db::OutputPut> = items
+            .into_iter()
+            .map(|item| db::OutputPut {
+                ownership: Ownership {
+                    owner: uploader.owner,
+                    size: item.bytes.len() as u64,
+                    stored_unix_secs: now,
+                },
+                bytes: item.bytes,
+                job: item.job,
+                unit: item.unit,
+                candidate: item.candidate,
+                only: item.only,
+            })
+            .collect();
+        let placed: Vec<(Hash32, Ownership)> = puts
+            .iter()
+            .map(|put| (put.candidate.archive, put.ownership))
+            .collect();
+        let change = Change::PutOutputs {
+            items: puts,
+            now_unix_secs: now,
+        };
+        let Outcome::Outputs(outcomes) = self.inner.db.write(change).await? else {
+            return Err(ApiError::Internal(
+                "the blob store answered an outputs batch with another outcome".into(),
+            ));
+        };
+        reservation.keep();
+        let mut answers = Vec::with_capacity(outcomes.len());
+        // Copies of blobs held already, by their first owners: their reserved bytes are free.
+        let mut unused = 0u64;
+        let mut owners = self.lock_owners();
+        for ((outcome, (hash, ownership)), (job, unit)) in
+            outcomes.into_iter().zip(placed).zip(units)
+        {
+            if outcome.stored {
+                owners.add(hash, ownership);
+            } else {
+                unused = unused.saturating_add(ownership.size);
+            }
+            answers.push(if outcome.registered {
+                owners.exempt(hash);
+                Ok(())
+            } else {
+                Err(too_many_candidates(job, unit))
+            });
+        }
+        drop(owners);
+        self.release(unused);
+        Ok(answers)
     }
 
     /// Testing only: replaces the stored bytes of blob `hash` by `bytes` without checking
@@ -1081,6 +1185,88 @@ mod tests {
             reopened.ownership(&first.hash).unwrap().owner,
             Some(provider)
         );
+    }
+
+    /// An outputs batch is one durable commit. A blob the store held already keeps its first
+    /// owner and its bytes are not counted twice; a unit with its bound of candidates refuses
+    /// only its own archive; what was registered leaves the uploader's quota and survives a
+    /// reopen.
+    #[tokio::test]
+    async fn an_outputs_batch_is_one_commit_and_a_held_blob_keeps_its_first_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        let earlier = put_owned(&store, b"held".to_vec(), 1).await;
+        // Unit (9, 9) already has its bound of candidates, from other replicas.
+        for replica in 0..MAX_OUTPUT_CANDIDATES as u32 {
+            let candidate = OutputCandidate {
+                archive: [replica as u8; 32],
+                digest: [replica as u8; 32],
+                size: 1,
+                replica: Some(replica),
+            };
+            store.add_output(9, 9, candidate, false).await.unwrap();
+        }
+        let archive = |bytes: &[u8], (job, unit): (u64, u32)| {
+            let hash = *blake3::hash(bytes).as_bytes();
+            OutputArchive {
+                job,
+                unit,
+                bytes: bytes.to_vec(),
+                candidate: OutputCandidate {
+                    archive: hash,
+                    digest: [0xdd; 32],
+                    size: bytes.len() as u64,
+                    replica: Some(99),
+                },
+                only: false,
+            }
+        };
+        let used = store.used_bytes();
+        let commits = store.commits();
+        let answers = store
+            .put_outputs(
+                vec![
+                    archive(b"new-one", (1, 0)),
+                    archive(b"held", (1, 1)),
+                    archive(b"refused", (9, 9)),
+                ],
+                uploader(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.commits(), commits + 1);
+        assert!(answers[0].is_ok() && answers[1].is_ok());
+        assert_eq!(
+            answers[2].as_ref().unwrap_err().code(),
+            "too_many_candidates"
+        );
+        // Only the new blobs' bytes are used; "held" stays the first uploader's.
+        assert_eq!(store.used_bytes(), used + 7 + 7);
+        assert_eq!(store.ownership(&earlier.hash).unwrap().owner, Some([1; 32]));
+        // Registered outputs leave the quota; the refused archive counts against it.
+        assert_eq!(store.owned_bytes(&[2; 32]), 7);
+        let reopened = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(reopened.owned_bytes(&[2; 32]), 7);
+        let index = reopened.output_index(1, 0).await.unwrap();
+        assert_eq!(index.candidates.len(), 1);
+        assert_eq!(index.candidates[0].replica, Some(99));
+        assert_eq!(
+            reopened.read(&earlier.hash, 100).await.unwrap(),
+            b"held".to_vec()
+        );
+        // Past the uploader's quota, the whole batch is refused and nothing is stored.
+        let small = Uploader {
+            owner: Some([3; 32]),
+            quota_bytes: 10,
+        };
+        let refused = store
+            .put_outputs(
+                vec![archive(b"aaaaaa", (2, 0)), archive(b"bbbbbb", (2, 1))],
+                small,
+            )
+            .await;
+        assert!(matches!(refused, Err(ApiError::QuotaExceeded { .. })));
+        assert_eq!(store.output_index(2, 0).await.unwrap().candidates.len(), 0);
     }
 
     fn uploader(owner: u8) -> Uploader {

@@ -568,6 +568,125 @@ pub struct Outputs {
     pub accepted: bool,
 }
 
+/// Archives in one `POST /v1/outputs/batch`, at most.
+pub const MAX_OUTPUTS_BATCH_ITEMS: usize = 64;
+/// Bytes of one archive of an outputs batch, at most: a small blob's bound. A bigger archive
+/// goes alone (`PUT /v1/outputs/{job}/{unit}/replicas/{replica}`).
+pub const MAX_OUTPUTS_BATCH_ARCHIVE_BYTES: usize = 1 << 20;
+/// Bytes of one `POST /v1/outputs/batch` body, at most.
+pub const MAX_OUTPUTS_BATCH_BYTES: usize = 4 << 20;
+
+/// One replica's outputs archive in an [`OutputsBatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputsBatchItem {
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    /// The packed outputs archive.
+    pub archive: Vec<u8>,
+}
+
+/// The body of `POST /v1/outputs/batch` (`application/octet-stream`): replicas' outputs
+/// archives, all offered by one provider owner, who signs them together
+/// ([`exo_types::OutputsBatchClaim`]). Binary, since archives are: the number of items, then
+/// each item's job, unit, replica and archive (length-prefixed), in `commonware-codec`'s
+/// encoding, bounded by [`MAX_OUTPUTS_BATCH_ITEMS`] and [`MAX_OUTPUTS_BATCH_ARCHIVE_BYTES`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputsBatch {
+    pub items: Vec<OutputsBatchItem>,
+}
+
+impl commonware_codec::Write for OutputsBatchItem {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        self.job.write(buf);
+        self.unit.write(buf);
+        self.replica.write(buf);
+        self.archive.write(buf);
+    }
+}
+
+impl commonware_codec::EncodeSize for OutputsBatchItem {
+    fn encode_size(&self) -> usize {
+        self.job.encode_size()
+            + self.unit.encode_size()
+            + self.replica.encode_size()
+            + self.archive.encode_size()
+    }
+}
+
+impl commonware_codec::Read for OutputsBatchItem {
+    type Cfg = ();
+
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
+        use commonware_codec::{RangeCfg, ReadExt};
+        Ok(Self {
+            job: u64::read(buf)?,
+            unit: u32::read(buf)?,
+            replica: u32::read(buf)?,
+            archive: Vec::<u8>::read_cfg(
+                buf,
+                &(RangeCfg::new(..=MAX_OUTPUTS_BATCH_ARCHIVE_BYTES), ()),
+            )?,
+        })
+    }
+}
+
+impl OutputsBatch {
+    /// The request body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use commonware_codec::Encode;
+        self.items.encode().to_vec()
+    }
+
+    /// Reads a request body: the whole of it, within the bounds.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, commonware_codec::Error> {
+        use commonware_codec::{Decode, RangeCfg};
+        let items = Vec::<OutputsBatchItem>::decode_cfg(
+            commonware_codec::Copying(bytes),
+            &(RangeCfg::new(1..=MAX_OUTPUTS_BATCH_ITEMS), ()),
+        )?;
+        Ok(Self { items })
+    }
+
+    /// What the provider signs: each item's replica and its archive's BLAKE3.
+    pub fn claim(&self, chain_id: &str) -> exo_types::OutputsBatchClaim {
+        exo_types::OutputsBatchClaim {
+            chain_id: chain_id.to_string(),
+            items: self
+                .items
+                .iter()
+                .map(|item| {
+                    let hash = *blake3::hash(&item.archive).as_bytes();
+                    (item.job, item.unit, item.replica, hash)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /v1/outputs/batch` response: what became of each archive, in the order sent. An item
+/// has its registered `outputs` or the `error` that refused it alone (the code and message a
+/// single upload of it would have got); the others are unaffected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutputsBatchResult {
+    pub items: Vec<OutputsBatchItemResult>,
+}
+
+/// One archive of an outputs batch: registered, or refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutputsBatchItemResult {
+    pub job: u64,
+    pub unit: u32,
+    pub replica: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<super::ErrorBody>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::job_finished;
