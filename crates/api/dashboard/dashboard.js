@@ -299,15 +299,26 @@
   }
 
   /**
-   * The staking module's view of the committee: every candidate (`/v1/validators`) and the
-   * committee of `epoch` (`/v1/epochs/{n}`, null if the chain keeps none for it).
+   * The staking module's view of the committee: every candidate (`/v1/validators`), the
+   * committee of `epoch` and that of the epoch before, whose members' votes, points and rewards
+   * are paid (`/v1/epochs/{n}`, null if the chain keeps none for it).
    */
   async function readCommittee(epoch) {
-    const [candidates, committee] = await Promise.all([
-      json("/v1/validators"),
-      json(`/v1/epochs/${epoch}`).catch((err) => { if (err.status === 404) return null; throw err; }),
+    const epochRecord = (n) => n < 0 ? null :
+      json(`/v1/epochs/${n}`).catch((err) => { if (err.status === 404) return null; throw err; });
+    const [candidates, committee, previous] = await Promise.all([
+      json("/v1/validators"), epochRecord(epoch), epochRecord(epoch - 1),
     ]);
-    return { epoch, validators: candidates.validators, committee };
+    return { epoch, validators: candidates.validators, committee, previous };
+  }
+
+  /** What each member of the last paid epoch earned, by validator address. */
+  function lastEarned(previous) {
+    const earned = new Map();
+    for (const m of previous ? previous.members : []) {
+      if (m.earned) earned.set(m.validator, m.earned);
+    }
+    return earned;
   }
 
   /**
@@ -331,9 +342,21 @@
 
   const COMMITTEE_HEADERS = ["Validator", "Status", "In committee", { label: "Self-bond", num: true },
     { label: "Backing", num: true }, { label: "Nominators", num: true }, { label: "Commission", num: true },
-    { label: "Blocks proposed", num: true }];
+    { label: "Blocks proposed", num: true }, { label: "Last epoch: votes", num: true },
+    { label: "Points", num: true }, { label: "Reward", num: true }];
 
-  function committeeRow(r, proposed) {
+  /** A member's votes, points and reward in the last paid epoch, as three cells. */
+  function earnedCells(earned, certificates) {
+    if (!earned) return [cell("–", true), cell("–", true), cell("–", true)];
+    const votes = certificates ? `${num(earned.votes)} of ${num(certificates)}` : num(earned.votes);
+    return [
+      cell(earned.jailed ? h("span", {}, votes, " ", pill("jailed")) : votes, true),
+      cell(num(earned.points), true),
+      cell(exo(earned.reward), true),
+    ];
+  }
+
+  function committeeRow(r, proposed, earned, certificates) {
     const v = r.validator;
     const seen = proposed.get(r.address);
     return h("tr", { class: r.member ? "member" : "candidate", "data-address": r.address },
@@ -344,14 +367,16 @@
       cell(r.member ? exo(r.member.backing) : "–", true),
       cell(v ? num(v.nominators) : "–", true),
       cell(v ? `${(v.commission_bps / 100).toFixed(2)} %` : "–", true),
-      cell(seen ? `${num(seen.count)} (last ${num(seen.last)})` : "–", true));
+      cell(seen ? `${num(seen.count)} (last ${num(seen.last)})` : "–", true),
+      ...earnedCells(earned.get(r.address), certificates));
   }
 
   /** Without registered validators: the proposers of the last blocks (the genesis committee). */
   function proposerRow(address, seen) {
     return h("tr", { class: "member proposer", "data-address": address },
       cell(link(`#/account/${address}`, mono(address))), cell("–"), cell(pill("yes")), cell("–", true),
-      cell("–", true), cell("–", true), cell("–", true), cell(`${num(seen.count)} (last ${num(seen.last)})`, true));
+      cell("–", true), cell("–", true), cell("–", true), cell(`${num(seen.count)} (last ${num(seen.last)})`, true),
+      ...earnedCells(null));
   }
 
   /** What the committee table shows, as one sentence above it. */
@@ -363,7 +388,8 @@
     if (!c) return `The chain keeps no committee for epoch ${num(epoch)}; shown are the registered candidates.`;
     const how = c.elected ? "elected two epochs before" : "not elected (written by genesis, or kept when too few candidates were backed)";
     return `Epoch ${num(epoch)}: ${c.members.length} members, ${how}; the least backing of a member, what a newcomer must beat, is ${exo(c.minimum_backing)}. ` +
-      "Backing is the stake the election gave a member, its own and its nominators'; blocks proposed are among the last this page has seen.";
+      "Backing is the stake the election gave a member, its own and its nominators'; blocks proposed are among the last this page has seen. " +
+      `Votes, points and rewards are those of epoch ${num(epoch - 1)}, the last paid: the certificates of its blocks that hold the member's vote, 20 points per block proposed plus 1 per vote.`;
   }
 
   async function overviewPage(view, main) {
@@ -420,8 +446,10 @@
       const seen = proposals();
       const rows = committeeRows(staking);
       summary.textContent = committeeSummary(staking, rows);
+      const earned = lastEarned(staking.previous);
+      const certificates = staking.previous && staking.previous.payout ? staking.previous.payout.certificates : null;
       committee.replaceChildren(...(rows.length
-        ? rows.map((r) => committeeRow(r, seen))
+        ? rows.map((r) => committeeRow(r, seen, earned, certificates))
         : [...seen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([address, c]) => proposerRow(address, c))));
     };
     draw();

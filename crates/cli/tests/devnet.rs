@@ -1106,6 +1106,32 @@ const WITHOUT_STAKING: &str = "(() => {
     return true;
 })()";
 
+/// Makes the page's API answer as if epoch 0 had ended and paid its committee (each member
+/// with its votes of 40 certificates, its points and reward, the first jailed for downtime)
+/// and opens the chain page again, now in epoch 1.
+const PAID_EPOCH: &str = "(() => {
+    const real = window.fetch;
+    const patched = (path, edit) => real(path).then((r) => r.json()).then((body) =>
+        new Response(JSON.stringify(edit(body)), { status: 200, headers: { 'content-type': 'application/json' } }));
+    const earned = (i) => ({ proposed: 5, missed: 0, votes: 30 + i, points: 130 + i,
+        reward: '2000000000', kept: '1000000000', jailed: i === 0 });
+    window.fetch = (path, init) => {
+        const p = String(path);
+        if (p.startsWith('/v1/status')) return patched(p, (s) => ({ ...s, epoch: 1 }));
+        if (p === '/v1/epochs/1') return real('/v1/epochs/0', init);
+        if (p === '/v1/epochs/0') return patched(p, (e) => ({ ...e,
+            payout: { ...(e.payout || {}), certificates: 40 },
+            members: e.members.map((m, i) => ({ ...m, earned: earned(i) })) }));
+        return real(path, init);
+    };
+    location.hash = '#/?epoch=paid';
+    return true;
+})()";
+
+/// The committee table's last-epoch cells (votes, points, reward) of each member row.
+const EARNED_CELLS: &str = "Array.from(document.querySelectorAll('#committee tr.member'))
+    .map((tr) => [8, 9, 10].map((i) => tr.cells[i].textContent))";
+
 /// The job ids the jobs list shows.
 const LISTED_JOBS: &str =
     "Array.from(document.querySelectorAll('#jobs tr.job a[href^=\"#/jobs/\"]'))
@@ -1341,6 +1367,29 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         browser
             .screenshot_of("section:has(#committee)", &shots, "committee")
             .await;
+        // Once an epoch is paid, each member's votes of its certificates, points and reward.
+        browser.eval(PAID_EPOCH).await;
+        browser
+            .shows_text("committee-summary", short, |t| {
+                t.contains("those of epoch 0, the last paid")
+            })
+            .await;
+        let earned: Vec<[String; 3]> =
+            serde_json::from_value(browser.eval(EARNED_CELLS).await).unwrap();
+        assert_eq!(earned.len(), VALIDATORS, "{earned:?}");
+        for [votes, points, reward] in &earned {
+            assert!(votes.contains(" of 40"), "{earned:?}");
+            assert!(points.starts_with("13"), "{earned:?}");
+            assert!(reward.ends_with(" EXO"), "{earned:?}");
+        }
+        assert_eq!(
+            earned
+                .iter()
+                .filter(|[votes, ..]| votes.contains("jailed"))
+                .count(),
+            1,
+            "{earned:?}"
+        );
         // Without staking's validators the page falls back to the proposers of the last
         // blocks, and says so.
         browser.eval(WITHOUT_STAKING).await;
