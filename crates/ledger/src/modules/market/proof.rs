@@ -205,7 +205,10 @@ impl Market<'_> {
         let Some(provider) = Self::provider_of(cache, sender)? else {
             return refuse(Refusal::NotAProvider);
         };
-        Self::reveal_reads(cache, reveals)?;
+        // What this reads was loaded before the block's transactions ran, with all of theirs
+        // (`Module::prefetch`, [`Self::reveal_reads`]); anything an earlier transaction of the
+        // block made it read besides is loaded as it is met. Naming it all again here decoded
+        // every unit, job and provider a second time, for nothing in all but rare blocks.
         for reveal in reveals {
             let (mut unit, at) = match Self::owned_replica(
                 cache,
@@ -270,11 +273,14 @@ impl Market<'_> {
     /// jobs' requesters and of the providers' owners, and each provider's partners).
     pub(super) fn reveal_reads(cache: &StateCache, reveals: &[ResultReveal]) -> Result<(), Halt> {
         cache.require(reveals.iter().map(|r| unit_key(r.job, r.unit)))?;
-        let mut touched = Vec::new();
+        let mut units = Vec::with_capacity(reveals.len());
         for reveal in reveals {
-            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
-                continue;
-            };
+            if let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? {
+                units.push(unit);
+            }
+        }
+        let mut touched = Vec::new();
+        for unit in &units {
             touched.push(job_key(unit.job));
             for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
                 touched.extend([
@@ -287,21 +293,23 @@ impl Market<'_> {
             }
         }
         cache.require(touched)?;
+        // Each job and provider once, however many of the reveals name it.
+        let mut jobs = std::collections::BTreeSet::new();
+        let mut providers = std::collections::BTreeSet::new();
+        for unit in units.iter().filter(|unit| unit.replicas.len() >= 2) {
+            jobs.insert(unit.job);
+            let open = unit.replicas.iter().filter(|r| r.status.is_open());
+            providers.extend(open.map(|r| r.provider));
+        }
         let mut ties = Vec::new();
-        for reveal in reveals {
-            let Some(unit) = Self::unit(cache, reveal.job, reveal.unit)? else {
-                continue;
-            };
-            if unit.replicas.len() < 2 {
-                continue;
-            }
-            if let Some(job) = load::<Job>(cache, &job_key(unit.job))? {
+        for job in jobs {
+            if let Some(job) = load::<Job>(cache, &job_key(job))? {
                 ties.push(bank::funding_key(&job.requester));
             }
-            for r in unit.replicas.iter().filter(|r| r.status.is_open()) {
-                if let Some(p) = load::<Provider>(cache, &provider_key(r.provider))? {
-                    ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
-                }
+        }
+        for provider in providers {
+            if let Some(p) = load::<Provider>(cache, &provider_key(provider))? {
+                ties.extend([bank::funding_key(&p.owner), partners_key(p.id)]);
             }
         }
         cache.require(ties)?;
