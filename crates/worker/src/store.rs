@@ -16,8 +16,9 @@
 use crate::commit::Sealed;
 use exo_types::Hash32;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io::Write,
     path::{Path, PathBuf},
 };
@@ -85,6 +86,17 @@ pub struct State {
     pub abandoned: BTreeSet<String>,
 }
 
+/// [`State`] as [`Store::save`] writes it: the same JSON, with each result's already encoded.
+#[derive(Serialize)]
+struct SavedState<'a> {
+    chain_id: &'a Option<String>,
+    provider_id: &'a Option<u64>,
+    registered_resources: &'a Option<String>,
+    offer_expiry: &'a Option<u64>,
+    results: BTreeMap<&'a String, &'a RawValue>,
+    abandoned: &'a BTreeSet<String>,
+}
+
 /// The key of a replica in [`State`].
 pub fn replica_key(job: u64, unit: u32, replica: u32) -> String {
     format!("{job}/{unit}/{replica}")
@@ -95,6 +107,10 @@ pub fn replica_key(job: u64, unit: u32, replica: u32) -> String {
 pub struct Store {
     dir: PathBuf,
     pub state: State,
+    /// Each result's JSON as last saved, with the record it encodes: a busy worker saves
+    /// thousands of results many times a second, most of them unchanged since the last save,
+    /// and encoding them again was most of the cost.
+    encoded: HashMap<String, (ResultRecord, Box<RawValue>)>,
     /// The open `lock` file, locked exclusively for as long as this store lives: two workers
     /// sharing a directory would use the same nonces and overwrite each other's salts.
     _lock: std::fs::File,
@@ -133,6 +149,7 @@ impl Store {
         Ok(Self {
             dir: dir.to_path_buf(),
             state,
+            encoded: HashMap::new(),
             _lock: lock,
         })
     }
@@ -143,8 +160,40 @@ impl Store {
 
     /// Makes the state durable. Compact JSON: a busy worker saves its state whenever a result
     /// is about to be committed, with every result it holds.
-    pub fn save(&self) -> std::io::Result<()> {
-        let json = serde_json::to_vec(&self.state).map_err(std::io::Error::other)?;
+    pub fn save(&mut self) -> std::io::Result<()> {
+        let mut encoded = HashMap::with_capacity(self.state.results.len());
+        for (key, record) in &self.state.results {
+            let kept = match self.encoded.remove_entry(key) {
+                Some((key, (old, raw))) if old == *record => (key, (old, raw)),
+                _ => {
+                    let raw =
+                        serde_json::value::to_raw_value(record).map_err(std::io::Error::other)?;
+                    (key.clone(), (record.clone(), raw))
+                }
+            };
+            encoded.insert(kept.0, kept.1);
+        }
+        self.encoded = encoded;
+        let State {
+            chain_id,
+            provider_id,
+            registered_resources,
+            offer_expiry,
+            results,
+            abandoned,
+        } = &self.state;
+        let out = SavedState {
+            chain_id,
+            provider_id,
+            registered_resources,
+            offer_expiry,
+            results: results
+                .keys()
+                .filter_map(|key| Some((key, &*self.encoded.get(key)?.1)))
+                .collect(),
+            abandoned,
+        };
+        let json = serde_json::to_vec(&out).map_err(std::io::Error::other)?;
         write_atomic(&self.dir.join("state.json"), &json)
     }
 
@@ -214,7 +263,32 @@ mod tests {
         );
         store.state.abandoned.insert(replica_key(9, 9, 9));
         store.save().unwrap();
+        // Saved again after changes: a changed result, a new one and a removed one are
+        // written as they are now, not as they were encoded at the last save.
+        let mut second = store.state.results[&replica_key(1, 2, 0)].clone();
+        second.sealed.replica = 1;
+        store.state.results.insert(replica_key(1, 2, 1), second);
+        store.save().unwrap();
+        store
+            .state
+            .results
+            .get_mut(&replica_key(1, 2, 0))
+            .unwrap()
+            .revealed = true;
+        store.state.results.insert(
+            replica_key(1, 3, 0),
+            store.state.results[&replica_key(1, 2, 1)].clone(),
+        );
+        store.state.results.remove(&replica_key(1, 2, 1));
+        store.save().unwrap();
         let saved = store.state.clone();
+        assert_eq!(saved.results.len(), 2);
+        // Byte for byte the JSON of the state, as it was written before results were kept
+        // encoded.
+        assert_eq!(
+            std::fs::read(dir.path().join("state.json")).unwrap(),
+            serde_json::to_vec(&saved).unwrap()
+        );
         drop(store);
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.state, saved);
