@@ -361,10 +361,17 @@ impl Client {
     }
 
     /// `GET /v1/events?assignments=false`: finalized blocks only, without their assignments.
+    /// A node older than the parameter refuses it (`bad_query`): its whole stream is followed
+    /// instead, whose blocks are the same (with assignments among them).
     pub async fn blocks(
         &self,
     ) -> Result<impl Stream<Item = Result<Event, ClientError>> + use<>, ClientError> {
-        self.event_stream("v1/events?assignments=false").await
+        match self.event_stream("v1/events?assignments=false").await {
+            Err(ClientError::Api { code, .. }) if code == "bad_query" => {
+                self.event_stream("v1/events").await
+            }
+            stream => stream,
+        }
     }
 
     async fn event_stream(

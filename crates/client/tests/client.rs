@@ -247,3 +247,54 @@ async fn events_stream_finalized_blocks() {
         .unwrap();
     assert!(matches!(second, Event::Block(b) if b.height == 2));
 }
+
+/// A node older than `GET /v1/events?assignments=false` refuses the parameter (400
+/// `bad_query`); `Client::blocks` then follows the node's whole stream, whose blocks are the
+/// same, instead of failing (a worker would retry it with a backoff forever).
+#[tokio::test]
+async fn blocks_follow_the_whole_stream_of_a_node_without_the_blocks_only_one() {
+    use axum::{extract::Request, http::StatusCode, middleware::Next, response::IntoResponse};
+    let (node, _) = start().await;
+    let older = |request: Request, next: Next| async move {
+        if request
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("assignments"))
+        {
+            let body = serde_json::json!({
+                "error": "bad_query",
+                "message": "unknown query parameter assignments",
+            });
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        next.run(request).await
+    };
+    let config = exo_api::ApiConfig {
+        limits: ApiLimits {
+            rate_per_sec: 0,
+            ..ApiLimits::default()
+        },
+        ..exo_api::ApiConfig::default()
+    };
+    let routes = exo_api::router_with(node.clone(), config).layer(axum::middleware::from_fn(older));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = Client::new(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let mut blocks = Box::pin(client.blocks().await.unwrap());
+    node.produce_block();
+    let first = tokio::time::timeout(Duration::from_secs(5), blocks.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first, Event::Block(b) if b.height == 1),
+        "{first:?}"
+    );
+}
