@@ -100,6 +100,10 @@ struct Env {
     hold_outputs: Arc<tokio::sync::watch::Sender<bool>>,
     /// Outputs registrations whose client gave up while they waited.
     abandoned_outputs: Arc<AtomicU32>,
+    /// While `true`, the node has no batch route for outputs (404), as one older than the
+    /// worker; `batches_refused` counts the batches it refused.
+    without_batches: Arc<std::sync::atomic::AtomicBool>,
+    batches_refused: Arc<AtomicU32>,
     /// Who published `hello`: jobs name its app by module and developer.
     developer: exo_types::Address,
 }
@@ -148,12 +152,22 @@ impl Env {
         let (refuse, refused) = (refuse_outputs.clone(), refused_outputs.clone());
         let abandoned_outputs = Arc::new(AtomicU32::new(0));
         let (hold, abandoned) = (hold_outputs.clone(), abandoned_outputs.clone());
+        let without_batches = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let batches_refused = Arc::new(AtomicU32::new(0));
+        let (older, batches) = (without_batches.clone(), batches_refused.clone());
         let routes = exo_api::router_with(node.clone(), config).layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
                 let (refuse, refused) = (refuse.clone(), refused.clone());
                 let mut held = hold.subscribe();
                 let abandoned = abandoned.clone();
+                let (older, batches) = (older.clone(), batches.clone());
                 async move {
+                    if older.load(SeqCst) && request.uri().path() == "/v1/outputs/batch" {
+                        batches.fetch_add(1, SeqCst);
+                        let body =
+                            serde_json::json!({ "error": "not_found", "message": "no route" });
+                        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+                    }
                     // Uploads of outputs, one by one or in batches.
                     let outputs = matches!(*request.method(), Method::PUT | Method::POST)
                         && request.uri().path().starts_with("/v1/outputs/");
@@ -226,6 +240,8 @@ impl Env {
             refused_outputs,
             hold_outputs,
             abandoned_outputs,
+            without_batches,
+            batches_refused,
             developer: requester.public_key(),
         }
     }
@@ -556,6 +572,58 @@ async fn the_worker_keeps_its_archive_until_the_node_confirms_it() {
     let archive = env.client.fetch_outputs(0, 0, &digest).await.unwrap();
     assert_eq!(archive.result_digest(), digest);
     assert_eq!(env.refused_outputs.load(SeqCst), 4);
+}
+
+/// A node older than the worker has no batch route for outputs (404): the worker uploads the
+/// same archives one by one instead, the units are accepted and the requester gets the
+/// outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_uploads_one_by_one_to_a_node_without_the_batch_route() {
+    let requester = key(1);
+    let providers = [key(51), key(52)];
+    let env = Env::start(&requester, &[&providers[0], &providers[1]]).await;
+    env.without_batches.store(true, SeqCst);
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut workers = Vec::new();
+    for (k, dir) in providers.iter().zip(&dirs) {
+        workers.push(env.worker(k, dir.path(), |_| {}));
+        env.offering(k).await;
+    }
+    let units = 3;
+    send(
+        &env.client,
+        &requester,
+        1,
+        Action::SubmitJob(Box::new(env.job(units, 1))),
+    )
+    .await;
+    wait_until("every unit is accepted", || async {
+        let mut accepted = 0;
+        for unit in 0..units {
+            let unit = state::<Unit>(&env.node, queries::unit(0, unit)).await;
+            accepted += u32::from(unit.is_some_and(|u| u.state == UnitState::Accepted));
+        }
+        accepted == units
+    })
+    .await;
+    for (worker, stop) in workers {
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+    assert!(
+        env.batches_refused.load(SeqCst) > 0,
+        "the workers tried batches"
+    );
+    for unit in 0..units {
+        let unit: Unit = state(&env.node, queries::unit(0, unit)).await.unwrap();
+        let (digest, _) = unit.accepted.unwrap();
+        let archive = env
+            .client
+            .fetch_outputs(0, unit.unit, &digest)
+            .await
+            .unwrap();
+        assert_eq!(archive.result_digest(), digest);
+    }
 }
 
 /// A node slow to store outputs never keeps a worker's runs from starting: while every outputs
