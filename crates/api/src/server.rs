@@ -1372,7 +1372,11 @@ async fn put_outputs_batch<N: NodeView>(
             (&signer, &signature),
             body,
             async |signer, archives| {
-                let uploads = u32::try_from(archives).unwrap_or(u32::MAX);
+                // One upload per archive, but never more than the budget holds at its fullest:
+                // a batch must be able to pass on a node with a small burst.
+                let uploads = u32::try_from(archives)
+                    .unwrap_or(u32::MAX)
+                    .min(api.limits.signed_rate_burst.max(1));
                 admit_uploader(&api, signer, uploads).await?;
                 Ok(uploader(&api, signer))
             },
