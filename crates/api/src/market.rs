@@ -1087,7 +1087,7 @@ pub async fn put_outputs_batch<N: NodeView>(
     let uploader = admit(signer, batch.items.len()).await?;
 
     // Each archive's unit, checked as for a single upload; each job and provider read once.
-    let mut jobs: BTreeMap<u64, Job> = BTreeMap::new();
+    let mut jobs: BTreeMap<u64, u32> = BTreeMap::new();
     let mut owners: BTreeMap<u64, Address> = BTreeMap::new();
     let mut units = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
@@ -1171,20 +1171,20 @@ pub async fn put_outputs_batch<N: NodeView>(
 }
 
 /// The unit an archive of an outputs batch is for, if it can have outputs and the archive's
-/// replica is `signer`'s. `known` holds the jobs and providers' owners read so far.
+/// replica is `signer`'s. `jobs` (their units) and `owners` (providers' owners) hold what
+/// was read so far.
 async fn batch_unit<N: NodeView>(
     node: &N,
     limits: &ApiLimits,
-    (jobs, owners): (&mut BTreeMap<u64, Job>, &mut BTreeMap<u64, Address>),
+    (jobs, owners): (&mut BTreeMap<u64, u32>, &mut BTreeMap<u64, Address>),
     signer: &Address,
     item: &wire::OutputsBatchItem,
 ) -> Result<Unit, ApiError> {
     let units = match jobs.get(&item.job) {
-        Some(job) => job.units,
+        Some(units) => *units,
         None => {
-            let job = load_job(node, limits, item.job).await?;
-            let units = job.units;
-            jobs.insert(item.job, job);
+            let units = load_job(node, limits, item.job).await?.units;
+            jobs.insert(item.job, units);
             units
         }
     };

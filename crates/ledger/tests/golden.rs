@@ -257,6 +257,20 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             "03150102030405060708000000070000000000000000000000000000000000000000",
         ),
         (
+            "market audit draws",
+            Market,
+            22,
+            market_keys::audit_draws_key(ID),
+            "03160000000000000000000000000000000000000000000000000102030405060708",
+        ),
+        (
+            "market audit draw item",
+            Market,
+            23,
+            market_keys::audit_draw_item_key(ID, 7),
+            "03170102030405060708000000070000000000000000000000000000000000000000",
+        ),
+        (
             "market work item",
             Market,
             15,

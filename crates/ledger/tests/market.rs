@@ -176,15 +176,11 @@ impl Market {
     }
 
     /// Runs the empty blocks up to the one that draws the audit of the units whose replicas
-    /// all committed in the last block: their reveals are open after it. A draw is filed under
-    /// the next second of block time and waits for [`AUDIT_SEED_DELAY`] blocks, so with blocks
-    /// less than a second apart it takes more blocks than that.
+    /// all committed in the last block: their reveals are open after it. A draw is filed for
+    /// the height [`AUDIT_SEED_DELAY`] blocks later, however far apart the blocks are.
     fn draw_audits(&mut self) {
-        let committed_secs = self.chain.time_ms / 1_000;
-        let mut blocks = 0;
-        while blocks < AUDIT_SEED_DELAY || self.chain.time_ms / 1_000 <= committed_secs {
+        for _ in 0..AUDIT_SEED_DELAY {
             self.ok(vec![]);
-            blocks += 1;
         }
     }
 
@@ -1305,6 +1301,43 @@ fn a_provider_cannot_see_before_committing_whether_its_unit_is_audited() {
     assert_eq!(always.unit(0, 0).reveal_deadline, None);
     assert_eq!(never.unit(0, 0).replicas.len(), 1);
     assert!(never.unit(0, 0).reveal_deadline.is_some());
+}
+
+/// The audit draw waits for blocks, not for time: with blocks a tenth of a second apart, a
+/// unit whose last replica committed is drawn [`AUDIT_SEED_DELAY`] blocks later and its
+/// reveals open then. Filed under the next second of block time, as it was, the draw waited
+/// for that second: about half a second more on average, every unit, at light load.
+#[test]
+fn the_audit_is_drawn_audit_seed_delay_blocks_after_the_last_commitment_however_short_the_blocks() {
+    let mut m = audited_market(1);
+    m.chain.block_interval_ms = 100;
+    // Start the job early in a second, so that the seed's blocks end well inside it.
+    while m.chain.next_time_ms() % 1_000 != 100 {
+        m.ok(vec![]);
+    }
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    let holder = m.holders(0, 0)[0];
+    let tx = m.commit(holder, ([0xAB; 32], 1_500_000_000), 0, 0);
+    m.ok(vec![tx]);
+    let committed = (m.chain.height, m.chain.time_ms);
+    for _ in 1..AUDIT_SEED_DELAY {
+        m.ok(vec![]);
+        assert!(
+            !m.unit(0, 0).audit.is_drawn(),
+            "not before its seed's block"
+        );
+    }
+    m.ok(vec![]);
+    let unit = m.unit(0, 0);
+    assert!(unit.audit.is_drawn(), "{:?}", unit.audit);
+    assert!(unit.reveal_deadline.is_some(), "reveals are open");
+    assert_eq!(m.chain.height, committed.0 + AUDIT_SEED_DELAY);
+    assert_eq!(
+        m.chain.time_ms / 1_000,
+        committed.1 / 1_000,
+        "within the second of the commitment"
+    );
 }
 
 /// Audit C4: a unit started with two trusted replicas was never audited, so two farmed

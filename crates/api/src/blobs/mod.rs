@@ -99,6 +99,9 @@ struct Inner {
     owners: Mutex<Owners>,
 }
 
+// An archive of an outputs batch is a small blob: it goes to the database, never to a file.
+const _: () = assert!(wire::MAX_OUTPUTS_BATCH_ARCHIVE_BYTES as u64 <= SMALL_BLOB_BYTES);
+
 /// A small outputs archive checked for its unit, to store and register
 /// ([`BlobStore::put_outputs`]).
 #[derive(Debug)]

@@ -5,13 +5,13 @@
 use super::{
     Market,
     batch::hash32,
-    keys::{job_key, unit_key},
+    keys::{audit_draw_item_key, audit_draws_key, job_key, unit_key},
     records::{
-        AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Job, JobState, ReplicaStatus, Unit,
-        UnitState,
+        AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Deadline, DeadlineCount, Job,
+        JobState, ReplicaStatus, Unit, UnitState,
     },
 };
-use crate::state::{Halt, StateCache, expect, store};
+use crate::state::{Fault, Halt, StateCache, expect, load, remove, store};
 
 impl Market<'_> {
     /// Schedules the audit draw of `unit`, whose replicas all committed just now, for the first
@@ -31,9 +31,9 @@ impl Market<'_> {
             }
             AuditDraw::Due(_) => Ok(false),
             AuditDraw::Undrawn => {
-                let next_second = self.now_secs().saturating_add(1);
-                self.add_deadline(cache, next_second, unit.job, unit.unit, AUDIT_DRAW)?;
-                unit.audit = AuditDraw::Due(self.env.height.saturating_add(AUDIT_SEED_DELAY));
+                let height = self.env.height.saturating_add(AUDIT_SEED_DELAY);
+                let at = self.schedule_draw(cache, height, unit.job, unit.unit)?;
+                unit.audit = AuditDraw::Due(at);
                 Ok(false)
             }
         }
@@ -55,9 +55,9 @@ impl Market<'_> {
             return Ok(());
         }
         if height > self.env.height {
-            // No block after the commitment has been built yet: look again a second later.
-            let next_second = self.now_secs().saturating_add(1);
-            self.add_deadline(cache, next_second, unit.job, unit.unit, AUDIT_DRAW)?;
+            // Not yet (a draw filed by second before draws were filed by height): at its
+            // height, then.
+            self.schedule_draw(cache, height, unit.job, unit.unit)?;
             return Ok(());
         }
         unit.audit = AuditDraw::Drawn;
@@ -73,6 +73,65 @@ impl Market<'_> {
         }
         self.maybe_open_reveals(cache, unit)?;
         Ok(store(cache, unit_key(unit.job, unit.unit), unit)?)
+    }
+
+    /// Files the audit draw of unit `unit` of job `job` for `height`, or, if that height's list
+    /// is full (`max_deadlines_per_second` units), for the next height with room: returns the
+    /// height it is drawn at. Draws are filed by height, not by second of block time: a unit
+    /// whose last commitment was taken in a block is drawn [`AUDIT_SEED_DELAY`] blocks later,
+    /// however short the blocks, rather than at the next second's deadlines.
+    fn schedule_draw(
+        &mut self,
+        cache: &mut StateCache,
+        height: u64,
+        job: u64,
+        unit: u32,
+    ) -> Result<u64, Halt> {
+        let max = self.params.max_deadlines_per_second;
+        let mut at = height;
+        loop {
+            let key = audit_draws_key(at);
+            let count = load::<DeadlineCount>(cache, &key)?.unwrap_or_default().0;
+            if count < max {
+                let item = Deadline((job, unit, AUDIT_DRAW));
+                store(cache, audit_draw_item_key(at, count), &item)?;
+                store(cache, key, &DeadlineCount(count + 1))?;
+                return Ok(at);
+            }
+            at = at
+                .checked_add(1)
+                .ok_or(Fault::Overflow("audit draw height"))?;
+        }
+    }
+
+    /// Draws the audits filed for this block's height ([`Self::schedule_draw`]), each checked
+    /// against its unit, which may have moved on (failed, closed) since.
+    pub(super) fn process_audit_draws(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
+        let height = self.env.height;
+        let key = audit_draws_key(height);
+        let Some(DeadlineCount(count)) = load::<DeadlineCount>(cache, &key)? else {
+            return Ok(());
+        };
+        cache.require((0..count).map(|p| audit_draw_item_key(height, p)))?;
+        let mut due = Vec::with_capacity(count as usize);
+        for position in 0..count {
+            let item = audit_draw_item_key(height, position);
+            let Deadline((job, unit, _)) = expect(cache, &item)?;
+            due.push((job, unit));
+            remove(cache, item);
+        }
+        remove(cache, key);
+        cache.require(due.iter().map(|(job, unit)| unit_key(*job, *unit)))?;
+        cache.require(due.iter().map(|(job, _)| job_key(*job)))?;
+        for (job, unit) in due {
+            let Some(mut unit) = Self::unit(cache, job, unit)? else {
+                continue;
+            };
+            if unit.state == UnitState::Running {
+                self.draw_due_audit(cache, &mut unit)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the unit is audited: drawn from this block's seed, the digest of a block built

@@ -79,6 +79,8 @@ impl Market<'_> {
     /// more deadlines than `max_deadlines_per_second` unless the first second alone holds
     /// more. What is left waits for the next block, in order.
     pub(super) fn process_deadlines(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
+        // Audit draws are filed by height: this block's first.
+        self.process_audit_draws(cache)?;
         let now = self.now_secs();
         let cursor_key = deadline_cursor_key();
         // The first block with a market finds nothing due before it: every deadline is added

@@ -59,6 +59,12 @@ pub enum Table {
     /// A deadline at a position of the ones falling due in a second, by second and position
     /// (a [`super::records::Deadline`]).
     DeadlineItem = 21,
+    /// How many units have their audit drawn at a height, by height (a
+    /// [`super::records::DeadlineCount`]).
+    AuditDraws = 22,
+    /// A unit whose audit is drawn at a height, by height and position (a
+    /// [`super::records::Deadline`] whose replica is [`super::records::AUDIT_DRAW`]).
+    AuditDrawItem = 23,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -113,6 +119,19 @@ pub fn deadline_item_key(second: u64, position: u32) -> Key {
     raw[..8].copy_from_slice(&second.to_be_bytes());
     raw[8..].copy_from_slice(&position.to_be_bytes());
     keys::key(Namespace::Market, Table::DeadlineItem as u8, &raw)
+}
+
+/// How many units have their audit drawn at `height`.
+pub fn audit_draws_key(height: u64) -> Key {
+    id(Table::AuditDraws, height)
+}
+
+/// The unit at `position` of those whose audit is drawn at `height`.
+pub fn audit_draw_item_key(height: u64, position: u32) -> Key {
+    let mut raw = [0u8; 12];
+    raw[..8].copy_from_slice(&height.to_be_bytes());
+    raw[8..].copy_from_slice(&position.to_be_bytes());
+    keys::key(Namespace::Market, Table::AuditDrawItem as u8, &raw)
 }
 
 pub fn deadline_cursor_key() -> Key {
