@@ -5,13 +5,14 @@
 use super::{
     Market,
     batch::hash32,
+    deadlines::AUDIT_DRAWS,
     keys::{audit_draw_item_key, audit_draws_key, job_key, unit_key},
     records::{
         AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Deadline, DeadlineCount, Job,
         JobState, ReplicaStatus, Unit, UnitState,
     },
 };
-use crate::state::{Fault, Halt, StateCache, expect, load, remove, store};
+use crate::state::{Halt, StateCache, expect, load, remove, store};
 
 impl Market<'_> {
     /// Schedules the audit draw of `unit`, whose replicas all committed just now, for the first
@@ -87,21 +88,8 @@ impl Market<'_> {
         job: u64,
         unit: u32,
     ) -> Result<u64, Halt> {
-        let max = self.params.max_deadlines_per_second;
-        let mut at = height;
-        loop {
-            let key = audit_draws_key(at);
-            let count = load::<DeadlineCount>(cache, &key)?.unwrap_or_default().0;
-            if count < max {
-                let item = Deadline((job, unit, AUDIT_DRAW));
-                store(cache, audit_draw_item_key(at, count), &item)?;
-                store(cache, key, &DeadlineCount(count + 1))?;
-                return Ok(at);
-            }
-            at = at
-                .checked_add(1)
-                .ok_or(Fault::Overflow("audit draw height"))?;
-        }
+        let item = Deadline((job, unit, AUDIT_DRAW));
+        AUDIT_DRAWS.file(cache, height, self.params.max_deadlines_per_second, &item)
     }
 
     /// Draws the audits filed for this block's height ([`Self::schedule_draw`]), each checked

@@ -11,14 +11,17 @@
 
 use super::{
     Market,
-    keys::{deadline_cursor_key, deadline_item_key, deadline_key, job_key, provider_key, unit_key},
+    keys::{
+        audit_draw_item_key, audit_draws_key, deadline_cursor_key, deadline_item_key, deadline_key,
+        job_key, provider_key, unit_key,
+    },
     records::{
         AUDIT_DRAW, AUDIT_LAPSE, Deadline, DeadlineCount, DeadlineCursor, JOB_EXPIRY, Job,
         JobState, REVEAL_DEADLINE, ReplicaStatus, UnitState,
     },
     reputation::REPUTATION_NO_SHOW,
 };
-use crate::state::{Fault, Halt, StateCache, expect, load, remove, store};
+use crate::state::{Fault, Halt, Key, StateCache, expect, load, remove, store};
 
 /// Seconds whose deadline counts are loaded at once when a second is full.
 const DEADLINE_PREFETCH: u64 = 8;
@@ -26,6 +29,51 @@ const DEADLINE_PREFETCH: u64 = 8;
 /// Most seconds of deadlines one block looks at: after a halt the chain catches up over
 /// several blocks rather than reading every second of the gap in one.
 pub(super) const DEADLINE_SECONDS_PER_BLOCK: u64 = 64;
+
+/// Numbered lists of [`Deadline`]s: a count per number, and each item by number and position.
+/// Deadlines are numbered by second of block time, audit draws by height.
+pub(super) struct Lists {
+    count: fn(u64) -> Key,
+    item: fn(u64, u32) -> Key,
+}
+
+pub(super) const DEADLINES: Lists = Lists {
+    count: deadline_key,
+    item: deadline_item_key,
+};
+
+pub(super) const AUDIT_DRAWS: Lists = Lists {
+    count: audit_draws_key,
+    item: audit_draw_item_key,
+};
+
+impl Lists {
+    /// Files `item` in list `first`, or, if that list holds `max` already, in the next one
+    /// with room: answers which. A full list is never written past its bound; the item is only
+    /// deferred.
+    pub(super) fn file(
+        &self,
+        cache: &mut StateCache,
+        first: u64,
+        max: u32,
+        item: &Deadline,
+    ) -> Result<u64, Halt> {
+        let mut at = first;
+        loop {
+            let key = (self.count)(at);
+            let count = load::<DeadlineCount>(cache, &key)?.unwrap_or_default().0;
+            if count < max {
+                store(cache, (self.item)(at, count), item)?;
+                store(cache, key, &DeadlineCount(count + 1))?;
+                return Ok(at);
+            }
+            // Full: look at the next lists in one round.
+            let next = at.checked_add(1).ok_or(Fault::Overflow("deadline list"))?;
+            cache.require((next..next.saturating_add(DEADLINE_PREFETCH)).map(self.count))?;
+            at = next;
+        }
+    }
+}
 
 impl Market<'_> {
     /// The block's time in whole seconds, rounded down: the last second fully reached.
@@ -51,27 +99,8 @@ impl Market<'_> {
         unit: u32,
         replica: u32,
     ) -> Result<u64, Halt> {
-        let max = self.params.max_deadlines_per_second;
-        let mut at = second;
-        loop {
-            let key = deadline_key(at);
-            let count = load::<DeadlineCount>(cache, &key)?.unwrap_or_default().0;
-            if count < max {
-                store(
-                    cache,
-                    deadline_item_key(at, count),
-                    &Deadline((job, unit, replica)),
-                )?;
-                store(cache, key, &DeadlineCount(count + 1))?;
-                return Ok(at);
-            }
-            // Full: look at the next seconds in one round.
-            let next = at
-                .checked_add(1)
-                .ok_or(Fault::Overflow("deadline second"))?;
-            cache.require((next..next.saturating_add(DEADLINE_PREFETCH)).map(deadline_key))?;
-            at = next;
-        }
+        let item = Deadline((job, unit, replica));
+        DEADLINES.file(cache, second, self.params.max_deadlines_per_second, &item)
     }
 
     /// Processes the deadlines of every second from the one after the last processed up to
