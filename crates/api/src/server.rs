@@ -1000,26 +1000,15 @@ async fn put_blob_for<N: NodeView>(
     if declared.is_some_and(|len| len > max) {
         return Err(ApiError::BlobTooLarge { max });
     }
-    let (Some(signer), Some(signature)) = (
-        headers.get(wire::SIGNER_HEADER),
-        headers.get(wire::SIGNATURE_HEADER),
-    ) else {
-        return Err(ApiError::Unsigned(format!(
-            "a blob upload must be signed by a funded account: headers {} and {} over the \
-             chain id and ?hash=",
-            wire::SIGNER_HEADER,
-            wire::SIGNATURE_HEADER
-        )));
-    };
+    let (signer, signature) = signed_by(
+        headers,
+        "a blob upload is signed by a funded account over the chain id and ?hash=",
+    )?;
     let Some(expected) = expected else {
         return Err(ApiError::BadQuery(
             "a signed upload names the blob's hash: ?hash=<hex>".into(),
         ));
     };
-    let signer_text = signer.to_str().unwrap_or("");
-    let signer = exo_types::address_from_hex(signer_text)
-        .ok_or_else(|| ApiError::BadAddress(signer_text.chars().take(80).collect()))?;
-    let signature = market::parse_signature(signature.to_str().unwrap_or(""))?;
     let claim = exo_types::BlobClaim {
         chain_id: api.node.status().chain_id,
         hash: expected,
@@ -1027,13 +1016,40 @@ async fn put_blob_for<N: NodeView>(
     if !claim.verify(&signer, &signature) {
         return Err(ApiError::Forbidden {
             code: "bad_signer",
-            message: format!("the signature is not {signer_text}'s over this chain and blob"),
+            message: format!(
+                "the signature is not {}'s over this chain and blob",
+                exo_types::address_to_hex(&signer)
+            ),
         });
     }
     admit_uploader(api, &signer, 1).await?;
     store
         .put_for(body, max, expected, uploader(api, &signer))
         .await
+}
+
+/// The signer and signature of a signed upload (headers `x-exo-signer` and
+/// `x-exo-signature`), parsed. Without them, the refusal says what the route wants signed
+/// (`needs`).
+fn signed_by(
+    headers: &HeaderMap,
+    needs: &str,
+) -> Result<(exo_types::Address, exo_types::Signature), ApiError> {
+    let (Some(signer), Some(signature)) = (
+        headers.get(wire::SIGNER_HEADER),
+        headers.get(wire::SIGNATURE_HEADER),
+    ) else {
+        return Err(ApiError::Unsigned(format!(
+            "{needs}, in headers {} and {}",
+            wire::SIGNER_HEADER,
+            wire::SIGNATURE_HEADER
+        )));
+    };
+    let signer_text = signer.to_str().unwrap_or("");
+    let signer = exo_types::address_from_hex(signer_text)
+        .ok_or_else(|| ApiError::BadAddress(signer_text.chars().take(80).collect()))?;
+    let signature = market::parse_signature(signature.to_str().unwrap_or(""))?;
+    Ok((signer, signature))
 }
 
 /// Lets `signer`, whose signature over an upload was verified, upload: it must hold the
@@ -1349,21 +1365,10 @@ async fn put_outputs_batch<N: NodeView>(
 ) -> Result<Json<wire::OutputsBatchResult>, ApiError> {
     let result = async {
         let store = store(&api)?;
-        let (Some(signer), Some(signature)) = (
-            headers.get(wire::SIGNER_HEADER),
-            headers.get(wire::SIGNATURE_HEADER),
-        ) else {
-            return Err(ApiError::Unsigned(format!(
-                "a batch of outputs is offered by its replicas' provider owner, signing it in \
-                 headers {} and {}",
-                wire::SIGNER_HEADER,
-                wire::SIGNATURE_HEADER
-            )));
-        };
-        let signer_text = signer.to_str().unwrap_or("");
-        let signer = exo_types::address_from_hex(signer_text)
-            .ok_or_else(|| ApiError::BadAddress(signer_text.chars().take(80).collect()))?;
-        let signature = market::parse_signature(signature.to_str().unwrap_or(""))?;
+        let (signer, signature) = signed_by(
+            &headers,
+            "a batch of outputs is signed by its replicas' provider owner",
+        )?;
         let body = read_body(body, wire::MAX_OUTPUTS_BATCH_BYTES).await?;
         market::put_outputs_batch(
             &api.node,

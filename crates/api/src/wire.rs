@@ -41,15 +41,24 @@ pub fn blob_upload_headers(
     hash: exo_types::Hash32,
     key: &exo_types::PrivateKey,
 ) -> [(&'static str, String); 2] {
-    use commonware_codec::Encode;
-    use commonware_cryptography::Signer;
     let claim = exo_types::BlobClaim {
         chain_id: chain_id.to_string(),
         hash,
     };
+    signed_headers(key, &claim.sign(key))
+}
+
+/// The headers of a request `key` signed with `signature`: its address and the signature, both
+/// in hex.
+pub fn signed_headers(
+    key: &exo_types::PrivateKey,
+    signature: &exo_types::Signature,
+) -> [(&'static str, String); 2] {
+    use commonware_codec::Encode;
+    use commonware_cryptography::Signer;
     [
         (SIGNER_HEADER, exo_types::address_to_hex(&key.public_key())),
-        (SIGNATURE_HEADER, hex::encode(claim.sign(key).encode())),
+        (SIGNATURE_HEADER, hex::encode(signature.encode())),
     ]
 }
 

@@ -319,30 +319,13 @@ impl Client {
         batch: &wire::OutputsBatch,
         key: &exo_types::PrivateKey,
     ) -> Result<wire::OutputsBatchResult, ClientError> {
-        use commonware_codec::Encode;
-        use commonware_cryptography::Signer;
-        let claim = batch.claim(chain_id);
-        let headers = [
-            (wire::SIGNER_HEADER, address_to_hex(&key.public_key())),
-            (
-                wire::SIGNATURE_HEADER,
-                hex::encode(claim.sign(key).encode()),
-            ),
-        ];
+        let headers = wire::signed_headers(key, &batch.claim(chain_id).sign(key));
         let result: wire::OutputsBatchResult = self
             .upload(Method::POST, "v1/outputs/batch", headers, batch.to_bytes())
             .await?;
-        let answered: Vec<(u64, u32, u32)> = result
-            .items
-            .iter()
-            .map(|item| (item.job, item.unit, item.replica))
-            .collect();
-        let sent: Vec<(u64, u32, u32)> = batch
-            .items
-            .iter()
-            .map(|item| (item.job, item.unit, item.replica))
-            .collect();
-        if answered != sent {
+        let answered = result.items.iter().map(|i| (i.job, i.unit, i.replica));
+        let sent = batch.items.iter().map(|i| (i.job, i.unit, i.replica));
+        if !answered.eq(sent) {
             return Err(self.protocol("node answered for other archives than those sent"));
         }
         Ok(result)

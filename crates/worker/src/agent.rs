@@ -195,8 +195,8 @@ pub(crate) struct Agent {
     /// way, and their commit deadlines (`u64::MAX` for results kept from an earlier run).
     to_upload: BTreeMap<String, u64>,
     /// Uploads on their way, with their results' commit deadlines. They run beside the
-    /// agent's loop, so runs keep starting while the node stores outputs (a durable write
-    /// each).
+    /// agent's loop, so runs keep starting while the node stores outputs (a durable commit
+    /// per request).
     uploading: HashMap<String, u64>,
     /// Upload requests on their way, at most [`UPLOAD_REQUESTS`].
     upload_requests: usize,
@@ -1363,7 +1363,9 @@ async fn upload_archives(
             done.push(upload_archive(client, signer, upload.key, upload.replica, bytes).await);
             continue;
         }
-        if small_bytes + bytes.len() + BATCH_ITEM_OVERHEAD > wire::MAX_OUTPUTS_BATCH_BYTES {
+        if BATCH_COUNT_BYTES + small_bytes + bytes.len() + BATCH_ITEM_OVERHEAD
+            > wire::MAX_OUTPUTS_BATCH_BYTES
+        {
             done.extend(upload_batch(client, signer, std::mem::take(&mut small)).await);
             small_bytes = 0;
         }
@@ -1388,6 +1390,8 @@ async fn upload_archives(
 /// Bytes an item of an outputs batch takes beside its archive, at most: job, unit, replica
 /// and the archive's length.
 const BATCH_ITEM_OVERHEAD: usize = 8 + 4 + 4 + 5;
+/// Bytes of an outputs batch's count of items, at most.
+const BATCH_COUNT_BYTES: usize = 5;
 
 /// Uploads `items` in one outputs batch. A node without the batch route (older than this
 /// worker) gets them one by one.
@@ -1732,6 +1736,27 @@ fn verdict_output(
 mod tests {
     use super::*;
     use exo_exec::{MAX_ARCHIVE_BYTES, Outcome, OutputFile, OutputStream, UnitResult};
+
+    /// A batch the worker fills up to its byte budget (each item's archive plus
+    /// `BATCH_ITEM_OVERHEAD`, plus `BATCH_COUNT_BYTES`) still fits the node's body bound: a
+    /// body one byte over would be refused every time it was retried.
+    #[test]
+    fn a_batch_filled_to_the_workers_budget_fits_the_nodes_bound() {
+        let big = wire::MAX_OUTPUTS_BATCH_ARCHIVE_BYTES;
+        let full = big + BATCH_ITEM_OVERHEAD;
+        let last =
+            wire::MAX_OUTPUTS_BATCH_BYTES - BATCH_COUNT_BYTES - 3 * full - BATCH_ITEM_OVERHEAD;
+        let item = |len: usize| wire::OutputsBatchItem {
+            job: u64::MAX,
+            unit: u32::MAX,
+            replica: u32::MAX,
+            archive: vec![1; len],
+        };
+        let batch = wire::OutputsBatch {
+            items: vec![item(big), item(big), item(big), item(last)],
+        };
+        assert!(batch.to_bytes().len() <= wire::MAX_OUTPUTS_BATCH_BYTES);
+    }
 
     fn run_with(bytes: usize) -> UnitResult {
         let outputs = vec![OutputFile {

@@ -747,16 +747,17 @@ impl Record for IdList {
 }
 
 u32_record!(
-    /// How many deadlines fall due in one second of block time: each is a [`Deadline`] at its
-    /// position, in the order they were added.
+    /// How many deadlines fall due in one second of block time, or audit draws at one height:
+    /// each is a [`Deadline`] at its position, in the order they were added.
     DeadlineCount,
     "deadline count"
 );
 
 replica_record!(
     /// One thing falling due in a second of block time: a (job, unit, replica) commit deadline, a
-    /// unit's reveal deadline (replica [`REVEAL_DEADLINE`]), audit draw (replica [`AUDIT_DRAW`]) or
-    /// audit lapse (replica [`AUDIT_LAPSE`]), or a job's wait deadline (unit [`JOB_EXPIRY`]).
+    /// unit's reveal deadline (replica [`REVEAL_DEADLINE`]) or audit lapse (replica
+    /// [`AUDIT_LAPSE`]), or a job's wait deadline (unit [`JOB_EXPIRY`]); or, in the list of a
+    /// height, a unit's audit draw (replica [`AUDIT_DRAW`]).
     Deadline,
     "deadline"
 );
@@ -765,8 +766,9 @@ replica_record!(
 pub const REVEAL_DEADLINE: u32 = u32::MAX;
 /// The replica index that marks a unit's audit draw ([`AuditDraw::Due`]) in a
 /// [`Deadline`]: no replica has this index. The draw waits for a height, not a second (its
-/// seed belongs to a block), so it is filed under the next second and filed again a second
-/// later until its height is reached.
+/// seed belongs to a block), so it is filed in the list of its height (market table
+/// `AuditDraws`). A chain that filed draws under seconds, as this code once did, still has them
+/// drawn: one met before its height is filed again for that height.
 pub const AUDIT_DRAW: u32 = u32::MAX - 1;
 /// The replica index that marks the second a unit's audit search lapses
 /// ([`AuditDraw::Seeking`]) in a [`Deadline`]: no replica has this index.
