@@ -98,6 +98,10 @@ pub fn refused(err: ClientError) -> CliError {
 
 /// Reads the chain id, fee and nonce from the node, signs `action` with `key`, submits it and,
 /// if asked, waits for its receipt.
+/// Times a transaction whose nonce was read from the node is signed again with a fresh nonce
+/// after the node refused it as already used.
+const NONCE_RETRIES: u32 = 3;
+
 pub async fn send(
     client: &Client,
     key: &PrivateKey,
@@ -107,19 +111,33 @@ pub async fn send(
     let status = client.status().await?;
     let fee = options.fee.unwrap_or(status.min_fee);
     let sender = key.public_key();
-    let nonce = match options.nonce {
-        Some(nonce) => nonce,
-        None => client.account(&sender).await?.nonce,
+    let mut replayed = 0;
+    let (hash, nonce) = loop {
+        let nonce = match options.nonce {
+            Some(nonce) => nonce,
+            None => client.account(&sender).await?.nonce,
+        };
+        let tx = UnsignedTx {
+            chain_id: status.chain_id.clone(),
+            sender: sender.clone(),
+            nonce,
+            fee,
+            action: action.clone(),
+        }
+        .sign(key);
+        match client.submit(&tx).await {
+            // The account's nonce was read while an earlier transaction of the sender was
+            // pending, and that one was finalized before this arrived: read it again.
+            Err(ClientError::Api { code, .. })
+                if code == "replayed_nonce"
+                    && options.nonce.is_none()
+                    && replayed < NONCE_RETRIES =>
+            {
+                replayed += 1;
+            }
+            submitted => break (submitted.map_err(refused)?, nonce),
+        }
     };
-    let tx = UnsignedTx {
-        chain_id: status.chain_id,
-        sender: sender.clone(),
-        nonce,
-        fee,
-        action,
-    }
-    .sign(key);
-    let hash = client.submit(&tx).await.map_err(refused)?;
     let receipt = if options.wait {
         Some(client.wait_for_receipt(&hash, options.timeout).await?)
     } else {
