@@ -34,7 +34,10 @@ use commonware_storage::{Context as StorageContext, qmdb::sync::Target};
 use commonware_utils::{non_empty_range, ordered::Set};
 use exo_ledger::{
     BlockEnv, BlockOutcome, BlockRun, Genesis, MAX_SKIPPED_LEADERS, Policy, Signatures, Step,
-    modules::staking,
+    modules::{
+        market::{self, records::AUDIT_SEED_DELAY},
+        staking,
+    },
 };
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
@@ -132,8 +135,9 @@ impl Sources {
     }
 }
 
-/// How often a proposer that holds its block back looks again at its mempool: for work when
-/// it has none, for a full block when it is gathering.
+/// How often a proposer that holds its block back looks again at its mempool (for work when it
+/// has none, for a full block when it is gathering) when no transaction arrives to wake it
+/// ([`Mempool::arrival`]): evidence arrives without one.
 const IDLE_POLL: Duration = Duration::from_millis(25);
 
 /// When a leader proposes.
@@ -202,17 +206,21 @@ impl Pacing {
 /// began, or until work arrives. A busy one gathers: with work, the block waits until the
 /// gathering time has passed since the parent's time (the whole minimum interval after a busy
 /// parent, none after an empty one), or until the mempool's executable transactions fill
-/// `full` (a block's most transactions, bytes and work).
+/// `full` (a block's most transactions, bytes and work). A block the ledger has work `due`
+/// for counts as having work, though it carries no transaction: see [`App::work_due`].
 async fn hold_back(
     clock: &impl Clock,
     sources: &Sources,
     pacing: Pacing,
     parent: Parent,
     full: BlockBounds,
+    due: bool,
 ) {
     let view_start = clock.current();
     loop {
-        let has_work = sources.has_work();
+        // Asked before looking, so that a transaction admitted in between still wakes it.
+        let arrival = sources.mempool.arrival();
+        let has_work = due || sources.has_work();
         let left = pacing
             .deadline(view_start, parent, has_work)
             .duration_since(clock.current())
@@ -220,7 +228,8 @@ async fn hold_back(
         if left.is_zero() || (has_work && sources.mempool.fills_block(full)) {
             return;
         }
-        clock.sleep(left.min(IDLE_POLL)).await;
+        let look_again = clock.sleep(left.min(IDLE_POLL));
+        futures::future::select(std::pin::pin!(look_again), arrival).await;
     }
 }
 
@@ -400,6 +409,28 @@ impl App {
             Ok(None) => Ok(None),
             Err(fault) => Err(ExecError::Store(fault.to_string())),
         }
+    }
+
+    /// Whether the ledger owes blocks up to `height + AUDIT_SEED_DELAY - 1` work of its own:
+    /// an audit draw filed for one of them (by `batch`, the parent's state). A unit whose
+    /// replicas all committed is drawn, and its reveals open, [`AUDIT_SEED_DELAY`] blocks
+    /// after its last commitment; on a chain with nothing else to include those blocks would
+    /// each wait the empty-block interval, about a second, and the unit with them. A state
+    /// that cannot be read owes nothing: the block then waits as an idle one would.
+    async fn work_due<E>(&self, batch: &StateUnmerkleized<E>, height: u64) -> bool
+    where
+        E: StorageContext + Spawner,
+    {
+        for at in height..height.saturating_add(AUDIT_SEED_DELAY) {
+            let query = market::queries::audit_draws(at);
+            let Ok(value) = batch.get(&StateKey::new(query.key)).await else {
+                return false;
+            };
+            if matches!(query.decode(value.as_deref()), Ok(Some(count)) if count.0 > 0) {
+                return true;
+            }
+        }
+        false
     }
 
     /// The leaders of the views between the block's parent and the block, which the chain
@@ -643,7 +674,8 @@ where
             time_ms: parent_ms,
             work: crate::block_work(&parent.inner().txs),
         };
-        hold_back(&context, &sources, self.pacing, paced_on, MAX_BLOCK).await;
+        let due = self.work_due(&batches, height.get()).await;
+        hold_back(&context, &sources, self.pacing, paced_on, MAX_BLOCK, due).await;
         // Left-out candidates do not count against the block's budget: the runner stops at
         // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
         // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
@@ -806,7 +838,7 @@ where
 mod tests {
     use super::*;
     use commonware_cryptography::Signer as _;
-    use commonware_runtime::{Runner as _, deterministic};
+    use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
 
     fn at_ms(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms)
@@ -886,15 +918,17 @@ mod tests {
     /// view began, with `full` as a full block, under the deterministic runtime; the parent
     /// carried a full interval's worth of work.
     fn held(sources: Sources, parent_ago: Duration, full: BlockBounds) -> Duration {
-        held_after(sources, parent_ago, full, GATHER_WORK)
+        held_after(sources, parent_ago, full, GATHER_WORK, false)
     }
 
-    /// [`held`] on a parent that carried `parent_work`.
+    /// [`held`] on a parent that carried `parent_work`, for a block the ledger owes work if
+    /// `due`.
     fn held_after(
         sources: Sources,
         parent_ago: Duration,
         full: BlockBounds,
         parent_work: usize,
+        due: bool,
     ) -> Duration {
         let pacing = Pacing {
             empty_block: Duration::from_millis(1_000),
@@ -908,7 +942,7 @@ mod tests {
                 time_ms: parent_ms,
                 work: parent_work,
             };
-            hold_back(&context, &sources, pacing, parent, full).await;
+            hold_back(&context, &sources, pacing, parent, full, due).await;
             context
                 .current()
                 .duration_since(start)
@@ -948,8 +982,15 @@ mod tests {
     /// once, and only a busy chain waits the whole interval.
     #[test]
     fn a_leader_gathers_only_as_long_as_its_parent_was_busy() {
-        let after =
-            |parent_work| held_after(sources_with(1), Duration::ZERO, MAX_BLOCK, parent_work);
+        let after = |parent_work| {
+            held_after(
+                sources_with(1),
+                Duration::ZERO,
+                MAX_BLOCK,
+                parent_work,
+                false,
+            )
+        };
         assert_eq!(after(0), Duration::ZERO, "after an empty parent: at once");
         assert_eq!(
             after(GATHER_WORK / 4),
@@ -958,6 +999,62 @@ mod tests {
         );
         assert_eq!(after(GATHER_WORK), Duration::from_millis(200));
         assert_eq!(after(MAX_BLOCK.work), Duration::from_millis(200));
+    }
+
+    /// A block the ledger owes work (an audit draw at its height or the next) is proposed at
+    /// once though nothing waits in the mempool, and after a busy parent it gathers as any
+    /// block with work does.
+    #[test]
+    fn a_block_the_ledger_owes_work_is_proposed_without_waiting_for_the_empty_interval() {
+        let owed = |parent_work| {
+            held_after(
+                sources_with(0),
+                Duration::ZERO,
+                MAX_BLOCK,
+                parent_work,
+                true,
+            )
+        };
+        assert_eq!(owed(0), Duration::ZERO);
+        assert_eq!(owed(GATHER_WORK), Duration::from_millis(200));
+    }
+
+    /// An idle leader proposes when a transaction is admitted, not at its next look at the
+    /// mempool ([`IDLE_POLL`] apart).
+    #[test]
+    fn an_idle_leader_proposes_as_soon_as_a_transaction_arrives() {
+        let pacing = Pacing {
+            empty_block: Duration::from_millis(1_000),
+            min_block: Duration::from_millis(200),
+        };
+        let arrives = Duration::from_millis(110);
+        let held = deterministic::Runner::default().start(|context| async move {
+            let sources = sources_with(0);
+            let filled = sources_with(1).mempool.candidates(1);
+            let mempool = sources.mempool.clone();
+            context.child("sender").spawn(move |context| async move {
+                context.sleep(arrives).await;
+                let account = exo_ledger::Account {
+                    balance: exo_types::Amount(1_000_000),
+                    nonce: 0,
+                };
+                for tx in filled {
+                    mempool.insert(tx, &account).expect("admitted");
+                }
+            });
+            let start = context.current();
+            let parent = Parent {
+                time_ms: epoch_ms(start),
+                work: 0,
+            };
+            hold_back(&context, &sources, pacing, parent, MAX_BLOCK, false).await;
+            context.current().duration_since(start).expect("forward")
+        });
+        // The simulated runtime's scheduling adds a millisecond or two.
+        assert!(
+            held >= arrives && held < arrives + IDLE_POLL / 2,
+            "proposed {held:?} after the view began, for a transaction admitted at {arrives:?}"
+        );
     }
 
     #[test]

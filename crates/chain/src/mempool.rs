@@ -18,6 +18,7 @@ use crate::block::BlockBounds;
 use commonware_codec::EncodeSize as _;
 use exo_ledger::Account;
 use exo_types::{Action, Address, Amount, SignedTx, TxHash};
+use futures::channel::oneshot;
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap},
@@ -183,6 +184,8 @@ impl Inner {
 pub struct Mempool {
     inner: Arc<Mutex<Inner>>,
     limits: MempoolLimits,
+    /// Whoever waits for the next transaction ([`Mempool::arrival`]).
+    waiters: Arc<Mutex<Vec<oneshot::Sender<()>>>>,
 }
 
 impl std::fmt::Debug for Mempool {
@@ -196,6 +199,26 @@ impl Mempool {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             limits,
+            waiters: Arc::default(),
+        }
+    }
+
+    /// Resolves once a transaction is next admitted: a leader holding its block back for
+    /// work proposes as soon as work comes, instead of at its next look. Waiters that gave up
+    /// are dropped as new ones come, so an idle pool keeps a handful at most.
+    pub fn arrival(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        waiters.retain(|w| !w.is_canceled());
+        waiters.push(tx);
+        rx
+    }
+
+    /// Wakes every [`Mempool::arrival`].
+    fn arrived(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for waiter in waiters {
+            let _ = waiter.send(());
         }
     }
 
@@ -346,6 +369,8 @@ impl Mempool {
         inner.by_hash.insert(hash, (sender, nonce));
         inner.by_fee.insert((fee, Reverse(nonce), hash));
         inner.by_stamp.insert((stamp, hash));
+        drop(inner);
+        self.arrived();
         Ok(hash)
     }
 
@@ -508,6 +533,29 @@ mod tests {
             balance: Amount(1_000_000_000),
             nonce,
         }
+    }
+
+    #[test]
+    fn an_admitted_transaction_wakes_whoever_waits_and_abandoned_waits_are_dropped() {
+        let pool = Mempool::new(MempoolLimits::default());
+        let mut first = pool.arrival();
+        assert_eq!(first.try_recv(), Ok(None), "nothing arrived yet");
+        // A refused transaction wakes nobody.
+        pool.insert(tx(1, 0, 10), &at(0)).unwrap();
+        let mut waiting = pool.arrival();
+        assert_eq!(
+            pool.insert(tx(1, 0, 10), &at(0)),
+            Err(MempoolError::Duplicate)
+        );
+        assert_eq!(waiting.try_recv(), Ok(None));
+        assert_eq!(first.try_recv(), Ok(Some(())));
+        pool.insert(tx(2, 0, 10), &at(0)).unwrap();
+        assert_eq!(waiting.try_recv(), Ok(Some(())));
+        // An idle leader asks again and again; the waits it gave up do not pile up.
+        for _ in 0..100 {
+            drop(pool.arrival());
+        }
+        assert!(pool.waiters.lock().unwrap().len() <= 1);
     }
 
     #[test]

@@ -232,9 +232,13 @@ pub struct BenchTasksArgs {
     /// Units per job in the throughput phase.
     #[arg(long, value_name = "N", default_value_t = 1_000)]
     pub job_units: u32,
-    /// Single-unit jobs of the latency phase, one every 300 ms.
+    /// Single-unit jobs of the latency phase, one every `--latency-interval-ms`.
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub latency_jobs: u32,
+    /// Milliseconds between the latency phase's jobs: at 300 their lives overlap; from about
+    /// 1,500 each job runs on an otherwise idle chain.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub latency_interval_ms: u64,
     /// Units each worker runs at once.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub run_slots: u32,

@@ -174,6 +174,7 @@ pub fn tasks(args: &BenchTasksArgs) -> Result<Report, CliError> {
         units: args.units,
         job_units: args.job_units,
         latency_jobs: args.latency_jobs,
+        latency_interval: std::time::Duration::from_millis(args.latency_interval_ms),
         run_slots: args.run_slots,
         offer_slots: args.offer_slots,
         min_block_ms: args.min_block_ms,

@@ -7,12 +7,19 @@ use commonware_runtime::{Runner as _, deterministic};
 use exo_chain::engine::{Faults, Timeouts};
 use exo_ledger::{
     Params,
-    modules::market::{MarketParams, queries, records::JobState},
+    modules::market::{
+        MarketParams, queries,
+        records::{AUDIT_SEED_DELAY, JobState, UnitState},
+    },
 };
 use exo_testkit::{
     Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, signed, transfer,
 };
-use exo_types::{Action, Amount, JobSpec, exo_market::Requirements};
+use exo_types::{
+    Action, Amount, JobSpec, ResultCommit, ResultReveal,
+    exo_market::{DeviceClass, Requirements, Resources, Runtime, RuntimeSet},
+    result_commitment, result_seal,
+};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn runner(seed: u64) -> deterministic::Runner {
@@ -321,5 +328,156 @@ fn a_jobs_expiry_fires_and_refunds_it_on_an_idle_chain() {
         assert_eq!(job.accounts.refunded, job.accounts.escrowed);
         let refunded = cluster.balance(0, &faucet.public_key()).await;
         assert_eq!(refunded.0 - held_before.0, job.accounts.escrowed.0);
+    });
+}
+
+/// A unit whose only replica committed on an otherwise idle chain is drawn for its audit, and
+/// its reveal accepted, without waiting for empty blocks: the blocks that bring the draw's
+/// height ([`AUDIT_SEED_DELAY`] after the commitment) carry no transaction, yet their leaders
+/// propose them at once, since the ledger owes them the draw. Before, each waited the
+/// empty-block interval (a second), and an idle chain's single units took two seconds more.
+#[test]
+fn an_idle_chain_brings_a_units_audit_draw_without_waiting_for_empty_blocks() {
+    runner(26).start(|context| async move {
+        let provider = account_key(1);
+        // Drawn, but as good as never audited: with one provider an audit replica could only
+        // lapse, a commit window later.
+        let params = Params {
+            epoch_length: EPOCH_LENGTH,
+            market: MarketParams {
+                audit_ppm: 1,
+                ..MarketParams::default()
+            },
+            ..Params::default()
+        };
+        let setup = Setup {
+            accounts: funded(std::slice::from_ref(&provider), Amount::from_exo(1_000)),
+            params: Some(params),
+            ..Setup::default()
+        };
+        let cluster = Cluster::start_with(context, 4, setup).await;
+        let faucet = faucet_key();
+        let app = [9u8; 32];
+        let resources = Resources {
+            cores: 1,
+            cpu_score: 1_000_000_000,
+            memory_mib: 1_024,
+            gpu: None,
+            class: DeviceClass::Pc,
+            region: "eu-west".into(),
+            runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
+            max_unit_fuel: 1_000_000_000,
+        };
+        let job = JobSpec {
+            app,
+            app_developer: faucet.public_key(),
+            inputs: Vec::new(),
+            unit_args: Vec::new(),
+            units: 1,
+            requirements: Requirements::wasm(512, 1_000_000_000),
+            max_price_per_unit: Amount::from_exo(1),
+            trust: 1,
+        };
+        let publish = Action::PublishApp {
+            module_hash: app,
+            name: "idle".into(),
+            version: "1.0".into(),
+            royalty_per_unit: Amount::ZERO,
+        };
+        let offer = Action::PostOffer {
+            slots: 1,
+            price_per_unit: Amount(1),
+            expiry_secs: 1_000_000,
+        };
+        for tx in [
+            signed(
+                &provider,
+                0,
+                Action::RegisterProvider {
+                    resources,
+                    bond: Amount::from_exo(100),
+                },
+            ),
+            signed(&provider, 1, offer),
+            signed(&faucet, 0, publish),
+            signed(&faucet, 1, Action::SubmitJob(Box::new(job))),
+        ] {
+            cluster.validator(0).admit(tx).await.expect("admitted");
+        }
+        let replica = loop {
+            if let Some(unit) = cluster.read(0, queries::unit(0, 0)).await {
+                break unit.replicas[0].index;
+            }
+            cluster.sleep(Duration::from_millis(20)).await;
+        };
+        // Let the chain go idle: nothing is left to include.
+        cluster.sleep(Duration::from_secs(3)).await;
+
+        let result = ([5u8; 32], 1_000);
+        let salt = [1u8; 32];
+        let commit = ResultCommit {
+            job: 0,
+            unit: 0,
+            replica,
+            commitment: result_commitment(&result.0, result.1, &salt, &provider.public_key()),
+            seal: result_seal(&result.0, result.1, 0, 0),
+        };
+        let committed_at = cluster.now();
+        let tx = signed(&provider, 2, Action::CommitResults(vec![commit]));
+        cluster.validator(0).admit(tx).await.expect("admitted");
+        let open = loop {
+            let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
+            if unit.reveal_deadline.is_some() {
+                break cluster.now().duration_since(committed_at).unwrap_or_default();
+            }
+
+            cluster.sleep(Duration::from_millis(10)).await;
+        };
+        let reveal = ResultReveal {
+            job: 0,
+            unit: 0,
+            replica,
+            digest: result.0,
+            fuel: result.1,
+            salt,
+        };
+        let revealed_at = cluster.now();
+        let tx = signed(&provider, 3, Action::RevealResults(vec![reveal]));
+        cluster.validator(0).admit(tx).await.expect("admitted");
+        let accepted = loop {
+            let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
+            if unit.state == UnitState::Accepted {
+                break cluster.now().duration_since(revealed_at).unwrap_or_default();
+            }
+            cluster.sleep(Duration::from_millis(10)).await;
+        };
+
+        let empty_ms = Timeouts::default().empty_block.as_millis() as u64;
+        let blocks = finalized_blocks(&cluster).await;
+        let mut commit_height = None;
+        for height in 1..=blocks.len() as u64 {
+            let block = cluster.block(0, height).await;
+            if block
+                .txs
+                .iter()
+                .any(|tx| matches!(tx.tx.action, Action::CommitResults(_)))
+            {
+                commit_height = Some(height);
+            }
+        }
+        let commit_height = commit_height.expect("a block took the commitment");
+        // The blocks after the commitment's, up to the draw's (index `h - 1` holds height `h`).
+        let gaps: Vec<u64> = (commit_height + 1..=commit_height + AUDIT_SEED_DELAY)
+            .map(|h| blocks[h as usize - 1].time_ms - blocks[h as usize - 2].time_ms)
+            .collect();
+        println!("reveals opened {open:?} after the commitment, accepted {accepted:?} after the reveal; gaps to the draw {gaps:?} ms");
+        assert!(
+            gaps.iter().all(|gap| *gap < empty_ms / 2),
+            "the blocks up to the audit draw waited {gaps:?} ms"
+        );
+        assert!(
+            open < Duration::from_millis(empty_ms),
+            "reveals opened {open:?} after the commitment"
+        );
     });
 }

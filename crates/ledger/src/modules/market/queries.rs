@@ -77,3 +77,10 @@ pub fn counters() -> Query<Counters> {
 pub fn assignments(height: u64) -> Query<AssignmentList> {
     Query::new(keys::assignments_key(height))
 }
+
+/// How many audit draws are filed for the block at `height`. A proposer reads it for the next
+/// [`AUDIT_SEED_DELAY`] heights: a draw is owed blocks, and an idle chain would otherwise make
+/// them one empty-block interval apart.
+pub fn audit_draws(height: u64) -> Query<DeadlineCount> {
+    Query::new(keys::audit_draws_key(height))
+}
