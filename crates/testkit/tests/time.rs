@@ -281,28 +281,9 @@ fn a_jobs_expiry_fires_and_refunds_it_on_an_idle_chain() {
         };
         let cluster = Cluster::start_with(context, 4, setup).await;
         let faucet = faucet_key();
-        let app = [7u8; 32];
-        let publish = Action::PublishApp {
-            module_hash: app,
-            name: "idle".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        };
         // No provider exists: the job's units wait until the window closes.
-        let job = JobSpec {
-            app,
-            app_developer: faucet.public_key(),
-            inputs: Vec::new(),
-            unit_args: Vec::new(),
-            units: 4,
-            requirements: Requirements::wasm(512, 1_000_000_000),
-            max_price_per_unit: Amount::from_exo(1),
-            trust: 1,
-        };
-        for tx in [
-            signed(&faucet, 0, publish),
-            signed(&faucet, 1, Action::SubmitJob(Box::new(job))),
-        ] {
+        let (publish, job) = app_and_job(&faucet, 4);
+        for tx in [signed(&faucet, 0, publish), signed(&faucet, 1, job)] {
             cluster.validator(0).admit(tx).await.expect("admitted");
         }
         let submitted = cluster.now();
@@ -331,6 +312,115 @@ fn a_jobs_expiry_fires_and_refunds_it_on_an_idle_chain() {
     });
 }
 
+/// `developer` publishes an app, and submits a job of `units` units of it at trust 1 that any
+/// provider with half a GiB can take: the two actions.
+fn app_and_job(developer: &exo_types::PrivateKey, units: u32) -> (Action, Action) {
+    let app = [7u8; 32];
+    let publish = Action::PublishApp {
+        module_hash: app,
+        name: "idle".into(),
+        version: "1.0".into(),
+        royalty_per_unit: Amount::ZERO,
+    };
+    let job = JobSpec {
+        app,
+        app_developer: developer.public_key(),
+        inputs: Vec::new(),
+        unit_args: Vec::new(),
+        units,
+        requirements: Requirements::wasm(512, 1_000_000_000),
+        max_price_per_unit: Amount::from_exo(1),
+        trust: 1,
+    };
+    (publish, Action::SubmitJob(Box::new(job)))
+}
+
+/// Starts 4 validators with `providers` funded providers, each registered with an offer of one
+/// slot, under market parameters with `audit_ppm`, and submits a job of one unit at trust 1 from
+/// the faucet; returns once the unit's first replica is assigned, with the providers' keys.
+async fn idle_market(
+    context: deterministic::Context,
+    providers: u64,
+    audit_ppm: u32,
+) -> (Cluster, Vec<exo_types::PrivateKey>) {
+    let keys: Vec<_> = (1..=providers).map(account_key).collect();
+    let params = Params {
+        epoch_length: EPOCH_LENGTH,
+        market: MarketParams {
+            audit_ppm,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let setup = Setup {
+        accounts: funded(&keys, Amount::from_exo(1_000)),
+        params: Some(params),
+        ..Setup::default()
+    };
+    let cluster = Cluster::start_with(context, 4, setup).await;
+    let faucet = faucet_key();
+    let resources = Resources {
+        cores: 1,
+        cpu_score: 1_000_000_000,
+        memory_mib: 1_024,
+        gpu: None,
+        class: DeviceClass::Pc,
+        region: "eu-west".into(),
+        runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
+        max_unit_fuel: 1_000_000_000,
+    };
+    let mut txs = Vec::new();
+    for key in &keys {
+        let register = Action::RegisterProvider {
+            resources: resources.clone(),
+            bond: Amount::from_exo(100),
+        };
+        let offer = Action::PostOffer {
+            slots: 1,
+            price_per_unit: Amount(1),
+            expiry_secs: 1_000_000,
+        };
+        txs.extend([signed(key, 0, register), signed(key, 1, offer)]);
+    }
+    let (publish, job) = app_and_job(&faucet, 1);
+    txs.extend([signed(&faucet, 0, publish), signed(&faucet, 1, job)]);
+    for tx in txs {
+        cluster.validator(0).admit(tx).await.expect("admitted");
+    }
+    while cluster.read(0, queries::unit(0, 0)).await.is_none() {
+        cluster.sleep(Duration::from_millis(20)).await;
+    }
+    (cluster, keys)
+}
+
+/// The result every replica of the idle market's unit commits, and its salt.
+const RESULT: ([u8; 32], u64) = ([5u8; 32], 1_000);
+const SALT: [u8; 32] = [1u8; 32];
+
+/// Admits `key`'s commitment of [`RESULT`] for its replica of unit (0, 0), at `nonce`.
+async fn commit_result(cluster: &Cluster, key: &exo_types::PrivateKey, nonce: u64) {
+    let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
+    let provider = cluster
+        .read(0, queries::provider_of(&key.public_key()))
+        .await
+        .expect("registered");
+    let replica = unit
+        .replicas
+        .iter()
+        .find(|r| r.provider == provider.0)
+        .expect("its replica")
+        .index;
+    let commit = ResultCommit {
+        job: 0,
+        unit: 0,
+        replica,
+        commitment: result_commitment(&RESULT.0, RESULT.1, &SALT, &key.public_key()),
+        seal: result_seal(&RESULT.0, RESULT.1, 0, 0),
+    };
+    let tx = signed(key, nonce, Action::CommitResults(vec![commit]));
+    cluster.validator(0).admit(tx).await.expect("admitted");
+}
+
 /// A unit whose only replica committed on an otherwise idle chain is drawn for its audit, and
 /// its reveal accepted, without waiting for empty blocks: the blocks that bring the draw's
 /// height ([`AUDIT_SEED_DELAY`] after the commitment) carry no transaction, yet their leaders
@@ -339,110 +429,33 @@ fn a_jobs_expiry_fires_and_refunds_it_on_an_idle_chain() {
 #[test]
 fn an_idle_chain_brings_a_units_audit_draw_without_waiting_for_empty_blocks() {
     runner(26).start(|context| async move {
-        let provider = account_key(1);
         // Drawn, but as good as never audited: with one provider an audit replica could only
         // lapse, a commit window later.
-        let params = Params {
-            epoch_length: EPOCH_LENGTH,
-            market: MarketParams {
-                audit_ppm: 1,
-                ..MarketParams::default()
-            },
-            ..Params::default()
-        };
-        let setup = Setup {
-            accounts: funded(std::slice::from_ref(&provider), Amount::from_exo(1_000)),
-            params: Some(params),
-            ..Setup::default()
-        };
-        let cluster = Cluster::start_with(context, 4, setup).await;
-        let faucet = faucet_key();
-        let app = [9u8; 32];
-        let resources = Resources {
-            cores: 1,
-            cpu_score: 1_000_000_000,
-            memory_mib: 1_024,
-            gpu: None,
-            class: DeviceClass::Pc,
-            region: "eu-west".into(),
-            runtimes: RuntimeSet::only(Runtime::Wasm32Wasip1),
-            max_unit_fuel: 1_000_000_000,
-        };
-        let job = JobSpec {
-            app,
-            app_developer: faucet.public_key(),
-            inputs: Vec::new(),
-            unit_args: Vec::new(),
-            units: 1,
-            requirements: Requirements::wasm(512, 1_000_000_000),
-            max_price_per_unit: Amount::from_exo(1),
-            trust: 1,
-        };
-        let publish = Action::PublishApp {
-            module_hash: app,
-            name: "idle".into(),
-            version: "1.0".into(),
-            royalty_per_unit: Amount::ZERO,
-        };
-        let offer = Action::PostOffer {
-            slots: 1,
-            price_per_unit: Amount(1),
-            expiry_secs: 1_000_000,
-        };
-        for tx in [
-            signed(
-                &provider,
-                0,
-                Action::RegisterProvider {
-                    resources,
-                    bond: Amount::from_exo(100),
-                },
-            ),
-            signed(&provider, 1, offer),
-            signed(&faucet, 0, publish),
-            signed(&faucet, 1, Action::SubmitJob(Box::new(job))),
-        ] {
-            cluster.validator(0).admit(tx).await.expect("admitted");
-        }
-        let replica = loop {
-            if let Some(unit) = cluster.read(0, queries::unit(0, 0)).await {
-                break unit.replicas[0].index;
-            }
-            cluster.sleep(Duration::from_millis(20)).await;
-        };
+        let (cluster, keys) = idle_market(context, 1, 1).await;
+        let provider = &keys[0];
         // Let the chain go idle: nothing is left to include.
         cluster.sleep(Duration::from_secs(3)).await;
 
-        let result = ([5u8; 32], 1_000);
-        let salt = [1u8; 32];
-        let commit = ResultCommit {
-            job: 0,
-            unit: 0,
-            replica,
-            commitment: result_commitment(&result.0, result.1, &salt, &provider.public_key()),
-            seal: result_seal(&result.0, result.1, 0, 0),
-        };
         let committed_at = cluster.now();
-        let tx = signed(&provider, 2, Action::CommitResults(vec![commit]));
-        cluster.validator(0).admit(tx).await.expect("admitted");
+        commit_result(&cluster, provider, 2).await;
         let open = loop {
             let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
             if unit.reveal_deadline.is_some() {
                 break cluster.now().duration_since(committed_at).unwrap_or_default();
             }
-
             cluster.sleep(Duration::from_millis(10)).await;
         };
+        let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
         let reveal = ResultReveal {
             job: 0,
             unit: 0,
-            replica,
-            digest: result.0,
-            fuel: result.1,
-            salt,
+            replica: unit.replicas[0].index,
+            digest: RESULT.0,
+            fuel: RESULT.1,
+            salt: SALT,
         };
         let revealed_at = cluster.now();
-        let tx = signed(&provider, 3, Action::RevealResults(vec![reveal]));
+        let tx = signed(provider, 3, Action::RevealResults(vec![reveal]));
         cluster.validator(0).admit(tx).await.expect("admitted");
         let accepted = loop {
             let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
@@ -478,6 +491,46 @@ fn an_idle_chain_brings_a_units_audit_draw_without_waiting_for_empty_blocks() {
         assert!(
             open < Duration::from_millis(empty_ms),
             "reveals opened {open:?} after the commitment"
+        );
+    });
+}
+
+/// An audited unit on an idle chain gets its audit replica without waiting for an empty block:
+/// the replica is sought at the draw and placed by a batch match soon after.
+#[test]
+fn an_idle_chain_places_a_units_audit_replica_without_waiting_for_empty_blocks() {
+    runner(27).start(|context| async move {
+        // Every unit audited; two providers, so that the audit has someone to go to.
+        let (cluster, keys) = idle_market(context, 2, 1_000_000).await;
+        cluster.sleep(Duration::from_secs(3)).await;
+        let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
+        let first = unit.replicas[0].provider;
+        let mut holder = None;
+        for key in &keys {
+            let id = cluster
+                .read(0, queries::provider_of(&key.public_key()))
+                .await;
+            if id.is_some_and(|id| id.0 == first) {
+                holder = Some(key);
+            }
+        }
+        let committed_at = cluster.now();
+        commit_result(&cluster, holder.expect("a provider holds it"), 2).await;
+        let audited = loop {
+            let unit = cluster.read(0, queries::unit(0, 0)).await.expect("unit");
+            if unit.replicas.len() == 2 {
+                break cluster
+                    .now()
+                    .duration_since(committed_at)
+                    .unwrap_or_default();
+            }
+            cluster.sleep(Duration::from_millis(10)).await;
+        };
+        let empty = Timeouts::default().empty_block;
+        println!("audit replica placed {audited:?} after the commitment");
+        assert!(
+            audited < empty,
+            "the audit replica was placed {audited:?} after the commitment"
         );
     });
 }

@@ -340,6 +340,7 @@ impl Agent {
         self.update_idle();
         self.keep_offer().await?;
         let (work, consistent) = self.work_list(provider).await?;
+        tracing::trace!(height = self.height, items = work.len(), "pass");
         self.handle_work(&work, consistent).await
     }
 
@@ -431,7 +432,8 @@ impl Agent {
                         let mut stream = std::pin::pin!(stream);
                         while let Some(event) = stream.next().await {
                             match event {
-                                Ok(Event::Block(_)) => {
+                                Ok(Event::Block(block)) => {
+                                    tracing::trace!(height = block.height, "block event");
                                     // A full channel already holds a tick.
                                     let _ = tick.try_send(());
                                 }
