@@ -42,7 +42,10 @@ use exo_ledger::{
 use exo_types::{SignedTx, TX_NAMESPACE};
 use futures::StreamExt;
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tracing::{debug, error, warn};
@@ -245,6 +248,9 @@ pub struct App {
     events: ChainEvents,
     sources: Sources,
     pacing: Pacing,
+    /// The last height whose block, as this validator built or verified it, drew audits: the
+    /// block after it is proposed at once ([`App::work_due`]).
+    drew_at: Arc<AtomicU64>,
     /// None but in simulations of a faulty proposer.
     faults: Faults,
 }
@@ -263,6 +269,7 @@ impl App {
             sources,
             pacing,
             faults: Faults::default(),
+            drew_at: Arc::default(),
             genesis_hash: genesis.hash(),
             namespace: namespace.into(),
             genesis,
@@ -411,26 +418,56 @@ impl App {
         }
     }
 
-    /// Whether the ledger owes blocks up to `height + AUDIT_SEED_DELAY - 1` work of its own:
-    /// an audit draw filed for one of them (by `batch`, the parent's state). A unit whose
-    /// replicas all committed is drawn, and its reveals open, [`AUDIT_SEED_DELAY`] blocks
-    /// after its last commitment; on a chain with nothing else to include those blocks would
-    /// each wait the empty-block interval, about a second, and the unit with them. A state
-    /// that cannot be read owes nothing: the block then waits as an idle one would.
+    /// Whether the block at `height` is owed at once, on `batch`, its parent's state:
+    /// - an audit draw is filed for it or for one of the blocks up to `height +
+    ///   AUDIT_SEED_DELAY - 1`. A unit whose replicas all committed is drawn, and its reveals
+    ///   open, [`AUDIT_SEED_DELAY`] blocks after its last commitment; on a chain with nothing
+    ///   else to include those blocks would each wait the empty-block interval, about a
+    ///   second, and the unit with them;
+    /// - or its parent drew audits. While a leader holds its proposal back, its node queues
+    ///   the finalized blocks it is handed (Commonware's stateful actor applies them once the
+    ///   proposal is built), so after a block that opened reveals and carried no transaction
+    ///   the next leader's node, and every worker reading it, would see those reveals open a
+    ///   second late. (After a block with transactions the next leader has work anyway: they
+    ///   stay in its pool until the block is finalized.)
+    ///
+    /// A state that cannot be read owes nothing: the block then waits as an idle one would.
     async fn work_due<E>(&self, batch: &StateUnmerkleized<E>, height: u64) -> bool
     where
         E: StorageContext + Spawner,
     {
+        if self.drew_at.load(Ordering::Relaxed) == height.saturating_sub(1) {
+            return true;
+        }
         for at in height..height.saturating_add(AUDIT_SEED_DELAY) {
-            let query = market::queries::audit_draws(at);
-            let Ok(value) = batch.get(&StateKey::new(query.key)).await else {
-                return false;
-            };
-            if matches!(query.decode(value.as_deref()), Ok(Some(count)) if count.0 > 0) {
+            if Self::draws_at(batch, at).await {
                 return true;
             }
         }
         false
+    }
+
+    /// Whether audit draws are filed for the block at `height`, by `batch`.
+    async fn draws_at<E>(batch: &StateUnmerkleized<E>, height: u64) -> bool
+    where
+        E: StorageContext + Spawner,
+    {
+        let query = market::queries::audit_draws(height);
+        let Ok(value) = batch.get(&StateKey::new(query.key)).await else {
+            return false;
+        };
+        matches!(query.decode(value.as_deref()), Ok(Some(count)) if count.0 > 0)
+    }
+
+    /// Notes that the block at `height`, built or verified on `batch` (its parent's state),
+    /// draws audits.
+    async fn note_draws<E>(&self, batch: &StateUnmerkleized<E>, height: u64)
+    where
+        E: StorageContext + Spawner,
+    {
+        if Self::draws_at(batch, height).await {
+            self.drew_at.fetch_max(height, Ordering::Relaxed);
+        }
     }
 
     /// The leaders of the views between the block's parent and the block, which the chain
@@ -676,6 +713,7 @@ where
         };
         let due = self.work_due(&batches, height.get()).await;
         hold_back(&context, &sources, self.pacing, paced_on, MAX_BLOCK, due).await;
+        self.note_draws(&batches, height.get()).await;
         // Left-out candidates do not count against the block's budget: the runner stops at
         // MAX_BLOCK_TXS included, and twice that many candidates leave room for those that
         // turn out not to execute (a duplicate of the parent's, funds spent earlier in the
@@ -799,6 +837,7 @@ where
             evidence: block.evidence.clone(),
             parent_votes: block.parent_votes.clone(),
         };
+        self.note_draws(&batches, input.height).await;
         let Executed { batch, .. } = match self.execute(&mut context, input, batches, None).await {
             Ok(done) => done,
             Err(err) => {
