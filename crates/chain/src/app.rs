@@ -248,8 +248,9 @@ pub struct App {
     events: ChainEvents,
     sources: Sources,
     pacing: Pacing,
-    /// The last height whose block, as this validator built or verified it, drew audits: the
-    /// block after it is proposed at once ([`App::work_due`]).
+    /// The last height whose block, as this validator built or verified it, drew audits (0:
+    /// none yet; no block draws before height `1 + AUDIT_SEED_DELAY`): the block after it is
+    /// proposed at once ([`App::work_due`]).
     drew_at: Arc<AtomicU64>,
     /// None but in simulations of a faulty proposer.
     faults: Faults,
@@ -436,7 +437,8 @@ impl App {
     where
         E: StorageContext + Spawner,
     {
-        if self.drew_at.load(Ordering::Relaxed) == height.saturating_sub(1) {
+        let drew_at = self.drew_at.load(Ordering::Relaxed);
+        if drew_at > 0 && drew_at.checked_add(1) == Some(height) {
             return true;
         }
         for at in height..height.saturating_add(AUDIT_SEED_DELAY) {

@@ -96,12 +96,12 @@ pub fn refused(err: ClientError) -> CliError {
     }
 }
 
-/// Reads the chain id, fee and nonce from the node, signs `action` with `key`, submits it and,
-/// if asked, waits for its receipt.
 /// Times a transaction whose nonce was read from the node is signed again with a fresh nonce
 /// after the node refused it as already used.
 const NONCE_RETRIES: u32 = 3;
 
+/// Reads the chain id, fee and nonce from the node, signs `action` with `key`, submits it and,
+/// if asked, waits for its receipt.
 pub async fn send(
     client: &Client,
     key: &PrivateKey,

@@ -1,21 +1,13 @@
 //! Four validators under the deterministic runtime and the simulated network.
 
 use commonware_cryptography::Signer as _;
-use commonware_runtime::{Runner as _, deterministic};
+use commonware_runtime::Runner as _;
 use exo_ledger::modules::{bank, staking};
 use exo_testkit::{
-    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, transfer, validator_key,
+    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, runner, transfer, validator_key,
 };
 use exo_types::Amount;
 use std::time::Duration;
-
-fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(600))),
-    )
-}
 
 #[test]
 fn four_validators_finalize_transfers_with_one_state_root() {

@@ -13,7 +13,7 @@ use exo_ledger::{
     },
 };
 use exo_testkit::{
-    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, signed, transfer,
+    Cluster, EPOCH_LENGTH, Setup, account_key, faucet_key, funded, runner, signed, transfer,
 };
 use exo_types::{
     Action, Amount, JobSpec, ResultCommit, ResultReveal,
@@ -21,14 +21,6 @@ use exo_types::{
     result_commitment, result_seal,
 };
 use std::time::{Duration, UNIX_EPOCH};
-
-fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(600))),
-    )
-}
 
 /// What the tests read of a finalized block.
 struct Finalized {
@@ -544,8 +536,10 @@ fn an_idle_chain_places_a_units_audit_replica_without_waiting_for_empty_blocks()
 }
 
 /// Every validator applies a block that carried a transaction soon after it is finalized,
-/// though the chain then goes idle: the next leader's node does not hold it back while it
-/// waits for work to propose.
+/// though the chain then goes idle. A leader's node applies finalized blocks only once its own
+/// proposal is built; after a block with transactions the next leader proposes at once, since
+/// they stay in its pool until that block is finalized (after a draw's block, which carries
+/// none, the next block is proposed at once by rule: the test above).
 #[test]
 fn every_validator_applies_the_last_block_before_an_idle_pause_at_once() {
     runner(28).start(|context| async move {

@@ -6,13 +6,13 @@ use super::{
     Market,
     batch::hash32,
     deadlines::AUDIT_DRAWS,
-    keys::{audit_draw_item_key, audit_draws_key, job_key, unit_key},
+    keys::{job_key, unit_key},
     records::{
-        AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Deadline, DeadlineCount, Job,
-        JobState, ReplicaStatus, Unit, UnitState,
+        AUDIT_DRAW, AUDIT_LAPSE, AUDIT_SEED_DELAY, AuditDraw, Deadline, Job, JobState,
+        ReplicaStatus, Unit, UnitState,
     },
 };
-use crate::state::{Halt, StateCache, expect, load, remove, store};
+use crate::state::{Halt, StateCache, expect, store};
 
 impl Market<'_> {
     /// Schedules the audit draw of `unit`, whose replicas all committed just now, for the first
@@ -96,26 +96,16 @@ impl Market<'_> {
     /// against its unit, which may have moved on (failed, closed) since.
     pub(super) fn process_audit_draws(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         let height = self.env.height;
-        let key = audit_draws_key(height);
-        let Some(DeadlineCount(count)) = load::<DeadlineCount>(cache, &key)? else {
+        let count = AUDIT_DRAWS.count(cache, height)?;
+        if count == 0 {
             return Ok(());
-        };
-        cache.require((0..count).map(|p| audit_draw_item_key(height, p)))?;
-        let mut due = Vec::with_capacity(count as usize);
-        for position in 0..count {
-            let item = audit_draw_item_key(height, position);
-            let Deadline((job, unit, _)) = expect(cache, &item)?;
-            due.push((job, unit));
-            remove(cache, item);
         }
-        remove(cache, key);
-        cache.require(due.iter().map(|(job, unit)| unit_key(*job, *unit)))?;
-        cache.require(due.iter().map(|(job, _)| job_key(*job)))?;
-        for (job, unit) in due {
-            let Some(mut unit) = Self::unit(cache, job, unit)? else {
-                continue;
-            };
-            if unit.state == UnitState::Running {
+        cache.require(AUDIT_DRAWS.item_keys(height, count))?;
+        let due = AUDIT_DRAWS.take(cache, height, count)?;
+        cache.require(due.iter().map(|(job, unit, _)| unit_key(*job, *unit)))?;
+        cache.require(due.iter().map(|(job, _, _)| job_key(*job)))?;
+        for (job, unit, _) in due {
+            if let Some(mut unit) = Self::unit(cache, job, unit)? {
                 self.draw_due_audit(cache, &mut unit)?;
             }
         }

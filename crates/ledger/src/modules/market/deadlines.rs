@@ -73,6 +73,36 @@ impl Lists {
             at = next;
         }
     }
+
+    /// How many items list `number` holds.
+    pub(super) fn count(&self, cache: &StateCache, number: u64) -> Result<u32, Halt> {
+        Ok(load::<DeadlineCount>(cache, &(self.count)(number))?.map_or(0, |c| c.0))
+    }
+
+    /// The keys of the first `count` items of list `number`, to load in one round before
+    /// [`Self::take`].
+    pub(super) fn item_keys(&self, number: u64, count: u32) -> impl Iterator<Item = Key> {
+        let item = self.item;
+        (0..count).map(move |position| item(number, position))
+    }
+
+    /// Removes list `number`, of `count` items already loaded, and answers its items in the
+    /// order they were filed.
+    pub(super) fn take(
+        &self,
+        cache: &mut StateCache,
+        number: u64,
+        count: u32,
+    ) -> Result<Vec<(u64, u32, u32)>, Halt> {
+        let mut items = Vec::with_capacity(count as usize);
+        for key in self.item_keys(number, count) {
+            let Deadline(item) = expect(cache, &key)?;
+            items.push(item);
+            remove(cache, key);
+        }
+        remove(cache, (self.count)(number));
+        Ok(items)
+    }
 }
 
 impl Market<'_> {
@@ -127,7 +157,7 @@ impl Market<'_> {
         let mut reached = done;
         let mut due = Vec::new();
         for second in seconds {
-            let count = load::<DeadlineCount>(cache, &deadline_key(second))?.map_or(0, |c| c.0);
+            let count = DEADLINES.count(cache, second)?;
             if processed > 0 && processed.saturating_add(count) > budget {
                 break;
             }
@@ -139,17 +169,10 @@ impl Market<'_> {
         }
         cache.require(
             due.iter()
-                .flat_map(|(second, count)| (0..*count).map(|p| deadline_item_key(*second, p))),
+                .flat_map(|(second, count)| DEADLINES.item_keys(*second, *count)),
         )?;
         for (second, count) in due {
-            let mut deadlines = Vec::with_capacity(count as usize);
-            for position in 0..count {
-                let key = deadline_item_key(second, position);
-                let Deadline(deadline) = expect(cache, &key)?;
-                deadlines.push(deadline);
-                remove(cache, key);
-            }
-            remove(cache, deadline_key(second));
+            let deadlines = DEADLINES.take(cache, second, count)?;
             self.process_second(cache, second, deadlines)?;
         }
         if stored != Some(DeadlineCursor(reached)) {
