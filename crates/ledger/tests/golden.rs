@@ -22,7 +22,8 @@ use exo_ledger::{
         market::{
             AppProblem, JobProblem, Refusal, keys as market_keys,
             records::{
-                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, Counters, Deadline,
+                App, AppList, AssignmentList, AssignmentRecord, AuditDraw, CapacityRound, Counters,
+                Deadline, ProvenRound,
                 DeadlineCount, DeadlineCursor, Excuses, Holdings, IdList, JOB_EXPIRY, Job,
                 JobAccounts, JobState, OfferRecord, OwnerIndex, Partners, Provider,
                 REVEAL_DEADLINE, Replica, ReplicaStatus, Unit, UnitState, WaitReason, WaitingList,
@@ -269,6 +270,20 @@ fn every_key() -> Vec<(&'static str, Namespace, u8, Key, &'static str)> {
             23,
             market_keys::audit_draw_item_key(ID, 7),
             "03170102030405060708000000070000000000000000000000000000000000000000",
+        ),
+        (
+            "market capacity round",
+            Market,
+            24,
+            market_keys::capacity_round_key(),
+            "03180000000000000000000000000000000000000000000000000000000000000000",
+        ),
+        (
+            "market capacity proven",
+            Market,
+            25,
+            market_keys::capacity_proven_key(ID),
+            "03190000000000000000000000000000000000000000000000000102030405060708",
         ),
         (
             "market work item",
@@ -705,6 +720,17 @@ fn every_record() -> Vec<(&'static str, String)> {
         ),
         ("deadline_cursor", frozen(&DeadlineCursor(1_764_000_123))),
         (
+            "capacity_round",
+            frozen(&CapacityRound {
+                number: 3,
+                seed: [9; 32],
+                opened_ms: 1_764_000_123_456,
+                closes_ms: 1_764_000_143_456,
+                hashes_per_slot: 1 << 23,
+            }),
+        ),
+        ("proven_round", frozen(&ProvenRound(3))),
+        (
             "replica_unfinished",
             frozen(&replica(2, ReplicaStatus::Unfinished)),
         ),
@@ -988,6 +1014,27 @@ fn every_market_refusal() -> Vec<(Refusal, u16, Vec<u128>)> {
             29,
             vec![1_024, 1_024],
         ),
+        (Refusal::CapacityRoundNotOpen { round: 4 }, 30, vec![4]),
+        (
+            Refusal::OfferAfterCapacityRound { offer: 9, round: 4 },
+            31,
+            vec![9, 4],
+        ),
+        (
+            Refusal::CapacityAlreadyProven { offer: 9, round: 4 },
+            32,
+            vec![9, 4],
+        ),
+        (Refusal::InvalidCapacityProof { offer: 9 }, 33, vec![9]),
+        (
+            Refusal::CapacityPriceTooHigh {
+                offer: 9,
+                max: Amount::from_exo(10),
+            },
+            34,
+            vec![9, Amount::from_exo(10).0],
+        ),
+        (Refusal::NoFreeSlots { offer: 9 }, 35, vec![9]),
     ]
 }
 
@@ -1306,7 +1353,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "dffb93dc86e66d73b9572b132a3ba35bb479fd37829f4982b8e2fc48cb8a5d99"
+        "58deaa082b37a58d8b0a71d28a41c2482614032114dc55435d3cf49c3b6dd7c8"
     );
 }
 
@@ -1363,7 +1410,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "8c66730cb349af8c70a8a8441c7dcadc7cc9f729b58c3580975b9869c580aa68",
+        "49b1ca717b0a9576797a232a6a5a4c47200f9e6f8046f0fc78b48683c8131ec9",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -11,18 +11,19 @@ use exo_ledger::{
         market::{
             self, MarketParams, keys,
             records::{
-                AUDIT_SEED_DELAY, AuditDraw, IdList, Job, JobState, Provider, ReplicaStatus, Unit,
-                UnitState, WorkCount, WorkItem,
+                AUDIT_SEED_DELAY, AuditDraw, CapacityRound, IdList, Job, JobState, Provider,
+                ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
             },
         },
-        staking::{EpochRecord, epoch_key},
+        staking::{EpochRecord, Units, epoch_key, units_key},
     },
     state::{Namespace, decode},
 };
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Address, Amount, Hash32, JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx,
-    Unfinished, UnsignedTx, address_to_hex, result_commitment, result_seal,
+    Action, Address, Amount, CAPACITY_SOLUTIONS, CapacityChallenge, CapacityProof, Hash32,
+    JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx, Unfinished, UnsignedTx,
+    address_to_hex, result_commitment, result_seal,
 };
 use std::collections::BTreeMap;
 
@@ -3391,4 +3392,233 @@ fn a_block_being_built_stops_at_its_work_bound_counting_each_result() {
         })
         .count();
     assert_eq!(committed, entries.len());
+}
+
+/// Market parameters under which a capacity round opens at every block where none is open,
+/// for 3 seconds (3 blocks), and a slot's share of a proof takes 256 hashes.
+fn capacity_rounds() -> MarketParams {
+    MarketParams {
+        capacity_round_ppm: 1_000_000,
+        capacity_window_secs: 3,
+        capacity_hashes_per_slot: 256,
+        ..MarketParams::default()
+    }
+}
+
+impl Market {
+    fn capacity_round(&self) -> CapacityRound {
+        self.chain
+            .get(&keys::capacity_round_key())
+            .unwrap_or_default()
+    }
+
+    /// Runs empty blocks until a round opens after every offer on the book was posted, and
+    /// returns it.
+    fn next_capacity_round(&mut self) -> CapacityRound {
+        let last = self.capacity_round().number;
+        loop {
+            self.ok(vec![]);
+            let round = self.capacity_round();
+            if round.number > last {
+                return round;
+            }
+        }
+    }
+
+    /// A proof of `slots` slots of `offer` in `round`, found by searching as a worker does.
+    fn capacity_proof(round: &CapacityRound, offer: u64, slots: u32) -> CapacityProof {
+        let challenge = CapacityChallenge {
+            seed: round.seed,
+            round: round.number,
+            offer,
+            slots,
+            hashes_per_slot: round.hashes_per_slot,
+        };
+        CapacityProof {
+            round: round.number,
+            offer,
+            slots,
+            nonces: challenge.search(0, 1, CAPACITY_SOLUTIONS, &|| false),
+        }
+    }
+
+    fn prove(&mut self, provider: u64, proof: CapacityProof) -> SignedTx {
+        self.tx(provider, Action::ProveCapacity(proof))
+    }
+
+    /// The reward units `account` earned in `epoch` so far.
+    fn reward_units(&self, epoch: u64, account: u64) -> u64 {
+        self.chain
+            .get::<Units>(&units_key(epoch, &addr(account)))
+            .unwrap_or_default()
+            .0
+    }
+}
+
+#[test]
+fn proven_free_slots_earn_their_owners_the_providers_share_of_the_epoch_by_units() {
+    const EPOCH: u64 = 20;
+    let mut m = Market::new(Params {
+        epoch_length: EPOCH,
+        ..with_market(capacity_rounds())
+    });
+    // Two providers, one offer of 8 free slots each (offers 0 and 1).
+    m.setup(&PROVIDERS[..2]);
+    let round = m.next_capacity_round();
+    let all = Market::capacity_proof(&round, 0, 8);
+    let some = Market::capacity_proof(&round, 1, 3);
+    let txs = vec![m.prove(PROVIDERS[0], all), m.prove(PROVIDERS[1], some)];
+    m.ok(txs);
+    assert_eq!(m.reward_units(0, PROVIDERS[0]), 8);
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 3);
+
+    while m.chain.height < EPOCH - 2 {
+        m.ok(vec![]);
+    }
+    let before: Vec<u128> = PROVIDERS[..2]
+        .iter()
+        .map(|p| m.chain.account(&addr(*p)).balance.0)
+        .collect();
+    m.ok(vec![]);
+    let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
+    assert_eq!(record.work_units, 11);
+    let pool = record.fees.0 + record.minted.0;
+    let providers_pool = pool * 3_000 / 10_000;
+    assert_eq!(record.providers_pool.0, providers_pool);
+    for ((p, before), units) in PROVIDERS[..2].iter().zip(before).zip([8, 3]) {
+        assert_eq!(
+            m.chain.account(&addr(*p)).balance.0,
+            before + providers_pool * units / 11
+        );
+    }
+    assert!(record.providers_paid);
+    let (total, supply) = m.tokens();
+    assert_eq!(total, supply);
+}
+
+#[test]
+fn a_capacity_proof_counts_once_for_its_own_offer_round_and_slots() {
+    let mut m = Market::new(with_market(capacity_rounds()));
+    m.setup(&PROVIDERS[..2]);
+    let round = m.next_capacity_round();
+    let proof = Market::capacity_proof(&round, 0, 8);
+    // Another offer's nonces, another provider's offer, fewer slots claimed than solved for.
+    let replayed = CapacityProof {
+        offer: 1,
+        ..proof.clone()
+    };
+    let fewer = CapacityProof {
+        slots: 7,
+        ..proof.clone()
+    };
+    let txs = vec![
+        m.prove(PROVIDERS[1], replayed),
+        m.prove(PROVIDERS[1], proof.clone()),
+        m.prove(PROVIDERS[0], fewer),
+        m.prove(PROVIDERS[0], proof.clone()),
+        m.prove(PROVIDERS[0], proof.clone()),
+    ];
+    let statuses = m.block(txs);
+    let names: Vec<&str> = statuses[..3].iter().map(refused).collect();
+    assert_eq!(
+        names,
+        [
+            "invalid_capacity_proof",
+            "not_your_offer",
+            "invalid_capacity_proof"
+        ]
+    );
+    assert_eq!(statuses[3], TxStatus::Ok);
+    assert_eq!(refused(&statuses[4]), "capacity_already_proven");
+    assert_eq!(m.reward_units(0, PROVIDERS[0]), 8);
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 0);
+
+    // Once the round closed, its proofs are worth nothing, and the next round's seed makes
+    // the old nonces fail there.
+    let next = m.next_capacity_round();
+    let late = m.prove(PROVIDERS[1], Market::capacity_proof(&round, 1, 8));
+    let stale = m.prove(
+        PROVIDERS[0],
+        CapacityProof {
+            round: next.number,
+            ..proof
+        },
+    );
+    let statuses = m.block(vec![late, stale]);
+    assert_eq!(refused(&statuses[0]), "capacity_round_not_open");
+    assert_eq!(refused(&statuses[1]), "invalid_capacity_proof");
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 0);
+}
+
+#[test]
+fn an_offer_posted_after_a_round_opened_cannot_answer_it() {
+    // The attack: a provider that sees a round open rents a machine, posts an offer for it and
+    // proves it, then lets it go. The round opened before it could post: its offer answers
+    // only later rounds, when it must be there again, unannounced.
+    let mut m = Market::new(with_market(capacity_rounds()));
+    m.setup(&PROVIDERS[..1]);
+    m.register(PROVIDERS[1]);
+    let round = m.next_capacity_round();
+    let offer = m.offer(PROVIDERS[1], 8, 10_000);
+    m.ok(vec![offer]);
+    let proof = Market::capacity_proof(&round, 1, 8);
+    let tx = m.prove(PROVIDERS[1], proof);
+    assert_eq!(refused(&m.block(vec![tx])[0]), "offer_after_capacity_round");
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 0);
+
+    let next = m.next_capacity_round();
+    let tx = m.prove(PROVIDERS[1], Market::capacity_proof(&next, 1, 8));
+    m.ok(vec![tx]);
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 8);
+}
+
+#[test]
+fn capacity_earns_only_for_free_slots_at_a_price_the_market_can_pay() {
+    let mut m = Market::new(with_market(MarketParams {
+        capacity_max_price: Amount::from_exo(2),
+        ..capacity_rounds()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    m.register(PROVIDERS[1]);
+    let dear = m.tx(
+        PROVIDERS[1],
+        Action::PostOffer {
+            slots: 8,
+            price_per_unit: Amount::from_exo(3),
+            expiry_secs: 10_000,
+        },
+    );
+    m.ok(vec![dear]);
+    let round = m.next_capacity_round();
+    // Twenty slots solved for, eight free on the offer: eight earn.
+    let more = m.prove(PROVIDERS[0], Market::capacity_proof(&round, 0, 20));
+    let priced_out = m.prove(PROVIDERS[1], Market::capacity_proof(&round, 1, 8));
+    let statuses = m.block(vec![more, priced_out]);
+    assert_eq!(statuses[0], TxStatus::Ok);
+    assert_eq!(refused(&statuses[1]), "capacity_price_too_high");
+    assert_eq!(m.reward_units(0, PROVIDERS[0]), 8);
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 0);
+}
+
+#[test]
+fn a_capacity_round_opens_only_when_none_is_open_and_the_chain_without_rounds_opens_none() {
+    let mut m = Market::new(with_market(capacity_rounds()));
+    m.ok(vec![]);
+    let first = m.capacity_round();
+    assert_eq!(first.number, 1);
+    assert_eq!(first.closes_ms, first.opened_ms + 3_000);
+    while m.chain.time_ms <= first.closes_ms {
+        assert_eq!(m.capacity_round(), first, "a round stays until it closes");
+        m.ok(vec![]);
+    }
+    assert_eq!(m.capacity_round().number, 2);
+
+    let mut quiet = Market::new(with_market(MarketParams {
+        capacity_round_ppm: 0,
+        ..capacity_rounds()
+    }));
+    for _ in 0..20 {
+        quiet.ok(vec![]);
+    }
+    assert_eq!(quiet.capacity_round(), CapacityRound::default());
 }

@@ -11,7 +11,7 @@ use exo_ledger::{
             self, Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
             PAYOUTS_PER_BLOCK, PROPOSAL_POINTS, PayoutQueue, ProviderPayout, Refusal, Staker,
             StakingParams, StakingParamsError, Status, VOTE_POINTS, Validator, committee_key,
-            credit_work, epoch_key, exposure_key, payout_key, payout_queue_key, staker_key,
+            credit_units, epoch_key, exposure_key, payout_key, payout_queue_key, staker_key,
             validator_key,
         },
     },
@@ -724,7 +724,7 @@ impl Net {
             for _ in 0..*units {
                 loop {
                     let checkpoint = cache.checkpoint();
-                    match credit_work(&mut cache, epoch, who) {
+                    match credit_units(&mut cache, epoch, who, 1) {
                         Ok(()) => break,
                         Err(Halt::Missing(missing)) => {
                             cache.rollback(checkpoint);

@@ -7,12 +7,14 @@
 //! This crate must never do I/O, read a clock, draw randomness or depend on an async runtime.
 
 mod amount;
+mod capacity;
 mod claims;
 mod codec;
 mod digest;
 mod market;
 mod tx;
 
+pub use capacity::{CAPACITY_CONTEXT, CAPACITY_SOLUTIONS, CapacityChallenge, CapacityProof};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
 pub use claims::{
     BLOB_NAMESPACE, BlobClaim, OUTPUTS_BATCH_NAMESPACE, OUTPUTS_NAMESPACE, OutputsBatchClaim,

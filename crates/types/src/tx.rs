@@ -1,7 +1,7 @@
 //! Transactions: `{chain_id, sender, nonce, fee, action, signature}`.
 
 use crate::{
-    Amount, Digest,
+    Amount, CapacityProof, Digest,
     codec::{bytes_encode_size, read_bounded_string, write_bytes},
     market::{Hash32, JobSpec, MAX_RESULTS_PER_TX, ResultCommit, ResultReveal},
 };
@@ -70,6 +70,8 @@ pub enum Action {
     CommitResults(Vec<ResultCommit>),
     /// Opens earlier commitments.
     RevealResults(Vec<ResultReveal>),
+    /// Proves an offer's free slots in the open capacity round.
+    ProveCapacity(CapacityProof),
     /// Registers the sender as a validator candidate, locking `self_bond`.
     RegisterValidator {
         consensus_key: Address,
@@ -113,6 +115,7 @@ impl Action {
     const TAG_PUBLISH_APP: u8 = 8;
     const TAG_COMMIT_RESULTS: u8 = 9;
     const TAG_REVEAL_RESULTS: u8 = 10;
+    const TAG_PROVE_CAPACITY: u8 = 11;
 
     // The staking module's tags.
     const TAG_REGISTER_VALIDATOR: u8 = 0;
@@ -152,6 +155,7 @@ impl Action {
             Self::PublishApp { .. } => "publish_app",
             Self::CommitResults(_) => "commit_results",
             Self::RevealResults(_) => "reveal_results",
+            Self::ProveCapacity(_) => "prove_capacity",
             Self::RegisterValidator { .. } => "register_validator",
             Self::UpdateValidator { .. } => "update_validator",
             Self::Nominate { .. } => "nominate",
@@ -224,6 +228,10 @@ impl Write for Action {
                 Self::TAG_REVEAL_RESULTS.write(buf);
                 reveals.write(buf);
             }
+            Self::ProveCapacity(proof) => {
+                Self::TAG_PROVE_CAPACITY.write(buf);
+                proof.write(buf);
+            }
             Self::RegisterValidator {
                 consensus_key,
                 p2p_address,
@@ -277,6 +285,7 @@ impl EncodeSize for Action {
             }
             Self::CommitResults(commits) => commits.encode_size(),
             Self::RevealResults(reveals) => reveals.encode_size(),
+            Self::ProveCapacity(proof) => proof.encode_size(),
             Self::RegisterValidator { p2p_address, .. } => {
                 32 + bytes_encode_size(p2p_address.as_bytes()) + 4 + 16
             }
@@ -336,6 +345,7 @@ impl Read for Action {
             Self::TAG_REVEAL_RESULTS => Ok(Self::RevealResults(Vec::<ResultReveal>::read_cfg(
                 buf, &results,
             )?)),
+            Self::TAG_PROVE_CAPACITY => Ok(Self::ProveCapacity(CapacityProof::read(buf)?)),
             tag => Err(Error::InvalidEnum(tag)),
         }?;
         if action.module() != module {
@@ -626,6 +636,28 @@ mod tests {
         for tx in std::iter::once(sample_job()).chain(sample_results()) {
             assert_eq!(SignedTx::decode(tx.encode()).unwrap(), tx);
         }
+    }
+
+    /// Freezes the encoding of a capacity proof (market tag 11), like the other actions'.
+    #[test]
+    fn golden_capacity_proof() {
+        let tx = UnsignedTx {
+            chain_id: "exo-test".into(),
+            sender: key(2).public_key(),
+            nonce: 5,
+            fee: Amount(1_000),
+            action: Action::ProveCapacity(CapacityProof {
+                round: 3,
+                offer: 9,
+                slots: 4,
+                nonces: (0..crate::CAPACITY_SOLUTIONS as u64).map(|n| n * 1_000).collect(),
+            }),
+        }
+        .sign(&key(2));
+        let lines = [hex::encode(tx.encode()), hex::encode(tx.hash())].join("\n");
+        let expected = include_str!("../tests/golden/capacity_proof.hex");
+        assert_eq!(lines, expected.trim());
+        assert_eq!(SignedTx::decode(tx.encode()).unwrap(), tx);
     }
 
     fn staking_actions() -> Vec<Action> {

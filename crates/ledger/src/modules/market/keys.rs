@@ -65,6 +65,11 @@ pub enum Table {
     /// A unit whose audit is drawn at a height, by height and position (a
     /// [`super::records::Deadline`] whose replica is [`super::records::AUDIT_DRAW`]).
     AuditDrawItem = 23,
+    /// The last capacity round opened (one record, a [`super::records::CapacityRound`]).
+    CapacityRound = 24,
+    /// The last capacity round an offer proved its free slots in, by offer id (a
+    /// [`super::records::ProvenRound`]).
+    CapacityProven = 25,
 }
 
 fn id(table: Table, id: u64) -> Key {
@@ -200,4 +205,13 @@ pub fn holdings_key(account: &Address) -> Key {
 
 pub fn partners_key(provider: u64) -> Key {
     id(Table::Partners, provider)
+}
+
+pub fn capacity_round_key() -> Key {
+    id(Table::CapacityRound, 0)
+}
+
+/// The last capacity round `offer` proved its free slots in.
+pub fn capacity_proven_key(offer: u64) -> Key {
+    id(Table::CapacityProven, offer)
 }

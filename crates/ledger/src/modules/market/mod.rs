@@ -52,6 +52,7 @@
 mod apps;
 mod audit;
 mod batch;
+mod capacity;
 mod deadlines;
 mod jobs;
 pub mod keys;
@@ -188,6 +189,7 @@ impl Market<'_> {
             } => self.publish_app(cache, sender, module_hash, name, version, *royalty_per_unit),
             Action::CommitResults(commits) => self.commit_results(cache, sender, commits),
             Action::RevealResults(reveals) => self.reveal_results(cache, sender, reveals),
+            Action::ProveCapacity(proof) => self.prove_capacity(cache, sender, proof),
             // Staking's actions: the router never sends them here.
             other => Err(Fault::Invariant(format!("{} routed to the market", other.name())).into()),
         }
@@ -209,16 +211,20 @@ impl Market<'_> {
                 cache.require([owner_key(sender)])?;
                 Self::reveal_reads(cache, reveals)?;
             }
+            Action::ProveCapacity(proof) => Self::capacity_reads(cache, sender, proof)?,
             _ => {}
         }
         Ok(())
     }
 
-    /// Part `part` of the end of block: 0 processes the deadlines that fell due, 1 runs the
-    /// batch match ([`super::Module::end_block`]).
+    /// Part `part` of the end of block: 0 processes the deadlines that fell due and may open
+    /// a capacity round, 1 runs the batch match ([`super::Module::end_block`]).
     pub(crate) fn end_block(&mut self, cache: &mut StateCache, part: usize) -> Result<(), Halt> {
         match part {
-            0 => self.process_deadlines(cache),
+            0 => {
+                self.process_deadlines(cache)?;
+                self.maybe_open_capacity_round(cache)
+            }
             _ => self.match_book(cache),
         }
     }

@@ -2,13 +2,13 @@
 
 use super::{
     Market, Refusal, Verdict,
-    keys::{book_key, counters_key, holdings_key, offer_key, work_key},
-    records::{IdList, OfferRecord, WorkCount},
+    keys::{book_key, capacity_proven_key, counters_key, holdings_key, offer_key, work_key},
+    records::{IdList, OfferRecord, ProvenRound, WorkCount},
     refuse,
 };
 use crate::{
     exec::Created,
-    state::{Halt, StateCache, expect, load, store},
+    state::{Halt, StateCache, expect, load, remove, store},
 };
 use exo_market::{Offer, OfferId, ProviderId};
 use exo_types::{Address, Amount};
@@ -163,9 +163,14 @@ impl Market<'_> {
             let record: OfferRecord = expect(cache, &offer_key(*id))?;
             owners.push((record.owner, *id));
         }
-        cache.require(owners.iter().map(|(owner, _)| holdings_key(owner)))?;
+        cache.require(
+            owners
+                .iter()
+                .flat_map(|(owner, id)| [holdings_key(owner), capacity_proven_key(*id)]),
+        )?;
         for (owner, id) in owners {
             cache.put(offer_key(id), None);
+            Self::forget_proven(cache, id)?;
             let mut holdings = Self::holdings(cache, &owner)?;
             holdings.offers.retain(|o| *o != id);
             Self::store_holdings(cache, &owner, &holdings)?;
@@ -184,9 +189,19 @@ impl Market<'_> {
         book.0.retain(|o| *o != id);
         store(cache, book_key(), &book)?;
         cache.put(offer_key(id), None);
+        Self::forget_proven(cache, id)?;
         let mut holdings = Self::holdings(cache, owner)?;
         holdings.offers.retain(|o| *o != id);
         Self::store_holdings(cache, owner, &holdings)?;
         Ok(Ok(()))
+    }
+
+    /// Deletes the record of the last capacity round offer `id` proved in, if it has one: the
+    /// offer is leaving the book.
+    fn forget_proven(cache: &mut StateCache, id: u64) -> Result<(), Halt> {
+        if load::<ProvenRound>(cache, &capacity_proven_key(id))?.is_some() {
+            remove(cache, capacity_proven_key(id));
+        }
+        Ok(())
     }
 }

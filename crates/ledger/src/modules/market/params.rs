@@ -89,6 +89,23 @@ pub struct MarketParams {
     /// Seconds of block time in which a provider's reputation above the starting one halves:
     /// a record is worth what its recent work says.
     pub reputation_half_life_secs: u64,
+    /// Chance, in parts per million, that a block opens a capacity round when none is open
+    /// (0: never). About one round every `1,000,000 / capacity_round_ppm` blocks, at blocks
+    /// nobody can name in advance.
+    pub capacity_round_ppm: u32,
+    /// Seconds a capacity round takes proofs after the block that opened it.
+    pub capacity_window_secs: u64,
+    /// Hashes one free slot's share of a capacity proof takes on average: the work a
+    /// provider with one core per slot does in about that many hashes' time, and one with
+    /// fewer cores proportionally longer ([`exo_types::CapacityChallenge`]).
+    pub capacity_hashes_per_slot: u64,
+    /// Units of the providers' epoch reward a proven free slot earns, as one accepted work
+    /// unit earns one.
+    pub capacity_units_per_slot: u64,
+    /// Highest price per compute unit at which an offer's free slots earn capacity rewards:
+    /// capacity priced out of the market serves nobody.
+    #[serde(with = "base_units")]
+    pub capacity_max_price: Amount,
 }
 
 impl Default for MarketParams {
@@ -129,6 +146,16 @@ impl Default for MarketParams {
             reputation_full_value: Amount::from_exo(1),
             // Thirty days: a trusted provider idle for about three weeks falls below 800.
             reputation_half_life_secs: 30 * 86_400,
+            // About one round in a thousand blocks: every quarter of an hour at a block a
+            // second.
+            capacity_round_ppm: 1_000,
+            capacity_window_secs: 20,
+            // About 3 seconds of one core of the development machine (docs/benchmarks.md,
+            // "Capacity proofs"): a machine 5 times slower still answers within the window
+            // with one core per slot, and one that claims 7 slots per core does not.
+            capacity_hashes_per_slot: 1 << 23,
+            capacity_units_per_slot: 1,
+            capacity_max_price: Amount::from_exo(10),
         }
     }
 }
@@ -176,6 +203,15 @@ pub enum ParamsError {
     )]
     Reputation { min: u64, max: u64 },
     #[error(
+        "capacity_round_ppm must be at most 1000000, capacity_window_secs {min_window} to {max_window}, capacity_hashes_per_slot 1 to {max_hashes} and capacity_units_per_slot at most {max_units}"
+    )]
+    Capacity {
+        min_window: u64,
+        max_window: u64,
+        max_hashes: u64,
+        max_units: u64,
+    },
+    #[error(
         "audit_ppm and slash_wrong_bps must be above 0: with either at 0 a lie on a unit held alone is never caught or costs nothing when caught, so lying pays"
     )]
     Deterrence,
@@ -206,6 +242,14 @@ pub const MAX_WINDOW_SECS: u64 = 365 * 86_400;
 /// Longest offer lifetime the parameters may allow, in seconds: far enough for any use, and
 /// small enough that `now + lifetime` cannot overflow.
 pub const MAX_OFFER_LIFETIME: u64 = 1 << 40;
+
+/// Longest capacity round, in seconds: a round is a burst of work, not a standing duty.
+pub const MAX_CAPACITY_WINDOW_SECS: u64 = 3_600;
+/// Most hashes per slot a capacity round may ask: about an hour of one core.
+pub const MAX_CAPACITY_HASHES_PER_SLOT: u64 = 1 << 34;
+/// Most reward units one proven slot may earn: a round's credit stays far from overflowing
+/// the epoch's count.
+pub const MAX_CAPACITY_UNITS_PER_SLOT: u64 = 1_000;
 
 /// Most ids a list record (the book, the open jobs) may hold: far below the store's value bound.
 pub const MAX_LIST_IDS: u32 = 100_000;
@@ -306,6 +350,19 @@ impl MarketParams {
                 max: MAX_WINDOW_SECS,
             });
         }
+        if self.capacity_round_ppm > 1_000_000
+            || !(MIN_WINDOW_SECS..=MAX_CAPACITY_WINDOW_SECS).contains(&self.capacity_window_secs)
+            || self.capacity_hashes_per_slot == 0
+            || self.capacity_hashes_per_slot > MAX_CAPACITY_HASHES_PER_SLOT
+            || self.capacity_units_per_slot > MAX_CAPACITY_UNITS_PER_SLOT
+        {
+            return Err(ParamsError::Capacity {
+                min_window: MIN_WINDOW_SECS,
+                max_window: MAX_CAPACITY_WINDOW_SECS,
+                max_hashes: MAX_CAPACITY_HASHES_PER_SLOT,
+                max_units: MAX_CAPACITY_UNITS_PER_SLOT,
+            });
+        }
         Ok(())
     }
 
@@ -339,6 +396,11 @@ impl MarketParams {
         self.self_dealing_window_secs.write(out);
         self.reputation_full_value.write(out);
         self.reputation_half_life_secs.write(out);
+        self.capacity_round_ppm.write(out);
+        self.capacity_window_secs.write(out);
+        self.capacity_hashes_per_slot.write(out);
+        self.capacity_units_per_slot.write(out);
+        self.capacity_max_price.write(out);
     }
 
     pub(crate) fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
@@ -372,6 +434,11 @@ impl MarketParams {
             self_dealing_window_secs: u64::read(buf)?,
             reputation_full_value: Amount::read(buf)?,
             reputation_half_life_secs: u64::read(buf)?,
+            capacity_round_ppm: u32::read(buf)?,
+            capacity_window_secs: u64::read(buf)?,
+            capacity_hashes_per_slot: u64::read(buf)?,
+            capacity_units_per_slot: u64::read(buf)?,
+            capacity_max_price: Amount::read(buf)?,
         })
     }
 }

@@ -84,3 +84,13 @@ pub fn assignments(height: u64) -> Query<AssignmentList> {
 pub fn audit_draws(height: u64) -> Query<DeadlineCount> {
     Query::new(keys::audit_draws_key(height))
 }
+
+/// The last capacity round opened (open while its block time has not passed `closes_ms`).
+pub fn capacity_round() -> Query<CapacityRound> {
+    Query::new(keys::capacity_round_key())
+}
+
+/// The last capacity round `offer` proved its free slots in.
+pub fn capacity_proven(offer: u64) -> Query<ProvenRound> {
+    Query::new(keys::capacity_proven_key(offer))
+}

@@ -794,6 +794,66 @@ impl Record for DeadlineCursor {
     }
 }
 
+/// A capacity round (`capacity.rs`): opened at a block nobody could predict, with that
+/// block's seed; until it closes, every offer posted before it may prove its free slots
+/// ([`exo_types::CapacityChallenge`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapacityRound {
+    /// Numbered from 1 (0: no round yet).
+    pub number: u64,
+    pub seed: Hash32,
+    /// Time of the block that opened it, in milliseconds since the Unix epoch: only offers
+    /// posted in an earlier second may answer.
+    pub opened_ms: u64,
+    /// Proofs are taken up to this block time, in milliseconds, included.
+    pub closes_ms: u64,
+    /// Hashes one slot's share of a proof takes on average, fixed when the round opened.
+    pub hashes_per_slot: u64,
+}
+
+impl CapacityRound {
+    /// Whether the round takes proofs at block time `now_ms`.
+    pub fn is_open(&self, now_ms: u64) -> bool {
+        self.number > 0 && now_ms <= self.closes_ms
+    }
+}
+
+impl Record for CapacityRound {
+    const WHAT: &'static str = "capacity round";
+    const MAX_BYTES: usize = 8 + 32 + 8 + 8 + 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.number.write(out);
+        self.seed.write(out);
+        self.opened_ms.write(out);
+        self.closes_ms.write(out);
+        self.hashes_per_slot.write(out);
+    }
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            number: u64::read(buf)?,
+            seed: Hash32::read(buf)?,
+            opened_ms: u64::read(buf)?,
+            closes_ms: u64::read(buf)?,
+            hashes_per_slot: u64::read(buf)?,
+        })
+    }
+}
+
+/// The last capacity round an offer proved its free slots in: one proof per offer and round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProvenRound(pub u64);
+
+impl Record for ProvenRound {
+    const WHAT: &'static str = "proven round";
+    const MAX_BYTES: usize = 8;
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+    }
+    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
+        Ok(Self(u64::read(buf)?))
+    }
+}
+
 /// Id counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {

@@ -126,6 +126,32 @@ pub enum Refusal {
         held: u32,
         max: u32,
     },
+    /// The proof names a capacity round that is not open: none is, it closed, or another is.
+    CapacityRoundNotOpen {
+        round: u64,
+    },
+    /// The offer was posted during the round (only offers on the book before it may answer).
+    OfferAfterCapacityRound {
+        offer: u64,
+        round: u64,
+    },
+    CapacityAlreadyProven {
+        offer: u64,
+        round: u64,
+    },
+    /// The nonces do not solve the round's challenge for the offer and slots named.
+    InvalidCapacityProof {
+        offer: u64,
+    },
+    /// The offer asks more than capacity may ask to earn rewards.
+    CapacityPriceTooHigh {
+        offer: u64,
+        max: Amount,
+    },
+    /// The offer has no free slot now (all sold, or its provider cannot be matched).
+    NoFreeSlots {
+        offer: u64,
+    },
 }
 
 fn n<T: TryFrom<u128>>(v: u128) -> Option<T> {
@@ -168,6 +194,12 @@ impl Coded for Refusal {
             Self::TooManyApps { .. } => 27,
             Self::OfferTooLong { .. } => 28,
             Self::TooManySlots { .. } => 29,
+            Self::CapacityRoundNotOpen { .. } => 30,
+            Self::OfferAfterCapacityRound { .. } => 31,
+            Self::CapacityAlreadyProven { .. } => 32,
+            Self::InvalidCapacityProof { .. } => 33,
+            Self::CapacityPriceTooHigh { .. } => 34,
+            Self::NoFreeSlots { .. } => 35,
         }
     }
 
@@ -201,6 +233,12 @@ impl Coded for Refusal {
             Self::TooManyApps { .. } => "too_many_apps",
             Self::OfferTooLong { .. } => "offer_too_long",
             Self::TooManySlots { .. } => "too_many_slots",
+            Self::CapacityRoundNotOpen { .. } => "capacity_round_not_open",
+            Self::OfferAfterCapacityRound { .. } => "offer_after_capacity_round",
+            Self::CapacityAlreadyProven { .. } => "capacity_already_proven",
+            Self::InvalidCapacityProof { .. } => "invalid_capacity_proof",
+            Self::CapacityPriceTooHigh { .. } => "capacity_price_too_high",
+            Self::NoFreeSlots { .. } => "no_free_slots",
         }
     }
 
@@ -225,7 +263,16 @@ impl Coded for Refusal {
             | Self::TooManySlots { held, max } => vec![(*held).into(), (*max).into()],
             Self::OfferTooLong { expiry, max } => vec![(*expiry).into(), (*max).into()],
             Self::BookFull { max } | Self::TooManyJobs { max } => vec![(*max).into()],
-            Self::UnknownOffer { offer } | Self::NotYourOffer { offer } => vec![(*offer).into()],
+            Self::UnknownOffer { offer }
+            | Self::NotYourOffer { offer }
+            | Self::InvalidCapacityProof { offer }
+            | Self::NoFreeSlots { offer } => vec![(*offer).into()],
+            Self::CapacityRoundNotOpen { round } => vec![(*round).into()],
+            Self::OfferAfterCapacityRound { offer, round }
+            | Self::CapacityAlreadyProven { offer, round } => {
+                vec![(*offer).into(), (*round).into()]
+            }
+            Self::CapacityPriceTooHigh { offer, max } => vec![(*offer).into(), max.0],
             Self::UnknownJob { job } | Self::NotYourJob { job } | Self::JobClosed { job } => {
                 vec![(*job).into()]
             }
@@ -334,6 +381,21 @@ impl Coded for Refusal {
                 held: n(*h)?,
                 max: n(*m)?,
             },
+            (30, [r]) => Self::CapacityRoundNotOpen { round: n(*r)? },
+            (31, [o, r]) => Self::OfferAfterCapacityRound {
+                offer: n(*o)?,
+                round: n(*r)?,
+            },
+            (32, [o, r]) => Self::CapacityAlreadyProven {
+                offer: n(*o)?,
+                round: n(*r)?,
+            },
+            (33, [o]) => Self::InvalidCapacityProof { offer: n(*o)? },
+            (34, [o, m]) => Self::CapacityPriceTooHigh {
+                offer: n(*o)?,
+                max: Amount(*m),
+            },
+            (35, [o]) => Self::NoFreeSlots { offer: n(*o)? },
             _ => return None,
         })
     }
@@ -451,6 +513,30 @@ impl fmt::Display for Refusal {
             Self::TooManySlots { held, max } => write!(
                 f,
                 "the provider already holds {held} slots in running replicas and offers (at most {max}); offer fewer, or wait for replicas to end"
+            ),
+            Self::CapacityRoundNotOpen { round } => write!(
+                f,
+                "capacity round {round} is not open (it closed, or another round is the open one)"
+            ),
+            Self::OfferAfterCapacityRound { offer, round } => write!(
+                f,
+                "offer {offer} was posted after capacity round {round} opened; it can answer the next round"
+            ),
+            Self::CapacityAlreadyProven { offer, round } => write!(
+                f,
+                "offer {offer} already proved its capacity in round {round}"
+            ),
+            Self::InvalidCapacityProof { offer } => write!(
+                f,
+                "the nonces do not solve the round's challenge for offer {offer} and the slots named"
+            ),
+            Self::CapacityPriceTooHigh { offer, max } => write!(
+                f,
+                "offer {offer} asks more than {max} per compute unit, the most at which capacity earns rewards"
+            ),
+            Self::NoFreeSlots { offer } => write!(
+                f,
+                "offer {offer} has no free slot to prove (all sold, or its provider cannot be matched now)"
             ),
         }
     }

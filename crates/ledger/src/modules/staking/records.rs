@@ -365,7 +365,7 @@ impl Record for Units {
     }
 }
 
-/// The providers' side of an epoch: counted while the epoch runs ([`super::credit_work`]),
+/// The providers' side of an epoch: counted while the epoch runs ([`super::credit_units`]),
 /// then paid in the blocks after its end. Its owners are the records of
 /// [`super::worker_key`] at positions `0..owners`, each with its [`Units`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

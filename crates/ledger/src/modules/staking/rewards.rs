@@ -2,9 +2,9 @@
 //!
 //! During an epoch every block credits its proposer a block proposed, each leader of a view
 //! the chain skipped before it a missed slot, and each signer of the certificate of its parent
-//! it carries a vote ([`Tally`], by consensus key); the market credits each provider owner the
-//! accepted units its replicas computed ([`credit_work`]), one small record per owner and
-//! epoch. Fees go into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the
+//! it carries a vote ([`Tally`], by consensus key); the market credits each provider owner
+//! units for the accepted work its replicas computed and the free slots its offers proved
+//! ([`credit_units`]), one small record per owner and epoch. Fees go into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the
 //! block reward of every block of the epoch is minted into that pot and the pot is divided:
 //! the committee's share is paid at once by points ([`PROPOSAL_POINTS`] per block,
 //! [`VOTE_POINTS`] per vote), each member's part split between it (commission, then its own
@@ -120,13 +120,19 @@ fn bump(
     Ok(store(cache, key, &t)?)
 }
 
-/// Credits `owner` one accepted unit of work in `epoch`, the running one. The market calls it
-/// for each replica paid for a result another, independent replica confirmed: the work that
-/// also builds reputation. It writes the owner's units, the epoch's counts and, for an owner
+/// Credits `owner` `units` reward units in `epoch`, the running one. The market credits one for
+/// each replica paid for a result another, independent replica confirmed (the work that also
+/// builds reputation), and `capacity_units_per_slot` for each free slot proven in a capacity
+/// round. It writes the owner's units, the epoch's counts and, for an owner
 /// new in the epoch, its position: a few small records, however many owners the epoch has.
-/// The number of owners needs no cap of its own: each is credited by a paid, accepted result,
-/// which the market's bounds already limit per block.
-pub fn credit_work(cache: &mut StateCache, epoch: u64, owner: &Address) -> Result<(), Halt> {
+/// The number of owners needs no cap of its own: each is credited by a paid, accepted result
+/// or a proof for an offer on the book, which the market's bounds already limit per block.
+pub fn credit_units(
+    cache: &mut StateCache,
+    epoch: u64,
+    owner: &Address,
+    credit: u64,
+) -> Result<(), Halt> {
     let (key, work_key) = (units_key(epoch, owner), payout_key(epoch));
     cache.require([key, work_key])?;
     let mut units: Units = load(cache, &key)?.unwrap_or_default();
@@ -145,11 +151,11 @@ pub fn credit_work(cache: &mut StateCache, epoch: u64, owner: &Address) -> Resul
     }
     units.0 = units
         .0
-        .checked_add(1)
+        .checked_add(credit)
         .ok_or(Fault::Overflow("work units"))?;
     work.units = work
         .units
-        .checked_add(1)
+        .checked_add(credit)
         .ok_or(Fault::Overflow("work units"))?;
     store(cache, key, &units)?;
     Ok(store(cache, work_key, &work)?)
