@@ -11,8 +11,8 @@ use exo_ledger::{
     modules::market::{
         queries,
         records::{
-            App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord, Provider,
-            Replica, Unit, UnitState, WaitReason, WorkCount, WorkItem,
+            App, AppList, AssignmentList, Counters, IdList, Job, JobState, OfferRecord,
+            ProvenRound, Provider, Replica, Unit, UnitState, WaitReason, WorkCount, WorkItem,
         },
     },
     state::{Query as StateQuery, Record},
@@ -436,6 +436,73 @@ pub fn unit_args(spec: &exo_types::JobSpec, unit: u32) -> Option<Vec<String>> {
 }
 
 /// `GET /v1/providers/{id}/work?from=&limit=`.
+/// `GET /v1/providers/{id}/capacity`.
+pub async fn capacity<N: NodeView>(
+    node: &N,
+    limits: &ApiLimits,
+    id_text: &str,
+) -> Result<wire::ProviderCapacity, ApiError> {
+    let id = parse_id("provider", id_text)?;
+    let provider = load_provider(node, limits, id).await?;
+    let market = params(node, limits).await?.market;
+    let now_ms = node.status().finalized_time_ms;
+    let round = read(node, limits, queries::capacity_round())
+        .await?
+        .filter(|r| r.number > 0);
+    // A provider holds at most `MAX_OFFERS_PER_PROVIDER` offers: one short read each.
+    let ids = read(node, limits, queries::holdings(&provider.owner))
+        .await?
+        .map(|h| h.offers)
+        .unwrap_or_default();
+    let records =
+        read_many::<N, OfferRecord>(node, limits, ids.iter().map(|o| queries::offer(*o)).collect())
+            .await?;
+    let proven = read_many::<N, ProvenRound>(
+        node,
+        limits,
+        ids.iter().map(|o| queries::capacity_proven(*o)).collect(),
+    )
+    .await?;
+    let open = round.filter(|r| r.is_open(now_ms));
+    let offers = records
+        .into_iter()
+        .zip(proven)
+        .filter_map(|(record, proven)| {
+            let offer = record?.offer;
+            let proven_round = proven.map(|p| p.0);
+            let may_answer = open.is_some_and(|r| {
+                offer.posted_secs < r.opened_ms / 1_000
+                    && offer.is_live(now_ms / 1_000)
+                    && offer.slots > 0
+                    && offer.price_per_unit <= market.capacity_max_price.0
+                    && proven_round != Some(r.number)
+            });
+            Some(wire::CapacityOffer {
+                offer: offer.id.0,
+                free_slots: offer.slots,
+                posted_secs: offer.posted_secs,
+                price_per_unit: exo_types::Amount(offer.price_per_unit),
+                proven_round,
+                may_answer,
+            })
+        })
+        .collect();
+    Ok(wire::ProviderCapacity {
+        provider: id,
+        round: round.map(|r| wire::CapacityRound {
+            number: r.number,
+            seed: r.seed,
+            opened_ms: r.opened_ms,
+            closes_ms: r.closes_ms,
+            hashes_per_slot: r.hashes_per_slot,
+            open: r.is_open(now_ms),
+        }),
+        offers,
+        units_per_slot: market.capacity_units_per_slot,
+        max_price: market.capacity_max_price,
+    })
+}
+
 pub async fn work<N: NodeView>(
     node: &N,
     limits: &ApiLimits,

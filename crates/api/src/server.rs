@@ -175,6 +175,7 @@ api_routes![
     providers,
     provider,
     work,
+    capacity,
     offers,
     depth,
     jobs,
@@ -811,6 +812,26 @@ async fn work<N: NodeView>(
 ) -> Result<Json<wire::WorkPage>, ApiError> {
     let query = Query::parse(query.as_deref())?;
     market::work(&api.node, &api.limits, &id, &query)
+        .await
+        .map(Json)
+}
+
+/// The open (or last) capacity round and the provider's offers: which may answer it, and what
+/// each proved.
+#[utoipa::path(
+    get,
+    path = "/v1/providers/{id}/capacity",
+    params(("id" = u64, Path, description = "The provider's id.")),
+    responses(
+        (status = 200, description = "The round and the provider's offers.", body = wire::ProviderCapacity),
+        openapi::RecordErrors,
+    )
+)]
+async fn capacity<N: NodeView>(
+    State(api): State<Api<N>>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<wire::ProviderCapacity>, ApiError> {
+    market::capacity(&api.node, &api.limits, &id)
         .await
         .map(Json)
 }

@@ -124,7 +124,7 @@ fn cases() -> Vec<(&'static str, Case)> {
     let developer = "cd".repeat(32);
     let app_by_hash = format!("/v1/apps/{{}}/{developer}");
     let app_by_developer = format!("/v1/apps/{hash}/{{}}");
-    let templates: [(&str, &str, Method); 15] = [
+    let templates: [(&str, &str, Method); 16] = [
         ("/dashboard/{file}", "/dashboard/{}", Method::GET),
         ("/v1/txs/{hash}", "/v1/txs/{}", Method::GET),
         ("/v1/accounts/{address}", "/v1/accounts/{}", Method::GET),
@@ -138,6 +138,11 @@ fn cases() -> Vec<(&'static str, Case)> {
         (
             "/v1/providers/{id}/work",
             "/v1/providers/{}/work",
+            Method::GET,
+        ),
+        (
+            "/v1/providers/{id}/capacity",
+            "/v1/providers/{}/capacity",
             Method::GET,
         ),
         ("/v1/jobs/{id}", "/v1/jobs/{}", Method::GET),

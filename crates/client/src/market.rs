@@ -62,6 +62,12 @@ impl Client {
         self.json(Method::GET, &path, None).await
     }
 
+    /// `GET /v1/providers/{id}/capacity`.
+    pub async fn provider_capacity(&self, id: u64) -> Result<wire::ProviderCapacity, ClientError> {
+        let path = format!("v1/providers/{id}/capacity");
+        self.json(Method::GET, &path, None).await
+    }
+
     /// Every open replica of provider `id` (all pages).
     pub async fn provider_work(&self, id: u64) -> Result<Vec<wire::WorkItem>, ClientError> {
         let mut work = Vec::new();

@@ -21,7 +21,7 @@ use exo_ledger::{
 };
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Address, Amount, CAPACITY_SOLUTIONS, CapacityChallenge, CapacityProof, Hash32,
+    Action, Address, Amount, CapacityChallenge, CapacityProof, Hash32,
     JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx, Unfinished, UnsignedTx,
     address_to_hex, result_commitment, result_seal,
 };
@@ -3438,7 +3438,7 @@ impl Market {
             round: round.number,
             offer,
             slots,
-            nonces: challenge.search(0, 1, CAPACITY_SOLUTIONS, &|| false),
+            nonces: challenge.solve(),
         }
     }
 

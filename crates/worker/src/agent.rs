@@ -212,6 +212,8 @@ pub(crate) struct Agent {
     done: mpsc::Sender<RunDone>,
     events: Option<tokio::task::JoinHandle<()>>,
     tick: mpsc::Sender<()>,
+    /// Proofs of the offer's free slots for capacity rounds.
+    capacity: crate::capacity::Prover,
 }
 
 impl Drop for Agent {
@@ -288,6 +290,7 @@ impl Agent {
             done,
             events: None,
             tick,
+            capacity: crate::capacity::Prover::default(),
         })
     }
 
@@ -339,6 +342,8 @@ impl Agent {
         self.follow_events();
         self.update_idle();
         self.keep_offer().await?;
+        self.answer_capacity(provider, status.finalized_time_ms)
+            .await;
         let (work, consistent) = self.work_list(provider).await?;
         tracing::trace!(height = self.height, items = work.len(), "pass");
         self.handle_work(&work, consistent).await
@@ -501,6 +506,28 @@ impl Agent {
             let _ = self.save();
         }
         Ok(())
+    }
+
+    /// Reads the capacity round and the provider's offers, sends a proof found since the last
+    /// pass and starts the search for the next ([`crate::capacity::Prover`]). Capacity never
+    /// holds up work: what fails here is logged and the pass goes on.
+    async fn answer_capacity(&mut self, provider: u64, chain_ms: u64) {
+        if self.paused.is_some() {
+            return;
+        }
+        let view = match self.client.provider_capacity(provider).await {
+            Ok(view) => view,
+            Err(err) => {
+                debug!("capacity round: {err}");
+                return;
+            }
+        };
+        let cores = self.bench.cores;
+        if let Some(proof) = self.capacity.step(&view, chain_ms, cores).await
+            && let Err(err) = self.submit(Action::ProveCapacity(proof)).await
+        {
+            debug!("capacity proof: {err}");
+        }
     }
 
     /// Every open replica of `provider`, and whether the pages were all read at one height

@@ -35,6 +35,7 @@
 mod admission;
 mod agent;
 pub mod api;
+mod capacity;
 pub mod commit;
 pub mod holdback;
 pub mod idle;

@@ -24,9 +24,12 @@ use exo_api::{ApiConfig, ApiLimits, BlobStore, NodeView, testing::MemoryNode};
 use exo_client::Client;
 use exo_ledger::{
     Genesis, GenesisAccount, Params,
-    modules::market::{
-        queries,
-        records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState},
+    modules::{
+        market::{
+            MarketParams, queries,
+            records::{Job, JobState, Provider, ReplicaStatus, Unit, UnitState},
+        },
+        staking::{Units, units_key},
     },
     state::{Query, Record},
 };
@@ -1021,4 +1024,43 @@ async fn a_compile_over_the_machines_bound_is_reported_and_replaced_without_pena
         (before.bond, before.reputation, 0, 0),
         "{after:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_proves_its_free_slots_in_a_capacity_round_and_its_owner_earns_reward_units() {
+    let requester = key(1);
+    let provider = key(71);
+    // A round opens at every block where none is open, for 3 seconds; a slot's share takes
+    // 65,536 hashes, a few milliseconds.
+    let params = Params {
+        market: MarketParams {
+            capacity_round_ppm: 1_000_000,
+            capacity_window_secs: 3,
+            capacity_hashes_per_slot: 1 << 16,
+            ..MarketParams::default()
+        },
+        ..Params::default()
+    };
+    let env = Env::start_with(&requester, &[&provider], params).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = env.worker(&provider, dir.path(), |_| {});
+    env.offering(&provider).await;
+    let id = env.provider(&provider).await.id;
+    wait_until("the worker proves its offer's free slots", || async {
+        let view = env.client.provider_capacity(id).await.unwrap();
+        view.offers.iter().any(|o| o.proven_round.is_some())
+    })
+    .await;
+    stop_all(vec![worker]).await;
+
+    let view = env.client.provider_capacity(id).await.unwrap();
+    let offer = &view.offers[0];
+    let proven = offer.proven_round.expect("a round proven");
+    assert!(proven >= 1, "{view:?}");
+    // Each proof earns its four free slots; a proof per round, while the worker ran.
+    let units: Units = state(&env.node, Query::new(units_key(0, &provider.public_key())))
+        .await
+        .expect("reward units");
+    assert!(units.0 >= 4 && units.0 % 4 == 0, "{units:?} {view:?}");
+    assert!(units.0 <= 4 * proven, "{units:?} {view:?}");
 }

@@ -149,6 +149,59 @@ pub struct ProviderOf {
     pub provider: u64,
 }
 
+/// A capacity round: while it is open, every offer posted before it may prove its free slots
+/// (`ProveCapacity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapacityRound {
+    pub number: u64,
+    /// The seed of the block that opened it, which the challenge hashes.
+    #[schema(value_type = schema::Hash)]
+    #[serde(with = "hex32")]
+    pub seed: Hash32,
+    /// Block time that opened it, in milliseconds since the Unix epoch: offers posted in an
+    /// earlier second may answer.
+    pub opened_ms: u64,
+    /// Proofs are taken up to this block time, in milliseconds, included.
+    pub closes_ms: u64,
+    /// Hashes one slot's share of a proof takes on average.
+    pub hashes_per_slot: u64,
+    /// Whether it still takes proofs at the last finalized block's time.
+    pub open: bool,
+}
+
+/// One offer of a provider, as a capacity round sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapacityOffer {
+    pub offer: u64,
+    /// Slots free now: what a proof can earn for.
+    pub free_slots: u32,
+    pub posted_secs: u64,
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub price_per_unit: Amount,
+    /// The last round it proved its free slots in.
+    pub proven_round: Option<u64>,
+    /// Whether it may answer the open round now (posted before it, free slots at a price
+    /// capacity earns at, not proven in it yet).
+    pub may_answer: bool,
+}
+
+/// `GET /v1/providers/{id}/capacity`: the open (or last) capacity round and the provider's
+/// offers, with what a worker needs to answer it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProviderCapacity {
+    pub provider: u64,
+    /// The last round opened, if any.
+    pub round: Option<CapacityRound>,
+    pub offers: Vec<CapacityOffer>,
+    /// Reward units of the epoch's providers' share each proven slot earns.
+    pub units_per_slot: u64,
+    /// Highest price per compute unit at which capacity earns.
+    #[schema(value_type = schema::BaseUnits)]
+    #[serde(with = "base_units")]
+    pub max_price: Amount,
+}
+
 /// An input file of a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InputRef {

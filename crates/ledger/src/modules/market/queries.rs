@@ -17,6 +17,11 @@ pub fn offer(id: u64) -> Query<OfferRecord> {
     Query::new(keys::offer_key(id))
 }
 
+/// What an account holds on the market: its open jobs, apps and offers.
+pub fn holdings(account: &Address) -> Query<Holdings> {
+    Query::new(keys::holdings_key(account))
+}
+
 /// The ids of the offers on the book.
 pub fn book() -> Query<IdList> {
     Query::new(keys::book_key())
