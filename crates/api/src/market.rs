@@ -454,9 +454,12 @@ pub async fn capacity<N: NodeView>(
         .await?
         .map(|h| h.offers)
         .unwrap_or_default();
-    let records =
-        read_many::<N, OfferRecord>(node, limits, ids.iter().map(|o| queries::offer(*o)).collect())
-            .await?;
+    let records = read_many::<N, OfferRecord>(
+        node,
+        limits,
+        ids.iter().map(|o| queries::offer(*o)).collect(),
+    )
+    .await?;
     let proven = read_many::<N, ProvenRound>(
         node,
         limits,

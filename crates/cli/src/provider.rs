@@ -1,5 +1,5 @@
 //! `exo provider`: register a machine as a provider, describe it, post and cancel offers,
-//! retire, and show a provider.
+//! retire, show a provider, and show the capacity round its offers may prove their free slots in.
 
 use crate::{
     CliError, GlobalArgs, Report, block_on,
@@ -28,6 +28,9 @@ pub enum ProviderCommand {
     Retire(RetireArgs),
     /// Show a provider, by id or by the key file of its owner.
     Show(ShowArgs),
+    /// Show the capacity round (open or last) and which of the provider's offers may prove
+    /// their free slots in it; its worker answers on its own.
+    Capacity(ShowArgs),
 }
 
 /// What the machine can do.
@@ -130,6 +133,7 @@ pub fn run(command: ProviderCommand, global: &GlobalArgs) -> Result<Report, CliE
         ProviderCommand::Cancel(args) => block_on(cancel(&client, &args)),
         ProviderCommand::Retire(args) => block_on(retire(&client, &args)),
         ProviderCommand::Show(args) => block_on(show(&client, &args)),
+        ProviderCommand::Capacity(args) => block_on(capacity(&client, &args)),
     }
 }
 
@@ -370,10 +374,10 @@ pub fn provider_text(p: &wire::Provider) -> String {
     )
 }
 
-/// `exo provider show [ID | --key FILE]`.
-pub async fn show(client: &Client, args: &ShowArgs) -> Result<Report, CliError> {
-    let id = match (&args.id, &args.key) {
-        (Some(id), _) => *id,
+/// The provider `args` names, by id or by its owner's key file.
+async fn provider_id(client: &Client, args: &ShowArgs) -> Result<u64, CliError> {
+    match (&args.id, &args.key) {
+        (Some(id), _) => Ok(*id),
         (None, Some(path)) => {
             let owner = keyfile::address(&keyfile::read(path)?);
             client.provider_of(&owner).await?.ok_or_else(|| {
@@ -381,10 +385,15 @@ pub async fn show(client: &Client, args: &ShowArgs) -> Result<Report, CliError> 
                     "account {} has no provider",
                     exo_types::address_to_hex(&owner)
                 ))
-            })?
+            })
         }
-        (None, None) => return Err(CliError::Invalid("give a provider id or --key".into())),
-    };
+        (None, None) => Err(CliError::Invalid("give a provider id or --key".into())),
+    }
+}
+
+/// `exo provider show [ID | --key FILE]`.
+pub async fn show(client: &Client, args: &ShowArgs) -> Result<Report, CliError> {
+    let id = provider_id(client, args).await?;
     let provider = client
         .provider(id)
         .await?
@@ -393,10 +402,115 @@ pub async fn show(client: &Client, args: &ShowArgs) -> Result<Report, CliError> 
     Ok(Report::ok(provider_text(&provider), json))
 }
 
+/// `exo provider capacity [ID | --key FILE]`.
+pub async fn capacity(client: &Client, args: &ShowArgs) -> Result<Report, CliError> {
+    let id = provider_id(client, args).await?;
+    let view = client.provider_capacity(id).await?;
+    let json = serde_json::to_value(&view).map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(Report::ok(capacity_text(&view), json))
+}
+
+fn capacity_text(view: &wire::ProviderCapacity) -> String {
+    let mut text = match &view.round {
+        None => "no capacity round yet".to_string(),
+        Some(r) => format!(
+            "capacity round {} ({}), opened at {} ms, closes at {} ms, {} hashes per slot",
+            r.number,
+            if r.open { "open" } else { "closed" },
+            r.opened_ms,
+            r.closes_ms,
+            r.hashes_per_slot
+        ),
+    };
+    text.push_str(&format!(
+        "\neach proven slot earns {} reward units; offers above {} EXO per unit earn nothing",
+        view.units_per_slot,
+        view.max_price.to_exo_string()
+    ));
+    if view.offers.is_empty() {
+        text.push_str(&format!(
+            "\nprovider {} has no offer on the book",
+            view.provider
+        ));
+    }
+    for o in &view.offers {
+        let proven = o.proven_round.map_or("never proven".to_string(), |r| {
+            format!("last proven in round {r}")
+        });
+        text.push_str(&format!(
+            "\noffer {}: {} free slots at {} EXO per unit, {proven}{}",
+            o.offer,
+            o.free_slots,
+            o.price_per_unit.to_exo_string(),
+            if o.may_answer {
+                ", may answer the open round"
+            } else {
+                ""
+            }
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_capacity_view_says_which_offers_may_answer_the_round() {
+        let view = wire::ProviderCapacity {
+            provider: 3,
+            round: Some(wire::CapacityRound {
+                number: 5,
+                seed: [1; 32],
+                opened_ms: 1_000,
+                closes_ms: 21_000,
+                hashes_per_slot: 1 << 24,
+                open: true,
+            }),
+            offers: vec![
+                wire::CapacityOffer {
+                    offer: 8,
+                    free_slots: 4,
+                    posted_secs: 0,
+                    price_per_unit: Amount::from_exo(1),
+                    proven_round: Some(4),
+                    may_answer: true,
+                },
+                wire::CapacityOffer {
+                    offer: 9,
+                    free_slots: 2,
+                    posted_secs: 0,
+                    price_per_unit: Amount::from_exo(1),
+                    proven_round: None,
+                    may_answer: false,
+                },
+            ],
+            units_per_slot: 1,
+            max_price: Amount::from_exo(10),
+        };
+        let text = capacity_text(&view);
+        assert!(text.starts_with("capacity round 5 (open)"), "{text}");
+        assert!(
+            text.contains("offer 8: 4 free slots at 1 EXO per unit, last proven in round 4, may answer the open round"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("offer 9: 2 free slots at 1 EXO per unit, never proven"),
+            "{text}"
+        );
+        let none = capacity_text(&wire::ProviderCapacity {
+            round: None,
+            offers: Vec::new(),
+            ..view
+        });
+        assert!(none.starts_with("no capacity round yet"), "{none}");
+        assert!(
+            none.ends_with("provider 3 has no offer on the book"),
+            "{none}"
+        );
+    }
 
     #[test]
     fn gpus_parse() {

@@ -21,9 +21,9 @@ use exo_ledger::{
 };
 use exo_market::{DeviceClass, GpuRequirement, Requirements, Resources, Runtime, RuntimeSet};
 use exo_types::{
-    Action, Address, Amount, CapacityChallenge, CapacityProof, Hash32,
-    JobSpec, PrivateKey, ResultCommit, ResultReveal, SignedTx, Unfinished, UnsignedTx,
-    address_to_hex, result_commitment, result_seal,
+    Action, Address, Amount, CapacityChallenge, CapacityProof, Hash32, JobSpec, PrivateKey,
+    ResultCommit, ResultReveal, SignedTx, Unfinished, UnsignedTx, address_to_hex,
+    result_commitment, result_seal,
 };
 use std::collections::BTreeMap;
 

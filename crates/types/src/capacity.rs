@@ -242,7 +242,10 @@ mod tests {
             eight += hashes_to_solve(&CapacityChallenge { slots: 8, ..c });
         }
         let expected = 32 * 1_024;
-        assert!((expected * 8 / 10..expected * 12 / 10).contains(&one), "{one}");
+        assert!(
+            (expected * 8 / 10..expected * 12 / 10).contains(&one),
+            "{one}"
+        );
         let ratio = eight as f64 / one as f64;
         assert!((6.5..9.5).contains(&ratio), "{ratio}");
     }

@@ -14,8 +14,8 @@ mod digest;
 mod market;
 mod tx;
 
-pub use capacity::{CAPACITY_CONTEXT, CAPACITY_SOLUTIONS, CapacityChallenge, CapacityProof};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_EXO, EXO_DECIMALS};
+pub use capacity::{CAPACITY_CONTEXT, CAPACITY_SOLUTIONS, CapacityChallenge, CapacityProof};
 pub use claims::{
     BLOB_NAMESPACE, BlobClaim, OUTPUTS_BATCH_NAMESPACE, OUTPUTS_NAMESPACE, OutputsBatchClaim,
     OutputsClaim,

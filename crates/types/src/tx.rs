@@ -650,7 +650,9 @@ mod tests {
                 round: 3,
                 offer: 9,
                 slots: 4,
-                nonces: (0..crate::CAPACITY_SOLUTIONS as u64).map(|n| n * 1_000).collect(),
+                nonces: (0..crate::CAPACITY_SOLUTIONS as u64)
+                    .map(|n| n * 1_000)
+                    .collect(),
             }),
         }
         .sign(&key(2));

@@ -150,10 +150,11 @@ impl Default for MarketParams {
             // second.
             capacity_round_ppm: 1_000,
             capacity_window_secs: 20,
-            // About 3 seconds of one core of the development machine (docs/benchmarks.md,
-            // "Capacity proofs"): a machine 5 times slower still answers within the window
-            // with one core per slot, and one that claims 7 slots per core does not.
-            capacity_hashes_per_slot: 1 << 23,
+            // About 3.4 seconds of one core of the development machine (5 million hashes a
+            // second, docs/benchmarks.md, "Capacity proofs"): a machine 4 times slower still
+            // answers within the window with one core per slot, and one that claims 6 slots
+            // per core does not.
+            capacity_hashes_per_slot: 1 << 24,
             capacity_units_per_slot: 1,
             capacity_max_price: Amount::from_exo(10),
         }
