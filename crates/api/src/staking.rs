@@ -127,6 +127,7 @@ pub async fn epoch<N: NodeView>(
         minted: record.minted,
         to_providers: record.to_providers,
         work_units: record.work_units,
+        capacity_units: record.capacity_units,
         providers_pool: record.providers_pool,
         providers_paid: record.providers_paid,
         certificates: record.certificates,

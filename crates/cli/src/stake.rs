@@ -236,13 +236,14 @@ fn committee(view: &wire::EpochView) -> Report {
     let how = if view.elected { "elected" } else { "kept" };
     let payout = view.payout.as_ref().map_or(String::new(), |p| {
         format!(
-            "\npaid: fees {} + minted {}; providers {} of {} for {} units{}, treasury {}; {} \
-             certificates; {} slashes",
+            "\npaid: fees {} + minted {}; providers {} of {} for {} units ({} of proven \
+             capacity){}, treasury {}; {} certificates; {} slashes",
             p.fees,
             p.minted,
             p.to_providers,
             p.providers_pool,
             p.work_units,
+            p.capacity_units,
             if p.providers_paid { "" } else { " (paying)" },
             p.to_treasury,
             p.certificates,

@@ -3299,7 +3299,7 @@ fn confirmed_work_earns_the_providers_share_of_the_epochs_rewards_by_units() {
 
     let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
     // Each provider computed three units another provider confirmed.
-    assert_eq!(record.work_units, 6);
+    assert_eq!((record.work_units, record.capacity_units), (6, 0));
     // The protocol fees joined the transaction fees in the pool.
     assert!(record.fees > fees);
     let pool = record.fees.0 + record.minted.0;
@@ -3481,7 +3481,7 @@ fn proven_free_slots_earn_their_owners_the_providers_share_of_the_epoch_by_units
         .collect();
     m.ok(vec![]);
     let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
-    assert_eq!(record.work_units, 11);
+    assert_eq!((record.work_units, record.capacity_units), (11, 11));
     let pool = record.fees.0 + record.minted.0;
     let providers_pool = pool * 3_000 / 10_000;
     assert_eq!(record.providers_pool.0, providers_pool);

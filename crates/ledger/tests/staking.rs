@@ -8,7 +8,7 @@ use exo_ledger::{
     modules::{
         bank::{self, Pot},
         staking::{
-            self, Committee, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
+            self, Committee, Credit, EpochRecord, Exposure, MAX_ELECTION_WORK, MAX_EPOCH_MINT,
             PAYOUTS_PER_BLOCK, PROPOSAL_POINTS, PayoutQueue, ProviderPayout, Refusal, Staker,
             StakingParams, StakingParamsError, Status, VOTE_POINTS, Validator, committee_key,
             credit_units, epoch_key, exposure_key, payout_key, payout_queue_key, staker_key,
@@ -724,7 +724,7 @@ impl Net {
             for _ in 0..*units {
                 loop {
                     let checkpoint = cache.checkpoint();
-                    match credit_units(&mut cache, epoch, who, 1) {
+                    match credit_units(&mut cache, epoch, who, Credit::Work) {
                         Ok(()) => break,
                         Err(Halt::Missing(missing)) => {
                             cache.rollback(checkpoint);

@@ -98,6 +98,7 @@ fn every_record() -> Vec<(&'static str, String)> {
             frozen(&ProviderPayout {
                 owners: 1_500,
                 units: 3_750,
+                capacity_units: 750,
                 pool: Amount(30_000_000),
                 paid: Amount(2_048_000),
                 next: 256,
@@ -122,6 +123,7 @@ fn every_record() -> Vec<(&'static str, String)> {
                 minted: Amount(10_000),
                 to_providers: Amount(3_900),
                 work_units: 4,
+                capacity_units: 1,
                 providers_pool: Amount(3_901),
                 providers_paid: true,
                 certificates: 18,

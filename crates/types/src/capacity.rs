@@ -108,7 +108,7 @@ impl CapacityChallenge {
             }
             nonce = nonce.wrapping_add(step.max(1));
             tried = tried.wrapping_add(1);
-            if tried % 4_096 == 0 && stop() {
+            if tried.is_multiple_of(4_096) && stop() {
                 return;
             }
         }

@@ -112,12 +112,14 @@ pub struct Payout {
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub minted: Amount,
-    /// Paid to providers by accepted work units so far.
+    /// Paid to providers by units so far.
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]
     pub to_providers: Amount,
-    /// The accepted work units the providers' share was divided by.
+    /// The units the providers' share was divided by: accepted work and proven capacity.
     pub work_units: u64,
+    /// The part of `work_units` earned by free slots proven in capacity rounds.
+    pub capacity_units: u64,
     /// The providers' share of the epoch's rewards.
     #[schema(value_type = schema::BaseUnits)]
     #[serde(with = "base_units")]

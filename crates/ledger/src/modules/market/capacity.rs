@@ -129,7 +129,12 @@ impl Market<'_> {
         )?;
         let units = u64::from(slots) * self.params.capacity_units_per_slot;
         if units > 0 {
-            staking::credit_units(cache, self.epoch, &provider.owner, units)?;
+            staking::credit_units(
+                cache,
+                self.epoch,
+                &provider.owner,
+                staking::Credit::Capacity(units),
+            )?;
         }
         Ok(Ok(()))
     }

@@ -48,6 +48,10 @@
 //!   past it count as no-shows; otherwise another replica is sought.
 //! - When every unit is accepted or failed (or, for a cancelled job, nothing runs any more),
 //!   the unspent escrow returns to the requester.
+//! - Capacity rounds open at blocks drawn from the seed (`capacity_round_ppm`); while one is
+//!   open, every offer posted before it may prove its free slots once, with hashes scaled to
+//!   the slots ([`exo_types::CapacityChallenge`]), and earns its owner reward units of the
+//!   epoch's providers' share (`capacity.rs`).
 
 mod apps;
 mod audit;

@@ -115,7 +115,12 @@ impl Market<'_> {
                     // Work that earned reputation (paid, confirmed by an independent replica,
                     // not self-dealt) earns the providers' share of the epoch's rewards too.
                     if provider.valid > valid {
-                        staking::credit_units(cache, self.epoch, &provider.owner, 1)?;
+                        staking::credit_units(
+                            cache,
+                            self.epoch,
+                            &provider.owner,
+                            staking::Credit::Work,
+                        )?;
                     }
                 }
             } else if replica.status == ReplicaStatus::Revealed && is_report(replica.reveal) {

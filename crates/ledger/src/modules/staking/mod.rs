@@ -44,7 +44,7 @@ pub use records::{
     SlashRecord, Staker, Status, Tally, Units, Validator,
 };
 pub use refusal::Refusal;
-pub use rewards::{PROPOSAL_POINTS, VOTE_POINTS, credit_units};
+pub use rewards::{Credit, PROPOSAL_POINTS, VOTE_POINTS, credit_units};
 
 use crate::{
     exec::{BlockEnv, Rejection},

@@ -372,8 +372,11 @@ impl Record for Units {
 pub struct ProviderPayout {
     /// Distinct owners credited in the epoch.
     pub owners: u64,
-    /// Their accepted work units, summed: what the pool is divided by.
+    /// Their units, summed: what the pool is divided by.
     pub units: u64,
+    /// The part of `units` credited for free slots proven in capacity rounds; the rest is
+    /// accepted work.
+    pub capacity_units: u64,
     /// The providers' share of the epoch's rewards, fixed at its end (zero while it runs),
     /// held in [`crate::modules::bank::Pot::Payouts`] until paid.
     pub pool: Amount,
@@ -392,10 +395,11 @@ impl ProviderPayout {
 
 impl Record for ProviderPayout {
     const WHAT: &'static str = "provider payout";
-    const MAX_BYTES: usize = 8 + 8 + 16 + 16 + 8;
+    const MAX_BYTES: usize = 8 + 8 + 8 + 16 + 16 + 8;
     fn put(&self, out: &mut Vec<u8>) {
         self.owners.write(out);
         self.units.write(out);
+        self.capacity_units.write(out);
         self.pool.write(out);
         self.paid.write(out);
         self.next.write(out);
@@ -404,6 +408,7 @@ impl Record for ProviderPayout {
         Ok(Self {
             owners: u64::read(buf)?,
             units: u64::read(buf)?,
+            capacity_units: u64::read(buf)?,
             pool: Amount::read(buf)?,
             paid: Amount::read(buf)?,
             next: u64::read(buf)?,
@@ -522,8 +527,10 @@ pub struct EpochRecord {
     /// Paid to providers by accepted work so far: the payout runs over the blocks after the
     /// epoch's end, at most [`PAYOUTS_PER_BLOCK`] owners a block.
     pub to_providers: Amount,
-    /// Accepted work units the providers' pool was divided by.
+    /// Units the providers' pool was divided by: accepted work and proven capacity.
     pub work_units: u64,
+    /// The part of `work_units` credited for free slots proven in capacity rounds.
+    pub capacity_units: u64,
     /// The providers' share of the epoch's rewards.
     pub providers_pool: Amount,
     /// Whether every provider owner has been paid (and the remainder moved to the treasury).
@@ -544,6 +551,7 @@ impl Record for EpochRecord {
     const WHAT: &'static str = "epoch record";
     const MAX_BYTES: usize = 8
         + 16 * 5
+        + 8
         + 1
         + 8
         + 8
@@ -557,6 +565,7 @@ impl Record for EpochRecord {
         self.minted.write(out);
         self.to_providers.write(out);
         self.work_units.write(out);
+        self.capacity_units.write(out);
         self.providers_pool.write(out);
         u8::from(self.providers_paid).write(out);
         self.certificates.write(out);
@@ -587,6 +596,7 @@ impl Record for EpochRecord {
             minted: Amount::read(buf)?,
             to_providers: Amount::read(buf)?,
             work_units: u64::read(buf)?,
+            capacity_units: u64::read(buf)?,
             providers_pool: Amount::read(buf)?,
             providers_paid: take_flag(buf)?,
             certificates: u64::read(buf)?,

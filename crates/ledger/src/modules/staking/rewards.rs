@@ -120,10 +120,18 @@ fn bump(
     Ok(store(cache, key, &t)?)
 }
 
-/// Credits `owner` `units` reward units in `epoch`, the running one. The market credits one for
-/// each replica paid for a result another, independent replica confirmed (the work that also
-/// builds reputation), and `capacity_units_per_slot` for each free slot proven in a capacity
-/// round. It writes the owner's units, the epoch's counts and, for an owner
+/// What a credit of reward units is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credit {
+    /// One accepted unit of work: a replica paid for a result another, independent replica
+    /// confirmed (the work that also builds reputation).
+    Work,
+    /// Free slots proven in a capacity round, worth this many units.
+    Capacity(u64),
+}
+
+/// Credits `owner` reward units in `epoch`, the running one: one for accepted work, or what
+/// proven capacity is worth. It writes the owner's units, the epoch's counts and, for an owner
 /// new in the epoch, its position: a few small records, however many owners the epoch has.
 /// The number of owners needs no cap of its own: each is credited by a paid, accepted result
 /// or a proof for an offer on the book, which the market's bounds already limit per block.
@@ -131,8 +139,12 @@ pub fn credit_units(
     cache: &mut StateCache,
     epoch: u64,
     owner: &Address,
-    credit: u64,
+    credit: Credit,
 ) -> Result<(), Halt> {
+    let (credit, capacity) = match credit {
+        Credit::Work => (1, 0),
+        Credit::Capacity(units) => (units, units),
+    };
     let (key, work_key) = (units_key(epoch, owner), payout_key(epoch));
     cache.require([key, work_key])?;
     let mut units: Units = load(cache, &key)?.unwrap_or_default();
@@ -157,6 +169,10 @@ pub fn credit_units(
         .units
         .checked_add(credit)
         .ok_or(Fault::Overflow("work units"))?;
+    work.capacity_units = work
+        .capacity_units
+        .checked_add(capacity)
+        .ok_or(Fault::Overflow("capacity units"))?;
     store(cache, key, &units)?;
     Ok(store(cache, work_key, &work)?)
 }
@@ -263,7 +279,7 @@ impl Staking<'_> {
         remove(cache, certificates_key());
         let pool = add(record.fees, record.minted)?;
         let providers_pool = bps_of(pool, self.params.provider_share_bps)?;
-        record.work_units = close_work(cache, epoch, providers_pool)?;
+        (record.work_units, record.capacity_units) = close_work(cache, epoch, providers_pool)?;
         record.providers_pool = providers_pool;
         record.members = self.pay_committee(
             cache,
@@ -337,8 +353,8 @@ impl Staking<'_> {
 
 /// Fixes `pool` as the providers' share of `epoch`, which has just ended: moves it to
 /// [`Pot::Payouts`] and queues the epoch's payout behind those still running. Returns the
-/// units the pool is divided by.
-fn close_work(cache: &mut StateCache, epoch: u64, pool: Amount) -> Result<u64, Halt> {
+/// units the pool is divided by, and the part of them proven capacity earned.
+fn close_work(cache: &mut StateCache, epoch: u64, pool: Amount) -> Result<(u64, u64), Halt> {
     let mut work: ProviderPayout = load(cache, &payout_key(epoch))?.unwrap_or_default();
     work.pool = pool;
     store(cache, payout_key(epoch), &work)?;
@@ -353,7 +369,7 @@ fn close_work(cache: &mut StateCache, epoch: u64, pool: Amount) -> Result<u64, H
     }
     queue.end = epoch.checked_add(1).ok_or(Fault::Overflow("epoch"))?;
     store(cache, payout_queue_key(), &queue)?;
-    Ok(work.units)
+    Ok((work.units, work.capacity_units))
 }
 
 /// Runs at the end of every block: pays the owners of ended epochs, oldest epoch first, each
