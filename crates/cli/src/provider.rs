@@ -410,6 +410,10 @@ pub async fn capacity(client: &Client, args: &ShowArgs) -> Result<Report, CliErr
     Ok(Report::ok(capacity_text(&view), json))
 }
 
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 fn capacity_text(view: &wire::ProviderCapacity) -> String {
     let mut text = match &view.round {
         None => "no capacity round yet".to_string(),
@@ -423,8 +427,9 @@ fn capacity_text(view: &wire::ProviderCapacity) -> String {
         ),
     };
     text.push_str(&format!(
-        "\neach proven slot earns {} reward units; offers above {} EXO per unit earn nothing",
+        "\neach proven slot earns {} reward unit{}; offers above {} EXO per unit earn nothing",
         view.units_per_slot,
+        plural(view.units_per_slot),
         view.max_price.to_exo_string()
     ));
     if view.offers.is_empty() {
@@ -438,9 +443,10 @@ fn capacity_text(view: &wire::ProviderCapacity) -> String {
             format!("last proven in round {r}")
         });
         text.push_str(&format!(
-            "\noffer {}: {} free slots at {} EXO per unit, {proven}{}",
+            "\noffer {}: {} free slot{} at {} EXO per unit, {proven}{}",
             o.offer,
             o.free_slots,
+            plural(u64::from(o.free_slots)),
             o.price_per_unit.to_exo_string(),
             if o.may_answer {
                 ", may answer the open round"
@@ -498,6 +504,10 @@ mod tests {
         );
         assert!(
             text.ends_with("offer 9: 2 free slots at 1 EXO per unit, never proven"),
+            "{text}"
+        );
+        assert!(
+            text.contains("each proven slot earns 1 reward unit;"),
             "{text}"
         );
         let none = capacity_text(&wire::ProviderCapacity {

@@ -1061,6 +1061,9 @@ async fn a_worker_proves_its_free_slots_in_a_capacity_round_and_its_owner_earns_
     let units: Units = state(&env.node, Query::new(units_key(0, &provider.public_key())))
         .await
         .expect("reward units");
-    assert!(units.0 >= 4 && units.0.is_multiple_of(4), "{units:?} {view:?}");
+    assert!(
+        units.0 >= 4 && units.0.is_multiple_of(4),
+        "{units:?} {view:?}"
+    );
     assert!(units.0 <= 4 * proven, "{units:?} {view:?}");
 }
