@@ -294,8 +294,18 @@ impl Agent {
         })
     }
 
+    /// Writes the state durably (the write ends in an fsync). On a multi-threaded runtime the
+    /// thread says it blocks, so that the tasks beside the loop (uploads, the event stream)
+    /// move to other threads meanwhile instead of waiting for the disk.
     fn save(&mut self) -> bool {
-        match self.store.save() {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let saved = if multi_thread {
+            tokio::task::block_in_place(|| self.store.save())
+        } else {
+            self.store.save()
+        };
+        match saved {
             Ok(()) => {
                 self.dirty = false;
                 true
