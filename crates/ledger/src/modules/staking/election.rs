@@ -144,45 +144,38 @@ impl Run {
         }
     }
 
-    /// What `voter` could give a new member if every elected target above `t` came down to
-    /// `t`. What the voter keeps on a target is rounded up, so the slack is never overstated.
-    fn slack(&self, voter: usize, t: u128) -> u128 {
-        let v = &self.voters[voter];
-        let kept: u128 = v
-            .edges
-            .iter()
-            .map(|&(e, x)| {
-                let s = self.support[e];
-                if s <= t { x } else { (x * t).div_ceil(s) }
-            })
-            .sum();
-        v.weight.saturating_sub(kept)
-    }
-
-    /// The largest `t` the voters of `c` can give it while keeping every elected member they
-    /// back at least at `t`; found by bisection, as the slack only falls when `t` rises.
-    fn score(&self, c: usize) -> u128 {
-        let approval: u128 = self.backers[c].iter().map(|&v| self.voters[v].weight).sum();
-        let (mut lo, mut hi) = (0u128, approval);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            let slack: u128 = self.backers[c].iter().map(|&v| self.slack(v, mid)).sum();
-            if slack >= mid { lo = mid } else { hi = mid - 1 }
-        }
-        lo
-    }
-
     /// The unelected candidate with the best score (ties: the lower candidate), if any
     /// scores above zero.
+    ///
+    /// A score is the largest `t` such that `c`'s voters can give it `t` while keeping every
+    /// elected member they back at least at `t`. It is computed from each elected member's
+    /// total weight from `c`'s voters ([`Claims`]), not voter by voter: for a member above
+    /// `t` the voters keep `min(X, ceil(X t / s) + n - 1)` of its `X` (`n` voters, `s` its
+    /// support), never less than the sum of what each keeps rounded up, so the slack is never
+    /// overstated; and below `t` they keep all `X`.
     fn best(&self) -> Option<(usize, u128)> {
-        (0..self.elected.len())
-            .filter(|&c| !self.elected[c])
-            .map(|c| (c, self.score(c)))
-            .filter(|&(_, s)| s > 0)
-            .fold(None, |best, (c, s)| match best {
-                Some((_, bs)) if bs >= s => best,
-                _ => Some((c, s)),
-            })
+        let mut slot = vec![usize::MAX; self.elected.len()];
+        let mut claims = Claims::default();
+        let mut best: Option<(usize, u128)> = None;
+        for c in (0..self.elected.len()).filter(|&c| !self.elected[c]) {
+            claims.list.clear();
+            let mut approval = 0u128;
+            for &v in &self.backers[c] {
+                let voter = &self.voters[v];
+                approval += voter.weight;
+                for &(e, x) in voter.edges.iter().filter(|(_, x)| *x > 0) {
+                    claims.add(&mut slot, e, self.support[e], x);
+                }
+            }
+            for claim in &claims.list {
+                slot[claim.member] = usize::MAX;
+            }
+            let score = claims.score(approval);
+            if score > 0 && best.is_none_or(|(_, b)| score > b) {
+                best = Some((c, score));
+            }
+        }
+        best
     }
 
     /// Elects `c` at `t`: each of its voters lowers its edges to members above `t` to their
@@ -213,10 +206,11 @@ impl Run {
     /// close to equal as its weight allows; repeated until a pass changes nothing or for
     /// `rounds` passes.
     fn balance(&mut self, rounds: u32) {
+        let mut scratch = Vec::new();
         for _ in 0..rounds {
             let mut changed = false;
             for v in 0..self.voters.len() {
-                changed |= self.balance_voter(v);
+                changed |= self.balance_voter(v, &mut scratch);
             }
             if !changed {
                 break;
@@ -226,21 +220,26 @@ impl Run {
 
     /// Water-fills one voter's weight over its elected targets: the lowest supports (without
     /// this voter) are raised to one level; the integer remainder goes to the first targets
-    /// in (support, candidate) order.
-    fn balance_voter(&mut self, v: usize) -> bool {
+    /// in (support, candidate) order. `others` is scratch space, kept between voters so that
+    /// a pass allocates nothing.
+    fn balance_voter(&mut self, v: usize, others: &mut Vec<(u128, usize, usize)>) -> bool {
         let edges = &self.voters[v].edges;
         if edges.len() < 2 {
             return false;
         }
-        let mut others: Vec<(u128, usize)> = edges
-            .iter()
-            .map(|&(e, x)| (self.support[e] - x, e))
-            .collect();
+        // (support without this voter, candidate, position in the voter's edges)
+        others.clear();
+        others.extend(
+            edges
+                .iter()
+                .enumerate()
+                .map(|(i, &(e, x))| (self.support[e] - x, e, i)),
+        );
         others.sort_unstable();
         let weight = self.voters[v].weight;
         let mut filled = 0usize;
         let mut total = weight;
-        for (k, &(s, _)) in others.iter().enumerate() {
+        for (k, &(s, _, _)) in others.iter().enumerate() {
             // Target k joins the level if the level it would make reaches its support.
             if s * (k as u128 + 1) > total + s {
                 break;
@@ -250,24 +249,20 @@ impl Run {
         }
         let n = filled as u128;
         let (level, rest) = (total / n, total % n);
-        let mut edges: Vec<(usize, u128)> = others
-            .iter()
-            .enumerate()
-            .map(|(i, &(s, e))| {
-                let x = if i < filled {
-                    level - s + u128::from((i as u128) < rest)
-                } else {
-                    0
-                };
-                (e, x)
-            })
-            .collect();
-        edges.sort_unstable();
-        let changed = edges != self.voters[v].edges;
-        for (&(e, new), &(_, old)) in edges.iter().zip(&self.voters[v].edges) {
-            self.support[e] = self.support[e] - old + new;
+        let mut changed = false;
+        for (rank, &(s, e, i)) in others.iter().enumerate() {
+            let new = if rank < filled {
+                level - s + u128::from((rank as u128) < rest)
+            } else {
+                0
+            };
+            let old = &mut self.voters[v].edges[i].1;
+            if *old != new {
+                self.support[e] = self.support[e] - *old + new;
+                *old = new;
+                changed = true;
+            }
         }
-        self.voters[v].edges = edges;
         changed
     }
 
@@ -310,6 +305,125 @@ impl Run {
                 .collect(),
             shares,
         }
+    }
+}
+
+/// The weight one candidate's voters put on one elected member.
+struct Claim {
+    member: usize,
+    /// The member's support.
+    support: u128,
+    /// The voters' weight on it, summed.
+    weight: u128,
+    /// How many of the voters put weight on it.
+    voters: u128,
+}
+
+/// The weights one candidate's voters put on elected members, one [`Claim`] per member.
+#[derive(Default)]
+struct Claims {
+    list: Vec<Claim>,
+}
+
+impl Claims {
+    /// Adds a voter's weight `x` on `member`; `slot` maps a member to its claim's position
+    /// (`usize::MAX` for none; the caller resets the members listed).
+    fn add(&mut self, slot: &mut [usize], member: usize, support: u128, x: u128) {
+        match slot[member] {
+            usize::MAX => {
+                slot[member] = self.list.len();
+                self.list.push(Claim {
+                    member,
+                    support,
+                    weight: x,
+                    voters: 1,
+                });
+            }
+            at => {
+                self.list[at].weight += x;
+                self.list[at].voters += 1;
+            }
+        }
+    }
+
+    /// What the voters, whose weights sum to `approval`, could give a new member if every
+    /// elected member they back above `t` came down to `t`, never overstated: on a member
+    /// above `t` they keep `min(X, ceil(X t / s) + n - 1)`, at least the sum of each voter's
+    /// `ceil(x t / s)` (each at most its `x`), and growing with `t`.
+    fn slack(&self, approval: u128, t: u128) -> u128 {
+        let kept: u128 = self
+            .list
+            .iter()
+            .map(|c| {
+                if c.support <= t {
+                    c.weight
+                } else {
+                    ((c.weight * t).div_ceil(c.support) + c.voters - 1).min(c.weight)
+                }
+            })
+            .sum();
+        approval.saturating_sub(kept)
+    }
+
+    /// The largest `t` up to `approval` with `slack(t) >= t`. The gap `slack(t) - t` falls by
+    /// at least one as `t` rises by one, so from an estimate `t0` where the gap is `g` the
+    /// answer lies in `t0..=t0 + g` (`g >= 0`) or `t0 - |g|..t0` (`g < 0`), which an exact
+    /// bisection then searches. The estimate, a bisection in floating point, only narrows
+    /// that range: the result is the same however a platform rounds floating point.
+    fn score(&self, approval: u128) -> u128 {
+        let gap = |t: u128| (self.slack(approval, t) as i128).saturating_sub(t as i128);
+        let estimate = self.estimate(approval);
+        let g = gap(estimate);
+        let (mut lo, mut hi) = if g >= 0 {
+            (
+                estimate,
+                estimate.saturating_add(g.unsigned_abs()).min(approval),
+            )
+        } else {
+            (estimate.saturating_sub(g.unsigned_abs()), estimate - 1)
+        };
+        if gap(lo) < 0 {
+            // Only if the slope bound failed: search everything below the estimate.
+            lo = 0;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if gap(mid) >= 0 {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
+    /// A floating-point estimate of [`Self::score`], at most `approval`.
+    fn estimate(&self, approval: u128) -> u128 {
+        let slack = |t: f64| {
+            let kept: f64 = self
+                .list
+                .iter()
+                .map(|c| {
+                    let (s, x) = (c.support as f64, c.weight as f64);
+                    if s <= t {
+                        x
+                    } else {
+                        (x * t / s + (c.voters as f64 - 1.0)).min(x)
+                    }
+                })
+                .sum();
+            approval as f64 - kept
+        };
+        let (mut lo, mut hi) = (0.0f64, approval as f64);
+        for _ in 0..64 {
+            let mid = (lo + hi) / 2.0;
+            if slack(mid) >= mid {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo as u128).min(approval)
     }
 }
 
