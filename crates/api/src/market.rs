@@ -467,6 +467,7 @@ pub async fn capacity<N: NodeView>(
     )
     .await?;
     let open = round.filter(|r| r.is_open(now_ms));
+    let matchable = exo_ledger::modules::market::is_matchable(&market, &provider, now_ms / 1_000);
     let offers = records
         .into_iter()
         .zip(proven)
@@ -474,7 +475,8 @@ pub async fn capacity<N: NodeView>(
             let offer = record?.offer;
             let proven_round = proven.map(|p| p.0);
             let may_answer = open.is_some_and(|r| {
-                offer.posted_secs < r.opened_ms / 1_000
+                matchable
+                    && offer.posted_secs < r.opened_ms / 1_000
                     && offer.is_live(now_ms / 1_000)
                     && offer.slots > 0
                     && offer.price_per_unit <= market.capacity_max_price.0

@@ -3622,3 +3622,34 @@ fn a_capacity_round_opens_only_when_none_is_open_and_the_chain_without_rounds_op
     }
     assert_eq!(quiet.capacity_round(), CapacityRound::default());
 }
+
+#[test]
+fn a_provider_the_match_would_not_use_earns_nothing_for_its_free_slots() {
+    // One no-show takes a new provider below a matching floor set at the starting reputation:
+    // the match gives it no work, so its free slots serve nobody and earn nothing.
+    let mut m = Market::new(with_market(MarketParams {
+        commit_window_secs: 3,
+        min_match_reputation: REPUTATION_START,
+        ..capacity_rounds()
+    }));
+    m.setup(&PROVIDERS[..1]);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    for _ in 0..3 {
+        m.ok(vec![]);
+    }
+    assert!(m.provider(0).reputation < REPUTATION_START);
+    // Nobody else takes the unit: the job is cancelled before another provider joins.
+    let cancel = m.tx(REQUESTER, Action::CancelJob { job: 0 });
+    m.ok(vec![cancel]);
+    let joined = m.join(PROVIDERS[1], 8, Amount::from_exo(1));
+    m.ok(joined.to_vec());
+    let round = m.next_capacity_round();
+    let below = m.prove(PROVIDERS[0], Market::capacity_proof(&round, 0, 4));
+    let proof = m.prove(PROVIDERS[1], Market::capacity_proof(&round, 1, 4));
+    let statuses = m.block(vec![below, proof]);
+    assert_eq!(refused(&statuses[0]), "no_free_slots");
+    assert_eq!(statuses[1], TxStatus::Ok);
+    assert_eq!(m.reward_units(0, PROVIDERS[0]), 0);
+    assert_eq!(m.reward_units(0, PROVIDERS[1]), 4);
+}

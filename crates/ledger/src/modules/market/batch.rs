@@ -11,7 +11,7 @@ use super::{
         AssignmentList, AssignmentRecord, AuditDraw, Job, JobState, OfferRecord, Replica,
         ReplicaStatus, Unit, UnitState, WaitReason, WaitingUnit,
     },
-    reputation::{Member, current_reputation, deciding_weight},
+    reputation::{Member, current_reputation, deciding_weight, is_matchable},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
 use exo_market::{Demand, Explain, JobId, Offer, OfferId, ProviderId, UnitDemand};
@@ -197,10 +197,7 @@ impl Market<'_> {
             let provider = Self::provider(cache, offer.provider.0)?;
             offer.reputation = current_reputation(self.params, &provider, now);
             let veteran = provider.valid >= self.params.probation_results;
-            if provider.retired
-                || provider.bond < self.params.min_provider_bond
-                || offer.reputation < self.params.min_match_reputation
-            {
+            if !is_matchable(self.params, &provider, now) {
                 // Shown with no free slot, so that it still leaves the book when it expires.
                 offer.slots = 0;
                 live.push(Live {

@@ -8,7 +8,7 @@ use super::{
     keys::{capacity_proven_key, capacity_round_key, offer_key, owner_key, provider_key},
     records::{CapacityRound, OfferRecord, ProvenRound},
     refuse,
-    reputation::current_reputation,
+    reputation::is_matchable,
 };
 use crate::{
     modules::staking,
@@ -100,11 +100,8 @@ impl Market<'_> {
                 round: round.number,
             });
         }
-        // Slots the match would not sell earn nothing: as the batch match sees the provider.
-        let matchable = !provider.retired
-            && provider.bond >= self.params.min_provider_bond
-            && current_reputation(self.params, &provider, now) >= self.params.min_match_reputation;
-        let slots = if matchable {
+        // Slots the match would not sell earn nothing.
+        let slots = if is_matchable(self.params, &provider, now) {
             proof.slots.min(offer.slots)
         } else {
             0

@@ -81,7 +81,7 @@ pub use params::{
 };
 pub use refusal::{AppProblem, JobProblem, Refusal};
 pub use reputation::{
-    REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_START, REPUTATION_WRONG, weight,
+    REPUTATION_MAX, REPUTATION_NO_SHOW, REPUTATION_START, REPUTATION_WRONG, is_matchable, weight,
 };
 pub use settlement::{fuel_cost, worst_case_escrow};
 

@@ -48,6 +48,15 @@ pub fn current_reputation(params: &MarketParams, provider: &Provider, now_secs: 
     REPUTATION_START + u32::try_from(left).unwrap_or(0)
 }
 
+/// Whether the batch match gives `provider` work at block time `now_secs`: not retired, its
+/// bond at least the minimum and its reputation, decayed to then, at least the matching
+/// floor. Only such a provider's free slots earn in a capacity round.
+pub fn is_matchable(params: &MarketParams, provider: &Provider, now_secs: u64) -> bool {
+    !provider.retired
+        && provider.bond >= params.min_provider_bond
+        && current_reputation(params, provider, now_secs) >= params.min_match_reputation
+}
+
 /// Whether a provider's result weighs 2 (a long record of confirmed results) or 1, by its
 /// reputation as last written: for readers outside a block. The ledger itself judges by the
 /// reputation decayed to the block's time ([`Market::weight`]).
