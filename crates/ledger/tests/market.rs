@@ -503,6 +503,20 @@ impl Market {
     }
 
     /// The provider id of the key seed `account` (the inverse of [`provider_seed`]).
+    /// Runs empty blocks through the last block of the first epoch of `epoch_length` blocks,
+    /// which pays its rewards; returns the balances of `accounts` just before that block.
+    fn run_to_epoch_end(&mut self, epoch_length: u64, accounts: &[u64]) -> Vec<u128> {
+        while self.chain.height < epoch_length - 2 {
+            self.ok(vec![]);
+        }
+        let before = accounts
+            .iter()
+            .map(|a| self.chain.account(&addr(*a)).balance.0)
+            .collect();
+        self.ok(vec![]);
+        before
+    }
+
     fn provider_id(&self, account: u64) -> u64 {
         account.checked_sub(PROVIDERS[0]).expect("provider")
     }
@@ -3288,14 +3302,7 @@ fn confirmed_work_earns_the_providers_share_of_the_epochs_rewards_by_units() {
     assert_eq!(m.job(0).state, JobState::Done);
     let fees = m.job(0).accounts.fees;
     assert!(fees > Amount::ZERO);
-    while m.chain.height < EPOCH - 2 {
-        m.ok(vec![]);
-    }
-    let before: Vec<u128> = PROVIDERS[..2]
-        .iter()
-        .map(|p| m.chain.account(&addr(*p)).balance.0)
-        .collect();
-    m.ok(vec![]);
+    let before = m.run_to_epoch_end(EPOCH, &PROVIDERS[..2]);
 
     let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
     // Each provider computed three units another provider confirmed.
@@ -3472,14 +3479,7 @@ fn proven_free_slots_earn_their_owners_the_providers_share_of_the_epoch_by_units
     assert_eq!(m.reward_units(0, PROVIDERS[0]), 8);
     assert_eq!(m.reward_units(0, PROVIDERS[1]), 3);
 
-    while m.chain.height < EPOCH - 2 {
-        m.ok(vec![]);
-    }
-    let before: Vec<u128> = PROVIDERS[..2]
-        .iter()
-        .map(|p| m.chain.account(&addr(*p)).balance.0)
-        .collect();
-    m.ok(vec![]);
+    let before = m.run_to_epoch_end(EPOCH, &PROVIDERS[..2]);
     let record: EpochRecord = m.chain.get(&epoch_key(0)).expect("the epoch's record");
     assert_eq!((record.work_units, record.capacity_units), (11, 11));
     let pool = record.fees.0 + record.minted.0;

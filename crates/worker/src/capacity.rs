@@ -161,15 +161,19 @@ fn solve(challenge: &CapacityChallenge, threads: u32, deadline: Instant) -> Opti
 mod tests {
     use super::*;
 
-    #[test]
-    fn threads_find_a_proof_that_checks() {
-        let challenge = CapacityChallenge {
+    fn challenge(slots: u32, hashes_per_slot: u64) -> CapacityChallenge {
+        CapacityChallenge {
             seed: [3; 32],
             round: 1,
             offer: 2,
-            slots: 4,
-            hashes_per_slot: 4_096,
-        };
+            slots,
+            hashes_per_slot,
+        }
+    }
+
+    #[test]
+    fn threads_find_a_proof_that_checks() {
+        let challenge = challenge(4, 4_096);
         let far = Instant::now() + Duration::from_secs(3_600);
         let nonces = solve(&challenge, 4, far).expect("a proof");
         assert!(challenge.check(&nonces));
@@ -177,13 +181,6 @@ mod tests {
 
     #[test]
     fn a_search_past_its_deadline_gives_up() {
-        let challenge = CapacityChallenge {
-            seed: [3; 32],
-            round: 1,
-            offer: 2,
-            slots: 1,
-            hashes_per_slot: 1 << 40,
-        };
-        assert_eq!(solve(&challenge, 2, Instant::now()), None);
+        assert_eq!(solve(&challenge(1, 1 << 40), 2, Instant::now()), None);
     }
 }

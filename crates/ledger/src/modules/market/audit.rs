@@ -115,14 +115,22 @@ impl Market<'_> {
     /// Whether the unit is audited: drawn from this block's seed, the digest of a block built
     /// after the unit's last commitment was final.
     fn draw_audit(&self, job: u64, unit: u32) -> bool {
-        let mut bytes = Vec::with_capacity(5 + 32 + 12);
-        bytes.extend_from_slice(b"audit");
+        let mut item = [0u8; 12];
+        item[..8].copy_from_slice(&job.to_be_bytes());
+        item[8..].copy_from_slice(&unit.to_be_bytes());
+        self.seed_draw(b"audit", &item, self.params.audit_ppm)
+    }
+
+    /// Whether a draw from this block's seed for `item`, in `domain`, falls below `ppm` parts
+    /// per million: `hash(domain, seed, item)`, its first four bytes modulo a million.
+    pub(super) fn seed_draw(&self, domain: &[u8], item: &[u8], ppm: u32) -> bool {
+        let mut bytes = Vec::with_capacity(domain.len() + 32 + item.len());
+        bytes.extend_from_slice(domain);
         bytes.extend_from_slice(&self.env.seed);
-        bytes.extend_from_slice(&job.to_be_bytes());
-        bytes.extend_from_slice(&unit.to_be_bytes());
+        bytes.extend_from_slice(item);
         let h = hash32(&bytes);
         let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
-        draw < self.params.audit_ppm
+        draw < ppm
     }
 
     /// Ends the search for `unit`'s audit replica if nobody took it by now (its

@@ -4,7 +4,6 @@
 
 use super::{
     Market, Refusal, Verdict,
-    batch::hash32,
     keys::{capacity_proven_key, capacity_round_key, offer_key, owner_key, provider_key},
     records::{CapacityRound, OfferRecord, ProvenRound},
     refuse,
@@ -25,7 +24,9 @@ impl Market<'_> {
             return Ok(());
         }
         let last: CapacityRound = load(cache, &capacity_round_key())?.unwrap_or_default();
-        if last.is_open(self.env.time_ms) || !self.draw_capacity_round() {
+        if last.is_open(self.env.time_ms)
+            || !self.seed_draw(b"capacity", &[], self.params.capacity_round_ppm)
+        {
             return Ok(());
         }
         let window_ms = self.params.capacity_window_secs.saturating_mul(1_000);
@@ -40,15 +41,6 @@ impl Market<'_> {
             hashes_per_slot: self.params.capacity_hashes_per_slot,
         };
         Ok(store(cache, capacity_round_key(), &round)?)
-    }
-
-    fn draw_capacity_round(&self) -> bool {
-        let mut bytes = Vec::with_capacity(8 + 32);
-        bytes.extend_from_slice(b"capacity");
-        bytes.extend_from_slice(&self.env.seed);
-        let h = hash32(&bytes);
-        let draw = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
-        draw < self.params.capacity_round_ppm
     }
 
     /// Takes a proof of an offer's free slots in the open round and credits its provider's

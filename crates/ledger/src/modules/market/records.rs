@@ -7,21 +7,22 @@ use commonware_codec::{Copying, Error, RangeCfg, Read, ReadExt, Write};
 use exo_market::{Offer, Resources};
 use exo_types::{Address, Amount, Hash32, JobSpec, read_bounded_string, write_bytes};
 
-/// Defines a record that is one `u32` (a count or a position), named `$what` in faults.
-macro_rules! u32_record {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+/// Defines a record that is one integer of type `$int` (a count, a position, an id), named
+/// `$what` in faults.
+macro_rules! int_record {
+    ($int:ty, $(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct $name(pub u32);
+        pub struct $name(pub $int);
 
         impl Record for $name {
             const WHAT: &'static str = $what;
-            const MAX_BYTES: usize = 4;
+            const MAX_BYTES: usize = std::mem::size_of::<$int>();
             fn put(&self, out: &mut Vec<u8>) {
                 self.0.write(out);
             }
             fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
-                Ok(Self(u32::read(buf)?))
+                Ok(Self(<$int>::read(buf)?))
             }
         }
     };
@@ -746,7 +747,8 @@ impl Record for IdList {
     }
 }
 
-u32_record!(
+int_record!(
+    u32,
     /// How many deadlines fall due in one second of block time, or audit draws at one height:
     /// each is a [`Deadline`] at its position, in the order they were added.
     DeadlineCount,
@@ -777,22 +779,14 @@ pub const AUDIT_LAPSE: u32 = u32::MAX - 2;
 /// [`Deadline`]: no unit has this index.
 pub const JOB_EXPIRY: u32 = u32::MAX;
 
-/// The last second (of block time, since the Unix epoch) whose deadlines were processed:
-/// the next block starts after it, so that no second is skipped when blocks are seconds apart
-/// and a long halt is caught up over several blocks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeadlineCursor(pub u64);
-
-impl Record for DeadlineCursor {
-    const WHAT: &'static str = "deadline cursor";
-    const MAX_BYTES: usize = 8;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
-        Ok(Self(u64::read(buf)?))
-    }
-}
+int_record!(
+    u64,
+    /// The last second (of block time, since the Unix epoch) whose deadlines were processed:
+    /// the next block starts after it, so that no second is skipped when blocks are seconds
+    /// apart and a long halt is caught up over several blocks.
+    DeadlineCursor,
+    "deadline cursor"
+);
 
 /// A capacity round (`capacity.rs`): opened at a block nobody could predict, with that
 /// block's seed; until it closes, every offer posted before it may prove its free slots
@@ -839,20 +833,13 @@ impl Record for CapacityRound {
     }
 }
 
-/// The last capacity round an offer proved its free slots in: one proof per offer and round.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProvenRound(pub u64);
-
-impl Record for ProvenRound {
-    const WHAT: &'static str = "proven round";
-    const MAX_BYTES: usize = 8;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
-        Ok(Self(u64::read(buf)?))
-    }
-}
+int_record!(
+    u64,
+    /// The last capacity round an offer proved its free slots in: one proof per offer and
+    /// round.
+    ProvenRound,
+    "proven round"
+);
 
 /// Id counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -879,7 +866,8 @@ impl Record for Counters {
     }
 }
 
-u32_record!(
+int_record!(
+    u32,
     /// How many open replicas a provider holds: the length of its work set. The set is kept as
     /// three kinds of records so that adding or removing one replica writes a fixed number of
     /// them, whatever the provider holds: this count, the replica at each position
@@ -896,7 +884,8 @@ replica_record!(
     "work item"
 );
 
-u32_record!(
+int_record!(
+    u32,
     /// The position of an open replica in its provider's work set.
     WorkSlot,
     "work slot"
@@ -1094,20 +1083,12 @@ impl Record for Excuses {
     }
 }
 
-/// The provider an owner address registered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OwnerIndex(pub u64);
-
-impl Record for OwnerIndex {
-    const WHAT: &'static str = "provider owner";
-    const MAX_BYTES: usize = 8;
-    fn put(&self, out: &mut Vec<u8>) {
-        self.0.write(out);
-    }
-    fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
-        Ok(Self(u64::read(buf)?))
-    }
-}
+int_record!(
+    u64,
+    /// The provider an owner address registered.
+    OwnerIndex,
+    "provider owner"
+);
 
 /// What one account holds on the market, so that its caps are checked without scanning the
 /// book or the open jobs: its open jobs, its published apps and the ids of its offers on the
