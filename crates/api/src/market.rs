@@ -435,7 +435,6 @@ pub fn unit_args(spec: &exo_types::JobSpec, unit: u32) -> Option<Vec<String>> {
     )
 }
 
-/// `GET /v1/providers/{id}/work?from=&limit=`.
 /// `GET /v1/providers/{id}/capacity`.
 pub async fn capacity<N: NodeView>(
     node: &N,
@@ -508,6 +507,7 @@ pub async fn capacity<N: NodeView>(
     })
 }
 
+/// `GET /v1/providers/{id}/work?from=&limit=`.
 pub async fn work<N: NodeView>(
     node: &N,
     limits: &ApiLimits,

@@ -13,6 +13,10 @@ use std::{
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
+/// Time a proof needs to reach a block: a search still running this close to the round's
+/// close gives up rather than send a transaction that would only pay its fee.
+const SEND_MARGIN: Duration = Duration::from_secs(2);
+
 /// A search running beside the worker's loop.
 struct Search {
     round: u64,
@@ -107,8 +111,9 @@ impl Prover {
             hashes_per_slot: round.hashes_per_slot,
         };
         let threads = offer.free_slots.min(cores).max(1);
+        // A proof found later than this could not reach a block before the round closes.
         let left = Duration::from_millis(round.closes_ms.saturating_sub(chain_ms));
-        let deadline = Instant::now() + left;
+        let deadline = Instant::now() + left.saturating_sub(SEND_MARGIN);
         debug!(
             round = round.number,
             offer = offer.offer,

@@ -4,8 +4,9 @@
 //! the chain skipped before it a missed slot, and each signer of the certificate of its parent
 //! it carries a vote ([`Tally`], by consensus key); the market credits each provider owner
 //! units for the accepted work its replicas computed and the free slots its offers proved
-//! ([`credit_units`]), one small record per owner and epoch. Fees go into [`Pot::Rewards`] as transactions pay them. In the epoch's last block the
-//! block reward of every block of the epoch is minted into that pot and the pot is divided:
+//! ([`credit_units`]), one small record per owner and epoch. Fees go into [`Pot::Rewards`] as
+//! transactions pay them. In the epoch's last block the block reward of every block of the
+//! epoch is minted into that pot and the pot is divided:
 //! the committee's share is paid at once by points ([`PROPOSAL_POINTS`] per block,
 //! [`VOTE_POINTS`] per vote), each member's part split between it (commission, then its own
 //! stake's part) and its nominators by their exposure; the providers' share moves to
