@@ -44,6 +44,11 @@ pub struct WorkerArgs {
     /// Offer work only while the host is idle (low load, on mains power).
     #[arg(long)]
     pub idle_only: bool,
+    /// Most threads the proof of a capacity round searches on (default: the machine's cores;
+    /// one per free slot). 0 answers no round: the offer's idle slots then earn no capacity
+    /// reward.
+    #[arg(long, value_name = "N")]
+    pub capacity_threads: Option<u32>,
     /// Misbehave on purpose, for tests: wrong-result, wrong-fuel, no-show, copy or
     /// lie-when-alone.
     #[arg(long, value_name = "HOW", value_parser = parse_misbehave)]
@@ -90,6 +95,7 @@ pub fn run(args: WorkerArgs, global: &GlobalArgs) -> Result<Report, CliError> {
     config.price_per_unit = price;
     config.bond = Amount::parse_exo(&args.bond)?;
     config.idle_only = args.idle_only.then(IdlePolicy::default);
+    config.capacity_threads = args.capacity_threads;
     config.misbehave = args.misbehave;
     config.result_delay = std::time::Duration::from_millis(args.result_delay_ms);
     exo_node::init_logging();

@@ -522,7 +522,11 @@ impl Agent {
     /// pass and starts the search for the next ([`crate::capacity::Prover`]). Capacity never
     /// holds up work: what fails here is logged and the pass goes on.
     async fn answer_capacity(&mut self, provider: u64, chain_ms: u64) {
-        if self.paused.is_some() {
+        let threads = self
+            .cfg
+            .capacity_threads
+            .map_or(self.bench.cores, |t| t.min(self.bench.cores));
+        if self.paused.is_some() || threads == 0 {
             return;
         }
         let view = match self.client.provider_capacity(provider).await {
@@ -532,8 +536,7 @@ impl Agent {
                 return;
             }
         };
-        let cores = self.bench.cores;
-        if let Some(proof) = self.capacity.step(&view, chain_ms, cores).await
+        if let Some(proof) = self.capacity.step(&view, chain_ms, threads).await
             && let Err(err) = self.submit(Action::ProveCapacity(proof)).await
         {
             debug!("capacity proof: {err}");

@@ -38,16 +38,16 @@ impl Prover {
     /// Looks at the round and the provider's offers (`GET /v1/providers/{id}/capacity`, read
     /// at the last finalized block, whose time is `chain_ms`): returns a proof found since the
     /// last look, to send, and starts a search for an offer that may answer the open round if
-    /// none runs. `cores` bounds the threads of a search.
+    /// none runs, on one thread per free slot up to `threads`.
     pub(crate) async fn step(
         &mut self,
         view: &ProviderCapacity,
         chain_ms: u64,
-        cores: u32,
+        threads: u32,
     ) -> Option<CapacityProof> {
         let found = self.take_finished().await;
         if self.search.is_none() {
-            self.start(view, chain_ms, cores);
+            self.start(view, chain_ms, threads);
         }
         found
     }
@@ -89,7 +89,7 @@ impl Prover {
         }
     }
 
-    fn start(&mut self, view: &ProviderCapacity, chain_ms: u64, cores: u32) {
+    fn start(&mut self, view: &ProviderCapacity, chain_ms: u64, max_threads: u32) {
         let Some(round) = view.round.as_ref().filter(|r| r.open) else {
             return;
         };
@@ -110,7 +110,7 @@ impl Prover {
             slots: offer.free_slots,
             hashes_per_slot: round.hashes_per_slot,
         };
-        let threads = offer.free_slots.min(cores).max(1);
+        let threads = offer.free_slots.min(max_threads).max(1);
         // A proof found later than this could not reach a block before the round closes.
         let left = Duration::from_millis(round.closes_ms.saturating_sub(chain_ms));
         let deadline = Instant::now() + left.saturating_sub(SEND_MARGIN);

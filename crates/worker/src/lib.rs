@@ -99,6 +99,9 @@ pub struct WorkerConfig {
     pub result_delay: Duration,
     /// Use these measurements instead of benchmarking (tests).
     pub benchmark: Option<Benchmark>,
+    /// Most threads a capacity round's proof searches on; the machine's cores when `None`,
+    /// and `Some(0)` answers no round (the offer's free slots then earn no capacity reward).
+    pub capacity_threads: Option<u32>,
     /// The sandbox's compile cache; `<data_dir>/sandbox` when `None`. Workers on one machine
     /// may share one (entries are written atomically).
     pub compile_cache: Option<PathBuf>,
@@ -180,6 +183,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(2),
             result_delay: holdback::DEFAULT_RESULT_DELAY,
             benchmark: None,
+            capacity_threads: None,
             compile_cache: None,
             scratch_dir: None,
             on_run: None,

@@ -1030,6 +1030,8 @@ async fn a_compile_over_the_machines_bound_is_reported_and_replaced_without_pena
 async fn a_worker_proves_its_free_slots_in_a_capacity_round_and_its_owner_earns_reward_units() {
     let requester = key(1);
     let provider = key(71);
+    // Told to answer no round: its idle slots earn nothing.
+    let abstainer = key(72);
     // A round opens at every block where none is open, for 3 seconds; a slot's share takes
     // 65,536 hashes, a few milliseconds.
     let params = Params {
@@ -1041,22 +1043,30 @@ async fn a_worker_proves_its_free_slots_in_a_capacity_round_and_its_owner_earns_
         },
         ..Params::default()
     };
-    let env = Env::start_with(&requester, &[&provider], params).await;
-    let dir = tempfile::tempdir().unwrap();
-    let worker = env.worker(&provider, dir.path(), |_| {});
+    let env = Env::start_with(&requester, &[&provider, &abstainer], params).await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let workers = vec![
+        env.worker(&provider, dirs[0].path(), |_| {}),
+        env.worker(&abstainer, dirs[1].path(), |c| c.capacity_threads = Some(0)),
+    ];
     env.offering(&provider).await;
-    let id = env.provider(&provider).await.id;
-    wait_until("the worker proves its offer's free slots", || async {
+    env.offering(&abstainer).await;
+    let (id, abstainer_id) = (
+        env.provider(&provider).await.id,
+        env.provider(&abstainer).await.id,
+    );
+    // Two rounds proven: the abstainer's offer could have answered at least one of them.
+    wait_until("the worker proves its offer's free slots twice", || async {
         let view = env.client.provider_capacity(id).await.unwrap();
-        view.offers.iter().any(|o| o.proven_round.is_some())
+        view.offers
+            .iter()
+            .any(|o| o.proven_round.is_some_and(|r| r >= 2))
     })
     .await;
-    stop_all(vec![worker]).await;
+    stop_all(workers).await;
 
     let view = env.client.provider_capacity(id).await.unwrap();
-    let offer = &view.offers[0];
-    let proven = offer.proven_round.expect("a round proven");
-    assert!(proven >= 1, "{view:?}");
+    let proven = view.offers[0].proven_round.expect("a round proven");
     // Each proof earns its four free slots; a proof per round, while the worker ran.
     let units: Units = state(&env.node, Query::new(units_key(0, &provider.public_key())))
         .await
@@ -1066,4 +1076,12 @@ async fn a_worker_proves_its_free_slots_in_a_capacity_round_and_its_owner_earns_
         "{units:?} {view:?}"
     );
     assert!(units.0 <= 4 * proven, "{units:?} {view:?}");
+    let abstained = env.client.provider_capacity(abstainer_id).await.unwrap();
+    assert!(
+        abstained.offers.iter().all(|o| o.proven_round.is_none()),
+        "{abstained:?}"
+    );
+    let none: Option<Units> =
+        state(&env.node, Query::new(units_key(0, &abstainer.public_key()))).await;
+    assert_eq!(none, None);
 }
