@@ -158,24 +158,30 @@ impl Run {
         let mut claims = Claims::default();
         let mut best: Option<(usize, u128)> = None;
         for c in (0..self.elected.len()).filter(|&c| !self.elected[c]) {
-            claims.list.clear();
-            let mut approval = 0u128;
-            for &v in &self.backers[c] {
-                let voter = &self.voters[v];
-                approval += voter.weight;
-                for &(e, x) in voter.edges.iter().filter(|(_, x)| *x > 0) {
-                    claims.add(&mut slot, e, self.support[e], x);
-                }
-            }
-            for claim in &claims.list {
-                slot[claim.member] = usize::MAX;
-            }
-            let score = claims.score(approval);
+            let score = self.score(c, &mut slot, &mut claims);
             if score > 0 && best.is_none_or(|(_, b)| score > b) {
                 best = Some((c, score));
             }
         }
         best
+    }
+
+    /// The score of `c` (see [`Self::best`]). `slot` (every entry `usize::MAX`, as it is left)
+    /// and `claims` are scratch space shared by the candidates of a round.
+    fn score(&self, c: usize, slot: &mut [usize], claims: &mut Claims) -> u128 {
+        claims.list.clear();
+        let mut approval = 0u128;
+        for &v in &self.backers[c] {
+            let voter = &self.voters[v];
+            approval += voter.weight;
+            for &(e, x) in voter.edges.iter().filter(|(_, x)| *x > 0) {
+                claims.add(slot, e, self.support[e], x);
+            }
+        }
+        for claim in &claims.list {
+            slot[claim.member] = usize::MAX;
+        }
+        claims.score(approval)
     }
 
     /// Elects `c` at `t`: each of its voters lowers its edges to members above `t` to their

@@ -11,9 +11,13 @@
 //! - PJR: no group of voters with `l` common candidates and a stake of `l` quotas is left with
 //!   fewer than `l` members among the candidates it approves;
 //! - every voter's shares sum to its stake and each member's backing is the sum of its shares;
-//! - the same ballots and candidates in any order give the same outcome.
+//! - the same ballots and candidates in any order give the same outcome;
+//! - on larger inputs (up to 12 candidates and 40 voters, stakes up to a million), every score
+//!   computed from one claim per elected member is at most the score computed voter by voter
+//!   (each voter's kept weight rounded up on its own), and short of it by at most one unit per
+//!   voter's weight on an elected member.
 
-use super::{Ballot, Outcome, elect};
+use super::{Ballot, Claims, Outcome, Run, Scale, elect};
 use proptest::prelude::*;
 
 type Input = (u8, Vec<Ballot<u8, u8>>, usize);
@@ -186,6 +190,90 @@ proptest! {
         let mut cands: Vec<u8> = (0..m).collect();
         cands.reverse();
         prop_assert_eq!(elect(&cands, &shuffled, seats, 100), outcome);
+    }
+}
+
+/// A score computed voter by voter, as the election did before it summed claims: the largest
+/// `t` whose voters' slack, each voter's kept weight on a member above `t` rounded up on its
+/// own, reaches `t`.
+fn score_voter_by_voter(run: &Run, c: usize) -> u128 {
+    let slack = |v: usize, t: u128| {
+        let voter = &run.voters[v];
+        let kept: u128 = voter
+            .edges
+            .iter()
+            .map(|&(e, x)| {
+                let s = run.support[e];
+                if s <= t { x } else { (x * t).div_ceil(s) }
+            })
+            .sum();
+        voter.weight.saturating_sub(kept)
+    };
+    let approval: u128 = run.backers[c].iter().map(|&v| run.voters[v].weight).sum();
+    let (mut lo, mut hi) = (0u128, approval);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let total: u128 = run.backers[c].iter().map(|&v| slack(v, mid)).sum();
+        if total >= mid {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+fn larger_input() -> impl Strategy<Value = (u8, Vec<Ballot<u8, u8>>, usize)> {
+    (2u8..=12).prop_flat_map(|m| {
+        let ballot = (
+            1u128..=1_000_000,
+            proptest::collection::btree_set(0..m, 1..=(m as usize).min(6)),
+        );
+        (
+            Just(m),
+            proptest::collection::vec(ballot, 1..=40),
+            1..=(m as usize).min(8),
+        )
+            .prop_map(|(m, ballots, seats)| {
+                let ballots = ballots
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (stake, targets))| Ballot {
+                        voter: i as u8,
+                        stake,
+                        targets: targets.into_iter().collect(),
+                    })
+                    .collect();
+                (m, ballots, seats)
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn scores_from_claims_never_exceed_and_stay_within_a_unit_per_edge_of_voter_by_voter(
+        (m, ballots, seats) in larger_input()
+    ) {
+        let cands: Vec<u8> = (0..m).collect();
+        let scale = Scale::of(ballots.iter().map(|b| b.stake));
+        let mut run = Run::new(&cands, &ballots, scale);
+        let mut slot = vec![usize::MAX; cands.len()];
+        let mut claims = Claims::default();
+        for _ in 0..seats {
+            for c in (0..cands.len()).filter(|&c| !run.elected[c]) {
+                let ours = run.score(c, &mut slot, &mut claims);
+                let exact = score_voter_by_voter(&run, c);
+                let edges = run.backers[c]
+                    .iter()
+                    .map(|&v| run.voters[v].edges.iter().filter(|(_, x)| *x > 0).count() as u128)
+                    .sum::<u128>();
+                prop_assert!(ours <= exact, "candidate {c}: {ours} > {exact}");
+                prop_assert!(exact - ours <= edges, "candidate {c}: {ours} vs {exact}, {edges} edges");
+            }
+            let Some((winner, score)) = run.best() else { break };
+            run.insert(winner, score);
+            run.balance(10);
+        }
     }
 }
 
