@@ -11,8 +11,8 @@ use exo_ledger::{
         market::{
             self, MarketParams, keys,
             records::{
-                AUDIT_SEED_DELAY, AuditDraw, CapacityRound, IdList, Job, JobState, Provider,
-                ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
+                AUDIT_SEED_DELAY, AuditDraw, CapacityRound, IdList, Job, JobState, OfferRecord,
+                ProvenRound, Provider, ReplicaStatus, Unit, UnitState, WorkCount, WorkItem,
             },
         },
         staking::{EpochRecord, Units, epoch_key, units_key},
@@ -3652,4 +3652,38 @@ fn a_provider_the_match_would_not_use_earns_nothing_for_its_free_slots() {
     assert_eq!(statuses[1], TxStatus::Ok);
     assert_eq!(m.reward_units(0, PROVIDERS[0]), 0);
     assert_eq!(m.reward_units(0, PROVIDERS[1]), 4);
+}
+
+#[test]
+fn an_offer_that_leaves_the_book_leaves_no_proof_record_behind() {
+    // Three proven offers leave the book three ways: cancelled, with their retired provider,
+    // expired.
+    let mut m = Market::new(with_market(capacity_rounds()));
+    m.setup(&PROVIDERS);
+    let round = m.next_capacity_round();
+    let proofs: Vec<SignedTx> = PROVIDERS
+        .iter()
+        .zip(0u64..)
+        .map(|(p, offer)| m.prove(*p, Market::capacity_proof(&round, offer, 8)))
+        .collect();
+    m.ok(proofs);
+    let proven = |m: &Market, offer: u64| {
+        m.chain
+            .get::<ProvenRound>(&keys::capacity_proven_key(offer))
+    };
+    for offer in 0..3 {
+        assert_eq!(proven(&m, offer), Some(ProvenRound(round.number)));
+    }
+    let cancel = m.tx(PROVIDERS[0], Action::CancelOffer { offer: 0 });
+    let retire = m.tx(PROVIDERS[2], Action::RetireProvider);
+    m.ok(vec![cancel, retire]);
+    assert_eq!(proven(&m, 0), None);
+    assert_eq!(proven(&m, 2), None);
+    // The offers of `setup` expire at second 10,000; an expired offer is swept when its
+    // provider posts again (or when the match or a full book meets it).
+    m.chain.pass_secs(10_000);
+    let repost = m.offer(PROVIDERS[1], 8, 20_000);
+    m.ok(vec![repost]);
+    assert_eq!(m.chain.get::<OfferRecord>(&keys::offer_key(1)), None);
+    assert_eq!(proven(&m, 1), None);
 }

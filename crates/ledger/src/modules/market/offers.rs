@@ -198,7 +198,7 @@ impl Market<'_> {
 
     /// Deletes the record of the last capacity round offer `id` proved in, if it has one: the
     /// offer is leaving the book.
-    fn forget_proven(cache: &mut StateCache, id: u64) -> Result<(), Halt> {
+    pub(super) fn forget_proven(cache: &mut StateCache, id: u64) -> Result<(), Halt> {
         if load::<ProvenRound>(cache, &capacity_proven_key(id))?.is_some() {
             remove(cache, capacity_proven_key(id));
         }

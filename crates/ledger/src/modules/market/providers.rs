@@ -101,6 +101,7 @@ impl Market<'_> {
         store(cache, book_key(), &book)?;
         for id in holdings.offers.drain(..) {
             cache.put(offer_key(id), None);
+            Self::forget_proven(cache, id)?;
         }
         Self::store_holdings(cache, owner, &holdings)?;
         let bond = Pot::ProviderBond(provider.id);
