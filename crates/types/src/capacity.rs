@@ -3,8 +3,8 @@
 //!
 //! A capacity round opens at a block nobody could predict, with that block's seed. Every offer
 //! on the book posted before the round may prove its free slots until the round closes: its
-//! provider finds [`CAPACITY_SOLUTIONS`] nonces whose [`capacity_hash`] falls below
-//! [`capacity_target`]. Finding them takes `slots x hashes_per_slot` hashes on average, so a
+//! provider finds [`CAPACITY_SOLUTIONS`] nonces whose hash ([`CapacityChallenge::hash`]) falls
+//! below the target ([`CapacityChallenge::target`]). Finding them takes `slots x hashes_per_slot` hashes on average, so a
 //! provider that runs one thread per free slot needs the time one slot's share takes, and one
 //! that claims more slots than it has cores needs proportionally longer and misses the close.
 //! Checking a proof costs [`CAPACITY_SOLUTIONS`] hashes. Every offer of a round is challenged
@@ -18,7 +18,8 @@ use commonware_codec::{Buf, EncodeSize, Error, RangeCfg, Read, ReadExt, Write};
 /// one lucky find: its spread is a quarter of its mean.
 pub const CAPACITY_SOLUTIONS: usize = 16;
 
-/// Domain of [`capacity_hash`], so that no other hash of the protocol can serve as a solution.
+/// Domain of [`CapacityChallenge::hash`], so that no other hash of the protocol can serve as a
+/// solution.
 pub const CAPACITY_CONTEXT: &str = "exodus capacity proof v1";
 
 /// A provider's proof that an offer's free slots answered a capacity round.

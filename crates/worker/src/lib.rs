@@ -10,7 +10,7 @@
 //! in the node's format ([`outputs`]) and registers it with `PUT /v1/outputs/{job}/{unit}`,
 //! seals the result with a random salt and keeps it on disk ([`store`]), commits, and reveals
 //! once the unit's reveals open. Commits and reveals are batched, at most 256 per transaction.
-//! When a capacity round opens it proves its offer's free slots beside the loop ([`capacity`]).
+//! When a capacity round opens it proves its offer's free slots beside the loop (`capacity.rs`).
 //! Every node call but blob downloads goes through `exo-client`.
 //!
 //! Outcomes: every outcome the sandbox calls attestable (ok, exit codes, traps, out of fuel,
