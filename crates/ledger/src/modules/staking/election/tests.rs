@@ -22,16 +22,24 @@ use proptest::prelude::*;
 
 type Input = (u8, Vec<Ballot<u8, u8>>, usize);
 
-fn input() -> impl Strategy<Value = Input> {
-    (1u8..=6).prop_flat_map(|m| {
+/// Elections of `candidates` candidates, 1 to `voters` voters each with a stake of 1 to
+/// `max_stake` backing 1 to `targets` of them, and 1 to `seats` seats (at most the candidates).
+fn inputs(
+    candidates: std::ops::RangeInclusive<u8>,
+    max_stake: u128,
+    targets: usize,
+    voters: usize,
+    seats: usize,
+) -> impl Strategy<Value = Input> {
+    candidates.prop_flat_map(move |m| {
         let ballot = (
-            1u128..=100,
-            proptest::collection::btree_set(0..m, 1..=m as usize),
+            1u128..=max_stake,
+            proptest::collection::btree_set(0..m, 1..=(m as usize).min(targets)),
         );
         (
             Just(m),
-            proptest::collection::vec(ballot, 1..=6),
-            1..=(m as usize).min(4),
+            proptest::collection::vec(ballot, 1..=voters),
+            1..=(m as usize).min(seats),
         )
             .prop_map(|(m, ballots, seats)| {
                 let ballots = ballots
@@ -46,6 +54,11 @@ fn input() -> impl Strategy<Value = Input> {
                 (m, ballots, seats)
             })
     })
+}
+
+/// What brute force can check: at most 6 candidates and 6 voters.
+fn input() -> impl Strategy<Value = Input> {
+    inputs(1..=6, 100, 6, 6, 4)
 }
 
 fn run(m: u8, ballots: &[Ballot<u8, u8>], seats: usize) -> Outcome<u8, u8> {
@@ -223,30 +236,8 @@ fn score_voter_by_voter(run: &Run, c: usize) -> u128 {
     lo
 }
 
-fn larger_input() -> impl Strategy<Value = (u8, Vec<Ballot<u8, u8>>, usize)> {
-    (2u8..=12).prop_flat_map(|m| {
-        let ballot = (
-            1u128..=1_000_000,
-            proptest::collection::btree_set(0..m, 1..=(m as usize).min(6)),
-        );
-        (
-            Just(m),
-            proptest::collection::vec(ballot, 1..=40),
-            1..=(m as usize).min(8),
-        )
-            .prop_map(|(m, ballots, seats)| {
-                let ballots = ballots
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (stake, targets))| Ballot {
-                        voter: i as u8,
-                        stake,
-                        targets: targets.into_iter().collect(),
-                    })
-                    .collect();
-                (m, ballots, seats)
-            })
-    })
+fn larger_input() -> impl Strategy<Value = Input> {
+    inputs(2..=12, 1_000_000, 6, 40, 8)
 }
 
 proptest! {
