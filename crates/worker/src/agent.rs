@@ -518,15 +518,16 @@ impl Agent {
         Ok(())
     }
 
-    /// Reads the capacity round and the provider's offers, sends a proof found since the last
-    /// pass and starts the search for the next ([`crate::capacity::Prover`]). Capacity never
-    /// holds up work: what fails here is logged and the pass goes on.
+    /// Reads the capacity round and the provider's offers (every 2 s while idle, or once a
+    /// search ends), sends a proof found since the last look and starts the search for the next
+    /// ([`crate::capacity::Prover`]). Capacity never holds up work: what fails here is logged
+    /// and the pass goes on.
     async fn answer_capacity(&mut self, provider: u64, chain_ms: u64) {
         let threads = self
             .cfg
             .capacity_threads
             .map_or(self.bench.cores, |t| t.min(self.bench.cores));
-        if self.paused.is_some() || threads == 0 {
+        if self.paused.is_some() || threads == 0 || !self.capacity.due() {
             return;
         }
         let view = match self.client.provider_capacity(provider).await {

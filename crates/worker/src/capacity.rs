@@ -17,6 +17,10 @@ use tracing::{debug, info};
 /// close gives up rather than send a transaction that would only pay its fee.
 const SEND_MARGIN: Duration = Duration::from_secs(2);
 
+/// How often an idle worker looks for a round: a pass per block would double the requests a
+/// busy worker makes to its node, and a round stays open for many seconds.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+
 /// A search running beside the worker's loop.
 struct Search {
     round: u64,
@@ -32,9 +36,20 @@ pub(crate) struct Prover {
     search: Option<Search>,
     /// The `(round, offer)` pairs searched already, found or not: never searched twice.
     tried: HashSet<(u64, u64)>,
+    /// When the round was last looked at.
+    last_look: Option<Instant>,
 }
 
 impl Prover {
+    /// Whether the next pass should look at the round: a search has finished, or none runs
+    /// and the last look is [`LOOK_EVERY`] old.
+    pub(crate) fn due(&self) -> bool {
+        match &self.search {
+            Some(search) => search.task.is_finished(),
+            None => self.last_look.is_none_or(|t| t.elapsed() >= LOOK_EVERY),
+        }
+    }
+
     /// Looks at the round and the provider's offers (`GET /v1/providers/{id}/capacity`, read
     /// at the last finalized block, whose time is `chain_ms`): returns a proof found since the
     /// last look, to send, and starts a search for an offer that may answer the open round if
@@ -45,6 +60,7 @@ impl Prover {
         chain_ms: u64,
         threads: u32,
     ) -> Option<CapacityProof> {
+        self.last_look = Some(Instant::now());
         let found = self.take_finished().await;
         if self.search.is_none() {
             self.start(view, chain_ms, threads);
