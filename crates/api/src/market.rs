@@ -247,7 +247,9 @@ pub fn requirements_json(r: &exo_market::Requirements) -> wire::Requirements {
     }
 }
 
-fn provider_json(p: &Provider, params: &Params) -> wire::Provider {
+/// `p` as the API shows it, with whether it weighs 2 at `now_secs` (the finalized block's
+/// time).
+fn provider_json(p: &Provider, params: &Params, now_secs: u64) -> wire::Provider {
     wire::Provider {
         id: p.id,
         owner: p.owner.clone(),
@@ -255,7 +257,7 @@ fn provider_json(p: &Provider, params: &Params) -> wire::Provider {
         bond: p.bond,
         reputation: p.reputation,
         reputation_max: REPUTATION_MAX,
-        trusted: exo_ledger::modules::market::weight(&params.market, p) >= 2,
+        trusted: exo_ledger::modules::market::weight(&params.market, p, now_secs) >= 2,
         active: p.active,
         valid: p.valid,
         invalid: p.invalid,
@@ -353,11 +355,12 @@ pub async fn providers<N: NodeView>(
     let last = from.saturating_add(limit).min(end);
     let keys = (from..last).map(queries::provider).collect();
     let params = params(node, limits).await?;
+    let now_secs = node.status().finalized_time_ms / 1_000;
     let providers = read_many::<N, Provider>(node, limits, keys)
         .await?
         .iter()
         .flatten()
-        .map(|p| provider_json(p, &params))
+        .map(|p| provider_json(p, &params, now_secs))
         .collect();
     Ok(wire::ProviderPage {
         providers,
@@ -383,7 +386,12 @@ pub async fn provider<N: NodeView>(
 ) -> Result<wire::Provider, ApiError> {
     let id = parse_id("provider", id_text)?;
     let provider = load_provider(node, limits, id).await?;
-    Ok(provider_json(&provider, &params(node, limits).await?))
+    let now_secs = node.status().finalized_time_ms / 1_000;
+    Ok(provider_json(
+        &provider,
+        &params(node, limits).await?,
+        now_secs,
+    ))
 }
 
 /// `GET /v1/accounts/{address}/provider`.

@@ -585,6 +585,7 @@ fn every_record() -> Vec<(&'static str, String)> {
                 registered_height: 4,
                 reputation_secs: 1_764_000_123,
                 first_matched_height: Some(5),
+                valid_since_secs: 1_700_000_000,
             }),
         ),
         (
@@ -1352,7 +1353,7 @@ fn state_bytes(chain: &MemoryChain) -> Vec<u8> {
 fn the_genesis_hash_is_frozen() {
     assert_eq!(
         hex::encode(golden_genesis().hash()),
-        "eccdcda0595b3f0b74d1874fe8b9f1ed343f28b40b318470392746e82420a9f4"
+        "0c57fd386db1d02fe7b696adffbff834dbd5b12aaf4f6c30a5c2f75bdb382c58"
     );
 }
 
@@ -1409,7 +1410,7 @@ fn one_transfer_from_a_fixed_genesis_leaves_a_frozen_state() {
         .collect();
     assert_eq!(
         hex::encode(hash_bytes(&state_bytes(&chain))),
-        "a2293e958c2f3b9cf5d26eae4a328750eff1935550905abe56c4b03ef6d29e47",
+        "414dbd50e44916ec55281d9c4f8b94952e73c9cdf98c3131d58859232010f38f",
         "the state after one transfer:\n{}",
         listing.join("\n")
     );

@@ -32,6 +32,9 @@ const REQUESTER: u64 = 1;
 const DEVELOPER: u64 = 2;
 const PROPOSER: u64 = 9;
 const PROVIDERS: [u64; 3] = [11, 12, 13];
+/// A fourth provider's account, for the tests that need one: it registers after the three
+/// others (provider id 3), so [`provider_seed`] still names it.
+const FOURTH: u64 = 14;
 const APP: Hash32 = [7u8; 32];
 const FUEL_LIMIT: u64 = 2_000_000_000;
 
@@ -130,6 +133,7 @@ impl Market {
         let mut accounts: Vec<GenesisAccount> = [REQUESTER, DEVELOPER]
             .into_iter()
             .chain(PROVIDERS)
+            .chain([FOURTH])
             .map(|i| GenesisAccount {
                 address: address_to_hex(&addr(i)),
                 balance: Amount::from_exo(1_000_000),
@@ -1004,6 +1008,7 @@ fn an_audit_is_judged_and_a_trusted_liar_cannot_outvote_its_auditor() {
     let params = with_market(MarketParams {
         trusted_reputation: REPUTATION_START,
         trusted_min_valid: 1,
+        trusted_min_age_secs: 0,
         audit_ppm: 1_000_000,
         ..one_vote_disputes()
     });
@@ -1226,6 +1231,7 @@ fn a_caught_liar_loses_its_trusted_weight_whatever_reputation_it_keeps() {
         // Trusted on one confirmed result, at any reputation.
         trusted_reputation: 0,
         trusted_min_valid: 1,
+        trusted_min_age_secs: 0,
         audit_ppm: 1_000_000,
         ..veterans().market
     };
@@ -1235,7 +1241,7 @@ fn a_caught_liar_loses_its_trusted_weight_whatever_reputation_it_keeps() {
     let all = m.agreed_by_a_pair_and_its_audit(0);
     for p in &all {
         let provider = m.provider(m.provider_id(*p));
-        assert_eq!(market::weight(&params, &provider), 2);
+        assert_eq!(market::weight(&params, &provider, 0), 2);
     }
     // Job 1: a trusted provider holds its unit alone and lies; the audit disagrees, and a
     // deciding replica settles it.
@@ -1256,7 +1262,7 @@ fn a_caught_liar_loses_its_trusted_weight_whatever_reputation_it_keeps() {
         caught.valid, 0,
         "a catch ends the record of confirmed results"
     );
-    assert_eq!(market::weight(&params, &caught), 1);
+    assert_eq!(market::weight(&params, &caught, 0), 1);
 }
 
 /// What a provider holding a unit sees of it before it commits: the unit, the job, and the
@@ -1365,6 +1371,7 @@ fn units_of_two_trusted_replicas_are_still_audited() {
             // Everyone is trusted from the start: weight 2 each.
             trusted_reputation: 0,
             trusted_min_valid: 0,
+            trusted_min_age_secs: 0,
             audit_ppm: 1_000_000,
             ..veterans().market
         },
@@ -2842,6 +2849,7 @@ fn reputation_above_the_start_decays_with_block_time_not_blocks() {
         reputation_half_life_secs: 1_000,
         trusted_reputation: REPUTATION_START + 6,
         trusted_min_valid: 1,
+        trusted_min_age_secs: 0,
         ..MarketParams::default()
     }));
     m.setup(&PROVIDERS[..2]);
@@ -2875,6 +2883,7 @@ fn two_trusted_providers_first_matched_together_cannot_decide_a_unit_alone() {
     let mut m = Market::new(with_market(MarketParams {
         trusted_reputation: 0,
         trusted_min_valid: 0,
+        trusted_min_age_secs: 0,
         audit_ppm: 1,
         ..veterans().market
     }));
@@ -2974,6 +2983,168 @@ fn a_newcomer_on_probation_never_gets_a_disputes_deciding_replica() {
     assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
     assert_eq!(m.provider(m.provider_id(liar)).invalid, 1);
     assert_eq!(m.provider(m.provider_id(honest)).invalid, 0);
+}
+
+/// Issue 12: a sleeper earned a trusted record within hours (here two confirmations; about
+/// thirty in the simulation) and then held trust-2 units alone, where only the hidden audit
+/// checks it. Trusted weight also needs a record `trusted_min_age_secs` old (two weeks): until
+/// then the provider's units take a second replica.
+#[test]
+fn a_record_farmed_within_hours_holds_no_unit_alone_until_it_is_two_weeks_old() {
+    let params = MarketParams {
+        trusted_reputation: 0,
+        trusted_min_valid: 2,
+        audit_ppm: 0,
+        ..veterans().market
+    };
+    let mut m = Market::new(with_market(params.clone()));
+    let [a, b, _] = PROVIDERS;
+    m.setup(&[a, b]);
+    agree_on_a_job(&mut m, REQUESTER, 0, [a, b]);
+    agree_on_a_job(&mut m, REQUESTER, 1, [a, b]);
+    assert_eq!(
+        record(&m, a).0,
+        2,
+        "enough confirmations for trusted weight"
+    );
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(
+        m.holders(2, 0).len(),
+        2,
+        "a record of a few seconds holds no trust-2 unit alone"
+    );
+    let results = [a, b].map(|p| (p, truth(2, 0)));
+    m.settle(2, 0, &results);
+    // Two weeks later (offers renewed), the same record is old enough.
+    m.chain.pass_secs(params.trusted_min_age_secs);
+    let expiry = m.chain.next_time_ms() / 1_000 + 10_000;
+    let offers = vec![m.offer(a, 8, expiry), m.offer(b, 8, expiry)];
+    m.ok(offers);
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    assert_eq!(
+        m.holders(3, 0).len(),
+        1,
+        "trusted weight reaches trust 2 alone"
+    );
+}
+
+/// Issue 12: two newcomers of one operator dealt onto one trust-2 unit agree on a lie, and
+/// only the hidden audit can catch them: about the square of the operator's share of units.
+/// While a trusted provider is on the book, a newcomer's unit takes its check from trusted
+/// providers only, waiting for one to free a slot if it must, and so does a dispute's
+/// deciding replica.
+#[test]
+fn newcomers_of_one_operator_never_check_each_other_while_a_trusted_provider_is_on_the_book() {
+    let mut m = Market::new(with_market(MarketParams {
+        trusted_reputation: 0,
+        trusted_min_valid: 1,
+        trusted_min_age_secs: 0,
+        audit_ppm: 0,
+        ..veterans().market
+    }));
+    let [trusted, a, b] = PROVIDERS;
+    let spare = FOURTH;
+    // `trusted` (one slot) and `spare` earn their trusted record together on job 0; the
+    // operator's two providers register without offers.
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(trusted, 1, Amount::from_exo(1)));
+    for p in [a, b] {
+        txs.push(m.tx(
+            p,
+            Action::RegisterProvider {
+                resources: resources(8),
+                bond: Amount::from_exo(100),
+            },
+        ));
+    }
+    txs.extend(m.join(spare, 8, Amount::from_exo(1)));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 0, [trusted, spare]);
+    // `trusted` takes a trust-1 unit (its only slot); `spare` leaves the book and the
+    // operator's providers post offers.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
+    m.ok(vec![tx]);
+    assert_eq!(m.holders(1, 0), [trusted]);
+    // Offers are numbered as posted: `spare`'s is the second.
+    let mut txs = vec![m.tx(spare, Action::CancelOffer { offer: 1 })];
+    txs.extend([a, b].map(|p| m.offer(p, 8, 10_000)));
+    m.ok(txs);
+    // A trust-2 unit while the only trusted provider on the book is busy.
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 2))));
+    m.ok(vec![tx]);
+    let holders = m.holders(2, 0);
+    assert!(
+        !(holders.contains(&a) && holders.contains(&b)),
+        "the operator's two newcomers hold the unit together: {holders:?}"
+    );
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    let colluder = holders[0];
+    let tx = m.commit(colluder, LIE, 2, 0);
+    m.ok(vec![tx]);
+    // Its check waits for `trusted`, though the other colluder has free slots.
+    m.settle(1, 0, &[(trusted, truth(1, 0))]);
+    m.ok(vec![]);
+    assert_eq!(m.holders(2, 0), [colluder, trusted]);
+    let tx = m.commit(trusted, truth(2, 0), 2, 0);
+    m.ok(vec![tx]);
+    m.draw_audits();
+    // The seals disagree: the deciding replica waits for a trusted provider too.
+    let expiry = m.chain.next_time_ms() / 1_000 + 10_000;
+    let offer = m.offer(spare, 8, expiry);
+    m.ok(vec![offer]);
+    m.ok(vec![]);
+    assert_eq!(m.holders(2, 0), [colluder, trusted, spare]);
+    m.decide(
+        2,
+        0,
+        truth(2, 0),
+        &[(colluder, LIE), (trusted, truth(2, 0))],
+    );
+    assert_eq!(m.unit(2, 0).accepted, Some(truth(2, 0)));
+    assert_eq!(m.provider(m.provider_id(colluder)).invalid, 1);
+    assert_eq!(m.provider(m.provider_id(trusted)).invalid, 0);
+    m.accounts_add_up(2);
+}
+
+/// The other side of the rule above: a job that no trusted provider could take (here it
+/// needs more cores than any of them has) is not held up waiting for one. Its units are
+/// checked as in a new market, by newcomers that meet its requirements.
+#[test]
+fn a_job_no_trusted_provider_could_take_is_checked_by_the_newcomers_that_can() {
+    let mut m = Market::new(with_market(MarketParams {
+        trusted_reputation: 0,
+        trusted_min_valid: 1,
+        trusted_min_age_secs: 0,
+        ..veterans().market
+    }));
+    let [trusted, a, b] = PROVIDERS;
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(trusted, 8, Amount::from_exo(1)));
+    for p in [a, b] {
+        txs.push(m.tx(
+            p,
+            Action::RegisterProvider {
+                resources: resources(16),
+                bond: Amount::from_exo(100),
+            },
+        ));
+    }
+    txs.extend(m.join(FOURTH, 8, Amount::from_exo(1)));
+    m.ok(txs);
+    agree_on_a_job(&mut m, REQUESTER, 0, [trusted, FOURTH]);
+    let offers = [a, b].map(|p| m.offer(p, 8, 10_000)).to_vec();
+    m.ok(offers);
+    let mut big = spec(1, 2);
+    big.requirements.min_cores = 16;
+    let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(big)));
+    m.ok(vec![tx]);
+    let mut holders = m.holders(1, 0);
+    holders.sort_unstable();
+    assert_eq!(holders, [a, b]);
+    m.settle(1, 0, &[(a, truth(1, 0)), (b, truth(1, 0))]);
+    assert_eq!(m.unit(1, 0).accepted, Some(truth(1, 0)));
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub(super) struct Matching {
     job: Job,
     spec: JobSpec,
     waiting: Vec<WaitingUnit>,
+    /// Whether a trusted provider that could take the job's units has a live offer on the
+    /// book, busy or not: the job's checks then wait for trusted providers ([`Pass`]).
+    established: bool,
 }
 
 impl Matching {
@@ -43,21 +46,30 @@ pub(super) fn hash32(bytes: &[u8]) -> Hash32 {
 
 /// The passes of a block's batch match, in order. The discriminants seed the dealing of checks
 /// ([`Market::deal_checks`]) and are frozen.
+///
+/// For an established job (a trusted provider that could take its units has a live offer on
+/// the book, busy or not) a unit's checks and its deciding replicas come from trusted
+/// providers only, and a new unit started by anyone else takes one replica, whose check waits
+/// for a trusted provider: an operator's newcomers never hold a unit among themselves, where
+/// agreeing on a lie would leave only the hidden audit to catch them. A job that no trusted
+/// provider could take (hardware only newcomers have) is served as in a new market.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
     /// Trusted providers past probation only: every waiting replica; a new unit asks for
     /// `ceil(trust / 2)`.
     Trusted = 0,
-    /// Providers past probation: the replicas that decide a contested unit
-    /// ([`WaitingUnit::deciding`]). A newcomer's identity costs only its bond, so it never
-    /// decides a dispute, except in a market with no provider past probation at all.
+    /// Providers past probation (trusted ones for an established job): the replicas that
+    /// decide a contested unit ([`WaitingUnit::deciding`]). A newcomer's identity costs only
+    /// its bond, so it never decides a dispute, except in a market with no provider past
+    /// probation at all.
     Deciding = 3,
-    /// Every provider: the other replicas still sought for running units (a check, a
-    /// replacement, an audit). A newcomer may take `probation_slots` of them in a batch
-    /// whatever it already holds, so that newcomers who each hold a replica can still check
-    /// each other's units.
+    /// Every provider (trusted ones for an established job): the other replicas still
+    /// sought for running units (a check, a replacement, an audit). A newcomer may take
+    /// `probation_slots` of them in a batch whatever it already holds, so that newcomers who
+    /// each hold a replica can still check each other's units.
     Running = 1,
-    /// Every provider within its probation: a new unit asks for `trust` replicas.
+    /// Every provider within its probation: a new unit asks for `trust` replicas, or one for
+    /// an established job.
     Everyone = 2,
 }
 
@@ -76,12 +88,22 @@ impl Pass {
     }
 
     /// Whether a provider may take work in this pass: `trusted` (weight 2) and `veteran`
-    /// (past probation).
-    fn admits(self, trusted: bool, veteran: bool) -> bool {
+    /// (past probation), for established jobs or for the others.
+    fn admits(self, trusted: bool, veteran: bool, established: bool) -> bool {
         match self {
             Self::Trusted => trusted && veteran,
-            Self::Deciding => veteran,
-            Self::Running | Self::Everyone => true,
+            Self::Deciding => veteran && (trusted || !established),
+            Self::Running => trusted || !established,
+            Self::Everyone => true,
+        }
+    }
+
+    /// The replicas a new unit asks for in this pass, at trust level `trust`.
+    fn first_replicas(self, trust: u32, established: bool) -> u32 {
+        match self {
+            Self::Trusted => trust.div_ceil(2),
+            Self::Everyone if established => 1,
+            _ => trust,
         }
     }
 }
@@ -145,7 +167,10 @@ impl Market<'_> {
     /// needs in one batch and never holds a slot while it waits for its check (a market whose
     /// slots all held such units would stall): trusted providers first, then the replicas
     /// that decide units from providers past probation, then the other replicas still sought
-    /// for running units from anyone, then new units from anyone within probation.
+    /// for running units from anyone, then new units from anyone within probation. In an
+    /// established job the checks come from trusted providers only, so a newcomer's unit does
+    /// wait for its check; it cannot stall the market, since trusted providers' units never
+    /// wait for one. The deciding and running passes serve established jobs, then the others.
     pub(super) fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         let open = Self::id_list(cache, open_jobs_key())?;
         let mut book = Self::id_list(cache, book_key())?;
@@ -172,6 +197,7 @@ impl Market<'_> {
             jobs.push(Matching {
                 spec: expect(cache, &job_spec_key(job.id))?,
                 waiting: Self::waiting(cache, &job)?,
+                established: false,
                 job,
             });
         }
@@ -221,9 +247,32 @@ impl Market<'_> {
         // decide a dispute if only such providers may: until its first provider ends
         // probation, deciding replicas go to anyone, like the other replicas of running units.
         let bootstrap = !live.iter().any(|l| l.veteran && l.offer.slots > 0);
+        // Which jobs' checks wait for trusted providers ([`Pass`]). Busy ones count: they
+        // free their slots as their units end.
+        let trusted: Vec<&Offer> = live
+            .iter()
+            .filter(|l| l.trusted && l.offer.is_live(now))
+            .map(|l| &l.offer)
+            .collect();
+        for m in &mut jobs {
+            m.established = trusted.iter().any(|o| {
+                o.price_per_unit <= m.spec.max_price_per_unit.0 && m.spec.requirements.admits(o)
+            });
+        }
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
-        for pass in [Pass::Trusted, Pass::Deciding, Pass::Running, Pass::Everyone] {
+        // Each pass, with the jobs it serves: all (`None`), or only the established ones or
+        // only the others.
+        let steps = [
+            (Pass::Trusted, None),
+            (Pass::Deciding, Some(true)),
+            (Pass::Deciding, Some(false)),
+            (Pass::Running, Some(true)),
+            (Pass::Running, Some(false)),
+            (Pass::Everyone, None),
+        ];
+        for (pass, scope) in steps {
+            let established = scope == Some(true);
             // A newcomer's room: for new units, what probation leaves it; for running units'
             // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
             // on a verdict can still check), but no more (one liar must not take every
@@ -238,7 +287,7 @@ impl Market<'_> {
             };
             let offers: Vec<Offer> = live
                 .iter()
-                .filter(|l| pass.admits(l.trusted, l.veteran))
+                .filter(|l| pass.admits(l.trusted, l.veteran, established))
                 .filter(|l| pass == Pass::Everyone || l.offer.slots > 0)
                 .map(|l| {
                     let mut o = l.offer.clone();
@@ -258,13 +307,10 @@ impl Market<'_> {
             let free_slots: u64 = offers.iter().map(|o| u64::from(o.slots)).sum();
             let demands: Vec<Demand> = jobs
                 .iter()
+                .filter(|m| scope.is_none_or(|e| e == m.established))
                 .filter_map(|m| {
                     let trust = u32::from(m.job.trust);
-                    let first = if pass == Pass::Trusted {
-                        trust.div_ceil(2)
-                    } else {
-                        trust
-                    };
+                    let first = pass.first_replicas(trust, m.established);
                     let served = || m.waiting.iter().filter(|w| pass.serves(w, bootstrap));
                     let matchable = exo_market::matchable_prefix(
                         served().map(|w| w.exclude.is_empty()),

@@ -32,6 +32,11 @@ pub struct MarketParams {
     /// Confirmed results (results another replica agreed with) a provider needs before its
     /// result weighs 2.
     pub trusted_min_valid: u64,
+    /// Seconds of block time since its first confirmed result (since its last catch, if it
+    /// was caught) before a provider's result weighs 2: trusted weight holds a unit alone,
+    /// checked by the hidden audit only, so it costs weeks of work that an independent
+    /// requester paid for, however fast the confirmations come (0: no age needed).
+    pub trusted_min_age_secs: u64,
     /// Share of provider payments added to the epoch's rewards (staking pays them out at the
     /// epoch's end with the block reward), in basis points.
     pub protocol_fee_bps: u32,
@@ -119,6 +124,10 @@ impl Default for MarketParams {
             audit_ppm: 100_000,
             trusted_reputation: 800,
             trusted_min_valid: 20,
+            // Two weeks: an identity lies alone about `(1 - p) / p` times before an audit
+            // catches it, and then waits two weeks again (ARCHITECTURE.md, "Trust takes
+            // time").
+            trusted_min_age_secs: 14 * 86_400,
             protocol_fee_bps: 200,
             slash_wrong_bps: 2_000,
             slash_no_show_bps: 200,
@@ -200,7 +209,7 @@ pub enum ParamsError {
     )]
     Excuses { max_window: u64, max_excuses: u32 },
     #[error(
-        "self_dealing_window_secs and reputation_half_life_secs must be {min} to {max} seconds and reputation_full_value above 0"
+        "self_dealing_window_secs and reputation_half_life_secs must be {min} to {max} seconds, trusted_min_age_secs at most {max} and reputation_full_value above 0"
     )]
     Reputation { min: u64, max: u64 },
     #[error(
@@ -344,6 +353,7 @@ impl MarketParams {
         // no use.
         if !window(self.self_dealing_window_secs)
             || !window(self.reputation_half_life_secs)
+            || self.trusted_min_age_secs > MAX_WINDOW_SECS
             || self.reputation_full_value == Amount::ZERO
         {
             return Err(ParamsError::Reputation {
@@ -376,6 +386,7 @@ impl MarketParams {
         self.audit_ppm.write(out);
         self.trusted_reputation.write(out);
         self.trusted_min_valid.write(out);
+        self.trusted_min_age_secs.write(out);
         self.protocol_fee_bps.write(out);
         self.slash_wrong_bps.write(out);
         self.slash_no_show_bps.write(out);
@@ -414,6 +425,7 @@ impl MarketParams {
             audit_ppm: u32::read(buf)?,
             trusted_reputation: u32::read(buf)?,
             trusted_min_valid: u64::read(buf)?,
+            trusted_min_age_secs: u64::read(buf)?,
             protocol_fee_bps: u32::read(buf)?,
             slash_wrong_bps: u32::read(buf)?,
             slash_no_show_bps: u32::read(buf)?,

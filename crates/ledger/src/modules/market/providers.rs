@@ -55,6 +55,7 @@ impl Market<'_> {
             registered_height: self.env.height,
             reputation_secs: self.now_secs(),
             first_matched_height: None,
+            valid_since_secs: 0,
         };
         store(cache, provider_key(id), &provider)?;
         store(cache, owner_key(owner), &OwnerIndex(id))?;

@@ -147,6 +147,10 @@ pub struct Provider {
     /// providers first matched in the same block get no trusted bonus on a unit they share
     /// ([`super::reputation::deciding_weight`]).
     pub first_matched_height: Option<u64>,
+    /// The second (of block time) of the provider's first confirmed result since it
+    /// registered or was last caught: trusted weight needs a record `trusted_min_age_secs`
+    /// old ([`super::reputation::weight`]). Meaningless while `valid` is 0.
+    pub valid_since_secs: u64,
 }
 
 impl Record for Provider {
@@ -166,6 +170,7 @@ impl Record for Provider {
         self.registered_height.write(out);
         self.reputation_secs.write(out);
         put_opt(&self.first_matched_height, out, |h, out| h.write(out));
+        self.valid_since_secs.write(out);
     }
     fn take(buf: &mut Copying<'_>) -> Result<Self, Error> {
         Ok(Self {
@@ -182,6 +187,7 @@ impl Record for Provider {
             registered_height: u64::read(buf)?,
             reputation_secs: u64::read(buf)?,
             first_matched_height: take_opt(buf, u64::read)?,
+            valid_since_secs: u64::read(buf)?,
         })
     }
 }

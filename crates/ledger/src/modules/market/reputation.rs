@@ -57,15 +57,18 @@ pub fn is_matchable(params: &MarketParams, provider: &Provider, now_secs: u64) -
         && current_reputation(params, provider, now_secs) >= params.min_match_reputation
 }
 
-/// Whether a provider's result weighs 2 (a long record of confirmed results) or 1, by its
-/// reputation as last written: for readers outside a block. The ledger itself judges by the
-/// reputation decayed to the block's time ([`Market::weight`]).
-pub fn weight(params: &MarketParams, provider: &Provider) -> u32 {
-    weight_with(params, provider, provider.reputation)
-}
-
-fn weight_with(params: &MarketParams, provider: &Provider, reputation: u32) -> u32 {
-    if reputation >= params.trusted_reputation && provider.valid >= params.trusted_min_valid {
+/// Whether a provider's result weighs 2 or 1 at block time `now_secs`: 2 takes a long record
+/// of confirmed results (`trusted_min_valid` of them since its last catch), a reputation of
+/// `trusted_reputation` decayed to then, and a record at least `trusted_min_age_secs` old.
+pub fn weight(params: &MarketParams, provider: &Provider, now_secs: u64) -> u32 {
+    let reputation = current_reputation(params, provider, now_secs);
+    let old_enough = params.trusted_min_age_secs == 0
+        || (provider.valid > 0
+            && now_secs.saturating_sub(provider.valid_since_secs) >= params.trusted_min_age_secs);
+    if reputation >= params.trusted_reputation
+        && provider.valid >= params.trusted_min_valid
+        && old_enough
+    {
         2
     } else {
         1
@@ -110,8 +113,7 @@ pub fn deciding_weight(members: &[Member]) -> u32 {
 impl Market<'_> {
     /// A provider's weight at this block's time.
     pub(super) fn weight(&self, provider: &Provider) -> u32 {
-        let reputation = current_reputation(self.params, provider, self.now_secs());
-        weight_with(self.params, provider, reputation)
+        weight(self.params, provider, self.now_secs())
     }
 
     /// A provider's (weight, first match) for [`deciding_weight`].
@@ -164,6 +166,9 @@ impl Market<'_> {
         }
         store(cache, key, &partners)?;
         self.refresh_reputation(provider);
+        if provider.valid == 0 {
+            provider.valid_since_secs = self.now_secs();
+        }
         provider.valid = provider.valid.saturating_add(1);
         provider.reputation = provider
             .reputation
@@ -235,6 +240,7 @@ mod tests {
             registered_height: 0,
             reputation_secs,
             first_matched_height: None,
+            valid_since_secs: 0,
         }
     }
 
