@@ -15,10 +15,12 @@
 //! table takes the first), `kinds` (strategies or liars by name; the strategic table adds the
 //! mix of every kind given when it has more than one), and, to try other rules, the jobs'
 //! `min_reputation`, how long offers live in seconds (`offer_lifetime_secs`), the providers'
-//! `bond` in EXO, the farming job size `farm_units`, `compute_cost_bps`, and the ledger
-//! parameters `trusted_reputation`, `trusted_min_valid`, `audit_ppm`, `min_match_reputation`,
-//! `probation_slots`, `probation_results` (defaults: `SimConfig::liars`,
-//! `SimConfig::strategic`, `Params::default()`).
+//! `bond` in EXO, the farming job size `farm_units`, `compute_cost_bps`, `established` (1: the
+//! honest providers are trusted before the operator's register; 0: every provider starts
+//! new), and the ledger parameters `trusted_reputation`, `trusted_min_valid`,
+//! `trusted_min_age_secs`, `audit_ppm`, `min_match_reputation`, `probation_slots`,
+//! `probation_results` (defaults: `SimConfig::liars`, `SimConfig::strategic`,
+//! `Params::default()`).
 //!
 //! Prints the markdown table of `docs/proof-of-task.md`, and a line per run on stderr.
 
@@ -37,11 +39,14 @@ fn list<T: std::str::FromStr>(text: &str) -> Vec<T> {
 
 fn describe(label: &str, r: &SimReport) {
     eprintln!(
-        "{label}: units {}, accepted {}, bad {}, blocks {}, rejected txs {}, unfinished {}, farm units {}, genesis {} accounted {} (diff {}), supply+slashed {}: {:?}",
+        "{label}: units {}, accepted {}, bad {}, blocks {} (warm-up {} blocks, {} units, {} trusted), rejected txs {}, unfinished {}, farm units {}, genesis {} accounted {} (diff {}), supply+slashed {}: {:?}",
         r.units,
         r.accepted,
         r.bad_accepted,
         r.blocks,
+        r.warmup_blocks,
+        r.warmup_units,
+        r.trusted_at_start,
         r.rejected_txs,
         r.unfinished,
         r.farm_units,
@@ -93,6 +98,8 @@ fn main() {
                 "compute_cost_bps" => cfg.compute_cost_bps = small,
                 "trusted_reputation" => cfg.params.market.trusted_reputation = small,
                 "trusted_min_valid" => cfg.params.market.trusted_min_valid = v,
+                "trusted_min_age_secs" => cfg.params.market.trusted_min_age_secs = v,
+                "established" => cfg.established = v != 0,
                 "audit_ppm" => cfg.params.market.audit_ppm = small,
                 "min_match_reputation" => cfg.params.market.min_match_reputation = small,
                 "probation_slots" => cfg.params.market.probation_slots = small,

@@ -177,6 +177,11 @@ pub struct SimConfig {
     /// pays for the unit's fuel. Not a chain transfer: the report subtracts it from what a
     /// provider earned, so that a lie (which runs nothing) saves it.
     pub compute_cost_bps: u32,
+    /// A market in steady state: the honest providers earn trusted records first, by honest
+    /// work for a requester of their own over `trusted_min_age_secs` of block time (not
+    /// counted: [`warm_up`]), and the strategic operator's providers register afterwards, as
+    /// newcomers. Otherwise every provider registers in the first block (a new market).
+    pub established: bool,
 }
 
 impl SimConfig {
@@ -198,6 +203,11 @@ impl SimConfig {
                 market: MarketParams {
                     commit_window_secs: 4,
                     reveal_window_secs: 4,
+                    // An hour, not two weeks: like the windows, scaled to a run that lasts a
+                    // minute or two of block time, and still far longer than one. (The pause
+                    // of an established market's warm-up is caught up by the deadline
+                    // processor 64 seconds a block, so two weeks would cost 19,000 blocks.)
+                    trusted_min_age_secs: 3_600,
                     // The simulated units are tiny (about half of a 1M-fuel limit, 0.0005 EXO
                     // at the honest price): a confirmation earns its full reputation at what
                     // one unit pays here, as a real unit's does at the default value.
@@ -216,12 +226,14 @@ impl SimConfig {
             cheap_misbehavers: false,
             farm_units: 20,
             compute_cost_bps: 5_000,
+            established: false,
         }
     }
 
     /// `units` units over `providers` providers, a fraction `share` of which belong to one
     /// strategic operator whose providers are split evenly among `strategies` (the first
-    /// ones take what does not divide), at trust `trust`.
+    /// ones take what does not divide), at trust `trust`, in an established market: the
+    /// honest providers are trusted when the operator's register.
     pub fn strategic(
         providers: u32,
         share: f64,
@@ -230,6 +242,7 @@ impl SimConfig {
         trust: u8,
     ) -> Self {
         let mut cfg = Self::liars(providers, share, Behaviour::Honest, units, trust);
+        cfg.established = true;
         let bad = providers - cfg.honest;
         let kinds = u32::try_from(strategies.len()).unwrap_or(u32::MAX).max(1);
         cfg.misbehaving = strategies
@@ -318,6 +331,11 @@ pub struct SimReport {
     pub farm_earned: i128,
     /// What each block cost the ledger to execute, in order.
     pub block_costs: Vec<BlockCost>,
+    /// Blocks and units of the honest warm-up of an established market (not counted).
+    pub warmup_blocks: u64,
+    pub warmup_units: u64,
+    /// Honest providers trusted when the counted work began.
+    pub trusted_at_start: u32,
 }
 
 /// One block's execution by the in-memory ledger: wall-clock time (signatures are not
@@ -654,6 +672,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     let developer = PrivateKey::from_seed(2);
     let proposer = PrivateKey::from_seed(3);
     let farmer = PrivateKey::from_seed(4);
+    let warm_requester = PrivateKey::from_seed(5);
     let provider_funds = Amount::from_exo(1_000).0;
     let requester_funds = Amount::from_exo(1_000_000_000).0;
     let farm_funds = Amount::from_exo(1_000).0;
@@ -679,6 +698,12 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             balance: Amount::from_exo(1),
         },
     ];
+    if cfg.established {
+        accounts.push(GenesisAccount {
+            address: address_to_hex(&warm_requester.public_key()),
+            balance: Amount(requester_funds),
+        });
+    }
     // Funded at genesis, the farming requester is tied to none of the operator's providers:
     // the operator that routes its funds through intermediaries.
     if farming {
@@ -719,7 +744,8 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         *h.finalize().as_bytes()
     };
 
-    // Block 1: providers register, the developer publishes the app.
+    // Block 1: providers register (in an established market, the honest ones only: the
+    // operator's register once they are trusted), the developer publishes the app.
     let app: Hash32 = *blake3::hash(b"simulated app").as_bytes();
     let mut txs = vec![tx(
         &developer,
@@ -732,8 +758,13 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             royalty_per_unit: Amount(1_000),
         },
     )];
-    for p in &providers {
-        txs.push(register(p, cfg, fee, 0));
+    for p in &mut providers {
+        if cfg.established && p.kind.is_strategic() {
+            // Registers as soon as the loop below runs it: its funds are there.
+            p.registering = false;
+        } else {
+            txs.push(register(p, cfg, fee, 0));
+        }
     }
     chain.block(&txs, block_seed(1));
 
@@ -754,10 +785,36 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     );
     // Farming jobs outbid the honest requester's, so the matcher serves them first.
     farm_spec.max_price_per_unit = Amount(honest_price().0 * 2);
+    let warm = if cfg.established {
+        let warm = warm_up(
+            &mut chain,
+            cfg,
+            &mut providers,
+            &warm_requester,
+            &spec,
+            &mut rng,
+            &block_seed,
+        );
+        // What the honest providers earned and spent so far is the warm-up's: they are
+        // measured from here, as the operator's providers are.
+        for p in providers.iter_mut() {
+            let Some(id) = p.id else { continue };
+            let bond = chain
+                .get::<Provider>(&keys::provider_key(id))
+                .map_or(0, |r| r.bond.0);
+            p.start_balance = chain.account(&p.address).balance.0 + bond;
+            p.compute_cost = 0;
+            p.deciding = 0;
+        }
+        Some(warm)
+    } else {
+        None
+    };
     let mut jobs_submitted = 0u32;
     let mut requester_nonce = 0u64;
     let mut adversary = Adversary::default();
-    while chain.height() < cfg.max_blocks {
+    let end = chain.height() + cfg.max_blocks;
+    while chain.height() < end {
         let mut txs: Vec<SignedTx> = Vec::new();
         // Jobs go in as fast as the chain takes them: within the market's open jobs and the
         // requester's own.
@@ -834,11 +891,118 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         &providers,
         genesis_supply,
         &requester.public_key(),
+        &warm_requester.public_key(),
     );
+    if let Some(warm) = warm {
+        (r.warmup_blocks, r.warmup_units, r.trusted_at_start) = warm;
+    }
     if farming {
         r.farm_earned = chain.account(&farmer.public_key()).balance.0 as i128 - farm_funds as i128;
     }
     r
+}
+
+/// Most blocks of each stage of [`warm_up`] before it moves on, whoever is not trusted yet
+/// (100 providers need about 30; in a small market some never reach `trusted_reputation`,
+/// confirmed by too few distinct co-replicas).
+const WARMUP_STAGE_BLOCKS: u64 = 200;
+
+/// The honest providers' road to trusted records in an established market, before anything is
+/// counted: honest work for `requester` (its jobs of `spec`) until each has a confirmed
+/// result, a pause of `trusted_min_age_secs` once nothing runs (the chain idle, as
+/// [`MemoryChain::pass_secs`] lets time pass), then work again until each is trusted. Returns
+/// the blocks and units it took and the honest providers trusted at its end.
+fn warm_up(
+    chain: &mut Chain,
+    cfg: &SimConfig,
+    providers: &mut [SimProvider],
+    requester: &PrivateKey,
+    spec: &JobSpec,
+    rng: &mut Rng,
+    block_seed: &dyn Fn(u64) -> Hash32,
+) -> (u64, u64, u32) {
+    let fee = cfg.params.min_fee;
+    let market = &cfg.params.market;
+    let start = chain.height();
+    let mut adversary = Adversary::default();
+    let (mut nonce, mut units) = (0u64, 0u64);
+    // How many honest providers meet `done` (of how many).
+    let count = |chain: &Chain, providers: &[SimProvider], done: &dyn Fn(&Provider) -> bool| {
+        let honest = providers.iter().filter(|p| !p.kind.is_strategic());
+        let met = honest
+            .clone()
+            .filter(|p| {
+                p.id.and_then(|id| chain.get::<Provider>(&keys::provider_key(id)))
+                    .is_some_and(|r| done(&r))
+            })
+            .count();
+        (met, honest.count())
+    };
+    for stage in 0..2 {
+        if stage == 1 {
+            chain.chain.pass_secs(market.trusted_min_age_secs);
+        }
+        let limit = chain.height() + WARMUP_STAGE_BLOCKS;
+        loop {
+            for p in providers
+                .iter_mut()
+                .filter(|p| p.id.is_none() && p.registering)
+            {
+                p.id = chain
+                    .get::<OwnerIndex>(&keys::owner_key(&p.address))
+                    .map(|i| i.0);
+            }
+            let now = chain.next_secs();
+            let (met, of) = if stage == 0 {
+                count(chain, providers, &|r| r.valid > 0)
+            } else {
+                count(chain, providers, &|r| weight(market, r, now) >= 2)
+            };
+            let working = met < of && chain.height() < limit;
+            let open = chain
+                .get::<Holdings>(&keys::holdings_key(&requester.public_key()))
+                .map_or(0, |h| h.open_jobs);
+            // Nothing may run across the pause: a commit window would pass unanswered.
+            if !working && (open == 0 || chain.height() >= limit + WARMUP_STAGE_BLOCKS) {
+                break;
+            }
+            let mut txs = Vec::new();
+            if working {
+                for _ in 0..market.max_open_jobs_per_account.saturating_sub(open) {
+                    txs.push(tx(
+                        requester,
+                        nonce,
+                        fee,
+                        Action::SubmitJob(Box::new(spec.clone())),
+                    ));
+                    nonce += 1;
+                    units += u64::from(spec.units);
+                }
+            }
+            let mut order: Vec<usize> = (0..providers.len())
+                .filter(|&i| !providers[i].kind.is_strategic())
+                .collect();
+            rng.shuffle(&mut order);
+            for i in order {
+                txs.extend(provider_txs(
+                    &mut providers[i],
+                    chain,
+                    cfg,
+                    fee,
+                    rng,
+                    &mut adversary,
+                ));
+            }
+            chain.block(&txs, block_seed(chain.height() + 1));
+        }
+    }
+    let now = chain.next_secs();
+    let (trusted, _) = count(chain, providers, &|r| weight(market, r, now) >= 2);
+    (
+        chain.height() - start,
+        units,
+        u32::try_from(trusted).unwrap_or(u32::MAX),
+    )
 }
 
 /// A provider's registration, from its current identity.
@@ -871,7 +1035,9 @@ impl Adversary {
             if p.kind == Behaviour::Sleeper
                 && chain
                     .get::<Provider>(&keys::provider_key(id))
-                    .is_some_and(|record| weight(&cfg.params.market, &record) >= 2)
+                    .is_some_and(|record| {
+                        weight(&cfg.params.market, &record, chain.next_secs()) >= 2
+                    })
             {
                 self.awake.insert(id);
             }
@@ -1168,12 +1334,15 @@ fn compute_cost(cfg: &SimConfig, fuel: u64) -> u128 {
         / u128::from(exo_market::FUEL_PER_UNIT)
 }
 
+/// What the run measured: units of `requester` only (the farming requester's jobs are counted
+/// apart, the warm-up requester's not at all).
 fn report(
     cfg: &SimConfig,
     chain: &Chain,
     providers: &[SimProvider],
     genesis_supply: u128,
     requester: &Address,
+    warm_requester: &Address,
 ) -> SimReport {
     let mut r = SimReport {
         blocks: chain.height(),
@@ -1193,6 +1362,9 @@ fn report(
             let Ok(job) = decode::<Job>(value) else {
                 continue;
             };
+            if job.requester == *warm_requester {
+                continue;
+            }
             if job.requester != *requester {
                 r.farm_units += u64::from(job.units);
                 continue;
@@ -1262,7 +1434,7 @@ fn report(
         }
         if let Some(provider) = last {
             stats.reputation += provider.reputation;
-            if weight(&cfg.params.market, &provider) >= 2 {
+            if weight(&cfg.params.market, &provider, chain.next_secs()) >= 2 {
                 stats.trusted += 1;
             }
         }

@@ -140,8 +140,9 @@ fn full_runs_write_the_doc_tables() {
 
 /// The key property at a small scale: with 10% colluding liars at trust 2, no bad unit is
 /// accepted, every liar is caught, and once honest providers are trusted a unit costs little
-/// more than one replica (trust comes after 5 confirmed results here instead of 30, so that a
-/// small run gets there). At this scale, under the reputation rules (value-weighted gains,
+/// more than one replica (trust comes after 5 confirmed results here instead of 30, and with
+/// no wait for the record's age, so that a small run of a new market gets there; the units
+/// of providers not yet trusted then take a trusted check, about 0.3 replicas more). At this scale, under the reputation rules (value-weighted gains,
 /// repeat confirmations worth less), two seeds of ten see the two liars meet on their first
 /// units, before either is checked, outvote the honest third replica and pass one bad unit
 /// (seeds 1 and 2), and two need 1.301 replicas per unit (seeds 7 and 10); seeds 3 to 6, 8
@@ -151,13 +152,14 @@ fn colluding_liars_at_trust_2_get_no_bad_unit_through_at_low_cost() {
     let mut cfg = SimConfig::liars(20, 0.1, COLLUDING, 1_000, 2);
     cfg.seed = 3;
     cfg.params.market.trusted_min_valid = 5;
+    cfg.params.market.trusted_min_age_secs = 0;
     cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
     let r = run(&cfg);
     assert!(r.conserved(), "{r:?}");
     assert_eq!(r.unfinished, 0, "{r:?}");
     assert_eq!(r.accepted, r.units, "{r:?}");
     assert_eq!(r.bad_accepted, 0, "{r:?}");
-    assert!(r.replicas_per_unit() <= 1.3, "{r:?}");
+    assert!(r.replicas_per_unit() <= 1.35, "{r:?}");
     let liars = r.kinds.get("wrong-result").cloned().unwrap_or_default();
     assert_eq!(liars.providers, 2);
     assert!(liars.invalid >= 2, "{r:?}");
@@ -190,17 +192,42 @@ fn honest_unharmed_and_the_adversary_below_honest_work(r: &SimReport) {
     );
 }
 
-/// Two sleepers of twenty, at trust 2, with trust reachable in a small run (5 confirmed
-/// results and reputation 550 instead of 20 and 800). They farm on their operator's own jobs,
-/// become trusted, lie on the units they then hold alone, and are caught by hidden audits
-/// (and by the checks their units seek once a catch costs them their trusted weight). Every
-/// sleeper that lied is caught: a catch ends its trusted weight, it earns it back and lies
-/// again until its reputation is below the floor. The run is long enough for that: a sleeper
-/// passes `k` lies unaudited with probability `0.9^k`, and in 3,000 units one passed all of its.
+/// Two sleepers of twenty, at trust 2, in an established market (the honest providers are
+/// trusted when they register): their records never reach the age trusted weight needs
+/// within the run, so they never hold a unit alone, never see a unit without an outsider,
+/// and never lie. Their farming jobs build them nothing.
 #[test]
-fn a_sleeper_that_farms_trust_then_lies_alone_is_caught_and_ends_below_the_floor() {
+fn a_sleeper_never_holds_a_unit_alone_before_its_record_is_old_enough() {
+    let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Sleeper], 600, 2);
+    // Eighteen honest providers confirm each other too often to reach reputation 800.
+    cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    let r = run(&cfg);
+    settled(&r);
+    assert_eq!(r.trusted_at_start, 18, "{r:?}");
+    let sleepers = kind(&r, "sleeper");
+    assert_eq!(sleepers.providers, 2);
+    assert!(r.farm_units > 0, "the operator farmed nothing: {r:?}");
+    assert!(sleepers.valid > 0, "the sleepers did no work: {r:?}");
+    assert_eq!(sleepers.trusted, 0, "{r:?}");
+    assert_eq!(sleepers.lies, 0, "{r:?}");
+    assert_eq!(r.bad_accepted, 0, "{r:?}");
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
+/// What is left once a sleeper's record is old enough (here with no age needed, in a new
+/// market, and trust after 5 confirmed results and reputation 550 instead of 20 and 800):
+/// sleepers farm on their operator's own jobs, become trusted, lie on the units they then
+/// hold alone, and are caught by hidden audits (and by the checks their units seek once a
+/// catch costs them their trusted weight). Every sleeper that lied is caught: a catch ends its
+/// trusted weight, it earns it back and lies again until its reputation is below the floor.
+/// The run is long enough for that: a sleeper passes `k` lies unaudited with probability
+/// `0.9^k`, and in 3,000 units one passed all of its.
+#[test]
+fn a_sleeper_that_earned_trust_then_lies_alone_is_caught_and_ends_below_the_floor() {
     let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Sleeper], 6_000, 2);
+    cfg.established = false;
     cfg.params.market.trusted_min_valid = 5;
+    cfg.params.market.trusted_min_age_secs = 0;
     cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
     let r = run(&cfg);
     settled(&r);
@@ -222,10 +249,13 @@ fn a_sleeper_that_farms_trust_then_lies_alone_is_caught_and_ends_below_the_floor
 
 /// Withholders at trust 1 hold every unit alone and lie on it. When a hidden audit disagrees
 /// and the dispute's deciding replica sides with the auditor, the seals show the withholder
-/// that it would lose: it withholds its reveal, and pays as for a wrong result.
+/// that it would lose: it withholds its reveal, and pays as for a wrong result. (In a new
+/// market, as the other tests of one strategy at trust 1: there the strategy gets units from
+/// the start, while in an established one a newcomer on probation gets one at a time.)
 #[test]
 fn a_withholder_pays_for_a_withheld_reveal_as_for_a_wrong_one() {
     let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Withholder], 600, 1);
+    cfg.established = false;
     cfg.params.market.audit_ppm = 300_000;
     let r = run(&cfg);
     settled(&r);
@@ -237,13 +267,15 @@ fn a_withholder_pays_for_a_withheld_reveal_as_for_a_wrong_one() {
     honest_unharmed_and_the_adversary_below_honest_work(&r);
 }
 
-/// Dispute copiers beside independent liars (not their partners), at trust 2: the liars'
-/// wrong results start disputes, and copiers get deciding replicas, but every result is still
-/// sealed when they commit, so they have nothing to copy: they run the unit, and no bad
-/// result passes.
+/// Dispute copiers beside independent liars (not their partners), at trust 2, in a new
+/// market (in an established one only trusted providers decide, and copiers never do): the
+/// liars' wrong results start disputes, and copiers get deciding replicas, but every result
+/// is still sealed when they commit, so they have nothing to copy: they run the unit, and no
+/// bad result passes.
 #[test]
 fn a_dispute_copier_finds_nothing_to_copy_in_a_dispute_decided_blind() {
     let mut cfg = SimConfig::strategic(20, 0.2, &[Behaviour::DisputeCopier], 600, 2);
+    cfg.established = false;
     cfg.honest -= 2;
     cfg.misbehaving.push((Behaviour::IndependentLiar, 2));
     let r = run(&cfg);
@@ -257,10 +289,12 @@ fn a_dispute_copier_finds_nothing_to_copy_in_a_dispute_decided_blind() {
     assert_eq!(kind(&r, "honest").slashed, 0, "{r:?}");
 }
 
-/// 600 units at trust 1 (every unit held alone), two providers of twenty playing `strategy`:
-/// the settled run and the strategy's stats.
+/// 600 units at trust 1 (every unit held alone) in a new market, two providers of twenty
+/// playing `strategy`: the settled run and the strategy's stats.
 fn two_of_twenty_at_trust_1(strategy: Behaviour) -> (SimReport, KindStats) {
-    let r = run(&SimConfig::strategic(20, 0.1, &[strategy], 600, 1));
+    let mut cfg = SimConfig::strategic(20, 0.1, &[strategy], 600, 1);
+    cfg.established = false;
+    let r = run(&cfg);
     settled(&r);
     let stats = kind(&r, strategy.name());
     (r, stats)
@@ -294,7 +328,18 @@ fn a_fuel_inflater_is_caught_by_audits_and_earns_less_than_honest_work() {
 /// every unit and conserve tokens, and the table has a row for each.
 #[test]
 fn the_strategic_table_has_a_row_per_strategy_and_share() {
-    let rows = strategic_matrix(20, 200, &strategy_rows(), &[0.1, 0.3], 2, &[1], &|_| {});
+    // Small markets reach trusted weight at a lower reputation (see the sleeper's test).
+    let trust_at_550 =
+        |c: &mut SimConfig| c.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    let rows = strategic_matrix(
+        20,
+        200,
+        &strategy_rows(),
+        &[0.1, 0.3],
+        2,
+        &[1],
+        &trust_at_550,
+    );
     let table = strategic_table(&rows);
     println!("{table}");
     assert_eq!(rows.len(), 12);

@@ -55,6 +55,11 @@ pub(super) fn hash32(bytes: &[u8]) -> Hash32 {
 /// provider could take (hardware only newcomers have) is served as in a new market.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
+    /// Trusted providers past probation only: the replicas running units still seek (checks,
+    /// audits, replacements, deciders), before any new unit starts. In a saturated market
+    /// new units would otherwise take every free trusted slot, and an established job's
+    /// audits, which only trusted providers take, would lapse.
+    TrustedRunning = 4,
     /// Trusted providers past probation only: every waiting replica; a new unit asks for
     /// `ceil(trust / 2)`.
     Trusted = 0,
@@ -80,6 +85,7 @@ impl Pass {
     fn serves(self, w: &WaitingUnit, bootstrap: bool) -> bool {
         let deciding = w.deciding && !bootstrap;
         match self {
+            Self::TrustedRunning => w.started,
             Self::Trusted => true,
             Self::Deciding => w.started && deciding,
             Self::Running => w.started && !deciding,
@@ -91,7 +97,7 @@ impl Pass {
     /// (past probation), for established jobs or for the others.
     fn admits(self, trusted: bool, veteran: bool, established: bool) -> bool {
         match self {
-            Self::Trusted => trusted && veteran,
+            Self::TrustedRunning | Self::Trusted => trusted && veteran,
             Self::Deciding => veteran && (trusted || !established),
             Self::Running => trusted || !established,
             Self::Everyone => true,
@@ -163,14 +169,15 @@ fn defer_past(outcome: &mut exo_market::MatchOutcome, budget: usize) {
 impl Market<'_> {
     /// The batch match of every open job's waiting units against the book.
     ///
-    /// Four passes (see [`Pass`]), so that a unit starts with the replicas its trust level
+    /// Five passes (see [`Pass`]), so that a unit starts with the replicas its trust level
     /// needs in one batch and never holds a slot while it waits for its check (a market whose
-    /// slots all held such units would stall): trusted providers first, then the replicas
-    /// that decide units from providers past probation, then the other replicas still sought
-    /// for running units from anyone, then new units from anyone within probation. In an
-    /// established job the checks come from trusted providers only, so a newcomer's unit does
-    /// wait for its check; it cannot stall the market, since trusted providers' units never
-    /// wait for one. The deciding and running passes serve established jobs, then the others.
+    /// slots all held such units would stall): trusted providers first, to running units and
+    /// then to every unit, then the replicas that decide units from providers past
+    /// probation, then the other replicas still sought for running units from anyone, then
+    /// new units from anyone within probation. For an established job the checks come from
+    /// trusted providers only, so a newcomer's unit does wait for its check; it cannot stall
+    /// the market, since trusted providers' units never wait for one. The deciding and
+    /// running passes serve established jobs, then the others.
     pub(super) fn match_book(&mut self, cache: &mut StateCache) -> Result<(), Halt> {
         let open = Self::id_list(cache, open_jobs_key())?;
         let mut book = Self::id_list(cache, book_key())?;
@@ -264,6 +271,7 @@ impl Market<'_> {
         // Each pass, with the jobs it serves: all (`None`), or only the established ones or
         // only the others.
         let steps = [
+            (Pass::TrustedRunning, None),
             (Pass::Trusted, None),
             (Pass::Deciding, Some(true)),
             (Pass::Deciding, Some(false)),
@@ -278,7 +286,7 @@ impl Market<'_> {
             // on a verdict can still check), but no more (one liar must not take every
             // dispute's next replica at once).
             let mut room: Vec<(u64, u32)> = match pass {
-                Pass::Trusted | Pass::Deciding => Vec::new(),
+                Pass::TrustedRunning | Pass::Trusted | Pass::Deciding => Vec::new(),
                 Pass::Running => probation
                     .iter()
                     .map(|(p, _)| (*p, self.params.probation_slots))
