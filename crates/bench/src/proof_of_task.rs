@@ -840,14 +840,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             requester_nonce += 1;
             jobs_submitted += 1;
         }
-        for p in providers
-            .iter_mut()
-            .filter(|p| p.id.is_none() && p.registering)
-        {
-            p.id = chain
-                .get::<OwnerIndex>(&keys::owner_key(&p.address))
-                .map(|i| i.0);
-        }
+        learn_ids(&mut providers, &chain);
         adversary.observe(&chain, cfg, &providers);
         let sleeping = providers.iter().any(|p| {
             p.kind == Behaviour::Sleeper && p.id.is_some_and(|id| !adversary.awake.contains(&id))
@@ -902,6 +895,18 @@ pub fn run(cfg: &SimConfig) -> SimReport {
     r
 }
 
+/// Reads the provider id of each identity whose registration was sent and is not known yet.
+fn learn_ids(providers: &mut [SimProvider], chain: &Chain) {
+    for p in providers
+        .iter_mut()
+        .filter(|p| p.id.is_none() && p.registering)
+    {
+        p.id = chain
+            .get::<OwnerIndex>(&keys::owner_key(&p.address))
+            .map(|i| i.0);
+    }
+}
+
 /// Most blocks of each stage of [`warm_up`] before it moves on, whoever is not trusted yet
 /// (100 providers need about 30; in a small market some never reach `trusted_reputation`,
 /// confirmed by too few distinct co-replicas).
@@ -944,14 +949,7 @@ fn warm_up(
         }
         let limit = chain.height() + WARMUP_STAGE_BLOCKS;
         loop {
-            for p in providers
-                .iter_mut()
-                .filter(|p| p.id.is_none() && p.registering)
-            {
-                p.id = chain
-                    .get::<OwnerIndex>(&keys::owner_key(&p.address))
-                    .map(|i| i.0);
-            }
+            learn_ids(providers, chain);
             let now = chain.next_secs();
             let (met, of) = if stage == 0 {
                 count(chain, providers, &|r| r.valid > 0)

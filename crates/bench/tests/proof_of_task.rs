@@ -119,7 +119,27 @@ fn full_runs_write_the_doc_tables() {
     );
     for row in &strategic {
         assert!(row.conserved(), "{}: {:?}", row.name, row.reports);
+        // The market is established: every honest provider is trusted when the operator's
+        // register (docs/proof-of-task.md, "An established market").
+        for r in &row.reports {
+            assert_eq!(
+                Some(r.trusted_at_start),
+                r.kinds.get("honest").map(|h| h.providers),
+                "{}: {r:?}",
+                row.name
+            );
+        }
     }
+    let warmups = strategic.iter().flat_map(|row| &row.reports);
+    let (blocks, units): (Vec<u64>, Vec<u64>) =
+        warmups.map(|r| (r.warmup_blocks, r.warmup_units)).unzip();
+    println!(
+        "warm-ups: {} to {} blocks, {} to {} units",
+        blocks.iter().min().unwrap_or(&0),
+        blocks.iter().max().unwrap_or(&0),
+        units.iter().min().unwrap_or(&0),
+        units.iter().max().unwrap_or(&0)
+    );
     let liars = matrix(
         100,
         10_000,

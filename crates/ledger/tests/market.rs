@@ -275,14 +275,19 @@ impl Market {
 
     /// `provider` registers with a bond of 100 EXO and no offer.
     fn register(&mut self, provider: u64) {
-        let register = self.tx(
+        let register = self.registration(provider, 8);
+        self.ok(vec![register]);
+    }
+
+    /// `provider`'s registration with `cores` cores and a bond of 100 EXO.
+    fn registration(&mut self, provider: u64, cores: u32) -> SignedTx {
+        self.tx(
             provider,
             Action::RegisterProvider {
-                resources: resources(8),
+                resources: resources(cores),
                 bond: Amount::from_exo(100),
             },
-        );
-        self.ok(vec![register]);
+        )
     }
 
     /// `provider`'s offer of `slots` at the lowest price, live until `expiry_secs`.
@@ -300,13 +305,7 @@ impl Market {
     /// `provider` registers (bond 100 EXO) and posts one offer of `slots` at `price`.
     fn join(&mut self, provider: u64, slots: u32, price: Amount) -> [SignedTx; 2] {
         [
-            self.tx(
-                provider,
-                Action::RegisterProvider {
-                    resources: resources(8),
-                    bond: Amount::from_exo(100),
-                },
-            ),
+            self.registration(provider, 8),
             self.tx(
                 provider,
                 Action::PostOffer {
@@ -3051,13 +3050,7 @@ fn newcomers_of_one_operator_never_check_each_other_while_a_trusted_provider_is_
     let mut txs = vec![m.publish(Amount::ZERO)];
     txs.extend(m.join(trusted, 1, Amount::from_exo(1)));
     for p in [a, b] {
-        txs.push(m.tx(
-            p,
-            Action::RegisterProvider {
-                resources: resources(8),
-                bond: Amount::from_exo(100),
-            },
-        ));
+        txs.push(m.registration(p, 8));
     }
     txs.extend(m.join(spare, 8, Amount::from_exo(1)));
     m.ok(txs);
@@ -3123,13 +3116,7 @@ fn a_job_no_trusted_provider_could_take_is_checked_by_the_newcomers_that_can() {
     let mut txs = vec![m.publish(Amount::ZERO)];
     txs.extend(m.join(trusted, 8, Amount::from_exo(1)));
     for p in [a, b] {
-        txs.push(m.tx(
-            p,
-            Action::RegisterProvider {
-                resources: resources(16),
-                bond: Amount::from_exo(100),
-            },
-        ));
+        txs.push(m.registration(p, 16));
     }
     txs.extend(m.join(FOURTH, 8, Amount::from_exo(1)));
     m.ok(txs);
