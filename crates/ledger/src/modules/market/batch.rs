@@ -94,12 +94,12 @@ impl Pass {
     }
 
     /// Whether a provider may take work in this pass: `trusted` (weight 2) and `veteran`
-    /// (past probation), for established jobs or for the others.
-    fn admits(self, trusted: bool, veteran: bool, established: bool) -> bool {
+    /// (past probation), when the pass serves established jobs (`for_established`) or others.
+    fn admits(self, trusted: bool, veteran: bool, for_established: bool) -> bool {
         match self {
             Self::TrustedRunning | Self::Trusted => trusted && veteran,
-            Self::Deciding => veteran && (trusted || !established),
-            Self::Running => trusted || !established,
+            Self::Deciding => veteran && (trusted || !for_established),
+            Self::Running => trusted || !for_established,
             Self::Everyone => true,
         }
     }
@@ -280,7 +280,7 @@ impl Market<'_> {
             (Pass::Everyone, None),
         ];
         for (pass, scope) in steps {
-            let established = scope == Some(true);
+            let for_established = scope == Some(true);
             // A newcomer's room: for new units, what probation leaves it; for running units'
             // replicas, `probation_slots` more in this batch, whatever it holds (one waiting
             // on a verdict can still check), but no more (one liar must not take every
@@ -295,7 +295,7 @@ impl Market<'_> {
             };
             let offers: Vec<Offer> = live
                 .iter()
-                .filter(|l| pass.admits(l.trusted, l.veteran, established))
+                .filter(|l| pass.admits(l.trusted, l.veteran, for_established))
                 .filter(|l| pass == Pass::Everyone || l.offer.slots > 0)
                 .map(|l| {
                     let mut o = l.offer.clone();

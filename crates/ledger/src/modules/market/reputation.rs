@@ -274,6 +274,41 @@ mod tests {
     }
 
     #[test]
+    fn trusted_weight_waits_for_a_record_old_enough_and_a_catch_clears_it() {
+        let params = MarketParams {
+            trusted_reputation: 0,
+            trusted_min_valid: 3,
+            trusted_min_age_secs: 1_000,
+            ..MarketParams::default()
+        };
+        let mut p = provider(REPUTATION_START, 0);
+        p.valid = 3;
+        p.valid_since_secs = 5_000;
+        assert_eq!(weight(&params, &p, 5_999), 1, "a second short");
+        assert_eq!(weight(&params, &p, 6_000), 2);
+        // A clock that reads earlier than the record gives no age.
+        assert_eq!(weight(&params, &p, 0), 1);
+        // A catch clears `valid`, and with it the record's age, however old it was: even where
+        // no count is needed, weight 2 waits for a new first confirmation and its age.
+        let age_only = MarketParams {
+            trusted_min_valid: 0,
+            ..params.clone()
+        };
+        assert_eq!(weight(&age_only, &p, 6_000), 2);
+        p.valid = 0;
+        assert_eq!(weight(&age_only, &p, u64::MAX), 1);
+        // With no age needed, the count and the reputation decide alone.
+        let no_age = MarketParams {
+            trusted_min_age_secs: 0,
+            ..params.clone()
+        };
+        p.valid = 3;
+        assert_eq!(weight(&no_age, &p, 0), 2);
+        p.valid = 2;
+        assert_eq!(weight(&no_age, &p, u64::MAX), 1);
+    }
+
+    #[test]
     fn a_confirmation_earns_by_the_value_paid_and_less_from_a_familiar_co_replica() {
         let params = MarketParams::default();
         let full = params.reputation_full_value;
