@@ -17,7 +17,8 @@
 //! `min_reputation`, how long offers live in seconds (`offer_lifetime_secs`), the providers'
 //! `bond` in EXO, the farming job size `farm_units`, `compute_cost_bps`, `established` (1: the
 //! honest providers are trusted before the operator's register; 0: every provider starts
-//! new), and the ledger parameters `trusted_reputation`, `trusted_min_valid`,
+//! new), `operator_trusted` (1: the operator's providers serve honestly in the warm-up too,
+//! and are trusted when the counted run starts), and the ledger parameters `trusted_reputation`, `trusted_min_valid`,
 //! `trusted_min_age_secs`, `audit_ppm`, `min_match_reputation`, `probation_slots`,
 //! `probation_results` (defaults: `SimConfig::liars`, `SimConfig::strategic`,
 //! `Params::default()`).
@@ -100,6 +101,7 @@ fn main() {
                 "trusted_min_valid" => cfg.params.market.trusted_min_valid = v,
                 "trusted_min_age_secs" => cfg.params.market.trusted_min_age_secs = v,
                 "established" => cfg.established = v != 0,
+                "operator_trusted" => cfg.operator_trusted = v != 0,
                 "audit_ppm" => cfg.params.market.audit_ppm = small,
                 "min_match_reputation" => cfg.params.market.min_match_reputation = small,
                 "probation_slots" => cfg.params.market.probation_slots = small,

@@ -182,6 +182,10 @@ pub struct SimConfig {
     /// counted: [`warm_up`]), and the strategic operator's providers register afterwards, as
     /// newcomers. Otherwise every provider registers in the first block (a new market).
     pub established: bool,
+    /// In an established market, the operator's providers take part in the warm-up too, and
+    /// honestly (no operator's agent lies before the counted run): an operator that served
+    /// two weeks before turning, whose providers are trusted when it starts.
+    pub operator_trusted: bool,
 }
 
 impl SimConfig {
@@ -227,6 +231,7 @@ impl SimConfig {
             farm_units: 20,
             compute_cost_bps: 5_000,
             established: false,
+            operator_trusted: false,
         }
     }
 
@@ -759,7 +764,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         },
     )];
     for p in &mut providers {
-        if cfg.established && p.kind.is_strategic() {
+        if cfg.established && !cfg.operator_trusted && p.kind.is_strategic() {
             // Registers as soon as the loop below runs it: its funds are there.
             p.registering = false;
         } else {
@@ -805,6 +810,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             p.start_balance = chain.account(&p.address).balance.0 + bond;
             p.compute_cost = 0;
             p.deciding = 0;
+            (p.lies, p.withheld, p.copied) = (0, 0, 0);
         }
         Some(warm)
     } else {
@@ -915,8 +921,10 @@ const WARMUP_STAGE_BLOCKS: u64 = 200;
 /// The honest providers' road to trusted records in an established market, before anything is
 /// counted: honest work for `requester` (its jobs of `spec`) until each has a confirmed
 /// result, a pause of `trusted_min_age_secs` once nothing runs (the chain idle, as
-/// [`MemoryChain::pass_secs`] lets time pass), then work again until each is trusted. Returns
-/// the blocks and units it took and the honest providers trusted at its end.
+/// [`MemoryChain::pass_secs`] lets time pass), then work again until each is trusted. The
+/// operator's providers serve too, honestly, with [`SimConfig::operator_trusted`]: the
+/// operator knows none of its own here, so none of its agents lies. Returns the blocks and
+/// units it took and the providers that served trusted at its end.
 fn warm_up(
     chain: &mut Chain,
     cfg: &SimConfig,
@@ -931,17 +939,19 @@ fn warm_up(
     let start = chain.height();
     let mut adversary = Adversary::default();
     let (mut nonce, mut units) = (0u64, 0u64);
-    // How many honest providers meet `done` (of how many).
+    // The providers that take part: the honest ones, and the operator's if it served too.
+    let serving = |p: &SimProvider| !p.kind.is_strategic() || cfg.operator_trusted;
+    // How many of them meet `done` (of how many).
     let count = |chain: &Chain, providers: &[SimProvider], done: &dyn Fn(&Provider) -> bool| {
-        let honest = providers.iter().filter(|p| !p.kind.is_strategic());
-        let met = honest
+        let serving = providers.iter().filter(|p| serving(p));
+        let met = serving
             .clone()
             .filter(|p| {
                 p.id.and_then(|id| chain.get::<Provider>(&keys::provider_key(id)))
                     .is_some_and(|r| done(&r))
             })
             .count();
-        (met, honest.count())
+        (met, serving.count())
     };
     for stage in 0..2 {
         if stage == 1 {
@@ -978,7 +988,7 @@ fn warm_up(
                 }
             }
             let mut order: Vec<usize> = (0..providers.len())
-                .filter(|&i| !providers[i].kind.is_strategic())
+                .filter(|&i| serving(&providers[i]))
                 .collect();
             rng.shuffle(&mut order);
             for i in order {

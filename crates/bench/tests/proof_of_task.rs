@@ -234,6 +234,26 @@ fn a_sleeper_never_holds_a_unit_alone_before_its_record_is_old_enough() {
     honest_unharmed_and_the_adversary_below_honest_work(&r);
 }
 
+/// An operator that served before it turned: its sleepers take part in the honest warm-up
+/// and are trusted when the counted run starts (`SimConfig::operator_trusted`). They lie on
+/// the units they hold alone, some lies pass before the audits catch them (the first burst of
+/// docs/proof-of-task.md), and every sleeper that lied is caught and ends untrusted, its
+/// record's age started again.
+#[test]
+fn an_operator_already_trusted_passes_a_first_burst_and_every_liar_is_caught() {
+    let mut cfg = SimConfig::strategic(20, 0.1, &[Behaviour::Sleeper], 1_000, 2);
+    cfg.operator_trusted = true;
+    cfg.params.market.trusted_reputation = exo_ledger::REPUTATION_START + 50;
+    let r = run(&cfg);
+    settled(&r);
+    assert_eq!(r.trusted_at_start, 20, "{r:?}");
+    let sleepers = kind(&r, "sleeper");
+    assert!(sleepers.lies > 0, "the sleepers never lied: {r:?}");
+    assert_eq!(sleepers.slashed, sleepers.liars, "{r:?}");
+    assert_eq!(sleepers.trusted, 0, "{r:?}");
+    honest_unharmed_and_the_adversary_below_honest_work(&r);
+}
+
 /// What is left once a sleeper's record is old enough (here with no age needed, in a new
 /// market, and trust after 5 confirmed results and reputation 550 instead of 20 and 800):
 /// sleepers farm on their operator's own jobs, become trusted, lie on the units they then
