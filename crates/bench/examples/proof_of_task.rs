@@ -18,10 +18,10 @@
 //! `bond` in EXO, the farming job size `farm_units`, `compute_cost_bps`, `established` (1: the
 //! honest providers are trusted before the operator's register; 0: every provider starts
 //! new), `operator_trusted` (1: the operator's providers serve honestly in the warm-up too,
-//! and are trusted when the counted run starts), and the ledger parameters `trusted_reputation`, `trusted_min_valid`,
-//! `trusted_min_age_secs`, `audit_ppm`, `min_match_reputation`, `probation_slots`,
-//! `probation_results` (defaults: `SimConfig::liars`, `SimConfig::strategic`,
-//! `Params::default()`).
+//! and are trusted when the counted run starts), and the ledger parameters
+//! `trusted_reputation`, `trusted_min_valid`, `trusted_min_age_secs`, `audit_ppm`,
+//! `min_match_reputation`, `probation_slots`, `probation_results` (defaults:
+//! `SimConfig::liars`, `SimConfig::strategic`, `Params::default()`).
 //!
 //! Prints the markdown table of `docs/proof-of-task.md`, and a line per run on stderr.
 

@@ -339,7 +339,8 @@ pub struct SimReport {
     /// Blocks and units of the honest warm-up of an established market (not counted).
     pub warmup_blocks: u64,
     pub warmup_units: u64,
-    /// Honest providers trusted when the counted work began.
+    /// Providers that served in the warm-up (the honest ones, and the operator's with
+    /// [`SimConfig::operator_trusted`]) and were trusted when the counted work began.
     pub trusted_at_start: u32,
 }
 

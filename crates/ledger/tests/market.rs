@@ -3029,6 +3029,21 @@ fn a_record_farmed_within_hours_holds_no_unit_alone_until_it_is_two_weeks_old() 
     );
 }
 
+/// Publishes the app; `PROVIDERS[0]` (an offer of `slots`) and `FOURTH` (an offer of 8) earn
+/// their records together on job 0, which makes them trusted under parameters that trust one
+/// confirmation; `PROVIDERS[1]` and `PROVIDERS[2]` register with `cores` cores and no offer.
+fn two_trusted_and_two_newcomers(m: &mut Market, slots: u32, cores: u32) {
+    let [trusted, a, b] = PROVIDERS;
+    let mut txs = vec![m.publish(Amount::ZERO)];
+    txs.extend(m.join(trusted, slots, Amount::from_exo(1)));
+    for p in [a, b] {
+        txs.push(m.registration(p, cores));
+    }
+    txs.extend(m.join(FOURTH, 8, Amount::from_exo(1)));
+    m.ok(txs);
+    agree_on_a_job(m, REQUESTER, 0, [trusted, FOURTH]);
+}
+
 /// Issue 12: two newcomers of one operator dealt onto one trust-2 unit agree on a lie, and
 /// only the hidden audit can catch them: about the square of the operator's share of units.
 /// While a trusted provider is on the book, a newcomer's unit takes its check from trusted
@@ -3045,16 +3060,8 @@ fn newcomers_of_one_operator_never_check_each_other_while_a_trusted_provider_is_
     }));
     let [trusted, a, b] = PROVIDERS;
     let spare = FOURTH;
-    // `trusted` (one slot) and `spare` earn their trusted record together on job 0; the
-    // operator's two providers register without offers.
-    let mut txs = vec![m.publish(Amount::ZERO)];
-    txs.extend(m.join(trusted, 1, Amount::from_exo(1)));
-    for p in [a, b] {
-        txs.push(m.registration(p, 8));
-    }
-    txs.extend(m.join(spare, 8, Amount::from_exo(1)));
-    m.ok(txs);
-    agree_on_a_job(&mut m, REQUESTER, 0, [trusted, spare]);
+    // `trusted` has one slot; the operator's two providers have no offer yet.
+    two_trusted_and_two_newcomers(&mut m, 1, 8);
     // `trusted` takes a trust-1 unit (its only slot); `spare` leaves the book and the
     // operator's providers post offers.
     let tx = m.tx(REQUESTER, Action::SubmitJob(Box::new(spec(1, 1))));
@@ -3112,15 +3119,8 @@ fn a_job_no_trusted_provider_could_take_is_checked_by_the_newcomers_that_can() {
         trusted_min_age_secs: 0,
         ..veterans().market
     }));
-    let [trusted, a, b] = PROVIDERS;
-    let mut txs = vec![m.publish(Amount::ZERO)];
-    txs.extend(m.join(trusted, 8, Amount::from_exo(1)));
-    for p in [a, b] {
-        txs.push(m.registration(p, 16));
-    }
-    txs.extend(m.join(FOURTH, 8, Amount::from_exo(1)));
-    m.ok(txs);
-    agree_on_a_job(&mut m, REQUESTER, 0, [trusted, FOURTH]);
+    let [_, a, b] = PROVIDERS;
+    two_trusted_and_two_newcomers(&mut m, 8, 16);
     let offers = [a, b].map(|p| m.offer(p, 8, 10_000)).to_vec();
     m.ok(offers);
     let mut big = spec(1, 2);
@@ -3151,6 +3151,10 @@ fn reputation_parameters_that_could_break_a_bound_are_refused_at_genesis() {
         },
         MarketParams {
             self_dealing_window_secs: exo_ledger::modules::market::MAX_WINDOW_SECS + 1,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            trusted_min_age_secs: exo_ledger::modules::market::MAX_WINDOW_SECS + 1,
             ..MarketParams::default()
         },
     ] {

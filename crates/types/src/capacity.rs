@@ -4,9 +4,10 @@
 //! A capacity round opens at a block nobody could predict, with that block's seed. Every offer
 //! on the book posted before the round may prove its free slots until the round closes: its
 //! provider finds [`CAPACITY_SOLUTIONS`] nonces whose hash ([`CapacityChallenge::hash`]) falls
-//! below the target ([`CapacityChallenge::target`]). Finding them takes `slots x hashes_per_slot` hashes on average, so a
-//! provider that runs one thread per free slot needs the time one slot's share takes, and one
-//! that claims more slots than it has cores needs proportionally longer and misses the close.
+//! below the target ([`CapacityChallenge::target`]). Finding them takes
+//! `slots x hashes_per_slot` hashes on average, so a provider that runs one thread per free
+//! slot needs the time one slot's share takes, and one that claims more slots than it has
+//! cores needs proportionally longer and misses the close.
 //! Checking a proof costs [`CAPACITY_SOLUTIONS`] hashes. Every offer of a round is challenged
 //! at once, so one machine cannot answer for many identities in turn.
 

@@ -4,8 +4,9 @@
 //! requester paid for: nothing from zero-price work or from work whose requester shares a
 //! source of funds with the provider, less for cheap work, less each time the same co-replica
 //! confirms, and what stands above the starting reputation decays with block time. Providers
-//! first matched in the same block get no trusted bonus on a unit they share. ARCHITECTURE.md
-//! ("Reputation that cannot be bought") says why each rule is there.
+//! first matched in the same block get no trusted bonus on a unit they share, and trusted
+//! weight waits for a record `trusted_min_age_secs` old. ARCHITECTURE.md ("Reputation that
+//! cannot be bought", "Trust takes time") says why each rule is there.
 
 use super::{
     Market, MarketParams,
