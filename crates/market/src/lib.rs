@@ -87,7 +87,7 @@ pub use explain::{ExclusionCounts, Explanation, PASSED_COUNT_LIMIT, Reason, Requ
 pub use ids::{FUEL_PER_UNIT, JobId, OfferId, ProviderId};
 pub use matching::{
     Assignment, Explain, MAX_BATCH_OFFERS, MatchError, MatchOutcome, OfferFill, Unmatched,
-    match_batch, match_batch_explaining, matchable_prefix,
+    any_taker, match_batch, match_batch_explaining, matchable_prefix,
 };
 pub use order::{
     Constraint, ConstraintSet, Demand, DemandError, GpuRequirement, MAX_EXCLUDE_PER_UNIT,

@@ -9,7 +9,7 @@ use crate::explain::Explanation;
 use crate::explainer::Explainer;
 use crate::ids::{JobId, OfferId, ProviderId};
 use crate::index::{Index, OfferKey, Query};
-use crate::order::{Demand, DemandError, Offer, OfferError};
+use crate::order::{Demand, DemandError, Offer, OfferError, Requirements};
 
 /// One replica of one unit given to one provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +121,69 @@ fn demand_key(d: &Demand) -> (Reverse<u128>, u64, JobId) {
     (Reverse(d.max_price_per_unit), d.submitted_height, d.job)
 }
 
+/// Refuses a book the index cannot hold: too many offers, an id twice, or an invalid offer
+/// (the one with the lowest id is named).
+fn check_offers(offers: &[&Offer]) -> Result<(), MatchError> {
+    if offers.len() > MAX_BATCH_OFFERS {
+        return Err(MatchError::TooManyOffers(offers.len()));
+    }
+    // The ledger hands offers over in id order (its state is keyed by id), so the usual check
+    // is one pass; any other order is sorted first.
+    let mut ids: Vec<OfferId> = offers.iter().map(|o| o.id).collect();
+    if !ids.is_sorted() {
+        ids.sort_unstable();
+    }
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MatchError::DuplicateOffer(pair[0]));
+    }
+    drop(ids);
+    // Ids are unique now, so "the invalid offer with the lowest id" is well defined.
+    if let Some((offer, error)) = offers
+        .iter()
+        .filter_map(|o| o.validate().err().map(|e| (o.id, e)))
+        .min_by_key(|(id, _)| *id)
+    {
+        return Err(MatchError::InvalidOffer { offer, error });
+    }
+    Ok(())
+}
+
+/// For each of `wants` (requirements and the most paid per compute unit), whether some offer
+/// live at `now_secs` meets the requirements and asks at most that price, free slots or not:
+/// "could anyone on this book take such a job". The answers are those of
+/// [`Requirements::admits`] and a price check on every live offer, but one index over the
+/// book gives each want a tree descent per (region, class) group instead of a check per
+/// offer, so many wants against a large book stay cheap. Refuses the books [`match_batch`]
+/// refuses.
+pub fn any_taker(
+    offers: &[&Offer],
+    wants: &[(&Requirements, u128)],
+    now_secs: u64,
+) -> Result<Vec<bool>, MatchError> {
+    check_offers(offers)?;
+    let live: Vec<&Offer> = offers
+        .iter()
+        .copied()
+        .filter(|o| o.is_live(now_secs))
+        .collect();
+    let index = Index::new(&live);
+    drop(live);
+    Ok(wants
+        .iter()
+        .map(|(requirements, max_price)| {
+            let query = index.query(requirements);
+            // Each group is in price order, so its first offer meeting the query is its
+            // cheapest.
+            index.candidates(&query).any(|g| {
+                index
+                    .first_any(g, &query, |_| true)
+                    .and_then(|pos| index.keys.get(pos))
+                    .is_some_and(|&(price, ..)| price <= *max_price)
+            })
+        })
+        .collect())
+}
+
 /// Matches `demands` against `offers` at block time `now_secs`.
 ///
 /// Offers not live at `now_secs` are ignored and listed in `expired`. Demands are served in
@@ -147,28 +210,7 @@ pub fn match_batch_explaining(
     now_secs: u64,
     explain: Explain,
 ) -> Result<MatchOutcome, MatchError> {
-    if offers.len() > MAX_BATCH_OFFERS {
-        return Err(MatchError::TooManyOffers(offers.len()));
-    }
-    // The ledger hands offers over in id order (its state is keyed by id), so the usual check
-    // is one pass; any other order is sorted first.
-    let mut ids: Vec<OfferId> = offers.iter().map(|o| o.id).collect();
-    if !ids.is_sorted() {
-        ids.sort_unstable();
-    }
-    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
-        return Err(MatchError::DuplicateOffer(pair[0]));
-    }
-    drop(ids);
-    // Ids are unique now, so "the invalid offer with the lowest id" is well defined.
-    if let Some((offer, error)) = offers
-        .iter()
-        .filter_map(|o| o.validate().err().map(|e| (o.id, e)))
-        .min_by_key(|(id, _)| *id)
-    {
-        return Err(MatchError::InvalidOffer { offer, error });
-    }
-
+    check_offers(&offers.iter().collect::<Vec<_>>())?;
     let mut order: Vec<&Demand> = demands.iter().collect();
     order.sort_unstable_by_key(|d| d.job);
     if let Some(pair) = order.windows(2).find(|w| w[0].job == w[1].job) {

@@ -7,8 +7,8 @@ use exo_market::fixtures::{XorShift, synthetic};
 use exo_market::{
     Constraint, Demand, DeviceClass, ExclusionCounts, Explain, Explanation, Gpu, GpuRequirement,
     JobId, MatchOutcome, Offer, OfferFill, OfferId, PASSED_COUNT_LIMIT, ProviderId, Reason,
-    Requirement, Requirements, Resources, Runtime, RuntimeSet, UnitDemand, Unmatched, match_batch,
-    match_batch_explaining, matchable_prefix,
+    Requirement, Requirements, Resources, Runtime, RuntimeSet, UnitDemand, Unmatched, any_taker,
+    match_batch, match_batch_explaining, matchable_prefix,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -545,6 +545,62 @@ proptest! {
         let out = match_batch(&offers, &demands, now_secs).expect("valid batch");
         check_invariants(&offers, &demands, now_secs, &out);
         prop_assert_eq!(out, reference(&offers, &demands, now_secs));
+    }
+}
+
+/// `any_taker`'s answer, written as a check of every offer.
+fn any_taker_by_scan(offers: &[Offer], demands: &[Demand], now_secs: u64) -> Vec<bool> {
+    demands
+        .iter()
+        .map(|d| {
+            offers.iter().any(|o| {
+                o.is_live(now_secs)
+                    && o.price_per_unit <= d.max_price_per_unit
+                    && d.requirements.admits(o)
+            })
+        })
+        .collect()
+}
+
+fn wants(demands: &[Demand]) -> Vec<(&Requirements, u128)> {
+    demands
+        .iter()
+        .map(|d| (&d.requirements, d.max_price_per_unit))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Small books and deep ones (several tree levels per group), slots or none.
+    #[test]
+    fn any_taker_agrees_with_a_check_of_every_offer(
+        offers in prop_oneof![offers(12), offers(1500)],
+        demands in demands(),
+        now_secs in 2u64..=7,
+    ) {
+        let refs: Vec<&Offer> = offers.iter().collect();
+        let answer = any_taker(&refs, &wants(&demands), now_secs).expect("valid book");
+        prop_assert_eq!(answer, any_taker_by_scan(&offers, &demands, now_secs));
+    }
+}
+
+#[test]
+fn any_taker_agrees_with_a_check_of_every_offer_on_synthetic_books() {
+    for seed in 1..=3 {
+        let book = synthetic(3_000, 1_500, seed);
+        let refs: Vec<&Offer> = book.offers.iter().collect();
+        let answer = any_taker(&refs, &wants(&book.demands), book.now_secs).expect("valid book");
+        assert_eq!(
+            answer,
+            any_taker_by_scan(&book.offers, &book.demands, book.now_secs),
+            "seed {seed}"
+        );
+        // Both answers occur, so the comparison means something.
+        assert!(
+            answer.contains(&true) && answer.contains(&false),
+            "seed {seed}"
+        );
     }
 }
 

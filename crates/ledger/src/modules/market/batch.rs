@@ -14,7 +14,7 @@ use super::{
     reputation::{Member, current_reputation, deciding_weight, is_matchable},
 };
 use crate::state::{Fault, Halt, StateCache, expect, load, store};
-use exo_market::{Demand, Explain, JobId, Offer, OfferId, ProviderId, UnitDemand};
+use exo_market::{Demand, Explain, JobId, Offer, OfferId, ProviderId, Requirements, UnitDemand};
 use exo_types::{Amount, Hash32, JobSpec};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -255,16 +255,23 @@ impl Market<'_> {
         // probation, deciding replicas go to anyone, like the other replicas of running units.
         let bootstrap = !live.iter().any(|l| l.veteran && l.offer.slots > 0);
         // Which jobs' checks wait for trusted providers ([`Pass`]). Busy ones count: they
-        // free their slots as their units end.
+        // free their slots as their units end. The matcher's index answers every job at
+        // once; a check of each job against each trusted offer would cost a block up to
+        // `max_open_jobs` x `max_open_offers` of them.
         let trusted: Vec<&Offer> = live
             .iter()
-            .filter(|l| l.trusted && l.offer.is_live(now))
+            .filter(|l| l.trusted)
             .map(|l| &l.offer)
             .collect();
-        for m in &mut jobs {
-            m.established = trusted.iter().any(|o| {
-                o.price_per_unit <= m.spec.max_price_per_unit.0 && m.spec.requirements.admits(o)
-            });
+        let wants: Vec<(&Requirements, u128)> = jobs
+            .iter()
+            .map(|m| (&m.spec.requirements, m.spec.max_price_per_unit.0))
+            .collect();
+        let established = exo_market::any_taker(&trusted, &wants, now).map_err(|err| {
+            Fault::Invariant(format!("the matcher refused the trusted offers: {err}"))
+        })?;
+        for (m, established) in jobs.iter_mut().zip(established) {
+            m.established = established;
         }
         let mut log = AssignmentList::default();
         let mut unmatched = Vec::new();
