@@ -1208,19 +1208,21 @@ fn the_demo_frame_appears_tile_by_tile_on_a_validators_dashboard() {
         .to_string();
     let long = Duration::from_secs(300);
     let short = Duration::from_secs(30);
-    // Once the demo's job is on the chain, the faucet's nonce is free for a second job: an
-    // animation of two frames, run beside the demo's on the same workers.
     let (node0, faucet_key) = devnet.node_and_faucet();
-    let demo = devnet.rt.block_on(demo_job(&devnet.clients[0], long));
-    assert_eq!(demo.unit_count as u64, tiles);
-    let animation = submit_two_frames(devnet.dir.path(), &node0, &faucet_key);
     devnet.rt.block_on(async {
+        // A person opens the jobs page before the demo's job is on the chain, waits for it and
+        // follows its link. Watching from the start matters: the job's first tiles are
+        // accepted a few seconds after it reaches the chain, and a browser started only then
+        // (about 3.5 s to start, open and follow here) could miss them on a loaded machine.
         let browser = browser::Browser::start().await;
-
-        // A person opens the jobs page, waits for the demo's job and follows its link.
         browser.open(&format!("{base}/#/jobs")).await;
+        let demo = demo_job(&devnet.clients[0], long).await;
+        assert_eq!(demo.unit_count as u64, tiles);
         browser.follow(r##"tr.job a[href="#/jobs/0"]"##, long).await;
         browser.eval(WATCH_TILES).await;
+        // The faucet's nonce is free now for a second job: an animation of two frames, run
+        // beside the demo's on the same workers.
+        let animation = submit_two_frames(devnet.dir.path(), &node0, &faucet_key);
         assert_eq!(browser.shows(".tiles span", tiles, long).await, tiles);
         assert_eq!(browser.shows("canvas.frame", 1, short).await, 1);
 
