@@ -70,7 +70,8 @@
 //! slots) per second on one core, up to a million resting offers. The summaries prune on each
 //! requirement separately, so a demand whose requirements are each common but rare in
 //! combination may scan many offers of the groups it can match: such books are slower, never
-//! answered wrongly.
+//! answered wrongly. [`any_taker`] asks the same index a narrower question for the ledger,
+//! whether any offer on a book could take each of many jobs, slots or not.
 
 mod codec;
 mod explain;
