@@ -1,7 +1,8 @@
 //! The blob store under a busy market: 256 workers at once each upload a ~100-byte output
 //! archive (`put_for`) and register it as a unit's output (`add_output`), the two writes an
-//! accepted unit costs the node. Reported per pair. The store lives on the real disk (the
-//! target directory), since the cost measured is that of making writes durable.
+//! accepted unit costs the node. Reported per pair. And a node's start: opening a store that
+//! holds 1,000 render-sized archives (512 KiB each) in its database. The stores live on the
+//! real disk (the target directory), since the costs measured are those of the disk.
 
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -78,9 +79,46 @@ fn upload_and_register_concurrently(c: &mut Criterion) {
     });
 }
 
+/// Archives in the store a start opens, and the bytes of each.
+const STORED: u64 = 1_000;
+const STORED_BYTES: usize = 512 * 1024;
+
+fn open_a_full_store(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    {
+        let store = BlobStore::open(dir.path(), u64::MAX).expect("store");
+        runtime.block_on(async {
+            for n in 0..STORED {
+                let mut archive = vec![7u8; STORED_BYTES];
+                archive[..8].copy_from_slice(&n.to_le_bytes());
+                let hash = *blake3::hash(&archive).as_bytes();
+                let uploader = Uploader {
+                    owner: Some([1; 32]),
+                    quota_bytes: u64::MAX,
+                };
+                store
+                    .put_for(Body::from(archive), 1 << 20, hash, uploader)
+                    .await
+                    .expect("upload");
+            }
+        });
+    }
+    let mut group = c.benchmark_group("blobs");
+    group.sample_size(10);
+    group.bench_function("open, 1,000 archives of 512 KiB in the database", |b| {
+        b.iter_with_large_drop(|| {
+            let store = BlobStore::open(dir.path(), u64::MAX).expect("reopen");
+            assert_eq!(store.used_bytes(), STORED * STORED_BYTES as u64);
+            store
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(10));
-    targets = upload_and_register_concurrently
+    targets = upload_and_register_concurrently, open_a_full_store
 }
 criterion_main!(benches);

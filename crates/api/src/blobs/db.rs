@@ -19,7 +19,10 @@ use commonware_codec::{
     Buf, Copying, DecodeExt, Encode, EncodeSize, RangeCfg, Read, ReadExt, Write,
 };
 use exo_types::Hash32;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
@@ -36,6 +39,10 @@ const OWNERS: TableDefinition<&Hash32, &[u8]> = TableDefinition::new("owners");
 const OUTPUTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("outputs");
 /// Blob hash → its bytes, for blobs of at most [`super::SMALL_BLOB_BYTES`].
 const SMALL_BLOBS: TableDefinition<&Hash32, &[u8]> = TableDefinition::new("small_blobs");
+/// Blob hash → its size, for every entry of [`SMALL_BLOBS`], written in the same transactions
+/// ([`SmallBlobs`]): what counts a blob's bytes (opening the store, a size lookup, a replaced
+/// or deleted blob) reads a few bytes here instead of the blob's pages.
+const SMALL_SIZES: TableDefinition<&Hash32, u64> = TableDefinition::new("small_sizes");
 
 /// Requests waiting for the writer; a full queue makes the next request wait for room.
 const QUEUE_DEPTH: usize = 512;
@@ -206,9 +213,55 @@ fn open_database(dir: &Path) -> Result<Arc<Database>, redb::Error> {
     let txn = database.begin_write()?;
     txn.open_table(OWNERS)?;
     txn.open_table(OUTPUTS)?;
-    txn.open_table(SMALL_BLOBS)?;
+    {
+        // A database written before the sizes table has its blobs but not their sizes: they
+        // are counted once, here. Both tables change in the same transactions, so their
+        // lengths differ only then.
+        let small = txn.open_table(SMALL_BLOBS)?;
+        let mut sizes = txn.open_table(SMALL_SIZES)?;
+        if small.len()? != sizes.len()? {
+            sizes.retain(|_, _| false)?;
+            for entry in small.iter()? {
+                let (hash, bytes) = entry?;
+                sizes.insert(hash.value(), bytes.value().len() as u64)?;
+            }
+        }
+    }
     txn.commit()?;
     Ok(database)
+}
+
+/// The small blobs' two tables in a write transaction, changed together.
+struct SmallBlobs<'t> {
+    bytes: redb::Table<'t, &'static Hash32, &'static [u8]>,
+    sizes: redb::Table<'t, &'static Hash32, u64>,
+}
+
+impl<'t> SmallBlobs<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, redb::Error> {
+        Ok(Self {
+            bytes: txn.open_table(SMALL_BLOBS)?,
+            sizes: txn.open_table(SMALL_SIZES)?,
+        })
+    }
+
+    fn contains(&self, hash: &Hash32) -> Result<bool, redb::Error> {
+        Ok(self.sizes.get(hash)?.is_some())
+    }
+
+    /// Stores `bytes` as blob `hash`; answers the size of the blob it replaced (0 if none).
+    fn insert(&mut self, hash: &Hash32, bytes: &[u8]) -> Result<u64, redb::Error> {
+        self.bytes.insert(hash, bytes)?;
+        let replaced = self.sizes.insert(hash, bytes.len() as u64)?;
+        Ok(replaced.map_or(0, |size| size.value()))
+    }
+
+    /// Deletes blob `hash`; answers its size (0 if the database did not hold it).
+    fn remove(&mut self, hash: &Hash32) -> Result<u64, redb::Error> {
+        self.bytes.remove(hash)?;
+        let removed = self.sizes.remove(hash)?;
+        Ok(removed.map_or(0, |size| size.value()))
+    }
 }
 
 pub(super) fn storage(context: &str, err: impl std::fmt::Display) -> ApiError {
@@ -273,6 +326,7 @@ pub(super) struct Tables {
     owners: redb::ReadOnlyTable<&'static Hash32, &'static [u8]>,
     outputs: redb::ReadOnlyTable<(u64, u32), &'static [u8]>,
     small: redb::ReadOnlyTable<&'static Hash32, &'static [u8]>,
+    sizes: redb::ReadOnlyTable<&'static Hash32, u64>,
 }
 
 impl Tables {
@@ -282,6 +336,7 @@ impl Tables {
             owners: txn.open_table(OWNERS)?,
             outputs: txn.open_table(OUTPUTS)?,
             small: txn.open_table(SMALL_BLOBS)?,
+            sizes: txn.open_table(SMALL_SIZES)?,
         })
     }
 
@@ -292,15 +347,15 @@ impl Tables {
 
     /// The size of small blob `hash`, if the database holds it.
     pub(super) fn small_size(&self, hash: &Hash32) -> Result<Option<u64>, redb::Error> {
-        Ok(self.small.get(hash)?.map(|v| v.value().len() as u64))
+        Ok(self.sizes.get(hash)?.map(|v| v.value()))
     }
 
     /// Every small blob's hash and size.
     pub(super) fn small_sizes(&self) -> Result<Vec<(Hash32, u64)>, redb::Error> {
         let mut found = Vec::new();
-        for entry in self.small.iter()? {
-            let (hash, bytes) = entry?;
-            found.push((*hash.value(), bytes.value().len() as u64));
+        for entry in self.sizes.iter()? {
+            let (hash, size) = entry?;
+            found.push((*hash.value(), size.value()));
         }
         Ok(found)
     }
@@ -413,10 +468,7 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
             bytes,
             ownership,
         } => {
-            let replaced = txn
-                .open_table(SMALL_BLOBS)?
-                .insert(hash, bytes.as_slice())?
-                .map_or(0, |old| old.value().len() as u64);
+            let replaced = SmallBlobs::open(txn)?.insert(hash, bytes)?;
             if let Some(ownership) = ownership {
                 txn.open_table(OWNERS)?
                     .insert(hash, ownership.encode().as_ref())?;
@@ -452,15 +504,15 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
             items,
             now_unix_secs,
         } => {
-            let mut small = txn.open_table(SMALL_BLOBS)?;
+            let mut small = SmallBlobs::open(txn)?;
             let mut owners = txn.open_table(OWNERS)?;
             let mut outputs = txn.open_table(OUTPUTS)?;
             let mut done = Vec::with_capacity(items.len());
             for item in items {
                 let hash = &item.candidate.archive;
-                let stored = small.get(hash)?.is_none();
+                let stored = !small.contains(hash)?;
                 if stored {
-                    small.insert(hash, item.bytes.as_slice())?;
+                    small.insert(hash, &item.bytes)?;
                     owners.insert(hash, item.ownership.encode().as_ref())?;
                 }
                 let registered = add_output(
@@ -480,13 +532,11 @@ fn apply(txn: &WriteTransaction, change: &Change) -> Result<Outcome, redb::Error
         }
         Change::Delete { hashes } => {
             let mut owners = txn.open_table(OWNERS)?;
-            let mut small = txn.open_table(SMALL_BLOBS)?;
+            let mut small = SmallBlobs::open(txn)?;
             let mut freed = 0u64;
             for hash in hashes {
                 owners.remove(hash)?;
-                if let Some(old) = small.remove(hash)? {
-                    freed = freed.saturating_add(old.value().len() as u64);
-                }
+                freed = freed.saturating_add(small.remove(hash)?);
             }
             Ok(Outcome::Freed(freed))
         }
@@ -543,9 +593,9 @@ impl Direct<'_> {
     pub(super) fn put_small(&self, blobs: &[(Hash32, Vec<u8>)]) -> Result<(), redb::Error> {
         let txn = self.0.begin_write()?;
         {
-            let mut small = txn.open_table(SMALL_BLOBS)?;
+            let mut small = SmallBlobs::open(&txn)?;
             for (hash, bytes) in blobs {
-                small.insert(hash, bytes.as_slice())?;
+                small.insert(hash, bytes)?;
             }
         }
         txn.commit()?;
@@ -691,6 +741,23 @@ mod tests {
         }
     }
 
+    /// Queues `changes`, runs the writer until the queue is empty and answers their outcomes.
+    fn run_changes(database: &Database, changes: impl IntoIterator<Item = Change>) -> Vec<Outcome> {
+        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
+        let mut replies = Vec::new();
+        for change in changes {
+            let (reply, outcome) = oneshot::channel();
+            queue.try_send(Request { change, reply }).unwrap();
+            replies.push(outcome);
+        }
+        drop(queue);
+        run_writer(database, requests, &Counters::default());
+        replies
+            .into_iter()
+            .map(|mut r| r.try_recv().unwrap().unwrap())
+            .collect()
+    }
+
     #[test]
     fn records_round_trip_and_an_oversized_index_is_refused() {
         let ownership = Ownership {
@@ -732,7 +799,6 @@ mod tests {
             .insert((1, 1), [0xff_u8; 3].as_slice())
             .unwrap();
         txn.commit().unwrap();
-        let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let changes = [
             Change::AddOutput {
                 job: 1,
@@ -747,23 +813,60 @@ mod tests {
                 ownership: None,
             },
         ];
-        let mut replies = Vec::new();
-        for change in changes {
-            let (reply, outcome) = oneshot::channel();
-            queue.try_send(Request { change, reply }).unwrap();
-            replies.push(outcome);
-        }
-        drop(queue);
-        run_writer(&database, requests, &Counters::default());
-        let outcomes: Vec<_> = replies
-            .into_iter()
-            .map(|mut r| r.try_recv().unwrap().unwrap())
-            .collect();
+        let outcomes = run_changes(&database, changes);
         assert_eq!(outcomes, [Outcome::Done, Outcome::Freed(0)]);
         let tables = Tables::read(&database).unwrap();
         let index = tables.output_index(1, 1).unwrap().unwrap().index;
         assert_eq!(index.candidates, [candidate(4)]);
         assert_eq!(tables.small(&[9; 32]).unwrap(), Some(vec![9; 10]));
+    }
+
+    /// A store written before sizes had their own table holds its small blobs' bytes only:
+    /// opening it counts them once, and from then on sizes come from their table, through
+    /// replacements and deletions.
+    #[test]
+    fn small_blob_sizes_are_counted_once_for_a_database_from_before_their_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let older = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = older.begin_write().unwrap();
+            {
+                let mut small = txn.open_table(SMALL_BLOBS).unwrap();
+                for n in 1..=3u8 {
+                    small
+                        .insert(&[n; 32], vec![n; usize::from(n) * 100].as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let database = open_database(dir.path()).unwrap();
+        let tables = Tables::read(&database).unwrap();
+        let mut sizes = tables.small_sizes().unwrap();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [([1; 32], 100), ([2; 32], 200), ([3; 32], 300)]);
+        assert_eq!(tables.small_size(&[2; 32]).unwrap(), Some(200));
+        drop(tables);
+
+        let outcomes = run_changes(
+            &database,
+            [
+                Change::PutSmall {
+                    hash: [1; 32],
+                    bytes: vec![1; 50],
+                    ownership: None,
+                },
+                Change::Delete {
+                    hashes: vec![[2; 32], [9; 32]],
+                },
+            ],
+        );
+        assert_eq!(outcomes, [Outcome::Freed(100), Outcome::Freed(200)]);
+        let tables = Tables::read(&database).unwrap();
+        let mut sizes = tables.small_sizes().unwrap();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [([1; 32], 50), ([3; 32], 300)]);
+        assert_eq!(tables.small_size(&[2; 32]).unwrap(), None);
     }
 
     /// The writer takes everything queued before it runs as one transaction: 64 uploads cost

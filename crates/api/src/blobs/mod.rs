@@ -18,7 +18,8 @@
 //!
 //! Layout under the store's directory: `store.redb`, one crash-safe database ([`db`]) holding
 //! the ownership records, the outputs indexes (with their last change) and every blob of at
-//! most [`SMALL_BLOB_BYTES`]; `blobs/<hex hash>`, one file per bigger blob ([`files`]); and
+//! most [`SMALL_BLOB_BYTES`] (with a table of their sizes, so that opening the store counts
+//! its disk use without reading them); `blobs/<hex hash>`, one file per bigger blob ([`files`]); and
 //! `tmp/` (emptied on open), where a big upload is written before it is renamed into place. An
 //! accepted unit's upload and registration (a 100-byte archive) cost no new file: the writes of
 //! all the uploads in flight share one durable commit. A directory written by the older
