@@ -178,28 +178,36 @@ pub(super) struct Db {
 static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Database>>>> = Mutex::new(None);
 
 fn database_at(path: &Path) -> Result<Arc<Database>, redb::Error> {
-    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
-    let open = open.get_or_insert_with(HashMap::new);
-    open.retain(|known, database| known == path || database.strong_count() > 0);
-    if let Some(database) = open.get(path).and_then(Weak::upgrade) {
-        return Ok(database);
-    }
-    // A handle of this process that is gone may still be closing (on its writer's thread):
-    // its lock on the file goes when it has closed.
     let mut waited_ms = 0;
-    let database = loop {
-        match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
-            Err(redb::DatabaseError::DatabaseAlreadyOpen)
-                if open.contains_key(path) && waited_ms < CLOSING_WAIT_MS =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                waited_ms += 5;
+    // Whether this process had the file open, as first seen: an open of another path drops
+    // the record while this one waits.
+    let mut had_it = None;
+    loop {
+        {
+            let mut registry = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+            let open = registry.get_or_insert_with(HashMap::new);
+            open.retain(|known, database| known == path || database.strong_count() > 0);
+            if let Some(database) = open.get(path).and_then(Weak::upgrade) {
+                return Ok(database);
             }
-            opened => break Arc::new(opened?),
+            let had_it = *had_it.get_or_insert_with(|| open.contains_key(path));
+            match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+                // A handle of this process that is gone may still be closing (on its writer's
+                // thread): its lock on the file goes when it has closed.
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if had_it && waited_ms < CLOSING_WAIT_MS => {}
+                opened => {
+                    let database = Arc::new(opened?);
+                    open.insert(path.to_path_buf(), Arc::downgrade(&database));
+                    return Ok(database);
+                }
+            }
         }
-    };
-    open.insert(path.to_path_buf(), Arc::downgrade(&database));
-    Ok(database)
+        // The wait is outside the registry's lock, so that stores on other paths open
+        // meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        waited_ms += 5;
+    }
 }
 
 /// The database in `dir`, with its tables.
@@ -819,6 +827,38 @@ mod tests {
         let index = tables.output_index(1, 1).unwrap().unwrap().index;
         assert_eq!(index.candidates, [candidate(4)]);
         assert_eq!(tables.small(&[9; 32]).unwrap(), Some(vec![9; 10]));
+    }
+
+    /// An open that waits for this process's last handle on its file to close holds up no
+    /// open of another file.
+    #[test]
+    fn an_open_waiting_for_a_closing_handle_holds_up_no_other_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (waiting, other) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+        // A handle of this process still closing: the file is locked, and the registry
+        // remembers the path with no live handle.
+        let closing = Database::create(&waiting).unwrap();
+        OPEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(waiting.clone(), Weak::new());
+        let (started, waits) = std::sync::mpsc::channel();
+        let opener = std::thread::spawn({
+            let waiting = waiting.clone();
+            move || {
+                started.send(()).unwrap();
+                database_at(&waiting).map(|_| ())
+            }
+        });
+        waits.recv().unwrap();
+        // Time for the opener to reach its wait; if it has not, the test passes without
+        // showing anything, never fails.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Before the waiting open had let go of the registry this one waited for it, and the
+        // closing handle went only after it: the waiting open then failed.
+        database_at(&other).unwrap();
+        drop(closing);
+        opener.join().unwrap().unwrap();
     }
 
     /// A store written before sizes had their own table holds its small blobs' bytes only:
